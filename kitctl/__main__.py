@@ -1,0 +1,3 @@
+from kitctl.cli import main
+
+main()
