@@ -1,0 +1,41 @@
+"""Connecting to the site database with the durability the outbox needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def database_url_from_env(env: dict[str, str] | None = None) -> str:
+    """`KIT_DATABASE_URL`, or the contents of `KIT_DATABASE_URL_FILE` (a secret)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("KIT_DATABASE_URL"):
+        return env["KIT_DATABASE_URL"]
+    if env.get("KIT_DATABASE_URL_FILE"):
+        return Path(env["KIT_DATABASE_URL_FILE"]).read_text().strip()
+    raise RuntimeError("set KIT_DATABASE_URL or KIT_DATABASE_URL_FILE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; on SQLite: WAL, synchronous=FULL (a checkout survives power loss), busy wait."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

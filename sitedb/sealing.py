@@ -1,0 +1,31 @@
+"""Card keys at rest: sealed with the site key (AES-256-GCM), opened only to show a buyer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_AAD = b"kitctl-delivery-v1"
+
+
+def load_site_key(path: str | Path) -> bytes:
+    key = base64.b64decode(Path(path).read_text().strip())
+    if len(key) != 32:
+        raise ValueError("site key must be 32 bytes (base64)")
+    return key
+
+
+def seal(key: bytes, data: Any) -> str:
+    nonce = os.urandom(12)
+    box = AESGCM(key).encrypt(nonce, json.dumps(data, separators=(",", ":")).encode(), _AAD)
+    return base64.b64encode(nonce + box).decode("ascii")
+
+
+def open_sealed(key: bytes, sealed: str) -> Any:
+    raw = base64.b64decode(sealed)
+    return json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], _AAD))

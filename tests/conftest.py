@@ -1,0 +1,47 @@
+"""Fixtures every suite can use. Suites keep their own fixtures in their folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.postgres import create_database, pg_bindir, postgres_cluster
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip when a real part is missing on a developer machine; fail in CI, never skip silently."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A real PostgreSQL cluster for the whole run (or KITCTL_TEST_PG_URL if set)."""
+    if os.environ.get("KITCTL_TEST_PG_URL"):
+        yield os.environ["KITCTL_TEST_PG_URL"]
+        return
+    require(pg_bindir() is not None, "PostgreSQL server is not installed")
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh empty database on the real cluster, for one test."""
+    return create_database(pg_server)
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    """Where tests leave screenshots and logs for people to look at."""
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
