@@ -44,8 +44,8 @@ class SiteInputs(BaseSettings):
     licence: str | None = None  # TOKEN or @FILE; read and verified in resolve
     hq_keys: Path | None = None
     hq_url: str | None = None
-    name: str = ""
-    domain: str = ""
+    name: str | None = None
+    domain: str | None = None
     logo: Path | None = None
     primary_color: str = "#1F6FEB"
     accent_color: str = "#F59E0B"
@@ -74,8 +74,8 @@ class SiteInputs(BaseSettings):
     # -- text ---------------------------------------------------------------
     @field_validator("name")
     @classmethod
-    def _name(cls, v: str) -> str:
-        return check_text(v, "site name", MAX_NAME)
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else check_text(v, "site name", MAX_NAME)
 
     @field_validator("contact")
     @classmethod
@@ -84,8 +84,8 @@ class SiteInputs(BaseSettings):
 
     @field_validator("domain")
     @classmethod
-    def _domain(cls, v: str) -> str:
-        return parse_domain(v).ascii
+    def _domain(cls, v: str | None) -> str | None:
+        return None if v is None else parse_domain(v).ascii
 
     @field_validator("licence")
     @classmethod
@@ -182,7 +182,7 @@ class SiteInputs(BaseSettings):
     # -- derived ------------------------------------------------------------
     @property
     def parsed_domain(self) -> Domain:
-        return parse_domain(self.domain)
+        return parse_domain(self.domain or "localhost")
 
     @property
     def effective_tls(self) -> Literal["acme", "internal", "off"]:

@@ -44,7 +44,7 @@ def load_logo(path: Path) -> Logo:
     return check_logo(data, str(path))
 
 
-def check_logo(data: bytes, name: str = "logo") -> Logo:
+def check_logo(data: bytes, name: str = "data") -> Logo:
     """Classify `data` by its bytes (never by file name) and validate it."""
     if len(data) > MAX_LOGO_BYTES:
         raise InvalidInput(f"logo {name} is larger than {MAX_LOGO_BYTES // 1024} KiB")
