@@ -60,12 +60,14 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
     """What `render_site` would change, computed without writing anything."""
     import yaml
 
+    from kitctl.render.yamlload import load_yaml
+
     site = resolve_site(as_inputs(inputs), now=now)
     rendered = build_site(site)
     site_dir = Path(site.inputs.site_dir)
     current = read_site_files(site_dir)
     try:
-        old_compose = yaml.safe_load(current[COMPOSE]) if COMPOSE in current else None
+        old_compose = load_yaml(current[COMPOSE]) if COMPOSE in current else None
     except yaml.YAMLError:
         old_compose = None
     return Plan(
