@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kitctl.errors import InvalidInput, KitError
 from kitctl.render.build import COMPOSE, RenderedSite, build_site
 from kitctl.render.plan import Plan, diff_files, service_changes
 from kitctl.render.secrets import SECRETS_DIR, missing_secrets
@@ -52,7 +53,12 @@ def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None
     site = resolve_site(as_inputs(inputs), now=now)
     rendered = build_site(site)
     site_dir = Path(site.inputs.site_dir)
-    written = write_site(site_dir, rendered.files, site.licence.token)
+    if site_dir.exists() and not site_dir.is_dir():
+        raise InvalidInput(f"site dir {site_dir} exists and is not a directory")
+    try:
+        written = write_site(site_dir, rendered.files, site.licence.token)
+    except OSError as exc:
+        raise KitError(f"cannot write site dir {site_dir}: {exc.strerror or exc}; the previous one is unchanged") from None
     return RenderResult(site_dir.absolute(), written.changed, site, rendered, written.secrets_created)
 
 
