@@ -22,7 +22,7 @@ no_surrogates = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), ma
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(value=st.recursive(no_surrogates | st.integers() | st.booleans() | st.none(),
                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(no_surrogates, inner, max_size=4),
                           max_leaves=12))
