@@ -273,4 +273,4 @@ def test_generated_values_are_both_accepted_and_refused():
     """The properties above are only meaningful if both branches were exercised."""
     for field in ("name", "contact", "domain"):
         stats = _CHECKERS[field].stats
-        assert stats["rendered"] > 50 and stats["refused"] > 50, (field, stats)
+        assert stats["rendered"] >= 20 and stats["refused"] >= 20, (field, stats)
