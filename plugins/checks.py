@@ -94,3 +94,13 @@ def redact(payload: Any) -> Any:
     if isinstance(payload, (str, int, float, bool)) or payload is None:
         return payload
     return str(payload)  # datetimes, decimals: as text, never live objects
+
+
+def first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        return f"{where}: {message}"
+    return one_line(exc)

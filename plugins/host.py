@@ -95,7 +95,7 @@ class PluginHost:
             try:
                 settings = manifest.settings.model_validate(raw_settings(config_dir, manifest.name))
             except Exception as exc:
-                host.refused[manifest.name] = f"{manifest.name} settings are invalid: {_first_error(exc)}"
+                host.refused[manifest.name] = f"{manifest.name} settings are invalid: {checks.first_error(exc)}"
                 host._count(manifest.name, "settings", "invalid")
                 continue
             host._start(plugin_cls, settings, config_dir, __version__)
@@ -400,15 +400,6 @@ def _kind(exc: BaseException) -> str:
     if isinstance(exc, checks.BadAnswer):
         return "invalid"
     return "error"
-
-
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        return f"{where}: {first.get('msg', 'invalid')}"
-    return checks.one_line(exc)
 
 
 def _checked_prices(ctx: dict[str, Any]) -> tuple[int, int, int]:
