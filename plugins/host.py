@@ -433,7 +433,7 @@ def _checked_adjustment(raw: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         return 0, {}, {}
     if not isinstance(raw, dict):
         raise checks.BadAnswer("adjust_checkout must return a dict")
-    cents = checks.discount(raw.get("discount_cents", 0))
+    cents = checks.discount(0 if raw.get("discount_cents") is None else raw["discount_cents"])
     extras = checks.plain_data(raw.get("extras") or {}, "extras")
     errors = raw.get("errors") or {}
     if not isinstance(extras, dict) or not isinstance(errors, dict):
