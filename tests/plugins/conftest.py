@@ -52,14 +52,23 @@ def registry():
     return CollectorRegistry()
 
 
-@pytest.fixture
-def site_db(tmp_path: Path) -> str:
-    """A migrated SQLite site database (the embedded default)."""
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sitedb.migrate import upgrade
 
-    url = f"sqlite:///{tmp_path / 'site.db'}"
-    upgrade(url)
-    return url
+    path = tmp_path_factory.mktemp("sitedb") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def site_db(tmp_path: Path, _migrated_template: Path) -> str:
+    """A migrated SQLite site database (the embedded default), copied from one migration run."""
+    import shutil
+
+    target = tmp_path / "site.db"
+    shutil.copyfile(_migrated_template, target)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture
