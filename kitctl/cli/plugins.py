@@ -35,11 +35,11 @@ def list_(site_dir: Path = SITE_DIR, hq_keys: Optional[Path] = HQ_KEYS, as_json:
     from rich.table import Table
 
     table = Table(title="Plugins")
-    for column in ("name", "version", "feature", "licensed", "enabled", "status"):
-        table.add_column(column)
+    for column in ("name", "version", "licensed", "enabled", "status"):
+        table.add_column(column, no_wrap=column != "status")
     for row in rows:
-        licensed = "yes" if row["licensed"] else f"no (needs {row['needs_tier'] or 'a custom licence'})"
-        table.add_row(row["name"], row["version"], row["feature"], licensed, _yes(row["enabled"]), escape(_short_status(row)))
+        licensed = "yes" if row["licensed"] else f"needs {row['needs_tier'] or 'HQ'}"
+        table.add_row(row["name"], row["version"], licensed, _yes(row["enabled"]), escape(_short_status(row)))
     out().print(table)
 
 
@@ -112,8 +112,8 @@ def _print_rows(rows: list[dict], as_json: bool, title: str, data: object) -> No
 
     table = Table(title=title)
     columns = list(rows[0]) if rows else []
-    for column in columns:
-        table.add_column(column)
+    for index, column in enumerate(columns):
+        table.add_column(column, no_wrap=index == 0)
     for row in rows:
         table.add_row(*(escape("" if row[c] is None else str(row[c])) for c in columns))
     out().print(table if rows else "nothing to show")
