@@ -8,7 +8,7 @@ transaction, so a coupon is used exactly when an order is written.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +32,7 @@ class CouponsPlugin(Plugin):
         checkout_timeout_seconds=2.0,
     )
 
-    _prepared: set[str] = set()
+    _prepared: ClassVar[set[str]] = set()  # databases known to have the table
 
     def checkout_fields(self) -> list[dict[str, Any]]:
         return [{"name": "coupon", "label": self.settings.field_label, "required": False, "max_length": 32}]
@@ -49,8 +49,7 @@ class CouponsPlugin(Plugin):
         code = normalise_code(ctx["fields"].get("coupon", ""))
         if not code:
             return {}
-        self._ensure_table(session)
-        coupon = self._find(session, code)
+        coupon = self._find(session, code) if self._table_exists(session) else None
         gross = ctx["unit_price_cents"] * ctx["quantity"]
         try:
             if coupon is None:
@@ -73,20 +72,19 @@ class CouponsPlugin(Plugin):
         }
 
     # -- internals -----------------------------------------------------------------
-    def _ensure_table(self, session: Any) -> None:
-        """First use on a database: create the table inside this transaction (idempotent)."""
+    def _table_exists(self, session: Any) -> bool:
+        """No coupon was ever added when the table is missing; checkouts never run DDL."""
         connection = session.connection()
         key = repr(connection.engine.url)
-        if key in self._prepared:
-            return
-        from sqlalchemy import inspect
+        if key not in self._prepared:
+            from sqlalchemy import inspect
 
-        from plugins.coupons.tables import coupons, metadata
+            from plugins.coupons.tables import coupons
 
-        if inspect(connection).has_table(coupons.name):
-            type(self)._prepared.add(key)  # remembered only once it exists outside this transaction too
-            return
-        metadata.create_all(connection, checkfirst=True)
+            if not inspect(connection).has_table(coupons.name):
+                return False
+            type(self)._prepared.add(key)
+        return True
 
     @staticmethod
     def _find(session: Any, code: str) -> dict[str, Any] | None:

@@ -1,10 +1,12 @@
 """The coupons plugin's own table, on its own metadata (not part of sitedb's migrations).
 
 Decision: the plugin owns `plugin_coupons` and creates it with
-`metadata.create_all(checkfirst=True)`: at start (`host.prepare_database`), from
-the admin command, or lazily inside the first checkout that names a coupon.
-A plugin that can be installed or removed independently of the kit keeps its
-schema with itself instead of adding migrations to the shared site database.
+`metadata.create_all(checkfirst=True)` from `prepare_database`, which the admin
+command calls before adding a coupon (and callers may call at start through
+`host.prepare_database(engine)`). A checkout never runs DDL: with no table there
+is no coupon, so a typed code is simply "not valid". A plugin that can be
+installed or removed independently of the kit keeps its schema with itself
+instead of adding migrations to the shared site database.
 """
 
 from __future__ import annotations

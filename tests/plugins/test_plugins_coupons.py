@@ -111,11 +111,21 @@ def test_disabled_coupon_and_admin_errors(site_dir, site_db, engine, host):
         run_admin(site_dir, "coupons", "list", [], site_db, SiteLicence("basic", TIERS["basic"].features))
 
 
-def test_first_checkout_on_a_fresh_database_creates_the_table_in_its_transaction(site_db, engine, host):
-    adjustment, _ = place_order(engine, host, checkout_ctx(fields={"coupon": "ANY"}))
-    assert adjustment["errors"] == {"coupon": "coupon ANY is not valid"}  # table created, no such code
+def test_a_fresh_database_without_the_table_refuses_codes_and_sells_normally(engine, host):
     from sqlalchemy import inspect
 
+    refused, none = place_order(engine, host, checkout_ctx(fields={"coupon": "ANY"}))
+    plain, order_id = place_order(engine, host, checkout_ctx())
+    assert refused["errors"] == {"coupon": "coupon ANY is not valid"} and none is None
+    assert plain["discount_cents"] == 0 and order_id
+    assert not inspect(engine).has_table("plugin_coupons")  # no DDL inside a checkout
+
+
+def test_prepare_database_through_the_host_creates_the_table(engine, host):
+    from sqlalchemy import inspect
+
+    host.prepare_database(engine)
+    host.prepare_database(engine)  # idempotent
     assert inspect(engine).has_table("plugin_coupons")
 
 
