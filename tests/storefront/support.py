@@ -22,7 +22,7 @@ import httpx
 
 from sitedb.engine import make_engine, session_factory
 from sitedb.migrate import upgrade
-from sitedb.models import CatalogItem, Order, SiteState
+from sitedb.models import CatalogItem, Order, PriceRule, SiteState
 from sitedb.sealing import seal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,9 +52,10 @@ def seed(url: str, *, status: str = "active", markup_bps: int = 800, reason: str
     engine = make_engine(url)
     try:
         with session_factory(engine).begin() as s:
+            s.merge(PriceRule(id=1, scope="all", target=None, kind="percent", value=markup_bps, rounding="none", enabled=True))
             for sku, name, cat, face, hq, kind, pattern, lo, hi, stock in CATALOG:
                 s.merge(CatalogItem(
-                    sku=sku, name=name, category=cat, face_value_cents=face, hq_price_cents=hq,
+                    sku=sku, name=name, category=cat, face_value_cents=face, hq_price_cents=hq, price_rule_id=1,
                     price_cents=(hq * (10_000 + markup_bps) + 5_000) // 10_000, currency="CNY", stock_kind=kind,
                     account_pattern=pattern, min_qty=lo, max_qty=hi, stock=stock, status="active", hq_version=1,
                     content_hash=sku, sync_mark=0))
