@@ -85,19 +85,3 @@ def _release_hung_plugins() -> Iterator[None]:
     yield
     fixture_plugins.HANG_RELEASE.set()
 
-
-@pytest.fixture(scope="session")
-def chromium():  # type: ignore[no-untyped-def]
-    """Debian's headless Chromium through Playwright (skipped off CI when missing, failed in CI)."""
-    import os
-    import shutil
-
-    from tests.conftest import require
-
-    path = "/usr/bin/chromium"
-    require(shutil.which("chromium") is not None or os.path.exists(path), "Debian's chromium is not installed")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield browser
-        browser.close()
