@@ -134,3 +134,15 @@ def failing_import_source() -> Source:
 
 def not_a_plugin_source() -> Source:
     return Source("stranger", "test", "builtins:object", lambda: object)
+
+
+class BadSQLPlugin(Plugin):
+    """Sends SQL the database rejects: on PostgreSQL that aborts the transaction unless rolled back to a savepoint."""
+
+    manifest = Manifest(name="bad-sql", version="1.0", feature="coupons")
+
+    def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+        from sqlalchemy import text
+
+        session.execute(text("SELECT no_such_column FROM no_such_table"))
+        return {"discount_cents": 1}

@@ -137,3 +137,22 @@ def test_card_keys_never_reach_a_plugin():
     payload = {"order_id": "A1", "delivery": {"card_keys": [{"serial": "S", "secret": "K"}]},
                "card_keys": [{"secret": "K"}], "items": [{"secret": "K", "sku": "G"}]}
     assert redact(payload) == {"order_id": "A1", "items": [{"sku": "G"}]}
+
+
+@pytest.mark.postgres
+def test_a_plugins_failed_sql_does_not_abort_the_order_on_postgres(pg_url, registry):
+    from sitedb.engine import make_engine
+    from sitedb.migrate import upgrade
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    try:
+        host = _host(registry, fx.BadSQLPlugin, fx.WriteThenRaisePlugin, fx.FixedDiscountPlugin)
+        adjustment, order_id = place_order(engine, host, checkout_ctx())
+        assert order_id and adjustment["discount_cents"] == 100
+        assert sorted(adjustment["extras"]["_failed"]) == ["bad-sql", "scribbler"]
+        with Session(engine) as s:
+            assert s.get(Order, order_id).total_cents == 20_000 - 100
+            assert s.scalar(select(func.count()).select_from(AuditEntry)) == 0
+    finally:
+        engine.dispose()
