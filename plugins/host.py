@@ -22,6 +22,7 @@ from plugins.isolation import DeadlineRunner, GuardedSession, HookBusy, HookTime
 
 log = logging.getLogger("kit.plugins")
 EVENT_QUEUE_SIZE = 1000
+IMPORT_TIMEOUT_SECONDS = 15.0  # a plugin whose import hangs is refused, not waited for
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,11 @@ class PluginHost:
     def _import(self, source: Source) -> type[Plugin] | None:
         """The plugin class of `source`, or None with the reason recorded and counted."""
         try:
-            obj = source.load()
+            obj = self._runner.call(source.name, "import", source.load, IMPORT_TIMEOUT_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - a plugin's import must never stop the caller
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            self._fail_load(source.name, "import", f"{source.name} failed to import: {_describe(exc)}")
+            self._fail_load(source.name, "import", f"{source.name} failed to import: {_describe(exc)}", kind=_kind(exc) if isinstance(exc, (HookTimeout, HookBusy)) else "import")
             return None
         try:
             manifest = check_manifest(getattr(obj, "manifest", None))

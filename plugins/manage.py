@@ -51,6 +51,11 @@ def load_host(site_dir: Path, licence: SiteLicence | None, sources: Any = None):
     return PluginHost.load(features, None, site_dir, "kitctl", tier=licence.tier if licence else None, sources=sources)
 
 
+def stack_fragments_for_site(site_dir: Path, licence: SiteLicence | None) -> dict[str, dict[str, Any]]:
+    """Extra compose services/volumes/env the site's licensed, enabled plugins add (for render and status)."""
+    return load_host(site_dir, licence).stack_fragments()
+
+
 def list_plugins(site_dir: Path, licence: SiteLicence | None, sources: Any = None) -> list[dict[str, Any]]:
     """One row per installed plugin: version, feature, licensed, enabled, status, masked settings."""
     from kitctl.licence.tiers import lowest_tier_with

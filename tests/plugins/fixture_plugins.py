@@ -146,3 +146,11 @@ class BadSQLPlugin(Plugin):
 
         session.execute(text("SELECT no_such_column FROM no_such_table"))
         return {"discount_cents": 1}
+
+
+def hanging_import_source() -> Source:
+    def load() -> Any:
+        HANG_RELEASE.wait(30)
+        raise ImportError("released")
+
+    return Source("slow-import", "test", "slow_import:Plugin", load)

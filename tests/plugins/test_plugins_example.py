@@ -63,6 +63,10 @@ def test_the_examples_stack_fragment_and_event_hook(installed_example, site_dir,
     configure(site_dir, "referral", [f"ledger_file={ledger}", "partner_api_token=tok-123"], SiteLicence("flagship", TIERS["flagship"].features))
     host = PluginHost.load(TIERS["flagship"].features, config_dir=site_dir, where="kitctl")
     fragments = host.stack_fragments()
+    from plugins.manage import stack_fragments_for_site
+
+    assert stack_fragments_for_site(site_dir, SiteLicence("flagship", TIERS["flagship"].features)) == fragments
+    assert stack_fragments_for_site(site_dir, SiteLicence("pro", TIERS["pro"].features)) == {"services": {}, "volumes": {}, "env": {}}
     assert fragments["services"]["referral-sync"]["image"] == "kitctl/base:bookworm"
     assert fragments["env"]["storefront"] == {"KIT_REFERRAL_ENABLED": "1"}
     host.emit("order_created", {"order_id": "B7", "extras": {"referral": {"referrer": "bob"}}})

@@ -84,6 +84,20 @@ def test_failed_import_and_non_plugins_are_refused_and_counted(registry):
     assert registry.get_sample_value("kitagent_plugin_errors_total", {"plugin": "broken", "hook": "import", "kind": "import"}) == 1.0
 
 
+def test_a_plugin_whose_import_hangs_is_refused_at_the_deadline(registry, monkeypatch):
+    import time
+
+    import plugins.host as host_module
+
+    monkeypatch.setattr(host_module, "IMPORT_TIMEOUT_SECONDS", 0.3)
+    started = time.monotonic()
+    host = PluginHost.load(["coupons"], sources=[fx.hanging_import_source(), fx.source(fx.FixedDiscountPlugin)], registry=registry)
+    assert time.monotonic() - started < 2
+    assert host.loaded == ["fixed-off"]
+    assert host.refused["slow-import"] == "slow-import failed to import: HookTimeout: slow-import.import exceeded its 0.3s budget"
+    assert registry.get_sample_value("kitagent_plugin_errors_total", {"plugin": "slow-import", "hook": "import", "kind": "timeout"}) == 1.0
+
+
 def test_a_third_party_cannot_shadow_a_builtin_name():
     from plugins.discovery import Source, builtin_sources
 
