@@ -110,7 +110,8 @@ class PluginHost:
         except BaseException as exc:  # noqa: BLE001 - a plugin's import must never stop the caller
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            self._fail_load(source.name, "import", f"{source.name} failed to import: {_describe(exc)}", kind=_kind(exc) if isinstance(exc, (HookTimeout, HookBusy)) else "import")
+            reason = f"{source.name} failed to import: {_describe(exc)}"
+            self._fail_load(source.name, "import", reason, kind=_kind(exc, default="import"))
             return None
         try:
             manifest = check_manifest(getattr(obj, "manifest", None))
@@ -123,7 +124,9 @@ class PluginHost:
             self._fail_load(source.name, "manifest", f"{source.name}: entry point name differs from manifest name {manifest.name!r}")
             return None
         if manifest.name in self.installed:
-            self._fail_load(f"{source.name}@{source.origin}", "manifest", f"{source.name} from {source.origin}: the name is already taken by {self.installed[manifest.name].origin}")
+            taken_by = self.installed[manifest.name].origin
+            reason = f"{source.name} from {source.origin}: the name is already taken by {taken_by}"
+            self._fail_load(f"{source.name}@{source.origin}", "manifest", reason)
             return None
         self.installed[manifest.name] = Installed(
             manifest.name, manifest.version, manifest.feature, source.origin,
@@ -393,14 +396,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {checks.one_line(exc)}" if str(exc) else type(exc).__name__
 
 
-def _kind(exc: BaseException) -> str:
+def _kind(exc: BaseException, default: str = "error") -> str:
+    """The metric's `kind` label for a failure."""
     if isinstance(exc, HookTimeout):
         return "timeout"
     if isinstance(exc, HookBusy):
         return "busy"
     if isinstance(exc, checks.BadAnswer):
         return "invalid"
-    return "error"
+    return default
 
 
 def _checked_prices(ctx: dict[str, Any]) -> tuple[int, int, int]:

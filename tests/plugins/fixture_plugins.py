@@ -7,7 +7,6 @@ discovery is replaced (the test hands the host these sources).
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
