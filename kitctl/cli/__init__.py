@@ -72,7 +72,4 @@ def _print_error(message: str) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--version"]:  # the one path that must not even import typer's commands
-        print(f"kitctl {__version__}")
-        return
     sys.exit(run(sys.argv[1:]))
