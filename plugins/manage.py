@@ -201,11 +201,19 @@ def run_admin(site_dir: Path, name: str, action: str, pairs: list[str], database
         raise InvalidInput("no site database: pass --database-url or set KIT_DATABASE_URL")
     spec = actions[action]
     args = _validated_args(spec.arguments, parse_pairs(pairs, spec.arguments, f"{name} {action}"), name, action)
-    engine = make_engine(database_url)
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        engine = make_engine(database_url)
+    except (ArgumentError, ValueError):
+        raise InvalidInput("the site database URL is not a valid SQLAlchemy URL") from None
     try:
         plugin.prepare_database(engine)
         with Session(engine) as session, session.begin():
             return spec.run(session, args)
+    except SQLAlchemyError as exc:  # the message names host and port, never the password
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise InvalidInput(f"site database: {type(exc).__name__}: {detail}") from None
     finally:
         engine.dispose()
 

@@ -102,3 +102,11 @@ def test_admin_adds_and_lists_coupons_on_the_site_database(kit, site_dir, issue,
     assert code == 0 and "WELCOME" in out and "15%" in out
     code, _, err = kit("admin", "coupons", "explode", "--database-url", site_db)
     assert code == 2 and "coupons has no action 'explode'" in err
+
+
+@pytest.mark.parametrize("url", ["not a url", "postgresql+psycopg://kit:pw-s3cret@127.0.0.1:1/site"])
+def test_admin_with_an_unusable_database_is_one_line_without_the_password(kit, site_dir, issue, url):
+    licence(site_dir, issue("pro"))
+    code, out, err = kit("admin", "coupons", "list", "--database-url", url)
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "pw-s3cret" not in out + err and "Traceback" not in err
