@@ -75,6 +75,8 @@ class PluginHost:
         from kitctl import __version__
         from plugins.site_config import raw_settings, read_choice
 
+        if where not in ("storefront", "agent", "kitctl"):
+            raise ValueError(f"where must be storefront, agent or kitctl, not {where!r}")
         host = cls(where, registry)
         granted = set(features)
         config_dir = Path(config_dir) if config_dir is not None else None
