@@ -1,0 +1,97 @@
+"""Request helpers shared by the shop and the admin: rendering, locale, CSRF, cookies, client address."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Mapping
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from storefront.context import Shop
+from storefront.i18n import LOCALES, category_label, translator
+from storefront.money import format_money
+
+CSRF_COOKIE = "kit_csrf"
+LANG_COOKIE = "kit_lang"
+
+
+class HTTPProblem(Exception):
+    """A refusal rendered as a page: status plus a message key."""
+
+    def __init__(self, status: int, message_key: str, **params: Any) -> None:
+        super().__init__(message_key)
+        self.status, self.message_key, self.params = status, message_key, params
+
+
+def shop_of(request: Request) -> Shop:
+    return request.app.state.shop
+
+
+def locale_of(request: Request) -> str:
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return wanted if wanted in LOCALES else shop_of(request).site.locale
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def is_https(request: Request) -> bool:
+    mode = shop_of(request).settings.cookie_secure
+    return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
+    """Every cookie the storefront sets: HttpOnly, SameSite=Lax, Secure behind HTTPS."""
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", secure=is_https(request), path="/")
+
+
+def csrf_seed(request: Request) -> str:
+    seed = getattr(request.state, "csrf_seed", None) or request.cookies.get(CSRF_COOKIE)
+    if not seed or len(seed) > 64:
+        seed = secrets.token_urlsafe(24)
+        request.state.csrf_new = True
+    request.state.csrf_seed = seed
+    return seed
+
+
+def csrf_token(request: Request) -> str:
+    return shop_of(request).signers.csrf.mac(csrf_seed(request).encode())
+
+
+def check_csrf(request: Request, form: Mapping[str, Any]) -> None:
+    """The form must carry the token derived from this browser's CSRF cookie (and come from our origin)."""
+    import hmac
+
+    seed = request.cookies.get(CSRF_COOKIE)
+    sent = str(form.get("csrf", ""))
+    expected = shop_of(request).signers.csrf.mac(seed.encode()) if seed else ""
+    if not seed or not hmac.compare_digest(sent, expected):
+        raise HTTPProblem(403, "err.csrf")
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+        raise HTTPProblem(403, "err.csrf")
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200,
+           private: bool = False) -> HTMLResponse:
+    """Render a page with the site, locale, licence notice and CSRF token available to the template."""
+    shop = shop_of(request)
+    locale = locale_of(request)
+    t = translator(locale)
+    page = shop.templates.get_template(template)
+    ctx = {
+        "request": request, "q": None, "site": shop.site, "t": t, "locale": locale, "money": format_money,
+        "category_label": lambda c: category_label(t, c), "licence": shop.licence(), "csrf": csrf_token(request),
+        "logo_url": f"/branding/{shop.site.logo}" if shop.site.logo else None,
+    }
+    ctx.update(context or {})
+    response = HTMLResponse(page.render(ctx), status_code=status)
+    if getattr(request.state, "csrf_new", False):
+        set_cookie(request, response, CSRF_COOKIE, request.state.csrf_seed, None)
+    if request.query_params.get("lang") in LOCALES:
+        set_cookie(request, response, LANG_COOKIE, locale, 365 * 86400)
+    if private:
+        response.headers["Cache-Control"] = "no-store"
+    return response
