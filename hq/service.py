@@ -49,6 +49,9 @@ class HQ:
         if migrate:
             db.upgrade(url)
         engine = db.make_engine(url)
+        sqlite_file = settings.dir / "hq.sqlite3"
+        if sqlite_file.exists():
+            os.chmod(sqlite_file, 0o600)
         hq = cls(settings=settings, engine=engine, sessionmaker=sessionmaker(engine, expire_on_commit=False))
         hq._ensure_epoch()
         return hq
