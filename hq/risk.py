@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from hq.models import Order, Site
 from kitctl.errors import InvalidInput
 
 Action = Literal["review", "reject"]
+log = logging.getLogger("hq.risk")
 SEVERITY = {"approve": 0, "review": 1, "reject": 2}
 
 
@@ -111,11 +113,21 @@ class RuleSource:
         mtime = self.path.stat().st_mtime
         if self._cache is None or self._cache[0] != mtime:
             try:
-                data = json.loads(self.path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"risk rules file {self.path.name} is not JSON: {exc}") from None
-            self._cache = (mtime, parse_rules(data))
+                self._cache = (mtime, self.load())
+            except InvalidInput as exc:
+                if self._cache is None:
+                    raise
+                # a half-edited file must not stop orders: keep deciding with the last good rules
+                log.error("%s; still using the previous rules", exc)
         return self._cache[1]
+
+    def load(self) -> Rules:
+        """Parse the file now; InvalidInput with one line if it is not valid rules."""
+        try:
+            data = json.loads(self.path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"risk rules file {self.path.name} is not JSON: {exc}") from None
+        return parse_rules(data)
 
     def save(self, rules: Rules) -> None:
         tmp = self.path.with_suffix(".tmp")
