@@ -87,6 +87,26 @@ class RunningHQ:
         self.service.rules.save(parse_rules(rules))
 
 
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _copy_migrated_sqlite(hq_dir: Path) -> None:
+    """Start from an already migrated SQLite file: migrating each test's database is slow."""
+    import shutil
+    import tempfile
+
+    from hq import db
+
+    if "sqlite" not in _TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="hq-template-")) / "hq.sqlite3"
+        db.upgrade(f"sqlite:///{template}")
+        _TEMPLATE["sqlite"] = template
+    hq_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = hq_dir / "hq.sqlite3"
+    if not target.exists():
+        shutil.copyfile(_TEMPLATE["sqlite"], target)
+
+
 @contextmanager
 def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int | None = None,
                **settings: Any) -> Iterator[RunningHQ]:
@@ -98,6 +118,8 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
 
     port = port or free_port(host)
     hq_dir = Path(tmp_path) / "hq"
+    if database_url is None:
+        _copy_migrated_sqlite(hq_dir)
     public = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)

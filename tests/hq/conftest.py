@@ -31,8 +31,14 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         yield None
         return
     server = request.getfixturevalue("hq_pg_server")
-    with pg.fresh_database(server) as url:
+    with pg.fresh_database(server, template=request.getfixturevalue("hq_pg_template")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def hq_pg_template(hq_pg_server) -> str:
+    """A migrated database that each test's database is copied from."""
+    return pg.migrated_template(hq_pg_server)
 
 
 @pytest.fixture
