@@ -87,20 +87,31 @@ def _next_version(session: Session, sku: str, kind: str) -> int:
 
 
 def upsert(hq: "HQ", operator: str, sku: str, spec: ItemSpec) -> dict[str, Any]:
-    validate_sku(sku)
+    return upsert_many(hq, operator, [(sku, spec)])[0]
+
+
+def upsert_many(hq: "HQ", operator: str, items: list[tuple[str, ItemSpec]]) -> list[dict[str, Any]]:
+    """Create or update SKUs in one transaction; each change gets its own version."""
+    for sku, _ in items:
+        validate_sku(sku)
     with hq.session() as session:
-        item = session.get(CatalogItem, sku)
-        version = _next_version(session, sku, "upsert")
-        values = spec.model_dump()
-        if item is None:
-            item = CatalogItem(sku=sku, **values, version=version, deleted=False, updated_at=utcnow())
-            session.add(item)
-        else:
-            for k, v in values.items():
-                setattr(item, k, v)
-            item.version, item.deleted, item.updated_at = version, False, utcnow()
-        audit.record(session, operator, "catalog.upsert", None, sku=sku, **values)
-        return item_json(item, stock_of(session, [item]).get(sku))
+        rows = []
+        for sku, spec in items:
+            item = session.get(CatalogItem, sku)
+            version = _next_version(session, sku, "upsert")
+            values = spec.model_dump()
+            if item is None:
+                item = CatalogItem(sku=sku, **values, version=version, deleted=False, updated_at=utcnow())
+                session.add(item)
+            else:
+                for k, v in values.items():
+                    setattr(item, k, v)
+                item.version, item.deleted, item.updated_at = version, False, utcnow()
+            audit.record(session, operator, "catalog.upsert", None, sku=sku, **values)
+            rows.append(item)
+        session.flush()
+        stock = stock_of(session, rows)
+        return [item_json(i, stock.get(i.sku)) for i in rows]
 
 
 def remove(hq: "HQ", operator: str, sku: str) -> dict[str, Any]:

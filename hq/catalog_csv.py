@@ -51,6 +51,5 @@ def parse_items(text: str) -> list[tuple[str, catalog.ItemSpec]]:
 
 def import_items(hq: "HQ", operator: str, text: str) -> dict[str, Any]:
     items = parse_items(text)
-    for sku, spec in items:
-        catalog.upsert(hq, operator, sku, spec)
+    catalog.upsert_many(hq, operator, items)
     return {"upserted": len(items), "skus": [s for s, _ in items]}

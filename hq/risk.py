@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from hq.clock import aware
@@ -210,17 +210,23 @@ _VELOCITY_COLUMN = {"account": Order.buyer_account, "contact": Order.buyer_conta
 
 
 def _velocity(session: Session, rules: list[VelocityRule], c: Candidate, now: datetime) -> list[tuple[str, str]]:
+    """One query per signal (account, contact, ip) counts every window of that signal's rules."""
     out = []
     values = {"account": c.account, "contact": c.contact, "ip": c.ip}
-    for rule in rules:
-        value = values[rule.key]
-        if not value:
+    for key in ("account", "contact", "ip"):
+        mine = [r for r in rules if r.key == key]
+        value = values[key]
+        if not mine or not value:
             continue
-        column = _VELOCITY_COLUMN[rule.key]
-        since = now - timedelta(seconds=rule.window_seconds)
-        count = session.scalar(select(func.count()).select_from(Order).where(column == value, Order.received_at >= since))
-        if (count or 0) >= rule.max_orders:
-            out.append((rule.action, f"velocity_{rule.key}:{rule.max_orders}/{rule.window_seconds}s"))
+        column = _VELOCITY_COLUMN[key]
+        sinces = [now - timedelta(seconds=r.window_seconds) for r in mine]
+        counts = session.execute(
+            select(*[func.coalesce(func.sum(case((Order.received_at >= s, 1), else_=0)), 0) for s in sinces])
+            .where(column == value, Order.received_at >= min(sinces))
+        ).one()
+        for rule, count in zip(mine, counts):
+            if int(count or 0) >= rule.max_orders:
+                out.append((rule.action, f"velocity_{rule.key}:{rule.max_orders}/{rule.window_seconds}s"))
     return out
 
 
