@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hq import audit
-from hq.clock import iso, utcnow
+from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.models import CardKey, CatalogChange, CatalogItem, Meta
 from kitctl.licence.tiers import CATEGORIES
