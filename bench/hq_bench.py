@@ -57,8 +57,24 @@ def seed(hq_dir: Path, database_url: str | None, sites: int, items: int, keys: i
     return tokens
 
 
-def run_phase(name: str, seconds: float, threads: int, call: Callable[[httpx.Client, int], int]) -> dict:
-    """Run `call` from `threads` threads for `seconds`; returns ok/s and latency percentiles."""
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by the HQ process and its worker processes."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_phase(name: str, seconds: float, threads: int, call: Callable[[httpx.Client, int], int],
+              server_pid: int) -> dict:
+    """Run `call` from `threads` threads for `seconds`; returns ok/s, latency percentiles, server CPU used."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -81,6 +97,7 @@ def run_phase(name: str, seconds: float, threads: int, call: Callable[[httpx.Cli
             latencies.extend(local)
             units[0] += done
 
+    cpu_before = server_cpu_seconds(server_pid)
     started = time.monotonic()
     pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
     for t in pool:
@@ -88,11 +105,13 @@ def run_phase(name: str, seconds: float, threads: int, call: Callable[[httpx.Cli
     for t in pool:
         t.join()
     elapsed = time.monotonic() - started
+    cpu = server_cpu_seconds(server_pid) - cpu_before
     latencies.sort()
     q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
     return {"phase": name, "requests": len(latencies), "errors": errors[0], "per_second": units[0] / elapsed,
             "req_per_second": len(latencies) / elapsed, "p50_ms": q(0.50), "p99_ms": q(0.99),
-            "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan")}
+            "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+            "server_cpu_s": cpu, "per_server_cpu_second": units[0] / cpu if cpu else float("nan")}
 
 
 def main() -> None:
@@ -113,7 +132,7 @@ def main() -> None:
 
             url = stack.enter_context(fresh_database(stack.enter_context(cluster())))
         hq_dir = Path(tempfile.mkdtemp(prefix="hq-bench-"))
-        tokens = seed(hq_dir, url, args.sites, items=2000, keys=200_000 if args.db == "postgres" else 50_000)
+        tokens = seed(hq_dir, url, args.sites, items=2000, keys=50_000)
         port = free_port()
         env = {**os.environ, "KIT_HQ_DIR": str(hq_dir), "KIT_HQ_BIND": f"127.0.0.1:{port}",
                "KIT_HQ_WORKERS": str(args.workers), "KIT_HQ_SITE_RATE_PER_SECOND": "100000",
@@ -165,9 +184,11 @@ def main() -> None:
         print(f"HQ benchmark ({label}, {args.seconds:.0f}s per phase, {os.cpu_count()} CPUs shared with the load generator)")
         for name, fn in ((f"risk decisions (batch={args.batch})", decide), ("heartbeats", beat),
                          ("catalog pages (limit=500)", page)):
-            res = run_phase(name, args.seconds, args.threads, fn)
-            print(f"  {res['phase']:<32} {res['per_second']:8.0f}/s  requests {res['requests']:6d}  "
-                  f"errors {res['errors']:3d}  p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms")
+            res = run_phase(name, args.seconds, args.threads, fn, server.pid)
+            print(f"  {res['phase']:<30} {res['per_second']:7.0f}/s  requests {res['requests']:6d}  "
+                  f"errors {res['errors']:2d}  p50 {res['p50_ms']:7.1f} ms  p99 {res['p99_ms']:7.1f} ms  "
+                  f"server CPU {res['server_cpu_s']:5.1f}s -> {res['per_server_cpu_second']:6.0f} per CPU-second")
+        print(f"  host load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

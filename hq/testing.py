@@ -22,10 +22,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from hq.service import HQ
 from hq.settings import HQSettings
+
+if TYPE_CHECKING:
+    from kitctl.licence.keys import HQKeyStore
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +51,16 @@ class RunningHQ:
     @property
     def jwks(self) -> dict[str, Any]:
         return self.service.keys.jwks()
+
+    @property
+    def key_store(self) -> "HQKeyStore":
+        """HQ's signing keys (to sign tokens or commands a test needs)."""
+        return self.service.keys
+
+    def revoke(self, site: str, reason: str = "revoked in a test") -> None:
+        from hq import licences
+
+        licences.revoke(self.service, "test", site, reason)
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.operator_token}"}
