@@ -257,3 +257,30 @@ def test_rate_limit_per_site(tmp_path):
         r = http.get(f"{hq.url}/v1/catalog", headers=auth(a))
         assert r.json()["error"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
         assert http.get(f"{hq.url}/v1/catalog", headers=auth(b)).status_code == 200
+
+
+def test_expired_site_still_gets_heartbeat_answers_and_renewal(sqlite_hq):
+    from hq import licences
+    from hq.models import Licence
+
+    token = sqlite_hq.issue_licence("xingchen", days=1)
+    # move the licence two months into the past: beyond grace, yet the heartbeat must still reach it
+    old = issue_licence(sqlite_hq.service.keys, site="xingchen", tier="pro", categories=["game"], days=30,
+                        hq_url=sqlite_hq.url, now=int(utcnow().timestamp()) - 60 * 86400, jti="old-jti")
+    with sqlite_hq.service.session() as s:
+        lic = s.get(Licence, verify_licence(token, sqlite_hq.service.pinned()).claims.jti)
+        s.add(Licence(jti="old-jti", site_id="xingchen", tier="pro", features=[], categories=["game"], regions=["CN"],
+                      revenue_share_bps=0, issued_at=lic.issued_at, expires_at=utcnow() - timedelta(days=30),
+                      issued_by="test", token_sha256="x"))
+        s.flush()
+        from hq.models import Site
+
+        s.get(Site, "xingchen").current_jti = "old-jti"
+    assert http.get(f"{sqlite_hq.url}/v1/catalog", headers=auth(old)).status_code == 401
+    hb = http.post(f"{sqlite_hq.url}/v1/heartbeat", headers=auth(old), json={"version": "1", "applied_seq": 0})
+    assert hb.status_code == 200 and hb.json()["licence"]["status"] == "expired"
+    licences.renew(sqlite_hq.service, "test", "xingchen", 365)
+    hb = http.post(f"{sqlite_hq.url}/v1/heartbeat", headers=auth(old), json={"version": "1", "applied_seq": 0}).json()
+    cmd = jws.verify(hb["commands"][0], sqlite_hq.service.pinned(), typ="kitctl-command+jwt")
+    assert cmd["type"] == "licence" and verify_licence(cmd["payload"]["token"], sqlite_hq.service.pinned()).days_left >= 364
+    assert hb["licence"]["status"] == "active"
