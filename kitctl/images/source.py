@@ -121,9 +121,12 @@ def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path
     if service in PYTHON_SERVICES:
         if wheels is None:
             raise ValueError(f"{service} needs wheels")
-        (ctx / "wheels").mkdir()
+        # deps/ and kit/ apart: a change to the kit alone rebuilds only the last, small layer
+        for sub in ("deps", "kit"):
+            (ctx / "wheels" / sub).mkdir(parents=True)
         for whl in wheels.glob("*.whl"):
-            _link_or_copy(whl, ctx / "wheels" / whl.name)
+            sub = "kit" if whl.name.startswith("kitctl-") else "deps"
+            _link_or_copy(whl, ctx / "wheels" / sub / whl.name)
     return ctx
 
 
