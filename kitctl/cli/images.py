@@ -24,7 +24,7 @@ PASSWORD_ENV = "KITCTL_REGISTRY_PASSWORD"
 
 
 @contextmanager
-def _progress(names: list[str]) -> Iterator[Callable[[str, str], None]]:
+def _progress() -> Iterator[Callable[[str, str], None]]:
     """A rich progress display (stderr): one spinner line per image/step."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -70,7 +70,7 @@ def build(
     services = select_services(service)
     root = checked_source_dir(source)
     client = connect(docker_host)
-    with _progress(services) as on_line:
+    with _progress() as on_line:
         built = build_images(client, root, version, services, base_image, on_line, no_cache)
     if json_out:
         print_json([b.as_dict() for b in built])
@@ -115,7 +115,7 @@ def push(
     services = select_services(service)
     creds = checked_credentials(registry, username, read_password(password_stdin))
     client = connect(docker_host)
-    with _progress(services) as on_line:
+    with _progress() as on_line:
         pushed = push_images(client, services, version, creds, on_line)
     if json_out:
         print_json({"pushed": pushed})
@@ -140,7 +140,7 @@ def bundle_save(
 
     services = select_services(service)
     client = connect(docker_host)
-    with _progress(services) as on_line:
+    with _progress() as on_line:
         entries = save_bundle(client, output, version, services, on_line)
     if json_out:
         print_json({"bundle": str(output), "images": [e.__dict__ for e in entries]})
@@ -160,7 +160,7 @@ def bundle_load(
     from kitctl.images.engine import connect
 
     client = connect(docker_host)
-    with _progress([]) as on_line:
+    with _progress() as on_line:
         tags = load_bundle(bundle, client, on_line)
     out().print(f"loaded {', '.join(tags)}")
 

@@ -33,9 +33,8 @@ def test_registry_accepts_admin(registry) -> None:
     assert "repositories" in response.json()
 
 
-def test_secrets_are_private(registry) -> None:
+def test_secrets_are_private(registry, ssh_url) -> None:
     for path in (fixtures.state_dir() / "registry" / "admin.password", fixtures.ssh_client_key()):
-        fixtures.ensure_service("sshd")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
@@ -51,10 +50,11 @@ def test_docker_py_reaches_the_engine_over_ssh(docker_engine, ssh_url) -> None:
 
 
 def test_ssh_refuses_an_unknown_key(ssh_url, tmp_path) -> None:
+    import subprocess
+
     import paramiko
 
     key_path = tmp_path / "stranger"
-    import subprocess
 
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_path)], check=True)
     client = paramiko.SSHClient()
