@@ -44,7 +44,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     sessions = session_factory(engine)
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
-        cache=ReadCache(sessions, settings.state_cache_seconds), limits=Limits(),
+        cache=ReadCache(sessions, settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
         signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
         site_key=settings.site_key(), templates=make_templates(),
     )

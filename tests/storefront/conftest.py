@@ -38,6 +38,13 @@ def sqlite_site(tmp_path: Path) -> Iterator[Site]:
     yield from _start(tmp_path, f"sqlite:///{tmp_path / 'site.db'}")
 
 
+@pytest.fixture(scope="module")
+def module_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """One SQLite-backed server shared by a module's read-mostly tests (starting one costs seconds)."""
+    tmp = tmp_path_factory.mktemp("site")
+    yield from _start(tmp, f"sqlite:///{tmp / 'site.db'}")
+
+
 @pytest.fixture
 def pg_site(tmp_path: Path, pg_url: str) -> Iterator[Site]:
     yield from _start(tmp_path, pg_url)
