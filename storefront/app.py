@@ -18,7 +18,7 @@ from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
 from storefront.siteconfig import load_site_config
-from storefront.state import ReadCache
+from storefront.state import PageCache, ReadCache
 from storefront.web import HTTPProblem, render
 
 log = logging.getLogger("storefront")
@@ -44,7 +44,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     sessions = session_factory(engine)
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
-        cache=ReadCache(sessions, settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
+        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
         signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
         site_key=settings.site_key(), templates=make_templates(),
     )

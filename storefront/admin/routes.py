@@ -134,7 +134,7 @@ def _rules_submit(request: Request, form: dict[str, str]) -> Response:
             s.commit()
     except rules_mod.RuleRefused as refused:
         return _rules_page(request, draft_form=shown, errors=refused.errors, status=422)
-    shop.cache.clear()
+    shop.clear_caches()
     return _rules_page(request, message=t("rules.saved", n=changed))
 
 
@@ -149,7 +149,7 @@ def _rules_delete(request: Request, rule_id: int) -> Response:
     t = translator(locale_of(request))
     with shop.sessions.begin() as s:
         deleted = rules_mod.delete_rule(s, rule_id, actor="admin:" + request.state.staff.username)
-    shop.cache.clear()
+    shop.clear_caches()
     if not deleted:
         return _rules_page(request, errors={"form": t("err.rule_missing")}, status=404)
     return _rules_page(request, message=t("rules.deleted"))
