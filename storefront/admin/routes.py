@@ -108,8 +108,15 @@ def _rules_page(request: Request, *, draft_form: dict | None = None, errors: dic
 
 
 @router.get("/rules", name="admin_rules")
-def rules_page(request: Request) -> Response:
-    return _rules_page(request)
+def rules_page(request: Request, edit: int | None = None) -> Response:
+    """`?edit=ID` loads an existing rule into the form, to change it (preview first, as for a new one)."""
+    if edit is None:
+        return _rules_page(request)
+    with shop_of(request).sessions() as s:
+        rule = s.get(PriceRule, edit)
+    if rule is None:
+        raise HTTPProblem(404, "err.rule_missing")
+    return _rules_page(request, draft_form=rules_mod.form_values(rule))
 
 
 @router.post("/rules", name="admin_rules_submit")
