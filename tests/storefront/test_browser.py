@@ -13,15 +13,15 @@ from tests.storefront.support import record_decision, set_licence
 pytestmark = pytest.mark.browser
 
 
-def _wait_for(page, url: str, text: str, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    """Reload until `text` shows (state is cached for about a second)."""
+def _wait_for(page, url: str, text: str, present: bool = True, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Reload until `text` shows (or, with present=False, is gone): state is cached for about a second."""
     deadline = time.monotonic() + timeout
     while True:
         page.goto(url)
-        if text in page.content() or time.monotonic() > deadline:
+        if (text in page.content()) == present or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert text in page.content(), f"{text!r} never appeared on {url}"
+    assert (text in page.content()) == present, f"{text!r} {'never appeared' if present else 'stayed'} on {url}"
 
 
 def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chromium, artifacts_dir, request):
@@ -84,10 +84,13 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     ctx.close()
 
 
-def test_rejected_order_shows_public_reason_and_english_ui(sqlite_site, chromium):
-    site = sqlite_site
+def test_rejected_order_shows_public_reason_and_english_ui(module_site, chromium, artifacts_dir):
+    site = module_site
     page = chromium.new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone screen
-    page.goto(site.base + "/p/P-CM-50?lang=en")
+    page.goto(site.base + "/?lang=en")
+    assert page.locator(".section-title").inner_text() == "Popular products"
+    page.screenshot(path=str(artifacts_dir / "storefront-home-phone-en.png"), full_page=True)
+    page.goto(site.base + "/p/P-CM-50")
     assert page.locator("label[for=f-account]").inner_text() == "Account to top up"
     page.fill("#f-account", "12345")
     page.fill("#f-contact", "13900139000")
@@ -112,8 +115,8 @@ def test_rejected_order_shows_public_reason_and_english_ui(sqlite_site, chromium
     assert page.locator("#order-reason").inner_text().endswith("<b>Account region not supported</b>")  # escaped, shown as text
 
 
-def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(sqlite_site, chromium, artifacts_dir):
-    site = sqlite_site
+def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(module_site, chromium, artifacts_dir):
+    site = module_site
     page = chromium.new_context(locale="zh-CN").new_page()
     page.goto(site.base + "/p/G-NET-50")
     page.fill("#f-contact", "13800138000")
@@ -150,6 +153,9 @@ def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(sql
     other.wait_for_url(f"**/order/{order_id}")
     assert other.locator("#order-status").inner_text() == "等待总部审核"
     assert "本站授权已暂停" in other.content()
+
+    set_licence(site.db_url, "active")  # resumed: the notice goes and checkout opens again
+    _wait_for(other, site.base + "/", "本站授权已暂停", present=False)
 
 
 def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_dir):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from sitedb.engine import make_engine
 from sitedb.models import Order
-from tests.storefront.conftest import Site, _start
+from tests.storefront.conftest import Site, _sqlite_copy, _start
 from tests.storefront.http import NONCE, form_token
 
 BURST = 200
@@ -55,10 +55,12 @@ def _burst(site: Site) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def burst_site(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def burst_site(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded_sqlite: Path):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KIT_CHECKOUTS_PER_MINUTE", "10000")  # all buyers share 127.0.0.1 here
-    url = f"sqlite:///{tmp_path / 'site.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    yield from _start(tmp_path, url)
+    if request.param == "sqlite":
+        yield from _start(tmp_path, _sqlite_copy(seeded_sqlite, tmp_path), migrate_on_start=False)
+    else:
+        yield from _start(tmp_path, request.getfixturevalue("pg_url"))
 
 
 @pytest.mark.slow
