@@ -89,7 +89,7 @@ def dashboard(request: Request) -> Response:
             "today": s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= midnight)) or 0,
             "revenue_today": s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
                                       .where(Order.created_at >= midnight, Order.status == "delivered")) or 0,
-            "items": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
+            "on_sale": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
         }
     return _page(request, "admin/dashboard.html", {"stats": stats})
 

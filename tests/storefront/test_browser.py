@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pytest
 
 from storefront.admin_users import create_admin
+from tests.storefront.http import checkout
 from tests.storefront.support import record_decision, set_licence
 
 pytestmark = pytest.mark.browser
@@ -161,6 +163,12 @@ def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(mod
 def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_dir):
     site = sqlite_site
     password = create_admin(site.db_url, "owner")
+    with httpx.Client(base_url=site.base, timeout=30) as buyer:  # some trade for the overview and reports
+        for i, sku in enumerate(["G-QQ-100", "G-NET-50", "M-IQY-VIP", "G-WOW-30"]):
+            order_id = checkout(buyer, sku, contact=f"13{i}00138000").headers["location"].split("/")[-1].split("?")[0]
+            if i < 3:
+                record_decision(site.db_url, order_id, site.site_key, status="delivered", decision="approve",
+                                card_keys=[{"serial": f"S{i}", "secret": f"K{i}"}])
     page = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
     page.goto(site.base + "/admin")
     assert page.url.endswith("/admin/login")
@@ -173,7 +181,13 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     page.click("#login-submit")
     page.wait_for_url("**/admin")
     assert "管理员" in page.locator(".who").inner_text()
+    assert [x.strip() for x in page.locator(".stat strong").all_inner_texts()[:4]] == ["1", "4", "¥177.66", "8"]
     page.screenshot(path=str(artifacts_dir / "storefront-admin.png"), full_page=True)
+    page.click("text=营收报表")
+    assert page.locator("#revenue tfoot").inner_text().split() == ["合计", "3", "¥177.66", "¥164.50", "¥17.77", "-¥4.61"]
+    page.click("text=订单")
+    assert page.locator(".table tbody tr").count() == 4
+    page.screenshot(path=str(artifacts_dir / "storefront-admin-orders.png"), full_page=True)
 
     page.click("text=价格规则")
     page.select_option("#f-scope", "category")
