@@ -52,6 +52,7 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     assert page.locator("#e-quantity").inner_text() == "数量必须在 1 到 5 之间。"
     assert "联系方式应为手机号" in page.locator("#e-contact").inner_text()
     assert "6–128" in page.locator("#e-password").inner_text()
+    page.screenshot(path=str(artifacts_dir / f"storefront-checkout-errors-{db}.png"), full_page=True)
 
     page.fill("#f-quantity", "2")
     page.fill("#f-contact", "buyer@example.cn")
