@@ -16,7 +16,7 @@ from storefront.orders import ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password,
 from storefront.passwords import hash_password
 from storefront.payment import payment_method
 from storefront.state import ItemView, read_categories, read_item, read_items
-from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, render_public, set_cookie, shop_of
+from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
 
 log = logging.getLogger("storefront.shop")
 router = APIRouter()
@@ -67,9 +67,16 @@ def _product_page(request: Request, item: ItemView, values: dict[str, str] | Non
 
 @router.get("/p/{sku}", name="product")
 async def product(request: Request, sku: str) -> Response:
+    shop = shop_of(request)
     item = await _aitem_or_404(request, sku)
-    await shop_of(request).alicence()
-    return _product_page(request, item)
+    await shop.alicence()
+    host = shop.plugin_host()
+    fields = host.checkout_fields()
+    key = (item, repr(fields), shop.settings.payment_mode)
+    return render_form_page(request, key, "product.html", lambda: {
+        "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
+        "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
+    }, nonce=co.new_nonce(shop.signers.nonce, item.sku))
 
 
 @router.post("/p/{sku}/checkout", name="checkout")

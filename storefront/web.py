@@ -113,6 +113,27 @@ def render_public(request: Request, key: tuple[Any, ...], template: str, context
     return _finish(request, HTMLResponse(body), private=False)
 
 
+CSRF_SLOT = "__kit_csrf_slot__"
+NONCE_SLOT = "__kit_nonce_slot__"
+
+
+def render_form_page(request: Request, key: tuple[Any, ...], template: str, context_factory: Any, nonce: str) -> HTMLResponse:
+    """A public page whose only personal parts are the form's CSRF token and nonce.
+
+    The body is rendered once per TTL with placeholder slots and the tokens
+    (URL-safe base64 and dots: nothing to escape) are filled in per request.
+    """
+    shop = shop_of(request)
+    licence = shop.licence()
+    full_key = ("form-page", template, locale_of(request), licence.status, licence.reason, *key)
+    body = shop.pages.get(full_key)
+    if body is None:
+        body = _render_body(request, template, {**context_factory(), "csrf": CSRF_SLOT, "nonce": NONCE_SLOT})
+        shop.pages.put(full_key, body)
+    body = body.replace(CSRF_SLOT, csrf_token(request)).replace(NONCE_SLOT, nonce)
+    return _finish(request, HTMLResponse(body), private=True)
+
+
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200,
            private: bool = False) -> HTMLResponse:
     """Render a page with the site, locale, licence notice and CSRF token available to the template."""
