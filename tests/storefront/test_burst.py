@@ -19,26 +19,31 @@ WORKERS = 20
 RESUBMITTED = 25  # forms sent twice, as a double click or a retried request would
 
 
-def _buy(base: str, i: int) -> tuple[str, str | None]:
-    """One buyer: open the product page, submit; every `BURST // RESUBMITTED`-th buyer submits twice."""
-    with httpx.Client(base_url=base, timeout=60) as client:
-        page = client.get("/p/G-NET-50").text
-        data = {"csrf": form_token(page), "nonce": form_token(page, NONCE), "quantity": str(1 + i % 3),
-                "contact": f"buyer{i}@example.cn", "password": f"pw-{i:06d}", "password2": f"pw-{i:06d}"}
-        first = client.post("/p/G-NET-50/checkout", data=data)
-        assert first.status_code == 303, (first.status_code, first.text[:300])
-        order_url = first.headers["location"].split("?")[0]
-        again = None
-        if i % (BURST // RESUBMITTED) == 0:
-            second = client.post("/p/G-NET-50/checkout", data=data)
-            assert second.status_code == 303
-            again = second.headers["location"].split("?")[0]
-        return order_url, again
+def _buy(base: str, i: int, transport: httpx.HTTPTransport) -> tuple[str, str | None]:
+    """One buyer (own cookies, shared connection pool): open the product page, submit; some submit twice.
+
+    The client is not closed: closing it would close the shared transport.
+    """
+    client = httpx.Client(base_url=base, timeout=60, transport=transport)
+    page = client.get("/p/G-NET-50").text
+    data = {"csrf": form_token(page), "nonce": form_token(page, NONCE), "quantity": str(1 + i % 3),
+            "contact": f"buyer{i}@example.cn", "password": f"pw-{i:06d}", "password2": f"pw-{i:06d}"}
+    first = client.post("/p/G-NET-50/checkout", data=data)
+    assert first.status_code == 303, (first.status_code, first.text[:300])
+    order_url = first.headers["location"].split("?")[0]
+    again = None
+    if i % (BURST // RESUBMITTED) == 0:
+        second = client.post("/p/G-NET-50/checkout", data=data)
+        assert second.status_code == 303
+        again = second.headers["location"].split("?")[0]
+    return order_url, again
 
 
 def _burst(site: Site) -> None:
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=WORKERS))
     with ThreadPoolExecutor(WORKERS) as pool:
-        results = list(pool.map(lambda i: _buy(site.base, i), range(BURST)))
+        results = list(pool.map(lambda i: _buy(site.base, i, transport), range(BURST)))
+    transport.close()
     urls = [u for u, _ in results]
     assert len(set(urls)) == BURST  # every buyer got their own order
     assert all(again == url for url, again in results if again is not None)  # a resubmit finds the same order
