@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from typing import Any, Mapping
 
@@ -62,8 +63,6 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, form: Mapping[str, Any]) -> None:
     """The form must carry the token derived from this browser's CSRF cookie (and come from our origin)."""
-    import hmac
-
     seed = request.cookies.get(CSRF_COOKIE)
     sent = str(form.get("csrf", ""))
     expected = shop_of(request).signers.csrf.mac(seed.encode()) if seed else ""
