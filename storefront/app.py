@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -31,6 +32,7 @@ def make_templates():  # -> jinja2.Environment
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
+    env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
     return env
 
 
