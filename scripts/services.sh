@@ -3,7 +3,7 @@
 # the Docker engine, an authenticated image registry, a loopback sshd that
 # reaches this machine's engine, and a throwaway PostgreSQL cluster.
 #
-#   scripts/services.sh start|stop|status [docker|registry|sshd|postgres|all]
+#   scripts/services.sh start|stop|restart|status [docker|registry|sshd|postgres|all]
 #
 # Idempotent: a service already answering is left alone. State, keys and logs
 # live under $KITCTL_STATE_DIR (default /var/lib/kitctl-services for root,
@@ -87,8 +87,19 @@ registry_configure() {
   chmod 0600 "$REG/admin.password"
   printf 'admin\n' > "$REG/admin.username"
   # bcrypt, as docker-registry's htpasswd backend requires; password via stdin.
-  (umask 077; htpasswd -iBn admin < "$REG/admin.password" > "$REG/htpasswd" 2>/dev/null) \
-    || die "htpasswd failed to write $REG/htpasswd"
+  # With KITCTL_REGISTRY_HTPASSWD the file is HQ's (one entry per licence):
+  # the admin entry is added to it, the licensees' entries are kept.
+  if [[ -n ${KITCTL_REGISTRY_HTPASSWD:-} ]]; then
+    mkdir -p "$(dirname "$KITCTL_REGISTRY_HTPASSWD")"
+    [[ -f $KITCTL_REGISTRY_HTPASSWD ]] || (umask 077; : > "$KITCTL_REGISTRY_HTPASSWD")
+    htpasswd -iB "$KITCTL_REGISTRY_HTPASSWD" admin < "$REG/admin.password" 2>/dev/null \
+      || die "htpasswd failed to update $KITCTL_REGISTRY_HTPASSWD"
+    ln -sfn "$KITCTL_REGISTRY_HTPASSWD" "$REG/htpasswd"
+  else
+    rm -f "$REG/htpasswd"
+    (umask 077; htpasswd -iBn admin < "$REG/admin.password" > "$REG/htpasswd" 2>/dev/null) \
+      || die "htpasswd failed to write $REG/htpasswd"
+  fi
   if [[ ! -s $REG/http.secret ]]; then (umask 077; openssl rand -hex 32 > "$REG/http.secret"); fi
   (umask 077; cat > "$REG/config.yml" <<YAML
 version: 0.1
@@ -260,11 +271,14 @@ postgres_stop() {
 postgres_status() { if pg_answers; then say "postgres: running on 127.0.0.1:$PG_PORT"; else say "postgres: stopped"; return 1; fi; }
 
 # ---------------------------------------------------------------- main
-usage() { say "usage: $0 start|stop|status [docker|registry|sshd|postgres|all]" >&2; exit 2; }
+usage() { say "usage: $0 start|stop|restart|status [docker|registry|sshd|postgres|all]" >&2; exit 2; }
 
 main() {
   local action=${1:-} target=${2:-all} services s rc=0
-  case $action in start|stop|status) ;; *) usage ;; esac
+  case $action in start|stop|status) ;;
+    restart) "$0" stop "$target" && exec "$0" start "$target" ;;
+    *) usage ;;
+  esac
   case $target in
     all) services=(docker registry sshd postgres) ;;
     docker|registry|sshd|postgres) services=("$target") ;;
