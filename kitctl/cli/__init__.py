@@ -11,7 +11,7 @@ import sys
 import typer
 
 from kitctl import __version__
-from kitctl.cli import hq, licence
+from kitctl.cli import deploy, hq, licence
 
 app = typer.Typer(
     name="kitctl",
@@ -37,6 +37,7 @@ def _root(
 
 app.add_typer(licence.app, name="licence")
 app.add_typer(hq.app, name="hq")
+deploy.register(app)
 
 
 def run(argv: list[str]) -> int:
