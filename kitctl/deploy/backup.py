@@ -173,6 +173,12 @@ def check_fresh(client: "docker.DockerClient", project: Project) -> None:
         raise InvalidInput(f"volume {vol.name} already exists; restore needs a fresh host (or `kitctl down --volumes` first)")
 
 
+def _dir_name(site_dir: Path) -> str:
+    from kitctl.deploy.compose import _dir_project_name
+
+    return _dir_project_name(site_dir)
+
+
 def staging_dir(site_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".kitctl-restore-", dir=site_dir.parent))
 
@@ -196,8 +202,11 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any) -> dict[
     try:
         manifest = read_archive(archive, staging)
         db = manifest["db"]
-        project = load_project(staging / SITE)
         project_dir = staging / SITE
+        project = load_project(project_dir, project_name=manifest["project"])
+        if load_project(project_dir, project_name=None).name != manifest["project"] and \
+                _dir_name(site_dir) != manifest["project"]:
+            raise InvalidInput(f"name the site directory {manifest['project']!r}: the project name comes from it")
         client = connect(options.host)
         check_fresh(client, project)
         if site_dir.exists():

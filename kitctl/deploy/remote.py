@@ -1,15 +1,20 @@
 """For an `ssh://` engine: copy the site directory to the remote host so binds resolve there.
 
 Bind mounts name paths on the engine's host, so the rendered files (Caddyfile,
-site.json, branding, secrets) are uploaded over SFTP (paramiko, the same
-transport docker-py uses) into a per-site directory, keeping file modes
-(secrets stay 0600); bind sources are then mapped onto that directory.
+site.json, branding, secrets) are streamed as a tar over SSH (paramiko, the same
+transport docker-py uses; only `tar` is needed on the host, no SFTP) into a
+per-site directory, keeping file modes (secrets stay 0600); bind sources are
+then mapped onto that directory. Unchanged content is not sent again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import shlex
 import stat
+import tarfile
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -40,15 +45,54 @@ def map_path(site_dir: Path, remote_dir: str) -> Callable[[str], str]:
 
 
 def sync_site(target: str, project: Project, remote_dir: str | None) -> Callable[[str], str]:
-    """Upload the site directory; return the local→remote path mapping for binds."""
+    """Upload the site directory when it changed; return the local→remote path mapping for binds."""
     destination = remote_site_dir(project, remote_dir)
-    with _sftp(target) as sftp:
-        _upload_tree(sftp, project.working_dir, destination)
+    archive, digest = _tar_site(project.working_dir)
+    quoted = shlex.quote(destination)
+    with _ssh(target) as ssh:
+        code, current = _run(ssh, f"cat {quoted}/{MARKER} 2>/dev/null || true")
+        if current.strip() != digest:
+            code, output = _run(ssh, f"umask 077 && mkdir -p {quoted} && tar -x -p -f - -C {quoted} "
+                                     f"&& echo {digest} > {quoted}/{MARKER}", stdin=archive)
+            if code != 0:
+                raise KitError(f"cannot copy the site to {destination} on the engine's host: {output.strip()[:200]}")
     return map_path(project.working_dir, destination)
 
 
-class _sftp:
-    """SFTP session to the engine's host, authenticated the way docker-py's paramiko transport is."""
+MARKER = ".kitctl-synced"
+
+
+def _tar_site(root: Path) -> tuple[bytes, str]:
+    """The site directory as a tar (modes kept: secrets stay 0600) and a digest of its contents."""
+    buffer, digest = io.BytesIO(), hashlib.sha256()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_symlink() or not path.is_file():
+                    continue
+                rel = path.relative_to(root).as_posix()
+                data = path.read_bytes()
+                digest.update(f"{rel}\0{stat.S_IMODE(path.stat().st_mode):o}\0".encode() + hashlib.sha256(data).digest())
+                info = tarfile.TarInfo(rel)
+                info.size, info.mode, info.mtime = len(data), stat.S_IMODE(path.stat().st_mode), int(path.stat().st_mtime)
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue(), digest.hexdigest()
+
+
+def _run(ssh, command: str, stdin: bytes | None = None) -> tuple[int, str]:
+    chan_in, chan_out, chan_err = ssh.exec_command(command, timeout=120)
+    if stdin is not None:
+        chan_in.write(stdin)
+        chan_in.channel.shutdown_write()
+    output = chan_out.read().decode("utf-8", "replace")
+    errors = chan_err.read().decode("utf-8", "replace")
+    return chan_out.channel.recv_exit_status(), output or errors
+
+
+class _ssh:
+    """SSH session to the engine's host, authenticated the way docker-py's paramiko transport is."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -70,50 +114,10 @@ class _sftp:
             self.client.connect(
                 hostname=host.get("hostname", url.hostname), port=url.port or int(host.get("port", 22)),
                 username=url.username or host.get("user"), key_filename=host.get("identityfile"), timeout=15)
-            self.sftp = self.client.open_sftp()
         except (paramiko.SSHException, OSError) as exc:
             self.client.close()
-            raise KitError(f"cannot copy the site to {url.hostname}: {exc}") from None
-        return self.sftp
+            raise KitError(f"cannot reach {url.hostname} over ssh to copy the site: {exc}") from None
+        return self.client
 
     def __exit__(self, *exc) -> None:
-        self.sftp.close()
         self.client.close()
-
-
-def _upload_tree(sftp, local_root: Path, remote_root: str) -> None:
-    _mkdirs(sftp, remote_root, 0o700)
-    for dirpath, dirnames, filenames in os.walk(local_root):
-        rel = os.path.relpath(dirpath, local_root)
-        remote = remote_root if rel == "." else f"{remote_root}/{rel}"
-        for name in dirnames:
-            _mkdirs(sftp, f"{remote}/{name}", stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode))
-        for name in filenames:
-            local = os.path.join(dirpath, name)
-            info = os.stat(local)
-            if _same(sftp, f"{remote}/{name}", info):
-                continue  # unchanged since the last upload: keep the inode a container may bind
-            tmp = f"{remote}/.{name}.kitctl-upload"
-            sftp.put(local, tmp)
-            sftp.chmod(tmp, stat.S_IMODE(info.st_mode))
-            sftp.utime(tmp, (info.st_atime, info.st_mtime))
-            sftp.posix_rename(tmp, f"{remote}/{name}")
-
-
-def _same(sftp, path: str, info: os.stat_result) -> bool:
-    try:
-        theirs = sftp.stat(path)
-    except FileNotFoundError:
-        return False
-    return (theirs.st_size == info.st_size and int(theirs.st_mtime or 0) == int(info.st_mtime)
-            and stat.S_IMODE(theirs.st_mode or 0) == stat.S_IMODE(info.st_mode))
-
-
-def _mkdirs(sftp, path: str, mode: int) -> None:
-    parts = path.strip("/").split("/")
-    for i in range(1, len(parts) + 1):
-        current = "/" + "/".join(parts[:i])
-        try:
-            sftp.stat(current)
-        except FileNotFoundError:
-            sftp.mkdir(current, mode if i == len(parts) else 0o755)

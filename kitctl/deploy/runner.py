@@ -130,11 +130,21 @@ def _rollback(ctx: StepContext, done_log: list[Step]) -> None:
     """Undo newest first; keep going past errors so as much as possible is restored."""
     if not done_log:
         return
+    from kitctl.deploy.engine import first_line
+
     ctx.reporter.note("rolling back: restoring the previous containers")
+    restarted = []
     for step in reversed(done_log):
         try:
             step.undo(ctx)
         except Exception as exc:  # report and continue: a partial restore beats none
-            from kitctl.deploy.engine import first_line
-
             ctx.reporter.warn(f"rollback of {step.service}: {step.describe()}: {first_line(exc)}")
+            continue
+        if isinstance(step, StopOld):
+            restarted.append(step.service)
+    for service in reversed(restarted):  # dependency order: what was stopped serves again before we return
+        try:
+            WaitReady(service).run(ctx)
+            ctx.reporter.done(service, "restored, healthy", 0.0)
+        except Exception as exc:
+            ctx.reporter.warn(f"restored {service} is not healthy: {first_line(exc)}")
