@@ -1,3 +1,3 @@
-from kitctl.cli import main
+from kitctl.entry import main
 
 main()

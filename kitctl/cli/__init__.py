@@ -11,7 +11,7 @@ import sys
 import typer
 
 from kitctl import __version__
-from kitctl.cli import deploy, hq, licence
+from kitctl.cli import deploy, hq, licence, site
 
 app = typer.Typer(
     name="kitctl",
@@ -37,6 +37,7 @@ def _root(
 
 app.add_typer(licence.app, name="licence")
 app.add_typer(hq.app, name="hq")
+site.register(app)
 deploy.register(app)
 
 
@@ -72,7 +73,4 @@ def _print_error(message: str) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--version"]:  # the one path that must not even import typer's commands
-        print(f"kitctl {__version__}")
-        return
     sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,182 @@
+"""Turn a resolved site into the files of its site directory, in memory.
+
+Nothing is written here, so `render` and `plan` share it. Secrets never pass
+through: the files only name them (compose `secrets:` with `file:`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kitctl import __version__
+from kitctl.render import stack
+from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
+from kitctl.render.structure import SECRET_NAMES, check_structure
+from kitctl.render.templates import render_template
+from kitctl.site.resolve import ResolvedSite
+
+COMPOSE = "compose.yaml"
+CADDYFILE = "Caddyfile"
+SITE_JSON = "site.json"
+HQ_KEYS = "hq-keys.json"
+LOCK = "kitctl.lock"
+BRANDING = "branding"
+# Top-level names the renderer owns in the site directory; everything else there is the licensee's.
+OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
+
+TEXTS = {
+    "zh-CN": {"offline": "本站正在维护，请稍后再试。", "contact": "联系方式"},
+    "en": {"offline": "This shop is briefly unavailable. Please try again shortly.", "contact": "Contact"},
+}
+
+
+@dataclass(frozen=True)
+class RenderedSite:
+    files: dict[str, bytes]  # relative path -> content, including kitctl.lock
+    compose: dict[str, Any]  # compose.yaml as parsed
+    service_hashes: dict[str, str]
+    inputs_hash: str
+
+
+def build_site(site: ResolvedSite) -> RenderedSite:
+    """Every rendered file for `site`; RenderError if a structural check fails."""
+    import yaml
+
+    files = _config_files(site)
+    compose_text = render_template("compose.yaml.j2", **_compose_context(site, files))
+    compose = yaml.safe_load(compose_text)
+    check_structure(compose)
+    files[COMPOSE] = compose_text.encode("utf-8")
+    hashes = {name: compose_hash(svc) for name, svc in sorted(compose["services"].items())}
+    inputs_hash = _inputs_hash(site)
+    files[LOCK] = _lock(site, files, hashes, inputs_hash)
+    return RenderedSite(files=files, compose=compose, service_hashes=hashes, inputs_hash=inputs_hash)
+
+
+def _config_files(site: ResolvedSite) -> dict[str, bytes]:
+    i = site.inputs
+    files: dict[str, bytes] = {}
+    logo_file = site.logo.filename if site.logo else None
+    if site.logo:
+        files[f"{BRANDING}/{logo_file}"] = site.logo.data
+    files[f"{BRANDING}/theme.css"] = render_template(
+        "theme.css.j2",
+        primary=i.primary_color,
+        accent=i.accent_color,
+        primary_contrast=contrast(i.primary_color),
+        accent_contrast=contrast(i.accent_color),
+        site_name=i.name,
+    ).encode("utf-8")
+    files[f"{BRANDING}/offline.html"] = render_template(
+        "offline.html.j2", locale=i.locale, site_name=i.name, contact=i.contact, logo_file=logo_file, text=TEXTS[i.locale]
+    ).encode("utf-8")
+    files[CADDYFILE] = render_template(
+        "Caddyfile.j2", site_id=site.site_id, site_address=_site_address(site), tls=i.effective_tls
+    ).encode("utf-8")
+    files[SITE_JSON] = _json_file(site_config(site, logo_file))
+    files[HQ_KEYS] = _json_file(site.jwks)
+    return files
+
+
+def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
+    """site.json: what the storefront and agent know about the site (KIT_SITE_CONFIG)."""
+    i, claims = site.inputs, site.licence.claims
+    return {
+        "site_id": site.site_id,
+        "name": i.name,
+        "domain": site.domain.unicode,
+        "domain_ascii": site.domain.ascii,
+        "locale": i.locale,
+        "currency": i.currency,
+        "colours": {"primary": i.primary_color, "accent": i.accent_color},
+        "contact": i.contact,
+        "logo_url": f"/branding/{logo_file}" if logo_file else None,
+        "theme_url": "/branding/theme.css",
+        "categories": list(site.categories),
+        "plugins": list(site.plugins),
+        "licence": {
+            "jti": claims.jti,
+            "tier": claims.tier,
+            "features": list(claims.features),
+            "categories": list(claims.categories),
+            "regions": list(claims.regions),
+            "exp": claims.exp,
+        },
+        "kit_version": __version__,
+    }
+
+
+def _site_address(site: ResolvedSite) -> str:
+    host = site.domain.ascii
+    return f"http://{host}" if site.inputs.effective_tls == "off" else host
+
+
+def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, Any]:
+    i = site.inputs
+    branding = [n for n in files if n.startswith(f"{BRANDING}/")]
+    data_dir = None if i.data_dir is None else Path(i.data_dir).absolute()
+    registry = i.registry or stack.registry_from_licence(site.licence.claims)
+    return {
+        "kit_version": __version__,
+        "site_id": site.site_id,
+        "site_name": i.name,
+        "domain_unicode": site.domain.unicode,
+        "licence_jti": site.licence.claims.jti,
+        "images": stack.image_refs(registry, i.image_tag or __version__),
+        "proxy_ports": stack.proxy_ports(i),
+        "agent_ports": [stack.published(i.bind_address, i.metrics_port, stack.AGENT_METRICS_PORT)],
+        "agent_networks": ["default", "hq"] if i.hq_network else ["default"],
+        "agent_environment": stack.agent_environment(i.hq_url, site.plugins),
+        "plugins_csv": ",".join(site.plugins),
+        "probes": stack.probes(),
+        "limits": stack.LIMITS,
+        "networks": stack.networks(i.hq_network),
+        "volumes": stack.volumes(data_dir),
+        "inputs_hashes": {
+            "proxy": files_hash(files, [CADDYFILE, *branding]),
+            "storefront": files_hash(files, [SITE_JSON]),
+            "agent": files_hash(files, [SITE_JSON, HQ_KEYS]),
+            "db": files_hash(files, []),
+        },
+    }
+
+
+def contrast(colour: str) -> str:
+    """Black or white, whichever reads better on `colour` (WCAG relative luminance)."""
+    channels = [int(colour[k : k + 2], 16) / 255 for k in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#000000" if luminance > 0.179 else "#FFFFFF"
+
+
+def _inputs_hash(site: ResolvedSite) -> str:
+    """A hash of what the licensee chose (paths replaced by what they point at)."""
+    view = site.inputs.model_dump(mode="json", exclude={"licence", "site_dir", "logo", "hq_keys"})
+    view["data_dir"] = None if site.inputs.data_dir is None else str(Path(site.inputs.data_dir).absolute())
+    view["licence_jti"] = site.licence.claims.jti
+    view["logo_sha256"] = sha256_hex(site.logo.data) if site.logo else None
+    view["hq_keys_sha256"] = sha256_hex(canonical_json(site.jwks))
+    view["categories"] = list(site.categories)
+    return sha256_hex(canonical_json(view))
+
+
+def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], inputs_hash: str) -> bytes:
+    claims = site.licence.claims
+    return _json_file(
+        {
+            "kit_version": __version__,
+            "site_id": site.site_id,
+            "licence": {"jti": claims.jti, "tier": claims.tier, "exp": claims.exp},
+            "inputs_sha256": inputs_hash,
+            "files": {name: sha256_hex(data) for name, data in sorted(files.items())},
+            "secrets": {name: "present" for name in SECRET_NAMES},
+            "services": hashes,
+        }
+    )
+
+
+def _json_file(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

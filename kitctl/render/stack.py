@@ -1,0 +1,104 @@
+"""The variable parts of the stack (images, ports, probes, limits, networks, volumes).
+
+Kept as plain data so the compose template stays a fixed structure and tests
+can read what each service gets.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from kitctl.errors import InvalidInput
+
+SERVICES = ("proxy", "storefront", "agent", "db")
+KIT_PYTHON = "/opt/kit/bin/python"  # the kit's venv inside the storefront/agent images
+STOREFRONT_PORT = 8000
+AGENT_METRICS_PORT = 9464
+PROXY_HEALTH_PORT = 8081
+# The proxy image has python3 (the base image) but not the kit: a stdlib-only probe.
+PROXY_PROBE = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=4)"
+
+LIMITS: dict[str, dict[str, str]] = {
+    "proxy": {"cpus": "0.50", "memory": "256M"},
+    "storefront": {"cpus": "1.00", "memory": "512M"},
+    "agent": {"cpus": "0.50", "memory": "256M"},
+    "db": {"cpus": "1.00", "memory": "1G"},
+}
+
+VOLUMES = ("db-data", "proxy-config", "proxy-data")
+
+
+def image_refs(registry: str | None, tag: str) -> dict[str, str]:
+    prefix = f"{registry}/" if registry else ""
+    return {name: f"{prefix}kitctl/{name}:{tag}" for name in SERVICES}
+
+
+def registry_from_licence(claims: Any) -> str | None:
+    """The registry host[:port][/path] a licence grants, without scheme; None if none."""
+    from kitctl.site.inputs import REGISTRY
+
+    grant = claims.registry
+    if grant is None:
+        return None
+    url = re.sub(r"^https?://", "", grant.url).rstrip("/")
+    if not REGISTRY.match(url):
+        raise InvalidInput(f"licence registry {grant.url!r} is not host[:port][/path]")
+    return url
+
+
+def probes() -> dict[str, list[str]]:
+    kit_probe = [KIT_PYTHON, "-m", "kitctl.probe"]
+    return {
+        "proxy": ["CMD", "python3", "-c", PROXY_PROBE, f"http://127.0.0.1:{PROXY_HEALTH_PORT}/healthz"],
+        "storefront": ["CMD", *kit_probe, f"http://127.0.0.1:{STOREFRONT_PORT}/healthz"],
+        "agent": ["CMD", *kit_probe, f"http://127.0.0.1:{AGENT_METRICS_PORT}/healthz"],
+        "db": ["CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-U", "kit", "-d", "kit"],
+    }
+
+
+def published(bind: str, host_port: int, container_port: int) -> str:
+    """A short-syntax port mapping bound to one host address only."""
+    host = f"[{bind}]" if ":" in bind else bind
+    return f"{host}:{host_port}:{container_port}"
+
+
+def proxy_ports(inputs: Any) -> list[str]:
+    ports = [published(inputs.bind_address, inputs.http_port, 80)]
+    if inputs.tls != "off":
+        ports.append(published(inputs.bind_address, inputs.https_port, 443))
+    return ports
+
+
+def networks(hq_network: str | None) -> dict[str, Any]:
+    nets: dict[str, Any] = {"default": {}}
+    if hq_network:
+        nets["hq"] = {"external": True, "name": hq_network}
+    return nets
+
+
+def volumes(data_dir: Any) -> dict[str, Any]:
+    """Named volumes; with a data dir, each is bound to `<data_dir>/<volume>` (the deploy step creates them)."""
+    if data_dir is None:
+        return {name: {} for name in VOLUMES}
+    base = str(data_dir).rstrip("/")
+    return {
+        name: {"driver": "local", "driver_opts": {"type": "none", "o": "bind", "device": f"{base}/{name}"}}
+        for name in VOLUMES
+    }
+
+
+def agent_environment(hq_url: str | None, plugins: tuple[str, ...]) -> dict[str, str]:
+    env = {
+        "KIT_DATABASE_URL_FILE": "/run/secrets/database_url",
+        "KIT_SITE_KEY_FILE": "/run/secrets/site_key",
+        "KIT_SITE_CONFIG": "/etc/kit/site.json",
+        "KIT_LICENCE_FILE": "/run/secrets/licence_token",
+        "KIT_HQ_KEYS_FILE": "/etc/kit/hq-keys.json",
+        "KIT_AGENT_TOKEN_FILE": "/run/secrets/agent_token",
+        "KIT_METRICS_PORT": str(AGENT_METRICS_PORT),
+        "KIT_PLUGINS": ",".join(plugins),
+    }
+    if hq_url:
+        env["KIT_HQ_URL"] = hq_url
+    return env

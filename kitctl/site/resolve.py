@@ -1,0 +1,115 @@
+"""Tie validated inputs to a verified licence: the last checks before rendering.
+
+The licence is read (TOKEN or @FILE) and verified offline against the pinned
+HQ keys; the plugins and categories asked for must be ones the licence grants,
+and a refusal names the tier that would grant them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kitctl.errors import InvalidInput
+from kitctl.site.domain import Domain
+from kitctl.site.inputs import SiteInputs
+from kitctl.site.logo import Logo, load_logo
+
+HQ_KEYS_ENV_HINT = "pass --hq-keys FILE or set KITCTL_HQ_KEYS"
+
+
+@dataclass(frozen=True)
+class ResolvedSite:
+    """Inputs plus what they point at (verified licence, logo bytes, pinned keys)."""
+
+    inputs: SiteInputs
+    licence: Any  # kitctl.licence.token.VerifiedLicence
+    jwks: dict[str, Any]
+    logo: Logo | None
+    domain: Domain
+    categories: tuple[str, ...]
+    plugins: tuple[str, ...]
+
+    @property
+    def site_id(self) -> str:
+        return self.licence.claims.sub
+
+
+def resolve_site(inputs: SiteInputs, now: float | None = None) -> ResolvedSite:
+    """Verify the licence and everything that depends on it; InvalidInput otherwise."""
+    _require(inputs)
+    jwks = _read_jwks(inputs.hq_keys)
+    licence = _verify(inputs.licence or "", jwks, now)
+    return ResolvedSite(
+        inputs=inputs,
+        licence=licence,
+        jwks=jwks,
+        logo=load_logo(inputs.logo) if inputs.logo is not None else None,
+        domain=inputs.parsed_domain,
+        categories=check_categories(inputs.categories, licence.claims),
+        plugins=check_plugins(inputs.plugins, licence.claims),
+    )
+
+
+def _require(inputs: SiteInputs) -> None:
+    if not inputs.licence:
+        raise InvalidInput("missing --licence TOKEN|@FILE (or KITCTL_LICENCE, or licence in site.toml)")
+    if not inputs.name:
+        raise InvalidInput("missing --name (the site name buyers see)")
+    if not inputs.domain:
+        raise InvalidInput("missing --domain (e.g. shop.example.cn, or localhost for a local site)")
+    if inputs.hq_keys is None:
+        raise InvalidInput(f"no pinned HQ keys: {HQ_KEYS_ENV_HINT}")
+
+
+def _read_jwks(path: Path | None) -> dict[str, Any]:
+    from kitctl.licence.keys import load_jwks
+
+    assert path is not None
+    load_jwks(path)  # validates and gives the one-line errors
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _verify(arg: str, jwks: dict[str, Any], now: float | None):
+    from kitctl.licence.keys import load_jwks
+    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.token import verify_licence
+
+    return verify_licence(read_token_arg(arg), load_jwks(jwks), now=now)
+
+
+def check_plugins(wanted: list[str], claims: Any) -> tuple[str, ...]:
+    """Plugins to enable; each needs the licence feature of the same name."""
+    from kitctl.licence.tiers import lowest_tier_with
+
+    for plugin in wanted:
+        if plugin in claims.features:
+            continue
+        tier = lowest_tier_with(plugin)
+        if tier is None:
+            raise InvalidInput(f"unknown plugin {plugin!r}: no licence tier grants it")
+        raise InvalidInput(
+            f"plugin {plugin!r} is not allowed by this {claims.tier} licence; it needs the {tier} tier or higher"
+        )
+    return tuple(sorted(wanted))
+
+
+def check_categories(wanted: list[str] | None, claims: Any) -> tuple[str, ...]:
+    """Categories to sell (default: all the licence allows); never more than it allows."""
+    from kitctl.licence.tiers import CATEGORIES, TIERS
+
+    if wanted is None:
+        return tuple(sorted(claims.categories))
+    for category in wanted:
+        if category not in CATEGORIES:
+            raise InvalidInput(f"unknown category {category!r} (known: {', '.join(CATEGORIES)})")
+        if category not in claims.categories:
+            needed = len(set(claims.categories) | set(wanted))
+            tier = next((t.name for t in TIERS.values() if t.max_categories >= needed), "flagship")
+            raise InvalidInput(
+                f"category {category!r} is not in this {claims.tier} licence "
+                f"(licensed: {', '.join(claims.categories)}); {needed} categories need the {tier} tier — ask HQ"
+            )
+    return tuple(sorted(wanted))
