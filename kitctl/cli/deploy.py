@@ -7,18 +7,19 @@ paramiko, rich tables) happen inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from kitctl.cli.options import JSON
+from kitctl.cli.site_options import with_site_options
 
 if TYPE_CHECKING:
     from kitctl.deploy.up import UpOptions, UpResult
 
-SITE_DIR = typer.Option(Path("."), "--site-dir", envvar="KITCTL_SITE_DIR", file_okay=False,
+SITE_DIR = typer.Option(Path("site"), "--site-dir", envvar="KITCTL_SITE_DIR", file_okay=False,
                         help="The rendered site directory (holds compose.yaml).")
-HOST = typer.Option(None, "--host", envvar="KITCTL_HOST",
+HOST = typer.Option(None, "--docker-host", envvar="KITCTL_DOCKER_HOST",
                     help="Docker engine: unix:///var/run/docker.sock (default) or ssh://user@host[:port].")
 LICENCE = typer.Option(None, "--licence", help="Licence TOKEN, @FILE or - (default: the site's secrets/licence_token).")
 HQ_KEYS = typer.Option(None, "--hq-keys", envvar="KITCTL_HQ_KEYS", dir_okay=False,
@@ -33,23 +34,55 @@ def register(app: typer.Typer) -> None:
         app.command()(command)
 
 
+@with_site_options
 def up(
-    site_dir: Path = SITE_DIR,
-    host: Optional[str] = HOST,
-    licence: Optional[str] = LICENCE,
-    hq_keys: Optional[Path] = HQ_KEYS,
+    site_params: dict[str, Any],
     bundle: Optional[Path] = typer.Option(None, "--bundle", dir_okay=False, help="Load images from an offline bundle."),
     timeout: float = TIMEOUT,
     remote_dir: Optional[str] = REMOTE_DIR,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change on the engine; change nothing."),
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
 ) -> int:
-    """Start or update the stack: health-gated, rolled back on failure, a no-op when nothing changed."""
+    """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
     from kitctl.deploy.up import UpOptions
 
-    options = UpOptions(site_dir=site_dir, host=host, licence=licence, hq_keys=hq_keys, bundle=bundle,
+    site_dir = _render_if_asked(site_params, dry_run)
+    options = UpOptions(site_dir=site_dir, host=site_params.get("docker_host") or _env_host(),
+                        licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
     return _deploy(options, "up")
+
+
+RENDER_ONLY = ("site_dir", "docker_host", "hq_keys", "licence")
+
+
+def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
+    """Render first when site inputs are given, the site has a site.toml, or nothing is rendered yet."""
+    from kitctl.site.load import SITE_TOML, site_dir_from
+
+    site_dir = site_dir_from(site_params)
+    inputs_given = any(v is not None for k, v in site_params.items() if k not in RENDER_ONLY)
+    if not (inputs_given or (site_dir / SITE_TOML).is_file() or not (site_dir / "compose.yaml").is_file()):
+        return site_dir
+    if dry_run:
+        from kitctl.errors import InvalidInput
+
+        raise InvalidInput("--dry-run shows engine changes only: run `kitctl plan` to see what rendering would change")
+    from kitctl.render import render_site
+
+    result = render_site(site_params)
+    _out().print(f"[dim]{'rendered' if result.changed else 'render unchanged'}: {result.site_dir}[/]")
+    return result.site_dir
+
+
+def _path(value: Optional[str]) -> Optional[Path]:
+    return Path(value) if value else None
+
+
+def _env_host() -> Optional[str]:
+    import os
+
+    return os.environ.get("KITCTL_DOCKER_HOST") or None
 
 
 def upgrade(

@@ -91,11 +91,12 @@ def _repo_tag(ref: str) -> tuple[str, str]:
     return name, tag
 
 
-def load_bundle(api_client: Any, bundle: str, reporter: "Reporter") -> None:
-    """Load an offline bundle through the images package (checksums verified first)."""
-    try:
-        from kitctl.images import load_bundle as infra_load_bundle  # type: ignore[attr-defined]
-    except ImportError:
-        raise KitError("--bundle needs kitctl.images.load_bundle, which this build does not include") from None
-    reporter.note(f"loading images from bundle {bundle}")
-    infra_load_bundle(api_client, bundle)
+def load_bundle(client: Any, bundle: str, reporter: "Reporter") -> None:
+    """Load an offline bundle (`kitctl bundle save`); the images package verifies every checksum first."""
+    from pathlib import Path
+
+    from kitctl.images.bundle import load_bundle as load_verified
+
+    reporter.note(f"loading images from bundle {bundle} (checksums verified first)")
+    for ref in load_verified(Path(bundle), client, on_line=lambda name, line: reporter.step(name, line)):
+        reporter.note(f"loaded {ref}")
