@@ -48,11 +48,12 @@ def sync_site(target: str, project: Project, remote_dir: str | None) -> Callable
     """Upload the site directory when it changed; return the local→remote path mapping for binds."""
     destination = remote_site_dir(project, remote_dir)
     archive, digest = _tar_site(project.working_dir)
+    site_mode = stat.S_IMODE(project.working_dir.stat().st_mode)
     quoted = shlex.quote(destination)
     with _ssh(target) as ssh:
         code, current = _run(ssh, f"cat {quoted}/{MARKER} 2>/dev/null || true")
         if current.strip() != digest:
-            code, output = _run(ssh, f"umask 077 && mkdir -p {quoted} && tar -x -p -f - -C {quoted} "
+            code, output = _run(ssh, f"mkdir -p {quoted} && chmod {site_mode:o} {quoted} && tar -x -p -f - -C {quoted} "
                                      f"&& echo {digest} > {quoted}/{MARKER}", stdin=archive)
             if code != 0:
                 raise KitError(f"cannot copy the site to {destination} on the engine's host: {output.strip()[:200]}")
@@ -68,6 +69,13 @@ def _tar_site(root: Path) -> tuple[bytes, str]:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
+            if Path(dirpath) != root:  # directories too, so their modes (0755 branding, 0700 secrets) travel
+                rel_dir = Path(dirpath).relative_to(root).as_posix()
+                mode = stat.S_IMODE(os.stat(dirpath).st_mode)
+                digest.update(f"{rel_dir}/\0{mode:o}\0".encode())
+                info = tarfile.TarInfo(rel_dir)
+                info.type, info.mode = tarfile.DIRTYPE, mode
+                tar.addfile(info)
             for name in sorted(filenames):
                 path = Path(dirpath) / name
                 if path.is_symlink() or not path.is_file():
