@@ -58,11 +58,13 @@ RENDER_ONLY = ("site_dir", "docker_host", "hq_keys", "licence")
 
 def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     """Render first when site inputs are given, the site has a site.toml, or nothing is rendered yet."""
-    from kitctl.site.load import SITE_TOML, site_dir_from
+    import os
 
-    site_dir = site_dir_from(site_params)
+    # the renderer's rule for the site directory (kitctl.site.load.site_dir_from), without
+    # importing the settings machinery on the deploy-only path: a no-op `up` stays fast
+    site_dir = Path(site_params.get("site_dir") or os.environ.get("KITCTL_SITE_DIR") or "site")
     inputs_given = any(v is not None for k, v in site_params.items() if k not in RENDER_ONLY)
-    if not (inputs_given or (site_dir / SITE_TOML).is_file() or not (site_dir / "compose.yaml").is_file()):
+    if not (inputs_given or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file()):
         return site_dir
     if dry_run:
         from kitctl.errors import InvalidInput

@@ -127,7 +127,7 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
     if len(raw) > MAX_COMPOSE_BYTES:
         raise InvalidInput(f"{config_file} is larger than {MAX_COMPOSE_BYTES} bytes")
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10× faster
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

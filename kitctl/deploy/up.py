@@ -18,7 +18,7 @@ from kitctl.deploy.compose import Project, load_project
 from kitctl.deploy.hashing import config_hash, mounts_hash
 from kitctl.deploy.plan import ServiceAction, orphans, plan_services
 from kitctl.deploy.runner import Outcome, run_plan
-from kitctl.deploy.site import require_site_dir, site_domain, verified_licence
+from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, verified_licence
 from kitctl.deploy.state import by_service, project_containers
 from kitctl.deploy.steps import EnsureNetwork, EnsureVolume, Step, StepContext
 from kitctl.errors import InvalidInput, KitError
@@ -72,9 +72,9 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     domain_check = _background(lambda: doctor.check_domain(site_domain(site_dir)))
     client = connect(options.host)
     remote = is_remote(options.host)
-    licence = _preflight(client, project, remote, lambda: verified_licence(site_dir, options.licence, options.hq_keys))
+    licence = _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
-    ids = _images(client, project, options, licence, reporter)
+    ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
     current, leftovers = _current(client, project.name)
     hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
     only = _selected(project, options.services)
@@ -126,16 +126,16 @@ def _preflight(client: "docker.DockerClient", project: Project, remote: bool, lo
     return loaded[0]
 
 
-def _images(client, project: Project, options: UpOptions, licence: Any, reporter: "Reporter") -> dict[str, str | None]:
+def _images(client, project: Project, options: UpOptions, full_licence, reporter: "Reporter") -> dict[str, str | None]:
     from kitctl.deploy.pull import load_bundle, local_image_ids, pull_missing
 
     refs = [s.image for s in project.services.values()]
     if options.bundle is not None:
         load_bundle(client, str(options.bundle), reporter)
     ids = local_image_ids(client.api, refs)
-    if options.dry_run:
+    if options.dry_run or all(ids.values()):
         return ids
-    return pull_missing(client.api, ids, licence.claims.registry, reporter)
+    return pull_missing(client.api, ids, full_licence().claims.registry, reporter)
 
 
 def _selected(project: Project, services: list[str] | None) -> set[str] | None:
