@@ -166,8 +166,9 @@ def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:
     if result.url:
         out.print(f"site: [bold]{escape(result.url)}[/]")
     if result.admin_output:
-        out.print("[bold yellow]first admin created; the password below is shown only this once:[/]")
-        out.print(escape(result.admin_output), soft_wrap=True)
+        out.print(f"[bold yellow]first admin created[/]: user [bold]{escape(result.admin_name)}[/], "
+                  f"password [bold]{escape(result.admin_output)}[/]")
+        out.print("[yellow]this password is shown only this once: keep it now[/]")
 
 
 def down(

@@ -22,7 +22,7 @@ COMMAND = ["python", "-m", "storefront", "create-admin"]
 @dataclass(frozen=True)
 class AdminResult:
     ok: bool
-    output: str  # what the storefront printed (holds the password on success)
+    output: str  # the generated password on success, else the storefront's last error line
 
 
 def needs_first_admin(site_dir: Path, created_services: list[str]) -> bool:
@@ -32,10 +32,13 @@ def needs_first_admin(site_dir: Path, created_services: list[str]) -> bool:
 def create_first_admin(api: "APIClient", container: str, site_dir: Path, name: str = "admin") -> AdminResult:
     """Exec the storefront's create-admin in its container; mark the site on success."""
     exec_id = api.exec_create(container, [*COMMAND, name], stdout=True, stderr=True)["Id"]
-    output = api.exec_start(exec_id).decode("utf-8", "replace").strip()
+    stdout, stderr = api.exec_start(exec_id, demux=True)
+    output = (stdout or b"").decode("utf-8", "replace").strip()
     code = api.exec_inspect(exec_id).get("ExitCode")
-    if code != 0:
-        return AdminResult(False, (output.splitlines() or [f"exit code {code}"])[-1])
+    if code != 0 or not output:
+        problem = (stderr or b"").decode("utf-8", "replace").strip() or f"exit code {code}"
+        return AdminResult(False, problem.splitlines()[-1])
+    output = output.splitlines()[-1]  # the storefront prints the generated password last
     marker = site_dir / MARKER
     marker.parent.mkdir(mode=0o700, exist_ok=True)
     marker.write_text(f"{name}\n", encoding="utf-8")

@@ -52,7 +52,8 @@ class UpResult:
     project: str
     actions: list[ServiceAction]
     outcome: Outcome | None = None
-    admin_output: str | None = None
+    admin_output: str | None = None  # what create-admin printed: the generated password
+    admin_name: str = "admin"
     url: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -79,7 +80,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
     only = _selected(project, options.services)
     actions = plan_services(project, hashes, current, ids, only)
-    result = UpResult(project.name, actions, url=_url(project, site_dir))
+    result = UpResult(project.name, actions, url=_url(project, site_dir), admin_name=options.admin_name)
     for orphan in orphans(project, current):
         result.warnings.append(f"container {orphan.name} belongs to no service in compose.yaml (left alone)")
     if options.dry_run or result.nothing_to_do:
