@@ -31,7 +31,7 @@ MAX_COMPOSE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume" | "bind"
+    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see deploy.secrets)
     source: str  # volume key, or absolute host path
     target: str
     read_only: bool = False
@@ -87,6 +87,9 @@ class Service:
 
     def dependency_names(self) -> list[str]:
         return [d.service for d in self.depends_on]
+
+    def secrets(self) -> list[Mount]:
+        return [m for m in self.mounts if m.kind == "secret"]
 
     def writes_named_volume(self) -> bool:
         return any(m.kind == "volume" and not m.read_only for m in self.mounts)
@@ -354,7 +357,7 @@ def _secret_mount(raw: Any, secrets: dict[str, Path], where: str) -> Mount:
     _require(secrets[name].is_file(), f"{where}: secret file for {name!r} does not exist")
     target = str(target or name)
     full = target if target.startswith("/") else f"/run/secrets/{target}"
-    return Mount("bind", str(secrets[name]), full, True)
+    return Mount("secret", str(secrets[name]), full, True)
 
 
 PORT = re.compile(r"^(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<cont>\d+)(?:/(?P<proto>tcp|udp))?$")

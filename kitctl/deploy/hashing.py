@@ -40,7 +40,7 @@ def mounts_hash(project: Project, service: str) -> str:
     """sha256 over the contents of every bind-mounted file or directory (bounded)."""
     digest = hashlib.sha256()
     for mount in project.services[service].mounts:
-        if mount.kind == "bind":
+        if mount.kind in ("bind", "secret"):
             digest.update(mount.target.encode() + b"\0" + _path_digest(Path(mount.source)).encode() + b"\n")
     return digest.hexdigest()
 

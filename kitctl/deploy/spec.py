@@ -58,7 +58,8 @@ def healthcheck(service: Service) -> dict[str, Any] | None:
 
 def host_config(project: Project, service: Service, host_path: Callable[[str], str]) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "mounts": [_mount(project, m, host_path) for m in service.mounts],
+        "mounts": [_mount(project, m, host_path) for m in service.mounts
+                   if m.kind != "secret" or not secrets_copied(service)],
         "port_bindings": _port_bindings(service),
         "restart_policy": _restart_policy(service.restart),
         "read_only": service.read_only or None,
@@ -71,6 +72,11 @@ def host_config(project: Project, service: Service, host_path: Callable[[str], s
     if service.memory is not None:
         config["mem_limit"] = service.memory
     return {k: v for k, v in config.items() if v is not None}
+
+
+def secrets_copied(service: Service) -> bool:
+    """Secrets are copied into the container (as its user) unless its root filesystem is read-only."""
+    return not service.read_only
 
 
 def _mount(project: Project, mount, host_path: Callable[[str], str]):

@@ -143,7 +143,8 @@ class CreateContainer(Step):
         return f"create container from {self.image}"
 
     def run(self, ctx: StepContext) -> None:
-        from kitctl.deploy.spec import create_kwargs, extra_networks
+        from kitctl.deploy.secrets import copy_secrets
+        from kitctl.deploy.spec import create_kwargs, extra_networks, secrets_copied
 
         svc = ctx.project.services[self.service]
         created = ctx.api.create_container(**create_kwargs(
@@ -152,6 +153,8 @@ class CreateContainer(Step):
         ctx.containers[self.service] = created["Id"]
         for network, aliases in extra_networks(ctx.project, svc):
             ctx.api.connect_container_to_network(created["Id"], network, aliases=aliases)
+        if secrets_copied(svc):
+            copy_secrets(ctx.api, created["Id"], svc)
 
     def undo(self, ctx: StepContext) -> None:
         from docker.errors import NotFound

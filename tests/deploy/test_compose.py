@@ -49,7 +49,7 @@ def test_full_service_is_parsed(tmp_path: Path) -> None:
     assert project.name == tmp_path.name.lower().replace(".", "") or project.name
     assert web.command == ("serve", "--port", "8000")
     assert dict(web.environment) == {"A": "1", "B": "override", "C": "3", "D": "true"}
-    assert [m.kind for m in web.mounts] == ["volume", "bind", "volume", "bind"]
+    assert [m.kind for m in web.mounts] == ["volume", "bind", "volume", "secret"]
     assert web.mounts[1].source == str(tmp_path / "site.json") and web.mounts[1].read_only
     assert web.mounts[3].target == "/run/secrets/pw" and web.mounts[3].read_only
     assert web.ports[0].host_ip == "127.0.0.1" and web.ports[0].host_port == 8080 and web.ports[0].container_port == 80

@@ -113,3 +113,37 @@ def test_upgrade_is_recorded_in_compose_keeping_the_layout(tmp_path: Path) -> No
     record_images(compose, project, images)
     text = compose.read_text()
     assert text.startswith("# rendered\n") and "'reg:5000/kitctl/db:0.2.0'" in text and "redis:7" in text
+
+
+def test_secrets_are_copied_in_as_the_services_user(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from kitctl.deploy.secrets import secrets_archive, service_owner
+    from kitctl.deploy.spec import secrets_copied
+
+    (tmp_path / "pw").write_text("s3cret")
+    (tmp_path / "pw").chmod(0o600)
+    project = parse_project({"services": {
+        "app": {"image": "kitctl/storefront:1", "secrets": ["pw"]},
+        "ro": {"image": "x", "secrets": ["pw"], "read_only": True, "user": "10001:10001"},
+    }, "secrets": {"pw": {"file": "./pw"}}}, tmp_path, tmp_path / "compose.yaml", "p")
+    app = project.services["app"]
+
+    class Images:  # the one engine call service_owner makes: the image's configured user
+        def __init__(self, user: str) -> None:
+            self.user = user
+
+        def inspect_image(self, ref: str) -> dict:
+            return {"Config": {"User": self.user}}
+
+    assert service_owner(Images("10001:10001"), app) == (10001, 10001, 0o400)
+    assert service_owner(Images("10001"), app) == (10001, 10001, 0o400)
+    assert service_owner(Images(""), app) == (0, 0, 0o400)
+    assert service_owner(Images("kit"), app) == (0, 0, 0o444)
+    with tarfile.open(fileobj=io.BytesIO(secrets_archive(app, (10001, 10001, 0o400)))) as tar:
+        member = tar.getmember("run/secrets/pw")
+        assert (member.uid, member.gid, member.mode) == (10001, 10001, 0o400)
+        assert tar.extractfile(member).read() == b"s3cret"
+        assert tar.getmember("run/secrets").isdir()
+    assert secrets_copied(app) and not secrets_copied(project.services["ro"])  # read-only rootfs keeps the bind

@@ -280,3 +280,45 @@ def test_the_same_through_ssh(tmp_path_factory, images, registry_grant, engine: 
     finally:
         kitctl("down", *remote.args("--volumes", "--yes"), check=False)
         shutil.rmtree(Path(remote_dir).parent, ignore_errors=True)
+
+
+# --- the rendered stack: storefront, agent, db, proxy from images/, rendered by `kitctl up` itself ----------
+
+def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_grant: dict[str, str]) -> None:
+    """`kitctl up --licence … --name … --logo …` renders, pulls the kit's images with the licence, serves the shop."""
+    require((ROOT / "storefront" / "__main__.py").is_file() and (ROOT / "agent" / "__main__.py").is_file(),
+            "the storefront and agent apps are not in this checkout yet")
+    from kitctl import __version__
+    from kitctl.images.build import build_images
+
+    services = ["db", "proxy", "storefront", "agent"]
+    build_images(engine, ROOT, __version__, services)
+    auth = {"username": registry_grant["username"], "password": registry_grant["password"]}
+    for service in services:
+        engine.images.get(f"kitctl/{service}:{__version__}").tag(f"{REGISTRY}/kitctl/{service}", __version__)
+        for line in engine.api.push(f"{REGISTRY}/kitctl/{service}", tag=__version__, auth_config=auth,
+                                    stream=True, decode=True):
+            assert "error" not in line, line
+    project = f"shop{uuid.uuid4().hex[:6]}"
+    token, jwks = issue_test_licence(tmp_path / "hq", project, registry_grant)
+    (tmp_path / "licence.jwt").write_text(token)
+    (tmp_path / "hq-keys.json").write_text(json.dumps(jwks))
+    (tmp_path / "logo.png").write_bytes(LOGO_PNG)
+    site_dir, http_port = tmp_path / project, free_port()
+    args = ["--licence", f"@{tmp_path / 'licence.jwt'}", "--hq-keys", str(tmp_path / "hq-keys.json"),
+            "--name", "星辰游戏", "--domain", "localhost", "--logo", str(tmp_path / "logo.png"),
+            "--site-dir", str(site_dir), "--http-port", str(http_port), "--https-port", str(free_port()),
+            "--metrics-port", str(free_port()), "--tls", "off"]
+    try:
+        first = kitctl("up", *args, timeout=900)
+        assert "first admin created" in first.stdout and "shown only this once" in first.stdout
+        status, body = get(f"http://127.0.0.1:{http_port}/")
+        assert status == 200 and "星辰游戏" in body.decode()
+        assert get(f"http://127.0.0.1:{http_port}/branding/logo.png") == (200, LOGO_PNG)
+        again = kitctl("up", *args)
+        assert "nothing to do" in again.stdout and "first admin" not in again.stdout
+        data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
+        assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
+        assert all(s["health"] == "healthy" for s in data["services"])
+    finally:
+        kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes", check=False)
