@@ -61,8 +61,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get(url: str, host: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, response.read()
 
 
@@ -312,13 +313,21 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
     try:
         first = kitctl("up", *args, timeout=900)
         assert "first admin created" in first.stdout and "shown only this once" in first.stdout
-        status, body = get(f"http://127.0.0.1:{http_port}/")
-        assert status == 200 and "星辰游戏" in body.decode()
-        assert get(f"http://127.0.0.1:{http_port}/branding/logo.png") == (200, LOGO_PNG)
+        # the rendered Caddyfile serves the site's domain: ask for it by name
+        status, body = get(f"http://127.0.0.1:{http_port}/", host="localhost")
+        assert status == 200 and "<title>星辰游戏</title>" in body.decode()
+        assert get(f"http://127.0.0.1:{http_port}/branding/logo.png", host="localhost") == (200, LOGO_PNG)
         again = kitctl("up", *args)
         assert "nothing to do" in again.stdout and "first admin" not in again.stdout
         data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
         assert all(s["health"] == "healthy" for s in data["services"])
+        assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
+        before = container_ids(engine, project)
+        recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
+        after = container_ids(engine, project)
+        assert after["db"] == before["db"] and after["proxy"] != before["proxy"]
+        assert "first admin" not in recoloured.stdout
+        assert b"#ff3366" in get(f"http://127.0.0.1:{http_port}/branding/theme.css", host="localhost")[1].lower()
     finally:
         kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes", check=False)
