@@ -229,6 +229,10 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
     assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
         "status": "suspended", "reason": "overdue fee"}
     assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
+    logs = kitctl("logs", "web", "--tail", "100", *site.args())
+    assert f"serving {site.name}" in logs.stdout
+    unknown = kitctl("logs", "nope", *site.args(), check=False)
+    assert unknown.returncode == 2 and "unknown service 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_down_then_up_keeps_the_data(site: Site, engine: Any) -> None:
