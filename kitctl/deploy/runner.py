@@ -25,22 +25,34 @@ class Outcome:
     seconds: float = 0.0
 
 
-def service_steps(project: Project, action: ServiceAction, until: str = "healthy") -> list[Step]:
-    """The steps that bring one service to its desired state (not the deferred removal)."""
+def service_phases(project: Project, action: ServiceAction, until: str = "healthy") -> tuple[list[Step], list[Step]]:
+    """(prepare, activate) steps for one service; the old container is removed later, after all are healthy.
+
+    `prepare` (set the old container aside, create the new one) runs at once,
+    while dependencies are still starting; `activate` (stop the old one if it
+    must, start, wait until healthy) runs once every dependency is ready.
+    """
     image = project.services[action.service].image
     name = action.service
     if action.kind == "keep":
-        return []
+        return [], []
     if action.kind == "start":
-        return [StartContainer(name, existing=action.old), WaitReady(name, until)]
-    steps: list[Step] = []
+        return [], [StartContainer(name, existing=action.old), WaitReady(name, until)]
+    prepare: list[Step] = []
+    activate: list[Step] = []
     if action.kind == "recreate":
         assert action.old is not None
-        steps.append(RenameOld(name, action.old))
+        prepare.append(RenameOld(name, action.old))
         if action.strategy == "stop-first":
-            steps.append(StopOld(name, action.old))
-    steps += [CreateContainer(name, image), StartContainer(name), WaitReady(name, until)]
-    return steps
+            activate.append(StopOld(name, action.old))
+    prepare.append(CreateContainer(name, image))
+    activate += [StartContainer(name), WaitReady(name, until)]
+    return prepare, activate
+
+
+def service_steps(project: Project, action: ServiceAction, until: str = "healthy") -> list[Step]:
+    prepare, activate = service_phases(project, action, until)
+    return prepare + activate
 
 
 def completion_services(project: Project) -> set[str]:
@@ -66,6 +78,17 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
 
     def worker(action: ServiceAction) -> None:
         try:
+            until = "completed" if action.service in one_shot else "healthy"
+            prepare_steps, activate_steps = service_phases(ctx.project, action, until)
+            t0 = time.monotonic()
+            if not prepare_steps and not activate_steps:
+                ctx.reporter.done(action.service, "unchanged, left running", 0.0)
+                ok[action.service] = True
+                return
+            ctx.reporter.step(action.service, f"{action.kind} ({action.reason})")
+            if not _run_steps(ctx, action.service, prepare_steps, t0, done_log, lock, failures):
+                ok[action.service] = False
+                return
             deps = ctx.project.services[action.service].dependency_names()
             for dep in deps:
                 if dep in finished:
@@ -73,8 +96,10 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
             if failures or not all(ok.get(d, True) for d in deps):
                 ok[action.service] = False
                 return
-            ok[action.service] = _run_service(ctx, action, "completed" if action.service in one_shot else "healthy",
-                                              done_log, lock, failures)
+            ok[action.service] = _run_steps(ctx, action.service, activate_steps, t0, done_log, lock, failures)
+            if ok[action.service]:
+                ctx.reporter.done(action.service, "healthy" if until == "healthy" else "completed",
+                                  time.monotonic() - t0)
         finally:
             finished[action.service].set()
 
@@ -94,35 +119,29 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
                    seconds=time.monotonic() - started)
 
 
-def _run_service(ctx: StepContext, action: ServiceAction, until: str, done_log: list[Step],
-                 lock: threading.Lock, failures: list[StepFailed]) -> bool:
-    t0 = time.monotonic()
-    steps = service_steps(ctx.project, action, until)
-    if not steps:
-        ctx.reporter.done(action.service, "unchanged, left running", 0.0)
-        return True
-    ctx.reporter.step(action.service, f"{action.kind} ({action.reason})")
+def _run_steps(ctx: StepContext, service: str, steps: list[Step], t0: float, done_log: list[Step],
+               lock: threading.Lock, failures: list[StepFailed]) -> bool:
+    """Run steps in order; on the first failure record it (for the rollback) and stop."""
     for step in steps:
-        ctx.reporter.step(action.service, step.describe())
+        ctx.reporter.step(service, step.describe())
         try:
             step.run(ctx)
         except StepFailed as exc:
-            ctx.reporter.failed(action.service, str(exc).split(": ", 1)[-1], time.monotonic() - t0)
+            ctx.reporter.failed(service, str(exc).split(": ", 1)[-1], time.monotonic() - t0)
             with lock:
                 failures.append(exc)
             return False
         except Exception as exc:  # an engine error: report it as this service's failure
             from kitctl.deploy.engine import first_line
 
-            ctx.reporter.failed(action.service, first_line(exc), time.monotonic() - t0)
+            ctx.reporter.failed(service, first_line(exc), time.monotonic() - t0)
             with lock:
-                failures.append(StepFailed(action.service, first_line(exc)))
+                failures.append(StepFailed(service, first_line(exc)))
             return False
         finally:
             with lock:
-                if step not in done_log and not isinstance(step, WaitReady):
+                if not isinstance(step, WaitReady):
                     done_log.append(step)
-    ctx.reporter.done(action.service, "healthy" if until == "healthy" else "completed", time.monotonic() - t0)
     return True
 
 

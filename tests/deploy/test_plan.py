@@ -125,7 +125,7 @@ def test_recreate_steps_keep_the_old_container_until_the_end(tmp_path: Path) -> 
     changed = stack(tmp_path, colour="red", db_image="kitctl/db:2")
     actions = {a.service: a for a in plan_services(changed, hashes(changed), before, image_ids(changed))}
     names = [type(s).__name__ for s in service_steps(changed, actions["db"])]
-    assert names == ["RenameOld", "StopOld", "CreateContainer", "StartContainer", "WaitReady"]
+    assert names == ["RenameOld", "CreateContainer", "StopOld", "StartContainer", "WaitReady"]
     web = plan_services(changed, hashes(changed), {**before, "web": Running(**{**before["web"].__dict__, "config_hash": "old"})},
                         image_ids(changed))
     web_steps = [type(s).__name__ for s in service_steps(changed, next(a for a in web if a.service == "web"))]
