@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -11,14 +12,25 @@ from sqlalchemy import Engine
 from tests.agent.helpers import OPEN_RULES, SiteDir, make_site_dir, sqlite_url
 
 
-@pytest.fixture
-def hq(tmp_path: Path) -> Iterator[object]:
-    """The real HQ server (uvicorn on a loopback port, its own SQLite) with open risk rules."""
+@pytest.fixture(scope="module")
+def shared_hq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real HQ server (uvicorn on a loopback port, its own SQLite), shared by a module's tests."""
     from hq.testing import running_hq
 
-    with running_hq(tmp_path, site_rate_per_second=10_000, site_rate_burst=10_000) as server:
-        server.set_rules(OPEN_RULES)
+    with running_hq(tmp_path_factory.mktemp("hq"), site_rate_per_second=10_000, site_rate_burst=10_000) as server:
         yield server
+
+
+@pytest.fixture
+def hq(shared_hq: object) -> object:
+    """The module's HQ with open risk rules; each test uses its own site (orders are per site)."""
+    shared_hq.set_rules(OPEN_RULES)  # type: ignore[attr-defined]
+    return shared_hq
+
+
+@pytest.fixture
+def site_id() -> str:
+    return "s" + uuid.uuid4().hex[:10]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -30,8 +42,8 @@ def site_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def site(tmp_path: Path, hq: object, site_db_url: str) -> SiteDir:
-    return make_site_dir(tmp_path, hq, site_db_url)
+def site(tmp_path: Path, hq: object, site_db_url: str, site_id: str) -> SiteDir:
+    return make_site_dir(tmp_path, hq, site_db_url, site_id=site_id)
 
 
 @pytest.fixture

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent.state import read_state
 from sitedb.models import CatalogItem, PriceRule
+
+
+@pytest.fixture
+def hq(tmp_path):  # type: ignore[no-untyped-def]
+    """A fresh HQ per test: these tests assert the exact catalog."""
+    from hq.testing import running_hq
+
+    with running_hq(tmp_path) as server:
+        yield server
 
 
 def items(engine) -> dict[str, CatalogItem]:  # type: ignore[no-untyped-def]
