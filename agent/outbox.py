@@ -63,6 +63,10 @@ class ForwardOutcome:
     decided: int = 0
     missing: int = 0
 
+    @property
+    def contacted_hq(self) -> bool:
+        return self.sent > 0
+
 
 class Forwarder:
     """Moves orders between the outbox and HQ; every call does one bounded unit of work."""

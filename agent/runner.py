@@ -219,7 +219,8 @@ class Agent:
             self.once.problem(f"db:{what}", "database unavailable", loop=what,
                               detail=str(exc).splitlines()[0][:160])
             return None
-        self.once.resolved_prefix(f"hq:{what}:", f"HQ {what} works again", endpoint=what)
+        if getattr(result, "contacted_hq", True):
+            self.once.resolved_prefix(f"hq:{what}:", f"HQ {what} works again", endpoint=what)
         self.once.resolved(f"db:{what}", "database works again", loop=what)
         return result
 
