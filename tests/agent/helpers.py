@@ -67,7 +67,7 @@ class SiteDir:
             "KIT_BACKOFF_CAP": "1",
             "KIT_REVIEW_POLL": "0.3",
             "KIT_STATS_INTERVAL": "0.5",
-            "KIT_HTTP_TIMEOUT": "2",
+            "KIT_HTTP_TIMEOUT": "5",
             **self.extra_env,
         }
         env.update({f"KIT_{k.upper()}": str(v) for k, v in overrides.items()})
@@ -96,6 +96,15 @@ def make_site_dir(tmp_path: Path, hq: Any, db_url: str, site_id: str = "xingchen
         os.chmod(path, 0o600)
     return SiteDir(d, site_id, db_url, hq_url or hq.url, files["licence"][0], files["keys"][0],
                    files["site_key"][0], files["site"][0], key)
+
+
+def migrated_engine(url: str) -> Engine:
+    """The site database as the storefront leaves it: migrated, ready for checkouts."""
+    from sitedb.engine import make_engine
+    from sitedb.migrate import upgrade
+
+    upgrade(url)
+    return make_engine(url)
 
 
 def sqlite_url(tmp_path: Path) -> str:

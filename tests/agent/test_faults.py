@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from agent.hq_client import HQError
 from agent.runner import Agent
-from sitedb.engine import make_engine
-from sitedb.models import CatalogItem, Order
+from sitedb.models import CatalogItem, Order, SiteState
 from tests.agent.faultproxy import FaultProxy
-from tests.agent.helpers import (AgentProcess, hq_order_counts, make_site_dir, metric_value, order_counts,
+from tests.agent.helpers import (AgentProcess, hq_order_counts, make_site_dir, metric_value, migrated_engine,
+                                 order_counts,
                                  sqlite_url, wait_until, write_orders)
 
 
@@ -91,7 +91,7 @@ def test_hq_down_under_steady_order_stream(hq, proxy, proxied_site, tmp_path) ->
     sku = f"t-{proxied_site.site_id}"
     hq.seed_item(sku, category="game", price_cents=1000, stock_kind="direct_topup")
     agent = AgentProcess(proxied_site, tmp_path / "agent.log").start()
-    engine = make_engine(proxied_site.db_url)
+    engine = migrated_engine(proxied_site.db_url)
     written: list[str] = []
     stop = threading.Event()
 
@@ -129,35 +129,40 @@ def test_hq_down_under_steady_order_stream(hq, proxy, proxied_site, tmp_path) ->
         engine.dispose()
 
 
+@pytest.mark.parametrize("site_db_url", ["sqlite"], indirect=True)  # the durability SQLite must prove
 def test_sigkill_repeatedly_while_forwarding(hq, proxy, proxied_site, tmp_path) -> None:  # type: ignore[no-untyped-def]
     sku = f"card-{proxied_site.site_id}"
     hq.seed_item(sku, category="game", price_cents=1000)
-    hq.seed_card_keys(sku, 400)
-    engine = make_engine(proxied_site.db_url)
-    ids = write_orders(engine, 400, sku)
+    hq.seed_card_keys(sku, 200)
+    engine = migrated_engine(proxied_site.db_url)
+    ids = write_orders(engine, 200, sku)
     proxy.delay = 0.05  # each batch takes a moment: kills land mid-request and mid-write
     rng = random.Random(6)
     agent = AgentProcess(proxied_site, tmp_path / "agent.log", forward_batch=10)
     try:
         kills = 0
-        for _ in range(6):
+        for _ in range(3):
+            done = order_counts(engine).get("delivered", 0)
             agent.start(wait_ready=False)
-            time.sleep(rng.uniform(0.8, 2.0))
+            # kill only once forwarding is under way, at a random moment inside it
+            wait_until(lambda: order_counts(engine).get("delivered", 0) > done, 60, interval=0.05,
+                       what="forwarding to start")
+            time.sleep(rng.uniform(0.0, 0.4))
             agent.kill()
             kills += 1
             if order_counts(engine).get("pending", 0) == 0:
                 break
-        assert kills >= 2
+        assert kills >= 2 and order_counts(engine).get("pending", 0) > 0, "kills must land mid-stream"
         agent.start()
         wait_until(lambda: order_counts(engine).get("pending", 0) == 0, 60, what="all orders decided")
-        assert order_counts(engine) == {"delivered": 400}
-        assert hq_order_counts(hq, proxied_site.site_id) == (400, 400)
+        assert order_counts(engine) == {"delivered": 200}
+        assert hq_order_counts(hq, proxied_site.site_id) == (200, 200)
         with Session(engine) as s:  # every order got its own card key, none twice
             sealed = [o.delivery_sealed for o in s.scalars(select(Order).where(Order.id.in_(ids)))]
         from sitedb.sealing import open_sealed
 
         serials = [k["serial"] for blob in sealed for k in open_sealed(proxied_site.site_key, blob)["card_keys"]]
-        assert len(serials) == len(set(serials)) == 400
+        assert len(serials) == len(set(serials)) == 200
         assert agent.terminate() == 0
     finally:
         if agent.proc and agent.proc.poll() is None:
@@ -165,24 +170,34 @@ def test_sigkill_repeatedly_while_forwarding(hq, proxy, proxied_site, tmp_path) 
         engine.dispose()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("site_db_url", ["postgres"], indirect=True)
 def test_sigkill_repeatedly_during_sync_pages(hq, proxy, proxied_site, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from hq import catalog
 
     prefix = proxied_site.site_id
-    for i in range(300):
+    for i in range(200):
         hq.seed_item(f"{prefix}-{i:03d}", category="phone", price_cents=1000 + i, stock_kind="direct_topup")
-    engine = make_engine(proxied_site.db_url)
+    engine = migrated_engine(proxied_site.db_url)
     proxy.delay = 0.03
     rng = random.Random(7)
-    agent = AgentProcess(proxied_site, tmp_path / "agent.log", sync_page_limit=10)
+    agent = AgentProcess(proxied_site, tmp_path / "agent.log", sync_page_limit=5)
     try:
-        for round_ in range(5):
+        def cursor() -> str | None:
+            with Session(engine) as s:
+                state = s.get(SiteState, 1)
+                return state.catalog_cursor if state else None
+
+        for round_ in range(3):
+            before = cursor()
             agent.start(wait_ready=False)
-            time.sleep(rng.uniform(0.8, 2.0))
+            wait_until(lambda: cursor() not in (None, before), 60, interval=0.05, what="a sync page to land")
+            time.sleep(rng.uniform(0.0, 0.3))
             agent.kill()
-            # HQ keeps changing between kills: updates and deletions
-            hq.seed_item(f"{prefix}-{round_:03d}", category="phone", price_cents=5000 + round_,
-                         stock_kind="direct_topup")
+            # HQ keeps changing between kills: updates and deletions (more than one page of work)
+            for j in range(12):
+                hq.seed_item(f"{prefix}-{round_ * 12 + j:03d}", category="phone", price_cents=5000 + round_,
+                             stock_kind="direct_topup")
             catalog.remove(hq.service, "test", f"{prefix}-{100 + round_:03d}")
         agent.start()
 
@@ -196,6 +211,7 @@ def test_sigkill_repeatedly_during_sync_pages(hq, proxy, proxied_site, tmp_path)
 
         wait_until(lambda: site_view() == hq_view(), 60, what="site catalog equal to HQ's")
         assert f"{prefix}-100" not in site_view() and site_view()[f"{prefix}-000"] == 5000
+        assert site_view()[f"{prefix}-030"] == 5002
         assert agent.terminate() == 0
     finally:
         if agent.proc and agent.proc.poll() is None:
