@@ -9,7 +9,7 @@ def main() -> int:
     from agent.logs import setup_logging
     from agent.runner import Agent
     from agent.settings import load_settings
-    from kitctl.errors import InvalidInput
+    from kitctl.errors import KitError
 
     setup_logging()
     try:
@@ -18,9 +18,9 @@ def main() -> int:
         agent = Agent(settings)
         agent.install_signal_handlers()
         agent.start()
-    except InvalidInput as exc:
+    except KitError as exc:  # bad configuration or licence: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     agent.run()
     return 0
 

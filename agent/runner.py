@@ -23,7 +23,7 @@ from agent.commands import CommandProcessor, Effects
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
 from agent.hq_client import HQClient, HQError
-from agent.licence import choose_licence, install_start_licence
+from agent.licence import choose_licence, evaluate, install_start_licence
 from agent.logs import LogOnce
 from agent.metrics import AgentMetrics
 from agent.outbox import Forwarder, backoff_seconds
@@ -67,15 +67,17 @@ class Agent:
 
         s = self.settings
         url = s.resolved_database_url()
-        upgrade(url)
-        self.engine = make_engine(url)
         self.keys = load_jwks(s.hq_keys_file)
         try:
             self.site_key = load_site_key(s.site_key_file)
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"KIT_SITE_KEY_FILE: {exc}") from None
         file_token = _read_secret(s.licence_file, "KIT_LICENCE_FILE")
+        evaluate(file_token, self.keys)  # a bad licence is refused before anything is touched
         site_json = s.site_json()
+        wait_for_database(url, s.db_wait, self.stop)
+        upgrade(url)
+        self.engine = make_engine(url)
         stored = self._stored_token()
         held = choose_licence(file_token, stored, self.keys)
         self.site_id = held.site_id
@@ -253,6 +255,33 @@ class Agent:
         if self.observer.summary.get("db") == "down":
             return False, "database unreachable"
         return True, "ok"
+
+
+def wait_for_database(url: str, budget: float, stop: threading.Event) -> None:
+    """At start the database may still be booting (compose starts services together): wait, bounded."""
+    from sqlalchemy import create_engine, text
+
+    from kitctl.errors import KitError
+
+    engine = create_engine(url)
+    deadline = time.monotonic() + budget
+    attempt = 0
+    try:
+        while True:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return
+            except DB_ERRORS as exc:
+                attempt += 1
+                if time.monotonic() > deadline or stop.is_set():
+                    raise KitError(f"database unreachable after {budget:.0f}s: "
+                                   f"{str(exc.orig).splitlines()[0][:160]}") from None
+                if attempt == 1:
+                    log.warning("waiting for the database", extra={"budget_seconds": budget})
+                stop.wait(min(backoff_seconds(attempt, 0.5, 5.0), max(deadline - time.monotonic(), 0.1)))
+    finally:
+        engine.dispose()
 
 
 def _read_secret(path: Path, name: str) -> str:

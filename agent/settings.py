@@ -44,6 +44,7 @@ class AgentSettings(BaseSettings):
     sync_page_limit: int = Field(default=500, ge=1, le=1000)
     stats_interval: float = Field(default=5.0, gt=0)
     http_timeout: float = Field(default=10.0, gt=0)
+    db_wait: float = Field(default=120.0, ge=0)  # how long start waits for the database
     backlog_alert: int = Field(default=10000, ge=1)  # outbox size that raises the alert gauge
 
     @model_validator(mode="after")
