@@ -62,7 +62,6 @@ class Agent:
         """Migrate, verify the licence, open HQ's client; raises InvalidInput on bad config."""
         from kitctl.licence.keys import load_jwks
         from sitedb.engine import make_engine
-        from sitedb.migrate import upgrade
         from sitedb.sealing import load_site_key
 
         s = self.settings
@@ -76,7 +75,7 @@ class Agent:
         evaluate(file_token, self.keys)  # a bad licence is refused before anything is touched
         site_json = s.site_json()
         wait_for_database(url, s.db_wait, self.stop)
-        upgrade(url)
+        run_migrations(url)
         self.engine = make_engine(url)
         stored = self._stored_token()
         held = choose_licence(file_token, stored, self.keys)
@@ -255,6 +254,25 @@ class Agent:
         if self.observer.summary.get("db") == "down":
             return False, "database unreachable"
         return True, "ok"
+
+
+def run_migrations(url: str) -> None:
+    """Bring the schema up to date in a child process: Alembic never occupies the agent's memory.
+
+    The URL (it may hold a password) goes through the environment, never the command line.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from kitctl.errors import KitError
+
+    code = "import os; from sitedb.migrate import upgrade; upgrade(os.environ['KIT_MIGRATE_URL'])"
+    env = {**os.environ, "KIT_MIGRATE_URL": url, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1][:200]
+        raise KitError(f"database migration failed: {last}")
 
 
 def wait_for_database(url: str, budget: float, stop: threading.Event) -> None:

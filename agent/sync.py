@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from sqlalchemy import Engine, bindparam, delete, func, select, update
@@ -126,14 +127,16 @@ class CatalogSync:
         self._reprice_if_rules_changed(rules)
         position = self._position()
         result = SyncResult(mode="full" if position.full_generation is not None else "incremental")
-        try:
-            result = self._walk(position, rules, result)
-        except HQError as exc:
-            if exc.kind != "cursor_expired" or position.full_generation is not None and not position.cursor:
-                raise
-            log.warning("catalog cursor expired at HQ; resyncing the whole catalog (mark and sweep)")
-            position = self.start_full_resync()
-            result = self._walk(position, rules, SyncResult(mode="full"))
+        for attempt in range(3):  # the first try, then at most two walks from scratch
+            try:
+                result = self._walk(position, rules, result)
+                break
+            except HQError as exc:
+                if exc.kind != "cursor_expired" or attempt == 2:
+                    raise
+                log.warning("catalog cursor expired at HQ; resyncing the whole catalog (mark and sweep)")
+                position = self.start_full_resync()
+                result = SyncResult(mode="full")
         if result.complete:
             self.metrics.sync_duration.labels(result.mode).observe(time.perf_counter() - started)
             self.metrics.sync_last_success.set(time.time())
@@ -156,22 +159,30 @@ class CatalogSync:
         return position if position is not None else self.start_full_resync()
 
     def _walk(self, position: Position, rules: list[PricedRule], result: SyncResult) -> SyncResult:
-        for _ in range(MAX_PAGES_PER_RUN):
-            if self.stop.is_set():
-                return result
-            etag = self._etag_for(position)
-            page = self.client.catalog(position.cursor, self.page_limit, etag=etag)
-            if isinstance(page, NotModified):
-                result.not_modified = result.complete = True
-                self._touch_last_sync()
-                return result
-            position = self._apply_page(position, page, rules, result)
-            result.pages += 1
-            if self.after_page is not None:
-                self.after_page(result.pages)
-            if not page.has_more:
-                result.complete = True
-                return result
+        """Apply pages in order; the next page is fetched while the current one is written.
+
+        At most two pages are in memory; the position still moves only with a committed page.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch") as pool:
+            pending: Future[CatalogPage | NotModified] = pool.submit(
+                self.client.catalog, position.cursor, self.page_limit, self._etag_for(position))
+            for _ in range(MAX_PAGES_PER_RUN):
+                page = pending.result()
+                if isinstance(page, NotModified):
+                    result.not_modified = result.complete = True
+                    self._touch_last_sync()
+                    return result
+                if page.has_more and not self.stop.is_set():
+                    pending = pool.submit(self.client.catalog, page.next_cursor, self.page_limit, None)
+                position = self._apply_page(position, page, rules, result)
+                result.pages += 1
+                if self.after_page is not None:
+                    self.after_page(result.pages)
+                if not page.has_more:
+                    result.complete = True
+                    return result
+                if self.stop.is_set():
+                    return result
         raise RuntimeError("catalog sync: page bound reached; HQ keeps saying has_more")
 
     def _etag_for(self, position: Position) -> str | None:
@@ -197,7 +208,7 @@ class CatalogSync:
         with Session(self.engine) as session, session.begin():
             upserts, unchanged, tombstones = self._plan(session, page.items, rules, gen)
             if upserts:
-                session.execute(self.upsert, upserts)
+                self.upsert(session, upserts)
             if unchanged and gen is not None:
                 session.execute(
                     update(items_t).where(items_t.c.sku == bindparam("b_sku"))
@@ -340,14 +351,43 @@ def _etag_doc(cursor: str | None, page: CatalogPage) -> str | None:
     return doc if len(doc) <= 256 else None
 
 
-def _upsert_statement(engine: Engine):  # type: ignore[no-untyped-def]
-    """INSERT … ON CONFLICT (sku) DO UPDATE, in the engine's dialect."""
+_PG_TYPES = {"sku": "text", "name": "text", "category": "text", "face_value_cents": "bigint",
+             "hq_price_cents": "bigint", "price_cents": "bigint", "price_rule_id": "integer", "currency": "text",
+             "stock_kind": "text", "account_pattern": "text", "min_qty": "integer", "max_qty": "integer",
+             "stock": "integer", "status": "text", "hq_version": "bigint", "content_hash": "text",
+             "sync_mark": "bigint", "updated_at": "timestamptz"}
+
+
+def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]]], None]:
+    """A writer of rows as INSERT … ON CONFLICT (sku) DO UPDATE, the fast way for each database.
+
+    PostgreSQL: one statement per page with one array parameter per column (unnest), so the
+    cost does not grow with bind parameters. SQLite: executemany, a C loop in sqlite3.
+    """
+    cols = [c.name for c in items_t.columns]
+    if set(cols) != set(_PG_TYPES):
+        raise RuntimeError("catalog_items columns changed; update _PG_TYPES")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "sku")
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif engine.dialect.name == "sqlite":
+        from sqlalchemy import text
+
+        arrays = ", ".join(f"CAST(:{c} AS {_PG_TYPES[c]}[])" for c in cols)
+        stmt = text(f"INSERT INTO catalog_items ({', '.join(cols)}) SELECT * FROM unnest({arrays}) "
+                    f"ON CONFLICT (sku) DO UPDATE SET {updates}")
+
+        def write_pg(session: Session, rows: list[dict[str, Any]]) -> None:
+            session.execute(stmt, {c: [r[c] for r in rows] for c in cols})
+
+        return write_pg
+    if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise RuntimeError(f"unsupported database {engine.dialect.name}")
-    stmt = insert(items_t)
-    cols = [c.name for c in items_t.columns if c.name != "sku"]
-    return stmt.on_conflict_do_update(index_elements=["sku"], set_={c: stmt.excluded[c] for c in cols})
+
+        ins = insert(items_t)
+        upsert = ins.on_conflict_do_update(index_elements=["sku"],
+                                           set_={c: ins.excluded[c] for c in cols if c != "sku"})
+
+        def write_sqlite(session: Session, rows: list[dict[str, Any]]) -> None:
+            session.execute(upsert, rows)
+
+        return write_sqlite
+    raise RuntimeError(f"unsupported database {engine.dialect.name}")
