@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from agent.hq_client import HQClient, HQError, OrderResult
 from agent.metrics import AgentMetrics
-from agent.state import as_utc, audit, utcnow
-from sitedb.models import Order
+from agent.state import as_utc, utcnow
+from sitedb.models import AuditEntry, Order
 from sitedb.sealing import seal
 
 log = logging.getLogger("agent.outbox")
@@ -152,29 +152,33 @@ class Forwarder:
 
     # -- decisions ----------------------------------------------------------------
     def _store_results(self, results: list[OrderResult], from_status: str) -> int:
-        """Write each decision onto its row if the row is still in `from_status`."""
-        stored: list[tuple[OrderResult, Order]] = []
+        """Write each decision onto its row if the row is still in `from_status` (one transaction)."""
+        by_id = {r.order_id: r for r in results}
         now = utcnow()
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            for result in results:
-                order = session.get(Order, result.order_id, with_for_update=True)
-                if order is None or order.status != from_status:
-                    continue
-                if result.status == from_status == "review":
+            rows = list(session.scalars(
+                select(Order).where(Order.id.in_(list(by_id)), Order.status == from_status)
+                .with_for_update()
+            )) if by_id else []
+            decided = [o for o in rows if not (by_id[o.id].status == from_status == "review")]
+            for order in rows:
+                result = by_id[order.id]
+                if order in decided:
+                    self._apply(order, result, now)
+                else:  # still under review: look again later
                     order.next_attempt_at = now + timedelta(seconds=self._review_delay(order))
                     order.attempts += 1
-                    continue
-                self._apply(order, result, now)
-                stored.append((result, order))
-                audit(session, "order_decided", order_id=order.id, status=result.status,
-                      decision=result.decision)
-        for result, order in stored:
+            if decided:
+                session.execute(insert(AuditEntry), [
+                    {"actor": "agent", "action": "order_decided", "at": now,
+                     "detail": {"order_id": o.id, "status": o.status, "decision": o.decision}} for o in decided])
+        for order in decided:
             if from_status == "pending":
-                self.metrics.orders_forwarded.labels(result.decision).inc()
+                self.metrics.orders_forwarded.labels(by_id[order.id].decision).inc()
             else:
-                self.metrics.reviews_resolved.labels(result.status).inc()
+                self.metrics.reviews_resolved.labels(order.status).inc()
             self.emit("order_decided", _event(order))
-        return len(stored)
+        return len(decided)
 
     def _apply(self, order: Order, result: OrderResult, now: datetime) -> None:
         order.status = result.status
