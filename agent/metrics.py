@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import platform
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from agent import VERSION
@@ -51,6 +51,7 @@ class AgentMetrics:
     """Every metric the agent exposes, created on a private registry."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # `*_created` series would double the count and say nothing useful here
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.build_info = Gauge("kitagent_build_info", "Agent build, value is always 1",
                                 ["version", "python"], registry=r)
