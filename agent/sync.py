@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 from dataclasses import dataclass, field
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -87,10 +88,12 @@ class PricedRule:
 
 
 def content_hash(entry: CatalogEntry) -> str:
-    """Of HQ's fields only (not the version): a re-sent unchanged item is recognised."""
-    doc = {k: getattr(entry, k) for k in HQ_FIELDS}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                          .encode()).hexdigest()
+    """Of HQ's fields only (not the version): a re-sent unchanged item is recognised.
+
+    `repr` of a tuple of str/int/None is stable across runs and much cheaper than JSON.
+    """
+    values = tuple(getattr(entry, k) for k in HQ_FIELDS)
+    return hashlib.sha256(repr(values).encode()).hexdigest()
 
 
 def load_rules(engine: Engine) -> list[PricedRule]:
@@ -247,15 +250,10 @@ class CatalogSync:
         skipped = [e.sku for e in entries if not e.deleted and not e.is_complete()]
         if skipped:
             log.warning("catalog page had incomplete items; skipped", extra={"count": len(skipped)})
-        existing = {}
-        if live:
-            rows = session.execute(
-                select(items_t.c.sku, items_t.c.content_hash, items_t.c.price_cents, items_t.c.price_rule_id)
-                .where(items_t.c.sku.in_(list(live)))
-            ).all()
-            existing = {r.sku: r for r in rows}
+        existing = {r.sku: r for r in self._existing(session, list(live))} if live else {}
         upserts: list[dict[str, Any]] = []
         unchanged: list[str] = []
+        now = utcnow()
         for sku, entry in live.items():
             digest = content_hash(entry)
             rule = choose_rule(entry, rules)
@@ -265,8 +263,19 @@ class CatalogSync:
             if old is not None and (old.content_hash, old.price_cents, old.price_rule_id) == (digest, price, rule_id):
                 unchanged.append(sku)
                 continue
-            upserts.append(_row(entry, digest, price, rule_id, gen or 0))
+            upserts.append(_row(entry, digest, price, rule_id, gen or 0, now))
         return upserts, unchanged, tombstones
+
+    def _existing(self, session: Session, skus: list[str]) -> list[Any]:
+        """(sku, content_hash, price_cents, price_rule_id) of the stored rows among `skus`."""
+        cols = (items_t.c.sku, items_t.c.content_hash, items_t.c.price_cents, items_t.c.price_rule_id)
+        if self.engine.dialect.name == "postgresql":  # one JSON parameter instead of a thousand binds
+            from sqlalchemy import text
+
+            wanted = select(func.jsonb_array_elements_text(text("CAST(:skus AS jsonb)"))).scalar_subquery()
+            query = select(*cols).where(items_t.c.sku.in_(wanted))
+            return list(session.execute(query, {"skus": json.dumps(skus)}).all())
+        return list(session.execute(select(*cols).where(items_t.c.sku.in_(skus))).all())
 
     def _delete(self, session: Session, tombstones: list[tuple[str, int]]) -> int:
         deleted = 0
@@ -331,7 +340,8 @@ def catalog_size(engine: Engine) -> int:
         return session.execute(select(func.count()).select_from(items_t)).scalar_one()
 
 
-def _row(entry: CatalogEntry, digest: str, price: int, rule_id: int | None, mark: int) -> dict[str, Any]:
+def _row(entry: CatalogEntry, digest: str, price: int, rule_id: int | None, mark: int,
+         now: datetime) -> dict[str, Any]:
     return {
         "sku": entry.sku, "name": entry.name, "category": entry.category,
         "face_value_cents": entry.face_value_cents, "hq_price_cents": entry.price_cents,
@@ -339,7 +349,7 @@ def _row(entry: CatalogEntry, digest: str, price: int, rule_id: int | None, mark
         "stock_kind": entry.stock_kind, "account_pattern": entry.account_pattern,
         "min_qty": entry.min_qty, "max_qty": entry.max_qty, "stock": entry.stock,
         "status": entry.status, "hq_version": entry.version, "content_hash": digest,
-        "sync_mark": mark, "updated_at": utcnow(),
+        "sync_mark": mark, "updated_at": now,
     }
 
 
@@ -349,6 +359,10 @@ def _etag_doc(cursor: str | None, page: CatalogPage) -> str | None:
         return None
     doc = json.dumps({"c": cursor or "", "e": page.etag}, separators=(",", ":"))
     return doc if len(doc) <= 256 else None
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat()
 
 
 _PG_TYPES = {"sku": "text", "name": "text", "category": "text", "face_value_cents": "bigint",
@@ -371,12 +385,13 @@ def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]]
     if engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
-        arrays = ", ".join(f"CAST(:{c} AS {_PG_TYPES[c]}[])" for c in cols)
-        stmt = text(f"INSERT INTO catalog_items ({', '.join(cols)}) SELECT * FROM unnest({arrays}) "
+        record = ", ".join(f"{c} {_PG_TYPES[c]}" for c in cols)
+        stmt = text(f"INSERT INTO catalog_items ({', '.join(cols)}) SELECT {', '.join(cols)} "
+                    f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
                     f"ON CONFLICT (sku) DO UPDATE SET {updates}")
 
         def write_pg(session: Session, rows: list[dict[str, Any]]) -> None:
-            session.execute(stmt, {c: [r[c] for r in rows] for c in cols})
+            session.execute(stmt, {"rows": json.dumps(rows, default=_iso, ensure_ascii=False)})
 
         return write_pg
     if engine.dialect.name == "sqlite":

@@ -30,7 +30,8 @@ def main() -> None:
         hq.seed_item("bench-topup", category="game", price_cents=1000, stock_kind="direct_topup")
         engine = migrated_engine(site_url)
         write_orders(engine, args.backlog, "bench-topup", prefix="b")
-        agent = AgentProcess(site, Path(site.path) / "agent.log", forward_idle=0.05, log_level="WARNING")
+        agent = AgentProcess(site, Path(site.path) / "agent.log", forward_idle=0.05, log_level="WARNING",
+                             http_timeout=60)
         t = time.perf_counter()
         agent.start(wait_ready=False)
         wait_until(agent.ready, 60, what="agent ready")
