@@ -199,6 +199,7 @@ class Agent:
             else:
                 failures = 0
                 self.heartbeat_interval = max(float(reply.interval_seconds), self.settings.min_interval)
+                self.sync_interval = self.heartbeat_interval  # HQ sets the pace; a no-op sync is one 304
                 wait = jittered(self.heartbeat_interval)
             self.stop.wait(wait)
 

@@ -148,3 +148,53 @@ def test_log_once_and_json_lines(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in caplog.records] == ["HQ down", "HQ back"]
     line = JsonFormatter().format(caplog.records[0])
     assert json.loads(line)["kind"] == "connect" and json.loads(line)["level"] == "warning"
+
+
+# -- containers through the Docker socket (a fake Docker API on a unix socket) ---------
+def test_container_health_from_a_read_only_docker_socket(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socketserver
+    import threading
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import parse_qs, urlparse
+
+    from agent.stats import DockerProbe
+
+    containers = [
+        {"Labels": {"com.docker.compose.project": "site-x", "com.docker.compose.service": "storefront"},
+         "State": "running", "Status": "Up 5 minutes (healthy)"},
+        {"Labels": {"com.docker.compose.project": "site-x", "com.docker.compose.service": "db"},
+         "State": "running", "Status": "Up 5 minutes (unhealthy)"},
+        {"Labels": {"com.docker.compose.project": "site-x", "com.docker.compose.service": "proxy"},
+         "State": "exited", "Status": "Exited (1) 2 minutes ago"},
+    ]
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.command)
+            url = urlparse(self.path)
+            filters = json.loads(parse_qs(url.query)["filters"][0])
+            assert filters == {"label": ["com.docker.compose.project=site-x"]}
+            body = json.dumps(containers).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def address_string(self) -> str:
+            return "unix"
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            return
+
+    sock = tmp_path / "docker.sock"
+    server = socketserver.UnixStreamServer(str(sock), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        probe = DockerProbe(sock)
+        probe.project = "site-x"
+        assert probe.services() == {"storefront": True, "db": False, "proxy": False}
+        assert seen == ["GET"]  # read-only use of the socket
+    finally:
+        server.shutdown()
+        server.server_close()
