@@ -162,13 +162,17 @@ def build_and_push_images(client: "docker.DockerClient", demo: Demo) -> None:
     from kitctl.images.registry import checked_credentials, push_images
 
     services_ = select_services(None)
+    from kitctl.console import line_progress
+
     say("building images (cached layers are reused; the first run takes a few minutes)")
-    build_images(client, REPO, __version__, services_)
+    with line_progress() as on_line:
+        build_images(client, REPO, __version__, services_, on_line=on_line)
     reg = state_dir() / "registry"
     say(f"pushing images to {demo.registry}")
     creds = checked_credentials(demo.registry, (reg / "admin.username").read_text().strip(),
                                 (reg / "admin.password").read_text().strip())
-    push_images(client, services_, __version__, creds)
+    with line_progress() as on_line:
+        push_images(client, services_, __version__, creds, on_line)
 
 
 # -- HQ container -------------------------------------------------------------

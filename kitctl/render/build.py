@@ -92,6 +92,7 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         "currency": i.currency,
         "colours": {"primary": i.primary_color, "accent": i.accent_color},
         "contact": i.contact,
+        "logo": logo_file,  # file name under /branding/ (the storefront builds its URL)
         "logo_url": f"/branding/{logo_file}" if logo_file else None,
         "theme_url": "/branding/theme.css",
         "categories": list(site.categories),
