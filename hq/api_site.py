@@ -33,11 +33,10 @@ def get_catalog(
     caller: SiteCaller = Depends(site_active),
     hq: HQ = Depends(get_hq),
 ) -> Response:
-    page = catalog.feed(hq, list(caller.categories), cursor, limit)
-    tag = catalog.etag(page)
+    body, tag = catalog.render(catalog.feed(hq, list(caller.categories), cursor, limit))
     if request.headers.get("if-none-match") == tag:
         return Response(status_code=304, headers={"ETag": tag})
-    return JSONResponse(page, headers={"ETag": tag})
+    return Response(body, media_type="application/json", headers={"ETag": tag})
 
 
 @router.post("/orders", response_model=OrderResults, summary="Submit one order or a batch (idempotent)")

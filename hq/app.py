@@ -27,7 +27,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from hq.session import SessionSigner
 
     settings = settings or (hq.settings if hq else HQSettings())
-    service = hq or HQ.open(settings)
+    service = hq or HQ.open(settings, migrate=settings.migrate)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hq import audit
-from hq.clock import iso, utcnow
+from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.models import CardKey, CatalogChange, CatalogItem, Meta
 from kitctl.licence.tiers import CATEGORIES
@@ -87,20 +87,31 @@ def _next_version(session: Session, sku: str, kind: str) -> int:
 
 
 def upsert(hq: "HQ", operator: str, sku: str, spec: ItemSpec) -> dict[str, Any]:
-    validate_sku(sku)
+    return upsert_many(hq, operator, [(sku, spec)])[0]
+
+
+def upsert_many(hq: "HQ", operator: str, items: list[tuple[str, ItemSpec]]) -> list[dict[str, Any]]:
+    """Create or update SKUs in one transaction; each change gets its own version."""
+    for sku, _ in items:
+        validate_sku(sku)
     with hq.session() as session:
-        item = session.get(CatalogItem, sku)
-        version = _next_version(session, sku, "upsert")
-        values = spec.model_dump()
-        if item is None:
-            item = CatalogItem(sku=sku, **values, version=version, deleted=False, updated_at=utcnow())
-            session.add(item)
-        else:
-            for k, v in values.items():
-                setattr(item, k, v)
-            item.version, item.deleted, item.updated_at = version, False, utcnow()
-        audit.record(session, operator, "catalog.upsert", None, sku=sku, **values)
-        return item_json(item, stock_of(session, [item]).get(sku))
+        rows = []
+        for sku, spec in items:
+            item = session.get(CatalogItem, sku)
+            version = _next_version(session, sku, "upsert")
+            values = spec.model_dump()
+            if item is None:
+                item = CatalogItem(sku=sku, **values, version=version, deleted=False, updated_at=utcnow())
+                session.add(item)
+            else:
+                for k, v in values.items():
+                    setattr(item, k, v)
+                item.version, item.deleted, item.updated_at = version, False, utcnow()
+            audit.record(session, operator, "catalog.upsert", None, sku=sku, **values)
+            rows.append(item)
+        session.flush()
+        stock = stock_of(session, rows)
+        return [item_json(i, stock.get(i.sku)) for i in rows]
 
 
 def remove(hq: "HQ", operator: str, sku: str) -> dict[str, Any]:
@@ -182,22 +193,25 @@ def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dic
         pruned = int(hq.meta(session, "catalog_pruned_through") or 0)
         if since is None or (since > 0 and since < pruned):
             raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
-        rows = list(session.scalars(
-            select(CatalogItem).where(CatalogItem.version > since).order_by(CatalogItem.version).limit(limit + 1)
+        # plain rows, not ORM objects: a page is up to 1000 items and read-only
+        rows = list(session.execute(
+            select(*CatalogItem.__table__.c).where(CatalogItem.version > since)
+            .order_by(CatalogItem.version).limit(limit + 1)
         ))
         has_more = len(rows) > limit
         rows = rows[:limit]
         allowed = set(categories)
-        visible = [r for r in rows if r.category in allowed and not r.deleted]
-        stock = stock_of(session, visible)
-        items = [item_json(r, stock.get(r.sku)) if r in visible else tombstone(r) for r in rows]
+        visible = {r.sku for r in rows if r.category in allowed and not r.deleted}
+        stock = stock_of(session, [r for r in rows if r.sku in visible])  # type: ignore[misc]
+        items = [item_json(r, stock.get(r.sku)) if r.sku in visible else tombstone(r) for r in rows]  # type: ignore[arg-type]
         head = int(rows[-1].version) if rows else since
         return {"items": items, "next_cursor": encode_cursor(epoch, head), "has_more": has_more}
 
 
-def etag(page: dict[str, Any]) -> str:
-    body = json.dumps(page, sort_keys=True, separators=(",", ":")).encode()
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+def render(page: dict[str, Any]) -> tuple[bytes, str]:
+    """The page as JSON bytes and its strong ETag (a hash of exactly those bytes)."""
+    body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def list_items(hq: "HQ", include_deleted: bool = False) -> list[dict[str, Any]]:

@@ -95,6 +95,8 @@ def site_action(request: Request, site: str, action: str, csrf: str = Form(..., 
     sess = _check_csrf(request, csrf)
     if action not in ACTIONS:
         return _back(error=f"unknown action {action}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
+        return _back(error="the reason must be one line of text")
     try:
         if action == "revoke":
             licences.revoke(hq, sess.operator, site, reason.strip() or "revoked by HQ")

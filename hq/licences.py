@@ -44,17 +44,17 @@ def _current(session: Session, site: Site) -> Licence:
     return lic
 
 
-def _registry_grant(hq: "HQ", site: Site) -> dict[str, Any] | None:
-    """The `registry` claim: url, the site's username and its (decrypted) password."""
+def _registry_grant(hq: "HQ", site: Site) -> tuple[dict[str, Any] | None, str | None]:
+    """The `registry` claim (url, the site's username and password) and a new password to publish."""
     if not hq.settings.registry_url:
-        return None
+        return None, None
+    fresh = None
     if site.registry_password_enc is None:
-        password = new_password()
+        fresh = new_password()
         site.registry_username = username_for(site.id)
-        site.registry_password_enc = hq.vault.encrypt(password, context=f"registry:{site.id}")
-        hq.htpasswd.set(site.registry_username, password)
+        site.registry_password_enc = hq.vault.encrypt(fresh, context=f"registry:{site.id}")
     password = hq.vault.decrypt(site.registry_password_enc, context=f"registry:{site.id}")
-    return {"url": hq.settings.registry_url, "username": site.registry_username, "password": password}
+    return {"url": hq.settings.registry_url, "username": site.registry_username, "password": password}, fresh
 
 
 def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, categories: list[str], days: int,
@@ -63,11 +63,14 @@ def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, cate
     """Sign a token for `site` and record it as the site's current licence."""
     from kitctl.licence.token import verify_licence
 
+    grant, fresh_password = _registry_grant(hq, site)
     token = issue_licence(
         hq.keys, site=site.id, tier=tier, categories=categories, days=days, hq_url=hq.settings.public_url,
-        registry=_registry_grant(hq, site), features=features, regions=regions,
+        registry=grant, features=features, regions=regions,
         revenue_share_bps=revenue_share_bps, now=int(starts.timestamp()) if starts else None,
     )
+    if grant and fresh_password:  # only once the token is valid: no entry for a refused request
+        hq.htpasswd.set(grant["username"], fresh_password)
     claims = verify_licence(token, hq.pinned()).claims
     lic = Licence(
         jti=claims.jti, site_id=site.id, tier=claims.tier, features=list(claims.features),

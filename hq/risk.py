@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from hq.clock import aware
@@ -26,6 +27,7 @@ from hq.models import Order, Site
 from kitctl.errors import InvalidInput
 
 Action = Literal["review", "reject"]
+log = logging.getLogger("hq.risk")
 SEVERITY = {"approve": 0, "review": 1, "reject": 2}
 
 
@@ -111,11 +113,21 @@ class RuleSource:
         mtime = self.path.stat().st_mtime
         if self._cache is None or self._cache[0] != mtime:
             try:
-                data = json.loads(self.path.read_text())
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"risk rules file {self.path.name} is not JSON: {exc}") from None
-            self._cache = (mtime, parse_rules(data))
+                self._cache = (mtime, self.load())
+            except InvalidInput as exc:
+                if self._cache is None:
+                    raise
+                # a half-edited file must not stop orders: keep deciding with the last good rules
+                log.error("%s; still using the previous rules", exc)
         return self._cache[1]
+
+    def load(self) -> Rules:
+        """Parse the file now; InvalidInput with one line if it is not valid rules."""
+        try:
+            data = json.loads(self.path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"risk rules file {self.path.name} is not JSON: {exc}") from None
+        return parse_rules(data)
 
     def save(self, rules: Rules) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -198,17 +210,23 @@ _VELOCITY_COLUMN = {"account": Order.buyer_account, "contact": Order.buyer_conta
 
 
 def _velocity(session: Session, rules: list[VelocityRule], c: Candidate, now: datetime) -> list[tuple[str, str]]:
+    """One query per signal (account, contact, ip) counts every window of that signal's rules."""
     out = []
     values = {"account": c.account, "contact": c.contact, "ip": c.ip}
-    for rule in rules:
-        value = values[rule.key]
-        if not value:
+    for key in ("account", "contact", "ip"):
+        mine = [r for r in rules if r.key == key]
+        value = values[key]
+        if not mine or not value:
             continue
-        column = _VELOCITY_COLUMN[rule.key]
-        since = now - timedelta(seconds=rule.window_seconds)
-        count = session.scalar(select(func.count()).select_from(Order).where(column == value, Order.received_at >= since))
-        if (count or 0) >= rule.max_orders:
-            out.append((rule.action, f"velocity_{rule.key}:{rule.max_orders}/{rule.window_seconds}s"))
+        column = _VELOCITY_COLUMN[key]
+        sinces = [now - timedelta(seconds=r.window_seconds) for r in mine]
+        counts = session.execute(
+            select(*[func.coalesce(func.sum(case((Order.received_at >= s, 1), else_=0)), 0) for s in sinces])
+            .where(column == value, Order.received_at >= min(sinces))
+        ).one()
+        for rule, count in zip(mine, counts):
+            if int(count or 0) >= rule.max_orders:
+                out.append((rule.action, f"velocity_{rule.key}:{rule.max_orders}/{rule.window_seconds}s"))
     return out
 
 

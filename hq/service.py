@@ -7,6 +7,7 @@ one on the local HQ directory and call the same functions the API calls.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ class HQ:
     engine: "Engine"
     sessionmaker: "sessionmaker[Session]"
     _pinned: tuple[float, "PinnedKeys"] | None = field(default=None, repr=False)
+    _sqlite_writer: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
     def open(cls, settings: HQSettings, migrate: bool = True) -> "HQ":
@@ -49,6 +51,9 @@ class HQ:
         if migrate:
             db.upgrade(url)
         engine = db.make_engine(url)
+        sqlite_file = settings.dir / "hq.sqlite3"
+        if sqlite_file.exists():
+            os.chmod(sqlite_file, 0o600)
         hq = cls(settings=settings, engine=engine, sessionmaker=sessionmaker(engine, expire_on_commit=False))
         hq._ensure_epoch()
         return hq
@@ -59,8 +64,14 @@ class HQ:
     @contextmanager
     def session(self) -> Iterator["Session"]:
         """One transaction: committed on success, rolled back on any error."""
-        with self.sessionmaker() as session, session.begin():
-            yield session
+        if self.engine.dialect.name == "sqlite":
+            # One writer at a time in this process: queueing here is fair and prompt,
+            # where SQLite's busy handler sleeps in steps of up to 100 ms.
+            with self._sqlite_writer, self.sessionmaker() as session, session.begin():
+                yield session
+        else:
+            with self.sessionmaker() as session, session.begin():
+                yield session
 
     @cached_property
     def keys(self) -> "HQKeyStore":

@@ -16,6 +16,8 @@ class HQSettings(BaseSettings):
     dir: Path = Field(default_factory=lambda: Path("hq-data"))
     database_url: str | None = None
     bind: str = "0.0.0.0:8600"
+    workers: int = Field(default=1, ge=1, le=64)
+    migrate: bool = True  # run migrations at start (workers after the first skip it)
     public_url: str = Field(default="http://127.0.0.1:8600", pattern=r"^https?://[^\s]+$")
     registry_url: str | None = "127.0.0.1:5000"
     heartbeat_interval_seconds: int = Field(default=30, ge=1, le=3600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from hq import audit, commands
-from hq.clock import iso, utcnow
+from hq.clock import aware, iso, utcnow
 from hq.errors import ApiError
 from hq.licences import licence_state
 from hq.models import Licence, Order, Site
@@ -21,10 +22,8 @@ if TYPE_CHECKING:
 MAX_JSON_BYTES = 16 * 1024
 
 
-def heartbeat(hq: "HQ", site_id: str, beat: HeartbeatIn, ) -> dict[str, Any]:
+def heartbeat(hq: "HQ", site_id: str, beat: HeartbeatIn) -> dict[str, Any]:
     """Record the site's state, acknowledge applied commands, return what is pending."""
-    import json
-
     for name, value in (("health", beat.health), ("counters", beat.counters)):
         if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
             raise ApiError(413, "too_large", f"{name} is larger than {MAX_JSON_BYTES} bytes")
@@ -80,7 +79,7 @@ def fleet(hq: "HQ") -> list[dict[str, Any]]:
                 "categories": list(lic.categories) if lic else [],
                 "expires_at": iso(lic.expires_at) if lic else None,
                 "last_heartbeat_at": iso(site.last_heartbeat_at),
-                "online": bool(site.last_heartbeat_at and now - _aware(site.last_heartbeat_at)
+                "online": bool(site.last_heartbeat_at and now - aware(site.last_heartbeat_at)
                                < timedelta(seconds=3 * hq.settings.heartbeat_interval_seconds)),
                 "version": site.version,
                 "health": site.health or {},
@@ -91,8 +90,3 @@ def fleet(hq: "HQ") -> list[dict[str, Any]]:
             })
         return out
 
-
-def _aware(value):  # type: ignore[no-untyped-def]
-    from hq.clock import aware
-
-    return aware(value)

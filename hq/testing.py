@@ -22,10 +22,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from hq.service import HQ
 from hq.settings import HQSettings
+
+if TYPE_CHECKING:
+    from kitctl.licence.keys import HQKeyStore
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,6 +51,16 @@ class RunningHQ:
     @property
     def jwks(self) -> dict[str, Any]:
         return self.service.keys.jwks()
+
+    @property
+    def key_store(self) -> "HQKeyStore":
+        """HQ's signing keys (to sign tokens or commands a test needs)."""
+        return self.service.keys
+
+    def revoke(self, site: str, reason: str = "revoked in a test") -> None:
+        from hq import licences
+
+        licences.revoke(self.service, "test", site, reason)
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.operator_token}"}
@@ -87,6 +100,26 @@ class RunningHQ:
         self.service.rules.save(parse_rules(rules))
 
 
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _copy_migrated_sqlite(hq_dir: Path) -> None:
+    """Start from an already migrated SQLite file: migrating each test's database is slow."""
+    import shutil
+    import tempfile
+
+    from hq import db
+
+    if "sqlite" not in _TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="hq-template-")) / "hq.sqlite3"
+        db.upgrade(f"sqlite:///{template}")
+        _TEMPLATE["sqlite"] = template
+    hq_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = hq_dir / "hq.sqlite3"
+    if not target.exists():
+        shutil.copyfile(_TEMPLATE["sqlite"], target)
+
+
 @contextmanager
 def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int | None = None,
                **settings: Any) -> Iterator[RunningHQ]:
@@ -98,6 +131,8 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
 
     port = port or free_port(host)
     hq_dir = Path(tmp_path) / "hq"
+    if database_url is None:
+        _copy_migrated_sqlite(hq_dir)
     public = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)
