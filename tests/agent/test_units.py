@@ -16,7 +16,7 @@ from agent.logs import JsonFormatter, LogOnce
 from agent.metrics import AgentMetrics
 from agent.outbox import backoff_seconds, idempotency_key
 from agent.sync import Position
-from sitedb.pricing import choose_rule, round_price, selling_price
+from sitedb.pricing import choose_rule, rounded, selling_price
 
 
 @dataclass
@@ -49,7 +49,7 @@ def test_selling_price_kinds_and_rounding() -> None:
 def test_never_below_hq_price_and_rounding_only_goes_up(hq: int, kind: str, value: int, rounding: str) -> None:
     price = selling_price(hq, Rule(1, "all", kind, value, rounding=rounding))
     assert price >= hq
-    assert round_price(hq, rounding) >= hq
+    assert rounded(hq, rounding) >= hq
 
 
 def test_most_specific_rule_wins() -> None:
