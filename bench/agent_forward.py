@@ -14,6 +14,28 @@ from pathlib import Path
 from agent_common import bench_world, p
 
 
+def hq_only_rate(hq, site, batches: int = 3) -> float:  # type: ignore[no-untyped-def]
+    """Orders/s HQ's POST /v1/orders sustains by itself (same payloads the agent sends)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    import httpx
+
+    token = site.licence_file.read_text().strip()
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = time.perf_counter()
+    with httpx.Client(base_url=hq.url, timeout=120) as c:
+        for _ in range(batches):
+            body = {"orders": [{"order_id": f"direct{uuid.uuid4().hex[:16]}", "sku": "bench-topup", "quantity": 1,
+                                "unit_price_cents": 1000, "currency": "CNY",
+                                "buyer": {"account": None, "contact": "bench@example.cn", "ip": "127.0.0.1",
+                                          "region": "CN"}, "created_at": now} for _ in range(200)]}
+            r = c.post("/v1/orders", json=body, headers={"Authorization": f"Bearer {token}",
+                                                          "Idempotency-Key": uuid.uuid4().hex})
+            r.raise_for_status()
+    return batches * 200 / (time.perf_counter() - t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backlog", type=int, default=5000)
@@ -29,6 +51,8 @@ def main() -> None:
     with bench_world() as (hq, site, site_url):
         hq.seed_item("bench-topup", category="game", price_cents=1000, stock_kind="direct_topup")
         engine = migrated_engine(site_url)
+        hq_alone = hq_only_rate(hq, site)
+        print(f"HQ alone       : {hq_alone:,.0f} orders/s (direct POSTs of 200, no agent: the ceiling below)")
         write_orders(engine, args.backlog, "bench-topup", prefix="b")
         agent = AgentProcess(site, Path(site.path) / "agent.log", forward_idle=0.05, log_level="WARNING",
                              http_timeout=60)
