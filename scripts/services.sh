@@ -3,7 +3,7 @@
 # the Docker engine, an authenticated image registry, a loopback sshd that
 # reaches this machine's engine, and a throwaway PostgreSQL cluster.
 #
-#   scripts/services.sh start|stop|status [docker|registry|sshd|postgres|all]
+#   scripts/services.sh start|stop|restart|status [docker|registry|sshd|postgres|all]
 #
 # Idempotent: a service already answering is left alone. State, keys and logs
 # live under $KITCTL_STATE_DIR (default /var/lib/kitctl-services for root,
@@ -87,8 +87,19 @@ registry_configure() {
   chmod 0600 "$REG/admin.password"
   printf 'admin\n' > "$REG/admin.username"
   # bcrypt, as docker-registry's htpasswd backend requires; password via stdin.
-  (umask 077; htpasswd -iBn admin < "$REG/admin.password" > "$REG/htpasswd" 2>/dev/null) \
-    || die "htpasswd failed to write $REG/htpasswd"
+  # With KITCTL_REGISTRY_HTPASSWD the file is HQ's (one entry per licence):
+  # the admin entry is added to it, the licensees' entries are kept.
+  if [[ -n ${KITCTL_REGISTRY_HTPASSWD:-} ]]; then
+    mkdir -p "$(dirname "$KITCTL_REGISTRY_HTPASSWD")"
+    [[ -f $KITCTL_REGISTRY_HTPASSWD ]] || (umask 077; : > "$KITCTL_REGISTRY_HTPASSWD")
+    htpasswd -iB "$KITCTL_REGISTRY_HTPASSWD" admin < "$REG/admin.password" 2>/dev/null \
+      || die "htpasswd failed to update $KITCTL_REGISTRY_HTPASSWD"
+    ln -sfn "$KITCTL_REGISTRY_HTPASSWD" "$REG/htpasswd"
+  else
+    rm -f "$REG/htpasswd"
+    (umask 077; htpasswd -iBn admin < "$REG/admin.password" > "$REG/htpasswd" 2>/dev/null) \
+      || die "htpasswd failed to write $REG/htpasswd"
+  fi
   if [[ ! -s $REG/http.secret ]]; then (umask 077; openssl rand -hex 32 > "$REG/http.secret"); fi
   (umask 077; cat > "$REG/config.yml" <<YAML
 version: 0.1
@@ -128,8 +139,8 @@ registry_status() { if registry_answers; then say "registry: running on $REGISTR
 
 # ---------------------------------------------------------------- sshd
 SSHD="$STATE/sshd"
-SSH_MARK_BEGIN="# >>> kitctl-services sshd (managed by scripts/services.sh) >>>"
-SSH_MARK_END="# <<< kitctl-services sshd <<<"
+SSH_MARK_BEGIN="# >>> kitctl-services sshd $SSHD_PORT (managed by scripts/services.sh) >>>"
+SSH_MARK_END="# <<< kitctl-services sshd $SSHD_PORT <<<"
 
 sshd_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$SSHD_PORT" && head -c 4 <&3 | grep -q SSH) 2>/dev/null; }
 
@@ -170,10 +181,10 @@ ssh_client_setup() {
   cfg="$home_ssh/config"; known="$home_ssh/known_hosts"
   mkdir -p "$home_ssh"; chmod 0700 "$home_ssh"
   touch "$cfg" "$known"; chmod 0600 "$cfg"
-  if grep -qF "$SSH_MARK_BEGIN" "$cfg"; then
-    sed -i "\|$SSH_MARK_BEGIN|,\|$SSH_MARK_END|d" "$cfg"
-  fi
-  # paramiko matches Host by name only; the key is offered to 127.0.0.1 on any port.
+  ssh_client_forget
+  prune_stale_ssh_blocks "$cfg"
+  # paramiko matches Host by name only, so the key is offered to 127.0.0.1 on any
+  # port; IdentityFile entries accumulate, so instances on other ports coexist.
   {
     printf '%s\n' "$SSH_MARK_BEGIN"
     printf 'Host 127.0.0.1\n    IdentityFile %s\n' "$SSHD/client_ed25519"
@@ -187,6 +198,28 @@ ssh_client_setup() {
   printf '%s\n' "$hostline" >> "$known"
 }
 
+ssh_client_forget() {
+  # Remove this instance's ~/.ssh/config block and known_hosts entry.
+  local cfg="$HOME/.ssh/config"
+  if [[ -f $cfg ]] && grep -qF "$SSH_MARK_BEGIN" "$cfg"; then
+    sed -i "\|$SSH_MARK_BEGIN|,\|$SSH_MARK_END|d" "$cfg"
+  fi
+  [[ -f $HOME/.ssh/known_hosts ]] && ssh-keygen -q -R "[127.0.0.1]:$SSHD_PORT" -f "$HOME/.ssh/known_hosts" >/dev/null 2>&1
+  rm -f "$HOME/.ssh/known_hosts.old"
+  return 0
+}
+
+prune_stale_ssh_blocks() {
+  # A block naming a key file that no longer exists (state dir deleted) would
+  # make paramiko fail for every 127.0.0.1 connection: drop such blocks.
+  awk '
+    /^# >>> kitctl-services sshd / { inblock = 1; block = $0 "\n"; stale = 0; next }
+    inblock && /IdentityFile/ { if (system("test -e \"" $2 "\"") != 0) stale = 1 }
+    inblock { block = block $0 "\n"; if (/^# <<< kitctl-services sshd /) { inblock = 0; if (!stale) printf "%s", block }; next }
+    { print }
+  ' "$1" > "$1.new" && mv "$1.new" "$1" && chmod 0600 "$1"
+}
+
 sshd_start() {
   if sshd_answers && pid_alive "$SSHD/sshd.pid"; then say "sshd: already running on 127.0.0.1:$SSHD_PORT"; return 0; fi
   sshd_answers && die "another ssh server answers on 127.0.0.1:$SSHD_PORT"
@@ -198,7 +231,7 @@ sshd_start() {
   wait_for 15 "sshd" sshd_answers || die "sshd did not answer on 127.0.0.1:$SSHD_PORT; see $LOGS/sshd.log"
   say "sshd: started on 127.0.0.1:$SSHD_PORT (docker-py: ssh://$(id -un)@127.0.0.1:$SSHD_PORT)"
 }
-sshd_stop()   { stop_pidfile "$SSHD/sshd.pid" sshd; }
+sshd_stop()   { stop_pidfile "$SSHD/sshd.pid" sshd; ssh_client_forget; }
 sshd_status() { if sshd_answers; then say "sshd: running on 127.0.0.1:$SSHD_PORT"; else say "sshd: stopped"; return 1; fi; }
 
 # ---------------------------------------------------------------- postgres
@@ -238,11 +271,14 @@ postgres_stop() {
 postgres_status() { if pg_answers; then say "postgres: running on 127.0.0.1:$PG_PORT"; else say "postgres: stopped"; return 1; fi; }
 
 # ---------------------------------------------------------------- main
-usage() { say "usage: $0 start|stop|status [docker|registry|sshd|postgres|all]" >&2; exit 2; }
+usage() { say "usage: $0 start|stop|restart|status [docker|registry|sshd|postgres|all]" >&2; exit 2; }
 
 main() {
   local action=${1:-} target=${2:-all} services s rc=0
-  case $action in start|stop|status) ;; *) usage ;; esac
+  case $action in start|stop|status) ;;
+    restart) "$0" stop "$target" && exec "$0" start "$target" ;;
+    *) usage ;;
+  esac
   case $target in
     all) services=(docker registry sshd postgres) ;;
     docker|registry|sshd|postgres) services=("$target") ;;

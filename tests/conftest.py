@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.support.postgres import create_database, pg_bindir, postgres_cluster
 
 IN_CI = os.environ.get("CI") == "true"
+
+# CI replays the same examples every run, so a red build is reproducible;
+# developers get fresh random examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 def require(condition: bool, why: str) -> None:

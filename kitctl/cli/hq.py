@@ -1,21 +1,112 @@
-"""`kitctl hq …`: the HQ operator's commands (keys, licences)."""
+"""`kitctl hq …`: the HQ operator's commands (keys, licences, catalog, reviews, serve).
+
+Commands work on the local HQ (its directory and database) by calling the
+same functions the HQ API calls, so a command and an API request change
+HQ in exactly the same way, audit log included.
+"""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 
-from kitctl.cli.options import HQ_DIR, hq_dir_or_default
+from kitctl.cli.options import HQ_DIR, JSON, hq_dir_or_default
 
-app = typer.Typer(help="HQ operator commands: signing keys and licences.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+app = typer.Typer(help="HQ operator commands: keys, licences, catalog, reviews, the HQ server.", no_args_is_help=True)
 keys_app = typer.Typer(help="HQ's licence-signing keys.", no_args_is_help=True)
-licence_app = typer.Typer(help="Issue licences.", no_args_is_help=True)
+licence_app = typer.Typer(help="The licence authority: issue, list, revoke, suspend, resume, upgrade, renew.",
+                          no_args_is_help=True)
+operator_app = typer.Typer(help="HQ operators (API and fleet page credentials).", no_args_is_help=True)
+catalog_app = typer.Typer(help="HQ's catalog and card-key inventory.", no_args_is_help=True)
+reviews_app = typer.Typer(help="Orders waiting for manual review.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(licence_app, name="licence")
+app.add_typer(operator_app, name="operator")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(reviews_app, name="reviews")
 
+DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
+                            help="HQ database (default: SQLite in the HQ directory).")
+HQ_URL = typer.Option("http://127.0.0.1:8600", "--hq-url", envvar="KITCTL_HQ_URL",
+                      help="HQ API URL written into licences (the agent talks to it).")
+REGISTRY_URL = typer.Option("127.0.0.1:5000", "--registry-url", envvar="KIT_HQ_REGISTRY_URL",
+                            help="Image registry a licence grants pull access to ('' for none).")
+
+
+def _operator_name() -> str:
+    import getpass
+
+    try:
+        return f"local:{getpass.getuser()}"
+    except Exception:  # no user name (container without passwd entry)
+        return "local"
+
+
+@contextmanager
+def local_hq(hq_dir: Optional[Path], database_url: Optional[str] = None, hq_url: Optional[str] = None,
+             registry_url: Optional[str] = None) -> Iterator["HQ"]:
+    """Open the local HQ; API-style errors become one-line errors (exit code 2)."""
+    from hq.errors import ApiError
+    from hq.service import HQ
+    from hq.settings import HQSettings
+    from kitctl.errors import InvalidInput
+
+    extra: dict[str, Any] = {}
+    if hq_url is not None:
+        extra["public_url"] = hq_url
+    if registry_url is not None:
+        extra["registry_url"] = registry_url or None
+    try:
+        settings = HQSettings(dir=hq_dir_or_default(hq_dir), database_url=database_url, **extra)
+    except ValueError as exc:
+        raise InvalidInput(f"HQ settings: {str(exc).splitlines()[-1].strip()}") from None
+    service = HQ.open(settings)
+    try:
+        yield service
+    except ApiError as exc:
+        raise InvalidInput(exc.detail) from None
+    finally:
+        service.close()
+
+
+def _csv(text: Optional[str]) -> Optional[list[str]]:
+    if text is None:
+        return None
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    from kitctl.console import out
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out().print(table)
+
+
+def _print_licences(records: list[dict[str, Any]], as_json: bool) -> None:
+    from kitctl.console import print_json
+
+    if as_json:
+        print_json([{k: v for k, v in r.items() if k != "token"} for r in records])
+        return
+    _table("Licences", ["site", "status", "tier", "categories", "expires", "jti", "reason"],
+           [[r["site"], r["status"], r["tier"], ",".join(r["categories"]), (r["expires_at"] or "")[:10], r["jti"][:12],
+             r.get("reason")] for r in records])
+
+
+# -- keys ----------------------------------------------------------------------
 
 @keys_app.command("init")
 def keys_init(hq_dir: Optional[Path] = HQ_DIR) -> None:
@@ -60,19 +151,256 @@ def keys_retire(kid: str, hq_dir: Optional[Path] = HQ_DIR) -> None:
     out().print(f"retired key {kid}")
 
 
+# -- serve ---------------------------------------------------------------------
+
+@app.command("serve")
+def serve(
+    hq_dir: Optional[Path] = HQ_DIR,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8600, "--port", min=1, max=65535, help="Port to listen on."),
+    database_url: Optional[str] = DATABASE_URL,
+    hq_url: Optional[str] = typer.Option(None, "--hq-url", envvar="KITCTL_HQ_URL",
+                                         help="Public URL of this HQ, written into licences."),
+    registry_url: Optional[str] = REGISTRY_URL,
+) -> None:
+    """Run the HQ API and fleet page (state, keys and SQLite database in --hq-dir)."""
+    from hq.__main__ import serve as run
+    from hq.settings import HQSettings
+    from kitctl.errors import InvalidInput
+
+    try:
+        settings = HQSettings(dir=hq_dir_or_default(hq_dir), database_url=database_url, bind=f"{host}:{port}",
+                              public_url=hq_url or f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}",
+                              registry_url=registry_url or None)
+    except ValueError as exc:
+        raise InvalidInput(f"HQ settings: {str(exc).splitlines()[-1].strip()}") from None
+    run(settings)
+
+
+# -- licences ------------------------------------------------------------------
+
 @licence_app.command("issue")
 def licence_issue(
     site: str = typer.Option(..., "--site", help="Site id: lowercase letters, digits, '-'."),
     tier: str = typer.Option("basic", "--tier", help="basic, pro or flagship."),
     categories: str = typer.Option(..., "--categories", help="Comma-separated, e.g. game,phone."),
     days: int = typer.Option(365, "--days", help="Term in days."),
-    hq_url: str = typer.Option("http://127.0.0.1:8600", "--hq-url", envvar="KITCTL_HQ_URL", help="HQ API the agent talks to."),
+    features: Optional[str] = typer.Option(None, "--features", help="Comma-separated; default: the tier's."),
+    regions: Optional[str] = typer.Option(None, "--regions", help="Comma-separated; default: CN."),
+    hq_url: str = HQ_URL,
+    registry_url: Optional[str] = REGISTRY_URL,
+    database_url: Optional[str] = DATABASE_URL,
     hq_dir: Optional[Path] = HQ_DIR,
+    as_json: bool = JSON,
 ) -> None:
-    """Sign a licence and print the token."""
-    from kitctl.licence.keys import HQKeyStore
-    from kitctl.licence.token import issue_licence
+    """Issue a licence recorded in HQ's database and print the token."""
+    from hq import licences
+    from kitctl.console import print_json
 
-    store = HQKeyStore(hq_dir_or_default(hq_dir))
-    cats = [c.strip() for c in categories.split(",") if c.strip()]
-    print(issue_licence(store, site=site, tier=tier, categories=cats, days=days, hq_url=hq_url))
+    with local_hq(hq_dir, database_url, hq_url, registry_url) as hq:
+        record = licences.issue(hq, _operator_name(), site, tier, _csv(categories) or [], days,
+                                _csv(features), _csv(regions))
+    if as_json:
+        print_json(record)
+    else:
+        print(record["token"])
+
+
+@licence_app.command("list")
+def licence_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Every site's current licence."""
+    from hq import licences
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_licences(licences.list_licences(hq), as_json)
+
+
+def _reason_option(verb: str) -> Any:
+    return typer.Option(..., "--reason", help=f"Why the licence is {verb}; the site shows it.")
+
+
+@licence_app.command("revoke")
+def licence_revoke(site: str, reason: str = _reason_option("revoked"), hq_dir: Optional[Path] = HQ_DIR,
+                   database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Revoke a site's licence for good (403 on every call, registry access removed)."""
+    from hq import licences
+
+    _require_reason(reason)
+    with local_hq(hq_dir, database_url) as hq:
+        _print_licences([licences.revoke(hq, _operator_name(), site, reason)], as_json)
+
+
+@licence_app.command("suspend")
+def licence_suspend(site: str, reason: str = _reason_option("suspended"), hq_dir: Optional[Path] = HQ_DIR,
+                    database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Stop a site's orders until resumed."""
+    from hq import licences
+
+    _require_reason(reason)
+    with local_hq(hq_dir, database_url) as hq:
+        _print_licences([licences.suspend(hq, _operator_name(), site, reason)], as_json)
+
+
+@licence_app.command("resume")
+def licence_resume(site: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Lift a suspension."""
+    from hq import licences
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_licences([licences.resume(hq, _operator_name(), site)], as_json)
+
+
+@licence_app.command("upgrade")
+def licence_upgrade(
+    site: str,
+    tier: Optional[str] = typer.Option(None, "--tier", help="New tier."),
+    categories: Optional[str] = typer.Option(None, "--categories", help="New categories, comma-separated."),
+    features: Optional[str] = typer.Option(None, "--features", help="New features, comma-separated."),
+    hq_dir: Optional[Path] = HQ_DIR,
+    database_url: Optional[str] = DATABASE_URL,
+    as_json: bool = JSON,
+) -> None:
+    """Re-issue the licence with a new tier, categories or features; the site gets it at its next heartbeat."""
+    from hq import licences
+    from kitctl.errors import InvalidInput
+
+    if tier is None and categories is None and features is None:
+        raise InvalidInput("nothing to upgrade: give --tier, --categories or --features")
+    with local_hq(hq_dir, database_url) as hq:
+        _print_licences([licences.upgrade(hq, _operator_name(), site, tier, _csv(categories), _csv(features))], as_json)
+
+
+@licence_app.command("renew")
+def licence_renew(site: str, days: int = typer.Option(365, "--days", min=1, max=3660, help="Days to add."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                  as_json: bool = JSON) -> None:
+    """Extend the term; the site gets the new token at its next heartbeat."""
+    from hq import licences
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_licences([licences.renew(hq, _operator_name(), site, days)], as_json)
+
+
+def _require_reason(reason: str) -> None:
+    from kitctl.errors import InvalidInput
+
+    if not reason.strip() or len(reason) > 500 or any(ord(c) < 32 for c in reason):
+        raise InvalidInput("--reason must be one line of 1-500 characters")
+
+
+# -- operators -----------------------------------------------------------------
+
+@operator_app.command("add")
+def operator_add(name: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Create an operator and print its token once (HQ stores only a hash)."""
+    from hq import operators
+    from kitctl.console import err
+
+    with local_hq(hq_dir, database_url) as hq:
+        token = operators.add(hq, name, by=_operator_name())
+    err().print(f"[green]created[/] operator [bold]{name}[/]; the token below is shown once, keep it safe")
+    print(token)
+
+
+@operator_app.command("list")
+def operator_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """HQ operators (names only; tokens are never shown again)."""
+    from hq import operators
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = operators.list_operators(hq)
+    if as_json:
+        print_json(rows)
+    else:
+        _table("Operators", ["name", "created", "disabled"], [[r["name"], r["created_at"], r["disabled"]] for r in rows])
+
+
+# -- catalog -------------------------------------------------------------------
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="CSV: card keys (sku,serial,secret) or items (sku,name,category,face_value_cents,price_cents,...)."),
+    hq_dir: Optional[Path] = HQ_DIR,
+    database_url: Optional[str] = DATABASE_URL,
+    as_json: bool = JSON,
+) -> None:
+    """Import card keys (encrypted at rest) or catalog items from a CSV file."""
+    from hq import catalog_csv, inventory
+    from kitctl.console import out, print_json
+    from kitctl.errors import InvalidInput
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{file} is not UTF-8 text") from None
+    with local_hq(hq_dir, database_url) as hq:
+        if catalog_csv.is_card_key_csv(text):
+            result = inventory.import_csv(hq, _operator_name(), text)
+            message = f"imported {result['added']} card keys ({result['skipped']} already present)"
+        else:
+            result = catalog_csv.import_items(hq, _operator_name(), text)
+            message = f"upserted {result['upserted']} catalog items"
+    if as_json:
+        print_json(result)
+    else:
+        out().print(f"[green]{message}[/]")
+
+
+@catalog_app.command("list")
+def catalog_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Catalog items with their stock of card keys."""
+    from hq import catalog
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        items = catalog.list_items(hq)
+    if as_json:
+        print_json(items)
+        return
+    _table("Catalog", ["sku", "name", "category", "price", "kind", "stock", "status", "version"],
+           [[i["sku"], i["name"], i["category"], f"{i['price_cents'] / 100:.2f}", i["stock_kind"], i["stock"],
+             i["status"], i["version"]] for i in items])
+
+
+# -- reviews -------------------------------------------------------------------
+
+@reviews_app.callback(invoke_without_command=True)
+def reviews_list(ctx: typer.Context, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                 as_json: bool = JSON) -> None:
+    """List orders waiting for review (`kitctl hq reviews resolve ID approve|reject` decides one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hq import reviews
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = reviews.queue(hq)
+    if as_json:
+        print_json(rows)
+        return
+    _table("Review queue", ["hq order", "site", "order", "sku×qty", "amount", "buyer", "reasons"],
+           [[r["hq_order_id"], r["site"], r["order_id"], f"{r['sku']}×{r['quantity']}", f"{r['amount_cents'] / 100:.2f}",
+             r["buyer"]["account"] or r["buyer"]["contact"], ", ".join(r["reasons"])] for r in rows])
+
+
+@reviews_app.command("resolve")
+def reviews_resolve(hq_order_id: str, decision: str = typer.Argument(..., help="approve or reject"),
+                    note: Optional[str] = typer.Option(None, "--note", help="Kept in the audit log."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Approve (deliver card keys now) or reject an order under review."""
+    from hq import reviews
+    from kitctl.console import out, print_json
+    from kitctl.errors import InvalidInput
+
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision must be 'approve' or 'reject'")
+    with local_hq(hq_dir, database_url) as hq:
+        result = reviews.resolve(hq, _operator_name(), hq_order_id, decision, note)
+    if as_json:
+        print_json(result)
+    else:
+        out().print(f"order {result['order_id']} of {result['site']}: [bold]{result['status']}[/]")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from kitctl.console import line_progress
 
 from kitctl import __version__
 
@@ -21,29 +21,6 @@ VERSION = typer.Option(__version__, "--version", help="Kit version the image tag
 DOCKER_HOST = typer.Option(None, "--docker-host", envvar="DOCKER_HOST", help="Engine URL: unix://… or ssh://user@host[:port].")
 JSON = typer.Option(False, "--json", help="Print JSON for machines instead of a table.")
 PASSWORD_ENV = "KITCTL_REGISTRY_PASSWORD"
-
-
-@contextmanager
-def _progress(names: list[str]) -> Iterator[Callable[[str, str], None]]:
-    """A rich progress display (stderr): one spinner line per image/step."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from kitctl.console import err
-
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[name]:<10}"), TimeElapsedColumn(), TextColumn("{task.description}"))
-    with Progress(*columns, console=err(), transient=False) as progress:
-        tasks: dict[str, int] = {}
-
-        def on_line(name: str, line: str) -> None:
-            if name not in tasks:
-                for other in tasks.values():
-                    progress.update(other, completed=1, total=1)
-                tasks[name] = progress.add_task("", name=name, total=None)
-            progress.update(tasks[name], description=line[:100].replace("[", r"\["))
-
-        yield on_line
-        for task in tasks.values():
-            progress.update(task, completed=1, total=1)
 
 
 def _mb(size: int) -> str:
@@ -70,7 +47,7 @@ def build(
     services = select_services(service)
     root = checked_source_dir(source)
     client = connect(docker_host)
-    with _progress(services) as on_line:
+    with line_progress() as on_line:
         built = build_images(client, root, version, services, base_image, on_line, no_cache)
     if json_out:
         print_json([b.as_dict() for b in built])
@@ -115,7 +92,7 @@ def push(
     services = select_services(service)
     creds = checked_credentials(registry, username, read_password(password_stdin))
     client = connect(docker_host)
-    with _progress(services) as on_line:
+    with line_progress() as on_line:
         pushed = push_images(client, services, version, creds, on_line)
     if json_out:
         print_json({"pushed": pushed})
@@ -140,7 +117,7 @@ def bundle_save(
 
     services = select_services(service)
     client = connect(docker_host)
-    with _progress(services) as on_line:
+    with line_progress() as on_line:
         entries = save_bundle(client, output, version, services, on_line)
     if json_out:
         print_json({"bundle": str(output), "images": [e.__dict__ for e in entries]})
@@ -160,7 +137,7 @@ def bundle_load(
     from kitctl.images.engine import connect
 
     client = connect(docker_host)
-    with _progress([]) as on_line:
+    with line_progress() as on_line:
         tags = load_bundle(bundle, client, on_line)
     out().print(f"loaded {', '.join(tags)}")
 

@@ -44,18 +44,38 @@ def plan(site_params: dict[str, Any], as_json: bool = JSON) -> None:
 
 
 def _print_plan(result: Any) -> None:
-    import sys
-
-    from rich.table import Table
-
     from kitctl.console import out
 
     if not result.changed:
         out().print("no changes: the site directory already matches these inputs")
         return
-    for change in result.files:
-        sys.stdout.write(change.diff)
-    sys.stdout.flush()
+    if not out().is_terminal:  # piped: the exact unified diff, tabs and all (usable with `patch`)
+        import sys
+
+        sys.stdout.write("".join(change.diff for change in result.files))
+        sys.stdout.flush()
+    else:
+        _print_coloured_diffs(result.files)
+    _print_services(result)
+
+
+def _print_coloured_diffs(files: Any) -> None:
+    from rich.text import Text
+
+    from kitctl.console import out
+
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for change in files:
+        for line in change.diff.splitlines():
+            style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+            out().print(Text(line, style=style), highlight=False)  # Text: file content is never markup
+
+
+def _print_services(result: Any) -> None:
+    from rich.table import Table
+
+    from kitctl.console import out
+
     table = Table("service", "action")
     for name, action in result.services.items():
         table.add_row(name, action)

@@ -30,6 +30,6 @@ def load_compose(site_dir) -> dict[str, Any]:
     """compose.yaml of a rendered site dir, parsed (values still `$$`-escaped, as compose_hash wants)."""
     from pathlib import Path
 
-    import yaml
+    from kitctl.render.yamlload import load_yaml
 
-    return yaml.safe_load((Path(site_dir) / "compose.yaml").read_text(encoding="utf-8"))
+    return load_yaml((Path(site_dir) / "compose.yaml").read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kitctl.errors import InvalidInput, KitError
 from kitctl.render.build import COMPOSE, RenderedSite, build_site
 from kitctl.render.plan import Plan, diff_files, service_changes
 from kitctl.render.secrets import SECRETS_DIR, missing_secrets
@@ -52,7 +53,12 @@ def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None
     site = resolve_site(as_inputs(inputs), now=now)
     rendered = build_site(site)
     site_dir = Path(site.inputs.site_dir)
-    written = write_site(site_dir, rendered.files, site.licence.token)
+    if site_dir.exists() and not site_dir.is_dir():
+        raise InvalidInput(f"site dir {site_dir} exists and is not a directory")
+    try:
+        written = write_site(site_dir, rendered.files, site.licence.token)
+    except OSError as exc:
+        raise KitError(f"cannot write site dir {site_dir}: {exc.strerror or exc}; the previous one is unchanged") from None
     return RenderResult(site_dir.absolute(), written.changed, site, rendered, written.secrets_created)
 
 
@@ -60,12 +66,14 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
     """What `render_site` would change, computed without writing anything."""
     import yaml
 
+    from kitctl.render.yamlload import load_yaml
+
     site = resolve_site(as_inputs(inputs), now=now)
     rendered = build_site(site)
     site_dir = Path(site.inputs.site_dir)
     current = read_site_files(site_dir)
     try:
-        old_compose = yaml.safe_load(current[COMPOSE]) if COMPOSE in current else None
+        old_compose = load_yaml(current[COMPOSE]) if COMPOSE in current else None
     except yaml.YAMLError:
         old_compose = None
     return Plan(

@@ -16,6 +16,7 @@ from kitctl.render import stack
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.structure import SECRET_NAMES, check_structure
 from kitctl.render.templates import render_template
+from kitctl.render.yamlload import load_yaml
 from kitctl.site.resolve import ResolvedSite
 
 COMPOSE = "compose.yaml"
@@ -43,11 +44,9 @@ class RenderedSite:
 
 def build_site(site: ResolvedSite) -> RenderedSite:
     """Every rendered file for `site`; RenderError if a structural check fails."""
-    import yaml
-
     files = _config_files(site)
     compose_text = render_template("compose.yaml.j2", **_compose_context(site, files))
-    compose = yaml.safe_load(compose_text)
+    compose = load_yaml(compose_text)
     check_structure(compose)
     files[COMPOSE] = compose_text.encode("utf-8")
     hashes = {name: compose_hash(svc) for name, svc in sorted(compose["services"].items())}
@@ -93,6 +92,7 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         "currency": i.currency,
         "colours": {"primary": i.primary_color, "accent": i.accent_color},
         "contact": i.contact,
+        "logo": logo_file,  # file name under /branding/ (the storefront builds its URL)
         "logo_url": f"/branding/{logo_file}" if logo_file else None,
         "theme_url": "/branding/theme.css",
         "categories": list(site.categories),

@@ -6,7 +6,6 @@ reads back as exactly the value, or raises RenderError: never a best effort.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -44,23 +43,49 @@ def compose_unescape(value: Any) -> Any:
 
 
 def yaml_inline(value: Any) -> str:
-    """One YAML node on one line: strings double-quoted, collections in flow style."""
-    import yaml
+    """One YAML node on one line: strings double-quoted, collections in flow style.
 
-    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
-        text = yaml.safe_dump(value, default_flow_style=True, width=2**31)
-    elif isinstance(value, str):
-        text = yaml.safe_dump(value, default_style='"', allow_unicode=True, width=2**31)
-    elif isinstance(value, (list, dict)):
-        text = yaml.dump(
-            value, Dumper=_quoted_dumper(), default_flow_style=True, allow_unicode=True, width=2**31, sort_keys=False
-        )
-    else:
-        raise RenderError(f"cannot render a {type(value).__name__} into YAML")
-    text = text.removesuffix("\n").removesuffix("\n...")
-    if "\n" in text:
-        raise RenderError("a YAML value did not fit on one line")
-    return text
+    A small emitter of our own rather than PyYAML's: the output must be
+    byte-identical on every machine (no dependence on PyYAML's version or on
+    libyaml), and this sits in the hot path of every render.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return yaml_quote(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_inline(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_quote(str(k))}: {yaml_inline(v)}" for k, v in value.items()) + "}"
+    raise RenderError(f"cannot render a {type(value).__name__} into YAML")
+
+
+_YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\\0"}
+
+
+def yaml_quote(text: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly `text`, on one line."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _YAML_ESCAPES:
+            out.append(_YAML_ESCAPES[ch])
+        elif 0x20 <= code <= 0x7E or (0xA0 <= code <= 0xD7FF) or (0xE000 <= code <= 0xFFFD and code != 0xFEFF):
+            out.append(ch)
+        elif 0xD800 <= code <= 0xDFFF:
+            raise RenderError("refusing to render an unpaired surrogate into YAML")
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02X}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(f"\\U{code:08X}")
+    out.append('"')
+    return "".join(out)
 
 
 def compose_value(value: Any) -> str:
@@ -98,18 +123,3 @@ def css_string_decode(text: str) -> str:
     if not (text.startswith('"') and text.endswith('"')):
         raise ValueError("not a CSS string")
     return re.sub(r"\\([0-9A-F]{6})", lambda m: chr(int(m.group(1), 16)), text[1:-1])
-
-
-@functools.cache
-def _quoted_dumper():
-    """A SafeDumper that double-quotes every string (built on first use: yaml is imported lazily)."""
-    import yaml
-
-    class QuotedDumper(yaml.SafeDumper):
-        """Every string double-quoted, so none is read as a number, bool, anchor or tag."""
-
-    def str_representer(dumper: yaml.SafeDumper, data: str):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
-
-    QuotedDumper.add_representer(str, str_representer)
-    return QuotedDumper

@@ -8,11 +8,13 @@ between the renames, the next run puts the old directory back first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from kitctl.render.build import OWNED
 from kitctl.render.secrets import SECRETS_DIR, carry_over, ensure_secrets, remove_tree, secrets_current
@@ -30,6 +32,24 @@ def write_site(site_dir: Path, files: dict[str, bytes], licence_token: str) -> W
     """Make `site_dir` hold exactly `files` plus secrets; touch nothing if it already does."""
     site_dir = site_dir.absolute()
     site_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(site_dir):
+        return _write_locked(site_dir, files, licence_token)
+
+
+@contextlib.contextmanager
+def _exclusive(site_dir: Path) -> Iterator[None]:
+    """One render at a time per site dir (a lock file beside it, released on exit or crash)."""
+    import fcntl
+
+    fd = os.open(site_dir.parent / f".{site_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_locked(site_dir: Path, files: dict[str, bytes], licence_token: str) -> WriteResult:
     recover_interrupted(site_dir)
     if site_dir.is_dir() and _matches(site_dir, files) and secrets_current(site_dir / SECRETS_DIR, licence_token):
         return WriteResult(changed=False)

@@ -68,8 +68,11 @@ def _read_jwks(path: Path | None) -> dict[str, Any]:
     from kitctl.licence.keys import load_jwks
 
     assert path is not None
-    load_jwks(path)  # validates and gives the one-line errors
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        load_jwks(path)  # validates and gives the one-line errors
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read HQ keys file {path}: {exc.strerror or exc}") from None
 
 
 def _verify(arg: str, jwks: dict[str, Any], now: float | None):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kitctl.errors import InvalidInput
+from kitctl.errors import InvalidInput, KitError
 from kitctl.render import compose_hash, load_compose, render_site
 from kitctl.render.escape import compose_unescape
 from kitctl.render.structure import SECRET_NAMES
@@ -160,7 +160,7 @@ def test_the_licensees_own_files_are_kept(flags):
     render_site({**flags, "accent_color": "#000000"})
     assert (site / "notes" / "todo.txt").read_text() == "keep me"
     assert (site / "site.toml").is_file()
-    assert not list(site.parent.glob(".site.*"))
+    assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
 
 
 def test_a_logo_change_removes_the_old_logo(flags, tmp_path):
@@ -194,10 +194,21 @@ def test_a_failure_while_writing_leaves_the_previous_directory_intact(flags, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("kitctl.render.writer.ensure_secrets", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(KitError, match="No space left on device; the previous one is unchanged"):
         render_site({**flags, "primary_color": "#000000"})
     assert snapshot(site) == before
-    assert not list(site.parent.glob(".site.*")), "staging directory left behind"
+    assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
+
+
+def test_a_site_dir_that_is_a_file_is_refused(flags):
+    Path(flags["site_dir"]).write_text("not a dir")
+    with pytest.raises(InvalidInput, match="(?i)not a directory"):
+        render_site(flags)
+
+
+def test_hq_keys_that_is_a_directory_is_refused(flags, tmp_path):
+    with pytest.raises(InvalidInput, match="HQ keys"):
+        render_site({**flags, "hq_keys": str(tmp_path)})
 
 
 def test_an_interrupted_swap_is_recovered(flags):

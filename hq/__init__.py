@@ -1,0 +1,1 @@
+"""The reference HQ control plane: licence authority, catalog, risk, fulfilment, fleet."""

@@ -1,0 +1,65 @@
+"""Site endpoints of the HQ API: keys, catalog, orders, heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from hq import catalog, orders, sites
+from hq.auth import SiteCaller, get_hq, site_active, site_any, site_ordering
+from hq.errors import ApiError
+from hq.schemas import CatalogPage, ErrorBody, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
+from hq.service import HQ
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 410, 413, 422, 429)
+}
+router = APIRouter(prefix="/v1", responses=ERRORS)
+
+
+@router.get("/keys", summary="HQ's public signing keys (JWKS)")
+def get_keys(hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return hq.keys.jwks()
+
+
+@router.get("/catalog", response_model=CatalogPage, summary="Catalog changes since a cursor",
+            responses={304: {"description": "Not modified (If-None-Match matched)"}})
+def get_catalog(
+    request: Request,
+    cursor: str | None = Query(default=None, max_length=200),
+    limit: int = Query(default=500, ge=1, le=1000),
+    caller: SiteCaller = Depends(site_active),
+    hq: HQ = Depends(get_hq),
+) -> Response:
+    body, tag = catalog.render(catalog.feed(hq, list(caller.categories), cursor, limit))
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag})
+    return Response(body, media_type="application/json", headers={"ETag": tag})
+
+
+@router.post("/orders", response_model=OrderResults, summary="Submit one order or a batch (idempotent)")
+def post_orders(
+    batch: OrderBatch,
+    idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=200,
+                                  pattern=r"^[\x21-\x7e]+$"),
+    caller: SiteCaller = Depends(site_ordering),
+    hq: HQ = Depends(get_hq),
+) -> Response:
+    ctx = orders.SiteContext(caller.site_id, caller.categories, caller.regions)
+    results, replayed = orders.submit(hq, ctx, idempotency_key, batch)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse({"results": results}, headers=headers)
+
+
+@router.get("/orders/{order_id}", response_model=OrderResult, summary="One order's decision (review outcome)")
+def get_order(order_id: str, caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    if len(order_id) > 64:
+        raise ApiError(404, "not_found", "order id is too long to exist")
+    return orders.get_order(hq, caller.site_id, order_id)
+
+
+@router.post("/heartbeat", response_model=HeartbeatOut, summary="Report health; receive licence status and commands")
+def post_heartbeat(beat: HeartbeatIn, caller: SiteCaller = Depends(site_any), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return sites.heartbeat(hq, caller.site_id, beat)

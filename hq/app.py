@@ -1,0 +1,116 @@
+"""The HQ ASGI app: `create_app(settings)` wires the service, routers and error format."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from hq.settings import HQSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from hq.service import HQ
+
+log = logging.getLogger("hq")
+
+
+def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "FastAPI":
+    """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
+    from fastapi import FastAPI
+
+    from hq import api_admin, api_site, fleet
+    from hq.ratelimit import RateLimiter
+    from hq.service import HQ
+    from hq.session import SessionSigner
+
+    settings = settings or (hq.settings if hq else HQSettings())
+    service = hq or HQ.open(settings, migrate=settings.migrate)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_housekeeping(service))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(
+        title="kitctl HQ API", version="1", lifespan=lifespan,
+        description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
+    )
+    app.state.hq = service
+    app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
+    app.state.sessions = SessionSigner(settings.dir)
+    _install_errors(app)
+    app.include_router(api_site.router)
+    app.include_router(api_admin.router)
+    app.include_router(fleet.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _install_errors(app: "FastAPI") -> None:
+    """Every error is `{"error": code, "detail": one line}`."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from hq.errors import ApiError
+    from kitctl.errors import InvalidInput
+
+    def body(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": code, "detail": detail.splitlines()[0] if detail else code},
+                            status_code=status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return body(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return body(422, "invalid_request", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return body(422, "invalid_request", _first_error(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return body(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return body(500, "internal", "internal error; see HQ's log")
+
+
+def _first_error(errors: Any) -> str:
+    if not errors:
+        return "invalid request"
+    err = errors[0]
+    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+async def _housekeeping(hq: "HQ") -> None:
+    """Expire idempotency keys and prune old tombstones, now and then."""
+    from starlette.concurrency import run_in_threadpool
+
+    from hq import catalog, orders
+
+    while True:
+        try:
+            await run_in_threadpool(orders.purge_keys, hq)
+            await run_in_threadpool(catalog.prune, hq)
+        except Exception:  # keep serving; the next round retries
+            log.exception("housekeeping failed")
+        await asyncio.sleep(hq.settings.housekeeping_seconds)

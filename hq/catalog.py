@@ -1,0 +1,242 @@
+"""The catalog: SKUs, their change log, and the cursor feed sites sync from.
+
+Every change appends to `catalog_changes`; its id becomes the item's
+`version`. A cursor is the version a site has seen, so the feed is "items
+with version > cursor, in version order" — always the latest state, with
+deleted items as tombstones. Tombstones older than the retention are pruned;
+a cursor from before the pruned point could miss a deletion, so it gets 410
+and the site resyncs from scratch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from hq import audit
+from hq.clock import utcnow
+from hq.errors import ApiError
+from hq.models import CardKey, CatalogChange, CatalogItem, Meta
+from kitctl.licence.tiers import CATEGORIES
+
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ItemSpec(BaseModel):
+    """What an operator sets for a SKU."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    category: str
+    face_value_cents: int = Field(ge=0, le=10**12)
+    price_cents: int = Field(ge=0, le=10**12)
+    currency: Literal["CNY"] = "CNY"
+    stock_kind: Literal["card_key", "direct_topup"] = "card_key"
+    account_pattern: str | None = Field(default=None, max_length=200)
+    min_qty: int = Field(default=1, ge=1, le=10000)
+    max_qty: int = Field(default=10, ge=1, le=10000)
+    status: Literal["active", "inactive"] = "active"
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, value: str) -> str:
+        if value not in CATEGORIES:
+            raise ValueError(f"unknown category {value!r} (known: {', '.join(CATEGORIES)})")
+        return value
+
+    @field_validator("account_pattern")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"account_pattern is not a valid regex: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _qty_range(self) -> "ItemSpec":
+        if self.min_qty > self.max_qty:
+            raise ValueError("min_qty is larger than max_qty")
+        return self
+
+
+def validate_sku(sku: str) -> str:
+    if not re.match(SKU_PATTERN, sku):
+        raise ApiError(422, "invalid_request", "sku must be 1-64 letters, digits, '.', '_' or '-'")
+    return sku
+
+
+def _next_version(session: Session, sku: str, kind: str) -> int:
+    change = CatalogChange(sku=sku, kind=kind, at=utcnow())
+    session.add(change)
+    session.flush()
+    return int(change.id)
+
+
+def upsert(hq: "HQ", operator: str, sku: str, spec: ItemSpec) -> dict[str, Any]:
+    return upsert_many(hq, operator, [(sku, spec)])[0]
+
+
+def upsert_many(hq: "HQ", operator: str, items: list[tuple[str, ItemSpec]]) -> list[dict[str, Any]]:
+    """Create or update SKUs in one transaction; each change gets its own version."""
+    for sku, _ in items:
+        validate_sku(sku)
+    with hq.session() as session:
+        rows = []
+        for sku, spec in items:
+            item = session.get(CatalogItem, sku)
+            version = _next_version(session, sku, "upsert")
+            values = spec.model_dump()
+            if item is None:
+                item = CatalogItem(sku=sku, **values, version=version, deleted=False, updated_at=utcnow())
+                session.add(item)
+            else:
+                for k, v in values.items():
+                    setattr(item, k, v)
+                item.version, item.deleted, item.updated_at = version, False, utcnow()
+            audit.record(session, operator, "catalog.upsert", None, sku=sku, **values)
+            rows.append(item)
+        session.flush()
+        stock = stock_of(session, rows)
+        return [item_json(i, stock.get(i.sku)) for i in rows]
+
+
+def remove(hq: "HQ", operator: str, sku: str) -> dict[str, Any]:
+    """Delete a SKU: it stays as a tombstone so syncing sites drop it too."""
+    with hq.session() as session:
+        item = session.get(CatalogItem, sku)
+        if item is None or item.deleted:
+            raise ApiError(404, "not_found", f"sku {sku!r} does not exist")
+        item.version, item.deleted, item.updated_at = _next_version(session, sku, "delete"), True, utcnow()
+        audit.record(session, operator, "catalog.delete", None, sku=sku)
+        return tombstone(item)
+
+
+def bump(session: Session, sku: str) -> None:
+    """A stock change the sites should see (e.g. card keys imported)."""
+    item = session.get(CatalogItem, sku)
+    if item is not None:
+        item.version, item.updated_at = _next_version(session, sku, "stock"), utcnow()
+
+
+def stock_of(session: Session, items: list[CatalogItem]) -> dict[str, int]:
+    skus = [i.sku for i in items if i.stock_kind == "card_key" and not i.deleted]
+    if not skus:
+        return {}
+    rows = session.execute(
+        select(CardKey.sku, func.count()).where(CardKey.sku.in_(skus), CardKey.status == "available").group_by(CardKey.sku)
+    )
+    counts = dict(rows.all())
+    return {s: int(counts.get(s, 0)) for s in skus}
+
+
+def item_json(item: CatalogItem, stock: int | None) -> dict[str, Any]:
+    if item.deleted:
+        return tombstone(item)
+    return {
+        "sku": item.sku, "name": item.name, "category": item.category,
+        "face_value_cents": int(item.face_value_cents), "price_cents": int(item.price_cents),
+        "currency": item.currency, "stock_kind": item.stock_kind, "account_pattern": item.account_pattern,
+        "min_qty": item.min_qty, "max_qty": item.max_qty,
+        "stock": stock if item.stock_kind == "card_key" else None,
+        "status": item.status, "version": int(item.version), "deleted": False,
+    }
+
+
+def tombstone(item: CatalogItem) -> dict[str, Any]:
+    return {"sku": item.sku, "version": int(item.version), "deleted": True}
+
+
+# -- cursors ---------------------------------------------------------------
+
+def encode_cursor(epoch: str, version: int) -> str:
+    return base64.urlsafe_b64encode(f"c1:{epoch}:{version}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, epoch: str) -> int | None:
+    """The version a cursor stands for; None when it is from another HQ database (resync)."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, cur_epoch, version = text.split(":")
+        value = int(version)
+        if tag != "c1" or value < 0:
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_cursor", "cursor is not one HQ issued") from None
+    return value if cur_epoch == epoch else None
+
+
+def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
+    """One page of changes after `cursor` for a site allowed `categories`.
+
+    An item whose category the site may not sell shows as a tombstone, so an
+    item moved out of the site's categories disappears there too.
+    """
+    with hq.session() as session:
+        epoch = hq.meta(session, "epoch")
+        since = decode_cursor(cursor, epoch)
+        pruned = int(hq.meta(session, "catalog_pruned_through") or 0)
+        if since is None or (since > 0 and since < pruned):
+            raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
+        # plain rows, not ORM objects: a page is up to 1000 items and read-only
+        rows = list(session.execute(
+            select(*CatalogItem.__table__.c).where(CatalogItem.version > since)
+            .order_by(CatalogItem.version).limit(limit + 1)
+        ))
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        allowed = set(categories)
+        visible = {r.sku for r in rows if r.category in allowed and not r.deleted}
+        stock = stock_of(session, [r for r in rows if r.sku in visible])  # type: ignore[misc]
+        items = [item_json(r, stock.get(r.sku)) if r.sku in visible else tombstone(r) for r in rows]  # type: ignore[arg-type]
+        head = int(rows[-1].version) if rows else since
+        return {"items": items, "next_cursor": encode_cursor(epoch, head), "has_more": has_more}
+
+
+def render(page: dict[str, Any]) -> tuple[bytes, str]:
+    """The page as JSON bytes and its strong ETag (a hash of exactly those bytes)."""
+    body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def list_items(hq: "HQ", include_deleted: bool = False) -> list[dict[str, Any]]:
+    with hq.session() as session:
+        query = select(CatalogItem).order_by(CatalogItem.sku)
+        if not include_deleted:
+            query = query.where(CatalogItem.deleted.is_(False))
+        items = list(session.scalars(query))
+        stock = stock_of(session, items)
+        return [item_json(i, stock.get(i.sku)) for i in items]
+
+
+def prune(hq: "HQ") -> int:
+    """Drop tombstones and change-log rows older than the retention; remember how far."""
+    cutoff = utcnow() - timedelta(days=hq.settings.tombstone_retention_days)
+    with hq.session() as session:
+        old = list(session.scalars(select(CatalogItem).where(CatalogItem.deleted.is_(True), CatalogItem.updated_at < cutoff)))
+        if old:
+            horizon = max(int(i.version) for i in old)
+            meta = session.get(Meta, "catalog_pruned_through")
+            assert meta is not None
+            meta.value = str(max(int(meta.value or 0), horizon))
+            for i in old:
+                if session.scalar(select(func.count()).select_from(CardKey).where(CardKey.sku == i.sku)):
+                    continue  # keys (sold ones too) still refer to it; keep the tombstone row
+                session.delete(i)
+        session.execute(delete(CatalogChange).where(CatalogChange.at < cutoff))
+        return len(old)

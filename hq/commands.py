@@ -1,0 +1,58 @@
+"""Signed commands for sites: queued with a per-site sequence, signed on delivery.
+
+Each delivery signs the command afresh (`iat` now, `exp` after the configured
+TTL) so a site that was offline for a week still gets a command it can
+verify, while its id and seq stay fixed: the agent refuses any seq it has
+already applied. A heartbeat's `applied_seq` marks every command up to it done.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hq.clock import utcnow
+from hq.models import Command, Site
+from kitctl.licence import jws
+
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+COMMAND_TYP = "kitctl-command+jwt"
+TYPES = ("revoke", "suspend", "resume", "licence", "sync_now")
+
+
+def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -> Command:
+    """Queue a command with the site's next sequence number (caller holds the site row)."""
+    if type_ not in TYPES:
+        raise ValueError(f"unknown command type {type_!r}")
+    site.command_seq = (site.command_seq or 0) + 1
+    cmd = Command(id=str(uuid.uuid4()), site_id=site.id, seq=site.command_seq, type=type_, payload=payload,
+                  created_at=utcnow())
+    session.add(cmd)
+    return cmd
+
+
+def acknowledge(session: Session, site_id: str, applied_seq: int) -> None:
+    session.execute(
+        update(Command)
+        .where(Command.site_id == site_id, Command.seq <= applied_seq, Command.acked_at.is_(None))
+        .values(acked_at=utcnow())
+    )
+
+
+def pending(session: Session, site_id: str, applied_seq: int) -> list[Command]:
+    return list(session.scalars(
+        select(Command).where(Command.site_id == site_id, Command.seq > applied_seq).order_by(Command.seq).limit(50)
+    ))
+
+
+def sign(hq: "HQ", cmd: Command, now: int) -> str:
+    payload = {
+        "id": cmd.id, "seq": cmd.seq, "type": cmd.type, "site": cmd.site_id,
+        "iat": now, "exp": now + hq.settings.command_ttl_seconds, "payload": cmd.payload,
+    }
+    return jws.sign(payload, hq.keys, COMMAND_TYP)

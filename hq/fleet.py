@@ -1,0 +1,126 @@
+"""The fleet page: server-rendered HTML for operators (login, sites, review queue, actions)."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hq import licences, reviews, sites
+from hq.auth import get_hq
+from hq.errors import ApiError
+from hq.operators import authenticate
+from hq.service import HQ
+from hq.session import COOKIE, OperatorSession
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Path(__file__).parent / "templates"
+ACTIONS = ("revoke", "suspend", "resume", "upgrade", "sync")
+
+
+def _templates():  # type: ignore[no-untyped-def]
+    from fastapi.templating import Jinja2Templates
+
+    return Jinja2Templates(directory=str(TEMPLATES))
+
+
+def _session(request: Request) -> OperatorSession | None:
+    return request.app.state.sessions.read(request.cookies.get(COOKIE))
+
+
+def _back(msg: str = "", error: str = "") -> RedirectResponse:
+    query = f"?msg={quote(msg)}" if msg else (f"?error={quote(error)}" if error else "")
+    return RedirectResponse("/fleet" + query, status_code=303)
+
+
+def _check_csrf(request: Request, token: str) -> OperatorSession:
+    sess = _session(request)
+    if sess is None:
+        raise ApiError(401, "unauthorized", "log in first")
+    if not hmac.compare_digest(sess.csrf, token):
+        raise ApiError(403, "csrf", "form expired or forged (CSRF token mismatch); reload the page")
+    return sess
+
+
+@router.get("/", response_class=HTMLResponse)
+def root() -> Response:
+    return RedirectResponse("/fleet", status_code=303)
+
+
+@router.get("/fleet/login", response_class=HTMLResponse)
+def login_page(request: Request, error: str = "") -> Response:
+    return _templates().TemplateResponse(request, "login.html", {"error": error[:200]})
+
+
+@router.post("/fleet/login")
+def login(request: Request, token: str = Form(..., max_length=200), hq: HQ = Depends(get_hq)) -> Response:
+    name = authenticate(hq, token.strip())
+    if name is None:
+        return RedirectResponse("/fleet/login?error=" + quote("operator token not recognised"), status_code=303)
+    cookie, _ = request.app.state.sessions.issue(name, hq.settings.session_hours)
+    resp = RedirectResponse("/fleet", status_code=303)
+    resp.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", max_age=hq.settings.session_hours * 3600,
+                    secure=hq.settings.public_url.startswith("https://"))
+    return resp
+
+
+@router.post("/fleet/logout")
+def logout(request: Request, csrf: str = Form(..., max_length=100)) -> Response:
+    _check_csrf(request, csrf)
+    resp = RedirectResponse("/fleet/login", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+def fleet_page(request: Request, msg: str = "", error: str = "", hq: HQ = Depends(get_hq)) -> Response:
+    sess = _session(request)
+    if sess is None:
+        return RedirectResponse("/fleet/login", status_code=303)
+    context: dict[str, Any] = {
+        "operator": sess.operator, "csrf": sess.csrf, "sites": sites.fleet(hq), "reviews": reviews.queue(hq),
+        "msg": msg[:200], "error": error[:200], "tiers": ["basic", "pro", "flagship"],
+    }
+    return _templates().TemplateResponse(request, "fleet.html", context)
+
+
+@router.post("/fleet/sites/{site}/{action}")
+def site_action(request: Request, site: str, action: str, csrf: str = Form(..., max_length=100),
+                reason: str = Form("", max_length=500), tier: str = Form("", max_length=16),
+                hq: HQ = Depends(get_hq)) -> Response:
+    sess = _check_csrf(request, csrf)
+    if action not in ACTIONS:
+        return _back(error=f"unknown action {action}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
+        return _back(error="the reason must be one line of text")
+    try:
+        if action == "revoke":
+            licences.revoke(hq, sess.operator, site, reason.strip() or "revoked by HQ")
+        elif action == "suspend":
+            licences.suspend(hq, sess.operator, site, reason.strip() or "suspended by HQ")
+        elif action == "resume":
+            licences.resume(hq, sess.operator, site)
+        elif action == "upgrade":
+            licences.upgrade(hq, sess.operator, site, tier=tier or None)
+        else:
+            sites.sync_now(hq, sess.operator, site)
+    except ApiError as exc:
+        return _back(error=exc.detail)
+    return _back(msg=f"{site}: {action} done")
+
+
+@router.post("/fleet/reviews/{hq_order_id}/{decision}")
+def review_action(request: Request, hq_order_id: str, decision: str, csrf: str = Form(..., max_length=100),
+                  hq: HQ = Depends(get_hq)) -> Response:
+    sess = _check_csrf(request, csrf)
+    if decision not in ("approve", "reject"):
+        return _back(error=f"unknown decision {decision}")
+    try:
+        result = reviews.resolve(hq, sess.operator, hq_order_id, decision)
+    except ApiError as exc:
+        return _back(error=exc.detail)
+    return _back(msg=f"order {result['order_id']} ({result['site']}): {result['status']}")

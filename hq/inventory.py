@@ -1,0 +1,110 @@
+"""Card-key inventory: CSV import (secrets encrypted at rest) and atomic allocation.
+
+Allocation takes `quantity` available keys and marks them sold in the
+caller's transaction. On PostgreSQL the rows are locked with
+`FOR UPDATE SKIP LOCKED`, so parallel orders take different keys without
+waiting on each other; on SQLite every transaction begins IMMEDIATE (see
+hq.db), so allocations run one at a time. Either way the final UPDATE only
+touches rows still `available` and its row count is checked: a key is never
+sold twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hq import audit, catalog
+from hq.clock import utcnow
+from hq.models import CardKey, CatalogItem
+from kitctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+MAX_IMPORT_ROWS = 100_000
+MAX_FIELD = 128
+MAX_SECRET = 512
+
+
+def parse_csv(text: str) -> list[tuple[str, str, str]]:
+    """Rows of `sku,serial,secret` (header required); one-line error naming the bad line."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header] != ["sku", "serial", "secret"]:
+        raise InvalidInput("card-key CSV must start with the header: sku,serial,secret")
+    rows: list[tuple[str, str, str]] = []
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 3:
+            raise InvalidInput(f"card-key CSV line {lineno}: expected 3 fields, got {len(row)}")
+        sku, serial, secret = (c.strip() for c in row)
+        if not sku or not serial or not secret:
+            raise InvalidInput(f"card-key CSV line {lineno}: sku, serial and secret must not be empty")
+        if len(serial) > MAX_FIELD or len(secret) > MAX_SECRET or len(sku) > 64:
+            raise InvalidInput(f"card-key CSV line {lineno}: a field is too long")
+        rows.append((sku, serial, secret))
+        if len(rows) > MAX_IMPORT_ROWS:
+            raise InvalidInput(f"card-key CSV has more than {MAX_IMPORT_ROWS} rows; split it")
+    return rows
+
+
+def import_csv(hq: "HQ", operator: str, text: str) -> dict[str, Any]:
+    """Import card keys; all or nothing. Serials already present for the SKU are skipped."""
+    rows = parse_csv(text)
+    with hq.session() as session:
+        skus = {r[0] for r in rows}
+        items = {i.sku: i for i in session.scalars(select(CatalogItem).where(CatalogItem.sku.in_(skus)))}
+        for sku in sorted(skus):
+            item = items.get(sku)
+            if item is None or item.deleted:
+                raise InvalidInput(f"card-key CSV: sku {sku!r} is not in the catalog")
+            if item.stock_kind != "card_key":
+                raise InvalidInput(f"card-key CSV: sku {sku!r} is a direct top-up, it has no card keys")
+        existing = set(session.execute(select(CardKey.sku, CardKey.serial).where(CardKey.sku.in_(skus))).all())
+        now, added, skipped = utcnow(), 0, 0
+        for sku, serial, secret in rows:
+            if (sku, serial) in existing:
+                skipped += 1
+                continue
+            existing.add((sku, serial))
+            session.add(CardKey(sku=sku, serial=serial, secret_enc=hq.vault.encrypt(secret, context=f"{sku}:{serial}"),
+                                status="available", imported_at=now))
+            added += 1
+        session.flush()
+        for sku in skus:
+            catalog.bump(session, sku)
+        audit.record(session, operator, "inventory.import", None, added=added, skipped=skipped, skus=sorted(skus))
+        return {"added": added, "skipped": skipped, "skus": sorted(skus)}
+
+
+def allocate(session: Session, sku: str, quantity: int, order_pk: int) -> bool:
+    """Mark `quantity` available keys of `sku` sold to the order; False if there are not enough."""
+    ids = list(session.scalars(
+        select(CardKey.id)
+        .where(CardKey.sku == sku, CardKey.status == "available")
+        .order_by(CardKey.id)
+        .limit(quantity)
+        .with_for_update(skip_locked=True)
+    ))
+    if len(ids) < quantity:
+        return False
+    result = session.execute(
+        update(CardKey)
+        .where(CardKey.id.in_(ids), CardKey.status == "available")
+        .values(status="sold", order_pk=order_pk, sold_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != quantity:  # cannot happen under the locks above; refuse rather than double-sell
+        raise RuntimeError("card-key allocation raced; transaction rolled back")
+    return True
+
+
+def delivered_keys(hq: "HQ", session: Session, order_pk: int) -> list[dict[str, str]]:
+    keys = session.scalars(select(CardKey).where(CardKey.order_pk == order_pk).order_by(CardKey.id))
+    return [{"serial": k.serial, "secret": hq.vault.decrypt(k.secret_enc, context=f"{k.sku}:{k.serial}")} for k in keys]

@@ -1,0 +1,191 @@
+"""HQ's tables (SQLAlchemy 2); schema changes go through hq/migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    """Small named values: the database epoch, how far the catalog log was pruned."""
+
+    __tablename__ = "hq_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class Site(Base):
+    """A licensed sub-site: its licence state, command sequence and last heartbeat."""
+
+    __tablename__ = "sites"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|suspended|revoked
+    status_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    current_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    command_seq: Mapped[int] = mapped_column(Integer, default=0)
+    applied_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    counters: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    registry_username: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    registry_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Licence(Base):
+    """One signed licence token (a site has a new one after each upgrade or renewal)."""
+
+    __tablename__ = "licences"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    tier: Mapped[str] = mapped_column(String(32))
+    features: Mapped[list[str]] = mapped_column(JSON)
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    regions: Mapped[list[str]] = mapped_column(JSON)
+    revenue_share_bps: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """Who changed what and when: every licence, catalog, review and operator change."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    operator: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    site_id: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Operator(Base):
+    """An HQ operator; only the SHA-256 of the bearer token is kept."""
+
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CatalogItem(Base):
+    """A SKU; `version` is the catalog change sequence of its latest change."""
+
+    __tablename__ = "catalog_items"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    face_value_cents: Mapped[int] = mapped_column(BigInteger)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    stock_kind: Mapped[str] = mapped_column(String(16))  # card_key|direct_topup
+    account_pattern: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    min_qty: Mapped[int] = mapped_column(Integer, default=1)
+    max_qty: Mapped[int] = mapped_column(Integer, default=10)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    version: Mapped[int] = mapped_column(BigInteger, index=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatalogChange(Base):
+    """The catalog change log; its id is the version sequence cursors count in."""
+
+    __tablename__ = "catalog_changes"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # upsert|delete|stock
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CardKey(Base):
+    """One card key; the secret is AES-GCM encrypted with the HQ vault key."""
+
+    __tablename__ = "card_keys"
+    __table_args__ = (
+        UniqueConstraint("sku", "serial", name="uq_card_keys_sku_serial"),
+        Index("ix_card_keys_alloc", "sku", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("catalog_items.sku"))
+    serial: Mapped[str] = mapped_column(String(128))
+    secret_enc: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="available")  # available|sold
+    order_pk: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sold_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Order(Base):
+    """An order a site forwarded, with HQ's decision; unique per (site, order_id)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("site_id", "order_id", name="uq_orders_site_order"),
+        Index("ix_orders_account", "buyer_account", "received_at"),
+        Index("ix_orders_contact", "buyer_contact", "received_at"),
+        Index("ix_orders_ip", "buyer_ip", "received_at"),
+        Index("ix_orders_site_time", "site_id", "received_at"),
+        Index("ix_orders_status", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    hq_order_id: Mapped[str] = mapped_column(String(40), unique=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    order_id: Mapped[str] = mapped_column(String(64))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    hq_price_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    buyer_account: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    buyer_contact: Mapped[str] = mapped_column(String(128))
+    buyer_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    buyer_region: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    site_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decision: Mapped[str] = mapped_column(String(16))  # approve|review|reject
+    status: Mapped[str] = mapped_column(String(16))  # delivered|review|rejected
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IdempotencyKey(Base):
+    """A site's Idempotency-Key: the body hash and, once done, the orders it produced."""
+
+    __tablename__ = "idempotency_keys"
+    site_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_flight|done
+    hq_order_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Command(Base):
+    """A command for a site; signed afresh on each delivery, done once acknowledged."""
+
+    __tablename__ = "commands"
+    __table_args__ = (UniqueConstraint("site_id", "seq", name="uq_commands_site_seq"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

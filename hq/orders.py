@@ -1,0 +1,235 @@
+"""Orders: idempotent submission, risk decision, card-key delivery, review outcome.
+
+Two layers of deduplication:
+- the request's `Idempotency-Key` (per site): the same key with the same body
+  replays the first answer, with a different body is refused (422), and while
+  the first request is still being processed another gets 409;
+- each order's `(site, order_id)`: an order sent again in another batch gets
+  its first decision back marked `replayed`, a different body for it is 422.
+Answers are rebuilt from the order rows, so no card-key secret is ever kept
+in plain text for a replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hq import inventory, risk
+from hq.clock import aware, utcnow
+from hq.errors import ApiError
+from hq.models import CatalogItem, IdempotencyKey, Order
+from hq.schemas import OrderBatch, OrderIn
+
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """Who is ordering: from the verified licence."""
+
+    site_id: str
+    categories: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+def body_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def order_hash(order: OrderIn) -> str:
+    return body_hash(order.model_dump(mode="json"))
+
+
+# -- idempotency key -------------------------------------------------------
+
+def claim_key(hq: "HQ", site_id: str, key: str, request_hash: str) -> list[str] | None:
+    """Claim `key` for this request; the stored hq order ids if it is a finished replay."""
+    now = utcnow()
+    expires = now + timedelta(days=hq.settings.idempotency_retention_days)
+    try:
+        with hq.session() as s:
+            s.add(IdempotencyKey(site_id=site_id, key=key, request_sha256=request_hash, state="in_flight",
+                                 created_at=now, expires_at=expires))
+        return None
+    except IntegrityError:
+        pass
+    with hq.session() as s:
+        row = s.scalar(select(IdempotencyKey).where(IdempotencyKey.site_id == site_id, IdempotencyKey.key == key)
+                       .with_for_update())
+        if row is None:  # released in the meantime: try once more from the top
+            s.add(IdempotencyKey(site_id=site_id, key=key, request_sha256=request_hash, state="in_flight",
+                                 created_at=now, expires_at=expires))
+            return None
+        if row.request_sha256 != request_hash:
+            raise ApiError(422, "idempotency_conflict", "this Idempotency-Key was used with a different body")
+        if row.state == "done":
+            return list(row.hq_order_ids or [])
+        if now - aware(row.created_at) < timedelta(seconds=hq.settings.in_flight_timeout_seconds):
+            raise ApiError(409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed",
+                           headers={"Retry-After": "1"})
+        row.created_at = now  # the first attempt died; this one takes over
+        return None
+
+
+def finish_key(hq: "HQ", site_id: str, key: str, hq_order_ids: list[str]) -> None:
+    with hq.session() as s:
+        row = s.get(IdempotencyKey, (site_id, key))
+        if row is not None:
+            row.state, row.hq_order_ids = "done", hq_order_ids
+
+
+def release_key(hq: "HQ", site_id: str, key: str) -> None:
+    """The request was refused before changing anything: forget the key."""
+    with hq.session() as s:
+        s.execute(delete(IdempotencyKey).where(IdempotencyKey.site_id == site_id, IdempotencyKey.key == key,
+                                               IdempotencyKey.state == "in_flight"))
+
+
+# -- submission ------------------------------------------------------------
+
+def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[list[dict[str, Any]], bool]:
+    """Decide every order in the batch; returns (results, whole request was a replay)."""
+    ids = [o.order_id for o in batch.orders]
+    if len(set(ids)) != len(ids):
+        raise ApiError(422, "invalid_request", "the batch lists the same order_id twice")
+    replay_ids = claim_key(hq, ctx.site_id, key, body_hash(batch.model_dump(mode="json")))
+    if replay_ids is not None:
+        return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
+    try:
+        _refuse_changed_orders(hq, ctx.site_id, batch)
+        results = [decide_one(hq, ctx, order) for order in batch.orders]
+    except BaseException:
+        release_key(hq, ctx.site_id, key)
+        raise
+    finish_key(hq, ctx.site_id, key, [r["hq_order_id"] for r in results])
+    return results, False
+
+
+def _refuse_changed_orders(hq: "HQ", site_id: str, batch: OrderBatch) -> None:
+    with hq.session() as s:
+        known = dict(s.execute(select(Order.order_id, Order.request_sha256).where(
+            Order.site_id == site_id, Order.order_id.in_([o.order_id for o in batch.orders]))).all())
+    for order in batch.orders:
+        if order.order_id in known and known[order.order_id] != order_hash(order):
+            raise ApiError(422, "idempotency_conflict", f"order {order.order_id!r} was already sent with a different body")
+
+
+def decide_one(hq: "HQ", ctx: SiteContext, order: OrderIn) -> dict[str, Any]:
+    """Decide and (on approve) fulfil one order in its own transaction."""
+    digest = order_hash(order)
+    try:
+        with hq.session() as s:
+            existing = s.scalar(select(Order).where(Order.site_id == ctx.site_id, Order.order_id == order.order_id))
+            if existing is not None:
+                return _existing(hq, s, existing, digest)
+            row = _new_order(hq, s, ctx, order, digest)
+            return result_json(hq, s, row, replayed=False)
+    except IntegrityError:  # the same order arrived concurrently in another request
+        with hq.session() as s:
+            existing = s.scalar(select(Order).where(Order.site_id == ctx.site_id, Order.order_id == order.order_id))
+            if existing is None:
+                raise
+            return _existing(hq, s, existing, digest)
+
+
+def _existing(hq: "HQ", s: Session, row: Order, digest: str) -> dict[str, Any]:
+    if row.request_sha256 != digest:
+        raise ApiError(422, "idempotency_conflict", f"order {row.order_id!r} was already sent with a different body")
+    return result_json(hq, s, row, replayed=True)
+
+
+def _catalog_check(item: CatalogItem | None, ctx: SiteContext, order: OrderIn) -> str | None:
+    """A reason the order cannot be fulfilled at all, or None."""
+    if item is None or item.deleted:
+        return "unknown_sku"
+    if item.category not in ctx.categories:
+        return "category_not_licensed"
+    if item.status != "active":
+        return "sku_inactive"
+    if not item.min_qty <= order.quantity <= item.max_qty:
+        return f"quantity_out_of_range:{item.min_qty}-{item.max_qty}"
+    if item.stock_kind == "direct_topup" and item.account_pattern:
+        account = order.buyer.account or ""
+        try:
+            if not re.fullmatch(item.account_pattern, account):
+                return "account_mismatch"
+        except re.error:
+            return "account_mismatch"
+    return None
+
+
+def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: str) -> Order:
+    now = utcnow()
+    item = s.get(CatalogItem, order.sku)
+    amount = order.unit_price_cents * order.quantity
+    problem = _catalog_check(item, ctx, order)
+    if problem:
+        decision = risk.Decision("reject", [problem])
+    else:
+        candidate = risk.Candidate(
+            site_id=ctx.site_id, quantity=order.quantity, amount_cents=amount, account=order.buyer.account,
+            contact=order.buyer.contact, ip=order.buyer.ip, region=order.buyer.region, licence_regions=ctx.regions)
+        decision = risk.evaluate(s, hq.rules.get(), candidate, now)
+    row = Order(
+        hq_order_id="hq_" + uuid.uuid4().hex, site_id=ctx.site_id, order_id=order.order_id, request_sha256=digest,
+        sku=order.sku, quantity=order.quantity, unit_price_cents=order.unit_price_cents,
+        hq_price_cents=item.price_cents if item is not None else None, currency=order.currency,
+        buyer_account=order.buyer.account, buyer_contact=order.buyer.contact, buyer_ip=order.buyer.ip,
+        buyer_region=order.buyer.region, site_created_at=order.created_at, received_at=now,
+        decision=decision.decision, status="review" if decision.decision == "review" else "rejected",
+        reasons=decision.reasons, decided_by="risk-engine", decided_at=now,
+    )
+    s.add(row)
+    s.flush()
+    if decision.decision == "approve":
+        fulfil(s, row, item)
+    return row
+
+
+def fulfil(s: Session, row: Order, item: CatalogItem | None) -> None:
+    """Allocate card keys (or accept a direct top-up); out of stock turns into a reject."""
+    if item is not None and item.stock_kind == "card_key" and not inventory.allocate(s, row.sku, row.quantity, row.id):
+        row.decision, row.status, row.reasons = "reject", "rejected", [*row.reasons, "out_of_stock"]
+        return
+    row.decision, row.status = "approve", "delivered"
+
+
+def result_json(hq: "HQ", s: Session, row: Order, replayed: bool) -> dict[str, Any]:
+    delivery = None
+    if row.status == "delivered":
+        delivery = {"card_keys": inventory.delivered_keys(hq, s, row.id)}
+    return {
+        "order_id": row.order_id, "hq_order_id": row.hq_order_id, "decision": row.decision, "status": row.status,
+        "reasons": list(row.reasons), "delivery": delivery, "replayed": replayed,
+    }
+
+
+def results_for(hq: "HQ", site_id: str, hq_order_ids: list[str], replayed: bool) -> list[dict[str, Any]]:
+    with hq.session() as s:
+        rows = {r.hq_order_id: r for r in s.scalars(select(Order).where(
+            Order.site_id == site_id, Order.hq_order_id.in_(hq_order_ids)))}
+        return [result_json(hq, s, rows[i], replayed) for i in hq_order_ids if i in rows]
+
+
+def get_order(hq: "HQ", site_id: str, order_id: str) -> dict[str, Any]:
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.site_id == site_id, Order.order_id == order_id))
+        if row is None:
+            raise ApiError(404, "not_found", f"order {order_id!r} is unknown to HQ")
+        return result_json(hq, s, row, replayed=False)
+
+
+def purge_keys(hq: "HQ") -> int:
+    with hq.session() as s:
+        return s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())).rowcount or 0

@@ -1,0 +1,52 @@
+"""The manual review queue: orders the risk engine sent to an operator."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from hq import audit
+from hq.clock import iso, utcnow
+from hq.errors import ApiError
+from hq.models import CatalogItem, Order
+from hq.orders import fulfil
+
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+
+def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with hq.session() as s:
+        query = select(Order).where(Order.status == "review").order_by(Order.id).limit(limit)
+        if site_id:
+            query = query.where(Order.site_id == site_id)
+        return [review_json(o) for o in s.scalars(query)]
+
+
+def review_json(o: Order) -> dict[str, Any]:
+    return {
+        "hq_order_id": o.hq_order_id, "site": o.site_id, "order_id": o.order_id, "sku": o.sku,
+        "quantity": o.quantity, "amount_cents": int(o.unit_price_cents) * o.quantity, "currency": o.currency,
+        "buyer": {"account": o.buyer_account, "contact": o.buyer_contact, "ip": o.buyer_ip, "region": o.buyer_region},
+        "reasons": list(o.reasons), "received_at": iso(o.received_at), "status": o.status, "decision": o.decision,
+    }
+
+
+def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str | None = None) -> dict[str, Any]:
+    """Approve (allocating keys now) or reject an order under review."""
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.hq_order_id == hq_order_id).with_for_update())
+        if row is None:
+            raise ApiError(404, "not_found", f"order {hq_order_id!r} does not exist")
+        if row.status != "review":
+            raise ApiError(409, "not_in_review", f"order {hq_order_id!r} is {row.status}, not under review")
+        row.decided_by, row.decided_at = operator, utcnow()
+        if decision == "approve":
+            fulfil(s, row, s.get(CatalogItem, row.sku))
+        else:
+            row.decision, row.status = "reject", "rejected"
+        row.reasons = [*row.reasons, f"operator:{decision}"]
+        audit.record(s, operator, f"review.{decision}", row.site_id, hq_order_id=hq_order_id, note=note,
+                     outcome=row.status)
+        return review_json(row)

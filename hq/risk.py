@@ -1,0 +1,252 @@
+"""The risk engine: rules are data (`<hq_dir>/risk-rules.json`), the engine applies them.
+
+Operators edit the JSON file (or PUT /v1/admin/risk-rules); HQ reloads it when
+it changes. Each rule that fires adds a reason and an action; the decision is
+the strongest action: reject > review > approve. Velocity counts orders HQ
+received (HQ's clock, not the site's) for the same buyer account, contact or
+IP across all sites within the window.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from hq.clock import aware
+from hq.models import Order, Site
+from kitctl.errors import InvalidInput
+
+Action = Literal["review", "reject"]
+log = logging.getLogger("hq.risk")
+SEVERITY = {"approve": 0, "review": 1, "reject": 2}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AmountLimits(_Strict):
+    review_amount_cents: int = Field(default=100_000, ge=0)
+    reject_amount_cents: int = Field(default=1_000_000, ge=0)
+    review_quantity: int = Field(default=20, ge=1)
+    reject_quantity: int = Field(default=100, ge=1)
+
+
+class VelocityRule(_Strict):
+    key: Literal["account", "contact", "ip"]
+    window_seconds: int = Field(ge=1, le=30 * 86400)
+    max_orders: int = Field(ge=1)
+    action: Action = "review"
+
+
+class BlockLists(_Strict):
+    accounts: list[str] = []
+    contacts: list[str] = []
+    ips: list[str] = []  # addresses or CIDR networks
+    regions: list[str] = []
+
+    @field_validator("ips")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for v in values:
+            ipaddress.ip_network(v, strict=False)
+        return values
+
+
+class SiteDailyLimits(_Strict):
+    max_orders: int = Field(default=10_000, ge=1)
+    max_amount_cents: int = Field(default=50_000_000, ge=1)
+    action: Action = "review"
+
+
+class NewSiteLimits(_Strict):
+    days: int = Field(default=7, ge=0)
+    max_orders_per_day: int = Field(default=300, ge=1)
+    max_amount_cents_per_order: int = Field(default=50_000, ge=1)
+    action: Action = "review"
+
+
+class Rules(_Strict):
+    version: int = 1
+    limits: AmountLimits = AmountLimits()
+    velocity: list[VelocityRule] = [
+        VelocityRule(key="account", window_seconds=600, max_orders=5, action="review"),
+        VelocityRule(key="account", window_seconds=3600, max_orders=30, action="reject"),
+        VelocityRule(key="contact", window_seconds=600, max_orders=10, action="review"),
+        VelocityRule(key="ip", window_seconds=600, max_orders=20, action="review"),
+    ]
+    block: BlockLists = BlockLists()
+    site_daily: SiteDailyLimits = SiteDailyLimits()
+    new_site: NewSiteLimits = NewSiteLimits()
+    foreign_region_action: Action | None = "review"
+
+
+def parse_rules(data: object) -> Rules:
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "rules"
+        raise InvalidInput(f"risk rules: {where}: {err['msg']}") from None
+
+
+class RuleSource:
+    """The rules file, reloaded when its modification time changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[float, Rules] | None = None
+
+    def get(self) -> Rules:
+        if not self.path.exists():
+            self.save(Rules())
+        mtime = self.path.stat().st_mtime
+        if self._cache is None or self._cache[0] != mtime:
+            try:
+                self._cache = (mtime, self.load())
+            except InvalidInput as exc:
+                if self._cache is None:
+                    raise
+                # a half-edited file must not stop orders: keep deciding with the last good rules
+                log.error("%s; still using the previous rules", exc)
+        return self._cache[1]
+
+    def load(self) -> Rules:
+        """Parse the file now; InvalidInput with one line if it is not valid rules."""
+        try:
+            data = json.loads(self.path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"risk rules file {self.path.name} is not JSON: {exc}") from None
+        return parse_rules(data)
+
+    def save(self, rules: Rules) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rules.model_dump(mode="json"), indent=2) + "\n")
+        os.replace(tmp, self.path)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the engine looks at for one order."""
+
+    site_id: str
+    quantity: int
+    amount_cents: int
+    account: str | None
+    contact: str
+    ip: str | None
+    region: str | None
+    licence_regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: Literal["approve", "review", "reject"]
+    reasons: list[str]
+
+
+def evaluate(session: Session, rules: Rules, c: Candidate, now: datetime) -> Decision:
+    """Apply every rule; the strongest action wins, every fired rule is a reason."""
+    fired: list[tuple[str, str]] = []
+    fired += _blocked(rules.block, c)
+    fired += _amounts(rules.limits, c)
+    fired += _velocity(session, rules.velocity, c, now)
+    fired += _site_limits(session, rules, c, now)
+    if rules.foreign_region_action and c.region and not _region_allowed(c.region, c.licence_regions):
+        fired.append((rules.foreign_region_action, f"region_outside_licence:{c.region}"))
+    if not fired:
+        return Decision("approve", [])
+    worst = max(fired, key=lambda f: SEVERITY[f[0]])[0]
+    return Decision(worst, [reason for _, reason in fired])  # type: ignore[arg-type]
+
+
+def _region_allowed(region: str, allowed: tuple[str, ...]) -> bool:
+    country = region.split("-")[0].upper()
+    return any(a.upper() in (region.upper(), country) for a in allowed)
+
+
+def _blocked(block: BlockLists, c: Candidate) -> list[tuple[str, str]]:
+    out = []
+    if c.account and c.account in block.accounts:
+        out.append(("reject", "blocked_account"))
+    if c.contact in block.contacts:
+        out.append(("reject", "blocked_contact"))
+    if c.region and c.region in block.regions:
+        out.append(("reject", "blocked_region"))
+    if c.ip and block.ips:
+        try:
+            addr = ipaddress.ip_address(c.ip)
+            if any(addr in ipaddress.ip_network(n, strict=False) for n in block.ips):
+                out.append(("reject", "blocked_ip"))
+        except ValueError:
+            pass
+    return out
+
+
+def _amounts(limits: AmountLimits, c: Candidate) -> list[tuple[str, str]]:
+    out = []
+    if c.amount_cents >= limits.reject_amount_cents:
+        out.append(("reject", f"amount_over:{limits.reject_amount_cents}"))
+    elif c.amount_cents >= limits.review_amount_cents:
+        out.append(("review", f"amount_over:{limits.review_amount_cents}"))
+    if c.quantity >= limits.reject_quantity:
+        out.append(("reject", f"quantity_over:{limits.reject_quantity}"))
+    elif c.quantity >= limits.review_quantity:
+        out.append(("review", f"quantity_over:{limits.review_quantity}"))
+    return out
+
+
+_VELOCITY_COLUMN = {"account": Order.buyer_account, "contact": Order.buyer_contact, "ip": Order.buyer_ip}
+
+
+def _velocity(session: Session, rules: list[VelocityRule], c: Candidate, now: datetime) -> list[tuple[str, str]]:
+    """One query per signal (account, contact, ip) counts every window of that signal's rules."""
+    out = []
+    values = {"account": c.account, "contact": c.contact, "ip": c.ip}
+    for key in ("account", "contact", "ip"):
+        mine = [r for r in rules if r.key == key]
+        value = values[key]
+        if not mine or not value:
+            continue
+        column = _VELOCITY_COLUMN[key]
+        sinces = [now - timedelta(seconds=r.window_seconds) for r in mine]
+        counts = session.execute(
+            select(*[func.coalesce(func.sum(case((Order.received_at >= s, 1), else_=0)), 0) for s in sinces])
+            .where(column == value, Order.received_at >= min(sinces))
+        ).one()
+        for rule, count in zip(mine, counts):
+            if int(count or 0) >= rule.max_orders:
+                out.append((rule.action, f"velocity_{rule.key}:{rule.max_orders}/{rule.window_seconds}s"))
+    return out
+
+
+def _site_limits(session: Session, rules: Rules, c: Candidate, now: datetime) -> list[tuple[str, str]]:
+    out = []
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    count, amount = session.execute(
+        select(func.count(), func.coalesce(func.sum(Order.unit_price_cents * Order.quantity), 0))
+        .where(Order.site_id == c.site_id, Order.received_at >= midnight)
+    ).one()
+    daily = rules.site_daily
+    if count >= daily.max_orders:
+        out.append((daily.action, f"site_daily_orders:{daily.max_orders}"))
+    if int(amount) + c.amount_cents > daily.max_amount_cents:
+        out.append((daily.action, f"site_daily_amount:{daily.max_amount_cents}"))
+    site = session.get(Site, c.site_id)
+    new = rules.new_site
+    if site is not None and new.days and now - aware(site.created_at) < timedelta(days=new.days):
+        if count >= new.max_orders_per_day:
+            out.append((new.action, f"new_site_daily_orders:{new.max_orders_per_day}"))
+        if c.amount_cents > new.max_amount_cents_per_order:
+            out.append((new.action, f"new_site_amount:{new.max_amount_cents_per_order}"))
+    return out

@@ -1,0 +1,126 @@
+"""The HQ instance: settings, database, keys, vault and registry file wired together.
+
+Endpoints and `kitctl hq` commands both work on an `HQ`; the commands open
+one on the local HQ directory and call the same functions the API calls.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator
+
+from hq.settings import HQSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from hq.registry import Htpasswd
+    from hq.risk import RuleSource
+    from hq.vault import Vault
+    from kitctl.licence.keys import HQKeyStore, PinnedKeys
+
+
+@dataclass
+class HQ:
+    settings: HQSettings
+    engine: "Engine"
+    sessionmaker: "sessionmaker[Session]"
+    _pinned: tuple[float, "PinnedKeys"] | None = field(default=None, repr=False)
+    _sqlite_writer: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def open(cls, settings: HQSettings, migrate: bool = True) -> "HQ":
+        """Open (and by default migrate) the HQ in `settings.dir`; creates keys on first use."""
+        from sqlalchemy.orm import sessionmaker
+
+        from hq import db
+        from kitctl.licence.keys import HQKeyStore
+
+        settings.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(settings.dir, 0o700)
+        store = HQKeyStore(settings.dir)
+        if not store.exists():
+            store.init()
+        url = settings.effective_database_url
+        if migrate:
+            db.upgrade(url)
+        engine = db.make_engine(url)
+        sqlite_file = settings.dir / "hq.sqlite3"
+        if sqlite_file.exists():
+            os.chmod(sqlite_file, 0o600)
+        hq = cls(settings=settings, engine=engine, sessionmaker=sessionmaker(engine, expire_on_commit=False))
+        hq._ensure_epoch()
+        return hq
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator["Session"]:
+        """One transaction: committed on success, rolled back on any error."""
+        if self.engine.dialect.name == "sqlite":
+            # One writer at a time in this process: queueing here is fair and prompt,
+            # where SQLite's busy handler sleeps in steps of up to 100 ms.
+            with self._sqlite_writer, self.sessionmaker() as session, session.begin():
+                yield session
+        else:
+            with self.sessionmaker() as session, session.begin():
+                yield session
+
+    @cached_property
+    def keys(self) -> "HQKeyStore":
+        from kitctl.licence.keys import HQKeyStore
+
+        return HQKeyStore(self.settings.dir)
+
+    def pinned(self) -> "PinnedKeys":
+        """HQ's own public keys, reloaded when the key index changes (rotation)."""
+        mtime = self.keys.index_path.stat().st_mtime
+        if self._pinned is None or self._pinned[0] != mtime:
+            self._pinned = (mtime, self.keys.pinned())
+        return self._pinned[1]
+
+    @cached_property
+    def vault(self) -> "Vault":
+        from hq.vault import Vault
+
+        return Vault.open(self.settings.dir)
+
+    @cached_property
+    def htpasswd(self) -> "Htpasswd":
+        from hq.registry import Htpasswd
+
+        return Htpasswd(self.settings.dir / "registry" / "htpasswd")
+
+    @cached_property
+    def rules(self) -> "RuleSource":
+        from hq.risk import RuleSource
+
+        return RuleSource(self.settings.dir / "risk-rules.json")
+
+    def _ensure_epoch(self) -> None:
+        from sqlalchemy import select
+
+        from hq.models import Meta
+
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.session() as s:
+                if s.scalar(select(Meta).where(Meta.key == "epoch")) is None:
+                    s.add(Meta(key="epoch", value=uuid.uuid4().hex[:12]))
+                    s.add(Meta(key="catalog_pruned_through", value="0"))
+        except IntegrityError:  # another worker created them first
+            pass
+
+    def meta(self, session: "Session", key: str) -> str:
+        from hq.models import Meta
+
+        row = session.get(Meta, key)
+        return row.value if row else ""

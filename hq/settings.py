@@ -1,0 +1,46 @@
+"""HQ's runtime settings, from `KIT_HQ_*` environment variables or arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HQSettings(BaseSettings):
+    """Everything HQ needs to run; state lives in `dir` unless a database URL says otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="KIT_HQ_", extra="ignore")
+
+    dir: Path = Field(default_factory=lambda: Path("hq-data"))
+    database_url: str | None = None
+    bind: str = "0.0.0.0:8600"
+    workers: int = Field(default=1, ge=1, le=64)
+    migrate: bool = True  # run migrations at start (workers after the first skip it)
+    public_url: str = Field(default="http://127.0.0.1:8600", pattern=r"^https?://[^\s]+$")
+    registry_url: str | None = "127.0.0.1:5000"
+    heartbeat_interval_seconds: int = Field(default=30, ge=1, le=3600)
+    command_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
+    idempotency_retention_days: int = Field(default=7, ge=7, le=365)
+    in_flight_timeout_seconds: int = Field(default=120, ge=5, le=3600)
+    tombstone_retention_days: int = Field(default=30, ge=1, le=3650)
+    site_rate_per_second: float = Field(default=50.0, gt=0)
+    site_rate_burst: int = Field(default=200, ge=1)
+    session_hours: int = Field(default=12, ge=1, le=168)
+    housekeeping_seconds: int = Field(default=600, ge=1)
+
+    @field_validator("dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or SQLite inside the HQ directory."""
+        return self.database_url or f"sqlite:///{self.dir / 'hq.sqlite3'}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.bind.rpartition(":")
+        return host or "0.0.0.0", int(port)

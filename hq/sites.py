@@ -1,0 +1,92 @@
+"""Heartbeats in, licence status and signed commands out; the fleet overview."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from hq import audit, commands
+from hq.clock import aware, iso, utcnow
+from hq.errors import ApiError
+from hq.licences import licence_state
+from hq.models import Licence, Order, Site
+from hq.schemas import HeartbeatIn
+
+if TYPE_CHECKING:
+    from hq.service import HQ
+
+MAX_JSON_BYTES = 16 * 1024
+
+
+def heartbeat(hq: "HQ", site_id: str, beat: HeartbeatIn) -> dict[str, Any]:
+    """Record the site's state, acknowledge applied commands, return what is pending."""
+    for name, value in (("health", beat.health), ("counters", beat.counters)):
+        if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+            raise ApiError(413, "too_large", f"{name} is larger than {MAX_JSON_BYTES} bytes")
+    with hq.session() as s:
+        site = s.scalar(select(Site).where(Site.id == site_id).with_for_update())
+        if site is None:
+            raise ApiError(401, "unknown_licence", "no such site at this HQ")
+        applied = min(beat.applied_seq, site.command_seq)
+        if applied > site.applied_seq:
+            commands.acknowledge(s, site_id, applied)
+            site.applied_seq = applied
+        site.last_heartbeat_at, site.version = utcnow(), beat.version
+        site.health, site.counters = beat.health, beat.counters
+        lic = s.get(Licence, site.current_jti) if site.current_jti else None
+        state = licence_state(site, lic) if lic else site.status
+        now = int(time.time())
+        signed = [commands.sign(hq, c, now) for c in commands.pending(s, site_id, site.applied_seq)]
+        return {
+            "interval_seconds": hq.settings.heartbeat_interval_seconds,
+            "licence": {"status": state, "reason": site.status_reason},
+            "commands": signed,
+            "server_time": now,
+        }
+
+
+def sync_now(hq: "HQ", operator: str, site_id: str) -> dict[str, Any]:
+    with hq.session() as s:
+        site = s.scalar(select(Site).where(Site.id == site_id).with_for_update())
+        if site is None:
+            raise ApiError(404, "not_found", f"site {site_id!r} does not exist")
+        cmd = commands.enqueue(s, site, "sync_now", {})
+        audit.record(s, operator, "site.sync_now", site_id, seq=cmd.seq)
+        return {"site": site_id, "seq": cmd.seq, "type": "sync_now"}
+
+
+def fleet(hq: "HQ") -> list[dict[str, Any]]:
+    """Every site: licence state, tier, last heartbeat, version, health, orders today, reviews."""
+    now = utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    with hq.session() as s:
+        today = dict(s.execute(select(Order.site_id, func.count()).where(Order.received_at >= midnight)
+                               .group_by(Order.site_id)).all())
+        reviews = dict(s.execute(select(Order.site_id, func.count()).where(Order.status == "review")
+                                 .group_by(Order.site_id)).all())
+        rows = s.execute(select(Site, Licence).outerjoin(Licence, Licence.jti == Site.current_jti).order_by(Site.id))
+        out = []
+        for site, lic in rows:
+            out.append({
+                "site": site.id,
+                "status": licence_state(site, lic, now) if lic else site.status,
+                "reason": site.status_reason,
+                "tier": lic.tier if lic else None,
+                "categories": list(lic.categories) if lic else [],
+                "expires_at": iso(lic.expires_at) if lic else None,
+                "last_heartbeat_at": iso(site.last_heartbeat_at),
+                "online": bool(site.last_heartbeat_at and now - aware(site.last_heartbeat_at)
+                               < timedelta(seconds=3 * hq.settings.heartbeat_interval_seconds)),
+                "version": site.version,
+                "health": site.health or {},
+                "orders_today": int(today.get(site.id, 0)),
+                "reviews": int(reviews.get(site.id, 0)),
+                "command_seq": site.command_seq,
+                "applied_seq": site.applied_seq,
+            })
+        return out
+

@@ -1,0 +1,156 @@
+"""Start a real HQ for tests of other parts (agent, storefront, end-to-end).
+
+    from hq.testing import running_hq
+
+    with running_hq(tmp_path) as hq:
+        hq.seed_item("game-100", category="game", price_cents=9500)
+        hq.seed_card_keys("game-100", 5)
+        token = hq.issue_licence("xingchen", categories=["game"])
+        httpx.post(f"{hq.url}/v1/heartbeat", headers={"Authorization": f"Bearer {token}"}, json=...)
+
+uvicorn serves the app in a background thread on a free loopback port (or
+`host`/`port` given, e.g. host="0.0.0.0" so containers can reach it).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from hq.service import HQ
+from hq.settings import HQSettings
+
+if TYPE_CHECKING:
+    from kitctl.licence.keys import HQKeyStore
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningHQ:
+    """A served HQ: its URL, state directory, pinned-keys file and an operator token."""
+
+    url: str
+    hq_dir: Path
+    keys_path: Path
+    operator_token: str
+    service: HQ
+    _keys: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        return self.service.keys.jwks()
+
+    @property
+    def key_store(self) -> "HQKeyStore":
+        """HQ's signing keys (to sign tokens or commands a test needs)."""
+        return self.service.keys
+
+    def revoke(self, site: str, reason: str = "revoked in a test") -> None:
+        from hq import licences
+
+        licences.revoke(self.service, "test", site, reason)
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.operator_token}"}
+
+    def seed_item(self, sku: str, category: str = "game", name: str | None = None, face_value_cents: int = 10000,
+                  price_cents: int = 9500, stock_kind: str = "card_key", account_pattern: str | None = None,
+                  min_qty: int = 1, max_qty: int = 10, status: str = "active") -> dict[str, Any]:
+        """Create or update a catalog item directly in HQ's database."""
+        from hq import catalog
+
+        spec = catalog.ItemSpec(name=name or sku, category=category, face_value_cents=face_value_cents,
+                                price_cents=price_cents, stock_kind=stock_kind, account_pattern=account_pattern,
+                                min_qty=min_qty, max_qty=max_qty, status=status)  # type: ignore[arg-type]
+        return catalog.upsert(self.service, "test", sku, spec)
+
+    def seed_card_keys(self, sku: str, count: int) -> list[dict[str, str]]:
+        """Import `count` fresh card keys for `sku`; returns them ({serial, secret}) for assertions."""
+        from hq import inventory
+
+        keys = [{"serial": f"{sku}-{secrets.token_hex(6)}", "secret": secrets.token_urlsafe(12)} for _ in range(count)]
+        csv_text = "sku,serial,secret\n" + "".join(f"{sku},{k['serial']},{k['secret']}\n" for k in keys)
+        inventory.import_csv(self.service, "test", csv_text)
+        return keys
+
+    def issue_licence(self, site: str, tier: str = "pro", categories: list[str] | None = None, days: int = 365,
+                      regions: list[str] | None = None) -> str:
+        """A licence token for `site` recorded in HQ (so the site endpoints accept it)."""
+        from hq import licences
+
+        return str(licences.issue(self.service, "test", site, tier, categories or ["game"], days,
+                                  regions=regions)["token"])
+
+    def set_rules(self, rules: dict[str, Any]) -> None:
+        """Replace the risk rules (the same JSON operators edit)."""
+        from hq.risk import parse_rules
+
+        self.service.rules.save(parse_rules(rules))
+
+
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _copy_migrated_sqlite(hq_dir: Path) -> None:
+    """Start from an already migrated SQLite file: migrating each test's database is slow."""
+    import shutil
+    import tempfile
+
+    from hq import db
+
+    if "sqlite" not in _TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="hq-template-")) / "hq.sqlite3"
+        db.upgrade(f"sqlite:///{template}")
+        _TEMPLATE["sqlite"] = template
+    hq_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = hq_dir / "hq.sqlite3"
+    if not target.exists():
+        shutil.copyfile(_TEMPLATE["sqlite"], target)
+
+
+@contextmanager
+def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+               **settings: Any) -> Iterator[RunningHQ]:
+    """Serve a fresh HQ from `tmp_path/hq` until the block ends."""
+    import uvicorn
+
+    from hq import operators
+    from hq.app import create_app
+
+    port = port or free_port(host)
+    hq_dir = Path(tmp_path) / "hq"
+    if database_url is None:
+        _copy_migrated_sqlite(hq_dir)
+    public = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
+    service = HQ.open(conf)
+    token = operators.add(service, "tester")
+    keys_path = hq_dir / "hq-keys.json"
+    keys_path.write_text(json.dumps(service.keys.jwks()))
+    server = uvicorn.Server(uvicorn.Config(create_app(conf, hq=service), host=host, port=port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, name="hq-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("HQ test server did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.close()

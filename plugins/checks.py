@@ -1,0 +1,106 @@
+"""Validating what plugins hand back: the host trusts no shape it did not check."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+CORE_SERVICES = frozenset({"proxy", "storefront", "agent", "db", "hq"})
+MAX_MESSAGE = 200
+# Keys a plugin must never see in an event: delivered card keys and credentials.
+SECRET_KEYS = frozenset({"card_keys", "delivery", "delivery_sealed", "secret", "password", "password_hash"})
+
+
+class BadAnswer(ValueError):
+    """A plugin returned something the host refuses to use."""
+
+
+def checkout_field(raw: Any) -> dict[str, Any]:
+    """A normalised checkout field or BadAnswer."""
+    if not isinstance(raw, dict):
+        raise BadAnswer("checkout field is not a dict")
+    name, label = raw.get("name"), raw.get("label", raw.get("name"))
+    required, max_length = raw.get("required", False), raw.get("max_length", 64)
+    if not (isinstance(name, str) and FIELD_NAME.match(name)):
+        raise BadAnswer(f"checkout field name {name!r} is not like 'coupon'")
+    if not (isinstance(label, str) and 0 < len(label) <= 80):
+        raise BadAnswer(f"checkout field {name}: label must be 1-80 characters")
+    if not isinstance(required, bool):
+        raise BadAnswer(f"checkout field {name}: required must be true or false")
+    if not (isinstance(max_length, int) and not isinstance(max_length, bool) and 1 <= max_length <= 500):
+        raise BadAnswer(f"checkout field {name}: max_length must be 1-500")
+    return {"name": name, "label": label, "required": required, "max_length": max_length}
+
+
+def discount(raw: Any) -> int:
+    """A discount in cents: a non-negative int, else BadAnswer (the plugin's answer is then ignored)."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise BadAnswer(f"discount_cents {raw!r} is not a non-negative integer")
+    return raw
+
+
+def one_line(message: Any) -> str:
+    text = str(message).strip().splitlines()[0] if str(message).strip() else "invalid"
+    return text[:MAX_MESSAGE]
+
+
+def plain_data(value: Any, what: str) -> Any:
+    """`value` if it is JSON data (so it can be stored and rendered), else BadAnswer."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise BadAnswer(f"{what} is not plain JSON data") from None
+
+
+def stack_fragment(raw: Any, plugin: str) -> dict[str, dict[str, Any]]:
+    """{"services", "volumes", "env"} of one plugin, checked for names and plain data."""
+    if not raw:
+        return {"services": {}, "volumes": {}, "env": {}}
+    if not isinstance(raw, dict) or set(raw) - {"services", "volumes", "env"}:
+        raise BadAnswer("stack fragment may only have services, volumes and env")
+    data = plain_data(raw, "stack fragment")
+    services, volumes, env = data.get("services", {}), data.get("volumes", {}), data.get("env", {})
+    if not all(isinstance(x, dict) for x in (services, volumes, env)):
+        raise BadAnswer("services, volumes and env must be mappings")
+    for name, spec in services.items():
+        if not SERVICE_NAME.match(name) or name in CORE_SERVICES:
+            raise BadAnswer(f"service name {name!r} is invalid or a core service")
+        if not isinstance(spec, dict):
+            raise BadAnswer(f"service {name} must be a mapping")
+    for name in volumes:
+        if not SERVICE_NAME.match(name):
+            raise BadAnswer(f"volume name {name!r} is invalid")
+    for service, variables in env.items():
+        if service not in CORE_SERVICES and service not in services:
+            raise BadAnswer(f"env for unknown service {service!r}")
+        if not isinstance(variables, dict):
+            raise BadAnswer(f"env of {service} must be a mapping")
+        for key, value in variables.items():
+            if not ENV_NAME.match(key) or not isinstance(value, str):
+                raise BadAnswer(f"env {service}.{key} must be UPPER_CASE with a string value")
+    return {"services": services, "volumes": volumes, "env": env}
+
+
+def redact(payload: Any) -> Any:
+    """A deep copy of an event payload without card keys or credentials."""
+    if isinstance(payload, dict):
+        return {k: redact(v) for k, v in payload.items() if str(k).lower() not in SECRET_KEYS}
+    if isinstance(payload, (list, tuple)):
+        return [redact(v) for v in payload]
+    if isinstance(payload, (str, int, float, bool)) or payload is None:
+        return payload
+    return str(payload)  # datetimes, decimals: as text, never live objects
+
+
+def first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        return f"{where}: {message}"
+    return one_line(exc)

@@ -1,0 +1,205 @@
+"""What a plugin is: a manifest plus optional hooks, all plain Python.
+
+A plugin is a subclass of `Plugin` with a `manifest` class attribute, exposed
+under the entry-point group `kitctl.plugins`. The host instantiates it with its
+validated settings and a `PluginContext`, then calls only the hooks below; every
+hook has a harmless default, so a plugin overrides just what it contributes.
+Hooks return plain data (dicts, lists, ints): the host validates and clamps it,
+so a plugin can add to the kit but never weaken its checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+Where = Literal["storefront", "agent", "kitctl"]
+EVENTS = ("order_created", "order_decided", "catalog_item", "heartbeat")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+
+
+class NoSettings(BaseModel):
+    """The settings schema of a plugin that has none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Who a plugin is and what it needs; read before any of its code runs a hook.
+
+    `feature` is the licence feature that unlocks it (see kitctl.licence.tiers);
+    `kit_versions` a range such as ">=0.1,<1.0" checked against kitctl's version.
+    Secret settings are fields typed `SecretStr` (stored 0600, never printed).
+    """
+
+    name: str
+    version: str
+    feature: str
+    kit_versions: str = ">=0.1"
+    settings: type[BaseModel] = NoSettings
+    description: str = ""
+    checkout_timeout_seconds: float = 1.0  # budget inside the buyer's checkout transaction
+    event_timeout_seconds: float = 10.0  # budget of one event hook (webhooks, e-mail)
+
+
+@dataclass
+class PluginContext:
+    """What the host tells a plugin about where it runs."""
+
+    where: Where
+    kit_version: str
+    config_dir: Path | None
+    logger: logging.Logger
+
+
+@dataclass(frozen=True)
+class AdminAction:
+    """An operator action (e.g. add a coupon): validated arguments in, rows out."""
+
+    help: str
+    arguments: type[BaseModel]
+    run: Callable[[Any, BaseModel], list[dict[str, Any]]]  # (SQLAlchemy Session, args) -> rows
+
+
+class Plugin:
+    """Base class of every plugin; override the hooks you contribute."""
+
+    manifest: ClassVar[Manifest]
+
+    def __init__(self, settings: BaseModel, context: PluginContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.log = context.logger
+
+    # --- kitctl / render -------------------------------------------------
+    def stack_fragment(self) -> dict[str, Any]:
+        """Extra compose `services`, `volumes`, and `env` ({service: {VAR: value}}) as plain data."""
+        return {}
+
+    # --- storefront ------------------------------------------------------
+    def checkout_fields(self) -> list[dict[str, Any]]:
+        """Extra checkout inputs: {"name", "label", "required": bool, "max_length": int}."""
+        return []
+
+    def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
+        """Inside the checkout transaction: {"discount_cents": int, "extras": {}, "errors": {field: msg}}.
+
+        `ctx["fields"]` holds only this plugin's own checkout fields. Database
+        writes must go through `session` (Core statements preferred) so they
+        commit or roll back with the order.
+        """
+        return {}
+
+    def prepare_database(self, engine: Any) -> None:
+        """Create this plugin's own tables (idempotent); called by admin tools and callers at start."""
+
+    def admin_actions(self) -> dict[str, AdminAction]:
+        """Operator actions run by `kitctl plugins admin NAME ACTION key=value…`."""
+        return {}
+
+    # --- events (storefront and agent) -----------------------------------
+    def order_created(self, payload: dict[str, Any]) -> None:
+        """An order row was committed (card keys never included)."""
+
+    def on_order_decided(self, payload: dict[str, Any]) -> None:
+        """HQ decided an order (card keys are stripped before plugins see it)."""
+
+    def on_catalog_item(self, payload: dict[str, Any]) -> None:
+        """The agent upserted or deleted a catalog item."""
+
+    def on_heartbeat(self, payload: dict[str, Any]) -> None:
+        """The agent completed a heartbeat."""
+
+
+EVENT_HOOKS: dict[str, str] = {
+    "order_created": "order_created",
+    "order_decided": "on_order_decided",
+    "catalog_item": "on_catalog_item",
+    "heartbeat": "on_heartbeat",
+}
+
+
+def secret_fields(schema: type[BaseModel]) -> set[str]:
+    """Names of the settings fields typed SecretStr (possibly optional): stored 0600, shown as ***."""
+    names = set()
+    for name, info in schema.model_fields.items():
+        if _mentions_secret(info.annotation):
+            names.add(name)
+    return names
+
+
+def _mentions_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_mentions_secret(arg) for arg in getattr(annotation, "__args__", ()) or ())
+
+
+def check_manifest(manifest: Any) -> Manifest:
+    """The manifest if it is well formed, else ValueError with one line saying what is wrong."""
+    if not isinstance(manifest, Manifest):
+        raise ValueError("has no plugins.contract.Manifest as `manifest`")
+    if not NAME_RE.match(manifest.name):
+        raise ValueError(f"name {manifest.name!r} must be lowercase letters, digits and '-' (2-40)")
+    if not (isinstance(manifest.settings, type) and issubclass(manifest.settings, BaseModel)):
+        raise ValueError("settings must be a pydantic model class")
+    for budget in (manifest.checkout_timeout_seconds, manifest.event_timeout_seconds):
+        if not 0 < budget <= 60:
+            raise ValueError("time budgets must be between 0 and 60 seconds")
+    parse_range(manifest.kit_versions)
+    return manifest
+
+
+# --- version ranges: ">=0.1,<1.0" (no dependency on `packaging` at run time) ---
+
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*$")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    match = re.match(r"^\s*(\d+(?:\.\d+)*)", text)
+    if not match:
+        raise ValueError(f"version {text!r} is not dotted numbers")
+    parts = tuple(int(p) for p in match.group(1).split("."))
+    return parts + (0,) * (4 - len(parts))
+
+
+def parse_range(spec: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The clauses of a range, or ValueError naming the bad clause."""
+    clauses = []
+    for raw in spec.split(","):
+        match = _CLAUSE.match(raw)
+        if not match:
+            raise ValueError(f"kit_versions clause {raw.strip()!r} is not like '>=0.1'")
+        clauses.append((match.group(1), _version_tuple(match.group(2))))
+    return clauses
+
+
+def version_in_range(version: str, spec: str) -> bool:
+    """True when `version` satisfies every clause of `spec`."""
+    have = _version_tuple(version)
+    ops: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b,
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+    }
+    return all(ops[op](have, want) for op, want in parse_range(spec))
+
+
+@dataclass
+class Adjustment:
+    """The host's merged answer to one checkout (what callers receive, as a dict)."""
+
+    discount_cents: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"discount_cents": self.discount_cents, "extras": self.extras, "errors": self.errors}

@@ -1,0 +1,63 @@
+"""`python -m storefront` serves the shop on KIT_BIND; `python -m storefront create-admin NAME` makes a staff account."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _create_admin(args: list[str]) -> int:
+    from storefront.admin_users import ROLES, AdminUserError, create_admin
+    from storefront.settings import StorefrontSettings
+
+    if not args or len(args) > 2 or (len(args) == 2 and args[1] not in ROLES):
+        print(f"usage: python -m storefront create-admin NAME [{'|'.join(ROLES)}]", file=sys.stderr)
+        return 2
+    try:
+        url = StorefrontSettings().resolved_database_url()
+        password = create_admin(url, args[0], role=args[1] if len(args) == 2 else "admin")
+    except (AdminUserError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(password)
+    return 0
+
+
+def _serve() -> int:
+    import logging
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from storefront.settings import StorefrontSettings
+
+    try:
+        settings = StorefrontSettings()
+        host, port = settings.host_port()
+    except ValidationError as exc:
+        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from storefront.app import create_app
+
+    try:
+        app = create_app(settings)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                log_level=settings.log_level, access_log=False, server_header=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "create-admin":
+        return _create_admin(argv[1:])
+    if argv and argv[0] not in ("serve",):
+        print("usage: python -m storefront [serve | create-admin NAME [ROLE]]", file=sys.stderr)
+        return 2
+    return _serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Admin pages. Every route here is behind `require_role` (see auth.ROUTE_ROLES)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
+from storefront.admin import reports
+from storefront.admin import rules as rules_mod
+from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, session_token
+from storefront.admin_users import ROLES, AdminUserError, create_user
+from storefront.i18n import translator
+from storefront.passwords import verify_password
+from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, set_cookie, shop_of
+
+public = APIRouter(prefix="/admin")
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_role)])
+
+
+def _page(request: Request, template: str, ctx: dict | None = None, status: int = 200) -> Response:
+    staff: Staff = request.state.staff
+    menu = [(name, key) for name, key in (
+        ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
+        ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_licence", "admin.licence"),
+        ("admin_health", "admin.health"), ("admin_users", "admin.users")) if may(staff, name)]
+    base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
+    return render(request, template, {**base, **(ctx or {})}, status=status, private=True)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_csrf(request, form)
+    return form
+
+
+# ---- login / logout -------------------------------------------------------
+
+@public.get("/login", name="admin_login")
+def login_form(request: Request) -> Response:
+    return render(request, "admin/login.html", {"error": None, "username": ""}, private=True)
+
+
+@public.post("/login", name="admin_login_submit")
+async def login_submit(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_login, request, form.get("username", "").strip()[:64], form.get("password", ""))
+
+
+def _login(request: Request, username: str, password: str) -> Response:
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    if not shop.limits.login_ip.hit(client_ip(request)) or shop.limits.login_user.blocked(username.lower()):
+        return render(request, "admin/login.html", {"error": t("admin.login_limited"), "username": username}, status=429, private=True)
+    with shop.sessions() as session:
+        user = session.scalar(select(AdminUser).where(AdminUser.username == username)) if username else None
+        ok = verify_password(user.password_hash if user else None, password[:256])
+    if not ok or user is None:
+        shop.limits.login_user.hit(username.lower())
+        return render(request, "admin/login.html", {"error": t("admin.login_failed"), "username": username}, status=401, private=True)
+    shop.limits.login_user.reset(username.lower())
+    response = RedirectResponse("/admin", status_code=303)
+    set_cookie(request, response, SESSION_COOKIE, session_token(request, user), SESSION_MAX_AGE)
+    return response
+
+
+@router.post("/logout", name="admin_logout")
+async def logout(request: Request) -> Response:
+    await _form(request)
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# ---- dashboard -------------------------------------------------------------
+
+@router.get("", name="admin_dashboard")
+def dashboard(request: Request) -> Response:
+    shop = shop_of(request)
+    midnight = datetime.combine(datetime.now(timezone.utc).date(), time.min, timezone.utc)
+    with shop.sessions() as s:
+        stats = {
+            "pending": s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0,
+            "today": s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= midnight)) or 0,
+            "revenue_today": s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
+                                      .where(Order.created_at >= midnight, Order.status == "delivered")) or 0,
+            "on_sale": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
+        }
+    return _page(request, "admin/dashboard.html", {"stats": stats})
+
+
+# ---- price rules -----------------------------------------------------------
+
+def _rules_page(request: Request, *, draft_form: dict | None = None, errors: dict | None = None, changes=None,
+                message: str | None = None, status: int = 200) -> Response:
+    with shop_of(request).sessions() as s:
+        rules = list(s.scalars(select(PriceRule).order_by(PriceRule.scope, PriceRule.target, PriceRule.id)))
+        categories = [c for (c,) in s.execute(select(CatalogItem.category).distinct().order_by(CatalogItem.category))]
+    return _page(request, "admin/rules.html", {
+        "rules": rules, "categories": categories, "form": draft_form or {"scope": "all", "kind": "percent", "rounding": "none", "enabled": "on"},
+        "errors": errors or {}, "changes": changes, "message": message, "describe": rules_mod.describe_value,
+    }, status=status)
+
+
+@router.get("/rules", name="admin_rules")
+def rules_page(request: Request, edit: int | None = None) -> Response:
+    """`?edit=ID` loads an existing rule into the form, to change it (preview first, as for a new one)."""
+    if edit is None:
+        return _rules_page(request)
+    with shop_of(request).sessions() as s:
+        rule = s.get(PriceRule, edit)
+    if rule is None:
+        raise HTTPProblem(404, "err.rule_missing")
+    return _rules_page(request, draft_form=rules_mod.form_values(rule))
+
+
+@router.post("/rules", name="admin_rules_submit")
+async def rules_submit(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_rules_submit, request, form)
+
+
+def _rules_submit(request: Request, form: dict[str, str]) -> Response:
+    """`action=preview` shows the effect and changes nothing; `action=save` writes the rule and re-prices."""
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    shown = {k: v for k, v in form.items() if k != "csrf"}
+    try:
+        with shop.sessions() as s:  # closing without commit rolls back: a preview writes nothing
+            draft = rules_mod.parse_rule(form, s, t)
+            if form.get("action") != "save":
+                changes = rules_mod.preview(s, draft)
+                s.rollback()
+                return _rules_page(request, draft_form=shown, changes=changes)
+            changed = rules_mod.save_rule(s, draft, actor="admin:" + request.state.staff.username)
+            s.commit()
+    except rules_mod.RuleRefused as refused:
+        return _rules_page(request, draft_form=shown, errors=refused.errors, status=422)
+    shop.clear_caches()
+    return _rules_page(request, message=t("rules.saved", n=changed))
+
+
+@router.post("/rules/{rule_id}/delete", name="admin_rules_delete")
+async def rules_delete(request: Request, rule_id: int) -> Response:
+    await _form(request)
+    return await run_in_threadpool(_rules_delete, request, rule_id)
+
+
+def _rules_delete(request: Request, rule_id: int) -> Response:
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    with shop.sessions.begin() as s:
+        deleted = rules_mod.delete_rule(s, rule_id, actor="admin:" + request.state.staff.username)
+    shop.clear_caches()
+    if not deleted:
+        return _rules_page(request, errors={"form": t("err.rule_missing")}, status=404)
+    return _rules_page(request, message=t("rules.deleted"))
+
+
+# ---- catalog ---------------------------------------------------------------
+
+@router.get("/catalog", name="admin_catalog")
+def catalog(request: Request) -> Response:
+    with shop_of(request).sessions() as s:
+        items = list(s.scalars(select(CatalogItem).order_by(CatalogItem.category, CatalogItem.sku).limit(1000)))
+    return _page(request, "admin/catalog.html", {"items": items})
+
+
+# ---- orders ----------------------------------------------------------------
+
+@router.get("/orders", name="admin_orders")
+def orders(request: Request) -> Response:
+    t = translator(locale_of(request))
+    flt = reports.parse_filter(dict(request.query_params), t("err.date"))
+    rows, total = ([], 0)
+    if not flt.errors:
+        with shop_of(request).sessions() as s:
+            rows, total = reports.list_orders(s, flt)
+    return _page(request, "admin/orders.html", {"orders": rows, "total": total, "flt": flt,
+                                                 "statuses": reports.STATUSES, "query": request.url.query},
+                 status=422 if flt.errors else 200)
+
+
+@router.get("/orders.csv", name="admin_orders_csv")
+def orders_csv(request: Request) -> Response:
+    t = translator(locale_of(request))
+    flt = reports.parse_filter(dict(request.query_params), t("err.date"))
+    if flt.errors:
+        raise HTTPProblem(422, "err.date")
+    shop = shop_of(request)
+
+    def stream():  # the session lives as long as the download
+        with shop.sessions() as s:
+            yield from reports.export_csv(s, flt)
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(stream(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"', "Cache-Control": "no-store"})
+
+
+# ---- revenue, licence, health ----------------------------------------------
+
+@router.get("/revenue", name="admin_revenue")
+def revenue(request: Request, by: str = "day") -> Response:
+    by = by if by in ("day", "week") else "day"
+    licence = shop_of(request).licence()
+    with shop_of(request).sessions() as s:
+        rows, grand = reports.revenue(s, by, licence.revenue_share_bps, days=31 if by == "day" else 12 * 7)
+    pct = f"{licence.revenue_share_bps / 100:.2f}%"
+    return _page(request, "admin/revenue.html", {"rows": rows, "grand": grand, "by": by, "pct": pct})
+
+
+@router.get("/licence", name="admin_licence")
+def licence(request: Request) -> Response:
+    return _page(request, "admin/licence.html", {})
+
+
+@router.get("/health", name="admin_health")
+def health(request: Request) -> Response:
+    with shop_of(request).sessions() as s:
+        pending = s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0
+        oldest = s.scalar(select(func.min(Order.created_at)).where(Order.status == "pending"))
+    return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest})
+
+
+# ---- staff accounts --------------------------------------------------------
+
+def _users_page(request: Request, created: tuple[str, str] | None = None, errors: dict | None = None,
+                form: dict | None = None, status: int = 200) -> Response:
+    with shop_of(request).sessions() as s:
+        users = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
+    return _page(request, "admin/users.html", {"users": users, "roles": ROLES, "created": created,
+                                                "errors": errors or {}, "form": form or {}}, status=status)
+
+
+@router.get("/users", name="admin_users")
+def users(request: Request) -> Response:
+    return _users_page(request)
+
+
+@router.post("/users", name="admin_users_create")
+async def users_create(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_users_create, request, form)
+
+
+def _users_create(request: Request, form: dict[str, str]) -> Response:
+    t = translator(locale_of(request))
+    username, role = form.get("username", "").strip(), form.get("role", "")
+    errors = {}
+    if role not in ROLES:
+        errors["role"] = t("err.role")
+    try:
+        if errors:
+            raise AdminUserError("role")
+        with shop_of(request).sessions.begin() as s:
+            password = create_user(s, username, role, actor="admin:" + request.state.staff.username)
+    except AdminUserError as exc:
+        if "exists" in str(exc):
+            errors["username"] = t("err.username_taken")
+        elif "role" not in errors:
+            errors["username"] = t("err.username")
+        return _users_page(request, errors=errors, form={"username": username, "role": role}, status=422)
+    return _users_page(request, created=(username, password))
+
+
+__all__ = ["public", "router", "ROUTE_ROLES", "current_staff"]

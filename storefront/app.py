@@ -1,0 +1,101 @@
+"""Build the storefront ASGI app from settings: database, caches, templates, routes, error pages."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from sitedb.engine import make_engine, session_factory
+from storefront.context import Shop, make_signers
+from storefront.headers import SecurityHeaders
+from storefront.plugin_adapter import PluginHostCache
+from storefront.ratelimit import Limits
+from storefront.settings import StorefrontSettings
+from storefront.siteconfig import load_site_config
+from storefront.state import PageCache, ReadCache
+from storefront.web import HTTPProblem, render
+
+log = logging.getLogger("storefront")
+HERE = Path(__file__).parent
+
+
+def make_templates():  # -> jinja2.Environment
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
+    env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
+    return env
+
+
+def build_shop(settings: StorefrontSettings) -> Shop:
+    url = settings.resolved_database_url()
+    if settings.migrate_on_start:
+        from sitedb.migrate import upgrade
+
+        upgrade(url)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    return Shop(
+        settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
+        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
+        signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
+        site_key=settings.site_key(), templates=make_templates(),
+    )
+
+
+def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
+    from storefront import branding, shop
+    from storefront.admin import routes as admin
+    from storefront.admin.auth import LoginRequired
+
+    settings = settings or StorefrontSettings()
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="storefront")
+    app.state.shop = build_shop(settings)
+    app.include_router(shop.router)
+    app.include_router(admin.public)
+    app.include_router(admin.router)
+    app.include_router(branding.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/healthz", name="healthz")
+    def healthz() -> Response:
+        try:
+            with app.state.shop.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # report, never crash the probe
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.exception_handler(HTTPProblem)
+    async def problem(request: Request, exc: HTTPProblem) -> Response:
+        return render(request, "error.html", {"message_key": exc.message_key, "status": exc.status}, status=exc.status, private=True)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/admin/login", status_code=303)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return render(request, "error.html", {"message_key": "err.not_found", "status": 404}, status=404)
+
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return render(request, "error.html", {"message_key": "err.not_found", "status": 405}, status=405)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500)
+
+    app.router.redirect_slashes = False
+    return SecurityHeaders(app)  # type: ignore[return-value]

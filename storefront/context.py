@@ -1,0 +1,58 @@
+"""Everything one running storefront holds: settings, database, caches, limits, signers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from storefront.plugin_adapter import PluginHostCache
+from storefront.ratelimit import Limits
+from storefront.settings import StorefrontSettings
+from storefront.signing import Signer
+from storefront.siteconfig import SiteConfig
+from storefront.state import LicenceView, PageCache, ReadCache, read_licence
+
+
+@dataclass
+class Signers:
+    csrf: Signer
+    admin: Signer
+    access: Signer
+    nonce: Signer
+
+
+@dataclass
+class Shop:
+    settings: StorefrontSettings
+    site: SiteConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    cache: ReadCache
+    pages: PageCache
+    limits: Limits
+    signers: Signers
+    plugins: PluginHostCache
+    site_key: bytes | None
+    templates: Any  # jinja2.Environment
+
+    def licence(self) -> LicenceView:
+        return self.cache.get("licence", read_licence)
+
+    def clear_caches(self) -> None:
+        """After the admin changes prices: the next page shows them."""
+        self.cache.clear()
+        self.pages.clear()
+
+    async def alicence(self) -> LicenceView:
+        return await self.cache.aget("licence", read_licence)
+
+    def plugin_host(self) -> Any:
+        return self.plugins.get(self.licence().features)
+
+
+def make_signers(secret: bytes) -> Signers:
+    return Signers(csrf=Signer(secret, "csrf"), admin=Signer(secret, "admin-session"),
+                   access=Signer(secret, "order-access"), nonce=Signer(secret, "checkout-nonce"))

@@ -1,0 +1,81 @@
+"""The buyer's view of an order: found by number, opened only with the order password.
+
+A contact alone is never enough. Card keys are unsealed with the site key only
+for a browser that proved the password (a signed, short-lived access cookie).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from sitedb.models import Order
+from sitedb.sealing import open_sealed
+from storefront.passwords import verify_password
+
+log = logging.getLogger("storefront.orders")
+ORDER_ID = re.compile(r"^[0-9A-Z]{6,32}$")
+ACCESS_MAX_AGE = 30 * 60
+ACCESS_MAX_ORDERS = 20
+
+
+@dataclass
+class OrderView:
+    id: str
+    status: str
+    item_name: str
+    sku: str
+    quantity: int
+    unit_price_cents: int
+    discount_cents: int
+    total_cents: int
+    currency: str
+    buyer_account: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    public_reason: str | None
+    card_keys: list[dict[str, str]] = field(default_factory=list)
+    delivery_unavailable: bool = False
+
+
+def normalise_order_id(raw: str) -> str | None:
+    value = raw.strip().upper()
+    return value if ORDER_ID.match(value) else None
+
+
+def check_password(session: Session, order_id: str, password: str) -> bool:
+    """Whether `password` opens the order (constant work when the order does not exist)."""
+    order = session.get(Order, order_id)
+    return verify_password(order.password_hash if order else None, password)
+
+
+def order_view(session: Session, order_id: str, site_key: bytes | None) -> OrderView | None:
+    order = session.get(Order, order_id)
+    if order is None:
+        return None
+    view = OrderView(
+        id=order.id, status=order.status, item_name=order.item_name, sku=order.sku, quantity=order.quantity,
+        unit_price_cents=order.unit_price_cents, discount_cents=order.discount_cents, total_cents=order.total_cents,
+        currency=order.currency, buyer_account=order.buyer_account, created_at=order.created_at,
+        decided_at=order.decided_at, public_reason=order.public_reason if order.status == "rejected" else None,
+    )
+    if order.status == "delivered" and order.delivery_sealed:
+        view.card_keys, view.delivery_unavailable = _unseal(order.delivery_sealed, site_key, order.id)
+    return view
+
+
+def _unseal(sealed: str, site_key: bytes | None, order_id: str) -> tuple[list[dict[str, str]], bool]:
+    if site_key is None:
+        return [], True
+    try:
+        data: Any = open_sealed(site_key, sealed)
+    except Exception:  # wrong key or damaged row: say so, never show garbage
+        log.error("delivery of order %s could not be opened with the site key", order_id)
+        return [], True
+    keys = data.get("card_keys", []) if isinstance(data, dict) else []
+    return [{"serial": str(k.get("serial", "")), "secret": str(k.get("secret", ""))} for k in keys if isinstance(k, dict)], False

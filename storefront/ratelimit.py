@@ -1,0 +1,67 @@
+"""In-process sliding-window rate limits for logins and order lookups.
+
+One storefront process runs per site, so process memory is the right place;
+keys are hashed buckets like ("lookup-ip", ip), never stored beyond the window.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+
+class RateLimiter:
+    """At most `limit` hits per `window` seconds per key."""
+
+    def __init__(self, limit: int, window: float, max_keys: int = 100_000) -> None:
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self.max_keys:
+                self._evict(now)
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        return hits
+
+    def _evict(self, now: float) -> None:
+        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
+            del self._hits[key]
+        if len(self._hits) >= self.max_keys:  # still full: drop the oldest half rather than grow
+            for key in list(self._hits)[: self.max_keys // 2]:
+                del self._hits[key]
+
+    def blocked(self, key: str) -> bool:
+        """Whether `key` has used up its allowance (does not count as a hit)."""
+        with self._lock:
+            return len(self._recent(key, time.monotonic())) >= self.limit
+
+    def hit(self, key: str) -> bool:
+        """Count one hit; False when it is over the limit."""
+        with self._lock:
+            now = time.monotonic()
+            hits = self._recent(key, now)
+            if len(hits) >= self.limit:
+                return False
+            hits.append(now)
+            return True
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+
+class Limits:
+    """The limits the storefront enforces, in one place so they are easy to review."""
+
+    def __init__(self, checkouts_per_minute: int = 120) -> None:
+        self.login_ip = RateLimiter(20, 300)  # attempts per client per 5 min
+        self.login_user = RateLimiter(5, 900)  # failures per account per 15 min
+        self.lookup_ip = RateLimiter(20, 60)  # order lookups per client per minute
+        self.lookup_order = RateLimiter(5, 900)  # wrong passwords per order per 15 min
+        self.checkout_ip = RateLimiter(checkouts_per_minute, 60)  # checkouts per client per minute

@@ -1,0 +1,179 @@
+"""The buyer's pages: browse, search, product and checkout, order lookup and order page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from storefront import checkout as co
+from storefront.i18n import translator
+from storefront.orders import ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password, normalise_order_id, order_view
+from storefront.passwords import hash_password
+from storefront.payment import payment_method
+from storefront.state import ItemView, read_categories, read_item, read_items
+from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
+
+log = logging.getLogger("storefront.shop")
+router = APIRouter()
+ACCESS_COOKIE = "kit_orders"
+
+
+@router.get("/", name="home")
+async def home(request: Request, c: str | None = None, q: str | None = None) -> Response:
+    """Async on purpose: everything it reads is cached, so a hit costs no thread hop."""
+    shop = shop_of(request)
+    category = (c or "").strip()[:32] or None
+    query = (q or "").strip()[:64] or None
+    items = await shop.cache.aget(("items", category, query), lambda s: read_items(s, category, query))
+    categories = await shop.cache.aget("categories", read_categories)
+    await shop.alicence()
+    return render_public(request, (category, query), "home.html",
+                         lambda: {"items": items, "categories": categories, "category": category, "q": query})
+
+
+def _item_or_404(request: Request, sku: str) -> ItemView:
+    if len(sku) > 64:
+        raise HTTPProblem(404, "item.not_found")
+    item = shop_of(request).cache.get(("item", sku), lambda s: read_item(s, sku))
+    if item is None:
+        raise HTTPProblem(404, "item.not_found")
+    return item
+
+
+async def _aitem_or_404(request: Request, sku: str) -> ItemView:
+    if len(sku) > 64:
+        raise HTTPProblem(404, "item.not_found")
+    item = await shop_of(request).cache.aget(("item", sku), lambda s: read_item(s, sku))
+    if item is None:
+        raise HTTPProblem(404, "item.not_found")
+    return item
+
+
+def _product_page(request: Request, item: ItemView, values: dict[str, str] | None = None,
+                  errors: dict[str, str] | None = None, status: int = 200, nonce: str | None = None) -> Response:
+    shop = shop_of(request)
+    return render(request, "product.html", {
+        "item": item, "values": values or {"quantity": str(item.min_qty)}, "errors": errors or {},
+        "plugin_fields": shop.plugin_host().checkout_fields(),
+        "nonce": nonce or co.new_nonce(shop.signers.nonce, item.sku),
+        "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
+    }, status=status, private=True)
+
+
+@router.get("/p/{sku}", name="product")
+async def product(request: Request, sku: str) -> Response:
+    shop = shop_of(request)
+    item = await _aitem_or_404(request, sku)
+    await shop.alicence()
+    host = shop.plugin_host()
+    fields = host.checkout_fields()
+    key = (item, repr(fields), shop.settings.payment_mode)
+    return render_form_page(request, key, "product.html", lambda: {
+        "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
+        "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
+    }, nonce=co.new_nonce(shop.signers.nonce, item.sku))
+
+
+@router.post("/p/{sku}/checkout", name="checkout")
+async def checkout(request: Request, sku: str) -> Response:
+    form = dict((await request.form()).items())
+    check_csrf(request, form)
+    return await run_in_threadpool(_checkout, request, sku, {k: str(v) for k, v in form.items()})
+
+
+def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    item = _item_or_404(request, sku)
+    values = {k: v for k, v in raw.items() if k not in ("password", "password2", "csrf")}
+    nonce = raw.get("nonce", "")
+    if not shop.licence().takes_orders:
+        return _product_page(request, item, values, {"form": t("notice.closed")}, status=503, nonce=nonce)
+    payment = payment_method(shop.settings.payment_mode)
+    if payment is None:
+        return _product_page(request, item, values, {"form": t("checkout.payment_unavailable")}, status=503, nonce=nonce)
+    order_id = co.order_id_for(shop.signers.nonce, nonce, item.sku)
+    if order_id is None:
+        return _product_page(request, item, values, {"form": t("err.form_expired")}, status=400)
+    if not shop.limits.checkout_ip.hit(client_ip(request)):
+        raise HTTPProblem(429, "err.too_many")
+    host = shop.plugin_host()
+    try:
+        form = co.validate_form(raw, item, host.checkout_fields(), t)
+        placed = co.place_order(shop.sessions, order_id=order_id, sku=item.sku, form=form,
+                                password_hash=hash_password(form.password), buyer_ip=client_ip(request),
+                                plugins=host, payment=payment, t=t)
+    except co.CheckoutRefused as refused:
+        return _product_page(request, item, values, refused.errors, status=refused.status, nonce=nonce)
+    except co.DuplicateOrder as dup:
+        return RedirectResponse(f"/order/{dup.order_id}", status_code=303)
+    host.emit("order_created", {"order_id": placed.order_id, "sku": item.sku, "quantity": form.quantity,
+                                "total_cents": placed.total_cents, "currency": item.currency})
+    response = RedirectResponse(f"/order/{placed.order_id}?placed=1", status_code=303)
+    _grant_access(request, response, placed.order_id)
+    return response
+
+
+def _granted(request: Request) -> list[str]:
+    ids = shop_of(request).signers.access.loads(request.cookies.get(ACCESS_COOKIE))
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def _grant_access(request: Request, response: Response, order_id: str) -> None:
+    """Remember in a signed cookie that this browser proved the order password."""
+    ids = [i for i in _granted(request) if i != order_id][-(ACCESS_MAX_ORDERS - 1):] + [order_id]
+    set_cookie(request, response, ACCESS_COOKIE, shop_of(request).signers.access.dumps(ids, ACCESS_MAX_AGE), ACCESS_MAX_AGE)
+
+
+def _lookup_page(request: Request, order_id: str = "", error: str | None = None, status: int = 200) -> Response:
+    return render(request, "lookup.html", {"order_id": order_id, "error": error}, status=status, private=True)
+
+
+@router.get("/order", name="lookup")
+def lookup_form(request: Request) -> Response:
+    return _lookup_page(request)
+
+
+@router.post("/order", name="lookup_submit")
+async def lookup_submit(request: Request) -> Response:
+    form = dict((await request.form()).items())
+    check_csrf(request, form)
+    return await run_in_threadpool(_lookup, request, str(form.get("order_id", "")), str(form.get("password", "")))
+
+
+def _lookup(request: Request, raw_id: str, password: str) -> Response:
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    order_id = normalise_order_id(raw_id)
+    if not shop.limits.lookup_ip.hit(client_ip(request)) or (order_id and shop.limits.lookup_order.blocked(order_id)):
+        return _lookup_page(request, raw_id[:32], t("lookup.limited"), status=429)
+    if order_id is None or not password or len(password) > 128:
+        return _lookup_page(request, raw_id[:32], t("lookup.failed"), status=403)
+    with shop.sessions() as session:
+        ok = check_password(session, order_id, password)
+    if not ok:
+        shop.limits.lookup_order.hit(order_id)
+        return _lookup_page(request, order_id, t("lookup.failed"), status=403)
+    response = RedirectResponse(f"/order/{order_id}", status_code=303)
+    _grant_access(request, response, order_id)
+    return response
+
+
+@router.get("/order/{order_id}", name="order")
+def order_page(request: Request, order_id: str, placed: str | None = None) -> Response:
+    shop = shop_of(request)
+    normal = normalise_order_id(order_id)
+    if normal is None or normal not in _granted(request):
+        return _lookup_page(request, (normal or "")[:32])
+    with shop.sessions() as session:
+        view = order_view(session, normal, shop.site_key)
+    if view is None:
+        return _lookup_page(request, normal)
+    return render(request, "order.html", {"order": view, "placed": placed == "1"}, private=True)
+
+

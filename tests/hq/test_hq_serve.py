@@ -1,0 +1,60 @@
+"""`kitctl hq serve` and `python -m hq` start a real HQ process that answers on its port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hq.testing import free_port
+from kitctl.licence.keys import HQKeyStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"HQ exited with {proc.returncode}: {proc.stderr.read().decode()[-800:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("HQ did not answer in time")
+
+
+@pytest.mark.parametrize("how", ["kitctl", "module"])
+def test_serve_starts_a_real_process(tmp_path, how):
+    port = free_port()
+    hq_dir = tmp_path / "hq"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if how == "kitctl":
+        cmd = [sys.executable, "-m", "kitctl", "hq", "serve", "--hq-dir", str(hq_dir), "--port", str(port),
+               "--registry-url", ""]
+    else:
+        cmd = [sys.executable, "-m", "hq"]
+        env.update(KIT_HQ_DIR=str(hq_dir), KIT_HQ_BIND=f"127.0.0.1:{port}")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz", proc)
+        keys = httpx.get(f"http://127.0.0.1:{port}/v1/keys").json()
+        assert keys == HQKeyStore(hq_dir).jwks()
+        assert (hq_dir / "keys").stat().st_mode & 0o777 == 0o700
+        assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()["info"]["title"] == "kitctl HQ API"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_serve_refuses_bad_settings(tmp_path, capsys):
+    from kitctl.cli import run
+
+    assert run(["hq", "serve", "--hq-dir", str(tmp_path), "--hq-url", "not a url"]) == 2
+    assert capsys.readouterr().err.startswith("error: HQ settings")

@@ -1,0 +1,129 @@
+"""The rendered Caddyfile run by a real Caddy (Debian's caddy 2.6): health, branding, offline page, TLS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kitctl.render import render_site
+
+
+def _caddy() -> str:
+    found = shutil.which("caddy")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("caddy (Debian's) is required in CI: apt-get install caddy")
+        pytest.skip("caddy not installed (not CI)")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _local_copy(site: Path, tmp: Path) -> tuple[Path, dict[str, int]]:
+    """The rendered Caddyfile with container paths and ports mapped to free local ones (nothing else changed)."""
+    ports = {"http": _free_port(), "https": _free_port(), "health": _free_port()}
+    text = (site / "Caddyfile").read_text()
+    text = text.replace("/srv/branding", str(site / "branding"))
+    text = text.replace("http://:8081", f"http://:{ports['health']}")
+    text = text.replace("\tadmin off\n", f"\tadmin off\n\thttp_port {ports['http']}\n\thttps_port {ports['https']}\n", 1)
+    path = tmp / "Caddyfile.local"
+    path.write_text(text)
+    return path, ports
+
+
+def _get(url: str, host: str | None = None, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _run_caddy(binary: str, config: Path, tmp: Path, health_port: int) -> subprocess.Popen:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp), "XDG_DATA_HOME": str(tmp / "data"),
+           "XDG_CONFIG_HOME": str(tmp / "config")}
+    proc = subprocess.Popen([binary, "run", "--config", str(config), "--adapter", "caddyfile"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "caddy.log", "wb"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if _get(f"http://127.0.0.1:{health_port}/healthz")[0] == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    pytest.fail("caddy did not become healthy: " + (tmp / "caddy.log").read_text()[-800:])
+
+
+def test_caddy_adapts_every_tls_mode(flags, tmp_path):
+    binary = _caddy()
+    for domain, tls in (("商店.example.cn", "auto"), ("localhost", "auto"), ("shop.example.cn", "off")):
+        render_site({**flags, "domain": domain, "tls": tls})
+        out = subprocess.run([binary, "adapt", "--config", str(Path(flags["site_dir"]) / "Caddyfile"),
+                              "--adapter", "caddyfile"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.slow
+def test_caddy_serves_health_branding_and_the_offline_page(flags, tmp_path):
+    binary = _caddy()
+    name = '星辰 <b>"游戏"</b>'
+    render_site({**flags, "domain": "localhost", "tls": "off", "name": name, "primary_color": "#112233"})
+    site = Path(flags["site_dir"])
+    config, ports = _local_copy(site, tmp_path)
+    proc = _run_caddy(binary, config, tmp_path, ports["health"])
+    try:
+        status, body = _get(f"http://127.0.0.1:{ports['http']}/branding/theme.css", host="localhost")
+        assert status == 200 and body == (site / "branding/theme.css").read_bytes()
+        status, body = _get(f"http://127.0.0.1:{ports['http']}/branding/logo.png", host="localhost")
+        assert status == 200 and body == (site / "branding/logo.png").read_bytes()
+        # No storefront is running: the proxy answers with the branded offline page, name escaped.
+        status, body = _get(f"http://127.0.0.1:{ports['http']}/", host="localhost")
+        assert status >= 500
+        assert "&lt;b&gt;&#34;游戏&#34;&lt;/b&gt;" in body.decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_caddy_serves_tls_internal_for_a_local_domain(flags, tmp_path):
+    binary = _caddy()
+    render_site({**flags, "domain": "localhost"})
+    config, ports = _local_copy(Path(flags["site_dir"]), tmp_path)
+    proc = _run_caddy(binary, config, tmp_path, ports["health"])
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # self-signed by Caddy's internal CA, by design
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status, body = _get(f"https://localhost:{ports['https']}/branding/theme.css", context=context)
+                break
+            except (OSError, ssl.SSLError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        assert status == 200 and b"--kit-primary" in body
+        with socket.create_connection(("127.0.0.1", ports["https"]), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                cert = tls.getpeercert(binary_form=True)
+        assert cert  # Caddy issued a certificate for localhost from its internal CA
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
