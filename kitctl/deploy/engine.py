@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TARGET = "unix:///var/run/docker.sock"
 API_VERSION = "1.41"
+SSH_POOL_SIZE = 3
 TARGET = re.compile(r"^(unix://.+|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+?(:\d{1,5})?|tcp://127\.0\.0\.1:\d{1,5})$")
 
 
@@ -30,13 +31,33 @@ def connect(target: str | None = None, timeout: int = 120) -> "docker.DockerClie
 
     try:
         # a fixed API version (Docker 20.10's) saves the negotiation round trip; newer engines accept it
-        client = docker.DockerClient(base_url=where, timeout=timeout, use_ssh_client=False, version=API_VERSION)
+        # over ssh:// every pooled connection is an SSH session; sshd allows 10 per connection
+        # (MaxSessions), so keep few idle ones to leave room for the runner's parallel calls
+        pool = SSH_POOL_SIZE if where.startswith("ssh://") else 10
+        client = docker.DockerClient(base_url=where, timeout=timeout, use_ssh_client=False, version=API_VERSION,
+                                     max_pool_size=pool)
+        if where.startswith("ssh://"):
+            _limit_in_flight(client.api, SSH_POOL_SIZE)
         client.ping()
     except (DockerException, OSError, EOFError) as exc:
         raise KitError(f"Docker engine not reachable at {where}: {first_line(exc)}") from None
     except Exception as exc:  # paramiko's auth/host-key errors are not DockerException
         raise KitError(f"Docker engine not reachable at {where}: {type(exc).__name__}: {first_line(exc)}") from None
     return client
+
+
+def _limit_in_flight(api, limit: int) -> None:
+    """At most `limit` requests at once on this client (each one is an SSH session over ssh://)."""
+    import threading
+
+    gate = threading.BoundedSemaphore(limit)
+    send = api.send
+
+    def limited_send(request, **kwargs):
+        with gate:
+            return send(request, **kwargs)
+
+    api.send = limited_send
 
 
 def import_docker(ssh: bool):

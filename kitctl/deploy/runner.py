@@ -86,6 +86,8 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
                 ok[action.service] = True
                 return
             ctx.reporter.step(action.service, f"{action.kind} ({action.reason})")
+            if not ctx.early_prepare:  # prepare with the activation, after the dependencies
+                activate_steps, prepare_steps = prepare_steps + activate_steps, []
             if not _run_steps(ctx, action.service, prepare_steps, t0, done_log, lock, failures):
                 ok[action.service] = False
                 return

@@ -42,6 +42,9 @@ class StepContext:
     host_path: Callable[[str], str] = lambda p: p
     timeouts: dict[str, float] = field(default_factory=dict)
     containers: dict[str, str] = field(default_factory=dict)  # service → id of the container now serving it
+    # create every changed container at once (local engine); over ssh:// each call is an SSH
+    # session and docker-py's transport keeps many open, so there they are made one service at a time
+    early_prepare: bool = True
 
     def name_of(self, service: str) -> str:
         return L.container_name(self.project.name, service)

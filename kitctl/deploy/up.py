@@ -88,7 +88,8 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
             _remove(client, leftovers)
         result.warnings += _warnings(domain_check)
         return result
-    ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout))
+    ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
+                      early_prepare=not remote)
     result.outcome = run_plan(ctx, _prepare(project, actions), actions)
     _remove(client, leftovers)
     result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)

@@ -155,3 +155,16 @@ def test_no_op_touches_nothing(tmp_path: Path) -> None:
     current = deployed(api, project)
     _, outcome = run(api, project, current)
     assert outcome.changed == [] and api.calls == []
+
+
+def test_one_service_at_a_time_mode_touches_nothing_after_a_failure(tmp_path: Path) -> None:
+    """Over ssh:// containers are prepared with their activation: the proxy is never even created."""
+    api = FakeAPI(unhealthy_images={"kitctl/web:2"})
+    project = project_at(tmp_path, "2")
+    current = deployed(api, project_at(tmp_path, "1"))
+    hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 5.0 for n in project.services}, early_prepare=False)
+    with pytest.raises(StepFailed):
+        run_plan(ctx, [], plan_services(project, hashes, current, {}))
+    assert not any(c[1].startswith("site_proxy_1") for c in api.calls)
+    assert {cid for cid in api.containers} == {"old-db", "old-web", "old-proxy"}
