@@ -73,7 +73,7 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         "offline.html.j2", locale=i.locale, site_name=i.name, contact=i.contact, logo_file=logo_file, text=TEXTS[i.locale]
     ).encode("utf-8")
     files[CADDYFILE] = render_template(
-        "Caddyfile.j2", site_id=site.site_id, site_address=_site_address(site), tls=i.effective_tls
+        "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls
     ).encode("utf-8")
     files[SITE_JSON] = _json_file(site_config(site, logo_file))
     files[HQ_KEYS] = _json_file(site.jwks)
@@ -109,9 +109,10 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
     }
 
 
-def _site_address(site: ResolvedSite) -> str:
-    host = site.domain.ascii
-    return f"http://{host}" if site.inputs.effective_tls == "off" else host
+def _site_addresses(site: ResolvedSite) -> list[str]:
+    """Caddy site addresses; `localhost` also answers as 127.0.0.1, where a local site is opened."""
+    hosts = [site.domain.ascii] + (["127.0.0.1"] if site.domain.ascii == "localhost" else [])
+    return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in hosts]
 
 
 def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, Any]:
