@@ -266,7 +266,7 @@ def test_metrics_show_orders_sync_and_licence(demo):
 
 
 # -- 7. HQ revokes: the notice, checkout refused, old orders still visible ------------------------
-def test_revoke_shows_notice_refuses_orders_and_status_says_why(demo, shop, buyer, operator):
+def test_revoke_shows_notice_refuses_orders_and_status_says_why(demo, shop, browser, buyer, operator):
     order_id = checkout(buyer, "game-steam-50", "last-buyer@example.cn", "last-pw-123")
     eventually(lambda: order_status(buyer, order_id) == "delivered", 90, what="order before revoke")
     visit(operator, "/fleet")
@@ -282,10 +282,12 @@ def test_revoke_shows_notice_refuses_orders_and_status_says_why(demo, shop, buye
     form.update(quantity="1", contact="late@example.cn", password="late-pw-123", password2="late-pw-123")
     refused = shop.post("/p/game-steam-50/checkout", data=form)
     assert refused.status_code == 503  # the server refuses, not only the disabled button
-    visit(buyer, f"/order/{order_id}")
-    buyer.fill("#f-password", "last-pw-123")
-    buyer.click("#lookup-submit")
-    assert buyer.locator("#card-keys .secret").count() == 1  # the buyer's data stays
+    other_device = browser.new_context(ignore_https_errors=True, base_url=demo.site_url).new_page()
+    visit(other_device, f"/order/{order_id}")
+    other_device.fill("#f-password", "last-pw-123")
+    other_device.click("#lookup-submit")
+    assert other_device.locator("#card-keys .secret").count() == 1  # the buyer's data stays
+    assert "licence terms breached" in other_device.inner_text("body")
     status = kitctl("status", "--site-dir", str(demo.site_dir), "--json", check=False)
     assert "revoked" in status.stdout and "licence terms breached" in status.stdout
 
