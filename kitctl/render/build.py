@@ -22,11 +22,12 @@ from kitctl.site.resolve import ResolvedSite
 COMPOSE = "compose.yaml"
 CADDYFILE = "Caddyfile"
 SITE_JSON = "site.json"
+AGENT_JSON = "agent.json"
 HQ_KEYS = "hq-keys.json"
 LOCK = "kitctl.lock"
 BRANDING = "branding"
 # Top-level names the renderer owns in the site directory; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
+OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
 
 TEXTS = {
     "zh-CN": {"offline": "本站正在维护，请稍后再试。", "contact": "联系方式"},
@@ -76,8 +77,15 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls
     ).encode("utf-8")
     files[SITE_JSON] = _json_file(site_config(site, logo_file))
+    files[AGENT_JSON] = _json_file(agent_config(site))
     files[HQ_KEYS] = _json_file(site.jwks)
     return files
+
+
+def agent_config(site: ResolvedSite) -> dict[str, Any]:
+    """agent.json: only what the agent uses, so a branding change leaves the agent running."""
+    return {"site_id": site.site_id, "categories": list(site.categories), "plugins": list(site.plugins),
+            "kit_version": __version__}
 
 
 def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
@@ -139,7 +147,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, A
         "inputs_hashes": {
             "proxy": files_hash(files, [CADDYFILE, *branding]),
             "storefront": files_hash(files, [SITE_JSON]),
-            "agent": files_hash(files, [SITE_JSON, HQ_KEYS]),
+            "agent": files_hash(files, [AGENT_JSON, HQ_KEYS]),
             "db": files_hash(files, []),
         },
     }

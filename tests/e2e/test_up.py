@@ -320,6 +320,8 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         # the rendered Caddyfile serves the site's domain: ask for it by name
         status, body = get(f"http://127.0.0.1:{http_port}/", host="localhost")
         assert status == 200 and "<title>星辰游戏</title>" in body.decode()
+        status, body = get(f"http://127.0.0.1:{http_port}/")  # and on the address `up` prints
+        assert status == 200 and "<title>星辰游戏</title>" in body.decode()
         assert get(f"http://127.0.0.1:{http_port}/branding/logo.png", host="localhost") == (200, LOGO_PNG)
         again = kitctl("up", *args)
         assert "nothing to do" in again.stdout and "first admin" not in again.stdout
@@ -331,6 +333,8 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
         after = container_ids(engine, project)
         assert after["db"] == before["db"] and after["proxy"] != before["proxy"]
+        assert after["agent"] == before["agent"]  # the agent has no branding input (agent.json)
+        assert after["storefront"] != before["storefront"]
         assert "first admin" not in recoloured.stdout
         assert b"#ff3366" in get(f"http://127.0.0.1:{http_port}/branding/theme.css", host="localhost")[1].lower()
     finally:
