@@ -20,6 +20,9 @@ PACKAGES=(
   chromium           # browser tests (headless)
   chromium-driver
   docker-compose     # v1, the peer the benchmarks compare with
+  caddy              # render tests serve the rendered Caddyfile with the real proxy
+  fonts-noto-cjk     # Chinese text in browser screenshots
+  prometheus         # promtool checks the agent's /metrics
   python3-venv
   curl
   openssl
