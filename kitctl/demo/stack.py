@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kitctl import __version__
 from kitctl.demo import catalog
+from kitctl.demo.services import registry_admin, services
 from kitctl.errors import KitError
 from kitctl.licence.keys import write_private
 
@@ -133,27 +133,10 @@ def _chown_tree(path: Path, uid: int) -> None:
 
 
 # -- registry and images ----------------------------------------------------
-def services(action: str, service: str, env: dict[str, str] | None = None) -> None:
-    script = REPO / "scripts" / "services.sh"
-    done = subprocess.run(["bash", str(script), action, service], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
-    if done.returncode != 0:
-        raise KitError(f"services.sh {action} {service} failed: {done.stderr.strip()[-300:]}")
-
-
 def point_registry_at_hq(demo: Demo) -> None:
     """HQ grants each licence registry access in its htpasswd; the registry reads it at start."""
     services("restart", "registry", {"KITCTL_REGISTRY_HTPASSWD": str(demo.hq_dir / "registry" / "htpasswd")})
     _chown_tree(demo.hq_dir, HQ_UID)
-
-
-def state_dir() -> Path:
-    """Where scripts/services.sh keeps its state (the same rule as the script)."""
-    if os.environ.get("KITCTL_STATE_DIR"):
-        return Path(os.environ["KITCTL_STATE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/lib/kitctl-services")
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kitctl-services"
 
 
 def build_and_push_images(client: "docker.DockerClient", demo: Demo) -> None:
@@ -167,10 +150,8 @@ def build_and_push_images(client: "docker.DockerClient", demo: Demo) -> None:
     say("building images (cached layers are reused; the first run takes a few minutes)")
     with line_progress() as on_line:
         build_images(client, REPO, __version__, services_, on_line=on_line)
-    reg = state_dir() / "registry"
     say(f"pushing images to {demo.registry}")
-    creds = checked_credentials(demo.registry, (reg / "admin.username").read_text().strip(),
-                                (reg / "admin.password").read_text().strip())
+    creds = checked_credentials(demo.registry, *registry_admin())
     with line_progress() as on_line:
         push_images(client, services_, __version__, creds, on_line)
 

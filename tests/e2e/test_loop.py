@@ -7,10 +7,7 @@ steps share one demo and run in file order; each leaves what the next needs.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import require
+from tests.support.cli import kitctl
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.postgres import free_port
 
@@ -44,15 +42,6 @@ def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0
             last = exc
         time.sleep(every)
     raise AssertionError(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
-
-
-def kitctl(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "kitctl", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=ROOT)
-    if check and done.returncode != 0:
-        raise AssertionError(f"kitctl {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 @pytest.fixture(scope="module")

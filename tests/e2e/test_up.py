@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -21,9 +20,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
+
+from kitctl.demo.services import state_dir
 
 from tests.conftest import require
+from tests.support.cli import kitctl
 from tests.deploy.stack import (
     KIT_VERSION, LOGO_PNG, SiteSpec, build_web_image, issue_test_licence, set_colour, write_site,
 )
@@ -35,24 +36,6 @@ REGISTRY = os.environ.get("KITCTL_REGISTRY_ADDR", "127.0.0.1:5000")
 SSH_TARGET = f"ssh://root@127.0.0.1:{os.environ.get('KITCTL_SSHD_PORT', '2222')}"
 WEB_REPO = f"{REGISTRY}/e2e/kitctl/web"
 BROKEN = "9.9.9-broken"
-
-
-def state_dir() -> Path:
-    """Where scripts/services.sh keeps its state (same rule as the script)."""
-    if os.environ.get("KITCTL_STATE_DIR"):
-        return Path(os.environ["KITCTL_STATE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/lib/kitctl-services")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kitctl-services"
-
-
-def kitctl(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "kitctl", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=ROOT)
-    if check and done.returncode != 0:
-        raise AssertionError(f"kitctl {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 def free_port() -> int:

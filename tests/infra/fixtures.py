@@ -19,17 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from kitctl.demo.services import state_dir
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = REPO / "scripts" / "services.sh"
-
-
-def state_dir() -> Path:
-    """The services' state directory, as scripts/services.sh computes it."""
-    if os.environ.get("KITCTL_STATE_DIR"):
-        return Path(os.environ["KITCTL_STATE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/lib/kitctl-services")
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kitctl-services"
 
 
 def registry_address() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -11,11 +10,9 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import require
+from tests.support.browser import CHROMIUM, chromium as launch_chromium
 from tests.storefront.support import running_storefront, seed, write_site_files
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 class Site:
@@ -78,9 +75,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, seeded_sqlite: Path) ->
 
 @pytest.fixture(scope="session")
 def chromium():  # type: ignore[no-untyped-def]
-    require(shutil.which("chromium") is not None or os.path.exists(CHROMIUM), "Debian's chromium is not installed")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    require(CHROMIUM.exists(), "Debian's chromium is not installed")
+    with launch_chromium() as browser:
         yield browser
-        browser.close()
