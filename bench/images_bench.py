@@ -1,7 +1,7 @@
 """Image build figures: base image (debootstrap + import), each service image
 cold (no layer cache) and warm (cache), and sizes.
 
-    python bench/bench_images.py [--skip-base] [--json]
+    python bench/images_bench.py [--skip-base] [--json]
 
 Builds under throwaway tags (kitctl/base:bench, kitctl/<svc>:0.0.0-bench) and
 removes them afterwards; the real tags are untouched. Takes a few minutes.
