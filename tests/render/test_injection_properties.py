@@ -173,7 +173,8 @@ class Checker:
         css_name = next(l for l in css.split("\n") if "--kit-site-name:" in l).split(": ", 1)[1].rstrip(";")
         assert css_string_decode(css_name) == name
         assert services["proxy"]["labels"]["com.kitctl.domain"] == config["domain"]
-        assert f"{config['domain_ascii']} {{" in rendered.files["Caddyfile"].decode()
+        caddy_sites = [l for l in rendered.files["Caddyfile"].decode().splitlines() if l.endswith(" {") and not l.startswith(("\t", "http://:"))]
+        assert caddy_sites[-1].removesuffix(" {").split(", ")[0].removeprefix("http://") == config["domain_ascii"]  # first address of the site block
         if config["contact"]:
             assert html.text["contact"] == config["contact"]
         field, value = self.field, None
