@@ -12,9 +12,9 @@ from tests.hq import pg
 
 @pytest.fixture(scope="session")
 def hq_pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The project-wide `pg_url` when tests/conftest.py provides it, else our own cluster."""
+    """The project-wide `pg_server` cluster when tests/conftest.py provides it, else our own."""
     try:
-        yield request.getfixturevalue("pg_url")
+        yield request.getfixturevalue("pg_server").replace("postgresql+psycopg://", "postgresql://", 1)
         return
     except pytest.FixtureLookupError:
         pass
