@@ -42,7 +42,8 @@ def make_engine(url: str) -> "Engine":
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # reads (HQ.read) take no write lock; WAL gives them a consistent snapshot
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("hq_read_only") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from hq import audit, commands
 from hq.clock import aware, iso, utcnow
 from hq.errors import ApiError
-from hq.licences import licence_state
+from hq.licences import licence_state, licence_state_of
 from hq.models import Licence, Order, Site
 from hq.schemas import HeartbeatIn
 
@@ -23,30 +23,43 @@ MAX_JSON_BYTES = 16 * 1024
 
 
 def heartbeat(hq: "HQ", site_id: str, beat: HeartbeatIn) -> dict[str, Any]:
-    """Record the site's state, acknowledge applied commands, return what is pending."""
+    """Record the site's state, acknowledge applied commands, return what is pending.
+
+    One transaction of Core statements: lock and read the site with its current
+    licence, acknowledge (only when the site applied something new), read pending
+    commands (only when there are any), record the beat.
+    """
+    from sqlalchemy import update
+
     for name, value in (("health", beat.health), ("counters", beat.counters)):
         if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
             raise ApiError(413, "too_large", f"{name} is larger than {MAX_JSON_BYTES} bytes")
-    with hq.session() as s:
-        site = s.scalar(select(Site).where(Site.id == site_id).with_for_update())
+    with hq.connection() as conn:
+        site = conn.execute(
+            select(Site.status, Site.status_reason, Site.command_seq, Site.applied_seq, Licence.expires_at)
+            .outerjoin(Licence, Licence.jti == Site.current_jti)
+            .where(Site.id == site_id).with_for_update(of=Site)
+        ).first()
         if site is None:
             raise ApiError(401, "unknown_licence", "no such site at this HQ")
-        applied = min(beat.applied_seq, site.command_seq)
+        applied = max(site.applied_seq, min(beat.applied_seq, site.command_seq))
         if applied > site.applied_seq:
-            commands.acknowledge(s, site_id, applied)
-            site.applied_seq = applied
-        site.last_heartbeat_at, site.version = utcnow(), beat.version
-        site.health, site.counters = beat.health, beat.counters
-        lic = s.get(Licence, site.current_jti) if site.current_jti else None
-        state = licence_state(site, lic) if lic else site.status
+            commands.acknowledge(conn, site_id, applied)
+        conn.execute(update(Site).where(Site.id == site_id).values(
+            last_heartbeat_at=utcnow(), version=beat.version, health=beat.health, counters=beat.counters,
+            applied_seq=applied))
+        state = site.status
+        if site.expires_at is not None:
+            state = licence_state_of(site.status, site.expires_at)
         now = int(time.time())
-        signed = [commands.sign(hq, c, now) for c in commands.pending(s, site_id, site.applied_seq)]
-        return {
-            "interval_seconds": hq.settings.heartbeat_interval_seconds,
-            "licence": {"status": state, "reason": site.status_reason},
-            "commands": signed,
-            "server_time": now,
-        }
+        due = commands.pending(conn, site_id, applied) if site.command_seq > applied else []
+        signed = [commands.sign(hq, c, now) for c in due]
+    return {
+        "interval_seconds": hq.settings.heartbeat_interval_seconds,
+        "licence": {"status": state, "reason": site.status_reason},
+        "commands": signed,
+        "server_time": now,
+    }
 
 
 def sync_now(hq: "HQ", operator: str, site_id: str) -> dict[str, Any]:
