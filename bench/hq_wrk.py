@@ -72,6 +72,15 @@ def wrk_phase(base: str, mode: str, env: dict[str, str], seconds: int, connectio
     return res
 
 
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # a worker stuck on a keep-alive connection
+        server.kill()
+        server.wait(timeout=10)
+
+
 def start_server(hq_dir: Path, url: str | None, workers: int, stack: ExitStack) -> tuple[str, int]:
     port = free_port()
     env = {**os.environ, "KIT_HQ_DIR": str(hq_dir), "KIT_HQ_BIND": f"127.0.0.1:{port}",
@@ -81,7 +90,7 @@ def start_server(hq_dir: Path, url: str | None, workers: int, stack: ExitStack) 
         env["KIT_HQ_DATABASE_URL"] = url
     server = subprocess.Popen([sys.executable, "-m", "hq"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stack.callback(lambda: (server.terminate(), server.wait(timeout=20)))
+    stack.callback(_stop, server)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:

@@ -40,12 +40,22 @@ if TYPE_CHECKING:
 SIGNALS = ("account", "contact", "ip")
 
 
-@lru_cache(maxsize=1)
-def _sql() -> SimpleNamespace:
-    """The statements, built once: constructing SQLAlchemy statements per request costs more than running them."""
+@lru_cache(maxsize=2)
+def _sql(postgres: bool = False) -> SimpleNamespace:
+    """The statements, built once: constructing SQLAlchemy statements per request costs more than running them.
+
+    On PostgreSQL a list of ids travels as one array (`= ANY(...)`), so the SQL
+    text is the same for every batch size and the driver parses it once.
+    """
+    if postgres:
+        from sqlalchemy import String, func
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        known_ids = Order.order_id == func.any(bindparam("ids", type_=ARRAY(String)))
+    else:
+        known_ids = Order.order_id.in_(bindparam("ids", expanding=True))
     return SimpleNamespace(
-        known=select(Order.order_id, Order.request_sha256).where(
-            Order.site_id == bindparam("site"), Order.order_id.in_(bindparam("ids", expanding=True))),
+        known=select(Order.order_id, Order.request_sha256).where(Order.site_id == bindparam("site"), known_ids),
         items=select(
             CatalogItem.sku, CatalogItem.category, CatalogItem.status, CatalogItem.deleted, CatalogItem.min_qty,
             CatalogItem.max_qty, CatalogItem.stock_kind, CatalogItem.account_pattern, CatalogItem.price_cents,
@@ -65,8 +75,8 @@ def _sql() -> SimpleNamespace:
 
 def decide_new(hq: "HQ", ctx: "SiteContext", key: str, orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
     """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path)."""
-    sql = _sql()
     with hq.connection() as conn:
+        sql = _sql(conn.dialect.name == "postgresql")
         known = dict(conn.execute(sql.known, {"site": ctx.site_id, "ids": [o.order_id for o in orders]}).all())
         if known:
             for order, digest in zip(orders, digests):
@@ -79,7 +89,7 @@ def decide_new(hq: "HQ", ctx: "SiteContext", key: str, orders: list["OrderIn"], 
         decisions = _judge_all(hq, conn, ctx, orders, items, now)
         stock = _lock_keys(conn, orders, decisions, items)
         rows, keys_for = _rows(ctx, orders, digests, decisions, items, stock, now)
-        ids = [r.id for r in conn.execute(sql.insert_orders, rows)]
+        ids = _insert_orders(conn, rows)
         _mark_sold(conn, keys_for, ids, now)
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
     return [_result(hq, row, keys_for.get(i)) for i, row in enumerate(rows)]
@@ -160,6 +170,32 @@ def _rows(ctx: "SiteContext", orders: list["OrderIn"], digests: list[str], decis
             "decided_by": "risk-engine", "decided_at": now,
         })
     return rows, keys_for
+
+
+def _insert_orders(conn: "Connection", rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the batch's orders; their primary keys in batch order.
+
+    On PostgreSQL this goes straight to psycopg's pipelined executemany: one
+    short statement parsed once, instead of a multi-row INSERT whose SQL text
+    (thousands of placeholders) the driver would parse again for every batch.
+    """
+    if conn.dialect.name != "postgresql":
+        return [r.id for r in conn.execute(_sql().insert_orders, rows)]
+    from psycopg.types.json import Json
+
+    cursor = conn.connection.driver_connection.cursor()  # same connection, same transaction
+    cursor.executemany(_pg_insert_text(conn.dialect, tuple(rows[0])), [{**r, "reasons": Json(r["reasons"])} for r in rows],
+                       returning=True)
+    ids = []
+    while True:
+        ids.append(int(cursor.fetchone()[0]))
+        if not cursor.nextset():
+            return ids
+
+
+@lru_cache(maxsize=4)
+def _pg_insert_text(dialect: Any, columns: tuple[str, ...]) -> str:
+    return str(insert(Order).returning(Order.id).compile(dialect=dialect, column_keys=list(columns)))
 
 
 def _mark_sold(conn: "Connection", keys_for: dict[int, list[Any]], order_pks: list[int], now: datetime) -> None:

@@ -17,18 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import bindparam, case, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from hq.clock import aware
 from hq.models import Order, Site
 from kitctl.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
 Action = Literal["review", "reject"]
 log = logging.getLogger("hq.risk")
@@ -242,12 +240,23 @@ _VELOCITY_COLUMN = {"account": Order.buyer_account, "contact": Order.buyer_conta
 
 
 @lru_cache(maxsize=64)
-def _velocity_statement(key: str, windows: int):  # type: ignore[no-untyped-def]
-    """Built once per (signal, number of windows): building SQL per order costs more than running it."""
+def _velocity_statement(key: str, windows: int, postgres: bool):  # type: ignore[no-untyped-def]
+    """Built once per (signal, number of windows): building SQL per order costs more than running it.
+
+    On PostgreSQL the values travel as one array (`= ANY(...)`), so the SQL text
+    stays the same for any batch size and the driver parses it once.
+    """
     column = _VELOCITY_COLUMN[key]
+    if postgres:
+        from sqlalchemy import String
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        match = column == func.any(bindparam("values", type_=ARRAY(String)))
+    else:
+        match = column.in_(bindparam("values", expanding=True))
     return (select(column, *[func.coalesce(func.sum(case((Order.received_at >= bindparam(f"since_{i}"), 1),
                                                          else_=0)), 0) for i in range(windows)])
-            .where(column.in_(bindparam("values", expanding=True)), Order.received_at >= bindparam("earliest"))
+            .where(match, Order.received_at >= bindparam("earliest"))
             .group_by(column))
 
 
@@ -256,7 +265,9 @@ def velocity_counts(conn: "Session | Connection", rules: list[VelocityRule], key
     """For each value of one signal, how many orders fall in each rule's window (one grouped query)."""
     sinces = [now - timedelta(seconds=r.window_seconds) for r in rules]
     params = {f"since_{i}": since for i, since in enumerate(sinces)}
-    rows = conn.execute(_velocity_statement(key, len(rules)),
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    postgres = dialect.name == "postgresql"
+    rows = conn.execute(_velocity_statement(key, len(rules), postgres),
                         {**params, "values": values, "earliest": min(sinces)}).all()
     return {row[0]: [int(n or 0) for n in row[1:]] for row in rows}
 

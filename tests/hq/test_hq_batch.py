@@ -25,8 +25,9 @@ RULES = {**QUIET,
 
 
 @pytest.fixture
-def hq(tmp_path) -> Iterator[HQ]:
-    service = HQ.open(HQSettings(dir=tmp_path / "hq", registry_url=None))
+def hq(tmp_path, db_url) -> Iterator[HQ]:
+    """On SQLite and on PostgreSQL (the batch path has PostgreSQL-only statements)."""
+    service = HQ.open(HQSettings(dir=tmp_path / "hq", database_url=db_url, registry_url=None))
     catalog.upsert(service, "t", "card-1", catalog.ItemSpec(name="c", category="game", face_value_cents=100,
                                                            price_cents=90, max_qty=10))
     rows = "".join(f"card-1,S{i:03d},secret-{i}\n" for i in range(2))
@@ -71,7 +72,7 @@ def test_batches_never_sell_a_key_twice_and_record_every_order(hq):
 def test_batch_equals_sequential_on_a_fresh_hq(tmp_path, hq):
     items = _orders()
     batched = _summary(_submit(hq, "site-a", "batch", items))
-    fresh = HQ.open(HQSettings(dir=tmp_path / "hq2", registry_url=None))
+    fresh = HQ.open(HQSettings(dir=tmp_path / "hq2", registry_url=None))  # reference: SQLite, one at a time
     try:
         catalog.upsert(fresh, "t", "card-1", catalog.ItemSpec(name="c", category="game", face_value_cents=100,
                                                              price_cents=90, max_qty=10))
