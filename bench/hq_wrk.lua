@@ -4,10 +4,18 @@
 -- HQ_BENCH_RUN (a prefix that keeps order ids unique across runs).
 
 local counter = 1
+local threads = {}
 
 function setup(thread)
   thread:set("tid", counter)
   counter = counter + 1
+  threads[#threads + 1] = thread
+end
+
+function response(status, headers, body)
+  if status >= 300 and status ~= 304 then
+    errors = errors .. status .. ":" .. string.sub(body or "", 1, 160) .. "\n"
+  end
 end
 
 function init(args)
@@ -19,6 +27,7 @@ function init(args)
     if #line > 0 then tokens[#tokens + 1] = line end
   end
   n = 0
+  errors = ""
   created = os.date("!%Y-%m-%dT%H:%M:%SZ")
 end
 
@@ -50,6 +59,10 @@ function request()
 end
 
 function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    local e = t:get("errors")
+    if e and #e > 0 then io.stderr:write(string.sub(e, 1, 2000)) end
+  end
   io.write(string.format("RESULT requests=%d duration_us=%d status_errors=%d socket_errors=%d " ..
     "p50_us=%d p99_us=%d max_us=%d\n",
     summary.requests, summary.duration, summary.errors.status,

@@ -61,6 +61,8 @@ def wrk_phase(base: str, mode: str, env: dict[str, str], seconds: int, connectio
     if line is None:
         raise SystemExit(f"wrk printed no result:\n{proc.stdout}\n{proc.stderr}")
     res: dict[str, float] = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    if proc.stderr.strip():  # error responses, as bench/hq_wrk.lua logged them
+        print("    non-2xx samples: " + " | ".join(proc.stderr.strip().splitlines()[:3]), flush=True)
     elapsed = res["duration_us"] / 1e6
     ok = res["requests"] - res["status_errors"]
     res.update(
