@@ -9,8 +9,8 @@ real server process (`python -m hq`, uvicorn), then drives fixed-time phases wit
 `wrk` and bench/hq_wrk.lua: risk decisions (every order a distinct buyer, so every
 rule runs and a key is allocated), heartbeats, catalog pages. For each phase it
 prints throughput, p50/p99 latency, the CPU-seconds HQ's processes used (so a
-figure from a busy machine can be read per CPU-second), wrk's own CPU and the
-load average. `--py-spy DIR` also records each phase's server stacks (collapsed).
+figure from a busy machine can be read per CPU-second), the CPU-seconds of the
+throwaway PostgreSQL cluster, wrk's own CPU and the load average. `--py-spy DIR` also records each phase's server stacks (collapsed).
 """
 
 from __future__ import annotations
@@ -38,8 +38,26 @@ from hq_bench import free_port, seed, server_cpu_seconds  # noqa: E402
 LUA = Path(__file__).with_name("hq_wrk.lua")
 
 
+def postgres_pids(url: str | None) -> list[int]:
+    """The postmaster serving `url` on this machine (found by its -p port), to count its CPU too."""
+    import psutil
+
+    if not url or "127.0.0.1:" not in url:
+        return []
+    port = url.split("127.0.0.1:", 1)[1].split("/", 1)[0]
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and "-p" in cmd and cmd[cmd.index("-p") + 1:cmd.index("-p") + 2] == [port]:
+            return [proc.pid]
+    return []
+
+
+def cpu_of(pids: list[int]) -> float:
+    return sum(server_cpu_seconds(p) for p in pids)
+
+
 def wrk_phase(base: str, mode: str, env: dict[str, str], seconds: int, connections: int, threads: int,
-              server_pid: int, batch: int = 1, spy: Path | None = None) -> dict[str, float]:
+              server_pid: int, batch: int = 1, spy: Path | None = None, db_pids: list[int] | None = None) -> dict[str, float]:
     """One wrk run against `base`; returns its RESULT line's numbers plus CPU and load figures."""
     env = {**env, "HQ_BENCH_MODE": mode, "HQ_BENCH_BATCH": str(batch), "HQ_BENCH_RUN": secrets.token_hex(4)}
     recorder = None
@@ -50,11 +68,13 @@ def wrk_phase(base: str, mode: str, env: dict[str, str], seconds: int, connectio
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     load_before = os.getloadavg()[0]
     cpu_before = server_cpu_seconds(server_pid)
+    db_before = cpu_of(db_pids or [])
     child_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                            "-s", str(LUA), base], env=env, capture_output=True, text=True, check=True)
     child_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = server_cpu_seconds(server_pid) - cpu_before
+    db_cpu = cpu_of(db_pids or []) - db_before
     if recorder is not None:
         recorder.wait(timeout=seconds + 30)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -68,6 +88,7 @@ def wrk_phase(base: str, mode: str, env: dict[str, str], seconds: int, connectio
     res.update(
         per_second=ok * batch / elapsed, req_per_second=res["requests"] / elapsed, server_cpu_s=cpu,
         cpu_ms_per_unit=cpu * 1000 / (ok * batch) if ok else float("nan"),
+        db_cpu_s=db_cpu, db_ms_per_unit=db_cpu * 1000 / (ok * batch) if ok else float("nan"),
         wrk_cpu_s=(child_after.ru_utime + child_after.ru_stime) - (child_before.ru_utime + child_before.ru_stime),
         load_before=load_before, load_after=os.getloadavg()[0],
     )
@@ -133,6 +154,7 @@ def main() -> None:
         (hq_dir / "tokens.txt").write_text("\n".join(tokens) + "\n")
         base, pid = start_server(hq_dir, url, args.workers, stack)
         env = {**os.environ, "HQ_BENCH_TOKENS": str(hq_dir / "tokens.txt")}
+        db_pids = postgres_pids(url)
         if args.py_spy:
             args.py_spy.mkdir(parents=True, exist_ok=True)
         label = "given URL" if args.database_url else args.db
@@ -145,10 +167,11 @@ def main() -> None:
             else:
                 runs.append(({"heartbeat": "heartbeats", "catalog": "catalog pages (limit=500)"}[phase], phase, 1))
         for name, mode, batch in runs:
-            r = wrk_phase(base, mode, env, seconds, args.connections, args.threads, pid, batch, args.py_spy)
+            r = wrk_phase(base, mode, env, seconds, args.connections, args.threads, pid, batch, args.py_spy, db_pids)
             print(f"  {name:<28} {r['per_second']:7.0f}/s  req/s {r['req_per_second']:6.0f}  "
                   f"non-2xx {int(r['status_errors'])}  p50 {r['p50_us'] / 1000:7.1f} ms  p99 {r['p99_us'] / 1000:7.1f} ms  "
                   f"HQ CPU {r['server_cpu_s']:5.1f}s = {r['cpu_ms_per_unit']:6.2f} ms each  "
+                  + (f"PostgreSQL CPU {r['db_cpu_s']:4.1f}s = {r['db_ms_per_unit']:5.2f} ms each  " if db_pids else "") +
                   f"wrk CPU {r['wrk_cpu_s']:4.1f}s  load {r['load_before']:.1f}->{r['load_after']:.1f}", flush=True)
 
 
