@@ -125,10 +125,12 @@ class TokenCaller:
     jti: str
 
 
-def site_token(request: Request) -> TokenCaller:
+async def site_token(request: Request) -> TokenCaller:
     """Heartbeat: answers revoked, suspended and expired sites too, so their command reaches them.
 
-    Only the signature and rate limit are checked here; `hq.sites.heartbeat`
+    Async because it does no database I/O (the signature check is cached per
+    worker), which spares a thread-pool hand-off per beat. Only the signature and
+    rate limit are checked here; `hq.sites.heartbeat`
     checks in its own transaction that the licence is known and is the site's
     (the same 401 as `site_caller`), saving a transaction per beat.
     """
