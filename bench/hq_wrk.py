@@ -39,7 +39,7 @@ LUA = Path(__file__).with_name("hq_wrk.lua")
 
 
 def postgres_pids(url: str | None) -> list[int]:
-    """The postmaster serving `url` on this machine (found by its -p port), to count its CPU too."""
+    """The postmaster serving `url` on this machine (found by its port option), to count its CPU too."""
     import psutil
 
     if not url or "127.0.0.1:" not in url:
@@ -47,7 +47,9 @@ def postgres_pids(url: str | None) -> list[int]:
     port = url.split("127.0.0.1:", 1)[1].split("/", 1)[0]
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if proc.info["name"] == "postgres" and "-p" in cmd and cmd[cmd.index("-p") + 1:cmd.index("-p") + 2] == [port]:
+        if proc.info["name"] != "postgres" or (proc.parent() and proc.parent().name() == "postgres"):
+            continue
+        if f"port={port}" in cmd or ("-p" in cmd and cmd[cmd.index("-p") + 1:cmd.index("-p") + 2] == [port]):
             return [proc.pid]
     return []
 
@@ -145,9 +147,10 @@ def main() -> None:
     with ExitStack() as stack:
         url = args.database_url
         if url is None and args.db == "postgres":
-            from tests.hq.pg import cluster, fresh_database
+            from tests.hq.pg import fresh_database, plain
+            from tests.support.postgres import postgres_cluster
 
-            url = stack.enter_context(fresh_database(stack.enter_context(cluster())))
+            url = stack.enter_context(fresh_database(plain(stack.enter_context(postgres_cluster()))))
         hq_dir = Path(tempfile.mkdtemp(prefix="hq-wrk-"))
         stack.callback(shutil.rmtree, hq_dir, True)
         tokens = seed(hq_dir, url, args.sites, items=2000, keys=50_000)

@@ -163,23 +163,40 @@ def tombstone(item: CatalogItem) -> dict[str, Any]:
 
 # -- cursors ---------------------------------------------------------------
 
-def encode_cursor(epoch: str, version: int) -> str:
-    return base64.urlsafe_b64encode(f"c1:{epoch}:{version}".encode()).decode().rstrip("=")
+def encode_cursor(epoch: str, version: int, watermark: int = 0) -> str:
+    """An opaque cursor: the version reached, and the prune point the chain is whole against."""
+    return base64.urlsafe_b64encode(f"c2:{epoch}:{version}:{watermark}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, epoch: str) -> int | None:
-    """The version a cursor stands for; None when it is from another HQ database (resync)."""
+def decode_cursor(cursor: str | None, epoch: str) -> tuple[int, int] | None:
+    """(version, watermark) of a cursor; None when it is from another HQ database (resync).
+
+    The watermark is the `catalog_pruned_through` value the cursor's chain was
+    consistent with when it was issued: a chain begun from scratch misses no
+    deletion even below that point, so only a later prune can expire it.
+    """
     if not cursor:
-        return 0
+        return 0, 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, cur_epoch, version = text.split(":")
-        value = int(version)
-        if tag != "c1" or value < 0:
+        parts = text.split(":")
+        tag, cur_epoch, version = parts[0], parts[1], int(parts[2])
+        if tag == "c2" and len(parts) == 4:
+            watermark = int(parts[3])
+        elif tag == "c1" and len(parts) == 3:
+            watermark = version  # issued before watermarks: whole only above its own version
+        else:
             raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        if version < 0 or watermark < 0:
+            raise ValueError
+    except (ValueError, IndexError, binascii.Error, UnicodeDecodeError):
         raise ApiError(400, "invalid_cursor", "cursor is not one HQ issued") from None
-    return value if cur_epoch == epoch else None
+    return (version, watermark) if cur_epoch == epoch else None
+
+
+def cursor_expired(since: int, watermark: int, pruned: int) -> bool:
+    """Tombstones above `since` were pruned after this cursor's chain last caught up."""
+    return since > 0 and since < pruned and watermark < pruned
 
 
 @lru_cache(maxsize=1)
@@ -207,17 +224,18 @@ def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dic
     with hq.read() as conn:
         meta = dict(conn.execute(meta_sql).all())
         epoch = meta.get("epoch", "")
-        since = decode_cursor(cursor, epoch)
+        position = decode_cursor(cursor, epoch)
         pruned = int(meta.get("catalog_pruned_through") or 0)
-        if since is None or (since > 0 and since < pruned):
+        if position is None or cursor_expired(*position, pruned):
             raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
+        since = position[0]
         rows = conn.execute(page_sql, {"since": since, "n": limit + 1}).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
     allowed = set(categories)
     items = [_page_item(tuple(r), allowed) for r in rows]
     head = int(rows[-1].version) if rows else since
-    return {"items": items, "next_cursor": encode_cursor(epoch, head), "has_more": has_more}
+    return {"items": items, "next_cursor": encode_cursor(epoch, head, pruned), "has_more": has_more}
 
 
 def _page_item(row: tuple[Any, ...], allowed: set[str]) -> dict[str, Any]:

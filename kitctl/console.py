@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,3 +30,24 @@ def print_json(data: object) -> None:
     import sys
 
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+@contextmanager
+def line_progress() -> Iterator[Callable[[str, str], None]]:
+    """A rich progress display (stderr): one spinner line per image/step."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[name]:<10}"), TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err(), transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_line(name: str, line: str) -> None:
+            if name not in tasks:
+                for other in tasks.values():
+                    progress.update(other, completed=1, total=1)
+                tasks[name] = progress.add_task("", name=name, total=None)
+            progress.update(tasks[name], description=line[:100].replace("[", r"\["))
+
+        yield on_line
+        for task in tasks.values():
+            progress.update(task, completed=1, total=1)

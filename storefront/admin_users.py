@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 
+from kitctl.errors import InvalidInput
+
 ROLES = ("admin", "operator", "finance")
 USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
 
 
-class AdminUserError(ValueError):
-    """A one-line reason the account was not created (nothing was written)."""
+class AdminUserError(InvalidInput):
+    """A one-line reason the account was not created (nothing was written); kitctl shows it as `error: ...`, exit 2."""
 
 
 def validate_username(username: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
 from storefront.siteconfig import load_site_config
-from storefront.state import ReadCache
+from storefront.state import PageCache, ReadCache
 from storefront.web import HTTPProblem, render
 
 log = logging.getLogger("storefront")
@@ -31,6 +32,7 @@ def make_templates():  # -> jinja2.Environment
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
+    env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
     return env
 
 
@@ -44,7 +46,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     sessions = session_factory(engine)
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
-        cache=ReadCache(sessions, settings.state_cache_seconds), limits=Limits(),
+        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
         signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
         site_key=settings.site_key(), templates=make_templates(),
     )

@@ -13,7 +13,7 @@ from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
 from storefront.signing import Signer
 from storefront.siteconfig import SiteConfig
-from storefront.state import LicenceView, ReadCache, read_licence
+from storefront.state import LicenceView, PageCache, ReadCache, read_licence
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Shop:
     engine: Engine
     sessions: sessionmaker[Session]
     cache: ReadCache
+    pages: PageCache
     limits: Limits
     signers: Signers
     plugins: PluginHostCache
@@ -39,6 +40,14 @@ class Shop:
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)
+
+    def clear_caches(self) -> None:
+        """After the admin changes prices: the next page shows them."""
+        self.cache.clear()
+        self.pages.clear()
+
+    async def alicence(self) -> LicenceView:
+        return await self.cache.aget("licence", read_licence)
 
     def plugin_host(self) -> Any:
         return self.plugins.get(self.licence().features)

@@ -1,8 +1,7 @@
 """The plugin host as the storefront sees it, re-created when the licence's features change.
 
-Until the `plugins` package is merged this falls back to a host with no
-plugins (the lead removes the fallback on merge). A plugin failure never
-breaks a page: the host isolates it.
+A plugin failure never breaks a page: the host isolates each plugin, and a
+host that cannot load at all leaves the shop running without plugins.
 """
 
 from __future__ import annotations
@@ -32,10 +31,8 @@ class NoPlugins:
 
 
 def load_host(features: list[str], enabled: list[str] | None, config_dir: Path | None) -> Any:
-    try:
-        from plugins.host import PluginHost
-    except ImportError:
-        return NoPlugins()
+    from plugins.host import PluginHost
+
     try:
         return PluginHost.load(features=list(features), enabled=enabled, config_dir=config_dir, where="storefront")
     except Exception:  # a broken plugin set must not take the shop down

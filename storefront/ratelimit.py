@@ -59,9 +59,9 @@ class RateLimiter:
 class Limits:
     """The limits the storefront enforces, in one place so they are easy to review."""
 
-    def __init__(self) -> None:
+    def __init__(self, checkouts_per_minute: int = 120) -> None:
         self.login_ip = RateLimiter(20, 300)  # attempts per client per 5 min
         self.login_user = RateLimiter(5, 900)  # failures per account per 15 min
         self.lookup_ip = RateLimiter(20, 60)  # order lookups per client per minute
         self.lookup_order = RateLimiter(5, 900)  # wrong passwords per order per 15 min
-        self.checkout_ip = RateLimiter(60, 60)  # checkouts per client per minute
+        self.checkout_ip = RateLimiter(checkouts_per_minute, 60)  # checkouts per client per minute

@@ -23,11 +23,12 @@ class StorefrontSettings(BaseSettings):
     bind: str = "0.0.0.0:8000"
     branding_dir: Path | None = None  # served at /branding/ when no proxy does it
     plugin_config_dir: Path | None = None
-    enabled_plugins: str | None = None  # comma-separated; unset = every licensed plugin
+    plugins: str | None = None  # KIT_PLUGINS as render writes it: comma-separated; unset or empty = every licensed plugin
     payment_mode: str = "hq_approval"
     cookie_secure: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over HTTPS
     forwarded_allow_ips: str = "127.0.0.1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"  # trusted proxies (docker networks)
     migrate_on_start: bool = True
+    checkouts_per_minute: int = 120  # per client address (many buyers may share one carrier NAT address)
     state_cache_seconds: float = 1.0  # how stale licence status / catalog pages may be
     log_level: str = "info"
 
@@ -68,6 +69,5 @@ class StorefrontSettings(BaseSettings):
         return load_site_key(self.site_key_file)
 
     def plugin_choice(self) -> list[str] | None:
-        if self.enabled_plugins is None:
-            return None
-        return [p.strip() for p in self.enabled_plugins.split(",") if p.strip()]
+        chosen = [p.strip() for p in (self.plugins or "").split(",") if p.strip()]
+        return chosen or None

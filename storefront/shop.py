@@ -16,7 +16,7 @@ from storefront.orders import ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password,
 from storefront.passwords import hash_password
 from storefront.payment import payment_method
 from storefront.state import ItemView, read_categories, read_item, read_items
-from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, set_cookie, shop_of
+from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
 
 log = logging.getLogger("storefront.shop")
 router = APIRouter()
@@ -24,19 +24,31 @@ ACCESS_COOKIE = "kit_orders"
 
 
 @router.get("/", name="home")
-def home(request: Request, c: str | None = None, q: str | None = None) -> Response:
+async def home(request: Request, c: str | None = None, q: str | None = None) -> Response:
+    """Async on purpose: everything it reads is cached, so a hit costs no thread hop."""
     shop = shop_of(request)
     category = (c or "").strip()[:32] or None
     query = (q or "").strip()[:64] or None
-    items = shop.cache.get(("items", category, query), lambda s: read_items(s, category, query))
-    categories = shop.cache.get("categories", read_categories)
-    return render(request, "home.html", {"items": items, "categories": categories, "category": category, "q": query})
+    items = await shop.cache.aget(("items", category, query), lambda s: read_items(s, category, query))
+    categories = await shop.cache.aget("categories", read_categories)
+    await shop.alicence()
+    return render_public(request, (category, query), "home.html",
+                         lambda: {"items": items, "categories": categories, "category": category, "q": query})
 
 
 def _item_or_404(request: Request, sku: str) -> ItemView:
     if len(sku) > 64:
         raise HTTPProblem(404, "item.not_found")
     item = shop_of(request).cache.get(("item", sku), lambda s: read_item(s, sku))
+    if item is None:
+        raise HTTPProblem(404, "item.not_found")
+    return item
+
+
+async def _aitem_or_404(request: Request, sku: str) -> ItemView:
+    if len(sku) > 64:
+        raise HTTPProblem(404, "item.not_found")
+    item = await shop_of(request).cache.aget(("item", sku), lambda s: read_item(s, sku))
     if item is None:
         raise HTTPProblem(404, "item.not_found")
     return item
@@ -54,8 +66,17 @@ def _product_page(request: Request, item: ItemView, values: dict[str, str] | Non
 
 
 @router.get("/p/{sku}", name="product")
-def product(request: Request, sku: str) -> Response:
-    return _product_page(request, _item_or_404(request, sku))
+async def product(request: Request, sku: str) -> Response:
+    shop = shop_of(request)
+    item = await _aitem_or_404(request, sku)
+    await shop.alicence()
+    host = shop.plugin_host()
+    fields = host.checkout_fields()
+    key = (item, repr(fields), shop.settings.payment_mode)
+    return render_form_page(request, key, "product.html", lambda: {
+        "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
+        "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
+    }, nonce=co.new_nonce(shop.signers.nonce, item.sku))
 
 
 @router.post("/p/{sku}/checkout", name="checkout")

@@ -118,6 +118,28 @@ def read_item(session: Session, sku: str) -> ItemView | None:
     return item_view(row) if row is not None and row.status == "active" else None
 
 
+class PageCache:
+    """Rendered bodies of public pages for `ttl` seconds (bounded; cleared when it fills)."""
+
+    def __init__(self, ttl: float, max_entries: int = 512) -> None:
+        self._ttl, self._max = ttl, max_entries
+        self._data: dict[Any, tuple[float, str]] = {}
+
+    def get(self, key: Any) -> str | None:
+        hit = self._data.get(key)
+        if hit is None or time.monotonic() - hit[0] >= self._ttl:
+            return None
+        return hit[1]
+
+    def put(self, key: Any, body: str) -> None:
+        if len(self._data) >= self._max:
+            self._data.clear()
+        self._data[key] = (time.monotonic(), body)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
 class ReadCache:
     """A tiny TTL cache for read-only views shared by all requests."""
 
@@ -138,6 +160,15 @@ class ReadCache:
                 self._data.clear()
             self._data[key] = (now, value)
         return value
+
+    async def aget(self, key: Any, load: Callable[[Session], T]) -> T:
+        """Like `get`, for async routes: a hit costs no thread hop, a miss reads in the thread pool."""
+        hit = self._data.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.get, key, load)
 
     def clear(self) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from typing import Any, Mapping
 
@@ -62,8 +63,6 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, form: Mapping[str, Any]) -> None:
     """The form must carry the token derived from this browser's CSRF cookie (and come from our origin)."""
-    import hmac
-
     seed = request.cookies.get(CSRF_COOKIE)
     sent = str(form.get("csrf", ""))
     expected = shop_of(request).signers.csrf.mac(seed.encode()) if seed else ""
@@ -74,20 +73,74 @@ def check_csrf(request: Request, form: Mapping[str, Any]) -> None:
         raise HTTPProblem(403, "err.csrf")
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200,
-           private: bool = False) -> HTMLResponse:
-    """Render a page with the site, locale, licence notice and CSRF token available to the template."""
+class LazyCsrf:
+    """The CSRF token, computed (and its cookie set) only if the page has a form that prints it."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self._request)
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+def _render_body(request: Request, template: str, context: dict[str, Any] | None) -> str:
     shop = shop_of(request)
     locale = locale_of(request)
     t = translator(locale)
-    page = shop.templates.get_template(template)
     ctx = {
         "request": request, "q": None, "site": shop.site, "t": t, "locale": locale, "money": format_money,
-        "category_label": lambda c: category_label(t, c), "licence": shop.licence(), "csrf": csrf_token(request),
+        "category_label": lambda c: category_label(t, c), "licence": shop.licence(), "csrf": LazyCsrf(request),
         "logo_url": f"/branding/{shop.site.logo}" if shop.site.logo else None,
     }
     ctx.update(context or {})
-    response = HTMLResponse(page.render(ctx), status_code=status)
+    return shop.templates.get_template(template).render(ctx)
+
+
+def render_public(request: Request, key: tuple[Any, ...], template: str, context_factory: Any) -> HTMLResponse:
+    """A page with nothing personal on it (no form token, no order): its body is cached with the read cache's TTL."""
+    shop = shop_of(request)
+    licence = shop.licence()
+    full_key = ("page", template, locale_of(request), licence.status, licence.reason, *key)
+    body = shop.pages.get(full_key)
+    if body is None:
+        body = _render_body(request, template, context_factory())
+        assert not getattr(request.state, "csrf_new", False), "a cached page must not carry a CSRF token"
+        shop.pages.put(full_key, body)
+    return _finish(request, HTMLResponse(body), private=False)
+
+
+CSRF_SLOT = "__kit_csrf_slot__"
+NONCE_SLOT = "__kit_nonce_slot__"
+
+
+def render_form_page(request: Request, key: tuple[Any, ...], template: str, context_factory: Any, nonce: str) -> HTMLResponse:
+    """A public page whose only personal parts are the form's CSRF token and nonce.
+
+    The body is rendered once per TTL with placeholder slots and the tokens
+    (URL-safe base64 and dots: nothing to escape) are filled in per request.
+    """
+    shop = shop_of(request)
+    licence = shop.licence()
+    full_key = ("form-page", template, locale_of(request), licence.status, licence.reason, *key)
+    body = shop.pages.get(full_key)
+    if body is None:
+        body = _render_body(request, template, {**context_factory(), "csrf": CSRF_SLOT, "nonce": NONCE_SLOT})
+        shop.pages.put(full_key, body)
+    body = body.replace(CSRF_SLOT, csrf_token(request)).replace(NONCE_SLOT, nonce)
+    return _finish(request, HTMLResponse(body), private=True)
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200,
+           private: bool = False) -> HTMLResponse:
+    """Render a page with the site, locale, licence notice and CSRF token available to the template."""
+    return _finish(request, HTMLResponse(_render_body(request, template, context), status_code=status), private)
+
+
+def _finish(request: Request, response: HTMLResponse, private: bool) -> HTMLResponse:
+    locale = locale_of(request)
     if getattr(request.state, "csrf_new", False):
         set_cookie(request, response, CSRF_COOKIE, request.state.csrf_seed, None)
     if request.query_params.get("lang") in LOCALES:

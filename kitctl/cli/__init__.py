@@ -11,7 +11,7 @@ import sys
 import typer
 
 from kitctl import __version__
-from kitctl.cli import hq, licence, plugins, site
+from kitctl.cli import deploy, hq, images, licence, plugins, site
 
 app = typer.Typer(
     name="kitctl",
@@ -38,7 +38,9 @@ def _root(
 app.add_typer(licence.app, name="licence")
 app.add_typer(hq.app, name="hq")
 site.register(app)
+deploy.register(app)
 app.add_typer(plugins.app, name="plugins")
+images.register(app)
 
 
 def run(argv: list[str]) -> int:

@@ -22,11 +22,12 @@ from kitctl.site.resolve import ResolvedSite
 COMPOSE = "compose.yaml"
 CADDYFILE = "Caddyfile"
 SITE_JSON = "site.json"
+AGENT_JSON = "agent.json"
 HQ_KEYS = "hq-keys.json"
 LOCK = "kitctl.lock"
 BRANDING = "branding"
 # Top-level names the renderer owns in the site directory; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
+OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
 
 TEXTS = {
     "zh-CN": {"offline": "本站正在维护，请稍后再试。", "contact": "联系方式"},
@@ -73,11 +74,18 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         "offline.html.j2", locale=i.locale, site_name=i.name, contact=i.contact, logo_file=logo_file, text=TEXTS[i.locale]
     ).encode("utf-8")
     files[CADDYFILE] = render_template(
-        "Caddyfile.j2", site_id=site.site_id, site_address=_site_address(site), tls=i.effective_tls
+        "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls
     ).encode("utf-8")
     files[SITE_JSON] = _json_file(site_config(site, logo_file))
+    files[AGENT_JSON] = _json_file(agent_config(site))
     files[HQ_KEYS] = _json_file(site.jwks)
     return files
+
+
+def agent_config(site: ResolvedSite) -> dict[str, Any]:
+    """agent.json: only what the agent uses, so a branding change leaves the agent running."""
+    return {"site_id": site.site_id, "categories": list(site.categories), "plugins": list(site.plugins),
+            "kit_version": __version__}
 
 
 def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
@@ -92,6 +100,7 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         "currency": i.currency,
         "colours": {"primary": i.primary_color, "accent": i.accent_color},
         "contact": i.contact,
+        "logo": logo_file,  # file name under /branding/ (the storefront builds its URL)
         "logo_url": f"/branding/{logo_file}" if logo_file else None,
         "theme_url": "/branding/theme.css",
         "categories": list(site.categories),
@@ -108,9 +117,10 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
     }
 
 
-def _site_address(site: ResolvedSite) -> str:
-    host = site.domain.ascii
-    return f"http://{host}" if site.inputs.effective_tls == "off" else host
+def _site_addresses(site: ResolvedSite) -> list[str]:
+    """Caddy site addresses; `localhost` also answers as 127.0.0.1, where a local site is opened."""
+    hosts = [site.domain.ascii] + (["127.0.0.1"] if site.domain.ascii == "localhost" else [])
+    return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in hosts]
 
 
 def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, Any]:
@@ -137,7 +147,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, A
         "inputs_hashes": {
             "proxy": files_hash(files, [CADDYFILE, *branding]),
             "storefront": files_hash(files, [SITE_JSON]),
-            "agent": files_hash(files, [SITE_JSON, HQ_KEYS]),
+            "agent": files_hash(files, [AGENT_JSON, HQ_KEYS]),
             "db": files_hash(files, []),
         },
     }

@@ -64,6 +64,7 @@ def yaml_inline(value: Any) -> str:
     raise RenderError(f"cannot render a {type(value).__name__} into YAML")
 
 
+_YAML_LINE_BREAKS = (0x2028, 0x2029)  # YAML reads these as line breaks even inside quotes
 _YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\\0"}
 
 
@@ -74,7 +75,9 @@ def yaml_quote(text: str) -> str:
         code = ord(ch)
         if ch in _YAML_ESCAPES:
             out.append(_YAML_ESCAPES[ch])
-        elif 0x20 <= code <= 0x7E or (0xA0 <= code <= 0xD7FF) or (0xE000 <= code <= 0xFFFD and code != 0xFEFF):
+        elif 0x20 <= code <= 0x7E or (0xA0 <= code <= 0xD7FF and code not in _YAML_LINE_BREAKS) or (
+            0xE000 <= code <= 0xFFFD and code != 0xFEFF
+        ):
             out.append(ch)
         elif 0xD800 <= code <= 0xDFFF:
             raise RenderError("refusing to render an unpaired surrogate into YAML")

@@ -92,7 +92,7 @@ def agent_environment(hq_url: str | None, plugins: tuple[str, ...]) -> dict[str,
     env = {
         "KIT_DATABASE_URL_FILE": "/run/secrets/database_url",
         "KIT_SITE_KEY_FILE": "/run/secrets/site_key",
-        "KIT_SITE_CONFIG": "/etc/kit/site.json",
+        "KIT_SITE_CONFIG": "/etc/kit/agent.json",
         "KIT_LICENCE_FILE": "/run/secrets/licence_token",
         "KIT_HQ_KEYS_FILE": "/etc/kit/hq-keys.json",
         "KIT_AGENT_TOKEN_FILE": "/run/secrets/agent_token",

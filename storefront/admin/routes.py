@@ -89,7 +89,7 @@ def dashboard(request: Request) -> Response:
             "today": s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= midnight)) or 0,
             "revenue_today": s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
                                       .where(Order.created_at >= midnight, Order.status == "delivered")) or 0,
-            "items": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
+            "on_sale": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
         }
     return _page(request, "admin/dashboard.html", {"stats": stats})
 
@@ -108,8 +108,15 @@ def _rules_page(request: Request, *, draft_form: dict | None = None, errors: dic
 
 
 @router.get("/rules", name="admin_rules")
-def rules_page(request: Request) -> Response:
-    return _rules_page(request)
+def rules_page(request: Request, edit: int | None = None) -> Response:
+    """`?edit=ID` loads an existing rule into the form, to change it (preview first, as for a new one)."""
+    if edit is None:
+        return _rules_page(request)
+    with shop_of(request).sessions() as s:
+        rule = s.get(PriceRule, edit)
+    if rule is None:
+        raise HTTPProblem(404, "err.rule_missing")
+    return _rules_page(request, draft_form=rules_mod.form_values(rule))
 
 
 @router.post("/rules", name="admin_rules_submit")
@@ -134,7 +141,7 @@ def _rules_submit(request: Request, form: dict[str, str]) -> Response:
             s.commit()
     except rules_mod.RuleRefused as refused:
         return _rules_page(request, draft_form=shown, errors=refused.errors, status=422)
-    shop.cache.clear()
+    shop.clear_caches()
     return _rules_page(request, message=t("rules.saved", n=changed))
 
 
@@ -149,7 +156,7 @@ def _rules_delete(request: Request, rule_id: int) -> Response:
     t = translator(locale_of(request))
     with shop.sessions.begin() as s:
         deleted = rules_mod.delete_rule(s, rule_id, actor="admin:" + request.state.staff.username)
-    shop.cache.clear()
+    shop.clear_caches()
     if not deleted:
         return _rules_page(request, errors={"form": t("err.rule_missing")}, status=404)
     return _rules_page(request, message=t("rules.deleted"))

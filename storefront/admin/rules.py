@@ -152,6 +152,12 @@ def delete_rule(session: Session, rule_id: int, actor: str) -> bool:
     return True
 
 
+def form_values(rule: Any) -> dict[str, str]:
+    """An existing rule as the form shows it (percent as "8.50", fixed as "1.50")."""
+    return {"id": str(rule.id), "scope": rule.scope, "target": rule.target or "", "kind": rule.kind,
+            "value": f"{Decimal(rule.value) / 100:.2f}", "rounding": rule.rounding, "enabled": "on" if rule.enabled else ""}
+
+
 def describe_value(rule: Any) -> str:
     if rule.kind == "percent":
         return f"+{Decimal(rule.value) / 100:.2f}%"

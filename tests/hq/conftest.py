@@ -11,17 +11,9 @@ from tests.hq import pg
 
 
 @pytest.fixture(scope="session")
-def hq_pg_server(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The project-wide `pg_server` cluster when tests/conftest.py provides it, else our own."""
-    try:
-        yield request.getfixturevalue("pg_server").replace("postgresql+psycopg://", "postgresql://", 1)
-        return
-    except pytest.FixtureLookupError:
-        pass
-    if not pg.available():
-        pytest.skip("PostgreSQL 15 is not installed")
-    with pg.cluster() as url:
-        yield url
+def hq_pg_server(pg_server: str) -> str:
+    """The suite's real PostgreSQL cluster (tests/conftest.py)."""
+    return pg.plain(pg_server)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -7,24 +7,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import require
+from tests.support.browser import CHROMIUM, chromium
 from tests.hq.helpers import auth, http, order, post_orders
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")]
+pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+    require(CHROMIUM.exists(), "Debian chromium is not installed")
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _populate(hq) -> str:

@@ -83,6 +83,31 @@ def test_catalog_cursor_errors(hq_server):
     assert http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"limit": 0}).status_code == 422
 
 
+def test_full_resync_after_a_prune_pages_through_without_410(hq_server):
+    """A chain begun from scratch misses no deletion: its cursors stay valid below the prune point."""
+    for n in range(5):
+        hq_server.seed_item(f"game-{n}")
+    h = auth(hq_server.issue_licence("xingchen"))
+    stale = http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"limit": 1}).json()["next_cursor"]
+    hq_server.seed_item("game-x")
+    catalog.remove(hq_server.service, "test", "game-x")
+    with hq_server.service.session() as s:
+        s.execute(update(CatalogItem).where(CatalogItem.sku == "game-x").values(updated_at=utcnow() - timedelta(days=40)))
+    assert catalog.prune(hq_server.service) == 1
+    assert http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"cursor": stale}).status_code == 410
+    seen, cursor, pages = [], None, 0
+    while True:  # the resync, one item a page, all of it below the prune point
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        r = http.get(f"{hq_server.url}/v1/catalog", headers=h, params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        seen += [i["sku"] for i in page["items"] if not i["deleted"]]
+        cursor, pages = page["next_cursor"], pages + 1
+        if not page["has_more"]:
+            break
+    assert sorted(seen) == [f"game-{n}" for n in range(5)] and pages >= 5
+
+
 def test_order_approve_delivers_keys_and_replays(hq_server):
     hq_server.seed_item("game-100")
     keys = hq_server.seed_card_keys("game-100", 3)

@@ -162,12 +162,11 @@ def in_own_thread(fn) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.browser
 def test_a_buyer_types_a_coupon_in_chromium(shop, artifacts_dir):
-    import os
-    import shutil
 
     from tests.conftest import require
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
-    require(shutil.which("chromium") is not None or os.path.exists("/usr/bin/chromium"), "Debian's chromium is not installed")
+    require(CHROMIUM.exists(), "Debian's chromium is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
     base, url, _, _ = shop
     set_features(url, "pro")
@@ -175,7 +174,7 @@ def test_a_buyer_types_a_coupon_in_chromium(shop, artifacts_dir):
 
     def drive() -> None:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"])
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_context(locale="zh-CN").new_page()
                 page.set_default_timeout(10_000)

@@ -52,8 +52,8 @@ def test_plan_shows_the_exact_diff_after_a_colour_change_and_writes_nothing(flag
         '+    "primary": "#000000"',
     ]
     assert {f.path for f in plan.files} == {"branding/theme.css", "site.json", "compose.yaml", "kitctl.lock"}
-    # The db has no input that changed; everything mounting branding or site.json is recreated.
-    assert plan.services == {"agent": "recreate", "db": "unchanged", "proxy": "recreate", "storefront": "recreate"}
+    # Only what mounts branding or site.json is recreated: not the db, not the agent (agent.json).
+    assert plan.services == {"agent": "unchanged", "db": "unchanged", "proxy": "recreate", "storefront": "recreate"}
 
     # The plan is exactly what the render then does.
     render_site({**flags, "primary_color": "#000000"})

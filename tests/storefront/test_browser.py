@@ -5,23 +5,25 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pytest
 
 from storefront.admin_users import create_admin
+from tests.storefront.http import checkout
 from tests.storefront.support import record_decision, set_licence
 
 pytestmark = pytest.mark.browser
 
 
-def _wait_for(page, url: str, text: str, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    """Reload until `text` shows (state is cached for about a second)."""
+def _wait_for(page, url: str, text: str, present: bool = True, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Reload until `text` shows (or, with present=False, is gone): state is cached for about a second."""
     deadline = time.monotonic() + timeout
     while True:
         page.goto(url)
-        if text in page.content() or time.monotonic() > deadline:
+        if (text in page.content()) == present or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert text in page.content(), f"{text!r} never appeared on {url}"
+    assert (text in page.content()) == present, f"{text!r} {'never appeared' if present else 'stayed'} on {url}"
 
 
 def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chromium, artifacts_dir, request):
@@ -50,6 +52,7 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     assert page.locator("#e-quantity").inner_text() == "数量必须在 1 到 5 之间。"
     assert "联系方式应为手机号" in page.locator("#e-contact").inner_text()
     assert "6–128" in page.locator("#e-password").inner_text()
+    page.screenshot(path=str(artifacts_dir / f"storefront-checkout-errors-{db}.png"), full_page=True)
 
     page.fill("#f-quantity", "2")
     page.fill("#f-contact", "buyer@example.cn")
@@ -84,10 +87,13 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     ctx.close()
 
 
-def test_rejected_order_shows_public_reason_and_english_ui(sqlite_site, chromium):
-    site = sqlite_site
+def test_rejected_order_shows_public_reason_and_english_ui(module_site, chromium, artifacts_dir):
+    site = module_site
     page = chromium.new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone screen
-    page.goto(site.base + "/p/P-CM-50?lang=en")
+    page.goto(site.base + "/?lang=en")
+    assert page.locator(".section-title").inner_text() == "Popular products"
+    page.screenshot(path=str(artifacts_dir / "storefront-home-phone-en.png"), full_page=True)
+    page.goto(site.base + "/p/P-CM-50")
     assert page.locator("label[for=f-account]").inner_text() == "Account to top up"
     page.fill("#f-account", "12345")
     page.fill("#f-contact", "13900139000")
@@ -112,8 +118,8 @@ def test_rejected_order_shows_public_reason_and_english_ui(sqlite_site, chromium
     assert page.locator("#order-reason").inner_text().endswith("<b>Account region not supported</b>")  # escaped, shown as text
 
 
-def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(sqlite_site, chromium, artifacts_dir):
-    site = sqlite_site
+def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(module_site, chromium, artifacts_dir):
+    site = module_site
     page = chromium.new_context(locale="zh-CN").new_page()
     page.goto(site.base + "/p/G-NET-50")
     page.fill("#f-contact", "13800138000")
@@ -151,10 +157,19 @@ def test_suspended_site_shows_notice_refuses_checkout_and_still_finds_orders(sql
     assert other.locator("#order-status").inner_text() == "等待总部审核"
     assert "本站授权已暂停" in other.content()
 
+    set_licence(site.db_url, "active")  # resumed: the notice goes and checkout opens again
+    _wait_for(other, site.base + "/", "本站授权已暂停", present=False)
+
 
 def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_dir):
     site = sqlite_site
     password = create_admin(site.db_url, "owner")
+    with httpx.Client(base_url=site.base, timeout=30) as buyer:  # some trade for the overview and reports
+        for i, sku in enumerate(["G-QQ-100", "G-NET-50", "M-IQY-VIP", "G-WOW-30"]):
+            order_id = checkout(buyer, sku, contact=f"13{i}00138000").headers["location"].split("/")[-1].split("?")[0]
+            if i < 3:
+                record_decision(site.db_url, order_id, site.site_key, status="delivered", decision="approve",
+                                card_keys=[{"serial": f"S{i}", "secret": f"K{i}"}])
     page = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
     page.goto(site.base + "/admin")
     assert page.url.endswith("/admin/login")
@@ -167,7 +182,13 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     page.click("#login-submit")
     page.wait_for_url("**/admin")
     assert "管理员" in page.locator(".who").inner_text()
+    assert [x.strip() for x in page.locator(".stat strong").all_inner_texts()[:4]] == ["1", "4", "¥177.66", "8"]
     page.screenshot(path=str(artifacts_dir / "storefront-admin.png"), full_page=True)
+    page.click("text=营收报表")
+    assert page.locator("#revenue tfoot").inner_text().split() == ["合计", "3", "¥177.66", "¥164.50", "¥17.77", "-¥4.61"]
+    page.click("text=订单")
+    assert page.locator(".table tbody tr").count() == 4
+    page.screenshot(path=str(artifacts_dir / "storefront-admin-orders.png"), full_page=True)
 
     page.click("text=价格规则")
     page.select_option("#f-scope", "category")

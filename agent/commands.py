@@ -1,0 +1,223 @@
+"""HQ's signed commands: verified, checked, persisted, then applied — in that order.
+
+A command is acted on only if its EdDSA signature verifies against the
+pinned HQ keys, it names this site, it has not expired, and its sequence is
+above the last one applied (so a replayed command is refused). It is written
+to `hq_commands` before anything changes, so a crash mid-apply resumes it at
+the next start; `site_state.applied_seq` (sent in every heartbeat) is the ack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from agent.licence import HeldLicence, evaluate, store_licence, time_reason
+from agent.logs import LogOnce
+from agent.metrics import AgentMetrics
+from agent.state import STATE_ID, audit, update_state, utcnow
+from kitctl.errors import LicenceError
+from kitctl.licence import jws
+from kitctl.licence.keys import PinnedKeys
+from sitedb.models import HQCommand, SiteState
+
+log = logging.getLogger("agent.commands")
+COMMAND_TYP = "kitctl-command+jwt"
+CLOCK_SKEW_SECONDS = 60
+REASON_MAX = 300
+
+
+class Envelope(BaseModel):
+    """A verified command's payload, as HQ API v1 defines it."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=1)
+    type: Literal["revoke", "suspend", "resume", "licence", "sync_now"]
+    site: str
+    iat: int
+    exp: int
+    payload: dict[str, Any] = {}
+
+
+@dataclass
+class Effects:
+    """What the rest of the agent must do after a command committed."""
+
+    new_licence: HeldLicence | None = None
+    sync_now: bool = False
+    full_resync: bool = False
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class CommandProcessor:
+    """Turns the command tokens of a heartbeat answer into state changes."""
+
+    def __init__(self, engine: Engine, keys: PinnedKeys, site_id: str, metrics: AgentMetrics,
+                 on_effects: Callable[[Effects], None] | None = None) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.site_id = site_id
+        self.metrics = metrics
+        self.on_effects = on_effects or (lambda effects: None)
+        self.once = LogOnce(log)
+
+    # -- entry points ------------------------------------------------------------
+    def process(self, tokens: list[str], now: float | None = None) -> int:
+        """Verify every token, then apply the acceptable ones in sequence order."""
+        moment = time.time() if now is None else now
+        applied_seq = self.applied_seq()
+        accepted: list[tuple[Envelope, str]] = []
+        for token in tokens:
+            try:
+                accepted.append((self.check(token, applied_seq, moment), token))
+            except Rejected as rej:
+                self._reject(token, rej)
+        applied = 0
+        for envelope, token in sorted(accepted, key=lambda pair: pair[0].seq):
+            if self._persist(envelope, token):
+                self._apply(envelope)
+                applied += 1
+        return applied
+
+    def resume_unapplied(self) -> int:
+        """At start: apply commands persisted before a crash but never applied."""
+        with Session(self.engine) as session:
+            applied_seq = session.get(SiteState, STATE_ID).applied_seq
+            rows = session.scalars(select(HQCommand).where(HQCommand.applied_at.is_(None),
+                                                           HQCommand.seq > applied_seq)
+                                   .order_by(HQCommand.seq)).all()
+            pending = [(r.token, r.seq) for r in rows]
+        done = 0
+        for token, _seq in pending:
+            try:
+                envelope = self.check(token, 0, time.time(), check_expiry=False)
+            except Rejected as rej:
+                self._reject(token, rej)
+                continue
+            self._apply(envelope)
+            done += 1
+        return done
+
+    def check(self, token: str, applied_seq: int, now: float, check_expiry: bool = True) -> Envelope:
+        """The verified envelope, or Rejected saying why it must not be acted on."""
+        try:
+            payload = jws.verify(token, self.keys, COMMAND_TYP, what="command")
+        except LicenceError as exc:
+            raise Rejected("signature", str(exc)) from None
+        try:
+            envelope = Envelope.model_validate(payload)
+        except ValidationError as exc:
+            raise Rejected("malformed", f"command rejected: {exc.errors()[0]['msg']}") from None
+        if envelope.site != self.site_id:
+            raise Rejected("wrong_site", f"command rejected: it is for site {envelope.site!r}")
+        if check_expiry and envelope.exp + CLOCK_SKEW_SECONDS < now:
+            raise Rejected("expired", f"command rejected: seq {envelope.seq} expired")
+        if envelope.seq <= applied_seq:
+            raise Rejected("replayed", f"command rejected: seq {envelope.seq} was already applied")
+        return envelope
+
+    def applied_seq(self) -> int:
+        with Session(self.engine) as session:
+            return session.execute(select(SiteState.applied_seq).where(SiteState.id == STATE_ID)).scalar_one()
+
+    # -- steps ---------------------------------------------------------------------
+    def _reject(self, token: str, rej: Rejected) -> None:
+        """Count and log a refused command once per distinct token (HQ may resend it)."""
+        key = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:24]
+        if self.once.problem(key, rej.detail, reason=rej.reason):
+            self.metrics.commands_rejected.labels(rej.reason).inc()
+
+    def _persist(self, envelope: Envelope, token: str) -> bool:
+        """Write the command before acting; False when the seq is taken by another id."""
+        with Session(self.engine) as session, session.begin():
+            existing = session.get(HQCommand, envelope.id)
+            if existing is not None:
+                return existing.applied_at is None
+            clash = session.scalars(select(HQCommand).where(HQCommand.seq == envelope.seq)).first()
+            if clash is not None:
+                self._reject(token, Rejected("replayed", f"command rejected: seq {envelope.seq} already used"))
+                return False
+            session.add(HQCommand(id=envelope.id, seq=envelope.seq, type=envelope.type,
+                                  payload=_safe_payload(envelope), token=token))
+        return True
+
+    def _apply(self, envelope: Envelope) -> None:
+        effects = Effects()
+        with Session(self.engine) as session, session.begin():
+            state = session.get(SiteState, STATE_ID, with_for_update=True)
+            outcome = self._change_state(session, state, envelope, effects)
+            row = session.get(HQCommand, envelope.id)
+            if row is not None:
+                row.applied_at = utcnow()
+                row.outcome = outcome[:200]
+            update_state(session, applied_seq=max(state.applied_seq, envelope.seq))
+            audit(session, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
+        self.metrics.commands_applied.labels(envelope.type).inc()
+        self.metrics.applied_seq.set(envelope.seq)
+        log.info("applied HQ command", extra={"type": envelope.type, "seq": envelope.seq, "outcome": outcome})
+        self.on_effects(effects)
+
+    def _change_state(self, session: Session, state: SiteState, env: Envelope, effects: Effects) -> str:
+        reason = str(env.payload.get("reason") or "")[:REASON_MAX] or None
+        if env.type == "revoke":
+            update_state(session, licence_status="revoked", status_reason=reason or "licence revoked by HQ")
+            return "revoked"
+        if env.type == "suspend":
+            update_state(session, licence_status="suspended", status_reason=reason or "licence suspended by HQ")
+            return "suspended"
+        if env.type == "resume":
+            held = self._current_licence(state)
+            status = held.time_state if held else "active"
+            update_state(session, licence_status=status, status_reason=time_reason(held) if held else None)
+            return f"resumed ({status})"
+        if env.type == "sync_now":
+            effects.sync_now = True
+            return "sync requested"
+        return self._new_licence(session, state, env, effects)
+
+    def _new_licence(self, session: Session, state: SiteState, env: Envelope, effects: Effects) -> str:
+        token = env.payload.get("token")
+        try:
+            held = evaluate(token if isinstance(token, str) else "", self.keys)
+        except LicenceError as exc:
+            self.metrics.commands_rejected.labels("malformed").inc()
+            log.warning("HQ sent a licence that does not verify; kept the current one",
+                        extra={"seq": env.seq, "detail": str(exc)})
+            return f"refused: {exc}"
+        if held.site_id != self.site_id:
+            self.metrics.commands_rejected.labels("wrong_site").inc()
+            return f"refused: licence is for site {held.site_id!r}"
+        keep_suspension = state.licence_status == "suspended"
+        status = "suspended" if keep_suspension else held.time_state
+        reason = state.status_reason if keep_suspension else time_reason(held)
+        if set(held.verified.claims.categories) != set(state.categories or []):
+            effects.full_resync = True  # HQ only sends tombstones for what we may see: mark and sweep
+        store_licence(session, held, status, reason)
+        effects.new_licence = held
+        return f"licence {held.verified.claims.tier} until {held.verified.claims.exp}"
+
+    def _current_licence(self, state: SiteState) -> HeldLicence | None:
+        try:
+            return evaluate(state.licence_token or "", self.keys)
+        except LicenceError:
+            return None
+
+
+def _safe_payload(envelope: Envelope) -> dict[str, Any]:
+    """What the command row keeps readable; the licence token stays only inside the signed copy."""
+    return {k: ("<token>" if k == "token" else v) for k, v in envelope.payload.items()}
+

@@ -1,0 +1,226 @@
+"""The agent's side of HQ API v1: bounded timeouts, validated answers, typed failures.
+
+Every failure becomes an `HQError` with a `kind` from a small fixed set, so
+callers decide "retry later" versus "give up on this item" by kind, and the
+metrics count failures by (endpoint, kind) without ever seeing a body.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.metrics import AgentMetrics
+
+ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired"]
+RETRYABLE = frozenset({"timeout", "connect", "server", "malformed"})
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class HQError(Exception):
+    """An HQ request that did not give a usable answer."""
+
+    def __init__(self, endpoint: str, kind: ErrorKind, detail: str, status: int | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(f"HQ {endpoint}: {kind}: {detail}")
+        self.endpoint = endpoint
+        self.kind = kind
+        self.detail = detail
+        self.status = status
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE or self.status in (409, 429)
+
+
+# -- answers -----------------------------------------------------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CatalogEntry(_Model):
+    """An item or a tombstone (`deleted` true: only sku and version are meaningful)."""
+
+    sku: str = Field(min_length=1, max_length=64)
+    version: int
+    deleted: bool = False
+    name: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=32)
+    face_value_cents: int | None = Field(default=None, ge=0)
+    price_cents: int | None = Field(default=None, ge=0)
+    currency: str = "CNY"
+    stock_kind: str | None = None
+    account_pattern: str | None = Field(default=None, max_length=200)
+    min_qty: int = 1
+    max_qty: int = 10
+    stock: int | None = None
+    status: str = "active"
+
+    def is_complete(self) -> bool:
+        return self.deleted or None not in (self.name, self.category, self.face_value_cents,
+                                             self.price_cents, self.stock_kind)
+
+
+class CatalogPage(_Model):
+    items: list[CatalogEntry]
+    next_cursor: str = Field(max_length=240)
+    has_more: bool
+    etag: str | None = None
+
+
+class CardKey(_Model):
+    serial: str
+    secret: str
+
+
+class Delivery(_Model):
+    card_keys: list[CardKey] = []
+
+
+class OrderResult(_Model):
+    order_id: str
+    hq_order_id: str | None = None
+    decision: Literal["approve", "review", "reject"]
+    status: Literal["delivered", "review", "rejected"]
+    reasons: list[str] = []
+    delivery: Delivery | None = None
+    replayed: bool = False
+
+
+class OrdersReply(_Model):
+    results: list[OrderResult]
+
+
+class LicenceStatus(_Model):
+    status: str
+    reason: str | None = None
+
+
+class HeartbeatReply(_Model):
+    interval_seconds: int = Field(ge=1, le=86400)
+    licence: LicenceStatus
+    commands: list[str] = []
+    server_time: int | None = None
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """The catalog answered 304 for the stored ETag: nothing changed since."""
+
+
+# -- client ------------------------------------------------------------------
+class HQClient:
+    """Site endpoints of HQ API v1, authenticated with the licence token."""
+
+    def __init__(self, base_url: str, token: str, metrics: AgentMetrics | None = None,
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.metrics = metrics
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            headers={"User-Agent": "kitctl-agent"},
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def set_token(self, token: str) -> None:
+        """A new licence (from an HQ command) authenticates the next requests."""
+        self.token = token
+
+    # -- endpoints -----------------------------------------------------------
+    def catalog(self, cursor: str | None, limit: int, etag: str | None = None) -> CatalogPage | NotModified:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        headers = {"If-None-Match": etag} if etag else {}
+        resp = self._request("catalog", "GET", "/v1/catalog", params=params, headers=headers,
+                             ok=(200, 304))
+        if resp.status_code == 304:
+            return NotModified()
+        page = self._parse("catalog", resp, CatalogPage)
+        return page.model_copy(update={"etag": resp.headers.get("ETag")})
+
+    def submit_orders(self, orders: list[dict[str, Any]], idempotency_key: str) -> list[OrderResult]:
+        resp = self._request("orders", "POST", "/v1/orders", json={"orders": orders},
+                             headers={"Idempotency-Key": idempotency_key})
+        return self._parse("orders", resp, OrdersReply).results
+
+    def order_status(self, order_id: str) -> OrderResult:
+        resp = self._request("order_status", "GET", f"/v1/orders/{quote(order_id, safe='')}")
+        return self._parse("order_status", resp, OrderResult)
+
+    def heartbeat(self, body: dict[str, Any]) -> HeartbeatReply:
+        resp = self._request("heartbeat", "POST", "/v1/heartbeat", json=body)
+        return self._parse("heartbeat", resp, HeartbeatReply)
+
+    # -- plumbing --------------------------------------------------------------
+    def _request(self, endpoint: str, method: str, path: str, ok: tuple[int, ...] = (200,),
+                 **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        started = time.perf_counter()
+        try:
+            resp = self.http.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise self._fail(endpoint, "timeout", type(exc).__name__) from None
+        except httpx.TransportError as exc:
+            raise self._fail(endpoint, "connect", type(exc).__name__) from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.hq_latency.labels(endpoint).observe(time.perf_counter() - started)
+        if resp.status_code in ok:
+            return resp
+        raise self._fail(endpoint, *_classify(resp))
+
+    def _parse(self, endpoint: str, resp: httpx.Response, model: type[_Model]) -> Any:
+        if len(resp.content) > MAX_BODY_BYTES:
+            raise self._fail(endpoint, "malformed", "answer too large", resp.status_code)
+        try:
+            return model.model_validate_json(resp.content)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise self._fail(endpoint, "malformed", f"{where}: {first['msg']}"[:160], resp.status_code) from None
+
+    def _fail(self, endpoint: str, kind: ErrorKind, detail: str, status: int | None = None,
+              code: str | None = None) -> HQError:
+        if self.metrics is not None:
+            self.metrics.hq_errors.labels(endpoint, kind).inc()
+        return HQError(endpoint, kind, detail, status, code)
+
+
+def _classify(resp: httpx.Response) -> tuple[ErrorKind, str, int, str | None]:
+    """The kind of a non-OK answer, from its status and HQ's `{"error", "detail"}` body."""
+    code, detail = None, f"HTTP {resp.status_code}"
+    try:
+        body = resp.json()
+        if isinstance(body, dict):
+            code = str(body.get("error"))[:64] if body.get("error") is not None else None
+            if body.get("detail"):
+                detail = f"HTTP {resp.status_code} {code}: {str(body['detail']).splitlines()[0][:160]}"
+    except ValueError:
+        pass
+    status = resp.status_code
+    kind: ErrorKind
+    if status >= 500:
+        kind = "server"
+    elif status == 410:
+        kind = "cursor_expired"
+    elif status in (401, 403):
+        kind = "auth"
+    elif status in (409, 422):
+        kind = "conflict"
+    elif status == 429:
+        kind = "server"
+    else:
+        kind = "client"
+    return kind, detail, status, code

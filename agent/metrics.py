@@ -1,0 +1,138 @@
+"""The agent's Prometheus metrics: one registry, `kitagent_` prefix, low-cardinality labels.
+
+Labels only ever take values from small fixed sets (endpoint names, error
+kinds, decisions, licence states); never an order id, buyer, SKU or token.
+Gauges that need the database are refreshed by the stats loop, so a scrape
+is pure rendering and stays fast.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.exposition import generate_latest
+
+from agent import VERSION
+
+LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
+ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat")
+ERROR_KINDS = ("timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired")
+DECISIONS = ("approve", "review", "reject")
+COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class ProcessCollector:
+    """The agent process's own CPU and memory, read at scrape time (psutil, microseconds)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.process = psutil.Process()
+
+    def describe(self):  # type: ignore[no-untyped-def]
+        return []
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        times = self.process.cpu_times()
+        cpu = CounterMetricFamily("kitagent_process_cpu_seconds", "CPU time used by the agent process")
+        cpu.add_metric([], times.user + times.system)
+        rss = GaugeMetricFamily("kitagent_process_resident_memory_bytes", "Agent resident memory")
+        rss.add_metric([], self.process.memory_info().rss)
+        return [cpu, rss]
+
+
+class AgentMetrics:
+    """Every metric the agent exposes, created on a private registry."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # `*_created` series would double the count and say nothing useful here
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.build_info = Gauge("kitagent_build_info", "Agent build, value is always 1",
+                                ["version", "python"], registry=r)
+        self.build_info.labels(VERSION, platform.python_version()).set(1)
+        self.up = Gauge("kitagent_up", "1 once the agent has started its loops", registry=r)
+
+        # licence
+        self.licence_state = Gauge("kitagent_licence_state", "1 for the licence's current state",
+                                   ["state"], registry=r)
+        self.licence_expiry = Gauge("kitagent_licence_expiry_seconds",
+                                    "Seconds until the licence expires (negative in grace)", registry=r)
+        self.set_licence_state("active")
+        # catalog sync
+        self.sync_last_success = Gauge("kitagent_catalog_last_sync_timestamp_seconds",
+                                       "Unix time of the last successful catalog sync", registry=r)
+        self.sync_duration = Histogram("kitagent_catalog_sync_duration_seconds",
+                                       "Duration of catalog sync runs", ["mode"],
+                                       buckets=_SYNC_BUCKETS, registry=r)
+        self.catalog_items = Gauge("kitagent_catalog_items", "SKUs in the site catalog", registry=r)
+        self.catalog_changes = Counter("kitagent_catalog_changes_total",
+                                       "Catalog rows written by sync", ["op"], registry=r)
+        for op in ("upsert", "delete", "unchanged", "swept", "repriced"):
+            self.catalog_changes.labels(op)
+        # orders
+        self.orders_forwarded = Counter("kitagent_orders_forwarded_total",
+                                        "Orders HQ has decided, by first decision", ["decision"], registry=r)
+        for d in DECISIONS:
+            self.orders_forwarded.labels(d)
+        self.reviews_resolved = Counter("kitagent_orders_review_resolved_total",
+                                        "Orders under review that HQ resolved", ["status"], registry=r)
+        for s in ("delivered", "rejected"):
+            self.reviews_resolved.labels(s)
+        self.outbox_backlog = Gauge("kitagent_outbox_backlog", "Orders waiting on HQ, by status",
+                                    ["status"], registry=r)
+        for s in ("pending", "review"):
+            self.outbox_backlog.labels(s)
+        self.outbox_oldest_age = Gauge("kitagent_outbox_oldest_pending_age_seconds",
+                                       "Age of the oldest order not yet forwarded", registry=r)
+        self.outbox_alert = Gauge("kitagent_outbox_backlog_alert",
+                                  "1 when the outbox backlog is above its alert threshold", registry=r)
+        self.forward_batch_size = Histogram("kitagent_forward_batch_orders", "Orders per batch sent to HQ",
+                                            buckets=(1, 5, 10, 25, 50, 100, 200), registry=r)
+        # HQ requests
+        self.hq_latency = Histogram("kitagent_hq_request_duration_seconds", "HQ API request latency",
+                                    ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.hq_errors = Counter("kitagent_hq_errors_total", "Failed HQ API requests by kind",
+                                 ["endpoint", "kind"], registry=r)
+        for e in ENDPOINTS:
+            self.hq_latency.labels(e)
+        self.heartbeat_last_success = Gauge("kitagent_heartbeat_last_success_timestamp_seconds",
+                                            "Unix time of the last heartbeat HQ answered", registry=r)
+        # commands
+        self.commands_applied = Counter("kitagent_commands_applied_total", "HQ commands applied",
+                                        ["type"], registry=r)
+        self.commands_rejected = Counter("kitagent_commands_rejected_total",
+                                         "HQ commands refused before acting", ["reason"], registry=r)
+        for reason in COMMAND_REJECTIONS:
+            self.commands_rejected.labels(reason)
+        self.applied_seq = Gauge("kitagent_commands_applied_seq", "Highest command sequence applied", registry=r)
+        # database
+        self.db_check = Gauge("kitagent_db_check_duration_seconds",
+                              "Latency of the last database round trip (SELECT 1)", registry=r)
+        self.db_up = Gauge("kitagent_db_up", "1 when the last database check succeeded", registry=r)
+        self.db_errors = Counter("kitagent_db_errors_total", "Database errors seen by the loops",
+                                 ["loop"], registry=r)
+        # process and host
+        r.register(ProcessCollector())
+        self.host_cpu = Gauge("kitagent_host_cpu_usage_ratio", "Host CPU busy ratio since last sample", registry=r)
+        self.host_memory_total = Gauge("kitagent_host_memory_total_bytes", "Host memory", registry=r)
+        self.host_memory_available = Gauge("kitagent_host_memory_available_bytes", "Host memory available",
+                                           registry=r)
+        self.host_disk_free = Gauge("kitagent_host_disk_free_bytes", "Free bytes on the data filesystem", registry=r)
+        self.host_disk_total = Gauge("kitagent_host_disk_total_bytes", "Size of the data filesystem", registry=r)
+        self.container_up = Gauge("kitagent_container_up", "1 when the stack's container is running and healthy",
+                                  ["service"], registry=r)
+        self.loop_errors = Counter("kitagent_loop_errors_total", "Unexpected errors caught by a loop",
+                                   ["loop"], registry=r)
+
+    def set_licence_state(self, state: str) -> None:
+        for s in LICENCE_STATES:
+            self.licence_state.labels(s).set(1 if s == state else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

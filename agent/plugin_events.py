@@ -1,0 +1,57 @@
+"""The agent's door to the plugin host: emit events, never fail because of a plugin.
+
+Until the `plugins` package is part of the build, `plugins.host` may be
+absent; then this adapter is a host with no plugins (the lead removes the
+guard on merge).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("agent.plugins")
+
+
+class NoPlugins:
+    loaded: list[str] = []
+    refused: dict[str, str] = {}
+
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
+        return None
+
+
+class PluginEvents:
+    """Holds the current plugin host; reloads it when the licence's features change."""
+
+    def __init__(self, config_dir: Path | None = None) -> None:
+        self.config_dir = config_dir
+        self.features: tuple[str, ...] | None = None
+        self.host: Any = NoPlugins()
+
+    def reload(self, features: list[str]) -> None:
+        key = tuple(sorted(features))
+        if key == self.features:
+            return
+        self.features = key
+        self.host = load_host(list(key), self.config_dir)
+        log.info("plugin host loaded", extra={"plugins": list(getattr(self.host, "loaded", []))})
+
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
+        try:
+            self.host.emit(event, payload)
+        except Exception:  # the host promises not to raise; the agent does not rely on it
+            log.exception("plugin host raised on emit", extra={"event": event})
+
+
+def load_host(features: list[str], config_dir: Path | None) -> Any:
+    try:
+        from plugins.host import PluginHost  # type: ignore[import-not-found]
+    except ImportError:
+        return NoPlugins()
+    try:
+        return PluginHost.load(features=features, enabled=None, config_dir=config_dir, where="agent")
+    except Exception as exc:
+        log.error("plugin host failed to load; running without plugins", extra={"detail": str(exc)[:200]})
+        return NoPlugins()

@@ -1,0 +1,318 @@
+"""Wires the agent together and runs its loops until SIGTERM.
+
+Each loop is a thread doing one bounded unit of work at a time (a sync
+page, an order batch, a heartbeat) and waiting on the shared stop event in
+between, so SIGTERM lets the unit in flight finish, then the process exits.
+HQ or database trouble never kills a loop: it is logged once, counted, and
+retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from agent.commands import CommandProcessor, Effects
+from agent.health import HealthServer
+from agent.heartbeat import Heartbeat
+from agent.hq_client import HQClient, HQError
+from agent.licence import choose_licence, evaluate, install_start_licence
+from agent.logs import LogOnce
+from agent.metrics import AgentMetrics
+from agent.outbox import Forwarder, backoff_seconds
+from agent.plugin_events import PluginEvents
+from agent.settings import AgentSettings
+from agent.state import ensure_state, read_state
+from agent.stats import Observer
+from agent.sync import CatalogSync
+from kitctl.errors import InvalidInput
+
+log = logging.getLogger("agent")
+DB_ERRORS = (OperationalError, DBAPIError)
+
+
+def jittered(seconds: float) -> float:
+    """±10 % so a fleet of agents does not beat in step."""
+    return seconds * random.uniform(0.9, 1.1)
+
+
+class Agent:
+    """One running agent: start() prepares everything, run() blocks until stopped."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.sync_wakeup = threading.Event()
+        self.metrics = AgentMetrics()
+        self.once = LogOnce(log)
+        self.ready = False
+        self.threads: list[threading.Thread] = []
+        self.heartbeat_interval = settings.heartbeat_interval
+        self.sync_interval = settings.sync_interval
+
+    # -- start -------------------------------------------------------------------
+    def start(self) -> None:
+        """Migrate, verify the licence, open HQ's client; raises InvalidInput on bad config."""
+        from kitctl.licence.keys import load_jwks
+        from sitedb.engine import make_engine
+        from sitedb.sealing import load_site_key
+
+        s = self.settings
+        url = s.resolved_database_url()
+        self.keys = load_jwks(s.hq_keys_file)
+        try:
+            self.site_key = load_site_key(s.site_key_file)
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"KIT_SITE_KEY_FILE: {exc}") from None
+        file_token = _read_secret(s.licence_file, "KIT_LICENCE_FILE")
+        evaluate(file_token, self.keys)  # a bad licence is refused before anything is touched
+        site_json = s.site_json()
+        wait_for_database(url, s.db_wait, self.stop)
+        run_migrations(url)
+        self.engine = make_engine(url)
+        stored = self._stored_token()
+        held = choose_licence(file_token, stored, self.keys)
+        self.site_id = held.site_id
+        configured = site_json.get("site_id") or site_json.get("id")
+        if configured and configured != self.site_id:
+            raise InvalidInput(f"KIT_SITE_CONFIG names site {configured!r} but the licence is for {self.site_id!r}")
+        state = ensure_state(self.engine, self.site_id)
+        status = install_start_licence(self.engine, held, state.licence_status, state.status_reason)
+        self.metrics.set_licence_state(status)
+        self.plugins = PluginEvents(config_dir=Path(s.site_config).parent / "plugins" if s.site_config else None)
+        self.plugins.reload(list(held.verified.claims.features))
+        hq_url = s.hq_url or held.verified.claims.hq_url
+        self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout) for _ in range(3)]
+        sync_client, order_client, beat_client = self.clients
+        self.sync = CatalogSync(self.engine, sync_client, self.metrics, emit=self.plugins.emit,
+                                page_limit=s.sync_page_limit, stop=self.stop)
+        self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,
+                                   batch=s.forward_batch, backoff_base=s.backoff_base, backoff_cap=s.backoff_cap,
+                                   review_poll=s.review_poll, emit=self.plugins.emit)
+        self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
+                                         on_effects=self._apply_effects)
+        self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
+                                 s.backlog_alert)
+        self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
+                                   health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
+        self.commands.resume_unapplied()
+        self.observer.observe()
+        self.server = HealthServer(s.metrics_bind, s.metrics_port, self.metrics, self._ready)
+        self.server.start()
+        self.ready = True
+        self.metrics.up.set(1)
+        log.info("agent started", extra={"site": self.site_id, "hq": hq_url, "licence": status,
+                                         "metrics_port": self.server.port})
+
+    def _stored_token(self) -> str | None:
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from sitedb.models import SiteState
+
+        with Session(self.engine) as session:
+            return session.execute(select(SiteState.licence_token).where(SiteState.id == 1)).scalar()
+
+    # -- run -----------------------------------------------------------------------
+    def run(self) -> None:
+        """Start the loops and block until stop() (SIGTERM); then let units in flight finish."""
+        for name, loop in (("sync", self._sync_loop), ("forward", self._forward_loop),
+                           ("heartbeat", self._heartbeat_loop), ("stats", self._stats_loop)):
+            t = threading.Thread(target=self._guarded, args=(name, loop), name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
+        while not self.stop.wait(0.5):
+            pass
+        log.info("stopping: finishing work in flight")
+        for t in self.threads:
+            t.join(timeout=60)
+        self.server.stop()
+        for c in self.clients:
+            c.close()
+        self.engine.dispose()
+        log.info("agent stopped")
+
+    def request_stop(self, *_args: object) -> None:
+        self.stop.set()
+        self.sync_wakeup.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    # -- loops ---------------------------------------------------------------------
+    def _guarded(self, name: str, loop: Callable[[], None]) -> None:
+        """Run a loop forever; any escape is logged, counted and the loop restarts after a pause."""
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                loop()
+                return
+            except Exception:
+                failures += 1
+                self.metrics.loop_errors.labels(name).inc()
+                log.exception("loop failed; restarting it", extra={"loop": name})
+                self.stop.wait(backoff_seconds(failures, 1.0, 60.0))
+
+    def _sync_loop(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            ok = self._unit("sync", self.sync.run)
+            failures = 0 if ok else failures + 1
+            wait = (jittered(max(self.sync_interval, self.settings.min_interval)) if ok
+                    else backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
+            self.sync_wakeup.wait(wait)
+            self.sync_wakeup.clear()
+
+    def _forward_loop(self) -> None:
+        failures = 0
+        last_review = 0.0
+        while not self.stop.is_set():
+            outcome = self._unit("orders", self.forwarder.forward_once)
+            if outcome is None:
+                failures += 1
+                self.stop.wait(backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
+                continue
+            failures = 0
+            if time.monotonic() - last_review >= self.settings.forward_idle:
+                last_review = time.monotonic()
+                self._unit("order_status", self.forwarder.poll_reviews_once)
+            if outcome.sent < self.settings.forward_batch:
+                self.stop.wait(self.settings.forward_idle)
+
+    def _heartbeat_loop(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            reply = self._unit("heartbeat", self.heartbeat.beat)
+            if reply is None:
+                failures += 1
+                self._quietly(self.heartbeat.record_failure)
+                wait = min(backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap),
+                           self.heartbeat_interval)
+            else:
+                failures = 0
+                self.heartbeat_interval = max(float(reply.interval_seconds), self.settings.min_interval)
+                self.sync_interval = self.heartbeat_interval  # HQ sets the pace; a no-op sync is one 304
+                wait = jittered(self.heartbeat_interval)
+            self.stop.wait(wait)
+
+    def _stats_loop(self) -> None:
+        while not self.stop.is_set():
+            self._quietly(self.observer.observe)
+            self.stop.wait(self.settings.stats_interval)
+
+    def _unit(self, what: str, work: Callable[[], object]) -> object | None:
+        """One unit of work; HQ and database failures become None (logged once, counted)."""
+        try:
+            result = work()
+        except HQError as exc:
+            self.once.problem(f"hq:{what}:{exc.kind}", f"HQ {what} failed: {exc.kind}", endpoint=what,
+                              kind=exc.kind, detail=exc.detail[:160])
+            return None
+        except DB_ERRORS as exc:
+            self.metrics.db_errors.labels(what).inc()
+            self.once.problem(f"db:{what}", "database unavailable", loop=what,
+                              detail=str(exc).splitlines()[0][:160])
+            return None
+        if getattr(result, "contacted_hq", True):
+            self.once.resolved_prefix(f"hq:{what}:", f"HQ {what} works again", endpoint=what)
+        self.once.resolved(f"db:{what}", "database works again", loop=what)
+        return result
+
+    def _quietly(self, work: Callable[[], object]) -> None:
+        try:
+            work()
+        except DB_ERRORS as exc:
+            self.metrics.db_errors.labels("stats").inc()
+            self.once.problem("db:stats", "database unavailable", loop="stats",
+                              detail=str(exc).splitlines()[0][:160])
+        else:
+            self.once.resolved("db:stats", "database works again", loop="stats")
+
+    # -- effects of commands ---------------------------------------------------------
+    def _apply_effects(self, effects: Effects) -> None:
+        if effects.new_licence is not None:
+            for c in self.clients:
+                c.set_token(effects.new_licence.token)
+            self.plugins.reload(list(effects.new_licence.verified.claims.features))
+        if effects.full_resync:
+            self.sync.start_full_resync()
+        if effects.sync_now or effects.full_resync:
+            self.sync_wakeup.set()
+        state = read_state(self.engine)
+        self.metrics.set_licence_state(state.licence_status)
+
+    def _ready(self) -> tuple[bool, str]:
+        if not self.ready:
+            return False, "starting"
+        if self.observer.summary.get("db") == "down":
+            return False, "database unreachable"
+        return True, "ok"
+
+
+def run_migrations(url: str) -> None:
+    """Bring the schema up to date in a child process: Alembic never occupies the agent's memory.
+
+    The URL (it may hold a password) goes through the environment, never the command line.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from kitctl.errors import KitError
+
+    code = "import os; from sitedb.migrate import upgrade; upgrade(os.environ['KIT_MIGRATE_URL'])"
+    env = {**os.environ, "KIT_MIGRATE_URL": url, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1][:200]
+        raise KitError(f"database migration failed: {last}")
+
+
+def wait_for_database(url: str, budget: float, stop: threading.Event) -> None:
+    """At start the database may still be booting (compose starts services together): wait, bounded."""
+    from sqlalchemy import create_engine, text
+
+    from kitctl.errors import KitError
+
+    engine = create_engine(url)
+    deadline = time.monotonic() + budget
+    attempt = 0
+    try:
+        while True:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return
+            except DB_ERRORS as exc:
+                attempt += 1
+                if time.monotonic() > deadline or stop.is_set():
+                    raise KitError(f"database unreachable after {budget:.0f}s: "
+                                   f"{str(exc.orig).splitlines()[0][:160]}") from None
+                if attempt == 1:
+                    log.warning("waiting for the database", extra={"budget_seconds": budget})
+                stop.wait(min(backoff_seconds(attempt, 0.5, 5.0), max(deadline - time.monotonic(), 0.1)))
+    finally:
+        engine.dispose()
+
+
+def _read_secret(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InvalidInput(f"{name}: cannot read {path.name}: {exc.strerror}") from None
+
+
+def _data_path(url: str) -> Path:
+    """The filesystem whose free space matters: the SQLite file's, else the working directory."""
+    if url.startswith("sqlite") and ":///" in url:
+        p = Path(url.split(":///", 1)[1])
+        return p.parent if p.parent.exists() else Path(".")
+    return Path(".")

@@ -1,0 +1,89 @@
+"""The agent's configuration: `KIT_` environment variables (pydantic-settings).
+
+Secrets (database URL with password, licence, site key) arrive as files
+mounted read-only under /run/secrets; only their paths are settings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kitctl.errors import InvalidInput
+
+
+class AgentSettings(BaseSettings):
+    """Everything the agent reads at start; tunables have production defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="KIT_", extra="ignore")
+
+    database_url: str | None = None
+    database_url_file: Path | None = None
+    licence_file: Path
+    hq_keys_file: Path
+    hq_url: str | None = None
+    site_key_file: Path
+    site_config: Path | None = None
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_bind: str = "0.0.0.0"
+    log_level: str = "INFO"
+    docker_socket: Path = Path("/var/run/docker.sock")
+
+    # Loop tunables (HQ's heartbeat answer overrides the intervals).
+    heartbeat_interval: float = Field(default=60.0, gt=0)
+    sync_interval: float = Field(default=300.0, gt=0)
+    min_interval: float = Field(default=5.0, gt=0)  # never loop faster than this on HQ's say-so
+    forward_batch: int = Field(default=200, ge=1, le=200)
+    forward_idle: float = Field(default=1.0, gt=0)  # poll period of the outbox when empty
+    backoff_base: float = Field(default=1.5, gt=0)
+    backoff_cap: float = Field(default=300.0, gt=0)
+    review_poll: float = Field(default=30.0, gt=0)
+    sync_page_limit: int = Field(default=500, ge=1, le=1000)
+    stats_interval: float = Field(default=5.0, gt=0)
+    http_timeout: float = Field(default=10.0, gt=0)
+    db_wait: float = Field(default=120.0, ge=0)  # how long start waits for the database
+    backlog_alert: int = Field(default=10000, ge=1)  # outbox size that raises the alert gauge
+
+    @model_validator(mode="after")
+    def _needs_database(self) -> "AgentSettings":
+        if not self.database_url and not self.database_url_file:
+            raise ValueError("set KIT_DATABASE_URL or KIT_DATABASE_URL_FILE")
+        return self
+
+    def resolved_database_url(self) -> str:
+        """The URL itself, reading the secret file when that is how it was given."""
+        if self.database_url:
+            return self.database_url
+        assert self.database_url_file is not None
+        try:
+            return self.database_url_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read KIT_DATABASE_URL_FILE: {exc.strerror}") from None
+
+    def site_json(self) -> dict:
+        """The rendered site config (site id, name, …), or {} when none is mounted."""
+        if self.site_config is None:
+            return {}
+        try:
+            data = json.loads(self.site_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"KIT_SITE_CONFIG {self.site_config.name}: not readable JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(f"KIT_SITE_CONFIG {self.site_config.name}: not a JSON object")
+        return data
+
+
+def load_settings() -> AgentSettings:
+    """Settings from the environment, with one clear line when something is missing."""
+    from pydantic import ValidationError
+
+    try:
+        return AgentSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        name = f"KIT_{field.upper()}" if field else "configuration"
+        raise InvalidInput(f"{name}: {err['msg']}") from None

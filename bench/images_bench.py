@@ -1,0 +1,77 @@
+"""Image build figures: base image (debootstrap + import), each service image
+cold (no layer cache) and warm (cache), and sizes.
+
+    python bench/images_bench.py [--skip-base] [--json]
+
+Builds under throwaway tags (kitctl/base:bench, kitctl/<svc>:0.0.0-bench) and
+removes them afterwards; the real tags are untouched. Takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+BENCH_VERSION = "0.0.0-bench"
+BENCH_BASE = "kitctl/base:bench"
+
+
+def main() -> int:
+    from kitctl.images import DEFAULT_BASE_IMAGE, SERVICES, image_tag
+    from kitctl.images.build import build_images, ensure_base_image
+    from kitctl.images.engine import connect
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-base", action="store_true", help="do not time a base image build")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    client = connect()
+    figures: dict = {"load_average_at_start": open("/proc/loadavg").read().split()[:3]}
+
+    if not args.skip_base:
+        started = time.monotonic()
+        subprocess.run([str(REPO / "images/base/build.sh"), "--force", "--tag", BENCH_BASE], check=True, capture_output=True)
+        figures["base_build_seconds"] = round(time.monotonic() - started, 1)
+        figures["base_size_mb"] = round(client.api.inspect_image(BENCH_BASE)["Size"] / 1e6)
+        client.api.remove_image(BENCH_BASE)
+    ensure_base_image(client, DEFAULT_BASE_IMAGE, REPO)
+
+    try:
+        started = time.monotonic()
+        cold = build_images(client, REPO, BENCH_VERSION, list(SERVICES), no_cache=True)
+        figures["cold_total_seconds"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        warm = build_images(client, REPO, BENCH_VERSION, list(SERVICES))
+        figures["warm_total_seconds"] = round(time.monotonic() - started, 1)
+        figures["images"] = {
+            c.service: {"cold_seconds": round(c.seconds, 1), "warm_seconds": round(w.seconds, 1), "size_mb": round(c.size_bytes / 1e6)}
+            for c, w in zip(cold, warm)
+        }
+    finally:
+        for service in SERVICES:
+            try:
+                client.api.remove_image(image_tag(service, BENCH_VERSION))
+            except Exception:
+                pass
+
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for key, value in figures.items():
+            if key != "images":
+                print(f"{key:>24}: {value}")
+        print(f"{'image':>12} {'cold s':>8} {'warm s':>8} {'size MB':>8}")
+        for service, f in figures["images"].items():
+            print(f"{service:>12} {f['cold_seconds']:>8} {f['warm_seconds']:>8} {f['size_mb']:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""`kitctl up | down | status | logs | upgrade | backup | restore | doctor`.
+
+Thin shells: parse options, call kitctl.deploy, print. Heavy imports (docker,
+paramiko, rich tables) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from kitctl.cli.options import JSON
+from kitctl.cli.site_options import with_site_options
+
+if TYPE_CHECKING:
+    from kitctl.deploy.up import UpOptions, UpResult
+
+SITE_DIR = typer.Option(Path("site"), "--site-dir", envvar="KITCTL_SITE_DIR", file_okay=False,
+                        help="The rendered site directory (holds compose.yaml).")
+HOST = typer.Option(None, "--docker-host", envvar="KITCTL_DOCKER_HOST",
+                    help="Docker engine: unix:///var/run/docker.sock (default) or ssh://user@host[:port].")
+LICENCE = typer.Option(None, "--licence", help="Licence TOKEN, @FILE or - (default: the site's secrets/licence_token).")
+HQ_KEYS = typer.Option(None, "--hq-keys", envvar="KITCTL_HQ_KEYS", dir_okay=False,
+                       help="Pinned HQ keys (default: the site's hq-keys.json).")
+TIMEOUT = typer.Option(180.0, "--timeout", help="Longest wait, in seconds, for one service to turn healthy.")
+REMOTE_DIR = typer.Option(None, "--remote-dir", help="Where the site's files go on an ssh:// host "
+                          "(default /var/lib/kitctl/sites/<project>).")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, down, status, logs, upgrade, backup, restore, doctor):
+        app.command()(command)
+
+
+@with_site_options
+def up(
+    site_params: dict[str, Any],
+    bundle: Optional[Path] = typer.Option(None, "--bundle", dir_okay=False, help="Load images from an offline bundle."),
+    timeout: float = TIMEOUT,
+    remote_dir: Optional[str] = REMOTE_DIR,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change on the engine; change nothing."),
+    service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
+) -> int:
+    """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
+    from kitctl.deploy.up import UpOptions
+
+    site_dir = _render_if_asked(site_params, dry_run)
+    options = UpOptions(site_dir=site_dir, host=site_params.get("docker_host") or _env_host(),
+                        licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
+                        timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
+    return _deploy(options, "up")
+
+
+RENDER_ONLY = ("site_dir", "docker_host", "hq_keys", "licence")
+
+
+def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
+    """Render first when site inputs are given, the site has a site.toml, or nothing is rendered yet."""
+    import os
+
+    # the renderer's rule for the site directory (kitctl.site.load.site_dir_from), without
+    # importing the settings machinery on the deploy-only path: a no-op `up` stays fast
+    site_dir = Path(site_params.get("site_dir") or os.environ.get("KITCTL_SITE_DIR") or "site")
+    inputs_given = any(v is not None for k, v in site_params.items() if k not in RENDER_ONLY)
+    if not (inputs_given or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file()):
+        return site_dir
+    if dry_run:
+        from kitctl.errors import InvalidInput
+
+        raise InvalidInput("--dry-run shows engine changes only: run `kitctl plan` to see what rendering would change")
+    from kitctl.render import render_site
+
+    result = render_site(site_params)
+    _out().print(f"[dim]{'rendered' if result.changed else 'render unchanged'}: {result.site_dir}[/]")
+    return result.site_dir
+
+
+def _path(value: Optional[str]) -> Optional[Path]:
+    return Path(value) if value else None
+
+
+def _env_host() -> Optional[str]:
+    import os
+
+    return os.environ.get("KITCTL_DOCKER_HOST") or None
+
+
+def upgrade(
+    to: str = typer.Option(..., "--to", help="Kit version (image tag) to run."),
+    site_dir: Path = SITE_DIR,
+    host: Optional[str] = HOST,
+    licence: Optional[str] = LICENCE,
+    hq_keys: Optional[Path] = HQ_KEYS,
+    timeout: float = TIMEOUT,
+    remote_dir: Optional[str] = REMOTE_DIR,
+) -> int:
+    """Move the kit's services to another version through the same gated path (rolled back on failure)."""
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.upgrade import record_images, upgraded_images
+    from kitctl.deploy.up import UpOptions
+
+    project = load_project(require_site_dir(site_dir))
+    images = upgraded_images(project, to)
+    if not images:
+        _out().print(f"nothing to do: the kit's services already run {to}")
+        return 0
+    options = UpOptions(site_dir=site_dir, host=host, licence=licence, hq_keys=hq_keys, timeout=timeout,
+                        remote_dir=remote_dir, image_overrides=images)
+    code = _deploy(options, "upgrade")
+    if code == 0:
+        record_images(project.config_file, project, images)
+        _out().print(f"compose.yaml now pins version {to}")
+    return code
+
+
+def _deploy(options: "UpOptions", verb: str) -> int:
+    from kitctl.deploy.report import RichReporter
+    from kitctl.deploy.steps import StepFailed
+    from kitctl.deploy.up import up as run_up
+
+    reporter = RichReporter()
+    try:
+        result = run_up(options, reporter)
+    except StepFailed as exc:
+        _show_failure(exc)
+        return 1
+    for warning in result.warnings:
+        reporter.warn(warning)
+    _print_result(result, options.dry_run, verb)
+    return 0
+
+
+def _show_failure(exc) -> None:
+    from rich.markup import escape
+
+    from kitctl.console import err
+
+    console = err()
+    if exc.logs.strip():
+        console.print(f"[bold]last log lines of {escape(exc.service)}:[/]")
+        for line in exc.logs.rstrip().splitlines():
+            console.print(f"  [dim]{escape(line)}[/]")
+    console.print("[bold red]error:[/] " + escape(f"{exc}; the previous containers were restored"))
+
+
+def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:
+    from rich.markup import escape
+
+    from kitctl.deploy.plan import summary
+
+    out = _out()
+    if dry_run:
+        out.print(f"[bold]plan for {escape(result.project)}[/] (dry run, nothing changed)")
+        for action in result.actions:
+            out.print(f"  {action.service:<12} {action.kind:<9} {escape(action.reason)}"
+                      + (f" [dim]({action.strategy})[/]" if action.strategy else ""))
+        return
+    if result.nothing_to_do:
+        out.print(f"[green]{summary(result.actions)}[/]")
+    else:
+        seconds = result.outcome.seconds if result.outcome else 0.0
+        out.print(f"[bold green]{verb} done[/] in {seconds:.1f}s: {escape(summary(result.actions))}")
+    if result.url:
+        out.print(f"site: [bold]{escape(result.url)}[/]")
+    if result.admin_output:
+        out.print(f"[bold yellow]first admin created[/]: user [bold]{escape(result.admin_name)}[/], "
+                  f"password [bold]{escape(result.admin_output)}[/]")
+        out.print("[yellow]this password is shown only this once: keep it now[/]")
+
+
+def down(
+    site_dir: Path = SITE_DIR,
+    host: Optional[str] = HOST,
+    volumes: bool = typer.Option(False, "--volumes", help="Also delete the data volumes (the database!)."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask before deleting volumes."),
+) -> int:
+    """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.engine import connect
+    from kitctl.deploy.operate import down as run_down
+    from kitctl.deploy.site import require_site_dir
+
+    project = load_project(require_site_dir(site_dir))
+    if volumes and not yes:
+        names = ", ".join(v.name for v in project.volumes.values() if not v.external) or "none"
+        if not typer.confirm(f"Delete the data volumes ({names})? This cannot be undone", default=False):
+            raise typer.Abort()
+    for line in run_down(connect(host), project, volumes):
+        _out().print(line)
+    _out().print(f"{project.name} is down" + ("" if volumes else "; data volumes kept"))
+    return 0
+
+
+def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool = JSON) -> int:
+    """Services with image, state, health, uptime and ports; the licence state the agent recorded."""
+    from kitctl.console import print_json
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.engine import connect
+    from kitctl.deploy.operate import licence_state, status as run_status
+    from kitctl.deploy.site import require_site_dir
+
+    project = load_project(require_site_dir(site_dir))
+    client = connect(host)
+    rows = run_status(client, project)
+    licence = licence_state(client, project)
+    if as_json:
+        print_json({"project": project.name, "services": [r.as_dict() for r in rows], "licence": licence})
+        return 0
+    _status_table(project.name, rows, licence)
+    return 0
+
+
+def _status_table(project: str, rows, licence) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kitctl.deploy.operate import human_uptime
+
+    colours = {"running": "green", "healthy": "green", "unhealthy": "red", "starting": "yellow",
+               "exited": "red", "missing": "red"}
+    table = Table(title=f"{project}", title_justify="left")
+    for column in ("service", "image", "state", "health", "uptime", "ports"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.service, escape(r.image), f"[{colours.get(r.state, 'white')}]{r.state}[/]",
+                      f"[{colours.get(r.health, 'white')}]{r.health}[/]", human_uptime(r.uptime_seconds),
+                      escape(", ".join(r.ports) or "-"))
+    out = _out()
+    out.print(table)
+    if licence is None:
+        out.print("licence: [dim]not recorded in the site database yet[/]")
+    elif licence["status"] in ("active", "grace"):
+        out.print(f"licence: [green]{escape(licence['status'])}[/]")
+    else:
+        reason = f" ({licence['reason']})" if licence["reason"] else ""
+        out.print(f"licence: [bold red]{escape(licence['status'].upper())}[/]{escape(reason)}: the site takes no orders")
+
+
+def logs(
+    service: str = typer.Argument(..., help="Service name (e.g. storefront)."),
+    site_dir: Path = SITE_DIR,
+    host: Optional[str] = HOST,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    tail: int = typer.Option(200, "--tail", min=0, max=100000, help="Lines from the end to start with."),
+) -> int:
+    """Print a service's logs (stdout and stderr)."""
+    import sys
+
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.engine import connect
+    from kitctl.deploy.operate import logs as run_logs
+    from kitctl.deploy.site import require_site_dir
+
+    project = load_project(require_site_dir(site_dir))
+    for chunk in run_logs(connect(host), project, service, follow, tail):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def backup(
+    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="Archive to write (.tar.gz, mode 0600)."),
+    site_dir: Path = SITE_DIR,
+    host: Optional[str] = HOST,
+) -> int:
+    """Database dump (taken inside the db container) and the site directory, in one archive."""
+    from kitctl.deploy.backup import backup as run_backup
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.engine import connect
+    from kitctl.deploy.site import require_site_dir
+
+    project = load_project(require_site_dir(site_dir))
+    manifest = run_backup(connect(host), project, out)
+    _out().print(f"backup written to {out}: database {manifest['db']['bytes']} bytes, "
+                 f"{len(manifest['files'])} site files (keep it safe: it holds the site's secrets)")
+    return 0
+
+
+def restore(
+    archive: Path = typer.Argument(..., dir_okay=False, help="A `kitctl backup` archive."),
+    site_dir: Path = typer.Option(..., "--site-dir", file_okay=False, help="New, empty site directory."),
+    host: Optional[str] = HOST,
+    hq_keys: Optional[Path] = HQ_KEYS,
+    timeout: float = TIMEOUT,
+    remote_dir: Optional[str] = REMOTE_DIR,
+) -> int:
+    """Rebuild a site on a fresh host from a backup: files, volumes, database, then the whole stack."""
+    from kitctl.deploy.backup import restore as run_restore
+    from kitctl.deploy.report import RichReporter
+    from kitctl.deploy.up import UpOptions
+
+    if not archive.is_file():
+        from kitctl.errors import InvalidInput
+
+        raise InvalidInput(f"{archive} does not exist")
+    options = UpOptions(site_dir=site_dir, host=host, hq_keys=hq_keys, timeout=timeout, remote_dir=remote_dir)
+    manifest = run_restore(archive, site_dir, options, RichReporter())
+    _out().print(f"[bold green]restored[/] {manifest['project']} into {site_dir}")
+    return 0
+
+
+def doctor(
+    site_dir: Path = SITE_DIR,
+    host: Optional[str] = HOST,
+    licence: Optional[str] = LICENCE,
+    hq_keys: Optional[Path] = HQ_KEYS,
+    as_json: bool = JSON,
+) -> int:
+    """Preflight: engine and version, architecture, free disk, ports, licence, domain resolution."""
+    from kitctl.console import print_json
+    from kitctl.deploy import doctor as checks
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.engine import connect, is_remote
+    from kitctl.deploy.site import require_site_dir, site_domain, verified_licence
+
+    site = require_site_dir(site_dir)
+    project = load_project(site)
+    results = checks.run_checks(connect(host), project, is_remote(host),
+                                lambda: verified_licence(site, licence, hq_keys), site_domain(site))
+    failed = checks.failures(results)
+    if as_json:
+        print_json({"ok": not failed, "checks": [c.as_dict() for c in results]})
+    else:
+        from rich.markup import escape
+
+        marks = {"ok": "[green]✔[/]", "warn": "[yellow]![/]", "fail": "[red]✘[/]"}
+        for c in results:
+            _out().print(f"{marks[c.status]} {c.name:<13} {escape(c.detail)}")
+    return 1 if failed else 0
+
+
+def _out():
+    from kitctl.console import out
+
+    return out()

@@ -1,0 +1,28 @@
+"""`python -m kitctl.demo up|down [--root DIR]`: the README's demo command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kitctl.demo.stack import Demo, demo_down, demo_up
+from kitctl.errors import KitError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m kitctl.demo")
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--root", type=Path, default=Path(".demo"), help="where the demo keeps its state")
+    args = parser.parse_args()
+    demo = Demo(root=args.root.resolve())
+    try:
+        demo_up(demo) if args.action == "up" else demo_down(demo)
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

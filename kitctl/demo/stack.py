@@ -1,0 +1,283 @@
+"""Bring the demo up and down: HQ in a container, its registry, one sub-site.
+
+Steps run in order and each says what it does; every step is idempotent so
+re-running the demo repairs or leaves alone what is already there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kitctl import __version__
+from kitctl.demo import catalog
+from kitctl.demo.services import registry_admin, services
+from kitctl.errors import KitError
+from kitctl.licence.keys import write_private
+
+if TYPE_CHECKING:
+    import docker
+
+HQ_UID = 10001  # the user the kit's service images run as
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Demo:
+    """Where the demo keeps its state and which loopback ports it uses."""
+
+    root: Path
+    site_id: str = "xingchen"
+    site_name: str = "星辰游戏"
+    tier: str = "basic"
+    categories: tuple[str, ...] = ("game", "phone")
+    hq_port: int = 8600
+    http_port: int = 8080
+    https_port: int = 8443
+    metrics_port: int = 9464
+    network: str = "kitctl-demo"
+    hq_container: str = "kitctl-demo-hq"
+    heartbeat_seconds: int = 10
+    registry: str = "127.0.0.1:5000"
+
+    @property
+    def hq_dir(self) -> Path:
+        return self.root / "hq"
+
+    @property
+    def site_dir(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def jwks_path(self) -> Path:
+        return self.root / "hq-keys.json"
+
+    @property
+    def licence_path(self) -> Path:
+        return self.root / "licence.jwt"
+
+    @property
+    def operator_token_path(self) -> Path:
+        return self.root / "operator.token"
+
+    @property
+    def logo_path(self) -> Path:
+        return self.root / "logo.svg"
+
+    @property
+    def hq_url(self) -> str:
+        return f"http://127.0.0.1:{self.hq_port}"
+
+    @property
+    def hq_internal_url(self) -> str:
+        """How the agent container reaches HQ: by name on the shared network."""
+        return f"http://{self.hq_container}:8600"
+
+    @property
+    def site_url(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+
+def say(message: str) -> None:
+    from kitctl.console import out
+
+    out().print(f"[bold cyan]==>[/] {message}")
+
+
+# -- HQ state ---------------------------------------------------------------
+def open_hq(demo: Demo):  # -> hq.service.HQ
+    from hq.service import HQ
+    from hq.settings import HQSettings
+
+    settings = HQSettings(dir=demo.hq_dir, public_url=demo.hq_internal_url, registry_url=demo.registry,
+                          heartbeat_interval_seconds=demo.heartbeat_seconds)
+    return HQ.open(settings)
+
+
+def prepare_hq_state(demo: Demo) -> None:
+    """Keys, an operator, the catalog and card keys, and the site's licence (each once)."""
+    from hq import catalog_csv, inventory, licences, operators
+
+    demo.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    hq = open_hq(demo)
+    try:
+        demo.jwks_path.write_text(json.dumps(hq.keys.jwks(), indent=2))
+        if not demo.operator_token_path.exists():
+            write_private(demo.operator_token_path, operators.add(hq, "demo").encode())
+        catalog_csv.import_items(hq, "demo", catalog.items_csv())
+        marker = demo.root / ".card-keys-imported"
+        if not marker.exists():
+            inventory.import_csv(hq, "demo", catalog.card_keys_csv())
+            marker.touch()
+        if not demo.licence_path.exists():
+            issued = licences.issue(hq, "demo", demo.site_id, demo.tier, list(demo.categories), 365)
+            write_private(demo.licence_path, str(issued["token"]).encode())
+    finally:
+        hq.close()
+    if not demo.logo_path.exists():
+        demo.logo_path.write_text(catalog.LOGO_SVG)
+    _chown_tree(demo.hq_dir, HQ_UID)
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    """The HQ container runs as `uid`; it must own its state directory."""
+    if os.geteuid() != 0:
+        return
+    for p in [path, *path.rglob("*")]:
+        os.lchown(p, uid, uid)
+
+
+# -- registry and images ----------------------------------------------------
+def point_registry_at_hq(demo: Demo) -> None:
+    """HQ grants each licence registry access in its htpasswd; the registry reads it at start."""
+    services("restart", "registry", {"KITCTL_REGISTRY_HTPASSWD": str(demo.hq_dir / "registry" / "htpasswd")})
+    _chown_tree(demo.hq_dir, HQ_UID)
+
+
+def build_and_push_images(client: "docker.DockerClient", demo: Demo) -> None:
+    from kitctl.images import select_services
+    from kitctl.images.build import build_images
+    from kitctl.images.registry import checked_credentials, push_images
+
+    services_ = select_services(None)
+    from kitctl.console import line_progress
+
+    say("building images (cached layers are reused; the first run takes a few minutes)")
+    with line_progress() as on_line:
+        build_images(client, REPO, __version__, services_, on_line=on_line)
+    say(f"pushing images to {demo.registry}")
+    creds = checked_credentials(demo.registry, *registry_admin())
+    with line_progress() as on_line:
+        push_images(client, services_, __version__, creds, on_line)
+
+
+# -- HQ container -------------------------------------------------------------
+def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
+    import docker
+
+    try:
+        client.networks.get(demo.network)
+    except docker.errors.NotFound:
+        client.networks.create(demo.network, driver="bridge", labels={"com.kitctl.demo": "true"})
+    image = f"kitctl/hq:{__version__}"
+    try:
+        existing = client.containers.get(demo.hq_container)
+        if existing.status == "running" and existing.image.id == client.images.get(image).id:
+            say(f"HQ already running ({demo.hq_url})")
+            return
+        existing.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    say(f"starting HQ ({image}) on {demo.hq_url}")
+    client.containers.run(
+        image,
+        name=demo.hq_container,
+        detach=True,
+        network=demo.network,
+        ports={"8600/tcp": ("127.0.0.1", demo.hq_port)},
+        volumes={str(demo.hq_dir.resolve()): {"bind": "/var/lib/kit/hq", "mode": "rw"}},
+        environment={
+            "KIT_HQ_DIR": "/var/lib/kit/hq",
+            "KIT_HQ_PUBLIC_URL": demo.hq_internal_url,
+            "KIT_HQ_REGISTRY_URL": demo.registry,
+            "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": str(demo.heartbeat_seconds),
+        },
+        labels={"com.kitctl.demo": "true"},
+        restart_policy={"Name": "unless-stopped"},
+    )
+    wait_http(f"{demo.hq_url}/healthz", 90)
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:  # not up yet
+            last = str(exc)
+        time.sleep(0.5)
+    raise KitError(f"{url} did not answer within {timeout:.0f} s ({last})")
+
+
+# -- the site -----------------------------------------------------------------
+def up_args(demo: Demo) -> list[str]:
+    return [
+        "up",
+        "--licence", f"@{demo.licence_path}",
+        "--hq-keys", str(demo.jwks_path),
+        "--name", demo.site_name,
+        "--domain", "localhost",
+        "--logo", str(demo.logo_path),
+        "--site-dir", str(demo.site_dir),
+        "--http-port", str(demo.http_port),
+        "--https-port", str(demo.https_port),
+        "--metrics-port", str(demo.metrics_port),
+        "--hq-network", demo.network,
+        "--contact", "support@localhost",
+    ]
+
+
+def launch_site(demo: Demo) -> None:
+    from kitctl.cli import run
+
+    say(f"kitctl up: {demo.site_name} ({demo.site_id}, tier {demo.tier})")
+    code = run(up_args(demo))
+    if code != 0:
+        raise KitError(f"kitctl up failed (exit {code})")
+
+
+def summary(demo: Demo) -> None:
+    from kitctl.console import out
+
+    out().print()
+    out().print("[bold green]demo sub-site is up[/]")
+    out().print(f"  sub-site     {demo.site_url}  (self-signed; also http://localhost:{demo.http_port})")
+    out().print(f"  site admin   {demo.site_url}/admin  (login printed above by kitctl up, once)")
+    out().print(f"  HQ fleet     {demo.hq_url}/fleet  (operator token in {demo.operator_token_path})")
+    out().print(f"  metrics      http://127.0.0.1:{demo.metrics_port}/metrics")
+    out().print(f"  licence      kitctl licence inspect @{demo.licence_path} --hq-keys {demo.jwks_path}")
+
+
+def demo_up(demo: Demo) -> None:
+    from kitctl.deploy.engine import connect
+
+    client = connect(None)
+    say("HQ state: keys, operator, catalog, card keys, licence")
+    prepare_hq_state(demo)
+    say("registry: HQ's access list")
+    point_registry_at_hq(demo)
+    build_and_push_images(client, demo)
+    start_hq_container(client, demo)
+    launch_site(demo)
+    summary(demo)
+
+
+def demo_down(demo: Demo) -> None:
+    """Remove the site (volumes included), HQ's container and network, and the demo's files."""
+    import shutil
+
+    import docker
+
+    from kitctl.cli import run
+
+    if (demo.site_dir / "compose.yaml").exists():
+        say("kitctl down --volumes")
+        run(["down", "--volumes", "--yes", "--site-dir", str(demo.site_dir)])
+    client = docker.from_env()
+    for container in client.containers.list(all=True, filters={"label": "com.kitctl.demo=true"}):
+        say(f"removing {container.name}")
+        container.remove(force=True)
+    for network in client.networks.list(filters={"label": "com.kitctl.demo=true"}):
+        network.remove()
+    if demo.root.exists():
+        shutil.rmtree(demo.root)
+    say("registry: back to its own access list")
+    services("restart", "registry")

@@ -1,0 +1,224 @@
+"""Backup and restore: the site database (pg_dump inside the db container) plus the
+site directory, in one tar.gz with a manifest of sha256 checksums.
+
+The archive holds the site's secrets, so it is written mode 0600 and never over
+an existing file. Restore checks every checksum before it writes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from kitctl import __version__
+from kitctl.deploy.compose import Project
+from kitctl.errors import InvalidInput, KitError
+
+if TYPE_CHECKING:
+    import docker
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+DUMP = "db/site.dump"
+SITE = "site"
+SKIP = {".kitctl-upload"}
+
+
+def backup(client: "docker.DockerClient", project: Project, out: Path, db_service: str = "db") -> dict[str, Any]:
+    """Write the archive; return its manifest."""
+    from kitctl.deploy.operate import _container
+
+    if out.exists():
+        raise InvalidInput(f"{out} already exists; choose a new file name")
+    container = _container(client, project, db_service, required=True)
+    database = dict(project.services[db_service].environment).get("POSTGRES_DB", "kit")
+    with tempfile.TemporaryDirectory(prefix="kitctl-backup-") as tmp:
+        dump = Path(tmp) / "site.dump"
+        _pg_dump(client, container, database, dump)
+        files = _site_files(project.working_dir)
+        manifest = {
+            "format": FORMAT, "kit_version": __version__, "project": project.name,
+            "created": int(time.time()),
+            "db": {"service": db_service, "database": database, "file": DUMP, "sha256": _sha256(dump),
+                   "bytes": dump.stat().st_size},
+            "files": {f"{SITE}/{rel}": _sha256(project.working_dir / rel) for rel in files},
+        }
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mode, info.mtime = len(data), 0o600, manifest["created"]
+            tar.addfile(info, io.BytesIO(data))
+            tar.add(dump, arcname=DUMP, recursive=False)
+            for rel in files:
+                tar.add(project.working_dir / rel, arcname=f"{SITE}/{rel}", recursive=False)
+    return manifest
+
+
+def _pg_dump(client: "docker.DockerClient", container: str, database: str, dest: Path) -> None:
+    """Custom-format dump over the container's local socket (no password leaves it)."""
+    api = client.api
+    exec_id = api.exec_create(container, ["pg_dump", "-U", "postgres", "-Fc", "-d", database], stdout=True, stderr=True)["Id"]
+    errors = b""
+    with dest.open("wb") as f:
+        for out, err in api.exec_start(exec_id, stream=True, demux=True):
+            if out:
+                f.write(out)
+            if err:
+                errors += err
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    if code != 0:
+        line = (errors.decode("utf-8", "replace").strip().splitlines() or [f"exit code {code}"])[-1]
+        raise KitError(f"pg_dump failed in the db container: {line}")
+
+
+def _site_files(root: Path) -> list[str]:
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in sorted(names):
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink() and not any(name.endswith(s) for s in SKIP):
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_archive(archive: Path, dest: Path) -> dict[str, Any]:
+    """Verify and unpack into `dest` (must be new or empty): site files under dest/site, dump at dest/db."""
+    try:
+        tar = tarfile.open(archive, mode="r:gz")
+    except (OSError, tarfile.TarError) as exc:
+        raise InvalidInput(f"{archive} is not a kitctl backup: {exc}") from None
+    with tar:
+        manifest = _manifest(tar, archive)
+        expected = {manifest["db"]["file"]: manifest["db"]["sha256"], **manifest["files"]}
+        members = {m.name: m for m in tar.getmembers() if m.name != MANIFEST}
+        if set(members) != set(expected):
+            raise InvalidInput(f"{archive}: members do not match the manifest (damaged or edited archive)")
+        for name, member in members.items():
+            _safe_member(member, archive)
+            digest = hashlib.sha256(tar.extractfile(member).read()).hexdigest()  # type: ignore[union-attr]
+            if digest != expected[name]:
+                raise InvalidInput(f"{archive}: checksum mismatch for {name}; nothing was restored")
+        for name, member in members.items():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with target.open("wb") as f:
+                f.write(tar.extractfile(member).read())  # type: ignore[union-attr]
+            target.chmod(member.mode & 0o777)
+    return manifest
+
+
+def _manifest(tar: tarfile.TarFile, archive: Path) -> dict[str, Any]:
+    try:
+        member = tar.getmember(MANIFEST)
+        manifest = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+    except (KeyError, ValueError, AttributeError):
+        raise InvalidInput(f"{archive} has no readable {MANIFEST}; not a kitctl backup") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InvalidInput(f"{archive}: unsupported backup format {manifest.get('format') if isinstance(manifest, dict) else '?'}")
+    return manifest
+
+
+def _safe_member(member: tarfile.TarInfo, archive: Path) -> None:
+    path = PurePosixPath(member.name)
+    if not member.isfile() or path.is_absolute() or ".." in path.parts:
+        raise InvalidInput(f"{archive}: refusing member {member.name!r} (not a plain relative file)")
+
+
+def load_dump(client: "docker.DockerClient", project: Project, dump: Path, db_service: str, database: str) -> None:
+    """Copy the dump into the db container and pg_restore it (objects keep their owners)."""
+    from kitctl.deploy.operate import _container, _exec
+
+    container = _container(client, project, db_service, required=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(dump, arcname="kitctl-restore.dump")
+    client.api.put_archive(container, "/tmp", buffer.getvalue())
+    code, output = _exec(client, container, ["pg_restore", "-U", "postgres", "-d", database, "--clean", "--if-exists",
+                                             "--exit-on-error", "/tmp/kitctl-restore.dump"])
+    _exec(client, container, ["rm", "-f", "/tmp/kitctl-restore.dump"])
+    if code != 0:
+        raise KitError(f"pg_restore failed: {(output.strip().splitlines() or ['?'])[-1]}")
+
+
+def check_fresh(client: "docker.DockerClient", project: Project) -> None:
+    """Restore goes onto a fresh host: no containers of the project, no data volumes yet."""
+    from docker.errors import NotFound
+
+    from kitctl.deploy import labels as L
+
+    if client.api.containers(all=True, filters=L.project_filter(project.name)):
+        raise InvalidInput(f"project {project.name} already has containers here; restore needs a fresh host "
+                           "(or `kitctl down --volumes` first)")
+    for vol in project.volumes.values():
+        try:
+            client.api.inspect_volume(vol.name)
+        except NotFound:
+            continue
+        raise InvalidInput(f"volume {vol.name} already exists; restore needs a fresh host (or `kitctl down --volumes` first)")
+
+
+def _dir_name(site_dir: Path) -> str:
+    from kitctl.deploy.compose import _dir_project_name
+
+    return _dir_project_name(site_dir)
+
+
+def staging_dir(site_dir: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=".kitctl-restore-", dir=site_dir.parent))
+
+
+def restore(archive: Path, site_dir: Path, options: Any, reporter: Any) -> dict[str, Any]:
+    """Unpack the site directory, start the db alone, load the dump, then bring the whole stack up.
+
+    `options` is an `UpOptions` for `site_dir` (host, licence, keys, timeout…).
+    """
+    import dataclasses
+    import shutil
+
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.engine import connect
+    from kitctl.deploy.up import up
+
+    if site_dir.exists() and any(site_dir.iterdir()):
+        raise InvalidInput(f"{site_dir} is not empty; restore into a new site directory")
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(site_dir)
+    try:
+        manifest = read_archive(archive, staging)
+        db = manifest["db"]
+        project_dir = staging / SITE
+        project = load_project(project_dir, project_name=manifest["project"])
+        if load_project(project_dir, project_name=None).name != manifest["project"] and \
+                _dir_name(site_dir) != manifest["project"]:
+            raise InvalidInput(f"name the site directory {manifest['project']!r}: the project name comes from it")
+        client = connect(options.host)
+        check_fresh(client, project)
+        if site_dir.exists():
+            site_dir.rmdir()
+        shutil.move(str(project_dir), str(site_dir))
+        site_dir.chmod(0o700)
+        project = load_project(site_dir)
+        reporter.note(f"restoring {project.name} from a backup of {time.strftime('%Y-%m-%d %H:%M', time.gmtime(manifest['created']))} UTC")
+        up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
+        load_dump(client, project, staging / db["file"], db["service"], db["database"])
+        reporter.note(f"database {db['database']} restored ({db['bytes']} bytes)")
+        up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest

@@ -1,0 +1,155 @@
+"""Preflight checks (`kitctl doctor`, and automatically before `kitctl up`).
+
+Each check is a small function returning a `Check`; a `fail` stops `up`, a
+`warn` is printed and `up` goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import docker
+
+    from kitctl.deploy.compose import Project
+
+MIN_ENGINE = (20, 10)
+SUPPORTED_ARCH = {"x86_64", "amd64", "aarch64", "arm64"}
+FAIL_FREE_BYTES = 2 * 1024**3
+WARN_FREE_BYTES = 5 * 1024**3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def check_engine(client: "docker.DockerClient") -> Check:
+    version = client.version()
+    text = version.get("Version", "?")
+    try:
+        major, minor = (int(p) for p in text.split("+")[0].split(".")[:2])
+    except ValueError:
+        return Check("engine", "warn", f"Docker {text} (version not understood), API {version.get('ApiVersion')}")
+    if (major, minor) < MIN_ENGINE:
+        return Check("engine", "fail", f"Docker {text} is older than {MIN_ENGINE[0]}.{MIN_ENGINE[1]}")
+    return Check("engine", "ok", f"Docker {text}, API {version.get('ApiVersion')}, {version.get('Os')}")
+
+
+def check_architecture(info: dict[str, Any]) -> Check:
+    arch = info.get("Architecture", "?")
+    if arch not in SUPPORTED_ARCH:
+        return Check("architecture", "fail", f"{arch} is not supported (x86_64 or aarch64)")
+    return Check("architecture", "ok", arch)
+
+
+def check_disk(info: dict[str, Any], remote: bool) -> Check:
+    root = info.get("DockerRootDir", "/var/lib/docker")
+    if remote or not Path(root).exists():
+        return Check("disk", "ok", f"not measured for a remote engine ({root})")
+    free = shutil.disk_usage(root).free
+    text = f"{free / 1024**3:.1f} GiB free under {root}"
+    if free < FAIL_FREE_BYTES:
+        return Check("disk", "fail", text + " (need at least 2 GiB)")
+    if free < WARN_FREE_BYTES:
+        return Check("disk", "warn", text + " (less than 5 GiB)")
+    return Check("disk", "ok", text)
+
+
+def check_ports(client: "docker.DockerClient", project: "Project", remote: bool) -> Check:
+    """Every host port the stack publishes is free, or already held by this stack."""
+    from kitctl.deploy import labels as L
+
+    wanted = {(p.host_ip, p.host_port, p.protocol) for s in project.services.values() for p in s.ports if p.host_port}
+    if not wanted:
+        return Check("ports", "ok", "the stack publishes no host ports")
+    ours: set[int] = set()
+    for c in client.api.containers(all=False):
+        mine = (c.get("Labels") or {}).get(L.PROJECT) == project.name
+        for port in c.get("Ports") or []:
+            held = port.get("PublicPort")
+            if held and any(held == w[1] for w in wanted):
+                if not mine:
+                    return Check("ports", "fail", f"port {held} is used by container {c['Names'][0].lstrip('/')}")
+                ours.add(held)
+    for host_ip, host_port, proto in sorted(wanted, key=lambda w: w[1]):
+        if host_port in ours or remote:
+            continue
+        if not _can_bind(host_ip, host_port, proto):
+            return Check("ports", "fail", f"{host_ip}:{host_port}/{proto} is already in use on this host")
+    ports = ", ".join(f"{ip}:{port}" for ip, port, _ in sorted(wanted, key=lambda w: w[1]))
+    return Check("ports", "ok", f"free or held by this stack: {ports}")
+
+
+def _can_bind(host_ip: str, port: int, proto: str) -> bool:
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(family, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host_ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_licence(load: Callable[[], Any]) -> Check:
+    from kitctl.errors import InvalidInput
+
+    try:
+        licence = load()
+    except InvalidInput as exc:
+        return Check("licence", "fail", str(exc))
+    claims = licence.claims
+    if licence.status == "grace":
+        return Check("licence", "warn", f"{claims.sub}: EXPIRED, in the grace period ({-licence.days_left} days past exp)")
+    return Check("licence", "ok", f"{claims.sub}: {claims.tier}, {licence.days_left} days left")
+
+
+def check_domain(domain: str | None, timeout: float = 1.5) -> Check:
+    """Warn (never fail) when the site's domain does not resolve: TLS and buyers need it."""
+    if not domain or domain in ("localhost",) or domain.replace(".", "").isdigit():
+        return Check("domain", "ok", f"{domain or 'no domain'}: nothing to resolve")
+    result: list[str] = []
+
+    def resolve() -> None:
+        try:
+            result.append(socket.getaddrinfo(domain, 443)[0][4][0])
+        except OSError as exc:
+            result.append(f"!{exc.strerror or exc}")
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        return Check("domain", "warn", f"{domain}: no answer from DNS within {timeout:.1f}s")
+    if result[0].startswith("!"):
+        return Check("domain", "warn", f"{domain} does not resolve ({result[0][1:]}); buyers cannot reach it yet")
+    return Check("domain", "ok", f"{domain} → {result[0]}")
+
+
+def run_checks(client: "docker.DockerClient", project: "Project", remote: bool,
+               load_licence: Callable[[], Any], domain: str | None) -> list[Check]:
+    info = client.info()
+    return [
+        check_engine(client),
+        check_architecture(info),
+        check_disk(info, remote),
+        check_ports(client, project, remote),
+        check_licence(load_licence),
+        check_domain(domain),
+    ]
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == "fail"]

@@ -1,0 +1,164 @@
+"""Operate a deployed stack: status, logs, down. Thin functions over the engine API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterator
+
+from kitctl.deploy import labels as L
+from kitctl.deploy.compose import Project
+from kitctl.deploy.order import stop_order
+from kitctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import docker
+
+LICENCE_QUERY = "SELECT licence_status || '|' || coalesce(status_reason, '') FROM site_state WHERE id = 1"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    container: str
+    image: str
+    state: str
+    health: str
+    uptime_seconds: int | None
+    ports: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(client: "docker.DockerClient", project: Project) -> list[ServiceStatus]:
+    """One row per service of the compose file (missing ones too), in start order."""
+    from kitctl.deploy.order import start_order
+
+    found = {}
+    for c in client.api.containers(all=True, filters=L.project_filter(project.name)):
+        service = (c.get("Labels") or {}).get(L.SERVICE, "?")
+        if c["Names"][0].endswith("_kitctl_old") and service in found:
+            continue
+        found[service] = c
+    rows = []
+    order = start_order({n: s.dependency_names() for n, s in project.services.items()})
+    for name in order + sorted(set(found) - set(order)):
+        c = found.get(name)
+        if c is None:
+            rows.append(ServiceStatus(name, "-", project.services[name].image, "missing", "-", None, []))
+            continue
+        state = client.api.inspect_container(c["Id"])["State"]
+        rows.append(ServiceStatus(
+            service=name,
+            container=c["Names"][0].lstrip("/"),
+            image=c.get("Image", "?"),
+            state=state.get("Status", "?"),
+            health=(state.get("Health") or {}).get("Status", "-"),
+            uptime_seconds=_uptime(state) if state.get("Running") else None,
+            ports=sorted(f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}"
+                         for p in c.get("Ports") or [] if p.get("PublicPort")),
+        ))
+    return rows
+
+
+def _uptime(state: dict[str, Any]) -> int | None:
+    started = state.get("StartedAt", "")
+    try:
+        moment = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    return max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
+
+
+def licence_state(client: "docker.DockerClient", project: Project, db_service: str = "db") -> dict[str, str] | None:
+    """The licence status the agent stored in the site database (active, suspended, revoked…).
+
+    Read with psql inside the db container over its local socket, so no
+    password leaves the container; None when there is no db or no row yet.
+    """
+    container = _container(client, project, db_service, required=False)
+    if container is None:
+        return None
+    env = dict(project.services[db_service].environment) if db_service in project.services else {}
+    command = ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", LICENCE_QUERY]
+    try:
+        code, output = _exec(client, container, command)
+    except Exception:  # the db may be starting; status must still answer
+        return None
+    text = output.strip()
+    if code != 0 or "|" not in text:
+        return None
+    state, _, reason = text.splitlines()[-1].partition("|")
+    return {"status": state, "reason": reason or ""}
+
+
+def logs(client: "docker.DockerClient", project: Project, service: str, follow: bool, tail: int) -> Iterator[bytes]:
+    container = _container(client, project, service, required=True)
+    if follow:
+        yield from client.api.logs(container, stream=True, follow=True, tail=tail)
+    else:
+        yield client.api.logs(container, tail=tail)
+
+
+def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list[str]:
+    """Stop and remove the stack's containers (dependents first) and its network; volumes only if asked."""
+    done = []
+    containers = {}
+    for c in client.api.containers(all=True, filters=L.project_filter(project.name)):
+        containers.setdefault((c.get("Labels") or {}).get(L.SERVICE, "?"), []).append(c["Id"])
+    order = stop_order({n: s.dependency_names() for n, s in project.services.items()})
+    for name in order + sorted(set(containers) - set(order)):
+        for cid in containers.get(name, []):
+            client.api.stop(cid, timeout=20)
+            client.api.remove_container(cid, force=True)
+            done.append(f"removed container of {name}")
+    for net in client.api.networks(filters={"label": f"{L.PROJECT}={project.name}"}):
+        client.api.remove_network(net["Id"])
+        done.append(f"removed network {net['Name']}")
+    if volumes:
+        for vol in project.volumes.values():
+            if not vol.external and _remove_volume(client, vol.name):
+                done.append(f"removed volume {vol.name}")
+    return done
+
+
+def _remove_volume(client: "docker.DockerClient", name: str) -> bool:
+    from docker.errors import NotFound
+
+    try:
+        client.api.remove_volume(name)
+        return True
+    except NotFound:
+        return False
+
+
+def _container(client: "docker.DockerClient", project: Project, service: str, required: bool) -> str | None:
+    if required and service not in project.services:
+        raise InvalidInput(f"unknown service {service!r} (services: {', '.join(sorted(project.services))})")
+    flt = L.project_filter(project.name)
+    flt["label"].append(f"{L.SERVICE}={service}")
+    found = [c for c in client.api.containers(all=True, filters=flt) if not c["Names"][0].endswith("_kitctl_old")]
+    if not found:
+        if required:
+            raise InvalidInput(f"service {service!r} has no container: run `kitctl up` first")
+        return None
+    return found[0]["Id"]
+
+
+def _exec(client: "docker.DockerClient", container: str, command: list[str], user: str | None = None) -> tuple[int, str]:
+    exec_id = client.api.exec_create(container, command, stdout=True, stderr=True, user=user or "")["Id"]
+    output = client.api.exec_start(exec_id).decode("utf-8", "replace")
+    return client.api.exec_inspect(exec_id).get("ExitCode", 1), output
+
+
+def human_uptime(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"

@@ -1,0 +1,123 @@
+"""The rendered site directory as deploy sees it: compose file, licence, pinned keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kitctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from kitctl.licence.token import VerifiedLicence
+
+LICENCE_FILE = Path("secrets") / "licence_token"
+HQ_KEYS_FILE = Path("hq-keys.json")
+SITE_JSON = Path("site.json")
+
+
+def require_site_dir(site_dir: Path) -> Path:
+    if not (site_dir / "compose.yaml").is_file():
+        raise InvalidInput(f"{site_dir} has no compose.yaml: run `kitctl render` first or pass --site-dir")
+    return site_dir.resolve()
+
+
+def verified_licence(site_dir: Path, licence: str | None, hq_keys: Path | None) -> "VerifiedLicence":
+    """The licence given (TOKEN, @FILE, -) or the site's own, verified against the pinned keys."""
+    from kitctl.licence.keys import load_jwks
+    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.token import verify_licence
+
+    token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
+    verified = verify_licence(read_token_arg(token_arg), load_jwks(keys_path))
+    _remember(site_dir, token_arg, keys_path, verified)
+    return verified
+
+
+def _licence_sources(site_dir: Path, licence: str | None, hq_keys: Path | None) -> tuple[str, Path]:
+    if licence is None:
+        stored = site_dir / LICENCE_FILE
+        if not stored.is_file():
+            raise InvalidInput(f"no licence: pass --licence TOKEN|@FILE (the site has no {LICENCE_FILE})")
+        licence = f"@{stored}"
+    keys_path = hq_keys or (Path(os.environ["KITCTL_HQ_KEYS"]) if os.environ.get("KITCTL_HQ_KEYS") else None)
+    keys_path = keys_path or site_dir / HQ_KEYS_FILE
+    if not keys_path.is_file():
+        raise InvalidInput(f"no pinned HQ keys: pass --hq-keys FILE (the site has no {HQ_KEYS_FILE})")
+    return licence, keys_path
+
+
+CACHE_FILE = Path(".kitctl") / "licence-verified.json"
+
+
+@dataclass(frozen=True)
+class CachedClaims:
+    sub: str
+    tier: str
+    exp: int
+    registry: None = None  # never cached: a pull verifies the token in full to get the grant
+
+
+@dataclass(frozen=True)
+class CachedLicence:
+    """A licence this site verified before, unchanged since (same token, same pinned keys), not yet expired.
+
+    Lets a no-op `up` skip loading the crypto and validation stack; anything
+    that needs more than the summary (a registry grant) verifies in full.
+    """
+
+    claims: CachedClaims
+    status: str = "valid"
+
+    @property
+    def days_left(self) -> int:
+        return int(self.claims.exp - time.time()) // 86400
+
+
+def licence_summary(site_dir: Path, licence: str | None, hq_keys: Path | None):  # -> VerifiedLicence | CachedLicence
+    """The cached verification when it still holds, else a full verification."""
+    if licence is None or licence.startswith("@"):
+        try:
+            token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
+            cached = json.loads((site_dir / CACHE_FILE).read_text(encoding="utf-8"))
+            if cached["fingerprint"] == _fingerprint(token_arg, keys_path) and time.time() < cached["exp"]:
+                return CachedLicence(CachedClaims(cached["sub"], cached["tier"], cached["exp"]))
+        except (OSError, ValueError, KeyError, TypeError, InvalidInput):
+            pass
+    return verified_licence(site_dir, licence, hq_keys)
+
+
+def _fingerprint(token_arg: str, keys_path: Path) -> str:
+    token = Path(token_arg[1:]).read_bytes() if token_arg.startswith("@") else token_arg.encode()
+    return hashlib.sha256(token.strip() + b"\0" + keys_path.read_bytes()).hexdigest()
+
+
+def _remember(site_dir: Path, token_arg: str, keys_path: Path, verified: "VerifiedLicence") -> None:
+    if verified.status != "valid" or not (token_arg.startswith("@")) or not (site_dir / "compose.yaml").is_file():
+        return
+    try:
+        record = {"fingerprint": _fingerprint(token_arg, keys_path), "sub": verified.claims.sub,
+                  "tier": verified.claims.tier, "exp": verified.claims.exp}
+        path = site_dir / CACHE_FILE
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass  # a cache: failing to write it costs only speed
+
+
+def site_domain(site_dir: Path) -> str | None:
+    """The domain from site.json, when the site has one (for the resolution warning and the URL)."""
+    import json
+
+    try:
+        data = json.loads((site_dir / SITE_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    domain = data.get("domain") if isinstance(data, dict) else None
+    return domain if isinstance(domain, str) and domain else None

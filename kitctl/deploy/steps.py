@@ -1,0 +1,261 @@
+"""Deploy steps as plain objects (Kamal style): each says what it does, does it, and can undo it.
+
+A step touches the engine only in `run`/`undo`, through `ctx.api` (docker-py's
+low-level client), so the runner's rollback is just "undo what ran, newest first".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from kitctl.deploy import labels as L
+from kitctl.deploy.compose import Project, Resource
+from kitctl.deploy.state import OLD_SUFFIX, Running
+from kitctl.errors import KitError
+
+if TYPE_CHECKING:
+    from docker import APIClient
+
+    from kitctl.deploy.report import Reporter
+
+POLL_SECONDS = 0.2
+LOG_TAIL = 15
+
+
+class StepFailed(KitError):
+    """A service did not come up; carries its last log lines for the person."""
+
+    def __init__(self, service: str, message: str, logs: str = "") -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.logs = logs
+
+
+@dataclass
+class StepContext:
+    api: "APIClient"
+    project: Project
+    hashes: dict[str, tuple[str, str]]  # service → (config hash, mounts hash)
+    reporter: "Reporter"
+    host_path: Callable[[str], str] = lambda p: p
+    timeouts: dict[str, float] = field(default_factory=dict)
+    containers: dict[str, str] = field(default_factory=dict)  # service → id of the container now serving it
+    # create every changed container at once (local engine); over ssh:// each call is an SSH
+    # session and docker-py's transport keeps many open, so there they are made one service at a time
+    early_prepare: bool = True
+
+    def name_of(self, service: str) -> str:
+        return L.container_name(self.project.name, service)
+
+
+class Step:
+    """One action on the engine. `service` is None for stack-wide steps."""
+
+    service: str | None
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def run(self, ctx: StepContext) -> None:
+        raise NotImplementedError
+
+    def undo(self, ctx: StepContext) -> None:
+        """Reverse `run` during a rollback; most steps leave nothing to undo."""
+
+
+@dataclass
+class EnsureNetwork(Step):
+    resource: Resource
+    service: str | None = None
+
+    def describe(self) -> str:
+        return f"network {self.resource.name}: {'check (external)' if self.resource.external else 'ensure'}"
+
+    def run(self, ctx: StepContext) -> None:
+        if ctx.api.networks(names=[self.resource.name]):
+            return
+        if self.resource.external:
+            raise KitError(f"external network {self.resource.name} does not exist on the engine")
+        ctx.api.create_network(self.resource.name, driver="bridge",
+                               labels=L.resource_labels(ctx.project, L.NETWORK, self.resource.key))
+        ctx.reporter.note(f"created network {self.resource.name}")
+
+
+@dataclass
+class EnsureVolume(Step):
+    resource: Resource
+    service: str | None = None
+
+    def describe(self) -> str:
+        return f"volume {self.resource.name}: {'check (external)' if self.resource.external else 'ensure'}"
+
+    def run(self, ctx: StepContext) -> None:
+        from docker.errors import NotFound
+
+        try:
+            ctx.api.inspect_volume(self.resource.name)
+            return
+        except NotFound:
+            pass
+        if self.resource.external:
+            raise KitError(f"external volume {self.resource.name} does not exist on the engine")
+        ctx.api.create_volume(self.resource.name, labels=L.resource_labels(ctx.project, L.VOLUME, self.resource.key))
+        ctx.reporter.note(f"created volume {self.resource.name}")
+
+
+@dataclass
+class RenameOld(Step):
+    service: str
+    old: Running
+
+    def describe(self) -> str:
+        return f"keep the running container aside as {self.old.name}{OLD_SUFFIX}"
+
+    def run(self, ctx: StepContext) -> None:
+        ctx.api.rename(self.old.id, ctx.name_of(self.service) + OLD_SUFFIX)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.api.rename(self.old.id, ctx.name_of(self.service))
+        ctx.containers[self.service] = self.old.id
+
+
+@dataclass
+class StopOld(Step):
+    service: str
+    old: Running
+
+    def describe(self) -> str:
+        return "stop the old container (it holds host ports or a data volume)"
+
+    def run(self, ctx: StepContext) -> None:
+        ctx.api.stop(self.old.id, timeout=20)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.api.start(self.old.id)
+
+
+@dataclass
+class CreateContainer(Step):
+    service: str
+    image: str
+    created_id: str | None = None
+
+    def describe(self) -> str:
+        return f"create container from {self.image}"
+
+    def run(self, ctx: StepContext) -> None:
+        from kitctl.deploy.secrets import copy_secrets
+        from kitctl.deploy.spec import create_kwargs, extra_networks, secrets_copied
+
+        svc = ctx.project.services[self.service]
+        created = ctx.api.create_container(**create_kwargs(
+            ctx.api, ctx.project, svc, ctx.hashes[self.service], ctx.name_of(self.service), ctx.host_path))
+        self.created_id = created["Id"]
+        ctx.containers[self.service] = created["Id"]
+        for network, aliases in extra_networks(ctx.project, svc):
+            ctx.api.connect_container_to_network(created["Id"], network, aliases=aliases)
+        if secrets_copied(svc):
+            copy_secrets(ctx.api, created["Id"], svc)
+
+    def undo(self, ctx: StepContext) -> None:
+        from docker.errors import NotFound
+
+        if not self.created_id:
+            return
+        try:
+            ctx.api.remove_container(self.created_id, force=True)
+        except NotFound:
+            pass
+        if ctx.containers.get(self.service) == self.created_id:
+            del ctx.containers[self.service]
+
+
+@dataclass
+class StartContainer(Step):
+    service: str
+    existing: Running | None = None  # start a stopped container instead of the new one
+
+    def describe(self) -> str:
+        return "start the existing container" if self.existing else "start"
+
+    def run(self, ctx: StepContext) -> None:
+        if self.existing:
+            ctx.containers[self.service] = self.existing.id
+        ctx.api.start(ctx.containers[self.service])
+
+    def undo(self, ctx: StepContext) -> None:
+        if self.existing:
+            ctx.api.stop(self.existing.id, timeout=20)
+
+
+@dataclass
+class WaitReady(Step):
+    """Health gate: healthy (or running, without a healthcheck), or exited 0 for one-shot jobs."""
+
+    service: str
+    until: str = "healthy"  # healthy | completed
+
+    def describe(self) -> str:
+        return "wait until it exits successfully" if self.until == "completed" else "wait until healthy"
+
+    def run(self, ctx: StepContext) -> None:
+        container = ctx.containers[self.service]
+        deadline = time.monotonic() + ctx.timeouts.get(self.service, 120.0)
+        while True:
+            verdict = self._verdict(ctx.api.inspect_container(container)["State"])
+            if verdict == "ok":
+                return
+            if verdict is not None:
+                raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
+            if time.monotonic() > deadline:
+                raise StepFailed(self.service, f"not healthy within {ctx.timeouts.get(self.service, 120.0):.0f}s",
+                                 last_logs(ctx.api, container))
+            time.sleep(POLL_SECONDS)
+
+    def _verdict(self, state: dict[str, Any]) -> str | None:
+        """'ok', a failure message, or None to keep waiting."""
+        status = state.get("Status")
+        if self.until == "completed":
+            if status == "exited":
+                return "ok" if state.get("ExitCode") == 0 else f"exited with code {state.get('ExitCode')}"
+            return None
+        if status in ("exited", "dead"):
+            return f"exited with code {state.get('ExitCode')}"
+        if status == "restarting":
+            return "keeps restarting (crashed at least once)"
+        health = (state.get("Health") or {}).get("Status")
+        if health is None:
+            return "ok" if status == "running" else None
+        if health == "healthy":
+            return "ok"
+        if health == "unhealthy":
+            log = (state.get("Health") or {}).get("Log") or [{}]
+            probe = (log[-1].get("Output") or "").strip().splitlines()
+            return "unhealthy" + (f" (probe: {probe[-1][:160]})" if probe else "")
+        return None
+
+
+@dataclass
+class RemoveOld(Step):
+    service: str
+    old: Running
+
+    def describe(self) -> str:
+        return f"remove the previous container {self.old.id[:12]}"
+
+    def run(self, ctx: StepContext) -> None:
+        from docker.errors import NotFound
+
+        try:
+            ctx.api.remove_container(self.old.id, force=True)
+        except NotFound:
+            pass
+
+
+def last_logs(api: "APIClient", container: str, tail: int = LOG_TAIL) -> str:
+    try:
+        return api.logs(container, tail=tail, stdout=True, stderr=True).decode("utf-8", "replace")
+    except Exception:  # the logs are a courtesy; the failure itself is what matters
+        return ""

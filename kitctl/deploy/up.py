@@ -1,0 +1,222 @@
+"""`kitctl up`: from a rendered site directory to a running, healthy stack.
+
+preflight → images (pull with the licence's grant, or an offline bundle) →
+read what runs → plan → networks/volumes → services in dependency order,
+health-gated, rolled back on failure → first admin on first deploy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kitctl.deploy import doctor
+from kitctl.deploy.compose import Project, load_project
+from kitctl.deploy.hashing import config_hash, mounts_hash
+from kitctl.deploy.plan import ServiceAction, orphans, plan_services
+from kitctl.deploy.runner import Outcome, run_plan
+from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, verified_licence
+from kitctl.deploy.state import by_service, project_containers
+from kitctl.deploy.steps import EnsureNetwork, EnsureVolume, Step, StepContext
+from kitctl.errors import InvalidInput, KitError
+
+if TYPE_CHECKING:
+    import docker
+
+    from kitctl.deploy.report import Reporter
+
+DEFAULT_TIMEOUT = 180.0
+NO_HEALTHCHECK_TIMEOUT = 60.0
+
+
+@dataclass
+class UpOptions:
+    site_dir: Path
+    host: str | None = None
+    licence: str | None = None
+    hq_keys: Path | None = None
+    bundle: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    services: list[str] | None = None
+    image_overrides: dict[str, str] = field(default_factory=dict)  # service → image (upgrade)
+    dry_run: bool = False
+    remote_dir: str | None = None
+    admin_name: str = "admin"
+
+
+@dataclass
+class UpResult:
+    project: str
+    actions: list[ServiceAction]
+    outcome: Outcome | None = None
+    admin_output: str | None = None  # what create-admin printed: the generated password
+    admin_name: str = "admin"
+    url: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not any(a.changes_anything for a in self.actions)
+
+
+def up(options: UpOptions, reporter: "Reporter") -> UpResult:
+    """Deploy; KitError/InvalidInput (one line) on refusal, StepFailed after a rollback."""
+    from kitctl.deploy.engine import connect, is_remote
+
+    if options.timeout <= 0:
+        raise InvalidInput("--timeout must be positive")
+    site_dir = require_site_dir(options.site_dir)
+    project = with_images(load_project(site_dir), options.image_overrides)
+    domain_check = _background(lambda: doctor.check_domain(site_domain(site_dir)))
+    client = connect(options.host)
+    remote = is_remote(options.host)
+    licence = _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
+    host_path = _host_paths(options, project) if remote else (lambda p: p)
+    ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
+    current, leftovers = _current(client, project.name)
+    hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
+    only = _selected(project, options.services)
+    actions = plan_services(project, hashes, current, ids, only)
+    result = UpResult(project.name, actions, url=_url(project, site_dir), admin_name=options.admin_name)
+    for orphan in orphans(project, current):
+        result.warnings.append(f"container {orphan.name} belongs to no service in compose.yaml (left alone)")
+    if options.dry_run or result.nothing_to_do:
+        if not options.dry_run:
+            _remove(client, leftovers)
+        result.warnings += _warnings(domain_check)
+        return result
+    ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
+                      early_prepare=not remote)
+    result.outcome = run_plan(ctx, _prepare(project, actions), actions)
+    _remove(client, leftovers)
+    result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)
+    result.warnings += _warnings(domain_check)
+    return result
+
+
+def with_images(project: Project, overrides: dict[str, str]) -> Project:
+    """The project with some services' images replaced (upgrade), raw config included."""
+    if not overrides:
+        return project
+    services, raw = dict(project.services), dict(project.raw_services)
+    for name, image in overrides.items():
+        if name not in services:
+            raise InvalidInput(f"unknown service {name!r}")
+        services[name] = dataclasses.replace(services[name], image=image)
+        raw[name] = {**(raw[name] or {}), "image": image}
+    return dataclasses.replace(project, services=services, raw_services=raw)
+
+
+def _preflight(client: "docker.DockerClient", project: Project, remote: bool, load_licence) -> Any:
+    """Engine, architecture, disk, ports and licence; the first failure stops `up`."""
+    loaded: list[Any] = []
+
+    def load() -> Any:
+        loaded.append(load_licence())
+        return loaded[-1]
+
+    info = client.info()
+    checks = [doctor.check_engine(client), doctor.check_architecture(info), doctor.check_disk(info, remote),
+              doctor.check_ports(client, project, remote), doctor.check_licence(load)]
+    for check in doctor.failures(checks):
+        if check.name == "licence":
+            load_licence()  # re-raise the licence's own one-line error (exit code 2)
+        raise KitError(f"preflight {check.name}: {check.detail}")
+    return loaded[0]
+
+
+def _images(client, project: Project, options: UpOptions, full_licence, reporter: "Reporter") -> dict[str, str | None]:
+    from kitctl.deploy.pull import load_bundle, local_image_ids, pull_missing
+
+    refs = [s.image for s in project.services.values()]
+    if options.bundle is not None:
+        load_bundle(client, str(options.bundle), reporter)
+    ids = local_image_ids(client.api, refs)
+    if options.dry_run or all(ids.values()):
+        return ids
+    return pull_missing(client.api, ids, full_licence().claims.registry, reporter)
+
+
+def _selected(project: Project, services: list[str] | None) -> set[str] | None:
+    if not services:
+        return None
+    from kitctl.deploy.order import with_dependencies
+
+    return with_dependencies({n: s.dependency_names() for n, s in project.services.items()}, services)
+
+
+def _prepare(project: Project, actions: list[ServiceAction]) -> list[Step]:
+    """Networks and volumes the changing services use (never removed by `up`)."""
+    changing = [project.services[a.service] for a in actions if a.kind in ("create", "recreate")]
+    nets = sorted({key for s in changing for key, _ in s.networks})
+    vols = sorted({m.source for s in changing for m in s.mounts if m.kind == "volume"})
+    return [EnsureNetwork(project.networks[n]) for n in nets] + [EnsureVolume(project.volumes[v]) for v in vols]
+
+
+def _timeouts(project: Project, limit: float) -> dict[str, float]:
+    return {name: min(limit, s.healthcheck.deadline_seconds() if s.healthcheck else NO_HEALTHCHECK_TIMEOUT)
+            for name, s in project.services.items()}
+
+
+def _current(client, project_name: str):
+    """Containers per service; one an interrupted update set aside goes back in place if nothing replaced it."""
+    from kitctl.deploy.labels import container_name
+
+    current, leftovers = by_service(project_containers(client.api, project_name))
+    restored = [old for old in leftovers if old.service not in current]
+    for old in restored:
+        client.api.rename(old.id, container_name(project_name, old.service))
+    if restored:
+        current, leftovers = by_service(project_containers(client.api, project_name))
+    return current, leftovers
+
+
+def _remove(client, leftovers) -> None:
+    for old in leftovers:
+        client.api.remove_container(old.id, force=True)
+
+
+def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, options: UpOptions,
+                 reporter: "Reporter") -> str | None:
+    from kitctl.deploy.admin import STOREFRONT, create_first_admin, needs_first_admin
+
+    if not needs_first_admin(site_dir, outcome.created):
+        return None
+    result = create_first_admin(client.api, ctx.containers[STOREFRONT], site_dir, options.admin_name)
+    if not result.ok:
+        reporter.warn(f"could not create the first admin: {result.output} (run `python -m storefront create-admin` later)")
+        return None
+    return result.output
+
+
+def _url(project: Project, site_dir: Path) -> str | None:
+    for svc in project.services.values():
+        for port in svc.ports:
+            if port.container_port in (80, 443) and port.host_port:
+                scheme = "https" if port.container_port == 443 else "http"
+                host = port.host_ip if port.host_ip not in ("0.0.0.0", "::") else (site_domain(site_dir) or "localhost")
+                default = (scheme == "http" and port.host_port == 80) or (scheme == "https" and port.host_port == 443)
+                return f"{scheme}://{host}" + ("" if default else f":{port.host_port}") + "/"
+    return None
+
+
+def _host_paths(options: UpOptions, project: Project):
+    from kitctl.deploy.remote import sync_site
+
+    return sync_site(options.host or "", project, options.remote_dir)
+
+
+def _background(fn):
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(fn()), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def _warnings(pending) -> list[str]:
+    thread, box = pending
+    thread.join(2.0)
+    return [box[0].detail] if box and box[0].status != "ok" else []

@@ -1,0 +1,35 @@
+"""Container images of the sub-site stack: build, push, offline bundles.
+
+The logic lives in plain modules (`build`, `registry`, `bundle`) that take a
+docker-py client; `kitctl.cli.images` is a thin shell over them. Nothing heavy
+is imported here, so `import kitctl.images` stays cheap.
+"""
+
+from __future__ import annotations
+
+SERVICES: tuple[str, ...] = ("storefront", "agent", "hq", "db", "proxy")
+"""Every service image of a kit version, in build order."""
+
+PYTHON_SERVICES: frozenset[str] = frozenset({"storefront", "agent", "hq"})
+"""Images that carry the kit itself (a venv in /opt/kit from host-built wheels)."""
+
+DEFAULT_BASE_IMAGE = "kitctl/base:bookworm"
+IMAGE_NAMESPACE = "kitctl"
+
+
+def image_tag(service: str, version: str, registry: str | None = None) -> str:
+    """`kitctl/<service>:<version>`, prefixed by `<registry>/` when given."""
+    repo = f"{IMAGE_NAMESPACE}/{service}"
+    return f"{registry}/{repo}:{version}" if registry else f"{repo}:{version}"
+
+
+def select_services(names: list[str] | None) -> list[str]:
+    """The services asked for (all when none), in build order; unknown names refused."""
+    from kitctl.errors import InvalidInput
+
+    if not names:
+        return list(SERVICES)
+    unknown = sorted(set(names) - set(SERVICES))
+    if unknown:
+        raise InvalidInput(f"unknown service {unknown[0]!r}; known: {', '.join(SERVICES)}")
+    return [s for s in SERVICES if s in names]

@@ -1,0 +1,151 @@
+"""Building the stack's images through the Docker Engine API (docker-py, low level).
+
+Wheels are built once on the host and shared by the Python service images;
+every build streams its steps to a callback so the CLI can show progress.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kitctl.images import DEFAULT_BASE_IMAGE, PYTHON_SERVICES, image_tag
+
+if TYPE_CHECKING:
+    import docker
+
+OnLine = Callable[[str, str], None]
+"""Progress callback: (image or step name, one line of what is happening)."""
+
+
+def _quiet(_name: str, _line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    service: str
+    tag: str
+    image_id: str
+    seconds: float
+    size_bytes: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def image_exists(client: "docker.DockerClient", ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.api.inspect_image(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def ensure_base_image(
+    client: "docker.DockerClient", base_image: str, source: Path, on_line: OnLine = _quiet, force: bool = False
+) -> float | None:
+    """Build kitctl/base:bookworm with images/base/build.sh when it is missing.
+
+    Returns the seconds spent, or None when nothing was built. Another base
+    (e.g. python:3.11-slim) is left to the engine: `FROM` pulls it.
+    """
+    from kitctl.errors import KitError
+
+    if base_image != DEFAULT_BASE_IMAGE or (image_exists(client, base_image) and not force):
+        return None
+    script = source / "images" / "base" / "build.sh"
+    on_line("base", f"debootstrap + docker import → {base_image} (about a minute)")
+    started = time.monotonic()
+    cmd = [str(script), "--tag", base_image] + (["--force"] if force else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()] or ["no output"]
+        raise KitError(f"base image build failed: {lines[-1]}")
+    return time.monotonic() - started
+
+
+def build_image(
+    client: "docker.DockerClient",
+    context: Path,
+    tag: str,
+    buildargs: dict[str, str],
+    name: str,
+    on_line: OnLine = _quiet,
+    no_cache: bool = False,
+) -> str:
+    """Build one image from `context`, streaming each step; return its id.
+
+    Host networking: with `dockerd --iptables=false` the default bridge has no
+    way out, and the db/proxy images apt-get their Debian packages.
+    """
+    from docker.errors import APIError
+
+    from kitctl.errors import KitError
+
+    image_id = ""
+    try:
+        stream = client.api.build(
+            path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
+            nocache=no_cache, network_mode="host", decode=True,
+        )
+        for event in stream:
+            if "error" in event or "errorDetail" in event:
+                detail = event.get("errorDetail", {}).get("message") or event.get("error", "")
+                raise KitError(f"building {tag} failed: {_last_line(detail)}")
+            if "aux" in event and "ID" in event["aux"]:
+                image_id = event["aux"]["ID"]
+            line = (event.get("stream") or event.get("status") or "").strip()
+            if line:
+                on_line(name, line.splitlines()[-1])
+    except APIError as exc:
+        from kitctl.images.engine import first_line
+
+        raise KitError(f"building {tag} failed: {first_line(exc)}") from None
+    if not image_id:
+        image_id = client.api.inspect_image(tag)["Id"]
+    return image_id
+
+
+def build_images(
+    client: "docker.DockerClient",
+    source: Path,
+    version: str,
+    services: list[str],
+    base_image: str = DEFAULT_BASE_IMAGE,
+    on_line: OnLine = _quiet,
+    no_cache: bool = False,
+) -> list[BuiltImage]:
+    """Build `kitctl/<service>:<version>` for each service from a source checkout."""
+    from kitctl.images.source import assemble_context, build_wheels
+
+    ensure_base_image(client, base_image, source, on_line)
+    buildargs = {"BASE_IMAGE": base_image, "KIT_VERSION": version}
+    built: list[BuiltImage] = []
+    with tempfile.TemporaryDirectory(prefix="kitctl-images-") as tmp:
+        work = Path(tmp)
+        wheels = None
+        if PYTHON_SERVICES.intersection(services):
+            on_line("wheels", f"pip wheel {source.name} and its dependencies")
+            wheels = work / "wheels"
+            build_wheels(source, wheels)
+        for service in services:
+            tag = image_tag(service, version)
+            context = assemble_context(source, service, wheels, work / "contexts")
+            started = time.monotonic()
+            image_id = build_image(client, context, tag, buildargs, service, on_line, no_cache)
+            size = int(client.api.inspect_image(image_id).get("Size", 0))
+            built.append(BuiltImage(service, tag, image_id, time.monotonic() - started, size))
+    return built
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown error"

@@ -1,0 +1,200 @@
+"""Unit tests of the agent's pure parts; the HTTP boundary is faked with httpx.MockTransport."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from hypothesis import given, strategies as st
+
+from agent.hq_client import HQClient, HQError, NotModified
+from agent.logs import JsonFormatter, LogOnce
+from agent.metrics import AgentMetrics
+from agent.outbox import backoff_seconds, idempotency_key
+from agent.sync import Position
+from sitedb.pricing import choose_rule, rounded, selling_price
+
+
+@dataclass
+class Rule:
+    id: int
+    scope: str
+    kind: str
+    value: int
+    target: str | None = None
+    rounding: str = "none"
+    enabled: bool = True
+
+
+# -- pricing -----------------------------------------------------------------
+def test_selling_price_kinds_and_rounding() -> None:
+    assert selling_price(9500, None) == 9500
+    assert selling_price(9500, Rule(1, "all", "percent", 1000)) == 10450
+    assert selling_price(9500, Rule(1, "all", "fixed", 250)) == 9750
+    assert selling_price(1234, Rule(1, "all", "fixed", 0, rounding="jiao")) == 1240
+    assert selling_price(1234, Rule(1, "all", "fixed", 0, rounding="yuan")) == 1300
+    assert selling_price(1234, Rule(1, "all", "fixed", 0, rounding="yuan_minus_1")) == 1299
+    assert selling_price(1300, Rule(1, "all", "fixed", 0, rounding="yuan_minus_1")) == 1399
+    assert selling_price(9500, Rule(1, "all", "percent", -5000)) == 9500  # floor at HQ's price
+    with pytest.raises(ValueError):
+        selling_price(100, Rule(1, "all", "bogus", 1))
+
+
+@given(hq=st.integers(0, 10**9), kind=st.sampled_from(["percent", "fixed"]), value=st.integers(-10**6, 10**6),
+       rounding=st.sampled_from(["none", "jiao", "yuan", "yuan_minus_1"]))
+def test_never_below_hq_price_and_rounding_only_goes_up(hq: int, kind: str, value: int, rounding: str) -> None:
+    price = selling_price(hq, Rule(1, "all", kind, value, rounding=rounding))
+    assert price >= hq
+    assert rounded(hq, rounding) >= hq
+
+
+def test_most_specific_rule_wins() -> None:
+    rules = [Rule(1, "all", "percent", 100), Rule(2, "category", "percent", 200, target="game"),
+             Rule(3, "sku", "percent", 300, target="g-1"), Rule(4, "sku", "percent", 400, target="g-1", enabled=False)]
+    assert choose_rule({"sku": "g-1", "category": "game"}, rules).id == 3
+    assert choose_rule({"sku": "g-2", "category": "game"}, rules).id == 2
+    assert choose_rule({"sku": "p-1", "category": "phone"}, rules).id == 1
+    assert choose_rule({"sku": "p-1", "category": "phone"}, rules[3:]) is None
+
+
+# -- HQ client error kinds -------------------------------------------------------
+def client_for(handler) -> tuple[HQClient, AgentMetrics]:  # type: ignore[no-untyped-def]
+    metrics = AgentMetrics()
+    return HQClient("http://hq.test", "tok", metrics, timeout=1, transport=httpx.MockTransport(handler)), metrics
+
+
+@pytest.mark.parametrize("response,kind", [
+    (httpx.Response(500, json={"error": "internal", "detail": "boom"}), "server"),
+    (httpx.Response(503, text="<html>"), "server"),
+    (httpx.Response(200, text="{not json"), "malformed"),
+    (httpx.Response(200, json={"items": "nope"}), "malformed"),
+    (httpx.Response(410, json={"error": "cursor_expired", "detail": "old"}), "cursor_expired"),
+    (httpx.Response(401, json={"error": "unknown_licence", "detail": "who"}), "auth"),
+    (httpx.Response(403, json={"error": "licence_revoked", "detail": "no"}), "auth"),
+    (httpx.Response(400, json={"error": "invalid_cursor", "detail": "bad"}), "client"),
+])
+def test_answers_become_error_kinds_and_are_counted(response: httpx.Response, kind: str) -> None:
+    client, metrics = client_for(lambda request: response)
+    with pytest.raises(HQError) as err:
+        client.catalog(None, 10)
+    assert err.value.kind == kind
+    assert metrics.hq_errors.labels("catalog", kind)._value.get() == 1
+    assert "tok" not in str(err.value)
+
+
+def test_transport_failures_are_timeout_or_connect() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    for handler, kind in ((slow, "timeout"), (refused, "connect")):
+        client, _ = client_for(handler)
+        with pytest.raises(HQError) as err:
+            client.heartbeat({})
+        assert err.value.kind == kind and err.value.retryable
+
+
+def test_catalog_etag_304_and_auth_header() -> None:
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(request.headers)
+        if request.headers.get("if-none-match") == '"e1"':
+            return httpx.Response(304)
+        return httpx.Response(200, json={"items": [], "next_cursor": "c", "has_more": False}, headers={"ETag": '"e1"'})
+
+    client, _ = client_for(handler)
+    page = client.catalog("c", 10)
+    assert page.etag == '"e1"' and seen["authorization"] == "Bearer tok"
+    assert isinstance(client.catalog("c", 10, etag=page.etag), NotModified)
+
+
+# -- outbox and sync helpers ---------------------------------------------------------
+def test_backoff_grows_is_jittered_and_capped() -> None:
+    rng = random.Random(1)
+    delays = [backoff_seconds(a, 1.5, 300, rng) for a in range(20)]
+    assert all(0.75 <= d <= 300 for d in delays)
+    assert delays[1] < delays[4] and max(delays[12:]) <= 300 and min(delays[12:]) >= 150
+    assert len({round(backoff_seconds(3, 1.5, 300), 6) for _ in range(20)}) > 1  # jitter
+
+
+def test_idempotency_key_is_derived_from_site_and_orders() -> None:
+    a = idempotency_key("xingchen", ["o1", "o2"])
+    assert a == idempotency_key("xingchen", ["o1", "o2"]) and a.startswith("xingchen-")
+    assert a != idempotency_key("xingchen", ["o1", "o3"]) != idempotency_key("other", ["o1", "o2"])
+    assert len(a) <= 200
+
+
+def test_sync_position_round_trip() -> None:
+    for pos in (Position(None), Position("abc"), Position(None, 3), Position("xyz", 12)):
+        assert Position.decode(pos.encode()) == pos
+    assert Position.decode(None) is None and Position.decode("garbage") is None
+
+
+def test_log_once_and_json_lines(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("agent.test")
+    once = LogOnce(log)
+    with caplog.at_level(logging.INFO, logger="agent.test"):
+        assert once.problem("hq:x", "HQ down", kind="connect")
+        assert not once.problem("hq:x", "HQ down", kind="connect")
+        once.resolved("hq:x", "HQ back")
+        once.resolved("hq:x", "HQ back")
+    assert [r.getMessage() for r in caplog.records] == ["HQ down", "HQ back"]
+    line = JsonFormatter().format(caplog.records[0])
+    assert json.loads(line)["kind"] == "connect" and json.loads(line)["level"] == "warning"
+
+
+# -- containers through the Docker socket (a fake Docker API on a unix socket) ---------
+def test_container_health_from_a_read_only_docker_socket(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socketserver
+    import threading
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import parse_qs, urlparse
+
+    from agent.stats import DockerProbe
+
+    containers = [
+        {"Labels": {"com.docker.compose.project": "site-x", "com.docker.compose.service": "storefront"},
+         "State": "running", "Status": "Up 5 minutes (healthy)"},
+        {"Labels": {"com.docker.compose.project": "site-x", "com.docker.compose.service": "db"},
+         "State": "running", "Status": "Up 5 minutes (unhealthy)"},
+        {"Labels": {"com.docker.compose.project": "site-x", "com.docker.compose.service": "proxy"},
+         "State": "exited", "Status": "Exited (1) 2 minutes ago"},
+    ]
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.command)
+            url = urlparse(self.path)
+            filters = json.loads(parse_qs(url.query)["filters"][0])
+            assert filters == {"label": ["com.docker.compose.project=site-x"]}
+            body = json.dumps(containers).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def address_string(self) -> str:
+            return "unix"
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            return
+
+    sock = tmp_path / "docker.sock"
+    server = socketserver.UnixStreamServer(str(sock), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        probe = DockerProbe(sock)
+        probe.project = "site-x"
+        assert probe.services() == {"storefront": True, "db": False, "proxy": False}
+        assert seen == ["GET"]  # read-only use of the socket
+    finally:
+        server.shutdown()
+        server.server_close()

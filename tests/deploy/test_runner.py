@@ -1,0 +1,170 @@
+"""The runner's gating and rollback, against a fake of the engine API boundary.
+
+The real engine path is covered end to end in tests/e2e/test_up.py; here the
+fake lets a test decide which container turns unhealthy, and check that every
+step was undone in the right order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from kitctl.deploy import steps as steps_module
+from kitctl.deploy.compose import parse_project
+from kitctl.deploy.hashing import config_hash, mounts_hash
+from kitctl.deploy.plan import plan_services
+from kitctl.deploy.runner import run_plan
+from kitctl.deploy.state import Running
+from kitctl.deploy.steps import StepContext, StepFailed
+
+
+class FakeAPI:
+    """Just enough of docker.APIClient: containers with names, states and health."""
+
+    def __init__(self, unhealthy_images: set[str]) -> None:
+        self.unhealthy_images = unhealthy_images
+        self.containers: dict[str, dict] = {}
+        self.calls: list[tuple] = []
+        self._ids = itertools.count(1)
+
+    def add(self, cid: str, name: str, image: str, running: bool = True) -> None:
+        self.containers[cid] = {"name": name, "image": image, "running": running}
+
+    def create_networking_config(self, value):
+        return value
+
+    def create_endpoint_config(self, **kwargs):
+        return kwargs
+
+    def create_host_config(self, **kwargs):
+        return kwargs
+
+    def create_container(self, image, name, **_):
+        if any(c["name"] == name for c in self.containers.values()):
+            raise RuntimeError(f"name {name} in use")
+        cid = f"new{next(self._ids)}"
+        self.add(cid, name, image, running=False)
+        self.calls.append(("create", name))
+        return {"Id": cid}
+
+    def start(self, cid):
+        self.containers[cid]["running"] = True
+        self.calls.append(("start", self.containers[cid]["name"]))
+
+    def stop(self, cid, timeout=None):
+        self.containers[cid]["running"] = False
+        self.calls.append(("stop", self.containers[cid]["name"]))
+
+    def rename(self, cid, name):
+        self.calls.append(("rename", self.containers[cid]["name"], name))
+        self.containers[cid]["name"] = name
+
+    def remove_container(self, cid, force=False):
+        self.calls.append(("remove", self.containers.pop(cid)["name"]))
+
+    def inspect_container(self, cid):
+        c = self.containers[cid]
+        health = "unhealthy" if c["image"] in self.unhealthy_images else "healthy"
+        return {"State": {"Status": "running" if c["running"] else "created",
+                          "Health": {"Status": health, "Log": [{"Output": "probe said no"}]}}}
+
+    def logs(self, cid, **_):
+        return b"last words\n"
+
+    def names(self) -> dict[str, bool]:
+        return {c["name"]: c["running"] for c in self.containers.values()}
+
+
+class Quiet:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def note(self, text): self.lines.append(text)
+    def step(self, service, text): self.lines.append(f"{service}: {text}")
+    def done(self, service, outcome, seconds): self.lines.append(f"{service} done: {outcome}")
+    def failed(self, service, message, seconds): self.lines.append(f"{service} failed: {message}")
+    def warn(self, text): self.lines.append(f"warning: {text}")
+
+
+@pytest.fixture(autouse=True)
+def fast_polling(monkeypatch):
+    monkeypatch.setattr(steps_module, "POLL_SECONDS", 0.0)
+
+
+def project_at(tmp_path: Path, version: str):
+    return parse_project({"services": {
+        "db": {"image": f"kitctl/db:{version}", "volumes": ["data:/data"],
+               "healthcheck": {"test": ["CMD", "true"], "interval": "1s"}},
+        "web": {"image": f"kitctl/web:{version}", "depends_on": {"db": {"condition": "service_healthy"}},
+                "healthcheck": {"test": ["CMD", "true"], "interval": "1s"}},
+        "proxy": {"image": f"kitctl/proxy:{version}", "ports": ["127.0.0.1:8080:80"], "depends_on": ["web"]},
+    }, "volumes": {"data": {}}}, tmp_path, tmp_path / "compose.yaml", project_name="site")
+
+
+def deployed(api: FakeAPI, project) -> dict[str, Running]:
+    found = {}
+    for name, svc in project.services.items():
+        api.add(f"old-{name}", f"site_{name}_1", svc.image)
+        found[name] = Running(f"old-{name}", f"site_{name}_1", name, config_hash(project, name),
+                              mounts_hash(project, name), "", "running", "healthy")
+    return found
+
+
+def run(api, project, current):
+    hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 5.0 for n in project.services})
+    actions = plan_services(project, hashes, current, {})
+    return ctx, run_plan(ctx, [], actions)
+
+
+def test_healthy_update_replaces_every_container_and_removes_the_old(tmp_path: Path) -> None:
+    api = FakeAPI(unhealthy_images=set())
+    current = deployed(api, project_at(tmp_path, "1"))
+    ctx, outcome = run(api, project_at(tmp_path, "2"), current)
+    assert sorted(outcome.changed) == ["db", "proxy", "web"]
+    assert api.names() == {"site_db_1": True, "site_web_1": True, "site_proxy_1": True}
+    assert all(c["image"].endswith(":2") for c in api.containers.values())
+    # old containers go only after everything is healthy
+    first_remove = next(i for i, c in enumerate(api.calls) if c[0] == "remove")
+    last_start = max(i for i, c in enumerate(api.calls) if c[0] == "start")
+    assert first_remove > last_start
+
+
+def test_unhealthy_service_rolls_back_the_whole_stack(tmp_path: Path) -> None:
+    api = FakeAPI(unhealthy_images={"kitctl/web:2"})
+    current = deployed(api, project_at(tmp_path, "1"))
+    with pytest.raises(StepFailed) as failure:
+        run(api, project_at(tmp_path, "2"), current)
+    assert failure.value.service == "web"
+    assert "unhealthy" in str(failure.value) and "last words" in failure.value.logs
+    # exactly the previous containers, under their names, running again
+    assert api.names() == {"site_db_1": True, "site_web_1": True, "site_proxy_1": True}
+    assert {cid for cid in api.containers} == {"old-db", "old-web", "old-proxy"}
+    # the proxy depends on the failed service: its new container was prepared, never started,
+    # and its old one (it holds the host port) was never stopped
+    assert ("create", "site_proxy_1") in api.calls
+    assert not any(c[0] in ("start", "stop") and c[1].startswith("site_proxy_1") for c in api.calls)
+
+
+def test_no_op_touches_nothing(tmp_path: Path) -> None:
+    api = FakeAPI(unhealthy_images=set())
+    project = project_at(tmp_path, "1")
+    current = deployed(api, project)
+    _, outcome = run(api, project, current)
+    assert outcome.changed == [] and api.calls == []
+
+
+def test_one_service_at_a_time_mode_touches_nothing_after_a_failure(tmp_path: Path) -> None:
+    """Over ssh:// containers are prepared with their activation: the proxy is never even created."""
+    api = FakeAPI(unhealthy_images={"kitctl/web:2"})
+    project = project_at(tmp_path, "2")
+    current = deployed(api, project_at(tmp_path, "1"))
+    hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 5.0 for n in project.services}, early_prepare=False)
+    with pytest.raises(StepFailed):
+        run_plan(ctx, [], plan_services(project, hashes, current, {}))
+    assert not any(c[1].startswith("site_proxy_1") for c in api.calls)
+    assert {cid for cid in api.containers} == {"old-db", "old-web", "old-proxy"}

@@ -1,0 +1,324 @@
+"""`kitctl up` end to end on the real Docker engine, registry and sshd.
+
+The stack: PostgreSQL (kitctl/db), a stand-in web app built FROM the kit's
+base image (tests/deploy/fixtures/web.py) and Caddy (kitctl/proxy). Images
+are pushed to the local registry and pulled by `kitctl up` with the
+credentials the licence grants. Tests run in file order and share one site.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from kitctl.demo.services import state_dir
+
+from tests.conftest import require
+from tests.support.cli import kitctl
+from tests.deploy.stack import (
+    KIT_VERSION, LOGO_PNG, SiteSpec, build_web_image, issue_test_licence, set_colour, write_site,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = os.environ.get("KITCTL_REGISTRY_ADDR", "127.0.0.1:5000")
+SSH_TARGET = f"ssh://root@127.0.0.1:{os.environ.get('KITCTL_SSHD_PORT', '2222')}"
+WEB_REPO = f"{REGISTRY}/e2e/kitctl/web"
+BROKEN = "9.9.9-broken"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, host: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.read()
+
+
+def container_ids(client: Any, project: str) -> dict[str, str]:
+    return {c.labels["com.docker.compose.service"]: c.id
+            for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+            if not c.name.endswith("_kitctl_old")}
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    script = ROOT / "scripts" / "services.sh"
+    require(script.is_file(), "scripts/services.sh is missing")
+    started = subprocess.run(["bash", str(script), "start", "all"], capture_output=True, text=True, timeout=600)
+    require(started.returncode == 0, f"services did not start: {started.stderr.strip()[-300:]}")
+    import docker
+
+    client = docker.from_env(timeout=300)
+    require(bool(client.ping()), "Docker engine not reachable")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def registry_grant(engine: Any) -> dict[str, str]:
+    reg = state_dir() / "registry"
+    password = (reg / "admin.password").read_text().strip()
+    username = (reg / "admin.username").read_text().strip()
+    return {"url": REGISTRY, "username": username, "password": password}
+
+
+@pytest.fixture(scope="module")
+def images(engine: Any, registry_grant: dict[str, str]) -> dict[str, str]:
+    """db and proxy from images/ (built once), the stand-in web app at 1.0 and a broken version, pushed."""
+    from kitctl.images.build import build_images, image_exists
+
+    missing = [s for s in ("db", "proxy") if not image_exists(engine, f"kitctl/{s}:{KIT_VERSION}")]
+    if missing:
+        build_images(engine, ROOT, KIT_VERSION, missing)
+    auth = {"username": registry_grant["username"], "password": registry_grant["password"]}
+    for tag, broken in (("1.0", False), (BROKEN, True)):
+        ref = build_web_image(engine, f"{WEB_REPO}:{tag}", tag, broken)
+        for line in engine.api.push(WEB_REPO, tag=tag, auth_config=auth, stream=True, decode=True):
+            assert "error" not in line, line
+        engine.images.remove(ref, force=True)  # `kitctl up` must pull it with the licence's grant
+    for service in ("db", "proxy"):  # the broken release ships every kit image at the new tag
+        engine.images.get(f"kitctl/{service}:{KIT_VERSION}").tag(f"kitctl/{service}", BROKEN)
+    return {"web": f"{WEB_REPO}:1.0"}
+
+
+class Site:
+    def __init__(self, root: Path, grant: dict[str, str] | None, host: str | None = None) -> None:
+        self.project = f"e2e{uuid.uuid4().hex[:8]}"
+        self.dir = root / self.project
+        self.port = free_port()
+        self.host = host
+        self.name = "星辰游戏 E2E"
+        token, jwks = issue_test_licence(root / "hq", self.project, grant)
+        self.jwks = jwks
+        write_site(self.dir, SiteSpec(self.project, self.name, self.port, f"{WEB_REPO}:1.0"), token, jwks)
+
+    def args(self, *extra: str) -> list[str]:
+        return [*extra, "--site-dir", str(self.dir)] + (["--docker-host", self.host] if self.host else [])
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+        return kitctl("up", *self.args(*extra), check=check)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, images, registry_grant, engine) -> Iterator[Site]:
+    s = Site(tmp_path_factory.mktemp("sites"), registry_grant)
+    yield s
+    kitctl("down", *s.args("--volumes", "--yes"), check=False)
+
+
+def test_first_up_pulls_with_the_licence_and_serves_the_branded_page(site: Site, engine: Any) -> None:
+    done = site.up()
+    assert "pull" in done.stdout and "up done" in done.stdout
+    assert "healthy" in done.stdout
+    status, body = get(site.url)
+    page = body.decode()
+    assert status == 200 and site.name in page and 'src="/branding/logo.png"' in page
+    assert get(site.url + "branding/logo.png") == (200, LOGO_PNG)
+    labels = engine.containers.get(f"{site.project}_web_1").labels
+    assert labels["com.docker.compose.project"] == site.project
+    assert labels["com.docker.compose.oneoff"] == "False" and len(labels["com.docker.compose.config-hash"]) == 64
+
+
+def test_docker_compose_v1_sees_the_stack(site: Site) -> None:
+    require(shutil.which("docker-compose") is not None, "Debian's docker-compose is not installed")
+    done = subprocess.run(["docker-compose", "ps"], cwd=site.dir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for service in ("db", "web", "proxy"):
+        assert f"{site.project}_{service}_1" in done.stdout
+    assert done.stdout.count("Up") >= 3
+
+
+def test_second_up_is_a_no_op(site: Site, engine: Any) -> None:
+    before = container_ids(engine, site.project)
+    started = time.monotonic()
+    done = site.up()
+    assert "nothing to do" in done.stdout
+    assert container_ids(engine, site.project) == before
+    assert time.monotonic() - started < 10
+
+
+def test_colour_change_recreates_only_the_proxy(site: Site, engine: Any) -> None:
+    before = container_ids(engine, site.project)
+    set_colour(site.dir, "#ff3366")
+    done = site.up()
+    after = container_ids(engine, site.project)
+    assert after["proxy"] != before["proxy"]
+    assert after["web"] == before["web"] and after["db"] == before["db"]
+    assert "recreate (mounted files changed)" in done.stdout
+    assert b"#ff3366" in get(site.url + "branding/theme.css")[1]
+
+
+def test_wrong_registry_credential_fails_with_one_line_and_changes_nothing(site: Site, engine: Any,
+                                                                         registry_grant: dict[str, str]) -> None:
+    before = container_ids(engine, site.project)
+    engine.images.remove(f"{WEB_REPO}:1.0", force=True)  # untag only: the running container keeps its image
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    bad, _ = issue_test_licence(site.dir.parent / "hq", site.project, {**registry_grant, "password": wrong})
+    done = site.up("--licence", bad, check=False)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refused the licence's credentials" in errors[0]
+    assert "Traceback" not in done.stderr and wrong not in done.stdout + done.stderr
+    assert container_ids(engine, site.project) == before
+    again = site.up()  # the good licence pulls the same image back: nothing to recreate
+    assert "nothing to do" in again.stdout
+
+
+def test_unhealthy_version_rolls_back_and_the_old_one_still_serves(site: Site, engine: Any) -> None:
+    before = container_ids(engine, site.project)
+    compose_before = (site.dir / "compose.yaml").read_text()
+    done = kitctl("upgrade", "--to", BROKEN, *site.args(), check=False)
+    assert done.returncode == 1
+    assert "last log lines of web" in done.stderr and "broken=True" in done.stderr
+    assert "previous containers were restored" in done.stderr
+    assert container_ids(engine, site.project) == before
+    assert all(engine.containers.get(cid).status == "running" for cid in before.values())
+    status, body = get(site.url)
+    assert status == 200 and b"version 1.0" in body
+    assert (site.dir / "compose.yaml").read_text() == compose_before
+    assert not [c for c in engine.containers.list(all=True) if c.name.startswith(site.project) and "old" in c.name]
+
+
+def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site, engine: Any) -> None:
+    done = kitctl("status", "--json", *site.args())
+    data = json.loads(done.stdout)
+    assert {s["service"]: (s["state"], s["health"]) for s in data["services"]} == {
+        "db": ("running", "healthy"), "web": ("running", "healthy"), "proxy": ("running", "healthy")}
+    assert data["licence"] is None
+    db = engine.containers.get(f"{site.project}_db_1")
+    sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text);"
+           "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee');")
+    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
+    assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
+        "status": "suspended", "reason": "overdue fee"}
+    assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
+    logs = kitctl("logs", "web", "--tail", "100", *site.args())
+    assert f"serving {site.name}" in logs.stdout
+    unknown = kitctl("logs", "nope", *site.args(), check=False)
+    assert unknown.returncode == 2 and "unknown service 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_down_then_up_keeps_the_data(site: Site, engine: Any) -> None:
+    db = engine.containers.get(f"{site.project}_db_1")
+    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c",
+                        "CREATE TABLE keep (v text); INSERT INTO keep VALUES ('still here')"]).exit_code == 0
+    done = kitctl("down", *site.args())
+    assert "data volumes kept" in done.stdout
+    assert container_ids(engine, site.project) == {}
+    site.up()
+    db = engine.containers.get(f"{site.project}_db_1")
+    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
+    assert get(site.url)[0] == 200
+
+
+def test_backup_then_restore_on_a_fresh_host(site: Site, engine: Any, tmp_path: Path) -> None:
+    archive = tmp_path / "site-backup.tar.gz"
+    kitctl("backup", "-o", str(archive), *site.args())
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    refused = kitctl("restore", str(archive), "--site-dir", str(tmp_path / "elsewhere"), check=False)
+    assert refused.returncode == 2
+    kitctl("down", *site.args("--volumes", "--yes"))
+    moved = tmp_path / "fresh"
+    fresh = moved / site.project
+    kitctl("restore", str(archive), "--site-dir", str(fresh))
+    db = engine.containers.get(f"{site.project}_db_1")
+    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
+    assert site.name.encode() in get(site.url)[1]
+    assert (fresh / "secrets" / "db_password").stat().st_mode & 0o777 == 0o600
+    site.dir = fresh  # the site lives here now; teardown takes it down
+
+
+def test_the_same_through_ssh(tmp_path_factory, images, registry_grant, engine: Any) -> None:
+    remote = Site(tmp_path_factory.mktemp("ssh-sites"), registry_grant, host=SSH_TARGET)
+    remote_dir = f"/tmp/kitctl-e2e-remote/{remote.project}"
+    try:
+        done = remote.up("--remote-dir", remote_dir)
+        assert "up done" in done.stdout
+        assert remote.name.encode() in get(remote.url)[1]
+        assert Path(remote_dir, "secrets", "db_password").stat().st_mode & 0o777 == 0o600
+        before = container_ids(engine, remote.project)
+        assert "nothing to do" in remote.up("--remote-dir", remote_dir).stdout
+        set_colour(remote.dir, "#123456")
+        remote.up("--remote-dir", remote_dir)
+        after = container_ids(engine, remote.project)
+        assert after["proxy"] != before["proxy"] and after["web"] == before["web"]
+        assert b"#123456" in get(remote.url + "branding/theme.css")[1]
+        status = json.loads(kitctl("status", "--json", *remote.args()).stdout)
+        assert all(s["health"] == "healthy" for s in status["services"])
+    finally:
+        kitctl("down", *remote.args("--volumes", "--yes"), check=False)
+        shutil.rmtree(Path(remote_dir).parent, ignore_errors=True)
+
+
+# --- the rendered stack: storefront, agent, db, proxy from images/, rendered by `kitctl up` itself ----------
+
+def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_grant: dict[str, str]) -> None:
+    """`kitctl up --licence … --name … --logo …` renders, pulls the kit's images with the licence, serves the shop."""
+    require((ROOT / "storefront" / "__main__.py").is_file() and (ROOT / "agent" / "__main__.py").is_file(),
+            "the storefront and agent apps are not in this checkout yet")
+    from kitctl import __version__
+    from kitctl.images.build import build_images
+
+    services = ["db", "proxy", "storefront", "agent"]
+    build_images(engine, ROOT, __version__, services)
+    auth = {"username": registry_grant["username"], "password": registry_grant["password"]}
+    for service in services:
+        engine.images.get(f"kitctl/{service}:{__version__}").tag(f"{REGISTRY}/kitctl/{service}", __version__)
+        for line in engine.api.push(f"{REGISTRY}/kitctl/{service}", tag=__version__, auth_config=auth,
+                                    stream=True, decode=True):
+            assert "error" not in line, line
+    project = f"shop{uuid.uuid4().hex[:6]}"
+    token, jwks = issue_test_licence(tmp_path / "hq", project, registry_grant)
+    (tmp_path / "licence.jwt").write_text(token)
+    (tmp_path / "hq-keys.json").write_text(json.dumps(jwks))
+    (tmp_path / "logo.png").write_bytes(LOGO_PNG)
+    site_dir, http_port = tmp_path / project, free_port()
+    args = ["--licence", f"@{tmp_path / 'licence.jwt'}", "--hq-keys", str(tmp_path / "hq-keys.json"),
+            "--name", "星辰游戏", "--domain", "localhost", "--logo", str(tmp_path / "logo.png"),
+            "--site-dir", str(site_dir), "--http-port", str(http_port), "--https-port", str(free_port()),
+            "--metrics-port", str(free_port()), "--tls", "off"]
+    try:
+        first = kitctl("up", *args, timeout=900)
+        assert "first admin created" in first.stdout and "shown only this once" in first.stdout
+        # the rendered Caddyfile serves the site's domain: ask for it by name
+        status, body = get(f"http://127.0.0.1:{http_port}/", host="localhost")
+        assert status == 200 and "<title>星辰游戏</title>" in body.decode()
+        status, body = get(f"http://127.0.0.1:{http_port}/")  # and on the address `up` prints
+        assert status == 200 and "<title>星辰游戏</title>" in body.decode()
+        assert get(f"http://127.0.0.1:{http_port}/branding/logo.png", host="localhost") == (200, LOGO_PNG)
+        again = kitctl("up", *args)
+        assert "nothing to do" in again.stdout and "first admin" not in again.stdout
+        data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
+        assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
+        assert all(s["health"] == "healthy" for s in data["services"])
+        assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
+        before = container_ids(engine, project)
+        recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
+        after = container_ids(engine, project)
+        assert after["db"] == before["db"] and after["proxy"] != before["proxy"]
+        assert after["agent"] == before["agent"]  # the agent has no branding input (agent.json)
+        assert after["storefront"] != before["storefront"]
+        assert "first admin" not in recoloured.stdout
+        assert b"#ff3366" in get(f"http://127.0.0.1:{http_port}/branding/theme.css", host="localhost")[1].lower()
+    finally:
+        kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes", check=False)

@@ -1,0 +1,166 @@
+"""Pure parts of the storefront: messages, money, validation, reports, settings, the CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from storefront.admin.reports import _cell, revenue
+from storefront.checkout import CheckoutRefused, validate_form
+from storefront.i18n import MESSAGES, translator
+from storefront.money import format_money, parse_money
+from storefront.ratelimit import RateLimiter
+from storefront.signing import Signer
+from storefront.state import ItemView
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "storefront" / "templates"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_both_locales_have_the_same_messages_and_templates_use_only_known_keys():
+    assert set(MESSAGES["zh-CN"]) == set(MESSAGES["en"])
+    used = set()
+    for template in TEMPLATES.rglob("*.html"):
+        used |= set(re.findall(r"""\bt\(['"]([a-z0-9_.]+)['"]\s*[,)]""", template.read_text()))
+    assert used and used <= set(MESSAGES["en"]), used - set(MESSAGES["en"])
+
+
+def test_templates_carry_no_hardcoded_chinese_outside_messages():
+    for template in TEMPLATES.rglob("*.html"):
+        text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}", "", template.read_text(), flags=re.S)
+        assert not re.search(r"[\u4e00-\u9fff]{2,}", text.replace("中文", "")), template.name
+
+
+@pytest.mark.parametrize("cents,currency,text", [(1234, "CNY", "¥12.34"), (5, "CNY", "¥0.05"), (123456789, "CNY", "¥1,234,567.89"),
+                                                   (-250, "CNY", "-¥2.50"), (1999, "USD", "$19.99"), (500, "JPY", "¥500")])
+def test_money_is_formatted_for_the_currency(cents, currency, text):
+    assert format_money(cents, currency) == text
+
+
+def test_parse_money_accepts_at_most_two_decimals():
+    assert parse_money("12.3") == 1230 and parse_money("0.05") == 5 and parse_money("7") == 700
+    for bad in ("", "abc", "1.234", "1,00", "1e3"):
+        with pytest.raises(ValueError):
+            parse_money(bad)
+
+
+ITEM = ItemView(sku="P", name="n", category="phone", price_cents=1000, hq_price_cents=900, face_value_cents=1000,
+                currency="CNY", stock_kind="direct_topup", account_pattern=r"1[3-9]\d{9}", min_qty=1, max_qty=3, stock=2,
+                price_rule_id=None)
+
+
+def test_checkout_validation_reports_every_field_in_the_buyers_language():
+    t = translator("en")
+    with pytest.raises(CheckoutRefused) as refused:
+        validate_form({"quantity": "3", "account": "123", "contact": "x", "password": "p", "x_coupon": "y" * 50},
+                      ITEM, [{"name": "coupon", "label": "Coupon", "required": False, "max_length": 20}], t)
+    assert refused.value.errors == {
+        "quantity": "Not enough stock: at most 2.", "account": "This account does not look right for this product; please check it.",
+        "contact": "Enter a phone number, QQ number or email.", "password": "The order password must be 6–128 characters.",
+        "x_coupon": "Coupon must be at most 20 characters."}
+    form = validate_form({"quantity": " 2 ", "account": "13912345678", "contact": "a@b.cn", "password": "secret1",
+                          "password2": "secret1", "x_coupon": "SAVE5"}, ITEM,
+                         [{"name": "coupon", "label": "Coupon", "required": False, "max_length": 20}], t)
+    assert (form.quantity, form.account, form.fields) == (2, "13912345678", {"coupon": "SAVE5"})
+
+
+def test_signed_values_expire_and_resist_tampering():
+    signer = Signer(b"k" * 32, "test")
+    token = signer.dumps({"a": 1}, 60)
+    assert signer.loads(token) == {"a": 1}
+    assert Signer(b"k" * 32, "other").loads(token) is None  # purpose-bound
+    assert signer.loads(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert signer.loads(signer.dumps({"a": 1}, -1)) is None
+    assert signer.loads("garbage") is None
+
+
+def test_rate_limiter_counts_within_the_window():
+    limiter = RateLimiter(2, 60)
+    assert limiter.hit("a") and limiter.hit("a") and not limiter.hit("a")
+    assert limiter.hit("b")
+    limiter.reset("a")
+    assert limiter.hit("a")
+
+
+def test_csv_cells_cannot_become_formulas():
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("+86 138") == "'+86 138" and _cell("ok") == "ok"
+
+
+def test_revenue_report_groups_delivered_orders_and_applies_the_share(tmp_path):
+    from sitedb.engine import make_engine, session_factory
+    from sitedb.migrate import upgrade
+    from sitedb.models import Order
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    with session_factory(engine).begin() as s:
+        for i, (days_ago, status, total, hq) in enumerate([(0, "delivered", 10_000, 9_000), (0, "delivered", 5_000, 4_500),
+                                                           (1, "delivered", 2_000, 1_900), (0, "rejected", 99_999, 1), (0, "pending", 7, 1)]):
+            s.add(Order(id=f"O{i}", sku="s", item_name="n", category="c", quantity=1, unit_price_cents=total, total_cents=total,
+                        hq_price_cents=hq, buyer_contact="c", password_hash="h", created_at=now - timedelta(days=days_ago)))
+            s.flush()
+            s.get(Order, f"O{i}").status = status
+    with session_factory(engine)() as s:
+        rows, grand = revenue(s, "day", share_bps=1000, days=30, now=now)
+    engine.dispose()
+    assert [(r.period, r.orders, r.revenue_cents, r.cost_cents, r.share_cents, r.net_cents) for r in rows] == [
+        ("2026-11-20", 2, 15_000, 13_500, 1_500, 0), ("2026-11-19", 1, 2_000, 1_900, 200, -100)]
+    assert (grand.orders, grand.revenue_cents, grand.share_cents) == (3, 17_000, 1_700)
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "storefront", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env}, timeout=120)
+
+
+def test_create_admin_cli_prints_the_password_once_and_refuses_bad_input(tmp_path):
+    env = {"KIT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    first = _run(["create-admin", "owner"], env)
+    assert first.returncode == 0 and len(first.stdout.strip()) >= 16 and first.stderr == ""
+    again = _run(["create-admin", "owner"], env)
+    assert again.returncode == 2 and again.stderr.strip() == "error: user 'owner' already exists"
+    bad = _run(["create-admin", "a b"], env)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: username must be") and "Traceback" not in bad.stderr
+    assert _run(["create-admin", "x1y", "root"], env).returncode == 2
+    from sitedb.engine import make_engine
+    from sqlalchemy import text
+    engine = make_engine(env["KIT_DATABASE_URL"])
+    with engine.connect() as conn:
+        stored = conn.execute(text("select password_hash from admin_users")).scalar_one()
+    engine.dispose()
+    assert stored.startswith("$argon2id$") and first.stdout.strip() not in stored
+
+
+def test_server_refuses_a_bad_bind_with_one_line(tmp_path):
+    r = _run([], {"KIT_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "KIT_BIND": "nonsense"})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "KIT_BIND must be HOST:PORT" in r.stderr
+
+
+def test_plugin_host_is_recreated_when_the_licence_features_change(monkeypatch):
+    from storefront import plugin_adapter
+
+    loads: list[list[str]] = []
+    monkeypatch.setattr(plugin_adapter, "load_host", lambda features, enabled, config_dir: loads.append(features) or object())
+    cache = plugin_adapter.PluginHostCache(enabled=None, config_dir=None)
+    first = cache.get(["coupons"])
+    assert cache.get(["coupons"]) is first  # unchanged features: same host
+    upgraded = cache.get(["notify", "coupons"])
+    assert upgraded is not first and cache.get(["coupons", "notify"]) is upgraded
+    assert loads == [["coupons"], ["coupons", "notify"]]
+
+
+def test_without_the_plugins_package_the_shop_runs_with_no_plugins():
+    from storefront.plugin_adapter import NoPlugins, load_host
+
+    host = load_host(["coupons"], None, None)
+    if isinstance(host, NoPlugins):  # until the plugins branch is merged
+        assert host.checkout_fields() == [] and host.adjust_checkout(None, {})["discount_cents"] == 0
+    else:
+        assert hasattr(host, "checkout_fields") and hasattr(host, "adjust_checkout")
