@@ -128,9 +128,10 @@ def main() -> None:
     with ExitStack() as stack:
         url = args.database_url
         if url is None and args.db == "postgres":
-            from tests.hq.pg import cluster, fresh_database
+            from tests.hq.pg import fresh_database, plain
+            from tests.support.postgres import postgres_cluster
 
-            url = stack.enter_context(fresh_database(stack.enter_context(cluster())))
+            url = stack.enter_context(fresh_database(plain(stack.enter_context(postgres_cluster()))))
         hq_dir = Path(tempfile.mkdtemp(prefix="hq-bench-"))
         tokens = seed(hq_dir, url, args.sites, items=2000, keys=50_000)
         port = free_port()

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hq import catalog, orders, sites
-from hq.auth import SiteCaller, get_hq, site_active, site_any, site_ordering
+from hq.auth import SiteCaller, TokenCaller, site_active, site_ordering, site_token
+from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError
 from hq.schemas import CatalogPage, ErrorBody, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
 from hq.service import HQ
@@ -61,5 +62,5 @@ def get_order(order_id: str, caller: SiteCaller = Depends(site_active), hq: HQ =
 
 
 @router.post("/heartbeat", response_model=HeartbeatOut, summary="Report health; receive licence status and commands")
-def post_heartbeat(beat: HeartbeatIn, caller: SiteCaller = Depends(site_any), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
-    return sites.heartbeat(hq, caller.site_id, beat)
+def post_heartbeat(beat: HeartbeatIn, caller: TokenCaller = Depends(site_token), hq: HQ = Depends(get_hq)) -> Response:
+    return JSONResponse(sites.heartbeat(hq, caller.site_id, caller.jti, beat))  # already the exact HeartbeatOut shape

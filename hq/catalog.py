@@ -16,10 +16,11 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from hq import audit
@@ -198,32 +199,57 @@ def cursor_expired(since: int, watermark: int, pruned: int) -> bool:
     return since > 0 and since < pruned and watermark < pruned
 
 
+@lru_cache(maxsize=1)
+def _feed_sql() -> tuple[Any, Any]:
+    """(meta read, page read), built once. The page carries each row's available stock
+    (a correlated count on the card-key index), so a page is one statement."""
+    stock = (select(func.count()).select_from(CardKey)
+             .where(CardKey.sku == CatalogItem.sku, CardKey.status == "available")
+             .correlate(CatalogItem).scalar_subquery())
+    c = CatalogItem
+    page = (select(c.sku, c.version, c.deleted, c.category, c.name, c.face_value_cents, c.price_cents, c.currency,
+                   c.stock_kind, c.account_pattern, c.min_qty, c.max_qty, c.status, stock)
+            .where(c.version > bindparam("since")).order_by(c.version).limit(bindparam("n")))
+    meta = select(Meta.key, Meta.value).where(Meta.key.in_(("epoch", "catalog_pruned_through")))
+    return meta, page
+
+
 def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
     """One page of changes after `cursor` for a site allowed `categories`.
 
     An item whose category the site may not sell shows as a tombstone, so an
     item moved out of the site's categories disappears there too.
     """
-    with hq.session() as session:
-        epoch = hq.meta(session, "epoch")
+    meta_sql, page_sql = _feed_sql()
+    with hq.read() as conn:
+        meta = dict(conn.execute(meta_sql).all())
+        epoch = meta.get("epoch", "")
         position = decode_cursor(cursor, epoch)
-        pruned = int(hq.meta(session, "catalog_pruned_through") or 0)
+        pruned = int(meta.get("catalog_pruned_through") or 0)
         if position is None or cursor_expired(*position, pruned):
             raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
         since = position[0]
-        # plain rows, not ORM objects: a page is up to 1000 items and read-only
-        rows = list(session.execute(
-            select(*CatalogItem.__table__.c).where(CatalogItem.version > since)
-            .order_by(CatalogItem.version).limit(limit + 1)
-        ))
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        allowed = set(categories)
-        visible = {r.sku for r in rows if r.category in allowed and not r.deleted}
-        stock = stock_of(session, [r for r in rows if r.sku in visible])  # type: ignore[misc]
-        items = [item_json(r, stock.get(r.sku)) if r.sku in visible else tombstone(r) for r in rows]  # type: ignore[arg-type]
-        head = int(rows[-1].version) if rows else since
-        return {"items": items, "next_cursor": encode_cursor(epoch, head, pruned), "has_more": has_more}
+        rows = conn.execute(page_sql, {"since": since, "n": limit + 1}).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    allowed = set(categories)
+    items = [_page_item(tuple(r), allowed) for r in rows]
+    head = int(rows[-1].version) if rows else since
+    return {"items": items, "next_cursor": encode_cursor(epoch, head, pruned), "has_more": has_more}
+
+
+def _page_item(row: tuple[Any, ...], allowed: set[str]) -> dict[str, Any]:
+    """What `item_json` gives for a feed row (tuple-unpacked: a page is up to 1000 of them)."""
+    (sku, version, deleted, category, name, face, price, currency, kind, pattern, min_qty, max_qty, status,
+     stock) = row
+    if deleted or category not in allowed:
+        return {"sku": sku, "version": int(version), "deleted": True}
+    return {
+        "sku": sku, "name": name, "category": category, "face_value_cents": int(face), "price_cents": int(price),
+        "currency": currency, "stock_kind": kind, "account_pattern": pattern, "min_qty": min_qty,
+        "max_qty": max_qty, "stock": int(stock or 0) if kind == "card_key" else None, "status": status,
+        "version": int(version), "deleted": False,
+    }
 
 
 def render(page: dict[str, Any]) -> tuple[bytes, str]:

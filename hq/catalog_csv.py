@@ -26,7 +26,13 @@ def is_card_key_csv(text: str) -> bool:
 
 def parse_items(text: str) -> list[tuple[str, catalog.ItemSpec]]:
     """(sku, spec) per row, all validated before anything is written."""
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_items(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise InvalidInput(f"catalog CSV is not valid CSV: {exc}") from None
+
+
+def _parse_items(reader: "csv.DictReader[str]") -> list[tuple[str, catalog.ItemSpec]]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in REQUIRED + OPTIONAL]

@@ -19,6 +19,8 @@ from hq.models import Command, Site
 from kitctl.licence import jws
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from hq.service import HQ
 
 COMMAND_TYP = "kitctl-command+jwt"
@@ -36,7 +38,7 @@ def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -
     return cmd
 
 
-def acknowledge(session: Session, site_id: str, applied_seq: int) -> None:
+def acknowledge(session: "Session | Connection", site_id: str, applied_seq: int) -> None:
     session.execute(
         update(Command)
         .where(Command.site_id == site_id, Command.seq <= applied_seq, Command.acked_at.is_(None))
@@ -44,13 +46,15 @@ def acknowledge(session: Session, site_id: str, applied_seq: int) -> None:
     )
 
 
-def pending(session: Session, site_id: str, applied_seq: int) -> list[Command]:
-    return list(session.scalars(
-        select(Command).where(Command.site_id == site_id, Command.seq > applied_seq).order_by(Command.seq).limit(50)
+def pending(conn: "Connection", site_id: str, applied_seq: int) -> list[Any]:
+    """Unacknowledged commands as rows (id, seq, type, site_id, payload), oldest first."""
+    return list(conn.execute(
+        select(Command.id, Command.seq, Command.type, Command.site_id, Command.payload)
+        .where(Command.site_id == site_id, Command.seq > applied_seq).order_by(Command.seq).limit(50)
     ))
 
 
-def sign(hq: "HQ", cmd: Command, now: int) -> str:
+def sign(hq: "HQ", cmd: Any, now: int) -> str:
     payload = {
         "id": cmd.id, "seq": cmd.seq, "type": cmd.type, "site": cmd.site_id,
         "iat": now, "exp": now + hq.settings.command_ttl_seconds, "payload": cmd.payload,

@@ -42,10 +42,42 @@ def make_engine(url: str) -> "Engine":
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # reads (HQ.read) take no write lock; WAL gives them a consistent snapshot
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("hq_read_only") else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=20, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: "Engine") -> None:
+    """Check a pooled connection before use only if it sat idle a while (e.g. across a database restart).
+
+    `pool_pre_ping` costs a round trip on every checkout; under load connections
+    are never idle, so this skips it where it buys nothing.
+    """
+    import time
+
+    from sqlalchemy import event, exc
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        if time.monotonic() - record.info.get("idle_since", 0.0) < IDLE_PING_SECONDS:
+            return
+        try:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            dbapi_conn.rollback()
+        except Exception as error:  # the pool replaces the connection and retries
+            raise exc.DisconnectionError(str(error).splitlines()[0] if str(error) else "stale connection") from None
 
 
 def is_postgres(engine: "Engine") -> bool:

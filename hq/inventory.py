@@ -33,7 +33,13 @@ MAX_SECRET = 512
 
 def parse_csv(text: str) -> list[tuple[str, str, str]]:
     """Rows of `sku,serial,secret` (header required); one-line error naming the bad line."""
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_rows(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise InvalidInput(f"card-key CSV is not valid CSV: {exc}") from None
+
+
+def _parse_rows(reader: Any) -> list[tuple[str, str, str]]:
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header] != ["sku", "serial", "secret"]:
         raise InvalidInput("card-key CSV must start with the header: sku,serial,secret")

@@ -201,9 +201,13 @@ def list_licences(hq: "HQ") -> list[dict[str, Any]]:
 
 def licence_state(site: Site, lic: Licence, now: datetime | None = None) -> str:
     """What the heartbeat reports: revoked/suspended win, then expiry."""
-    if site.status in ("revoked", "suspended"):
-        return site.status
-    if aware(lic.expires_at) <= (now or utcnow()):
+    return licence_state_of(site.status, lic.expires_at, now)
+
+
+def licence_state_of(site_status: str, expires_at: datetime, now: datetime | None = None) -> str:
+    if site_status in ("revoked", "suspended"):
+        return site_status
+    if aware(expires_at) <= (now or utcnow()):
         return "expired"
     return "active"
 

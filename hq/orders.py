@@ -18,9 +18,10 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,14 +54,19 @@ def order_hash(order: OrderIn) -> str:
 
 # -- idempotency key -------------------------------------------------------
 
+@lru_cache(maxsize=1)
+def _claim_statement():  # type: ignore[no-untyped-def]
+    return insert(IdempotencyKey)
+
+
 def claim_key(hq: "HQ", site_id: str, key: str, request_hash: str) -> list[str] | None:
     """Claim `key` for this request; the stored hq order ids if it is a finished replay."""
     now = utcnow()
     expires = now + timedelta(days=hq.settings.idempotency_retention_days)
     try:
-        with hq.session() as s:
-            s.add(IdempotencyKey(site_id=site_id, key=key, request_sha256=request_hash, state="in_flight",
-                                 created_at=now, expires_at=expires))
+        with hq.connection() as conn:
+            conn.execute(_claim_statement(), {"site_id": site_id, "key": key, "request_sha256": request_hash,
+                                              "state": "in_flight", "created_at": now, "expires_at": expires})
         return None
     except IntegrityError:
         pass
@@ -100,6 +106,8 @@ def release_key(hq: "HQ", site_id: str, key: str) -> None:
 
 def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[list[dict[str, Any]], bool]:
     """Decide every order in the batch; returns (results, whole request was a replay)."""
+    from hq import batch as batches
+
     ids = [o.order_id for o in batch.orders]
     if len(set(ids)) != len(ids):
         raise ApiError(422, "invalid_request", "the batch lists the same order_id twice")
@@ -107,6 +115,12 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
     if replay_ids is not None:
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
     try:
+        try:  # the common case, new orders only: one transaction for the whole batch
+            results = batches.decide_new(hq, ctx, key, batch.orders, [order_hash(o) for o in batch.orders])
+        except IntegrityError:  # another request inserted one of these orders meanwhile
+            results = None
+        if results is not None:
+            return results, False
         _refuse_changed_orders(hq, ctx.site_id, batch)
         results = [decide_one(hq, ctx, order) for order in batch.orders]
     except BaseException:
@@ -149,7 +163,7 @@ def _existing(hq: "HQ", s: Session, row: Order, digest: str) -> dict[str, Any]:
     return result_json(hq, s, row, replayed=True)
 
 
-def _catalog_check(item: CatalogItem | None, ctx: SiteContext, order: OrderIn) -> str | None:
+def catalog_problem(item: CatalogItem | Any, ctx: SiteContext, order: OrderIn) -> str | None:
     """A reason the order cannot be fulfilled at all, or None."""
     if item is None or item.deleted:
         return "unknown_sku"
@@ -173,7 +187,7 @@ def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: s
     now = utcnow()
     item = s.get(CatalogItem, order.sku)
     amount = order.unit_price_cents * order.quantity
-    problem = _catalog_check(item, ctx, order)
+    problem = catalog_problem(item, ctx, order)
     if problem:
         decision = risk.Decision("reject", [problem])
     else:

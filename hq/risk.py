@@ -15,11 +15,13 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from hq.clock import aware
@@ -155,13 +157,41 @@ class Decision:
     reasons: list[str]
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What the database says about the candidate's recent past (excluding the candidate)."""
+
+    velocity: dict[str, list[int]]  # per signal ("account"...), one count per rule of that signal, in rule order
+    site_orders_today: int
+    site_amount_today: int
+    site_created_at: datetime | None
+
+
 def evaluate(session: Session, rules: Rules, c: Candidate, now: datetime) -> Decision:
     """Apply every rule; the strongest action wins, every fired rule is a reason."""
+    return judge(rules, c, count(session, rules, c, now), now)
+
+
+def count(session: Session, rules: Rules, c: Candidate, now: datetime) -> Counts:
+    """The candidate's counts from the database: one query per velocity signal, one for the site."""
+    values = {"account": c.account, "contact": c.contact, "ip": c.ip}
+    velocity: dict[str, list[int]] = {}
+    for key in ("account", "contact", "ip"):
+        mine = [r for r in rules.velocity if r.key == key]
+        if mine and values[key]:
+            velocity[key] = velocity_counts(session, mine, key, [values[key]], now).get(values[key], [0] * len(mine))
+    orders, amount = site_today(session, c.site_id, now)
+    site = session.get(Site, c.site_id)
+    return Counts(velocity, orders, amount, site.created_at if site is not None else None)
+
+
+def judge(rules: Rules, c: Candidate, counts: Counts, now: datetime) -> Decision:
+    """The decision for `c` given its counts; no database access."""
     fired: list[tuple[str, str]] = []
     fired += _blocked(rules.block, c)
     fired += _amounts(rules.limits, c)
-    fired += _velocity(session, rules.velocity, c, now)
-    fired += _site_limits(session, rules, c, now)
+    fired += _velocity(rules.velocity, counts)
+    fired += _site_limits(rules, c, counts, now)
     if rules.foreign_region_action and c.region and not _region_allowed(c.region, c.licence_regions):
         fired.append((rules.foreign_region_action, f"region_outside_licence:{c.region}"))
     if not fired:
@@ -209,43 +239,76 @@ def _amounts(limits: AmountLimits, c: Candidate) -> list[tuple[str, str]]:
 _VELOCITY_COLUMN = {"account": Order.buyer_account, "contact": Order.buyer_contact, "ip": Order.buyer_ip}
 
 
-def _velocity(session: Session, rules: list[VelocityRule], c: Candidate, now: datetime) -> list[tuple[str, str]]:
-    """One query per signal (account, contact, ip) counts every window of that signal's rules."""
+@lru_cache(maxsize=64)
+def _velocity_statement(key: str, windows: int, postgres: bool):  # type: ignore[no-untyped-def]
+    """Built once per (signal, number of windows): building SQL per order costs more than running it.
+
+    On PostgreSQL the values travel as one array (`= ANY(...)`), so the SQL text
+    stays the same for any batch size and the driver parses it once.
+    """
+    column = _VELOCITY_COLUMN[key]
+    if postgres:
+        from sqlalchemy import String
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        match = column == func.any(bindparam("values", type_=ARRAY(String)))
+    else:
+        match = column.in_(bindparam("values", expanding=True))
+    return (select(column, *[func.coalesce(func.sum(case((Order.received_at >= bindparam(f"since_{i}"), 1),
+                                                         else_=0)), 0) for i in range(windows)])
+            .where(match, Order.received_at >= bindparam("earliest"))
+            .group_by(column))
+
+
+def velocity_counts(conn: "Session | Connection", rules: list[VelocityRule], key: str, values: list[str],
+                    now: datetime) -> dict[str, list[int]]:
+    """For each value of one signal, how many orders fall in each rule's window (one grouped query)."""
+    sinces = [now - timedelta(seconds=r.window_seconds) for r in rules]
+    params = {f"since_{i}": since for i, since in enumerate(sinces)}
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    postgres = dialect.name == "postgresql"
+    rows = conn.execute(_velocity_statement(key, len(rules), postgres),
+                        {**params, "values": values, "earliest": min(sinces)}).all()
+    return {row[0]: [int(n or 0) for n in row[1:]] for row in rows}
+
+
+@lru_cache(maxsize=1)
+def _site_today_statement():  # type: ignore[no-untyped-def]
+    return (select(func.count(), func.coalesce(func.sum(Order.unit_price_cents * Order.quantity), 0))
+            .where(Order.site_id == bindparam("site"), Order.received_at >= bindparam("midnight")))
+
+
+def site_today(conn: "Session | Connection", site_id: str, now: datetime) -> tuple[int, int]:
+    """The site's orders and amount since HQ's midnight (UTC)."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    count_, amount = conn.execute(_site_today_statement(), {"site": site_id, "midnight": midnight}).one()
+    return int(count_), int(amount)
+
+
+def _velocity(rules: list[VelocityRule], counts: Counts) -> list[tuple[str, str]]:
     out = []
-    values = {"account": c.account, "contact": c.contact, "ip": c.ip}
     for key in ("account", "contact", "ip"):
-        mine = [r for r in rules if r.key == key]
-        value = values[key]
-        if not mine or not value:
+        seen = counts.velocity.get(key)
+        if seen is None:
             continue
-        column = _VELOCITY_COLUMN[key]
-        sinces = [now - timedelta(seconds=r.window_seconds) for r in mine]
-        counts = session.execute(
-            select(*[func.coalesce(func.sum(case((Order.received_at >= s, 1), else_=0)), 0) for s in sinces])
-            .where(column == value, Order.received_at >= min(sinces))
-        ).one()
-        for rule, count in zip(mine, counts):
-            if int(count or 0) >= rule.max_orders:
+        for rule, n in zip([r for r in rules if r.key == key], seen):
+            if n >= rule.max_orders:
                 out.append((rule.action, f"velocity_{rule.key}:{rule.max_orders}/{rule.window_seconds}s"))
     return out
 
 
-def _site_limits(session: Session, rules: Rules, c: Candidate, now: datetime) -> list[tuple[str, str]]:
+def _site_limits(rules: Rules, c: Candidate, counts: Counts, now: datetime) -> list[tuple[str, str]]:
     out = []
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    count, amount = session.execute(
-        select(func.count(), func.coalesce(func.sum(Order.unit_price_cents * Order.quantity), 0))
-        .where(Order.site_id == c.site_id, Order.received_at >= midnight)
-    ).one()
+    count_, amount = counts.site_orders_today, counts.site_amount_today
     daily = rules.site_daily
-    if count >= daily.max_orders:
+    if count_ >= daily.max_orders:
         out.append((daily.action, f"site_daily_orders:{daily.max_orders}"))
-    if int(amount) + c.amount_cents > daily.max_amount_cents:
+    if amount + c.amount_cents > daily.max_amount_cents:
         out.append((daily.action, f"site_daily_amount:{daily.max_amount_cents}"))
-    site = session.get(Site, c.site_id)
     new = rules.new_site
-    if site is not None and new.days and now - aware(site.created_at) < timedelta(days=new.days):
-        if count >= new.max_orders_per_day:
+    created = counts.site_created_at
+    if created is not None and new.days and now - aware(created) < timedelta(days=new.days):
+        if count_ >= new.max_orders_per_day:
             out.append((new.action, f"new_site_daily_orders:{new.max_orders_per_day}"))
         if c.amount_cents > new.max_amount_cents_per_order:
             out.append((new.action, f"new_site_amount:{new.max_amount_cents_per_order}"))

@@ -17,13 +17,20 @@ from typing import TYPE_CHECKING, Iterator
 from hq.settings import HQSettings
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from hq.registry import Htpasswd
     from hq.risk import RuleSource
+    from hq.tokencache import TokenCache
     from hq.vault import Vault
     from kitctl.licence.keys import HQKeyStore, PinnedKeys
+
+
+def _token_cache() -> "TokenCache":
+    from hq.tokencache import TokenCache
+
+    return TokenCache()
 
 
 @dataclass
@@ -33,6 +40,7 @@ class HQ:
     sessionmaker: "sessionmaker[Session]"
     _pinned: tuple[float, "PinnedKeys"] | None = field(default=None, repr=False)
     _sqlite_writer: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    token_cache: "TokenCache" = field(default_factory=lambda: _token_cache(), repr=False)
 
     @classmethod
     def open(cls, settings: HQSettings, migrate: bool = True) -> "HQ":
@@ -72,6 +80,22 @@ class HQ:
         else:
             with self.sessionmaker() as session, session.begin():
                 yield session
+
+    @contextmanager
+    def connection(self) -> Iterator["Connection"]:
+        """One transaction on a Core connection (no ORM objects): for the hot paths."""
+        if self.engine.dialect.name == "sqlite":
+            with self._sqlite_writer, self.engine.begin() as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator["Connection"]:
+        """A read-only Core connection; on SQLite it takes no write lock."""
+        with self.engine.connect().execution_options(hq_read_only=True) as conn:
+            yield conn
 
     @cached_property
     def keys(self) -> "HQKeyStore":

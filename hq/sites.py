@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from hq import audit, commands
 from hq.clock import aware, iso, utcnow
 from hq.errors import ApiError
-from hq.licences import licence_state
+from hq.licences import licence_state, licence_state_of
 from hq.models import Licence, Order, Site
 from hq.schemas import HeartbeatIn
 
@@ -22,31 +23,56 @@ if TYPE_CHECKING:
 MAX_JSON_BYTES = 16 * 1024
 
 
-def heartbeat(hq: "HQ", site_id: str, beat: HeartbeatIn) -> dict[str, Any]:
-    """Record the site's state, acknowledge applied commands, return what is pending."""
-    for name, value in (("health", beat.health), ("counters", beat.counters)):
-        if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
-            raise ApiError(413, "too_large", f"{name} is larger than {MAX_JSON_BYTES} bytes")
-    with hq.session() as s:
-        site = s.scalar(select(Site).where(Site.id == site_id).with_for_update())
-        if site is None:
-            raise ApiError(401, "unknown_licence", "no such site at this HQ")
-        applied = min(beat.applied_seq, site.command_seq)
+@lru_cache(maxsize=1)
+def _heartbeat_sql() -> tuple[Any, Any]:
+    """(lock-and-read, record), built once. The read also proves the caller's licence (by jti)
+    belongs to this site, which is all the heartbeat needs of it: revoked and suspended
+    sites are answered too."""
+    from sqlalchemy import and_, bindparam, exists, update
+
+    known = exists().where(Licence.jti == bindparam("jti"), Licence.site_id == Site.id).correlate(Site)
+    read = (select(Site.status, Site.status_reason, Site.command_seq, Site.applied_seq, Licence.expires_at,
+                   known.label("known"))
+            .outerjoin(Licence, and_(Licence.jti == Site.current_jti))
+            .where(Site.id == bindparam("site")).with_for_update(of=Site))
+    record = update(Site).where(Site.id == bindparam("site")).values(
+        last_heartbeat_at=bindparam("at"), version=bindparam("version"), health=bindparam("health"),
+        counters=bindparam("counters"), applied_seq=bindparam("applied"))
+    return read, record
+
+
+def heartbeat(hq: "HQ", site_id: str, jti: str, beat: HeartbeatIn) -> dict[str, Any]:
+    """Record the site's state, acknowledge applied commands, return what is pending.
+
+    One transaction, usually two statements: lock and read the site with its
+    current licence (and check the caller's licence is this site's), record the
+    beat; acknowledging and reading commands only happen when there are any.
+    """
+    read, record = _heartbeat_sql()
+    with hq.connection() as conn:
+        site = conn.execute(read, {"site": site_id, "jti": jti}).first()
+        if site is None or not site.known:
+            raise ApiError(401, "unknown_licence", "this licence is not known to HQ")
+        for name, value in (("health", beat.health), ("counters", beat.counters)):
+            if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+                raise ApiError(413, "too_large", f"{name} is larger than {MAX_JSON_BYTES} bytes")
+        applied = max(site.applied_seq, min(beat.applied_seq, site.command_seq))
         if applied > site.applied_seq:
-            commands.acknowledge(s, site_id, applied)
-            site.applied_seq = applied
-        site.last_heartbeat_at, site.version = utcnow(), beat.version
-        site.health, site.counters = beat.health, beat.counters
-        lic = s.get(Licence, site.current_jti) if site.current_jti else None
-        state = licence_state(site, lic) if lic else site.status
+            commands.acknowledge(conn, site_id, applied)
+        conn.execute(record, {"site": site_id, "at": utcnow(), "version": beat.version, "health": beat.health,
+                              "counters": beat.counters, "applied": applied})
+        state = site.status
+        if site.expires_at is not None:
+            state = licence_state_of(site.status, site.expires_at)
         now = int(time.time())
-        signed = [commands.sign(hq, c, now) for c in commands.pending(s, site_id, site.applied_seq)]
-        return {
-            "interval_seconds": hq.settings.heartbeat_interval_seconds,
-            "licence": {"status": state, "reason": site.status_reason},
-            "commands": signed,
-            "server_time": now,
-        }
+        due = commands.pending(conn, site_id, applied) if site.command_seq > applied else []
+        signed = [commands.sign(hq, c, now) for c in due]
+    return {
+        "interval_seconds": hq.settings.heartbeat_interval_seconds,
+        "licence": {"status": state, "reason": site.status_reason},
+        "commands": signed,
+        "server_time": now,
+    }
 
 
 def sync_now(hq: "HQ", operator: str, site_id: str) -> dict[str, Any]:
