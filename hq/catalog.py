@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from hq import audit
@@ -198,37 +198,67 @@ def cursor_expired(since: int, watermark: int, pruned: int) -> bool:
     return since > 0 and since < pruned and watermark < pruned
 
 
+_FEED_COLUMNS = ("sku", "name", "category", "face_value_cents", "price_cents", "currency", "stock_kind",
+                 "account_pattern", "min_qty", "max_qty", "status", "version", "deleted")
+
+
+def _feed_query(since: int, limit: int, allowed: list[str]) -> Any:
+    """One statement for a page: the rows and, for visible card-key SKUs only, their available stock.
+
+    The stock count is a correlated subquery on `ix_card_keys_alloc` guarded by CASE, so rows
+    that need no count (direct top-ups, tombstones, other categories) cost nothing extra.
+    """
+    items = CatalogItem.__table__
+    stock = (select(func.count()).select_from(CardKey.__table__)
+             .where(CardKey.__table__.c.sku == items.c.sku, CardKey.__table__.c.status == "available")
+             .correlate(items).scalar_subquery())
+    visible_card_key = and_(items.c.stock_kind == "card_key", items.c.deleted.is_(False),
+                            items.c.category.in_(allowed))
+    return (select(*(items.c[name] for name in _FEED_COLUMNS), case((visible_card_key, stock), else_=None))
+            .where(items.c.version > since).order_by(items.c.version).limit(limit + 1))
+
+
+def _feed_item(row: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    """The API's item (or tombstone) from one `_feed_query` row; same fields as `item_json`."""
+    sku, name, category, face, price, currency, kind, pattern, min_qty, max_qty, status, version, deleted, stock = row
+    if deleted or category not in allowed:
+        return {"sku": sku, "version": version, "deleted": True}
+    return {
+        "sku": sku, "name": name, "category": category, "face_value_cents": face, "price_cents": price,
+        "currency": currency, "stock_kind": kind, "account_pattern": pattern, "min_qty": min_qty,
+        "max_qty": max_qty, "stock": stock if kind == "card_key" else None, "status": status,
+        "version": version, "deleted": False,
+    }
+
+
 def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
     """One page of changes after `cursor` for a site allowed `categories`.
 
     An item whose category the site may not sell shows as a tombstone, so an
-    item moved out of the site's categories disappears there too.
+    item moved out of the site's categories disappears there too. Two round
+    trips per page (meta, then the page with its stock counts), plain tuples,
+    no ORM objects: a page is up to 1000 items and read-only.
     """
     with hq.session() as session:
-        epoch = hq.meta(session, "epoch")
+        meta = dict(session.execute(select(Meta.key, Meta.value)
+                                    .where(Meta.key.in_(("epoch", "catalog_pruned_through")))).all())
+        epoch = meta.get("epoch") or ""
         position = decode_cursor(cursor, epoch)
-        pruned = int(hq.meta(session, "catalog_pruned_through") or 0)
+        pruned = int(meta.get("catalog_pruned_through") or 0)
         if position is None or cursor_expired(*position, pruned):
             raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
         since = position[0]
-        # plain rows, not ORM objects: a page is up to 1000 items and read-only
-        rows = list(session.execute(
-            select(*CatalogItem.__table__.c).where(CatalogItem.version > since)
-            .order_by(CatalogItem.version).limit(limit + 1)
-        ))
+        rows = session.execute(_feed_query(since, limit, sorted(set(categories)))).all()
         has_more = len(rows) > limit
-        rows = rows[:limit]
-        allowed = set(categories)
-        visible = {r.sku for r in rows if r.category in allowed and not r.deleted}
-        stock = stock_of(session, [r for r in rows if r.sku in visible])  # type: ignore[misc]
-        items = [item_json(r, stock.get(r.sku)) if r.sku in visible else tombstone(r) for r in rows]  # type: ignore[arg-type]
-        head = int(rows[-1].version) if rows else since
+        allowed = frozenset(categories)
+        items = [_feed_item(r, allowed) for r in rows[:limit]]
+        head = items[-1]["version"] if items else since
         return {"items": items, "next_cursor": encode_cursor(epoch, head, pruned), "has_more": has_more}
 
 
 def render(page: dict[str, Any]) -> tuple[bytes, str]:
-    """The page as JSON bytes and its strong ETag (a hash of exactly those bytes)."""
-    body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
+    """The page as compact UTF-8 JSON bytes (orjson) and its strong ETag (a hash of exactly those bytes)."""
+    body = orjson.dumps(page)
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
