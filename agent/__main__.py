@@ -6,6 +6,9 @@ import sys
 
 
 def main() -> int:
+    from agent.memory import limit_arenas
+
+    limit_arenas()  # before any thread exists: idle threads do not each keep an arena resident
     from agent.logs import setup_logging
     from agent.runner import Agent
     from agent.settings import load_settings

@@ -7,12 +7,20 @@ metrics count failures by (endpoint, kind) without ever seeing a body.
 
 from __future__ import annotations
 
+import functools
+import ssl
+import sys
 import time
 from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+# httpx imports its command-line client at import when click and rich are installed (they
+# are, for kitctl's CLI): ~8 MB of click, rich and pygments the agent never runs. A None
+# entry makes that optional import fail as if they were absent (httpx then defines a stub).
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+import httpx  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.metrics import AgentMetrics
@@ -127,6 +135,7 @@ class HQClient:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=transport,
+            verify=_tls_context(),
             headers={"User-Agent": "kitctl-agent"},
         )
 
@@ -196,6 +205,12 @@ class HQClient:
         if self.metrics is not None:
             self.metrics.hq_errors.labels(endpoint, kind).inc()
         return HQError(endpoint, kind, detail, status, code)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verification (certifi, or SSL_CERT_FILE/DIR), built once: ~1 MB per client saved."""
+    return httpx.create_ssl_context()
 
 
 def _classify(resp: httpx.Response) -> tuple[ErrorKind, str, int, str | None]:

@@ -18,6 +18,9 @@ class NoPlugins:
     loaded: list[str] = []
     refused: dict[str, str] = {}
 
+    def plugin(self, name: str) -> None:
+        return None
+
     def emit(self, event: str, payload: dict[str, Any]) -> None:
         return None
 
@@ -29,6 +32,7 @@ class PluginEvents:
         self.config_dir = config_dir
         self.features: tuple[str, ...] | None = None
         self.host: Any = NoPlugins()
+        self._listened: dict[str, bool] = {}
 
     def reload(self, features: list[str]) -> None:
         key = tuple(sorted(features))
@@ -36,13 +40,38 @@ class PluginEvents:
             return
         self.features = key
         self.host = load_host(list(key), self.config_dir)
+        self._listened = {}
         log.info("plugin host loaded", extra={"plugins": list(getattr(self.host, "loaded", []))})
+
+    def wants(self, event: str) -> bool:
+        """Whether a loaded plugin hooks `event`: a sync of 100k SKUs skips 100k no-op emits."""
+        known = self._listened.get(event)
+        if known is None:
+            known = self._listened[event] = listens(self.host, event)
+        return known
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
         try:
             self.host.emit(event, payload)
         except Exception:  # the host promises not to raise; the agent does not rely on it
             log.exception("plugin host raised on emit", extra={"event": event})
+
+
+def listens(host: Any, event: str) -> bool:
+    """True when a plugin of `host` overrides the hook of `event` (True when that cannot be told)."""
+    try:
+        from plugins.contract import EVENT_HOOKS, Plugin  # type: ignore[import-not-found]
+    except ImportError:
+        return bool(getattr(host, "loaded", []))
+    hook = EVENT_HOOKS.get(event)
+    if hook is None:
+        return False
+    base = getattr(Plugin, hook)
+    for name in getattr(host, "loaded", []):
+        plugin = host.plugin(name)
+        if plugin is None or getattr(type(plugin), hook, base) is not base:
+            return True
+    return False
 
 
 def load_host(features: list[str], config_dir: Path | None) -> Any:

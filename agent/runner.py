@@ -25,6 +25,7 @@ from agent.heartbeat import Heartbeat
 from agent.hq_client import HQClient, HQError
 from agent.licence import choose_licence, evaluate, install_start_licence
 from agent.logs import LogOnce
+from agent.memory import release_free_memory
 from agent.metrics import AgentMetrics
 from agent.outbox import Forwarder, backoff_seconds
 from agent.plugin_events import PluginEvents
@@ -36,6 +37,9 @@ from kitctl.errors import InvalidInput
 
 log = logging.getLogger("agent")
 DB_ERRORS = (OperationalError, DBAPIError)
+
+
+BIG_SYNC_PAGES = 5  # after a sync of this many pages, freed memory is handed back to the OS
 
 
 def jittered(seconds: float) -> float:
@@ -92,7 +96,7 @@ class Agent:
         self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout) for _ in range(3)]
         sync_client, order_client, beat_client = self.clients
         self.sync = CatalogSync(self.engine, sync_client, self.metrics, emit=self.plugins.emit,
-                                page_limit=s.sync_page_limit, stop=self.stop)
+                                page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
         self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,
                                    batch=s.forward_batch, backoff_base=s.backoff_base, backoff_cap=s.backoff_cap,
                                    review_poll=s.review_poll, emit=self.plugins.emit)
@@ -123,6 +127,7 @@ class Agent:
     # -- run -----------------------------------------------------------------------
     def run(self) -> None:
         """Start the loops and block until stop() (SIGTERM); then let units in flight finish."""
+        release_free_memory()  # what starting up freed (licence checks, schemas) is not kept resident
         for name, loop in (("sync", self._sync_loop), ("forward", self._forward_loop),
                            ("heartbeat", self._heartbeat_loop), ("stats", self._stats_loop)):
             t = threading.Thread(target=self._guarded, args=(name, loop), name=name, daemon=True)
@@ -166,6 +171,8 @@ class Agent:
         while not self.stop.is_set():
             ok = self._unit("sync", self.sync.run)
             failures = 0 if ok else failures + 1
+            if getattr(ok, "pages", 0) >= BIG_SYNC_PAGES:
+                release_free_memory()  # a big sync's freed pages go back to the OS, not idle RSS
             wait = (jittered(max(self.sync_interval, self.settings.min_interval)) if ok
                     else backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
             self.sync_wakeup.wait(wait)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import operator
+import queue
 import threading
 import time
 from datetime import datetime
 from dataclasses import dataclass, field
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
+import orjson
 from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -87,13 +89,15 @@ class PricedRule:
     enabled: bool
 
 
+_hq_values = operator.attrgetter(*HQ_FIELDS)
+
+
 def content_hash(entry: CatalogEntry) -> str:
     """Of HQ's fields only (not the version): a re-sent unchanged item is recognised.
 
     `repr` of a tuple of str/int/None is stable across runs and much cheaper than JSON.
     """
-    values = tuple(getattr(entry, k) for k in HQ_FIELDS)
-    return hashlib.sha256(repr(values).encode()).hexdigest()
+    return hashlib.sha256(repr(_hq_values(entry)).encode()).hexdigest()
 
 
 def load_rules(engine: Engine) -> list[PricedRule]:
@@ -106,19 +110,71 @@ def rules_fingerprint(rules: list[PricedRule]) -> str:
     return hashlib.sha256(repr(sorted(rules, key=lambda r: r.id)).encode()).hexdigest()
 
 
+class PageFetcher:
+    """Fetches catalog pages back to back in its own thread, one page ahead of the writer.
+
+    HQ builds page N+2 while page N is written and N+1 waits: neither side idles for the
+    other. A failure is handed over in order and raised by `next()`; after a `NotModified`,
+    a last page, a failure or a stop, the thread ends.
+    """
+
+    def __init__(self, client: HQClient, cursor: str | None, limit: int, etag: str | None,
+                 stop: threading.Event) -> None:
+        self.client = client
+        self.limit = limit
+        self.stop = stop
+        self.halt = threading.Event()
+        self.pages: queue.Queue[CatalogPage | NotModified | BaseException] = queue.Queue(maxsize=1)
+        self.thread = threading.Thread(target=self._run, args=(cursor, etag), name="sync-fetch", daemon=True)
+        self.thread.start()
+
+    def next(self) -> CatalogPage | NotModified:
+        item = self.pages.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop fetching; waits for a request in flight (bounded by the HTTP timeout)."""
+        self.halt.set()
+        self.thread.join()
+
+    def _run(self, cursor: str | None, etag: str | None) -> None:
+        while not self.halt.is_set():
+            try:
+                page = self.client.catalog(cursor, self.limit, etag)
+            except BaseException as exc:  # handed to the writer thread, raised there
+                self._hand_over(exc)
+                return
+            self._hand_over(page)
+            if isinstance(page, NotModified) or not page.has_more or self.stop.is_set():
+                return
+            cursor, etag = page.next_cursor, None
+
+    def _hand_over(self, item: CatalogPage | NotModified | BaseException) -> None:
+        while not self.halt.is_set():
+            try:
+                self.pages.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
 class CatalogSync:
     """Pulls HQ's catalog into `catalog_items`; one instance per agent."""
 
     def __init__(self, engine: Engine, client: HQClient, metrics: AgentMetrics,
-                 emit: Callable[[str, dict[str, Any]], None] | None = None, page_limit: int = 500,
-                 stop: threading.Event | None = None) -> None:
+                 emit: Callable[[str, dict[str, Any]], None] | None = None, page_limit: int = 1000,
+                 stop: threading.Event | None = None, wants: Callable[[str], bool] | None = None) -> None:
         self.engine = engine
         self.client = client
         self.metrics = metrics
         self.emit = emit or (lambda event, payload: None)
+        self.wants = wants or (lambda event: emit is not None)
         self.page_limit = page_limit
         self.stop = stop or threading.Event()
         self.upsert = _upsert_statement(engine)
+        self._new_skus: set[str] = set()  # of the page being planned: not stored yet (bulk-loaded)
         self.last_rules: str | None = None
         self.after_page: Callable[[int], None] | None = None  # test hook: crash points
 
@@ -162,21 +218,19 @@ class CatalogSync:
         return position if position is not None else self.start_full_resync()
 
     def _walk(self, position: Position, rules: list[PricedRule], result: SyncResult) -> SyncResult:
-        """Apply pages in order; the next page is fetched while the current one is written.
+        """Apply pages in order while a fetcher thread brings the next ones back to back.
 
-        At most two pages are in memory; the position still moves only with a committed page.
+        At most three pages are in memory (one being written, one queued, one arriving);
+        the position still moves only with a committed page.
         """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch") as pool:
-            pending: Future[CatalogPage | NotModified] = pool.submit(
-                self.client.catalog, position.cursor, self.page_limit, self._etag_for(position))
+        fetcher = PageFetcher(self.client, position.cursor, self.page_limit, self._etag_for(position), self.stop)
+        try:
             for _ in range(MAX_PAGES_PER_RUN):
-                page = pending.result()
+                page = fetcher.next()
                 if isinstance(page, NotModified):
                     result.not_modified = result.complete = True
                     self._touch_last_sync()
                     return result
-                if page.has_more and not self.stop.is_set():
-                    pending = pool.submit(self.client.catalog, page.next_cursor, self.page_limit, None)
                 position = self._apply_page(position, page, rules, result)
                 result.pages += 1
                 if self.after_page is not None:
@@ -186,6 +240,8 @@ class CatalogSync:
                     return result
                 if self.stop.is_set():
                     return result
+        finally:
+            fetcher.close()
         raise RuntimeError("catalog sync: page bound reached; HQ keeps saying has_more")
 
     def _etag_for(self, position: Position) -> str | None:
@@ -211,12 +267,12 @@ class CatalogSync:
         with Session(self.engine) as session, session.begin():
             upserts, unchanged, tombstones = self._plan(session, page.items, rules, gen)
             if upserts:
-                self.upsert(session, upserts)
-            if unchanged and gen is not None:
+                self.upsert(session, upserts, self._new_skus)
+            if unchanged and gen is not None:  # one statement per page (a page has at most 1000 SKUs)
                 session.execute(
-                    update(items_t).where(items_t.c.sku == bindparam("b_sku"))
+                    update(items_t).where(items_t.c.sku.in_(bindparam("skus", expanding=True)))
                     .values(sync_mark=gen, updated_at=items_t.c.updated_at),
-                    [{"b_sku": sku} for sku in unchanged],
+                    {"skus": unchanged},
                 )
             deleted = self._delete(session, tombstones)
             state: dict[str, Any] = {"catalog_cursor": next_position.encode(), "catalog_etag": None}
@@ -232,6 +288,8 @@ class CatalogSync:
         result.unchanged += len(unchanged)
         result.deletes += deleted
         self._count(len(upserts), len(unchanged), deleted)
+        if not self.wants("catalog_item"):
+            return next_position
         for row in upserts:
             changed.append({"sku": row["sku"], "category": row["category"], "status": row["status"],
                             "price_cents": row["price_cents"], "hq_price_cents": row["hq_price_cents"],
@@ -251,6 +309,7 @@ class CatalogSync:
         if skipped:
             log.warning("catalog page had incomplete items; skipped", extra={"count": len(skipped)})
         existing = {r.sku: r for r in self._existing(session, list(live))} if live else {}
+        self._new_skus = live.keys() - existing.keys()
         upserts: list[dict[str, Any]] = []
         unchanged: list[str] = []
         now = utcnow()
@@ -274,7 +333,7 @@ class CatalogSync:
 
             wanted = select(func.jsonb_array_elements_text(text("CAST(:skus AS jsonb)"))).scalar_subquery()
             query = select(*cols).where(items_t.c.sku.in_(wanted))
-            return list(session.execute(query, {"skus": json.dumps(skus)}).all())
+            return list(session.execute(query, {"skus": orjson.dumps(skus).decode()}).all())
         return list(session.execute(select(*cols).where(items_t.c.sku.in_(skus))).all())
 
     def _delete(self, session: Session, tombstones: list[tuple[str, int]]) -> int:
@@ -361,10 +420,6 @@ def _etag_doc(cursor: str | None, page: CatalogPage) -> str | None:
     return doc if len(doc) <= 256 else None
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat()
-
-
 _PG_TYPES = {"sku": "text", "name": "text", "category": "text", "face_value_cents": "bigint",
              "hq_price_cents": "bigint", "price_cents": "bigint", "price_rule_id": "integer", "currency": "text",
              "stock_kind": "text", "account_pattern": "text", "min_qty": "integer", "max_qty": "integer",
@@ -372,11 +427,14 @@ _PG_TYPES = {"sku": "text", "name": "text", "category": "text", "face_value_cent
              "sync_mark": "bigint", "updated_at": "timestamptz"}
 
 
-def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]]], None]:
+def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]], set[str]], None]:
     """A writer of rows as INSERT … ON CONFLICT (sku) DO UPDATE, the fast way for each database.
 
-    PostgreSQL: one statement per page with one array parameter per column (unnest), so the
-    cost does not grow with bind parameters. SQLite: executemany, a C loop in sqlite3.
+    PostgreSQL: SKUs not stored yet (`new`, read in the same transaction; only the sync
+    thread writes this table) go in with a binary COPY, the cheapest way into PostgreSQL
+    (a first sync is all new rows); changed rows with one statement per page taking the
+    rows as one JSON parameter, so the cost does not grow with bind parameters.
+    SQLite: executemany, a C loop in sqlite3.
     """
     cols = [c.name for c in items_t.columns]
     if set(cols) != set(_PG_TYPES):
@@ -389,9 +447,21 @@ def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]]
         stmt = text(f"INSERT INTO catalog_items ({', '.join(cols)}) SELECT {', '.join(cols)} "
                     f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
                     f"ON CONFLICT (sku) DO UPDATE SET {updates}")
+        copy_sql = f"COPY catalog_items ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)"
+        copy_types = [_PG_TYPES[c] for c in cols]
+        values = operator.itemgetter(*cols)
 
-        def write_pg(session: Session, rows: list[dict[str, Any]]) -> None:
-            session.execute(stmt, {"rows": json.dumps(rows, default=_iso, ensure_ascii=False)})
+        def write_pg(session: Session, rows: list[dict[str, Any]], new: set[str]) -> None:
+            fresh = [r for r in rows if r["sku"] in new]
+            if fresh:
+                raw = session.connection().connection.driver_connection
+                with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+                    copy.set_types(copy_types)
+                    for row in fresh:
+                        copy.write_row(values(row))
+            if len(fresh) < len(rows):
+                changed = [r for r in rows if r["sku"] not in new]
+                session.execute(stmt, {"rows": orjson.dumps(changed).decode()})
 
         return write_pg
     if engine.dialect.name == "sqlite":
@@ -401,7 +471,7 @@ def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]]
         upsert = ins.on_conflict_do_update(index_elements=["sku"],
                                            set_={c: ins.excluded[c] for c in cols if c != "sku"})
 
-        def write_sqlite(session: Session, rows: list[dict[str, Any]]) -> None:
+        def write_sqlite(session: Session, rows: list[dict[str, Any]], new: set[str]) -> None:
             session.execute(upsert, rows)
 
         return write_sqlite

@@ -51,9 +51,10 @@ def worker() -> None:
 
     agent.sync._apply_page = timed_apply
     out = {}
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     full = agent.sync.run()
     out["full_seconds"] = time.perf_counter() - t
+    out["agent_cpu_seconds"] = time.process_time() - cpu
     out["full_pages"], out["full_upserts"] = full.pages, full.upserts
     out["apply_seconds"] = applied["seconds"]
     out["peak_rss_mb"] = peak["rss"] / 2**20
@@ -84,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker()
+    load_before = os.getloadavg()
     with bench_world() as (hq, site, site_url):
         t = time.perf_counter()
         bulk_catalog(hq, args.skus)
@@ -101,6 +103,7 @@ def main() -> None:
         for i in range(0, 2000, 2):  # 1,000 changed SKUs (new prices)
             hq.seed_item(f"sku{i:06d}", category="phone", price_cents=12345, stock_kind="direct_topup",
                          account_pattern=r"^\d{5,12}$")
+        load_after_full = os.getloadavg()
         proc.stdin.write("go\n")
         proc.stdin.flush()
         second = json.loads(proc.stdout.readline())
@@ -109,6 +112,8 @@ def main() -> None:
     n = args.skus
     print(f"full sync      : {n} SKUs in {first['full_seconds']:.2f}s ({n / first['full_seconds']:,.0f} SKUs/s), "
           f"{first['full_pages']} pages of {args.page}")
+    print(f"agent CPU      : {first['agent_cpu_seconds']:.2f}s (all threads: fetch, parse, plan, write)")
+    print(f"load average   : {load_before[0]:.1f} before, {load_after_full[0]:.1f} after the full sync (2 cores)")
     print(f"local apply    : {first['apply_seconds']:.2f}s of it writing pages ({n / first['apply_seconds']:,.0f} SKUs/s); "
           "the rest is waiting on HQ's pages (fetched ahead while a page is written)")
     print(f"agent peak RSS : {max(first['peak_rss_mb'], second['peak_rss_mb']):.0f} MB "
