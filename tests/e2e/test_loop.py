@@ -8,6 +8,7 @@ steps share one demo and run in file order; each leaves what the next needs.
 from __future__ import annotations
 
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -252,6 +253,18 @@ def test_metrics_show_orders_sync_and_licence(demo):
     assert any(s.value > 0 for s in families["kitagent_catalog_last_sync_timestamp_seconds"].samples)
     states = {s.labels.get("state"): s.value for s in families["kitagent_licence_state"].samples}
     assert states.get("active") == 1
+
+
+def test_a_real_prometheus_scrapes_the_agent(demo):
+    from tests.support.prometheus import prometheus_scraping, wait_for_series
+
+    require(shutil.which("prometheus") is not None, "Debian's prometheus is not installed")
+    with prometheus_scraping(f"127.0.0.1:{demo.metrics_port}") as prom:
+        up = wait_for_series(prom, 'up{job="kitagent"} == 1')
+        assert up[0]["metric"]["instance"] == f"127.0.0.1:{demo.metrics_port}"
+        forwarded = wait_for_series(prom, "sum(kitagent_orders_forwarded_total)")
+        assert float(forwarded[0]["value"][1]) >= 12
+        assert wait_for_series(prom, 'kitagent_licence_state{state="active"} == 1')
 
 
 # -- 7. HQ revokes: the notice, checkout refused, old orders still visible ------------------------
