@@ -193,13 +193,15 @@ def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, opt
 
 
 def _url(project: Project, site_dir: Path) -> str | None:
-    for svc in project.services.values():
-        for port in svc.ports:
-            if port.container_port in (80, 443) and port.host_port:
-                scheme = "https" if port.container_port == 443 else "http"
-                host = port.host_ip if port.host_ip not in ("0.0.0.0", "::") else (site_domain(site_dir) or "localhost")
-                default = (scheme == "http" and port.host_port == 80) or (scheme == "https" and port.host_port == 443)
-                return f"{scheme}://{host}" + ("" if default else f":{port.host_port}") + "/"
+    """Where a buyer opens the site: HTTPS when published, by the site's name (the proxy routes on it)."""
+    published = {p.container_port: p for svc in project.services.values() for p in svc.ports if p.host_port}
+    for container_port, scheme in ((443, "https"), (80, "http")):
+        port = published.get(container_port)
+        if port is None:
+            continue
+        host = site_domain(site_dir) or (port.host_ip if port.host_ip not in ("", "0.0.0.0", "::") else "localhost")
+        default = port.host_port == container_port
+        return f"{scheme}://{host}" + ("" if default else f":{port.host_port}") + "/"
     return None
 
 

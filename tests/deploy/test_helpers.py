@@ -147,3 +147,18 @@ def test_secrets_are_copied_in_as_the_services_user(tmp_path: Path) -> None:
         assert tar.extractfile(member).read() == b"s3cret"
         assert tar.getmember("run/secrets").isdir()
     assert secrets_copied(app) and not secrets_copied(project.services["ro"])  # read-only rootfs keeps the bind
+
+
+def test_printed_url_prefers_https_and_the_site_name(tmp_path: Path) -> None:
+    from kitctl.deploy.compose import parse_project
+    from kitctl.deploy.up import _url
+
+    def project(ports: list[str]):
+        data = {"services": {"proxy": {"image": "kitctl/proxy:1", "ports": ports}}}
+        return parse_project(data, tmp_path, tmp_path / "compose.yaml", "shop")
+
+    assert _url(project(["127.0.0.1:8080:80", "127.0.0.1:8443:443"]), tmp_path) == "https://127.0.0.1:8443/"
+    (tmp_path / "site.json").write_text(json.dumps({"domain": "localhost"}))
+    assert _url(project(["127.0.0.1:8080:80", "127.0.0.1:8443:443"]), tmp_path) == "https://localhost:8443/"
+    assert _url(project(["0.0.0.0:80:80"]), tmp_path) == "http://localhost/"
+    assert _url(project([]), tmp_path) is None
