@@ -42,8 +42,11 @@ def prometheus_scraping(target: str, interval_s: int = 1) -> Iterator[str]:
 
 
 def query(base: str, promql: str) -> list[dict[str, Any]]:
-    """The instant-query result vector (empty until the first scrape lands)."""
-    answer = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5).json()
+    """The instant-query result vector (empty until Prometheus is ready and the first scrape lands)."""
+    response = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5)
+    if response.status_code != 200:  # "Service Unavailable" (plain text) while the TSDB opens
+        return []
+    answer = response.json()
     return answer["data"]["result"] if answer.get("status") == "success" else []
 
 
