@@ -138,6 +138,19 @@ def check_domain(domain: str | None, timeout: float = 1.5) -> Check:
     return Check("domain", "ok", f"{domain} → {result[0]}")
 
 
+def start_domain_check(domain: str | None) -> Callable[[], list[str]]:
+    """Resolve the domain while other work runs; the returned call gives its warning, if any."""
+    box: list[Check] = []
+    worker = threading.Thread(target=lambda: box.append(check_domain(domain)), daemon=True)
+    worker.start()
+
+    def warnings() -> list[str]:
+        worker.join(2.0)
+        return [box[0].detail] if box and box[0].status != "ok" else []
+
+    return warnings
+
+
 def run_checks(client: "docker.DockerClient", project: "Project", remote: bool,
                load_licence: Callable[[], Any], domain: str | None) -> list[Check]:
     info = client.info()

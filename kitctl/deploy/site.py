@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from kitctl.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from kitctl.deploy.compose import Project
     from kitctl.licence.token import VerifiedLicence
 
 LICENCE_FILE = Path("secrets") / "licence_token"
@@ -80,15 +81,21 @@ class CachedLicence:
 
 def licence_summary(site_dir: Path, licence: str | None, hq_keys: Path | None):  # -> VerifiedLicence | CachedLicence
     """The cached verification when it still holds, else a full verification."""
-    if licence is None or licence.startswith("@"):
-        try:
-            token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
-            cached = json.loads((site_dir / CACHE_FILE).read_text(encoding="utf-8"))
-            if cached["fingerprint"] == _fingerprint(token_arg, keys_path) and time.time() < cached["exp"]:
-                return CachedLicence(CachedClaims(cached["sub"], cached["tier"], cached["exp"]))
-        except (OSError, ValueError, KeyError, TypeError, InvalidInput):
-            pass
-    return verified_licence(site_dir, licence, hq_keys)
+    return cached_licence(site_dir, licence, hq_keys) or verified_licence(site_dir, licence, hq_keys)
+
+
+def cached_licence(site_dir: Path, licence: str | None, hq_keys: Path | None) -> CachedLicence | None:
+    """An earlier full verification of this very token against these very keys, not yet expired."""
+    if licence is not None and not licence.startswith("@"):
+        return None
+    try:
+        token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
+        cached = json.loads((site_dir / CACHE_FILE).read_text(encoding="utf-8"))
+        if cached["fingerprint"] == _fingerprint(token_arg, keys_path) and time.time() < cached["exp"]:
+            return CachedLicence(CachedClaims(cached["sub"], cached["tier"], cached["exp"]))
+    except (OSError, ValueError, KeyError, TypeError, InvalidInput):
+        pass
+    return None
 
 
 def _fingerprint(token_arg: str, keys_path: Path) -> str:
@@ -121,3 +128,16 @@ def site_domain(site_dir: Path) -> str | None:
         return None
     domain = data.get("domain") if isinstance(data, dict) else None
     return domain if isinstance(domain, str) and domain else None
+
+
+def site_url(project: "Project", site_dir: Path) -> str | None:
+    """Where a buyer opens the site: HTTPS when published, by the site's name (the proxy routes on it)."""
+    published = {p.container_port: p for svc in project.services.values() for p in svc.ports if p.host_port}
+    for container_port, scheme in ((443, "https"), (80, "http")):
+        port = published.get(container_port)
+        if port is None:
+            continue
+        host = site_domain(site_dir) or (port.host_ip if port.host_ip not in ("", "0.0.0.0", "::") else "localhost")
+        default = port.host_port == container_port
+        return f"{scheme}://{host}" + ("" if default else f":{port.host_port}") + "/"
+    return None

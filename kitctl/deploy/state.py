@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kitctl.deploy import labels as L
 
@@ -34,8 +34,13 @@ class Running:
 
 def project_containers(api: "APIClient", project_name: str) -> list[Running]:
     """Every service container of the project, running or not (one list call)."""
+    return running_from_list(api.containers(all=True, filters=L.project_filter(project_name)))
+
+
+def running_from_list(listed: list[dict[str, Any]]) -> list[Running]:
+    """The engine's container list (GET /containers/json) as plain values."""
     found = []
-    for c in api.containers(all=True, filters=L.project_filter(project_name)):
+    for c in listed:
         labels = c.get("Labels") or {}
         status = c.get("Status", "")
         health = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from kitctl.deploy import labels as L
 from kitctl.deploy.compose import Project, Resource
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from kitctl.deploy.report import Reporter
 
-POLL_SECONDS = 0.2
 LOG_TAIL = 15
 
 
@@ -202,17 +201,14 @@ class WaitReady(Step):
 
     def run(self, ctx: StepContext) -> None:
         container = ctx.containers[self.service]
-        deadline = time.monotonic() + ctx.timeouts.get(self.service, 120.0)
-        while True:
+        limit = ctx.timeouts.get(self.service, 120.0)
+        for _ in state_changes(ctx.api, container, limit):
             verdict = self._verdict(ctx.api.inspect_container(container)["State"])
             if verdict == "ok":
                 return
             if verdict is not None:
                 raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
-            if time.monotonic() > deadline:
-                raise StepFailed(self.service, f"not healthy within {ctx.timeouts.get(self.service, 120.0):.0f}s",
-                                 last_logs(ctx.api, container))
-            time.sleep(POLL_SECONDS)
+        raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))
 
     def _verdict(self, state: dict[str, Any]) -> str | None:
         """'ok', a failure message, or None to keep waiting."""
@@ -252,6 +248,27 @@ class RemoveOld(Step):
             ctx.api.remove_container(self.old.id, force=True)
         except NotFound:
             pass
+
+
+def state_changes(api: "APIClient", container: str, limit: float) -> Iterator[None]:
+    """Yield at once, then whenever the engine reports an event of the container, for `limit` seconds.
+
+    Services start one after another, each gated on its health; a poll would
+    add half a poll interval to every service, while the engine's event stream
+    says the moment a probe passes. The stream is opened before the first look,
+    so no change falls between the two; the engine closes it at the deadline.
+    """
+    deadline = time.monotonic() + limit
+    stream = api.events(until=int(time.time() + limit) + 1, filters={"container": [container], "type": ["container"]},
+                        decode=True)
+    try:
+        yield None
+        for _event in stream:
+            yield None
+            if time.monotonic() > deadline:
+                return
+    finally:
+        stream.close()
 
 
 def last_logs(api: "APIClient", container: str, tail: int = LOG_TAIL) -> str:

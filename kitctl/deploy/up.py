@@ -8,7 +8,6 @@ health-gated, rolled back on failure → first admin on first deploy.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from kitctl.deploy.compose import Project, load_project
 from kitctl.deploy.hashing import config_hash, mounts_hash
 from kitctl.deploy.plan import ServiceAction, orphans, plan_services
 from kitctl.deploy.runner import Outcome, run_plan
-from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, verified_licence
+from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
 from kitctl.deploy.state import by_service, project_containers
 from kitctl.deploy.steps import EnsureNetwork, EnsureVolume, Step, StepContext
 from kitctl.errors import InvalidInput, KitError
@@ -70,7 +69,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
         raise InvalidInput("--timeout must be positive")
     site_dir = require_site_dir(options.site_dir)
     project = with_images(load_project(site_dir), options.image_overrides)
-    domain_check = _background(lambda: doctor.check_domain(site_domain(site_dir)))
+    domain_warnings = doctor.start_domain_check(site_domain(site_dir))
     client = connect(options.host)
     remote = is_remote(options.host)
     licence = _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
@@ -80,20 +79,20 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
     only = _selected(project, options.services)
     actions = plan_services(project, hashes, current, ids, only)
-    result = UpResult(project.name, actions, url=_url(project, site_dir), admin_name=options.admin_name)
+    result = UpResult(project.name, actions, url=site_url(project, site_dir), admin_name=options.admin_name)
     for orphan in orphans(project, current):
         result.warnings.append(f"container {orphan.name} belongs to no service in compose.yaml (left alone)")
     if options.dry_run or result.nothing_to_do:
         if not options.dry_run:
             _remove(client, leftovers)
-        result.warnings += _warnings(domain_check)
+        result.warnings += domain_warnings()
         return result
     ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
                       early_prepare=not remote)
     result.outcome = run_plan(ctx, _prepare(project, actions), actions)
     _remove(client, leftovers)
     result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)
-    result.warnings += _warnings(domain_check)
+    result.warnings += domain_warnings()
     return result
 
 
@@ -192,33 +191,7 @@ def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, opt
     return result.output
 
 
-def _url(project: Project, site_dir: Path) -> str | None:
-    """Where a buyer opens the site: HTTPS when published, by the site's name (the proxy routes on it)."""
-    published = {p.container_port: p for svc in project.services.values() for p in svc.ports if p.host_port}
-    for container_port, scheme in ((443, "https"), (80, "http")):
-        port = published.get(container_port)
-        if port is None:
-            continue
-        host = site_domain(site_dir) or (port.host_ip if port.host_ip not in ("", "0.0.0.0", "::") else "localhost")
-        default = port.host_port == container_port
-        return f"{scheme}://{host}" + ("" if default else f":{port.host_port}") + "/"
-    return None
-
-
 def _host_paths(options: UpOptions, project: Project):
     from kitctl.deploy.remote import sync_site
 
     return sync_site(options.host or "", project, options.remote_dir)
-
-
-def _background(fn):
-    box: list[Any] = []
-    thread = threading.Thread(target=lambda: box.append(fn()), daemon=True)
-    thread.start()
-    return thread, box
-
-
-def _warnings(pending) -> list[str]:
-    thread, box = pending
-    thread.join(2.0)
-    return [box[0].detail] if box and box[0].status != "ok" else []

@@ -151,7 +151,7 @@ def test_secrets_are_copied_in_as_the_services_user(tmp_path: Path) -> None:
 
 def test_printed_url_prefers_https_and_the_site_name(tmp_path: Path) -> None:
     from kitctl.deploy.compose import parse_project
-    from kitctl.deploy.up import _url
+    from kitctl.deploy.site import site_url as _url
 
     def project(ports: list[str]):
         data = {"services": {"proxy": {"image": "kitctl/proxy:1", "ports": ports}}}

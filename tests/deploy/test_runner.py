@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.deploy import steps as steps_module
 from kitctl.deploy.compose import parse_project
 from kitctl.deploy.hashing import config_hash, mounts_hash
 from kitctl.deploy.plan import plan_services
@@ -74,8 +73,17 @@ class FakeAPI:
     def logs(self, cid, **_):
         return b"last words\n"
 
+    def events(self, **_):
+        """The fake's states never change after start, so its event stream ends at once."""
+        return ClosedStream()
+
     def names(self) -> dict[str, bool]:
         return {c["name"]: c["running"] for c in self.containers.values()}
+
+
+class ClosedStream(list):
+    def close(self) -> None:
+        pass
 
 
 class Quiet:
@@ -87,11 +95,6 @@ class Quiet:
     def done(self, service, outcome, seconds): self.lines.append(f"{service} done: {outcome}")
     def failed(self, service, message, seconds): self.lines.append(f"{service} failed: {message}")
     def warn(self, text): self.lines.append(f"warning: {text}")
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch):
-    monkeypatch.setattr(steps_module, "POLL_SECONDS", 0.0)
 
 
 def project_at(tmp_path: Path, version: str):
@@ -168,3 +171,34 @@ def test_one_service_at_a_time_mode_touches_nothing_after_a_failure(tmp_path: Pa
         run_plan(ctx, [], plan_services(project, hashes, current, {}))
     assert not any(c[1].startswith("site_proxy_1") for c in api.calls)
     assert {cid for cid in api.containers} == {"old-db", "old-web", "old-proxy"}
+
+
+class StillStarting:
+    """A container whose probe never passes, and an event stream the engine closes at the deadline."""
+
+    def __init__(self) -> None:
+        self.opened: dict = {}
+
+    def events(self, **kwargs):
+        self.opened = kwargs
+        return ClosedStream([{"status": "health_status: starting"}])
+
+    def inspect_container(self, cid):
+        return {"State": {"Status": "running", "Health": {"Status": "starting"}}}
+
+    def logs(self, cid, **_):
+        return b"still booting\n"
+
+
+def test_a_service_never_healthy_fails_at_its_deadline_with_its_logs(tmp_path: Path) -> None:
+    import time
+
+    from kitctl.deploy.steps import WaitReady
+
+    api = StillStarting()
+    ctx = StepContext(api, project_at(tmp_path, "1"), {}, Quiet(), timeouts={"web": 30.0}, containers={"web": "c1"})
+    with pytest.raises(StepFailed) as failed:
+        WaitReady("web").run(ctx)
+    assert "not healthy within 30s" in str(failed.value) and failed.value.logs == "still booting\n"
+    assert api.opened["filters"] == {"container": ["c1"], "type": ["container"]}
+    assert time.time() + 29 < api.opened["until"] <= time.time() + 32  # the engine ends the stream at the deadline

@@ -1,0 +1,58 @@
+"""The framework-free no-op check of `kitctl up`: when it must defer to the full path.
+
+That it answers "nothing to do" on a running stack, and agrees with the full
+path, is shown on the real engine in tests/e2e/test_up.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kitctl.deploy.engine_socket import EngineError, EngineSocket
+from kitctl.deploy.noop import unchanged_stack
+from kitctl.entry import parse_fast_up_options
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], {}),
+    (["--site-dir", "s"], {"site_dir": "s"}),
+    (["--site-dir=s", "--docker-host", "unix:///x.sock"], {"site_dir": "s", "docker_host": "unix:///x.sock"}),
+])
+def test_fast_up_understands_only_the_deploy_only_options(args: list[str], expected: dict[str, str]) -> None:
+    assert parse_fast_up_options(args) == expected
+
+
+@pytest.mark.parametrize("args", [
+    ["--name", "Shop"], ["--site-dir"], ["--site-dir", "--dry-run"], ["--dry-run"], ["--site-dir", "a", "--site-dir", "b"],
+    ["--licence", "@t"], ["--bundle", "b.tar"], ["--timeout", "5"], ["--site-dir="], ["extra"],
+])
+def test_any_other_argument_goes_to_the_full_cli(args: list[str]) -> None:
+    assert parse_fast_up_options(args) is None
+
+
+def _site(tmp_path: Path) -> Path:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: kitctl/web:1\n")
+    return tmp_path
+
+
+def test_remote_targets_and_sites_to_render_defer(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    assert unchanged_stack(site, "ssh://root@127.0.0.1:2222") is None
+    (site / "site.toml").write_text("name = 'x'\n")
+    assert unchanged_stack(site, None) is None
+    assert unchanged_stack(tmp_path / "missing", None) is None
+
+
+def test_a_licence_never_verified_defers(tmp_path: Path) -> None:
+    """No cached verification: the full path verifies (and reports) the licence."""
+    assert unchanged_stack(_site(tmp_path), "unix:///nonexistent/docker.sock") is None
+
+
+def test_an_absent_engine_is_an_engine_error(tmp_path: Path) -> None:
+    with EngineSocket(f"unix://{tmp_path}/docker.sock", timeout=1) as engine:
+        with pytest.raises(EngineError):
+            engine.containers({})
+    with pytest.raises(EngineError):
+        EngineSocket("ssh://root@127.0.0.1")
