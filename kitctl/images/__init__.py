@@ -23,6 +23,16 @@ def image_tag(service: str, version: str, registry: str | None = None) -> str:
     return f"{registry}/{repo}:{version}" if registry else f"{repo}:{version}"
 
 
+def dockerfile_dir(service: str) -> str:
+    """The folder of images/ holding the service's Dockerfile (the Python services share one)."""
+    return "python" if service in PYTHON_SERVICES else service
+
+
+def build_target(service: str) -> str | None:
+    """The Dockerfile stage to build: the Python services are stages of one file."""
+    return service if service in PYTHON_SERVICES else None
+
+
 def select_services(names: list[str] | None) -> list[str]:
     """The services asked for (all when none), in build order; unknown names refused."""
     from kitctl.errors import InvalidInput

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kitctl.images import DEFAULT_BASE_IMAGE, PYTHON_SERVICES, image_tag
+from kitctl.images import DEFAULT_BASE_IMAGE, PYTHON_SERVICES, build_target, image_tag
 
 if TYPE_CHECKING:
     import docker
@@ -80,6 +80,7 @@ def build_image(
     name: str,
     on_line: OnLine = _quiet,
     no_cache: bool = False,
+    target: str | None = None,
 ) -> str:
     """Build one image from `context`, streaming each step; return its id.
 
@@ -94,7 +95,7 @@ def build_image(
     try:
         stream = client.api.build(
             path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True,
-            nocache=no_cache, network_mode="host", decode=True,
+            nocache=no_cache, network_mode="host", decode=True, target=target,
         )
         for event in stream:
             if "error" in event or "errorDetail" in event:
@@ -140,7 +141,7 @@ def build_images(
             tag = image_tag(service, version)
             context = assemble_context(source, service, wheels, work / "contexts")
             started = time.monotonic()
-            image_id = build_image(client, context, tag, buildargs, service, on_line, no_cache)
+            image_id = build_image(client, context, tag, buildargs, service, on_line, no_cache, build_target(service))
             size = int(client.api.inspect_image(image_id).get("Size", 0))
             built.append(BuiltImage(service, tag, image_id, time.monotonic() - started, size))
     return built

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kitctl.images import PYTHON_SERVICES
+from kitctl.images import PYTHON_SERVICES, dockerfile_dir
 
 
 def default_source_dir() -> Path:
@@ -107,13 +107,13 @@ def _telling_line(output: str, returncode: int) -> str:
 
 
 def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path) -> Path:
-    """A build context for `service`: its images/<service>/ files, images/common/,
+    """A build context for `service`: its Dockerfile folder (`dockerfile_dir`), images/common/,
     and (for Python services) the wheels, hard-linked when possible."""
     images = source / "images"
     ctx = dest / service
     if ctx.exists():
         shutil.rmtree(ctx)
-    shutil.copytree(images / service, ctx)
+    shutil.copytree(images / dockerfile_dir(service), ctx)
     common = images / "common"
     if common.is_dir():
         for item in common.iterdir():

@@ -49,6 +49,10 @@ def test_python_service_images_run_their_module(built_images, docker_engine, ser
     config = docker_engine.images.get(built_images[service].tag).attrs["Config"]
     assert config["Cmd"] == ["python", "-m", service]
     assert config["User"] == "10001:10001"
+    # one Dockerfile, one stage per service: each image carries its own stage's metadata only
+    assert config["Labels"]["com.kitctl.service"] == service
+    assert list(config["ExposedPorts"]) == [{"storefront": "8000/tcp", "agent": "9464/tcp", "hq": "8600/tcp"}[service]]
+    assert (config.get("Volumes") or {}) == ({"/var/lib/kit/hq": {}} if service == "hq" else {})
 
 
 def test_probe_reports_health(built_images, docker_engine) -> None:
