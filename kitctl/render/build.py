@@ -74,7 +74,8 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         "offline.html.j2", locale=i.locale, site_name=i.name, contact=i.contact, logo_file=logo_file, text=TEXTS[i.locale]
     ).encode("utf-8")
     files[CADDYFILE] = render_template(
-        "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls
+        "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls,
+        default_sni=site.domain.ascii,
     ).encode("utf-8")
     files[SITE_JSON] = _json_file(site_config(site, logo_file))
     files[AGENT_JSON] = _json_file(agent_config(site))

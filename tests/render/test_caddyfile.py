@@ -127,3 +127,34 @@ def test_caddy_serves_tls_internal_for_a_local_domain(flags, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_a_client_sending_no_name_gets_the_sites_certificate(flags, tmp_path):
+    """https://<IP> sends no SNI; with `tls internal` Caddy answers with the site's own certificate."""
+    from cryptography import x509
+
+    binary = _caddy()
+    render_site({**flags, "domain": "shop.example.cn", "tls": "internal"})
+    config, ports = _local_copy(Path(flags["site_dir"]), tmp_path)
+    proc = _run_caddy(binary, config, tmp_path, ports["health"])
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # self-signed by Caddy's internal CA, by design
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", ports["https"]), timeout=5) as raw:
+                    with context.wrap_socket(raw, server_hostname=None) as tls:
+                        cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+                break
+            except (OSError, ssl.SSLError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        assert names == ["shop.example.cn"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
