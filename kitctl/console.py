@@ -24,6 +24,14 @@ def err() -> "Console":
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def print_error(message: str) -> None:
+    """`error: <first line>` on stderr: every refusal is one line."""
+    from rich.markup import escape
+
+    line = (message.splitlines() or ["failed"])[0]
+    err().print(f"[bold red]error:[/] {escape(line)}")
+
+
 def print_json(data: object) -> None:
     """Machine output: plain JSON on stdout, no colour, no wrapping."""
     import json

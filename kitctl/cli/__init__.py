@@ -47,13 +47,14 @@ def run(argv: list[str]) -> int:
     """Run kitctl with `argv`; return the exit code (tests call this directly)."""
     from typer._click.exceptions import ClickException
 
+    from kitctl.console import print_error
     from kitctl.errors import KitError
 
     try:
         result = app(args=argv, prog_name="kitctl", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except KitError as exc:
-        _print_error(str(exc))
+        print_error(str(exc))
         return exc.exit_code
     except ClickException as exc:  # usage errors: click's message, exit code 2
         from typer import rich_utils
@@ -61,17 +62,8 @@ def run(argv: list[str]) -> int:
         rich_utils.rich_format_error(exc)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        _print_error("aborted")
+        print_error("aborted")
         return 130
-
-
-def _print_error(message: str) -> None:
-    from rich.markup import escape
-
-    from kitctl.console import err
-
-    line = (message.splitlines() or ["failed"])[0]
-    err().print(f"[bold red]error:[/] {escape(line)}")
 
 
 def main() -> None:

@@ -7,15 +7,13 @@ paramiko, rich tables) happen inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import typer
 
 from kitctl.cli.options import JSON
 from kitctl.cli.site_options import with_site_options
 
-if TYPE_CHECKING:
-    from kitctl.deploy.up import UpOptions, UpResult
 
 SITE_DIR = typer.Option(Path("site"), "--site-dir", envvar="KITCTL_SITE_DIR", file_okay=False,
                         help="The rendered site directory (holds compose.yaml).")
@@ -44,13 +42,14 @@ def up(
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
 ) -> int:
     """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
+    from kitctl.deploy.outcome import deploy_and_report
     from kitctl.deploy.up import UpOptions
 
     site_dir = _render_if_asked(site_params, dry_run)
     options = UpOptions(site_dir=site_dir, host=site_params.get("docker_host") or _env_host(),
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
-    return _deploy(options, "up")
+    return deploy_and_report(options, "up")
 
 
 RENDER_ONLY = ("site_dir", "docker_host", "hq_keys", "licence")
@@ -98,6 +97,7 @@ def upgrade(
 ) -> int:
     """Move the kit's services to another version through the same gated path (rolled back on failure)."""
     from kitctl.deploy.compose import load_project
+    from kitctl.deploy.outcome import deploy_and_report
     from kitctl.deploy.site import require_site_dir
     from kitctl.deploy.upgrade import record_images, upgraded_images
     from kitctl.deploy.up import UpOptions
@@ -109,66 +109,11 @@ def upgrade(
         return 0
     options = UpOptions(site_dir=site_dir, host=host, licence=licence, hq_keys=hq_keys, timeout=timeout,
                         remote_dir=remote_dir, image_overrides=images)
-    code = _deploy(options, "upgrade")
+    code = deploy_and_report(options, "upgrade")
     if code == 0:
         record_images(project.config_file, project, images)
         _out().print(f"compose.yaml now pins version {to}")
     return code
-
-
-def _deploy(options: "UpOptions", verb: str) -> int:
-    from kitctl.deploy.report import RichReporter
-    from kitctl.deploy.steps import StepFailed
-    from kitctl.deploy.up import up as run_up
-
-    reporter = RichReporter()
-    try:
-        result = run_up(options, reporter)
-    except StepFailed as exc:
-        _show_failure(exc)
-        return 1
-    for warning in result.warnings:
-        reporter.warn(warning)
-    _print_result(result, options.dry_run, verb)
-    return 0
-
-
-def _show_failure(exc) -> None:
-    from rich.markup import escape
-
-    from kitctl.console import err
-
-    console = err()
-    if exc.logs.strip():
-        console.print(f"[bold]last log lines of {escape(exc.service)}:[/]")
-        for line in exc.logs.rstrip().splitlines():
-            console.print(f"  [dim]{escape(line)}[/]")
-    console.print("[bold red]error:[/] " + escape(f"{exc}; the previous containers were restored"))
-
-
-def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:
-    from rich.markup import escape
-
-    from kitctl.deploy.plan import summary
-
-    out = _out()
-    if dry_run:
-        out.print(f"[bold]plan for {escape(result.project)}[/] (dry run, nothing changed)")
-        for action in result.actions:
-            out.print(f"  {action.service:<12} {action.kind:<9} {escape(action.reason)}"
-                      + (f" [dim]({action.strategy})[/]" if action.strategy else ""))
-        return
-    if result.nothing_to_do:
-        out.print(f"[green]{summary(result.actions)}[/]")
-    else:
-        seconds = result.outcome.seconds if result.outcome else 0.0
-        out.print(f"[bold green]{verb} done[/] in {seconds:.1f}s: {escape(summary(result.actions))}")
-    if result.url:
-        out.print(f"site: [bold]{escape(result.url)}[/]")
-    if result.admin_output:
-        out.print(f"[bold yellow]first admin created[/]: user [bold]{escape(result.admin_name)}[/], "
-                  f"password [bold]{escape(result.admin_output)}[/]")
-        out.print("[yellow]this password is shown only this once: keep it now[/]")
 
 
 def down(

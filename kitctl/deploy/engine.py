@@ -19,7 +19,7 @@ TARGET = re.compile(r"^(unix://.+|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+?(:\
 def check_target(target: str) -> str:
     """A target the engine client accepts, or a one-line error."""
     if not TARGET.match(target):
-        raise InvalidInput(f"--host {target!r} must be unix:///path or ssh://user@host[:port]")
+        raise InvalidInput(f"--docker-host {target!r} must be unix:///path or ssh://user@host[:port]")
     return target
 
 

@@ -56,3 +56,23 @@ def test_an_absent_engine_is_an_engine_error(tmp_path: Path) -> None:
             engine.containers({})
     with pytest.raises(EngineError):
         EngineSocket("ssh://root@127.0.0.1")
+
+
+def test_plain_up_leaves_sites_to_render_to_the_full_cli(tmp_path: Path) -> None:
+    from kitctl.entry import plain_up
+
+    assert plain_up(["--site-dir", str(tmp_path)]) is None  # nothing rendered yet
+    site = _site(tmp_path)
+    (site / "site.toml").write_text("name = 'x'\n")
+    assert plain_up(["--site-dir", str(site)]) is None
+    assert plain_up(["--site-dir", str(site), "--name", "Shop"]) is None
+
+
+def test_plain_up_refuses_a_bad_engine_address_in_one_line(tmp_path: Path, capsys) -> None:
+    from kitctl.entry import plain_up
+
+    site = _site(tmp_path)
+    assert plain_up(["--site-dir", str(site), "--docker-host", "ftp://engine.invalid"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --docker-host 'ftp://engine.invalid' must be") and "\n" not in err
+    assert sorted(p.name for p in site.iterdir()) == ["compose.yaml"]

@@ -1,0 +1,69 @@
+"""What `kitctl up` and `kitctl upgrade` tell the operator: live progress, then the outcome.
+
+Free of the CLI framework, so the entry point can run a plain `kitctl up`
+without loading it (see kitctl.entry).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kitctl.deploy.up import UpOptions, UpResult
+
+
+def deploy_and_report(options: "UpOptions", verb: str) -> int:
+    """Run `up` (or `upgrade`) with live progress; print the outcome; the exit code."""
+    from kitctl.deploy.report import RichReporter
+    from kitctl.deploy.steps import StepFailed
+    from kitctl.deploy.up import up as run_up
+
+    reporter = RichReporter()
+    try:
+        result = run_up(options, reporter)
+    except StepFailed as exc:
+        _show_failure(exc)
+        return 1
+    for warning in result.warnings:
+        reporter.warn(warning)
+    _print_result(result, options.dry_run, verb)
+    return 0
+
+
+def _show_failure(exc) -> None:
+    from rich.markup import escape
+
+    from kitctl.console import err
+
+    console = err()
+    if exc.logs.strip():
+        console.print(f"[bold]last log lines of {escape(exc.service)}:[/]")
+        for line in exc.logs.rstrip().splitlines():
+            console.print(f"  [dim]{escape(line)}[/]")
+    console.print("[bold red]error:[/] " + escape(f"{exc}; the previous containers were restored"))
+
+
+def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:
+    from rich.markup import escape
+
+    from kitctl.console import out as stdout
+    from kitctl.deploy.plan import summary
+
+    out = stdout()
+    if dry_run:
+        out.print(f"[bold]plan for {escape(result.project)}[/] (dry run, nothing changed)")
+        for action in result.actions:
+            out.print(f"  {action.service:<12} {action.kind:<9} {escape(action.reason)}"
+                      + (f" [dim]({action.strategy})[/]" if action.strategy else ""))
+        return
+    if result.nothing_to_do:
+        out.print(f"[green]{summary(result.actions)}[/]")
+    else:
+        seconds = result.outcome.seconds if result.outcome else 0.0
+        out.print(f"[bold green]{verb} done[/] in {seconds:.1f}s: {escape(summary(result.actions))}")
+    if result.url:
+        out.print(f"site: [bold]{escape(result.url)}[/]")
+    if result.admin_output:
+        out.print(f"[bold yellow]first admin created[/]: user [bold]{escape(result.admin_name)}[/], "
+                  f"password [bold]{escape(result.admin_output)}[/]")
+        out.print("[yellow]this password is shown only this once: keep it now[/]")
