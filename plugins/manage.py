@@ -1,6 +1,6 @@
 """What `kitctl plugins …` does, as functions tests call directly.
 
-The site dir holds the licence (`secrets/licence`), the site's choices
+The site dir holds the licence (`secrets/licence_token`, written by render), the site's choices
 (`plugins.toml`) and plugin secrets (`secrets/plugins/NAME.json`, 0600).
 """
 
@@ -25,7 +25,7 @@ class SiteLicence:
 
 
 def licence_path(site_dir: Path) -> Path:
-    return site_dir / "secrets" / "licence"
+    return site_dir / "secrets" / "licence_token"  # where render stores the licence it rendered with
 
 
 def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | None:
