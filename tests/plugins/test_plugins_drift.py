@@ -1,0 +1,77 @@
+"""What `kitctl status` and `up` decide about plugin services, without an engine (the e2e test has one)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from kitctl.deploy.drift import PluginDrift, _fingerprint, effective_licence, wanted_services
+from kitctl.licence.token import issue_licence
+from tests.plugins import fixture_plugins as fx
+
+
+@pytest.fixture
+def site(site_dir: Path, jwks_file: Path) -> Path:
+    (site_dir / "hq-keys.json").write_text(jwks_file.read_text())
+    (site_dir / "kitctl.lock").write_text(json.dumps({"inputs": {"plugins": []}, "plugins": {"services": {}}}))
+    return site_dir
+
+
+def licence(store, tier: str, site: str = "xingchen") -> str:
+    return issue_licence(store, site, tier, ["game"], 30, "http://127.0.0.1:8600")
+
+
+def test_reasons_say_what_changes_and_what_to_run():
+    same = PluginDrift({"stacker-worker": "stacker"}, {"stacker-worker": "stacker"}, {"stacker-worker": "stacker"}, "pro")
+    assert not same.redeploy_needed and same.reason() is None and not same.rerender_needed
+    up = PluginDrift({"stacker-worker": "stacker"}, {}, {}, "pro", "agent")
+    assert up.redeploy_needed and up.rerender_needed
+    assert up.reason() == "the licence HQ sent (tier pro) adds stacker-worker (stacker): run `kitctl up`"
+    down = PluginDrift({}, {}, {"stacker-worker": "stacker"}, "basic")
+    assert down.reason() == ("the site's licence and plugin choice (tier basic) removes stacker-worker (stacker): "
+                             "run `kitctl up`")
+    assert down.as_dict()["redeploy_needed"] is True and down.as_dict()["plugin_services"]["deployed"] == {"stacker-worker": "stacker"}
+    broken = PluginDrift({}, {}, {"x": "y"}, error="plugin x: service x may not set privileged")
+    assert not broken.redeploy_needed and broken.reason().startswith("cannot tell whether plugin services changed: plugin x")
+
+
+def test_the_newest_licence_for_the_same_site_decides(site: Path, hq_store):
+    (site / "secrets" / "licence_token").write_text(licence(hq_store, "basic"))
+    assert effective_licence(site, None, None)[0].tier == "basic"
+    time.sleep(1.1)  # iat is whole seconds
+    newer = licence(hq_store, "pro")
+    claims, source = effective_licence(site, newer, None)
+    assert (claims.tier, source) == ("pro", "agent")
+    assert effective_licence(site, licence(hq_store, "flagship", site="another"), None)[1] == "site"
+    assert effective_licence(site, newer[:-4] + "AAAA", None)[1] == "site"  # does not verify: ignored
+    (site / "secrets" / "licence_token").write_text(newer)
+    assert effective_licence(site, newer, None)[1] == "site"
+
+
+def test_wanted_services_follow_the_licence_and_the_sites_choice(site: Path, hq_store, monkeypatch):
+    from kitctl.licence.keys import load_jwks
+    from kitctl.licence.token import verify_licence
+
+    monkeypatch.setattr("plugins.host.discover", lambda: [fx.source(fx.StackPlugin)])
+    keys = load_jwks(site / "hq-keys.json")
+    pro, basic = (verify_licence(licence(hq_store, t), keys).claims for t in ("pro", "basic"))
+    assert wanted_services(site, pro) == {"stacker-worker": "stacker"}
+    assert wanted_services(site, basic) == {}
+    (site / "plugins.toml").write_text('disabled = ["stacker"]\n')
+    assert wanted_services(site, pro) == {}
+
+
+def test_the_fingerprint_changes_with_every_input_of_the_plugin_services(site: Path):
+    base = _fingerprint(site, None)
+    assert _fingerprint(site, None) == base
+    assert _fingerprint(site, "a.b.c") != base
+    (site / "plugins.toml").write_text('disabled = ["notify"]\n')
+    after_choice = _fingerprint(site, None)
+    assert after_choice != base
+    from plugins.site_config import write_secrets
+
+    write_secrets(site, "notify", {"webhook_secret": "s"})
+    assert _fingerprint(site, None) != after_choice
