@@ -77,11 +77,19 @@ def plugin_drift(client: "docker.DockerClient", project: "Project", site_dir: Pa
     rendered = rendered_services(site_dir)
     deployed = deployed_services(client, project)
     try:
-        claims, source = effective_licence(site_dir, stored_licence_token(client, project), hq_keys)
-        wanted = wanted_services(site_dir, claims)
+        wanted, tier, source = decide(site_dir, stored_licence_token(client, project), hq_keys)
     except KitError as exc:
         return PluginDrift(rendered, rendered, deployed, error=str(exc))
-    return PluginDrift(wanted, rendered, deployed, claims.tier, source)
+    return PluginDrift(wanted, rendered, deployed, tier, source)
+
+
+def decide(site_dir: Path, stored: str | None, hq_keys: Path | None) -> tuple[dict[str, str], str | None, str]:
+    """(wanted plugin services, tier, licence source); from the last check when none of its inputs changed."""
+    cached = _checked(site_dir)
+    if cached.get("fingerprint") == _fingerprint(site_dir, stored):
+        return rendered_services(site_dir), cached.get("tier"), cached.get("licence_from", "site")
+    claims, source = effective_licence(site_dir, stored, hq_keys)
+    return wanted_services(site_dir, claims), claims.tier, source
 
 
 def stored_licence_token(client: "docker.DockerClient", project: "Project", db_service: str = "db") -> str | None:
@@ -190,21 +198,18 @@ def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None) ->
     site_dir = Path(site_dir)
     project = load_project(site_dir)
     stored = stored_licence_token(connect(host), project) if "db" in project.services else None
-    fingerprint = _fingerprint(site_dir, stored)
-    if fingerprint == _checked(site_dir):
-        return None
-    claims, source = effective_licence(site_dir, stored, hq_keys)
-    wanted = wanted_services(site_dir, claims)
+    wanted, tier, source = decide(site_dir, stored, hq_keys)
     rendered = rendered_services(site_dir)
     note = None
     if set(wanted) != set(rendered):
         from kitctl.render.api import rerender_site
 
         rerender_site(site_dir, stored if source == "agent" else None)
-        change = sorted(set(wanted) ^ set(rendered))
-        note = f"rendered again for the {claims.tier} licence: plugin services {', '.join(change)} change"
-        fingerprint = _fingerprint(site_dir, stored)
-    _remember(site_dir, fingerprint)
+        note = f"rendered again for the {tier} licence: plugin services {', '.join(sorted(set(wanted) ^ set(rendered)))} change"
+        if set(rendered_services(site_dir)) != set(wanted):
+            raise KitError("the plugin services rendered differ from those the licence calls for; run `kitctl plan` to see why")
+        source = "site"  # the site dir now holds the newest licence
+    _remember(site_dir, {"fingerprint": _fingerprint(site_dir, stored), "tier": tier, "licence_from": source})
     return note
 
 
@@ -234,19 +239,21 @@ def _quiet_read(path: Path) -> bytes:
         return b""
 
 
-def _checked(site_dir: Path) -> str | None:
+def _checked(site_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((site_dir / CHECKED_FILE).read_text(encoding="utf-8")).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
+        data = json.loads((site_dir / CHECKED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def _remember(site_dir: Path, fingerprint: str) -> None:
+def _remember(site_dir: Path, record: dict[str, Any]) -> None:
+    """Note that the plugin services `up` deploys are the ones these inputs call for (written by `up` only)."""
     try:
         path = site_dir / CHECKED_FILE
         path.parent.mkdir(mode=0o700, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         tmp.replace(path)
     except OSError:
         pass  # a cache: without it the next `up` checks in full

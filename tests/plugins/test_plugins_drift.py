@@ -75,3 +75,18 @@ def test_the_fingerprint_changes_with_every_input_of_the_plugin_services(site: P
 
     write_secrets(site, "notify", {"webhook_secret": "s"})
     assert _fingerprint(site, None) != after_choice
+
+
+def test_a_check_that_found_nothing_to_do_is_reused_until_an_input_changes(site: Path, hq_store, monkeypatch):
+    from kitctl.deploy.drift import _remember, decide
+
+    (site / "secrets" / "licence_token").write_text(licence(hq_store, "pro"))
+    lock = json.loads((site / "kitctl.lock").read_text())
+    lock["plugins"]["services"] = {"stacker-worker": "stacker"}
+    (site / "kitctl.lock").write_text(json.dumps(lock))
+    monkeypatch.setattr("plugins.host.discover", lambda: [])  # nothing installed: a full check wants nothing
+    assert decide(site, None, None) == ({}, "pro", "site")
+    _remember(site, {"fingerprint": _fingerprint(site, None), "tier": "pro", "licence_from": "site"})
+    assert decide(site, None, None) == ({"stacker-worker": "stacker"}, "pro", "site")  # no plugin loaded at all
+    (site / "plugins.toml").write_text("disabled = []\n")
+    assert decide(site, None, None) == ({}, "pro", "site")
