@@ -98,7 +98,8 @@ def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any 
         return f"{name} is already enabled"
     choice.disabled.remove(name)
     write_choice(site_dir, choice)
-    return f"{name} enabled"
+    services = _services_of(site_dir, name, licence, sources)
+    return f"{name} enabled" + (f"; it adds {', '.join(services)}: run `kitctl up` to start it" if services else "")
 
 
 def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
@@ -108,10 +109,17 @@ def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any
     choice = read_choice(site_dir)
     if name in choice.disabled:
         return f"{name} is already disabled"
+    services = _services_of(site_dir, name, licence, sources)
     choice.disabled.append(name)
     site_dir.mkdir(parents=True, exist_ok=True)
     write_choice(site_dir, choice)
-    return f"{name} disabled"
+    return f"{name} disabled" + (f"; run `kitctl up` to remove {', '.join(services)} (its volumes are kept)" if services else "")
+
+
+def _services_of(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any) -> list[str]:
+    """The compose services plugin `name` adds as the site stands now (a change of them needs `kitctl up`)."""
+    fragments, _ = load_host(site_dir, licence, sources).plugin_fragments()
+    return sorted(fragments.get(name, {}).get("services", {}))
 
 
 def configure(site_dir: Path, name: str, pairs: list[str], licence: SiteLicence | None, sources: Any = None) -> dict[str, Any]:

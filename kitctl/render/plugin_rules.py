@@ -183,8 +183,8 @@ def _healthcheck(plugin: str, name: str, raw: Any) -> dict[str, Any]:
 
 
 def _depends(plugin: str, name: str, raw: Any, services: set[str]) -> dict[str, dict[str, str]]:
-    if isinstance(raw, list):
-        raw = {d: {"condition": "service_started"} for d in raw if isinstance(d, str)} if all(isinstance(d, str) for d in raw) else None
+    if isinstance(raw, list) and all(isinstance(d, str) for d in raw):
+        raw = {d: {"condition": "service_started"} for d in raw}
     _require(plugin, isinstance(raw, dict), f"service {name}: depends_on must be a list or mapping of services")
     for dep, how in raw.items():
         _require(plugin, dep in services or dep in CORE_SERVICES - {"hq"},

@@ -90,3 +90,16 @@ def test_a_check_that_found_nothing_to_do_is_reused_until_an_input_changes(site:
     assert decide(site, None, None) == ({"stacker-worker": "stacker"}, "pro", "site")  # no plugin loaded at all
     (site / "plugins.toml").write_text("disabled = []\n")
     assert decide(site, None, None) == ({}, "pro", "site")
+
+
+def test_switching_a_service_plugin_on_or_off_says_that_up_applies_it(site: Path):
+    from kitctl.licence.tiers import TIERS
+    from plugins.manage import SiteLicence, disable, enable
+
+    pro = SiteLicence("pro", TIERS["pro"].features)
+    sources = [fx.source(fx.StackPlugin), fx.source(fx.FixedDiscountPlugin)]
+    assert disable(site, "stacker", pro, sources) == \
+        "stacker disabled; run `kitctl up` to remove stacker-worker (its volumes are kept)"
+    assert enable(site, "stacker", pro, sources) == "stacker enabled; it adds stacker-worker: run `kitctl up` to start it"
+    name = fx.FixedDiscountPlugin.manifest.name
+    assert disable(site, name, pro, sources) == f"{name} disabled"  # code only: nothing to redeploy
