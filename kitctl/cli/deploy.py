@@ -210,10 +210,9 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     from kitctl.console import print_json
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.engine import connect
+    from kitctl.deploy.drift import plugin_drift
     from kitctl.deploy.operate import licence_state, status as run_status
     from kitctl.deploy.site import require_site_dir
-
-    from kitctl.deploy.drift import plugin_drift
 
     project = load_project(require_site_dir(site_dir))
     client = connect(host)
@@ -225,16 +224,18 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
                     **drift.as_dict()})
         return 0
     _status_table(project.name, rows, licence)
-    if drift.reason():
-        _out().print(f"[bold yellow]redeploy needed[/]: {_escape(drift.reason())}" if drift.redeploy_needed
-                     else f"[yellow]plugins[/]: {_escape(drift.reason())}")
+    _drift_line(drift)
     return 0
 
 
-def _escape(text) -> str:
+def _drift_line(drift) -> None:
+    """The table's footer about plugin services: a redeploy is needed, or the check could not be made."""
     from rich.markup import escape
 
-    return escape(str(text))
+    reason = drift.reason()
+    if reason:
+        label = "[bold yellow]redeploy needed[/]" if drift.redeploy_needed else "[yellow]plugins[/]"
+        _out().print(f"{label}: {escape(reason)}")
 
 
 def _status_table(project: str, rows, licence) -> None:
