@@ -27,8 +27,8 @@ CONDITIONS = ("service_started", "service_healthy")
 # What a plugin may give for one of its services; render adds restart, deploy limits and labels.
 GIVEN_KEYS = frozenset({"image", "command", "environment", "volumes", "ports", "healthcheck", "depends_on"})
 RENDERED_KEYS = GIVEN_KEYS | {"restart", "deploy", "labels"}
-FORBIDDEN = frozenset({
-    "privileged", "cap_add", "pid", "network_mode", "devices", "security_opt", "userns_mode", "ipc",
+PRIVILEGES = frozenset({"privileged", "cap_add", "pid", "network_mode", "devices", "security_opt", "userns_mode", "ipc"})
+FORBIDDEN = PRIVILEGES | frozenset({
     "networks", "secrets", "volumes_from", "entrypoint", "user", "env_file", "extra_hosts", "sysctls",
     "cgroup_parent", "container_name", "build",
 })

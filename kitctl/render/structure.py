@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kitctl.render.escape import RenderError
+from kitctl.render.plugin_rules import PRIVILEGES
 from kitctl.render.stack import SERVICES, VOLUMES
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ SERVICE_KEYS: dict[str, set[str]] = {
 }
 LABEL_KEYS = {"com.kitctl.site", "com.kitctl.service", "com.kitctl.version", "com.kitctl.inputs-hash"}
 EXTRA_LABELS = {"proxy": {"com.kitctl.site-name", "com.kitctl.domain"}, "agent": {"com.kitctl.licence-id"}}
-FORBIDDEN = {"privileged", "cap_add", "pid", "network_mode", "devices", "security_opt", "userns_mode", "ipc"}
+FORBIDDEN = PRIVILEGES  # no core service has them either; plugin services are refused even more (plugin_rules)
 CORE_IMAGE_MARK = "kitctl/storefront:"
 
 

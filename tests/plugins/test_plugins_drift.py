@@ -103,3 +103,15 @@ def test_switching_a_service_plugin_on_or_off_says_that_up_applies_it(site: Path
     assert enable(site, "stacker", pro, sources) == "stacker enabled; it adds stacker-worker: run `kitctl up` to start it"
     name = fx.FixedDiscountPlugin.manifest.name
     assert disable(site, name, pro, sources) == f"{name} disabled"  # code only: nothing to redeploy
+
+
+def test_kitctl_plugins_reads_the_licence_render_wrote_with_the_keys_it_pinned(site: Path, hq_store, monkeypatch):
+    from kitctl.errors import InvalidInput
+    from plugins.manage import read_site_licence
+
+    monkeypatch.delenv("KITCTL_HQ_KEYS", raising=False)
+    (site / "secrets" / "licence_token").write_text(licence(hq_store, "pro"))
+    assert read_site_licence(site, None).tier == "pro"
+    (site / "hq-keys.json").unlink()
+    with pytest.raises(InvalidInput, match="no pinned HQ keys"):
+        read_site_licence(site, None)
