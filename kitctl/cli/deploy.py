@@ -47,8 +47,8 @@ def up(
     from kitctl.deploy.up import UpOptions
 
     site_dir = _render_if_asked(site_params, dry_run)
-    if not dry_run and (site_dir / "compose.yaml").is_file():
-        _refresh_plugins(site_dir, site_params)
+    if (site_dir / "compose.yaml").is_file():
+        _refresh_plugins(site_dir, site_params, dry_run)
     options = UpOptions(site_dir=site_dir, host=site_params.get("docker_host") or _env_host(),
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
@@ -79,11 +79,12 @@ def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     return result.site_dir
 
 
-def _refresh_plugins(site_dir: Path, site_params: dict[str, Any]) -> None:
+def _refresh_plugins(site_dir: Path, site_params: dict[str, Any], dry_run: bool) -> None:
     """Render again if the newest licence (maybe sent by HQ to the agent) changes the plugin services."""
     from kitctl.deploy.drift import refresh_before_up
 
-    note = refresh_before_up(site_dir, site_params.get("docker_host") or _env_host(), _path(site_params.get("hq_keys")))
+    note = refresh_before_up(site_dir, site_params.get("docker_host") or _env_host(), _path(site_params.get("hq_keys")),
+                             dry_run)
     if note:
         _out().print(f"[dim]{note}[/]")
 

@@ -185,10 +185,10 @@ def remove_retired_plugin_services(client: "docker.DockerClient", project: "Proj
     return sorted(set(removed))
 
 
-def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None) -> str | None:
+def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None, dry_run: bool = False) -> str | None:
     """Render again when the newest licence or the site's plugin choice changes the plugin services.
 
-    Returns a line to print when it rendered. Cheap when nothing changed: one
+    Returns a line to print when it rendered (with `dry_run`: when it would). Cheap when nothing changed: one
     query in the db container and a fingerprint of the plugin inputs, compared
     with the last check that found nothing to do (.kitctl/plugins-checked.json).
     """
@@ -201,6 +201,9 @@ def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None) ->
     wanted, tier, source = decide(site_dir, stored, hq_keys)
     rendered = rendered_services(site_dir)
     note = None
+    if set(wanted) != set(rendered) and dry_run:
+        change = ", ".join(sorted(set(wanted) ^ set(rendered)))
+        return f"the {tier} licence changes plugin services {change}: `kitctl up` renders again first (not in a dry run)"
     if set(wanted) != set(rendered):
         from kitctl.render.api import rerender_site
 

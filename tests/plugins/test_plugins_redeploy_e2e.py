@@ -156,6 +156,9 @@ def test_an_upgrade_hq_sent_to_the_agent_makes_status_ask_for_a_redeploy(site: S
 
 
 def test_up_renders_again_and_starts_the_plugin_container_healthy(site: Site, engine):
+    dry = site.kitctl("up", "--dry-run")
+    assert "the flagship licence changes plugin services referral-sync: `kitctl up` renders again first" in dry.stdout
+    assert "referral-sync" not in (site.dir / "compose.yaml").read_text()  # a dry run changes nothing
     done = site.kitctl("up")
     assert "rendered again for the flagship licence: plugin services referral-sync change" in done.stdout
     container = engine.containers.get(f"{site.project}_referral-sync_1")
