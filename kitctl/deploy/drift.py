@@ -188,9 +188,10 @@ def remove_retired_plugin_services(client: "docker.DockerClient", project: "Proj
 def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None, dry_run: bool = False) -> str | None:
     """Render again when the newest licence or the site's plugin choice changes the plugin services.
 
-    Returns a line to print when it rendered (with `dry_run`: when it would). Cheap when nothing changed: one
-    query in the db container and a fingerprint of the plugin inputs, compared
-    with the last check that found nothing to do (.kitctl/plugins-checked.json).
+    Returns a line to print when it rendered (with `dry_run`: when it would).
+    Cheap when nothing changed: one query in the db container and a fingerprint
+    of the plugin inputs, compared with the last check that found nothing to do
+    (.kitctl/plugins-checked.json).
     """
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.engine import connect
@@ -199,18 +200,17 @@ def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None, dr
     project = load_project(site_dir)
     stored = stored_licence_token(connect(host), project) if "db" in project.services else None
     wanted, tier, source = decide(site_dir, stored, hq_keys)
-    rendered = rendered_services(site_dir)
-    note = None
-    if set(wanted) != set(rendered) and dry_run:
-        change = ", ".join(sorted(set(wanted) ^ set(rendered)))
+    change = ", ".join(sorted(set(wanted) ^ set(rendered_services(site_dir))))
+    if change and dry_run:
         return f"the {tier} licence changes plugin services {change}: `kitctl up` renders again first (not in a dry run)"
-    if set(wanted) != set(rendered):
+    note = None
+    if change:
         from kitctl.render.api import rerender_site
 
         rerender_site(site_dir, stored if source == "agent" else None)
-        note = f"rendered again for the {tier} licence: plugin services {', '.join(sorted(set(wanted) ^ set(rendered)))} change"
         if set(rendered_services(site_dir)) != set(wanted):
             raise KitError("the plugin services rendered differ from those the licence calls for; run `kitctl plan` to see why")
+        note = f"rendered again for the {tier} licence: plugin services {change} change"
         source = "site"  # the site dir now holds the newest licence
     _remember(site_dir, {"fingerprint": _fingerprint(site_dir, stored), "tier": tier, "licence_from": source})
     return note
