@@ -7,9 +7,6 @@ import re
 from typing import Any
 
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-CORE_SERVICES = frozenset({"proxy", "storefront", "agent", "db", "hq"})
 MAX_MESSAGE = 200
 # Keys a plugin must never see in an event: delivered card keys and credentials.
 SECRET_KEYS = frozenset({"card_keys", "delivery", "delivery_sealed", "secret", "password", "password_hash"})
@@ -57,32 +54,26 @@ def plain_data(value: Any, what: str) -> Any:
 
 
 def stack_fragment(raw: Any, plugin: str) -> dict[str, dict[str, Any]]:
-    """{"services", "volumes", "env"} of one plugin, checked for names and plain data."""
+    """{"services", "volumes", "env"} of one plugin, checked by the stack's own rules (kitctl.render.plugin_rules).
+
+    The same rules run again on the rendered compose.yaml, so a fragment that
+    passes here can still never weaken the core there.
+    """
+    from kitctl.render.plugin_rules import FragmentRefused, check_fragment
+
     if not raw:
         return {"services": {}, "volumes": {}, "env": {}}
     if not isinstance(raw, dict) or set(raw) - {"services", "volumes", "env"}:
-        raise BadAnswer("stack fragment may only have services, volumes and env")
+        raise BadAnswer(f"plugin {plugin}: stack fragment may only have services, volumes and env")
     data = plain_data(raw, "stack fragment")
-    services, volumes, env = data.get("services", {}), data.get("volumes", {}), data.get("env", {})
+    services, volumes, env = data.get("services") or {}, data.get("volumes") or {}, data.get("env") or {}
     if not all(isinstance(x, dict) for x in (services, volumes, env)):
-        raise BadAnswer("services, volumes and env must be mappings")
-    for name, spec in services.items():
-        if not SERVICE_NAME.match(name) or name in CORE_SERVICES:
-            raise BadAnswer(f"service name {name!r} is invalid or a core service")
-        if not isinstance(spec, dict):
-            raise BadAnswer(f"service {name} must be a mapping")
-    for name in volumes:
-        if not SERVICE_NAME.match(name):
-            raise BadAnswer(f"volume name {name!r} is invalid")
-    for service, variables in env.items():
-        if service not in CORE_SERVICES and service not in services:
-            raise BadAnswer(f"env for unknown service {service!r}")
-        if not isinstance(variables, dict):
-            raise BadAnswer(f"env of {service} must be a mapping")
-        for key, value in variables.items():
-            if not ENV_NAME.match(key) or not isinstance(value, str):
-                raise BadAnswer(f"env {service}.{key} must be UPPER_CASE with a string value")
-    return {"services": services, "volumes": volumes, "env": env}
+        raise BadAnswer(f"plugin {plugin}: services, volumes and env must be mappings")
+    try:
+        services = check_fragment(plugin, {"services": services, "volumes": volumes, "env": env})
+    except FragmentRefused as exc:
+        raise BadAnswer(str(exc)) from None
+    return {"services": services, "volumes": {name: {} for name in volumes}, "env": env}
 
 
 def redact(payload: Any) -> Any:

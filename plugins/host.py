@@ -184,14 +184,38 @@ class PluginHost:
     def stack_fragments(self) -> dict[str, dict[str, Any]]:
         """Extra compose services/volumes/env of loaded plugins; a plugin whose fragment clashes is left out."""
         merged: dict[str, dict[str, Any]] = {"services": {}, "volumes": {}, "env": {}}
+        for fragment in self.plugin_fragments()[0].values():
+            _merge_fragment(merged, fragment)
+        return merged
+
+    def plugin_fragments(self) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """({plugin: its checked fragment}, {plugin: one-line reason it was refused}), for render and status.
+
+        Only plugins that add something appear in the first mapping; a plugin
+        whose hook fails, answers nonsense or clashes with an earlier plugin is
+        in the second (and logged and counted, as every plugin failure is).
+        """
+        merged: dict[str, dict[str, Any]] = {"services": {}, "volumes": {}, "env": {}}
+        fragments: dict[str, dict[str, Any]] = {}
+        refused: dict[str, str] = {}
         for name, plugin in self._hooked("stack_fragment"):
-            raw = self._call(name, "stack_fragment", plugin.stack_fragment, plugin.manifest.event_timeout_seconds, {})
+            try:
+                raw = self._runner.call(name, "stack_fragment", plugin.stack_fragment, plugin.manifest.event_timeout_seconds)
+            except Exception as exc:
+                self._record_failure(name, "stack_fragment", exc)
+                refused[name] = f"plugin {name}: stack_fragment failed ({_describe(exc)})"
+                continue
             try:
                 fragment = checks.stack_fragment(raw, name)
                 _merge_fragment(merged, fragment)
             except checks.BadAnswer as exc:
                 self._bad_answer(name, "stack_fragment", exc)
-        return merged
+                message = checks.one_line(exc)
+                refused[name] = message if message.startswith(f"plugin {name}:") else f"plugin {name}: {message}"
+                continue
+            if any(fragment.values()):
+                fragments[name] = fragment
+        return fragments, refused
 
     # ------------------------------------------------------------------ checkout
     def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What `kitctl plugins …` does, as functions tests call directly.
 
-The site dir holds the licence (`secrets/licence`), the site's choices
+The site dir holds the licence (`secrets/licence_token`, written by render), the site's choices
 (`plugins.toml`) and plugin secrets (`secrets/plugins/NAME.json`, 0600).
 """
 
@@ -25,7 +25,7 @@ class SiteLicence:
 
 
 def licence_path(site_dir: Path) -> Path:
-    return site_dir / "secrets" / "licence"
+    return site_dir / "secrets" / "licence_token"  # where render stores the licence it rendered with
 
 
 def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | None:
@@ -40,7 +40,8 @@ def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | Non
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read the licence at {path}: {type(exc).__name__}") from None
-    verified = verify_licence(token, require_hq_keys(hq_keys))
+    site_keys = site_dir / "hq-keys.json"  # the keys render pinned for this site
+    verified = verify_licence(token, require_hq_keys(hq_keys or (site_keys if site_keys.is_file() else None)))
     return SiteLicence(verified.claims.tier, tuple(verified.claims.features))
 
 
@@ -98,7 +99,8 @@ def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any 
         return f"{name} is already enabled"
     choice.disabled.remove(name)
     write_choice(site_dir, choice)
-    return f"{name} enabled"
+    services = _services_of(site_dir, name, licence, sources)
+    return f"{name} enabled" + (f"; it adds {', '.join(services)}: run `kitctl up` to start it" if services else "")
 
 
 def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
@@ -108,10 +110,17 @@ def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any
     choice = read_choice(site_dir)
     if name in choice.disabled:
         return f"{name} is already disabled"
+    services = _services_of(site_dir, name, licence, sources)
     choice.disabled.append(name)
     site_dir.mkdir(parents=True, exist_ok=True)
     write_choice(site_dir, choice)
-    return f"{name} disabled"
+    return f"{name} disabled" + (f"; run `kitctl up` to remove {', '.join(services)} (its volumes are kept)" if services else "")
+
+
+def _services_of(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any) -> list[str]:
+    """The compose services plugin `name` adds as the site stands now (a change of them needs `kitctl up`)."""
+    fragments, _ = load_host(site_dir, licence, sources).plugin_fragments()
+    return sorted(fragments.get(name, {}).get("services", {}))
 
 
 def configure(site_dir: Path, name: str, pairs: list[str], licence: SiteLicence | None, sources: Any = None) -> dict[str, Any]:

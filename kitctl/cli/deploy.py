@@ -46,6 +46,8 @@ def up(
     from kitctl.deploy.up import UpOptions
 
     site_dir = _render_if_asked(site_params, dry_run)
+    if (site_dir / "compose.yaml").is_file():
+        _refresh_plugins(site_dir, site_params, dry_run)
     options = UpOptions(site_dir=site_dir, host=site_params.get("docker_host") or _env_host(),
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
@@ -74,6 +76,16 @@ def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     result = render_site(site_params)
     _out().print(f"[dim]{'rendered' if result.changed else 'render unchanged'}: {result.site_dir}[/]")
     return result.site_dir
+
+
+def _refresh_plugins(site_dir: Path, site_params: dict[str, Any], dry_run: bool) -> None:
+    """Render again if the newest licence (maybe sent by HQ to the agent) changes the plugin services."""
+    from kitctl.deploy.drift import refresh_before_up
+
+    note = refresh_before_up(site_dir, site_params.get("docker_host") or _env_host(), _path(site_params.get("hq_keys")),
+                             dry_run)
+    if note:
+        _out().print(f"[dim]{note}[/]")
 
 
 def _path(value: Optional[str]) -> Optional[Path]:
@@ -144,6 +156,7 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     from kitctl.console import print_json
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.engine import connect
+    from kitctl.deploy.drift import plugin_drift
     from kitctl.deploy.operate import licence_state, status as run_status
     from kitctl.deploy.site import require_site_dir
 
@@ -151,11 +164,24 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     client = connect(host)
     rows = run_status(client, project)
     licence = licence_state(client, project)
+    drift = plugin_drift(client, project, site_dir)
     if as_json:
-        print_json({"project": project.name, "services": [r.as_dict() for r in rows], "licence": licence})
+        print_json({"project": project.name, "services": [r.as_dict() for r in rows], "licence": licence,
+                    **drift.as_dict()})
         return 0
     _status_table(project.name, rows, licence)
+    _drift_line(drift)
     return 0
+
+
+def _drift_line(drift) -> None:
+    """The table's footer about plugin services: a redeploy is needed, or the check could not be made."""
+    from rich.markup import escape
+
+    reason = drift.reason()
+    if reason:
+        label = "[bold yellow]redeploy needed[/]" if drift.redeploy_needed else "[yellow]plugins[/]"
+        _out().print(f"{label}: {escape(reason)}")
 
 
 def _status_table(project: str, rows, licence) -> None:

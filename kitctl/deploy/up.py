@@ -75,6 +75,8 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     licence = _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
     ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
+    if not options.dry_run:
+        _retire_plugin_services(client, project, reporter)
     current, leftovers = _current(client, project.name)
     hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
     only = _selected(project, options.services)
@@ -171,6 +173,14 @@ def _current(client, project_name: str):
     if restored:
         current, leftovers = by_service(project_containers(client.api, project_name))
     return current, leftovers
+
+
+def _retire_plugin_services(client, project: Project, reporter: "Reporter") -> None:
+    """Containers of plugin services compose.yaml no longer has (a licence downgrade) go; their volumes stay."""
+    from kitctl.deploy.drift import remove_retired_plugin_services
+
+    for service in remove_retired_plugin_services(client, project):
+        reporter.done(service, "removed (plugin off; volumes kept)", 0.0)
 
 
 def _remove(client, leftovers) -> None:

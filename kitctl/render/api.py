@@ -50,8 +50,8 @@ def as_inputs(inputs: SiteInputs | Mapping[str, Any]) -> SiteInputs:
 
 def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) -> RenderResult:
     """Validate, verify the licence, render, and write the site dir atomically."""
-    site = resolve_site(as_inputs(inputs), now=now)
-    rendered = build_site(site)
+    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
+    rendered = build_site(site, site_fragments(site))
     site_dir = Path(site.inputs.site_dir)
     if site_dir.exists() and not site_dir.is_dir():
         raise InvalidInput(f"site dir {site_dir} exists and is not a directory")
@@ -68,8 +68,8 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
 
     from kitctl.render.yamlload import load_yaml
 
-    site = resolve_site(as_inputs(inputs), now=now)
-    rendered = build_site(site)
+    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
+    rendered = build_site(site, site_fragments(site))
     site_dir = Path(site.inputs.site_dir)
     current = read_site_files(site_dir)
     try:
@@ -81,3 +81,71 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
         services=service_changes(old_compose if isinstance(old_compose, dict) else None, rendered.compose),
         secrets_to_create=missing_secrets(site_dir / SECRETS_DIR),
     )
+
+
+def site_fragments(site: ResolvedSite) -> dict[str, dict[str, Any]]:
+    """Stack fragments of the plugins this licence grants and the site enabled (plugins.toml, --plugin)."""
+    from kitctl.render.plugin_stack import load_fragments
+
+    claims = site.licence.claims
+    return load_fragments(claims.features, claims.tier, list(site.plugins) or None, Path(site.inputs.site_dir))
+
+
+def newest_licence(inputs: SiteInputs, now: float | None = None) -> SiteInputs:
+    """The inputs with the site's stored licence instead, when that one is newer and for the same site.
+
+    HQ upgrades and downgrades a licence by heartbeat and `kitctl up` stores the
+    new token in the site dir: a later render from an older token (a site.toml
+    naming the first licence file) must not undo that. Same rule as the agent's.
+    """
+    from kitctl.licence.keys import load_jwks
+    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.token import verify_licence
+
+    stored_path = Path(inputs.site_dir) / SECRETS_DIR / "licence_token"
+    if not inputs.licence or inputs.hq_keys is None or not stored_path.is_file():
+        return inputs
+    try:
+        stored = stored_path.read_text(encoding="ascii").strip()
+        given = read_token_arg(inputs.licence)
+        if stored == given.strip():
+            return inputs
+        keys = load_jwks(inputs.hq_keys)
+        old, new = verify_licence(given, keys, now=now).claims, verify_licence(stored, keys, now=now).claims
+    except (OSError, UnicodeDecodeError, KitError):
+        return inputs  # the given licence's own errors are reported by resolve_site
+    if new.sub == old.sub and new.iat > old.iat:
+        return inputs.model_copy(update={"licence": stored})
+    return inputs
+
+
+def rerender_site(site_dir: Path, licence_token: str | None = None, now: float | None = None) -> RenderResult:
+    """Render again from the inputs kitctl.lock recorded, with `licence_token` when given (newer, from HQ).
+
+    Plugins the site asked for by name that the licence no longer grants are
+    dropped (a downgrade disables them) instead of refusing the render.
+    """
+    import json
+
+    from kitctl.licence.keys import load_jwks
+    from kitctl.licence.token import verify_licence
+    from kitctl.render.build import LOCK, SITE_JSON
+
+    site_dir = Path(site_dir).absolute()
+    try:
+        lock = json.loads((site_dir / LOCK).read_text(encoding="utf-8"))
+        site_json = json.loads((site_dir / SITE_JSON).read_text(encoding="utf-8"))
+        token = licence_token or (site_dir / SECRETS_DIR / "licence_token").read_text(encoding="ascii").strip()
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot render {site_dir} again: {type(exc).__name__} reading its files") from None
+    recorded = lock.get("inputs") if isinstance(lock, dict) else None
+    if not isinstance(recorded, dict):
+        raise InvalidInput(f"{site_dir} was rendered by an older kitctl: run `kitctl up` once with the site's inputs "
+                           "(--licence, --name, --domain … or site.toml)")
+    hq_keys = site_dir / "hq-keys.json"
+    features = set(verify_licence(token, load_jwks(hq_keys), now=now).claims.features)
+    flags = {**recorded, "site_dir": str(site_dir), "licence": token, "hq_keys": str(hq_keys),
+             "plugins": [p for p in recorded.get("plugins") or [] if p in features]}
+    logo = site_json.get("logo") if isinstance(site_json, dict) else None
+    flags["logo"] = str(site_dir / "branding" / logo) if isinstance(logo, str) and logo else None
+    return render_site(flags, now=now)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from kitctl import __version__
-from kitctl.render import stack
+from kitctl.render import plugin_stack, stack
+from kitctl.render.escape import compose_value
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.structure import SECRET_NAMES, check_structure
 from kitctl.render.templates import render_template
@@ -41,19 +42,33 @@ class RenderedSite:
     compose: dict[str, Any]  # compose.yaml as parsed
     service_hashes: dict[str, str]
     inputs_hash: str
+    plugins: plugin_stack.PluginStack = plugin_stack.PluginStack()
 
 
-def build_site(site: ResolvedSite) -> RenderedSite:
-    """Every rendered file for `site`; RenderError if a structural check fails."""
+def build_site(site: ResolvedSite, fragments: dict[str, dict[str, Any]] | None = None) -> RenderedSite:
+    """Every rendered file for `site`, with the plugins' `fragments` merged; RenderError if a structural check fails."""
     files = _config_files(site)
-    compose_text = render_template("compose.yaml.j2", **_compose_context(site, files))
+    added = plugin_stack.assemble(fragments or {}, _image_prefix(site), site.inputs.image_tag or __version__,
+                                  site.site_id, __version__)
+    context = _compose_context(site, files, added)
+    compose_text = render_template("compose.yaml.j2", **context)
     compose = load_yaml(compose_text)
-    check_structure(compose)
+    if added.services or added.env.get("storefront"):
+        marker = f"      KIT_PLUGINS: {compose_value(context['plugins_csv'])}\n"
+        compose_text = plugin_stack.insert(compose_text, compose, added, marker)
+        compose = load_yaml(compose_text)
+    check_structure(compose, added)
     files[COMPOSE] = compose_text.encode("utf-8")
     hashes = {name: compose_hash(svc) for name, svc in sorted(compose["services"].items())}
     inputs_hash = _inputs_hash(site)
-    files[LOCK] = _lock(site, files, hashes, inputs_hash)
-    return RenderedSite(files=files, compose=compose, service_hashes=hashes, inputs_hash=inputs_hash)
+    files[LOCK] = _lock(site, files, hashes, inputs_hash, added)
+    return RenderedSite(files=files, compose=compose, service_hashes=hashes, inputs_hash=inputs_hash, plugins=added)
+
+
+def _image_prefix(site: ResolvedSite) -> str:
+    """`registry/` in front of every kit image (the core's and the plugins'), or nothing."""
+    registry = site.inputs.registry or stack.registry_from_licence(site.licence.claims)
+    return f"{registry}/" if registry else ""
 
 
 def _config_files(site: ResolvedSite) -> dict[str, bytes]:
@@ -124,7 +139,7 @@ def _site_addresses(site: ResolvedSite) -> list[str]:
     return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in hosts]
 
 
-def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, Any]:
+def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_stack.PluginStack) -> dict[str, Any]:
     i = site.inputs
     branding = [n for n in files if n.startswith(f"{BRANDING}/")]
     data_dir = None if i.data_dir is None else Path(i.data_dir).absolute()
@@ -139,12 +154,12 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes]) -> dict[str, A
         "proxy_ports": stack.proxy_ports(i),
         "agent_ports": [stack.published(i.bind_address, i.metrics_port, stack.AGENT_METRICS_PORT)],
         "agent_networks": ["default", "hq"] if i.hq_network else ["default"],
-        "agent_environment": stack.agent_environment(i.hq_url, site.plugins),
+        "agent_environment": stack.agent_environment(i.hq_url, site.plugins, added.env.get("agent")),
         "plugins_csv": ",".join(site.plugins),
         "probes": stack.probes(),
         "limits": stack.LIMITS,
         "networks": stack.networks(i.hq_network),
-        "volumes": stack.volumes(data_dir),
+        "volumes": stack.volumes(data_dir, added.volumes),
         "inputs_hashes": {
             "proxy": files_hash(files, [CADDYFILE, *branding]),
             "storefront": files_hash(files, [SITE_JSON]),
@@ -173,10 +188,24 @@ def _inputs_hash(site: ResolvedSite) -> str:
     return sha256_hex(canonical_json(view))
 
 
-def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], inputs_hash: str) -> bytes:
+def recorded_inputs(site: ResolvedSite) -> dict[str, Any]:
+    """The licensee's choices as kitctl.lock keeps them, so `up` can render again after a licence change.
+
+    No licence (it is in secrets/), and no paths into the site dir: the logo and
+    the pinned keys are re-read from branding/ and hq-keys.json.
+    """
+    view = site.inputs.model_dump(mode="json", exclude={"licence", "site_dir", "logo", "hq_keys"})
+    view["data_dir"] = None if site.inputs.data_dir is None else str(Path(site.inputs.data_dir).absolute())
+    return view
+
+
+def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], inputs_hash: str,
+          added: plugin_stack.PluginStack) -> bytes:
     claims = site.licence.claims
     return _json_file(
         {
+            "inputs": recorded_inputs(site),
+            "plugins": added.record(),
             "kit_version": __version__,
             "site_id": site.site_id,
             "licence": {"jti": claims.jti, "tier": claims.tier, "exp": claims.exp},

@@ -77,18 +77,20 @@ def networks(hq_network: str | None) -> dict[str, Any]:
     return nets
 
 
-def volumes(data_dir: Any) -> dict[str, Any]:
-    """Named volumes; with a data dir, each is bound to `<data_dir>/<volume>` (the deploy step creates them)."""
+def volumes(data_dir: Any, extra: Any = ()) -> dict[str, Any]:
+    """Named volumes (the core's, then `extra` ones of plugins); with a data dir, each is bound to
+    `<data_dir>/<volume>` (the deploy step creates them)."""
+    names = [*VOLUMES, *sorted(extra)]
     if data_dir is None:
-        return {name: {} for name in VOLUMES}
+        return {name: {} for name in names}
     base = str(data_dir).rstrip("/")
     return {
         name: {"driver": "local", "driver_opts": {"type": "none", "o": "bind", "device": f"{base}/{name}"}}
-        for name in VOLUMES
+        for name in names
     }
 
 
-def agent_environment(hq_url: str | None, plugins: tuple[str, ...]) -> dict[str, str]:
+def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         "KIT_DATABASE_URL_FILE": "/run/secrets/database_url",
         "KIT_SITE_KEY_FILE": "/run/secrets/site_key",
@@ -101,4 +103,5 @@ def agent_environment(hq_url: str | None, plugins: tuple[str, ...]) -> dict[str,
     }
     if hq_url:
         env["KIT_HQ_URL"] = hq_url
+    env.update(extra or {})  # plugins' PLUGIN_<NAME>_* variables (kitctl.render.plugin_rules)
     return env

@@ -2,15 +2,20 @@
 
 Values are escaped by construction; this is the second line of defence: if a
 value ever changed the structure (a new key, service, volume, `privileged`),
-the render fails instead of writing it.
+the render fails instead of writing it. Plugin services are checked here by
+the same rules the plugin host applies to fragments (kitctl.render.plugin_rules).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitctl.render.escape import RenderError
+from kitctl.render.plugin_rules import PRIVILEGES
 from kitctl.render.stack import SERVICES, VOLUMES
+
+if TYPE_CHECKING:
+    from kitctl.render.plugin_stack import PluginStack
 
 TOP_KEYS = {"services", "networks", "volumes", "secrets"}
 SECRET_NAMES = ("agent_token", "database_url", "db_password", "licence_token", "site_key", "storefront_secret_key")
@@ -22,15 +27,18 @@ SERVICE_KEYS: dict[str, set[str]] = {
 }
 LABEL_KEYS = {"com.kitctl.site", "com.kitctl.service", "com.kitctl.version", "com.kitctl.inputs-hash"}
 EXTRA_LABELS = {"proxy": {"com.kitctl.site-name", "com.kitctl.domain"}, "agent": {"com.kitctl.licence-id"}}
-FORBIDDEN = {"privileged", "cap_add", "pid", "network_mode", "devices", "security_opt", "userns_mode", "ipc"}
+FORBIDDEN = PRIVILEGES  # no core service has them either; plugin services are refused even more (plugin_rules)
+CORE_IMAGE_MARK = "kitctl/storefront:"
 
 
-def check_structure(doc: Any) -> None:
-    """RenderError unless `doc` has exactly the stack's keys, services, volumes and secrets."""
+def check_structure(doc: Any, plugins: "PluginStack | None" = None) -> None:
+    """RenderError unless `doc` has exactly the stack's keys, services, volumes and secrets (plus `plugins`' own)."""
+    owners = plugins.owners if plugins else {}
+    volume_owners = plugins.volumes if plugins else {}
     if not isinstance(doc, dict) or set(doc) != TOP_KEYS:
         raise RenderError(f"compose document has unexpected top-level keys: {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}")
     services = doc["services"]
-    if set(services) != set(SERVICES):
+    if set(services) != set(SERVICES) | set(owners):
         raise RenderError(f"compose document has unexpected services: {sorted(services)}")
     for name, keys in SERVICE_KEYS.items():
         service = services[name]
@@ -41,7 +49,53 @@ def check_structure(doc: Any) -> None:
             raise RenderError(f"service {name} has unexpected labels")
         if not all(isinstance(v, str) for v in labels.values()):
             raise RenderError(f"service {name} has a label that is not a string")
-    if set(doc["volumes"]) != set(VOLUMES):
+    _check_plugin_env(services, plugins)
+    _check_plugin_services(services, owners, volume_owners)
+    if set(doc["volumes"]) != set(VOLUMES) | set(volume_owners):
         raise RenderError(f"compose document has unexpected volumes: {sorted(doc['volumes'])}")
+    for name in volume_owners:
+        if doc["volumes"][name] != _core_volume_like(doc["volumes"]["db-data"], name):
+            raise RenderError(f"plugin volume {name} is not placed like the core volumes")
     if set(doc["secrets"]) != set(SECRET_NAMES):
         raise RenderError("compose document has unexpected secrets")
+
+
+def _check_plugin_env(services: dict[str, Any], plugins: "PluginStack | None") -> None:
+    """Core services carry only the PLUGIN_* variables the plugins were allowed to add, nothing else of theirs."""
+    from kitctl.render.plugin_rules import ENV_TARGETS
+
+    for target in ENV_TARGETS:
+        env = services[target].get("environment") or {}
+        added = {k for k in env if k.startswith("PLUGIN_")}
+        allowed = set(plugins.env.get(target, {})) if plugins else set()
+        if added != allowed:
+            raise RenderError(f"service {target} has plugin variables no plugin was allowed to add: {sorted(added ^ allowed)}")
+
+
+def _check_plugin_services(services: dict[str, Any], owners: dict[str, str], volume_owners: dict[str, str]) -> None:
+    from kitctl.render.plugin_rules import FragmentRefused, IMAGE, check_rendered_service
+    from kitctl.render.plugin_stack import plugin_labels
+
+    core_image = services["storefront"]["image"]
+    prefix = core_image[: core_image.rindex(CORE_IMAGE_MARK)] if CORE_IMAGE_MARK in core_image else None
+    site_labels = services["storefront"]["labels"]
+
+    def image_ok(image: str) -> bool:
+        rest = image[len(prefix):] if prefix is not None and image.startswith(prefix) else ""
+        return bool(IMAGE.match(rest)) and ":" in rest
+
+    for name, plugin in owners.items():
+        labels = plugin_labels(site_labels["com.kitctl.site"], name, site_labels["com.kitctl.version"], plugin)
+        try:
+            check_rendered_service(plugin, name, services[name], {v for v, p in volume_owners.items() if p == plugin},
+                                   {s for s, p in owners.items() if p == plugin}, image_ok, labels)
+        except FragmentRefused as exc:
+            raise RenderError(str(exc)) from None
+
+
+def _core_volume_like(core_spec: Any, name: str) -> Any:
+    """How a volume called `name` is declared when placed like db-data (a named volume, or bound into the data dir)."""
+    if not core_spec:
+        return {}
+    device = core_spec["driver_opts"]["device"]
+    return {**core_spec, "driver_opts": {**core_spec["driver_opts"], "device": device[: -len("db-data")] + name}}

@@ -105,7 +105,7 @@ class StackPlugin(Plugin):
         return {
             "services": {"stacker-worker": {"image": "kitctl/base:bookworm", "command": ["sleep", "infinity"]}},
             "volumes": {"stacker-data": {}},
-            "env": {"storefront": {"KIT_STACKER": "on"}},
+            "env": {"storefront": {"PLUGIN_STACKER_MODE": "on"}},
         }
 
 

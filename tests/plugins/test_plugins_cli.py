@@ -23,7 +23,7 @@ def kit(site_dir, jwks_file, capsys):
 
 
 def licence(site_dir, token: str) -> None:
-    (site_dir / "secrets" / "licence").write_text(token)
+    (site_dir / "secrets" / "licence_token").write_text(token)
 
 
 def test_list_shows_installed_plugins_with_licence_state(kit, site_dir, issue):

@@ -68,7 +68,11 @@ def test_the_examples_stack_fragment_and_event_hook(installed_example, site_dir,
     assert stack_fragments_for_site(site_dir, SiteLicence("flagship", TIERS["flagship"].features)) == fragments
     assert stack_fragments_for_site(site_dir, SiteLicence("pro", TIERS["pro"].features)) == {"services": {}, "volumes": {}, "env": {}}
     assert fragments["services"]["referral-sync"]["image"] == "kitctl/base:bookworm"
-    assert fragments["env"]["storefront"] == {"KIT_REFERRAL_ENABLED": "1"}
+    assert fragments["env"]["storefront"] == {"PLUGIN_REFERRAL_ENABLED": "1"}
+    assert fragments["volumes"] == {"referral-data": {}}
+    assert fragments["services"]["referral-sync"]["volumes"] == [
+        {"type": "volume", "source": "referral-data", "target": "/srv/referral", "read_only": False}]
+    assert fragments["services"]["referral-sync"]["depends_on"] == {"db": {"condition": "service_started"}}
     host.emit("order_created", {"order_id": "B7", "extras": {"referral": {"referrer": "bob"}}})
     assert host.flush(5)
     assert json.loads(ledger.read_text()) == {"order_id": "B7", "referrer": "bob"}

@@ -126,7 +126,7 @@ def test_stack_fragments_merge_valid_plain_data_and_drop_a_core_service_override
     host = _host(registry, fx.StackPlugin, fx.BadStackPlugin)
     fragments = host.stack_fragments()
     assert set(fragments["services"]) == {"stacker-worker"}
-    assert fragments["env"] == {"storefront": {"KIT_STACKER": "on"}}
+    assert fragments["env"] == {"storefront": {"PLUGIN_STACKER_MODE": "on"}}
     assert fragments["volumes"] == {"stacker-data": {}}
     assert error_count(registry, "bad-stacker", "stack_fragment", "invalid") == 1
 

@@ -2,7 +2,7 @@
 
 An example of every kind of contribution a plugin can make: settings with a
 secret, a checkout field, a discount (the host clamps it at HQ's price), an
-event hook, and a stack fragment (an extra service plus an env var).
+event hook, and a stack fragment (an extra service with a volume, plus a storefront variable).
 """
 
 from __future__ import annotations
@@ -51,7 +51,17 @@ class ReferralPlugin(Plugin):
                 ledger.write(json.dumps({"order_id": payload.get("order_id"), **payload["extras"]["referral"]}) + "\n")
 
     def stack_fragment(self) -> dict[str, Any]:
+        """A small service of its own (serving its volume on the stack's network) and a storefront variable."""
+        probe = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/', timeout=3)"
         return {
-            "services": {"referral-sync": {"image": "kitctl/base:bookworm", "command": ["sleep", "infinity"]}},
-            "env": {"storefront": {"KIT_REFERRAL_ENABLED": "1"}},
+            "services": {"referral-sync": {
+                "image": "kitctl/base:bookworm",  # the kit's namespace; render adds the licence's registry
+                "command": ["python3", "-m", "http.server", "8080", "--directory", "/srv/referral"],
+                "volumes": ["referral-data:/srv/referral"],
+                "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "2s", "timeout": "5s",
+                                "retries": 15, "start_period": "2s"},
+                "depends_on": ["db"],
+            }},
+            "volumes": {"referral-data": {}},
+            "env": {"storefront": {"PLUGIN_REFERRAL_ENABLED": "1"}},
         }

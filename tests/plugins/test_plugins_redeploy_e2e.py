@@ -1,0 +1,190 @@
+"""A plugin that adds a service, across a licence upgrade and downgrade, on a real Docker engine.
+
+The rendered stack (kitctl/db, storefront, agent, proxy images) is deployed by
+`kitctl up` with a basic licence; the example third-party plugin (pip-installed
+from tests/plugins/example_plugin) is installed for kitctl. HQ's upgrade is
+stored the way the agent stores it (the agent's own code, run in the agent
+container, writes the token into site_state); then `kitctl status` must say a
+redeploy is needed and `kitctl up` must start the plugin's container, healthy;
+a downgrade the same way must remove it again and keep its volume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.conftest import require
+from tests.support.postgres import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = Path(__file__).resolve().parent / "example_plugin"
+SERVICES = ("db", "storefront", "agent", "proxy")
+# Run inside the agent container: verify HQ's token and store it exactly as the agent does on a `licence` command.
+STORE_AS_AGENT = """
+import os, sys
+from pathlib import Path
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from agent.licence import evaluate, store_licence
+from kitctl.licence.keys import load_jwks
+from sitedb.engine import make_engine
+from sitedb.models import SiteState
+held = evaluate(sys.argv[1], load_jwks(Path(os.environ["KIT_HQ_KEYS_FILE"])))
+engine = make_engine(Path(os.environ["KIT_DATABASE_URL_FILE"]).read_text().strip())
+with Session(engine) as session, session.begin():
+    if session.execute(select(SiteState.id)).first() is None:
+        sys.exit(3)
+    store_licence(session, held, "active", None)
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    from tests.infra.fixtures import docker_client
+
+    client = docker_client()
+    require(bool(client.ping()), "Docker engine not reachable")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def images(engine) -> None:
+    """The kit's images as the session builds them (built here only when missing)."""
+    from kitctl import __version__
+    from kitctl.images.build import image_exists
+    from tests.infra.fixtures import kit_images
+
+    wanted = [f"kitctl/{s}:{__version__}" for s in SERVICES] + ["kitctl/base:bookworm"]
+    if not all(image_exists(engine, ref) for ref in wanted):
+        kit_images()
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory) -> Path:
+    """The example plugin pip-installed into its own folder, which the kitctl processes get on PYTHONPATH."""
+    target = tmp_path_factory.mktemp("plugin-site-packages")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True, text=True, timeout=300,
+                   cwd=tmp_path_factory.mktemp("build"))
+    return target
+
+
+class Site:
+    def __init__(self, root: Path, plugin_path: Path) -> None:
+        from kitctl.licence.keys import HQKeyStore
+
+        self.project = f"plg{uuid.uuid4().hex[:8]}"
+        self.dir = root / self.project
+        self.plugin_path = plugin_path
+        self.hq = HQKeyStore(root / "hq")
+        self.hq.init()
+        self.jwks = root / "hq-keys.json"
+        self.jwks.write_text(json.dumps(self.hq.jwks()))
+        self.port = free_port()
+
+    def licence(self, tier: str) -> str:
+        from kitctl.licence.token import issue_licence
+
+        time.sleep(1.1)  # a later `iat` than the licence before: the newest licence wins
+        return issue_licence(self.hq, self.project, tier, ["game"], 30, "http://127.0.0.1:9")
+
+    def kitctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{self.plugin_path}", "COLUMNS": "200"}
+        env = {k: v for k, v in env.items() if not k.startswith("KITCTL_")}
+        done = subprocess.run([sys.executable, "-m", "kitctl", *args, "--site-dir", str(self.dir)], capture_output=True,
+                              text=True, timeout=600, env=env, cwd=ROOT)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kitctl {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.kitctl("status", "--json").stdout)
+
+    def store_as_agent(self, engine: Any, token: str) -> None:
+        agent = engine.containers.get(f"{self.project}_agent_1")
+        deadline = time.monotonic() + 60
+        while True:  # the agent writes its state row once it has started
+            code, output = agent.exec_run(["/opt/kit/bin/python", "-c", STORE_AS_AGENT, token])
+            if code == 0:
+                return
+            assert code == 3 and time.monotonic() < deadline, output.decode()[-500:]
+            time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, engine, images, plugin_path) -> Iterator[Site]:
+    s = Site(tmp_path_factory.mktemp("plugin-sites"), plugin_path)
+    yield s
+    s.kitctl("down", "--volumes", "--yes", check=False)
+    for volume in engine.volumes.list(filters={"label": f"com.docker.compose.project={s.project}"}):
+        volume.remove(force=True)  # the plugin's volume: no longer in compose.yaml after the downgrade
+
+
+def test_basic_tier_deploys_no_plugin_service_and_status_is_clean(site: Site, engine):
+    token = site.licence("basic")
+    (site.dir.parent / "basic.jwt").write_text(token)
+    site.kitctl("up", "--licence", f"@{site.dir.parent / 'basic.jwt'}", "--hq-keys", str(site.jwks),
+                "--name", "插件站", "--domain", "localhost", "--tls", "off", "--http-port", str(site.port),
+                "--metrics-port", str(free_port()))
+    status = site.status()
+    assert {r["service"]: r["health"] for r in status["services"]} == {s: "healthy" for s in SERVICES}
+    assert status["redeploy_needed"] is False and status["reason"] is None
+    assert status["plugin_services"] == {"wanted": {}, "rendered": {}, "deployed": {}}
+    assert "redeploy needed" not in site.kitctl("status").stdout
+
+
+def test_an_upgrade_hq_sent_to_the_agent_makes_status_ask_for_a_redeploy(site: Site, engine):
+    site.store_as_agent(engine, site.licence("flagship"))
+    status = site.status()
+    assert status["redeploy_needed"] is True and status["licence_from"] == "agent"
+    assert status["plugin_services"]["wanted"] == {"referral-sync": "referral"}
+    assert status["reason"] == "the licence HQ sent (tier flagship) adds referral-sync (referral): run `kitctl up`"
+    table = site.kitctl("status").stdout
+    assert "redeploy needed: the licence HQ sent (tier flagship) adds referral-sync (referral)" in table
+
+
+def test_up_renders_again_and_starts_the_plugin_container_healthy(site: Site, engine):
+    dry = site.kitctl("up", "--dry-run")
+    assert "the flagship licence changes plugin services referral-sync: `kitctl up` renders again first" in dry.stdout
+    assert "referral-sync" not in (site.dir / "compose.yaml").read_text()  # a dry run changes nothing
+    done = site.kitctl("up")
+    assert "rendered again for the flagship licence: plugin services referral-sync change" in done.stdout
+    container = engine.containers.get(f"{site.project}_referral-sync_1")
+    assert container.status == "running" and container.attrs["State"]["Health"]["Status"] == "healthy"
+    labels = container.labels
+    assert labels["com.kitctl.plugin"] == "referral" and labels["com.docker.compose.project"] == site.project
+    assert labels["com.docker.compose.service"] == "referral-sync" and len(labels["com.docker.compose.config-hash"]) == 64
+    assert container.attrs["HostConfig"]["Privileged"] is False and not container.attrs["HostConfig"]["PortBindings"]
+    storefront_env = engine.containers.get(f"{site.project}_storefront_1").attrs["Config"]["Env"]
+    assert "PLUGIN_REFERRAL_ENABLED=1" in storefront_env
+    assert (site.dir / "secrets" / "licence_token").read_text().count(".") == 2  # the site now holds HQ's newer token
+    status = site.status()
+    assert status["redeploy_needed"] is False and status["plugin_services"]["deployed"] == {"referral-sync": "referral"}
+    assert "nothing to do" in site.kitctl("up").stdout  # and a second up changes nothing
+
+
+def test_a_downgrade_asks_for_a_redeploy_and_up_removes_the_container_keeping_its_volume(site: Site, engine):
+    site.store_as_agent(engine, site.licence("basic"))
+    status = site.status()
+    assert status["redeploy_needed"] is True
+    assert status["reason"] == "the licence HQ sent (tier basic) removes referral-sync (referral): run `kitctl up`"
+    done = site.kitctl("up")
+    assert "removed (plugin off; volumes kept)" in done.stdout
+    assert not engine.containers.list(all=True, filters={"name": f"{site.project}_referral-sync_1"})
+    volumes = [v.name for v in engine.volumes.list(filters={"label": f"com.docker.compose.project={site.project}"})]
+    assert f"{site.project}_referral-data" in volumes
+    status = site.status()
+    assert status["redeploy_needed"] is False and status["plugin_services"]["deployed"] == {}
+    assert {r["service"] for r in status["services"]} == set(SERVICES)
