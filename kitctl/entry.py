@@ -45,11 +45,12 @@ def plain_up(args: list[str]) -> int | None:
     if print_if_unchanged(site_dir, target):
         return 0
     from kitctl.console import print_error
-    from kitctl.deploy.outcome import deploy_and_report
+    from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
     from kitctl.errors import KitError
 
     try:
+        refresh_plugin_services(site_dir, target, None)
         return deploy_and_report(UpOptions(site_dir=site_dir, host=target), "up")
     except KitError as exc:
         print_error(str(exc))

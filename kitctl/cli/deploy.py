@@ -42,13 +42,14 @@ def up(
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
 ) -> int:
     """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
-    from kitctl.deploy.outcome import deploy_and_report
+    from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
 
     site_dir = _render_if_asked(site_params, dry_run)
+    host = site_params.get("docker_host") or _env_host()
     if (site_dir / "compose.yaml").is_file():
-        _refresh_plugins(site_dir, site_params, dry_run)
-    options = UpOptions(site_dir=site_dir, host=site_params.get("docker_host") or _env_host(),
+        refresh_plugin_services(site_dir, host, _path(site_params.get("hq_keys")), dry_run)
+    options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
     return deploy_and_report(options, "up")
@@ -76,16 +77,6 @@ def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     result = render_site(site_params)
     _out().print(f"[dim]{'rendered' if result.changed else 'render unchanged'}: {result.site_dir}[/]")
     return result.site_dir
-
-
-def _refresh_plugins(site_dir: Path, site_params: dict[str, Any], dry_run: bool) -> None:
-    """Render again if the newest licence (maybe sent by HQ to the agent) changes the plugin services."""
-    from kitctl.deploy.drift import refresh_before_up
-
-    note = refresh_before_up(site_dir, site_params.get("docker_host") or _env_host(), _path(site_params.get("hq_keys")),
-                             dry_run)
-    if note:
-        _out().print(f"[dim]{note}[/]")
 
 
 def _path(value: Optional[str]) -> Optional[Path]:

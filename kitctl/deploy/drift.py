@@ -85,11 +85,17 @@ def plugin_drift(client: "docker.DockerClient", project: "Project", site_dir: Pa
 
 def decide(site_dir: Path, stored: str | None, hq_keys: Path | None) -> tuple[dict[str, str], str | None, str]:
     """(wanted plugin services, tier, licence source); from the last check when none of its inputs changed."""
-    cached = _checked(site_dir)
-    if cached.get("fingerprint") == _fingerprint(site_dir, stored):
+    cached = last_check(site_dir, stored)
+    if cached is not None:
         return rendered_services(site_dir), cached.get("tier"), cached.get("licence_from", "site")
     claims, source = effective_licence(site_dir, stored, hq_keys)
     return wanted_services(site_dir, claims), claims.tier, source
+
+
+def last_check(site_dir: Path, stored: str | None) -> dict[str, Any] | None:
+    """What `up` recorded when it last found the plugin services right, if none of its inputs changed since."""
+    cached = _checked(site_dir)
+    return cached if cached.get("fingerprint") == _fingerprint(site_dir, stored) else None
 
 
 def stored_licence_token(client: "docker.DockerClient", project: "Project", db_service: str = "db") -> str | None:
@@ -97,17 +103,25 @@ def stored_licence_token(client: "docker.DockerClient", project: "Project", db_s
     its local socket, no password leaves it); None when there is no db container or no row yet."""
     from kitctl.deploy.operate import _container, _exec
 
-    if db_service not in project.services:
-        return None
-    container = _container(client, project, db_service, required=False)
+    command = token_query(project, db_service)
+    container = _container(client, project, db_service, required=False) if command else None
     if container is None:
         return None
-    env = dict(project.services[db_service].environment)
-    command = ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", TOKEN_QUERY]
     try:
-        code, output = _exec(client, container, command)
+        return token_from_output(*_exec(client, container, command))
     except Exception:  # noqa: BLE001 - a stopped or starting db: the site dir's licence decides
         return None
+
+
+def token_query(project: "Project", db_service: str = "db") -> list[str] | None:
+    """The psql command that prints the stored token, run inside the db container; None without a db service."""
+    if db_service not in project.services:
+        return None
+    env = dict(project.services[db_service].environment)
+    return ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", TOKEN_QUERY]
+
+
+def token_from_output(code: int, output: str) -> str | None:
     lines = output.strip().splitlines()
     token = lines[-1].strip() if code == 0 and lines else ""
     return token if token.count(".") == 2 else None

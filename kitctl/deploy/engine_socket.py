@@ -1,8 +1,9 @@
 """Read-only Docker Engine API calls over the local unix socket, with the standard library alone.
 
 docker-py (with requests) costs about 0.3 s to import; the no-op check of
-`kitctl up` needs three or four GETs, so it talks HTTP over the socket itself.
-Anything that changes the engine goes through docker-py (`kitctl.deploy.engine`).
+`kitctl up` needs a few lookups and one query run inside the db container, so
+it talks HTTP over the socket itself. Anything that changes the engine goes
+through docker-py (`kitctl.deploy.engine`).
 """
 
 from __future__ import annotations
@@ -48,21 +49,26 @@ class EngineSocket:
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """The decoded JSON answer, None for a 404, EngineError for anything else."""
-        url = f"/v{API_VERSION}{path}" + (f"?{urlencode(params)}" if params else "")
+        return _decoded(path, *self._call("GET", path + (f"?{urlencode(params)}" if params else "")))
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
-            self._conn.request("GET", url)
+            self._conn.request(method, f"/v{API_VERSION}{path}", json.dumps(body) if body is not None else None, headers)
             response = self._conn.getresponse()
-            body = response.read()
+            return response.status, response.read()
         except (OSError, http.client.HTTPException) as exc:
             raise EngineError(f"engine not reachable: {exc}") from None
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            raise EngineError(f"GET {path}: HTTP {response.status}")
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise EngineError(f"GET {path}: not JSON") from None
+
+    def exec_output(self, container: str, command: list[str], user: str = "") -> tuple[int, str]:
+        """(exit code, stdout+stderr) of `command` run inside a running container (`docker exec`)."""
+        status, body = self._call("POST", f"/containers/{quote(container)}/exec",
+                                  {"Cmd": command, "User": user, "AttachStdout": True, "AttachStderr": True})
+        exec_id = _decoded("exec create", status, body, expected=201)["Id"]
+        status, body = self._call("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": False})
+        if status != 200:
+            raise EngineError(f"exec start: HTTP {status}")
+        return int(self.get(f"/exec/{exec_id}/json").get("ExitCode", 1)), _demultiplexed(body)
 
     def containers(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
         """`docker ps -a --filter …` as the engine's list (the shape docker-py's `api.containers` returns)."""
@@ -71,3 +77,24 @@ class EngineSocket:
     def image_id(self, ref: str) -> str | None:
         found = self.get(f"/images/{quote(ref, safe='/:@')}/json")
         return found["Id"] if found else None
+
+
+def _decoded(what: str, status: int, body: bytes, expected: int = 200) -> Any:
+    if status == 404 and expected == 200:
+        return None
+    if status != expected:
+        raise EngineError(f"{what}: HTTP {status}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise EngineError(f"{what}: not JSON") from None
+
+
+def _demultiplexed(raw: bytes) -> str:
+    """The text of the engine's stdout/stderr stream (8-byte frame headers: kind, 0, 0, 0, size)."""
+    out, at = bytearray(), 0
+    while at + 8 <= len(raw):
+        size = int.from_bytes(raw[at + 4:at + 8], "big")
+        out += raw[at + 8:at + 8 + size]
+        at += 8 + size
+    return out.decode("utf-8", "replace")

@@ -2,10 +2,12 @@
 
 A second `kitctl up` with nothing changed is the command licensees run most
 (from cron, from a deploy script). The answer needs one container list, one
-image lookup per image and the config hashes, so this module decides it from
-the same pure functions the full path uses (`plan_services`, the hashes, the
-cached licence verification), and answers "not sure" whenever anything would
-need the full path: then the full `up` runs and decides for itself.
+image lookup per image, the config hashes and the licence the agent stored
+(one query in the db container), so this module decides it from the same
+functions the full path uses (`plan_services`, the hashes, the cached licence
+verification, the plugin services' last check), and answers "not sure"
+whenever anything would need the full path: then the full `up` runs and
+decides for itself.
 It only ever concludes "nothing to do"; it never changes anything.
 """
 
@@ -15,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kitctl.deploy import doctor
-from kitctl.deploy.compose import load_project
+from kitctl.deploy.compose import Project, load_project
+from kitctl.deploy.drift import last_check, token_from_output, token_query
 from kitctl.deploy.engine import DEFAULT_TARGET
 from kitctl.deploy.engine_socket import EngineError, EngineSocket
 from kitctl.deploy.hashing import config_hash, mounts_hash
 from kitctl.deploy.labels import project_filter
 from kitctl.deploy.plan import orphans, plan_services, summary
 from kitctl.deploy.site import cached_licence, site_domain, site_url
-from kitctl.deploy.state import by_service, running_from_list
+from kitctl.deploy.state import Running, by_service, running_from_list
 from kitctl.errors import KitError
 
 
@@ -49,12 +52,23 @@ def unchanged_stack(site_dir: Path, target: str | None) -> Unchanged | None:
         with EngineSocket(target) as engine:
             current, leftovers = by_service(running_from_list(engine.containers(project_filter(project.name))))
             ids = {ref: engine.image_id(ref) for ref in sorted({s.image for s in project.services.values()})}
+            stored = _stored_licence_token(engine, project, current)
     except (KitError, EngineError, OSError, ValueError):
         return None
     if leftovers or orphans(project, current) or not all(ids.values()):
         return None
+    if last_check(site_dir, stored) is None:
+        return None  # a licence from HQ (or a plugin choice) may change the plugin services: `up` renders again
     hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
     actions = plan_services(project, hashes, current, ids)
     if any(action.changes_anything for action in actions):
         return None
     return Unchanged(summary(actions), site_url(project, site_dir), domain_warnings())
+
+
+def _stored_licence_token(engine: EngineSocket, project: Project, current: dict[str, Running]) -> str | None:
+    """The licence the agent last stored in the site database, as `kitctl.deploy.drift` reads it."""
+    command, db = token_query(project), current.get("db")
+    if command is None or db is None or db.state != "running":
+        return None
+    return token_from_output(*engine.exec_output(db.id, command))

@@ -6,10 +6,25 @@ without loading it (see kitctl.entry).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kitctl.deploy.up import UpOptions, UpResult
+
+
+def refresh_plugin_services(site_dir: Path, host: str | None, hq_keys: Path | None, dry_run: bool = False) -> None:
+    """Render again first if the newest licence (maybe sent by HQ to the agent) changes the plugin services."""
+    from rich.markup import escape
+
+    from kitctl.console import out
+    from kitctl.deploy.drift import refresh_before_up
+    from kitctl.deploy.engine import DEFAULT_TARGET, check_target
+
+    check_target(host or DEFAULT_TARGET)  # a bad address is the first thing to hear about
+    note = refresh_before_up(site_dir, host, hq_keys, dry_run)
+    if note:
+        out().print(f"[dim]{escape(note)}[/]")
 
 
 def deploy_and_report(options: "UpOptions", verb: str) -> int:
