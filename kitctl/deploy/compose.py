@@ -97,11 +97,18 @@ class Service:
 
 @dataclass(frozen=True)
 class Resource:
-    """A top-level network or volume: its compose key and its engine name."""
+    """A top-level network or volume: its compose key, its engine name and (volumes) its local driver options."""
 
     key: str
     name: str
     external: bool = False
+    driver_opts: tuple[tuple[str, str], ...] = ()  # `driver: local` options, e.g. a bind onto a data directory
+
+    @property
+    def bind_device(self) -> str | None:
+        """The host directory a `local` volume binds (render's --data-dir), which must exist before it is used."""
+        opts = dict(self.driver_opts)
+        return opts.get("device") if "bind" in opts.get("o", "").split(",") else None
 
 
 @dataclass(frozen=True)
@@ -197,16 +204,32 @@ def _resources(raw: Any, kind: str, project: str) -> dict[str, Resource]:
     if raw is None:
         return {}
     _require(isinstance(raw, dict), f"top-level `{kind}` must be a mapping")
+    allowed = {"external", "name", "labels"} | ({"driver", "driver_opts"} if kind == "volumes" else set())
     found = {}
     for key, body in raw.items():
         _require(isinstance(key, str) and bool(NAME.match(key)), f"{kind}: name {key!r} is not valid")
         body = body or {}
         _require(isinstance(body, dict), f"{kind}.{key} must be a mapping")
-        _no_unknown(body, {"external", "name", "labels"}, f"{kind}.{key}")
+        _no_unknown(body, allowed, f"{kind}.{key}")
         external = bool(body.get("external", False))
         name = body.get("name") or (key if external else f"{project}_{key}")
-        found[key] = Resource(key, str(name), external)
+        found[key] = Resource(key, str(name), external, _driver_opts(body, f"{kind}.{key}"))
     return found
+
+
+def _driver_opts(body: dict, where: str) -> tuple[tuple[str, str], ...]:
+    """Only the `local` driver, with string options (type, o, device): a volume on a chosen host directory."""
+    if "driver" not in body and "driver_opts" not in body:
+        return ()
+    _require(body.get("driver", "local") == "local", f"{where}.driver: only `local` is supported")
+    opts = body.get("driver_opts") or {}
+    _require(isinstance(opts, dict) and all(isinstance(v, str) for v in opts.values()),
+             f"{where}.driver_opts must map names to strings")
+    _no_unknown(opts, {"type", "o", "device"}, f"{where}.driver_opts")
+    device = opts.get("device")
+    _require(device is None or (device.startswith("/") and ".." not in device.split("/")),
+             f"{where}.driver_opts.device must be an absolute path without '..'")
+    return tuple(sorted(opts.items()))
 
 
 def _secrets(raw: Any, working_dir: Path) -> dict[str, Path]:

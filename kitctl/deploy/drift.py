@@ -241,9 +241,10 @@ def _fingerprint(site_dir: Path, stored: str | None) -> str:
     secrets = site_dir / "secrets" / "plugins"
     for path in sorted(secrets.glob("*.json")) if secrets.is_dir() else []:
         digest.update(path.name.encode() + b"\0" + _quiet_read(path))
-    for entry in filter(None, sys.path):  # a package installed or removed changes its directory
+    # a package installed or removed changes its directory; the same places however Python was started
+    for entry in sorted({str(Path(e or ".").resolve()) for e in sys.path}):
         try:
-            digest.update(f"{entry}:{Path(entry or '.').stat().st_mtime_ns}".encode())
+            digest.update(f"{entry}:{Path(entry).stat().st_mtime_ns}".encode())
         except OSError:
             continue
     return digest.hexdigest()

@@ -90,6 +90,17 @@ def _tar_site(root: Path) -> tuple[bytes, str]:
     return buffer.getvalue(), digest.hexdigest()
 
 
+def make_dirs_on(target: str) -> Callable[[str], None]:
+    """`mkdir -p` (mode 0700) on the engine's host, for volumes bound onto a data directory there."""
+    def make_dirs(path: str) -> None:
+        with _ssh(target) as ssh:
+            code, output = _run(ssh, f"mkdir -p -m 700 {shlex.quote(path)}")
+        if code != 0:
+            raise KitError(f"cannot create {path} on the engine's host: {output.strip()[:200]}")
+
+    return make_dirs
+
+
 def _run(ssh, command: str, stdin: bytes | None = None) -> tuple[int, str]:
     chan_in, chan_out, chan_err = ssh.exec_command(command, timeout=120)
     if stdin is not None:

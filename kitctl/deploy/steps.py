@@ -6,6 +6,7 @@ low-level client), so the runner's rollback is just "undo what ran, newest first
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -44,6 +45,7 @@ class StepContext:
     # create every changed container at once (local engine); over ssh:// each call is an SSH
     # session and docker-py's transport keeps many open, so there they are made one service at a time
     early_prepare: bool = True
+    make_dirs: Callable[[str], None] = lambda path: os.makedirs(path, mode=0o700, exist_ok=True)  # on the engine's host
 
     def name_of(self, service: str) -> str:
         return L.container_name(self.project.name, service)
@@ -100,8 +102,13 @@ class EnsureVolume(Step):
             pass
         if self.resource.external:
             raise KitError(f"external volume {self.resource.name} does not exist on the engine")
-        ctx.api.create_volume(self.resource.name, labels=L.resource_labels(ctx.project, L.VOLUME, self.resource.key))
-        ctx.reporter.note(f"created volume {self.resource.name}")
+        if self.resource.bind_device:
+            ctx.make_dirs(self.resource.bind_device)
+        ctx.api.create_volume(self.resource.name, driver="local" if self.resource.driver_opts else None,
+                              driver_opts=dict(self.resource.driver_opts) or None,
+                              labels=L.resource_labels(ctx.project, L.VOLUME, self.resource.key))
+        ctx.reporter.note(f"created volume {self.resource.name}"
+                          + (f" on {self.resource.bind_device}" if self.resource.bind_device else ""))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kitctl.deploy import doctor
 from kitctl.deploy.compose import Project, load_project
@@ -72,7 +72,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     domain_warnings = doctor.start_domain_check(site_domain(site_dir))
     client = connect(options.host)
     remote = is_remote(options.host)
-    licence = _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
+    _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
     ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
     if not options.dry_run:
@@ -91,6 +91,10 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
         return result
     ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
                       early_prepare=not remote)
+    if remote:
+        from kitctl.deploy.remote import make_dirs_on
+
+        ctx.make_dirs = make_dirs_on(options.host or "")
     result.outcome = run_plan(ctx, _prepare(project, actions), actions)
     _remove(client, leftovers)
     result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)
@@ -111,22 +115,15 @@ def with_images(project: Project, overrides: dict[str, str]) -> Project:
     return dataclasses.replace(project, services=services, raw_services=raw)
 
 
-def _preflight(client: "docker.DockerClient", project: Project, remote: bool, load_licence) -> Any:
+def _preflight(client: "docker.DockerClient", project: Project, remote: bool, load_licence) -> None:
     """Engine, architecture, disk, ports and licence; the first failure stops `up`."""
-    loaded: list[Any] = []
-
-    def load() -> Any:
-        loaded.append(load_licence())
-        return loaded[-1]
-
     info = client.info()
     checks = [doctor.check_engine(client), doctor.check_architecture(info), doctor.check_disk(info, remote),
-              doctor.check_ports(client, project, remote), doctor.check_licence(load)]
+              doctor.check_ports(client, project, remote), doctor.check_licence(load_licence)]
     for check in doctor.failures(checks):
         if check.name == "licence":
             load_licence()  # re-raise the licence's own one-line error (exit code 2)
         raise KitError(f"preflight {check.name}: {check.detail}")
-    return loaded[0]
 
 
 def _images(client, project: Project, options: UpOptions, full_licence, reporter: "Reporter") -> dict[str, str | None]:

@@ -1,7 +1,6 @@
 """Alembic environment for the site database."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from sitedb.engine import make_engine
 from sitedb.models import Base

@@ -123,3 +123,40 @@ def test_project_name_defaults_to_the_directory_like_compose_v1(tmp_path: Path) 
     site.mkdir()
     (site / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
     assert load_project(site).name == "starshop-1"
+
+
+def test_volumes_on_a_data_directory_keep_their_local_driver_options(tmp_path) -> None:
+    """What render writes for --data-dir: a `local` volume bound onto <data_dir>/<volume>."""
+    from kitctl.deploy.compose import parse_project
+
+    data = {"services": {"db": {"image": "kitctl/db:1", "volumes": ["db-data:/var/lib/postgresql/data"]}},
+            "volumes": {"db-data": {"driver": "local",
+                                    "driver_opts": {"type": "none", "o": "bind", "device": "/srv/kit/db-data"}}}}
+    volume = parse_project(data, tmp_path, tmp_path / "compose.yaml", "shop").volumes["db-data"]
+    assert volume.bind_device == "/srv/kit/db-data"
+    assert dict(volume.driver_opts) == {"type": "none", "o": "bind", "device": "/srv/kit/db-data"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"driver": "nfs"}, "volumes.v.driver: only `local` is supported"),
+    ({"driver_opts": {"device": "relative/dir", "o": "bind"}}, "device must be an absolute path"),
+    ({"driver_opts": {"device": "/srv/../etc", "o": "bind"}}, "device must be an absolute path"),
+    ({"driver_opts": {"o": "bind", "mountpoint": "/x"}}, "driver_opts"),
+    ({"driver_opts": {"o": 1}}, "must map names to strings"),
+])
+def test_other_volume_drivers_and_options_are_refused(tmp_path, body, message) -> None:
+    from kitctl.deploy.compose import parse_project
+    from kitctl.errors import InvalidInput
+
+    data = {"services": {"db": {"image": "kitctl/db:1"}}, "volumes": {"v": body}}
+    with pytest.raises(InvalidInput, match=message.replace(".", r"\.").replace("`", ".")):
+        parse_project(data, tmp_path, tmp_path / "compose.yaml", "shop")
+
+
+def test_networks_take_no_driver(tmp_path) -> None:
+    from kitctl.deploy.compose import parse_project
+    from kitctl.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="networks.n"):
+        parse_project({"services": {"a": {"image": "x:1"}}, "networks": {"n": {"driver": "local"}}},
+                      tmp_path, tmp_path / "compose.yaml", "shop")
