@@ -19,7 +19,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
-from agent.hq_client import HQClient, HQError, OrderResult
+from agent.hq_client import HQClient, HQError, OrderResult, plain
 from agent.metrics import AgentMetrics
 from agent.state import as_utc, utcnow
 from sitedb.models import AuditEntry, Order
@@ -188,7 +188,7 @@ class Forwarder:
         order.public_reason = PUBLIC_REASON.get(result.status)
         order.last_error = None
         if result.delivery is not None and result.delivery.card_keys:
-            order.delivery_sealed = seal(self.site_key, result.delivery.model_dump())
+            order.delivery_sealed = seal(self.site_key, plain(result.delivery))
         if result.status in FINAL:
             order.decided_at = now
         else:

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agent.hq_client import plain
 from agent.outbox import idempotency_key, order_payload
 from sitedb.models import Order
 from sitedb.sealing import open_sealed
@@ -60,7 +61,7 @@ def test_crash_after_hq_answered_replays_the_same_decision(hq, started, engine, 
     got = orders(engine)
     for r in first:  # the same decision and the same card keys as the first answer
         stored = open_sealed(site.site_key, got[r.order_id].delivery_sealed)
-        assert stored == r.delivery.model_dump() and got[r.order_id].hq_order_id == r.hq_order_id
+        assert stored == plain(r.delivery) and got[r.order_id].hq_order_id == r.hq_order_id
     assert hq_order_counts(hq, site.site_id) == (3, 3)
     assert order_counts(engine) == {"delivered": 3}
 
