@@ -145,7 +145,7 @@ def describe(exc: msgspec.DecodeError) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     what, sep, where = text.rpartition(" - at `")
     if not sep:
-        return text
+        return f"body: {text}"
     where = where.rstrip("`").removeprefix("$").lstrip(".") or "body"
     return f"{where}: {what}"
 

@@ -198,3 +198,71 @@ def test_container_health_from_a_read_only_docker_socket(tmp_path) -> None:  # t
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- strict decoding of HQ's catalog pages (msgspec) ---------------------------------------
+GOOD_ITEM = {"sku": "g-1", "name": "点卡", "category": "game", "face_value_cents": 1000, "price_cents": 950,
+             "currency": "CNY", "stock_kind": "card_key", "account_pattern": None, "min_qty": 1, "max_qty": 10,
+             "stock": 5, "status": "active", "version": 3, "deleted": False}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("sku", ""), ("sku", "x" * 65), ("sku", 12), ("version", "3"), ("version", 3.0), ("deleted", "no"),
+    ("name", "x" * 201), ("name", 5), ("category", "c" * 33), ("face_value_cents", -1), ("face_value_cents", "10"),
+    ("price_cents", -5), ("price_cents", True), ("price_cents", 9.5), ("currency", "YUAN"), ("stock_kind", "k" * 17),
+    ("account_pattern", "p" * 201), ("min_qty", "1"), ("max_qty", None), ("stock", "many"), ("status", "s" * 17),
+])
+def test_each_malformed_catalog_field_is_refused_with_one_line(field: str, value: object) -> None:
+    body = {"items": [GOOD_ITEM, {**GOOD_ITEM, "sku": "g-2", field: value}], "next_cursor": "c", "has_more": False}
+    client, metrics = client_for(lambda request: httpx.Response(200, json=body))
+    with pytest.raises(HQError) as err:
+        client.catalog(None, 10)
+    assert err.value.kind == "malformed" and err.value.retryable  # the page is asked for again later
+    assert err.value.detail.startswith(f"items[1].{field}: ") and "\n" not in str(err.value)
+    assert metrics.hq_errors.labels("catalog", "malformed")._value.get() == 1
+
+
+@pytest.mark.parametrize("body,where", [
+    ({"items": {}, "next_cursor": "c", "has_more": False}, "items: "),
+    ({"items": [], "next_cursor": "c" * 241, "has_more": False}, "next_cursor: "),
+    ({"items": [], "has_more": False}, "next_cursor"),
+    ({"items": [], "next_cursor": "c", "has_more": "yes"}, "has_more: "),
+    ({"items": [{"version": 1}], "next_cursor": "c", "has_more": False}, "items[0]: "),
+    ([], "body: "),
+])
+def test_malformed_catalog_page_shapes_are_refused_with_one_line(body: object, where: str) -> None:
+    client, _ = client_for(lambda request: httpx.Response(200, json=body))
+    with pytest.raises(HQError) as err:
+        client.catalog(None, 10)
+    assert err.value.kind == "malformed" and where in err.value.detail and "\n" not in str(err.value)
+
+
+def test_a_good_catalog_page_decodes_with_extra_fields_ignored() -> None:
+    body = {"items": [{**GOOD_ITEM, "future_field": [1, 2]}, {"sku": "gone", "version": 9, "deleted": True}],
+            "next_cursor": "c2", "has_more": True, "extra": 1}
+    client, _ = client_for(lambda request: httpx.Response(200, json=body, headers={"ETag": '"e"'}))
+    page = client.catalog(None, 10)
+    assert [e.sku for e in page.items] == ["g-1", "gone"] and page.items[1].deleted and page.etag == '"e"'
+    assert page.items[0].is_complete() and page.items[0].price_cents == 950
+
+
+# -- the sync's rule index chooses exactly as sitedb.pricing does ----------------------------
+rule_st = st.builds(Rule, id=st.integers(1, 40), scope=st.sampled_from(["all", "category", "sku", "bogus"]),
+                    kind=st.sampled_from(["percent", "fixed"]), value=st.integers(-2000, 5000),
+                    target=st.sampled_from([None, "game", "phone", "g-1", "g-2"]),
+                    rounding=st.sampled_from(["none", "jiao", "yuan", "yuan_minus_1"]), enabled=st.booleans())
+
+
+@given(rules=st.lists(rule_st, max_size=8, unique_by=lambda r: r.id),
+       sku=st.sampled_from(["g-1", "g-2", "p-9"]), category=st.sampled_from(["game", "phone", "video"]),
+       hq_price=st.integers(0, 10**7))
+def test_rule_index_matches_choose_rule_and_selling_price(rules: list[Rule], sku: str, category: str,
+                                                           hq_price: int) -> None:
+    from agent.sync import RuleIndex
+
+    index = RuleIndex(rules)  # type: ignore[arg-type]
+    expected = choose_rule({"sku": sku, "category": category}, rules)
+    assert index.rule_for(sku, category) is expected
+    want = (selling_price(hq_price, expected), expected.id if expected else None)
+    assert index.price(sku, category, hq_price) == want
+    assert index.price(sku, category, hq_price) == want  # remembered, same answer
