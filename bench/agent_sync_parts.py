@@ -13,28 +13,7 @@ import argparse
 import os
 import time
 
-from agent_common import bench_world, bulk_catalog
-
-
-def postgres_cpu(engine):  # type: ignore[no-untyped-def]
-    """A reader of the CPU seconds used so far by the PostgreSQL cluster behind `engine` (its processes)."""
-    import psutil
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        postmaster = psutil.Process(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()).parent()
-
-    def used() -> float:
-        total = 0.0
-        for proc in [postmaster, *postmaster.children()]:
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
-
-    return used
+from agent_common import bench_world, bulk_catalog, postgres_cpu
 
 
 def main() -> None:
