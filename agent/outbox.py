@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection
@@ -68,6 +69,7 @@ class ForwardOutcome:
     sent: int = 0
     decided: int = 0
     missing: int = 0
+    more: bool = False  # full batches were still coming when the burst reached its bound
 
     @property
     def contacted_hq(self) -> bool:
@@ -94,6 +96,7 @@ class Forwarder:
         self.emit = emit or (lambda event, payload: None)
         self.wants = wants or (lambda event: emit is not None)
         self.decisions = decision_writer(engine)
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- forwarding -------------------------------------------------------------
     def due_orders(self, limit: int, exclude: Collection[str] = ()) -> list[Row[Any]]:
@@ -104,6 +107,49 @@ class Forwarder:
             query = query.where(orders_t.c.id.not_in(list(exclude)))
         with self.engine.connect() as conn:
             return list(conn.execute(query))
+
+    def forward_burst(self, keep_going: Callable[[], bool] = lambda: True, max_batches: int = 25) -> ForwardOutcome:
+        """Forward due orders batch after batch, the next batch at HQ while this one's answers are written.
+
+        Exactly once still holds: the next batch leaves out the orders whose answers are being
+        written (they are still `pending`), HQ deduplicates per order id anyway, and a decision
+        only lands on a row still `pending`. When `keep_going()` turns false (SIGTERM) no new
+        batch is sent; the one in flight is finished. Raises HQError when HQ could not answer.
+        """
+        total = ForwardOutcome()
+        orders = self.due_orders(self.batch)
+        if not orders:
+            return total
+        in_flight = self._sender().submit(self.submit, orders)
+        for sent_batches in range(1, max_batches + 1):
+            results = in_flight.result()
+            following: list[Row[Any]] = []
+            if len(orders) == self.batch and sent_batches < max_batches and keep_going():
+                following = self.due_orders(self.batch, exclude={o.id for o in orders})
+            if following:
+                in_flight = self._sender().submit(self.submit, following)
+            try:
+                outcome = self.store(orders, results)
+            except BaseException:
+                if following:  # let the request in flight end; its orders stay pending and are sent again
+                    wait([in_flight])
+                raise
+            total.sent, total.decided = total.sent + outcome.sent, total.decided + outcome.decided
+            total.missing += outcome.missing
+            if not following:
+                total.more = len(orders) == self.batch and sent_batches == max_batches
+                return total
+            orders = following
+        return total
+
+    def _sender(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward-send")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def forward_once(self) -> ForwardOutcome:
         """Send one batch of due orders; raises HQError when HQ could not answer."""
