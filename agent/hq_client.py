@@ -7,25 +7,17 @@ metrics count failures by (endpoint, kind) without ever seeing a body.
 
 from __future__ import annotations
 
-import functools
-import ssl
-import sys
 import time
 from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-# httpx imports its command-line client at import when click and rich are installed (they
-# are, for kitctl's CLI): ~8 MB of click, rich and pygments the agent never runs. A None
-# entry makes that optional import fail as if they were absent (httpx then defines a stub).
-if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-import httpx  # noqa: E402
 import msgspec
 import orjson
 from msgspec import Meta, Struct
 
 from agent.metrics import AgentMetrics
+from agent.transport import HttpClient, Response, TransportError
 
 ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired"]
 T = TypeVar("T")
@@ -161,17 +153,12 @@ class HQClient:
     """Site endpoints of HQ API v1, authenticated with the licence token."""
 
     def __init__(self, base_url: str, token: str, metrics: AgentMetrics | None = None,
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.metrics = metrics
-        self.http = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            transport=transport,
-            verify=_tls_context(),
-            headers={"User-Agent": "kitctl-agent"},
-        )
+        self.http = HttpClient(self.base_url, timeout=timeout, connect_timeout=5.0,
+                               headers={"User-Agent": "kitctl-agent"}, max_body=MAX_BODY_BYTES)
 
     def close(self) -> None:
         self.http.close()
@@ -209,15 +196,13 @@ class HQClient:
 
     # -- plumbing --------------------------------------------------------------
     def _request(self, endpoint: str, method: str, path: str, ok: tuple[int, ...] = (200,),
-                 **kwargs: Any) -> httpx.Response:
+                 **kwargs: Any) -> Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         started = time.perf_counter()
         try:
             resp = self.http.request(method, path, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise self._fail(endpoint, "timeout", type(exc).__name__) from None
-        except httpx.TransportError as exc:
-            raise self._fail(endpoint, "connect", type(exc).__name__) from None
+        except TransportError as exc:
+            raise self._fail(endpoint, exc.kind, str(exc)) from None  # type: ignore[arg-type]
         finally:
             if self.metrics is not None:
                 self.metrics.hq_latency.labels(endpoint).observe(time.perf_counter() - started)
@@ -225,9 +210,7 @@ class HQClient:
             return resp
         raise self._fail(endpoint, *_classify(resp))
 
-    def _parse(self, endpoint: str, resp: httpx.Response, answer: type[T]) -> T:
-        if len(resp.content) > MAX_BODY_BYTES:
-            raise self._fail(endpoint, "malformed", "answer too large", resp.status_code)
+    def _parse(self, endpoint: str, resp: Response, answer: type[T]) -> T:
         try:
             return decode(resp.content, answer)
         except msgspec.DecodeError as exc:
@@ -248,13 +231,7 @@ def _json(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default verification (certifi, or SSL_CERT_FILE/DIR), built once: ~1 MB per client saved."""
-    return httpx.create_ssl_context()
-
-
-def _classify(resp: httpx.Response) -> tuple[ErrorKind, str, int, str | None]:
+def _classify(resp: Response) -> tuple[ErrorKind, str, int, str | None]:
     """The kind of a non-OK answer, from its status and HQ's `{"error", "detail"}` body."""
     code, detail = None, f"HTTP {resp.status_code}"
     try:
