@@ -80,11 +80,18 @@ class PostgresPageWriter:
 
     def write(self, session: Session, rows: list[Row], mark: int | None) -> list[Row]:
         """Measured on 100k SKUs, this costs PostgreSQL about half the CPU of staging every row
-        and comparing in SQL: most rows of a page are either all new (first sync) or unchanged."""
-        if not rows:
-            return []
+        and comparing in SQL: most rows of a page are either all new (first sync) or unchanged.
+
+        The page's commit does not wait for its WAL flush (`synchronous_commit` off for this
+        transaction only): a power loss may forget the last pages, but each together with
+        its cursor, so the next run fetches them again; a killed process loses nothing.
+        Orders keep ordinary durable commits.
+        """
         raw = session.connection().connection.driver_connection
         with raw.cursor() as cur:
+            cur.execute("SET LOCAL synchronous_commit TO OFF")
+            if not rows:
+                return []
             cur.execute(self.stored, (orjson.dumps([row[SKU] for row in rows]).decode(),))
             stored = {sku: (digest, price, rule) for sku, digest, price, rule in cur}
             new, changed, unchanged = split(rows, stored)
