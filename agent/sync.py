@@ -20,7 +20,6 @@ import operator
 import queue
 import threading
 import time
-from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
