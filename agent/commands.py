@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from agent.licence import HeldLicence, evaluate, store_licence, time_reason
@@ -26,7 +26,7 @@ from agent.state import STATE_ID, audit, update_state, utcnow
 from kitctl.errors import LicenceError
 from kitctl.licence import jws
 from kitctl.licence.keys import PinnedKeys
-from sitedb.models import HQCommand, SiteState
+from sitedb.models import HQCommand, Order, SiteState
 
 log = logging.getLogger("agent.commands")
 COMMAND_TYP = "kitctl-command+jwt"
@@ -54,6 +54,7 @@ class Effects:
     new_licence: HeldLicence | None = None
     sync_now: bool = False
     full_resync: bool = False
+    retry_orders: bool = False  # HQ may take orders again: held ones are due now
 
 
 class Rejected(Exception):
@@ -183,6 +184,7 @@ class CommandProcessor:
             held = self._current_licence(state)
             status = held.time_state if held else "active"
             update_state(session, licence_status=status, status_reason=time_reason(held) if held else None)
+            effects.retry_orders = retry_held_orders(session) > 0
             return f"resumed ({status})"
         if env.type == "sync_now":
             effects.sync_now = True
@@ -208,6 +210,7 @@ class CommandProcessor:
             effects.full_resync = True  # HQ only sends tombstones for what we may see: mark and sweep
         store_licence(session, held, status, reason)
         effects.new_licence = held
+        effects.retry_orders = retry_held_orders(session) > 0  # e.g. a renewal after HQ refused an expired one
         return f"licence {held.verified.claims.tier} until {held.verified.claims.exp}"
 
     def _current_licence(self, state: SiteState) -> HeldLicence | None:
@@ -215,6 +218,18 @@ class CommandProcessor:
             return evaluate(state.licence_token or "", self.keys)
         except LicenceError:
             return None
+
+
+def retry_held_orders(session: Session) -> int:
+    """Make pending orders waiting out a backoff due now (in the command's transaction).
+
+    While suspended (or unlicensed), HQ refuses orders and their retries back off towards the
+    cap (minutes); after a resume or a new licence they should not wait that long.
+    """
+    now = utcnow()
+    result = session.execute(update(Order).where(Order.status == "pending", Order.next_attempt_at > now)
+                             .values(next_attempt_at=now))
+    return result.rowcount or 0
 
 
 def _safe_payload(envelope: Envelope) -> dict[str, Any]:

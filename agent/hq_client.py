@@ -7,25 +7,20 @@ metrics count failures by (endpoint, kind) without ever seeing a body.
 
 from __future__ import annotations
 
-import functools
-import ssl
-import sys
 import time
 from urllib.parse import quote
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-# httpx imports its command-line client at import when click and rich are installed (they
-# are, for kitctl's CLI): ~8 MB of click, rich and pygments the agent never runs. A None
-# entry makes that optional import fail as if they were absent (httpx then defines a stub).
-if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-import httpx  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
+import orjson
+from msgspec import Meta, Struct
 
 from agent.metrics import AgentMetrics
+from agent.transport import HttpClient, Response, TransportError
 
 ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired"]
+T = TypeVar("T")
 RETRYABLE = frozenset({"timeout", "connect", "server", "malformed"})
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -48,73 +43,104 @@ class HQError(Exception):
 
 
 # -- answers -----------------------------------------------------------------
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# HQ's answers are decoded and validated in one pass by msgspec (strict types: no string
+# for a number, no float for an int; unknown fields ignored). A catalog page of 1,000 items
+# costs ~1 ms this way against ~5–10 ms as pydantic models, and a Struct is a small slotted
+# object. Lengths match the site database's columns, so a bad value is refused here with
+# one line rather than by the database.
+Sku = Annotated[str, Meta(min_length=1, max_length=64)]
+Cents = Annotated[int, Meta(ge=0)]
 
 
-class CatalogEntry(_Model):
+class CatalogEntry(Struct, gc=False):
     """An item or a tombstone (`deleted` true: only sku and version are meaningful)."""
 
-    sku: str = Field(min_length=1, max_length=64)
+    sku: Sku
     version: int
     deleted: bool = False
-    name: str | None = Field(default=None, max_length=200)
-    category: str | None = Field(default=None, max_length=32)
-    face_value_cents: int | None = Field(default=None, ge=0)
-    price_cents: int | None = Field(default=None, ge=0)
-    currency: str = "CNY"
-    stock_kind: str | None = None
-    account_pattern: str | None = Field(default=None, max_length=200)
+    name: Annotated[str, Meta(max_length=200)] | None = None
+    category: Annotated[str, Meta(max_length=32)] | None = None
+    face_value_cents: Cents | None = None
+    price_cents: Cents | None = None
+    currency: Annotated[str, Meta(max_length=3)] = "CNY"
+    stock_kind: Annotated[str, Meta(max_length=16)] | None = None
+    account_pattern: Annotated[str, Meta(max_length=200)] | None = None
     min_qty: int = 1
     max_qty: int = 10
     stock: int | None = None
-    status: str = "active"
+    status: Annotated[str, Meta(max_length=16)] = "active"
 
     def is_complete(self) -> bool:
         return self.deleted or None not in (self.name, self.category, self.face_value_cents,
                                              self.price_cents, self.stock_kind)
 
 
-class CatalogPage(_Model):
+class CatalogPage(Struct):
     items: list[CatalogEntry]
-    next_cursor: str = Field(max_length=240)
+    next_cursor: Annotated[str, Meta(max_length=240)]
     has_more: bool
     etag: str | None = None
 
 
-class CardKey(_Model):
+class CardKey(Struct):
     serial: str
     secret: str
 
 
-class Delivery(_Model):
+class Delivery(Struct):
     card_keys: list[CardKey] = []
 
 
-class OrderResult(_Model):
+class OrderResult(Struct):
     order_id: str
-    hq_order_id: str | None = None
     decision: Literal["approve", "review", "reject"]
     status: Literal["delivered", "review", "rejected"]
+    hq_order_id: str | None = None
     reasons: list[str] = []
     delivery: Delivery | None = None
     replayed: bool = False
 
 
-class OrdersReply(_Model):
+class OrdersReply(Struct):
     results: list[OrderResult]
 
 
-class LicenceStatus(_Model):
+class LicenceStatus(Struct):
     status: str
     reason: str | None = None
 
 
-class HeartbeatReply(_Model):
-    interval_seconds: int = Field(ge=1, le=86400)
+class HeartbeatReply(Struct):
+    interval_seconds: Annotated[int, Meta(ge=1, le=86400)]
     licence: LicenceStatus
     commands: list[str] = []
     server_time: int | None = None
+
+
+def plain(value: Any) -> Any:
+    """An answer (or part of one) as plain dicts and lists, e.g. to seal a delivery."""
+    return msgspec.to_builtins(value)
+
+
+_DECODERS: dict[type, msgspec.json.Decoder] = {}
+
+
+def decode(body: bytes, answer: type[T]) -> T:
+    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not."""
+    decoder = _DECODERS.get(answer)
+    if decoder is None:
+        decoder = _DECODERS[answer] = msgspec.json.Decoder(answer)
+    return decoder.decode(body)
+
+
+def describe(exc: msgspec.DecodeError) -> str:
+    """msgspec's message as one line `where: what` (`$.items[3].price_cents` → `items[3].price_cents`)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    what, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return f"body: {text}"
+    where = where.rstrip("`").removeprefix("$").lstrip(".") or "body"
+    return f"{where}: {what}"
 
 
 @dataclass(frozen=True)
@@ -127,17 +153,12 @@ class HQClient:
     """Site endpoints of HQ API v1, authenticated with the licence token."""
 
     def __init__(self, base_url: str, token: str, metrics: AgentMetrics | None = None,
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.metrics = metrics
-        self.http = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            transport=transport,
-            verify=_tls_context(),
-            headers={"User-Agent": "kitctl-agent"},
-        )
+        self.http = HttpClient(self.base_url, timeout=timeout, connect_timeout=5.0,
+                               headers={"User-Agent": "kitctl-agent"}, max_body=MAX_BODY_BYTES)
 
     def close(self) -> None:
         self.http.close()
@@ -157,11 +178,12 @@ class HQClient:
         if resp.status_code == 304:
             return NotModified()
         page = self._parse("catalog", resp, CatalogPage)
-        return page.model_copy(update={"etag": resp.headers.get("ETag")})
+        page.etag = resp.headers.get("ETag")
+        return page
 
     def submit_orders(self, orders: list[dict[str, Any]], idempotency_key: str) -> list[OrderResult]:
-        resp = self._request("orders", "POST", "/v1/orders", json={"orders": orders},
-                             headers={"Idempotency-Key": idempotency_key})
+        resp = self._request("orders", "POST", "/v1/orders", content=_json({"orders": orders}),
+                             headers={"Idempotency-Key": idempotency_key, **JSON_BODY})
         return self._parse("orders", resp, OrdersReply).results
 
     def order_status(self, order_id: str) -> OrderResult:
@@ -169,20 +191,18 @@ class HQClient:
         return self._parse("order_status", resp, OrderResult)
 
     def heartbeat(self, body: dict[str, Any]) -> HeartbeatReply:
-        resp = self._request("heartbeat", "POST", "/v1/heartbeat", json=body)
+        resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
 
     # -- plumbing --------------------------------------------------------------
     def _request(self, endpoint: str, method: str, path: str, ok: tuple[int, ...] = (200,),
-                 **kwargs: Any) -> httpx.Response:
+                 **kwargs: Any) -> Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         started = time.perf_counter()
         try:
             resp = self.http.request(method, path, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise self._fail(endpoint, "timeout", type(exc).__name__) from None
-        except httpx.TransportError as exc:
-            raise self._fail(endpoint, "connect", type(exc).__name__) from None
+        except TransportError as exc:
+            raise self._fail(endpoint, exc.kind, str(exc)) from None  # type: ignore[arg-type]
         finally:
             if self.metrics is not None:
                 self.metrics.hq_latency.labels(endpoint).observe(time.perf_counter() - started)
@@ -190,15 +210,11 @@ class HQClient:
             return resp
         raise self._fail(endpoint, *_classify(resp))
 
-    def _parse(self, endpoint: str, resp: httpx.Response, model: type[_Model]) -> Any:
-        if len(resp.content) > MAX_BODY_BYTES:
-            raise self._fail(endpoint, "malformed", "answer too large", resp.status_code)
+    def _parse(self, endpoint: str, resp: Response, answer: type[T]) -> T:
         try:
-            return model.model_validate_json(resp.content)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise self._fail(endpoint, "malformed", f"{where}: {first['msg']}"[:160], resp.status_code) from None
+            return decode(resp.content, answer)
+        except msgspec.DecodeError as exc:
+            raise self._fail(endpoint, "malformed", describe(exc)[:160], resp.status_code) from None
 
     def _fail(self, endpoint: str, kind: ErrorKind, detail: str, status: int | None = None,
               code: str | None = None) -> HQError:
@@ -207,13 +223,15 @@ class HQClient:
         return HQError(endpoint, kind, detail, status, code)
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default verification (certifi, or SSL_CERT_FILE/DIR), built once: ~1 MB per client saved."""
-    return httpx.create_ssl_context()
+JSON_BODY = {"Content-Type": "application/json"}
 
 
-def _classify(resp: httpx.Response) -> tuple[ErrorKind, str, int, str | None]:
+def _json(body: Any) -> bytes:
+    """Request bodies with orjson (C): a batch of 200 orders costs ~0.2 ms instead of ~5 ms."""
+    return orjson.dumps(body)
+
+
+def _classify(resp: Response) -> tuple[ErrorKind, str, int, str | None]:
     """The kind of a non-OK answer, from its status and HQ's `{"error", "detail"}` body."""
     code, detail = None, f"HTTP {resp.status_code}"
     try:

@@ -36,7 +36,7 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "alembic", "urllib3"):
+    for noisy in ("alembic",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -12,18 +12,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from agent.hq_client import HQClient, HQError, OrderResult
+from agent.decisions import decision_writer, orders_t
+from agent.hq_client import HQClient, HQError, OrderResult, plain
 from agent.metrics import AgentMetrics
 from agent.state import as_utc, utcnow
-from sitedb.models import AuditEntry, Order
-from sitedb.sealing import seal
+from sitedb.models import Order
+from sitedb.sealing import sealer
 
 log = logging.getLogger("agent.outbox")
 FINAL = ("delivered", "rejected")
@@ -42,7 +44,12 @@ def idempotency_key(site_id: str, order_ids: list[str]) -> str:
     return f"{site_id}-{digest[:40]}"
 
 
-def order_payload(order: Order) -> dict[str, Any]:
+OUTBOX_COLUMNS = tuple(orders_t.c[name] for name in (
+    "id", "sku", "quantity", "unit_price_cents", "currency", "buyer_account", "buyer_contact", "buyer_ip",
+    "buyer_region", "created_at", "attempts"))
+
+
+def order_payload(order: Any) -> dict[str, Any]:
     """The body HQ sees; deterministic, so a resent order has exactly the same body."""
     created = as_utc(order.created_at) or utcnow()
     return {
@@ -62,6 +69,7 @@ class ForwardOutcome:
     sent: int = 0
     decided: int = 0
     missing: int = 0
+    more: bool = False  # full batches were still coming when the burst reached its bound
 
     @property
     def contacted_hq(self) -> bool:
@@ -74,36 +82,92 @@ class Forwarder:
     def __init__(self, engine: Engine, client: HQClient, metrics: AgentMetrics, site_id: str,
                  site_key: bytes, batch: int = 200, backoff_base: float = 1.5, backoff_cap: float = 300.0,
                  review_poll: float = 30.0,
-                 emit: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 emit: Callable[[str, dict[str, Any]], None] | None = None,
+                 wants: Callable[[str], bool] | None = None) -> None:
         self.engine = engine
         self.client = client
         self.metrics = metrics
         self.site_id = site_id
-        self.site_key = site_key
+        self.seal = sealer(site_key)
         self.batch = batch
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.review_poll = review_poll
         self.emit = emit or (lambda event, payload: None)
+        self.wants = wants or (lambda event: emit is not None)
+        self.decisions = decision_writer(engine)
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- forwarding -------------------------------------------------------------
-    def due_orders(self, limit: int) -> list[Order]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            return list(session.scalars(
-                select(Order).where(Order.status == "pending", Order.next_attempt_at <= utcnow())
-                .order_by(Order.created_at, Order.id).limit(limit)
-            ))
+    def due_orders(self, limit: int, exclude: Collection[str] = ()) -> list[Row[Any]]:
+        """The oldest due pending orders (the columns HQ needs), leaving out ids in `exclude`."""
+        query = (select(*OUTBOX_COLUMNS).where(orders_t.c.status == "pending", orders_t.c.next_attempt_at <= utcnow())
+                 .order_by(orders_t.c.created_at, orders_t.c.id).limit(limit))
+        if exclude:
+            query = query.where(orders_t.c.id.not_in(list(exclude)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def forward_burst(self, keep_going: Callable[[], bool] = lambda: True, max_batches: int = 25) -> ForwardOutcome:
+        """Forward due orders batch after batch, the next batch at HQ while this one's answers are written.
+
+        Exactly once still holds: the next batch leaves out the orders whose answers are being
+        written (they are still `pending`), HQ deduplicates per order id anyway, and a decision
+        only lands on a row still `pending`. When `keep_going()` turns false (SIGTERM) no new
+        batch is sent; the one in flight is finished. Raises HQError when HQ could not answer.
+        """
+        total = ForwardOutcome()
+        orders = self.due_orders(self.batch)
+        if not orders:
+            return total
+        in_flight = self._sender().submit(self.submit, orders)
+        for sent_batches in range(1, max_batches + 1):
+            results = in_flight.result()
+            following: list[Row[Any]] = []
+            if len(orders) == self.batch and sent_batches < max_batches and keep_going():
+                following = self.due_orders(self.batch, exclude={o.id for o in orders})
+            if following:
+                in_flight = self._sender().submit(self.submit, following)
+            try:
+                outcome = self.store(orders, results)
+            except BaseException:
+                if following:  # let the request in flight end; its orders stay pending and are sent again
+                    wait([in_flight])
+                raise
+            total.sent, total.decided = total.sent + outcome.sent, total.decided + outcome.decided
+            total.missing += outcome.missing
+            if not following:
+                total.more = len(orders) == self.batch and sent_batches == max_batches
+                return total
+            orders = following
+        return total
+
+    def _sender(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward-send")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def forward_once(self) -> ForwardOutcome:
         """Send one batch of due orders; raises HQError when HQ could not answer."""
         orders = self.due_orders(self.batch)
         if not orders:
             return ForwardOutcome()
+        return self.store(orders, self.submit(orders))
+
+    def submit(self, orders: list[Row[Any]]) -> list[OrderResult]:
+        """One batch to HQ; on failure the batch's orders are postponed (never dropped) and HQError raised."""
         try:
-            results = self._submit(orders)
+            return self._submit(orders)
         except HQError as exc:
             self._postpone(orders, exc)
             raise
+
+    def store(self, orders: list[Row[Any]], results: list[OrderResult]) -> ForwardOutcome:
+        """Write HQ's answers for `orders`; orders HQ did not answer for are tried again later."""
         outcome = ForwardOutcome(sent=len(orders))
         outcome.decided = self._store_results(results, from_status="pending")
         answered = {r.order_id for r in results}
@@ -113,7 +177,7 @@ class Forwarder:
             self._postpone(unanswered, None, "HQ gave no result for this order")
         return outcome
 
-    def _submit(self, orders: list[Order]) -> list[OrderResult]:
+    def _submit(self, orders: list[Row[Any]]) -> list[OrderResult]:
         """One batch; on an idempotency conflict, each order alone, to isolate the odd one."""
         self.metrics.forward_batch_size.observe(len(orders))
         key = idempotency_key(self.site_id, [o.id for o in orders])
@@ -135,81 +199,84 @@ class Forwarder:
                           extra={"order_id": order.id, "detail": exc.detail})
         return results
 
-    def _postpone(self, orders: list[Order], exc: HQError | None, why: str | None = None,
+    def _postpone(self, orders: list[Row[Any]], exc: HQError | None, why: str | None = None,
                   max_backoff: bool = False) -> None:
         """Count the attempt and set each order's next attempt (never drop it)."""
         why = (why or (f"{exc.kind}: {exc.detail}" if exc else "retry"))[:200]
         now = utcnow()
-        with Session(self.engine) as session, session.begin():
-            for order in orders:
-                attempt = order.attempts + 1
-                delay = self.backoff_cap if max_backoff else backoff_seconds(attempt, self.backoff_base,
-                                                                              self.backoff_cap)
-                session.execute(
-                    update(Order).where(Order.id == order.id, Order.status == "pending")
-                    .values(attempts=attempt, last_error=why, next_attempt_at=now + timedelta(seconds=delay))
-                )
+        params = []
+        for order in orders:
+            attempt = order.attempts + 1
+            delay = self.backoff_cap if max_backoff else backoff_seconds(attempt, self.backoff_base, self.backoff_cap)
+            params.append({"b_id": order.id, "attempts": attempt, "next_attempt_at": now + timedelta(seconds=delay)})
+        with self.engine.begin() as conn:
+            conn.execute(update(orders_t).where(orders_t.c.id == bindparam("b_id"), orders_t.c.status == "pending")
+                         .values(attempts=bindparam("attempts"), last_error=why,
+                                 next_attempt_at=bindparam("next_attempt_at"), updated_at=now), params)
 
     # -- decisions ----------------------------------------------------------------
     def _store_results(self, results: list[OrderResult], from_status: str) -> int:
         """Write each decision onto its row if the row is still in `from_status` (one transaction)."""
-        by_id = {r.order_id: r for r in results}
         now = utcnow()
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            rows = list(session.scalars(
-                select(Order).where(Order.id.in_(list(by_id)), Order.status == from_status)
-                .with_for_update()
-            )) if by_id else []
-            decided = [o for o in rows if not (by_id[o.id].status == from_status == "review")]
-            for order in rows:
-                result = by_id[order.id]
-                if order in decided:
-                    self._apply(order, result, now)
-                else:  # still under review: look again later
-                    order.next_attempt_at = now + timedelta(seconds=self._review_delay(order))
-                    order.attempts += 1
-            if decided:
-                session.execute(insert(AuditEntry), [
-                    {"actor": "agent", "action": "order_decided", "at": now,
-                     "detail": {"order_id": o.id, "status": o.status, "decision": o.decision}} for o in decided])
-        for order in decided:
-            if from_status == "pending":
-                self.metrics.orders_forwarded.labels(by_id[order.id].decision).inc()
+        decided: list[dict[str, Any]] = []
+        still_review: list[str] = []
+        for result in results:
+            if result.status == from_status == "review":
+                still_review.append(result.order_id)
             else:
-                self.metrics.reviews_resolved.labels(order.status).inc()
-            self.emit("order_decided", _event(order))
-        return len(decided)
+                decided.append(self._decision(result, now))
+        with self.engine.begin() as conn:
+            rows = self.decisions.write(conn, decided, from_status, now) if decided else []
+            if still_review:
+                self._poll_later(conn, still_review, now)
+        by_id = {r.order_id: r for r in results}
+        events = self.wants("order_decided")
+        for row in rows:
+            if from_status == "pending":
+                self.metrics.orders_forwarded.labels(by_id[row.id].decision).inc()
+            else:
+                self.metrics.reviews_resolved.labels(row.status).inc()
+            if events:
+                self.emit("order_decided", _event(row))
+        return len(rows)
 
-    def _apply(self, order: Order, result: OrderResult, now: datetime) -> None:
-        order.status = result.status
-        order.decision = result.decision
-        order.reasons = list(result.reasons)[:20]
-        order.hq_order_id = result.hq_order_id
-        order.public_reason = PUBLIC_REASON.get(result.status)
-        order.last_error = None
+    def _decision(self, result: OrderResult, now: datetime) -> dict[str, Any]:
+        """The values an order row takes from HQ's answer (None: keep the stored value)."""
+        final = result.status in FINAL
+        sealed = None
         if result.delivery is not None and result.delivery.card_keys:
-            order.delivery_sealed = seal(self.site_key, result.delivery.model_dump())
-        if result.status in FINAL:
-            order.decided_at = now
-        else:
-            order.attempts = 0
-            order.next_attempt_at = now + timedelta(seconds=self.review_poll)
+            sealed = self.seal(plain(result.delivery))
+        return {"id": result.order_id, "status": result.status, "decision": result.decision,
+                "reasons": list(result.reasons)[:20], "hq_order_id": result.hq_order_id,
+                "public_reason": PUBLIC_REASON.get(result.status), "delivery_sealed": sealed,
+                "decided_at": now if final else None, "attempts": None if final else 0,
+                "next_attempt_at": None if final else now + timedelta(seconds=self.review_poll)}
 
-    def _review_delay(self, order: Order) -> float:
-        return backoff_seconds(order.attempts, self.review_poll, max(self.review_poll, self.backoff_cap))
+    def _poll_later(self, conn: Connection, ids: list[str], now: datetime) -> None:
+        """Orders HQ still reviews: look again later, backing off."""
+        rows = conn.execute(select(orders_t.c.id, orders_t.c.attempts)
+                            .where(orders_t.c.id.in_(ids), orders_t.c.status == "review")).all()
+        if rows:
+            conn.execute(update(orders_t).where(orders_t.c.id == bindparam("b_id"), orders_t.c.status == "review")
+                         .values(attempts=bindparam("attempts"), next_attempt_at=bindparam("next_attempt_at")),
+                         [{"b_id": r.id, "attempts": r.attempts + 1,
+                           "next_attempt_at": now + timedelta(seconds=self._review_delay(r.attempts))} for r in rows])
+
+    def _review_delay(self, attempts: int) -> float:
+        return backoff_seconds(attempts, self.review_poll, max(self.review_poll, self.backoff_cap))
 
     # -- reviews ------------------------------------------------------------------
     def poll_reviews_once(self, limit: int = 50) -> int:
         """Ask HQ about orders under review whose poll is due; returns how many were resolved."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            due = list(session.scalars(
-                select(Order).where(Order.status == "review", Order.next_attempt_at <= utcnow())
-                .order_by(Order.next_attempt_at).limit(limit)
-            ))
+        with self.engine.connect() as conn:
+            due = list(conn.execute(
+                select(orders_t.c.id).where(orders_t.c.status == "review", orders_t.c.next_attempt_at <= utcnow())
+                .order_by(orders_t.c.next_attempt_at).limit(limit)
+            ).scalars())
         results: list[OrderResult] = []
         try:
-            for order in due:
-                results.append(self.client.order_status(order.id))
+            for order_id in due:
+                results.append(self.client.order_status(order_id))
         finally:  # what HQ did answer is kept even when a later request fails
             resolved = self._store_results(results, from_status="review") if results else 0
         return resolved
@@ -229,7 +296,7 @@ def oldest_pending_age(engine: Engine) -> tuple[int, int, float]:
     return counts.get("pending", 0), counts.get("review", 0), max(age, 0.0)
 
 
-def _event(order: Order) -> dict[str, Any]:
+def _event(order: Any) -> dict[str, Any]:
     """What plugins learn of a decision: no card keys, no password hash."""
     return {"order_id": order.id, "sku": order.sku, "category": order.category, "quantity": order.quantity,
             "total_cents": order.total_cents, "currency": order.currency, "status": order.status,

@@ -54,6 +54,7 @@ class Agent:
         self.settings = settings
         self.stop = threading.Event()
         self.sync_wakeup = threading.Event()
+        self.forward_wakeup = threading.Event()  # stop, or HQ may take held orders again (resume)
         self.metrics = AgentMetrics()
         self.once = LogOnce(log)
         self.ready = False
@@ -99,7 +100,8 @@ class Agent:
                                 page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
         self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,
                                    batch=s.forward_batch, backoff_base=s.backoff_base, backoff_cap=s.backoff_cap,
-                                   review_poll=s.review_poll, emit=self.plugins.emit)
+                                   review_poll=s.review_poll, emit=self.plugins.emit,
+                                   wants=self.plugins.wants)
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
@@ -139,14 +141,19 @@ class Agent:
         for t in self.threads:
             t.join(timeout=60)
         self.server.stop()
+        self.forwarder.close()
         for c in self.clients:
             c.close()
         self.engine.dispose()
         log.info("agent stopped")
 
+    def _running(self) -> bool:
+        return not self.stop.is_set()
+
     def request_stop(self, *_args: object) -> None:
         self.stop.set()
         self.sync_wakeup.set()
+        self.forward_wakeup.set()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -182,17 +189,22 @@ class Agent:
         failures = 0
         last_review = 0.0
         while not self.stop.is_set():
-            outcome = self._unit("orders", self.forwarder.forward_once)
+            outcome = self._unit("orders", lambda: self.forwarder.forward_burst(keep_going=self._running))
             if outcome is None:
                 failures += 1
-                self.stop.wait(backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
+                self._forward_pause(backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
                 continue
             failures = 0
             if time.monotonic() - last_review >= self.settings.forward_idle:
                 last_review = time.monotonic()
                 self._unit("order_status", self.forwarder.poll_reviews_once)
-            if outcome.sent < self.settings.forward_batch:
-                self.stop.wait(self.settings.forward_idle)
+            if not outcome.more:
+                self._forward_pause(self.settings.forward_idle)
+
+    def _forward_pause(self, seconds: float) -> None:
+        """Wait between forwarding units; a stop or a resume from HQ ends the wait early."""
+        self.forward_wakeup.wait(seconds)
+        self.forward_wakeup.clear()
 
     def _heartbeat_loop(self) -> None:
         failures = 0
@@ -253,6 +265,8 @@ class Agent:
             self.sync.start_full_resync()
         if effects.sync_now or effects.full_resync:
             self.sync_wakeup.set()
+        if effects.retry_orders:
+            self.forward_wakeup.set()
         state = read_state(self.engine)
         self.metrics.set_licence_state(state.licence_status)
 

@@ -156,10 +156,14 @@ class DockerProbe:
         return self.project
 
     def _get(self, path: str) -> Any:
-        import httpx
+        import http.client
 
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket_path)), timeout=3.0) as c:
-            resp = c.get(f"http://docker{path}")
+        from agent.transport import get_over_unix_socket
+
+        try:
+            resp = get_over_unix_socket(str(self.socket_path), path)
+        except http.client.HTTPException as exc:
+            raise ValueError(f"docker API: {type(exc).__name__}") from None
         if resp.status_code != 200:
             raise ValueError(f"docker API {resp.status_code}")
         return resp.json()

@@ -20,19 +20,18 @@ import operator
 import queue
 import threading
 import time
-from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import orjson
 from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from agent.catalog_write import COLUMNS, Row, page_writer
 from agent.hq_client import CatalogEntry, CatalogPage, HQClient, HQError, NotModified
 from agent.metrics import AgentMetrics
 from agent.state import STATE_ID, audit, update_state, utcnow
 from sitedb.models import CatalogItem, PriceRule, SiteState
-from sitedb.pricing import choose_rule, selling_price
+from sitedb.pricing import selling_price
 
 log = logging.getLogger("agent.sync")
 items_t = CatalogItem.__table__
@@ -110,25 +109,81 @@ def rules_fingerprint(rules: list[PricedRule]) -> str:
     return hashlib.sha256(repr(sorted(rules, key=lambda r: r.id)).encode()).hexdigest()
 
 
-class PageFetcher:
-    """Fetches catalog pages back to back in its own thread, one page ahead of the writer.
+class RuleIndex:
+    """`sitedb.pricing.choose_rule` + `selling_price` for a whole catalog, O(1) per item.
 
-    HQ builds page N+2 while page N is written and N+1 waits: neither side idles for the
-    other. A failure is handed over in order and raised by `next()`; after a `NotModified`,
-    a last page, a failure or a stop, the thread ends.
+    The same choice (most specific enabled rule: sku > category > all, the newest id among
+    equals), by dictionary lookups instead of a scan of every rule per item; a price is
+    computed once per (rule, HQ price) and remembered.
+    """
+
+    MEMO_MAX = 65_536
+
+    def __init__(self, rules: list[PricedRule]) -> None:
+        self.by_sku: dict[str, PricedRule] = {}
+        self.by_category: dict[str, PricedRule] = {}
+        self.for_all: PricedRule | None = None
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            if rule.scope == "all":
+                if self.for_all is None or rule.id > self.for_all.id:
+                    self.for_all = rule
+            elif rule.scope in ("sku", "category") and rule.target is not None:
+                slot = self.by_sku if rule.scope == "sku" else self.by_category
+                if rule.target not in slot or rule.id > slot[rule.target].id:
+                    slot[rule.target] = rule
+        self._memo: dict[tuple[int | None, int], int] = {}
+
+    def rule_for(self, sku: str, category: str | None) -> PricedRule | None:
+        return self.by_sku.get(sku) or self.by_category.get(category or "") or self.for_all
+
+    def price(self, sku: str, category: str | None, hq_price_cents: int) -> tuple[int, int | None]:
+        """(selling price, id of the rule that produced it or None)."""
+        rule = self.by_sku.get(sku) or self.by_category.get(category or "") or self.for_all
+        rule_id = rule.id if rule is not None else None
+        key = (rule_id, hq_price_cents)
+        price = self._memo.get(key)
+        if price is None:
+            if len(self._memo) >= self.MEMO_MAX:
+                self._memo.clear()
+            price = self._memo[key] = selling_price(hq_price_cents, rule)
+        return price, rule_id
+
+
+@dataclass
+class PlannedPage:
+    """A fetched page turned into row tuples and tombstones, ready for the writer."""
+
+    next_cursor: str
+    has_more: bool
+    etag: str | None
+    empty: bool
+    rows: list[Row]
+    tombstones: list[tuple[str, int]]
+
+
+class PageFetcher:
+    """Fetches and plans catalog pages back to back in its own thread, one page ahead of the writer.
+
+    HQ builds page N+2 while page N is written and N+1 waits, and this thread's Python work
+    (HTTP, decoding, hashing, pricing) runs while the writer waits on the database: no side
+    idles for the other. A failure is handed over in order and raised by `next()`; after a
+    `NotModified`, a last page, a failure or a stop, the thread ends.
     """
 
     def __init__(self, client: HQClient, cursor: str | None, limit: int, etag: str | None,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, plan: Callable[[CatalogPage], PlannedPage]) -> None:
         self.client = client
         self.limit = limit
         self.stop = stop
+        self.plan = plan
         self.halt = threading.Event()
-        self.pages: queue.Queue[CatalogPage | NotModified | BaseException] = queue.Queue(maxsize=1)
+        self.pages: queue.Queue[PlannedPage | NotModified | BaseException] = queue.Queue(maxsize=1)
         self.thread = threading.Thread(target=self._run, args=(cursor, etag), name="sync-fetch", daemon=True)
         self.thread.start()
 
-    def next(self) -> CatalogPage | NotModified:
+    def next(self) -> PlannedPage | NotModified:
         item = self.pages.get()
         if isinstance(item, BaseException):
             raise item
@@ -143,15 +198,16 @@ class PageFetcher:
         while not self.halt.is_set():
             try:
                 page = self.client.catalog(cursor, self.limit, etag)
+                planned = page if isinstance(page, NotModified) else self.plan(page)
             except BaseException as exc:  # handed to the writer thread, raised there
                 self._hand_over(exc)
                 return
-            self._hand_over(page)
-            if isinstance(page, NotModified) or not page.has_more or self.stop.is_set():
+            self._hand_over(planned)
+            if isinstance(planned, NotModified) or not planned.has_more or self.stop.is_set():
                 return
-            cursor, etag = page.next_cursor, None
+            cursor, etag = planned.next_cursor, None
 
-    def _hand_over(self, item: CatalogPage | NotModified | BaseException) -> None:
+    def _hand_over(self, item: PlannedPage | NotModified | BaseException) -> None:
         while not self.halt.is_set():
             try:
                 self.pages.put(item, timeout=0.1)
@@ -173,8 +229,7 @@ class CatalogSync:
         self.wants = wants or (lambda event: emit is not None)
         self.page_limit = page_limit
         self.stop = stop or threading.Event()
-        self.upsert = _upsert_statement(engine)
-        self._new_skus: set[str] = set()  # of the page being planned: not stored yet (bulk-loaded)
+        self.writer = page_writer(engine)
         self.last_rules: str | None = None
         self.after_page: Callable[[int], None] | None = None  # test hook: crash points
 
@@ -223,7 +278,9 @@ class CatalogSync:
         At most three pages are in memory (one being written, one queued, one arriving);
         the position still moves only with a committed page.
         """
-        fetcher = PageFetcher(self.client, position.cursor, self.page_limit, self._etag_for(position), self.stop)
+        index, mark = RuleIndex(rules), position.full_generation or 0
+        fetcher = PageFetcher(self.client, position.cursor, self.page_limit, self._etag_for(position), self.stop,
+                              plan=lambda page: plan(page, index, mark))
         try:
             for _ in range(MAX_PAGES_PER_RUN):
                 page = fetcher.next()
@@ -231,7 +288,7 @@ class CatalogSync:
                     result.not_modified = result.complete = True
                     self._touch_last_sync()
                     return result
-                position = self._apply_page(position, page, rules, result)
+                position = self._apply_page(position, page, result)
                 result.pages += 1
                 if self.after_page is not None:
                     self.after_page(result.pages)
@@ -257,23 +314,14 @@ class CatalogSync:
             return None
         return doc.get("e") if doc.get("c") == (position.cursor or "") else None
 
-    def _apply_page(self, position: Position, page: CatalogPage, rules: list[PricedRule],
-                    result: SyncResult) -> Position:
+    def _apply_page(self, position: Position, page: PlannedPage, result: SyncResult) -> Position:
         """Write one page and the next position in one transaction."""
         gen = position.full_generation
         next_position = Position(page.next_cursor, gen)
         finished = not page.has_more
-        changed: list[dict[str, Any]] = []
+        rows, tombstones = page.rows, page.tombstones
         with Session(self.engine) as session, session.begin():
-            upserts, unchanged, tombstones = self._plan(session, page.items, rules, gen)
-            if upserts:
-                self.upsert(session, upserts, self._new_skus)
-            if unchanged and gen is not None:  # one statement per page (a page has at most 1000 SKUs)
-                session.execute(
-                    update(items_t).where(items_t.c.sku.in_(bindparam("skus", expanding=True)))
-                    .values(sync_mark=gen, updated_at=items_t.c.updated_at),
-                    {"skus": unchanged},
-                )
+            written = self.writer.write(session, rows, gen)
             deleted = self._delete(session, tombstones)
             state: dict[str, Any] = {"catalog_cursor": next_position.encode(), "catalog_etag": None}
             if finished:
@@ -284,57 +332,22 @@ class CatalogSync:
                     next_position = Position(page.next_cursor)
                     state.update(catalog_cursor=next_position.encode(), sync_generation=gen)
             update_state(session, **state)
-        result.upserts += len(upserts)
-        result.unchanged += len(unchanged)
+        result.upserts += len(written)
+        result.unchanged += len(rows) - len(written)
         result.deletes += deleted
-        self._count(len(upserts), len(unchanged), deleted)
-        if not self.wants("catalog_item"):
-            return next_position
-        for row in upserts:
-            changed.append({"sku": row["sku"], "category": row["category"], "status": row["status"],
-                            "price_cents": row["price_cents"], "hq_price_cents": row["hq_price_cents"],
-                            "deleted": False})
-        for sku, _version in tombstones:
-            changed.append({"sku": sku, "deleted": True})
-        for item in changed:
-            self.emit("catalog_item", item)
+        self._count(len(written), len(rows) - len(written), deleted)
+        if self.wants("catalog_item"):
+            self._emit_changes(written, tombstones)
         return next_position
 
-    def _plan(self, session: Session, entries: list[CatalogEntry], rules: list[PricedRule],
-              gen: int | None) -> tuple[list[dict[str, Any]], list[str], list[tuple[str, int]]]:
-        """Split a page into rows to write, SKUs unchanged, and tombstones."""
-        live = {e.sku: e for e in entries if not e.deleted and e.is_complete()}
-        tombstones = [(e.sku, e.version) for e in entries if e.deleted]
-        skipped = [e.sku for e in entries if not e.deleted and not e.is_complete()]
-        if skipped:
-            log.warning("catalog page had incomplete items; skipped", extra={"count": len(skipped)})
-        existing = {r.sku: r for r in self._existing(session, list(live))} if live else {}
-        self._new_skus = live.keys() - existing.keys()
-        upserts: list[dict[str, Any]] = []
-        unchanged: list[str] = []
-        now = utcnow()
-        for sku, entry in live.items():
-            digest = content_hash(entry)
-            rule = choose_rule(entry, rules)
-            price = selling_price(entry.price_cents or 0, rule)
-            rule_id = rule.id if rule else None
-            old = existing.get(sku)
-            if old is not None and (old.content_hash, old.price_cents, old.price_rule_id) == (digest, price, rule_id):
-                unchanged.append(sku)
-                continue
-            upserts.append(_row(entry, digest, price, rule_id, gen or 0, now))
-        return upserts, unchanged, tombstones
-
-    def _existing(self, session: Session, skus: list[str]) -> list[Any]:
-        """(sku, content_hash, price_cents, price_rule_id) of the stored rows among `skus`."""
-        cols = (items_t.c.sku, items_t.c.content_hash, items_t.c.price_cents, items_t.c.price_rule_id)
-        if self.engine.dialect.name == "postgresql":  # one JSON parameter instead of a thousand binds
-            from sqlalchemy import text
-
-            wanted = select(func.jsonb_array_elements_text(text("CAST(:skus AS jsonb)"))).scalar_subquery()
-            query = select(*cols).where(items_t.c.sku.in_(wanted))
-            return list(session.execute(query, {"skus": orjson.dumps(skus).decode()}).all())
-        return list(session.execute(select(*cols).where(items_t.c.sku.in_(skus))).all())
+    def _emit_changes(self, written: list[Row], tombstones: list[tuple[str, int]]) -> None:
+        for row in written:
+            item = dict(zip(COLUMNS, row))
+            self.emit("catalog_item", {"sku": item["sku"], "category": item["category"], "status": item["status"],
+                                       "price_cents": item["price_cents"], "hq_price_cents": item["hq_price_cents"],
+                                       "deleted": False})
+        for sku, _version in tombstones:
+            self.emit("catalog_item", {"sku": sku, "deleted": True})
 
     def _delete(self, session: Session, tombstones: list[tuple[str, int]]) -> int:
         deleted = 0
@@ -373,6 +386,7 @@ class CatalogSync:
 def reprice_all(engine: Engine, rules: list[PricedRule], chunk: int = 2000) -> int:
     """Re-apply the price rules to every stored SKU, writing only the prices that change."""
     changed, after = 0, ""
+    index = RuleIndex(rules)
     while True:
         with Session(engine) as session, session.begin():
             rows = session.execute(
@@ -384,8 +398,7 @@ def reprice_all(engine: Engine, rules: list[PricedRule], chunk: int = 2000) -> i
                 return changed
             updates = []
             for r in rows:
-                rule = choose_rule({"sku": r.sku, "category": r.category}, rules)
-                price, rule_id = selling_price(r.hq_price_cents, rule), (rule.id if rule else None)
+                price, rule_id = index.price(r.sku, r.category, r.hq_price_cents)
                 if (price, rule_id) != (r.price_cents, r.price_rule_id):
                     updates.append({"b_sku": r.sku, "price_cents": price, "price_rule_id": rule_id})
             if updates:
@@ -399,80 +412,43 @@ def catalog_size(engine: Engine) -> int:
         return session.execute(select(func.count()).select_from(items_t)).scalar_one()
 
 
-def _row(entry: CatalogEntry, digest: str, price: int, rule_id: int | None, mark: int,
-         now: datetime) -> dict[str, Any]:
-    return {
-        "sku": entry.sku, "name": entry.name, "category": entry.category,
-        "face_value_cents": entry.face_value_cents, "hq_price_cents": entry.price_cents,
-        "price_cents": price, "price_rule_id": rule_id, "currency": entry.currency,
-        "stock_kind": entry.stock_kind, "account_pattern": entry.account_pattern,
-        "min_qty": entry.min_qty, "max_qty": entry.max_qty, "stock": entry.stock,
-        "status": entry.status, "hq_version": entry.version, "content_hash": digest,
-        "sync_mark": mark, "updated_at": now,
-    }
+def plan(page: CatalogPage, index: RuleIndex, mark: int) -> PlannedPage:
+    """`page` as the writer takes it; the decoded items are not kept."""
+    rows, tombstones = plan_page(page.items, index, mark)
+    return PlannedPage(page.next_cursor, page.has_more, page.etag, not page.items, rows, tombstones)
 
 
-def _etag_doc(cursor: str | None, page: CatalogPage) -> str | None:
+def plan_page(entries: list[CatalogEntry], index: RuleIndex, mark: int) -> tuple[list[Row], list[tuple[str, int]]]:
+    """A page as row tuples to offer the writer (hash, price and rule computed) and tombstones.
+
+    One tight loop: a later entry for the same SKU wins; incomplete items are skipped (and
+    counted in a warning), tombstones kept apart.
+    """
+    rows: dict[str, Row] = {}
+    tombstones: list[tuple[str, int]] = []
+    skipped = 0
+    now = utcnow()
+    sha256, price_of, hq_values = hashlib.sha256, index.price, _hq_values
+    for e in entries:
+        if e.deleted:
+            tombstones.append((e.sku, e.version))
+            continue
+        if e.name is None or e.category is None or e.face_value_cents is None or e.price_cents is None \
+                or e.stock_kind is None:
+            skipped += 1
+            continue
+        price, rule_id = price_of(e.sku, e.category, e.price_cents)
+        rows[e.sku] = (e.sku, e.name, e.category, e.face_value_cents, e.price_cents, price, rule_id, e.currency,
+                       e.stock_kind, e.account_pattern, e.min_qty, e.max_qty, e.stock, e.status, e.version,
+                       sha256(repr(hq_values(e)).encode()).hexdigest(), mark, now)
+    if skipped:
+        log.warning("catalog page had incomplete items; skipped", extra={"count": skipped})
+    return list(rows.values()), tombstones
+
+
+def _etag_doc(cursor: str | None, page: PlannedPage) -> str | None:
     """Remember the ETag only for an empty last page: asking the same cursor again may get 304."""
-    if page.items or not page.etag:
+    if not page.empty or not page.etag:
         return None
     doc = json.dumps({"c": cursor or "", "e": page.etag}, separators=(",", ":"))
     return doc if len(doc) <= 256 else None
-
-
-_PG_TYPES = {"sku": "text", "name": "text", "category": "text", "face_value_cents": "bigint",
-             "hq_price_cents": "bigint", "price_cents": "bigint", "price_rule_id": "integer", "currency": "text",
-             "stock_kind": "text", "account_pattern": "text", "min_qty": "integer", "max_qty": "integer",
-             "stock": "integer", "status": "text", "hq_version": "bigint", "content_hash": "text",
-             "sync_mark": "bigint", "updated_at": "timestamptz"}
-
-
-def _upsert_statement(engine: Engine) -> Callable[[Session, list[dict[str, Any]], set[str]], None]:
-    """A writer of rows as INSERT … ON CONFLICT (sku) DO UPDATE, the fast way for each database.
-
-    PostgreSQL: SKUs not stored yet (`new`, read in the same transaction; only the sync
-    thread writes this table) go in with a binary COPY, the cheapest way into PostgreSQL
-    (a first sync is all new rows); changed rows with one statement per page taking the
-    rows as one JSON parameter, so the cost does not grow with bind parameters.
-    SQLite: executemany, a C loop in sqlite3.
-    """
-    cols = [c.name for c in items_t.columns]
-    if set(cols) != set(_PG_TYPES):
-        raise RuntimeError("catalog_items columns changed; update _PG_TYPES")
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "sku")
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        record = ", ".join(f"{c} {_PG_TYPES[c]}" for c in cols)
-        stmt = text(f"INSERT INTO catalog_items ({', '.join(cols)}) SELECT {', '.join(cols)} "
-                    f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record}) "
-                    f"ON CONFLICT (sku) DO UPDATE SET {updates}")
-        copy_sql = f"COPY catalog_items ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)"
-        copy_types = [_PG_TYPES[c] for c in cols]
-        values = operator.itemgetter(*cols)
-
-        def write_pg(session: Session, rows: list[dict[str, Any]], new: set[str]) -> None:
-            fresh = [r for r in rows if r["sku"] in new]
-            if fresh:
-                raw = session.connection().connection.driver_connection
-                with raw.cursor() as cur, cur.copy(copy_sql) as copy:
-                    copy.set_types(copy_types)
-                    for row in fresh:
-                        copy.write_row(values(row))
-            if len(fresh) < len(rows):
-                changed = [r for r in rows if r["sku"] not in new]
-                session.execute(stmt, {"rows": orjson.dumps(changed).decode()})
-
-        return write_pg
-    if engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-
-        ins = insert(items_t)
-        upsert = ins.on_conflict_do_update(index_elements=["sku"],
-                                           set_={c: ins.excluded[c] for c in cols if c != "sku"})
-
-        def write_sqlite(session: Session, rows: list[dict[str, Any]], new: set[str]) -> None:
-            session.execute(upsert, rows)
-
-        return write_sqlite
-    raise RuntimeError(f"unsupported database {engine.dialect.name}")

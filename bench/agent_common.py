@@ -57,3 +57,29 @@ def p(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def cpu_seconds(proc) -> float:  # type: ignore[no-untyped-def]
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def postgres_cpu(engine):  # type: ignore[no-untyped-def]
+    """A reader of the CPU seconds used so far by the PostgreSQL cluster behind `engine` (its processes)."""
+    import psutil
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        postmaster = psutil.Process(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()).parent()
+
+    def used() -> float:
+        total = 0.0
+        for proc in [postmaster, *postmaster.children()]:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    return used

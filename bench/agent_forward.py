@@ -8,10 +8,13 @@ Run: python bench/agent_forward.py [--backlog 5000] [--rate 500] [--seconds 5]
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
-from agent_common import bench_world, p
+import psutil
+
+from agent_common import bench_world, cpu_seconds, p, postgres_cpu
 
 
 def hq_only_rate(hq, site, batches: int = 3) -> float:  # type: ignore[no-untyped-def]
@@ -60,10 +63,17 @@ def main() -> None:
         agent.start(wait_ready=False)
         wait_until(agent.ready, 60, what="agent ready")
         ready_at = time.perf_counter()
+        me, agent_proc, pg_cpu = psutil.Process(), psutil.Process(agent.proc.pid), postgres_cpu(engine)
+        cpu0 = (cpu_seconds(agent_proc), cpu_seconds(me), pg_cpu())
+        load0 = os.getloadavg()[0]
         wait_until(lambda: order_counts(engine).get("pending", 0) == 0, 600, interval=0.05, what="backlog drained")
         drained = time.perf_counter() - ready_at
+        agent_s, hq_s, pg_s = (b - a for a, b in zip(cpu0, (cpu_seconds(agent_proc), cpu_seconds(me), pg_cpu())))
         print(f"backlog        : {args.backlog} orders forwarded and decided in {drained:.2f}s "
               f"({args.backlog / drained:,.0f} orders/s, batches of 200) [agent start {ready_at - t:.1f}s excluded]")
+        per = 1000 / args.backlog
+        print(f"CPU per order  : agent {agent_s * per:.2f} ms, HQ (this process) {hq_s * per:.2f} ms, "
+              f"PostgreSQL (both databases) {pg_s * per:.2f} ms; load average {load0:.1f} → {os.getloadavg()[0]:.1f}")
         # steady phase: the storefront writes `rate` orders/s in checkouts of 10
         per_tick, tick = 10, 10 / args.rate
         ids: list[str] = []

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from agent_common import ROOT, bench_world, bulk_catalog
+from agent_common import ROOT, bench_world, bulk_catalog, cpu_seconds, postgres_cpu
 
 
 def worker() -> None:
@@ -95,9 +95,18 @@ def main() -> None:
         upgrade(site_url)
         env = {**os.environ, "PYTHONPATH": str(ROOT), **site.env(metrics_port=0, sync_page_limit=args.page,
                                                                    log_level="WARNING")}
+        import psutil
+        from sqlalchemy import create_engine
+
+        probe = create_engine(site_url)
+        pg_cpu = postgres_cpu(probe)
+        me = psutil.Process()
+        cpu0 = (cpu_seconds(me), pg_cpu())
         proc = subprocess.Popen([sys.executable, __file__, "--worker"], env=env, cwd=ROOT, text=True,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         first = json.loads(proc.stdout.readline())
+        hq_cpu, pg_used = cpu_seconds(me) - cpu0[0], pg_cpu() - cpu0[1]
+        probe.dispose()
         from hq import catalog
 
         for i in range(0, 2000, 2):  # 1,000 changed SKUs (new prices)
@@ -113,6 +122,8 @@ def main() -> None:
     print(f"full sync      : {n} SKUs in {first['full_seconds']:.2f}s ({n / first['full_seconds']:,.0f} SKUs/s), "
           f"{first['full_pages']} pages of {args.page}")
     print(f"agent CPU      : {first['agent_cpu_seconds']:.2f}s (all threads: fetch, parse, plan, write)")
+    print(f"HQ, PostgreSQL : {hq_cpu:.2f}s CPU of HQ (the bench process), {pg_used:.2f}s of PostgreSQL (both "
+          f"databases), from the agent's start to the end of its no-op resyncs")
     print(f"load average   : {load_before[0]:.1f} before, {load_after_full[0]:.1f} after the full sync (2 cores)")
     print(f"local apply    : {first['apply_seconds']:.2f}s of it writing pages ({n / first['apply_seconds']:,.0f} SKUs/s); "
           "the rest is waiting on HQ's pages (fetched ahead while a page is written)")

@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from agent_common import bench_world, bulk_catalog
+from agent_common import bench_world, bulk_catalog, postgres_cpu
 
 
 def main() -> None:
@@ -59,15 +59,15 @@ def main() -> None:
 
         upgrade(site_url)
         os.environ.update(site.env(metrics_port=0, sync_page_limit=args.page, log_level="WARNING"))
-        from agent.hq_client import CatalogPage
+        from agent.hq_client import CatalogPage, decode
         from agent.runner import Agent
         from agent.settings import AgentSettings
 
         agent = Agent(AgentSettings())  # type: ignore[call-arg]
-        from agent.sync import SyncResult, load_rules
+        from agent.sync import RuleIndex, SyncResult, load_rules, plan
 
         agent.start()
-        rules = load_rules(agent.engine)
+        rules = RuleIndex(load_rules(agent.engine))
         sync = agent.sync
         position = sync._position()
 
@@ -78,21 +78,23 @@ def main() -> None:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        t = time.perf_counter()
+        pg_cpu = postgres_cpu(agent.engine)
+        t, cpu, pg0 = time.perf_counter(), time.process_time(), pg_cpu()
         parse_s = 0.0
         for body in bodies:
             t1 = time.perf_counter()
-            page = CatalogPage.model_validate_json(body)
+            page = decode(body, CatalogPage)
             parse_s += time.perf_counter() - t1
-            position = sync._apply_page(position, page, rules, res)
-        apply_s = time.perf_counter() - t
+            position = sync._apply_page(position, plan(page, rules, position.full_generation or 0), res)
+        apply_s, apply_cpu, apply_pg = time.perf_counter() - t, time.process_time() - cpu, pg_cpu() - pg0
         if profiler is not None:
             import pstats
 
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
         print(f"agent parse+apply alone   : {apply_s:.2f}s ({args.skus / apply_s:,.0f} SKUs/s), "
-              f"of it parsing {parse_s:.2f}s; upserts={res.upserts}")
+              f"of it parsing {parse_s:.2f}s; CPU: agent {apply_cpu:.2f}s, PostgreSQL {apply_pg:.2f}s; "
+              f"upserts={res.upserts}")
         agent.server.stop()
         agent.engine.dispose()
     print(f"load average: {os.getloadavg()}")

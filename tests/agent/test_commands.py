@@ -107,3 +107,26 @@ def test_bad_commands_are_refused_counted_and_logged_once(hq, started, engine, s
     forged_licence = "x.y.z"
     assert proc.process([_command(real, site.site_id, 2, "licence", token=forged_licence)]) == 1
     assert read_state(engine).tier == "pro" and read_state(engine).applied_seq == 2
+
+
+def test_resume_makes_orders_held_by_the_suspension_due_and_wakes_the_forwarder(hq, started, engine, site) -> None:  # type: ignore[no-untyped-def]
+    from agent.hq_client import HQError
+    from tests.agent.helpers import order_counts, write_orders
+
+    hq.seed_item("topup-held", category="game", price_cents=1000, stock_kind="direct_topup")
+    admin(hq, f"/licences/{site.site_id}/suspend", reason="unpaid invoice")
+    started.heartbeat.beat()
+    [oid] = write_orders(engine, 1, "topup-held", unit_price_cents=1000)
+    started.forwarder.backoff_base = started.forwarder.backoff_cap = 600  # a long wait, as after many refusals
+    with pytest.raises(HQError) as err:
+        started.forwarder.forward_once()
+    assert err.value.kind == "auth"
+    assert started.forwarder.due_orders(10) == []  # held: its next attempt is minutes away
+    started.forward_wakeup.clear()
+    admin(hq, f"/licences/{site.site_id}/resume")
+    started.heartbeat.beat()
+    assert read_state(engine).licence_status == "active"
+    assert started.forward_wakeup.is_set()  # the forward loop's backoff wait ends now
+    assert [o.id for o in started.forwarder.due_orders(10)] == [oid]
+    assert started.forwarder.forward_once().decided == 1
+    assert order_counts(engine) == {"delivered": 1}

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agent.hq_client import plain
 from agent.outbox import idempotency_key, order_payload
 from sitedb.models import Order
 from sitedb.sealing import open_sealed
@@ -60,7 +61,7 @@ def test_crash_after_hq_answered_replays_the_same_decision(hq, started, engine, 
     got = orders(engine)
     for r in first:  # the same decision and the same card keys as the first answer
         stored = open_sealed(site.site_key, got[r.order_id].delivery_sealed)
-        assert stored == r.delivery.model_dump() and got[r.order_id].hq_order_id == r.hq_order_id
+        assert stored == plain(r.delivery) and got[r.order_id].hq_order_id == r.hq_order_id
     assert hq_order_counts(hq, site.site_id) == (3, 3)
     assert order_counts(engine) == {"delivered": 3}
 
@@ -82,3 +83,38 @@ def test_review_is_polled_until_an_operator_decides(hq, started, engine) -> None
     assert started.forwarder.poll_reviews_once() == 1
     order = orders(engine)[oid]
     assert (order.status, order.decision) == ("delivered", "approve") and order.decided_at is not None
+
+
+def test_burst_keeps_the_next_batch_in_flight_and_decides_each_order_once(hq, started, engine, site) -> None:  # type: ignore[no-untyped-def]
+    hq.seed_item("topup-burst", category="game", price_cents=1000, stock_kind="direct_topup")
+    ids = write_orders(engine, 450, "topup-burst", unit_price_cents=1000)
+    forwarder = started.forwarder
+    sent_batches: list[list[str]] = []
+    submit = forwarder.submit
+
+    def recording_submit(orders):  # type: ignore[no-untyped-def]
+        sent_batches.append([o.id for o in orders])
+        return submit(orders)
+
+    forwarder.submit = recording_submit
+    outcome = forwarder.forward_burst()
+    assert (outcome.sent, outcome.decided, outcome.more) == (450, 450, False)
+    assert [len(b) for b in sent_batches] == [200, 200, 50]
+    flat = [i for b in sent_batches for i in b]
+    assert len(flat) == len(set(flat)) == 450 and set(flat) == set(ids)  # no order sent twice
+    assert order_counts(engine) == {"delivered": 450}
+    assert hq_order_counts(hq, site.site_id) == (450, 450)
+    assert started.metrics.orders_forwarded.labels("approve")._value.get() == 450
+
+
+def test_burst_stops_sending_when_asked_and_finishes_the_batch_in_flight(hq, started, engine) -> None:  # type: ignore[no-untyped-def]
+    hq.seed_item("topup-stop", category="game", price_cents=1000, stock_kind="direct_topup")
+    write_orders(engine, 450, "topup-stop", unit_price_cents=1000)
+    started.forwarder.batch = 100
+    outcome = started.forwarder.forward_burst(keep_going=lambda: False)
+    assert (outcome.sent, outcome.decided) == (100, 100)
+    assert order_counts(engine) == {"delivered": 100, "pending": 350}
+    bounded = started.forwarder.forward_burst(max_batches=2)
+    assert (bounded.sent, bounded.more) == (200, True)
+    assert started.forwarder.forward_burst().decided == 150
+    assert order_counts(engine) == {"delivered": 450}

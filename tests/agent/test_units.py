@@ -1,4 +1,4 @@
-"""Unit tests of the agent's pure parts; the HTTP boundary is faked with httpx.MockTransport."""
+"""Unit tests of the agent's pure parts; HQ is faked by a small local HTTP server with canned answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 import random
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from hypothesis import given, strategies as st
 
@@ -62,22 +61,87 @@ def test_most_specific_rule_wins() -> None:
 
 
 # -- HQ client error kinds -------------------------------------------------------
+@dataclass
+class Seen:
+    """A request as the canned HQ saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Canned:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+
+
+def answer(status: int, json_body: object = None, text: str | None = None, headers: dict[str, str] | None = None,
+           delay: float = 0.0) -> Canned:
+    body = text.encode() if text is not None else (b"" if json_body is None else json.dumps(json_body).encode())
+    return Canned(status, body, headers, delay)
+
+
+_servers: list[object] = []
+
+
 def client_for(handler) -> tuple[HQClient, AgentMetrics]:  # type: ignore[no-untyped-def]
+    """An HQClient talking over real HTTP to a local server that answers with `handler(Seen)`."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            canned = handler(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            time.sleep(canned.delay)
+            self.send_response(canned.status)
+            for k, v in (canned.headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(canned.body)))
+            self.end_headers()
+            self.wfile.write(canned.body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    _servers.append(server)
     metrics = AgentMetrics()
-    return HQClient("http://hq.test", "tok", metrics, timeout=1, transport=httpx.MockTransport(handler)), metrics
+    return HQClient(f"http://127.0.0.1:{server.server_address[1]}", "tok", metrics, timeout=0.5), metrics
+
+
+@pytest.fixture(autouse=True)
+def _close_canned_servers():  # type: ignore[no-untyped-def]
+    yield
+    while _servers:
+        server = _servers.pop()
+        server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("response,kind", [
-    (httpx.Response(500, json={"error": "internal", "detail": "boom"}), "server"),
-    (httpx.Response(503, text="<html>"), "server"),
-    (httpx.Response(200, text="{not json"), "malformed"),
-    (httpx.Response(200, json={"items": "nope"}), "malformed"),
-    (httpx.Response(410, json={"error": "cursor_expired", "detail": "old"}), "cursor_expired"),
-    (httpx.Response(401, json={"error": "unknown_licence", "detail": "who"}), "auth"),
-    (httpx.Response(403, json={"error": "licence_revoked", "detail": "no"}), "auth"),
-    (httpx.Response(400, json={"error": "invalid_cursor", "detail": "bad"}), "client"),
+    (answer(500, {"error": "internal", "detail": "boom"}), "server"),
+    (answer(503, text="<html>"), "server"),
+    (answer(200, text="{not json"), "malformed"),
+    (answer(200, {"items": "nope"}), "malformed"),
+    (answer(410, {"error": "cursor_expired", "detail": "old"}), "cursor_expired"),
+    (answer(401, {"error": "unknown_licence", "detail": "who"}), "auth"),
+    (answer(403, {"error": "licence_revoked", "detail": "no"}), "auth"),
+    (answer(400, {"error": "invalid_cursor", "detail": "bad"}), "client"),
 ])
-def test_answers_become_error_kinds_and_are_counted(response: httpx.Response, kind: str) -> None:
+def test_answers_become_error_kinds_and_are_counted(response: Canned, kind: str) -> None:
     client, metrics = client_for(lambda request: response)
     with pytest.raises(HQError) as err:
         client.catalog(None, 10)
@@ -87,27 +151,45 @@ def test_answers_become_error_kinds_and_are_counted(response: httpx.Response, ki
 
 
 def test_transport_failures_are_timeout_or_connect() -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("slow", request=request)
+    from tests.support.postgres import free_port
 
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+    slow, _ = client_for(lambda request: answer(200, {}, delay=1.5))  # the client waits 0.5 s
+    with pytest.raises(HQError) as err:
+        slow.heartbeat({})
+    assert err.value.kind == "timeout" and err.value.retryable
+    refused = HQClient(f"http://127.0.0.1:{free_port()}", "tok", AgentMetrics(), timeout=0.5)
+    with pytest.raises(HQError) as err:
+        refused.heartbeat({})
+    assert err.value.kind == "connect" and err.value.retryable
 
-    for handler, kind in ((slow, "timeout"), (refused, "connect")):
-        client, _ = client_for(handler)
-        with pytest.raises(HQError) as err:
-            client.heartbeat({})
-        assert err.value.kind == kind and err.value.retryable
+
+def test_keep_alive_connection_is_reused_and_a_closed_one_replaced() -> None:
+    ports: list[int] = []
+    client, _ = client_for(lambda request: answer(200, {"interval_seconds": 5, "licence": {"status": "active"}}))
+    for _ in range(3):
+        assert client.heartbeat({}).interval_seconds == 5
+        ports.append(client.http._conn.sock.getsockname()[1])  # type: ignore[union-attr]
+    assert len(set(ports)) == 1  # one connection for all three
+    client.http._conn.sock.close()  # type: ignore[union-attr]  # as if HQ dropped the idle connection
+    assert client.heartbeat({}).interval_seconds == 5
+
+
+def test_an_oversized_answer_is_refused() -> None:
+    client, _ = client_for(lambda request: answer(200, text="x" * 100))
+    client.http.max_body = 10
+    with pytest.raises(HQError) as err:
+        client.heartbeat({})
+    assert err.value.kind == "malformed" and "too large" in err.value.detail
 
 
 def test_catalog_etag_304_and_auth_header() -> None:
     seen = {}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: Seen) -> Canned:
         seen.update(request.headers)
         if request.headers.get("if-none-match") == '"e1"':
-            return httpx.Response(304)
-        return httpx.Response(200, json={"items": [], "next_cursor": "c", "has_more": False}, headers={"ETag": '"e1"'})
+            return answer(304)
+        return answer(200, {"items": [], "next_cursor": "c", "has_more": False}, headers={"ETag": '"e1"'})
 
     client, _ = client_for(handler)
     page = client.catalog("c", 10)
@@ -198,3 +280,71 @@ def test_container_health_from_a_read_only_docker_socket(tmp_path) -> None:  # t
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- strict decoding of HQ's catalog pages (msgspec) ---------------------------------------
+GOOD_ITEM = {"sku": "g-1", "name": "点卡", "category": "game", "face_value_cents": 1000, "price_cents": 950,
+             "currency": "CNY", "stock_kind": "card_key", "account_pattern": None, "min_qty": 1, "max_qty": 10,
+             "stock": 5, "status": "active", "version": 3, "deleted": False}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("sku", ""), ("sku", "x" * 65), ("sku", 12), ("version", "3"), ("version", 3.0), ("deleted", "no"),
+    ("name", "x" * 201), ("name", 5), ("category", "c" * 33), ("face_value_cents", -1), ("face_value_cents", "10"),
+    ("price_cents", -5), ("price_cents", True), ("price_cents", 9.5), ("currency", "YUAN"), ("stock_kind", "k" * 17),
+    ("account_pattern", "p" * 201), ("min_qty", "1"), ("max_qty", None), ("stock", "many"), ("status", "s" * 17),
+])
+def test_each_malformed_catalog_field_is_refused_with_one_line(field: str, value: object) -> None:
+    body = {"items": [GOOD_ITEM, {**GOOD_ITEM, "sku": "g-2", field: value}], "next_cursor": "c", "has_more": False}
+    client, metrics = client_for(lambda request: answer(200, body))
+    with pytest.raises(HQError) as err:
+        client.catalog(None, 10)
+    assert err.value.kind == "malformed" and err.value.retryable  # the page is asked for again later
+    assert err.value.detail.startswith(f"items[1].{field}: ") and "\n" not in str(err.value)
+    assert metrics.hq_errors.labels("catalog", "malformed")._value.get() == 1
+
+
+@pytest.mark.parametrize("body,where", [
+    ({"items": {}, "next_cursor": "c", "has_more": False}, "items: "),
+    ({"items": [], "next_cursor": "c" * 241, "has_more": False}, "next_cursor: "),
+    ({"items": [], "has_more": False}, "next_cursor"),
+    ({"items": [], "next_cursor": "c", "has_more": "yes"}, "has_more: "),
+    ({"items": [{"version": 1}], "next_cursor": "c", "has_more": False}, "items[0]: "),
+    ([], "body: "),
+])
+def test_malformed_catalog_page_shapes_are_refused_with_one_line(body: object, where: str) -> None:
+    client, _ = client_for(lambda request: answer(200, body))
+    with pytest.raises(HQError) as err:
+        client.catalog(None, 10)
+    assert err.value.kind == "malformed" and where in err.value.detail and "\n" not in str(err.value)
+
+
+def test_a_good_catalog_page_decodes_with_extra_fields_ignored() -> None:
+    body = {"items": [{**GOOD_ITEM, "future_field": [1, 2]}, {"sku": "gone", "version": 9, "deleted": True}],
+            "next_cursor": "c2", "has_more": True, "extra": 1}
+    client, _ = client_for(lambda request: answer(200, body, headers={"ETag": '"e"'}))
+    page = client.catalog(None, 10)
+    assert [e.sku for e in page.items] == ["g-1", "gone"] and page.items[1].deleted and page.etag == '"e"'
+    assert page.items[0].is_complete() and page.items[0].price_cents == 950
+
+
+# -- the sync's rule index chooses exactly as sitedb.pricing does ----------------------------
+rule_st = st.builds(Rule, id=st.integers(1, 40), scope=st.sampled_from(["all", "category", "sku", "bogus"]),
+                    kind=st.sampled_from(["percent", "fixed"]), value=st.integers(-2000, 5000),
+                    target=st.sampled_from([None, "game", "phone", "g-1", "g-2"]),
+                    rounding=st.sampled_from(["none", "jiao", "yuan", "yuan_minus_1"]), enabled=st.booleans())
+
+
+@given(rules=st.lists(rule_st, max_size=8, unique_by=lambda r: r.id),
+       sku=st.sampled_from(["g-1", "g-2", "p-9"]), category=st.sampled_from(["game", "phone", "video"]),
+       hq_price=st.integers(0, 10**7))
+def test_rule_index_matches_choose_rule_and_selling_price(rules: list[Rule], sku: str, category: str,
+                                                           hq_price: int) -> None:
+    from agent.sync import RuleIndex
+
+    index = RuleIndex(rules)  # type: ignore[arg-type]
+    expected = choose_rule({"sku": sku, "category": category}, rules)
+    assert index.rule_for(sku, category) is expected
+    want = (selling_price(hq_price, expected), expected.id if expected else None)
+    assert index.price(sku, category, hq_price) == want
+    assert index.price(sku, category, hq_price) == want  # remembered, same answer
