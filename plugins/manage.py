@@ -16,6 +16,8 @@ from plugins.checks import first_error
 from plugins.contract import secret_fields
 
 MASK = "***"
+# Storefront and agent read plugins.toml and the secrets files at start (mounted, see kitctl.render.plugin_config).
+APPLY = "run `kitctl up` to apply it (it restarts the storefront and the agent)"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any 
     choice.disabled.remove(name)
     write_choice(site_dir, choice)
     services = _services_of(site_dir, name, licence, sources)
-    return f"{name} enabled" + (f"; it adds {', '.join(services)}: run `kitctl up` to start it" if services else "")
+    return f"{name} enabled; " + (f"it adds {', '.join(services)}: run `kitctl up` to start it" if services else APPLY)
 
 
 def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
@@ -114,7 +116,7 @@ def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any
     choice.disabled.append(name)
     site_dir.mkdir(parents=True, exist_ok=True)
     write_choice(site_dir, choice)
-    return f"{name} disabled" + (f"; run `kitctl up` to remove {', '.join(services)} (its volumes are kept)" if services else "")
+    return f"{name} disabled; " + (f"run `kitctl up` to remove {', '.join(services)} (its volumes are kept)" if services else APPLY)
 
 
 def _services_of(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any) -> list[str]:
@@ -152,6 +154,19 @@ def configure(site_dir: Path, name: str, pairs: list[str], licence: SiteLicence 
         write_secrets(site_dir, name, secrets)
     write_choice(site_dir, choice)
     return masked_settings(site_dir, name, schema)
+
+
+def settings_saved_note(site_dir: Path) -> str:
+    """One line after `configure`: what applies the change; renders compose.yaml again when a new secrets file
+    must be named in it (the first secret a plugin gets), so that plain `kitctl up` delivers it."""
+    from kitctl.errors import KitError
+    from kitctl.render.api import deliver_plugin_secrets
+
+    try:
+        rendered = deliver_plugin_secrets(site_dir)
+    except KitError as exc:
+        return f"saved; compose.yaml could not be rendered again ({exc}): run `kitctl up` with the site's inputs to apply it"
+    return "saved" + ("; compose.yaml now names the new secrets file" if rendered else "") + f"; {APPLY}"
 
 
 def parse_pairs(pairs: list[str], schema: Any, plugin: str) -> dict[str, Any]:
