@@ -215,3 +215,27 @@ def test_structure_check_needs_the_secrets_files_it_was_told_of(flags):
         check_structure(doc, plugins, ())
     with pytest.raises(RenderError):
         check_structure(doc, plugins, ("notify", "coupons"))
+
+
+def test_compose_with_plugin_secrets_is_valid_compose(flags):
+    """The Compose spec schema, and Debian's docker-compose when installed, accept the long-syntax secrets."""
+    import os
+    import shutil
+    import subprocess
+
+    from tests.render.test_render import compose_validator
+
+    site_dir = Path(flags["site_dir"])
+    site_dir.mkdir()
+    write_secrets(site_dir, "notify", {"webhook_secret": SECRET})
+    render_site(flags)
+    assert sorted(compose_validator().iter_errors(compose(site_dir)), key=str) == []
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        return
+    out = subprocess.run([binary, "-f", "compose.yaml", "config"], cwd=site_dir, capture_output=True, text=True,
+                         timeout=60, env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    resolved = load_yaml(out.stdout)
+    assert {"source": "plugin-notify", "target": NOTIFY_TARGET} in resolved["services"]["agent"]["secrets"]
+    assert SECRET not in out.stdout
