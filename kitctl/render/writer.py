@@ -33,7 +33,7 @@ def write_site(site_dir: Path, files: dict[str, bytes], licence_token: str) -> W
     """Make `site_dir` hold exactly `files` plus secrets and a plugins.toml; touch nothing if it already does."""
     site_dir = site_dir.absolute()
     site_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(site_dir):
+    with site_lock(site_dir):
         result = _write_locked(site_dir, files, licence_token)
         if ensure_choice_file(site_dir):  # the services bind it; the licensee's own is never replaced
             result = WriteResult(changed=True, secrets_created=result.secrets_created)
@@ -41,10 +41,17 @@ def write_site(site_dir: Path, files: dict[str, bytes], licence_token: str) -> W
 
 
 @contextlib.contextmanager
-def _exclusive(site_dir: Path) -> Iterator[None]:
-    """One render at a time per site dir (a lock file beside it, released on exit or crash)."""
+def site_lock(site_dir: Path) -> Iterator[None]:
+    """One writer at a time per site dir (a lock file beside it, released on exit or crash).
+
+    Render holds it while it swaps the directory; `kitctl plugins` holds it while
+    it writes plugins.toml or a secrets file, so neither is lost to a swap.
+    Not re-entrant: never render while holding it.
+    """
     import fcntl
 
+    site_dir = Path(site_dir).absolute()
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(site_dir.parent / f".{site_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

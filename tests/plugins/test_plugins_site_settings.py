@@ -71,3 +71,20 @@ def test_on_a_site_not_yet_rendered_it_only_saves(kit, site_dir: Path, issue):
 def test_enabling_a_code_only_plugin_asks_for_up_too(kit, rendered: Path):
     code, out, _ = kit("disable", "notify")
     assert code == 0 and "notify disabled; run `kitctl up` to apply it" in " ".join(out.split())
+
+
+def test_config_waits_for_a_render_holding_the_site_dir(rendered: Path, jwks_file: Path):
+    """A render swapping the directory meanwhile would drop a secrets file written in between."""
+    import threading
+
+    from kitctl.render.writer import site_lock
+    from plugins.manage import configure, read_site_licence
+
+    licence = read_site_licence(rendered, jwks_file)
+    done = threading.Event()
+    with site_lock(rendered):
+        worker = threading.Thread(target=lambda: (configure(rendered, "notify", ["retries=2"], licence), done.set()))
+        worker.start()
+        assert not done.wait(0.5)  # blocked while the render holds the lock
+    worker.join(10)
+    assert done.is_set() and "retries = 2" in (rendered / "plugins.toml").read_text()
