@@ -239,3 +239,29 @@ def test_compose_with_plugin_secrets_is_valid_compose(flags):
     resolved = load_yaml(out.stdout)
     assert {"source": "plugin-notify", "target": NOTIFY_TARGET} in resolved["services"]["agent"]["secrets"]
     assert SECRET not in out.stdout
+
+
+def test_the_deploy_fingerprints_change_for_storefront_and_agent_only(flags):
+    """What makes `kitctl up` recreate exactly the services that read the settings (kitctl.deploy.hashing)."""
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.hashing import config_hash, mounts_hash
+
+    site_dir = Path(flags["site_dir"])
+    site_dir.mkdir()
+    write_secrets(site_dir, "notify", {"webhook_secret": SECRET})
+    render_site(flags)
+
+    def fingerprints() -> dict[str, tuple[str, str]]:
+        project = load_project(site_dir, "pcfg")
+        return {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
+
+    def changed(before: dict, after: dict) -> set[str]:
+        return {name for name in before if before[name] != after[name]}
+
+    start = fingerprints()
+    write_secrets(site_dir, "notify", {"webhook_secret": SECRET + "-rotated"})
+    rotated = fingerprints()
+    assert changed(start, rotated) == {"storefront", "agent"}
+    write_choice(site_dir, SiteChoice(settings={"notify": {"retries": 1}}))
+    assert changed(rotated, fingerprints()) == {"storefront", "agent"}
+    assert render_site(flags).changed is False  # contents only: compose.yaml stays as it is
