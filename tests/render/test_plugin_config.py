@@ -131,6 +131,17 @@ def test_a_file_no_plugin_could_own_is_refused_and_nothing_changes(flags):
     assert (site_dir / "compose.yaml").read_bytes() == before
 
 
+def test_a_symlink_among_plugin_secrets_is_refused(flags, tmp_path):
+    site_dir = Path(flags["site_dir"])
+    render_site(flags)
+    (site_dir / "secrets" / "plugins").mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    (site_dir / "secrets" / "plugins" / "notify.json").symlink_to(elsewhere)
+    with pytest.raises(InvalidInput, match=r"^secrets/plugins/notify.json is not a regular file$"):
+        render_site({**flags, "name": "改名"})
+
+
 def test_plan_shows_the_new_secret_entry_before_render_writes_it(flags):
     site_dir = Path(flags["site_dir"])
     render_site(flags)
