@@ -16,6 +16,8 @@ from plugins.checks import first_error
 from plugins.contract import secret_fields
 
 MASK = "***"
+# Storefront and agent read plugins.toml and the secrets files at start (mounted, see kitctl.render.plugin_config).
+APPLY = "run `kitctl up` to apply it (it restarts the storefront and the agent)"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ def list_plugins(site_dir: Path, licence: SiteLicence | None, sources: Any = Non
 
 def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
     """Switch a licensed plugin on; refuse an unlicensed one naming the tier that would allow it."""
+    from kitctl.render.writer import site_lock
     from plugins.host import licence_refusal
     from plugins.site_config import read_choice, write_choice
 
@@ -94,27 +97,30 @@ def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any 
     refusal = licence_refusal(_manifest_view(info), set(licence.features), licence.tier)
     if refusal:
         raise InvalidInput(refusal)
-    choice = read_choice(site_dir)
-    if name not in choice.disabled:
-        return f"{name} is already enabled"
-    choice.disabled.remove(name)
-    write_choice(site_dir, choice)
+    with site_lock(site_dir):
+        choice = read_choice(site_dir)
+        if name not in choice.disabled:
+            return f"{name} is already enabled"
+        choice.disabled.remove(name)
+        write_choice(site_dir, choice)
     services = _services_of(site_dir, name, licence, sources)
-    return f"{name} enabled" + (f"; it adds {', '.join(services)}: run `kitctl up` to start it" if services else "")
+    return f"{name} enabled; " + (f"it adds {', '.join(services)}: run `kitctl up` to start it" if services else APPLY)
 
 
 def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
+    from kitctl.render.writer import site_lock
     from plugins.site_config import read_choice, write_choice
 
     _installed(site_dir, name, licence, sources)
-    choice = read_choice(site_dir)
-    if name in choice.disabled:
-        return f"{name} is already disabled"
     services = _services_of(site_dir, name, licence, sources)
-    choice.disabled.append(name)
-    site_dir.mkdir(parents=True, exist_ok=True)
-    write_choice(site_dir, choice)
-    return f"{name} disabled" + (f"; run `kitctl up` to remove {', '.join(services)} (its volumes are kept)" if services else "")
+    with site_lock(site_dir):
+        choice = read_choice(site_dir)
+        if name in choice.disabled:
+            return f"{name} is already disabled"
+        choice.disabled.append(name)
+        site_dir.mkdir(parents=True, exist_ok=True)
+        write_choice(site_dir, choice)
+    return f"{name} disabled; " + (f"run `kitctl up` to remove {', '.join(services)} (its volumes are kept)" if services else APPLY)
 
 
 def _services_of(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any) -> list[str]:
@@ -129,10 +135,18 @@ def configure(site_dir: Path, name: str, pairs: list[str], licence: SiteLicence 
     `key=` (empty) removes a stored value so the default applies again.
     Returns the settings as shown to people (secrets masked).
     """
-    from plugins.site_config import raw_settings, read_choice, read_secrets, write_choice, write_secrets
+    from kitctl.render.writer import site_lock
 
     schema = _installed(site_dir, name, licence, sources).settings
     updates = parse_pairs(pairs, schema, name)
+    with site_lock(site_dir):  # a render swapping the directory meanwhile must not drop what is written here
+        _store_settings(site_dir, name, schema, updates)
+    return masked_settings(site_dir, name, schema)
+
+
+def _store_settings(site_dir: Path, name: str, schema: Any, updates: dict[str, Any]) -> None:
+    from plugins.site_config import raw_settings, read_choice, read_secrets, write_choice, write_secrets
+
     merged = raw_settings(site_dir, name)
     for key, value in updates.items():
         if value is None:
@@ -151,7 +165,19 @@ def configure(site_dir: Path, name: str, pairs: list[str], licence: SiteLicence 
     if secrets or read_secrets(site_dir, name):
         write_secrets(site_dir, name, secrets)
     write_choice(site_dir, choice)
-    return masked_settings(site_dir, name, schema)
+
+
+def settings_saved_note(site_dir: Path) -> str:
+    """One line after `configure`: what applies the change; renders compose.yaml again when a new secrets file
+    must be named in it (the first secret a plugin gets), so that plain `kitctl up` delivers it."""
+    from kitctl.errors import KitError
+    from kitctl.render.api import deliver_plugin_secrets
+
+    try:
+        rendered = deliver_plugin_secrets(site_dir)
+    except KitError as exc:
+        return f"saved; compose.yaml could not be rendered again ({exc}): run `kitctl up` with the site's inputs to apply it"
+    return "saved" + ("; compose.yaml now names the new secrets file" if rendered else "") + f"; {APPLY}"
 
 
 def parse_pairs(pairs: list[str], schema: Any, plugin: str) -> dict[str, Any]:

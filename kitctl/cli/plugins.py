@@ -70,10 +70,14 @@ def config(
     as_json: bool = JSON,
 ) -> None:
     """Show or change a plugin's settings; secrets are stored 0600 and shown as ***."""
-    from plugins.manage import configure
+    from plugins.manage import configure, settings_saved_note
 
     shown = configure(site_dir, name, pairs or [], _licence(site_dir, hq_keys)) if pairs else _show(site_dir, name, hq_keys)
     _print_rows([{"setting": k, "value": v} for k, v in shown.items()], as_json, f"{name} settings", shown)
+    if pairs:
+        from kitctl.console import err, out
+
+        (err() if as_json else out()).print(settings_saved_note(site_dir), markup=False, highlight=False)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from kitctl.errors import InvalidInput, KitError
 from kitctl.render.build import COMPOSE, RenderedSite, build_site
 from kitctl.render.plan import Plan, diff_files, service_changes
+from kitctl.render.plugin_config import declared_secret_names, secret_names
 from kitctl.render.secrets import SECRETS_DIR, missing_secrets
 from kitctl.render.writer import read_site_files, write_site
 from kitctl.site.inputs import SiteInputs
@@ -51,10 +52,10 @@ def as_inputs(inputs: SiteInputs | Mapping[str, Any]) -> SiteInputs:
 def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) -> RenderResult:
     """Validate, verify the licence, render, and write the site dir atomically."""
     site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
-    rendered = build_site(site, site_fragments(site))
     site_dir = Path(site.inputs.site_dir)
     if site_dir.exists() and not site_dir.is_dir():
         raise InvalidInput(f"site dir {site_dir} exists and is not a directory")
+    rendered = build_site(site, site_fragments(site), secret_names(site_dir))
     try:
         written = write_site(site_dir, rendered.files, site.licence.token)
     except OSError as exc:
@@ -69,8 +70,8 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
     from kitctl.render.yamlload import load_yaml
 
     site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
-    rendered = build_site(site, site_fragments(site))
     site_dir = Path(site.inputs.site_dir)
+    rendered = build_site(site, site_fragments(site), secret_names(site_dir))
     current = read_site_files(site_dir)
     try:
         old_compose = load_yaml(current[COMPOSE]) if COMPOSE in current else None
@@ -149,3 +150,29 @@ def rerender_site(site_dir: Path, licence_token: str | None = None, now: float |
     logo = site_json.get("logo") if isinstance(site_json, dict) else None
     flags["logo"] = str(site_dir / "branding" / logo) if isinstance(logo, str) and logo else None
     return render_site(flags, now=now)
+
+
+def deliver_plugin_secrets(site_dir: Path, now: float | None = None) -> bool:
+    """Render again when compose.yaml does not name exactly the plugin secrets files the site has.
+
+    `kitctl plugins config` creates a plugin's secrets file the first time a
+    secret is set; the stack must name it before `kitctl up` can deliver it.
+    A change of contents needs no render (up recreates the services that read
+    it). True when it rendered; nothing happens for a site never rendered.
+    """
+    import yaml
+
+    from kitctl.render.yamlload import load_yaml
+
+    site_dir = Path(site_dir)
+    compose_path = site_dir / COMPOSE
+    if not compose_path.is_file():
+        return False
+    try:
+        declared = declared_secret_names(load_yaml(compose_path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        declared = None
+    if declared == secret_names(site_dir):
+        return False
+    rerender_site(site_dir, now=now)
+    return True

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kitctl import __version__
-from kitctl.render import plugin_stack, stack
+from kitctl.render import plugin_config, plugin_stack, stack
 from kitctl.render.escape import compose_value
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.structure import SECRET_NAMES, check_structure
@@ -45,23 +45,26 @@ class RenderedSite:
     plugins: plugin_stack.PluginStack = plugin_stack.PluginStack()
 
 
-def build_site(site: ResolvedSite, fragments: dict[str, dict[str, Any]] | None = None) -> RenderedSite:
-    """Every rendered file for `site`, with the plugins' `fragments` merged; RenderError if a structural check fails."""
+def build_site(site: ResolvedSite, fragments: dict[str, dict[str, Any]] | None = None,
+               plugin_secrets: tuple[str, ...] = ()) -> RenderedSite:
+    """Every rendered file for `site`, with the plugins' `fragments` merged and the `plugin_secrets` files
+    (plugin names, see kitctl.render.plugin_config) delivered; RenderError if a structural check fails."""
     files = _config_files(site)
     added = plugin_stack.assemble(fragments or {}, _image_prefix(site), site.inputs.image_tag or __version__,
                                   site.site_id, __version__)
-    context = _compose_context(site, files, added)
+    plugin_secrets = tuple(sorted(plugin_secrets))
+    context = _compose_context(site, files, added, plugin_secrets)
     compose_text = render_template("compose.yaml.j2", **context)
     compose = load_yaml(compose_text)
     if added.services or added.env.get("storefront"):
         marker = f"      KIT_PLUGINS: {compose_value(context['plugins_csv'])}\n"
         compose_text = plugin_stack.insert(compose_text, compose, added, marker)
         compose = load_yaml(compose_text)
-    check_structure(compose, added)
+    check_structure(compose, added, plugin_secrets)
     files[COMPOSE] = compose_text.encode("utf-8")
     hashes = {name: compose_hash(svc) for name, svc in sorted(compose["services"].items())}
     inputs_hash = _inputs_hash(site)
-    files[LOCK] = _lock(site, files, hashes, inputs_hash, added)
+    files[LOCK] = _lock(site, files, hashes, inputs_hash, added, plugin_secrets)
     return RenderedSite(files=files, compose=compose, service_hashes=hashes, inputs_hash=inputs_hash, plugins=added)
 
 
@@ -139,7 +142,8 @@ def _site_addresses(site: ResolvedSite) -> list[str]:
     return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in hosts]
 
 
-def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_stack.PluginStack) -> dict[str, Any]:
+def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_stack.PluginStack,
+                     plugin_secrets: tuple[str, ...]) -> dict[str, Any]:
     i = site.inputs
     branding = [n for n in files if n.startswith(f"{BRANDING}/")]
     data_dir = None if i.data_dir is None else Path(i.data_dir).absolute()
@@ -156,6 +160,11 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "agent_networks": ["default", "hq"] if i.hq_network else ["default"],
         "agent_environment": stack.agent_environment(i.hq_url, site.plugins, added.env.get("agent")),
         "plugins_csv": ",".join(site.plugins),
+        "plugin_config_dir": plugin_config.CONTAINER_DIR,
+        "plugin_choice_target": plugin_config.choice_target(),
+        "storefront_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["storefront"], plugin_secrets),
+        "agent_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["agent"], plugin_secrets),
+        "plugin_secrets": plugin_config.top_level_secrets(plugin_secrets),
         "probes": stack.probes(),
         "limits": stack.LIMITS,
         "networks": stack.networks(i.hq_network),
@@ -200,7 +209,7 @@ def recorded_inputs(site: ResolvedSite) -> dict[str, Any]:
 
 
 def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], inputs_hash: str,
-          added: plugin_stack.PluginStack) -> bytes:
+          added: plugin_stack.PluginStack, plugin_secrets: tuple[str, ...]) -> bytes:
     claims = site.licence.claims
     return _json_file(
         {
@@ -211,7 +220,7 @@ def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], i
             "licence": {"jti": claims.jti, "tier": claims.tier, "exp": claims.exp},
             "inputs_sha256": inputs_hash,
             "files": {name: sha256_hex(data) for name, data in sorted(files.items())},
-            "secrets": {name: "present" for name in SECRET_NAMES},
+            "secrets": {name: "present" for name in (*SECRET_NAMES, *map(plugin_config.secret_key, plugin_secrets))},
             "services": hashes,
         }
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from kitctl.licence.keys import write_private
+from kitctl.render.plugin_config import SECRETS_SUBDIR as PLUGIN_SECRETS
 from kitctl.render.structure import SECRET_NAMES
 
 SECRETS_DIR = "secrets"
@@ -35,7 +36,11 @@ def missing_secrets(secrets_dir: Path) -> list[str]:
 
 
 def carry_over(old_dir: Path, new_dir: Path) -> None:
-    """Copy existing secrets into a new site dir being prepared, keeping mode 0600."""
+    """Copy existing secrets into a new site dir being prepared, keeping mode 0600.
+
+    Plugin secrets (`plugins/NAME.json`, written by `kitctl plugins config`)
+    come along too: a render must never lose a licensee's settings.
+    """
     new_dir.mkdir(mode=0o700, exist_ok=True)
     if not old_dir.is_dir():
         return
@@ -43,6 +48,13 @@ def carry_over(old_dir: Path, new_dir: Path) -> None:
         source = old_dir / name
         if source.is_file():
             write_private(new_dir / name, source.read_bytes())
+    plugin_dir = old_dir / PLUGIN_SECRETS
+    if plugin_dir.is_dir():
+        (new_dir / PLUGIN_SECRETS).mkdir(mode=0o700, exist_ok=True)
+        os.chmod(new_dir / PLUGIN_SECRETS, 0o700)
+        for source in sorted(plugin_dir.iterdir()):
+            if source.is_file() and not source.is_symlink():
+                write_private(new_dir / PLUGIN_SECRETS / source.name, source.read_bytes())
 
 
 def ensure_secrets(secrets_dir: Path, licence_token: str) -> list[str]:

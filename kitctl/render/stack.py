@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from kitctl.errors import InvalidInput
+from kitctl.render.plugin_config import CONTAINER_DIR as PLUGIN_CONFIG_DIR
 
 SERVICES = ("proxy", "storefront", "agent", "db")
 KIT_PYTHON = "/opt/kit/bin/python"  # the kit's venv inside the storefront/agent images
@@ -27,6 +28,13 @@ LIMITS: dict[str, dict[str, str]] = {
 }
 
 VOLUMES = ("db-data", "proxy-config", "proxy-data")
+# The generated secrets each service gets at /run/secrets/<name> (plugin secrets follow: kitctl.render.plugin_config).
+CORE_SECRETS: dict[str, tuple[str, ...]] = {
+    "proxy": (),
+    "storefront": ("database_url", "storefront_secret_key", "site_key"),
+    "agent": ("database_url", "site_key", "licence_token", "agent_token"),
+    "db": ("db_password",),
+}
 
 
 def image_refs(registry: str | None, tag: str) -> dict[str, str]:
@@ -99,6 +107,7 @@ def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[
         "KIT_HQ_KEYS_FILE": "/etc/kit/hq-keys.json",
         "KIT_AGENT_TOKEN_FILE": "/run/secrets/agent_token",
         "KIT_METRICS_PORT": str(AGENT_METRICS_PORT),
+        "KIT_PLUGIN_CONFIG_DIR": PLUGIN_CONFIG_DIR,
         "KIT_PLUGINS": ",".join(plugins),
     }
     if hq_url:

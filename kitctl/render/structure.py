@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kitctl.render.escape import RenderError
 from kitctl.render.plugin_rules import PRIVILEGES
-from kitctl.render.stack import SERVICES, VOLUMES
+from kitctl.render.stack import CORE_SECRETS, SERVICES, VOLUMES
 
 if TYPE_CHECKING:
     from kitctl.render.plugin_stack import PluginStack
@@ -31,8 +31,9 @@ FORBIDDEN = PRIVILEGES  # no core service has them either; plugin services are r
 CORE_IMAGE_MARK = "kitctl/storefront:"
 
 
-def check_structure(doc: Any, plugins: "PluginStack | None" = None) -> None:
-    """RenderError unless `doc` has exactly the stack's keys, services, volumes and secrets (plus `plugins`' own)."""
+def check_structure(doc: Any, plugins: "PluginStack | None" = None, plugin_secrets: tuple[str, ...] = ()) -> None:
+    """RenderError unless `doc` has exactly the stack's keys, services, volumes and secrets (plus `plugins`' own,
+    and the secrets files of `plugin_secrets`, which only the storefront and the agent receive)."""
     owners = plugins.owners if plugins else {}
     volume_owners = plugins.volumes if plugins else {}
     if not isinstance(doc, dict) or set(doc) != TOP_KEYS:
@@ -56,8 +57,37 @@ def check_structure(doc: Any, plugins: "PluginStack | None" = None) -> None:
     for name in volume_owners:
         if doc["volumes"][name] != _core_volume_like(doc["volumes"]["db-data"], name):
             raise RenderError(f"plugin volume {name} is not placed like the core volumes")
-    if set(doc["secrets"]) != set(SECRET_NAMES):
+    _check_secrets(doc, plugin_secrets)
+    _check_plugin_config(services, plugin_secrets)
+
+
+def _check_secrets(doc: dict[str, Any], plugin_secrets: tuple[str, ...]) -> None:
+    """Top-level secrets are the generated ones and the plugin files, each at its own path under secrets/."""
+    from kitctl.render.plugin_config import top_level_secrets
+
+    expected = {name: {"file": f"./secrets/{name}"} for name in SECRET_NAMES}
+    expected.update(top_level_secrets(plugin_secrets))
+    if doc["secrets"] != expected:
         raise RenderError("compose document has unexpected secrets")
+
+
+def _check_plugin_config(services: dict[str, Any], plugin_secrets: tuple[str, ...]) -> None:
+    """Each core service gets exactly its secrets; the plugin settings reach the storefront and the agent only,
+    at KIT_PLUGIN_CONFIG_DIR: plugins.toml read-only, the plugin secrets files as secrets."""
+    from kitctl.render.plugin_config import CONTAINER_DIR, READERS, choice_target, service_secrets
+
+    choice_mount = {"type": "bind", "source": "./plugins.toml", "target": choice_target(), "read_only": True}
+    for name, core in CORE_SECRETS.items():
+        reader = name in READERS
+        if (services[name].get("secrets") or []) != service_secrets(core, plugin_secrets if reader else ()):
+            raise RenderError(f"service {name} has unexpected secrets")
+        env = services[name].get("environment") or {}
+        mounts = services[name].get("volumes") or []
+        in_dir = [m for m in mounts if not isinstance(m, dict) or str(m.get("target", "")).startswith(CONTAINER_DIR)]
+        if reader and (env.get("KIT_PLUGIN_CONFIG_DIR") != CONTAINER_DIR or in_dir != [choice_mount]):
+            raise RenderError(f"service {name} does not get the plugin settings exactly at {CONTAINER_DIR}")
+        if not reader and ("KIT_PLUGIN_CONFIG_DIR" in env or in_dir):
+            raise RenderError(f"service {name} must not get the plugin settings")
 
 
 def _check_plugin_env(services: dict[str, Any], plugins: "PluginStack | None") -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from kitctl.render.build import OWNED
+from kitctl.render.plugin_config import ensure_choice_file
 from kitctl.render.secrets import SECRETS_DIR, carry_over, ensure_secrets, remove_tree, secrets_current
 
 STALE_STAGING_SECONDS = 600
@@ -29,18 +30,28 @@ class WriteResult:
 
 
 def write_site(site_dir: Path, files: dict[str, bytes], licence_token: str) -> WriteResult:
-    """Make `site_dir` hold exactly `files` plus secrets; touch nothing if it already does."""
+    """Make `site_dir` hold exactly `files` plus secrets and a plugins.toml; touch nothing if it already does."""
     site_dir = site_dir.absolute()
     site_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(site_dir):
-        return _write_locked(site_dir, files, licence_token)
+    with site_lock(site_dir):
+        result = _write_locked(site_dir, files, licence_token)
+        if ensure_choice_file(site_dir):  # the services bind it; the licensee's own is never replaced
+            result = WriteResult(changed=True, secrets_created=result.secrets_created)
+        return result
 
 
 @contextlib.contextmanager
-def _exclusive(site_dir: Path) -> Iterator[None]:
-    """One render at a time per site dir (a lock file beside it, released on exit or crash)."""
+def site_lock(site_dir: Path) -> Iterator[None]:
+    """One writer at a time per site dir (a lock file beside it, released on exit or crash).
+
+    Render holds it while it swaps the directory; `kitctl plugins` holds it while
+    it writes plugins.toml or a secrets file, so neither is lost to a swap.
+    Not re-entrant: never render while holding it.
+    """
     import fcntl
 
+    site_dir = Path(site_dir).absolute()
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(site_dir.parent / f".{site_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -102,7 +102,8 @@ def test_switching_a_service_plugin_on_or_off_says_that_up_applies_it(site: Path
         "stacker disabled; run `kitctl up` to remove stacker-worker (its volumes are kept)"
     assert enable(site, "stacker", pro, sources) == "stacker enabled; it adds stacker-worker: run `kitctl up` to start it"
     name = fx.FixedDiscountPlugin.manifest.name
-    assert disable(site, name, pro, sources) == f"{name} disabled"  # code only: nothing to redeploy
+    # code only: no service changes, but storefront and agent read plugins.toml at start
+    assert disable(site, name, pro, sources) == f"{name} disabled; run `kitctl up` to apply it (it restarts the storefront and the agent)"
 
 
 def test_kitctl_plugins_reads_the_licence_render_wrote_with_the_keys_it_pinned(site: Path, hq_store, monkeypatch):

@@ -11,64 +11,19 @@ a downgrade the same way must remove it again and keep its volume.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
-from tests.conftest import require
+from tests.plugins.e2e_stack import SERVICES, Site, engine, images  # noqa: F401 - module fixtures used below
 from tests.support.postgres import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = Path(__file__).resolve().parent / "example_plugin"
-SERVICES = ("db", "storefront", "agent", "proxy")
-# Run inside the agent container: verify HQ's token and store it exactly as the agent does on a `licence` command.
-STORE_AS_AGENT = """
-import os, sys
-from pathlib import Path
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from agent.licence import evaluate, store_licence
-from kitctl.licence.keys import load_jwks
-from sitedb.engine import make_engine
-from sitedb.models import SiteState
-held = evaluate(sys.argv[1], load_jwks(Path(os.environ["KIT_HQ_KEYS_FILE"])))
-engine = make_engine(Path(os.environ["KIT_DATABASE_URL_FILE"]).read_text().strip())
-with Session(engine) as session, session.begin():
-    if session.execute(select(SiteState.id)).first() is None:
-        sys.exit(3)
-    store_licence(session, held, "active", None)
-"""
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Any]:
-    from tests.infra.fixtures import docker_client
-
-    client = docker_client()
-    require(bool(client.ping()), "Docker engine not reachable")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def images(engine) -> None:
-    """The kit's images as the session builds them (built here only when missing)."""
-    from kitctl import __version__
-    from kitctl.images.build import image_exists
-    from tests.infra.fixtures import kit_images
-
-    wanted = [f"kitctl/{s}:{__version__}" for s in SERVICES] + ["kitctl/base:bookworm"]
-    if not all(image_exists(engine, ref) for ref in wanted):
-        kit_images()
 
 
 @pytest.fixture(scope="module")
@@ -79,48 +34,6 @@ def plugin_path(tmp_path_factory) -> Path:
                     "--target", str(target), str(EXAMPLE)], check=True, capture_output=True, text=True, timeout=300,
                    cwd=tmp_path_factory.mktemp("build"))
     return target
-
-
-class Site:
-    def __init__(self, root: Path, plugin_path: Path) -> None:
-        from kitctl.licence.keys import HQKeyStore
-
-        self.project = f"plg{uuid.uuid4().hex[:8]}"
-        self.dir = root / self.project
-        self.plugin_path = plugin_path
-        self.hq = HQKeyStore(root / "hq")
-        self.hq.init()
-        self.jwks = root / "hq-keys.json"
-        self.jwks.write_text(json.dumps(self.hq.jwks()))
-        self.port = free_port()
-
-    def licence(self, tier: str) -> str:
-        from kitctl.licence.token import issue_licence
-
-        time.sleep(1.1)  # a later `iat` than the licence before: the newest licence wins
-        return issue_licence(self.hq, self.project, tier, ["game"], 30, "http://127.0.0.1:9")
-
-    def kitctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{self.plugin_path}", "COLUMNS": "200"}
-        env = {k: v for k, v in env.items() if not k.startswith("KITCTL_")}
-        done = subprocess.run([sys.executable, "-m", "kitctl", *args, "--site-dir", str(self.dir)], capture_output=True,
-                              text=True, timeout=600, env=env, cwd=ROOT)
-        if check and done.returncode != 0:
-            raise AssertionError(f"kitctl {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def status(self) -> dict[str, Any]:
-        return json.loads(self.kitctl("status", "--json").stdout)
-
-    def store_as_agent(self, engine: Any, token: str) -> None:
-        agent = engine.containers.get(f"{self.project}_agent_1")
-        deadline = time.monotonic() + 60
-        while True:  # the agent writes its state row once it has started
-            code, output = agent.exec_run(["/opt/kit/bin/python", "-c", STORE_AS_AGENT, token])
-            if code == 0:
-                return
-            assert code == 3 and time.monotonic() < deadline, output.decode()[-500:]
-            time.sleep(1)
 
 
 @pytest.fixture(scope="module")
