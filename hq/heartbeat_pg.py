@@ -3,8 +3,8 @@
 A heartbeat is HQ's most frequent request (every site, every interval), so on
 PostgreSQL it skips the SQLAlchemy transaction of `hq.sites.heartbeat` (BEGIN,
 lock-and-read, update, COMMIT: four round trips from a worker thread) and
-runs one autocommitted statement from the event loop: it locks the site row,
-proves the caller's licence is this site's, records the beat, marks
+runs one autocommitted statement from the event loop: it proves the caller's
+licence is this site's, records the beat (locking the site row), marks
 acknowledged commands done and returns what the answer needs. Only a site
 with commands still pending costs a second (read-only) statement.
 
@@ -24,24 +24,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from asyncpg import Pool
 
-# `cur` locks the row first, so its `applied_seq` is the value this beat replaces even
-# when another beat of the same site committed meanwhile (READ COMMITTED re-reads it).
-# $1 site, $2 jti, $3 at, $4 version, $5 health, $6 counters, $7 applied_seq
+# The UPDATE locks the site row, so concurrent beats of one site apply one after the
+# other, each to the newest row. Marking commands done is idempotent (`acked_at IS NULL`),
+# so it needs no "did applied_seq move" test. $1 site, $2 jti, $3 at, $4 version,
+# $5 health, $6 counters (JSON text), $7 the beat's applied_seq.
 BEAT_SQL = """
-WITH cur AS (
-    SELECT s.id, s.applied_seq AS old_applied FROM sites s
-    WHERE s.id = $1 AND EXISTS (SELECT 1 FROM licences l WHERE l.jti = $2 AND l.site_id = s.id)
-    FOR UPDATE OF s
-), beat AS (
+WITH beat AS (
     UPDATE sites SET last_heartbeat_at = $3, version = $4, health = $5::json, counters = $6::json,
-                     applied_seq = GREATEST(sites.applied_seq, LEAST($7::int, sites.command_seq))
-    FROM cur WHERE sites.id = cur.id
-    RETURNING sites.status, sites.status_reason, sites.command_seq, sites.applied_seq, cur.old_applied,
-              sites.current_jti
+                     applied_seq = GREATEST(applied_seq, LEAST($7::int, command_seq))
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM licences l WHERE l.jti = $2 AND l.site_id = $1)
+    RETURNING status, status_reason, command_seq, applied_seq, current_jti
 ), ack AS (
     UPDATE commands SET acked_at = $3 FROM beat
-    WHERE commands.site_id = $1 AND beat.applied_seq > beat.old_applied
-      AND commands.seq <= beat.applied_seq AND commands.acked_at IS NULL
+    WHERE commands.site_id = $1 AND commands.seq <= beat.applied_seq AND commands.acked_at IS NULL
 )
 SELECT beat.status, beat.status_reason, beat.command_seq, beat.applied_seq,
        (SELECT l.expires_at FROM licences l WHERE l.jti = beat.current_jti) AS expires_at
@@ -89,7 +84,7 @@ async def open_pool(url: str, size: int = 4) -> "Pool":
     """
     import asyncpg
 
-    return await asyncpg.create_pool(dsn(url), min_size=0, max_size=size, max_inactive_connection_lifetime=300,
+    return await asyncpg.create_pool(dsn(url), min_size=0, max_size=size, max_inactive_connection_lifetime=0,
                                      reset=_nothing_to_reset)
 
 
