@@ -33,21 +33,23 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
-        app.state.beat_pool = await _open_beat_pool(service)
+        pool = await _open_beat_pool(service)
+        if pool is not None:
+            app.state.beat_batcher = _beat_batcher(pool)
         try:
             yield
         finally:
             task.cancel()
-            if app.state.beat_pool is not None:
-                await app.state.beat_pool.close()
-                app.state.beat_pool = None
+            app.state.beat_batcher = None
+            if pool is not None:
+                await pool.close()
 
     app = FastAPI(
         title="kitctl HQ API", version="1", lifespan=lifespan,
         description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
     )
     app.state.hq = service
-    app.state.beat_pool = None  # heartbeats use it on PostgreSQL once the lifespan opened it
+    app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
     app.state.sessions = SessionSigner(settings.dir)
     _install_errors(app)
@@ -106,6 +108,15 @@ async def _open_beat_pool(hq: "HQ") -> Any:
     if not is_postgres(hq.engine):
         return None
     return await heartbeat_pg.open_pool(hq.engine.url.render_as_string(hide_password=False))
+
+
+def _beat_batcher(pool: Any) -> Any:
+    from functools import partial
+
+    from hq import heartbeat_pg
+    from hq.heartbeat_batch import BeatBatcher
+
+    return BeatBatcher(partial(heartbeat_pg.record_many, pool))
 
 
 async def _housekeeping(hq: "HQ") -> None:

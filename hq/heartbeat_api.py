@@ -2,8 +2,8 @@
 
 Every site beats every interval, so this path is kept lean: it runs on the
 event loop (no worker thread), parses the body with `HeartbeatIn` in one
-pass, answers with orjson, and on PostgreSQL records the beat with one
-statement (`hq.heartbeat_pg`). `HeartbeatFastPath` serves it straight from
+pass, answers with orjson, and on PostgreSQL records the beat together with
+the others in flight (`hq.heartbeat_batch`, `hq.heartbeat_pg`). `HeartbeatFastPath` serves it straight from
 the ASGI entry, ahead of FastAPI's routing and dependency machinery; the
 FastAPI route (`hq.api_site`) documents it in the OpenAPI schema and serves
 it when the app is mounted without the fast path. Both call `handle`.
@@ -20,10 +20,10 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hq import heartbeat_pg, sites
+from hq import sites
 from hq.auth import site_token
-from hq.clock import utcnow
 from hq.errors import ApiError, error_response, first_error
+from hq.heartbeat_pg import BeatIn
 from hq.schemas import HeartbeatIn
 
 if TYPE_CHECKING:
@@ -42,14 +42,14 @@ async def handle(request: Request) -> Response:
     caller = await site_token(request)
     beat, health, counters = parse(await request.body())
     hq: "HQ" = request.app.state.hq
-    pool = request.app.state.beat_pool
-    if pool is None:  # SQLite (or no lifespan): the transaction in a worker thread
+    batcher = request.app.state.beat_batcher
+    if batcher is None:  # SQLite (or no lifespan): the transaction in a worker thread
         from starlette.concurrency import run_in_threadpool
 
         reply = await run_in_threadpool(sites.heartbeat, hq, caller.site_id, caller.jti, beat)
     else:
-        done = await heartbeat_pg.record(pool, caller.site_id, caller.jti, utcnow(), beat.version, health, counters,
-                                         beat.applied_seq)
+        done = await batcher.record(BeatIn(caller.site_id, caller.jti, beat.version, health, counters,
+                                           beat.applied_seq))
         if done is None:
             raise ApiError(401, "unknown_licence", "this licence is not known to HQ")
         reply = sites.answer(hq, done.status, done.reason, done.expires_at, done.pending)
