@@ -34,7 +34,7 @@ def get_catalog(
     caller: SiteCaller = Depends(site_active),
     hq: HQ = Depends(get_hq),
 ) -> Response:
-    body, tag = catalog.page_body(hq, list(caller.categories), cursor, limit)
+    body, tag = catalog.render(catalog.feed(hq, list(caller.categories), cursor, limit))
     if request.headers.get("if-none-match") == tag:
         return Response(status_code=304, headers={"ETag": tag})
     return Response(body, media_type="application/json", headers={"ETag": tag})

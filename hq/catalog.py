@@ -214,60 +214,6 @@ def _feed_sql() -> tuple[Any, Any]:
     return meta, page
 
 
-def page_body(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> tuple[bytes, str]:
-    """One page of the feed as the response body and its ETag: what `render(feed(...))` gives.
-
-    On PostgreSQL the database writes each item's JSON (json_build_object, in C), and
-    HQ only joins the texts: building 500-1000 dicts per page in Python was most of a
-    page's CPU. SQLite builds them in Python (`feed`).
-    """
-    if hq.engine.dialect.name != "postgresql":
-        return render(feed(hq, categories, cursor, limit))
-    with hq.read() as conn:
-        epoch, pruned, since = _position(conn, cursor)
-        rows = conn.execute(_json_page_sql(), {"since": since, "n": limit + 1, "allowed": sorted(categories)}).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    head = int(rows[-1][0]) if rows else since
-    body = b"".join((b'{"items":[', ",".join(r[1] for r in rows).encode(), b'],"next_cursor":',
-                     orjson.dumps(encode_cursor(epoch, head, pruned)), b',"has_more":',
-                     b"true" if has_more else b"false", b"}"))
-    return body, _etag(body)
-
-
-@lru_cache(maxsize=1)
-def _json_page_sql() -> Any:
-    """The page read with each row already JSON text (PostgreSQL); same shape as `_page_item`."""
-    from sqlalchemy import ARRAY, String, Text, case, literal, or_, true
-
-    c = CatalogItem
-    stock = (select(func.count()).select_from(CardKey)
-             .where(CardKey.sku == c.sku, CardKey.status == "available").correlate(c).scalar_subquery())
-    gone = func.json_build_object("sku", c.sku, "version", c.version, "deleted", true())
-    item = func.json_build_object(
-        "sku", c.sku, "name", c.name, "category", c.category, "face_value_cents", c.face_value_cents,
-        "price_cents", c.price_cents, "currency", c.currency, "stock_kind", c.stock_kind,
-        "account_pattern", c.account_pattern, "min_qty", c.min_qty, "max_qty", c.max_qty,
-        "stock", case((c.stock_kind == "card_key", stock), else_=None), "status", c.status,
-        "version", c.version, "deleted", literal(False))
-    allowed = func.any(bindparam("allowed", type_=ARRAY(String)))
-    text = case((or_(c.deleted, ~(c.category == allowed)), gone), else_=item).cast(Text)
-    return (select(c.version, text).where(c.version > bindparam("since")).order_by(c.version)
-            .limit(bindparam("n")))
-
-
-def _position(conn: Any, cursor: str | None) -> tuple[str, int, int]:
-    """(epoch, pruned-through, version to continue after) for `cursor`; 400 or 410 when unusable."""
-    meta_sql, _ = _feed_sql()
-    meta = dict(conn.execute(meta_sql).all())
-    epoch = meta.get("epoch", "")
-    position = decode_cursor(cursor, epoch)
-    pruned = int(meta.get("catalog_pruned_through") or 0)
-    if position is None or cursor_expired(*position, pruned):
-        raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
-    return epoch, pruned, position[0]
-
-
 def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
     """One page of changes after `cursor` for a site allowed `categories`.
 
@@ -276,9 +222,15 @@ def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dic
     trips per page (meta, then the page with its stock counts), plain tuples,
     no ORM objects: a page is up to 1000 items and read-only.
     """
-    _, page_sql = _feed_sql()
+    meta_sql, page_sql = _feed_sql()
     with hq.read() as conn:
-        epoch, pruned, since = _position(conn, cursor)
+        meta = dict(conn.execute(meta_sql).all())
+        epoch = meta.get("epoch", "")
+        position = decode_cursor(cursor, epoch)
+        pruned = int(meta.get("catalog_pruned_through") or 0)
+        if position is None or cursor_expired(*position, pruned):
+            raise ApiError(410, "cursor_expired", "cursor is older than the retained change log; resync from the start")
+        since = position[0]
         rows = conn.execute(page_sql, {"since": since, "n": limit + 1}).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
@@ -305,11 +257,7 @@ def _page_item(row: tuple[Any, ...], allowed: set[str]) -> dict[str, Any]:
 def render(page: dict[str, Any]) -> tuple[bytes, str]:
     """The page as compact UTF-8 JSON bytes (orjson) and its strong ETag (a hash of exactly those bytes)."""
     body = orjson.dumps(page)
-    return body, _etag(body)
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def list_items(hq: "HQ", include_deleted: bool = False) -> list[dict[str, Any]]:
