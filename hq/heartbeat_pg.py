@@ -104,7 +104,11 @@ def dsn(url: str) -> str:
     return "postgresql://" + rest if scheme.startswith("postgres") else url
 
 
-async def open_pool(url: str, size: int = 4) -> "Pool":
+POOL_SIZE = 4
+ATTEMPTS = POOL_SIZE + 1  # every pooled connection may have been dropped at once
+
+
+async def open_pool(url: str, size: int = POOL_SIZE) -> "Pool":
     """This worker's pool (connections are made lazily up to `size`).
 
     A connection goes back to the pool without asyncpg's reset query (a round trip per
@@ -122,23 +126,38 @@ async def _nothing_to_reset(_conn: Any) -> None:
 
 async def record_many(pool: "Pool", beats: Sequence[BeatIn], at: datetime) -> dict[str, Beat]:
     """Record beats of distinct sites; the answer per site id, without the sites whose licence is not theirs."""
-    import asyncpg
-
     if len({b.site_id for b in beats}) != len(beats):
         raise ValueError("one beat per site in a batch")
-    try:
-        return await _record_many(pool, beats, at)
-    except (asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError, ConnectionError):
-        # a pooled connection the server dropped (e.g. a restart); the pool replaces it
-        return await _record_many(pool, beats, at)  # recording beats twice is harmless
+    for attempt in range(ATTEMPTS):
+        try:
+            return await _record_many(pool, beats, at)
+        except _connection_errors():
+            # a pooled connection the server dropped (a restart, an operator ending sessions): it
+            # was closed, the pool makes a new one; recording the same beats again is harmless
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.InterfaceError,
+            asyncpg.InternalClientError, ConnectionError, OSError)
 
 
 async def _record_many(pool: "Pool", beats: Sequence[BeatIn], at: datetime) -> dict[str, Beat]:
     args = ([b.site_id for b in beats], [b.jti for b in beats], at, [b.version for b in beats],
             [b.health_json for b in beats], [b.counters_json for b in beats], [b.applied_seq for b in beats])
-    async with pool.acquire() as conn:
+    conn = await pool.acquire()
+    try:
         rows = await conn.fetch(BEAT_SQL, *args)
         return _answers(rows, await _pending(conn, rows))
+    except _connection_errors():
+        conn.terminate()  # never hand a connection in an unknown state to the next batch
+        raise
+    finally:
+        await pool.release(conn)
 
 
 async def _pending(conn: "Connection", rows: list[Any]) -> dict[str, list[Command]]:
