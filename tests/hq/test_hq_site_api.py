@@ -309,3 +309,36 @@ def test_expired_site_still_gets_heartbeat_answers_and_renewal(sqlite_hq):
     cmd = jws.verify(hb["commands"][0], sqlite_hq.service.pinned(), typ="kitctl-command+jwt")
     assert cmd["type"] == "licence" and verify_licence(cmd["payload"]["token"], sqlite_hq.service.pinned()).days_left >= 364
     assert hb["licence"]["status"] == "active"
+
+
+@pytest.mark.postgres
+def test_catalog_stock_counts_use_the_card_key_index_when_keys_are_concentrated(tmp_path, hq_pg_server, hq_pg_template):
+    """Statistics saying "all keys belong to one SKU" must not turn each page into scans of every key."""
+    import psycopg
+
+    from hq.testing import running_hq
+    from tests.hq import pg
+
+    with pg.fresh_database(hq_pg_server, template=hq_pg_template) as url, running_hq(tmp_path, database_url=url) as hq:
+        for i in range(120):
+            hq.seed_item(f"game-{i}")
+        hq.seed_card_keys("game-0", 3000)
+        with psycopg.connect(pg.plain(url), autocommit=True) as conn:
+            conn.execute("ANALYZE card_keys")
+            _, _, stock_sql = catalog._feed_sql(True)
+            compiled = stock_sql.compile(dialect=hq.service.engine.dialect)
+            plan = conn.execute("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                {**compiled.params, "skus": ",".join(f"game-{i}" for i in range(1, 101))}).fetchone()[0]
+        # the planner sees which SKUs are counted: it expects the few keys they have, not all 3,000
+        scans = list(_plan_nodes(plan[0]["Plan"], "card_keys"))
+        assert scans and all(n["Plan Rows"] < 100 for n in scans), scans
+        page = http.get(f"{hq.url}/v1/catalog", headers=auth(hq.issue_licence("xingchen")), params={"limit": 1000}).json()
+        stock = {i["sku"]: i["stock"] for i in page["items"]}
+        assert stock["game-0"] == 3000 and stock["game-1"] == 0 and len(stock) == 120
+
+
+def _plan_nodes(node, relation):  # type: ignore[no-untyped-def]
+    if node.get("Relation Name") == relation:
+        yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child, relation)
