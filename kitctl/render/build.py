@@ -50,7 +50,7 @@ def build_site(site: ResolvedSite, fragments: dict[str, dict[str, Any]] | None =
     """Every rendered file for `site`, with the plugins' `fragments` merged and the `plugin_secrets` files
     (plugin names, see kitctl.render.plugin_config) delivered; RenderError if a structural check fails."""
     files = _config_files(site)
-    added = plugin_stack.assemble(fragments or {}, _image_prefix(site), site.inputs.image_tag or __version__,
+    added = plugin_stack.assemble(fragments or {}, _image_prefix(site), site.image_tag,
                                   site.site_id, __version__)
     plugin_secrets = tuple(sorted(plugin_secrets))
     context = _compose_context(site, files, added, plugin_secrets)
@@ -154,7 +154,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "site_name": i.name,
         "domain_unicode": site.domain.unicode,
         "licence_jti": site.licence.claims.jti,
-        "images": stack.image_refs(registry, i.image_tag or __version__),
+        "images": stack.image_refs(registry, site.image_tag),
         "proxy_ports": stack.proxy_ports(i),
         "agent_ports": [stack.published(i.bind_address, i.metrics_port, stack.AGENT_METRICS_PORT)],
         "agent_networks": ["default", "hq"] if i.hq_network else ["default"],

@@ -8,10 +8,12 @@ and a refusal names the tier that would grant them.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kitctl import __version__
 from kitctl.errors import InvalidInput
 from kitctl.site.domain import Domain
 from kitctl.site.inputs import SiteInputs
@@ -31,6 +33,7 @@ class ResolvedSite:
     domain: Domain
     categories: tuple[str, ...]
     plugins: tuple[str, ...]
+    image_tag: str = ""  # the kit images' tag: --image-tag, else the one the site runs, else the kit version
 
     @property
     def site_id(self) -> str:
@@ -50,7 +53,26 @@ def resolve_site(inputs: SiteInputs, now: float | None = None) -> ResolvedSite:
         domain=inputs.parsed_domain,
         categories=check_categories(inputs.categories, licence.claims),
         plugins=check_plugins(inputs.plugins, licence.claims),
+        image_tag=inputs.image_tag or running_image_tag(inputs.site_dir) or __version__,
     )
+
+
+def running_image_tag(site_dir: Path | None) -> str | None:
+    """The tag of the kit's images in the site's current compose.yaml (as a render or `kitctl upgrade` left it).
+
+    A render keeps the version the site runs: moving to another version is
+    `kitctl upgrade --to VERSION` (health-gated, rolled back on failure), or an
+    explicit --image-tag, never a side effect of changing a colour.
+    """
+    from kitctl.deploy.upgrade import KIT_IMAGE
+
+    try:
+        text = (Path(site_dir) / "compose.yaml").read_text(encoding="utf-8") if site_dir else ""
+    except (OSError, UnicodeDecodeError):
+        return None
+    tags = {m["tag"] for line in re.findall(r"^\s*image:\s*[\"']?([^\"'\s]+)", text, re.MULTILINE)
+            if (m := KIT_IMAGE.match(line))}
+    return tags.pop() if len(tags) == 1 else None
 
 
 def _require(inputs: SiteInputs) -> None:

@@ -265,3 +265,21 @@ def test_registry_comes_from_the_licence_unless_overridden(flags, make_licence):
     assert load_compose(flags["site_dir"])["services"]["agent"]["image"] == "127.0.0.1:5000/kitctl/agent:0.1.0"
     render_site({**flags, "licence": f"@{lic}", "registry": "registry.example.cn:443/kit"})
     assert load_compose(flags["site_dir"])["services"]["agent"]["image"] == "registry.example.cn:443/kit/kitctl/agent:0.1.0"
+
+
+def test_a_render_keeps_the_version_the_site_runs(flags):
+    """After `kitctl upgrade --to V` rewrote compose.yaml, changing a colour must not move the images back."""
+    from kitctl import __version__
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.upgrade import record_images, upgraded_images
+
+    site = Path(flags["site_dir"])
+    render_site(flags)
+    images = {s.image for s in load_project(site).services.values()}
+    assert images and all(i.endswith(f":{__version__}") for i in images)  # a first render: the kit's version
+    project = load_project(site)
+    record_images(project.config_file, project, upgraded_images(project, "9.1.0"))  # what upgrade does
+    render_site({**flags, "primary_color": "#123456"})
+    assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.1.0"}
+    render_site({**flags, "primary_color": "#123456", "image_tag": "9.2.0"})  # an explicit tag wins
+    assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.2.0"}
