@@ -76,6 +76,8 @@ def plugin_drift(client: "docker.DockerClient", project: "Project", site_dir: Pa
     """Compare what the newest licence would render with what compose.yaml holds and what runs."""
     rendered = rendered_services(site_dir)
     deployed = deployed_services(client, project)
+    if not rendered_by_kitctl(site_dir):
+        return PluginDrift({}, rendered, deployed)  # plugin services are a render's: a hand-written stack has none
     try:
         wanted, tier, source = decide(site_dir, stored_licence_token(client, project), hq_keys)
     except KitError as exc:
@@ -90,6 +92,11 @@ def decide(site_dir: Path, stored: str | None, hq_keys: Path | None) -> tuple[di
         return rendered_services(site_dir), cached.get("tier"), cached.get("licence_from", "site")
     claims, source = effective_licence(site_dir, stored, hq_keys)
     return wanted_services(site_dir, claims), claims.tier, source
+
+
+def rendered_by_kitctl(site_dir: Path) -> bool:
+    """Plugin services come from a render (kitctl.lock records its inputs); a hand-written compose.yaml has none."""
+    return isinstance(_lock(site_dir).get("inputs"), dict)
 
 
 def last_check(site_dir: Path, stored: str | None) -> dict[str, Any] | None:
@@ -114,8 +121,9 @@ def stored_licence_token(client: "docker.DockerClient", project: "Project", db_s
 
 
 def token_query(project: "Project", db_service: str = "db") -> list[str] | None:
-    """The psql command that prints the stored token, run inside the db container; None without a db service."""
-    if db_service not in project.services:
+    """The psql command that prints the stored token, run inside the db container; None without a db service,
+    or without an agent (the only writer of that token)."""
+    if db_service not in project.services or "agent" not in project.services:
         return None
     env = dict(project.services[db_service].environment)
     return ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", TOKEN_QUERY]
@@ -211,8 +219,10 @@ def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None, dr
     from kitctl.deploy.engine import connect
 
     site_dir = Path(site_dir)
+    if not rendered_by_kitctl(site_dir):
+        return None
     project = load_project(site_dir)
-    stored = stored_licence_token(connect(host), project) if "db" in project.services else None
+    stored = stored_licence_token(connect(host), project) if token_query(project) else None
     wanted, tier, source = decide(site_dir, stored, hq_keys)
     change = ", ".join(sorted(set(wanted) ^ set(rendered_services(site_dir))))
     if change and dry_run:

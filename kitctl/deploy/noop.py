@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kitctl.deploy import doctor
 from kitctl.deploy.compose import Project, load_project
-from kitctl.deploy.drift import last_check, token_from_output, token_query
+from kitctl.deploy.drift import last_check, rendered_by_kitctl, token_from_output, token_query
 from kitctl.deploy.engine import DEFAULT_TARGET
 from kitctl.deploy.engine_socket import EngineError, EngineSocket
 from kitctl.deploy.hashing import config_hash, mounts_hash
@@ -57,7 +57,7 @@ def unchanged_stack(site_dir: Path, target: str | None) -> Unchanged | None:
         return None
     if leftovers or orphans(project, current) or not all(ids.values()):
         return None
-    if last_check(site_dir, stored) is None:
+    if rendered_by_kitctl(site_dir) and last_check(site_dir, stored) is None:
         return None  # a licence from HQ (or a plugin choice) may change the plugin services: `up` renders again
     hashes = {name: (config_hash(project, name), mounts_hash(project, name)) for name in project.services}
     actions = plan_services(project, hashes, current, ids)

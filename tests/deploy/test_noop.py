@@ -76,3 +76,17 @@ def test_plain_up_refuses_a_bad_engine_address_in_one_line(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --docker-host 'ftp://engine.invalid' must be") and "\n" not in err
     assert sorted(p.name for p in site.iterdir()) == ["compose.yaml"]
+
+
+def test_a_hand_written_stack_has_no_plugin_drift_and_no_query(tmp_path: Path) -> None:
+    """Plugin services come from a render; without kitctl.lock nothing is checked, the engine is not even asked."""
+    from kitctl.deploy.compose import parse_project
+    from kitctl.deploy.drift import refresh_before_up, rendered_by_kitctl, token_query
+
+    site = _site(tmp_path)
+    assert not rendered_by_kitctl(site)
+    assert refresh_before_up(site, "unix:///nonexistent/docker.sock", None) is None
+    stack = {"services": {"db": {"image": "kitctl/db:1"}, "web": {"image": "kitctl/web:1"}}}
+    assert token_query(parse_project(stack, tmp_path, tmp_path / "compose.yaml", "shop")) is None  # no agent: no writer
+    stack["services"]["agent"] = {"image": "kitctl/agent:1"}
+    assert token_query(parse_project(stack, tmp_path, tmp_path / "compose.yaml", "shop"))[0] == "psql"
