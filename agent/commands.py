@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from agent.licence import HeldLicence, evaluate, store_licence, time_reason
 from agent.logs import LogOnce
 from agent.metrics import AgentMetrics
-from agent.state import STATE_ID, audit, update_state, utcnow
+from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitctl.errors import LicenceError
 from kitctl.licence import jws
 from kitctl.licence.keys import PinnedKeys
-from sitedb.models import HQCommand, Order, SiteState
+from sitedb.tables import hq_commands, orders
 
 log = logging.getLogger("agent.commands")
 COMMAND_TYP = "kitctl-command+jwt"
@@ -96,14 +95,13 @@ class CommandProcessor:
 
     def resume_unapplied(self) -> int:
         """At start: apply commands persisted before a crash but never applied."""
-        with Session(self.engine) as session:
-            applied_seq = session.get(SiteState, STATE_ID).applied_seq
-            rows = session.scalars(select(HQCommand).where(HQCommand.applied_at.is_(None),
-                                                           HQCommand.seq > applied_seq)
-                                   .order_by(HQCommand.seq)).all()
-            pending = [(r.token, r.seq) for r in rows]
+        with self.engine.connect() as conn:
+            applied_seq = state_value(conn, "applied_seq")
+            pending = conn.execute(select(hq_commands.c.token)
+                                   .where(hq_commands.c.applied_at.is_(None), hq_commands.c.seq > applied_seq)
+                                   .order_by(hq_commands.c.seq)).scalars().all()
         done = 0
-        for token, _seq in pending:
+        for token in pending:
             try:
                 envelope = self.check(token, 0, time.time(), check_expiry=False)
             except Rejected as rej:
@@ -132,8 +130,8 @@ class CommandProcessor:
         return envelope
 
     def applied_seq(self) -> int:
-        with Session(self.engine) as session:
-            return session.execute(select(SiteState.applied_seq).where(SiteState.id == STATE_ID)).scalar_one()
+        with self.engine.connect() as conn:
+            return state_value(conn, "applied_seq")
 
     # -- steps ---------------------------------------------------------------------
     def _reject(self, token: str, rej: Rejected) -> None:
@@ -144,54 +142,53 @@ class CommandProcessor:
 
     def _persist(self, envelope: Envelope, token: str) -> bool:
         """Write the command before acting; False when the seq is taken by another id."""
-        with Session(self.engine) as session, session.begin():
-            existing = session.get(HQCommand, envelope.id)
+        cmd = hq_commands.c
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(cmd.applied_at).where(cmd.id == envelope.id)).first()
             if existing is not None:
                 return existing.applied_at is None
-            clash = session.scalars(select(HQCommand).where(HQCommand.seq == envelope.seq)).first()
+            clash = conn.execute(select(cmd.id).where(cmd.seq == envelope.seq)).first()
             if clash is not None:
                 self._reject(token, Rejected("replayed", f"command rejected: seq {envelope.seq} already used"))
                 return False
-            session.add(HQCommand(id=envelope.id, seq=envelope.seq, type=envelope.type,
-                                  payload=_safe_payload(envelope), token=token))
+            conn.execute(insert(hq_commands).values(id=envelope.id, seq=envelope.seq, type=envelope.type,
+                                                    payload=_safe_payload(envelope), token=token))
         return True
 
     def _apply(self, envelope: Envelope) -> None:
         effects = Effects()
-        with Session(self.engine) as session, session.begin():
-            state = session.get(SiteState, STATE_ID, with_for_update=True)
-            outcome = self._change_state(session, state, envelope, effects)
-            row = session.get(HQCommand, envelope.id)
-            if row is not None:
-                row.applied_at = utcnow()
-                row.outcome = outcome[:200]
-            update_state(session, applied_seq=max(state.applied_seq, envelope.seq))
-            audit(session, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
+        with self.engine.begin() as conn:
+            state = lock_state(conn)
+            outcome = self._change_state(conn, state, envelope, effects)
+            conn.execute(update(hq_commands).where(hq_commands.c.id == envelope.id)
+                         .values(applied_at=utcnow(), outcome=outcome[:200]))
+            update_state(conn, applied_seq=max(state.applied_seq, envelope.seq))
+            audit(conn, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
         self.metrics.commands_applied.labels(envelope.type).inc()
         self.metrics.applied_seq.set(envelope.seq)
         log.info("applied HQ command", extra={"type": envelope.type, "seq": envelope.seq, "outcome": outcome})
         self.on_effects(effects)
 
-    def _change_state(self, session: Session, state: SiteState, env: Envelope, effects: Effects) -> str:
+    def _change_state(self, conn: Connection, state: Row[Any], env: Envelope, effects: Effects) -> str:
         reason = str(env.payload.get("reason") or "")[:REASON_MAX] or None
         if env.type == "revoke":
-            update_state(session, licence_status="revoked", status_reason=reason or "licence revoked by HQ")
+            update_state(conn, licence_status="revoked", status_reason=reason or "licence revoked by HQ")
             return "revoked"
         if env.type == "suspend":
-            update_state(session, licence_status="suspended", status_reason=reason or "licence suspended by HQ")
+            update_state(conn, licence_status="suspended", status_reason=reason or "licence suspended by HQ")
             return "suspended"
         if env.type == "resume":
             held = self._current_licence(state)
             status = held.time_state if held else "active"
-            update_state(session, licence_status=status, status_reason=time_reason(held) if held else None)
-            effects.retry_orders = retry_held_orders(session) > 0
+            update_state(conn, licence_status=status, status_reason=time_reason(held) if held else None)
+            effects.retry_orders = retry_held_orders(conn) > 0
             return f"resumed ({status})"
         if env.type == "sync_now":
             effects.sync_now = True
             return "sync requested"
-        return self._new_licence(session, state, env, effects)
+        return self._new_licence(conn, state, env, effects)
 
-    def _new_licence(self, session: Session, state: SiteState, env: Envelope, effects: Effects) -> str:
+    def _new_licence(self, conn: Connection, state: Row[Any], env: Envelope, effects: Effects) -> str:
         token = env.payload.get("token")
         try:
             held = evaluate(token if isinstance(token, str) else "", self.keys)
@@ -208,27 +205,27 @@ class CommandProcessor:
         reason = state.status_reason if keep_suspension else time_reason(held)
         if set(held.verified.claims.categories) != set(state.categories or []):
             effects.full_resync = True  # HQ only sends tombstones for what we may see: mark and sweep
-        store_licence(session, held, status, reason)
+        store_licence(conn, held, status, reason)
         effects.new_licence = held
-        effects.retry_orders = retry_held_orders(session) > 0  # e.g. a renewal after HQ refused an expired one
+        effects.retry_orders = retry_held_orders(conn) > 0  # e.g. a renewal after HQ refused an expired one
         return f"licence {held.verified.claims.tier} until {held.verified.claims.exp}"
 
-    def _current_licence(self, state: SiteState) -> HeldLicence | None:
+    def _current_licence(self, state: Row[Any]) -> HeldLicence | None:
         try:
             return evaluate(state.licence_token or "", self.keys)
         except LicenceError:
             return None
 
 
-def retry_held_orders(session: Session) -> int:
+def retry_held_orders(conn: Connection) -> int:
     """Make pending orders waiting out a backoff due now (in the command's transaction).
 
     While suspended (or unlicensed), HQ refuses orders and their retries back off towards the
     cap (minutes); after a resume or a new licence they should not wait that long.
     """
     now = utcnow()
-    result = session.execute(update(Order).where(Order.status == "pending", Order.next_attempt_at > now)
-                             .values(next_attempt_at=now))
+    result = conn.execute(update(orders).where(orders.c.status == "pending", orders.c.next_attempt_at > now)
+                          .values(next_attempt_at=now))
     return result.rowcount or 0
 
 

@@ -20,10 +20,8 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 
-from sitedb.models import AuditEntry, Order
-
-orders_t = Order.__table__
-audit_t = AuditEntry.__table__
+from sitedb.tables import audit_log as audit_t
+from sitedb.tables import orders as orders_t
 EVENT_COLUMNS = ("id", "sku", "category", "quantity", "total_cents", "currency", "status", "decision",
                  "buyer_contact")
 Decided = namedtuple("Decided", EVENT_COLUMNS)  # a changed row, as plugins are told of it
@@ -80,7 +78,7 @@ class GenericDecisionWriter:
     def __init__(self) -> None:
         col = orders_t.c
 
-        def param(name: str, column: str | None = None) -> Any:  # typed: JSON and datetimes convert as the ORM does
+        def param(name: str, column: str | None = None) -> Any:  # typed: JSON and datetimes convert by column
             return bindparam(name, type_=col[column or name].type)
 
         keep = {c: func.coalesce(param(c), col[c]) for c in ("delivery_sealed", "decided_at", "attempts",

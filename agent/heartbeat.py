@@ -7,7 +7,6 @@ import time
 from typing import Any, Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from agent import VERSION
 from agent.commands import CommandProcessor
@@ -61,8 +60,8 @@ class Heartbeat:
 
     def _record(self, reply: HeartbeatReply) -> None:
         self.metrics.heartbeat_last_success.set(time.time())
-        with Session(self.engine) as session, session.begin():
-            update_state(session, last_heartbeat_at=utcnow())
+        with self.engine.begin() as conn:
+            update_state(conn, last_heartbeat_at=utcnow())
         merge_health(self.engine, hq_reachable=True, hq_unreachable_since=None,
                      hq_licence_view={"status": reply.licence.status, "reason": reply.licence.reason})
 

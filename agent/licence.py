@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
 
 from agent.state import audit, update_state
 from kitctl.errors import LicenceError
@@ -73,11 +72,11 @@ def combined_status(time_state: str, current: str) -> str:
     return current if current in HQ_HELD else time_state
 
 
-def store_licence(session: Session, held: HeldLicence, status: str, reason: str | None) -> None:
+def store_licence(conn: Connection, held: HeldLicence, status: str, reason: str | None) -> None:
     """Write the licence's grants where the storefront reads them."""
     claims = held.verified.claims
     update_state(
-        session,
+        conn,
         licence_token=held.token,
         licence_jti=claims.jti,
         tier=claims.tier,
@@ -104,8 +103,8 @@ def install_start_licence(engine: Engine, held: HeldLicence, current_status: str
     """At start: store the chosen licence, keeping a suspension/revocation HQ made."""
     status = combined_status(held.time_state, current_status)
     reason = current_reason if status in HQ_HELD else time_reason(held)
-    with Session(engine) as session, session.begin():
-        store_licence(session, held, status, reason)
-        audit(session, "licence_loaded", jti=held.verified.claims.jti, tier=held.verified.claims.tier,
+    with engine.begin() as conn:
+        store_licence(conn, held, status, reason)
+        audit(conn, "licence_loaded", jti=held.verified.claims.jti, tier=held.verified.claims.tier,
               status=status)
     return status

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Collection
 
-from sqlalchemy import Connection, Engine, Row, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
 
 from agent.decisions import decision_writer, orders_t
 from agent.hq_client import HQClient, HQError, OrderResult, plain
 from agent.metrics import AgentMetrics
 from agent.state import as_utc, utcnow
-from sitedb.models import Order
 from sitedb.sealing import sealer
 
 log = logging.getLogger("agent.outbox")
@@ -284,14 +282,12 @@ class Forwarder:
 
 def oldest_pending_age(engine: Engine) -> tuple[int, int, float]:
     """(pending count, review count, age in seconds of the oldest pending order)."""
-    from sqlalchemy import func
-
-    with Session(engine) as session:
-        counts = dict(session.execute(
-            select(Order.status, func.count()).where(Order.status.in_(("pending", "review")))
-            .group_by(Order.status)
+    status = orders_t.c.status
+    with engine.connect() as conn:
+        counts = dict(conn.execute(
+            select(status, func.count()).where(status.in_(("pending", "review"))).group_by(status)
         ).all())
-        oldest = session.execute(select(func.min(Order.created_at)).where(Order.status == "pending")).scalar()
+        oldest = conn.execute(select(func.min(orders_t.c.created_at)).where(status == "pending")).scalar()
     age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
     return counts.get("pending", 0), counts.get("review", 0), max(age, 0.0)
 

@@ -118,13 +118,13 @@ class Agent:
                                          "metrics_port": self.server.port})
 
     def _stored_token(self) -> str | None:
+        """The licence HQ last sent (None on a fresh database: ensure_state has not run yet)."""
         from sqlalchemy import select
-        from sqlalchemy.orm import Session
 
-        from sitedb.models import SiteState
+        from sitedb.tables import site_state
 
-        with Session(self.engine) as session:
-            return session.execute(select(SiteState.licence_token).where(SiteState.id == 1)).scalar()
+        with self.engine.connect() as conn:
+            return conn.execute(select(site_state.c.licence_token).where(site_state.c.id == 1)).scalar()
 
     # -- run -----------------------------------------------------------------------
     def run(self) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from agent.licence import combined_status, evaluate, time_reason
 from agent.metrics import AgentMetrics
@@ -89,8 +88,8 @@ class Observer:
         self.metrics.licence_expiry.set(held.verified.claims.exp - time.time())
         self.metrics.set_licence_state(status)
         if status != state.licence_status:
-            with Session(self.engine) as session, session.begin():
-                update_state(session, licence_status=status, status_reason=time_reason(held))
+            with self.engine.begin() as conn:
+                update_state(conn, licence_status=status, status_reason=time_reason(held))
             log.warning("licence state changed with time", extra={"status": status})
 
     def observe_host(self) -> None:

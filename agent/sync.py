@@ -23,18 +23,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import Engine, bindparam, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from agent.catalog_write import COLUMNS, Row, page_writer
 from agent.hq_client import CatalogEntry, CatalogPage, HQClient, HQError, NotModified
 from agent.metrics import AgentMetrics
-from agent.state import STATE_ID, audit, update_state, utcnow
-from sitedb.models import CatalogItem, PriceRule, SiteState
+from agent.state import audit, state_value, update_state, utcnow
 from sitedb.pricing import selling_price
+from sitedb.tables import catalog_items as items_t
+from sitedb.tables import price_rules
 
 log = logging.getLogger("agent.sync")
-items_t = CatalogItem.__table__
 HQ_FIELDS = ("name", "category", "face_value_cents", "price_cents", "currency", "stock_kind",
              "account_pattern", "min_qty", "max_qty", "stock", "status")
 MAX_PAGES_PER_RUN = 10_000  # 10M SKUs at the largest page: a bound, not a limit anyone meets
@@ -77,7 +76,7 @@ class SyncResult:
 
 @dataclass(frozen=True)
 class PricedRule:
-    """A detached copy of a price rule (safe across sessions and threads)."""
+    """A price rule as read once per sync (immutable: safe across threads)."""
 
     id: int
     scope: str
@@ -100,9 +99,11 @@ def content_hash(entry: CatalogEntry) -> str:
 
 
 def load_rules(engine: Engine) -> list[PricedRule]:
-    with Session(engine) as session:
-        rows = session.scalars(select(PriceRule).where(PriceRule.enabled.is_(True))).all()
-        return [PricedRule(r.id, r.scope, r.target, r.kind, r.value, r.rounding, r.enabled) for r in rows]
+    r = price_rules.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(r.id, r.scope, r.target, r.kind, r.value, r.rounding, r.enabled)
+                            .where(r.enabled.is_(True))).all()
+    return [PricedRule(*row) for row in rows]
 
 
 def rules_fingerprint(rules: list[PricedRule]) -> str:
@@ -258,17 +259,17 @@ class CatalogSync:
 
     def start_full_resync(self) -> Position:
         """Begin a mark-and-sweep walk from the start under a new generation."""
-        with Session(self.engine) as session, session.begin():
-            gen = session.execute(select(SiteState.sync_generation).where(SiteState.id == STATE_ID)).scalar_one()
+        with self.engine.begin() as conn:
+            gen = state_value(conn, "sync_generation")
             position = Position(None, gen + 1)
-            update_state(session, catalog_cursor=position.encode(), catalog_etag=None)
-            audit(session, "catalog_full_resync", generation=gen + 1)
+            update_state(conn, catalog_cursor=position.encode(), catalog_etag=None)
+            audit(conn, "catalog_full_resync", generation=gen + 1)
         return position
 
     # -- walking pages ---------------------------------------------------------
     def _position(self) -> Position:
-        with Session(self.engine) as session:
-            text = session.execute(select(SiteState.catalog_cursor).where(SiteState.id == STATE_ID)).scalar_one()
+        with self.engine.connect() as conn:
+            text = state_value(conn, "catalog_cursor")
         position = Position.decode(text)
         return position if position is not None else self.start_full_resync()
 
@@ -304,8 +305,8 @@ class CatalogSync:
     def _etag_for(self, position: Position) -> str | None:
         if position.full_generation is not None:
             return None
-        with Session(self.engine) as session:
-            stored = session.execute(select(SiteState.catalog_etag).where(SiteState.id == STATE_ID)).scalar_one()
+        with self.engine.connect() as conn:
+            stored = state_value(conn, "catalog_etag")
         if not stored:
             return None
         try:
@@ -320,18 +321,18 @@ class CatalogSync:
         next_position = Position(page.next_cursor, gen)
         finished = not page.has_more
         rows, tombstones = page.rows, page.tombstones
-        with Session(self.engine) as session, session.begin():
-            written = self.writer.write(session, rows, gen)
-            deleted = self._delete(session, tombstones)
+        with self.engine.begin() as conn:
+            written = self.writer.write(conn, rows, gen)
+            deleted = self._delete(conn, tombstones)
             state: dict[str, Any] = {"catalog_cursor": next_position.encode(), "catalog_etag": None}
             if finished:
                 state["last_sync_at"] = utcnow()
                 state["catalog_etag"] = _etag_doc(position.cursor, page)
                 if gen is not None:
-                    result.swept += self._sweep(session, gen)
+                    result.swept += self._sweep(conn, gen)
                     next_position = Position(page.next_cursor)
                     state.update(catalog_cursor=next_position.encode(), sync_generation=gen)
-            update_state(session, **state)
+            update_state(conn, **state)
         result.upserts += len(written)
         result.unchanged += len(rows) - len(written)
         result.deletes += deleted
@@ -349,24 +350,24 @@ class CatalogSync:
         for sku, _version in tombstones:
             self.emit("catalog_item", {"sku": sku, "deleted": True})
 
-    def _delete(self, session: Session, tombstones: list[tuple[str, int]]) -> int:
+    def _delete(self, conn: Connection, tombstones: list[tuple[str, int]]) -> int:
         deleted = 0
         for sku, version in tombstones:  # a tombstone never removes a newer version
-            res = session.execute(delete(items_t).where(items_t.c.sku == sku, items_t.c.hq_version <= version))
+            res = conn.execute(delete(items_t).where(items_t.c.sku == sku, items_t.c.hq_version <= version))
             deleted += res.rowcount or 0
         return deleted
 
-    def _sweep(self, session: Session, gen: int) -> int:
-        res = session.execute(delete(items_t).where(items_t.c.sync_mark < gen))
+    def _sweep(self, conn: Connection, gen: int) -> int:
+        res = conn.execute(delete(items_t).where(items_t.c.sync_mark < gen))
         swept = res.rowcount or 0
         if swept:
-            audit(session, "catalog_swept", generation=gen, removed=swept)
+            audit(conn, "catalog_swept", generation=gen, removed=swept)
         self.metrics.catalog_changes.labels("swept").inc(swept)
         return swept
 
     def _touch_last_sync(self) -> None:
-        with Session(self.engine) as session, session.begin():
-            update_state(session, last_sync_at=utcnow())
+        with self.engine.begin() as conn:
+            update_state(conn, last_sync_at=utcnow())
 
     def _count(self, upserts: int, unchanged: int, deleted: int) -> None:
         c = self.metrics.catalog_changes
@@ -388,8 +389,8 @@ def reprice_all(engine: Engine, rules: list[PricedRule], chunk: int = 2000) -> i
     changed, after = 0, ""
     index = RuleIndex(rules)
     while True:
-        with Session(engine) as session, session.begin():
-            rows = session.execute(
+        with engine.begin() as conn:
+            rows = conn.execute(
                 select(items_t.c.sku, items_t.c.category, items_t.c.hq_price_cents, items_t.c.price_cents,
                        items_t.c.price_rule_id)
                 .where(items_t.c.sku > after).order_by(items_t.c.sku).limit(chunk)
@@ -402,14 +403,14 @@ def reprice_all(engine: Engine, rules: list[PricedRule], chunk: int = 2000) -> i
                 if (price, rule_id) != (r.price_cents, r.price_rule_id):
                     updates.append({"b_sku": r.sku, "price_cents": price, "price_rule_id": rule_id})
             if updates:
-                session.execute(update(items_t).where(items_t.c.sku == bindparam("b_sku")), updates)
+                conn.execute(update(items_t).where(items_t.c.sku == bindparam("b_sku")), updates)
             changed += len(updates)
             after = rows[-1].sku
 
 
 def catalog_size(engine: Engine) -> int:
-    with Session(engine) as session:
-        return session.execute(select(func.count()).select_from(items_t)).scalar_one()
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(items_t)).scalar_one()
 
 
 def plan(page: CatalogPage, index: RuleIndex, mark: int) -> PlannedPage:

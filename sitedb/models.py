@@ -1,169 +1,168 @@
-"""Tables shared by the storefront and the agent (SQLAlchemy 2 declarative)."""
+"""ORM classes of the shared tables, for the storefront (SQLAlchemy 2 declarative).
+
+Each class maps onto its Core table in `sitedb.tables`, the one definition of the
+schema; the annotations below only type the attributes (a test keeps them in step with
+the tables). The agent uses the Core tables directly and never imports this module.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped
 
+from sitedb import tables
+from sitedb.tables import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+__all__ = ["AdminUser", "AuditEntry", "Base", "CatalogItem", "HQCommand", "Order", "PriceRule", "SiteState",
+           "utcnow"]
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    metadata = tables.metadata
 
 
 class CatalogItem(Base):
     """One SKU as synced from HQ, with the selling price this site's rules give it."""
 
-    __tablename__ = "catalog_items"
+    __table__ = tables.catalog_items
 
-    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    category: Mapped[str] = mapped_column(String(32), index=True)
-    face_value_cents: Mapped[int] = mapped_column(BigInteger)
-    hq_price_cents: Mapped[int] = mapped_column(BigInteger)
-    price_cents: Mapped[int] = mapped_column(BigInteger)  # selling price, never below hq_price_cents
-    price_rule_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    currency: Mapped[str] = mapped_column(String(3), default="CNY")
-    stock_kind: Mapped[str] = mapped_column(String(16))  # card_key | direct_topup
-    account_pattern: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    min_qty: Mapped[int] = mapped_column(Integer, default=1)
-    max_qty: Mapped[int] = mapped_column(Integer, default=10)
-    stock: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | inactive
-    hq_version: Mapped[int] = mapped_column(BigInteger)
-    content_hash: Mapped[str] = mapped_column(String(64))  # of HQ's fields: unchanged items cost no write
-    sync_mark: Mapped[int] = mapped_column(BigInteger, default=0)  # full-resync generation (mark and sweep)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    sku: Mapped[str]
+    name: Mapped[str]
+    category: Mapped[str]
+    face_value_cents: Mapped[int]
+    hq_price_cents: Mapped[int]
+    price_cents: Mapped[int]
+    price_rule_id: Mapped[int | None]
+    currency: Mapped[str]
+    stock_kind: Mapped[str]
+    account_pattern: Mapped[str | None]
+    min_qty: Mapped[int]
+    max_qty: Mapped[int]
+    stock: Mapped[int | None]
+    status: Mapped[str]
+    hq_version: Mapped[int]
+    content_hash: Mapped[str]
+    sync_mark: Mapped[int]
+    updated_at: Mapped[datetime]
 
 
 class PriceRule(Base):
     """A markup the site owner sets; the most specific enabled rule wins (sku > category > all)."""
 
-    __tablename__ = "price_rules"
+    __table__ = tables.price_rules
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    scope: Mapped[str] = mapped_column(String(16))  # all | category | sku
-    target: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # percent (value in basis points) | fixed (value in cents)
-    value: Mapped[int] = mapped_column(BigInteger)
-    rounding: Mapped[str] = mapped_column(String(16), default="none")  # none | jiao | yuan | yuan_minus_1
-    enabled: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    id: Mapped[int]
+    scope: Mapped[str]
+    target: Mapped[str | None]
+    kind: Mapped[str]
+    value: Mapped[int]
+    rounding: Mapped[str]
+    enabled: Mapped[bool]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class Order(Base):
-    """A buyer's order and, at the same time, the agent's outbox row.
+    """A buyer's order and, at the same time, the agent's outbox row (see `sitedb.tables.orders`)."""
 
-    Written by the storefront in the checkout transaction with status
-    `pending`; the agent forwards it and writes HQ's decision back.
-    Statuses: pending → delivered | review | rejected; review → delivered | rejected.
-    """
+    __table__ = tables.orders
 
-    __tablename__ = "orders"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public order number
-    sku: Mapped[str] = mapped_column(String(64))
-    item_name: Mapped[str] = mapped_column(String(200))
-    category: Mapped[str] = mapped_column(String(32))
-    quantity: Mapped[int] = mapped_column(Integer)
-    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
-    discount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    total_cents: Mapped[int] = mapped_column(BigInteger)
-    hq_price_cents: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3), default="CNY")
-    buyer_account: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    buyer_contact: Mapped[str] = mapped_column(String(128))
-    buyer_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    buyer_region: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    extras: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. coupon applied by a plugin
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
-    public_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    hq_order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    delivery_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)  # card keys, encrypted with the site key
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-    __table_args__ = (Index("ix_orders_outbox", "status", "next_attempt_at"),)
+    id: Mapped[str]
+    sku: Mapped[str]
+    item_name: Mapped[str]
+    category: Mapped[str]
+    quantity: Mapped[int]
+    unit_price_cents: Mapped[int]
+    discount_cents: Mapped[int]
+    total_cents: Mapped[int]
+    hq_price_cents: Mapped[int]
+    currency: Mapped[str]
+    buyer_account: Mapped[str | None]
+    buyer_contact: Mapped[str]
+    buyer_ip: Mapped[str | None]
+    buyer_region: Mapped[str | None]
+    password_hash: Mapped[str]
+    extras: Mapped[dict[str, Any]]
+    status: Mapped[str]
+    decision: Mapped[str | None]
+    reasons: Mapped[list[str]]
+    public_reason: Mapped[str | None]
+    hq_order_id: Mapped[str | None]
+    delivery_sealed: Mapped[str | None]
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
 
 
 class SiteState(Base):
     """One row (id=1): the licence as the agent last verified it, and sync/heartbeat state."""
 
-    __tablename__ = "site_state"
+    __table__ = tables.site_state
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
-    site_id: Mapped[str] = mapped_column(String(64))
-    licence_token: Mapped[str | None] = mapped_column(Text, nullable=True)
-    licence_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    features: Mapped[list[str]] = mapped_column(JSON, default=list)
-    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
-    revenue_share_bps: Mapped[int] = mapped_column(Integer, default=0)
-    licence_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    licence_status: Mapped[str] = mapped_column(String(16), default="active")  # active | grace | suspended | revoked | expired
-    status_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    catalog_cursor: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    catalog_etag: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    sync_generation: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    health: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    id: Mapped[int]
+    site_id: Mapped[str]
+    licence_token: Mapped[str | None]
+    licence_jti: Mapped[str | None]
+    tier: Mapped[str | None]
+    features: Mapped[list[str]]
+    categories: Mapped[list[str]]
+    revenue_share_bps: Mapped[int]
+    licence_expires_at: Mapped[int | None]
+    licence_status: Mapped[str]
+    status_reason: Mapped[str | None]
+    applied_seq: Mapped[int]
+    catalog_cursor: Mapped[str | None]
+    catalog_etag: Mapped[str | None]
+    sync_generation: Mapped[int]
+    last_sync_at: Mapped[datetime | None]
+    last_heartbeat_at: Mapped[datetime | None]
+    health: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
 
     @property
     def takes_orders(self) -> bool:
-        return self.licence_status in ("active", "grace")
+        return self.licence_status in tables.TAKES_ORDERS
 
 
 class HQCommand(Base):
     """A signed HQ command, persisted after verification and before it is applied."""
 
-    __tablename__ = "hq_commands"
+    __table__ = tables.hq_commands
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
-    type: Mapped[str] = mapped_column(String(16))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    token: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    id: Mapped[str]
+    seq: Mapped[int]
+    type: Mapped[str]
+    payload: Mapped[dict[str, Any]]
+    token: Mapped[str]
+    received_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]
+    outcome: Mapped[str | None]
 
 
 class AdminUser(Base):
     """A sub-site staff account: admin, operator or finance."""
 
-    __tablename__ = "admin_users"
+    __table__ = tables.admin_users
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # admin | operator | finance
-    password_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    username: Mapped[str]
+    role: Mapped[str]
+    password_hash: Mapped[str]
+    created_at: Mapped[datetime]
 
 
 class AuditEntry(Base):
     """Every data change, who made it and when (the operation log)."""
 
-    __tablename__ = "audit_log"
+    __table__ = tables.audit_log
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(64))  # agent | hq | admin:<name>
-    action: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    id: Mapped[int]
+    at: Mapped[datetime]
+    actor: Mapped[str]
+    action: Mapped[str]
+    detail: Mapped[dict[str, Any]]

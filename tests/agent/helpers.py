@@ -159,19 +159,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
 class AgentProcess:
     """`python -m agent` as a real process, as the container runs it."""
 
-    def __init__(self, site: SiteDir, log_path: Path, **overrides: Any) -> None:
+    def __init__(self, site: SiteDir, log_path: Path, argv: list[str] | None = None, **overrides: Any) -> None:
         from tests.support.postgres import free_port
 
         self.site = site
         self.port = free_port()
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **site.env(metrics_port=self.port, **overrides)}
         self.log_path = log_path
+        self.argv = argv or [sys.executable, "-m", "agent"]  # another argv: `python -m agent` inside a harness
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True) -> "AgentProcess":
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent"], env=self.env, cwd=ROOT,
-                                     stdout=log, stderr=log)
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=log)
         log.close()
         if wait_ready:
             wait_until(self.ready, 30, what="agent /readyz")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import Any
+
+from sqlalchemy import Row, select
 
 from agent.catalog_write import page_writer
 from agent.hq_client import CatalogEntry
 from agent.sync import PricedRule, RuleIndex, plan_page
-from sitedb.models import CatalogItem
+from sitedb.tables import catalog_items
 from tests.agent.helpers import migrated_engine
 
 
@@ -17,15 +18,15 @@ def entry(sku: str, price: int = 900, version: int = 1, **kw: object) -> Catalog
                         price_cents=price, stock_kind="card_key", **kw)  # type: ignore[arg-type]
 
 
-def stored(engine) -> dict[str, CatalogItem]:  # type: ignore[no-untyped-def]
-    with Session(engine) as s:
-        return {i.sku: i for i in s.scalars(select(CatalogItem))}
+def stored(engine) -> dict[str, Row[Any]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return {i.sku: i for i in conn.execute(select(catalog_items))}
 
 
 def write(engine, entries: list[CatalogEntry], index: RuleIndex, mark: int | None) -> list[str]:  # type: ignore[no-untyped-def]
     rows, _ = plan_page(entries, index, mark or 0)
-    with Session(engine) as s, s.begin():
-        return sorted(r[0] for r in page_writer(engine).write(s, rows, mark))
+    with engine.begin() as conn:
+        return sorted(r[0] for r in page_writer(engine).write(conn, rows, mark))
 
 
 def test_a_page_of_new_changed_and_unchanged_rows(site_db_url: str) -> None:

@@ -1,0 +1,159 @@
+"""The tables the storefront and the agent share, as SQLAlchemy Core: the one definition of the schema.
+
+Core only, so a process that needs no ORM (the agent) never imports `sqlalchemy.orm`
+(about 6 MB of resident memory). The storefront's ORM classes in `sitedb.models` map
+onto these same `Table` objects; the Alembic migrations compare against `metadata`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table,
+                        Text)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _when(name: str, *, nullable: bool = False, stamped: bool = False, touched: bool = False,
+          index: bool = False) -> Column:  # type: ignore[type-arg]
+    """A timezone-aware time column; `stamped`: set at insert, `touched`: also at every update."""
+    return Column(name, DateTime(timezone=True), nullable=nullable, index=index or None,
+                  default=utcnow if stamped or touched else None, onupdate=utcnow if touched else None)
+
+
+metadata = MetaData()
+
+# One SKU as synced from HQ, with the selling price this site's rules give it.
+catalog_items = Table(
+    "catalog_items", metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("category", String(32), nullable=False, index=True),
+    Column("face_value_cents", BigInteger, nullable=False),
+    Column("hq_price_cents", BigInteger, nullable=False),
+    Column("price_cents", BigInteger, nullable=False),  # selling price, never below hq_price_cents
+    Column("price_rule_id", Integer, nullable=True),
+    Column("currency", String(3), nullable=False, default="CNY"),
+    Column("stock_kind", String(16), nullable=False),  # card_key | direct_topup
+    Column("account_pattern", String(200), nullable=True),
+    Column("min_qty", Integer, nullable=False, default=1),
+    Column("max_qty", Integer, nullable=False, default=10),
+    Column("stock", Integer, nullable=True),
+    Column("status", String(16), nullable=False, default="active"),  # active | inactive
+    Column("hq_version", BigInteger, nullable=False),
+    Column("content_hash", String(64), nullable=False),  # of HQ's fields: unchanged items cost no write
+    Column("sync_mark", BigInteger, nullable=False, default=0),  # full-resync generation (mark and sweep)
+    _when("updated_at", touched=True),
+)
+
+# A markup the site owner sets; the most specific enabled rule wins (sku > category > all).
+price_rules = Table(
+    "price_rules", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),  # all | category | sku
+    Column("target", String(64), nullable=True),
+    Column("kind", String(16), nullable=False),  # percent (value in basis points) | fixed (value in cents)
+    Column("value", BigInteger, nullable=False),
+    Column("rounding", String(16), nullable=False, default="none"),  # none | jiao | yuan | yuan_minus_1
+    Column("enabled", Boolean, nullable=False, default=True),
+    _when("created_at", stamped=True),
+    _when("updated_at", touched=True),
+)
+
+# A buyer's order and, at the same time, the agent's outbox row: written `pending` by the
+# storefront's checkout, forwarded by the agent, which writes HQ's decision back.
+# Statuses: pending → delivered | review | rejected; review → delivered | rejected.
+orders = Table(
+    "orders", metadata,
+    Column("id", String(32), primary_key=True),  # public order number
+    Column("sku", String(64), nullable=False),
+    Column("item_name", String(200), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_cents", BigInteger, nullable=False),
+    Column("discount_cents", BigInteger, nullable=False, default=0),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("hq_price_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False, default="CNY"),
+    Column("buyer_account", String(128), nullable=True),
+    Column("buyer_contact", String(128), nullable=False),
+    Column("buyer_ip", String(64), nullable=True),
+    Column("buyer_region", String(16), nullable=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("extras", JSON, nullable=False, default=dict),  # e.g. coupon applied by a plugin
+    Column("status", String(16), nullable=False, default="pending", index=True),
+    Column("decision", String(16), nullable=True),
+    Column("reasons", JSON, nullable=False, default=list),
+    Column("public_reason", String(200), nullable=True),
+    Column("hq_order_id", String(64), nullable=True),
+    Column("delivery_sealed", Text, nullable=True),  # card keys, encrypted with the site key
+    Column("attempts", Integer, nullable=False, default=0),
+    _when("next_attempt_at", stamped=True),
+    Column("last_error", String(200), nullable=True),
+    _when("created_at", stamped=True, index=True),
+    _when("updated_at", touched=True),
+    _when("decided_at", nullable=True),
+    Index("ix_orders_outbox", "status", "next_attempt_at"),
+)
+
+# One row (id=1): the licence as the agent last verified it, and sync/heartbeat state.
+TAKES_ORDERS = ("active", "grace")  # the licence_status values in which the storefront takes orders
+site_state = Table(
+    "site_state", metadata,
+    Column("id", Integer, primary_key=True, default=1),
+    Column("site_id", String(64), nullable=False),
+    Column("licence_token", Text, nullable=True),
+    Column("licence_jti", String(64), nullable=True),
+    Column("tier", String(32), nullable=True),
+    Column("features", JSON, nullable=False, default=list),
+    Column("categories", JSON, nullable=False, default=list),
+    Column("revenue_share_bps", Integer, nullable=False, default=0),
+    Column("licence_expires_at", BigInteger, nullable=True),
+    # active | grace | suspended | revoked | expired
+    Column("licence_status", String(16), nullable=False, default="active"),
+    Column("status_reason", String(300), nullable=True),
+    Column("applied_seq", BigInteger, nullable=False, default=0),
+    Column("catalog_cursor", String(256), nullable=True),
+    Column("catalog_etag", String(256), nullable=True),
+    Column("sync_generation", BigInteger, nullable=False, default=0),
+    _when("last_sync_at", nullable=True),
+    _when("last_heartbeat_at", nullable=True),
+    Column("health", JSON, nullable=False, default=dict),
+    _when("updated_at", touched=True),
+)
+
+# A signed HQ command, persisted after verification and before it is applied.
+hq_commands = Table(
+    "hq_commands", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("type", String(16), nullable=False),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("token", Text, nullable=False),
+    _when("received_at", stamped=True),
+    _when("applied_at", nullable=True),
+    Column("outcome", String(200), nullable=True),
+)
+
+# A sub-site staff account: admin, operator or finance.
+admin_users = Table(
+    "admin_users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin | operator | finance
+    Column("password_hash", String(255), nullable=False),
+    _when("created_at", stamped=True),
+)
+
+# Every data change, who made it and when (the operation log).
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _when("at", stamped=True, index=True),
+    Column("actor", String(64), nullable=False),  # agent | hq | admin:<name>
+    Column("action", String(64), nullable=False),
+    Column("detail", JSON, nullable=False, default=dict),
+)
