@@ -28,8 +28,9 @@ class NoPlugins:
 class PluginEvents:
     """Holds the current plugin host; reloads it when the licence's features change."""
 
-    def __init__(self, config_dir: Path | None = None) -> None:
+    def __init__(self, config_dir: Path | None = None, enabled: list[str] | None = None) -> None:
         self.config_dir = config_dir
+        self.enabled = enabled  # the site's choice (KIT_PLUGINS); None = every licensed plugin
         self.features: tuple[str, ...] | None = None
         self.host: Any = NoPlugins()
         self._listened: dict[str, bool] = {}
@@ -39,7 +40,7 @@ class PluginEvents:
         if key == self.features:
             return
         self.features = key
-        self.host = load_host(list(key), self.config_dir)
+        self.host = load_host(list(key), self.config_dir, self.enabled)
         self._listened = {}
         log.info("plugin host loaded", extra={"plugins": list(getattr(self.host, "loaded", []))})
 
@@ -74,13 +75,13 @@ def listens(host: Any, event: str) -> bool:
     return False
 
 
-def load_host(features: list[str], config_dir: Path | None) -> Any:
+def load_host(features: list[str], config_dir: Path | None, enabled: list[str] | None = None) -> Any:
     try:
         from plugins.host import PluginHost  # type: ignore[import-not-found]
     except ImportError:
         return NoPlugins()
     try:
-        return PluginHost.load(features=features, enabled=None, config_dir=config_dir, where="agent")
+        return PluginHost.load(features=features, enabled=enabled, config_dir=config_dir, where="agent")
     except Exception as exc:
         log.error("plugin host failed to load; running without plugins", extra={"detail": str(exc)[:200]})
         return NoPlugins()

@@ -91,7 +91,7 @@ class Agent:
         state = ensure_state(self.engine, self.site_id)
         status = install_start_licence(self.engine, held, state.licence_status, state.status_reason)
         self.metrics.set_licence_state(status)
-        self.plugins = PluginEvents(config_dir=Path(s.site_config).parent / "plugins" if s.site_config else None)
+        self.plugins = PluginEvents(config_dir=s.plugins_dir(), enabled=s.plugin_choice())
         self.plugins.reload(list(held.verified.claims.features))
         hq_url = s.hq_url or held.verified.claims.hq_url
         self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout) for _ in range(3)]

@@ -27,6 +27,8 @@ class AgentSettings(BaseSettings):
     hq_url: str | None = None
     site_key_file: Path
     site_config: Path | None = None
+    plugin_config_dir: Path | None = None  # plugins.toml and secrets/plugins/ (kitctl render mounts them)
+    plugins: str | None = None  # KIT_PLUGINS as render writes it: comma-separated; unset or empty = every licensed one
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_bind: str = "0.0.0.0"
     log_level: str = "INFO"
@@ -46,6 +48,17 @@ class AgentSettings(BaseSettings):
     http_timeout: float = Field(default=10.0, gt=0)
     db_wait: float = Field(default=120.0, ge=0)  # how long start waits for the database
     backlog_alert: int = Field(default=10000, ge=1)  # outbox size that raises the alert gauge
+
+    def plugin_choice(self) -> list[str] | None:
+        """The plugins the site enabled (the storefront reads the same variable the same way)."""
+        chosen = [p.strip() for p in (self.plugins or "").split(",") if p.strip()]
+        return chosen or None
+
+    def plugins_dir(self) -> Path | None:
+        """Where the plugin settings are: KIT_PLUGIN_CONFIG_DIR, else `plugins/` beside the site config."""
+        if self.plugin_config_dir is not None:
+            return self.plugin_config_dir
+        return self.site_config.parent / "plugins" if self.site_config else None
 
     @model_validator(mode="after")
     def _needs_database(self) -> "AgentSettings":

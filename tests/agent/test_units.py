@@ -348,3 +348,28 @@ def test_rule_index_matches_choose_rule_and_selling_price(rules: list[Rule], sku
     want = (selling_price(hq_price, expected), expected.id if expected else None)
     assert index.price(sku, category, hq_price) == want
     assert index.price(sku, category, hq_price) == want  # remembered, same answer
+
+
+def test_the_agent_loads_only_the_plugins_the_site_chose_with_its_settings(tmp_path, monkeypatch) -> None:
+    """KIT_PLUGINS and KIT_PLUGIN_CONFIG_DIR, as render sets them, reach the agent's plugin host."""
+    from agent.plugin_events import PluginEvents
+    from agent.settings import AgentSettings
+
+    for name, value in {"KIT_LICENCE_FILE": "l", "KIT_HQ_KEYS_FILE": "k", "KIT_SITE_KEY_FILE": "s",
+                        "KIT_DATABASE_URL": f"sqlite:///{tmp_path}/site.db",
+                        "KIT_SITE_CONFIG": str(tmp_path / "agent.json"), "KIT_PLUGINS": "coupons, notify",
+                        "KIT_PLUGIN_CONFIG_DIR": str(tmp_path / "conf")}.items():
+        monkeypatch.setenv(name, value)
+    settings = AgentSettings()
+    assert settings.plugin_choice() == ["coupons", "notify"] and settings.plugins_dir() == tmp_path / "conf"
+    monkeypatch.delenv("KIT_PLUGIN_CONFIG_DIR")
+    monkeypatch.setenv("KIT_PLUGINS", "")
+    settings = AgentSettings()
+    assert settings.plugin_choice() is None and settings.plugins_dir() == tmp_path / "plugins"
+
+    events = PluginEvents(config_dir=None, enabled=["notify"])
+    events.reload(["coupons", "notify", "regional-pricing"])
+    assert events.host.loaded == ["notify"]
+    everything = PluginEvents(config_dir=None)
+    everything.reload(["coupons", "notify"])
+    assert sorted(everything.host.loaded) == ["coupons", "notify"]
