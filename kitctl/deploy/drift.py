@@ -276,15 +276,11 @@ def _checked(site_dir: Path) -> dict[str, Any]:
 
 
 def _remember(site_dir: Path, record: dict[str, Any]) -> None:
-    """Note that the plugin services `up` deploys are the ones these inputs call for (written by `up` only)."""
-    try:
-        path = site_dir / CHECKED_FILE
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        pass  # a cache: without it the next `up` checks in full
+    """Note that the plugin services `up` deploys are the ones these inputs call for (written by `up` only;
+    without it the next `up` checks in full)."""
+    from kitctl.deploy.site import write_cache
+
+    write_cache(site_dir / CHECKED_FILE, record)
 
 
 def _lock(site_dir: Path) -> dict[str, Any]:

@@ -109,13 +109,20 @@ def _remember(site_dir: Path, token_arg: str, keys_path: Path, verified: "Verifi
     try:
         record = {"fingerprint": _fingerprint(token_arg, keys_path), "sub": verified.claims.sub,
                   "tier": verified.claims.tier, "exp": verified.claims.exp}
-        path = site_dir / CACHE_FILE
+    except OSError:
+        return
+    write_cache(site_dir / CACHE_FILE, record)
+
+
+def write_cache(path: Path, record: dict) -> None:
+    """Replace a JSON cache file under the site's .kitctl/ atomically; a cache that cannot be written costs only speed."""
+    try:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         tmp.replace(path)
     except OSError:
-        pass  # a cache: failing to write it costs only speed
+        pass
 
 
 def site_domain(site_dir: Path) -> str | None:

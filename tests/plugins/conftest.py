@@ -85,3 +85,15 @@ def _release_hung_plugins() -> Iterator[None]:
     yield
     fixture_plugins.HANG_RELEASE.set()
 
+
+@pytest.fixture
+def kit(site_dir, jwks_file, capsys):
+    """kit(*argv) -> (exit code, stdout, stderr) of `kitctl plugins ARGV` with --site-dir and --hq-keys set."""
+    from kitctl.cli import run
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        code = run(["plugins", *argv, "--site-dir", str(site_dir), "--hq-keys", str(jwks_file)])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call

@@ -7,19 +7,6 @@ import stat
 
 import pytest
 
-from kitctl.cli import run
-
-
-@pytest.fixture
-def kit(site_dir, jwks_file, capsys):
-    """kit(*argv) -> (exit code, stdout, stderr) with --site-dir and --hq-keys set."""
-
-    def call(*argv: str) -> tuple[int, str, str]:
-        code = run(["plugins", *argv, "--site-dir", str(site_dir), "--hq-keys", str(jwks_file)])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 def licence(site_dir, token: str) -> None:

@@ -7,19 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.cli import run
 
 SECRET = "hunter2-site-settings-5d2a"
-
-
-@pytest.fixture
-def kit(site_dir, jwks_file, capsys):
-    def call(*argv: str) -> tuple[int, str, str]:
-        code = run(["plugins", *argv, "--site-dir", str(site_dir), "--hq-keys", str(jwks_file)])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture

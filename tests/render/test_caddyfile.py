@@ -107,23 +107,10 @@ def test_caddy_serves_tls_internal_for_a_local_domain(flags, tmp_path):
     config, ports = _local_copy(Path(flags["site_dir"]), tmp_path)
     proc = _run_caddy(binary, config, tmp_path, ports["health"])
     try:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # self-signed by Caddy's internal CA, by design
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status, body = _get(f"https://localhost:{ports['https']}/branding/theme.css", context=context)
-                break
-            except (OSError, ssl.SSLError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        status, body = _until_tls_answers(
+            lambda: _get(f"https://localhost:{ports['https']}/branding/theme.css", context=_internal_ca_tls()))
         assert status == 200 and b"--kit-primary" in body
-        with socket.create_connection(("127.0.0.1", ports["https"]), timeout=5) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                cert = tls.getpeercert(binary_form=True)
-        assert cert  # Caddy issued a certificate for localhost from its internal CA
+        assert _peer_certificate(ports["https"], "localhost")  # Caddy issued one for localhost from its internal CA
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -139,22 +126,35 @@ def test_a_client_sending_no_name_gets_the_sites_certificate(flags, tmp_path):
     config, ports = _local_copy(Path(flags["site_dir"]), tmp_path)
     proc = _run_caddy(binary, config, tmp_path, ports["health"])
     try:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # self-signed by Caddy's internal CA, by design
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", ports["https"]), timeout=5) as raw:
-                    with context.wrap_socket(raw, server_hostname=None) as tls:
-                        cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-                break
-            except (OSError, ssl.SSLError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        cert = x509.load_der_x509_certificate(_until_tls_answers(lambda: _peer_certificate(ports["https"], None)))
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
         assert names == ["shop.example.cn"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _internal_ca_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # self-signed by Caddy's internal CA, by design
+    return context
+
+
+def _peer_certificate(port: int, server_name: str | None) -> bytes:
+    """The certificate Caddy presents on 127.0.0.1:port for `server_name` (None: no SNI, as for https://<IP>)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with _internal_ca_tls().wrap_socket(raw, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def _until_tls_answers(action, seconds: float = 20):
+    """Caddy issues its internal certificates just after start: retry the handshake for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except (OSError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
