@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # the only options a plain `up` has; any other argument means the full CLI decides
 FAST_UP_OPTIONS = {"--site-dir": "site_dir", "--docker-host": "docker_host"}
@@ -60,7 +64,7 @@ def plain_up(args: list[str]) -> int | None:
         return 130
 
 
-def print_if_unchanged(site_dir, target: str | None) -> bool:
+def print_if_unchanged(site_dir: "Path", target: str | None) -> bool:
     """Print the no-op answer and return True when `up` has nothing to do (decided without docker-py)."""
     from kitctl.deploy.noop import unchanged_stack
 
