@@ -5,6 +5,6 @@ engine, applies HQ's signed commands and exposes Prometheus metrics. It never
 talks to the storefront: both meet in the site database.
 """
 
-from kitctl import __version__ as VERSION
+from kitcore import __version__ as VERSION
 
 __all__ = ["VERSION"]

@@ -12,7 +12,7 @@ def main() -> int:
     from agent.logs import setup_logging
     from agent.runner import Agent
     from agent.settings import load_settings
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     setup_logging()
     try:

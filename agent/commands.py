@@ -22,9 +22,9 @@ from agent.licence import HeldLicence, evaluate, store_licence, time_reason
 from agent.logs import LogOnce
 from agent.metrics import AgentMetrics
 from agent.state import audit, lock_state, state_value, update_state, utcnow
-from kitctl.errors import LicenceError
-from kitctl.licence import jws
-from kitctl.licence.keys import PinnedKeys
+from kitcore.errors import LicenceError
+from kitcore.licence import jws
+from kitcore.licence.keys import PinnedKeys
 from sitedb.tables import hq_commands, orders
 
 log = logging.getLogger("agent.commands")

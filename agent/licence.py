@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from agent.state import audit, update_state
-from kitctl.errors import LicenceError
-from kitctl.licence import jws
-from kitctl.licence.keys import PinnedKeys
-from kitctl.licence.token import LICENCE_TYP, VerifiedLicence, verify_licence
+from kitcore.errors import LicenceError
+from kitcore.licence import jws
+from kitcore.licence.keys import PinnedKeys
+from kitcore.licence.token import LICENCE_TYP, VerifiedLicence, verify_licence
 
 HQ_HELD = ("suspended", "revoked")  # states only a signed HQ command sets or clears
 

@@ -33,7 +33,7 @@ from agent.settings import AgentSettings
 from agent.state import ensure_state, read_state
 from agent.stats import Observer
 from agent.sync import CatalogSync
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 log = logging.getLogger("agent")
 DB_ERRORS = (OperationalError, DBAPIError)
@@ -65,7 +65,7 @@ class Agent:
     # -- start -------------------------------------------------------------------
     def start(self) -> None:
         """Migrate, verify the licence, open HQ's client; raises InvalidInput on bad config."""
-        from kitctl.licence.keys import load_jwks
+        from kitcore.licence.keys import load_jwks
         from sitedb.engine import make_engine
         from sitedb.sealing import load_site_key
 
@@ -287,7 +287,7 @@ def run_migrations(url: str) -> None:
     import subprocess
     import sys
 
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     code = "import os; from sitedb.migrate import upgrade; upgrade(os.environ['KIT_MIGRATE_URL'])"
     env = {**os.environ, "KIT_MIGRATE_URL": url, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -301,7 +301,7 @@ def wait_for_database(url: str, budget: float, stop: threading.Event) -> None:
     """At start the database may still be booting (compose starts services together): wait, bounded."""
     from sqlalchemy import create_engine, text
 
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     engine = create_engine(url)
     deadline = time.monotonic() + budget

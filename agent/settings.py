@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 
 class AgentSettings(BaseSettings):

@@ -30,7 +30,7 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def ensure_state(engine: Engine, site_id: str) -> Row[Any]:
     """The site_state row, created on first start; refuses a database of another site."""
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     with engine.begin() as conn:
         state = _select_state(conn)

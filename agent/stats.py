@@ -21,8 +21,8 @@ from agent.metrics import AgentMetrics
 from agent.outbox import oldest_pending_age
 from agent.state import merge_health, read_state, update_state
 from agent.sync import catalog_size
-from kitctl.errors import LicenceError
-from kitctl.licence.keys import PinnedKeys
+from kitcore.errors import LicenceError
+from kitcore.licence.keys import PinnedKeys
 
 log = logging.getLogger("agent.stats")
 

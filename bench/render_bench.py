@@ -33,8 +33,8 @@ PNG_1X1 = base64.b64decode(
 def prepare(work: Path) -> list[str]:
     """An HQ key store, a signed licence and a logo; returns the common flags."""
     sys.path.insert(0, str(ROOT))
-    from kitctl.licence.keys import HQKeyStore
-    from kitctl.licence.token import issue_licence
+    from kitcore.licence.keys import HQKeyStore
+    from kitcore.licence.token import issue_licence
 
     store = HQKeyStore(work / "hq")
     store.init()

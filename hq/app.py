@@ -73,7 +73,7 @@ def _install_errors(app: "FastAPI") -> None:
     from starlette.requests import Request
 
     from hq.errors import ApiError, error_response, first_error
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     body = error_response
 

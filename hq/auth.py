@@ -13,10 +13,10 @@ from hq.errors import ApiError
 from hq.models import Licence, Site
 from hq.service import HQ
 from hq.tokencache import Verified
-from kitctl.errors import LicenceError
+from kitcore.errors import LicenceError
 
 if TYPE_CHECKING:
-    from kitctl.licence.keys import PinnedKeys
+    from kitcore.licence.keys import PinnedKeys
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ def _verify(hq: HQ, token: str, allow_expired: bool) -> tuple[str, str]:
 
 def _verify_fully(keys: "PinnedKeys", token: str, allow_expired: bool) -> tuple[str, str, tuple[float, float | None]]:
     """Signature and claims; also the time window in which the same verification would pass."""
-    from kitctl.licence import jws
-    from kitctl.licence.token import CLOCK_SKEW_SECONDS, GRACE_SECONDS, LICENCE_TYP, verify_licence
+    from kitcore.licence import jws
+    from kitcore.licence.token import CLOCK_SKEW_SECONDS, GRACE_SECONDS, LICENCE_TYP, verify_licence
 
     try:
         if allow_expired:  # the heartbeat must still reach an expired site, so a renewal can

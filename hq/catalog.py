@@ -27,7 +27,7 @@ from hq import audit
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.models import CardKey, CatalogChange, CatalogItem, Meta
-from kitctl.licence.tiers import CATEGORIES
+from kitcore.licence.tiers import CATEGORIES
 
 if TYPE_CHECKING:
     from hq.service import HQ

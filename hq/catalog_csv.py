@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from hq import catalog
 from hq.errors import ApiError
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     from hq.service import HQ

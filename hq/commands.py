@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from hq.clock import utcnow
 from hq.models import Command, Site
-from kitctl.licence import jws
+from kitcore.licence import jws
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from hq import audit, catalog
 from hq.clock import utcnow
 from hq.models import CardKey, CatalogItem
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     from hq.service import HQ

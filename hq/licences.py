@@ -2,7 +2,7 @@
 
 Every change is recorded in the audit log and, where the site must learn of
 it, queued as a signed command for its next heartbeat. Tokens are signed by
-`kitctl.licence.token.issue_licence` with HQ's current key; HQ keeps only
+`kitcore.licence.token.issue_licence` with HQ's current key; HQ keeps only
 their hash.
 """
 
@@ -20,8 +20,8 @@ from hq.clock import aware, iso, utcnow
 from hq.errors import ApiError
 from hq.models import Licence, Site
 from hq.registry import new_password, username_for
-from kitctl.errors import InvalidInput
-from kitctl.licence.token import issue_licence
+from kitcore.errors import InvalidInput
+from kitcore.licence.token import issue_licence
 
 if TYPE_CHECKING:
     from hq.service import HQ
@@ -61,7 +61,7 @@ def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, cate
           features: list[str] | None, regions: list[str] | None, revenue_share_bps: int | None,
           starts: datetime | None = None) -> tuple[str, Licence]:
     """Sign a token for `site` and record it as the site's current licence."""
-    from kitctl.licence.token import verify_licence
+    from kitcore.licence.token import verify_licence
 
     grant, fresh_password = _registry_grant(hq, site)
     token = issue_licence(

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from hq import audit
 from hq.clock import iso, utcnow
 from hq.models import Operator
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     from hq.service import HQ

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hq.clock import aware
 from hq.models import Order, Site
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 Action = Literal["review", "reject"]
 log = logging.getLogger("hq.risk")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kitctl.licence.tiers import CATEGORIES
+from kitcore.licence.tiers import CATEGORIES
 
 SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from hq.risk import RuleSource
     from hq.tokencache import TokenCache
     from hq.vault import Vault
-    from kitctl.licence.keys import HQKeyStore, PinnedKeys
+    from kitcore.licence.keys import HQKeyStore, PinnedKeys
 
 
 def _token_cache() -> "TokenCache":
@@ -48,7 +48,7 @@ class HQ:
         from sqlalchemy.orm import sessionmaker
 
         from hq import db
-        from kitctl.licence.keys import HQKeyStore
+        from kitcore.licence.keys import HQKeyStore
 
         settings.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(settings.dir, 0o700)
@@ -99,7 +99,7 @@ class HQ:
 
     @cached_property
     def keys(self) -> "HQKeyStore":
-        from kitctl.licence.keys import HQKeyStore
+        from kitcore.licence.keys import HQKeyStore
 
         return HQKeyStore(self.settings.dir)
 

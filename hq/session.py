@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kitctl.licence.keys import write_private
+from kitcore.licence.keys import write_private
 
 COOKIE = "hq_session"
 

@@ -28,7 +28,7 @@ from hq.service import HQ
 from hq.settings import HQSettings
 
 if TYPE_CHECKING:
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kitctl.licence.keys import write_private
+from kitcore.licence.keys import write_private
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

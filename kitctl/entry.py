@@ -23,7 +23,7 @@ FAST_UP_OPTIONS = {"--site-dir": "site_dir", "--docker-host": "docker_host"}
 def main() -> None:
     args = sys.argv[1:]
     if args == ["--version"]:
-        from kitctl import __version__
+        from kitcore import __version__
 
         print(f"kitctl {__version__}")
         return
@@ -51,7 +51,7 @@ def plain_up(args: list[str]) -> int | None:
     from kitctl.console import print_error
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     try:
         refresh_plugin_services(site_dir, target, None)

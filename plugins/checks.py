@@ -54,12 +54,12 @@ def plain_data(value: Any, what: str) -> Any:
 
 
 def stack_fragment(raw: Any, plugin: str) -> dict[str, dict[str, Any]]:
-    """{"services", "volumes", "env"} of one plugin, checked by the stack's own rules (kitctl.render.plugin_rules).
+    """{"services", "volumes", "env"} of one plugin, checked by the stack's own rules (plugins.rules).
 
     The same rules run again on the rendered compose.yaml, so a fragment that
     passes here can still never weaken the core there.
     """
-    from kitctl.render.plugin_rules import FragmentRefused, check_fragment
+    from plugins.rules import FragmentRefused, check_fragment
 
     if not raw:
         return {"services": {}, "volumes": {}, "env": {}}

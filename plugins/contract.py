@@ -33,7 +33,7 @@ class NoSettings(BaseModel):
 class Manifest:
     """Who a plugin is and what it needs; read before any of its code runs a hook.
 
-    `feature` is the licence feature that unlocks it (see kitctl.licence.tiers);
+    `feature` is the licence feature that unlocks it (see kitcore.licence.tiers);
     `kit_versions` a range such as ">=0.1,<1.0" checked against kitctl's version.
     Secret settings are fields typed `SecretStr` (stored 0600, never printed).
     """

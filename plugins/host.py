@@ -72,7 +72,7 @@ class PluginHost:
         `enabled=None` means every licensed plugin except those the site disabled
         in `<config_dir>/plugins.toml`. `sources` replaces discovery (tests).
         """
-        from kitctl import __version__
+        from kitcore import __version__
         from plugins.site_config import raw_settings, read_choice
 
         if where not in ("storefront", "agent", "kitctl"):
@@ -382,7 +382,7 @@ class PluginHost:
 # ---------------------------------------------------------------------- helpers
 def describe_licence(features: set[str], tier: str | None) -> str:
     """'this licence is pro' (inferred from the features when the tier is not given)."""
-    from kitctl.licence.tiers import TIERS
+    from kitcore.licence.tiers import TIERS
 
     if tier is None:
         fitting = [t.name for t in TIERS.values() if set(t.features) <= features]
@@ -392,7 +392,7 @@ def describe_licence(features: set[str], tier: str | None) -> str:
 
 def licence_refusal(manifest: Manifest, features: set[str], tier: str | None) -> str | None:
     """Why the licence does not allow `manifest`, in one line; None when it does."""
-    from kitctl.licence.tiers import lowest_tier_with
+    from kitcore.licence.tiers import lowest_tier_with
 
     if manifest.feature in features:
         return None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 PLUGINS_TOML = "plugins.toml"
 

@@ -4,4 +4,4 @@
 # `make demo` has already installed packages and started the services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m kitctl.demo "${1:-up}" --root "${KITCTL_DEMO_DIR:-.demo}"
+exec .venv/bin/python -m demo "${1:-up}" --root "${KITCTL_DEMO_DIR:-.demo}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 ROLES = ("admin", "operator", "finance")
 USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}$")

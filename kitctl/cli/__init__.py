@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from kitctl import __version__
+from kitcore import __version__
 from kitctl.cli import deploy, hq, images, licence, plugins, site
 
 app = typer.Typer(
@@ -48,7 +48,7 @@ def run(argv: list[str]) -> int:
     from typer._click.exceptions import ClickException
 
     from kitctl.console import print_error
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     try:
         result = app(args=argv, prog_name="kitctl", standalone_mode=False)

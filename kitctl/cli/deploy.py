@@ -69,7 +69,7 @@ def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     if not (inputs_given or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file()):
         return site_dir
     if dry_run:
-        from kitctl.errors import InvalidInput
+        from kitcore.errors import InvalidInput
 
         raise InvalidInput("--dry-run shows engine changes only: run `kitctl plan` to see what rendering would change")
     from kitctl.render import render_site
@@ -255,7 +255,7 @@ def restore(
     from kitctl.deploy.up import UpOptions
 
     if not archive.is_file():
-        from kitctl.errors import InvalidInput
+        from kitcore.errors import InvalidInput
 
         raise InvalidInput(f"{archive} does not exist")
     options = UpOptions(site_dir=site_dir, host=host, hq_keys=hq_keys, timeout=timeout, remote_dir=remote_dir)

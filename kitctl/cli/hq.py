@@ -56,7 +56,7 @@ def local_hq(hq_dir: Optional[Path], database_url: Optional[str] = None, hq_url:
     from hq.errors import ApiError
     from hq.service import HQ
     from hq.settings import HQSettings
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     extra: dict[str, Any] = {}
     if hq_url is not None:
@@ -112,7 +112,7 @@ def _print_licences(records: list[dict[str, Any]], as_json: bool) -> None:
 def keys_init(hq_dir: Optional[Path] = HQ_DIR) -> None:
     """Create HQ's first signing key (private file mode 0600); print its public half."""
     from kitctl.console import out
-    from kitctl.licence.keys import HQKeyStore, thumbprint
+    from kitcore.licence.keys import HQKeyStore, thumbprint
 
     store = HQKeyStore(hq_dir_or_default(hq_dir))
     info = store.init()
@@ -126,7 +126,7 @@ def keys_init(hq_dir: Optional[Path] = HQ_DIR) -> None:
 def keys_export(hq_dir: Optional[Path] = HQ_DIR) -> None:
     """Print HQ's public keys as a JWKS document, for licensees to pin."""
     from kitctl.console import print_json
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
     print_json(HQKeyStore(hq_dir_or_default(hq_dir)).jwks())
 
@@ -135,7 +135,7 @@ def keys_export(hq_dir: Optional[Path] = HQ_DIR) -> None:
 def keys_rotate(hq_dir: Optional[Path] = HQ_DIR) -> None:
     """Make a new signing key current; tokens signed by older keys keep verifying."""
     from kitctl.console import out
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
     info = HQKeyStore(hq_dir_or_default(hq_dir)).rotate()
     out().print(f"[green]rotated[/]: new current key [bold]{info.kid}[/]; re-export the JWKS for licensees")
@@ -145,7 +145,7 @@ def keys_rotate(hq_dir: Optional[Path] = HQ_DIR) -> None:
 def keys_retire(kid: str, hq_dir: Optional[Path] = HQ_DIR) -> None:
     """Stop publishing an old key; tokens it signed stop verifying once re-pinned."""
     from kitctl.console import out
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
     HQKeyStore(hq_dir_or_default(hq_dir)).retire(kid)
     out().print(f"retired key {kid}")
@@ -166,7 +166,7 @@ def serve(
     """Run the HQ API and fleet page (state, keys and SQLite database in --hq-dir)."""
     from hq.__main__ import serve as run
     from hq.settings import HQSettings
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     try:
         settings = HQSettings(dir=hq_dir_or_default(hq_dir), database_url=database_url, bind=f"{host}:{port}",
@@ -263,7 +263,7 @@ def licence_upgrade(
 ) -> None:
     """Re-issue the licence with a new tier, categories or features; the site gets it at its next heartbeat."""
     from hq import licences
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     if tier is None and categories is None and features is None:
         raise InvalidInput("nothing to upgrade: give --tier, --categories or --features")
@@ -283,7 +283,7 @@ def licence_renew(site: str, days: int = typer.Option(365, "--days", min=1, max=
 
 
 def _require_reason(reason: str) -> None:
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     if not reason.strip() or len(reason) > 500 or any(ord(c) < 32 for c in reason):
         raise InvalidInput("--reason must be one line of 1-500 characters")
@@ -330,7 +330,7 @@ def catalog_import(
     """Import card keys (encrypted at rest) or catalog items from a CSV file."""
     from hq import catalog_csv, inventory
     from kitctl.console import out, print_json
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     try:
         text = file.read_text(encoding="utf-8-sig")
@@ -394,7 +394,7 @@ def reviews_resolve(hq_order_id: str, decision: str = typer.Argument(..., help="
     """Approve (deliver card keys now) or reject an order under review."""
     from hq import reviews
     from kitctl.console import out, print_json
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     if decision not in ("approve", "reject"):
         raise InvalidInput("decision must be 'approve' or 'reject'")

@@ -11,7 +11,7 @@ import typer
 
 from kitctl.console import line_progress
 
-from kitctl import __version__
+from kitcore import __version__
 
 app = typer.Typer(help="Build the stack's container images and push them to a registry.", no_args_is_help=True)
 bundle_app = typer.Typer(help="Offline install: every image of a version in one checksummed archive.", no_args_is_help=True)
@@ -62,7 +62,7 @@ def build(
 
 def read_password(password_stdin: bool) -> str:
     """The registry password from stdin (--password-stdin) or KITCTL_REGISTRY_PASSWORD; never a flag."""
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     if password_stdin:
         if sys.stdin is None or sys.stdin.isatty():

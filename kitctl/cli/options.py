@@ -25,16 +25,6 @@ HQ_DIR = typer.Option(
 JSON = typer.Option(False, "--json", help="Print JSON for machines instead of a table.")
 
 
-def require_hq_keys(path: Path | None):  # -> PinnedKeys
-    """The pinned keys, or a one-line error saying how to pin them."""
-    from kitctl.errors import InvalidInput
-    from kitctl.licence.keys import load_jwks
-
-    if path is None:
-        raise InvalidInput("no pinned HQ keys: pass --hq-keys FILE or set KITCTL_HQ_KEYS")
-    return load_jwks(path)
-
-
 def hq_dir_or_default(path: Path | None) -> Path:
     from kitctl.paths import default_hq_dir
 

@@ -16,7 +16,7 @@ SITE_DIR = typer.Option(Path("site"), "--site-dir", help="The site directory (li
 
 
 def _licence(site_dir: Path, hq_keys: Optional[Path]):
-    from plugins.manage import read_site_licence
+    from kitctl.siteplugins import read_site_licence
 
     return read_site_licence(site_dir, hq_keys)
 
@@ -25,7 +25,7 @@ def _licence(site_dir: Path, hq_keys: Optional[Path]):
 def list_(site_dir: Path = SITE_DIR, hq_keys: Optional[Path] = HQ_KEYS, as_json: bool = JSON) -> None:
     """Installed plugins: version, the feature each needs, licensed or not, enabled, status."""
     from kitctl.console import out, print_json
-    from plugins.manage import list_plugins
+    from kitctl.siteplugins import list_plugins
 
     rows = list_plugins(site_dir, _licence(site_dir, hq_keys))
     if as_json:
@@ -47,7 +47,7 @@ def list_(site_dir: Path = SITE_DIR, hq_keys: Optional[Path] = HQ_KEYS, as_json:
 def enable(name: str, site_dir: Path = SITE_DIR, hq_keys: Optional[Path] = HQ_KEYS) -> None:
     """Switch a licensed plugin on (refused, with the tier that grants it, when unlicensed)."""
     from kitctl.console import out
-    from plugins.manage import enable as enable_plugin
+    from kitctl.siteplugins import enable as enable_plugin
 
     out().print(enable_plugin(site_dir, name, _licence(site_dir, hq_keys)))
 
@@ -56,7 +56,7 @@ def enable(name: str, site_dir: Path = SITE_DIR, hq_keys: Optional[Path] = HQ_KE
 def disable(name: str, site_dir: Path = SITE_DIR, hq_keys: Optional[Path] = HQ_KEYS) -> None:
     """Switch a plugin off for this site (its settings are kept)."""
     from kitctl.console import out
-    from plugins.manage import disable as disable_plugin
+    from kitctl.siteplugins import disable as disable_plugin
 
     out().print(disable_plugin(site_dir, name, _licence(site_dir, hq_keys)))
 
@@ -70,7 +70,7 @@ def config(
     as_json: bool = JSON,
 ) -> None:
     """Show or change a plugin's settings; secrets are stored 0600 and shown as ***."""
-    from plugins.manage import configure, settings_saved_note
+    from kitctl.siteplugins import configure, settings_saved_note
 
     shown = configure(site_dir, name, pairs or [], _licence(site_dir, hq_keys)) if pairs else _show(site_dir, name, hq_keys)
     _print_rows([{"setting": k, "value": v} for k, v in shown.items()], as_json, f"{name} settings", shown)
@@ -91,7 +91,7 @@ def admin(
     as_json: bool = JSON,
 ) -> None:
     """Run a plugin's operator action, e.g. `admin coupons add code=SPRING percent=10 max_uses=100`."""
-    from plugins.manage import run_admin
+    from kitctl.siteplugins import run_admin
 
     url = database_url or os.environ.get("KIT_DATABASE_URL")
     rows = run_admin(site_dir, name, action, pairs or [], url, _licence(site_dir, hq_keys))
@@ -99,7 +99,7 @@ def admin(
 
 
 def _show(site_dir: Path, name: str, hq_keys: Optional[Path]) -> dict:
-    from plugins.manage import _installed, masked_settings
+    from kitctl.siteplugins import _installed, masked_settings
 
     info = _installed(site_dir, name, _licence(site_dir, hq_keys), None)
     return masked_settings(site_dir, name, info.settings)

@@ -17,9 +17,9 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from kitctl import __version__
+from kitcore import __version__
 from kitctl.deploy.compose import Project
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 
 if TYPE_CHECKING:
     import docker

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kitctl.deploy.units import duration_seconds, size_bytes
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",

@@ -104,7 +104,7 @@ def _can_bind(host_ip: str, port: int, proto: str) -> bool:
 
 
 def check_licence(load: Callable[[], Any]) -> Check:
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     try:
         licence = load()

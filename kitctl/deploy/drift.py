@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 if TYPE_CHECKING:
     import docker
@@ -146,9 +146,9 @@ def site_token(site_dir: Path) -> str:
 
 def effective_licence(site_dir: Path, stored: str | None, hq_keys: Path | None) -> tuple[Any, str]:
     """(claims, "site"|"agent"): the newest verified licence for this site, as the agent chooses it."""
-    from kitctl.errors import LicenceError
-    from kitctl.licence.keys import load_jwks
-    from kitctl.licence.token import verify_licence
+    from kitcore.errors import LicenceError
+    from kitcore.licence.keys import load_jwks
+    from kitcore.licence.token import verify_licence
 
     keys = load_jwks(hq_keys or site_dir / "hq-keys.json")
     own = verify_licence(site_token(site_dir), keys).claims
@@ -242,7 +242,7 @@ def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None, dr
 
 def _fingerprint(site_dir: Path, stored: str | None) -> str:
     """What decides the plugin services: licences, plugins.toml, plugin secrets, installed packages, kitctl."""
-    from kitctl import __version__
+    from kitcore import __version__
 
     digest = hashlib.sha256(__version__.encode())
     for token in (stored or "", _quiet_read(site_dir / "secrets" / "licence_token"), _quiet_read(site_dir / "kitctl.lock")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 
 if TYPE_CHECKING:
     import docker

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kitctl import __version__
+from kitcore import __version__
 from kitctl.deploy.compose import Project
 
 PROJECT = "com.docker.compose.project"

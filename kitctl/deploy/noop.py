@@ -26,7 +26,7 @@ from kitctl.deploy.labels import project_filter
 from kitctl.deploy.plan import orphans, plan_services, summary
 from kitctl.deploy.site import cached_licence, site_domain, site_url
 from kitctl.deploy.state import Running, by_service, running_from_list
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from kitctl.deploy import labels as L
 from kitctl.deploy.compose import Project
 from kitctl.deploy.order import stop_order
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     import docker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 
 def start_order(dependencies: Mapping[str, Sequence[str]]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 if TYPE_CHECKING:
     from docker import APIClient

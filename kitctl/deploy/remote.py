@@ -20,7 +20,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from kitctl.deploy.compose import Project
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 
 REMOTE_ROOT = "/var/lib/kitctl/sites"
 

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from kitctl.deploy.compose import Service
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 if TYPE_CHECKING:
     from docker import APIClient

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     from kitctl.deploy.compose import Project
-    from kitctl.licence.token import VerifiedLicence
+    from kitcore.licence.token import VerifiedLicence
 
 LICENCE_FILE = Path("secrets") / "licence_token"
 HQ_KEYS_FILE = Path("hq-keys.json")
@@ -29,9 +29,9 @@ def require_site_dir(site_dir: Path) -> Path:
 
 def verified_licence(site_dir: Path, licence: str | None, hq_keys: Path | None) -> "VerifiedLicence":
     """The licence given (TOKEN, @FILE, -) or the site's own, verified against the pinned keys."""
-    from kitctl.licence.keys import load_jwks
+    from kitcore.licence.keys import load_jwks
     from kitctl.licence.source import read_token_arg
-    from kitctl.licence.token import verify_licence
+    from kitcore.licence.token import verify_licence
 
     token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
     verified = verify_licence(read_token_arg(token_arg), load_jwks(keys_path))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from kitctl.deploy import labels as L
 from kitctl.deploy.compose import Project, Resource
 from kitctl.deploy.state import OLD_SUFFIX, Running
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 if TYPE_CHECKING:
     from docker import APIClient

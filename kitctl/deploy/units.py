@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 _DURATION_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

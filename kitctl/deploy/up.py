@@ -20,7 +20,7 @@ from kitctl.deploy.runner import Outcome, run_plan
 from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
 from kitctl.deploy.state import by_service, project_containers
 from kitctl.deploy.steps import EnsureNetwork, EnsureVolume, Step, StepContext
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 
 if TYPE_CHECKING:
     import docker

@@ -10,15 +10,14 @@ import re
 from pathlib import Path
 
 from kitctl.deploy.compose import Project
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
+from kitcore.images import IMAGE_TAG, KIT_IMAGE
 
-VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-KIT_IMAGE = re.compile(r"^(?P<repo>(?:[^/]+/)*kitctl/[a-z0-9_-]+):(?P<tag>[A-Za-z0-9_.-]+)$")
 
 
 def upgraded_images(project: Project, version: str) -> dict[str, str]:
     """service → new image ref, for every service running one of the kit's images."""
-    if not VERSION.match(version):
+    if not IMAGE_TAG.match(version):
         raise InvalidInput(f"--to {version!r} is not an image tag (letters, digits, '.', '-', '_')")
     found = {}
     for name, svc in project.services.items():

@@ -35,7 +35,7 @@ def build_target(service: str) -> str | None:
 
 def select_services(names: list[str] | None) -> list[str]:
     """The services asked for (all when none), in build order; unknown names refused."""
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     if not names:
         return list(SERVICES)

@@ -57,7 +57,7 @@ def ensure_base_image(
     Returns the seconds spent, or None when nothing was built. Another base
     (e.g. python:3.11-slim) is left to the engine: `FROM` pulls it.
     """
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     if base_image != DEFAULT_BASE_IMAGE or (image_exists(client, base_image) and not force):
         return None
@@ -89,7 +89,7 @@ def build_image(
     """
     from docker.errors import APIError
 
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     image_id = ""
     try:

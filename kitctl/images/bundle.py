@@ -53,7 +53,7 @@ def save_bundle(
     Written to a temporary file beside `out` and renamed at the end, so a
     failed save never leaves a half bundle under the final name.
     """
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     out = Path(out)
     if not out.parent.is_dir():
@@ -84,7 +84,7 @@ def save_bundle(
 def _add_saved_image(client: "docker.DockerClient", archive: tarfile.TarFile, service: str, tag: str, tmp_dir: Path) -> BundleEntry:
     from docker.errors import ImageNotFound
 
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     digest = hashlib.sha256()
     size = 0
@@ -120,7 +120,7 @@ def verify_bundle(path: Path) -> list[BundleEntry]:
     Raises InvalidInput (one line) when the archive is unreadable, has missing
     or extra members, or any image's size or SHA-256 differs.
     """
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     path = Path(path)
     if not path.is_file():
@@ -149,7 +149,7 @@ def verify_bundle(path: Path) -> list[BundleEntry]:
 
 
 def _read_manifest(archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], refuse: str) -> list[BundleEntry]:
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     member = members.get(MANIFEST)
     if member is None or not member.isfile():
@@ -188,7 +188,7 @@ def load_bundle(path: Path, client: "docker.DockerClient | None" = None, on_line
     `kitctl up --bundle FILE` calls this before starting anything. Nothing is
     loaded unless every image checks out.
     """
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
     from kitctl.images.engine import connect, first_line
 
     entries = verify_bundle(path)

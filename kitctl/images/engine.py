@@ -17,7 +17,7 @@ def connect(base_url: str | None = None, timeout: int = 300) -> "docker.DockerCl
     import docker
     from docker.errors import DockerException
 
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     try:
         if base_url:

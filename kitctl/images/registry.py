@@ -35,7 +35,7 @@ class RegistryCredentials:
 
 def checked_credentials(registry: str, username: str, password: str) -> RegistryCredentials:
     """Credentials after checking their shape; one-line refusal otherwise."""
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     registry = registry.strip()
     if registry.startswith(("http://", "https://")) or not _REGISTRY.match(registry):
@@ -54,7 +54,7 @@ def login(client: "docker.DockerClient", creds: RegistryCredentials) -> None:
     """Have the engine check the credentials against the registry."""
     from docker.errors import APIError
 
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
     from kitctl.images.engine import first_line
 
     try:
@@ -73,7 +73,7 @@ def push_image(
     """Tag `kitctl/<service>:<version>` for the registry and push it; return the pushed ref."""
     from docker.errors import APIError, ImageNotFound
 
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
     from kitctl.images.engine import first_line
 
     local = image_tag(service, version)

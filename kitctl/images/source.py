@@ -24,7 +24,7 @@ def default_source_dir() -> Path:
 
 def checked_source_dir(source: Path | None) -> Path:
     """`source` (or the default) when it holds `pyproject.toml` and `images/`."""
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     root = (source or default_source_dir()).resolve()
     if not (root / "pyproject.toml").is_file() or not (root / "images").is_dir():
@@ -69,7 +69,7 @@ def _dependency_key(source: Path) -> str:
 
 
 def _pip_wheel(source: Path, dest: Path, with_deps: bool) -> None:
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
 
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", SOURCE_DATE_EPOCH=os.environ.get("SOURCE_DATE_EPOCH", "315532800"))
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), str(source)]

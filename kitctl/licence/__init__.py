@@ -1,1 +1,1 @@
-"""Signed licence tokens and HQ's signing keys (shared by kitctl, agent and hq)."""
+"""The CLI's side of licences: reading a token from what a person typed, and showing it."""

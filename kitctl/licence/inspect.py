@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from kitctl.errors import LicenceError
-from kitctl.licence.keys import PinnedKeys, b64url_decode
+from kitcore.errors import LicenceError
+from kitcore.licence.keys import PinnedKeys, b64url_decode
 from kitctl.licence.source import read_token_arg
-from kitctl.licence.token import verify_licence
+from kitcore.licence.token import verify_licence
 
 
 @dataclass

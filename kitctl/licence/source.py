@@ -1,12 +1,16 @@
-"""Reading a licence token from what a person typed: TOKEN, @FILE or `-`."""
+"""What a person hands the CLI about licences: a token (TOKEN, @FILE or `-`) and the pinned HQ keys."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kitctl.errors import InvalidInput
-from kitctl.licence.jws import MAX_TOKEN_BYTES
+from kitcore.errors import InvalidInput
+from kitcore.licence.jws import MAX_TOKEN_BYTES
+
+if TYPE_CHECKING:
+    from kitcore.licence.keys import PinnedKeys
 
 
 def read_token_arg(value: str) -> str:
@@ -32,3 +36,12 @@ def read_token_arg(value: str) -> str:
     if len(text) > MAX_TOKEN_BYTES:
         raise InvalidInput(f"licence token is larger than the {MAX_TOKEN_BYTES}-byte limit")
     return text
+
+
+def require_hq_keys(path: Path | None) -> "PinnedKeys":
+    """The pinned keys, or a one-line error saying how to pin them."""
+    from kitcore.licence.keys import load_jwks
+
+    if path is None:
+        raise InvalidInput("no pinned HQ keys: pass --hq-keys FILE or set KITCTL_HQ_KEYS")
+    return load_jwks(path)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 from kitctl.render.build import COMPOSE, RenderedSite, build_site
 from kitctl.render.plan import Plan, diff_files, service_changes
 from kitctl.render.plugin_config import declared_secret_names, secret_names
@@ -99,9 +99,9 @@ def newest_licence(inputs: SiteInputs, now: float | None = None) -> SiteInputs:
     new token in the site dir: a later render from an older token (a site.toml
     naming the first licence file) must not undo that. Same rule as the agent's.
     """
-    from kitctl.licence.keys import load_jwks
+    from kitcore.licence.keys import load_jwks
     from kitctl.licence.source import read_token_arg
-    from kitctl.licence.token import verify_licence
+    from kitcore.licence.token import verify_licence
 
     stored_path = Path(inputs.site_dir) / SECRETS_DIR / "licence_token"
     if not inputs.licence or inputs.hq_keys is None or not stored_path.is_file():
@@ -128,8 +128,8 @@ def rerender_site(site_dir: Path, licence_token: str | None = None, now: float |
     """
     import json
 
-    from kitctl.licence.keys import load_jwks
-    from kitctl.licence.token import verify_licence
+    from kitcore.licence.keys import load_jwks
+    from kitcore.licence.token import verify_licence
     from kitctl.render.build import LOCK, SITE_JSON
 
     site_dir = Path(site_dir).absolute()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kitctl import __version__
+from kitcore import __version__
 from kitctl.render import plugin_config, plugin_stack, stack
 from kitctl.render.escape import compose_value
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 _CADDY_TOKEN = re.compile(r"^[A-Za-z0-9.:\[\]/_-]+$")
 _COLOUR = re.compile(r"^#[0-9A-F]{6}$")

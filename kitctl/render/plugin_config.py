@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 CONTAINER_DIR = "/etc/kit/plugins"  # KIT_PLUGIN_CONFIG_DIR in storefront and agent
 CHOICE_FILE = "plugins.toml"  # plugins.site_config.PLUGINS_TOML, without importing the plugins package

@@ -1,7 +1,7 @@
 """Plugins' stack fragments merged into the rendered stack, through render's own checks.
 
 The licensed, enabled plugins' fragments (checked by the host with
-`kitctl.render.plugin_rules`) become compose services labelled with their
+`plugins.rules`) become compose services labelled with their
 plugin, volumes placed like the core's, and `PLUGIN_<NAME>_…` variables on the
 storefront and agent. The core template stays a fixed structure: plugin
 services are emitted one escaped value per line after the core services, and
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.render.escape import RenderError, compose_value, yaml_quote
-from kitctl.render.plugin_rules import PLUGIN_LABEL, PLUGIN_LIMITS
+from plugins.rules import PLUGIN_LABEL, PLUGIN_LIMITS
 
 SERVICE_KEY_ORDER = ("image", "restart", "command", "environment", "volumes", "ports", "healthcheck", "depends_on",
                      "deploy", "labels")

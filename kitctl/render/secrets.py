@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from kitctl.licence.keys import write_private
+from kitcore.licence.keys import write_private
 from kitctl.render.plugin_config import SECRETS_SUBDIR as PLUGIN_SECRETS
 from kitctl.render.structure import SECRET_NAMES
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.render.plugin_config import CONTAINER_DIR as PLUGIN_CONFIG_DIR
 
 SERVICES = ("proxy", "storefront", "agent", "db")
@@ -56,7 +56,7 @@ def registry_from_licence(claims: Any) -> str | None:
 
 
 def probes() -> dict[str, list[str]]:
-    kit_probe = [KIT_PYTHON, "-m", "kitctl.probe"]
+    kit_probe = [KIT_PYTHON, "-m", "kitcore.probe"]
     return {
         "proxy": ["CMD", "python3", "-c", PROXY_PROBE, f"http://127.0.0.1:{PROXY_HEALTH_PORT}/healthz"],
         "storefront": ["CMD", *kit_probe, f"http://127.0.0.1:{STOREFRONT_PORT}/healthz"],
@@ -112,5 +112,5 @@ def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[
     }
     if hq_url:
         env["KIT_HQ_URL"] = hq_url
-    env.update(extra or {})  # plugins' PLUGIN_<NAME>_* variables (kitctl.render.plugin_rules)
+    env.update(extra or {})  # plugins' PLUGIN_<NAME>_* variables (plugins.rules)
     return env

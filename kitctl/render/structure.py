@@ -3,7 +3,7 @@
 Values are escaped by construction; this is the second line of defence: if a
 value ever changed the structure (a new key, service, volume, `privileged`),
 the render fails instead of writing it. Plugin services are checked here by
-the same rules the plugin host applies to fragments (kitctl.render.plugin_rules).
+the same rules the plugin host applies to fragments (plugins.rules).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kitctl.render.escape import RenderError
-from kitctl.render.plugin_rules import PRIVILEGES
+from plugins.rules import PRIVILEGES
 from kitctl.render.stack import CORE_SECRETS, SERVICES, VOLUMES
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def _check_plugin_config(services: dict[str, Any], plugin_secrets: tuple[str, ..
 
 def _check_plugin_env(services: dict[str, Any], plugins: "PluginStack | None") -> None:
     """Core services carry only the PLUGIN_* variables the plugins were allowed to add, nothing else of theirs."""
-    from kitctl.render.plugin_rules import ENV_TARGETS
+    from plugins.rules import ENV_TARGETS
 
     for target in ENV_TARGETS:
         env = services[target].get("environment") or {}
@@ -103,7 +103,7 @@ def _check_plugin_env(services: dict[str, Any], plugins: "PluginStack | None") -
 
 
 def _check_plugin_services(services: dict[str, Any], owners: dict[str, str], volume_owners: dict[str, str]) -> None:
-    from kitctl.render.plugin_rules import FragmentRefused, IMAGE, check_rendered_service
+    from plugins.rules import FragmentRefused, IMAGE, check_rendered_service
     from kitctl.render.plugin_stack import plugin_labels
 
     core_image = services["storefront"]["image"]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 SITE_TOML = "site.toml"
 MAX_TOML_BYTES = 64 * 1024

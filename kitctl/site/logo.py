@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 MAX_LOGO_BYTES = 512 * 1024
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

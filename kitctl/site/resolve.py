@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kitctl import __version__
-from kitctl.errors import InvalidInput
+from kitcore import __version__
+from kitcore.errors import InvalidInput
 from kitctl.site.domain import Domain
 from kitctl.site.inputs import SiteInputs
 from kitctl.site.logo import Logo, load_logo
@@ -27,7 +27,7 @@ class ResolvedSite:
     """Inputs plus what they point at (verified licence, logo bytes, pinned keys)."""
 
     inputs: SiteInputs
-    licence: Any  # kitctl.licence.token.VerifiedLicence
+    licence: Any  # kitcore.licence.token.VerifiedLicence
     jwks: dict[str, Any]
     logo: Logo | None
     domain: Domain
@@ -64,7 +64,7 @@ def running_image_tag(site_dir: Path | None) -> str | None:
     `kitctl upgrade --to VERSION` (health-gated, rolled back on failure), or an
     explicit --image-tag, never a side effect of changing a colour.
     """
-    from kitctl.deploy.upgrade import KIT_IMAGE
+    from kitcore.images import KIT_IMAGE
 
     try:
         text = (Path(site_dir) / "compose.yaml").read_text(encoding="utf-8") if site_dir else ""
@@ -87,7 +87,7 @@ def _require(inputs: SiteInputs) -> None:
 
 
 def _read_jwks(path: Path | None) -> dict[str, Any]:
-    from kitctl.licence.keys import load_jwks
+    from kitcore.licence.keys import load_jwks
 
     assert path is not None
     try:
@@ -98,16 +98,16 @@ def _read_jwks(path: Path | None) -> dict[str, Any]:
 
 
 def _verify(arg: str, jwks: dict[str, Any], now: float | None):
-    from kitctl.licence.keys import load_jwks
+    from kitcore.licence.keys import load_jwks
     from kitctl.licence.source import read_token_arg
-    from kitctl.licence.token import verify_licence
+    from kitcore.licence.token import verify_licence
 
     return verify_licence(read_token_arg(arg), load_jwks(jwks), now=now)
 
 
 def check_plugins(wanted: list[str], claims: Any) -> tuple[str, ...]:
     """Plugins to enable; each needs the licence feature of the same name."""
-    from kitctl.licence.tiers import lowest_tier_with
+    from kitcore.licence.tiers import lowest_tier_with
 
     for plugin in wanted:
         if plugin in claims.features:
@@ -123,7 +123,7 @@ def check_plugins(wanted: list[str], claims: Any) -> tuple[str, ...]:
 
 def check_categories(wanted: list[str] | None, claims: Any) -> tuple[str, ...]:
     """Categories to sell (default: all the licence allows); never more than it allows."""
-    from kitctl.licence.tiers import CATEGORIES, TIERS
+    from kitcore.licence.tiers import CATEGORIES, TIERS
 
     if wanted is None:
         return tuple(sorted(claims.categories))

@@ -54,7 +54,7 @@ class NoArguments(BaseModel):
 def add(session: Any, args: AddCoupon) -> list[dict[str, Any]]:
     from sqlalchemy import insert, select
 
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
     from plugins.coupons.tables import coupons
 
     code = normalise_code(args.code)
@@ -87,7 +87,7 @@ def set_enabled(enabled: bool):  # -> action function
     def run(session: Any, args: CodeOnly) -> list[dict[str, Any]]:
         from sqlalchemy import update
 
-        from kitctl.errors import InvalidInput
+        from kitcore.errors import InvalidInput
         from plugins.coupons.tables import coupons
 
         code = normalise_code(args.code)

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from agent.state import read_state
-from kitctl.licence import jws
-from kitctl.licence.keys import HQKeyStore
+from kitcore.licence import jws
+from kitcore.licence.keys import HQKeyStore
 from sitedb.models import HQCommand
 from sitedb.tables import TAKES_ORDERS
 

@@ -136,8 +136,8 @@ def set_colour(site_dir: Path, colour: str) -> None:
 
 def issue_test_licence(hq_dir: Path, site: str, registry: dict[str, str] | None) -> tuple[str, dict[str, Any]]:
     """A real signed licence from a throwaway HQ key store, and the JWKS to pin."""
-    from kitctl.licence.keys import HQKeyStore
-    from kitctl.licence.token import issue_licence
+    from kitcore.licence.keys import HQKeyStore
+    from kitcore.licence.token import issue_licence
 
     store = HQKeyStore(hq_dir)
     if not store.exists():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kitctl.deploy.compose import load_project, parse_project
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 
 def parse(tmp_path: Path, services: dict, **top) -> object:
@@ -146,7 +146,7 @@ def test_volumes_on_a_data_directory_keep_their_local_driver_options(tmp_path) -
 ])
 def test_other_volume_drivers_and_options_are_refused(tmp_path, body, message) -> None:
     from kitctl.deploy.compose import parse_project
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     data = {"services": {"db": {"image": "kitctl/db:1"}}, "volumes": {"v": body}}
     with pytest.raises(InvalidInput, match=message.replace(".", r"\.").replace("`", ".")):
@@ -155,7 +155,7 @@ def test_other_volume_drivers_and_options_are_refused(tmp_path, body, message) -
 
 def test_networks_take_no_driver(tmp_path) -> None:
     from kitctl.deploy.compose import parse_project
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="networks.n"):
         parse_project({"services": {"a": {"image": "x:1"}}, "networks": {"n": {"driver": "local"}}},

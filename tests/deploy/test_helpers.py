@@ -14,7 +14,7 @@ from kitctl.deploy.remote import map_path, remote_site_dir
 from kitctl.deploy.site import CachedLicence, licence_summary, verified_licence
 from kitctl.deploy.units import duration_seconds, size_bytes
 from kitctl.deploy.upgrade import record_images, upgraded_images
-from kitctl.errors import InvalidInput, LicenceError
+from kitcore.errors import InvalidInput, LicenceError
 from tests.deploy.stack import issue_test_licence
 
 

@@ -13,7 +13,7 @@ from kitctl.deploy.plan import orphans, plan_services, strategy_for, summary
 from kitctl.deploy.runner import service_steps
 from kitctl.deploy.state import Running
 from kitctl.deploy.upgrade import upgraded_images
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 
 def stack(tmp_path: Path, colour: str = "blue", db_image: str = "kitctl/db:1"):

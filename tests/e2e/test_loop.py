@@ -47,7 +47,7 @@ def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[Any]:
-    from kitctl.demo.stack import Demo, demo_down, demo_up, services
+    from demo.stack import Demo, demo_down, demo_up, services
 
     require(CHROMIUM.exists(), "Debian chromium is not installed")
     try:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from kitctl.cli import run
-from kitctl.demo.services import state_dir
+from demo.services import state_dir
 
 from tests.conftest import require
 from tests.support.cli import kitctl
@@ -293,7 +293,7 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
     """`kitctl up --licence … --name … --logo …` renders, pulls the kit's images with the licence, serves the shop."""
     require((ROOT / "storefront" / "__main__.py").is_file() and (ROOT / "agent" / "__main__.py").is_file(),
             "the storefront and agent apps are not in this checkout yet")
-    from kitctl import __version__
+    from kitcore import __version__
     from kitctl.images.build import build_images
 
     services = ["db", "proxy", "storefront", "agent"]

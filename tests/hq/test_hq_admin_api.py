@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hq.models import CardKey
-from kitctl.licence.keys import load_jwks
-from kitctl.licence.token import verify_licence
+from kitcore.licence.keys import load_jwks
+from kitcore.licence.token import verify_licence
 from tests.hq.helpers import auth, http, order, post_orders
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from kitctl.cli import run
-from kitctl.licence.keys import HQKeyStore
-from kitctl.licence.token import verify_licence
+from kitcore.licence.keys import HQKeyStore
+from kitcore.licence.token import verify_licence
 
 
 @pytest.fixture

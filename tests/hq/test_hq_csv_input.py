@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hq import catalog_csv, inventory
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 
 
 @pytest.mark.parametrize("text", ['sku,serial,secret\n"a\x00,b,c\n', 'sku,serial,secret\na,"b"x"\n'])

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from hq.models import Command, Site
-from kitctl.licence import jws
-from kitctl.licence.token import issue_licence, verify_licence
+from kitcore.licence import jws
+from kitcore.licence.token import issue_licence, verify_licence
 from tests.hq.helpers import auth, http, order, post_orders
 
 BEAT = {"version": "0.2.0", "applied_seq": 0, "health": {"db": "ok"}, "counters": {"orders_total": 1}}

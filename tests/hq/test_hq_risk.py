@@ -15,7 +15,7 @@ from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
 from hq.settings import HQSettings
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from tests.hq.helpers import order
 
 QUIET = {  # every limit out of the way, so one test enables one rule

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from hq.testing import free_port
-from kitctl.licence.keys import HQKeyStore
+from kitcore.licence.keys import HQKeyStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

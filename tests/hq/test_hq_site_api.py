@@ -10,9 +10,9 @@ from sqlalchemy import update
 from hq import catalog
 from hq.clock import utcnow
 from hq.models import CatalogItem, IdempotencyKey
-from kitctl.licence import jws
-from kitctl.licence.keys import load_jwks
-from kitctl.licence.token import issue_licence, verify_licence
+from kitcore.licence import jws
+from kitcore.licence.keys import load_jwks
+from kitcore.licence.token import issue_licence, verify_licence
 from tests.hq.helpers import auth, http, order, post_orders
 
 

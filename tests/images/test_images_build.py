@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kitctl import __version__
+from kitcore import __version__
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

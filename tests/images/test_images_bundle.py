@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.images.bundle import MANIFEST, load_bundle, save_bundle, verify_bundle
 
 BUNDLE_VERSION = "0.0.0-bundletest"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from kitctl import __version__
-from kitctl.errors import InvalidInput
+from kitcore import __version__
+from kitcore.errors import InvalidInput
 from kitctl.images.registry import checked_credentials, push_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.demo.services import state_dir
+from demo.services import state_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = REPO / "scripts" / "services.sh"
@@ -118,7 +118,7 @@ def kit_images(version: str | None = None) -> list:
     Returns the `BuiltImage` records (service, tag, image_id, seconds, size_bytes).
     Docker's layer cache keeps repeated runs short.
     """
-    from kitctl import __version__
+    from kitcore import __version__
     from kitctl.images import SERVICES
     from kitctl.images.build import build_images
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitctl.licence.keys import HQKeyStore, PinnedKeys
+from kitcore.licence.keys import HQKeyStore, PinnedKeys
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def pinned(store) -> PinnedKeys:
 
 @pytest.fixture
 def issue(store):
-    from kitctl.licence.token import issue_licence
+    from kitcore.licence.token import issue_licence
 
     def _issue(**overrides):
         args = dict(site="xingchen", tier="pro", categories=["game", "phone"], days=365,

@@ -106,7 +106,7 @@ def test_real_process_prints_no_traceback_and_exits_2(tmp_path):
 
 
 def test_version_is_printed(capsys):
-    from kitctl import __version__
+    from kitcore import __version__
 
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"kitctl {__version__}"

@@ -9,10 +9,10 @@ import time
 import jwt
 import pytest
 
-from kitctl.errors import InvalidInput, LicenceError
-from kitctl.licence import jws
-from kitctl.licence.keys import HQKeyStore, b64url, b64url_decode, load_jwks, raw_public_bytes
-from kitctl.licence.token import GRACE_SECONDS, LICENCE_TYP, issue_licence, verify_licence
+from kitcore.errors import InvalidInput, LicenceError
+from kitcore.licence import jws
+from kitcore.licence.keys import HQKeyStore, b64url, b64url_decode, load_jwks, raw_public_bytes
+from kitcore.licence.token import GRACE_SECONDS, LICENCE_TYP, issue_licence, verify_licence
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

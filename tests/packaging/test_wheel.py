@@ -28,11 +28,13 @@ def test_wheel_carries_every_package_and_the_templates(wheel):
     shipped = sorted(p.relative_to(REPO / "templates").as_posix() for p in (REPO / "templates").rglob("*") if p.is_file())
     assert sorted(n.removeprefix("kitctl/_templates/") for n in templates) == shipped
     source_packages = [d.name for d in REPO.iterdir()
-                       if (d / "__init__.py").exists() and d.name not in ("tests", "bench")]
-    assert "kitctl" in source_packages and "sitedb" in source_packages
+                       if (d / "__init__.py").exists() and d.name not in ("tests", "bench", "demo")]
+    assert {"kitcore", "kitctl", "sitedb"} <= set(source_packages)
     for package in source_packages:
         assert f"{package}/__init__.py" in names, f"package {package} is missing from the wheel"
     assert any(n.startswith("sitedb/migrations/versions/") for n in names)
+    # The demo composes HQ and the CLI from a checkout; a licensee's wheel does not carry it.
+    assert not any(n.startswith("demo/") for n in names)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from tests.plugins import fixture_plugins
 
 @pytest.fixture(scope="session")
 def hq_store(tmp_path_factory: pytest.TempPathFactory):
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
     store = HQKeyStore(tmp_path_factory.mktemp("hq"))
     store.init()
@@ -30,7 +30,7 @@ def jwks_file(hq_store, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def issue(hq_store):
     """issue(tier) -> a real signed licence token for site 'xingchen'."""
-    from kitctl.licence.token import issue_licence
+    from kitcore.licence.token import issue_licence
 
     def make(tier: str) -> str:
         return issue_licence(hq_store, "xingchen", tier, ["game"], 30, "http://127.0.0.1:8600")

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from agent.licence import evaluate, store_licence
-from kitctl.licence.keys import load_jwks
+from kitcore.licence.keys import load_jwks
 from sitedb.engine import make_engine
 from sitedb.models import SiteState
 held = evaluate(sys.argv[1], load_jwks(Path(os.environ["KIT_HQ_KEYS_FILE"])))
@@ -50,7 +50,7 @@ def engine() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def images(engine) -> None:
     """The kit's images as the session builds them (built here only when missing)."""
-    from kitctl import __version__
+    from kitcore import __version__
     from kitctl.images.build import image_exists
     from tests.infra.fixtures import kit_images
 
@@ -61,7 +61,7 @@ def images(engine) -> None:
 
 class Site:
     def __init__(self, root: Path, plugin_path: Path | None = None, prefix: str = "plg") -> None:
-        from kitctl.licence.keys import HQKeyStore
+        from kitcore.licence.keys import HQKeyStore
 
         self.project = f"{prefix}{uuid.uuid4().hex[:8]}"
         self.dir = root / self.project
@@ -73,7 +73,7 @@ class Site:
         self.port = free_port()
 
     def licence(self, tier: str) -> str:
-        from kitctl.licence.token import issue_licence
+        from kitcore.licence.token import issue_licence
 
         time.sleep(1.1)  # a later `iat` than the licence before: the newest licence wins
         return issue_licence(self.hq, self.project, tier, ["game"], 30, "http://127.0.0.1:9")

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kitctl.errors import InvalidInput
-from kitctl.licence.tiers import TIERS
+from kitcore.errors import InvalidInput
+from kitcore.licence.tiers import TIERS
 from plugins.coupons.tables import coupons
 from plugins.host import PluginHost
-from plugins.manage import SiteLicence, run_admin
+from kitctl.siteplugins import SiteLicence, run_admin
 from tests.plugins.helpers import checkout_ctx, place_order
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)

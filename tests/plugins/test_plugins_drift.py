@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kitctl.deploy.drift import PluginDrift, _fingerprint, effective_licence, wanted_services
-from kitctl.licence.token import issue_licence
+from kitcore.licence.token import issue_licence
 from tests.plugins import fixture_plugins as fx
 
 
@@ -52,8 +52,8 @@ def test_the_newest_licence_for_the_same_site_decides(site: Path, hq_store):
 
 
 def test_wanted_services_follow_the_licence_and_the_sites_choice(site: Path, hq_store, monkeypatch):
-    from kitctl.licence.keys import load_jwks
-    from kitctl.licence.token import verify_licence
+    from kitcore.licence.keys import load_jwks
+    from kitcore.licence.token import verify_licence
 
     monkeypatch.setattr("plugins.host.discover", lambda: [fx.source(fx.StackPlugin)])
     keys = load_jwks(site / "hq-keys.json")
@@ -93,8 +93,8 @@ def test_a_check_that_found_nothing_to_do_is_reused_until_an_input_changes(site:
 
 
 def test_switching_a_service_plugin_on_or_off_says_that_up_applies_it(site: Path):
-    from kitctl.licence.tiers import TIERS
-    from plugins.manage import SiteLicence, disable, enable
+    from kitcore.licence.tiers import TIERS
+    from kitctl.siteplugins import SiteLicence, disable, enable
 
     pro = SiteLicence("pro", TIERS["pro"].features)
     sources = [fx.source(fx.StackPlugin), fx.source(fx.FixedDiscountPlugin)]
@@ -107,8 +107,8 @@ def test_switching_a_service_plugin_on_or_off_says_that_up_applies_it(site: Path
 
 
 def test_kitctl_plugins_reads_the_licence_render_wrote_with_the_keys_it_pinned(site: Path, hq_store, monkeypatch):
-    from kitctl.errors import InvalidInput
-    from plugins.manage import read_site_licence
+    from kitcore.errors import InvalidInput
+    from kitctl.siteplugins import read_site_licence
 
     monkeypatch.delenv("KITCTL_HQ_KEYS", raising=False)
     (site / "secrets" / "licence_token").write_text(licence(hq_store, "pro"))

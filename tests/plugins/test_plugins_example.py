@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.licence.tiers import TIERS
+from kitcore.licence.tiers import TIERS
 from plugins.host import PluginHost
 from tests.plugins.helpers import checkout_ctx, place_order
 
@@ -48,7 +48,7 @@ def test_the_installed_example_is_discovered_by_entry_point_and_loads_on_flagshi
 
 
 def test_the_example_is_refused_by_tier_and_listed_with_its_origin(installed_example, site_dir):
-    from plugins.manage import SiteLicence, list_plugins
+    from kitctl.siteplugins import SiteLicence, list_plugins
 
     host = PluginHost.load(TIERS["pro"].features, tier="pro")
     assert host.refused["referral"] == "referral needs feature 'custom-plugins' (tier flagship or higher); this licence is pro"
@@ -57,13 +57,13 @@ def test_the_example_is_refused_by_tier_and_listed_with_its_origin(installed_exa
 
 
 def test_the_examples_stack_fragment_and_event_hook(installed_example, site_dir, tmp_path):
-    from plugins.manage import SiteLicence, configure
+    from kitctl.siteplugins import SiteLicence, configure
 
     ledger = tmp_path / "ledger.jsonl"
     configure(site_dir, "referral", [f"ledger_file={ledger}", "partner_api_token=tok-123"], SiteLicence("flagship", TIERS["flagship"].features))
     host = PluginHost.load(TIERS["flagship"].features, config_dir=site_dir, where="kitctl")
     fragments = host.stack_fragments()
-    from plugins.manage import stack_fragments_for_site
+    from kitctl.siteplugins import stack_fragments_for_site
 
     assert stack_fragments_for_site(site_dir, SiteLicence("flagship", TIERS["flagship"].features)) == fragments
     assert stack_fragments_for_site(site_dir, SiteLicence("pro", TIERS["pro"].features)) == {"services": {}, "volumes": {}, "env": {}}

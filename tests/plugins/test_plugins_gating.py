@@ -5,9 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from kitctl.licence.keys import load_jwks
-from kitctl.licence.tiers import TIERS
-from kitctl.licence.token import verify_licence
+from kitcore.licence.keys import load_jwks
+from kitcore.licence.tiers import TIERS
+from kitcore.licence.token import verify_licence
 from plugins.discovery import BUILTINS
 from plugins.host import PluginHost
 from plugins.site_config import SiteChoice, write_choice

@@ -10,9 +10,9 @@ from typing import Iterator
 
 import pytest
 
-from kitctl.licence.tiers import TIERS
+from kitcore.licence.tiers import TIERS
 from plugins.host import PluginHost
-from plugins.manage import SiteLicence, configure
+from kitctl.siteplugins import SiteLicence, configure
 from plugins.notify.signing import verify_signature
 from tests.support.postgres import free_port
 

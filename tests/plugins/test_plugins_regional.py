@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kitctl.errors import InvalidInput
-from kitctl.licence.tiers import TIERS
+from kitcore.errors import InvalidInput
+from kitcore.licence.tiers import TIERS
 from plugins.host import PluginHost
-from plugins.manage import SiteLicence, configure
+from kitctl.siteplugins import SiteLicence, configure
 from tests.plugins.helpers import checkout_ctx, place_order
 
 FLAGSHIP = SiteLicence("flagship", TIERS["flagship"].features)

@@ -62,7 +62,7 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, engine, images) -> Iterator[Site]:
     """A pro site (coupons, notify) on its own image tag, so images rebuilt meanwhile by others change nothing here."""
-    from kitctl import __version__
+    from kitcore import __version__
 
     s = Site(tmp_path_factory.mktemp("plugin-settings"), prefix="pcf")
     s.tag = s.project

@@ -67,7 +67,7 @@ def test_config_waits_for_a_render_holding_the_site_dir(rendered: Path, jwks_fil
     import threading
 
     from kitctl.render.writer import site_lock
-    from plugins.manage import configure, read_site_licence
+    from kitctl.siteplugins import configure, read_site_licence
 
     licence = read_site_licence(rendered, jwks_file)
     done = threading.Event()

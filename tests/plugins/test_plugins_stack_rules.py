@@ -1,6 +1,6 @@
 """A plugin's stack fragment can add to the stack but never weaken the core's rules.
 
-Each case is one rule of kitctl.render.plugin_rules, reached through the host's
+Each case is one rule of plugins.rules, reached through the host's
 check (plugins.checks.stack_fragment); each refusal is one line naming the plugin.
 """
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from kitctl.licence.tiers import TIERS
+from kitcore.licence.tiers import TIERS
 from plugins.coupons.tables import coupons
-from plugins.manage import SiteLicence, configure, run_admin
+from kitctl.siteplugins import SiteLicence, configure, run_admin
 from sitedb.engine import make_engine, session_factory
 from sitedb.models import Order, SiteState
 from tests.plugins.test_plugins_notify import Receiver

@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from kitctl.licence.keys import HQKeyStore
-from kitctl.licence.token import issue_licence
+from kitcore.licence.keys import HQKeyStore
+from kitcore.licence.token import issue_licence
 
 # A real 1x1 PNG (IHDR, IDAT, IEND).
 PNG_1X1 = base64.b64decode(

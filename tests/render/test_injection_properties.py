@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.render.build import RenderedSite, build_site
 from kitctl.render.escape import compose_unescape, css_string_decode
 from kitctl.site.load import load_site_inputs

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.site.domain import parse_domain
 from kitctl.site.load import load_site_inputs
 

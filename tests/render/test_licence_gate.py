@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.errors import InvalidInput, LicenceError
-from kitctl.licence.keys import HQKeyStore
+from kitcore.errors import InvalidInput, LicenceError
+from kitcore.licence.keys import HQKeyStore
 from kitctl.render import render_site
 
 
@@ -57,7 +57,7 @@ def test_an_unknown_category_is_refused(flags):
 
 
 def test_a_licence_signed_by_another_hq_is_refused(flags, tmp_path):
-    from kitctl.licence.token import issue_licence
+    from kitcore.licence.token import issue_licence
 
     rogue = HQKeyStore(tmp_path / "rogue")
     rogue.init()

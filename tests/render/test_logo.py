@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.site.logo import MAX_LOGO_BYTES, check_logo, load_logo
 
 from .conftest import PNG_1X1, SVG_OK

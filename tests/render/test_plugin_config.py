@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.render import render_site
 from kitctl.render.api import deliver_plugin_secrets, plan_site
 from kitctl.render.escape import RenderError

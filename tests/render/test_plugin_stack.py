@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from kitctl.render import load_compose, render_site
 from kitctl.render.api import rerender_site
 from kitctl.render.escape import RenderError

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 from kitctl.render import compose_hash, load_compose, render_site
 from kitctl.render.escape import compose_unescape
 from kitctl.render.structure import SECRET_NAMES
@@ -269,7 +269,7 @@ def test_registry_comes_from_the_licence_unless_overridden(flags, make_licence):
 
 def test_a_render_keeps_the_version_the_site_runs(flags):
     """After `kitctl upgrade --to V` rewrote compose.yaml, changing a colour must not move the images back."""
-    from kitctl import __version__
+    from kitcore import __version__
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.upgrade import record_images, upgraded_images
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kitctl.errors import InvalidInput
+from kitcore.errors import InvalidInput
 from plugins.checks import first_error
 from plugins.contract import secret_fields
 
@@ -32,8 +32,8 @@ def licence_path(site_dir: Path) -> Path:
 
 def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | None:
     """The site's verified licence, None when it has none yet; a one-line error when it does not verify."""
-    from kitctl.cli.options import require_hq_keys
-    from kitctl.licence.token import verify_licence
+    from kitctl.licence.source import require_hq_keys
+    from kitcore.licence.token import verify_licence
 
     path = licence_path(site_dir)
     try:
@@ -61,7 +61,7 @@ def stack_fragments_for_site(site_dir: Path, licence: SiteLicence | None) -> dic
 
 def list_plugins(site_dir: Path, licence: SiteLicence | None, sources: Any = None) -> list[dict[str, Any]]:
     """One row per installed plugin: version, feature, licensed, enabled, status, masked settings."""
-    from kitctl.licence.tiers import lowest_tier_with
+    from kitcore.licence.tiers import lowest_tier_with
     from plugins.host import licence_refusal
     from plugins.site_config import read_choice
 
@@ -170,7 +170,7 @@ def _store_settings(site_dir: Path, name: str, schema: Any, updates: dict[str, A
 def settings_saved_note(site_dir: Path) -> str:
     """One line after `configure`: what applies the change; renders compose.yaml again when a new secrets file
     must be named in it (the first secret a plugin gets), so that plain `kitctl up` delivers it."""
-    from kitctl.errors import KitError
+    from kitcore.errors import KitError
     from kitctl.render.api import deliver_plugin_secrets
 
     try:

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from kitctl.errors import KitError
+from kitcore.errors import KitError
 
 REPO = Path(__file__).resolve().parents[2]
 

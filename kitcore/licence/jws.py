@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from kitctl.errors import LicenceError
-from kitctl.licence.keys import PinnedKeys, b64url, b64url_decode
+from kitcore.errors import LicenceError
+from kitcore.licence.keys import PinnedKeys, b64url, b64url_decode
 
 if TYPE_CHECKING:
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
 MAX_TOKEN_BYTES = 8 * 1024
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")

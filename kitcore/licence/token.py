@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kitctl.errors import InvalidInput, LicenceError
-from kitctl.licence import jws
-from kitctl.licence.keys import PinnedKeys
-from kitctl.licence.tiers import CATEGORIES, TIERS, tier as get_tier
+from kitcore.errors import InvalidInput, LicenceError
+from kitcore.licence import jws
+from kitcore.licence.keys import PinnedKeys
+from kitcore.licence.tiers import CATEGORIES, TIERS, tier as get_tier
 
 if TYPE_CHECKING:
-    from kitctl.licence.keys import HQKeyStore
+    from kitcore.licence.keys import HQKeyStore
 
 LICENCE_TYP = "kitctl-licence+jwt"
 ISSUER = "kitctl-hq"

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kitctl.errors import InvalidInput, KitError
+from kitcore.errors import InvalidInput, KitError
 
 MAX_JWKS_BYTES = 64 * 1024
 

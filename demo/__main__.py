@@ -1,4 +1,4 @@
-"""`python -m kitctl.demo up|down [--root DIR]`: the README's demo command."""
+"""`python -m demo up|down [--root DIR]`: the README's demo command."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from kitctl.demo.stack import Demo, demo_down, demo_up
-from kitctl.errors import KitError
+from demo.stack import Demo, demo_down, demo_up
+from kitcore.errors import KitError
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m kitctl.demo")
+    parser = argparse.ArgumentParser(prog="python -m demo")
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--root", type=Path, default=Path(".demo"), help="where the demo keeps its state")
     args = parser.parse_args()

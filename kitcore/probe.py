@@ -1,4 +1,4 @@
-"""`python -m kitctl.probe URL`: the container healthcheck for the kit's HTTP services.
+"""`python -m kitcore.probe URL`: the container healthcheck for the kit's HTTP services.
 
 The images carry no curl; this is the kit's own probe, stdlib only and quick
 to start. Exit 0 on a 2xx answer within the timeout, 1 otherwise, with one
@@ -32,7 +32,7 @@ def probe(url: str, timeout: float = TIMEOUT_SECONDS) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m kitctl.probe URL", file=sys.stderr)
+        print("usage: python -m kitcore.probe URL", file=sys.stderr)
         return 2
     healthy, reason = probe(args[0])
     if not healthy:

@@ -50,7 +50,7 @@ CATEGORIES: tuple[str, ...] = ("game", "phone", "membership", "gift", "software"
 
 def tier(name: str) -> Tier:
     """The tier called `name`, or a one-line error listing the known ones."""
-    from kitctl.errors import InvalidInput
+    from kitcore.errors import InvalidInput
 
     try:
         return TIERS[name]
