@@ -90,3 +90,54 @@ def test_sealed_delivery_opens_only_with_the_site_key():
     assert open_sealed(key, sealed)["card_keys"][0]["secret"] == "ABCD-1234"
     with pytest.raises(Exception):
         open_sealed(other, sealed)
+
+
+def test_a_database_whose_name_does_not_resolve_fails_within_the_connect_deadline(monkeypatch):
+    """A stopped container's name takes Docker's DNS ~10 s to fail; a connect gives up after ~1 s (issue 26)."""
+    import socket
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "db.stopped.test":
+            time.sleep(3)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    engine = make_engine("postgresql+psycopg://kit:pw@db.stopped.test:5432/kit")
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="cannot reach the database"):
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            assert time.monotonic() - started < 1.3
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_pooled_connections_survive_a_database_restart(pg_url):
+    """After the server ended every session, no request gets a dead pooled connection."""
+    from sqlalchemy import text
+
+    engine = make_engine(pg_url)
+    try:
+        conns = [engine.connect() for _ in range(3)]
+        pids = {c.execute(text("SELECT pg_backend_pid()")).scalar() for c in conns}
+        for c in conns:
+            c.close()
+        with make_engine(pg_url).connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+                          {"p": list(pids)})
+            admin.commit()
+        for _ in range(6):
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
