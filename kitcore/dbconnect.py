@@ -10,6 +10,7 @@ psycopg the address it found, so psycopg does no lookup of its own.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from kitcore import net
@@ -32,8 +33,15 @@ def pg_connect_args(connect_timeout: float, statement_timeout: float | None = No
 
 
 def bound_connects(engine: "Engine", deadline: float = net.CONNECT_DEADLINE) -> None:
-    """Every new connection of `engine` resolves and reaches its server within `deadline` seconds."""
+    """Every new connection of `engine` resolves and reaches its server within `deadline` seconds.
+
+    While the server is known to be unreachable, one caller at a time tries again (within
+    half the deadline) and the others fail at once: during an outage requests are answered
+    immediately, and the first attempt after the server is back succeeds.
+    """
     from sqlalchemy import event
+
+    gate = _Gate()
 
     @event.listens_for(engine, "do_connect")
     def _reach_first(_dialect, _record, _cargs, cparams) -> None:  # type: ignore[no-untyped-def]
@@ -41,13 +49,42 @@ def bound_connects(engine: "Engine", deadline: float = net.CONNECT_DEADLINE) -> 
         if not host or str(host).startswith("/") or cparams.get("hostaddr"):
             return
         port = int(cparams.get("port") or 5432)
+        trying = gate.enter()
+        if trying is None:
+            raise _operational(f"the database at {host}:{port} is unreachable (another request is retrying)")
         try:
-            sock = net.connect(str(host), port, deadline)
+            sock = net.connect(str(host), port, deadline / 2 if trying else deadline)
         except OSError as exc:
-            raise _operational(f"cannot reach the database at {host}:{port} within {deadline:.1f}s: {exc}") from None
-        address = sock.getpeername()[0]
+            gate.leave(reached=False, retried=trying)
+            raise _operational(f"cannot reach the database at {host}:{port}: {exc}") from None
+        gate.leave(reached=True, retried=trying)
+        cparams["hostaddr"] = sock.getpeername()[0]
         sock.close()
-        cparams["hostaddr"] = address
+
+
+class _Gate:
+    """Whether the server was unreachable at the last attempt, and whether someone is retrying now."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.retrying = False
+        self.lock = threading.Lock()
+
+    def enter(self) -> bool | None:
+        """False: connect normally; True: you are the one retrying; None: fail now, someone else retries."""
+        with self.lock:
+            if not self.down:
+                return False
+            if self.retrying:
+                return None
+            self.retrying = True
+            return True
+
+    def leave(self, reached: bool, retried: bool | None) -> None:
+        with self.lock:
+            self.down = not reached
+            if retried:
+                self.retrying = False
 
 
 def _operational(message: str) -> Exception:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -15,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
+from storefront.outage import database_down, maintenance_page
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -24,6 +27,8 @@ from storefront.web import HTTPProblem, render
 
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
+CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (503) within a second
+STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
 
 def make_templates():  # -> jinja2.Environment
@@ -42,7 +47,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
         from sitedb.migrate import upgrade
 
         upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, connect_timeout=CONNECT_SECONDS, statement_timeout=STATEMENT_SECONDS)
     sessions = session_factory(engine)
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
@@ -86,16 +91,25 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
-        return render(request, "error.html", {"message_key": "err.not_found", "status": 404}, status=404)
+        return render(request, "error.html", {"message_key": "err.not_found", "status": 404}, status=404, offline=True)
 
     @app.exception_handler(405)
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return render(request, "error.html", {"message_key": "err.not_found", "status": 405}, status=405)
+        return render(request, "error.html", {"message_key": "err.not_found", "status": 405}, status=405, offline=True)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if database_down(exc):
+            return maintenance_page(request, exc)
+        return await server_error(request, exc)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
+        if database_down(exc):  # e.g. raised while a template read the licence
+            return maintenance_page(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500)
+        return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500, offline=True)
 
     app.router.redirect_slashes = False
     return SecurityHeaders(app)  # type: ignore[return-value]

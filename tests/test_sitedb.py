@@ -141,3 +141,36 @@ def test_pooled_connections_survive_a_database_restart(pg_url):
                 assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_while_the_database_is_down_one_request_retries_and_the_others_fail_at_once(monkeypatch):
+    """An outage costs each request nothing but the one retrying; the first try after it is back succeeds."""
+    import socket
+    import threading
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "db.stopped.test":
+            time.sleep(3)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    engine = make_engine("postgresql+psycopg://kit:pw@db.stopped.test:5432/kit")
+    try:
+        with pytest.raises(OperationalError):
+            engine.connect()  # the outage is found (within the deadline)
+        retrying = threading.Thread(target=lambda: pytest.raises(OperationalError, engine.connect))
+        retrying.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="another request is retrying"):
+            engine.connect()
+        assert time.monotonic() - started < 0.1
+        retrying.join(2)
+    finally:
+        engine.dispose()
