@@ -115,7 +115,7 @@ class Agent:
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
-                                 s.backlog_alert)
+                                 s.backlog_alert, link=self.link)
         self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
         self.commands.resume_unapplied()
@@ -162,8 +162,8 @@ class Agent:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self.threads):
             log.warning("stop budget spent: aborting HQ requests in flight; their orders stay pending")
-            for c in [*self.clients, self.probe_client]:
-                c.abort()
+            for http in [*(c.http for c in self.clients), self.probe_client]:
+                http.abort()
             for t in self.threads:
                 t.join(timeout=2.0)
         self.server.stop()
