@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kitcore import __version__
+from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON
 from kitctl.render import plugin_config, plugin_stack, stack
 from kitctl.render.escape import compose_value
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
@@ -19,16 +20,6 @@ from kitctl.render.structure import SECRET_NAMES, check_structure
 from kitctl.render.templates import render_template
 from kitctl.render.yamlload import load_yaml
 from kitctl.site.resolve import ResolvedSite
-
-COMPOSE = "compose.yaml"
-CADDYFILE = "Caddyfile"
-SITE_JSON = "site.json"
-AGENT_JSON = "agent.json"
-HQ_KEYS = "hq-keys.json"
-LOCK = "kitctl.lock"
-BRANDING = "branding"
-# Top-level names the renderer owns in the site directory; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
 
 TEXTS = {
     "zh-CN": {"offline": "本站正在维护，请稍后再试。", "contact": "联系方式"},
@@ -165,6 +156,8 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "storefront_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["storefront"], plugin_secrets),
         "agent_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["agent"], plugin_secrets),
         "plugin_secrets": plugin_config.top_level_secrets(plugin_secrets),
+        "core_secret_files": stack.SECRET_FILES,
+        "secrets_dir": SECRETS,
         "probes": stack.probes(),
         "limits": stack.LIMITS,
         "networks": stack.networks(i.hq_network),

@@ -18,6 +18,7 @@ from kitctl.render.escape import compose_unescape
 from kitctl.render.structure import SECRET_NAMES
 
 from .conftest import snapshot
+from kitcore.sitedir import SiteDir
 
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "compose-spec.json"
 
@@ -48,7 +49,7 @@ def test_render_writes_the_site_directory(flags):
     assert compose["services"]["proxy"]["depends_on"] == {"storefront": {"condition": "service_healthy"}}
     assert compose["services"]["storefront"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert compose["services"]["db"]["healthcheck"]["test"][1] == "pg_isready"
-    config = json.loads((site / "site.json").read_text())
+    config = json.loads(SiteDir(site).site_json.read_text())
     assert config["name"] == "星辰游戏"
     assert config["domain"] == "商店.example.cn" and config["domain_ascii"] == "xn--czrs0t.example.cn"
     assert config["licence"]["tier"] == "pro" and config["logo_url"] == "/branding/logo.png"
@@ -109,7 +110,7 @@ def test_rerender_after_deleting_a_file_restores_the_same_bytes(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
     before = {k: v[0] for k, v in snapshot(site).items()}
-    (site / "compose.yaml").unlink()
+    SiteDir(site).compose.unlink()
     assert render_site(flags).changed
     assert {k: v[0] for k, v in snapshot(site).items()} == before
 
@@ -154,12 +155,12 @@ def test_a_missing_secret_is_recreated_alone(flags):
 def test_the_licensees_own_files_are_kept(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
-    (site / "site.toml").write_text('contact = "from toml"\n')
+    SiteDir(site).site_toml.write_text('contact = "from toml"\n')
     (site / "notes").mkdir()
     (site / "notes" / "todo.txt").write_text("keep me")
     render_site({**flags, "accent_color": "#000000"})
     assert (site / "notes" / "todo.txt").read_text() == "keep me"
-    assert (site / "site.toml").is_file()
+    assert SiteDir(site).site_toml.is_file()
     assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
 
 
@@ -215,18 +216,18 @@ def test_an_interrupted_swap_is_recovered(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
     before = {k: v[0] for k, v in snapshot(site).items()}
-    (site / "site.toml").write_text("")
+    SiteDir(site).site_toml.write_text("")
     os.rename(site, site.parent / ".site.old-crash")  # as if kitctl died between the two renames
     result = render_site(flags)
     assert not result.changed
-    assert (site / "site.toml").is_file()
+    assert SiteDir(site).site_toml.is_file()
     assert {k: v[0] for k, v in snapshot(site).items() if k != "site.toml"} == before
 
 
 def test_lock_records_versions_hashes_and_secret_presence(flags):
     result = render_site(flags)
     site = Path(flags["site_dir"])
-    lock = json.loads((site / "kitctl.lock").read_text())
+    lock = json.loads(SiteDir(site).lock_file.read_text())
     assert lock["kit_version"] == "0.1.0"
     assert lock["licence"]["jti"] == result.site.licence.claims.jti
     assert set(lock["secrets"]) == set(SECRET_NAMES)
