@@ -178,3 +178,17 @@ def test_a_site_rendered_without_recorded_inputs_is_refused_in_one_line(flags, i
     with pytest.raises(InvalidInput, match="rendered by an older kitctl"):
         rerender_site(site)
 
+
+def test_a_lock_recording_the_earlier_colour_keys_renders_again_with_those_colours(flags, installed):
+    """kitctl.lock files written before the colour settings were renamed keep their colours on `up`."""
+    site = Path(flags["site_dir"])
+    render_site({**flags, "primary_colour": "#123456"})
+    lock = json.loads(SiteDir(site).lock_file.read_text())
+    lock["inputs"]["primary_color"] = lock["inputs"].pop("primary_colour")
+    lock["inputs"]["accent_color"] = "#ABCDEF"
+    del lock["inputs"]["accent_colour"]
+    SiteDir(site).lock_file.write_text(json.dumps(lock))
+    rerender_site(site)
+    colours = json.loads(SiteDir(site).site_json.read_text())["colours"]
+    assert colours == {"primary": "#123456", "accent": "#ABCDEF"}
+    assert json.loads(SiteDir(site).lock_file.read_text())["inputs"]["primary_colour"] == "#123456"

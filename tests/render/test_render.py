@@ -128,7 +128,7 @@ def test_secrets_are_created_once_mode_0600_and_survive(flags, make_licence):
     assert values["database_url"].endswith(b"@db:5432/kit")
     assert len(__import__("base64").b64decode(values["site_key"])) == 32
 
-    changed = render_site({**flags, "primary_color": "#123456"})
+    changed = render_site({**flags, "primary_colour": "#123456"})
     assert changed.changed and changed.secrets_created == []
     new_licence = make_licence("pro", ("game", "phone"))
     render_site({**flags, "licence": f"@{new_licence}"})
@@ -158,7 +158,7 @@ def test_the_licensees_own_files_are_kept(flags):
     SiteDir(site).site_toml.write_text('contact = "from toml"\n')
     (site / "notes").mkdir()
     (site / "notes" / "todo.txt").write_text("keep me")
-    render_site({**flags, "accent_color": "#000000"})
+    render_site({**flags, "accent_colour": "#000000"})
     assert (site / "notes" / "todo.txt").read_text() == "keep me"
     assert SiteDir(site).site_toml.is_file()
     assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
@@ -182,7 +182,7 @@ def test_invalid_input_leaves_the_previous_directory_intact(flags, tmp_path):
     bad_logo = tmp_path / "evil.svg"
     bad_logo.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
     with pytest.raises(InvalidInput):
-        render_site({**flags, "logo": str(bad_logo), "primary_color": "#000000"})
+        render_site({**flags, "logo": str(bad_logo), "primary_colour": "#000000"})
     assert snapshot(site) == before
 
 
@@ -196,7 +196,7 @@ def test_a_failure_while_writing_leaves_the_previous_directory_intact(flags, mon
 
     monkeypatch.setattr("kitctl.render.writer.ensure_secrets", disk_full)
     with pytest.raises(KitError, match="No space left on device; the previous one is unchanged"):
-        render_site({**flags, "primary_color": "#000000"})
+        render_site({**flags, "primary_colour": "#000000"})
     assert snapshot(site) == before
     assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
 
@@ -280,7 +280,7 @@ def test_a_render_keeps_the_version_the_site_runs(flags):
     assert images and all(i.endswith(f":{__version__}") for i in images)  # a first render: the kit's version
     project = load_project(site)
     record_images(project.config_file, project, upgraded_images(project, "9.1.0"))  # what upgrade does
-    render_site({**flags, "primary_color": "#123456"})
+    render_site({**flags, "primary_colour": "#123456"})
     assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.1.0"}
-    render_site({**flags, "primary_color": "#123456", "image_tag": "9.2.0"})  # an explicit tag wins
+    render_site({**flags, "primary_colour": "#123456", "image_tag": "9.2.0"})  # an explicit tag wins
     assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.2.0"}
