@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -50,18 +50,19 @@ def check_logo_name(value: str | None) -> str | None:
     return value
 
 
+# The field types both models use, so each value is checked one way.
+Colour = Annotated[str, AfterValidator(check_colour)]
+Currency = Annotated[str, AfterValidator(check_currency)]
+LogoName = Annotated[str | None, AfterValidator(check_logo_name)]
+
+
 class Colours(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    primary: str = DEFAULT_PRIMARY
-    accent: str = DEFAULT_ACCENT
-    background: str = DEFAULT_BACKGROUND
-    text: str = DEFAULT_TEXT
-
-    @field_validator("*")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        return check_colour(value)
+    primary: Colour = DEFAULT_PRIMARY
+    accent: Colour = DEFAULT_ACCENT
+    background: Colour = DEFAULT_BACKGROUND
+    text: Colour = DEFAULT_TEXT
 
 
 class SiteConfig(BaseModel):
@@ -73,20 +74,10 @@ class SiteConfig(BaseModel):
     name: str = "星辰游戏"
     domain: str = "localhost"
     locale: Locale = DEFAULT_LOCALE
-    currency: str = DEFAULT_CURRENCY
+    currency: Currency = DEFAULT_CURRENCY
     colours: Colours = Colours()
     contact: str = ""
-    logo: str | None = None  # file name under /branding/, e.g. logo.png
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, value: str) -> str:
-        return check_currency(value)
-
-    @field_validator("logo")
-    @classmethod
-    def _logo(cls, value: str | None) -> str | None:
-        return check_logo_name(value)
+    logo: LogoName = None  # file name under /branding/, e.g. logo.png
 
 
 def parse_site_json(data: Any) -> SiteConfig:

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from kitcore.site import DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, Locale, check_colour, check_currency
+from kitcore.site import DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, Colour, Currency, Locale
 from kitctl.site.domain import Domain, parse_domain
 from kitctl.site.sitetoml import SiteTomlSource
 from kitctl.site.text import check_plain_path_text, check_text
@@ -52,10 +52,10 @@ class SiteInputs(BaseSettings):
     name: str | None = None
     domain: str | None = None
     logo: Path | None = None
-    primary_colour: str = DEFAULT_PRIMARY
-    accent_colour: str = DEFAULT_ACCENT
+    primary_colour: Colour = DEFAULT_PRIMARY
+    accent_colour: Colour = DEFAULT_ACCENT
     locale: Locale = DEFAULT_LOCALE
-    currency: str = DEFAULT_CURRENCY
+    currency: Currency = DEFAULT_CURRENCY
     contact: str = ""
     bind_address: str = "127.0.0.1"
     http_port: int = Field(default=80, ge=1, le=65535)
@@ -107,16 +107,6 @@ class SiteInputs(BaseSettings):
         return None if v is None else Path(check_plain_path_text(str(v), "path"))
 
     # -- formats ------------------------------------------------------------
-    @field_validator("primary_colour", "accent_colour")
-    @classmethod
-    def _colour(cls, v: str) -> str:
-        return check_colour(v)
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, v: str) -> str:
-        return check_currency(v)
-
     @field_validator("bind_address")
     @classmethod
     def _bind(cls, v: str) -> str:
