@@ -22,13 +22,13 @@ from typing import Any, Iterator
 
 import pytest
 
+from kitcore.sitedir import SiteDir
 from kitctl.cli import run
 from demo.services import state_dir
 
 from tests.conftest import require
 from tests.support.cli import kitctl
 from tests.deploy.stack import (
-from kitcore.sitedir import SiteDir
     KIT_VERSION, LOGO_PNG, SiteSpec, build_web_image, issue_test_licence, set_colour, write_site,
 )
 
