@@ -121,10 +121,6 @@ class Project:
     volumes: dict[str, Resource] = field(default_factory=dict)
     raw_services: dict[str, Any] = field(default_factory=dict)  # as parsed, for the config hash
 
-    def network_for(self, key: str) -> Resource:
-        return self.networks[key]
-
-
 def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""
     import yaml
