@@ -31,7 +31,7 @@ MAX_COMPOSE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see deploy.secrets)
+    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see kitctl.deploy.secret_copy)
     source: str  # volume key, or absolute host path
     target: str
     read_only: bool = False

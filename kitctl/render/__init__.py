@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitctl.render.hashing import compose_hash
+from kitctl.render.content_hashes import compose_hash
 
 __all__ = ["compose_hash", "load_compose", "plan_site", "render_site"]
 

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 
 from kitcore.errors import InvalidInput, KitError
 from kitctl.render.build import COMPOSE, RenderedSite, build_site
-from kitctl.render.plan import Plan, diff_files, service_changes
+from kitctl.render.changes import Plan, diff_files, service_changes
 from kitctl.render.plugin_config import declared_secret_names, secret_names
-from kitctl.render.secrets import SECRETS_DIR, missing_secrets
+from kitctl.render.site_secrets import SECRETS_DIR, missing_secrets
 from kitctl.render.writer import read_site_files, write_site
 from kitctl.site.inputs import SiteInputs
 from kitctl.site.resolve import ResolvedSite, resolve_site

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from kitctl.render.build import OWNED
 from kitctl.render.plugin_config import ensure_choice_file
-from kitctl.render.secrets import SECRETS_DIR, carry_over, ensure_secrets, remove_tree, secrets_current
+from kitctl.render.site_secrets import SECRETS_DIR, carry_over, ensure_secrets, remove_tree, secrets_current
 
 STALE_STAGING_SECONDS = 600
 
