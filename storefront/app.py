@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -25,13 +26,16 @@ from storefront.siteconfig import load_site_config
 from storefront.state import PageCache, ReadCache
 from storefront.web import HTTPProblem, render
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
 CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (503) within a second
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
 
-def make_templates():  # -> jinja2.Environment
+def make_templates() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),

@@ -15,6 +15,7 @@ from typing import Any
 
 from kitctl.deploy.units import duration_seconds, size_bytes
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SiteDir
 
 SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
@@ -31,7 +32,7 @@ MAX_COMPOSE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see deploy.secrets)
+    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see kitctl.deploy.secret_copy)
     source: str  # volume key, or absolute host path
     target: str
     read_only: bool = False
@@ -121,15 +122,11 @@ class Project:
     volumes: dict[str, Resource] = field(default_factory=dict)
     raw_services: dict[str, Any] = field(default_factory=dict)  # as parsed, for the config hash
 
-    def network_for(self, key: str) -> Resource:
-        return self.networks[key]
-
-
 def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""
     import yaml
 
-    config_file = path / "compose.yaml" if path.is_dir() else path
+    config_file = SiteDir(path).compose if path.is_dir() else path
     try:
         raw = config_file.read_bytes()
     except OSError as exc:
