@@ -42,6 +42,8 @@ def make_templates() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
     env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
+    for name in ("base.html", "maintenance.html", "error.html"):  # compiled now: an outage's first page is not slower
+        env.get_template(name)
     return env
 
 

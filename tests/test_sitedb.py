@@ -13,6 +13,7 @@ from sitedb import models, tables
 from sitedb.engine import make_engine
 from sitedb.migrate import upgrade
 from sitedb.sealing import open_sealed, seal
+from tests.support.slowdns import slow_dns
 
 TABLES = {"catalog_items", "price_rules", "orders", "site_state", "hq_commands", "admin_users", "audit_log"}
 
@@ -103,21 +104,12 @@ def test_sealed_delivery_opens_only_with_the_site_key():
 
 def test_a_database_whose_name_does_not_resolve_fails_within_the_connect_deadline(monkeypatch):
     """A stopped container's name takes Docker's DNS ~10 s to fail; a connect gives up after ~1 s (issue 26)."""
-    import socket
     import time
 
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    real = socket.getaddrinfo
-
-    def slow(host, *args, **kwargs):
-        if host == "db.stopped.test":
-            time.sleep(3)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    slow_dns(monkeypatch)
     engine = make_engine("postgresql+psycopg://kit:pw@db.stopped.test:5432/kit")
     try:
         for _ in range(2):
@@ -154,21 +146,12 @@ def test_pooled_connections_survive_a_database_restart(pg_url):
 
 def test_while_the_database_is_down_one_request_retries_and_the_others_fail_at_once(monkeypatch):
     """An outage costs each request nothing but the one retrying; the first try after it is back succeeds."""
-    import socket
     import threading
     import time
 
     from sqlalchemy.exc import OperationalError
 
-    real = socket.getaddrinfo
-
-    def slow(host, *args, **kwargs):
-        if host == "db.stopped.test":
-            time.sleep(3)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    slow_dns(monkeypatch)
     engine = make_engine("postgresql+psycopg://kit:pw@db.stopped.test:5432/kit")
     try:
         with pytest.raises(OperationalError):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 
@@ -63,20 +61,10 @@ class SlowDrip:
 
 
 @pytest.fixture
-def slow_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """getaddrinfo as Docker's DNS answers for a stopped container's name: after ~10 s, a failure (here 3 s)."""
-    asked: list[str] = []
-    real = socket.getaddrinfo
+def slow_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from tests.support.slowdns import slow_dns as install
 
-    def slow(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host.endswith(".stopped.test"):
-            asked.append(host)
-            time.sleep(3)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
-    yield asked
+    return install(monkeypatch)
 
 
 def test_a_slow_drip_answer_ends_at_the_request_deadline() -> None:

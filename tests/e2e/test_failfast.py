@@ -26,13 +26,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
 
 from tests.conftest import require
 from tests.support.postgres import free_port
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -134,21 +135,7 @@ def _start_hq(stack: Stack) -> None:
         environment={"KIT_HQ_DIR": "/var/lib/kit/hq", "KIT_HQ_PUBLIC_URL": f"http://{stack.hq_name}:8600",
                      "KIT_HQ_REGISTRY_URL": "", "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": "5"},
         labels={"com.kitctl.test": stack.site_id})
-    wait(lambda: httpx.get(f"{stack.hq_url}/healthz", timeout=1).status_code == 200, 90, "HQ answering")
-
-
-def wait(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last failure
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
+    eventually(lambda: httpx.get(f"{stack.hq_url}/healthz", timeout=1).status_code == 200, 90, what="HQ answering")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +160,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         s.kitctl("up", "--licence", f"@{s.root / 'licence.jwt'}", "--hq-keys", str(s.root / "hq-keys.json"),
                  "--name", "快速失败", "--domain", "localhost", "--tls", "off", "--http-port", str(s.http_port),
                  "--metrics-port", str(s.metrics_port), "--hq-network", s.network, "--image-tag", s.tag)
-        wait(lambda: httpx.get(f"{s.base}/p/{SKU}", timeout=3).status_code == 200, 120, "catalog synced")
+        eventually(lambda: httpx.get(f"{s.base}/p/{SKU}", timeout=3).status_code == 200, 120, what="catalog synced")
         yield s
     finally:
         _teardown(s)
@@ -316,7 +303,7 @@ def test_site_database_down_15s_shop_answers_503_within_a_second_and_recovers_wi
                 ready_at.append(probe)
             return code == 0
 
-        wait(ready, 60, "database ready again", every=0.05)
+        eventually(ready, 60, every=0.05, what="database ready again")
         time.sleep(6)
     answers = trickle.answers
     back = ready_at[0]
@@ -399,7 +386,7 @@ def test_hq_down_45s_agent_detects_within_a_second_and_resumes_within_one(stack:
             stopped = time.monotonic()
             hq.reload()
             FIGURES.setdefault("stop_exit_codes", {})["hq"] = hq.attrs["State"]["ExitCode"]
-            wait(lambda: watch.first("unreachable", stop_began), 20, "agent reporting HQ unreachable", every=0.1)
+            eventually(lambda: watch.first("unreachable", stop_began), 20, every=0.1, what="agent reporting HQ unreachable")
             time.sleep(8)  # the stats loop records the link in the site database
             status_during = json.loads(stack.kitctl("status", "--json").stdout)
             time.sleep(max(0.0, 45 - (time.monotonic() - stop_began)))
@@ -416,11 +403,11 @@ def test_hq_down_45s_agent_detects_within_a_second_and_resumes_within_one(stack:
                     back.append(asked)
                 return ok
 
-            wait(answering, 90, "HQ answering again", every=0.05)
-            wait(lambda: watch.first("ok", back[0]), 10, "agent reporting HQ ok", every=0.1)
+            eventually(answering, 90, every=0.05, what="HQ answering again")
+            eventually(lambda: watch.first("ok", back[0]), 10, every=0.1, what="agent reporting HQ ok")
             time.sleep(3)
         placed = [order_id(a.location) for a in trickle.answers if a.kind == "checkout" and a.status == 303]
-        wait(lambda: not stack.psql("SELECT id FROM orders WHERE status = 'pending'"), 60, "every order decided")
+        eventually(lambda: not stack.psql("SELECT id FROM orders WHERE status = 'pending'"), 60, what="every order decided")
         all_decided = time.monotonic()
     finally:
         watch.stop.set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,15 +17,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*httpx.*")
 @pytest.fixture
 def slow_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine's DNS for a stopped container: a failure after ~10 s (3 s here)."""
-    real = socket.getaddrinfo
+    from tests.support.slowdns import slow_dns as install
 
-    def slow(host, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host == "db.stopped.test":
-            time.sleep(3)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    install(monkeypatch)
 
 
 def _client(tmp_path: Path, url: str):  # type: ignore[no-untyped-def]
