@@ -321,6 +321,9 @@ def test_site_database_down_15s_shop_answers_503_within_a_second_and_recovers_wi
         "outage_answers": len(outage), "outage_503": sum(a.status == 503 for a in outage),
         "stop_seconds": round(stopped - stop_began, 2), "ready_after_start_seconds": round(back - started, 2),
         "normal_service_after_ready_seconds": round(recovered, 3) if recovered is not None else None,
+        "slowest_three": [{"kind": a.kind, "status": a.status, "took": round(a.took, 3),
+                           "began_after_stop_began": round(a.started - stop_began, 2)}
+                          for a in sorted(answers, key=lambda a: a.took)[-3:]],
     }
     print("\ndatabase outage:", json.dumps(FIGURES["database_outage"]))
     assert not unanswered, [(a.kind, a.path) for a in unanswered]
