@@ -4,8 +4,40 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
+
 if TYPE_CHECKING:
     from starlette.responses import JSONResponse
+
+
+class ErrorBody(BaseModel):
+    """The error body of every HQ endpoint (and of the storefront's JSON APIs and the agent's endpoints)."""
+
+    error: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a stable machine-readable code")
+    detail: str = Field(description="one line for people: what is wrong, naming the field")
+
+
+WHY = {
+    401: "No or bad bearer token (`unauthorized`, `invalid_licence`, `unknown_licence`)",
+    403: "Licence revoked or suspended (`licence_revoked`, `licence_suspended`)",
+    404: "The named resource does not exist (`not_found`)",
+    409: "Conflicts with HQ's current state (the code names the conflict)",
+    410: "The cursor cannot be continued from (`cursor_expired`): resync from no cursor",
+    413: "Body too large (`too_large`)",
+    422: "The request fails validation (`invalid_request`, naming the field), or a rule the schema cannot say",
+    429: "Rate limited (`rate_limited`, `Retry-After`)",
+}
+
+
+def responses(*statuses: int, notes: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for the errors an operation can give, each with the error body.
+
+    `notes` adds what the schema cannot say: refusals of a schema-valid request (a cross-field rule,
+    HQ's state), each with its own code.
+    """
+    notes = notes or {}
+    return {status: {"model": ErrorBody, "description": WHY[status] + (f"; {notes[status]}" if status in notes else "")}
+            for status in statuses}
 
 
 class ApiError(Exception):
@@ -25,6 +57,16 @@ def not_found(what: str) -> ApiError:
 
 def conflict(code: str, detail: str) -> ApiError:
     return ApiError(409, code, detail)
+
+
+# Cross-field rules JSON Schema cannot state: pydantic errors of these types keep their type as the error code.
+RULE_CODES = frozenset({"qty_range", "invalid_account_pattern"})
+
+
+def error_code(errors: Any) -> str:
+    """`invalid_request`, or the rule's own code when the first problem is a cross-field rule."""
+    kind = errors[0].get("type") if errors else None
+    return kind if kind in RULE_CODES else "invalid_request"
 
 
 def first_error(errors: Any) -> str:
