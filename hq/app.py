@@ -97,7 +97,7 @@ def _install_errors(app: "FastAPI") -> None:
         if exc.status_code == 400:  # FastAPI's "error parsing the body": a validation failure like any other
             return body(422, "invalid_request", "body: is not valid JSON")
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path) or [headers.get("Allow", "")])
         return body(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers)
 
     @app.exception_handler(Exception)
@@ -106,16 +106,19 @@ def _install_errors(app: "FastAPI") -> None:
         return body(500, "internal", "internal error; see HQ's log")
 
 
-def allowed_methods(app: "FastAPI", scope: Any) -> list[str]:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
-    from starlette.routing import Match
+def allowed_methods(app: "FastAPI", path: str) -> list[str] | None:
+    """Every method /openapi.json documents for `path` (Starlette's 405 names only the first route's); None if none."""
+    import re
 
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**scope, "method": "GET"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
-    return sorted(methods)
+    templates = getattr(app.state, "allow_templates", None)
+    if templates is None:
+        templates = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)) + "$"), {m.upper() for m in ops})
+                     for p, ops in app.openapi()["paths"].items()]
+        app.state.allow_templates = templates
+    methods = set().union(*(ops for pattern, ops in templates if pattern.match(path)))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods) or None
 
 
 async def _open_beat_pool(hq: "HQ") -> Any:

@@ -74,7 +74,10 @@ def first_error(errors: Any) -> str:
     if not errors:
         return "invalid request"
     err = errors[0]
-    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    loc = list(err.get("loc", ()))
+    if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):  # name the field, not where it travelled
+        loc = loc[1:]
+    where = ".".join(str(p) for p in loc if p != "body") or "body"
     return f"{where}: {err.get('msg', 'invalid')}"
 
 
