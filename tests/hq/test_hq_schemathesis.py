@@ -84,23 +84,23 @@ def _wait(url: str, proc: subprocess.Popen) -> None:
     raise AssertionError("HQ did not answer in time")
 
 
-def _schemathesis(url: str, token: str, review: str, *selection: str) -> tuple[int, str]:
-    """Run the CLI; its exit code and output."""
+def _schemathesis(url: str, token: str, review: str, workdir: Path, *selection: str) -> tuple[int, str]:
+    """Run the CLI (its cache goes to `workdir`); its exit code and output."""
     cli = Path(sys.executable).parent / "schemathesis"
     cmd = [str(cli), "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all",
            "--header", f"Authorization: Bearer {token}", "--workers", "1",
            "--no-color", *selection]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": review}
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("credential", ["site", "operator"])
-def test_schemathesis_all_checks_finds_nothing(hq_process, credential, capsys):
+def test_schemathesis_all_checks_finds_nothing(hq_process, credential, capsys, tmp_path):
     url, tokens = hq_process
     selection = ("--include-path-regex", "^/v1/admin/") if credential == "operator" else \
         ("--exclude-path-regex", "^/v1/admin/")
-    code, output = _schemathesis(url, tokens[credential], tokens["review"], *selection)
+    code, output = _schemathesis(url, tokens[credential], tokens["review"], tmp_path, *selection)
     generated = re.search(r"(\d+) generated", output)
     phases = re.findall(r"^ +(?:✅|❌|⏭|🚫) +(Examples|Coverage|Fuzzing|Stateful)", output, re.MULTILINE)
     with capsys.disabled():
