@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from kitcore.errorbody import CODE, error_body
+
 if TYPE_CHECKING:
     from starlette.responses import JSONResponse
 
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 class ErrorBody(BaseModel):
     """The error body of every HQ endpoint (and of the storefront's JSON APIs and the agent's endpoints)."""
 
-    error: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="a stable machine-readable code")
+    error: str = Field(pattern=CODE.pattern, description="a stable machine-readable code")
     detail: str = Field(description="one line for people: what is wrong, naming the field")
 
 
@@ -85,5 +87,4 @@ def error_response(status: int, code: str, detail: str, headers: dict[str, str] 
     """The JSON error every endpoint answers with: `{"error": code, "detail": one line}`."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse({"error": code, "detail": detail.splitlines()[0] if detail else code},
-                        status_code=status, headers=headers)
+    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
