@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 
 from hq.testing import free_port
+from tests.hq.helpers import wait_for_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "tests" / "hq" / "fuzz" / "schemathesis.toml"
@@ -62,26 +62,11 @@ def hq_process(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
                             stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(f"{url}/healthz", proc)
+        wait_for_process(f"{url}/healthz", proc)
         yield url, tokens
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-def _wait(url: str, proc: subprocess.Popen) -> None:
-    import time
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"HQ exited with {proc.returncode}: {proc.stderr.read().decode()[-800:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("HQ did not answer in time")
 
 
 def _schemathesis(url: str, token: str, review: str, workdir: Path, *selection: str) -> tuple[int, str]:
