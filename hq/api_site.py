@@ -12,6 +12,7 @@ from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import responses
 from hq.fields import ORDER_ID_PATTERN
+from hq.order_checks import SiteContext
 from hq.schemas import CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
 from hq.service import HQ
 
@@ -54,7 +55,7 @@ def post_orders(
     caller: SiteCaller = Depends(site_ordering),
     hq: HQ = Depends(get_hq),
 ) -> Response:
-    ctx = orders.SiteContext(caller.site_id, caller.categories, caller.regions)
+    ctx = SiteContext(caller.site_id, caller.categories, caller.regions)
     results, replayed = orders.submit(hq, ctx, idempotency_key, batch)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse({"results": results}, headers=headers)

@@ -53,14 +53,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} does not exist")
-
-
-def conflict(code: str, detail: str) -> ApiError:
-    return ApiError(409, code, detail)
-
-
 # Cross-field rules JSON Schema cannot state: pydantic errors of these types keep their type as the error code.
 RULE_CODES = frozenset({"qty_range", "invalid_account_pattern"})
 

@@ -29,6 +29,7 @@ CONFIG = ROOT / "tests" / "hq" / "fuzz" / "schemathesis.toml"
 def _seed(hq_dir: Path) -> dict[str, str]:
     """An HQ directory with an item, card keys, a licensed site, an order under review and an operator."""
     from hq import operators, orders
+    from hq.order_checks import SiteContext
     from hq.schemas import OrderBatch
     from hq.service import HQ
     from hq.settings import HQSettings
@@ -42,7 +43,7 @@ def _seed(hq_dir: Path) -> dict[str, str]:
         site_token = seeded.issue_licence("fuzz-site")
         big = {"order_id": "seed-1", "sku": "game-100", "quantity": 1, "unit_price_cents": 500_000, "currency": "CNY",
                "buyer": {"contact": "buyer@example.cn"}, "created_at": "2030-01-01T00:00:00Z"}  # over the review amount
-        results, _ = orders.submit(service, orders.SiteContext("fuzz-site", ("game",), ("CN",)), "seed",
+        results, _ = orders.submit(service, SiteContext("fuzz-site", ("game",), ("CN",)), "seed",
                                    OrderBatch.model_validate({"orders": [big]}))
         assert results[0]["status"] == "review", results
         return {"site": site_token, "operator": operators.add(service, "fuzzer"), "review": results[0]["hq_order_id"]}
