@@ -1,6 +1,6 @@
 """HTTP/1.1 over a unix socket, on the standard library alone: how the kit reads the Docker engine's API.
 
-The CLI's no-op check of `kitctl up` (`kitctl.engine_socket`) and the
+The CLI's no-op check of `kitctl up` (`kitctl.deploy.engine_socket`) and the
 agent's container probe (`agent.stats`) each need a few requests to the local
 engine; docker-py would cost them about 0.3 s of import, `http.client` costs
 nothing they do not load anyway. Failures surface as `OSError` or

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kitctl.engine_socket import EngineError, EngineSocket
+from kitctl.deploy.engine_socket import EngineError, EngineSocket
 from kitctl.deploy.noop import unchanged_stack
 from kitctl.entry import parse_fast_up_options
 from kitcore.sitedir import SiteDir
