@@ -25,6 +25,7 @@ from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitcore.errors import LicenceError
 from kitcore.licence import jws
 from kitcore.licence.keys import PinnedKeys
+from kitcore.licence.token import MAX_TIME
 from sitedb.tables import hq_commands, orders
 
 log = logging.getLogger("agent.commands")
@@ -38,11 +39,11 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
     id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=2**63 - 1)  # a BIGINT column keeps it
     type: Literal["revoke", "suspend", "resume", "licence", "sync_now"]
     site: str
-    iat: int
-    exp: int
+    iat: int = Field(ge=0, le=MAX_TIME)
+    exp: int = Field(ge=0, le=MAX_TIME)
     payload: dict[str, Any] = {}
 
 
