@@ -23,6 +23,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
 
     from hq import api_admin, api_site, fleet
     from hq.heartbeat_api import HeartbeatFastPath
+    from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
     from hq.session import SessionSigner
@@ -57,12 +58,24 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _body_limits() -> dict[str, int]:
+    """Paths whose bodies may differ from the default: the heartbeat is small, a card-key CSV large.
+
+    The CSV endpoint authenticates the operator before it reads the body, so
+    its larger limit is never spent on a caller who is nobody.
+    """
+    from hq import api_admin, heartbeat_api
+
+    return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES}
 
 
 def _install_errors(app: "FastAPI") -> None:
