@@ -26,7 +26,6 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
-    from hq.session import SessionSigner
 
     settings = settings or (hq.settings if hq else HQSettings())
     service = hq or HQ.open(settings, migrate=settings.migrate)
@@ -52,7 +51,6 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
-    app.state.sessions = SessionSigner(settings.dir)
     _install_errors(app)
     app.include_router(api_site.router)
     app.include_router(api_admin.router)
