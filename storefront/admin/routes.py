@@ -57,15 +57,16 @@ async def login_submit(request: Request) -> Response:
 def _login(request: Request, username: str, password: str) -> Response:
     shop = shop_of(request)
     t = translator(locale_of(request))
-    if not shop.limits.login_ip.hit(client_ip(request)) or shop.limits.login_user.blocked(username.lower()):
+    client, account = client_ip(request), username.lower()
+    if not shop.limits.login_ip.hit(client) or not shop.limits.login.allowed(client, account):
         return render(request, "admin/login.html", {"error": t("admin.login_limited"), "username": username}, status=429, private=True)
     with shop.sessions() as session:
         user = session.scalar(select(AdminUser).where(AdminUser.username == username)) if username else None
         ok = verify_password(user.password_hash if user else None, password[:256])
     if not ok or user is None or user.disabled_at is not None:
-        shop.limits.login_user.hit(username.lower())
+        shop.limits.login.failed(client, account)
         return render(request, "admin/login.html", {"error": t("admin.login_failed"), "username": username}, status=401, private=True)
-    shop.limits.login_user.reset(username.lower())
+    shop.limits.login.succeeded(client, account)
     response = RedirectResponse("/admin", status_code=303)
     set_cookie(request, response, SESSION_COOKIE, start_session(request, user.id), SESSION_MAX_AGE)
     return response
