@@ -22,6 +22,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from fastapi import FastAPI
 
     from hq import api_admin, api_site, fleet
+    from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
@@ -44,8 +45,10 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             if pool is not None:
                 await pool.close()
 
+    docs = settings.api_docs  # off in production if the schema should not be public
     app = FastAPI(
-        title="kitctl HQ API", version="1", lifespan=lifespan,
+        title="kitctl HQ API", version="1", lifespan=lifespan, docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
         description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
     )
     app.state.hq = service
@@ -56,6 +59,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
+    app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
 
     @app.get("/healthz", include_in_schema=False)

@@ -46,6 +46,12 @@ def _check_csrf(request: Request, token: str) -> OperatorSession:
     return sess
 
 
+@router.get("/fleet/fleet.css", include_in_schema=False)
+def stylesheet() -> Response:
+    return Response((TEMPLATES / "fleet.css").read_bytes(), media_type="text/css",
+                    headers={"Cache-Control": "max-age=3600"})
+
+
 @router.get("/", response_class=HTMLResponse)
 def root() -> Response:
     return RedirectResponse("/fleet", status_code=303)

@@ -53,6 +53,7 @@ class SiteInputs(BaseSettings):
     currency: str = "CNY"
     contact: str = ""
     bind_address: str = "127.0.0.1"
+    metrics_bind_address: str = "127.0.0.1"  # the agent's /metrics; exposing it is a choice of its own
     http_port: int = Field(default=80, ge=1, le=65535)
     https_port: int = Field(default=443, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=1, le=65535)
@@ -112,7 +113,7 @@ class SiteInputs(BaseSettings):
             raise ValueError(f"currency {v!r} is not a 3-letter ISO 4217 code like CNY")
         return v
 
-    @field_validator("bind_address")
+    @field_validator("bind_address", "metrics_bind_address")
     @classmethod
     def _bind(cls, v: str) -> str:
         try:
