@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitcore.headers import AddHeaders
+
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 HEADERS = [
@@ -19,21 +21,8 @@ def is_page(path: str) -> bool:
     return path == "/" or path == "/fleet" or path.startswith("/fleet/")
 
 
-class FleetHeaders:
+class FleetHeaders(AddHeaders):
     """Adds the CSP and frame protection to every response under /fleet (and the / redirect)."""
 
     def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not is_page(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in HEADERS if h[0] not in present]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+        super().__init__(app, HEADERS, applies=is_page)

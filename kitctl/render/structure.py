@@ -12,12 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from kitcore.sitedir import SECRETS
 from kitctl.render.escape import RenderError
-from kitctl.render.stack import CORE_SECRETS, HARDENING, SERVICES, VOLUMES
+from kitctl.render.stack import CORE_SECRETS, HARDENING, SECRET_FILES, SERVICES, VOLUMES
 from plugins.rules import PRIVILEGES
-<<<<<<< HEAD
-=======
-from kitctl.render.stack import CORE_SECRETS, SECRET_FILES, SERVICES, VOLUMES
->>>>>>> main
 
 if TYPE_CHECKING:
     from kitctl.render.plugin_stack import PluginStack
