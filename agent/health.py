@@ -24,11 +24,13 @@ from typing import Callable
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent.metrics import AgentMetrics
+from kitcore.errorbody import error_body
 
 MAX_CONNECTIONS = 64
 MAX_HEAD_BYTES = 8 * 1024
 HEAD_TIMEOUT = 5.0
 WRITE_TIMEOUT = 10.0
+Answer = tuple[int, bytes, str, dict[str, str]]  # status, body, content type, extra headers
 REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
            431: "Request Header Fields Too Large", 400: "Bad Request", 503: "Service Unavailable"}
 
@@ -89,10 +91,10 @@ class HealthServer:
         self.open_connections += 1
         self.waiting[writer] = None
         try:
-            status, body, ctype = await self._answer(reader)
+            status, body, ctype, headers = await self._answer(reader)
             self.waiting.pop(writer, None)
             if status:
-                await asyncio.wait_for(_write(writer, status, body, ctype), WRITE_TIMEOUT)
+                await asyncio.wait_for(_write(writer, status, body, ctype, headers), WRITE_TIMEOUT)
         except (asyncio.TimeoutError, ConnectionError):
             pass
         finally:
@@ -100,37 +102,39 @@ class HealthServer:
             self.open_connections -= 1
             writer.transport.abort()  # closed after writing, or given up on: never left open
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, bytes, str]:
+    async def _answer(self, reader: asyncio.StreamReader) -> Answer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.head_timeout)
         except asyncio.LimitOverrunError:
-            return _error(431, "request head is larger than 8 KiB")
+            return _error(431, "headers_too_large", "request head is larger than 8 KiB")
         except (asyncio.IncompleteReadError, asyncio.TimeoutError):
-            return 0, b"", ""  # gone, or too slow: close without a word
+            return 0, b"", "", {}  # gone, or too slow: close without a word
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return _error(400, "not an HTTP/1.x request")
+            return _error(400, "invalid_request", "not an HTTP/1.x request")
         method, target = parts[0], parts[1]
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
         if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
-            return _error(413, "requests to the agent carry no body")
+            return _error(413, "too_large", "requests to the agent carry no body")
         if method != "GET":
-            return _error(405, "only GET")
+            return _error(405, "method_not_allowed", "these endpoints answer GET only", {"Allow": "GET"})
         return await self._route(target.split("?", 1)[0], headers)
 
-    async def _route(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
+    async def _route(self, path: str, headers: dict[str, str]) -> Answer:
         if path == "/metrics":
             if self.token and not _bearer_matches(headers.get("authorization", ""), self.token):
-                return _error(401, "send Authorization: Bearer <agent token>")
-            return 200, self.metrics.render(), CONTENT_TYPE_LATEST
+                return _error(401, "unauthorized", "send Authorization: Bearer <agent token>",
+                              {"WWW-Authenticate": "Bearer"})
+            return 200, self.metrics.render(), CONTENT_TYPE_LATEST, {}
         if path == "/healthz":
-            return 200, json.dumps({"status": "ok"}).encode(), "application/json"
+            return _json(200, {"status": "ok"})
         if path == "/readyz":
             ok, why = self.ready()
-            doc = {"status": "ready" if ok else "not ready", "detail": why}
-            return (200 if ok else 503), json.dumps(doc).encode(), "application/json"
-        return _error(404, "try /metrics, /healthz or /readyz")
+            if ok:
+                return _json(200, {"status": "ready", "detail": why})
+            return _json(503, error_body("not_ready", why or "not ready", status="not ready"))
+        return _error(404, "not_found", "try /metrics, /healthz or /readyz")
 
 
 def _bearer_matches(header: str, token: str) -> bool:
@@ -138,13 +142,17 @@ def _bearer_matches(header: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
-def _error(status: int, detail: str) -> tuple[int, bytes, str]:
-    error = REASONS[status].lower().replace(" ", "_")
-    return status, json.dumps({"error": error, "detail": detail}).encode(), "application/json"
+def _json(status: int, doc: dict, headers: dict[str, str] | None = None) -> Answer:
+    return status, json.dumps(doc).encode(), "application/json", headers or {}
 
 
-async def _write(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str) -> None:
-    head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nServer: kitctl-agent\r\nContent-Type: {ctype}\r\n"
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Answer:
+    return _json(status, error_body(code, detail), headers)
+
+
+async def _write(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head = (f"HTTP/1.1 {status} {REASONS[status]}\r\nServer: kitctl-agent\r\nContent-Type: {ctype}\r\n{extra}"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
     writer.write(head.encode("latin-1") + body)
     writer.close()  # flushes what is buffered, then closes

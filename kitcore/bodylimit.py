@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from kitcore.errorbody import error_body
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
@@ -89,7 +91,7 @@ def _content_length(scope: dict[str, Any]) -> int | None:
 async def _refuse(send: "Send", limit: int, malformed: bool) -> None:
     status, code, detail = ((400, "invalid_request", "Content-Length is not a number") if malformed else
                             (413, "too_large", f"request body is larger than {limit} bytes"))
-    body = orjson.dumps({"error": code, "detail": detail})
+    body = orjson.dumps(error_body(code, detail))
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})
