@@ -63,7 +63,7 @@ def test_hq_site_endpoints_answer_401_to_a_nested_token(served_hq, method, path)
 
 
 def test_hq_answers_401_to_a_licence_with_a_huge_exp(served_hq):
-    token = sign_licence(served_hq.key_store, exp=10**30)
+    token = sign_licence(served_hq.service.keys, exp=10**30)
     resp = httpx.get(served_hq.url + "/v1/catalog", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert "exp" in one_line_error(resp, 401)["detail"]
 
