@@ -11,7 +11,7 @@ from kitcore import safejson
 from kitcore.errors import LicenceError
 from kitcore.licence import jws
 from kitcore.licence.keys import PinnedKeys, b64url_decode
-from kitctl.licence.source import read_token_arg
+from kitctl.licence.given import read_token_arg
 from kitcore.licence.token import verify_licence
 
 
