@@ -91,7 +91,7 @@ def _keep_an_admin(session, user) -> None:  # type: ignore[no-untyped-def]
 
 def _changed(session, user, actor: str, action: str) -> None:  # type: ignore[no-untyped-def]
     from sitedb.models import AuditEntry
-    from storefront.admin.sessions import end_all
+    from storefront.staff_sessions import end_all
 
     ended = end_all(session, user.id)
     session.add(AuditEntry(actor=actor, action=action, detail={"username": user.username, "sessions_ended": ended}))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from storefront.admin import sessions
+from storefront import staff_sessions as sessions
 from storefront.web import HTTPProblem, shop_of
 
 SESSION_COOKIE = "kit_admin"

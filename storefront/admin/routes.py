@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from storefront.admin import reports
 from storefront.admin import rules as rules_mod
-from storefront.admin import sessions
+from storefront import staff_sessions as sessions
 from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, start_session
 from storefront.admin_users import (ROLES, AdminUserError, change_password, create_user, delete_user, disable_user,
                                     enable_user, reset_password)
