@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
@@ -120,4 +121,5 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
         return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500, offline=True)
 
     app.router.redirect_slashes = False
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]
