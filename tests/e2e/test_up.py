@@ -224,11 +224,11 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
         "db": ("running", "healthy"), "web": ("running", "healthy"), "proxy": ("running", "healthy")}
     assert data["licence"] is None
     db = engine.containers.get(f"{site.project}_db_1")
-    sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text);"
-           "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee');")
+    sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text, health json);"
+           "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee', '{}');")
     assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
     assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
-        "status": "suspended", "reason": "overdue fee"}
+        "status": "suspended", "reason": "overdue fee", "hq": None}
     assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
     logs = kitctl("logs", "web", "--tail", "100", *site.args())
     assert f"serving {site.name}" in logs.stdout
@@ -331,7 +331,9 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
         assert all(s["health"] == "healthy" for s in data["services"])
-        assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
+        licence = data["licence"]  # as the agent recorded it in site_state, with its link to HQ
+        assert (licence["status"], licence["reason"]) == ("active", "")
+        assert licence["hq"] is None or licence["hq"]["state"] in ("ok", "unreachable", "refused")
         for service, cid in container_ids(engine, project).items():  # healthy with no capability to spare
             host = engine.containers.get(cid).attrs["HostConfig"]
             assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"], service
