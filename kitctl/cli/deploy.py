@@ -231,7 +231,7 @@ def backup(
     out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="Archive to write (mode 0600, never over a file)."),
     site_dir: Path = SITE_DIR,
     host: Optional[str] = HOST,
-    recipient: Optional[list[str]] = typer.Option(None, "--recipient", "-r",
+    recipient: Optional[list[str]] = typer.Option(None, "--recipient", "-r", metavar="KEY",
                                                   help="Encrypt to this age (age1…) or ssh public key; repeatable."),
     recipients_file: Optional[Path] = typer.Option(None, "--recipients-file", "-R", dir_okay=False,
                                                    help="Encrypt to the public keys in FILE, one a line."),
