@@ -131,8 +131,10 @@ def test_an_order_the_agent_cannot_open_is_held_not_sent_half_empty(shop: dict[s
 
 # -- the migration seals what older versions stored in clear ------------------------------------
 
-def _old_site(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def old_site(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A site database as kitctl 0.1 left it: schema 0001, one order with its buyer in clear."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0001")
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -153,8 +155,8 @@ def _key_file(tmp_path: Path) -> tuple[Path, bytes]:
     return path, key
 
 
-def test_upgrading_seals_orders_stored_in_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = _old_site(tmp_path)
+def test_upgrading_seals_orders_stored_in_clear(old_site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = old_site
     path, key = _key_file(tmp_path)
     monkeypatch.setenv("KIT_SITE_KEY_FILE", str(path))
     upgrade(url)
@@ -164,9 +166,9 @@ def test_upgrading_seals_orders_stored_in_clear(tmp_path: Path, monkeypatch: pyt
     assert row["buyer_contact_index"] == BuyerBox(key).contact_index(CONTACT)
 
 
-def test_upgrading_orders_without_the_site_key_stops_and_changes_nothing(tmp_path: Path,
+def test_upgrading_orders_without_the_site_key_stops_and_changes_nothing(old_site: str,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    url = _old_site(tmp_path)
+    url = old_site
     monkeypatch.delenv("KIT_SITE_KEY_FILE", raising=False)
     with pytest.raises(RuntimeError, match="KIT_SITE_KEY_FILE"):
         upgrade(url)
@@ -174,12 +176,12 @@ def test_upgrading_orders_without_the_site_key_stops_and_changes_nothing(tmp_pat
     assert row["buyer_contact"] == CONTACT and "buyer_sealed" not in row
 
 
-def test_downgrading_opens_the_boxes_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downgrading_opens_the_boxes_again(old_site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from alembic import command
 
     from sitedb.migrate import alembic_config
 
-    url = _old_site(tmp_path)
+    url = old_site
     path, _key = _key_file(tmp_path)
     monkeypatch.setenv("KIT_SITE_KEY_FILE", str(path))
     upgrade(url)
