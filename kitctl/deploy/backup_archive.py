@@ -28,13 +28,14 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Sequence
 
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SECRETS
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 DUMP = "db/site.dump"
 SITE = "site"
-SECRETS_PREFIX = f"{SITE}/secrets/"
+SECRETS_PREFIX = f"{SITE}/{SECRETS}/"
 SITE_PREFIX = f"{SITE}/"  # the manifest's `files` all live here (volume archives would be a further key)
 NEVER_RECORDED = 0o002  # world-write is never recorded, so an archive asking for it was made by hand
 
