@@ -90,3 +90,20 @@ def test_sealed_delivery_opens_only_with_the_site_key():
     assert open_sealed(key, sealed)["card_keys"][0]["secret"] == "ABCD-1234"
     with pytest.raises(Exception):
         open_sealed(other, sealed)
+
+
+@pytest.mark.postgres
+def test_the_storefront_and_the_agent_can_migrate_the_same_new_database_at_once(pg_server, pg_url):
+    """Both start together in the stack and both migrate: neither may fail on the other's half-made schema."""
+    import subprocess
+    import sys
+
+    from tests.support.postgres import create_database
+
+    code = "import sys; from sitedb.migrate import upgrade; upgrade(sys.argv[1])"
+    for url in [pg_url] + [create_database(pg_server) for _ in range(3)]:  # the race is lost often, not always
+        procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [e.strip().splitlines()[-1:] for e in errors]
+        assert TABLES <= _tables(url)

@@ -1,6 +1,7 @@
 """Alembic environment for the site database."""
 
 from alembic import context
+from sqlalchemy import text
 
 from sitedb.engine import make_engine
 from sitedb.tables import metadata
@@ -15,11 +16,18 @@ def run_offline() -> None:
         context.run_migrations()
 
 
+# The storefront and the agent start together and both migrate: on PostgreSQL the second waits
+# for the first (a transaction-scoped advisory lock), then finds the schema current.
+MIGRATION_LOCK = 0x6B6974_0001  # "kit" 1
+
+
 def run_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
     engine.dispose()
 
