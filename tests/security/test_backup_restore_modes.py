@@ -58,19 +58,20 @@ def test_a_member_stored_0777_in_an_old_archive_is_not_restored_0777(tmp_path: P
     assert mode_of(tmp_path / "out" / "site" / "branding" / "theme.css") == 0o644
 
 
+def restored(tmp_path: Path, name: str, stored: int, recorded_mode: int) -> int:
+    """The mode `name` gets from an archive that stores it with `stored` and records `recorded_mode`."""
+    data = b"content"
+    read_archive(craft(tmp_path / "a.tgz", [(_info(name, stored), data)], {name: recorded(data, recorded_mode)}),
+                 tmp_path / "out")
+    return mode_of(tmp_path / "out" / name)
+
+
 def test_the_restored_mode_is_never_wider_than_the_manifest_records(tmp_path: Path) -> None:
-    data = b"body {}"
-    archive = craft(tmp_path / "a.tgz", [(_info("site/branding/theme.css", 0o6775), data)],
-                    {"site/branding/theme.css": recorded(data, 0o640)})
-    read_archive(archive, tmp_path / "out")
-    assert mode_of(tmp_path / "out" / "site" / "branding" / "theme.css") == 0o640
+    assert restored(tmp_path, "site/branding/theme.css", stored=0o6775, recorded_mode=0o640) == 0o640
 
 
 def test_nor_wider_than_the_member_itself(tmp_path: Path) -> None:
-    data = b"#!/bin/sh\n"
-    archive = craft(tmp_path / "a.tgz", [(_info("site/hook.sh", 0o700), data)], {"site/hook.sh": recorded(data, 0o755)})
-    read_archive(archive, tmp_path / "out")
-    assert mode_of(tmp_path / "out" / "site" / "hook.sh") == 0o700
+    assert restored(tmp_path, "site/hook.sh", stored=0o700, recorded_mode=0o755) == 0o700
 
 
 def test_an_archive_that_asks_for_a_world_writable_file_is_refused_whole(tmp_path: Path) -> None:
@@ -83,11 +84,7 @@ def test_an_archive_that_asks_for_a_world_writable_file_is_refused_whole(tmp_pat
 
 
 def test_secrets_stay_0600_in_a_0700_directory_whatever_the_archive_says(tmp_path: Path) -> None:
-    data = b"s3cret"
-    archive = craft(tmp_path / "a.tgz", [(_info("site/secrets/site_key", 0o644), data)],
-                    {"site/secrets/site_key": recorded(data, 0o644)})
-    read_archive(archive, tmp_path / "out")
-    assert mode_of(tmp_path / "out" / "site" / "secrets" / "site_key") == 0o600
+    assert restored(tmp_path, "site/secrets/site_key", stored=0o644, recorded_mode=0o644) == 0o600
     assert mode_of(tmp_path / "out" / "site" / "secrets") == 0o700
 
 
