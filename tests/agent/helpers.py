@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine, func, select
@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session
 
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import Order
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings
 
 # One random site key per test process: every site directory made here gets it, so order rows
 # written by `write_orders` open in whichever site's agent reads them.
@@ -77,7 +80,7 @@ class SiteDir:
         env.update({f"KIT_{k.upper()}": str(v) for k, v in overrides.items()})
         return env
 
-    def settings(self, **overrides: Any):  # -> AgentSettings
+    def settings(self, **overrides: Any) -> AgentSettings:
         from agent.settings import AgentSettings
 
         return AgentSettings(_env_file=None, **{k[4:].lower(): v for k, v in self.env(**overrides).items()})
