@@ -122,11 +122,18 @@ _DECODERS: dict[type, msgspec.json.Decoder] = {}
 
 
 def decode(body: bytes, answer: type[T]) -> T:
-    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not."""
+    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not.
+
+    msgspec recurses per nesting level even to skip an unknown field, so a deeply
+    nested answer raises RecursionError: that is a malformed answer like any other.
+    """
     decoder = _DECODERS.get(answer)
     if decoder is None:
         decoder = _DECODERS[answer] = msgspec.json.Decoder(answer)
-    return decoder.decode(body)
+    try:
+        return decoder.decode(body)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nests too deeply") from None
 
 
 def describe(exc: msgspec.DecodeError) -> str:

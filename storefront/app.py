@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
 from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
@@ -106,4 +107,5 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
         return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500)
 
     app.router.redirect_slashes = False
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]

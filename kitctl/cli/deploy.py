@@ -98,7 +98,7 @@ def upgrade(
     """Move the kit's services to another version through the same gated path (rolled back on failure)."""
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.outcome import deploy_and_report
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
     from kitctl.deploy.upgrade import record_images, upgraded_images
     from kitctl.deploy.up import UpOptions
 
@@ -124,9 +124,9 @@ def down(
 ) -> int:
     """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import down as run_down
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     if volumes and not yes:
@@ -143,10 +143,10 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     """Services with image, state, health, uptime and ports; the licence state the agent recorded."""
     from kitctl.console import print_json
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.drift import plugin_drift
     from kitctl.deploy.operate import licence_state, status as run_status
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     client = connect(host)
@@ -209,9 +209,9 @@ def logs(
     import sys
 
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import logs as run_logs
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     for chunk in run_logs(connect(host), project, service, follow, tail):
@@ -241,8 +241,8 @@ def backup(
     from kitctl.deploy.backup import backup as run_backup
     from kitctl.deploy.backup_keys import backup_recipients, default_identity_path
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.engine import connect
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     key_file = identity or default_identity_path()
@@ -313,8 +313,8 @@ def doctor(
     from kitctl.console import print_json
     from kitctl.deploy import doctor as checks
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect, is_remote
-    from kitctl.deploy.site import require_site_dir, site_domain, verified_licence
+    from kitctl.engine import connect, is_remote
+    from kitctl.deploy.rendered_site import require_site_dir, site_domain, verified_licence
 
     site = require_site_dir(site_dir)
     project = load_project(site)
