@@ -28,7 +28,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     site, key = make_site(tmp_path)
     dump = dump_with_sealed_card_key(key)
     client = FakeClient(dump)
-    monkeypatch.setattr("kitctl.deploy.engine.connect", lambda *a, **k: client)
+    monkeypatch.setattr("kitctl.engine.connect", lambda *a, **k: client)
     return {"site": site, "key": key, "dump": dump, "client": client, "tmp": tmp_path,
             "identity": tmp_path / "config" / "kitctl" / "backup-identity.txt"}
 

@@ -1,7 +1,7 @@
 """seal buyer contact, account and IP with the site key
 
-Revision ID: 0002_sealed_buyer
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 
 Orders kept the buyer's contact, account and IP in clear. They move into one sealed box
 per order (`buyer_sealed`, see sitedb.buyer) plus a keyed index of the contact. Existing
@@ -16,8 +16,8 @@ import os
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_sealed_buyer"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
