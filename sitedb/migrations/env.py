@@ -1,7 +1,6 @@
 """Alembic environment for the site database."""
 
 from alembic import context
-from sqlalchemy import text
 
 from sitedb.engine import make_engine
 from sitedb.tables import metadata
@@ -16,19 +15,24 @@ def run_offline() -> None:
         context.run_migrations()
 
 
-# The storefront and the agent start together and both migrate: on PostgreSQL the second waits
-# for the first (a transaction-scoped advisory lock), then finds the schema current.
-MIGRATION_LOCK = 0x6B6974_0001  # "kit" 1
+MIGRATION_LOCK = 7_240_026  # a PostgreSQL advisory lock: the storefront and the agent both migrate at start
 
 
 def run_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            context.run_migrations()
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:  # one migration at a time: the second finds the schema current (no race on CREATE TABLE)
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if postgres:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                connection.commit()
     engine.dispose()
 
 
