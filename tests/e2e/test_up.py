@@ -250,19 +250,23 @@ def test_down_then_up_keeps_the_data(site: Site, engine: Any) -> None:
 
 
 def test_backup_then_restore_on_a_fresh_host(site: Site, engine: Any, tmp_path: Path) -> None:
-    archive = tmp_path / "site-backup.tar.gz"
-    kitctl("backup", "-o", str(archive), *site.args())
+    archive = tmp_path / "site-backup.age"
+    identity = tmp_path / "backup-identity.txt"
+    kitctl("backup", "-o", str(archive), "--identity", str(identity), *site.args())
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
-    refused = kitctl("restore", str(archive), "--site-dir", str(tmp_path / "elsewhere"), check=False)
+    assert archive.read_bytes().startswith(b"age-encryption.org/v1\n")
+    refused = kitctl("restore", str(archive), "--site-dir", str(tmp_path / "elsewhere"), "--identity", str(identity),
+                     check=False)
     assert refused.returncode == 2
     kitctl("down", *site.args("--volumes", "--yes"))
     moved = tmp_path / "fresh"
     fresh = moved / site.project
-    kitctl("restore", str(archive), "--site-dir", str(fresh))
+    kitctl("restore", str(archive), "--site-dir", str(fresh), "--identity", str(identity))
     db = engine.containers.get(f"{site.project}_db_1")
     assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
     assert site.name.encode() in get(site.url)[1]
     assert (fresh / "secrets" / "db_password").stat().st_mode & 0o777 == 0o600
+    assert (fresh / "secrets").stat().st_mode & 0o777 == 0o700
     site.dir = fresh  # the site lives here now; teardown takes it down
 
 
