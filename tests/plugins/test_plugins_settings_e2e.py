@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from kitcore.sitedir import SiteDir
 from tests.plugins.e2e_stack import SERVICES, Site, engine, images  # noqa: F401 - module fixtures used below
 from tests.support.postgres import free_port
 
@@ -29,7 +30,6 @@ HOOK = "https://hooks.example.org/kit"
 INSPECT = """
 import hashlib, json, os, stat, sys
 from pathlib import Path
-from kitcore.sitedir import SiteDir
 where = sys.argv[1]
 config_dir = Path(os.environ["KIT_PLUGIN_CONFIG_DIR"])
 features = json.loads(Path("/etc/kit/site.json").read_text())["licence"]["features"] if where == "storefront" else None
