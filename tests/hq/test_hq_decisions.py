@@ -1,0 +1,180 @@
+"""HQ's decision holds on every path an order can take: only `approve` releases card keys.
+
+Paths: a batch of new orders (hq.batch), the per-order path (a batch that
+contains an already known order id, hq.orders.decide_one), a replay (the same
+Idempotency-Key, or the same order id again), the status query, and the
+operator's review resolution. Each test says what the rule is in its own
+terms: an order above the review amount is `review`, carries no delivery and
+takes no key from stock until an operator approves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from hq import catalog, inventory, licences, orders, reviews
+from hq.errors import ApiError
+from hq.models import CardKey, Order
+from hq.risk import parse_rules
+from hq.schemas import OrderBatch
+from hq.service import HQ
+from hq.settings import HQSettings
+from tests.hq.helpers import order
+
+REVIEW_FROM = 50_000  # cents: an order of this amount or more goes to manual review
+REJECT_FROM = 500_000  # cents: and of this much or more is rejected outright
+RULES = {
+    "limits": {"review_amount_cents": REVIEW_FROM, "reject_amount_cents": REJECT_FROM,
+               "review_quantity": 1000, "reject_quantity": 2000},
+    "velocity": [],
+    "site_daily": {"max_orders": 10**6, "max_amount_cents": 10**12},
+    "new_site": {"days": 0},
+    "foreign_region_action": None,
+}
+STOCK = 4
+CREATED = "2025-03-01T08:00:00+00:00"  # fixed, so the same order sent again has the same body
+
+
+@pytest.fixture
+def hq(tmp_path, db_url) -> Iterator[HQ]:
+    service = HQ.open(HQSettings(dir=tmp_path / "hq", database_url=db_url, registry_url=None))
+    catalog.upsert(service, "t", "card-1", catalog.ItemSpec(name="c", category="game", face_value_cents=100,
+                                                           price_cents=90, max_qty=10))
+    inventory.import_csv(service, "t", "sku,serial,secret\n" + "".join(f"card-1,S{i},secret-{i}\n" for i in range(STOCK)))
+    licences.issue(service, "t", "site-a", "pro", ["game"], 365)
+    service.rules.save(parse_rules(RULES))
+    yield service
+    service.close()
+
+
+def small(order_id: str, quantity: int = 1) -> dict[str, Any]:
+    """Well under the review amount: approved."""
+    return {**order(order_id, sku="card-1", quantity=quantity, unit_price_cents=100), "created_at": CREATED}
+
+
+def big(order_id: str, quantity: int = 1) -> dict[str, Any]:
+    """Exactly the review amount (the limit is inclusive): sent to review."""
+    return {**order(order_id, sku="card-1", quantity=quantity, unit_price_cents=REVIEW_FROM // quantity),
+            "created_at": CREATED}
+
+
+def huge(order_id: str) -> dict[str, Any]:
+    return {**order(order_id, sku="card-1", unit_price_cents=REJECT_FROM), "created_at": CREATED}
+
+
+def submit(hq: HQ, key: str, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    ctx = orders.SiteContext("site-a", ("game",), ("CN",))
+    return orders.submit(hq, ctx, key, OrderBatch.model_validate({"orders": items}))
+
+
+def sold(hq: HQ) -> int:
+    with hq.session() as s:
+        return int(s.scalar(select(func.count()).select_from(CardKey).where(CardKey.status == "sold")))
+
+
+def stored(hq: HQ, order_id: str) -> tuple[str, str]:
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.order_id == order_id))
+        return row.decision, row.status
+
+
+def assert_held_for_review(result: dict[str, Any]) -> None:
+    assert (result["decision"], result["status"], result["delivery"]) == ("review", "review", None)
+    assert result["reasons"] == [f"amount_over:{REVIEW_FROM}"]
+
+
+def test_batch_path_holds_a_review_order_and_delivers_an_approved_one(hq):
+    results, replayed = submit(hq, "k1", [big("o-review"), small("o-ok", quantity=2), huge("o-no")])
+    assert not replayed
+    assert_held_for_review(results[0])
+    assert (results[1]["decision"], results[1]["status"]) == ("approve", "delivered")
+    assert len(results[1]["delivery"]["card_keys"]) == 2
+    assert (results[2]["decision"], results[2]["status"], results[2]["delivery"]) == ("reject", "rejected", None)
+    assert sold(hq) == 2
+    assert stored(hq, "o-review") == ("review", "review")
+    assert stored(hq, "o-no") == ("reject", "rejected")
+
+
+def test_per_order_path_holds_a_review_order(hq):
+    """A batch with an already known order id goes one order at a time: the rule is the same there."""
+    first, _ = submit(hq, "k1", [small("o-known")])
+    assert sold(hq) == 1
+    results, replayed = submit(hq, "k2", [small("o-known"), big("o-review", quantity=2), huge("o-no"), small("o-ok")])
+    assert not replayed
+    assert results[0]["replayed"] and results[0]["delivery"] == first[0]["delivery"]
+    assert_held_for_review(results[1])
+    assert not results[1]["replayed"]
+    assert (results[2]["decision"], results[2]["status"], results[2]["delivery"]) == ("reject", "rejected", None)
+    assert (results[3]["decision"], results[3]["status"]) == ("approve", "delivered")
+    assert len(results[3]["delivery"]["card_keys"]) == 1
+    assert sold(hq) == 2  # o-known's key and o-ok's; none for the order under review or the rejected one
+    assert stored(hq, "o-review") == ("review", "review")
+    assert stored(hq, "o-no") == ("reject", "rejected")
+
+
+def test_replays_keep_a_review_order_held(hq):
+    submit(hq, "k1", [big("o-review")])
+    again, replayed = submit(hq, "k1", [big("o-review")])  # the same Idempotency-Key
+    assert replayed and again[0]["replayed"]
+    assert_held_for_review(again[0])
+    alone = orders.decide_one(hq, orders.SiteContext("site-a", ("game",), ("CN",)),
+                              OrderBatch.model_validate({"orders": [big("o-review")]}).orders[0])
+    assert alone["replayed"]
+    assert_held_for_review(alone)
+    assert_held_for_review(orders.get_order(hq, "site-a", "o-review"))
+    assert sold(hq) == 0
+
+
+def test_per_order_replay_of_a_changed_body_is_refused(hq):
+    submit(hq, "k1", [small("o-1")])
+    with pytest.raises(ApiError) as refused:
+        submit(hq, "k2", [small("o-1", quantity=2), small("o-2")])
+    assert refused.value.status == 422
+    with pytest.raises(ApiError):
+        orders.decide_one(hq, orders.SiteContext("site-a", ("game",), ("CN",)),
+                          OrderBatch.model_validate({"orders": [small("o-1", quantity=3)]}).orders[0])
+    assert sold(hq) == 1
+
+
+def test_review_approval_releases_the_keys_then_and_only_once(hq):
+    results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
+    hq_id = results[0]["hq_order_id"]
+    assert sold(hq) == 0
+    resolved = reviews.resolve(hq, "op", hq_id, "approve")
+    assert (resolved["decision"], resolved["status"]) == ("approve", "delivered")
+    assert resolved["reasons"] == [f"amount_over:{REVIEW_FROM}", "operator:approve"]
+    assert sold(hq) == 2
+    got = orders.get_order(hq, "site-a", "o-review")
+    assert got["status"] == "delivered" and len(got["delivery"]["card_keys"]) == 2
+    with pytest.raises(ApiError) as again:
+        reviews.resolve(hq, "op", hq_id, "approve")
+    assert again.value.status == 409
+    assert sold(hq) == 2
+
+
+def test_review_rejection_releases_nothing(hq):
+    results, _ = submit(hq, "k1", [big("o-review")])
+    resolved = reviews.resolve(hq, "op", results[0]["hq_order_id"], "reject")
+    assert (resolved["decision"], resolved["status"]) == ("reject", "rejected")
+    assert resolved["reasons"] == [f"amount_over:{REVIEW_FROM}", "operator:reject"]
+    assert orders.get_order(hq, "site-a", "o-review")["delivery"] is None
+    assert sold(hq) == 0
+
+
+def test_review_approval_without_stock_is_a_reject(hq):
+    results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
+    submit(hq, "k2", [small("o-take", quantity=3)])  # leaves one key
+    resolved = reviews.resolve(hq, "op", results[0]["hq_order_id"], "approve")
+    assert (resolved["decision"], resolved["status"]) == ("reject", "rejected")
+    assert resolved["reasons"] == [f"amount_over:{REVIEW_FROM}", "out_of_stock", "operator:approve"]
+    assert sold(hq) == 3
+
+
+def test_only_orders_under_review_are_queued(hq):
+    submit(hq, "k1", [big("o-review"), small("o-ok"), huge("o-no")])
+    queue = reviews.queue(hq)
+    assert [q["order_id"] for q in queue] == ["o-review"]
+    assert queue[0]["amount_cents"] == REVIEW_FROM and queue[0]["status"] == "review"
