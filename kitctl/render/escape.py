@@ -121,9 +121,3 @@ def css_string(value: Any) -> str:
     out.append('"')
     return "".join(out)
 
-
-def css_string_decode(text: str) -> str:
-    """Inverse of `css_string` (tests read the theme back with it)."""
-    if not (text.startswith('"') and text.endswith('"')):
-        raise ValueError("not a CSS string")
-    return re.sub(r"\\([0-9A-F]{6})", lambda m: chr(int(m.group(1), 16)), text[1:-1])
