@@ -1,0 +1,372 @@
+"""Mutation testing of the critical modules: `make mutation` (or `python scripts/mutation.py [KEY...]`).
+
+Each critical module is mutated on its own, against only the tests that cover
+it (MODULES below), so a run stays short. Two kinds of mutants:
+
+- function mutants: mutmut 3 rewrites every function of the module (operators,
+  comparisons, constants, arguments...) and runs, for each mutant, only the
+  selected tests that call the mutated function (its own coverage map);
+- table mutants: mutmut 3 leaves module- and class-level code alone, yet that is
+  where some of the rules live (the admin role table, the licence clock skew and
+  grace period, the tiers, the risk defaults). This script mutates those
+  literals itself (each integer ±1, each string of a set or tuple dropped, each
+  set widened with a sibling string) and runs the module's tests once per mutant.
+
+Results: a score per module (killed / (mutants - equivalents)), the surviving
+mutants with their diffs, and a summary table. Equivalent mutants (no test
+could tell them apart from the original) are listed in
+scripts/mutation_equivalents.json with the reason; docs/testing.md explains them.
+
+Work happens under .mutation/<key>/ (never in the source tree); mutmut keeps
+its results there, so a second run retests only what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+PACKAGES = ("kitcore", "kitctl", "hq", "agent", "storefront", "plugins", "sitedb")
+ALSO = ("tests", "templates", "images", "docs", "monitoring")
+EQUIVALENTS = ROOT / "scripts" / "mutation_equivalents.json"
+MARKERS = "not e2e and not browser and not slow"
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    tests: tuple[str, ...]
+    pg: bool = False  # some selected tests need PostgreSQL (one cluster for the whole run)
+
+
+# module key -> the file and the narrowest tests that cover it
+LICENCE_TESTS = ("tests/licence/test_tokens.py", "tests/licence/test_commands.py", "tests/licence/test_time_rules.py")
+HQ_ORDER_TESTS = ("tests/hq/test_hq_batch.py", "tests/hq/test_hq_risk.py", "tests/hq/test_hq_site_api.py",
+                  "tests/hq/test_hq_admin_api.py", "tests/hq/test_hq_decisions.py", "tests/hq/test_hq_allocation.py")
+AGENT_TESTS = ("tests/agent/test_units.py", "tests/agent/test_forwarding.py", "tests/agent/test_outbox_rules.py")
+
+# module key -> the file and the narrowest tests that cover it (files not in the checkout are left out)
+MODULES: dict[str, Module] = {
+    "storefront.admin.auth": Module("storefront/admin/auth.py", ("tests/storefront/test_roles.py",)),
+    "licence.token": Module("kitcore/licence/token.py", LICENCE_TESTS),
+    "licence.jws": Module("kitcore/licence/jws.py", LICENCE_TESTS),
+    "licence.keys": Module("kitcore/licence/keys.py", LICENCE_TESTS),
+    "licence.tiers": Module("kitcore/licence/tiers.py", LICENCE_TESTS),
+    "licence.commands": Module("kitcore/licence/commands.py", LICENCE_TESTS),
+    "hq.risk": Module("hq/risk.py", ("tests/hq/test_hq_risk.py", "tests/hq/test_hq_batch.py",
+                                     "tests/hq/test_hq_risk_rules.py")),
+    "hq.batch": Module("hq/batch.py", HQ_ORDER_TESTS, pg=True),
+    "hq.orders": Module("hq/orders.py", HQ_ORDER_TESTS, pg=True),
+    "hq.inventory": Module("hq/inventory.py", ("tests/hq/test_hq_csv_input.py", *HQ_ORDER_TESTS), pg=True),
+    "render.escape": Module("kitctl/render/escape.py", ("tests/render/test_escape.py",
+                                                        "tests/render/test_injection_properties.py",
+                                                        "tests/render/test_escape_parsed.py")),
+    "agent.outbox": Module("agent/outbox.py", AGENT_TESTS, pg=True),
+    "agent.decisions": Module("agent/decisions.py", AGENT_TESTS, pg=True),
+}
+
+# mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into what a score needs
+KILLED = {"killed", "timeout", "caught by type check"}
+SURVIVED = {"survived", "no tests", "suspicious", "segfault"}
+
+
+@dataclass
+class Tally:
+    key: str
+    killed: int = 0
+    survivors: list[tuple[str, str]] = field(default_factory=list)  # (name, diff)
+    equivalent: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.killed + len(self.survivors) + len(self.equivalent)
+
+    @property
+    def score(self) -> float:
+        counted = self.killed + len(self.survivors)
+        return 100.0 * self.killed / counted if counted else 100.0
+
+
+# -- a work directory per module ----------------------------------------------------------------
+
+def prepare(key: str, module: Module) -> Path:
+    """`.mutation/<key>/`: links to the checkout and a pyproject.toml that tells mutmut what to do."""
+    work = WORK / key
+    work.mkdir(parents=True, exist_ok=True)
+    for name in PACKAGES + ALSO:
+        link = work / name
+        if not link.is_symlink() and (ROOT / name).exists():
+            link.symlink_to(ROOT / name)
+    config = {
+        "source_paths": list(PACKAGES),
+        "only_mutate": [module.path],
+        "also_copy": [name for name in ALSO if (ROOT / name).exists()],
+        "pytest_add_cli_args_test_selection": [t for t in module.tests if (ROOT / t).exists()],
+        "pytest_add_cli_args": ["-m", MARKERS, "-p", "no:cacheprovider", "-W", "ignore"],
+        "timeout_multiplier": 10.0,
+    }
+    lines = [(ROOT / "pyproject.toml").read_text(), "", "[tool.mutmut]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in config.items()]
+    (work / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    mutated = work / "mutants" / module.path
+    if mutated.exists() and mutated.stat().st_mtime < (ROOT / module.path).stat().st_mtime:
+        mutated.unlink()  # mutmut regenerates a file whose source changed
+    return work
+
+
+@contextmanager
+def postgres(needed: bool) -> Iterator[None]:
+    """One PostgreSQL cluster for every mutant (tests/conftest.py's pg_server takes it from KITCTL_TEST_PG_URL)."""
+    if not needed or os.environ.get("KITCTL_TEST_PG_URL"):
+        yield
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.support.postgres import postgres_cluster
+
+    from tests.hq.pg import migrated_template
+
+    with postgres_cluster() as url:
+        os.environ["KITCTL_TEST_PG_URL"] = url
+        os.environ["KITCTL_TEST_HQ_PG_TEMPLATE"] = migrated_template(url)
+        try:
+            yield
+        finally:
+            del os.environ["KITCTL_TEST_PG_URL"], os.environ["KITCTL_TEST_HQ_PG_TEMPLATE"]
+
+
+# -- function mutants (mutmut 3) --------------------------------------------------------------------
+
+def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> None:
+    """`mutmut run` in the work directory (only `names` when given: mutmut then tests them again)."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    log = work / "mutmut.log"
+    with log.open("a") as out:
+        code = subprocess.call([str(mutmut), "run", "--max-children", str(jobs), *(names or [])], cwd=work,
+                               stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        if NO_TESTS in "\n".join(log.read_text(errors="replace").splitlines()[-8:]):
+            return  # no selected test reaches this module's functions: every mutant counts as a survivor
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
+        raise SystemExit(f"mutmut failed in {work} (exit {code}):\n" + "\n".join(tail))
+
+
+NO_TESTS = "could not find any test case for any mutant"
+
+
+def tests_digest(module: Module) -> str:
+    """Changes when a selected test file changes: mutmut keeps old verdicts, so survivors are tested again."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for test in module.tests:
+        path = ROOT / test
+        digest.update(test.encode() + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+def mutmut_results(work: Path, module: Module) -> dict[str, str]:
+    """mutant name -> status, from mutmut's per-file record."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = json.loads((work / "mutants" / (module.path + ".meta")).read_text())
+    return {name: "no tests" if code is None else status_by_exit_code[code]
+            for name, code in meta["exit_code_by_key"].items()}
+
+
+def mutmut_diff(work: Path, name: str) -> str:
+    mutmut = Path(sys.executable).with_name("mutmut")
+    out = subprocess.run([str(mutmut), "show", name], cwd=work, capture_output=True, text=True).stdout
+    return "\n".join(line for line in out.splitlines() if line.startswith(("+ ", "- ", "+\t", "-\t"))
+                     or (line[:1] in "+-" and not line.startswith(("+++", "---"))))
+
+
+# -- table mutants (module- and class-level literals) -----------------------------------------------
+
+@dataclass(frozen=True)
+class TableMutant:
+    name: str
+    line: int
+    original: str
+    replacement: str
+    start: int  # offsets into the source text
+    end: int
+
+
+def _offsets(source: str) -> list[int]:
+    starts, pos = [0], 0
+    for line in source.splitlines(keepends=True):
+        pos += len(line)
+        starts.append(pos)
+    return starts
+
+
+def table_mutants(path: str, source: str) -> list[TableMutant]:
+    """Mutants of literals assigned at module or class level (what mutmut 3 does not touch)."""
+    tree = ast.parse(source)
+    starts = _offsets(source)
+    mutants: list[TableMutant] = []
+
+    def span(node: ast.AST) -> tuple[int, int]:
+        return (starts[node.lineno - 1] + node.col_offset, starts[node.end_lineno - 1] + node.end_col_offset)  # type: ignore[attr-defined]
+
+    def add(kind: str, node: ast.AST, replacement: str) -> None:
+        a, b = span(node)
+        mutants.append(TableMutant(f"{path}:{node.lineno}:{kind}:{len(mutants)}", node.lineno,  # type: ignore[attr-defined]
+                                   source[a:b], replacement, a, b))
+
+    def visit_value(value: ast.AST) -> None:
+        for node in ast.walk(value):
+            if isinstance(node, ast.Constant) and type(node.value) is int:
+                add("int+1", node, str(node.value + 1))
+                add("int-1", node, str(node.value - 1))
+            elif isinstance(node, (ast.Set, ast.Tuple, ast.List)) and node.elts and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+                members = [e.value for e in node.elts]  # type: ignore[attr-defined]
+                for i, _ in enumerate(members):
+                    rest = members[:i] + members[i + 1:]
+                    add("drop", node, _display(node, rest))
+                siblings = sorted({e.value for n in ast.walk(value) if isinstance(n, (ast.Set, ast.Tuple, ast.List))
+                                   for e in n.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)})
+                if isinstance(node, ast.Set):
+                    for extra in siblings:
+                        if extra not in members:
+                            add("widen", node, _display(node, [*members, extra]))
+
+    def visit_body(body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+                visit_value(stmt.value)
+            elif isinstance(stmt, ast.ClassDef):
+                visit_body(stmt.body)
+
+    visit_body(tree.body)
+    return mutants
+
+
+def _display(node: ast.AST, members: list[str]) -> str:
+    inner = ", ".join(json.dumps(m, ensure_ascii=False) for m in members)
+    if isinstance(node, ast.Set):
+        return "{" + inner + "}" if members else "set()"
+    if isinstance(node, ast.Tuple):
+        return "(" + inner + ("," if len(members) == 1 else "") + ")"
+    return "[" + inner + "]"
+
+
+def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, str]]]:
+    """Each table mutant against the module's tests, in a scratch copy of the checkout; (killed, survivors)."""
+    source = (ROOT / module.path).read_text()
+    mutants = table_mutants(module.path, source)
+    if not mutants:
+        return 0, []
+    tests = [t for t in module.tests if (ROOT / t).exists()]
+    killed, survivors = 0, []
+    with tempfile.TemporaryDirectory(prefix=f"kit-mut-{key}-") as tmp:
+        scratch = Path(tmp)
+        for name in PACKAGES + ALSO:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy2(ROOT / "pyproject.toml", scratch / "pyproject.toml")
+        target = scratch / module.path
+        for mutant in mutants:
+            target.write_text(source[:mutant.start] + mutant.replacement + source[mutant.end:])
+            code = subprocess.call([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                    "-m", MARKERS, "-W", "ignore", *tests], cwd=scratch,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            if code == 0:
+                survivors.append((mutant.name, f"- {mutant.original}\n+ {mutant.replacement}"))
+            else:
+                killed += 1
+            print(f"    table {mutant.name}: {'survived' if code == 0 else 'killed'}", flush=True)
+        target.write_text(source)
+    return killed, survivors
+
+
+# -- the whole run ------------------------------------------------------------------------------------
+
+def load_equivalents() -> dict[str, str]:
+    if not EQUIVALENTS.exists():
+        return {}
+    return {e["mutant"]: e["why"] for e in json.loads(EQUIVALENTS.read_text())}
+
+
+def run_module(key: str, module: Module, jobs: int, tables: bool) -> Tally:
+    equivalents = load_equivalents()
+    tally = Tally(key)
+    work = prepare(key, module)
+    started = time.monotonic()
+    print(f"== {key}: {module.path} against {', '.join(module.tests)}", flush=True)
+    if not (ROOT / module.path).exists():
+        print("   (not in this checkout)")
+        return tally
+    with postgres(module.pg):
+        seen = work / "tests.sha256"
+        retest = seen.exists() and seen.read_text() != tests_digest(module)
+        run_mutmut(work, jobs)
+        if retest:
+            again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
+            if again:
+                run_mutmut(work, jobs, again)
+        seen.write_text(tests_digest(module))
+        for name, status in sorted(mutmut_results(work, module).items()):
+            if status == "skipped":
+                tally.skipped += 1
+            elif name in equivalents:
+                tally.equivalent.append((name, equivalents[name]))
+            elif status in KILLED:
+                tally.killed += 1
+            else:
+                tally.survivors.append((f"{name} [{status}]", mutmut_diff(work, name)))
+        if tables:
+            killed, survivors = run_table_mutants(key, module)
+            tally.killed += killed
+            for name, diff in survivors:
+                if name in equivalents:
+                    tally.equivalent.append((name, equivalents[name]))
+                else:
+                    tally.survivors.append((name, diff))
+    print(f"   {tally.killed} killed, {len(tally.survivors)} survived, {len(tally.equivalent)} equivalent "
+          f"-> {tally.score:.1f}% ({time.monotonic() - started:.0f} s)", flush=True)
+    for name, diff in tally.survivors:
+        print(f"   SURVIVED {name}\n" + "\n".join("      " + line for line in diff.splitlines()))
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="KEY", help=f"modules to mutate (default: all): {', '.join(MODULES)}")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--no-tables", action="store_true", help="skip the module-level table mutants")
+    parser.add_argument("--min-score", type=float, default=90.0, help="exit 1 if a module scores below this")
+    parser.add_argument("--list", action="store_true", help="print the module map and exit")
+    args = parser.parse_args(argv)
+    unknown = [k for k in args.modules if k not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r} (known: {', '.join(MODULES)})")
+    if args.list:
+        for key, module in MODULES.items():
+            print(f"{key:24} {module.path:30} {' '.join(module.tests)}")
+        return 0
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables) for k in args.modules or MODULES]
+    print("\nmodule                    mutants  killed  survived  equivalent  score")
+    for t in tallies:
+        print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")
+    return 0 if all(t.score >= args.min_score for t in tallies) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
