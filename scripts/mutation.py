@@ -187,11 +187,21 @@ def mutmut_results(work: Path, module: Module) -> dict[str, str]:
             for name, code in meta["exit_code_by_key"].items()}
 
 
-def mutmut_diff(work: Path, name: str) -> str:
-    mutmut = Path(sys.executable).with_name("mutmut")
-    out = subprocess.run([str(mutmut), "show", name], cwd=work, capture_output=True, text=True).stdout
-    return "\n".join(line for line in out.splitlines() if line.startswith(("+ ", "- ", "+\t", "-\t"))
-                     or (line[:1] in "+-" and not line.startswith(("+++", "---"))))
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+print(json.dumps({name: get_diff_for_mutant(name, path=sys.argv[1]) for name in json.load(sys.stdin)}))
+"""
+
+
+def mutmut_diffs(work: Path, module: Module, names: list[str]) -> dict[str, str]:
+    """The changed lines of each mutant (one process for all: `mutmut show` costs seconds each)."""
+    if not names:
+        return {}
+    out = subprocess.run([sys.executable, "-c", DIFFS, module.path], cwd=work, input=json.dumps(names),
+                         capture_output=True, text=True, check=True).stdout
+    return {name: "\n".join(line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+            for name, diff in json.loads(out).items()}
 
 
 # -- table mutants (module- and class-level literals) -----------------------------------------------
@@ -322,7 +332,9 @@ def run_module(key: str, module: Module, jobs: int, tables: bool) -> Tally:
             if again:
                 run_mutmut(work, jobs, again)
         seen.write_text(tests_digest(module))
-        for name, status in sorted(mutmut_results(work, module).items()):
+        results = mutmut_results(work, module)
+        diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
+        for name, status in sorted(results.items()):
             if status == "skipped":
                 tally.skipped += 1
             elif name in equivalents:
@@ -330,7 +342,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool) -> Tally:
             elif status in KILLED:
                 tally.killed += 1
             else:
-                tally.survivors.append((f"{name} [{status}]", mutmut_diff(work, name)))
+                tally.survivors.append((f"{name} [{status}]", diffs.get(name, "")))
         if tables:
             killed, survivors = run_table_mutants(key, module)
             tally.killed += killed
