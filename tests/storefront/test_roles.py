@@ -134,6 +134,8 @@ def test_each_route_allows_exactly_its_roles_in_process(tmp_path):
         token = form_token(client.get("/admin/login").text)
         r = client.post("/admin/login", data={"csrf": token, "username": f"staff-{role}", "password": passwords[role]})
         assert r.status_code == 303
+        session = next(c for c in r.headers.get_list("set-cookie") if c.startswith("kit_admin="))
+        assert "max-age=28800" in session.lower()  # a staff session lasts a working day: 8 hours
         clients[role] = client
     anonymous, _ = _app(tmp_path / "anonymous", url)
     for name, path, method in ROUTES:
