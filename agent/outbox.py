@@ -95,6 +95,7 @@ class Forwarder:
         self.wants = wants or (lambda event: emit is not None)
         self.decisions = decision_writer(engine)
         self._pool: ThreadPoolExecutor | None = None
+        self._held: set[str] = set()  # refused as conflicting and already postponed to the cap by _submit
 
     # -- forwarding -------------------------------------------------------------
     def due_orders(self, limit: int, exclude: Collection[str] = ()) -> list[Row[Any]]:
@@ -169,7 +170,9 @@ class Forwarder:
         outcome = ForwardOutcome(sent=len(orders))
         outcome.decided = self._store_results(results, from_status="pending")
         answered = {r.order_id for r in results}
-        unanswered = [o for o in orders if o.id not in answered]
+        held = {o.id for o in orders} & self._held
+        self._held -= held
+        unanswered = [o for o in orders if o.id not in answered and o.id not in held]
         if unanswered:
             outcome.missing = len(unanswered)
             self._postpone(unanswered, None, "HQ gave no result for this order")
@@ -193,6 +196,7 @@ class Forwarder:
                 if exc.kind != "conflict":
                     raise
                 self._postpone([order], exc, max_backoff=True)
+                self._held.add(order.id)
                 log.error("HQ refuses an order as conflicting with an earlier one; kept pending",
                           extra={"order_id": order.id, "detail": exc.detail})
         return results
