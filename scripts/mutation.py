@@ -103,7 +103,7 @@ class Tally:
 
 # -- a work directory per module ----------------------------------------------------------------
 
-def prepare(key: str, module: Module) -> Path:
+def prepare(key: str, module: Module, report: bool = False) -> Path:
     """`.mutation/<key>/`: links to the checkout and a pyproject.toml that tells mutmut what to do."""
     work = WORK / key
     work.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def prepare(key: str, module: Module) -> Path:
     lines += [f"{k} = {json.dumps(v)}" for k, v in config.items()]
     (work / "pyproject.toml").write_text("\n".join(lines) + "\n")
     mutated = work / "mutants" / module.path
-    if mutated.exists() and mutated.stat().st_mtime < (ROOT / module.path).stat().st_mtime:
+    if not report and mutated.exists() and mutated.stat().st_mtime < (ROOT / module.path).stat().st_mtime:
         mutated.unlink()  # mutmut regenerates a file whose source changed
     return work
 
@@ -198,8 +198,11 @@ def mutmut_diffs(work: Path, module: Module, names: list[str]) -> dict[str, str]
     """The changed lines of each mutant (one process for all: `mutmut show` costs seconds each)."""
     if not names:
         return {}
-    out = subprocess.run([sys.executable, "-c", DIFFS, module.path], cwd=work, input=json.dumps(names),
-                         capture_output=True, text=True, check=True).stdout
+    done = subprocess.run([sys.executable, "-c", DIFFS, module.path], cwd=work, input=json.dumps(names),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return {}  # the mutated file was regenerated since: names only
+    out = done.stdout
     return {name: "\n".join(line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
             for name, diff in json.loads(out).items()}
 
@@ -314,10 +317,10 @@ def load_equivalents() -> dict[str, str]:
     return {e["mutant"]: e["why"] for e in json.loads(EQUIVALENTS.read_text())}
 
 
-def run_module(key: str, module: Module, jobs: int, tables: bool) -> Tally:
+def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False) -> Tally:
     equivalents = load_equivalents()
     tally = Tally(key)
-    work = prepare(key, module)
+    work = prepare(key, module, report)
     started = time.monotonic()
     print(f"== {key}: {module.path} against {', '.join(module.tests)}", flush=True)
     if not (ROOT / module.path).exists():
@@ -326,12 +329,13 @@ def run_module(key: str, module: Module, jobs: int, tables: bool) -> Tally:
     with postgres(module.pg):
         seen = work / "tests.sha256"
         retest = seen.exists() and seen.read_text() != tests_digest(module)
-        run_mutmut(work, jobs)
-        if retest:
-            again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
-            if again:
-                run_mutmut(work, jobs, again)
-        seen.write_text(tests_digest(module))
+        if not report:
+            run_mutmut(work, jobs)
+            if retest:
+                again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
+                if again:
+                    run_mutmut(work, jobs, again)
+            seen.write_text(tests_digest(module))
         results = mutmut_results(work, module)
         diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
         for name, status in sorted(results.items()):
@@ -343,7 +347,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool) -> Tally:
                 tally.killed += 1
             else:
                 tally.survivors.append((f"{name} [{status}]", diffs.get(name, "")))
-        if tables:
+        if tables and not report:
             killed, survivors = run_table_mutants(key, module)
             tally.killed += killed
             for name, diff in survivors:
@@ -365,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tables", action="store_true", help="skip the module-level table mutants")
     parser.add_argument("--min-score", type=float, default=90.0, help="exit 1 if a module scores below this")
     parser.add_argument("--list", action="store_true", help="print the module map and exit")
+    parser.add_argument("--report", action="store_true", help="only report mutmut's recorded results (no tables)")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -373,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, module in MODULES.items():
             print(f"{key:24} {module.path:30} {' '.join(module.tests)}")
         return 0
-    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables) for k in args.modules or MODULES]
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:
         print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")
