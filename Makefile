@@ -29,6 +29,6 @@ bench: services
 
 # Mutation testing of the critical modules (not part of `make test`; see docs/testing.md).
 # MODULES=hq.risk limits the run; each module is mutated against only the tests that cover it.
-mutation: services
+mutation: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mutation]'
 	nice -n 10 $(PY) scripts/mutation.py $(MODULES)
