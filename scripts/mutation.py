@@ -53,9 +53,11 @@ class Module:
 
 
 # module key -> the file and the narrowest tests that cover it
-LICENCE_TESTS = ("tests/licence/test_tokens.py", "tests/licence/test_commands.py", "tests/licence/test_time_rules.py")
+LICENCE_TESTS = ("tests/licence/test_tokens.py", "tests/licence/test_commands.py", "tests/licence/test_time_rules.py",
+                 "tests/licence/test_tiers.py")
 HQ_ORDER_TESTS = ("tests/hq/test_hq_batch.py", "tests/hq/test_hq_risk.py", "tests/hq/test_hq_site_api.py",
-                  "tests/hq/test_hq_admin_api.py", "tests/hq/test_hq_decisions.py", "tests/hq/test_hq_allocation.py")
+                  "tests/hq/test_hq_admin_api.py", "tests/hq/test_hq_decisions.py", "tests/hq/test_hq_allocation.py",
+                  "tests/hq/test_hq_idempotency.py")
 AGENT_TESTS = ("tests/agent/test_units.py", "tests/agent/test_forwarding.py", "tests/agent/test_outbox_rules.py")
 
 # module key -> the file and the narrowest tests that cover it (files not in the checkout are left out)
