@@ -54,7 +54,7 @@ class Module:
 
 # module key -> the file and the narrowest tests that cover it
 LICENCE_TESTS = ("tests/licence/test_tokens.py", "tests/licence/test_commands.py", "tests/licence/test_time_rules.py",
-                 "tests/licence/test_tiers.py")
+                 "tests/licence/test_tiers.py", "tests/licence/test_claim_limits.py")
 HQ_ORDER_TESTS = ("tests/hq/test_hq_batch.py", "tests/hq/test_hq_risk.py", "tests/hq/test_hq_site_api.py",
                   "tests/hq/test_hq_admin_api.py", "tests/hq/test_hq_decisions.py", "tests/hq/test_hq_allocation.py",
                   "tests/hq/test_hq_idempotency.py")
