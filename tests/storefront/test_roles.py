@@ -154,3 +154,81 @@ def test_each_route_allows_exactly_its_roles_in_process(tmp_path):
                 assert r.status_code in (200, 303, 404, 422), (name, role, r.status_code)
             else:
                 assert r.status_code == 403, (name, role, r.status_code)
+
+
+def _request(route_name: str | None):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    route = SimpleNamespace(name=route_name) if route_name is not None else None
+    return Request({"type": "http", "method": "GET", "path": "/admin/x", "headers": [], "route": route})
+
+
+@pytest.mark.parametrize("route_name", [None, "", "admin_unlisted", "admin_users_export"])
+def test_a_route_missing_from_the_table_is_refused_to_everyone(monkeypatch, route_name):
+    from storefront.admin import auth
+    from storefront.web import HTTPProblem
+
+    monkeypatch.setattr(auth, "current_staff", lambda request: Staff(id=1, username="boss", role="admin"))
+    with pytest.raises(HTTPProblem) as refused:
+        auth.require_role(_request(route_name))
+    assert (refused.value.status, refused.value.message_key) == (403, "err.forbidden")
+
+
+def test_require_role_hands_the_staff_member_to_the_route(monkeypatch):
+    from storefront.admin import auth
+
+    member = Staff(id=7, username="fin", role="finance")
+    monkeypatch.setattr(auth, "current_staff", lambda request: member)
+    request = _request("admin_revenue")
+    assert auth.require_role(request) is member and request.state.staff is member
+    with pytest.raises(Exception) as refused:
+        auth.require_role(_request("admin_users"))
+    assert getattr(refused.value, "status", None) == 403
+    monkeypatch.setattr(auth, "current_staff", lambda request: None)
+    with pytest.raises(auth.LoginRequired):
+        auth.require_role(_request("admin_dashboard"))
+
+
+@pytest.mark.filterwarnings("ignore:.*httpx.*")
+def test_a_session_ends_with_a_changed_password_a_removed_user_or_a_forged_cookie(tmp_path):
+    from sqlalchemy import delete, update
+
+    from sitedb.engine import make_engine
+    from sitedb.models import AdminUser
+    from tests.storefront.support import seed
+    from tests.storefront.test_app_inprocess import _app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    client, shop = _app(tmp_path / "site", url)
+    passwords = {name: create_admin(url, name, role="admin", migrate=False) for name in ("alice", "bob", "carol")}
+    cookies = {}
+    for name, password in passwords.items():
+        client.cookies.clear()
+        token = form_token(client.get("/admin/login").text)
+        assert client.post("/admin/login", data={"csrf": token, "username": name, "password": password}).status_code == 303
+        cookies[name] = client.cookies.get("kit_admin")
+
+    def opens_dashboard(cookie: str) -> bool:
+        client.cookies.clear()
+        client.cookies.set("kit_admin", cookie)
+        r = client.get("/admin")
+        assert r.status_code in (200, 303)
+        return r.status_code == 200
+
+    assert all(opens_dashboard(c) for c in cookies.values())
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(AdminUser.__table__).where(AdminUser.__table__.c.username == "alice")
+                     .values(password_hash="$argon2id$changed"))
+        conn.execute(delete(AdminUser.__table__).where(AdminUser.__table__.c.username == "bob"))
+    engine.dispose()
+    assert not opens_dashboard(cookies["alice"])  # the password changed: every session of it ends
+    assert not opens_dashboard(cookies["bob"])  # the account is gone
+    assert opens_dashboard(cookies["carol"])
+    body, _, mac = cookies["carol"].rpartition(".")
+    assert not opens_dashboard(body + "." + mac[:-2] + ("AA" if mac[-2:] != "AA" else "BB"))
+    for forged in ({"u": "1", "f": "x"}, ["u", 1], {"f": "x"}, {"u": 3}):
+        assert not opens_dashboard(shop.signers.admin.dumps(forged, 3600))
