@@ -47,7 +47,7 @@ def verify(token: Any, keys: PinnedKeys, typ: str, what: str = "token") -> dict[
         raise LicenceError(f"{what} rejected: signed by unknown key {kid!r} (not among the pinned HQ keys)")
     try:
         payload = jwt.decode(
-            token,
+            ".".join(segments),  # the checked, stripped token: a pasted token's trailing newline is not an error
             keys.by_kid[kid],
             algorithms=["EdDSA"],
             options={"verify_signature": True, "verify_exp": False, "verify_nbf": False,
