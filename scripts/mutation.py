@@ -281,6 +281,43 @@ def _display(node: ast.AST, members: list[str]) -> str:
     return "[" + inner + "]"
 
 
+PRELOAD = ("pytest", "hypothesis", "sqlalchemy.orm", "pydantic", "fastapi", "starlette.testclient", "httpx", "jwt",
+           "cryptography.hazmat.primitives.asymmetric.ed25519", "yaml", "jinja2", "psycopg", "alembic", "uvicorn",
+           "msgspec", "orjson", "tinycss2", "typer", "docker", "paramiko")
+
+
+def pytest_in_fork(cwd: Path, args: list[str]) -> int:
+    """pytest in a child forked from this process, whose third-party imports are already done (seconds per mutant).
+
+    The child forgets every module of the project, so the checkout copy in `cwd` (with the mutant) is what it imports.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 3
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            for name in [m for m in sys.modules if m.split(".")[0] in (*PACKAGES, "tests")]:
+                del sys.modules[name]
+            os.chdir(cwd)
+            sys.path.insert(0, str(cwd))
+            sys.dont_write_bytecode = True
+            import pytest
+
+            code = int(pytest.main(args))
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, str]]]:
     """Each table mutant against the module's tests, in a scratch copy of the checkout; (killed, survivors)."""
     source = (ROOT / module.path).read_text()
@@ -298,10 +335,7 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
         target = scratch / module.path
         for mutant in mutants:
             target.write_text(source[:mutant.start] + mutant.replacement + source[mutant.end:])
-            code = subprocess.call([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                                    "-m", MARKERS, "-W", "ignore", *tests], cwd=scratch,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            code = pytest_in_fork(scratch, ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests])
             if code == 0:
                 survivors.append((mutant.name, f"- {mutant.original}\n+ {mutant.replacement}"))
             else:

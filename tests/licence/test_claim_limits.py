@@ -40,8 +40,39 @@ def test_claim_limits(issue, pinned, store, claim, accepted, refused):
     claims = _claims(issue, pinned)
     ok = verify_licence(jws.sign({**claims, claim: accepted}, store, LICENCE_TYP), pinned)
     assert getattr(ok.claims, claim) == accepted or getattr(ok.claims, claim).model_dump() == accepted
-    with pytest.raises(LicenceError, match=f"claim '{claim}"):
+    where = claim if claim != "registry" else "registry." + next(k for k in REGISTRY if refused.get(k) != REGISTRY[k])
+    with pytest.raises(LicenceError, match=rf"^licence rejected: claim '{where}': "):
         verify_licence(jws.sign({**claims, claim: refused}, store, LICENCE_TYP), pinned)
+
+
+def test_issue_carries_what_it_is_given(store, pinned):
+    from kitcore.licence.token import issue_licence
+
+    token = issue_licence(store, "xingchen", "pro", ["game", "game", "phone"], 30, "https://hq.example.cn",
+                          registry=REGISTRY, features=["storefront"], regions=["CN", "HK"], revenue_share_bps=900,
+                          now=1_750_000_000, jti="lic-1")
+    held = verify_licence("  " + token + "\n", pinned, now=1_750_000_000)
+    c = held.claims
+    assert held.token == token and held.kid == store.current_kid()
+    assert (c.iss, c.sub, c.jti, c.tier, c.categories) == ("kitctl-hq", "xingchen", "lic-1", "pro", ["game", "phone"])
+    assert (c.features, c.regions, c.revenue_share_bps, c.hq_url) == (["storefront"], ["CN", "HK"], 900,
+                                                                     "https://hq.example.cn")
+    assert c.registry is not None and c.registry.model_dump() == REGISTRY
+    assert held.has_feature("storefront") and not held.has_feature("coupons")
+    plain = verify_licence(issue_licence(store, "xingchen", "basic", ["game"], 30, "https://hq.example.cn"), pinned).claims
+    assert (plain.regions, plain.revenue_share_bps, plain.registry) == (["CN"], 1500, None)
+    assert plain.features == ["storefront", "standard-theme"]
+    assert verify_licence(issue_licence(store, "xingchen", "basic", ["game"], 30, "https://h", features=[]),
+                          pinned).claims.features == []
+
+
+def test_issue_refuses_unknown_categories_in_one_line(store):
+    from kitcore.errors import InvalidInput
+    from kitcore.licence.token import issue_licence
+
+    with pytest.raises(InvalidInput, match=r"^unknown categories \['cars'\] \(known: game, phone, membership, gift, "
+                                           r"software, video\)$"):
+        issue_licence(store, "xingchen", "pro", ["game", "cars"], 30, "https://h")
 
 
 def test_registry_password_may_be_left_out(issue, pinned, store):

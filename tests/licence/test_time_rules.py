@@ -31,7 +31,7 @@ def test_the_token_carries_the_times_it_was_issued_with(token, pinned):
 
 def test_not_before_tolerates_two_minutes_of_clock_difference_and_no_more(token, pinned):
     assert verify_licence(token, pinned, now=T0 - 120).status == "valid"
-    with pytest.raises(LicenceError, match="not valid yet"):
+    with pytest.raises(LicenceError, match=r"^licence rejected: not valid yet \(nbf/iat in the future; check the clock\)$"):
         verify_licence(token, pinned, now=T0 - 121)
 
 
@@ -56,14 +56,16 @@ def test_valid_until_expiry_then_grace(token, pinned):
 def test_grace_lasts_fourteen_days_and_not_a_second_more(token, pinned):
     last = verify_licence(token, pinned, now=GRACE_END)
     assert last.status == "grace" and last.seconds_left == -1_209_720
-    with pytest.raises(LicenceError, match="expired 14 days ago, beyond the grace period"):
+    with pytest.raises(LicenceError, match="^licence rejected: expired 14 days ago, beyond the grace period$"):
         verify_licence(token, pinned, now=GRACE_END + 1)
+    with pytest.raises(LicenceError, match="^licence rejected: expired 15 days ago, beyond the grace period$"):
+        verify_licence(token, pinned, now=EXP + 1_296_000)  # exactly 15 days
 
 
 def test_expiry_must_come_after_not_before(store, pinned, issue):
     claims = jws.verify(issue(days=30, now=T0), pinned, LICENCE_TYP)
     for exp in (T0, T0 - 1):
-        with pytest.raises(LicenceError, match="exp is not after nbf"):
+        with pytest.raises(LicenceError, match="^licence rejected: exp is not after nbf$"):
             verify_licence(jws.sign({**claims, "exp": exp}, store, LICENCE_TYP), pinned, now=T0)
     one_second = jws.sign({**claims, "exp": T0 + 1}, store, LICENCE_TYP)
     assert verify_licence(one_second, pinned, now=T0).seconds_left == 1
@@ -75,3 +77,11 @@ def test_issue_accepts_one_day_to_ten_years(issue, pinned):
     for days in (0, 3661):
         with pytest.raises(Exception, match="--days must be between 1 and 3660"):
             issue(days=days, now=T0)
+
+
+def test_another_issuer_is_refused_by_name(store, pinned, issue):
+    claims = jws.verify(issue(days=30, now=T0), pinned, LICENCE_TYP)
+    with pytest.raises(LicenceError, match="^licence rejected: issuer 'someone-else' is not 'kitctl-hq'$"):
+        verify_licence(jws.sign({**claims, "iss": "someone-else"}, store, LICENCE_TYP), pinned, now=T0)
+    with pytest.raises(LicenceError, match="^licence rejected: signature does not verify"):
+        verify_licence(issue(days=30, now=T0)[:-4] + "AAAA", pinned, now=T0)
