@@ -53,31 +53,35 @@ class Module:
 
 
 # module key -> the file and the narrowest tests that cover it
-LICENCE_TESTS = ("tests/licence/test_tokens.py", "tests/licence/test_commands.py", "tests/licence/test_time_rules.py",
-                 "tests/licence/test_tiers.py", "tests/licence/test_claim_limits.py")
-HQ_ORDER_TESTS = ("tests/hq/test_hq_batch.py", "tests/hq/test_hq_risk.py", "tests/hq/test_hq_site_api.py",
-                  "tests/hq/test_hq_admin_api.py", "tests/hq/test_hq_decisions.py", "tests/hq/test_hq_allocation.py",
-                  "tests/hq/test_hq_idempotency.py")
-AGENT_TESTS = ("tests/agent/test_units.py", "tests/agent/test_forwarding.py", "tests/agent/test_outbox_rules.py")
+def _tests(*names: str) -> tuple[str, ...]:
+    return tuple(f"tests/{n}.py" for n in names)
 
-# module key -> the file and the narrowest tests that cover it (files not in the checkout are left out)
+
+# module key -> the file and the tests that cover it, the most specific first (pytest stops at the first failure)
+LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test_tiers", "licence/test_tokens",
+           "licence/test_commands")
+HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
+             "hq/test_hq_risk", "hq/test_hq_site_api", "hq/test_hq_admin_api")
+AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
 MODULES: dict[str, Module] = {
-    "storefront.admin.auth": Module("storefront/admin/auth.py", ("tests/storefront/test_roles.py",)),
-    "licence.token": Module("kitcore/licence/token.py", LICENCE_TESTS),
-    "licence.jws": Module("kitcore/licence/jws.py", LICENCE_TESTS),
-    "licence.keys": Module("kitcore/licence/keys.py", LICENCE_TESTS),
-    "licence.tiers": Module("kitcore/licence/tiers.py", LICENCE_TESTS),
-    "licence.commands": Module("kitcore/licence/commands.py", LICENCE_TESTS),
-    "hq.risk": Module("hq/risk.py", ("tests/hq/test_hq_risk.py", "tests/hq/test_hq_batch.py",
-                                     "tests/hq/test_hq_risk_rules.py")),
-    "hq.batch": Module("hq/batch.py", HQ_ORDER_TESTS, pg=True),
-    "hq.orders": Module("hq/orders.py", HQ_ORDER_TESTS, pg=True),
-    "hq.inventory": Module("hq/inventory.py", ("tests/hq/test_hq_csv_input.py", *HQ_ORDER_TESTS), pg=True),
-    "render.escape": Module("kitctl/render/escape.py", ("tests/render/test_escape.py",
-                                                        "tests/render/test_injection_properties.py",
-                                                        "tests/render/test_escape_parsed.py")),
-    "agent.outbox": Module("agent/outbox.py", AGENT_TESTS, pg=True),
-    "agent.decisions": Module("agent/decisions.py", AGENT_TESTS, pg=True),
+    "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles")),
+    "licence.token": Module("kitcore/licence/token.py", _tests(*LICENCE)),
+    "licence.jws": Module("kitcore/licence/jws.py", _tests("licence/test_tokens", "licence/test_claim_limits",
+                                                           "licence/test_commands", "licence/test_time_rules")),
+    "licence.keys": Module("kitcore/licence/keys.py", _tests("licence/test_tokens", "licence/test_commands")),
+    "licence.tiers": Module("kitcore/licence/tiers.py", _tests("licence/test_tiers", "licence/test_tokens")),
+    "licence.commands": Module("kitcore/licence/commands.py", _tests("licence/test_commands", "licence/test_tokens")),
+    "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
+    "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
+    "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
+                                             "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_site_api",
+                                             "hq/test_hq_admin_api"), pg=True),
+    "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
+                                                     "hq/test_hq_csv_input", *HQ_ORDERS[3:]), pg=True),
+    "render.escape": Module("kitctl/render/escape.py", _tests("render/test_escape_parsed", "render/test_escape",
+                                                              "render/test_injection_properties")),
+    "agent.outbox": Module("agent/outbox.py", _tests(*AGENT), pg=True),
+    "agent.decisions": Module("agent/decisions.py", _tests(*AGENT), pg=True),
 }
 
 # mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into what a score needs
