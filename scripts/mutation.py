@@ -58,15 +58,16 @@ def _tests(*names: str) -> tuple[str, ...]:
 
 
 # module key -> the file and the tests that cover it, the most specific first (pytest stops at the first failure)
-LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test_tiers", "licence/test_tokens",
-           "licence/test_commands")
+LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test_tiers", "licence/test_jws_policy",
+           "licence/test_tokens", "licence/test_commands")
 HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
              "hq/test_hq_risk", "hq/test_hq_site_api", "hq/test_hq_admin_api")
 AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
 MODULES: dict[str, Module] = {
     "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles")),
     "licence.token": Module("kitcore/licence/token.py", _tests(*LICENCE)),
-    "licence.jws": Module("kitcore/licence/jws.py", _tests("licence/test_tokens", "licence/test_claim_limits",
+    "licence.jws": Module("kitcore/licence/jws.py", _tests("licence/test_jws_policy", "licence/test_tokens",
+                                                           "licence/test_claim_limits",
                                                            "licence/test_commands", "licence/test_time_rules")),
     "licence.keys": Module("kitcore/licence/keys.py", _tests("licence/test_tokens", "licence/test_commands")),
     "licence.tiers": Module("kitcore/licence/tiers.py", _tests("licence/test_tiers", "licence/test_tokens")),
