@@ -70,10 +70,6 @@ class CatalogEntry(Struct, gc=False):
     stock: int | None = None
     status: Annotated[str, Meta(max_length=16)] = "active"
 
-    def is_complete(self) -> bool:
-        return self.deleted or None not in (self.name, self.category, self.face_value_cents,
-                                             self.price_cents, self.stock_kind)
-
 
 class CatalogPage(Struct):
     items: list[CatalogEntry]
@@ -126,11 +122,18 @@ _DECODERS: dict[type, msgspec.json.Decoder] = {}
 
 
 def decode(body: bytes, answer: type[T]) -> T:
-    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not."""
+    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not.
+
+    msgspec recurses per nesting level even to skip an unknown field, so a deeply
+    nested answer raises RecursionError: that is a malformed answer like any other.
+    """
     decoder = _DECODERS.get(answer)
     if decoder is None:
         decoder = _DECODERS[answer] = msgspec.json.Decoder(answer)
-    return decoder.decode(body)
+    try:
+        return decoder.decode(body)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nests too deeply") from None
 
 
 def describe(exc: msgspec.DecodeError) -> str:

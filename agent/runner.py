@@ -110,7 +110,7 @@ class Agent:
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
         self.commands.resume_unapplied()
         self.observer.observe()
-        self.server = HealthServer(s.metrics_bind, s.metrics_port, self.metrics, self._ready)
+        self.server = HealthServer(s.metrics_bind, s.metrics_port, self.metrics, self._ready, token=s.metrics_token())
         self.server.start()
         self.ready = True
         self.metrics.up.set(1)

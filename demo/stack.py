@@ -19,9 +19,12 @@ from demo import catalog
 from demo.services import registry_admin, services
 from kitcore.errors import KitError
 from kitcore.licence.keys import write_private
+from kitcore.sitedir import SiteDir
 
 if TYPE_CHECKING:
     import docker
+
+    from hq.service import HQ
 
 HQ_UID = 10001  # the user the kit's service images run as
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +93,7 @@ def say(message: str) -> None:
 
 
 # -- HQ state ---------------------------------------------------------------
-def open_hq(demo: Demo):  # -> hq.service.HQ
+def open_hq(demo: Demo) -> HQ:
     from hq.service import HQ
     from hq.settings import HQSettings
 
@@ -247,7 +250,7 @@ def summary(demo: Demo) -> None:
 
 
 def demo_up(demo: Demo) -> None:
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
 
     client = connect(None)
     say("HQ state: keys, operator, catalog, card keys, licence")
@@ -268,7 +271,7 @@ def demo_down(demo: Demo) -> None:
 
     from kitctl.cli import run
 
-    if (demo.site_dir / "compose.yaml").exists():
+    if SiteDir(demo.site_dir).compose.exists():
         say("kitctl down --volumes")
         run(["down", "--volumes", "--yes", "--site-dir", str(demo.site_dir)])
     client = docker.from_env()

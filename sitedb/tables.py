@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table,
-                        Text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text)
 
 
 def utcnow() -> datetime:
@@ -50,14 +50,15 @@ catalog_items = Table(
 )
 
 # A markup the site owner sets; the most specific enabled rule wins (sku > category > all).
+# Its fields, their meaning and their allowed values are `sitedb.pricing.Rule`'s; these are their columns.
 price_rules = Table(
     "price_rules", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("scope", String(16), nullable=False),  # all | category | sku
+    Column("scope", String(16), nullable=False),
     Column("target", String(64), nullable=True),
-    Column("kind", String(16), nullable=False),  # percent (value in basis points) | fixed (value in cents)
+    Column("kind", String(16), nullable=False),
     Column("value", BigInteger, nullable=False),
-    Column("rounding", String(16), nullable=False, default="none"),  # none | jiao | yuan | yuan_minus_1
+    Column("rounding", String(16), nullable=False, default="none"),
     Column("enabled", Boolean, nullable=False, default=True),
     _when("created_at", stamped=True),
     _when("updated_at", touched=True),
@@ -146,6 +147,17 @@ admin_users = Table(
     Column("role", String(16), nullable=False),  # admin | operator | finance
     Column("password_hash", String(255), nullable=False),
     _when("created_at", stamped=True),
+    _when("disabled_at", nullable=True),  # a disabled account cannot log in; its sessions were ended
+)
+
+# Staff logins, kept server-side so that logout, disable and a password change end them at once.
+# Only the SHA-256 of the cookie is stored.
+admin_sessions = Table(
+    "admin_sessions", metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("admin_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    _when("created_at", stamped=True),
+    _when("expires_at", index=True),
 )
 
 # Every data change, who made it and when (the operation log).

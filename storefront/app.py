@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -12,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitcore.bodylimit import BodyLimit
+from kitcore.errorbody import error_body
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
@@ -22,11 +25,14 @@ from storefront.siteconfig import load_site_config
 from storefront.state import PageCache, ReadCache
 from storefront.web import HTTPProblem, render
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
 
 
-def make_templates():  # -> jinja2.Environment
+def make_templates() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
@@ -73,7 +79,8 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # report, never crash the probe
             log.warning("health check: database unreachable: %s", type(exc).__name__)
-            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+            return JSONResponse(error_body("database_unreachable", "the site database does not answer",
+                                           status="error", database="unreachable"), status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
     @app.exception_handler(HTTPProblem)
@@ -98,4 +105,5 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
         return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500)
 
     app.router.redirect_slashes = False
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]

@@ -19,7 +19,6 @@ from storefront.state import LicenceView, PageCache, ReadCache, read_licence
 @dataclass
 class Signers:
     csrf: Signer
-    admin: Signer
     access: Signer
     nonce: Signer
 
@@ -54,5 +53,5 @@ class Shop:
 
 
 def make_signers(secret: bytes) -> Signers:
-    return Signers(csrf=Signer(secret, "csrf"), admin=Signer(secret, "admin-session"),
+    return Signers(csrf=Signer(secret, "csrf"),
                    access=Signer(secret, "order-access"), nonce=Signer(secret, "checkout-nonce"))

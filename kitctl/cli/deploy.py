@@ -11,15 +11,16 @@ from typing import Any, Optional
 
 import typer
 
+from kitcore.sitedir import DEFAULT_SITE_DIR, SITE_DIR_ENV, SiteDir
 from kitctl.cli.options import JSON
 from kitctl.cli.site_options import with_site_options
 
 
-SITE_DIR = typer.Option(Path("site"), "--site-dir", envvar="KITCTL_SITE_DIR", file_okay=False,
+SITE_DIR = typer.Option(Path(DEFAULT_SITE_DIR), "--site-dir", envvar=SITE_DIR_ENV, file_okay=False,
                         help="The rendered site directory (holds compose.yaml).")
 HOST = typer.Option(None, "--docker-host", envvar="KITCTL_DOCKER_HOST",
                     help="Docker engine: unix:///var/run/docker.sock (default) or ssh://user@host[:port].")
-LICENCE = typer.Option(None, "--licence", help="Licence TOKEN, @FILE or - (default: the site's secrets/licence_token).")
+LICENCE = typer.Option(None, "--licence", help="Licence TOKEN, @FILE or - (default: the site's own, written by render).")
 HQ_KEYS = typer.Option(None, "--hq-keys", envvar="KITCTL_HQ_KEYS", dir_okay=False,
                        help="Pinned HQ keys (default: the site's hq-keys.json).")
 TIMEOUT = typer.Option(180.0, "--timeout", help="Longest wait, in seconds, for one service to turn healthy.")
@@ -47,7 +48,7 @@ def up(
 
     site_dir = _render_if_asked(site_params, dry_run)
     host = site_params.get("docker_host") or _env_host()
-    if (site_dir / "compose.yaml").is_file():
+    if SiteDir(site_dir).is_rendered:
         refresh_plugin_services(site_dir, host, _path(site_params.get("hq_keys")), dry_run)
     options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
@@ -60,14 +61,10 @@ RENDER_ONLY = ("site_dir", "docker_host", "hq_keys", "licence")
 
 def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     """Render first when site inputs are given, the site has a site.toml, or nothing is rendered yet."""
-    import os
-
-    # the renderer's rule for the site directory (kitctl.site.load.site_dir_from), without
-    # importing the settings machinery on the deploy-only path: a no-op `up` stays fast
-    site_dir = Path(site_params.get("site_dir") or os.environ.get("KITCTL_SITE_DIR") or "site")
+    site = SiteDir.chosen(site_params.get("site_dir"))  # the renderer's rule too, without the settings machinery
     inputs_given = any(v is not None for k, v in site_params.items() if k not in RENDER_ONLY)
-    if not (inputs_given or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file()):
-        return site_dir
+    if not site.needs_render(inputs_given):
+        return site.root
     if dry_run:
         from kitcore.errors import InvalidInput
 
@@ -101,7 +98,7 @@ def upgrade(
     """Move the kit's services to another version through the same gated path (rolled back on failure)."""
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.outcome import deploy_and_report
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
     from kitctl.deploy.upgrade import record_images, upgraded_images
     from kitctl.deploy.up import UpOptions
 
@@ -127,9 +124,9 @@ def down(
 ) -> int:
     """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import down as run_down
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     if volumes and not yes:
@@ -146,10 +143,10 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     """Services with image, state, health, uptime and ports; the licence state the agent recorded."""
     from kitctl.console import print_json
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.drift import plugin_drift
     from kitctl.deploy.operate import licence_state, status as run_status
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     client = connect(host)
@@ -212,9 +209,9 @@ def logs(
     import sys
 
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import logs as run_logs
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     for chunk in run_logs(connect(host), project, service, follow, tail):
@@ -231,8 +228,8 @@ def backup(
     """Database dump (taken inside the db container) and the site directory, in one archive."""
     from kitctl.deploy.backup import backup as run_backup
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.engine import connect
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     manifest = run_backup(connect(host), project, out)
@@ -275,8 +272,8 @@ def doctor(
     from kitctl.console import print_json
     from kitctl.deploy import doctor as checks
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect, is_remote
-    from kitctl.deploy.site import require_site_dir, site_domain, verified_licence
+    from kitctl.engine import connect, is_remote
+    from kitctl.deploy.rendered_site import require_site_dir, site_domain, verified_licence
 
     site = require_site_dir(site_dir)
     project = load_project(site)

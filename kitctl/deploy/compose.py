@@ -15,11 +15,12 @@ from typing import Any
 
 from kitctl.deploy.units import duration_seconds, size_bytes
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SiteDir
 
 SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
     "secrets", "depends_on", "healthcheck", "restart", "deploy", "labels", "networks",
-    "user", "read_only", "tmpfs", "extra_hosts",
+    "user", "read_only", "tmpfs", "extra_hosts", "cap_drop", "cap_add", "security_opt",
 }
 TOP_KEYS = {"name", "version", "services", "volumes", "networks", "secrets"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -31,7 +32,7 @@ MAX_COMPOSE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see deploy.secrets)
+    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see kitctl.deploy.secret_copy)
     source: str  # volume key, or absolute host path
     target: str
     read_only: bool = False
@@ -84,6 +85,9 @@ class Service:
     read_only: bool = False
     tmpfs: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()  # "host:ip"
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
 
     def dependency_names(self) -> list[str]:
         return [d.service for d in self.depends_on]
@@ -121,15 +125,11 @@ class Project:
     volumes: dict[str, Resource] = field(default_factory=dict)
     raw_services: dict[str, Any] = field(default_factory=dict)  # as parsed, for the config hash
 
-    def network_for(self, key: str) -> Resource:
-        return self.networks[key]
-
-
 def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""
     import yaml
 
-    config_file = path / "compose.yaml" if path.is_dir() else path
+    config_file = SiteDir(path).compose if path.is_dir() else path
     try:
         raw = config_file.read_bytes()
     except OSError as exc:
@@ -276,7 +276,17 @@ def _service(name: str, body: Any, working_dir: Path, volumes: dict, networks: d
         read_only=_bool(body.get("read_only", False), f"{where}.read_only"),
         tmpfs=tuple(str(t) for t in _list(body.get("tmpfs"), f"{where}.tmpfs", scalar_ok=True)),
         extra_hosts=_extra_hosts(body.get("extra_hosts"), f"{where}.extra_hosts"),
+        cap_drop=_names(body.get("cap_drop"), f"{where}.cap_drop"),
+        cap_add=_names(body.get("cap_add"), f"{where}.cap_add"),
+        security_opt=_names(body.get("security_opt"), f"{where}.security_opt"),
     )
+
+
+def _names(raw: Any, where: str) -> tuple[str, ...]:
+    """A list of plain words (capabilities, security options such as no-new-privileges:true)."""
+    items = tuple(str(v) for v in _list(raw, where))
+    _require(all(re.fullmatch(r"[A-Za-z0-9_:=.-]{1,64}", v) for v in items), f"{where}: entries must be plain words")
+    return items
 
 
 def _list(raw: Any, where: str, scalar_ok: bool = False) -> list:

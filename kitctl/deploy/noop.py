@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kitctl.deploy import doctor
+from kitctl.deploy.actions import orphans, plan_services, summary
 from kitctl.deploy.compose import Project, load_project
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.drift import last_check, rendered_by_kitctl, token_from_output, token_query
-from kitctl.deploy.engine import DEFAULT_TARGET
+from kitctl.engine import DEFAULT_TARGET
 from kitctl.deploy.engine_socket import EngineError, EngineSocket
-from kitctl.deploy.hashing import config_hash, mounts_hash
 from kitctl.deploy.labels import project_filter
-from kitctl.deploy.plan import orphans, plan_services, summary
-from kitctl.deploy.site import cached_licence, site_domain, site_url
+from kitctl.deploy.rendered_site import cached_licence, site_domain, site_url
 from kitctl.deploy.state import Running, by_service, running_from_list
 from kitcore.errors import KitError
+from kitcore.sitedir import SiteDir
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Unchanged:
 def unchanged_stack(site_dir: Path, target: str | None) -> Unchanged | None:
     """`Unchanged` when a full `up` would change nothing; None when the full path must decide."""
     target = target or DEFAULT_TARGET
-    if not target.startswith("unix://") or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file():
+    if not target.startswith("unix://") or SiteDir(site_dir).needs_render():
         return None
     site_dir = site_dir.resolve()
     try:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kitcore.sitedir import SECRETS
 from kitctl.render.escape import RenderError
+from kitctl.render.stack import CORE_SECRETS, HARDENING, SECRET_FILES, SERVICES, VOLUMES
 from plugins.rules import PRIVILEGES
-from kitctl.render.stack import CORE_SECRETS, SERVICES, VOLUMES
 
 if TYPE_CHECKING:
     from kitctl.render.plugin_stack import PluginStack
 
 TOP_KEYS = {"services", "networks", "volumes", "secrets"}
-SECRET_NAMES = ("agent_token", "database_url", "db_password", "licence_token", "site_key", "storefront_secret_key")
+SECRET_NAMES = tuple(sorted(SECRET_FILES))
 SERVICE_KEYS: dict[str, set[str]] = {
     "proxy": {"image", "restart", "depends_on", "ports", "volumes", "healthcheck", "deploy", "labels"},
     "storefront": {"image", "restart", "depends_on", "environment", "secrets", "volumes", "healthcheck", "deploy", "labels"},
@@ -27,7 +28,8 @@ SERVICE_KEYS: dict[str, set[str]] = {
 }
 LABEL_KEYS = {"com.kitctl.site", "com.kitctl.service", "com.kitctl.version", "com.kitctl.inputs-hash"}
 EXTRA_LABELS = {"proxy": {"com.kitctl.site-name", "com.kitctl.domain"}, "agent": {"com.kitctl.licence-id"}}
-FORBIDDEN = PRIVILEGES  # no core service has them either; plugin services are refused even more (plugin_rules)
+HARDENING_KEYS = {"cap_drop", "cap_add", "security_opt", "read_only", "tmpfs"}
+FORBIDDEN = PRIVILEGES - HARDENING_KEYS  # core services carry only the hardening below; plugin services none of it
 CORE_IMAGE_MARK = "kitctl/storefront:"
 
 
@@ -43,8 +45,11 @@ def check_structure(doc: Any, plugins: "PluginStack | None" = None, plugin_secre
         raise RenderError(f"compose document has unexpected services: {sorted(services)}")
     for name, keys in SERVICE_KEYS.items():
         service = services[name]
+        keys = keys | set(HARDENING[name])
         if set(service) != keys or FORBIDDEN & set(service):
             raise RenderError(f"service {name} has unexpected keys: {sorted(set(service) ^ keys)}")
+        if any(service[key] != value for key, value in HARDENING[name].items()):
+            raise RenderError(f"service {name} does not carry the stack's capability and filesystem limits")
         labels = service["labels"]
         if set(labels) != LABEL_KEYS | EXTRA_LABELS.get(name, set()):
             raise RenderError(f"service {name} has unexpected labels")
@@ -65,7 +70,7 @@ def _check_secrets(doc: dict[str, Any], plugin_secrets: tuple[str, ...]) -> None
     """Top-level secrets are the generated ones and the plugin files, each at its own path under secrets/."""
     from kitctl.render.plugin_config import top_level_secrets
 
-    expected = {name: {"file": f"./secrets/{name}"} for name in SECRET_NAMES}
+    expected = {name: {"file": f"./{SECRETS}/{name}"} for name in SECRET_NAMES}
     expected.update(top_level_secrets(plugin_secrets))
     if doc["secrets"] != expected:
         raise RenderError("compose document has unexpected secrets")

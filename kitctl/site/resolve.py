@@ -65,9 +65,10 @@ def running_image_tag(site_dir: Path | None) -> str | None:
     explicit --image-tag, never a side effect of changing a colour.
     """
     from kitcore.images import KIT_IMAGE
+    from kitcore.sitedir import SiteDir
 
     try:
-        text = (Path(site_dir) / "compose.yaml").read_text(encoding="utf-8") if site_dir else ""
+        text = SiteDir(Path(site_dir)).compose.read_text(encoding="utf-8") if site_dir else ""
     except (OSError, UnicodeDecodeError):
         return None
     tags = {m["tag"] for line in re.findall(r"^\s*image:\s*[\"']?([^\"'\s]+)", text, re.MULTILINE)
@@ -99,7 +100,7 @@ def _read_jwks(path: Path | None) -> dict[str, Any]:
 
 def _verify(arg: str, jwks: dict[str, Any], now: float | None):
     from kitcore.licence.keys import load_jwks
-    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.given import read_token_arg
     from kitcore.licence.token import verify_licence
 
     return verify_licence(read_token_arg(arg), load_jwks(jwks), now=now)
