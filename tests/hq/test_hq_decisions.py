@@ -75,10 +75,10 @@ def sold(hq: HQ) -> int:
         return int(s.scalar(select(func.count()).select_from(CardKey).where(CardKey.status == "sold")))
 
 
-def stored(hq: HQ, order_id: str) -> tuple[str, str]:
+def stored(hq: HQ, order_id: str, site: str = "site-a") -> tuple[str, str] | None:
     with hq.session() as s:
-        row = s.scalar(select(Order).where(Order.order_id == order_id))
-        return row.decision, row.status
+        row = s.scalar(select(Order).where(Order.site_id == site, Order.order_id == order_id))
+        return (row.decision, row.status) if row is not None else None
 
 
 def assert_held_for_review(result: dict[str, Any]) -> None:
@@ -178,3 +178,54 @@ def test_only_orders_under_review_are_queued(hq):
     queue = reviews.queue(hq)
     assert [q["order_id"] for q in queue] == ["o-review"]
     assert queue[0]["amount_cents"] == REVIEW_FROM and queue[0]["status"] == "review"
+
+
+def test_a_replay_gives_the_same_keys_again_and_takes_none(hq):
+    first, _ = submit(hq, "k1", [small("o-1", quantity=2)])
+    again, replayed = submit(hq, "k1", [small("o-1", quantity=2)])
+    assert replayed and again[0]["delivery"] == first[0]["delivery"] and len(first[0]["delivery"]["card_keys"]) == 2
+    mixed, replayed = submit(hq, "k2", [small("o-1", quantity=2), small("o-2")])  # per-order path
+    assert not replayed and mixed[0]["delivery"] == first[0]["delivery"]
+    assert orders.get_order(hq, "site-a", "o-1")["delivery"] == first[0]["delivery"]
+    once_more, replayed = submit(hq, "k2", [small("o-1", quantity=2), small("o-2")])  # that key, finished
+    assert replayed and [r["hq_order_id"] for r in once_more] == [r["hq_order_id"] for r in mixed]
+    assert once_more[1]["delivery"] == mixed[1]["delivery"]
+    assert sold(hq) == 3
+
+
+def test_the_status_of_an_order_is_per_site(hq):
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    submit(hq, "k1", [small("o-1")])
+    got = orders.get_order(hq, "site-a", "o-1")
+    assert (got["order_id"], got["status"], got["replayed"]) == ("o-1", "delivered", False)
+    for site, order_id in (("site-b", "o-1"), ("site-a", "o-404")):
+        with pytest.raises(ApiError) as unknown:
+            orders.get_order(hq, site, order_id)
+        assert (unknown.value.status, unknown.value.code) == (404, "not_found")
+        assert str(unknown.value.detail) == f"order {order_id!r} is unknown to HQ"
+
+
+def test_when_another_request_inserted_one_of_the_orders_meanwhile(hq, monkeypatch):
+    """The batch insert met the unique constraint: each order is then settled alone, per site."""
+    from sqlalchemy.exc import IntegrityError
+
+    from hq import batch as batches
+
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    ctx_b = orders.SiteContext("site-b", ("game",), ("CN",))
+    orders.submit(hq, ctx_b, "b1", OrderBatch.model_validate({"orders": [small("o-1", quantity=2)]}))  # site-b's o-1
+    first, _ = submit(hq, "k1", [small("o-1")])
+
+    def raced(*args: Any) -> None:
+        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(batches, "decide_new", raced)
+    results, replayed = submit(hq, "k2", [small("o-1"), big("o-2")])  # site-b's different o-1 is not ours
+    assert not replayed and results[0]["replayed"] and results[0]["delivery"] == first[0]["delivery"]
+    assert_held_for_review(results[1])
+    with pytest.raises(ApiError) as changed:
+        submit(hq, "k3", [small("o-1", quantity=3), small("o-3")])
+    assert (changed.value.status, changed.value.code) == (422, "idempotency_conflict")
+    assert stored(hq, "o-3") is None  # refused before anything was decided
+    again, replayed = submit(hq, "k2", [small("o-1"), big("o-2")])
+    assert replayed and [r["hq_order_id"] for r in again] == [r["hq_order_id"] for r in results]

@@ -127,3 +127,12 @@ def test_release_keeps_a_finished_key(hq, clock):
     orders.submit(hq, CTX, "k", body("o1"))
     orders.release_key(hq, "site-a", "k")
     assert stored_key(hq, "k").state == "done"
+
+
+def test_release_forgets_only_that_sites_key(hq, clock):
+    for site, key in (("site-a", "k"), ("site-b", "k"), ("site-a", "k2")):
+        assert orders.claim_key(hq, site, key, "h") is None
+    orders.release_key(hq, "site-a", "k")
+    with hq.session() as s:
+        left = sorted((r.site_id, r.key) for r in s.scalars(select(IdempotencyKey)))
+    assert left == [("site-a", "k2"), ("site-b", "k")]
