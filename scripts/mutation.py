@@ -358,7 +358,7 @@ def load_equivalents() -> dict[str, str]:
     return {e["mutant"]: e["why"] for e in json.loads(EQUIVALENTS.read_text())}
 
 
-def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False) -> Tally:
+def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False, retest: bool = False) -> Tally:
     equivalents = load_equivalents()
     tally = Tally(key)
     work = prepare(key, module, report)
@@ -368,15 +368,15 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
         print("   (not in this checkout)")
         return tally
     with postgres(module.pg):
-        seen = work / "tests.sha256"
-        retest = seen.exists() and seen.read_text() != tests_digest(module)
+        seen, digest = work / "tests.sha256", tests_digest(module)
+        retest = retest or (seen.exists() and seen.read_text() != digest)
         if not report:
             run_mutmut(work, jobs)
             if retest:
                 again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
                 if again:
                     run_mutmut(work, jobs, again)
-            seen.write_text(tests_digest(module))
+            seen.write_text(digest)  # as the run started: a test changed meanwhile retests survivors next time
         results = mutmut_results(work, module)
         diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
         for name, status in sorted(results.items()):
@@ -414,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-score", type=float, default=90.0, help="exit 1 if a module scores below this")
     parser.add_argument("--list", action="store_true", help="print the module map and exit")
     parser.add_argument("--report", action="store_true", help="only report mutmut's recorded results (no tables)")
+    parser.add_argument("--retest", action="store_true", help="test every recorded survivor again")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, module in MODULES.items():
             print(f"{key:24} {module.path:30} {' '.join(module.tests)}")
         return 0
-    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report) for k in args.modules or MODULES]
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:
         print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")
