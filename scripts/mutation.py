@@ -59,7 +59,7 @@ def _tests(*names: str) -> tuple[str, ...]:
 
 # module key -> the file and the tests that cover it, the most specific first (pytest stops at the first failure)
 LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test_tiers", "licence/test_jws_policy",
-           "licence/test_tokens", "licence/test_commands")
+           "licence/test_keys", "licence/test_tokens", "licence/test_commands")
 # in-process HQ only: the HTTP suites (test_hq_site_api, test_hq_admin_api) cost minutes per surviving mutant
 HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
              "hq/test_hq_risk")
@@ -70,7 +70,8 @@ MODULES: dict[str, Module] = {
     "licence.jws": Module("kitcore/licence/jws.py", _tests("licence/test_jws_policy", "licence/test_tokens",
                                                            "licence/test_claim_limits",
                                                            "licence/test_commands", "licence/test_time_rules")),
-    "licence.keys": Module("kitcore/licence/keys.py", _tests("licence/test_tokens", "licence/test_commands")),
+    "licence.keys": Module("kitcore/licence/keys.py", _tests("licence/test_keys", "licence/test_tokens",
+                                                             "licence/test_commands")),
     "licence.tiers": Module("kitcore/licence/tiers.py", _tests("licence/test_tiers", "licence/test_tokens")),
     "licence.commands": Module("kitcore/licence/commands.py", _tests("licence/test_commands", "licence/test_tokens")),
     "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
