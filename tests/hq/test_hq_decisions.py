@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from hq import catalog, inventory, licences, orders, reviews
 from hq.errors import ApiError
-from hq.models import CardKey, Order
+from hq.models import CardKey, CatalogItem, Order
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
@@ -229,3 +229,69 @@ def test_when_another_request_inserted_one_of_the_orders_meanwhile(hq, monkeypat
     assert stored(hq, "o-3") is None  # refused before anything was decided
     again, replayed = submit(hq, "k2", [small("o-1"), big("o-2")])
     assert replayed and [r["hq_order_id"] for r in again] == [r["hq_order_id"] for r in results]
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_orders_that_cannot_be_fulfilled_are_rejected_with_the_reason_on_both_paths(hq, monkeypatch, path):
+    if path == "per-order":
+        from hq import batch as batches
+
+        monkeypatch.setattr(batches, "decide_new", lambda *args, **kwargs: None)
+    catalog.upsert(hq, "t", "phone-1", catalog.ItemSpec(name="p", category="phone", face_value_cents=100, price_cents=90))
+    catalog.upsert(hq, "t", "off-1", catalog.ItemSpec(name="o", category="game", face_value_cents=100, price_cents=90,
+                                                     status="inactive"))
+    catalog.upsert(hq, "t", "top-1", catalog.ItemSpec(name="t", category="game", face_value_cents=100, price_cents=90,
+                                                     stock_kind="direct_topup", account_pattern=r"[0-9]{5,10}",
+                                                     min_qty=2, max_qty=3))
+    catalog.upsert(hq, "t", "top-2", catalog.ItemSpec(name="t", category="game", face_value_cents=100, price_cents=90,
+                                                     stock_kind="direct_topup", account_pattern="x"))
+    with hq.session() as s:  # a pattern the catalog API refuses, as an older version may have stored it
+        s.get(CatalogItem, "top-2").account_pattern = "("
+    cases = [
+        (order("c1", sku="no-such-sku"), "unknown_sku"),
+        (order("c2", sku="phone-1"), "category_not_licensed"),  # the licence has game only
+        (order("c3", sku="off-1"), "sku_inactive"),
+        (order("c4", sku="top-1", quantity=1, account="12345"), "quantity_out_of_range:2-3"),
+        (order("c5", sku="top-1", quantity=4, account="12345"), "quantity_out_of_range:2-3"),
+        (order("c6", sku="top-1", quantity=2, account="1234"), "account_mismatch"),
+        (order("c7", sku="top-1", quantity=2, account=None), "account_mismatch"),
+        (order("c8", sku="top-2", quantity=1, account="x"), "account_mismatch"),  # a broken pattern matches nothing
+    ]
+    results, _ = submit(hq, "k1", [o for o, _ in cases] + [order("ok-1", sku="top-1", quantity=3, account="1234567890",
+                                                                unit_price_cents=100)])
+    for (o, reason), result in zip(cases, results):
+        assert (result["order_id"], result["decision"], result["status"], result["reasons"], result["delivery"]) == (
+            o["order_id"], "reject", "rejected", [reason], None)
+    assert (results[-1]["decision"], results[-1]["status"], results[-1]["delivery"]) == ("approve", "delivered",
+                                                                                       {"card_keys": []})
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.order_id == "c4"))
+        assert (row.hq_price_cents, row.unit_price_cents, row.quantity, row.buyer_account, row.buyer_contact,
+                row.buyer_ip, row.buyer_region, row.decided_by) == (90, 9900, 1, "12345", "buyer@example.cn",
+                                                                   "198.51.100.7", "CN", "risk-engine")
+        assert s.scalar(select(Order).where(Order.order_id == "c1")).hq_price_cents is None
+    assert sold(hq) == 0
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_risk_signals_reach_the_engine_on_both_paths(hq, monkeypatch, path):
+    if path == "per-order":
+        from hq import batch as batches
+
+        monkeypatch.setattr(batches, "decide_new", lambda *args, **kwargs: None)
+    hq.rules.save(parse_rules({**RULES, "block": {"accounts": ["bad-acc"], "contacts": ["bad@x.cn"],
+                                                  "ips": ["203.0.113.0/24"], "regions": ["KP"]},
+                               "foreign_region_action": "review",
+                               "site_daily": {"max_orders": 5, "max_amount_cents": 10**9, "action": "review"}}))
+    results, _ = submit(hq, "k1", [
+        order("s1", sku="card-1", unit_price_cents=100, account="bad-acc"),
+        order("s2", sku="card-1", unit_price_cents=100, contact="bad@x.cn"),
+        order("s3", sku="card-1", unit_price_cents=100, ip="203.0.113.9"),
+        order("s4", sku="card-1", unit_price_cents=100, region="KP"),
+        order("s5", sku="card-1", unit_price_cents=100, region="JP"),
+        order("s6", sku="card-1", unit_price_cents=100),  # the site's sixth order today
+    ])
+    assert [(r["decision"], r["reasons"]) for r in results] == [
+        ("reject", ["blocked_account"]), ("reject", ["blocked_contact"]), ("reject", ["blocked_ip"]),
+        ("reject", ["blocked_region", "region_outside_licence:KP"]), ("review", ["region_outside_licence:JP"]),
+        ("review", ["site_daily_orders:5"])]
