@@ -168,3 +168,48 @@ def test_the_site_day_starts_at_utc_midnight(hq):
     with hq.session() as s:
         assert site_today(s, "site-a", NOW) == (2, 300)
         assert site_today(s, "site-b", NOW) == (0, 0)
+
+
+# -- the rules file operators edit -----------------------------------------------------------------------------
+
+def test_the_rules_file_is_created_reloaded_and_a_bad_edit_keeps_the_last_good_rules(tmp_path, caplog):
+    import json
+    import os
+
+    from hq.risk import RuleSource
+    from kitcore.errors import InvalidInput
+
+    path = tmp_path / "risk-rules.json"
+    source = RuleSource(path)
+    assert source.get() == Rules() and json.loads(path.read_text()) == Rules().model_dump(mode="json")
+    assert path.read_text().endswith("}\n") and not list(tmp_path.glob("*.tmp"))
+
+    path.write_text(json.dumps({**QUIET, "limits": {**QUIET["limits"], "review_amount_cents": 777}}))
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert source.get().limits.review_amount_cents == 777
+
+    path.write_text('{"limits": ')  # an operator's half-saved edit
+    os.utime(path, (1_700_000_100, 1_700_000_100))
+    with caplog.at_level("ERROR", logger="hq.risk"):
+        assert source.get().limits.review_amount_cents == 777
+    assert "still using the previous rules" in caplog.text and "risk-rules.json is not JSON" in caplog.text
+
+    fresh = RuleSource(path)  # no previous rules to fall back on: the error is the answer
+    with pytest.raises(InvalidInput, match=r"^risk rules file risk-rules\.json is not JSON: "):
+        fresh.get()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"limits": {"review_amount_cents": -1}}, "risk rules: limits.review_amount_cents: Input should be greater than or equal to 0"),
+    ({"velocity": [{"key": "ip", "window_seconds": 2_592_001, "max_orders": 1}]},
+     "risk rules: velocity.0.window_seconds: Input should be less than or equal to 2592000"),
+    ({"block": {"ips": ["10.0.0.300"]}}, "risk rules: block.ips.0: "),
+    ({"surprise": 1}, "risk rules: surprise: Extra inputs are not permitted"),
+    ([], "risk rules: rules: Input should be a valid dictionary or instance of Rules"),
+])
+def test_bad_rules_are_refused_in_one_line(data, message):
+    from kitcore.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        parse_rules(data)
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
