@@ -98,6 +98,7 @@ class Tally:
     survivors: list[tuple[str, str]] = field(default_factory=list)  # (name, diff)
     equivalent: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     skipped: int = 0
+    unchecked: int = 0  # not run yet (an interrupted run): neither killed nor survived
 
     @property
     def total(self) -> int:
@@ -158,8 +159,11 @@ def postgres(needed: bool) -> Iterator[None]:
 
 # -- function mutants (mutmut 3) --------------------------------------------------------------------
 
-def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> None:
-    """`mutmut run` in the work directory (only `names` when given: mutmut then tests them again)."""
+def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> bool:
+    """`mutmut run` in the work directory (only `names` when given: mutmut then tests them again).
+
+    False when no selected test reaches the module at all (its mutants then all count as survivors).
+    """
     mutmut = Path(sys.executable).with_name("mutmut")
     log = work / "mutmut.log"
     with log.open("a") as out:
@@ -167,9 +171,10 @@ def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> None:
                                stdout=out, stderr=subprocess.STDOUT)
     if code != 0:
         if NO_TESTS in "\n".join(log.read_text(errors="replace").splitlines()[-8:]):
-            return  # no selected test reaches this module's functions: every mutant counts as a survivor
+            return False
         tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
         raise SystemExit(f"mutmut failed in {work} (exit {code}):\n" + "\n".join(tail))
+    return True
 
 
 NO_TESTS = "could not find any test case for any mutant"
@@ -191,7 +196,7 @@ def mutmut_results(work: Path, module: Module) -> dict[str, str]:
     from mutmut.stats import status_by_exit_code
 
     meta = json.loads((work / "mutants" / (module.path + ".meta")).read_text())
-    return {name: "no tests" if code is None else status_by_exit_code[code]
+    return {name: "not checked" if code is None else status_by_exit_code[code]
             for name, code in meta["exit_code_by_key"].items()}
 
 
@@ -371,18 +376,25 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
     with postgres(module.pg):
         seen, digest = work / "tests.sha256", tests_digest(module)
         retest = retest or (seen.exists() and seen.read_text() != digest)
+        reached = (work / "no-tests").exists() is False
         if not report:
-            run_mutmut(work, jobs)
+            reached = run_mutmut(work, jobs)
+            (work / "no-tests").unlink(missing_ok=True)
+            if not reached:
+                (work / "no-tests").touch()
             if retest:
                 again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
                 if again:
                     run_mutmut(work, jobs, again)
             seen.write_text(digest)  # as the run started: a test changed meanwhile retests survivors next time
-        results = mutmut_results(work, module)
+        results = {n: "no tests" if st == "not checked" and not reached else st
+                   for n, st in mutmut_results(work, module).items()}
         diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
         for name, status in sorted(results.items()):
             if status == "skipped":
                 tally.skipped += 1
+            elif status == "not checked":
+                tally.unchecked += 1
             elif name in equivalents:
                 tally.equivalent.append((name, equivalents[name]))
             elif status in KILLED:
@@ -397,8 +409,9 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
                     tally.equivalent.append((name, equivalents[name]))
                 else:
                     tally.survivors.append((name, diff))
-    print(f"   {tally.killed} killed, {len(tally.survivors)} survived, {len(tally.equivalent)} equivalent "
-          f"-> {tally.score:.1f}% ({time.monotonic() - started:.0f} s)", flush=True)
+    print(f"   {tally.killed} killed, {len(tally.survivors)} survived, {len(tally.equivalent)} equivalent"
+          + (f", {tally.unchecked} not checked yet" if tally.unchecked else "")
+          + f" -> {tally.score:.1f}% ({time.monotonic() - started:.0f} s)", flush=True)
     for name, diff in tally.survivors:
         print(f"   SURVIVED {name}\n" + "\n".join("      " + line for line in diff.splitlines()))
     return tally
