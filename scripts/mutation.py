@@ -65,7 +65,7 @@ HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_alloc
              "hq/test_hq_risk")
 AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
 MODULES: dict[str, Module] = {
-    "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles")),
+    "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles", "security/test_sessions")),
     "licence.token": Module("kitcore/licence/token.py", _tests(*LICENCE)),
     "licence.jws": Module("kitcore/licence/jws.py", _tests("licence/test_jws_policy", "licence/test_tokens",
                                                            "licence/test_claim_limits",
