@@ -79,7 +79,8 @@ MODULES: dict[str, Module] = {
     "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
                                              "hq/test_hq_idempotency", "hq/test_hq_risk"), pg=True),
     "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
-                                                     "hq/test_hq_csv_input", "hq/test_hq_batch"), pg=True),
+                                                     "hq/test_hq_card_key_csv", "hq/test_hq_csv_input",
+                                                     "hq/test_hq_batch"), pg=True),
     # the escapers' own tests; test_injection_properties renders whole sites per example (minutes per mutant)
     "render.escape": Module("kitctl/render/escape.py", _tests("render/test_escape_parsed", "render/test_escape")),
     "agent.outbox": Module("agent/outbox.py", _tests(*AGENT), pg=True),

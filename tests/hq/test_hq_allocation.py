@@ -230,3 +230,32 @@ def test_the_batch_key_lock_skips_locked_keys(on_postgres):
     sql = _pg_sql(batch._sql(on_postgres).keys)
     assert sql.endswith("FOR UPDATE SKIP LOCKED"), sql
     assert "card_keys.status = %(status_1)s" in sql and "LIMIT %(n)s" in sql
+
+
+def test_keys_go_out_oldest_first_and_are_delivered_in_that_order(tmp_path):
+    hq = _open(tmp_path, None, 4)  # imported as S0000..S0003
+    try:
+        assert serials(submit(hq, "k1", [small("o1", 2)])[0]) == ["S0000", "S0001"]
+        assert serials(submit(hq, "known", [small("known")])[0]) == ["S0002"]
+        assert serials(per_order_path(hq, 1, quantity=1)) == ["S0003"]  # one at a time: the same order
+        assert [k["serial"] for k in orders.get_order(hq, "site-a", "o1")["delivery"]["card_keys"]] == ["S0000", "S0001"]
+    finally:
+        hq.close()
+
+
+@pytest.mark.postgres
+def test_a_large_import_refreshes_the_planners_statistics(pg_hq):
+    from sqlalchemy import text
+
+    hq = pg_hq(0)
+
+    def analyzed() -> int:
+        with hq.engine.connect() as conn:
+            return int(conn.execute(text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'card_keys'"))
+                       .scalar() or 0)
+
+    before = analyzed()
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,A{i},x\n" for i in range(999)))
+    assert analyzed() == before  # below the threshold: autovacuum's business
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,B{i},x\n" for i in range(1000)))
+    assert analyzed() == before + 1
