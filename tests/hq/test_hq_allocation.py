@@ -21,14 +21,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
 
-from hq import batch, catalog, inventory, licences, orders, reviews
+from hq import batch, inventory, orders, reviews
 from hq.models import CardKey, CatalogItem, Order
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
-from hq.settings import HQSettings
 from tests.hq import pg
-from tests.hq.helpers import order
+from tests.hq.helpers import open_hq, order
 
 REVIEW_FROM = 50_000
 RULES = {"limits": {"review_amount_cents": REVIEW_FROM, "reject_amount_cents": 10**10, "review_quantity": 1000,
@@ -41,13 +40,7 @@ NO_WAIT = 20.0  # seconds: far longer than an allocation takes; a path that wait
 
 
 def _open(tmp_path, db_url: str | None, stock: int) -> HQ:
-    service = HQ.open(HQSettings(dir=tmp_path / "hq", database_url=db_url, registry_url=None))
-    catalog.upsert(service, "t", "card-1", catalog.ItemSpec(name="c", category="game", face_value_cents=100,
-                                                           price_cents=90, max_qty=10))
-    inventory.import_csv(service, "t", "sku,serial,secret\n" + "".join(f"card-1,S{i:04d},x{i}\n" for i in range(stock)))
-    licences.issue(service, "t", "site-a", "pro", ["game"], 365)
-    service.rules.save(parse_rules(RULES))
-    return service
+    return open_hq(tmp_path / "hq", db_url, card_keys=stock, rules=parse_rules(RULES))
 
 
 @pytest.fixture

@@ -15,14 +15,13 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from hq import catalog, inventory, licences, orders, reviews
+from hq import catalog, licences, orders, reviews
 from hq.errors import ApiError
 from hq.models import CardKey, CatalogItem, Order
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
-from hq.settings import HQSettings
-from tests.hq.helpers import order
+from tests.hq.helpers import open_hq, order
 
 REVIEW_FROM = 50_000  # cents: an order of this amount or more goes to manual review
 REJECT_FROM = 500_000  # cents: and of this much or more is rejected outright
@@ -40,12 +39,7 @@ CREATED = "2025-03-01T08:00:00+00:00"  # fixed, so the same order sent again has
 
 @pytest.fixture
 def hq(tmp_path, db_url) -> Iterator[HQ]:
-    service = HQ.open(HQSettings(dir=tmp_path / "hq", database_url=db_url, registry_url=None))
-    catalog.upsert(service, "t", "card-1", catalog.ItemSpec(name="c", category="game", face_value_cents=100,
-                                                           price_cents=90, max_qty=10))
-    inventory.import_csv(service, "t", "sku,serial,secret\n" + "".join(f"card-1,S{i},secret-{i}\n" for i in range(STOCK)))
-    licences.issue(service, "t", "site-a", "pro", ["game"], 365)
-    service.rules.save(parse_rules(RULES))
+    service = open_hq(tmp_path / "hq", db_url, card_keys=STOCK, rules=parse_rules(RULES))
     yield service
     service.close()
 

@@ -14,13 +14,13 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import select
 
-from hq import catalog, licences, orders
+from hq import licences, orders
 from hq.errors import ApiError
 from hq.models import IdempotencyKey
+from hq.risk import Rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
-from hq.settings import HQSettings
-from tests.hq.helpers import order
+from tests.hq.helpers import open_hq, order
 
 T0 = datetime(2025, 6, 15, 8, 0, 0, tzinfo=timezone.utc)
 CTX = orders.SiteContext("site-a", ("game",), ("CN",))
@@ -43,11 +43,7 @@ def clock(monkeypatch) -> Clock:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def hq(tmp_path) -> Iterator[HQ]:
-    service = HQ.open(HQSettings(dir=tmp_path / "hq", registry_url=None))
-    catalog.upsert(service, "t", "g", catalog.ItemSpec(name="g", category="game", face_value_cents=100, price_cents=90,
-                                                       stock_kind="direct_topup"))
-    licences.issue(service, "t", "site-a", "pro", ["game"], 365)
-    service.rules.save(service.rules.get().model_copy(update={"velocity": [], "foreign_region_action": None}))
+    service = open_hq(tmp_path / "hq", direct_topup="g", rules=Rules(velocity=[], foreign_region_action=None))
     yield service
     service.close()
 

@@ -14,11 +14,10 @@ from typing import Iterator
 
 import pytest
 
-from hq import catalog, licences
 from hq.models import Order
 from hq.risk import Candidate, Counts, Rules, VelocityRule, judge, parse_rules, site_today, velocity_counts
 from hq.service import HQ
-from hq.settings import HQSettings
+from tests.hq.helpers import open_hq
 
 NOW = datetime(2025, 6, 15, 15, 0, 0, tzinfo=timezone.utc)
 QUIET = {"limits": {"review_amount_cents": 10**9, "reject_amount_cents": 10**10, "review_quantity": 1000,
@@ -133,10 +132,7 @@ def test_block_lists_and_regions():
 
 @pytest.fixture
 def hq(tmp_path) -> Iterator[HQ]:
-    service = HQ.open(HQSettings(dir=tmp_path / "hq", registry_url=None))
-    catalog.upsert(service, "t", "g", catalog.ItemSpec(name="g", category="game", face_value_cents=1, price_cents=1,
-                                                       stock_kind="direct_topup"))
-    licences.issue(service, "t", "site-a", "pro", ["game"], 365)
+    service = open_hq(tmp_path / "hq", direct_topup="g")
     yield service
     service.close()
 
