@@ -375,7 +375,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
         return tally
     with postgres(module.pg):
         seen, digest = work / "tests.sha256", tests_digest(module)
-        retest = retest or (seen.exists() and seen.read_text() != digest)
+        changed = seen.exists() and seen.read_text() != digest
         reached = (work / "no-tests").exists() is False
         if not report:
             again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED] if retest else []
@@ -384,6 +384,8 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
                 (work / "no-tests").unlink(missing_ok=True)
                 if not reached:
                     (work / "no-tests").touch()
+                if changed:  # mutmut keeps old verdicts: a survivor may die to a test added since
+                    again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
             if again:
                 run_mutmut(work, jobs, again)
             seen.write_text(digest)  # as the run started: a test changed meanwhile retests survivors next time

@@ -36,3 +36,23 @@ def test_a_malformed_envelope_is_refused_as_malformed(store, pinned, overrides) 
     with pytest.raises(CommandRefused) as refused:
         verify_command(_signed(store, **overrides), pinned)
     assert refused.value.reason == "malformed" and str(refused.value).startswith("command rejected: ")
+
+
+def test_refusals_say_command_and_keep_the_reason(store, pinned) -> None:  # type: ignore[no-untyped-def]
+    for token in (_signed(store)[:-4] + "AAAA", "x.y"):
+        with pytest.raises(CommandRefused) as refused:
+            verify_command(token, pinned)
+        assert str(refused.value).startswith("command rejected: ") and str(refused.value) != "command rejected: None"
+
+
+@pytest.mark.parametrize("overrides, accepted", [
+    ({"id": "c" * 64}, True), ({"id": "c" * 65}, False), ({"id": "c"}, True), ({"seq": 1}, True), ({"seq": 0}, False),
+])
+def test_envelope_limits(store, pinned, overrides, accepted) -> None:  # type: ignore[no-untyped-def]
+    if accepted:
+        assert verify_command(_signed(store, **overrides), pinned).model_dump()[next(iter(overrides))] == next(
+            iter(overrides.values()))
+    else:
+        with pytest.raises(CommandRefused) as refused:
+            verify_command(_signed(store, **overrides), pinned)
+        assert refused.value.reason == "malformed"
