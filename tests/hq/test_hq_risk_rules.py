@@ -209,3 +209,23 @@ def test_bad_rules_are_refused_in_one_line(data, message):
     with pytest.raises(InvalidInput) as refused:
         parse_rules(data)
     assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+def test_the_site_day_ignores_the_minutes_and_seconds_of_now(hq):
+    received(hq, datetime(2025, 6, 15, 0, 0, 0, tzinfo=timezone.utc), amount=250)
+    received(hq, datetime(2025, 6, 14, 23, 59, 59, tzinfo=timezone.utc), amount=1_000)
+    with hq.session() as s:
+        assert site_today(s, "site-a", datetime(2025, 6, 15, 15, 37, 42, 123_456, tzinfo=timezone.utc)) == (1, 250)
+
+
+def test_block_lists_are_bounded_and_without_repeats():
+    from kitcore.errors import InvalidInput
+
+    assert len(parse_rules({"block": {"accounts": [f"a{i}" for i in range(1000)]}}).block.accounts) == 1000
+    for accounts in ([f"a{i}" for i in range(1001)], ["a", "a"]):
+        with pytest.raises(InvalidInput, match=r"^risk rules: block\.accounts"):
+            parse_rules({"block": {"accounts": accounts}})
+    schema = Rules.model_json_schema()["$defs"]["BlockLists"]["properties"]["accounts"]
+    assert (schema["maxItems"], schema["uniqueItems"]) == (1000, True)
+    r = rules(block={"ips": ["203.0.113.9/24"]})  # host bits set: still the whole network
+    assert decide(r, candidate(ip="203.0.113.1")) == ("reject", ["blocked_ip"])
