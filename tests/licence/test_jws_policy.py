@@ -72,12 +72,12 @@ def test_the_kid_of_a_verified_token(store, pinned):
 
 
 def test_a_payload_nests_at_most_eight_levels(store, pinned):
-    def nested(levels: int) -> object:  # {"a": [..[1]..]}: the object itself is the first level
+    def nested(levels: int) -> object:  # {"a": nested(n)} is n levels deep: the object is the first
         value: object = 1
         for _ in range(levels - 1):
             value = [value]
         return value
 
-    assert jws.verify(jws.sign({"a": nested(7)}, store, TYP), pinned, TYP)["a"] == nested(7)
-    assert _refusal(jws.sign({"a": nested(8)}, store, TYP), pinned) == (
+    assert jws.verify(jws.sign({"a": nested(8)}, store, TYP), pinned, TYP)["a"] == nested(8)
+    assert _refusal(jws.sign({"a": nested(9)}, store, TYP), pinned) == (
         "token rejected: payload is not acceptable JSON: JSON nests deeper than 8 levels")
