@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sitedb.buyer import BuyerBox
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
 from storefront.signing import Signer
 from storefront.siteconfig import SiteConfig
-from storefront.state import LicenceView, PageCache, ReadCache, read_licence
+from storefront.state import LicenceView, PageCache, ReadCache, database_down, read_licence
 
 
 @dataclass
@@ -36,9 +37,23 @@ class Shop:
     plugins: PluginHostCache
     site_key: bytes | None
     templates: Any  # jinja2.Environment
+    buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)
+
+    def last_licence(self) -> LicenceView:
+        """The licence as last read, however old, without touching the database (pages shown in an outage)."""
+        return self.cache.peek("licence") or LicenceView(known=True, status="active", reason=None)
+
+    def licence_for_notice(self) -> LicenceView:
+        """The licence for a page's notice: fresh, or the last one read while the database is unreachable."""
+        try:
+            return self.licence()
+        except Exception as exc:
+            if not database_down(exc):
+                raise
+            return self.last_licence()
 
     def clear_caches(self) -> None:
         """After the admin changes prices: the next page shows them."""

@@ -24,6 +24,7 @@ from agent.decisions import decision_writer
 from agent.hq_client import CardKey, Delivery, HQError, OrderResult
 from agent.metrics import AgentMetrics
 from agent.outbox import Forwarder, idempotency_key, oldest_pending_age
+from sitedb.buyer import Buyer, BuyerBox
 from sitedb.engine import make_engine
 from sitedb.migrate import upgrade
 from sitedb.sealing import open_sealed
@@ -87,8 +88,9 @@ def add_order(engine: Engine, order_id: str, created: datetime = T0, due: dateti
     with engine.begin() as conn:
         conn.execute(insert(orders).values(
             id=order_id, sku="G-1", item_name="card", category="game", quantity=1, unit_price_cents=1000,
-            discount_cents=0, total_cents=1000, hq_price_cents=900, currency="CNY", buyer_account="p1",
-            buyer_contact="c@example.cn", buyer_ip="198.51.100.7", buyer_region="CN", password_hash="x",
+            discount_cents=0, total_cents=1000, hq_price_cents=900, currency="CNY",
+            buyer_sealed=BuyerBox(KEY).seal(order_id, Buyer("c@example.cn", "p1", "198.51.100.7")),
+            buyer_contact_index=BuyerBox(KEY).contact_index("c@example.cn"), buyer_region="CN", password_hash="x",
             extras={}, status=status, reasons=[], attempts=attempts, next_attempt_at=due or T0, created_at=created,
             updated_at=created))
 
@@ -148,8 +150,9 @@ def test_an_answer_lands_only_on_a_row_still_in_the_status_it_was_sent_from(engi
                 "next_attempt_at": None} for oid in ("B1", "B2", "B-missing")]
     with engine.begin() as conn:
         changed = writer.write(conn, decided, "pending", now)
-    assert [(c.id, c.status, c.decision, c.sku, c.category, c.quantity, c.total_cents, c.currency, c.buyer_contact)
-            for c in changed] == [("B1", "rejected", "reject", "G-1", "game", 1, 1000, "CNY", "c@example.cn")]
+    assert [(c.id, c.status, c.decision, c.sku, c.category, c.quantity, c.total_cents, c.currency) for c in changed] == [
+        ("B1", "rejected", "reject", "G-1", "game", 1, 1000, "CNY")]
+    assert BuyerBox(KEY).open("B1", changed[0].buyer_sealed).contact == "c@example.cn"
     assert row(engine, "B2").status == "delivered" and row(engine, "B2").decision is None
     assert audited(engine) == [{"order_id": "B1", "status": "rejected", "decision": "reject"}]
     with engine.begin() as conn:  # the same answer again changes nothing
