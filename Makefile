@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: test demo demo-down setup services bench
+.PHONY: test demo demo-down setup services bench mutation
 
 setup:
 	bash scripts/install-system.sh
@@ -26,3 +26,9 @@ BENCHES := startup_bench layout_bench render_bench images_bench deploy_bench sto
 
 bench: services
 	for b in $(BENCHES); do echo "== $$b"; $(PY) bench/$$b.py || exit 1; done
+
+# Mutation testing of the critical modules (not part of `make test`; see docs/testing.md).
+# MODULES=hq.risk limits the run; each module is mutated against only the tests that cover it.
+mutation: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mutation]'
+	nice -n 10 $(PY) scripts/mutation.py $(MODULES)

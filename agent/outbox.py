@@ -224,6 +224,8 @@ class Forwarder:
                 if exc.kind != "conflict":
                     raise
                 self._postpone([order], exc, max_backoff=True)
+                with self._held_lock:  # already postponed to the cap: store() must not postpone it again, shorter
+                    self._held.add(order.id)
                 log.error("HQ refuses an order as conflicting with an earlier one; kept pending",
                           extra={"order_id": order.id, "detail": exc.detail})
         return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import pytest
@@ -29,8 +30,12 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 @pytest.fixture(scope="session")
 def hq_pg_template(hq_pg_server) -> str:
-    """A migrated database that each test's database is copied from."""
-    return pg.migrated_template(hq_pg_server)
+    """A migrated database that each test's database is copied from.
+
+    KITCTL_TEST_HQ_PG_TEMPLATE names one already migrated on the cluster (the
+    mutation runner migrates once for thousands of short pytest sessions).
+    """
+    return os.environ.get("KITCTL_TEST_HQ_PG_TEMPLATE") or pg.migrated_template(hq_pg_server)
 
 
 @pytest.fixture

@@ -50,3 +50,25 @@ def wait_for_process(url: str, proc: "subprocess.Popen[bytes]") -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise AssertionError("HQ did not answer in time")
+
+
+def open_hq(directory: Any, database_url: str | None = None, *, card_keys: int | None = None,
+            direct_topup: str | None = None, rules: Any = None) -> Any:
+    """An in-process HQ with site-a licensed for games and one SKU: `card-1` with keys S0000.., or a direct top-up."""
+    from hq import catalog, inventory, licences
+    from hq.service import HQ
+    from hq.settings import HQSettings
+
+    service = HQ.open(HQSettings(dir=directory, database_url=database_url, registry_url=None))
+    if direct_topup:
+        catalog.upsert(service, "t", direct_topup, catalog.ItemSpec(name=direct_topup, category="game", face_value_cents=100,
+                                                                   price_cents=90, stock_kind="direct_topup"))
+    else:
+        catalog.upsert(service, "t", "card-1", catalog.ItemSpec(name="c", category="game", face_value_cents=100,
+                                                               price_cents=90, max_qty=10))
+        rows = "".join(f"card-1,S{i:04d},x{i}\n" for i in range(card_keys or 0))
+        inventory.import_csv(service, "t", "sku,serial,secret\n" + rows)
+    licences.issue(service, "t", "site-a", "pro", ["game"], 365)
+    if rules is not None:
+        service.rules.save(rules)
+    return service

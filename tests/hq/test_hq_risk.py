@@ -41,6 +41,16 @@ def hq(tmp_path) -> Iterator[HQ]:
     service.close()
 
 
+@pytest.fixture(params=["batch", "per-order"], autouse=True)
+def order_path(request, monkeypatch) -> str:  # type: ignore[no-untyped-def]
+    """Every rule on both paths a new order can take: the batch transaction and one order at a time."""
+    if request.param == "per-order":
+        from hq import batch
+
+        monkeypatch.setattr(batch, "decide_new", lambda *args, **kwargs: None)  # as when the batch held a known order
+    return str(request.param)
+
+
 def rules(hq: HQ, **changes) -> None:
     hq.rules.save(parse_rules({**QUIET, **changes}))
 

@@ -36,3 +36,26 @@ def test_a_malformed_envelope_is_refused_as_malformed(store, pinned, overrides) 
     with pytest.raises(CommandRefused) as refused:
         verify_command(_signed(store, **overrides), pinned)
     assert refused.value.reason == "malformed" and str(refused.value).startswith("command rejected: ")
+
+
+def test_refusals_say_command_and_keep_the_reason(store, pinned) -> None:  # type: ignore[no-untyped-def]
+    for token in (_signed(store)[:-4] + "AAAA", "x.y"):
+        with pytest.raises(CommandRefused) as refused:
+            verify_command(token, pinned)
+        assert str(refused.value).startswith("command rejected: ") and str(refused.value) != "command rejected: None"
+
+
+@pytest.mark.parametrize("overrides, accepted", [
+    ({"id": "c" * 64}, True), ({"id": "c" * 65}, False), ({"id": "c"}, True), ({"seq": 1}, True), ({"seq": 0}, False),
+    ({"seq": 9_223_372_036_854_775_807}, True), ({"seq": 9_223_372_036_854_775_808}, False),  # a BIGINT's range
+    ({"now": 0, "ttl_seconds": 0}, True), ({"now": -1, "ttl_seconds": 1}, False), ({"now": 0, "ttl_seconds": -1}, False),
+])
+def test_envelope_limits(store, pinned, overrides, accepted) -> None:  # type: ignore[no-untyped-def]
+    if accepted:
+        envelope = verify_command(_signed(store, **overrides), pinned).model_dump()
+        key, value = next(iter(overrides.items()))
+        assert envelope["iat" if key == "now" else key] == value
+    else:
+        with pytest.raises(CommandRefused) as refused:
+            verify_command(_signed(store, **overrides), pinned)
+        assert refused.value.reason == "malformed"

@@ -1,0 +1,450 @@
+"""Mutation testing of the critical modules: `make mutation` (or `python scripts/mutation.py [KEY...]`).
+
+Each critical module is mutated on its own, against only the tests that cover
+it (MODULES below), so a run stays short. Two kinds of mutants:
+
+- function mutants: mutmut 3 rewrites every function of the module (operators,
+  comparisons, constants, arguments...) and runs, for each mutant, only the
+  selected tests that call the mutated function (its own coverage map);
+- table mutants: mutmut 3 leaves module- and class-level code alone, yet that is
+  where some of the rules live (the admin role table, the licence clock skew and
+  grace period, the tiers, the risk defaults). This script mutates those
+  literals itself (each integer ±1, each string of a set or tuple dropped, each
+  set widened with a sibling string) and runs the module's tests once per mutant.
+
+Results: a score per module (killed / (mutants - equivalents)), the surviving
+mutants with their diffs, and a summary table. Equivalent mutants (no test
+could tell them apart from the original) are listed in
+scripts/mutation_equivalents.json with the reason; docs/testing.md explains them.
+
+Work happens under .mutation/<key>/ (never in the source tree); mutmut keeps
+its results there, so a second run retests only what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+PACKAGES = ("kitcore", "kitctl", "hq", "agent", "storefront", "plugins", "sitedb")
+ALSO = ("tests", "templates", "images", "docs", "monitoring")
+EQUIVALENTS = ROOT / "scripts" / "mutation_equivalents.json"
+MARKERS = "not e2e and not browser and not slow"
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    tests: tuple[str, ...]
+    pg: bool = False  # some selected tests need PostgreSQL (one cluster for the whole run)
+
+
+# module key -> the file and the narrowest tests that cover it
+def _tests(*names: str) -> tuple[str, ...]:
+    return tuple(f"tests/{n}.py" for n in names)
+
+
+# module key -> the file and the tests that cover it, the most specific first (pytest stops at the first failure)
+LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test_tiers", "licence/test_jws_policy",
+           "licence/test_keys", "licence/test_tokens", "licence/test_commands")
+# in-process HQ only: the HTTP suites (test_hq_site_api, test_hq_admin_api) cost minutes per surviving mutant
+HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
+             "hq/test_hq_risk")
+AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
+MODULES: dict[str, Module] = {
+    "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles", "security/test_sessions")),
+    "licence.token": Module("kitcore/licence/token.py", _tests(*LICENCE)),
+    "licence.jws": Module("kitcore/licence/jws.py", _tests("licence/test_jws_policy", "licence/test_tokens",
+                                                           "licence/test_claim_limits",
+                                                           "licence/test_commands", "licence/test_time_rules")),
+    "licence.keys": Module("kitcore/licence/keys.py", _tests("licence/test_keys", "licence/test_tokens",
+                                                             "licence/test_commands")),
+    "licence.tiers": Module("kitcore/licence/tiers.py", _tests("licence/test_tiers", "licence/test_tokens")),
+    "licence.commands": Module("kitcore/licence/commands.py", _tests("licence/test_commands", "licence/test_tokens")),
+    "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
+    "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
+    "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
+                                             "hq/test_hq_idempotency", "hq/test_hq_risk"), pg=True),
+    "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
+                                                     "hq/test_hq_csv_input", "hq/test_hq_batch"), pg=True),
+    # the escapers' own tests; test_injection_properties renders whole sites per example (minutes per mutant)
+    "render.escape": Module("kitctl/render/escape.py", _tests("render/test_escape_parsed", "render/test_escape")),
+    "agent.outbox": Module("agent/outbox.py", _tests(*AGENT), pg=True),
+    "agent.decisions": Module("agent/decisions.py", _tests(*AGENT), pg=True),
+}
+
+# mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into what a score needs
+KILLED = {"killed", "timeout", "caught by type check"}
+SURVIVED = {"survived", "no tests", "suspicious", "segfault"}
+
+
+@dataclass
+class Tally:
+    key: str
+    killed: int = 0
+    survivors: list[tuple[str, str]] = field(default_factory=list)  # (name, diff)
+    equivalent: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    skipped: int = 0
+    unchecked: int = 0  # not run yet (an interrupted run): neither killed nor survived
+
+    @property
+    def total(self) -> int:
+        return self.killed + len(self.survivors) + len(self.equivalent)
+
+    @property
+    def score(self) -> float:
+        counted = self.killed + len(self.survivors)
+        return 100.0 * self.killed / counted if counted else 100.0
+
+
+# -- a work directory per module ----------------------------------------------------------------
+
+def prepare(key: str, module: Module, report: bool = False) -> Path:
+    """`.mutation/<key>/`: links to the checkout and a pyproject.toml that tells mutmut what to do."""
+    work = WORK / key
+    work.mkdir(parents=True, exist_ok=True)
+    for name in PACKAGES + ALSO:
+        link = work / name
+        if not link.is_symlink() and (ROOT / name).exists():
+            link.symlink_to(ROOT / name)
+    config = {
+        "source_paths": list(PACKAGES),
+        "only_mutate": [module.path],
+        "also_copy": [name for name in ALSO if (ROOT / name).exists()],
+        "pytest_add_cli_args_test_selection": [t for t in module.tests if (ROOT / t).exists()],
+        "pytest_add_cli_args": ["-m", MARKERS, "-p", "no:cacheprovider", "-W", "ignore"],
+        "timeout_multiplier": 10.0,
+    }
+    lines = [(ROOT / "pyproject.toml").read_text(), "", "[tool.mutmut]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in config.items()]
+    (work / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    mutated = work / "mutants" / module.path
+    if not report and mutated.exists() and mutated.stat().st_mtime < (ROOT / module.path).stat().st_mtime:
+        mutated.unlink()  # mutmut regenerates a file whose source changed
+    return work
+
+
+@contextmanager
+def postgres(needed: bool) -> Iterator[None]:
+    """One PostgreSQL cluster for every mutant (tests/conftest.py's pg_server takes it from KITCTL_TEST_PG_URL)."""
+    if not needed or os.environ.get("KITCTL_TEST_PG_URL"):
+        yield
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.support.postgres import postgres_cluster
+
+    from tests.hq.pg import migrated_template
+
+    with postgres_cluster() as url:
+        os.environ["KITCTL_TEST_PG_URL"] = url
+        os.environ["KITCTL_TEST_HQ_PG_TEMPLATE"] = migrated_template(url)
+        try:
+            yield
+        finally:
+            del os.environ["KITCTL_TEST_PG_URL"], os.environ["KITCTL_TEST_HQ_PG_TEMPLATE"]
+
+
+# -- function mutants (mutmut 3) --------------------------------------------------------------------
+
+def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> bool:
+    """`mutmut run` in the work directory (only `names` when given: mutmut then tests them again).
+
+    False when no selected test reaches the module at all (its mutants then all count as survivors).
+    """
+    mutmut = Path(sys.executable).with_name("mutmut")
+    log = work / "mutmut.log"
+    with log.open("a") as out:
+        code = subprocess.call([str(mutmut), "run", "--max-children", str(jobs), *(names or [])], cwd=work,
+                               stdout=out, stderr=subprocess.STDOUT)
+    if code != 0:
+        if NO_TESTS in "\n".join(log.read_text(errors="replace").splitlines()[-8:]):
+            return False
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
+        raise SystemExit(f"mutmut failed in {work} (exit {code}):\n" + "\n".join(tail))
+    return True
+
+
+NO_TESTS = "could not find any test case for any mutant"
+
+
+def tests_digest(module: Module) -> str:
+    """Changes when a selected test file changes: mutmut keeps old verdicts, so survivors are tested again."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for test in module.tests:
+        path = ROOT / test
+        digest.update(test.encode() + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+def mutmut_results(work: Path, module: Module) -> dict[str, str]:
+    """mutant name -> status, from mutmut's per-file record."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = json.loads((work / "mutants" / (module.path + ".meta")).read_text())
+    return {name: "not checked" if code is None else status_by_exit_code[code]
+            for name, code in meta["exit_code_by_key"].items()}
+
+
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+print(json.dumps({name: get_diff_for_mutant(name, path=sys.argv[1]) for name in json.load(sys.stdin)}))
+"""
+
+
+def mutmut_diffs(work: Path, module: Module, names: list[str]) -> dict[str, str]:
+    """The changed lines of each mutant (one process for all: `mutmut show` costs seconds each)."""
+    if not names:
+        return {}
+    done = subprocess.run([sys.executable, "-c", DIFFS, module.path], cwd=work, input=json.dumps(names),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return {}  # the mutated file was regenerated since: names only
+    out = done.stdout
+    return {name: "\n".join(line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+            for name, diff in json.loads(out).items()}
+
+
+# -- table mutants (module- and class-level literals) -----------------------------------------------
+
+@dataclass(frozen=True)
+class TableMutant:
+    name: str
+    line: int
+    original: str
+    replacement: str
+    start: int  # offsets into the source text
+    end: int
+
+
+def _offsets(source: str) -> list[int]:
+    starts, pos = [0], 0
+    for line in source.splitlines(keepends=True):
+        pos += len(line)
+        starts.append(pos)
+    return starts
+
+
+def table_mutants(path: str, source: str) -> list[TableMutant]:
+    """Mutants of literals assigned at module or class level (what mutmut 3 does not touch)."""
+    tree = ast.parse(source)
+    starts = _offsets(source)
+    mutants: list[TableMutant] = []
+
+    def span(node: ast.AST) -> tuple[int, int]:
+        return (starts[node.lineno - 1] + node.col_offset, starts[node.end_lineno - 1] + node.end_col_offset)  # type: ignore[attr-defined]
+
+    def add(kind: str, node: ast.AST, replacement: str) -> None:
+        a, b = span(node)
+        mutants.append(TableMutant(f"{path}:{node.lineno}:{kind}:{len(mutants)}", node.lineno,  # type: ignore[attr-defined]
+                                   source[a:b], replacement, a, b))
+
+    def visit_value(value: ast.AST) -> None:
+        for node in ast.walk(value):
+            if isinstance(node, ast.Constant) and type(node.value) is int:
+                add("int+1", node, str(node.value + 1))
+                add("int-1", node, str(node.value - 1))
+            elif isinstance(node, (ast.Set, ast.Tuple, ast.List)) and node.elts and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+                members = [e.value for e in node.elts]  # type: ignore[attr-defined]
+                for i, _ in enumerate(members):
+                    rest = members[:i] + members[i + 1:]
+                    add("drop", node, _display(node, rest))
+                siblings = sorted({e.value for n in ast.walk(value) if isinstance(n, (ast.Set, ast.Tuple, ast.List))
+                                   for e in n.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)})
+                if isinstance(node, ast.Set):
+                    for extra in siblings:
+                        if extra not in members:
+                            add("widen", node, _display(node, [*members, extra]))
+
+    def visit_body(body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+                visit_value(stmt.value)
+            elif isinstance(stmt, ast.ClassDef):
+                visit_body(stmt.body)
+
+    visit_body(tree.body)
+    return mutants
+
+
+def _display(node: ast.AST, members: list[str]) -> str:
+    inner = ", ".join(json.dumps(m, ensure_ascii=False) for m in members)
+    if isinstance(node, ast.Set):
+        return "{" + inner + "}" if members else "set()"
+    if isinstance(node, ast.Tuple):
+        return "(" + inner + ("," if len(members) == 1 else "") + ")"
+    return "[" + inner + "]"
+
+
+PRELOAD = ("pytest", "hypothesis", "sqlalchemy.orm", "pydantic", "fastapi", "starlette.testclient", "httpx", "jwt",
+           "cryptography.hazmat.primitives.asymmetric.ed25519", "yaml", "jinja2", "psycopg", "alembic", "uvicorn",
+           "msgspec", "orjson", "tinycss2", "typer", "docker", "paramiko")
+
+
+def pytest_in_fork(cwd: Path, args: list[str]) -> int:
+    """pytest in a child forked from this process, whose third-party imports are already done (seconds per mutant).
+
+    The child forgets every module of the project, so the checkout copy in `cwd` (with the mutant) is what it imports.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 3
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            for name in [m for m in sys.modules if m.split(".")[0] in (*PACKAGES, "tests")]:
+                del sys.modules[name]
+            os.chdir(cwd)
+            sys.path.insert(0, str(cwd))
+            sys.dont_write_bytecode = True
+            import pytest
+
+            code = int(pytest.main(args))
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, str]]]:
+    """Each table mutant against the module's tests, in a scratch copy of the checkout; (killed, survivors)."""
+    source = (ROOT / module.path).read_text()
+    mutants = table_mutants(module.path, source)
+    if not mutants:
+        return 0, []
+    tests = [t for t in module.tests if (ROOT / t).exists()]
+    killed, survivors = 0, []
+    with tempfile.TemporaryDirectory(prefix=f"kit-mut-{key}-") as tmp:
+        scratch = Path(tmp)
+        for name in PACKAGES + ALSO:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy2(ROOT / "pyproject.toml", scratch / "pyproject.toml")
+        target = scratch / module.path
+        for mutant in mutants:
+            target.write_text(source[:mutant.start] + mutant.replacement + source[mutant.end:])
+            code = pytest_in_fork(scratch, ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests])
+            if code == 0:
+                survivors.append((mutant.name, f"- {mutant.original}\n+ {mutant.replacement}"))
+            else:
+                killed += 1
+            print(f"    table {mutant.name}: {'survived' if code == 0 else 'killed'}", flush=True)
+        target.write_text(source)
+    return killed, survivors
+
+
+# -- the whole run ------------------------------------------------------------------------------------
+
+def load_equivalents() -> dict[str, str]:
+    if not EQUIVALENTS.exists():
+        return {}
+    return {e["mutant"]: e["why"] for e in json.loads(EQUIVALENTS.read_text())}
+
+
+def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False, retest: bool = False) -> Tally:
+    equivalents = load_equivalents()
+    tally = Tally(key)
+    work = prepare(key, module, report)
+    started = time.monotonic()
+    print(f"== {key}: {module.path} against {', '.join(module.tests)}", flush=True)
+    if not (ROOT / module.path).exists():
+        print("   (not in this checkout)")
+        return tally
+    with postgres(module.pg):
+        seen, digest = work / "tests.sha256", tests_digest(module)
+        changed = seen.exists() and seen.read_text() != digest
+        reached = (work / "no-tests").exists() is False
+        if not report:
+            again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED] if retest else []
+            if not again:  # with --retest, only the recorded survivors run (mutants not checked yet stay so)
+                reached = run_mutmut(work, jobs)
+                (work / "no-tests").unlink(missing_ok=True)
+                if not reached:
+                    (work / "no-tests").touch()
+                if changed:  # mutmut keeps old verdicts: a survivor may die to a test added since
+                    again = [n for n, status in mutmut_results(work, module).items() if status in SURVIVED]
+            if again:
+                run_mutmut(work, jobs, again)
+            seen.write_text(digest)  # as the run started: a test changed meanwhile retests survivors next time
+        results = {n: "no tests" if st == "not checked" and not reached else st
+                   for n, st in mutmut_results(work, module).items()}
+        diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
+        for name, status in sorted(results.items()):
+            if status == "skipped":
+                tally.skipped += 1
+            elif status == "not checked":
+                tally.unchecked += 1
+            elif name in equivalents:
+                tally.equivalent.append((name, equivalents[name]))
+            elif status in KILLED:
+                tally.killed += 1
+            else:
+                tally.survivors.append((f"{name} [{status}]", diffs.get(name, "")))
+        if tables and not report:
+            killed, survivors = run_table_mutants(key, module)
+            tally.killed += killed
+            for name, diff in survivors:
+                if name in equivalents:
+                    tally.equivalent.append((name, equivalents[name]))
+                else:
+                    tally.survivors.append((name, diff))
+    print(f"   {tally.killed} killed, {len(tally.survivors)} survived, {len(tally.equivalent)} equivalent"
+          + (f", {tally.unchecked} not checked yet" if tally.unchecked else "")
+          + f" -> {tally.score:.1f}% ({time.monotonic() - started:.0f} s)", flush=True)
+    for name, diff in tally.survivors:
+        print(f"   SURVIVED {name}\n" + "\n".join("      " + line for line in diff.splitlines()))
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the PostgreSQL cluster on the way out
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="KEY", help=f"modules to mutate (default: all): {', '.join(MODULES)}")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--no-tables", action="store_true", help="skip the module-level table mutants")
+    parser.add_argument("--min-score", type=float, default=90.0, help="exit 1 if a module scores below this")
+    parser.add_argument("--list", action="store_true", help="print the module map and exit")
+    parser.add_argument("--report", action="store_true", help="only report mutmut's recorded results (no tables)")
+    parser.add_argument("--retest", action="store_true", help="test only the recorded survivors again")
+    args = parser.parse_args(argv)
+    unknown = [k for k in args.modules if k not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {unknown[0]!r} (known: {', '.join(MODULES)})")
+    if args.list:
+        for key, module in MODULES.items():
+            print(f"{key:24} {module.path:30} {' '.join(module.tests)}")
+        return 0
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest) for k in args.modules or MODULES]
+    print("\nmodule                    mutants  killed  survived  equivalent  score")
+    for t in tallies:
+        print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")
+    return 0 if all(t.score >= args.min_score for t in tallies) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The outbox's rules against a site database, with HQ replaced by a scripted client (the boundary).
+
+- HQ's answer lands on a row only while the row is still in the status it was
+  sent from; a second or replayed answer changes nothing and audits nothing;
+- a final answer (delivered, rejected) records when it was decided; an order
+  under review is polled again later; card keys are stored sealed;
+- an order HQ did not answer, or a batch HQ failed on, stays pending with one
+  more attempt and a later next attempt (never dropped);
+- an order HQ refuses as conflicting is isolated and held back the longest.
+
+On SQLite and on PostgreSQL (the decision writer has one statement per dialect).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from agent.decisions import decision_writer
+from agent.hq_client import CardKey, Delivery, HQError, OrderResult
+from agent.metrics import AgentMetrics
+from agent.outbox import Forwarder, idempotency_key, oldest_pending_age
+from sitedb.buyer import Buyer, BuyerBox
+from sitedb.engine import make_engine
+from sitedb.migrate import upgrade
+from sitedb.sealing import open_sealed
+from sitedb.tables import audit_log, orders
+
+KEY = os.urandom(32)
+T0 = datetime(2025, 6, 15, 8, 0, 0, tzinfo=timezone.utc)
+
+
+class ScriptedHQ:
+    """Answers as told; records what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], str]] = []
+        self.answers: dict[str, OrderResult] = {}
+        self.fail: HQError | None = None
+        self.conflicting: set[str] = set()
+        self.polled: list[str] = []
+
+    def submit_orders(self, payloads: list[dict[str, Any]], key: str) -> list[OrderResult]:
+        ids = [p["order_id"] for p in payloads]
+        self.sent.append((ids, key))
+        if self.fail:
+            raise self.fail
+        if self.conflicting & set(ids):
+            raise HQError("orders", "conflict", "order was already sent with a different body", status=422)
+        return [self.answers[i] for i in ids if i in self.answers]
+
+    def order_status(self, order_id: str) -> OrderResult:
+        self.polled.append(order_id)
+        if self.fail:
+            raise self.fail
+        return self.answers[order_id]
+
+
+def delivered(order_id: str, *secrets: str) -> OrderResult:
+    return OrderResult(order_id=order_id, decision="approve", status="delivered", hq_order_id=f"hq-{order_id}",
+                       reasons=[], delivery=Delivery([CardKey(serial=f"S-{s}", secret=s) for s in secrets]))
+
+
+def rejected(order_id: str) -> OrderResult:
+    return OrderResult(order_id=order_id, decision="reject", status="rejected", hq_order_id=f"hq-{order_id}",
+                       reasons=["blocked_ip"])
+
+
+def in_review(order_id: str) -> OrderResult:
+    return OrderResult(order_id=order_id, decision="review", status="review", hq_order_id=f"hq-{order_id}",
+                       reasons=["amount_over:100000"])
+
+
+@pytest.fixture
+def engine(site_db_url: str) -> Iterator[Engine]:
+    upgrade(site_db_url)
+    eng = make_engine(site_db_url)
+    yield eng
+    eng.dispose()
+
+
+def add_order(engine: Engine, order_id: str, created: datetime = T0, due: datetime | None = None,
+              status: str = "pending", attempts: int = 0) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(orders).values(
+            id=order_id, sku="G-1", item_name="card", category="game", quantity=1, unit_price_cents=1000,
+            discount_cents=0, total_cents=1000, hq_price_cents=900, currency="CNY",
+            buyer_sealed=BuyerBox(KEY).seal(order_id, Buyer("c@example.cn", "p1", "198.51.100.7")),
+            buyer_contact_index=BuyerBox(KEY).contact_index("c@example.cn"), buyer_region="CN", password_hash="x",
+            extras={}, status=status, reasons=[], attempts=attempts, next_attempt_at=due or T0, created_at=created,
+            updated_at=created))
+
+
+def row(engine: Engine, order_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(orders).where(orders.c.id == order_id)).one()
+
+
+def audited(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [r.detail for r in conn.execute(select(audit_log).where(audit_log.c.action == "order_decided")
+                                               .order_by(audit_log.c.id))]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+
+
+def forwarder(engine: Engine, hq: ScriptedHQ, **kw: Any) -> Forwarder:
+    return Forwarder(engine, hq, AgentMetrics(), "xingchen", KEY, **kw)  # type: ignore[arg-type]
+
+
+def test_answers_land_with_their_consequences(engine):
+    for i, oid in enumerate(("A1", "A2", "A3")):
+        add_order(engine, oid, created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {"A1": delivered("A1", "K-1", "K-2"), "A2": rejected("A2"), "A3": in_review("A3")}
+    before = datetime.now(timezone.utc)
+    outcome = forwarder(engine, hq, review_poll=30.0).forward_once()
+    after = datetime.now(timezone.utc)
+    assert (outcome.sent, outcome.decided, outcome.missing, outcome.contacted_hq) == (3, 3, 0, True)
+    assert hq.sent == [(["A1", "A2", "A3"], idempotency_key("xingchen", ["A1", "A2", "A3"]))]
+
+    a1, a2, a3 = row(engine, "A1"), row(engine, "A2"), row(engine, "A3")
+    assert (a1.status, a1.decision, a1.hq_order_id, a1.public_reason) == ("delivered", "approve", "hq-A1", None)
+    assert open_sealed(KEY, a1.delivery_sealed) == {"card_keys": [{"serial": "S-K-1", "secret": "K-1"},
+                                                                  {"serial": "S-K-2", "secret": "K-2"}]}
+    assert before <= utc(a1.decided_at) <= after
+    assert (a2.status, a2.decision, list(a2.reasons), a2.public_reason) == (
+        "rejected", "reject", ["blocked_ip"], "declined by HQ risk control")
+    assert a2.delivery_sealed is None and before <= utc(a2.decided_at) <= after
+    assert (a3.status, a3.public_reason, a3.decided_at, a3.attempts) == (
+        "review", "under review by HQ risk control", None, 0)
+    assert before + timedelta(seconds=30) <= utc(a3.next_attempt_at) <= after + timedelta(seconds=30)
+    assert audited(engine) == [{"order_id": o, "status": s, "decision": d} for o, s, d in
+                               (("A1", "delivered", "approve"), ("A2", "rejected", "reject"), ("A3", "review", "review"))]
+
+
+def test_an_answer_lands_only_on_a_row_still_in_the_status_it_was_sent_from(engine):
+    add_order(engine, "B1")
+    add_order(engine, "B2", status="delivered")  # decided meanwhile (a replay after a crash, a second answer)
+    writer = decision_writer(engine)
+    now = datetime.now(timezone.utc)
+    decided = [{"id": oid, "status": "rejected", "decision": "reject", "reasons": ["x"], "hq_order_id": "h",
+                "public_reason": "declined", "delivery_sealed": None, "decided_at": now, "attempts": None,
+                "next_attempt_at": None} for oid in ("B1", "B2", "B-missing")]
+    with engine.begin() as conn:
+        changed = writer.write(conn, decided, "pending", now)
+    assert [(c.id, c.status, c.decision, c.sku, c.category, c.quantity, c.total_cents, c.currency) for c in changed] == [
+        ("B1", "rejected", "reject", "G-1", "game", 1, 1000, "CNY")]
+    assert BuyerBox(KEY).open("B1", changed[0].buyer_sealed).contact == "c@example.cn"
+    assert row(engine, "B2").status == "delivered" and row(engine, "B2").decision is None
+    assert audited(engine) == [{"order_id": "B1", "status": "rejected", "decision": "reject"}]
+    with engine.begin() as conn:  # the same answer again changes nothing
+        assert writer.write(conn, decided, "pending", now) == []
+    assert len(audited(engine)) == 1
+
+
+def test_none_keeps_the_stored_value_and_last_error_is_cleared(engine):
+    add_order(engine, "C1", attempts=3)
+    with engine.begin() as conn:
+        conn.execute(orders.update().where(orders.c.id == "C1").values(last_error="timeout: HQ", delivery_sealed="old"))
+    now = datetime(2025, 6, 15, 9, 0, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        decision_writer(engine).write(conn, [{"id": "C1", "status": "review", "decision": "review", "reasons": ["r"],
+                                              "hq_order_id": "h1", "public_reason": "under review",
+                                              "delivery_sealed": None, "decided_at": None, "attempts": None,
+                                              "next_attempt_at": None}], "pending", now)
+    c1 = row(engine, "C1")
+    assert (c1.status, c1.attempts, c1.delivery_sealed, c1.last_error, c1.decided_at) == ("review", 3, "old", None, None)
+    assert utc(c1.next_attempt_at) == T0 and utc(c1.updated_at) == now and list(c1.reasons) == ["r"]
+
+
+def test_only_due_pending_orders_are_sent_oldest_first_up_to_the_batch(engine):
+    now = datetime.now(timezone.utc)
+    add_order(engine, "late", created=T0 + timedelta(seconds=5))
+    add_order(engine, "early", created=T0)
+    add_order(engine, "later", created=T0 + timedelta(seconds=9))
+    add_order(engine, "not-due", created=T0 - timedelta(days=1), due=now + timedelta(hours=1))
+    add_order(engine, "done", created=T0 - timedelta(days=1), status="delivered")
+    hq = ScriptedHQ()
+    hq.answers = {o: rejected(o) for o in ("early", "late", "later")}
+    assert forwarder(engine, hq, batch=2).forward_once().sent == 2
+    assert hq.sent[0][0] == ["early", "late"]
+    assert [o.id for o in forwarder(engine, hq).due_orders(10)] == ["later"]
+    assert [o.id for o in forwarder(engine, hq).due_orders(10, exclude={"later"})] == []
+
+
+def test_a_failed_batch_stays_pending_with_a_later_attempt(engine):
+    add_order(engine, "D1", attempts=2)
+    hq = ScriptedHQ()
+    hq.fail = HQError("orders", "unavailable", "503 from HQ", status=503)
+    before = datetime.now(timezone.utc)
+    with pytest.raises(HQError):
+        forwarder(engine, hq, backoff_base=10.0, backoff_cap=1000.0).forward_once()
+    d1 = row(engine, "D1")
+    assert (d1.status, d1.attempts, d1.last_error) == ("pending", 3, "unavailable: 503 from HQ")
+    # attempt 3: the delay is drawn between half and all of min(cap, 10 s × 2³) = 80 s
+    assert before + timedelta(seconds=40) <= utc(d1.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=80)
+
+
+def test_an_order_hq_did_not_answer_is_tried_again_later(engine):
+    add_order(engine, "E1")
+    add_order(engine, "E2", created=T0 + timedelta(seconds=1))
+    hq = ScriptedHQ()
+    hq.answers = {"E1": rejected("E1")}
+    outcome = forwarder(engine, hq, backoff_base=10.0).forward_once()
+    assert (outcome.sent, outcome.decided, outcome.missing) == (2, 1, 1)
+    e2 = row(engine, "E2")
+    assert (e2.status, e2.attempts, e2.last_error) == ("pending", 1, "HQ gave no result for this order")
+    assert utc(e2.next_attempt_at) > datetime.now(timezone.utc) + timedelta(seconds=9)
+
+
+def test_a_conflicting_order_is_isolated_and_held_back_the_longest(engine):
+    for i, oid in enumerate(("F1", "F2", "F3")):
+        add_order(engine, oid, created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {o: rejected(o) for o in ("F1", "F2", "F3")}
+    hq.conflicting = {"F2"}
+    before = datetime.now(timezone.utc)
+    outcome = forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    assert outcome.decided == 2
+    assert [ids for ids, _ in hq.sent] == [["F1", "F2", "F3"], ["F1"], ["F2"], ["F3"]]
+    assert [key for _, key in hq.sent[1:]] == [idempotency_key("xingchen", [o]) for o in ("F1", "F2", "F3")]
+    f2 = row(engine, "F2")
+    assert (f2.status, f2.attempts) == ("pending", 1) and f2.last_error.startswith("conflict: ")
+    assert before + timedelta(seconds=600) <= utc(f2.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=600)
+    assert (row(engine, "F1").status, row(engine, "F3").status) == ("rejected", "rejected")
+
+
+def test_another_refusal_of_the_batch_is_not_split(engine):
+    add_order(engine, "G1")
+    add_order(engine, "G2")
+    hq = ScriptedHQ()
+    hq.fail = HQError("orders", "conflict", "idempotency key in flight", status=409)
+    with pytest.raises(HQError):
+        forwarder(engine, hq).forward_once()
+    assert len(hq.sent) == 1 and row(engine, "G1").attempts == 1
+
+
+def test_reviews_are_polled_when_due_and_resolved_from_review_only(engine):
+    now = datetime.now(timezone.utc)
+    add_order(engine, "R1", status="review", due=now - timedelta(seconds=1), attempts=0)
+    add_order(engine, "R2", status="review", due=now - timedelta(seconds=2), attempts=2)
+    add_order(engine, "R3", status="review", due=now + timedelta(hours=1))
+    hq = ScriptedHQ()
+    hq.answers = {"R1": delivered("R1", "K-9"), "R2": in_review("R2")}
+    fwd = forwarder(engine, hq, review_poll=30.0, backoff_cap=300.0)
+    assert fwd.poll_reviews_once() == 1
+    assert hq.polled == ["R2", "R1"]  # the longest due first; R3 is not due
+    r1, r2 = row(engine, "R1"), row(engine, "R2")
+    assert (r1.status, r1.decision) == ("delivered", "approve") and r1.decided_at is not None
+    assert open_sealed(KEY, r1.delivery_sealed)["card_keys"][0]["secret"] == "K-9"
+    assert (r2.status, r2.attempts) == ("review", 3)
+    # attempt 2 of the review poll: between half and all of min(max(30, 300), 30 s × 2²) = 120 s
+    assert now + timedelta(seconds=59) <= utc(r2.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=120)
+
+
+def test_a_review_answer_kept_when_a_later_poll_fails(engine):
+    now = datetime.now(timezone.utc)
+    add_order(engine, "S1", status="review", due=now - timedelta(seconds=2))
+    add_order(engine, "S2", status="review", due=now - timedelta(seconds=1))
+    hq = ScriptedHQ()
+    hq.answers = {"S1": rejected("S1")}
+
+    def status(order_id: str) -> OrderResult:
+        if order_id == "S2":
+            raise HQError("order", "unavailable", "down", status=503)
+        return hq.answers[order_id]
+
+    hq.order_status = status  # type: ignore[method-assign]
+    with pytest.raises(HQError):
+        forwarder(engine, hq).poll_reviews_once()
+    assert row(engine, "S1").status == "rejected" and row(engine, "S2").status == "review"
+
+
+def test_oldest_pending_age_counts_pending_and_review(engine):
+    assert oldest_pending_age(engine) == (0, 0, 0.0)
+    add_order(engine, "P1", created=datetime.now(timezone.utc) - timedelta(seconds=90))
+    add_order(engine, "P2")
+    add_order(engine, "V1", status="review")
+    add_order(engine, "X1", status="rejected", created=T0 - timedelta(days=9))
+    pending, review, age = oldest_pending_age(engine)
+    assert (pending, review) == (2, 1)
+    assert age >= (datetime.now(timezone.utc) - T0).total_seconds() - 5
