@@ -159,7 +159,18 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
         return 0
     _status_table(project.name, rows, licence)
     _drift_line(drift)
+    _legacy_line(client, project)
     return 0
+
+
+def _legacy_line(client, project) -> None:
+    """A site still running under its old folder-named project is adopted by the next `up`."""
+    from kitctl.deploy.identity import find_legacy
+
+    legacy = find_legacy(client.api, project)
+    if legacy is not None:
+        _out().print(f"[bold yellow]redeploy needed[/]: this site still runs as the old project {legacy.project!r}; "
+                     f"`kitctl up` moves it to {project.name!r} and keeps its data")
 
 
 def _drift_line(drift) -> None:
@@ -229,10 +240,13 @@ def backup(
     from kitctl.deploy.backup import backup as run_backup
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.engine import connect
+    from kitctl.deploy.identity import check_ours
     from kitctl.deploy.site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
-    manifest = run_backup(connect(host), project, out)
+    client = connect(host)
+    check_ours(client.api, project)
+    manifest = run_backup(client, project, out)
     _out().print(f"backup written to {out}: database {manifest['db']['bytes']} bytes, "
                  f"{len(manifest['files'])} site files (keep it safe: it holds the site's secrets)")
     return 0

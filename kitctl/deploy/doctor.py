@@ -68,14 +68,14 @@ def check_disk(info: dict[str, Any], remote: bool) -> Check:
 
 def check_ports(client: "docker.DockerClient", project: "Project", remote: bool) -> Check:
     """Every host port the stack publishes is free, or already held by this stack."""
-    from kitctl.deploy import labels as L
+    from kitctl.deploy.identity import is_ours
 
     wanted = {(p.host_ip, p.host_port, p.protocol) for s in project.services.values() for p in s.ports if p.host_port}
     if not wanted:
         return Check("ports", "ok", "the stack publishes no host ports")
     ours: set[int] = set()
     for c in client.api.containers(all=False):
-        mine = (c.get("Labels") or {}).get(L.PROJECT) == project.name
+        mine = is_ours(project, c.get("Labels"))
         for port in c.get("Ports") or []:
             held = port.get("PublicPort")
             if held and any(held == w[1] for w in wanted):

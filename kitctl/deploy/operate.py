@@ -33,8 +33,10 @@ class ServiceStatus:
 
 def status(client: "docker.DockerClient", project: Project) -> list[ServiceStatus]:
     """One row per service of the compose file (missing ones too), in start order."""
+    from kitctl.deploy.identity import check_ours
     from kitctl.deploy.order import start_order
 
+    check_ours(client.api, project)
     found = {}
     for c in client.api.containers(all=True, filters=L.project_filter(project.name)):
         service = (c.get("Labels") or {}).get(L.SERVICE, "?")
@@ -94,6 +96,9 @@ def licence_state(client: "docker.DockerClient", project: Project, db_service: s
 
 
 def logs(client: "docker.DockerClient", project: Project, service: str, follow: bool, tail: int) -> Iterator[bytes]:
+    from kitctl.deploy.identity import check_ours
+
+    check_ours(client.api, project)
     container = _container(client, project, service, required=True)
     if follow:
         yield from client.api.logs(container, stream=True, follow=True, tail=tail)
@@ -102,8 +107,19 @@ def logs(client: "docker.DockerClient", project: Project, service: str, follow: 
 
 
 def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list[str]:
-    """Stop and remove the stack's containers (dependents first) and its network; volumes only if asked."""
-    done = []
+    """Stop and remove the stack's containers (dependents first) and its network; volumes only if asked.
+
+    Only this site's: another site's resource under its names is refused before anything is touched, and a
+    site still running under its old folder-named project is adopted first (so `--volumes` finds its data).
+    """
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.identity import adopt, check_ours, find_legacy
+
+    check_ours(client.api, project)
+    legacy = find_legacy(client.api, project)
+    done = adopt(client.api, project, legacy) if legacy else []
+    if legacy:
+        project = load_project(project.config_file, project.name)
     containers = {}
     for c in client.api.containers(all=True, filters=L.project_filter(project.name)):
         containers.setdefault((c.get("Labels") or {}).get(L.SERVICE, "?"), []).append(c["Id"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kitcore import __version__
-from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON
+from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON, COMPOSE_ENV, project_name
 from kitctl.render import plugin_config, plugin_stack, stack
 from kitctl.render.escape import RenderError, compose_value
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
@@ -89,6 +89,8 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
     files[SITE_JSON] = _json_file(checked_site_config(site_config(site, logo_file)))
     files[AGENT_JSON] = _json_file(agent_config(site))
     files[HQ_KEYS] = _json_file(site.jwks)
+    # The project is the site id, not the folder's name; kitctl derives it from the services' site label.
+    files[COMPOSE_ENV] = f"COMPOSE_PROJECT_NAME={project_name(site.site_id)}\n".encode()
     return files
 
 
