@@ -17,7 +17,6 @@ from agent import VERSION
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
 ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat")
-ERROR_KINDS = ("timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
 

@@ -11,6 +11,7 @@ from hq import catalog, heartbeat_api, orders
 from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError
+from hq.order_checks import SiteContext
 from hq.schemas import CatalogPage, ErrorBody, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
 from hq.service import HQ
 
@@ -48,7 +49,7 @@ def post_orders(
     caller: SiteCaller = Depends(site_ordering),
     hq: HQ = Depends(get_hq),
 ) -> Response:
-    ctx = orders.SiteContext(caller.site_id, caller.categories, caller.regions)
+    ctx = SiteContext(caller.site_id, caller.categories, caller.regions)
     results, replayed = orders.submit(hq, ctx, idempotency_key, batch)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse({"results": results}, headers=headers)

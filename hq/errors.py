@@ -19,14 +19,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} does not exist")
-
-
-def conflict(code: str, detail: str) -> ApiError:
-    return ApiError(409, code, detail)
-
-
 def first_error(errors: Any) -> str:
     """One line from pydantic's validation errors: where, and what is wrong."""
     if not errors:

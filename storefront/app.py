@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -22,11 +23,14 @@ from storefront.siteconfig import load_site_config
 from storefront.state import PageCache, ReadCache
 from storefront.web import HTTPProblem, render
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
 
 
-def make_templates():  # -> jinja2.Environment
+def make_templates() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),

@@ -34,7 +34,7 @@ MAX_COMPOSE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see deploy.secrets)
+    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see kitctl.deploy.secret_copy)
     source: str  # volume key, or absolute host path
     target: str
     read_only: bool = False
@@ -130,10 +130,6 @@ class Project:
     def legacy_name(self) -> str:
         """The project the site ran as before it was named after its site id: its folder's name."""
         return _dir_project_name(self.working_dir)
-
-    def network_for(self, key: str) -> Resource:
-        return self.networks[key]
-
 
 def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""

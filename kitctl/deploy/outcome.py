@@ -62,7 +62,7 @@ def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:
     from rich.markup import escape
 
     from kitctl.console import out as stdout
-    from kitctl.deploy.plan import summary
+    from kitctl.deploy.actions import summary
 
     out = stdout()
     if dry_run:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from kitctl.deploy.compose import Project
-from kitctl.deploy.plan import ServiceAction
+from kitctl.deploy.actions import ServiceAction
 from kitctl.deploy.steps import (
     CreateContainer, RemoveOld, RenameOld, StartContainer, Step, StepContext, StepFailed, StopOld, WaitReady,
 )

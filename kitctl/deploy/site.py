@@ -75,7 +75,7 @@ class CachedLicence:
         return int(self.claims.exp - time.time()) // 86400
 
 
-def licence_summary(site_dir: Path, licence: str | None, hq_keys: Path | None):  # -> VerifiedLicence | CachedLicence
+def licence_summary(site_dir: Path, licence: str | None, hq_keys: Path | None) -> VerifiedLicence | CachedLicence:
     """The cached verification when it still holds, else a full verification."""
     return cached_licence(site_dir, licence, hq_keys) or verified_licence(site_dir, licence, hq_keys)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kitctl.deploy import doctor
+from kitctl.deploy.actions import ServiceAction, orphans, plan_services
 from kitctl.deploy.compose import Project, load_project
-from kitctl.deploy.hashing import config_hash, mounts_hash
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.identity import adopt, check_ours, find_legacy
-from kitctl.deploy.plan import ServiceAction, orphans, plan_services
 from kitctl.deploy.runner import Outcome, run_plan
 from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
 from kitctl.deploy.state import by_service, project_containers

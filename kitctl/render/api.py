@@ -9,9 +9,9 @@ from typing import Any, Mapping
 from kitcore.errors import InvalidInput, KitError
 from kitcore.sitedir import SiteDir
 from kitctl.render.build import RenderedSite, build_site
-from kitctl.render.plan import Plan, diff_files, service_changes
+from kitctl.render.changes import Plan, diff_files, service_changes
 from kitctl.render.plugin_config import declared_secret_names, secret_names
-from kitctl.render.secrets import missing_secrets
+from kitctl.render.site_secrets import missing_secrets
 from kitctl.render.writer import read_site_files, write_site
 from kitctl.site.inputs import SiteInputs
 from kitctl.site.resolve import ResolvedSite, resolve_site

@@ -120,7 +120,7 @@ def test_secrets_are_copied_in_as_the_services_user(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from kitctl.deploy.secrets import secrets_archive, service_owner
+    from kitctl.deploy.secret_copy import secrets_archive, service_owner
     from kitctl.deploy.spec import secrets_copied
 
     (tmp_path / "pw").write_text("s3cret")
