@@ -198,13 +198,13 @@ def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, opt
                  reporter: "Reporter") -> str | None:
     from kitctl.deploy.admin import STOREFRONT, create_first_admin, needs_first_admin
 
-    if not needs_first_admin(site_dir, outcome.created):
+    if STOREFRONT not in ctx.containers or not needs_first_admin(site_dir, outcome.changed):
         return None
     result = create_first_admin(client.api, ctx.containers[STOREFRONT], site_dir, options.admin_name)
     if not result.ok:
         reporter.warn(f"could not create the first admin: {result.output} (run `python -m storefront create-admin` later)")
         return None
-    return result.output
+    return result.output or None  # "": the database already has an admin
 
 
 def _host_paths(options: UpOptions, project: Project):

@@ -164,3 +164,16 @@ def test_without_the_plugins_package_the_shop_runs_with_no_plugins():
         assert host.checkout_fields() == [] and host.adjust_checkout(None, {})["discount_cents"] == 0
     else:
         assert hasattr(host, "checkout_fields") and hasattr(host, "adjust_checkout")
+
+
+def test_first_admin_is_created_whenever_the_database_has_none(tmp_path):
+    """`kitctl up` asks after every storefront (re)deploy; a lost database gets a new first admin (issue 14, case 3)."""
+    env = {"KIT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    first = _run(["create-admin", "admin", "--if-no-admin"], env)
+    assert first.returncode == 0 and len(first.stdout.strip()) >= 16
+    again = _run(["create-admin", "admin", "--if-no-admin"], env)
+    assert again.returncode == 0 and again.stdout == "" and again.stderr == ""  # has one: nothing shown
+    (tmp_path / "a.db").unlink()  # the volume was removed
+    recovered = _run(["create-admin", "admin", "--if-no-admin"], env)
+    assert recovered.returncode == 0 and len(recovered.stdout.strip()) >= 16
+    assert _run(["create-admin", "admin", "operator", "--if-no-admin"], env).returncode == 2
