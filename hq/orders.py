@@ -99,7 +99,7 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
     """Decide every order in the batch; returns (results, whole request was a replay)."""
     ids = [o.order_id for o in batch.orders]
     if len(set(ids)) != len(ids):
-        raise ApiError(422, "invalid_request", "the batch lists the same order_id twice")
+        raise ApiError(422, "duplicate_order_id", "orders: the batch lists the same order_id twice")
     replay_ids = claim_key(hq, ctx.site_id, key, body_hash(batch.model_dump(mode="json")))
     if replay_ids is not None:
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True

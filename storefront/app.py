@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitcore.errorbody import error_body
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
@@ -77,7 +78,8 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # report, never crash the probe
             log.warning("health check: database unreachable: %s", type(exc).__name__)
-            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+            return JSONResponse(error_body("database_unreachable", "the site database does not answer",
+                                           status="error", database="unreachable"), status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
     @app.exception_handler(HTTPProblem)
