@@ -332,9 +332,9 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
         assert all(s["health"] == "healthy" for s in data["services"])
         assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
-        before = container_ids(engine, project)
+        before = container_ids(engine, f"kit-{project}")  # a rendered site is named by its site id
         recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
-        after = container_ids(engine, project)
+        after = container_ids(engine, f"kit-{project}")
         assert after["db"] == before["db"] and after["proxy"] != before["proxy"]
         assert after["agent"] == before["agent"]  # the agent has no branding input (agent.json)
         assert after["storefront"] != before["storefront"]
