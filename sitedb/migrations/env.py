@@ -15,11 +15,17 @@ def run_offline() -> None:
         context.run_migrations()
 
 
+# The storefront and the agent both migrate when they start; on a new database they start together.
+MIGRATION_LOCK = 0x6B69745F6D6967  # "kit_mig": one PostgreSQL advisory lock for the site schema
+
+
 def run_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":  # the second waits, then finds the schema current
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
     engine.dispose()
 
