@@ -84,7 +84,8 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
     ).encode("utf-8")
     files[CADDYFILE] = render_template(
         "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls,
-        default_sni=site.domain.ascii,
+        default_sni=site.domain.ascii, http_addresses=[f"http://{h}" for h in _site_hosts(site)],
+        https_port=i.https_port,
     ).encode("utf-8")
     files[SITE_JSON] = _json_file(checked_site_config(site_config(site, logo_file)))
     files[AGENT_JSON] = _json_file(agent_config(site))
@@ -142,10 +143,14 @@ def checked_site_config(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _site_hosts(site: ResolvedSite) -> list[str]:
+    """The site's host names; `localhost` also answers as 127.0.0.1, where a local site is opened."""
+    return [site.domain.ascii] + (["127.0.0.1"] if site.domain.ascii == "localhost" else [])
+
+
 def _site_addresses(site: ResolvedSite) -> list[str]:
-    """Caddy site addresses; `localhost` also answers as 127.0.0.1, where a local site is opened."""
-    hosts = [site.domain.ascii] + (["127.0.0.1"] if site.domain.ascii == "localhost" else [])
-    return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in hosts]
+    """Caddy site addresses (plain HTTP ones when TLS is off)."""
+    return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in _site_hosts(site)]
 
 
 def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_stack.PluginStack,

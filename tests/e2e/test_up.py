@@ -333,12 +333,20 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         assert all(s["health"] == "healthy" for s in data["services"])
         assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
         before = container_ids(engine, f"kit-{project}")  # a rendered site is named by its site id
-        recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
+        # one flag: every other input (ports, licence, logo, data dir) is what the site directory recorded
+        recoloured = kitctl("up", "--site-dir", str(site_dir), "--primary-color", "#ff3366")
         after = container_ids(engine, f"kit-{project}")
         assert after["db"] == before["db"] and after["proxy"] != before["proxy"]
         assert after["agent"] == before["agent"]  # the agent has no branding input (agent.json)
         assert after["storefront"] != before["storefront"]
         assert "first admin" not in recoloured.stdout
         assert b"#ff3366" in get(f"http://127.0.0.1:{http_port}/branding/theme.css", host="localhost")[1].lower()
+        # the database is lost (volume and its data directory); the marker on the host survives
+        kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes")
+        shutil.rmtree(tmp_path / "data" / "db-data")
+        assert SiteDir(site_dir).admin_created.is_file()
+        recovered = kitctl("up", "--site-dir", str(site_dir))
+        assert "first admin created" in recovered.stdout and recovered.stdout.count("shown only this once") == 1
+        assert "first admin" not in kitctl("up", "--site-dir", str(site_dir)).stdout
     finally:
         kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes", check=False)
