@@ -79,20 +79,26 @@ def licence_state(client: "docker.DockerClient", project: Project, db_service: s
     Read with psql inside the db container over its local socket, so no
     password leaves the container; None when there is no db or no row yet.
     """
+    text = db_query(client, project, LICENCE_QUERY, db_service)
+    if text is None or "|" not in text:
+        return None
+    state, _, reason = text.partition("|")
+    return {"status": state, "reason": reason or ""}
+
+
+def db_query(client: "docker.DockerClient", project: Project, sql: str, db_service: str = "db") -> str | None:
+    """The last line psql prints for `sql` inside the db container (local socket); None when it cannot answer."""
     container = _container(client, project, db_service, required=False)
     if container is None:
         return None
     env = dict(project.services[db_service].environment) if db_service in project.services else {}
-    command = ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", LICENCE_QUERY]
+    command = ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", sql]
     try:
         code, output = _exec(client, container, command)
-    except Exception:  # the db may be starting; status must still answer
+    except Exception:  # the db may be starting; status and doctor must still answer
         return None
     text = output.strip()
-    if code != 0 or "|" not in text:
-        return None
-    state, _, reason = text.splitlines()[-1].partition("|")
-    return {"status": state, "reason": reason or ""}
+    return text.splitlines()[-1] if code == 0 and text else None
 
 
 def logs(client: "docker.DockerClient", project: Project, service: str, follow: bool, tail: int) -> Iterator[bytes]:

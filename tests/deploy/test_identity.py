@@ -195,3 +195,4 @@ def test_services_with_different_site_ids_are_refused(tmp_path: Path) -> None:
     SiteDir(site).compose.write_text(yaml.safe_dump(doc))
     with pytest.raises(InvalidInput, match="different site ids"):
         load_project(site)
+

@@ -177,3 +177,19 @@ def test_first_admin_is_created_whenever_the_database_has_none(tmp_path):
     recovered = _run(["create-admin", "admin", "--if-no-admin"], env)
     assert recovered.returncode == 0 and len(recovered.stdout.strip()) >= 16
     assert _run(["create-admin", "admin", "operator", "--if-no-admin"], env).returncode == 2
+
+
+def test_the_gateway_address_is_recorded_as_unknown(tmp_path, monkeypatch):
+    """Behind the userland proxy every buyer came from the gateway and HQ's IP rule held them all (issue 14, case 5)."""
+    from types import SimpleNamespace
+
+    from storefront import web
+
+    route = tmp_path / "route"
+    route.write_text("Iface\tDestination\tGateway\tFlags\n"
+                     "eth0\t00000000\t010011AC\t0003\neth0\t000011AC\t00000000\t0001\n")
+    assert web.default_gateway.__wrapped__(str(route)) == "172.17.0.1"
+    monkeypatch.setattr(web, "default_gateway", lambda: "172.17.0.1")
+    assert web.buyer_address(SimpleNamespace(client=SimpleNamespace(host="172.17.0.1"))) is None
+    assert web.buyer_address(SimpleNamespace(client=SimpleNamespace(host="203.0.113.9"))) == "203.0.113.9"
+    assert web.buyer_address(SimpleNamespace(client=None)) is None
