@@ -258,7 +258,7 @@ def summary(demo: Demo) -> None:
 
 
 def demo_up(demo: Demo) -> None:
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
 
     client = connect(None)
     say("HQ state: keys, operator, catalog, card keys, licence")

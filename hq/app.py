@@ -22,10 +22,11 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from fastapi import FastAPI
 
     from hq import api_admin, api_site, fleet
+    from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
+    from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
-    from hq.session import SessionSigner
 
     settings = settings or (hq.settings if hq else HQSettings())
     service = hq or HQ.open(settings, migrate=settings.migrate)
@@ -44,25 +45,39 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             if pool is not None:
                 await pool.close()
 
+    docs = settings.api_docs  # off in production if the schema should not be public
     app = FastAPI(
-        title="kitctl HQ API", version="1", lifespan=lifespan,
+        title="kitctl HQ API", version="1", lifespan=lifespan, docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
         description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
     )
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
-    app.state.sessions = SessionSigner(settings.dir)
     _install_errors(app)
     app.include_router(api_site.router)
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
+    app.add_middleware(FleetHeaders)
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _body_limits() -> dict[str, int]:
+    """Paths whose bodies may differ from the default: the heartbeat is small, a card-key CSV large.
+
+    The CSV endpoint authenticates the operator before it reads the body, so
+    its larger limit is never spent on a caller who is nobody.
+    """
+    from hq import api_admin, heartbeat_api
+
+    return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES}
 
 
 def _install_errors(app: "FastAPI") -> None:

@@ -33,7 +33,7 @@ class SiteLicence:
 
 def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | None:
     """The site's verified licence, None when it has none yet; a one-line error when it does not verify."""
-    from kitctl.licence.source import require_hq_keys
+    from kitctl.licence.given import require_hq_keys
     from kitcore.licence.token import verify_licence
 
     path = SiteDir(site_dir).licence_token  # where render stores the licence it rendered with

@@ -98,7 +98,7 @@ def upgrade(
     """Move the kit's services to another version through the same gated path (rolled back on failure)."""
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.outcome import deploy_and_report
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
     from kitctl.deploy.upgrade import record_images, upgraded_images
     from kitctl.deploy.up import UpOptions
 
@@ -124,9 +124,9 @@ def down(
 ) -> int:
     """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import down as run_down
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     if volumes and not yes:
@@ -143,10 +143,10 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     """Services with image, state, health, uptime and ports; the licence state the agent recorded."""
     from kitctl.console import print_json
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.drift import plugin_drift
     from kitctl.deploy.operate import licence_state, status as run_status
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     client = connect(host)
@@ -216,6 +216,7 @@ def _status_table(project: str, rows, licence) -> None:
                       escape(", ".join(r.ports) or "-"))
     out = _out()
     out.print(table)
+    _hq_line(licence)
     if licence is None:
         out.print("licence: [dim]not recorded in the site database yet[/]")
     elif licence["status"] in ("active", "grace"):
@@ -223,6 +224,20 @@ def _status_table(project: str, rows, licence) -> None:
     else:
         reason = f" ({licence['reason']})" if licence["reason"] else ""
         out.print(f"licence: [bold red]{escape(licence['status'].upper())}[/]{escape(reason)}: the site takes no orders")
+
+
+def _hq_line(licence) -> None:
+    """How the agent last found HQ: answering, unreachable (no answer) or refusing, and since when."""
+    import time
+
+    hq = (licence or {}).get("hq")
+    if not hq:
+        return
+    since = f" for {int(time.time() - hq['since'])} s" if hq.get("since") else ""
+    colour = {"ok": "green", "unreachable": "bold red", "refused": "bold yellow"}.get(hq["state"], "white")
+    words = {"ok": "answering", "unreachable": "UNREACHABLE (no answer; the agent retries every second)",
+             "refused": "REFUSING the site's requests"}.get(hq["state"], hq["state"])
+    _out().print(f"HQ: [{colour}]{words}[/]{since}")
 
 
 def logs(
@@ -236,9 +251,9 @@ def logs(
     import sys
 
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import logs as run_logs
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     for chunk in run_logs(connect(host), project, service, follow, tail):
@@ -255,9 +270,9 @@ def backup(
     """Database dump (taken inside the db container) and the site directory, in one archive."""
     from kitctl.deploy.backup import backup as run_backup
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.identity import check_ours
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     client = connect(host)
@@ -302,8 +317,8 @@ def doctor(
     from kitctl.console import print_json
     from kitctl.deploy import doctor as checks
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect, is_remote
-    from kitctl.deploy.site import require_site_dir, site_domain, verified_licence
+    from kitctl.engine import connect, is_remote
+    from kitctl.deploy.rendered_site import require_site_dir, site_domain, verified_licence
 
     from kitctl.deploy.newest_licence import newest_licence
 

@@ -3,7 +3,7 @@
 docker-py (with requests) costs about 0.3 s to import; the no-op check of
 `kitctl up` needs a few lookups and one query run inside the db container, so
 it talks HTTP over the socket itself. Anything that changes the engine goes
-through docker-py (`kitctl.deploy.engine`).
+through docker-py (`kitctl.engine`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from kitctl.deploy.engine import API_VERSION
+from kitctl.engine import API_VERSION
 from kitcore.unixhttp import UnixHTTPClient
 
 

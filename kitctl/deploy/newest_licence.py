@@ -47,7 +47,7 @@ def newest_licence(site_dir: Path, host: str | None, hq_keys: Path | None = None
     from kitcore.licence.token import verify_licence
     from kitcore.sitedir import SiteDir
     from kitctl.deploy.drift import effective_licence
-    from kitctl.deploy.site import verified_licence
+    from kitctl.deploy.rendered_site import verified_licence
 
     own = verified_licence(site_dir, None, hq_keys)
     stored = _stored_token(site_dir, host, client)
@@ -67,7 +67,7 @@ def _stored_token(site_dir: Path, host: str | None, client: Any) -> str | None:
         if token_query(project) is None:
             return None
         if client is None:
-            from kitctl.deploy.engine import connect
+            from kitctl.engine import connect
 
             client = connect(host)
         return stored_licence_token(client, project)

@@ -332,6 +332,10 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
         assert all(s["health"] == "healthy" for s in data["services"])
         assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
+        for service, cid in container_ids(engine, f"kit-{project}").items():  # healthy with no capability to spare
+            host = engine.containers.get(cid).attrs["HostConfig"]
+            assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"], service
+            assert host["ReadonlyRootfs"] is (service == "proxy"), service
         before = container_ids(engine, f"kit-{project}")  # a rendered site is named by its site id
         # one flag: every other input (ports, licence, logo, data dir) is what the site directory recorded
         recoloured = kitctl("up", "--site-dir", str(site_dir), "--primary-color", "#ff3366")

@@ -18,5 +18,13 @@ def test_migrations_match_models(tmp_path, db_url):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == _head()
     engine.dispose()
+
+
+def _head() -> str:
+    from pathlib import Path
+
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory(str(Path(db.__file__).parent / "migrations")).get_current_head())

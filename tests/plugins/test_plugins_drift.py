@@ -133,7 +133,7 @@ def test_the_host_tools_go_by_the_licence_hq_sent_the_agent(site: Path, hq_store
     assert (newest.verified.claims.tier, newest.source) == ("pro", "agent")
     assert newest.as_dict()["tier"] == "pro" and "coupons" in newest.as_dict()["features"]
     assert "tier pro" in newest.describe() and "sent by HQ" in newest.describe()
-    monkeypatch.setattr("kitctl.deploy.engine.connect", lambda host: object())
+    monkeypatch.setattr("kitctl.engine.connect", lambda host: object())
     assert run(["plugins", "list", "--site-dir", str(site), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     coupons = [r for r in (rows if isinstance(rows, list) else rows.get("plugins", [])) if r.get("name") == "coupons"]
