@@ -62,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "create-admin":
         return _create_admin(argv[1:])
+    if argv and argv[0] == "staff":  # `kitctl admin …` on the host runs this inside the container
+        from storefront.staff_cli import main as staff
+
+        return staff(argv[1:])
     if argv and argv[0] not in ("serve",):
-        print("usage: python -m storefront [serve | create-admin NAME [ROLE]]", file=sys.stderr)
+        print("usage: python -m storefront [serve | create-admin NAME [ROLE] | staff …]", file=sys.stderr)
         return 2
     return _serve()
 

@@ -6,6 +6,10 @@ database has no admin (`python -m storefront create-admin NAME --if-no-admin`):
 a database lost with its volume gets a new first admin even though the marker
 on the host says one was made. The password is generated inside the container
 and shown to the person exactly once; kitctl keeps only a marker, never the password.
+
+`kitctl admin list | create | reset-password | disable` run the storefront's
+staff command (`python -m storefront staff …`) the same way, in the running
+storefront container: the functions its admin web UI uses.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kitcore.errors import InvalidInput
 from kitcore.sitedir import SiteDir
 
 if TYPE_CHECKING:
+    import docker
     from docker import APIClient
+
+    from kitctl.deploy.compose import Project
 
 STOREFRONT = "storefront"
 COMMAND = ["python", "-m", "storefront", "create-admin"]
@@ -37,16 +45,39 @@ def needs_first_admin(site_dir: Path, created_services: list[str]) -> bool:
 
 def create_first_admin(api: "APIClient", container: str, site_dir: Path, name: str = "admin") -> AdminResult:
     """Exec the storefront's create-admin in its container; mark the site on success."""
-    exec_id = api.exec_create(container, [*COMMAND, name, IF_NO_ADMIN], stdout=True, stderr=True)["Id"]
-    stdout, stderr = api.exec_start(exec_id, demux=True)
-    output = (stdout or b"").decode("utf-8", "replace").strip()
-    code = api.exec_inspect(exec_id).get("ExitCode")
-    if code != 0:
-        problem = (stderr or b"").decode("utf-8", "replace").strip() or f"exit code {code}"
-        return AdminResult(False, problem.splitlines()[-1])
-    output = output.splitlines()[-1] if output else ""  # the generated password, printed last; none: had an admin
+    result = run_in_storefront(api, container, [*COMMAND, name, IF_NO_ADMIN])
+    if not result.ok:
+        return result
+    output = result.output.splitlines()[-1] if result.output else ""  # the password, printed last; none: had one
     marker = SiteDir(site_dir).admin_created
     marker.parent.mkdir(mode=0o700, exist_ok=True)
     marker.write_text(f"{name}\n", encoding="utf-8")
     marker.chmod(0o600)
     return AdminResult(True, output)
+
+
+def run_in_storefront(api: "APIClient", container: str, command: list[str]) -> AdminResult:
+    """Exec `command` in the storefront container: its stdout, or its last error line."""
+    exec_id = api.exec_create(container, command, stdout=True, stderr=True)["Id"]
+    stdout, stderr = api.exec_start(exec_id, demux=True)
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    if code != 0:
+        problem = (stderr or b"").decode("utf-8", "replace").strip() or f"exit code {code}"
+        return AdminResult(False, problem.splitlines()[-1])
+    return AdminResult(True, (stdout or b"").decode("utf-8", "replace").strip())
+
+
+STAFF = ["python", "-m", "storefront", "staff"]
+
+
+def staff(client: "docker.DockerClient", project: "Project", args: list[str]) -> str:
+    """`kitctl admin …`: the storefront's staff command in its running container; InvalidInput on its refusal."""
+    from kitctl.deploy.identity import check_ours
+    from kitctl.deploy.operate import running_container
+
+    check_ours(client.api, project)
+    result = run_in_storefront(client.api, running_container(client, project, STOREFRONT), [*STAFF, *args])
+    if not result.ok:
+        raise InvalidInput(result.output.removeprefix("error: "))
+    return result.output
+

@@ -159,6 +159,15 @@ def _remove_volume(client: "docker.DockerClient", name: str) -> bool:
         return False
 
 
+def running_container(client: "docker.DockerClient", project: Project, service: str) -> str:
+    """The service's container, which must be running (commands are executed in it)."""
+    container = _container(client, project, service, required=True)
+    assert container is not None
+    if not client.api.inspect_container(container)["State"].get("Running"):
+        raise InvalidInput(f"service {service!r} is not running: run `kitctl up` first")
+    return container
+
+
 def _container(client: "docker.DockerClient", project: Project, service: str, required: bool) -> str | None:
     if required and service not in project.services:
         raise InvalidInput(f"unknown service {service!r} (services: {', '.join(sorted(project.services))})")

@@ -352,5 +352,15 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         recovered = kitctl("up", "--site-dir", str(site_dir))
         assert "first admin created" in recovered.stdout and recovered.stdout.count("shown only this once") == 1
         assert "first admin" not in kitctl("up", "--site-dir", str(site_dir)).stdout
+        # staff from the host, inside the running storefront
+        made = kitctl("admin", "create", "ops", "--role", "operator", "--site-dir", str(site_dir))
+        assert "shown only this once" in made.stdout
+        assert "new password" not in kitctl("admin", "reset-password", "ops", "--site-dir", str(site_dir)).stderr
+        kitctl("admin", "disable", "ops", "--site-dir", str(site_dir))
+        staff = json.loads(kitctl("admin", "list", "--json", "--site-dir", str(site_dir)).stdout)
+        assert {(s["username"], s["role"], s["disabled"]) for s in staff} == {("admin", "admin", False),
+                                                                             ("ops", "operator", True)}
+        refused = kitctl("admin", "disable", "admin", "--site-dir", str(site_dir), check=False)
+        assert refused.returncode == 2 and "last enabled admin" in refused.stderr
     finally:
         kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes", check=False)

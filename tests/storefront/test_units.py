@@ -193,3 +193,25 @@ def test_the_gateway_address_is_recorded_as_unknown(tmp_path, monkeypatch):
     assert web.buyer_address(SimpleNamespace(client=SimpleNamespace(host="172.17.0.1"))) is None
     assert web.buyer_address(SimpleNamespace(client=SimpleNamespace(host="203.0.113.9"))) == "203.0.113.9"
     assert web.buyer_address(SimpleNamespace(client=None)) is None
+
+
+def test_staff_command_lists_creates_resets_and_disables(tmp_path):
+    """The container side of `kitctl admin …`: the admin UI's own functions, one-line refusals (issue 14, case 3)."""
+    import json as json_
+
+    env = {"KIT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    first = _run(["staff", "create", "owner"], env).stdout.strip()
+    made = _run(["staff", "create", "ops", "operator"], env)
+    assert made.returncode == 0 and len(made.stdout.strip()) >= 16
+    listed = json_.loads(_run(["staff", "list"], env).stdout)
+    assert listed == [{"username": "ops", "role": "operator", "disabled": False},
+                      {"username": "owner", "role": "admin", "disabled": False}]
+    reset = _run(["staff", "reset-password", "owner"], env).stdout.strip()
+    assert len(reset) >= 16 and reset != first
+    assert _run(["staff", "disable", "ops"], env).stdout.strip() == "disabled ops"
+    assert json_.loads(_run(["staff", "list"], env).stdout)[0]["disabled"] is True
+    last = _run(["staff", "disable", "owner"], env)
+    assert last.returncode == 2 and last.stderr.strip() == "error: the last enabled admin cannot be disabled or deleted"
+    missing = _run(["staff", "reset-password", "nobody"], env)
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: no account 'nobody'"
+    assert _run(["staff", "create", "x1y", "root"], env).returncode == 2
