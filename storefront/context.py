@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sitedb.buyer import BuyerBox
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -36,6 +37,7 @@ class Shop:
     plugins: PluginHostCache
     site_key: bytes | None
     templates: Any  # jinja2.Environment
+    buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)
