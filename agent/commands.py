@@ -157,13 +157,19 @@ class CommandProcessor:
 
     def _apply(self, envelope: Envelope) -> None:
         effects = Effects()
-        with self.engine.begin() as conn:
-            state = lock_state(conn)
-            outcome = self._change_state(conn, state, envelope, effects)
-            conn.execute(update(hq_commands).where(hq_commands.c.id == envelope.id)
-                         .values(applied_at=utcnow(), outcome=outcome[:200]))
-            update_state(conn, applied_seq=max(state.applied_seq, envelope.seq))
-            audit(conn, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
+        try:
+            with self.engine.begin() as conn:
+                state = lock_state(conn)
+                outcome = self._change_state(conn, state, envelope, effects)
+                conn.execute(update(hq_commands).where(hq_commands.c.id == envelope.id)
+                             .values(applied_at=utcnow(), outcome=outcome[:200]))
+                update_state(conn, applied_seq=max(state.applied_seq, envelope.seq))
+                audit(conn, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
+        except Exception:
+            self.metrics.command_outcomes.labels(envelope.type, "failed").inc()
+            raise
+        self.metrics.command_outcomes.labels(envelope.type, "refused" if outcome.startswith("refused")
+                                             else "applied").inc()
         self.metrics.commands_applied.labels(envelope.type).inc()
         self.metrics.applied_seq.set(envelope.seq)
         log.info("applied HQ command", extra={"type": envelope.type, "seq": envelope.seq, "outcome": outcome})

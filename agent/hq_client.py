@@ -19,7 +19,10 @@ from msgspec import Meta, Struct
 from agent.metrics import AgentMetrics
 from agent.transport import HttpClient, Response, TransportError
 
-ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired"]
+ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired",
+                    "refused"]
+# HQ's error codes for a licence it holds suspended or revoked: the site's state, not a failure.
+HELD_CODES = {"licence_suspended": "suspended", "licence_revoked": "revoked"}
 T = TypeVar("T")
 RETRYABLE = frozenset({"timeout", "connect", "server", "malformed"})
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -218,8 +221,13 @@ class HQClient:
 
     def _fail(self, endpoint: str, kind: ErrorKind, detail: str, status: int | None = None,
               code: str | None = None) -> HQError:
+        if kind == "auth" and code in HELD_CODES:
+            kind = "refused"
         if self.metrics is not None:
-            self.metrics.hq_errors.labels(endpoint, kind).inc()
+            if kind == "refused":
+                self.metrics.hq_refused.labels(endpoint, HELD_CODES[code or ""]).inc()
+            else:
+                self.metrics.hq_errors.labels(endpoint, kind).inc()
         return HQError(endpoint, kind, detail, status, code)
 
 

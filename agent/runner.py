@@ -19,6 +19,7 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from agent import db_errors
 from agent.commands import CommandProcessor, Effects
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
@@ -78,6 +79,7 @@ class Agent:
             raise InvalidInput(f"KIT_SITE_KEY_FILE: {exc}") from None
         file_token = _read_secret(s.licence_file, "KIT_LICENCE_FILE")
         evaluate(file_token, self.keys)  # a bad licence is refused before anything is touched
+        s.probes()  # a bad KIT_STACK_PROBES too
         site_json = s.site_json()
         wait_for_database(url, s.db_wait, self.stop)
         run_migrations(url)
@@ -105,7 +107,7 @@ class Agent:
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
-                                 s.backlog_alert)
+                                 s.backlog_alert, stack_probes=s.probes())
         self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
         self.commands.resume_unapplied()
@@ -236,7 +238,7 @@ class Agent:
                               kind=exc.kind, detail=exc.detail[:160])
             return None
         except DB_ERRORS as exc:
-            self.metrics.db_errors.labels(what).inc()
+            db_errors.record(self.metrics, what, exc)
             self.once.problem(f"db:{what}", "database unavailable", loop=what,
                               detail=str(exc).splitlines()[0][:160])
             return None
@@ -249,7 +251,7 @@ class Agent:
         try:
             work()
         except DB_ERRORS as exc:
-            self.metrics.db_errors.labels("stats").inc()
+            db_errors.record(self.metrics, "stats", exc)
             self.once.problem("db:stats", "database unavailable", loop="stats",
                               detail=str(exc).splitlines()[0][:160])
         else:

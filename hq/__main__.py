@@ -6,6 +6,8 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hq.settings import HQSettings
 
 
@@ -23,11 +25,23 @@ def serve(settings: "HQSettings | None" = None) -> None:
         uvicorn.run(create_app(conf), host=host, port=port, log_level="info", access_log=False)
         return
     HQ.open(conf).close()  # migrate once, before the workers start
+    _multiprocess_metrics(conf.dir / "metrics-workers")
     for name, value in conf.model_dump(exclude_none=True).items():
         os.environ[f"KIT_HQ_{name.upper()}"] = str(value)
     os.environ["KIT_HQ_MIGRATE"] = "false"
     uvicorn.run("hq.app:create_app", factory=True, host=host, port=port, workers=conf.workers,
                 log_level="info", access_log=False)
+
+
+def _multiprocess_metrics(directory: "Path") -> None:
+    """Workers count into files in a fresh `directory`, so any worker's /metrics sums them all (hq.metrics)."""
+    import shutil
+
+    from hq.metrics import MULTIPROC_ENV
+
+    shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run are not this run's
+    directory.mkdir(mode=0o700, parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
 
     from hq import api_admin, api_site, fleet
     from hq.heartbeat_api import HeartbeatFastPath
+    from hq.metrics import RequestMetrics
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
     from hq.session import SessionSigner
@@ -57,12 +58,42 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
+    app.add_middleware(RequestMetrics)  # added last: outermost, so the heartbeat fast path is counted
+    _install_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _install_metrics(app: "FastAPI", service: "HQ") -> None:
+    """`GET /metrics` for Prometheus, behind its own bearer token (hq.metrics.metrics_token)."""
+    import hmac
+
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from hq.errors import ApiError
+    from hq.metrics import FleetCollector, metrics_token, render
+
+    settings = service.settings
+    token = metrics_token(settings.metrics_token_file or settings.dir / "metrics-token")
+    fleet_gauges = FleetCollector(service)
+
+    async def prometheus_metrics(request: Request) -> Response:
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+        from starlette.concurrency import run_in_threadpool
+
+        from hq.auth import bearer
+
+        if not hmac.compare_digest(bearer(request).encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "metrics token not recognised", headers={"WWW-Authenticate": "Bearer"})
+        body = await run_in_threadpool(render, fleet_gauges)  # the fleet gauges read the database
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    app.add_route("/metrics", prometheus_metrics, methods=["GET"], include_in_schema=False)
 
 
 def _install_errors(app: "FastAPI") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
+from storefront.metrics import RequestMetrics, StorefrontMetrics
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -24,6 +26,7 @@ from storefront.web import HTTPProblem, render
 
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
+STARTED_AT = time.time()  # in /healthz: the agent counts a new value as a restart
 
 
 def make_templates():  # -> jinja2.Environment
@@ -44,11 +47,13 @@ def build_shop(settings: StorefrontSettings) -> Shop:
         upgrade(url)
     engine = make_engine(url)
     sessions = session_factory(engine)
+    metrics = StorefrontMetrics()
+    limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
-        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
+        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
-        site_key=settings.site_key(), templates=make_templates(),
+        site_key=settings.site_key(), templates=make_templates(), metrics=metrics,
     )
 
 
@@ -65,6 +70,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(branding.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(RequestMetrics, metrics=app.state.shop.metrics)
 
     @app.get("/healthz", name="healthz")
     def healthz() -> Response:
@@ -74,7 +80,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
         except Exception as exc:  # report, never crash the probe
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse({"status": "ok", "database": "ok", "started_at": int(STARTED_AT)})
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from storefront.metrics import StorefrontMetrics
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -37,6 +38,7 @@ class Shop:
     plugins: PluginHostCache
     site_key: bytes | None
     templates: Any  # jinja2.Environment
+    metrics: StorefrontMetrics
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)
