@@ -1,4 +1,4 @@
-"""Where the stack's Jinja2 templates are: inside the wheel, or the source tree."""
+"""Where the stack's Jinja2 templates and the monitoring files are: inside the wheel, or the source tree."""
 
 from __future__ import annotations
 
@@ -12,3 +12,12 @@ def templates_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return here.parent / "templates"
+
+
+def monitoring_dir() -> Path:
+    """The shipped alert rules and dashboards: `kitctl/_monitoring` in a wheel, `monitoring/` in a checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_monitoring"
+    if packaged.is_dir():
+        return packaged
+    return here.parent / "monitoring"
