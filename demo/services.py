@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kitcore.errors import KitError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def state_dir() -> Path:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import docker
 
 HQ_UID = 10001  # the user the kit's service images run as
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
     try:
         client.networks.get(demo.network)
     except docker.errors.NotFound:
-        client.networks.create(demo.network, driver="bridge", labels={"com.demo": "true"})
+        client.networks.create(demo.network, driver="bridge", labels={"com.kitctl.demo": "true"})
     image = f"kitctl/hq:{__version__}"
     try:
         existing = client.containers.get(demo.hq_container)
@@ -187,7 +187,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
             "KIT_HQ_REGISTRY_URL": demo.registry,
             "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": str(demo.heartbeat_seconds),
         },
-        labels={"com.demo": "true"},
+        labels={"com.kitctl.demo": "true"},
         restart_policy={"Name": "unless-stopped"},
     )
     wait_http(f"{demo.hq_url}/healthz", 90)
@@ -272,10 +272,10 @@ def demo_down(demo: Demo) -> None:
         say("kitctl down --volumes")
         run(["down", "--volumes", "--yes", "--site-dir", str(demo.site_dir)])
     client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": "com.demo=true"}):
+    for container in client.containers.list(all=True, filters={"label": "com.kitctl.demo=true"}):
         say(f"removing {container.name}")
         container.remove(force=True)
-    for network in client.networks.list(filters={"label": "com.demo=true"}):
+    for network in client.networks.list(filters={"label": "com.kitctl.demo=true"}):
         network.remove()
     if demo.root.exists():
         shutil.rmtree(demo.root)
