@@ -25,6 +25,9 @@ def serve(settings: "HQSettings | None" = None) -> None:
         uvicorn.run(create_app(conf), host=host, port=port, log_level="info", access_log=False)
         return
     HQ.open(conf).close()  # migrate once, before the workers start
+    from hq.metrics import metrics_token
+
+    metrics_token(conf.metrics_token_file or conf.dir / "metrics-token")  # made once, not raced by the workers
     _multiprocess_metrics(conf.dir / "metrics-workers")
     for name, value in conf.model_dump(exclude_none=True).items():
         os.environ[f"KIT_HQ_{name.upper()}"] = str(value)

@@ -34,6 +34,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
+        watcher = asyncio.create_task(_watch_fleet(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
@@ -41,6 +42,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             yield
         finally:
             task.cancel()
+            watcher.cancel()
             app.state.beat_batcher = None
             if pool is not None:
                 await pool.close()
@@ -163,3 +165,17 @@ async def _housekeeping(hq: "HQ") -> None:
         except Exception:  # keep serving; the next round retries
             log.exception("housekeeping failed")
         await asyncio.sleep(hq.settings.housekeeping_seconds)
+
+
+async def _watch_fleet(hq: "HQ") -> None:
+    """Fleet alerts (hq.fleet_alerts): evaluate and notify every `alert_check_seconds`."""
+    from starlette.concurrency import run_in_threadpool
+
+    from hq import fleet_alerts
+
+    while True:
+        try:
+            await run_in_threadpool(fleet_alerts.watch, hq)
+        except Exception:  # keep serving; the next round retries
+            log.exception("fleet alert round failed")
+        await asyncio.sleep(hq.settings.alert_check_seconds)

@@ -10,7 +10,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hq import licences, reviews, sites
+from hq import fleet_alerts, licences, reviews, sites
+from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.operators import authenticate
@@ -81,8 +82,14 @@ def fleet_page(request: Request, msg: str = "", error: str = "", hq: HQ = Depend
     sess = _session(request)
     if sess is None:
         return RedirectResponse("/fleet/login", status_code=303)
+    firing, resolved = fleet_alerts.listing(hq)
+    fleet_sites = sites.fleet(hq)
+    for site in fleet_sites:
+        mine = [a for a in firing if a["site"] == site["site"]]
+        site["badges"] = badges(site["health"], mine, hq.settings.outbox_backlog_alert)
     context: dict[str, Any] = {
-        "operator": sess.operator, "csrf": sess.csrf, "sites": sites.fleet(hq), "reviews": reviews.queue(hq),
+        "operator": sess.operator, "csrf": sess.csrf, "sites": fleet_sites, "reviews": reviews.queue(hq),
+        "alerts": firing, "alert_history": resolved,
         "msg": msg[:200], "error": error[:200], "tiers": ["basic", "pro", "flagship"],
     }
     return _templates().TemplateResponse(request, "fleet.html", context)
