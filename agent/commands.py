@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
@@ -31,6 +32,7 @@ log = logging.getLogger("agent.commands")
 COMMAND_TYP = "kitctl-command+jwt"
 CLOCK_SKEW_SECONDS = 60
 REASON_MAX = 300
+REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class Envelope(BaseModel):
@@ -39,7 +41,7 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     id: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=1)
-    type: Literal["revoke", "suspend", "resume", "licence", "sync_now"]
+    type: Literal["revoke", "suspend", "resume", "licence", "sync_now", "support_bundle"]
     site: str
     iat: int
     exp: int
@@ -54,6 +56,7 @@ class Effects:
     sync_now: bool = False
     full_resync: bool = False
     retry_orders: bool = False  # HQ may take orders again: held ones are due now
+    support_bundle: str | None = None  # HQ asks for a support bundle: upload it under this request id
 
 
 class Rejected(Exception):
@@ -192,6 +195,12 @@ class CommandProcessor:
         if env.type == "sync_now":
             effects.sync_now = True
             return "sync requested"
+        if env.type == "support_bundle":
+            request_id = env.payload.get("request_id")
+            if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+                return "refused: support bundle request id is not a UUID"
+            effects.support_bundle = request_id
+            return f"support bundle {request_id} requested"
         return self._new_licence(conn, state, env, effects)
 
     def _new_licence(self, conn: Connection, state: Row[Any], env: Envelope, effects: Effects) -> str:

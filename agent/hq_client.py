@@ -197,6 +197,11 @@ class HQClient:
         resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
 
+    def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
+        """Send the redacted bundle HQ asked for (a `support_bundle` command)."""
+        self._request("support_bundle", "POST", f"/v1/support-bundles/{quote(request_id, safe='')}",
+                      content=archive, headers={"Content-Type": "application/octet-stream"})  # gzip bytes
+
     # -- plumbing --------------------------------------------------------------
     def _request(self, endpoint: str, method: str, path: str, ok: tuple[int, ...] = (200,),
                  **kwargs: Any) -> Response:

@@ -16,7 +16,7 @@ from prometheus_client.exposition import generate_latest
 from agent import VERSION
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
-ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat")
+ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle")
 ERROR_KINDS = ("timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")

@@ -269,8 +269,34 @@ class Agent:
             self.sync_wakeup.set()
         if effects.retry_orders:
             self.forward_wakeup.set()
+        if effects.support_bundle:
+            threading.Thread(target=self.send_support_bundle, args=(effects.support_bundle,),
+                             name="support-bundle", daemon=True).start()
         state = read_state(self.engine)
         self.metrics.set_licence_state(state.licence_status)
+
+    def send_support_bundle(self, request_id: str) -> bool:
+        """Build the redacted bundle and upload it to HQ (on its own client: loops keep theirs)."""
+        from agent import support
+        from agent.logs import RECENT
+
+        s = self.settings
+        secrets = support.site_secrets([s.licence_file, s.site_key_file, s.database_url_file],
+                                       s.resolved_database_url(), [self.clients[0].token])
+        try:
+            archive = support.build(self.engine, self.metrics, dict(self.observer.summary), list(RECENT.lines),
+                                    secrets)
+            client = HQClient(self.clients[0].base_url, self.clients[0].token, self.metrics,
+                              timeout=max(self.settings.http_timeout, 30.0))
+            try:
+                client.upload_support_bundle(request_id, archive)
+            finally:
+                client.close()
+        except (HQError, *DB_ERRORS) as exc:
+            log.warning("support bundle not sent", extra={"request_id": request_id, "detail": str(exc)[:160]})
+            return False
+        log.info("support bundle sent", extra={"request_id": request_id, "bytes": len(archive)})
+        return True
 
     def _ready(self) -> tuple[bool, str]:
         if not self.ready:

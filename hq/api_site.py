@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hq import catalog, heartbeat_api, orders
-from hq.auth import SiteCaller, site_active, site_ordering
+from hq import catalog, heartbeat_api, orders, support
+from hq.auth import SiteCaller, site_active, site_any, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError
 from hq.schemas import CatalogPage, ErrorBody, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
@@ -69,3 +69,22 @@ HEARTBEAT_BODY = {"required": True, "content": {"application/json": {"schema": H
 async def post_heartbeat(request: Request) -> Response:
     """Body `HeartbeatIn`; answers revoked, suspended and expired sites too. Served by `hq.heartbeat_api`."""
     return await heartbeat_api.handle(request)
+
+
+BUNDLE_BODY = {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+@router.post("/support-bundles/{request_id}", summary="Upload the support bundle HQ asked for (redacted, gzip)",
+             openapi_extra={"requestBody": BUNDLE_BODY})
+async def post_support_bundle(request: Request, request_id: str, caller: SiteCaller = Depends(site_any),
+                              hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    if len(request_id) > 36:
+        raise ApiError(404, "not_found", "no support bundle was requested with this id")
+    body = bytearray()
+    async for chunk in request.stream():  # bounded while reading, not after
+        body += chunk
+        if len(body) > support.MAX_BUNDLE_BYTES:
+            raise ApiError(413, "too_large", f"a support bundle is at most {support.MAX_BUNDLE_BYTES} bytes")
+    return await run_in_threadpool(support.receive, hq, caller.site_id, request_id, bytes(body))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from hq.service import HQ
 
 COMMAND_TYP = "kitctl-command+jwt"
-TYPES = ("revoke", "suspend", "resume", "licence", "sync_now")
+TYPES = ("revoke", "suspend", "resume", "licence", "sync_now", "support_bundle")
 
 
 def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -> Command:

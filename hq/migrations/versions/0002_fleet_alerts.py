@@ -1,4 +1,4 @@
-"""Fleet alerts: problems HQ sees at its sites, open and resolved (history).
+"""Fleet alerts (problems HQ sees at its sites, open and resolved) and support bundles HQ asked sites for.
 
 Revision ID: 0002
 Revises: 0001
@@ -36,8 +36,25 @@ def upgrade() -> None:
                               sqlite_where=sa.text("state = 'firing'"),
                               postgresql_where=sa.text("state = 'firing'"))
 
+    op.create_table(
+        'support_bundles',
+        sa.Column('id', sa.String(length=36), nullable=False),
+        sa.Column('site_id', sa.String(length=63), nullable=False),
+        sa.Column('requested_by', sa.String(length=64), nullable=False),
+        sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('received_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('size_bytes', sa.Integer(), nullable=True),
+        sa.Column('sha256', sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('support_bundles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_support_bundles_site_id'), ['site_id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('support_bundles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_support_bundles_site_id'))
+    op.drop_table('support_bundles')
     with op.batch_alter_table('fleet_alerts', schema=None) as batch_op:
         batch_op.drop_index('uq_fleet_alerts_open')
         batch_op.drop_index('ix_fleet_alerts_opened')
