@@ -23,7 +23,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
 
     from hq import api_admin, api_site, fleet
     from hq.heartbeat_api import HeartbeatFastPath
-    from hq.metrics import RequestMetrics
+    from hq.metrics import request_metrics
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
     from hq.session import SessionSigner
@@ -60,7 +60,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
-    app.add_middleware(RequestMetrics)  # added last: outermost, so the heartbeat fast path is counted
+    app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
     _install_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)

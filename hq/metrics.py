@@ -25,10 +25,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 
+from kitcore import asgi_metrics
+
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp
 
     from hq.service import HQ
 
@@ -41,7 +43,6 @@ RULES = ("blocked_account", "blocked_contact", "blocked_region", "blocked_ip", "
          "category_not_licensed", "sku_inactive", "quantity_out_of_range", "account_mismatch", "out_of_stock")
 LICENCE_STATES = ("active", "expired", "suspended", "revoked")  # as HQ sees them (hq.licences)
 HEARTBEAT_OUTCOMES = ("recorded", "refused")
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"})
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -192,41 +193,19 @@ class _Forward:
 
 
 # -- requests ----------------------------------------------------------------------
-def route_of(scope: "Scope") -> str:
-    route = scope.get("route")
-    template = getattr(route, "path", None)
-    if isinstance(template, str):
-        return template
-    path = scope.get("path", "")
-    return path if path in ("/v1/heartbeat", "/metrics") else "unmatched"
+def route_of(scope: dict[str, Any]) -> str:
+    """The route template; the heartbeat fast path and /metrics are served before routing."""
+    return asgi_metrics.route_of(scope, known_paths=("/v1/heartbeat", "/metrics"))
 
 
-class RequestMetrics:
-    """ASGI middleware (outermost, so the heartbeat fast path is counted too)."""
+def _record(route: str, method: str, status: str, seconds: float) -> None:
+    m = metrics()
+    m.requests.labels(route, method, status).inc()
+    m.latency.labels(route, method).observe(seconds)
+    if route == "/v1/heartbeat" and method == "POST":
+        m.heartbeats.labels("recorded" if status == "200" else "refused").inc()
 
-    def __init__(self, app: "ASGIApp") -> None:
-        self.app = app
 
-    async def __call__(self, scope: "Scope", receive: "Receive", send: "Send") -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            m = metrics()
-            method = scope.get("method") if scope.get("method") in METHODS else "other"
-            route = route_of(scope)
-            m.requests.labels(route, method, str(status)).inc()
-            m.latency.labels(route, method).observe(time.perf_counter() - started)
-            if route == "/v1/heartbeat" and method == "POST":
-                m.heartbeats.labels("recorded" if status == 200 else "refused").inc()
+def request_metrics(app: "ASGIApp") -> asgi_metrics.RequestMetrics:
+    """The middleware counting every request (outermost, so the heartbeat fast path is counted too)."""
+    return asgi_metrics.RequestMetrics(app, _record, route_of)

@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def templates_dir() -> Path:
-    """`kitctl/_templates` in an installed wheel; `templates/` beside the package in a checkout."""
+def _shipped(packaged: str, checkout: str) -> Path:
+    """`kitctl/<packaged>` in an installed wheel; `<checkout>/` beside the package in a checkout."""
     here = Path(__file__).resolve().parent
-    packaged = here / "_templates"
-    if packaged.is_dir():
-        return packaged
-    return here.parent / "templates"
+    return here / packaged if (here / packaged).is_dir() else here.parent / checkout
+
+
+def templates_dir() -> Path:
+    """The compose templates: `kitctl/_templates` in a wheel, `templates/` in a checkout."""
+    return _shipped("_templates", "templates")
 
 
 def monitoring_dir() -> Path:
     """The shipped alert rules and dashboards: `kitctl/_monitoring` in a wheel, `monitoring/` in a checkout."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "_monitoring"
-    if packaged.is_dir():
-        return packaged
-    return here.parent / "monitoring"
+    return _shipped("_monitoring", "monitoring")

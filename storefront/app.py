@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
-from storefront.metrics import RequestMetrics, StorefrontMetrics
+from storefront.metrics import StorefrontMetrics, request_metrics
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -70,7 +70,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(branding.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.add_middleware(RequestMetrics, metrics=app.state.shop.metrics)
+    app.add_middleware(request_metrics, metrics=app.state.shop.metrics)
 
     @app.get("/healthz", name="healthz")
     def healthz() -> Response:

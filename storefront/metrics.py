@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
+from kitcore import asgi_metrics
+
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp
 
 CHECKOUT_OUTCOMES = ("placed", "duplicate", "invalid", "closed", "unavailable", "expired", "throttled")
 LOOKUP_OUTCOMES = ("ok", "failed", "throttled")
 LIMITS = ("checkout_ip", "lookup_ip", "lookup_order", "login_ip", "login_user")
-METHODS = frozenset({"GET", "HEAD", "POST"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -58,46 +59,18 @@ class StorefrontMetrics:
         return generate_latest(self.registry)
 
 
-def route_of(scope: "Scope") -> str:
-    """The matched route's template; a bounded name for everything else."""
-    route = scope.get("route")
-    template = getattr(route, "path", None)
-    if isinstance(template, str):
-        return template
-    path = str(scope.get("path", ""))
-    for prefix in ("/static/", "/branding/"):
-        if path.startswith(prefix):
-            return prefix + "*"
-    return "unmatched"
+def route_of(scope: dict[str, Any]) -> str:
+    """The route template; static files and branding as one label each."""
+    return asgi_metrics.route_of(scope, prefixes=("/static/", "/branding/"))
 
 
-class RequestMetrics:
-    """ASGI middleware: count and time every HTTP request by route template, method and status."""
+def request_metrics(app: "ASGIApp", metrics: StorefrontMetrics) -> asgi_metrics.RequestMetrics:
+    """The middleware that counts and times every request (`kitcore.asgi_metrics`)."""
+    def record(route: str, method: str, status: str, seconds: float) -> None:
+        metrics.requests.labels(route, method, status).inc()
+        metrics.latency.labels(route, method).observe(seconds)
 
-    def __init__(self, app: "ASGIApp", metrics: StorefrontMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: "Scope", receive: "Receive", send: "Send") -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            method = scope.get("method", "GET") if scope.get("method") in METHODS else "other"
-            route = route_of(scope)
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+    return asgi_metrics.RequestMetrics(app, record, route_of)
 
 
 def serve_metrics(metrics: StorefrontMetrics, bind: str) -> Any:
