@@ -19,6 +19,7 @@ from demo import catalog
 from demo.services import registry_admin, services
 from kitcore.errors import KitError
 from kitcore.licence.keys import write_private
+from kitcore.sitedir import SiteDir
 
 if TYPE_CHECKING:
     import docker
@@ -268,7 +269,7 @@ def demo_down(demo: Demo) -> None:
 
     from kitctl.cli import run
 
-    if (demo.site_dir / "compose.yaml").exists():
+    if SiteDir(demo.site_dir).compose.exists():
         say("kitctl down --volumes")
         run(["down", "--volumes", "--yes", "--site-dir", str(demo.site_dir)])
     client = docker.from_env()

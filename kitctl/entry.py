@@ -40,11 +40,12 @@ def plain_up(args: list[str]) -> int | None:
     options = parse_fast_up_options(args)
     if options is None:
         return None
-    from pathlib import Path
+    from kitcore.sitedir import SiteDir
 
-    site_dir = Path(options.get("site_dir") or os.environ.get("KITCTL_SITE_DIR") or "site")
+    site = SiteDir.chosen(options.get("site_dir"))
+    site_dir = site.root
     target = options.get("docker_host") or os.environ.get("KITCTL_DOCKER_HOST") or None
-    if (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file():
+    if site.needs_render():
         return None  # the site is rendered first: that is the full CLI's work
     if print_if_unchanged(site_dir, target):
         return 0

@@ -1,6 +1,6 @@
 """What `kitctl plugins …` does, as functions tests call directly.
 
-The site dir holds the licence (`secrets/licence_token`, written by render), the site's choices
+The site dir (`kitcore.sitedir.SiteDir`) holds the licence (written by render), the site's choices
 (`plugins.toml`) and plugin secrets (`secrets/plugins/NAME.json`, 0600).
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SiteDir
 from plugins.checks import first_error
 from plugins.contract import secret_fields
 
@@ -26,23 +27,19 @@ class SiteLicence:
     features: tuple[str, ...]
 
 
-def licence_path(site_dir: Path) -> Path:
-    return site_dir / "secrets" / "licence_token"  # where render stores the licence it rendered with
-
-
 def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | None:
     """The site's verified licence, None when it has none yet; a one-line error when it does not verify."""
     from kitctl.licence.source import require_hq_keys
     from kitcore.licence.token import verify_licence
 
-    path = licence_path(site_dir)
+    path = SiteDir(site_dir).licence_token  # where render stores the licence it rendered with
     try:
         token = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read the licence at {path}: {type(exc).__name__}") from None
-    site_keys = site_dir / "hq-keys.json"  # the keys render pinned for this site
+    site_keys = SiteDir(site_dir).hq_keys  # the keys render pinned for this site
     verified = verify_licence(token, require_hq_keys(hq_keys or (site_keys if site_keys.is_file() else None)))
     return SiteLicence(verified.claims.tier, tuple(verified.claims.features))
 
@@ -87,17 +84,16 @@ def list_plugins(site_dir: Path, licence: SiteLicence | None, sources: Any = Non
 
 def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
     """Switch a licensed plugin on; refuse an unlicensed one naming the tier that would allow it."""
-    from kitctl.render.writer import site_lock
     from plugins.host import licence_refusal
     from plugins.site_config import read_choice, write_choice
 
     info = _installed(site_dir, name, licence, sources)
     if licence is None:
-        raise InvalidInput(f"no licence at {licence_path(site_dir)}: run `kitctl up` first")
+        raise InvalidInput(f"no licence at {SiteDir(site_dir).licence_token}: run `kitctl up` first")
     refusal = licence_refusal(_manifest_view(info), set(licence.features), licence.tier)
     if refusal:
         raise InvalidInput(refusal)
-    with site_lock(site_dir):
+    with SiteDir(site_dir).locked():
         choice = read_choice(site_dir)
         if name not in choice.disabled:
             return f"{name} is already enabled"
@@ -108,12 +104,11 @@ def enable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any 
 
 
 def disable(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any = None) -> str:
-    from kitctl.render.writer import site_lock
     from plugins.site_config import read_choice, write_choice
 
     _installed(site_dir, name, licence, sources)
     services = _services_of(site_dir, name, licence, sources)
-    with site_lock(site_dir):
+    with SiteDir(site_dir).locked():
         choice = read_choice(site_dir)
         if name in choice.disabled:
             return f"{name} is already disabled"
@@ -135,11 +130,9 @@ def configure(site_dir: Path, name: str, pairs: list[str], licence: SiteLicence 
     `key=` (empty) removes a stored value so the default applies again.
     Returns the settings as shown to people (secrets masked).
     """
-    from kitctl.render.writer import site_lock
-
     schema = _installed(site_dir, name, licence, sources).settings
     updates = parse_pairs(pairs, schema, name)
-    with site_lock(site_dir):  # a render swapping the directory meanwhile must not drop what is written here
+    with SiteDir(site_dir).locked():  # a render swapping the directory meanwhile must not drop what is written here
         _store_settings(site_dir, name, schema, updates)
     return masked_settings(site_dir, name, schema)
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kitcore.errors import InvalidInput
-
-PLUGINS_TOML = "plugins.toml"
+from kitcore.sitedir import PLUGINS_TOML, plugin_secrets_in
 
 
 @dataclass
@@ -33,7 +32,7 @@ class SiteChoice:
 
 
 def secrets_path(config_dir: Path, name: str) -> Path:
-    return config_dir / "secrets" / "plugins" / f"{name}.json"
+    return plugin_secrets_in(config_dir) / f"{name}.json"
 
 
 def read_choice(config_dir: Path | None) -> SiteChoice:

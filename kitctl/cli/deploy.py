@@ -11,15 +11,16 @@ from typing import Any, Optional
 
 import typer
 
+from kitcore.sitedir import DEFAULT_SITE_DIR, SITE_DIR_ENV, SiteDir
 from kitctl.cli.options import JSON
 from kitctl.cli.site_options import with_site_options
 
 
-SITE_DIR = typer.Option(Path("site"), "--site-dir", envvar="KITCTL_SITE_DIR", file_okay=False,
+SITE_DIR = typer.Option(Path(DEFAULT_SITE_DIR), "--site-dir", envvar=SITE_DIR_ENV, file_okay=False,
                         help="The rendered site directory (holds compose.yaml).")
 HOST = typer.Option(None, "--docker-host", envvar="KITCTL_DOCKER_HOST",
                     help="Docker engine: unix:///var/run/docker.sock (default) or ssh://user@host[:port].")
-LICENCE = typer.Option(None, "--licence", help="Licence TOKEN, @FILE or - (default: the site's secrets/licence_token).")
+LICENCE = typer.Option(None, "--licence", help="Licence TOKEN, @FILE or - (default: the site's own, written by render).")
 HQ_KEYS = typer.Option(None, "--hq-keys", envvar="KITCTL_HQ_KEYS", dir_okay=False,
                        help="Pinned HQ keys (default: the site's hq-keys.json).")
 TIMEOUT = typer.Option(180.0, "--timeout", help="Longest wait, in seconds, for one service to turn healthy.")
@@ -48,7 +49,7 @@ def up(
 
     site_dir = _render_if_asked(site_params, dry_run)
     host = site_params.get("docker_host") or _env_host()
-    if (site_dir / "compose.yaml").is_file():
+    if SiteDir(site_dir).is_rendered:
         refresh_plugin_services(site_dir, host, _path(site_params.get("hq_keys")), dry_run)
     options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
@@ -61,14 +62,10 @@ RENDER_ONLY = ("site_dir", "docker_host", "hq_keys", "licence")
 
 def _render_if_asked(site_params: dict[str, Any], dry_run: bool) -> Path:
     """Render first when site inputs are given, the site has a site.toml, or nothing is rendered yet."""
-    import os
-
-    # the renderer's rule for the site directory (kitctl.site.load.site_dir_from), without
-    # importing the settings machinery on the deploy-only path: a no-op `up` stays fast
-    site_dir = Path(site_params.get("site_dir") or os.environ.get("KITCTL_SITE_DIR") or "site")
+    site = SiteDir.chosen(site_params.get("site_dir"))  # the renderer's rule too, without the settings machinery
     inputs_given = any(v is not None for k, v in site_params.items() if k not in RENDER_ONLY)
-    if not (inputs_given or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file()):
-        return site_dir
+    if not site.needs_render(inputs_given):
+        return site.root
     if dry_run:
         from kitcore.errors import InvalidInput
 

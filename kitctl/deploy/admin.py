@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kitcore.sitedir import SiteDir
+
 if TYPE_CHECKING:
     from docker import APIClient
 
-MARKER = Path(".kitctl") / "admin-created"
 STOREFRONT = "storefront"
 COMMAND = ["python", "-m", "storefront", "create-admin"]
 
@@ -26,7 +27,7 @@ class AdminResult:
 
 
 def needs_first_admin(site_dir: Path, created_services: list[str]) -> bool:
-    return STOREFRONT in created_services and not (site_dir / MARKER).exists()
+    return STOREFRONT in created_services and not SiteDir(site_dir).admin_created.exists()
 
 
 def create_first_admin(api: "APIClient", container: str, site_dir: Path, name: str = "admin") -> AdminResult:
@@ -39,7 +40,7 @@ def create_first_admin(api: "APIClient", container: str, site_dir: Path, name: s
         problem = (stderr or b"").decode("utf-8", "replace").strip() or f"exit code {code}"
         return AdminResult(False, problem.splitlines()[-1])
     output = output.splitlines()[-1]  # the storefront prints the generated password last
-    marker = site_dir / MARKER
+    marker = SiteDir(site_dir).admin_created
     marker.parent.mkdir(mode=0o700, exist_ok=True)
     marker.write_text(f"{name}\n", encoding="utf-8")
     marker.chmod(0o600)

@@ -15,6 +15,7 @@ from typing import Any
 
 from kitctl.deploy.units import duration_seconds, size_bytes
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SiteDir
 
 SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
@@ -129,7 +130,7 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""
     import yaml
 
-    config_file = path / "compose.yaml" if path.is_dir() else path
+    config_file = SiteDir(path).compose if path.is_dir() else path
     try:
         raw = config_file.read_bytes()
     except OSError as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kitcore.errors import KitError
+from kitcore.sitedir import SiteDir
 
 if TYPE_CHECKING:
     import docker
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 PLUGIN_LABEL = "com.kitctl.plugin"
 TOKEN_QUERY = "SELECT coalesce(licence_token, '') FROM site_state WHERE id = 1"
-CHECKED_FILE = Path(".kitctl") / "plugins-checked.json"
 
 
 @dataclass(frozen=True)
@@ -136,12 +136,11 @@ def token_from_output(code: int, output: str) -> str | None:
 
 
 def site_token(site_dir: Path) -> str:
-    from kitctl.deploy.site import LICENCE_FILE
 
     try:
-        return (site_dir / LICENCE_FILE).read_text(encoding="ascii").strip()
+        return SiteDir(site_dir).licence_token.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise KitError(f"cannot read the site's licence ({LICENCE_FILE}): {type(exc).__name__}") from None
+        raise KitError(f"cannot read the site's licence ({SiteDir(Path()).licence_token}): {type(exc).__name__}") from None
 
 
 def effective_licence(site_dir: Path, stored: str | None, hq_keys: Path | None) -> tuple[Any, str]:
@@ -150,7 +149,7 @@ def effective_licence(site_dir: Path, stored: str | None, hq_keys: Path | None) 
     from kitcore.licence.keys import load_jwks
     from kitcore.licence.token import verify_licence
 
-    keys = load_jwks(hq_keys or site_dir / "hq-keys.json")
+    keys = load_jwks(hq_keys or SiteDir(site_dir).hq_keys)
     own = verify_licence(site_token(site_dir), keys).claims
     if not stored or stored == site_token(site_dir):
         return own, "site"
@@ -245,10 +244,11 @@ def _fingerprint(site_dir: Path, stored: str | None) -> str:
     from kitcore import __version__
 
     digest = hashlib.sha256(__version__.encode())
-    for token in (stored or "", _quiet_read(site_dir / "secrets" / "licence_token"), _quiet_read(site_dir / "kitctl.lock")):
+    site = SiteDir(site_dir)
+    for token in (stored or "", _quiet_read(site.licence_token), _quiet_read(site.lock_file)):
         digest.update(b"\0" + (token.encode() if isinstance(token, str) else token))
-    digest.update(_quiet_read(site_dir / "plugins.toml"))
-    secrets = site_dir / "secrets" / "plugins"
+    digest.update(_quiet_read(site.plugins_toml))
+    secrets = site.plugin_secrets
     for path in sorted(secrets.glob("*.json")) if secrets.is_dir() else []:
         digest.update(path.name.encode() + b"\0" + _quiet_read(path))
     # a package installed or removed changes its directory; the same places however Python was started
@@ -269,7 +269,7 @@ def _quiet_read(path: Path) -> bytes:
 
 def _checked(site_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((site_dir / CHECKED_FILE).read_text(encoding="utf-8"))
+        data = json.loads(SiteDir(site_dir).plugins_checked.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -280,12 +280,12 @@ def _remember(site_dir: Path, record: dict[str, Any]) -> None:
     without it the next `up` checks in full)."""
     from kitctl.deploy.site import write_cache
 
-    write_cache(site_dir / CHECKED_FILE, record)
+    write_cache(SiteDir(site_dir).plugins_checked, record)
 
 
 def _lock(site_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((site_dir / "kitctl.lock").read_text(encoding="utf-8"))
+        data = json.loads(SiteDir(site_dir).lock_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -27,6 +27,7 @@ from kitctl.deploy.plan import orphans, plan_services, summary
 from kitctl.deploy.site import cached_licence, site_domain, site_url
 from kitctl.deploy.state import Running, by_service, running_from_list
 from kitcore.errors import KitError
+from kitcore.sitedir import SiteDir
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Unchanged:
 def unchanged_stack(site_dir: Path, target: str | None) -> Unchanged | None:
     """`Unchanged` when a full `up` would change nothing; None when the full path must decide."""
     target = target or DEFAULT_TARGET
-    if not target.startswith("unix://") or (site_dir / "site.toml").is_file() or not (site_dir / "compose.yaml").is_file():
+    if not target.startswith("unix://") or SiteDir(site_dir).needs_render():
         return None
     site_dir = site_dir.resolve()
     try:

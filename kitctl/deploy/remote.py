@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from kitctl.deploy.compose import Project
 from kitcore.errors import InvalidInput, KitError
+from kitcore.sitedir import CACHE
 
 REMOTE_ROOT = "/var/lib/kitctl/sites"
 
@@ -61,7 +62,6 @@ def sync_site(target: str, project: Project, remote_dir: str | None) -> Callable
 
 
 MARKER = ".kitctl-synced"
-LOCAL_STATE = ".kitctl"
 
 
 def _tar_site(root: Path) -> tuple[bytes, str]:
@@ -69,7 +69,7 @@ def _tar_site(root: Path) -> tuple[bytes, str]:
     buffer, digest = io.BytesIO(), hashlib.sha256()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d != LOCAL_STATE)  # kitctl's own notes stay local
+            dirnames[:] = sorted(d for d in dirnames if d != CACHE)  # kitctl's own notes stay local
             if Path(dirpath) != root:  # directories too, so their modes (0755 branding, 0700 secrets) travel
                 rel_dir = Path(dirpath).relative_to(root).as_posix()
                 mode = stat.S_IMODE(os.stat(dirpath).st_mode)

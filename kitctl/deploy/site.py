@@ -11,18 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SiteDir
 
 if TYPE_CHECKING:
     from kitctl.deploy.compose import Project
     from kitcore.licence.token import VerifiedLicence
 
-LICENCE_FILE = Path("secrets") / "licence_token"
-HQ_KEYS_FILE = Path("hq-keys.json")
-SITE_JSON = Path("site.json")
 
 
 def require_site_dir(site_dir: Path) -> Path:
-    if not (site_dir / "compose.yaml").is_file():
+    if not SiteDir(site_dir).is_rendered:
         raise InvalidInput(f"{site_dir} has no compose.yaml: run `kitctl render` first or pass --site-dir")
     return site_dir.resolve()
 
@@ -40,19 +38,17 @@ def verified_licence(site_dir: Path, licence: str | None, hq_keys: Path | None) 
 
 
 def _licence_sources(site_dir: Path, licence: str | None, hq_keys: Path | None) -> tuple[str, Path]:
+    site, relative = SiteDir(site_dir), SiteDir(Path())
     if licence is None:
-        stored = site_dir / LICENCE_FILE
+        stored = site.licence_token
         if not stored.is_file():
-            raise InvalidInput(f"no licence: pass --licence TOKEN|@FILE (the site has no {LICENCE_FILE})")
+            raise InvalidInput(f"no licence: pass --licence TOKEN|@FILE (the site has no {relative.licence_token})")
         licence = f"@{stored}"
     keys_path = hq_keys or (Path(os.environ["KITCTL_HQ_KEYS"]) if os.environ.get("KITCTL_HQ_KEYS") else None)
-    keys_path = keys_path or site_dir / HQ_KEYS_FILE
+    keys_path = keys_path or site.hq_keys
     if not keys_path.is_file():
-        raise InvalidInput(f"no pinned HQ keys: pass --hq-keys FILE (the site has no {HQ_KEYS_FILE})")
+        raise InvalidInput(f"no pinned HQ keys: pass --hq-keys FILE (the site has no {relative.hq_keys})")
     return licence, keys_path
-
-
-CACHE_FILE = Path(".kitctl") / "licence-verified.json"
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def cached_licence(site_dir: Path, licence: str | None, hq_keys: Path | None) ->
         return None
     try:
         token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
-        cached = json.loads((site_dir / CACHE_FILE).read_text(encoding="utf-8"))
+        cached = json.loads(SiteDir(site_dir).licence_verified.read_text(encoding="utf-8"))
         if cached["fingerprint"] == _fingerprint(token_arg, keys_path) and time.time() < cached["exp"]:
             return CachedLicence(CachedClaims(cached["sub"], cached["tier"], cached["exp"]))
     except (OSError, ValueError, KeyError, TypeError, InvalidInput):
@@ -104,14 +100,14 @@ def _fingerprint(token_arg: str, keys_path: Path) -> str:
 
 
 def _remember(site_dir: Path, token_arg: str, keys_path: Path, verified: "VerifiedLicence") -> None:
-    if verified.status != "valid" or not (token_arg.startswith("@")) or not (site_dir / "compose.yaml").is_file():
+    if verified.status != "valid" or not (token_arg.startswith("@")) or not SiteDir(site_dir).is_rendered:
         return
     try:
         record = {"fingerprint": _fingerprint(token_arg, keys_path), "sub": verified.claims.sub,
                   "tier": verified.claims.tier, "exp": verified.claims.exp}
     except OSError:
         return
-    write_cache(site_dir / CACHE_FILE, record)
+    write_cache(SiteDir(site_dir).licence_verified, record)
 
 
 def write_cache(path: Path, record: dict) -> None:
@@ -130,7 +126,7 @@ def site_domain(site_dir: Path) -> str | None:
     import json
 
     try:
-        data = json.loads((site_dir / SITE_JSON).read_text(encoding="utf-8"))
+        data = json.loads(SiteDir(site_dir).site_json.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     domain = data.get("domain") if isinstance(data, dict) else None

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kitcore.errors import InvalidInput, KitError
-from kitctl.render.build import COMPOSE, RenderedSite, build_site
+from kitcore.sitedir import SiteDir
+from kitctl.render.build import RenderedSite, build_site
 from kitctl.render.plan import Plan, diff_files, service_changes
 from kitctl.render.plugin_config import declared_secret_names, secret_names
-from kitctl.render.secrets import SECRETS_DIR, missing_secrets
+from kitctl.render.secrets import missing_secrets
 from kitctl.render.writer import read_site_files, write_site
 from kitctl.site.inputs import SiteInputs
 from kitctl.site.resolve import ResolvedSite, resolve_site
@@ -73,14 +74,15 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
     site_dir = Path(site.inputs.site_dir)
     rendered = build_site(site, site_fragments(site), secret_names(site_dir))
     current = read_site_files(site_dir)
+    compose_name = SiteDir(site_dir).compose.name
     try:
-        old_compose = load_yaml(current[COMPOSE]) if COMPOSE in current else None
+        old_compose = load_yaml(current[compose_name]) if compose_name in current else None
     except yaml.YAMLError:
         old_compose = None
     return Plan(
         files=diff_files(current, rendered.files),
         services=service_changes(old_compose if isinstance(old_compose, dict) else None, rendered.compose),
-        secrets_to_create=missing_secrets(site_dir / SECRETS_DIR),
+        secrets_to_create=missing_secrets(SiteDir(site_dir).secrets),
     )
 
 
@@ -103,7 +105,7 @@ def newest_licence(inputs: SiteInputs, now: float | None = None) -> SiteInputs:
     from kitctl.licence.source import read_token_arg
     from kitcore.licence.token import verify_licence
 
-    stored_path = Path(inputs.site_dir) / SECRETS_DIR / "licence_token"
+    stored_path = SiteDir(Path(inputs.site_dir)).licence_token
     if not inputs.licence or inputs.hq_keys is None or not stored_path.is_file():
         return inputs
     try:
@@ -130,25 +132,25 @@ def rerender_site(site_dir: Path, licence_token: str | None = None, now: float |
 
     from kitcore.licence.keys import load_jwks
     from kitcore.licence.token import verify_licence
-    from kitctl.render.build import LOCK, SITE_JSON
 
     site_dir = Path(site_dir).absolute()
+    site = SiteDir(site_dir)
     try:
-        lock = json.loads((site_dir / LOCK).read_text(encoding="utf-8"))
-        site_json = json.loads((site_dir / SITE_JSON).read_text(encoding="utf-8"))
-        token = licence_token or (site_dir / SECRETS_DIR / "licence_token").read_text(encoding="ascii").strip()
+        lock = json.loads(site.lock_file.read_text(encoding="utf-8"))
+        site_json = json.loads(site.site_json.read_text(encoding="utf-8"))
+        token = licence_token or site.licence_token.read_text(encoding="ascii").strip()
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot render {site_dir} again: {type(exc).__name__} reading its files") from None
     recorded = lock.get("inputs") if isinstance(lock, dict) else None
     if not isinstance(recorded, dict):
         raise InvalidInput(f"{site_dir} was rendered by an older kitctl: run `kitctl up` once with the site's inputs "
                            "(--licence, --name, --domain … or site.toml)")
-    hq_keys = site_dir / "hq-keys.json"
+    hq_keys = site.hq_keys
     features = set(verify_licence(token, load_jwks(hq_keys), now=now).claims.features)
     flags = {**recorded, "site_dir": str(site_dir), "licence": token, "hq_keys": str(hq_keys),
              "plugins": [p for p in recorded.get("plugins") or [] if p in features]}
     logo = site_json.get("logo") if isinstance(site_json, dict) else None
-    flags["logo"] = str(site_dir / "branding" / logo) if isinstance(logo, str) and logo else None
+    flags["logo"] = str(site.branding / logo) if isinstance(logo, str) and logo else None
     return render_site(flags, now=now)
 
 
@@ -165,7 +167,7 @@ def deliver_plugin_secrets(site_dir: Path, now: float | None = None) -> bool:
     from kitctl.render.yamlload import load_yaml
 
     site_dir = Path(site_dir)
-    compose_path = site_dir / COMPOSE
+    compose_path = SiteDir(site_dir).compose
     if not compose_path.is_file():
         return False
     try:

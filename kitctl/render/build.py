@@ -12,23 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from kitcore import __version__
+from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON
 from kitctl.render import plugin_config, plugin_stack, stack
-from kitctl.render.escape import compose_value
+from kitctl.render.escape import RenderError, compose_value
 from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.structure import SECRET_NAMES, check_structure
 from kitctl.render.templates import render_template
 from kitctl.render.yamlload import load_yaml
 from kitctl.site.resolve import ResolvedSite
-
-COMPOSE = "compose.yaml"
-CADDYFILE = "Caddyfile"
-SITE_JSON = "site.json"
-AGENT_JSON = "agent.json"
-HQ_KEYS = "hq-keys.json"
-LOCK = "kitctl.lock"
-BRANDING = "branding"
-# Top-level names the renderer owns in the site directory; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, "secrets"})
 
 TEXTS = {
     "zh-CN": {"offline": "本站正在维护，请稍后再试。", "contact": "联系方式"},
@@ -82,10 +73,10 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         files[f"{BRANDING}/{logo_file}"] = site.logo.data
     files[f"{BRANDING}/theme.css"] = render_template(
         "theme.css.j2",
-        primary=i.primary_color,
-        accent=i.accent_color,
-        primary_contrast=contrast(i.primary_color),
-        accent_contrast=contrast(i.accent_color),
+        primary=i.primary_colour,
+        accent=i.accent_colour,
+        primary_contrast=contrast(i.primary_colour),
+        accent_contrast=contrast(i.accent_colour),
         site_name=i.name,
     ).encode("utf-8")
     files[f"{BRANDING}/offline.html"] = render_template(
@@ -95,7 +86,7 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls,
         default_sni=site.domain.ascii,
     ).encode("utf-8")
-    files[SITE_JSON] = _json_file(site_config(site, logo_file))
+    files[SITE_JSON] = _json_file(checked_site_config(site_config(site, logo_file)))
     files[AGENT_JSON] = _json_file(agent_config(site))
     files[HQ_KEYS] = _json_file(site.jwks)
     return files
@@ -117,7 +108,7 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         "domain_ascii": site.domain.ascii,
         "locale": i.locale,
         "currency": i.currency,
-        "colours": {"primary": i.primary_color, "accent": i.accent_color},
+        "colours": {"primary": i.primary_colour, "accent": i.accent_colour},
         "contact": i.contact,
         "logo": logo_file,  # file name under /branding/ (the storefront builds its URL)
         "logo_url": f"/branding/{logo_file}" if logo_file else None,
@@ -134,6 +125,19 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         },
         "kit_version": __version__,
     }
+
+
+def checked_site_config(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` unchanged once the storefront's model (kitcore.site) accepts it; RenderError otherwise."""
+    from pydantic import ValidationError
+
+    from kitcore.site import parse_site_json
+
+    try:
+        parse_site_json(data)
+    except ValidationError as exc:
+        raise RenderError(f"site.json would not load in the storefront: {exc.errors()[0]['msg']}") from None
+    return data
 
 
 def _site_addresses(site: ResolvedSite) -> list[str]:
@@ -165,6 +169,8 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "storefront_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["storefront"], plugin_secrets),
         "agent_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["agent"], plugin_secrets),
         "plugin_secrets": plugin_config.top_level_secrets(plugin_secrets),
+        "core_secret_files": stack.SECRET_FILES,
+        "secrets_dir": SECRETS,
         "probes": stack.probes(),
         "limits": stack.LIMITS,
         "networks": stack.networks(i.hq_network),

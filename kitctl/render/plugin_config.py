@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import PLUGIN_SECRETS, PLUGINS_TOML, SECRETS, SiteDir, plugin_secrets_in
 
 CONTAINER_DIR = "/etc/kit/plugins"  # KIT_PLUGIN_CONFIG_DIR in storefront and agent
-CHOICE_FILE = "plugins.toml"  # plugins.site_config.PLUGINS_TOML, without importing the plugins package
-SECRETS_SUBDIR = "plugins"  # under the site's secrets/ directory
 SECRET_PREFIX = "plugin-"  # compose secret key of plugin NAME: plugin-NAME
 _PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")  # plugins.contract.NAME_RE
 READERS = ("storefront", "agent")  # the services whose plugin host reads the settings
@@ -42,7 +41,7 @@ disabled = []
 
 def secret_names(site_dir: Path) -> tuple[str, ...]:
     """Plugins that have a secrets file in the site dir now; InvalidInput for a file no plugin could own."""
-    folder = Path(site_dir) / "secrets" / SECRETS_SUBDIR
+    folder = plugin_secrets_in(site_dir)
     if not folder.is_dir():
         return ()
     names = []
@@ -61,11 +60,11 @@ def secret_key(name: str) -> str:
 
 
 def secret_target(name: str) -> str:
-    return f"{CONTAINER_DIR}/secrets/{SECRETS_SUBDIR}/{name}.json"
+    return f"{CONTAINER_DIR}/{SECRETS}/{PLUGIN_SECRETS}/{name}.json"
 
 
 def choice_target() -> str:
-    return f"{CONTAINER_DIR}/{CHOICE_FILE}"
+    return f"{CONTAINER_DIR}/{PLUGINS_TOML}"
 
 
 def service_secrets(core: Iterable[str], names: Iterable[str]) -> list[Any]:
@@ -75,7 +74,7 @@ def service_secrets(core: Iterable[str], names: Iterable[str]) -> list[Any]:
 
 def top_level_secrets(names: Iterable[str]) -> dict[str, dict[str, str]]:
     """Top-level compose `secrets:` entries of the plugin secrets files (paths only)."""
-    return {secret_key(n): {"file": f"./secrets/{SECRETS_SUBDIR}/{n}.json"} for n in names}
+    return {secret_key(n): {"file": f"./{SECRETS}/{PLUGIN_SECRETS}/{n}.json"} for n in names}
 
 
 def declared_secret_names(compose: Any) -> tuple[str, ...]:
@@ -92,7 +91,7 @@ def ensure_choice_file(site_dir: Path) -> bool:
     Created exclusively, so a file `kitctl plugins` writes at the same moment
     is never replaced: render never overwrites the licensee's choices.
     """
-    path = Path(site_dir) / CHOICE_FILE
+    path = SiteDir(Path(site_dir)).plugins_toml
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:

@@ -15,10 +15,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from kitcore.licence.keys import write_private
-from kitctl.render.plugin_config import SECRETS_SUBDIR as PLUGIN_SECRETS
+from kitcore.sitedir import LICENCE_TOKEN, PLUGIN_SECRETS, licence_token_in
 from kitctl.render.structure import SECRET_NAMES
-
-SECRETS_DIR = "secrets"
 
 
 def _generators() -> dict[str, object]:
@@ -71,10 +69,10 @@ def ensure_secrets(secrets_dir: Path, licence_token: str) -> list[str]:
         password = (secrets_dir / "db_password").read_text(encoding="ascii")
         write_private(url_path, f"postgresql+psycopg://kit:{quote(password, safe='')}@db:5432/kit".encode("ascii"))
         created.append("database_url")
-    token_path = secrets_dir / "licence_token"
+    token_path = licence_token_in(secrets_dir)
     if not token_path.is_file() or token_path.read_bytes() != licence_token.encode("ascii"):
         if not token_path.is_file():
-            created.append("licence_token")
+            created.append(LICENCE_TOKEN)
         write_private(token_path, licence_token.encode("ascii"))
     return sorted(created)
 
@@ -85,7 +83,7 @@ def secrets_current(secrets_dir: Path, licence_token: str) -> bool:
         return False
     if any((secrets_dir / n).stat().st_mode & 0o077 for n in SECRET_NAMES):
         return False
-    return (secrets_dir / "licence_token").read_bytes() == licence_token.encode("ascii")
+    return licence_token_in(secrets_dir).read_bytes() == licence_token.encode("ascii")
 
 
 def remove_tree(path: Path) -> None:

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import LICENCE_TOKEN
 from kitctl.render.plugin_config import CONTAINER_DIR as PLUGIN_CONFIG_DIR
 
 SERVICES = ("proxy", "storefront", "agent", "db")
@@ -28,11 +29,13 @@ LIMITS: dict[str, dict[str, str]] = {
 }
 
 VOLUMES = ("db-data", "proxy-config", "proxy-data")
+# Every generated secret, in the order compose.yaml lists them (each is a file in the site's secrets/).
+SECRET_FILES = ("db_password", "database_url", "storefront_secret_key", "site_key", "agent_token", LICENCE_TOKEN)
 # The generated secrets each service gets at /run/secrets/<name> (plugin secrets follow: kitctl.render.plugin_config).
 CORE_SECRETS: dict[str, tuple[str, ...]] = {
     "proxy": (),
     "storefront": ("database_url", "storefront_secret_key", "site_key"),
-    "agent": ("database_url", "site_key", "licence_token", "agent_token"),
+    "agent": ("database_url", "site_key", LICENCE_TOKEN, "agent_token"),
     "db": ("db_password",),
 }
 
@@ -103,7 +106,7 @@ def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[
         "KIT_DATABASE_URL_FILE": "/run/secrets/database_url",
         "KIT_SITE_KEY_FILE": "/run/secrets/site_key",
         "KIT_SITE_CONFIG": "/etc/kit/agent.json",
-        "KIT_LICENCE_FILE": "/run/secrets/licence_token",
+        "KIT_LICENCE_FILE": f"/run/secrets/{LICENCE_TOKEN}",
         "KIT_HQ_KEYS_FILE": "/etc/kit/hq-keys.json",
         "KIT_AGENT_TOKEN_FILE": "/run/secrets/agent_token",
         "KIT_METRICS_PORT": str(AGENT_METRICS_PORT),

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kitcore.sitedir import SECRETS
 from kitctl.render.escape import RenderError
 from plugins.rules import PRIVILEGES
-from kitctl.render.stack import CORE_SECRETS, SERVICES, VOLUMES
+from kitctl.render.stack import CORE_SECRETS, SECRET_FILES, SERVICES, VOLUMES
 
 if TYPE_CHECKING:
     from kitctl.render.plugin_stack import PluginStack
 
 TOP_KEYS = {"services", "networks", "volumes", "secrets"}
-SECRET_NAMES = ("agent_token", "database_url", "db_password", "licence_token", "site_key", "storefront_secret_key")
+SECRET_NAMES = tuple(sorted(SECRET_FILES))
 SERVICE_KEYS: dict[str, set[str]] = {
     "proxy": {"image", "restart", "depends_on", "ports", "volumes", "healthcheck", "deploy", "labels"},
     "storefront": {"image", "restart", "depends_on", "environment", "secrets", "volumes", "healthcheck", "deploy", "labels"},
@@ -65,7 +66,7 @@ def _check_secrets(doc: dict[str, Any], plugin_secrets: tuple[str, ...]) -> None
     """Top-level secrets are the generated ones and the plugin files, each at its own path under secrets/."""
     from kitctl.render.plugin_config import top_level_secrets
 
-    expected = {name: {"file": f"./secrets/{name}"} for name in SECRET_NAMES}
+    expected = {name: {"file": f"./{SECRETS}/{name}"} for name in SECRET_NAMES}
     expected.update(top_level_secrets(plugin_secrets))
     if doc["secrets"] != expected:
         raise RenderError("compose document has unexpected secrets")

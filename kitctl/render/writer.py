@@ -8,17 +8,15 @@ between the renames, the next run puts the old directory back first.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from kitctl.render.build import OWNED
+from kitcore.sitedir import OWNED, SECRETS, SiteDir
 from kitctl.render.plugin_config import ensure_choice_file
-from kitctl.render.secrets import SECRETS_DIR, carry_over, ensure_secrets, remove_tree, secrets_current
+from kitctl.render.secrets import carry_over, ensure_secrets, remove_tree, secrets_current
 
 STALE_STAGING_SECONDS = 600
 
@@ -33,42 +31,22 @@ def write_site(site_dir: Path, files: dict[str, bytes], licence_token: str) -> W
     """Make `site_dir` hold exactly `files` plus secrets and a plugins.toml; touch nothing if it already does."""
     site_dir = site_dir.absolute()
     site_dir.parent.mkdir(parents=True, exist_ok=True)
-    with site_lock(site_dir):
+    with SiteDir(site_dir).locked():
         result = _write_locked(site_dir, files, licence_token)
         if ensure_choice_file(site_dir):  # the services bind it; the licensee's own is never replaced
             result = WriteResult(changed=True, secrets_created=result.secrets_created)
         return result
 
 
-@contextlib.contextmanager
-def site_lock(site_dir: Path) -> Iterator[None]:
-    """One writer at a time per site dir (a lock file beside it, released on exit or crash).
-
-    Render holds it while it swaps the directory; `kitctl plugins` holds it while
-    it writes plugins.toml or a secrets file, so neither is lost to a swap.
-    Not re-entrant: never render while holding it.
-    """
-    import fcntl
-
-    site_dir = Path(site_dir).absolute()
-    site_dir.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(site_dir.parent / f".{site_dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _write_locked(site_dir: Path, files: dict[str, bytes], licence_token: str) -> WriteResult:
     recover_interrupted(site_dir)
-    if site_dir.is_dir() and _matches(site_dir, files) and secrets_current(site_dir / SECRETS_DIR, licence_token):
+    if site_dir.is_dir() and _matches(site_dir, files) and secrets_current(SiteDir(site_dir).secrets, licence_token):
         return WriteResult(changed=False)
     staging = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}.new-", dir=site_dir.parent))
     try:
         _write_files(staging, files)
-        carry_over(site_dir / SECRETS_DIR, staging / SECRETS_DIR)
-        created = ensure_secrets(staging / SECRETS_DIR, licence_token)
+        carry_over(SiteDir(site_dir).secrets, SiteDir(staging).secrets)
+        created = ensure_secrets(SiteDir(staging).secrets, licence_token)
         os.chmod(staging, 0o750)
         _swap(site_dir, staging)
     except BaseException:
@@ -82,7 +60,7 @@ def read_site_files(site_dir: Path) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     if not site_dir.is_dir():
         return found
-    for name in sorted(OWNED - {SECRETS_DIR}):
+    for name in sorted(OWNED - {SECRETS}):
         path = site_dir / name
         if path.is_file():
             found[name] = path.read_bytes()

@@ -9,18 +9,23 @@ nothing at all: logos and licences are read in `kitctl.site.resolve`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kitcore.site import DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, Colour, Currency, Locale
 from kitctl.site.domain import Domain, parse_domain
+from kitctl.site.sitetoml import SiteTomlSource
 from kitctl.site.text import check_plain_path_text, check_text
 
-COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
+ENV_PREFIX = "KITCTL_"
+# Earlier spellings of renamed settings (site.toml keys, KITCTL_ variables, kitctl.lock inputs), still read.
+OLD_NAMES = {"primary_color": "primary_colour", "accent_color": "accent_colour"}
 PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 REGISTRY = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9][a-z0-9._-]{0,63}){0,4}$")
@@ -38,7 +43,7 @@ TextList = Annotated[list[str], NoDecode]
 class SiteInputs(BaseSettings):
     """Everything `kitctl render` / `plan` / `up` take; see docs/render.md."""
 
-    model_config = SettingsConfigDict(env_prefix="KITCTL_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     site_dir: Path = Path("site")
     licence: str | None = None  # TOKEN or @FILE; read and verified in resolve
@@ -47,10 +52,10 @@ class SiteInputs(BaseSettings):
     name: str | None = None
     domain: str | None = None
     logo: Path | None = None
-    primary_color: str = "#1F6FEB"
-    accent_color: str = "#F59E0B"
-    locale: Literal["zh-CN", "en"] = "zh-CN"
-    currency: str = "CNY"
+    primary_colour: Colour = DEFAULT_PRIMARY
+    accent_colour: Colour = DEFAULT_ACCENT
+    locale: Locale = DEFAULT_LOCALE
+    currency: Currency = DEFAULT_CURRENCY
     contact: str = ""
     bind_address: str = "127.0.0.1"
     http_port: int = Field(default=80, ge=1, le=65535)
@@ -67,9 +72,13 @@ class SiteInputs(BaseSettings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[override]
-        from kitctl.site.load import SiteTomlSource
+        init_settings.init_kwargs = current_names(init_settings.init_kwargs)  # a flag beats the env, in either name
+        return (init_settings, env_settings, OldEnvNames(settings_cls), SiteTomlSource(settings_cls))
 
-        return (init_settings, env_settings, SiteTomlSource(settings_cls))
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        return current_names(data) if isinstance(data, dict) else data
 
     # -- text ---------------------------------------------------------------
     @field_validator("name")
@@ -98,20 +107,6 @@ class SiteInputs(BaseSettings):
         return None if v is None else Path(check_plain_path_text(str(v), "path"))
 
     # -- formats ------------------------------------------------------------
-    @field_validator("primary_color", "accent_color")
-    @classmethod
-    def _colour(cls, v: str) -> str:
-        if not COLOUR.match(v):
-            raise ValueError(f"colour {v!r} is not #RRGGBB")
-        return v.upper()
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, v: str) -> str:
-        if not CURRENCY.match(v):
-            raise ValueError(f"currency {v!r} is not a 3-letter ISO 4217 code like CNY")
-        return v
-
     @field_validator("bind_address")
     @classmethod
     def _bind(cls, v: str) -> str:
@@ -194,6 +189,34 @@ class SiteInputs(BaseSettings):
         return "acme"
 
 
+def current_names(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with settings given under an earlier name moved to the current one (which wins if both are given)."""
+    if not any(old in values for old in OLD_NAMES):
+        return values
+    values = dict(values)
+    for old, new in OLD_NAMES.items():
+        if old in values:
+            value = values.pop(old)
+            values.setdefault(new, value)
+    return values
+
+
+class OldEnvNames(PydanticBaseSettingsSource):
+    """`KITCTL_PRIMARY_COLOR` and the like: the environment under the earlier names (after the current ones)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for old, new in OLD_NAMES.items():
+            value = os.environ.get(ENV_PREFIX + old.upper())
+            if value is not None:
+                found[new] = value
+        return found
+
+
 # Flag spelling of each field, for one-line errors a person recognises.
 FLAGS: dict[str, str] = {name: "--" + name.replace("_", "-") for name in SiteInputs.model_fields}
+FLAGS.update({new: "--" + old.replace("_", "-") for old, new in OLD_NAMES.items()})  # --primary-color stays
 FLAGS["tls"] = "--tls"

@@ -65,9 +65,10 @@ def running_image_tag(site_dir: Path | None) -> str | None:
     explicit --image-tag, never a side effect of changing a colour.
     """
     from kitcore.images import KIT_IMAGE
+    from kitcore.sitedir import SiteDir
 
     try:
-        text = (Path(site_dir) / "compose.yaml").read_text(encoding="utf-8") if site_dir else ""
+        text = SiteDir(Path(site_dir)).compose.read_text(encoding="utf-8") if site_dir else ""
     except (OSError, UnicodeDecodeError):
         return None
     tags = {m["tag"] for line in re.findall(r"^\s*image:\s*[\"']?([^\"'\s]+)", text, re.MULTILINE)

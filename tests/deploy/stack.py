@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kitcore.sitedir import SiteDir
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE_IMAGE = os.environ.get("KITCTL_BASE_IMAGE", "kitctl/base:bookworm")
@@ -110,15 +111,15 @@ def compose(spec: SiteSpec) -> dict[str, Any]:
 def write_site(site_dir: Path, spec: SiteSpec, licence_token: str, jwks: dict[str, Any]) -> Path:
     """A rendered-looking site directory: compose.yaml, proxy config, branding, site.json, secrets."""
     site_dir.mkdir(parents=True, exist_ok=True)
-    (site_dir / "compose.yaml").write_text(yaml.safe_dump(compose(spec), sort_keys=False, allow_unicode=True))
+    SiteDir(site_dir).compose.write_text(yaml.safe_dump(compose(spec), sort_keys=False, allow_unicode=True))
     shutil.copy(FIXTURES / "Caddyfile", site_dir / "Caddyfile")
     branding = site_dir / "branding"
     branding.mkdir(exist_ok=True)
     (branding / "logo.png").write_bytes(LOGO_PNG)
     set_colour(site_dir, spec.colour)
-    (site_dir / "site.json").write_text(json.dumps({"id": spec.project, "name": spec.name, "domain": "localhost"},
+    SiteDir(site_dir).site_json.write_text(json.dumps({"id": spec.project, "name": spec.name, "domain": "localhost"},
                                                    ensure_ascii=False))
-    (site_dir / "hq-keys.json").write_text(json.dumps(jwks))
+    SiteDir(site_dir).hq_keys.write_text(json.dumps(jwks))
     secrets = site_dir / "secrets"
     secrets.mkdir(mode=0o700, exist_ok=True)
     for name, value in (("db_password", os.urandom(12).hex()), ("licence_token", licence_token)):

@@ -8,6 +8,7 @@ import pytest
 
 from kitctl.deploy.compose import load_project, parse_project
 from kitcore.errors import InvalidInput
+from kitcore.sitedir import SiteDir
 
 
 def parse(tmp_path: Path, services: dict, **top) -> object:
@@ -121,7 +122,7 @@ def test_load_project_reports_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_project_name_defaults_to_the_directory_like_compose_v1(tmp_path: Path) -> None:
     site = tmp_path / "Star.Shop-1"
     site.mkdir()
-    (site / "compose.yaml").write_text("services:\n  web:\n    image: x\n")
+    SiteDir(site).compose.write_text("services:\n  web:\n    image: x\n")
     assert load_project(site).name == "starshop-1"
 
 

@@ -16,6 +16,7 @@ from kitctl.deploy.units import duration_seconds, size_bytes
 from kitctl.deploy.upgrade import record_images, upgraded_images
 from kitcore.errors import InvalidInput, LicenceError
 from tests.deploy.stack import issue_test_licence
+from kitcore.sitedir import SiteDir
 
 
 def test_durations_and_sizes() -> None:
@@ -69,9 +70,9 @@ def site_with_licence(tmp_path: Path, site: str = "shop") -> Path:
     token, jwks = issue_test_licence(tmp_path / "hq", site, None)
     site_dir = tmp_path / site
     (site_dir / "secrets").mkdir(parents=True)
-    (site_dir / "secrets" / "licence_token").write_text(token)
-    (site_dir / "hq-keys.json").write_text(json.dumps(jwks))
-    (site_dir / "compose.yaml").write_text("services:\n  w:\n    image: x\n")
+    SiteDir(site_dir).licence_token.write_text(token)
+    SiteDir(site_dir).hq_keys.write_text(json.dumps(jwks))
+    SiteDir(site_dir).compose.write_text("services:\n  w:\n    image: x\n")
     return site_dir
 
 
@@ -84,10 +85,10 @@ def test_licence_verification_is_cached_only_while_unchanged(tmp_path: Path) -> 
     assert cached.claims.registry is None  # a pull always verifies in full
     # a different token (re-issued) is verified in full again
     token, _ = issue_test_licence(tmp_path / "hq", "shop", None)
-    (site_dir / "secrets" / "licence_token").write_text(token)
+    SiteDir(site_dir).licence_token.write_text(token)
     assert not isinstance(licence_summary(site_dir, None, None), CachedLicence)
     # a tampered token is refused, cache or not
-    (site_dir / "secrets" / "licence_token").write_text(token[:-4] + "AAAA")
+    SiteDir(site_dir).licence_token.write_text(token[:-4] + "AAAA")
     with pytest.raises(LicenceError):
         licence_summary(site_dir, None, None)
 
@@ -95,7 +96,7 @@ def test_licence_verification_is_cached_only_while_unchanged(tmp_path: Path) -> 
 def test_licence_from_other_keys_is_refused(tmp_path: Path) -> None:
     site_dir = site_with_licence(tmp_path)
     _, other_jwks = issue_test_licence(tmp_path / "other-hq", "shop", None)
-    (site_dir / "hq-keys.json").write_text(json.dumps(other_jwks))
+    SiteDir(site_dir).hq_keys.write_text(json.dumps(other_jwks))
     with pytest.raises(LicenceError):
         verified_licence(site_dir, None, None)
     with pytest.raises(InvalidInput, match="no licence"):

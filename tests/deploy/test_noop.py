@@ -13,6 +13,7 @@ import pytest
 from kitctl.deploy.engine_socket import EngineError, EngineSocket
 from kitctl.deploy.noop import unchanged_stack
 from kitctl.entry import parse_fast_up_options
+from kitcore.sitedir import SiteDir
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -40,7 +41,7 @@ def _site(tmp_path: Path) -> Path:
 def test_remote_targets_and_sites_to_render_defer(tmp_path: Path) -> None:
     site = _site(tmp_path)
     assert unchanged_stack(site, "ssh://root@127.0.0.1:2222") is None
-    (site / "site.toml").write_text("name = 'x'\n")
+    SiteDir(site).site_toml.write_text("name = 'x'\n")
     assert unchanged_stack(site, None) is None
     assert unchanged_stack(tmp_path / "missing", None) is None
 
@@ -63,7 +64,7 @@ def test_plain_up_leaves_sites_to_render_to_the_full_cli(tmp_path: Path) -> None
 
     assert plain_up(["--site-dir", str(tmp_path)]) is None  # nothing rendered yet
     site = _site(tmp_path)
-    (site / "site.toml").write_text("name = 'x'\n")
+    SiteDir(site).site_toml.write_text("name = 'x'\n")
     assert plain_up(["--site-dir", str(site)]) is None
     assert plain_up(["--site-dir", str(site), "--name", "Shop"]) is None
 

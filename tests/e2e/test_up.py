@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from kitcore.sitedir import SiteDir
 from kitctl.cli import run
 from demo.services import state_dir
 
@@ -203,7 +204,7 @@ def test_wrong_registry_credential_fails_with_one_line_and_changes_nothing(site:
 
 def test_unhealthy_version_rolls_back_and_the_old_one_still_serves(site: Site, engine: Any) -> None:
     before = container_ids(engine, site.project)
-    compose_before = (site.dir / "compose.yaml").read_text()
+    compose_before = SiteDir(site.dir).compose.read_text()
     done = kitctl("upgrade", "--to", BROKEN, *site.args(), check=False)
     assert done.returncode == 1
     assert "last log lines of web" in done.stderr and "broken=True" in done.stderr
@@ -212,7 +213,7 @@ def test_unhealthy_version_rolls_back_and_the_old_one_still_serves(site: Site, e
     assert all(engine.containers.get(cid).status == "running" for cid in before.values())
     status, body = get(site.url)
     assert status == 200 and b"version 1.0" in body
-    assert (site.dir / "compose.yaml").read_text() == compose_before
+    assert SiteDir(site.dir).compose.read_text() == compose_before
     assert not [c for c in engine.containers.list(all=True) if c.name.startswith(site.project) and "old" in c.name]
 
 

@@ -6,11 +6,12 @@ import json
 import stat
 
 import pytest
+from kitcore.sitedir import SiteDir
 
 
 
 def licence(site_dir, token: str) -> None:
-    (site_dir / "secrets" / "licence_token").write_text(token)
+    SiteDir(site_dir).licence_token.write_text(token)
 
 
 def test_list_shows_installed_plugins_with_licence_state(kit, site_dir, issue):
@@ -29,18 +30,18 @@ def test_enable_refuses_an_unlicensed_plugin_naming_the_tier(kit, site_dir, issu
     code, out, err = kit("enable", "coupons")
     assert code == 2
     assert "error: coupons needs feature 'coupons' (tier pro or higher); this licence is basic" in err
-    assert "Traceback" not in err and not (site_dir / "plugins.toml").exists()
+    assert "Traceback" not in err and not SiteDir(site_dir).plugins_toml.exists()
 
 
 def test_disable_then_enable_is_recorded_in_plugins_toml(kit, site_dir, issue):
     licence(site_dir, issue("pro"))
     assert kit("disable", "notify")[0] == 0
-    assert 'disabled = ["notify"]' in (site_dir / "plugins.toml").read_text()
+    assert 'disabled = ["notify"]' in SiteDir(site_dir).plugins_toml.read_text()
     rows = {r["name"]: r for r in json.loads(kit("list", "--json")[1])}
     assert not rows["notify"]["enabled"] and not rows["notify"]["loaded"]
     code, out, _ = kit("enable", "notify")
     assert code == 0 and "notify enabled" in out
-    assert 'disabled = []' in (site_dir / "plugins.toml").read_text()
+    assert 'disabled = []' in SiteDir(site_dir).plugins_toml.read_text()
 
 
 def test_config_stores_secrets_0600_and_never_prints_them(kit, site_dir, issue):
@@ -52,7 +53,7 @@ def test_config_stores_secrets_0600_and_never_prints_them(kit, site_dir, issue):
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(secret_file.parent.stat().st_mode) == 0o700
     assert json.loads(secret_file.read_text()) == {"webhook_secret": "hunter2-very-secret"}
-    assert "hunter2" not in (site_dir / "plugins.toml").read_text()
+    assert "hunter2" not in SiteDir(site_dir).plugins_toml.read_text()
     for argv in (("config", "notify"), ("list", "--json"), ("list",)):
         code, out, err = kit(*argv)
         assert code == 0 and "hunter2" not in out + err
@@ -71,7 +72,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(kit, site_dir, issue, 
     code, out, err = kit(*argv)
     assert code == 2 and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    assert not (site_dir / "plugins.toml").exists() and not (site_dir / "secrets" / "plugins").exists()
+    assert not SiteDir(site_dir).plugins_toml.exists() and not (site_dir / "secrets" / "plugins").exists()
 
 
 def test_a_licence_that_does_not_verify_is_refused(kit, site_dir):

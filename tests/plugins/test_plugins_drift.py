@@ -11,12 +11,13 @@ import pytest
 from kitctl.deploy.drift import PluginDrift, _fingerprint, effective_licence, wanted_services
 from kitcore.licence.token import issue_licence
 from tests.plugins import fixture_plugins as fx
+from kitcore.sitedir import SiteDir
 
 
 @pytest.fixture
 def site(site_dir: Path, jwks_file: Path) -> Path:
-    (site_dir / "hq-keys.json").write_text(jwks_file.read_text())
-    (site_dir / "kitctl.lock").write_text(json.dumps({"inputs": {"plugins": []}, "plugins": {"services": {}}}))
+    SiteDir(site_dir).hq_keys.write_text(jwks_file.read_text())
+    SiteDir(site_dir).lock_file.write_text(json.dumps({"inputs": {"plugins": []}, "plugins": {"services": {}}}))
     return site_dir
 
 
@@ -39,7 +40,7 @@ def test_reasons_say_what_changes_and_what_to_run():
 
 
 def test_the_newest_licence_for_the_same_site_decides(site: Path, hq_store):
-    (site / "secrets" / "licence_token").write_text(licence(hq_store, "basic"))
+    SiteDir(site).licence_token.write_text(licence(hq_store, "basic"))
     assert effective_licence(site, None, None)[0].tier == "basic"
     time.sleep(1.1)  # iat is whole seconds
     newer = licence(hq_store, "pro")
@@ -47,7 +48,7 @@ def test_the_newest_licence_for_the_same_site_decides(site: Path, hq_store):
     assert (claims.tier, source) == ("pro", "agent")
     assert effective_licence(site, licence(hq_store, "flagship", site="another"), None)[1] == "site"
     assert effective_licence(site, newer[:-4] + "AAAA", None)[1] == "site"  # does not verify: ignored
-    (site / "secrets" / "licence_token").write_text(newer)
+    SiteDir(site).licence_token.write_text(newer)
     assert effective_licence(site, newer, None)[1] == "site"
 
 
@@ -56,11 +57,11 @@ def test_wanted_services_follow_the_licence_and_the_sites_choice(site: Path, hq_
     from kitcore.licence.token import verify_licence
 
     monkeypatch.setattr("plugins.host.discover", lambda: [fx.source(fx.StackPlugin)])
-    keys = load_jwks(site / "hq-keys.json")
+    keys = load_jwks(SiteDir(site).hq_keys)
     pro, basic = (verify_licence(licence(hq_store, t), keys).claims for t in ("pro", "basic"))
     assert wanted_services(site, pro) == {"stacker-worker": "stacker"}
     assert wanted_services(site, basic) == {}
-    (site / "plugins.toml").write_text('disabled = ["stacker"]\n')
+    SiteDir(site).plugins_toml.write_text('disabled = ["stacker"]\n')
     assert wanted_services(site, pro) == {}
 
 
@@ -68,7 +69,7 @@ def test_the_fingerprint_changes_with_every_input_of_the_plugin_services(site: P
     base = _fingerprint(site, None)
     assert _fingerprint(site, None) == base
     assert _fingerprint(site, "a.b.c") != base
-    (site / "plugins.toml").write_text('disabled = ["notify"]\n')
+    SiteDir(site).plugins_toml.write_text('disabled = ["notify"]\n')
     after_choice = _fingerprint(site, None)
     assert after_choice != base
     from plugins.site_config import write_secrets
@@ -80,15 +81,15 @@ def test_the_fingerprint_changes_with_every_input_of_the_plugin_services(site: P
 def test_a_check_that_found_nothing_to_do_is_reused_until_an_input_changes(site: Path, hq_store, monkeypatch):
     from kitctl.deploy.drift import _remember, decide
 
-    (site / "secrets" / "licence_token").write_text(licence(hq_store, "pro"))
-    lock = json.loads((site / "kitctl.lock").read_text())
+    SiteDir(site).licence_token.write_text(licence(hq_store, "pro"))
+    lock = json.loads(SiteDir(site).lock_file.read_text())
     lock["plugins"]["services"] = {"stacker-worker": "stacker"}
-    (site / "kitctl.lock").write_text(json.dumps(lock))
+    SiteDir(site).lock_file.write_text(json.dumps(lock))
     monkeypatch.setattr("plugins.host.discover", lambda: [])  # nothing installed: a full check wants nothing
     assert decide(site, None, None) == ({}, "pro", "site")
     _remember(site, {"fingerprint": _fingerprint(site, None), "tier": "pro", "licence_from": "site"})
     assert decide(site, None, None) == ({"stacker-worker": "stacker"}, "pro", "site")  # no plugin loaded at all
-    (site / "plugins.toml").write_text("disabled = []\n")
+    SiteDir(site).plugins_toml.write_text("disabled = []\n")
     assert decide(site, None, None) == ({}, "pro", "site")
 
 
@@ -111,8 +112,8 @@ def test_kitctl_plugins_reads_the_licence_render_wrote_with_the_keys_it_pinned(s
     from kitctl.siteplugins import read_site_licence
 
     monkeypatch.delenv("KITCTL_HQ_KEYS", raising=False)
-    (site / "secrets" / "licence_token").write_text(licence(hq_store, "pro"))
+    SiteDir(site).licence_token.write_text(licence(hq_store, "pro"))
     assert read_site_licence(site, None).tier == "pro"
-    (site / "hq-keys.json").unlink()
+    SiteDir(site).hq_keys.unlink()
     with pytest.raises(InvalidInput, match="no pinned HQ keys"):
         read_site_licence(site, None)

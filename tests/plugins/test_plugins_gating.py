@@ -12,6 +12,7 @@ from plugins.discovery import BUILTINS
 from plugins.host import PluginHost
 from plugins.site_config import SiteChoice, write_choice
 from tests.plugins import fixture_plugins as fx
+from kitcore.sitedir import SiteDir
 
 
 def _host_for(token: str, jwks_file: Path, **kwargs) -> PluginHost:
@@ -56,14 +57,14 @@ def test_site_can_disable_a_licensed_plugin_and_enabled_list_restricts(site_dir)
 
 
 def test_a_broken_plugins_toml_switches_plugins_off_instead_of_crashing(site_dir):
-    (site_dir / "plugins.toml").write_text("disabled = [unterminated")
+    SiteDir(site_dir).plugins_toml.write_text("disabled = [unterminated")
     host = PluginHost.load(TIERS["pro"].features, config_dir=site_dir)
     assert host.loaded == []
     assert "plugins.toml could not be read" in host.refused["coupons"]
 
 
 def test_invalid_stored_settings_refuse_that_plugin_only(site_dir, registry):
-    (site_dir / "plugins.toml").write_text('[settings.notify]\nwebhook_url = "ftp://nope"\n')
+    SiteDir(site_dir).plugins_toml.write_text('[settings.notify]\nwebhook_url = "ftp://nope"\n')
     host = PluginHost.load(TIERS["pro"].features, config_dir=site_dir, registry=registry)
     assert host.loaded == ["coupons"]
     assert host.refused["notify"].startswith("notify settings are invalid: webhook_url:")

@@ -20,6 +20,7 @@ import pytest
 
 from tests.plugins.e2e_stack import SERVICES, Site, engine, images  # noqa: F401 - module fixtures used below
 from tests.support.postgres import free_port
+from kitcore.sitedir import SiteDir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,7 +72,7 @@ def test_an_upgrade_hq_sent_to_the_agent_makes_status_ask_for_a_redeploy(site: S
 def test_up_renders_again_and_starts_the_plugin_container_healthy(site: Site, engine):
     dry = site.kitctl("up", "--dry-run")
     assert "the flagship licence changes plugin services referral-sync: `kitctl up` renders again first" in dry.stdout
-    assert "referral-sync" not in (site.dir / "compose.yaml").read_text()  # a dry run changes nothing
+    assert "referral-sync" not in SiteDir(site.dir).compose.read_text()  # a dry run changes nothing
     done = site.kitctl("up")
     assert "rendered again for the flagship licence: plugin services referral-sync change" in done.stdout
     container = engine.containers.get(f"{site.project}_referral-sync_1")
@@ -82,7 +83,7 @@ def test_up_renders_again_and_starts_the_plugin_container_healthy(site: Site, en
     assert container.attrs["HostConfig"]["Privileged"] is False and not container.attrs["HostConfig"]["PortBindings"]
     storefront_env = engine.containers.get(f"{site.project}_storefront_1").attrs["Config"]["Env"]
     assert "PLUGIN_REFERRAL_ENABLED=1" in storefront_env
-    assert (site.dir / "secrets" / "licence_token").read_text().count(".") == 2  # the site now holds HQ's newer token
+    assert SiteDir(site.dir).licence_token.read_text().count(".") == 2  # the site now holds HQ's newer token
     status = site.status()
     assert status["redeploy_needed"] is False and status["plugin_services"]["deployed"] == {"referral-sync": "referral"}
     assert "nothing to do" in site.kitctl("up").stdout  # and a second up changes nothing

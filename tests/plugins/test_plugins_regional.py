@@ -12,6 +12,7 @@ from kitcore.licence.tiers import TIERS
 from plugins.host import PluginHost
 from kitctl.siteplugins import SiteLicence, configure
 from tests.plugins.helpers import checkout_ctx, place_order
+from kitcore.sitedir import SiteDir
 
 FLAGSHIP = SiteLicence("flagship", TIERS["flagship"].features)
 RULES = [
@@ -68,4 +69,4 @@ def test_the_host_floor_limits_a_regional_discount(engine, host):
 def test_bad_rules_are_refused_with_one_line_and_nothing_changes(site_dir, bad, message):
     with pytest.raises(InvalidInput, match=message):
         configure(site_dir, "regional-pricing", [f"rules={json.dumps(bad)}"], FLAGSHIP)
-    assert not (site_dir / "plugins.toml").exists()
+    assert not SiteDir(site_dir).plugins_toml.exists()

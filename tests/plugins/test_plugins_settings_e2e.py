@@ -29,6 +29,7 @@ HOOK = "https://hooks.example.org/kit"
 INSPECT = """
 import hashlib, json, os, stat, sys
 from pathlib import Path
+from kitcore.sitedir import SiteDir
 where = sys.argv[1]
 config_dir = Path(os.environ["KIT_PLUGIN_CONFIG_DIR"])
 features = json.loads(Path("/etc/kit/site.json").read_text())["licence"]["features"] if where == "storefront" else None
@@ -104,7 +105,7 @@ def test_settings_and_secrets_reach_both_services_as_their_own_user(site: Site, 
     token.write_text(site.licence("pro"))
     site.kitctl("up", "--licence", f"@{token}", "--hq-keys", str(site.jwks), "--name", "设置站", "--domain", "localhost",
                 "--tls", "off", "--http-port", str(site.port), "--metrics-port", str(free_port()), "--image-tag", site.tag)
-    assert (site.dir / "plugins.toml").is_file()  # render wrote the default the services bind
+    assert SiteDir(site.dir).plugins_toml.is_file()  # render wrote the default the services bind
     first = container_ids(engine, site)
     configured = site.kitctl("plugins", "config", "notify", f"webhook_url={HOOK}", f"webhook_secret={SECRET}")
     assert "compose.yaml now names the new secrets file" in " ".join(configured.stdout.split())

@@ -111,7 +111,7 @@ def render(flags: dict[str, Any]) -> RenderedSite:
 SAFE = {
     "name": "星辰游戏", "contact": "QQ 1", "domain": "shop.example.cn", "hq_url": "https://hq.example.cn/api",
     "hq_network": "kit-hq", "registry": "127.0.0.1:5000", "image_tag": "v1", "data_dir": "/srv/kit",
-    "currency": "CNY", "primary_color": "#112233", "accent_color": "#445566", "bind_address": "127.0.0.1",
+    "currency": "CNY", "primary_colour": "#112233", "accent_colour": "#445566", "bind_address": "127.0.0.1",
     "docker_host": "unix:///var/run/docker.sock",
 }
 
@@ -247,9 +247,9 @@ def test_domain(base, value):
 
 
 @pytest.mark.parametrize("field", ["hq_url", "hq_network", "registry", "image_tag", "data_dir", "currency",
-                                   "primary_color", "accent_color", "bind_address", "docker_host"])
+                                   "primary_colour", "accent_colour", "bind_address", "docker_host"])
 def test_other_text_inputs(base, field):
-    prefix = {"hq_url": "https://", "data_dir": "/srv/", "primary_color": "#", "accent_color": "#"}.get(field, "")
+    prefix = {"hq_url": "https://", "data_dir": "/srv/", "primary_colour": "#", "accent_colour": "#"}.get(field, "")
 
     @settings(max_examples=120, **COMMON)
     @given(value=st.one_of(nasty_text, nasty_text.map(lambda v: prefix + v)))

@@ -28,7 +28,7 @@ def test_precedence_flags_over_env_over_site_toml_over_defaults(tmp_path, monkey
     assert i.contact == "env contact"  # env beats toml
     assert i.currency == "EUR"  # flag beats env
     assert i.locale == "en"
-    assert i.primary_color == "#1F6FEB"  # default
+    assert i.primary_colour == "#1F6FEB"  # default
     assert i.logo == tmp_path / "brand/logo.png"  # relative to the site dir
 
 
@@ -69,8 +69,8 @@ def test_bad_site_toml_is_refused_in_one_line(tmp_path, toml, message):
         ("domain", "a..b", "domain"),
         ("domain", "exa mple.com", "domain"),
         ("domain", "a${X}.com", "domain"),
-        ("primary_color", "red", "#RRGGBB"),
-        ("accent_color", "#12345", "#RRGGBB"),
+        ("primary_colour", "red", "#RRGGBB"),
+        ("accent_colour", "#12345", "#RRGGBB"),
         ("locale", "fr", "--locale"),
         ("currency", "cny", "ISO 4217"),
         ("bind_address", "0.0.0.0; rm -rf /", "not an IP"),
@@ -131,3 +131,17 @@ def test_ipv6_bind_address_is_bracketed_in_ports(tmp_path, flags):
 
     render_site({**flags, "bind_address": "::1"})
     assert load_compose(flags["site_dir"])["services"]["proxy"]["ports"][0] == "[::1]:8080:80"
+
+
+def test_colour_settings_are_still_read_under_their_earlier_names(tmp_path, monkeypatch):
+    """site.toml files, KITCTL_ variables and kitctl.lock inputs written as primary_color/accent_color keep working."""
+    (tmp_path / "site.toml").write_text('primary_color = "#123456"\naccent_color = "#abcdef"\n')
+    i = load_site_inputs({"site_dir": str(tmp_path)})
+    assert (i.primary_colour, i.accent_colour) == ("#123456", "#ABCDEF")
+    monkeypatch.setenv("KITCTL_PRIMARY_COLOR", "#111111")
+    assert load_site_inputs({"site_dir": str(tmp_path)}).primary_colour == "#111111"  # env beats site.toml
+    monkeypatch.setenv("KITCTL_PRIMARY_COLOUR", "#222222")
+    assert load_site_inputs({"site_dir": str(tmp_path)}).primary_colour == "#222222"  # the current name wins
+    assert load_site_inputs({"site_dir": str(tmp_path), "primary_color": "#333333"}).primary_colour == "#333333"
+    with pytest.raises(InvalidInput, match="invalid --primary-color: colour 'red'"):
+        load_site_inputs({"site_dir": str(tmp_path), "primary_color": "red"})

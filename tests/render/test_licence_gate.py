@@ -11,6 +11,7 @@ import pytest
 from kitcore.errors import InvalidInput, LicenceError
 from kitcore.licence.keys import HQKeyStore
 from kitctl.render import render_site
+from kitcore.sitedir import SiteDir
 
 
 def test_plugins_in_the_licence_are_enabled(flags):
@@ -38,9 +39,9 @@ def test_an_unknown_plugin_is_refused(flags):
 def test_categories_default_to_the_licence_and_may_be_narrowed(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
-    assert json.loads((site / "site.json").read_text())["categories"] == ["game", "phone"]
+    assert json.loads(SiteDir(site).site_json.read_text())["categories"] == ["game", "phone"]
     render_site({**flags, "categories": ["phone"]})
-    assert json.loads((site / "site.json").read_text())["categories"] == ["phone"]
+    assert json.loads(SiteDir(site).site_json.read_text())["categories"] == ["phone"]
 
 
 def test_a_category_outside_the_licence_is_refused_naming_the_tier(flags, make_licence):

@@ -30,7 +30,7 @@ def test_plan_shows_the_exact_diff_after_a_colour_change_and_writes_nothing(flag
     render_site(flags)
     site = Path(flags["site_dir"])
     before = snapshot(site)
-    plan = plan_site({**flags, "primary_color": "#000000"})
+    plan = plan_site({**flags, "primary_colour": "#000000"})
     assert snapshot(site) == before
     theme = next(f for f in plan.files if f.path == "branding/theme.css")
     assert theme.change == "modified"
@@ -56,9 +56,9 @@ def test_plan_shows_the_exact_diff_after_a_colour_change_and_writes_nothing(flag
     assert plan.services == {"agent": "unchanged", "db": "unchanged", "proxy": "recreate", "storefront": "recreate"}
 
     # The plan is exactly what the render then does.
-    render_site({**flags, "primary_color": "#000000"})
+    render_site({**flags, "primary_colour": "#000000"})
     assert "--kit-primary: #000000;" in (site / "branding/theme.css").read_text()
-    assert not plan_site({**flags, "primary_color": "#000000"}).changed
+    assert not plan_site({**flags, "primary_colour": "#000000"}).changed
 
 
 def test_plan_names_only_the_agent_when_the_hq_url_changes(flags):

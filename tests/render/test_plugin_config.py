@@ -18,13 +18,14 @@ from kitctl.render.plugin_config import CONTAINER_DIR, DEFAULT_CHOICE
 from kitctl.render.structure import check_structure
 from kitctl.render.yamlload import load_yaml
 from plugins.site_config import PLUGINS_TOML, SiteChoice, read_choice, read_secrets, write_choice, write_secrets
+from kitcore.sitedir import SiteDir
 
 SECRET = "hunter2-do-not-leak-8c1f"
 NOTIFY_TARGET = f"{CONTAINER_DIR}/secrets/plugins/notify.json"
 
 
 def compose(site_dir: Path) -> dict[str, Any]:
-    return load_yaml((site_dir / "compose.yaml").read_text(encoding="utf-8"))
+    return load_yaml(SiteDir(site_dir).compose.read_text(encoding="utf-8"))
 
 
 def test_storefront_and_agent_get_the_config_dir_and_a_default_plugins_toml(flags):
@@ -75,7 +76,7 @@ def test_each_plugin_secrets_file_present_becomes_a_secret_of_storefront_and_age
     for name in ("storefront", "agent"):
         assert doc["services"][name]["secrets"][-1] == {"source": "plugin-notify", "target": NOTIFY_TARGET}
     assert doc["services"]["db"]["secrets"] == ["db_password"] and "secrets" not in doc["services"]["proxy"]
-    lock = json.loads((site_dir / "kitctl.lock").read_text())
+    lock = json.loads(SiteDir(site_dir).lock_file.read_text())
     assert lock["secrets"]["plugin-notify"] == "present"
 
 
@@ -123,12 +124,12 @@ def test_plugin_secrets_survive_renders_with_mode_0600_in_a_0700_dir(flags):
 def test_a_file_no_plugin_could_own_is_refused_and_nothing_changes(flags):
     site_dir = Path(flags["site_dir"])
     render_site(flags)
-    before = (site_dir / "compose.yaml").read_bytes()
+    before = SiteDir(site_dir).compose.read_bytes()
     (site_dir / "secrets" / "plugins").mkdir(mode=0o700)
     (site_dir / "secrets" / "plugins" / "Bad Name.json").write_text("{}")
     with pytest.raises(InvalidInput, match=r"^secrets/plugins/Bad Name.json is not named after a plugin"):
         render_site({**flags, "name": "改名"})
-    assert (site_dir / "compose.yaml").read_bytes() == before
+    assert SiteDir(site_dir).compose.read_bytes() == before
 
 
 def test_a_symlink_among_plugin_secrets_is_refused(flags, tmp_path):
@@ -160,10 +161,10 @@ def test_deliver_plugin_secrets_renders_only_when_the_set_of_files_changes(flags
     write_secrets(site_dir, "notify", {"webhook_secret": SECRET})
     assert deliver_plugin_secrets(site_dir) is True
     assert "plugin-notify" in compose(site_dir)["secrets"]
-    compose_bytes = (site_dir / "compose.yaml").read_bytes()
+    compose_bytes = SiteDir(site_dir).compose.read_bytes()
     write_secrets(site_dir, "notify", {"webhook_secret": SECRET + "-rotated"})  # contents only: up applies it
     assert deliver_plugin_secrets(site_dir) is False
-    assert (site_dir / "compose.yaml").read_bytes() == compose_bytes
+    assert SiteDir(site_dir).compose.read_bytes() == compose_bytes
 
 
 def _rendered_with_notify(flags) -> tuple[dict[str, Any], Any]:

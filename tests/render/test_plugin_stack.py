@@ -20,6 +20,7 @@ from kitctl.render.escape import RenderError
 from kitctl.render.structure import check_structure
 from plugins.contract import Manifest
 from tests.plugins import fixture_plugins as fx
+from kitcore.sitedir import SiteDir
 
 
 class Broken(fx.StackPlugin):
@@ -76,8 +77,8 @@ def test_basic_licence_or_a_disabled_plugin_adds_nothing(flags, installed, make_
     site = Path(flags["site_dir"])
     render_site({**flags, "licence": f"@{make_licence('basic', ('game',))}"})
     assert set(load_compose(site)["services"]) == {"proxy", "storefront", "agent", "db"}
-    assert json.loads((site / "kitctl.lock").read_text())["plugins"]["services"] == {}
-    (site / "plugins.toml").write_text('disabled = ["stacker"]\n')
+    assert json.loads(SiteDir(site).lock_file.read_text())["plugins"]["services"] == {}
+    SiteDir(site).plugins_toml.write_text('disabled = ["stacker"]\n')
     render_site(flags)
     compose = load_compose(site)
     assert "stacker-worker" not in compose["services"] and "stacker-data" not in compose["volumes"]
@@ -143,12 +144,12 @@ def test_without_the_plugin_record_a_plugin_service_is_refused(rendered):
 def test_up_renders_again_from_the_recorded_inputs_with_a_newer_licence(flags, installed, make_licence):
     site = Path(flags["site_dir"])
     render_site({**flags, "licence": f"@{make_licence('basic', ('game',))}"})
-    before = json.loads((site / "site.json").read_text())
+    before = json.loads(SiteDir(site).site_json.read_text())
     upgraded = make_licence("pro", ("game", "phone")).read_text()
     result = rerender_site(site, upgraded)
     assert result.changed and "stacker-worker" in load_compose(site)["services"]
-    assert (site / "secrets" / "licence_token").read_text() == upgraded
-    after = json.loads((site / "site.json").read_text())
+    assert SiteDir(site).licence_token.read_text() == upgraded
+    after = json.loads(SiteDir(site).site_json.read_text())
     assert {k: v for k, v in after.items() if k not in ("licence", "categories")} == \
            {k: v for k, v in before.items() if k not in ("licence", "categories")}
     assert after["licence"]["tier"] == "pro"
@@ -171,8 +172,23 @@ def test_a_render_from_an_older_licence_keeps_the_newer_one_the_site_holds(flags
 def test_a_site_rendered_without_recorded_inputs_is_refused_in_one_line(flags, installed):
     site = Path(flags["site_dir"])
     render_site(flags)
-    lock = json.loads((site / "kitctl.lock").read_text())
+    lock = json.loads(SiteDir(site).lock_file.read_text())
     del lock["inputs"]
-    (site / "kitctl.lock").write_text(json.dumps(lock))
+    SiteDir(site).lock_file.write_text(json.dumps(lock))
     with pytest.raises(InvalidInput, match="rendered by an older kitctl"):
         rerender_site(site)
+
+
+def test_a_lock_recording_the_earlier_colour_keys_renders_again_with_those_colours(flags, installed):
+    """kitctl.lock files written before the colour settings were renamed keep their colours on `up`."""
+    site = Path(flags["site_dir"])
+    render_site({**flags, "primary_colour": "#123456"})
+    lock = json.loads(SiteDir(site).lock_file.read_text())
+    lock["inputs"]["primary_color"] = lock["inputs"].pop("primary_colour")
+    lock["inputs"]["accent_color"] = "#ABCDEF"
+    del lock["inputs"]["accent_colour"]
+    SiteDir(site).lock_file.write_text(json.dumps(lock))
+    rerender_site(site)
+    colours = json.loads(SiteDir(site).site_json.read_text())["colours"]
+    assert colours == {"primary": "#123456", "accent": "#ABCDEF"}
+    assert json.loads(SiteDir(site).lock_file.read_text())["inputs"]["primary_colour"] == "#123456"

@@ -18,6 +18,7 @@ from kitctl.render.escape import compose_unescape
 from kitctl.render.structure import SECRET_NAMES
 
 from .conftest import snapshot
+from kitcore.sitedir import SiteDir
 
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "compose-spec.json"
 
@@ -48,7 +49,7 @@ def test_render_writes_the_site_directory(flags):
     assert compose["services"]["proxy"]["depends_on"] == {"storefront": {"condition": "service_healthy"}}
     assert compose["services"]["storefront"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert compose["services"]["db"]["healthcheck"]["test"][1] == "pg_isready"
-    config = json.loads((site / "site.json").read_text())
+    config = json.loads(SiteDir(site).site_json.read_text())
     assert config["name"] == "星辰游戏"
     assert config["domain"] == "商店.example.cn" and config["domain_ascii"] == "xn--czrs0t.example.cn"
     assert config["licence"]["tier"] == "pro" and config["logo_url"] == "/branding/logo.png"
@@ -109,7 +110,7 @@ def test_rerender_after_deleting_a_file_restores_the_same_bytes(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
     before = {k: v[0] for k, v in snapshot(site).items()}
-    (site / "compose.yaml").unlink()
+    SiteDir(site).compose.unlink()
     assert render_site(flags).changed
     assert {k: v[0] for k, v in snapshot(site).items()} == before
 
@@ -127,7 +128,7 @@ def test_secrets_are_created_once_mode_0600_and_survive(flags, make_licence):
     assert values["database_url"].endswith(b"@db:5432/kit")
     assert len(__import__("base64").b64decode(values["site_key"])) == 32
 
-    changed = render_site({**flags, "primary_color": "#123456"})
+    changed = render_site({**flags, "primary_colour": "#123456"})
     assert changed.changed and changed.secrets_created == []
     new_licence = make_licence("pro", ("game", "phone"))
     render_site({**flags, "licence": f"@{new_licence}"})
@@ -154,12 +155,12 @@ def test_a_missing_secret_is_recreated_alone(flags):
 def test_the_licensees_own_files_are_kept(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
-    (site / "site.toml").write_text('contact = "from toml"\n')
+    SiteDir(site).site_toml.write_text('contact = "from toml"\n')
     (site / "notes").mkdir()
     (site / "notes" / "todo.txt").write_text("keep me")
-    render_site({**flags, "accent_color": "#000000"})
+    render_site({**flags, "accent_colour": "#000000"})
     assert (site / "notes" / "todo.txt").read_text() == "keep me"
-    assert (site / "site.toml").is_file()
+    assert SiteDir(site).site_toml.is_file()
     assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
 
 
@@ -181,7 +182,7 @@ def test_invalid_input_leaves_the_previous_directory_intact(flags, tmp_path):
     bad_logo = tmp_path / "evil.svg"
     bad_logo.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
     with pytest.raises(InvalidInput):
-        render_site({**flags, "logo": str(bad_logo), "primary_color": "#000000"})
+        render_site({**flags, "logo": str(bad_logo), "primary_colour": "#000000"})
     assert snapshot(site) == before
 
 
@@ -195,7 +196,7 @@ def test_a_failure_while_writing_leaves_the_previous_directory_intact(flags, mon
 
     monkeypatch.setattr("kitctl.render.writer.ensure_secrets", disk_full)
     with pytest.raises(KitError, match="No space left on device; the previous one is unchanged"):
-        render_site({**flags, "primary_color": "#000000"})
+        render_site({**flags, "primary_colour": "#000000"})
     assert snapshot(site) == before
     assert not list(site.parent.glob(".site.new-*")) and not list(site.parent.glob(".site.old-*"))
 
@@ -215,18 +216,18 @@ def test_an_interrupted_swap_is_recovered(flags):
     render_site(flags)
     site = Path(flags["site_dir"])
     before = {k: v[0] for k, v in snapshot(site).items()}
-    (site / "site.toml").write_text("")
+    SiteDir(site).site_toml.write_text("")
     os.rename(site, site.parent / ".site.old-crash")  # as if kitctl died between the two renames
     result = render_site(flags)
     assert not result.changed
-    assert (site / "site.toml").is_file()
+    assert SiteDir(site).site_toml.is_file()
     assert {k: v[0] for k, v in snapshot(site).items() if k != "site.toml"} == before
 
 
 def test_lock_records_versions_hashes_and_secret_presence(flags):
     result = render_site(flags)
     site = Path(flags["site_dir"])
-    lock = json.loads((site / "kitctl.lock").read_text())
+    lock = json.loads(SiteDir(site).lock_file.read_text())
     assert lock["kit_version"] == "0.1.0"
     assert lock["licence"]["jti"] == result.site.licence.claims.jti
     assert set(lock["secrets"]) == set(SECRET_NAMES)
@@ -279,7 +280,7 @@ def test_a_render_keeps_the_version_the_site_runs(flags):
     assert images and all(i.endswith(f":{__version__}") for i in images)  # a first render: the kit's version
     project = load_project(site)
     record_images(project.config_file, project, upgraded_images(project, "9.1.0"))  # what upgrade does
-    render_site({**flags, "primary_color": "#123456"})
+    render_site({**flags, "primary_colour": "#123456"})
     assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.1.0"}
-    render_site({**flags, "primary_color": "#123456", "image_tag": "9.2.0"})  # an explicit tag wins
+    render_site({**flags, "primary_colour": "#123456", "image_tag": "9.2.0"})  # an explicit tag wins
     assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.2.0"}
