@@ -38,8 +38,11 @@ class Sources:
 
 def known_secrets(site_dir: Path) -> list[str]:
     """The values that must not leave the host: every secret file of the site, the licence token."""
+    from kitcore.sitedir import SiteDir
+
+    secrets_dir = SiteDir(site_dir).secrets
     found = []
-    for path in sorted((site_dir / "secrets").rglob("*")) if (site_dir / "secrets").is_dir() else []:
+    for path in sorted(secrets_dir.rglob("*")) if secrets_dir.is_dir() else []:
         if path.is_file() and path.stat().st_size <= 1024 * 1024:
             text = path.read_text(encoding="utf-8", errors="replace")
             found.append(text)
