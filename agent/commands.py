@@ -14,9 +14,8 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from agent.licence import HeldLicence, evaluate, store_licence, time_reason
@@ -24,28 +23,14 @@ from agent.logs import LogOnce
 from agent.metrics import AgentMetrics
 from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitcore.errors import LicenceError
-from kitcore.licence import jws
+from kitcore.licence.commands import CommandEnvelope, CommandRefused, verify_command
 from kitcore.licence.keys import PinnedKeys
 from sitedb.tables import hq_commands, orders
 
 log = logging.getLogger("agent.commands")
-COMMAND_TYP = "kitctl-command+jwt"
 CLOCK_SKEW_SECONDS = 60
 REASON_MAX = 300
 REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-class Envelope(BaseModel):
-    """A verified command's payload, as HQ API v1 defines it."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-    id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1)
-    type: Literal["revoke", "suspend", "resume", "licence", "sync_now", "support_bundle"]
-    site: str
-    iat: int
-    exp: int
-    payload: dict[str, Any] = {}
 
 
 @dataclass
@@ -83,7 +68,7 @@ class CommandProcessor:
         """Verify every token, then apply the acceptable ones in sequence order."""
         moment = time.time() if now is None else now
         applied_seq = self.applied_seq()
-        accepted: list[tuple[Envelope, str]] = []
+        accepted: list[tuple[CommandEnvelope, str]] = []
         for token in tokens:
             try:
                 accepted.append((self.check(token, applied_seq, moment), token))
@@ -114,16 +99,12 @@ class CommandProcessor:
             done += 1
         return done
 
-    def check(self, token: str, applied_seq: int, now: float, check_expiry: bool = True) -> Envelope:
+    def check(self, token: str, applied_seq: int, now: float, check_expiry: bool = True) -> CommandEnvelope:
         """The verified envelope, or Rejected saying why it must not be acted on."""
         try:
-            payload = jws.verify(token, self.keys, COMMAND_TYP, what="command")
-        except LicenceError as exc:
-            raise Rejected("signature", str(exc)) from None
-        try:
-            envelope = Envelope.model_validate(payload)
-        except ValidationError as exc:
-            raise Rejected("malformed", f"command rejected: {exc.errors()[0]['msg']}") from None
+            envelope = verify_command(token, self.keys)
+        except CommandRefused as exc:
+            raise Rejected(exc.reason, str(exc)) from None
         if envelope.site != self.site_id:
             raise Rejected("wrong_site", f"command rejected: it is for site {envelope.site!r}")
         if check_expiry and envelope.exp + CLOCK_SKEW_SECONDS < now:
@@ -143,7 +124,7 @@ class CommandProcessor:
         if self.once.problem(key, rej.detail, reason=rej.reason):
             self.metrics.commands_rejected.labels(rej.reason).inc()
 
-    def _persist(self, envelope: Envelope, token: str) -> bool:
+    def _persist(self, envelope: CommandEnvelope, token: str) -> bool:
         """Write the command before acting; False when the seq is taken by another id."""
         cmd = hq_commands.c
         with self.engine.begin() as conn:
@@ -158,7 +139,7 @@ class CommandProcessor:
                                                     payload=_safe_payload(envelope), token=token))
         return True
 
-    def _apply(self, envelope: Envelope) -> None:
+    def _apply(self, envelope: CommandEnvelope) -> None:
         effects = Effects()
         try:
             with self.engine.begin() as conn:
@@ -178,7 +159,7 @@ class CommandProcessor:
         log.info("applied HQ command", extra={"type": envelope.type, "seq": envelope.seq, "outcome": outcome})
         self.on_effects(effects)
 
-    def _change_state(self, conn: Connection, state: Row[Any], env: Envelope, effects: Effects) -> str:
+    def _change_state(self, conn: Connection, state: Row[Any], env: CommandEnvelope, effects: Effects) -> str:
         reason = str(env.payload.get("reason") or "")[:REASON_MAX] or None
         if env.type == "revoke":
             update_state(conn, licence_status="revoked", status_reason=reason or "licence revoked by HQ")
@@ -203,7 +184,7 @@ class CommandProcessor:
             return f"support bundle {request_id} requested"
         return self._new_licence(conn, state, env, effects)
 
-    def _new_licence(self, conn: Connection, state: Row[Any], env: Envelope, effects: Effects) -> str:
+    def _new_licence(self, conn: Connection, state: Row[Any], env: CommandEnvelope, effects: Effects) -> str:
         token = env.payload.get("token")
         try:
             held = evaluate(token if isinstance(token, str) else "", self.keys)
@@ -244,7 +225,7 @@ def retry_held_orders(conn: Connection) -> int:
     return result.rowcount or 0
 
 
-def _safe_payload(envelope: Envelope) -> dict[str, Any]:
+def _safe_payload(envelope: CommandEnvelope) -> dict[str, Any]:
     """What the command row keeps readable; the licence token stays only inside the signed copy."""
     return {k: ("<token>" if k == "token" else v) for k, v in envelope.payload.items()}
 

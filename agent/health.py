@@ -10,6 +10,7 @@ from typing import Callable
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent.metrics import AgentMetrics
+from kitcore.errorbody import error_body
 
 
 class HealthServer:
@@ -46,15 +47,26 @@ def _handler(metrics: AgentMetrics, ready: Callable[[], tuple[bool, str]]) -> ty
                 self._json(200, {"status": "ok"})
             elif path == "/readyz":
                 ok, why = ready()
-                self._json(200 if ok else 503, {"status": "ready" if ok else "not ready", "detail": why})
+                if ok:
+                    self._json(200, {"status": "ready", "detail": why})
+                else:
+                    self._json(503, error_body("not_ready", why or "not ready", status="not ready"))
             else:
-                self._json(404, {"error": "not_found", "detail": "try /metrics, /healthz or /readyz"})
+                self._json(404, error_body("not_found", "try /metrics, /healthz or /readyz"))
 
-        def _json(self, status: int, doc: dict) -> None:
-            self._send(status, json.dumps(doc).encode(), "application/json")
+        def _not_allowed(self) -> None:
+            self._json(405, error_body("method_not_allowed", "these endpoints answer GET only"),
+                       {"Allow": "GET"})
 
-        def _send(self, status: int, body: bytes, ctype: str) -> None:
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815 (http.server's naming)
+
+        def _json(self, status: int, doc: dict, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(doc).encode(), "application/json", headers)
+
+        def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

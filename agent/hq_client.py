@@ -73,10 +73,6 @@ class CatalogEntry(Struct, gc=False):
     stock: int | None = None
     status: Annotated[str, Meta(max_length=16)] = "active"
 
-    def is_complete(self) -> bool:
-        return self.deleted or None not in (self.name, self.category, self.face_value_cents,
-                                             self.price_cents, self.stock_kind)
-
 
 class CatalogPage(Struct):
     items: list[CatalogEntry]

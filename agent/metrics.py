@@ -14,13 +14,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import generate_latest
 
 from agent import VERSION
+from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
 ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle")
-ERROR_KINDS = ("timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
-COMMAND_TYPES = ("revoke", "suspend", "resume", "licence", "sync_now", "support_bundle")
 COMMAND_OUTCOMES = ("applied", "refused", "failed")
 HQ_HELD_STATES = ("suspended", "revoked")  # HQ refusing a request for these is a state, not an error
 # Where the agent touches the database: the four loops, the stats round and its SELECT 1 check.

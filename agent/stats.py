@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, text
 
 from agent import db_errors
@@ -176,12 +177,12 @@ class DockerProbe:
     def _get(self, path: str) -> Any:
         import http.client
 
-        from agent.transport import get_over_unix_socket
+        from kitcore import unixhttp
 
         try:
-            resp = get_over_unix_socket(str(self.socket_path), path)
+            status, body = unixhttp.get(str(self.socket_path), path)
         except http.client.HTTPException as exc:
             raise ValueError(f"docker API: {type(exc).__name__}") from None
-        if resp.status_code != 200:
-            raise ValueError(f"docker API {resp.status_code}")
-        return resp.json()
+        if status != 200:
+            raise ValueError(f"docker API {status}")
+        return orjson.loads(body)

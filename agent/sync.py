@@ -29,7 +29,7 @@ from agent.catalog_write import COLUMNS, Row, page_writer
 from agent.hq_client import CatalogEntry, CatalogPage, HQClient, HQError, NotModified
 from agent.metrics import AgentMetrics
 from agent.state import audit, state_value, update_state, utcnow
-from sitedb.pricing import selling_price
+from sitedb.pricing import RULE_FIELDS, Rule, selling_price
 from sitedb.tables import catalog_items as items_t
 from sitedb.tables import price_rules
 
@@ -74,19 +74,6 @@ class SyncResult:
     changed: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
-@dataclass(frozen=True)
-class PricedRule:
-    """A price rule as read once per sync (immutable: safe across threads)."""
-
-    id: int
-    scope: str
-    target: str | None
-    kind: str
-    value: int
-    rounding: str
-    enabled: bool
-
-
 _hq_values = operator.attrgetter(*HQ_FIELDS)
 
 
@@ -98,15 +85,15 @@ def content_hash(entry: CatalogEntry) -> str:
     return hashlib.sha256(repr(_hq_values(entry)).encode()).hexdigest()
 
 
-def load_rules(engine: Engine) -> list[PricedRule]:
+def load_rules(engine: Engine) -> list[Rule]:
+    """The enabled rules, read once per sync (immutable: safe across threads)."""
     r = price_rules.c
     with engine.connect() as conn:
-        rows = conn.execute(select(r.id, r.scope, r.target, r.kind, r.value, r.rounding, r.enabled)
-                            .where(r.enabled.is_(True))).all()
-    return [PricedRule(*row) for row in rows]
+        rows = conn.execute(select(*(r[name] for name in RULE_FIELDS)).where(r.enabled.is_(True))).all()
+    return [Rule(*row) for row in rows]
 
 
-def rules_fingerprint(rules: list[PricedRule]) -> str:
+def rules_fingerprint(rules: list[Rule]) -> str:
     return hashlib.sha256(repr(sorted(rules, key=lambda r: r.id)).encode()).hexdigest()
 
 
@@ -120,10 +107,10 @@ class RuleIndex:
 
     MEMO_MAX = 65_536
 
-    def __init__(self, rules: list[PricedRule]) -> None:
-        self.by_sku: dict[str, PricedRule] = {}
-        self.by_category: dict[str, PricedRule] = {}
-        self.for_all: PricedRule | None = None
+    def __init__(self, rules: list[Rule]) -> None:
+        self.by_sku: dict[str, Rule] = {}
+        self.by_category: dict[str, Rule] = {}
+        self.for_all: Rule | None = None
         for rule in rules:
             if not rule.enabled:
                 continue
@@ -136,7 +123,7 @@ class RuleIndex:
                     slot[rule.target] = rule
         self._memo: dict[tuple[int | None, int], int] = {}
 
-    def rule_for(self, sku: str, category: str | None) -> PricedRule | None:
+    def rule_for(self, sku: str, category: str | None) -> Rule | None:
         return self.by_sku.get(sku) or self.by_category.get(category or "") or self.for_all
 
     def price(self, sku: str, category: str | None, hq_price_cents: int) -> tuple[int, int | None]:
@@ -273,7 +260,7 @@ class CatalogSync:
         position = Position.decode(text)
         return position if position is not None else self.start_full_resync()
 
-    def _walk(self, position: Position, rules: list[PricedRule], result: SyncResult) -> SyncResult:
+    def _walk(self, position: Position, rules: list[Rule], result: SyncResult) -> SyncResult:
         """Apply pages in order while a fetcher thread brings the next ones back to back.
 
         At most three pages are in memory (one being written, one queued, one arriving);
@@ -376,7 +363,7 @@ class CatalogSync:
         c.labels("delete").inc(deleted)
 
     # -- price rules -----------------------------------------------------------
-    def _reprice_if_rules_changed(self, rules: list[PricedRule]) -> None:
+    def _reprice_if_rules_changed(self, rules: list[Rule]) -> None:
         fingerprint = rules_fingerprint(rules)
         if fingerprint != self.last_rules:
             changed = reprice_all(self.engine, rules)
@@ -384,7 +371,7 @@ class CatalogSync:
             self.last_rules = fingerprint
 
 
-def reprice_all(engine: Engine, rules: list[PricedRule], chunk: int = 2000) -> int:
+def reprice_all(engine: Engine, rules: list[Rule], chunk: int = 2000) -> int:
     """Re-apply the price rules to every stored SKU, writing only the prices that change."""
     changed, after = 0, ""
     index = RuleIndex(rules)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -127,32 +126,3 @@ class HttpClient:
 def tls_context() -> ssl.SSLContext:
     """The system's trust store (SSL_CERT_FILE / SSL_CERT_DIR honoured), built once for every client."""
     return ssl.create_default_context()
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket (the Docker engine's API)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-def get_over_unix_socket(path: str, target: str, timeout: float = 3.0) -> Response:
-    """One GET on a unix socket; raises OSError or http.client.HTTPException when it fails."""
-    conn = UnixHTTPConnection(path, timeout)
-    try:
-        conn.request("GET", target)
-        resp = conn.getresponse()
-        return Response(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()

@@ -26,13 +26,13 @@ BENCH_BASE = "kitctl/base:bench"
 def main() -> int:
     from kitctl.images import DEFAULT_BASE_IMAGE, SERVICES, image_tag
     from kitctl.images.build import build_images, ensure_base_image
-    from kitctl.images.engine import connect
+    from kitctl.engine import connect
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-base", action="store_true", help="do not time a base image build")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    client = connect()
+    client = connect(timeout=300)
     figures: dict = {"load_average_at_start": open("/proc/loadavg").read().split()[:3]}
 
     if not args.skip_base:

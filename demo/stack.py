@@ -24,6 +24,8 @@ from kitcore.sitedir import SiteDir
 if TYPE_CHECKING:
     import docker
 
+    from hq.service import HQ
+
 HQ_UID = 10001  # the user the kit's service images run as
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +93,7 @@ def say(message: str) -> None:
 
 
 # -- HQ state ---------------------------------------------------------------
-def open_hq(demo: Demo):  # -> hq.service.HQ
+def open_hq(demo: Demo) -> HQ:
     from hq.service import HQ
     from hq.settings import HQSettings
 
@@ -248,7 +250,7 @@ def summary(demo: Demo) -> None:
 
 
 def demo_up(demo: Demo) -> None:
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
 
     client = connect(None)
     say("HQ state: keys, operator, catalog, card keys, licence")

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hq import catalog, heartbeat_api, orders, support
 from hq.auth import SiteCaller, site_active, site_any, site_ordering
 from hq.auth import get_hq_dependency as get_hq
-from hq.errors import ApiError
-from hq.schemas import CatalogPage, ErrorBody, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
+from hq.errors import responses
+from hq.fields import ORDER_ID_PATTERN
+from hq.order_checks import SiteContext
+from hq.schemas import CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
 from hq.service import HQ
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 410, 413, 422, 429)
-}
-router = APIRouter(prefix="/v1", responses=ERRORS)
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"  # unpadded base64url, as `catalog.encode_cursor` writes it
+router = APIRouter(prefix="/v1")
 
 
 @router.get("/keys", summary="HQ's public signing keys (JWKS)")
@@ -26,10 +26,13 @@ def get_keys(hq: HQ = Depends(get_hq)) -> dict[str, Any]:
 
 
 @router.get("/catalog", response_model=CatalogPage, summary="Catalog changes since a cursor",
-            responses={304: {"description": "Not modified (If-None-Match matched)"}})
+            responses={304: {"description": "Not modified (If-None-Match matched)"},
+                       **responses(401, 403, 410, 422, 429, notes={
+                           410: "also for a well-formed cursor HQ did not write or that comes from another HQ database"})})
 def get_catalog(
     request: Request,
-    cursor: str | None = Query(default=None, max_length=200),
+    cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN,
+                               description="`next_cursor` of the previous page; one HQ cannot continue from is 410"),
     limit: int = Query(default=500, ge=1, le=1000),
     caller: SiteCaller = Depends(site_active),
     hq: HQ = Depends(get_hq),
@@ -40,7 +43,11 @@ def get_catalog(
     return Response(body, media_type="application/json", headers={"ETag": tag})
 
 
-@router.post("/orders", response_model=OrderResults, summary="Submit one order or a batch (idempotent)")
+@router.post("/orders", response_model=OrderResults, summary="Submit one order or a batch (idempotent)",
+             responses=responses(401, 403, 409, 413, 422, 429, notes={
+                 409: "`idempotency_in_flight`: the first request with this key is still running (`Retry-After`)",
+                 422: "`idempotency_conflict`: this key, or an order_id, was sent before with another body; "
+                      "`duplicate_order_id`: the batch names an order_id twice"}))
 def post_orders(
     batch: OrderBatch,
     idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=200,
@@ -48,16 +55,16 @@ def post_orders(
     caller: SiteCaller = Depends(site_ordering),
     hq: HQ = Depends(get_hq),
 ) -> Response:
-    ctx = orders.SiteContext(caller.site_id, caller.categories, caller.regions)
+    ctx = SiteContext(caller.site_id, caller.categories, caller.regions)
     results, replayed = orders.submit(hq, ctx, idempotency_key, batch)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse({"results": results}, headers=headers)
 
 
-@router.get("/orders/{order_id}", response_model=OrderResult, summary="One order's decision (review outcome)")
-def get_order(order_id: str, caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
-    if len(order_id) > 64:
-        raise ApiError(404, "not_found", "order id is too long to exist")
+@router.get("/orders/{order_id}", response_model=OrderResult, summary="One order's decision (review outcome)",
+            responses=responses(401, 403, 404, 422, 429))
+def get_order(order_id: str = Path(..., pattern=ORDER_ID_PATTERN), caller: SiteCaller = Depends(site_active),
+              hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return orders.get_order(hq, caller.site_id, order_id)
 
 
@@ -65,7 +72,7 @@ HEARTBEAT_BODY = {"required": True, "content": {"application/json": {"schema": H
 
 
 @router.post("/heartbeat", response_model=HeartbeatOut, summary="Report health; receive licence status and commands",
-             openapi_extra={"requestBody": HEARTBEAT_BODY})
+             openapi_extra={"requestBody": HEARTBEAT_BODY}, responses=responses(401, 413, 422, 429))
 async def post_heartbeat(request: Request) -> Response:
     """Body `HeartbeatIn`; answers revoked, suspended and expired sites too. Served by `hq.heartbeat_api`."""
     return await heartbeat_api.handle(request)

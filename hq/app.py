@@ -105,7 +105,7 @@ def _install_errors(app: "FastAPI") -> None:
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
-    from hq.errors import ApiError, error_response, first_error
+    from hq.errors import ApiError, error_code, error_response, first_error
     from kitcore.errors import InvalidInput
 
     body = error_response
@@ -116,21 +116,42 @@ def _install_errors(app: "FastAPI") -> None:
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return body(422, "invalid_request", str(exc))
+        """422 `invalid_request`, unless the refusal names its own status and code (e.g. 404 for an unknown SKU)."""
+        return body(getattr(exc, "status", 422), getattr(exc, "code", "invalid_request"), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return body(422, "invalid_request", first_error(exc.errors()))
+        return body(422, error_code(exc.errors()), first_error(exc.errors()))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return body(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": a validation failure like any other
+            return body(422, "invalid_request", "body: is not valid JSON")
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path) or [headers.get("Allow", "")])
+        return body(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return body(500, "internal", "internal error; see HQ's log")
+
+
+def allowed_methods(app: "FastAPI", path: str) -> list[str] | None:
+    """Every method /openapi.json documents for `path` (Starlette's 405 names only the first route's); None if none."""
+    import re
+
+    templates = getattr(app.state, "allow_templates", None)
+    if templates is None:
+        templates = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(p)) + "$"), {m.upper() for m in ops})
+                     for p, ops in app.openapi()["paths"].items()]
+        app.state.allow_templates = templates
+    methods = set().union(*(ops for pattern, ops in templates if pattern.match(path)))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods) or None
 
 
 async def _open_beat_pool(hq: "HQ") -> Any:

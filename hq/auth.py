@@ -99,18 +99,16 @@ def _rate_limit(request: Request, site_id: str) -> None:
                        headers={"Retry-After": str(max(1, round(wait)))})
 
 
-def site_caller(request: Request, *, allow_revoked: bool = False, allow_suspended: bool = True) -> SiteCaller:
+def site_caller(request: Request, *, allow_suspended: bool = True) -> SiteCaller:
     hq = get_hq(request)
-    token = bearer(request)
-    heartbeat = allow_revoked
-    site_id, jti = _verify(hq, token, allow_expired=heartbeat)
+    site_id, jti = _verify(hq, bearer(request), allow_expired=False)
     _rate_limit(request, site_id)
     with hq.read() as conn:
         row = conn.execute(_status_query(), {"jti": jti}).first()
     if row is None or row.site_id != site_id:
         raise ApiError(401, "unknown_licence", "this licence is not known to HQ")
     revoked = row.status == "revoked" or row.revoked_at is not None
-    if revoked and not allow_revoked:
+    if revoked:
         raise ApiError(403, "licence_revoked", f"licence revoked: {row.status_reason or 'no reason given'}")
     if row.status == "suspended" and not allow_suspended:
         raise ApiError(403, "licence_suspended", f"licence suspended: {row.status_reason or 'no reason given'}")
@@ -139,11 +137,6 @@ async def site_token(request: Request) -> TokenCaller:
     site_id, jti = _verify(hq, bearer(request), allow_expired=True)
     _rate_limit(request, site_id)
     return TokenCaller(site_id, jti)
-
-
-def site_any(request: Request) -> SiteCaller:
-    """Answers revoked and suspended sites too, so their command reaches them."""
-    return site_caller(request, allow_revoked=True)
 
 
 def site_active(request: Request) -> SiteCaller:

@@ -30,11 +30,11 @@ from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
+from hq.order_checks import SiteContext, catalog_problem
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from hq.orders import SiteContext
     from hq.schemas import OrderIn
     from hq.service import HQ
 
@@ -74,7 +74,7 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
     )
 
 
-def decide_new(hq: "HQ", ctx: "SiteContext", key: str, orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
+def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
     """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path)."""
     with hq.connection() as conn:
         sql = _sql(conn.dialect.name == "postgresql")
@@ -99,11 +99,9 @@ def decide_new(hq: "HQ", ctx: "SiteContext", key: str, orders: list["OrderIn"], 
     return [_result(hq, row, keys_for.get(i)) for i, row in enumerate(rows)]
 
 
-def _judge_all(hq: "HQ", conn: "Connection", ctx: "SiteContext", orders: list["OrderIn"],
+def _judge_all(hq: "HQ", conn: "Connection", ctx: SiteContext, orders: list["OrderIn"],
                items: dict[str, Any], now: datetime) -> list[risk.Decision]:
     """Each order's decision, counting the batch's earlier orders as the database would."""
-    from hq.orders import catalog_problem
-
     rules = hq.rules.get()
     by_signal = {k: [r for r in rules.velocity if r.key == k] for k in SIGNALS}
     values = {k: sorted({v for v in (_signal(o, k) for o in orders) if v}) for k in SIGNALS}
@@ -150,7 +148,7 @@ def _lock_keys(conn: "Connection", orders: list["OrderIn"], decisions: list[risk
     return {sku: list(conn.execute(_sql().keys, {"sku": sku, "n": n})) for sku, n in wanted.items()}
 
 
-def _rows(ctx: "SiteContext", orders: list["OrderIn"], digests: list[str], decisions: list[risk.Decision],
+def _rows(ctx: SiteContext, orders: list["OrderIn"], digests: list[str], decisions: list[risk.Decision],
           items: dict[str, Any], stock: dict[str, list[Any]], now: datetime) -> tuple[list[dict[str, Any]], dict[int, list[Any]]]:
     """Order rows to insert (final decision and status) and, by batch position, the keys each one gets."""
     rows, keys_for = [], {}

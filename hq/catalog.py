@@ -19,58 +19,40 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from hq import audit
 from hq.clock import utcnow
 from hq.errors import ApiError
+from hq.fields import SKU_PATTERN, AccountPattern, integer, text
 from hq.models import CardKey, CatalogChange, CatalogItem, Meta
 from kitcore.licence.tiers import CATEGORIES
 
 if TYPE_CHECKING:
     from hq.service import HQ
 
-SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
 class ItemSpec(BaseModel):
     """What an operator sets for a SKU."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    category: str
-    face_value_cents: int = Field(ge=0, le=10**12)
-    price_cents: int = Field(ge=0, le=10**12)
+    name: text(200, min_length=1)  # type: ignore[valid-type]
+    category: Literal[CATEGORIES]  # type: ignore[valid-type]
+    face_value_cents: integer(0, 10**12)  # type: ignore[valid-type]
+    price_cents: integer(0, 10**12)  # type: ignore[valid-type]
     currency: Literal["CNY"] = "CNY"
     stock_kind: Literal["card_key", "direct_topup"] = "card_key"
-    account_pattern: str | None = Field(default=None, max_length=200)
-    min_qty: int = Field(default=1, ge=1, le=10000)
-    max_qty: int = Field(default=10, ge=1, le=10000)
+    account_pattern: AccountPattern | None = None
+    min_qty: integer(1, 10000) = 1  # type: ignore[valid-type]
+    max_qty: integer(1, 10000) = 10  # type: ignore[valid-type]
     status: Literal["active", "inactive"] = "active"
-
-    @field_validator("category")
-    @classmethod
-    def _known_category(cls, value: str) -> str:
-        if value not in CATEGORIES:
-            raise ValueError(f"unknown category {value!r} (known: {', '.join(CATEGORIES)})")
-        return value
-
-    @field_validator("account_pattern")
-    @classmethod
-    def _valid_regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"account_pattern is not a valid regex: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _qty_range(self) -> "ItemSpec":
-        if self.min_qty > self.max_qty:
-            raise ValueError("min_qty is larger than max_qty")
+        if self.min_qty > self.max_qty:  # a rule across two fields: answered with its own code, qty_range
+            raise PydanticCustomError("qty_range", "min_qty is larger than max_qty")
         return self
 
 
@@ -169,7 +151,11 @@ def encode_cursor(epoch: str, version: int, watermark: int = 0) -> str:
 
 
 def decode_cursor(cursor: str | None, epoch: str) -> tuple[int, int] | None:
-    """(version, watermark) of a cursor; None when it is from another HQ database (resync).
+    """(version, watermark) of a cursor; None when HQ cannot continue from it (resync).
+
+    That is a cursor from another HQ database, or any text HQ did not write:
+    the schema only says what a cursor looks like (base64url), so a site with
+    a damaged cursor gets 410 and recovers by syncing from the start.
 
     The watermark is the `catalog_pruned_through` value the cursor's chain was
     consistent with when it was issued: a chain begun from scratch misses no
@@ -190,7 +176,7 @@ def decode_cursor(cursor: str | None, epoch: str) -> tuple[int, int] | None:
         if version < 0 or watermark < 0:
             raise ValueError
     except (ValueError, IndexError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "invalid_cursor", "cursor is not one HQ issued") from None
+        return None
     return (version, watermark) if cur_epoch == epoch else None
 
 

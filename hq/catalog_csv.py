@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 REQUIRED = ("sku", "name", "category", "face_value_cents", "price_cents")
 OPTIONAL = ("stock_kind", "account_pattern", "min_qty", "max_qty", "status")
+NUMBERS = ("face_value_cents", "price_cents", "min_qty", "max_qty")
+
+
+def _typed(column: str, value: str) -> Any:
+    """CSV holds text; the API's strict integers take a number, so a column of digits becomes one."""
+    if column in NUMBERS and value.lstrip("-").isdigit() and value.isascii():
+        return int(value)
+    return value
 
 
 def is_card_key_csv(text: str) -> bool:
@@ -45,7 +53,7 @@ def _parse_items(reader: "csv.DictReader[str]") -> list[tuple[str, catalog.ItemS
         sku = values.pop("sku")
         try:
             catalog.validate_sku(sku)
-            data: dict[str, Any] = {k: v for k, v in values.items() if v != ""}
+            data: dict[str, Any] = {k: _typed(k, v) for k, v in values.items() if v != ""}
             items.append((sku, catalog.ItemSpec.model_validate(data)))
         except ValidationError as exc:
             err = exc.errors()[0]

@@ -16,20 +16,17 @@ from sqlalchemy.orm import Session
 
 from hq.clock import utcnow
 from hq.models import Command, Site
-from kitcore.licence import jws
+from kitcore.licence.commands import COMMAND_TYPES, sign_command
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from hq.service import HQ
 
-COMMAND_TYP = "kitctl-command+jwt"
-TYPES = ("revoke", "suspend", "resume", "licence", "sync_now", "support_bundle")
-
 
 def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -> Command:
     """Queue a command with the site's next sequence number (caller holds the site row)."""
-    if type_ not in TYPES:
+    if type_ not in COMMAND_TYPES:
         raise ValueError(f"unknown command type {type_!r}")
     site.command_seq = (site.command_seq or 0) + 1
     cmd = Command(id=str(uuid.uuid4()), site_id=site.id, seq=site.command_seq, type=type_, payload=payload,
@@ -55,8 +52,6 @@ def pending(conn: "Connection", site_id: str, applied_seq: int) -> list[Any]:
 
 
 def sign(hq: "HQ", cmd: Any, now: int) -> str:
-    payload = {
-        "id": cmd.id, "seq": cmd.seq, "type": cmd.type, "site": cmd.site_id,
-        "iat": now, "exp": now + hq.settings.command_ttl_seconds, "payload": cmd.payload,
-    }
-    return jws.sign(payload, hq.keys, COMMAND_TYP)
+    """The queued command `cmd` as a token signed now, valid for the configured TTL."""
+    return sign_command(hq.keys, id=cmd.id, seq=cmd.seq, type=cmd.type, site=cmd.site_id, payload=cmd.payload,
+                        now=now, ttl_seconds=hq.settings.command_ttl_seconds)

@@ -4,8 +4,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
+
+from kitcore.errorbody import CODE, error_body
+
 if TYPE_CHECKING:
     from starlette.responses import JSONResponse
+
+
+class ErrorBody(BaseModel):
+    """The error body of every HQ endpoint (and of the storefront's JSON APIs and the agent's endpoints)."""
+
+    error: str = Field(pattern=CODE.pattern, description="a stable machine-readable code")
+    detail: str = Field(description="one line for people: what is wrong, naming the field")
+
+
+WHY = {
+    401: "No or bad bearer token (`unauthorized`, `invalid_licence`, `unknown_licence`)",
+    403: "Licence revoked or suspended (`licence_revoked`, `licence_suspended`)",
+    404: "The named resource does not exist (`not_found`)",
+    409: "Conflicts with HQ's current state (the code names the conflict)",
+    410: "The cursor cannot be continued from (`cursor_expired`): resync from no cursor",
+    413: "Body too large (`too_large`)",
+    422: "The request fails validation (`invalid_request`, naming the field), or a rule the schema cannot say",
+    429: "Rate limited (`rate_limited`, `Retry-After`)",
+}
+
+
+def responses(*statuses: int, notes: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for the errors an operation can give, each with the error body.
+
+    `notes` adds what the schema cannot say: refusals of a schema-valid request (a cross-field rule,
+    HQ's state), each with its own code.
+    """
+    notes = notes or {}
+    return {status: {"model": ErrorBody, "description": WHY[status] + (f"; {notes[status]}" if status in notes else "")}
+            for status in statuses}
 
 
 class ApiError(Exception):
@@ -19,12 +53,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} does not exist")
+# Cross-field rules JSON Schema cannot state: pydantic errors of these types keep their type as the error code.
+RULE_CODES = frozenset({"qty_range", "invalid_account_pattern"})
 
 
-def conflict(code: str, detail: str) -> ApiError:
-    return ApiError(409, code, detail)
+def error_code(errors: Any) -> str:
+    """`invalid_request`, or the rule's own code when the first problem is a cross-field rule."""
+    kind = errors[0].get("type") if errors else None
+    return kind if kind in RULE_CODES else "invalid_request"
 
 
 def first_error(errors: Any) -> str:
@@ -32,7 +68,10 @@ def first_error(errors: Any) -> str:
     if not errors:
         return "invalid request"
     err = errors[0]
-    where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    loc = list(err.get("loc", ()))
+    if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):  # name the field, not where it travelled
+        loc = loc[1:]
+    where = ".".join(str(p) for p in loc if p != "body") or "body"
     return f"{where}: {err.get('msg', 'invalid')}"
 
 
@@ -40,5 +79,4 @@ def error_response(status: int, code: str, detail: str, headers: dict[str, str] 
     """The JSON error every endpoint answers with: `{"error": code, "detail": one line}`."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse({"error": code, "detail": detail.splitlines()[0] if detail else code},
-                        status_code=status, headers=headers)
+    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)

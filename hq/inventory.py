@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hq import audit, catalog
 from hq.clock import utcnow
+from hq.fields import SKU_PATTERN
 from hq.models import CardKey, CatalogItem
 from kitcore.errors import InvalidInput
 
@@ -31,33 +33,53 @@ MAX_FIELD = 128
 MAX_SECRET = 512
 
 
+def _field(longest: int) -> str:
+    """A CSV field that is not blank once its spaces are stripped: bare, or quoted (commas allowed)."""
+    return (rf'( *[^",\x00-\x20\x7f][^",\x00-\x1f\x7f]{{0,{longest - 1}}}'
+            rf'|"[^"\x00-\x20\x7f][^"\x00-\x1f\x7f]{{0,{longest - 1}}}" *)')
+
+
+_EOL = r"(\r\n|\n|\r)"
+_HEADER = r" *[Ss][Kk][Uu] *, *[Ss][Ee][Rr][Ii][Aa][Ll] *, *[Ss][Ee][Cc][Rr][Ee][Tt] *"
+_ROW = rf" *{SKU_PATTERN[1:-1]} *,{_field(MAX_FIELD)},{_field(MAX_SECRET)}"
+# The whole import, as /openapi.json states it; the server checks exactly this before parsing.
+CSV_PATTERN = rf"^\ufeff?{_HEADER}({_EOL}( *|{_ROW}))*$"
+_CSV = re.compile(CSV_PATTERN)
+
+
+class TooManyRows(InvalidInput):
+    status, code = 413, "too_large"
+
+
+class UnknownSku(InvalidInput):
+    status, code = 404, "not_found"
+
+
+class NotCardKeySku(InvalidInput):
+    status, code = 409, "not_card_key"
+
+
 def parse_csv(text: str) -> list[tuple[str, str, str]]:
     """Rows of `sku,serial,secret` (header required); one-line error naming the bad line."""
-    try:
-        return _parse_rows(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise InvalidInput(f"card-key CSV is not valid CSV: {exc}") from None
+    if not _CSV.match(text):
+        raise InvalidInput(f"card-key CSV: {_first_bad_line(text)}")
+    rows = [tuple(c.strip(" ") for c in row) for row in csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+            if row and any(c.strip(" ") for c in row)][1:]
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise TooManyRows(f"card-key CSV has more than {MAX_IMPORT_ROWS} rows; split it")
+    return rows  # type: ignore[return-value]
 
 
-def _parse_rows(reader: Any) -> list[tuple[str, str, str]]:
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header] != ["sku", "serial", "secret"]:
-        raise InvalidInput("card-key CSV must start with the header: sku,serial,secret")
-    rows: list[tuple[str, str, str]] = []
-    for lineno, row in enumerate(reader, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != 3:
-            raise InvalidInput(f"card-key CSV line {lineno}: expected 3 fields, got {len(row)}")
-        sku, serial, secret = (c.strip() for c in row)
-        if not sku or not serial or not secret:
-            raise InvalidInput(f"card-key CSV line {lineno}: sku, serial and secret must not be empty")
-        if len(serial) > MAX_FIELD or len(secret) > MAX_SECRET or len(sku) > 64:
-            raise InvalidInput(f"card-key CSV line {lineno}: a field is too long")
-        rows.append((sku, serial, secret))
-        if len(rows) > MAX_IMPORT_ROWS:
-            raise InvalidInput(f"card-key CSV has more than {MAX_IMPORT_ROWS} rows; split it")
-    return rows
+def _first_bad_line(text: str) -> str:
+    """Which line breaks the format, and the format: one line for the operator."""
+    lines = re.split(_EOL, text.lstrip("\ufeff"))[::2]
+    if not re.fullmatch(_HEADER, lines[0]):
+        return "it must start with the header: sku,serial,secret"
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not re.fullmatch(rf"( *|{_ROW})", line):
+            return (f"line {lineno}: expected sku,serial,secret (a catalog SKU, a serial of at most {MAX_FIELD} "
+                    f"and a secret of at most {MAX_SECRET} printable characters, not blank; quoted fields hold no quote)")
+    return "it is not valid CSV"
 
 
 def import_csv(hq: "HQ", operator: str, text: str) -> dict[str, Any]:
@@ -69,9 +91,9 @@ def import_csv(hq: "HQ", operator: str, text: str) -> dict[str, Any]:
         for sku in sorted(skus):
             item = items.get(sku)
             if item is None or item.deleted:
-                raise InvalidInput(f"card-key CSV: sku {sku!r} is not in the catalog")
+                raise UnknownSku(f"card-key CSV: sku {sku!r} is not in the catalog")
             if item.stock_kind != "card_key":
-                raise InvalidInput(f"card-key CSV: sku {sku!r} is a direct top-up, it has no card keys")
+                raise NotCardKeySku(f"card-key CSV: sku {sku!r} is a direct top-up, it has no card keys")
         existing = set(session.execute(select(CardKey.sku, CardKey.serial).where(CardKey.sku.in_(skus))).all())
         now, added, skipped = utcnow(), 0, 0
         for sku, serial, secret in rows:

@@ -21,7 +21,8 @@ from hq.errors import ApiError
 from hq.models import Licence, Site
 from hq.registry import new_password, username_for
 from kitcore.errors import InvalidInput
-from kitcore.licence.token import issue_licence
+from kitcore.licence.tiers import TIERS
+from kitcore.licence.token import MAX_DAYS, issue_licence
 
 if TYPE_CHECKING:
     from hq.service import HQ
@@ -63,6 +64,7 @@ def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, cate
     """Sign a token for `site` and record it as the site's current licence."""
     from kitcore.licence.token import verify_licence
 
+    _check_grant(features, regions)
     grant, fresh_password = _registry_grant(hq, site)
     token = issue_licence(
         hq.keys, site=site.id, tier=tier, categories=categories, days=days, hq_url=hq.settings.public_url,
@@ -83,6 +85,23 @@ def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, cate
     session.add(lic)
     site.current_jti = lic.jti
     return token, lic
+
+
+def _check_grant(features: list[str] | None, regions: list[str] | None) -> None:
+    """The API's schema checks these too; the CLI comes here directly."""
+    import re
+
+    from hq.features import check
+    from hq.fields import REGION_PATTERN
+
+    try:
+        for name in features or []:
+            check(name)
+    except ValueError as exc:
+        raise InvalidInput(f"features: {exc}") from None
+    bad = [r for r in regions or [] if not re.match(REGION_PATTERN, r)]
+    if bad:
+        raise InvalidInput(f"regions: {bad[0]!r} is not a region like CN or CN-GD")
 
 
 def issue(hq: "HQ", operator: str, site_id: str, tier: str, categories: list[str], days: int,
@@ -161,8 +180,12 @@ def upgrade(hq: "HQ", operator: str, site_id: str, tier: str | None = None, cate
         left = aware(old.expires_at) - utcnow()
         days = max(1, round(left.total_seconds() / 86400))
         feats = features if features is not None else (None if tier else list(old.features))
+        cats = categories or list(old.categories)
+        if len(cats) > TIERS[new_tier].max_categories:  # a rule on the licence as it stands, not on the body
+            raise ApiError(409, "too_many_categories", f"categories: tier {new_tier} allows at most "
+                           f"{TIERS[new_tier].max_categories}; the licence has {len(cats)}: send categories too")
         try:
-            token, lic = _sign(hq, session, site, operator, new_tier, categories or list(old.categories), days,
+            token, lic = _sign(hq, session, site, operator, new_tier, cats, days,
                                feats, regions or list(old.regions), None if tier else old.revenue_share_bps)
         except InvalidInput as exc:
             raise ApiError(422, "invalid_licence_request", str(exc)) from None
@@ -182,6 +205,9 @@ def renew(hq: "HQ", operator: str, site_id: str, days: int) -> dict[str, Any]:
         now = utcnow()
         end = max(aware(old.expires_at), now)
         total_days = (end - now).days + days
+        if total_days > MAX_DAYS:  # depends on the term left, which the schema cannot know
+            raise ApiError(409, "term_too_long", f"days: the licence would run {total_days} days from now; "
+                           f"at most {MAX_DAYS}")
         try:
             token, lic = _sign(hq, session, site, operator, old.tier, list(old.categories), total_days,
                                list(old.features), list(old.regions), old.revenue_share_bps)

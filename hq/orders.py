@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -25,24 +23,17 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hq import batch as batches
 from hq import inventory, risk
 from hq.clock import aware, utcnow
 from hq.errors import ApiError
 from hq.metrics import metrics
 from hq.models import CatalogItem, IdempotencyKey, Order
+from hq.order_checks import SiteContext, catalog_problem
 from hq.schemas import OrderBatch, OrderIn
 
 if TYPE_CHECKING:
     from hq.service import HQ
-
-
-@dataclass(frozen=True)
-class SiteContext:
-    """Who is ordering: from the verified licence."""
-
-    site_id: str
-    categories: tuple[str, ...]
-    regions: tuple[str, ...]
 
 
 def body_hash(data: Any) -> str:
@@ -107,11 +98,9 @@ def release_key(hq: "HQ", site_id: str, key: str) -> None:
 
 def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[list[dict[str, Any]], bool]:
     """Decide every order in the batch; returns (results, whole request was a replay)."""
-    from hq import batch as batches
-
     ids = [o.order_id for o in batch.orders]
     if len(set(ids)) != len(ids):
-        raise ApiError(422, "invalid_request", "the batch lists the same order_id twice")
+        raise ApiError(422, "duplicate_order_id", "orders: the batch lists the same order_id twice")
     replay_ids = claim_key(hq, ctx.site_id, key, body_hash(batch.model_dump(mode="json")))
     if replay_ids is not None:
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
@@ -164,26 +153,6 @@ def _existing(hq: "HQ", s: Session, row: Order, digest: str) -> dict[str, Any]:
     if row.request_sha256 != digest:
         raise ApiError(422, "idempotency_conflict", f"order {row.order_id!r} was already sent with a different body")
     return result_json(hq, s, row, replayed=True)
-
-
-def catalog_problem(item: CatalogItem | Any, ctx: SiteContext, order: OrderIn) -> str | None:
-    """A reason the order cannot be fulfilled at all, or None."""
-    if item is None or item.deleted:
-        return "unknown_sku"
-    if item.category not in ctx.categories:
-        return "category_not_licensed"
-    if item.status != "active":
-        return "sku_inactive"
-    if not item.min_qty <= order.quantity <= item.max_qty:
-        return f"quantity_out_of_range:{item.min_qty}-{item.max_qty}"
-    if item.stock_kind == "direct_topup" and item.account_pattern:
-        account = order.buyer.account or ""
-        try:
-            if not re.fullmatch(item.account_pattern, account):
-                return "account_mismatch"
-        except re.error:
-            return "account_mismatch"
-    return None
 
 
 def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: str) -> Order:

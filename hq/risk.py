@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from hq.clock import aware
+from hq.fields import MAX_CENTS, Account, Contact, IpNetwork, Region, integer, unique
 from hq.models import Order, Site
 from kitcore.errors import InvalidInput
 
@@ -37,56 +38,64 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Documented bounds: an order carries at most 10,000 units and MAX_CENTS, so no limit needs more.
+Cents = integer(0, MAX_CENTS)
+PositiveCents = integer(1, MAX_CENTS)
+Quantity = integer(1, 10_000)
+OrderCount = integer(1, 10_000_000)
+MAX_BLOCKED = 1000  # entries per block list: a rules document, not a fraud database
+
+
 class AmountLimits(_Strict):
-    review_amount_cents: int = Field(default=100_000, ge=0)
-    reject_amount_cents: int = Field(default=1_000_000, ge=0)
-    review_quantity: int = Field(default=20, ge=1)
-    reject_quantity: int = Field(default=100, ge=1)
+    review_amount_cents: Cents = 100_000  # type: ignore[valid-type]
+    reject_amount_cents: Cents = 1_000_000  # type: ignore[valid-type]
+    review_quantity: Quantity = 20  # type: ignore[valid-type]
+    reject_quantity: Quantity = 100  # type: ignore[valid-type]
 
 
 class VelocityRule(_Strict):
     key: Literal["account", "contact", "ip"]
-    window_seconds: int = Field(ge=1, le=30 * 86400)
-    max_orders: int = Field(ge=1)
+    window_seconds: integer(1, 30 * 86400)  # type: ignore[valid-type]
+    max_orders: OrderCount  # type: ignore[valid-type]
     action: Action = "review"
 
 
-class BlockLists(_Strict):
-    accounts: list[str] = []
-    contacts: list[str] = []
-    ips: list[str] = []  # addresses or CIDR networks
-    regions: list[str] = []
+def _block_list(item: object) -> object:
+    return Annotated[list[item], Field(max_length=MAX_BLOCKED, json_schema_extra={"uniqueItems": True}),  # type: ignore[valid-type]
+                     AfterValidator(unique)]
 
-    @field_validator("ips")
-    @classmethod
-    def _networks(cls, values: list[str]) -> list[str]:
-        for v in values:
-            ipaddress.ip_network(v, strict=False)
-        return values
+
+class BlockLists(_Strict):
+    """Entries are what an order can carry: buyer accounts, contacts, regions; IPs may be networks (CIDR)."""
+
+    accounts: _block_list(Account) = []  # type: ignore[valid-type]
+    contacts: _block_list(Contact) = []  # type: ignore[valid-type]
+    ips: _block_list(IpNetwork) = []  # type: ignore[valid-type]
+    regions: _block_list(Region) = []  # type: ignore[valid-type]
 
 
 class SiteDailyLimits(_Strict):
-    max_orders: int = Field(default=10_000, ge=1)
-    max_amount_cents: int = Field(default=50_000_000, ge=1)
+    max_orders: OrderCount = 10_000  # type: ignore[valid-type]
+    max_amount_cents: PositiveCents = 50_000_000  # type: ignore[valid-type]
     action: Action = "review"
 
 
 class NewSiteLimits(_Strict):
-    days: int = Field(default=7, ge=0)
-    max_orders_per_day: int = Field(default=300, ge=1)
-    max_amount_cents_per_order: int = Field(default=50_000, ge=1)
+    days: integer(0, 365) = 7  # type: ignore[valid-type]
+    max_orders_per_day: OrderCount = 300  # type: ignore[valid-type]
+    max_amount_cents_per_order: PositiveCents = 50_000  # type: ignore[valid-type]
     action: Action = "review"
 
 
 class Rules(_Strict):
-    version: int = 1
+    version: Literal[1] = 1
     limits: AmountLimits = AmountLimits()
-    velocity: list[VelocityRule] = [
+    velocity: list[VelocityRule] = Field(default=[
         VelocityRule(key="account", window_seconds=600, max_orders=5, action="review"),
         VelocityRule(key="account", window_seconds=3600, max_orders=30, action="reject"),
         VelocityRule(key="contact", window_seconds=600, max_orders=10, action="review"),
         VelocityRule(key="ip", window_seconds=600, max_orders=20, action="review"),
-    ]
+    ], max_length=50)
     block: BlockLists = BlockLists()
     site_daily: SiteDailyLimits = SiteDailyLimits()
     new_site: NewSiteLimits = NewSiteLimits()

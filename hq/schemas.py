@@ -2,47 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from kitcore.licence.tiers import CATEGORIES
-
-SAFE_TEXT = r"^[^\x00-\x1f\x7f]*$"
+from hq.features import Feature
+from hq.fields import (ORDER_ID_PATTERN, SITE_ID_PATTERN, Account, Contact, Region, SiteId, Sku, Timestamp,
+                       integer, text, unique)
+from kitcore.licence.tiers import CATEGORIES, TIERS
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorBody(BaseModel):
-    error: str
-    detail: str
-
-
 class Buyer(Strict):
-    account: str | None = Field(default=None, max_length=128, pattern=SAFE_TEXT)
-    contact: str = Field(min_length=1, max_length=128, pattern=SAFE_TEXT)
+    account: Account | None = None
+    contact: Contact
     ip: str | None = Field(default=None, max_length=64, pattern=r"^[0-9A-Fa-f:.]+$")
-    region: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,8})?$")
+    region: Region | None = None
 
 
 class OrderIn(Strict):
-    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    quantity: int = Field(ge=1, le=10000)
-    unit_price_cents: int = Field(ge=0, le=10**11)
+    order_id: str = Field(pattern=ORDER_ID_PATTERN)
+    sku: Sku
+    quantity: integer(1, 10000)  # type: ignore[valid-type]
+    unit_price_cents: integer(0, 10**11)  # type: ignore[valid-type]
     currency: Literal["CNY"]
     buyer: Buyer
-    created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _bounded_year(cls, value: datetime) -> datetime:
-        if not 2000 <= value.year <= 2200:
-            raise ValueError("created_at is not a plausible time")
-        return value
+    created_at: Timestamp
 
 
 class OrderBatch(Strict):
@@ -79,8 +67,8 @@ class CatalogPage(BaseModel):
 
 
 class HeartbeatIn(Strict):
-    version: str = Field(min_length=1, max_length=64, pattern=SAFE_TEXT)
-    applied_seq: int = Field(ge=0, le=2**31 - 1)
+    version: text(64, min_length=1)  # type: ignore[valid-type]
+    applied_seq: integer(0, 2**31 - 1)  # type: ignore[valid-type]
     health: dict[str, Any] = Field(default_factory=dict)
     counters: dict[str, Any] = Field(default_factory=dict)
 
@@ -99,33 +87,70 @@ class HeartbeatOut(BaseModel):
 
 # -- admin -----------------------------------------------------------------
 
-SITE_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
+SITE_ID = SITE_ID_PATTERN
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
+TierName = Literal[tuple(TIERS)]  # type: ignore[valid-type]
+Categories = Annotated[list[Category], Field(min_length=1, max_length=len(CATEGORIES),  # type: ignore[valid-type]
+                                             json_schema_extra={"uniqueItems": True}), AfterValidator(unique)]
+Features = Annotated[list[Feature], Field(max_length=64, json_schema_extra={"uniqueItems": True}),
+                     AfterValidator(unique)]
+Regions = Annotated[list[Region], Field(max_length=64, json_schema_extra={"uniqueItems": True}),
+                    AfterValidator(unique)]
+
+
+def tier_category_limits(default_tier: str | None) -> list[dict[str, Any]]:
+    """JSON Schema `if/then` per tier: at most `max_categories` categories (the tier may be the default)."""
+    rules = []
+    for name, spec in TIERS.items():
+        if spec.max_categories >= len(CATEGORIES):
+            continue
+        when: dict[str, Any] = {"properties": {"tier": {"const": name}}}
+        if name != default_tier:  # an absent tier is the default one
+            when["required"] = ["tier"]
+        rules.append({"if": when, "then": {"properties": {"categories": {"maxItems": spec.max_categories}}}})
+    return rules
+
+
+def _check_tier_categories(tier: str | None, categories: list[str] | None) -> None:
+    if tier is not None and categories is not None and len(categories) > TIERS[tier].max_categories:
+        raise ValueError(f"categories: tier {tier} allows at most {TIERS[tier].max_categories}, got {len(categories)}")
 
 
 class LicenceIssue(Strict):
-    site: str = Field(pattern=SITE_ID)
-    tier: Literal["basic", "pro", "flagship"] = "basic"
-    categories: list[Category] = Field(min_length=1, max_length=64)  # type: ignore[valid-type]
-    days: int = Field(default=365, ge=1, le=3660)
-    features: list[str] | None = Field(default=None, max_length=64)
-    regions: list[str] | None = Field(default=None, max_length=64)
-    revenue_share_bps: int | None = Field(default=None, ge=0, le=10000)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": tier_category_limits("basic")})
+    site: SiteId
+    tier: TierName = "basic"
+    categories: Categories
+    days: integer(1, 3660) = 365  # type: ignore[valid-type]
+    features: Features | None = None
+    regions: Regions | None = Field(default=None, description="empty or absent: [\"CN\"]")
+    revenue_share_bps: integer(0, 10000) | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _tier_limit(self) -> "LicenceIssue":
+        _check_tier_categories(self.tier, self.categories)
+        return self
 
 
 class Reason(Strict):
-    reason: str = Field(min_length=1, max_length=500, pattern=SAFE_TEXT)
+    reason: text(500, min_length=1)  # type: ignore[valid-type]
 
 
 class LicenceUpgrade(Strict):
-    tier: Literal["basic", "pro", "flagship"] | None = None
-    categories: list[Category] | None = Field(default=None, min_length=1, max_length=64)  # type: ignore[valid-type]
-    features: list[str] | None = Field(default=None, max_length=64)
-    regions: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": tier_category_limits(None)})
+    tier: TierName | None = None
+    categories: Categories | None = None
+    features: Features | None = None
+    regions: Regions | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _tier_limit(self) -> "LicenceUpgrade":
+        _check_tier_categories(self.tier, self.categories)
+        return self
 
 
 class LicenceRenew(Strict):
-    days: int = Field(ge=1, le=3660)
+    days: integer(1, 3660)  # type: ignore[valid-type]
 
 
 class LicenceOut(BaseModel):
@@ -146,4 +171,4 @@ class LicenceOut(BaseModel):
 
 class ReviewResolve(Strict):
     decision: Literal["approve", "reject"]
-    note: str | None = Field(default=None, max_length=500, pattern=SAFE_TEXT)
+    note: text(500) | None = None  # type: ignore[valid-type]

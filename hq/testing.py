@@ -22,13 +22,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from hq.service import HQ
 from hq.settings import HQSettings
-
-if TYPE_CHECKING:
-    from kitcore.licence.keys import HQKeyStore
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -51,11 +48,6 @@ class RunningHQ:
     @property
     def jwks(self) -> dict[str, Any]:
         return self.service.keys.jwks()
-
-    @property
-    def key_store(self) -> "HQKeyStore":
-        """HQ's signing keys (to sign tokens or commands a test needs)."""
-        return self.service.keys
 
     def revoke(self, site: str, reason: str = "revoked in a test") -> None:
         from hq import licences

@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitcore.errors import InvalidInput
 from kitcore.sitedir import SiteDir
 from plugins.checks import first_error
 from plugins.contract import secret_fields
+
+if TYPE_CHECKING:
+    from plugins.contract import Manifest
+    from plugins.host import Installed, PluginHost
 
 MASK = "***"
 # Storefront and agent read plugins.toml and the secrets files at start (mounted, see kitctl.render.plugin_config).
@@ -29,7 +33,7 @@ class SiteLicence:
 
 def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | None:
     """The site's verified licence, None when it has none yet; a one-line error when it does not verify."""
-    from kitctl.licence.source import require_hq_keys
+    from kitctl.licence.given import require_hq_keys
     from kitcore.licence.token import verify_licence
 
     path = SiteDir(site_dir).licence_token  # where render stores the licence it rendered with
@@ -44,7 +48,7 @@ def read_site_licence(site_dir: Path, hq_keys: Path | None) -> SiteLicence | Non
     return SiteLicence(verified.claims.tier, tuple(verified.claims.features))
 
 
-def load_host(site_dir: Path, licence: SiteLicence | None, sources: Any = None):  # -> PluginHost
+def load_host(site_dir: Path, licence: SiteLicence | None, sources: Any = None) -> PluginHost:
     from plugins.host import PluginHost
 
     features = licence.features if licence else ()
@@ -253,7 +257,7 @@ def _validated_args(model: Any, values: dict[str, Any], name: str, action: str) 
         raise InvalidInput(f"{name} {action}: {first_error(exc)}") from None
 
 
-def _installed(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any):  # -> Installed
+def _installed(site_dir: Path, name: str, licence: SiteLicence | None, sources: Any) -> Installed:
     host = load_host(site_dir, licence, sources)
     if name not in host.installed:
         known = ", ".join(sorted(host.installed)) or "none"
@@ -261,7 +265,8 @@ def _installed(site_dir: Path, name: str, licence: SiteLicence | None, sources: 
     return host.installed[name]
 
 
-def _manifest_view(info: Any):  # -> Manifest with what licence_refusal reads
+def _manifest_view(info: Any) -> Manifest:
+    """A Manifest carrying what `licence_refusal` reads."""
     from plugins.contract import Manifest
 
     return Manifest(name=info.name, version=info.version, feature=info.feature)

@@ -8,11 +8,11 @@ from typing import Any
 _COUNTERS: dict[int, tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
 
-ERROR_KINDS = ("import", "refused", "error", "timeout", "busy", "invalid", "dropped")
-
-
 def errors_counter(registry: Any = None) -> Any:
-    """`kitagent_plugin_errors_total{plugin,hook,kind}` registered once per registry."""
+    """`kitagent_plugin_errors_total{plugin,hook,kind}` registered once per registry.
+
+    `kind` is one of import, refused, error, timeout, busy, invalid, dropped.
+    """
     from prometheus_client import REGISTRY, Counter
 
     registry = REGISTRY if registry is None else registry

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
-
-
-def database_url_from_env(env: dict[str, str] | None = None) -> str:
-    """`KIT_DATABASE_URL`, or the contents of `KIT_DATABASE_URL_FILE` (a secret)."""
-    env = dict(os.environ) if env is None else env
-    if env.get("KIT_DATABASE_URL"):
-        return env["KIT_DATABASE_URL"]
-    if env.get("KIT_DATABASE_URL_FILE"):
-        return Path(env["KIT_DATABASE_URL_FILE"]).read_text().strip()
-    raise RuntimeError("set KIT_DATABASE_URL or KIT_DATABASE_URL_FILE")
 
 
 def make_engine(url: str) -> Engine:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
-def alembic_config(url: str):  # -> alembic.config.Config
+def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -10,12 +10,34 @@ below the HQ price, whatever the rule says.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 KINDS = ("percent", "fixed")  # percent: value in basis points; fixed: value in cents
 SCOPES = ("all", "category", "sku")
 ROUNDINGS = ("none", "jiao", "yuan", "yuan_minus_1")
 _SPECIFICITY = {"sku": 3, "category": 2, "all": 1}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A price rule: the one definition of its fields (the columns of `sitedb.tables.price_rules`).
+
+    The agent reads rules as these to price its sync, the storefront's admin
+    validates a form into one before it previews and saves it. `id` is None
+    for a rule not saved yet.
+    """
+
+    scope: str  # one of SCOPES
+    target: str | None  # the category or SKU; None for scope "all"
+    kind: str  # one of KINDS
+    value: int  # basis points (percent) or cents (fixed)
+    rounding: str  # one of ROUNDINGS
+    enabled: bool
+    id: int | None = None
+
+
+RULE_FIELDS = tuple(f.name for f in fields(Rule))
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:

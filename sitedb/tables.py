@@ -50,14 +50,15 @@ catalog_items = Table(
 )
 
 # A markup the site owner sets; the most specific enabled rule wins (sku > category > all).
+# Its fields, their meaning and their allowed values are `sitedb.pricing.Rule`'s; these are their columns.
 price_rules = Table(
     "price_rules", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("scope", String(16), nullable=False),  # all | category | sku
+    Column("scope", String(16), nullable=False),
     Column("target", String(64), nullable=True),
-    Column("kind", String(16), nullable=False),  # percent (value in basis points) | fixed (value in cents)
+    Column("kind", String(16), nullable=False),
     Column("value", BigInteger, nullable=False),
-    Column("rounding", String(16), nullable=False, default="none"),  # none | jiao | yuan | yuan_minus_1
+    Column("rounding", String(16), nullable=False, default="none"),
     Column("enabled", Boolean, nullable=False, default=True),
     _when("created_at", stamped=True),
     _when("updated_at", touched=True),

@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitcore.errorbody import error_body
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
@@ -24,12 +26,15 @@ from storefront.siteconfig import load_site_config
 from storefront.state import PageCache, ReadCache
 from storefront.web import HTTPProblem, render
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
 STARTED_AT = time.time()  # in /healthz: the agent counts a new value as a restart
 
 
-def make_templates():  # -> jinja2.Environment
+def make_templates() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
@@ -81,6 +86,9 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "started_at": int(STARTED_AT)})
+            return JSONResponse(error_body("database_unreachable", "the site database does not answer",
+                                           status="error", database="unreachable"), status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:

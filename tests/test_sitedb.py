@@ -83,6 +83,15 @@ def test_orm_classes_map_the_core_tables_and_type_every_column(model):
     assert annotated == {c.name for c in model.__table__.columns}
 
 
+def test_the_price_rule_fields_are_the_price_rule_columns():
+    """`sitedb.pricing.Rule` is the one definition of a rule's fields: the table has them and only adds timestamps."""
+    from sitedb.pricing import RULE_FIELDS
+
+    columns = {c.name for c in tables.price_rules.columns}
+    assert columns - set(RULE_FIELDS) == {"created_at", "updated_at"}
+    assert set(RULE_FIELDS) <= columns
+
+
 def test_sealed_delivery_opens_only_with_the_site_key():
     key, other = os.urandom(32), os.urandom(32)
     sealed = seal(key, {"card_keys": [{"serial": "S1", "secret": "ABCD-1234"}]})

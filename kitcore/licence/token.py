@@ -74,10 +74,6 @@ class VerifiedLicence:
     def days_left(self) -> int:
         return self.seconds_left // 86400
 
-    def has_feature(self, feature: str) -> bool:
-        return feature in self.claims.features
-
-
 def issue_licence(
     store: "HQKeyStore",
     site: str,

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from kitcore import __version__
-from kitctl.cli import deploy, hq, images, licence, plugins, site
+from kitctl.cli import deploy, hq, images, licence, plugins, render
 
 app = typer.Typer(
     name="kitctl",
@@ -37,7 +37,7 @@ def _root(
 
 app.add_typer(licence.app, name="licence")
 app.add_typer(hq.app, name="hq")
-site.register(app)
+render.register(app)
 deploy.register(app)
 app.add_typer(plugins.app, name="plugins")
 images.register(app)

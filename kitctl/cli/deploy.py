@@ -99,7 +99,7 @@ def upgrade(
     """Move the kit's services to another version through the same gated path (rolled back on failure)."""
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.outcome import deploy_and_report
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
     from kitctl.deploy.upgrade import record_images, upgraded_images
     from kitctl.deploy.up import UpOptions
 
@@ -125,9 +125,9 @@ def down(
 ) -> int:
     """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import down as run_down
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     if volumes and not yes:
@@ -144,10 +144,10 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     """Services with image, state, health, uptime and ports; the licence state the agent recorded."""
     from kitctl.console import print_json
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.drift import plugin_drift
     from kitctl.deploy.operate import licence_state, status as run_status
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     client = connect(host)
@@ -210,9 +210,9 @@ def logs(
     import sys
 
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.operate import logs as run_logs
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     for chunk in run_logs(connect(host), project, service, follow, tail):
@@ -229,8 +229,8 @@ def backup(
     """Database dump (taken inside the db container) and the site directory, in one archive."""
     from kitctl.deploy.backup import backup as run_backup
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
-    from kitctl.deploy.site import require_site_dir
+    from kitctl.engine import connect
+    from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
     manifest = run_backup(connect(host), project, out)
@@ -273,8 +273,8 @@ def doctor(
     from kitctl.console import print_json
     from kitctl.deploy import doctor as checks
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect, is_remote
-    from kitctl.deploy.site import require_site_dir, site_domain, verified_licence
+    from kitctl.engine import connect, is_remote
+    from kitctl.deploy.rendered_site import require_site_dir, site_domain, verified_licence
 
     site = require_site_dir(site_dir)
     project = load_project(site)

@@ -41,12 +41,12 @@ def build(
     from kitctl.console import out, print_json
     from kitctl.images import select_services
     from kitctl.images.build import build_images
-    from kitctl.images.engine import connect
-    from kitctl.images.source import checked_source_dir
+    from kitctl.engine import connect
+    from kitctl.images.checkout import checked_source_dir
 
     services = select_services(service)
     root = checked_source_dir(source)
-    client = connect(docker_host)
+    client = connect(docker_host, timeout=300)
     with line_progress() as on_line:
         built = build_images(client, root, version, services, base_image, on_line, no_cache)
     if json_out:
@@ -86,12 +86,12 @@ def push(
     """Push kitctl/<service>:<version> images as <registry>/kitctl/<service>:<version>."""
     from kitctl.console import out, print_json
     from kitctl.images import select_services
-    from kitctl.images.engine import connect
+    from kitctl.engine import connect
     from kitctl.images.registry import checked_credentials, push_images
 
     services = select_services(service)
     creds = checked_credentials(registry, username, read_password(password_stdin))
-    client = connect(docker_host)
+    client = connect(docker_host, timeout=300)
     with line_progress() as on_line:
         pushed = push_images(client, services, version, creds, on_line)
     if json_out:
@@ -113,10 +113,10 @@ def bundle_save(
     from kitctl.console import out, print_json
     from kitctl.images import select_services
     from kitctl.images.bundle import save_bundle
-    from kitctl.images.engine import connect
+    from kitctl.engine import connect
 
     services = select_services(service)
-    client = connect(docker_host)
+    client = connect(docker_host, timeout=300)
     with line_progress() as on_line:
         entries = save_bundle(client, output, version, services, on_line)
     if json_out:
@@ -134,9 +134,9 @@ def bundle_load(
     """Verify a bundle's checksums, then load its images (nothing is loaded if any differs)."""
     from kitctl.console import out
     from kitctl.images.bundle import load_bundle
-    from kitctl.images.engine import connect
+    from kitctl.engine import connect
 
-    client = connect(docker_host)
+    client = connect(docker_host, timeout=300)
     with line_progress() as on_line:
         tags = load_bundle(bundle, client, on_line)
     out().print(f"loaded {', '.join(tags)}")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from kitctl.cli.options import HQ_KEYS, JSON
-from kitctl.licence.source import require_hq_keys
+from kitctl.licence.given import require_hq_keys
 
 app = typer.Typer(help="Inspect licence tokens.", no_args_is_help=True)
 

@@ -192,7 +192,7 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any) -> dict[
     import shutil
 
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
     from kitctl.deploy.up import up
 
     if site_dir.exists() and any(site_dir.iterdir()):

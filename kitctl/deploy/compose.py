@@ -32,7 +32,7 @@ MAX_COMPOSE_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see deploy.secrets)
+    kind: str  # "volume" | "bind" | "secret" (a file copied in as the service's user, see kitctl.deploy.secret_copy)
     source: str  # volume key, or absolute host path
     target: str
     read_only: bool = False
@@ -121,10 +121,6 @@ class Project:
     networks: dict[str, Resource] = field(default_factory=dict)
     volumes: dict[str, Resource] = field(default_factory=dict)
     raw_services: dict[str, Any] = field(default_factory=dict)  # as parsed, for the config hash
-
-    def network_for(self, key: str) -> Resource:
-        return self.networks[key]
-
 
 def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""

@@ -215,7 +215,7 @@ def refresh_before_up(site_dir: Path, host: str | None, hq_keys: Path | None, dr
     (.kitctl/plugins-checked.json).
     """
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
+    from kitctl.engine import connect
 
     site_dir = Path(site_dir)
     if not rendered_by_kitctl(site_dir):
@@ -278,7 +278,7 @@ def _checked(site_dir: Path) -> dict[str, Any]:
 def _remember(site_dir: Path, record: dict[str, Any]) -> None:
     """Note that the plugin services `up` deploys are the ones these inputs call for (written by `up` only;
     without it the next `up` checks in full)."""
-    from kitctl.deploy.site import write_cache
+    from kitctl.deploy.rendered_site import write_cache
 
     write_cache(SiteDir(site_dir).plugins_checked, record)
 

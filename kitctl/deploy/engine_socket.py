@@ -3,34 +3,22 @@
 docker-py (with requests) costs about 0.3 s to import; the no-op check of
 `kitctl up` needs a few lookups and one query run inside the db container, so
 it talks HTTP over the socket itself. Anything that changes the engine goes
-through docker-py (`kitctl.deploy.engine`).
+through docker-py (`kitctl.engine`).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from kitctl.deploy.engine import API_VERSION
+from kitctl.engine import API_VERSION
+from kitcore.unixhttp import UnixHTTPClient
 
 
 class EngineError(Exception):
     """The engine could not answer; the caller falls back to the full path."""
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
 
 
 class EngineSocket:
@@ -39,13 +27,13 @@ class EngineSocket:
     def __init__(self, target: str, timeout: float = 10.0) -> None:
         if not target.startswith("unix://"):
             raise EngineError(f"{target} is not a unix socket")
-        self._conn = _UnixConnection(target[len("unix://"):], timeout)
+        self._client = UnixHTTPClient(target[len("unix://"):], timeout)
 
-    def __enter__(self) -> "EngineSocket":
+    def __enter__(self) -> EngineSocket:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._conn.close()
+        self._client.close()
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """The decoded JSON answer, None for a 404, EngineError for anything else."""
@@ -54,9 +42,8 @@ class EngineSocket:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
-            self._conn.request(method, f"/v{API_VERSION}{path}", json.dumps(body) if body is not None else None, headers)
-            response = self._conn.getresponse()
-            return response.status, response.read()
+            return self._client.request(method, f"/v{API_VERSION}{path}",
+                                        json.dumps(body).encode() if body is not None else None, headers)
         except (OSError, http.client.HTTPException) as exc:
             raise EngineError(f"engine not reachable: {exc}") from None
 

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kitctl.deploy import doctor
+from kitctl.deploy.actions import orphans, plan_services, summary
 from kitctl.deploy.compose import Project, load_project
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.drift import last_check, rendered_by_kitctl, token_from_output, token_query
-from kitctl.deploy.engine import DEFAULT_TARGET
+from kitctl.engine import DEFAULT_TARGET
 from kitctl.deploy.engine_socket import EngineError, EngineSocket
-from kitctl.deploy.hashing import config_hash, mounts_hash
 from kitctl.deploy.labels import project_filter
-from kitctl.deploy.plan import orphans, plan_services, summary
-from kitctl.deploy.site import cached_licence, site_domain, site_url
+from kitctl.deploy.rendered_site import cached_licence, site_domain, site_url
 from kitctl.deploy.state import Running, by_service, running_from_list
 from kitcore.errors import KitError
 from kitcore.sitedir import SiteDir

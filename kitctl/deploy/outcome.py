@@ -19,7 +19,7 @@ def refresh_plugin_services(site_dir: Path, host: str | None, hq_keys: Path | No
 
     from kitctl.console import out
     from kitctl.deploy.drift import refresh_before_up
-    from kitctl.deploy.engine import DEFAULT_TARGET, check_target
+    from kitctl.engine import DEFAULT_TARGET, check_target
 
     check_target(host or DEFAULT_TARGET)  # a bad address is the first thing to hear about
     note = refresh_before_up(site_dir, host, hq_keys, dry_run)
@@ -62,7 +62,7 @@ def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:
     from rich.markup import escape
 
     from kitctl.console import out as stdout
-    from kitctl.deploy.plan import summary
+    from kitctl.deploy.actions import summary
 
     out = stdout()
     if dry_run:

@@ -66,7 +66,7 @@ def pull_one(api: "APIClient", ref: str, grant: Any, reporter: "Reporter") -> No
                     raise KitError(_pull_error(source, grant_host, event["error"]))
                 update(event)
     except APIError as exc:
-        from kitctl.deploy.engine import first_line
+        from kitctl.engine import first_line
 
         raise KitError(_pull_error(source, grant_host, first_line(exc))) from None
     if source != ref:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from kitctl.deploy.compose import Project
-from kitctl.deploy.plan import ServiceAction
+from kitctl.deploy.actions import ServiceAction
 from kitctl.deploy.steps import (
     CreateContainer, RemoveOld, RenameOld, StartContainer, Step, StepContext, StepFailed, StopOld, WaitReady,
 )
@@ -134,7 +134,7 @@ def _run_steps(ctx: StepContext, service: str, steps: list[Step], t0: float, don
                 failures.append(exc)
             return False
         except Exception as exc:  # an engine error: report it as this service's failure
-            from kitctl.deploy.engine import first_line
+            from kitctl.engine import first_line
 
             ctx.reporter.failed(service, first_line(exc), time.monotonic() - t0)
             with lock:
@@ -151,7 +151,7 @@ def _rollback(ctx: StepContext, done_log: list[Step]) -> None:
     """Undo newest first; keep going past errors so as much as possible is restored."""
     if not done_log:
         return
-    from kitctl.deploy.engine import first_line
+    from kitctl.engine import first_line
 
     ctx.reporter.note("rolling back: restoring the previous containers")
     restarted = []

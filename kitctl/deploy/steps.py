@@ -152,7 +152,7 @@ class CreateContainer(Step):
         return f"create container from {self.image}"
 
     def run(self, ctx: StepContext) -> None:
-        from kitctl.deploy.secrets import copy_secrets
+        from kitctl.deploy.secret_copy import copy_secrets
         from kitctl.deploy.spec import create_kwargs, extra_networks, secrets_copied
 
         svc = ctx.project.services[self.service]

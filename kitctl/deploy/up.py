@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kitctl.deploy import doctor
+from kitctl.deploy.actions import ServiceAction, orphans, plan_services
 from kitctl.deploy.compose import Project, load_project
-from kitctl.deploy.hashing import config_hash, mounts_hash
-from kitctl.deploy.plan import ServiceAction, orphans, plan_services
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.runner import Outcome, run_plan
-from kitctl.deploy.site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
+from kitctl.deploy.rendered_site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
 from kitctl.deploy.state import by_service, project_containers
 from kitctl.deploy.steps import EnsureNetwork, EnsureVolume, Step, StepContext
 from kitcore.errors import InvalidInput, KitError
@@ -63,7 +63,7 @@ class UpResult:
 
 def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     """Deploy; KitError/InvalidInput (one line) on refusal, StepFailed after a rollback."""
-    from kitctl.deploy.engine import connect, is_remote
+    from kitctl.engine import connect, is_remote
 
     if options.timeout <= 0:
         raise InvalidInput("--timeout must be positive")

@@ -107,7 +107,7 @@ def build_image(
             if line:
                 on_line(name, line.splitlines()[-1])
     except APIError as exc:
-        from kitctl.images.engine import first_line
+        from kitctl.engine import first_line
 
         raise KitError(f"building {tag} failed: {first_line(exc)}") from None
     if not image_id:
@@ -125,7 +125,7 @@ def build_images(
     no_cache: bool = False,
 ) -> list[BuiltImage]:
     """Build `kitctl/<service>:<version>` for each service from a source checkout."""
-    from kitctl.images.source import assemble_context, build_wheels
+    from kitctl.images.checkout import assemble_context, build_wheels
 
     ensure_base_image(client, base_image, source, on_line)
     buildargs = {"BASE_IMAGE": base_image, "KIT_VERSION": version}

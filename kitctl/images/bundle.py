@@ -189,10 +189,10 @@ def load_bundle(path: Path, client: "docker.DockerClient | None" = None, on_line
     loaded unless every image checks out.
     """
     from kitcore.errors import KitError
-    from kitctl.images.engine import connect, first_line
+    from kitctl.engine import connect, first_line
 
     entries = verify_bundle(path)
-    client = client or connect()
+    client = client or connect(timeout=300)
     with tarfile.open(path, "r:") as archive:
         for entry in entries:
             if on_line:

@@ -55,7 +55,7 @@ def login(client: "docker.DockerClient", creds: RegistryCredentials) -> None:
     from docker.errors import APIError
 
     from kitcore.errors import InvalidInput
-    from kitctl.images.engine import first_line
+    from kitctl.engine import first_line
 
     try:
         client.login(username=creds.username, password=creds.password, registry=creds.registry, reauth=True)
@@ -74,7 +74,7 @@ def push_image(
     from docker.errors import APIError, ImageNotFound
 
     from kitcore.errors import KitError
-    from kitctl.images.engine import first_line
+    from kitctl.engine import first_line
 
     local = image_tag(service, version)
     remote = image_tag(service, version, creds.registry)

@@ -9,7 +9,7 @@ from typing import Any
 
 from kitcore.errors import LicenceError
 from kitcore.licence.keys import PinnedKeys, b64url_decode
-from kitctl.licence.source import read_token_arg
+from kitctl.licence.given import read_token_arg
 from kitcore.licence.token import verify_licence
 
 

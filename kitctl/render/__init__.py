@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from kitctl.render.hashing import compose_hash
+from kitctl.render.content_hashes import compose_hash
 
 if TYPE_CHECKING:
     from kitctl.render.api import RenderResult
-    from kitctl.render.plan import Plan
+    from kitctl.render.changes import Plan
     from kitctl.site.inputs import SiteInputs
 
 __all__ = ["compose_hash", "load_compose", "plan_site", "render_site"]

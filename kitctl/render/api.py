@@ -8,10 +8,10 @@ from typing import Any, Mapping
 
 from kitcore.errors import InvalidInput, KitError
 from kitcore.sitedir import SiteDir
-from kitctl.render.build import RenderedSite, build_site
-from kitctl.render.plan import Plan, diff_files, service_changes
+from kitctl.render.site_files import RenderedSite, build_site
+from kitctl.render.changes import Plan, diff_files, service_changes
 from kitctl.render.plugin_config import declared_secret_names, secret_names
-from kitctl.render.secrets import missing_secrets
+from kitctl.render.site_secrets import missing_secrets
 from kitctl.render.writer import read_site_files, write_site
 from kitctl.site.inputs import SiteInputs
 from kitctl.site.resolve import ResolvedSite, resolve_site
@@ -102,7 +102,7 @@ def newest_licence(inputs: SiteInputs, now: float | None = None) -> SiteInputs:
     naming the first licence file) must not undo that. Same rule as the agent's.
     """
     from kitcore.licence.keys import load_jwks
-    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.given import read_token_arg
     from kitcore.licence.token import verify_licence
 
     stored_path = SiteDir(Path(inputs.site_dir)).licence_token

@@ -49,7 +49,7 @@ def secret_names(site_dir: Path) -> tuple[str, ...]:
         name = path.name[: -len(".json")]
         if not _PLUGIN_NAME.match(name):
             raise InvalidInput(f"secrets/plugins/{path.name} is not named after a plugin (NAME.json); move it away")
-        if path.is_symlink() or not path.is_file():  # render copies regular files only (kitctl.render.secrets)
+        if path.is_symlink() or not path.is_file():  # render copies regular files only (kitctl.render.site_secrets)
             raise InvalidInput(f"secrets/plugins/{path.name} is not a regular file")
         names.append(name)
     return tuple(names)

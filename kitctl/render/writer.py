@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kitcore.sitedir import OWNED, SECRETS, SiteDir
 from kitctl.render.plugin_config import ensure_choice_file
-from kitctl.render.secrets import carry_over, ensure_secrets, remove_tree, secrets_current
+from kitctl.render.site_secrets import carry_over, ensure_secrets, remove_tree, secrets_current
 
 STALE_STAGING_SECONDS = 600
 

@@ -100,7 +100,7 @@ def _read_jwks(path: Path | None) -> dict[str, Any]:
 
 def _verify(arg: str, jwks: dict[str, Any], now: float | None):
     from kitcore.licence.keys import load_jwks
-    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.given import read_token_arg
     from kitcore.licence.token import verify_licence
 
     return verify_licence(read_token_arg(arg), load_jwks(jwks), now=now)

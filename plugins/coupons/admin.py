@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -83,7 +83,9 @@ def list_coupons(session: Any, _args: NoArguments, code: str | None = None) -> l
     return [_row(r._mapping) for r in session.execute(query)]
 
 
-def set_enabled(enabled: bool):  # -> action function
+def set_enabled(enabled: bool) -> Callable[[Any, CodeOnly], list[dict[str, Any]]]:
+    """The admin action that switches a coupon on or off."""
+
     def run(session: Any, args: CodeOnly) -> list[dict[str, Any]]:
         from sqlalchemy import update
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -10,23 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sitedb.models import AuditEntry, CatalogItem, PriceRule
-from sitedb.pricing import KINDS, ROUNDINGS, SCOPES, price_item
+from sitedb.pricing import KINDS, ROUNDINGS, RULE_FIELDS, SCOPES, Rule, price_item
 
 MAX_PERCENT_BPS = 100_000  # 1000 %
 MAX_FIXED_CENTS = 10_000_000  # 100000 yuan
-
-
-@dataclass
-class RuleDraft:
-    """A rule as the admin entered it, validated; `id` set when it replaces an existing rule."""
-
-    scope: str
-    target: str | None
-    kind: str
-    value: int
-    rounding: str
-    enabled: bool
-    id: int | None = None
 
 
 class RuleRefused(Exception):
@@ -48,7 +35,8 @@ def _value(raw: str, kind: str) -> int | None:
     return scaled if scaled <= limit else None
 
 
-def parse_rule(form: dict[str, str], session: Session, t: Callable[..., str]) -> RuleDraft:
+def parse_rule(form: dict[str, str], session: Session, t: Callable[..., str]) -> Rule:
+    """The rule the admin entered, validated; its `id` is set when it replaces an existing rule."""
     errors: dict[str, str] = {}
     scope, kind, rounding = form.get("scope", ""), form.get("kind", ""), form.get("rounding", "none")
     target = form.get("target", "").strip() or None
@@ -70,8 +58,8 @@ def parse_rule(form: dict[str, str], session: Session, t: Callable[..., str]) ->
         errors["form"] = t("err.rule_missing")
     if errors:
         raise RuleRefused(errors)
-    return RuleDraft(scope=scope, target=target, kind=kind, value=value or 0, rounding=rounding,
-                     enabled=form.get("enabled") == "on", id=int(rule_id) if rule_id else None)
+    return Rule(scope=scope, target=target, kind=kind, value=value or 0, rounding=rounding,
+                enabled=form.get("enabled") == "on", id=int(rule_id) if rule_id else None)
 
 
 def _target_exists(session: Session, scope: str, target: str) -> bool:
@@ -79,15 +67,14 @@ def _target_exists(session: Session, scope: str, target: str) -> bool:
     return session.scalar(select(column).where(column == target).limit(1)) is not None
 
 
-def _rules_with(session: Session, draft: RuleDraft | None, drop_id: int | None = None) -> list[dict[str, Any]]:
+def _rules_with(session: Session, draft: Rule | None, drop_id: int | None = None) -> list[Rule]:
     """The rule set as it would be after saving `draft` (or deleting `drop_id`)."""
     rules = [
-        {"id": r.id, "scope": r.scope, "target": r.target, "kind": r.kind, "value": r.value,
-         "rounding": r.rounding, "enabled": r.enabled}
+        Rule(**{name: getattr(r, name) for name in RULE_FIELDS})
         for r in session.scalars(select(PriceRule)) if r.id != drop_id and (draft is None or r.id != draft.id)
     ]
     if draft is not None:
-        rules.append({**asdict(draft), "id": draft.id or 2**62})  # a new rule is the newest
+        rules.append(replace(draft, id=draft.id or 2**62))  # a new rule is the newest
     return rules
 
 
@@ -101,7 +88,7 @@ class PriceChange:
     new_cents: int
 
 
-def preview(session: Session, draft: RuleDraft | None, drop_id: int | None = None) -> list[PriceChange]:
+def preview(session: Session, draft: Rule | None, drop_id: int | None = None) -> list[PriceChange]:
     """Every item whose selling price would change, and how."""
     rules = _rules_with(session, draft, drop_id)
     changes = []
@@ -124,17 +111,17 @@ def reprice_all(session: Session) -> int:
     return changed
 
 
-def save_rule(session: Session, draft: RuleDraft, actor: str) -> int:
+def save_rule(session: Session, draft: Rule, actor: str) -> int:
     """Insert or update the rule and re-price the catalog, all in the caller's transaction."""
+    said = {name: value for name, value in asdict(draft).items() if name != "id"}
     if draft.id is None:
-        rule = PriceRule(scope=draft.scope, target=draft.target, kind=draft.kind, value=draft.value,
-                         rounding=draft.rounding, enabled=draft.enabled)
+        rule = PriceRule(**said)
         session.add(rule)
     else:
         rule = session.get(PriceRule, draft.id)
         assert rule is not None
-        rule.scope, rule.target, rule.kind, rule.value = draft.scope, draft.target, draft.kind, draft.value
-        rule.rounding, rule.enabled = draft.rounding, draft.enabled
+        for name, value in said.items():
+            setattr(rule, name, value)
     session.flush()
     changed = reprice_all(session)
     session.add(AuditEntry(actor=actor, action="price_rule_saved", detail={**asdict(draft), "id": rule.id, "repriced": changed}))

@@ -14,13 +14,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from sitedb.models import Order
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN_RULES = {  # risk rules that approve a steady stream of test orders
@@ -73,7 +76,7 @@ class SiteDir:
         env.update({f"KIT_{k.upper()}": str(v) for k, v in overrides.items()})
         return env
 
-    def settings(self, **overrides: Any):  # -> AgentSettings
+    def settings(self, **overrides: Any) -> AgentSettings:
         from agent.settings import AgentSettings
 
         return AgentSettings(_env_file=None, **{k[4:].lower(): v for k, v in self.env(**overrides).items()})

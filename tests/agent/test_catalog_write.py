@@ -8,7 +8,8 @@ from sqlalchemy import Row, select
 
 from agent.catalog_write import page_writer
 from agent.hq_client import CatalogEntry
-from agent.sync import PricedRule, RuleIndex, plan_page
+from agent.sync import RuleIndex, plan_page
+from sitedb.pricing import Rule
 from sitedb.tables import catalog_items
 from tests.agent.helpers import migrated_engine
 
@@ -36,7 +37,7 @@ def test_a_page_of_new_changed_and_unchanged_rows(site_db_url: str) -> None:
         assert write(engine, [entry("a"), entry("b"), entry("c")], plain, None) == ["a", "b", "c"]
         before = stored(engine)
         # b's HQ content changes, c's selling price changes by a new rule, a is re-sent as is, d is new
-        markup = RuleIndex([PricedRule(7, "sku", "c", "fixed", 100, "none", True)])
+        markup = RuleIndex([Rule("sku", "c", "fixed", 100, "none", True, id=7)])
         page = [entry("a", version=5), entry("b", price=990, version=6), entry("c", version=7), entry("d")]
         assert write(engine, page, markup, mark=4) == ["b", "c", "d"]
         after = stored(engine)

@@ -337,7 +337,7 @@ def test_a_good_catalog_page_decodes_with_extra_fields_ignored() -> None:
     client, _ = client_for(lambda request: answer(200, body, headers={"ETag": '"e"'}))
     page = client.catalog(None, 10)
     assert [e.sku for e in page.items] == ["g-1", "gone"] and page.items[1].deleted and page.etag == '"e"'
-    assert page.items[0].is_complete() and page.items[0].price_cents == 950
+    assert page.items[0].price_cents == 950
 
 
 # -- the sync's rule index chooses exactly as sitedb.pricing does ----------------------------

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from kitctl.deploy.compose import parse_project
-from kitctl.deploy.engine import check_target
+from kitctl.engine import check_target
 from kitctl.deploy.pull import _pull_error, _repo_tag, registry_host, split_registry
 from kitctl.deploy.remote import map_path, remote_site_dir
-from kitctl.deploy.site import CachedLicence, licence_summary, verified_licence
+from kitctl.deploy.rendered_site import CachedLicence, licence_summary, verified_licence
 from kitctl.deploy.units import duration_seconds, size_bytes
 from kitctl.deploy.upgrade import record_images, upgraded_images
 from kitcore.errors import InvalidInput, LicenceError
@@ -120,7 +120,7 @@ def test_secrets_are_copied_in_as_the_services_user(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from kitctl.deploy.secrets import secrets_archive, service_owner
+    from kitctl.deploy.secret_copy import secrets_archive, service_owner
     from kitctl.deploy.spec import secrets_copied
 
     (tmp_path / "pw").write_text("s3cret")
@@ -152,7 +152,7 @@ def test_secrets_are_copied_in_as_the_services_user(tmp_path: Path) -> None:
 
 def test_printed_url_prefers_https_and_the_site_name(tmp_path: Path) -> None:
     from kitctl.deploy.compose import parse_project
-    from kitctl.deploy.site import site_url as _url
+    from kitctl.deploy.rendered_site import site_url as _url
 
     def project(ports: list[str]):
         data = {"services": {"proxy": {"image": "kitctl/proxy:1", "ports": ports}}}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from kitctl.deploy.actions import orphans, plan_services, strategy_for, summary
 from kitctl.deploy.compose import parse_project
-from kitctl.deploy.hashing import config_hash, mounts_hash
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.order import start_order, stop_order, with_dependencies
-from kitctl.deploy.plan import orphans, plan_services, strategy_for, summary
 from kitctl.deploy.runner import service_steps
 from kitctl.deploy.state import Running
 from kitctl.deploy.upgrade import upgraded_images

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from kitctl.deploy.actions import plan_services
 from kitctl.deploy.compose import parse_project
-from kitctl.deploy.hashing import config_hash, mounts_hash
-from kitctl.deploy.plan import plan_services
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.runner import run_plan
 from kitctl.deploy.state import Running
 from kitctl.deploy.steps import StepContext, StepFailed

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from hq.testing import RunningHQ
+
+if TYPE_CHECKING:
+    import subprocess
 
 # one client for all tests: creating one per request costs a TLS context each time
 http = httpx.Client(timeout=30)
@@ -30,3 +33,20 @@ def order(order_id: str, sku: str = "game-100", quantity: int = 1, unit_price_ce
 def post_orders(hq: RunningHQ, token: str, key: str, orders: list[dict[str, Any]]) -> httpx.Response:
     return http.post(f"{hq.url}/v1/orders", headers={**auth(token), "Idempotency-Key": key},
                       json={"orders": orders}, timeout=30)
+
+
+def wait_for_process(url: str, proc: "subprocess.Popen[bytes]") -> None:
+    """Until `url` answers 200 (a started HQ process); fails with its stderr if it exits first."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"HQ exited with {proc.returncode}: {stderr[-800:]}")
+        try:
+            if http.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("HQ did not answer in time")

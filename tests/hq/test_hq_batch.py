@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from hq import catalog, inventory, licences, orders
 from hq.models import CardKey, Order
+from hq.order_checks import SiteContext
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
@@ -53,7 +54,7 @@ def _summary(results: list[dict]) -> list[tuple]:
 
 
 def _submit(hq: HQ, site: str, key: str, items: list[dict]) -> list[dict]:
-    ctx = orders.SiteContext(site, ("game",), ("CN",))
+    ctx = SiteContext(site, ("game",), ("CN",))
     return orders.submit(hq, ctx, key, OrderBatch.model_validate({"orders": items}))[0]
 
 

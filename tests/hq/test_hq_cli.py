@@ -91,3 +91,12 @@ def test_operator_catalog_and_reviews(hq_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []
     assert kit(hq_dir, "reviews", "resolve", "hq_00", "approve") == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_licence_features_and_regions_are_checked_from_the_cli_too(hq_dir, capsys):
+    for option, value in (("--features", "coupons,W\x10"), ("--regions", "CN,not a region")):
+        assert kit(hq_dir, "licence", "issue", "--site", "xingchen", "--categories", "game", option, value,
+                   "--registry-url", "") == 2
+        assert capsys.readouterr().err.startswith(f"error: {option[2:]}: ")
+    assert kit(hq_dir, "licence", "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from hq import licences, orders
 from hq.clock import utcnow
 from hq.models import Site
+from hq.order_checks import SiteContext
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
@@ -45,7 +46,7 @@ def rules(hq: HQ, **changes) -> None:
 
 
 def decide(hq: HQ, order_id: str, site: str = "site-a", **kw) -> dict:
-    ctx = orders.SiteContext(site, ("game",), ("CN",))
+    ctx = SiteContext(site, ("game",), ("CN",))
     batch = OrderBatch.model_validate({"orders": [order(order_id, sku="game-100", **kw)]})
     return orders.submit(hq, ctx, f"key-{site}-{order_id}", batch)[0][0]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -13,21 +12,9 @@ import pytest
 
 from hq.testing import free_port
 from kitcore.licence.keys import HQKeyStore
+from tests.hq.helpers import wait_for_process
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(url: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"HQ exited with {proc.returncode}: {proc.stderr.read().decode()[-800:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("HQ did not answer in time")
 
 
 @pytest.mark.parametrize("how", ["kitctl", "module"])
@@ -43,7 +30,7 @@ def test_serve_starts_a_real_process(tmp_path, how):
         env.update(KIT_HQ_DIR=str(hq_dir), KIT_HQ_BIND=f"127.0.0.1:{port}")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait(f"http://127.0.0.1:{port}/healthz", proc)
+        wait_for_process(f"http://127.0.0.1:{port}/healthz", proc)
         keys = httpx.get(f"http://127.0.0.1:{port}/v1/keys").json()
         assert keys == HQKeyStore(hq_dir).jwks()
         assert (hq_dir / "keys").stat().st_mode & 0o777 == 0o700

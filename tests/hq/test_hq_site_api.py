@@ -77,7 +77,9 @@ def test_catalog_cursor_errors(hq_server):
     assert r.status_code == 410 and r.json()["error"] == "cursor_expired"
     assert http.get(f"{hq_server.url}/v1/catalog", headers=h).status_code == 200  # full resync works
     r = http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"cursor": "not-a-cursor"})
-    assert r.status_code == 400 and r.json()["error"] == "invalid_cursor"
+    assert r.status_code == 410 and r.json()["error"] == "cursor_expired"  # HQ cannot continue from it: resync
+    r = http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"cursor": "not a cursor"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request" and "cursor" in r.json()["detail"]
     other_db = catalog.encode_cursor("someotherhq", 1)
     assert http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"cursor": other_db}).status_code == 410
     assert http.get(f"{hq_server.url}/v1/catalog", headers=h, params={"limit": 0}).status_code == 422

@@ -16,10 +16,14 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from demo.services import state_dir
+
+if TYPE_CHECKING:
+    import docker
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = REPO / "scripts" / "services.sh"
@@ -57,7 +61,7 @@ def ensure_service(service: str) -> None:
         _unavailable(f"{service} could not start: {lines[-1]}")
 
 
-def docker_client():  # -> docker.DockerClient
+def docker_client() -> docker.DockerClient:
     """A docker-py client for the local engine (started when needed)."""
     import docker
 

@@ -52,9 +52,9 @@ def test_wheel_installs_into_an_empty_venv_and_runs(wheel, tmp_path):
     assert help_run.returncode == 0 and "licence" in help_run.stdout
     probe = subprocess.run(
         [str(env_dir / "bin" / "python"), "-c",
-         "from kitctl.templates import templates_dir; print(sorted(p.name for p in templates_dir().iterdir()))"],
+         "from kitctl.render.compose_templates import templates_dir; print(sorted(p.name for p in templates_dir().iterdir()))"],
         capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr
     assert "_templates" in subprocess.run(
-        [str(env_dir / "bin" / "python"), "-c", "from kitctl.templates import templates_dir; print(templates_dir())"],
+        [str(env_dir / "bin" / "python"), "-c", "from kitctl.render.compose_templates import templates_dir; print(templates_dir())"],
         capture_output=True, text=True, cwd=tmp_path).stdout

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kitcore.errors import InvalidInput
-from kitctl.render.build import RenderedSite, build_site
+from kitctl.render.site_files import RenderedSite, build_site
 from kitctl.render.escape import compose_unescape, css_string_decode
 from kitctl.site.load import load_site_inputs
 from kitctl.site.resolve import resolve_site

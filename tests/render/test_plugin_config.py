@@ -254,9 +254,9 @@ def test_compose_with_plugin_secrets_is_valid_compose(flags):
 
 
 def test_the_deploy_fingerprints_change_for_storefront_and_agent_only(flags):
-    """What makes `kitctl up` recreate exactly the services that read the settings (kitctl.deploy.hashing)."""
+    """What makes `kitctl up` recreate exactly the services that read the settings (kitctl.deploy.container_hashes)."""
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.hashing import config_hash, mounts_hash
+    from kitctl.deploy.container_hashes import config_hash, mounts_hash
 
     site_dir = Path(flags["site_dir"])
     site_dir.mkdir()

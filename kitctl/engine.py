@@ -1,4 +1,4 @@
-"""The Docker engine kitctl deploys to: `unix://` (default) or `ssh://user@host[:port]`."""
+"""The Docker engine kitctl works on: `unix://` (default) or `ssh://user@host[:port]`, for deploys and image builds alike."""
 
 from __future__ import annotations
 

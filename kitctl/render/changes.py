@@ -6,7 +6,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitctl.render.hashing import compose_hash
+from kitctl.render.content_hashes import compose_hash
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def require_site_dir(site_dir: Path) -> Path:
 def verified_licence(site_dir: Path, licence: str | None, hq_keys: Path | None) -> "VerifiedLicence":
     """The licence given (TOKEN, @FILE, -) or the site's own, verified against the pinned keys."""
     from kitcore.licence.keys import load_jwks
-    from kitctl.licence.source import read_token_arg
+    from kitctl.licence.given import read_token_arg
     from kitcore.licence.token import verify_licence
 
     token_arg, keys_path = _licence_sources(site_dir, licence, hq_keys)
@@ -75,7 +75,7 @@ class CachedLicence:
         return int(self.claims.exp - time.time()) // 86400
 
 
-def licence_summary(site_dir: Path, licence: str | None, hq_keys: Path | None):  # -> VerifiedLicence | CachedLicence
+def licence_summary(site_dir: Path, licence: str | None, hq_keys: Path | None) -> VerifiedLicence | CachedLicence:
     """The cached verification when it still holds, else a full verification."""
     return cached_licence(site_dir, licence, hq_keys) or verified_licence(site_dir, licence, hq_keys)
 

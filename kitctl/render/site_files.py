@@ -14,10 +14,10 @@ from typing import Any
 from kitcore import __version__
 from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON
 from kitctl.render import plugin_config, plugin_stack, stack
+from kitctl.render.compose_templates import render_template
+from kitctl.render.content_hashes import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.escape import RenderError, compose_value
-from kitctl.render.hashing import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.structure import SECRET_NAMES, check_structure
-from kitctl.render.templates import render_template
 from kitctl.render.yamlload import load_yaml
 from kitctl.site.resolve import ResolvedSite
 

@@ -29,7 +29,7 @@ def config_hash(project: Project, service: str) -> str:
 
 def _compose_hash(raw: dict[str, Any]) -> str:
     try:
-        from kitctl.render.hashing import compose_hash
+        from kitctl.render.content_hashes import compose_hash
     except ImportError:  # render not merged yet: the same definition (sha256 of canonical JSON)
         return hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
                               .encode("utf-8")).hexdigest()

@@ -1,0 +1,38 @@
+"""The command envelope both ends share: what HQ signs, the agent's verification reads back."""
+
+from __future__ import annotations
+
+import pytest
+
+from kitcore.licence import jws
+from kitcore.licence.commands import COMMAND_TYP, COMMAND_TYPES, CommandRefused, sign_command, verify_command
+
+
+def _signed(store, **overrides) -> str:  # type: ignore[no-untyped-def]
+    args = dict(id="c-1", seq=3, type="suspend", site="xingchen", payload={"reason": "unpaid"}, now=1_000,
+                ttl_seconds=600)
+    args.update(overrides)
+    return sign_command(store, **args)
+
+
+def test_a_signed_command_verifies_with_the_pinned_keys(store, pinned) -> None:  # type: ignore[no-untyped-def]
+    envelope = verify_command(_signed(store), pinned)
+    assert (envelope.id, envelope.seq, envelope.type, envelope.site) == ("c-1", 3, "suspend", "xingchen")
+    assert (envelope.iat, envelope.exp, envelope.payload) == (1_000, 1_600, {"reason": "unpaid"})
+    assert jws.verify(_signed(store), pinned, "kitctl-command+jwt")["exp"] == 1_600  # the wire contract
+    assert COMMAND_TYP == "kitctl-command+jwt"
+    assert COMMAND_TYPES == ("revoke", "suspend", "resume", "licence", "sync_now")
+
+
+def test_a_licence_or_a_bad_signature_is_refused_as_signature(store, pinned, issue) -> None:  # type: ignore[no-untyped-def]
+    for token in (issue(), _signed(store)[:-4] + "AAAA", "not a token"):
+        with pytest.raises(CommandRefused) as refused:
+            verify_command(token, pinned)
+        assert refused.value.reason == "signature" and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("overrides", [{"type": "reboot"}, {"seq": 0}, {"id": ""}, {"seq": "3"}])
+def test_a_malformed_envelope_is_refused_as_malformed(store, pinned, overrides) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CommandRefused) as refused:
+        verify_command(_signed(store, **overrides), pinned)
+    assert refused.value.reason == "malformed" and str(refused.value).startswith("command rejected: ")
