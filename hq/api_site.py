@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hq import catalog, heartbeat_api, orders, support
-from hq.auth import SiteCaller, site_active, site_any, site_ordering
+from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import responses
 from hq.fields import ORDER_ID_PATTERN
@@ -83,7 +83,7 @@ BUNDLE_BODY = {"required": True, "content": {"application/octet-stream": {"schem
 
 @router.post("/support-bundles/{request_id}", summary="Upload the support bundle HQ asked for (redacted, gzip)",
              openapi_extra={"requestBody": BUNDLE_BODY})
-async def post_support_bundle(request: Request, request_id: str, caller: SiteCaller = Depends(site_any),
+async def post_support_bundle(request: Request, request_id: str, caller: SiteCaller = Depends(site_active),
                               hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 

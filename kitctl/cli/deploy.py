@@ -301,9 +301,9 @@ def support_bundle(
 ) -> int:
     """One archive for HQ's support: status, doctor, versions, logs, metrics, site state, audit; secrets redacted."""
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.engine import connect
-    from kitctl.deploy.site import require_site_dir
-    from kitctl.support.bundle import write_bundle
+    from kitctl.engine import connect
+    from kitctl.deploy.rendered_site import require_site_dir
+    from kitctl.support.gather import write_bundle
     from kitctl.support.sources import engine_sources
 
     site = require_site_dir(site_dir)

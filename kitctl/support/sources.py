@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitctl.support.bundle import Sources
+from kitctl.support.gather import Sources
 
 if TYPE_CHECKING:
     import docker
@@ -33,8 +33,8 @@ def engine_sources(client: "docker.DockerClient", project: "Project", site_dir: 
 
     def doctor() -> Any:
         from kitctl.deploy import doctor as checks
-        from kitctl.deploy.engine import is_remote
-        from kitctl.deploy.site import site_domain, verified_licence
+        from kitctl.engine import is_remote
+        from kitctl.deploy.rendered_site import site_domain, verified_licence
 
         results = checks.run_checks(client, project, is_remote(host), lambda: verified_licence(site_dir, None, None),
                                     site_domain(site_dir))

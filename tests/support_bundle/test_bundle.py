@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kitcore.redact import MASK, Redactor
-from kitctl.support.bundle import Sources, write_bundle
+from kitctl.support.gather import Sources, write_bundle
 
 DB_PASSWORD = "Db-" + secrets.token_hex(12)
 SECRET_KEY = secrets.token_urlsafe(32)
