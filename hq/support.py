@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from hq.service import HQ
 
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 def bundle_dir(hq: "HQ") -> Path:
@@ -46,8 +45,6 @@ def receive(hq: "HQ", site_id: str, request_id: str, body: bytes) -> dict[str, A
     """Store the site's upload for a request HQ made to that site (once)."""
     if len(body) > MAX_BUNDLE_BYTES:
         raise ApiError(413, "too_large", f"a support bundle is at most {MAX_BUNDLE_BYTES} bytes")
-    if not body.startswith(GZIP_MAGIC):
-        raise ApiError(422, "invalid_request", "a support bundle is a gzip archive")
     digest = hashlib.sha256(body).hexdigest()
     with hq.session() as s:
         row = s.get(SupportBundle, request_id, with_for_update=True)
