@@ -16,6 +16,7 @@ import msgspec
 import orjson
 from msgspec import Meta, Struct
 
+from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
 from agent.transport import HttpClient, Response, TransportError
 
@@ -125,11 +126,18 @@ _DECODERS: dict[type, msgspec.json.Decoder] = {}
 
 
 def decode(body: bytes, answer: type[T]) -> T:
-    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not."""
+    """`body` as `answer`; raises msgspec.DecodeError (ValidationError is one) when it is not.
+
+    msgspec recurses per nesting level even to skip an unknown field, so a deeply
+    nested answer raises RecursionError: that is a malformed answer like any other.
+    """
     decoder = _DECODERS.get(answer)
     if decoder is None:
         decoder = _DECODERS[answer] = msgspec.json.Decoder(answer)
-    return decoder.decode(body)
+    try:
+        return decoder.decode(body)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nests too deeply") from None
 
 
 def describe(exc: msgspec.DecodeError) -> str:
@@ -152,11 +160,12 @@ class HQClient:
     """Site endpoints of HQ API v1, authenticated with the licence token."""
 
     def __init__(self, base_url: str, token: str, metrics: AgentMetrics | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, connect_timeout: float = 1.0, link: HQLink | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.metrics = metrics
-        self.http = HttpClient(self.base_url, timeout=timeout, connect_timeout=5.0,
+        self.link = link
+        self.http = HttpClient(self.base_url, timeout=timeout, connect_timeout=connect_timeout,
                                headers={"User-Agent": "kitctl-agent"}, max_body=MAX_BODY_BYTES)
 
     def close(self) -> None:
@@ -206,13 +215,21 @@ class HQClient:
         try:
             resp = self.http.request(method, path, headers=headers, **kwargs)
         except TransportError as exc:
+            self._report(exc.kind, started)
             raise self._fail(endpoint, exc.kind, str(exc)) from None  # type: ignore[arg-type]
         finally:
             if self.metrics is not None:
                 self.metrics.hq_latency.labels(endpoint).observe(time.perf_counter() - started)
         if resp.status_code in ok:
+            self._report(None, started)
             return resp
-        raise self._fail(endpoint, *_classify(resp))
+        failure = _classify(resp)
+        self._report(failure[0], started)
+        raise self._fail(endpoint, *failure)
+
+    def _report(self, kind: str | None, started: float) -> None:
+        if self.link is not None:
+            self.link.report(kind, time.perf_counter() - started)
 
     def _parse(self, endpoint: str, resp: Response, answer: type[T]) -> T:
         try:

@@ -17,7 +17,12 @@ from agent import VERSION
 from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
+<<<<<<< HEAD
 ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle")
+=======
+ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat")
+HQ_LINK_STATES = ("ok", "unreachable", "refused")
+>>>>>>> main
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
 COMMAND_OUTCOMES = ("applied", "refused", "failed")
@@ -109,6 +114,19 @@ class AgentMetrics:
                                  ["endpoint", "kind"], registry=r)
         for e in ENDPOINTS:
             self.hq_latency.labels(e)
+        self.hq_link = Gauge("kitagent_hq_link_state",
+                             "1 for the state of the path to HQ: ok, unreachable (no answer), refused (HQ said no)",
+                             ["state"], registry=r)
+        self.hq_link_since = Gauge("kitagent_hq_link_state_since_timestamp_seconds",
+                                   "Unix time the HQ link entered its current state", registry=r)
+        self.hq_link_changes = Counter("kitagent_hq_link_changes_total", "Changes of the HQ link state, by new state",
+                                       ["state"], registry=r)
+        self.hq_detection = Gauge("kitagent_hq_unreachable_detection_seconds",
+                                  "How long the request that last found HQ unreachable took to fail", registry=r)
+        self.hq_probes = Counter("kitagent_hq_probes_total", "Probes of an unreachable HQ, by result",
+                                 ["result"], registry=r)
+        for result in ("answered", "unreachable"):
+            self.hq_probes.labels(result)
         self.heartbeat_last_success = Gauge("kitagent_heartbeat_last_success_timestamp_seconds",
                                             "Unix time of the last heartbeat HQ answered", registry=r)
         # commands
@@ -161,6 +179,12 @@ class AgentMetrics:
                                           registry=r)
         self.loop_errors = Counter("kitagent_loop_errors_total", "Unexpected errors caught by a loop",
                                    ["loop"], registry=r)
+
+    def set_hq_link(self, state: str, since: float) -> None:
+        for s in HQ_LINK_STATES:
+            self.hq_link.labels(s).set(1 if s == state else 0)
+            self.hq_link_changes.labels(s)
+        self.hq_link_since.set(since)
 
     def set_licence_state(self, state: str) -> None:
         """Show `state`; a change from a state the agent already held is counted as a transition."""

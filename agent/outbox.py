@@ -212,6 +212,15 @@ class Forwarder:
                          .values(attempts=bindparam("attempts"), last_error=why,
                                  next_attempt_at=bindparam("next_attempt_at"), updated_at=now), params)
 
+    def due_after_outage(self) -> int:
+        """HQ answers again: orders held back only because it was unreachable are due now, not after back-off."""
+        now = utcnow()
+        unreachable = orders_t.c.last_error.like("connect:%") | orders_t.c.last_error.like("timeout:%")
+        with self.engine.begin() as conn:
+            return conn.execute(update(orders_t).where(orders_t.c.status == "pending",
+                                                       orders_t.c.next_attempt_at > now, unreachable)
+                                .values(next_attempt_at=now)).rowcount
+
     # -- decisions ----------------------------------------------------------------
     def _store_results(self, results: list[OrderResult], from_status: str) -> int:
         """Write each decision onto its row if the row is still in `from_status` (one transaction)."""

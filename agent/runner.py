@@ -24,6 +24,7 @@ from agent.commands import CommandProcessor, Effects
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
 from agent.hq_client import HQClient, HQError
+from agent.hqlink import HQLink
 from agent.licence import choose_licence, evaluate, install_start_licence
 from agent.logs import LogOnce
 from agent.memory import release_free_memory
@@ -34,6 +35,7 @@ from agent.settings import AgentSettings
 from agent.state import ensure_state, read_state
 from agent.stats import Observer
 from agent.sync import CatalogSync
+from agent.transport import HttpClient
 from kitcore.errors import InvalidInput
 
 log = logging.getLogger("agent")
@@ -56,6 +58,8 @@ class Agent:
         self.stop = threading.Event()
         self.sync_wakeup = threading.Event()
         self.forward_wakeup = threading.Event()  # stop, or HQ may take held orders again (resume)
+        self.beat_wakeup = threading.Event()  # stop, or HQ answers again after an outage
+        self.hq_back = threading.Event()  # HQ answered after an outage: orders held back are due at once
         self.metrics = AgentMetrics()
         self.once = LogOnce(log)
         self.ready = False
@@ -83,7 +87,7 @@ class Agent:
         site_json = s.site_json()
         wait_for_database(url, s.db_wait, self.stop)
         run_migrations(url)
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, connect_timeout=s.connect_timeout)
         stored = self._stored_token()
         held = choose_licence(file_token, stored, self.keys)
         self.site_id = held.site_id
@@ -96,7 +100,13 @@ class Agent:
         self.plugins = PluginEvents(config_dir=s.plugins_dir(), enabled=s.plugin_choice())
         self.plugins.reload(list(held.verified.claims.features))
         hq_url = s.hq_url or held.verified.claims.hq_url
-        self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout) for _ in range(3)]
+        self.link = HQLink(self.metrics, probe_interval=s.hq_probe_interval)
+        self.link.on_back(self._hq_back)
+        self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout,
+                                 connect_timeout=s.connect_timeout, link=self.link) for _ in range(3)]
+        self.probe_client = HttpClient(hq_url, timeout=max(s.hq_probe_interval, 0.2) * 2,
+                                       connect_timeout=max(s.hq_probe_interval, 0.2),
+                                       headers={"User-Agent": "kitctl-agent"}, max_body=4096)
         sync_client, order_client, beat_client = self.clients
         self.sync = CatalogSync(self.engine, sync_client, self.metrics, emit=self.plugins.emit,
                                 page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
@@ -107,12 +117,16 @@ class Agent:
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
+<<<<<<< HEAD
                                  s.backlog_alert, stack_probes=s.probes())
+=======
+                                 s.backlog_alert, link=self.link)
+>>>>>>> main
         self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
         self.commands.resume_unapplied()
         self.observer.observe()
-        self.server = HealthServer(s.metrics_bind, s.metrics_port, self.metrics, self._ready)
+        self.server = HealthServer(s.metrics_bind, s.metrics_port, self.metrics, self._ready, token=s.metrics_token())
         self.server.start()
         self.ready = True
         self.metrics.up.set(1)
@@ -133,19 +147,36 @@ class Agent:
         """Start the loops and block until stop() (SIGTERM); then let units in flight finish."""
         release_free_memory()  # what starting up freed (licence checks, schemas) is not kept resident
         for name, loop in (("sync", self._sync_loop), ("forward", self._forward_loop),
-                           ("heartbeat", self._heartbeat_loop), ("stats", self._stats_loop)):
+                           ("heartbeat", self._heartbeat_loop), ("stats", self._stats_loop),
+                           ("hq-probe", lambda: self.link.run_prober(self.probe_client, self.stop))):
             t = threading.Thread(target=self._guarded, args=(name, loop), name=name, daemon=True)
             t.start()
             self.threads.append(t)
         while not self.stop.wait(0.5):
             pass
-        log.info("stopping: finishing work in flight")
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Let units in flight finish within the stop budget; past it, abort HQ requests still open.
+
+        An aborted batch is handed back, not lost: its orders are still `pending` in the
+        database, and HQ answers the same batch again with the same decisions (Idempotency-Key).
+        """
+        log.info("stopping: finishing work in flight", extra={"budget_seconds": self.settings.stop_timeout})
+        deadline = time.monotonic() + self.settings.stop_timeout
         for t in self.threads:
-            t.join(timeout=60)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self.threads):
+            log.warning("stop budget spent: aborting HQ requests in flight; their orders stay pending")
+            for http in [*(c.http for c in self.clients), self.probe_client]:
+                http.abort()
+            for t in self.threads:
+                t.join(timeout=2.0)
         self.server.stop()
         self.forwarder.close()
         for c in self.clients:
             c.close()
+        self.probe_client.close()
         self.engine.dispose()
         log.info("agent stopped")
 
@@ -156,6 +187,20 @@ class Agent:
         self.stop.set()
         self.sync_wakeup.set()
         self.forward_wakeup.set()
+        self.beat_wakeup.set()
+
+    def _hq_back(self) -> None:
+        """HQ answers again after an outage: every loop goes back to work now, not after its back-off."""
+        self.hq_back.set()
+        self.sync_wakeup.set()
+        self.forward_wakeup.set()
+        self.beat_wakeup.set()
+
+    def _retry_wait(self, failures: int) -> float:
+        """After a failed unit: exponential back-off when HQ refused; while HQ is merely away, until it is back."""
+        if self.link.unreachable:
+            return self.settings.backoff_cap  # the link's prober wakes the loop as soon as HQ answers
+        return backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -182,8 +227,7 @@ class Agent:
             failures = 0 if ok else failures + 1
             if getattr(ok, "pages", 0) >= BIG_SYNC_PAGES:
                 release_free_memory()  # a big sync's freed pages go back to the OS, not idle RSS
-            wait = (jittered(max(self.sync_interval, self.settings.min_interval)) if ok
-                    else backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
+            wait = jittered(max(self.sync_interval, self.settings.min_interval)) if ok else self._retry_wait(failures)
             self.sync_wakeup.wait(wait)
             self.sync_wakeup.clear()
 
@@ -191,10 +235,13 @@ class Agent:
         failures = 0
         last_review = 0.0
         while not self.stop.is_set():
+            if self.hq_back.is_set():
+                self.hq_back.clear()
+                self._unit("orders", self.forwarder.due_after_outage)
             outcome = self._unit("orders", lambda: self.forwarder.forward_burst(keep_going=self._running))
             if outcome is None:
                 failures += 1
-                self._forward_pause(backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap))
+                self._forward_pause(self._retry_wait(failures))
                 continue
             failures = 0
             if time.monotonic() - last_review >= self.settings.forward_idle:
@@ -215,14 +262,14 @@ class Agent:
             if reply is None:
                 failures += 1
                 self._quietly(self.heartbeat.record_failure)
-                wait = min(backoff_seconds(failures, self.settings.backoff_base, self.settings.backoff_cap),
-                           self.heartbeat_interval)
+                wait = min(self._retry_wait(failures), self.heartbeat_interval)
             else:
                 failures = 0
                 self.heartbeat_interval = max(float(reply.interval_seconds), self.settings.min_interval)
                 self.sync_interval = self.heartbeat_interval  # HQ sets the pace; a no-op sync is one 304
                 wait = jittered(self.heartbeat_interval)
-            self.stop.wait(wait)
+            self.beat_wakeup.wait(wait)
+            self.beat_wakeup.clear()
 
     def _stats_loop(self) -> None:
         while not self.stop.is_set():
@@ -327,11 +374,12 @@ def run_migrations(url: str) -> None:
 
 def wait_for_database(url: str, budget: float, stop: threading.Event) -> None:
     """At start the database may still be booting (compose starts services together): wait, bounded."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     from kitcore.errors import KitError
+    from sitedb.engine import make_engine
 
-    engine = create_engine(url)
+    engine = make_engine(url)
     deadline = time.monotonic() + budget
     attempt = 0
     try:

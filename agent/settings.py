@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,8 @@ class AgentSettings(BaseSettings):
     plugins: str | None = None  # KIT_PLUGINS as render writes it: comma-separated; unset or empty = every licensed one
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_bind: str = "0.0.0.0"
+    metrics_auth: Literal["none", "token"] = "none"  # token: /metrics asks for Authorization: Bearer <agent token>
+    agent_token_file: Path | None = None  # the generated agent_token secret
     log_level: str = "INFO"
     docker_socket: Path = Path("/var/run/docker.sock")
     # The stack's services the agent probes for kitagent_container_up (service=url, comma-separated; empty: none).
@@ -48,9 +51,26 @@ class AgentSettings(BaseSettings):
     review_poll: float = Field(default=30.0, gt=0)
     sync_page_limit: int = Field(default=1000, ge=1, le=1000)
     stats_interval: float = Field(default=5.0, gt=0)
-    http_timeout: float = Field(default=10.0, gt=0)
+    http_timeout: float = Field(default=10.0, gt=0)  # the whole of one HQ request, however slow the answer
+    connect_timeout: float = Field(default=0.8, gt=0, le=30)  # a new connection to HQ or the database, DNS included
+    hq_probe_interval: float = Field(default=0.5, gt=0, le=60)  # how often an unreachable HQ is asked if it is back
+    stop_timeout: float = Field(default=7.0, ge=0)  # SIGTERM: time for work in flight (compose gives 10 s)
     db_wait: float = Field(default=120.0, ge=0)  # how long start waits for the database
     backlog_alert: int = Field(default=10000, ge=1)  # outbox size that raises the alert gauge
+
+    def metrics_token(self) -> str | None:
+        """The token /metrics asks for, or None when it is open (it then stays on loopback at the host)."""
+        if self.metrics_auth == "none":
+            return None
+        if self.agent_token_file is None:
+            raise InvalidInput("KIT_METRICS_AUTH=token needs KIT_AGENT_TOKEN_FILE")
+        try:
+            token = self.agent_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read KIT_AGENT_TOKEN_FILE: {exc.strerror}") from None
+        if len(token) < 16:
+            raise InvalidInput("KIT_AGENT_TOKEN_FILE must hold a token of at least 16 characters")
+        return token
 
     def plugin_choice(self) -> list[str] | None:
         """The plugins the site enabled (the storefront reads the same variable the same way)."""

@@ -17,7 +17,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+<<<<<<< HEAD
 from agent import db_errors
+=======
+from agent.hqlink import HQLink
+>>>>>>> main
 from agent.licence import combined_status, evaluate, time_reason
 from agent.metrics import AgentMetrics
 from agent.outbox import oldest_pending_age
@@ -32,9 +36,14 @@ log = logging.getLogger("agent.stats")
 
 class Observer:
     def __init__(self, engine: Engine, metrics: AgentMetrics, keys: PinnedKeys, data_path: Path,
+<<<<<<< HEAD
                  docker_socket: Path | None = None, backlog_alert: int = 10000,
                  stack_probes: dict[str, str] | None = None) -> None:
+=======
+                 docker_socket: Path | None = None, backlog_alert: int = 10000, link: HQLink | None = None) -> None:
+>>>>>>> main
         self.engine = engine
+        self.link = link
         self.metrics = metrics
         self.keys = keys
         self.data_path = data_path
@@ -87,8 +96,10 @@ class Observer:
         self.summary.update(outbox_pending=pending, outbox_review=review, outbox_oldest_age_seconds=int(age),
                             outbox_alert=alert, catalog_items=items, licence_status=state.licence_status,
                             last_sync_at=state.last_sync_at.isoformat() if state.last_sync_at else None)
+        link = {"hq_link": self.link.state, "hq_link_since": int(self.link.since)} if self.link else {}
+        self.summary.update(link)
         merge_health(self.engine, db="ok", outbox_pending=pending, outbox_review=review, outbox_alert=alert,
-                     catalog_items=items)
+                     catalog_items=items, **link)
         return self.summary
 
     def db_started_at(self) -> float | None:

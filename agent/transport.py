@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import functools
 import http.client
+import io
+import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
+
+from kitcore import net
 
 
 class TransportError(Exception):
@@ -45,7 +50,13 @@ class Response:
 
 
 class HttpClient:
-    """Requests to one origin over one keep-alive connection (not shared between threads)."""
+    """Requests to one origin over one keep-alive connection (not shared between threads).
+
+    Two bounds hold for every request: opening a connection (resolving the name
+    included) takes at most `connect_timeout`, and the whole request — sending,
+    waiting, reading the last byte — at most `timeout`, however slowly the peer
+    trickles its answer.
+    """
 
     def __init__(self, base_url: str, timeout: float, connect_timeout: float | None = None,
                  headers: dict[str, str] | None = None, max_body: int = 32 * 1024 * 1024) -> None:
@@ -57,7 +68,7 @@ class HttpClient:
         self.port = url.port or (443 if self.https else 80)
         self.prefix = url.path.rstrip("/")
         self.timeout = timeout
-        self.connect_timeout = min(timeout, connect_timeout or timeout)
+        self.connect_timeout = min(timeout, connect_timeout or net.CONNECT_DEADLINE)
         self.headers = dict(headers or {})
         self.max_body = max_body
         self._conn: http.client.HTTPConnection | None = None
@@ -66,8 +77,11 @@ class HttpClient:
                 headers: dict[str, str] | None = None, content: bytes | None = None) -> Response:
         target = self.prefix + path + (f"?{urlencode(params)}" if params else "")
         sent_headers = {**self.headers, **(headers or {})}
+        deadline = time.monotonic() + self.timeout
         for attempt in (1, 2):
-            conn, reused = self._connection()
+            conn, reused = self._connection(deadline)
+            assert isinstance(conn.sock, DeadlineSocket)
+            conn.sock.deadline = deadline
             try:
                 conn.request(method, target, body=content, headers=sent_headers)
                 return self._read(conn.getresponse())
@@ -86,25 +100,39 @@ class HttpClient:
             self._conn.close()
             self._conn = None
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+    def abort(self) -> None:
+        """End a request in flight from another thread (at shutdown): its read fails at once."""
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _connection(self, deadline: float) -> tuple[http.client.HTTPConnection, bool]:
         if self._conn is not None:
             return self._conn, True
+        try:
+            sock = net.connect(self.host, self.port, min(self.connect_timeout, net.remaining(deadline)))
+        except TimeoutError as exc:
+            raise Timeout(str(exc) or type(exc).__name__) from None
+        except OSError as exc:
+            raise TransportError(type(exc).__name__) from None
         conn: http.client.HTTPConnection
         if self.https:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.connect_timeout,
-                                               context=tls_context())
+            conn = http.client.HTTPSConnection(self.host, self.port, context=tls_context())
+            try:
+                sock.settimeout(net.remaining(deadline) or 0.001)
+                sock = tls_context().wrap_socket(sock, server_hostname=self.host)
+            except TimeoutError:
+                sock.close()
+                raise Timeout("TLS handshake") from None
+            except OSError as exc:
+                sock.close()
+                raise TransportError(type(exc).__name__) from None
         else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout)
-        try:
-            conn.connect()
-        except TimeoutError as exc:
-            conn.close()
-            raise Timeout(type(exc).__name__) from None
-        except OSError as exc:
-            conn.close()
-            raise TransportError(type(exc).__name__) from None
-        assert conn.sock is not None
-        conn.sock.settimeout(self.timeout)  # connect is bounded by its own, shorter timeout
+            conn = http.client.HTTPConnection(self.host, self.port)
+        conn.sock = DeadlineSocket(sock)
         self._conn = conn
         return conn, False
 
@@ -120,6 +148,53 @@ class HttpClient:
         if resp.will_close:
             self.close()
         return Response(resp.status, resp.headers, body)
+
+
+class DeadlineSocket:
+    """A socket whose every send and receive gets only the time left until `deadline`.
+
+    `http.client` reads through `makefile()`; a per-read timeout alone lets a peer that
+    sends one byte a second hold a request for ever. Here each read waits at most the
+    time remaining, so the request as a whole ends on time (TimeoutError).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.deadline = time.monotonic()
+
+    def _arm(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request deadline passed")
+        self._sock.settimeout(left)
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes)
+
+    def makefile(self, mode: str = "rb", *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
 
 
 @functools.cache

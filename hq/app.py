@@ -22,11 +22,15 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from fastapi import FastAPI
 
     from hq import api_admin, api_site, fleet
+    from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
+<<<<<<< HEAD
     from hq.metrics import request_metrics
+=======
+    from kitcore.bodylimit import BodyLimit
+>>>>>>> main
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
-    from hq.session import SessionSigner
 
     settings = settings or (hq.settings if hq else HQSettings())
     service = hq or HQ.open(settings, migrate=settings.migrate)
@@ -47,21 +51,27 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             if pool is not None:
                 await pool.close()
 
+    docs = settings.api_docs  # off in production if the schema should not be public
     app = FastAPI(
-        title="kitctl HQ API", version="1", lifespan=lifespan,
+        title="kitctl HQ API", version="1", lifespan=lifespan, docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
         description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
     )
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
-    app.state.sessions = SessionSigner(settings.dir)
     _install_errors(app)
     app.include_router(api_site.router)
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
+<<<<<<< HEAD
     app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
     _install_metrics(app, service)
+=======
+    app.add_middleware(FleetHeaders)
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
+>>>>>>> main
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -70,6 +80,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     return app
 
 
+<<<<<<< HEAD
 def _install_metrics(app: "FastAPI", service: "HQ") -> None:
     """`GET /metrics` for Prometheus, behind its own bearer token (hq.metrics.metrics_token)."""
     import hmac
@@ -96,6 +107,17 @@ def _install_metrics(app: "FastAPI", service: "HQ") -> None:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_route("/metrics", prometheus_metrics, methods=["GET"], include_in_schema=False)
+=======
+def _body_limits() -> dict[str, int]:
+    """Paths whose bodies may differ from the default: the heartbeat is small, a card-key CSV large.
+
+    The CSV endpoint authenticates the operator before it reads the body, so
+    its larger limit is never spent on a caller who is nobody.
+    """
+    from hq import api_admin, heartbeat_api
+
+    return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES}
+>>>>>>> main
 
 
 def _install_errors(app: "FastAPI") -> None:

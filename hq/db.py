@@ -46,9 +46,16 @@ def make_engine(url: str) -> "Engine":
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("hq_read_only") else "BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=20, max_overflow=20)
+    from kitcore.dbconnect import bound_connects, pg_connect_args
+
+    engine = create_engine(url, pool_size=20, max_overflow=20, pool_timeout=5, pool_recycle=1800,
+                           connect_args=pg_connect_args(CONNECT_SECONDS))
+    bound_connects(engine, CONNECT_SECONDS)  # a database that went away fails a request in ~1 s, not ~10 s
     _ping_when_idle(engine)
     return engine
+
+
+CONNECT_SECONDS = 1.0  # also the asyncpg heartbeat pool's (hq.heartbeat_pg)
 
 
 IDLE_PING_SECONDS = 5.0

@@ -10,8 +10,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+<<<<<<< HEAD
 from hq import fleet_alerts, licences, reviews, sites, support
 from hq.badges import badges
+=======
+from hq import licences, reviews, session as sessions, sites
+>>>>>>> main
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.operators import authenticate
@@ -30,7 +34,7 @@ def _templates():  # type: ignore[no-untyped-def]
 
 
 def _session(request: Request) -> OperatorSession | None:
-    return request.app.state.sessions.read(request.cookies.get(COOKIE))
+    return sessions.read(get_hq(request), request.cookies.get(COOKIE))
 
 
 def _back(msg: str = "", error: str = "") -> RedirectResponse:
@@ -45,6 +49,12 @@ def _check_csrf(request: Request, token: str) -> OperatorSession:
     if not hmac.compare_digest(sess.csrf, token):
         raise ApiError(403, "csrf", "form expired or forged (CSRF token mismatch); reload the page")
     return sess
+
+
+@router.get("/fleet/fleet.css", include_in_schema=False)
+def stylesheet() -> Response:
+    return Response((TEMPLATES / "fleet.css").read_bytes(), media_type="text/css",
+                    headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -62,7 +72,7 @@ def login(request: Request, token: str = Form(..., max_length=200), hq: HQ = Dep
     name = authenticate(hq, token.strip())
     if name is None:
         return RedirectResponse("/fleet/login?error=" + quote("operator token not recognised"), status_code=303)
-    cookie, _ = request.app.state.sessions.issue(name, hq.settings.session_hours)
+    cookie, _ = sessions.issue(hq, name, hq.settings.session_hours)
     resp = RedirectResponse("/fleet", status_code=303)
     resp.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", max_age=hq.settings.session_hours * 3600,
                     secure=hq.settings.public_url.startswith("https://"))
@@ -72,6 +82,7 @@ def login(request: Request, token: str = Form(..., max_length=200), hq: HQ = Dep
 @router.post("/fleet/logout")
 def logout(request: Request, csrf: str = Form(..., max_length=100)) -> Response:
     _check_csrf(request, csrf)
+    sessions.end(get_hq(request), request.cookies.get(COOKIE))
     resp = RedirectResponse("/fleet/login", status_code=303)
     resp.delete_cookie(COOKIE)
     return resp

@@ -116,8 +116,10 @@ async def open_pool(url: str, size: int = POOL_SIZE) -> "Pool":
     """
     import asyncpg
 
+    from hq.db import CONNECT_SECONDS
+
     return await asyncpg.create_pool(dsn(url), min_size=0, max_size=size, max_inactive_connection_lifetime=0,
-                                     reset=_nothing_to_reset)
+                                     reset=_nothing_to_reset, timeout=CONNECT_SECONDS, command_timeout=10)
 
 
 async def _nothing_to_reset(_conn: Any) -> None:

@@ -81,6 +81,17 @@ class Operator(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class OperatorSession(Base):
+    """A fleet-page login: only the SHA-256 of the cookie is kept, so deleting the row ends it at once."""
+
+    __tablename__ = "operator_sessions"
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(Integer, ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class CatalogItem(Base):
     """A SKU; `version` is the catalog change sequence of its latest change."""
 

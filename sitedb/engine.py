@@ -6,17 +6,28 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 
+from kitcore.dbconnect import bound_connects, pg_connect_args
+from kitcore.net import CONNECT_DEADLINE
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; on SQLite: WAL, synchronous=FULL (a checkout survives power loss), busy wait."""
+def make_engine(url: str, connect_timeout: float = CONNECT_DEADLINE, statement_timeout: float | None = None) -> Engine:
+    """An engine; on SQLite: WAL, synchronous=FULL (a checkout survives power loss), busy wait.
+
+    On PostgreSQL a new connection is made within `connect_timeout` seconds or fails
+    (name resolution included), a pooled connection is checked before use and a dead one
+    is never handed out again, and `statement_timeout` (if given) bounds every statement.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=3,
+                           pool_recycle=1800, connect_args=pg_connect_args(connect_timeout, statement_timeout))
+    bound_connects(engine, connect_timeout)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -154,6 +154,7 @@ class AdminUser(Base):
     role: Mapped[str]
     password_hash: Mapped[str]
     created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table,
-                        Text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text)
 
 
 def utcnow() -> datetime:
@@ -147,6 +147,17 @@ admin_users = Table(
     Column("role", String(16), nullable=False),  # admin | operator | finance
     Column("password_hash", String(255), nullable=False),
     _when("created_at", stamped=True),
+    _when("disabled_at", nullable=True),  # a disabled account cannot log in; its sessions were ended
+)
+
+# Staff logins, kept server-side so that logout, disable and a password change end them at once.
+# Only the SHA-256 of the cookie is stored.
+admin_sessions = Table(
+    "admin_sessions", metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("admin_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    _when("created_at", stamped=True),
+    _when("expires_at", index=True),
 )
 
 # Every data change, who made it and when (the operation log).

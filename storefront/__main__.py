@@ -25,8 +25,9 @@ def _create_admin(args: list[str]) -> int:
 def _serve() -> int:
     import logging
 
-    import uvicorn
     from pydantic import ValidationError
+
+    from kitcore.serving import serve_asgi
 
     from storefront.settings import StorefrontSettings
 
@@ -48,9 +49,8 @@ def _serve() -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
-                log_level=settings.log_level, access_log=False, server_header=False)
-    return 0
+    return serve_asgi(app, host, port, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                      log_level=settings.log_level, access_log=False, server_header=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 `create_admin(url, username)` returns the password once; only its argon2
 hash is stored. Also used by `python -m storefront create-admin NAME`.
+Admins disable, enable, delete and reset accounts; everyone changes their own
+password. Each change is audited and ends the account's sessions in the
+same transaction; the last enabled admin can be neither disabled nor deleted.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from kitcore.errors import InvalidInput
 
 ROLES = ("admin", "operator", "finance")
+MIN_PASSWORD = 12
 USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
 
 
@@ -60,3 +64,90 @@ def create_admin(url: str, username: str, role: str = "admin", migrate: bool = T
         raise AdminUserError(f"user {username!r} already exists") from None
     finally:
         engine.dispose()
+
+
+def _account(session, user_id: int):  # type: ignore[no-untyped-def]
+    from sitedb.models import AdminUser
+
+    user = session.get(AdminUser, user_id)
+    if user is None:
+        raise AdminUserError("no such account")
+    return user
+
+
+def _keep_an_admin(session, user) -> None:  # type: ignore[no-untyped-def]
+    """Refuse to leave the site without an enabled admin (nobody could manage accounts)."""
+    from sqlalchemy import func, select
+
+    from sitedb.models import AdminUser
+
+    if user.role != "admin" or user.disabled_at is not None:
+        return
+    others = session.scalar(select(func.count()).select_from(AdminUser).where(
+        AdminUser.role == "admin", AdminUser.disabled_at.is_(None), AdminUser.id != user.id))
+    if not others:
+        raise AdminUserError("the last enabled admin cannot be disabled or deleted")
+
+
+def _changed(session, user, actor: str, action: str) -> None:  # type: ignore[no-untyped-def]
+    from sitedb.models import AuditEntry
+    from storefront.staff_sessions import end_all
+
+    ended = end_all(session, user.id)
+    session.add(AuditEntry(actor=actor, action=action, detail={"username": user.username, "sessions_ended": ended}))
+
+
+def disable_user(session, user_id: int, actor: str) -> str:  # type: ignore[no-untyped-def]
+    """Disable the account and end its sessions; returns its username."""
+    from sitedb.tables import utcnow
+
+    user = _account(session, user_id)
+    if user.disabled_at is None:
+        _keep_an_admin(session, user)
+        user.disabled_at = utcnow()
+    _changed(session, user, actor, "admin_user_disabled")
+    return str(user.username)
+
+
+def enable_user(session, user_id: int, actor: str) -> str:  # type: ignore[no-untyped-def]
+    from sitedb.models import AuditEntry
+
+    user = _account(session, user_id)
+    user.disabled_at = None
+    session.add(AuditEntry(actor=actor, action="admin_user_enabled", detail={"username": user.username}))
+    return str(user.username)
+
+
+def delete_user(session, user_id: int, actor: str) -> str:  # type: ignore[no-untyped-def]
+    """Delete the account (its sessions first); returns its username."""
+    user = _account(session, user_id)
+    _keep_an_admin(session, user)
+    _changed(session, user, actor, "admin_user_deleted")
+    session.delete(user)
+    return str(user.username)
+
+
+def reset_password(session, user_id: int, actor: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A new generated password for the account (shown once); its sessions end. Returns (username, password)."""
+    from storefront.passwords import generate_password, hash_password
+
+    user = _account(session, user_id)
+    password = generate_password()
+    user.password_hash = hash_password(password)
+    _changed(session, user, actor, "admin_user_password_reset")
+    return str(user.username), password
+
+
+def change_password(session, user_id: int, current: str, new: str, repeat: str) -> None:  # type: ignore[no-untyped-def]
+    """The account owner's own change: the current password must verify; every session ends (log in again)."""
+    from storefront.passwords import hash_password, verify_password
+
+    user = _account(session, user_id)
+    if not verify_password(user.password_hash, current[:256]):
+        raise AdminUserError("current")
+    if len(new) < MIN_PASSWORD or len(new) > 256:
+        raise AdminUserError("length")
+    if new != repeat:
+        raise AdminUserError("mismatch")
+    user.password_hash = hash_password(new)
+    _changed(session, user, "admin:" + user.username, "admin_user_password_changed")

@@ -10,15 +10,22 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
+<<<<<<< HEAD
 from storefront.metrics import StorefrontMetrics, request_metrics
+=======
+from storefront.outage import database_down, maintenance_page
+>>>>>>> main
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -31,7 +38,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
+<<<<<<< HEAD
 STARTED_AT = time.time()  # in /healthz: the agent counts a new value as a restart
+=======
+CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (503) within a second
+STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
+>>>>>>> main
 
 
 def make_templates() -> Environment:
@@ -41,6 +53,8 @@ def make_templates() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
     env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
+    for name in ("base.html", "maintenance.html", "error.html"):  # compiled now: an outage's first page is not slower
+        env.get_template(name)
     return env
 
 
@@ -50,7 +64,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
         from sitedb.migrate import upgrade
 
         upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, connect_timeout=CONNECT_SECONDS, statement_timeout=STATEMENT_SECONDS)
     sessions = session_factory(engine)
     metrics = StorefrontMetrics()
     limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
@@ -98,16 +112,26 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
-        return render(request, "error.html", {"message_key": "err.not_found", "status": 404}, status=404)
+        return render(request, "error.html", {"message_key": "err.not_found", "status": 404}, status=404, offline=True)
 
     @app.exception_handler(405)
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return render(request, "error.html", {"message_key": "err.not_found", "status": 405}, status=405)
+        return render(request, "error.html", {"message_key": "err.not_found", "status": 405}, status=405, offline=True)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if database_down(exc):
+            return maintenance_page(request, exc)
+        return await server_error(request, exc)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
+        if database_down(exc):  # e.g. raised while a template read the licence
+            return maintenance_page(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500)
+        return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500, offline=True)
 
     app.router.redirect_slashes = False
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]

@@ -14,13 +14,12 @@ from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
 from storefront.signing import Signer
 from storefront.siteconfig import SiteConfig
-from storefront.state import LicenceView, PageCache, ReadCache, read_licence
+from storefront.state import LicenceView, PageCache, ReadCache, database_down, read_licence
 
 
 @dataclass
 class Signers:
     csrf: Signer
-    admin: Signer
     access: Signer
     nonce: Signer
 
@@ -43,6 +42,19 @@ class Shop:
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)
 
+    def last_licence(self) -> LicenceView:
+        """The licence as last read, however old, without touching the database (pages shown in an outage)."""
+        return self.cache.peek("licence") or LicenceView(known=True, status="active", reason=None)
+
+    def licence_for_notice(self) -> LicenceView:
+        """The licence for a page's notice: fresh, or the last one read while the database is unreachable."""
+        try:
+            return self.licence()
+        except Exception as exc:
+            if not database_down(exc):
+                raise
+            return self.last_licence()
+
     def clear_caches(self) -> None:
         """After the admin changes prices: the next page shows them."""
         self.cache.clear()
@@ -56,5 +68,5 @@ class Shop:
 
 
 def make_signers(secret: bytes) -> Signers:
-    return Signers(csrf=Signer(secret, "csrf"), admin=Signer(secret, "admin-session"),
+    return Signers(csrf=Signer(secret, "csrf"),
                    access=Signer(secret, "order-access"), nonce=Signer(secret, "checkout-nonce"))

@@ -59,14 +59,56 @@ class RateLimiter:
             self.on_refused()
         return allowed
 
+    def count(self, key: str) -> int:
+        """Hits of `key` within the window."""
+        with self._lock:
+            return len(self._recent(key, time.monotonic()))
+
     def reset(self, key: str) -> None:
         with self._lock:
             self._hits.pop(key, None)
 
 
+class GuessThrottle:
+    """Wrong passwords counted per client and account together, and per account.
+
+    A client that failed `pair_limit` times for an account is refused for that
+    account until the window passes; other clients are not affected, so nobody
+    can lock the owner out by guessing from elsewhere. Only when guesses for
+    one account come from many clients (`account_limit` failures in the
+    window) does the account itself get careful: then a client that already
+    failed for it is refused, while a fresh client (no failure of its own for
+    this account) still gets its attempt. Guessing stays slow (`pair_limit`
+    per client per window, and a client limit above this), and the owner still
+    gets in.
+    """
+
+    def __init__(self, pair_limit: int, account_limit: int, window: float) -> None:
+        self.pair = RateLimiter(pair_limit, window)
+        self.account = RateLimiter(account_limit, window)
+
+    @staticmethod
+    def _pair(client: str, account: str) -> str:
+        return f"{client}\x00{account}"
+
+    def allowed(self, client: str, account: str) -> bool:
+        pair = self._pair(client, account)
+        if self.pair.blocked(pair):
+            return False
+        return not (self.account.blocked(account) and self.pair.count(pair) > 0)
+
+    def failed(self, client: str, account: str) -> None:
+        self.pair.hit(self._pair(client, account))
+        self.account.hit(account)
+
+    def succeeded(self, client: str, account: str) -> None:
+        self.pair.reset(self._pair(client, account))
+
+
 class Limits:
     """The limits the storefront enforces, in one place so they are easy to review."""
 
+<<<<<<< HEAD
     def __init__(self, checkouts_per_minute: int = 120, throttled: Callable[[str], None] | None = None) -> None:
         def counted(name: str) -> Callable[[], None]:
             return (lambda: throttled(name)) if throttled else (lambda: None)
@@ -77,3 +119,11 @@ class Limits:
         self.lookup_order = RateLimiter(5, 900, on_refused=counted("lookup_order"))  # wrong passwords per order per 15 min
         # checkouts per client per minute
         self.checkout_ip = RateLimiter(checkouts_per_minute, 60, on_refused=counted("checkout_ip"))
+=======
+    def __init__(self, checkouts_per_minute: int = 120) -> None:
+        self.login_ip = RateLimiter(20, 300)  # attempts per client per 5 min
+        self.login = GuessThrottle(pair_limit=5, account_limit=30, window=900)  # wrong passwords per 15 min
+        self.lookup_ip = RateLimiter(20, 60)  # order lookups per client per minute
+        self.lookup = GuessThrottle(pair_limit=5, account_limit=30, window=900)  # wrong order passwords per 15 min
+        self.checkout_ip = RateLimiter(checkouts_per_minute, 60)  # checkouts per client per minute
+>>>>>>> main

@@ -13,11 +13,20 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.models import CatalogItem, SiteState
 
 T = TypeVar("T")
+
+
+def database_down(exc: BaseException) -> bool:
+    """True for the errors that mean "the database cannot be reached now" (not a bug in a query)."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,11 @@ class ReadCache:
                 self._data.clear()
             self._data[key] = (now, value)
         return value
+
+    def peek(self, key: Any) -> Any:
+        """The value last loaded for `key`, however old; None if never loaded."""
+        hit = self._data.get(key)
+        return hit[1] if hit is not None else None
 
     async def aget(self, key: Any, load: Callable[[Session], T]) -> T:
         """Like `get`, for async routes: a hit costs no thread hop, a miss reads in the thread pool."""

@@ -86,13 +86,14 @@ class LazyCsrf:
         return str(self)
 
 
-def _render_body(request: Request, template: str, context: dict[str, Any] | None) -> str:
+def _render_body(request: Request, template: str, context: dict[str, Any] | None, offline: bool = False) -> str:
     shop = shop_of(request)
     locale = locale_of(request)
     t = translator(locale)
     ctx = {
         "request": request, "q": None, "site": shop.site, "t": t, "locale": locale, "money": format_money,
-        "category_label": lambda c: category_label(t, c), "licence": shop.licence(), "csrf": LazyCsrf(request),
+        "category_label": lambda c: category_label(t, c), "csrf": LazyCsrf(request),
+        "licence": shop.last_licence() if offline else shop.licence_for_notice(),
         "logo_url": f"/branding/{shop.site.logo}" if shop.site.logo else None,
     }
     ctx.update(context or {})
@@ -134,9 +135,14 @@ def render_form_page(request: Request, key: tuple[Any, ...], template: str, cont
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200,
-           private: bool = False) -> HTMLResponse:
-    """Render a page with the site, locale, licence notice and CSRF token available to the template."""
-    return _finish(request, HTMLResponse(_render_body(request, template, context), status_code=status), private)
+           private: bool = False, offline: bool = False) -> HTMLResponse:
+    """Render a page with the site, locale, licence notice and CSRF token available to the template.
+
+    `offline`: the page must render without the database (error and maintenance pages), so the
+    licence notice shows the last state read, not a fresh one.
+    """
+    body = _render_body(request, template, context, offline)
+    return _finish(request, HTMLResponse(body, status_code=status), private)
 
 
 def _finish(request: Request, response: HTMLResponse, private: bool) -> HTMLResponse:

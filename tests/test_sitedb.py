@@ -13,6 +13,7 @@ from sitedb import models, tables
 from sitedb.engine import make_engine
 from sitedb.migrate import upgrade
 from sitedb.sealing import open_sealed, seal
+from tests.support.slowdns import slow_dns
 
 TABLES = {"catalog_items", "price_rules", "orders", "site_state", "hq_commands", "admin_users", "audit_log"}
 
@@ -99,3 +100,89 @@ def test_sealed_delivery_opens_only_with_the_site_key():
     assert open_sealed(key, sealed)["card_keys"][0]["secret"] == "ABCD-1234"
     with pytest.raises(Exception):
         open_sealed(other, sealed)
+
+
+def test_a_database_whose_name_does_not_resolve_fails_within_the_connect_deadline(monkeypatch):
+    """A stopped container's name takes Docker's DNS ~10 s to fail; a connect gives up after ~1 s (issue 26)."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    slow_dns(monkeypatch)
+    engine = make_engine("postgresql+psycopg://kit:pw@db.stopped.test:5432/kit")
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="cannot reach the database"):
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            assert time.monotonic() - started < 1.3
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_pooled_connections_survive_a_database_restart(pg_url):
+    """After the server ended every session, no request gets a dead pooled connection."""
+    from sqlalchemy import text
+
+    engine = make_engine(pg_url)
+    try:
+        conns = [engine.connect() for _ in range(3)]
+        pids = {c.execute(text("SELECT pg_backend_pid()")).scalar() for c in conns}
+        for c in conns:
+            c.close()
+        with make_engine(pg_url).connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+                          {"p": list(pids)})
+            admin.commit()
+        for _ in range(6):
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_while_the_database_is_down_one_request_retries_and_the_others_fail_at_once(monkeypatch):
+    """An outage costs each request nothing but the one retrying; the first try after it is back succeeds."""
+    import threading
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    slow_dns(monkeypatch)
+    engine = make_engine("postgresql+psycopg://kit:pw@db.stopped.test:5432/kit")
+    try:
+        with pytest.raises(OperationalError):
+            engine.connect()  # the outage is found (within the deadline)
+        retrying = threading.Thread(target=lambda: pytest.raises(OperationalError, engine.connect))
+        retrying.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="another request is retrying"):
+            engine.connect()
+        assert time.monotonic() - started < 0.1
+        retrying.join(2)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_storefront_and_the_agent_migrating_at_once_both_succeed(pg_url):
+    """Both services migrate at start; on a fresh database they used to race on CREATE TABLE (a crash)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    # everything imported first, then all start together, as two containers started at once do
+    code = ("import os, time, alembic.command, psycopg, sitedb.engine; from sitedb.migrate import upgrade; "
+            "time.sleep(max(0.0, float(os.environ['AT']) - time.time())); upgrade(os.environ['URL'])")
+    env = {**os.environ, "URL": pg_url, "PYTHONPATH": str(root), "AT": str(time.time() + 4)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=root, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    failures = [p.stderr.read().decode()[-300:] for p in procs if p.wait(120) != 0]  # type: ignore[union-attr]
+    assert not failures, failures[0]
+    assert TABLES <= _tables(pg_url)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kitcore.errors import LicenceError
 from kitcore.licence import jws
+from kitcore.licence.token import MAX_TIME
 
 if TYPE_CHECKING:
     from kitcore.licence.keys import HQKeyStore, PinnedKeys
@@ -28,11 +29,11 @@ class CommandEnvelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
     id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=2**63 - 1)  # a BIGINT column keeps it
     type: CommandType
     site: str
-    iat: int
-    exp: int
+    iat: int = Field(ge=0, le=MAX_TIME)
+    exp: int = Field(ge=0, le=MAX_TIME)
     payload: dict[str, Any] = {}
 
 

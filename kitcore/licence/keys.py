@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kitcore import safejson
 from kitcore.errors import InvalidInput, KitError
 
 MAX_JWKS_BYTES = 64 * 1024
@@ -209,10 +210,10 @@ def load_jwks(source: Path | str | dict[str, Any]) -> PinnedKeys:
     try:
         if path.stat().st_size > MAX_JWKS_BYTES:
             raise InvalidInput(f"HQ keys file {path} is too large")
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = safejson.loads(path.read_bytes())
     except FileNotFoundError:
         raise InvalidInput(f"HQ keys file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except safejson.JSONRefused:
         raise InvalidInput(f"HQ keys file {path} is not JSON") from None
     return PinnedKeys.from_jwks(doc)
 

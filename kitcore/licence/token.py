@@ -23,6 +23,7 @@ ISSUER = "kitctl-hq"
 CLOCK_SKEW_SECONDS = 120
 GRACE_SECONDS = 14 * 86400
 MAX_DAYS = 3660
+MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z: the last instant every date library can show
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
@@ -43,9 +44,9 @@ class LicenceClaims(BaseModel):
     iss: str
     sub: str = Field(pattern=SITE_ID.pattern)
     jti: str = Field(min_length=1, max_length=64)
-    iat: int
-    nbf: int
-    exp: int
+    iat: int = Field(ge=0, le=MAX_TIME)
+    nbf: int = Field(ge=0, le=MAX_TIME)
+    exp: int = Field(ge=0, le=MAX_TIME)
     tier: str
     features: list[str] = Field(max_length=64)
     categories: list[str] = Field(min_length=1, max_length=64)

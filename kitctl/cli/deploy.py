@@ -190,6 +190,7 @@ def _status_table(project: str, rows, licence) -> None:
                       escape(", ".join(r.ports) or "-"))
     out = _out()
     out.print(table)
+    _hq_line(licence)
     if licence is None:
         out.print("licence: [dim]not recorded in the site database yet[/]")
     elif licence["status"] in ("active", "grace"):
@@ -197,6 +198,20 @@ def _status_table(project: str, rows, licence) -> None:
     else:
         reason = f" ({licence['reason']})" if licence["reason"] else ""
         out.print(f"licence: [bold red]{escape(licence['status'].upper())}[/]{escape(reason)}: the site takes no orders")
+
+
+def _hq_line(licence) -> None:
+    """How the agent last found HQ: answering, unreachable (no answer) or refusing, and since when."""
+    import time
+
+    hq = (licence or {}).get("hq")
+    if not hq:
+        return
+    since = f" for {int(time.time() - hq['since'])} s" if hq.get("since") else ""
+    colour = {"ok": "green", "unreachable": "bold red", "refused": "bold yellow"}.get(hq["state"], "white")
+    words = {"ok": "answering", "unreachable": "UNREACHABLE (no answer; the agent retries every second)",
+             "refused": "REFUSING the site's requests"}.get(hq["state"], hq["state"])
+    _out().print(f"HQ: [{colour}]{words}[/]{since}")
 
 
 def logs(

@@ -29,6 +29,7 @@ reviews_app = typer.Typer(help="Orders waiting for manual review.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(licence_app, name="licence")
 app.add_typer(operator_app, name="operator")
+app.add_typer(operator_app, name="operators", hidden=True)  # the plural reads as naturally
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(reviews_app, name="reviews")
 
@@ -315,6 +316,29 @@ def operator_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] =
         print_json(rows)
     else:
         _table("Operators", ["name", "created", "disabled"], [[r["name"], r["created_at"], r["disabled"]] for r in rows])
+
+
+@operator_app.command("disable")
+def operator_disable(name: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Refuse an operator's token from now on and end their fleet-page sessions."""
+    from hq import operators
+    from kitctl.console import err
+
+    with local_hq(hq_dir, database_url) as hq:
+        ended = operators.disable(hq, name, by=_operator_name())
+    err().print(f"[green]disabled[/] operator [bold]{name}[/]; {ended} session(s) ended")
+
+
+@operator_app.command("rotate")
+def operator_rotate(name: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Give an operator a new token (printed once); the old token and their sessions stop working."""
+    from hq import operators
+    from kitctl.console import err
+
+    with local_hq(hq_dir, database_url) as hq:
+        token = operators.rotate(hq, name, by=_operator_name())
+    err().print(f"[green]rotated[/] operator [bold]{name}[/]; the new token below is shown once, keep it safe")
+    print(token)
 
 
 # -- catalog -------------------------------------------------------------------

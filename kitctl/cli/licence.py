@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from kitctl.cli.options import HQ_KEYS, JSON
-from kitctl.licence.given import require_hq_keys
 
 app = typer.Typer(help="Inspect licence tokens.", no_args_is_help=True)
 
@@ -20,6 +19,7 @@ def inspect(
     as_json: bool = JSON,
 ) -> None:
     """Show a licence's claims and whether it verifies against the pinned HQ keys."""
+    from kitctl.licence.given import require_hq_keys
     from kitctl.licence.inspect import inspect_token, render_inspection
 
     report = inspect_token(token, require_hq_keys(hq_keys))

@@ -38,6 +38,7 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("http_port", Optional[int], "--http-port", "Host HTTP port (default 80).", rich_help_panel="Host"),
     _opt("https_port", Optional[int], "--https-port", "Host HTTPS port (default 443).", rich_help_panel="Host"),
     _opt("metrics_port", Optional[int], "--metrics-port", "Host port of the agent's /metrics (default 9464).", rich_help_panel="Host"),
+    _opt("metrics_bind_address", Optional[str], "--metrics-bind-address", "Host address /metrics is published on (default 127.0.0.1, whatever --bind-address says); beyond loopback it asks for the agent token.", rich_help_panel="Host"),
     _opt("tls", Optional[str], "--tls", "auto (ACME for a real domain, self-signed for local), internal, off.", rich_help_panel="Host"),
     _opt("data_dir", Optional[str], "--data-dir", "Keep volumes under this host directory instead of Docker's.", rich_help_panel="Host"),
     _opt("docker_host", Optional[str], "--docker-host", "unix:///path or ssh://user@host[:port].", rich_help_panel="Host"),

@@ -20,7 +20,7 @@ from kitcore.sitedir import SiteDir
 SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
     "secrets", "depends_on", "healthcheck", "restart", "deploy", "labels", "networks",
-    "user", "read_only", "tmpfs", "extra_hosts",
+    "user", "read_only", "tmpfs", "extra_hosts", "cap_drop", "cap_add", "security_opt",
 }
 TOP_KEYS = {"name", "version", "services", "volumes", "networks", "secrets"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -85,6 +85,9 @@ class Service:
     read_only: bool = False
     tmpfs: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()  # "host:ip"
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
 
     def dependency_names(self) -> list[str]:
         return [d.service for d in self.depends_on]
@@ -273,7 +276,17 @@ def _service(name: str, body: Any, working_dir: Path, volumes: dict, networks: d
         read_only=_bool(body.get("read_only", False), f"{where}.read_only"),
         tmpfs=tuple(str(t) for t in _list(body.get("tmpfs"), f"{where}.tmpfs", scalar_ok=True)),
         extra_hosts=_extra_hosts(body.get("extra_hosts"), f"{where}.extra_hosts"),
+        cap_drop=_names(body.get("cap_drop"), f"{where}.cap_drop"),
+        cap_add=_names(body.get("cap_add"), f"{where}.cap_add"),
+        security_opt=_names(body.get("security_opt"), f"{where}.security_opt"),
     )
+
+
+def _names(raw: Any, where: str) -> tuple[str, ...]:
+    """A list of plain words (capabilities, security options such as no-new-privileges:true)."""
+    items = tuple(str(v) for v in _list(raw, where))
+    _require(all(re.fullmatch(r"[A-Za-z0-9_:=.-]{1,64}", v) for v in items), f"{where}: entries must be plain words")
+    return items
 
 
 def _list(raw: Any, where: str, scalar_ok: bool = False) -> list:

@@ -14,7 +14,9 @@ from kitcore.errors import InvalidInput
 if TYPE_CHECKING:
     import docker
 
-LICENCE_QUERY = "SELECT licence_status || '|' || coalesce(status_reason, '') FROM site_state WHERE id = 1"
+LICENCE_QUERY = ("SELECT licence_status || '|' || coalesce(health->>'hq_link', '') || '|' "
+                 "|| coalesce(health->>'hq_link_since', '') || '|' || coalesce(status_reason, '') "
+                 "FROM site_state WHERE id = 1")
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ def _uptime(state: dict[str, Any]) -> int | None:
     return max(0, int((datetime.now(timezone.utc) - moment).total_seconds()))
 
 
-def licence_state(client: "docker.DockerClient", project: Project, db_service: str = "db") -> dict[str, str] | None:
-    """The licence status the agent stored in the site database (active, suspended, revoked…).
+def licence_state(client: "docker.DockerClient", project: Project, db_service: str = "db") -> dict[str, Any] | None:
+    """The licence status the agent stored in the site database (active, suspended, revoked…),
+    and its link to HQ (`hq`: ok, unreachable or refused, and since when; None if not recorded yet).
 
     Read with psql inside the db container over its local socket, so no
     password leaves the container; None when there is no db or no row yet.
@@ -89,8 +92,9 @@ def licence_state(client: "docker.DockerClient", project: Project, db_service: s
     text = output.strip()
     if code != 0 or "|" not in text:
         return None
-    state, _, reason = text.splitlines()[-1].partition("|")
-    return {"status": state, "reason": reason or ""}
+    state, link, since, reason = text.splitlines()[-1].split("|", 3)
+    hq = {"state": link, "since": int(since) if since.isdigit() else None} if link else None
+    return {"status": state, "reason": reason or "", "hq": hq}
 
 
 def logs(client: "docker.DockerClient", project: Project, service: str, follow: bool, tail: int) -> Iterator[bytes]:

@@ -65,6 +65,9 @@ def host_config(project: Project, service: Service, host_path: Callable[[str], s
         "read_only": service.read_only or None,
         "tmpfs": {t.split(":", 1)[0]: (t.split(":", 1)[1] if ":" in t else "") for t in service.tmpfs} or None,
         "extra_hosts": {h.split(":", 1)[0]: h.split(":", 1)[1] for h in service.extra_hosts} or None,
+        "cap_drop": list(service.cap_drop) or None,
+        "cap_add": list(service.cap_add) or None,
+        "security_opt": list(service.security_opt) or None,
         "init": None,
     }
     if service.cpus is not None:

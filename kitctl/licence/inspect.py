@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from kitcore import safejson
 from kitcore.errors import LicenceError
+from kitcore.licence import jws
 from kitcore.licence.keys import PinnedKeys, b64url_decode
 from kitctl.licence.given import read_token_arg
 from kitcore.licence.token import verify_licence
@@ -53,10 +55,10 @@ def inspect_token(arg: str, keys: PinnedKeys) -> Inspection:
 def _unverified_claims(token: str) -> dict[str, Any]:
     """Best-effort claims of a token that did not verify, shown as untrusted."""
     try:
-        payload = json.loads(b64url_decode(token.split(".")[1]))
-        return payload if isinstance(payload, dict) else {}
-    except Exception:
+        payload = safejson.loads(b64url_decode(token.split(".")[1]), max_depth=jws.MAX_DEPTH)
+    except (IndexError, ValueError):  # JSONRefused and binascii.Error are ValueErrors
         return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def _redact(claims: dict[str, Any]) -> dict[str, Any]:

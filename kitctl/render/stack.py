@@ -101,7 +101,29 @@ def volumes(data_dir: Any, extra: Any = ()) -> dict[str, Any]:
     }
 
 
-def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[str, str] | None = None) -> dict[str, str]:
+NO_NEW_PRIVILEGES = ["no-new-privileges:true"]
+# What each core container runs with: no capability beyond the ones named (db's entrypoint prepares the
+# volume as root, then drops to postgres with setpriv) and no privilege gain. The proxy's root filesystem
+# is read-only too; the others read secrets that kitctl copies into /run/secrets as the service's user
+# (a bind-mounted 0600 file would be unreadable to it), which needs a writable root filesystem.
+HARDENING: dict[str, dict[str, Any]] = {
+    "proxy": {"cap_drop": ["ALL"], "security_opt": NO_NEW_PRIVILEGES, "read_only": True, "tmpfs": ["/tmp"]},
+    "storefront": {"cap_drop": ["ALL"], "security_opt": NO_NEW_PRIVILEGES},
+    "agent": {"cap_drop": ["ALL"], "security_opt": NO_NEW_PRIVILEGES},
+    "db": {"cap_drop": ["ALL"], "cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+           "security_opt": NO_NEW_PRIVILEGES},
+}
+
+
+def is_loopback(address: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(address.strip("[]")).is_loopback
+
+
+def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[str, str] | None = None,
+                      metrics_token: bool = False) -> dict[str, str]:
+    """The agent's variables; `metrics_token`: /metrics asks for the agent token (it is published beyond loopback)."""
     env = {
         "KIT_DATABASE_URL_FILE": "/run/secrets/database_url",
         "KIT_SITE_KEY_FILE": "/run/secrets/site_key",
@@ -115,5 +137,7 @@ def agent_environment(hq_url: str | None, plugins: tuple[str, ...], extra: dict[
     }
     if hq_url:
         env["KIT_HQ_URL"] = hq_url
+    if metrics_token:
+        env["KIT_METRICS_AUTH"] = "token"
     env.update(extra or {})  # plugins' PLUGIN_<NAME>_* variables (plugins.rules)
     return env

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from kitcore.sitedir import SECRETS
 from kitctl.render.escape import RenderError
+from kitctl.render.stack import CORE_SECRETS, HARDENING, SECRET_FILES, SERVICES, VOLUMES
 from plugins.rules import PRIVILEGES
-from kitctl.render.stack import CORE_SECRETS, SECRET_FILES, SERVICES, VOLUMES
 
 if TYPE_CHECKING:
     from kitctl.render.plugin_stack import PluginStack
@@ -28,7 +28,8 @@ SERVICE_KEYS: dict[str, set[str]] = {
 }
 LABEL_KEYS = {"com.kitctl.site", "com.kitctl.service", "com.kitctl.version", "com.kitctl.inputs-hash"}
 EXTRA_LABELS = {"proxy": {"com.kitctl.site-name", "com.kitctl.domain"}, "agent": {"com.kitctl.licence-id"}}
-FORBIDDEN = PRIVILEGES  # no core service has them either; plugin services are refused even more (plugin_rules)
+HARDENING_KEYS = {"cap_drop", "cap_add", "security_opt", "read_only", "tmpfs"}
+FORBIDDEN = PRIVILEGES - HARDENING_KEYS  # core services carry only the hardening below; plugin services none of it
 CORE_IMAGE_MARK = "kitctl/storefront:"
 
 
@@ -44,8 +45,11 @@ def check_structure(doc: Any, plugins: "PluginStack | None" = None, plugin_secre
         raise RenderError(f"compose document has unexpected services: {sorted(services)}")
     for name, keys in SERVICE_KEYS.items():
         service = services[name]
+        keys = keys | set(HARDENING[name])
         if set(service) != keys or FORBIDDEN & set(service):
             raise RenderError(f"service {name} has unexpected keys: {sorted(set(service) ^ keys)}")
+        if any(service[key] != value for key, value in HARDENING[name].items()):
+            raise RenderError(f"service {name} does not carry the stack's capability and filesystem limits")
         labels = service["labels"]
         if set(labels) != LABEL_KEYS | EXTRA_LABELS.get(name, set()):
             raise RenderError(f"service {name} has unexpected labels")

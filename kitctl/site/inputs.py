@@ -58,6 +58,7 @@ class SiteInputs(BaseSettings):
     currency: Currency = DEFAULT_CURRENCY
     contact: str = ""
     bind_address: str = "127.0.0.1"
+    metrics_bind_address: str = "127.0.0.1"  # the agent's /metrics; exposing it is a choice of its own
     http_port: int = Field(default=80, ge=1, le=65535)
     https_port: int = Field(default=443, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=1, le=65535)
@@ -107,7 +108,7 @@ class SiteInputs(BaseSettings):
         return None if v is None else Path(check_plain_path_text(str(v), "path"))
 
     # -- formats ------------------------------------------------------------
-    @field_validator("bind_address")
+    @field_validator("bind_address", "metrics_bind_address")
     @classmethod
     def _bind(cls, v: str) -> str:
         try:

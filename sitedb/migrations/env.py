@@ -15,12 +15,24 @@ def run_offline() -> None:
         context.run_migrations()
 
 
+MIGRATION_LOCK = 7_240_026  # a PostgreSQL advisory lock: the storefront and the agent both migrate at start
+
+
 def run_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:  # one migration at a time: the second finds the schema current (no race on CREATE TABLE)
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            connection.commit()
+        try:
+            context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if postgres:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                connection.commit()
     engine.dispose()
 
 

@@ -6,12 +6,11 @@ refused for everyone (default deny), and a test walks every route × role.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from sitedb.models import AdminUser
+from storefront import staff_sessions as sessions
 from storefront.web import HTTPProblem, shop_of
 
 SESSION_COOKIE = "kit_admin"
@@ -32,6 +31,12 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_health": frozenset({"admin", "operator"}),
     "admin_users": frozenset({"admin"}),
     "admin_users_create": frozenset({"admin"}),
+    "admin_users_disable": frozenset({"admin"}),
+    "admin_users_enable": frozenset({"admin"}),
+    "admin_users_delete": frozenset({"admin"}),
+    "admin_users_reset": frozenset({"admin"}),
+    "admin_password": ALL,
+    "admin_password_submit": ALL,
 }
 
 
@@ -46,25 +51,14 @@ class LoginRequired(Exception):
     """No valid staff session: send the browser to the login page."""
 
 
-def fingerprint(password_hash: str) -> str:
-    """Ties a session to the current password: changing it ends every session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 def current_staff(request: Request) -> Staff | None:
-    shop = shop_of(request)
-    data = shop.signers.admin.loads(request.cookies.get(SESSION_COOKIE))
-    if not isinstance(data, dict) or not isinstance(data.get("u"), int):
-        return None
-    with shop.sessions() as session:
-        user = session.get(AdminUser, data["u"])
-        if user is None or fingerprint(user.password_hash) != data.get("f"):
-            return None
-        return Staff(id=user.id, username=user.username, role=user.role)
+    row = sessions.account(shop_of(request).sessions, request.cookies.get(SESSION_COOKIE))
+    return Staff(id=row.id, username=row.username, role=row.role) if row else None
 
 
-def session_token(request: Request, user: AdminUser) -> str:
-    return shop_of(request).signers.admin.dumps({"u": user.id, "f": fingerprint(user.password_hash)}, SESSION_MAX_AGE)
+def start_session(request: Request, user_id: int) -> str:
+    """The cookie value of a new server-side session for the account."""
+    return sessions.start(shop_of(request).sessions, user_id, SESSION_MAX_AGE)
 
 
 def require_role(request: Request) -> Staff:

@@ -13,8 +13,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from storefront.admin import reports
 from storefront.admin import rules as rules_mod
-from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, session_token
-from storefront.admin_users import ROLES, AdminUserError, create_user
+from storefront import staff_sessions as sessions
+from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, start_session
+from storefront.admin_users import (ROLES, AdminUserError, change_password, create_user, delete_user, disable_user,
+                                    enable_user, reset_password)
 from storefront.i18n import translator
 from storefront.passwords import verify_password
 from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, set_cookie, shop_of
@@ -55,23 +57,25 @@ async def login_submit(request: Request) -> Response:
 def _login(request: Request, username: str, password: str) -> Response:
     shop = shop_of(request)
     t = translator(locale_of(request))
-    if not shop.limits.login_ip.hit(client_ip(request)) or shop.limits.login_user.blocked(username.lower()):
+    client, account = client_ip(request), username.lower()
+    if not shop.limits.login_ip.hit(client) or not shop.limits.login.allowed(client, account):
         return render(request, "admin/login.html", {"error": t("admin.login_limited"), "username": username}, status=429, private=True)
     with shop.sessions() as session:
         user = session.scalar(select(AdminUser).where(AdminUser.username == username)) if username else None
         ok = verify_password(user.password_hash if user else None, password[:256])
-    if not ok or user is None:
-        shop.limits.login_user.hit(username.lower())
+    if not ok or user is None or user.disabled_at is not None:
+        shop.limits.login.failed(client, account)
         return render(request, "admin/login.html", {"error": t("admin.login_failed"), "username": username}, status=401, private=True)
-    shop.limits.login_user.reset(username.lower())
+    shop.limits.login.succeeded(client, account)
     response = RedirectResponse("/admin", status_code=303)
-    set_cookie(request, response, SESSION_COOKIE, session_token(request, user), SESSION_MAX_AGE)
+    set_cookie(request, response, SESSION_COOKIE, start_session(request, user.id), SESSION_MAX_AGE)
     return response
 
 
 @router.post("/logout", name="admin_logout")
 async def logout(request: Request) -> Response:
     await _form(request)
+    await run_in_threadpool(sessions.end, shop_of(request).sessions, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -231,11 +235,14 @@ def health(request: Request) -> Response:
 # ---- staff accounts --------------------------------------------------------
 
 def _users_page(request: Request, created: tuple[str, str] | None = None, errors: dict | None = None,
-                form: dict | None = None, status: int = 200) -> Response:
+                form: dict | None = None, status: int = 200, message: str | None = None,
+                reset: tuple[str, str] | None = None) -> Response:
     with shop_of(request).sessions() as s:
         users = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
     return _page(request, "admin/users.html", {"users": users, "roles": ROLES, "created": created,
-                                                "errors": errors or {}, "form": form or {}}, status=status)
+                                                "errors": errors or {}, "form": form or {}, "message": message,
+                                                "reset": reset},
+                 status=status)
 
 
 @router.get("/users", name="admin_users")
@@ -267,6 +274,83 @@ def _users_create(request: Request, form: dict[str, str]) -> Response:
             errors["username"] = t("err.username")
         return _users_page(request, errors=errors, form={"username": username, "role": role}, status=422)
     return _users_page(request, created=(username, password))
+
+
+ACCOUNT_ACTIONS = {"disable": disable_user, "enable": enable_user, "delete": delete_user}
+
+
+async def _account_action(request: Request, user_id: int, action: str) -> Response:
+    await _form(request)
+    return await run_in_threadpool(_account_change, request, user_id, action)
+
+
+def _account_change(request: Request, user_id: int, action: str) -> Response:
+    """Disable, enable, delete or reset an account; each ends the account's sessions and is audited."""
+    t = translator(locale_of(request))
+    actor = "admin:" + request.state.staff.username
+    if user_id == request.state.staff.id and action != "reset":
+        return _users_page(request, errors={"account": t("users.not_yourself")}, status=422)
+    try:
+        with shop_of(request).sessions.begin() as s:
+            if action == "reset":
+                username, password = reset_password(s, user_id, actor)
+            else:
+                username, password = ACCOUNT_ACTIONS[action](s, user_id, actor), None
+    except AdminUserError as exc:
+        if str(exc) == "no such account":
+            raise HTTPProblem(404, "err.not_found") from None
+        return _users_page(request, errors={"account": t("users.last_admin")}, status=422)
+    if password is not None:
+        return _users_page(request, reset=(username, password))
+    return _users_page(request, message=t(f"users.{action}_done", user=username))
+
+
+@router.post("/users/{user_id}/disable", name="admin_users_disable")
+async def users_disable(request: Request, user_id: int) -> Response:
+    return await _account_action(request, user_id, "disable")
+
+
+@router.post("/users/{user_id}/enable", name="admin_users_enable")
+async def users_enable(request: Request, user_id: int) -> Response:
+    return await _account_action(request, user_id, "enable")
+
+
+@router.post("/users/{user_id}/delete", name="admin_users_delete")
+async def users_delete(request: Request, user_id: int) -> Response:
+    return await _account_action(request, user_id, "delete")
+
+
+@router.post("/users/{user_id}/reset-password", name="admin_users_reset")
+async def users_reset(request: Request, user_id: int) -> Response:
+    return await _account_action(request, user_id, "reset")
+
+
+# ---- own password ----------------------------------------------------------
+
+@router.get("/password", name="admin_password")
+def password_page(request: Request) -> Response:
+    return _page(request, "admin/password.html", {"errors": {}})
+
+
+@router.post("/password", name="admin_password_submit")
+async def password_submit(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_password_change, request, form)
+
+
+def _password_change(request: Request, form: dict[str, str]) -> Response:
+    """Every session of the account ends, this one too: the staff member signs in with the new password."""
+    t = translator(locale_of(request))
+    try:
+        with shop_of(request).sessions.begin() as s:
+            change_password(s, request.state.staff.id, form.get("current", ""), form.get("new", ""),
+                            form.get("repeat", ""))
+    except AdminUserError as exc:
+        field = "current" if str(exc) == "current" else "new"
+        return _page(request, "admin/password.html", {"errors": {field: t(f"password.{exc}")}}, status=422)
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 __all__ = ["public", "router", "ROUTE_ROLES", "current_staff"]

@@ -217,3 +217,91 @@ def test_sigkill_repeatedly_during_sync_pages(hq, proxy, proxied_site, tmp_path)
         if agent.proc and agent.proc.poll() is None:
             agent.kill()
         engine.dispose()
+
+
+@pytest.mark.parametrize("site_db_url", ["sqlite"], indirect=True)
+def test_kill_after_hq_decided_before_the_site_saved(hq, proxy, proxied_site, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The agent dies exactly when HQ commits its decision (a hook on HQ's write, not a sleep); the
+    decision is not in the site database yet. On restart the agent stores HQ's original decisions:
+    nothing decided twice, no card key sold twice, the keys at the site are the ones HQ allocated."""
+    import os
+    import signal
+
+    from sqlalchemy import event
+
+    from hq.models import CardKey, Order as HQOrder
+    from sitedb.sealing import open_sealed
+
+    sku = f"card-{proxied_site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=1000)
+    hq.seed_card_keys(sku, 40)
+    engine = migrated_engine(proxied_site.db_url)
+    agent = AgentProcess(proxied_site, tmp_path / "agent.log", forward_batch=10)
+    hq_engine = hq.service.engine
+    kills: list[int] = []
+
+    def saw_insert(conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO ORDERS") and proxied_site.site_id in str(parameters):
+            conn.info["kit_decided"] = True
+
+    def on_commit(conn) -> None:  # type: ignore[no-untyped-def]
+        if conn.info.pop("kit_decided", False) and agent.proc is not None and agent.proc.poll() is None:
+            os.kill(agent.proc.pid, signal.SIGKILL)  # HQ commits right after this: decided, never answered
+            kills.append(agent.proc.pid)
+
+    event.listen(hq_engine, "after_cursor_execute", saw_insert)
+    event.listen(hq_engine, "commit", on_commit)
+    try:
+        for round_ in range(3):
+            write_orders(engine, 10, sku, prefix=f"k{round_}")
+            agent.start(wait_ready=False)
+            agent.proc.wait(60)  # type: ignore[union-attr]
+            assert len(kills) == round_ + 1, agent.log_tail()
+            assert order_counts(engine).get("pending", 0) >= 10, "the kill must land before the site saved"
+        event.remove(hq_engine, "commit", on_commit)
+        decided_at_hq = hq_order_counts(hq, proxied_site.site_id)
+        assert decided_at_hq == (30, 30)  # HQ decided all three batches, the site saved none of them
+        agent.start()
+        wait_until(lambda: order_counts(engine).get("pending", 0) == 0, 60, what="all orders stored")
+        assert order_counts(engine) == {"delivered": 30}
+        assert hq_order_counts(hq, proxied_site.site_id) == (30, 30)  # nothing decided twice
+        with Session(engine) as s:
+            sealed = [o.delivery_sealed for o in s.scalars(select(Order))]
+        site_serials = sorted(k["serial"] for blob in sealed for k in open_sealed(proxied_site.site_key, blob)["card_keys"])
+        with hq.service.session() as hs:
+            hq_serials = sorted(hs.scalars(select(CardKey.serial).join(HQOrder, CardKey.order_pk == HQOrder.id)
+                                          .where(HQOrder.site_id == proxied_site.site_id)))
+        assert site_serials == hq_serials and len(set(site_serials)) == 30  # HQ's original allocation, once each
+        assert agent.terminate() == 0
+    finally:
+        if event.contains(hq_engine, "commit", on_commit):
+            event.remove(hq_engine, "commit", on_commit)
+        event.remove(hq_engine, "after_cursor_execute", saw_insert)
+        if agent.proc and agent.proc.poll() is None:
+            agent.kill()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("site_db_url", ["sqlite"], indirect=True)
+def test_sigterm_while_hq_holds_a_request_exits_0_within_the_stop_budget(hq, proxy, proxied_site, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A batch stuck at HQ is handed back (its orders stay pending) rather than outliving `docker stop`'s timeout."""
+    sku = f"t-{proxied_site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=1000, stock_kind="direct_topup")
+    engine = migrated_engine(proxied_site.db_url)
+    agent = AgentProcess(proxied_site, tmp_path / "agent.log", http_timeout=25, stop_timeout=2)
+    try:
+        agent.start()
+        proxy.hold = 30.0
+        proxy.set("timeout", only="/v1/orders")
+        write_orders(engine, 3, sku)
+        wait_until(lambda: proxy.faults >= 1, 20, what="a batch held at HQ")
+        started = time.monotonic()
+        assert agent.terminate(timeout=15) == 0
+        assert time.monotonic() - started < 4.5
+        assert order_counts(engine) == {"pending": 3}  # handed back: sent again by the next start
+        assert any(line.get("msg", "").startswith("stop budget spent") for line in agent.log_lines())
+    finally:
+        proxy.set("pass")
+        if agent.proc and agent.proc.poll() is None:
+            agent.kill()
+        engine.dispose()

@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -21,28 +21,13 @@ from tests.conftest import require
 from tests.support.cli import kitctl
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.postgres import free_port
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 FIRST_ORDER: dict[str, Any] = {}  # the first buyer's order, checked again after a restore
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, every: float = 1.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail with the last error otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-            last = result
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last failure
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

@@ -332,6 +332,10 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
         assert all(s["health"] == "healthy" for s in data["services"])
         assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
+        for service, cid in container_ids(engine, project).items():  # healthy with no capability to spare
+            host = engine.containers.get(cid).attrs["HostConfig"]
+            assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"], service
+            assert host["ReadonlyRootfs"] is (service == "proxy"), service
         before = container_ids(engine, project)
         recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
         after = container_ids(engine, project)

@@ -25,9 +25,6 @@ def test_migrations_match_models(tmp_path, db_url):
 def _head() -> str:
     from pathlib import Path
 
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return str(ScriptDirectory(str(Path(db.__file__).parent / "migrations")).get_current_head())

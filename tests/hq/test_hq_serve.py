@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -35,9 +36,14 @@ def test_serve_starts_a_real_process(tmp_path, how):
         assert keys == HQKeyStore(hq_dir).jwks()
         assert (hq_dir / "keys").stat().st_mode & 0o777 == 0o700
         assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()["info"]["title"] == "kitctl HQ API"
+        proc.terminate()  # SIGTERM, as `docker stop` sends it: a clean stop exits 0, not 143 (issue 26)
+        started = time.monotonic()
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - started < 7
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
 
 
 def test_serve_refuses_bad_settings(tmp_path, capsys):

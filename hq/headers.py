@@ -1,0 +1,28 @@
+"""Security headers for the fleet page (a plain ASGI middleware; the API's JSON needs none of them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kitcore.headers import AddHeaders
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+def is_page(path: str) -> bool:
+    return path == "/" or path == "/fleet" or path.startswith("/fleet/")
+
+
+class FleetHeaders(AddHeaders):
+    """Adds the CSP and frame protection to every response under /fleet (and the / redirect)."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app, HEADERS, applies=is_page)
