@@ -17,12 +17,8 @@ from agent import VERSION
 from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
-<<<<<<< HEAD
 ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle")
-=======
-ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat")
 HQ_LINK_STATES = ("ok", "unreachable", "refused")
->>>>>>> main
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
 COMMAND_OUTCOMES = ("applied", "refused", "failed")

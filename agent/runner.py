@@ -117,11 +117,7 @@ class Agent:
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
-<<<<<<< HEAD
-                                 s.backlog_alert, stack_probes=s.probes())
-=======
-                                 s.backlog_alert, link=self.link)
->>>>>>> main
+                                 s.backlog_alert, link=self.link, stack_probes=s.probes())
         self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
         self.commands.resume_unapplied()

@@ -17,11 +17,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
-<<<<<<< HEAD
 from agent import db_errors
-=======
 from agent.hqlink import HQLink
->>>>>>> main
 from agent.licence import combined_status, evaluate, time_reason
 from agent.metrics import AgentMetrics
 from agent.outbox import oldest_pending_age
@@ -36,12 +33,8 @@ log = logging.getLogger("agent.stats")
 
 class Observer:
     def __init__(self, engine: Engine, metrics: AgentMetrics, keys: PinnedKeys, data_path: Path,
-<<<<<<< HEAD
-                 docker_socket: Path | None = None, backlog_alert: int = 10000,
+                 docker_socket: Path | None = None, backlog_alert: int = 10000, link: HQLink | None = None,
                  stack_probes: dict[str, str] | None = None) -> None:
-=======
-                 docker_socket: Path | None = None, backlog_alert: int = 10000, link: HQLink | None = None) -> None:
->>>>>>> main
         self.engine = engine
         self.link = link
         self.metrics = metrics

@@ -24,11 +24,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from hq import api_admin, api_site, fleet
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
-<<<<<<< HEAD
     from hq.metrics import request_metrics
-=======
     from kitcore.bodylimit import BodyLimit
->>>>>>> main
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
 
@@ -65,13 +62,10 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_admin.router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
-<<<<<<< HEAD
-    app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
-    _install_metrics(app, service)
-=======
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
->>>>>>> main
+    app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
+    _install_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -80,7 +74,6 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     return app
 
 
-<<<<<<< HEAD
 def _install_metrics(app: "FastAPI", service: "HQ") -> None:
     """`GET /metrics` for Prometheus, behind its own bearer token (hq.metrics.metrics_token)."""
     import hmac
@@ -107,7 +100,8 @@ def _install_metrics(app: "FastAPI", service: "HQ") -> None:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_route("/metrics", prometheus_metrics, methods=["GET"], include_in_schema=False)
-=======
+
+
 def _body_limits() -> dict[str, int]:
     """Paths whose bodies may differ from the default: the heartbeat is small, a card-key CSV large.
 
@@ -117,7 +111,6 @@ def _body_limits() -> dict[str, int]:
     from hq import api_admin, heartbeat_api
 
     return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES}
->>>>>>> main
 
 
 def _install_errors(app: "FastAPI") -> None:

@@ -10,12 +10,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-<<<<<<< HEAD
-from hq import fleet_alerts, licences, reviews, sites, support
+from hq import fleet_alerts, licences, reviews, session as sessions, sites, support
 from hq.badges import badges
-=======
-from hq import licences, reviews, session as sessions, sites
->>>>>>> main
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.operators import authenticate

@@ -29,7 +29,8 @@ class HQSettings(BaseSettings):
     site_rate_burst: int = Field(default=200, ge=1)
     session_hours: int = Field(default=12, ge=1, le=168)
     housekeeping_seconds: int = Field(default=600, ge=1)
-<<<<<<< HEAD
+    api_docs: bool = True  # /docs, /redoc and /openapi.json; KIT_HQ_API_DOCS=false turns them off
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # any request body, checked before auth
     # Monitoring: /metrics needs this bearer token (a file; made at first start, mode 0600, when unset).
     metrics_token_file: Path | None = None
     # Fleet alerts (hq.fleet_alerts): when a site counts as silent, stale, backed up; how often HQ looks.
@@ -43,10 +44,6 @@ class HQSettings(BaseSettings):
     alert_email_from: str = "kitctl-hq@localhost"
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
-=======
-    api_docs: bool = True  # /docs, /redoc and /openapi.json; KIT_HQ_API_DOCS=false turns them off
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # any request body, checked before auth
->>>>>>> main
 
     @field_validator("dir")
     @classmethod

@@ -19,7 +19,7 @@ from hq.models import Site, SupportBundle
 if TYPE_CHECKING:
     from hq.service import HQ
 
-MAX_BUNDLE_BYTES = 8 * 1024 * 1024
+MAX_BUNDLE_BYTES = 1024 * 1024  # HQ's request body limit (KIT_HQ_MAX_BODY_BYTES default); an agent's bundle is tens of KB
 
 
 def bundle_dir(hq: "HQ") -> Path:

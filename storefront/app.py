@@ -21,11 +21,8 @@ from kitcore.errorbody import error_body
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
-<<<<<<< HEAD
 from storefront.metrics import StorefrontMetrics, request_metrics
-=======
 from storefront.outage import database_down, maintenance_page
->>>>>>> main
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -38,12 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
-<<<<<<< HEAD
 STARTED_AT = time.time()  # in /healthz: the agent counts a new value as a restart
-=======
 CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (503) within a second
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
->>>>>>> main
 
 
 def make_templates() -> Environment:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 CHECKOUT_OUTCOMES = ("placed", "duplicate", "invalid", "closed", "unavailable", "expired", "throttled")
 LOOKUP_OUTCOMES = ("ok", "failed", "throttled")
-LIMITS = ("checkout_ip", "lookup_ip", "lookup_order", "login_ip", "login_user")
+LIMITS = ("checkout_ip", "lookup_ip", "lookup", "login_ip", "login")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 

@@ -31,11 +31,8 @@ class StorefrontSettings(BaseSettings):
     checkouts_per_minute: int = 120  # per client address (many buyers may share one carrier NAT address)
     state_cache_seconds: float = 1.0  # how stale licence status / catalog pages may be
     log_level: str = "info"
-<<<<<<< HEAD
     metrics_bind: str = "0.0.0.0:9465"  # /metrics on the stack's network (not through the proxy); empty: off
-=======
     max_body_bytes: int = 64 * 1024  # any request body (forms are small), refused with 413 before it is parsed
->>>>>>> main
 
     @field_validator("bind")
     @classmethod

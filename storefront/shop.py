@@ -157,14 +157,10 @@ def _lookup(request: Request, raw_id: str, password: str) -> Response:
     shop = shop_of(request)
     t = translator(locale_of(request))
     order_id = normalise_order_id(raw_id)
-<<<<<<< HEAD
     counted = shop.metrics.lookups.labels
-    if not shop.limits.lookup_ip.hit(client_ip(request)) or (order_id and shop.limits.lookup_order.blocked(order_id)):
-        counted("throttled").inc()
-=======
     client = client_ip(request)
     if not shop.limits.lookup_ip.hit(client) or (order_id and not shop.limits.lookup.allowed(client, order_id)):
->>>>>>> main
+        counted("throttled").inc()
         return _lookup_page(request, raw_id[:32], t("lookup.limited"), status=429)
     if order_id is None or not password or len(password) > 128:
         counted("failed").inc()
@@ -172,16 +168,11 @@ def _lookup(request: Request, raw_id: str, password: str) -> Response:
     with shop.sessions() as session:
         ok = check_password(session, order_id, password)
     if not ok:
-<<<<<<< HEAD
         counted("failed").inc()
-        shop.limits.lookup_order.hit(order_id)
-        return _lookup_page(request, order_id, t("lookup.failed"), status=403)
-    counted("ok").inc()
-=======
         shop.limits.lookup.failed(client, order_id)
         return _lookup_page(request, order_id, t("lookup.failed"), status=403)
     shop.limits.lookup.succeeded(client, order_id)
->>>>>>> main
+    counted("ok").inc()
     response = RedirectResponse(f"/order/{order_id}", status_code=303)
     _grant_access(request, response, order_id)
     return response
