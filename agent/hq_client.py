@@ -224,7 +224,8 @@ class HQClient:
             self._report(None, started)
             return resp
         failure = _classify(resp)
-        self._report(failure[0], started)
+        held = failure[0] == "auth" and failure[3] in HELD_CODES  # HQ answered: the licence is held, a state
+        self._report(None if held else failure[0], started)
         raise self._fail(endpoint, *failure)
 
     def _report(self, kind: str | None, started: float) -> None:
