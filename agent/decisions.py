@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from sitedb.tables import audit_log as audit_t
 from sitedb.tables import orders as orders_t
 EVENT_COLUMNS = ("id", "sku", "category", "quantity", "total_cents", "currency", "status", "decision",
-                 "buyer_contact")
+                 "buyer_sealed")
 Decided = namedtuple("Decided", EVENT_COLUMNS)  # a changed row, as plugins are told of it
 # What a decision sets; None for the last four keeps the stored value.
 DECISION_FIELDS = ("id", "status", "decision", "reasons", "hq_order_id", "public_reason", "delivery_sealed",

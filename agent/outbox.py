@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from agent.decisions import decision_writer, orders_t
 from agent.hq_client import HQClient, HQError, OrderResult, plain
 from agent.metrics import AgentMetrics
 from agent.state import as_utc, utcnow
+from sitedb.buyer import BuyerBox
 from sitedb.sealing import sealer
 
 log = logging.getLogger("agent.outbox")
@@ -43,21 +45,24 @@ def idempotency_key(site_id: str, order_ids: list[str]) -> str:
 
 
 OUTBOX_COLUMNS = tuple(orders_t.c[name] for name in (
-    "id", "sku", "quantity", "unit_price_cents", "currency", "buyer_account", "buyer_contact", "buyer_ip",
-    "buyer_region", "created_at", "attempts"))
+    "id", "sku", "quantity", "unit_price_cents", "currency", "buyer_sealed", "buyer_region", "created_at",
+    "attempts"))
 
 
-def order_payload(order: Any) -> dict[str, Any]:
-    """The body HQ sees; deterministic, so a resent order has exactly the same body."""
+def order_payload(order: Any, buyers: BuyerBox) -> dict[str, Any]:
+    """The body HQ sees; deterministic, so a resent order has exactly the same body.
+
+    The buyer's contact, account and IP are opened from the row's sealed box (ValueError when it
+    does not open with this site key)."""
     created = as_utc(order.created_at) or utcnow()
+    buyer = buyers.open(order.id, order.buyer_sealed)
     return {
         "order_id": order.id,
         "sku": order.sku,
         "quantity": order.quantity,
         "unit_price_cents": order.unit_price_cents,
         "currency": order.currency,
-        "buyer": {"account": order.buyer_account, "contact": order.buyer_contact,
-                  "ip": order.buyer_ip, "region": order.buyer_region},
+        "buyer": {"account": buyer.account, "contact": buyer.contact, "ip": buyer.ip, "region": order.buyer_region},
         "created_at": created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
 
@@ -87,6 +92,9 @@ class Forwarder:
         self.metrics = metrics
         self.site_id = site_id
         self.seal = sealer(site_key)
+        self.buyers = BuyerBox(site_key)
+        self._held: set[str] = set()  # ids `_payloads` kept back (their buyer box does not open)
+        self._held_lock = threading.Lock()  # the sender thread adds, `store` takes its own batch's ids
         self.batch = batch
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -169,26 +177,49 @@ class Forwarder:
         outcome = ForwardOutcome(sent=len(orders))
         outcome.decided = self._store_results(results, from_status="pending")
         answered = {r.order_id for r in results}
-        unanswered = [o for o in orders if o.id not in answered]
+        with self._held_lock:
+            held = self._held.intersection(o.id for o in orders)
+            self._held -= held
+        unanswered = [o for o in orders if o.id not in answered and o.id not in held]
         if unanswered:
             outcome.missing = len(unanswered)
             self._postpone(unanswered, None, "HQ gave no result for this order")
         return outcome
 
+    def _payloads(self, orders: list[Row[Any]]) -> tuple[list[Row[Any]], list[dict[str, Any]]]:
+        """The orders that can be sent and their bodies. An order whose buyer box does not open (another
+        site key, a damaged row) is never sent half-empty: it waits, at the longest backoff, with its error."""
+        sendable, payloads, unopened = [], [], []
+        for order in orders:
+            try:
+                payloads.append(order_payload(order, self.buyers))
+                sendable.append(order)
+            except ValueError:
+                unopened.append(order)
+        if unopened:
+            with self._held_lock:
+                self._held.update(o.id for o in unopened)
+            self._postpone(unopened, None, "buyer data does not open with the site key", max_backoff=True)
+            log.error("orders whose buyer data does not open with the site key are kept pending",
+                      extra={"orders": len(unopened)})
+        return sendable, payloads
+
     def _submit(self, orders: list[Row[Any]]) -> list[OrderResult]:
         """One batch; on an idempotency conflict, each order alone, to isolate the odd one."""
+        orders, payloads = self._payloads(orders)
+        if not orders:
+            return []
         self.metrics.forward_batch_size.observe(len(orders))
         key = idempotency_key(self.site_id, [o.id for o in orders])
         try:
-            return self.client.submit_orders([order_payload(o) for o in orders], key)
+            return self.client.submit_orders(payloads, key)
         except HQError as exc:
             if exc.kind != "conflict" or exc.status != 422 or len(orders) == 1:
                 raise
         results: list[OrderResult] = []
-        for order in orders:
+        for order, payload in zip(orders, payloads):
             try:
-                results += self.client.submit_orders([order_payload(order)],
-                                                     idempotency_key(self.site_id, [order.id]))
+                results += self.client.submit_orders([payload], idempotency_key(self.site_id, [order.id]))
             except HQError as exc:
                 if exc.kind != "conflict":
                     raise
@@ -244,7 +275,7 @@ class Forwarder:
             else:
                 self.metrics.reviews_resolved.labels(row.status).inc()
             if events:
-                self.emit("order_decided", _event(row))
+                self.emit("order_decided", self._event(row))
         return len(rows)
 
     def _decision(self, result: OrderResult, now: datetime) -> dict[str, Any]:
@@ -271,6 +302,16 @@ class Forwarder:
 
     def _review_delay(self, attempts: int) -> float:
         return backoff_seconds(attempts, self.review_poll, max(self.review_poll, self.backoff_cap))
+
+    def _event(self, order: Any) -> dict[str, Any]:
+        """What plugins learn of a decision: the buyer's contact, no card keys, no password hash."""
+        try:
+            contact: str | None = self.buyers.open(order.id, order.buyer_sealed).contact
+        except ValueError:
+            contact = None
+        return {"order_id": order.id, "sku": order.sku, "category": order.category, "quantity": order.quantity,
+                "total_cents": order.total_cents, "currency": order.currency, "status": order.status,
+                "decision": order.decision, "buyer_contact": contact}
 
     # -- reviews ------------------------------------------------------------------
     def poll_reviews_once(self, limit: int = 50) -> int:
@@ -299,10 +340,3 @@ def oldest_pending_age(engine: Engine) -> tuple[int, int, float]:
         oldest = conn.execute(select(func.min(orders_t.c.created_at)).where(status == "pending")).scalar()
     age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
     return counts.get("pending", 0), counts.get("review", 0), max(age, 0.0)
-
-
-def _event(order: Any) -> dict[str, Any]:
-    """What plugins learn of a decision: no card keys, no password hash."""
-    return {"order_id": order.id, "sku": order.sku, "category": order.category, "quantity": order.quantity,
-            "total_cents": order.total_cents, "currency": order.currency, "status": order.status,
-            "decision": order.decision, "buyer_contact": order.buyer_contact}

@@ -73,13 +73,16 @@ if [[ $WITH_VENV -eq 1 ]]; then
     say "creating $VENV"
     python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
   fi
-  say "installing kitctl[test] into $VENV"
+  say "installing kitctl[test] into $VENV from requirements-dev.lock"
   log=$(mktemp)
-  # hatchling: the build backend, so image builds can build the kit's wheel without a fresh build env
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[test]" hatchling >"$log" 2>&1; then
+  # every dependency at its locked version and hash (scripts/lock.sh refreshes the lock), hatchling
+  # among them: the build backend, so the editable install and image builds need no fresh build env
+  pip=("$VENV/bin/pip" install -q --disable-pip-version-check)
+  if ! "${pip[@]}" --require-hashes -r "$REPO/requirements-dev.lock" >"$log" 2>&1 \
+     || ! "${pip[@]}" --no-deps --no-build-isolation -e "$REPO" >>"$log" 2>&1; then
     grep -E 'ERROR|error:' "$log" | tail -n 5 >&2 || tail -n 5 "$log" >&2
     rm -f "$log"
-    die "pip install -e '.[test]' failed"
+    die "installing from requirements-dev.lock failed"
   fi
   rm -f "$log"
   say "ready: $VENV/bin/python -m pytest"

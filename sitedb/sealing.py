@@ -1,4 +1,8 @@
-"""Card keys at rest: sealed with the site key (AES-256-GCM), opened only to show a buyer."""
+"""Card keys (and buyer data, see `sitedb.buyer`) at rest: sealed with the site key (AES-256-GCM).
+
+`aad` names what a sealed value is (and may bind it to its row): a value sealed for one
+purpose does not open as another.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +24,15 @@ def load_site_key(path: str | Path) -> bytes:
     return key
 
 
-def seal(key: bytes, data: Any) -> str:
+def seal(key: bytes, data: Any, aad: bytes = _AAD) -> str:
     nonce = os.urandom(12)
-    box = AESGCM(key).encrypt(nonce, json.dumps(data, separators=(",", ":")).encode(), _AAD)
+    box = AESGCM(key).encrypt(nonce, json.dumps(data, separators=(",", ":")).encode(), aad)
     return base64.b64encode(nonce + box).decode("ascii")
 
 
-def open_sealed(key: bytes, sealed: str) -> Any:
+def open_sealed(key: bytes, sealed: str, aad: bytes = _AAD) -> Any:
     raw = base64.b64decode(sealed)
-    return json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], _AAD))
+    return json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], aad))
 
 
 def sealer(key: bytes) -> Callable[[Any], str]:

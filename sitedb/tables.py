@@ -79,9 +79,9 @@ orders = Table(
     Column("total_cents", BigInteger, nullable=False),
     Column("hq_price_cents", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False, default="CNY"),
-    Column("buyer_account", String(128), nullable=True),
-    Column("buyer_contact", String(128), nullable=False),
-    Column("buyer_ip", String(64), nullable=True),
+    # contact, account and IP, sealed with the site key (sitedb.buyer); the index finds a contact
+    Column("buyer_sealed", Text, nullable=False),
+    Column("buyer_contact_index", String(32), nullable=False, index=True),
     Column("buyer_region", String(16), nullable=True),
     Column("password_hash", String(255), nullable=False),
     Column("extras", JSON, nullable=False, default=dict),  # e.g. coupon applied by a plugin

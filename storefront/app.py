@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
+from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.headers import SecurityHeaders
@@ -60,13 +61,15 @@ def build_shop(settings: StorefrontSettings) -> Shop:
         upgrade(url)
     engine = make_engine(url, connect_timeout=CONNECT_SECONDS, statement_timeout=STATEMENT_SECONDS)
     sessions = session_factory(engine)
+    site_key = settings.site_key()
     metrics = StorefrontMetrics()
     limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
         cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
-        site_key=settings.site_key(), templates=make_templates(), metrics=metrics,
+        site_key=site_key, templates=make_templates(), buyers=BuyerBox(site_key) if site_key else None,
+        metrics=metrics,
     )
 
 

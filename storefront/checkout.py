@@ -20,6 +20,7 @@ from typing import Any, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import CatalogItem, Order, SiteState
 from storefront.signing import Signer
 from storefront.state import ItemView
@@ -141,9 +142,11 @@ class PlacedOrder:
 
 def place_order(
     sessions: sessionmaker[Session], *, order_id: str, sku: str, form: CheckoutForm, password_hash: str,
-    buyer_ip: str | None, plugins: Any, payment: Any, t: Translate,
+    buyer_ip: str | None, buyers: BuyerBox, plugins: Any, payment: Any, t: Translate,
 ) -> PlacedOrder:
     """Write the order in ONE transaction, re-checking licence, item and price inside it.
+
+    The buyer's contact, account and IP are stored sealed with the site key (`sitedb.buyer`).
 
     Raises CheckoutRefused (nothing written) or DuplicateOrder (already written).
     """
@@ -175,8 +178,9 @@ def place_order(
             session.add(Order(
                 id=order_id, sku=item.sku, item_name=item.name, category=item.category, quantity=form.quantity,
                 unit_price_cents=unit, discount_cents=unit * form.quantity - total, total_cents=total,
-                hq_price_cents=item.hq_price_cents, currency=item.currency, buyer_account=form.account,
-                buyer_contact=form.contact, buyer_ip=buyer_ip, password_hash=password_hash, extras=extras,
+                hq_price_cents=item.hq_price_cents, currency=item.currency,
+                buyer_sealed=buyers.seal(order_id, Buyer(form.contact, form.account, buyer_ip)),
+                buyer_contact_index=buyers.contact_index(form.contact), password_hash=password_hash, extras=extras,
                 status="pending", reasons=[],
             ))
             session.flush()  # a concurrent duplicate fails here, inside the transaction

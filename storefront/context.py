@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sitedb.buyer import BuyerBox
 from storefront.metrics import StorefrontMetrics
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
@@ -38,6 +39,7 @@ class Shop:
     site_key: bytes | None
     templates: Any  # jinja2.Environment
     metrics: StorefrontMetrics
+    buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)

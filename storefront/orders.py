@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from sitedb.buyer import BuyerBox
 from sitedb.models import Order
 from sitedb.sealing import open_sealed
 from storefront.passwords import verify_password
@@ -54,19 +55,30 @@ def check_password(session: Session, order_id: str, password: str) -> bool:
     return verify_password(order.password_hash if order else None, password)
 
 
-def order_view(session: Session, order_id: str, site_key: bytes | None) -> OrderView | None:
+def order_view(session: Session, order_id: str, site_key: bytes | None, buyers: BuyerBox | None) -> OrderView | None:
     order = session.get(Order, order_id)
     if order is None:
         return None
     view = OrderView(
         id=order.id, status=order.status, item_name=order.item_name, sku=order.sku, quantity=order.quantity,
         unit_price_cents=order.unit_price_cents, discount_cents=order.discount_cents, total_cents=order.total_cents,
-        currency=order.currency, buyer_account=order.buyer_account, created_at=order.created_at,
+        currency=order.currency, buyer_account=_account(order, buyers), created_at=order.created_at,
         decided_at=order.decided_at, public_reason=order.public_reason if order.status == "rejected" else None,
     )
     if order.status == "delivered" and order.delivery_sealed:
         view.card_keys, view.delivery_unavailable = _unseal(order.delivery_sealed, site_key, order.id)
     return view
+
+
+def _account(order: Order, buyers: BuyerBox | None) -> str | None:
+    """The account the buyer gave (sealed at rest); None when the site key cannot open it."""
+    if buyers is None:
+        return None
+    try:
+        return buyers.open(order.id, order.buyer_sealed).account
+    except ValueError:
+        log.error("buyer data of order %s could not be opened with the site key", order.id)
+        return None
 
 
 def _unseal(sealed: str, site_key: bytes | None, order_id: str) -> tuple[list[dict[str, str]], bool]:

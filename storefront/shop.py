@@ -99,6 +99,9 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
     if payment is None:
         outcome("unavailable").inc()
         return _product_page(request, item, values, {"form": t("checkout.payment_unavailable")}, status=503, nonce=nonce)
+    if shop.buyers is None:  # buyer data is only ever stored sealed
+        log.error("checkout refused: no site key (KIT_SITE_KEY_FILE) to seal buyer data with")
+        return _product_page(request, item, values, {"form": t("checkout.no_site_key")}, status=503, nonce=nonce)
     order_id = co.order_id_for(shop.signers.nonce, nonce, item.sku)
     if order_id is None:
         outcome("expired").inc()
@@ -111,6 +114,7 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
         form = co.validate_form(raw, item, host.checkout_fields(), t)
         placed = co.place_order(shop.sessions, order_id=order_id, sku=item.sku, form=form,
                                 password_hash=hash_password(form.password), buyer_ip=client_ip(request),
+                                buyers=shop.buyers,
                                 plugins=host, payment=payment, t=t)
     except co.CheckoutRefused as refused:
         outcome("invalid").inc()
@@ -185,7 +189,7 @@ def order_page(request: Request, order_id: str, placed: str | None = None) -> Re
     if normal is None or normal not in _granted(request):
         return _lookup_page(request, (normal or "")[:32])
     with shop.sessions() as session:
-        view = order_view(session, normal, shop.site_key)
+        view = order_view(session, normal, shop.site_key, shop.buyers)
     if view is None:
         return _lookup_page(request, normal)
     return render(request, "order.html", {"order": view, "placed": placed == "1"}, private=True)

@@ -1,4 +1,4 @@
-"""`kitctl up | down | status | logs | upgrade | backup | restore | doctor | support-bundle`.
+"""`kitctl up | down | status | logs | upgrade | backup | backup-key | restore | doctor | support-bundle`.
 
 Thin shells: parse options, call kitctl.deploy, print. Heavy imports (docker,
 paramiko, rich tables) happen inside the commands.
@@ -29,7 +29,7 @@ REMOTE_DIR = typer.Option(None, "--remote-dir", help="Where the site's files go 
 
 
 def register(app: typer.Typer) -> None:
-    for command in (up, down, status, logs, upgrade, backup, restore, doctor):
+    for command in (up, down, status, logs, upgrade, backup, backup_key, restore, doctor):
         app.command()(command)
     app.command("support-bundle")(support_bundle)
 
@@ -236,21 +236,59 @@ def logs(
     return 0
 
 
+IDENTITY_HELP = ("age identity file (0600); default $KITCTL_BACKUP_IDENTITY or "
+                 "~/.config/kitctl/backup-identity.txt.")
+
+
 def backup(
-    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="Archive to write (.tar.gz, mode 0600)."),
+    out: Path = typer.Option(..., "--out", "-o", dir_okay=False, help="Archive to write (mode 0600, never over a file)."),
     site_dir: Path = SITE_DIR,
     host: Optional[str] = HOST,
+    recipient: Optional[list[str]] = typer.Option(None, "--recipient", "-r", metavar="KEY",
+                                                  help="Encrypt to this age (age1…) or ssh public key; repeatable."),
+    recipients_file: Optional[Path] = typer.Option(None, "--recipients-file", "-R", dir_okay=False,
+                                                   help="Encrypt to the public keys in FILE, one a line."),
+    identity: Optional[Path] = typer.Option(None, "--identity", "-i", dir_okay=False,
+                                            help="Without --recipient: encrypt to this identity's public key, "
+                                                 "creating it if missing. " + IDENTITY_HELP),
+    plain: bool = typer.Option(False, "--plain", help="Write the archive UNENCRYPTED (it holds the site key)."),
 ) -> int:
-    """Database dump (taken inside the db container) and the site directory, in one archive."""
+    """Database dump (taken inside the db container) and the site directory, in one archive encrypted with age."""
     from kitctl.deploy.backup import backup as run_backup
+    from kitctl.deploy.backup_keys import backup_recipients, default_identity_path
     from kitctl.deploy.compose import load_project
     from kitctl.engine import connect
     from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
-    manifest = run_backup(connect(host), project, out)
-    _out().print(f"backup written to {out}: database {manifest['db']['bytes']} bytes, "
-                 f"{len(manifest['files'])} site files (keep it safe: it holds the site's secrets)")
+    key_file = identity or default_identity_path()
+    recipients, how, created = backup_recipients(recipient or [], recipients_file, key_file, plain)
+    if created:
+        _err().print(f"[bold yellow]new backup identity[/] written to {key_file} (mode 0600). Copy it somewhere "
+                     "off this host now: without it no backup made with it can be restored.")
+    if plain:
+        _err().print("[bold red]WARNING: --plain: this backup is NOT encrypted.[/] It holds the site key, which "
+                     "opens every delivered card key and buyer contact: anyone who gets the file can read them.")
+    manifest = run_backup(connect(host), project, out, recipients=recipients)
+    _out().print(f"backup written to {out} ({how}): database {manifest['db']['bytes']} bytes, "
+                 f"{len(manifest['files'])} site files")
+    return 0
+
+
+def backup_key(
+    identity: Optional[Path] = typer.Option(None, "--identity", "-i", dir_okay=False, help=IDENTITY_HELP),
+) -> int:
+    """Print the public key (age recipient) backups are encrypted to, creating the identity if missing.
+
+    The identity's secret line is never printed; keep a copy of the file off this host.
+    """
+    from kitctl.deploy.backup_keys import default_identity_path, ensure_identity
+
+    key_file = identity or default_identity_path()
+    recipient, created = ensure_identity(key_file)
+    if created:
+        _err().print(f"new backup identity written to {key_file} (mode 0600); copy it somewhere off this host")
+    _out().print(recipient)
     return 0
 
 
@@ -261,9 +299,12 @@ def restore(
     hq_keys: Optional[Path] = HQ_KEYS,
     timeout: float = TIMEOUT,
     remote_dir: Optional[str] = REMOTE_DIR,
+    identity: Optional[Path] = typer.Option(None, "--identity", "-i", dir_okay=False,
+                                            help="Opens an encrypted archive. " + IDENTITY_HELP),
 ) -> int:
     """Rebuild a site on a fresh host from a backup: files, volumes, database, then the whole stack."""
     from kitctl.deploy.backup import restore as run_restore
+    from kitctl.deploy.backup_keys import default_identity_path
     from kitctl.deploy.report import RichReporter
     from kitctl.deploy.up import UpOptions
 
@@ -272,7 +313,7 @@ def restore(
 
         raise InvalidInput(f"{archive} does not exist")
     options = UpOptions(site_dir=site_dir, host=host, hq_keys=hq_keys, timeout=timeout, remote_dir=remote_dir)
-    manifest = run_restore(archive, site_dir, options, RichReporter())
+    manifest = run_restore(archive, site_dir, options, RichReporter(), identity or default_identity_path())
     _out().print(f"[bold green]restored[/] {manifest['project']} into {site_dir}")
     return 0
 
@@ -333,3 +374,9 @@ def _out():
     from kitctl.console import out
 
     return out()
+
+
+def _err():
+    from kitctl.console import err
+
+    return err()

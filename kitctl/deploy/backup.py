@@ -1,5 +1,6 @@
 """Backup and restore: the site database (pg_dump inside the db container) plus the
-site directory, in one tar.gz with a manifest of sha256 checksums.
+site directory, in one archive (see `backup_archive`), encrypted to age recipients
+unless the operator asks for a plain one.
 
 The archive holds the site's secrets, so it is written mode 0600 and never over
 an existing file. Restore checks every checksum before it writes anything.
@@ -7,32 +8,28 @@ an existing file. Restore checks every checksum before it writes anything.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import tarfile
 import tempfile
 import time
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 from kitcore import __version__
+from kitctl.deploy.backup_archive import DUMP, FORMAT, SITE, entry_for, plain_archive, read_archive, sha256, write_archive
 from kitctl.deploy.compose import Project
 from kitcore.errors import InvalidInput, KitError
 
 if TYPE_CHECKING:
     import docker
 
-FORMAT = 1
-MANIFEST = "manifest.json"
-DUMP = "db/site.dump"
-SITE = "site"
 SKIP = {".kitctl-upload"}
 
 
-def backup(client: "docker.DockerClient", project: Project, out: Path, db_service: str = "db") -> dict[str, Any]:
-    """Write the archive; return its manifest."""
+def backup(client: "docker.DockerClient", project: Project, out: Path, *, recipients: Sequence[object] | None,
+           db_service: str = "db") -> dict[str, Any]:
+    """Write the archive (age-encrypted to `recipients`; plain when None); return its manifest."""
     from kitctl.deploy.operate import _container
 
     if out.exists():
@@ -42,24 +39,22 @@ def backup(client: "docker.DockerClient", project: Project, out: Path, db_servic
     with tempfile.TemporaryDirectory(prefix="kitctl-backup-") as tmp:
         dump = Path(tmp) / "site.dump"
         _pg_dump(client, container, database, dump)
-        files = _site_files(project.working_dir)
-        manifest = {
-            "format": FORMAT, "kit_version": __version__, "project": project.name,
-            "created": int(time.time()),
-            "db": {"service": db_service, "database": database, "file": DUMP, "sha256": _sha256(dump),
-                   "bytes": dump.stat().st_size},
-            "files": {f"{SITE}/{rel}": _sha256(project.working_dir / rel) for rel in files},
-        }
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mode, info.mtime = len(data), 0o600, manifest["created"]
-            tar.addfile(info, io.BytesIO(data))
-            tar.add(dump, arcname=DUMP, recursive=False)
-            for rel in files:
-                tar.add(project.working_dir / rel, arcname=f"{SITE}/{rel}", recursive=False)
+        manifest, members = site_manifest(project, db_service, database, dump)
+        write_archive(out, manifest, members, recipients)
     return manifest
+
+
+def site_manifest(project: Project, db_service: str, database: str, dump: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The manifest of a backup of `project` with `dump`, and its members (archive name → file)."""
+    files = {f"{SITE}/{rel}": project.working_dir / rel for rel in _site_files(project.working_dir)}
+    manifest = {
+        "format": FORMAT, "kit_version": __version__, "project": project.name,
+        "created": int(time.time()),
+        "db": {"service": db_service, "database": database, "file": DUMP, "sha256": sha256(dump),
+               "bytes": dump.stat().st_size},
+        "files": {name: entry_for(path).as_json() for name, path in files.items()},
+    }
+    return manifest, {DUMP: dump, **files}
 
 
 def _pg_dump(client: "docker.DockerClient", container: str, database: str, dest: Path) -> None:
@@ -87,57 +82,6 @@ def _site_files(root: Path) -> list[str]:
             if path.is_file() and not path.is_symlink() and not any(name.endswith(s) for s in SKIP):
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_archive(archive: Path, dest: Path) -> dict[str, Any]:
-    """Verify and unpack into `dest` (must be new or empty): site files under dest/site, dump at dest/db."""
-    try:
-        tar = tarfile.open(archive, mode="r:gz")
-    except (OSError, tarfile.TarError) as exc:
-        raise InvalidInput(f"{archive} is not a kitctl backup: {exc}") from None
-    with tar:
-        manifest = _manifest(tar, archive)
-        expected = {manifest["db"]["file"]: manifest["db"]["sha256"], **manifest["files"]}
-        members = {m.name: m for m in tar.getmembers() if m.name != MANIFEST}
-        if set(members) != set(expected):
-            raise InvalidInput(f"{archive}: members do not match the manifest (damaged or edited archive)")
-        for name, member in members.items():
-            _safe_member(member, archive)
-            digest = hashlib.sha256(tar.extractfile(member).read()).hexdigest()  # type: ignore[union-attr]
-            if digest != expected[name]:
-                raise InvalidInput(f"{archive}: checksum mismatch for {name}; nothing was restored")
-        for name, member in members.items():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with target.open("wb") as f:
-                f.write(tar.extractfile(member).read())  # type: ignore[union-attr]
-            target.chmod(member.mode & 0o777)
-    return manifest
-
-
-def _manifest(tar: tarfile.TarFile, archive: Path) -> dict[str, Any]:
-    try:
-        member = tar.getmember(MANIFEST)
-        manifest = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
-    except (KeyError, ValueError, AttributeError):
-        raise InvalidInput(f"{archive} has no readable {MANIFEST}; not a kitctl backup") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InvalidInput(f"{archive}: unsupported backup format {manifest.get('format') if isinstance(manifest, dict) else '?'}")
-    return manifest
-
-
-def _safe_member(member: tarfile.TarInfo, archive: Path) -> None:
-    path = PurePosixPath(member.name)
-    if not member.isfile() or path.is_absolute() or ".." in path.parts:
-        raise InvalidInput(f"{archive}: refusing member {member.name!r} (not a plain relative file)")
 
 
 def load_dump(client: "docker.DockerClient", project: Project, dump: Path, db_service: str, database: str) -> None:
@@ -183,10 +127,11 @@ def staging_dir(site_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".kitctl-restore-", dir=site_dir.parent))
 
 
-def restore(archive: Path, site_dir: Path, options: Any, reporter: Any) -> dict[str, Any]:
+def restore(archive: Path, site_dir: Path, options: Any, reporter: Any, identity: Path | None = None) -> dict[str, Any]:
     """Unpack the site directory, start the db alone, load the dump, then bring the whole stack up.
 
-    `options` is an `UpOptions` for `site_dir` (host, licence, keys, timeout…).
+    `options` is an `UpOptions` for `site_dir` (host, licence, keys, timeout…); `identity` is the age
+    identity file an encrypted archive is opened with.
     """
     import dataclasses
     import shutil
@@ -200,9 +145,14 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any) -> dict[
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(site_dir)
     try:
-        manifest = read_archive(archive, staging)
+        (staging / "decrypted").mkdir(mode=0o700)
+        plain, encrypted = plain_archive(archive, staging / "decrypted", identity)
+        if not encrypted:
+            reporter.note(f"{archive} is a plain (unencrypted) backup")
+        unpacked = staging / "unpacked"
+        manifest = read_archive(plain, unpacked)
         db = manifest["db"]
-        project_dir = staging / SITE
+        project_dir = unpacked / SITE
         project = load_project(project_dir, project_name=manifest["project"])
         if load_project(project_dir, project_name=None).name != manifest["project"] and \
                 _dir_name(site_dir) != manifest["project"]:
@@ -216,7 +166,7 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any) -> dict[
         project = load_project(site_dir)
         reporter.note(f"restoring {project.name} from a backup of {time.strftime('%Y-%m-%d %H:%M', time.gmtime(manifest['created']))} UTC")
         up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
-        load_dump(client, project, staging / db["file"], db["service"], db["database"])
+        load_dump(client, project, unpacked / db["file"], db["service"], db["database"])
         reporter.note(f"database {db['database']} restored ({db['bytes']} bytes)")
         up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
     finally:

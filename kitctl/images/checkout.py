@@ -33,23 +33,32 @@ def checked_source_dir(source: Path | None) -> Path:
 
 
 def build_wheels(source: Path, dest: Path, cache: Path | None = None) -> list[Path]:
-    """Wheels of the project and all its dependencies in `dest`, built on the host.
+    """The project's wheel and the locked dependency wheels in `dest`, on the host.
 
-    The host reaches the package index; images then install with `--no-index`.
-    Dependency wheels are cached per dependency list (resolving them is the slow
-    part); the project's own wheel is rebuilt every time. Hatchling builds
-    reproducibly, so an unchanged source gives identical bytes and Docker
+    Dependencies are exactly `requirements.lock`: the released wheels it pins,
+    downloaded with `--require-hashes` (a file whose sha256 the lock does not
+    list is refused), never resolved afresh. The host reaches the package index;
+    images then install the same files with `--require-hashes --no-index`. They
+    are cached per lock; the project's own wheel is rebuilt every time. Hatchling
+    builds reproducibly, so an unchanged source gives identical bytes and Docker
     reuses its cached venv layer.
     """
+    from kitctl.images.lock import RUNTIME_LOCK
+
     dest.mkdir(parents=True, exist_ok=True)
-    deps = (cache or default_wheel_cache()) / _dependency_key(source)
+    lock = source / RUNTIME_LOCK
+    if not lock.is_file():
+        from kitcore.errors import InvalidInput
+
+        raise InvalidInput(f"{lock} is missing: images install the locked dependencies (scripts/lock.sh writes it)")
+    deps = (cache or default_wheel_cache()) / _dependency_key(lock)
     if not deps.is_dir():
-        _pip_wheel(source, dest, with_deps=True)
+        _pip_download(lock, dest)
         _store_dependency_wheels(dest, deps)
     else:
-        _pip_wheel(source, dest, with_deps=False)
         for whl in deps.glob("*.whl"):
             _link_or_copy(whl, dest / whl.name)
+    _pip_wheel(source, dest)
     return sorted(dest.glob("*.whl"))
 
 
@@ -58,28 +67,35 @@ def default_wheel_cache() -> Path:
     return Path(base) / "kitctl" / "wheels"
 
 
-def _dependency_key(source: Path) -> str:
-    """Names the dependency set: the declared dependencies and this Python."""
+def _dependency_key(lock: Path) -> str:
+    """Names the dependency set: the lock's bytes, this Python and platform."""
     import hashlib
-    import tomllib
+    import platform
 
-    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
-    material = "\n".join(sorted(project.get("dependencies", []))) + f"\n{sys.version_info[:2]}\n{sys.platform}"
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+    material = lock.read_bytes() + f"\n{sys.version_info[:2]}\n{sys.platform}\n{platform.machine()}".encode()
+    return hashlib.sha256(material).hexdigest()[:16]
 
 
-def _pip_wheel(source: Path, dest: Path, with_deps: bool) -> None:
+def _pip_download(lock: Path, dest: Path) -> None:
+    """The lock's wheels for this Python, hash-checked; no source builds (their hashes would not match)."""
+    _pip(["download", "--quiet", "--require-hashes", "--no-deps", "--only-binary=:all:", "--dest", str(dest),
+          "-r", str(lock)], "downloading the locked dependencies")
+
+
+def _pip_wheel(source: Path, dest: Path) -> None:
+    cmd = ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), str(source)]
+    if importlib.util.find_spec("hatchling") is not None:  # skip a fresh build env: 3x faster
+        cmd.insert(1, "--no-build-isolation")
+    _pip(cmd, "building the kit's wheel")
+
+
+def _pip(args: list[str], what: str) -> None:
     from kitcore.errors import KitError
 
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", SOURCE_DATE_EPOCH=os.environ.get("SOURCE_DATE_EPOCH", "315532800"))
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), str(source)]
-    if not with_deps:
-        cmd.insert(4, "--no-deps")
-        if importlib.util.find_spec("hatchling") is not None:  # skip a fresh build env: 3x faster
-            cmd.insert(4, "--no-build-isolation")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise KitError(f"building wheels failed: {_telling_line(proc.stderr or proc.stdout, proc.returncode)}")
+        raise KitError(f"{what} failed: {_telling_line(proc.stderr or proc.stdout, proc.returncode)}")
 
 
 def _store_dependency_wheels(built: Path, deps: Path) -> None:
@@ -127,7 +143,17 @@ def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path
         for whl in wheels.glob("*.whl"):
             sub = "kit" if whl.name.startswith("kitctl-") else "deps"
             _link_or_copy(whl, ctx / "wheels" / sub / whl.name)
+        _write_locks(source, ctx / "wheels" / "deps")
     return ctx
+
+
+def _write_locks(source: Path, deps: Path) -> None:
+    """The lock the image installs from, and its pip + setuptools entries, installed first."""
+    from kitctl.images.lock import IMAGE_TOOLS, RUNTIME_LOCK, read_lock, subset
+
+    lock = source / RUNTIME_LOCK
+    shutil.copyfile(lock, deps / "requirements.lock")
+    (deps / "tools.lock").write_text(subset(read_lock(lock), IMAGE_TOOLS), encoding="utf-8")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -1,4 +1,8 @@
-"""Orders with filters, CSV export, and the revenue report (computed in Python: same on SQLite and PostgreSQL)."""
+"""Orders with filters, CSV export, and the revenue report (computed in Python: same on SQLite and PostgreSQL).
+
+Buyer contact and account are sealed at rest (`sitedb.buyer`): staff see them opened with the
+site key, and find an order by contact through its keyed index (an exact match).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterator
 
+import logging
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import Order
+
+log = logging.getLogger("storefront.admin")
 
 STATUSES = ("pending", "approved", "delivered", "review", "rejected")
 CSV_COLUMNS = ("id", "created_at", "status", "sku", "item_name", "category", "quantity", "unit_price_cents",
@@ -45,7 +54,7 @@ def parse_filter(params: dict[str, str], date_error: str) -> OrderFilter:
     return flt
 
 
-def _filtered(flt: OrderFilter):  # type: ignore[no-untyped-def]
+def _filtered(flt: OrderFilter, buyers: BuyerBox | None):  # type: ignore[no-untyped-def]
     stmt = select(Order)
     if flt.status:
         stmt = stmt.where(Order.status == flt.status)
@@ -55,16 +64,31 @@ def _filtered(flt: OrderFilter):  # type: ignore[no-untyped-def]
         stmt = stmt.where(Order.created_at < datetime.combine(flt.end + timedelta(days=1), time.min, timezone.utc))
     if flt.q:
         like = "%" + flt.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(Order.id.ilike(like, escape="\\"), Order.item_name.ilike(like, escape="\\"),
-                              Order.buyer_contact.ilike(like, escape="\\"), Order.sku.ilike(like, escape="\\")))
+        found = [Order.id.ilike(like, escape="\\"), Order.item_name.ilike(like, escape="\\"),
+                 Order.sku.ilike(like, escape="\\")]
+        if buyers is not None:
+            found.append(Order.buyer_contact_index == buyers.contact_index(flt.q))
+        stmt = stmt.where(or_(*found))
     return stmt
 
 
-def list_orders(session: Session, flt: OrderFilter, limit: int = 200) -> tuple[list[Order], int]:
-    stmt = _filtered(flt)
+def list_orders(session: Session, flt: OrderFilter, buyers: BuyerBox | None,
+                limit: int = 200) -> tuple[list[tuple[Order, Buyer | None]], int]:
+    """The filtered orders, newest first, each with its buyer opened (None when it does not open)."""
+    stmt = _filtered(flt, buyers)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = list(session.scalars(stmt.order_by(Order.created_at.desc(), Order.id).limit(limit)))
-    return rows, total
+    return [(order, opened_buyer(order, buyers)) for order in rows], total
+
+
+def opened_buyer(order: Order, buyers: BuyerBox | None) -> Buyer | None:
+    if buyers is None:
+        return None
+    try:
+        return buyers.open(order.id, order.buyer_sealed)
+    except ValueError:
+        log.error("buyer data of order %s could not be opened with the site key", order.id)
+        return None
 
 
 def _cell(value: object) -> str:
@@ -73,17 +97,19 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def export_csv(session: Session, flt: OrderFilter) -> Iterator[str]:
-    """The filtered orders as CSV, streamed in batches (no card keys, no password hashes)."""
+def export_csv(session: Session, flt: OrderFilter, buyers: BuyerBox | None) -> Iterator[str]:
+    """The filtered orders as CSV, streamed in batches (no card keys, no password hashes, no IP)."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     yield "\ufeff" + buf.getvalue()  # BOM: spreadsheets open UTF-8 Chinese text correctly
-    stmt = _filtered(flt).order_by(Order.created_at, Order.id).execution_options(yield_per=500)
+    stmt = _filtered(flt, buyers).order_by(Order.created_at, Order.id).execution_options(yield_per=500)
     for order in session.scalars(stmt):
         buf.seek(0)
         buf.truncate()
-        writer.writerow([_cell(getattr(order, c)) for c in CSV_COLUMNS])
+        buyer = opened_buyer(order, buyers)
+        opened = {"buyer_account": buyer.account if buyer else None, "buyer_contact": buyer.contact if buyer else None}
+        writer.writerow([_cell(opened[c] if c in opened else getattr(order, c)) for c in CSV_COLUMNS])
         yield buf.getvalue()
 
 

@@ -184,7 +184,7 @@ def orders(request: Request) -> Response:
     rows, total = ([], 0)
     if not flt.errors:
         with shop_of(request).sessions() as s:
-            rows, total = reports.list_orders(s, flt)
+            rows, total = reports.list_orders(s, flt, shop_of(request).buyers)
     return _page(request, "admin/orders.html", {"orders": rows, "total": total, "flt": flt,
                                                  "statuses": reports.STATUSES, "query": request.url.query},
                  status=422 if flt.errors else 200)
@@ -200,7 +200,7 @@ def orders_csv(request: Request) -> Response:
 
     def stream():  # the session lives as long as the download
         with shop.sessions() as s:
-            yield from reports.export_csv(s, flt)
+            yield from reports.export_csv(s, flt, shop.buyers)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(stream(), media_type="text/csv; charset=utf-8", headers={

@@ -20,11 +20,15 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import Order
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings
 
+# One random site key per test process: every site directory made here gets it, so order rows
+# written by `write_orders` open in whichever site's agent reads them.
+SITE_KEY = secrets.token_bytes(32)
 ROOT = Path(__file__).resolve().parents[2]
 OPEN_RULES = {  # risk rules that approve a steady stream of test orders
     "velocity": [],
@@ -87,7 +91,7 @@ def make_site_dir(tmp_path: Path, hq: Any, db_url: str, site_id: str = "xingchen
     d = tmp_path / f"site-{site_id}"
     d.mkdir(parents=True, exist_ok=True)
     token = hq.issue_licence(site_id, tier=tier, categories=categories or ["game", "phone"])
-    key = secrets.token_bytes(32)
+    key = SITE_KEY
     files = {
         "licence": (d / "licence.jwt", token),
         "keys": (d / "hq-keys.json", json.dumps(hq.jwks)),
@@ -116,8 +120,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def write_orders(engine: Engine, count: int, sku: str, unit_price_cents: int = 10000, prefix: str = "o",
                  contact: str = "buyer@example.cn", account: str | None = None) -> list[str]:
-    """Checkout as the storefront does it: order rows `pending` in one transaction."""
+    """Checkout as the storefront does it: order rows `pending` in one transaction, buyer data sealed."""
     ids = []
+    buyers = BuyerBox(SITE_KEY)
     now = datetime.now(timezone.utc)
     with Session(engine) as session, session.begin():
         for _ in range(count):
@@ -125,8 +130,9 @@ def write_orders(engine: Engine, count: int, sku: str, unit_price_cents: int = 1
             ids.append(oid)
             session.add(Order(id=oid, sku=sku, item_name=sku, category="game", quantity=1,
                               unit_price_cents=unit_price_cents, discount_cents=0, total_cents=unit_price_cents,
-                              hq_price_cents=unit_price_cents, currency="CNY", buyer_account=account,
-                              buyer_contact=contact, buyer_ip="127.0.0.1", buyer_region="CN",
+                              hq_price_cents=unit_price_cents, currency="CNY",
+                              buyer_sealed=buyers.seal(oid, Buyer(contact, account, "127.0.0.1")),
+                              buyer_contact_index=buyers.contact_index(contact), buyer_region="CN",
                               password_hash="x", extras={}, status="pending", reasons=[], attempts=0,
                               next_attempt_at=now, created_at=now, updated_at=now))
     return ids

@@ -51,7 +51,7 @@ def test_crash_after_hq_answered_replays_the_same_decision(hq, started, engine, 
     ids = write_orders(engine, 2, sku)
     pending = started.forwarder.due_orders(200)
     # the agent sent the batch and died before writing the answer
-    first = started.forwarder.client.submit_orders([order_payload(o) for o in pending],
+    first = started.forwarder.client.submit_orders([order_payload(o, started.forwarder.buyers) for o in pending],
                                                   idempotency_key(site.site_id, [o.id for o in pending]))
     assert not any(r.replayed for r in first)
     # new orders arrived meanwhile: the next batch differs, HQ deduplicates per order id

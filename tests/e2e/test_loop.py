@@ -22,6 +22,7 @@ from tests.support.cli import kitctl
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.postgres import free_port
 from tests.support.waiting import eventually
+from tests.security.backup_support import what_a_thief_reads
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
@@ -283,11 +284,15 @@ def test_revoke_shows_notice_refuses_orders_and_status_says_why(demo, shop, brow
 def test_backup_down_restore_up_brings_orders_back(demo, tmp_path, browser):
     import shutil
 
-    archive = tmp_path / "site-backup.tar.gz"
-    kitctl("backup", "--site-dir", str(demo.site_dir), "--out", str(archive))
+    archive = tmp_path / "site-backup.age"
+    identity = tmp_path / "backup-identity.txt"
+    kitctl("backup", "--site-dir", str(demo.site_dir), "--out", str(archive), "--identity", str(identity))
+    site_key = (demo.site_dir / "secrets" / "site_key").read_bytes().strip()
+    readable = what_a_thief_reads(archive.read_bytes())
+    assert site_key not in readable and not any(s.encode() in readable for s in FIRST_ORDER["secrets"])
     kitctl("down", "--volumes", "--yes", "--site-dir", str(demo.site_dir))
-    shutil.rmtree(demo.site_dir)  # as on a fresh host: nothing but the archive
-    kitctl("restore", str(archive), "--site-dir", str(demo.site_dir))
+    shutil.rmtree(demo.site_dir)  # as on a fresh host: nothing but the archive (and the identity, kept apart)
+    kitctl("restore", str(archive), "--site-dir", str(demo.site_dir), "--identity", str(identity))
     again = kitctl("up", "--site-dir", str(demo.site_dir))
     assert "nothing to do" in again.stdout.lower()
     page = browser.new_context(ignore_https_errors=True, base_url=demo.site_url).new_page()

@@ -224,11 +224,11 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
         "db": ("running", "healthy"), "web": ("running", "healthy"), "proxy": ("running", "healthy")}
     assert data["licence"] is None
     db = engine.containers.get(f"{site.project}_db_1")
-    sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text);"
-           "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee');")
+    sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text, health json);"
+           "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee', '{}');")
     assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
     assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
-        "status": "suspended", "reason": "overdue fee"}
+        "status": "suspended", "reason": "overdue fee", "hq": None}
     assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
     logs = kitctl("logs", "web", "--tail", "100", *site.args())
     assert f"serving {site.name}" in logs.stdout
@@ -250,19 +250,23 @@ def test_down_then_up_keeps_the_data(site: Site, engine: Any) -> None:
 
 
 def test_backup_then_restore_on_a_fresh_host(site: Site, engine: Any, tmp_path: Path) -> None:
-    archive = tmp_path / "site-backup.tar.gz"
-    kitctl("backup", "-o", str(archive), *site.args())
+    archive = tmp_path / "site-backup.age"
+    identity = tmp_path / "backup-identity.txt"
+    kitctl("backup", "-o", str(archive), "--identity", str(identity), *site.args())
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
-    refused = kitctl("restore", str(archive), "--site-dir", str(tmp_path / "elsewhere"), check=False)
+    assert archive.read_bytes().startswith(b"age-encryption.org/v1\n")
+    refused = kitctl("restore", str(archive), "--site-dir", str(tmp_path / "elsewhere"), "--identity", str(identity),
+                     check=False)
     assert refused.returncode == 2
     kitctl("down", *site.args("--volumes", "--yes"))
     moved = tmp_path / "fresh"
     fresh = moved / site.project
-    kitctl("restore", str(archive), "--site-dir", str(fresh))
+    kitctl("restore", str(archive), "--site-dir", str(fresh), "--identity", str(identity))
     db = engine.containers.get(f"{site.project}_db_1")
     assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
     assert site.name.encode() in get(site.url)[1]
     assert (fresh / "secrets" / "db_password").stat().st_mode & 0o777 == 0o600
+    assert (fresh / "secrets").stat().st_mode & 0o777 == 0o700
     site.dir = fresh  # the site lives here now; teardown takes it down
 
 
@@ -331,7 +335,9 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
         assert all(s["health"] == "healthy" for s in data["services"])
-        assert data["licence"] == {"status": "active", "reason": ""}  # as the agent recorded it in site_state
+        licence = data["licence"]  # as the agent recorded it in site_state, with its link to HQ
+        assert (licence["status"], licence["reason"]) == ("active", "")
+        assert licence["hq"] is None or licence["hq"]["state"] in ("ok", "unreachable", "refused")
         for service, cid in container_ids(engine, project).items():  # healthy with no capability to spare
             host = engine.containers.get(cid).attrs["HostConfig"]
             assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"], service

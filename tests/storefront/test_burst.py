@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from sitedb.engine import make_engine
 from sitedb.models import Order
+from sitedb.buyer import BuyerBox
 from tests.storefront.conftest import Site, _sqlite_copy, _start
 from tests.storefront.http import NONCE, form_token
 
@@ -50,12 +51,13 @@ def _burst(site: Site) -> None:
     engine = make_engine(site.db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(select(Order.id, Order.buyer_contact, Order.status, Order.quantity, Order.total_cents)).all()
+            rows = conn.execute(select(Order.id, Order.buyer_sealed, Order.status, Order.quantity, Order.total_cents)).all()
     finally:
         engine.dispose()
     assert len(rows) == BURST
     assert {f"/order/{r.id}" for r in rows} == set(urls)
-    assert sorted(r.buyer_contact for r in rows) == sorted(f"buyer{i}@example.cn" for i in range(BURST))
+    buyers = BuyerBox(site.site_key)
+    assert sorted(buyers.open(r.id, r.buyer_sealed).contact for r in rows) == sorted(f"buyer{i}@example.cn" for i in range(BURST))
     assert all(r.status == "pending" and r.total_cents == 5206 * r.quantity for r in rows)
 
 

@@ -104,7 +104,7 @@ def test_revenue_report_groups_delivered_orders_and_applies_the_share(tmp_path):
         for i, (days_ago, status, total, hq) in enumerate([(0, "delivered", 10_000, 9_000), (0, "delivered", 5_000, 4_500),
                                                            (1, "delivered", 2_000, 1_900), (0, "rejected", 99_999, 1), (0, "pending", 7, 1)]):
             s.add(Order(id=f"O{i}", sku="s", item_name="n", category="c", quantity=1, unit_price_cents=total, total_cents=total,
-                        hq_price_cents=hq, buyer_contact="c", password_hash="h", created_at=now - timedelta(days=days_ago)))
+                        hq_price_cents=hq, buyer_sealed="-", buyer_contact_index="-", password_hash="h", created_at=now - timedelta(days=days_ago)))
             s.flush()
             s.get(Order, f"O{i}").status = status
     with session_factory(engine)() as s:
