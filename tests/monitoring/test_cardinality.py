@@ -7,7 +7,6 @@ rules; the storefront app serves order pages and lookups for as many ids and buy
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,19 +22,24 @@ ORDERS, BUYERS, SKUS = 10_000, 1_000, 50
 
 
 def _write_orders(engine, start: int, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Checkouts as the storefront writes them (buyer data sealed with the site key)."""
+    from sitedb.buyer import Buyer, BuyerBox
     from sitedb.tables import orders
+    from tests.agent.helpers import SITE_KEY
 
+    box = BuyerBox(SITE_KEY)
     now = datetime.now(timezone.utc)
     rows = []
     for i in range(start, start + count):
         buyer = i % BUYERS
         price = 9900 if i % 97 else 150_000  # some go to review by amount
-        rows.append(dict(id=f"o{uuid.uuid4().hex[:20]}", sku=f"card-{i % SKUS}", item_name="card", category="game",
+        oid, contact = f"o{uuid.uuid4().hex[:20]}", f"buyer{buyer}@example.cn"
+        sealed = box.seal(oid, Buyer(contact, f"player-{buyer}", f"198.51.{buyer // 250}.{buyer % 250}"))
+        rows.append(dict(id=oid, sku=f"card-{i % SKUS}", item_name="card", category="game",
                          quantity=1, unit_price_cents=price, discount_cents=0, total_cents=price, hq_price_cents=price,
-                         currency="CNY", buyer_account=f"player-{buyer}", buyer_contact=f"buyer{buyer}@example.cn",
-                         buyer_ip=f"198.51.{buyer // 250}.{buyer % 250}", buyer_region="CN", password_hash="x",
-                         extras={}, status="pending", reasons=[], attempts=0, next_attempt_at=now, created_at=now,
-                         updated_at=now))
+                         currency="CNY", buyer_sealed=sealed, buyer_contact_index=box.contact_index(contact),
+                         buyer_region="CN", password_hash="x", extras={}, status="pending", reasons=[], attempts=0,
+                         next_attempt_at=now, created_at=now, updated_at=now))
     with engine.begin() as conn:
         conn.execute(insert(orders), rows)
 
@@ -55,7 +59,7 @@ def test_agent_and_hq_series_do_not_grow_with_orders_or_buyers(tmp_path: Path) -
     from hq import api_admin, api_site
     from hq import fleet as fleet_pages
     from hq.metrics import RULES, FleetCollector, render
-    from tests.agent.helpers import migrated_engine, sqlite_url
+    from tests.agent.helpers import SITE_KEY, migrated_engine, sqlite_url
 
     with running_hq(tmp_path, site_rate_per_second=100_000, site_rate_burst=100_000) as hq:
         for n in range(SKUS):
@@ -66,7 +70,7 @@ def test_agent_and_hq_series_do_not_grow_with_orders_or_buyers(tmp_path: Path) -
         install_start_licence(engine, evaluate(token, hq.service.pinned()), state.licence_status, state.status_reason)
         metrics = AgentMetrics()
         client = HQClient(hq.url, token, metrics)
-        forwarder = Forwarder(engine, client, metrics, "card-site", secrets.token_bytes(32))
+        forwarder = Forwarder(engine, client, metrics, "card-site", SITE_KEY)
         observer = Observer(engine, metrics, hq.service.pinned(), tmp_path, stack_probes={})
         fleet = FleetCollector(hq.service)
 
