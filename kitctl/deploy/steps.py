@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from docker import APIClient
 
     from kitctl.deploy.report import Reporter
+    from kitctl.deploy.rollback import ServiceAfter
 
 LOG_TAIL = 15
+STOP_SECONDS = 20  # SIGTERM, then SIGKILL: PostgreSQL's fast shutdown needs far less
 
 
 class StepFailed(KitError):
@@ -31,6 +33,7 @@ class StepFailed(KitError):
         super().__init__(f"{service}: {message}")
         self.service = service
         self.logs = logs
+        self.after: list["ServiceAfter"] = []  # each touched service's state once the rollback ended
 
 
 @dataclass
@@ -52,9 +55,15 @@ class StepContext:
 
 
 class Step:
-    """One action on the engine. `service` is None for stack-wide steps."""
+    """One action on the engine. `service` is None for stack-wide steps.
+
+    `restores` marks the steps whose undo brings a previous container back; a
+    rollback undoes them only after every other step's undo took the new
+    containers away (see kitctl.deploy.rollback).
+    """
 
     service: str | None
+    restores = False
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -115,6 +124,7 @@ class EnsureVolume(Step):
 class RenameOld(Step):
     service: str
     old: Running
+    restores = True
 
     def describe(self) -> str:
         return f"keep the running container aside as {self.old.name}{OLD_SUFFIX}"
@@ -131,15 +141,17 @@ class RenameOld(Step):
 class StopOld(Step):
     service: str
     old: Running
+    restores = True
 
     def describe(self) -> str:
         return "stop the old container (it holds host ports or a data volume)"
 
     def run(self, ctx: StepContext) -> None:
-        ctx.api.stop(self.old.id, timeout=20)
+        ctx.api.stop(self.old.id, timeout=STOP_SECONDS)
 
     def undo(self, ctx: StepContext) -> None:
         ctx.api.start(self.old.id)
+        ctx.containers[self.service] = self.old.id
 
 
 @dataclass
@@ -182,6 +194,7 @@ class CreateContainer(Step):
 class StartContainer(Step):
     service: str
     existing: Running | None = None  # start a stopped container instead of the new one
+    started_id: str | None = None
 
     def describe(self) -> str:
         return "start the existing container" if self.existing else "start"
@@ -189,11 +202,19 @@ class StartContainer(Step):
     def run(self, ctx: StepContext) -> None:
         if self.existing:
             ctx.containers[self.service] = self.existing.id
-        ctx.api.start(ctx.containers[self.service])
+        self.started_id = ctx.containers[self.service]
+        ctx.api.start(self.started_id)
 
     def undo(self, ctx: StepContext) -> None:
-        if self.existing:
-            ctx.api.stop(self.existing.id, timeout=20)
+        """Stop what this step started, cleanly: a new database shuts down before its volume goes back to the old."""
+        from docker.errors import NotFound
+
+        if self.started_id is None:
+            return
+        try:
+            ctx.api.stop(self.started_id, timeout=STOP_SECONDS)
+        except NotFound:
+            pass
 
 
 @dataclass
