@@ -67,8 +67,13 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
     started = time.monotonic()
     done_log: list[Step] = []
     lock = threading.Lock()
-    for step in prepare:
-        step.run(ctx)
+    try:
+        for step in prepare:  # networks and volumes: undone last, once no new container uses them
+            done_log.append(step)
+            step.run(ctx)
+    except Exception:
+        rollback(ctx, done_log, [])
+        raise
     for action in actions:
         if action.old is not None:
             ctx.containers[action.service] = action.old.id

@@ -79,6 +79,7 @@ class Step:
 class EnsureNetwork(Step):
     resource: Resource
     service: str | None = None
+    created: bool = False  # by this step: a failed deploy removes it again
 
     def describe(self) -> str:
         return f"network {self.resource.name}: {'check (external)' if self.resource.external else 'ensure'}"
@@ -90,13 +91,20 @@ class EnsureNetwork(Step):
             raise KitError(f"external network {self.resource.name} does not exist on the engine")
         ctx.api.create_network(self.resource.name, driver="bridge",
                                labels=L.resource_labels(ctx.project, L.NETWORK, self.resource.key))
+        self.created = True
         ctx.reporter.note(f"created network {self.resource.name}")
+
+    def undo(self, ctx: StepContext) -> None:
+        if self.created:
+            ctx.api.remove_network(self.resource.name)
+            ctx.reporter.note(f"removed network {self.resource.name} (made by this deploy)")
 
 
 @dataclass
 class EnsureVolume(Step):
     resource: Resource
     service: str | None = None
+    created: bool = False  # by this step: a failed deploy removes it again (nothing of the site is in it yet)
 
     def describe(self) -> str:
         return f"volume {self.resource.name}: {'check (external)' if self.resource.external else 'ensure'}"
@@ -116,8 +124,14 @@ class EnsureVolume(Step):
         ctx.api.create_volume(self.resource.name, driver="local" if self.resource.driver_opts else None,
                               driver_opts=dict(self.resource.driver_opts) or None,
                               labels=L.resource_labels(ctx.project, L.VOLUME, self.resource.key))
+        self.created = True
         ctx.reporter.note(f"created volume {self.resource.name}"
                           + (f" on {self.resource.bind_device}" if self.resource.bind_device else ""))
+
+    def undo(self, ctx: StepContext) -> None:
+        if self.created:
+            ctx.api.remove_volume(self.resource.name)
+            ctx.reporter.note(f"removed volume {self.resource.name} (made by this deploy)")
 
 
 @dataclass

@@ -286,3 +286,62 @@ def test_a_new_service_is_removed_and_a_stopped_one_stopped_again(tmp_path: Path
     after = {a.service: (a.state, a.ok) for a in failure.value.after}
     assert after["db"] == ("previous container exited (code 128)", True)
     assert after["web"] == ("removed (new in this deploy)", True) and after["proxy"][1]
+
+
+class WithResources(FakeAPI):
+    """The fake engine with networks and volumes."""
+
+    def __init__(self, unhealthy_images: set[str], networks: set[str] = frozenset(), volumes: set[str] = frozenset()) -> None:
+        super().__init__(unhealthy_images)
+        self.nets, self.vols = set(networks), set(volumes)
+
+    def networks(self, names):
+        return [{"Name": n} for n in names if n in self.nets]
+
+    def create_network(self, name, **_):
+        self.nets.add(name)
+
+    def remove_network(self, name):
+        if any(c["running"] for c in self.containers.values()):
+            raise RuntimeError("network has active endpoints")
+        self.nets.remove(name)
+
+    def inspect_volume(self, name):
+        from docker.errors import NotFound
+
+        if name not in self.vols:
+            raise NotFound(name)
+        return {"Name": name}
+
+    def create_volume(self, name, **_):
+        self.vols.add(name)
+
+    def remove_volume(self, name):
+        if self.containers:
+            raise RuntimeError("volume is in use")
+        self.vols.remove(name)
+
+
+def first_deploy(api, project):
+    from kitctl.deploy.up import _prepare
+
+    hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 5.0 for n in project.services})
+    actions = plan_services(project, hashes, {}, {})
+    return run_plan(ctx, _prepare(project, actions), actions)
+
+
+def test_a_failed_first_deploy_leaves_no_container_network_or_volume(tmp_path: Path) -> None:
+    api = WithResources(unhealthy_images={"kitctl/web:1"})
+    with pytest.raises(StepFailed) as failure:
+        first_deploy(api, project_at(tmp_path, "1"))
+    assert api.containers == {} and api.nets == set() and api.vols == set()
+    assert {a.service: a.state for a in failure.value.after} == {
+        s: "removed (new in this deploy)" for s in ("db", "web", "proxy")}
+
+
+def test_a_failed_deploy_keeps_the_networks_and_volumes_it_found(tmp_path: Path) -> None:
+    api = WithResources(unhealthy_images={"kitctl/web:1"}, networks={"site_default"}, volumes={"site_data"})
+    with pytest.raises(StepFailed):
+        first_deploy(api, project_at(tmp_path, "1"))
+    assert api.nets == {"site_default"} and api.vols == {"site_data"}

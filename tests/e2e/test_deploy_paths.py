@@ -6,16 +6,22 @@ site launched by `kitctl up`. The steps run in file order and share it.
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import require
-from tests.support.kit_stack import Stack, launch_stack, new_stack, place_order, remove_stack
+from tests.deploy.stack import LOGO_PNG, issue_test_licence
+from tests.support.kit_stack import SITE_SERVICES, SKU, Stack, card_keys, launch_stack, new_stack, place_order, remove_stack
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,8 +41,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     require(bool(client.ping()), "Docker engine not reachable")
     kit_images()  # built from this tree (Docker's layer cache keeps it short)
     s = new_stack(tmp_path_factory.mktemp("paths"), "dp", client)
+    (s.root / "logo.png").write_bytes(LOGO_PNG)
     try:
-        launch_stack(s, "部署路径")
+        launch_stack(s, "部署路径", "--logo", str(s.root / "logo.png"))
         yield s
     finally:
         remove_stack(s, extra_tags=(BROKEN,))
@@ -95,3 +102,136 @@ def test_crashing_upgrade_rolls_back_one_db_at_a_time_and_orders_still_flow(stac
     order, _ = place_order(stack.base)
     eventually(lambda: stack.psql(f"SELECT status FROM orders WHERE id = '{order}'") == ["delivered"], 90,
                what="order after the rollback delivered")
+
+
+
+def test_a_failed_first_deploy_leaves_no_container_network_or_volume(stack: Stack, tmp_path: Path) -> None:
+    from tests.support.postgres import free_port
+
+    site_id = f"ff{uuid.uuid4().hex[:8]}"
+    token, jwks = issue_test_licence(tmp_path / "hq", site_id, None)
+    (tmp_path / "licence.jwt").write_text(token)
+    (tmp_path / "hq-keys.json").write_text(json.dumps(jwks))
+    site_dir = tmp_path / site_id
+    done = stack.kitctl("up", "--licence", f"@{tmp_path / 'licence.jwt'}", "--hq-keys", str(tmp_path / "hq-keys.json"),
+                        "--name", "首次失败", "--domain", "localhost", "--tls", "off", "--http-port", str(free_port()),
+                        "--metrics-port", str(free_port()), "--image-tag", BROKEN, "--site-dir", str(site_dir),
+                        check=False, site=False)
+    try:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "storefront" in done.stderr and "removed (new in this deploy)" in " ".join(done.stderr.split())
+        label = {"label": f"com.kitctl.site={site_id}"}
+        assert stack.client.containers.list(all=True, filters=label) == []
+        assert [n.name for n in stack.client.networks.list() if site_id in n.name] == []
+        assert [v.name for v in stack.client.volumes.list() if site_id in v.name] == []
+    finally:
+        if (site_dir / "compose.yaml").exists():
+            stack.kitctl("down", "--volumes", "--yes", "--site-dir", str(site_dir), check=False, site=False)
+
+# -- 3. backup → down --volumes → restore: branding, card keys and the proxy's volume come back ----------
+PROXY_VOLUME = "cd /data && find . -printf '%p %m %u:%g\\n' | sort && find . -type f | sort | xargs -r sha256sum"
+
+
+def proxy_volume(stack: Stack) -> set[str]:
+    code, out = stack.container("proxy").exec_run(["sh", "-c", PROXY_VOLUME])
+    assert code == 0, out.decode()[-300:]
+    return set(out.decode().splitlines())
+
+
+def test_backup_down_volumes_restore_serves_branding_card_keys_and_the_proxy_volume(stack: Stack) -> None:
+    order, _ = place_order(stack.base, "restore-pw-1")
+    eventually(lambda: stack.psql(f"SELECT status FROM orders WHERE id = '{order}'") == ["delivered"], 90,
+               what="order delivered")
+    keys = card_keys(stack.base, order, "restore-pw-1")
+    assert len(keys) == 1 and len(keys[0]) == 19
+    # what the proxy keeps in its volume (certificates, its local CA): one planted as Caddy stores them
+    code, out = stack.container("proxy").exec_run(["sh", "-c", "mkdir -p /data/caddy/certificates/e2e && "
+                                                   "umask 077 && echo cert > /data/caddy/certificates/e2e/site.crt"])
+    assert code == 0, out.decode()
+    volume_before = proxy_volume(stack)
+    assert any("site.crt 600" in line for line in volume_before)
+    archive, identity = stack.root / "site.age", stack.root / "identity.txt"
+    stack.kitctl("backup", "-o", str(archive), "--identity", str(identity))
+    stack.kitctl("down", "--volumes", "--yes")
+    assert not [v for v in stack.client.volumes.list() if stack.site_id in v.name]
+    moved = stack.root / "restored" / stack.site_id
+    shutil.move(str(stack.site_dir), str(stack.root / "before-restore"))  # as on a fresh host
+    stack.site_dir = moved
+    stack.kitctl("restore", str(archive), "--identity", str(identity))
+    eventually(lambda: httpx.get(f"{stack.base}/p/{SKU}", timeout=3).status_code == 200, 120, what="shop back")
+    for path in ("/branding/theme.css", "/branding/logo.png", "/"):
+        assert httpx.get(stack.base + path, timeout=10).status_code == 200, path
+    assert httpx.get(stack.base + "/branding/logo.png", timeout=10).content == LOGO_PNG
+    assert card_keys(stack.base, order, "restore-pw-1") == keys
+    assert volume_before <= proxy_volume(stack)
+
+
+# -- 2. up --bundle with a licence that names a registry nobody answers at ---------------------------
+class Listener:
+    """A port on 127.0.0.1 that counts who connects (a registry asked would connect here)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_up_with_a_bundle_never_asks_the_registry_the_licence_names(stack: Stack, tmp_path: Path) -> None:
+    from kitctl.images.bundle import verify_bundle
+    from tests.support.postgres import free_port
+
+    tag = f"bn{uuid.uuid4().hex[:6]}"
+    for service in SITE_SERVICES:
+        stack.client.images.get(f"kitctl/{service}:{stack.tag}").tag(f"kitctl/{service}", tag)
+    listener = Listener()
+    registry = f"127.0.0.1:{listener.port}"
+    site_id = f"bn{uuid.uuid4().hex[:8]}"
+    site_dir = tmp_path / site_id
+    bundle = tmp_path / "site.bundle"
+    try:
+        stack.kitctl("bundle", "save", "-o", str(bundle), "--version", tag, site=False)
+        assert sorted(e.service for e in verify_bundle(bundle)) == sorted(SITE_SERVICES)  # not HQ's server
+        for service in SITE_SERVICES:  # the engine has them only from the bundle now
+            stack.client.images.remove(f"kitctl/{service}:{tag}", noprune=True)
+        token, jwks = issue_test_licence(tmp_path / "hq", site_id, {"url": registry, "username": "u", "password": "p"})
+        (tmp_path / "licence.jwt").write_text(token)
+        (tmp_path / "hq-keys.json").write_text(json.dumps(jwks))
+        http_port = free_port()
+        done = stack.kitctl("up", "--licence", f"@{tmp_path / 'licence.jwt'}", "--hq-keys", str(tmp_path / "hq-keys.json"),
+                            "--name", "离线安装", "--domain", "localhost", "--tls", "off", "--http-port", str(http_port),
+                            "--metrics-port", str(free_port()), "--image-tag", tag, "--bundle", str(bundle),
+                            "--site-dir", str(site_dir), site=False)
+        assert f"{registry}/kitctl/storefront:{tag}" in (site_dir / "compose.yaml").read_text()
+        assert "up done" in done.stdout and "pull" not in done.stdout.lower()
+        assert listener.connections == 0
+        assert httpx.get(f"http://127.0.0.1:{http_port}/", timeout=10).status_code == 200
+    finally:
+        listener.close()
+        if (site_dir / "compose.yaml").exists():
+            stack.kitctl("down", "--volumes", "--yes", "--site-dir", str(site_dir), check=False, site=False)
+        for service in SITE_SERVICES:
+            for ref in (f"kitctl/{service}:{tag}", f"{registry}/kitctl/{service}:{tag}"):
+                try:
+                    stack.client.images.remove(ref, noprune=True)
+                except Exception:  # noqa: BLE001 - not there: nothing to remove
+                    pass

@@ -24,6 +24,7 @@ from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("db", "storefront", "agent", "proxy", "hq")
+SITE_SERVICES = ("db", "storefront", "agent", "proxy")
 SKU = "game-steam-50"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
