@@ -242,14 +242,17 @@ class WaitReady(Step):
         return "wait until it exits successfully" if self.until == "completed" else "wait until healthy"
 
     def run(self, ctx: StepContext) -> None:
+        from contextlib import closing
+
         container = ctx.containers[self.service]
         limit = ctx.timeouts.get(self.service, 120.0)
-        for _ in state_changes(ctx.api, container, limit):
-            verdict = self._verdict(ctx.api.inspect_container(container)["State"])
-            if verdict == "ok":
-                return
-            if verdict is not None:
-                raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
+        with closing(state_changes(ctx.api, container, limit)) as changes:  # the stream ends here, not at GC
+            for _ in changes:
+                verdict = self._verdict(ctx.api.inspect_container(container)["State"])
+                if verdict == "ok":
+                    return
+                if verdict is not None:
+                    raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
         raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))
 
     def _verdict(self, state: dict[str, Any]) -> str | None:
@@ -310,7 +313,25 @@ def state_changes(api: "APIClient", container: str, limit: float) -> Iterator[No
             if time.monotonic() > deadline:
                 return
     finally:
+        close_stream(stream)
+
+
+def close_stream(stream: Any) -> None:
+    """End an event stream; over ssh:// docker-py cannot cancel one, so its SSH channel is closed instead.
+
+    docker-py raises "Cancellable streams not supported for the SSH protocol"
+    there; left to the garbage collector that became an "Exception ignored"
+    traceback on every deploy.
+    """
+    from docker.errors import DockerException
+
+    try:
         stream.close()
+    except DockerException:
+        channel = getattr(getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None), "fp", None)
+        channel = getattr(channel, "channel", None)
+        if channel is not None:
+            channel.close()
 
 
 def last_logs(api: "APIClient", container: str, tail: int = LOG_TAIL) -> str:

@@ -345,3 +345,32 @@ def test_a_failed_deploy_keeps_the_networks_and_volumes_it_found(tmp_path: Path)
     with pytest.raises(StepFailed):
         first_deploy(api, project_at(tmp_path, "1"))
     assert api.nets == {"site_default"} and api.vols == {"site_data"}
+
+
+class SSHEventStream(ClosedStream):
+    """An event stream as docker-py gives it over ssh://: close() refuses, the paramiko channel is underneath."""
+
+    def __init__(self, events) -> None:
+        from types import SimpleNamespace
+
+        super().__init__(events)
+        self.channel = SimpleNamespace(closed=False)
+        self.channel.close = lambda: setattr(self.channel, "closed", True)
+        self._response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(fp=SimpleNamespace(channel=self.channel))))
+
+    def close(self) -> None:
+        from docker.errors import DockerException
+
+        raise DockerException("Cancellable streams not supported for the SSH protocol")
+
+
+def test_over_ssh_the_health_gate_closes_its_event_stream_without_a_traceback(tmp_path: Path) -> None:
+    from kitctl.deploy.steps import WaitReady
+
+    stream = SSHEventStream([{"status": "health_status: healthy"}])
+    api = StillStarting()
+    api.events = lambda **_: stream
+    api.inspect_container = lambda cid: {"State": {"Status": "running", "Health": {"Status": "healthy"}}}
+    ctx = StepContext(api, project_at(tmp_path, "1"), {}, Quiet(), timeouts={"web": 30.0}, containers={"web": "c1"})
+    WaitReady("web").run(ctx)  # returns at the first look: the stream is closed then, not at garbage collection
+    assert stream.channel.closed
