@@ -16,23 +16,13 @@ assumed: `describe` turns it into the one line the operator sees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kitctl.deploy.steps import StopOld, WaitReady
+from kitctl.deploy.steps import ServiceAfter, StopOld, WaitReady
 
 if TYPE_CHECKING:
     from kitctl.deploy.actions import ServiceAction
     from kitctl.deploy.steps import Step, StepContext
-
-
-@dataclass(frozen=True)
-class ServiceAfter:
-    """One touched service once the rollback ended."""
-
-    service: str
-    state: str  # in words, as the engine reports it
-    ok: bool  # as it was before the deploy
 
 
 def rollback(ctx: "StepContext", done_log: list["Step"], actions: list["ServiceAction"]) -> list[ServiceAfter]:

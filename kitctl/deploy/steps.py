@@ -20,10 +20,18 @@ if TYPE_CHECKING:
     from docker import APIClient
 
     from kitctl.deploy.report import Reporter
-    from kitctl.deploy.rollback import ServiceAfter
 
 LOG_TAIL = 15
 STOP_SECONDS = 20  # SIGTERM, then SIGKILL: PostgreSQL's fast shutdown needs far less
+
+
+@dataclass(frozen=True)
+class ServiceAfter:
+    """One service a failed deploy touched, once the rollback ended (kitctl.deploy.rollback)."""
+
+    service: str
+    state: str  # in words, as the engine reports it
+    ok: bool  # as it was before the deploy
 
 
 class StepFailed(KitError):
@@ -33,7 +41,7 @@ class StepFailed(KitError):
         super().__init__(f"{service}: {message}")
         self.service = service
         self.logs = logs
-        self.after: list["ServiceAfter"] = []  # each touched service's state once the rollback ended
+        self.after: list[ServiceAfter] = []  # each touched service's state once the rollback ended
 
 
 @dataclass
