@@ -58,6 +58,29 @@ def broken_release(s: Stack) -> None:
         s.client.images.build(path=context, tag=f"kitctl/storefront:{BROKEN}", rm=True)
 
 
+class EventLog:
+    """The engine's container events of the stack, streamed live while the block runs."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.stream = stack.client.events(decode=True, filters={
+            "type": "container", "label": f"com.kitctl.site={stack.site_id}"})
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for event in self.stream:
+            self.events.append(event)
+
+    def __enter__(self) -> "EventLog":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        time.sleep(1)  # the last events of the command reach the stream
+        self.stream.close()
+        self.thread.join(5)
+
+
 def most_running_at_once(events: list[dict[str, Any]], service: str) -> tuple[int, int]:
     """(the most containers of `service` running at one moment, how many of them started) per the engine's log."""
     running: set[str] = set()
@@ -66,11 +89,11 @@ def most_running_at_once(events: list[dict[str, Any]], service: str) -> tuple[in
     for event in events:
         if event["Actor"]["Attributes"].get("com.kitctl.service") != service:
             continue
-        if event["status"] == "start":
+        if event.get("Action") == "start":
             running.add(event["id"])
             started.add(event["id"])
             most = max(most, len(running))
-        elif event["status"] == "die":
+        elif event.get("Action") == "die":
             running.discard(event["id"])
     return most, len(started)
 
@@ -80,13 +103,14 @@ def test_crashing_upgrade_rolls_back_one_db_at_a_time_and_orders_still_flow(stac
     before = {service: stack.container(service).id for service in ("db", "storefront", "agent", "proxy")}
     compose_before = (stack.site_dir / "compose.yaml").read_text()
     since = time.time()
-    done = stack.kitctl("upgrade", "--to", BROKEN, check=False)
+    with EventLog(stack) as log:  # live: the engine keeps only its last 256 events, probes of every stack included
+        done = stack.kitctl("upgrade", "--to", BROKEN, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
-    events = list(stack.client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True, filters={
-        "type": "container", "label": f"com.kitctl.site={stack.site_id}"}))
-    events = [e for e in events if e.get("timeNano", 0) >= int(since * 1e9)]
+    events = log.events
     # the engine's log: never two databases on the data volume, never two agents on the metrics port
-    assert most_running_at_once(events, "db") == (1, 2), [(e["status"], e["id"][:8]) for e in events]
+    seen = [(e.get("Action"), e["Actor"]["Attributes"].get("com.kitctl.service"), e["id"][:8]) for e in events
+            if not e.get("Action", "").startswith("exec_")]
+    assert most_running_at_once(events, "db") == (1, 2), f"{seen}\n{done.stdout}\n{done.stderr}"
     assert most_running_at_once(events, "agent") == (1, 2)
     assert most_running_at_once(events, "storefront")[1] >= 1  # the crashing one did start
     # every service on its previous container, running, and the last line says so
