@@ -19,9 +19,10 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.conftest import require
 from tests.deploy.stack import LOGO_PNG, issue_test_licence
-from tests.support.kit_stack import SITE_SERVICES, SKU, Stack, card_keys, launch_stack, new_stack, place_order, remove_stack
+from tests.support.kit_stack import (
+    SITE_SERVICES, SKU, Stack, card_keys, engine_with_kit_images, launch_stack, new_stack, place_order, remove_stack,
+)
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -35,12 +36,7 @@ CMD ["python", "-c", "raise SystemExit('storefront of the broken release')"]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    from tests.infra.fixtures import docker_client, kit_images
-
-    client = docker_client()
-    require(bool(client.ping()), "Docker engine not reachable")
-    kit_images()  # built from this tree (Docker's layer cache keeps it short)
-    s = new_stack(tmp_path_factory.mktemp("paths"), "dp", client)
+    s = new_stack(tmp_path_factory.mktemp("paths"), "dp", engine_with_kit_images())
     (s.root / "logo.png").write_bytes(LOGO_PNG)
     try:
         launch_stack(s, "部署路径", "--logo", str(s.root / "logo.png"))

@@ -28,8 +28,9 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.conftest import require
-from tests.support.kit_stack import CSRF, NONCE, SKU, Stack, launch_stack, new_stack, remove_stack
+from tests.support.kit_stack import (
+    CSRF, NONCE, SKU, Stack, engine_with_kit_images, launch_stack, new_stack, remove_stack,
+)
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,12 +41,7 @@ FIGURES: dict[str, Any] = {}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    from tests.infra.fixtures import docker_client, kit_images
-
-    client = docker_client()
-    require(bool(client.ping()), "Docker engine not reachable")
-    kit_images()  # built from this tree (Docker's layer cache keeps it short)
-    s = new_stack(tmp_path_factory.mktemp("failfast"), "ff", client)
+    s = new_stack(tmp_path_factory.mktemp("failfast"), "ff", engine_with_kit_images())
     try:
         launch_stack(s, "快速失败")
         yield s

@@ -87,6 +87,17 @@ class Stack:
         return None
 
 
+def engine_with_kit_images() -> Any:
+    """The local engine (required: fails under CI=true), with this tree's images built."""
+    from tests.conftest import require
+    from tests.infra.fixtures import docker_client, kit_images
+
+    client = docker_client()
+    require(bool(client.ping()), "Docker engine not reachable")
+    kit_images()  # Docker's layer cache keeps it short
+    return client
+
+
 def new_stack(root: Path, prefix: str, client: Any) -> Stack:
     from tests.support.postgres import free_port
 
