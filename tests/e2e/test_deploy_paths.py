@@ -98,6 +98,7 @@ def test_crashing_upgrade_rolls_back_one_db_at_a_time_and_orders_still_flow(stac
     broken_release(stack)
     before = {service: stack.container(service).id for service in ("db", "storefront", "agent", "proxy")}
     compose_before = (stack.site_dir / "compose.yaml").read_text()
+    since = time.time()
     with EventLog(stack) as log:  # live: the engine keeps only its last 256 events, probes of every stack included
         done = stack.kitctl("upgrade", "--to", BROKEN, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -115,6 +116,9 @@ def test_crashing_upgrade_rolls_back_one_db_at_a_time_and_orders_still_flow(stac
     assert "rolled back, every service as before" in last, done.stderr
     assert "agent previous container running (healthy)" in last and "db previous container running (healthy)" in last
     assert (stack.site_dir / "compose.yaml").read_text() == compose_before
+    # each database stopped cleanly: the previous one, started again, recovers nothing
+    logs = stack.container("db").logs(since=int(since)).decode()
+    assert "not properly shut down" not in logs and "FATAL tini" not in logs, logs[-1500:]
     # an order placed right after is delivered, with no other command
     order, _ = place_order(stack.base)
     eventually(lambda: stack.psql(f"SELECT status FROM orders WHERE id = '{order}'") == ["delivered"], 90,
