@@ -16,9 +16,19 @@ SITE_DIR = typer.Option(Path("site"), "--site-dir", help="The site directory (li
 
 
 def _licence(site_dir: Path, hq_keys: Optional[Path]):
-    from kitctl.siteplugins import read_site_licence
+    """The newest licence (the site's own or the one HQ sent the agent), so `plugins` agrees with the shop."""
+    import os
 
-    return read_site_licence(site_dir, hq_keys)
+    from kitcore.sitedir import SiteDir
+    from kitctl.siteplugins import SiteLicence, read_site_licence
+
+    own = read_site_licence(site_dir, hq_keys)
+    if own is None or not SiteDir(site_dir).is_rendered:
+        return own
+    from kitctl.deploy.newest_licence import newest_licence
+
+    claims = newest_licence(site_dir, os.environ.get("KITCTL_DOCKER_HOST") or None, hq_keys).verified.claims
+    return SiteLicence(claims.tier, tuple(claims.features))
 
 
 @app.command("list")

@@ -43,7 +43,8 @@ def demo(tmp_path_factory) -> Iterator[Any]:
     suffix = uuid.uuid4().hex[:6]
     d = Demo(root=tmp_path_factory.mktemp("loop"), site_id=f"loop-{suffix}", network=f"kitctl-e2e-{suffix}",
              hq_container=f"kitctl-e2e-hq-{suffix}", hq_port=free_port(), http_port=free_port(),
-             https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=2)
+             https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=2,
+             registry=f"127.0.0.1:{free_port()}")  # its own registry: never the demo's or the shared one
     try:
         demo_up(d)
         yield d
