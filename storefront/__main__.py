@@ -47,14 +47,14 @@ def _serve() -> int:
         print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from storefront.app import create_app
+    from storefront.app import served_app
 
     try:
-        app = create_app(settings)
+        app = served_app(settings)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve_asgi(app, host, port, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+    return serve_asgi(app, host, port, proxy_headers=False,  # storefront.forwarded decides whom to believe
                       log_level=settings.log_level, access_log=False, server_header=False)
 
 
@@ -66,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         from storefront.staff_cli import main as staff
 
         return staff(argv[1:])
+    if argv and argv[0] == "plugin-admin":  # `kitctl plugins admin …` on the host runs this inside the container
+        from storefront.plugin_actions import main as plugin_admin
+
+        return plugin_admin(argv[1:])
     if argv and argv[0] not in ("serve",):
-        print("usage: python -m storefront [serve | create-admin NAME [ROLE] | staff …]", file=sys.stderr)
+        print("usage: python -m storefront [serve | create-admin NAME [ROLE] | staff … | plugin-admin NAME ACTION [JSON]]", file=sys.stderr)
         return 2
     return _serve()
 

@@ -9,14 +9,15 @@ and shown to the person exactly once; kitctl keeps only a marker, never the pass
 
 `kitctl admin list | create | reset-password | disable` run the storefront's
 staff command (`python -m storefront staff …`) the same way, in the running
-storefront container: the functions its admin web UI uses.
+storefront container: the functions its admin web UI uses; so does
+`kitctl plugins admin` (`python -m storefront plugin-admin …`) on a deployed site.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kitcore.errors import InvalidInput
 from kitcore.sitedir import SiteDir
@@ -68,6 +69,7 @@ def run_in_storefront(api: "APIClient", container: str, command: list[str]) -> A
 
 
 STAFF = ["python", "-m", "storefront", "staff"]
+PLUGIN_ADMIN = ["python", "-m", "storefront", "plugin-admin"]
 
 
 def staff(client: "docker.DockerClient", project: "Project", args: list[str]) -> str:
@@ -75,8 +77,25 @@ def staff(client: "docker.DockerClient", project: "Project", args: list[str]) ->
     from kitctl.deploy.identity import check_ours
     from kitctl.deploy.operate import running_container
 
+    return _in_running_storefront(client, project, [*STAFF, *args])
+
+
+def plugin_action(client: "docker.DockerClient", project: "Project", name: str, action: str,
+                  values: dict[str, str]) -> list[dict[str, Any]]:
+    """`kitctl plugins admin …` on a deployed site: the action run by the storefront, under the licence the shop
+    goes by (HQ's newest, from the site database), on the site database only it can reach."""
+    import json
+
+    return json.loads(_in_running_storefront(client, project, [*PLUGIN_ADMIN, name, action, json.dumps(values)]))
+
+
+def _in_running_storefront(client: "docker.DockerClient", project: "Project", command: list[str]) -> str:
+    """`command` in this site's running storefront: its stdout; InvalidInput with its one-line refusal."""
+    from kitctl.deploy.identity import check_ours
+    from kitctl.deploy.operate import running_container
+
     check_ours(client.api, project)
-    result = run_in_storefront(client.api, running_container(client, project, STOREFRONT), [*STAFF, *args])
+    result = run_in_storefront(client.api, running_container(client, project, STOREFRONT), command)
     if not result.ok:
         raise InvalidInput(result.output.removeprefix("error: "))
     return result.output

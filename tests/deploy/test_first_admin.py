@@ -45,3 +45,32 @@ def test_the_storefront_decides_and_an_existing_admin_shows_nothing(tmp_path: Pa
     assert result.ok and result.output == "" and api.commands[0][-1] == IF_NO_ADMIN
     result = create_first_admin(FakeExec(b"generated-password-123\n"), "c1", tmp_path, "admin")
     assert result.ok and result.output == "generated-password-123"
+
+
+def test_plugin_admin_on_a_deployed_site_runs_in_the_storefront(monkeypatch) -> None:
+    """`kitctl plugins admin` without a database URL asks the running storefront (issue 14, case 4)."""
+    import json
+    from types import SimpleNamespace
+
+    import pytest
+
+    from kitcore.errors import InvalidInput
+    from kitctl.deploy import admin, identity, operate
+
+    monkeypatch.setattr(identity, "check_ours", lambda api, project: None)
+    monkeypatch.setattr(operate, "running_container", lambda client, project, service: f"{project}-{service}")
+    api = FakeExec(b'[{"code": "SPRING", "off": "10%"}]\n')
+    rows = admin.plugin_action(SimpleNamespace(api=api), "kit-s1", "coupons", "add", {"code": "spring", "percent": "10"})
+    assert rows == [{"code": "SPRING", "off": "10%"}]
+    assert api.commands == [["python", "-m", "storefront", "plugin-admin", "coupons", "add",
+                             json.dumps({"code": "spring", "percent": "10"})]]
+
+    class Refusing(FakeExec):
+        def exec_start(self, exec_id: str, demux: bool = False) -> tuple[bytes, bytes]:
+            return b"", b"error: coupons needs feature 'coupons' (tier pro or higher); this licence is basic\n"
+
+        def exec_inspect(self, exec_id: str) -> dict[str, int]:
+            return {"ExitCode": 2}
+
+    with pytest.raises(InvalidInput, match=r"^coupons needs feature 'coupons' \(tier pro or higher\)"):
+        admin.plugin_action(SimpleNamespace(api=Refusing(b"")), "kit-s1", "coupons", "add", {"code": "X1Y"})
