@@ -13,24 +13,16 @@ from typing import Any
 
 import pytest
 
-from sitedb.engine import make_engine, session_factory
-from sitedb.models import SiteState
 from storefront.admin_users import create_admin
 from tests.storefront.http import form_token
-from tests.storefront.support import seed
+from tests.storefront.support import seed, update_site_state
 from tests.storefront.test_app_inprocess import _app, _submit
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*httpx.*")
 
 
 def _features(url: str, features: list[str], tier: str) -> None:
-    engine = make_engine(url)
-    try:
-        with session_factory(engine).begin() as s:
-            state = s.get(SiteState, 1)
-            state.features, state.tier = features, tier
-    finally:
-        engine.dispose()
+    update_site_state(url, features=features, tier=tier)
 
 
 def _signed_in(tmp_path: Path, url: str, role: str = "operator") -> Any:
