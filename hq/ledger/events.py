@@ -82,7 +82,7 @@ def order_paid(conn: "Connection", orders: list[PaidOrder], at: datetime | None 
 
 def refund(hq: "HQ", operator: str, hq_order_id: str, reason: str, at: datetime | None = None) -> dict[str, Any]:
     """Reverse a paid order's entry (refund or cancel after payment); once only."""
-    _one_line(reason, "reason")
+    check_reason(reason)
     with hq.session() as s:
         conn = s.connection()
         original = entries.find(conn, "order", hq_order_id)
@@ -119,7 +119,7 @@ def base_fee(hq: "HQ", operator: str, site_id: str, year: int, at: datetime | No
 def adjust(hq: "HQ", operator: str, site_id: str, amount_fen: int, reason: str,
            at: datetime | None = None) -> dict[str, Any]:
     """An operator's correction: positive credits the site, negative debits it; the reason is kept."""
-    _one_line(reason, "reason")
+    check_reason(reason)
     if isinstance(amount_fen, bool) or amount_fen == 0 or abs(amount_fen) > MAX_ADJUSTMENT:
         raise InvalidInput(f"amount must be a non-zero whole number of fen up to {MAX_ADJUSTMENT} either way")
     with hq.session() as s:
@@ -140,7 +140,7 @@ def post_adjustment(conn: "Connection", operator: str, site_id: str, amount_fen:
 
 def reverse(hq: "HQ", operator: str, entry_id: int, reason: str) -> dict[str, Any]:
     """Undo a base fee or an adjustment posted by mistake (orders are refunded, payouts stand)."""
-    _one_line(reason, "reason")
+    check_reason(reason)
     with hq.session() as s:
         conn = s.connection()
         original = entries.get(conn, entry_id)
@@ -164,7 +164,7 @@ def _terms_of(conn: "Connection", site_id: str) -> Terms:
     return terms
 
 
-def _one_line(text: str, name: str) -> None:
+def check_reason(text: str, name: str = "reason") -> None:
     if not text.strip() or len(text) > 500 or any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in text):
         raise InvalidInput(f"{name} must be one line of 1-500 characters")
 
