@@ -165,7 +165,7 @@ def _terms_of(conn: "Connection", site_id: str) -> Terms:
 
 
 def check_reason(text: str, name: str = "reason") -> None:
-    if not text.strip() or len(text) > 500 or any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in text):
+    if not text.strip(" ") or len(text) > 500 or any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in text):
         raise InvalidInput(f"{name} must be one line of 1-500 characters")
 
 

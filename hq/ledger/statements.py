@@ -56,6 +56,11 @@ def period(cadence: str, day: date) -> tuple[date, date]:
     raise InvalidInput(f"cadence must be one of: {', '.join(CADENCES)}")
 
 
+def last_ended(cadence: str, today: date) -> date:
+    """A day of the latest period that has ended by `today` (UTC): what `issue` defaults to."""
+    return period(cadence, today)[0] - timedelta(days=1)
+
+
 def _instant(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
@@ -253,10 +258,10 @@ def respond(hq: "HQ", site_id: str, statement_id: int, answer: str, comment: str
 
 
 def resolve(hq: "HQ", operator: str, statement_id: int, note: str, adjustment_fen: int | None = None) -> dict[str, Any]:
-    """Close a dispute; an adjustment, if any, is posted now (it shows in the current period's statement)."""
+    """Close a dispute; an adjustment (not 0), if any, is posted now (it shows in the current period's statement)."""
     note = _comment(note, required=True) or ""
-    if adjustment_fen is not None and (adjustment_fen == 0 or abs(adjustment_fen) > events.MAX_ADJUSTMENT):
-        raise InvalidInput(f"adjustment must be a non-zero whole number of fen up to {events.MAX_ADJUSTMENT} either way")
+    if adjustment_fen is not None and abs(adjustment_fen) > events.MAX_ADJUSTMENT:
+        raise InvalidInput(f"adjustment must be a whole number of fen up to {events.MAX_ADJUSTMENT} either way")
     with hq.session() as s:
         row = s.scalar(select(Statement).where(Statement.id == statement_id).with_for_update())
         if row is None:
@@ -274,7 +279,7 @@ def resolve(hq: "HQ", operator: str, statement_id: int, note: str, adjustment_fe
 
 
 def _comment(text: str | None, required: bool) -> str | None:
-    text = (text or "").strip()
+    text = (text or "").strip(" ")
     if required and not text:
         raise InvalidInput("a dispute needs a comment saying what is wrong")
     if len(text) > MAX_COMMENT or any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f for c in text):
