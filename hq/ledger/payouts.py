@@ -21,6 +21,8 @@ from hq.ledger.entries import Entry, Line
 from hq.models import Payout
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
@@ -83,7 +85,7 @@ def _lock_site(s: "Session", site_id: str) -> None:
     s.scalar(select(Site.id).where(Site.id == site_id).with_for_update())
 
 
-def approve(hq: "HQ", operator: str, payout_id: int, transfer_ref: str) -> dict[str, Any]:
+def approve(hq: "HQ", operator: str, payout_id: int, transfer_ref: str, at: "datetime | None" = None) -> dict[str, Any]:
     """Record the transfer: post the payout and its fee from the site's account; once."""
     if not TRANSFER_REF.match(transfer_ref):
         raise ApiError(422, "invalid_request", "transfer_ref: 1-128 letters, digits or . _ : / # -")
@@ -93,7 +95,7 @@ def approve(hq: "HQ", operator: str, payout_id: int, transfer_ref: str) -> dict[
         balance_now = accounts.site_balance(conn, row.site_id)
         if int(row.amount_fen + row.fee_fen) > balance_now:
             raise ApiError(409, "insufficient_balance", f"the site's balance is {balance_now} fen now; reject the payout")
-        now, site = utcnow(), accounts.site_account(row.site_id)
+        now, site = at or utcnow(), accounts.site_account(row.site_id)
         amount, fee, source = int(row.amount_fen), int(row.fee_fen), str(row.id)
         posted = [Entry(row.site_id, "payout", source, now, (Line(site, "payout", amount),
                                                              Line(accounts.BANK, "payout", -amount)),
