@@ -8,9 +8,9 @@ sum of its lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from hq.clock import utcnow
 from hq.models import LedgerAccount, LedgerLine
@@ -38,9 +38,20 @@ def ensure(conn: "Connection", codes: Iterable[str]) -> None:
     missing = sorted(wanted - known)
     if missing:
         now = utcnow()
-        conn.execute(insert(LedgerAccount), [
+        conn.execute(_insert_new(conn.dialect.name), [
             {"code": c, "site_id": c.split(":", 1)[1] if c.startswith("site:") else None, "created_at": now}
             for c in missing])
+
+
+def _insert_new(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING: two first orders of a site at once both find its account missing."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(LedgerAccount).on_conflict_do_nothing(index_elements=["code"])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(LedgerAccount).on_conflict_do_nothing(index_elements=["code"])
 
 
 def site_balance(conn: "Connection", site_id: str) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hq import audit
-from hq.clock import aware, iso, utcnow
+from hq.clock import iso, utcnow
 from hq.errors import ApiError
 from hq.ledger import accounts, events
 from hq.models import LedgerEntry, LedgerLine, Statement
@@ -43,6 +43,7 @@ TOTALS = ("opening", "orders_gross", "refunds_gross", "hq_cost", "hq_share", "fe
           "closing")
 LINE_HEADER = ("entry_id", "posted_at", "kind", "source", "reference", *(f"{c}_fen" for c in COLUMNS), "net_fen")
 MAX_COMMENT = 1000
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def period(cadence: str, day: date) -> tuple[date, date]:
@@ -97,12 +98,17 @@ def totals(conn: "Connection", p: Period) -> dict[str, int]:
     return out
 
 
-def _lines_query(p: Period) -> Any:
-    """One row per entry of the period: its amounts by column, from the site's side, in posting order."""
+def _lines_query(p: Period, dialect: str) -> Any:
+    """One row per entry of the period: its amounts by column, from the site's side, in posting order.
+
+    The database formats the time and sums the lines, so the rows come back as
+    text and integers that go straight into the CSV (a million rows in seconds).
+    """
     account = accounts.site_account(p.site_id)
     sums = [func.sum(case((LedgerLine.role.in_([r for r, c in ROLE_COLUMN.items() if c == col]),
                            -LedgerLine.amount_fen), else_=0)).label(col) for col in COLUMNS]
-    return (select(LedgerEntry.id, LedgerEntry.posted_at, LedgerEntry.kind, LedgerEntry.source, LedgerEntry.memo, *sums)
+    return (select(LedgerEntry.id, _stamp_sql(dialect), LedgerEntry.kind, LedgerEntry.source, LedgerEntry.memo, *sums,
+                   func.sum(-LedgerLine.amount_fen).label("net"))
             .join(LedgerLine, LedgerLine.entry_id == LedgerEntry.id)
             .where(LedgerEntry.site_id == p.site_id, LedgerLine.account == account,
                    LedgerEntry.posted_at >= _instant(p.start), LedgerEntry.posted_at < _instant(p.end))
@@ -110,10 +116,17 @@ def _lines_query(p: Period) -> Any:
             .order_by(LedgerEntry.posted_at, LedgerEntry.id))
 
 
+def _stamp_sql(dialect: str) -> Any:
+    """posted_at as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC); SQLite keeps it as `YYYY-MM-DD HH:MM:SS.ffffff` text."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", LedgerEntry.posted_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    return func.replace(LedgerEntry.posted_at, " ", "T").concat("Z")
+
+
 def _cell(value: str | None) -> str:
     """Text a spreadsheet will not run as a formula."""
     value = value or ""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return "'" + value if value[:1] in FORMULA_START else value
 
 
 def render(conn: "Connection", p: Period, figures: dict[str, int]) -> Iterator[bytes]:
@@ -129,20 +142,22 @@ def render(conn: "Connection", p: Period, figures: dict[str, int]) -> Iterator[b
     writer.writerow([])
     writer.writerow(LINE_HEADER)
     yield ("\ufeff" + buffer.getvalue()).encode()
-    seen = dict.fromkeys(COLUMNS, 0)
-    result = conn.execution_options(stream_results=True, yield_per=20_000).execute(_lines_query(p))
+    moved = 0
+    result = conn.execution_options(stream_results=True, yield_per=20_000).execute(
+        _lines_query(p, conn.dialect.name))
     for chunk in result.partitions():
         buffer.seek(0)
         buffer.truncate()
-        for row in chunk:
-            amounts = [int(getattr(row, c)) for c in COLUMNS]
-            for c, v in zip(COLUMNS, amounts):
-                seen[c] += v
-            writer.writerow([row.id, aware(row.posted_at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.kind,
-                             _cell(row.source), _cell(row.memo), *amounts, sum(amounts)])
+        writer.writerows(row if not (_risky(row[3]) or _risky(row[4])) else
+                         (*row[:3], _cell(row[3]), _cell(row[4]), *row[5:]) for row in chunk)
+        moved += sum(row[-1] for row in chunk)
         yield buffer.getvalue().encode()
-    if figures["opening"] + sum(seen.values()) != figures["closing"]:
+    if figures["opening"] + moved != figures["closing"]:
         raise RuntimeError("statement lines do not add up to its closing balance")  # a bug, never a partial file
+
+
+def _risky(value: str | None) -> bool:
+    return bool(value) and value[0] in FORMULA_START  # type: ignore[index]
 
 
 def write(conn: "Connection", p: Period, figures: dict[str, int], out: IO[bytes] | None = None) -> str:
