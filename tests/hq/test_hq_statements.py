@@ -136,3 +136,27 @@ def test_site_confirms_or_disputes_once_and_hq_resolves_by_adjustment(hq):
     assert balance(hq, "site-a")["balance_fen"] == nov["totals"]["closing"] + 500
     assert statements.csv_bytes(hq, nov["id"])  # still exports: the adjustment lands in a later period
     assert statements.respond(hq, "site-b", octo["id"], "confirmed", None)["response"] == "confirmed"
+
+
+@pytest.mark.postgres
+def test_the_csv_is_the_same_on_sqlite_and_postgresql(tmp_path, hq_pg_server, hq_pg_template):
+    """The database formats times and sums lines: both dialects must write the same bytes."""
+    from tests.hq import pg
+
+    def statement_on(database_url: str | None, name: str) -> bytes:
+        service = open_settlement_hq(tmp_path / name, database_url)
+        try:
+            _paid(service, "o1", 4700, NOV.replace(microsecond=123456))
+            _paid(service, "o2", 999, NOV + timedelta(days=3, seconds=1))
+            events.refund(service, "op", "hq_o1", "退款, \"quoted\"", at=NOV + timedelta(days=4))
+            events.refund(service, "op", "hq_o2", "-1 formula-like", at=NOV + timedelta(days=5))
+            issued = statements.issue(service, "op", "site-a", "monthly", NOV.date())
+            return statements.csv_bytes(service, issued["id"])
+        finally:
+            service.close()
+
+    with pg.fresh_database(hq_pg_server, template=hq_pg_template) as url:
+        on_postgres = statement_on(url, "pg")
+    on_sqlite = statement_on(None, "sqlite")
+    assert on_sqlite == on_postgres
+    assert b"2026-11-10T12:00:00.123456Z" in on_sqlite and "'-1 formula-like".encode() in on_sqlite
