@@ -73,7 +73,7 @@ def request(hq: "HQ", site_id: str, request_id: str, amount_fen: int) -> dict[st
                      requested_at=utcnow())
         s.add(row)
         s.flush()
-        audit.record(s, f"site:{site_id}", "settlement.payout.request", site_id, payout=row.id, amount_fen=amount_fen,
+        audit.record(s, "site", "settlement.payout.request", site_id, payout=row.id, amount_fen=amount_fen,
                      fee_fen=fee)
         return payout_json(row)
 

@@ -267,7 +267,7 @@ def respond(hq: "HQ", site_id: str, statement_id: int, answer: str, comment: str
         if row.response is not None:
             raise ApiError(409, "already_answered", f"statement {statement_id} is already {row.response}")
         row.response, row.comment, row.responded_at = answer, comment, utcnow()
-        audit.record(s, f"site:{site_id}", f"settlement.statement.{answer}", site_id, statement=statement_id,
+        audit.record(s, "site", f"settlement.statement.{answer}", site_id, statement=statement_id,
                      comment=comment)
         return statement_json(row)
 
