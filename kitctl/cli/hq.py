@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -449,13 +449,17 @@ def _day(text: Optional[str], name: str) -> Any:
         raise InvalidInput(f"{name} must be a date YYYY-MM-DD, not {text!r}") from None
 
 
-def _emit(record: Any, as_json: bool, line: str) -> None:
+def _settle(hq_dir: Optional[Path], database_url: Optional[str], as_json: bool, call: "Callable[[HQ], Any]",
+            line: "Callable[[Any], str]") -> None:
+    """Run one settlement function on the local HQ; print its record (JSON) or one line about it."""
     from kitctl.console import out, print_json
 
+    with local_hq(hq_dir, database_url) as hq:
+        record = call(hq)
     if as_json:
         print_json(record)
     else:
-        out().print(line)
+        out().print(line(record))
 
 
 def _print_statements(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -561,9 +565,8 @@ def settle_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason", 
     """Reverse a paid order in the ledger (a refund or a cancellation after payment)."""
     from hq.ledger import events
 
-    with local_hq(hq_dir, database_url) as hq:
-        entry = events.refund(hq, _operator_name(), hq_order_id, reason)
-    _emit(entry, as_json, f"refunded {hq_order_id}: {_yuan(entry['site_fen'])} to site {entry['site']}")
+    _settle(hq_dir, database_url, as_json, lambda hq: events.refund(hq, _operator_name(), hq_order_id, reason),
+            lambda e: f"refunded {hq_order_id}: {_yuan(e['site_fen'])} to site {e['site']}")
 
 
 @settle_app.command("base-fee")
@@ -573,9 +576,8 @@ def settle_base_fee(site: str, year: int = typer.Option(..., "--year", help="The
     """Charge a site's annual base fee at its tier's rate (once per year)."""
     from hq.ledger import events
 
-    with local_hq(hq_dir, database_url) as hq:
-        entry = events.base_fee(hq, _operator_name(), site, year)
-    _emit(entry, as_json, f"charged {site} the {year} base fee: {_yuan(-entry['site_fen'])}")
+    _settle(hq_dir, database_url, as_json, lambda hq: events.base_fee(hq, _operator_name(), site, year),
+            lambda e: f"charged {site} the {year} base fee: {_yuan(-e['site_fen'])}")
 
 
 @settle_app.command("adjust")
@@ -586,9 +588,8 @@ def settle_adjust(site: str, fen: int = typer.Option(..., "--fen", help="+ credi
     """Post an operator's correction to a site's account."""
     from hq.ledger import events
 
-    with local_hq(hq_dir, database_url) as hq:
-        entry = events.adjust(hq, _operator_name(), site, fen, reason)
-    _emit(entry, as_json, f"adjusted {site} by {_yuan(entry['site_fen'])} (entry {entry['id']})")
+    _settle(hq_dir, database_url, as_json, lambda hq: events.adjust(hq, _operator_name(), site, fen, reason),
+            lambda e: f"adjusted {site} by {_yuan(e['site_fen'])} (entry {e['id']})")
 
 
 @settle_app.command("reverse")
@@ -598,9 +599,8 @@ def settle_reverse(entry_id: int, reason: str = typer.Option(..., "--reason", he
     """Reverse a base fee or an adjustment posted by mistake."""
     from hq.ledger import events
 
-    with local_hq(hq_dir, database_url) as hq:
-        entry = events.reverse(hq, _operator_name(), entry_id, reason)
-    _emit(entry, as_json, f"reversed entry {entry_id} (entry {entry['id']})")
+    _settle(hq_dir, database_url, as_json, lambda hq: events.reverse(hq, _operator_name(), entry_id, reason),
+            lambda e: f"reversed entry {entry_id} (entry {e['id']})")
 
 
 @settle_app.command("rate")
@@ -612,9 +612,10 @@ def settle_rate(kind: str = typer.Argument(..., help="share_bps, base_fee, min_p
     """Set a rate from a future day; what is already posted never changes."""
     from hq.ledger import rates
 
-    with local_hq(hq_dir, database_url) as hq:
-        row = rates.set_rate(hq, _operator_name(), kind, value, _day(start, "--from"), tier, category)
-    _emit(row, as_json, f"{kind} = {value} from {row['effective_from']}")
+    day = _day(start, "--from")
+    _settle(hq_dir, database_url, as_json,
+            lambda hq: rates.set_rate(hq, _operator_name(), kind, value, day, tier, category),
+            lambda r: f"{kind} = {value} from {r['effective_from']}")
 
 
 @settle_app.command("rates")
@@ -639,10 +640,9 @@ def settle_balance(site: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Opt
     """What HQ owes a site, what payouts hold, what it may withdraw."""
     from hq.ledger import payouts
 
-    with local_hq(hq_dir, database_url) as hq:
-        state = payouts.balance(hq, site)
-    _emit(state, as_json, f"{site}: balance {_yuan(state['balance_fen'])}, waiting payouts "
-          f"{_yuan(state['pending_fen'])}, available {_yuan(state['available_fen'])}")
+    _settle(hq_dir, database_url, as_json, lambda hq: payouts.balance(hq, site),
+            lambda b: f"{site}: balance {_yuan(b['balance_fen'])}, waiting payouts {_yuan(b['pending_fen'])}, "
+                      f"available {_yuan(b['available_fen'])}")
 
 
 @settle_app.command("payouts")
@@ -670,9 +670,8 @@ def settle_approve(payout_id: int, ref: str = typer.Option(..., "--ref", help="T
     """Record that a requested payout was transferred (posts it to the ledger)."""
     from hq.ledger import payouts
 
-    with local_hq(hq_dir, database_url) as hq:
-        row = payouts.approve(hq, _operator_name(), payout_id, ref)
-    _emit(row, as_json, f"payout {payout_id} to {row['site']}: approved, {_yuan(row['amount_fen'])} ({ref})")
+    _settle(hq_dir, database_url, as_json, lambda hq: payouts.approve(hq, _operator_name(), payout_id, ref),
+            lambda p: f"payout {payout_id} to {p['site']}: approved, {_yuan(p['amount_fen'])} ({ref})")
 
 
 @settle_app.command("reject")
@@ -682,9 +681,8 @@ def settle_reject(payout_id: int, reason: str = typer.Option(..., "--reason", he
     """Refuse a requested payout; its amount is available again."""
     from hq.ledger import payouts
 
-    with local_hq(hq_dir, database_url) as hq:
-        row = payouts.reject(hq, _operator_name(), payout_id, reason)
-    _emit(row, as_json, f"payout {payout_id} to {row['site']}: rejected")
+    _settle(hq_dir, database_url, as_json, lambda hq: payouts.reject(hq, _operator_name(), payout_id, reason),
+            lambda p: f"payout {payout_id} to {p['site']}: rejected")
 
 
 @settle_app.command("check")
