@@ -105,7 +105,7 @@ def _check_chain(hq: HQ, site: str, cadence: str, first: date, last: date) -> No
         data = statements.csv_bytes(hq, statement["id"])
         assert statements.issue(hq, "prop", site, cadence, date.fromisoformat(statement["period_start"])) == statement
         assert statements.csv_bytes(hq, statement["id"]) == data
-        body = data.decode("utf-8").split("\r\n\r\n", 1)[1]
+        body = data.decode("utf-8").split("\n\n", 1)[1]
         nets = sum(int(row["net_fen"]) for row in csv.DictReader(io.StringIO(body)))
         totals = statement["totals"]
         assert totals["opening"] + nets == totals["closing"] == sum(v for k, v in totals.items() if k != "closing")

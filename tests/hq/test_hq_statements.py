@@ -34,7 +34,7 @@ def _paid(hq: HQ, order_id: str, gross: int, at: datetime, site: str = "site-a")
 def _sections(data: bytes) -> tuple[dict[str, str], list[dict[str, str]]]:
     text = data.decode("utf-8")
     assert text.startswith("\ufeff")
-    head, _, body = text[1:].partition("\r\n\r\n")
+    head, _, body = text[1:].partition("\n\n")
     summary = {row[0]: row[1] for row in csv.reader(io.StringIO(head)) if row}
     return summary, list(csv.DictReader(io.StringIO(body)))
 
@@ -150,6 +150,8 @@ def test_the_csv_is_the_same_on_sqlite_and_postgresql(tmp_path, hq_pg_server, hq
             _paid(service, "o2", 999, NOV + timedelta(days=3, seconds=1))
             events.refund(service, "op", "hq_o1", "退款, \"quoted\"", at=NOV + timedelta(days=4))
             events.refund(service, "op", "hq_o2", "-1 formula-like", at=NOV + timedelta(days=5))
+            _paid(service, "o3", 0, NOV + timedelta(days=6))
+            events.refund(service, "op", "hq_o3", "\\.", at=NOV + timedelta(days=7))  # COPY's end marker
             issued = statements.issue(service, "op", "site-a", "monthly", NOV.date())
             return statements.csv_bytes(service, issued["id"])
         finally:
@@ -160,3 +162,4 @@ def test_the_csv_is_the_same_on_sqlite_and_postgresql(tmp_path, hq_pg_server, hq
     on_sqlite = statement_on(None, "sqlite")
     assert on_sqlite == on_postgres
     assert b"2026-11-10T12:00:00.123456Z" in on_sqlite and "'-1 formula-like".encode() in on_sqlite
+    assert b'"\xe9\x80\x80\xe6\xac\xbe, ""quoted"""' in on_sqlite and b",'\\.," in on_sqlite
