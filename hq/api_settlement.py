@@ -79,8 +79,8 @@ def site_payouts(caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get
 
 @site_router.post("/payouts", response_model=PayoutOut, summary="Ask for a withdrawal (minimum and fee applied)",
                   responses=responses(401, 403, 409, 413, 422, 429, notes={
-                      409: "`below_minimum`, `insufficient_balance` (amount and fee exceed what is available)",
-                      422: "`idempotency_conflict`: this request_id was used for another amount"}))
+                      409: "`below_minimum`, `insufficient_balance` (amount and fee exceed what is available), "
+                           "`request_conflict` (this request_id was used for another amount)"}))
 def site_payout_request(body: PayoutRequest, caller: SiteCaller = Depends(site_active),
                         hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return payouts.request(hq, caller.site_id, body.request_id, body.amount_fen)

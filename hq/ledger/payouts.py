@@ -58,7 +58,7 @@ def request(hq: "HQ", site_id: str, request_id: str, amount_fen: int) -> dict[st
         known = s.scalar(select(Payout).where(Payout.site_id == site_id, Payout.request_id == request_id))
         if known is not None:
             if int(known.amount_fen) != amount_fen:
-                raise ApiError(422, "idempotency_conflict", f"payout request {request_id!r} was made for another amount")
+                raise ApiError(409, "request_conflict", f"payout request {request_id!r} was made for another amount")
             return payout_json(known)
         _lock_site(s, site_id)
         in_force = rates.in_force(conn, utcnow())

@@ -23,7 +23,6 @@ DOMAIN_REFUSALS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/catalog"): frozenset({"cursor_expired"}),
     ("POST", "/v1/orders"): frozenset({"idempotency_conflict", "duplicate_order_id"}),
     ("PUT", "/v1/admin/catalog/items/{sku}"): frozenset({"qty_range", "invalid_account_pattern"}),
-    ("POST", "/v1/settlement/payouts"): frozenset({"idempotency_conflict"}),
 }
 
 
