@@ -14,7 +14,7 @@ from hq.errors import ApiError
 from hq.ledger import events, statements
 from hq.service import HQ
 from kitcore.errors import InvalidInput
-from tests.hq.ledger_support import HQ_PRICE, buy, open_settlement_hq
+from tests.hq.ledger_support import HQ_PRICE, open_settlement_hq
 
 NOV = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
 
