@@ -127,10 +127,35 @@ def test_per_order_replay_of_a_changed_body_is_refused(hq):
     with pytest.raises(ApiError) as refused:
         submit(hq, "k2", [small("o-1", quantity=2), small("o-2")])
     assert refused.value.status == 422
-    with pytest.raises(ApiError):
+    assert (refused.value.code, refused.value.detail) == (
+        "idempotency_conflict", "order 'o-1' was already sent with a different body")
+    with pytest.raises(ApiError) as alone:  # the same rule when the order is decided on its own
         orders.decide_one(hq, orders.SiteContext("site-a", ("game",), ("CN",)),
                           OrderBatch.model_validate({"orders": [small("o-1", quantity=3)]}).orders[0])
+    assert (alone.value.status, alone.value.code, alone.value.detail) == (
+        422, "idempotency_conflict", "order 'o-1' was already sent with a different body")
     assert sold(hq) == 1
+
+
+def test_a_changed_order_anywhere_in_the_batch_refuses_it_before_anything_is_decided(hq):
+    submit(hq, "k1", [small("o-1")])
+    with pytest.raises(ApiError) as refused:
+        submit(hq, "k2", [small("o-new"), big("o-review"), small("o-1", quantity=2)])
+    assert (refused.value.status, refused.value.code) == (422, "idempotency_conflict")
+    assert stored(hq, "o-new") is None and stored(hq, "o-review") is None
+    assert sold(hq) == 1
+
+
+def test_order_ids_of_another_site_are_not_this_sites_on_the_per_order_path(hq):
+    """site-b's "o-1" has another body; site-a's first "o-1", in a batch holding a known order, is new."""
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    submit(hq, "k1", [small("o-known")])
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [small("o-1", quantity=2)]}))
+    results, _ = submit(hq, "k2", [small("o-known"), small("o-1")])
+    assert results[0]["replayed"] is True
+    assert (results[1]["decision"], results[1]["status"], results[1]["replayed"]) == ("approve", "delivered", False)
+    assert stored(hq, "o-1") == ("approve", "delivered") and stored(hq, "o-1", "site-b") == ("approve", "delivered")
 
 
 def test_review_approval_releases_the_keys_then_and_only_once(hq):
@@ -218,8 +243,9 @@ def test_when_another_request_inserted_one_of_the_orders_meanwhile(hq, monkeypat
     assert not replayed and results[0]["replayed"] and results[0]["delivery"] == first[0]["delivery"]
     assert_held_for_review(results[1])
     with pytest.raises(ApiError) as changed:
-        submit(hq, "k3", [small("o-1", quantity=3), small("o-3")])
-    assert (changed.value.status, changed.value.code) == (422, "idempotency_conflict")
+        submit(hq, "k3", [small("o-3"), small("o-1", quantity=3)])
+    assert (changed.value.status, changed.value.code, changed.value.detail) == (
+        422, "idempotency_conflict", "order 'o-1' was already sent with a different body")
     assert stored(hq, "o-3") is None  # refused before anything was decided
     again, replayed = submit(hq, "k2", [small("o-1"), big("o-2")])
     assert replayed and [r["hq_order_id"] for r in again] == [r["hq_order_id"] for r in results]
