@@ -183,6 +183,53 @@ def test_review_rejection_releases_nothing(hq):
     assert sold(hq) == 0
 
 
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_review_resolution_records_who_when_and_what_and_names_a_refusal(hq, monkeypatch, decision):
+    from datetime import datetime, timezone
+
+    from hq.models import AuditEvent
+
+    at = datetime(2025, 3, 2, 10, 0, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(reviews, "utcnow", lambda: at)
+    results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
+    hq_id = results[0]["hq_order_id"]
+    resolved = reviews.resolve(hq, "op-jane", hq_id, decision, note="called the buyer")
+    outcome = "delivered" if decision == "approve" else "rejected"
+    assert {k: resolved[k] for k in ("hq_order_id", "site", "order_id", "sku", "quantity", "amount_cents",
+                                     "currency", "status", "decision")} == {
+        "hq_order_id": hq_id, "site": "site-a", "order_id": "o-review", "sku": "card-1", "quantity": 2,
+        "amount_cents": REVIEW_FROM, "currency": "CNY", "status": outcome, "decision": decision}
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.hq_order_id == hq_id))
+        assert (row.decided_by, row.decided_at.replace(tzinfo=timezone.utc)) == ("op-jane", at)
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == f"review.{decision}")).one()
+        assert (event.operator, event.site_id, event.detail) == (
+            "op-jane", "site-a", {"hq_order_id": hq_id, "note": "called the buyer", "outcome": outcome})
+    assert reviews.queue(hq) == []
+    for unknown, status, code, detail in (
+            ("hq_nope", 404, "not_found", "order 'hq_nope' does not exist"),
+            (hq_id, 409, "not_in_review", f"order {hq_id!r} is {outcome}, not under review")):
+        with pytest.raises(ApiError) as refused:
+            reviews.resolve(hq, "op-jane", unknown, "approve")
+        assert (refused.value.status, refused.value.code, refused.value.detail) == (status, code, detail)
+
+
+def test_the_review_queue_is_oldest_first_per_site_and_bounded(hq):
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    submit(hq, "k1", [big("a-1"), big("a-2")])
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [big("b-1")]}))
+    submit(hq, "k2", [big("a-3")])
+    assert [q["order_id"] for q in reviews.queue(hq)] == ["a-1", "a-2", "b-1", "a-3"]
+    assert [q["order_id"] for q in reviews.queue(hq, "site-a")] == ["a-1", "a-2", "a-3"]
+    assert [q["order_id"] for q in reviews.queue(hq, "site-b")] == ["b-1"]
+    assert [q["order_id"] for q in reviews.queue(hq, limit=2)] == ["a-1", "a-2"]
+    first = reviews.queue(hq, "site-b")[0]
+    assert (first["reasons"], first["buyer"], first["received_at"][-1]) == (
+        [f"amount_over:{REVIEW_FROM}"], {"account": "player-1", "contact": "buyer@example.cn", "ip": "198.51.100.7",
+                                         "region": "CN"}, "Z")
+
+
 def test_review_approval_without_stock_is_a_reject(hq):
     results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
     submit(hq, "k2", [small("o-take", quantity=3)])  # leaves one key
