@@ -384,3 +384,21 @@ def test_review_polls_ask_only_about_due_reviews_fifty_at_a_time(engine, frozen)
     with engine.begin() as conn:
         conn.execute(orders.update().where(orders.c.status == "review").values(next_attempt_at=NOW + timedelta(days=1)))
     assert fwd.poll_reviews_once() == 0 and hq.polled == []
+
+
+def test_close_waits_for_the_sender_thread_to_end(engine):
+    import threading
+
+    def senders() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("forward-send")]
+
+    forwarder(engine, ScriptedHQ()).close()  # never sent anything: nothing to end
+    add_order(engine, "Q1")
+    hq = ScriptedHQ()
+    hq.answers = {"Q1": rejected("Q1")}
+    fwd = forwarder(engine, hq)
+    before = senders()
+    assert fwd.forward_burst().decided == 1
+    assert len(senders()) == len(before) + 1
+    fwd.close()
+    assert senders() == before
