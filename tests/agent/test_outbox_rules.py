@@ -402,3 +402,21 @@ def test_close_waits_for_the_sender_thread_to_end(engine):
     assert len(senders()) == len(before) + 1
     fwd.close()
     assert senders() == before
+
+
+def test_a_batch_of_decisions_costs_one_statement_on_postgres_and_three_on_sqlite(engine):
+    """PostgreSQL: one UPDATE … FROM with the audit INSERT fed by its RETURNING; SQLite: SELECT, UPDATE, INSERT."""
+    from sqlalchemy import event
+
+    for i in range(5):
+        add_order(engine, f"W{i}")
+    now = datetime(2025, 6, 15, 9, 0, 0, tzinfo=timezone.utc)
+    decided = [{"id": f"W{i}", "status": "rejected", "decision": "reject", "reasons": [], "hq_order_id": f"h{i}",
+                "public_reason": "declined", "delivery_sealed": None, "decided_at": now, "attempts": None,
+                "next_attempt_at": None} for i in range(5)]
+    statements: list[str] = []
+    with engine.begin() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        assert len(decision_writer(engine).write(conn, decided, "pending", now)) == 5
+    assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
+    assert len(audited(engine)) == 5
