@@ -360,6 +360,46 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
     return killed, survivors
 
 
+# -- survivors again, against named tests -------------------------------------------------------------
+
+def retest_with(key: str, module: Module, tests: list[str]) -> None:
+    """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
+
+    On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
+    (stopping at the first failure) with MUTANT_UNDER_TEST set, as mutmut does. A survivor they kill is recorded
+    killed in mutmut's record; one they miss stays a survivor. Listed equivalents are skipped.
+    """
+    from mutmut.stats import status_by_exit_code
+
+    unknown = [t for t in tests if t.split("::")[0] not in module.tests]
+    if unknown:
+        raise SystemExit(f"{unknown[0]} is not one of {key}'s tests: {', '.join(module.tests)}")
+    mutants = prepare(key, module) / "mutants"
+    meta_path = mutants / (module.path + ".meta")
+    if not meta_path.exists() or not (mutants / module.path).exists():
+        raise SystemExit(f"{key}: no mutmut record to retest (run the module first)")
+    shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    equivalents = load_equivalents()
+    survivors = [n for n, code in json.loads(meta_path.read_text())["exit_code_by_key"].items()
+                 if code is not None and status_by_exit_code[code] in SURVIVED and n not in equivalents]
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests]
+    with postgres(module.pg):
+        for sentinel, must_pass in (("", True), ("fail", False)):  # passes unmutated; reaches the module at all
+            os.environ["MUTANT_UNDER_TEST"] = sentinel
+            if (pytest_in_fork(mutants, args) == 0) != must_pass:
+                raise SystemExit(f"{key}: the named tests {'fail without a mutant' if must_pass else 'never reach the module'}")
+        for name in survivors:
+            started = time.monotonic()
+            os.environ["MUTANT_UNDER_TEST"] = name
+            code = pytest_in_fork(mutants, args)
+            if code > 0:
+                meta = json.loads(meta_path.read_text())
+                meta["exit_code_by_key"][name] = 1  # mutmut's "killed"
+                meta_path.write_text(json.dumps(meta))
+            print(f"    {name}: {'killed' if code > 0 else 'survived'} ({time.monotonic() - started:.0f} s)", flush=True)
+        del os.environ["MUTANT_UNDER_TEST"]
+
+
 # -- the whole run ------------------------------------------------------------------------------------
 
 def load_equivalents() -> dict[str, str]:
@@ -435,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the module map and exit")
     parser.add_argument("--report", action="store_true", help="only report mutmut's recorded results (no tables)")
     parser.add_argument("--retest", action="store_true", help="test only the recorded survivors again")
+    parser.add_argument("--retest-with", metavar="TESTS", help="test the recorded survivors again against only these "
+                        "of the module's tests (comma-separated pytest ids), then report")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -443,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, module in MODULES.items():
             print(f"{key:24} {module.path:30} {' '.join(module.tests)}")
         return 0
+    if args.retest_with:
+        for key in args.modules:
+            retest_with(key, MODULES[key], args.retest_with.split(","))
+        args.report = True
     tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:
