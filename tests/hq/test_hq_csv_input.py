@@ -45,7 +45,8 @@ def test_rows_are_read_with_their_spaces_trimmed_header_in_any_case_bom_allowed(
     assert inventory.parse_csv(text) == [("g1", "S1", "x 1"), ("g2", "S,2", "y"), ("g3", "S3", "z")]
 
 
-@pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n"])
+@pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n",
+                                  "Xsku,serial,secret\ng,1,2\n"])
 def test_the_header_comes_first(text):
     assert refusal(text) == HEADER_REFUSED
 
