@@ -362,12 +362,14 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
 
 # -- survivors again, against named tests -------------------------------------------------------------
 
-def retest_with(key: str, module: Module, tests: list[str]) -> None:
+def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False) -> None:
     """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
 
     On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
     (stopping at the first failure) with MUTANT_UNDER_TEST set, as mutmut does. A survivor they kill is recorded
-    killed in mutmut's record; one they miss stays a survivor. Listed equivalents are skipped.
+    killed in mutmut's record; one they miss stays a survivor. Listed equivalents are skipped. With `unchecked`,
+    mutants mutmut has not tested yet are tested too, and one the named tests miss is recorded as a survivor
+    (pessimistic: another of the module's tests might kill it; `--retest` asks them all).
     """
     from mutmut.stats import status_by_exit_code
 
@@ -381,7 +383,8 @@ def retest_with(key: str, module: Module, tests: list[str]) -> None:
     shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     equivalents = load_equivalents()
     survivors = [n for n, code in json.loads(meta_path.read_text())["exit_code_by_key"].items()
-                 if code is not None and status_by_exit_code[code] in SURVIVED and n not in equivalents]
+                 if (code is None and unchecked or code is not None and status_by_exit_code[code] in SURVIVED)
+                 and n not in equivalents]
     args = ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests]
     with postgres(module.pg):
         for sentinel, must_pass in (("", True), ("fail", False)):  # passes unmutated; reaches the module at all
@@ -392,9 +395,9 @@ def retest_with(key: str, module: Module, tests: list[str]) -> None:
             started = time.monotonic()
             os.environ["MUTANT_UNDER_TEST"] = name
             code = pytest_in_fork(mutants, args)
-            if code > 0:
-                meta = json.loads(meta_path.read_text())
-                meta["exit_code_by_key"][name] = 1  # mutmut's "killed"
+            meta = json.loads(meta_path.read_text())
+            if code > 0 or meta["exit_code_by_key"][name] is None:
+                meta["exit_code_by_key"][name] = 1 if code > 0 else 0  # mutmut's "killed", "survived"
                 meta_path.write_text(json.dumps(meta))
             print(f"    {name}: {'killed' if code > 0 else 'survived'} ({time.monotonic() - started:.0f} s)", flush=True)
         del os.environ["MUTANT_UNDER_TEST"]
@@ -477,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retest", action="store_true", help="test only the recorded survivors again")
     parser.add_argument("--retest-with", metavar="TESTS", help="test the recorded survivors again against only these "
                         "of the module's tests (comma-separated pytest ids), then report")
+    parser.add_argument("--unchecked", action="store_true", help="with --retest-with: also the mutants mutmut has "
+                        "not tested yet (one the named tests miss counts as a survivor)")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -487,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.retest_with:
         for key in args.modules:
-            retest_with(key, MODULES[key], args.retest_with.split(","))
+            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked)
         args.report = True
     tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
