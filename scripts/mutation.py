@@ -371,11 +371,11 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
     mutants mutmut has not tested yet are tested too, and one the named tests miss is recorded as a survivor
     (pessimistic: another of the module's tests might kill it; `--retest` asks them all).
     """
-    from mutmut.stats import status_by_exit_code
-
     unknown = [t for t in tests if t.split("::")[0] not in module.tests]
     if unknown:
         raise SystemExit(f"{unknown[0]} is not one of {key}'s tests: {', '.join(module.tests)}")
+    from mutmut.stats import status_by_exit_code  # the `mutation` extra: not installed for the suite
+
     mutants = prepare(key, module) / "mutants"
     meta_path = mutants / (module.path + ".meta")
     if not meta_path.exists() or not (mutants / module.path).exists():
