@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -173,6 +173,21 @@ class Order(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SiteDay(Base):
+    """A site's orders and their amount per UTC day, kept by a trigger on `orders` (migration 0004).
+
+    The site's daily risk limits read one row here instead of counting the
+    day's orders, which grows with the table. Every insert into `orders`, by
+    any path, adds to it in the same transaction; orders are never deleted.
+    """
+
+    __tablename__ = "site_days"
+    site_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class IdempotencyKey(Base):
