@@ -120,4 +120,5 @@ def fill_orders(url: str, sites: list[str], start: int, count: int, seconds: int
                    'risk-engine', now()
                FROM generate_series(%(start)s::bigint, %(end)s::bigint) AS g""",
             {"sites": sites, "ip": same_ip, "seconds": seconds, "start": start, "end": start + count - 1})
-        conn.execute("ANALYZE orders")
+        conn.execute("VACUUM ANALYZE orders")
+        conn.execute("VACUUM ANALYZE site_days")
