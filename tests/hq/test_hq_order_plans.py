@@ -49,3 +49,42 @@ def test_an_approved_order_takes_its_card_key_by_index(busy_hq):
     assert result["decision"] == "approve", result
     keys = [e for e in explained if "card_keys" in e.tables()]
     assert keys and all(not e.seq_scans() and e.rows_read("card_keys") <= 2 for e in keys), [e.sql for e in keys]
+
+
+def _totals_agree(service) -> list[tuple]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    day = "(received_at AT TIME ZONE 'UTC')::date" if service.engine.dialect.name == "postgresql" else "date(received_at)"
+    with service.engine.connect() as conn:
+        counted = conn.execute(text(f"SELECT site_id, {day}, count(*), sum(unit_price_cents * quantity) FROM orders "
+                                    "GROUP BY 1, 2 ORDER BY 1, 2")).all()
+        kept = conn.execute(text("SELECT site_id, day, orders, amount_cents FROM site_days ORDER BY 1, 2")).all()
+    assert [tuple(map(str, r)) for r in kept] == [tuple(map(str, r)) for r in counted]
+    return counted
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_site_days_add_up_the_orders_whichever_path_wrote_them(tmp_path, db, request):
+    from contextlib import ExitStack
+
+    from hq import orders
+    from hq.order_checks import SiteContext
+    from hq.schemas import OrderBatch
+    from tests.hq import pg
+    from tests.hq.plans import one_order
+
+    with ExitStack() as stack:
+        url = None
+        if db == "postgres":
+            url = stack.enter_context(pg.fresh_database(request.getfixturevalue("hq_pg_server"),
+                                                        template=request.getfixturevalue("hq_pg_template")))
+        service = open_hq(tmp_path / "hq", url, card_keys=10)
+        stack.callback(service.close)
+        ctx = SiteContext("site-a", ("game",), ("CN",))
+        batch = OrderBatch.model_validate({"orders": [one_order(n, "card-1", "203.0.113.9") for n in range(4)]})
+        orders.submit(service, ctx, "batch", batch)  # the batch path
+        orders.decide_one(service, ctx, batch.orders[0].model_copy(update={"order_id": "single"}))  # the per-order path
+        if url:
+            fill_orders(url, ["site-a"], 0, 500, seconds=60)  # one bulk statement
+        counted = _totals_agree(service)
+        assert sum(r[2] for r in counted) == 5 + (500 if url else 0)

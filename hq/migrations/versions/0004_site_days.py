@@ -17,18 +17,22 @@ down_revision = '0002'
 branch_labels = None
 depends_on = None
 
+# One grouped upsert per statement (a transition table), not one per row: a bulk INSERT … SELECT of many
+# orders would otherwise update each site's row once per order inside one transaction, every update
+# walking the chain of versions the earlier ones left (quadratic).
 PG_FUNCTION = """
 CREATE FUNCTION hq_site_days_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO site_days (site_id, day, orders, amount_cents)
-    VALUES (NEW.site_id, (NEW.received_at AT TIME ZONE 'UTC')::date, 1, NEW.unit_price_cents * NEW.quantity)
+    SELECT site_id, (received_at AT TIME ZONE 'UTC')::date, count(*), sum(unit_price_cents * quantity)
+    FROM new_orders GROUP BY 1, 2
     ON CONFLICT (site_id, day) DO UPDATE
-    SET orders = site_days.orders + 1, amount_cents = site_days.amount_cents + EXCLUDED.amount_cents;
+    SET orders = site_days.orders + EXCLUDED.orders, amount_cents = site_days.amount_cents + EXCLUDED.amount_cents;
     RETURN NULL;
 END $$
 """
-PG_TRIGGER = ("CREATE TRIGGER orders_site_days AFTER INSERT ON orders "
-              "FOR EACH ROW EXECUTE FUNCTION hq_site_days_add()")
+PG_TRIGGER = ("CREATE TRIGGER orders_site_days AFTER INSERT ON orders REFERENCING NEW TABLE AS new_orders "
+              "FOR EACH STATEMENT EXECUTE FUNCTION hq_site_days_add()")
 SQLITE_TRIGGER = """
 CREATE TRIGGER orders_site_days AFTER INSERT ON orders
 BEGIN
