@@ -12,12 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
-    Message = dict[str, Any]
-    Receive = Callable[[], Awaitable[Message]]
-    Send = Callable[[Message], Awaitable[None]]
-    ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+    from kitcore.bodylimit import ASGIApp, Message, Receive, Send
 
 
 class HeadAsGet:
