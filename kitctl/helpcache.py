@@ -75,11 +75,15 @@ def _fingerprint(package: str) -> str:
 
 
 def _package_dir(package: str) -> str | None:
-    for entry in sys.path:
-        candidate = os.path.join(entry or ".", package, "__init__.py")
-        if os.path.isfile(candidate):
-            return os.path.dirname(candidate)
-    return None
+    """Where the package's modules are, as the import system finds them (editable installs included)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return locations[0] if locations else None
 
 
 def cached(args: list[str]) -> str | None:

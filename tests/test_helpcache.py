@@ -41,13 +41,15 @@ def test_another_width_is_drawn_afresh_and_a_failure_is_not_kept(tmp_path):
 
 
 def test_an_edited_module_changes_the_key(tmp_path, monkeypatch):
-    package = tmp_path / "kitctl"
+    package = tmp_path / "helpcache_probe_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
     module = package / "cli.py"
     module.write_text("HELP = 'old'\n")
-    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(helpcache, "PACKAGES", (*helpcache.PACKAGES, package.name))
     before = helpcache.key(["--help"])
+    assert helpcache.key(["--help"]) == before
     module.write_text("HELP = 'new, longer'\n")
     assert helpcache.key(["--help"]) != before
 
