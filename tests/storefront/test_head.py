@@ -6,7 +6,6 @@ Monitors and link checkers send HEAD; FastAPI's GET routes alone answer it 405.
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from storefront.admin_users import create_admin
 from tests.storefront.http import checkout, login
@@ -46,7 +45,6 @@ def _same_answer(client: httpx.Client, path: str) -> None:
 
 
 def test_every_get_page_answers_head_as_get_without_a_body(module_site):
-    from storefront.app import create_app  # noqa: F401  (the routes below are the app's own)
     from storefront import branding, shop
     from storefront.admin import routes as admin
 
