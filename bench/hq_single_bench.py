@@ -52,8 +52,8 @@ def explain(hq_dir: Path, url: str, n: int) -> None:
 
 
 def slope(first: float, last: float, decades: float) -> float:
-    """The factor per tenfold growth of the table."""
-    return (last / first) ** (1 / decades) if first > 0 and decades > 0 else float("nan")
+    """The factor per tenfold growth of the table (nan where a figure was not measurable)."""
+    return (last / first) ** (1 / decades) if first > 0 and last > 0 and decades > 0 else float("nan")
 
 
 def main() -> None:
@@ -91,6 +91,8 @@ def main() -> None:
             if args.explain:
                 explain(hq_dir, url, size)
             r = wrk_phase(base, "orders", env, min(args.seconds, 10), args.connections, 1, pid, 1, None, db_pids)
+            if r["db_cpu_s"] < 0:  # a PostgreSQL process that ended mid-phase (autovacuum) took its CPU time along
+                r["db_ms_per_unit"] = float("nan")
             rows += int(r["requests"])
             results.append((size, r))
             print(f"    {r['per_second']:6.0f}/s  non-2xx {int(r['status_errors'])}  p50 {r['p50_us'] / 1000:6.1f} ms  "
