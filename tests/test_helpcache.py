@@ -60,3 +60,12 @@ def test_an_edited_module_changes_the_key(tmp_path, monkeypatch):
 ])
 def test_only_a_bare_help_request_is_cached(args, expected):
     assert helpcache.is_help(args) is expected
+
+
+def test_the_command_table_names_every_command_the_modules_register():
+    from kitctl.cli import COMMANDS, build
+
+    app, _, _ = build(["--help"])
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    names |= {g.name for g in app.registered_groups}
+    assert names == set(COMMANDS)
