@@ -29,7 +29,8 @@ def _pages(base: str) -> dict[str, str]:
             "/admin/password": "/admin/password", "/admin": "/admin", "/admin/rules": "/admin/rules",
             "/admin/catalog": "/admin/catalog", "/admin/orders": "/admin/orders",
             "/admin/orders.csv": "/admin/orders.csv", "/admin/revenue": "/admin/revenue",
-            "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/users": "/admin/users"}
+            "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/users": "/admin/users",
+            "/admin/coupons": "/admin/coupons"}
 
 
 def _same_answer(client: httpx.Client, path: str) -> None:
