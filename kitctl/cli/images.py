@@ -104,18 +104,19 @@ def push(
 @bundle_app.command("save")
 def bundle_save(
     output: Path = typer.Option(..., "--output", "-o", help="Archive to write.", dir_okay=False),
-    service: Optional[list[str]] = SERVICE,
+    service: Optional[list[str]] = typer.Option(
+        None, "--service", "-s", help="Only this service (repeatable). Default: the site's images (HQ's: --service hq)."),
     version: str = VERSION,
     docker_host: Optional[str] = DOCKER_HOST,
     json_out: bool = JSON,
 ) -> None:
-    """Write every image of a version into one archive with a SHA-256 manifest."""
+    """Write a version's site images (not HQ's: `--service hq` for that) into one archive with a SHA-256 manifest."""
     from kitctl.console import out, print_json
-    from kitctl.images import select_services
+    from kitctl.images import SITE_SERVICES, select_services
     from kitctl.images.bundle import save_bundle
     from kitctl.engine import connect
 
-    services = select_services(service)
+    services = select_services(service) if service else list(SITE_SERVICES)
     client = connect(docker_host, timeout=300)
     with line_progress() as on_line:
         entries = save_bundle(client, output, version, services, on_line)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from kitcore import __version__
-from kitctl.deploy.backup_archive import DUMP, FORMAT, SITE, entry_for, plain_archive, read_archive, sha256, write_archive
+from kitctl.deploy.backup_archive import (
+    DUMP, FORMAT, SITE, dir_entry_for, entry_for, plain_archive, read_archive, sha256, write_archive,
+)
 from kitctl.deploy.compose import Project
 from kitcore.errors import InvalidInput, KitError
 
@@ -36,25 +38,37 @@ def backup(client: "docker.DockerClient", project: Project, out: Path, *, recipi
         raise InvalidInput(f"{out} already exists; choose a new file name")
     container = _container(client, project, db_service, required=True)
     database = dict(project.services[db_service].environment).get("POSTGRES_DB", "kit")
+    from kitctl.deploy.backup_volumes import save_volumes
+
     with tempfile.TemporaryDirectory(prefix="kitctl-backup-") as tmp:
         dump = Path(tmp) / "site.dump"
         _pg_dump(client, container, database, dump)
-        manifest, members = site_manifest(project, db_service, database, dump)
-        write_archive(out, manifest, members, recipients)
+        volumes, volume_files = save_volumes(client, project, db_service, Path(tmp))
+        manifest, members = site_manifest(project, db_service, database, dump, volumes)
+        write_archive(out, manifest, {**members, **volume_files}, recipients)
     return manifest
 
 
-def site_manifest(project: Project, db_service: str, database: str, dump: Path) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The manifest of a backup of `project` with `dump`, and its members (archive name → file)."""
-    files = {f"{SITE}/{rel}": project.working_dir / rel for rel in _site_files(project.working_dir)}
+def site_manifest(project: Project, db_service: str, database: str, dump: Path,
+                  volumes: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The manifest of a backup of `project` with `dump`, and its members (archive name → file or directory).
+
+    `volumes` is what `backup_volumes.save_volumes` recorded; their files are added by the caller.
+    """
+    root = project.working_dir
+    dirs = {SITE: root, **{f"{SITE}/{rel}": root / rel for rel in _site_dirs(root)}}
+    files = {f"{SITE}/{rel}": root / rel for rel in _site_files(root)}
     manifest = {
         "format": FORMAT, "kit_version": __version__, "project": project.name,
         "created": int(time.time()),
         "db": {"service": db_service, "database": database, "file": DUMP, "sha256": sha256(dump),
                "bytes": dump.stat().st_size},
         "files": {name: entry_for(path).as_json() for name, path in files.items()},
+        "dirs": {name: {k: v for k, v in dir_entry_for(path).as_json().items() if k != "sha256"}
+                 for name, path in dirs.items()},
+        "volumes": volumes or {},
     }
-    return manifest, {DUMP: dump, **files}
+    return manifest, {DUMP: dump, **dirs, **files}
 
 
 def _pg_dump(client: "docker.DockerClient", container: str, database: str, dest: Path) -> None:
@@ -76,12 +90,28 @@ def _pg_dump(client: "docker.DockerClient", container: str, database: str, dest:
 
 def _site_files(root: Path) -> list[str]:
     found = []
-    for dirpath, _dirs, names in os.walk(root):
+    for dirpath, _dirs, names in _walk(root):
         for name in sorted(names):
             path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink() and not any(name.endswith(s) for s in SKIP):
+            if path.is_file() and not path.is_symlink() and not _skipped(name):
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
+
+
+def _site_dirs(root: Path) -> list[str]:
+    """Every directory under the site directory (not links), so restore gives each its mode and owner."""
+    return sorted((Path(dirpath) / name).relative_to(root).as_posix()
+                  for dirpath, dirs, _names in _walk(root) for name in dirs)
+
+
+def _walk(root: Path):
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not _skipped(d) and not (Path(dirpath) / d).is_symlink())
+        yield dirpath, dirs, names
+
+
+def _skipped(name: str) -> bool:
+    return any(name.endswith(s) for s in SKIP)
 
 
 def load_dump(client: "docker.DockerClient", project: Project, dump: Path, db_service: str, database: str) -> None:
@@ -162,12 +192,17 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any, identity
         if site_dir.exists():
             site_dir.rmdir()
         shutil.move(str(project_dir), str(site_dir))
-        site_dir.chmod(0o700)
+        if SITE not in manifest.get("dirs", {}):  # older archives recorded no directories
+            site_dir.chmod(0o700)
         project = load_project(site_dir)
         reporter.note(f"restoring {project.name} from a backup of {time.strftime('%Y-%m-%d %H:%M', time.gmtime(manifest['created']))} UTC")
         up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
         load_dump(client, project, unpacked / db["file"], db["service"], db["database"])
         reporter.note(f"database {db['database']} restored ({db['bytes']} bytes)")
+        from kitctl.deploy.backup_volumes import seed_volumes
+
+        seed_volumes(client, project, manifest.get("volumes", {}), unpacked,
+                     project.services[db["service"]].image, reporter)
         up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,13 +9,17 @@ paths), every checksum is checked before anything is written, and each file gets
 
 — never wider than the manifest records, never setuid/setgid/sticky. An archive
 that would make a file world-writable is refused whole, and files under
-`site/secrets/` are never wider than 0600. Directories are created 0700. The
-owner is restored only when kitctl runs as root. A further kind of member
-(volume archives, directory entries) is a further manifest key read by `_entries`.
+`site/secrets/` are never wider than 0600. Directories the manifest names
+(`dirs`, format 3) get their recorded mode and owner by the same rule, `secrets/`
+never wider than 0700; any other directory is created 0700. The owner is
+restored only when kitctl runs as root. Volume archives (`volumes`, format 3:
+`volumes/<key>.tar`, what the engine's archive API gave) are checked like files
+and unpacked into a volume by the engine (kitctl.deploy.backup_volumes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -30,13 +34,15 @@ from typing import IO, Any, Sequence
 from kitcore.errors import InvalidInput
 from kitcore.sitedir import SECRETS
 
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 MANIFEST = "manifest.json"
 DUMP = "db/site.dump"
 SITE = "site"
 SECRETS_PREFIX = f"{SITE}/{SECRETS}/"
-SITE_PREFIX = f"{SITE}/"  # the manifest's `files` all live here (volume archives would be a further key)
+SITE_PREFIX = f"{SITE}/"  # the manifest's `files` and `dirs` all live here
+SECRETS_DIR = f"{SITE}/{SECRETS}"
+VOLUMES_PREFIX = "volumes/"
 NEVER_RECORDED = 0o002  # world-write is never recorded, so an archive asking for it was made by hand
 
 
@@ -48,6 +54,7 @@ class Entry:
     mode: int
     uid: int | None = None
     gid: int | None = None
+    is_dir: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "mode": f"{self.mode:04o}", "uid": self.uid, "gid": self.gid}
@@ -56,6 +63,11 @@ class Entry:
 def entry_for(path: Path) -> Entry:
     st = path.stat()
     return Entry(sha256(path), st.st_mode & 0o777 & ~NEVER_RECORDED, st.st_uid, st.st_gid)
+
+
+def dir_entry_for(path: Path) -> Entry:
+    st = path.stat()
+    return Entry("", st.st_mode & 0o777 & ~NEVER_RECORDED, st.st_uid, st.st_gid, is_dir=True)
 
 
 def sha256(path: Path) -> str:
@@ -140,10 +152,16 @@ def read_archive(archive: Path, dest: Path) -> dict[str, Any]:
             members = _checked_members(tar, expected, archive)
             modes = {name: restored_mode(name, expected[name].mode, member.mode, archive)
                      for name, member in members.items()}
-            for name, member in members.items():
+            files = {name: member for name, member in members.items() if not expected[name].is_dir}
+            for name, member in files.items():
                 _verify(tar, member, expected[name].sha256, archive)
-            for name, member in members.items():
+            dirs = sorted(name for name in members if expected[name].is_dir)
+            for name in dirs:
+                _private_parents(dest / name)
+            for name, member in files.items():
                 _extract(tar, member, dest / name, modes[name], expected[name])
+            for name in reversed(dirs):  # deepest first: a read-only directory is closed after its contents
+                _set_owner_and_mode(dest / name, modes[name], expected[name])
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise InvalidInput(f"{archive} is damaged: {exc}") from None
     return manifest
@@ -157,6 +175,8 @@ def restored_mode(name: str, recorded: int, stored: int, archive: Path | str) ->
                            f"({mode:04o}); nothing was restored")
     if name.startswith(SECRETS_PREFIX):
         mode &= 0o600
+    if name == SECRETS_DIR:
+        mode &= 0o700
     return mode
 
 
@@ -185,9 +205,25 @@ def _entries(manifest: dict[str, Any], archive: Path) -> dict[str, Entry]:
             if not isinstance(name, str) or not name.startswith(SITE_PREFIX):
                 raise ValueError
             entries[name] = _entry(name, recorded)
+        for name, recorded in _mapping(manifest, "dirs").items():
+            if not isinstance(name, str) or not (name == SITE or name.startswith(SITE_PREFIX)) or name in entries:
+                raise ValueError
+            entries[name] = dataclasses.replace(_entry(name, {**recorded, "sha256": ""}), is_dir=True)
+        for key, volume in _mapping(manifest, "volumes").items():
+            if volume["file"] != f"{VOLUMES_PREFIX}{key}.tar" or "/" in key or key in ("", ".", ".."):
+                raise ValueError
+            entries[volume["file"]] = Entry(str(volume["sha256"]), 0o600)
     except (KeyError, TypeError, ValueError):
         raise InvalidInput(f"{archive}: {MANIFEST} is malformed (damaged or edited archive)") from None
     return entries
+
+
+def _mapping(manifest: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional manifest key of format 3 (absent in older archives)."""
+    found = manifest.get(key, {})
+    if not isinstance(found, dict):
+        raise ValueError
+    return found
 
 
 def _entry(name: str, recorded: Any) -> Entry:
@@ -208,7 +244,8 @@ def _checked_members(tar: tarfile.TarFile, expected: dict[str, Entry], archive: 
     for member in tar.getmembers():
         if member.name == MANIFEST:
             continue
-        _safe_member(member, archive)
+        entry = expected.get(member.name)
+        _safe_member(member, archive, directory=entry is not None and entry.is_dir)
         if member.name in members:
             raise InvalidInput(f"{archive}: {member.name!r} appears twice (damaged or edited archive)")
         members[member.name] = member
@@ -217,9 +254,11 @@ def _checked_members(tar: tarfile.TarFile, expected: dict[str, Entry], archive: 
     return members
 
 
-def _safe_member(member: tarfile.TarInfo, archive: Path) -> None:
+def _safe_member(member: tarfile.TarInfo, archive: Path, directory: bool = False) -> None:
+    """A plain relative file, or a directory where the manifest records one."""
     path = PurePosixPath(member.name)
-    if not member.isfile() or path.is_absolute() or ".." in path.parts or "\\" in member.name:
+    kind_ok = member.isdir() if directory else member.isfile()
+    if not kind_ok or path.is_absolute() or ".." in path.parts or "\\" in member.name:
         raise InvalidInput(f"{archive}: refusing member {member.name!r} (not a plain relative file); "
                            "nothing was restored")
 
@@ -245,6 +284,17 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, mode: 
         if os.geteuid() == 0 and entry.uid is not None and entry.gid is not None:
             os.fchown(out.fileno(), entry.uid, entry.gid)
         os.fchmod(out.fileno(), mode)
+
+
+def _set_owner_and_mode(directory: Path, mode: int, entry: Entry) -> None:
+    """A restored directory's recorded owner (as root) and mode, never through a link."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        if os.geteuid() == 0 and entry.uid is not None and entry.gid is not None:
+            os.fchown(fd, entry.uid, entry.gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _private_parents(directory: Path) -> None:

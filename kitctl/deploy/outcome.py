@@ -55,7 +55,9 @@ def _show_failure(exc) -> None:
         console.print(f"[bold]last log lines of {escape(exc.service)}:[/]")
         for line in exc.logs.rstrip().splitlines():
             console.print(f"  [dim]{escape(line)}[/]")
-    console.print("[bold red]error:[/] " + escape(f"{exc}; the previous containers were restored"))
+    from kitctl.deploy.rollback import describe
+
+    console.print("[bold red]error:[/] " + escape(f"{exc}; {describe(exc.after)}"))
 
 
 def _print_result(result: "UpResult", dry_run: bool, verb: str) -> None:

@@ -91,12 +91,39 @@ def _repo_tag(ref: str) -> tuple[str, str]:
     return name, tag
 
 
-def load_bundle(client: Any, bundle: str, reporter: "Reporter") -> None:
+def images_from_bundle(client: Any, bundle: str, refs: Iterable[str], reporter: "Reporter") -> dict[str, str | None]:
+    """Every image the stack names, from an offline bundle alone: no registry is ever asked.
+
+    The bundle holds `kitctl/<svc>:<ver>`; the rendered references may name the
+    registry the licence grants (`host:port/kitctl/<svc>:<ver>`), so each loaded
+    image is also tagged with the references it stands for.
+    """
+    loaded = set(load_bundle(client, bundle, reporter))
+    tag_as_rendered(client.api, loaded, refs)
+    ids = local_image_ids(client.api, refs)
+    missing = sorted(ref for ref, image_id in ids.items() if image_id is None)
+    if missing:
+        raise KitError(f"bundle {bundle} has no image for {missing[0]} (with --bundle nothing is pulled)")
+    return ids
+
+
+def tag_as_rendered(api: "APIClient", loaded: set[str], refs: Iterable[str]) -> None:
+    """Tag each loaded image with the registry-qualified references that name it."""
+    for ref in sorted(set(refs)):
+        host, path = split_registry(ref)
+        if host is not None and path in loaded:
+            repo, tag = _repo_tag(ref)
+            api.tag(path, repo, tag)
+
+
+def load_bundle(client: Any, bundle: str, reporter: "Reporter") -> list[str]:
     """Load an offline bundle (`kitctl bundle save`); the images package verifies every checksum first."""
     from pathlib import Path
 
     from kitctl.images.bundle import load_bundle as load_verified
 
     reporter.note(f"loading images from bundle {bundle} (checksums verified first)")
-    for ref in load_verified(Path(bundle), client, on_line=lambda name, line: reporter.step(name, line)):
+    loaded = load_verified(Path(bundle), client, on_line=lambda name, line: reporter.step(name, line))
+    for ref in loaded:
         reporter.note(f"loaded {ref}")
+    return loaded

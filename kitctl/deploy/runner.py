@@ -1,5 +1,5 @@
 """Run a deploy plan: services in dependency order (independent ones in parallel),
-each gated on its health; on any failure every step that ran is undone, newest first.
+each gated on its health; on any failure every step that ran is undone (kitctl.deploy.rollback).
 
 Old containers are removed only after *every* service is healthy, so a failure
 late in the stack still restores the containers that served before.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from kitctl.deploy.compose import Project
 from kitctl.deploy.actions import ServiceAction
+from kitctl.deploy.rollback import rollback
 from kitctl.deploy.steps import (
     CreateContainer, RemoveOld, RenameOld, StartContainer, Step, StepContext, StepFailed, StopOld, WaitReady,
 )
@@ -66,8 +67,13 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
     started = time.monotonic()
     done_log: list[Step] = []
     lock = threading.Lock()
-    for step in prepare:
-        step.run(ctx)
+    try:
+        for step in prepare:  # networks and volumes: undone last, once no new container uses them
+            done_log.append(step)
+            step.run(ctx)
+    except Exception:
+        rollback(ctx, done_log, [])
+        raise
     for action in actions:
         if action.old is not None:
             ctx.containers[action.service] = action.old.id
@@ -111,7 +117,7 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
     for t in threads:
         t.join()
     if failures:
-        _rollback(ctx, done_log)
+        failures[0].after = rollback(ctx, done_log, actions)
         raise failures[0]
     for action in actions:
         if action.kind == "recreate" and action.old is not None:
@@ -145,27 +151,3 @@ def _run_steps(ctx: StepContext, service: str, steps: list[Step], t0: float, don
                 if not isinstance(step, WaitReady):
                     done_log.append(step)
     return True
-
-
-def _rollback(ctx: StepContext, done_log: list[Step]) -> None:
-    """Undo newest first; keep going past errors so as much as possible is restored."""
-    if not done_log:
-        return
-    from kitctl.engine import first_line
-
-    ctx.reporter.note("rolling back: restoring the previous containers")
-    restarted = []
-    for step in reversed(done_log):
-        try:
-            step.undo(ctx)
-        except Exception as exc:  # report and continue: a partial restore beats none
-            ctx.reporter.warn(f"rollback of {step.service}: {step.describe()}: {first_line(exc)}")
-            continue
-        if isinstance(step, StopOld):
-            restarted.append(step.service)
-    for service in reversed(restarted):  # dependency order: what was stopped serves again before we return
-        try:
-            WaitReady(service).run(ctx)
-            ctx.reporter.done(service, "restored, healthy", 0.0)
-        except Exception as exc:
-            ctx.reporter.warn(f"restored {service} is not healthy: {first_line(exc)}")

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from kitctl.deploy.report import Reporter
 
 LOG_TAIL = 15
+STOP_SECONDS = 20  # SIGTERM, then SIGKILL: PostgreSQL's fast shutdown needs far less
+
+
+@dataclass(frozen=True)
+class ServiceAfter:
+    """One service a failed deploy touched, once the rollback ended (kitctl.deploy.rollback)."""
+
+    service: str
+    state: str  # in words, as the engine reports it
+    ok: bool  # as it was before the deploy
 
 
 class StepFailed(KitError):
@@ -31,6 +41,7 @@ class StepFailed(KitError):
         super().__init__(f"{service}: {message}")
         self.service = service
         self.logs = logs
+        self.after: list[ServiceAfter] = []  # each touched service's state once the rollback ended
 
 
 @dataclass
@@ -52,9 +63,15 @@ class StepContext:
 
 
 class Step:
-    """One action on the engine. `service` is None for stack-wide steps."""
+    """One action on the engine. `service` is None for stack-wide steps.
+
+    `restores` marks the steps whose undo brings a previous container back; a
+    rollback undoes them only after every other step's undo took the new
+    containers away (see kitctl.deploy.rollback).
+    """
 
     service: str | None
+    restores = False
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -70,6 +87,7 @@ class Step:
 class EnsureNetwork(Step):
     resource: Resource
     service: str | None = None
+    created: bool = False  # by this step: a failed deploy removes it again
 
     def describe(self) -> str:
         return f"network {self.resource.name}: {'check (external)' if self.resource.external else 'ensure'}"
@@ -81,13 +99,20 @@ class EnsureNetwork(Step):
             raise KitError(f"external network {self.resource.name} does not exist on the engine")
         ctx.api.create_network(self.resource.name, driver="bridge",
                                labels=L.resource_labels(ctx.project, L.NETWORK, self.resource.key))
+        self.created = True
         ctx.reporter.note(f"created network {self.resource.name}")
+
+    def undo(self, ctx: StepContext) -> None:
+        if self.created:
+            ctx.api.remove_network(self.resource.name)
+            ctx.reporter.note(f"removed network {self.resource.name} (made by this deploy)")
 
 
 @dataclass
 class EnsureVolume(Step):
     resource: Resource
     service: str | None = None
+    created: bool = False  # by this step: a failed deploy removes it again (nothing of the site is in it yet)
 
     def describe(self) -> str:
         return f"volume {self.resource.name}: {'check (external)' if self.resource.external else 'ensure'}"
@@ -107,14 +132,21 @@ class EnsureVolume(Step):
         ctx.api.create_volume(self.resource.name, driver="local" if self.resource.driver_opts else None,
                               driver_opts=dict(self.resource.driver_opts) or None,
                               labels=L.resource_labels(ctx.project, L.VOLUME, self.resource.key))
+        self.created = True
         ctx.reporter.note(f"created volume {self.resource.name}"
                           + (f" on {self.resource.bind_device}" if self.resource.bind_device else ""))
+
+    def undo(self, ctx: StepContext) -> None:
+        if self.created:
+            ctx.api.remove_volume(self.resource.name)
+            ctx.reporter.note(f"removed volume {self.resource.name} (made by this deploy)")
 
 
 @dataclass
 class RenameOld(Step):
     service: str
     old: Running
+    restores = True
 
     def describe(self) -> str:
         return f"keep the running container aside as {self.old.name}{OLD_SUFFIX}"
@@ -131,15 +163,17 @@ class RenameOld(Step):
 class StopOld(Step):
     service: str
     old: Running
+    restores = True
 
     def describe(self) -> str:
         return "stop the old container (it holds host ports or a data volume)"
 
     def run(self, ctx: StepContext) -> None:
-        ctx.api.stop(self.old.id, timeout=20)
+        ctx.api.stop(self.old.id, timeout=STOP_SECONDS)
 
     def undo(self, ctx: StepContext) -> None:
         ctx.api.start(self.old.id)
+        ctx.containers[self.service] = self.old.id
 
 
 @dataclass
@@ -182,6 +216,7 @@ class CreateContainer(Step):
 class StartContainer(Step):
     service: str
     existing: Running | None = None  # start a stopped container instead of the new one
+    started_id: str | None = None
 
     def describe(self) -> str:
         return "start the existing container" if self.existing else "start"
@@ -189,11 +224,19 @@ class StartContainer(Step):
     def run(self, ctx: StepContext) -> None:
         if self.existing:
             ctx.containers[self.service] = self.existing.id
-        ctx.api.start(ctx.containers[self.service])
+        self.started_id = ctx.containers[self.service]
+        ctx.api.start(self.started_id)
 
     def undo(self, ctx: StepContext) -> None:
-        if self.existing:
-            ctx.api.stop(self.existing.id, timeout=20)
+        """Stop what this step started, cleanly: a new database shuts down before its volume goes back to the old."""
+        from docker.errors import NotFound
+
+        if self.started_id is None:
+            return
+        try:
+            ctx.api.stop(self.started_id, timeout=STOP_SECONDS)
+        except NotFound:
+            pass
 
 
 @dataclass
@@ -207,14 +250,17 @@ class WaitReady(Step):
         return "wait until it exits successfully" if self.until == "completed" else "wait until healthy"
 
     def run(self, ctx: StepContext) -> None:
+        from contextlib import closing
+
         container = ctx.containers[self.service]
         limit = ctx.timeouts.get(self.service, 120.0)
-        for _ in state_changes(ctx.api, container, limit):
-            verdict = self._verdict(ctx.api.inspect_container(container)["State"])
-            if verdict == "ok":
-                return
-            if verdict is not None:
-                raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
+        with closing(state_changes(ctx.api, container, limit)) as changes:  # the stream ends here, not at GC
+            for _ in changes:
+                verdict = self._verdict(ctx.api.inspect_container(container)["State"])
+                if verdict == "ok":
+                    return
+                if verdict is not None:
+                    raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
         raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))
 
     def _verdict(self, state: dict[str, Any]) -> str | None:
@@ -275,7 +321,25 @@ def state_changes(api: "APIClient", container: str, limit: float) -> Iterator[No
             if time.monotonic() > deadline:
                 return
     finally:
+        close_stream(stream)
+
+
+def close_stream(stream: Any) -> None:
+    """End an event stream; over ssh:// docker-py cannot cancel one, so its SSH channel is closed instead.
+
+    docker-py raises "Cancellable streams not supported for the SSH protocol"
+    there; left to the garbage collector that became an "Exception ignored"
+    traceback on every deploy.
+    """
+    from docker.errors import DockerException
+
+    try:
         stream.close()
+    except DockerException:
+        channel = getattr(getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None), "fp", None)
+        channel = getattr(channel, "channel", None)
+        if channel is not None:
+            channel.close()
 
 
 def last_logs(api: "APIClient", container: str, tail: int = LOG_TAIL) -> str:

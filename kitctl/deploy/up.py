@@ -136,11 +136,11 @@ def _preflight(client: "docker.DockerClient", project: Project, remote: bool, lo
 
 
 def _images(client, project: Project, options: UpOptions, full_licence, reporter: "Reporter") -> dict[str, str | None]:
-    from kitctl.deploy.pull import load_bundle, local_image_ids, pull_missing
+    from kitctl.deploy.pull import images_from_bundle, local_image_ids, pull_missing
 
     refs = [s.image for s in project.services.values()]
-    if options.bundle is not None:
-        load_bundle(client, str(options.bundle), reporter)
+    if options.bundle is not None:  # offline: the bundle's images or nothing, never a registry
+        return images_from_bundle(client, str(options.bundle), refs, reporter)
     ids = local_image_ids(client.api, refs)
     if options.dry_run or all(ids.values()):
         return ids

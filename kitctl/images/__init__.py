@@ -10,6 +10,9 @@ from __future__ import annotations
 SERVICES: tuple[str, ...] = ("storefront", "agent", "hq", "db", "proxy")
 """Every service image of a kit version, in build order."""
 
+SITE_SERVICES: tuple[str, ...] = ("storefront", "agent", "db", "proxy")
+"""What a sub-site runs: a licensee's offline bundle carries these and not HQ's own server."""
+
 PYTHON_SERVICES: frozenset[str] = frozenset({"storefront", "agent", "hq"})
 """Images that carry the kit itself (a venv in /opt/kit from host-built wheels)."""
 

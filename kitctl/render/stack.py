@@ -110,7 +110,9 @@ HARDENING: dict[str, dict[str, Any]] = {
     "proxy": {"cap_drop": ["ALL"], "security_opt": NO_NEW_PRIVILEGES, "read_only": True, "tmpfs": ["/tmp"]},
     "storefront": {"cap_drop": ["ALL"], "security_opt": NO_NEW_PRIVILEGES},
     "agent": {"cap_drop": ["ALL"], "security_opt": NO_NEW_PRIVILEGES},
-    "db": {"cap_drop": ["ALL"], "cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+    # KILL: tini (root) forwards `docker stop`'s SIGINT to postgres (another uid); without it the signal
+    # fails, tini exits and PostgreSQL is killed mid-flight ("not properly shut down" at the next start)
+    "db": {"cap_drop": ["ALL"], "cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"],
            "security_opt": NO_NEW_PRIVILEGES},
 }
 

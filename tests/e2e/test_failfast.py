@@ -17,175 +17,39 @@ Figures are printed (run with -s) and kept in test-artifacts/failfast.json.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import require
-from tests.support.postgres import free_port
+from tests.support.kit_stack import (
+    CSRF, NONCE, SKU, Stack, engine_with_kit_images, launch_stack, new_stack, remove_stack,
+)
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("db", "storefront", "agent", "proxy", "hq")
-SKU = "game-steam-50"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-NONCE = re.compile(r'name="nonce" value="([^"]+)"')
 FIGURES: dict[str, Any] = {}
-
-
-@dataclass
-class Stack:
-    root: Path
-    site_id: str
-    tag: str
-    network: str
-    hq_name: str
-    hq_port: int
-    http_port: int
-    metrics_port: int
-    client: Any
-    site_dir: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.site_dir = self.root / "site"
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def hq_url(self) -> str:
-        return f"http://127.0.0.1:{self.hq_port}"
-
-    def container(self, service: str) -> Any:
-        if service == "hq":
-            return self.client.containers.get(self.hq_name)
-        found = [c for c in self.client.containers.list(all=True, filters={"label": [
-            f"com.kitctl.site={self.site_id}", f"com.kitctl.service={service}"]}) if not c.name.endswith("_kitctl_old")]
-        assert len(found) == 1, [c.name for c in found]
-        return found[0]
-
-    def kitctl(self, *args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KITCTL_")}
-        done = subprocess.run([sys.executable, "-m", "kitctl", *args, "--site-dir", str(self.site_dir)],
-                              capture_output=True, text=True, timeout=600, cwd=ROOT,
-                              env={**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
-        assert done.returncode == 0, f"kitctl {args} → {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def psql(self, query: str) -> list[str]:
-        code, out = self.container("db").exec_run(["psql", "-X", "-qtA", "-U", "postgres", "-d", "kit", "-c", query])
-        assert code == 0, out.decode()[-400:]
-        return [line for line in out.decode().splitlines() if line.strip()]
-
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                    return sample.value
-        return None
-
-
-def _prepare_hq(stack: Stack) -> str:
-    """HQ's state (keys, catalog, card keys, open risk rules) and the site's licence; returns the token."""
-    from demo import catalog
-    from hq import catalog_csv, inventory, licences
-    from hq.risk import parse_rules
-    from hq.service import HQ
-    from hq.settings import HQSettings
-    from tests.agent.helpers import OPEN_RULES
-
-    settings = HQSettings(dir=stack.root / "hq", public_url=f"http://{stack.hq_name}:8600", registry_url=None,
-                          heartbeat_interval_seconds=5)
-    hq = HQ.open(settings)
-    try:
-        (stack.root / "hq-keys.json").write_text(json.dumps(hq.keys.jwks()))
-        catalog_csv.import_items(hq, "test", catalog.items_csv())
-        inventory.import_csv(hq, "test", catalog.card_keys_csv(per_sku=200))
-        hq.rules.save(parse_rules(OPEN_RULES))
-        token = str(licences.issue(hq, "test", stack.site_id, "basic", ["game", "phone"], 30)["token"])
-    finally:
-        hq.close()
-    for p in [stack.root / "hq", *(stack.root / "hq").rglob("*")]:
-        if os.geteuid() == 0:
-            os.lchown(p, 10001, 10001)  # the HQ image runs as uid 10001
-    return token
-
-
-def _start_hq(stack: Stack) -> None:
-    stack.client.containers.run(
-        f"kitctl/hq:{stack.tag}", name=stack.hq_name, detach=True, network=stack.network,
-        ports={"8600/tcp": ("127.0.0.1", stack.hq_port)},
-        volumes={str(stack.root / "hq"): {"bind": "/var/lib/kit/hq", "mode": "rw"}},
-        environment={"KIT_HQ_DIR": "/var/lib/kit/hq", "KIT_HQ_PUBLIC_URL": f"http://{stack.hq_name}:8600",
-                     "KIT_HQ_REGISTRY_URL": "", "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": "5"},
-        labels={"com.kitctl.test": stack.site_id})
-    eventually(lambda: httpx.get(f"{stack.hq_url}/healthz", timeout=1).status_code == 200, 90, what="HQ answering")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    from kitcore import __version__
-    from tests.infra.fixtures import docker_client, kit_images
-
-    client = docker_client()
-    require(bool(client.ping()), "Docker engine not reachable")
-    kit_images()  # built from this tree (Docker's layer cache keeps it short)
-    suffix = uuid.uuid4().hex[:8]
-    s = Stack(root=tmp_path_factory.mktemp("failfast"), site_id=f"ff{suffix}", tag=f"ff{suffix}",
-              network=f"kitctl-ff-{suffix}", hq_name=f"kitctl-ff-hq-{suffix}", hq_port=free_port(),
-              http_port=free_port(), metrics_port=free_port(), client=client)
-    for service in SERVICES:  # a tag of our own: others rebuilding the shared tag change nothing here
-        client.images.get(f"kitctl/{service}:{__version__}").tag(f"kitctl/{service}", s.tag)
-    client.networks.create(s.network, driver="bridge", labels={"com.kitctl.test": s.site_id})
+    s = new_stack(tmp_path_factory.mktemp("failfast"), "ff", engine_with_kit_images())
     try:
-        token = _prepare_hq(s)
-        _start_hq(s)
-        (s.root / "licence.jwt").write_text(token)
-        s.kitctl("up", "--licence", f"@{s.root / 'licence.jwt'}", "--hq-keys", str(s.root / "hq-keys.json"),
-                 "--name", "快速失败", "--domain", "localhost", "--tls", "off", "--http-port", str(s.http_port),
-                 "--metrics-port", str(s.metrics_port), "--hq-network", s.network, "--image-tag", s.tag)
-        eventually(lambda: httpx.get(f"{s.base}/p/{SKU}", timeout=3).status_code == 200, 120, what="catalog synced")
+        launch_stack(s, "快速失败")
         yield s
     finally:
-        _teardown(s)
-
-
-def _teardown(s: Stack) -> None:
-    import docker
-
-    if (s.site_dir / "compose.yaml").exists():
-        subprocess.run([sys.executable, "-m", "kitctl", "down", "--volumes", "--yes", "--site-dir", str(s.site_dir)],
-                       capture_output=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    for c in s.client.containers.list(all=True, filters={"label": f"com.kitctl.test={s.site_id}"}):
-        c.remove(force=True)
-    for n in s.client.networks.list(filters={"label": f"com.kitctl.test={s.site_id}"}):
-        n.remove()
-    for v in s.client.volumes.list(filters={"label": f"com.docker.compose.project={s.site_id}"}):
-        v.remove(force=True)
-    for service in SERVICES:
-        try:
-            s.client.images.remove(f"kitctl/{service}:{s.tag}", noprune=True)
-        except docker.errors.ImageNotFound:
-            pass
-    artifacts = ROOT / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
-    (artifacts / "failfast.json").write_text(json.dumps(FIGURES, indent=2))
+        remove_stack(s)
+        artifacts = ROOT / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        (artifacts / "failfast.json").write_text(json.dumps(FIGURES, indent=2))
 
 
 # -- the trickle -------------------------------------------------------------------

@@ -208,7 +208,7 @@ def test_unhealthy_version_rolls_back_and_the_old_one_still_serves(site: Site, e
     done = kitctl("upgrade", "--to", BROKEN, *site.args(), check=False)
     assert done.returncode == 1
     assert "last log lines of web" in done.stderr and "broken=True" in done.stderr
-    assert "previous containers were restored" in done.stderr
+    assert "rolled back, every service as before" in done.stderr
     assert container_ids(engine, site.project) == before
     assert all(engine.containers.get(cid).status == "running" for cid in before.values())
     status, body = get(site.url)

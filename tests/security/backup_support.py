@@ -54,6 +54,21 @@ class FakeEngineAPI:
     def exec_inspect(self, exec_id: str) -> dict[str, int]:
         return {"ExitCode": 0}
 
+    def get_archive(self, container: str, path: str) -> tuple[Iterator[bytes], dict[str, Any]]:
+        """A volume as the engine streams it: a tar rooted at the mount's last name."""
+        self.commands.append(["get_archive", path])
+        return iter([volume_tar(path)]), {}
+
+
+def volume_tar(path: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = b"-----BEGIN PRIVATE KEY----- local CA"
+        info = tarfile.TarInfo(f"{path.strip('/').rsplit('/', 1)[-1]}/caddy/pki/authorities/local/root.key")
+        info.size, info.mode, info.uid, info.gid = len(data), 0o600, 999, 999
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
 
 class FakeClient:
     def __init__(self, dump: bytes) -> None:

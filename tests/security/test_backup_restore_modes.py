@@ -151,3 +151,61 @@ def test_a_member_given_twice_is_refused(tmp_path: Path) -> None:
                     {"site/a": recorded(data, 0o644)})
     with pytest.raises(InvalidInput, match="appears twice"):
         read_archive(archive, tmp_path / "out")
+
+
+def test_directories_round_trip_with_their_mode_and_owner(tmp_path: Path) -> None:
+    """The proxy (another uid) must reach branding/ after a restore: directories keep their record."""
+    site, _key = make_site(tmp_path)
+    (site / "branding").chmod(0o750)
+    (site / "fonts").mkdir(mode=0o755)  # an empty directory comes back too
+    if os.geteuid() == 0:
+        os.chown(site / "branding", 0, 999)
+    dump = tmp_path / "site.dump"
+    dump.write_bytes(DUMP)
+    project = SimpleNamespace(working_dir=site, name="shop")
+    manifest, members = site_manifest(project, "db", "kit", dump)  # type: ignore[arg-type]
+    assert manifest["dirs"]["site/branding"]["mode"] == "0750" and manifest["dirs"]["site"]["mode"] == "0755"
+    write_archive(tmp_path / "b.tgz", manifest, members, recipients=None)
+    read_archive(tmp_path / "b.tgz", tmp_path / "out")
+    out = tmp_path / "out" / "site"
+    assert mode_of(out) == 0o755 and mode_of(out / "branding") == 0o750 and mode_of(out / "fonts") == 0o755
+    assert mode_of(out / "secrets") == 0o700
+    if os.geteuid() == 0:
+        assert (out / "branding").stat().st_gid == 999
+
+
+def test_a_secrets_directory_recorded_open_comes_back_0700(tmp_path: Path) -> None:
+    archive = craft(tmp_path / "a.tgz", [(_info("site", 0o755, tarfile.DIRTYPE), b""),
+                                         (_info("site/secrets", 0o755, tarfile.DIRTYPE), b"")], {}, fmt=3)
+    _with_dirs(archive, {"site": 0o755, "site/secrets": 0o755})
+    read_archive(archive, tmp_path / "out")
+    assert mode_of(tmp_path / "out" / "site" / "secrets") == 0o700 and mode_of(tmp_path / "out" / "site") == 0o755
+
+
+def test_a_world_writable_directory_is_refused_whole(tmp_path: Path) -> None:
+    archive = craft(tmp_path / "a.tgz", [(_info("site/branding", 0o777, tarfile.DIRTYPE), b"")], {}, fmt=3)
+    _with_dirs(archive, {"site/branding": 0o777})
+    with pytest.raises(InvalidInput, match="world-writable"):
+        read_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_the_manifest_does_not_record_is_refused(tmp_path: Path) -> None:
+    archive = craft(tmp_path / "a.tgz", [(_info("site/branding", 0o755, tarfile.DIRTYPE), b"")], {}, fmt=3)
+    _with_dirs(archive, {})
+    with pytest.raises(InvalidInput, match="refusing member 'site/branding'"):
+        read_archive(archive, tmp_path / "out")
+
+
+def _with_dirs(archive: Path, dirs: dict[str, int]) -> None:
+    """Rewrite a crafted archive's manifest so that it records `dirs`."""
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()]  # type: ignore[union-attr]
+    manifest = json.loads(members[0][1])
+    manifest["dirs"] = {name: {"mode": f"{mode:04o}", "uid": None, "gid": None} for name, mode in dirs.items()}
+    members[0] = (members[0][0], json.dumps(manifest).encode())
+    with tarfile.open(archive, "w:gz") as tar:
+        for info, data in members:
+            if info.isfile():
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)

@@ -61,7 +61,7 @@ def test_containers_drop_every_capability_they_do_not_need(render_flags):
     for name in ("proxy", "storefront", "agent", "db"):
         assert services[name]["cap_drop"] == ["ALL"], name
         assert services[name]["security_opt"] == ["no-new-privileges:true"], name
-    assert services["db"]["cap_add"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+    assert services["db"]["cap_add"] == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]
     assert all("cap_add" not in services[n] for n in ("proxy", "storefront", "agent"))
     assert services["proxy"]["read_only"] is True and services["proxy"]["tmpfs"] == ["/tmp"]
 

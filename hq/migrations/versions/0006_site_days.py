@@ -5,15 +5,15 @@ the table: 77 ms at 1M orders received today. The trigger adds each inserted
 order to its site's UTC day in the inserting transaction; the rows already
 there are summed once here.
 
-Revision ID: 0004
-Revises: 0002 (0003 is taken by another branch; chain after it if it lands first)
+Revision ID: 0006
+Revises: 0005_ledger
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004'
-down_revision = '0002'
+revision = '0006'
+down_revision = '0005_ledger'
 branch_labels = None
 depends_on = None
 
