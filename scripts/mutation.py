@@ -84,6 +84,10 @@ MODULES: dict[str, Module] = {
     "render.escape": Module("kitctl/render/escape.py", _tests("render/test_escape_parsed", "render/test_escape")),
     "agent.outbox": Module("agent/outbox.py", _tests(*AGENT), pg=True),
     "agent.decisions": Module("agent/decisions.py", _tests(*AGENT), pg=True),
+    # the agent's side of command verification: the site, expiry with clock skew, replayed sequence numbers
+    "agent.commands": Module("agent/commands.py", _tests("agent/test_command_times", "agent/test_commands"), pg=True),
+    # the operator's review resolution: the fourth path an order takes to its card keys
+    "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation"), pg=True),
 }
 
 # mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into what a score needs
@@ -356,6 +360,53 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
     return killed, survivors
 
 
+# -- survivors again, against named tests -------------------------------------------------------------
+
+def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False) -> None:
+    """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
+
+    On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
+    (stopping at the first failure) with MUTANT_UNDER_TEST set, as mutmut does. A survivor they kill is recorded
+    killed in mutmut's record; one they miss stays a survivor. Listed equivalents are skipped. With `unchecked`,
+    mutants mutmut has not tested yet are tested too, and one the named tests miss is recorded as a survivor
+    (pessimistic: another of the module's tests might kill it; `--retest` asks them all).
+    """
+    from mutmut.stats import status_by_exit_code
+
+    unknown = [t for t in tests if t.split("::")[0] not in module.tests]
+    if unknown:
+        raise SystemExit(f"{unknown[0]} is not one of {key}'s tests: {', '.join(module.tests)}")
+    mutants = prepare(key, module) / "mutants"
+    meta_path = mutants / (module.path + ".meta")
+    if not meta_path.exists() or not (mutants / module.path).exists():
+        raise SystemExit(f"{key}: no mutmut record to retest (run the module first)")
+    shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    equivalents = load_equivalents()
+    survivors = [n for n, code in json.loads(meta_path.read_text())["exit_code_by_key"].items()
+                 if (code is None and unchecked or code is not None and status_by_exit_code[code] in SURVIVED)
+                 and n not in equivalents]
+    if unchecked:  # in a fixed random order: a run stopped early has tested a fair sample of the module
+        import random
+
+        random.Random(27).shuffle(survivors)
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests]
+    with postgres(module.pg):
+        for sentinel, must_pass in (("", True), ("fail", False)):  # passes unmutated; reaches the module at all
+            os.environ["MUTANT_UNDER_TEST"] = sentinel
+            if (pytest_in_fork(mutants, args) == 0) != must_pass:
+                raise SystemExit(f"{key}: the named tests {'fail without a mutant' if must_pass else 'never reach the module'}")
+        for name in survivors:
+            started = time.monotonic()
+            os.environ["MUTANT_UNDER_TEST"] = name
+            code = pytest_in_fork(mutants, args)
+            meta = json.loads(meta_path.read_text())
+            if code > 0 or meta["exit_code_by_key"][name] is None:
+                meta["exit_code_by_key"][name] = 1 if code > 0 else 0  # mutmut's "killed", "survived"
+                meta_path.write_text(json.dumps(meta))
+            print(f"    {name}: {'killed' if code > 0 else 'survived'} ({time.monotonic() - started:.0f} s)", flush=True)
+        del os.environ["MUTANT_UNDER_TEST"]
+
+
 # -- the whole run ------------------------------------------------------------------------------------
 
 def load_equivalents() -> dict[str, str]:
@@ -431,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the module map and exit")
     parser.add_argument("--report", action="store_true", help="only report mutmut's recorded results (no tables)")
     parser.add_argument("--retest", action="store_true", help="test only the recorded survivors again")
+    parser.add_argument("--retest-with", metavar="TESTS", help="test the recorded survivors again against only these "
+                        "of the module's tests (comma-separated pytest ids), then report")
+    parser.add_argument("--unchecked", action="store_true", help="with --retest-with: also the mutants mutmut has "
+                        "not tested yet (one the named tests miss counts as a survivor)")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -439,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, module in MODULES.items():
             print(f"{key:24} {module.path:30} {' '.join(module.tests)}")
         return 0
+    if args.retest_with:
+        for key in args.modules:
+            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked)
+        args.report = True
     tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:

@@ -175,6 +175,42 @@ def test_none_keeps_the_stored_value_and_last_error_is_cleared(engine):
     assert utc(c1.next_attempt_at) == T0 and utc(c1.updated_at) == now and list(c1.reasons) == ["r"]
 
 
+def test_a_value_given_replaces_the_stored_one_and_each_decided_row_is_audited_by_the_agent(engine):
+    for oid in ("D1", "D2"):
+        add_order(engine, oid, attempts=2)
+        with engine.begin() as conn:
+            conn.execute(orders.update().where(orders.c.id == oid).values(last_error="timeout: HQ",
+                                                                           delivery_sealed="old"))
+    now = datetime(2025, 6, 15, 9, 0, 0, tzinfo=timezone.utc)
+    decided_at = datetime(2025, 6, 15, 8, 59, 0, tzinfo=timezone.utc)
+    due = datetime(2025, 6, 15, 9, 5, 0, tzinfo=timezone.utc)
+    decided = [{"id": "D1", "status": "delivered", "decision": "approve", "reasons": ["ok", "fast"],
+                "hq_order_id": "hq-D1", "public_reason": "delivered", "delivery_sealed": "new-D1",
+                "decided_at": decided_at, "attempts": 5, "next_attempt_at": due},
+               {"id": "D2", "status": "review", "decision": "review", "reasons": [], "hq_order_id": "hq-D2",
+                "public_reason": "under review", "delivery_sealed": None, "decided_at": None, "attempts": 0,
+                "next_attempt_at": due}]
+    with engine.begin() as conn:
+        changed = decision_writer(engine).write(conn, decided, "pending", now)
+    assert sorted((c.id, c.status, c.decision) for c in changed) == [("D1", "delivered", "approve"),
+                                                                     ("D2", "review", "review")]
+    d1, d2 = row(engine, "D1"), row(engine, "D2")
+    assert (d1.status, d1.decision, list(d1.reasons), d1.hq_order_id, d1.public_reason, d1.delivery_sealed,
+            d1.attempts, d1.last_error) == ("delivered", "approve", ["ok", "fast"], "hq-D1", "delivered", "new-D1",
+                                            5, None)
+    assert (utc(d1.decided_at), utc(d1.next_attempt_at), utc(d1.updated_at)) == (decided_at, due, now)
+    assert (d2.status, d2.decision, list(d2.reasons), d2.hq_order_id, d2.public_reason, d2.delivery_sealed,
+            d2.attempts, d2.decided_at, utc(d2.next_attempt_at)) == (
+        "review", "review", [], "hq-D2", "under review", "old", 0, None, due)
+    with engine.connect() as conn:
+        entries = conn.execute(select(audit_log.c.actor, audit_log.c.at, audit_log.c.detail)
+                               .where(audit_log.c.action == "order_decided").order_by(audit_log.c.id)).all()
+    assert sorted((e.actor, utc(e.at), e.detail["order_id"], e.detail["status"], e.detail["decision"])
+                  for e in entries) == [("agent", now, "D1", "delivered", "approve"),
+                                        ("agent", now, "D2", "review", "review")]
+    assert all(set(e.detail) == {"order_id", "status", "decision"} for e in entries)
+
+
 def test_only_due_pending_orders_are_sent_oldest_first_up_to_the_batch(engine):
     now = datetime.now(timezone.utc)
     add_order(engine, "late", created=T0 + timedelta(seconds=5))
@@ -287,3 +323,100 @@ def test_oldest_pending_age_counts_pending_and_review(engine):
     pending, review, age = oldest_pending_age(engine)
     assert (pending, review) == (2, 1)
     assert age >= (datetime.now(timezone.utc) - T0).total_seconds() - 5
+
+
+# -- with the agent's clock set by the test -------------------------------------------------------------
+
+NOW = datetime(2025, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def frozen(monkeypatch) -> datetime:  # type: ignore[no-untyped-def]
+    from agent import outbox
+
+    monkeypatch.setattr(outbox, "utcnow", lambda: NOW)
+    return NOW
+
+
+def test_a_postponed_order_records_when_and_why_and_no_other_row_changes(engine, frozen):
+    add_order(engine, "H1", due=NOW)  # due at this very instant: sent
+    add_order(engine, "H2", due=NOW + timedelta(microseconds=1))  # not due yet: neither sent nor touched
+    add_order(engine, "H3", due=NOW - timedelta(seconds=1))  # sent, then decided meanwhile
+    hq = ScriptedHQ()
+    hq.fail = HQError("orders", "unavailable", "x" * 300, status=503)
+    fwd = forwarder(engine, hq, backoff_base=10.0, backoff_cap=1000.0)
+    batch = fwd.due_orders(10)
+    assert sorted(o.id for o in batch) == ["H1", "H3"]
+    with engine.begin() as conn:
+        conn.execute(orders.update().where(orders.c.id == "H3").values(status="delivered"))
+    with pytest.raises(HQError):
+        fwd.submit(batch)
+    h1, h2, h3 = row(engine, "H1"), row(engine, "H2"), row(engine, "H3")
+    assert (h1.status, h1.attempts, h1.last_error) == ("pending", 1, "unavailable: " + "x" * 187)  # 200 characters
+    assert utc(h1.updated_at) == NOW
+    # attempt 1: between half and all of min(1000, 10 s × 2¹) = 20 s after now
+    assert NOW + timedelta(seconds=10) <= utc(h1.next_attempt_at) <= NOW + timedelta(seconds=20)
+    assert (h2.attempts, h2.last_error, utc(h2.next_attempt_at)) == (0, None, NOW + timedelta(microseconds=1))
+    assert (h3.status, h3.attempts, h3.last_error, utc(h3.next_attempt_at)) == (
+        "delivered", 0, None, NOW - timedelta(seconds=1))
+
+
+def test_review_polls_ask_only_about_due_reviews_fifty_at_a_time(engine, frozen):
+    for i in range(51):  # R00 is due the longest; R50 exactly now
+        add_order(engine, f"R{i:02d}", status="review", due=NOW - timedelta(seconds=50 - i))
+    add_order(engine, "later", status="review", due=NOW + timedelta(microseconds=1))
+    add_order(engine, "P1", due=NOW - timedelta(hours=1))  # pending, due: forwarding's business, not the poll's
+    hq = ScriptedHQ()
+    hq.answers = {f"R{i:02d}": in_review(f"R{i:02d}") for i in range(51)}
+    fwd = forwarder(engine, hq, review_poll=30.0, backoff_cap=300.0)
+    assert fwd.poll_reviews_once() == 0  # all still under review
+    assert hq.polled == [f"R{i:02d}" for i in range(50)]
+    r00, r50 = row(engine, "R00"), row(engine, "R50")
+    # attempt 0 of the review poll: between half and all of min(max(30, 300), 30 s × 2⁰) = 30 s after now
+    assert r00.attempts == 1 and NOW + timedelta(seconds=15) <= utc(r00.next_attempt_at) <= NOW + timedelta(seconds=30)
+    assert (r50.attempts, utc(r50.next_attempt_at)) == (0, NOW)  # not asked about: untouched
+    assert (row(engine, "later").attempts, row(engine, "P1").attempts) == (0, 0)
+    hq.polled.clear()
+    assert fwd.poll_reviews_once() == 0
+    assert hq.polled == ["R50"]  # due exactly now; the others wait for their next poll
+    hq.answers = {}
+    hq.polled.clear()
+    with engine.begin() as conn:
+        conn.execute(orders.update().where(orders.c.status == "review").values(next_attempt_at=NOW + timedelta(days=1)))
+    assert fwd.poll_reviews_once() == 0 and hq.polled == []
+
+
+def test_close_waits_for_the_sender_thread_to_end(engine):
+    import threading
+
+    def senders() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("forward-send")]
+
+    forwarder(engine, ScriptedHQ()).close()  # never sent anything: nothing to end
+    add_order(engine, "Q1")
+    hq = ScriptedHQ()
+    hq.answers = {"Q1": rejected("Q1")}
+    fwd = forwarder(engine, hq)
+    before = senders()
+    assert fwd.forward_burst().decided == 1
+    assert len(senders()) == len(before) + 1
+    fwd.close()
+    assert senders() == before
+
+
+def test_a_batch_of_decisions_costs_one_statement_on_postgres_and_three_on_sqlite(engine):
+    """PostgreSQL: one UPDATE … FROM with the audit INSERT fed by its RETURNING; SQLite: SELECT, UPDATE, INSERT."""
+    from sqlalchemy import event
+
+    for i in range(5):
+        add_order(engine, f"W{i}")
+    now = datetime(2025, 6, 15, 9, 0, 0, tzinfo=timezone.utc)
+    decided = [{"id": f"W{i}", "status": "rejected", "decision": "reject", "reasons": [], "hq_order_id": f"h{i}",
+                "public_reason": "declined", "delivery_sealed": None, "decided_at": now, "attempts": None,
+                "next_attempt_at": None} for i in range(5)]
+    statements: list[str] = []
+    with engine.begin() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        assert len(decision_writer(engine).write(conn, decided, "pending", now)) == 5
+    assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
+    assert len(audited(engine)) == 5

@@ -14,6 +14,7 @@ is lost holds there too.
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
@@ -252,3 +253,95 @@ def test_a_large_import_refreshes_the_planners_statistics(pg_hq):
     assert analyzed() == before  # below the threshold: autovacuum's business
     inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,B{i},x\n" for i in range(1000)))
     assert analyzed() == before + 1
+
+
+@pytest.mark.postgres
+def test_the_same_order_decided_by_two_requests_at_once_is_delivered_once(pg_hq, monkeypatch):
+    """Both requests look the order up, find nothing and decide it; the second insert meets the first's row.
+
+    The second then answers with the first's decision and keys, marked replayed, and takes no key itself.
+    Another site's "o-1" (another body) and this site's older order stand beside it and are not it.
+    """
+    from hq import licences, risk
+
+    hq = pg_hq(4)
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [small("o-1", quantity=2)]}))
+    submit(hq, "k0", [small("o-0")])
+    both_decided = threading.Barrier(2, timeout=NO_WAIT)
+    evaluate = risk.evaluate
+
+    def decide_together(*args: Any) -> Any:
+        verdict = evaluate(*args)
+        both_decided.wait()  # neither inserts before both have looked the order up
+        return verdict
+
+    monkeypatch.setattr(risk, "evaluate", decide_together)
+    one = OrderBatch.model_validate({"orders": [small("o-1")]}).orders[0]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: orders.decide_one(hq, CTX, one), range(2)))
+    assert sorted(a["replayed"] for a in answers) == [False, True]
+    first, second = sorted(answers, key=lambda a: a["replayed"])
+    assert (second["hq_order_id"], second["decision"], second["status"]) == (first["hq_order_id"], "approve",
+                                                                              "delivered")
+    assert second["delivery"] == first["delivery"] and len(serials(first)) == 1
+    assert sorted(sold_by_order(hq).values()) == [1, 1, 2]  # site-b's o-1, o-0 and this o-1: no key twice
+
+
+SOLD_AT = datetime(2025, 7, 1, 9, 30, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order", "review"])
+def test_each_path_sells_the_ordered_skus_oldest_keys_stamped_with_hqs_clock(tmp_path, db_url, monkeypatch, path):
+    """card-1's keys are older (lower ids) than card-2's; an order for card-2 takes card-2's, the oldest first.
+
+    card-2's oldest key is written again (deleted and inserted with its id), so it no longer comes first
+    in the table's physical order: only ordering by id finds it first. On PostgreSQL the planner is kept off
+    the indexes (whose order would hide a missing ORDER BY): the order must not depend on the plan.
+    """
+    from sqlalchemy import create_engine, make_url, text
+
+    from hq import catalog
+
+    if db_url:
+        admin = create_engine(db_url)
+        with admin.begin() as conn:
+            for setting in ("enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"):
+                conn.execute(text(f'ALTER DATABASE "{make_url(db_url).database}" SET {setting} = off'))
+        admin.dispose()
+    hq = _open(tmp_path, db_url, 3)
+    try:
+        catalog.upsert(hq, "t", "card-2", catalog.ItemSpec(name="c2", category="game", face_value_cents=100,
+                                                           price_cents=90, max_qty=10))
+        inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-2,T{i},y{i}\n" for i in range(4)))
+        with hq.session() as s:
+            oldest = s.scalar(select(CardKey).where(CardKey.serial == "T0"))
+            values = {c.key: getattr(oldest, c.key) for c in CardKey.__table__.columns}
+            s.delete(oldest)
+            s.flush()
+            s.execute(CardKey.__table__.insert().values(**values))
+        for module in (inventory, batch):
+            monkeypatch.setattr(module, "utcnow", lambda: SOLD_AT)
+        if path == "per-order":
+            submit(hq, "known", [small("known")])  # takes card-1's S0000
+        two = {**small("o-2", quantity=2), "sku": "card-2"}
+        if path == "review":
+            two["unit_price_cents"] = REVIEW_FROM
+            held = submit(hq, "k1", [two])[0]
+            assert held["status"] == "review"
+            result = reviews.resolve(hq, "op", held["hq_order_id"], "approve")
+            assert result["status"] == "delivered"
+        else:
+            result = submit(hq, "k1", [small("known"), two] if path == "per-order" else [two])[-1]
+            assert serials(result) == ["T0", "T1"]
+        got = orders.get_order(hq, "site-a", "o-2")["delivery"]["card_keys"]
+        assert got == [{"serial": "T0", "secret": "y0"}, {"serial": "T1", "secret": "y1"}]
+        with hq.session() as s:
+            sold = {k.serial: k.sold_at.replace(tzinfo=timezone.utc) for k in s.scalars(
+                select(CardKey).where(CardKey.sku == "card-2", CardKey.status == "sold"))}
+            left = sorted(s.scalars(select(CardKey.serial).where(CardKey.status == "available")))
+        assert sold == {"T0": SOLD_AT, "T1": SOLD_AT}
+        assert left == (["S0001", "S0002"] if path == "per-order" else ["S0000", "S0001", "S0002"]) + ["T2", "T3"]
+    finally:
+        hq.close()

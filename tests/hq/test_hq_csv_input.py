@@ -45,7 +45,8 @@ def test_rows_are_read_with_their_spaces_trimmed_header_in_any_case_bom_allowed(
     assert inventory.parse_csv(text) == [("g1", "S1", "x 1"), ("g2", "S,2", "y"), ("g3", "S3", "z")]
 
 
-@pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n"])
+@pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n",
+                                  "Xsku,serial,secret\ng,1,2\n"])
 def test_the_header_comes_first(text):
     assert refusal(text) == HEADER_REFUSED
 
@@ -71,3 +72,50 @@ def test_field_lengths_at_their_limits():
 
 def test_text_that_passes_line_by_line_but_not_as_a_whole():
     assert refusal("\ufeff\ufeffsku,serial,secret\ng,1,2\n") == "card-key CSV: it is not valid CSV"  # two BOMs
+
+
+# -- importing: all or nothing, per SKU, serials already there skipped ----------------------------------------
+
+def test_an_import_refuses_skus_without_card_keys_whole_and_skips_serials_already_there(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from hq import catalog
+    from hq.models import AuditEvent, CardKey
+    from tests.hq.helpers import open_hq
+
+    hq = open_hq(tmp_path / "hq", card_keys=2)  # card-1: S0000, S0001
+    try:
+        spec = catalog.ItemSpec(name="x", category="game", face_value_cents=100, price_cents=90)
+        catalog.upsert(hq, "t", "card-2", spec)
+        catalog.upsert(hq, "t", "card-gone", spec)
+        catalog.remove(hq, "t", "card-gone")
+        catalog.upsert(hq, "t", "topup", catalog.ItemSpec(name="x", category="game", face_value_cents=100,
+                                                          price_cents=90, stock_kind="direct_topup"))
+        refusals = {"card-gone": (inventory.UnknownSku, "card-key CSV: sku 'card-gone' is not in the catalog"),
+                    "card-new": (inventory.UnknownSku, "card-key CSV: sku 'card-new' is not in the catalog"),
+                    "topup": (inventory.NotCardKeySku,
+                              "card-key CSV: sku 'topup' is a direct top-up, it has no card keys")}
+        for sku, (kind, message) in refusals.items():
+            with pytest.raises(kind) as refused:
+                inventory.import_csv(hq, "op", f"sku,serial,secret\ncard-2,N1,n\n{sku},Z1,z\n")
+            assert str(refused.value) == message
+        at = datetime(2025, 7, 1, 9, 0, 0, tzinfo=timezone.utc)
+        monkeypatch.setattr(inventory, "utcnow", lambda: at)
+        got = inventory.import_csv(hq, "op", "sku,serial,secret\ncard-1,S0001,again\ncard-1,S0002,new\n"
+                                             "card-2,S0001,other-sku\ncard-2,S0001,twice\n")
+        assert got == {"added": 2, "skipped": 2, "skus": ["card-1", "card-2"]}
+        with hq.session() as s:
+            keys = {(k.sku, k.serial): (k.status, hq.vault.decrypt(k.secret_enc, context=f"{k.sku}:{k.serial}"),
+                                        k.imported_at.replace(tzinfo=timezone.utc))
+                    for k in s.scalars(select(CardKey).where(CardKey.serial != "S0000"))}
+            audit = s.scalars(select(AuditEvent).where(AuditEvent.action == "inventory.import")
+                              .order_by(AuditEvent.id.desc())).first()
+        assert keys[("card-1", "S0001")][:2] == ("available", "x1")  # the key already there is kept as it was
+        assert keys[("card-1", "S0002")] == ("available", "new", at)
+        assert keys[("card-2", "S0001")] == ("available", "other-sku", at)
+        assert (audit.operator, audit.detail) == ("op", {"added": 2, "skipped": 2, "skus": ["card-1", "card-2"]})
+        assert sorted(k for k in keys if k[0] == "card-2") == [("card-2", "S0001")]  # nothing of the refused imports
+    finally:
+        hq.close()

@@ -127,10 +127,35 @@ def test_per_order_replay_of_a_changed_body_is_refused(hq):
     with pytest.raises(ApiError) as refused:
         submit(hq, "k2", [small("o-1", quantity=2), small("o-2")])
     assert refused.value.status == 422
-    with pytest.raises(ApiError):
+    assert (refused.value.code, refused.value.detail) == (
+        "idempotency_conflict", "order 'o-1' was already sent with a different body")
+    with pytest.raises(ApiError) as alone:  # the same rule when the order is decided on its own
         orders.decide_one(hq, orders.SiteContext("site-a", ("game",), ("CN",)),
                           OrderBatch.model_validate({"orders": [small("o-1", quantity=3)]}).orders[0])
+    assert (alone.value.status, alone.value.code, alone.value.detail) == (
+        422, "idempotency_conflict", "order 'o-1' was already sent with a different body")
     assert sold(hq) == 1
+
+
+def test_a_changed_order_anywhere_in_the_batch_refuses_it_before_anything_is_decided(hq):
+    submit(hq, "k1", [small("o-1")])
+    with pytest.raises(ApiError) as refused:
+        submit(hq, "k2", [small("o-new"), big("o-review"), small("o-1", quantity=2)])
+    assert (refused.value.status, refused.value.code) == (422, "idempotency_conflict")
+    assert stored(hq, "o-new") is None and stored(hq, "o-review") is None
+    assert sold(hq) == 1
+
+
+def test_order_ids_of_another_site_are_not_this_sites_on_the_per_order_path(hq):
+    """site-b's "o-1" has another body; site-a's first "o-1", in a batch holding a known order, is new."""
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    submit(hq, "k1", [small("o-known")])
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [small("o-1", quantity=2)]}))
+    results, _ = submit(hq, "k2", [small("o-known"), small("o-1")])
+    assert results[0]["replayed"] is True
+    assert (results[1]["decision"], results[1]["status"], results[1]["replayed"]) == ("approve", "delivered", False)
+    assert stored(hq, "o-1") == ("approve", "delivered") and stored(hq, "o-1", "site-b") == ("approve", "delivered")
 
 
 def test_review_approval_releases_the_keys_then_and_only_once(hq):
@@ -156,6 +181,53 @@ def test_review_rejection_releases_nothing(hq):
     assert resolved["reasons"] == [f"amount_over:{REVIEW_FROM}", "operator:reject"]
     assert orders.get_order(hq, "site-a", "o-review")["delivery"] is None
     assert sold(hq) == 0
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_review_resolution_records_who_when_and_what_and_names_a_refusal(hq, monkeypatch, decision):
+    from datetime import datetime, timezone
+
+    from hq.models import AuditEvent
+
+    at = datetime(2025, 3, 2, 10, 0, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(reviews, "utcnow", lambda: at)
+    results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
+    hq_id = results[0]["hq_order_id"]
+    resolved = reviews.resolve(hq, "op-jane", hq_id, decision, note="called the buyer")
+    outcome = "delivered" if decision == "approve" else "rejected"
+    assert {k: resolved[k] for k in ("hq_order_id", "site", "order_id", "sku", "quantity", "amount_cents",
+                                     "currency", "status", "decision")} == {
+        "hq_order_id": hq_id, "site": "site-a", "order_id": "o-review", "sku": "card-1", "quantity": 2,
+        "amount_cents": REVIEW_FROM, "currency": "CNY", "status": outcome, "decision": decision}
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.hq_order_id == hq_id))
+        assert (row.decided_by, row.decided_at.replace(tzinfo=timezone.utc)) == ("op-jane", at)
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == f"review.{decision}")).one()
+        assert (event.operator, event.site_id, event.detail) == (
+            "op-jane", "site-a", {"hq_order_id": hq_id, "note": "called the buyer", "outcome": outcome})
+    assert reviews.queue(hq) == []
+    for unknown, status, code, detail in (
+            ("hq_nope", 404, "not_found", "order 'hq_nope' does not exist"),
+            (hq_id, 409, "not_in_review", f"order {hq_id!r} is {outcome}, not under review")):
+        with pytest.raises(ApiError) as refused:
+            reviews.resolve(hq, "op-jane", unknown, "approve")
+        assert (refused.value.status, refused.value.code, refused.value.detail) == (status, code, detail)
+
+
+def test_the_review_queue_is_oldest_first_per_site_and_bounded(hq):
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    submit(hq, "k1", [big("a-1"), big("a-2")])
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [big("b-1")]}))
+    submit(hq, "k2", [big("a-3")])
+    assert [q["order_id"] for q in reviews.queue(hq)] == ["a-1", "a-2", "b-1", "a-3"]
+    assert [q["order_id"] for q in reviews.queue(hq, "site-a")] == ["a-1", "a-2", "a-3"]
+    assert [q["order_id"] for q in reviews.queue(hq, "site-b")] == ["b-1"]
+    assert [q["order_id"] for q in reviews.queue(hq, limit=2)] == ["a-1", "a-2"]
+    first = reviews.queue(hq, "site-b")[0]
+    assert (first["reasons"], first["buyer"], first["received_at"][-1]) == (
+        [f"amount_over:{REVIEW_FROM}"], {"account": "player-1", "contact": "buyer@example.cn", "ip": "198.51.100.7",
+                                         "region": "CN"}, "Z")
 
 
 def test_review_approval_without_stock_is_a_reject(hq):
@@ -218,8 +290,9 @@ def test_when_another_request_inserted_one_of_the_orders_meanwhile(hq, monkeypat
     assert not replayed and results[0]["replayed"] and results[0]["delivery"] == first[0]["delivery"]
     assert_held_for_review(results[1])
     with pytest.raises(ApiError) as changed:
-        submit(hq, "k3", [small("o-1", quantity=3), small("o-3")])
-    assert (changed.value.status, changed.value.code) == (422, "idempotency_conflict")
+        submit(hq, "k3", [small("o-3"), small("o-1", quantity=3)])
+    assert (changed.value.status, changed.value.code, changed.value.detail) == (
+        422, "idempotency_conflict", "order 'o-1' was already sent with a different body")
     assert stored(hq, "o-3") is None  # refused before anything was decided
     again, replayed = submit(hq, "k2", [small("o-1"), big("o-2")])
     assert replayed and [r["hq_order_id"] for r in again] == [r["hq_order_id"] for r in results]

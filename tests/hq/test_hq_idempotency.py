@@ -8,6 +8,8 @@ over; a request refused before it changed anything frees its key.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -16,7 +18,7 @@ from sqlalchemy import select
 
 from hq import licences, orders
 from hq.errors import ApiError
-from hq.models import IdempotencyKey
+from hq.models import IdempotencyKey, Order
 from hq.risk import Rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
@@ -132,3 +134,53 @@ def test_release_forgets_only_that_sites_key(hq, clock):
     with hq.session() as s:
         left = sorted((r.site_id, r.key) for r in s.scalars(select(IdempotencyKey)))
     assert left == [("site-a", "k2"), ("site-b", "k")]
+
+
+# The order "o1" of body("o1") as canonical JSON: keys sorted, no whitespace, times as the site sent them.
+O1_JSON = (b'{"buyer":{"account":"player-1","contact":"buyer@example.cn","ip":"198.51.100.7","region":"CN"},'
+           b'"created_at":"2025-06-15T07:00:00Z","currency":"CNY","order_id":"o1","quantity":1,"sku":"g",'
+           b'"unit_price_cents":9900}')
+
+
+def stored_order(hq: HQ, order_id: str) -> Any:
+    with hq.session() as s:
+        return s.scalar(select(Order).where(Order.site_id == CTX.site_id, Order.order_id == order_id))
+
+
+def test_bodies_are_known_by_the_sha256_of_their_canonical_json(hq, clock):
+    """The hashes are stored (keys for 7 days, orders for good) and compared after an HQ upgrade: their form is fixed."""
+    assert orders.body_hash({"b": [1, 2], "a": {"d": None, "c": "x"}}) == hashlib.sha256(
+        b'{"a":{"c":"x","d":null},"b":[1,2]}').hexdigest()
+    orders.submit(hq, CTX, "k1", body("o1"))
+    assert stored_key(hq, "k1").request_sha256 == hashlib.sha256(b'{"orders":[' + O1_JSON + b"]}").hexdigest()
+    orders.submit(hq, CTX, "k2", body("o1", "o2"))  # a known order id: the per-order path
+    assert stored_order(hq, "o1").request_sha256 == hashlib.sha256(O1_JSON).hexdigest()
+    assert stored_order(hq, "o2").request_sha256 == hashlib.sha256(O1_JSON.replace(b'"o1"', b'"o2"')).hexdigest()
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_decided_order_is_stored_whole_and_stamped_with_hqs_clock(hq, clock, monkeypatch, path):
+    """Every column as written out here, on both paths (a batch of new orders; a batch holding a known order)."""
+    from hq import batch as batches
+
+    monkeypatch.setattr(batches, "utcnow", clock)
+    if path == "per-order":
+        orders.submit(hq, CTX, "k0", body("o0"))
+    clock.now = T0 + timedelta(minutes=5)
+    results, replayed = orders.submit(hq, CTX, "k1", body("o0", "o1") if path == "per-order" else body("o1"))
+    assert replayed is False and results[-1]["replayed"] is False
+    assert re.fullmatch(r"hq_[0-9a-f]{32}", results[-1]["hq_order_id"])
+    row = stored_order(hq, "o1")
+    at = datetime(2025, 6, 15, 8, 5, 0, tzinfo=timezone.utc)
+    assert {c: getattr(row, c) for c in (
+        "hq_order_id", "site_id", "order_id", "request_sha256", "sku", "quantity", "unit_price_cents",
+        "hq_price_cents", "currency", "buyer_account", "buyer_contact", "buyer_ip", "buyer_region", "decision",
+        "status", "reasons", "decided_by")} == {
+        "hq_order_id": results[-1]["hq_order_id"], "site_id": "site-a", "order_id": "o1",
+        "request_sha256": hashlib.sha256(O1_JSON).hexdigest(), "sku": "g", "quantity": 1, "unit_price_cents": 9900,
+        "hq_price_cents": 90, "currency": "CNY", "buyer_account": "player-1", "buyer_contact": "buyer@example.cn",
+        "buyer_ip": "198.51.100.7", "buyer_region": "CN", "decision": "approve", "status": "delivered",
+        "reasons": [], "decided_by": "risk-engine"}
+    stamps = [row.site_created_at, row.received_at, row.decided_at]
+    assert [t.replace(tzinfo=timezone.utc) for t in stamps] == [datetime(2025, 6, 15, 7, 0, 0, tzinfo=timezone.utc),
+                                                               at, at]
