@@ -22,7 +22,7 @@ demo-down:
 	bash scripts/demo.sh down
 
 # Benchmarks print figures (and ratios to the peer each names); docs/benchmarks.md keeps them.
-BENCHES := startup_bench layout_bench render_bench images_bench deploy_bench storefront_bench hq_bench agent_sync agent_forward agent_idle
+BENCHES := startup_bench layout_bench render_bench images_bench deploy_bench storefront_bench hq_bench hq_single_bench agent_sync agent_forward agent_idle
 
 bench: services
 	for b in $(BENCHES); do echo "== $$b"; $(PY) bench/$$b.py || exit 1; done

@@ -176,6 +176,21 @@ class Order(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SiteDay(Base):
+    """A site's orders and their amount per UTC day, kept by a trigger on `orders` (migration 0006).
+
+    The site's daily risk limits read one row here instead of counting the
+    day's orders, which grows with the table. Every insert into `orders`, by
+    any path, adds to it in the same transaction; orders are never deleted.
+    """
+
+    __tablename__ = "site_days"
+    site_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+
+
 class IdempotencyKey(Base):
     """A site's Idempotency-Key: the body hash and, once done, the orders it produced."""
 

@@ -30,9 +30,21 @@ def main() -> None:
     code = plain_up(args[1:]) if args[:1] == ["up"] else None
     if code is not None:
         sys.exit(code)
+    from kitctl import helpcache
+
+    if not helpcache.is_help(args):
+        from kitctl.cli import run
+
+        sys.exit(run(args))
+    text = helpcache.cached(args)
+    if text is not None:
+        sys.stdout.write(text)
+        return
     from kitctl.cli import run
 
-    sys.exit(run(args))
+    with helpcache.recording(args) as code_box:
+        code_box[0] = run(args)
+    sys.exit(code_box[0])
 
 
 def plain_up(args: list[str]) -> int | None:

@@ -21,6 +21,7 @@ from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
 from storefront.forwarded import ForwardedFromProxy, TrustedPeers
+from storefront.head import HeadAsGet
 from storefront.headers import SecurityHeaders
 from storefront.outage import database_down, maintenance_page
 from storefront.plugin_adapter import PluginHostCache
@@ -124,6 +125,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
         return render(request, "error.html", {"message_key": "err.server", "status": 500}, status=500, offline=True)
 
     app.router.redirect_slashes = False
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]
 

@@ -1,25 +1,31 @@
 """The `kitctl` command line: a thin shell over the kit's functions.
 
-Sub-command modules are imported here but keep their own heavy imports
-inside the commands, so `kitctl --help` stays fast.
+Only the command asked for is built: `kitctl up --help` imports and builds
+`up` alone, and `kitctl --help` lists the groups (hq, licence, plugins, …)
+without building their sub-commands. Sub-command modules keep their own heavy
+imports inside the commands.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
 import sys
 
 import typer
 
 from kitcore import __version__
-from kitctl.cli import deploy, hq, images, licence, plugins, render, staff
 
-app = typer.Typer(
-    name="kitctl",
-    help="Deploy and operate a licensed, branded sub-site; `kitctl hq` for HQ operators.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# top-level name -> (module in kitctl.cli, how it is attached): "app" groups are added under the name,
+# "register" modules attach their own commands (several names each)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "licence": ("licence", "app"), "hq": ("hq", "app"),
+    **{name: ("render", "register") for name in ("render", "plan")},
+    **{name: ("deploy", "register") for name in ("up", "down", "status", "logs", "upgrade", "backup", "backup-key",
+                                                 "restore", "doctor")},
+    "plugins": ("plugins", "app"), "admin": ("staff", "app"),
+    **{name: ("images", "register") for name in ("images", "bundle")},
+}
 
 
 def _version(value: bool) -> None:
@@ -28,20 +34,56 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """kitctl: one command from a licence to a running sub-site."""
 
 
-app.add_typer(licence.app, name="licence")
-app.add_typer(hq.app, name="hq")
-render.register(app)
-deploy.register(app)
-app.add_typer(plugins.app, name="plugins")
-app.add_typer(staff.app, name="admin")
-images.register(app)
+def build(argv: list[str]) -> tuple[typer.Typer, list[str], str]:
+    """The app `argv` needs, with the arguments and program name to call it with.
+
+    `kitctl up …` runs `up` as a command of its own (no root group, whose
+    unset options would make typer load pydantic just to coerce them);
+    otherwise the root app with the group asked for, or every command's summary.
+    """
+    app = typer.Typer(
+        name="kitctl",
+        help="Deploy and operate a licensed, branded sub-site; `kitctl hq` for HQ operators.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    asked = next((a for a in argv if not a.startswith("-")), None)
+    if asked in COMMANDS:
+        _attach(app, asked, full=True)
+        if argv[0] == asked and app.registered_commands:  # a plain command, named first
+            return app, argv[1:], f"kitctl {asked}"
+    else:  # the overview (or an unknown name, which click reports against the full list)
+        for module in dict.fromkeys(COMMANDS.values()):
+            _attach(app, next(n for n, m in COMMANDS.items() if m == module), full=False)
+    app.callback()(_root)
+    return app, argv, "kitctl"
+
+
+def _attach(app: typer.Typer, name: str, full: bool) -> None:
+    module_name, how = COMMANDS[name]
+    module = importlib.import_module(f"kitctl.cli.{module_name}")
+    if how == "register":
+        module.register(app)
+        if full:  # keep only the command asked for (a module registers several)
+            app.registered_commands = [c for c in app.registered_commands if _name(c) == name]
+            app.registered_groups = [g for g in app.registered_groups if g.name == name]
+        return
+    group = module.app
+    if not full:  # the overview shows a group's name and help: its sub-commands are not built
+        group = copy.copy(group)
+        group.registered_commands, group.registered_groups = [], []
+    app.add_typer(group, name=name)
+
+
+def _name(info: typer.models.CommandInfo) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
 
 
 def run(argv: list[str]) -> int:
@@ -52,7 +94,8 @@ def run(argv: list[str]) -> int:
     from kitcore.errors import KitError
 
     try:
-        result = app(args=argv, prog_name="kitctl", standalone_mode=False)
+        app, args, prog_name = build(argv)
+        result = app(args=args, prog_name=prog_name, standalone_mode=False)
         return result if isinstance(result, int) else 0
     except KitError as exc:
         print_error(str(exc))
