@@ -66,29 +66,42 @@ def check_disk(info: dict[str, Any], remote: bool) -> Check:
     return Check("disk", "ok", text)
 
 
-def check_ports(client: "docker.DockerClient", project: "Project", remote: bool) -> Check:
-    """Every host port the stack publishes is free, or already held by this stack."""
+def check_ports(client: "docker.DockerClient", project: "Project", remote: bool,
+                proc: Path = Path("/proc")) -> Check:
+    """Every host port the stack publishes is free, or already held by this stack; a taken one is named with
+    the flag that moves it and, where the host lets us see it, what holds it."""
     from kitctl.deploy.identity import is_ours
+    from kitctl.deploy.port_holder import flag_for, holder_text, process_holding
 
-    wanted = {(p.host_ip, p.host_port, p.protocol) for s in project.services.values() for p in s.ports if p.host_port}
+    wanted = {(p.host_ip, p.host_port, p.protocol): flag_for(name, p.container_port)
+              for name, s in project.services.items() for p in s.ports if p.host_port}
     if not wanted:
         return Check("ports", "ok", "the stack publishes no host ports")
     ours: set[int] = set()
+    others: dict[int, str] = {}
     for c in client.api.containers(all=False):
         mine = is_ours(project, c.get("Labels"))
         for port in c.get("Ports") or []:
             held = port.get("PublicPort")
-            if held and any(held == w[1] for w in wanted):
-                if not mine:
-                    return Check("ports", "fail", f"port {held} is used by container {c['Names'][0].lstrip('/')}")
+            if held and mine:
                 ours.add(held)
-    for host_ip, host_port, proto in sorted(wanted, key=lambda w: w[1]):
-        if host_port in ours or remote:
+            elif held:
+                others.setdefault(held, c["Names"][0].lstrip("/"))
+    for (host_ip, host_port, proto), flag in sorted(wanted.items(), key=lambda w: w[0][1]):
+        if host_port in ours:
             continue
-        if not _can_bind(host_ip, host_port, proto):
-            return Check("ports", "fail", f"{host_ip}:{host_port}/{proto} is already in use on this host")
+        if host_port in others:
+            return _port_taken(host_ip, host_port, proto, flag, holder_text(others[host_port], None))
+        if not remote and not _can_bind(host_ip, host_port, proto):
+            return _port_taken(host_ip, host_port, proto, flag, holder_text(None, process_holding(host_port, proc)))
     ports = ", ".join(f"{ip}:{port}" for ip, port, _ in sorted(wanted, key=lambda w: w[1]))
     return Check("ports", "ok", f"free or held by this stack: {ports}")
+
+
+def _port_taken(host_ip: str, port: int, proto: str, flag: str | None, holder: str) -> Check:
+    move = f"; choose another with {flag}" if flag else ""
+    named = f" ({flag})" if flag else ""
+    return Check("ports", "fail", f"{host_ip}:{port}/{proto}{named} is already in use, {holder}{move}")
 
 
 def _can_bind(host_ip: str, port: int, proto: str) -> bool:
