@@ -23,17 +23,27 @@ def flag_for(service: str, container_port: int) -> str | None:
 
 def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[str]:
     """Socket inodes listening on `port` (any address), from the kernel's TCP tables."""
-    inodes: set[str] = set()
+    text = ""
     for table in ("tcp", "tcp6"):
         try:
-            lines = (proc / "net" / table).read_text().splitlines()[1:]
+            text += (proc / "net" / table).read_text()
         except OSError:
             continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    return inodes
+    return {inode for listening, inode in _listening(text) if listening == port}
+
+
+def listening_ports(tables: str) -> set[int]:
+    """Ports with a listening socket in the text of /proc/net/tcp and tcp6 (read on another host too)."""
+    return {port for port, _ in _listening(tables)}
+
+
+def _listening(tables: str) -> list[tuple[int, str]]:
+    found = []
+    for line in tables.splitlines():
+        fields = line.split()
+        if len(fields) > 9 and fields[3] == LISTEN and ":" in fields[1]:
+            found.append((int(fields[1].rsplit(":", 1)[1], 16), fields[9]))
+    return found
 
 
 def process_holding(port: int, proc: Path = Path("/proc")) -> str | None:

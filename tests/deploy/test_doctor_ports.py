@@ -90,3 +90,29 @@ def test_ports_this_stack_holds_are_fine(tmp_path: Path) -> None:
             "Ports": [{"PublicPort": 18080, "PrivatePort": 80}]}
     check = check_ports(FakeClient([mine]), _project(tmp_path, 18080, _free_port()), remote=False)
     assert check.status == "ok", check.detail
+
+
+TABLES = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+          "   0: 0100007F:4650 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0        0 9 1\n")
+
+
+def test_an_ssh_hosts_tables_and_df_are_read_into_facts() -> None:
+    from kitctl.deploy.remote_probe import SPLIT, parse_facts
+
+    df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 40 3145728 40% /\n"
+    facts = parse_facts(f"{TABLES}{SPLIT}\n{df}")
+    assert facts.listening == {18000} and facts.free_bytes == 3 * 1024**3
+    assert parse_facts(f"{TABLES}{SPLIT}\n").free_bytes is None
+
+
+def test_over_ssh_a_port_listening_on_the_engines_host_fails_and_disk_is_measured(tmp_path: Path) -> None:
+    from kitctl.deploy.doctor import check_disk
+    from kitctl.deploy.remote_probe import HostFacts
+
+    facts = HostFacts({18000}, 3 * 1024**3)
+    check = check_ports(FakeClient(), _project(tmp_path, 18000, 18443), remote=True, facts=facts)
+    assert check.status == "fail" and "(--http-port)" in check.detail and "engine's host" in check.detail
+    disk = check_disk({"DockerRootDir": "/srv/docker"}, remote=True, facts=facts)
+    assert disk.status == "warn" and disk.detail.startswith("3.0 GiB free under /srv/docker on the engine's host")
+    unmeasured = check_ports(FakeClient(), _project(tmp_path, 18001, 18443), remote=True)
+    assert unmeasured.status == "warn" and "not measured" in unmeasured.detail
