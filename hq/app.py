@@ -21,7 +21,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_site, fleet
+    from hq import api_admin, api_settlement, api_site, fleet
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from kitcore.bodylimit import BodyLimit
@@ -57,6 +57,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     _install_errors(app)
     app.include_router(api_site.router)
     app.include_router(api_admin.router)
+    app.include_router(api_settlement.site_router)
+    app.include_router(api_settlement.admin_router)
     app.include_router(fleet.router)
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)

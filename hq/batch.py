@@ -5,7 +5,7 @@ transaction per order. Here a whole batch (1..200 orders) takes: one read of
 orders already known, one of the catalog items, one grouped velocity count
 per signal, one for the site's day, one lock of the card keys per SKU, one
 multi-row insert of the orders, one update of the keys and one of the
-Idempotency-Key. The rules are the same (hq.risk.judge); the counts start
+Idempotency-Key, plus the ledger's entries for the delivered orders. The rules are the same (hq.risk.judge); the counts start
 from the database and grow with each order of the batch in memory, exactly
 as if the orders had been decided one after another.
 
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, insert, select, update
 
 from hq import risk
+from hq.ledger import events as ledger
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
@@ -91,6 +92,7 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
         rows, keys_for = _rows(ctx, orders, digests, decisions, items, stock, now)
         ids = _insert_orders(conn, rows)
         _mark_sold(conn, keys_for, ids, now)
+        ledger.order_paid(conn, [_paid(row, items) for row in rows if row["status"] == "delivered"], now)
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
     return [_result(hq, row, keys_for.get(i)) for i, row in enumerate(rows)]
 
@@ -204,6 +206,11 @@ def _mark_sold(conn: "Connection", keys_for: dict[int, list[Any]], order_pks: li
     result = conn.execute(_sql().sell_key, params)
     if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
         raise RuntimeError("card-key allocation raced; transaction rolled back")  # cannot happen under the locks
+
+
+def _paid(row: dict[str, Any], items: dict[str, Any]) -> ledger.PaidOrder:
+    return ledger.PaidOrder(row["site_id"], row["hq_order_id"], row["order_id"], row["quantity"],
+                            row["unit_price_cents"], row["hq_price_cents"], items[row["sku"]].category)
 
 
 def _result(hq: "HQ", row: dict[str, Any], keys: list[Any] | None) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -200,3 +201,97 @@ class Command(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+_BIG_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class LedgerAccount(Base):
+    """A ledger account: one per site (`site:<id>`, what HQ owes it) and HQ's own (`hq:…`)."""
+
+    __tablename__ = "ledger_accounts"
+    code: Mapped[str] = mapped_column(String(80), primary_key=True)
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id"), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerEntry(Base):
+    """One money event: unique per (kind, source), so a replayed event posts nothing twice; never edited."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("kind", "source", name="uq_ledger_entries_kind_source"),
+        Index("ix_ledger_entries_site_time", "site_id", "posted_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # order|refund|base_fee|adjustment|payout|payout_fee|reversal
+    source: Mapped[str] = mapped_column(String(120))  # what caused it: an order, a payout, a fee year, …
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    memo: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class LedgerLine(Base):
+    """One side of an entry: debit positive, credit negative; an entry's lines sum to zero."""
+
+    __tablename__ = "ledger_lines"
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
+    account: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.code"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # gross|hq_cost|hq_share|base_fee|adjustment|payout|payout_fee
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class SettlementRate(Base):
+    """A rate in force from `effective_from` (a day, UTC) until a later row of the same key replaces it."""
+
+    __tablename__ = "settlement_rates"
+    __table_args__ = (Index("ix_settlement_rates_key", "kind", "tier", "category", "effective_from"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # share_bps|base_fee|min_payout|payout_fee
+    tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    effective_from: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Statement(Base):
+    """An issued statement: its figures and the SHA-256 of its CSV; never changed, only answered."""
+
+    __tablename__ = "statements"
+    __table_args__ = (UniqueConstraint("site_id", "period_start", "period_end", name="uq_statements_period"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    cadence: Mapped[str] = mapped_column(String(8))  # weekly|monthly
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)  # exclusive
+    totals: Mapped[dict[str, Any]] = mapped_column(JSON)
+    csv_sha256: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_by: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str | None] = mapped_column(String(16), nullable=True)  # confirmed|disputed|resolved
+    comment: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+
+class Payout(Base):
+    """A withdrawal the site asked for; posted to the ledger when HQ approves it with a transfer reference."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (UniqueConstraint("site_id", "request_id", name="uq_payouts_site_request"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    fee_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # requested|approved|rejected
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transfer_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from hq import batch as batches
 from hq import inventory, risk
+from hq.ledger import events as ledger
 from hq.clock import aware, utcnow
 from hq.errors import ApiError
 from hq.models import CatalogItem, IdempotencyKey, Order
@@ -181,11 +182,14 @@ def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: s
 
 
 def fulfil(s: Session, row: Order, item: CatalogItem | None) -> None:
-    """Allocate card keys (or accept a direct top-up); out of stock turns into a reject."""
+    """Allocate card keys (or accept a direct top-up) and post the paid order; out of stock turns into a reject."""
     if item is not None and item.stock_kind == "card_key" and not inventory.allocate(s, row.sku, row.quantity, row.id):
         row.decision, row.status, row.reasons = "reject", "rejected", [*row.reasons, "out_of_stock"]
         return
     row.decision, row.status = "approve", "delivered"
+    ledger.order_paid(s.connection(), [ledger.PaidOrder(
+        row.site_id, row.hq_order_id, row.order_id, row.quantity, int(row.unit_price_cents),
+        None if row.hq_price_cents is None else int(row.hq_price_cents), item.category if item else None)])
 
 
 def result_json(hq: "HQ", s: Session, row: Order, replayed: bool) -> dict[str, Any]:

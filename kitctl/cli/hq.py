@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -19,19 +19,23 @@ from kitctl.cli.options import HQ_DIR, JSON, hq_dir_or_default
 if TYPE_CHECKING:
     from hq.service import HQ
 
-app = typer.Typer(help="HQ operator commands: keys, licences, catalog, reviews, the HQ server.", no_args_is_help=True)
+app = typer.Typer(help="HQ operator commands: keys, licences, catalog, reviews, settlement, the HQ server.",
+                  no_args_is_help=True)
 keys_app = typer.Typer(help="HQ's licence-signing keys.", no_args_is_help=True)
 licence_app = typer.Typer(help="The licence authority: issue, list, revoke, suspend, resume, upgrade, renew.",
                           no_args_is_help=True)
 operator_app = typer.Typer(help="HQ operators (API and fleet page credentials).", no_args_is_help=True)
 catalog_app = typer.Typer(help="HQ's catalog and card-key inventory.", no_args_is_help=True)
 reviews_app = typer.Typer(help="Orders waiting for manual review.")
+settle_app = typer.Typer(help="Settlement: statements, payouts, refunds, fees, adjustments, rates (docs/settlement.md).",
+                         no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(licence_app, name="licence")
 app.add_typer(operator_app, name="operator")
 app.add_typer(operator_app, name="operators", hidden=True)  # the plural reads as naturally
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(reviews_app, name="reviews")
+app.add_typer(settle_app, name="settle")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -428,3 +432,269 @@ def reviews_resolve(hq_order_id: str, decision: str = typer.Argument(..., help="
         print_json(result)
     else:
         out().print(f"order {result['order_id']} of {result['site']}: [bold]{result['status']}[/]")
+
+
+# -- settlement ----------------------------------------------------------------
+
+def _day(text: Optional[str], name: str) -> Any:
+    from datetime import date
+
+    from kitcore.errors import InvalidInput
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date YYYY-MM-DD, not {text!r}") from None
+
+
+def _settle(hq_dir: Optional[Path], database_url: Optional[str], as_json: bool, call: "Callable[[HQ], Any]",
+            line: "Callable[[Any], str]") -> None:
+    """Run one settlement function on the local HQ; print its record (JSON) or one line about it."""
+    from kitctl.console import out, print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        record = call(hq)
+    if as_json:
+        print_json(record)
+    else:
+        out().print(line(record))
+
+
+def _print_statements(rows: list[dict[str, Any]], as_json: bool) -> None:
+    from kitctl.console import print_json
+
+    if as_json:
+        print_json(rows)
+        return
+    _table("Statements", ["id", "site", "period", "opening", "closing", "answer"],
+           [[r["id"], r["site"], f"{r['period_start']} {r['cadence']}", _yuan(r["totals"]["opening"]),
+             _yuan(r["totals"]["closing"]), r["response"] or ""] for r in rows])
+
+
+def _yuan(fen: int) -> str:
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+CADENCE = typer.Option("monthly", "--cadence", help="weekly (Monday to Monday) or monthly.")
+
+
+@settle_app.command("issue")
+def settle_issue(site: str, cadence: str = CADENCE,
+                 day: Optional[str] = typer.Option(None, "--day", help="Any day of the period (default: the last "
+                                                   "period that has ended)."),
+                 hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Issue a site's statement for an ended week or month; issuing it again gives the same statement."""
+    from hq.clock import utcnow
+    from hq.ledger import statements
+
+    when = _day(day, "--day") or statements.last_ended(cadence, utcnow().date())
+    with local_hq(hq_dir, database_url) as hq:
+        _print_statements([statements.issue(hq, _operator_name(), site, cadence, when)], as_json)
+
+
+@settle_app.command("list")
+def settle_list(site: Optional[str] = typer.Option(None, "--site", help="Only this site's."),
+                hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Issued statements, newest first."""
+    from hq.ledger import statements
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_statements(statements.list_statements(hq, site), as_json)
+
+
+@settle_app.command("show")
+def settle_show(statement_id: int, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                as_json: bool = JSON) -> None:
+    """One statement's figures and the site's answer."""
+    from hq.ledger import statements
+
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        record = statements.get(hq, statement_id)
+    if as_json:
+        print_json(record)
+        return
+    _table(f"Statement {record['id']}: {record['site']}, {record['period_start']}..{record['period_end']} "
+           f"({record['cadence']}), yuan", ["", "amount"], [[k, _yuan(v)] for k, v in record["totals"].items()])
+    for key in ("response", "comment", "resolution"):
+        if record[key]:
+            print(f"{key}: {record[key]}")
+
+
+@settle_app.command("export")
+def settle_export(statement_id: int,
+                  output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file (default: stdout)."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Write a statement as CSV; refuses if it no longer matches what was issued."""
+    import sys
+
+    from hq.ledger import statements
+
+    with local_hq(hq_dir, database_url) as hq:
+        if output is None:
+            statements.export(hq, statement_id, sys.stdout.buffer)
+            return
+        partial = output.with_name(output.name + ".partial")
+        try:
+            with partial.open("wb") as handle:
+                statements.export(hq, statement_id, handle)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+@settle_app.command("resolve")
+def settle_resolve(statement_id: int, note: str = typer.Option(..., "--note", help="What HQ decided (one line)."),
+                   fen: int = typer.Option(0, "--fen", help="Adjustment posted now: + credits the site, - debits it."),
+                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Resolve a disputed statement, with an adjustment if needed."""
+    from hq.ledger import statements
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_statements([statements.resolve(hq, _operator_name(), statement_id, note, fen or None)], as_json)
+
+
+@settle_app.command("refund")
+def settle_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason", help="Why (one line)."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                  as_json: bool = JSON) -> None:
+    """Reverse a paid order in the ledger (a refund or a cancellation after payment)."""
+    from hq.ledger import events
+
+    _settle(hq_dir, database_url, as_json, lambda hq: events.refund(hq, _operator_name(), hq_order_id, reason),
+            lambda e: f"refunded {hq_order_id}: {_yuan(e['site_fen'])} to site {e['site']}")
+
+
+@settle_app.command("base-fee")
+def settle_base_fee(site: str, year: int = typer.Option(..., "--year", help="The licence year charged."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Charge a site's annual base fee at its tier's rate (once per year)."""
+    from hq.ledger import events
+
+    _settle(hq_dir, database_url, as_json, lambda hq: events.base_fee(hq, _operator_name(), site, year),
+            lambda e: f"charged {site} the {year} base fee: {_yuan(-e['site_fen'])}")
+
+
+@settle_app.command("adjust")
+def settle_adjust(site: str, fen: int = typer.Option(..., "--fen", help="+ credits the site, - debits it."),
+                  reason: str = typer.Option(..., "--reason", help="Why (one line); the site sees it."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                  as_json: bool = JSON) -> None:
+    """Post an operator's correction to a site's account."""
+    from hq.ledger import events
+
+    _settle(hq_dir, database_url, as_json, lambda hq: events.adjust(hq, _operator_name(), site, fen, reason),
+            lambda e: f"adjusted {site} by {_yuan(e['site_fen'])} (entry {e['id']})")
+
+
+@settle_app.command("reverse")
+def settle_reverse(entry_id: int, reason: str = typer.Option(..., "--reason", help="Why (one line)."),
+                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Reverse a base fee or an adjustment posted by mistake."""
+    from hq.ledger import events
+
+    _settle(hq_dir, database_url, as_json, lambda hq: events.reverse(hq, _operator_name(), entry_id, reason),
+            lambda e: f"reversed entry {entry_id} (entry {e['id']})")
+
+
+@settle_app.command("rate")
+def settle_rate(kind: str = typer.Argument(..., help="share_bps, base_fee, min_payout or payout_fee."),
+                value: int = typer.Argument(..., help="Basis points for share_bps, fen for the others."),
+                start: str = typer.Option(..., "--from", help="First day it applies (after today, UTC)."),
+                tier: Optional[str] = typer.Option(None, "--tier"), category: Optional[str] = typer.Option(None, "--category"),
+                hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Set a rate from a future day; what is already posted never changes."""
+    from hq.ledger import rates
+
+    day = _day(start, "--from")
+    _settle(hq_dir, database_url, as_json,
+            lambda hq: rates.set_rate(hq, _operator_name(), kind, value, day, tier, category),
+            lambda r: f"{kind} = {value} from {r['effective_from']}")
+
+
+@settle_app.command("rates")
+def settle_rates(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Every rate set, with the day it applies from (defaults apply where none is set)."""
+    from hq.ledger import rates
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = rates.list_rates(hq)
+    if as_json:
+        print_json(rows)
+        return
+    _table("Rates", ["kind", "tier", "category", "value", "from", "set by"],
+           [[r["kind"], r["tier"] or "any", r["category"] or "any", r["value"], r["effective_from"], r["created_by"]]
+            for r in rows])
+
+
+@settle_app.command("balance")
+def settle_balance(site: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """What HQ owes a site, what payouts hold, what it may withdraw."""
+    from hq.ledger import payouts
+
+    _settle(hq_dir, database_url, as_json, lambda hq: payouts.balance(hq, site),
+            lambda b: f"{site}: balance {_yuan(b['balance_fen'])}, waiting payouts {_yuan(b['pending_fen'])}, "
+                      f"available {_yuan(b['available_fen'])}")
+
+
+@settle_app.command("payouts")
+def settle_payouts(site: Optional[str] = typer.Option(None, "--site"),
+                   status: Optional[str] = typer.Option(None, "--status", help="requested, approved or rejected."),
+                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Payouts, newest first."""
+    from hq.ledger import payouts
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = payouts.list_payouts(hq, site, status)
+    if as_json:
+        print_json(rows)
+        return
+    _table("Payouts", ["id", "site", "amount", "fee", "status", "requested", "transfer ref"],
+           [[r["id"], r["site"], _yuan(r["amount_fen"]), _yuan(r["fee_fen"]), r["status"], r["requested_at"],
+             r["transfer_ref"]] for r in rows])
+
+
+@settle_app.command("approve")
+def settle_approve(payout_id: int, ref: str = typer.Option(..., "--ref", help="The transfer's bank reference."),
+                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Record that a requested payout was transferred (posts it to the ledger)."""
+    from hq.ledger import payouts
+
+    _settle(hq_dir, database_url, as_json, lambda hq: payouts.approve(hq, _operator_name(), payout_id, ref),
+            lambda p: f"payout {payout_id} to {p['site']}: approved, {_yuan(p['amount_fen'])} ({ref})")
+
+
+@settle_app.command("reject")
+def settle_reject(payout_id: int, reason: str = typer.Option(..., "--reason", help="Why (one line)."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                  as_json: bool = JSON) -> None:
+    """Refuse a requested payout; its amount is available again."""
+    from hq.ledger import payouts
+
+    _settle(hq_dir, database_url, as_json, lambda hq: payouts.reject(hq, _operator_name(), payout_id, reason),
+            lambda p: f"payout {payout_id} to {p['site']}: rejected")
+
+
+@settle_app.command("check")
+def settle_check(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Prove debits equal credits, over the ledger and entry by entry (exit 1 if not)."""
+    from hq.ledger import accounts
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq, hq.read() as conn:
+        trial = accounts.trial_balance(conn)
+    if not trial.balanced:
+        out().print(f"[red]unbalanced[/]: debits {trial.debits}, credits {trial.credits}, "
+                    f"entries {list(trial.unbalanced_entries)}")
+        raise typer.Exit(1)
+    out().print(f"[green]balanced[/]: debits = credits = {_yuan(trial.debits)}")

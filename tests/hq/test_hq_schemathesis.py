@@ -27,7 +27,8 @@ CONFIG = ROOT / "tests" / "hq" / "fuzz" / "schemathesis.toml"
 
 
 def _seed(hq_dir: Path) -> dict[str, str]:
-    """An HQ directory with an item, card keys, a licensed site, an order under review and an operator."""
+    """An HQ directory with an item, card keys, a licensed site, an order under review, an operator,
+    and the site's settlement: a statement issued and a payout requested."""
     from hq import operators, orders
     from hq.order_checks import SiteContext
     from hq.schemas import OrderBatch
@@ -46,9 +47,25 @@ def _seed(hq_dir: Path) -> dict[str, str]:
         results, _ = orders.submit(service, SiteContext("fuzz-site", ("game",), ("CN",)), "seed",
                                    OrderBatch.model_validate({"orders": [big]}))
         assert results[0]["status"] == "review", results
-        return {"site": site_token, "operator": operators.add(service, "fuzzer"), "review": results[0]["hq_order_id"]}
+        return {"site": site_token, "operator": operators.add(service, "fuzzer"), "review": results[0]["hq_order_id"],
+                **_seed_settlement(service)}
     finally:
         service.close()
+
+
+def _seed_settlement(service) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A statement of a past month and a payout waiting, both id 1: the coverage phase tries each id's minimum."""
+    from datetime import date, datetime, timezone
+
+    from hq.ledger import events, payouts, statements
+
+    with service.connection() as conn:
+        events.order_paid(conn, [events.PaidOrder("fuzz-site", "hq_fuzz_paid", "paid-1", 1, 900_000, 9500, "game")],
+                          at=datetime(2026, 1, 15, tzinfo=timezone.utc))
+    statement = statements.issue(service, "seed", "fuzz-site", "monthly", date(2026, 1, 1))
+    payout = payouts.request(service, "fuzz-site", "seed-payout", 100_000)
+    assert statement["id"] == payout["id"] == 1
+    return {}
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +92,13 @@ def _ci_seed() -> tuple[str, ...]:
     return ("--seed", "20261206") if os.environ.get("CI") == "true" else ()
 
 
-def _schemathesis(url: str, token: str, review: str, workdir: Path, *selection: str) -> tuple[int, str]:
+def _schemathesis(url: str, token: str, tokens: dict[str, str], workdir: Path, *selection: str) -> tuple[int, str]:
     """Run the CLI (its cache goes to `workdir`); its exit code and output."""
     cli = Path(sys.executable).parent / "schemathesis"
     cmd = [str(cli), "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all",
            "--header", f"Authorization: Bearer {token}", "--workers", "1",
            "--no-color", *_ci_seed(), *selection]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": review}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": tokens["review"]}
     done = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr
 
@@ -91,7 +108,7 @@ def test_schemathesis_all_checks_finds_nothing(hq_process, credential, capsys, t
     url, tokens = hq_process
     selection = ("--include-path-regex", "^/v1/admin/") if credential == "operator" else \
         ("--exclude-path-regex", "^/v1/admin/")
-    code, output = _schemathesis(url, tokens[credential], tokens["review"], tmp_path, *selection)
+    code, output = _schemathesis(url, tokens[credential], tokens, tmp_path, *selection)
     generated = re.search(r"(\d+) generated", output)
     phases = re.findall(r"^ +(?:✅|❌|⏭|🚫) +(Examples|Coverage|Fuzzing|Stateful)", output, re.MULTILINE)
     with capsys.disabled():
