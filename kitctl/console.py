@@ -10,11 +10,28 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+# Width given to tables when stdout is not a terminal: wide enough that no image name or port list is cut.
+PIPED_WIDTH = 4096
+
+
 @lru_cache(maxsize=None)
 def out() -> "Console":
-    from rich.console import Console
+    """stdout: a terminal's width on a terminal; when piped, tables keep every cell whole (`--json` for machines)."""
+    from rich.console import Console, ConsoleDimensions
 
-    return Console(highlight=False, soft_wrap=True)
+    class PipeWideConsole(Console):
+        @property
+        def size(self) -> ConsoleDimensions:
+            # decided at each print: a CliRunner or a pipe may replace stdout after this console was made
+            if not self.is_terminal:
+                return ConsoleDimensions(PIPED_WIDTH, self._height or 25)
+            return super().size
+
+        @size.setter
+        def size(self, new_size: tuple[int, int]) -> None:
+            self._width, self._height = new_size
+
+    return PipeWideConsole(highlight=False, soft_wrap=True)
 
 
 @lru_cache(maxsize=None)

@@ -121,19 +121,30 @@ def down(
     host: Optional[str] = HOST,
     volumes: bool = typer.Option(False, "--volumes", help="Also delete the data volumes (the database!)."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask before deleting volumes."),
+    remote_dir: Optional[str] = REMOTE_DIR,
 ) -> int:
-    """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
+    """Stop and remove the stack's containers and network; data volumes (and, over ssh://, the site's copy on
+    the engine's host) stay unless --volumes."""
     from kitctl.deploy.compose import load_project
-    from kitctl.engine import connect
+    from kitctl.engine import connect, is_remote
     from kitctl.deploy.operate import down as run_down
     from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
+    if volumes and is_remote(host):
+        from kitctl.deploy.remote import remote_site_dir
+
+        remote_site_dir(project, remote_dir)  # a bad --remote-dir is refused before anything is stopped
     if volumes and not yes:
         names = ", ".join(v.name for v in project.volumes.values() if not v.external) or "none"
         if not typer.confirm(f"Delete the data volumes ({names})? This cannot be undone", default=False):
             raise typer.Abort()
-    for line in run_down(connect(host), project, volumes):
+    lines = run_down(connect(host), project, volumes)
+    if volumes and is_remote(host):
+        from kitctl.deploy.remote import remove_site_copy
+
+        lines.append(remove_site_copy(host, project, remote_dir) or "")
+    for line in filter(None, lines):
         _out().print(line)
     _out().print(f"{project.name} is down" + ("" if volumes else "; data volumes kept"))
     return 0
@@ -369,7 +380,14 @@ def doctor(
     # the licence given, else the newest of the site's own and the one HQ sent the agent (what the shop uses)
     load = (lambda: verified_licence(site, licence, hq_keys)) if licence else \
         (lambda: newest_licence(site, host, hq_keys, client).verified)
-    results = checks.run_checks(client, project, is_remote(host), load, site_domain(site))
+    probe = None
+    if is_remote(host):  # ports and disk are measured where the engine publishes and stores: its host
+        from functools import partial
+
+        from kitctl.deploy.remote_probe import host_facts
+
+        probe = partial(host_facts, host)
+    results = checks.run_checks(client, project, is_remote(host), load, site_domain(site), probe)
     failed = checks.failures(results)
     if as_json:
         print_json({"ok": not failed, "checks": [c.as_dict() for c in results]})

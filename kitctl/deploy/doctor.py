@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import docker
 
     from kitctl.deploy.compose import Project
+    from kitctl.deploy.remote_probe import HostFacts
 
 MIN_ENGINE = (20, 10)
 SUPPORTED_ARCH = {"x86_64", "amd64", "aarch64", "arm64"}
@@ -53,12 +54,17 @@ def check_architecture(info: dict[str, Any]) -> Check:
     return Check("architecture", "ok", arch)
 
 
-def check_disk(info: dict[str, Any], remote: bool) -> Check:
+def check_disk(info: dict[str, Any], remote: bool, facts: "HostFacts | None" = None) -> Check:
+    """Free space under the engine's root: measured here, or on an ssh:// engine's host through `facts`."""
     root = info.get("DockerRootDir", "/var/lib/docker")
-    if remote or not Path(root).exists():
-        return Check("disk", "ok", f"not measured for a remote engine ({root})")
-    free = shutil.disk_usage(root).free
-    text = f"{free / 1024**3:.1f} GiB free under {root}"
+    if facts is not None and facts.free_bytes is not None:
+        free = facts.free_bytes
+    elif remote or not Path(root).exists():
+        return Check("disk", "warn", f"not measured: cannot read the engine's host ({root})")
+    else:
+        free = shutil.disk_usage(root).free
+    where = " on the engine's host" if remote else ""
+    text = f"{free / 1024**3:.1f} GiB free under {root}{where}"
     if free < FAIL_FREE_BYTES:
         return Check("disk", "fail", text + " (need at least 2 GiB)")
     if free < WARN_FREE_BYTES:
@@ -66,29 +72,46 @@ def check_disk(info: dict[str, Any], remote: bool) -> Check:
     return Check("disk", "ok", text)
 
 
-def check_ports(client: "docker.DockerClient", project: "Project", remote: bool) -> Check:
-    """Every host port the stack publishes is free, or already held by this stack."""
+def check_ports(client: "docker.DockerClient", project: "Project", remote: bool,
+                proc: Path = Path("/proc"), facts: "HostFacts | None" = None) -> Check:
+    """Every host port the stack publishes is free, or already held by this stack; a taken one is named with
+    the flag that moves it and, where the host lets us see it, what holds it."""
     from kitctl.deploy.identity import is_ours
+    from kitctl.deploy.port_holder import flag_for, holder_text, process_holding
 
-    wanted = {(p.host_ip, p.host_port, p.protocol) for s in project.services.values() for p in s.ports if p.host_port}
+    wanted = {(p.host_ip, p.host_port, p.protocol): flag_for(name, p.container_port)
+              for name, s in project.services.items() for p in s.ports if p.host_port}
     if not wanted:
         return Check("ports", "ok", "the stack publishes no host ports")
     ours: set[int] = set()
+    others: dict[int, str] = {}
     for c in client.api.containers(all=False):
         mine = is_ours(project, c.get("Labels"))
         for port in c.get("Ports") or []:
             held = port.get("PublicPort")
-            if held and any(held == w[1] for w in wanted):
-                if not mine:
-                    return Check("ports", "fail", f"port {held} is used by container {c['Names'][0].lstrip('/')}")
+            if held and mine:
                 ours.add(held)
-    for host_ip, host_port, proto in sorted(wanted, key=lambda w: w[1]):
-        if host_port in ours or remote:
+            elif held:
+                others.setdefault(held, c["Names"][0].lstrip("/"))
+    for (host_ip, host_port, proto), flag in sorted(wanted.items(), key=lambda w: w[0][1]):
+        if host_port in ours:
             continue
-        if not _can_bind(host_ip, host_port, proto):
-            return Check("ports", "fail", f"{host_ip}:{host_port}/{proto} is already in use on this host")
+        if host_port in others:
+            return _port_taken(host_ip, host_port, proto, flag, holder_text(others[host_port], None))
+        if facts is not None and host_port in facts.listening:
+            return _port_taken(host_ip, host_port, proto, flag, holder_text(None, None) + " on the engine's host")
+        if not remote and not _can_bind(host_ip, host_port, proto):
+            return _port_taken(host_ip, host_port, proto, flag, holder_text(None, process_holding(host_port, proc)))
     ports = ", ".join(f"{ip}:{port}" for ip, port, _ in sorted(wanted, key=lambda w: w[1]))
+    if remote and facts is None:
+        return Check("ports", "warn", f"not measured on the engine's host; no container holds {ports}")
     return Check("ports", "ok", f"free or held by this stack: {ports}")
+
+
+def _port_taken(host_ip: str, port: int, proto: str, flag: str | None, holder: str) -> Check:
+    move = f"; choose another with {flag}" if flag else ""
+    named = f" ({flag})" if flag else ""
+    return Check("ports", "fail", f"{host_ip}:{port}/{proto}{named} is already in use, {holder}{move}")
 
 
 def _can_bind(host_ip: str, port: int, proto: str) -> bool:
@@ -152,13 +175,16 @@ def start_domain_check(domain: str | None) -> Callable[[], list[str]]:
 
 
 def run_checks(client: "docker.DockerClient", project: "Project", remote: bool,
-               load_licence: Callable[[], Any], domain: str | None) -> list[Check]:
+               load_licence: Callable[[], Any], domain: str | None,
+               probe: "Callable[[str], HostFacts] | None" = None) -> list[Check]:
+    """All checks; `probe` reads an ssh:// engine's host (ports, disk) given the engine's root directory."""
     info = client.info()
+    facts = probe(info.get("DockerRootDir", "/var/lib/docker")) if probe is not None else None
     return [
         check_engine(client),
         check_architecture(info),
-        check_disk(info, remote),
-        check_ports(client, project, remote),
+        check_disk(info, remote, facts),
+        check_ports(client, project, remote, facts=facts),
         check_licence(load_licence),
         check_domain(domain),
         check_buyer_addresses(client, project),

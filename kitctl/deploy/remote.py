@@ -64,6 +64,24 @@ def sync_site(target: str, project: Project, remote_dir: str | None) -> Callable
 MARKER = ".kitctl-synced"
 
 
+def remove_site_copy(target: str, project: Project, remote_dir: str | None) -> str | None:
+    """`down --volumes`: delete the site's copy (secrets included) from the engine's host; only a directory
+    kitctl itself filled (it holds the sync marker) is removed, anything else is kept and said so."""
+    destination = remote_site_dir(project, remote_dir)
+    quoted = shlex.quote(destination)
+    with _ssh(target) as ssh:
+        code, output = _run(ssh, f"if [ -f {quoted}/{MARKER} ]; then rm -rf {quoted} && echo removed; "
+                                 f"elif [ -e {quoted} ]; then echo foreign; else echo absent; fi")
+    answer = output.strip()
+    if code != 0 or answer not in ("removed", "foreign", "absent"):
+        raise KitError(f"cannot remove {destination} on the engine's host: {answer[:200]}")
+    if answer == "removed":
+        return f"removed the site's copy {destination} on the engine's host"
+    if answer == "foreign":
+        return f"kept {destination} on the engine's host: kitctl did not copy it there (no {MARKER})"
+    return None
+
+
 def _tar_site(root: Path) -> tuple[bytes, str]:
     """The site directory as a tar (modes kept: secrets stay 0600) and a digest of its contents."""
     buffer, digest = io.BytesIO(), hashlib.sha256()

@@ -1,0 +1,81 @@
+"""Over ssh:// `doctor` measures the engine's host and `down --volumes` removes the site's copy there
+(issue 23, item 4), through the shared sshd (its host is this machine's, with the engine on it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.deploy.stack import SiteSpec, issue_test_licence, write_site
+from tests.support.cli import kitctl
+
+pytestmark = [pytest.mark.e2e]
+
+SSH_TARGET = f"ssh://root@127.0.0.1:{os.environ.get('KITCTL_SSHD_PORT', '2222')}"
+
+
+def _sshd_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", int(SSH_TARGET.rsplit(":", 1)[1])), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def _site(tmp_path: Path, http_port: int) -> tuple[Path, str]:
+    require(_sshd_up(), f"sshd for {SSH_TARGET} is not running")
+    project = f"e2essh{uuid.uuid4().hex[:8]}"
+    token, jwks = issue_test_licence(tmp_path / "hq", project, None)
+    site = write_site(tmp_path / project, SiteSpec(project, "SSH host", http_port, "kitctl/web:none"), token, jwks)
+    return site, project
+
+
+def test_doctor_over_ssh_measures_ports_and_disk_on_the_engines_host(tmp_path: Path) -> None:
+    with socket.socket() as held:  # this machine is the engine's host behind the sshd
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        site, _ = _site(tmp_path, port)
+        done = kitctl("doctor", "--json", "--site-dir", str(site), "--docker-host", SSH_TARGET, check=False,
+                      timeout=120)
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert done.returncode == 1, done.stderr
+    assert checks["ports"]["status"] == "fail"
+    assert f"127.0.0.1:{port}/tcp (--http-port) is already in use" in checks["ports"]["detail"]
+    assert "GiB free under" in checks["disk"]["detail"] and "on the engine's host" in checks["disk"]["detail"]
+
+
+def _on_host(command: str) -> str:
+    from kitctl.deploy.remote import _run, _ssh
+
+    with _ssh(SSH_TARGET) as ssh:
+        return _run(ssh, command)[1].strip()
+
+
+def test_down_volumes_over_ssh_removes_the_sites_copy_and_keeps_what_kitctl_did_not_copy(tmp_path: Path) -> None:
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.remote import REMOTE_ROOT, sync_site
+
+    site, project = _site(tmp_path, 18080)
+    copy = f"{REMOTE_ROOT}/{project}"
+    foreign = f"/tmp/kitctl-e2e-foreign-{project}"
+    try:
+        sync_site(SSH_TARGET, load_project(site), None)  # what `up` copies there, secrets included
+        assert _on_host(f"cat {copy}/secrets/db_password") == (site / "secrets" / "db_password").read_text()
+        kept = kitctl("down", "--volumes", "--yes", "--site-dir", str(site), "--docker-host", SSH_TARGET, timeout=120)
+        assert f"removed the site's copy {copy} on the engine's host" in kept.stdout
+        assert _on_host(f"test -e {copy} && echo present || echo gone") == "gone"
+
+        _on_host(f"mkdir -p {foreign} && echo mine > {foreign}/note")
+        other = kitctl("down", "--volumes", "--yes", "--site-dir", str(site), "--docker-host", SSH_TARGET,
+                       "--remote-dir", foreign, timeout=120)
+        assert f"kept {foreign} on the engine's host: kitctl did not copy it there" in other.stdout
+        assert _on_host(f"cat {foreign}/note") == "mine"
+    finally:
+        _on_host(f"rm -rf {copy} {foreign}")
