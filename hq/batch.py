@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, insert, select, update
 from hq import risk
 from hq.clock import utcnow
 from hq.errors import ApiError
+from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
 from hq.order_checks import SiteContext, catalog_problem
 
@@ -92,6 +93,9 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
         ids = _insert_orders(conn, rows)
         _mark_sold(conn, keys_for, ids, now)
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
+    counted = metrics()
+    for row in rows:  # counted once committed
+        counted.decided(row["decision"], row["reasons"])
     return [_result(hq, row, keys_for.get(i)) for i, row in enumerate(rows)]
 
 

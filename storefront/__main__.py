@@ -42,6 +42,10 @@ def _serve() -> int:
 
     try:
         app = create_app(settings)
+        if settings.metrics_bind:
+            from storefront.metrics import serve_metrics
+
+            serve_metrics(app.app.state.shop.metrics, settings.metrics_bind)  # type: ignore[attr-defined]
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

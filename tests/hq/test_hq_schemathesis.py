@@ -46,7 +46,11 @@ def _seed(hq_dir: Path) -> dict[str, str]:
         results, _ = orders.submit(service, SiteContext("fuzz-site", ("game",), ("CN",)), "seed",
                                    OrderBatch.model_validate({"orders": [big]}))
         assert results[0]["status"] == "review", results
-        return {"site": site_token, "operator": operators.add(service, "fuzzer"), "review": results[0]["hq_order_id"]}
+        from hq import support
+
+        bundle = support.request(service, "fuzzer", "fuzz-site")["request_id"]  # HQ asked: uploads may arrive
+        return {"site": site_token, "operator": operators.add(service, "fuzzer"), "review": results[0]["hq_order_id"],
+                "bundle": bundle}
     finally:
         service.close()
 
@@ -75,13 +79,13 @@ def _ci_seed() -> tuple[str, ...]:
     return ("--seed", "20261206") if os.environ.get("CI") == "true" else ()
 
 
-def _schemathesis(url: str, token: str, review: str, workdir: Path, *selection: str) -> tuple[int, str]:
+def _schemathesis(url: str, token: str, review: str, workdir: Path, *selection: str, bundle: str = "") -> tuple[int, str]:
     """Run the CLI (its cache goes to `workdir`); its exit code and output."""
     cli = Path(sys.executable).parent / "schemathesis"
     cmd = [str(cli), "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all",
            "--header", f"Authorization: Bearer {token}", "--workers", "1",
            "--no-color", *_ci_seed(), *selection]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": review}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": review, "HQ_BUNDLE_ID": bundle}
     done = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr
 
@@ -91,7 +95,8 @@ def test_schemathesis_all_checks_finds_nothing(hq_process, credential, capsys, t
     url, tokens = hq_process
     selection = ("--include-path-regex", "^/v1/admin/") if credential == "operator" else \
         ("--exclude-path-regex", "^/v1/admin/")
-    code, output = _schemathesis(url, tokens[credential], tokens["review"], tmp_path, *selection)
+    code, output = _schemathesis(url, tokens[credential], tokens["review"], tmp_path, *selection,
+                                 bundle=tokens["bundle"])
     generated = re.search(r"(\d+) generated", output)
     phases = re.findall(r"^ +(?:✅|❌|⏭|🚫) +(Examples|Coverage|Fuzzing|Stateful)", output, re.MULTILINE)
     with capsys.disabled():
