@@ -29,6 +29,7 @@ HQ_KEYS = "hq-keys.json"
 LOCK = "kitctl.lock"  # what the render recorded (inputs, hashes); not the writer's lock
 BRANDING = "branding"
 SECRETS = "secrets"
+MONITORING = "monitoring"  # prometheus.yml, the kit's rules, alertmanager.yml (`kitctl up --with-monitoring`)
 SITE_TOML = "site.toml"  # the licensee's inputs
 PLUGINS_TOML = "plugins.toml"  # the licensee's plugin choices
 CACHE = ".kitctl"  # kitctl's own notes about the site; never copied to a remote host
@@ -43,7 +44,7 @@ PLUGINS_CHECKED = "plugins-checked.json"
 ADMIN_CREATED = "admin-created"
 
 # Top-level names the renderer owns; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS})
+OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS, MONITORING})
 
 
 def chosen_site_dir(flag: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:

@@ -7,8 +7,8 @@ is imported here, so `import kitctl.images` stays cheap.
 
 from __future__ import annotations
 
-SERVICES: tuple[str, ...] = ("storefront", "agent", "hq", "db", "proxy")
-"""Every service image of a kit version, in build order."""
+SERVICES: tuple[str, ...] = ("storefront", "agent", "hq", "db", "proxy", "prometheus", "alertmanager")
+"""Every service image of a kit version, in build order (the last two run only with `up --with-monitoring`)."""
 
 PYTHON_SERVICES: frozenset[str] = frozenset({"storefront", "agent", "hq"})
 """Images that carry the kit itself (a venv in /opt/kit from host-built wheels)."""
