@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitcore.headers import AddHeaders
+from kitcore.headers import AddHeaders, page_headers
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
-HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
+HEADERS = page_headers(CSP)
 
 
 def is_page(path: str) -> bool:

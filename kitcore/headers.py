@@ -7,6 +7,17 @@ from typing import Any, Callable, Sequence
 Header = tuple[bytes, bytes]
 
 
+def page_headers(csp: str) -> list[Header]:
+    """The headers every HTML page of the kit carries: its CSP, no framing, no sniffing, no cross-site referrer."""
+    return [
+        (b"content-security-policy", csp.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+
+
 class AddHeaders:
     """Adds `headers` (and `https_headers` over HTTPS) to responses whose path `applies`, unless already set."""
 
