@@ -133,11 +133,13 @@ def test_stopping_the_agent_raises_hqs_fleet_alert_and_starting_it_resolves_it(w
         wait_for_series(hq_prom, 'kithq_sites{state="active"} >= 1', timeout=60)
         assert received("firing") == []  # a beating site raises nothing
         agent = _service(client, demo, "agent")
+        stopping = time.monotonic()
         agent.stop(timeout=20)
         stopped = time.monotonic()
         try:
             eventually(lambda: received("firing"), WINDOW, 0.5, what="the webhook to receive the alert")
-            took = time.monotonic() - stopped
+            took, stop_took = time.monotonic() - stopping, stopped - stopping
+            assert took <= WINDOW + stop_took, took  # counted from the stop's start: the agent may beat while it ends
             page = _fleet_page(demo)
             assert f'data-alert="silent" data-site="{demo.site_id}"' in page and "no heartbeat for" in page
             assert wait_for_series(hq_prom, 'kithq_fleet_alerts_firing{kind="silent"} >= 1', timeout=30)
@@ -146,7 +148,8 @@ def test_stopping_the_agent_raises_hqs_fleet_alert_and_starting_it_resolves_it(w
         eventually(lambda: received("resolved"), 90, 1, what="the resolution at the webhook")
         assert "No open alerts." in _fleet_page(demo)
         assert len(received("firing")) == 1 and len(received("resolved")) == 1  # each sent once
-    print(f"HQ's alert at the webhook {took:.1f} s after the agent stopped (window {WINDOW} s)")
+    print(f"HQ's alert at the webhook {took:.1f} s after `docker stop` of the agent began "
+          f"(the stop took {stop_took:.1f} s; window {WINDOW} s)")
 
 
 def test_stopping_the_database_fires_the_alert_and_starting_it_resolves_it(watched) -> None:
@@ -206,7 +209,7 @@ def test_a_support_bundle_of_the_running_stack_keeps_no_secret(watched, tmp_path
 
 def _members(archive: Path) -> dict[str, str]:
     with tarfile.open(archive) as tar:
-        return {m.name: tar.extractfile(m).read().decode(errors="replace")  # type: ignore[union-attr]
+        return {m.name.removeprefix("support-bundle/"): tar.extractfile(m).read().decode(errors="replace")  # type: ignore[union-attr]
                 for m in tar.getmembers() if m.isfile()}
 
 
