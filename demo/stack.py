@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from hq.service import HQ
 
 HQ_UID = 10001  # the user the kit's service images run as
+DEMO_LABEL = "com.kitctl.demo"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -46,11 +47,16 @@ class Demo:
     network: str = "kitctl-demo"
     hq_container: str = "kitctl-demo-hq"
     heartbeat_seconds: int = 10
-    registry: str = "127.0.0.1:5000"
+    registry: str = "127.0.0.1:5055"  # the demo's own registry (demo.registry), never the shared one on :5000
     monitoring: bool = False  # `kitctl up --with-monitoring`: Prometheus and Alertmanager beside the site
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     hq_env: tuple[tuple[str, str], ...] = ()  # more KIT_HQ_* settings for HQ's container (e.g. its alert webhook)
+
+    @property
+    def instance(self) -> str:
+        """The value of `com.kitctl.demo` on what this demo creates: its teardown removes only those."""
+        return self.hq_container
 
     @property
     def hq_dir(self) -> Path:
@@ -141,8 +147,10 @@ def _chown_tree(path: Path, uid: int) -> None:
 
 # -- registry and images ----------------------------------------------------
 def point_registry_at_hq(demo: Demo) -> None:
-    """HQ grants each licence registry access in its htpasswd; the registry reads it at start."""
-    services("restart", "registry", {"KITCTL_REGISTRY_HTPASSWD": str(demo.hq_dir / "registry" / "htpasswd")})
+    """HQ grants each licence registry access in its htpasswd; the demo's own registry reads it at start."""
+    from demo.registry import start_registry
+
+    start_registry(demo.root, demo.registry, demo.hq_dir / "registry" / "htpasswd")
     _chown_tree(demo.hq_dir, HQ_UID)
 
 
@@ -170,7 +178,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
     try:
         client.networks.get(demo.network)
     except docker.errors.NotFound:
-        client.networks.create(demo.network, driver="bridge", labels={"com.kitctl.demo": "true"})
+        client.networks.create(demo.network, driver="bridge", labels={DEMO_LABEL: demo.instance})
     image = f"kitctl/hq:{__version__}"
     try:
         existing = client.containers.get(demo.hq_container)
@@ -195,7 +203,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
             "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": str(demo.heartbeat_seconds),
             **dict(demo.hq_env),
         },
-        labels={"com.kitctl.demo": "true"},
+        labels={DEMO_LABEL: demo.instance},
         restart_policy={"Name": "unless-stopped"},
     )
     wait_http(f"{demo.hq_url}/healthz", 90)
@@ -280,13 +288,16 @@ def demo_down(demo: Demo) -> None:
     if SiteDir(demo.site_dir).compose.exists():
         say("kitctl down --volumes")
         run(["down", "--volumes", "--yes", "--site-dir", str(demo.site_dir)])
+    from demo.registry import stop_registry
+
     client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": "com.kitctl.demo=true"}):
+    mine = {"label": f"{DEMO_LABEL}={demo.instance}"}  # this demo's, never another run's
+    for container in client.containers.list(all=True, filters=mine):
         say(f"removing {container.name}")
         container.remove(force=True)
-    for network in client.networks.list(filters={"label": "com.kitctl.demo=true"}):
+    for network in client.networks.list(filters=mine):
         network.remove()
+    say("registry: stopping the demo's own registry")
+    stop_registry(demo.root)
     if demo.root.exists():
         shutil.rmtree(demo.root)
-    say("registry: back to its own access list")
-    services("restart", "registry")

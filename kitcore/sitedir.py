@@ -22,6 +22,7 @@ DEFAULT_SITE_DIR = "site"
 
 # Top-level names in a site directory.
 COMPOSE = "compose.yaml"
+COMPOSE_ENV = ".env"  # COMPOSE_PROJECT_NAME for Compose tools (v1 refuses a top-level `name:`)
 CADDYFILE = "Caddyfile"
 SITE_JSON = "site.json"
 AGENT_JSON = "agent.json"
@@ -42,9 +43,18 @@ PLUGIN_SECRETS = "plugins"  # secrets/plugins/NAME.json
 LICENCE_VERIFIED = "licence-verified.json"
 PLUGINS_CHECKED = "plugins-checked.json"
 ADMIN_CREATED = "admin-created"
+ADOPTED = "adopted.json"  # volumes a site kept from its old, folder-named project
+
+# A site runs as the compose project `kit-<site id>`: its identity, not its folder's name.
+PROJECT_PREFIX = "kit-"
 
 # Top-level names the renderer owns; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS, MONITORING})
+OWNED = frozenset({COMPOSE, COMPOSE_ENV, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS, MONITORING})
+
+
+def project_name(site_id: str) -> str:
+    """The compose project a site runs as (site ids are already lowercase letters, digits and '-')."""
+    return PROJECT_PREFIX + site_id
 
 
 def chosen_site_dir(flag: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
@@ -67,6 +77,10 @@ class SiteDir:
     @property
     def compose(self) -> Path:
         return self.root / COMPOSE
+
+    @property
+    def compose_env(self) -> Path:
+        return self.root / COMPOSE_ENV
 
     @property
     def site_json(self) -> Path:
@@ -122,6 +136,10 @@ class SiteDir:
     @property
     def admin_created(self) -> Path:
         return self.cache / ADMIN_CREATED
+
+    @property
+    def adopted(self) -> Path:
+        return self.cache / ADOPTED
 
     @property
     def write_lock(self) -> Path:

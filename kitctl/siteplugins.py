@@ -180,11 +180,7 @@ def settings_saved_note(site_dir: Path) -> str:
 def parse_pairs(pairs: list[str], schema: Any, plugin: str) -> dict[str, Any]:
     """key=value strings to values: text for text fields, JSON (or text) for the others."""
     updates: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidInput(f"expected key=value, got {pair!r}")
+    for key, raw in split_pairs(pairs).items():
         if key not in schema.model_fields:
             known = ", ".join(schema.model_fields) or "none"
             raise InvalidInput(f"{plugin} has no setting {key!r} (settings: {known})")
@@ -198,6 +194,17 @@ def parse_pairs(pairs: list[str], schema: Any, plugin: str) -> dict[str, Any]:
             except ValueError:
                 updates[key] = raw
     return updates
+
+
+def split_pairs(pairs: list[str]) -> dict[str, str]:
+    """key=value strings as they were typed; a one-line refusal for one without a key."""
+    split: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"expected key=value, got {pair!r}")
+        split[key.strip()] = raw
+    return split
 
 
 def masked_settings(site_dir: Path, name: str, schema: Any) -> dict[str, Any]:

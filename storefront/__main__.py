@@ -5,20 +5,29 @@ from __future__ import annotations
 import sys
 
 
+IF_NO_ADMIN = "--if-no-admin"  # kitctl up: create NAME only when the database has no admin at all
+
+
 def _create_admin(args: list[str]) -> int:
-    from storefront.admin_users import ROLES, AdminUserError, create_admin
+    from storefront.admin_users import ROLES, AdminUserError, create_admin, create_first_admin
     from storefront.settings import StorefrontSettings
 
-    if not args or len(args) > 2 or (len(args) == 2 and args[1] not in ROLES):
-        print(f"usage: python -m storefront create-admin NAME [{'|'.join(ROLES)}]", file=sys.stderr)
+    first = IF_NO_ADMIN in args
+    args = [a for a in args if a != IF_NO_ADMIN]
+    if not args or len(args) > 2 or (len(args) == 2 and (args[1] not in ROLES or first)):
+        print(f"usage: python -m storefront create-admin NAME [{'|'.join(ROLES)}] | NAME {IF_NO_ADMIN}", file=sys.stderr)
         return 2
     try:
         url = StorefrontSettings().resolved_database_url()
-        password = create_admin(url, args[0], role=args[1] if len(args) == 2 else "admin")
+        if first:
+            password = create_first_admin(url, args[0])
+        else:
+            password = create_admin(url, args[0], role=args[1] if len(args) == 2 else "admin")
     except (AdminUserError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(password)
+    if password is not None:  # nothing printed: the database already has an admin
+        print(password)
     return 0
 
 
@@ -38,18 +47,18 @@ def _serve() -> int:
         print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from storefront.app import create_app
+    from storefront.app import served_app
 
     try:
-        app = create_app(settings)
+        app = served_app(settings)
         if settings.metrics_bind:
             from storefront.metrics import serve_metrics
 
-            serve_metrics(app.app.state.shop.metrics, settings.metrics_bind)  # type: ignore[attr-defined]
+            serve_metrics(app.app.state.shop.metrics, settings.metrics_bind)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve_asgi(app, host, port, proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+    return serve_asgi(app, host, port, proxy_headers=False,  # storefront.forwarded decides whom to believe
                       log_level=settings.log_level, access_log=False, server_header=False)
 
 
@@ -57,8 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "create-admin":
         return _create_admin(argv[1:])
+    if argv and argv[0] == "staff":  # `kitctl admin …` on the host runs this inside the container
+        from storefront.staff_cli import main as staff
+
+        return staff(argv[1:])
+    if argv and argv[0] == "plugin-admin":  # `kitctl plugins admin …` on the host runs this inside the container
+        from storefront.plugin_actions import main as plugin_admin
+
+        return plugin_admin(argv[1:])
     if argv and argv[0] not in ("serve",):
-        print("usage: python -m storefront [serve | create-admin NAME [ROLE]]", file=sys.stderr)
+        print("usage: python -m storefront [serve | create-admin NAME [ROLE] | staff … | plugin-admin NAME ACTION [JSON]]", file=sys.stderr)
         return 2
     return _serve()
 

@@ -151,3 +151,26 @@ def change_password(session, user_id: int, current: str, new: str, repeat: str) 
         raise AdminUserError("mismatch")
     user.password_hash = hash_password(new)
     _changed(session, user, "admin:" + user.username, "admin_user_password_changed")
+
+
+def create_first_admin(url: str, username: str) -> str | None:
+    """The first admin of a database that has none (whatever kitctl's marker on the host says); None if it has one.
+
+    Checked and created in one transaction, so two deploys racing create one admin.
+    """
+    from sqlalchemy import select
+
+    from sitedb.engine import make_engine, session_factory
+    from sitedb.migrate import upgrade
+    from sitedb.models import AdminUser
+
+    validate_username(username)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine).begin() as session:
+            if session.scalar(select(AdminUser.id).where(AdminUser.role == "admin").limit(1)) is not None:
+                return None
+            return create_user(session, username, "admin", actor="kitctl")
+    finally:
+        engine.dispose()

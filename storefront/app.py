@@ -21,6 +21,7 @@ from kitcore.errorbody import error_body
 from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
 from storefront.context import Shop, make_signers
+from storefront.forwarded import ForwardedFromProxy, TrustedPeers
 from storefront.headers import SecurityHeaders
 from storefront.metrics import StorefrontMetrics, request_metrics
 from storefront.outage import database_down, maintenance_page
@@ -132,3 +133,8 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.router.redirect_slashes = False
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]
+
+
+def served_app(settings: StorefrontSettings) -> ForwardedFromProxy:
+    """What the server runs: the app, with the client address and scheme only the stack's proxy may forward."""
+    return ForwardedFromProxy(create_app(settings), TrustedPeers(settings.forwarded_allow_ips))

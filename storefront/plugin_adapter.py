@@ -20,6 +20,9 @@ class NoPlugins:
     loaded: list[str] = []
     refused: dict[str, str] = {}
 
+    def plugin(self, name: str) -> None:
+        return None
+
     def checkout_fields(self) -> list[dict[str, Any]]:
         return []
 

@@ -26,7 +26,7 @@ class StorefrontSettings(BaseSettings):
     plugins: str | None = None  # KIT_PLUGINS as render writes it: comma-separated; unset or empty = every licensed plugin
     payment_mode: str = "hq_approval"
     cookie_secure: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over HTTPS
-    forwarded_allow_ips: str = "127.0.0.1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"  # trusted proxies (docker networks)
+    forwarded_allow_ips: str = "127.0.0.1"  # who may forward a client's address: the stack sets its proxy (`proxy`)
     migrate_on_start: bool = True
     checkouts_per_minute: int = 120  # per client address (many buyers may share one carrier NAT address)
     state_cache_seconds: float = 1.0  # how stale licence status / catalog pages may be

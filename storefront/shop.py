@@ -15,7 +15,7 @@ from storefront.orders import ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password,
 from storefront.passwords import hash_password
 from storefront.payment import payment_method
 from storefront.state import ItemView, read_categories, read_item, read_items
-from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
+from storefront.web import HTTPProblem, buyer_address, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
 
 log = logging.getLogger("storefront.shop")
 router = APIRouter()
@@ -113,7 +113,7 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
     try:
         form = co.validate_form(raw, item, host.checkout_fields(), t)
         placed = co.place_order(shop.sessions, order_id=order_id, sku=item.sku, form=form,
-                                password_hash=hash_password(form.password), buyer_ip=client_ip(request),
+                                password_hash=hash_password(form.password), buyer_ip=buyer_address(request),
                                 buyers=shop.buyers,
                                 plugins=host, payment=payment, t=t)
     except co.CheckoutRefused as refused:

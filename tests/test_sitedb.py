@@ -39,6 +39,22 @@ def test_migrations_create_every_table_on_postgres(pg_url):
     assert TABLES <= _tables(pg_url)
 
 
+@pytest.mark.postgres
+def test_the_storefront_and_the_agent_migrating_a_new_database_together_both_succeed(pg_url):
+    """They start at the same moment on a fresh database; without a lock one died on `alembic_version`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys; from sitedb.migrate import upgrade; upgrade(sys.argv[1])"  # alembic is one per process
+    root = str(Path(__file__).resolve().parents[1])
+    starts = [subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=root, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": root}) for _ in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in starts]
+    assert [p.returncode for p in starts] == [0, 0, 0], errors
+    assert TABLES <= _tables(pg_url)
+
+
 def _drift(url: str, metadata: MetaData) -> list:
     """What Alembic's autogenerate would change to turn the migrated schema into `metadata`."""
     engine = make_engine(url)

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from kitcore import __version__
-from kitctl.cli import deploy, hq, images, licence, plugins, render
+from kitctl.cli import deploy, hq, images, licence, plugins, render, staff
 
 app = typer.Typer(
     name="kitctl",
@@ -40,6 +40,7 @@ app.add_typer(hq.app, name="hq")
 render.register(app)
 deploy.register(app)
 app.add_typer(plugins.app, name="plugins")
+app.add_typer(staff.app, name="admin")
 images.register(app)
 
 

@@ -154,13 +154,40 @@ def status(site_dir: Path = SITE_DIR, host: Optional[str] = HOST, as_json: bool 
     rows = run_status(client, project)
     licence = licence_state(client, project)
     drift = plugin_drift(client, project, site_dir)
+    terms = _licence_terms(site_dir, host, client)
     if as_json:
         print_json({"project": project.name, "services": [r.as_dict() for r in rows], "licence": licence,
-                    **drift.as_dict()})
+                    "licence_terms": terms.as_dict() if terms else None, **drift.as_dict()})
         return 0
     _status_table(project.name, rows, licence)
+    if terms is not None:
+        from rich.markup import escape
+
+        _out().print(f"licence terms: {escape(terms.describe())}")
     _drift_line(drift)
+    _legacy_line(client, project)
     return 0
+
+
+def _licence_terms(site_dir: Path, host: Optional[str], client):
+    """Tier, expiry and features of the newest licence (the site's or HQ's newer one); None without one."""
+    from kitcore.errors import KitError
+    from kitctl.deploy.newest_licence import newest_licence
+
+    try:
+        return newest_licence(site_dir, host, None, client)
+    except KitError:
+        return None  # status still answers; `kitctl doctor` says what is wrong with the licence
+
+
+def _legacy_line(client, project) -> None:
+    """A site still running under its old folder-named project is adopted by the next `up`."""
+    from kitctl.deploy.identity import find_legacy
+
+    legacy = find_legacy(client.api, project)
+    if legacy is not None:
+        _out().print(f"[bold yellow]redeploy needed[/]: this site still runs as the old project {legacy.project!r}; "
+                     f"`kitctl up` moves it to {project.name!r} and keeps its data")
 
 
 def _drift_line(drift) -> None:
@@ -258,6 +285,7 @@ def backup(
     from kitctl.deploy.backup_keys import backup_recipients, default_identity_path
     from kitctl.deploy.compose import load_project
     from kitctl.engine import connect
+    from kitctl.deploy.identity import check_ours
     from kitctl.deploy.rendered_site import require_site_dir
 
     project = load_project(require_site_dir(site_dir))
@@ -269,7 +297,9 @@ def backup(
     if plain:
         _err().print("[bold red]WARNING: --plain: this backup is NOT encrypted.[/] It holds the site key, which "
                      "opens every delivered card key and buyer contact: anyone who gets the file can read them.")
-    manifest = run_backup(connect(host), project, out, recipients=recipients)
+    client = connect(host)
+    check_ours(client.api, project)
+    manifest = run_backup(client, project, out, recipients=recipients)
     _out().print(f"backup written to {out} ({how}): database {manifest['db']['bytes']} bytes, "
                  f"{len(manifest['files'])} site files")
     return 0
@@ -332,10 +362,15 @@ def doctor(
     from kitctl.engine import connect, is_remote
     from kitctl.deploy.rendered_site import require_site_dir, site_domain, verified_licence
 
+    from kitctl.deploy.newest_licence import newest_licence
+
     site = require_site_dir(site_dir)
     project = load_project(site)
-    results = checks.run_checks(connect(host), project, is_remote(host),
-                                lambda: verified_licence(site, licence, hq_keys), site_domain(site))
+    client = connect(host)
+    # the licence given, else the newest of the site's own and the one HQ sent the agent (what the shop uses)
+    load = (lambda: verified_licence(site, licence, hq_keys)) if licence else \
+        (lambda: newest_licence(site, host, hq_keys, client).verified)
+    results = checks.run_checks(client, project, is_remote(host), load, site_domain(site))
     failed = checks.failures(results)
     if as_json:
         print_json({"ok": not failed, "checks": [c.as_dict() for c in results]})

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from kitctl.cli.deploy import HOST
 from kitctl.cli.options import HQ_KEYS, JSON
 
 app = typer.Typer(help="Licence-gated plugins: list, enable/disable, configure.", no_args_is_help=True)
@@ -16,9 +17,19 @@ SITE_DIR = typer.Option(Path("site"), "--site-dir", help="The site directory (li
 
 
 def _licence(site_dir: Path, hq_keys: Optional[Path]):
-    from kitctl.siteplugins import read_site_licence
+    """The newest licence (the site's own or the one HQ sent the agent), so `plugins` agrees with the shop."""
+    import os
 
-    return read_site_licence(site_dir, hq_keys)
+    from kitcore.sitedir import SiteDir
+    from kitctl.siteplugins import SiteLicence, read_site_licence
+
+    own = read_site_licence(site_dir, hq_keys)
+    if own is None or not SiteDir(site_dir).is_rendered:
+        return own
+    from kitctl.deploy.newest_licence import newest_licence
+
+    claims = newest_licence(site_dir, os.environ.get("KITCTL_DOCKER_HOST") or None, hq_keys).verified.claims
+    return SiteLicence(claims.tier, tuple(claims.features))
 
 
 @app.command("list")
@@ -88,14 +99,36 @@ def admin(
     site_dir: Path = SITE_DIR,
     hq_keys: Optional[Path] = HQ_KEYS,
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Site database URL (default: $KIT_DATABASE_URL)."),
+    host: Optional[str] = HOST,
     as_json: bool = JSON,
 ) -> None:
-    """Run a plugin's operator action, e.g. `admin coupons add code=SPRING percent=10 max_uses=100`."""
-    from kitctl.siteplugins import run_admin
+    """Run a plugin's operator action, e.g. `admin coupons add code=SPRING percent=10 max_uses=100`.
 
+    On a deployed site (no database URL given) the running storefront runs it, under the licence the shop goes by."""
     url = database_url or os.environ.get("KIT_DATABASE_URL")
-    rows = run_admin(site_dir, name, action, pairs or [], url, _licence(site_dir, hq_keys))
+    if url is None and _deployed(site_dir):
+        rows = _in_stack(site_dir, host, name, action, pairs or [])
+    else:
+        from kitctl.siteplugins import run_admin
+
+        rows = run_admin(site_dir, name, action, pairs or [], url, _licence(site_dir, hq_keys))
     _print_rows(rows, as_json, f"{name} {action}", rows)
+
+
+def _deployed(site_dir: Path) -> bool:
+    from kitcore.sitedir import SiteDir
+
+    return SiteDir(site_dir).is_rendered
+
+
+def _in_stack(site_dir: Path, host: Optional[str], name: str, action: str, pairs: list[str]) -> list[dict]:
+    from kitctl.deploy.admin import plugin_action
+    from kitctl.deploy.compose import load_project
+    from kitctl.engine import connect
+    from kitctl.siteplugins import split_pairs
+
+    values = split_pairs(pairs)
+    return plugin_action(connect(host), load_project(site_dir), name, action, values)
 
 
 def _show(site_dir: Path, name: str, hq_keys: Optional[Path]) -> dict:

@@ -31,8 +31,9 @@ def render(site_params: dict[str, Any], as_json: bool = JSON) -> None:
 
 
 @with_site_options
-def plan(site_params: dict[str, Any], as_json: bool = JSON) -> None:
-    """Show what `kitctl render` would change (file diffs, services to recreate) without writing."""
+def plan(site_params: dict[str, Any], as_json: bool = JSON,
+         diff: bool = typer.Option(False, "--diff", help="Also show each changed file's diff (never kitctl.lock's).")) -> None:
+    """Show what `kitctl render` would change: inputs changed, services to recreate, files changed (no writes)."""
     from kitctl.console import print_json
     from kitctl.render import plan_site
 
@@ -40,48 +41,57 @@ def plan(site_params: dict[str, Any], as_json: bool = JSON) -> None:
     if as_json:
         print_json(result.to_json())
         return
-    _print_plan(result)
+    _print_summary(result)
+    if diff and result.files:
+        _print_diffs(result.files)
 
 
-def _print_plan(result: Any) -> None:
+def _print_summary(result: Any) -> None:
+    """What a person checks first: which inputs, which services, which files."""
+    from rich.markup import escape
+
     from kitctl.console import out
 
     if not result.changed:
         out().print("no changes: the site directory already matches these inputs")
         return
+    inputs = [f"{k} {_shown(old)} → {_shown(new)}" for k, (old, new) in result.inputs.items()]
+    lines = [
+        ("inputs changed", ", ".join(inputs) or "none"),
+        ("services to create", ", ".join(result.acting("create"))),
+        ("services to recreate", ", ".join(result.acting("recreate")) or "none"),
+        ("services to remove", ", ".join(result.acting("remove"))),
+        ("services unchanged", ", ".join(result.acting("unchanged"))),
+        ("files changed", ", ".join(f"{f.path} ({f.change})" for f in result.files) or "none"),
+        ("secrets to create", ", ".join(result.secrets_to_create)),
+    ]
+    for label, text in lines:
+        if text:
+            out().print(f"[bold]{label}:[/] {escape(text)}", highlight=False)
+    if result.files:
+        out().print("[dim](--diff shows the file diffs)[/]")
+
+
+def _shown(value: Any) -> str:
+    return "(default)" if value is None else str(value) if not isinstance(value, list) else ",".join(map(str, value))
+
+
+def _print_diffs(files: Any) -> None:
+    from kitctl.console import out
+
     if not out().is_terminal:  # piped: the exact unified diff, tabs and all (usable with `patch`)
         import sys
 
-        sys.stdout.write("".join(change.diff for change in result.files))
+        sys.stdout.write("".join(change.diff for change in files))
         sys.stdout.flush()
-    else:
-        _print_coloured_diffs(result.files)
-    _print_services(result)
-
-
-def _print_coloured_diffs(files: Any) -> None:
+        return
     from rich.text import Text
-
-    from kitctl.console import out
 
     styles = {"+": "green", "-": "red", "@": "cyan"}
     for change in files:
         for line in change.diff.splitlines():
             style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
             out().print(Text(line, style=style), highlight=False)  # Text: file content is never markup
-
-
-def _print_services(result: Any) -> None:
-    from rich.table import Table
-
-    from kitctl.console import out
-
-    table = Table("service", "action")
-    for name, action in result.services.items():
-        table.add_row(name, action)
-    out().print(table)
-    if result.secrets_to_create:
-        out().print(f"secrets to create: {', '.join(result.secrets_to_create)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -29,6 +29,8 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("domain", Optional[str], "--domain", "Domain (IDNA, e.g. 商店.example.cn), or localhost.", rich_help_panel="Site"),
     _opt("logo", Optional[str], "--logo", "Logo file: PNG, JPEG or SVG (checked by content).", rich_help_panel="Site"),
     _opt("site_dir", Optional[str], "--site-dir", "Site directory (default ./site).", rich_help_panel="Site"),
+    _opt("reset", Optional[List[str]], "--reset", "Take this input back to its default instead of the value the "
+         "site directory recorded (repeatable, e.g. --reset http-port).", rich_help_panel="Site"),
     _opt("primary_colour", Optional[str], "--primary-color", "Primary colour #RRGGBB.", rich_help_panel="Branding"),
     _opt("accent_colour", Optional[str], "--accent-color", "Accent colour #RRGGBB.", rich_help_panel="Branding"),
     _opt("locale", Optional[str], "--locale", "zh-CN (default) or en.", rich_help_panel="Branding"),
@@ -58,7 +60,7 @@ SITE_OPTION_NAMES = tuple(p.name for p in SITE_OPTIONS)
 def site_params_from(values: dict[str, Any]) -> dict[str, Any]:
     """Only the site options, with empty repeatables as 'not given'."""
     params = {name: values.get(name) for name in SITE_OPTION_NAMES}
-    for name in ("plugins", "categories"):
+    for name in ("plugins", "categories", "reset"):
         if not params[name]:
             params[name] = None
         else:

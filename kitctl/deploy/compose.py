@@ -15,7 +15,9 @@ from typing import Any
 
 from kitctl.deploy.units import duration_seconds, size_bytes
 from kitcore.errors import InvalidInput
-from kitcore.sitedir import SiteDir
+from kitcore.sitedir import SiteDir, project_name as site_project
+
+SITE_LABEL = "com.kitctl.site"  # the site id the renderer writes on every service
 
 SERVICE_KEYS = {
     "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
@@ -124,6 +126,13 @@ class Project:
     networks: dict[str, Resource] = field(default_factory=dict)
     volumes: dict[str, Resource] = field(default_factory=dict)
     raw_services: dict[str, Any] = field(default_factory=dict)  # as parsed, for the config hash
+    site_id: str | None = None  # from the services' `com.kitctl.site`; None for a stack kitctl did not render
+    adopted_volumes: frozenset[str] = frozenset()  # engine names kept from the old folder-named project
+
+    @property
+    def legacy_name(self) -> str:
+        """The project the site ran as before it was named after its site id: its folder's name."""
+        return _dir_project_name(self.working_dir)
 
 def load_project(path: Path, project_name: str | None = None) -> Project:
     """Parse `path` (a compose file, or a site directory holding compose.yaml)."""
@@ -142,14 +151,34 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise InvalidInput(f"{config_file} is not valid YAML{where}") from None
-    return parse_project(data, config_file.resolve().parent, config_file.resolve(), project_name)
+    project = parse_project(data, config_file.resolve().parent, config_file.resolve(), project_name)
+    return with_adopted_volumes(project)
+
+
+def with_adopted_volumes(project: Project) -> Project:
+    """Volumes the site kept from its old folder-named project (kitctl.deploy.identity) keep their engine names."""
+    import dataclasses
+    import json
+
+    record = SiteDir(project.working_dir).adopted
+    if not record.is_file():
+        return project
+    try:
+        kept = json.loads(record.read_text())["volumes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InvalidInput(f"{record} is not a valid adoption record") from None
+    volumes = {key: dataclasses.replace(vol, name=str(kept[key])) if key in kept else vol
+               for key, vol in project.volumes.items()}
+    return dataclasses.replace(project, volumes=volumes, adopted_volumes=frozenset(str(v) for v in kept.values()))
 
 
 def parse_project(data: Any, working_dir: Path, config_file: Path, project_name: str | None = None) -> Project:
     """The whole file → Project; InvalidInput on the first unsupported or wrong entry."""
     _require(isinstance(data, dict), "compose file: top level must be a mapping")
     _no_unknown(data, TOP_KEYS, "compose file")
-    name = project_name or data.get("name") or _dir_project_name(working_dir)
+    services_raw = data.get("services")
+    site_id = _site_id(services_raw)
+    name = project_name or data.get("name") or (site_project(site_id) if site_id else _dir_project_name(working_dir))
     _require(isinstance(name, str) and bool(PROJECT_NAME.match(name)),
              f"project name {name!r} must be lowercase letters, digits, '-' or '_'")
     networks = _resources(data.get("networks"), "networks", name)
@@ -157,14 +186,23 @@ def parse_project(data: Any, working_dir: Path, config_file: Path, project_name:
         networks["default"] = Resource("default", f"{name}_default")
     volumes = _resources(data.get("volumes"), "volumes", name)
     secrets = _secrets(data.get("secrets"), working_dir)
-    services_raw = data.get("services")
     _require(isinstance(services_raw, dict) and bool(services_raw), "compose file: `services` must be a non-empty mapping")
     services = {}
     for svc_name, body in services_raw.items():
         _require(isinstance(svc_name, str) and bool(NAME.match(svc_name)), f"service name {svc_name!r} is not valid")
         services[svc_name] = _service(svc_name, unescape(body, f"services.{svc_name}"), working_dir, volumes, networks, secrets)
     _check_dependencies(services)
-    return Project(name, working_dir, config_file, services, networks, volumes, dict(services_raw))
+    return Project(name, working_dir, config_file, services, networks, volumes, dict(services_raw), site_id)
+
+
+def _site_id(services_raw: Any) -> str | None:
+    """The one site id the services carry, None when none does (a stack kitctl did not render)."""
+    if not isinstance(services_raw, dict):
+        return None
+    ids = {str(body["labels"][SITE_LABEL]) for body in services_raw.values()
+           if isinstance(body, dict) and isinstance(body.get("labels"), dict) and SITE_LABEL in body["labels"]}
+    _require(len(ids) <= 1, f"compose file: services carry different site ids ({', '.join(sorted(ids))})")
+    return ids.pop() if ids else None
 
 
 INTERPOLATION = re.compile(r"\$(?!\$)")

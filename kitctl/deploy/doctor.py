@@ -68,14 +68,14 @@ def check_disk(info: dict[str, Any], remote: bool) -> Check:
 
 def check_ports(client: "docker.DockerClient", project: "Project", remote: bool) -> Check:
     """Every host port the stack publishes is free, or already held by this stack."""
-    from kitctl.deploy import labels as L
+    from kitctl.deploy.identity import is_ours
 
     wanted = {(p.host_ip, p.host_port, p.protocol) for s in project.services.values() for p in s.ports if p.host_port}
     if not wanted:
         return Check("ports", "ok", "the stack publishes no host ports")
     ours: set[int] = set()
     for c in client.api.containers(all=False):
-        mine = (c.get("Labels") or {}).get(L.PROJECT) == project.name
+        mine = is_ours(project, c.get("Labels"))
         for port in c.get("Ports") or []:
             held = port.get("PublicPort")
             if held and any(held == w[1] for w in wanted):
@@ -161,7 +161,32 @@ def run_checks(client: "docker.DockerClient", project: "Project", remote: bool,
         check_ports(client, project, remote),
         check_licence(load_licence),
         check_domain(domain),
+        check_buyer_addresses(client, project),
     ]
+
+
+# Of the newest orders, how many came without a buyer address (the storefront records the gateway as unknown).
+ADDRESS_QUERY = ("SELECT count(*) FILTER (WHERE buyer_ip IS NULL) || '|' || count(*) FROM "
+                 "(SELECT buyer_ip FROM orders ORDER BY created_at DESC LIMIT 50) newest")
+
+
+def check_buyer_addresses(client: "docker.DockerClient", project: "Project") -> Check:
+    """Warn when the engine hides buyers' addresses (the userland proxy): HQ's IP rules cannot apply."""
+    from kitctl.deploy.operate import db_query
+
+    answer = db_query(client, project, ADDRESS_QUERY)
+    unknown, _, total = (answer or "").partition("|")
+    return address_verdict(int(unknown) if unknown.isdigit() else None, int(total) if total.isdigit() else 0)
+
+
+def address_verdict(unknown: int | None, total: int) -> Check:
+    if unknown is None or total == 0:
+        return Check("addresses", "ok", "no orders yet to tell whether buyers' addresses reach the shop")
+    if unknown == total:
+        return Check("addresses", "warn", f"the last {total} orders have no buyer address: the engine hides it "
+                     "(userland proxy, e.g. dockerd --iptables=false), so orders record it as unknown and HQ's "
+                     "IP rules do not apply; publish the ports with iptables enabled to keep it")
+    return Check("addresses", "ok", f"{total - unknown} of the last {total} orders carry the buyer's address")
 
 
 def failures(checks: list[Check]) -> list[Check]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kitcore import __version__
-from kitctl.deploy.compose import Project
+from kitctl.deploy.compose import SITE_LABEL, Project
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -17,6 +17,7 @@ NETWORK = "com.docker.compose.network"
 VOLUME = "com.docker.compose.volume"
 MANAGED_BY = "io.kitctl.managed-by"
 MOUNTS_HASH = "io.kitctl.mounts-hash"
+SITE = SITE_LABEL  # whose resource this is: the site id, the identity `up`/`down`/`status` check
 COMPOSE_COMPAT_VERSION = "1.29.2"  # what Debian's docker-compose v1 expects to read
 
 
@@ -35,11 +36,16 @@ def container_labels(project: Project, service: str, config_hash: str, mounts_ha
         COMPOSE_VERSION: COMPOSE_COMPAT_VERSION,
         MANAGED_BY: f"kitctl {__version__}",
     })
-    return labels
+    return labels | _site(project)
 
 
 def resource_labels(project: Project, kind_label: str, key: str) -> dict[str, str]:
-    return {PROJECT: project.name, kind_label: key, COMPOSE_VERSION: COMPOSE_COMPAT_VERSION, MANAGED_BY: f"kitctl {__version__}"}
+    return {PROJECT: project.name, kind_label: key, COMPOSE_VERSION: COMPOSE_COMPAT_VERSION,
+            MANAGED_BY: f"kitctl {__version__}", **_site(project)}
+
+
+def _site(project: Project) -> dict[str, str]:
+    return {SITE: project.site_id} if project.site_id else {}
 
 
 def project_filter(project_name: str) -> dict[str, list[str]]:

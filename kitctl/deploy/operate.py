@@ -35,8 +35,10 @@ class ServiceStatus:
 
 def status(client: "docker.DockerClient", project: Project) -> list[ServiceStatus]:
     """One row per service of the compose file (missing ones too), in start order."""
+    from kitctl.deploy.identity import check_ours
     from kitctl.deploy.order import start_order
 
+    check_ours(client.api, project)
     found = {}
     for c in client.api.containers(all=True, filters=L.project_filter(project.name)):
         service = (c.get("Labels") or {}).get(L.SERVICE, "?")
@@ -80,24 +82,33 @@ def licence_state(client: "docker.DockerClient", project: Project, db_service: s
     Read with psql inside the db container over its local socket, so no
     password leaves the container; None when there is no db or no row yet.
     """
-    container = _container(client, project, db_service, required=False)
-    if container is None:
+    text = db_query(client, project, LICENCE_QUERY, db_service)
+    if text is None or text.count("|") < 3:
         return None
-    env = dict(project.services[db_service].environment) if db_service in project.services else {}
-    command = ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", LICENCE_QUERY]
-    try:
-        code, output = _exec(client, container, command)
-    except Exception:  # the db may be starting; status must still answer
-        return None
-    text = output.strip()
-    if code != 0 or "|" not in text:
-        return None
-    state, link, since, reason = text.splitlines()[-1].split("|", 3)
+    state, link, since, reason = text.split("|", 3)
     hq = {"state": link, "since": int(since) if since.isdigit() else None} if link else None
     return {"status": state, "reason": reason or "", "hq": hq}
 
 
+def db_query(client: "docker.DockerClient", project: Project, sql: str, db_service: str = "db") -> str | None:
+    """The last line psql prints for `sql` inside the db container (local socket); None when it cannot answer."""
+    container = _container(client, project, db_service, required=False)
+    if container is None:
+        return None
+    env = dict(project.services[db_service].environment) if db_service in project.services else {}
+    command = ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", sql]
+    try:
+        code, output = _exec(client, container, command)
+    except Exception:  # the db may be starting; status and doctor must still answer
+        return None
+    text = output.strip()
+    return text.splitlines()[-1] if code == 0 and text else None
+
+
 def logs(client: "docker.DockerClient", project: Project, service: str, follow: bool, tail: int) -> Iterator[bytes]:
+    from kitctl.deploy.identity import check_ours
+
+    check_ours(client.api, project)
     container = _container(client, project, service, required=True)
     if follow:
         yield from client.api.logs(container, stream=True, follow=True, tail=tail)
@@ -106,8 +117,19 @@ def logs(client: "docker.DockerClient", project: Project, service: str, follow: 
 
 
 def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list[str]:
-    """Stop and remove the stack's containers (dependents first) and its network; volumes only if asked."""
-    done = []
+    """Stop and remove the stack's containers (dependents first) and its network; volumes only if asked.
+
+    Only this site's: another site's resource under its names is refused before anything is touched, and a
+    site still running under its old folder-named project is adopted first (so `--volumes` finds its data).
+    """
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.identity import adopt, check_ours, find_legacy
+
+    check_ours(client.api, project)
+    legacy = find_legacy(client.api, project)
+    done = adopt(client.api, project, legacy) if legacy else []
+    if legacy:
+        project = load_project(project.config_file, project.name)
     containers = {}
     for c in client.api.containers(all=True, filters=L.project_filter(project.name)):
         containers.setdefault((c.get("Labels") or {}).get(L.SERVICE, "?"), []).append(c["Id"])
@@ -135,6 +157,15 @@ def _remove_volume(client: "docker.DockerClient", name: str) -> bool:
         return True
     except NotFound:
         return False
+
+
+def running_container(client: "docker.DockerClient", project: Project, service: str) -> str:
+    """The service's container, which must be running (commands are executed in it)."""
+    container = _container(client, project, service, required=True)
+    assert container is not None
+    if not client.api.inspect_container(container)["State"].get("Running"):
+        raise InvalidInput(f"service {service!r} is not running: run `kitctl up` first")
+    return container
 
 
 def _container(client: "docker.DockerClient", project: Project, service: str, required: bool) -> str | None:

@@ -16,6 +16,7 @@ from kitctl.deploy import doctor
 from kitctl.deploy.actions import ServiceAction, orphans, plan_services
 from kitctl.deploy.compose import Project, load_project
 from kitctl.deploy.container_hashes import config_hash, mounts_hash
+from kitctl.deploy.identity import adopt, check_ours, find_legacy
 from kitctl.deploy.runner import Outcome, run_plan
 from kitctl.deploy.rendered_site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
 from kitctl.deploy.state import by_service, project_containers
@@ -72,9 +73,15 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     domain_warnings = doctor.start_domain_check(site_domain(site_dir))
     client = connect(options.host)
     remote = is_remote(options.host)
+    check_ours(client.api, project)
+    legacy = find_legacy(client.api, project)
     _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
     ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
+    if legacy is not None and not options.dry_run:
+        for line in adopt(client.api, project, legacy):
+            reporter.note(line)
+        project = with_images(load_project(site_dir), options.image_overrides)
     if not options.dry_run:
         _retire_plugin_services(client, project, reporter)
     current, leftovers = _current(client, project.name)
@@ -82,6 +89,8 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     only = _selected(project, options.services)
     actions = plan_services(project, hashes, current, ids, only)
     result = UpResult(project.name, actions, url=site_url(project, site_dir), admin_name=options.admin_name)
+    if legacy is not None and options.dry_run:
+        result.warnings.append("would be " + legacy.describe())
     for orphan in orphans(project, current):
         result.warnings.append(f"container {orphan.name} belongs to no service in compose.yaml (left alone)")
     if options.dry_run or result.nothing_to_do:
@@ -189,13 +198,13 @@ def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, opt
                  reporter: "Reporter") -> str | None:
     from kitctl.deploy.admin import STOREFRONT, create_first_admin, needs_first_admin
 
-    if not needs_first_admin(site_dir, outcome.created):
+    if STOREFRONT not in ctx.containers or not needs_first_admin(site_dir, outcome.changed):
         return None
     result = create_first_admin(client.api, ctx.containers[STOREFRONT], site_dir, options.admin_name)
     if not result.ok:
         reporter.warn(f"could not create the first admin: {result.output} (run `python -m storefront create-admin` later)")
         return None
-    return result.output
+    return result.output or None  # "": the database already has an admin
 
 
 def _host_paths(options: UpOptions, project: Project):

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from kitcore.errors import InvalidInput, KitError
 from kitcore.sitedir import SiteDir
 from kitctl.render.site_files import RenderedSite, build_site
-from kitctl.render.changes import Plan, diff_files, service_changes
+from kitctl.render.changes import Plan, diff_files, input_changes, service_changes
 from kitctl.render.plugin_config import declared_secret_names, secret_names
 from kitctl.render.site_secrets import missing_secrets
 from kitctl.render.writer import read_site_files, write_site
@@ -79,11 +79,24 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
         old_compose = load_yaml(current[compose_name]) if compose_name in current else None
     except yaml.YAMLError:
         old_compose = None
+    lock_name = SiteDir(site_dir).lock_file.name
     return Plan(
-        files=diff_files(current, rendered.files),
+        files=diff_files(current, rendered.files, frozenset({lock_name})),
         services=service_changes(old_compose if isinstance(old_compose, dict) else None, rendered.compose),
         secrets_to_create=missing_secrets(SiteDir(site_dir).secrets),
+        inputs=input_changes(_lock_inputs(current.get(lock_name)), _lock_inputs(rendered.files[lock_name])),
     )
+
+
+def _lock_inputs(lock: bytes | None) -> dict[str, Any] | None:
+    import json
+
+    try:
+        inputs = json.loads(lock or b"null")
+    except ValueError:
+        return None
+    inputs = inputs.get("inputs") if isinstance(inputs, dict) else None
+    return inputs if isinstance(inputs, dict) else None
 
 
 def site_fragments(site: ResolvedSite) -> dict[str, dict[str, Any]]:

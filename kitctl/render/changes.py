@@ -21,28 +21,41 @@ class Plan:
     files: list[FileChange]
     services: dict[str, str]  # name -> "create" | "recreate" | "remove" | "unchanged"
     secrets_to_create: list[str] = field(default_factory=list)
+    inputs: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # input -> (recorded, new); no licence
 
     @property
     def changed(self) -> bool:
         return bool(self.files or self.secrets_to_create) or any(v != "unchanged" for v in self.services.values())
 
+    def acting(self, action: str) -> list[str]:
+        return [name for name, a in self.services.items() if a == action]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "changed": self.changed,
+            "inputs_changed": {k: {"from": old, "to": new} for k, (old, new) in self.inputs.items()},
             "files": [{"path": f.path, "change": f.change, "diff": f.diff} for f in self.files],
             "services": self.services,
             "secrets_to_create": self.secrets_to_create,
         }
 
 
-def diff_files(old: dict[str, bytes], new: dict[str, bytes]) -> list[FileChange]:
+def input_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The recorded inputs that differ (kitctl.lock's `inputs` before and after)."""
+    old = old or {}
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+
+
+def diff_files(old: dict[str, bytes], new: dict[str, bytes], no_diff: frozenset[str] = frozenset()) -> list[FileChange]:
+    """Changed files; those in `no_diff` (kitctl.lock: hashes only) are named without their content."""
     changes = []
     for path in sorted(set(old) | set(new)):
         before, after = old.get(path), new.get(path)
         if before == after:
             continue
         change = "added" if before is None else "removed" if after is None else "modified"
-        changes.append(FileChange(path, change, _unified(path, before, after)))
+        diff = "" if path in no_diff else _unified(path, before, after)
+        changes.append(FileChange(path, change, diff))
     return changes
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kitcore import __version__
-from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON
+from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON, COMPOSE_ENV, project_name
 from kitctl.render import monitoring, plugin_config, plugin_stack, stack
 from kitctl.render.compose_templates import render_template
 from kitctl.render.content_hashes import canonical_json, compose_hash, files_hash, sha256_hex
@@ -84,11 +84,14 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
     ).encode("utf-8")
     files[CADDYFILE] = render_template(
         "Caddyfile.j2", site_id=site.site_id, site_addresses=_site_addresses(site), tls=i.effective_tls,
-        default_sni=site.domain.ascii,
+        default_sni=site.domain.ascii, http_addresses=[f"http://{h}" for h in _site_hosts(site)],
+        https_port=i.https_port,
     ).encode("utf-8")
     files[SITE_JSON] = _json_file(checked_site_config(site_config(site, logo_file)))
     files[AGENT_JSON] = _json_file(agent_config(site))
     files[HQ_KEYS] = _json_file(site.jwks)
+    # The project is the site id, not the folder's name; kitctl derives it from the services' site label.
+    files[COMPOSE_ENV] = f"COMPOSE_PROJECT_NAME={project_name(site.site_id)}\n".encode()
     if i.monitoring:
         files.update(monitoring.files(site.site_id, _metrics_token(site)))
     return files
@@ -147,10 +150,14 @@ def checked_site_config(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _site_hosts(site: ResolvedSite) -> list[str]:
+    """The site's host names; `localhost` also answers as 127.0.0.1, where a local site is opened."""
+    return [site.domain.ascii] + (["127.0.0.1"] if site.domain.ascii == "localhost" else [])
+
+
 def _site_addresses(site: ResolvedSite) -> list[str]:
-    """Caddy site addresses; `localhost` also answers as 127.0.0.1, where a local site is opened."""
-    hosts = [site.domain.ascii] + (["127.0.0.1"] if site.domain.ascii == "localhost" else [])
-    return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in hosts]
+    """Caddy site addresses (plain HTTP ones when TLS is off)."""
+    return [f"http://{h}" if site.inputs.effective_tls == "off" else h for h in _site_hosts(site)]
 
 
 def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_stack.PluginStack,

@@ -29,6 +29,10 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_revenue": frozenset({"admin", "finance"}),
     "admin_licence": frozenset({"admin", "finance"}),
     "admin_health": frozenset({"admin", "operator"}),
+    "admin_coupons": frozenset({"admin", "operator"}),  # marketing: the operator's work, never finance's
+    "admin_coupons_create": frozenset({"admin", "operator"}),
+    "admin_coupons_disable": frozenset({"admin", "operator"}),
+    "admin_coupons_enable": frozenset({"admin", "operator"}),
     "admin_users": frozenset({"admin"}),
     "admin_users_create": frozenset({"admin"}),
     "admin_users_disable": frozenset({"admin"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timezone
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from storefront.admin import reports
+from storefront.admin.coupon_form import FormRefused, add_arguments
 from storefront.admin import rules as rules_mod
 from storefront import staff_sessions as sessions
 from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, start_session
@@ -19,6 +21,7 @@ from storefront.admin_users import (ROLES, AdminUserError, change_password, crea
                                     enable_user, reset_password)
 from storefront.i18n import translator
 from storefront.passwords import verify_password
+from storefront.plugin_actions import ActionRefused, plugin_of, run_action
 from storefront.web import HTTPProblem, check_csrf, client_ip, locale_of, render, set_cookie, shop_of
 
 public = APIRouter(prefix="/admin")
@@ -30,7 +33,8 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
     menu = [(name, key) for name, key in (
         ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
         ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_licence", "admin.licence"),
-        ("admin_health", "admin.health"), ("admin_users", "admin.users")) if may(staff, name)]
+        ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"))
+        if may(staff, name) and (name != "admin_coupons" or COUPONS in shop_of(request).licence().features)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
     return render(request, template, {**base, **(ctx or {})}, status=status, private=True)
 
@@ -230,6 +234,88 @@ def health(request: Request) -> Response:
         pending = s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0
         oldest = s.scalar(select(func.min(Order.created_at)).where(Order.status == "pending"))
     return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest})
+
+
+# ---- coupons (a licence feature: the coupons plugin's own actions) ----------
+
+COUPONS = "coupons"
+
+
+def _coupons_page(request: Request, *, form: dict | None = None, errors: dict | None = None,
+                  message: str | None = None, status: int = 200) -> Response:
+    """The coupons and the form to add one; for a site whose licence lacks coupons, the reason instead."""
+    t = translator(locale_of(request))
+    shop = shop_of(request)
+    try:
+        rows = run_action(shop.plugin_host(), shop.engine, COUPONS, "list", {})
+        refusal = None
+    except ActionRefused as exc:
+        rows, refusal = [], t("coupons.not_licensed", reason=str(exc))
+    return _page(request, "admin/coupons.html", {"coupons": rows, "refusal": refusal, "form": form or {"kind": "percent"},
+                                                  "errors": errors or {}, "message": message},
+                 status=status)
+
+
+@router.get("/coupons", name="admin_coupons")
+def coupons(request: Request) -> Response:
+    return _coupons_page(request)
+
+
+@router.post("/coupons", name="admin_coupons_create")
+async def coupons_create(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_coupons_create, request, form)
+
+
+def _coupons_create(request: Request, form: dict[str, str]) -> Response:
+    t = translator(locale_of(request))
+    shop = shop_of(request)
+    shown = {k: v for k, v in form.items() if k != "csrf"}
+    if not _coupons_licensed(shop):
+        return _coupons_page(request, form=shown, status=409)
+    try:
+        rows = run_action(shop.plugin_host(), shop.engine, COUPONS, "add", add_arguments(form, t))
+    except FormRefused as refused:
+        return _coupons_page(request, form=shown, errors=refused.errors, status=422)
+    except ActionRefused as exc:
+        return _coupons_page(request, form=shown, errors={"form": str(exc)}, status=422)
+    return _coupons_page(request, message=t("coupons.created", code=rows[0]["code"]))
+
+
+def _coupons_licensed(shop: Any) -> bool:
+    """Changes are refused (409) while the licence does not grant coupons: the page says why."""
+    try:
+        plugin_of(shop.plugin_host(), COUPONS)
+    except ActionRefused:
+        return False
+    return True
+
+
+async def _coupon_switch(request: Request, code: str, enabled: bool) -> Response:
+    await _form(request)
+    return await run_in_threadpool(_coupon_switched, request, code, enabled)
+
+
+def _coupon_switched(request: Request, code: str, enabled: bool) -> Response:
+    t = translator(locale_of(request))
+    shop = shop_of(request)
+    if not _coupons_licensed(shop):
+        return _coupons_page(request, status=409)
+    try:
+        run_action(shop.plugin_host(), shop.engine, COUPONS, "enable" if enabled else "disable", {"code": code})
+    except ActionRefused:
+        raise HTTPProblem(404, "err.not_found") from None
+    return _coupons_page(request, message=t("coupons.enabled" if enabled else "coupons.disabled", code=code.upper()))
+
+
+@router.post("/coupons/{code}/disable", name="admin_coupons_disable")
+async def coupons_disable(request: Request, code: str) -> Response:
+    return await _coupon_switch(request, code, False)
+
+
+@router.post("/coupons/{code}/enable", name="admin_coupons_enable")
+async def coupons_enable(request: Request, code: str) -> Response:
+    return await _coupon_switch(request, code, True)
 
 
 # ---- staff accounts --------------------------------------------------------

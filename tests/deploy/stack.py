@@ -61,9 +61,18 @@ class SiteSpec:
     db_image: str = f"kitctl/db:{KIT_VERSION}"
     proxy_image: str = f"kitctl/proxy:{KIT_VERSION}"
     colour: str = "#0a7cff"
+    site_id: str | None = None  # labels every service like the renderer does (the project is then kit-<site>)
 
 
 def compose(spec: SiteSpec) -> dict[str, Any]:
+    doc = _compose(spec)
+    if spec.site_id:
+        for service in doc["services"].values():
+            service["labels"] = {**service.get("labels", {}), "com.kitctl.site": spec.site_id}
+    return doc
+
+
+def _compose(spec: SiteSpec) -> dict[str, Any]:
     return {
         "services": {
             "proxy": {

@@ -43,7 +43,8 @@ def demo(tmp_path_factory) -> Iterator[Any]:
     suffix = uuid.uuid4().hex[:6]
     d = Demo(root=tmp_path_factory.mktemp("loop"), site_id=f"loop-{suffix}", network=f"kitctl-e2e-{suffix}",
              hq_container=f"kitctl-e2e-hq-{suffix}", hq_port=free_port(), http_port=free_port(),
-             https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=2)
+             https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=2,
+             registry=f"127.0.0.1:{free_port()}")  # its own registry: never the demo's or the shared one
     try:
         demo_up(d)
         yield d
@@ -190,14 +191,20 @@ def test_velocity_order_goes_to_review_and_operator_approves(demo, buyer, operat
 
 
 # -- 5. HQ upgrades the licence to pro: the coupon field appears within a heartbeat ----------------
-def test_upgrade_on_fleet_page_enables_coupons(demo, buyer, operator):
+def test_upgrade_at_hq_enables_coupons(demo, buyer, operator, monkeypatch):
+    from demo.stack import HQ_UID, _chown_tree
+
     visit(buyer, "/p/game-steam-50")
     assert buyer.locator("#f-x_coupon").count() == 0
+    # the operator's own tool on HQ's host, configured as the HQ service is
+    monkeypatch.setenv("KIT_HQ_PUBLIC_URL", demo.hq_internal_url)
+    monkeypatch.setenv("KIT_HQ_REGISTRY_URL", demo.registry)
+    try:
+        kitctl("hq", "licence", "upgrade", demo.site_id, "--tier", "pro", "--hq-dir", str(demo.hq_dir))
+    finally:
+        _chown_tree(demo.hq_dir, HQ_UID)  # the test runs as root; HQ's container runs as its own user
     visit(operator, "/fleet")
-    row = f"tr[data-site={demo.site_id}]"
-    operator.select_option(f"{row} select[name=tier]", "pro")
-    operator.click(f"{row} form[action$='/upgrade'] button")
-    assert "pro" in operator.inner_text(row)
+    assert "pro" in operator.inner_text(f"tr[data-site={demo.site_id}]")
 
     def coupon_field() -> bool:
         visit(buyer, "/p/game-steam-50")
@@ -205,6 +212,35 @@ def test_upgrade_on_fleet_page_enables_coupons(demo, buyer, operator):
 
     eventually(coupon_field, 60, what="coupon field after upgrade")
     operator.screenshot(path=str(ARTIFACTS / "loop-fleet.png"), full_page=True)
+
+
+# -- 5b. the host tools agree with the shop: a coupon made on the host is taken at checkout (issue 14, case 4)
+def test_host_tools_follow_the_upgrade_and_a_coupon_made_on_the_host_is_taken(demo, buyer):
+    import json
+
+    site = ["--site-dir", str(demo.site_dir)]
+    status = json.loads(kitctl("status", "--json", *site).stdout)
+    terms = status["licence_terms"]
+    assert (terms["tier"], terms["from"]) == ("pro", "agent") and "coupons" in terms["features"]
+    shown = kitctl("status", *site).stdout
+    assert "tier pro" in shown and "sent by HQ" in shown
+    if status["redeploy_needed"]:  # the one step status may ask for
+        assert "redeploy needed" in shown
+        kitctl("up", *site)
+    plugins = {p["name"]: p for p in json.loads(kitctl("plugins", "list", "--json", *site).stdout)}
+    assert plugins["coupons"]["licensed"] is True
+    assert "coupons off: not licensed" not in kitctl("plugins", "list", *site).stdout
+    made = json.loads(kitctl("plugins", "admin", "coupons", "add", "code=LOOP10", "percent=10", "max_uses=5",
+                             "--json", *site).stdout)
+    assert [(c["code"], c["off"], c["used"]) for c in made] == [("LOOP10", "10%", 0)]
+    refused = kitctl("plugins", "admin", "coupons", "add", "code=LOOP10", "percent=5", *site, check=False)
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    with pytest.raises(AssertionError, match="NOPE99"):  # the shop checks the codes the host made
+        checkout(buyer, "game-steam-50", "coupon-buyer@example.cn", extra={"coupon": "nope99"})
+    # taken; nothing comes off here: the shelf price is HQ's price (no markup rule), the floor of every discount
+    checkout(buyer, "game-steam-50", "coupon-buyer@example.cn", extra={"coupon": "loop10"})
+    listed = json.loads(kitctl("plugins", "admin", "coupons", "list", "--json", *site).stdout)
+    assert [(c["code"], c["used"]) for c in listed] == [("LOOP10", 1)]
 
 
 # -- 8. HQ down under a stream of orders, then back: each decided exactly once -------------------

@@ -338,17 +338,36 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         licence = data["licence"]  # as the agent recorded it in site_state, with its link to HQ
         assert (licence["status"], licence["reason"]) == ("active", "")
         assert licence["hq"] is None or licence["hq"]["state"] in ("ok", "unreachable", "refused")
-        for service, cid in container_ids(engine, project).items():  # healthy with no capability to spare
+        for service, cid in container_ids(engine, f"kit-{project}").items():  # healthy with no capability to spare
             host = engine.containers.get(cid).attrs["HostConfig"]
             assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges:true"], service
             assert host["ReadonlyRootfs"] is (service == "proxy"), service
-        before = container_ids(engine, project)
-        recoloured = kitctl("up", *args, "--primary-color", "#ff3366")
-        after = container_ids(engine, project)
+        before = container_ids(engine, f"kit-{project}")  # a rendered site is named by its site id
+        # one flag: every other input (ports, licence, logo, data dir) is what the site directory recorded
+        recoloured = kitctl("up", "--site-dir", str(site_dir), "--primary-color", "#ff3366")
+        after = container_ids(engine, f"kit-{project}")
         assert after["db"] == before["db"] and after["proxy"] != before["proxy"]
         assert after["agent"] == before["agent"]  # the agent has no branding input (agent.json)
         assert after["storefront"] != before["storefront"]
         assert "first admin" not in recoloured.stdout
         assert b"#ff3366" in get(f"http://127.0.0.1:{http_port}/branding/theme.css", host="localhost")[1].lower()
+        # the database is lost (volume and its data directory); the marker on the host survives
+        kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes")
+        shutil.rmtree(tmp_path / "data" / "db-data")
+        assert SiteDir(site_dir).admin_created.is_file()
+        recovered = kitctl("up", "--site-dir", str(site_dir))
+        assert "first admin created" in recovered.stdout and recovered.stdout.count("shown only this once") == 1
+        assert "first admin" not in kitctl("up", "--site-dir", str(site_dir)).stdout
+        # staff from the host, inside the running storefront
+        made = kitctl("admin", "create", "ops", "--role", "operator", "--site-dir", str(site_dir))
+        assert "shown only this once" in made.stdout
+        reset = kitctl("admin", "reset-password", "ops", "--site-dir", str(site_dir)).stdout
+        assert "shown only this once" in reset and reset.splitlines()[0] != made.stdout.splitlines()[0]
+        kitctl("admin", "disable", "ops", "--site-dir", str(site_dir))
+        staff = json.loads(kitctl("admin", "list", "--json", "--site-dir", str(site_dir)).stdout)
+        assert {(s["username"], s["role"], s["disabled"]) for s in staff} == {("admin", "admin", False),
+                                                                             ("ops", "operator", True)}
+        refused = kitctl("admin", "disable", "admin", "--site-dir", str(site_dir), check=False)
+        assert refused.returncode == 2 and "last enabled admin" in refused.stderr
     finally:
         kitctl("down", "--site-dir", str(site_dir), "--volumes", "--yes", check=False)

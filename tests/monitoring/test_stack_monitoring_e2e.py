@@ -54,7 +54,7 @@ ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 def watched(tmp_path_factory) -> Iterator[Any]:
     import docker
 
-    from demo.stack import Demo, demo_down, demo_up, services
+    from demo.stack import DEMO_LABEL, Demo, demo_down, demo_up, services
 
     try:
         services("start", "all")
@@ -66,19 +66,20 @@ def watched(tmp_path_factory) -> Iterator[Any]:
              hq_container=f"kitctl-e2e-hq-{suffix}", hq_port=free_port(), http_port=free_port(),
              https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=HEARTBEAT, monitoring=True,
              prometheus_port=free_port(), alertmanager_port=free_port(),
+             registry=f"127.0.0.1:{free_port()}",  # its own registry: never the demo's or the shared one
              hq_env=(("KIT_HQ_ALERT_WEBHOOK_URL", f"http://{hook}:8080/alerts"),
                      ("KIT_HQ_SILENT_HEARTBEATS", str(MISSED)), ("KIT_HQ_ALERT_CHECK_SECONDS", str(CHECK))))
     client = docker.from_env()
     hook_port = free_port()
     try:
-        client.networks.create(d.network, driver="bridge", labels={"com.kitctl.demo": "true"})
+        client.networks.create(d.network, driver="bridge", labels={DEMO_LABEL: d.instance})
         client.containers.run("kitctl/base:bookworm", ["python3", "-c", RECEIVER], name=hook, detach=True,
                               network=d.network, ports={"8080/tcp": ("127.0.0.1", hook_port)},
-                              labels={"com.kitctl.demo": "true"})
+                              labels={DEMO_LABEL: d.instance})
         demo_up(d)
         yield d, client, f"http://127.0.0.1:{hook_port}"
     finally:
-        demo_down(d)  # removes the receiver too (it carries the demo label), and the network
+        demo_down(d)  # removes the receiver too (it carries this demo's label), and the network
         client.close()
 
 

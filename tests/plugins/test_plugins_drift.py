@@ -117,3 +117,27 @@ def test_kitctl_plugins_reads_the_licence_render_wrote_with_the_keys_it_pinned(s
     SiteDir(site).hq_keys.unlink()
     with pytest.raises(InvalidInput, match="no pinned HQ keys"):
         read_site_licence(site, None)
+
+
+def test_the_host_tools_go_by_the_licence_hq_sent_the_agent(site: Path, hq_store, monkeypatch, capsys):
+    """An upgrade at HQ reached the shop but `plugins list` said "not licensed" (issue 14, bad case 4)."""
+    from kitctl.cli import run
+    from kitctl.deploy.newest_licence import newest_licence
+
+    SiteDir(site).licence_token.write_text(licence(hq_store, "basic"))
+    SiteDir(site).compose.write_text("services:\n  db:\n    image: x\n  agent:\n    image: y\n")
+    time.sleep(1.1)  # iat is whole seconds
+    upgraded = licence(hq_store, "pro")
+    monkeypatch.setattr("kitctl.deploy.drift.stored_licence_token", lambda client, project: upgraded)
+    newest = newest_licence(site, None, client=object())
+    assert (newest.verified.claims.tier, newest.source) == ("pro", "agent")
+    assert newest.as_dict()["tier"] == "pro" and "coupons" in newest.as_dict()["features"]
+    assert "tier pro" in newest.describe() and "sent by HQ" in newest.describe()
+    monkeypatch.setattr("kitctl.engine.connect", lambda host: object())
+    assert run(["plugins", "list", "--site-dir", str(site), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    coupons = [r for r in (rows if isinstance(rows, list) else rows.get("plugins", [])) if r.get("name") == "coupons"]
+    assert coupons and coupons[0].get("licensed") is True, coupons
+    forged = licence(hq_store, "flagship", site="another")
+    monkeypatch.setattr("kitctl.deploy.drift.stored_licence_token", lambda client, project: forged)
+    assert newest_licence(site, None, client=object()).verified.claims.tier == "basic"

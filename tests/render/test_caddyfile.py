@@ -158,3 +158,34 @@ def _until_tls_answers(action, seconds: float = 20):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+@pytest.mark.slow
+def test_http_redirects_to_https_on_the_published_port(flags, tmp_path):
+    """`http://localhost:8080` led to `https://localhost/`, a dead end: the redirect keeps the published port."""
+    binary = _caddy()
+    render_site({**flags, "domain": "localhost", "https_port": 8443})
+    config, ports = _local_copy(Path(flags["site_dir"]), tmp_path)
+    proc = _run_caddy(binary, config, tmp_path, ports["health"])
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        for host in ("localhost", "127.0.0.1"):
+            request = urllib.request.Request(f"http://127.0.0.1:{ports['http']}/p?q=1", headers={"Host": host})
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                opener.open(request, timeout=5)
+            assert answer.value.code == 308 and answer.value.headers["Location"] == f"https://{host}:8443/p?q=1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_redirect_names_no_port_on_443_and_none_without_tls(flags):
+    render_site({**flags, "domain": "localhost", "https_port": 443, "http_port": 80})
+    assert "redir https://{host}{uri} 308" in (Path(flags["site_dir"]) / "Caddyfile").read_text()
+    render_site({**flags, "domain": "localhost", "tls": "off"})
+    assert "redir" not in (Path(flags["site_dir"]) / "Caddyfile").read_text()

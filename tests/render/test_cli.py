@@ -39,7 +39,7 @@ def test_render_then_plan_through_the_cli(flags, capsys):
     for secret in secrets.iterdir():
         if secret.name != "licence_token":
             assert secret.read_text() not in out
-    assert run(["plan", *argv(flags, primary_color="#FF0000")]) == 0
+    assert run(["plan", "--diff", *argv(flags, primary_color="#FF0000")]) == 0
     out = capsys.readouterr().out
     assert "+  --kit-primary: #FF0000;" in out and "recreate" in out
     assert run(["plan", "--json", *argv(flags)]) == 0

@@ -284,3 +284,14 @@ def test_a_render_keeps_the_version_the_site_runs(flags):
     assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.1.0"}
     render_site({**flags, "primary_colour": "#123456", "image_tag": "9.2.0"})  # an explicit tag wins
     assert {s.image.rsplit(":", 1)[1] for s in load_project(site).services.values()} == {"9.2.0"}
+
+
+def test_the_project_is_named_after_the_site_id_not_the_folder(flags, tmp_path):
+    """Two sites rendered into folders both called `site` are two projects; Compose tools read the same name."""
+    from kitcore.sitedir import SiteDir
+    from kitctl.deploy.compose import load_project
+
+    render_site(flags)
+    site = SiteDir(Path(flags["site_dir"]))
+    assert load_project(site.root).name == "kit-xingchen"
+    assert site.compose_env.read_text() == "COMPOSE_PROJECT_NAME=kit-xingchen\n"

@@ -69,11 +69,17 @@ def seed(url: str, *, status: str = "active", markup_bps: int = 800, reason: str
 
 
 def set_licence(url: str, status: str, reason: str | None = None) -> None:
+    update_site_state(url, licence_status=status, status_reason=reason)
+
+
+def update_site_state(url: str, **fields: object) -> None:
+    """Change the licence state as the agent would after a heartbeat (e.g. HQ's upgrade: tier and features)."""
     engine = make_engine(url)
     try:
         with session_factory(engine).begin() as s:
             state = s.get(SiteState, 1)
-            state.licence_status, state.status_reason = status, reason
+            for name, value in fields.items():
+                setattr(state, name, value)
     finally:
         engine.dispose()
 

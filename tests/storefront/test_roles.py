@@ -33,6 +33,10 @@ EXPECTED: dict[str, set[str]] = {
     "admin_orders_csv": {A, F},
     "admin_revenue": {A, F},
     "admin_licence": {A, F},
+    "admin_coupons": {A, O},  # marketing
+    "admin_coupons_create": {A, O},
+    "admin_coupons_disable": {A, O},
+    "admin_coupons_enable": {A, O},
     "admin_users": {A},
     "admin_users_create": {A},
     "admin_users_disable": {A},

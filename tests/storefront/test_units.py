@@ -164,3 +164,54 @@ def test_without_the_plugins_package_the_shop_runs_with_no_plugins():
         assert host.checkout_fields() == [] and host.adjust_checkout(None, {})["discount_cents"] == 0
     else:
         assert hasattr(host, "checkout_fields") and hasattr(host, "adjust_checkout")
+
+
+def test_first_admin_is_created_whenever_the_database_has_none(tmp_path):
+    """`kitctl up` asks after every storefront (re)deploy; a lost database gets a new first admin (issue 14, case 3)."""
+    env = {"KIT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    first = _run(["create-admin", "admin", "--if-no-admin"], env)
+    assert first.returncode == 0 and len(first.stdout.strip()) >= 16
+    again = _run(["create-admin", "admin", "--if-no-admin"], env)
+    assert again.returncode == 0 and again.stdout == "" and again.stderr == ""  # has one: nothing shown
+    (tmp_path / "a.db").unlink()  # the volume was removed
+    recovered = _run(["create-admin", "admin", "--if-no-admin"], env)
+    assert recovered.returncode == 0 and len(recovered.stdout.strip()) >= 16
+    assert _run(["create-admin", "admin", "operator", "--if-no-admin"], env).returncode == 2
+
+
+def test_the_gateway_address_is_recorded_as_unknown(tmp_path, monkeypatch):
+    """Behind the userland proxy every buyer came from the gateway and HQ's IP rule held them all (issue 14, case 5)."""
+    from types import SimpleNamespace
+
+    from storefront import web
+
+    route = tmp_path / "route"
+    route.write_text("Iface\tDestination\tGateway\tFlags\n"
+                     "eth0\t00000000\t010011AC\t0003\neth0\t000011AC\t00000000\t0001\n")
+    assert web.default_gateway.__wrapped__(str(route)) == "172.17.0.1"
+    monkeypatch.setattr(web, "default_gateway", lambda: "172.17.0.1")
+    assert web.buyer_address(SimpleNamespace(client=SimpleNamespace(host="172.17.0.1"))) is None
+    assert web.buyer_address(SimpleNamespace(client=SimpleNamespace(host="203.0.113.9"))) == "203.0.113.9"
+    assert web.buyer_address(SimpleNamespace(client=None)) is None
+
+
+def test_staff_command_lists_creates_resets_and_disables(tmp_path):
+    """The container side of `kitctl admin …`: the admin UI's own functions, one-line refusals (issue 14, case 3)."""
+    import json as json_
+
+    env = {"KIT_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    first = _run(["staff", "create", "owner"], env).stdout.strip()
+    made = _run(["staff", "create", "ops", "operator"], env)
+    assert made.returncode == 0 and len(made.stdout.strip()) >= 16
+    listed = json_.loads(_run(["staff", "list"], env).stdout)
+    assert listed == [{"username": "ops", "role": "operator", "disabled": False},
+                      {"username": "owner", "role": "admin", "disabled": False}]
+    reset = _run(["staff", "reset-password", "owner"], env).stdout.strip()
+    assert len(reset) >= 16 and reset != first
+    assert _run(["staff", "disable", "ops"], env).stdout.strip() == "disabled ops"
+    assert json_.loads(_run(["staff", "list"], env).stdout)[0]["disabled"] is True
+    last = _run(["staff", "disable", "owner"], env)
+    assert last.returncode == 2 and last.stderr.strip() == "error: the last enabled admin cannot be disabled or deleted"
+    missing = _run(["staff", "reset-password", "nobody"], env)
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: no account 'nobody'"
+    assert _run(["staff", "create", "x1y", "root"], env).returncode == 2

@@ -1,0 +1,87 @@
+"""A run's demo comes and goes while another demo (a `make demo` stack) keeps running (issue 14, bad case 1).
+
+The teardown used to remove every container labelled `com.kitctl.demo=true` and restart the shared
+registry: running the e2e loop destroyed a running demo. Now each demo labels what it makes with its own
+instance, runs its own registry on its own port, and removes only its own; the shared registry is never
+restarted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from demo.services import services, state_dir
+from demo.stack import DEMO_LABEL, Demo, demo_down, demo_up
+from tests.conftest import require
+from tests.support.postgres import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def a_demo(root: Path) -> Demo:
+    suffix = uuid.uuid4().hex[:6]
+    return Demo(root=root, site_id=f"iso-{suffix}", network=f"kitctl-iso-{suffix}", hq_container=f"kitctl-iso-hq-{suffix}",
+                hq_port=free_port(), http_port=free_port(), https_port=free_port(), metrics_port=free_port(),
+                registry=f"127.0.0.1:{free_port()}")
+
+
+def shared_registry_pid() -> int:
+    return int((state_dir() / "registry" / "registry.pid").read_text().strip())
+
+
+def owned(engine: Any, demo: Demo) -> dict[str, str]:
+    """Containers of the demo: its HQ (instance label) and its site (site label), name → id."""
+    found = engine.containers.list(all=True, filters={"label": f"{DEMO_LABEL}={demo.instance}"})
+    found += engine.containers.list(all=True, filters={"label": f"com.kitctl.site={demo.site_id}"})
+    return {c.name: c.id for c in found}
+
+
+@pytest.fixture
+def running(tmp_path_factory) -> Iterator[Demo]:
+    """The demo a person left running (`make demo`), here with its own ports."""
+    try:
+        services("start", "all")
+    except Exception as exc:  # noqa: BLE001
+        require(False, f"services did not start: {exc}")
+    demo = a_demo(tmp_path_factory.mktemp("kept"))
+    try:
+        demo_up(demo)
+        yield demo
+    finally:
+        demo_down(demo)
+
+
+def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(running: Demo, tmp_path_factory) -> None:
+    import docker
+
+    engine = docker.from_env()
+    before = owned(engine, running)
+    assert len(before) == 5  # HQ, db, storefront, agent, proxy
+    volumes = {v.name for v in engine.volumes.list(filters={"label": f"com.kitctl.site={running.site_id}"})}
+    assert volumes
+    shared = shared_registry_pid()
+    run = a_demo(tmp_path_factory.mktemp("run"))
+    try:
+        demo_up(run)
+    finally:
+        demo_down(run)
+    assert owned(engine, run) == {}
+    assert owned(engine, running) == before
+    assert all(c.status == "running" for c in engine.containers.list(filters={"label": f"com.kitctl.site={running.site_id}"}))
+    assert {v.name for v in engine.volumes.list(filters={"label": f"com.kitctl.site={running.site_id}"})} == volumes
+    assert shared_registry_pid() == shared  # the shared registry was never restarted
+    # the running demo's registry still grants its licence: pull again with the licence's own credentials
+    from kitcore.licence.keys import load_jwks
+    from kitcore.licence.token import verify_licence
+
+    claims = verify_licence(running.licence_path.read_text().strip(), load_jwks(running.jwks_path)).claims
+    grant = claims.registry
+    assert grant and grant.url == running.registry
+    from kitcore import __version__
+
+    auth = {"username": grant.username, "password": grant.password or ""}
+    engine.images.pull(f"{grant.url}/kitctl/proxy", tag=__version__, auth_config=auth)
