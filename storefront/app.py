@@ -6,7 +6,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -133,6 +133,13 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.router.redirect_slashes = False
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]
+
+
+def shop_of(app: Any) -> Shop:
+    """The Shop behind the ASGI wrappers the server runs (forwarded address, security headers)."""
+    while not hasattr(app, "state"):
+        app = app.app
+    return app.state.shop
 
 
 def served_app(settings: StorefrontSettings) -> ForwardedFromProxy:
