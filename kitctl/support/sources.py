@@ -63,7 +63,9 @@ def engine_sources(client: "docker.DockerClient", project: "Project", site_dir: 
         import json
 
         env = dict(project.services["db"].environment)
-        output = run("db", ["psql", "-X", "-qtA", "-U", "postgres", "-d", env.get("POSTGRES_DB", "kit"), "-c", sql])
+        # the stack's own database user (the db image makes no `postgres` role); the socket is trusted inside
+        output = run("db", ["psql", "-X", "-qtA", "-U", env.get("POSTGRES_USER", "kit"), "-d", env.get("POSTGRES_DB", "kit"),
+                            "-c", sql])
         return json.loads(output.strip().splitlines()[-1]) if output.strip() else None
 
     return Sources(
