@@ -66,7 +66,7 @@ def engine_sources(client: "docker.DockerClient", project: "Project", site_dir: 
         # the stack's own database user (the db image makes no `postgres` role); the socket is trusted inside
         output = run("db", ["psql", "-X", "-qtA", "-U", env.get("POSTGRES_USER", "kit"), "-d", env.get("POSTGRES_DB", "kit"),
                             "-c", sql])
-        return json.loads(output.strip().splitlines()[-1]) if output.strip() else None
+        return json.loads(output) if output.strip() else None  # one value; json_agg spreads it over lines
 
     return Sources(
         status=status, doctor=doctor, versions=versions, services=lambda: sorted(project.services), logs=logs,

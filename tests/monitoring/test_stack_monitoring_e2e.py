@@ -192,12 +192,12 @@ def test_a_support_bundle_of_the_running_stack_keeps_no_secret(watched, tmp_path
     # an audit row carrying a buyer contact and a bearer token, written as the site's own database user
     done = _service(client, demo, "db").exec_run(
         ["psql", "-v", "ON_ERROR_STOP=1", "-U", "kit", "-d", "kit", "-c",
-         f"INSERT INTO audit_log (at, actor, action, detail) VALUES (now(), 'admin:e2e', 'note', '{detail}')"])
+         f"INSERT INTO audit_log (at, actor, action, detail) VALUES (now(), 'admin:e2e', 'e2e-planted', '{detail}')"])
     assert done.exit_code == 0, done.output
     out = tmp_path / "bundle.tar.gz"
     kitctl("support-bundle", "--site-dir", str(demo.site_dir), "--out", str(out))
     texts = _members(out)
-    assert "admin:e2e" in texts["audit.json"]  # the planted row is in the bundle, redacted
+    assert "e2e-planted" in texts["audit.json"]  # the planted row is in the bundle, redacted
     assert "logs/storefront.log" in texts and texts["logs/storefront.log"].strip()
     assert "kitagent_up" in texts.get("metrics/agent.prom", "")
     secrets = [p.read_text().strip() for p in (demo.site_dir / "secrets").iterdir() if p.is_file()]
