@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "licence": ("licence", "app"), "hq": ("hq", "app"),
     **{name: ("render", "register") for name in ("render", "plan")},
     **{name: ("deploy", "register") for name in ("up", "down", "status", "logs", "upgrade", "backup", "backup-key",
-                                                 "restore", "doctor")},
+                                                 "restore", "doctor", "support-bundle")},
     "plugins": ("plugins", "app"), "admin": ("staff", "app"),
     **{name: ("images", "register") for name in ("images", "bundle")},
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kitctl.cli import app
+from kitctl.cli import build
 from kitctl.deploy.drift import PluginDrift
 from kitctl.deploy.operate import ServiceStatus
 
@@ -40,7 +40,8 @@ def _no_drift() -> PluginDrift:
 
 def test_status_piped_keeps_full_image_names_and_ports(fake_engine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")  # what a pipe looks like to rich: it cut cells at 80 columns
-    result = CliRunner().invoke(app, ["status", "--site-dir", str(fake_engine)])
+    app, args, _ = build(["status", "--site-dir", str(fake_engine)])
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "storefront" in line and "running" in line)
     assert LONG_IMAGE in row
