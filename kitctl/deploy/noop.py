@@ -92,17 +92,17 @@ def observe_local(target: str, project: Project) -> Observed:
 
 
 def observe_remote(target: str, project: Project, remote_dir: str | None) -> Observed:
-    """Over ONE SSH connection: the copy's digest (a shell command) while the engine answers on dial-stdio."""
+    """Over ONE SSH session: the copy's digest (a shell command), then the engine's answers on dial-stdio."""
     from kitctl.deploy.remote import marker_command, remote_site_dir, site_digest
     from kitctl.deploy.ssh_engine import SSHHost
 
     with SSHHost(target) as host:
-        marker = host.start(marker_command(remote_site_dir(project, remote_dir)))
-        with EngineSocket(target, client=host.engine_client()) as engine:
+        host.open(marker_command(remote_site_dir(project, remote_dir)))
+        local = site_digest(project.working_dir)  # while sshd sets the session up
+        copied, client = host.result()
+        with EngineSocket(target, client=client) as engine:
             observed = _observe(engine, project)
-        code, copied = host.output(marker)
-    current = code == 0 and copied.strip() == site_digest(project.working_dir)
-    return replace(observed, site_copy_current=current)
+    return replace(observed, site_copy_current=copied.strip() == local)
 
 
 def _observe(engine: EngineSocket, project: Project) -> Observed:

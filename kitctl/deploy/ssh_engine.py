@@ -3,15 +3,16 @@
 docker-py opens an SSH session (running `docker system dial-stdio`) per
 pooled request and `sync_site` a second connection to compare the site copy;
 a no-op `up` paid about 4 s for that. Here one paramiko connection (authenticated
-as `kitctl.deploy.remote` does) carries both: a shell command (the copy's
-digest) and one dial-stdio session speaking the Engine API over keep-alive
-HTTP, read by the same `EngineSocket` the local check uses.
+as `kitctl.deploy.remote` does) and one session carry both: a shell command (the
+copy's digest), then dial-stdio speaking the Engine API over keep-alive HTTP,
+read by the same `EngineSocket` the local check uses.
 """
 
 from __future__ import annotations
 
 import http.client
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import paramiko
 
 DIAL = "docker system dial-stdio"
+SEP = "--kitctl-dial-stdio--"
 
 
 class ChannelHTTPConnection(http.client.HTTPConnection):
@@ -43,44 +45,68 @@ class ChannelHTTPClient(UnixHTTPClient):
 
 
 class SSHHost:
-    """The engine's host over one SSH connection: `run` shell commands, `engine_client` for the API."""
+    """The engine's host over one SSH connection and ONE session: a shell command's output, then the engine API.
+
+    sshd takes about 0.2 s to set up each session, so the command and `docker system dial-stdio` share one
+    (`COMMAND; echo SEP; exec docker system dial-stdio`), and connecting runs in the background (`open`)
+    while the caller does its local work.
+    """
 
     def __init__(self, target: str, timeout: float = 10.0) -> None:
         self.target, self.timeout = target, timeout
+        self._thread: threading.Thread | None = None
+        self._result: tuple[str, ChannelHTTPClient] | None = None
+        self._error: BaseException | None = None
+        self._ssh = None
 
     def __enter__(self) -> SSHHost:
-        _import_paramiko()
-        from kitctl.deploy.remote import _ssh
-
-        self._ssh = _ssh(self.target)
-        self.client = self._ssh.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._ssh.__exit__(*exc)
+        if self._thread is not None:
+            self._thread.join(self.timeout)
+        if self._ssh is not None:
+            self._ssh.__exit__(*exc)
 
-    def start(self, command: str) -> "paramiko.Channel":
-        """Start `command` on its own session of the connection; `output` reads it later."""
-        import paramiko
+    def open(self, command: str) -> None:
+        """Connect and start `command` then the engine's dial-stdio, in the background."""
+        self._thread = threading.Thread(target=self._open, args=(command,), daemon=True)
+        self._thread.start()
 
+    def result(self) -> tuple[str, ChannelHTTPClient]:
+        """(what `command` printed, an HTTP client to the engine); EngineError if any of it failed."""
         from kitctl.deploy.engine_socket import EngineError
 
+        assert self._thread is not None, "open() first"
+        self._thread.join(3 * self.timeout)
+        if self._result is None:
+            raise EngineError(f"no engine over ssh: {self._error or 'timed out'}")
+        return self._result
+
+    def _open(self, command: str) -> None:
         try:
-            channel = self.client.get_transport().open_session(timeout=self.timeout)
+            _import_paramiko()
+            from kitctl.deploy.remote import _ssh
+
+            self._ssh = _ssh(self.target)
+            client = self._ssh.__enter__()
+            channel = client.get_transport().open_session(timeout=self.timeout)
             channel.settimeout(self.timeout)
-            channel.exec_command(command)
-        except paramiko.SSHException as exc:
-            raise EngineError(f"ssh session refused: {exc}") from None
-        return channel
+            channel.exec_command(f"{command}; echo {SEP}; exec {DIAL}")
+            self._result = (_read_through(channel, f"{SEP}\n".encode()), ChannelHTTPClient(channel, self.timeout))
+        except Exception as exc:  # paramiko's errors are not OSError; the caller falls back to the full path
+            self._error = exc
 
-    @staticmethod
-    def output(channel: "paramiko.Channel") -> tuple[int, str]:
-        """(exit status, stdout) of a started command."""
-        data = channel.makefile("rb").read().decode("utf-8", "replace")
-        return channel.recv_exit_status(), data
 
-    def engine_client(self) -> ChannelHTTPClient:
-        return ChannelHTTPClient(self.start(DIAL), self.timeout)
+def _read_through(channel: "paramiko.Channel", end: bytes, limit: int = 1 << 16) -> str:
+    """The command's output up to `end` (the engine says nothing before it is asked)."""
+    data = b""
+    while not data.endswith(end):
+        chunk = channel.recv(4096)
+        if not chunk or len(data) > limit:
+            raise EOFError("the engine's host closed the session before dial-stdio started")
+        data += chunk
+    return data[:-len(end)].decode("utf-8", "replace")
 
 
 def _import_paramiko() -> None:

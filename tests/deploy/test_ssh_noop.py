@@ -18,7 +18,7 @@ from kitctl.deploy import labels as L
 from kitctl.deploy import noop
 from kitctl.deploy.compose import Project, load_project
 from kitctl.deploy.container_hashes import config_hash, mounts_hash
-from kitctl.deploy.remote import MARKER, site_digest
+from kitctl.deploy.remote import site_digest
 from kitctl.deploy.state import OLD_SUFFIX
 
 TARGET = "ssh://root@127.0.0.1:2222"
@@ -84,17 +84,11 @@ class FakeHost:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def start(self, command: str) -> str:
+    def open(self, command: str) -> None:
         self.commands.append(command)
-        return command
 
-    def output(self, command: str) -> tuple[int, str]:
-        assert MARKER in command
-        return 0, self.marker
-
-    def engine_client(self) -> FakeEngine:
-        self.commands.append("dial-stdio")
-        return self.engine
+    def result(self) -> tuple[str, FakeEngine]:
+        return self.marker, self.engine
 
 
 def _observe(monkeypatch, project: Project, marker: str, listed: list[dict]) -> noop.Observed:
@@ -112,7 +106,13 @@ def test_an_unchanged_remote_stack_is_a_no_op_over_one_connection(tmp_path: Path
     found = noop.decide(tmp_path, project, observed)
     assert found is not None and found.message.startswith("nothing to do")
     [host] = FakeHost.connections
-    assert host.commands == ["cat /srv/kitctl/shop/.kitctl-synced 2>/dev/null || true", "dial-stdio"]
+    assert host.commands == ["cat /srv/kitctl/shop/.kitctl-synced 2>/dev/null || true"]
+    assert [path.split("?")[0] for _, path in engine_requests(host)] == [
+        "/v1.41/containers/json", "/v1.41/images/kitctl/proxy:1/json", "/v1.41/images/kitctl/web:1/json"]
+
+
+def engine_requests(host: FakeHost) -> list[tuple[str, str]]:
+    return host.engine.requests
 
 
 @pytest.mark.parametrize("changes", [
@@ -173,3 +173,42 @@ def test_remote_dir_reaches_the_fast_up() -> None:
 
     assert parse_fast_up_options(["--docker-host", TARGET, "--remote-dir", "/srv/x"]) == {
         "docker_host": TARGET, "remote_dir": "/srv/x"}
+
+
+def test_one_session_carries_the_command_output_then_the_engine_api() -> None:
+    """What `SSHHost` reads from its one session: the command's output up to the separator, then HTTP."""
+    import socket
+    import threading
+
+    from kitctl.deploy.engine_socket import EngineSocket
+    from kitctl.deploy.ssh_engine import SEP, ChannelHTTPClient, _read_through
+
+    ours, remote = socket.socketpair()
+
+    def engine_host() -> None:
+        remote.sendall(f"abc123\n{SEP}\n".encode())
+        request = remote.recv(65536)
+        assert request.startswith(b"GET /v1.41/containers/json?")
+        body = json.dumps([{"Id": "x"}]).encode()
+        remote.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                       + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    thread = threading.Thread(target=engine_host)
+    thread.start()
+    assert _read_through(ours, f"{SEP}\n".encode()) == "abc123\n"
+    with EngineSocket(TARGET, client=ChannelHTTPClient(ours, 5)) as engine:
+        assert engine.containers({}) == [{"Id": "x"}]
+    thread.join()
+    remote.close()
+
+
+def test_a_session_closed_before_the_separator_is_an_error() -> None:
+    import socket
+
+    from kitctl.deploy.ssh_engine import SEP, _read_through
+
+    ours, remote = socket.socketpair()
+    remote.sendall(b"docker: command not found\n")
+    remote.close()
+    with pytest.raises(EOFError):
+        _read_through(ours, f"{SEP}\n".encode())
