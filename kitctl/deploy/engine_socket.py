@@ -63,7 +63,10 @@ class EngineSocket:
         status, body = self._call("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": False})
         if status != 200:
             raise EngineError(f"exec start: HTTP {status}")
-        return int(self.get(f"/exec/{exec_id}/json").get("ExitCode", 1)), _demultiplexed(body)
+        code = (self.get(f"/exec/{exec_id}/json") or {}).get("ExitCode")
+        if code is None:
+            raise EngineError("exec: no exit code (the answer ended before the command)")
+        return int(code), _demultiplexed(body)
 
     def containers(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
         """`docker ps -a --filter …` as the engine's list (the shape docker-py's `api.containers` returns)."""

@@ -97,7 +97,8 @@ def observe_remote(target: str, project: Project, remote_dir: str | None) -> Obs
     from kitctl.deploy.ssh_engine import SSHHost
 
     with SSHHost(target) as host:
-        host.open(marker_command(remote_site_dir(project, remote_dir)))
+        # the stored licence's query is an exec, after which the engine closes the dial-stdio connection
+        host.open(marker_command(remote_site_dir(project, remote_dir)), spare=token_query(project) is not None)
         local = site_digest(project.working_dir)  # while sshd sets the session up
         copied, client = host.result()
         with EngineSocket(target, client=client) as engine:

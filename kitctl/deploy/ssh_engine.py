@@ -14,7 +14,7 @@ import http.client
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from kitcore.unixhttp import UnixHTTPClient
 
@@ -26,22 +26,31 @@ SEP = "--kitctl-dial-stdio--"
 
 
 class ChannelHTTPConnection(http.client.HTTPConnection):
-    """An `http.client` connection over an open SSH channel (a socket-like stream to the engine)."""
+    """An `http.client` connection over SSH channels to the engine: `channels()` gives the next one whenever
+    the engine closed the last (it does after `exec start`)."""
 
-    def __init__(self, channel: "paramiko.Channel", timeout: float) -> None:
+    def __init__(self, channels: Callable[[], "paramiko.Channel"], timeout: float) -> None:
         super().__init__("docker", timeout=timeout)
-        self.channel = channel
+        self.channels = channels
 
     def connect(self) -> None:
-        self.channel.settimeout(self.timeout)
-        self.sock = self.channel
+        channel = self.channels()
+        channel.settimeout(self.timeout)
+        self.sock = channel
+
+    def close(self) -> None:
+        """Let go of the channel without closing it: `http.client` closes a connection that ends with its
+        answer before reading the body (a socket's file keeps the socket open, a channel's does not); the
+        channel ends with the SSH connection."""
+        self.sock = None
+        super().close()
 
 
 class ChannelHTTPClient(UnixHTTPClient):
-    """`UnixHTTPClient`'s requests, carried by a dial-stdio channel instead of a unix socket."""
+    """`UnixHTTPClient`'s requests, carried by dial-stdio channels instead of a unix socket."""
 
-    def __init__(self, channel: "paramiko.Channel", timeout: float) -> None:
-        self._conn = ChannelHTTPConnection(channel, timeout)
+    def __init__(self, channels: Callable[[], "paramiko.Channel"], timeout: float) -> None:
+        self._conn = ChannelHTTPConnection(channels, timeout)
 
 
 class SSHHost:
@@ -55,7 +64,8 @@ class SSHHost:
     def __init__(self, target: str, timeout: float = 10.0) -> None:
         self.target, self.timeout = target, timeout
         self._thread: threading.Thread | None = None
-        self._result: tuple[str, ChannelHTTPClient] | None = None
+        self._output: str | None = None
+        self._channels: list[paramiko.Channel] = []
         self._error: BaseException | None = None
         self._ssh = None
 
@@ -68,9 +78,10 @@ class SSHHost:
         if self._ssh is not None:
             self._ssh.__exit__(*exc)
 
-    def open(self, command: str) -> None:
-        """Connect and start `command` then the engine's dial-stdio, in the background."""
-        self._thread = threading.Thread(target=self._open, args=(command,), daemon=True)
+    def open(self, command: str, spare: bool = False) -> None:
+        """Connect and start `command` then the engine's dial-stdio, in the background; with `spare`, a second
+        dial-stdio session beside it, set up at the same time, for after an `exec` (the engine then closes)."""
+        self._thread = threading.Thread(target=self._open, args=(command, spare), daemon=True)
         self._thread.start()
 
     def result(self) -> tuple[str, ChannelHTTPClient]:
@@ -79,23 +90,39 @@ class SSHHost:
 
         assert self._thread is not None, "open() first"
         self._thread.join(3 * self.timeout)
-        if self._result is None:
+        if self._output is None:
             raise EngineError(f"no engine over ssh: {self._error or 'timed out'}")
-        return self._result
+        return self._output, ChannelHTTPClient(self._next_channel, self.timeout)
 
-    def _open(self, command: str) -> None:
+    def _open(self, command: str, spare: bool) -> None:
         try:
             _import_paramiko()
             from kitctl.deploy.remote import _ssh
 
             self._ssh = _ssh(self.target)
-            client = self._ssh.__enter__()
-            channel = client.get_transport().open_session(timeout=self.timeout)
-            channel.settimeout(self.timeout)
-            channel.exec_command(f"{command}; echo {SEP}; exec {DIAL}")
-            self._result = (_read_through(channel, f"{SEP}\n".encode()), ChannelHTTPClient(channel, self.timeout))
+            self.client = self._ssh.__enter__()
+            first = self._session(f"{command}; echo {SEP}; exec {DIAL}")
+            self._channels = [first] + ([self._session(DIAL)] if spare else [])
+            self._output = _read_through(first, f"{SEP}\n".encode())
         except Exception as exc:  # paramiko's errors are not OSError; the caller falls back to the full path
             self._error = exc
+
+    def _session(self, command: str) -> "paramiko.Channel":
+        channel = self.client.get_transport().open_session(timeout=self.timeout)
+        channel.settimeout(self.timeout)
+        channel.exec_command(command)
+        return channel
+
+    def _next_channel(self) -> "paramiko.Channel":
+        """The next dial-stdio session: one set up beforehand, else a new one."""
+        import paramiko
+
+        if self._channels:
+            return self._channels.pop(0)
+        try:
+            return self._session(DIAL)
+        except paramiko.SSHException as exc:
+            raise OSError(f"ssh session refused: {exc}") from None
 
 
 def _read_through(channel: "paramiko.Channel", end: bytes, limit: int = 1 << 16) -> str:

@@ -84,7 +84,7 @@ class FakeHost:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def open(self, command: str) -> None:
+    def open(self, command: str, spare: bool = False) -> None:
         self.commands.append(command)
 
     def result(self) -> tuple[str, FakeEngine]:
@@ -175,31 +175,41 @@ def test_remote_dir_reaches_the_fast_up() -> None:
         "docker_host": TARGET, "remote_dir": "/srv/x"}
 
 
-def test_one_session_carries_the_command_output_then_the_engine_api() -> None:
-    """What `SSHHost` reads from its one session: the command's output up to the separator, then HTTP."""
+def _answer(stream, body: bytes, close: bool = False) -> None:
+    stream.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                   + (b"\r\nConnection: close" if close else b"") + b"\r\n\r\n" + body)
+
+
+def test_one_session_carries_the_command_output_then_the_engine_api_and_a_closed_one_is_replaced() -> None:
+    """What `SSHHost` reads from its session: the command's output up to the separator, then HTTP; once the
+    engine closes that connection (as after an exec) the next request goes over the next dial-stdio session."""
     import socket
     import threading
 
     from kitctl.deploy.engine_socket import EngineSocket
     from kitctl.deploy.ssh_engine import SEP, ChannelHTTPClient, _read_through
 
-    ours, remote = socket.socketpair()
+    first, first_remote = socket.socketpair()
+    spare, spare_remote = socket.socketpair()
+    channels = [first, spare]
 
     def engine_host() -> None:
-        remote.sendall(f"abc123\n{SEP}\n".encode())
-        request = remote.recv(65536)
-        assert request.startswith(b"GET /v1.41/containers/json?")
-        body = json.dumps([{"Id": "x"}]).encode()
-        remote.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                       + str(len(body)).encode() + b"\r\n\r\n" + body)
+        first_remote.sendall(f"abc123\n{SEP}\n".encode())
+        assert first_remote.recv(65536).startswith(b"GET /v1.41/containers/json?")
+        _answer(first_remote, json.dumps([{"Id": "x"}]).encode(), close=True)
+        first_remote.close()
+        assert spare_remote.recv(65536).startswith(b"GET /v1.41/images/kitctl/web:1/json")
+        _answer(spare_remote, b'{"Id": "sha256:web"}')
 
     thread = threading.Thread(target=engine_host)
     thread.start()
-    assert _read_through(ours, f"{SEP}\n".encode()) == "abc123\n"
-    with EngineSocket(TARGET, client=ChannelHTTPClient(ours, 5)) as engine:
+    assert _read_through(first, f"{SEP}\n".encode()) == "abc123\n"
+    with EngineSocket(TARGET, client=ChannelHTTPClient(lambda: channels.pop(0), 5)) as engine:
         assert engine.containers({}) == [{"Id": "x"}]
+        assert engine.image_id("kitctl/web:1") == "sha256:web"
     thread.join()
-    remote.close()
+    assert channels == []
+    spare_remote.close()
 
 
 def test_a_session_closed_before_the_separator_is_an_error() -> None:
@@ -212,3 +222,63 @@ def test_a_session_closed_before_the_separator_is_an_error() -> None:
     remote.close()
     with pytest.raises(EOFError):
         _read_through(ours, f"{SEP}\n".encode())
+
+
+class ChannelLike:
+    """A socket that, like a paramiko channel, reads nothing more once closed (its files do not keep it open)."""
+
+    def __init__(self, sock) -> None:
+        self.sock, self.closed = sock, False
+
+    def settimeout(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str):
+        import io
+
+        channel = self
+
+        class Reader(io.RawIOBase):
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer) -> int:
+                if channel.closed:
+                    return 0
+                data = channel.sock.recv(len(buffer))
+                buffer[:len(data)] = data
+                return len(data)
+
+        return io.BufferedReader(Reader())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_answer_that_ends_the_connection_is_read_whole_over_a_channel() -> None:
+    """`exec start` answers a raw stream that ends with the connection: http.client closes the connection
+    after the headers, which for an SSH channel (unlike a socket) would lose the command's output."""
+    import socket
+    import threading
+    import time
+
+    from kitctl.deploy.ssh_engine import ChannelHTTPClient
+
+    ours, remote = socket.socketpair()
+
+    def engine_host() -> None:
+        assert remote.recv(65536).startswith(b"POST /v1.41/exec/e1/start")
+        remote.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n")
+        time.sleep(0.3)  # the command's output comes later than the headers
+        remote.sendall(b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n")
+        remote.close()
+
+    thread = threading.Thread(target=engine_host)
+    thread.start()
+    client = ChannelHTTPClient(lambda: ChannelLike(ours), 5)
+    status, body = client.request("POST", "/v1.41/exec/e1/start", b"{}", {"Content-Type": "application/json"})
+    thread.join()
+    assert (status, body) == (200, b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n")
