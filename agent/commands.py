@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,6 +30,7 @@ from sitedb.tables import hq_commands, orders
 log = logging.getLogger("agent.commands")
 CLOCK_SKEW_SECONDS = 60
 REASON_MAX = 300
+REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Effects:
     sync_now: bool = False
     full_resync: bool = False
     retry_orders: bool = False  # HQ may take orders again: held ones are due now
+    support_bundle: str | None = None  # HQ asks for a support bundle: upload it under this request id
 
 
 class Rejected(Exception):
@@ -138,13 +141,19 @@ class CommandProcessor:
 
     def _apply(self, envelope: CommandEnvelope) -> None:
         effects = Effects()
-        with self.engine.begin() as conn:
-            state = lock_state(conn)
-            outcome = self._change_state(conn, state, envelope, effects)
-            conn.execute(update(hq_commands).where(hq_commands.c.id == envelope.id)
-                         .values(applied_at=utcnow(), outcome=outcome[:200]))
-            update_state(conn, applied_seq=max(state.applied_seq, envelope.seq))
-            audit(conn, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
+        try:
+            with self.engine.begin() as conn:
+                state = lock_state(conn)
+                outcome = self._change_state(conn, state, envelope, effects)
+                conn.execute(update(hq_commands).where(hq_commands.c.id == envelope.id)
+                             .values(applied_at=utcnow(), outcome=outcome[:200]))
+                update_state(conn, applied_seq=max(state.applied_seq, envelope.seq))
+                audit(conn, f"command_{envelope.type}", seq=envelope.seq, outcome=outcome[:200])
+        except Exception:
+            self.metrics.command_outcomes.labels(envelope.type, "failed").inc()
+            raise
+        self.metrics.command_outcomes.labels(envelope.type, "refused" if outcome.startswith("refused")
+                                             else "applied").inc()
         self.metrics.commands_applied.labels(envelope.type).inc()
         self.metrics.applied_seq.set(envelope.seq)
         log.info("applied HQ command", extra={"type": envelope.type, "seq": envelope.seq, "outcome": outcome})
@@ -167,6 +176,12 @@ class CommandProcessor:
         if env.type == "sync_now":
             effects.sync_now = True
             return "sync requested"
+        if env.type == "support_bundle":
+            request_id = env.payload.get("request_id")
+            if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+                return "refused: support bundle request id is not a UUID"
+            effects.support_bundle = request_id
+            return f"support bundle {request_id} requested"
         return self._new_licence(conn, state, env, effects)
 
     def _new_licence(self, conn: Connection, state: Row[Any], env: CommandEnvelope, effects: Effects) -> str:

@@ -20,7 +20,10 @@ from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
 from agent.transport import HttpClient, Response, TransportError
 
-ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired"]
+ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired",
+                    "refused"]
+# HQ's error codes for a licence it holds suspended or revoked: the site's state, not a failure.
+HELD_CODES = {"licence_suspended": "suspended", "licence_revoked": "revoked"}
 T = TypeVar("T")
 RETRYABLE = frozenset({"timeout", "connect", "server", "malformed"})
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -199,6 +202,11 @@ class HQClient:
         resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
 
+    def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
+        """Send the redacted bundle HQ asked for (a `support_bundle` command)."""
+        self._request("support_bundle", "POST", f"/v1/support-bundles/{quote(request_id, safe='')}",
+                      content=archive, headers={"Content-Type": "application/octet-stream"})  # gzip bytes
+
     # -- plumbing --------------------------------------------------------------
     def _request(self, endpoint: str, method: str, path: str, ok: tuple[int, ...] = (200,),
                  **kwargs: Any) -> Response:
@@ -216,7 +224,8 @@ class HQClient:
             self._report(None, started)
             return resp
         failure = _classify(resp)
-        self._report(failure[0], started)
+        held = failure[0] == "auth" and failure[3] in HELD_CODES  # HQ answered: the licence is held, a state
+        self._report(None if held else failure[0], started)
         raise self._fail(endpoint, *failure)
 
     def _report(self, kind: str | None, started: float) -> None:
@@ -231,8 +240,13 @@ class HQClient:
 
     def _fail(self, endpoint: str, kind: ErrorKind, detail: str, status: int | None = None,
               code: str | None = None) -> HQError:
+        if kind == "auth" and code in HELD_CODES:
+            kind = "refused"
         if self.metrics is not None:
-            self.metrics.hq_errors.labels(endpoint, kind).inc()
+            if kind == "refused":
+                self.metrics.hq_refused.labels(endpoint, HELD_CODES[code or ""]).inc()
+            else:
+                self.metrics.hq_errors.labels(endpoint, kind).inc()
         return HQError(endpoint, kind, detail, status, code)
 
 

@@ -30,11 +30,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+class RecentLines(logging.Handler):
+    """The last log lines, kept in memory for a support bundle HQ may ask for (agent.support)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        super().__init__()
+        from collections import deque
+
+        self.lines: "deque[str]" = deque(maxlen=capacity)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - a log line must never break the agent
+            pass
+
+
+RECENT = RecentLines()
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    RECENT.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, RECENT]
     root.setLevel(level.upper())
     for noisy in ("alembic",):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -14,12 +14,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import generate_latest
 
 from agent import VERSION
+from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
-ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat")
+ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle")
 HQ_LINK_STATES = ("ok", "unreachable", "refused")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
+COMMAND_OUTCOMES = ("applied", "refused", "failed")
+HQ_HELD_STATES = ("suspended", "revoked")  # HQ refusing a request for these is a state, not an error
+# Where the agent touches the database: the four loops, the stats round and its SELECT 1 check.
+DB_OPERATIONS = ("sync", "orders", "order_status", "heartbeat", "stats", "check")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -44,7 +49,10 @@ class ProcessCollector:
         cpu.add_metric([], times.user + times.system)
         rss = GaugeMetricFamily("kitagent_process_resident_memory_bytes", "Agent resident memory")
         rss.add_metric([], self.process.memory_info().rss)
-        return [cpu, rss]
+        start = GaugeMetricFamily("kitagent_process_start_time_seconds",
+                                  "Unix time the agent process started (a change is a restart)")
+        start.add_metric([], self.process.create_time())
+        return [cpu, rss, start]
 
 
 class AgentMetrics:
@@ -64,6 +72,7 @@ class AgentMetrics:
         self.licence_expiry = Gauge("kitagent_licence_expiry_seconds",
                                     "Seconds until the licence expires (negative in grace)", registry=r)
         self.set_licence_state("active")
+        self._licence_held: str | None = None  # the placeholder above is not a state the agent held
         # catalog sync
         self.sync_last_success = Gauge("kitagent_catalog_last_sync_timestamp_seconds",
                                        "Unix time of the last successful catalog sync", registry=r)
@@ -124,12 +133,33 @@ class AgentMetrics:
         for reason in COMMAND_REJECTIONS:
             self.commands_rejected.labels(reason)
         self.applied_seq = Gauge("kitagent_commands_applied_seq", "Highest command sequence applied", registry=r)
+        self.command_outcomes = Counter("kitagent_command_outcomes_total",
+                                        "Verified HQ commands by type and what became of them", ["type", "outcome"],
+                                        registry=r)
+        for t in COMMAND_TYPES:
+            for o in COMMAND_OUTCOMES:
+                self.command_outcomes.labels(t, o)
+        self.licence_transitions = Counter("kitagent_licence_transitions_total",
+                                           "Licence state changes seen by the agent", ["from_state", "to_state"],
+                                           registry=r)
+        self.hq_refused = Counter("kitagent_hq_refused_total",
+                                  "HQ requests refused because HQ holds the licence suspended or revoked "
+                                  "(a state, not an error)", ["endpoint", "state"], registry=r)
+        for e in ENDPOINTS:
+            for st in HQ_HELD_STATES:
+                self.hq_refused.labels(e, st)
         # database
         self.db_check = Gauge("kitagent_db_check_duration_seconds",
                               "Latency of the last database round trip (SELECT 1)", registry=r)
         self.db_up = Gauge("kitagent_db_up", "1 when the last database check succeeded", registry=r)
-        self.db_errors = Counter("kitagent_db_errors_total", "Database errors seen by the loops",
-                                 ["loop"], registry=r)
+        self.db_errors = Counter("kitagent_db_errors_total", "Database errors (timeouts included) by operation",
+                                 ["operation"], registry=r)
+        self.db_timeouts = Counter("kitagent_db_timeouts_total",
+                                   "Database operations that timed out (statement, lock or connect timeout)",
+                                   ["operation"], registry=r)
+        for op in DB_OPERATIONS:
+            self.db_errors.labels(op)
+            self.db_timeouts.labels(op)
         # process and host
         r.register(ProcessCollector())
         self.host_cpu = Gauge("kitagent_host_cpu_usage_ratio", "Host CPU busy ratio since last sample", registry=r)
@@ -140,6 +170,9 @@ class AgentMetrics:
         self.host_disk_total = Gauge("kitagent_host_disk_total_bytes", "Size of the data filesystem", registry=r)
         self.container_up = Gauge("kitagent_container_up", "1 when the stack's container is running and healthy",
                                   ["service"], registry=r)
+        self.container_restarts = Counter("kitagent_container_restarts_total",
+                                          "Restarts of the stack's containers the agent noticed", ["service"],
+                                          registry=r)
         self.loop_errors = Counter("kitagent_loop_errors_total", "Unexpected errors caught by a loop",
                                    ["loop"], registry=r)
 
@@ -150,8 +183,15 @@ class AgentMetrics:
         self.hq_link_since.set(since)
 
     def set_licence_state(self, state: str) -> None:
+        """Show `state`; a change from a state the agent already held is counted as a transition."""
+        previous = getattr(self, "_licence_held", None)
         for s in LICENCE_STATES:
             self.licence_state.labels(s).set(1 if s == state else 0)
+        if state not in LICENCE_STATES:
+            return
+        if previous is not None and previous != state:
+            self.licence_transitions.labels(previous, state).inc()
+        self._licence_held = state
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from agent import db_errors
 from agent.commands import CommandProcessor, Effects
 from agent.health import HealthServer
 from agent.heartbeat import Heartbeat
@@ -82,6 +83,7 @@ class Agent:
             raise InvalidInput(f"KIT_SITE_KEY_FILE: {exc}") from None
         file_token = _read_secret(s.licence_file, "KIT_LICENCE_FILE")
         evaluate(file_token, self.keys)  # a bad licence is refused before anything is touched
+        s.probes()  # a bad KIT_STACK_PROBES too
         site_json = s.site_json()
         wait_for_database(url, s.db_wait, self.stop)
         run_migrations(url)
@@ -115,7 +117,7 @@ class Agent:
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
-                                 s.backlog_alert, link=self.link)
+                                 s.backlog_alert, link=self.link, stack_probes=s.probes())
         self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
         self.commands.resume_unapplied()
@@ -279,7 +281,7 @@ class Agent:
                               kind=exc.kind, detail=exc.detail[:160])
             return None
         except DB_ERRORS as exc:
-            self.metrics.db_errors.labels(what).inc()
+            db_errors.record(self.metrics, what, exc)
             self.once.problem(f"db:{what}", "database unavailable", loop=what,
                               detail=str(exc).splitlines()[0][:160])
             return None
@@ -292,7 +294,7 @@ class Agent:
         try:
             work()
         except DB_ERRORS as exc:
-            self.metrics.db_errors.labels("stats").inc()
+            db_errors.record(self.metrics, "stats", exc)
             self.once.problem("db:stats", "database unavailable", loop="stats",
                               detail=str(exc).splitlines()[0][:160])
         else:
@@ -310,8 +312,34 @@ class Agent:
             self.sync_wakeup.set()
         if effects.retry_orders:
             self.forward_wakeup.set()
+        if effects.support_bundle:
+            threading.Thread(target=self.send_support_bundle, args=(effects.support_bundle,),
+                             name="support-bundle", daemon=True).start()
         state = read_state(self.engine)
         self.metrics.set_licence_state(state.licence_status)
+
+    def send_support_bundle(self, request_id: str) -> bool:
+        """Build the redacted bundle and upload it to HQ (on its own client: loops keep theirs)."""
+        from agent import support
+        from agent.logs import RECENT
+
+        s = self.settings
+        secrets = support.site_secrets([s.licence_file, s.site_key_file, s.database_url_file],
+                                       s.resolved_database_url(), [self.clients[0].token])
+        try:
+            archive = support.build(self.engine, self.metrics, dict(self.observer.summary), list(RECENT.lines),
+                                    secrets)
+            client = HQClient(self.clients[0].base_url, self.clients[0].token, self.metrics,
+                              timeout=max(self.settings.http_timeout, 30.0))
+            try:
+                client.upload_support_bundle(request_id, archive)
+            finally:
+                client.close()
+        except (HQError, *DB_ERRORS) as exc:
+            log.warning("support bundle not sent", extra={"request_id": request_id, "detail": str(exc)[:160]})
+            return False
+        log.info("support bundle sent", extra={"request_id": request_id, "bytes": len(archive)})
+        return True
 
     def _ready(self) -> tuple[bool, str]:
         if not self.ready:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.probes import DEFAULT_PROBES, parse_probes
 from kitcore.errors import InvalidInput
 
 
@@ -36,6 +37,8 @@ class AgentSettings(BaseSettings):
     agent_token_file: Path | None = None  # the generated agent_token secret
     log_level: str = "INFO"
     docker_socket: Path = Path("/var/run/docker.sock")
+    # The stack's services the agent probes for kitagent_container_up (service=url, comma-separated; empty: none).
+    stack_probes: str = DEFAULT_PROBES
 
     # Loop tunables (HQ's heartbeat answer overrides the intervals).
     heartbeat_interval: float = Field(default=60.0, gt=0)
@@ -73,6 +76,13 @@ class AgentSettings(BaseSettings):
         """The plugins the site enabled (the storefront reads the same variable the same way)."""
         chosen = [p.strip() for p in (self.plugins or "").split(",") if p.strip()]
         return chosen or None
+
+    def probes(self) -> dict[str, str]:
+        """The stack probes, or InvalidInput with one line."""
+        try:
+            return parse_probes(self.stack_probes)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
 
     def plugins_dir(self) -> Path | None:
         """Where the plugin settings are: KIT_PLUGIN_CONFIG_DIR, else `plugins/` beside the site config."""

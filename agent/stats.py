@@ -17,10 +17,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from agent import db_errors
 from agent.hqlink import HQLink
 from agent.licence import combined_status, evaluate, time_reason
 from agent.metrics import AgentMetrics
 from agent.outbox import oldest_pending_age
+from agent.probes import RestartTracker, StackProbes
 from agent.state import merge_health, read_state, update_state
 from agent.sync import catalog_size
 from kitcore.errors import LicenceError
@@ -31,13 +33,17 @@ log = logging.getLogger("agent.stats")
 
 class Observer:
     def __init__(self, engine: Engine, metrics: AgentMetrics, keys: PinnedKeys, data_path: Path,
-                 docker_socket: Path | None = None, backlog_alert: int = 10000, link: HQLink | None = None) -> None:
+                 docker_socket: Path | None = None, backlog_alert: int = 10000, link: HQLink | None = None,
+                 stack_probes: dict[str, str] | None = None) -> None:
         self.engine = engine
         self.link = link
         self.metrics = metrics
         self.keys = keys
         self.data_path = data_path
         self.docker = DockerProbe(docker_socket) if docker_socket and docker_socket.exists() else None
+        self.restarts = RestartTracker(metrics)
+        self.probes = StackProbes(stack_probes, self.restarts) if stack_probes and self.docker is None else None
+        self.postgres = engine.dialect.name == "postgresql"
         self.backlog_alert = backlog_alert
         self.summary: dict[str, Any] = {"db": "unknown"}
         self._cpu_sampled = False
@@ -47,7 +53,8 @@ class Observer:
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception:
+        except Exception as exc:
+            db_errors.record(self.metrics, "check", exc)
             self.metrics.db_up.set(0)
             self.summary["db"] = "down"
             return False
@@ -61,8 +68,14 @@ class Observer:
         self.observe_host()
         if self.docker is not None:
             self.observe_containers()
+        elif self.probes is not None:
+            self.probes.run()
         if not self.check_db():
+            if self.postgres and self.docker is None:
+                self.restarts.observe("db", False)
             return self.summary
+        if self.postgres and self.docker is None:
+            self.restarts.observe("db", True, self.db_started_at())
         pending, review, age = oldest_pending_age(self.engine)
         m = self.metrics
         m.outbox_backlog.labels("pending").set(pending)
@@ -81,6 +94,12 @@ class Observer:
         merge_health(self.engine, db="ok", outbox_pending=pending, outbox_review=review, outbox_alert=alert,
                      catalog_items=items, **link)
         return self.summary
+
+    def db_started_at(self) -> float | None:
+        """PostgreSQL's own start time: a new one means the database restarted."""
+        with self.engine.connect() as conn:
+            started = conn.execute(text("SELECT extract(epoch FROM pg_postmaster_start_time())")).scalar()
+        return float(started) if started is not None else None
 
     def refresh_licence(self) -> None:
         """Let the clock move the licence to grace or expired (HQ-held states stay)."""

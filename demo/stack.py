@@ -48,6 +48,10 @@ class Demo:
     hq_container: str = "kitctl-demo-hq"
     heartbeat_seconds: int = 10
     registry: str = "127.0.0.1:5055"  # the demo's own registry (demo.registry), never the shared one on :5000
+    monitoring: bool = False  # `kitctl up --with-monitoring`: Prometheus and Alertmanager beside the site
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    hq_env: tuple[tuple[str, str], ...] = ()  # more KIT_HQ_* settings for HQ's container (e.g. its alert webhook)
 
     @property
     def instance(self) -> str:
@@ -197,6 +201,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
             "KIT_HQ_PUBLIC_URL": demo.hq_internal_url,
             "KIT_HQ_REGISTRY_URL": demo.registry,
             "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": str(demo.heartbeat_seconds),
+            **dict(demo.hq_env),
         },
         labels={DEMO_LABEL: demo.instance},
         restart_policy={"Name": "unless-stopped"},
@@ -233,7 +238,8 @@ def up_args(demo: Demo) -> list[str]:
         "--metrics-port", str(demo.metrics_port),
         "--hq-network", demo.network,
         "--contact", "support@localhost",
-    ]
+    ] + (["--with-monitoring", "--prometheus-port", str(demo.prometheus_port),
+          "--alertmanager-port", str(demo.alertmanager_port)] if demo.monitoring else [])
 
 
 def launch_site(demo: Demo) -> None:

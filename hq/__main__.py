@@ -7,6 +7,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hq.settings import HQSettings
 
 
@@ -25,12 +27,27 @@ def serve(settings: "HQSettings | None" = None) -> int:
     if conf.workers == 1:
         return serve_asgi(create_app(conf), host, port, log_level="info", access_log=False)
     HQ.open(conf).close()  # migrate once, before the workers start
+    from hq.metrics import metrics_token
+
+    metrics_token(conf.metrics_token_file or conf.dir / "metrics-token")  # made once, not raced by the workers
+    _multiprocess_metrics(conf.dir / "metrics-workers")
     for name, value in conf.model_dump(exclude_none=True).items():
         os.environ[f"KIT_HQ_{name.upper()}"] = str(value)
     os.environ["KIT_HQ_MIGRATE"] = "false"
     uvicorn.run("hq.app:create_app", factory=True, host=host, port=port, workers=conf.workers,
                 log_level="info", access_log=False, timeout_graceful_shutdown=7)
     return 0
+
+
+def _multiprocess_metrics(directory: "Path") -> None:
+    """Workers count into files in a fresh `directory`, so any worker's /metrics sums them all (hq.metrics)."""
+    import shutil
+
+    from hq.metrics import MULTIPROC_ENV
+
+    shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run are not this run's
+    directory.mkdir(mode=0o700, parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
 
 
 def main() -> None:

@@ -7,15 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hq import catalog, heartbeat_api, orders
+from hq import catalog, heartbeat_api, orders, support
 from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
-from hq.errors import responses
+from hq.errors import ApiError, responses
 from hq.fields import ORDER_ID_PATTERN
 from hq.order_checks import SiteContext
 from hq.schemas import CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
 from hq.service import HQ
 
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a support bundle request id
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"  # unpadded base64url, as `catalog.encode_cursor` writes it
 router = APIRouter(prefix="/v1")
 
@@ -76,3 +77,24 @@ HEARTBEAT_BODY = {"required": True, "content": {"application/json": {"schema": H
 async def post_heartbeat(request: Request) -> Response:
     """Body `HeartbeatIn`; answers revoked, suspended and expired sites too. Served by `hq.heartbeat_api`."""
     return await heartbeat_api.handle(request)
+
+
+BUNDLE_BODY = {"required": True, "content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary", "minLength": 1, "maxLength": support.MAX_BUNDLE_BYTES}}}}
+
+
+@router.post("/support-bundles/{request_id}", summary="Upload the support bundle HQ asked for (redacted, gzip)",
+             openapi_extra={"requestBody": BUNDLE_BODY}, responses=responses(401, 403, 404, 409, 413, 422, 429, notes={
+                 404: "HQ asked this site for no bundle with this id", 409: "`already_received`"}))
+async def post_support_bundle(request: Request, request_id: str = Path(..., pattern=UUID_PATTERN),
+                              caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    body = bytearray()
+    async for chunk in request.stream():  # bounded while reading, not after
+        body += chunk
+        if len(body) > support.MAX_BUNDLE_BYTES:
+            raise ApiError(413, "too_large", f"a support bundle is at most {support.MAX_BUNDLE_BYTES} bytes")
+    if not body:
+        raise ApiError(422, "invalid_request", "body: the bundle is empty")
+    return await run_in_threadpool(support.receive, hq, caller.site_id, request_id, bytes(body))

@@ -24,6 +24,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from hq import api_admin, api_settlement, api_site, fleet
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
+    from hq.metrics import request_metrics
     from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
@@ -34,6 +35,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
+        watcher = asyncio.create_task(_watch_fleet(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
@@ -41,6 +43,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             yield
         finally:
             task.cancel()
+            watcher.cancel()
             app.state.beat_batcher = None
             if pool is not None:
                 await pool.close()
@@ -63,12 +66,42 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
+    app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
+    _install_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _install_metrics(app: "FastAPI", service: "HQ") -> None:
+    """`GET /metrics` for Prometheus, behind its own bearer token (hq.metrics.metrics_token)."""
+    import hmac
+
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from hq.errors import ApiError
+    from hq.metrics import FleetCollector, metrics_token, render
+
+    settings = service.settings
+    token = metrics_token(settings.metrics_token_file or settings.dir / "metrics-token")
+    fleet_gauges = FleetCollector(service)
+
+    async def prometheus_metrics(request: Request) -> Response:
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+        from starlette.concurrency import run_in_threadpool
+
+        from hq.auth import bearer
+
+        if not hmac.compare_digest(bearer(request).encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "metrics token not recognised", headers={"WWW-Authenticate": "Bearer"})
+        body = await run_in_threadpool(render, fleet_gauges)  # the fleet gauges read the database
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    app.add_route("/metrics", prometheus_metrics, methods=["GET"], include_in_schema=False)
 
 
 def _body_limits() -> dict[str, int]:
@@ -170,3 +203,17 @@ async def _housekeeping(hq: "HQ") -> None:
         except Exception:  # keep serving; the next round retries
             log.exception("housekeeping failed")
         await asyncio.sleep(hq.settings.housekeeping_seconds)
+
+
+async def _watch_fleet(hq: "HQ") -> None:
+    """Fleet alerts (hq.fleet_alerts): evaluate and notify every `alert_check_seconds`."""
+    from starlette.concurrency import run_in_threadpool
+
+    from hq import fleet_alerts
+
+    while True:
+        try:
+            await run_in_threadpool(fleet_alerts.watch, hq)
+        except Exception:  # keep serving; the next round retries
+            log.exception("fleet alert round failed")
+        await asyncio.sleep(hq.settings.alert_check_seconds)

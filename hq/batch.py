@@ -29,6 +29,7 @@ from hq import risk
 from hq.ledger import events as ledger
 from hq.clock import utcnow
 from hq.errors import ApiError
+from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
 from hq.order_checks import SiteContext, catalog_problem
 
@@ -94,6 +95,9 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
         _mark_sold(conn, keys_for, ids, now)
         ledger.order_paid(conn, [_paid(row, items) for row in rows if row["status"] == "delivered"], now)
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
+    counted = metrics()
+    for row in rows:  # counted once committed
+        counted.decided(row["decision"], row["reasons"])
     return [_result(hq, row, keys_for.get(i)) for i, row in enumerate(rows)]
 
 

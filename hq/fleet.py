@@ -10,7 +10,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hq import licences, reviews, session as sessions, sites
+from hq import fleet_alerts, licences, reviews, session as sessions, sites, support
+from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.operators import authenticate
@@ -19,7 +20,7 @@ from hq.session import COOKIE, OperatorSession
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
-ACTIONS = ("revoke", "suspend", "resume", "upgrade", "sync")
+ACTIONS = ("revoke", "suspend", "resume", "upgrade", "sync", "support-bundle")
 
 
 def _templates():  # type: ignore[no-untyped-def]
@@ -88,8 +89,14 @@ def fleet_page(request: Request, msg: str = "", error: str = "", hq: HQ = Depend
     sess = _session(request)
     if sess is None:
         return RedirectResponse("/fleet/login", status_code=303)
+    firing, resolved = fleet_alerts.listing(hq)
+    fleet_sites = sites.fleet(hq)
+    for site in fleet_sites:
+        mine = [a for a in firing if a["site"] == site["site"]]
+        site["badges"] = badges(site["health"], mine, hq.settings.outbox_backlog_alert)
     context: dict[str, Any] = {
-        "operator": sess.operator, "csrf": sess.csrf, "sites": sites.fleet(hq), "reviews": reviews.queue(hq),
+        "operator": sess.operator, "csrf": sess.csrf, "sites": fleet_sites, "reviews": reviews.queue(hq),
+        "alerts": firing, "alert_history": resolved, "bundles": support.listing(hq),
         "msg": msg[:200], "error": error[:200], "tiers": ["basic", "pro", "flagship"],
     }
     return _templates().TemplateResponse(request, "fleet.html", context)
@@ -113,6 +120,8 @@ def site_action(request: Request, site: str, action: str, csrf: str = Form(..., 
             licences.resume(hq, sess.operator, site)
         elif action == "upgrade":
             licences.upgrade(hq, sess.operator, site, tier=tier or None)
+        elif action == "support-bundle":
+            support.request(hq, sess.operator, site)
         else:
             sites.sync_now(hq, sess.operator, site)
     except ApiError as exc:
@@ -131,3 +140,13 @@ def review_action(request: Request, hq_order_id: str, decision: str, csrf: str =
     except ApiError as exc:
         return _back(error=exc.detail)
     return _back(msg=f"order {result['order_id']} ({result['site']}): {result['status']}")
+
+
+@router.get("/fleet/support-bundles/{request_id}")
+def support_bundle_download(request: Request, request_id: str, hq: HQ = Depends(get_hq)) -> Response:
+    from fastapi.responses import FileResponse
+
+    if _session(request) is None:
+        return RedirectResponse("/fleet/login", status_code=303)
+    path, site = support.archive(hq, request_id)
+    return FileResponse(path, media_type="application/gzip", filename=f"support-{site}-{request_id[:8]}.tar.gz")

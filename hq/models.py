@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -310,3 +310,47 @@ class Payout(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class FleetAlert(Base):
+    """A problem HQ sees at a site (silent, database unhealthy, sync stale, outbox backlog).
+
+    At most one open (`firing`) alert per site and kind; a resolved one stays as history.
+    `notified_at` / `resolved_notified_at` record that operators were told, so each
+    change is sent once even with several HQ workers evaluating.
+    """
+
+    __tablename__ = "fleet_alerts"
+    __table_args__ = (
+        Index("uq_fleet_alerts_open", "site_id", "kind", unique=True,
+              sqlite_where=text("state = 'firing'"), postgresql_where=text("state = 'firing'")),
+        Index("ix_fleet_alerts_opened", "opened_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(63), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # firing|resolved
+    severity: Mapped[str] = mapped_column(String(16))  # warning|critical
+    summary: Mapped[str] = mapped_column(String(300))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SupportBundle(Base):
+    """A support bundle HQ asked a site for (a signed `support_bundle` command) and what came back.
+
+    The archive itself is a file in `<hq dir>/support-bundles/` (0600); the site redacted it
+    before sending (kitcore.redact).
+    """
+
+    __tablename__ = "support_bundles"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(63), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)

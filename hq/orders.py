@@ -28,6 +28,7 @@ from hq import inventory, risk
 from hq.ledger import events as ledger
 from hq.clock import aware, utcnow
 from hq.errors import ApiError
+from hq.metrics import metrics
 from hq.models import CatalogItem, IdempotencyKey, Order
 from hq.order_checks import SiteContext, catalog_problem
 from hq.schemas import OrderBatch, OrderIn
@@ -138,7 +139,9 @@ def decide_one(hq: "HQ", ctx: SiteContext, order: OrderIn) -> dict[str, Any]:
             if existing is not None:
                 return _existing(hq, s, existing, digest)
             row = _new_order(hq, s, ctx, order, digest)
-            return result_json(hq, s, row, replayed=False)
+            result = result_json(hq, s, row, replayed=False)
+        metrics().decided(result["decision"], result["reasons"])  # counted once committed
+        return result
     except IntegrityError:  # the same order arrived concurrently in another request
         with hq.session() as s:
             existing = s.scalar(select(Order).where(Order.site_id == ctx.site_id, Order.order_id == order.order_id))

@@ -31,6 +31,19 @@ class HQSettings(BaseSettings):
     housekeeping_seconds: int = Field(default=600, ge=1)
     api_docs: bool = True  # /docs, /redoc and /openapi.json; KIT_HQ_API_DOCS=false turns them off
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # any request body, checked before auth
+    # Monitoring: /metrics needs this bearer token (a file; made at first start, mode 0600, when unset).
+    metrics_token_file: Path | None = None
+    # Fleet alerts (hq.fleet_alerts): when a site counts as silent, stale, backed up; how often HQ looks.
+    silent_heartbeats: int = Field(default=3, ge=1, le=1000)
+    sync_stale_seconds: int = Field(default=3600, ge=60)
+    outbox_backlog_alert: int = Field(default=1000, ge=1)
+    alert_check_seconds: float = Field(default=30.0, gt=0)
+    # Where alerts go: a webhook (JSON POST) and/or mail through an SMTP relay.
+    alert_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    alert_email_to: str | None = None  # comma-separated addresses
+    alert_email_from: str = "kitctl-hq@localhost"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
 
     @field_validator("dir")
     @classmethod

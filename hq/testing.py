@@ -57,6 +57,11 @@ class RunningHQ:
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.operator_token}"}
 
+    def metrics_headers(self) -> dict[str, str]:
+        """What Prometheus sends to HQ's /metrics (the token HQ made in its directory)."""
+        token = (self.hq_dir / "metrics-token").read_text(encoding="utf-8").strip()
+        return {"Authorization": f"Bearer {token}"}
+
     def seed_item(self, sku: str, category: str = "game", name: str | None = None, face_value_cents: int = 10000,
                   price_cents: int = 9500, stock_kind: str = "card_key", account_pattern: str | None = None,
                   min_qty: int = 1, max_qty: int = 10, status: str = "active") -> dict[str, Any]:

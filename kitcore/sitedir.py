@@ -30,6 +30,7 @@ HQ_KEYS = "hq-keys.json"
 LOCK = "kitctl.lock"  # what the render recorded (inputs, hashes); not the writer's lock
 BRANDING = "branding"
 SECRETS = "secrets"
+MONITORING = "monitoring"  # prometheus.yml, the kit's rules, alertmanager.yml (`kitctl up --with-monitoring`)
 SITE_TOML = "site.toml"  # the licensee's inputs
 PLUGINS_TOML = "plugins.toml"  # the licensee's plugin choices
 CACHE = ".kitctl"  # kitctl's own notes about the site; never copied to a remote host
@@ -48,7 +49,7 @@ ADOPTED = "adopted.json"  # volumes a site kept from its old, folder-named proje
 PROJECT_PREFIX = "kit-"
 
 # Top-level names the renderer owns; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, COMPOSE_ENV, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS})
+OWNED = frozenset({COMPOSE, COMPOSE_ENV, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS, MONITORING})
 
 
 def project_name(site_id: str) -> str:

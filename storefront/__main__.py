@@ -47,10 +47,14 @@ def _serve() -> int:
         print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from storefront.app import served_app
+    from storefront.app import served_app, shop_of
 
     try:
         app = served_app(settings)
+        if settings.metrics_bind:
+            from storefront.metrics import serve_metrics
+
+            serve_metrics(shop_of(app).metrics, settings.metrics_bind)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -23,6 +24,7 @@ from storefront.context import Shop, make_signers
 from storefront.forwarded import ForwardedFromProxy, TrustedPeers
 from storefront.head import HeadAsGet
 from storefront.headers import SecurityHeaders
+from storefront.metrics import StorefrontMetrics, request_metrics
 from storefront.outage import database_down, maintenance_page
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storefront")
 HERE = Path(__file__).parent
+STARTED_AT = time.time()  # in /healthz: the agent counts a new value as a restart
 CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (503) within a second
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
@@ -61,11 +64,14 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     engine = make_engine(url, connect_timeout=CONNECT_SECONDS, statement_timeout=STATEMENT_SECONDS)
     sessions = session_factory(engine)
     site_key = settings.site_key()
+    metrics = StorefrontMetrics()
+    limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
-        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=Limits(settings.checkouts_per_minute),
+        cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
         site_key=site_key, templates=make_templates(), buyers=BuyerBox(site_key) if site_key else None,
+        metrics=metrics,
     )
 
 
@@ -82,6 +88,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(branding.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(request_metrics, metrics=app.state.shop.metrics)
 
     @app.get("/healthz", name="healthz")
     def healthz() -> Response:
@@ -92,7 +99,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return JSONResponse(error_body("database_unreachable", "the site database does not answer",
                                            status="error", database="unreachable"), status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse({"status": "ok", "database": "ok", "started_at": int(STARTED_AT)})
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:
@@ -128,6 +135,13 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
     return SecurityHeaders(app)  # type: ignore[return-value]
+
+
+def shop_of(app: Any) -> Shop:
+    """The Shop behind the ASGI wrappers the server runs (forwarded address, security headers)."""
+    while not hasattr(app, "state"):
+        app = app.app
+    return app.state.shop
 
 
 def served_app(settings: StorefrontSettings) -> ForwardedFromProxy:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.buyer import BuyerBox
+from storefront.metrics import StorefrontMetrics
 from storefront.plugin_adapter import PluginHostCache
 from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
@@ -37,6 +38,7 @@ class Shop:
     plugins: PluginHostCache
     site_key: bytes | None
     templates: Any  # jinja2.Environment
+    metrics: StorefrontMetrics
     buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
 
     def licence(self) -> LicenceView:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import Callable
 
 
 class RateLimiter:
     """At most `limit` hits per `window` seconds per key."""
 
-    def __init__(self, limit: int, window: float, max_keys: int = 100_000) -> None:
+    def __init__(self, limit: int, window: float, max_keys: int = 100_000,
+                 on_refused: Callable[[], None] | None = None) -> None:
         self.limit, self.window, self.max_keys = limit, window, max_keys
+        self.on_refused = on_refused or (lambda: None)  # counts a throttled request (storefront.metrics)
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -39,17 +42,22 @@ class RateLimiter:
     def blocked(self, key: str) -> bool:
         """Whether `key` has used up its allowance (does not count as a hit)."""
         with self._lock:
-            return len(self._recent(key, time.monotonic())) >= self.limit
+            refused = len(self._recent(key, time.monotonic())) >= self.limit
+        if refused:
+            self.on_refused()
+        return refused
 
     def hit(self, key: str) -> bool:
         """Count one hit; False when it is over the limit."""
         with self._lock:
             now = time.monotonic()
             hits = self._recent(key, now)
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            return True
+            allowed = len(hits) < self.limit
+            if allowed:
+                hits.append(now)
+        if not allowed:
+            self.on_refused()
+        return allowed
 
     def count(self, key: str) -> int:
         """Hits of `key` within the window."""
@@ -75,9 +83,11 @@ class GuessThrottle:
     gets in.
     """
 
-    def __init__(self, pair_limit: int, account_limit: int, window: float) -> None:
+    def __init__(self, pair_limit: int, account_limit: int, window: float,
+                 on_refused: Callable[[], None] | None = None) -> None:
         self.pair = RateLimiter(pair_limit, window)
         self.account = RateLimiter(account_limit, window)
+        self.on_refused = on_refused or (lambda: None)
 
     @staticmethod
     def _pair(client: str, account: str) -> str:
@@ -85,9 +95,10 @@ class GuessThrottle:
 
     def allowed(self, client: str, account: str) -> bool:
         pair = self._pair(client, account)
-        if self.pair.blocked(pair):
-            return False
-        return not (self.account.blocked(account) and self.pair.count(pair) > 0)
+        refused = self.pair.blocked(pair) or (self.account.blocked(account) and self.pair.count(pair) > 0)
+        if refused:
+            self.on_refused()
+        return not refused
 
     def failed(self, client: str, account: str) -> None:
         self.pair.hit(self._pair(client, account))
@@ -100,9 +111,15 @@ class GuessThrottle:
 class Limits:
     """The limits the storefront enforces, in one place so they are easy to review."""
 
-    def __init__(self, checkouts_per_minute: int = 120) -> None:
-        self.login_ip = RateLimiter(20, 300)  # attempts per client per 5 min
-        self.login = GuessThrottle(pair_limit=5, account_limit=30, window=900)  # wrong passwords per 15 min
-        self.lookup_ip = RateLimiter(20, 60)  # order lookups per client per minute
-        self.lookup = GuessThrottle(pair_limit=5, account_limit=30, window=900)  # wrong order passwords per 15 min
-        self.checkout_ip = RateLimiter(checkouts_per_minute, 60)  # checkouts per client per minute
+    def __init__(self, checkouts_per_minute: int = 120, throttled: Callable[[str], None] | None = None) -> None:
+        def counted(name: str) -> Callable[[], None]:  # a refusal is counted in kitshop_throttled_requests_total
+            return (lambda: throttled(name)) if throttled else (lambda: None)
+
+        self.login_ip = RateLimiter(20, 300, on_refused=counted("login_ip"))  # attempts per client per 5 min
+        # wrong passwords per 15 min
+        self.login = GuessThrottle(pair_limit=5, account_limit=30, window=900, on_refused=counted("login"))
+        self.lookup_ip = RateLimiter(20, 60, on_refused=counted("lookup_ip"))  # order lookups per client per minute
+        # wrong order passwords per 15 min
+        self.lookup = GuessThrottle(pair_limit=5, account_limit=30, window=900, on_refused=counted("lookup"))
+        # checkouts per client per minute
+        self.checkout_ip = RateLimiter(checkouts_per_minute, 60, on_refused=counted("checkout_ip"))

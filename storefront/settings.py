@@ -31,6 +31,7 @@ class StorefrontSettings(BaseSettings):
     checkouts_per_minute: int = 120  # per client address (many buyers may share one carrier NAT address)
     state_cache_seconds: float = 1.0  # how stale licence status / catalog pages may be
     log_level: str = "info"
+    metrics_bind: str = "0.0.0.0:9465"  # /metrics on the stack's network (not through the proxy); empty: off
     max_body_bytes: int = 64 * 1024  # any request body (forms are small), refused with 413 before it is parsed
 
     @field_validator("bind")
@@ -39,6 +40,16 @@ class StorefrontSettings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("KIT_BIND must be HOST:PORT, e.g. 0.0.0.0:8000")
+        return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _metrics_bind(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("KIT_METRICS_BIND must be HOST:PORT (e.g. 0.0.0.0:9465) or empty")
         return value
 
     def host_port(self) -> tuple[str, int]:

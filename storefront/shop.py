@@ -91,18 +91,23 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
     item = _item_or_404(request, sku)
     values = {k: v for k, v in raw.items() if k not in ("password", "password2", "csrf")}
     nonce = raw.get("nonce", "")
+    outcome = shop.metrics.checkouts.labels
     if not shop.licence().takes_orders:
+        outcome("closed").inc()
         return _product_page(request, item, values, {"form": t("notice.closed")}, status=503, nonce=nonce)
     payment = payment_method(shop.settings.payment_mode)
     if payment is None:
+        outcome("unavailable").inc()
         return _product_page(request, item, values, {"form": t("checkout.payment_unavailable")}, status=503, nonce=nonce)
     if shop.buyers is None:  # buyer data is only ever stored sealed
         log.error("checkout refused: no site key (KIT_SITE_KEY_FILE) to seal buyer data with")
         return _product_page(request, item, values, {"form": t("checkout.no_site_key")}, status=503, nonce=nonce)
     order_id = co.order_id_for(shop.signers.nonce, nonce, item.sku)
     if order_id is None:
+        outcome("expired").inc()
         return _product_page(request, item, values, {"form": t("err.form_expired")}, status=400)
     if not shop.limits.checkout_ip.hit(client_ip(request)):
+        outcome("throttled").inc()
         raise HTTPProblem(429, "err.too_many")
     host = shop.plugin_host()
     try:
@@ -112,9 +117,12 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
                                 buyers=shop.buyers,
                                 plugins=host, payment=payment, t=t)
     except co.CheckoutRefused as refused:
+        outcome("invalid").inc()
         return _product_page(request, item, values, refused.errors, status=refused.status, nonce=nonce)
     except co.DuplicateOrder as dup:
+        outcome("duplicate").inc()
         return RedirectResponse(f"/order/{dup.order_id}", status_code=303)
+    outcome("placed").inc()
     host.emit("order_created", {"order_id": placed.order_id, "sku": item.sku, "quantity": form.quantity,
                                 "total_cents": placed.total_cents, "currency": item.currency})
     response = RedirectResponse(f"/order/{placed.order_id}?placed=1", status_code=303)
@@ -153,17 +161,22 @@ def _lookup(request: Request, raw_id: str, password: str) -> Response:
     shop = shop_of(request)
     t = translator(locale_of(request))
     order_id = normalise_order_id(raw_id)
+    counted = shop.metrics.lookups.labels
     client = client_ip(request)
     if not shop.limits.lookup_ip.hit(client) or (order_id and not shop.limits.lookup.allowed(client, order_id)):
+        counted("throttled").inc()
         return _lookup_page(request, raw_id[:32], t("lookup.limited"), status=429)
     if order_id is None or not password or len(password) > 128:
+        counted("failed").inc()
         return _lookup_page(request, raw_id[:32], t("lookup.failed"), status=403)
     with shop.sessions() as session:
         ok = check_password(session, order_id, password)
     if not ok:
+        counted("failed").inc()
         shop.limits.lookup.failed(client, order_id)
         return _lookup_page(request, order_id, t("lookup.failed"), status=403)
     shop.limits.lookup.succeeded(client, order_id)
+    counted("ok").inc()
     response = RedirectResponse(f"/order/{order_id}", status_code=303)
     _grant_access(request, response, order_id)
     return response

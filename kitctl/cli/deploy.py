@@ -1,4 +1,4 @@
-"""`kitctl up | down | status | logs | upgrade | backup | backup-key | restore | doctor`.
+"""`kitctl up | down | status | logs | upgrade | backup | backup-key | restore | doctor | support-bundle`.
 
 Thin shells: parse options, call kitctl.deploy, print. Heavy imports (docker,
 paramiko, rich tables) happen inside the commands.
@@ -31,6 +31,7 @@ REMOTE_DIR = typer.Option(None, "--remote-dir", help="Where the site's files go 
 def register(app: typer.Typer) -> None:
     for command in (up, down, status, logs, upgrade, backup, backup_key, restore, doctor):
         app.command()(command)
+    app.command("support-bundle")(support_bundle)
 
 
 @with_site_options
@@ -398,6 +399,28 @@ def doctor(
         for c in results:
             _out().print(f"{marks[c.status]} {c.name:<13} {escape(c.detail)}")
     return 1 if failed else 0
+
+
+def support_bundle(
+    out: Path = typer.Option(Path("support-bundle.tar.gz"), "--out", "-o", dir_okay=False,
+                             help="Archive to write (.tar.gz, mode 0600)."),
+    site_dir: Path = SITE_DIR,
+    host: Optional[str] = HOST,
+    lines: int = typer.Option(200, "--lines", min=1, max=10000, help="Last lines of each service's log."),
+) -> int:
+    """One archive for HQ's support: status, doctor, versions, logs, metrics, site state, audit; secrets redacted."""
+    from kitctl.deploy.compose import load_project
+    from kitctl.engine import connect
+    from kitctl.deploy.rendered_site import require_site_dir
+    from kitctl.support.gather import write_bundle
+    from kitctl.support.sources import engine_sources
+
+    site = require_site_dir(site_dir)
+    project = load_project(site)
+    manifest = write_bundle(out, site, engine_sources(connect(host), project, site, host), lines=lines)
+    missing = f"; could not gather: {', '.join(sorted(manifest['errors']))}" if manifest["errors"] else ""
+    _out().print(f"support bundle written to {out} ({len(manifest['files'])} files, secrets redacted){missing}")
+    return 0
 
 
 def _out():

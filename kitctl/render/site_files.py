@@ -13,7 +13,7 @@ from typing import Any
 
 from kitcore import __version__
 from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON, COMPOSE_ENV, project_name
-from kitctl.render import plugin_config, plugin_stack, stack
+from kitctl.render import monitoring, plugin_config, plugin_stack, stack
 from kitctl.render.compose_templates import render_template
 from kitctl.render.content_hashes import canonical_json, compose_hash, files_hash, sha256_hex
 from kitctl.render.escape import RenderError, compose_value
@@ -92,7 +92,14 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
     files[HQ_KEYS] = _json_file(site.jwks)
     # The project is the site id, not the folder's name; kitctl derives it from the services' site label.
     files[COMPOSE_ENV] = f"COMPOSE_PROJECT_NAME={project_name(site.site_id)}\n".encode()
+    if i.monitoring:
+        files.update(monitoring.files(site.site_id, _metrics_token(site)))
     return files
+
+
+def _metrics_token(site: ResolvedSite) -> bool:
+    """The agent's /metrics asks for the agent token when it is published beyond loopback."""
+    return not stack.is_loopback(site.inputs.metrics_bind_address)
 
 
 def agent_config(site: ResolvedSite) -> dict[str, Any]:
@@ -165,13 +172,13 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "site_name": i.name,
         "domain_unicode": site.domain.unicode,
         "licence_jti": site.licence.claims.jti,
-        "images": stack.image_refs(registry, site.image_tag),
+        "images": stack.image_refs(registry, site.image_tag, monitoring.SERVICES if i.monitoring else ()),
         "proxy_ports": stack.proxy_ports(i),
         "hardening": stack.HARDENING,
         "agent_ports": [stack.published(i.metrics_bind_address, i.metrics_port, stack.AGENT_METRICS_PORT)],
         "agent_networks": ["default", "hq"] if i.hq_network else ["default"],
         "agent_environment": stack.agent_environment(i.hq_url, site.plugins, added.env.get("agent"),
-                                                     metrics_token=not stack.is_loopback(i.metrics_bind_address)),
+                                                     metrics_token=_metrics_token(site)),
         "plugins_csv": ",".join(site.plugins),
         "plugin_config_dir": plugin_config.CONTAINER_DIR,
         "plugin_choice_target": plugin_config.choice_target(),
@@ -183,13 +190,14 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "probes": stack.probes(),
         "limits": stack.LIMITS,
         "networks": stack.networks(i.hq_network),
-        "volumes": stack.volumes(data_dir, added.volumes),
+        "volumes": stack.volumes(data_dir, [*added.volumes, *(monitoring.VOLUMES if i.monitoring else ())]),
         "inputs_hashes": {
             "proxy": files_hash(files, [CADDYFILE, *branding]),
             "storefront": files_hash(files, [SITE_JSON]),
             "agent": files_hash(files, [AGENT_JSON, HQ_KEYS]),
             "db": files_hash(files, []),
         },
+        **monitoring.context(i, files, _metrics_token(site)),
     }
 
 

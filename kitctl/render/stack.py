@@ -40,9 +40,10 @@ CORE_SECRETS: dict[str, tuple[str, ...]] = {
 }
 
 
-def image_refs(registry: str | None, tag: str) -> dict[str, str]:
+def image_refs(registry: str | None, tag: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Each core service's image (and `extra` kit services', e.g. monitoring), from one registry and tag."""
     prefix = f"{registry}/" if registry else ""
-    return {name: f"{prefix}kitctl/{name}:{tag}" for name in SERVICES}
+    return {name: f"{prefix}kitctl/{name}:{tag}" for name in (*SERVICES, *extra)}
 
 
 def registry_from_licence(claims: Any) -> str | None:

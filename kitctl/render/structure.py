@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from kitcore.sitedir import SECRETS
 from kitctl.render.escape import RenderError
+from kitctl.render.monitoring import HARDENING as MONITORING_HARDENING
+from kitctl.render.monitoring import SERVICES as MONITORING_SERVICES
+from kitctl.render.monitoring import VOLUMES as MONITORING_VOLUMES
 from kitctl.render.stack import CORE_SECRETS, HARDENING, SECRET_FILES, SERVICES, VOLUMES
 from plugins.rules import PRIVILEGES
 
@@ -25,6 +28,10 @@ SERVICE_KEYS: dict[str, set[str]] = {
     "storefront": {"image", "restart", "depends_on", "environment", "secrets", "volumes", "healthcheck", "deploy", "labels"},
     "agent": {"image", "restart", "depends_on", "environment", "secrets", "volumes", "ports", "networks", "healthcheck", "deploy", "labels"},
     "db": {"image", "restart", "environment", "secrets", "volumes", "healthcheck", "deploy", "labels"},
+}
+MONITORING_KEYS: dict[str, set[str]] = {
+    "prometheus": {"image", "restart", "depends_on", "ports", "secrets", "volumes", "healthcheck", "deploy", "labels"},
+    "alertmanager": {"image", "restart", "ports", "volumes", "healthcheck", "deploy", "labels"},
 }
 LABEL_KEYS = {"com.kitctl.site", "com.kitctl.service", "com.kitctl.version", "com.kitctl.inputs-hash"}
 EXTRA_LABELS = {"proxy": {"com.kitctl.site-name", "com.kitctl.domain"}, "agent": {"com.kitctl.licence-id"}}
@@ -41,14 +48,16 @@ def check_structure(doc: Any, plugins: "PluginStack | None" = None, plugin_secre
     if not isinstance(doc, dict) or set(doc) != TOP_KEYS:
         raise RenderError(f"compose document has unexpected top-level keys: {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}")
     services = doc["services"]
-    if set(services) != set(SERVICES) | set(owners):
+    watching = _monitoring_services(services)
+    if set(services) != set(SERVICES) | set(owners) | set(watching):
         raise RenderError(f"compose document has unexpected services: {sorted(services)}")
-    for name, keys in SERVICE_KEYS.items():
+    for name, keys in {**SERVICE_KEYS, **{n: MONITORING_KEYS[n] for n in watching}}.items():
         service = services[name]
-        keys = keys | set(HARDENING[name])
+        hardening = HARDENING[name] if name in HARDENING else MONITORING_HARDENING[name]
+        keys = keys | set(hardening)
         if set(service) != keys or FORBIDDEN & set(service):
             raise RenderError(f"service {name} has unexpected keys: {sorted(set(service) ^ keys)}")
-        if any(service[key] != value for key, value in HARDENING[name].items()):
+        if any(service[key] != value for key, value in hardening.items()):
             raise RenderError(f"service {name} does not carry the stack's capability and filesystem limits")
         labels = service["labels"]
         if set(labels) != LABEL_KEYS | EXTRA_LABELS.get(name, set()):
@@ -57,13 +66,28 @@ def check_structure(doc: Any, plugins: "PluginStack | None" = None, plugin_secre
             raise RenderError(f"service {name} has a label that is not a string")
     _check_plugin_env(services, plugins)
     _check_plugin_services(services, owners, volume_owners)
-    if set(doc["volumes"]) != set(VOLUMES) | set(volume_owners):
+    if set(doc["volumes"]) != set(VOLUMES) | set(volume_owners) | (set(MONITORING_VOLUMES) if watching else set()):
         raise RenderError(f"compose document has unexpected volumes: {sorted(doc['volumes'])}")
     for name in volume_owners:
         if doc["volumes"][name] != _core_volume_like(doc["volumes"]["db-data"], name):
             raise RenderError(f"plugin volume {name} is not placed like the core volumes")
     _check_secrets(doc, plugin_secrets)
     _check_plugin_config(services, plugin_secrets)
+
+
+def _monitoring_services(services: dict[str, Any]) -> tuple[str, ...]:
+    """Prometheus and Alertmanager when monitoring is on (both or neither), each publishing on loopback only,
+    Prometheus given no secret but the agent token."""
+    present = tuple(name for name in MONITORING_SERVICES if name in services)
+    if present and present != MONITORING_SERVICES:
+        raise RenderError(f"monitoring needs both {' and '.join(MONITORING_SERVICES)}")
+    for name in present:
+        for port in services[name].get("ports") or []:
+            if not str(port).startswith("127.0.0.1:"):
+                raise RenderError(f"service {name} must publish on 127.0.0.1 only")
+    if present and (services["prometheus"].get("secrets") or []) not in ([], ["agent_token"]):
+        raise RenderError("service prometheus has unexpected secrets")
+    return present
 
 
 def _check_secrets(doc: dict[str, Any], plugin_secrets: tuple[str, ...]) -> None:

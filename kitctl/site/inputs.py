@@ -62,6 +62,9 @@ class SiteInputs(BaseSettings):
     http_port: int = Field(default=80, ge=1, le=65535)
     https_port: int = Field(default=443, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=1, le=65535)
+    monitoring: bool = False  # Prometheus and Alertmanager beside the site (`--with-monitoring`)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)  # on 127.0.0.1 only
+    alertmanager_port: int = Field(default=9093, ge=1, le=65535)  # on 127.0.0.1 only
     tls: Literal["auto", "internal", "off"] = "auto"
     data_dir: Path | None = None
     docker_host: str = "unix:///var/run/docker.sock"
@@ -171,8 +174,10 @@ class SiteInputs(BaseSettings):
     @model_validator(mode="after")
     def _ports_distinct(self) -> "SiteInputs":
         ports = [self.http_port, self.metrics_port] + ([] if self.tls == "off" else [self.https_port])
+        if self.monitoring:
+            ports += [self.prometheus_port, self.alertmanager_port]
         if len(set(ports)) != len(ports):
-            raise ValueError("http, https and metrics ports must differ")
+            raise ValueError("http, https, metrics, prometheus and alertmanager ports must differ")
         return self
 
     # -- derived ------------------------------------------------------------
@@ -221,3 +226,4 @@ class OldEnvNames(PydanticBaseSettingsSource):
 FLAGS: dict[str, str] = {name: "--" + name.replace("_", "-") for name in SiteInputs.model_fields}
 FLAGS.update({new: "--" + old.replace("_", "-") for old, new in OLD_NAMES.items()})  # --primary-color stays
 FLAGS["tls"] = "--tls"
+FLAGS["monitoring"] = "--with-monitoring"

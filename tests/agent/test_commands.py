@@ -108,6 +108,8 @@ def test_bad_commands_are_refused_counted_and_logged_once(hq, started, engine, s
     forged_licence = "x.y.z"
     assert proc.process([_command(real, site.site_id, 2, "licence", token=forged_licence)]) == 1
     assert read_state(engine).tier == "pro" and read_state(engine).applied_seq == 2
+    assert started.metrics.command_outcomes.labels("licence", "refused")._value.get() == 1
+    assert started.metrics.command_outcomes.labels("licence", "applied")._value.get() == 0
 
 
 def test_resume_makes_orders_held_by_the_suspension_due_and_wakes_the_forwarder(hq, started, engine, site) -> None:  # type: ignore[no-untyped-def]
@@ -121,12 +123,19 @@ def test_resume_makes_orders_held_by_the_suspension_due_and_wakes_the_forwarder(
     started.forwarder.backoff_base = started.forwarder.backoff_cap = 600  # a long wait, as after many refusals
     with pytest.raises(HQError) as err:
         started.forwarder.forward_once()
-    assert err.value.kind == "auth"
+    assert err.value.kind == "refused"  # a state HQ holds, not an auth failure
+    m = started.metrics
+    assert m.hq_refused.labels("orders", "suspended")._value.get() == 1
+    assert m.hq_errors.labels("orders", "auth")._value.get() == 0
+    assert m.licence_transitions.labels("active", "suspended")._value.get() == 1
+    assert m.command_outcomes.labels("suspend", "applied")._value.get() == 1
     assert started.forwarder.due_orders(10) == []  # held: its next attempt is minutes away
     started.forward_wakeup.clear()
     admin(hq, f"/licences/{site.site_id}/resume")
     started.heartbeat.beat()
     assert read_state(engine).licence_status == "active"
+    assert m.licence_transitions.labels("suspended", "active")._value.get() == 1
+    assert m.command_outcomes.labels("resume", "applied")._value.get() == 1
     assert started.forward_wakeup.is_set()  # the forward loop's backoff wait ends now
     assert [o.id for o in started.forwarder.due_orders(10)] == [oid]
     assert started.forwarder.forward_once().decided == 1

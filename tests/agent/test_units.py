@@ -138,7 +138,7 @@ def _close_canned_servers():  # type: ignore[no-untyped-def]
     (answer(200, {"items": "nope"}), "malformed"),
     (answer(410, {"error": "cursor_expired", "detail": "old"}), "cursor_expired"),
     (answer(401, {"error": "unknown_licence", "detail": "who"}), "auth"),
-    (answer(403, {"error": "licence_revoked", "detail": "no"}), "auth"),
+    (answer(403, {"error": "forbidden", "detail": "no"}), "auth"),
     (answer(400, {"error": "invalid_cursor", "detail": "bad"}), "client"),
 ])
 def test_answers_become_error_kinds_and_are_counted(response: Canned, kind: str) -> None:
@@ -148,6 +148,18 @@ def test_answers_become_error_kinds_and_are_counted(response: Canned, kind: str)
     assert err.value.kind == kind
     assert metrics.hq_errors.labels("catalog", kind)._value.get() == 1
     assert "tok" not in str(err.value)
+
+
+@pytest.mark.parametrize("code,state", [("licence_suspended", "suspended"), ("licence_revoked", "revoked")])
+def test_a_suspended_or_revoked_licence_is_a_state_not_an_error(code: str, state: str) -> None:
+    """An alert on kitagent_hq_errors_total{kind="auth"} must not fire on every suspension."""
+    client, metrics = client_for(lambda request: answer(403, {"error": code, "detail": "held by HQ"}))
+    with pytest.raises(HQError) as err:
+        client.submit_orders([], "key")
+    assert err.value.kind == "refused"
+    assert metrics.hq_refused.labels("orders", state)._value.get() == 1
+    errors = [s for f in metrics.registry.collect() if f.name == "kitagent_hq_errors" for s in f.samples]
+    assert sum(s.value for s in errors) == 0
 
 
 def test_transport_failures_are_timeout_or_connect() -> None:

@@ -52,7 +52,7 @@ def test_fleet_page_login_actions_and_reviews(sqlite_hq, browser):
     rows = {r.get_attribute("data-site"): r for r in page.query_selector_all("#sites tbody tr")}
     assert set(rows) == {"xingchen", "moonlight", "sunrise"}
     star = rows["xingchen"].inner_text()
-    assert "active" in star and "pro" in star and "0.3.1" in star and "db: ok" in star
+    assert "active" in star and "pro" in star and "0.3.1" in star and "database ok" in star  # a badge, not "db: ok"
     assert "never" in rows["sunrise"].inner_text()
     assert "1" in page.inner_text("#reviews tbody") and "whale-77" in page.inner_text("#reviews tbody")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -47,8 +47,11 @@ def _seed(hq_dir: Path) -> dict[str, str]:
         results, _ = orders.submit(service, SiteContext("fuzz-site", ("game",), ("CN",)), "seed",
                                    OrderBatch.model_validate({"orders": [big]}))
         assert results[0]["status"] == "review", results
+        from hq import support
+
+        bundle = support.request(service, "fuzzer", "fuzz-site")["request_id"]  # HQ asked: uploads may arrive
         return {"site": site_token, "operator": operators.add(service, "fuzzer"), "review": results[0]["hq_order_id"],
-                **_seed_settlement(service)}
+                "bundle": bundle, **_seed_settlement(service)}
     finally:
         service.close()
 
@@ -98,7 +101,8 @@ def _schemathesis(url: str, token: str, tokens: dict[str, str], workdir: Path, *
     cmd = [str(cli), "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", "all",
            "--header", f"Authorization: Bearer {token}", "--workers", "1",
            "--no-color", *_ci_seed(), *selection]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": tokens["review"]}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "HQ_REVIEW_ID": tokens["review"],
+           "HQ_BUNDLE_ID": tokens["bundle"]}
     done = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr
 

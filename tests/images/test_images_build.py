@@ -29,7 +29,7 @@ def _run(client, image: str, command: list[str], **kwargs) -> tuple[int, str]:
 
 
 def test_every_service_image_is_tagged_with_the_kit_version(built_images, docker_engine) -> None:
-    assert sorted(built_images) == sorted(["storefront", "agent", "hq", "db", "proxy"])
+    assert sorted(built_images) == sorted(["storefront", "agent", "hq", "db", "proxy", "prometheus", "alertmanager"])
     for service, built in built_images.items():
         image = docker_engine.images.get(f"kitctl/{service}:{__version__}")
         assert image.id == built.image_id
@@ -53,6 +53,25 @@ def test_python_service_images_run_their_module(built_images, docker_engine, ser
     assert config["Labels"]["com.kitctl.service"] == service
     assert list(config["ExposedPorts"]) == [{"storefront": "8000/tcp", "agent": "9464/tcp", "hq": "8600/tcp"}[service]]
     assert (config.get("Volumes") or {}) == ({"/var/lib/kit/hq": {}} if service == "hq" else {})
+
+
+@pytest.mark.parametrize("service", ["prometheus", "alertmanager"])
+def test_monitoring_images_are_stages_of_one_file_running_debians_binaries(built_images, docker_engine,
+                                                                           service: str) -> None:
+    config = docker_engine.images.get(built_images[service].tag).attrs["Config"]
+    assert config["User"] == "prometheus" and config["Labels"]["com.kitctl.service"] == service
+    assert list(config["ExposedPorts"]) == [{"prometheus": "9090/tcp", "alertmanager": "9093/tcp"}[service]]
+    binary = {"prometheus": "prometheus", "alertmanager": "prometheus-alertmanager"}[service]
+    assert config["Cmd"][0] == binary
+    code, output = _run(docker_engine, built_images[service].tag, [binary, "--version"])
+    assert code == 0 and "+ds" in output, output  # Debian's build
+
+
+def test_the_prometheus_image_checks_the_shipped_rules(built_images, docker_engine) -> None:
+    rules = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus" / "kitctl-rules.yml"
+    code, output = _run(docker_engine, built_images["prometheus"].tag, ["promtool", "check", "rules", "/r/rules.yml"],
+                        volumes={str(rules): {"bind": "/r/rules.yml", "mode": "ro"}})
+    assert code == 0 and "16 rules found" in output, output
 
 
 def test_probe_reports_health(built_images, docker_engine) -> None:

@@ -33,6 +33,9 @@ def test_wheel_carries_every_package_and_the_templates(wheel):
     for package in source_packages:
         assert f"{package}/__init__.py" in names, f"package {package} is missing from the wheel"
     assert any(n.startswith("sitedb/migrations/versions/") for n in names)
+    monitoring = sorted(p.relative_to(REPO / "monitoring").as_posix() for p in (REPO / "monitoring").rglob("*") if p.is_file())
+    assert sorted(n.removeprefix("kitctl/_monitoring/") for n in names if n.startswith("kitctl/_monitoring/")) == monitoring
+    assert "prometheus/kitctl-rules.yml" in monitoring and "grafana/kitctl-site.json" in monitoring
     # The demo composes HQ and the CLI from a checkout; a licensee's wheel does not carry it.
     assert not any(n.startswith("demo/") for n in names)
 

@@ -127,8 +127,8 @@ def write_site_files(directory: Path) -> dict[str, str]:
 def running_storefront(url: str, env_extra: dict[str, str], log_path: Path) -> Iterator[str]:
     """`python -m storefront` on a free loopback port; yields its base URL, stops it after."""
     port = free_port()
-    env = {**os.environ, **env_extra, "KIT_DATABASE_URL": url, "KIT_BIND": f"127.0.0.1:{port}",
-           "PYTHONPATH": str(ROOT), "KIT_LOG_LEVEL": "warning"}
+    env = {**os.environ, "KIT_METRICS_BIND": f"127.0.0.1:{free_port()}", **env_extra, "KIT_DATABASE_URL": url,
+           "KIT_BIND": f"127.0.0.1:{port}", "PYTHONPATH": str(ROOT), "KIT_LOG_LEVEL": "warning"}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "storefront"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         base = f"http://127.0.0.1:{port}"

@@ -30,7 +30,7 @@ def _served(tmp_path: Path, url: str, peer: str, monkeypatch: pytest.MonkeyPatch
     from starlette.testclient import TestClient
 
     from storefront import forwarded, web
-    from storefront.app import served_app
+    from storefront.app import served_app, shop_of
 
     monkeypatch.setattr(forwarded, "resolve_host", lambda name: {PROXY} if name == "proxy" else set())
     monkeypatch.setattr(web, "default_gateway", lambda: "172.20.0.1")
@@ -39,7 +39,7 @@ def _served(tmp_path: Path, url: str, peer: str, monkeypatch: pytest.MonkeyPatch
                                   site_key_file=env["KIT_SITE_KEY_FILE"], branding_dir=env["KIT_BRANDING_DIR"],
                                   state_cache_seconds=0, forwarded_allow_ips="proxy")
     app = served_app(settings)
-    return TestClient(app, client=(peer, 40000), follow_redirects=False), app.app.app.state.shop
+    return TestClient(app, client=(peer, 40000), follow_redirects=False), shop_of(app)
 
 
 def _recorded_address(url: str, shop: Any, **headers: str) -> str | None:

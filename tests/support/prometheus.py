@@ -18,20 +18,27 @@ from tests.support.postgres import free_port
 @contextlib.contextmanager
 def prometheus_scraping(target: str, interval_s: int = 1) -> Iterator[str]:
     """Start Prometheus scraping `target` (host:port); yield its base URL; stop it after."""
+    config = (f"global:\n  scrape_interval: {interval_s}s\n"
+              f"scrape_configs:\n  - job_name: kitagent\n    static_configs:\n      - targets: ['{target}']\n")
+    with prometheus_running(config) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def prometheus_running(config: str, files: dict[str, str] | None = None) -> Iterator[str]:
+    """Start Prometheus with `config` (prometheus.yml) and `files` beside it; yield its base URL; stop it after."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("Debian's prometheus is not installed")
     work = Path(tempfile.mkdtemp(prefix="kitctl-prom-"))
-    config = work / "prometheus.yml"
-    config.write_text(
-        f"global:\n  scrape_interval: {interval_s}s\n"
-        f"scrape_configs:\n  - job_name: kitagent\n    static_configs:\n      - targets: ['{target}']\n"
-    )
+    for name, text in (files or {}).items():
+        (work / name).write_text(text)
+    (work / "prometheus.yml").write_text(config)
     port = free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+        [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
     )
     try:
         yield f"http://127.0.0.1:{port}"
@@ -39,6 +46,15 @@ def prometheus_scraping(target: str, interval_s: int = 1) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=20)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def alerts(base: str) -> list[dict[str, Any]]:
+    """The alerts Prometheus holds now (pending and firing), from its API."""
+    try:
+        response = httpx.get(f"{base}/api/v1/alerts", timeout=5)
+    except httpx.HTTPError:
+        return []
+    return response.json()["data"]["alerts"] if response.status_code == 200 else []
 
 
 def query(base: str, promql: str) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""`kitctl support-bundle`: one redacted archive of what HQ's support needs to see."""
