@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # the only options a plain `up` has; any other argument means the full CLI decides
-FAST_UP_OPTIONS = {"--site-dir": "site_dir", "--docker-host": "docker_host"}
+FAST_UP_OPTIONS = {"--site-dir": "site_dir", "--docker-host": "docker_host", "--remote-dir": "remote_dir"}
 
 
 def main() -> None:
@@ -59,7 +59,8 @@ def plain_up(args: list[str]) -> int | None:
     target = options.get("docker_host") or os.environ.get("KITCTL_DOCKER_HOST") or None
     if site.needs_render():
         return None  # the site is rendered first: that is the full CLI's work
-    if print_if_unchanged(site_dir, target):
+    remote_dir = options.get("remote_dir")
+    if print_if_unchanged(site_dir, target, remote_dir):
         return 0
     from kitctl.console import print_error
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
@@ -68,7 +69,7 @@ def plain_up(args: list[str]) -> int | None:
 
     try:
         refresh_plugin_services(site_dir, target, None)
-        return deploy_and_report(UpOptions(site_dir=site_dir, host=target), "up")
+        return deploy_and_report(UpOptions(site_dir=site_dir, host=target, remote_dir=remote_dir), "up")
     except KitError as exc:
         print_error(str(exc))
         return exc.exit_code
@@ -77,11 +78,11 @@ def plain_up(args: list[str]) -> int | None:
         return 130
 
 
-def print_if_unchanged(site_dir: "Path", target: str | None) -> bool:
+def print_if_unchanged(site_dir: "Path", target: str | None, remote_dir: str | None = None) -> bool:
     """Print the no-op answer and return True when `up` has nothing to do (decided without docker-py)."""
     from kitctl.deploy.noop import unchanged_stack
 
-    found = unchanged_stack(site_dir, target)
+    found = unchanged_stack(site_dir, target, remote_dir)
     if found is None:
         return False
     for warning in found.warnings:

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import http.client
 import json
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from kitctl.engine import API_VERSION
 from kitcore.unixhttp import UnixHTTPClient
+
+
+class HTTPClient(Protocol):
+    def request(self, method: str, target: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class EngineError(Exception):
@@ -22,12 +29,13 @@ class EngineError(Exception):
 
 
 class EngineSocket:
-    """One keep-alive connection to `unix://PATH`; GETs only."""
+    """One keep-alive connection to `unix://PATH` (or the HTTP `client` given: the SSH one of
+    `kitctl.deploy.ssh_engine`); reads, and exec for the stored licence."""
 
-    def __init__(self, target: str, timeout: float = 10.0) -> None:
-        if not target.startswith("unix://"):
+    def __init__(self, target: str, timeout: float = 10.0, client: HTTPClient | None = None) -> None:
+        if client is None and not target.startswith("unix://"):
             raise EngineError(f"{target} is not a unix socket")
-        self._client = UnixHTTPClient(target[len("unix://"):], timeout)
+        self._client = client or UnixHTTPClient(target[len("unix://"):], timeout)
 
     def __enter__(self) -> EngineSocket:
         return self
@@ -55,7 +63,10 @@ class EngineSocket:
         status, body = self._call("POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": False})
         if status != 200:
             raise EngineError(f"exec start: HTTP {status}")
-        return int(self.get(f"/exec/{exec_id}/json").get("ExitCode", 1)), _demultiplexed(body)
+        code = (self.get(f"/exec/{exec_id}/json") or {}).get("ExitCode")
+        if code is None:
+            raise EngineError("exec: no exit code (the answer ended before the command)")
+        return int(code), _demultiplexed(body)
 
     def containers(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
         """`docker ps -a --filter …` as the engine's list (the shape docker-py's `api.containers` returns)."""

@@ -52,7 +52,7 @@ def sync_site(target: str, project: Project, remote_dir: str | None) -> Callable
     site_mode = stat.S_IMODE(project.working_dir.stat().st_mode)
     quoted = shlex.quote(destination)
     with _ssh(target) as ssh:
-        code, current = _run(ssh, f"cat {quoted}/{MARKER} 2>/dev/null || true")
+        code, current = _run(ssh, marker_command(destination))
         if current.strip() != digest:
             code, output = _run(ssh, f"mkdir -p {quoted} && chmod {site_mode:o} {quoted} && tar -x -p -f - -C {quoted} "
                                      f"&& echo {digest} > {quoted}/{MARKER}", stdin=archive)
@@ -62,6 +62,16 @@ def sync_site(target: str, project: Project, remote_dir: str | None) -> Callable
 
 
 MARKER = ".kitctl-synced"
+
+
+def marker_command(destination: str) -> str:
+    """Prints the digest of what was last copied to `destination` (nothing if never)."""
+    return f"cat {shlex.quote(destination)}/{MARKER} 2>/dev/null || true"
+
+
+def site_digest(root: Path) -> str:
+    """The digest `sync_site` stores beside the copy: equal digests, equal copies (what `up` compares)."""
+    return _tar_site(root, archive=False)[1]
 
 
 def remove_site_copy(target: str, project: Project, remote_dir: str | None) -> str | None:
@@ -82,8 +92,9 @@ def remove_site_copy(target: str, project: Project, remote_dir: str | None) -> s
     return None
 
 
-def _tar_site(root: Path) -> tuple[bytes, str]:
-    """The site directory as a tar (modes kept: secrets stay 0600) and a digest of its contents."""
+def _tar_site(root: Path, archive: bool = True) -> tuple[bytes, str]:
+    """The site directory as a tar (modes kept: secrets stay 0600; no members without `archive`) and a digest
+    of its contents."""
     buffer, digest = io.BytesIO(), hashlib.sha256()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -94,7 +105,8 @@ def _tar_site(root: Path) -> tuple[bytes, str]:
                 digest.update(f"{rel_dir}/\0{mode:o}\0".encode())
                 info = tarfile.TarInfo(rel_dir)
                 info.type, info.mode = tarfile.DIRTYPE, mode
-                tar.addfile(info)
+                if archive:
+                    tar.addfile(info)
             for name in sorted(filenames):
                 path = Path(dirpath) / name
                 if path.is_symlink() or not path.is_file():
@@ -104,7 +116,8 @@ def _tar_site(root: Path) -> tuple[bytes, str]:
                 digest.update(f"{rel}\0{stat.S_IMODE(path.stat().st_mode):o}\0".encode() + hashlib.sha256(data).digest())
                 info = tarfile.TarInfo(rel)
                 info.size, info.mode, info.mtime = len(data), stat.S_IMODE(path.stat().st_mode), int(path.stat().st_mtime)
-                tar.addfile(info, io.BytesIO(data))
+                if archive:
+                    tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue(), digest.hexdigest()
 
 

@@ -79,3 +79,30 @@ def test_down_volumes_over_ssh_removes_the_sites_copy_and_keeps_what_kitctl_did_
         assert _on_host(f"cat {foreign}/note") == "mine"
     finally:
         _on_host(f"rm -rf {copy} {foreign}")
+
+
+def test_the_no_op_checks_session_reads_the_copy_then_the_engine_and_execs_over_ssh(tmp_path: Path) -> None:
+    """What the no-op check of `up` does over one SSH connection, on the real sshd and engine: a shell
+    command's output, then API reads, an exec in a container (its output whole) and reads after it."""
+    import docker
+
+    from kitctl.deploy.engine_socket import EngineSocket
+    from kitctl.deploy.ssh_engine import SSHHost
+    from tests.deploy.stack import BASE_IMAGE
+
+    require(_sshd_up(), f"sshd for {SSH_TARGET} is not running")
+    client = docker.from_env(timeout=60)
+    name = f"e2essh-exec-{uuid.uuid4().hex[:8]}"
+    container = client.containers.run(BASE_IMAGE, ["sleep", "120"], name=name, detach=True)
+    try:
+        with SSHHost(SSH_TARGET) as host:
+            host.open(f"echo {name}", spare=True)
+            printed, engine_client = host.result()
+            with EngineSocket(SSH_TARGET, client=engine_client) as engine:
+                assert [c["Id"] for c in engine.containers({"name": [name]})] == [container.id]
+                assert engine.exec_output(container.id, ["sh", "-c", "echo from-$((6*7)); exit 3"]) == (3, "from-42\n")
+                assert engine.exec_output(container.id, ["echo", "again"]) == (0, "again\n")  # a session opened now
+                assert engine.image_id(BASE_IMAGE) == client.images.get(BASE_IMAGE).id
+        assert printed == f"{name}\n"
+    finally:
+        container.remove(force=True)

@@ -280,6 +280,13 @@ def test_the_same_through_ssh(tmp_path_factory, images, registry_grant, engine: 
         assert Path(remote_dir, "secrets", "db_password").stat().st_mode & 0o777 == 0o600
         before = container_ids(engine, remote.project)
         assert "nothing to do" in remote.up("--remote-dir", remote_dir).stdout
+        # the no-op check over ssh:// still sees drift: a stopped container, a site copy gone from the host
+        engine.containers.get(before["web"]).stop(timeout=5)
+        assert "nothing to do" not in remote.up("--remote-dir", remote_dir).stdout
+        assert engine.containers.get(before["web"]).status == "running"
+        shutil.rmtree(remote_dir)  # the engine's host is this machine
+        remote.up("--remote-dir", remote_dir)
+        assert Path(remote_dir, "secrets", "db_password").stat().st_mode & 0o777 == 0o600  # copied again
         set_colour(remote.dir, "#123456")
         remote.up("--remote-dir", remote_dir)
         after = container_ids(engine, remote.project)
