@@ -63,8 +63,9 @@ class Site:
     def __init__(self, root: Path, plugin_path: Path | None = None, prefix: str = "plg") -> None:
         from kitcore.licence.keys import HQKeyStore
 
-        self.project = f"{prefix}{uuid.uuid4().hex[:8]}"
-        self.dir = root / self.project
+        self.site_id = f"{prefix}{uuid.uuid4().hex[:8]}"
+        self.project = f"kit-{self.site_id}"  # the compose project kitctl derives from the licence's site id
+        self.dir = root / self.site_id
         self.plugin_path = plugin_path
         self.hq = HQKeyStore(root / "hq")
         self.hq.init()
@@ -76,7 +77,7 @@ class Site:
         from kitcore.licence.token import issue_licence
 
         time.sleep(1.1)  # a later `iat` than the licence before: the newest licence wins
-        return issue_licence(self.hq, self.project, tier, ["game"], 30, "http://127.0.0.1:9")
+        return issue_licence(self.hq, self.site_id, tier, ["game"], 30, "http://127.0.0.1:9")
 
     def kitctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         paths = [str(ROOT)] + ([str(self.plugin_path)] if self.plugin_path else [])

@@ -8,6 +8,7 @@ Through the served app in-process, with the peer address chosen per request.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ def _recorded_address(url: str, shop: Any, **headers: str) -> str | None:
     return shop.buyers.open(order_id, sealed).ip
 
 
+def _await(coroutine):  # type: ignore[no-untyped-def]
+    """Run `coroutine` on a loop of its own thread: an earlier test (Playwright's sync API) may leave one running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _order(client: Any, **headers: str) -> None:
     page = client.get("/p/G-QQ-100", headers=headers).text
     data = {"csrf": form_token(page), "nonce": form_token(page, NONCE), "quantity": "1", "contact": "13800138000",
@@ -93,7 +100,7 @@ def test_a_recreated_proxy_is_trusted_at_its_new_address_and_not_at_its_old_one(
         return answers[0]
 
     peers = TrustedPeers("127.0.0.1, 10.1.0.0/16, proxy", resolve=resolve, clock=lambda: now[0])
-    trusts = lambda peer: asyncio.run(peers.trusts(peer))  # noqa: E731
+    trusts = lambda peer: _await(peers.trusts(peer))  # noqa: E731
     assert trusts("127.0.0.1") and trusts("10.1.2.3") and asked == []  # no lookup for a fixed address
     assert trusts("172.20.0.4") and asked == ["proxy"]
     assert not trusts("172.20.0.5") and not trusts("testclient") and not trusts(None)
@@ -120,5 +127,5 @@ def test_a_slow_lookup_never_holds_requests_without_forwarding_headers(tmp_path:
 
 def test_by_default_only_loopback_may_forward() -> None:
     peers = TrustedPeers(StorefrontSettings(database_url="sqlite://").forwarded_allow_ips)
-    assert asyncio.run(peers.trusts("127.0.0.1"))
-    assert not any(asyncio.run(peers.trusts(a)) for a in ("10.0.0.2", "172.18.0.3", "192.168.1.4"))
+    assert _await(peers.trusts("127.0.0.1"))
+    assert not any(_await(peers.trusts(a)) for a in ("10.0.0.2", "172.18.0.3", "192.168.1.4"))
