@@ -105,4 +105,4 @@ def test_the_no_op_checks_session_reads_the_copy_then_the_engine_and_execs_over_
                 assert engine.image_id(BASE_IMAGE) == client.images.get(BASE_IMAGE).id
         assert printed == f"{name}\n"
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)

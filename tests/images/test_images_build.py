@@ -25,7 +25,7 @@ def _run(client, image: str, command: list[str], **kwargs) -> tuple[int, str]:
         code = container.wait(timeout=120)["StatusCode"]
         return code, container.logs().decode()
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)
 
 
 def test_every_service_image_is_tagged_with_the_kit_version(built_images, docker_engine) -> None:
@@ -88,7 +88,7 @@ def test_probe_reports_health(built_images, docker_engine) -> None:
             time.sleep(0.3)
         assert result.exit_code == 0, result.output
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)
 
 
 def _secret(tmp_path: Path, password: str) -> Path:
@@ -117,14 +117,14 @@ def test_db_image_initialises_with_the_secret_password(built_images, docker_engi
             psycopg.connect(f"postgresql://kit:wrong@127.0.0.1:{port}/kit", connect_timeout=10)
         assert password not in container.logs().decode()
         # a new container on the same volume keeps the data and does not re-initialise
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)
         container = docker_engine.containers.run(built_images["db"].tag, **run)
         _wait_ready(container)
         assert "initialising" not in container.logs().decode()
         with psycopg.connect(f"postgresql://kit:{password}@127.0.0.1:{port}/kit", connect_timeout=10) as conn:
             assert conn.execute("select n from kept").fetchone() == (42,)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)
         volume.remove(force=True)
 
 
@@ -167,4 +167,4 @@ def test_proxy_serves_the_mounted_caddyfile(built_images, docker_engine, tmp_pat
         assert body == "proxied /hello"
         assert container.exec_run(["id", "-un"]).output.decode().strip() == "caddy"
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)

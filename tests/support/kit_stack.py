@@ -167,9 +167,9 @@ def remove_stack(s: Stack, extra_tags: tuple[str, ...] = ()) -> None:
     if (s.site_dir / "compose.yaml").exists():
         s.kitctl("down", "--volumes", "--yes", check=False)
     for c in s.client.containers.list(all=True, filters={"label": f"com.kitctl.site={s.site_id}"}):
-        c.remove(force=True)
+        c.remove(force=True, v=True)
     for c in s.client.containers.list(all=True, filters={"label": f"com.kitctl.test={s.site_id}"}):
-        c.remove(force=True)
+        c.remove(force=True, v=True)
     for n in s.client.networks.list(filters={"label": f"com.kitctl.test={s.site_id}"}):
         n.remove()
     for v in s.client.volumes.list():
