@@ -137,7 +137,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
     for name in order + sorted(set(containers) - set(order)):
         for cid in containers.get(name, []):
             client.api.stop(cid, timeout=20)
-            client.api.remove_container(cid, force=True)
+            client.api.remove_container(cid, force=True, v=volumes)  # --volumes: its anonymous volumes too
             done.append(f"removed container of {name}")
     for net in client.api.networks(filters={"label": f"{L.PROJECT}={project.name}"}):
         client.api.remove_network(net["Id"])

@@ -89,7 +89,7 @@ class FakeEngine:
     def stop(self, cid: str, timeout: int = 10) -> None:
         self.changes.append(("stop", cid))
 
-    def remove_container(self, cid: str, force: bool = False) -> None:
+    def remove_container(self, cid: str, force: bool = False, v: bool = False) -> None:
         self.changes.append(("remove", cid))
         self.containers_.pop(cid)
         for net in self.networks_.values():

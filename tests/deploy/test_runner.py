@@ -75,7 +75,7 @@ class FakeAPI:
         self.calls.append(("rename", self.containers[cid]["name"], name))
         self.containers[cid]["name"] = name
 
-    def remove_container(self, cid, force=False):
+    def remove_container(self, cid, force=False, v=False):
         self.calls.append(("remove", self.containers.pop(cid)["name"]))
 
     def inspect_container(self, cid):
