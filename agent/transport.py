@@ -161,6 +161,8 @@ class DeadlineSocket:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.deadline = time.monotonic()
+        self._readers = 0  # open makefile() readers: the socket outlives close() until they end
+        self._close_asked = False
 
     def _arm(self) -> None:
         left = self.deadline - time.monotonic()
@@ -177,10 +179,24 @@ class DeadlineSocket:
         return self._sock.recv_into(buffer, nbytes)
 
     def makefile(self, mode: str = "rb", *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        self._readers += 1
         return io.BufferedReader(_DeadlineReader(self))
 
     def close(self) -> None:
-        self._sock.close()
+        """Close once no reader is left, as `socket.socket` does.
+
+        `http.client` closes the connection as soon as an answer says `Connection: close`
+        and leaves the body to the response's reader; closing the socket then would cut
+        off a body that had not arrived yet.
+        """
+        self._close_asked = True
+        if self._readers <= 0:
+            self._sock.close()
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._close_asked and self._readers <= 0:
+            self._sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -195,6 +211,11 @@ class _DeadlineReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._sock.reader_closed()
 
 
 @functools.cache

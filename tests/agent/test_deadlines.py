@@ -60,6 +60,47 @@ class SlowDrip:
         self.httpd.server_close()
 
 
+class LateBody:
+    """An HTTP/1.0 server (one answer a connection) whose body follows its headers a moment later."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                return
+
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(0.05)
+                self.wfile.write(b"ok")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_body_that_arrives_after_a_connection_close_answer_is_read_whole() -> None:
+    """http.client hands a `Connection: close` answer's socket to its reader; closing it early lost the body."""
+    server = LateBody()
+    client = HttpClient(server.url, timeout=5.0)
+    try:
+        for _ in range(3):
+            assert client.request("GET", "/healthz").content == b"ok"
+    finally:
+        client.close()
+        server.close()
+
+
 @pytest.fixture
 def slow_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from tests.support.slowdns import slow_dns as install
