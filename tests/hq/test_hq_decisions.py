@@ -230,6 +230,37 @@ def test_the_review_queue_is_oldest_first_per_site_and_bounded(hq):
                                          "region": "CN"}, "Z")
 
 
+def test_the_review_queue_shows_at_most_200_orders_unless_asked(hq):
+    """The admin API's list of orders under review is bounded at 200 (the oldest); a caller may ask for fewer."""
+    submit(hq, "k1", [big(f"a-{i:03}") for i in range(200)])
+    submit(hq, "k2", [big("a-200")])
+    queue = reviews.queue(hq)
+    assert len(queue) == 200 and (queue[0]["order_id"], queue[-1]["order_id"]) == ("a-000", "a-199")
+    assert len(reviews.queue(hq, limit=201)) == 201
+
+
+def test_the_review_queue_order_is_arrival_not_storage_order(hq, db_url):
+    """Oldest first whatever order the database happens to return rows in.
+
+    On SQLite unordered SELECTs are made to come back reversed (PRAGMA reverse_unordered_selects); on PostgreSQL
+    the oldest order is written again under its own id, which moves it to the end of the table and of its index.
+    """
+    from sqlalchemy import event
+
+    submit(hq, "k1", [big("a-1"), big("a-2"), big("a-3")])
+    if db_url is None:
+        event.listen(hq.engine, "connect", lambda conn, _: conn.execute("PRAGMA reverse_unordered_selects = ON"))
+        hq.engine.dispose()
+    else:
+        with hq.session() as s:
+            oldest = s.scalar(select(Order).where(Order.order_id == "a-1"))
+            values = {c.key: getattr(oldest, c.key) for c in Order.__table__.columns}
+            s.delete(oldest)
+            s.flush()
+            s.execute(Order.__table__.insert().values(**values))
+    assert [q["order_id"] for q in reviews.queue(hq)] == ["a-1", "a-2", "a-3"]
+
+
 def test_review_approval_without_stock_is_a_reject(hq):
     results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
     submit(hq, "k2", [small("o-take", quantity=3)])  # leaves one key
