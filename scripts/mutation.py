@@ -84,8 +84,10 @@ MODULES: dict[str, Module] = {
     "render.escape": Module("kitctl/render/escape.py", _tests("render/test_escape_parsed", "render/test_escape")),
     "agent.outbox": Module("agent/outbox.py", _tests(*AGENT), pg=True),
     "agent.decisions": Module("agent/decisions.py", _tests(*AGENT), pg=True),
-    # the agent's side of command verification: the site, expiry with clock skew, replayed sequence numbers
-    "agent.commands": Module("agent/commands.py", _tests("agent/test_command_times", "agent/test_commands"), pg=True),
+    # the agent's side of command verification: the site, expiry with clock skew, replayed sequence numbers, and
+    # what each command changes (test_command_rules: a site database, no HQ server; test_commands runs one)
+    "agent.commands": Module("agent/commands.py", _tests("agent/test_command_rules", "agent/test_command_times",
+                                                         "agent/test_commands"), pg=True),
     # the operator's review resolution: the fourth path an order takes to its card keys
     "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation"), pg=True),
 }
