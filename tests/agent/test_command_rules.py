@@ -313,3 +313,23 @@ def test_resume_or_a_new_licence_makes_orders_held_back_by_refusals_due_now(rig)
         conn.execute(update(orders).where(orders.c.id == held).values(next_attempt_at=later))
     rig.send("licence", token=rig.licence(days=60))
     assert rig.effects[-1].retry_orders is True and due()[held] is True
+    rig.send("licence", token=rig.licence(days=90))
+    assert rig.effects[-1].retry_orders is False
+
+
+def test_commands_cut_short_are_applied_at_start_in_sequence_order(rig):
+    """Whatever order the database returns them in (SQLite is made to return unordered rows reversed)."""
+    from sqlalchemy import event, insert
+
+    now = int(time.time())
+    with rig.engine.begin() as conn:
+        for seq, type_ in ((2, "suspend"), (3, "resume")):
+            token = jws.sign({"id": f"c-{seq}", "seq": seq, "type": type_, "site": SITE, "iat": now, "exp": now + 600,
+                              "payload": {"reason": "held"}}, rig.store, "kitctl-command+jwt")
+            conn.execute(insert(hq_commands).values(id=f"c-{seq}", seq=seq, type=type_, payload={}, token=token))
+    event.listen(rig.engine, "connect", lambda conn, _: conn.execute("PRAGMA reverse_unordered_selects = ON"))
+    rig.engine.dispose()
+    assert CommandProcessor(rig.engine, rig.store.pinned(), SITE, rig.metrics).resume_unapplied() == 2
+    assert [a[1:] for a in _audit(rig.engine) if a[1].startswith("command_")] == [
+        ("command_suspend", {"seq": 2, "outcome": "suspended"}), ("command_resume", {"seq": 3, "outcome": "resumed (active)"})]
+    assert _status(rig) == ("active", None) and read_state(rig.engine).applied_seq == 3
