@@ -242,7 +242,7 @@ def test_commands_of_one_heartbeat_apply_in_sequence_order_and_refused_ones_do_n
     assert rig.metrics.applied_seq._value.get() == 3
 
 
-def test_a_command_is_written_before_it_acts_and_one_cut_short_is_applied_at_the_next_start(rig, monkeypatch):
+def test_a_command_is_written_before_it_acts_and_one_cut_short_is_applied_at_the_next_start(rig, monkeypatch, caplog):
     now = int(time.time())
 
     def signed(seq: int, id_: str, exp_in: int = 600, site: str = SITE) -> str:
@@ -259,24 +259,30 @@ def test_a_command_is_written_before_it_acts_and_one_cut_short_is_applied_at_the
     with rig.engine.connect() as conn:
         assert conn.execute(select(hq_commands.c.id, hq_commands.c.applied_at)).all() == [("first", None)]
     # another command may not take the sequence number the written one holds
+    caplog.set_level(logging.WARNING, logger="agent.commands")
     assert rig.proc.process([signed(1, "imposter")]) == 0
     assert rig.rejected("replayed") == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "agent.commands"] == [
+        "command rejected: seq 1 already used"]
     # HQ sends the written one again: it is applied once
     assert rig.proc.process([signed(1, "first")]) == 1
     assert _status(rig) == ("suspended", "first")
-    # at start, a written command not yet applied is applied even if it expired meanwhile; an older one is not
+    # at start, a written command not yet applied is applied even if it expired meanwhile; one that HQ's later
+    # commands overtook (its seq is at or below the applied one) is not
     from sqlalchemy import insert
 
     with rig.engine.begin() as conn:
-        conn.execute(insert(hq_commands).values(id="late", seq=2, type="suspend", payload={},
-                                                token=signed(2, "late", exp_in=-3600)))
-        conn.execute(insert(hq_commands).values(id="stale", seq=0, type="suspend", payload={},
-                                                token=signed(0, "stale")))
-        conn.execute(insert(hq_commands).values(id="foreign", seq=3, type="suspend", payload={},
-                                                token=signed(3, "foreign", site="another-site")))
+        conn.execute(insert(hq_commands).values(id="overtaken", seq=2, type="suspend", payload={},
+                                                token=signed(2, "overtaken")))
+    assert rig.proc.process([signed(3, "third")]) == 1
+    with rig.engine.begin() as conn:
+        conn.execute(insert(hq_commands).values(id="late", seq=4, type="suspend", payload={},
+                                                token=signed(4, "late", exp_in=-3600)))
+        conn.execute(insert(hq_commands).values(id="foreign", seq=5, type="suspend", payload={},
+                                                token=signed(5, "foreign", site="another-site")))
     fresh = CommandProcessor(rig.engine, rig.store.pinned(), SITE, rig.metrics)
     assert fresh.resume_unapplied() == 1
-    assert _status(rig) == ("suspended", "late") and read_state(rig.engine).applied_seq == 2
+    assert _status(rig) == ("suspended", "late") and read_state(rig.engine).applied_seq == 4
     assert rig.rejected("wrong_site") == 1
     assert fresh.resume_unapplied() == 0
 
@@ -333,3 +339,23 @@ def test_commands_cut_short_are_applied_at_start_in_sequence_order(rig):
     assert [a[1:] for a in _audit(rig.engine) if a[1].startswith("command_")] == [
         ("command_suspend", {"seq": 2, "outcome": "suspended"}), ("command_resume", {"seq": 3, "outcome": "resumed (active)"})]
     assert _status(rig) == ("active", None) and read_state(rig.engine).applied_seq == 3
+
+
+def test_an_order_already_due_is_not_counted_as_held(rig, monkeypatch):
+    """Only orders whose next attempt is later than now were held back; one due this instant asks for no retry."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    import agent.commands
+    from sitedb.tables import orders
+    from tests.agent.helpers import write_orders
+
+    instant = datetime(2026, 1, 5, 12, 0, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(agent.commands, "utcnow", lambda: instant)
+    write_orders(rig.engine, 1, "card-1")
+    with rig.engine.begin() as conn:
+        conn.execute(update(orders).values(next_attempt_at=instant))
+    rig.send("suspend")
+    rig.send("resume")
+    assert rig.effects[-1].retry_orders is False
