@@ -205,8 +205,12 @@ def test_sync_now_and_support_bundle_ask_the_rest_of_the_agent_for_exactly_that(
     assert rig.metrics.command_outcomes.labels("support_bundle", "applied")._value.get() == 1
 
 
-def test_an_applied_command_is_recorded_acknowledged_counted_and_audited(rig):
+def test_an_applied_command_is_recorded_acknowledged_counted_logged_and_audited(rig, caplog):
+    caplog.set_level(logging.INFO, logger="agent.commands")
     rig.send("suspend", reason="fraud check")
+    [logged] = [r for r in caplog.records if r.name == "agent.commands"]
+    assert (logged.levelno, logged.getMessage(), logged.type, logged.seq, logged.outcome) == (
+        logging.INFO, "applied HQ command", "suspend", 1, "suspended")
     with rig.engine.connect() as conn:
         row = conn.execute(select(hq_commands).where(hq_commands.c.seq == 1)).one()
     assert (row.type, row.payload, row.outcome, row.applied_at is not None) == (
