@@ -363,3 +363,26 @@ def test_an_order_already_due_is_not_counted_as_held(rig, monkeypatch):
     rig.send("suspend")
     rig.send("resume")
     assert rig.effects[-1].retry_orders is False
+
+
+def test_each_refusal_is_logged_in_its_own_words_at_the_time_given(rig, tmp_path, caplog):
+    from kitcore.licence.commands import CommandRefused, verify_command
+
+    caplog.set_level(logging.WARNING, logger="agent.commands")
+    forger = HQKeyStore(tmp_path / "forger")
+    forger.init()
+    now = int(time.time())
+
+    def signed(store: HQKeyStore, seq: int) -> str:
+        return jws.sign({"id": str(uuid.uuid4()), "seq": seq, "type": "sync_now", "site": SITE, "iat": now,
+                         "exp": now + 600, "payload": {}}, store, "kitctl-command+jwt")
+
+    forged = signed(forger, 1)
+    with pytest.raises(CommandRefused) as verifier:
+        verify_command(forged, rig.store.pinned())
+    assert rig.proc.process([forged]) == 0
+    assert rig.proc.process([signed(rig.store, 1)], now=now + 600 + 61) == 0  # a minute's tolerance, then expired
+    assert rig.proc.process([signed(rig.store, 1)], now=now) == 1
+    assert rig.proc.process([signed(rig.store, 1)]) == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "agent.commands"] == [
+        str(verifier.value), "command rejected: seq 1 expired", "command rejected: seq 1 was already applied"]
