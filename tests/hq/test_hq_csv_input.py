@@ -45,6 +45,11 @@ def test_rows_are_read_with_their_spaces_trimmed_header_in_any_case_bom_allowed(
     assert inventory.parse_csv(text) == [("g1", "S1", "x 1"), ("g2", "S,2", "y"), ("g3", "S3", "z")]
 
 
+def test_only_spaces_are_trimmed_and_a_row_of_letters_is_a_row():
+    text = "sku,serial,secret\nX,XX,X\nXk, X1X ,xX \n"
+    assert inventory.parse_csv(text) == [("X", "XX", "X"), ("Xk", "X1X", "xX")]
+
+
 @pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n",
                                   "Xsku,serial,secret\ng,1,2\n"])
 def test_the_header_comes_first(text):
