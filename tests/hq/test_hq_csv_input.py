@@ -46,7 +46,7 @@ def test_rows_are_read_with_their_spaces_trimmed_header_in_any_case_bom_allowed(
 
 
 def test_only_spaces_are_trimmed_and_a_row_of_letters_is_a_row():
-    text = "sku,serial,secret\nX,XX,X\nXk, X1X ,xX \n"
+    text = "sku,serial,secret\nX,XX,X\n   \nXk, X1X ,xX \n"  # a line of spaces is a blank line
     assert inventory.parse_csv(text) == [("X", "XX", "X"), ("Xk", "X1X", "xX")]
 
 
