@@ -48,6 +48,9 @@ def test_rows_are_read_with_their_spaces_trimmed_header_in_any_case_bom_allowed(
 def test_only_spaces_are_trimmed_and_a_row_of_letters_is_a_row():
     text = "sku,serial,secret\nX,XX,X\n   \nXk, X1X ,xX \n"  # a line of spaces is a blank line
     assert inventory.parse_csv(text) == [("X", "XX", "X"), ("Xk", "X1X", "xX")]
+    # other white space is part of a serial or secret, and a byte-order mark is dropped only at the start
+    assert inventory.parse_csv("\ufeffsku,serial,secret\ng,S1\xa0,\u3000k\u3000\ng,S2,k\ufeff") == [
+        ("g", "S1\xa0", "\u3000k\u3000"), ("g", "S2", "k\ufeff")]
 
 
 @pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n",
