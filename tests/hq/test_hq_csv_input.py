@@ -127,3 +127,13 @@ def test_an_import_refuses_skus_without_card_keys_whole_and_skips_serials_alread
         assert sorted(k for k in keys if k[0] == "card-2") == [("card-2", "S0001")]  # nothing of the refused imports
     finally:
         hq.close()
+
+
+def test_an_import_holds_at_most_100000_keys():
+    """A larger file is refused whole (413, split it): the limit keeps one import inside one transaction's size."""
+    rows = "".join(f"g,S{i},k\n" for i in range(100_000))
+    assert len(inventory.parse_csv("sku,serial,secret\n" + rows + "\n")) == 100_000
+    with pytest.raises(inventory.TooManyRows) as refused:
+        inventory.parse_csv("sku,serial,secret\n" + rows + "g,S-last,k\n")
+    assert (refused.value.status, refused.value.code, str(refused.value)) == (
+        413, "too_large", "card-key CSV has more than 100000 rows; split it")
