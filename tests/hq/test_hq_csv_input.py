@@ -137,3 +137,28 @@ def test_an_import_holds_at_most_100000_keys():
         inventory.parse_csv("sku,serial,secret\n" + rows + "g,S-last,k\n")
     assert (refused.value.status, refused.value.code, str(refused.value)) == (
         413, "too_large", "card-key CSV has more than 100000 rows; split it")
+
+
+def test_an_import_moves_the_imported_skus_on_in_the_sites_catalog_feed_and_no_other(tmp_path):
+    """Sites learn of new stock from the item's version: each imported SKU gets a newer one, others keep theirs."""
+    from hq import catalog
+    from hq.models import CatalogItem
+    from tests.hq.helpers import open_hq
+
+    hq = open_hq(tmp_path / "hq", card_keys=1)
+    try:
+        spec = catalog.ItemSpec(name="x", category="game", face_value_cents=100, price_cents=90)
+        for sku in ("card-2", "card-3"):
+            catalog.upsert(hq, "t", sku, spec)
+
+        def versions() -> dict[str, int]:
+            with hq.session() as s:
+                return {i.sku: i.version for i in s.query(CatalogItem)}
+
+        before = versions()
+        inventory.import_csv(hq, "op", "sku,serial,secret\ncard-1,N1,n\ncard-2,N1,n\n")
+        after = versions()
+        assert after["card-1"] > before["card-1"] and after["card-2"] > before["card-2"]
+        assert after["card-3"] == before["card-3"]
+    finally:
+        hq.close()
