@@ -21,7 +21,7 @@ from hq.models import CardKey, CatalogItem, Order
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
-from tests.hq.helpers import open_hq, order
+from tests.hq.helpers import open_hq, order, rewrite_row
 
 REVIEW_FROM = 50_000  # cents: an order of this amount or more goes to manual review
 REJECT_FROM = 500_000  # cents: and of this much or more is rejected outright
@@ -253,11 +253,7 @@ def test_the_review_queue_order_is_arrival_not_storage_order(hq, db_url):
         hq.engine.dispose()
     else:
         with hq.session() as s:
-            oldest = s.scalar(select(Order).where(Order.order_id == "a-1"))
-            values = {c.key: getattr(oldest, c.key) for c in Order.__table__.columns}
-            s.delete(oldest)
-            s.flush()
-            s.execute(Order.__table__.insert().values(**values))
+            rewrite_row(s, Order, Order.order_id == "a-1")
     assert [q["order_id"] for q in reviews.queue(hq)] == ["a-1", "a-2", "a-3"]
 
 
