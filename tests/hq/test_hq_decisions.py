@@ -389,3 +389,23 @@ def test_risk_signals_reach_the_engine_on_both_paths(hq, monkeypatch, path):
         ("reject", ["blocked_account"]), ("reject", ["blocked_contact"]), ("reject", ["blocked_ip"]),
         ("reject", ["blocked_region", "region_outside_licence:KP"]), ("review", ["region_outside_licence:JP"]),
         ("review", ["site_daily_orders:5"])]
+
+
+def test_each_decided_order_is_counted_once_under_its_decision_and_its_rules(hq):
+    """HQ's metrics count an order when it is decided, on the batch and the per-order path; a replay is not counted."""
+    from hq.metrics import metrics
+
+    m = metrics()
+
+    def counts() -> dict[str, float]:
+        got = {d: m.decisions.labels(d)._value.get() for d in ("approve", "review", "reject")}
+        got.update({f"amount_over/{d}": m.rules.labels("amount_over", d)._value.get() for d in ("review", "reject")})
+        return got
+
+    before = counts()
+    submit(hq, "k1", [small("o-1"), big("o-2"), huge("o-3")])  # batch path
+    submit(hq, "k1", [small("o-1"), big("o-2"), huge("o-3")])  # the same key again: a replay
+    submit(hq, "k2", [small("o-1"), small("o-4"), big("o-5")])  # a known order in it: the per-order path
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == {
+        "approve": 2, "review": 2, "reject": 1, "amount_over/review": 2, "amount_over/reject": 1}
