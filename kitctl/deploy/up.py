@@ -75,7 +75,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     remote = is_remote(options.host)
     check_ours(client.api, project)
     legacy = find_legacy(client.api, project)
-    _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
+    _preflight(client, project, options.host, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
     ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
     if legacy is not None and not options.dry_run:
@@ -124,15 +124,18 @@ def with_images(project: Project, overrides: dict[str, str]) -> Project:
     return dataclasses.replace(project, services=services, raw_services=raw)
 
 
-def _preflight(client: "docker.DockerClient", project: Project, remote: bool, load_licence) -> None:
-    """Engine, architecture, disk, ports and licence; the first failure stops `up`."""
-    info = client.info()
-    checks = [doctor.check_engine(client), doctor.check_architecture(info), doctor.check_disk(info, remote),
-              doctor.check_ports(client, project, remote), doctor.check_licence(load_licence)]
+def _preflight(client: "docker.DockerClient", project: Project, host: str | None, load_licence) -> None:
+    """Engine, architecture, disk, ports (on an ssh:// engine's host, measured there) and licence; the first
+    failure stops `up` before anything changes. A taken port is the person's choice to make again (exit 2)."""
+    from kitctl.deploy.remote_probe import probe_for
+    from kitctl.engine import is_remote
+
+    checks = [*doctor.host_checks(client, project, is_remote(host), probe_for(host)), doctor.check_licence(load_licence)]
     for check in doctor.failures(checks):
         if check.name == "licence":
             load_licence()  # re-raise the licence's own one-line error (exit code 2)
-        raise KitError(f"preflight {check.name}: {check.detail}")
+        error = InvalidInput if check.name == "ports" else KitError
+        raise error(f"preflight {check.name}: {check.detail}")
 
 
 def _images(client, project: Project, options: UpOptions, full_licence, reporter: "Reporter") -> dict[str, str | None]:

@@ -48,7 +48,32 @@ def test_doctor_over_ssh_measures_ports_and_disk_on_the_engines_host(tmp_path: P
     assert done.returncode == 1, done.stderr
     assert checks["ports"]["status"] == "fail"
     assert f"127.0.0.1:{port}/tcp (--http-port) is already in use" in checks["ports"]["detail"]
+    assert f"(pid {os.getpid()}) on the engine's host" in checks["ports"]["detail"]
     assert "GiB free under" in checks["disk"]["detail"] and "on the engine's host" in checks["disk"]["detail"]
+
+
+def test_up_over_ssh_refuses_a_port_taken_on_the_engines_host_and_changes_nothing(tmp_path: Path) -> None:
+    """`up`'s preflight measures the engine's host as `doctor` does: one line naming the flag and the holder,
+    exit 2, and no container, network, volume or site copy made (the old `up` went on and failed later)."""
+    import docker
+
+    from kitctl.deploy.remote import REMOTE_ROOT
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        site, project = _site(tmp_path, port)
+        done = kitctl("up", "--site-dir", str(site), "--docker-host", SSH_TARGET, check=False, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port}/tcp (--http-port) is already in use" in line
+    assert f"(pid {os.getpid()}) on the engine's host; choose another with --http-port" in line
+    engine = docker.from_env(timeout=60).api
+    labelled = {"label": [f"com.docker.compose.project={project}"]}
+    assert engine.containers(all=True, filters=labelled) == [] and engine.networks(filters=labelled) == []
+    assert engine.volumes(filters=labelled).get("Volumes") in (None, [])
+    assert _on_host(f"test -e {REMOTE_ROOT}/{project} && echo present || echo absent") == "absent"
 
 
 def _on_host(command: str) -> str:
