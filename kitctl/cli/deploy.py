@@ -145,6 +145,10 @@ def down(
         from kitctl.deploy.remote import remove_site_copy
 
         lines.append(remove_site_copy(host, project, remote_dir) or "")
+    if is_remote(host):
+        from kitctl.deploy.ssh_master import close
+
+        lines.append(f"closed the persistent SSH connection to {host}" if close(host or "") else "")
     for line in filter(None, lines):
         _out().print(line)
     _out().print(f"{project.name} is down" + ("" if volumes else "; data volumes kept"))

@@ -47,6 +47,10 @@ class EngineSocket:
         """The decoded JSON answer, None for a 404, EngineError for anything else."""
         return _decoded(path, *self._call("GET", path + (f"?{urlencode(params)}" if params else "")))
 
+    def raw(self, path: str) -> tuple[int, bytes]:
+        """(status, body) of a GET whose answer is not JSON (an archive)."""
+        return self._call("GET", path)
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         try:

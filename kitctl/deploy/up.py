@@ -73,6 +73,10 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     domain_warnings = doctor.start_domain_check(site_domain(site_dir))
     client = connect(options.host)
     remote = is_remote(options.host)
+    if remote:
+        from kitctl.deploy.ssh_master import persist_seconds
+
+        persist_seconds()  # a bad KITCTL_SSH_PERSIST is refused before anything changes
     check_ours(client.api, project)
     legacy = find_legacy(client.api, project)
     _preflight(client, project, options.host, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
@@ -96,6 +100,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     if options.dry_run or result.nothing_to_do:
         if not options.dry_run:
             _remove(client, leftovers)
+            _copy_reader(client, project, options)
         result.warnings += domain_warnings()
         return result
     ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
@@ -106,6 +111,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
         ctx.make_dirs = make_dirs_on(options.host or "")
     result.outcome = run_plan(ctx, _prepare(project, actions), actions)
     _remove(client, leftovers)
+    _copy_reader(client, project, options)
     result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)
     result.warnings += domain_warnings()
     return result
@@ -208,6 +214,22 @@ def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, opt
         reporter.warn(f"could not create the first admin: {result.output} (run `python -m storefront create-admin` later)")
         return None
     return result.output or None  # "": the database already has an admin
+
+
+def _copy_reader(client: "docker.DockerClient", project: Project, options: UpOptions) -> None:
+    """Over ssh://, once the stack is up: what the next no-op check reads the site's copy with."""
+    from kitctl.engine import is_remote
+
+    if is_remote(options.host):
+        from kitctl.deploy.copy_reader import ensure_reader
+        from kitctl.deploy.remote import remote_site_dir
+
+        from docker.errors import APIError
+
+        try:
+            ensure_reader(client.api, project, remote_site_dir(project, options.remote_dir))
+        except APIError:
+            pass  # the next no-op check reads the copy over an SSH session instead
 
 
 def _host_paths(options: UpOptions, project: Project):

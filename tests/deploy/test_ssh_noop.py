@@ -97,7 +97,7 @@ def _observe(monkeypatch, project: Project, marker: str, listed: list[dict]) -> 
     engine = FakeEngine(listed)
     FakeHost.connections = []
     monkeypatch.setattr(ssh_engine, "SSHHost", lambda target: FakeHost(target, marker, engine))
-    return noop.observe_remote(TARGET, project, "/srv/kitctl/shop")
+    return noop.observe_over_session(TARGET, project, "/srv/kitctl/shop")
 
 
 def test_an_unchanged_remote_stack_is_a_no_op_over_one_connection(tmp_path: Path, monkeypatch) -> None:
