@@ -21,11 +21,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from kitcore.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import subprocess
 
 PERSIST_ENV = "KITCTL_SSH_PERSIST"
 DEFAULT_PERSIST = 60
@@ -107,8 +110,10 @@ def master_command(target: str, control: Path, engine: Path, persist: int) -> li
     return command + ["--", url.hostname or ""]
 
 
-def start(target: str) -> subprocess.Popen[bytes] | None:
+def start(target: str) -> "subprocess.Popen[bytes] | None":
     """Start the master in the background for the next command (this one does not wait for it)."""
+    import subprocess  # not on the fast path, which only connects to the forwarded socket
+
     persist = persist_seconds()
     directory = control_dir() if persist else None
     if directory is None:
@@ -131,6 +136,8 @@ def close(target: str) -> bool:
     control, engine = socket_paths(directory, target)
     if not _own_socket(control):
         return False
+    import subprocess
+
     done = subprocess.run(["ssh", "-F", "none", "-o", f"ControlPath={control}", "-O", "exit", "--", "kitctl"],
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
     engine.unlink(missing_ok=True)
