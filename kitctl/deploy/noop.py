@@ -109,13 +109,14 @@ def observe_remote(target: str, project: Project, remote_dir: str | None) -> Obs
 
 def observe_forwarded(engine_target: str, project: Project, remote_dir: str | None) -> Observed:
     """The engine's answers, and the copy's marker read by the engine (`copy_reader`), over the forwarded socket."""
-    from kitctl.deploy.copy_reader import copied_digest
+    from kitctl.deploy.copy_reader import copy_is_current
     from kitctl.deploy.remote import remote_site_dir, site_digest
 
+    destination = remote_site_dir(project, remote_dir)
     with EngineSocket(engine_target) as engine:
         observed = _observe(engine, project)
-        copied = copied_digest(engine, project.name, remote_site_dir(project, remote_dir))
-    return replace(observed, site_copy_current=copied is not None and copied == site_digest(project.working_dir))
+        current = copy_is_current(engine, project, destination, site_digest(project.working_dir))
+    return replace(observed, site_copy_current=current)
 
 
 def observe_over_session(target: str, project: Project, remote_dir: str | None) -> Observed:
