@@ -57,7 +57,8 @@ def ensure_reader(api: "APIClient", project: "Project", destination: str) -> Non
             api.remove_container(c["Id"], force=True)
     if kept:
         return
-    labels = {L.PROJECT: project.name, L.ONEOFF: "True", ROLE: READER, L.MANAGED_BY: f"kitctl {__version__}",
+    labels = {L.PROJECT: project.name, L.SERVICE: READER, L.ONEOFF: "True", ROLE: READER,
+              L.MANAGED_BY: f"kitctl {__version__}",
               **({L.SITE: project.site_id} if project.site_id else {})}
     api.create_container(image, command=["true"], name=name, labels=labels, network_disabled=True,
                          host_config=api.create_host_config(

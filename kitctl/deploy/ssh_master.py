@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
-    import subprocess
+    import threading
 
 PERSIST_ENV = "KITCTL_SSH_PERSIST"
 DEFAULT_PERSIST = 60
@@ -93,12 +93,12 @@ def _own_socket(path: Path) -> bool:
 
 
 def master_command(target: str, control: Path, engine: Path, persist: int) -> list[str]:
-    """`ssh` starting (or, if one is there, reusing) the master that forwards the engine's socket."""
+    """`ssh` starting the master that forwards the engine's socket (in the background once it is up)."""
     url = urlparse(target)
     ssh_dir = Path.home() / ".ssh"
     config = ssh_dir / "config"
     command = ["ssh", "-F", str(config) if config.exists() else "none",
-               "-o", "ControlMaster=auto", "-o", f"ControlPath={control}", "-o", f"ControlPersist={persist}",
+               "-o", "ControlMaster=yes", "-o", f"ControlPath={control}", "-o", f"ControlPersist={persist}",
                "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
                "-o", "GlobalKnownHostsFile=none", "-o", "UpdateHostKeys=no", "-o", "BatchMode=yes",
                "-o", "ConnectTimeout=15", "-o", "StreamLocalBindUnlink=yes", "-o", "ExitOnForwardFailure=yes",
@@ -110,9 +110,12 @@ def master_command(target: str, control: Path, engine: Path, persist: int) -> li
     return command + ["--", url.hostname or ""]
 
 
-def start(target: str) -> "subprocess.Popen[bytes] | None":
-    """Start the master in the background for the next command (this one does not wait for it)."""
-    import subprocess  # not on the fast path, which only connects to the forwarded socket
+def start(target: str) -> "threading.Thread | None":
+    """Start the master for the next command, in a thread this command's exit waits for (the handshake runs
+    beside this command's own connection). One at a time per target: two masters starting together would
+    leave the loser as a plain connection that never ends, so starting holds `<id>.lock`, and a live master
+    (its control socket answers) is left alone."""
+    import threading
 
     persist = persist_seconds()
     directory = control_dir() if persist else None
@@ -121,11 +124,55 @@ def start(target: str) -> "subprocess.Popen[bytes] | None":
     control, engine = socket_paths(directory, target)
     if len(str(engine)) > MAX_SOCKET_PATH:
         return None  # a long $XDG_RUNTIME_DIR: ssh could not bind the sockets
-    try:
-        return subprocess.Popen(master_command(target, control, engine, persist), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    except OSError:  # no ssh binary: every command takes the paramiko path
+    lock = _try_lock(control.with_suffix(".lock"))
+    if lock is None:
+        return None  # another command is starting it
+    if _answers(control):
+        os.close(lock)
         return None
+    control.unlink(missing_ok=True)  # a stale socket would make ssh give up multiplexing and stay for good
+    worker = threading.Thread(target=_run_master, args=(master_command(target, control, engine, persist), lock),
+                              name="kitctl-ssh-master")
+    worker.start()
+    return worker
+
+
+def _run_master(command: list[str], lock: int) -> None:
+    """`ssh -f` returns once authenticated and forwarding (or refused); the master stays in the background."""
+    import subprocess
+
+    try:
+        subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       start_new_session=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no ssh binary, or a host that never answered: every command takes the paramiko path
+    finally:
+        os.close(lock)
+
+
+def _try_lock(path: Path) -> int | None:
+    import fcntl
+
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _answers(control: Path) -> bool:
+    import socket
+
+    if not _own_socket(control):
+        return False
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(control))
+            return True
+        except OSError:
+            return False
 
 
 def close(target: str) -> bool:

@@ -145,3 +145,4 @@ def test_one_reader_per_project_binding_the_copy_read_only_and_replaced_when_the
     assert image == "kitctl/proxy:1" and made["name"] == name and made["network_disabled"]
     assert (mount["Source"], mount["Target"], mount["Type"], mount["ReadOnly"]) == (COPY, MOUNT, "bind", True)
     assert made["labels"]["com.docker.compose.oneoff"] == "True"  # never one of the stack's services
+    assert made["labels"]["com.docker.compose.service"] not in project.services

@@ -45,7 +45,7 @@ def test_the_master_checks_host_keys_strictly_against_the_paramiko_known_hosts(t
     command = ssh_master.master_command(TARGET, control, engine, 60)
     options = {command[i + 1] for i, word in enumerate(command) if word == "-o"}
     assert {"StrictHostKeyChecking=yes", f"UserKnownHostsFile={tmp_path / 'home' / '.ssh' / 'known_hosts'}",
-            "GlobalKnownHostsFile=none", "UpdateHostKeys=no", "BatchMode=yes", "ControlMaster=auto",
+            "GlobalKnownHostsFile=none", "UpdateHostKeys=no", "BatchMode=yes", "ControlMaster=yes",
             f"ControlPath={control}", "ControlPersist=60"} <= options
     assert command[command.index("-L") + 1] == f"{engine}:/var/run/docker.sock"
     assert command[-6:] == ["-l", "deploy", "-p", "2201", "--", "shop.example"]
@@ -118,3 +118,28 @@ def test_a_master_gone_meanwhile_falls_back_to_a_new_connection(monkeypatch) -> 
     project = type("P", (), {"name": "shop", "services": {}})()
     assert noop.observe_remote(TARGET, project, None) == "over a session"
     assert started == [TARGET]
+
+
+def test_one_master_starts_at_a_time_and_a_live_one_is_left_alone(monkeypatch) -> None:
+    """Two masters starting together leave the loser as a plain connection that never ends: starting holds a
+    lock (released when `ssh -f` returns), and a master whose control socket answers is not started again."""
+    import fcntl
+    import subprocess
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: ran.append(command))
+    control, engine = ssh_master.socket_paths(ssh_master.control_dir(), TARGET)
+    lock = os.open(control.with_suffix(".lock"), os.O_CREAT | os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another command is starting it
+    assert ssh_master.start(TARGET) is None
+    os.close(lock)
+    with _listening(control) as live:
+        live.listen()
+        assert ssh_master.start(TARGET) is None and ran == []
+    assert control.is_socket()  # left by a master that died: ssh would refuse to bind it and never multiplex
+    worker = ssh_master.start(TARGET)
+    worker.join(5)
+    assert ran == [ssh_master.master_command(TARGET, control, engine, 60)] and not control.exists()
+    again = ssh_master.start(TARGET)  # the lock was given back once `ssh -f` returned
+    again.join(5)
+    assert len(ran) == 2
