@@ -74,9 +74,9 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     client = connect(options.host)
     remote = is_remote(options.host)
     if remote:
-        from kitctl.deploy.ssh_master import persist_seconds
+        from kitctl.deploy import ssh_master
 
-        persist_seconds()  # a bad KITCTL_SSH_PERSIST is refused before anything changes
+        ssh_master.start(options.host or "")  # beside the deploy, for the next command (refuses a bad setting)
     check_ours(client.api, project)
     legacy = find_legacy(client.api, project)
     _preflight(client, project, options.host, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
