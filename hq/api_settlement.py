@@ -15,9 +15,9 @@ from fastapi.responses import Response
 from hq.auth import SiteCaller, get_hq, operator, site_active
 from hq.errors import responses
 from hq.fields import SITE_ID_PATTERN
-from hq.ledger import payouts, statements
-from hq.ledger.schemas import (BalanceOut, Confirm, Dispute, DisputeResolve, PayoutApprove, PayoutOut, PayoutReject,
-                               PayoutRequest, StatementIssue, StatementOut)
+from hq.ledger import feed, payouts, statements
+from hq.ledger.schemas import (BalanceOut, Confirm, Dispute, DisputeResolve, EntryPage, PayoutApprove, PayoutOut,
+                               PayoutReject, PayoutRequest, StatementIssue, StatementOut)
 from hq.service import HQ
 
 site_router = APIRouter(prefix="/v1/settlement", tags=["settlement"])
@@ -31,6 +31,14 @@ CSV_NOTE = "UTF-8 with BOM, CRLF: the summary, a blank line, then one line per l
                  responses=responses(401, 403, 404, 429))
 def site_balance(caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return payouts.balance(hq, caller.site_id)
+
+
+@site_router.get("/entries", response_model=EntryPage,
+                 summary="The site's ledger entries after a cursor, in the order posted (the agent keeps a copy)",
+                 responses=responses(401, 403, 422, 429))
+def site_entries(after: int = Query(default=0, ge=0, le=2**62), limit: int = Query(default=500, ge=1, le=feed.MAX_LIMIT),
+                 caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return feed.entries_after(hq, caller.site_id, after, limit)
 
 
 @site_router.get("/statements", response_model=list[StatementOut], summary="The site's issued statements, newest first",

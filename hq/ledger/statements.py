@@ -106,15 +106,20 @@ def _lines_query(p: Period, dialect: str) -> Any:
     database writes the CSV itself).
     """
     account = accounts.site_account(p.site_id)
-    sums = [func.sum(case((LedgerLine.role.in_([r for r, c in ROLE_COLUMN.items() if c == col]),
-                           -LedgerLine.amount_fen), else_=0)).label(col) for col in COLUMNS]
     return (select(LedgerEntry.id, _stamp_sql(dialect), LedgerEntry.kind, _safe_text(LedgerEntry.source),
-                   _safe_text(LedgerEntry.memo), *sums, func.sum(-LedgerLine.amount_fen).label("net"))
+                   _safe_text(LedgerEntry.memo), *column_sums(account))
             .join(LedgerLine, LedgerLine.entry_id == LedgerEntry.id)
             .where(LedgerEntry.site_id == p.site_id, LedgerLine.account == account,
                    LedgerEntry.posted_at >= _instant(p.start), LedgerEntry.posted_at < _instant(p.end))
             .group_by(LedgerEntry.id, LedgerEntry.posted_at, LedgerEntry.kind, LedgerEntry.source, LedgerEntry.memo)
             .order_by(LedgerEntry.id))
+
+
+def column_sums(account: str) -> list[Any]:
+    """Per entry: the site account's lines summed by statement column, then the net, from the site's side."""
+    return [*(func.sum(case((LedgerLine.role.in_([r for r, c in ROLE_COLUMN.items() if c == col]),
+                             -LedgerLine.amount_fen), else_=0)).label(col) for col in COLUMNS),
+            func.sum(-LedgerLine.amount_fen).label("net")]
 
 
 def _stamp_sql(dialect: str) -> Any:
