@@ -105,6 +105,59 @@ class OrdersReply(Struct):
     results: list[OrderResult]
 
 
+Text1000 = Annotated[str, Meta(max_length=1000)]
+
+
+class StatementTotals(Struct):
+    opening: int
+    orders_gross: int
+    refunds_gross: int
+    hq_cost: int
+    hq_share: int
+    fees: int
+    adjustments: int
+    payouts: int
+    closing: int
+
+
+class StatementInfo(Struct):
+    """One of the site's statements as HQ issued it, with HQ's record of the site's answer."""
+
+    id: Annotated[int, Meta(ge=1)]
+    cadence: Literal["weekly", "monthly"]
+    period_start: str
+    period_end: str
+    totals: StatementTotals
+    csv_sha256: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+    issued_at: str
+    response: Literal["confirmed", "disputed", "resolved"] | None = None
+    comment: Text1000 | None = None
+    resolution: Text1000 | None = None
+
+
+class LedgerEntry(Struct, gc=False):
+    """One ledger entry of the site, from its side (the statement CSV's line)."""
+
+    id: Annotated[int, Meta(ge=1)]
+    posted_at: str
+    kind: Annotated[str, Meta(max_length=16)]
+    source: Annotated[str, Meta(max_length=120)]
+    reference: Annotated[str, Meta(max_length=500)] | None
+    gross_fen: int
+    hq_cost_fen: int
+    hq_share_fen: int
+    fees_fen: int
+    adjustment_fen: int
+    payout_fen: int
+    net_fen: int
+
+
+class EntryPage(Struct):
+    entries: list[LedgerEntry]
+    next_after: Annotated[int, Meta(ge=0)]
+    has_more: bool
+
+
 class LicenceStatus(Struct):
     status: str
     reason: str | None = None
@@ -201,6 +254,24 @@ class HQClient:
     def heartbeat(self, body: dict[str, Any]) -> HeartbeatReply:
         resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
+
+    def statements(self) -> list[StatementInfo]:
+        """The site's issued statements, newest first (HQ keeps them; the site keeps a copy)."""
+        resp = self._request("statements", "GET", "/v1/settlement/statements")
+        return self._parse("statements", resp, list[StatementInfo])
+
+    def answer_statement(self, statement_id: int, answer: str, comment: str | None) -> StatementInfo:
+        """The finance role's answer: `confirm` or `dispute` (a dispute says why)."""
+        action = {"confirmed": "confirm", "disputed": "dispute"}[answer]
+        body = {"comment": comment} if comment else {}
+        resp = self._request("statement_answer", "POST", f"/v1/settlement/statements/{int(statement_id)}/{action}",
+                             content=_json(body), headers=JSON_BODY)
+        return self._parse("statement_answer", resp, StatementInfo)
+
+    def ledger_entries(self, after: int, limit: int) -> EntryPage:
+        resp = self._request("ledger_entries", "GET", "/v1/settlement/entries",
+                             params={"after": after, "limit": limit})
+        return self._parse("ledger_entries", resp, EntryPage)
 
     def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
         """Send the redacted bundle HQ asked for (a `support_bundle` command)."""
