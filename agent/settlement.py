@@ -29,6 +29,7 @@ log = logging.getLogger("agent.settlement")
 ANSWER_BATCH = 50
 PAGE = 1000
 MAX_PAGES = 20  # one run copies at most this many pages; the next run goes on
+FINAL = ("client", "conflict")  # 4xx but 401/403/410/429: HQ's no to this answer, not a passing state
 
 
 @dataclass
@@ -72,13 +73,13 @@ class SettlementSync:
             try:
                 held = self.client.answer_statement(row.id, row.answer, row.answer_comment)
             except HQError as exc:
-                if exc.retryable or exc.kind in ("auth", "refused"):  # HQ away, or the licence held: later
-                    self._later(row.id, row.answer_attempts + 1, exc)
-                    if exc.kind in ("timeout", "connect"):
-                        raise  # HQ is away: the rest waits for the loop's back-off
+                if exc.kind in FINAL:  # HQ answered, and will never take it: already answered, not ours, invalid
+                    self._refused(row.id, exc)
+                    outcome.answers_refused += 1
                     continue
-                self._refused(row.id, exc)
-                outcome.answers_refused += 1
+                self._later(row.id, row.answer_attempts + 1, exc)  # HQ away or busy, or the licence held
+                if exc.kind in ("timeout", "connect"):
+                    raise  # HQ is away: the rest waits for the loop's back-off
                 continue
             self._sent(held)
             outcome.answers_sent += 1
