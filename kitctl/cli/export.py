@@ -1,6 +1,6 @@
 """`kitctl export DIR`: the site's business data for the licensee's exit (orders, statements, ledger, catalog, rules).
 
-Thin shell over kitctl.deploy.export, which runs the storefront's export in its
+Thin shell over kitctl.deploy.site_export, which runs the storefront's export in its
 running container and writes the files (mode 0600) into DIR, checked against
 the archive's SHA256SUMS.
 """
@@ -23,7 +23,7 @@ def export(directory: Path = typer.Argument(..., help="A new or empty directory 
 
     from kitctl.console import out, print_json
     from kitctl.deploy.compose import load_project
-    from kitctl.deploy.export import export as run_export
+    from kitctl.deploy.site_export import export as run_export
     from kitctl.deploy.rendered_site import require_site_dir
     from kitctl.engine import connect
 

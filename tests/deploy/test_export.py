@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 
 from kitcore.errors import InvalidInput, KitError
-from kitctl.deploy import export as exporting
+from kitctl.deploy import site_export as exporting
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.engine import make_engine, session_factory
 from sitedb.models import Order
