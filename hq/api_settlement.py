@@ -16,7 +16,7 @@ from hq.auth import SiteCaller, get_hq, operator, site_active
 from hq.errors import responses
 from hq.fields import SITE_ID_PATTERN
 from hq.ledger import feed, payouts, statements
-from hq.ledger.schemas import (BalanceOut, Confirm, Dispute, DisputeResolve, EntryPage, PayoutApprove, PayoutOut,
+from hq.ledger.schemas import (BalanceOut, CadenceOut, CadenceSet, Confirm, Dispute, DisputeResolve, EntryPage, PayoutApprove, PayoutOut,
                                PayoutReject, PayoutRequest, StatementIssue, StatementOut)
 from hq.service import HQ
 
@@ -101,6 +101,14 @@ def site_payout_request(body: PayoutRequest, caller: SiteCaller = Depends(site_a
                    responses=responses(401, 404, 409, 413, 422, notes={409: "`period_open`: the period has not ended"}))
 def issue_statement(body: StatementIssue, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return statements.issue(hq, op, body.site, body.cadence, body.day)
+
+
+@admin_router.put("/sites/{site}/cadence", response_model=CadenceOut,
+                  summary="Set the period a site's statements cover from now on (issued ones keep theirs)",
+                  responses=responses(401, 404, 413, 422))
+def set_cadence(body: CadenceSet, site: str = Path(..., pattern=SITE_ID_PATTERN), op: str = Depends(operator),
+                hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return statements.set_cadence(hq, op, site, body.cadence)
 
 
 @admin_router.get("/statements", response_model=list[StatementOut], summary="Issued statements, newest first",

@@ -58,8 +58,18 @@ class PayoutReject(Strict):
 
 class StatementIssue(Strict):
     site: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
+    cadence: Literal["weekly", "monthly"] | None = Field(default=None, description="default: the site's own cadence")
+    day: Day | None = Field(default=None, description="any day of the period; the period must have ended (UTC); "
+                                                      "default: the last period that has ended")
+
+
+class CadenceSet(Strict):
     cadence: Literal["weekly", "monthly"]
-    day: Day = Field(description="any day of the period; the period must have ended (UTC)")
+
+
+class CadenceOut(BaseModel):
+    site: str
+    cadence: Literal["weekly", "monthly"]
 
 
 class DisputeResolve(Strict):
