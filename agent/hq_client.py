@@ -19,6 +19,7 @@ from msgspec import Meta, Struct
 from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
 from agent.transport import HttpClient, Response, TransportError
+from sitedb.tables import STATEMENT_TOTALS
 
 ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired",
                     "refused"]
@@ -108,16 +109,8 @@ class OrdersReply(Struct):
 Text1000 = Annotated[str, Meta(max_length=1000)]
 
 
-class StatementTotals(Struct):
-    opening: int
-    orders_gross: int
-    refunds_gross: int
-    hq_cost: int
-    hq_share: int
-    fees: int
-    adjustments: int
-    payouts: int
-    closing: int
+# a statement's figures in fen, the names the site database keeps them under
+StatementTotals = msgspec.defstruct("StatementTotals", [(name, int) for name in STATEMENT_TOTALS])
 
 
 class StatementInfo(Struct):
@@ -127,7 +120,7 @@ class StatementInfo(Struct):
     cadence: Literal["weekly", "monthly"]
     period_start: str
     period_end: str
-    totals: StatementTotals
+    totals: StatementTotals  # type: ignore[valid-type]
     csv_sha256: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
     issued_at: str
     response: Literal["confirmed", "disputed", "resolved"] | None = None

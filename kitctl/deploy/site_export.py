@@ -10,7 +10,6 @@ is checked against the archive's SHA256SUMS once written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from kitctl.deploy.backup_archive import sha256
 from kitcore.errors import InvalidInput, KitError
 
 if TYPE_CHECKING:
@@ -104,17 +104,9 @@ def verify(target: Path, names: list[str]) -> dict[str, Any]:
     if set(listed) != set(names) - {SUMS}:
         raise KitError("the export's files and its SHA256SUMS do not match")
     for name, digest in listed.items():
-        if _sha256(target / name) != digest:
+        if sha256(target / name) != digest:
             raise KitError(f"{name} does not match its SHA-256 in SHA256SUMS")
     return json.loads((target / "manifest.json").read_text(encoding="utf-8"))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _storefront_failed(code: int | None, stderr: bytes) -> None:
