@@ -192,7 +192,7 @@ def site_cadence(hq: "HQ", site_id: str) -> str:
     with hq.session() as s:
         site = s.get(Site, site_id)
         if site is None:
-            raise ApiError(404, "not_found", f"site {site_id!r} does not exist")
+            raise ApiError(404, "not_found", f"site {site_id!r} has no licence")
         return site.settlement_cadence
 
 
@@ -203,7 +203,7 @@ def set_cadence(hq: "HQ", operator: str, site_id: str, cadence: str) -> dict[str
     with hq.session() as s:
         site = s.get(Site, site_id, with_for_update=True)
         if site is None:
-            raise ApiError(404, "not_found", f"site {site_id!r} does not exist")
+            raise ApiError(404, "not_found", f"site {site_id!r} has no licence")
         before, site.settlement_cadence = site.settlement_cadence, cadence
         audit.record(s, operator, "settlement.cadence", site_id, cadence=cadence, before=before)
         return {"site": site_id, "cadence": cadence}
