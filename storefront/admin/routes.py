@@ -233,7 +233,7 @@ STATEMENT_ID = Path(..., ge=1, le=2**62)
 def settlement_list(request: Request) -> Response:
     with shop_of(request).engine.connect() as conn:
         rows = settlement.statements(conn)
-    return _page(request, "admin/settlement.html", {"statements": rows, "totals": STATEMENT_TOTALS})
+    return _page(request, "admin/settlement.html", {"statements": rows})
 
 
 def _statement_page(request: Request, statement_id: int, *, errors: dict | None = None, form: dict | None = None,
