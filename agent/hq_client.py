@@ -19,7 +19,7 @@ from msgspec import Meta, Struct
 from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
 from agent.transport import HttpClient, Response, TransportError
-from sitedb.tables import STATEMENT_TOTALS
+from sitedb.tables import ENTRY_AMOUNTS, STATEMENT_TOTALS
 
 ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired",
                     "refused"]
@@ -128,25 +128,15 @@ class StatementInfo(Struct):
     resolution: Text1000 | None = None
 
 
-class LedgerEntry(Struct, gc=False):
-    """One ledger entry of the site, from its side (the statement CSV's line)."""
-
-    id: Annotated[int, Meta(ge=1)]
-    posted_at: str
-    kind: Annotated[str, Meta(max_length=16)]
-    source: Annotated[str, Meta(max_length=120)]
-    reference: Annotated[str, Meta(max_length=500)] | None
-    gross_fen: int
-    hq_cost_fen: int
-    hq_share_fen: int
-    fees_fen: int
-    adjustment_fen: int
-    payout_fen: int
-    net_fen: int
+# One ledger entry of the site, from its side: the statement CSV's line, its amounts under the site database's names.
+LedgerEntry = msgspec.defstruct("LedgerEntry", [
+    ("id", Annotated[int, Meta(ge=1)]), ("posted_at", str), ("kind", Annotated[str, Meta(max_length=16)]),
+    ("source", Annotated[str, Meta(max_length=120)]), ("reference", Annotated[str, Meta(max_length=500)] | None),
+    *((name, int) for name in ENTRY_AMOUNTS)], gc=False)
 
 
 class EntryPage(Struct):
-    entries: list[LedgerEntry]
+    entries: list[LedgerEntry]  # type: ignore[valid-type]
     next_after: Annotated[int, Meta(ge=0)]
     has_more: bool
 
