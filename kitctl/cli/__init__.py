@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("render", "register") for name in ("render", "plan")},
     **{name: ("deploy", "register") for name in ("up", "down", "status", "logs", "upgrade", "backup", "backup-key",
                                                  "restore", "doctor", "support-bundle")},
-    "plugins": ("plugins", "app"), "admin": ("staff", "app"),
+    "plugins": ("plugins", "app"), "admin": ("staff", "app"), "export": ("export", "register"),
     **{name: ("images", "register") for name in ("images", "bundle")},
 }
 
