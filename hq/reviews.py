@@ -10,7 +10,8 @@ from hq import audit
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
 from hq.models import CatalogItem, Order
-from hq.orders import fulfil
+from hq.orders import approve
+from hq.payments import flow as payments
 
 if TYPE_CHECKING:
     from hq.service import HQ
@@ -42,8 +43,17 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
         if row.status != "review":
             raise ApiError(409, "not_in_review", f"order {hq_order_id!r} is {row.status}, not under review")
         row.decided_by, row.decided_at = operator, utcnow()
-        if decision == "approve":
-            fulfil(s, row, s.get(CatalogItem, row.sku))
+        s.flush()
+        held = payments.held_payment(s.connection(), row.id)
+        if held is not None:  # the buyer has paid but the payment did not fit: the operator decides on it
+            delivered = decision == "approve" and payments.accept_held(s.connection(), held, utcnow())
+            s.refresh(row)
+            if not delivered:  # the money goes back (refund through the gateway: not automatic yet)
+                payments.release_keys(s.connection(), row.id)
+                row.decision, row.status = "reject", "rejected"
+                row.reasons = [*row.reasons, "refund_due"] + (["out_of_stock"] if decision == "approve" else [])
+        elif decision == "approve":
+            approve(hq, s, row, s.get(CatalogItem, row.sku))
         else:
             row.decision, row.status = "reject", "rejected"
         row.reasons = [*row.reasons, f"operator:{decision}"]
