@@ -99,7 +99,7 @@ class GenericDecisionWriter:
                                                  orders_t.c.status == from_status)).all()
         if not present:
             return []
-        params = [{**{k: v for k, v in by_id[r.id].items() if k != "id"}, "b_id": r.id,
+        params = [{"payment": None, **{k: v for k, v in by_id[r.id].items() if k != "id"}, "b_id": r.id,
                    "from_status": from_status, "now": now} for r in present]
         conn.execute(self.update, params)
         conn.execute(insert(audit_t), [
