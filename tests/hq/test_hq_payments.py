@@ -138,9 +138,9 @@ def test_a_forged_notification_is_refused_and_counted(paying):
     params["sign"] = ("0" if params["sign"][0] != "0" else "1") + params["sign"][1:]
     forged = _counted("forged")
     resp = http.get(f"{hq.url}/v1/payments/epay/notify", params=params)
-    assert resp.status_code == 400 and resp.text == "fail"
+    assert resp.status_code == 403 and resp.text == "fail"
     unknown = http.get(f"{hq.url}/v1/payments/nosuchgw/notify", params=box.notification(trade))
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404
     assert _counted("forged") - forged == 1 and metrics().payment_notices.labels("other", "forged")._value.get() >= 1
     assert _status(hq, token, "P3")["status"] == "pending_payment" and _keys(hq, "sold") == 0
     scrape = http.get(f"{hq.url}/metrics", headers=hq.metrics_headers()).text
