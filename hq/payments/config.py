@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from hq import audit
-from hq.clock import utcnow
+from hq.clock import iso, utcnow
 from hq.models import PaymentGateway
 from hq.payments.contract import Gateway, gateway_class
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.engine import Connection
 
     from hq.service import HQ
@@ -49,6 +51,27 @@ def configure(hq: "HQ", operator: str, name: str, credentials: dict[str, Any], e
             s.add(row)
         row.config_enc, row.enabled, row.updated_at, row.updated_by = sealed, enable, utcnow(), operator
         audit.record(s, operator, "payments.configure", None, gateway=name, enabled=enable)  # never the credentials
+
+
+def read_credentials(path: "Path") -> dict[str, Any]:
+    """A gateway's credentials from a JSON file (an object of strings); one-line errors, never the content."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"credentials file {path.name}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise InvalidInput(f"credentials file {path.name}: not JSON") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in data.items()):
+        raise InvalidInput(f"credentials file {path.name}: expected a JSON object of strings")
+    return {k: str(v) for k, v in data.items()}
+
+
+def listing(hq: "HQ") -> list[dict[str, Any]]:
+    """The configured gateways without their credentials: what operators see."""
+    with hq.read() as conn:
+        rows = conn.execute(select(PaymentGateway.name, PaymentGateway.enabled, PaymentGateway.updated_at,
+                                   PaymentGateway.updated_by).order_by(PaymentGateway.name))
+        return [{"name": n, "enabled": bool(e), "updated_at": iso(u), "updated_by": b} for n, e, u, b in rows]
 
 
 def disable(hq: "HQ", operator: str, name: str) -> None:
