@@ -26,6 +26,7 @@ from hq.payments.contract import PaymentRequest
 from hq.payments.epay import EpayGateway
 from hq.payments.sandbox_epay import EpaySandbox, serving
 from hq.testing import RunningHQ, running_hq
+from tests.agent.helpers import OPEN_RULES
 from tests.hq.helpers import auth, http, order, post_orders
 
 SITE = "site-pay"
@@ -215,3 +216,44 @@ def test_credentials_are_sealed_at_rest_and_audited_without_them(paying):
         sealed = conn.execute(select(PaymentGateway.config_enc)).scalar()
         audit = [str(d) for d in conn.execute(select(AuditEvent.detail).where(AuditEvent.action == "payments.configure")).scalars()]
     assert key not in sealed and audit and all(key not in d for d in audit)
+
+
+def test_concurrent_paid_checkouts_each_deliver_once_and_no_key_is_sold_twice(tmp_path, db_url, sandbox):
+    n = 40
+    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600,
+                    site_rate_per_second=10_000, site_rate_burst=10_000) as hq:
+        hq.seed_item("card-p", price_cents=9000)
+        hq.seed_card_keys("card-p", n)
+        pid, key = sandbox.add_merchant()
+        config.configure(hq.service, "tester", "epay", {"api_url": sandbox.url, "pid": pid, "key": key})
+        token = hq.issue_licence(SITE, categories=["game"])
+        hq.set_rules(OPEN_RULES)  # one buyer, many orders: no velocity review here
+        sandbox.drop_notifications = True  # the test sends each notification itself, three times, all at once
+
+        def batch(b: int) -> list[dict[str, Any]]:
+            ids = [f"C{b}-{i}" for i in range(n // 4)]
+            resp = post_orders(hq, token, f"k-batch-{b}", [order(i, sku="card-p", unit_price_cents=9500) for i in ids])
+            assert resp.status_code == 200, resp.text
+            return resp.json()["results"]
+
+        with ThreadPoolExecutor(4) as pool:
+            results = [r for rs in pool.map(batch, range(4)) for r in rs]
+        assert [r["status"] for r in results] == ["pending_payment"] * n
+        trades = [sandbox.trades[_open_at_sandbox(sandbox, r)] for r in results]
+        for t in trades:
+            sandbox.pay(t.trade_no)
+        notifications = [sandbox.notification(t) for t in trades] * 3
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: http.get(f"{hq.url}/v1/payments/epay/notify", params=p).text,
+                                    notifications))
+        assert answers == ["success"] * len(notifications)
+        with hq.service.read() as conn:
+            sold = conn.execute(select(CardKey.order_pk, func.count()).where(CardKey.status == "sold")
+                                .group_by(CardKey.order_pk)).all()
+            entries = conn.execute(select(func.count()).select_from(LedgerEntry)
+                                   .where(LedgerEntry.kind == "order")).scalar()
+        assert len(sold) == n and all(count == 1 for _, count in sold) and entries == n
+        delivered = [_status(hq, token, r["order_id"]) for r in results]
+        assert all(d["status"] == "delivered" for d in delivered)
+        secrets = [d["delivery"]["card_keys"][0]["secret"] for d in delivered]
+        assert len(set(secrets)) == n
