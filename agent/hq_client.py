@@ -106,7 +106,7 @@ class Payment(Struct):
 class OrderResult(Struct):
     order_id: str
     decision: Literal["approve", "review", "reject"]
-    status: Literal["delivered", "review", "rejected", "pending_payment", "expired"]
+    status: Literal["delivered", "review", "rejected", "pending_payment", "expired", "refunded"]
     hq_order_id: str | None = None
     reasons: list[str] = []
     delivery: Delivery | None = None

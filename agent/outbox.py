@@ -28,9 +28,9 @@ from sitedb.buyer import BuyerBox
 from sitedb.sealing import sealer
 
 log = logging.getLogger("agent.outbox")
-FINAL = ("delivered", "rejected", "expired")
+FINAL = ("delivered", "rejected", "expired", "refunded")
 PUBLIC_REASON = {"rejected": "declined by HQ risk control", "review": "under review by HQ risk control",
-                 "expired": "not paid in time"}
+                 "expired": "not paid in time", "refunded": "payment refunded"}
 WAITING = ("review", "pending_payment")  # HQ has the order; the agent asks again until it is final
 
 

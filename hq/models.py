@@ -170,7 +170,7 @@ class Order(Base):
     site_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decision: Mapped[str] = mapped_column(String(16))  # approve|review|reject
-    status: Mapped[str] = mapped_column(String(16))  # delivered|review|rejected|pending_payment|expired
+    status: Mapped[str] = mapped_column(String(16))  # delivered|review|rejected|pending_payment|expired|refunded
     reasons: Mapped[list[str]] = mapped_column(JSON)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -378,13 +378,14 @@ class Payment(Base):
     gateway: Mapped[str] = mapped_column(String(32))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16))  # pending|paid|held|expired
+    status: Mapped[str] = mapped_column(String(16))  # pending|paid|held|expired|refunding|refunded
     pay_url: Mapped[str] = mapped_column(Text)
     qr_content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class PaymentNotice(Base):

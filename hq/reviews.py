@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from hq.payments import flow as payments
 
 if TYPE_CHECKING:
     from hq.service import HQ
+
+log = logging.getLogger("hq.reviews")
 
 
 def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -48,7 +51,7 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
         if held is not None:  # the buyer has paid but the payment did not fit: the operator decides on it
             delivered = decision == "approve" and payments.accept_held(s.connection(), held, utcnow())
             s.refresh(row)
-            if not delivered:  # the money goes back (refund through the gateway: not automatic yet)
+            if not delivered:  # the money goes back through the gateway once this commits
                 payments.release_keys(s.connection(), row.id)
                 row.decision, row.status = "reject", "rejected"
                 row.reasons = [*row.reasons, "refund_due"] + (["out_of_stock"] if decision == "approve" else [])
@@ -59,4 +62,19 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
         row.reasons = [*row.reasons, f"operator:{decision}"]
         audit.record(s, operator, f"review.{decision}", row.site_id, hq_order_id=hq_order_id, note=note,
                      outcome=row.status)
-        return review_json(row)
+        result = review_json(row)
+    if "refund_due" in result["reasons"]:
+        result = _refund_after_review(hq, operator, result)
+    return result
+
+
+def _refund_after_review(hq: "HQ", operator: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A paid order the operator did not deliver: refund it now; if the gateway fails it stays `refund_due`."""
+    from hq.payments import refunds
+
+    try:
+        refunds.refund(hq, operator, result["hq_order_id"], "rejected after payment")
+    except ApiError as exc:
+        log.warning("refund of %s after review failed: %s", result["hq_order_id"], exc.detail)
+        return result
+    return {**result, "status": "refunded", "reasons": [*result["reasons"], "refunded"]}

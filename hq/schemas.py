@@ -55,14 +55,14 @@ class PaymentOut(BaseModel):
     amount_cents: int
     currency: str
     expires_at: str
-    status: Literal["pending", "paid", "held", "expired"]
+    status: Literal["pending", "paid", "held", "expired", "refunding", "refunded"]
 
 
 class OrderResult(BaseModel):
     order_id: str
     hq_order_id: str
     decision: Literal["approve", "review", "reject"]
-    status: Literal["delivered", "review", "rejected", "pending_payment", "expired"]
+    status: Literal["delivered", "review", "rejected", "pending_payment", "expired", "refunded"]
     reasons: list[str]
     delivery: Delivery | None
     replayed: bool

@@ -481,6 +481,23 @@ def payments_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] =
                [[r["name"], "yes" if r["enabled"] else "no", r["updated_at"], r["updated_by"]] for r in rows])
 
 
+@payments_app.command("refund")
+def payments_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason", help="Why (one line; audited)."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Refund an order's payment through its gateway (the ledger entry is reversed, the audit log says who)."""
+    from hq.payments import refunds
+    from kitctl.console import out, print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        result = refunds.refund(hq, _operator_name(), hq_order_id, reason)
+    if as_json:
+        print_json(result)
+    else:
+        out().print(f"order {result['hq_order_id']}: [bold]refunded[/] {result['amount_cents'] / 100:.2f} "
+                    f"{result['currency']}")
+
+
 # -- settlement ----------------------------------------------------------------
 
 def _day(text: Optional[str], name: str) -> Any:

@@ -257,3 +257,64 @@ def test_concurrent_paid_checkouts_each_deliver_once_and_no_key_is_sold_twice(tm
         assert all(d["status"] == "delivered" for d in delivered)
         secrets = [d["delivery"]["card_keys"][0]["secret"] for d in delivered]
         assert len(set(secrets)) == n
+
+
+def _refund_entries(hq: RunningHQ, hq_order_id: str) -> int:
+    with hq.service.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(LedgerEntry)
+                                .where(LedgerEntry.kind == "refund", LedgerEntry.source == hq_order_id)).scalar())
+
+
+def test_a_held_payment_the_operator_rejects_is_refunded_through_the_gateway(paying):
+    from hq import reviews
+
+    hq, token, box = paying
+    result = _order(hq, token, "R1")
+    trade = box.trades[_open_at_sandbox(box, result)]
+    trade.status = 1  # the buyer paid; the gateway then said a different amount
+    http.get(f"{hq.url}/v1/payments/epay/notify", params=box.notification(trade, money="0.95"))
+    assert _status(hq, token, "R1")["status"] == "review"
+    resolved = reviews.resolve(hq.service, "op", result["hq_order_id"], "reject", "amount did not match")
+    assert resolved["status"] == "refunded" and trade.refunded == trade.money  # the money went back at the gateway
+    got = _status(hq, token, "R1")
+    assert got["status"] == "refunded" and got["delivery"] is None
+    assert _keys(hq, "available") == 2 and _ledger_entries(hq, result["hq_order_id"]) == 0
+
+
+def test_an_operator_refunds_a_delivered_order_once_and_the_ledger_is_reversed(paying):
+    from hq.errors import ApiError
+    from hq.payments import refunds
+    from kitcore.errors import InvalidInput
+
+    hq, token, box = paying
+    result = _order(hq, token, "R2")
+    trade = box.trades[_open_at_sandbox(box, result)]
+    box.pay(trade.trade_no)
+    _wait_status(hq, token, "R2", "delivered")
+    with pytest.raises(InvalidInput, match="one line"):
+        refunds.refund(hq.service, "op", result["hq_order_id"], "two\nlines")
+    done = refunds.refund(hq.service, "op", result["hq_order_id"], "buyer complained")
+    assert done["status"] == "refunded" and done["amount_cents"] == 9500 and trade.refunded == "95.00"
+    assert _refund_entries(hq, result["hq_order_id"]) == 1
+    with pytest.raises(ApiError) as again:
+        refunds.refund(hq.service, "op", result["hq_order_id"], "buyer complained")
+    assert again.value.code == "not_refundable" and trade.refunded == "95.00"
+    assert _status(hq, token, "R2")["status"] == "refunded"
+
+
+def test_a_refund_the_gateway_refuses_changes_nothing_at_hq(paying):
+    from hq.errors import ApiError
+    from hq.payments import refunds
+
+    hq, token, box = paying
+    result = _order(hq, token, "R3")
+    trade = box.trades[_open_at_sandbox(box, result)]
+    box.pay(trade.trade_no)
+    _wait_status(hq, token, "R3", "delivered")
+    trade.refunded = trade.money  # refunded at the gateway by hand: it refuses another
+    with pytest.raises(ApiError) as refused:
+        refunds.refund(hq.service, "op", result["hq_order_id"], "again")
+    assert refused.value.status == 502 and "refused" in refused.value.detail
+    assert _status(hq, token, "R3")["status"] == "delivered" and _refund_entries(hq, result["hq_order_id"]) == 0
+    trade.refunded = "0.00"
+    assert refunds.refund(hq.service, "op", result["hq_order_id"], "now it works")["status"] == "refunded"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 
 from storefront.orders import payment_view
 from tests.storefront.http import checkout
@@ -56,12 +57,13 @@ def test_the_status_endpoint_is_as_private_as_the_order(module_site):
     assert stranger.get("/order/NOSUCHORDER1/status").status_code == 404
 
 
-def test_an_expired_order_says_so_without_a_pay_link(module_site):
+@pytest.mark.parametrize("status, shown", [("expired", "已过期"), ("refunded", "已退款")])
+def test_an_expired_or_refunded_order_says_so_without_a_pay_link(module_site, status, shown):
     buyer, order_id = _placed(module_site)
-    record_decision(module_site.db_url, order_id, module_site.site_key, status="expired", decision="approve",
-                    public_reason="not paid in time", payment=_payment())
+    record_decision(module_site.db_url, order_id, module_site.site_key, status=status, decision="approve",
+                    payment=_payment())
     page = buyer.get(f"/order/{order_id}").text
-    assert "已过期" in page and 'id="pay-link"' not in page and "order.js" not in page
+    assert shown in page and 'id="pay-link"' not in page and "order.js" not in page
 
 
 def test_an_unusable_payment_shows_no_pay_step():

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('paid_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('trade_no', sa.String(length=64), nullable=True),
+        sa.Column('refunded_at', sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(['order_pk'], ['orders.id']),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('order_pk'),
