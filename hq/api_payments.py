@@ -52,12 +52,12 @@ async def _notify(request: Request, gateway: str, hq: HQ) -> PlainTextResponse:
     params = await _params(request)
     if len(params) > MAX_PARAMS:
         return PlainTextResponse("fail", status_code=403)
-    with hq.read() as conn:
-        known = hq.gateways.named(conn, gateway) is not None
     try:
         await run_in_threadpool(flow.notify, hq, gateway, params)
+    except flow.UnknownGateway:
+        return PlainTextResponse("fail", status_code=404)
     except Forged:
-        return PlainTextResponse("fail", status_code=403 if known else 404)
+        return PlainTextResponse("fail", status_code=403)
     return PlainTextResponse("success")
 
 

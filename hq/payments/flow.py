@@ -40,6 +40,10 @@ EXPIRE_BATCH = 200
 GIVE_UP_QUERY = timedelta(hours=1)  # past expiry by this much, an unreachable gateway no longer keeps the keys
 
 
+class UnknownGateway(Forged):
+    """A notification for a gateway HQ has not configured."""
+
+
 def out_trade_no(site_id: str, order_id: str) -> str:
     """The merchant order number at the gateway: the same for the same (site, order) on every HQ worker."""
     return "k" + hashlib.sha256(f"{site_id}/{order_id}".encode()).hexdigest()[:31]
@@ -103,7 +107,7 @@ def notify(hq: "HQ", gateway_name: str, params: Mapping[str, str]) -> str:
         gateway = hq.gateways.named(conn, gateway_name)
     if gateway is None:
         counted.payment_notice(gateway_name, "forged")
-        raise Forged(f"no gateway {gateway_name!r} is configured")
+        raise UnknownGateway(f"no gateway {gateway_name!r} is configured")
     try:
         notice = gateway.verify(params)
     except Forged:
