@@ -164,7 +164,7 @@ def _apply_waiting(conn: "Connection", trades: list[str], now: datetime) -> set[
 
 
 def _settle(conn: "Connection", pay: Any, notice: Notice, now: datetime) -> str:
-    if pay.status in ("paid", "held"):
+    if pay.status not in ("pending", "expired"):  # paid, held, refunding, refunded: already settled once
         return "duplicate"
     order = conn.execute(select(Order).where(Order.id == pay.order_pk)).first()
     if notice.amount_cents != int(pay.amount_cents) or notice.currency != pay.currency:

@@ -300,6 +300,9 @@ def test_an_operator_refunds_a_delivered_order_once_and_the_ledger_is_reversed(p
         refunds.refund(hq.service, "op", result["hq_order_id"], "buyer complained")
     assert again.value.code == "not_refundable" and trade.refunded == "95.00"
     assert _status(hq, token, "R2")["status"] == "refunded"
+    replay = http.get(f"{hq.url}/v1/payments/epay/notify", params=box.notification(trade))
+    assert replay.text == "success" and _status(hq, token, "R2")["status"] == "refunded"  # not delivered again
+    assert _keys(hq, "sold") == 1 and _ledger_entries(hq, result["hq_order_id"]) == 1
 
 
 def test_a_refund_the_gateway_refuses_changes_nothing_at_hq(paying):
