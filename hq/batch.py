@@ -33,6 +33,7 @@ from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
 from hq.order_checks import SiteContext, catalog_problem
 from hq.payments import flow as payments
+from hq.payments import gateways
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -90,7 +91,7 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
                                    f"order {order.order_id!r} was already sent with a different body")
             return None
         now = utcnow()
-        gateway = hq.gateways.active(conn)  # None: test mode, approval delivers at once
+        gateway = gateways.active(hq, conn)  # None: test mode, approval delivers at once
         items = {r.sku: r for r in conn.execute(sql.items, {"skus": sorted({o.sku for o in orders})})}
         decisions = _judge_all(hq, conn, ctx, orders, items, now)
         stock = _lock_keys(conn, orders, decisions, items)

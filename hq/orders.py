@@ -32,6 +32,7 @@ from hq.metrics import metrics
 from hq.models import CatalogItem, IdempotencyKey, Order
 from hq.order_checks import SiteContext, catalog_problem
 from hq.payments import flow as payments
+from hq.payments import gateways
 from hq.schemas import OrderBatch, OrderIn
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: s
 
 def approve(hq: "HQ", s: Session, row: Order, item: CatalogItem | None) -> None:
     """An approved order: payable (keys reserved) when a gateway is enabled, else fulfilled at once (test mode)."""
-    gateway = hq.gateways.active(s.connection())
+    gateway = gateways.active(hq, s.connection())
     if gateway is None:
         fulfil(s, row, item)
         return

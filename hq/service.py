@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from hq.payments.config import Gateways
     from hq.registry import Htpasswd
     from hq.risk import RuleSource
     from hq.tokencache import TokenCache
@@ -116,12 +115,6 @@ class HQ:
         from hq.vault import Vault
 
         return Vault.open(self.settings.dir)
-
-    @cached_property
-    def gateways(self) -> "Gateways":
-        from hq.payments.config import Gateways
-
-        return Gateways(self)
 
     @cached_property
     def htpasswd(self) -> "Htpasswd":

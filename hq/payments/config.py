@@ -1,15 +1,12 @@
 """Gateway credentials at HQ: sealed with the HQ vault at rest, opened only in HQ's memory, never sent to sites.
 
-One gateway is enabled at a time; enabling one disables the others. The opened
-gateway object is cached per (name, updated_at), so the hot path reads one
-small row and decrypts nothing.
+One gateway is enabled at a time; enabling one disables the others
+(hq.payments.gateways opens them).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -17,19 +14,15 @@ from sqlalchemy import select, update
 from hq import audit
 from hq.clock import iso, utcnow
 from hq.models import PaymentGateway
-from hq.payments.contract import Gateway, gateway_class
+from hq.payments.gateways import context
+from hq.payments.registry import gateway_class
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sqlalchemy.engine import Connection
 
     from hq.service import HQ
-
-
-def _context(name: str) -> str:
-    return f"gateway:{name}"
 
 
 def configure(hq: "HQ", operator: str, name: str, credentials: dict[str, Any], enable: bool = True) -> None:
@@ -41,7 +34,7 @@ def configure(hq: "HQ", operator: str, name: str, credentials: dict[str, Any], e
         cls({k: str(v) for k, v in credentials.items()})
     except ValueError as exc:
         raise InvalidInput(f"{name}: {exc}") from None
-    sealed = hq.vault.encrypt(json.dumps(credentials, sort_keys=True), context=_context(name))
+    sealed = hq.vault.encrypt(json.dumps(credentials, sort_keys=True), context=context(name))
     with hq.session() as s:
         if enable:
             s.execute(update(PaymentGateway).values(enabled=False))
@@ -81,35 +74,3 @@ def disable(hq: "HQ", operator: str, name: str) -> None:
             raise InvalidInput(f"payment gateway {name!r} is not configured")
         row.enabled, row.updated_at, row.updated_by = False, utcnow(), operator
         audit.record(s, operator, "payments.disable", None, gateway=name)
-
-
-class Gateways:
-    """The configured gateways of one HQ, opened on demand and cached."""
-
-    def __init__(self, hq: "HQ") -> None:
-        self.hq = hq
-        self._lock = threading.Lock()
-        self._opened: dict[str, tuple[datetime, Gateway]] = {}
-
-    def active(self, conn: "Connection") -> Gateway | None:
-        """The enabled gateway, or None (then HQ runs the test mode: approval settles the order)."""
-        row = conn.execute(select(PaymentGateway.name, PaymentGateway.config_enc, PaymentGateway.updated_at)
-                           .where(PaymentGateway.enabled.is_(True)).limit(1)).first()
-        return None if row is None else self._open(*row)
-
-    def named(self, conn: "Connection", name: str) -> Gateway | None:
-        """A configured gateway by name, enabled or not (its late notifications still verify)."""
-        row = conn.execute(select(PaymentGateway.name, PaymentGateway.config_enc, PaymentGateway.updated_at)
-                           .where(PaymentGateway.name == name)).first()
-        return None if row is None else self._open(*row)
-
-    def _open(self, name: str, sealed: str, updated_at: datetime) -> Gateway:
-        with self._lock:
-            cached = self._opened.get(name)
-            if cached is not None and cached[0] == updated_at:
-                return cached[1]
-        config = json.loads(self.hq.vault.decrypt(sealed, context=_context(name)))
-        gateway: Gateway = gateway_class(name)(config)
-        with self._lock:
-            self._opened[name] = (updated_at, gateway)
-        return gateway

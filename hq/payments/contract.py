@@ -2,18 +2,14 @@
 
 Amounts cross it in integer fen (cents) and are turned into the gateway's own
 spelling (`"12.34"`) only inside the plugin. Plugins register under the
-`kitctl.hq_gateways` entry-point group (the built-in ones are listed here).
+`kitctl.hq_gateways` entry-point group (hq.payments.registry).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from importlib.metadata import entry_points
 from typing import Any, Mapping, Protocol
-
-ENTRY_POINT_GROUP = "kitctl.hq_gateways"
-
 
 class GatewayError(Exception):
     """The gateway could not be reached or answered with an error (one line, no secrets)."""
@@ -96,20 +92,3 @@ def cents(text: str) -> int:
     if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
         raise Forged("amount is not a whole number of fen")
     return int(value * 100)
-
-
-def builtin() -> dict[str, Any]:
-    from hq.payments.epay import EpayGateway
-
-    return {"epay": EpayGateway}
-
-
-def gateway_class(name: str) -> Any:
-    """The plugin class for `name`: built in, or registered under the entry-point group; None if unknown."""
-    found = builtin().get(name)
-    if found is not None:
-        return found
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return ep.load()
-    return None

@@ -28,6 +28,7 @@ from hq.clock import aware, iso, utcnow
 from hq.ledger import events as ledger
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, Order, Payment, PaymentNotice
+from hq.payments import gateways
 from hq.payments.contract import Forged, Gateway, GatewayError, Notice, PaymentRequest
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def notify(hq: "HQ", gateway_name: str, params: Mapping[str, str]) -> str:
     """Verify and apply a gateway's notification; the outcome (raises Forged, counted, when it does not verify)."""
     counted = metrics()
     with hq.read() as conn:
-        gateway = hq.gateways.named(conn, gateway_name)
+        gateway = gateways.named(hq, conn, gateway_name)
     if gateway is None:
         counted.payment_notice(gateway_name, "forged")
         raise UnknownGateway(f"no gateway {gateway_name!r} is configured")
@@ -229,10 +230,10 @@ def sweep(hq: "HQ", now: datetime | None = None) -> dict[str, int]:
         due = list(conn.execute(select(Payment.out_trade_no, Payment.gateway, Payment.expires_at)
                                 .where(Payment.status == "pending", Payment.expires_at <= now)
                                 .order_by(Payment.expires_at).limit(EXPIRE_BATCH)))
-        gateways = {g: hq.gateways.named(conn, g) for g in {d.gateway for d in due}}
+        opened = {g: gateways.named(hq, conn, g) for g in {d.gateway for d in due}}
     found = expired = 0
     for d in due:
-        gateway = gateways.get(d.gateway)
+        gateway = opened.get(d.gateway)
         try:
             notice = gateway.query(d.out_trade_no) if gateway is not None else None
         except (GatewayError, Forged) as exc:

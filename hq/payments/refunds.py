@@ -19,6 +19,7 @@ from hq.errors import ApiError
 from hq.ledger import entries
 from hq.ledger.events import check_reason
 from hq.models import AuditEvent, Order, Payment
+from hq.payments import gateways
 from hq.payments.contract import GatewayError
 from hq.payments.flow import release_keys
 
@@ -33,7 +34,7 @@ def refund(hq: "HQ", operator: str, hq_order_id: str, reason: str) -> dict[str, 
     check_reason(reason)
     pay, before = _claim(hq, hq_order_id)
     with hq.read() as conn:
-        gateway = hq.gateways.named(conn, pay.gateway)
+        gateway = gateways.named(hq, conn, pay.gateway)
     try:
         if gateway is None:
             raise GatewayError(f"gateway {pay.gateway!r} is no longer configured")

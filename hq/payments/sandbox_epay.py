@@ -175,10 +175,8 @@ def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = No
     """Serve the sandbox on a loopback port until the block ends (`sandbox.url` is set)."""
     import uvicorn
 
-    from hq.testing import free_port
-
-    port = port or free_port(host)
-    server = uvicorn.Server(uvicorn.Config(sandbox.app(), host=host, port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(sandbox.app(), host=host, port=port or 0, log_level="warning",
+                                           access_log=False))
     thread = threading.Thread(target=server.run, name="epay-sandbox", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -186,6 +184,7 @@ def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = No
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("epay sandbox did not start")
         time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]  # the port the system chose for port 0
     sandbox.url = f"http://{host}:{port}/"
     try:
         yield sandbox
