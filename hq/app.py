@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from hq.settings import HQSettings
 
@@ -210,27 +210,25 @@ async def _housekeeping(hq: "HQ") -> None:
 
 async def _sweep_payments(hq: "HQ") -> None:
     """Unpaid payments past their time: query the gateway, else expire (hq.payments.flow.sweep)."""
-    from starlette.concurrency import run_in_threadpool
-
     from hq.payments import flow
 
-    while True:
-        try:
-            await run_in_threadpool(flow.sweep, hq)
-        except Exception:  # keep serving; the next round retries
-            log.exception("payment sweep failed")
-        await asyncio.sleep(hq.settings.payment_check_seconds)
+    await _every(lambda: hq.settings.payment_check_seconds, lambda: flow.sweep(hq), "payment sweep")
 
 
 async def _watch_fleet(hq: "HQ") -> None:
     """Fleet alerts (hq.fleet_alerts): evaluate and notify every `alert_check_seconds`."""
-    from starlette.concurrency import run_in_threadpool
-
     from hq import fleet_alerts
+
+    await _every(lambda: hq.settings.alert_check_seconds, lambda: fleet_alerts.watch(hq), "fleet alert round")
+
+
+async def _every(seconds: Callable[[], float], work: Callable[[], object], what: str) -> None:
+    """Run `work` in a worker thread, then wait `seconds()`, forever; a failed round is logged and retried."""
+    from starlette.concurrency import run_in_threadpool
 
     while True:
         try:
-            await run_in_threadpool(fleet_alerts.watch, hq)
+            await run_in_threadpool(work)
         except Exception:  # keep serving; the next round retries
-            log.exception("fleet alert round failed")
-        await asyncio.sleep(hq.settings.alert_check_seconds)
+            log.exception("%s failed", what)
+        await asyncio.sleep(seconds())

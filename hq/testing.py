@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,10 +119,9 @@ def _copy_migrated_sqlite(hq_dir: Path) -> None:
 def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int | None = None,
                **settings: Any) -> Iterator[RunningHQ]:
     """Serve a fresh HQ from `tmp_path/hq` until the block ends."""
-    import uvicorn
-
     from hq import operators
     from hq.app import create_app
+    from kitcore.serving import served_in_thread
 
     port = port or free_port(host)
     hq_dir = Path(tmp_path) / "hq"
@@ -136,18 +133,8 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     token = operators.add(service, "tester")
     keys_path = hq_dir / "hq-keys.json"
     keys_path.write_text(json.dumps(service.keys.jwks()))
-    server = uvicorn.Server(uvicorn.Config(create_app(conf, hq=service), host=host, port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="hq-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("HQ test server did not start")
-        time.sleep(0.02)
     try:
-        yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
+        with served_in_thread(create_app(conf, hq=service), host, port, "HQ test server", lifespan="on"):
+            yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         service.close()

@@ -173,21 +173,8 @@ class EpaySandbox:
 @contextmanager
 def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = None) -> Iterator[EpaySandbox]:
     """Serve the sandbox on a loopback port until the block ends (`sandbox.url` is set)."""
-    import uvicorn
+    from kitcore.serving import served_in_thread
 
-    server = uvicorn.Server(uvicorn.Config(sandbox.app(), host=host, port=port or 0, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, name="epay-sandbox", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("epay sandbox did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]  # the port the system chose for port 0
-    sandbox.url = f"http://{host}:{port}/"
-    try:
+    with served_in_thread(sandbox.app(), host, port or 0, "epay sandbox") as bound:
+        sandbox.url = f"http://{host}:{bound}/"
         yield sandbox
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -259,6 +259,16 @@ def test_concurrent_paid_checkouts_each_deliver_once_and_no_key_is_sold_twice(tm
         assert len(set(secrets)) == n
 
 
+def _delivered(paying: tuple[RunningHQ, str, EpaySandbox], order_id: str) -> tuple[dict[str, Any], Any]:
+    """An order placed, paid at the sandbox and delivered: HQ's first answer and the sandbox's trade."""
+    hq, token, box = paying
+    result = _order(hq, token, order_id)
+    trade = box.trades[_open_at_sandbox(box, result)]
+    box.pay(trade.trade_no)
+    _wait_status(hq, token, order_id, "delivered")
+    return result, trade
+
+
 def _refund_entries(hq: RunningHQ, hq_order_id: str) -> int:
     with hq.service.read() as conn:
         return int(conn.execute(select(func.count()).select_from(LedgerEntry)
@@ -287,10 +297,7 @@ def test_an_operator_refunds_a_delivered_order_once_and_the_ledger_is_reversed(p
     from kitcore.errors import InvalidInput
 
     hq, token, box = paying
-    result = _order(hq, token, "R2")
-    trade = box.trades[_open_at_sandbox(box, result)]
-    box.pay(trade.trade_no)
-    _wait_status(hq, token, "R2", "delivered")
+    result, trade = _delivered(paying, "R2")
     with pytest.raises(InvalidInput, match="one line"):
         refunds.refund(hq.service, "op", result["hq_order_id"], "two\nlines")
     done = refunds.refund(hq.service, "op", result["hq_order_id"], "buyer complained")
@@ -310,10 +317,7 @@ def test_a_refund_the_gateway_refuses_changes_nothing_at_hq(paying):
     from hq.payments import refunds
 
     hq, token, box = paying
-    result = _order(hq, token, "R3")
-    trade = box.trades[_open_at_sandbox(box, result)]
-    box.pay(trade.trade_no)
-    _wait_status(hq, token, "R3", "delivered")
+    result, trade = _delivered(paying, "R3")
     trade.refunded = trade.money  # refunded at the gateway by hand: it refuses another
     with pytest.raises(ApiError) as refused:
         refunds.refund(hq.service, "op", result["hq_order_id"], "again")
