@@ -117,8 +117,8 @@ def _copy_migrated_sqlite(hq_dir: Path) -> None:
 
 @contextmanager
 def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int | None = None,
-               **settings: Any) -> Iterator[RunningHQ]:
-    """Serve a fresh HQ from `tmp_path/hq` until the block ends."""
+               operator: str = "tester", **settings: Any) -> Iterator[RunningHQ]:
+    """Serve a fresh HQ from `tmp_path/hq` until the block ends (again on the same state: another `operator`)."""
     from hq import operators
     from hq.app import create_app
     from kitcore.serving import served_in_thread
@@ -130,7 +130,7 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     public = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)
-    token = operators.add(service, "tester")
+    token = operators.add(service, operator)
     keys_path = hq_dir / "hq-keys.json"
     keys_path.write_text(json.dumps(service.keys.jwks()))
     try:

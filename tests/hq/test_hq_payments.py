@@ -325,3 +325,28 @@ def test_a_refund_the_gateway_refuses_changes_nothing_at_hq(paying):
     assert _status(hq, token, "R3")["status"] == "delivered" and _refund_entries(hq, result["hq_order_id"]) == 0
     trade.refunded = "0.00"
     assert refunds.refund(hq.service, "op", result["hq_order_id"], "now it works")["status"] == "refunded"
+
+
+def test_a_notification_sent_while_hq_is_down_lands_once_when_it_is_back(tmp_path, db_url, sandbox):
+    from hq.testing import free_port
+
+    port = free_port()
+    sandbox.notify_attempts, sandbox.notify_delay = 10, 0.2
+    with running_hq(tmp_path, database_url=db_url, port=port, payment_check_seconds=3600) as hq:
+        hq.seed_item("card-p", price_cents=9000)
+        hq.seed_card_keys("card-p", 1)
+        pid, key = sandbox.add_merchant()
+        config.configure(hq.service, "tester", "epay", {"api_url": sandbox.url, "pid": pid, "key": key})
+        token = hq.issue_licence(SITE, categories=["game"])
+        result = _order(hq, token, "D1")
+        trade = sandbox.trades[_open_at_sandbox(sandbox, result)]
+    sandbox.pay(trade.trade_no)  # HQ is down: the gateway's first attempts find nobody
+    time.sleep(1.0)
+    assert trade.notified == 0
+    with running_hq(tmp_path, database_url=db_url, port=port, operator="back", payment_check_seconds=3600) as hq:
+        done = _wait_status(hq, token, "D1", "delivered")
+        deadline = time.monotonic() + 10
+        while trade.notified == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert trade.notified == 1 and len(done["delivery"]["card_keys"]) == 1
+        assert _ledger_entries(hq, result["hq_order_id"]) == 1 and _keys(hq, "sold") == 1
