@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from storefront.orders import payment_view
-from tests.storefront.http import checkout
+from tests.storefront.http import checkout, login
 from tests.storefront.support import record_decision
 
 PAY_URL = "https://pay.example.test/submit.php?pid=1001&out_trade_no=kabc&money=95.00&sign=x&sign_type=MD5"
@@ -72,3 +72,15 @@ def test_an_unusable_payment_shows_no_pay_step():
     assert payment_view("not a dict") is None
     late = payment_view(_payment(seconds=-30))
     assert late is not None and late.seconds_left == 0
+
+
+def test_the_shop_admin_filters_and_names_the_payment_states(module_site):
+    from storefront.admin_users import create_admin
+
+    _, waiting = _placed(module_site)
+    record_decision(module_site.db_url, waiting, module_site.site_key, status="pending_payment", decision="approve",
+                    payment=_payment())
+    staff = login(module_site.base, "pay-owner", create_admin(module_site.db_url, "pay-owner", migrate=False))
+    page = staff.get("/admin/orders", params={"status": "pending_payment"}).text
+    assert waiting in page and ">待支付</span>" in page
+    assert 'value="refunded"' in page and 'value="expired"' in page
