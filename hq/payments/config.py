@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hq import audit
 from hq.clock import iso, utcnow
-from hq.models import PaymentGateway
+from hq.models import Payment, PaymentGateway
 from hq.payments.gateways import context
 from hq.payments.registry import gateway_class
 from kitcore.errors import InvalidInput
@@ -60,11 +60,16 @@ def read_credentials(path: "Path") -> dict[str, Any]:
 
 
 def listing(hq: "HQ") -> list[dict[str, Any]]:
-    """The configured gateways without their credentials: what operators see."""
+    """The configured gateways without their credentials, each with its payments by status: what operators see."""
     with hq.read() as conn:
         rows = conn.execute(select(PaymentGateway.name, PaymentGateway.enabled, PaymentGateway.updated_at,
-                                   PaymentGateway.updated_by).order_by(PaymentGateway.name))
-        return [{"name": n, "enabled": bool(e), "updated_at": iso(u), "updated_by": b} for n, e, u, b in rows]
+                                   PaymentGateway.updated_by).order_by(PaymentGateway.name)).all()
+        counts: dict[str, dict[str, int]] = {}
+        for gateway, status, n in conn.execute(select(Payment.gateway, Payment.status, func.count())
+                                               .group_by(Payment.gateway, Payment.status)):
+            counts.setdefault(gateway, {})[status] = int(n)
+    return [{"name": n, "enabled": bool(e), "updated_at": iso(u), "updated_by": b, "payments": counts.get(n, {})}
+            for n, e, u, b in rows]
 
 
 def disable(hq: "HQ", operator: str, name: str) -> None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -350,3 +351,17 @@ def test_a_notification_sent_while_hq_is_down_lands_once_when_it_is_back(tmp_pat
             time.sleep(0.05)
         assert trade.notified == 1 and len(done["delivery"]["card_keys"]) == 1
         assert _ledger_entries(hq, result["hq_order_id"]) == 1 and _keys(hq, "sold") == 1
+
+
+def test_the_fleet_page_shows_the_gateways_and_their_payments_never_the_key(paying):
+    import re
+
+    hq, token, box = paying
+    _order(hq, token, "F1")
+    _delivered(paying, "F2")
+    client = httpx.Client(base_url=hq.url, timeout=30)
+    assert client.post("/fleet/login", data={"token": hq.operator_token}).status_code == 303
+    page = client.get("/fleet").text
+    row = re.search(r'<tr data-gateway="epay">.*?</tr>', page, re.S).group(0)
+    assert "<td>yes</td>" in row and '<td data-state="pending">1</td>' in row and '<td data-state="paid">1</td>' in row
+    assert next(iter(box.merchants.values())) not in page
