@@ -32,6 +32,7 @@ from agent.metrics import AgentMetrics
 from agent.outbox import Forwarder, backoff_seconds
 from agent.plugin_events import PluginEvents
 from agent.settings import AgentSettings
+from agent.settlement import SettlementSync
 from agent.state import ensure_state, read_state
 from agent.stats import Observer
 from agent.sync import CatalogSync
@@ -103,17 +104,20 @@ class Agent:
         self.link = HQLink(self.metrics, probe_interval=s.hq_probe_interval)
         self.link.on_back(self._hq_back)
         self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout,
-                                 connect_timeout=s.connect_timeout, link=self.link) for _ in range(3)]
+                                 connect_timeout=s.connect_timeout, link=self.link) for _ in range(4)]
         self.probe_client = HttpClient(hq_url, timeout=max(s.hq_probe_interval, 0.2) * 2,
                                        connect_timeout=max(s.hq_probe_interval, 0.2),
                                        headers={"User-Agent": "kitctl-agent"}, max_body=4096)
-        sync_client, order_client, beat_client = self.clients
+        sync_client, order_client, beat_client, settle_client = self.clients
         self.sync = CatalogSync(self.engine, sync_client, self.metrics, emit=self.plugins.emit,
                                 page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
         self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,
                                    batch=s.forward_batch, backoff_base=s.backoff_base, backoff_cap=s.backoff_cap,
-                                   review_poll=s.review_poll, emit=self.plugins.emit,
+                                   review_poll=s.review_poll, payment_poll=s.payment_poll,
+                                   emit=self.plugins.emit,
                                    wants=self.plugins.wants)
+        self.settlement = SettlementSync(self.engine, settle_client, self.metrics, backoff_base=s.backoff_base,
+                                         backoff_cap=s.backoff_cap)
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
@@ -143,7 +147,8 @@ class Agent:
         """Start the loops and block until stop() (SIGTERM); then let units in flight finish."""
         release_free_memory()  # what starting up freed (licence checks, schemas) is not kept resident
         for name, loop in (("sync", self._sync_loop), ("forward", self._forward_loop),
-                           ("heartbeat", self._heartbeat_loop), ("stats", self._stats_loop),
+                           ("heartbeat", self._heartbeat_loop), ("settlement", self._settlement_loop),
+                           ("stats", self._stats_loop),
                            ("hq-probe", lambda: self.link.run_prober(self.probe_client, self.stop))):
             t = threading.Thread(target=self._guarded, args=(name, loop), name=name, daemon=True)
             t.start()
@@ -266,6 +271,15 @@ class Agent:
                 wait = jittered(self.heartbeat_interval)
             self.beat_wakeup.wait(wait)
             self.beat_wakeup.clear()
+
+    def _settlement_loop(self) -> None:
+        """Answers out and statements in, every settlement interval (the storefront cannot wake the agent)."""
+        failures = 0
+        while not self.stop.is_set():
+            ok = self._unit("settlement", self.settlement.run)
+            failures = 0 if ok else failures + 1
+            wait = self.settings.settlement_interval if ok else self._retry_wait(failures)
+            self.stop.wait(jittered(max(wait, self.settings.min_interval)))
 
     def _stats_loop(self) -> None:
         while not self.stop.is_set():

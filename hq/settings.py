@@ -29,6 +29,8 @@ class HQSettings(BaseSettings):
     site_rate_burst: int = Field(default=200, ge=1)
     session_hours: int = Field(default=12, ge=1, le=168)
     housekeeping_seconds: int = Field(default=600, ge=1)
+    # charge each licensed site the year's base fee by itself (housekeeping; once per site and year)
+    auto_base_fee: bool = False
     api_docs: bool = True  # /docs, /redoc and /openapi.json; KIT_HQ_API_DOCS=false turns them off
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # any request body, checked before auth
     # Monitoring: /metrics needs this bearer token (a file; made at first start, mode 0600, when unset).
@@ -44,6 +46,10 @@ class HQSettings(BaseSettings):
     alert_email_from: str = "kitctl-hq@localhost"
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
+
+    # Payments (hq.payments): how long a buyer has to pay, how often HQ expires unpaid orders / asks the gateway.
+    payment_expiry_seconds: int = Field(default=900, ge=10, le=86400)
+    payment_check_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("dir")
     @classmethod

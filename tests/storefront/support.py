@@ -85,7 +85,8 @@ def update_site_state(url: str, **fields: object) -> None:
 
 
 def record_decision(url: str, order_id: str, site_key: bytes, *, status: str, decision: str,
-                    card_keys: list[dict[str, str]] | None = None, public_reason: str | None = None) -> None:
+                    card_keys: list[dict[str, str]] | None = None, public_reason: str | None = None,
+                    payment: dict[str, object] | None = None) -> None:
     """What the agent writes back after HQ decides (the test's only access path besides the browser)."""
     engine = make_engine(url)
     try:
@@ -97,6 +98,47 @@ def record_decision(url: str, order_id: str, site_key: bytes, *, status: str, de
             order.decided_at = datetime.now(timezone.utc)
             if card_keys is not None:
                 order.delivery_sealed = seal(site_key, {"card_keys": card_keys})
+            if payment is not None:
+                order.payment = payment
+    finally:
+        engine.dispose()
+
+
+def book_entries(url: str, lines: list[dict[str, object]]) -> None:
+    """HQ's ledger entries as the agent copies them (`settlement_entries`): each needs id, posted_at, kind,
+    source and the amounts it moves; the others are 0 and net is their sum."""
+    from sqlalchemy import insert
+
+    from sitedb.tables import ENTRY_AMOUNTS, settlement_entries
+
+    rows = []
+    for line in lines:
+        row = {"reference": None, **dict.fromkeys(ENTRY_AMOUNTS, 0), **line}
+        row["net_fen"] = sum(int(row[a]) for a in ENTRY_AMOUNTS if a != "net_fen")  # type: ignore[call-overload]
+        rows.append(row)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(settlement_entries), rows)
+    finally:
+        engine.dispose()
+
+
+def add_statement(url: str, statement_id: int, start: str, end: str, totals: dict[str, int], **fields: object) -> None:
+    """A statement HQ issued, as the agent copies it."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from sitedb.tables import STATEMENT_TOTALS, settlement_statements
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(settlement_statements).values(
+                id=statement_id, cadence="monthly", period_start=date.fromisoformat(start),
+                period_end=date.fromisoformat(end), totals={k: totals.get(k, 0) for k in STATEMENT_TOTALS},
+                csv_sha256="ab" * 32, issued_at=datetime.now(timezone.utc), **fields))
     finally:
         engine.dispose()
 

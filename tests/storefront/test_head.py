@@ -24,13 +24,16 @@ def _order_path(base: str) -> str:
 
 def _pages(base: str) -> dict[str, str]:
     """Route template -> a path that reaches it."""
-    return {"/": "/", "/p/{sku}": "/p/G-QQ-100", "/order": "/order", "/order/{order_id}": _order_path(base),
+    order = _order_path(base)
+    return {"/": "/", "/p/{sku}": "/p/G-QQ-100", "/order": "/order", "/order/{order_id}": order,
+            "/order/{order_id}/status": order.split("?")[0] + "/status",
             "/branding/{name}": "/branding/theme.css", "/healthz": "/healthz", "/admin/login": "/admin/login",
             "/admin/password": "/admin/password", "/admin": "/admin", "/admin/rules": "/admin/rules",
             "/admin/catalog": "/admin/catalog", "/admin/orders": "/admin/orders",
             "/admin/orders.csv": "/admin/orders.csv", "/admin/revenue": "/admin/revenue",
             "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/users": "/admin/users",
-            "/admin/coupons": "/admin/coupons"}
+            "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
+            "/admin/settlement/{statement_id}": "/admin/settlement/1"}  # none issued: 404 to both
 
 
 def _same_answer(client: httpx.Client, path: str) -> None:
