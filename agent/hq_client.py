@@ -202,6 +202,11 @@ class HQClient:
         resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
 
+    def wait_commands(self, after: int, wait: int) -> HeartbeatReply:
+        """The push channel's long-poll: HQ answers when a command above `after` is queued, or after `wait` s."""
+        resp = self._request("push", "GET", "/v1/commands/wait", params={"after": after, "wait": wait})
+        return self._parse("push", resp, HeartbeatReply)
+
     def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
         """Send the redacted bundle HQ asked for (a `support_bundle` command)."""
         self._request("support_bundle", "POST", f"/v1/support-bundles/{quote(request_id, safe='')}",

@@ -36,14 +36,20 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
         watcher = asyncio.create_task(_watch_fleet(service))
+        sanctions = asyncio.create_task(_lift_sanctions(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
+        push = _open_push(app, service)
         try:
             yield
         finally:
             task.cancel()
             watcher.cancel()
+            sanctions.cancel()
+            push.cancel()
+            app.state.push.close()
+            service.on_commands.remove(app.state.push.wake_threadsafe)
             app.state.beat_batcher = None
             if pool is not None:
                 await pool.close()
@@ -56,6 +62,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     )
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
+    app.state.push = None  # the push channel's hub (hq.push), made by the lifespan
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
     _install_errors(app)
     app.include_router(api_site.router)
@@ -188,6 +195,58 @@ def _beat_batcher(pool: Any) -> Any:
     from hq.heartbeat_batch import BeatBatcher
 
     return BeatBatcher(partial(heartbeat_pg.record_many, pool))
+
+
+def _open_push(app: "FastAPI", hq: "HQ") -> "asyncio.Task[None]":
+    """This worker's push hub and what wakes it: LISTEN on PostgreSQL, a sequence poller on SQLite.
+
+    On SIGTERM the hub answers every long-poll at once (uvicorn would otherwise wait
+    for them until its graceful-shutdown time runs out).
+    """
+    from hq import push, push_pg
+    from hq.db import is_postgres
+
+    hub = push.PushHub()
+    hub.attach(asyncio.get_running_loop())
+    app.state.push = hub
+    hq.on_commands.append(hub.wake_threadsafe)
+    _close_on_signals(hub)
+    if is_postgres(hq.engine):
+        return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False)))
+    return asyncio.create_task(push.poll_sqlite(hub, hq))
+
+
+def _close_on_signals(hub: Any) -> None:
+    """Chain the hub's close in front of the server's SIGTERM/SIGINT handlers (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(number: int, frame: Any, previous: Any = previous) -> None:
+            hub.close_threadsafe()
+            previous(number, frame)
+
+        signal.signal(sig, handler)
+
+
+async def _lift_sanctions(hq: "HQ") -> None:
+    """Timed suspensions (hq.sanctions): lift those whose time ran out, every `sanction_check_seconds`."""
+    from starlette.concurrency import run_in_threadpool
+
+    from hq import sanctions
+
+    while True:
+        try:
+            await run_in_threadpool(sanctions.lift_due, hq)
+        except Exception:  # keep serving; the next round retries
+            log.exception("lifting timed suspensions failed")
+        await asyncio.sleep(hq.settings.sanction_check_seconds)
 
 
 async def _housekeeping(hq: "HQ") -> None:

@@ -43,6 +43,7 @@ class RunningHQ:
     keys_path: Path
     operator_token: str
     service: HQ
+    app: Any = None  # the ASGI app served (its state: the push hub)
     _keys: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
@@ -136,7 +137,8 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     token = operators.add(service, "tester")
     keys_path = hq_dir / "hq-keys.json"
     keys_path.write_text(json.dumps(service.keys.jwks()))
-    server = uvicorn.Server(uvicorn.Config(create_app(conf, hq=service), host=host, port=port, log_level="warning",
+    app = create_app(conf, hq=service)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, name="hq-server", daemon=True)
     thread.start()
@@ -146,8 +148,11 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
             raise RuntimeError("HQ test server did not start")
         time.sleep(0.02)
     try:
-        yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
+        yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service,
+                         app=app)
     finally:
+        if app.state.push is not None:  # long-polls answer now rather than hold the stop (hq.push)
+            app.state.push.close_threadsafe()
         server.should_exit = True
         thread.join(timeout=10)
         service.close()
