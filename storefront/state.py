@@ -50,6 +50,12 @@ class LicenceView:
         return self.known and self.status in ("active", "grace")
 
     @property
+    def suspended_until(self) -> int | None:
+        """When HQ lifts a timed suspension (Unix seconds), while suspended; None: until HQ resumes it."""
+        until = self.health.get("suspended_until")
+        return until if self.status == "suspended" and isinstance(until, int) else None
+
+    @property
     def days_left(self) -> int | None:
         if self.expires_at is None:
             return None

@@ -1,0 +1,20 @@
+"""The site admin's licence page shows a timed suspension's end date (HQ lifts it then)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from storefront.admin_users import create_admin
+from tests.storefront.http import login
+from tests.storefront.support import update_site_state
+
+UNTIL = int(datetime(2031, 3, 8, 9, 30, tzinfo=timezone.utc).timestamp())
+
+
+def test_the_licence_page_shows_the_suspension_and_its_end(sqlite_site) -> None:  # type: ignore[no-untyped-def]
+    update_site_state(sqlite_site.db_url, licence_status="suspended", status_reason="chargebacks",
+                      health={"suspended_until": UNTIL})  # as the agent stores a timed `suspend` command
+    client = login(sqlite_site.base, "owner", create_admin(sqlite_site.db_url, "owner", migrate=False))
+    page = client.get("/admin/licence").text
+    assert "chargebacks" in page and 'id="suspended-until">2031-03-08 09:30 UTC<' in page
+    assert "暂停至" in page  # the shop's language (zh-CN)
