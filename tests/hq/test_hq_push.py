@@ -161,3 +161,54 @@ def test_closing_the_hub_answers_every_parked_poll_at_once() -> None:
         return list(await asyncio.wait_for(asyncio.gather(*waits), timeout=5))
 
     assert asyncio.run(scenario()) == [True, True, True]
+
+
+@pytest.mark.postgres
+def test_every_worker_of_a_multi_worker_hq_listens_and_wakes_its_polls(tmp_path, hq_pg_server, hq_pg_template) -> None:  # type: ignore[no-untyped-def]
+    """`python -m hq` with two workers on PostgreSQL: both hold a LISTEN session, and polls parked on either
+    are answered when a command is queued from a third process."""
+    import os
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from hq.push_pg import APPLICATION_NAME
+    from hq.testing import free_port
+    from tests.agent.helpers import ROOT
+    from tests.hq import pg
+
+    with pg.fresh_database(hq_pg_server, template=hq_pg_template) as url:
+        hq_dir, port = tmp_path / "hq", free_port()
+        queueing = HQ.open(HQSettings(dir=hq_dir, database_url=url, registry_url=None), migrate=False)
+        try:
+            handle = RunningHQ(url=f"http://127.0.0.1:{port}", hq_dir=hq_dir, keys_path=hq_dir / "unused",
+                               operator_token="", service=queueing)
+            tokens = {s: handle.issue_licence(s) for s in ("multi-1", "multi-2")}
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "KIT_HQ_DIR": str(hq_dir), "KIT_HQ_DATABASE_URL": url,
+                   "KIT_HQ_BIND": f"127.0.0.1:{port}", "KIT_HQ_WORKERS": "2", "KIT_HQ_REGISTRY_URL": ""}
+            proc = subprocess.Popen([sys.executable, "-m", "hq"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                with psycopg.connect(pg.plain(url), autocommit=True) as conn:
+                    def listeners() -> int:
+                        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                                           "AND datname = current_database()", (APPLICATION_NAME,)).fetchone()
+                        return int(row[0]) if row else 0
+
+                    wait_until(lambda: listeners() == 2, 60, 0.2, what="a LISTEN session per worker")
+                polls = [Poll(handle, tokens[f"multi-{1 + i % 2}"]) for i in range(8)]
+                for poll in polls:
+                    poll.start()
+                time.sleep(1.0)  # parked (a poll not parked yet finds the command by reading: same answer)
+                licences.suspend(queueing, "op", "multi-1", "fleet-wide check")
+                licences.suspend(queueing, "op", "multi-2", "fleet-wide check")
+                for poll in polls:
+                    body = poll.answer()
+                    assert poll.seconds < HOLD / 2 and [verify_command(c, queueing.pinned()).type
+                                                        for c in body["commands"]] == ["suspend"]
+            finally:
+                proc.terminate()
+                proc.wait(20)
+        finally:
+            queueing.close()
