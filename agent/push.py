@@ -12,7 +12,6 @@ beats at once so HQ sees the acknowledgement.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -20,9 +19,6 @@ if TYPE_CHECKING:
     from agent.commands import CommandProcessor
     from agent.hq_client import HQClient
     from agent.metrics import AgentMetrics
-
-log = logging.getLogger("agent.push")
-
 
 @dataclass(frozen=True)
 class PushOutcome:

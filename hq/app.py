@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from hq.settings import HQSettings
 
@@ -237,16 +237,21 @@ def _close_on_signals(hub: Any) -> None:
 
 async def _lift_sanctions(hq: "HQ") -> None:
     """Timed suspensions (hq.sanctions): lift those whose time ran out, every `sanction_check_seconds`."""
-    from starlette.concurrency import run_in_threadpool
-
     from hq import sanctions
+
+    await _every(lambda: hq.settings.sanction_check_seconds, sanctions.lift_due, hq, "lifting timed suspensions")
+
+
+async def _every(seconds: "Callable[[], float]", work: "Callable[[HQ], object]", hq: "HQ", what: str) -> None:
+    """Run `work(hq)` in a worker thread now and every `seconds()`; a failed round is logged, the next retries."""
+    from starlette.concurrency import run_in_threadpool
 
     while True:
         try:
-            await run_in_threadpool(sanctions.lift_due, hq)
+            await run_in_threadpool(work, hq)
         except Exception:  # keep serving; the next round retries
-            log.exception("lifting timed suspensions failed")
-        await asyncio.sleep(hq.settings.sanction_check_seconds)
+            log.exception("%s failed", what)
+        await asyncio.sleep(seconds())
 
 
 async def _housekeeping(hq: "HQ") -> None:
@@ -266,13 +271,6 @@ async def _housekeeping(hq: "HQ") -> None:
 
 async def _watch_fleet(hq: "HQ") -> None:
     """Fleet alerts (hq.fleet_alerts): evaluate and notify every `alert_check_seconds`."""
-    from starlette.concurrency import run_in_threadpool
-
     from hq import fleet_alerts
 
-    while True:
-        try:
-            await run_in_threadpool(fleet_alerts.watch, hq)
-        except Exception:  # keep serving; the next round retries
-            log.exception("fleet alert round failed")
-        await asyncio.sleep(hq.settings.alert_check_seconds)
+    await _every(lambda: hq.settings.alert_check_seconds, fleet_alerts.watch, hq, "fleet alert round")

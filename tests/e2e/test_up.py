@@ -228,7 +228,7 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
            "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee', '{}');")
     assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
     assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
-        "status": "suspended", "reason": "overdue fee", "hq": None}
+        "status": "suspended", "reason": "overdue fee", "hq": None, "suspended_until": None}
     assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
     logs = kitctl("logs", "web", "--tail", "100", *site.args())
     assert f"serving {site.name}" in logs.stdout
