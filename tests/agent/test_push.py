@@ -34,11 +34,15 @@ class Beats:
 
     def __init__(self, agent: Any) -> None:
         self.started_with: list[str] = []
+        self.finished = 0
         original = agent.heartbeat.beat
 
         def counted() -> Any:
             self.started_with.append(status(agent))
-            return original()
+            try:
+                return original()
+            finally:
+                self.finished += 1
 
         agent.heartbeat.beat = counted
 
@@ -67,8 +71,14 @@ def status(agent: Any) -> str:
 
 def applied_by_push(agent: Any, hq_service: Any, queue: Any, expect: str, timeout: float = 20) -> None:
     """Queue a command with `queue()`, wait for `expect` at the site; no heartbeat may have carried it."""
-    # a long-poll is open: whether the command is committed before HQ parks it or after, it answers with it
-    wait_until(lambda: agent.push.in_flight, 15, 0.02, what="the push channel")
+    # no heartbeat in flight (the start-up one, the ack of the last command: HQ has the ack), and a long-poll
+    # open: whether the command is committed before HQ parks it or after, the long-poll answers with it
+    def settled() -> bool:
+        beats = agent.beats
+        return (beats.finished >= 1 and beats.finished == len(beats.started_with) and agent.push.in_flight
+                and _site_applied_seq(hq_service, agent.site_id) == read_state(agent.engine).applied_seq)
+
+    wait_until(settled, 15, 0.02, what="the push channel, no heartbeat in flight")
     before = len(agent.beats.started_with)
     queue()
     wait_until(lambda: status(agent) == expect, timeout, 0.02, what=f"licence {expect}")
@@ -182,9 +192,13 @@ def _answers(url: str, proc: "subprocess.Popen[bytes]", log: Path) -> bool:
 
 
 def _hq_applied_seq(hq: RunningHQ, site_id: str) -> int:
+    return _site_applied_seq(hq.service, site_id)
+
+
+def _site_applied_seq(service: Any, site_id: str) -> int:
     from hq.models import Site
 
-    with hq.service.session() as s:
+    with service.session() as s:
         return int(s.get(Site, site_id).applied_seq)  # type: ignore[union-attr]
 
 
