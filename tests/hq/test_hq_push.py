@@ -212,3 +212,53 @@ def test_every_worker_of_a_multi_worker_hq_listens_and_wakes_its_polls(tmp_path,
                 proc.wait(20)
         finally:
             queueing.close()
+
+
+def test_sigterm_answers_parked_polls_at_once_instead_of_waiting_out_their_hold(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`python -m hq` stopping: its parked long-polls are answered (no commands) and it exits promptly,
+    rather than uvicorn waiting for them until its graceful-shutdown time runs out."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hq.testing import free_port
+    from tests.agent.helpers import ROOT
+
+    hq_dir, port = tmp_path / "hq", free_port()
+    service = HQ.open(HQSettings(dir=hq_dir, registry_url=None))
+    try:
+        handle = RunningHQ(url=f"http://127.0.0.1:{port}", hq_dir=hq_dir, keys_path=hq_dir / "unused",
+                           operator_token="", service=service)
+        token = handle.issue_licence("stopping")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KIT_HQ_DIR": str(hq_dir), "KIT_HQ_BIND": f"127.0.0.1:{port}",
+               "KIT_HQ_REGISTRY_URL": ""}
+        env.pop("KIT_HQ_DATABASE_URL", None)
+        proc = subprocess.Popen([sys.executable, "-m", "hq"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: _healthy(handle.url), 30, 0.2, what="HQ process")
+            polls = [Poll(handle, token) for _ in range(3)]
+            for poll in polls:
+                poll.start()
+            time.sleep(1.0)  # parked
+            stop_asked = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(HOLD) == 0
+            stopped_in = time.monotonic() - stop_asked
+            for poll in polls:
+                assert poll.answer()["commands"] == [] and poll.seconds < HOLD / 2
+            assert stopped_in < 5, stopped_in  # uvicorn's graceful wait is 7 s: it did not run out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    finally:
+        service.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
