@@ -26,7 +26,7 @@ from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitcore.errors import LicenceError
 from kitcore.licence.commands import CommandEnvelope, CommandRefused, verify_command
 from kitcore.licence.keys import PinnedKeys
-from kitcore.licence.token import MAX_TIME
+from sitedb.suspension import valid_until
 from sitedb.tables import hq_commands, orders
 
 log = logging.getLogger("agent.commands")
@@ -189,19 +189,18 @@ class CommandProcessor:
     def _change_state(self, conn: Connection, state: Row[Any], env: CommandEnvelope, effects: Effects) -> str:
         reason = str(env.payload.get("reason") or "")[:REASON_MAX] or None
         if env.type == "revoke":
-            update_state(conn, licence_status="revoked", status_reason=reason or "licence revoked by HQ",
-                         health=_with_until(state, None))
+            update_state(conn, licence_status="revoked", status_reason=reason or "licence revoked by HQ")
             return "revoked"
         if env.type == "suspend":
-            until = suspension_end(env.payload)
-            update_state(conn, licence_status="suspended", status_reason=reason or "licence suspended by HQ",
-                         health=_with_until(state, until))
+            # a timed suspension's end stays in this command's payload, which is what the site shows
+            # (sitedb.suspension); HQ lifts it with a resume
+            until = valid_until(env.payload.get("until"))
+            update_state(conn, licence_status="suspended", status_reason=reason or "licence suspended by HQ")
             return f"suspended until {until}" if until else "suspended"
         if env.type == "resume":
             held = self._current_licence(state)
             status = held.time_state if held else "active"
-            update_state(conn, licence_status=status, status_reason=time_reason(held) if held else None,
-                         health=_with_until(state, None))
+            update_state(conn, licence_status=status, status_reason=time_reason(held) if held else None)
             effects.retry_orders = retry_held_orders(conn) > 0
             return f"resumed ({status})"
         if env.type == "sync_now":
@@ -254,26 +253,6 @@ def retry_held_orders(conn: Connection) -> int:
     result = conn.execute(update(orders).where(orders.c.status == "pending", orders.c.next_attempt_at > now)
                           .values(next_attempt_at=now))
     return result.rowcount or 0
-
-
-SUSPENDED_UNTIL = "suspended_until"  # site_state.health key: when HQ lifts a timed suspension (Unix s)
-
-
-def suspension_end(payload: dict[str, Any]) -> int | None:
-    """The end HQ gave a timed suspension (`until`, Unix seconds), or None: until HQ resumes it.
-
-    Shown to the licensee only; HQ lifts the suspension itself (a `resume` command), so a
-    wrong clock here changes nothing.
-    """
-    until = payload.get("until")
-    if isinstance(until, int) and not isinstance(until, bool) and 0 < until <= MAX_TIME:
-        return until
-    return None
-
-
-def _with_until(state: Row[Any], until: int | None) -> dict[str, Any]:
-    health = {k: v for k, v in (state.health or {}).items() if k != SUSPENDED_UNTIL}
-    return {**health, SUSPENDED_UNTIL: until} if until else health
 
 
 def _safe_payload(envelope: CommandEnvelope) -> dict[str, Any]:

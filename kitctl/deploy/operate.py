@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     import docker
 
 LICENCE_QUERY = ("SELECT licence_status || '|' || coalesce(health->>'hq_link', '') || '|' "
-                 "|| coalesce(health->>'hq_link_since', '') || '|' || coalesce(health->>'suspended_until', '') "
+                 "|| coalesce(health->>'hq_link_since', '') || '|' "
+                 # the end of a timed suspension: the applied suspend command's `until` (sitedb.suspension)
+                 "|| coalesce((SELECT payload->>'until' FROM hq_commands WHERE type = 'suspend' "
+                 "AND applied_at IS NOT NULL ORDER BY seq DESC LIMIT 1), '') "
                  "|| '|' || coalesce(status_reason, '') FROM site_state WHERE id = 1")
 
 
