@@ -9,14 +9,12 @@ the agent sends no heartbeat but the one acknowledging it. The time each took is
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import require
-from tests.support.postgres import free_port
+from tests.support.demo_stack import own_demo
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -26,22 +24,8 @@ HEARTBEAT_SECONDS = 600
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    from demo.stack import Demo, demo_down, demo_up, services
-
-    try:
-        services("start", "all")
-    except Exception as exc:  # noqa: BLE001
-        require(False, f"services did not start: {exc}")
-    suffix = uuid.uuid4().hex[:6]
-    d = Demo(root=tmp_path_factory.mktemp("push"), site_id=f"push-{suffix}", network=f"kitctl-e2e-{suffix}",
-             hq_container=f"kitctl-e2e-hq-{suffix}", hq_port=free_port(), http_port=free_port(),
-             https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=HEARTBEAT_SECONDS,
-             registry=f"127.0.0.1:{free_port()}")
-    try:
-        demo_up(d)
+    with own_demo(tmp_path_factory.mktemp("push"), "push", heartbeat_seconds=HEARTBEAT_SECONDS) as d:
         yield d
-    finally:
-        demo_down(d)
 
 
 def agent_metrics(demo: Any) -> dict[str, float]:
