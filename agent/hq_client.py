@@ -19,6 +19,7 @@ from msgspec import Meta, Struct
 from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
 from agent.transport import HttpClient, Response, TransportError
+from sitedb.tables import ENTRY_AMOUNTS, STATEMENT_TOTALS
 
 ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired",
                     "refused"]
@@ -103,6 +104,41 @@ class OrderResult(Struct):
 
 class OrdersReply(Struct):
     results: list[OrderResult]
+
+
+Text1000 = Annotated[str, Meta(max_length=1000)]
+
+
+# a statement's figures in fen, the names the site database keeps them under
+StatementTotals = msgspec.defstruct("StatementTotals", [(name, int) for name in STATEMENT_TOTALS])
+
+
+class StatementInfo(Struct):
+    """One of the site's statements as HQ issued it, with HQ's record of the site's answer."""
+
+    id: Annotated[int, Meta(ge=1)]
+    cadence: Literal["weekly", "monthly"]
+    period_start: str
+    period_end: str
+    totals: StatementTotals  # type: ignore[valid-type]
+    csv_sha256: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+    issued_at: str
+    response: Literal["confirmed", "disputed", "resolved"] | None = None
+    comment: Text1000 | None = None
+    resolution: Text1000 | None = None
+
+
+# One ledger entry of the site, from its side: the statement CSV's line, its amounts under the site database's names.
+LedgerEntry = msgspec.defstruct("LedgerEntry", [
+    ("id", Annotated[int, Meta(ge=1)]), ("posted_at", str), ("kind", Annotated[str, Meta(max_length=16)]),
+    ("source", Annotated[str, Meta(max_length=120)]), ("reference", Annotated[str, Meta(max_length=500)] | None),
+    *((name, int) for name in ENTRY_AMOUNTS)], gc=False)
+
+
+class EntryPage(Struct):
+    entries: list[LedgerEntry]  # type: ignore[valid-type]
+    next_after: Annotated[int, Meta(ge=0)]
+    has_more: bool
 
 
 class LicenceStatus(Struct):
@@ -206,6 +242,24 @@ class HQClient:
         """The push channel's long-poll: HQ answers when a command above `after` is queued, or after `wait` s."""
         resp = self._request("push", "GET", "/v1/commands/wait", params={"after": after, "wait": wait})
         return self._parse("push", resp, HeartbeatReply)
+
+    def statements(self) -> list[StatementInfo]:
+        """The site's issued statements, newest first (HQ keeps them; the site keeps a copy)."""
+        resp = self._request("statements", "GET", "/v1/settlement/statements")
+        return self._parse("statements", resp, list[StatementInfo])
+
+    def answer_statement(self, statement_id: int, answer: str, comment: str | None) -> StatementInfo:
+        """The finance role's answer: `confirm` or `dispute` (a dispute says why)."""
+        action = {"confirmed": "confirm", "disputed": "dispute"}[answer]
+        body = {"comment": comment} if comment else {}
+        resp = self._request("statement_answer", "POST", f"/v1/settlement/statements/{int(statement_id)}/{action}",
+                             content=_json(body), headers=JSON_BODY)
+        return self._parse("statement_answer", resp, StatementInfo)
+
+    def ledger_entries(self, after: int, limit: int) -> EntryPage:
+        resp = self._request("ledger_entries", "GET", "/v1/settlement/entries",
+                             params={"after": after, "limit": limit})
+        return self._parse("ledger_entries", resp, EntryPage)
 
     def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
         """Send the redacted bundle HQ asked for (a `support_bundle` command)."""

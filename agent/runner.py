@@ -33,6 +33,7 @@ from agent.outbox import Forwarder, backoff_seconds
 from agent.plugin_events import PluginEvents
 from agent.push import PushChannel
 from agent.settings import AgentSettings
+from agent.settlement import SettlementSync
 from agent.state import ensure_state, read_state
 from agent.stats import Observer
 from agent.sync import CatalogSync
@@ -106,11 +107,11 @@ class Agent:
         self.link = HQLink(self.metrics, probe_interval=s.hq_probe_interval)
         self.link.on_back(self._hq_back)
         self.clients = [HQClient(hq_url, held.token, self.metrics, timeout=s.http_timeout,
-                                 connect_timeout=s.connect_timeout, link=self.link) for _ in range(3)]
+                                 connect_timeout=s.connect_timeout, link=self.link) for _ in range(4)]
         self.probe_client = HttpClient(hq_url, timeout=max(s.hq_probe_interval, 0.2) * 2,
                                        connect_timeout=max(s.hq_probe_interval, 0.2),
                                        headers={"User-Agent": "kitctl-agent"}, max_body=4096)
-        sync_client, order_client, beat_client = self.clients
+        sync_client, order_client, beat_client, settle_client = self.clients
         # the long-poll's own client: its requests last up to push_wait, plus the usual deadline for the answer.
         # It does not judge the HQ link: a proxy that cuts held requests must not make HQ look away to the
         # other loops (the link's prober would flap); those loops judge it, and wake the channel when HQ is back.
@@ -122,6 +123,8 @@ class Agent:
                                    batch=s.forward_batch, backoff_base=s.backoff_base, backoff_cap=s.backoff_cap,
                                    review_poll=s.review_poll, emit=self.plugins.emit,
                                    wants=self.plugins.wants)
+        self.settlement = SettlementSync(self.engine, settle_client, self.metrics, backoff_base=s.backoff_base,
+                                         backoff_cap=s.backoff_cap)
         self.commands = CommandProcessor(self.engine, self.keys, self.site_id, self.metrics,
                                          on_effects=self._apply_effects)
         self.observer = Observer(self.engine, self.metrics, self.keys, _data_path(url), s.docker_socket,
@@ -154,7 +157,8 @@ class Agent:
         """Start the loops and block until stop() (SIGTERM); then let units in flight finish."""
         release_free_memory()  # what starting up freed (licence checks, schemas) is not kept resident
         for name, loop in (("sync", self._sync_loop), ("forward", self._forward_loop),
-                           ("heartbeat", self._heartbeat_loop), ("stats", self._stats_loop),
+                           ("heartbeat", self._heartbeat_loop), ("settlement", self._settlement_loop),
+                           ("stats", self._stats_loop),
                            *((("push", self._push_loop),) if self.settings.push else ()),
                            ("hq-probe", lambda: self.link.run_prober(self.probe_client, self.stop))):
             t = threading.Thread(target=self._guarded, args=(name, loop), name=name, daemon=True)
@@ -306,6 +310,15 @@ class Agent:
             if self.stop.is_set():  # shutdown ended the long-poll (abort): not a failure of HQ's
                 return None
             raise
+
+    def _settlement_loop(self) -> None:
+        """Answers out and statements in, every settlement interval (the storefront cannot wake the agent)."""
+        failures = 0
+        while not self.stop.is_set():
+            ok = self._unit("settlement", self.settlement.run)
+            failures = 0 if ok else failures + 1
+            wait = self.settings.settlement_interval if ok else self._retry_wait(failures)
+            self.stop.wait(jittered(max(wait, self.settings.min_interval)))
 
     def _stats_loop(self) -> None:
         while not self.stop.is_set():

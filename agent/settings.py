@@ -49,6 +49,7 @@ class AgentSettings(BaseSettings):
     backoff_base: float = Field(default=1.5, gt=0)
     backoff_cap: float = Field(default=300.0, gt=0)
     review_poll: float = Field(default=30.0, gt=0)
+    settlement_interval: float = Field(default=30.0, gt=0)  # answers out, statements and ledger entries in
     sync_page_limit: int = Field(default=1000, ge=1, le=1000)
     stats_interval: float = Field(default=5.0, gt=0)
     http_timeout: float = Field(default=10.0, gt=0)  # the whole of one HQ request, however slow the answer

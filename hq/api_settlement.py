@@ -15,9 +15,9 @@ from fastapi.responses import Response
 from hq.auth import SiteCaller, get_hq, operator, site_active
 from hq.errors import responses
 from hq.fields import SITE_ID_PATTERN
-from hq.ledger import payouts, statements
-from hq.ledger.schemas import (BalanceOut, Confirm, Dispute, DisputeResolve, PayoutApprove, PayoutOut, PayoutReject,
-                               PayoutRequest, StatementIssue, StatementOut)
+from hq.ledger import feed, payouts, statements
+from hq.ledger.schemas import (BalanceOut, CadenceOut, CadenceSet, Confirm, Dispute, DisputeResolve, EntryPage, PayoutApprove, PayoutOut,
+                               PayoutReject, PayoutRequest, StatementIssue, StatementOut)
 from hq.service import HQ
 
 site_router = APIRouter(prefix="/v1/settlement", tags=["settlement"])
@@ -31,6 +31,14 @@ CSV_NOTE = "UTF-8 with BOM, CRLF: the summary, a blank line, then one line per l
                  responses=responses(401, 403, 404, 429))
 def site_balance(caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return payouts.balance(hq, caller.site_id)
+
+
+@site_router.get("/entries", response_model=EntryPage,
+                 summary="The site's ledger entries after a cursor, in the order posted (the agent keeps a copy)",
+                 responses=responses(401, 403, 422, 429))
+def site_entries(after: int = Query(default=0, ge=0, le=2**62), limit: int = Query(default=500, ge=1, le=feed.MAX_LIMIT),
+                 caller: SiteCaller = Depends(site_active), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return feed.entries_after(hq, caller.site_id, after, limit)
 
 
 @site_router.get("/statements", response_model=list[StatementOut], summary="The site's issued statements, newest first",
@@ -93,6 +101,14 @@ def site_payout_request(body: PayoutRequest, caller: SiteCaller = Depends(site_a
                    responses=responses(401, 404, 409, 413, 422, notes={409: "`period_open`: the period has not ended"}))
 def issue_statement(body: StatementIssue, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return statements.issue(hq, op, body.site, body.cadence, body.day)
+
+
+@admin_router.put("/sites/{site}/cadence", response_model=CadenceOut,
+                  summary="Set the period a site's statements cover from now on (issued ones keep theirs)",
+                  responses=responses(401, 404, 413, 422))
+def set_cadence(body: CadenceSet, site: str = Path(..., pattern=SITE_ID_PATTERN), op: str = Depends(operator),
+                hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return statements.set_cadence(hq, op, site, body.cadence)
 
 
 @admin_router.get("/statements", response_model=list[StatementOut], summary="Issued statements, newest first",

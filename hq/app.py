@@ -255,15 +255,18 @@ async def _every(seconds: "Callable[[], float]", work: "Callable[[HQ], object]",
 
 
 async def _housekeeping(hq: "HQ") -> None:
-    """Expire idempotency keys and prune old tombstones, now and then."""
+    """Expire idempotency keys, prune old tombstones, charge the year's base fees (if on), now and then."""
     from starlette.concurrency import run_in_threadpool
 
     from hq import catalog, orders
+    from hq.ledger import events
 
     while True:
         try:
             await run_in_threadpool(orders.purge_keys, hq)
             await run_in_threadpool(catalog.prune, hq)
+            if hq.settings.auto_base_fee:
+                await run_in_threadpool(events.charge_due_base_fees, hq)
         except Exception:  # keep serving; the next round retries
             log.exception("housekeeping failed")
         await asyncio.sleep(hq.settings.housekeeping_seconds)

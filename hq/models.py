@@ -40,6 +40,8 @@ class Site(Base):
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     counters: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     registry_username: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # the period of its statements (weekly | monthly) unless the operator issuing one says otherwise
+    settlement_cadence: Mapped[str] = mapped_column(String(8), default="monthly", server_default="monthly")
     registry_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

@@ -33,6 +33,8 @@ class HQSettings(BaseSettings):
     site_rate_burst: int = Field(default=200, ge=1)
     session_hours: int = Field(default=12, ge=1, le=168)
     housekeeping_seconds: int = Field(default=600, ge=1)
+    # charge each licensed site the year's base fee by itself (housekeeping; once per site and year)
+    auto_base_fee: bool = False
     api_docs: bool = True  # /docs, /redoc and /openapi.json; KIT_HQ_API_DOCS=false turns them off
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # any request body, checked before auth
     # Monitoring: /metrics needs this bearer token (a file; made at first start, mode 0600, when unset).

@@ -118,6 +118,7 @@ class SiteState(Base):
     catalog_cursor: Mapped[str | None]
     catalog_etag: Mapped[str | None]
     sync_generation: Mapped[int]
+    ledger_cursor: Mapped[int]
     last_sync_at: Mapped[datetime | None]
     last_heartbeat_at: Mapped[datetime | None]
     health: Mapped[dict[str, Any]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String,
                         Table, Text)
 
 
@@ -120,6 +120,7 @@ site_state = Table(
     Column("catalog_cursor", String(256), nullable=True),
     Column("catalog_etag", String(256), nullable=True),
     Column("sync_generation", BigInteger, nullable=False, default=0),
+    Column("ledger_cursor", BigInteger, nullable=False, default=0, server_default="0"),  # HQ's entry feed
     _when("last_sync_at", nullable=True),
     _when("last_heartbeat_at", nullable=True),
     Column("health", JSON, nullable=False, default=dict),
@@ -168,4 +169,46 @@ audit_log = Table(
     Column("actor", String(64), nullable=False),  # agent | hq | admin:<name>
     Column("action", String(64), nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
+)
+
+# HQ's statements of this site, as the agent last read them, and the finance role's answer to each.
+# HQ's fields are HQ's (the agent overwrites them); the answer is the site's until HQ has it:
+# answer_state pending (the agent's outbox) → sent, or refused (HQ said no, answer_error says why).
+STATEMENT_TOTALS = ("opening", "orders_gross", "refunds_gross", "hq_cost", "hq_share", "fees", "adjustments",
+                    "payouts", "closing")
+settlement_statements = Table(
+    "settlement_statements", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # HQ's statement id
+    Column("cadence", String(8), nullable=False),  # weekly | monthly
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),  # exclusive
+    Column("totals", JSON, nullable=False),  # fen, STATEMENT_TOTALS, from the site's side
+    Column("csv_sha256", String(64), nullable=False),
+    _when("issued_at"),
+    Column("hq_response", String(16), nullable=True),  # confirmed | disputed | resolved, as HQ holds it
+    Column("hq_comment", Text, nullable=True),
+    Column("hq_resolution", Text, nullable=True),
+    Column("answer", String(16), nullable=True),  # confirmed | disputed: the finance role's, here
+    Column("answer_comment", Text, nullable=True),
+    Column("answered_by", String(64), nullable=True),
+    _when("answered_at", nullable=True),
+    Column("answer_state", String(16), nullable=True, index=True),  # pending | sent | refused
+    Column("answer_error", String(200), nullable=True),
+    Column("answer_attempts", Integer, nullable=False, default=0, server_default="0"),
+    _when("answer_next_at", nullable=True),
+    _when("synced_at", touched=True),
+)
+
+# A copy of HQ's ledger entries of this site (never edited at HQ, so never here): one row per entry
+# with the statement CSV's columns, from the site's side. The revenue page, the finance page and
+# the exit export read these, so the site shows HQ's own figures.
+ENTRY_AMOUNTS = ("gross_fen", "hq_cost_fen", "hq_share_fen", "fees_fen", "adjustment_fen", "payout_fen", "net_fen")
+settlement_entries = Table(
+    "settlement_entries", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # HQ's entry id
+    _when("posted_at", index=True),
+    Column("kind", String(16), nullable=False),
+    Column("source", String(120), nullable=False, index=True),  # an order or refund: HQ's order id
+    Column("reference", String(500), nullable=True),  # the site's order id for an order; a reason; a transfer ref
+    *(Column(name, BigInteger, nullable=False) for name in ENTRY_AMOUNTS),
 )

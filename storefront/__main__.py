@@ -70,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         from storefront.staff_cli import main as staff
 
         return staff(argv[1:])
+    if argv and argv[0] == "export":  # `kitctl export` on the host runs this inside the container
+        from storefront.exporting import main as export
+
+        return export(argv[1:])
     if argv and argv[0] == "plugin-admin":  # `kitctl plugins admin …` on the host runs this inside the container
         from storefront.plugin_actions import main as plugin_admin
 
         return plugin_admin(argv[1:])
     if argv and argv[0] not in ("serve",):
-        print("usage: python -m storefront [serve | create-admin NAME [ROLE] | staff … | plugin-admin NAME ACTION [JSON]]", file=sys.stderr)
+        print("usage: python -m storefront [serve | create-admin NAME [ROLE] | staff … | plugin-admin NAME ACTION [JSON] | export]", file=sys.stderr)
         return 2
     return _serve()
 

@@ -12,6 +12,7 @@ from hypothesis import settings
 from tests.support.postgres import create_database, pg_bindir, postgres_cluster
 
 IN_CI = os.environ.get("CI") == "true"
+pytest_plugins = ["tests.support.watched_demo"]  # the session's shared demo with monitoring
 
 # CI replays the same examples every run, so a red build is reproducible;
 # developers get fresh random examples.
@@ -27,6 +28,18 @@ def require(condition: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {why}")
     pytest.skip(why)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, as `make test` runs), every test that drives the
+    Docker engine runs on one worker, one at a time and in file order: they build and tag the same kit
+    images and share module-scoped stacks. They come first, so that long group starts at once while the
+    other tests spread over the workers beside it."""
+    engine = [item for item in items if item.get_closest_marker("e2e") is not None]
+    for item in engine:
+        item.add_marker(pytest.mark.xdist_group("engine"))
+    chosen = set(map(id, engine))
+    items[:] = engine + [item for item in items if id(item) not in chosen]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ from sitedb.migrate import upgrade
 from sitedb.sealing import open_sealed, seal
 from tests.support.slowdns import slow_dns
 
-TABLES = {"catalog_items", "price_rules", "orders", "site_state", "hq_commands", "admin_users", "audit_log"}
+TABLES = {"catalog_items", "price_rules", "orders", "site_state", "hq_commands", "admin_users", "audit_log",
+          "settlement_statements", "settlement_entries"}
 
 
 def _tables(url: str) -> set[str]:

@@ -116,6 +116,29 @@ def base_fee(hq: "HQ", operator: str, site_id: str, year: int, at: datetime | No
         return entry_json(entry, entry_id)
 
 
+def charge_due_base_fees(hq: "HQ", at: datetime | None = None) -> list[dict[str, Any]]:
+    """The year's base fee for every site whose licence is in force and that has not paid this year's yet.
+
+    HQ's housekeeping calls this when `auto_base_fee` is on; a fee already charged
+    (by hand or by an earlier round) is never charged again: the entry's source is `site:year`.
+    """
+    at = at or utcnow()
+    year = at.year
+    with hq.read() as conn:
+        due = [site for site, in conn.execute(
+            select(Site.id).join(Licence, Licence.jti == Site.current_jti)
+            .where(Site.status != "revoked", Licence.revoked_at.is_(None), Licence.expires_at > at)
+            .order_by(Site.id)) if entries.find(conn, "base_fee", f"{site}:{year}") is None]
+    charged = []
+    for site in due:
+        try:
+            charged.append(base_fee(hq, "hq:auto", site, year, at))
+        except ApiError as exc:
+            if exc.code != "already_charged":  # charged meanwhile by an operator: nothing to do
+                raise
+    return charged
+
+
 def adjust(hq: "HQ", operator: str, site_id: str, amount_fen: int, reason: str,
            at: datetime | None = None) -> dict[str, Any]:
     """An operator's correction: positive credits the site, negative debits it; the reason is kept."""

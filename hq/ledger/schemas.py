@@ -58,8 +58,18 @@ class PayoutReject(Strict):
 
 class StatementIssue(Strict):
     site: Annotated[str, Field(pattern=SITE_ID_PATTERN)]
+    cadence: Literal["weekly", "monthly"] | None = Field(default=None, description="default: the site's own cadence")
+    day: Day | None = Field(default=None, description="any day of the period; the period must have ended (UTC); "
+                                                      "default: the last period that has ended")
+
+
+class CadenceSet(Strict):
     cadence: Literal["weekly", "monthly"]
-    day: Day = Field(description="any day of the period; the period must have ended (UTC)")
+
+
+class CadenceOut(BaseModel):
+    site: str
+    cadence: Literal["weekly", "monthly"]
 
 
 class DisputeResolve(Strict):
@@ -117,3 +127,27 @@ class BalanceOut(BaseModel):
     available_fen: int
     min_payout_fen: int
     payout_fee_fen: int
+
+
+class EntryOut(BaseModel):
+    """One ledger entry from the site's side: the statement CSV's line, unquoted."""
+
+    id: int
+    posted_at: str = Field(description="UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`: a statement holds the entries of its period")
+    kind: Literal["order", "refund", "base_fee", "adjustment", "reversal", "payout", "payout_fee"]
+    source: str
+    reference: str | None = Field(description="the site's order id for orders; the reason or transfer reference")
+    gross_fen: int
+    hq_cost_fen: int
+    hq_share_fen: int
+    fees_fen: int
+    adjustment_fen: int
+    payout_fen: int
+    net_fen: int = Field(description="the sum of the amounts: what the entry moves to (+) or from (-) the site")
+
+
+class EntryPage(BaseModel):
+    entries: list[EntryOut]
+    next_after: int = Field(description="continue from here next time: entries posted in the last minutes are "
+                                        "returned again until no earlier entry can still appear")
+    has_more: bool

@@ -25,7 +25,7 @@ from hq import audit
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
 from hq.ledger import accounts, events
-from hq.models import LedgerEntry, LedgerLine, Statement
+from hq.models import LedgerEntry, LedgerLine, Site, Statement
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -106,15 +106,20 @@ def _lines_query(p: Period, dialect: str) -> Any:
     database writes the CSV itself).
     """
     account = accounts.site_account(p.site_id)
-    sums = [func.sum(case((LedgerLine.role.in_([r for r, c in ROLE_COLUMN.items() if c == col]),
-                           -LedgerLine.amount_fen), else_=0)).label(col) for col in COLUMNS]
     return (select(LedgerEntry.id, _stamp_sql(dialect), LedgerEntry.kind, _safe_text(LedgerEntry.source),
-                   _safe_text(LedgerEntry.memo), *sums, func.sum(-LedgerLine.amount_fen).label("net"))
+                   _safe_text(LedgerEntry.memo), *column_sums(account))
             .join(LedgerLine, LedgerLine.entry_id == LedgerEntry.id)
             .where(LedgerEntry.site_id == p.site_id, LedgerLine.account == account,
                    LedgerEntry.posted_at >= _instant(p.start), LedgerEntry.posted_at < _instant(p.end))
             .group_by(LedgerEntry.id, LedgerEntry.posted_at, LedgerEntry.kind, LedgerEntry.source, LedgerEntry.memo)
             .order_by(LedgerEntry.id))
+
+
+def column_sums(account: str) -> list[Any]:
+    """Per entry: the site account's lines summed by statement column, then the net, from the site's side."""
+    return [*(func.sum(case((LedgerLine.role.in_([r for r, c in ROLE_COLUMN.items() if c == col]),
+                             -LedgerLine.amount_fen), else_=0)).label(col) for col in COLUMNS),
+            func.sum(-LedgerLine.amount_fen).label("net")]
 
 
 def _stamp_sql(dialect: str) -> Any:
@@ -182,8 +187,35 @@ def write(conn: "Connection", p: Period, figures: dict[str, int], out: IO[bytes]
     return digest.hexdigest()
 
 
-def issue(hq: "HQ", operator: str, site_id: str, cadence: str, day: date) -> dict[str, Any]:
-    """Issue the statement of the period holding `day` once it has ended; again, the same statement."""
+def site_cadence(hq: "HQ", site_id: str) -> str:
+    """The site's own cadence (set per site; monthly until an operator sets it)."""
+    with hq.session() as s:
+        site = s.get(Site, site_id)
+        if site is None:
+            raise ApiError(404, "not_found", f"site {site_id!r} has no licence")
+        return site.settlement_cadence
+
+
+def set_cadence(hq: "HQ", operator: str, site_id: str, cadence: str) -> dict[str, Any]:
+    """Set the period the site's statements cover from now on; issued statements keep theirs. Audited."""
+    if cadence not in CADENCES:
+        raise InvalidInput(f"cadence must be one of: {', '.join(CADENCES)}")
+    with hq.session() as s:
+        site = s.get(Site, site_id, with_for_update=True)
+        if site is None:
+            raise ApiError(404, "not_found", f"site {site_id!r} has no licence")
+        before, site.settlement_cadence = site.settlement_cadence, cadence
+        audit.record(s, operator, "settlement.cadence", site_id, cadence=cadence, before=before)
+        return {"site": site_id, "cadence": cadence}
+
+
+def issue(hq: "HQ", operator: str, site_id: str, cadence: str | None, day: date | None = None) -> dict[str, Any]:
+    """Issue the statement of the period holding `day` once it has ended; again, the same statement.
+
+    Without a cadence, the site's own; without a day, the last period that has ended.
+    """
+    cadence = cadence or site_cadence(hq, site_id)
+    day = day or last_ended(cadence, utcnow().date())
     start, end = period(cadence, day)
     if end > utcnow().date():
         raise ApiError(409, "period_open", f"the period {start}..{end} has not ended yet (UTC)")

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("render", "register") for name in ("render", "plan")},
     **{name: ("deploy", "register") for name in ("up", "down", "status", "logs", "upgrade", "backup", "backup-key",
                                                  "restore", "doctor", "support-bundle")},
-    "plugins": ("plugins", "app"), "admin": ("staff", "app"),
+    "plugins": ("plugins", "app"), "admin": ("staff", "app"), "export": ("export", "register"),
     **{name: ("images", "register") for name in ("images", "bundle")},
 }
 
@@ -100,14 +100,21 @@ def run(argv: list[str]) -> int:
     except KitError as exc:
         print_error(str(exc))
         return exc.exit_code
-    except ClickException as exc:  # usage errors: click's message, exit code 2
-        from typer import rich_utils
-
-        rich_utils.rich_format_error(exc)
+    except ClickException as exc:  # usage errors: one line like every refusal, exit code 2
+        print_error(_usage_line(exc))
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         print_error("aborted")
         return 130
+
+
+def _usage_line(exc: Exception) -> str:
+    """Click's message and where help is, on one line (click prints usage and a boxed message)."""
+    message = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f"{message} (see '{ctx.command_path} --help')"
+    return message
 
 
 def main() -> None:

@@ -489,21 +489,37 @@ def _yuan(fen: int) -> str:
     return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
-CADENCE = typer.Option("monthly", "--cadence", help="weekly (Monday to Monday) or monthly.")
+CADENCE = typer.Option(None, "--cadence", help="weekly (Monday to Monday) or monthly (default: the site's own, "
+                       "see `settle cadence`).")
 
 
 @settle_app.command("issue")
-def settle_issue(site: str, cadence: str = CADENCE,
+def settle_issue(site: str, cadence: Optional[str] = CADENCE,
                  day: Optional[str] = typer.Option(None, "--day", help="Any day of the period (default: the last "
                                                    "period that has ended)."),
                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
     """Issue a site's statement for an ended week or month; issuing it again gives the same statement."""
-    from hq.clock import utcnow
     from hq.ledger import statements
 
-    when = _day(day, "--day") or statements.last_ended(cadence, utcnow().date())
+    when = _day(day, "--day")
+    if cadence is not None and cadence not in statements.CADENCES:  # refused before HQ is opened
+        from kitcore.errors import InvalidInput
+
+        raise InvalidInput(f"cadence must be one of: {', '.join(statements.CADENCES)}")
     with local_hq(hq_dir, database_url) as hq:
         _print_statements([statements.issue(hq, _operator_name(), site, cadence, when)], as_json)
+
+
+@settle_app.command("cadence")
+def settle_cadence(site: str, cadence: str = typer.Argument(..., help="weekly or monthly."),
+                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Set the period a site's statements cover from now on (statements already issued keep theirs)."""
+    from hq.ledger import statements
+
+    _settle(hq_dir, database_url, as_json,
+            lambda hq: statements.set_cadence(hq, _operator_name(), site, cadence),
+            lambda r: f"site {r['site']}: statements are {r['cadence']} from now on")
 
 
 @settle_app.command("list")

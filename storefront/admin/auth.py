@@ -27,6 +27,10 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_orders": ALL,
     "admin_orders_csv": frozenset({"admin", "finance"}),
     "admin_revenue": frozenset({"admin", "finance"}),
+    "admin_settlement": frozenset({"admin", "finance"}),  # reconciliation: finance's work, never the operator's
+    "admin_settlement_statement": frozenset({"admin", "finance"}),
+    "admin_settlement_confirm": frozenset({"admin", "finance"}),
+    "admin_settlement_dispute": frozenset({"admin", "finance"}),
     "admin_licence": frozenset({"admin", "finance"}),
     "admin_health": frozenset({"admin", "operator"}),
     "admin_coupons": frozenset({"admin", "operator"}),  # marketing: the operator's work, never finance's

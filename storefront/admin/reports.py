@@ -1,4 +1,4 @@
-"""Orders with filters, CSV export, and the revenue report (computed in Python: same on SQLite and PostgreSQL).
+"""Orders with filters, CSV export, and the revenue report (HQ's ledger figures, grouped in Python: same on both).
 
 Buyer contact and account are sealed at rest (`sitedb.buyer`): staff see them opened with the
 site key, and find an order by contact through its keyed index (an exact match).
@@ -10,7 +10,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
 import logging
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import Order
+from sitedb.tables import settlement_entries
 
 log = logging.getLogger("storefront.admin")
 
@@ -113,17 +114,38 @@ def export_csv(session: Session, flt: OrderFilter, buyers: BuyerBox | None) -> I
         yield buf.getvalue()
 
 
+SALE_KINDS = ("order", "refund")
+LINES_SHOWN = 200
+
+
 @dataclass
 class RevenueRow:
+    """Sales in a period, HQ's figures from the site's side: HQ cost and HQ share are negative, as on the statement."""
+
     period: str
     orders: int = 0
-    revenue_cents: int = 0
+    refunds: int = 0
+    gross_cents: int = 0
     cost_cents: int = 0
     share_cents: int = 0
+    net_cents: int = 0
 
-    @property
-    def net_cents(self) -> int:
-        return self.revenue_cents - self.cost_cents - self.share_cents
+    def add(self, kind: str, gross: int, cost: int, share: int, net: int) -> None:
+        self.orders += kind == "order"
+        self.refunds += kind == "refund"
+        self.gross_cents += gross
+        self.cost_cents += cost
+        self.share_cents += share
+        self.net_cents += net
+
+
+@dataclass
+class Revenue:
+    rows: list[RevenueRow]
+    grand: RevenueRow
+    lines: list[Any]  # the latest sale lines: entry id, posted_at, kind, order id, item, the four amounts
+    awaiting_orders: int  # delivered here, not yet in the copy of HQ's ledger
+    awaiting_cents: int
 
 
 def _period(moment: datetime, by: str) -> str:
@@ -134,25 +156,32 @@ def _period(moment: datetime, by: str) -> str:
     return day.isoformat()
 
 
-def revenue(session: Session, by: str, share_bps: int, days: int, now: datetime | None = None) -> tuple[list[RevenueRow], RevenueRow]:
-    """Delivered orders per day or ISO week: revenue, HQ cost, HQ's revenue share and what the site keeps."""
+def revenue(session: Session, by: str, days: int, now: datetime | None = None) -> Revenue:
+    """Sales and refunds per UTC day or ISO week from HQ's ledger entries (the agent's copy): HQ's own numbers.
+
+    Net = gross + HQ cost + HQ share (both negative), line for line the statement's; a sale at HQ's
+    own price nets minus the share, and the page says so rather than showing an unexplained loss.
+    """
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(days=days)
+    e = settlement_entries.c
+    sales = (select(e.id, e.posted_at, e.kind, func.coalesce(Order.id, e.reference).label("order_id"),
+                    Order.item_name, e.gross_fen, e.hq_cost_fen, e.hq_share_fen, e.net_fen)
+             .outerjoin(Order, Order.hq_order_id == e.source)
+             .where(e.kind.in_(SALE_KINDS), e.posted_at >= since))
     rows: dict[str, RevenueRow] = {}
-    stmt = (select(Order.created_at, Order.total_cents, Order.hq_price_cents, Order.quantity)
-            .where(Order.status == "delivered", Order.created_at >= since))
-    for created, total, hq_price, qty in session.execute(stmt):
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=timezone.utc)
-        row = rows.setdefault(_period(created, by), RevenueRow(_period(created, by)))
-        row.orders += 1
-        row.revenue_cents += total
-        row.cost_cents += hq_price * qty
     grand = RevenueRow("total")
-    for row in rows.values():
-        row.share_cents = (row.revenue_cents * share_bps + 5_000) // 10_000
-        grand.orders += row.orders
-        grand.revenue_cents += row.revenue_cents
-        grand.cost_cents += row.cost_cents
-        grand.share_cents += row.share_cents
-    return sorted(rows.values(), key=lambda r: r.period, reverse=True), grand
+    for line in session.execute(sales):
+        key = _period(as_utc(line.posted_at), by)
+        for row in (rows.setdefault(key, RevenueRow(key)), grand):
+            row.add(line.kind, line.gross_fen, line.hq_cost_fen, line.hq_share_fen, line.net_fen)
+    lines = list(session.execute(sales.order_by(e.id.desc()).limit(LINES_SHOWN)))
+    booked = select(e.id).where(e.kind == "order", e.source == Order.hq_order_id).exists()
+    count, cents = session.execute(select(func.count(), func.coalesce(func.sum(Order.total_cents), 0))
+                                   .where(Order.status == "delivered", ~booked)).one()
+    return Revenue(sorted(rows.values(), key=lambda r: r.period, reverse=True), grand, lines, int(count), int(cents))
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime, time, timezone
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
+from sitedb.tables import STATEMENT_TOTALS
+from storefront import settlement
 from storefront.admin import reports
 from storefront.admin.coupon_form import FormRefused, add_arguments
 from storefront.admin import rules as rules_mod
@@ -32,7 +34,8 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
     staff: Staff = request.state.staff
     menu = [(name, key) for name, key in (
         ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
-        ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_licence", "admin.licence"),
+        ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_settlement", "admin.settlement"),
+        ("admin_licence", "admin.licence"),
         ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"))
         if may(staff, name) and (name != "admin_coupons" or COUPONS in shop_of(request).licence().features)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
@@ -216,11 +219,65 @@ def orders_csv(request: Request) -> Response:
 @router.get("/revenue", name="admin_revenue")
 def revenue(request: Request, by: str = "day") -> Response:
     by = by if by in ("day", "week") else "day"
-    licence = shop_of(request).licence()
     with shop_of(request).sessions() as s:
-        rows, grand = reports.revenue(s, by, licence.revenue_share_bps, days=31 if by == "day" else 12 * 7)
-    pct = f"{licence.revenue_share_bps / 100:.2f}%"
-    return _page(request, "admin/revenue.html", {"rows": rows, "grand": grand, "by": by, "pct": pct})
+        report = reports.revenue(s, by, days=31 if by == "day" else 12 * 7)
+    return _page(request, "admin/revenue.html", {"report": report, "by": by})
+
+
+# ---- settlement: HQ's statements, the finance role's answer -----------------------
+
+STATEMENT_ID = Path(..., ge=1, le=2**62)
+
+
+@router.get("/settlement", name="admin_settlement")
+def settlement_list(request: Request) -> Response:
+    with shop_of(request).engine.connect() as conn:
+        rows = settlement.statements(conn)
+    return _page(request, "admin/settlement.html", {"statements": rows})
+
+
+def _statement_page(request: Request, statement_id: int, *, errors: dict | None = None, form: dict | None = None,
+                    message: str | None = None, status: int = 200) -> Response:
+    with shop_of(request).engine.connect() as conn:
+        view = settlement.statement(conn, statement_id)
+    if view is None:
+        raise HTTPProblem(404, "err.not_found")
+    return _page(request, "admin/statement.html", {"view": view, "totals": STATEMENT_TOTALS, "errors": errors or {},
+                                                    "form": form or {}, "message": message}, status=status)
+
+
+@router.get("/settlement/{statement_id}", name="admin_settlement_statement")
+def settlement_statement(request: Request, statement_id: int = STATEMENT_ID) -> Response:
+    return _statement_page(request, statement_id)
+
+
+async def _answer(request: Request, statement_id: int, answer: str) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_answered, request, statement_id, answer, form.get("comment", ""))
+
+
+def _answered(request: Request, statement_id: int, answer: str, comment: str) -> Response:
+    """The answer waits in the site database; the agent takes it to HQ (they never call each other)."""
+    t = translator(locale_of(request))
+    try:
+        with shop_of(request).engine.begin() as conn:
+            settlement.answer(conn, statement_id, answer, comment[:4000], "admin:" + request.state.staff.username)
+    except LookupError:
+        raise HTTPProblem(404, "err.not_found") from None
+    except settlement.AnswerRefused as refused:
+        return _statement_page(request, statement_id, errors={"comment": t(str(refused))},
+                               form={"comment": comment[:1000]}, status=409 if "answered" in str(refused) else 422)
+    return _statement_page(request, statement_id, message=t(f"settle.{answer}_queued"))
+
+
+@router.post("/settlement/{statement_id}/confirm", name="admin_settlement_confirm")
+async def settlement_confirm(request: Request, statement_id: int = STATEMENT_ID) -> Response:
+    return await _answer(request, statement_id, "confirmed")
+
+
+@router.post("/settlement/{statement_id}/dispute", name="admin_settlement_dispute")
+async def settlement_dispute(request: Request, statement_id: int = STATEMENT_ID) -> Response:
+    return await _answer(request, statement_id, "disputed")
 
 
 @router.get("/licence", name="admin_licence")

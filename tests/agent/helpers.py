@@ -73,6 +73,7 @@ class SiteDir:
             "KIT_BACKOFF_BASE": "0.1",
             "KIT_BACKOFF_CAP": "1",
             "KIT_REVIEW_POLL": "0.3",
+            "KIT_SETTLEMENT_INTERVAL": "0.3",
             "KIT_STATS_INTERVAL": "0.5",
             "KIT_HTTP_TIMEOUT": "5",
             **self.extra_env,

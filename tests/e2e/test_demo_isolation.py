@@ -1,5 +1,7 @@
 """A run's demo comes and goes while another demo (a `make demo` stack) keeps running (issue 14, bad case 1).
 
+The running demo is the session's shared one (tests/support/watched_demo.py), launched like `make demo`.
+
 The teardown used to remove every container labelled `com.kitctl.demo=true` and restart the shared
 registry: running the e2e loop destroyed a running demo. Now each demo labels what it makes with its own
 instance, runs its own registry on its own port, and removes only its own; the shared registry is never
@@ -10,13 +12,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from demo.services import services, state_dir
+from demo.services import state_dir
 from demo.stack import DEMO_LABEL, Demo, demo_down, demo_up
-from tests.conftest import require
 from tests.support.postgres import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,27 +41,16 @@ def owned(engine: Any, demo: Demo) -> dict[str, str]:
     return {c.name: c.id for c in found}
 
 
-@pytest.fixture
-def running(tmp_path_factory) -> Iterator[Demo]:
-    """The demo a person left running (`make demo`), here with its own ports."""
-    try:
-        services("start", "all")
-    except Exception as exc:  # noqa: BLE001
-        require(False, f"services did not start: {exc}")
-    demo = a_demo(tmp_path_factory.mktemp("kept"))
-    try:
-        demo_up(demo)
-        yield demo
-    finally:
-        demo_down(demo)
+def services_of(engine: Any, demo: Demo) -> set[str]:
+    found = engine.containers.list(all=True, filters={"label": f"com.kitctl.site={demo.site_id}"})
+    return {c.labels.get("com.kitctl.service", "") for c in found}
 
 
-def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(running: Demo, tmp_path_factory) -> None:
-    import docker
-
-    engine = docker.from_env()
+def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(watched, tmp_path_factory) -> None:
+    running, engine, _hook = watched  # the demo a person left running: the session's shared one
     before = owned(engine, running)
-    assert len(before) == 5  # HQ, db, storefront, agent, proxy
+    assert running.hq_container in before
+    assert {"db", "storefront", "agent", "proxy"} <= services_of(engine, running)
     volumes = {v.name for v in engine.volumes.list(filters={"label": f"com.kitctl.site={running.site_id}"})}
     assert volumes
     shared = shared_registry_pid()

@@ -98,3 +98,18 @@ def test_kitctl_import_stays_light():
             " 'idna') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["licence", "inspect", "-0"], "No such option: -0 (see 'kitctl licence inspect --help')"),
+    (["up", "--http-port", "abc"], "Invalid value for '--http-port'"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["render"], ""),  # whatever the missing input, one line
+])
+def test_usage_errors_are_one_line_with_exit_code_2(capsys, argv, words):
+    """Click's usage errors (unknown option, bad value, unknown command) are refusals like any other."""
+    code = run(argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2 and captured.out == "" and len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and words in lines[0]

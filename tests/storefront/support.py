@@ -101,6 +101,45 @@ def record_decision(url: str, order_id: str, site_key: bytes, *, status: str, de
         engine.dispose()
 
 
+def book_entries(url: str, lines: list[dict[str, object]]) -> None:
+    """HQ's ledger entries as the agent copies them (`settlement_entries`): each needs id, posted_at, kind,
+    source and the amounts it moves; the others are 0 and net is their sum."""
+    from sqlalchemy import insert
+
+    from sitedb.tables import ENTRY_AMOUNTS, settlement_entries
+
+    rows = []
+    for line in lines:
+        row = {"reference": None, **dict.fromkeys(ENTRY_AMOUNTS, 0), **line}
+        row["net_fen"] = sum(int(row[a]) for a in ENTRY_AMOUNTS if a != "net_fen")  # type: ignore[call-overload]
+        rows.append(row)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(settlement_entries), rows)
+    finally:
+        engine.dispose()
+
+
+def add_statement(url: str, statement_id: int, start: str, end: str, totals: dict[str, int], **fields: object) -> None:
+    """A statement HQ issued, as the agent copies it."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from sitedb.tables import STATEMENT_TOTALS, settlement_statements
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(settlement_statements).values(
+                id=statement_id, cadence="monthly", period_start=date.fromisoformat(start),
+                period_end=date.fromisoformat(end), totals={k: totals.get(k, 0) for k in STATEMENT_TOTALS},
+                csv_sha256="ab" * 32, issued_at=datetime.now(timezone.utc), **fields))
+    finally:
+        engine.dispose()
+
+
 def write_site_files(directory: Path) -> dict[str, str]:
     """site.json, branding, secrets (0600) as `kitctl render` would lay them out; returns the env."""
     directory.mkdir(parents=True, exist_ok=True)

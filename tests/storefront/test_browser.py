@@ -10,7 +10,8 @@ import pytest
 
 from storefront.admin_users import create_admin
 from tests.storefront.http import checkout
-from tests.storefront.support import record_decision, set_licence
+from storefront.money import format_money as money
+from tests.storefront.support import add_statement, book_entries, record_decision, set_licence
 
 pytestmark = pytest.mark.browser
 
@@ -184,8 +185,13 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     assert "管理员" in page.locator(".who").inner_text()
     assert [x.strip() for x in page.locator(".stat strong").all_inner_texts()[:4]] == ["1", "4", "¥177.66", "8"]
     page.screenshot(path=str(artifacts_dir / "storefront-admin.png"), full_page=True)
+    lines = _book_delivered(site.db_url)  # HQ's entries for the delivered orders, as the agent copies them
     page.click("text=营收报表")
-    assert page.locator("#revenue tfoot").inner_text().split() == ["合计", "3", "¥177.66", "¥164.50", "¥17.77", "-¥4.61"]
+    gross, cost, share = (sum(x[k] for x in lines) for k in ("gross_fen", "hq_cost_fen", "hq_share_fen"))
+    assert (gross, cost) == (17_766, -16_450)
+    assert page.locator("#revenue tfoot").inner_text().split() == [
+        "合计", "3", "0", "¥177.66", "-¥164.50", money(share), money(gross + cost + share)]
+    assert page.locator("#revenue-lines tbody tr").count() == 3 and "按总部价出售时" in page.content()
     page.click("text=订单")
     assert page.locator(".table tbody tr").count() == 4
     page.screenshot(path=str(artifacts_dir / "storefront-admin-orders.png"), full_page=True)
@@ -212,3 +218,64 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     page.goto(site.base + "/admin/licence")
     assert page.locator("#days-left").inner_text() in ("199", "200")
     page.screenshot(path=str(artifacts_dir / "storefront-admin-licence.png"), full_page=True)
+
+
+def _book_delivered(url: str) -> list[dict]:  # type: ignore[type-arg]
+    """Ledger entries for every delivered order as HQ posts them (12 % share), copied into the site database."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from sitedb.engine import make_engine
+    from sitedb.models import Order
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        delivered = conn.execute(select(Order.__table__).where(Order.status == "delivered").order_by(Order.id)).all()
+    engine.dispose()
+    now = datetime.now(timezone.utc)
+    lines = [{"id": i + 1, "posted_at": now, "kind": "order", "source": o.hq_order_id, "reference": o.id,
+              "gross_fen": o.unit_price_cents * o.quantity, "hq_cost_fen": -o.hq_price_cents * o.quantity,
+              "hq_share_fen": -((o.unit_price_cents * o.quantity * 1200 + 5000) // 10000)} for i, o in enumerate(delivered)]
+    book_entries(url, lines)
+    return lines
+
+
+def test_finance_confirms_a_statement_and_the_operator_never_sees_it(sqlite_site, chromium, artifacts_dir):
+    from datetime import datetime, timezone
+
+    site = sqlite_site
+    book_entries(site.db_url, [
+        {"id": 1, "posted_at": datetime(2026, 10, 14, 9, tzinfo=timezone.utc), "kind": "order", "source": "hq_1",
+         "reference": "O-1", "gross_fen": 4_700, "hq_cost_fen": -4_700, "hq_share_fen": -564},
+        {"id": 2, "posted_at": datetime(2026, 10, 20, tzinfo=timezone.utc), "kind": "adjustment", "source": "a1",
+         "reference": "补偿 O-0", "adjustment_fen": 1_000}])
+    add_statement(site.db_url, 41, "2026-10-01", "2026-11-01", {"orders_gross": 4_700, "hq_cost": -4_700,
+                                                                "hq_share": -564, "adjustments": 1_000, "closing": 436})
+    passwords = {role: create_admin(site.db_url, f"b-{role}", role=role) for role in ("finance", "operator")}
+
+    def signed_in(role: str):  # type: ignore[no-untyped-def]
+        page = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
+        page.goto(site.base + "/admin/login")
+        page.fill("#f-username", f"b-{role}")
+        page.fill("#f-password", passwords[role])
+        page.click("#login-submit")
+        page.wait_for_url("**/admin")
+        return page
+
+    operator = signed_in("operator")
+    assert operator.locator("nav.side >> text=对账单").count() == 0
+    assert operator.goto(site.base + "/admin/settlement/41").status == 403
+
+    page = signed_in("finance")
+    page.click("nav.side >> text=对账单")
+    page.click("#statements >> text=2026-10-01")
+    assert page.locator("#statement-lines tbody tr").count() == 2
+    assert "已全部同步" in page.locator("#statement-reconciled").inner_text()
+    assert page.locator('[data-total="closing"] td').inner_text() == "¥4.36"
+    page.click("#dispute")  # no reason given: refused, nothing recorded
+    assert "请写明原因" in page.locator("#e-comment").inner_text()
+    page.click("#confirm")
+    assert "确认待发送至总部" in page.locator("#statement-status").inner_text()
+    assert page.locator("#confirm").count() == 0
+    page.screenshot(path=str(artifacts_dir / "storefront-admin-statement.png"), full_page=True)

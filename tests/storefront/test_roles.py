@@ -33,6 +33,10 @@ EXPECTED: dict[str, set[str]] = {
     "admin_orders_csv": {A, F},
     "admin_revenue": {A, F},
     "admin_licence": {A, F},
+    "admin_settlement": {A, F},  # reconciliation: finance, never the operator
+    "admin_settlement_statement": {A, F},
+    "admin_settlement_confirm": {A, F},
+    "admin_settlement_dispute": {A, F},
     "admin_coupons": {A, O},  # marketing
     "admin_coupons_create": {A, O},
     "admin_coupons_disable": {A, O},

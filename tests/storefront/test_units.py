@@ -91,28 +91,46 @@ def test_csv_cells_cannot_become_formulas():
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("+86 138") == "'+86 138" and _cell("ok") == "ok"
 
 
-def test_revenue_report_groups_delivered_orders_and_applies_the_share(tmp_path):
+def test_revenue_report_shows_hqs_ledger_lines_and_the_orders_not_booked_yet(tmp_path):
+    """Every figure is HQ's (the agent's copy of its ledger entries); nothing is worked out again here."""
+    from sqlalchemy import insert
+
     from sitedb.engine import make_engine, session_factory
     from sitedb.migrate import upgrade
     from sitedb.models import Order
+    from sitedb.tables import settlement_entries
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     upgrade(url)
     engine = make_engine(url)
     now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     with session_factory(engine).begin() as s:
-        for i, (days_ago, status, total, hq) in enumerate([(0, "delivered", 10_000, 9_000), (0, "delivered", 5_000, 4_500),
-                                                           (1, "delivered", 2_000, 1_900), (0, "rejected", 99_999, 1), (0, "pending", 7, 1)]):
-            s.add(Order(id=f"O{i}", sku="s", item_name="n", category="c", quantity=1, unit_price_cents=total, total_cents=total,
-                        hq_price_cents=hq, buyer_sealed="-", buyer_contact_index="-", password_hash="h", created_at=now - timedelta(days=days_ago)))
-            s.flush()
-            s.get(Order, f"O{i}").status = status
+        for i, (days_ago, status, total, hq) in enumerate([(0, "delivered", 4_700, 4_700), (0, "delivered", 5_000, 4_500),
+                                                           (1, "delivered", 2_000, 1_900), (0, "rejected", 99_999, 1)]):
+            s.add(Order(id=f"O{i}", sku="s", item_name=f"item {i}", category="c", quantity=1, unit_price_cents=total,
+                        total_cents=total, hq_price_cents=hq, buyer_sealed="-", buyer_contact_index="-", password_hash="h",
+                        created_at=now - timedelta(days=days_ago), status=status, hq_order_id=f"hq_{i}"))
+
+    def entry(i, kind, days_ago, gross, cost, share, ref):
+        return {"id": i, "posted_at": now - timedelta(days=days_ago), "kind": kind, "source": f"hq_{ref}",
+                "reference": f"O{ref}" if kind == "order" else "buyer changed mind", "gross_fen": gross,
+                "hq_cost_fen": cost, "hq_share_fen": share, "fees_fen": 0, "adjustment_fen": 0, "payout_fen": 0,
+                "net_fen": gross + cost + share}
+
+    with engine.begin() as conn:  # as the agent copies them; O2 delivered but not booked by HQ yet
+        conn.execute(insert(settlement_entries), [
+            entry(10, "order", 0, 4_700, -4_700, -705, 0),  # sold at HQ's own price: net is minus the share
+            entry(11, "order", 0, 5_000, -4_500, -600, 1),
+            entry(12, "refund", 0, -5_000, 4_500, 600, 1)])
     with session_factory(engine)() as s:
-        rows, grand = revenue(s, "day", share_bps=1000, days=30, now=now)
+        report = revenue(s, "day", days=30, now=now)
     engine.dispose()
-    assert [(r.period, r.orders, r.revenue_cents, r.cost_cents, r.share_cents, r.net_cents) for r in rows] == [
-        ("2026-11-20", 2, 15_000, 13_500, 1_500, 0), ("2026-11-19", 1, 2_000, 1_900, 200, -100)]
-    assert (grand.orders, grand.revenue_cents, grand.share_cents) == (3, 17_000, 1_700)
+    assert [(r.period, r.orders, r.refunds, r.gross_cents, r.cost_cents, r.share_cents, r.net_cents)
+            for r in report.rows] == [("2026-11-20", 2, 1, 4_700, -4_700, -705, -705)]
+    assert report.grand.net_cents == -705
+    assert [(x.id, x.order_id, x.item_name, x.net_fen) for x in report.lines] == [
+        (12, "O1", "item 1", 100), (11, "O1", "item 1", -100), (10, "O0", "item 0", -705)]
+    assert (report.awaiting_orders, report.awaiting_cents) == (1, 2_000)
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -1,14 +1,14 @@
 """Timed sanctions: a suspension may end by itself (`sites.suspended_until`).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0007'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,173 @@
+"""Settlement between HQ and the site database: statements and ledger entries in, the finance role's answers out.
+
+The storefront and the agent never call each other: the finance role's
+confirmation or dispute is written to `settlement_statements` (answer_state
+`pending`), and this unit takes it to HQ like an order from the outbox — on
+the agent's licence-authenticated client, retried with back-off while HQ is
+away, and marked `refused` with HQ's one-line reason when HQ says no (the
+statement was already answered, or is not this site's). HQ's statements and
+the site's ledger entries come back the other way, so the site's pages show
+HQ's own figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, StatementInfo
+from agent.metrics import AgentMetrics
+from agent.outbox import backoff_seconds
+from agent.state import STATE_ID, utcnow
+from sitedb.tables import ENTRY_AMOUNTS, audit_log, settlement_entries, settlement_statements, site_state
+
+log = logging.getLogger("agent.settlement")
+ANSWER_BATCH = 50
+PAGE = 1000
+MAX_PAGES = 20  # one run copies at most this many pages; the next run goes on
+FINAL = ("client", "conflict")  # 4xx but 401/403/410/429: HQ's no to this answer, not a passing state
+
+
+@dataclass
+class SettlementOutcome:
+    answers_sent: int = 0
+    answers_refused: int = 0
+    statements: int = 0
+    entries: int = 0
+    contacted_hq: bool = True
+
+
+class SettlementSync:
+    """One bounded unit of settlement work per `run()`: send answers, then read statements and entries."""
+
+    def __init__(self, engine: Engine, client: HQClient, metrics: AgentMetrics | None = None,
+                 backoff_base: float = 1.5, backoff_cap: float = 300.0) -> None:
+        self.engine = engine
+        self.client = client
+        self.metrics = metrics
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+
+    def run(self) -> SettlementOutcome:
+        outcome = SettlementOutcome()
+        self.send_answers(outcome)
+        outcome.statements = self.pull_statements()
+        outcome.entries = self.pull_entries()
+        return outcome
+
+    # -- answers out ---------------------------------------------------------------
+    def send_answers(self, outcome: SettlementOutcome) -> None:
+        """Every due pending answer to HQ; HQ's record of it comes back into the row."""
+        t = settlement_statements.c
+        now = utcnow()
+        with self.engine.connect() as conn:
+            due = conn.execute(select(t.id, t.answer, t.answer_comment, t.answer_attempts)
+                               .where(t.answer_state == "pending",
+                                      (t.answer_next_at.is_(None)) | (t.answer_next_at <= now))
+                               .order_by(t.answered_at, t.id).limit(ANSWER_BATCH)).all()
+        for row in due:
+            try:
+                held = self.client.answer_statement(row.id, row.answer, row.answer_comment)
+            except HQError as exc:
+                if exc.kind in FINAL:  # HQ answered, and will never take it: already answered, not ours, invalid
+                    self._refused(row.id, exc)
+                    outcome.answers_refused += 1
+                    continue
+                self._later(row.id, row.answer_attempts + 1, exc)  # HQ away or busy, or the licence held
+                if exc.kind in ("timeout", "connect"):
+                    raise  # HQ is away: the rest waits for the loop's back-off
+                continue
+            self._sent(held)
+            outcome.answers_sent += 1
+
+    def _later(self, statement_id: int, attempts: int, exc: HQError) -> None:
+        t = settlement_statements.c
+        wait = backoff_seconds(attempts, self.backoff_base, self.backoff_cap)
+        with self.engine.begin() as conn:
+            conn.execute(update(settlement_statements).where(t.id == statement_id, t.answer_state == "pending")
+                         .values(answer_attempts=attempts, answer_next_at=utcnow() + timedelta(seconds=wait),
+                                 answer_error=exc.detail[:200]))
+
+    def _refused(self, statement_id: int, exc: HQError) -> None:
+        """HQ will never take this answer (e.g. `already_answered`): the page says so, with HQ's reason."""
+        t = settlement_statements.c
+        with self.engine.begin() as conn:
+            conn.execute(update(settlement_statements).where(t.id == statement_id, t.answer_state == "pending")
+                         .values(answer_state="refused", answer_error=exc.detail[:200]))
+            conn.execute(insert(audit_log).values(actor="agent", action="statement_answer_refused", at=utcnow(),
+                                                  detail={"statement": statement_id, "error": exc.code}))
+        log.warning("HQ refused a statement answer", extra={"statement": statement_id, "code": exc.code})
+
+    def _sent(self, held: StatementInfo) -> None:
+        t = settlement_statements.c
+        with self.engine.begin() as conn:
+            conn.execute(update(settlement_statements).where(t.id == held.id)
+                         .values(answer_state="sent", answer_error=None, answer_next_at=None, **_hq_fields(held)))
+            conn.execute(insert(audit_log).values(actor="agent", action="statement_answer_sent", at=utcnow(),
+                                                  detail={"statement": held.id, "response": held.response}))
+
+    # -- statements and entries in ---------------------------------------------------
+    def pull_statements(self) -> int:
+        """HQ's statements of the site: new ones added, HQ's fields of known ones refreshed (answers kept)."""
+        held = self.client.statements()
+        t = settlement_statements.c
+        with self.engine.begin() as conn:
+            known = set(conn.scalars(select(t.id).where(t.id.in_([s.id for s in held]))))
+            fresh = [{"id": s.id, **_hq_fields(s)} for s in held if s.id not in known]
+            if fresh:
+                conn.execute(insert(settlement_statements), fresh)
+            for s in held:
+                if s.id in known:
+                    conn.execute(update(settlement_statements).where(t.id == s.id).values(**_hq_fields(s)))
+        return len(held)
+
+    def pull_entries(self) -> int:
+        """Copy the site's new ledger entries; the cursor stops before any HQ says may still be joined by others."""
+        with self.engine.connect() as conn:
+            cursor = int(conn.scalar(select(site_state.c.ledger_cursor).where(site_state.c.id == STATE_ID)) or 0)
+        position, copied, frozen = cursor, 0, False
+        for _ in range(MAX_PAGES):
+            page = self.client.ledger_entries(position, PAGE)
+            copied += self._store(page)
+            if not frozen:
+                cursor = page.next_after
+                frozen = bool(page.entries) and page.next_after < page.entries[-1].id
+            if not page.has_more or not page.entries:
+                break
+            position = page.entries[-1].id
+        with self.engine.begin() as conn:
+            conn.execute(update(site_state).where(site_state.c.id == STATE_ID).values(ledger_cursor=cursor))
+        return copied
+
+    def _store(self, page: EntryPage) -> int:
+        """Entries never change at HQ: the ones already copied are left as they are."""
+        if not page.entries:
+            return 0
+        t = settlement_entries.c
+        with self.engine.begin() as conn:
+            known = set(conn.scalars(select(t.id).where(t.id.in_([e.id for e in page.entries]))))
+            fresh = [_entry_row(e) for e in page.entries if e.id not in known]
+            if fresh:
+                conn.execute(insert(settlement_entries), fresh)
+        return len(fresh)
+
+
+def _hq_fields(s: StatementInfo) -> dict[str, Any]:
+    return {"cadence": s.cadence, "period_start": date.fromisoformat(s.period_start),
+            "period_end": date.fromisoformat(s.period_end),
+            "totals": {k: getattr(s.totals, k) for k in s.totals.__struct_fields__},
+            "csv_sha256": s.csv_sha256, "issued_at": _instant(s.issued_at), "hq_response": s.response,
+            "hq_comment": s.comment, "hq_resolution": s.resolution}
+
+
+def _entry_row(e: LedgerEntry) -> dict[str, Any]:
+    return {"id": e.id, "posted_at": _instant(e.posted_at), "kind": e.kind, "source": e.source,
+            "reference": e.reference, **{name: getattr(e, name) for name in ENTRY_AMOUNTS}}
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
