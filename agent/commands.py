@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,6 +26,7 @@ from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitcore.errors import LicenceError
 from kitcore.licence.commands import CommandEnvelope, CommandRefused, verify_command
 from kitcore.licence.keys import PinnedKeys
+from sitedb.suspension import valid_until
 from sitedb.tables import hq_commands, orders
 
 log = logging.getLogger("agent.commands")
@@ -45,10 +47,11 @@ class Effects:
 
 
 class Rejected(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, envelope: CommandEnvelope | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.envelope = envelope  # when the token verified
 
 
 class CommandProcessor:
@@ -62,18 +65,27 @@ class CommandProcessor:
         self.metrics = metrics
         self.on_effects = on_effects or (lambda effects: None)
         self.once = LogOnce(log)
+        # the heartbeat and the push channel both deliver commands: one batch at a time, so a
+        # command both bring is checked against the sequence the other has just applied
+        self._lock = threading.RLock()
 
     # -- entry points ------------------------------------------------------------
     def process(self, tokens: list[str], now: float | None = None) -> int:
         """Verify every token, then apply the acceptable ones in sequence order."""
-        moment = time.time() if now is None else now
+        if not tokens:
+            return 0
+        with self._lock:
+            return self._process(tokens, time.time() if now is None else now)
+
+    def _process(self, tokens: list[str], moment: float) -> int:
         applied_seq = self.applied_seq()
         accepted: list[tuple[CommandEnvelope, str]] = []
         for token in tokens:
             try:
                 accepted.append((self.check(token, applied_seq, moment), token))
             except Rejected as rej:
-                self._reject(token, rej)
+                if not self._delivered_again(rej):
+                    self._reject(token, rej)
         applied = 0
         for envelope, token in sorted(accepted, key=lambda pair: pair[0].seq):
             if self._persist(envelope, token):
@@ -83,6 +95,10 @@ class CommandProcessor:
 
     def resume_unapplied(self) -> int:
         """At start: apply commands persisted before a crash but never applied."""
+        with self._lock:
+            return self._resume_unapplied()
+
+    def _resume_unapplied(self) -> int:
         with self.engine.connect() as conn:
             applied_seq = state_value(conn, "applied_seq")
             pending = conn.execute(select(hq_commands.c.token)
@@ -110,8 +126,19 @@ class CommandProcessor:
         if check_expiry and envelope.exp + CLOCK_SKEW_SECONDS < now:
             raise Rejected("expired", f"command rejected: seq {envelope.seq} expired")
         if envelope.seq <= applied_seq:
-            raise Rejected("replayed", f"command rejected: seq {envelope.seq} was already applied")
+            raise Rejected("replayed", f"command rejected: seq {envelope.seq} was already applied", envelope)
         return envelope
+
+    def _delivered_again(self, rej: Rejected) -> bool:
+        """A "replay" of this very command (same id and seq, applied here): HQ delivered it again before it
+        saw the ack (the push channel and a heartbeat both carried it). Not acted on, and no cause for alarm."""
+        if rej.reason != "replayed" or rej.envelope is None:
+            return False
+        envelope = rej.envelope
+        cmd = hq_commands.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(cmd.id).where(cmd.id == envelope.id, cmd.seq == envelope.seq,
+                                                     cmd.applied_at.is_not(None))).first() is not None
 
     def applied_seq(self) -> int:
         with self.engine.connect() as conn:
@@ -165,8 +192,11 @@ class CommandProcessor:
             update_state(conn, licence_status="revoked", status_reason=reason or "licence revoked by HQ")
             return "revoked"
         if env.type == "suspend":
+            # a timed suspension's end stays in this command's payload, which is what the site shows
+            # (sitedb.suspension); HQ lifts it with a resume
+            until = valid_until(env.payload.get("until"))
             update_state(conn, licence_status="suspended", status_reason=reason or "licence suspended by HQ")
-            return "suspended"
+            return f"suspended until {until}" if until else "suspended"
         if env.type == "resume":
             held = self._current_licence(state)
             status = held.time_state if held else "active"

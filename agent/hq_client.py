@@ -251,6 +251,11 @@ class HQClient:
         resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)
 
+    def wait_commands(self, after: int, wait: int) -> HeartbeatReply:
+        """The push channel's long-poll: HQ answers when a command above `after` is queued, or after `wait` s."""
+        resp = self._request("push", "GET", "/v1/commands/wait", params={"after": after, "wait": wait})
+        return self._parse("push", resp, HeartbeatReply)
+
     def statements(self) -> list[StatementInfo]:
         """The site's issued statements, newest first (HQ keeps them; the site keeps a copy)."""
         resp = self._request("statements", "GET", "/v1/settlement/statements")

@@ -131,6 +131,9 @@ class AgentMetrics:
             self.hq_probes.labels(result)
         self.heartbeat_last_success = Gauge("kitagent_heartbeat_last_success_timestamp_seconds",
                                             "Unix time of the last heartbeat HQ answered", registry=r)
+        self.push_connected = Gauge("kitagent_push_connected",
+                                    "1 while the push channel to HQ answers; 0: commands come with heartbeats",
+                                    registry=r)
         # commands
         self.commands_applied = Counter("kitagent_commands_applied_total", "HQ commands applied",
                                         ["type"], registry=r)

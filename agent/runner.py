@@ -31,6 +31,7 @@ from agent.memory import release_free_memory
 from agent.metrics import AgentMetrics
 from agent.outbox import Forwarder, backoff_seconds
 from agent.plugin_events import PluginEvents
+from agent.push import PushChannel
 from agent.settings import AgentSettings
 from agent.settlement import SettlementSync
 from agent.state import ensure_state, read_state
@@ -43,6 +44,7 @@ log = logging.getLogger("agent")
 DB_ERRORS = (OperationalError, DBAPIError)
 
 
+PUSH_MIN_GAP = 1.0  # seconds between the starts of two long-polls, at least
 BIG_SYNC_PAGES = 5  # after a sync of this many pages, freed memory is handed back to the OS
 
 
@@ -59,7 +61,8 @@ class Agent:
         self.stop = threading.Event()
         self.sync_wakeup = threading.Event()
         self.forward_wakeup = threading.Event()  # stop, or HQ may take held orders again (resume)
-        self.beat_wakeup = threading.Event()  # stop, or HQ answers again after an outage
+        self.beat_wakeup = threading.Event()  # stop, HQ answers again after an outage, or a pushed command to ack
+        self.push_wakeup = threading.Event()  # stop, or HQ answers again: reopen the push channel now
         self.hq_back = threading.Event()  # HQ answered after an outage: orders held back are due at once
         self.metrics = AgentMetrics()
         self.once = LogOnce(log)
@@ -109,6 +112,11 @@ class Agent:
                                        connect_timeout=max(s.hq_probe_interval, 0.2),
                                        headers={"User-Agent": "kitctl-agent"}, max_body=4096)
         sync_client, order_client, beat_client, settle_client = self.clients
+        # the long-poll's own client: its requests last up to push_wait, plus the usual deadline for the answer.
+        # It does not judge the HQ link: a proxy that cuts held requests must not make HQ look away to the
+        # other loops (the link's prober would flap); those loops judge it, and wake the channel when HQ is back.
+        self.push_client = HQClient(hq_url, held.token, self.metrics, timeout=s.push_wait + s.http_timeout,
+                                    connect_timeout=s.connect_timeout)
         self.sync = CatalogSync(self.engine, sync_client, self.metrics, emit=self.plugins.emit,
                                 page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
         self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,
@@ -124,6 +132,9 @@ class Agent:
                                  s.backlog_alert, link=self.link, stack_probes=s.probes())
         self.heartbeat = Heartbeat(self.engine, beat_client, self.metrics, self.commands,
                                    health=lambda: dict(self.observer.summary), emit=self.plugins.emit)
+        self.push = PushChannel(self.push_client, self.commands, self.metrics, s.push_wait,
+                                on_applied=self.beat_wakeup.set)
+        self.clients.append(self.push_client)  # a new licence authenticates it too; shutdown closes it
         self.commands.resume_unapplied()
         self.observer.observe()
         self.server = HealthServer(s.metrics_bind, s.metrics_port, self.metrics, self._ready, token=s.metrics_token())
@@ -149,6 +160,7 @@ class Agent:
         for name, loop in (("sync", self._sync_loop), ("forward", self._forward_loop),
                            ("heartbeat", self._heartbeat_loop), ("settlement", self._settlement_loop),
                            ("stats", self._stats_loop),
+                           *((("push", self._push_loop),) if self.settings.push else ()),
                            ("hq-probe", lambda: self.link.run_prober(self.probe_client, self.stop))):
             t = threading.Thread(target=self._guarded, args=(name, loop), name=name, daemon=True)
             t.start()
@@ -164,6 +176,7 @@ class Agent:
         database, and HQ answers the same batch again with the same decisions (Idempotency-Key).
         """
         log.info("stopping: finishing work in flight", extra={"budget_seconds": self.settings.stop_timeout})
+        self.push_client.http.abort()  # a long-poll waiting for HQ is no work in flight
         deadline = time.monotonic() + self.settings.stop_timeout
         for t in self.threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -189,6 +202,7 @@ class Agent:
         self.sync_wakeup.set()
         self.forward_wakeup.set()
         self.beat_wakeup.set()
+        self.push_wakeup.set()
 
     def _hq_back(self) -> None:
         """HQ answers again after an outage: every loop goes back to work now, not after its back-off."""
@@ -196,6 +210,7 @@ class Agent:
         self.sync_wakeup.set()
         self.forward_wakeup.set()
         self.beat_wakeup.set()
+        self.push_wakeup.set()
 
     def _retry_wait(self, failures: int) -> float:
         """After a failed unit: exponential back-off when HQ refused; while HQ is merely away, until it is back."""
@@ -271,6 +286,31 @@ class Agent:
                 wait = jittered(self.heartbeat_interval)
             self.beat_wakeup.wait(wait)
             self.beat_wakeup.clear()
+
+    def _push_loop(self) -> None:
+        """Keep the push channel open; when it fails, wait a bounded back-off (heartbeats carry commands
+        meanwhile) or until HQ answers again, then reopen it."""
+        failures = 0
+        while not self.stop.is_set():
+            started = time.monotonic()
+            outcome = self._unit("push", self._push_once)
+            if outcome is not None and not outcome.stalled:  # type: ignore[attr-defined]
+                failures = 0
+                # an HQ that does not hold long-polls (or a proxy cutting them) must not make this spin
+                if not outcome.received:  # type: ignore[attr-defined]
+                    self.stop.wait(max(0.0, PUSH_MIN_GAP - (time.monotonic() - started)))
+                continue
+            failures += 1
+            self.push_wakeup.wait(min(self._retry_wait(failures), self.settings.push_retry_cap))
+            self.push_wakeup.clear()
+
+    def _push_once(self) -> object:
+        try:
+            return self.push.once()
+        except HQError:
+            if self.stop.is_set():  # shutdown ended the long-poll (abort): not a failure of HQ's
+                return None
+            raise
 
     def _settlement_loop(self) -> None:
         """Answers out and statements in, every settlement interval (the storefront cannot wake the agent)."""

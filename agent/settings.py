@@ -57,6 +57,10 @@ class AgentSettings(BaseSettings):
     http_timeout: float = Field(default=10.0, gt=0)  # the whole of one HQ request, however slow the answer
     connect_timeout: float = Field(default=0.8, gt=0, le=30)  # a new connection to HQ or the database, DNS included
     hq_probe_interval: float = Field(default=0.5, gt=0, le=60)  # how often an unreachable HQ is asked if it is back
+    # The push channel (agent.push): a long-poll held open to HQ so its commands land in about a second.
+    push: bool = True  # KIT_PUSH=false: commands arrive with heartbeats only
+    push_wait: int = Field(default=25, ge=1, le=55)  # seconds HQ may hold one long-poll (proxies cut at ~60 s)
+    push_retry_cap: float = Field(default=30.0, gt=0, le=600)  # longest wait before reopening a dropped channel
     stop_timeout: float = Field(default=7.0, ge=0)  # SIGTERM: time for work in flight (compose gives 10 s)
     db_wait: float = Field(default=120.0, ge=0)  # how long start waits for the database
     backlog_alert: int = Field(default=10000, ge=1)  # outbox size that raises the alert gauge

@@ -72,6 +72,7 @@ class HttpClient:
         self.headers = dict(headers or {})
         self.max_body = max_body
         self._conn: http.client.HTTPConnection | None = None
+        self._aborted = False  # set by abort(): at shutdown, no request (and no retry) starts any more
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None, content: bytes | None = None) -> Response:
@@ -79,6 +80,8 @@ class HttpClient:
         sent_headers = {**self.headers, **(headers or {})}
         deadline = time.monotonic() + self.timeout
         for attempt in (1, 2):
+            if self._aborted:
+                raise TransportError("aborted")
             conn, reused = self._connection(deadline)
             assert isinstance(conn.sock, DeadlineSocket)
             conn.sock.deadline = deadline
@@ -101,7 +104,9 @@ class HttpClient:
             self._conn = None
 
     def abort(self) -> None:
-        """End a request in flight from another thread (at shutdown): its read fails at once."""
+        """End a request in flight from another thread (at shutdown): its read fails at once, and it is not
+        retried on a new connection (nor is any later request made)."""
+        self._aborted = True
         conn = self._conn
         if conn is not None and conn.sock is not None:
             try:

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 
 
 @contextlib.contextmanager
-def bench_world(site_id: str = "bench") -> Iterator[tuple[object, object, str]]:
+def bench_world(site_id: str = "bench", **hq_settings: object) -> Iterator[tuple[object, object, str]]:
     """(running HQ on PostgreSQL, site dir, site database URL) for one benchmark run."""
     from hq.testing import running_hq
     from tests.agent.helpers import OPEN_RULES, make_site_dir
@@ -26,7 +26,7 @@ def bench_world(site_id: str = "bench") -> Iterator[tuple[object, object, str]]:
         hq_url = create_database(admin_url)
         site_url = create_database(admin_url)
         with running_hq(Path(tmp), database_url=hq_url, site_rate_per_second=100_000,
-                        site_rate_burst=100_000) as hq:
+                        site_rate_burst=100_000, **hq_settings) as hq:
             hq.set_rules(OPEN_RULES)
             site = make_site_dir(Path(tmp), hq, site_url, site_id=site_id, categories=["game", "phone"])
             yield hq, site, site_url

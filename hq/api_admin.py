@@ -12,7 +12,7 @@ from hq.catalog import ItemSpec
 from hq.fields import SKU_PATTERN
 from hq.errors import ApiError, responses
 from hq.risk import Rules
-from hq.schemas import SITE_ID, LicenceIssue, LicenceOut, LicenceRenew, LicenceUpgrade, Reason, ReviewResolve
+from hq.schemas import SITE_ID, LicenceIssue, LicenceOut, LicenceRenew, LicenceUpgrade, Reason, ReviewResolve, Suspension
 from hq.service import HQ
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -42,8 +42,12 @@ def revoke(body: Reason, site: str = SitePath, op: str = Depends(operator), hq: 
 
 @router.post("/licences/{site}/suspend", response_model=LicenceOut,
              responses=responses(401, 404, 409, 413, 422))
-def suspend(body: Reason, site: str = SitePath, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
-    return licences.suspend(hq, op, site, body.reason)
+def suspend(body: Suspension, site: str = SitePath, op: str = Depends(operator),
+            hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    """Until resumed, or for `days` days (HQ lifts it then; the site is told the end date)."""
+    from hq import sanctions
+
+    return sanctions.suspend_for(hq, op, site, body.reason, body.days)
 
 
 @router.post("/licences/{site}/resume", response_model=LicenceOut,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hq import catalog, heartbeat_api, orders, support
+from hq import catalog, heartbeat_api, orders, push_api, support
 from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError, responses
@@ -77,6 +77,19 @@ HEARTBEAT_BODY = {"required": True, "content": {"application/json": {"schema": H
 async def post_heartbeat(request: Request) -> Response:
     """Body `HeartbeatIn`; answers revoked, suspended and expired sites too. Served by `hq.heartbeat_api`."""
     return await heartbeat_api.handle(request)
+
+
+@router.get("/commands/wait", response_model=HeartbeatOut, summary="Push channel: wait for the site's next commands",
+            responses=responses(401, 422, 429))
+async def wait_for_commands(
+    request: Request,
+    after: int = Query(default=0, ge=0, le=2**63 - 1, description="the last command sequence the site applied"),
+    wait: int = Query(default=25, ge=0, le=push_api.MAX_WAIT_SECONDS,
+                      description="seconds to hold the request when nothing is pending (HQ may hold it less)"),
+) -> Response:
+    """Answers at once when a command above `after` is pending, else the moment one is queued, else after
+    `wait` seconds with none. Same answer as the heartbeat's; revoked, suspended and expired sites too."""
+    return await push_api.wait(request, after, wait)
 
 
 BUNDLE_BODY = {"required": True, "content": {"application/octet-stream": {

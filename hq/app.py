@@ -37,15 +37,21 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         task = asyncio.create_task(_housekeeping(service))
         watcher = asyncio.create_task(_watch_fleet(service))
         payments = asyncio.create_task(_sweep_payments(service))
+        sanctions = asyncio.create_task(_lift_sanctions(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
+        push = _open_push(app, service)
         try:
             yield
         finally:
             task.cancel()
             watcher.cancel()
             payments.cancel()
+            sanctions.cancel()
+            push.cancel()
+            app.state.push.close()
+            service.on_commands.remove(app.state.push.wake_threadsafe)
             app.state.beat_batcher = None
             if pool is not None:
                 await pool.close()
@@ -58,6 +64,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     )
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
+    app.state.push = None  # the push channel's hub (hq.push), made by the lifespan
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
     _install_errors(app)
     app.include_router(api_site.router)
@@ -193,6 +200,63 @@ def _beat_batcher(pool: Any) -> Any:
     return BeatBatcher(partial(heartbeat_pg.record_many, pool))
 
 
+def _open_push(app: "FastAPI", hq: "HQ") -> "asyncio.Task[None]":
+    """This worker's push hub and what wakes it: LISTEN on PostgreSQL, a sequence poller on SQLite.
+
+    On SIGTERM the hub answers every long-poll at once (uvicorn would otherwise wait
+    for them until its graceful-shutdown time runs out).
+    """
+    from hq import push, push_pg
+    from hq.db import is_postgres
+
+    hub = push.PushHub()
+    hub.attach(asyncio.get_running_loop())
+    app.state.push = hub
+    hq.on_commands.append(hub.wake_threadsafe)
+    _close_on_signals(hub)
+    if is_postgres(hq.engine):
+        return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False)))
+    return asyncio.create_task(push.poll_sqlite(hub, hq))
+
+
+def _close_on_signals(hub: Any) -> None:
+    """Chain the hub's close in front of the server's SIGTERM/SIGINT handlers (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(number: int, frame: Any, previous: Any = previous) -> None:
+            hub.close_threadsafe()
+            previous(number, frame)
+
+        signal.signal(sig, handler)
+
+
+async def _lift_sanctions(hq: "HQ") -> None:
+    """Timed suspensions (hq.sanctions): lift those whose time ran out, every `sanction_check_seconds`."""
+    from hq import sanctions
+
+    await _every(lambda: hq.settings.sanction_check_seconds, sanctions.lift_due, hq, "lifting timed suspensions")
+
+
+async def _every(seconds: "Callable[[], float]", work: "Callable[[HQ], object]", hq: "HQ", what: str) -> None:
+    """Run `work(hq)` in a worker thread now and every `seconds()`; a failed round is logged, the next retries."""
+    from starlette.concurrency import run_in_threadpool
+
+    while True:
+        try:
+            await run_in_threadpool(work, hq)
+        except Exception:  # keep serving; the next round retries
+            log.exception("%s failed", what)
+        await asyncio.sleep(seconds())
+
+
 async def _housekeeping(hq: "HQ") -> None:
     """Expire idempotency keys, prune old tombstones, charge the year's base fees (if on), now and then."""
     from starlette.concurrency import run_in_threadpool
@@ -215,23 +279,11 @@ async def _sweep_payments(hq: "HQ") -> None:
     """Unpaid payments past their time: query the gateway, else expire (hq.payments.flow.sweep)."""
     from hq.payments import flow
 
-    await _every(lambda: hq.settings.payment_check_seconds, lambda: flow.sweep(hq), "payment sweep")
+    await _every(lambda: hq.settings.payment_check_seconds, flow.sweep, hq, "payment sweep")
 
 
 async def _watch_fleet(hq: "HQ") -> None:
     """Fleet alerts (hq.fleet_alerts): evaluate and notify every `alert_check_seconds`."""
     from hq import fleet_alerts
 
-    await _every(lambda: hq.settings.alert_check_seconds, lambda: fleet_alerts.watch(hq), "fleet alert round")
-
-
-async def _every(seconds: Callable[[], float], work: Callable[[], object], what: str) -> None:
-    """Run `work` in a worker thread, then wait `seconds()`, forever; a failed round is logged and retried."""
-    from starlette.concurrency import run_in_threadpool
-
-    while True:
-        try:
-            await run_in_threadpool(work)
-        except Exception:  # keep serving; the next round retries
-            log.exception("%s failed", what)
-        await asyncio.sleep(seconds())
+    await _every(lambda: hq.settings.alert_check_seconds, fleet_alerts.watch, hq, "fleet alert round")

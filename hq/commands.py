@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from hq.clock import utcnow
@@ -32,7 +32,23 @@ def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -
     cmd = Command(id=str(uuid.uuid4()), site_id=site.id, seq=site.command_seq, type=type_, payload=payload,
                   created_at=utcnow())
     session.add(cmd)
+    announce(session, site.id)
     return cmd
+
+
+
+def announce(session: Session, site_id: str) -> None:
+    """Wake the site's push channel once this transaction commits (hq.push, hq.push_pg).
+
+    On PostgreSQL a NOTIFY in the transaction reaches every HQ worker and instance at
+    commit, and never if it rolls back; `HQ.session` wakes this process's own waiters.
+    """
+    from hq.push_pg import CHANNEL
+    from hq.service import QUEUED_SITES
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :site)"), {"channel": CHANNEL, "site": site_id})
+    session.info.setdefault(QUEUED_SITES, set()).add(site_id)
 
 
 def acknowledge(session: "Session | Connection", site_id: str, applied_seq: int) -> None:

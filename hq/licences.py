@@ -117,7 +117,7 @@ def issue(hq: "HQ", operator: str, site_id: str, tier: str, categories: list[str
             session.add(site)
             session.flush()  # the licence row refers to it
         else:
-            site.status, site.status_reason = "active", None
+            site.status, site.status_reason, site.suspended_until = "active", None, None
             site.registry_password_enc = None  # a re-admitted site gets new registry credentials
         try:
             token, lic = _sign(hq, session, site, operator, tier, categories, days, features, regions, revenue_share_bps)
@@ -133,7 +133,7 @@ def revoke(hq: "HQ", operator: str, site_id: str, reason: str) -> dict[str, Any]
         site = _get_site(session, site_id, lock=True)
         if site.status == "revoked":
             raise ApiError(409, "already_revoked", f"site {site_id!r} is already revoked")
-        site.status, site.status_reason = "revoked", reason
+        site.status, site.status_reason, site.suspended_until = "revoked", reason, None
         now = utcnow()
         for lic in session.scalars(select(Licence).where(Licence.site_id == site_id, Licence.revoked_at.is_(None))):
             lic.revoked_at = now
@@ -145,27 +145,36 @@ def revoke(hq: "HQ", operator: str, site_id: str, reason: str) -> dict[str, Any]
         return describe(site, _current(session, site))
 
 
-def suspend(hq: "HQ", operator: str, site_id: str, reason: str) -> dict[str, Any]:
-    """Stop the site's orders (403 licence_suspended) until resumed; everything else keeps working."""
+def suspend(hq: "HQ", operator: str, site_id: str, reason: str, until: datetime | None = None) -> dict[str, Any]:
+    """Stop the site's orders (403 licence_suspended) until resumed, or until `until` (hq.sanctions
+    lifts it then); everything else keeps working. The site is told the end date with the reason."""
     with hq.session() as session:
         site = _get_site(session, site_id, lock=True)
         if site.status != "active":
             raise ApiError(409, "not_active", f"site {site_id!r} is {site.status}, not active")
-        site.status, site.status_reason = "suspended", reason
-        commands.enqueue(session, site, "suspend", {"reason": reason})
-        audit.record(session, operator, "licence.suspend", site_id, reason=reason)
+        site.status, site.status_reason, site.suspended_until = "suspended", reason, until
+        payload: dict[str, Any] = {"reason": reason}
+        if until is not None:
+            payload["until"] = int(until.timestamp())
+        commands.enqueue(session, site, "suspend", payload)
+        audit.record(session, operator, "licence.suspend", site_id, reason=reason, until=iso(until))
         return describe(site, _current(session, site))
 
 
-def resume(hq: "HQ", operator: str, site_id: str) -> dict[str, Any]:
+def resume(hq: "HQ", operator: str, site_id: str, why: str | None = None) -> dict[str, Any]:
     with hq.session() as session:
         site = _get_site(session, site_id, lock=True)
         if site.status != "suspended":
             raise ApiError(409, "not_suspended", f"site {site_id!r} is {site.status}, not suspended")
-        site.status, site.status_reason = "active", None
-        commands.enqueue(session, site, "resume", {})
-        audit.record(session, operator, "licence.resume", site_id)
-        return describe(site, _current(session, site))
+        return resume_locked(session, site, operator, why)
+
+
+def resume_locked(session: Session, site: Site, operator: str, why: str | None = None) -> dict[str, Any]:
+    """Resume a suspended site whose row the caller holds locked."""
+    site.status, site.status_reason, site.suspended_until = "active", None, None
+    commands.enqueue(session, site, "resume", {})
+    audit.record(session, operator, "licence.resume", site.id, **({"why": why} if why else {}))
+    return describe(site, _current(session, site))
 
 
 def upgrade(hq: "HQ", operator: str, site_id: str, tier: str | None = None, categories: list[str] | None = None,
@@ -241,6 +250,7 @@ def licence_state_of(site_status: str, expires_at: datetime, now: datetime | Non
 def describe(site: Site, lic: Licence) -> dict[str, Any]:
     return {
         "site": site.id, "jti": lic.jti, "status": licence_state(site, lic), "reason": site.status_reason,
+        "suspended_until": iso(site.suspended_until) if site.status == "suspended" else None,
         "tier": lic.tier, "categories": list(lic.categories), "features": list(lic.features),
         "regions": list(lic.regions), "revenue_share_bps": lic.revenue_share_bps,
         "issued_at": iso(lic.issued_at), "expires_at": iso(lic.expires_at), "issued_by": lic.issued_by,

@@ -30,6 +30,8 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|suspended|revoked
     status_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # a timed suspension ends by itself at this moment (hq.sanctions); None: until resumed
+    suspended_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     current_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
     command_seq: Mapped[int] = mapped_column(Integer, default=0)
     applied_seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -149,6 +149,12 @@ class Reason(Strict):
     reason: text(500, min_length=1)  # type: ignore[valid-type]
 
 
+class Suspension(Strict):
+    reason: text(500, min_length=1)  # type: ignore[valid-type]
+    days: integer(1, 3650) | None = Field(default=None, description="lifted by HQ after this many days; "  # type: ignore[valid-type]
+                                          "absent: until resumed")
+
+
 class LicenceUpgrade(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": tier_category_limits(None)})
     tier: TierName | None = None
@@ -171,6 +177,7 @@ class LicenceOut(BaseModel):
     jti: str
     status: str
     reason: str | None
+    suspended_until: str | None = None
     tier: str
     categories: list[str]
     features: list[str]

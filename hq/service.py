@@ -12,7 +12,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from hq.settings import HQSettings
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from hq.tokencache import TokenCache
     from hq.vault import Vault
     from kitcore.licence.keys import HQKeyStore, PinnedKeys
+
+
+QUEUED_SITES = "kitctl_queued_sites"  # session.info key: sites that got a command in this transaction (hq.commands)
 
 
 def _token_cache() -> "TokenCache":
@@ -41,6 +44,8 @@ class HQ:
     _pinned: tuple[float, "PinnedKeys"] | None = field(default=None, repr=False)
     _sqlite_writer: threading.RLock = field(default_factory=threading.RLock, repr=False)
     token_cache: "TokenCache" = field(default_factory=lambda: _token_cache(), repr=False)
+    # called with the sites that got a command, after the transaction that queued them commits (hq.push)
+    on_commands: list[Callable[[set[str]], None]] = field(default_factory=list, repr=False)
 
     @classmethod
     def open(cls, settings: HQSettings, migrate: bool = True) -> "HQ":
@@ -72,14 +77,23 @@ class HQ:
     @contextmanager
     def session(self) -> Iterator["Session"]:
         """One transaction: committed on success, rolled back on any error."""
-        if self.engine.dialect.name == "sqlite":
-            # One writer at a time in this process: queueing here is fair and prompt,
-            # where SQLite's busy handler sleeps in steps of up to 100 ms.
-            with self._sqlite_writer, self.sessionmaker() as session, session.begin():
-                yield session
-        else:
-            with self.sessionmaker() as session, session.begin():
-                yield session
+        with self.sessionmaker() as session:
+            if self.engine.dialect.name == "sqlite":
+                # One writer at a time in this process: queueing here is fair and prompt,
+                # where SQLite's busy handler sleeps in steps of up to 100 ms.
+                with self._sqlite_writer, session.begin():
+                    yield session
+            else:
+                with session.begin():
+                    yield session
+            self._announce(session)
+
+    def _announce(self, session: "Session") -> None:
+        """After a commit: tell this process's push channel which sites got commands."""
+        sites = session.info.pop(QUEUED_SITES, None)
+        if sites:
+            for listener in list(self.on_commands):
+                listener(set(sites))
 
     @contextmanager
     def connection(self) -> Iterator["Connection"]:

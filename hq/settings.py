@@ -21,6 +21,10 @@ class HQSettings(BaseSettings):
     public_url: str = Field(default="http://127.0.0.1:8600", pattern=r"^https?://[^\s]+$")
     registry_url: str | None = "127.0.0.1:5000"
     heartbeat_interval_seconds: int = Field(default=30, ge=1, le=3600)
+    # the push channel (GET /v1/commands/wait): the longest HQ holds a long-poll open (0: answer at once)
+    push_wait_max_seconds: int = Field(default=50, ge=0, le=55)
+    # timed sanctions (hq.sanctions): how often HQ lifts suspensions whose time ran out
+    sanction_check_seconds: float = Field(default=15.0, gt=0)
     command_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
     idempotency_retention_days: int = Field(default=7, ge=7, le=365)
     in_flight_timeout_seconds: int = Field(default=120, ge=5, le=3600)

@@ -65,6 +65,32 @@ def heartbeat(hq: "HQ", site_id: str, jti: str, beat: HeartbeatIn) -> dict[str, 
         return answer(hq, site.status, site.status_reason, site.expires_at, due)
 
 
+@lru_cache(maxsize=1)
+def _pending_sql() -> Any:
+    """The heartbeat's read without its lock: the push channel only reads."""
+    from sqlalchemy import and_, bindparam, exists
+
+    known = exists().where(Licence.jti == bindparam("jti"), Licence.site_id == Site.id).correlate(Site)
+    return (select(Site.status, Site.status_reason, Site.command_seq, Site.applied_seq, Licence.expires_at,
+                   known.label("known"))
+            .outerjoin(Licence, and_(Licence.jti == Site.current_jti)).where(Site.id == bindparam("site")))
+
+
+def pending_answer(hq: "HQ", site_id: str, jti: str, after: int) -> dict[str, Any]:
+    """What a heartbeat would answer now, recording nothing: the push channel's reply.
+
+    `after` is the sequence the agent has applied; as in a heartbeat, HQ never hands out
+    again what the site acknowledged before, whatever `after` says.
+    """
+    with hq.read() as conn:
+        site = conn.execute(_pending_sql(), {"site": site_id, "jti": jti}).first()
+        if site is None or not site.known:
+            raise ApiError(401, "unknown_licence", "this licence is not known to HQ")
+        applied = max(site.applied_seq, min(after, site.command_seq))
+        due = commands.pending(conn, site_id, applied) if site.command_seq > applied else []
+    return answer(hq, site.status, site.status_reason, site.expires_at, due)
+
+
 def answer(hq: "HQ", status: str, reason: str | None, expires_at: datetime | None, due: list[Any]) -> dict[str, Any]:
     """The heartbeat's reply (the exact HeartbeatOut shape): licence state and the pending commands, signed now."""
     state = licence_state_of(status, expires_at) if expires_at is not None else status

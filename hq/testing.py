@@ -41,6 +41,7 @@ class RunningHQ:
     keys_path: Path
     operator_token: str
     service: HQ
+    app: Any = None  # the ASGI app served (its state: the push hub)
     _keys: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
@@ -133,8 +134,14 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     token = operators.add(service, operator)
     keys_path = hq_dir / "hq-keys.json"
     keys_path.write_text(json.dumps(service.keys.jwks()))
+    app = create_app(conf, hq=service)
     try:
-        with served_in_thread(create_app(conf, hq=service), host, port, "HQ test server", lifespan="on"):
-            yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
+        with served_in_thread(app, host, port, "HQ test server", lifespan="on"):
+            try:
+                yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token,
+                                service=service, app=app)
+            finally:
+                if app.state.push is not None:  # long-polls answer now rather than hold the stop (hq.push)
+                    app.state.push.close_threadsafe()
     finally:
         service.close()

@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.models import CatalogItem, SiteState
+from sitedb.suspension import suspension_end
 
 T = TypeVar("T")
 
@@ -44,6 +45,7 @@ class LicenceView:
     last_sync_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
     health: dict[str, Any] = field(default_factory=dict)
+    suspended_until: int | None = None  # when HQ lifts a timed suspension (Unix seconds); None: until resumed
 
     @property
     def takes_orders(self) -> bool:
@@ -100,6 +102,7 @@ def read_licence(session: Session) -> LicenceView:
         features=list(row.features or []), categories=list(row.categories or []),
         revenue_share_bps=row.revenue_share_bps, expires_at=row.licence_expires_at,
         last_sync_at=row.last_sync_at, last_heartbeat_at=row.last_heartbeat_at, health=dict(row.health or {}),
+        suspended_until=suspension_end(session.connection()) if row.licence_status == "suspended" else None,
     )
 
 

@@ -239,7 +239,17 @@ def _status_table(project: str, rows, licence) -> None:
         out.print(f"licence: [green]{escape(licence['status'])}[/]")
     else:
         reason = f" ({licence['reason']})" if licence["reason"] else ""
-        out.print(f"licence: [bold red]{escape(licence['status'].upper())}[/]{escape(reason)}: the site takes no orders")
+        out.print(f"licence: [bold red]{escape(licence['status'].upper())}[/]{escape(reason)}: the site takes no orders"
+                  + _until(licence.get("suspended_until")))
+
+
+def _until(until: int | None) -> str:
+    """`until <date>` of a timed suspension (HQ lifts it then)."""
+    from datetime import datetime, timezone
+
+    if not until:
+        return ""
+    return f" until {datetime.fromtimestamp(until, timezone.utc):%Y-%m-%d %H:%M} UTC (HQ lifts it then)"
 
 
 def _hq_line(licence) -> None:

@@ -111,7 +111,13 @@ def _print_licences(records: list[dict[str, Any]], as_json: bool) -> None:
         return
     _table("Licences", ["site", "status", "tier", "categories", "expires", "jti", "reason"],
            [[r["site"], r["status"], r["tier"], ",".join(r["categories"]), (r["expires_at"] or "")[:10], r["jti"][:12],
-             r.get("reason")] for r in records])
+             _reason(r)] for r in records])
+
+
+def _reason(record: dict[str, Any]) -> str | None:
+    """The reason, with the end of a timed suspension."""
+    until = record.get("suspended_until")
+    return f"{record.get('reason')} (until {until})" if until else record.get("reason")
 
 
 # -- keys ----------------------------------------------------------------------
@@ -239,14 +245,20 @@ def licence_revoke(site: str, reason: str = _reason_option("revoked"), hq_dir: O
 
 
 @licence_app.command("suspend")
-def licence_suspend(site: str, reason: str = _reason_option("suspended"), hq_dir: Optional[Path] = HQ_DIR,
-                    database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
-    """Stop a site's orders until resumed."""
-    from hq import licences
+def licence_suspend(site: str, reason: str = _reason_option("suspended"),
+                    days: Optional[int] = typer.Option(None, "--days", help="Lift it automatically after N days "
+                                                       "(1-3650); without it, until resumed."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Stop a site's orders until resumed, or for N days; the site sees the reason and the end date."""
+    from hq import sanctions
+    from kitcore.errors import InvalidInput
 
     _require_reason(reason)
+    if days is not None and not 1 <= days <= sanctions.MAX_DAYS:
+        raise InvalidInput(f"--days: must be between 1 and {sanctions.MAX_DAYS}")
     with local_hq(hq_dir, database_url) as hq:
-        _print_licences([licences.suspend(hq, _operator_name(), site, reason)], as_json)
+        _print_licences([sanctions.suspend_for(hq, _operator_name(), site, reason, days)], as_json)
 
 
 @licence_app.command("resume")

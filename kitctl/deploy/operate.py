@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     import docker
 
 LICENCE_QUERY = ("SELECT licence_status || '|' || coalesce(health->>'hq_link', '') || '|' "
-                 "|| coalesce(health->>'hq_link_since', '') || '|' || coalesce(status_reason, '') "
-                 "FROM site_state WHERE id = 1")
+                 "|| coalesce(health->>'hq_link_since', '') || '|' "
+                 # the end of a timed suspension: the applied suspend command's `until` (sitedb.suspension)
+                 "|| coalesce((SELECT payload->>'until' FROM hq_commands WHERE type = 'suspend' "
+                 "AND applied_at IS NOT NULL ORDER BY seq DESC LIMIT 1), '') "
+                 "|| '|' || coalesce(status_reason, '') FROM site_state WHERE id = 1")
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,12 @@ def licence_state(client: "docker.DockerClient", project: Project, db_service: s
     password leaves the container; None when there is no db or no row yet.
     """
     text = db_query(client, project, LICENCE_QUERY, db_service)
-    if text is None or text.count("|") < 3:
+    if text is None or text.count("|") < 4:
         return None
-    state, link, since, reason = text.split("|", 3)
+    state, link, since, until, reason = text.split("|", 4)
     hq = {"state": link, "since": int(since) if since.isdigit() else None} if link else None
-    return {"status": state, "reason": reason or "", "hq": hq}
+    return {"status": state, "reason": reason or "", "hq": hq,
+            "suspended_until": int(until) if until.isdigit() and state == "suspended" else None}
 
 
 def db_query(client: "docker.DockerClient", project: Project, sql: str, db_service: str = "db") -> str | None:

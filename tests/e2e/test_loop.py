@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,8 +18,8 @@ import pytest
 
 from tests.conftest import require
 from tests.support.cli import kitctl
+from tests.support.demo_stack import own_demo
 from tests.support.browser import CHROMIUM, chromium
-from tests.support.postgres import free_port
 from tests.support.waiting import eventually
 from tests.security.backup_support import what_a_thief_reads
 
@@ -33,23 +32,9 @@ FIRST_ORDER: dict[str, Any] = {}  # the first buyer's order, checked again after
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[Any]:
-    from demo.stack import Demo, demo_down, demo_up, services
-
     require(CHROMIUM.exists(), "Debian chromium is not installed")
-    try:
-        services("start", "all")
-    except Exception as exc:  # noqa: BLE001
-        require(False, f"services did not start: {exc}")
-    suffix = uuid.uuid4().hex[:6]
-    d = Demo(root=tmp_path_factory.mktemp("loop"), site_id=f"loop-{suffix}", network=f"kitctl-e2e-{suffix}",
-             hq_container=f"kitctl-e2e-hq-{suffix}", hq_port=free_port(), http_port=free_port(),
-             https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=2,
-             registry=f"127.0.0.1:{free_port()}")  # its own registry: never the demo's or the shared one
-    try:
-        demo_up(d)
+    with own_demo(tmp_path_factory.mktemp("loop"), "loop", heartbeat_seconds=2) as d:
         yield d
-    finally:
-        demo_down(d)  # also after a failed launch: nothing of the run is left behind
 
 
 @pytest.fixture(scope="module")

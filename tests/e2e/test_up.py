@@ -227,10 +227,11 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
     assert data["licence"] is None
     db = engine.containers.get(f"{site.project}_db_1")
     sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text, health json);"
+           "CREATE TABLE hq_commands (seq int, type text, payload json, applied_at timestamptz);"
            "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee', '{}');")
     assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
     assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
-        "status": "suspended", "reason": "overdue fee", "hq": None}
+        "status": "suspended", "reason": "overdue fee", "hq": None, "suspended_until": None}
     assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
     logs = kitctl("logs", "web", "--tail", "100", *site.args())
     assert f"serving {site.name}" in logs.stdout
