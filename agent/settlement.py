@@ -7,7 +7,10 @@ the agent's licence-authenticated client, retried with back-off while HQ is
 away, and marked `refused` with HQ's one-line reason when HQ says no (the
 statement was already answered, or is not this site's). HQ's statements and
 the site's ledger entries come back the other way, so the site's pages show
-HQ's own figures.
+HQ's own figures. Payout requests travel the same way (`payout_requests`,
+send_state `pending`); their id is HQ's request_id, so a resend never makes a
+second payout. HQ's decisions on them and its balance and payout terms come
+back on every run.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, StatementInfo
+from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, PayoutInfo, StatementInfo, plain
 from agent.metrics import AgentMetrics
 from agent.outbox import backoff_seconds
 from agent.state import STATE_ID, utcnow
-from sitedb.tables import ENTRY_AMOUNTS, audit_log, settlement_entries, settlement_statements, site_state
+from sitedb.tables import ENTRY_AMOUNTS, audit_log, payout_requests, settlement_entries, settlement_statements, site_state
 
 log = logging.getLogger("agent.settlement")
 ANSWER_BATCH = 50
@@ -36,6 +39,8 @@ FINAL = ("client", "conflict")  # 4xx but 401/403/410/429: HQ's no to this answe
 class SettlementOutcome:
     answers_sent: int = 0
     answers_refused: int = 0
+    payouts_sent: int = 0
+    payouts_refused: int = 0
     statements: int = 0
     entries: int = 0
     contacted_hq: bool = True
@@ -55,8 +60,10 @@ class SettlementSync:
     def run(self) -> SettlementOutcome:
         outcome = SettlementOutcome()
         self.send_answers(outcome)
+        self.send_payouts(outcome)
         outcome.statements = self.pull_statements()
         outcome.entries = self.pull_entries()
+        self.pull_payouts()
         return outcome
 
     # -- answers out ---------------------------------------------------------------
@@ -110,6 +117,59 @@ class SettlementSync:
             conn.execute(insert(audit_log).values(actor="agent", action="statement_answer_sent", at=utcnow(),
                                                   detail={"statement": held.id, "response": held.response}))
 
+    # -- payout requests out --------------------------------------------------------
+    def send_payouts(self, outcome: SettlementOutcome) -> None:
+        """Every due pending request to HQ under its own id; HQ's record of it comes back into the row."""
+        t = payout_requests.c
+        now = utcnow()
+        with self.engine.connect() as conn:
+            due = conn.execute(select(t.id, t.amount_fen, t.send_attempts)
+                               .where(t.send_state == "pending", (t.send_next_at.is_(None)) | (t.send_next_at <= now))
+                               .order_by(t.requested_at, t.id).limit(ANSWER_BATCH)).all()
+        for row in due:
+            try:
+                held = self.client.request_payout(row.id, int(row.amount_fen))
+            except HQError as exc:
+                if exc.kind in FINAL:  # below the minimum, more than available, or the id used for another amount
+                    self._payout_refused(row.id, exc)
+                    outcome.payouts_refused += 1
+                    continue
+                self._payout_later(row.id, row.send_attempts + 1, exc)
+                if exc.kind in ("timeout", "connect"):
+                    raise
+                continue
+            with self.engine.begin() as conn:
+                _store_payout(conn, held)
+                conn.execute(insert(audit_log).values(actor="agent", action="payout_request_sent", at=utcnow(),
+                                                      detail={"request": held.request_id, "payout": held.id}))
+            outcome.payouts_sent += 1
+
+    def _payout_later(self, request_id: str, attempts: int, exc: HQError) -> None:
+        t = payout_requests.c
+        wait = backoff_seconds(attempts, self.backoff_base, self.backoff_cap)
+        with self.engine.begin() as conn:
+            conn.execute(update(payout_requests).where(t.id == request_id, t.send_state == "pending")
+                         .values(send_attempts=attempts, send_next_at=utcnow() + timedelta(seconds=wait),
+                                 send_error=exc.detail[:200]))
+
+    def _payout_refused(self, request_id: str, exc: HQError) -> None:
+        t = payout_requests.c
+        with self.engine.begin() as conn:
+            conn.execute(update(payout_requests).where(t.id == request_id, t.send_state == "pending")
+                         .values(send_state="refused", send_error=exc.detail[:200]))
+            conn.execute(insert(audit_log).values(actor="agent", action="payout_request_refused", at=utcnow(),
+                                                  detail={"request": request_id, "error": exc.code}))
+        log.warning("HQ refused a payout request", extra={"request": request_id, "code": exc.code})
+
+    def pull_payouts(self) -> None:
+        """HQ's decisions on the site's payouts, and its balance and payout terms, for the finance page."""
+        held = self.client.payouts()
+        terms = plain(self.client.balance())
+        with self.engine.begin() as conn:
+            for payout in held:
+                _store_payout(conn, payout)
+            conn.execute(update(site_state).where(site_state.c.id == STATE_ID).values(payout_terms=terms))
+
     # -- statements and entries in ---------------------------------------------------
     def pull_statements(self) -> int:
         """HQ's statements of the site: new ones added, HQ's fields of known ones refreshed (answers kept)."""
@@ -154,6 +214,15 @@ class SettlementSync:
             if fresh:
                 conn.execute(insert(settlement_entries), fresh)
         return len(fresh)
+
+
+def _store_payout(conn: Any, p: PayoutInfo) -> None:
+    """HQ's record onto the site's request (sent: HQ has it); only requests made at this site are kept."""
+    t = payout_requests.c
+    conn.execute(update(payout_requests).where(t.id == p.request_id).values(
+        send_state="sent", send_error=None, send_next_at=None, hq_id=p.id, status=p.status, fee_fen=p.fee_fen,
+        transfer_ref=p.transfer_ref, reason=p.reason,
+        decided_at=_instant(p.decided_at) if p.decided_at else None))
 
 
 def _hq_fields(s: StatementInfo) -> dict[str, Any]:
