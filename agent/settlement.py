@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, PayoutInfo, StatementInfo, plain
 from agent.metrics import AgentMetrics
@@ -216,7 +216,7 @@ class SettlementSync:
         return len(fresh)
 
 
-def _store_payout(conn: Any, p: PayoutInfo) -> None:
+def _store_payout(conn: Connection, p: PayoutInfo) -> None:
     """HQ's record onto the site's request (sent: HQ has it); only requests made at this site are kept."""
     t = payout_requests.c
     conn.execute(update(payout_requests).where(t.id == p.request_id).values(
