@@ -25,9 +25,9 @@ from sitedb.tables import orders as orders_t
 EVENT_COLUMNS = ("id", "sku", "category", "quantity", "total_cents", "currency", "status", "decision",
                  "buyer_sealed")
 Decided = namedtuple("Decided", EVENT_COLUMNS)  # a changed row, as plugins are told of it
-# What a decision sets; None for the last four keeps the stored value.
+# What a decision sets; None for the last five keeps the stored value.
 DECISION_FIELDS = ("id", "status", "decision", "reasons", "hq_order_id", "public_reason", "delivery_sealed",
-                   "decided_at", "attempts", "next_attempt_at")
+                   "decided_at", "attempts", "next_attempt_at", "payment")
 
 
 class DecisionWriter(Protocol):
@@ -47,7 +47,8 @@ class PostgresDecisionWriter:
             WITH v AS (
                 SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(
                     id text, status text, decision text, reasons json, hq_order_id text, public_reason text,
-                    delivery_sealed text, decided_at timestamptz, attempts integer, next_attempt_at timestamptz)
+                    delivery_sealed text, decided_at timestamptz, attempts integer, next_attempt_at timestamptz,
+                    payment json)
             ), changed AS (
                 UPDATE orders AS o SET
                     status = v.status, decision = v.decision, reasons = v.reasons, hq_order_id = v.hq_order_id,
@@ -56,6 +57,7 @@ class PostgresDecisionWriter:
                     decided_at = COALESCE(v.decided_at, o.decided_at),
                     attempts = COALESCE(v.attempts, o.attempts),
                     next_attempt_at = COALESCE(v.next_attempt_at, o.next_attempt_at),
+                    payment = COALESCE(v.payment, o.payment),
                     updated_at = CAST(:now AS timestamptz)
                 FROM v WHERE o.id = v.id AND o.status = :from_status
                 RETURNING {returning}
@@ -82,7 +84,7 @@ class GenericDecisionWriter:
             return bindparam(name, type_=col[column or name].type)
 
         keep = {c: func.coalesce(param(c), col[c]) for c in ("delivery_sealed", "decided_at", "attempts",
-                                                               "next_attempt_at")}
+                                                               "next_attempt_at", "payment")}
         self.update = (update(orders_t)
                        .where(col.id == param("b_id", "id"), col.status == param("from_status", "status"))
                        .values(status=param("status"), decision=param("decision"), reasons=param("reasons"),
@@ -97,7 +99,7 @@ class GenericDecisionWriter:
                                                  orders_t.c.status == from_status)).all()
         if not present:
             return []
-        params = [{**{k: v for k, v in by_id[r.id].items() if k != "id"}, "b_id": r.id,
+        params = [{"payment": None, **{k: v for k, v in by_id[r.id].items() if k != "id"}, "b_id": r.id,
                    "from_status": from_status, "now": now} for r in present]
         conn.execute(self.update, params)
         conn.execute(insert(audit_t), [

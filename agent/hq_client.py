@@ -92,13 +92,26 @@ class Delivery(Struct):
     card_keys: list[CardKey] = []
 
 
+class Payment(Struct):
+    """Where the buyer pays an approved order at HQ's gateway (no credentials: what the buyer opens)."""
+
+    pay_url: Annotated[str, Meta(max_length=4096, pattern=r"^https?://")]
+    qr: Annotated[str, Meta(max_length=4096)]
+    amount_cents: Annotated[int, Meta(ge=0)]
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    expires_at: Annotated[str, Meta(max_length=40)]
+    gateway: Annotated[str, Meta(max_length=32)] = ""
+    status: str = "pending"
+
+
 class OrderResult(Struct):
     order_id: str
     decision: Literal["approve", "review", "reject"]
-    status: Literal["delivered", "review", "rejected"]
+    status: Literal["delivered", "review", "rejected", "pending_payment", "expired", "refunded"]
     hq_order_id: str | None = None
     reasons: list[str] = []
     delivery: Delivery | None = None
+    payment: Payment | None = None
     replayed: bool = False
 
 

@@ -94,6 +94,11 @@ class AgentMetrics:
                                         "Orders under review that HQ resolved", ["status"], registry=r)
         for s in ("delivered", "rejected"):
             self.reviews_resolved.labels(s)
+        self.payments_resolved = Counter("kitagent_orders_payment_resolved_total",
+                                         "Orders awaiting the buyer's payment that HQ resolved (paid and delivered, "
+                                         "expired, held for review)", ["status"], registry=r)
+        for s in ("delivered", "expired", "review"):
+            self.payments_resolved.labels(s)
         self.outbox_backlog = Gauge("kitagent_outbox_backlog", "Orders waiting on HQ, by status",
                                     ["status"], registry=r)
         for s in ("pending", "review"):

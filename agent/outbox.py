@@ -28,8 +28,10 @@ from sitedb.buyer import BuyerBox
 from sitedb.sealing import sealer
 
 log = logging.getLogger("agent.outbox")
-FINAL = ("delivered", "rejected")
-PUBLIC_REASON = {"rejected": "declined by HQ risk control", "review": "under review by HQ risk control"}
+FINAL = ("delivered", "rejected", "expired", "refunded")
+PUBLIC_REASON = {"rejected": "declined by HQ risk control", "review": "under review by HQ risk control",
+                 "expired": "not paid in time", "refunded": "payment refunded"}
+WAITING = ("review", "pending_payment")  # HQ has the order; the agent asks again until it is final
 
 
 def backoff_seconds(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -84,7 +86,7 @@ class Forwarder:
 
     def __init__(self, engine: Engine, client: HQClient, metrics: AgentMetrics, site_id: str,
                  site_key: bytes, batch: int = 200, backoff_base: float = 1.5, backoff_cap: float = 300.0,
-                 review_poll: float = 30.0,
+                 review_poll: float = 30.0, payment_poll: float = 2.0,
                  emit: Callable[[str, dict[str, Any]], None] | None = None,
                  wants: Callable[[str], bool] | None = None) -> None:
         self.engine = engine
@@ -99,6 +101,7 @@ class Forwarder:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.review_poll = review_poll
+        self.payment_poll = payment_poll
         self.emit = emit or (lambda event, payload: None)
         self.wants = wants or (lambda event: emit is not None)
         self.decisions = decision_writer(engine)
@@ -259,23 +262,25 @@ class Forwarder:
         """Write each decision onto its row if the row is still in `from_status` (one transaction)."""
         now = utcnow()
         decided: list[dict[str, Any]] = []
-        still_review: list[str] = []
+        unchanged: list[str] = []
         for result in results:
-            if result.status == from_status == "review":
-                still_review.append(result.order_id)
+            if result.status == from_status and from_status in WAITING:
+                unchanged.append(result.order_id)
             else:
                 decided.append(self._decision(result, now))
         with self.engine.begin() as conn:
             rows = self.decisions.write(conn, decided, from_status, now) if decided else []
-            if still_review:
-                self._poll_later(conn, still_review, now)
+            if unchanged:
+                self._poll_later(conn, unchanged, from_status, now)
         by_id = {r.order_id: r for r in results}
         events = self.wants("order_decided")
         for row in rows:
             if from_status == "pending":
                 self.metrics.orders_forwarded.labels(by_id[row.id].decision).inc()
-            else:
+            elif from_status == "review":
                 self.metrics.reviews_resolved.labels(row.status).inc()
+            else:
+                self.metrics.payments_resolved.labels(row.status).inc()
             if events:
                 self.emit("order_decided", self._event(row))
         return len(rows)
@@ -286,23 +291,29 @@ class Forwarder:
         sealed = None
         if result.delivery is not None and result.delivery.card_keys:
             sealed = self.seal(plain(result.delivery))
+        paying = result.status == "pending_payment"
         return {"id": result.order_id, "status": result.status, "decision": result.decision,
                 "reasons": list(result.reasons)[:20], "hq_order_id": result.hq_order_id,
                 "public_reason": PUBLIC_REASON.get(result.status), "delivery_sealed": sealed,
                 "decided_at": now if final else None, "attempts": None if final else 0,
-                "next_attempt_at": None if final else now + timedelta(seconds=self.review_poll)}
+                "next_attempt_at": None if final else now + timedelta(
+                    seconds=self.payment_poll if paying else self.review_poll),
+                "payment": plain(result.payment) if paying and result.payment is not None else None}
 
-    def _poll_later(self, conn: Connection, ids: list[str], now: datetime) -> None:
-        """Orders HQ still reviews: look again later, backing off."""
+    def _poll_later(self, conn: Connection, ids: list[str], status: str, now: datetime) -> None:
+        """Orders HQ still reviews (backing off) or whose payment has not come (soon again: the buyer waits)."""
         rows = conn.execute(select(orders_t.c.id, orders_t.c.attempts)
-                            .where(orders_t.c.id.in_(ids), orders_t.c.status == "review")).all()
+                            .where(orders_t.c.id.in_(ids), orders_t.c.status == status)).all()
         if rows:
-            conn.execute(update(orders_t).where(orders_t.c.id == bindparam("b_id"), orders_t.c.status == "review")
+            conn.execute(update(orders_t).where(orders_t.c.id == bindparam("b_id"), orders_t.c.status == status)
                          .values(attempts=bindparam("attempts"), next_attempt_at=bindparam("next_attempt_at")),
                          [{"b_id": r.id, "attempts": r.attempts + 1,
-                           "next_attempt_at": now + timedelta(seconds=self._review_delay(r.attempts))} for r in rows])
+                           "next_attempt_at": now + timedelta(seconds=self._poll_delay(status, r.attempts))}
+                          for r in rows])
 
-    def _review_delay(self, attempts: int) -> float:
+    def _poll_delay(self, status: str, attempts: int) -> float:
+        if status == "pending_payment":
+            return self.payment_poll
         return backoff_seconds(attempts, self.review_poll, max(self.review_poll, self.backoff_cap))
 
     def _event(self, order: Any) -> dict[str, Any]:
@@ -317,18 +328,22 @@ class Forwarder:
 
     # -- reviews ------------------------------------------------------------------
     def poll_reviews_once(self, limit: int = 50) -> int:
-        """Ask HQ about orders under review whose poll is due; returns how many were resolved."""
+        """Ask HQ about orders under review or awaiting payment whose poll is due; how many changed."""
         with self.engine.connect() as conn:
-            due = list(conn.execute(
-                select(orders_t.c.id).where(orders_t.c.status == "review", orders_t.c.next_attempt_at <= utcnow())
+            due = dict(conn.execute(
+                select(orders_t.c.id, orders_t.c.status)
+                .where(orders_t.c.status.in_(WAITING), orders_t.c.next_attempt_at <= utcnow())
                 .order_by(orders_t.c.next_attempt_at).limit(limit)
-            ).scalars())
+            ).all())
         results: list[OrderResult] = []
         try:
             for order_id in due:
                 results.append(self.client.order_status(order_id))
         finally:  # what HQ did answer is kept even when a later request fails
-            resolved = self._store_results(results, from_status="review") if results else 0
+            resolved = 0
+            for status in WAITING:
+                mine = [r for r in results if due.get(r.order_id) == status]
+                resolved += self._store_results(mine, from_status=status) if mine else 0
         return resolved
 
 

@@ -113,7 +113,8 @@ class Agent:
                                 page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
         self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,
                                    batch=s.forward_batch, backoff_base=s.backoff_base, backoff_cap=s.backoff_cap,
-                                   review_poll=s.review_poll, emit=self.plugins.emit,
+                                   review_poll=s.review_poll, payment_poll=s.payment_poll,
+                                   emit=self.plugins.emit,
                                    wants=self.plugins.wants)
         self.settlement = SettlementSync(self.engine, settle_client, self.metrics, backoff_base=s.backoff_base,
                                          backoff_cap=s.backoff_cap)

@@ -49,6 +49,8 @@ class AgentSettings(BaseSettings):
     backoff_base: float = Field(default=1.5, gt=0)
     backoff_cap: float = Field(default=300.0, gt=0)
     review_poll: float = Field(default=30.0, gt=0)
+    # An order waiting for the buyer's payment: how often to ask HQ whether it was paid (the buyer is watching).
+    payment_poll: float = Field(default=2.0, gt=0)
     settlement_interval: float = Field(default=30.0, gt=0)  # answers out, statements and ledger entries in
     sync_page_limit: int = Field(default=1000, ge=1, le=1000)
     stats_interval: float = Field(default=5.0, gt=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from hq.settings import HQSettings
 
@@ -21,7 +21,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_settlement, api_site, fleet
+    from hq import api_admin, api_payments, api_settlement, api_site, fleet
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
@@ -36,6 +36,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
         watcher = asyncio.create_task(_watch_fleet(service))
+        payments = asyncio.create_task(_sweep_payments(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
@@ -44,6 +45,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         finally:
             task.cancel()
             watcher.cancel()
+            payments.cancel()
             app.state.beat_batcher = None
             if pool is not None:
                 await pool.close()
@@ -63,6 +65,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_settlement.site_router)
     app.include_router(api_settlement.admin_router)
     app.include_router(fleet.router)
+    app.include_router(api_payments.router)
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
@@ -208,15 +211,27 @@ async def _housekeeping(hq: "HQ") -> None:
         await asyncio.sleep(hq.settings.housekeeping_seconds)
 
 
+async def _sweep_payments(hq: "HQ") -> None:
+    """Unpaid payments past their time: query the gateway, else expire (hq.payments.flow.sweep)."""
+    from hq.payments import flow
+
+    await _every(lambda: hq.settings.payment_check_seconds, lambda: flow.sweep(hq), "payment sweep")
+
+
 async def _watch_fleet(hq: "HQ") -> None:
     """Fleet alerts (hq.fleet_alerts): evaluate and notify every `alert_check_seconds`."""
-    from starlette.concurrency import run_in_threadpool
-
     from hq import fleet_alerts
+
+    await _every(lambda: hq.settings.alert_check_seconds, lambda: fleet_alerts.watch(hq), "fleet alert round")
+
+
+async def _every(seconds: Callable[[], float], work: Callable[[], object], what: str) -> None:
+    """Run `work` in a worker thread, then wait `seconds()`, forever; a failed round is logged and retried."""
+    from starlette.concurrency import run_in_threadpool
 
     while True:
         try:
-            await run_in_threadpool(fleet_alerts.watch, hq)
+            await run_in_threadpool(work)
         except Exception:  # keep serving; the next round retries
-            log.exception("fleet alert round failed")
-        await asyncio.sleep(hq.settings.alert_check_seconds)
+            log.exception("%s failed", what)
+        await asyncio.sleep(seconds())

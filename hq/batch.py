@@ -32,6 +32,8 @@ from hq.errors import ApiError
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
 from hq.order_checks import SiteContext, catalog_problem
+from hq.payments import flow as payments
+from hq.payments import gateways
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -69,6 +71,8 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
         insert_orders=insert(Order).returning(Order.id, sort_by_parameter_order=True),
         sell_key=update(CardKey).where(CardKey.id == bindparam("key_id"), CardKey.status == "available")
         .values(status="sold", sold_at=bindparam("now"), order_pk=bindparam("pk")),
+        reserve_key=update(CardKey).where(CardKey.id == bindparam("key_id"), CardKey.status == "available")
+        .values(status="reserved", order_pk=bindparam("pk")),
         finish_key=update(IdempotencyKey).where(IdempotencyKey.site_id == bindparam("site"),
                                                 IdempotencyKey.key == bindparam("idem"))
         .values(state="done", hq_order_ids=bindparam("hq_ids", type_=IdempotencyKey.__table__.c.hq_order_ids.type)),
@@ -87,18 +91,26 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
                                    f"order {order.order_id!r} was already sent with a different body")
             return None
         now = utcnow()
+        gateway = gateways.active(hq, conn)  # None: test mode, approval delivers at once
         items = {r.sku: r for r in conn.execute(sql.items, {"skus": sorted({o.sku for o in orders})})}
         decisions = _judge_all(hq, conn, ctx, orders, items, now)
         stock = _lock_keys(conn, orders, decisions, items)
-        rows, keys_for = _rows(ctx, orders, digests, decisions, items, stock, now)
+        rows, keys_for = _rows(ctx, orders, digests, decisions, items, stock, now,
+                               "pending_payment" if gateway else "delivered")
         ids = _insert_orders(conn, rows)
-        _mark_sold(conn, keys_for, ids, now)
+        _mark_sold(conn, keys_for, ids, now, reserve=gateway is not None)
         ledger.order_paid(conn, [_paid(row, items) for row in rows if row["status"] == "delivered"], now)
+        paying = {} if gateway is None else payments.open_payments(hq, conn, gateway, [
+            payments.Payable(ids[i], r["site_id"], r["order_id"], r["sku"], r["quantity"],
+                             r["unit_price_cents"] * r["quantity"], r["currency"])
+            for i, r in enumerate(rows) if r["status"] == "pending_payment"], now)
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
+    if any(p["status"] != "pending" for p in paying.values()):
+        return None  # a waiting notification settled one of them: the per-order path reads them back as stored
     counted = metrics()
     for row in rows:  # counted once committed
         counted.decided(row["decision"], row["reasons"])
-    return [_result(hq, row, keys_for.get(i)) for i, row in enumerate(rows)]
+    return [_result(hq, row, keys_for.get(i), paying.get(ids[i])) for i, row in enumerate(rows)]
 
 
 def _judge_all(hq: "HQ", conn: "Connection", ctx: SiteContext, orders: list["OrderIn"],
@@ -151,12 +163,15 @@ def _lock_keys(conn: "Connection", orders: list["OrderIn"], decisions: list[risk
 
 
 def _rows(ctx: SiteContext, orders: list["OrderIn"], digests: list[str], decisions: list[risk.Decision],
-          items: dict[str, Any], stock: dict[str, list[Any]], now: datetime) -> tuple[list[dict[str, Any]], dict[int, list[Any]]]:
-    """Order rows to insert (final decision and status) and, by batch position, the keys each one gets."""
+          items: dict[str, Any], stock: dict[str, list[Any]], now: datetime,
+          approved: str = "delivered") -> tuple[list[dict[str, Any]], dict[int, list[Any]]]:
+    """Order rows to insert (final decision and status) and, by batch position, the keys each one gets.
+
+    `approved` is the status an approved order takes: `delivered`, or `pending_payment` with a gateway."""
     rows, keys_for = [], {}
     for i, (order, digest, decision) in enumerate(zip(orders, digests, decisions)):
         item = items.get(order.sku)
-        status = {"approve": "delivered", "review": "review", "reject": "rejected"}[decision.decision]
+        status = {"approve": approved, "review": "review", "reject": "rejected"}[decision.decision]
         verdict, reasons = decision.decision, list(decision.reasons)
         if verdict == "approve" and item.stock_kind == "card_key":
             available = stock[order.sku]
@@ -202,12 +217,16 @@ def _pg_insert_text(dialect: Any, columns: tuple[str, ...]) -> str:
     return str(insert(Order).returning(Order.id).compile(dialect=dialect, column_keys=list(columns)))
 
 
-def _mark_sold(conn: "Connection", keys_for: dict[int, list[Any]], order_pks: list[int], now: datetime) -> None:
-    """Mark every key the batch took sold (one executemany); refuses (rolls back) if any was no longer available."""
+def _mark_sold(conn: "Connection", keys_for: dict[int, list[Any]], order_pks: list[int], now: datetime,
+               reserve: bool = False) -> None:
+    """Mark every key the batch took sold, or reserved for a payment (one executemany); refuses (rolls back)
+    if any was no longer available."""
     params = [{"key_id": k.id, "pk": order_pks[i], "now": now} for i, keys in keys_for.items() for k in keys]
     if not params:
         return
-    result = conn.execute(_sql().sell_key, params)
+    if reserve:
+        params = [{"key_id": p["key_id"], "pk": p["pk"]} for p in params]
+    result = conn.execute(_sql().reserve_key if reserve else _sql().sell_key, params)
     if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
         raise RuntimeError("card-key allocation raced; transaction rolled back")  # cannot happen under the locks
 
@@ -217,10 +236,12 @@ def _paid(row: dict[str, Any], items: dict[str, Any]) -> ledger.PaidOrder:
                             row["unit_price_cents"], row["hq_price_cents"], items[row["sku"]].category)
 
 
-def _result(hq: "HQ", row: dict[str, Any], keys: list[Any] | None) -> dict[str, Any]:
+def _result(hq: "HQ", row: dict[str, Any], keys: list[Any] | None,
+            payment: dict[str, Any] | None = None) -> dict[str, Any]:
     delivery = None
     if row["status"] == "delivered":
         delivery = {"card_keys": [{"serial": k.serial, "secret": hq.vault.decrypt(k.secret_enc, context=f"{k.sku}:{k.serial}")}
                                   for k in keys or []]}
     return {"order_id": row["order_id"], "hq_order_id": row["hq_order_id"], "decision": row["decision"],
-            "status": row["status"], "reasons": row["reasons"], "delivery": delivery, "replayed": False}
+            "status": row["status"], "reasons": row["reasons"], "delivery": delivery, "replayed": False,
+            "payment": payment}

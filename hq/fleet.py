@@ -15,8 +15,11 @@ from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.operators import authenticate
+from hq.payments import config as payment_config
 from hq.service import HQ
 from hq.session import COOKIE, OperatorSession
+
+PAYMENT_STATES = ("pending", "paid", "held", "expired", "refunded")
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -97,6 +100,7 @@ def fleet_page(request: Request, msg: str = "", error: str = "", hq: HQ = Depend
     context: dict[str, Any] = {
         "operator": sess.operator, "csrf": sess.csrf, "sites": fleet_sites, "reviews": reviews.queue(hq),
         "alerts": firing, "alert_history": resolved, "bundles": support.listing(hq),
+        "gateways": payment_config.listing(hq), "payment_states": PAYMENT_STATES,
         "msg": msg[:200], "error": error[:200], "tiers": ["basic", "pro", "flagship"],
     }
     return _templates().TemplateResponse(request, "fleet.html", context)

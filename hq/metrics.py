@@ -43,6 +43,9 @@ RULES = ("blocked_account", "blocked_contact", "blocked_region", "blocked_ip", "
          "category_not_licensed", "sku_inactive", "quantity_out_of_range", "account_mismatch", "out_of_stock")
 LICENCE_STATES = ("active", "expired", "suspended", "revoked")  # as HQ sees them (hq.licences)
 HEARTBEAT_OUTCOMES = ("recorded", "refused")
+# What a gateway's notification (or HQ's query of it) did (hq.payments.flow).
+PAYMENT_OUTCOMES = ("applied", "duplicate", "held", "waiting", "unpaid", "forged", "queried")
+GATEWAYS = ("epay",)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -67,8 +70,14 @@ class HQMetrics:
                              ["rule", "decision"], registry=r)
         self.heartbeats = Counter("kithq_heartbeats_total", "Heartbeats received, by outcome", ["outcome"],
                                   registry=r)
+        self.payment_notices = Counter("kithq_payment_notifications_total",
+                                       "Payment gateway notifications, by gateway and outcome (forged: refused)",
+                                       ["gateway", "outcome"], registry=r)
         for d in DECISIONS:
             self.decisions.labels(d)
+        for g in GATEWAYS:
+            for o in PAYMENT_OUTCOMES:
+                self.payment_notices.labels(g, o)
         for o in HEARTBEAT_OUTCOMES:
             self.heartbeats.labels(o)
 
@@ -79,6 +88,11 @@ class HQMetrics:
         self.decisions.labels(decision).inc()
         for reason in reasons:
             self.rules.labels(rule_name(reason), decision).inc()
+
+
+    def payment_notice(self, gateway: str, outcome: str) -> None:
+        """Count one notification; a gateway name outside the built-in set is `other` (the path is the caller's)."""
+        self.payment_notices.labels(gateway if gateway in GATEWAYS else "other", outcome).inc()
 
 
 def rule_name(reason: str) -> str:

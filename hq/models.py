@@ -137,7 +137,7 @@ class CardKey(Base):
     sku: Mapped[str] = mapped_column(ForeignKey("catalog_items.sku"))
     serial: Mapped[str] = mapped_column(String(128))
     secret_enc: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="available")  # available|sold
+    status: Mapped[str] = mapped_column(String(16), default="available")  # available|reserved|sold
     order_pk: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sold_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -172,7 +172,7 @@ class Order(Base):
     site_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decision: Mapped[str] = mapped_column(String(16))  # approve|review|reject
-    status: Mapped[str] = mapped_column(String(16))  # delivered|review|rejected
+    status: Mapped[str] = mapped_column(String(16))  # delivered|review|rejected|pending_payment|expired|refunded
     reasons: Mapped[list[str]] = mapped_column(JSON)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -356,3 +356,51 @@ class SupportBundle(Base):
     received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class PaymentGateway(Base):
+    """A payment gateway HQ takes money through; its credentials sealed with the HQ vault (never sent to sites)."""
+
+    __tablename__ = "payment_gateways"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    config_enc: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Payment(Base):
+    """The payment of one approved order at a gateway; `out_trade_no` is derived from (site, order id)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_due", "status", "expires_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    out_trade_no: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # pending|paid|held|expired|refunding|refunded
+    pay_url: Mapped[str] = mapped_column(Text)
+    qr_content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PaymentNotice(Base):
+    """Every verified gateway notification, and what it did; one not yet matched waits here for its order."""
+
+    __tablename__ = "payment_notices"
+    __table_args__ = (Index("ix_payment_notices_waiting", "out_trade_no", "outcome"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    out_trade_no: Mapped[str] = mapped_column(String(64))
+    trade_no: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))  # applied|duplicate|held|waiting
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -31,6 +31,8 @@ from hq.errors import ApiError
 from hq.metrics import metrics
 from hq.models import CatalogItem, IdempotencyKey, Order
 from hq.order_checks import SiteContext, catalog_problem
+from hq.payments import flow as payments
+from hq.payments import gateways
 from hq.schemas import OrderBatch, OrderIn
 
 if TYPE_CHECKING:
@@ -180,8 +182,26 @@ def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: s
     s.add(row)
     s.flush()
     if decision.decision == "approve":
-        fulfil(s, row, item)
+        approve(hq, s, row, item)
     return row
+
+
+def approve(hq: "HQ", s: Session, row: Order, item: CatalogItem | None) -> None:
+    """An approved order: payable (keys reserved) when a gateway is enabled, else fulfilled at once (test mode)."""
+    gateway = gateways.active(hq, s.connection())
+    if gateway is None:
+        fulfil(s, row, item)
+        return
+    if item is not None and item.stock_kind == "card_key" and not payments.reserve(
+            s.connection(), row.sku, row.quantity, row.id):
+        row.decision, row.status, row.reasons = "reject", "rejected", [*row.reasons, "out_of_stock"]
+        return
+    row.decision, row.status = "approve", "pending_payment"
+    s.flush()
+    payments.open_payments(hq, s.connection(), gateway, [payments.Payable(
+        row.id, row.site_id, row.order_id, row.sku, row.quantity, int(row.unit_price_cents) * row.quantity,
+        row.currency)], utcnow())
+    s.refresh(row)  # a notification that was waiting for this order may have settled it already
 
 
 def fulfil(s: Session, row: Order, item: CatalogItem | None) -> None:
@@ -196,12 +216,14 @@ def fulfil(s: Session, row: Order, item: CatalogItem | None) -> None:
 
 
 def result_json(hq: "HQ", s: Session, row: Order, replayed: bool) -> dict[str, Any]:
-    delivery = None
+    delivery = payment = None
     if row.status == "delivered":
         delivery = {"card_keys": inventory.delivered_keys(hq, s, row.id)}
+    if row.status == "pending_payment":
+        payment = payments.payment_of(s.connection(), row.id)
     return {
         "order_id": row.order_id, "hq_order_id": row.hq_order_id, "decision": row.decision, "status": row.status,
-        "reasons": list(row.reasons), "delivery": delivery, "replayed": replayed,
+        "reasons": list(row.reasons), "delivery": delivery, "replayed": replayed, "payment": payment,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -10,10 +11,13 @@ from hq import audit
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
 from hq.models import CatalogItem, Order
-from hq.orders import fulfil
+from hq.orders import approve
+from hq.payments import flow as payments
 
 if TYPE_CHECKING:
     from hq.service import HQ
+
+log = logging.getLogger("hq.reviews")
 
 
 def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -42,11 +46,35 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
         if row.status != "review":
             raise ApiError(409, "not_in_review", f"order {hq_order_id!r} is {row.status}, not under review")
         row.decided_by, row.decided_at = operator, utcnow()
-        if decision == "approve":
-            fulfil(s, row, s.get(CatalogItem, row.sku))
+        s.flush()
+        held = payments.held_payment(s.connection(), row.id)
+        if held is not None:  # the buyer has paid but the payment did not fit: the operator decides on it
+            delivered = decision == "approve" and payments.accept_held(s.connection(), held, utcnow())
+            s.refresh(row)
+            if not delivered:  # the money goes back through the gateway once this commits
+                payments.release_keys(s.connection(), row.id)
+                row.decision, row.status = "reject", "rejected"
+                row.reasons = [*row.reasons, "refund_due"] + (["out_of_stock"] if decision == "approve" else [])
+        elif decision == "approve":
+            approve(hq, s, row, s.get(CatalogItem, row.sku))
         else:
             row.decision, row.status = "reject", "rejected"
         row.reasons = [*row.reasons, f"operator:{decision}"]
         audit.record(s, operator, f"review.{decision}", row.site_id, hq_order_id=hq_order_id, note=note,
                      outcome=row.status)
-        return review_json(row)
+        result = review_json(row)
+    if "refund_due" in result["reasons"]:
+        result = _refund_after_review(hq, operator, result)
+    return result
+
+
+def _refund_after_review(hq: "HQ", operator: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A paid order the operator did not deliver: refund it now; if the gateway fails it stays `refund_due`."""
+    from hq.payments import refunds
+
+    try:
+        refunds.refund(hq, operator, result["hq_order_id"], "rejected after payment")
+    except ApiError as exc:
+        log.warning("refund of %s after review failed: %s", result["hq_order_id"], exc.detail)
+        return result
+    return {**result, "status": "refunded", "reasons": [*result["reasons"], "refunded"]}

@@ -46,14 +46,27 @@ class Delivery(BaseModel):
     card_keys: list[CardKeyOut]
 
 
+class PaymentOut(BaseModel):
+    """Where the buyer pays an approved order (a gateway is enabled at HQ): the link and the QR code's content."""
+
+    gateway: str
+    pay_url: str
+    qr: str
+    amount_cents: int
+    currency: str
+    expires_at: str
+    status: Literal["pending", "paid", "held", "expired", "refunding", "refunded"]
+
+
 class OrderResult(BaseModel):
     order_id: str
     hq_order_id: str
     decision: Literal["approve", "review", "reject"]
-    status: Literal["delivered", "review", "rejected"]
+    status: Literal["delivered", "review", "rejected", "pending_payment", "expired", "refunded"]
     reasons: list[str]
     delivery: Delivery | None
     replayed: bool
+    payment: PaymentOut | None = None
 
 
 class OrderResults(BaseModel):

@@ -47,6 +47,10 @@ class HQSettings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
 
+    # Payments (hq.payments): how long a buyer has to pay, how often HQ expires unpaid orders / asks the gateway.
+    payment_expiry_seconds: int = Field(default=900, ge=10, le=86400)
+    payment_check_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

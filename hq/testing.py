@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,12 +117,11 @@ def _copy_migrated_sqlite(hq_dir: Path) -> None:
 
 @contextmanager
 def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int | None = None,
-               **settings: Any) -> Iterator[RunningHQ]:
-    """Serve a fresh HQ from `tmp_path/hq` until the block ends."""
-    import uvicorn
-
+               operator: str = "tester", **settings: Any) -> Iterator[RunningHQ]:
+    """Serve a fresh HQ from `tmp_path/hq` until the block ends (again on the same state: another `operator`)."""
     from hq import operators
     from hq.app import create_app
+    from kitcore.serving import served_in_thread
 
     port = port or free_port(host)
     hq_dir = Path(tmp_path) / "hq"
@@ -133,21 +130,11 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     public = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)
-    token = operators.add(service, "tester")
+    token = operators.add(service, operator)
     keys_path = hq_dir / "hq-keys.json"
     keys_path.write_text(json.dumps(service.keys.jwks()))
-    server = uvicorn.Server(uvicorn.Config(create_app(conf, hq=service), host=host, port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="hq-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("HQ test server did not start")
-        time.sleep(0.02)
     try:
-        yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
+        with served_in_thread(create_app(conf, hq=service), host, port, "HQ test server", lifespan="on"):
+            yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token, service=service)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         service.close()

@@ -10,7 +10,8 @@ records that a stop was asked for, and the caller returns 0.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 STOP_SECONDS = 7.0  # requests in flight get this long; compose's stop timeout is 10 s
 
@@ -30,3 +31,26 @@ def serve_asgi(app: Any, host: str, port: int, stop_timeout: float = STOP_SECOND
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if server.started else 1
+
+
+@contextmanager
+def served_in_thread(app: Any, host: str, port: int, name: str, **options: Any) -> Iterator[int]:
+    """Serve `app` from a daemon thread until the block ends (tests, sandboxes); yields the port (0: the system's)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, **options))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.02)
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -50,6 +50,13 @@ class UnixHTTPClient:
         response = self._conn.getresponse()
         return response.status, response.read()
 
+    def head(self, target: str) -> tuple[int, dict[str, str]]:
+        """(status, headers) of a HEAD: some answers are all in the headers (the engine's path stat)."""
+        self._conn.request("HEAD", target)
+        response = self._conn.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+
     def close(self) -> None:
         self._conn.close()
 

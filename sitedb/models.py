@@ -90,6 +90,7 @@ class Order(Base):
     public_reason: Mapped[str | None]
     hq_order_id: Mapped[str | None]
     delivery_sealed: Mapped[str | None]
+    payment: Mapped[dict[str, Any] | None]
     attempts: Mapped[int]
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None]

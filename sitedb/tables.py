@@ -91,6 +91,8 @@ orders = Table(
     Column("public_reason", String(200), nullable=True),
     Column("hq_order_id", String(64), nullable=True),
     Column("delivery_sealed", Text, nullable=True),  # card keys, encrypted with the site key
+    # where the buyer pays an HQ-approved order (HQ's gateway: pay_url, qr, amount_cents, currency, expires_at)
+    Column("payment", JSON, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     _when("next_attempt_at", stamped=True),
     Column("last_error", String(200), nullable=True),

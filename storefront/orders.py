@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
+
+from markupsafe import Markup
 
 from sqlalchemy.orm import Session
 
@@ -18,11 +20,24 @@ from sitedb.buyer import BuyerBox
 from sitedb.models import Order
 from sitedb.sealing import open_sealed
 from storefront.passwords import verify_password
+from storefront.qr import qr_svg
 
 log = logging.getLogger("storefront.orders")
 ORDER_ID = re.compile(r"^[0-9A-Z]{6,32}$")
 ACCESS_MAX_AGE = 30 * 60
 ACCESS_MAX_ORDERS = 20
+
+
+@dataclass
+class PaymentView:
+    """Where and until when the buyer pays (HQ's gateway; the agent wrote it onto the order row)."""
+
+    pay_url: str
+    qr: Markup | None
+    amount_cents: int
+    currency: str
+    expires_at: datetime
+    seconds_left: int
 
 
 @dataclass
@@ -42,6 +57,7 @@ class OrderView:
     public_reason: str | None
     card_keys: list[dict[str, str]] = field(default_factory=list)
     delivery_unavailable: bool = False
+    payment: PaymentView | None = None
 
 
 def normalise_order_id(raw: str) -> str | None:
@@ -53,6 +69,11 @@ def check_password(session: Session, order_id: str, password: str) -> bool:
     """Whether `password` opens the order (constant work when the order does not exist)."""
     order = session.get(Order, order_id)
     return verify_password(order.password_hash if order else None, password)
+
+
+def order_status_of(session: Session, order_id: str) -> str | None:
+    order = session.get(Order, order_id)
+    return None if order is None else order.status
 
 
 def order_view(session: Session, order_id: str, site_key: bytes | None, buyers: BuyerBox | None) -> OrderView | None:
@@ -67,7 +88,33 @@ def order_view(session: Session, order_id: str, site_key: bytes | None, buyers: 
     )
     if order.status == "delivered" and order.delivery_sealed:
         view.card_keys, view.delivery_unavailable = _unseal(order.delivery_sealed, site_key, order.id)
+    if order.status == "pending_payment":
+        view.payment = payment_view(order.payment)
     return view
+
+
+def payment_view(data: Any, now: datetime | None = None) -> PaymentView | None:
+    """The pay step of an order, or None when what the row holds is not a usable payment."""
+    if not isinstance(data, dict):
+        return None
+    url, expires = str(data.get("pay_url") or ""), _instant(data.get("expires_at"))
+    if not url.startswith(("https://", "http://")) or expires is None:
+        return None
+    try:
+        amount = int(data.get("amount_cents"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    left = int((expires - (now or datetime.now(timezone.utc))).total_seconds())
+    return PaymentView(pay_url=url, qr=qr_svg(str(data.get("qr") or url)), amount_cents=amount,
+                       currency=str(data.get("currency") or "CNY")[:3], expires_at=expires, seconds_left=max(left, 0))
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _account(order: Order, buyers: BuyerBox | None) -> str | None:

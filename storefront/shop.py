@@ -7,11 +7,12 @@ import logging
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from storefront import checkout as co
 from storefront.i18n import translator
-from storefront.orders import ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password, normalise_order_id, order_view
+from storefront.orders import (ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password, normalise_order_id, order_status_of,
+                               order_view)
 from storefront.passwords import hash_password
 from storefront.payment import payment_method
 from storefront.state import ItemView, read_categories, read_item, read_items
@@ -180,6 +181,20 @@ def _lookup(request: Request, raw_id: str, password: str) -> Response:
     response = RedirectResponse(f"/order/{order_id}", status_code=303)
     _grant_access(request, response, order_id)
     return response
+
+
+@router.get("/order/{order_id}/status", name="order_status")
+def order_status(request: Request, order_id: str) -> Response:
+    """The order's status for its own page's script (the page reloads when it changes); same access rule."""
+    shop = shop_of(request)
+    normal = normalise_order_id(order_id)
+    if normal is None or normal not in _granted(request):
+        return JSONResponse({"error": "not_found"}, status_code=404)
+    with shop.sessions() as session:
+        status = order_status_of(session, normal)
+    if status is None:
+        return JSONResponse({"error": "not_found"}, status_code=404)
+    return JSONResponse({"status": status}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/order/{order_id}", name="order")

@@ -145,6 +145,10 @@ def down(
         from kitctl.deploy.remote import remove_site_copy
 
         lines.append(remove_site_copy(host, project, remote_dir) or "")
+    if is_remote(host):
+        from kitctl.deploy.ssh_master import close
+
+        lines.append(f"closed the persistent SSH connection to {host}" if close(host or "") else "")
     for line in filter(None, lines):
         _out().print(line)
     _out().print(f"{project.name} is down" + ("" if volumes else "; data volumes kept"))
@@ -381,14 +385,10 @@ def doctor(
     # the licence given, else the newest of the site's own and the one HQ sent the agent (what the shop uses)
     load = (lambda: verified_licence(site, licence, hq_keys)) if licence else \
         (lambda: newest_licence(site, host, hq_keys, client).verified)
-    probe = None
-    if is_remote(host):  # ports and disk are measured where the engine publishes and stores: its host
-        from functools import partial
+    from kitctl.deploy.remote_probe import probe_for
 
-        from kitctl.deploy.remote_probe import host_facts
-
-        probe = partial(host_facts, host)
-    results = checks.run_checks(client, project, is_remote(host), load, site_domain(site), probe)
+    # ports and disk are measured where the engine publishes and stores: over ssh://, its host
+    results = checks.run_checks(client, project, is_remote(host), load, site_domain(site), probe_for(host))
     failed = checks.failures(results)
     if as_json:
         print_json({"ok": not failed, "checks": [c.as_dict() for c in results]})

@@ -36,6 +36,9 @@ app.add_typer(operator_app, name="operators", hidden=True)  # the plural reads a
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(settle_app, name="settle")
+payments_app = typer.Typer(help="Payment gateways HQ takes buyers' money through (docs/payments.md).",
+                           no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -432,6 +435,67 @@ def reviews_resolve(hq_order_id: str, decision: str = typer.Argument(..., help="
         print_json(result)
     else:
         out().print(f"order {result['order_id']} of {result['site']}: [bold]{result['status']}[/]")
+
+
+# -- payments ------------------------------------------------------------------
+
+@payments_app.command("enable")
+def payments_enable(gateway: str = typer.Argument(..., help="Gateway plugin name, e.g. epay."),
+                    credentials: Path = typer.Option(..., "--credentials", help="JSON file of the gateway's "
+                                                     "credentials (epay: api_url, pid, key); sealed at HQ, never printed."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Store a gateway's credentials (sealed) and make it the gateway approved orders are paid through."""
+    from hq.payments import config
+    from kitctl.console import out
+
+    creds = config.read_credentials(credentials)
+    with local_hq(hq_dir, database_url) as hq:
+        config.configure(hq, _operator_name(), gateway, creds, enable=True)
+    out().print(f"payment gateway [bold]{gateway}[/] enabled: approved orders now wait for payment")
+
+
+@payments_app.command("disable")
+def payments_disable(gateway: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Stop opening payments at a gateway (its late notifications still verify)."""
+    from hq.payments import config
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        config.disable(hq, _operator_name(), gateway)
+    out().print(f"payment gateway [bold]{gateway}[/] disabled")
+
+
+@payments_app.command("list")
+def payments_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                  as_json: bool = JSON) -> None:
+    """The configured gateways (never their credentials)."""
+    from hq.payments import config
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = config.listing(hq)
+    if as_json:
+        print_json(rows)
+    else:
+        _table("payment gateways", ["name", "enabled", "updated", "by"],
+               [[r["name"], "yes" if r["enabled"] else "no", r["updated_at"], r["updated_by"]] for r in rows])
+
+
+@payments_app.command("refund")
+def payments_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason", help="Why (one line; audited)."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Refund an order's payment through its gateway (the ledger entry is reversed, the audit log says who)."""
+    from hq.payments import refunds
+    from kitctl.console import out, print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        result = refunds.refund(hq, _operator_name(), hq_order_id, reason)
+    if as_json:
+        print_json(result)
+    else:
+        out().print(f"order {result['hq_order_id']}: [bold]refunded[/] {result['amount_cents'] / 100:.2f} "
+                    f"{result['currency']}")
 
 
 # -- settlement ----------------------------------------------------------------

@@ -99,7 +99,8 @@ def check_ports(client: "docker.DockerClient", project: "Project", remote: bool,
         if host_port in others:
             return _port_taken(host_ip, host_port, proto, flag, holder_text(others[host_port], None))
         if facts is not None and host_port in facts.listening:
-            return _port_taken(host_ip, host_port, proto, flag, holder_text(None, None) + " on the engine's host")
+            holder = holder_text(None, facts.holders.get(host_port))
+            return _port_taken(host_ip, host_port, proto, flag, holder + " on the engine's host")
         if not remote and not _can_bind(host_ip, host_port, proto):
             return _port_taken(host_ip, host_port, proto, flag, holder_text(None, process_holding(host_port, proc)))
     ports = ", ".join(f"{ip}:{port}" for ip, port, _ in sorted(wanted, key=lambda w: w[1]))
@@ -178,6 +179,18 @@ def run_checks(client: "docker.DockerClient", project: "Project", remote: bool,
                load_licence: Callable[[], Any], domain: str | None,
                probe: "Callable[[str], HostFacts] | None" = None) -> list[Check]:
     """All checks; `probe` reads an ssh:// engine's host (ports, disk) given the engine's root directory."""
+    return [
+        *host_checks(client, project, remote, probe),
+        check_licence(load_licence),
+        check_domain(domain),
+        check_buyer_addresses(client, project),
+    ]
+
+
+def host_checks(client: "docker.DockerClient", project: "Project", remote: bool,
+                probe: "Callable[[str], HostFacts] | None" = None) -> list[Check]:
+    """Engine, architecture, disk and ports (what `up`'s preflight shares with `doctor`); disk and ports are
+    measured through `probe` on an ssh:// engine's host."""
     info = client.info()
     facts = probe(info.get("DockerRootDir", "/var/lib/docker")) if probe is not None else None
     return [
@@ -185,9 +198,6 @@ def run_checks(client: "docker.DockerClient", project: "Project", remote: bool,
         check_architecture(info),
         check_disk(info, remote, facts),
         check_ports(client, project, remote, facts=facts),
-        check_licence(load_licence),
-        check_domain(domain),
-        check_buyer_addresses(client, project),
     ]
 
 

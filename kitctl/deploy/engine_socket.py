@@ -21,6 +21,8 @@ class HTTPClient(Protocol):
     def request(self, method: str, target: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]: ...
 
+    def head(self, target: str) -> tuple[int, dict[str, str]]: ...
+
     def close(self) -> None: ...
 
 
@@ -46,6 +48,28 @@ class EngineSocket:
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """The decoded JSON answer, None for a 404, EngineError for anything else."""
         return _decoded(path, *self._call("GET", path + (f"?{urlencode(params)}" if params else "")))
+
+    def path_stat(self, container: str, path: str) -> dict[str, Any] | None:
+        """What the engine says of a file in a container (name, size, mode, mtime), without reading it; None when
+        it is not there (or the container cannot be mounted: a bind source gone)."""
+        import base64
+
+        try:
+            status, headers = self._client.head(f"/v{API_VERSION}/containers/{quote(container)}/archive?"
+                                                + urlencode({"path": path}))
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineError(f"engine not reachable: {exc}") from None
+        found = {k.lower(): v for k, v in headers.items()}.get("x-docker-container-path-stat")
+        if status != 200 or not found:
+            return None
+        try:
+            return json.loads(base64.b64decode(found))
+        except ValueError:
+            return None
+
+    def raw(self, path: str) -> tuple[int, bytes]:
+        """(status, body) of a GET whose answer is not JSON (an archive)."""
+        return self._call("GET", path)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/json"} if body is not None else {}

@@ -92,6 +92,34 @@ def observe_local(target: str, project: Project) -> Observed:
 
 
 def observe_remote(target: str, project: Project, remote_dir: str | None) -> Observed:
+    """Through the engine socket a persistent SSH master forwards (no handshake, no session, no shell), else
+    over ONE new SSH session: the copy's digest (a shell command), then the engine's answers on dial-stdio,
+    leaving a master behind for the next command."""
+    from kitctl.deploy import ssh_master
+
+    forwarded = ssh_master.forwarded_engine(target)
+    if forwarded is not None:
+        try:
+            return observe_forwarded(forwarded, project, remote_dir)
+        except (EngineError, OSError):
+            pass  # the master went away meanwhile: a new connection decides, and starts another
+    ssh_master.start(target)
+    return observe_over_session(target, project, remote_dir)
+
+
+def observe_forwarded(engine_target: str, project: Project, remote_dir: str | None) -> Observed:
+    """The engine's answers, and the copy's marker read by the engine (`copy_reader`), over the forwarded socket."""
+    from kitctl.deploy.copy_reader import copy_is_current
+    from kitctl.deploy.remote import remote_site_dir, site_digest
+
+    destination = remote_site_dir(project, remote_dir)
+    with EngineSocket(engine_target) as engine:
+        observed = _observe(engine, project)
+        current = copy_is_current(engine, project, destination, site_digest(project.working_dir))
+    return replace(observed, site_copy_current=current)
+
+
+def observe_over_session(target: str, project: Project, remote_dir: str | None) -> Observed:
     """Over ONE SSH session: the copy's digest (a shell command), then the engine's answers on dial-stdio."""
     from kitctl.deploy.remote import marker_command, remote_site_dir, site_digest
     from kitctl.deploy.ssh_engine import SSHHost

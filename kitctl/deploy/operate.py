@@ -123,6 +123,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
     site still running under its old folder-named project is adopted first (so `--volumes` finds its data).
     """
     from kitctl.deploy.compose import load_project
+    from kitctl.deploy.copy_reader import remove_reader
     from kitctl.deploy.identity import adopt, check_ours, find_legacy
 
     check_ours(client.api, project)
@@ -139,6 +140,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
             client.api.stop(cid, timeout=20)
             client.api.remove_container(cid, force=True, v=volumes)  # --volumes: its anonymous volumes too
             done.append(f"removed container of {name}")
+    remove_reader(client.api, project.name)  # over ssh://, what `up` reads the site's copy with
     for net in client.api.networks(filters={"label": f"{L.PROJECT}={project.name}"}):
         client.api.remove_network(net["Id"])
         done.append(f"removed network {net['Name']}")

@@ -32,9 +32,9 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[str]:
     return {inode for listening, inode in _listening(text) if listening == port}
 
 
-def listening_ports(tables: str) -> set[int]:
-    """Ports with a listening socket in the text of /proc/net/tcp and tcp6 (read on another host too)."""
-    return {port for port, _ in _listening(tables)}
+def listening_by_inode(tables: str) -> dict[str, int]:
+    """Listening sockets' inodes and ports in the text of /proc/net/tcp and tcp6 (read on another host too)."""
+    return {inode: port for port, inode in _listening(tables)}
 
 
 def _listening(tables: str) -> list[tuple[int, str]]:

@@ -73,9 +73,13 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     domain_warnings = doctor.start_domain_check(site_domain(site_dir))
     client = connect(options.host)
     remote = is_remote(options.host)
+    if remote:
+        from kitctl.deploy import ssh_master
+
+        ssh_master.start(options.host or "")  # beside the deploy, for the next command (refuses a bad setting)
     check_ours(client.api, project)
     legacy = find_legacy(client.api, project)
-    _preflight(client, project, remote, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
+    _preflight(client, project, options.host, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
     ids = _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
     if legacy is not None and not options.dry_run:
@@ -96,6 +100,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     if options.dry_run or result.nothing_to_do:
         if not options.dry_run:
             _remove(client, leftovers)
+            _copy_reader(client, project, options)
         result.warnings += domain_warnings()
         return result
     ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
@@ -106,6 +111,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
         ctx.make_dirs = make_dirs_on(options.host or "")
     result.outcome = run_plan(ctx, _prepare(project, actions), actions)
     _remove(client, leftovers)
+    _copy_reader(client, project, options)
     result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)
     result.warnings += domain_warnings()
     return result
@@ -124,15 +130,18 @@ def with_images(project: Project, overrides: dict[str, str]) -> Project:
     return dataclasses.replace(project, services=services, raw_services=raw)
 
 
-def _preflight(client: "docker.DockerClient", project: Project, remote: bool, load_licence) -> None:
-    """Engine, architecture, disk, ports and licence; the first failure stops `up`."""
-    info = client.info()
-    checks = [doctor.check_engine(client), doctor.check_architecture(info), doctor.check_disk(info, remote),
-              doctor.check_ports(client, project, remote), doctor.check_licence(load_licence)]
+def _preflight(client: "docker.DockerClient", project: Project, host: str | None, load_licence) -> None:
+    """Engine, architecture, disk, ports (on an ssh:// engine's host, measured there) and licence; the first
+    failure stops `up` before anything changes. A taken port is the person's choice to make again (exit 2)."""
+    from kitctl.deploy.remote_probe import probe_for
+    from kitctl.engine import is_remote
+
+    checks = [*doctor.host_checks(client, project, is_remote(host), probe_for(host)), doctor.check_licence(load_licence)]
     for check in doctor.failures(checks):
         if check.name == "licence":
             load_licence()  # re-raise the licence's own one-line error (exit code 2)
-        raise KitError(f"preflight {check.name}: {check.detail}")
+        error = InvalidInput if check.name == "ports" else KitError
+        raise error(f"preflight {check.name}: {check.detail}")
 
 
 def _images(client, project: Project, options: UpOptions, full_licence, reporter: "Reporter") -> dict[str, str | None]:
@@ -205,6 +214,22 @@ def _first_admin(client, ctx: StepContext, site_dir: Path, outcome: Outcome, opt
         reporter.warn(f"could not create the first admin: {result.output} (run `python -m storefront create-admin` later)")
         return None
     return result.output or None  # "": the database already has an admin
+
+
+def _copy_reader(client: "docker.DockerClient", project: Project, options: UpOptions) -> None:
+    """Over ssh://, once the stack is up: what the next no-op check reads the site's copy with."""
+    from kitctl.engine import is_remote
+
+    if is_remote(options.host):
+        from kitctl.deploy.copy_reader import ensure_reader
+        from kitctl.deploy.remote import remote_site_dir
+
+        from docker.errors import APIError
+
+        try:
+            ensure_reader(client.api, project, remote_site_dir(project, options.remote_dir))
+        except APIError:
+            pass  # the next no-op check reads the copy over an SSH session instead
 
 
 def _host_paths(options: UpOptions, project: Project):

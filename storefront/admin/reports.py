@@ -23,7 +23,7 @@ from sitedb.tables import settlement_entries
 
 log = logging.getLogger("storefront.admin")
 
-STATUSES = ("pending", "approved", "delivered", "review", "rejected")
+STATUSES = ("pending", "approved", "pending_payment", "delivered", "review", "rejected", "expired", "refunded")
 CSV_COLUMNS = ("id", "created_at", "status", "sku", "item_name", "category", "quantity", "unit_price_cents",
                "discount_cents", "total_cents", "hq_price_cents", "currency", "buyer_account", "buyer_contact",
                "decision", "public_reason", "decided_at")

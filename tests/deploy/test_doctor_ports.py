@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from kitctl.deploy.compose import parse_project
@@ -96,23 +97,63 @@ TABLES = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when re
           "   0: 0100007F:4650 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0        0 9 1\n")
 
 
-def test_an_ssh_hosts_tables_and_df_are_read_into_facts() -> None:
-    from kitctl.deploy.remote_probe import SPLIT, parse_facts
+def test_an_ssh_hosts_tables_df_and_socket_owners_are_read_into_facts() -> None:
+    from kitctl.deploy.remote_probe import SOCKETS, SPLIT, parse_facts
 
     df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 40 3145728 40% /\n"
-    facts = parse_facts(f"{TABLES}{SPLIT}\n{df}")
+    owners = "/proc/7/fd socket:[8]\n/proc/42/fd socket:[9]\n/proc/42/comm:nginx\n/proc/7/comm:sshd\n"
+    facts = parse_facts(f"{TABLES}{SPLIT}\n{df}{SOCKETS}\n{owners}")
     assert facts.listening == {18000} and facts.free_bytes == 3 * 1024**3
-    assert parse_facts(f"{TABLES}{SPLIT}\n").free_bytes is None
+    assert facts.holders == {18000: "nginx (pid 42)"}
+    unreadable = parse_facts(f"{TABLES}{SPLIT}\n{SOCKETS}\n")  # another user's process: no fds to read
+    assert unreadable.free_bytes is None and unreadable.listening == {18000} and unreadable.holders == {}
 
 
 def test_over_ssh_a_port_listening_on_the_engines_host_fails_and_disk_is_measured(tmp_path: Path) -> None:
     from kitctl.deploy.doctor import check_disk
     from kitctl.deploy.remote_probe import HostFacts
 
-    facts = HostFacts({18000}, 3 * 1024**3)
+    facts = HostFacts({18000}, 3 * 1024**3, {18000: "nginx (pid 42)"})
     check = check_ports(FakeClient(), _project(tmp_path, 18000, 18443), remote=True, facts=facts)
-    assert check.status == "fail" and "(--http-port)" in check.detail and "engine's host" in check.detail
+    assert check.status == "fail" and "(--http-port)" in check.detail
+    assert "held by nginx (pid 42) on the engine's host" in check.detail
     disk = check_disk({"DockerRootDir": "/srv/docker"}, remote=True, facts=facts)
     assert disk.status == "warn" and disk.detail.startswith("3.0 GiB free under /srv/docker on the engine's host")
     unmeasured = check_ports(FakeClient(), _project(tmp_path, 18001, 18443), remote=True)
     assert unmeasured.status == "warn" and "not measured" in unmeasured.detail
+
+
+class PreflightClient(FakeClient):
+    """An engine on another host: its version and info, and no containers."""
+
+    def version(self) -> dict[str, str]:
+        return {"Version": "24.0.7", "ApiVersion": "1.43", "Os": "linux"}
+
+    def info(self) -> dict[str, str]:
+        return {"Architecture": "x86_64", "DockerRootDir": "/srv/docker"}
+
+
+def test_up_over_ssh_stops_on_a_port_taken_on_the_engines_host_with_exit_2(tmp_path: Path, monkeypatch) -> None:
+    """`up`'s preflight measures the engine's host as `doctor` does: a port listening there is refused before
+    anything changes, naming the flag and the holder (on the old code it was not measured and `up` went on)."""
+    import pytest
+
+    from kitctl.deploy import remote_probe
+    from kitctl.deploy.remote_probe import HostFacts
+    from kitctl.deploy.up import _preflight
+    from kitcore.errors import InvalidInput
+
+    asked: list[tuple[str, str]] = []
+    licence = SimpleNamespace(claims=SimpleNamespace(sub="shop", tier="standard"), status="valid", days_left=30)
+
+    def host_facts(target: str, root: str) -> HostFacts:
+        asked.append((target, root))
+        return HostFacts({18000}, 30 * 1024**3, {18000: "nginx (pid 42)"})
+
+    monkeypatch.setattr(remote_probe, "host_facts", host_facts)
+    with pytest.raises(InvalidInput) as refused:
+        _preflight(PreflightClient(), _project(tmp_path, 18000, 18443), "ssh://root@box:22", lambda: licence)
+    assert asked == [("ssh://root@box:22", "/srv/docker")]
+    assert refused.value.exit_code == 2 and "\n" not in str(refused.value)
+    assert str(refused.value) == ("preflight ports: 127.0.0.1:18000/tcp (--http-port) is already in use, held by "
+                                  "nginx (pid 42) on the engine's host; choose another with --http-port")

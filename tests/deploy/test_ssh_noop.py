@@ -97,7 +97,7 @@ def _observe(monkeypatch, project: Project, marker: str, listed: list[dict]) -> 
     engine = FakeEngine(listed)
     FakeHost.connections = []
     monkeypatch.setattr(ssh_engine, "SSHHost", lambda target: FakeHost(target, marker, engine))
-    return noop.observe_remote(TARGET, project, "/srv/kitctl/shop")
+    return noop.observe_over_session(TARGET, project, "/srv/kitctl/shop")
 
 
 def test_an_unchanged_remote_stack_is_a_no_op_over_one_connection(tmp_path: Path, monkeypatch) -> None:
@@ -270,7 +270,10 @@ def test_an_answer_that_ends_the_connection_is_read_whole_over_a_channel() -> No
     ours, remote = socket.socketpair()
 
     def engine_host() -> None:
-        assert remote.recv(65536).startswith(b"POST /v1.41/exec/e1/start")
+        request = b""
+        while not request.endswith(b"\r\n\r\n{}"):  # the whole request: closing on unread bytes would reset
+            request += remote.recv(65536)
+        assert request.startswith(b"POST /v1.41/exec/e1/start")
         remote.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n")
         time.sleep(0.3)  # the command's output comes later than the headers
         remote.sendall(b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -48,7 +51,32 @@ def test_doctor_over_ssh_measures_ports_and_disk_on_the_engines_host(tmp_path: P
     assert done.returncode == 1, done.stderr
     assert checks["ports"]["status"] == "fail"
     assert f"127.0.0.1:{port}/tcp (--http-port) is already in use" in checks["ports"]["detail"]
+    assert f"(pid {os.getpid()}) on the engine's host" in checks["ports"]["detail"]
     assert "GiB free under" in checks["disk"]["detail"] and "on the engine's host" in checks["disk"]["detail"]
+
+
+def test_up_over_ssh_refuses_a_port_taken_on_the_engines_host_and_changes_nothing(tmp_path: Path) -> None:
+    """`up`'s preflight measures the engine's host as `doctor` does: one line naming the flag and the holder,
+    exit 2, and no container, network, volume or site copy made (the old `up` went on and failed later)."""
+    import docker
+
+    from kitctl.deploy.remote import REMOTE_ROOT
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        site, project = _site(tmp_path, port)
+        done = kitctl("up", "--site-dir", str(site), "--docker-host", SSH_TARGET, check=False, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert f"127.0.0.1:{port}/tcp (--http-port) is already in use" in line
+    assert f"(pid {os.getpid()}) on the engine's host; choose another with --http-port" in line
+    engine = docker.from_env(timeout=60).api
+    labelled = {"label": [f"com.docker.compose.project={project}"]}
+    assert engine.containers(all=True, filters=labelled) == [] and engine.networks(filters=labelled) == []
+    assert engine.volumes(filters=labelled).get("Volumes") in (None, [])
+    assert _on_host(f"test -e {REMOTE_ROOT}/{project} && echo present || echo absent") == "absent"
 
 
 def _on_host(command: str) -> str:
@@ -106,3 +134,65 @@ def test_the_no_op_checks_session_reads_the_copy_then_the_engine_and_execs_over_
         assert printed == f"{name}\n"
     finally:
         container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)
+
+
+def _wait(worker) -> None:
+    assert worker is not None, "no master was started"
+    worker.join(60)  # `ssh -f` returns once authenticated and forwarding, or refused
+    assert not worker.is_alive()
+
+
+def test_the_ssh_master_forwards_the_engine_from_a_private_directory_until_closed(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    from kitctl.deploy import ssh_master
+    from kitctl.deploy.engine_socket import EngineSocket
+
+    require(_sshd_up(), f"sshd for {SSH_TARGET} is not running")
+    runtime = Path(tempfile.mkdtemp(prefix="kt", dir="/tmp"))  # a unix socket's path has 107 bytes at most
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    try:
+        _wait(ssh_master.start(SSH_TARGET))
+        directory = ssh_master.control_dir(create=False)
+        assert directory is not None and directory.stat().st_mode & 0o777 == 0o700
+        forwarded = ssh_master.forwarded_engine(SSH_TARGET)
+        assert forwarded is not None
+        for path in ssh_master.socket_paths(directory, SSH_TARGET):
+            assert path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077 == 0
+        with EngineSocket(forwarded) as engine:
+            assert engine.get("/version")["ApiVersion"]
+        assert ssh_master.close(SSH_TARGET)
+        assert ssh_master.forwarded_engine(SSH_TARGET) is None
+    finally:
+        ssh_master.close(SSH_TARGET)
+        shutil.rmtree(runtime)
+
+
+def test_a_changed_host_key_is_refused_by_the_master_and_by_paramiko(tmp_path: Path, monkeypatch) -> None:
+    """known_hosts says the host has another key (a changed key, or a man in the middle): no master, no
+    forwarded engine, and the paramiko connection refuses too."""
+    from kitcore.errors import KitError
+    from kitctl.deploy import ssh_master
+    from kitctl.deploy.remote import _ssh
+
+    require(_sshd_up(), f"sshd for {SSH_TARGET} is not running")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    config = Path.home() / ".ssh" / "config"
+    if config.exists():  # the identity the sshd accepts
+        shutil.copy(config, home / ".ssh" / "config")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other = (tmp_path / "other.pub").read_text().split()[:2]
+    port = SSH_TARGET.rsplit(":", 1)[1]
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(other)}\n")
+    runtime = Path(tempfile.mkdtemp(prefix="kt", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("HOME", str(home))
+    try:
+        _wait(ssh_master.start(SSH_TARGET))
+        assert ssh_master.forwarded_engine(SSH_TARGET) is None
+        assert not [p for p in ssh_master.control_dir(create=False).iterdir() if p.is_socket()]
+        with pytest.raises(KitError, match="cannot reach 127.0.0.1 over ssh"):
+            with _ssh(SSH_TARGET):
+                pass
+    finally:
+        shutil.rmtree(runtime)

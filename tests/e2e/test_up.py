@@ -24,6 +24,8 @@ import pytest
 
 from kitcore.sitedir import SiteDir
 from kitctl.cli import run
+from kitctl.deploy import noop, ssh_master
+from kitctl.deploy.compose import load_project
 from demo.services import state_dir
 
 from tests.conftest import require
@@ -279,6 +281,11 @@ def test_the_same_through_ssh(tmp_path_factory, images, registry_grant, engine: 
         assert remote.name.encode() in get(remote.url)[1]
         assert Path(remote_dir, "secrets", "db_password").stat().st_mode & 0o777 == 0o600
         before = container_ids(engine, remote.project)
+        # the first up's check left an SSH master behind; the no-op goes through it (no handshake, no shell)
+        forwarded = _forwarded_engine(SSH_TARGET)
+        project = load_project(remote.dir)
+        observed = noop.observe_forwarded(forwarded, project, remote_dir)
+        assert observed.site_copy_current and noop.decide(remote.dir, project, observed) is not None
         assert "nothing to do" in remote.up("--remote-dir", remote_dir).stdout
         # the no-op check over ssh:// still sees drift: a stopped container, a site copy gone from the host
         engine.containers.get(before["web"]).stop(timeout=5)
@@ -294,9 +301,22 @@ def test_the_same_through_ssh(tmp_path_factory, images, registry_grant, engine: 
         assert b"#123456" in get(remote.url + "branding/theme.css")[1]
         status = json.loads(kitctl("status", "--json", *remote.args()).stdout)
         assert all(s["health"] == "healthy" for s in status["services"])
+        down = kitctl("down", *remote.args("--volumes", "--yes", "--remote-dir", remote_dir))
+        assert f"closed the persistent SSH connection to {SSH_TARGET}" in down.stdout
+        assert ssh_master.forwarded_engine(SSH_TARGET) is None
+        assert engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={remote.project}"}) == []
     finally:
         kitctl("down", *remote.args("--volumes", "--yes"), check=False)
         shutil.rmtree(Path(remote_dir).parent, ignore_errors=True)
+
+
+def _forwarded_engine(target: str, wait: float = 20.0) -> str:
+    """The engine socket the SSH master forwards (started in the background by the first command)."""
+    deadline = time.monotonic() + wait
+    while (found := ssh_master.forwarded_engine(target)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert found is not None, "no SSH master was left behind"
+    return found
 
 
 # --- the rendered stack: storefront, agent, db, proxy from images/, rendered by `kitctl up` itself ----------

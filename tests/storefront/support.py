@@ -85,7 +85,8 @@ def update_site_state(url: str, **fields: object) -> None:
 
 
 def record_decision(url: str, order_id: str, site_key: bytes, *, status: str, decision: str,
-                    card_keys: list[dict[str, str]] | None = None, public_reason: str | None = None) -> None:
+                    card_keys: list[dict[str, str]] | None = None, public_reason: str | None = None,
+                    payment: dict[str, object] | None = None) -> None:
     """What the agent writes back after HQ decides (the test's only access path besides the browser)."""
     engine = make_engine(url)
     try:
@@ -97,6 +98,8 @@ def record_decision(url: str, order_id: str, site_key: bytes, *, status: str, de
             order.decided_at = datetime.now(timezone.utc)
             if card_keys is not None:
                 order.delivery_sealed = seal(site_key, {"card_keys": card_keys})
+            if payment is not None:
+                order.payment = payment
     finally:
         engine.dispose()
 

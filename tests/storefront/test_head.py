@@ -24,7 +24,9 @@ def _order_path(base: str) -> str:
 
 def _pages(base: str) -> dict[str, str]:
     """Route template -> a path that reaches it."""
-    return {"/": "/", "/p/{sku}": "/p/G-QQ-100", "/order": "/order", "/order/{order_id}": _order_path(base),
+    order = _order_path(base)
+    return {"/": "/", "/p/{sku}": "/p/G-QQ-100", "/order": "/order", "/order/{order_id}": order,
+            "/order/{order_id}/status": order.split("?")[0] + "/status",
             "/branding/{name}": "/branding/theme.css", "/healthz": "/healthz", "/admin/login": "/admin/login",
             "/admin/password": "/admin/password", "/admin": "/admin", "/admin/rules": "/admin/rules",
             "/admin/catalog": "/admin/catalog", "/admin/orders": "/admin/orders",

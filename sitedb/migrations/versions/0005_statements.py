@@ -1,7 +1,7 @@
 """HQ's statements and ledger entries of the site, and the finance role's answers
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 
 The agent copies the site's statements and ledger entries from HQ; the
 finance role's confirmation or dispute waits in `settlement_statements`
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

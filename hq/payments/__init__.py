@@ -1,0 +1,7 @@
+"""Unified payment (统一支付): HQ is the merchant of record.
+
+`contract` is what a gateway plugin implements, `epay` the 易支付 protocol,
+`config` keeps gateway credentials sealed at HQ, `flow` turns approved orders
+into payments and verified notifications into fulfilment, `sandbox_epay` is the
+gateway side of the epay protocol that tests and the demo pay through.
+"""

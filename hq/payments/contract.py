@@ -1,0 +1,94 @@
+"""The contract every payment gateway plugin implements: create, verify a notification, query, refund.
+
+Amounts cross it in integer fen (cents) and are turned into the gateway's own
+spelling (`"12.34"`) only inside the plugin. Plugins register under the
+`kitctl.hq_gateways` entry-point group (hq.payments.registry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping, Protocol
+
+class GatewayError(Exception):
+    """The gateway could not be reached or answered with an error (one line, no secrets)."""
+
+
+class Forged(Exception):
+    """A notification whose signature, merchant or form does not verify: refused and counted."""
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    out_trade_no: str
+    amount_cents: int
+    currency: str
+    subject: str
+    notify_url: str
+    return_url: str
+
+
+@dataclass(frozen=True)
+class PayLink:
+    """Where the buyer pays: a link to open, and the content of the QR code to scan (often the same)."""
+
+    pay_url: str
+    qr_content: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A verified statement by the gateway that `out_trade_no` was paid `amount_cents` (or not yet)."""
+
+    out_trade_no: str
+    trade_no: str
+    amount_cents: int
+    currency: str
+    paid: bool
+
+
+@dataclass(frozen=True)
+class Refund:
+    out_trade_no: str
+    amount_cents: int
+    accepted: bool
+    message: str
+
+
+class Gateway(Protocol):
+    name: str
+    currency: str  # the only currency this merchant account takes
+
+    def create(self, request: PaymentRequest) -> PayLink:
+        """The link and QR content the buyer pays with."""
+
+    def verify(self, params: Mapping[str, str]) -> Notice:
+        """The notification's facts if it verifies; raises Forged otherwise."""
+
+    def ack(self) -> str:
+        """The body the gateway expects once a notification is handled (so it stops retrying)."""
+
+    def query(self, out_trade_no: str) -> Notice | None:
+        """The gateway's record of the payment (None: it has none)."""
+
+    def refund(self, out_trade_no: str, amount_cents: int) -> Refund:
+        """Give `amount_cents` of a paid payment back."""
+
+
+def yuan(cents: int) -> str:
+    """Integer fen as the gateways spell money: `1234` → `"12.34"`."""
+    if cents < 0:
+        raise ValueError("amount must not be negative")
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def cents(text: str) -> int:
+    """`"12.34"` → 1234; raises Forged for anything that is not an exact amount with at most two decimals."""
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError):
+        raise Forged("amount is not a number") from None
+    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+        raise Forged("amount is not a whole number of fen")
+    return int(value * 100)

@@ -1,0 +1,103 @@
+"""易支付 (epay), the aggregator protocol many small shops use: MD5-signed forms.
+
+Signing: every parameter except `sign`, `sign_type` and empty ones, sorted by
+name, joined as `a=1&b=2` (values not URL-encoded), the merchant key appended,
+MD5 in lower-case hex. The buyer is sent to `submit.php` with pid, type,
+out_trade_no, notify_url, return_url, name, money, sign, sign_type; the gateway
+calls `notify_url` with pid, trade_no, out_trade_no, type, name, money,
+trade_status, sign, sign_type and expects the body `success`. `api.php?act=order`
+queries a payment and `api.php?act=refund` refunds; both carry the key itself,
+so the API URL must be HTTPS outside a sandbox.
+
+No maintained Python SDK exists for this protocol; it is small enough to hold
+exactly here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+import httpx
+
+from hq.payments.contract import Forged, GatewayError, Notice, PayLink, PaymentRequest, Refund, cents, yuan
+
+UNSIGNED = ("sign", "sign_type")
+CONFIG_KEYS = ("api_url", "pid", "key")
+
+
+def sign(params: Mapping[str, Any], key: str) -> str:
+    """The epay MD5 signature of `params` under the merchant key."""
+    text = "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in UNSIGNED and str(params[k]) != "")
+    return hashlib.md5((text + key).encode("utf-8")).hexdigest()
+
+
+class EpayGateway:
+    name = "epay"
+
+    def __init__(self, config: Mapping[str, str], client: httpx.Client | None = None) -> None:
+        missing = [k for k in CONFIG_KEYS if not str(config.get(k) or "").strip()]
+        if missing:
+            raise ValueError(f"epay credentials lack {', '.join(missing)}")
+        self.api_url = str(config["api_url"]).rstrip("/") + "/"
+        self.pid, self._key = str(config["pid"]), str(config["key"])
+        self.pay_type = str(config.get("type") or "")  # alipay|wxpay|qqpay; empty lets the cashier ask
+        self.currency = str(config.get("currency") or "CNY")
+        self._client = client or httpx.Client(timeout=10)
+
+    def create(self, request: PaymentRequest) -> PayLink:
+        params = {"pid": self.pid, "type": self.pay_type, "out_trade_no": request.out_trade_no,
+                  "notify_url": request.notify_url, "return_url": request.return_url,
+                  "name": request.subject, "money": yuan(request.amount_cents)}
+        params = {k: v for k, v in params.items() if v != ""}
+        params.update(sign=sign(params, self._key), sign_type="MD5")
+        url = f"{self.api_url}submit.php?{urlencode(params)}"
+        return PayLink(pay_url=url, qr_content=url)
+
+    def verify(self, params: Mapping[str, str]) -> Notice:
+        given = str(params.get("sign") or "")
+        if str(params.get("sign_type") or "MD5").upper() != "MD5":
+            raise Forged("sign_type is not MD5")
+        if not hmac.compare_digest(given.lower().encode(), sign(params, self._key).encode()):
+            raise Forged("signature does not verify")
+        if str(params.get("pid")) != self.pid:
+            raise Forged("notification is for another merchant")
+        out_trade_no, trade_no = str(params.get("out_trade_no") or ""), str(params.get("trade_no") or "")
+        if not out_trade_no or not trade_no:
+            raise Forged("notification lacks out_trade_no or trade_no")
+        return Notice(out_trade_no=out_trade_no, trade_no=trade_no[:64], amount_cents=cents(str(params.get("money"))),
+                      currency=self.currency, paid=params.get("trade_status") == "TRADE_SUCCESS")
+
+    def ack(self) -> str:
+        return "success"
+
+    def query(self, out_trade_no: str) -> Notice | None:
+        data = self._api("order", {"out_trade_no": out_trade_no}, method="GET")
+        if int(data.get("code", 0)) != 1:
+            return None
+        if str(data.get("out_trade_no")) != out_trade_no:
+            raise GatewayError("epay answered a query about another order")
+        return Notice(out_trade_no=out_trade_no, trade_no=str(data.get("trade_no") or "")[:64],
+                      amount_cents=cents(str(data.get("money"))), currency=self.currency,
+                      paid=int(data.get("status", 0)) == 1)
+
+    def refund(self, out_trade_no: str, amount_cents: int) -> Refund:
+        data = self._api("refund", {"out_trade_no": out_trade_no, "money": yuan(amount_cents)}, method="POST")
+        return Refund(out_trade_no, amount_cents, int(data.get("code", 0)) == 1, str(data.get("msg") or "")[:200])
+
+    def _api(self, act: str, params: dict[str, str], method: str) -> dict[str, Any]:
+        body = {"pid": self.pid, "key": self._key, **params}
+        try:
+            if method == "GET":
+                resp = self._client.get(f"{self.api_url}api.php", params={"act": act, **body})
+            else:
+                resp = self._client.post(f"{self.api_url}api.php", params={"act": act}, data=body)
+            resp.raise_for_status()
+            data = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise GatewayError(f"epay {act}: {type(exc).__name__}") from None
+        if not isinstance(data, dict):
+            raise GatewayError(f"epay {act}: the answer is not an object")
+        return data
