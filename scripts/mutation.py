@@ -62,7 +62,7 @@ LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test
            "licence/test_keys", "licence/test_tokens", "licence/test_commands")
 # in-process HQ only: the HTTP suites (test_hq_site_api, test_hq_admin_api) cost minutes per surviving mutant
 HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
-             "hq/test_hq_risk")
+             "hq/test_hq_risk", "hq/test_hq_ledger")  # the ledger: a delivered order posts its entries (both paths)
 AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
 MODULES: dict[str, Module] = {
     "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles", "security/test_sessions")),
@@ -77,15 +77,17 @@ MODULES: dict[str, Module] = {
     "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
     "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
     "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
-                                             "hq/test_hq_idempotency", "hq/test_hq_risk"), pg=True),
+                                             "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger"), pg=True),
     "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
                                                      "hq/test_hq_csv_input", "hq/test_hq_batch"), pg=True),
     # the escapers' own tests; test_injection_properties renders whole sites per example (minutes per mutant)
     "render.escape": Module("kitctl/render/escape.py", _tests("render/test_escape_parsed", "render/test_escape")),
     "agent.outbox": Module("agent/outbox.py", _tests(*AGENT), pg=True),
     "agent.decisions": Module("agent/decisions.py", _tests(*AGENT), pg=True),
-    # the agent's side of command verification: the site, expiry with clock skew, replayed sequence numbers
-    "agent.commands": Module("agent/commands.py", _tests("agent/test_command_times", "agent/test_commands"), pg=True),
+    # the agent's side of command verification: the site, expiry with clock skew, replayed sequence numbers, and
+    # what each command changes (test_command_rules: a site database, no HQ server; test_commands runs one)
+    "agent.commands": Module("agent/commands.py", _tests("agent/test_command_rules", "agent/test_command_times",
+                                                         "agent/test_commands"), pg=True),
     # the operator's review resolution: the fourth path an order takes to its card keys
     "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation"), pg=True),
 }

@@ -72,3 +72,15 @@ def open_hq(directory: Any, database_url: str | None = None, *, card_keys: int |
     if rules is not None:
         service.rules.save(rules)
     return service
+
+
+def rewrite_row(session: Any, model: Any, *where: Any) -> None:
+    """Delete the row and insert it again under its own id: it moves to the end of the table's physical order
+    (and of its indexes' entries for equal keys) on PostgreSQL, so only an ORDER BY still finds it first."""
+    from sqlalchemy import select
+
+    row = session.scalar(select(model).where(*where))
+    values = {c.key: getattr(row, c.key) for c in model.__table__.columns}
+    session.delete(row)
+    session.flush()
+    session.execute(model.__table__.insert().values(**values))

@@ -28,7 +28,7 @@ from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
 from tests.hq import pg
-from tests.hq.helpers import open_hq, order
+from tests.hq.helpers import open_hq, order, rewrite_row
 
 REVIEW_FROM = 50_000
 RULES = {"limits": {"review_amount_cents": REVIEW_FROM, "reject_amount_cents": 10**10, "review_quantity": 1000,
@@ -316,11 +316,7 @@ def test_each_path_sells_the_ordered_skus_oldest_keys_stamped_with_hqs_clock(tmp
                                                            price_cents=90, max_qty=10))
         inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-2,T{i},y{i}\n" for i in range(4)))
         with hq.session() as s:
-            oldest = s.scalar(select(CardKey).where(CardKey.serial == "T0"))
-            values = {c.key: getattr(oldest, c.key) for c in CardKey.__table__.columns}
-            s.delete(oldest)
-            s.flush()
-            s.execute(CardKey.__table__.insert().values(**values))
+            rewrite_row(s, CardKey, CardKey.serial == "T0")
         for module in (inventory, batch):
             monkeypatch.setattr(module, "utcnow", lambda: SOLD_AT)
         if path == "per-order":

@@ -45,6 +45,14 @@ def test_rows_are_read_with_their_spaces_trimmed_header_in_any_case_bom_allowed(
     assert inventory.parse_csv(text) == [("g1", "S1", "x 1"), ("g2", "S,2", "y"), ("g3", "S3", "z")]
 
 
+def test_only_spaces_are_trimmed_and_a_row_of_letters_is_a_row():
+    text = "sku,serial,secret\nX,XX,X\n   \nXk, X1X ,xX \n"  # a line of spaces is a blank line
+    assert inventory.parse_csv(text) == [("X", "XX", "X"), ("Xk", "X1X", "xX")]
+    # other white space is part of a serial or secret, and a byte-order mark is dropped only at the start
+    assert inventory.parse_csv("\ufeffsku,serial,secret\ng,S1\xa0,\u3000k\u3000\ng,S2,k\ufeff") == [
+        ("g", "S1\xa0", "\u3000k\u3000"), ("g", "S2", "k\ufeff")]
+
+
 @pytest.mark.parametrize("text", ["", "sku,serial\ng,1,2\n", "g,1,2\n", "sku;serial;secret\n", "\n\nsku,serial,secret\n",
                                   "Xsku,serial,secret\ng,1,2\n"])
 def test_the_header_comes_first(text):
@@ -117,5 +125,40 @@ def test_an_import_refuses_skus_without_card_keys_whole_and_skips_serials_alread
         assert keys[("card-2", "S0001")] == ("available", "other-sku", at)
         assert (audit.operator, audit.detail) == ("op", {"added": 2, "skipped": 2, "skus": ["card-1", "card-2"]})
         assert sorted(k for k in keys if k[0] == "card-2") == [("card-2", "S0001")]  # nothing of the refused imports
+    finally:
+        hq.close()
+
+
+def test_an_import_holds_at_most_100000_keys():
+    """A larger file is refused whole (413, split it): the limit keeps one import inside one transaction's size."""
+    rows = "".join(f"g,S{i},k\n" for i in range(100_000))
+    assert len(inventory.parse_csv("sku,serial,secret\n" + rows + "\n")) == 100_000
+    with pytest.raises(inventory.TooManyRows) as refused:
+        inventory.parse_csv("sku,serial,secret\n" + rows + "g,S-last,k\n")
+    assert (refused.value.status, refused.value.code, str(refused.value)) == (
+        413, "too_large", "card-key CSV has more than 100000 rows; split it")
+
+
+def test_an_import_moves_the_imported_skus_on_in_the_sites_catalog_feed_and_no_other(tmp_path):
+    """Sites learn of new stock from the item's version: each imported SKU gets a newer one, others keep theirs."""
+    from hq import catalog
+    from hq.models import CatalogItem
+    from tests.hq.helpers import open_hq
+
+    hq = open_hq(tmp_path / "hq", card_keys=1)
+    try:
+        spec = catalog.ItemSpec(name="x", category="game", face_value_cents=100, price_cents=90)
+        for sku in ("card-2", "card-3"):
+            catalog.upsert(hq, "t", sku, spec)
+
+        def versions() -> dict[str, int]:
+            with hq.session() as s:
+                return {i.sku: i.version for i in s.query(CatalogItem)}
+
+        before = versions()
+        inventory.import_csv(hq, "op", "sku,serial,secret\ncard-1,N1,n\ncard-2,N1,n\n")
+        after = versions()
+        assert after["card-1"] > before["card-1"] and after["card-2"] > before["card-2"]
+        assert after["card-3"] == before["card-3"]
     finally:
         hq.close()

@@ -21,7 +21,7 @@ from hq.models import CardKey, CatalogItem, Order
 from hq.risk import parse_rules
 from hq.schemas import OrderBatch
 from hq.service import HQ
-from tests.hq.helpers import open_hq, order
+from tests.hq.helpers import open_hq, order, rewrite_row
 
 REVIEW_FROM = 50_000  # cents: an order of this amount or more goes to manual review
 REJECT_FROM = 500_000  # cents: and of this much or more is rejected outright
@@ -230,6 +230,33 @@ def test_the_review_queue_is_oldest_first_per_site_and_bounded(hq):
                                          "region": "CN"}, "Z")
 
 
+def test_the_review_queue_shows_at_most_200_orders_unless_asked(hq):
+    """The admin API's list of orders under review is bounded at 200 (the oldest); a caller may ask for fewer."""
+    submit(hq, "k1", [big(f"a-{i:03}") for i in range(200)])
+    submit(hq, "k2", [big("a-200")])
+    queue = reviews.queue(hq)
+    assert len(queue) == 200 and (queue[0]["order_id"], queue[-1]["order_id"]) == ("a-000", "a-199")
+    assert len(reviews.queue(hq, limit=201)) == 201
+
+
+def test_the_review_queue_order_is_arrival_not_storage_order(hq, db_url):
+    """Oldest first whatever order the database happens to return rows in.
+
+    On SQLite unordered SELECTs are made to come back reversed (PRAGMA reverse_unordered_selects); on PostgreSQL
+    the oldest order is written again under its own id, which moves it to the end of the table and of its index.
+    """
+    from sqlalchemy import event
+
+    submit(hq, "k1", [big("a-1"), big("a-2"), big("a-3")])
+    if db_url is None:
+        event.listen(hq.engine, "connect", lambda conn, _: conn.execute("PRAGMA reverse_unordered_selects = ON"))
+        hq.engine.dispose()
+    else:
+        with hq.session() as s:
+            rewrite_row(s, Order, Order.order_id == "a-1")
+    assert [q["order_id"] for q in reviews.queue(hq)] == ["a-1", "a-2", "a-3"]
+
+
 def test_review_approval_without_stock_is_a_reject(hq):
     results, _ = submit(hq, "k1", [big("o-review", quantity=2)])
     submit(hq, "k2", [small("o-take", quantity=3)])  # leaves one key
@@ -362,3 +389,23 @@ def test_risk_signals_reach_the_engine_on_both_paths(hq, monkeypatch, path):
         ("reject", ["blocked_account"]), ("reject", ["blocked_contact"]), ("reject", ["blocked_ip"]),
         ("reject", ["blocked_region", "region_outside_licence:KP"]), ("review", ["region_outside_licence:JP"]),
         ("review", ["site_daily_orders:5"])]
+
+
+def test_each_decided_order_is_counted_once_under_its_decision_and_its_rules(hq):
+    """HQ's metrics count an order when it is decided, on the batch and the per-order path; a replay is not counted."""
+    from hq.metrics import metrics
+
+    m = metrics()
+
+    def counts() -> dict[str, float]:
+        got = {d: m.decisions.labels(d)._value.get() for d in ("approve", "review", "reject")}
+        got.update({f"amount_over/{d}": m.rules.labels("amount_over", d)._value.get() for d in ("review", "reject")})
+        return got
+
+    before = counts()
+    submit(hq, "k1", [small("o-1"), big("o-2"), huge("o-3")])  # batch path
+    submit(hq, "k1", [small("o-1"), big("o-2"), huge("o-3")])  # the same key again: a replay
+    submit(hq, "k2", [small("o-1"), small("o-4"), big("o-5")])  # a known order in it: the per-order path
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == {
+        "approve": 2, "review": 2, "reject": 1, "amount_over/review": 2, "amount_over/reject": 1}

@@ -169,3 +169,20 @@ def test_an_unbalanced_entry_is_never_written(hq):
             post(conn, [Entry("site-a", "adjustment", "x", utcnow(), (Line("hq:adjustments", "adjustment", 5),
                                                                       Line("site:site-a", "adjustment", -4)))])
     assert entry_count(hq) == 0
+
+
+def test_a_paid_order_is_posted_at_the_time_hq_decided_it(hq, monkeypatch):
+    """The entries carry the decision's time on HQ's clock (the same instant as the order's), not a later one."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from hq import batch
+    from hq.models import LedgerEntry
+
+    decided = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=7)
+    monkeypatch.setattr(batch, "utcnow", lambda: decided)
+    assert buy(hq, "site-a", "o1", unit_price=4700)["status"] == "delivered"
+    with hq.read() as conn:
+        posted = conn.execute(select(LedgerEntry.posted_at)).scalars().all()
+    assert posted and {p.replace(tzinfo=timezone.utc) if p.tzinfo is None else p for p in posted} == {decided}
