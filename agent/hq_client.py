@@ -154,6 +154,29 @@ class EntryPage(Struct):
     has_more: bool
 
 
+class PayoutInfo(Struct):
+    """One of the site's payouts as HQ holds it: the request (by the site's request_id) and HQ's decision."""
+
+    id: Annotated[int, Meta(ge=1)]
+    request_id: Annotated[str, Meta(max_length=64)]
+    amount_fen: int
+    fee_fen: int
+    status: Literal["requested", "approved", "rejected"]
+    decided_at: str | None = None
+    transfer_ref: Annotated[str, Meta(max_length=128)] | None = None
+    reason: Text1000 | None = None
+
+
+class BalanceInfo(Struct):
+    """The site's balance at HQ, what payouts still waiting hold, what it may withdraw, and the payout terms."""
+
+    balance_fen: int
+    pending_fen: int
+    available_fen: int
+    min_payout_fen: Annotated[int, Meta(ge=0)]
+    payout_fee_fen: Annotated[int, Meta(ge=0)]
+
+
 class LicenceStatus(Struct):
     status: str
     reason: str | None = None
@@ -273,6 +296,20 @@ class HQClient:
         resp = self._request("ledger_entries", "GET", "/v1/settlement/entries",
                              params={"after": after, "limit": limit})
         return self._parse("ledger_entries", resp, EntryPage)
+
+    def request_payout(self, request_id: str, amount_fen: int) -> PayoutInfo:
+        """Ask for a withdrawal; the same request_id again answers the first request (never a second payout)."""
+        resp = self._request("payout_request", "POST", "/v1/settlement/payouts",
+                             content=_json({"request_id": request_id, "amount_fen": amount_fen}), headers=JSON_BODY)
+        return self._parse("payout_request", resp, PayoutInfo)
+
+    def payouts(self) -> list[PayoutInfo]:
+        resp = self._request("payouts", "GET", "/v1/settlement/payouts")
+        return self._parse("payouts", resp, list[PayoutInfo])
+
+    def balance(self) -> BalanceInfo:
+        resp = self._request("balance", "GET", "/v1/settlement/balance")
+        return self._parse("balance", resp, BalanceInfo)
 
     def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
         """Send the redacted bundle HQ asked for (a `support_bundle` command)."""

@@ -7,7 +7,10 @@ the agent's licence-authenticated client, retried with back-off while HQ is
 away, and marked `refused` with HQ's one-line reason when HQ says no (the
 statement was already answered, or is not this site's). HQ's statements and
 the site's ledger entries come back the other way, so the site's pages show
-HQ's own figures.
+HQ's own figures. Payout requests travel the same way (`payout_requests`,
+send_state `pending`); their id is HQ's request_id, so a resend never makes a
+second payout. HQ's decisions on them and its balance and payout terms come
+back on every run.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Column, Connection, Engine, Row, Table, insert, select, update
 
-from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, StatementInfo
+from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, PayoutInfo, StatementInfo, plain
 from agent.metrics import AgentMetrics
 from agent.outbox import backoff_seconds
 from agent.state import STATE_ID, utcnow
-from sitedb.tables import ENTRY_AMOUNTS, audit_log, settlement_entries, settlement_statements, site_state
+from sitedb.tables import ENTRY_AMOUNTS, audit_log, payout_requests, settlement_entries, settlement_statements, site_state
 
 log = logging.getLogger("agent.settlement")
 ANSWER_BATCH = 50
@@ -32,10 +35,32 @@ MAX_PAGES = 20  # one run copies at most this many pages; the next run goes on
 FINAL = ("client", "conflict")  # 4xx but 401/403/410/429: HQ's no to this answer, not a passing state
 
 
+@dataclass(frozen=True)
+class Queue:
+    """Where one kind of the site's messages to HQ waits: its table, its `<prefix>_state/attempts/next_at/error`
+    columns, the audit action and detail key, and the outcome's count of refusals."""
+
+    table: Table
+    prefix: str
+    action: str
+    key: str
+    refused_count: str
+
+    def col(self, name: str) -> Column[Any]:
+        return self.table.c[f"{self.prefix}_{name}"]
+
+
+ANSWERS = Queue(settlement_statements, "answer", "statement_answer", "statement", "answers_refused")
+PAYOUTS = Queue(payout_requests, "send", "payout_request", "request", "payouts_refused")
+T = TypeVar("T")
+
+
 @dataclass
 class SettlementOutcome:
     answers_sent: int = 0
     answers_refused: int = 0
+    payouts_sent: int = 0
+    payouts_refused: int = 0
     statements: int = 0
     entries: int = 0
     contacted_hq: bool = True
@@ -55,52 +80,77 @@ class SettlementSync:
     def run(self) -> SettlementOutcome:
         outcome = SettlementOutcome()
         self.send_answers(outcome)
+        self.send_payouts(outcome)
         outcome.statements = self.pull_statements()
         outcome.entries = self.pull_entries()
+        self.pull_payouts()
         return outcome
 
-    # -- answers out ---------------------------------------------------------------
+    # -- answers and payout requests out --------------------------------------------
     def send_answers(self, outcome: SettlementOutcome) -> None:
         """Every due pending answer to HQ; HQ's record of it comes back into the row."""
         t = settlement_statements.c
+        for row in self._due(ANSWERS, (t.id, t.answer, t.answer_comment, t.answer_attempts), t.answered_at):
+            held = self._deliver(ANSWERS, row.id, row.answer_attempts, outcome,
+                                 lambda: self.client.answer_statement(row.id, row.answer, row.answer_comment))
+            if held is not None:
+                self._sent(held)
+                outcome.answers_sent += 1
+
+    def send_payouts(self, outcome: SettlementOutcome) -> None:
+        """Every due pending request to HQ under its own id; HQ's record of it comes back into the row."""
+        t = payout_requests.c
+        for row in self._due(PAYOUTS, (t.id, t.amount_fen, t.send_attempts), t.requested_at):
+            held = self._deliver(PAYOUTS, row.id, row.send_attempts, outcome,
+                                 lambda: self.client.request_payout(row.id, int(row.amount_fen)))
+            if held is not None:
+                with self.engine.begin() as conn:
+                    _store_payout(conn, held)
+                    conn.execute(insert(audit_log).values(actor="agent", action="payout_request_sent", at=utcnow(),
+                                                          detail={"request": held.request_id, "payout": held.id}))
+                outcome.payouts_sent += 1
+
+    def _due(self, queue: Queue, columns: tuple[Any, ...], since: Any) -> list[Row[Any]]:
         now = utcnow()
         with self.engine.connect() as conn:
-            due = conn.execute(select(t.id, t.answer, t.answer_comment, t.answer_attempts)
-                               .where(t.answer_state == "pending",
-                                      (t.answer_next_at.is_(None)) | (t.answer_next_at <= now))
-                               .order_by(t.answered_at, t.id).limit(ANSWER_BATCH)).all()
-        for row in due:
-            try:
-                held = self.client.answer_statement(row.id, row.answer, row.answer_comment)
-            except HQError as exc:
-                if exc.kind in FINAL:  # HQ answered, and will never take it: already answered, not ours, invalid
-                    self._refused(row.id, exc)
-                    outcome.answers_refused += 1
-                    continue
-                self._later(row.id, row.answer_attempts + 1, exc)  # HQ away or busy, or the licence held
-                if exc.kind in ("timeout", "connect"):
-                    raise  # HQ is away: the rest waits for the loop's back-off
-                continue
-            self._sent(held)
-            outcome.answers_sent += 1
+            return list(conn.execute(select(*columns).where(queue.col("state") == "pending",
+                                                            queue.col("next_at").is_(None) | (queue.col("next_at") <= now))
+                                     .order_by(since, queue.table.c.id).limit(ANSWER_BATCH)))
 
-    def _later(self, statement_id: int, attempts: int, exc: HQError) -> None:
-        t = settlement_statements.c
+    def _deliver(self, queue: Queue, key: Any, attempts: int, outcome: SettlementOutcome,
+                 send: Callable[[], T]) -> T | None:
+        """HQ's answer to `send()`; None when HQ refused it for good (marked) or it waits (back-off).
+
+        HQ away (timeout, no connection) raises: the rest waits for the loop's back-off.
+        """
+        try:
+            return send()
+        except HQError as exc:
+            if exc.kind in FINAL:  # HQ answered, and will never take it
+                self._refused(queue, key, exc)
+                setattr(outcome, queue.refused_count, getattr(outcome, queue.refused_count) + 1)
+                return None
+            self._later(queue, key, attempts + 1, exc)  # HQ away or busy, or the licence held
+            if exc.kind in ("timeout", "connect"):
+                raise
+            return None
+
+    def _later(self, queue: Queue, key: Any, attempts: int, exc: HQError) -> None:
         wait = backoff_seconds(attempts, self.backoff_base, self.backoff_cap)
         with self.engine.begin() as conn:
-            conn.execute(update(settlement_statements).where(t.id == statement_id, t.answer_state == "pending")
-                         .values(answer_attempts=attempts, answer_next_at=utcnow() + timedelta(seconds=wait),
-                                 answer_error=exc.detail[:200]))
+            conn.execute(update(queue.table).where(queue.table.c.id == key, queue.col("state") == "pending")
+                         .values({queue.col("attempts"): attempts,
+                                  queue.col("next_at"): utcnow() + timedelta(seconds=wait),
+                                  queue.col("error"): exc.detail[:200]}))
 
-    def _refused(self, statement_id: int, exc: HQError) -> None:
-        """HQ will never take this answer (e.g. `already_answered`): the page says so, with HQ's reason."""
-        t = settlement_statements.c
+    def _refused(self, queue: Queue, key: Any, exc: HQError) -> None:
+        """HQ will never take this (e.g. `already_answered`, `below_minimum`): the page says so, with HQ's reason."""
         with self.engine.begin() as conn:
-            conn.execute(update(settlement_statements).where(t.id == statement_id, t.answer_state == "pending")
-                         .values(answer_state="refused", answer_error=exc.detail[:200]))
-            conn.execute(insert(audit_log).values(actor="agent", action="statement_answer_refused", at=utcnow(),
-                                                  detail={"statement": statement_id, "error": exc.code}))
-        log.warning("HQ refused a statement answer", extra={"statement": statement_id, "code": exc.code})
+            conn.execute(update(queue.table).where(queue.table.c.id == key, queue.col("state") == "pending")
+                         .values({queue.col("state"): "refused", queue.col("error"): exc.detail[:200]}))
+            conn.execute(insert(audit_log).values(actor="agent", action=f"{queue.action}_refused", at=utcnow(),
+                                                  detail={queue.key: key, "error": exc.code}))
+        log.warning("HQ refused a %s", queue.action.replace("_", " "), extra={queue.key: key, "code": exc.code})
 
     def _sent(self, held: StatementInfo) -> None:
         t = settlement_statements.c
@@ -110,7 +160,16 @@ class SettlementSync:
             conn.execute(insert(audit_log).values(actor="agent", action="statement_answer_sent", at=utcnow(),
                                                   detail={"statement": held.id, "response": held.response}))
 
-    # -- statements and entries in ---------------------------------------------------
+    # -- statements, entries, payouts and payout terms in ------------------------------
+    def pull_payouts(self) -> None:
+        """HQ's decisions on the site's payouts, and its balance and payout terms, for the finance page."""
+        held = self.client.payouts()
+        terms = plain(self.client.balance())
+        with self.engine.begin() as conn:
+            for payout in held:
+                _store_payout(conn, payout)
+            conn.execute(update(site_state).where(site_state.c.id == STATE_ID).values(payout_terms=terms))
+
     def pull_statements(self) -> int:
         """HQ's statements of the site: new ones added, HQ's fields of known ones refreshed (answers kept)."""
         held = self.client.statements()
@@ -154,6 +213,15 @@ class SettlementSync:
             if fresh:
                 conn.execute(insert(settlement_entries), fresh)
         return len(fresh)
+
+
+def _store_payout(conn: Connection, p: PayoutInfo) -> None:
+    """HQ's record onto the site's request (sent: HQ has it); only requests made at this site are kept."""
+    t = payout_requests.c
+    conn.execute(update(payout_requests).where(t.id == p.request_id).values(
+        send_state="sent", send_error=None, send_next_at=None, hq_id=p.id, status=p.status, fee_fen=p.fee_fen,
+        transfer_ref=p.transfer_ref, reason=p.reason,
+        decided_at=_instant(p.decided_at) if p.decided_at else None))
 
 
 def _hq_fields(s: StatementInfo) -> dict[str, Any]:

@@ -120,6 +120,7 @@ class SiteState(Base):
     catalog_etag: Mapped[str | None]
     sync_generation: Mapped[int]
     ledger_cursor: Mapped[int]
+    payout_terms: Mapped[dict[str, Any] | None]  # HQ's balance, minimum payout and fee (the agent copies them)
     last_sync_at: Mapped[datetime | None]
     last_heartbeat_at: Mapped[datetime | None]
     health: Mapped[dict[str, Any]]

@@ -123,6 +123,7 @@ site_state = Table(
     Column("catalog_etag", String(256), nullable=True),
     Column("sync_generation", BigInteger, nullable=False, default=0),
     Column("ledger_cursor", BigInteger, nullable=False, default=0, server_default="0"),  # HQ's entry feed
+    Column("payout_terms", JSON, nullable=True),  # HQ's last word on the balance, minimum payout and fee
     _when("last_sync_at", nullable=True),
     _when("last_heartbeat_at", nullable=True),
     Column("health", JSON, nullable=False, default=dict),
@@ -213,4 +214,25 @@ settlement_entries = Table(
     Column("source", String(120), nullable=False, index=True),  # an order or refund: HQ's order id
     Column("reference", String(500), nullable=True),  # the site's order id for an order; a reason; a transfer ref
     *(Column(name, BigInteger, nullable=False) for name in ENTRY_AMOUNTS),
+)
+
+# The finance role's payout requests. `id` is generated here and is HQ's request_id, so a resend never
+# makes a second payout. send_state: pending (the agent's outbox) → sent, or refused (HQ said no,
+# send_error says why). HQ's fields (hq_id, status, fee, transfer_ref, reason) are HQ's: the agent copies them.
+payout_requests = Table(
+    "payout_requests", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    _when("requested_at", index=True),
+    Column("send_state", String(16), nullable=False, index=True),  # pending | sent | refused
+    Column("send_error", String(200), nullable=True),
+    Column("send_attempts", Integer, nullable=False, default=0, server_default="0"),
+    _when("send_next_at", nullable=True),
+    Column("hq_id", BigInteger, nullable=True),
+    Column("status", String(16), nullable=True),  # requested | approved | rejected, as HQ holds it
+    Column("fee_fen", BigInteger, nullable=True),
+    Column("transfer_ref", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    _when("decided_at", nullable=True),
 )

@@ -55,12 +55,12 @@ def request(hq: "HQ", site_id: str, request_id: str, amount_fen: int) -> dict[st
         raise ApiError(422, "invalid_request", "request_id: 1-64 letters, digits, '.', '_', ':' or '-'")
     with hq.session() as s:
         conn = s.connection()
+        _lock_site(s, site_id)  # before the look-up: a resend arriving meanwhile finds the first request
         known = s.scalar(select(Payout).where(Payout.site_id == site_id, Payout.request_id == request_id))
         if known is not None:
             if int(known.amount_fen) != amount_fen:
                 raise ApiError(409, "request_conflict", f"payout request {request_id!r} was made for another amount")
             return payout_json(known)
-        _lock_site(s, site_id)
         in_force = rates.in_force(conn, utcnow())
         fee, minimum = in_force.payout_fee(), in_force.min_payout()
         if amount_fen < max(minimum, 1):

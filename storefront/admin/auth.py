@@ -31,6 +31,8 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_settlement_statement": frozenset({"admin", "finance"}),
     "admin_settlement_confirm": frozenset({"admin", "finance"}),
     "admin_settlement_dispute": frozenset({"admin", "finance"}),
+    "admin_payouts": frozenset({"admin", "finance"}),  # withdrawals: finance's work, never the operator's
+    "admin_payouts_request": frozenset({"admin", "finance"}),
     "admin_licence": frozenset({"admin", "finance"}),
     "admin_health": frozenset({"admin", "operator"}),
     "admin_coupons": frozenset({"admin", "operator"}),  # marketing: the operator's work, never finance's

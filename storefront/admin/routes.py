@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from sitedb.tables import STATEMENT_TOTALS
-from storefront import settlement
+from storefront import payouts, settlement
 from storefront.admin import reports
 from storefront.admin.coupon_form import FormRefused, add_arguments
 from storefront.admin import rules as rules_mod
@@ -35,7 +35,7 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
     menu = [(name, key) for name, key in (
         ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
         ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_settlement", "admin.settlement"),
-        ("admin_licence", "admin.licence"),
+        ("admin_payouts", "admin.payouts"), ("admin_licence", "admin.licence"),
         ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"))
         if may(staff, name) and (name != "admin_coupons" or COUPONS in shop_of(request).licence().features)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
@@ -278,6 +278,38 @@ async def settlement_confirm(request: Request, statement_id: int = STATEMENT_ID)
 @router.post("/settlement/{statement_id}/dispute", name="admin_settlement_dispute")
 async def settlement_dispute(request: Request, statement_id: int = STATEMENT_ID) -> Response:
     return await _answer(request, statement_id, "disputed")
+
+
+# ---- payouts: the finance role's withdrawal requests, HQ's decisions ---------------
+
+def _payouts_page(request: Request, *, error: str | None = None, amount: str = "", message: str | None = None,
+                  status: int = 200) -> Response:
+    with shop_of(request).engine.connect() as conn:
+        terms, rows = payouts.terms(conn), payouts.listing(conn)
+    return _page(request, "admin/payouts.html", {"terms": terms, "payouts": rows, "state": payouts.state,
+                                                 "error": error, "amount": amount, "message": message}, status=status)
+
+
+@router.get("/payouts", name="admin_payouts")
+def payouts_list(request: Request) -> Response:
+    return _payouts_page(request)
+
+
+@router.post("/payouts", name="admin_payouts_request")
+async def payouts_request(request: Request) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(_requested, request, form.get("amount", "")[:40])
+
+
+def _requested(request: Request, amount: str) -> Response:
+    """The request waits in the site database; the agent takes it to HQ (they never call each other)."""
+    t = translator(locale_of(request))
+    try:
+        with shop_of(request).engine.begin() as conn:
+            payouts.request(conn, amount, "admin:" + request.state.staff.username)
+    except payouts.PayoutRefused as refused:
+        return _payouts_page(request, error=t(str(refused)), amount=amount, status=422)
+    return _payouts_page(request, message=t("payout.queued"))
 
 
 @router.get("/licence", name="admin_licence")

@@ -91,3 +91,23 @@ def test_bad_references_are_refused(hq):
         payouts.approve(hq, "op", asked["id"], "two words")
     with pytest.raises(ApiError, match="does not exist"):
         payouts.approve(hq, "op", 999, "BANK-1")
+
+
+
+def test_the_same_request_sent_at_once_makes_one_payout(hq):
+    """The agent may resend a request whose answer it lost while HQ still works on the first: one payout, same answer."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    start = Barrier(4)
+
+    def send(request_id: str) -> dict:
+        start.wait()
+        return payouts.request(hq, "site-a", request_id, 20_000)
+
+    for attempt in range(5):
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(send, [f"p-{attempt}"] * 4))
+        assert len({a["id"] for a in answers}) == 1
+        payouts.reject(hq, "op", answers[0]["id"], "next round")  # frees the amount for the next round
+    assert len(payouts.list_payouts(hq, "site-a")) == 5

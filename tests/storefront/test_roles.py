@@ -37,6 +37,8 @@ EXPECTED: dict[str, set[str]] = {
     "admin_settlement_statement": {A, F},
     "admin_settlement_confirm": {A, F},
     "admin_settlement_dispute": {A, F},
+    "admin_payouts": {A, F},  # withdrawals: finance, never the operator
+    "admin_payouts_request": {A, F},
     "admin_coupons": {A, O},  # marketing
     "admin_coupons_create": {A, O},
     "admin_coupons_disable": {A, O},
