@@ -42,6 +42,8 @@ def up(
     remote_dir: Optional[str] = REMOTE_DIR,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change on the engine; change nothing."),
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
+    keep: bool = typer.Option(False, "--keep", help="If a first deploy fails, keep its containers (stopped), networks "
+                              "and volumes to inspect; `kitctl down --volumes` removes them."),
 ) -> int:
     """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
@@ -53,7 +55,8 @@ def up(
         refresh_plugin_services(site_dir, host, _path(site_params.get("hq_keys")), dry_run)
     options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
-                        timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None)
+                        timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None,
+                        keep=keep)
     return deploy_and_report(options, "up")
 
 

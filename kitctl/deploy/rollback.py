@@ -37,6 +37,21 @@ def rollback(ctx: "StepContext", done_log: list["Step"], actions: list["ServiceA
     return [service_after(ctx, a) for a in actions if a.changes_anything]
 
 
+def keep_for_inspection(ctx: "StepContext", actions: list["ServiceAction"]) -> list[ServiceAfter]:
+    """`up --keep` after a failed first deploy: nothing ran before it, so nothing needs restoring; the new
+    containers are stopped (no restart loop) and left with the networks and volumes for the person to read."""
+    ctx.reporter.note("keeping the failed deploy to inspect (--keep): containers stopped, networks and volumes "
+                      "left; `kitctl down --volumes` removes them")
+    for service, container in ctx.containers.items():
+        try:
+            ctx.api.stop(container, timeout=10)
+        except Exception as exc:  # noqa: BLE001 — a container that will not stop is named in its state below
+            from kitctl.engine import first_line
+
+            ctx.reporter.warn(f"{service}: could not stop the kept container: {first_line(exc)}")
+    return [service_after(ctx, a) for a in actions if a.changes_anything]
+
+
 def _undo(ctx: "StepContext", step: "Step") -> bool:
     """Undo one step; an error is reported and the rollback goes on (a partial restore beats none)."""
     from kitctl.engine import first_line

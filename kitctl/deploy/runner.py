@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from kitctl.deploy.compose import Project
 from kitctl.deploy.actions import ServiceAction
-from kitctl.deploy.rollback import rollback
+from kitctl.deploy.rollback import keep_for_inspection, rollback
 from kitctl.deploy.steps import (
     CreateContainer, RemoveOld, RenameOld, StartContainer, Step, StepContext, StepFailed, StopOld, WaitReady,
 )
@@ -117,7 +117,11 @@ def run_plan(ctx: StepContext, prepare: list[Step], actions: list[ServiceAction]
     for t in threads:
         t.join()
     if failures:
-        failures[0].after = rollback(ctx, done_log, actions)
+        first_deploy = all(a.old is None for a in actions)
+        if ctx.keep_failed and first_deploy:
+            failures[0].after = keep_for_inspection(ctx, actions)
+        else:
+            failures[0].after = rollback(ctx, done_log, actions)
         raise failures[0]
     for action in actions:
         if action.kind == "recreate" and action.old is not None:

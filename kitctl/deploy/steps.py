@@ -57,6 +57,7 @@ class StepContext:
     # session and docker-py's transport keeps many open, so there they are made one service at a time
     early_prepare: bool = True
     make_dirs: Callable[[str], None] = lambda path: os.makedirs(path, mode=0o700, exist_ok=True)  # on the engine's host
+    keep_failed: bool = False  # `up --keep`: a failed first deploy stops what it made instead of removing it
 
     def name_of(self, service: str) -> str:
         return L.container_name(self.project.name, service)

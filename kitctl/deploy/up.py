@@ -45,6 +45,7 @@ class UpOptions:
     dry_run: bool = False
     remote_dir: str | None = None
     admin_name: str = "admin"
+    keep: bool = False  # a failed first deploy keeps what it made, stopped, for the person to inspect
 
 
 @dataclass
@@ -104,7 +105,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
         result.warnings += domain_warnings()
         return result
     ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
-                      early_prepare=not remote)
+                      early_prepare=not remote, keep_failed=options.keep)
     if remote:
         from kitctl.deploy.remote import make_dirs_on
 

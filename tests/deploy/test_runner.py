@@ -322,11 +322,11 @@ class WithResources(FakeAPI):
         self.vols.remove(name)
 
 
-def first_deploy(api, project):
+def first_deploy(api, project, keep: bool = False):
     from kitctl.deploy.up import _prepare
 
     hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
-    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 5.0 for n in project.services})
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 5.0 for n in project.services}, keep_failed=keep)
     actions = plan_services(project, hashes, {}, {})
     return run_plan(ctx, _prepare(project, actions), actions)
 
@@ -338,6 +338,36 @@ def test_a_failed_first_deploy_leaves_no_container_network_or_volume(tmp_path: P
     assert api.containers == {} and api.nets == set() and api.vols == set()
     assert {a.service: a.state for a in failure.value.after} == {
         s: "removed (new in this deploy)" for s in ("db", "web", "proxy")}
+
+
+def test_keep_leaves_a_failed_first_deploy_stopped_with_its_network_and_volume(tmp_path: Path) -> None:
+    """`up --keep`: the person reads the failed containers' logs and files; nothing restarts in a loop."""
+    api = WithResources(unhealthy_images={"kitctl/web:1"})
+    with pytest.raises(StepFailed) as failure:
+        first_deploy(api, project_at(tmp_path, "1"), keep=True)
+    assert api.nets == {"site_default"} and api.vols == {"site_data"}
+    kept = {c["name"]: c["running"] for c in api.containers.values()}
+    assert set(kept) >= {"site_db_1", "site_web_1"} and not any(kept.values())
+    states = {a.service: a.state for a in failure.value.after}
+    assert all(states[s].startswith("new container left behind, ") for s in kept_services(kept))
+
+
+def kept_services(kept: dict[str, bool]) -> set[str]:
+    return {name.removeprefix("site_").rsplit("_", 1)[0] for name in kept}
+
+
+def test_keep_does_not_stop_a_failed_update_from_rolling_back(tmp_path: Path) -> None:
+    """With containers before the deploy there is something to restore: the rollback runs, --keep or not."""
+    old, new = project_at(tmp_path, "1"), project_at(tmp_path, "2")
+    api = FakeAPI(unhealthy_images={"kitctl/web:2"})
+    current = deployed(api, old)
+    hashes = {n: (config_hash(new, n), mounts_hash(new, n)) for n in new.services}
+    ctx = StepContext(api, new, hashes, Quiet(), timeouts={n: 5.0 for n in new.services}, keep_failed=True)
+    with pytest.raises(StepFailed):
+        run_plan(ctx, [], plan_services(new, hashes, current, {}))
+    assert sorted(c["name"] for c in api.containers.values() if c["running"]) == ["site_db_1", "site_proxy_1",
+                                                                                   "site_web_1"]
+    assert all(cid.startswith("old-") for cid, c in api.containers.items() if c["running"])
 
 
 def test_a_failed_deploy_keeps_the_networks_and_volumes_it_found(tmp_path: Path) -> None:
