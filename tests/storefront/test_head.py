@@ -33,7 +33,8 @@ def _pages(base: str) -> dict[str, str]:
             "/admin/orders.csv": "/admin/orders.csv", "/admin/revenue": "/admin/revenue",
             "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/users": "/admin/users",
             "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
-            "/admin/settlement/{statement_id}": "/admin/settlement/1"}  # none issued: 404 to both
+            "/admin/settlement/{statement_id}": "/admin/settlement/1",  # none issued: 404 to both
+            "/admin/payouts": "/admin/payouts"}
 
 
 def _same_answer(client: httpx.Client, path: str) -> None:
