@@ -24,6 +24,15 @@ def _when(name: str, *, nullable: bool = False, stamped: bool = False, touched: 
                   default=utcnow if stamped or touched else None, onupdate=utcnow if touched else None)
 
 
+def _outbox(prefix: str, *, nullable: bool) -> tuple[Column, ...]:  # type: ignore[type-arg]
+    """What the site sends HQ through the agent: `<prefix>_state` pending | sent | refused, HQ's one-line
+    refusal, the attempts so far and when to try again (the agent's back-off)."""
+    return (Column(f"{prefix}_state", String(16), nullable=nullable, index=True),
+            Column(f"{prefix}_error", String(200), nullable=True),
+            Column(f"{prefix}_attempts", Integer, nullable=False, default=0, server_default="0"),
+            _when(f"{prefix}_next_at", nullable=True))
+
+
 metadata = MetaData()
 
 # One SKU as synced from HQ, with the selling price this site's rules give it.
@@ -195,10 +204,7 @@ settlement_statements = Table(
     Column("answer_comment", Text, nullable=True),
     Column("answered_by", String(64), nullable=True),
     _when("answered_at", nullable=True),
-    Column("answer_state", String(16), nullable=True, index=True),  # pending | sent | refused
-    Column("answer_error", String(200), nullable=True),
-    Column("answer_attempts", Integer, nullable=False, default=0, server_default="0"),
-    _when("answer_next_at", nullable=True),
+    *_outbox("answer", nullable=True),  # no answer yet: no state
     _when("synced_at", touched=True),
 )
 
@@ -225,10 +231,7 @@ payout_requests = Table(
     Column("amount_fen", BigInteger, nullable=False),
     Column("requested_by", String(64), nullable=False),
     _when("requested_at", index=True),
-    Column("send_state", String(16), nullable=False, index=True),  # pending | sent | refused
-    Column("send_error", String(200), nullable=True),
-    Column("send_attempts", Integer, nullable=False, default=0, server_default="0"),
-    _when("send_next_at", nullable=True),
+    *_outbox("send", nullable=False),
     Column("hq_id", BigInteger, nullable=True),
     Column("status", String(16), nullable=True),  # requested | approved | rejected, as HQ holds it
     Column("fee_fen", BigInteger, nullable=True),
