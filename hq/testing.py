@@ -27,9 +27,33 @@ from hq.settings import HQSettings
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on `host` now, for a server started a moment later.
+
+    Picked at random below the kernel's ephemeral range: `bind(0)` hands out ports from the range
+    outgoing connections take theirs from, so a busy run (test workers side by side, a demo beside
+    them) could see the port taken by some client before the server bound it.
+    """
+    import random
+
+    low = _ephemeral_low()
+    for _ in range(200) if low > 20001 else ():
+        port = random.randint(20000, low - 1)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from kitctl.cli import run
 from kitctl.deploy import noop, ssh_master
 from kitctl.deploy.compose import load_project
 from demo.services import state_dir
+from hq.testing import free_port
 
 from tests.conftest import require
 from tests.support.cli import kitctl
@@ -41,12 +41,6 @@ REGISTRY = os.environ.get("KITCTL_REGISTRY_ADDR", "127.0.0.1:5000")
 SSH_TARGET = f"ssh://root@127.0.0.1:{os.environ.get('KITCTL_SSHD_PORT', '2222')}"
 WEB_REPO = f"{REGISTRY}/e2e/kitctl/web"
 BROKEN = "9.9.9-broken"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, host: str | None = None) -> tuple[int, bytes]:

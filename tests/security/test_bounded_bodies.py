@@ -41,7 +41,7 @@ def shop_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
     seed(url)
     port = free_port()
     env = {**write_site_files(tmp / "site"), "KIT_DATABASE_URL": url, "KIT_BIND": f"127.0.0.1:{port}",
-           "KIT_LOG_LEVEL": "warning"}
+           "KIT_METRICS_BIND": f"127.0.0.1:{free_port()}", "KIT_LOG_LEVEL": "warning"}  # never the default port
     with server_process(python_module("storefront"), env, f"http://127.0.0.1:{port}/healthz",
                         tmp / "shop.log") as proc:
         yield port, proc.pid

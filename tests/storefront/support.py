@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from sitedb.engine import make_engine, session_factory
 from sitedb.migrate import upgrade
 from sitedb.models import CatalogItem, Order, PriceRule, SiteState
 from sitedb.sealing import seal
+from hq.testing import free_port  # noqa: F401 (one picker for every test; imported from here too)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,12 +38,6 @@ CATALOG = [
     ("M-IQY-VIP", "爱奇艺 黄金会员 月卡", "membership", 2500, 1980, "card_key", None, 1, 12, 500),
     ("M-BILI-Y", "哔哩哔哩 大会员 年卡", "membership", 14800, 12800, "card_key", None, 1, 1, 0),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(url: str, *, status: str = "active", markup_bps: int = 800, reason: str | None = None) -> None:

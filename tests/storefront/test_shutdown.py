@@ -21,7 +21,8 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(tmp_path: Path, seede
     shutil.copyfile(seeded_sqlite, db)
     port = free_port()
     env = {**os.environ, **write_site_files(tmp_path / "site"), "KIT_DATABASE_URL": f"sqlite:///{db}",
-           "KIT_BIND": f"127.0.0.1:{port}", "PYTHONPATH": str(ROOT), "KIT_LOG_LEVEL": "warning"}
+           "KIT_BIND": f"127.0.0.1:{port}", "KIT_METRICS_BIND": f"127.0.0.1:{free_port()}",  # never the default
+           "PYTHONPATH": str(ROOT), "KIT_LOG_LEVEL": "warning"}
     proc = subprocess.Popen([sys.executable, "-m", "storefront"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
