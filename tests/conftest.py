@@ -43,7 +43,8 @@ def is_engine_test(nodeid: str) -> bool:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist (`make test` runs `-n 2`), every engine test runs on one worker, one at a time
     and in file order: they build and tag the same kit images and share module- and session-scoped
-    stacks. The other tests spread over the workers beside them, one at a time.
+    stacks. The other tests spread over the workers beside them, a module at a time (its module-scoped
+    fixtures are set up once, on one worker).
 
     The controller sees node ids only (no markers), so the engine tests are told by where they live.
     xdist's own `loadgroup` would read an `xdist_group` marker, but it marks node ids in a way
@@ -53,7 +54,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class EngineTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "engine" if is_engine_test(nodeid) else nodeid
+            return "engine" if is_engine_test(nodeid) else super()._split_scope(nodeid)  # else its module
 
     return EngineTogether(config, log)
 
