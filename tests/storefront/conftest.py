@@ -73,8 +73,10 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, seeded_sqlite: Path) ->
         yield from _start(tmp_path, request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():  # type: ignore[no-untyped-def]
+    """One browser a module: Playwright's sync API marks its event loop as the thread's running loop while
+    it is open, so a browser kept for the session makes every later asyncio.run() on that worker fail."""
     require(CHROMIUM.exists(), "Debian's chromium is not installed")
     with launch_chromium() as browser:
         yield browser
