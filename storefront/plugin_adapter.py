@@ -32,6 +32,9 @@ class NoPlugins:
     def emit(self, event: str, payload: dict[str, Any]) -> None:
         return None
 
+    def prepare_database(self, engine: Any) -> None:
+        return None
+
 
 def load_host(features: list[str], enabled: list[str] | None, config_dir: Path | None) -> Any:
     from plugins.host import PluginHost
@@ -46,8 +49,9 @@ def load_host(features: list[str], enabled: list[str] | None, config_dir: Path |
 class PluginHostCache:
     """One host per feature set: a licence upgrade by heartbeat enables a plugin without redeploy."""
 
-    def __init__(self, enabled: list[str] | None, config_dir: Path | None) -> None:
+    def __init__(self, enabled: list[str] | None, config_dir: Path | None, schema_engine: Any = None) -> None:
         self._enabled, self._config_dir = enabled, config_dir
+        self._schema_engine = schema_engine  # set when this storefront owns the schema (it migrates on start)
         self._key: tuple[str, ...] | None = None
         self._host: Any = NoPlugins()
         self._lock = threading.Lock()
@@ -57,5 +61,7 @@ class PluginHostCache:
         with self._lock:
             if key != self._key:
                 self._host = load_host(list(key), self._enabled, self._config_dir)
+                if self._schema_engine is not None:
+                    self._host.prepare_database(self._schema_engine)
                 self._key = key
             return self._host
