@@ -294,8 +294,12 @@ class PluginHost:
                 return
             if not self._hooked(hook):
                 return
+            typed = _typed(event, checks.redact(payload))
+            if typed is None:
+                self._count("*", event, "invalid")
+                return
             self._ensure_dispatcher()
-            self._events.put_nowait((event, checks.redact(payload)))
+            self._events.put_nowait((event, typed))
         except queue.Full:
             self._count("*", event, "dropped")
             log.error("plugin event queue full: %s dropped", event)
@@ -380,6 +384,21 @@ class PluginHost:
 
 
 # ---------------------------------------------------------------------- helpers
+def _typed(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload as its model in plugins/events.py has it (what docs/plugins.md documents), or None with the
+    mismatch logged: a service that sends something else has a bug, and no plugin should be built on it."""
+    from pydantic import ValidationError
+
+    from plugins.events import EVENTS
+
+    try:
+        return EVENTS[event].model_validate(payload).payload()
+    except ValidationError as exc:
+        log.error("plugin event %s not delivered: its payload does not match plugins/events.py: %s", event,
+                  checks.first_error(exc))
+        return None
+
+
 def describe_licence(features: set[str], tier: str | None) -> str:
     """'this licence is pro' (inferred from the features when the tier is not given)."""
     from kitcore.licence.tiers import TIERS

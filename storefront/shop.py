@@ -124,8 +124,11 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
         outcome("duplicate").inc()
         return RedirectResponse(f"/order/{dup.order_id}", status_code=303)
     outcome("placed").inc()
-    host.emit("order_created", {"order_id": placed.order_id, "sku": item.sku, "quantity": form.quantity,
-                                "total_cents": placed.total_cents, "currency": item.currency})
+    host.emit("order_created", {
+        "order_id": placed.order_id, "sku": item.sku, "category": item.category, "quantity": form.quantity,
+        "unit_price_cents": placed.unit_price_cents, "discount_cents": placed.discount_cents,
+        "total_cents": placed.total_cents, "currency": item.currency, "extras": placed.extras.get("plugins", {}),
+    })
     response = RedirectResponse(f"/order/{placed.order_id}?placed=1", status_code=303)
     _grant_access(request, response, placed.order_id)
     return response

@@ -115,6 +115,11 @@ def test_plugin_fields_discounts_and_errors_apply_inside_checkout(tmp_path):
     assert 9650 in rows  # the discount cannot take the total below HQ's price
     assert rows[10422 - 500].extras["payment"] == {"mode": "hq_approval", "state": "awaiting_hq_decision"}
     assert [e for e, _ in host.events] == ["order_created", "order_created"]
+    from plugins.events import OrderCreated
+
+    first = OrderCreated.model_validate(host.events[0][1])  # the documented payload, nothing more or less
+    assert (first.category, first.unit_price_cents, first.discount_cents, first.total_cents) == ("game", 10422, 500, 9922)
+    assert first.extras == {"coupon": "SAVE5"}  # what the plugin returned reaches its own event (issue 28, case 2)
 
 
 def test_price_rule_form_errors_write_nothing_and_edit_loads_the_rule(tmp_path):
