@@ -181,6 +181,26 @@ class PluginHost:
             self._fields = owners
         return self._fields
 
+    def page_lines(self, slot: str, ctx: dict[str, Any]) -> list[tuple[str, str]]:
+        """(plugin, line) for a page slot, each plugin within its checkout budget; a failing or malformed
+        answer is left out and counted, the page renders without it. An order's `extras` reach each plugin
+        as its own extras only."""
+        from plugins.contract import PAGE_SLOTS
+
+        wanted = PAGE_SLOTS[slot]
+        shown: list[tuple[str, str]] = []
+        for name, plugin in self._hooked("page_lines"):
+            own = {k: v for k, v in ctx.items() if k in wanted}
+            if "extras" in wanted:
+                own["extras"] = dict((ctx.get("extras") or {}).get(name) or {})
+            raw = self._call(name, "page_lines", lambda p=plugin, c=own: p.page_lines(slot, c),
+                             plugin.manifest.checkout_timeout_seconds, [])
+            try:
+                shown += [(name, line) for line in checks.page_lines(raw)]
+            except checks.BadAnswer as exc:
+                self._bad_answer(name, "page_lines", exc)
+        return shown
+
     def stack_fragments(self) -> dict[str, dict[str, Any]]:
         """Extra compose services/volumes/env of loaded plugins; a plugin whose fragment clashes is left out."""
         merged: dict[str, dict[str, Any]] = {"services": {}, "volumes": {}, "env": {}}

@@ -26,6 +26,9 @@ class NoPlugins:
     def checkout_fields(self) -> list[dict[str, Any]]:
         return []
 
+    def page_lines(self, slot: str, ctx: dict[str, Any]) -> list[tuple[str, str]]:
+        return []
+
     def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
         return {"discount_cents": 0, "extras": {}, "errors": {}}
 
