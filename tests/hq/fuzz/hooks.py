@@ -23,6 +23,9 @@ DOMAIN_REFUSALS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/catalog"): frozenset({"cursor_expired"}),
     ("POST", "/v1/orders"): frozenset({"idempotency_conflict", "duplicate_order_id"}),
     ("PUT", "/v1/admin/catalog/items/{sku}"): frozenset({"qty_range", "invalid_account_pattern"}),
+    # a well-formed feature HQ has not registered (the registry is HQ's state, not the schema's)
+    ("POST", "/v1/admin/licences"): frozenset({"invalid_licence_request"}),
+    ("POST", "/v1/admin/licences/{site}/upgrade"): frozenset({"invalid_licence_request"}),
 }
 
 
