@@ -96,8 +96,9 @@ class AgentMetrics:
             self.reviews_resolved.labels(s)
         self.payments_resolved = Counter("kitagent_orders_payment_resolved_total",
                                          "Orders awaiting the buyer's payment that HQ resolved (paid and delivered, "
-                                         "expired, held for review)", ["status"], registry=r)
-        for s in ("delivered", "expired", "review"):
+                                         "expired, held for review, refunded; refunded also after delivery)",
+                                         ["status"], registry=r)
+        for s in ("delivered", "expired", "review", "refunded"):
             self.payments_resolved.labels(s)
         self.outbox_backlog = Gauge("kitagent_outbox_backlog", "Orders waiting on HQ, by status",
                                     ["status"], registry=r)

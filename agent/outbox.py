@@ -47,7 +47,7 @@ def idempotency_key(site_id: str, order_ids: list[str]) -> str:
 
 
 OUTBOX_COLUMNS = tuple(orders_t.c[name] for name in (
-    "id", "sku", "quantity", "unit_price_cents", "currency", "buyer_sealed", "buyer_region", "created_at",
+    "id", "sku", "quantity", "unit_price_cents", "total_cents", "currency", "buyer_sealed", "buyer_region", "created_at",
     "attempts"))
 
 
@@ -63,6 +63,7 @@ def order_payload(order: Any, buyers: BuyerBox) -> dict[str, Any]:
         "sku": order.sku,
         "quantity": order.quantity,
         "unit_price_cents": order.unit_price_cents,
+        "total_cents": order.total_cents,  # what the buyer was shown: the discount taken off, HQ charges this
         "currency": order.currency,
         "buyer": {"account": buyer.account, "contact": buyer.contact, "ip": buyer.ip, "region": order.buyer_region},
         "created_at": created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

@@ -9,6 +9,8 @@ from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, I
                         UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from hq.order_checks import charge_cents
+
 
 class Base(DeclarativeBase):
     pass
@@ -165,6 +167,7 @@ class Order(Base):
     sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the site's discounted total, if any
     hq_price_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     currency: Mapped[str] = mapped_column(String(3))
     buyer_account: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -178,6 +181,11 @@ class Order(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def charge_cents(self) -> int:
+        """What the buyer pays (the site's discount taken off): the payment's amount and the ledger's gross."""
+        return charge_cents(self.unit_price_cents, self.quantity, self.total_cents)
 
 
 class SiteDay(Base):

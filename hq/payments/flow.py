@@ -216,9 +216,7 @@ def _deliver(conn: "Connection", pay: Any, order: Any, notice: Notice, now: date
     conn.execute(update(Payment).where(Payment.id == pay.id)
                  .values(status="paid", paid_at=now, trade_no=notice.trade_no))
     conn.execute(update(Order).where(Order.id == order.id).values(status="delivered", decided_at=now))
-    ledger.order_paid(conn, [ledger.PaidOrder(
-        order.site_id, order.hq_order_id, order.order_id, order.quantity, int(order.unit_price_cents),
-        None if order.hq_price_cents is None else int(order.hq_price_cents), item.category if item else None)], now)
+    ledger.order_paid(conn, [ledger.paid_order(order, item.category if item else None)], now)
 
 
 # -- lost notifications and expiry ----------------------------------------------------

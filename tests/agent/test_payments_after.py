@@ -1,0 +1,100 @@
+"""Money after the checkout, through the agent against the real HQ and the epay sandbox.
+
+A site's discount reaches HQ in the order (the buyer pays what the shop showed),
+and a refund HQ makes after delivery reaches the shop's order row through the
+ledger entries the agent copies (the agent no longer asks HQ about delivered
+orders). SQLite and PostgreSQL site databases.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from hq.models import Order as HQOrder
+from hq.payments import config, refunds
+from hq.payments.sandbox_epay import EpaySandbox, serving
+from sitedb.models import Order
+from sitedb.tables import audit_log
+from storefront.orders import order_view
+from tests.agent.helpers import write_orders
+
+
+@pytest.fixture(scope="module")
+def sandbox(shared_hq) -> Iterator[EpaySandbox]:  # type: ignore[no-untyped-def]
+    with serving(EpaySandbox(notify_delay=0.1)) as box:
+        pid, key = box.add_merchant()
+        config.configure(shared_hq.service, "tester", "epay", {"api_url": box.url, "pid": pid, "key": key})
+        yield box
+
+
+def _row(engine, order_id: str) -> Order:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        return s.get(Order, order_id)
+
+
+def _paid_and_delivered(started, engine, box: EpaySandbox, oid: str) -> Order:  # type: ignore[no-untyped-def]
+    started.forwarder.payment_poll = 0.01
+    assert started.forwarder.forward_once().decided == 1
+    row = _row(engine, oid)
+    assert httpx.get(row.payment["pay_url"]).status_code == 200  # the buyer opens the link
+    trade = next(t for t in box.trades.values() if t.out_trade_no in row.payment["pay_url"])
+    box.pay(trade.trade_no)
+    for _ in range(200):
+        started.forwarder.poll_reviews_once()
+        if _row(engine, oid).status == "delivered":
+            break
+        time.sleep(0.05)
+    return _row(engine, oid)
+
+
+def _discount(engine, oid: str, discount: int) -> None:  # type: ignore[no-untyped-def]
+    """The checkout took a coupon off, as storefront.checkout writes it."""
+    with engine.begin() as conn:
+        conn.execute(update(Order).where(Order.id == oid).values(
+            discount_cents=discount, total_cents=Order.unit_price_cents * Order.quantity - discount))
+
+
+def test_the_buyer_pays_the_total_the_shop_showed(hq, sandbox, started, engine, site) -> None:  # type: ignore[no-untyped-def]
+    sku = f"card-{site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=9500)
+    hq.seed_card_keys(sku, 1)
+    [oid] = write_orders(engine, 1, sku)  # 100.00
+    _discount(engine, oid, 800)
+    row = _paid_and_delivered(started, engine, sandbox, oid)
+    assert row.status == "delivered"
+    trade = next(t for t in sandbox.trades.values() if t.name.startswith(sku))
+    assert trade.money == "92.00"  # charged at the gateway: the discounted total, not 100.00
+    with hq.service.session() as s:
+        held = s.scalar(select(HQOrder).where(HQOrder.site_id == site.site_id, HQOrder.order_id == oid))
+        assert held.total_cents == 9200 and held.unit_price_cents == 10000
+
+
+def test_a_refund_after_delivery_reaches_the_shops_order_page(hq, sandbox, started, engine, site) -> None:  # type: ignore[no-untyped-def]
+    sku = f"card-{site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=9500)
+    hq.seed_card_keys(sku, 1)
+    [oid] = write_orders(engine, 1, sku)
+    row = _paid_and_delivered(started, engine, sandbox, oid)
+    assert row.status == "delivered" and row.delivery_sealed
+    started.settlement.run()
+    assert _row(engine, oid).status == "delivered"  # the order's ledger entry alone changes nothing
+    refunds.refund(hq.service, "op", row.hq_order_id, "buyer complained")
+    assert started.forwarder.poll_reviews_once() == 0  # the agent does not ask about delivered orders
+    started.settlement.run()
+    got = _row(engine, oid)
+    assert (got.status, got.public_reason) == ("refunded", "payment refunded") and "refunded" in got.reasons
+    with Session(engine) as s:
+        view = order_view(s, oid, site.site_key, None)
+    assert view.status == "refunded" and not view.card_keys  # the order page: refunded, no keys shown
+    assert started.metrics.payments_resolved.labels("refunded")._value.get() == 1
+
+    started.settlement.run()  # the entry is read again (HQ's cursor holds recent entries back): nothing changes
+    with engine.connect() as conn:
+        audited = conn.scalar(select(func.count()).select_from(audit_log).where(audit_log.c.action == "order_refunded"))
+    assert audited == 1 and started.metrics.payments_resolved.labels("refunded")._value.get() == 1
