@@ -31,7 +31,8 @@ from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
-from hq.order_checks import SiteContext, catalog_problem, charge_cents
+from hq.amounts import charge_cents
+from hq.order_checks import SiteContext, catalog_problem
 from hq.payments import flow as payments
 from hq.payments import gateways
 

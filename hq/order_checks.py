@@ -24,11 +24,6 @@ class SiteContext:
     regions: tuple[str, ...]
 
 
-def charge_cents(unit_price_cents: int, quantity: int, total_cents: int | None) -> int:
-    """The amount the buyer pays: the site's total when it sent one (its discount taken off), else list × quantity."""
-    return int(unit_price_cents) * quantity if total_cents is None else int(total_cents)
-
-
 def catalog_problem(item: CatalogItem | Any, ctx: SiteContext, order: OrderIn) -> str | None:
     """A reason the order cannot be fulfilled at all, or None."""
     if item is None or item.deleted:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hq.features import Feature
-from hq.order_checks import charge_cents
+from hq.amounts import charge_cents
 from hq.fields import (ORDER_ID_PATTERN, SITE_ID_PATTERN, Account, Contact, Region, SiteId, Sku, Timestamp,
                        integer, text, unique)
 from kitcore.licence.tiers import CATEGORIES, TIERS

@@ -21,7 +21,7 @@ from hq.errors import ApiError
 from hq.ledger import accounts, entries, rates
 from hq.ledger.entries import Entry, Line
 from hq.models import Licence, Site
-from hq.order_checks import charge_cents
+from hq.amounts import charge_cents
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:

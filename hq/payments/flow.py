@@ -178,7 +178,8 @@ def _settle(conn: "Connection", pay: Any, notice: Notice, now: datetime) -> str:
 
 def _hold(conn: "Connection", pay: Any, order: Any, reason: str, notice: Notice, now: datetime) -> str:
     """Money arrived that does not fit the order: an operator decides (reserved keys stay reserved)."""
-    conn.execute(update(Payment).where(Payment.id == pay.id).values(status="held", trade_no=notice.trade_no))
+    conn.execute(update(Payment).where(Payment.id == pay.id)
+                 .values(status="held", trade_no=notice.trade_no, paid_at=now))  # the money came, if not as expected
     conn.execute(update(Order).where(Order.id == order.id)
                  .values(status="review", reasons=[*order.reasons, reason], decided_at=now))
     log.warning("payment of order %s held for review: %s", order.hq_order_id, reason)
