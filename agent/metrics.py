@@ -17,8 +17,8 @@ from agent import VERSION
 from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
-ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle", "statements", "statement_answer",
-             "ledger_entries", "payout_request", "payouts", "balance")
+ENDPOINTS = ("catalog", "orders", "order_status", "orders_status", "heartbeat", "support_bundle", "statements",
+             "statement_answer", "ledger_entries", "payout_request", "payouts", "balance")
 HQ_LINK_STATES = ("ok", "unreachable", "refused")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")

@@ -52,6 +52,12 @@ class OrderBatch(Strict):
     orders: list[OrderIn] = Field(min_length=1, max_length=200)
 
 
+class OrderIds(Strict):
+    order_ids: Annotated[list[Annotated[str, Field(pattern=ORDER_ID_PATTERN)]],
+                         Field(min_length=1, max_length=200, json_schema_extra={"uniqueItems": True}),
+                         AfterValidator(unique)]
+
+
 class CardKeyOut(BaseModel):
     serial: str
     secret: str

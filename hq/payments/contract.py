@@ -98,6 +98,15 @@ class Listing(Protocol):
         when it cannot give them all."""
 
 
+@runtime_checkable
+class Probe(Protocol):
+    """A connection test beside the contract (`kitctl hq payments test`): reach the gateway, have it check the
+    credentials, change nothing there."""
+
+    def probe(self) -> str:
+        """One line on what answered; raises GatewayError when the gateway cannot be reached or refuses them."""
+
+
 def yuan(cents: int) -> str:
     """Integer fen as the gateways spell money: `1234` → `"12.34"`."""
     if cents < 0:

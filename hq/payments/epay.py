@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -33,6 +34,7 @@ UNSIGNED = ("sign", "sign_type")
 CONFIG_KEYS = ("api_url", "pid", "key")
 PAGE = 50  # epay's largest page of `act=orders`
 MAX_PAGES = 400  # 20,000 trades back: past that the listing is refused as incomplete rather than cut short
+NO_SUCH_ORDER = -1  # `act=order`'s code for an order the gateway does not have (a wrong key is -3)
 LOOK_BACK = timedelta(days=1)  # trades opened this long before the window may be paid in it
 
 
@@ -84,8 +86,11 @@ class EpayGateway:
 
     def query(self, out_trade_no: str) -> Notice | None:
         data = self._api("order", {"out_trade_no": out_trade_no}, method="GET")
-        if int(data.get("code", 0)) != 1:
+        code = _code(data)
+        if code == NO_SUCH_ORDER:
             return None
+        if code != 1:  # the key refused, or another error: not "unpaid", the sweep must not expire on it
+            raise GatewayError(f"epay order: {str(data.get('msg') or code)[:100]}")
         if str(data.get("out_trade_no")) != out_trade_no:
             raise GatewayError("epay answered a query about another order")
         return Notice(out_trade_no=out_trade_no, trade_no=str(data.get("trade_no") or "")[:64],
@@ -94,14 +99,19 @@ class EpayGateway:
 
     def refund(self, out_trade_no: str, amount_cents: int) -> Refund:
         data = self._api("refund", {"out_trade_no": out_trade_no, "money": yuan(amount_cents)}, method="POST")
-        return Refund(out_trade_no, amount_cents, int(data.get("code", 0)) == 1, str(data.get("msg") or "")[:200])
+        return Refund(out_trade_no, amount_cents, _code(data) == 1, str(data.get("msg") or "")[:200])
+
+    def probe(self) -> str:
+        """Ask for an order that cannot exist: epay answers "no such order" only once the pid and key check out."""
+        self.query("kitctl-probe-" + secrets.token_hex(8))
+        return f"epay at {urlsplit(self.api_url).netloc} answered; merchant {self.pid}'s key accepted"
 
     def records(self, start: datetime, end: datetime) -> list[Record]:
         """The trades opened or paid in [start, end): pages of `act=orders`, newest first, until they are older."""
         found: dict[str, Record] = {}
         for page in range(1, MAX_PAGES + 1):
             data = self._api("orders", {"limit": str(PAGE), "page": str(page)}, method="GET")
-            if int(data.get("code", 0)) != 1 or not isinstance(data.get("data", []), list):
+            if _code(data) != 1 or not isinstance(data.get("data", []), list):
                 raise GatewayError(f"epay orders: {str(data.get('msg') or 'refused')[:100]}")
             rows = [self._record(r) for r in data.get("data") or [] if isinstance(r, dict)]
             for r in rows:
@@ -157,3 +167,10 @@ def _zone(text: str) -> timezone:
 
 def _within(at: datetime | None, start: datetime, end: datetime) -> bool:
     return at is not None and start <= at < end
+
+
+def _code(data: dict[str, Any]) -> int:
+    try:
+        return int(data.get("code", 0))
+    except (TypeError, ValueError):
+        raise GatewayError("epay answered without a numeric code") from None

@@ -493,6 +493,23 @@ def payments_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] =
                [[r["name"], "yes" if r["enabled"] else "no", r["updated_at"], r["updated_by"]] for r in rows])
 
 
+@payments_app.command("test")
+def payments_test(gateway: str = typer.Argument(..., help="A configured gateway, e.g. epay."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Reach a gateway with its stored credentials; nothing changes there (exit 1 if it fails)."""
+    from hq.payments import config
+    from hq.payments.contract import GatewayError
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        try:
+            line = config.test(hq, gateway)
+        except GatewayError as exc:
+            out().print(f"[red]{gateway}: failed[/]: {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+    out().print(f"[green]{gateway}: ok[/] — {line}", highlight=False)
+
+
 @payments_app.command("refund")
 def payments_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason", help="Why (one line; audited)."),
                     hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,

@@ -98,3 +98,53 @@ def test_a_refund_after_delivery_reaches_the_shops_order_page(hq, sandbox, start
     with engine.connect() as conn:
         audited = conn.scalar(select(func.count()).select_from(audit_log).where(audit_log.c.action == "order_refunded"))
     assert audited == 1 and started.metrics.payments_resolved.labels("refunded")._value.get() == 1
+
+
+def test_one_request_asks_about_every_order_awaiting_payment(hq, sandbox, started, engine, site,  # type: ignore[no-untyped-def]
+                                                               monkeypatch) -> None:
+    sku = f"card-{site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=9500)
+    hq.seed_card_keys(sku, 3)
+    ids = write_orders(engine, 3, sku)
+    started.forwarder.payment_poll = 0.01
+    assert started.forwarder.forward_once().decided == 3
+    asked: list[list[str]] = []
+    batch = started.forwarder.client.orders_status
+    monkeypatch.setattr(started.forwarder.client, "orders_status", lambda order_ids: asked.append(order_ids) or
+                        batch(order_ids))
+    monkeypatch.setattr(started.forwarder.client, "order_status", lambda order_id: pytest.fail("asked one by one"))
+    time.sleep(0.02)
+    assert started.forwarder.poll_reviews_once() == 0  # none paid yet
+    assert len(asked) == 1 and sorted(asked[0]) == sorted(ids)
+    row = _row(engine, ids[1])
+    assert httpx.get(row.payment["pay_url"]).status_code == 200
+    sandbox.pay(next(t for t in sandbox.trades.values() if t.out_trade_no in row.payment["pay_url"]).trade_no)
+    for _ in range(200):
+        time.sleep(0.05)
+        if started.forwarder.poll_reviews_once():
+            break
+    assert _row(engine, ids[1]).status == "delivered" and _row(engine, ids[0]).status == "pending_payment"
+    assert all(len(a) == 3 or len(a) == 2 for a in asked)
+
+
+def test_an_hq_without_the_batch_endpoint_is_asked_order_by_order(hq, sandbox, started, engine, site,  # type: ignore[no-untyped-def]
+                                                                   monkeypatch) -> None:
+    from agent.hq_client import HQError
+
+    sku = f"card-{site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=9500)
+    hq.seed_card_keys(sku, 2)
+    ids = write_orders(engine, 2, sku)
+    started.forwarder.payment_poll = 0.01
+    started.forwarder.forward_once()
+
+    def old_hq(order_ids: list[str]) -> list:  # type: ignore[type-arg]
+        raise HQError("orders_status", "client", "Method Not Allowed", status=405)
+
+    monkeypatch.setattr(started.forwarder.client, "orders_status", old_hq)
+    one = started.forwarder.client.order_status
+    asked: list[str] = []
+    monkeypatch.setattr(started.forwarder.client, "order_status", lambda order_id: asked.append(order_id) or one(order_id))
+    time.sleep(0.02)
+    started.forwarder.poll_reviews_once()
+    assert sorted(asked) == sorted(ids)

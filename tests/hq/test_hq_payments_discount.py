@@ -129,3 +129,27 @@ def test_the_operator_and_the_site_see_the_amount_charged(paying):
         row = s.scalar(select(Order).where(Order.order_id == "D7"))
         assert row.total_cents == 9000 and reviews.review_json(row)["amount_cents"] == 9000
     assert http.get(f"{hq.url}/v1/orders/D7", headers=auth(token)).json()["payment"]["amount_cents"] == 9000
+
+
+def test_one_request_answers_for_many_orders_of_the_site_only(paying):
+    hq, token, _ = paying
+    for oid in ("S1", "S2"):
+        assert post_orders(hq, token, f"k-{oid}", [_discounted(oid, None)]).status_code == 200
+    other = hq.issue_licence("site-other", categories=["game"])
+    assert post_orders(hq, other, "k-X", [{**_discounted("X1", None), "sku": "card-p"}]).status_code == 200
+    resp = http.post(f"{hq.url}/v1/orders/status", headers=auth(token), json={"order_ids": ["S2", "nope", "X1", "S1"]})
+    assert resp.status_code == 200, resp.text
+    got = resp.json()["results"]
+    assert [r["order_id"] for r in got] == ["S2", "S1"]  # in the order asked; unknown and another site's left out
+    assert all(r["status"] == "pending_payment" and r["payment"]["amount_cents"] == LIST for r in got)
+
+
+@pytest.mark.parametrize("body", [
+    {"order_ids": []}, {"order_ids": [f"o{i}" for i in range(201)]}, {"order_ids": ["a", "a"]},
+    {"order_ids": ["bad id!"]}, {"order_ids": ["a"], "more": 1}, {"order_ids": "a"}, {},
+])
+def test_a_bad_status_request_is_refused(paying, body):
+    hq, token, _ = paying
+    resp = http.post(f"{hq.url}/v1/orders/status", headers=auth(token), json=body)
+    assert resp.status_code == 422, resp.text
+    assert http.post(f"{hq.url}/v1/orders/status", json={"order_ids": ["a"]}).status_code == 401
