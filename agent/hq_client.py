@@ -272,7 +272,7 @@ class HQClient:
 
     def orders_status(self, order_ids: list[str]) -> list[OrderResult]:
         """Many orders' decisions in one request (HQ leaves out the ones it does not know)."""
-        resp = self._request("orders_status", "POST", "/v1/orders/status", content=_json({"order_ids": order_ids}),
+        resp = self._request("orders_status", "POST", "/v1/order-status", content=_json({"order_ids": order_ids}),
                              headers=JSON_BODY)
         return self._parse("orders_status", resp, OrdersReply).results
 

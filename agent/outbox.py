@@ -346,7 +346,7 @@ class Forwarder:
             except HQError as exc:
                 if exc.status not in (404, 405):
                     raise
-                for order_id in due:  # an HQ from before `POST /v1/orders/status`
+                for order_id in due:  # an HQ from before `POST /v1/order-status`
                     results.append(self.client.order_status(order_id))
         finally:  # what HQ did answer is kept even when a later request fails
             resolved = 0

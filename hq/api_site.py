@@ -48,7 +48,8 @@ def get_catalog(
              responses=responses(401, 403, 409, 413, 422, 429, notes={
                  409: "`idempotency_in_flight`: the first request with this key is still running (`Retry-After`)",
                  422: "`idempotency_conflict`: this key, or an order_id, was sent before with another body; "
-                      "`duplicate_order_id`: the batch names an order_id twice"}))
+                      "`duplicate_order_id`: the batch names an order_id twice; "
+                      "`total_above_list_price`: an order's total_cents is above unit_price_cents × quantity"}))
 def post_orders(
     batch: OrderBatch,
     idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=200,
@@ -62,7 +63,7 @@ def post_orders(
     return JSONResponse({"results": results}, headers=headers)
 
 
-@router.post("/orders/status", response_model=OrderResults,
+@router.post("/order-status", response_model=OrderResults,
              summary="Many orders' decisions at once (the agent's orders awaiting review or payment)",
              description="The orders HQ knows among `order_ids`, in the order asked; one it does not know is "
                          "left out. One request instead of one `GET /v1/orders/{order_id}` per order.",

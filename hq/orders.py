@@ -56,6 +56,11 @@ def order_hash(order: OrderIn) -> str:
     return body_hash(order_body(order))
 
 
+def batch_hash(batch: OrderBatch) -> str:
+    """The request's digest its Idempotency-Key is held to: its orders as `order_body` sees them."""
+    return body_hash({"orders": [order_body(o) for o in batch.orders]})
+
+
 # -- idempotency key -------------------------------------------------------
 
 @lru_cache(maxsize=1)
@@ -113,7 +118,11 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
     ids = [o.order_id for o in batch.orders]
     if len(set(ids)) != len(ids):
         raise ApiError(422, "duplicate_order_id", "orders: the batch lists the same order_id twice")
-    replay_ids = claim_key(hq, ctx.site_id, key, body_hash({"orders": [order_body(o) for o in batch.orders]}))
+    for i, order in enumerate(batch.orders):
+        if order.total_cents is not None and order.total_cents > order.unit_price_cents * order.quantity:
+            raise ApiError(422, "total_above_list_price",
+                           f"orders.{i}.total_cents: more than unit_price_cents × quantity")
+    replay_ids = claim_key(hq, ctx.site_id, key, batch_hash(batch))
     if replay_ids is not None:
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
     try:

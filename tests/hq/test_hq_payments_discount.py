@@ -86,7 +86,7 @@ def test_a_discount_below_hqs_price_is_the_sites_loss_and_the_ledger_balances(pa
 
 
 @pytest.mark.parametrize("total, message", [
-    (LIST + 1, "more than unit_price_cents"), (-1, "greater than or equal to 0"), (92.5, "integer"), ("9200", "integer"),
+    (LIST + 1, "total_above_list_price"), (-1, "greater than or equal to 0"), (92.5, "integer"), ("9200", "integer"),
 ])
 def test_a_total_above_the_list_price_or_not_a_whole_fen_amount_is_refused(paying, total, message):
     hq, token, _ = paying
@@ -137,7 +137,7 @@ def test_one_request_answers_for_many_orders_of_the_site_only(paying):
         assert post_orders(hq, token, f"k-{oid}", [_discounted(oid, None)]).status_code == 200
     other = hq.issue_licence("site-other", categories=["game"])
     assert post_orders(hq, other, "k-X", [{**_discounted("X1", None), "sku": "card-p"}]).status_code == 200
-    resp = http.post(f"{hq.url}/v1/orders/status", headers=auth(token), json={"order_ids": ["S2", "nope", "X1", "S1"]})
+    resp = http.post(f"{hq.url}/v1/order-status", headers=auth(token), json={"order_ids": ["S2", "nope", "X1", "S1"]})
     assert resp.status_code == 200, resp.text
     got = resp.json()["results"]
     assert [r["order_id"] for r in got] == ["S2", "S1"]  # in the order asked; unknown and another site's left out
@@ -150,6 +150,6 @@ def test_one_request_answers_for_many_orders_of_the_site_only(paying):
 ])
 def test_a_bad_status_request_is_refused(paying, body):
     hq, token, _ = paying
-    resp = http.post(f"{hq.url}/v1/orders/status", headers=auth(token), json=body)
+    resp = http.post(f"{hq.url}/v1/order-status", headers=auth(token), json=body)
     assert resp.status_code == 422, resp.text
-    assert http.post(f"{hq.url}/v1/orders/status", json={"order_ids": ["a"]}).status_code == 401
+    assert http.post(f"{hq.url}/v1/order-status", json={"order_ids": ["a"]}).status_code == 401
