@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from hq.clock import utcnow
 from hq.metrics import FleetCollector
-from hq.models import Payment, PaymentReconciliation
+from hq.models import PaymentReconciliation
 from hq.payments import config, flow, reconcile
 from hq.payments.contract import Notice
 from hq.payments.epay import EpayGateway
@@ -188,4 +188,3 @@ def test_hq_reconciles_yesterday_on_its_own(tmp_path, sandbox):
                 break
             time.sleep(0.1)
         assert row is not None and row.status == "matched" and row.ran_by == "hq:auto"
-    assert Payment  # (the model the comparison reads)
