@@ -9,48 +9,42 @@ orders). SQLite and PostgreSQL site databases.
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hq.models import Order as HQOrder
-from hq.payments import config, refunds
-from hq.payments.sandbox_epay import EpaySandbox, serving
+from hq.payments import refunds
+from hq.payments.sandbox_epay import EpaySandbox
 from sitedb.models import Order
 from sitedb.tables import audit_log
 from storefront.orders import order_view
 from tests.agent.helpers import write_orders
-
-
-@pytest.fixture(scope="module")
-def sandbox(shared_hq) -> Iterator[EpaySandbox]:  # type: ignore[no-untyped-def]
-    with serving(EpaySandbox(notify_delay=0.1)) as box:
-        pid, key = box.add_merchant()
-        config.configure(shared_hq.service, "tester", "epay", {"api_url": box.url, "pid": pid, "key": key})
-        yield box
-
-
-def _row(engine, order_id: str) -> Order:  # type: ignore[no-untyped-def]
-    with Session(engine) as s:
-        return s.get(Order, order_id)
+from tests.agent.test_payments import _pay, _row, sandbox  # noqa: F401  (the fixture)
 
 
 def _paid_and_delivered(started, engine, box: EpaySandbox, oid: str) -> Order:  # type: ignore[no-untyped-def]
     started.forwarder.payment_poll = 0.01
     assert started.forwarder.forward_once().decided == 1
-    row = _row(engine, oid)
-    assert httpx.get(row.payment["pay_url"]).status_code == 200  # the buyer opens the link
-    trade = next(t for t in box.trades.values() if t.out_trade_no in row.payment["pay_url"])
-    box.pay(trade.trade_no)
+    _pay(box, _row(engine, oid).payment["pay_url"])
     for _ in range(200):
         started.forwarder.poll_reviews_once()
         if _row(engine, oid).status == "delivered":
             break
         time.sleep(0.05)
     return _row(engine, oid)
+
+
+def _awaiting(hq, started, engine, site, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """`n` orders HQ approved and that now await the buyer's payment (the agent asks every 0.01 s)."""
+    sku = f"card-{site.site_id}"
+    hq.seed_item(sku, category="game", price_cents=9500)
+    hq.seed_card_keys(sku, n)
+    ids = write_orders(engine, n, sku)
+    started.forwarder.payment_poll = 0.01
+    assert started.forwarder.forward_once().decided == n
+    return ids
 
 
 def _discount(engine, oid: str, discount: int) -> None:  # type: ignore[no-untyped-def]
@@ -102,12 +96,7 @@ def test_a_refund_after_delivery_reaches_the_shops_order_page(hq, sandbox, start
 
 def test_one_request_asks_about_every_order_awaiting_payment(hq, sandbox, started, engine, site,  # type: ignore[no-untyped-def]
                                                                monkeypatch) -> None:
-    sku = f"card-{site.site_id}"
-    hq.seed_item(sku, category="game", price_cents=9500)
-    hq.seed_card_keys(sku, 3)
-    ids = write_orders(engine, 3, sku)
-    started.forwarder.payment_poll = 0.01
-    assert started.forwarder.forward_once().decided == 3
+    ids = _awaiting(hq, started, engine, site, 3)
     asked: list[list[str]] = []
     batch = started.forwarder.client.orders_status
     monkeypatch.setattr(started.forwarder.client, "orders_status", lambda order_ids: asked.append(order_ids) or
@@ -116,9 +105,7 @@ def test_one_request_asks_about_every_order_awaiting_payment(hq, sandbox, starte
     time.sleep(0.02)
     assert started.forwarder.poll_reviews_once() == 0  # none paid yet
     assert len(asked) == 1 and sorted(asked[0]) == sorted(ids)
-    row = _row(engine, ids[1])
-    assert httpx.get(row.payment["pay_url"]).status_code == 200
-    sandbox.pay(next(t for t in sandbox.trades.values() if t.out_trade_no in row.payment["pay_url"]).trade_no)
+    _pay(sandbox, _row(engine, ids[1]).payment["pay_url"])
     polls = 1
     for _ in range(200):
         time.sleep(0.05)
@@ -133,12 +120,7 @@ def test_an_hq_without_the_batch_endpoint_is_asked_order_by_order(hq, sandbox, s
                                                                    monkeypatch) -> None:
     from agent.hq_client import HQError
 
-    sku = f"card-{site.site_id}"
-    hq.seed_item(sku, category="game", price_cents=9500)
-    hq.seed_card_keys(sku, 2)
-    ids = write_orders(engine, 2, sku)
-    started.forwarder.payment_poll = 0.01
-    started.forwarder.forward_once()
+    ids = _awaiting(hq, started, engine, site, 2)
 
     def old_hq(order_ids: list[str]) -> list:  # type: ignore[type-arg]
         raise HQError("orders_status", "client", "Method Not Allowed", status=405)
