@@ -37,6 +37,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         task = asyncio.create_task(_housekeeping(service))
         watcher = asyncio.create_task(_watch_fleet(service))
         payments = asyncio.create_task(_sweep_payments(service))
+        reconciling = asyncio.create_task(_reconcile_payments(service))
         sanctions = asyncio.create_task(_lift_sanctions(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
@@ -48,6 +49,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             task.cancel()
             watcher.cancel()
             payments.cancel()
+            reconciling.cancel()
             sanctions.cancel()
             push.cancel()
             app.state.push.close()
@@ -280,6 +282,13 @@ async def _sweep_payments(hq: "HQ") -> None:
     from hq.payments import flow
 
     await _every(lambda: hq.settings.payment_check_seconds, flow.sweep, hq, "payment sweep")
+
+
+async def _reconcile_payments(hq: "HQ") -> None:
+    """The daily reconciliation of each gateway's books (hq.payments.reconcile.due), looked for hourly."""
+    from hq.payments import reconcile
+
+    await _every(lambda: hq.settings.payment_reconcile_seconds, reconcile.due, hq, "payment reconciliation")
 
 
 async def _watch_fleet(hq: "HQ") -> None:

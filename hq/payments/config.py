@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 from hq import audit
 from hq.clock import iso, utcnow
 from hq.models import Payment, PaymentGateway
-from hq.payments.gateways import context
+from hq.payments.contract import GatewayError, Probe
+from hq.payments.gateways import context, named
 from hq.payments.registry import gateway_class
 from kitcore.errors import InvalidInput
 
@@ -70,6 +71,17 @@ def listing(hq: "HQ") -> list[dict[str, Any]]:
             counts.setdefault(gateway, {})[status] = int(n)
     return [{"name": n, "enabled": bool(e), "updated_at": iso(u), "updated_by": b, "payments": counts.get(n, {})}
             for n, e, u, b in rows]
+
+
+def test(hq: "HQ", name: str) -> str:
+    """Reach a configured gateway with its stored credentials (`Probe`); one line, or GatewayError saying why."""
+    with hq.read() as conn:
+        gateway = named(hq, conn, name)
+    if gateway is None:
+        raise InvalidInput(f"payment gateway {name!r} is not configured")
+    if not isinstance(gateway, Probe):
+        raise GatewayError(f"{name} has no connection test")
+    return gateway.probe()
 
 
 def disable(hq: "HQ", operator: str, name: str) -> None:
