@@ -87,10 +87,15 @@ class WechatGateway:
             raise ValueError("gateway_url must be HTTPS")
         self.currency = str(config.get("currency") or "CNY")
         self._native = WeChatPayType.NATIVE
-        self._pay = WeChatPay(wechatpay_type=WeChatPayType.NATIVE, mchid=self.mchid, appid=self.appid,
-                              private_key=merchant_key(str(config["private_key"])),
-                              cert_serial_no=str(config["cert_serial_no"]).strip(), apiv3_key=apiv3_key,
-                              public_key=public_pem, public_key_id=key_id, timeout=(5, 10))
+        try:
+            self._pay = WeChatPay(wechatpay_type=WeChatPayType.NATIVE, mchid=self.mchid, appid=self.appid,
+                                  private_key=merchant_key(str(config["private_key"])),
+                                  cert_serial_no=str(config["cert_serial_no"]).strip(), apiv3_key=apiv3_key,
+                                  public_key=public_pem, public_key_id=key_id, timeout=(5, 10))
+        except ValueError:
+            raise
+        except Exception as exc:  # the SDK raises bare Exception for keys it cannot load
+            raise ValueError(f"the WeChat Pay SDK refused the keys: {str(exc)[:80]}") from None
         # the SDK has no setting for its endpoint; its requests go to this base URL (a sandbox's, in tests)
         self._pay._core._gate_way = self.gateway_url
 
