@@ -93,6 +93,7 @@ class WechatSandbox:
     notify_attempts: int = 5
     notify_delay: float = 0.5
     url: str = ""
+    real_code_url: bool = False  # answer `weixin://wxpay/bizpayurl?pr=…` as WeChat Pay does, not the payer page
     _platform: rsa.RSAPrivateKey = field(default_factory=_key, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -171,7 +172,9 @@ class WechatSandbox:
                               out_trade_no=out_trade_no, description=str(data.get("description") or ""), total=total,
                               currency=str(data["amount"].get("currency") or "CNY"), notify_url=data["notify_url"])
                 self.trades[trade.transaction_id] = trade
-        return self._answer(200, {"code_url": f"{self.url}pay/{trade.transaction_id}"})
+        code_url = f"weixin://wxpay/bizpayurl?pr={trade.transaction_id}" if self.real_code_url \
+            else f"{self.url}pay/{trade.transaction_id}"
+        return self._answer(200, {"code_url": code_url})
 
     async def query(self, request: Request) -> Response:
         merchant = self._caller(request, "")

@@ -61,6 +61,18 @@ def test_create_query_and_refund_run_the_sdks_signatures_against_the_sandbox(box
     assert gw.refund(trade.out_trade_no, 9500).accepted and trade.refunded == 9500
 
 
+def test_a_weixin_code_url_is_the_qr_and_the_pay_link_falls_back_to_hqs_return_page(box):
+    gw = WechatGateway(box.add_merchant())
+    box.real_code_url = True
+    try:
+        link = gw.create(PaymentRequest("kweixin00000000000000000000000001", 100, "CNY", "x", "http://hq/n",
+                                        "http://hq/v1/payments/return"))
+    finally:
+        box.real_code_url = False
+    assert link.qr_content.startswith("weixin://wxpay/bizpayurl?pr=")
+    assert link.pay_url == "http://hq/v1/payments/return"  # the shop only takes http(s) links
+
+
 def test_a_notification_signed_and_encrypted_by_the_sandbox_verifies(box):
     gw = WechatGateway(box.add_merchant())
     trade = _paid(box, gw)
