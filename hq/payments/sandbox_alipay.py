@@ -19,12 +19,10 @@ import html
 import json
 import secrets
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +32,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from hq.payments import sandbox_common as common
+from hq.payments.sandbox_common import Notifying
 
 CST = timezone(timedelta(hours=8))
 
@@ -91,13 +92,9 @@ class Trade:
 
 
 @dataclass
-class AlipaySandbox:
+class AlipaySandbox(Notifying):
     apps: dict[str, App] = field(default_factory=dict)
     trades: dict[str, Trade] = field(default_factory=dict)  # trade_no -> trade
-    drop_notifications: bool = False
-    notify_attempts: int = 5
-    notify_delay: float = 0.5
-    url: str = ""
     _key: rsa.RSAPrivateKey = field(default_factory=new_key, repr=False)  # Alipay's own key
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -219,8 +216,7 @@ class AlipaySandbox:
             return None
         if trade.status == "WAIT_BUYER_PAY":
             trade.status = "TRADE_SUCCESS"
-            if not self.drop_notifications:
-                threading.Thread(target=self.notify, args=(trade,), daemon=True).start()
+            self.notify_later(self.notify, trade)
         return trade
 
     def notification(self, trade: Trade, **override: str) -> dict[str, str]:
@@ -236,16 +232,13 @@ class AlipaySandbox:
 
     def notify(self, trade: Trade) -> bool:
         """POST the notification to notify_url until it answers `success` (bounded)."""
-        for attempt in range(self.notify_attempts):
-            try:
-                resp = httpx.post(trade.notify_url, data=self.notification(trade), timeout=5)
-                if resp.status_code == 200 and resp.text.strip() == "success":
-                    trade.notified += 1
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(self.notify_delay * (2 ** attempt))
-        return False
+        def send() -> bool:
+            resp = httpx.post(trade.notify_url, data=self.notification(trade), timeout=5)
+            return resp.status_code == 200 and resp.text.strip() == "success"
+
+        acknowledged = self.retried(send)
+        trade.notified += acknowledged
+        return acknowledged
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -255,11 +248,6 @@ class AlipaySandbox:
         ])
 
 
-@contextmanager
-def serving(sandbox: AlipaySandbox, host: str = "127.0.0.1", port: int | None = None) -> Iterator[AlipaySandbox]:
+def serving(sandbox: AlipaySandbox, host: str = "127.0.0.1", port: int | None = None) -> ContextManager[AlipaySandbox]:
     """Serve the sandbox on a loopback port until the block ends (`sandbox.url` is set)."""
-    from kitcore.serving import served_in_thread
-
-    with served_in_thread(sandbox.app(), host, port or 0, "alipay sandbox") as bound:
-        sandbox.url = f"http://{host}:{bound}/"
-        yield sandbox
+    return common.serving(sandbox, "alipay sandbox", host, port)

@@ -22,10 +22,9 @@ import re
 import secrets
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import httpx
 from cryptography import x509
@@ -38,6 +37,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from hq.payments import sandbox_common as common
+from hq.payments.sandbox_common import Notifying
 
 CST = timezone(timedelta(hours=8))
 AUTH = re.compile(r'^WECHATPAY2-SHA256-RSA2048 (.+)$')
@@ -86,13 +88,9 @@ class Trade:
 
 
 @dataclass
-class WechatSandbox:
+class WechatSandbox(Notifying):
     merchants: dict[str, Merchant] = field(default_factory=dict)
     trades: dict[str, Trade] = field(default_factory=dict)  # transaction_id -> trade
-    drop_notifications: bool = False
-    notify_attempts: int = 5
-    notify_delay: float = 0.5
-    url: str = ""
     real_code_url: bool = False  # answer `weixin://wxpay/bizpayurl?pr=…` as WeChat Pay does, not the payer page
     _platform: rsa.RSAPrivateKey = field(default_factory=_key, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -151,11 +149,17 @@ class WechatSandbox:
                         headers=self.signed_headers(body) if status < 300 else {})
 
     # -- the API ---------------------------------------------------------------------------
-    async def native(self, request: Request) -> Response:
+    async def _signed(self, request: Request) -> tuple[Merchant | None, str]:
         body = (await request.body()).decode("utf-8", "replace")
-        merchant = self._caller(request, body)
+        return self._caller(request, body), body
+
+    def _unsigned(self) -> Response:
+        return self._answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+
+    async def native(self, request: Request) -> Response:
+        merchant, body = await self._signed(request)
         if merchant is None:
-            return self._answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+            return self._unsigned()
         try:
             data = json.loads(body)
             total, out_trade_no = data["amount"]["total"], str(data["out_trade_no"])
@@ -179,17 +183,16 @@ class WechatSandbox:
     async def query(self, request: Request) -> Response:
         merchant = self._caller(request, "")
         if merchant is None or request.query_params.get("mchid") != merchant.mchid:
-            return self._answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+            return self._unsigned()
         trade = self.by_out_trade_no(merchant.mchid, request.path_params["out_trade_no"])
         if trade is None:
             return self._answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
         return self._answer(200, self.transaction(trade))
 
     async def refund(self, request: Request) -> Response:
-        body = (await request.body()).decode("utf-8", "replace")
-        merchant = self._caller(request, body)
+        merchant, body = await self._signed(request)
         if merchant is None:
-            return self._answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+            return self._unsigned()
         try:
             data = json.loads(body)
             out_refund_no, amount = str(data["out_refund_no"]), data["amount"]
@@ -244,8 +247,7 @@ class WechatSandbox:
             return None
         if trade.trade_state == "NOTPAY":
             trade.trade_state = "SUCCESS"
-            if not self.drop_notifications:
-                threading.Thread(target=self.notify, args=(trade,), daemon=True).start()
+            self.notify_later(self.notify, trade)
         return trade
 
     def notification(self, trade: Trade, apiv3_key: str | None = None, headers: dict[str, str] | None = None,
@@ -265,18 +267,14 @@ class WechatSandbox:
         return {**self.signed_headers(body, **(headers or {})), "Content-Type": "application/json"}, body.encode()
 
     def notify(self, trade: Trade) -> bool:
-        """POST the notification to notify_url until it answers 200/204 (bounded)."""
-        for attempt in range(self.notify_attempts):
+        """POST the notification (signed afresh each time) to notify_url until it answers 200/204 (bounded)."""
+        def send() -> bool:
             headers, body = self.notification(trade)
-            try:
-                resp = httpx.post(trade.notify_url, content=body, headers=headers, timeout=5)
-                if resp.status_code in (200, 204):
-                    trade.notified += 1
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(self.notify_delay * (2 ** attempt))
-        return False
+            return httpx.post(trade.notify_url, content=body, headers=headers, timeout=5).status_code in (200, 204)
+
+        acknowledged = self.retried(send)
+        trade.notified += acknowledged
+        return acknowledged
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -287,11 +285,6 @@ class WechatSandbox:
         ])
 
 
-@contextmanager
-def serving(sandbox: WechatSandbox, host: str = "127.0.0.1", port: int | None = None) -> Iterator[WechatSandbox]:
+def serving(sandbox: WechatSandbox, host: str = "127.0.0.1", port: int | None = None) -> ContextManager[WechatSandbox]:
     """Serve the sandbox on a loopback port until the block ends (`sandbox.url` is set)."""
-    from kitcore.serving import served_in_thread
-
-    with served_in_thread(sandbox.app(), host, port or 0, "wechat sandbox") as bound:
-        sandbox.url = f"http://{host}:{bound}/"
-        yield sandbox
+    return common.serving(sandbox, "wechat sandbox", host, port)

@@ -21,7 +21,7 @@ from hq.payments.alipay import AlipayGateway
 from hq.payments.contract import Forged, GatewayError, PaymentRequest
 from hq.payments.sandbox_alipay import AlipaySandbox, Trade, serving
 from hq.testing import running_hq
-from tests.hq.helpers import auth, order, post_orders
+from tests.hq.helpers import auth, order, post_orders, wait_order_status
 
 LOCAL = "http://127.0.0.1:9/"  # the sandbox in process: never dialled
 
@@ -152,18 +152,6 @@ def served() -> Iterator[AlipaySandbox]:
         yield sandbox
 
 
-def _wait_delivered(hq: Any, token: str, order_id: str) -> dict[str, Any]:
-    import time
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        got = httpx.get(f"{hq.url}/v1/orders/{order_id}", headers=auth(token)).json()
-        if got["status"] == "delivered":
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"order {order_id} stayed {got['status']}")
-
-
 def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_held(tmp_path, served):
     with running_hq(tmp_path, payment_check_seconds=3600) as hq:
         hq.seed_item("card-a", price_cents=9000)
@@ -184,7 +172,7 @@ def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_h
         assert httpx.post(f"{hq.url}/v1/payments/alipay/notify", data=forged).status_code == 403
         assert metrics().payment_notices.labels("alipay", "forged")._value.get() - before == 1
         httpx.post(f"{served.url}pay/{trade.trade_no}")  # the buyer pays; the sandbox notifies HQ
-        done = _wait_delivered(hq, token, "A1")
+        done = wait_order_status(hq, token, "A1", "delivered")
         assert len(done["delivery"]["card_keys"]) == 1 and trade.notified == 1
         replay = httpx.post(f"{hq.url}/v1/payments/alipay/notify", data=served.notification(trade))
         assert replay.text == "success"

@@ -21,7 +21,7 @@ from hq.payments.contract import Forged, GatewayError, Notification, PaymentRequ
 from hq.payments.sandbox_wechat import Trade, WechatSandbox, serving
 from hq.payments.wechat import WechatGateway
 from hq.testing import running_hq
-from tests.hq.helpers import auth, order, post_orders
+from tests.hq.helpers import auth, order, post_orders, wait_order_status
 
 
 @pytest.fixture(scope="module")
@@ -179,16 +179,6 @@ def test_bad_credentials_are_named(box, change, message):
 
 # -- HQ-level: order -> pay at the sandbox -> notification -> key released ---------------------
 
-def _wait_status(hq: Any, token: str, order_id: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        got = httpx.get(f"{hq.url}/v1/orders/{order_id}", headers=auth(token)).json()
-        if got["status"] == status:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"order {order_id} stayed {got['status']}")
-
-
 def test_an_order_paid_at_the_sandbox_is_delivered_and_a_wrong_amount_is_held(tmp_path):
     with serving(WechatSandbox(notify_delay=0.1)) as box, running_hq(tmp_path, payment_check_seconds=3600) as hq:
         hq.seed_item("card-w", price_cents=9000)
@@ -208,17 +198,17 @@ def test_an_order_paid_at_the_sandbox_is_delivered_and_a_wrong_amount_is_held(tm
         page = httpx.get(first["qr"])  # the buyer scans the QR code
         assert page.status_code == 200 and "¥95.00" in page.text
         httpx.post(first["qr"])  # pays; the sandbox notifies HQ
-        done = _wait_status(hq, token, "W1", "delivered")
+        done = wait_order_status(hq, token, "W1", "delivered")
         assert len(done["delivery"]["card_keys"]) == 1 and trade.notified == 1
         duplicates = metrics().payment_notices.labels("wechat", "duplicate")._value.get()
         headers, body = box.notification(trade)
         for _ in range(2):  # the same signed notification again, twice: answered, changes nothing
             assert httpx.post(f"{hq.url}/v1/payments/wechat/notify", content=body, headers=headers).status_code == 200
         assert metrics().payment_notices.labels("wechat", "duplicate")._value.get() - duplicates == 2
-        assert _wait_status(hq, token, "W1", "delivered")["delivery"] == done["delivery"]
+        assert wait_order_status(hq, token, "W1", "delivered")["delivery"] == done["delivery"]
         other = box.trades[second["qr"].rsplit("/", 1)[1]]
         other.trade_state = "SUCCESS"
         headers, body = box.notification(other, amount={"total": 9400, "currency": "CNY"})
         assert httpx.post(f"{hq.url}/v1/payments/wechat/notify", content=body, headers=headers).status_code == 200
-        held = _wait_status(hq, token, "W2", "review")
+        held = wait_order_status(hq, token, "W2", "review")
         assert held["delivery"] is None
