@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
@@ -65,6 +66,23 @@ class AdminAction:
     help: str
     arguments: type[BaseModel]
     run: Callable[[Any, BaseModel], list[dict[str, Any]]]  # (SQLAlchemy Session, args) -> rows
+
+    def rows(self, session: Any, args: BaseModel) -> list[dict[str, Any]]:
+        """The action's rows with JSON's types only: a plugin may return datetimes, decimals or UUIDs, and
+        `--json`, the storefront's `plugin-admin` and the tables all print them the same way (ISO 8601, text)."""
+        return [{str(key): _plain(value) for key, value in row.items()} for row in self.run(session, args)]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (date, time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)  # Decimal, UUID, Enum...: their text
 
 
 class Plugin:

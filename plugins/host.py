@@ -391,14 +391,22 @@ def describe_licence(features: set[str], tier: str | None) -> str:
 
 
 def licence_refusal(manifest: Manifest, features: set[str], tier: str | None) -> str | None:
-    """Why the licence does not allow `manifest`, in one line; None when it does."""
-    from kitcore.licence.tiers import lowest_tier_with
+    """Why the licence does not allow `manifest`, in one line; None when it does.
+
+    A licence HQ issued with its own feature list may lack a feature its tier usually carries: then the
+    line says so, rather than naming the tier the licence already is."""
+    from kitcore.licence.tiers import TIERS, lowest_tier_with
 
     if manifest.feature in features:
         return None
     lowest = lowest_tier_with(manifest.feature)
-    needs = f"tier {lowest} or higher" if lowest else "no tier grants it"
-    return f"{manifest.name} needs feature {manifest.feature!r} ({needs}); {describe_licence(features, tier)}"
+    wants = f"{manifest.name} needs feature {manifest.feature!r}"
+    if lowest is None:
+        return f"{wants}, which no tier includes: HQ grants it licence by licence; this licence does not carry it"
+    names = list(TIERS)
+    if tier in names and names.index(tier) >= names.index(lowest):
+        return f"{wants}; this {tier} licence was issued without it (ask HQ to add it)"
+    return f"{wants} (tier {lowest} or higher); {describe_licence(features, tier)}"
 
 
 def _refusal(manifest: Manifest, features: set[str], tier: str | None, kit_version: str, allowed: set[str] | None, choice: Any) -> str | None:
