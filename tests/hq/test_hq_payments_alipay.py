@@ -152,8 +152,8 @@ def served() -> Iterator[AlipaySandbox]:
         yield sandbox
 
 
-def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_held(tmp_path, served):
-    with running_hq(tmp_path, payment_check_seconds=3600) as hq:
+def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_held(tmp_path, db_url, served):
+    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
         hq.seed_item("card-a", price_cents=9000)
         hq.seed_card_keys("card-a", 2)
         config.configure(hq.service, "tester", "alipay", served.add_app())

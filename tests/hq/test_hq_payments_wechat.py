@@ -179,8 +179,9 @@ def test_bad_credentials_are_named(box, change, message):
 
 # -- HQ-level: order -> pay at the sandbox -> notification -> key released ---------------------
 
-def test_an_order_paid_at_the_sandbox_is_delivered_and_a_wrong_amount_is_held(tmp_path):
-    with serving(WechatSandbox(notify_delay=0.1)) as box, running_hq(tmp_path, payment_check_seconds=3600) as hq:
+def test_an_order_paid_at_the_sandbox_is_delivered_and_a_wrong_amount_is_held(tmp_path, db_url):
+    with serving(WechatSandbox(notify_delay=0.1)) as box, \
+            running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
         hq.seed_item("card-w", price_cents=9000)
         hq.seed_card_keys("card-w", 2)
         config.configure(hq.service, "tester", "wechat", box.add_merchant())
@@ -195,6 +196,10 @@ def test_an_order_paid_at_the_sandbox_is_delivered_and_a_wrong_amount_is_held(tm
         headers["Wechatpay-Signature"] = _flip(headers["Wechatpay-Signature"])
         assert httpx.post(f"{hq.url}/v1/payments/wechat/notify", content=body, headers=headers).status_code == 403
         assert metrics().payment_notices.labels("wechat", "forged")._value.get() - forged_before == 1
+        padded = {**json.loads(box.notification(trade)[1]), "padding": "x" * 70_000}  # signed, valid, too large
+        huge_headers, huge_body = _resigned(box, padded)
+        huge = httpx.post(f"{hq.url}/v1/payments/wechat/notify", content=huge_body, headers=huge_headers)
+        assert huge.status_code == 403  # larger than any notification: not even read as one
         page = httpx.get(first["qr"])  # the buyer scans the QR code
         assert page.status_code == 200 and "¥95.00" in page.text
         httpx.post(first["qr"])  # pays; the sandbox notifies HQ
