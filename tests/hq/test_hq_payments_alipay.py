@@ -16,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hq.metrics import metrics
-from hq.payments import config
+from hq.payments import config, refunds
 from hq.payments.alipay import AlipayGateway
 from hq.payments.contract import Forged, GatewayError, PaymentRequest
 from hq.payments.sandbox_alipay import AlipaySandbox, Trade, serving
@@ -181,3 +181,5 @@ def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_h
         assert httpx.post(f"{hq.url}/v1/payments/alipay/notify", data=short).text == "success"
         held = httpx.get(f"{hq.url}/v1/orders/A2", headers=auth(token)).json()
         assert held["status"] == "review" and held["delivery"] is None  # signed, but not the order's amount
+        refunded = refunds.refund(hq.service, "tester", done["hq_order_id"], "buyer asked")  # through Alipay
+        assert refunded["amount_cents"] == 9500 and trade.refunded == "95.00"

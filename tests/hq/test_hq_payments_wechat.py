@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from hq.metrics import metrics
-from hq.payments import config
+from hq.payments import config, refunds
 from hq.payments.contract import Forged, GatewayError, Notification, PaymentRequest
 from hq.payments.sandbox_wechat import Trade, WechatSandbox, serving
 from hq.payments.wechat import WechatGateway
@@ -217,3 +217,5 @@ def test_an_order_paid_at_the_sandbox_is_delivered_and_a_wrong_amount_is_held(tm
         assert httpx.post(f"{hq.url}/v1/payments/wechat/notify", content=body, headers=headers).status_code == 200
         held = wait_order_status(hq, token, "W2", "review")
         assert held["delivery"] is None
+        refunded = refunds.refund(hq.service, "tester", done["hq_order_id"], "buyer asked")  # through WeChat Pay
+        assert refunded["amount_cents"] == 9500 and trade.refunded == 9500 and trade.trade_state == "REFUND"
