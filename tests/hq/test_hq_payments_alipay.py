@@ -183,3 +183,22 @@ def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_h
         assert held["status"] == "review" and held["delivery"] is None  # signed, but not the order's amount
         refunded = refunds.refund(hq.service, "tester", done["hq_order_id"], "buyer asked")  # through Alipay
         assert refunded["amount_cents"] == 9500 and trade.refunded == "95.00"
+
+
+def test_an_unreachable_gateway_answers_503_stores_nothing_and_the_same_batch_lands_later(tmp_path):
+    with serving(AlipaySandbox()) as gone:
+        creds = gone.add_app()
+    port = int(creds["gateway_url"].split(":")[2].split("/")[0])
+    with running_hq(tmp_path, payment_check_seconds=3600) as hq:
+        hq.seed_item("card-a", price_cents=9000)
+        hq.seed_card_keys("card-a", 1)
+        config.configure(hq.service, "tester", "alipay", creds)
+        token = hq.issue_licence("site-ali", categories=["game"])
+        batch = [order("A9", sku="card-a", unit_price_cents=9500)]
+        down = post_orders(hq, token, "k-A9", batch)
+        assert down.status_code == 503 and down.json()["error"] == "payment_gateway_unavailable"
+        assert "Traceback" not in down.text and creds["private_key"].splitlines()[1] not in down.text
+        assert httpx.get(f"{hq.url}/v1/orders/A9", headers=auth(token)).status_code == 404  # nothing stored
+        with serving(gone, port=port):  # the same gateway back on the same address
+            again = post_orders(hq, token, "k-A9", batch)
+            assert again.status_code == 200 and again.json()["results"][0]["status"] == "pending_payment"
