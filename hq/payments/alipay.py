@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 import httpx
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -75,11 +75,11 @@ class AlipayGateway:
         self.app_id = str(config["app_id"]).strip()
         try:
             self._key = private_key(str(config["private_key"]))
-        except ValueError as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # TypeError: a key that needs a password
             raise ValueError(f"private_key does not load: {str(exc).splitlines()[0][:120]}") from None
         try:
             self._alipay_key = public_key(str(config["public_key"]))
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise ValueError(f"public_key (Alipay's) does not load: {str(exc).splitlines()[0][:120]}") from None
         self.gateway_url = str(config.get("gateway_url") or GATEWAY_URL)
         if not self.gateway_url.startswith(("https://", "http://127.0.0.1:", "http://localhost:")):

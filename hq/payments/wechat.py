@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -47,7 +48,7 @@ def platform_key(pem: str, key_id: str) -> tuple[str, str]:
     else:
         try:
             key = serialization.load_pem_public_key(data)
-        except ValueError:
+        except (ValueError, UnsupportedAlgorithm):
             raise ValueError("public_key is neither a PEM certificate nor a PEM public key") from None
         if not key_id:
             raise ValueError("a platform public key needs its public_key_id")
@@ -60,7 +61,7 @@ def merchant_key(pem: str) -> str:
     """The merchant's API private key as PKCS#8 PEM (the SDK reads only that form)."""
     try:
         key = serialization.load_pem_private_key(pem.strip().encode("ascii", "replace"), password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # TypeError: a key that needs a password
         raise ValueError("private_key is not a PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
         raise ValueError("private_key is not an RSA key of at least 2048 bits")

@@ -96,6 +96,8 @@ def test_enable_alipay_or_wechat_with_keys_from_files_never_showing_them(tmp_pat
     ("alipay", "--private-key", None, "private key file missing.pem"),
     ("alipay", "--private-key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
      "private_key does not load"),
+    ("alipay", "--private-key", "encrypted", "private key is encrypted"),
+    ("wechat", "--private-key", "encrypted", "private_key is not a PEM private key"),
     ("alipay", "--public-key", b"\xff\xfe\x00binary", "not text"),
     ("alipay", "--public-key", b"   \n", "empty"),
     ("wechat", "--apiv3-key", b"too-short", "32-character APIv3 key"),
@@ -105,6 +107,13 @@ def test_a_bad_key_file_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys,
     hq_dir = tmp_path / "hq"
     args, secrets = _key_files(tmp_path, gateway)
     bad = tmp_path / "missing.pem"
+    if content == "encrypted":  # a key that needs a password HQ does not have
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        content = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"password"))
     if content is not None:
         bad.write_bytes(content)
     args[args.index(flag) + 1] = str(bad)
