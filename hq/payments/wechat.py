@@ -11,7 +11,9 @@ SDK gets is signature-checked by the SDK as well.
 
 The platform key is given as the platform certificate (its serial is the key
 id) or as WeChat Pay's platform public key with its id (`public_key_id`); the
-SDK is handed the key itself so nothing is fetched when HQ opens the gateway.
+SDK is handed the key itself so nothing is fetched when HQ opens the gateway,
+and a notification naming another key is refused before the SDK would fetch
+certificates for it (a rotated platform key is enabled again by the operator).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class WechatGateway:
         if len(apiv3_key.encode("utf-8")) != 32:
             raise ValueError("apiv3_key must be the 32-character APIv3 key")
         public_pem, key_id = platform_key(str(config["public_key"]), str(config.get("public_key_id") or "").strip())
+        self._key_id = key_id
         self.gateway_url = str(config.get("gateway_url") or GATEWAY_URL).rstrip("/")
         if not self.gateway_url.startswith(("https://", "http://127.0.0.1:", "http://localhost:")):
             raise ValueError("gateway_url must be HTTPS")
@@ -120,6 +123,9 @@ class WechatGateway:
             raise Forged("notification has no timestamp") from None
         if abs(time.time() - stamp) > MAX_SKEW:
             raise Forged("notification timestamp is too old or in the future")
+        if params.headers.get("wechatpay-serial") != self._key_id:
+            # refused here: the SDK would fetch /v3/certificates for every unknown serial anyone sends
+            raise Forged("notification is signed with a platform key HQ was not given")
         try:
             data = self._pay.callback(params.headers, params.body)
         except Exception:  # the SDK raises bare Exception for unknown algorithms and serials

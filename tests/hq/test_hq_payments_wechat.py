@@ -122,6 +122,18 @@ def _resigned(box: WechatSandbox, envelope: dict[str, Any]) -> tuple[dict[str, s
     return box.signed_headers(body), body.encode()
 
 
+def test_a_notification_naming_another_platform_key_is_refused_without_fetching_certificates(box):
+    gw = WechatGateway(box.add_merchant())
+    trade = _paid(box, gw)
+
+    def fetch() -> None:
+        raise AssertionError("the SDK was made to fetch /v3/certificates")
+
+    gw._pay._core._update_certificates = fetch
+    with pytest.raises(Forged, match="platform key"):
+        _verify(gw, *box.notification(trade, headers={"Wechatpay-Serial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"}))
+
+
 def test_a_wrong_platform_key_or_apiv3_key_is_refused(box):
     creds = box.add_merchant()
     gw = WechatGateway(creds)
