@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 Where = Literal["storefront", "agent", "kitctl"]
 EVENTS = ("order_created", "order_decided", "catalog_item", "heartbeat")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")
 
 
 class NoSettings(BaseModel):
@@ -45,8 +45,9 @@ class Manifest:
     kit_versions: str = ">=0.1"
     settings: type[BaseModel] = NoSettings
     description: str = ""
-    checkout_timeout_seconds: float = 1.0  # budget inside the buyer's checkout transaction
+    checkout_timeout_seconds: float = 1.0  # budget inside the buyer's checkout transaction (and of page_lines)
     event_timeout_seconds: float = 10.0  # budget of one event hook (webhooks, e-mail)
+    api_version: int = 1  # the plugin API this plugin was written for (PLUGIN_API_VERSIONS)
 
 
 @dataclass
@@ -105,6 +106,11 @@ class Plugin:
         """Extra checkout inputs: {"name", "label", "required": bool, "max_length": int}."""
         return []
 
+    def page_lines(self, slot: str, ctx: dict[str, Any]) -> list[str]:
+        """Lines of plain text for a page slot (API 2): `slot` is "product" or "order", `ctx` what that page
+        shows (PAGE_SLOTS). The shop escapes them; at most MAX_PAGE_LINES lines of MAX_PAGE_LINE characters."""
+        return []
+
     def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
         """Inside the checkout transaction: {"discount_cents": int, "extras": {}, "errors": {field: msg}}.
 
@@ -158,6 +164,17 @@ def _mentions_secret(annotation: Any) -> bool:
     return any(_mentions_secret(arg) for arg in getattr(annotation, "__args__", ()) or ())
 
 
+# the plugin API versions this kit runs: 1 (hooks, events, admin actions), 2 (adds page_lines)
+PLUGIN_API_VERSIONS = (1, 2)
+
+# page slot -> the keys of the context a plugin's page_lines receives there
+PAGE_SLOTS: dict[str, tuple[str, ...]] = {
+    "product": ("sku", "name", "category", "price_cents", "currency", "locale"),
+    "order": ("order_id", "sku", "category", "status", "quantity", "total_cents", "currency", "locale", "extras"),
+}
+MAX_PAGE_LINES, MAX_PAGE_LINE = 3, 200
+
+
 def check_manifest(manifest: Any) -> Manifest:
     """The manifest if it is well formed, else ValueError with one line saying what is wrong."""
     if not isinstance(manifest, Manifest):
@@ -170,12 +187,15 @@ def check_manifest(manifest: Any) -> Manifest:
         if not 0 < budget <= 60:
             raise ValueError("time budgets must be between 0 and 60 seconds")
     parse_range(manifest.kit_versions)
+    if manifest.api_version not in PLUGIN_API_VERSIONS:
+        offered = ", ".join(str(v) for v in PLUGIN_API_VERSIONS)
+        raise ValueError(f"targets plugin API {manifest.api_version!r}; this kit offers {offered}")
     return manifest
 
 
 # --- version ranges: ">=0.1,<1.0" (no dependency on `packaging` at run time) ---
 
-_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*$")
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*\Z")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
