@@ -42,7 +42,7 @@ from hq.payments import sandbox_common as common
 from hq.payments.sandbox_common import Notifying
 
 CST = timezone(timedelta(hours=8))
-AUTH = re.compile(r'^WECHATPAY2-SHA256-RSA2048 (.+)$')
+AUTH = re.compile(r'\AWECHATPAY2-SHA256-RSA2048 (.+)\Z')
 AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
 
 
