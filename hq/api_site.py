@@ -45,7 +45,7 @@ def get_catalog(
 
 
 @router.post("/orders", response_model=OrderResults, summary="Submit one order or a batch (idempotent)",
-             responses=responses(401, 403, 409, 413, 422, 429, notes={
+             responses=responses(401, 403, 409, 413, 422, 429, 503, notes={
                  409: "`idempotency_in_flight`: the first request with this key is still running (`Retry-After`)",
                  422: "`idempotency_conflict`: this key, or an order_id, was sent before with another body; "
                       "`duplicate_order_id`: the batch names an order_id twice; "

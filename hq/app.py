@@ -135,6 +135,7 @@ def _install_errors(app: "FastAPI") -> None:
     from starlette.requests import Request
 
     from hq.errors import ApiError, error_code, error_response, first_error
+    from hq.payments.contract import GatewayError
     from kitcore.errors import InvalidInput
 
     body = error_response
@@ -142,6 +143,13 @@ def _install_errors(app: "FastAPI") -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return body(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        """A gateway HQ could not open a payment at (Alipay and WeChat Pay are asked while the order batch's
+        transaction is open): the batch rolled back, nothing is stored, the agent sends it again."""
+        log.warning("payment gateway unavailable: %s", exc)
+        return body(503, "payment_gateway_unavailable", str(exc), {"Retry-After": "5"})
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:

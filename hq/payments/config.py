@@ -60,6 +60,33 @@ def read_credentials(path: "Path") -> dict[str, Any]:
     return {k: str(v) for k, v in data.items()}
 
 
+KEY_FILE_LIMIT = 64 * 1024
+
+
+def read_key_files(files: "dict[str, Path | None]") -> dict[str, str]:
+    """Key material from files (`--private-key`, `--public-key`, `--apiv3-key`) as credential fields.
+
+    One-line errors naming the file, never its content; the gateway then checks what the key is."""
+    found: dict[str, str] = {}
+    for field, path in files.items():
+        if path is None:
+            continue
+        try:
+            data = path.read_bytes()[:KEY_FILE_LIMIT + 1]
+        except OSError as exc:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: {exc.strerror or exc}") from None
+        if len(data) > KEY_FILE_LIMIT:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: larger than a key file can be")
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: not text (PEM or the key itself)") from None
+        if not text:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: empty")
+        found[field] = text
+    return found
+
+
 def listing(hq: "HQ") -> list[dict[str, Any]]:
     """The configured gateways without their credentials, each with its payments by status: what operators see."""
     with hq.read() as conn:

@@ -20,6 +20,21 @@ class Forged(Exception):
     """A notification whose signature, merchant or form does not verify: refused and counted."""
 
 
+class Notification(dict[str, str]):
+    """A notification's fields (query string and form), with the request's headers and raw body.
+
+    Form-based gateways (epay, Alipay) read the fields; a gateway that signs the
+    body itself (WeChat Pay API v3: JSON, signature in `Wechatpay-*` headers)
+    reads `headers` (lower-case names) and `body`.
+    """
+
+    def __init__(self, fields: Mapping[str, str], headers: Mapping[str, str] | None = None,
+                 body: bytes = b"") -> None:
+        super().__init__(fields)
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        self.body = body
+
+
 @dataclass(frozen=True)
 class PaymentRequest:
     out_trade_no: str

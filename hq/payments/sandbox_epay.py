@@ -20,12 +20,10 @@ import hashlib
 import html
 import secrets
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, ContextManager
 from urllib.parse import urlencode
 
 import httpx
@@ -33,6 +31,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from hq.payments import sandbox_common as common
+from hq.payments.sandbox_common import Notifying
 
 
 def sandbox_sign(fields: dict[str, str], key: str) -> str:
@@ -67,13 +68,9 @@ def local_time(at: datetime | None) -> str | None:
 
 
 @dataclass
-class EpaySandbox:
+class EpaySandbox(Notifying):
     merchants: dict[str, str] = field(default_factory=dict)  # pid -> key
     trades: dict[str, Trade] = field(default_factory=dict)  # trade_no -> trade
-    drop_notifications: bool = False
-    notify_attempts: int = 5
-    notify_delay: float = 0.5
-    url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_merchant(self, pid: str | None = None) -> tuple[str, str]:
@@ -121,8 +118,7 @@ class EpaySandbox:
             return None
         if trade.status == 0:
             trade.status, trade.endtime = 1, datetime.now(timezone.utc)
-            if not self.drop_notifications:
-                threading.Thread(target=self.notify, args=(trade,), daemon=True).start()
+            self.notify_later(self.notify, trade)
         return trade
 
     def notification(self, trade: Trade, **override: str) -> dict[str, str]:
@@ -135,16 +131,14 @@ class EpaySandbox:
     def notify(self, trade: Trade) -> bool:
         """Call the merchant's notify_url until it answers `success` (bounded)."""
         query = urlencode(self.notification(trade))
-        for attempt in range(self.notify_attempts):
-            try:
-                resp = httpx.get(f"{trade.notify_url}?{query}", timeout=5)
-                if resp.status_code == 200 and resp.text.strip() == "success":
-                    trade.notified += 1
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(self.notify_delay * (2 ** attempt))
-        return False
+
+        def send() -> bool:
+            resp = httpx.get(f"{trade.notify_url}?{query}", timeout=5)
+            return resp.status_code == 200 and resp.text.strip() == "success"
+
+        acknowledged = self.retried(send)
+        trade.notified += acknowledged
+        return acknowledged
 
     async def api(self, request: Request) -> Response:
         fields = dict(request.query_params)
@@ -200,11 +194,6 @@ class EpaySandbox:
         ])
 
 
-@contextmanager
-def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = None) -> Iterator[EpaySandbox]:
+def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = None) -> ContextManager[EpaySandbox]:
     """Serve the sandbox on a loopback port until the block ends (`sandbox.url` is set)."""
-    from kitcore.serving import served_in_thread
-
-    with served_in_thread(sandbox.app(), host, port or 0, "epay sandbox") as bound:
-        sandbox.url = f"http://{host}:{bound}/"
-        yield sandbox
+    return common.serving(sandbox, "epay sandbox", host, port)

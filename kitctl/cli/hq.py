@@ -492,15 +492,23 @@ def reviews_resolve(hq_order_id: str, decision: str = typer.Argument(..., help="
 # -- payments ------------------------------------------------------------------
 
 @payments_app.command("enable")
-def payments_enable(gateway: str = typer.Argument(..., help="Gateway plugin name, e.g. epay."),
+def payments_enable(gateway: str = typer.Argument(..., help="Gateway plugin name: epay, alipay or wechat."),
                     credentials: Path = typer.Option(..., "--credentials", help="JSON file of the gateway's "
-                                                     "credentials (epay: api_url, pid, key); sealed at HQ, never printed."),
+                                                     "credentials (epay: api_url, pid, key; alipay: app_id; wechat: "
+                                                     "mchid, appid, cert_serial_no); sealed at HQ, never printed."),
+                    private_key: Optional[Path] = typer.Option(None, "--private-key", help="PEM file: the app's "
+                                                               "(Alipay) or the merchant API (WeChat Pay) private key."),
+                    public_key: Optional[Path] = typer.Option(None, "--public-key", help="PEM file: Alipay's public "
+                                                              "key, or WeChat Pay's platform certificate / public key."),
+                    apiv3_key: Optional[Path] = typer.Option(None, "--apiv3-key", help="File holding the WeChat Pay "
+                                                             "APIv3 key (32 characters)."),
                     hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
     """Store a gateway's credentials (sealed) and make it the gateway approved orders are paid through."""
     from hq.payments import config
     from kitctl.console import out
 
-    creds = config.read_credentials(credentials)
+    creds = {**config.read_credentials(credentials),
+             **config.read_key_files({"private_key": private_key, "public_key": public_key, "apiv3_key": apiv3_key})}
     with local_hq(hq_dir, database_url) as hq:
         config.configure(hq, _operator_name(), gateway, creds, enable=True)
     out().print(f"payment gateway [bold]{gateway}[/] enabled: approved orders now wait for payment")
