@@ -121,7 +121,7 @@ def test_a_gateway_that_cannot_be_read_is_a_failed_run_retried_by_the_schedule(p
     hq, _, box = paying
     pid = next(iter(box.merchants))
     config.configure(hq.service, "op", "epay", {"api_url": box.url, "pid": pid, "key": "wrong-key"})
-    now = utcnow()
+    now = utcnow().replace(hour=10, minute=0, second=0, microsecond=0)  # now + 2 h stays in the same day
     assert reconcile.due(hq.service, now) == 1
     assert reconcile.due(hq.service, now + timedelta(minutes=5)) == 0  # not again at once
     with hq.service.read() as conn:
