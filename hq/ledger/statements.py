@@ -299,6 +299,14 @@ def csv_bytes(hq: "HQ", statement_id: int, site_id: str | None = None) -> bytes:
     return out.getvalue()
 
 
+def pdf_bytes(hq: "HQ", statement_id: int, site_id: str | None = None) -> bytes:
+    """The statement as PDF, rendered from its CSV (checked against the issued hash): same statement, same bytes."""
+    from kitcore import statement_pdf
+
+    text = csv_bytes(hq, statement_id, site_id).decode("utf-8")
+    return statement_pdf.render(statement_pdf.from_csv(text, statement_id))
+
+
 def respond(hq: "HQ", site_id: str, statement_id: int, answer: str, comment: str | None) -> dict[str, Any]:
     """The site's finance role confirms, or disputes with a comment; once."""
     if answer not in ("confirmed", "disputed"):

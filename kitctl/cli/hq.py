@@ -618,21 +618,28 @@ def settle_show(statement_id: int, hq_dir: Optional[Path] = HQ_DIR, database_url
 
 @settle_app.command("export")
 def settle_export(statement_id: int,
-                  output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file (default: stdout)."),
+                  output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+                  pdf: bool = typer.Option(False, "--pdf", help="The PDF rendering instead of the CSV."),
                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
-    """Write a statement as CSV; refuses if it no longer matches what was issued."""
+    """Write a statement as CSV (or PDF); refuses if it no longer matches what was issued."""
     import sys
 
     from hq.ledger import statements
 
     with local_hq(hq_dir, database_url) as hq:
+        def write(handle: Any) -> None:
+            if pdf:
+                handle.write(statements.pdf_bytes(hq, statement_id))
+            else:
+                statements.export(hq, statement_id, handle)
+
         if output is None:
-            statements.export(hq, statement_id, sys.stdout.buffer)
+            write(sys.stdout.buffer)
             return
         partial = output.with_name(output.name + ".partial")
         try:
             with partial.open("wb") as handle:
-                statements.export(hq, statement_id, handle)
+                write(handle)
             partial.replace(output)
         finally:
             partial.unlink(missing_ok=True)
