@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
 if TYPE_CHECKING:
     from reportlab.pdfgen.canvas import Canvas
@@ -141,11 +141,12 @@ def render(doc: StatementDoc, max_lines: int = MAX_LINES) -> bytes:
     return out.getvalue()
 
 
-def from_csv(text: str, statement_id: int | None = None) -> StatementDoc:
-    """A statement CSV (docs/settlement.md: the summary, a blank line, the entry lines) as what the PDF shows."""
+def from_csv(text: IO[str], statement_id: int | None = None) -> StatementDoc:
+    """A statement CSV (docs/settlement.md: the summary, a blank line, the entry lines), read as it streams
+    (open it with encoding `utf-8-sig`), as what the PDF shows."""
     import csv
 
-    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    rows = csv.reader(text)
     next(rows)  # the format line
     summary: dict[str, str] = {}
     for row in rows:
