@@ -97,20 +97,15 @@ def resolve(request: Request, statement_id: int = StatementId, csrf: str = Form(
     return _run(request, csrf, act)
 
 
-@router.post("/fleet/settlement/payouts/{payout_id}/approve")
-def approve(request: Request, payout_id: int = PayoutId, csrf: str = Form(..., max_length=100),
-            transfer_ref: str = Form("", max_length=128), hq: HQ = Depends(get_hq)) -> Response:
-    def act(operator: str) -> str:
-        done = payouts.approve(hq, operator, payout_id, transfer_ref.strip())
-        return f"payout {done['id']} ({done['site']}) approved: {done['transfer_ref']}"
-
-    return _run(request, csrf, act)
-
-
-@router.post("/fleet/settlement/payouts/{payout_id}/reject")
-def reject(request: Request, payout_id: int = PayoutId, csrf: str = Form(..., max_length=100),
+@router.post("/fleet/settlement/payouts/{payout_id}/{decision}")
+def decide(request: Request, payout_id: int = PayoutId, decision: str = Path(..., pattern="^(approve|reject)$"),
+           csrf: str = Form(..., max_length=100), transfer_ref: str = Form("", max_length=128),
            reason: str = Form("", max_length=500), hq: HQ = Depends(get_hq)) -> Response:
+    """Approve with the transfer reference (the payout and its fee are posted), or reject with a reason."""
     def act(operator: str) -> str:
+        if decision == "approve":
+            done = payouts.approve(hq, operator, payout_id, transfer_ref.strip())
+            return f"payout {done['id']} ({done['site']}) approved: {done['transfer_ref']}"
         done = payouts.reject(hq, operator, payout_id, reason.strip())
         return f"payout {done['id']} ({done['site']}) rejected"
 

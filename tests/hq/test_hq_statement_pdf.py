@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timedelta, timezone
-from typing import Iterator
+from datetime import date, timedelta
 
 import pytest
 
 from hq.errors import ApiError
 from hq.ledger import events, statements
-from hq.service import HQ
 from kitcore import statement_pdf
-from tests.hq.ledger_support import HQ_PRICE, open_settlement_hq
-
-NOV = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def hq(tmp_path, db_url) -> Iterator[HQ]:
-    service = open_settlement_hq(tmp_path / "hq", db_url)
-    yield service
-    service.close()
+from tests.hq.test_hq_statements import NOV, _paid, hq  # noqa: F401 (hq: the fixture)
 
 
 def text_of(pdf: bytes) -> str:
@@ -29,12 +18,6 @@ def text_of(pdf: bytes) -> str:
 
     assert pdf.startswith(b"%PDF-")
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
-
-
-def _paid(hq: HQ, order_id: str, gross: int, at: datetime) -> None:
-    with hq.connection() as conn:
-        events.order_paid(conn, [events.PaidOrder("site-a", f"hq_{order_id}", order_id, 1, gross, HQ_PRICE, "game")],
-                          at=at)
 
 
 def test_the_pdf_shows_the_statements_figures_and_lines_in_chinese(hq):
