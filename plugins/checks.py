@@ -33,6 +33,20 @@ def checkout_field(raw: Any) -> dict[str, Any]:
     return {"name": name, "label": label, "required": required, "max_length": max_length}
 
 
+def page_lines(raw: Any) -> list[str]:
+    """A plugin's lines for a page slot, or BadAnswer: plain one-line text, a few short lines."""
+    from plugins.contract import MAX_PAGE_LINE, MAX_PAGE_LINES
+
+    if not isinstance(raw, list) or not all(isinstance(line, str) for line in raw):
+        raise BadAnswer("page lines must be a list of strings")
+    if len(raw) > MAX_PAGE_LINES:
+        raise BadAnswer(f"{len(raw)} page lines; at most {MAX_PAGE_LINES}")
+    for line in raw:
+        if not 0 < len(line) <= MAX_PAGE_LINE or any(c in line for c in "\r\n"):
+            raise BadAnswer(f"a page line must be one line of 1-{MAX_PAGE_LINE} characters")
+    return list(raw)
+
+
 def discount(raw: Any) -> int:
     """A discount in cents: a non-negative int, else BadAnswer (the plugin's answer is then ignored)."""
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:

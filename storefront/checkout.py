@@ -136,6 +136,8 @@ def _matches(pattern: str | None, account: str) -> bool:
 @dataclass
 class PlacedOrder:
     order_id: str
+    unit_price_cents: int
+    discount_cents: int
     total_cents: int
     extras: dict[str, Any]
 
@@ -186,4 +188,5 @@ def place_order(
             session.flush()  # a concurrent duplicate fails here, inside the transaction
     except IntegrityError:
         raise DuplicateOrder(order_id) from None
-    return PlacedOrder(order_id=order_id, total_cents=total, extras=extras)
+    return PlacedOrder(order_id=order_id, unit_price_cents=unit, discount_cents=unit * form.quantity - total,
+                       total_cents=total, extras=extras)
