@@ -205,7 +205,8 @@ def test_paid_and_refunded_statement_confirmed_in_the_browser_payout_approved_ba
                    what="HQ's balance and payout terms on the site")
         page.fill("#f-amount", "150.00")
         page.click("#request-payout")
-        assert page.query_selector("#payout-message") is not None, page.inner_text("main")
+        page.wait_for_selector("#payout-message, #e-amount")
+        assert page.query_selector("#payout-message") is not None, page.inner_text(".admin-main")
         approved: list = []  # type: ignore[type-arg]
 
         def approved_at_hq() -> bool:
