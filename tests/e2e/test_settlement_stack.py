@@ -195,7 +195,8 @@ def test_paid_and_refunded_statement_confirmed_in_the_browser_payout_approved_ba
             page.click("#statement-pdf")
         assert open(download.value.path(), "rb").read() == hq_pdf  # the site's PDF of it is HQ's, byte for byte
         page.click("#confirm")
-        assert "确认待发送至总部" in page.inner_text("#answer-message")
+        page.wait_for_selector("#answer-message")
+        assert "确认待发送至总部" in page.inner_text("#statement-status")
         eventually(lambda: _in_hq(stack, RESPONSE, str(issued["id"]))["response"] == "confirmed", 120,
                    what="the confirmation at HQ")
 
