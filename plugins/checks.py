@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 MAX_MESSAGE = 200
 # Keys a plugin must never see in an event: delivered card keys and credentials.
 SECRET_KEYS = frozenset({"card_keys", "delivery", "delivery_sealed", "secret", "password", "password_hash"})

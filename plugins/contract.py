@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 Where = Literal["storefront", "agent", "kitctl"]
 EVENTS = ("order_created", "order_decided", "catalog_item", "heartbeat")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")
 
 
 class NoSettings(BaseModel):
@@ -195,7 +195,7 @@ def check_manifest(manifest: Any) -> Manifest:
 
 # --- version ranges: ">=0.1,<1.0" (no dependency on `packaging` at run time) ---
 
-_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*$")
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*\Z")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ from sitedb.models import CatalogItem, Order, SiteState
 from storefront.signing import Signer
 from storefront.state import ItemView
 
-CONTACT = re.compile(r"^(?:[^@\s<>]{1,64}@[^@\s<>]{1,120}\.[A-Za-z]{2,24}|\+?[0-9][0-9 \-]{4,19})$")
+CONTACT = re.compile(r"^(?:[^@\s<>]{1,64}@[^@\s<>]{1,120}\.[A-Za-z]{2,24}|\+?[0-9][0-9 \-]{4,19})\Z")
 NONCE_MAX_AGE = 24 * 3600
 Translate = Callable[..., str]
 

@@ -23,7 +23,7 @@ from storefront.passwords import verify_password
 from storefront.qr import qr_svg
 
 log = logging.getLogger("storefront.orders")
-ORDER_ID = re.compile(r"^[0-9A-Z]{6,32}$")
+ORDER_ID = re.compile(r"^[0-9A-Z]{6,32}\Z")
 ACCESS_MAX_AGE = 30 * 60
 ACCESS_MAX_ORDERS = 20
 
