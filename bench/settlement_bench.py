@@ -9,8 +9,9 @@ PostgreSQL): per order one entry and its six lines, exactly as
 `hq.ledger.events.order_paid` writes them, plus `--noise` orders of another
 site in the same month and `--previous` orders of the site in the month
 before (they make the opening balance). Then it times issuing the statement
-(figures and the CSV's SHA-256: one pass over the month) and exporting the
-CSV to a file, and checks the figures against what was loaded.
+(figures and the CSV's SHA-256: one pass over the month), exporting the
+CSV to a file and rendering the PDF, and checks the figures against what
+was loaded.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def main() -> None:
     from hq.ledger.rates import share_fen
     from hq.service import HQ
     from hq.settings import HQSettings
+    from kitcore import statement_pdf
 
     with ExitStack() as stack:
         url = args.database_url
@@ -169,9 +171,13 @@ def main() -> None:
         with out.open("wb") as handle:
             statements.export(service, issued["id"], handle)
         export_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        pdf = statements.pdf_bytes(service, issued["id"])
+        pdf_seconds = time.perf_counter() - began
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"monthly statement, {args.orders:,} orders: issue {issue_seconds:.1f} s "
               f"(figures + CSV SHA-256), export {export_seconds:.1f} s, CSV {out.stat().st_size / 1e6:.0f} MB, "
+              f"PDF {pdf_seconds:.1f} s ({len(pdf) / 1e6:.1f} MB, first {statement_pdf.MAX_LINES:,} lines), "
               f"peak RSS {rss:.0f} MB")
 
 

@@ -24,6 +24,7 @@ site_router = APIRouter(prefix="/v1/settlement", tags=["settlement"])
 admin_router = APIRouter(prefix="/v1/admin/settlement", tags=["admin"])
 StatementId = Path(..., ge=1, le=2**31 - 1)
 PayoutId = Path(..., ge=1, le=2**31 - 1)
+PDF_NOTE = "The CSV's figures and lines (at most 5,000) rendered in Chinese and English (docs/settlement.md)"
 CSV_NOTE = "UTF-8 with BOM, CRLF: the summary, a blank line, then one line per ledger entry (docs/settlement.md)"
 
 
@@ -61,6 +62,15 @@ def site_statement(statement_id: int = StatementId, caller: SiteCaller = Depends
 def site_statement_csv(statement_id: int = StatementId, caller: SiteCaller = Depends(site_active),
                        hq: HQ = Depends(get_hq)) -> Response:
     return _csv(hq, statement_id, caller.site_id)
+
+
+@site_router.get("/statements/{statement_id}/pdf", summary="A statement as PDF (byte-identical every time)",
+                 response_class=Response, responses={200: {"content": {"application/pdf": {"schema": {"type": "string"}}},
+                                                           "description": PDF_NOTE},
+                                                     **responses(401, 403, 404, 409, 422, 429)})
+def site_statement_pdf(statement_id: int = StatementId, caller: SiteCaller = Depends(site_active),
+                       hq: HQ = Depends(get_hq)) -> Response:
+    return _pdf(hq, statement_id, caller.site_id)
 
 
 @site_router.post("/statements/{statement_id}/confirm", response_model=StatementOut,
@@ -125,6 +135,13 @@ def statement_csv(statement_id: int = StatementId, op: str = Depends(operator), 
     return _csv(hq, statement_id, None)
 
 
+@admin_router.get("/statements/{statement_id}/pdf", summary="A statement as PDF", response_class=Response,
+                  responses={200: {"content": {"application/pdf": {"schema": {"type": "string"}}},
+                                   "description": PDF_NOTE}, **responses(401, 404, 409, 422)})
+def statement_pdf(statement_id: int = StatementId, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> Response:
+    return _pdf(hq, statement_id, None)
+
+
 @admin_router.post("/statements/{statement_id}/resolve", response_model=StatementOut,
                    summary="Resolve a disputed statement, with an adjustment posted now if needed",
                    responses=responses(401, 404, 409, 413, 422))
@@ -162,3 +179,11 @@ def _csv(hq: HQ, statement_id: int, site_id: str | None) -> Response:
     name = f"statement-{meta['site']}-{meta['period_start']}-{meta['cadence']}.csv"
     return Response(data, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "ETag": f'"{meta["csv_sha256"]}"'})
+
+
+def _pdf(hq: HQ, statement_id: int, site_id: str | None) -> Response:
+    data = statements.pdf_bytes(hq, statement_id, site_id)
+    meta = statements.get(hq, statement_id, site_id)
+    name = f"statement-{meta['site']}-{meta['period_start']}-{meta['cadence']}.pdf"
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

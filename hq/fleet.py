@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -10,14 +9,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hq import fleet_alerts, licences, reviews, session as sessions, sites, support
+from hq import fleet_alerts, fleet_forms, fleet_settlement, licences, reviews, session as sessions, sites, support
 from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.operators import authenticate
 from hq.payments import config as payment_config
 from hq.service import HQ
-from hq.session import COOKIE, OperatorSession
+from hq.session import COOKIE
 
 PAYMENT_STATES = ("pending", "paid", "held", "expired", "refunded")
 
@@ -32,22 +31,9 @@ def _templates():  # type: ignore[no-untyped-def]
     return Jinja2Templates(directory=str(TEMPLATES))
 
 
-def _session(request: Request) -> OperatorSession | None:
-    return sessions.read(get_hq(request), request.cookies.get(COOKIE))
-
-
-def _back(msg: str = "", error: str = "") -> RedirectResponse:
-    query = f"?msg={quote(msg)}" if msg else (f"?error={quote(error)}" if error else "")
-    return RedirectResponse("/fleet" + query, status_code=303)
-
-
-def _check_csrf(request: Request, token: str) -> OperatorSession:
-    sess = _session(request)
-    if sess is None:
-        raise ApiError(401, "unauthorized", "log in first")
-    if not hmac.compare_digest(sess.csrf, token):
-        raise ApiError(403, "csrf", "form expired or forged (CSRF token mismatch); reload the page")
-    return sess
+_session = fleet_forms.session_of
+_back = fleet_forms.back
+_check_csrf = fleet_forms.check_csrf
 
 
 @router.get("/fleet/fleet.css", include_in_schema=False)
@@ -102,6 +88,7 @@ def fleet_page(request: Request, msg: str = "", error: str = "", hq: HQ = Depend
         "alerts": firing, "alert_history": resolved, "bundles": support.listing(hq),
         "gateways": payment_config.listing(hq), "payment_states": PAYMENT_STATES,
         "msg": msg[:200], "error": error[:200], "tiers": ["basic", "pro", "flagship"],
+        **fleet_settlement.context(hq),
     }
     return _templates().TemplateResponse(request, "fleet.html", context)
 

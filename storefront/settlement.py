@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from sitedb.tables import STATEMENT_TOTALS, audit_log, settlement_entries, settlement_statements, utcnow
+from sitedb.tables import STATEMENT_TOTALS, audit_log, settlement_entries, settlement_statements, site_state, utcnow
 
 ANSWERS = ("confirmed", "disputed")
 MAX_COMMENT = 1000
@@ -71,6 +71,17 @@ def statement(conn: Connection, statement_id: int) -> StatementView | None:
     lines = list(conn.execute(select(settlement_entries).where(
         e.posted_at >= _instant(row.period_start), e.posted_at < _instant(row.period_end)).order_by(e.id)))
     return StatementView(row, lines)
+
+
+def pdf(conn: Connection, view: StatementView) -> bytes:
+    """The statement as PDF from the site's copy: the same bytes as HQ's PDF of it once every line is here."""
+    from kitcore import statement_pdf
+
+    site = conn.scalar(select(site_state.c.site_id).where(site_state.c.id == 1)) or ""
+    row = view.row
+    lines = ({**x._mapping, "entry_id": x.id, "posted_at": x.posted_at.isoformat()} for x in view.lines)
+    return statement_pdf.render(statement_pdf.StatementDoc(site, row.cadence, row.period_start.isoformat(),
+                                                           row.period_end.isoformat(), view.totals, lines, row.id))
 
 
 def check_comment(answer: str, comment: str) -> str | None:

@@ -299,6 +299,19 @@ def csv_bytes(hq: "HQ", statement_id: int, site_id: str | None = None) -> bytes:
     return out.getvalue()
 
 
+def pdf_bytes(hq: "HQ", statement_id: int, site_id: str | None = None) -> bytes:
+    """The statement as PDF, rendered from its CSV (checked against the issued hash): same statement, same bytes."""
+    import tempfile
+
+    from kitcore import statement_pdf
+
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:  # a long statement's CSV waits on disk
+        export(hq, statement_id, spool, site_id)
+        spool.seek(0)
+        text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+        return statement_pdf.render(statement_pdf.from_csv(text, statement_id))
+
+
 def respond(hq: "HQ", site_id: str, statement_id: int, answer: str, comment: str | None) -> dict[str, Any]:
     """The site's finance role confirms, or disputes with a comment; once."""
     if answer not in ("confirmed", "disputed"):

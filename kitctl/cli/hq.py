@@ -714,21 +714,28 @@ def settle_show(statement_id: int, hq_dir: Optional[Path] = HQ_DIR, database_url
 
 @settle_app.command("export")
 def settle_export(statement_id: int,
-                  output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file (default: stdout)."),
+                  output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+                  pdf: bool = typer.Option(False, "--pdf", help="The PDF rendering instead of the CSV."),
                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
-    """Write a statement as CSV; refuses if it no longer matches what was issued."""
+    """Write a statement as CSV (or PDF); refuses if it no longer matches what was issued."""
     import sys
 
     from hq.ledger import statements
 
     with local_hq(hq_dir, database_url) as hq:
+        def write(handle: Any) -> None:
+            if pdf:
+                handle.write(statements.pdf_bytes(hq, statement_id))
+            else:
+                statements.export(hq, statement_id, handle)
+
         if output is None:
-            statements.export(hq, statement_id, sys.stdout.buffer)
+            write(sys.stdout.buffer)
             return
         partial = output.with_name(output.name + ".partial")
         try:
             with partial.open("wb") as handle:
-                statements.export(hq, statement_id, handle)
+                write(handle)
             partial.replace(output)
         finally:
             partial.unlink(missing_ok=True)
@@ -886,3 +893,40 @@ def settle_check(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = 
                     f"entries {list(trial.unbalanced_entries)}")
         raise typer.Exit(1)
     out().print(f"[green]balanced[/]: debits = credits = {_yuan(trial.debits)}")
+
+
+# -- exit export -----------------------------------------------------------------
+
+@app.command("export")
+def hq_export(site: str = typer.Option(..., "--site", help="The site whose records HQ exports."),
+              out_file: Path = typer.Option(..., "--out", help="The archive to write (a new .tar file)."),
+              hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+              as_json: bool = JSON) -> None:
+    """HQ's side of a site's exit export: orders, statements, ledger, payouts, licences, allowed catalog (docs/settlement.md)."""
+    import os
+
+    from hq import exit_export
+    from kitcore.errors import InvalidInput
+    from kitctl.console import out, print_json
+
+    target = out_file.expanduser()
+    if target.exists() or target.is_symlink():
+        raise InvalidInput(f"{target} exists: choose a new file")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"{target.parent} does not exist")
+    partial = target.with_name(target.name + ".partial")
+    if partial.exists() or partial.is_symlink():
+        raise InvalidInput(f"{partial} exists (left by an earlier export?): remove it or choose another file")
+    with local_hq(hq_dir, database_url) as hq:
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                written = exit_export.write_archive(hq, site, handle)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    files = {w.name: {"rows": w.rows, "bytes": w.size, "sha256": w.sha256} for w in written}
+    if as_json:
+        print_json({"site": site, "archive": str(target), "files": files})
+    else:
+        out().print(f"[green]exported[/] {site}: {len(files)} files into {target} (checked by its SHA256SUMS)")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from kitctl.deploy.backup_archive import sha256
 from kitcore.errors import InvalidInput, KitError
+from kitcore.export_archive import SUMS
 
 if TYPE_CHECKING:
     import docker
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 COMMAND = ["python", "-m", "storefront", "export"]
 FILE_NAME = re.compile(r"^(?:[a-z_]{1,32}\.(?:csv|json)|SHA256SUMS)\Z")
-SUMS = "SHA256SUMS"
 
 
 def prepare(target: Path) -> bool:

@@ -29,6 +29,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_revenue": frozenset({"admin", "finance"}),
     "admin_settlement": frozenset({"admin", "finance"}),  # reconciliation: finance's work, never the operator's
     "admin_settlement_statement": frozenset({"admin", "finance"}),
+    "admin_settlement_pdf": frozenset({"admin", "finance"}),
     "admin_settlement_confirm": frozenset({"admin", "finance"}),
     "admin_settlement_dispute": frozenset({"admin", "finance"}),
     "admin_payouts": frozenset({"admin", "finance"}),  # withdrawals: finance's work, never the operator's

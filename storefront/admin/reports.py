@@ -17,6 +17,7 @@ import logging
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from kitcore.export_archive import guard_formula
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import Order
 from sitedb.tables import settlement_entries
@@ -95,7 +96,7 @@ def opened_buyer(order: Order, buyers: BuyerBox | None) -> Buyer | None:
 def _cell(value: object) -> str:
     """CSV cells that a spreadsheet would run as a formula are prefixed with a quote."""
     text = "" if value is None else (value.isoformat() if isinstance(value, datetime) else str(value))
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return guard_formula(text)
 
 
 def export_csv(session: Session, flt: OrderFilter, buyers: BuyerBox | None) -> Iterator[str]:

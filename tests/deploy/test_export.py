@@ -51,6 +51,14 @@ def _site(tmp_path: Path) -> dict[str, str]:
     add_statement(url, 3, "2026-10-01", "2026-11-01", {"orders_gross": 9650, "hq_cost": -9650, "hq_share": -1158,
                                                        "closing": -1158}, answer="confirmed", answer_state="sent",
                   hq_response="confirmed")
+    from sitedb.tables import payout_requests
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(payout_requests.insert().values(
+            id="p-" + "a" * 24, amount_fen=20_000, requested_by="admin:fin", requested_at=OCT, send_state="sent",
+            hq_id=4, status="approved", fee_fen=200, transfer_ref="BANK-9", decided_at=OCT))
+    engine.dispose()
     return env
 
 
@@ -107,7 +115,7 @@ def test_the_export_lands_as_private_files_checked_against_their_sums(tmp_path, 
     manifest = exporting.export(SimpleNamespace(api=api), "kit-xingchen", target)
     assert api.commands == [["python", "-m", "storefront", "export"]]
     names = {p.name for p in target.iterdir()}
-    assert names == {f"{n}.{x}" for n in ("orders", "statements", "ledger", "catalog", "price_rules")
+    assert names == {f"{n}.{x}" for n in ("orders", "statements", "ledger", "payouts", "catalog", "price_rules")
                      for x in ("csv", "json")} | {"manifest.json", "SHA256SUMS"}
     assert target.stat().st_mode & 0o777 == 0o700
     assert all((target / n).stat().st_mode & 0o777 == 0o600 for n in names)
@@ -123,6 +131,11 @@ def test_the_export_lands_as_private_files_checked_against_their_sums(tmp_path, 
     statement = json.loads((target / "statements.json").read_text(encoding="utf-8"))[0]
     assert (statement["period_start"], statement["totals"]["closing"], statement["hq_response"]) == \
         ("2026-10-01", -1158, "confirmed")
+    payouts = json.loads((target / "payouts.json").read_text(encoding="utf-8"))
+    assert [(p["amount_fen"], p["fee_fen"], p["status"], p["transfer_ref"]) for p in payouts] == \
+        [(20_000, 200, "approved", "BANK-9")]
+    ledger_csv = list(csv.DictReader(io.StringIO((target / "ledger.csv").read_text(encoding="utf-8-sig"))))
+    assert ledger_csv[0]["hq_share_fen"] == "-1158"  # a number, not text guarded as a formula
     check = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=target, capture_output=True)
     assert check.returncode == 0, check.stdout
 

@@ -55,6 +55,20 @@ def _json(capsys):
     return json.loads(capsys.readouterr().out)
 
 
+def test_export_pdf_writes_the_same_pdf_every_time(hq_dir, capsys, tmp_path):
+    from tests.hq.test_hq_statement_pdf import text_of
+
+    assert kit(hq_dir, "issue", "site-a", "--day", "2026-10-01", "--json") == 0
+    issued = json.loads(capsys.readouterr().out)[0]
+    first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"
+    assert kit(hq_dir, "export", str(issued["id"]), "--pdf", "-o", str(first)) == 0
+    assert kit(hq_dir, "export", str(issued["id"]), "--pdf", "-o", str(second)) == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert "800.00" in text_of(first.read_bytes()) and "o1" in text_of(first.read_bytes())
+    assert kit(hq_dir, "export", "9", "--pdf", "-o", str(tmp_path / "c.pdf")) == 2
+    assert not (tmp_path / "c.pdf").exists()
+
+
 def test_refund_base_fee_rate_and_payout_commands(hq_dir, capsys):
     tomorrow = (datetime.now(timezone.utc).date() + timedelta(days=1)).isoformat()
     assert kit(hq_dir, "refund", "hq_1", "--reason", "cancelled") == 0

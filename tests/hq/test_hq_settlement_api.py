@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from hq.ledger import events
 from tests.hq.helpers import auth, http, order, post_orders
+from tests.hq.test_hq_statement_pdf import text_of
 
 PAST = datetime(2026, 10, 14, 9, tzinfo=timezone.utc)
 
@@ -42,6 +43,11 @@ def test_statement_issued_read_answered_and_payout_approved(hq_server):
     csv_admin = _admin(hq_server, "GET", f"/statements/{statement['id']}/csv")
     assert csv_site.status_code == 200 and csv_site.headers["content-type"].startswith("text/csv")
     assert csv_site.content == csv_admin.content and b"hq_2" in csv_site.content
+    pdf_site = _site(hq_server, tokens["site-a"], "GET", f"/statements/{statement['id']}/pdf")
+    pdf_admin = _admin(hq_server, "GET", f"/statements/{statement['id']}/pdf")
+    assert pdf_site.status_code == 200 and pdf_site.headers["content-type"] == "application/pdf"
+    assert pdf_site.content == pdf_admin.content and "1,200.00" in text_of(pdf_site.content)
+    assert _site(hq_server, tokens["site-b"], "GET", f"/statements/{statement['id']}/pdf").status_code == 404
     confirmed = _site(hq_server, tokens["site-a"], "POST", f"/statements/{statement['id']}/confirm", json={})
     assert confirmed.json()["response"] == "confirmed"
     again = _site(hq_server, tokens["site-a"], "POST", f"/statements/{statement['id']}/dispute", json={"comment": "x"})

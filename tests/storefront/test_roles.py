@@ -35,6 +35,7 @@ EXPECTED: dict[str, set[str]] = {
     "admin_licence": {A, F},
     "admin_settlement": {A, F},  # reconciliation: finance, never the operator
     "admin_settlement_statement": {A, F},
+    "admin_settlement_pdf": {A, F},
     "admin_settlement_confirm": {A, F},
     "admin_settlement_dispute": {A, F},
     "admin_payouts": {A, F},  # withdrawals: finance, never the operator

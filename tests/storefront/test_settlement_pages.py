@@ -116,3 +116,27 @@ def test_the_operator_is_not_shown_the_statements(tmp_path):
     client = _signed_in(tmp_path, url, role="operator")
     assert "/admin/settlement" not in client.get("/admin").text
     assert client.get("/admin/settlement/7").status_code == 403
+
+
+def test_finance_downloads_the_statement_as_pdf_once_every_line_is_here(tmp_path):
+    from tests.hq.test_hq_statement_pdf import text_of
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    _statement(url)
+    add_statement(url, 8, "2026-11-01", "2026-12-01", {"orders_gross": 1, "closing": -505_705})  # O-3 and one more
+    client = _signed_in(tmp_path, url)
+    assert 'href="/admin/settlement/7/pdf"' in client.get("/admin/settlement/7").text
+    pdf = client.get("/admin/settlement/7/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert "attachment" in pdf.headers["content-disposition"]
+    text = text_of(pdf.content)
+    assert "结算对账单" in text and "2026-10-01" in text and "-5,007.05" in text and "O-1" in text and "-7.05" in text
+    assert "O-3" not in text  # the next period's entry
+    assert client.get("/admin/settlement/7/pdf").content == pdf.content
+    assert 'href="/admin/settlement/8/pdf"' not in client.get("/admin/settlement/8").text
+    incomplete = client.get("/admin/settlement/8/pdf")
+    assert incomplete.status_code == 409 and "稍后可下载" in incomplete.text
+    assert client.get("/admin/settlement/9/pdf").status_code == 404
+    operator = _signed_in(tmp_path, url, role="operator")
+    assert operator.get("/admin/settlement/7/pdf").status_code == 403
