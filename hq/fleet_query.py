@@ -193,39 +193,40 @@ def statements(query: FleetQuery, dialect: str, now: datetime) -> tuple[Any, Any
     count = select(func.count()).select_from(Site).where(*conditions)
     if needs_licence:
         ids, count = ids.outerjoin(*joined), count.outerjoin(*joined)
-    rows = select(Site, Licence).outerjoin(*joined).where(Site.id.in_(ids.scalar_subquery())).order_by(*_order(query))
+    rows = select(*COLUMNS).outerjoin(*joined).where(Site.id.in_(ids.scalar_subquery())).order_by(*_order(query))
     return rows, count
+
+
+COLUMNS = (Site.id, Site.licensee, Site.domain, Site.ring, Site.status, Site.status_reason, Site.last_heartbeat_at,
+           Site.version, Site.health, Licence.tier, Licence.categories, Licence.expires_at)
 
 
 def fetch(hq: "HQ", query: FleetQuery) -> FleetPage:
     """One page of sites matching `query`, and how many match in all."""
     now = utcnow()
     rows_sql, count_sql = statements(query, hq.engine.dialect.name, now)
-    with hq.session() as s:
-        total = s.scalar(count_sql) or 0
-        rows = s.execute(rows_sql).all()
-        ids = [site.id for site, _ in rows]
-        today = dict(s.execute(select(SiteDay.site_id, SiteDay.orders)
-                               .where(SiteDay.site_id.in_(ids), SiteDay.day == now.date())).all()) if ids else {}
-        reviews = dict(s.execute(select(Order.site_id, func.count()).where(Order.status == "review",
-                                                                            Order.site_id.in_(ids))
-                                 .group_by(Order.site_id)).all()) if ids else {}
-        online = timedelta(seconds=3 * hq.settings.heartbeat_interval_seconds)
-        out = [_row(site, lic, now, online, int(today.get(site.id, 0)), int(reviews.get(site.id, 0)))
-               for site, lic in rows]
+    with hq.read() as conn:
+        total = conn.execute(count_sql).scalar_one()
+        rows = conn.execute(rows_sql).all()
+        ids = [row.id for row in rows]
+        today = dict(conn.execute(select(SiteDay.site_id, SiteDay.orders)
+                                  .where(SiteDay.site_id.in_(ids), SiteDay.day == now.date())).all()) if ids else {}
+        reviews = dict(conn.execute(select(Order.site_id, func.count())
+                                    .where(Order.status == "review", Order.site_id.in_(ids))
+                                    .group_by(Order.site_id)).all()) if ids else {}
+    online = timedelta(seconds=3 * hq.settings.heartbeat_interval_seconds)
+    out = [_row(row, now, online, int(today.get(row.id, 0)), int(reviews.get(row.id, 0))) for row in rows]
     return FleetPage(query, out, int(total))
 
 
-def _row(site: Site, lic: Licence | None, now: datetime, online: timedelta, orders_today: int,
-         reviews: int) -> dict[str, Any]:
+def _row(row: Any, now: datetime, online: timedelta, orders_today: int, reviews: int) -> dict[str, Any]:
     return {
-        "site": site.id, "licensee": site.licensee, "domain": site.domain, "ring": site.ring,
-        "status": licence_state_of(site.status, lic.expires_at, now) if lic else site.status,
-        "reason": site.status_reason, "tier": lic.tier if lic else None,
-        "categories": list(lic.categories) if lic else [], "expires_at": iso(lic.expires_at) if lic else None,
-        "last_heartbeat_at": iso(site.last_heartbeat_at),
-        "online": bool(site.last_heartbeat_at and now - aware(site.last_heartbeat_at) < online),
-        "version": site.version, "health": site.health or {}, "orders_today": orders_today, "reviews": reviews,
+        "site": row.id, "licensee": row.licensee, "domain": row.domain, "ring": row.ring,
+        "status": licence_state_of(row.status, row.expires_at, now) if row.expires_at else row.status,
+        "reason": row.status_reason, "tier": row.tier, "categories": list(row.categories or []),
+        "expires_at": iso(row.expires_at), "last_heartbeat_at": iso(row.last_heartbeat_at),
+        "online": bool(row.last_heartbeat_at and now - aware(row.last_heartbeat_at) < online),
+        "version": row.version, "health": row.health or {}, "orders_today": orders_today, "reviews": reviews,
     }
 
 
