@@ -104,6 +104,17 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class RegisteredFeature(Base):
+    """A licence feature beyond the tiers' own, registered by an HQ operator for a third party's plugin."""
+
+    __tablename__ = "licence_features"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    description: Mapped[str] = mapped_column(String(200))
+    vendor: Mapped[str] = mapped_column(String(80))  # who ships the plugin that needs it
+    registered_by: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Operator(Base):
     """An HQ operator; only the SHA-256 of the bearer token is kept."""
 

@@ -174,6 +174,23 @@ class LicenceRenew(Strict):
     days: integer(1, 3660)  # type: ignore[valid-type]
 
 
+class FeatureRegistration(Strict):
+    """A third party's licence feature, made grantable (`licence_features`)."""
+
+    name: Feature
+    description: text(200, min_length=1)  # type: ignore[valid-type]
+    vendor: text(80, min_length=1)  # type: ignore[valid-type]
+
+
+class FeatureOut(BaseModel):
+    name: str
+    source: Literal["tier", "registered"]
+    description: str
+    vendor: str
+    registered_by: str | None
+    registered_at: str | None
+
+
 class LicenceOut(BaseModel):
     site: str
     jti: str

@@ -39,6 +39,9 @@ app.add_typer(settle_app, name="settle")
 payments_app = typer.Typer(help="Payment gateways HQ takes buyers' money through (docs/payments.md).",
                            no_args_is_help=True)
 app.add_typer(payments_app, name="payments")
+features_app = typer.Typer(help="Licence features: the tiers' own and third parties' (registered to be grantable).",
+                           no_args_is_help=True)
+app.add_typer(features_app, name="features")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -220,6 +223,43 @@ def licence_issue(
         print_json(record)
     else:
         print(record["token"])
+
+
+@features_app.command("list")
+def features_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Every feature a licence may grant, and where it comes from."""
+    from hq import features
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = features.listed(hq)
+    _print_features("Licence features", rows, as_json)
+
+
+@features_app.command("register")
+def features_register(
+    name: str = typer.Argument(..., help="The feature a third party's plugin names in its manifest."),
+    description: str = typer.Option(..., "--description", help="What it unlocks (one line)."),
+    vendor: str = typer.Option(..., "--vendor", help="Who ships the plugin."),
+    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON,
+) -> None:
+    """Make a third party's feature grantable with `licence issue/upgrade --features`."""
+    from hq import features
+
+    with local_hq(hq_dir, database_url) as hq:
+        row = features.register(hq, _operator_name(), name, description, vendor)
+    _print_features("Registered", [row], as_json)
+
+
+def _print_features(title: str, rows: list[dict[str, Any]], as_json: bool) -> None:
+    from rich.markup import escape
+
+    from kitctl.console import print_json
+
+    if as_json:
+        print_json(rows)
+        return
+    _table(title, ["name", "source", "vendor", "description"],
+           [[escape(str(r[c])) for c in ("name", "source", "vendor", "description")] for r in rows])
 
 
 @licence_app.command("list")
