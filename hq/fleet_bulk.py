@@ -50,7 +50,7 @@ def parse(action: str, selected: Sequence[str], reason: str, ring: str) -> BulkR
         raise InvalidQuery("sites: select at least one site")
     if len(selected) > MAX_SELECTION:
         raise InvalidQuery(f"sites: at most {MAX_SELECTION} at a time")
-    bad = [s for s in selected if not re.match(SITE_ID_PATTERN, s)]
+    bad = [s for s in selected if not re.fullmatch(SITE_ID_PATTERN, s)]
     if bad:
         raise InvalidQuery(f"sites: {bad[0][:70]!r} is not a site id")
     if len(set(selected)) != len(selected):

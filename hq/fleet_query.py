@@ -4,7 +4,7 @@ Every parameter is checked before a query is built (`parse`; a bad one is a 400 
 sorts come from a fixed list of indexed columns, pages are bounded, and the search matches the
 *start* of a site id, domain or licensee name, with the user's text taken literally (no
 wildcards): a prefix is what an index can serve on both databases (PostgreSQL `LIKE 'x%'`
-on a `varchar_pattern_ops` index, SQLite `GLOB 'x*'` on a plain one; migration 0011).
+on a `varchar_pattern_ops` index, SQLite `GLOB 'x*'` on a plain one; migration 0012).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _search(value: str) -> str:
 
 
 def _version(value: str) -> str:
-    if value and not re.match(VERSION_PATTERN, value):
+    if value and not re.fullmatch(VERSION_PATTERN, value):
         raise InvalidQuery(f"version: {value[:40]!r} is not a version like 0.3.1")
     return value
 
@@ -251,4 +251,4 @@ def summary(hq: "HQ") -> dict[str, int]:
 
 
 def valid_site(site: str) -> bool:
-    return bool(re.match(SITE_ID_PATTERN, site))
+    return bool(re.fullmatch(SITE_ID_PATTERN, site))

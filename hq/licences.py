@@ -109,9 +109,9 @@ def _check_owner(licensee: str | None, domain: str | None) -> None:
 
     from hq.fields import DOMAIN_PATTERN, TEXT_PATTERN
 
-    if licensee is not None and not (0 < len(licensee) <= 100 and re.match(TEXT_PATTERN, licensee)):
+    if licensee is not None and not (0 < len(licensee) <= 100 and re.fullmatch(TEXT_PATTERN, licensee)):
         raise ApiError(422, "invalid_licence_request", "licensee: one line of 1-100 characters")
-    if domain is not None and not (len(domain) <= 253 and re.match(DOMAIN_PATTERN, domain.lower())):
+    if domain is not None and not (len(domain) <= 253 and re.fullmatch(DOMAIN_PATTERN, domain.lower())):
         raise ApiError(422, "invalid_licence_request", f"domain: {domain[:80]!r} is not a host name like shop.example.cn")
 
 

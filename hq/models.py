@@ -55,7 +55,7 @@ class Site(Base):
     # the period of its statements (weekly | monthly) unless the operator issuing one says otherwise
     settlement_cadence: Mapped[str] = mapped_column(String(8), default="monthly", server_default="monthly")
     registry_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # who runs it and where, for the fleet page's search (given at issue; None for sites issued before 0011)
+    # who runs it and where, for the fleet page's search (given at issue; None for sites issued before 0012)
     licensee: Mapped[str | None] = mapped_column(String(100), nullable=True)
     domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
     # the rollout ring an operator put it in (0 = canary); None: in no ring yet
@@ -63,7 +63,7 @@ class Site(Base):
 
 
 class SiteVersion(Base):
-    """Each kit version a site reported, from the heartbeat that first carried it (a trigger, migration 0011)."""
+    """Each kit version a site reported, from the heartbeat that first carried it (a trigger, migration 0012)."""
 
     __tablename__ = "site_versions"
     __table_args__ = (Index("ix_site_versions_site", "site_id", "id"),)

@@ -5,15 +5,15 @@ the indexes its filters, sorts and prefix search use, and each site's version hi
 the last one adds a row, in the same transaction, whatever path recorded the beat (the
 PostgreSQL batch or the SQLite heartbeat); a beat with the same version adds nothing.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
