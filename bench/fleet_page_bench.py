@@ -8,7 +8,8 @@ versions, rings and 100 silent sites with their alerts), starts HQ as a real ser
 (`python -m hq`, one worker), logs in as an operator and loads pages one after another as an
 operator's browser does (the HTML, not its stylesheet): the first page, deep pages, each
 filter, each sort, searches, the Chinese page and a site page. Prints p50/p99/max of the
-whole mix and per kind, the HTML's size and the load average.
+whole mix and per kind, the HTML's size, the load average, and the CPU time HQ's process (and
+PostgreSQL's) spent per page: on a shared machine the latency follows the load, the CPU much less.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hq_wrk import start_server  # noqa: E402
+from hq_bench import server_cpu_seconds  # noqa: E402
+from hq_wrk import postgres_pids, start_server  # noqa: E402
 
 PAGES = {
     "first page": "/fleet",
@@ -70,7 +72,7 @@ def run(db: str, url: str | None, sites: int, rounds: int, stack: ExitStack) -> 
     hq_dir = Path(tempfile.mkdtemp(prefix="hq-fleet-"))
     stack.callback(shutil.rmtree, hq_dir, True)
     token = seed(hq_dir, url, sites)
-    base, _ = start_server(hq_dir, url, 1, stack)
+    base, pid = start_server(hq_dir, url, 1, stack)
     client = stack.enter_context(httpx.Client(base_url=base, timeout=30))
     assert client.post("/fleet/login", data={"token": token}).status_code == 303
     for path in PAGES.values():  # warm: templates compiled, connections open
@@ -78,15 +80,20 @@ def run(db: str, url: str | None, sites: int, rounds: int, stack: ExitStack) -> 
         assert response.status_code == 200, (path, response.status_code, response.text[:200])
     times: dict[str, list[float]] = {name: [] for name in PAGES}
     sizes: dict[str, int] = {}
+    db_pids = postgres_pids(url)
+    cpu_before = server_cpu_seconds(pid), sum(server_cpu_seconds(p) for p in db_pids)
     for _ in range(rounds):
         for name, path in PAGES.items():
             started = time.perf_counter()
             response = client.get(path)
             times[name].append((time.perf_counter() - started) * 1000)
             sizes[name] = len(response.content)
+    hq_cpu = server_cpu_seconds(pid) - cpu_before[0]
+    db_cpu = sum(server_cpu_seconds(p) for p in db_pids) - cpu_before[1]
     every = sorted(t for ts in times.values() for t in ts)
     print(f"\n  {db}: {sites:,} sites, {len(every)} page loads, load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; CPU per page: HQ {hq_cpu / len(every) * 1000:.1f} ms"
+          + (f", PostgreSQL {db_cpu / len(every) * 1000:.1f} ms" if db_pids else ""))
     print(f"  {'all pages':32s} p50 {_q(every, 0.5):6.1f} ms  p99 {_q(every, 0.99):6.1f} ms  max {every[-1]:6.1f} ms")
     for name, ts in times.items():
         ts.sort()
