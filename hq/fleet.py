@@ -25,7 +25,7 @@ PAYMENT_STATES = ("pending", "paid", "held", "expired", "refunded")
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
 ACTIONS = ("revoke", "suspend", "resume", "upgrade", "sync", "support-bundle")
-ALERTS_SHOWN = 100  # open alerts listed above the sites (those of the page's sites always); the filter finds the rest
+ALERTS_SHOWN = 10  # open alerts listed above the sites (besides those of the page's sites); the filter finds the rest
 RINGS = tuple(range(0, 4))  # the rings the page offers (0 = canary); any 0-99 is accepted in a link
 COLUMNS = (("site", "col.site"), ("", "col.licensee"), ("state", "col.licence"), ("", "col.tier"),
            ("expires", "col.expires"), ("heartbeat", "col.heartbeat"), ("version", "col.version"), ("ring", "col.ring"),
@@ -131,8 +131,7 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     context: dict[str, Any] = {
         "operator": sess.operator, "csrf": sess.csrf, "listing": listing, "fq": query,
         "summary": fleet_query.summary(hq), "reviews": reviews.queue(hq),
-        "alerts": [a for a in firing if a["site"] in on_page] + [a for a in firing if a["site"] not in on_page][
-            :max(0, ALERTS_SHOWN - len(on_page))],
+        "alerts": _shown_alerts(firing, on_page),
         "alert_count": len(firing), "alert_history": resolved, "bundles": support.listing(hq),
         "gateways": payment_config.listing(hq), "payment_states": PAYMENT_STATES,
         "msg": request.query_params.get("msg", "")[:300], "error": request.query_params.get("error", "")[:300],
@@ -141,6 +140,12 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
     }
     return _render(request, "fleet.html", context)
+
+
+def _shown_alerts(firing: list[dict[str, Any]], on_page: set[str]) -> list[dict[str, Any]]:
+    """The open alerts of the sites on this page, then others up to ALERTS_SHOWN in all (oldest first)."""
+    mine = [a for a in firing if a["site"] in on_page]
+    return mine + [a for a in firing if a["site"] not in on_page][:max(0, ALERTS_SHOWN - len(mine))]
 
 
 @router.get("/fleet/sites/{site}", response_class=HTMLResponse)

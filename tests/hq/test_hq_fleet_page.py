@@ -82,6 +82,20 @@ def test_filters_each_narrow_the_list_to_what_they_name(fleet, operator):
     assert ids(alert="db_unhealthy") == set()
 
 
+def test_open_alerts_above_the_list_are_the_page_sites_then_ten_in_all(hq_server, operator):
+    seed_fleet(hq_server.service, 1500)  # 15 silent sites: 50, 150, … 1450
+    fleet_alerts.evaluate(hq_server.service)
+
+    def alerted(html: str) -> list[str]:
+        table = html.split('<table id="alerts">')[1].split("</table>")[0]
+        return re.findall(r'<tr data-alert="silent" data-site="([^"]+)">', table)
+
+    first = operator.get("/fleet").text
+    assert len(alerted(first)) == 10 and "10 of 15 open alerts shown." in first
+    assert 'href="/fleet?alert=any"' in first
+    assert alerted(operator.get("/fleet", params={"q": "site-0145"}).text)[0] == "site-01450"
+
+
 def test_sort_and_paging_come_from_the_server(fleet, operator):
     first = operator.get("/fleet", params={"size": "25"}).text
     assert listed(first) == [f"site-{i:05d}" for i in range(25)] and matches(first) == SEEDED
