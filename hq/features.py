@@ -78,7 +78,7 @@ def _check_text(name: str, description: str, vendor: str) -> None:
     if not FEATURE_NAME.fullmatch(name):
         raise ApiError(422, "invalid_feature", f"feature name {name!r} must be lowercase letters, digits and '-' (2-40)")
     for label, text, most in (("description", description, 200), ("vendor", vendor, 80)):
-        if not text.strip() or len(text) > most or any(ord(c) < 32 for c in text):
+        if not text or len(text) > most or any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in text):  # = the API schema
             raise ApiError(422, "invalid_feature", f"{label} must be one line of 1-{most} characters")
 
 

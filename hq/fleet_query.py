@@ -4,7 +4,7 @@ Every parameter is checked before a query is built (`parse`; a bad one is a 400 
 sorts come from a fixed list of indexed columns, pages are bounded, and the search matches the
 *start* of a site id, domain or licensee name, with the user's text taken literally (no
 wildcards): a prefix is what an index can serve on both databases (PostgreSQL `LIKE 'x%'`
-on a `varchar_pattern_ops` index, SQLite `GLOB 'x*'` on a plain one; migration 0012).
+on a `varchar_pattern_ops` index, SQLite `GLOB 'x*'` on a plain one; migration 0014).
 """
 
 from __future__ import annotations

@@ -5,15 +5,15 @@ the indexes its filters, sorts and prefix search use, and each site's version hi
 the last one adds a row, in the same transaction, whatever path recorded the beat (the
 PostgreSQL batch or the SQLite heartbeat); a beat with the same version adds nothing.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
