@@ -25,7 +25,7 @@ MAX_CSV_BYTES = 20 * 1024 * 1024
              responses=responses(401, 409, 413, 422))
 def issue_licence(body: LicenceIssue, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return licences.issue(hq, op, body.site, body.tier, list(body.categories), body.days, body.features,
-                          body.regions, body.revenue_share_bps)
+                          body.regions, body.revenue_share_bps, licensee=body.licensee, domain=body.domain)
 
 
 @router.get("/features", response_model=list[FeatureOut], summary="The licence features HQ may grant",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -12,27 +12,32 @@ class Badge:
     level: str  # ok | warn | crit | info
 
 
-def badges(health: dict[str, Any], alerts: list[dict[str, Any]], backlog_alert: int) -> list[Badge]:
-    """Open alerts first (the words an operator acts on), then what the site last reported."""
+def badges(health: dict[str, Any], alerts: list[dict[str, Any]], backlog_alert: int,
+           t: Callable[..., str] | None = None) -> list[Badge]:
+    """Open alerts first (the words an operator acts on), then what the site last reported, in `t`'s language."""
+    if t is None:
+        from hq.i18n import t as translator
+
+        t = translator("en")
     out = [Badge(a["summary"], "crit" if a["severity"] == "critical" else "warn") for a in alerts]
     alerted = {a["kind"] for a in alerts}
     if not health:
-        return out or [Badge("no report yet", "info")]
+        return out or [Badge(t("badge.no_report"), "info")]
     db = health.get("db")
     if db == "ok":
-        out.append(Badge("database ok", "ok"))
+        out.append(Badge(t("badge.db_ok"), "ok"))
     elif db is not None and "db_unhealthy" not in alerted:
-        out.append(Badge(f"database {str(db)[:20]}", "crit"))
+        out.append(Badge(t("badge.db", state=str(db)[:20]), "crit"))
     pending = health.get("outbox_pending")
     if isinstance(pending, int) and "outbox_backlog" not in alerted:
-        out.append(Badge(f"{pending:,} orders waiting" if pending else "outbox empty",
+        out.append(Badge(t("badge.waiting", n=f"{pending:,}") if pending else t("badge.outbox_empty"),
                          "warn" if pending >= backlog_alert else "ok"))
     review = health.get("outbox_review")
     if isinstance(review, int) and review:
-        out.append(Badge(f"{review:,} in review", "info"))
+        out.append(Badge(t("badge.in_review", n=f"{review:,}"), "info"))
     items = health.get("catalog_items")
     if isinstance(items, int):
-        out.append(Badge(f"{items:,} items", "ok" if items else "warn"))
+        out.append(Badge(t("badge.items", n=f"{items:,}"), "ok" if items else "warn"))
     if health.get("hq_reachable") is False:
-        out.append(Badge("cannot reach HQ", "warn"))
+        out.append(Badge(t("badge.no_hq"), "warn"))
     return out

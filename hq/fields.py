@@ -19,6 +19,8 @@ from pydantic_core import PydanticCustomError
 # C0 and C1 control characters and DEL: never part of a name, a contact or a note
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+# a host name as the site's proxy serves it (IDNs in their xn-- form), lower case
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ORDER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 REGION_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,8})?$"
@@ -53,6 +55,8 @@ def text(max_length: int, min_length: int = 0) -> Any:
 
 
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
+Domain = Annotated[str, Field(max_length=253, pattern=DOMAIN_PATTERN)]
+Licensee = Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN)]
 Sku = Annotated[str, Field(pattern=SKU_PATTERN)]
 Region = Annotated[str, Field(max_length=11, pattern=REGION_PATTERN)]
 Account = Annotated[str, Field(max_length=128, pattern=TEXT_PATTERN)]

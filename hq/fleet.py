@@ -9,7 +9,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hq import fleet_alerts, fleet_forms, fleet_settlement, licences, reviews, session as sessions, sites, support
+from hq import (fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_query, fleet_settlement, i18n, licences,
+                reviews, session as sessions, sites, support)
 from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
@@ -23,12 +24,33 @@ PAYMENT_STATES = ("pending", "paid", "held", "expired", "refunded")
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
 ACTIONS = ("revoke", "suspend", "resume", "upgrade", "sync", "support-bundle")
+ALERTS_SHOWN = 10  # open alerts listed above the sites (besides those of the page's sites); the filter finds the rest
+RINGS = tuple(range(0, 4))  # the rings the page offers (0 = canary); any 0-99 is accepted in a link
+COLUMNS = (("site", "col.site"), ("", "col.licensee"), ("state", "col.licence"), ("", "col.tier"),
+           ("expires", "col.expires"), ("heartbeat", "col.heartbeat"), ("version", "col.version"), ("ring", "col.ring"),
+           ("", "col.health"), ("", "col.orders_today"), ("", "col.reviews"))
 
 
 def _templates():  # type: ignore[no-untyped-def]
     from fastapi.templating import Jinja2Templates
 
-    return Jinja2Templates(directory=str(TEMPLATES))
+    global _JINJA
+    if _JINJA is None:  # one environment (and its compiled templates) for the process
+        _JINJA = Jinja2Templates(directory=str(TEMPLATES))
+    return _JINJA
+
+
+_JINJA = None
+
+
+def _render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    """A page in the operator's language (`?lang=` remembered in a cookie; else HQ's default)."""
+    locale = i18n.locale_of(request, get_hq(request).settings.locale)
+    page = {"t": i18n.t(locale), "locale": locale, "languages": i18n.links(request), "operator": None, **context}
+    response = _templates().TemplateResponse(request, template, page, status_code=status)
+    if request.query_params.get("lang") in i18n.LOCALES:
+        response.set_cookie(i18n.COOKIE, locale, max_age=365 * 86400, httponly=True, samesite="strict")
+    return response
 
 
 _session = fleet_forms.session_of
@@ -49,14 +71,16 @@ def root() -> Response:
 
 @router.get("/fleet/login", response_class=HTMLResponse)
 def login_page(request: Request, error: str = "") -> Response:
-    return _templates().TemplateResponse(request, "login.html", {"error": error[:200]})
+    i18n.check_lang(request)
+    return _render(request, "login.html", {"error": error[:200]})
 
 
 @router.post("/fleet/login")
 def login(request: Request, token: str = Form(..., max_length=200), hq: HQ = Depends(get_hq)) -> Response:
     name = authenticate(hq, token.strip())
     if name is None:
-        return RedirectResponse("/fleet/login?error=" + quote("operator token not recognised"), status_code=303)
+        message = i18n.t(i18n.locale_of(request, hq.settings.locale))("login.bad_token")
+        return RedirectResponse("/fleet/login?error=" + quote(message), status_code=303)
     cookie, _ = sessions.issue(hq, name, hq.settings.session_hours)
     resp = RedirectResponse("/fleet", status_code=303)
     resp.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", max_age=hq.settings.session_hours * 3600,
@@ -74,23 +98,92 @@ def logout(request: Request, csrf: str = Form(..., max_length=100)) -> Response:
 
 
 @router.get("/fleet", response_class=HTMLResponse)
-def fleet_page(request: Request, msg: str = "", error: str = "", hq: HQ = Depends(get_hq)) -> Response:
+def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
+    """The fleet: one page of sites (search, filters, sort, paging on the server; hq.fleet_query)."""
     sess = _session(request)
     if sess is None:
         return RedirectResponse("/fleet/login", status_code=303)
+    query = fleet_query.parse(list(request.query_params.multi_items()))
+    i18n.check_lang(request)
+    locale = i18n.locale_of(request, hq.settings.locale)
     firing, resolved = fleet_alerts.listing(hq)
-    fleet_sites = sites.fleet(hq)
-    for site in fleet_sites:
+    listing = fleet_query.fetch(hq, query)
+    on_page = {row["site"] for row in listing.rows}
+    for site in listing.rows:
         mine = [a for a in firing if a["site"] == site["site"]]
-        site["badges"] = badges(site["health"], mine, hq.settings.outbox_backlog_alert)
+        site["badges"] = badges(site["health"], mine, hq.settings.outbox_backlog_alert, i18n.t(locale))
     context: dict[str, Any] = {
-        "operator": sess.operator, "csrf": sess.csrf, "sites": fleet_sites, "reviews": reviews.queue(hq),
-        "alerts": firing, "alert_history": resolved, "bundles": support.listing(hq),
+        "operator": sess.operator, "csrf": sess.csrf, "listing": listing, "fq": query,
+        "summary": fleet_query.summary(hq), "reviews": reviews.queue(hq),
+        "alerts": _shown_alerts(firing, on_page),
+        "alert_count": len(firing), "alert_history": resolved, "bundles": support.listing(hq),
         "gateways": payment_config.listing(hq), "payment_states": PAYMENT_STATES,
-        "msg": msg[:200], "error": error[:200], "tiers": ["basic", "pro", "flagship"],
+        "msg": request.query_params.get("msg", "")[:300], "error": request.query_params.get("error", "")[:300],
+        "tiers": list(fleet_query.TIERS), "states": fleet_query.STATES, "versions": fleet_query.versions(hq),
+        "alert_kinds": ("any", *fleet_alerts.KINDS), "rings": RINGS, "sizes": fleet_query.PAGE_SIZES,
+        "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
         **fleet_settlement.context(hq),
     }
-    return _templates().TemplateResponse(request, "fleet.html", context)
+    return _render(request, "fleet.html", context)
+
+
+def _shown_alerts(firing: list[dict[str, Any]], on_page: set[str]) -> list[dict[str, Any]]:
+    """The open alerts of the sites on this page, then others up to ALERTS_SHOWN in all (oldest first)."""
+    mine = [a for a in firing if a["site"] in on_page]
+    return mine + [a for a in firing if a["site"] not in on_page][:max(0, ALERTS_SHOWN - len(mine))]
+
+
+@router.get("/fleet/sites/{site}", response_class=HTMLResponse)
+def site_page(request: Request, site: str, hq: HQ = Depends(get_hq)) -> Response:
+    """One site and its history: licences, commands and whether they were applied, versions, alerts."""
+    sess = _session(request)
+    if sess is None:
+        return RedirectResponse("/fleet/login", status_code=303)
+    if not fleet_query.valid_site(site):
+        raise fleet_query.InvalidQuery(f"site: {site[:70]!r} is not a site id")
+    extra = [k for k in request.query_params if k != "lang"]
+    if extra:
+        raise fleet_query.InvalidQuery(f"{extra[0][:40]}: not a parameter of the site page")
+    i18n.check_lang(request)
+    return _render(request, "site.html", {"operator": sess.operator, "csrf": sess.csrf,
+                                          "d": fleet_detail.detail(hq, site)})
+
+
+@router.post("/fleet/bulk")
+def bulk_action(request: Request, csrf: str = Form(..., max_length=100), action: str = Form(..., max_length=16),
+                sites: list[str] = Form(default_factory=list), reason: str = Form("", max_length=500),
+                ring: str = Form("none", max_length=8), confirm: str = Form("", max_length=8),
+                back: str = Form("?", max_length=2000), hq: HQ = Depends(get_hq)) -> Response:
+    """The selection's action: first a page that names the count, then (confirmed) each site in turn."""
+    sess = _check_csrf(request, csrf)
+    back_query = fleet_query.parse(_pairs(back)).link()
+    bulk = fleet_bulk.parse(action, sites, reason, ring)
+    t = i18n.t(i18n.locale_of(request, hq.settings.locale))
+    if confirm != "yes":
+        what = t("bulk." + bulk.action) if bulk.action != "ring" else t("bulk.ring_to", ring=_ring_name(t, bulk.ring))
+        return _render(request, "bulk_confirm.html", {
+            "operator": sess.operator, "csrf": sess.csrf, "bulk": bulk, "back": back_query,
+            "question": t("bulk.question", action=what, n=len(bulk.sites)),
+            "button": t("bulk.confirm", action=what, n=len(bulk.sites))})
+    outcome = fleet_bulk.apply(hq, sess.operator, bulk)
+    summary = t("bulk.done", action=t("bulk." + bulk.action), done=len(outcome.done), n=len(bulk.sites))
+    if outcome.failed:
+        first, why = next(iter(outcome.failed.items()))
+        failed = t("bulk.failed", n=len(outcome.failed), site=first, why=why)
+        return _back(msg=summary, error=failed, query=back_query)
+    return _back(msg=summary, query=back_query)
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    if not query.startswith("?"):
+        raise fleet_query.InvalidQuery("back: not a fleet page query")
+    return parse_qsl(query[1:], keep_blank_values=True)
+
+
+def _ring_name(t: Any, ring: int | None) -> str:
+    return t("ring.none") if ring is None else t("ring.n", n=ring)
 
 
 @router.post("/fleet/sites/{site}/{action}")
@@ -117,7 +210,8 @@ def site_action(request: Request, site: str, action: str, csrf: str = Form(..., 
             sites.sync_now(hq, sess.operator, site)
     except ApiError as exc:
         return _back(error=exc.detail)
-    return _back(msg=f"{site}: {action} done")
+    t = i18n.t(i18n.locale_of(request, hq.settings.locale))
+    return _back(msg=t("flash.done", site=site, action=action))
 
 
 @router.post("/fleet/reviews/{hq_order_id}/{decision}")

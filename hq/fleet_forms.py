@@ -18,9 +18,12 @@ def session_of(request: Request) -> OperatorSession | None:
     return sessions.read(get_hq(request), request.cookies.get(COOKIE))
 
 
-def back(msg: str = "", error: str = "", anchor: str = "") -> RedirectResponse:
-    query = f"?msg={quote(msg)}" if msg else (f"?error={quote(error)}" if error else "")
-    return RedirectResponse("/fleet" + query + (f"#{anchor}" if anchor else ""), status_code=303)
+def back(msg: str = "", error: str = "", anchor: str = "", query: str = "?") -> RedirectResponse:
+    """Back to the list (with the filters it was on, `query`), carrying what happened."""
+    flash = "&".join(f"{k}={quote(v)}" for k, v in (("msg", msg), ("error", error)) if v)
+    target = query + ("&" if query != "?" and flash else "") + flash
+    return RedirectResponse("/fleet" + (target if target != "?" else "") + (f"#{anchor}" if anchor else ""),
+                            status_code=303)
 
 
 def check_csrf(request: Request, token: str) -> OperatorSession:

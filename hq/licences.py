@@ -103,10 +103,27 @@ def _check_grant(session: Session, features: list[str] | None, regions: list[str
         raise InvalidInput(f"regions: {bad[0]!r} is not a region like CN or CN-GD")
 
 
+def _check_owner(licensee: str | None, domain: str | None) -> None:
+    """The API's schema checks these too; the CLI comes here directly."""
+    import re
+
+    from hq.fields import DOMAIN_PATTERN, TEXT_PATTERN
+
+    if licensee is not None and not (0 < len(licensee) <= 100 and re.fullmatch(TEXT_PATTERN, licensee)):
+        raise ApiError(422, "invalid_licence_request", "licensee: one line of 1-100 characters")
+    if domain is not None and not (len(domain) <= 253 and re.fullmatch(DOMAIN_PATTERN, domain.lower())):
+        raise ApiError(422, "invalid_licence_request", f"domain: {domain[:80]!r} is not a host name like shop.example.cn")
+
+
 def issue(hq: "HQ", operator: str, site_id: str, tier: str, categories: list[str], days: int,
           features: list[str] | None = None, regions: list[str] | None = None,
-          revenue_share_bps: int | None = None) -> dict[str, Any]:
-    """Issue a licence for a new site, or a fresh one for a revoked site being re-admitted."""
+          revenue_share_bps: int | None = None, licensee: str | None = None,
+          domain: str | None = None) -> dict[str, Any]:
+    """Issue a licence for a new site, or a fresh one for a revoked site being re-admitted.
+
+    `licensee` and `domain` are what the fleet page searches; given again on re-admission they replace
+    the old ones, left out they stay."""
+    _check_owner(licensee, domain)
     with hq.session() as session:
         site = session.get(Site, site_id)
         if site is not None and site.status != "revoked":
@@ -118,6 +135,8 @@ def issue(hq: "HQ", operator: str, site_id: str, tier: str, categories: list[str
         else:
             site.status, site.status_reason, site.suspended_until = "active", None, None
             site.registry_password_enc = None  # a re-admitted site gets new registry credentials
+        site.licensee = licensee or site.licensee
+        site.domain = domain.lower() if domain else site.domain
         try:
             token, lic = _sign(hq, session, site, operator, tier, categories, days, features, regions, revenue_share_bps)
         except InvalidInput as exc:

@@ -16,6 +16,9 @@ class Base(DeclarativeBase):
     pass
 
 
+_BIG_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
 class Meta(Base):
     """Small named values: the database epoch, how far the catalog log was pruned."""
 
@@ -28,6 +31,15 @@ class Site(Base):
     """A licensed sub-site: its licence state, command sequence and last heartbeat."""
 
     __tablename__ = "sites"
+    __table_args__ = (  # the fleet page's filters, sorts and prefix search (hq.fleet_query)
+        Index("ix_sites_status", "status", "id"),
+        Index("ix_sites_version", "version", "id"),
+        Index("ix_sites_ring", "ring", "id"),
+        Index("ix_sites_heartbeat", "last_heartbeat_at", "id"),
+        Index("ix_sites_id_prefix", "id", postgresql_ops={"id": "varchar_pattern_ops"}),
+        Index("ix_sites_domain", "domain", postgresql_ops={"domain": "varchar_pattern_ops"}),
+        Index("ix_sites_licensee", "licensee", postgresql_ops={"licensee": "varchar_pattern_ops"}),
+    )
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|suspended|revoked
@@ -45,12 +57,29 @@ class Site(Base):
     # the period of its statements (weekly | monthly) unless the operator issuing one says otherwise
     settlement_cadence: Mapped[str] = mapped_column(String(8), default="monthly", server_default="monthly")
     registry_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # who runs it and where, for the fleet page's search (given at issue; None for sites issued before 0014)
+    licensee: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    # the rollout ring an operator put it in (0 = canary); None: in no ring yet
+    ring: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SiteVersion(Base):
+    """Each kit version a site reported, from the heartbeat that first carried it (a trigger, migration 0014)."""
+
+    __tablename__ = "site_versions"
+    __table_args__ = (Index("ix_site_versions_site", "site_id", "id"),)
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Licence(Base):
     """One signed licence token (a site has a new one after each upgrade or renewal)."""
 
     __tablename__ = "licences"
+    __table_args__ = (Index("ix_licences_tier", "tier"), Index("ix_licences_expires", "expires_at"))
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
     tier: Mapped[str] = mapped_column(String(32))
@@ -240,8 +269,6 @@ class Command(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
-
-_BIG_ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class LedgerAccount(Base):

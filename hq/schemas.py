@@ -8,8 +8,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from hq.features import Feature
 from hq.amounts import charge_cents
-from hq.fields import (ORDER_ID_PATTERN, SITE_ID_PATTERN, Account, Contact, Region, SiteId, Sku, Timestamp,
-                       integer, text, unique)
+from hq.fields import (ORDER_ID_PATTERN, SITE_ID_PATTERN, Account, Contact, Domain, Licensee, Region, SiteId, Sku,
+                       Timestamp, integer, text, unique)
 from kitcore.licence.tiers import CATEGORIES, TIERS
 
 
@@ -153,6 +153,8 @@ class LicenceIssue(Strict):
     features: Features | None = None
     regions: Regions | None = Field(default=None, description="empty or absent: [\"CN\"]")
     revenue_share_bps: integer(0, 10000) | None = None  # type: ignore[valid-type]
+    licensee: Licensee | None = Field(default=None, description="who runs the site (the fleet page searches it)")
+    domain: Domain | None = Field(default=None, description="the shop's host name (the fleet page searches it)")
 
     @model_validator(mode="after")
     def _tier_limit(self) -> "LicenceIssue":

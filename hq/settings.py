@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,8 @@ class HQSettings(BaseSettings):
     site_rate_per_second: float = Field(default=50.0, gt=0)
     site_rate_burst: int = Field(default=200, ge=1)
     session_hours: int = Field(default=12, ge=1, le=168)
+    # the fleet page's language unless the operator picks one (`?lang=`, remembered in a cookie)
+    locale: Literal["en", "zh-CN"] = "en"
     housekeeping_seconds: int = Field(default=600, ge=1)
     # charge each licensed site the year's base fee by itself (housekeeping; once per site and year)
     auto_base_fee: bool = False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
+
+from kitcore.i18n import translator as shared_translator
 
 LOCALES = ("zh-CN", "en")
 
@@ -350,14 +352,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 def translator(locale: str) -> Callable[..., str]:
     """`t(key, **params)` for one locale; a missing key falls back to zh-CN, then to the key itself."""
-    table = MESSAGES.get(locale, MESSAGES["zh-CN"])
-    fallback = MESSAGES["zh-CN"]
-
-    def t(key: str, **params: Any) -> str:
-        text = table.get(key) or fallback.get(key) or key
-        return text.format(**params) if params else text
-
-    return t
+    return shared_translator(MESSAGES, locale, "zh-CN")
 
 
 def category_label(t: Callable[..., str], category: str) -> str:

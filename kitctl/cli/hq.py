@@ -204,6 +204,8 @@ def licence_issue(
     days: int = typer.Option(365, "--days", help="Term in days."),
     features: Optional[str] = typer.Option(None, "--features", help="Comma-separated; default: the tier's."),
     regions: Optional[str] = typer.Option(None, "--regions", help="Comma-separated; default: CN."),
+    licensee: Optional[str] = typer.Option(None, "--licensee", help="Who runs the site (the fleet page searches it)."),
+    domain: Optional[str] = typer.Option(None, "--domain", help="The shop's host name, e.g. shop.example.cn."),
     hq_url: str = HQ_URL,
     registry_url: Optional[str] = REGISTRY_URL,
     database_url: Optional[str] = DATABASE_URL,
@@ -216,7 +218,7 @@ def licence_issue(
 
     with local_hq(hq_dir, database_url, hq_url, registry_url) as hq:
         record = licences.issue(hq, _operator_name(), site, tier, _csv(categories) or [], days,
-                                _csv(features), _csv(regions))
+                                _csv(features), _csv(regions), licensee=licensee, domain=domain)
     if as_json:
         print_json(record)
     else:

@@ -43,10 +43,28 @@ def test_licence_commands_record_in_the_hq_database(hq_dir, capsys):
     assert "xingchen" in capsys.readouterr().out
 
 
+def test_licence_issue_records_who_runs_the_site_and_where(hq_dir, capsys):
+    from hq.models import Site
+    from hq.service import HQ
+    from hq.settings import HQSettings
+
+    assert kit(hq_dir, "licence", "issue", "--site", "xingchen", "--categories", "game", "--registry-url", "",
+               "--licensee", "星辰游戏", "--domain", "Shop.Example.CN") == 0
+    service = HQ.open(HQSettings(dir=hq_dir, registry_url=None))
+    try:
+        with service.read() as conn:
+            row = conn.execute(Site.__table__.select()).one()
+    finally:
+        service.close()
+    assert (row.licensee, row.domain) == ("星辰游戏", "shop.example.cn")
+
+
 @pytest.mark.parametrize("args, message", [
     (["licence", "issue", "--site", "BAD", "--categories", "game"], "site id 'BAD'"),
     (["licence", "issue", "--site", "ok-site", "--categories", "nope"], "unknown categories"),
     (["licence", "issue", "--site", "ok-site", "--categories", "game", "--tier", "gold"], "unknown tier"),
+    (["licence", "issue", "--site", "ok-site", "--categories", "game", "--domain", "not a host"], "domain: "),
+    (["licence", "issue", "--site", "ok-site", "--categories", "game", "--licensee", "two\nlines"], "licensee: "),
     (["licence", "revoke", "ghost", "--reason", "x"], "site 'ghost' has no licence"),
     (["licence", "suspend", "ghost", "--reason", ""], "--reason must be one line"),
     (["licence", "upgrade", "ghost"], "nothing to upgrade"),
