@@ -25,7 +25,7 @@ from kitcore.errors import InvalidInput
 
 router = APIRouter(include_in_schema=False)
 ANCHOR = "settlement"
-YUAN = re.compile(r"^[+-]?\d{1,10}(?:\.\d{1,2})?$")
+YUAN = re.compile(r"^[+-]?\d{1,10}(?:\.\d{1,2})?\Z")
 StatementId = Path(..., ge=1, le=2**31 - 1)
 PayoutId = Path(..., ge=1, le=2**31 - 1)
 SHOWN = 50
