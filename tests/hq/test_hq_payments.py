@@ -291,6 +291,13 @@ def test_a_held_payment_the_operator_rejects_is_refunded_through_the_gateway(pay
     assert got["status"] == "refunded" and got["delivery"] is None
     assert _keys(hq, "available") == 2 and _ledger_entries(hq, result["hq_order_id"]) == 0
     assert "operator:reject" in resolved["reasons"] and "out_of_stock" not in resolved["reasons"]
+    from hq.models import AuditEvent
+
+    with hq.service.read() as conn:  # the audit trail says who refunded it and why
+        refunds = conn.execute(select(AuditEvent.operator, AuditEvent.detail)
+                               .where(AuditEvent.action == "payments.refund")).all()
+    assert [(op, d["hq_order_id"], d["reason"]) for op, d in refunds] == [("op", result["hq_order_id"],
+                                                                           "rejected after payment")]
 
 
 def _held_for_mismatch(paying: tuple[RunningHQ, str, EpaySandbox], order_id: str) -> tuple[dict[str, Any], Any]:
@@ -339,14 +346,20 @@ def test_a_payment_held_after_expiry_the_operator_approves_without_stock_is_reje
     assert _keys(hq, "reserved") == 2 and _keys(hq, "sold") == 0  # the other two buyers keep their keys
 
 
-def test_a_held_payment_whose_refund_the_gateway_refuses_stays_rejected_with_the_refund_due(paying):
+def test_a_held_payment_whose_refund_the_gateway_refuses_stays_rejected_with_the_refund_due(paying, caplog):
+    import logging
+
     from hq import reviews
 
     hq, token, _box = paying
     result, trade = _held_for_mismatch(paying, "R5")
     trade.refunded = trade.money  # refunded at the gateway by hand: it refuses another
-    resolved = reviews.resolve(hq.service, "op", result["hq_order_id"], "reject")
+    with caplog.at_level(logging.WARNING, logger="hq.reviews"):
+        resolved = reviews.resolve(hq.service, "op", result["hq_order_id"], "reject")
     assert resolved["status"] == "rejected" and "refund_due" in resolved["reasons"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "hq.reviews"]  # an operator must learn of it
+    assert len(warned) == 1 and warned[0].startswith(f"refund of {result['hq_order_id']} after review failed: ")
+    assert "refused the refund" in warned[0], warned
     assert "refunded" not in resolved["reasons"]
     assert _status(hq, token, "R5")["status"] == "rejected" and _keys(hq, "available") == 2
 
