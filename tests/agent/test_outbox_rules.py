@@ -420,3 +420,26 @@ def test_a_batch_of_decisions_costs_one_statement_on_postgres_and_three_on_sqlit
         assert len(decision_writer(engine).write(conn, decided, "pending", now)) == 5
     assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
     assert len(audited(engine)) == 5
+
+
+def test_after_an_outage_only_orders_held_back_by_it_are_due_at_once(engine, frozen):
+    """HQ answers again: a pending order whose last try could not reach HQ (connect, timeout) is due now; one
+    refused for another reason keeps its back-off, and one already due or not pending is left as it is."""
+    later, earlier = NOW + timedelta(hours=1), NOW - timedelta(seconds=1)
+    cases = {  # order -> (status, next attempt, last error, next attempt expected after the outage)
+        "U1": ("pending", later, "connect: connection refused", NOW),
+        "U2": ("pending", later, "timeout: read timed out", NOW),
+        "U3": ("pending", later, "unavailable: 503 from HQ", later),
+        "U4": ("pending", later, "server: upstream connect: refused", later),
+        "U5": ("pending", later, None, later),
+        "U6": ("pending", earlier, "connect: connection refused", earlier),  # already due: keeps its place
+        "U7": ("review", later, "connect: connection refused", later),  # reviews are polled on their own clock
+    }
+    for order_id, (status, due, error, _) in cases.items():
+        add_order(engine, order_id, due=due, status=status)
+        with engine.begin() as conn:
+            conn.execute(orders.update().where(orders.c.id == order_id).values(last_error=error))
+    assert forwarder(engine, ScriptedHQ()).due_after_outage() == 2
+    got = {order_id: utc(row(engine, order_id).next_attempt_at) for order_id in cases}
+    assert got == {order_id: expected for order_id, (*_, expected) in cases.items()}
+    assert {row(engine, o).last_error for o in ("U1", "U2")} == {cases["U1"][2], cases["U2"][2]}  # the reason stays
