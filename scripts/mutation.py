@@ -446,8 +446,9 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
             if again:
                 run_mutmut(work, jobs, again)
             seen.write_text(digest)  # as the run started: a test changed meanwhile retests survivors next time
+        recorded = work / "mutants" / (module.path + ".meta")
         results = {n: "no tests" if st == "not checked" and not reached else st
-                   for n, st in mutmut_results(work, module).items()}
+                   for n, st in (mutmut_results(work, module) if recorded.exists() or not tables_only else {}).items()}
         diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
         for name, status in sorted(results.items()):
             if status == "skipped":

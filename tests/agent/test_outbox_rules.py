@@ -443,3 +443,32 @@ def test_after_an_outage_only_orders_held_back_by_it_are_due_at_once(engine, fro
     got = {order_id: utc(row(engine, order_id).next_attempt_at) for order_id in cases}
     assert got == {order_id: expected for order_id, (*_, expected) in cases.items()}
     assert {row(engine, o).last_error for o in ("U1", "U2")} == {cases["U1"][2], cases["U2"][2]}  # the reason stays
+
+
+def test_an_order_awaiting_payment_is_asked_about_again_after_the_payment_poll_a_review_after_its_backoff(
+        engine, frozen):
+    add_order(engine, "Q1", due=NOW, status="pending_payment")
+    add_order(engine, "Q2", due=NOW, status="review")
+    hq = ScriptedHQ()
+    hq.answers = {"Q1": OrderResult(order_id="Q1", decision="approve", status="pending_payment", hq_order_id="hq-Q1"),
+                  "Q2": in_review("Q2")}
+    fwd = forwarder(engine, hq, payment_poll=5.0, review_poll=30.0, backoff_cap=300.0)
+    assert fwd.poll_reviews_once() == 0  # nothing changed at HQ
+    q1, q2 = row(engine, "Q1"), row(engine, "Q2")
+    assert (q1.status, q1.attempts, utc(q1.next_attempt_at)) == ("pending_payment", 1, NOW + timedelta(seconds=5))
+    # a review backs off: attempt 0 waits between half and all of 30 s
+    assert q2.attempts == 1 and NOW + timedelta(seconds=15) <= utc(q2.next_attempt_at) <= NOW + timedelta(seconds=30)
+
+
+def test_a_burst_sends_at_most_25_batches_and_says_more_are_due(engine):
+    for i in range(27):
+        add_order(engine, f"B{i:02}", created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {f"B{i:02}": rejected(f"B{i:02}") for i in range(27)}
+    fwd = forwarder(engine, hq, batch=1)
+    try:
+        outcome = fwd.forward_burst()
+    finally:
+        fwd.close()
+    assert (outcome.sent, outcome.decided, outcome.more) == (25, 25, True) and len(hq.sent) == 25
+    assert [ids for ids, _ in hq.sent] == [[f"B{i:02}"] for i in range(25)]  # oldest first, one a batch
