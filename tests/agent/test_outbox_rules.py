@@ -472,3 +472,57 @@ def test_a_burst_sends_at_most_25_batches_and_says_more_are_due(engine):
         fwd.close()
     assert (outcome.sent, outcome.decided, outcome.more) == (25, 25, True) and len(hq.sent) == 25
     assert [ids for ids, _ in hq.sent] == [[f"B{i:02}"] for i in range(25)]  # oldest first, one a batch
+
+
+def test_plugins_learn_each_decision_with_the_buyers_contact_and_nothing_secret(engine):
+    add_order(engine, "N1")
+    add_order(engine, "N2", status="review")  # sealed under another site key: its box does not open here
+    with engine.begin() as conn:
+        other = BuyerBox(os.urandom(32)).seal("N2", Buyer("c@example.cn", "p1", "198.51.100.7"))
+        conn.execute(orders.update().where(orders.c.id == "N2").values(buyer_sealed=other))
+    hq = ScriptedHQ()
+    hq.answers = {"N1": delivered("N1", "s3cret"), "N2": rejected("N2")}
+    events: list[tuple[str, dict[str, Any]]] = []
+    fwd = forwarder(engine, hq, emit=lambda event, payload: events.append((event, payload)))
+    fwd.forward_once()
+    fwd.poll_reviews_once()
+    common = {"sku": "G-1", "category": "game", "quantity": 1, "total_cents": 1000, "currency": "CNY"}
+    assert events == [
+        ("order_decided", {"order_id": "N1", **common, "status": "delivered", "decision": "approve",
+                           "buyer_contact": "c@example.cn"}),
+        ("order_decided", {"order_id": "N2", **common, "status": "rejected", "decision": "reject",
+                           "buyer_contact": None}),  # the contact is unknown, not empty
+    ]
+
+
+def test_a_burst_adds_up_unanswered_orders_and_says_nothing_more_is_due_when_the_outbox_is_empty(engine):
+    for i in range(4):
+        add_order(engine, f"M{i}", created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {"M0": rejected("M0"), "M2": rejected("M2")}  # M1 and M3 go unanswered
+    fwd = forwarder(engine, hq, batch=2)
+    try:
+        outcome = fwd.forward_burst()
+    finally:
+        fwd.close()
+    assert (outcome.sent, outcome.decided, outcome.missing, outcome.more) == (4, 2, 2, False)
+
+
+def test_a_burst_whose_answers_cannot_be_written_raises_that_error_after_the_request_in_flight(engine):
+    for i in range(4):
+        add_order(engine, f"W{i}", created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {f"W{i}": rejected(f"W{i}") for i in range(4)}
+    fwd = forwarder(engine, hq, batch=2)
+
+    def broken_store(orders: Any, results: Any) -> Any:
+        raise RuntimeError("the site database went away")
+
+    fwd.store = broken_store  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            fwd.forward_burst()
+    finally:
+        fwd.close()
+    assert [ids for ids, _ in hq.sent] == [["W0", "W1"], ["W2", "W3"]]  # the next batch had left and was let finish
+    assert {row(engine, f"W{i}").status for i in range(4)} == {"pending"}  # sent again later
