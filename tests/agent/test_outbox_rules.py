@@ -434,6 +434,7 @@ def test_after_an_outage_only_orders_held_back_by_it_are_due_at_once(engine, fro
         "U5": ("pending", later, None, later),
         "U6": ("pending", earlier, "connect: connection refused", earlier),  # already due: keeps its place
         "U7": ("review", later, "connect: connection refused", later),  # reviews are polled on their own clock
+        "U8": ("pending", NOW, "connect: connection refused", NOW),  # due this instant: already due, not counted
     }
     for order_id, (status, due, error, _) in cases.items():
         add_order(engine, order_id, due=due, status=status)
