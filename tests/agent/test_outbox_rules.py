@@ -527,3 +527,24 @@ def test_a_burst_whose_answers_cannot_be_written_raises_that_error_after_the_req
         fwd.close()
     assert [ids for ids, _ in hq.sent] == [["W0", "W1"], ["W2", "W3"]]  # the next batch had left and was let finish
     assert {row(engine, f"W{i}").status for i in range(4)} == {"pending"}  # sent again later
+
+
+def test_an_order_whose_buyer_data_does_not_open_is_not_sent_and_waits_the_longest_with_an_error_logged(
+        engine, frozen, caplog):
+    import logging
+
+    add_order(engine, "K1")
+    add_order(engine, "K2", created=T0 + timedelta(seconds=1))
+    with engine.begin() as conn:  # sealed under another site key
+        other = BuyerBox(os.urandom(32)).seal("K2", Buyer("c@example.cn", "p1", "198.51.100.7"))
+        conn.execute(orders.update().where(orders.c.id == "K2").values(buyer_sealed=other))
+    hq = ScriptedHQ()
+    hq.answers = {"K1": rejected("K1")}
+    with caplog.at_level(logging.ERROR, logger="agent.outbox"):
+        forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    assert [ids for ids, _ in hq.sent] == [["K1"]]
+    k2 = row(engine, "K2")
+    assert (k2.status, k2.attempts, k2.last_error) == ("pending", 1, "buyer data does not open with the site key")
+    assert utc(k2.next_attempt_at) == NOW + timedelta(seconds=600)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "does not open" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].orders == 1
