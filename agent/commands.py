@@ -32,7 +32,7 @@ from sitedb.tables import hq_commands, orders
 log = logging.getLogger("agent.commands")
 CLOCK_SKEW_SECONDS = 60
 REASON_MAX = 300
-REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 @dataclass

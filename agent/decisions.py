@@ -108,3 +108,23 @@ class GenericDecisionWriter:
             for r in present])
         return [Decided(**{**r._asdict(), "status": by_id[r.id]["status"], "decision": by_id[r.id]["decision"]})
                 for r in present]
+
+
+def refunded_after_delivery(conn: Connection, hq_order_ids: list[str], now: datetime) -> list[str]:
+    """Delivered orders HQ refunded (its ledger's `refund` entries name them): `refunded`, audited; their ids.
+
+    The agent stops asking HQ about an order once it is delivered, so a later refund reaches the site through
+    the ledger entries it copies. Only a `delivered` row changes: a replayed entry changes nothing."""
+    if not hq_order_ids:
+        return []
+    col = orders_t.c
+    rows = conn.execute(select(col.id, col.reasons).where(col.hq_order_id.in_(hq_order_ids),
+                                                          col.status == "delivered")).all()
+    for row in rows:
+        conn.execute(update(orders_t).where(col.id == row.id, col.status == "delivered").values(
+            status="refunded", reasons=[*(row.reasons or []), "refunded"][:20], public_reason="payment refunded",
+            updated_at=now))
+    if rows:
+        conn.execute(insert(audit_t), [{"actor": "agent", "action": "order_refunded", "at": now,
+                                        "detail": {"order_id": r.id, "status": "refunded"}} for r in rows])
+    return [r.id for r in rows]

@@ -270,6 +270,12 @@ class HQClient:
         resp = self._request("order_status", "GET", f"/v1/orders/{quote(order_id, safe='')}")
         return self._parse("order_status", resp, OrderResult)
 
+    def orders_status(self, order_ids: list[str]) -> list[OrderResult]:
+        """Many orders' decisions in one request (HQ leaves out the ones it does not know)."""
+        resp = self._request("orders_status", "POST", "/v1/order-status", content=_json({"order_ids": order_ids}),
+                             headers=JSON_BODY)
+        return self._parse("orders_status", resp, OrdersReply).results
+
     def heartbeat(self, body: dict[str, Any]) -> HeartbeatReply:
         resp = self._request("heartbeat", "POST", "/v1/heartbeat", content=_json(body), headers=JSON_BODY)
         return self._parse("heartbeat", resp, HeartbeatReply)

@@ -17,8 +17,8 @@ from agent import VERSION
 from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
-ENDPOINTS = ("catalog", "orders", "order_status", "heartbeat", "support_bundle", "statements", "statement_answer",
-             "ledger_entries", "payout_request", "payouts", "balance")
+ENDPOINTS = ("catalog", "orders", "order_status", "orders_status", "heartbeat", "support_bundle", "statements",
+             "statement_answer", "ledger_entries", "payout_request", "payouts", "balance")
 HQ_LINK_STATES = ("ok", "unreachable", "refused")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
@@ -96,8 +96,9 @@ class AgentMetrics:
             self.reviews_resolved.labels(s)
         self.payments_resolved = Counter("kitagent_orders_payment_resolved_total",
                                          "Orders awaiting the buyer's payment that HQ resolved (paid and delivered, "
-                                         "expired, held for review)", ["status"], registry=r)
-        for s in ("delivered", "expired", "review"):
+                                         "expired, held for review, refunded; refunded also after delivery)",
+                                         ["status"], registry=r)
+        for s in ("delivered", "expired", "review", "refunded"):
             self.payments_resolved.labels(s)
         self.outbox_backlog = Gauge("kitagent_outbox_backlog", "Orders waiting on HQ, by status",
                                     ["status"], registry=r)

@@ -47,7 +47,7 @@ def idempotency_key(site_id: str, order_ids: list[str]) -> str:
 
 
 OUTBOX_COLUMNS = tuple(orders_t.c[name] for name in (
-    "id", "sku", "quantity", "unit_price_cents", "currency", "buyer_sealed", "buyer_region", "created_at",
+    "id", "sku", "quantity", "unit_price_cents", "total_cents", "currency", "buyer_sealed", "buyer_region", "created_at",
     "attempts"))
 
 
@@ -63,6 +63,7 @@ def order_payload(order: Any, buyers: BuyerBox) -> dict[str, Any]:
         "sku": order.sku,
         "quantity": order.quantity,
         "unit_price_cents": order.unit_price_cents,
+        "total_cents": order.total_cents,  # what the buyer was shown: the discount taken off, HQ charges this
         "currency": order.currency,
         "buyer": {"account": buyer.account, "contact": buyer.contact, "ip": buyer.ip, "region": order.buyer_region},
         "created_at": created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -327,18 +328,26 @@ class Forwarder:
                 "decision": order.decision, "buyer_contact": contact}
 
     # -- reviews ------------------------------------------------------------------
-    def poll_reviews_once(self, limit: int = 50) -> int:
-        """Ask HQ about orders under review or awaiting payment whose poll is due; how many changed."""
+    def poll_reviews_once(self, limit: int = 200) -> int:
+        """Ask HQ about orders under review or awaiting payment whose poll is due (one request for them all;
+        one per order from an HQ without the batch endpoint); how many changed."""
         with self.engine.connect() as conn:
             due = dict(conn.execute(
                 select(orders_t.c.id, orders_t.c.status)
                 .where(orders_t.c.status.in_(WAITING), orders_t.c.next_attempt_at <= utcnow())
                 .order_by(orders_t.c.next_attempt_at).limit(limit)
             ).all())
+        if not due:
+            return 0
         results: list[OrderResult] = []
         try:
-            for order_id in due:
-                results.append(self.client.order_status(order_id))
+            try:
+                results = self.client.orders_status(list(due))
+            except HQError as exc:
+                if exc.status not in (404, 405):
+                    raise
+                for order_id in due:  # an HQ from before `POST /v1/order-status`
+                    results.append(self.client.order_status(order_id))
         finally:  # what HQ did answer is kept even when a later request fails
             resolved = 0
             for status in WAITING:

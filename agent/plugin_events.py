@@ -24,12 +24,16 @@ class NoPlugins:
     def emit(self, event: str, payload: dict[str, Any]) -> None:
         return None
 
+    def prepare_database(self, engine: Any) -> None:
+        return None
+
 
 class PluginEvents:
     """Holds the current plugin host; reloads it when the licence's features change."""
 
-    def __init__(self, config_dir: Path | None = None, enabled: list[str] | None = None) -> None:
+    def __init__(self, config_dir: Path | None = None, enabled: list[str] | None = None, engine: Any = None) -> None:
         self.config_dir = config_dir
+        self.engine = engine  # the site database: plugins create their tables in it when they are loaded
         self.enabled = enabled  # the site's choice (KIT_PLUGINS); None = every licensed plugin
         self.features: tuple[str, ...] | None = None
         self.host: Any = NoPlugins()
@@ -41,6 +45,8 @@ class PluginEvents:
             return
         self.features = key
         self.host = load_host(list(key), self.config_dir, self.enabled)
+        if self.engine is not None:  # the agent owns the site's schema: a plugin's tables exist before its events
+            self.host.prepare_database(self.engine)
         self._listened = {}
         log.info("plugin host loaded", extra={"plugins": list(getattr(self.host, "loaded", []))})
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from agent.metrics import AgentMetrics
 
 MAX_SERVICES = 20  # bounds the `service` label
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
 DEFAULT_PROBES = "storefront=http://storefront:8000/healthz,proxy=http://proxy:8081/healthz"
 
 

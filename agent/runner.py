@@ -101,7 +101,7 @@ class Agent:
         state = ensure_state(self.engine, self.site_id)
         status = install_start_licence(self.engine, held, state.licence_status, state.status_reason)
         self.metrics.set_licence_state(status)
-        self.plugins = PluginEvents(config_dir=s.plugins_dir(), enabled=s.plugin_choice())
+        self.plugins = PluginEvents(config_dir=s.plugins_dir(), enabled=s.plugin_choice(), engine=self.engine)
         self.plugins.reload(list(held.verified.claims.features))
         hq_url = s.hq_url or held.verified.claims.hq_url
         self.link = HQLink(self.metrics, probe_interval=s.hq_probe_interval)

@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 
 from sqlalchemy import Column, Connection, Engine, Row, Table, insert, select, update
 
+from agent.decisions import refunded_after_delivery
 from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, PayoutInfo, StatementInfo, plain
 from agent.metrics import AgentMetrics
 from agent.outbox import backoff_seconds
@@ -203,7 +204,10 @@ class SettlementSync:
         return copied
 
     def _store(self, page: EntryPage) -> int:
-        """Entries never change at HQ: the ones already copied are left as they are."""
+        """Entries never change at HQ: the ones already copied are left as they are.
+
+        A `refund` entry names an order HQ refunded after delivery: its row turns `refunded` in the same
+        transaction (the order page shows it; the agent no longer asks HQ about delivered orders)."""
         if not page.entries:
             return 0
         t = settlement_entries.c
@@ -212,6 +216,9 @@ class SettlementSync:
             fresh = [_entry_row(e) for e in page.entries if e.id not in known]
             if fresh:
                 conn.execute(insert(settlement_entries), fresh)
+            refunded = refunded_after_delivery(conn, [e.source for e in page.entries if e.kind == "refund"], utcnow())
+        if refunded and self.metrics is not None:
+            self.metrics.payments_resolved.labels("refunded").inc(len(refunded))
         return len(fresh)
 
 

@@ -263,7 +263,9 @@ def summary(demo: Demo) -> None:
     out().print(f"  licence      kitctl licence inspect @{demo.licence_path} --hq-keys {demo.jwks_path}")
 
 
-def demo_up(demo: Demo) -> None:
+def demo_up(demo: Demo, ship_images: bool = True) -> None:
+    """ship_images=False: the caller has built this tree's images and put them in the demo registry's
+    storage itself (the tests build and push once a run and give each of their demos a copy)."""
     from kitctl.engine import connect
 
     client = connect(None)
@@ -271,7 +273,8 @@ def demo_up(demo: Demo) -> None:
     prepare_hq_state(demo)
     say("registry: HQ's access list")
     point_registry_at_hq(demo)
-    build_and_push_images(client, demo)
+    if ship_images:
+        build_and_push_images(client, demo)
     start_hq_container(client, demo)
     launch_site(demo)
     summary(demo)

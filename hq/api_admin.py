@@ -12,7 +12,7 @@ from hq.catalog import ItemSpec
 from hq.fields import SKU_PATTERN
 from hq.errors import ApiError, responses
 from hq.risk import Rules
-from hq.schemas import SITE_ID, LicenceIssue, LicenceOut, LicenceRenew, LicenceUpgrade, Reason, ReviewResolve, Suspension
+from hq.schemas import SITE_ID, FeatureOut, FeatureRegistration, LicenceIssue, LicenceOut, LicenceRenew, LicenceUpgrade, Reason, ReviewResolve, Suspension
 from hq.service import HQ
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -26,6 +26,23 @@ MAX_CSV_BYTES = 20 * 1024 * 1024
 def issue_licence(body: LicenceIssue, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return licences.issue(hq, op, body.site, body.tier, list(body.categories), body.days, body.features,
                           body.regions, body.revenue_share_bps)
+
+
+@router.get("/features", response_model=list[FeatureOut], summary="The licence features HQ may grant",
+            responses=responses(401))
+def list_features(op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> list[dict[str, Any]]:
+    from hq import features
+
+    return features.listed(hq)
+
+
+@router.post("/features", response_model=FeatureOut, status_code=201,
+             summary="Register a third party's licence feature, so licences may grant it",
+             responses=responses(401, 409, 413, 422))
+def register_feature(body: FeatureRegistration, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    from hq import features
+
+    return features.register(hq, op, body.name, body.description, body.vendor)
 
 
 @router.get("/licences", response_model=list[LicenceOut], summary="Every site's current licence",

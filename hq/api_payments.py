@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import responses
 from hq.payments import flow
-from hq.payments.contract import Forged
+from hq.payments.contract import Forged, Notification
 from hq.service import HQ
 
 # Not in /openapi.json: these speak each gateway's own protocol (query strings and forms in, a bare word out),
@@ -25,15 +25,21 @@ from hq.service import HQ
 router = APIRouter(prefix="/v1/payments", include_in_schema=False)
 GATEWAY_NAME = r"^[a-z][a-z0-9_]{1,31}$"
 MAX_PARAMS = 40
+MAX_BODY = 64 * 1024
 
 
-async def _params(request: Request) -> dict[str, str]:
-    """The notification's fields: the query string (epay's GET) and, for a POST, the form."""
+async def _params(request: Request) -> Notification | None:
+    """The notification: the query string (epay's GET), a POST's form (Alipay), its headers and raw body (WeChat Pay
+    signs the JSON body); None when the body is larger than any gateway sends."""
     params = dict(request.query_params)
+    body = b""
     if request.method == "POST":
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return None
         form = await request.form(max_files=0, max_fields=MAX_PARAMS)
         params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    return params
+    return Notification(params, dict(request.headers), body)
 
 
 def _text(description: str) -> dict[str, Any]:
@@ -50,7 +56,7 @@ NOTIFY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def _notify(request: Request, gateway: str, hq: HQ) -> PlainTextResponse:
     params = await _params(request)
-    if len(params) > MAX_PARAMS:
+    if params is None or len(params) > MAX_PARAMS:
         return PlainTextResponse("fail", status_code=403)
     try:
         await run_in_threadpool(flow.notify, hq, gateway, params)
@@ -69,7 +75,7 @@ async def gateway_notify_get(request: Request, gateway: str = Path(..., pattern=
 
 
 @router.post("/{gateway}/notify", response_model=None, responses=NOTIFY_RESPONSES,
-             summary="A payment gateway's asynchronous notification, as a form")
+             summary="A payment gateway's asynchronous notification, as a form (Alipay) or a signed JSON body (WeChat Pay)")
 async def gateway_notify_post(request: Request, gateway: str = Path(..., pattern=GATEWAY_NAME),
                               hq: HQ = Depends(get_hq)) -> PlainTextResponse:
     return await _notify(request, gateway, hq)

@@ -13,7 +13,7 @@ from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError, responses
 from hq.fields import ORDER_ID_PATTERN
 from hq.order_checks import SiteContext
-from hq.schemas import CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderResult, OrderResults
+from hq.schemas import CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderIds, OrderResult, OrderResults
 from hq.service import HQ
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a support bundle request id
@@ -45,10 +45,11 @@ def get_catalog(
 
 
 @router.post("/orders", response_model=OrderResults, summary="Submit one order or a batch (idempotent)",
-             responses=responses(401, 403, 409, 413, 422, 429, notes={
+             responses=responses(401, 403, 409, 413, 422, 429, 503, notes={
                  409: "`idempotency_in_flight`: the first request with this key is still running (`Retry-After`)",
                  422: "`idempotency_conflict`: this key, or an order_id, was sent before with another body; "
-                      "`duplicate_order_id`: the batch names an order_id twice"}))
+                      "`duplicate_order_id`: the batch names an order_id twice; "
+                      "`total_above_list_price`: an order's total_cents is above unit_price_cents × quantity"}))
 def post_orders(
     batch: OrderBatch,
     idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=200,
@@ -60,6 +61,16 @@ def post_orders(
     results, replayed = orders.submit(hq, ctx, idempotency_key, batch)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse({"results": results}, headers=headers)
+
+
+@router.post("/order-status", response_model=OrderResults,
+             summary="Many orders' decisions at once (the agent's orders awaiting review or payment)",
+             description="The orders HQ knows among `order_ids`, in the order asked; one it does not know is "
+                         "left out. One request instead of one `GET /v1/orders/{order_id}` per order.",
+             responses=responses(401, 403, 413, 422, 429))
+def post_orders_status(body: OrderIds, caller: SiteCaller = Depends(site_active),
+                       hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return {"results": orders.statuses(hq, caller.site_id, body.order_ids)}
 
 
 @router.get("/orders/{order_id}", response_model=OrderResult, summary="One order's decision (review outcome)",

@@ -37,6 +37,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         task = asyncio.create_task(_housekeeping(service))
         watcher = asyncio.create_task(_watch_fleet(service))
         payments = asyncio.create_task(_sweep_payments(service))
+        reconciling = asyncio.create_task(_reconcile_payments(service))
         sanctions = asyncio.create_task(_lift_sanctions(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
@@ -48,6 +49,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             task.cancel()
             watcher.cancel()
             payments.cancel()
+            reconciling.cancel()
             sanctions.cancel()
             push.cancel()
             app.state.push.close()
@@ -133,6 +135,7 @@ def _install_errors(app: "FastAPI") -> None:
     from starlette.requests import Request
 
     from hq.errors import ApiError, error_code, error_response, first_error
+    from hq.payments.contract import GatewayError
     from kitcore.errors import InvalidInput
 
     body = error_response
@@ -140,6 +143,13 @@ def _install_errors(app: "FastAPI") -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return body(exc.status, exc.code, exc.detail, exc.headers)
+
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        """A gateway HQ could not open a payment at (Alipay and WeChat Pay are asked while the order batch's
+        transaction is open): the batch rolled back, nothing is stored, the agent sends it again."""
+        log.warning("payment gateway unavailable: %s", exc)
+        return body(503, "payment_gateway_unavailable", str(exc), {"Retry-After": "5"})
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
@@ -280,6 +290,13 @@ async def _sweep_payments(hq: "HQ") -> None:
     from hq.payments import flow
 
     await _every(lambda: hq.settings.payment_check_seconds, flow.sweep, hq, "payment sweep")
+
+
+async def _reconcile_payments(hq: "HQ") -> None:
+    """The daily reconciliation of each gateway's books (hq.payments.reconcile.due), looked for hourly."""
+    from hq.payments import reconcile
+
+    await _every(lambda: hq.settings.payment_reconcile_seconds, reconcile.due, hq, "payment reconciliation")
 
 
 async def _watch_fleet(hq: "HQ") -> None:

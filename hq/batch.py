@@ -31,6 +31,7 @@ from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
+from hq.amounts import charge_cents
 from hq.order_checks import SiteContext, catalog_problem
 from hq.payments import flow as payments
 from hq.payments import gateways
@@ -102,7 +103,7 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
         ledger.order_paid(conn, [_paid(row, items) for row in rows if row["status"] == "delivered"], now)
         paying = {} if gateway is None else payments.open_payments(hq, conn, gateway, [
             payments.Payable(ids[i], r["site_id"], r["order_id"], r["sku"], r["quantity"],
-                             r["unit_price_cents"] * r["quantity"], r["currency"])
+                             charge_cents(r["unit_price_cents"], r["quantity"], r["total_cents"]), r["currency"])
             for i, r in enumerate(rows) if r["status"] == "pending_payment"], now)
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
     if any(p["status"] != "pending" for p in paying.values()):
@@ -182,7 +183,7 @@ def _rows(ctx: SiteContext, orders: list["OrderIn"], digests: list[str], decisio
         rows.append({
             "hq_order_id": "hq_" + uuid.uuid4().hex, "site_id": ctx.site_id, "order_id": order.order_id,
             "request_sha256": digest, "sku": order.sku, "quantity": order.quantity,
-            "unit_price_cents": order.unit_price_cents, "hq_price_cents": item.price_cents if item is not None else None,
+            "unit_price_cents": order.unit_price_cents, "total_cents": order.total_cents, "hq_price_cents": item.price_cents if item is not None else None,
             "currency": order.currency, "buyer_account": order.buyer.account, "buyer_contact": order.buyer.contact,
             "buyer_ip": order.buyer.ip, "buyer_region": order.buyer.region, "site_created_at": order.created_at,
             "received_at": now, "decision": verdict, "status": status, "reasons": reasons,
@@ -232,8 +233,7 @@ def _mark_sold(conn: "Connection", keys_for: dict[int, list[Any]], order_pks: li
 
 
 def _paid(row: dict[str, Any], items: dict[str, Any]) -> ledger.PaidOrder:
-    return ledger.PaidOrder(row["site_id"], row["hq_order_id"], row["order_id"], row["quantity"],
-                            row["unit_price_cents"], row["hq_price_cents"], items[row["sku"]].category)
+    return ledger.paid_order(SimpleNamespace(**row), items[row["sku"]].category)
 
 
 def _result(hq: "HQ", row: dict[str, Any], keys: list[Any] | None,

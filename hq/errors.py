@@ -28,6 +28,8 @@ WHY = {
     413: "Body too large (`too_large`)",
     422: "The request fails validation (`invalid_request`, naming the field), or a rule the schema cannot say",
     429: "Rate limited (`rate_limited`, `Retry-After`)",
+    503: "A payment gateway could not be reached (`payment_gateway_unavailable`, `Retry-After`): nothing was "
+         "stored; send the same request again",
 }
 
 

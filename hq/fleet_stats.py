@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hq.clock import aware, utcnow
 from hq.licences import licence_state_of
-from hq.models import FleetAlert, Licence, Order, Site
+from hq.models import FleetAlert, Licence, Order, PaymentReconciliation, Site
 
 if TYPE_CHECKING:
     from hq.service import HQ
@@ -23,6 +23,8 @@ class FleetStats:
     review_depth: int = 0
     review_oldest_age: float = 0.0
     alerts_by_kind: dict[str, int] = field(default_factory=dict)
+    # per gateway, its latest reconciled day: whether that run failed, and its differences by kind
+    reconciled: dict[str, tuple[bool, dict[str, int]]] = field(default_factory=dict)
 
 
 def silent_after(hq: "HQ") -> timedelta:
@@ -47,4 +49,21 @@ def read(hq: "HQ") -> FleetStats:
         alerts = dict(conn.execute(select(FleetAlert.kind, func.count()).where(FleetAlert.state == "firing")
                                    .group_by(FleetAlert.kind)).all())
     age = (now - aware(oldest)).total_seconds() if oldest is not None else 0.0
-    return FleetStats(by_state, int(silent), int(depth), max(age, 0.0), {k: int(v) for k, v in alerts.items()})
+    return FleetStats(by_state, int(silent), int(depth), max(age, 0.0), {k: int(v) for k, v in alerts.items()},
+                      reconciled(hq))
+
+
+def reconciled(hq: "HQ") -> dict[str, tuple[bool, dict[str, int]]]:
+    """Each gateway's latest reconciled day (hq.payments.reconcile): failed or not, its differences by kind."""
+    r = PaymentReconciliation
+    latest = select(r.gateway, func.max(r.day).label("day")).group_by(r.gateway).subquery()
+    with hq.read() as conn:
+        rows = conn.execute(select(r.gateway, r.status, r.differences)
+                            .join(latest, (latest.c.gateway == r.gateway) & (latest.c.day == r.day))).all()
+    out: dict[str, tuple[bool, dict[str, int]]] = {}
+    for gateway, status, differences in rows:
+        counts: dict[str, int] = {}
+        for d in differences or []:
+            counts[d["kind"]] = counts.get(d["kind"], 0) + 1
+        out[gateway] = (status == "failed", counts)
+    return out

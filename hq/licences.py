@@ -64,7 +64,7 @@ def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, cate
     """Sign a token for `site` and record it as the site's current licence."""
     from kitcore.licence.token import verify_licence
 
-    _check_grant(features, regions)
+    _check_grant(session, features, regions)
     grant, fresh_password = _registry_grant(hq, site)
     token = issue_licence(
         hq.keys, site=site.id, tier=tier, categories=categories, days=days, hq_url=hq.settings.public_url,
@@ -87,17 +87,16 @@ def _sign(hq: "HQ", session: Session, site: Site, operator: str, tier: str, cate
     return token, lic
 
 
-def _check_grant(features: list[str] | None, regions: list[str] | None) -> None:
-    """The API's schema checks these too; the CLI comes here directly."""
+def _check_grant(session: Session, features: list[str] | None, regions: list[str] | None) -> None:
+    """The API's schema checks their form; whether HQ knows each feature needs the registry."""
     import re
 
     from hq.features import check
     from hq.fields import REGION_PATTERN
 
     try:
-        for name in features or []:
-            check(name)
-    except ValueError as exc:
+        check(session, features or [])
+    except InvalidInput as exc:
         raise InvalidInput(f"features: {exc}") from None
     bad = [r for r in regions or [] if not re.match(REGION_PATTERN, r)]
     if bad:

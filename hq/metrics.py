@@ -45,7 +45,9 @@ LICENCE_STATES = ("active", "expired", "suspended", "revoked")  # as HQ sees the
 HEARTBEAT_OUTCOMES = ("recorded", "refused")
 # What a gateway's notification (or HQ's query of it) did (hq.payments.flow).
 PAYMENT_OUTCOMES = ("applied", "duplicate", "held", "waiting", "unpaid", "forged", "queried")
-GATEWAYS = ("epay",)
+GATEWAYS = ("epay", "alipay", "wechat")
+# What the daily reconciliation flags (hq.payments.reconcile).
+RECONCILE_KINDS = ("paid_at_gateway_only", "amount_mismatch", "paid_at_hq_only")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -125,7 +127,7 @@ class FleetCollector:
         self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
     def describe(self) -> list[GaugeMetricFamily]:
-        return self._families({}, 0, 0, 0.0, {})
+        return self._families({}, 0, 0, 0.0, {}) + reconciliation_families({})
 
     def collect(self) -> list[GaugeMetricFamily]:
         now = time.monotonic()
@@ -138,7 +140,7 @@ class FleetCollector:
 
         stats = fleet_stats.read(self.hq)
         return self._families(stats.by_state, stats.silent, stats.review_depth, stats.review_oldest_age,
-                              stats.alerts_by_kind)
+                              stats.alerts_by_kind) + reconciliation_families(stats.reconciled)
 
     def _families(self, by_state: dict[str, int], silent: int, depth: int, oldest: float,
                   alerts: dict[str, int]) -> list[GaugeMetricFamily]:
@@ -161,6 +163,22 @@ class FleetCollector:
         for kind in KINDS:
             firing.add_metric([kind], alerts.get(kind, 0))
         return [sites, quiet, queue, age, firing]
+
+
+def reconciliation_families(latest: dict[str, tuple[bool, dict[str, int]]]) -> list[GaugeMetricFamily]:
+    """The daily reconciliation (hq.payments.reconcile): each gateway's latest reconciled day."""
+    differences = GaugeMetricFamily(
+        "kithq_payment_reconciliation_differences",
+        "Differences between a gateway's books and HQ's payments on its latest reconciled day, by kind",
+        labels=["gateway", "kind"])
+    failed = GaugeMetricFamily("kithq_payment_reconciliation_failed",
+                               "1 when the latest reconciliation of a gateway could not read its books",
+                               labels=["gateway"])
+    for gateway, (broke, counts) in sorted(latest.items()):  # configured gateways: a few plugin names
+        for kind in RECONCILE_KINDS:
+            differences.add_metric([gateway, kind], counts.get(kind, 0))
+        failed.add_metric([gateway], int(broke))
+    return [differences, failed]
 
 
 def render(fleet: FleetCollector) -> bytes:

@@ -9,6 +9,8 @@ from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, I
                         UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from hq.amounts import charge_cents
+
 
 class Base(DeclarativeBase):
     pass
@@ -73,6 +75,17 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RegisteredFeature(Base):
+    """A licence feature beyond the tiers' own, registered by an HQ operator for a third party's plugin."""
+
+    __tablename__ = "licence_features"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    description: Mapped[str] = mapped_column(String(200))
+    vendor: Mapped[str] = mapped_column(String(80))  # who ships the plugin that needs it
+    registered_by: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Operator(Base):
@@ -165,6 +178,7 @@ class Order(Base):
     sku: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    total_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the site's discounted total, if any
     hq_price_cents: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     currency: Mapped[str] = mapped_column(String(3))
     buyer_account: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -178,6 +192,11 @@ class Order(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def charge_cents(self) -> int:
+        """What the buyer pays (the site's discount taken off): the payment's amount and the ledger's gross."""
+        return charge_cents(self.unit_price_cents, self.quantity, self.total_cents)
 
 
 class SiteDay(Base):
@@ -406,3 +425,22 @@ class PaymentNotice(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(String(16))  # applied|duplicate|held|waiting
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PaymentReconciliation(Base):
+    """One gateway's books for one UTC day compared with HQ's payments (hq.payments.reconcile); a rerun replaces it."""
+
+    __tablename__ = "payment_reconciliations"
+    __table_args__ = (UniqueConstraint("gateway", "day", name="uq_payment_reconciliations_day"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    ran_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ran_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # matched|differences|failed
+    gateway_paid: Mapped[int] = mapped_column(Integer)  # payments paid that day in the gateway's books
+    gateway_paid_cents: Mapped[int] = mapped_column(BigInteger)
+    hq_paid: Mapped[int] = mapped_column(Integer)  # payments HQ saw paid that day
+    hq_paid_cents: Mapped[int] = mapped_column(BigInteger)
+    differences: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)

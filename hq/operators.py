@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from hq.service import HQ
 
-NAME = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+NAME = re.compile(r"^[a-z][a-z0-9._-]{0,63}\Z")
 PREFIX = "hqop_"
 
 

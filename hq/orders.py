@@ -43,8 +43,22 @@ def body_hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
+def order_body(order: OrderIn) -> dict[str, Any]:
+    """The order as its digest sees it. A total equal to the list price (no discount) is left out, so an order
+    sent before sites carried `total_cents` and resent after an upgrade is still the same order (and batch)."""
+    body = order.model_dump(mode="json")
+    if order.total_cents is None or order.total_cents == order.unit_price_cents * order.quantity:
+        body.pop("total_cents", None)
+    return body
+
+
 def order_hash(order: OrderIn) -> str:
-    return body_hash(order.model_dump(mode="json"))
+    return body_hash(order_body(order))
+
+
+def batch_hash(batch: OrderBatch) -> str:
+    """The request's digest its Idempotency-Key is held to: its orders as `order_body` sees them."""
+    return body_hash({"orders": [order_body(o) for o in batch.orders]})
 
 
 # -- idempotency key -------------------------------------------------------
@@ -104,7 +118,11 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
     ids = [o.order_id for o in batch.orders]
     if len(set(ids)) != len(ids):
         raise ApiError(422, "duplicate_order_id", "orders: the batch lists the same order_id twice")
-    replay_ids = claim_key(hq, ctx.site_id, key, body_hash(batch.model_dump(mode="json")))
+    for i, order in enumerate(batch.orders):
+        if order.total_cents is not None and order.total_cents > order.unit_price_cents * order.quantity:
+            raise ApiError(422, "total_above_list_price",
+                           f"orders.{i}.total_cents: more than unit_price_cents × quantity")
+    replay_ids = claim_key(hq, ctx.site_id, key, batch_hash(batch))
     if replay_ids is not None:
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
     try:
@@ -173,7 +191,7 @@ def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: s
     row = Order(
         hq_order_id="hq_" + uuid.uuid4().hex, site_id=ctx.site_id, order_id=order.order_id, request_sha256=digest,
         sku=order.sku, quantity=order.quantity, unit_price_cents=order.unit_price_cents,
-        hq_price_cents=item.price_cents if item is not None else None, currency=order.currency,
+        total_cents=order.total_cents, hq_price_cents=item.price_cents if item is not None else None, currency=order.currency,
         buyer_account=order.buyer.account, buyer_contact=order.buyer.contact, buyer_ip=order.buyer.ip,
         buyer_region=order.buyer.region, site_created_at=order.created_at, received_at=now,
         decision=decision.decision, status="review" if decision.decision == "review" else "rejected",
@@ -199,8 +217,7 @@ def approve(hq: "HQ", s: Session, row: Order, item: CatalogItem | None) -> None:
     row.decision, row.status = "approve", "pending_payment"
     s.flush()
     payments.open_payments(hq, s.connection(), gateway, [payments.Payable(
-        row.id, row.site_id, row.order_id, row.sku, row.quantity, int(row.unit_price_cents) * row.quantity,
-        row.currency)], utcnow())
+        row.id, row.site_id, row.order_id, row.sku, row.quantity, row.charge_cents, row.currency)], utcnow())
     s.refresh(row)  # a notification that was waiting for this order may have settled it already
 
 
@@ -210,9 +227,7 @@ def fulfil(s: Session, row: Order, item: CatalogItem | None) -> None:
         row.decision, row.status, row.reasons = "reject", "rejected", [*row.reasons, "out_of_stock"]
         return
     row.decision, row.status = "approve", "delivered"
-    ledger.order_paid(s.connection(), [ledger.PaidOrder(
-        row.site_id, row.hq_order_id, row.order_id, row.quantity, int(row.unit_price_cents),
-        None if row.hq_price_cents is None else int(row.hq_price_cents), item.category if item else None)])
+    ledger.order_paid(s.connection(), [ledger.paid_order(row, item.category if item else None)])
 
 
 def result_json(hq: "HQ", s: Session, row: Order, replayed: bool) -> dict[str, Any]:
@@ -240,6 +255,14 @@ def get_order(hq: "HQ", site_id: str, order_id: str) -> dict[str, Any]:
         if row is None:
             raise ApiError(404, "not_found", f"order {order_id!r} is unknown to HQ")
         return result_json(hq, s, row, replayed=False)
+
+
+def statuses(hq: "HQ", site_id: str, order_ids: list[str]) -> list[dict[str, Any]]:
+    """The site's orders among `order_ids` as `get_order` tells each (in the order asked; unknown ones left out)."""
+    with hq.session() as s:
+        rows = {r.order_id: r for r in s.scalars(select(Order).where(Order.site_id == site_id,
+                                                                     Order.order_id.in_(order_ids)))}
+        return [result_json(hq, s, rows[i], replayed=False) for i in order_ids if i in rows]
 
 
 def purge_keys(hq: "HQ") -> int:

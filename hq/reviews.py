@@ -31,7 +31,7 @@ def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[s
 def review_json(o: Order) -> dict[str, Any]:
     return {
         "hq_order_id": o.hq_order_id, "site": o.site_id, "order_id": o.order_id, "sku": o.sku,
-        "quantity": o.quantity, "amount_cents": int(o.unit_price_cents) * o.quantity, "currency": o.currency,
+        "quantity": o.quantity, "amount_cents": o.charge_cents, "currency": o.currency,
         "buyer": {"account": o.buyer_account, "contact": o.buyer_contact, "ip": o.buyer_ip, "region": o.buyer_region},
         "reasons": list(o.reasons), "received_at": iso(o.received_at), "status": o.status, "decision": o.decision,
     }

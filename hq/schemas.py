@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hq.features import Feature
+from hq.amounts import charge_cents
 from hq.fields import (ORDER_ID_PATTERN, SITE_ID_PATTERN, Account, Contact, Region, SiteId, Sku, Timestamp,
                        integer, text, unique)
 from kitcore.licence.tiers import CATEGORIES, TIERS
@@ -28,13 +29,27 @@ class OrderIn(Strict):
     sku: Sku
     quantity: integer(1, 10000)  # type: ignore[valid-type]
     unit_price_cents: integer(0, 10**11)  # type: ignore[valid-type]
+    total_cents: integer(0, 10**15) | None = Field(  # type: ignore[valid-type]
+        default=None, description="what the buyer was shown and pays: unit_price_cents × quantity less the site's "
+        "discount (coupon); never more than that; absent: unit_price_cents × quantity")
     currency: Literal["CNY"]
     buyer: Buyer
     created_at: Timestamp
 
+    @property
+    def charge_cents(self) -> int:
+        """What the buyer pays for this order (the discount included)."""
+        return charge_cents(self.unit_price_cents, self.quantity, self.total_cents)
+
 
 class OrderBatch(Strict):
     orders: list[OrderIn] = Field(min_length=1, max_length=200)
+
+
+class OrderIds(Strict):
+    order_ids: Annotated[list[Annotated[str, Field(pattern=ORDER_ID_PATTERN)]],
+                         Field(min_length=1, max_length=200, json_schema_extra={"uniqueItems": True}),
+                         AfterValidator(unique)]
 
 
 class CardKeyOut(BaseModel):
@@ -170,6 +185,23 @@ class LicenceUpgrade(Strict):
 
 class LicenceRenew(Strict):
     days: integer(1, 3660)  # type: ignore[valid-type]
+
+
+class FeatureRegistration(Strict):
+    """A third party's licence feature, made grantable (`licence_features`)."""
+
+    name: Feature
+    description: text(200, min_length=1)  # type: ignore[valid-type]
+    vendor: text(80, min_length=1)  # type: ignore[valid-type]
+
+
+class FeatureOut(BaseModel):
+    name: str
+    source: Literal["tier", "registered"]
+    description: str
+    vendor: str
+    registered_by: str | None
+    registered_at: str | None
 
 
 class LicenceOut(BaseModel):

@@ -54,6 +54,8 @@ class HQSettings(BaseSettings):
     # Payments (hq.payments): how long a buyer has to pay, how often HQ expires unpaid orders / asks the gateway.
     payment_expiry_seconds: int = Field(default=900, ge=10, le=86400)
     payment_check_seconds: float = Field(default=5.0, gt=0)
+    # How often HQ looks for a day to reconcile against the gateways' books (hq.payments.reconcile.due).
+    payment_reconcile_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("dir")
     @classmethod

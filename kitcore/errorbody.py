@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+CODE = re.compile(r"^[a-z][a-z0-9_]*$")  # also a pydantic pattern (whose `$` is the very end): fullmatch here
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     """The error document: `code` must be a lowercase identifier; `detail` is cut to its first line."""
-    if not CODE.match(code):
+    if not CODE.fullmatch(code):
         raise ValueError(f"error code {code!r} is not a lowercase identifier")
     line = detail.splitlines()[0] if detail and detail.strip() else code
     return {**extra, "error": code, "detail": line}

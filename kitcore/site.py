@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
-LOGO_NAME = re.compile(r"^logo\.(png|jpg|jpeg|svg|webp|gif)$")
+COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
+CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+LOGO_NAME = re.compile(r"^logo\.(png|jpg|jpeg|svg|webp|gif)\Z")
 LOCALES = ("zh-CN", "en")
 Locale = Literal["zh-CN", "en"]
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 DEFAULT_TARGET = "unix:///var/run/docker.sock"
 API_VERSION = "1.41"
 SSH_POOL_SIZE = 3
-TARGET = re.compile(r"^(unix://.+|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+?(:\d{1,5})?|tcp://127\.0\.0\.1:\d{1,5})$")
+TARGET = re.compile(r"^(unix://.+|ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+?(:\d{1,5})?|tcp://127\.0\.0\.1:\d{1,5})\Z")
 
 
 def check_target(target: str) -> str:

@@ -249,7 +249,7 @@ def run_admin(site_dir: Path, name: str, action: str, pairs: list[str], database
     try:
         plugin.prepare_database(engine)
         with Session(engine) as session, session.begin():
-            return spec.run(session, args)
+            return spec.rows(session, args)
     except SQLAlchemyError as exc:  # the message names host and port, never the password
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
         raise InvalidInput(f"site database: {type(exc).__name__}: {detail}") from None

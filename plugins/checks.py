@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 MAX_MESSAGE = 200
 # Keys a plugin must never see in an event: delivered card keys and credentials.
 SECRET_KEYS = frozenset({"card_keys", "delivery", "delivery_sealed", "secret", "password", "password_hash"})
@@ -31,6 +31,20 @@ def checkout_field(raw: Any) -> dict[str, Any]:
     if not (isinstance(max_length, int) and not isinstance(max_length, bool) and 1 <= max_length <= 500):
         raise BadAnswer(f"checkout field {name}: max_length must be 1-500")
     return {"name": name, "label": label, "required": required, "max_length": max_length}
+
+
+def page_lines(raw: Any) -> list[str]:
+    """A plugin's lines for a page slot, or BadAnswer: plain one-line text, a few short lines."""
+    from plugins.contract import MAX_PAGE_LINE, MAX_PAGE_LINES
+
+    if not isinstance(raw, list) or not all(isinstance(line, str) for line in raw):
+        raise BadAnswer("page lines must be a list of strings")
+    if len(raw) > MAX_PAGE_LINES:
+        raise BadAnswer(f"{len(raw)} page lines; at most {MAX_PAGE_LINES}")
+    for line in raw:
+        if not 0 < len(line) <= MAX_PAGE_LINE or any(c in line for c in "\r\n"):
+            raise BadAnswer(f"a page line must be one line of 1-{MAX_PAGE_LINE} characters")
+    return list(raw)
 
 
 def discount(raw: Any) -> int:

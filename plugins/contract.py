@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 Where = Literal["storefront", "agent", "kitctl"]
 EVENTS = ("order_created", "order_decided", "catalog_item", "heartbeat")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")
 
 
 class NoSettings(BaseModel):
@@ -44,8 +45,9 @@ class Manifest:
     kit_versions: str = ">=0.1"
     settings: type[BaseModel] = NoSettings
     description: str = ""
-    checkout_timeout_seconds: float = 1.0  # budget inside the buyer's checkout transaction
+    checkout_timeout_seconds: float = 1.0  # budget inside the buyer's checkout transaction (and of page_lines)
     event_timeout_seconds: float = 10.0  # budget of one event hook (webhooks, e-mail)
+    api_version: int = 1  # the plugin API this plugin was written for (PLUGIN_API_VERSIONS)
 
 
 @dataclass
@@ -66,6 +68,23 @@ class AdminAction:
     arguments: type[BaseModel]
     run: Callable[[Any, BaseModel], list[dict[str, Any]]]  # (SQLAlchemy Session, args) -> rows
 
+    def rows(self, session: Any, args: BaseModel) -> list[dict[str, Any]]:
+        """The action's rows with JSON's types only: a plugin may return datetimes, decimals or UUIDs, and
+        `--json`, the storefront's `plugin-admin` and the tables all print them the same way (ISO 8601, text)."""
+        return [{str(key): _plain(value) for key, value in row.items()} for row in self.run(session, args)]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (date, time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)  # Decimal, UUID, Enum...: their text
+
 
 class Plugin:
     """Base class of every plugin; override the hooks you contribute."""
@@ -85,6 +104,11 @@ class Plugin:
     # --- storefront ------------------------------------------------------
     def checkout_fields(self) -> list[dict[str, Any]]:
         """Extra checkout inputs: {"name", "label", "required": bool, "max_length": int}."""
+        return []
+
+    def page_lines(self, slot: str, ctx: dict[str, Any]) -> list[str]:
+        """Lines of plain text for a page slot (API 2): `slot` is "product" or "order", `ctx` what that page
+        shows (PAGE_SLOTS). The shop escapes them; at most MAX_PAGE_LINES lines of MAX_PAGE_LINE characters."""
         return []
 
     def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +164,17 @@ def _mentions_secret(annotation: Any) -> bool:
     return any(_mentions_secret(arg) for arg in getattr(annotation, "__args__", ()) or ())
 
 
+# the plugin API versions this kit runs: 1 (hooks, events, admin actions), 2 (adds page_lines)
+PLUGIN_API_VERSIONS = (1, 2)
+
+# page slot -> the keys of the context a plugin's page_lines receives there
+PAGE_SLOTS: dict[str, tuple[str, ...]] = {
+    "product": ("sku", "name", "category", "price_cents", "currency", "locale"),
+    "order": ("order_id", "sku", "category", "status", "quantity", "total_cents", "currency", "locale", "extras"),
+}
+MAX_PAGE_LINES, MAX_PAGE_LINE = 3, 200
+
+
 def check_manifest(manifest: Any) -> Manifest:
     """The manifest if it is well formed, else ValueError with one line saying what is wrong."""
     if not isinstance(manifest, Manifest):
@@ -152,12 +187,15 @@ def check_manifest(manifest: Any) -> Manifest:
         if not 0 < budget <= 60:
             raise ValueError("time budgets must be between 0 and 60 seconds")
     parse_range(manifest.kit_versions)
+    if manifest.api_version not in PLUGIN_API_VERSIONS:
+        offered = ", ".join(str(v) for v in PLUGIN_API_VERSIONS)
+        raise ValueError(f"targets plugin API {manifest.api_version!r}; this kit offers {offered}")
     return manifest
 
 
 # --- version ranges: ">=0.1,<1.0" (no dependency on `packaging` at run time) ---
 
-_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*$")
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*\Z")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

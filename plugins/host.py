@@ -181,6 +181,26 @@ class PluginHost:
             self._fields = owners
         return self._fields
 
+    def page_lines(self, slot: str, ctx: dict[str, Any]) -> list[tuple[str, str]]:
+        """(plugin, line) for a page slot, each plugin within its checkout budget; a failing or malformed
+        answer is left out and counted, the page renders without it. An order's `extras` reach each plugin
+        as its own extras only."""
+        from plugins.contract import PAGE_SLOTS
+
+        wanted = PAGE_SLOTS[slot]
+        shown: list[tuple[str, str]] = []
+        for name, plugin in self._hooked("page_lines"):
+            own = {k: v for k, v in ctx.items() if k in wanted}
+            if "extras" in wanted:
+                own["extras"] = dict((ctx.get("extras") or {}).get(name) or {})
+            raw = self._call(name, "page_lines", lambda p=plugin, c=own: p.page_lines(slot, c),
+                             plugin.manifest.checkout_timeout_seconds, [])
+            try:
+                shown += [(name, line) for line in checks.page_lines(raw)]
+            except checks.BadAnswer as exc:
+                self._bad_answer(name, "page_lines", exc)
+        return shown
+
     def stack_fragments(self) -> dict[str, dict[str, Any]]:
         """Extra compose services/volumes/env of loaded plugins; a plugin whose fragment clashes is left out."""
         merged: dict[str, dict[str, Any]] = {"services": {}, "volumes": {}, "env": {}}
@@ -294,8 +314,12 @@ class PluginHost:
                 return
             if not self._hooked(hook):
                 return
+            typed = _typed(event, checks.redact(payload))
+            if typed is None:
+                self._count("*", event, "invalid")
+                return
             self._ensure_dispatcher()
-            self._events.put_nowait((event, checks.redact(payload)))
+            self._events.put_nowait((event, typed))
         except queue.Full:
             self._count("*", event, "dropped")
             log.error("plugin event queue full: %s dropped", event)
@@ -380,6 +404,21 @@ class PluginHost:
 
 
 # ---------------------------------------------------------------------- helpers
+def _typed(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload as its model in plugins/events.py has it (what docs/plugins.md documents), or None with the
+    mismatch logged: a service that sends something else has a bug, and no plugin should be built on it."""
+    from pydantic import ValidationError
+
+    from plugins.events import EVENTS
+
+    try:
+        return EVENTS[event].model_validate(payload).payload()
+    except ValidationError as exc:
+        log.error("plugin event %s not delivered: its payload does not match plugins/events.py: %s", event,
+                  checks.first_error(exc))
+        return None
+
+
 def describe_licence(features: set[str], tier: str | None) -> str:
     """'this licence is pro' (inferred from the features when the tier is not given)."""
     from kitcore.licence.tiers import TIERS
@@ -391,14 +430,22 @@ def describe_licence(features: set[str], tier: str | None) -> str:
 
 
 def licence_refusal(manifest: Manifest, features: set[str], tier: str | None) -> str | None:
-    """Why the licence does not allow `manifest`, in one line; None when it does."""
-    from kitcore.licence.tiers import lowest_tier_with
+    """Why the licence does not allow `manifest`, in one line; None when it does.
+
+    A licence HQ issued with its own feature list may lack a feature its tier usually carries: then the
+    line says so, rather than naming the tier the licence already is."""
+    from kitcore.licence.tiers import TIERS, lowest_tier_with
 
     if manifest.feature in features:
         return None
     lowest = lowest_tier_with(manifest.feature)
-    needs = f"tier {lowest} or higher" if lowest else "no tier grants it"
-    return f"{manifest.name} needs feature {manifest.feature!r} ({needs}); {describe_licence(features, tier)}"
+    wants = f"{manifest.name} needs feature {manifest.feature!r}"
+    if lowest is None:
+        return f"{wants}, which no tier includes: HQ grants it licence by licence; this licence does not carry it"
+    names = list(TIERS)
+    if tier in names and names.index(tier) >= names.index(lowest):
+        return f"{wants}; this {tier} licence was issued without it (ask HQ to add it)"
+    return f"{wants} (tier {lowest} or higher); {describe_licence(features, tier)}"
 
 
 def _refusal(manifest: Manifest, features: set[str], tier: str | None, kit_version: str, allowed: set[str] | None, choice: Any) -> str | None:

@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 CORE_SERVICES = frozenset({"proxy", "storefront", "agent", "db", "hq"})
 ENV_TARGETS = ("storefront", "agent")  # core services that run plugin code
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
-ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-IMAGE = re.compile(r"^kitctl/[a-z0-9][a-z0-9._-]{0,63}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
-DURATION = re.compile(r"^[0-9]{1,5}(?:ms|s|m)$")
-PORT = re.compile(r"^127\.0\.0\.1:([0-9]{1,5}):([0-9]{1,5})(?:/(tcp|udp))?$")
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}\Z")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}\Z")
+IMAGE = re.compile(r"^kitctl/[a-z0-9][a-z0-9._-]{0,63}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?\Z")
+DURATION = re.compile(r"^[0-9]{1,5}(?:ms|s|m)\Z")
+PORT = re.compile(r"^127\.0\.0\.1:([0-9]{1,5}):([0-9]{1,5})(?:/(tcp|udp))?\Z")
 CONDITIONS = ("service_started", "service_healthy")
 # What a plugin may give for one of its services; render adds restart, deploy limits and labels.
 GIVEN_KEYS = frozenset({"image", "command", "environment", "volumes", "ports", "healthcheck", "depends_on"})

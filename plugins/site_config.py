@@ -116,7 +116,7 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _toml_string(text: str) -> str:
@@ -125,7 +125,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)  # fullmatch: `$` also matches before a final newline
 
 
 def _toml_value(value: Any) -> str:

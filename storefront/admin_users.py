@@ -15,7 +15,7 @@ from kitcore.errors import InvalidInput
 
 ROLES = ("admin", "operator", "finance")
 MIN_PASSWORD = 12
-USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}$")
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{3,32}\Z")
 
 
 class AdminUserError(InvalidInput):

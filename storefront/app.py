@@ -66,10 +66,12 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     site_key = settings.site_key()
     metrics = StorefrontMetrics()
     limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
+    # plugins create their tables where the schema is made: here only when this storefront migrates it
+    plugins = PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir, engine if settings.migrate_on_start else None)
     return Shop(
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
         cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
-        signers=make_signers(settings.secret_key()), plugins=PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir),
+        signers=make_signers(settings.secret_key()), plugins=plugins,
         site_key=site_key, templates=make_templates(), buyers=BuyerBox(site_key) if site_key else None,
         metrics=metrics,
     )

@@ -16,7 +16,7 @@ from storefront.siteconfig import SiteConfig
 from storefront.web import HTTPProblem, shop_of
 
 router = APIRouter()
-ASSET = re.compile(r"^(logo\.(png|jpg|jpeg|svg|webp|gif)|theme\.css)$")
+ASSET = re.compile(r"^(logo\.(png|jpg|jpeg|svg|webp|gif)|theme\.css)\Z")
 
 
 def theme_css(site: SiteConfig) -> str:

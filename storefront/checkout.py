@@ -25,7 +25,7 @@ from sitedb.models import CatalogItem, Order, SiteState
 from storefront.signing import Signer
 from storefront.state import ItemView
 
-CONTACT = re.compile(r"^(?:[^@\s<>]{1,64}@[^@\s<>]{1,120}\.[A-Za-z]{2,24}|\+?[0-9][0-9 \-]{4,19})$")
+CONTACT = re.compile(r"^(?:[^@\s<>]{1,64}@[^@\s<>]{1,120}\.[A-Za-z]{2,24}|\+?[0-9][0-9 \-]{4,19})\Z")
 NONCE_MAX_AGE = 24 * 3600
 Translate = Callable[..., str]
 
@@ -136,6 +136,8 @@ def _matches(pattern: str | None, account: str) -> bool:
 @dataclass
 class PlacedOrder:
     order_id: str
+    unit_price_cents: int
+    discount_cents: int
     total_cents: int
     extras: dict[str, Any]
 
@@ -186,4 +188,5 @@ def place_order(
             session.flush()  # a concurrent duplicate fails here, inside the transaction
     except IntegrityError:
         raise DuplicateOrder(order_id) from None
-    return PlacedOrder(order_id=order_id, total_cents=total, extras=extras)
+    return PlacedOrder(order_id=order_id, unit_price_cents=unit, discount_cents=unit * form.quantity - total,
+                       total_cents=total, extras=extras)

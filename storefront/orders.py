@@ -23,7 +23,7 @@ from storefront.passwords import verify_password
 from storefront.qr import qr_svg
 
 log = logging.getLogger("storefront.orders")
-ORDER_ID = re.compile(r"^[0-9A-Z]{6,32}$")
+ORDER_ID = re.compile(r"^[0-9A-Z]{6,32}\Z")
 ACCESS_MAX_AGE = 30 * 60
 ACCESS_MAX_ORDERS = 20
 
@@ -58,6 +58,8 @@ class OrderView:
     card_keys: list[dict[str, str]] = field(default_factory=list)
     delivery_unavailable: bool = False
     payment: PaymentView | None = None
+    category: str = ""
+    plugin_extras: dict[str, Any] = field(default_factory=dict)  # what each plugin stored at checkout, by name
 
 
 def normalise_order_id(raw: str) -> str | None:
@@ -85,6 +87,7 @@ def order_view(session: Session, order_id: str, site_key: bytes | None, buyers: 
         unit_price_cents=order.unit_price_cents, discount_cents=order.discount_cents, total_cents=order.total_cents,
         currency=order.currency, buyer_account=_account(order, buyers), created_at=order.created_at,
         decided_at=order.decided_at, public_reason=order.public_reason if order.status == "rejected" else None,
+        category=order.category, plugin_extras=dict((order.extras or {}).get("plugins") or {}),
     )
     if order.status == "delivered" and order.delivery_sealed:
         view.card_keys, view.delivery_unavailable = _unseal(order.delivery_sealed, site_key, order.id)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, func, insert, select
 
 from sitedb.tables import audit_log, payout_requests, site_state, utcnow
 
-YUAN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$")  # up to ¥9,999,999,999.99
+YUAN = re.compile(r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?\Z")  # up to ¥9,999,999,999.99
 
 
 class PayoutRefused(ValueError):

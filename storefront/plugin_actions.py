@@ -55,7 +55,7 @@ def run_action(host: Any, engine: "Engine", name: str, action: str, values: dict
     plugin.prepare_database(engine)
     try:
         with Session(engine) as session, session.begin():
-            return spec.run(session, args)
+            return spec.rows(session, args)
     except InvalidInput as exc:
         raise ActionRefused(str(exc)) from None
 
@@ -69,7 +69,7 @@ def main(args: list[str]) -> int:
         values = json.loads(args[2]) if len(args) == 3 else {}
         if not isinstance(values, dict):
             raise ValueError("the arguments must be a JSON object")
-        print(json.dumps(_run_here(args[0], args[1], values), default=str))
+        print(json.dumps(_run_here(args[0], args[1], values)))
     except (ActionRefused, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

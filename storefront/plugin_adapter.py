@@ -26,10 +26,16 @@ class NoPlugins:
     def checkout_fields(self) -> list[dict[str, Any]]:
         return []
 
+    def page_lines(self, slot: str, ctx: dict[str, Any]) -> list[tuple[str, str]]:
+        return []
+
     def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
         return {"discount_cents": 0, "extras": {}, "errors": {}}
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
+        return None
+
+    def prepare_database(self, engine: Any) -> None:
         return None
 
 
@@ -46,8 +52,9 @@ def load_host(features: list[str], enabled: list[str] | None, config_dir: Path |
 class PluginHostCache:
     """One host per feature set: a licence upgrade by heartbeat enables a plugin without redeploy."""
 
-    def __init__(self, enabled: list[str] | None, config_dir: Path | None) -> None:
+    def __init__(self, enabled: list[str] | None, config_dir: Path | None, schema_engine: Any = None) -> None:
         self._enabled, self._config_dir = enabled, config_dir
+        self._schema_engine = schema_engine  # set when this storefront owns the schema (it migrates on start)
         self._key: tuple[str, ...] | None = None
         self._host: Any = NoPlugins()
         self._lock = threading.Lock()
@@ -57,5 +64,7 @@ class PluginHostCache:
         with self._lock:
             if key != self._key:
                 self._host = load_host(list(key), self._enabled, self._config_dir)
+                if self._schema_engine is not None:
+                    self._host.prepare_database(self._schema_engine)
                 self._key = key
             return self._host

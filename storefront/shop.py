@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -57,9 +58,10 @@ async def _aitem_or_404(request: Request, sku: str) -> ItemView:
 def _product_page(request: Request, item: ItemView, values: dict[str, str] | None = None,
                   errors: dict[str, str] | None = None, status: int = 200, nonce: str | None = None) -> Response:
     shop = shop_of(request)
+    host = shop.plugin_host()
     return render(request, "product.html", {
         "item": item, "values": values or {"quantity": str(item.min_qty)}, "errors": errors or {},
-        "plugin_fields": shop.plugin_host().checkout_fields(),
+        "plugin_fields": host.checkout_fields(), "plugin_lines": _product_lines(request, host, item),
         "nonce": nonce or co.new_nonce(shop.signers.nonce, item.sku),
         "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
     }, status=status, private=True)
@@ -75,8 +77,16 @@ async def product(request: Request, sku: str) -> Response:
     key = (item, repr(fields), shop.settings.payment_mode)
     return render_form_page(request, key, "product.html", lambda: {
         "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
+        "plugin_lines": _product_lines(request, host, item),
         "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
     }, nonce=co.new_nonce(shop.signers.nonce, item.sku))
+
+
+def _product_lines(request: Request, host: Any, item: ItemView) -> list[tuple[str, str]]:
+    """Plugins' lines for the product slot (rendered into the cached page: once per item, locale and TTL)."""
+    return host.page_lines("product", {"sku": item.sku, "name": item.name, "category": item.category,
+                                       "price_cents": item.selling_price_cents, "currency": item.currency,
+                                       "locale": locale_of(request)})
 
 
 @router.post("/p/{sku}/checkout", name="checkout")
@@ -124,8 +134,11 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
         outcome("duplicate").inc()
         return RedirectResponse(f"/order/{dup.order_id}", status_code=303)
     outcome("placed").inc()
-    host.emit("order_created", {"order_id": placed.order_id, "sku": item.sku, "quantity": form.quantity,
-                                "total_cents": placed.total_cents, "currency": item.currency})
+    host.emit("order_created", {
+        "order_id": placed.order_id, "sku": item.sku, "category": item.category, "quantity": form.quantity,
+        "unit_price_cents": placed.unit_price_cents, "discount_cents": placed.discount_cents,
+        "total_cents": placed.total_cents, "currency": item.currency, "extras": placed.extras.get("plugins", {}),
+    })
     response = RedirectResponse(f"/order/{placed.order_id}?placed=1", status_code=303)
     _grant_access(request, response, placed.order_id)
     return response
@@ -207,6 +220,10 @@ def order_page(request: Request, order_id: str, placed: str | None = None) -> Re
         view = order_view(session, normal, shop.site_key, shop.buyers)
     if view is None:
         return _lookup_page(request, normal)
-    return render(request, "order.html", {"order": view, "placed": placed == "1"}, private=True)
+    lines = shop.plugin_host().page_lines("order", {
+        "order_id": view.id, "sku": view.sku, "category": view.category, "status": view.status,
+        "quantity": view.quantity, "total_cents": view.total_cents, "currency": view.currency,
+        "locale": locale_of(request), "extras": view.plugin_extras})
+    return render(request, "order.html", {"order": view, "placed": placed == "1", "plugin_lines": lines}, private=True)
 
 

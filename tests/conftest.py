@@ -56,18 +56,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return "engine" if is_engine_test(nodeid) else super()._split_scope(nodeid)  # else its module
 
+    # Hand the units out in collection order (engine, then the slow modules: see below), not largest first:
+    # a module of many quick unit tests is no reason to start before one slow browser test.
+    config.option.loadscopereorder = False
     return EngineTogether(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Engine tests first, so their long run starts at once; each must live where the scheduler finds it."""
+    """Engine tests first, so their long run starts at once; each must live where the scheduler finds it.
+    Then the modules holding a `slow` or `browser` test, then the rest: the other worker takes the long
+    modules while the engine tests run, and the short ones fill in at the end."""
     engine = [item for item in items if item.get_closest_marker("e2e") is not None]
     misplaced = [item.nodeid for item in engine if not is_engine_test(item.nodeid)]
     if misplaced:
         raise pytest.UsageError(f"e2e test outside {', '.join(ENGINE_DIRS)} or a *_e2e.py file "
                                 f"(xdist would run it beside the others): {misplaced[0]}")
     chosen = set(map(id, engine))
-    items[:] = engine + [item for item in items if id(item) not in chosen]
+    rest = [item for item in items if id(item) not in chosen]
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in rest
+                    if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
+    items[:] = engine + sorted(rest, key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
 
 
 @pytest.fixture(scope="session")

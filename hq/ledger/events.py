@@ -21,6 +21,7 @@ from hq.errors import ApiError
 from hq.ledger import accounts, entries, rates
 from hq.ledger.entries import Entry, Line
 from hq.models import Licence, Site
+from hq.amounts import charge_cents
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,6 +42,14 @@ class PaidOrder:
     unit_price_cents: int
     hq_price_cents: int | None
     category: str | None
+    total_cents: int | None = None  # what the buyer paid when the site took a discount off; None: unit × quantity
+
+
+def paid_order(row: Any, category: str | None) -> PaidOrder:
+    """A paid order as the ledger posts it, from an HQ order row (ORM object or result row)."""
+    return PaidOrder(row.site_id, row.hq_order_id, row.order_id, row.quantity, int(row.unit_price_cents),
+                     None if row.hq_price_cents is None else int(row.hq_price_cents), category,
+                     None if row.total_cents is None else int(row.total_cents))
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,11 @@ def licence_terms(conn: "Connection", site_ids: Iterable[str]) -> dict[str, Term
 
 
 def order_entry(order: PaidOrder, in_force: rates.Rates, terms: Terms, at: datetime) -> Entry:
-    """Gross to the site; HQ's cost and HQ's share from the site to HQ."""
-    gross = order.unit_price_cents * order.quantity
+    """Gross (what the buyer paid) to the site; HQ's cost and HQ's share from the site to HQ.
+
+    A site's discount lowers the gross only: HQ's cost stays HQ's price × quantity, so a discount below HQ's
+    price is the site's own loss, on the site's account, and the entry still balances."""
+    gross = charge_cents(order.unit_price_cents, order.quantity, order.total_cents)
     cost = (order.hq_price_cents or 0) * order.quantity
     share = rates.share_fen(gross, in_force.share_bps(terms.tier, order.category, terms.share_bps))
     site = accounts.site_account(order.site_id)

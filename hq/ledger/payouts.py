@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from hq.service import HQ
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-TRANSFER_REF = re.compile(r"^[A-Za-z0-9._:/#-]{1,128}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}\Z")
+TRANSFER_REF = re.compile(r"^[A-Za-z0-9._:/#-]{1,128}\Z")
 
 
 def pending_fen(conn: "Connection", site_id: str) -> int:

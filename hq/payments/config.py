@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 from hq import audit
 from hq.clock import iso, utcnow
 from hq.models import Payment, PaymentGateway
-from hq.payments.gateways import context
+from hq.payments.contract import GatewayError, Probe
+from hq.payments.gateways import context, named
 from hq.payments.registry import gateway_class
 from kitcore.errors import InvalidInput
 
@@ -59,6 +60,33 @@ def read_credentials(path: "Path") -> dict[str, Any]:
     return {k: str(v) for k, v in data.items()}
 
 
+KEY_FILE_LIMIT = 64 * 1024
+
+
+def read_key_files(files: "dict[str, Path | None]") -> dict[str, str]:
+    """Key material from files (`--private-key`, `--public-key`, `--apiv3-key`) as credential fields.
+
+    One-line errors naming the file, never its content; the gateway then checks what the key is."""
+    found: dict[str, str] = {}
+    for field, path in files.items():
+        if path is None:
+            continue
+        try:
+            data = path.read_bytes()[:KEY_FILE_LIMIT + 1]
+        except OSError as exc:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: {exc.strerror or exc}") from None
+        if len(data) > KEY_FILE_LIMIT:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: larger than a key file can be")
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: not text (PEM or the key itself)") from None
+        if not text:
+            raise InvalidInput(f"{field.replace('_', ' ')} file {path.name}: empty")
+        found[field] = text
+    return found
+
+
 def listing(hq: "HQ") -> list[dict[str, Any]]:
     """The configured gateways without their credentials, each with its payments by status: what operators see."""
     with hq.read() as conn:
@@ -70,6 +98,17 @@ def listing(hq: "HQ") -> list[dict[str, Any]]:
             counts.setdefault(gateway, {})[status] = int(n)
     return [{"name": n, "enabled": bool(e), "updated_at": iso(u), "updated_by": b, "payments": counts.get(n, {})}
             for n, e, u, b in rows]
+
+
+def test(hq: "HQ", name: str) -> str:
+    """Reach a configured gateway with its stored credentials (`Probe`); one line, or GatewayError saying why."""
+    with hq.read() as conn:
+        gateway = named(hq, conn, name)
+    if gateway is None:
+        raise InvalidInput(f"payment gateway {name!r} is not configured")
+    if not isinstance(gateway, Probe):
+        raise GatewayError(f"{name} has no connection test")
+    return gateway.probe()
 
 
 def disable(hq: "HQ", operator: str, name: str) -> None:

@@ -8,8 +8,9 @@ spelling (`"12.34"`) only inside the plugin. Plugins register under the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 class GatewayError(Exception):
     """The gateway could not be reached or answered with an error (one line, no secrets)."""
@@ -17,6 +18,21 @@ class GatewayError(Exception):
 
 class Forged(Exception):
     """A notification whose signature, merchant or form does not verify: refused and counted."""
+
+
+class Notification(dict[str, str]):
+    """A notification's fields (query string and form), with the request's headers and raw body.
+
+    Form-based gateways (epay, Alipay) read the fields; a gateway that signs the
+    body itself (WeChat Pay API v3: JSON, signature in `Wechatpay-*` headers)
+    reads `headers` (lower-case names) and `body`.
+    """
+
+    def __init__(self, fields: Mapping[str, str], headers: Mapping[str, str] | None = None,
+                 body: bytes = b"") -> None:
+        super().__init__(fields)
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        self.body = body
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,36 @@ class Gateway(Protocol):
 
     def refund(self, out_trade_no: str, amount_cents: int) -> Refund:
         """Give `amount_cents` of a paid payment back."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One payment in the gateway's own books (what the daily reconciliation compares with HQ's)."""
+
+    out_trade_no: str
+    trade_no: str
+    amount_cents: int
+    paid: bool
+    created_at: datetime | None  # aware, UTC
+    paid_at: datetime | None
+
+
+@runtime_checkable
+class Listing(Protocol):
+    """What a gateway offers for reconciliation, beside the contract (a gateway without it is reported so)."""
+
+    def records(self, start: datetime, end: datetime) -> list[Record]:
+        """Every payment the gateway opened or saw paid in [start, end) (aware datetimes); raises GatewayError
+        when it cannot give them all."""
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A connection test beside the contract (`kitctl hq payments test`): reach the gateway, have it check the
+    credentials, change nothing there."""
+
+    def probe(self) -> str:
+        """One line on what answered; raises GatewayError when the gateway cannot be reached or refuses them."""
 
 
 def yuan(cents: int) -> str:

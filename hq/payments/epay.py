@@ -6,8 +6,11 @@ MD5 in lower-case hex. The buyer is sent to `submit.php` with pid, type,
 out_trade_no, notify_url, return_url, name, money, sign, sign_type; the gateway
 calls `notify_url` with pid, trade_no, out_trade_no, type, name, money,
 trade_status, sign, sign_type and expects the body `success`. `api.php?act=order`
-queries a payment and `api.php?act=refund` refunds; both carry the key itself,
-so the API URL must be HTTPS outside a sandbox.
+queries a payment, `api.php?act=orders` lists the merchant's trades newest first
+(`limit` up to 50 a page, `page` from 1; times in the gateway's local time,
+`timezone` in the credentials, Asia/Shanghai's +08:00 by default) and
+`api.php?act=refund` refunds; all carry the key itself, so the API URL must be
+HTTPS outside a sandbox.
 
 No maintained Python SDK exists for this protocol; it is small enough to hold
 exactly here.
@@ -17,15 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from hq.payments.contract import Forged, GatewayError, Notice, PayLink, PaymentRequest, Refund, cents, yuan
+from hq.payments.contract import (Forged, GatewayError, Notice, PayLink, PaymentRequest, Record, Refund, cents,
+                                   yuan)
 
 UNSIGNED = ("sign", "sign_type")
 CONFIG_KEYS = ("api_url", "pid", "key")
+PAGE = 50  # epay's largest page of `act=orders`
+MAX_PAGES = 400  # 20,000 trades back: past that the listing is refused as incomplete rather than cut short
+NO_SUCH_ORDER = -1  # `act=order`'s code for an order the gateway does not have (a wrong key is -3)
+LOOK_BACK = timedelta(days=1)  # trades opened this long before the window may be paid in it
 
 
 def sign(params: Mapping[str, Any], key: str) -> str:
@@ -45,6 +55,7 @@ class EpayGateway:
         self.pid, self._key = str(config["pid"]), str(config["key"])
         self.pay_type = str(config.get("type") or "")  # alipay|wxpay|qqpay; empty lets the cashier ask
         self.currency = str(config.get("currency") or "CNY")
+        self.zone = _zone(str(config.get("timezone") or "+08:00"))
         self._client = client or httpx.Client(timeout=10)
 
     def create(self, request: PaymentRequest) -> PayLink:
@@ -75,8 +86,11 @@ class EpayGateway:
 
     def query(self, out_trade_no: str) -> Notice | None:
         data = self._api("order", {"out_trade_no": out_trade_no}, method="GET")
-        if int(data.get("code", 0)) != 1:
+        code = _code(data)
+        if code == NO_SUCH_ORDER:
             return None
+        if code != 1:  # the key refused, or another error: not "unpaid", the sweep must not expire on it
+            raise GatewayError(f"epay order: {str(data.get('msg') or code)[:100]}")
         if str(data.get("out_trade_no")) != out_trade_no:
             raise GatewayError("epay answered a query about another order")
         return Notice(out_trade_no=out_trade_no, trade_no=str(data.get("trade_no") or "")[:64],
@@ -85,7 +99,45 @@ class EpayGateway:
 
     def refund(self, out_trade_no: str, amount_cents: int) -> Refund:
         data = self._api("refund", {"out_trade_no": out_trade_no, "money": yuan(amount_cents)}, method="POST")
-        return Refund(out_trade_no, amount_cents, int(data.get("code", 0)) == 1, str(data.get("msg") or "")[:200])
+        return Refund(out_trade_no, amount_cents, _code(data) == 1, str(data.get("msg") or "")[:200])
+
+    def probe(self) -> str:
+        """Ask for an order that cannot exist: epay answers "no such order" only once the pid and key check out."""
+        self.query("kitctl-probe-" + secrets.token_hex(8))
+        return f"epay at {urlsplit(self.api_url).netloc} answered; merchant {self.pid}'s key accepted"
+
+    def records(self, start: datetime, end: datetime) -> list[Record]:
+        """The trades opened or paid in [start, end): pages of `act=orders`, newest first, until they are older."""
+        found: dict[str, Record] = {}
+        for page in range(1, MAX_PAGES + 1):
+            data = self._api("orders", {"limit": str(PAGE), "page": str(page)}, method="GET")
+            if _code(data) != 1 or not isinstance(data.get("data", []), list):
+                raise GatewayError(f"epay orders: {str(data.get('msg') or 'refused')[:100]}")
+            rows = [self._record(r) for r in data.get("data") or [] if isinstance(r, dict)]
+            for r in rows:
+                if _within(r.created_at, start, end) or _within(r.paid_at, start, end):
+                    found.setdefault(r.out_trade_no, r)
+            if len(rows) < PAGE or all(r.created_at is not None and r.created_at < start - LOOK_BACK for r in rows):
+                return list(found.values())
+        raise GatewayError(f"epay orders: more than {MAX_PAGES * PAGE} trades to read back")
+
+    def _record(self, row: dict[str, Any]) -> Record:
+        if str(row.get("pid", self.pid)) != self.pid:
+            raise GatewayError("epay listed another merchant's trade")
+        try:
+            return Record(out_trade_no=str(row.get("out_trade_no") or ""), trade_no=str(row.get("trade_no") or "")[:64],
+                          amount_cents=cents(str(row.get("money"))), paid=str(row.get("status")) == "1",
+                          created_at=self._time(row.get("addtime")), paid_at=self._time(row.get("endtime")))
+        except Forged as exc:
+            raise GatewayError(f"epay orders: {exc}") from None
+
+    def _time(self, text: Any) -> datetime | None:
+        if not text:
+            return None
+        try:
+            return datetime.strptime(str(text), "%Y-%m-%d %H:%M:%S").replace(tzinfo=self.zone).astimezone(timezone.utc)
+        except ValueError:
+            raise GatewayError(f"epay orders: {str(text)[:40]!r} is not a time") from None
 
     def _api(self, act: str, params: dict[str, str], method: str) -> dict[str, Any]:
         body = {"pid": self.pid, "key": self._key, **params}
@@ -101,3 +153,24 @@ class EpayGateway:
         if not isinstance(data, dict):
             raise GatewayError(f"epay {act}: the answer is not an object")
         return data
+
+
+def _zone(text: str) -> timezone:
+    """`+08:00` → that fixed offset (epay servers keep local time; China has no daylight saving)."""
+    try:
+        sign = -1 if text.startswith("-") else 1
+        hours, minutes = text.lstrip("+-").split(":")
+        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+    except ValueError:
+        raise ValueError(f"epay timezone must be an offset like +08:00, not {text[:20]!r}") from None
+
+
+def _within(at: datetime | None, start: datetime, end: datetime) -> bool:
+    return at is not None and start <= at < end
+
+
+def _code(data: dict[str, Any]) -> int:
+    try:
+        return int(data.get("code", 0))
+    except (TypeError, ValueError):
+        raise GatewayError("epay answered without a numeric code") from None

@@ -178,7 +178,8 @@ def _settle(conn: "Connection", pay: Any, notice: Notice, now: datetime) -> str:
 
 def _hold(conn: "Connection", pay: Any, order: Any, reason: str, notice: Notice, now: datetime) -> str:
     """Money arrived that does not fit the order: an operator decides (reserved keys stay reserved)."""
-    conn.execute(update(Payment).where(Payment.id == pay.id).values(status="held", trade_no=notice.trade_no))
+    conn.execute(update(Payment).where(Payment.id == pay.id)
+                 .values(status="held", trade_no=notice.trade_no, paid_at=now))  # the money came, if not as expected
     conn.execute(update(Order).where(Order.id == order.id)
                  .values(status="review", reasons=[*order.reasons, reason], decided_at=now))
     log.warning("payment of order %s held for review: %s", order.hq_order_id, reason)
@@ -216,9 +217,7 @@ def _deliver(conn: "Connection", pay: Any, order: Any, notice: Notice, now: date
     conn.execute(update(Payment).where(Payment.id == pay.id)
                  .values(status="paid", paid_at=now, trade_no=notice.trade_no))
     conn.execute(update(Order).where(Order.id == order.id).values(status="delivered", decided_at=now))
-    ledger.order_paid(conn, [ledger.PaidOrder(
-        order.site_id, order.hq_order_id, order.order_id, order.quantity, int(order.unit_price_cents),
-        None if order.hq_price_cents is None else int(order.hq_price_cents), item.category if item else None)], now)
+    ledger.order_paid(conn, [ledger.paid_order(order, item.category if item else None)], now)
 
 
 # -- lost notifications and expiry ----------------------------------------------------

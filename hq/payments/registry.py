@@ -5,10 +5,12 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
+from hq.payments.alipay import AlipayGateway
 from hq.payments.epay import EpayGateway
+from hq.payments.wechat import WechatGateway
 
 ENTRY_POINT_GROUP = "kitctl.hq_gateways"
-BUILTIN: dict[str, Any] = {"epay": EpayGateway}
+BUILTIN: dict[str, Any] = {"epay": EpayGateway, "alipay": AlipayGateway, "wechat": WechatGateway}
 
 
 def gateway_class(name: str) -> Any:

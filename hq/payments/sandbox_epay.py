@@ -4,7 +4,9 @@ Tests and the demo pay through it so HQ's real verification code runs: it
 checks the merchant's signature on `submit.php`, shows the payer a page with a
 pay button, and on payment calls the merchant's `notify_url` with a signed
 notification (retrying until the merchant answers `success`, as gateways do).
-`api.php?act=order` and `act=refund` answer as the protocol says. Its signing
+`api.php?act=order`, `act=orders` (the merchant's trades, newest first, a
+page at a time: what HQ's daily reconciliation reads) and `act=refund` answer
+as the protocol says; times are the gateway's local time (Asia/Shanghai). Its signing
 code is written apart from hq.payments.epay on purpose, so one cannot hide a
 mistake of the other.
 
@@ -18,11 +20,10 @@ import hashlib
 import html
 import secrets
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, ContextManager
 from urllib.parse import urlencode
 
 import httpx
@@ -30,6 +31,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from hq.payments import sandbox_common as common
+from hq.payments.sandbox_common import Notifying
 
 
 def sandbox_sign(fields: dict[str, str], key: str) -> str:
@@ -51,16 +55,22 @@ class Trade:
     status: int = 0  # 0 unpaid, 1 paid
     refunded: str = "0.00"
     notified: int = 0  # notifications the merchant acknowledged
+    addtime: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    endtime: datetime | None = None  # when it was paid
+
+
+LOCAL = timezone(timedelta(hours=8))  # epay gateways keep their books in China's time
+ORDERS_PAGE_MAX = 50
+
+
+def local_time(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass
-class EpaySandbox:
+class EpaySandbox(Notifying):
     merchants: dict[str, str] = field(default_factory=dict)  # pid -> key
     trades: dict[str, Trade] = field(default_factory=dict)  # trade_no -> trade
-    drop_notifications: bool = False
-    notify_attempts: int = 5
-    notify_delay: float = 0.5
-    url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_merchant(self, pid: str | None = None) -> tuple[str, str]:
@@ -107,9 +117,8 @@ class EpaySandbox:
         if trade is None:
             return None
         if trade.status == 0:
-            trade.status = 1
-            if not self.drop_notifications:
-                threading.Thread(target=self.notify, args=(trade,), daemon=True).start()
+            trade.status, trade.endtime = 1, datetime.now(timezone.utc)
+            self.notify_later(self.notify, trade)
         return trade
 
     def notification(self, trade: Trade, **override: str) -> dict[str, str]:
@@ -122,16 +131,14 @@ class EpaySandbox:
     def notify(self, trade: Trade) -> bool:
         """Call the merchant's notify_url until it answers `success` (bounded)."""
         query = urlencode(self.notification(trade))
-        for attempt in range(self.notify_attempts):
-            try:
-                resp = httpx.get(f"{trade.notify_url}?{query}", timeout=5)
-                if resp.status_code == 200 and resp.text.strip() == "success":
-                    trade.notified += 1
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(self.notify_delay * (2 ** attempt))
-        return False
+
+        def send() -> bool:
+            resp = httpx.get(f"{trade.notify_url}?{query}", timeout=5)
+            return resp.status_code == 200 and resp.text.strip() == "success"
+
+        acknowledged = self.retried(send)
+        trade.notified += acknowledged
+        return acknowledged
 
     async def api(self, request: Request) -> Response:
         fields = dict(request.query_params)
@@ -140,17 +147,34 @@ class EpaySandbox:
         pid = fields.get("pid", "")
         if pid not in self.merchants or fields.get("key") != self.merchants[pid]:
             return JSONResponse({"code": -3, "msg": "KEY校验失败"})
+        if fields.get("act") == "orders":
+            return JSONResponse(self.orders(pid, fields.get("limit", "20"), fields.get("page", "1")))
         trade = self.trades.get(fields.get("trade_no", "")) or self.by_out_trade_no(pid, fields.get("out_trade_no", ""))
         if trade is None or trade.pid != pid:
             return JSONResponse({"code": -1, "msg": "订单号不存在"})
         act = fields.get("act")
         if act == "order":
-            return JSONResponse({"code": 1, "msg": "查询订单号成功！", "trade_no": trade.trade_no,
-                                 "out_trade_no": trade.out_trade_no, "type": trade.pay_type, "pid": pid,
-                                 "name": trade.name, "money": trade.money, "status": trade.status})
+            return JSONResponse({"code": 1, "msg": "查询订单号成功！", **self.record(trade)})
         if act == "refund":
             return JSONResponse(self.refund(trade, fields.get("money", "")))
         return JSONResponse({"code": -4, "msg": "act error"})
+
+    @staticmethod
+    def record(trade: Trade) -> dict[str, Any]:
+        """A trade as the API shows it."""
+        return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "type": trade.pay_type,
+                "pid": trade.pid, "addtime": local_time(trade.addtime), "endtime": local_time(trade.endtime),
+                "name": trade.name, "money": trade.money, "status": trade.status}
+
+    def orders(self, pid: str, limit: str, page: str) -> dict[str, Any]:
+        """`act=orders`: the merchant's trades, newest first; `limit` (at most 50) a page, `page` from 1."""
+        if not (limit.isdigit() and page.isdigit()) or int(limit) < 1 or int(page) < 1:
+            return {"code": -1, "msg": "limit/page error"}
+        size = min(int(limit), ORDERS_PAGE_MAX)
+        with self._lock:
+            mine = sorted((t for t in self.trades.values() if t.pid == pid), key=lambda t: t.addtime, reverse=True)
+        chunk = mine[(int(page) - 1) * size:int(page) * size]
+        return {"code": 1, "msg": "查询结果记录成功！", "data": [self.record(t) for t in chunk]}
 
     def refund(self, trade: Trade, money: str) -> dict[str, Any]:
         try:
@@ -170,11 +194,6 @@ class EpaySandbox:
         ])
 
 
-@contextmanager
-def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = None) -> Iterator[EpaySandbox]:
+def serving(sandbox: EpaySandbox, host: str = "127.0.0.1", port: int | None = None) -> ContextManager[EpaySandbox]:
     """Serve the sandbox on a loopback port until the block ends (`sandbox.url` is set)."""
-    from kitcore.serving import served_in_thread
-
-    with served_in_thread(sandbox.app(), host, port or 0, "epay sandbox") as bound:
-        sandbox.url = f"http://{host}:{bound}/"
-        yield sandbox
+    return common.serving(sandbox, "epay sandbox", host, port)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_DEPTH = 8  # claims nest two levels (registry grant, command payload); 8 leaves room, never recursion
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 
 def sign(payload: dict[str, Any], store: "HQKeyStore", typ: str) -> str:

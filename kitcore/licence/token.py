@@ -24,7 +24,7 @@ CLOCK_SKEW_SECONDS = 120
 GRACE_SECONDS = 14 * 86400
 MAX_DAYS = 3660
 MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z: the last instant every date library can show
-SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # also a pydantic pattern (whose `$` is the very end): fullmatch here
 
 
 class RegistryGrant(BaseModel):
@@ -91,7 +91,7 @@ def issue_licence(
 ) -> str:
     """Sign a licence for `site`; every argument is validated first."""
     spec = get_tier(tier)
-    if not SITE_ID.match(site):
+    if not SITE_ID.fullmatch(site):
         raise InvalidInput(f"site id {site!r} must be 2-63 lowercase letters, digits or '-'")
     unknown = sorted(set(categories) - set(CATEGORIES))
     if unknown or not categories:

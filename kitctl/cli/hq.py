@@ -39,6 +39,9 @@ app.add_typer(settle_app, name="settle")
 payments_app = typer.Typer(help="Payment gateways HQ takes buyers' money through (docs/payments.md).",
                            no_args_is_help=True)
 app.add_typer(payments_app, name="payments")
+features_app = typer.Typer(help="Licence features: the tiers' own and third parties' (registered to be grantable).",
+                           no_args_is_help=True)
+app.add_typer(features_app, name="features")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -218,6 +221,43 @@ def licence_issue(
         print_json(record)
     else:
         print(record["token"])
+
+
+@features_app.command("list")
+def features_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Every feature a licence may grant, and where it comes from."""
+    from hq import features
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = features.listed(hq)
+    _print_features("Licence features", rows, as_json)
+
+
+@features_app.command("register")
+def features_register(
+    name: str = typer.Argument(..., help="The feature a third party's plugin names in its manifest."),
+    description: str = typer.Option(..., "--description", help="What it unlocks (one line)."),
+    vendor: str = typer.Option(..., "--vendor", help="Who ships the plugin."),
+    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON,
+) -> None:
+    """Make a third party's feature grantable with `licence issue/upgrade --features`."""
+    from hq import features
+
+    with local_hq(hq_dir, database_url) as hq:
+        row = features.register(hq, _operator_name(), name, description, vendor)
+    _print_features("Registered", [row], as_json)
+
+
+def _print_features(title: str, rows: list[dict[str, Any]], as_json: bool) -> None:
+    from rich.markup import escape
+
+    from kitctl.console import print_json
+
+    if as_json:
+        print_json(rows)
+        return
+    _table(title, ["name", "source", "vendor", "description"],
+           [[escape(str(r[c])) for c in ("name", "source", "vendor", "description")] for r in rows])
 
 
 @licence_app.command("list")
@@ -452,15 +492,23 @@ def reviews_resolve(hq_order_id: str, decision: str = typer.Argument(..., help="
 # -- payments ------------------------------------------------------------------
 
 @payments_app.command("enable")
-def payments_enable(gateway: str = typer.Argument(..., help="Gateway plugin name, e.g. epay."),
+def payments_enable(gateway: str = typer.Argument(..., help="Gateway plugin name: epay, alipay or wechat."),
                     credentials: Path = typer.Option(..., "--credentials", help="JSON file of the gateway's "
-                                                     "credentials (epay: api_url, pid, key); sealed at HQ, never printed."),
+                                                     "credentials (epay: api_url, pid, key; alipay: app_id; wechat: "
+                                                     "mchid, appid, cert_serial_no); sealed at HQ, never printed."),
+                    private_key: Optional[Path] = typer.Option(None, "--private-key", help="PEM file: the app's "
+                                                               "(Alipay) or the merchant API (WeChat Pay) private key."),
+                    public_key: Optional[Path] = typer.Option(None, "--public-key", help="PEM file: Alipay's public "
+                                                              "key, or WeChat Pay's platform certificate / public key."),
+                    apiv3_key: Optional[Path] = typer.Option(None, "--apiv3-key", help="File holding the WeChat Pay "
+                                                             "APIv3 key (32 characters)."),
                     hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
     """Store a gateway's credentials (sealed) and make it the gateway approved orders are paid through."""
     from hq.payments import config
     from kitctl.console import out
 
-    creds = config.read_credentials(credentials)
+    creds = {**config.read_credentials(credentials),
+             **config.read_key_files({"private_key": private_key, "public_key": public_key, "apiv3_key": apiv3_key})}
     with local_hq(hq_dir, database_url) as hq:
         config.configure(hq, _operator_name(), gateway, creds, enable=True)
     out().print(f"payment gateway [bold]{gateway}[/] enabled: approved orders now wait for payment")
@@ -493,6 +541,23 @@ def payments_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] =
                [[r["name"], "yes" if r["enabled"] else "no", r["updated_at"], r["updated_by"]] for r in rows])
 
 
+@payments_app.command("test")
+def payments_test(gateway: str = typer.Argument(..., help="A configured gateway, e.g. epay."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Reach a gateway with its stored credentials; nothing changes there (exit 1 if it fails)."""
+    from hq.payments import config
+    from hq.payments.contract import GatewayError
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        try:
+            line = config.test(hq, gateway)
+        except GatewayError as exc:
+            out().print(f"[red]{gateway}: failed[/]: {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
+    out().print(f"[green]{gateway}: ok[/] — {line}", highlight=False)
+
+
 @payments_app.command("refund")
 def payments_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason", help="Why (one line; audited)."),
                     hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
@@ -508,6 +573,37 @@ def payments_refund(hq_order_id: str, reason: str = typer.Option(..., "--reason"
     else:
         out().print(f"order {result['hq_order_id']}: [bold]refunded[/] {result['amount_cents'] / 100:.2f} "
                     f"{result['currency']}")
+
+
+@payments_app.command("reconcile")
+def payments_reconcile(day: str = typer.Option(..., "--day", help="The UTC day YYYY-MM-DD (ended over an hour ago)."),
+                       gateway: Optional[str] = typer.Option(None, "--gateway", help="Only this gateway "
+                                                             "(default: every configured one)."),
+                       hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                       as_json: bool = JSON) -> None:
+    """Compare each gateway's books for a day with HQ's payments; every difference listed (exit 1 if any)."""
+    from hq.payments import reconcile
+    from kitctl.console import out, print_json
+
+    when = _day(day, "--day")
+    with local_hq(hq_dir, database_url) as hq:
+        results = reconcile.run(hq, when, _operator_name(), gateway)
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            out().print(f"{r['gateway']} {r['day']}: [bold]{r['status']}[/] — gateway {r['gateway_paid']} paid "
+                        f"({_yuan(r['gateway_paid_cents'])}), HQ {r['hq_paid']} paid ({_yuan(r['hq_paid_cents'])})"
+                        + (f"; {r['error']}" if r["error"] else ""))
+            for d in r["differences"]:
+                out().print(f"  {d['kind']} {d['out_trade_no']} order {d['hq_order_id'] or '-'}: gateway "
+                            f"{_fen(d['gateway_cents'])}, HQ {_fen(d['hq_cents'])} ({d['detail']})")
+    if any(r["status"] != "matched" for r in results):
+        raise typer.Exit(1)
+
+
+def _fen(cents: Optional[int]) -> str:
+    return "-" if cents is None else _yuan(cents)
 
 
 # -- settlement ----------------------------------------------------------------

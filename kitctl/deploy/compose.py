@@ -26,9 +26,9 @@ SERVICE_KEYS = {
 }
 TOP_KEYS = {"name", "version", "services", "volumes", "networks", "secrets"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
-RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
-NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)\Z")
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 MAX_COMPOSE_BYTES = 1024 * 1024
 
 
@@ -431,7 +431,7 @@ def _secret_mount(raw: Any, secrets: dict[str, Path], where: str) -> Mount:
     return Mount("secret", str(secrets[name]), full, True)
 
 
-PORT = re.compile(r"^(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<cont>\d+)(?:/(?P<proto>tcp|udp))?$")
+PORT = re.compile(r"^(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?:(?P<host>\d+):)?(?P<cont>\d+)(?:/(?P<proto>tcp|udp))?\Z")
 
 
 def _port(raw: Any, where: str) -> Port:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from kitctl.deploy.compose import Project
 
 COMMAND = ["python", "-m", "storefront", "export"]
-FILE_NAME = re.compile(r"^(?:[a-z_]{1,32}\.(?:csv|json)|SHA256SUMS)$")
+FILE_NAME = re.compile(r"^(?:[a-z_]{1,32}\.(?:csv|json)|SHA256SUMS)\Z")
 SUMS = "SHA256SUMS"
 
 

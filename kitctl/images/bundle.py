@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 FORMAT = "kitctl-bundle/1"
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
-_MEMBER = re.compile(r"^images/([a-z0-9-]+)\.tar$")
+_MEMBER = re.compile(r"^images/([a-z0-9-]+)\.tar\Z")
 
 OnLine = Callable[[str, str], None]
 

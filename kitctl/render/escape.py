@@ -11,8 +11,8 @@ from typing import Any
 
 from kitcore.errors import KitError
 
-_CADDY_TOKEN = re.compile(r"^[A-Za-z0-9.:\[\]/_-]+$")
-_COLOUR = re.compile(r"^#[0-9A-F]{6}$")
+_CADDY_TOKEN = re.compile(r"^[A-Za-z0-9.:\[\]/_-]+\Z")
+_COLOUR = re.compile(r"^#[0-9A-F]{6}\Z")
 # No space: CSS reads one whitespace after a hex escape as the escape's end and drops it ("星 辰" became "星辰").
 _CSS_SAFE = re.compile(r"[A-Za-z0-9_.,-]")
 

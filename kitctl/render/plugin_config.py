@@ -27,7 +27,7 @@ from kitcore.sitedir import PLUGIN_SECRETS, PLUGINS_TOML, SECRETS, SiteDir, plug
 
 CONTAINER_DIR = "/etc/kit/plugins"  # KIT_PLUGIN_CONFIG_DIR in storefront and agent
 SECRET_PREFIX = "plugin-"  # compose secret key of plugin NAME: plugin-NAME
-_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")  # plugins.contract.NAME_RE
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}\Z")  # plugins.contract.NAME_RE
 READERS = ("storefront", "agent")  # the services whose plugin host reads the settings
 
 DEFAULT_CHOICE = """\

@@ -26,13 +26,13 @@ from kitctl.site.text import check_plain_path_text, check_text
 ENV_PREFIX = "KITCTL_"
 # Earlier spellings of renamed settings (site.toml keys, KITCTL_ variables, kitctl.lock inputs), still read.
 OLD_NAMES = {"primary_color": "primary_colour", "accent_color": "accent_colour"}
-PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-REGISTRY = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9][a-z0-9._-]{0,63}){0,4}$")
-IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-SSH_HOST = re.compile(r"^ssh://[a-z_][a-z0-9_-]{0,31}@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$")
-UNIX_HOST = re.compile(r"^unix:///[A-Za-z0-9_./-]{1,255}$")
-HQ_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?$")
+PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
+NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+REGISTRY = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[0-9]{1,5})?(?:/[a-z0-9][a-z0-9._-]{0,63}){0,4}\Z")
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+SSH_HOST = re.compile(r"^ssh://[a-z_][a-z0-9_-]{0,31}@[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?\Z")
+UNIX_HOST = re.compile(r"^unix:///[A-Za-z0-9_./-]{1,255}\Z")
+HQ_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?\Z")
 
 MAX_NAME = 80
 MAX_CONTACT = 200

@@ -106,20 +106,27 @@ def _verify(arg: str, jwks: dict[str, Any], now: float | None):
     return verify_licence(read_token_arg(arg), load_jwks(jwks), now=now)
 
 
-def check_plugins(wanted: list[str], claims: Any) -> tuple[str, ...]:
-    """Plugins to enable; each needs the licence feature of the same name."""
-    from kitcore.licence.tiers import lowest_tier_with
+def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = None) -> tuple[str, ...]:
+    """Plugins to enable, by plugin name (third-party ones included); each needs the licence feature its
+    manifest names. A name no installed plugin carries is refused: the storefront would take it as the whole
+    enabled set and switch every real plugin off."""
+    if not wanted:
+        return ()
+    from plugins.contract import Manifest
+    from plugins.host import PluginHost, licence_refusal
 
-    for plugin in wanted:
-        if plugin in claims.features:
-            continue
-        tier = lowest_tier_with(plugin)
-        if tier is None:
-            raise InvalidInput(f"unknown plugin {plugin!r}: no licence tier grants it")
-        raise InvalidInput(
-            f"plugin {plugin!r} is not allowed by this {claims.tier} licence; it needs the {tier} tier or higher"
-        )
-    return tuple(sorted(wanted))
+    # enabled=() keeps every plugin from starting: only the manifests are read
+    host = PluginHost.load(claims.features, (), None, "kitctl", tier=claims.tier, sources=sources)
+    for name in wanted:
+        info = host.installed.get(name)
+        if info is None:
+            installed = ", ".join(sorted(host.installed)) or "none"
+            why = host.refused.get(name)
+            raise InvalidInput(why or f"unknown plugin {name!r}: no installed plugin has that name (installed: {installed})")
+        refusal = licence_refusal(Manifest(name=name, version=info.version, feature=info.feature), set(claims.features), claims.tier)
+        if refusal:
+            raise InvalidInput(f"plugin {name!r} is not allowed: {refusal}")
+    return tuple(sorted(set(wanted)))
 
 
 def check_categories(wanted: list[str] | None, claims: Any) -> tuple[str, ...]:

@@ -46,11 +46,11 @@ PROPERTIES = frozenset(a for a in ATTRIBUTES if "-" in a or a in {
 FUNCTIONS = frozenset({"url", "rgb", "rgba", "hsl", "hsla", "matrix", "translate", "scale", "rotate", "skewx", "skewy"})
 
 _FUNCTION = re.compile(r"([A-Za-z_-][\w-]*)\s*\(")
-_LOCAL_URL = re.compile(r"""^url\(\s*(['"]?)#[A-Za-z_][\w.:-]*\1\s*\)$""")
+_LOCAL_URL = re.compile(r"""^url\(\s*(['"]?)#[A-Za-z_][\w.:-]*\1\s*\)\Z""")
 _URL_CALL = re.compile(r"url\s*\([^)]*\)", re.IGNORECASE)
-_SAFE_DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=\s]*$")
+_SAFE_DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=\s]*\Z")
 _COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-_SELECTOR = re.compile(r"^[\w\s.#,>+~*:()-]+$")
+_SELECTOR = re.compile(r"^[\w\s.#,>+~*:()-]+\Z")
 
 
 @dataclass

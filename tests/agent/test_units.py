@@ -392,3 +392,18 @@ def test_the_agent_loads_only_the_plugins_the_site_chose_with_its_settings(tmp_p
     everything = PluginEvents(config_dir=None)
     everything.reload(["coupons", "notify"])
     assert sorted(everything.host.loaded) == ["coupons", "notify"]
+
+
+def test_plugins_create_their_tables_in_the_site_database_when_the_agent_loads_them(tmp_path):
+    """docs/plugins.md promised prepare_database at start; no service called it, so a plugin's event handler
+    met no table. The agent (the schema's owner) calls it on each load, a licence upgrade included."""
+    from sqlalchemy import create_engine, inspect
+
+    from agent.plugin_events import PluginEvents
+
+    engine = create_engine(f"sqlite:///{tmp_path}/site.db")
+    events = PluginEvents(config_dir=None, engine=engine)
+    events.reload(["notify"])
+    assert not inspect(engine).has_table("plugin_coupons")
+    events.reload(["coupons", "notify"])  # the licence gained coupons
+    assert inspect(engine).has_table("plugin_coupons")

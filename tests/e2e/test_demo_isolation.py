@@ -5,7 +5,7 @@ The running demo is the session's shared one (tests/support/watched_demo.py), la
 The teardown used to remove every container labelled `com.kitctl.demo=true` and restart the shared
 registry: running the e2e loop destroyed a running demo. Now each demo labels what it makes with its own
 instance, runs its own registry on its own port, and removes only its own; the shared registry is never
-restarted.
+restarted. (Both demos' registries start on a copy of the run's pushed images: tests/support/demo_stack.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from demo.services import state_dir
-from demo.stack import DEMO_LABEL, Demo, demo_down, demo_up
+from demo.stack import DEMO_LABEL, Demo, demo_down
+from tests.support.demo_stack import demo_up_with_run_images
 from tests.support.postgres import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -56,7 +57,7 @@ def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(watched, tmp_p
     shared = shared_registry_pid()
     run = a_demo(tmp_path_factory.mktemp("run"))
     try:
-        demo_up(run)
+        demo_up_with_run_images(run)
     finally:
         demo_down(run)
     assert owned(engine, run) == {}

@@ -1,7 +1,7 @@
 """Every deploy path under failure (issue 23), on the real engine with this tree's images.
 
-One stack of the test's own (tests/support/kit_stack.py): HQ in a container, a
-site launched by `kitctl up`. The steps run in file order and share it.
+The session's shared kit stack (tests/e2e/conftest.py, `shared_stack`): HQ in a
+container, a site launched by `kitctl up`. The steps run in file order and share it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 from tests.deploy.stack import LOGO_PNG, issue_test_licence
 from tests.support.kit_stack import (
-    SITE_SERVICES, SKU, Stack, card_keys, engine_with_kit_images, launch_stack, new_stack, place_order, remove_stack,
+    SITE_SERVICES, SKU, Stack, card_keys, place_order, remove_tags, serving_again,
 )
 from tests.support.waiting import eventually
 
@@ -35,14 +35,10 @@ CMD ["python", "-c", "raise SystemExit('storefront of the broken release')"]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    s = new_stack(tmp_path_factory.mktemp("paths"), "dp", engine_with_kit_images())
-    (s.root / "logo.png").write_bytes(LOGO_PNG)
-    try:
-        launch_stack(s, "部署路径", "--logo", str(s.root / "logo.png"))
-        yield s
-    finally:
-        remove_stack(s, extra_tags=(BROKEN,))
+def stack(shared_stack: Stack) -> Iterator[Stack]:
+    yield shared_stack
+    remove_tags(shared_stack, BROKEN)  # the broken release this module made
+    serving_again(shared_stack)
 
 
 def broken_release(s: Stack) -> None:

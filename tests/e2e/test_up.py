@@ -321,10 +321,10 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
     require((ROOT / "storefront" / "__main__.py").is_file() and (ROOT / "agent" / "__main__.py").is_file(),
             "the storefront and agent apps are not in this checkout yet")
     from kitcore import __version__
-    from kitctl.images.build import build_images
+    from tests.infra.fixtures import kit_images
 
     services = ["db", "proxy", "storefront", "agent"]
-    build_images(engine, ROOT, __version__, services)
+    kit_images()  # this tree's images, built once a run
     auth = {"username": registry_grant["username"], "password": registry_grant["password"]}
     for service in services:
         engine.images.get(f"kitctl/{service}:{__version__}").tag(f"{REGISTRY}/kitctl/{service}", __version__)

@@ -35,6 +35,19 @@ def post_orders(hq: RunningHQ, token: str, key: str, orders: list[dict[str, Any]
                       json={"orders": orders}, timeout=30)
 
 
+def wait_order_status(hq: RunningHQ, token: str, order_id: str, status: str, seconds: float = 15) -> dict[str, Any]:
+    """The site's view of its order once HQ says `status` (a payment lands asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        got = httpx.get(f"{hq.url}/v1/orders/{order_id}", headers=auth(token)).json()
+        if got["status"] == status or time.monotonic() > deadline:
+            assert got["status"] == status, f"order {order_id} stayed {got['status']}"
+            return got
+        time.sleep(0.05)
+
+
 def wait_for_process(url: str, proc: "subprocess.Popen[bytes]") -> None:
     """Until `url` answers 200 (a started HQ process); fails with its stderr if it exits first."""
     import time

@@ -155,13 +155,13 @@ def test_idempotency_conflicts_and_in_flight(hq_server):
                              created_at=utcnow(), expires_at=utcnow() + timedelta(days=7)))
     r = post_orders(hq_server, token, "busy", [order("o-5")])
     assert r.status_code == 422  # a different body is refused before in-flight is considered
-    from hq.orders import body_hash
+    from hq.orders import batch_hash
     from hq.schemas import OrderBatch
 
     payload = [order("o-5")]
     with hq_server.service.session() as s:
         row = s.get(IdempotencyKey, ("xingchen", "busy"))
-        row.request_sha256 = body_hash(OrderBatch.model_validate({"orders": payload}).model_dump(mode="json"))
+        row.request_sha256 = batch_hash(OrderBatch.model_validate({"orders": payload}))
     r = post_orders(hq_server, token, "busy", payload)
     assert r.status_code == 409 and r.json()["error"] == "idempotency_in_flight"
     assert http.get(f"{hq_server.url}/v1/orders/o-5", headers=auth(token)).status_code == 404

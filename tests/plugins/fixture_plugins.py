@@ -7,11 +7,14 @@ discovery is replaced (the test hands the host these sources).
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, SecretStr
 
-from plugins.contract import Manifest, Plugin
+from plugins.contract import AdminAction, Manifest, Plugin
 from plugins.discovery import Source
 
 HANG_RELEASE = threading.Event()  # set at teardown so hung threads end
@@ -52,6 +55,24 @@ class GreedyPlugin(Plugin):
 
     def adjust_checkout(self, session: Any, ctx: dict[str, Any]) -> dict[str, Any]:
         return {"discount_cents": ctx["unit_price_cents"] * ctx["quantity"], "extras": {"note": "all free"}}
+
+
+class DatedPlugin(Plugin):
+    """An operator action answering what a database hands back: datetimes, decimals, UUIDs."""
+
+    manifest = Manifest(name="dated", version="1.0", feature="coupons")
+
+    def admin_actions(self) -> dict[str, AdminAction]:
+        return {"show": AdminAction("Show dated rows", NoArguments, _dated_rows)}
+
+
+class NoArguments(BaseModel):
+    pass
+
+
+def _dated_rows(session: Any, args: BaseModel) -> list[dict[str, Any]]:
+    when = datetime(2026, 3, 1, 8, 30, tzinfo=timezone.utc)
+    return [{"when": when, "day": when.date(), "balance": Decimal("12.50"), "id": UUID(int=7), "tags": (when,)}]
 
 
 def nonsense_plugin(answer: Any) -> type[Plugin]:

@@ -44,3 +44,19 @@ def place_order(engine: Any, host: Any, ctx: dict[str, Any]) -> tuple[dict[str, 
 def error_count(registry: Any, plugin: str, hook: str, kind: str) -> float:
     value = registry.get_sample_value("kitagent_plugin_errors_total", {"plugin": plugin, "hook": hook, "kind": kind})
     return value or 0.0
+
+
+def event(name: str, **overrides: Any) -> dict[str, Any]:
+    """A payload of event `name` as the services send it (plugins/events.py), with `overrides`."""
+    base: dict[str, dict[str, Any]] = {
+        "order_created": {"order_id": "A1001", "sku": "G-100", "category": "game", "quantity": 1,
+                          "unit_price_cents": 9_800, "discount_cents": 0, "total_cents": 9_800, "currency": "CNY",
+                          "extras": {}},
+        "order_decided": {"order_id": "A1001", "sku": "G-100", "category": "game", "quantity": 1, "total_cents": 9_800,
+                          "currency": "CNY", "status": "delivered", "decision": "approve",
+                          "buyer_contact": "li.si@example.cn"},
+        "catalog_item": {"sku": "G-100", "deleted": False, "category": "game", "status": "active",
+                         "price_cents": 9_800, "hq_price_cents": 9_000},
+        "heartbeat": {"interval_seconds": 30.0, "licence_status": "active"},
+    }
+    return {**base[name], **overrides}

@@ -98,3 +98,19 @@ def test_admin_with_an_unusable_database_is_one_line_without_the_password(kit, s
     code, out, err = kit("admin", "coupons", "list", "--database-url", url)
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "pw-s3cret" not in out + err and "Traceback" not in err
+
+
+
+def test_an_action_answering_datetimes_decimals_and_uuids_prints_as_json(site_dir, issue, site_db, capsys):
+    """A third-party action's rows as a database hands them back (`--json` crashed: datetime is not JSON
+    serializable); the storefront's plugin-admin goes through the same AdminAction.rows."""
+    from kitctl.console import print_json
+    from kitctl.siteplugins import SiteLicence, run_admin
+    from tests.plugins.fixture_plugins import DatedPlugin, source
+
+    rows = run_admin(site_dir, "dated", "show", [], site_db, SiteLicence("pro", ("coupons",)), sources=[source(DatedPlugin)])
+    print_json(rows)
+    assert json.loads(capsys.readouterr().out) == [{
+        "when": "2026-03-01T08:30:00+00:00", "day": "2026-03-01", "balance": "12.50",
+        "id": "00000000-0000-0000-0000-000000000007", "tags": ["2026-03-01T08:30:00+00:00"],
+    }]

@@ -12,7 +12,7 @@ import pytest
 
 from kitcore.licence.tiers import TIERS
 from plugins.host import PluginHost
-from tests.plugins.helpers import checkout_ctx, place_order
+from tests.plugins.helpers import checkout_ctx, event, place_order
 
 EXAMPLE = Path(__file__).resolve().parent / "example_plugin"
 
@@ -73,6 +73,6 @@ def test_the_examples_stack_fragment_and_event_hook(installed_example, site_dir,
     assert fragments["services"]["referral-sync"]["volumes"] == [
         {"type": "volume", "source": "referral-data", "target": "/srv/referral", "read_only": False}]
     assert fragments["services"]["referral-sync"]["depends_on"] == {"db": {"condition": "service_started"}}
-    host.emit("order_created", {"order_id": "B7", "extras": {"referral": {"referrer": "bob"}}})
+    host.emit("order_created", event("order_created", order_id="B7", extras={"referral": {"referrer": "bob"}}))
     assert host.flush(5)
     assert json.loads(ledger.read_text()) == {"order_id": "B7", "referrer": "bob"}

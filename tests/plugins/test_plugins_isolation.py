@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from plugins.host import PluginHost
 from sitedb.models import AuditEntry, Order
 from tests.plugins import fixture_plugins as fx
-from tests.plugins.helpers import checkout_ctx, error_count, place_order
+from tests.plugins.helpers import checkout_ctx, error_count, event, place_order
 
 
 def _host(registry, *classes) -> PluginHost:
@@ -102,8 +102,8 @@ def test_a_plugin_cannot_commit_the_buyers_transaction(engine, registry):
 def test_events_never_raise_and_failures_are_counted(registry):
     host = _host(registry, fx.RaisingPlugin, fx.HangingPlugin)
     started = time.monotonic()
-    host.emit("order_created", {"order_id": "A1"})
-    host.emit("heartbeat", {"ok": True})
+    host.emit("order_created", event("order_created"))
+    host.emit("heartbeat", event("heartbeat"))
     host.emit("no_such_event", {})
     assert time.monotonic() - started < 0.2  # emit only queues
     assert host.flush(5)
@@ -156,3 +156,64 @@ def test_a_plugins_failed_sql_does_not_abort_the_order_on_postgres(pg_url, regis
             assert s.scalar(select(func.count()).select_from(AuditEntry)) == 0
     finally:
         engine.dispose()
+
+
+def test_an_event_whose_payload_is_not_the_documented_one_reaches_no_plugin_and_is_counted(registry):
+    """plugins/events.py is the contract docs/plugins.md documents: a service sending anything else has a bug."""
+    seen: list[dict] = []
+
+    class Listener(fx.Plugin):
+        manifest = fx.Manifest(name="listener", version="1.0", feature="coupons")
+
+        def order_created(self, payload: dict) -> None:
+            seen.append(payload)
+
+    host = _host(registry, Listener)
+    host.emit("order_created", {"order_id": "A1"})  # what the storefront used to send: no category, no extras
+    host.emit("order_created", event("order_created", surprise=1))
+    host.emit("order_created", event("order_created", order_id="A2"))
+    assert host.flush(5)
+    assert [p["order_id"] for p in seen] == ["A2"]
+    assert error_count(registry, "*", "order_created", "invalid") == 2
+
+
+def test_page_lines_that_fail_or_are_malformed_are_left_out_and_counted(registry):
+    class Good(fx.Plugin):
+        manifest = fx.Manifest(name="good", version="1.0", feature="coupons", api_version=2)
+
+        def page_lines(self, slot: str, ctx: dict) -> list[str]:
+            return [f"{slot}:{sorted(ctx)}:{ctx.get('extras')}"]
+
+    class Raises(fx.Plugin):
+        manifest = fx.Manifest(name="raises", version="1.0", feature="coupons", api_version=2)
+
+        def page_lines(self, slot: str, ctx: dict) -> list[str]:
+            raise RuntimeError("boom")
+
+    class Rambles(fx.Plugin):
+        manifest = fx.Manifest(name="rambles", version="1.0", feature="coupons", api_version=2)
+
+        def page_lines(self, slot: str, ctx: dict) -> list[str]:
+            return ["a", "b", "c", "d"] if slot == "product" else ["two\nlines"]
+
+    host = _host(registry, Good, Raises, Rambles)
+    product = {"sku": "G-1", "name": "card", "category": "game", "price_cents": 100, "currency": "CNY",
+               "locale": "en", "hq_price_cents": 90}  # a key the slot does not list is not passed on
+    assert host.page_lines("product", product) == [
+        ("good", "product:['category', 'currency', 'locale', 'name', 'price_cents', 'sku']:None")]
+    order = {"order_id": "A1", "sku": "G-1", "category": "game", "status": "delivered", "quantity": 1,
+             "total_cents": 100, "currency": "CNY", "locale": "en",
+             "extras": {"good": {"mine": 1}, "rambles": {"theirs": 2}}}
+    [(plugin, line)] = host.page_lines("order", order)
+    assert plugin == "good" and line.endswith(":{'mine': 1}")  # its own extras, never another plugin's
+    assert error_count(registry, "raises", "page_lines", "error") == 2
+    assert error_count(registry, "rambles", "page_lines", "invalid") == 2
+
+
+def test_a_plugin_written_for_an_api_this_kit_does_not_offer_is_refused_in_one_line(registry):
+    class Future(fx.Plugin):
+        manifest = fx.Manifest(name="future-api", version="1.0", feature="coupons", api_version=3)
+
+    host = _host(registry, Future)
+    assert host.loaded == []
+    assert host.refused["future-api"] == "future-api is not a valid plugin: targets plugin API 3; this kit offers 1, 2"

@@ -14,16 +14,18 @@ from kitcore.licence.tiers import TIERS
 from plugins.host import PluginHost
 from kitctl.siteplugins import SiteLicence, configure
 from plugins.notify.signing import verify_signature
+from tests.plugins.helpers import event
 from tests.support.postgres import free_port
 
 SECRET = "whsec-test-9f3a"
 CARD_SECRET = "CARD-SECRET-7Q2W"
+# a decision as the agent sends it, plus card keys a buggy caller might leave in: the host and the plugin strip them
 ORDER = {
-    "order_id": "A1001", "status": "delivered", "decision": "approve", "sku": "G-100", "item_name": "Game card 100",
-    "quantity": 1, "total_cents": 9_800, "currency": "CNY",
+    **event("order_decided"),
     "delivery": {"card_keys": [{"serial": "SN1", "secret": CARD_SECRET}]},
     "card_keys": [{"serial": "SN1", "secret": CARD_SECRET}],
 }
+CREATED = event("order_created")
 
 
 class Receiver:
@@ -101,7 +103,7 @@ def test_the_plugin_itself_strips_card_keys_even_if_called_directly(site_dir, re
 def test_webhook_retries_with_backoff_then_succeeds(site_dir, registry, receiver_factory):
     receiver = receiver_factory(fail_first=2, status=503)
     host = notify_host(site_dir, registry, f"webhook_url={receiver.url}", f"webhook_secret={SECRET}", "backoff_seconds=0.2", "retries=3")
-    host.emit("order_created", ORDER)
+    host.emit("order_created", CREATED)
     assert host.flush(20)
     assert len(receiver.requests) == 3
     gaps = [b["at"] - a["at"] for a, b in zip(receiver.requests, receiver.requests[1:])]
@@ -113,13 +115,13 @@ def test_webhook_retries_with_backoff_then_succeeds(site_dir, registry, receiver
 def test_webhook_gives_up_after_bounded_retries_and_on_client_errors(site_dir, registry, receiver_factory):
     down = receiver_factory(fail_first=100, status=500)
     host = notify_host(site_dir, registry, f"webhook_url={down.url}", f"webhook_secret={SECRET}", "backoff_seconds=0", "retries=2")
-    host.emit("order_created", ORDER)
+    host.emit("order_created", CREATED)
     assert host.flush(20)
     assert len(down.requests) == 3
     assert registry.get_sample_value("kitagent_plugin_errors_total", {"plugin": "notify", "hook": "order_created", "kind": "error"}) == 1
     refused = receiver_factory(fail_first=100, status=400)
     host = notify_host(site_dir, registry, f"webhook_url={refused.url}", "retries=3")
-    host.emit("order_created", ORDER)
+    host.emit("order_created", CREATED)
     assert host.flush(20)
     assert len(refused.requests) == 1  # a 4xx is the receiver's answer, not a transient failure
 
@@ -127,7 +129,7 @@ def test_webhook_gives_up_after_bounded_retries_and_on_client_errors(site_dir, r
 def test_events_not_chosen_are_not_sent(site_dir, registry, receiver_factory):
     receiver = receiver_factory()
     host = notify_host(site_dir, registry, f"webhook_url={receiver.url}", f"webhook_secret={SECRET}", "events=order_decided")
-    host.emit("order_created", ORDER)
+    host.emit("order_created", CREATED)
     assert host.flush(10)
     assert receiver.requests == []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from plugins.site_config import SiteChoice, read_choice, read_secrets, write_choice, write_secrets
@@ -22,6 +22,7 @@ names = st.from_regex(r"[a-z][a-z0-9-]{1,15}", fullmatch=True)
     disabled=st.lists(names, max_size=4, unique=True),
     plugin_settings=st.dictionaries(names, st.dictionaries(st.text(min_size=1, max_size=12), values, max_size=4), max_size=3),
 )
+@example(disabled=[], plugin_settings={"a0": {"0\n": []}})  # a key ending in a newline was written bare
 def test_plugins_toml_round_trips_any_settings(tmp_path_factory, disabled, plugin_settings):
     site = tmp_path_factory.mktemp("site")
     write_choice(site, SiteChoice(disabled=disabled, settings=plugin_settings))

@@ -93,6 +93,9 @@ class CouponHost:
     def emit(self, event, payload):  # type: ignore[no-untyped-def]
         self.events.append((event, payload))
 
+    def page_lines(self, slot, ctx):  # type: ignore[no-untyped-def]
+        return []
+
 
 def test_plugin_fields_discounts_and_errors_apply_inside_checkout(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -115,6 +118,11 @@ def test_plugin_fields_discounts_and_errors_apply_inside_checkout(tmp_path):
     assert 9650 in rows  # the discount cannot take the total below HQ's price
     assert rows[10422 - 500].extras["payment"] == {"mode": "hq_approval", "state": "awaiting_hq_decision"}
     assert [e for e, _ in host.events] == ["order_created", "order_created"]
+    from plugins.events import OrderCreated
+
+    first = OrderCreated.model_validate(host.events[0][1])  # the documented payload, nothing more or less
+    assert (first.category, first.unit_price_cents, first.discount_cents, first.total_cents) == ("game", 10422, 500, 9922)
+    assert first.extras == {"coupon": "SAVE5"}  # what the plugin returned reaches its own event (issue 28, case 2)
 
 
 def test_price_rule_form_errors_write_nothing_and_edit_loads_the_rule(tmp_path):
@@ -138,3 +146,43 @@ def test_price_rule_form_errors_write_nothing_and_edit_loads_the_rule(tmp_path):
     assert client.get("/admin/rules?edit=42").status_code == 404
     r = client.get("/admin/orders?start=2026-13-01")
     assert r.status_code == 422 and "日期格式应为 YYYY-MM-DD" in r.text
+
+
+def _points_host():  # type: ignore[no-untyped-def]
+    """A real plugin host with a third-party style plugin: points per yuan on the product page, points earned
+    (from what its own checkout hook stored) on the order page, in the buyer's language."""
+    from plugins.contract import Manifest, Plugin
+    from plugins.host import PluginHost
+    from tests.plugins.fixture_plugins import source
+
+    class Points(Plugin):
+        manifest = Manifest(name="points", version="1.0", feature="coupons", api_version=2)
+
+        def adjust_checkout(self, session, ctx):  # type: ignore[no-untyped-def]
+            return {"extras": {"points": ctx["unit_price_cents"] * ctx["quantity"] // 100}}
+
+        def page_lines(self, slot, ctx):  # type: ignore[no-untyped-def]
+            zh = ctx["locale"] == "zh-CN"
+            if slot == "product":
+                points = ctx["price_cents"] // 100
+                return [f"购买可得 {points} 积分" if zh else f"Earn {points} points", "<b>bold?</b>"]
+            points = ctx["extras"].get("points", 0)
+            return [f"本单获得 {points} 积分" if zh else f"This order earned {points} points"]
+
+    return PluginHost.load(["coupons"], sources=[source(Points)])
+
+
+def test_plugin_page_lines_show_the_products_and_the_orders_context_escaped_in_each_locale(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    client, shop = _app(tmp_path, url)
+    host = _points_host()
+    shop.plugins.get = lambda features: host
+    page = client.get("/p/G-QQ-100").text  # sells at 104.22
+    assert '<li data-plugin="points">购买可得 104 积分</li>' in page
+    assert "&lt;b&gt;bold?&lt;/b&gt;" in page and "<b>bold?</b>" not in page
+    assert '<li data-plugin="points">Earn 104 points</li>' in client.get("/p/G-QQ-100?lang=en").text
+    placed = _submit(client, "G-QQ-100")
+    assert placed.status_code == 303
+    order = client.get(placed.headers["location"].split("?")[0]).text
+    assert '<li data-plugin="points">This order earned 104 points</li>' in order  # the lang cookie is English now

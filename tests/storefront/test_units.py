@@ -233,3 +233,16 @@ def test_staff_command_lists_creates_resets_and_disables(tmp_path):
     missing = _run(["staff", "reset-password", "nobody"], env)
     assert missing.returncode == 2 and missing.stderr.strip() == "error: no account 'nobody'"
     assert _run(["staff", "create", "x1y", "root"], env).returncode == 2
+
+
+def test_a_storefront_that_migrates_its_database_lets_plugins_create_their_tables(tmp_path):
+    """Only the schema's owner runs plugin DDL: a storefront with KIT_MIGRATE_ON_START (standalone), not one
+    beside an agent (two processes creating one table race)."""
+    from sqlalchemy import create_engine, inspect
+
+    from storefront.plugin_adapter import PluginHostCache
+
+    owner, beside = create_engine(f"sqlite:///{tmp_path}/a.db"), create_engine(f"sqlite:///{tmp_path}/b.db")
+    PluginHostCache(None, None, owner).get(["coupons"])
+    PluginHostCache(None, None).get(["coupons"])
+    assert inspect(owner).has_table("plugin_coupons") and not inspect(beside).has_table("plugin_coupons")

@@ -162,8 +162,6 @@ def start_hq(stack: Stack) -> None:
 
 def remove_stack(s: Stack, extra_tags: tuple[str, ...] = ()) -> None:
     """`kitctl down --volumes`, then whatever of the test's own is left: containers, networks, volumes, tags."""
-    import docker
-
     if (s.site_dir / "compose.yaml").exists():
         s.kitctl("down", "--volumes", "--yes", check=False)
     for c in s.client.containers.list(all=True, filters={"label": f"com.kitctl.site={s.site_id}"}):
@@ -175,7 +173,14 @@ def remove_stack(s: Stack, extra_tags: tuple[str, ...] = ()) -> None:
     for v in s.client.volumes.list():
         if s.site_id in v.name:
             v.remove(force=True)
-    for tag in (s.tag, *extra_tags):
+    remove_tags(s, s.tag, *extra_tags)
+
+
+def remove_tags(s: Stack, *tags: str) -> None:
+    """Untag `kitctl/<service>:<tag>` for each tag a test made (the layers stay for other tags)."""
+    import docker
+
+    for tag in tags:
         for service in SERVICES:
             try:
                 s.client.images.remove(f"kitctl/{service}:{tag}", noprune=True)
@@ -205,3 +210,13 @@ def card_keys(base: str, order_id: str, password: str) -> list[str]:
                                             "order_id": order_id, "password": password})
         assert shown.status_code == 200, shown.status_code
         return SECRET.findall(shown.text)
+
+
+def serving_again(s: Stack) -> None:
+    """Start whatever of the stack a test stopped, then wait until HQ answers and the shop sells again."""
+    for service in SERVICES:
+        container = s.container(service)
+        if container.status != "running":
+            container.start()
+    eventually(lambda: httpx.get(f"{s.hq_url}/healthz", timeout=1).status_code == 200, 90, 0.2, what="HQ answering")
+    eventually(lambda: httpx.get(f"{s.base}/p/{SKU}", timeout=3).status_code == 200, 120, 0.2, what="the shop selling")

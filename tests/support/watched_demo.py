@@ -40,7 +40,8 @@ ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 def watched(tmp_path_factory) -> Iterator[Any]:
     import docker
 
-    from demo.stack import DEMO_LABEL, Demo, demo_down, demo_up, services
+    from demo.stack import DEMO_LABEL, Demo, demo_down, services
+    from tests.support.demo_stack import demo_up_with_run_images
 
     try:
         services("start", "all")
@@ -62,7 +63,7 @@ def watched(tmp_path_factory) -> Iterator[Any]:
         client.containers.run("kitctl/base:bookworm", ["python3", "-c", RECEIVER], name=hook, detach=True,
                               network=d.network, ports={"8080/tcp": ("127.0.0.1", hook_port)},
                               labels={DEMO_LABEL: d.instance})
-        demo_up(d)
+        demo_up_with_run_images(d)
         yield d, client, f"http://127.0.0.1:{hook_port}"
     finally:
         demo_down(d)  # removes the receiver too (it carries this demo's label), and the network

@@ -1,5 +1,8 @@
 """HQ alert e2e: a real agent process stops → within the configured window the fleet page shows the
-alert and the webhook receives it → the agent starts again → the alert resolves (page and webhook)."""
+alert and the webhook receives it → the agent starts again → the alert resolves (page and webhook).
+
+No Docker engine (HQ in-process, the agent a local process): not an `_e2e.py` file, so `make test` runs it
+beside the engine tests rather than on their worker."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """A real Prometheus (Debian's) scrapes the agent, the storefront and HQ with the shipped rules loaded;
 stopping the site's database fires KitDatabaseDown (asserted through Prometheus's API); starting it
-again resolves the alert."""
+again resolves the alert.
+
+No Docker engine (local processes and a PostgreSQL cluster of its own): not an `_e2e.py` file, so `make test`
+runs it beside the engine tests rather than on their worker."""
 
 from __future__ import annotations
 
