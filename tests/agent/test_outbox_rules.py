@@ -53,6 +53,10 @@ class ScriptedHQ:
             raise HQError("orders", "conflict", "order was already sent with a different body", status=422)
         return [self.answers[i] for i in ids if i in self.answers]
 
+    def orders_status(self, order_ids: list[str]) -> list[OrderResult]:
+        """An HQ from before `POST /v1/order-status`: the agent asks about each order on its own."""
+        raise HQError("order-status", "client", "404 Not Found", status=404)
+
     def order_status(self, order_id: str) -> OrderResult:
         self.polled.append(order_id)
         if self.fail:
