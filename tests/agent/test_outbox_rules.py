@@ -465,11 +465,17 @@ def test_an_order_awaiting_payment_is_asked_about_again_after_the_payment_poll_a
     assert q2.attempts == 1 and NOW + timedelta(seconds=15) <= utc(q2.next_attempt_at) <= NOW + timedelta(seconds=30)
 
 
-def test_a_burst_sends_at_most_25_batches_and_says_more_are_due(engine):
-    for i in range(27):
-        add_order(engine, f"B{i:02}", created=T0 + timedelta(seconds=i))
+def queued(engine: Engine, ids: list[str]) -> ScriptedHQ:
+    """Pending orders, oldest first, and an HQ that rejects each."""
+    for i, order_id in enumerate(ids):
+        add_order(engine, order_id, created=T0 + timedelta(seconds=i))
     hq = ScriptedHQ()
-    hq.answers = {f"B{i:02}": rejected(f"B{i:02}") for i in range(27)}
+    hq.answers = {order_id: rejected(order_id) for order_id in ids}
+    return hq
+
+
+def test_a_burst_sends_at_most_25_batches_and_says_more_are_due(engine):
+    hq = queued(engine, [f"B{i:02}" for i in range(27)])
     fwd = forwarder(engine, hq, batch=1)
     try:
         outcome = fwd.forward_burst()
@@ -514,10 +520,7 @@ def test_a_burst_adds_up_unanswered_orders_and_says_nothing_more_is_due_when_the
 
 
 def test_a_burst_whose_answers_cannot_be_written_raises_that_error_after_the_request_in_flight(engine):
-    for i in range(4):
-        add_order(engine, f"W{i}", created=T0 + timedelta(seconds=i))
-    hq = ScriptedHQ()
-    hq.answers = {f"W{i}": rejected(f"W{i}") for i in range(4)}
+    hq = queued(engine, [f"W{i}" for i in range(4)])
     fwd = forwarder(engine, hq, batch=2)
 
     def broken_store(orders: Any, results: Any) -> Any:
