@@ -62,7 +62,8 @@ LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test
            "licence/test_keys", "licence/test_tokens", "licence/test_commands")
 # in-process HQ only: the HTTP suites (test_hq_site_api, test_hq_admin_api) cost minutes per surviving mutant
 HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
-             "hq/test_hq_risk", "hq/test_hq_ledger")  # the ledger: a delivered order posts its entries (both paths)
+             "hq/test_hq_risk", "hq/test_hq_ledger",  # the ledger: a delivered order posts its entries (both paths)
+             "hq/test_hq_payments")  # with a gateway, an approval is payable (approve()'s payment branch)
 AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
 MODULES: dict[str, Module] = {
     "storefront.admin.auth": Module("storefront/admin/auth.py", _tests("storefront/test_roles", "security/test_sessions")),
@@ -89,7 +90,9 @@ MODULES: dict[str, Module] = {
     "agent.commands": Module("agent/commands.py", _tests("agent/test_command_rules", "agent/test_command_times",
                                                          "agent/test_commands"), pg=True),
     # the operator's review resolution: the fourth path an order takes to its card keys
-    "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation"), pg=True),
+    # (test_hq_payments: the held-payment branch of resolve() and the refund after it)
+    "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_payments"),
+                         pg=True),
 }
 
 # mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into what a score needs
@@ -417,7 +420,8 @@ def load_equivalents() -> dict[str, str]:
     return {e["mutant"]: e["why"] for e in json.loads(EQUIVALENTS.read_text())}
 
 
-def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False, retest: bool = False) -> Tally:
+def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False, retest: bool = False,
+               tables_only: bool = False) -> Tally:
     equivalents = load_equivalents()
     tally = Tally(key)
     work = prepare(key, module, report)
@@ -442,8 +446,9 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
             if again:
                 run_mutmut(work, jobs, again)
             seen.write_text(digest)  # as the run started: a test changed meanwhile retests survivors next time
+        recorded = work / "mutants" / (module.path + ".meta")
         results = {n: "no tests" if st == "not checked" and not reached else st
-                   for n, st in mutmut_results(work, module).items()}
+                   for n, st in (mutmut_results(work, module) if recorded.exists() or not tables_only else {}).items()}
         diffs = mutmut_diffs(work, module, [n for n, st in results.items() if st in SURVIVED])
         for name, status in sorted(results.items()):
             if status == "skipped":
@@ -456,7 +461,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
                 tally.killed += 1
             else:
                 tally.survivors.append((f"{name} [{status}]", diffs.get(name, "")))
-        if tables and not report:
+        if tables and (not report or tables_only):
             killed, survivors = run_table_mutants(key, module)
             tally.killed += killed
             for name, diff in survivors:
@@ -484,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the module map and exit")
     parser.add_argument("--report", action="store_true", help="only report mutmut's recorded results (no tables)")
     parser.add_argument("--retest", action="store_true", help="test only the recorded survivors again")
+    parser.add_argument("--tables-only", action="store_true", help="run only the table mutants (function mutants: "
+                        "what mutmut recorded, as --report)")
     parser.add_argument("--retest-with", metavar="TESTS", help="test the recorded survivors again against only these "
                         "of the module's tests (comma-separated pytest ids), then report")
     parser.add_argument("--unchecked", action="store_true", help="with --retest-with: also the mutants mutmut has "
@@ -500,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in args.modules:
             retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked)
         args.report = True
-    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest) for k in args.modules or MODULES]
+    args.report = args.report or args.tables_only
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest, args.tables_only)
+               for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:
         print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")

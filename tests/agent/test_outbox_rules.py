@@ -53,6 +53,10 @@ class ScriptedHQ:
             raise HQError("orders", "conflict", "order was already sent with a different body", status=422)
         return [self.answers[i] for i in ids if i in self.answers]
 
+    def orders_status(self, order_ids: list[str]) -> list[OrderResult]:
+        """An HQ from before `POST /v1/order-status`: the agent asks about each order on its own."""
+        raise HQError("order-status", "client", "404 Not Found", status=404)
+
     def order_status(self, order_id: str) -> OrderResult:
         self.polled.append(order_id)
         if self.fail:
@@ -420,3 +424,134 @@ def test_a_batch_of_decisions_costs_one_statement_on_postgres_and_three_on_sqlit
         assert len(decision_writer(engine).write(conn, decided, "pending", now)) == 5
     assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
     assert len(audited(engine)) == 5
+
+
+def test_after_an_outage_only_orders_held_back_by_it_are_due_at_once(engine, frozen):
+    """HQ answers again: a pending order whose last try could not reach HQ (connect, timeout) is due now; one
+    refused for another reason keeps its back-off, and one already due or not pending is left as it is."""
+    later, earlier = NOW + timedelta(hours=1), NOW - timedelta(seconds=1)
+    cases = {  # order -> (status, next attempt, last error, next attempt expected after the outage)
+        "U1": ("pending", later, "connect: connection refused", NOW),
+        "U2": ("pending", later, "timeout: read timed out", NOW),
+        "U3": ("pending", later, "unavailable: 503 from HQ", later),
+        "U4": ("pending", later, "server: upstream connect: refused", later),
+        "U5": ("pending", later, None, later),
+        "U6": ("pending", earlier, "connect: connection refused", earlier),  # already due: keeps its place
+        "U7": ("review", later, "connect: connection refused", later),  # reviews are polled on their own clock
+        "U8": ("pending", NOW, "connect: connection refused", NOW),  # due this instant: already due, not counted
+    }
+    for order_id, (status, due, error, _) in cases.items():
+        add_order(engine, order_id, due=due, status=status)
+        with engine.begin() as conn:
+            conn.execute(orders.update().where(orders.c.id == order_id).values(last_error=error))
+    assert forwarder(engine, ScriptedHQ()).due_after_outage() == 2
+    got = {order_id: utc(row(engine, order_id).next_attempt_at) for order_id in cases}
+    assert got == {order_id: expected for order_id, (*_, expected) in cases.items()}
+    assert {row(engine, o).last_error for o in ("U1", "U2")} == {cases["U1"][2], cases["U2"][2]}  # the reason stays
+
+
+def test_an_order_awaiting_payment_is_asked_about_again_after_the_payment_poll_a_review_after_its_backoff(
+        engine, frozen):
+    add_order(engine, "Q1", due=NOW, status="pending_payment")
+    add_order(engine, "Q2", due=NOW, status="review")
+    hq = ScriptedHQ()
+    hq.answers = {"Q1": OrderResult(order_id="Q1", decision="approve", status="pending_payment", hq_order_id="hq-Q1"),
+                  "Q2": in_review("Q2")}
+    fwd = forwarder(engine, hq, payment_poll=5.0, review_poll=30.0, backoff_cap=300.0)
+    assert fwd.poll_reviews_once() == 0  # nothing changed at HQ
+    q1, q2 = row(engine, "Q1"), row(engine, "Q2")
+    assert (q1.status, q1.attempts, utc(q1.next_attempt_at)) == ("pending_payment", 1, NOW + timedelta(seconds=5))
+    # a review backs off: attempt 0 waits between half and all of 30 s
+    assert q2.attempts == 1 and NOW + timedelta(seconds=15) <= utc(q2.next_attempt_at) <= NOW + timedelta(seconds=30)
+
+
+def queued(engine: Engine, ids: list[str]) -> ScriptedHQ:
+    """Pending orders, oldest first, and an HQ that rejects each."""
+    for i, order_id in enumerate(ids):
+        add_order(engine, order_id, created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {order_id: rejected(order_id) for order_id in ids}
+    return hq
+
+
+def test_a_burst_sends_at_most_25_batches_and_says_more_are_due(engine):
+    hq = queued(engine, [f"B{i:02}" for i in range(27)])
+    fwd = forwarder(engine, hq, batch=1)
+    try:
+        outcome = fwd.forward_burst()
+    finally:
+        fwd.close()
+    assert (outcome.sent, outcome.decided, outcome.more) == (25, 25, True) and len(hq.sent) == 25
+    assert [ids for ids, _ in hq.sent] == [[f"B{i:02}"] for i in range(25)]  # oldest first, one a batch
+
+
+def test_plugins_learn_each_decision_with_the_buyers_contact_and_nothing_secret(engine):
+    add_order(engine, "N1")
+    add_order(engine, "N2", status="review")  # sealed under another site key: its box does not open here
+    with engine.begin() as conn:
+        other = BuyerBox(os.urandom(32)).seal("N2", Buyer("c@example.cn", "p1", "198.51.100.7"))
+        conn.execute(orders.update().where(orders.c.id == "N2").values(buyer_sealed=other))
+    hq = ScriptedHQ()
+    hq.answers = {"N1": delivered("N1", "s3cret"), "N2": rejected("N2")}
+    events: list[tuple[str, dict[str, Any]]] = []
+    fwd = forwarder(engine, hq, emit=lambda event, payload: events.append((event, payload)))
+    fwd.forward_once()
+    fwd.poll_reviews_once()
+    common = {"sku": "G-1", "category": "game", "quantity": 1, "total_cents": 1000, "currency": "CNY"}
+    assert events == [
+        ("order_decided", {"order_id": "N1", **common, "status": "delivered", "decision": "approve",
+                           "buyer_contact": "c@example.cn"}),
+        ("order_decided", {"order_id": "N2", **common, "status": "rejected", "decision": "reject",
+                           "buyer_contact": None}),  # the contact is unknown, not empty
+    ]
+
+
+def test_a_burst_adds_up_unanswered_orders_and_says_nothing_more_is_due_when_the_outbox_is_empty(engine):
+    for i in range(4):
+        add_order(engine, f"M{i}", created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    hq.answers = {"M0": rejected("M0"), "M2": rejected("M2")}  # M1 and M3 go unanswered
+    fwd = forwarder(engine, hq, batch=2)
+    try:
+        outcome = fwd.forward_burst()
+    finally:
+        fwd.close()
+    assert (outcome.sent, outcome.decided, outcome.missing, outcome.more) == (4, 2, 2, False)
+
+
+def test_a_burst_whose_answers_cannot_be_written_raises_that_error_after_the_request_in_flight(engine):
+    hq = queued(engine, [f"W{i}" for i in range(4)])
+    fwd = forwarder(engine, hq, batch=2)
+
+    def broken_store(orders: Any, results: Any) -> Any:
+        raise RuntimeError("the site database went away")
+
+    fwd.store = broken_store  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            fwd.forward_burst()
+    finally:
+        fwd.close()
+    assert [ids for ids, _ in hq.sent] == [["W0", "W1"], ["W2", "W3"]]  # the next batch had left and was let finish
+    assert {row(engine, f"W{i}").status for i in range(4)} == {"pending"}  # sent again later
+
+
+def test_an_order_whose_buyer_data_does_not_open_is_not_sent_and_waits_the_longest_with_an_error_logged(
+        engine, frozen, caplog):
+    import logging
+
+    add_order(engine, "K1")
+    add_order(engine, "K2", created=T0 + timedelta(seconds=1))
+    with engine.begin() as conn:  # sealed under another site key
+        other = BuyerBox(os.urandom(32)).seal("K2", Buyer("c@example.cn", "p1", "198.51.100.7"))
+        conn.execute(orders.update().where(orders.c.id == "K2").values(buyer_sealed=other))
+    hq = ScriptedHQ()
+    hq.answers = {"K1": rejected("K1")}
+    with caplog.at_level(logging.ERROR, logger="agent.outbox"):
+        forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    assert [ids for ids, _ in hq.sent] == [["K1"]]
+    k2 = row(engine, "K2")
+    assert (k2.status, k2.attempts, k2.last_error) == ("pending", 1, "buyer data does not open with the site key")
+    assert utc(k2.next_attempt_at) == NOW + timedelta(seconds=600)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "does not open" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].orders == 1

@@ -218,6 +218,13 @@ def test_backoff_grows_is_jittered_and_capped() -> None:
     assert len({round(backoff_seconds(3, 1.5, 300), 6) for _ in range(20)}) > 1  # jitter
 
 
+def test_backoff_stops_doubling_after_32_attempts() -> None:
+    """Past 32 attempts the delay no longer grows (the number stays small however long an outage lasts)."""
+    base, cap = 2.0 ** -40, 1e9  # a cap that is never reached, so only the doubling shows
+    at = {a: backoff_seconds(a, base, cap, random.Random(7)) for a in (31, 32, 33, 10**6)}
+    assert at[31] < at[32] == at[33] == at[10**6]
+
+
 def test_idempotency_key_is_derived_from_site_and_orders() -> None:
     a = idempotency_key("xingchen", ["o1", "o2"])
     assert a == idempotency_key("xingchen", ["o1", "o2"]) and a.startswith("xingchen-")

@@ -290,6 +290,113 @@ def test_a_held_payment_the_operator_rejects_is_refunded_through_the_gateway(pay
     got = _status(hq, token, "R1")
     assert got["status"] == "refunded" and got["delivery"] is None
     assert _keys(hq, "available") == 2 and _ledger_entries(hq, result["hq_order_id"]) == 0
+    assert "operator:reject" in resolved["reasons"] and "out_of_stock" not in resolved["reasons"]
+    from hq.models import AuditEvent
+
+    with hq.service.read() as conn:  # the audit trail says who refunded it and why
+        refunds = conn.execute(select(AuditEvent.operator, AuditEvent.detail)
+                               .where(AuditEvent.action == "payments.refund")).all()
+    assert [(op, d["hq_order_id"], d["reason"]) for op, d in refunds] == [("op", result["hq_order_id"],
+                                                                           "rejected after payment")]
+
+
+def _held_for_mismatch(paying: tuple[RunningHQ, str, EpaySandbox], order_id: str) -> tuple[dict[str, Any], Any]:
+    """An order the buyer paid with the wrong amount: held for review, its key still reserved."""
+    hq, token, box = paying
+    result = _order(hq, token, order_id)
+    trade = box.trades[_open_at_sandbox(box, result)]
+    trade.status = 1
+    http.get(f"{hq.url}/v1/payments/epay/notify", params=box.notification(trade, money="0.95"))
+    assert _status(hq, token, order_id)["status"] == "review" and _keys(hq, "reserved") == 1
+    return result, trade
+
+
+def test_a_held_payment_the_operator_approves_is_delivered_with_its_reserved_key_and_not_refunded(paying):
+    from hq import reviews
+
+    hq, token, _box = paying
+    result, trade = _held_for_mismatch(paying, "R4")
+    resolved = reviews.resolve(hq.service, "op", result["hq_order_id"], "approve", "buyer topped up by hand")
+    assert resolved["status"] == "delivered" and resolved["decision"] == "approve"
+    assert "operator:approve" in resolved["reasons"]
+    assert "refund_due" not in resolved["reasons"] and "refunded" not in resolved["reasons"]
+    assert trade.refunded == "0.00"  # nothing went back to the buyer
+    got = _status(hq, token, "R4")
+    assert got["status"] == "delivered" and len(got["delivery"]["card_keys"]) == 1
+    assert _keys(hq, "sold") == 1 and _keys(hq, "reserved") == 0 and _keys(hq, "available") == 1
+    assert _ledger_entries(hq, result["hq_order_id"]) == 1
+
+
+def test_a_payment_held_after_expiry_the_operator_approves_without_stock_is_rejected_and_refunded(paying):
+    from hq import reviews
+
+    hq, token, box = paying
+    late = _order(hq, token, "X1")
+    trade = box.trades[_open_at_sandbox(box, late)]
+    flow.sweep(hq.service, utcnow() + timedelta(seconds=hq.service.settings.payment_expiry_seconds + 1))
+    assert _status(hq, token, "X1")["status"] == "expired"
+    assert [_order(hq, token, o)["status"] for o in ("X2", "X3")] == ["pending_payment"] * 2  # both keys taken
+    box.pay(trade.trade_no)  # the buyer pays the expired order: no key left for it
+    assert "paid_after_expiry" in _wait_status(hq, token, "X1", "review")["reasons"]
+    resolved = reviews.resolve(hq.service, "op", late["hq_order_id"], "approve")
+    assert resolved["status"] == "refunded" and resolved["decision"] == "reject"
+    assert {"refund_due", "out_of_stock", "operator:approve", "refunded"} <= set(resolved["reasons"])
+    assert trade.refunded == trade.money
+    assert _status(hq, token, "X1")["delivery"] is None and _ledger_entries(hq, late["hq_order_id"]) == 0
+    assert _keys(hq, "reserved") == 2 and _keys(hq, "sold") == 0  # the other two buyers keep their keys
+
+
+def test_a_held_payment_whose_refund_the_gateway_refuses_stays_rejected_with_the_refund_due(paying, caplog):
+    import logging
+
+    from hq import reviews
+
+    hq, token, _box = paying
+    result, trade = _held_for_mismatch(paying, "R5")
+    trade.refunded = trade.money  # refunded at the gateway by hand: it refuses another
+    with caplog.at_level(logging.WARNING, logger="hq.reviews"):
+        resolved = reviews.resolve(hq.service, "op", result["hq_order_id"], "reject")
+    assert resolved["status"] == "rejected" and "refund_due" in resolved["reasons"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "hq.reviews"]  # an operator must learn of it
+    assert len(warned) == 1 and warned[0].startswith(f"refund of {result['hq_order_id']} after review failed: ")
+    assert "refused the refund" in warned[0], warned
+    assert "refunded" not in resolved["reasons"]
+    assert _status(hq, token, "R5")["status"] == "rejected" and _keys(hq, "available") == 2
+
+
+def test_with_a_gateway_the_per_order_path_and_a_review_approval_also_wait_for_payment(paying):
+    """Every path to an approval makes the order payable (its keys reserved), never delivered unpaid."""
+    from hq import reviews
+
+    hq, token, box = paying
+    hq.set_rules({**OPEN_RULES, "limits": {**OPEN_RULES["limits"], "review_amount_cents": 10_000}})
+    known = order("G1", sku="card-p", unit_price_cents=9500)
+    assert post_orders(hq, token, "k-g1", [known]).json()["results"][0]["status"] == "pending_payment"
+    resp = post_orders(hq, token, "k-g2", [known, order("G2", sku="card-p", unit_price_cents=9500)])
+    replayed, fresh = resp.json()["results"]  # a known order in the batch: the per-order path decides G2
+    assert replayed["replayed"] and not fresh["replayed"]
+    assert (fresh["decision"], fresh["status"], fresh["delivery"]) == ("approve", "pending_payment", None)
+    assert fresh["payment"]["amount_cents"] == 9500 and fresh["payment"]["pay_url"].startswith(box.url)
+    assert _keys(hq, "reserved") == 2 and _keys(hq, "sold") == 0 and _ledger_entries(hq, fresh["hq_order_id"]) == 0
+    held = _order_at(hq, token, "G3", 10_000)
+    assert held["status"] == "review"
+    resolved = reviews.resolve(hq.service, "op", held["hq_order_id"], "approve")  # both keys are reserved
+    assert (resolved["decision"], resolved["status"]) == ("reject", "rejected") and "out_of_stock" in resolved["reasons"]
+    hq.seed_card_keys("card-p", 1)
+    held = _order_at(hq, token, "G4", 10_000)
+    resolved = reviews.resolve(hq.service, "op", held["hq_order_id"], "approve")
+    assert (resolved["decision"], resolved["status"]) == ("approve", "pending_payment")
+    got = _status(hq, token, "G4")
+    assert got["delivery"] is None and got["payment"]["amount_cents"] == 10_000 and _keys(hq, "reserved") == 3
+    box.pay(_open_at_sandbox(box, fresh))
+    assert len(_wait_status(hq, token, "G2", "delivered")["delivery"]["card_keys"]) == 1
+    assert _ledger_entries(hq, fresh["hq_order_id"]) == 1
+
+
+def _order_at(hq: RunningHQ, token: str, order_id: str, unit_price_cents: int) -> dict[str, Any]:
+    resp = post_orders(hq, token, f"k-{order_id}", [order(order_id, sku="card-p", unit_price_cents=unit_price_cents)])
+    assert resp.status_code == 200, resp.text
+    return resp.json()["results"][0]
 
 
 def test_an_operator_refunds_a_delivered_order_once_and_the_ledger_is_reversed(paying):
