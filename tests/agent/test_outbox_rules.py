@@ -365,24 +365,24 @@ def test_a_postponed_order_records_when_and_why_and_no_other_row_changes(engine,
         "delivered", 0, None, NOW - timedelta(seconds=1))
 
 
-def test_review_polls_ask_only_about_due_reviews_fifty_at_a_time(engine, frozen):
-    for i in range(51):  # R00 is due the longest; R50 exactly now
-        add_order(engine, f"R{i:02d}", status="review", due=NOW - timedelta(seconds=50 - i))
+def test_review_polls_ask_only_about_due_reviews_two_hundred_at_a_time(engine, frozen):
+    for i in range(201):  # R000 is due the longest; R200 exactly now (one batch asks about 200)
+        add_order(engine, f"R{i:03d}", status="review", due=NOW - timedelta(seconds=200 - i))
     add_order(engine, "later", status="review", due=NOW + timedelta(microseconds=1))
     add_order(engine, "P1", due=NOW - timedelta(hours=1))  # pending, due: forwarding's business, not the poll's
     hq = ScriptedHQ()
-    hq.answers = {f"R{i:02d}": in_review(f"R{i:02d}") for i in range(51)}
+    hq.answers = {f"R{i:03d}": in_review(f"R{i:03d}") for i in range(201)}
     fwd = forwarder(engine, hq, review_poll=30.0, backoff_cap=300.0)
     assert fwd.poll_reviews_once() == 0  # all still under review
-    assert hq.polled == [f"R{i:02d}" for i in range(50)]
-    r00, r50 = row(engine, "R00"), row(engine, "R50")
+    assert hq.polled == [f"R{i:03d}" for i in range(200)]
+    r00, r50 = row(engine, "R000"), row(engine, "R200")
     # attempt 0 of the review poll: between half and all of min(max(30, 300), 30 s × 2⁰) = 30 s after now
     assert r00.attempts == 1 and NOW + timedelta(seconds=15) <= utc(r00.next_attempt_at) <= NOW + timedelta(seconds=30)
     assert (r50.attempts, utc(r50.next_attempt_at)) == (0, NOW)  # not asked about: untouched
     assert (row(engine, "later").attempts, row(engine, "P1").attempts) == (0, 0)
     hq.polled.clear()
     assert fwd.poll_reviews_once() == 0
-    assert hq.polled == ["R50"]  # due exactly now; the others wait for their next poll
+    assert hq.polled == ["R200"]  # due exactly now; the others wait for their next poll
     hq.answers = {}
     hq.polled.clear()
     with engine.begin() as conn:
