@@ -71,7 +71,7 @@ def test_the_prometheus_image_checks_the_shipped_rules(built_images, docker_engi
     rules = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus" / "kitctl-rules.yml"
     code, output = _run(docker_engine, built_images["prometheus"].tag, ["promtool", "check", "rules", "/r/rules.yml"],
                         volumes={str(rules): {"bind": "/r/rules.yml", "mode": "ro"}})
-    assert code == 0 and "16 rules found" in output, output
+    assert code == 0 and "17 rules found" in output, output
 
 
 def test_probe_reports_health(built_images, docker_engine) -> None:

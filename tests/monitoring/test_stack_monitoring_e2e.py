@@ -60,7 +60,7 @@ def test_the_stacks_prometheus_scrapes_the_agent_and_the_storefront_with_the_rul
     assert wait_for_series(prom, "kitshop_build_info")
     groups = httpx.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     names = {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"}
-    assert {"KitDatabaseDown", "KitHostCpuHigh", "KitHeartbeatStale"} <= names and len(names) == 16
+    assert {"KitDatabaseDown", "KitHostCpuHigh", "KitHeartbeatStale"} <= names and len(names) == 17
     managers = httpx.get(f"{prom}/api/v1/alertmanagers", timeout=10).json()["data"]["activeAlertmanagers"]
     assert [m["url"] for m in managers] == ["http://alertmanager:9093/api/v2/alerts"]
     assert httpx.get(f"http://127.0.0.1:{demo.alertmanager_port}/-/ready", timeout=10).status_code == 200

@@ -74,7 +74,7 @@ def test_the_rendered_files_pass_promtool_and_amtool(flags):
     run = subprocess.run([promtool, "check", "config", str(site.parent / "prom-check.yml")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "16 rules found" in run.stdout
+    assert "17 rules found" in run.stdout
     amtool = shutil.which("amtool")
     if amtool:  # Debian's prometheus-alertmanager
         run = subprocess.run([amtool, "check-config", str(site / "alertmanager.yml")], capture_output=True,

@@ -34,6 +34,7 @@ def _pages(base: str) -> dict[str, str]:
             "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/users": "/admin/users",
             "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
             "/admin/settlement/{statement_id}": "/admin/settlement/1",  # none issued: 404 to both
+            "/admin/settlement/{statement_id}/pdf": "/admin/settlement/1/pdf",  # none issued: 404 to both
             "/admin/payouts": "/admin/payouts"}
 
 
