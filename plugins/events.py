@@ -22,31 +22,30 @@ class Event(BaseModel):
         return self.model_dump()
 
 
-class OrderCreated(Event):
-    """`order_created(payload)`, in the storefront, after the buyer's order committed (before HQ decides)."""
+class _Order(Event):
+    """What both order events say of the order."""
 
     order_id: str = Field(description="the site's order id (also the idempotency key towards HQ)")
     sku: str = Field(description="the item bought")
     category: str = Field(description="its category, e.g. game")
     quantity: int = Field(description="how many")
-    unit_price_cents: int = Field(description="the site's unit price, in fen")
-    discount_cents: int = Field(description="what plugins took off the whole order, in fen")
     total_cents: int = Field(description="what the buyer owes, in fen")
     currency: str = Field(description="ISO 4217 code, e.g. CNY")
+
+
+class OrderCreated(_Order):
+    """`order_created(payload)`, in the storefront, after the buyer's order committed (before HQ decides)."""
+
+    unit_price_cents: int = Field(description="the site's unit price, in fen")
+    discount_cents: int = Field(description="what plugins took off the whole order, in fen")
     extras: dict[str, Any] = Field(
         description="what each plugin's adjust_checkout returned as extras, keyed by plugin name "
                     "(plus the host's _discounts, _clamped_cents and _failed when they apply)")
 
 
-class OrderDecided(Event):
+class OrderDecided(_Order):
     """`on_order_decided(payload)`, in the agent, once HQ's decision is stored (card keys are never in it)."""
 
-    order_id: str = Field(description="the site's order id")
-    sku: str = Field(description="the item bought")
-    category: str = Field(description="its category")
-    quantity: int = Field(description="how many")
-    total_cents: int = Field(description="what the buyer owes, in fen")
-    currency: str = Field(description="ISO 4217 code")
     status: str = Field(description="the order's state after the decision: delivered, rejected, review, "
                                     "pending_payment, expired or refunded")
     decision: Optional[str] = Field(description="HQ's decision: approve, reject or review")
