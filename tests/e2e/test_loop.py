@@ -69,12 +69,13 @@ def operator(browser, demo):
 
 
 def visit(page, path: str) -> Any:
-    """GET a page, again if Chromium dropped it because Docker changed the host's interfaces."""
+    """GET a page, again if Chromium dropped it because Docker changed the host's interfaces (a container
+    stopped or started: Chromium reports the navigation in flight as NETWORK_CHANGED or ABORTED)."""
     for attempt in range(5):
         try:
             return page.goto(path)
         except Exception as exc:  # noqa: BLE001
-            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 4:
+            if not any(code in str(exc) for code in ("ERR_NETWORK_CHANGED", "ERR_ABORTED")) or attempt == 4:
                 raise
             time.sleep(1)
 
