@@ -48,6 +48,17 @@ def wait_order_status(hq: RunningHQ, token: str, order_id: str, status: str, sec
         time.sleep(0.05)
 
 
+def notifications_acknowledged(trade: Any, seconds: float = 10) -> int:
+    """A sandbox trade's acknowledged notifications, once at least one is: the sandbox counts a notification
+    only after HQ's answer reaches it, a moment after HQ has already acted on it."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while trade.notified == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return int(trade.notified)
+
+
 def wait_for_process(url: str, proc: "subprocess.Popen[bytes]") -> None:
     """Until `url` answers 200 (a started HQ process); fails with its stderr if it exits first."""
     import time
