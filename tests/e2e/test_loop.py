@@ -80,8 +80,21 @@ def visit(page, path: str) -> Any:
             time.sleep(1)
 
 
+def open_product(page, sku: str) -> None:
+    """Open a product page, again if the order page left behind reloaded itself over it: its script
+    reloads when the order's status changes, and a reload it started a moment before our GET can win."""
+    for attempt in range(3):
+        visit(page, f"/p/{sku}")
+        try:
+            page.wait_for_selector("#f-quantity", timeout=10_000)
+            return
+        except Exception:  # noqa: BLE001
+            if attempt == 2:
+                raise
+
+
 def checkout(page, sku: str, contact: str, password: str = "order-pw-1", extra: dict[str, str] | None = None) -> str:
-    visit(page, f"/p/{sku}")
+    open_product(page, sku)
     fields = {"quantity": "1", "contact": contact, "password": password, "password2": password,
               **{f"x_{k}": v for k, v in (extra or {}).items()}}
     for name, value in fields.items():
@@ -180,7 +193,7 @@ def test_velocity_order_goes_to_review_and_operator_approves(demo, buyer, operat
 def test_upgrade_at_hq_enables_coupons(demo, buyer, operator, monkeypatch):
     from demo.stack import HQ_UID, _chown_tree
 
-    visit(buyer, "/p/game-steam-50")
+    open_product(buyer, "game-steam-50")
     assert buyer.locator("#f-x_coupon").count() == 0
     # the operator's own tool on HQ's host, configured as the HQ service is
     monkeypatch.setenv("KIT_HQ_PUBLIC_URL", demo.hq_internal_url)
@@ -193,7 +206,7 @@ def test_upgrade_at_hq_enables_coupons(demo, buyer, operator, monkeypatch):
     assert "pro" in operator.inner_text(f"tr[data-site={demo.site_id}]")
 
     def coupon_field() -> bool:
-        visit(buyer, "/p/game-steam-50")
+        open_product(buyer, "game-steam-50")
         return buyer.locator("#f-x_coupon").count() == 1
 
     eventually(coupon_field, 60, what="coupon field after upgrade")
@@ -286,7 +299,7 @@ def test_revoke_shows_notice_refuses_orders_and_status_says_why(demo, shop, brow
     eventually(lambda: "licence terms breached" in shop.get("/").text, 60, what="revocation notice")
     product = shop.get("/p/game-steam-50")
     assert product.status_code == 200
-    visit(buyer, "/p/game-steam-50")
+    open_product(buyer, "game-steam-50")
     assert buyer.locator("#place-order").is_disabled()
     form = {name: re.search(rf'name="{name}" value="([^"]*)"', product.text).group(1) for name in ("csrf", "nonce")}
     form.update(quantity="1", contact="late@example.cn", password="late-pw-123", password2="late-pw-123")
