@@ -1,0 +1,104 @@
+"""kitctl's own run of a new container's healthcheck (kitctl.deploy.probe), against a fake engine API.
+
+The engine's first probe comes one interval after the start; these tests show
+that kitctl's gate passes as soon as the same command passes in the container,
+and never passes, or fails, on anything else.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from kitctl.deploy.compose import parse_project
+from kitctl.deploy.steps import StepContext, StepFailed, WaitReady
+from tests.deploy.test_runner import ClosedStream, Quiet
+
+
+class Starting:
+    """A running container the engine still calls `starting`; its probe exits with `codes` in turn."""
+
+    def __init__(self, codes: list[int], status: str = "running") -> None:
+        self.codes = codes
+        self.status = status
+        self.commands: list[list[str]] = []
+        self.stream_closed = False
+
+    def events(self, until, **_):
+        api = self
+
+        class Open(ClosedStream):  # an engine stream that stays open until kitctl closes it or `until` passes
+            def __iter__(self):
+                while not api.stream_closed and time.time() < until:
+                    time.sleep(0.01)
+                return iter(())
+
+            def close(self) -> None:
+                api.stream_closed = True
+
+        return Open()
+
+    def inspect_container(self, cid):
+        return {"State": {"Status": self.status, "Health": {"Status": "starting"}}}
+
+    def exec_create(self, cid, cmd, **_):
+        self.commands.append(cmd)
+        return {"Id": f"exec{len(self.commands)}"}
+
+    def exec_start(self, exec_id, detach=False):
+        assert detach
+        return b""
+
+    def exec_inspect(self, exec_id):
+        n = int(exec_id.removeprefix("exec")) - 1
+        return {"Running": False, "ExitCode": self.codes[min(n, len(self.codes) - 1)]}
+
+    def logs(self, cid, **_):
+        return b"booting\n"
+
+
+def context(tmp_path: Path, api, test, own_probes: bool = True) -> StepContext:
+    project = parse_project({"services": {
+        "web": {"image": "kitctl/web:1", "healthcheck": {"test": test, "interval": "30s", "timeout": "3s"}},
+    }}, tmp_path, tmp_path / "compose.yaml", project_name="site")
+    return StepContext(api, project, {}, Quiet(), timeouts={"web": 1.5}, containers={"web": "c1"},
+                       own_probes=own_probes)
+
+
+def test_the_gate_passes_once_the_healthcheck_command_passes_in_the_container(tmp_path: Path) -> None:
+    api = Starting([1, 1, 0])
+    started = time.monotonic()
+    WaitReady("web").run(context(tmp_path, api, ["CMD", "probe", "http://127.0.0.1:8000/healthz"]))
+    assert time.monotonic() - started < 1.4  # long before the engine's first probe (30 s interval)
+    assert api.commands == [["probe", "http://127.0.0.1:8000/healthz"]] * 3
+    assert api.stream_closed
+
+
+def test_a_shell_healthcheck_runs_through_the_shell_as_the_engine_runs_it(tmp_path: Path) -> None:
+    api = Starting([0])
+    WaitReady("web").run(context(tmp_path, api, "pg_isready -q && test -f /ready"))
+    assert api.commands == [["/bin/sh", "-c", "pg_isready -q && test -f /ready"]]
+
+
+def test_a_probe_that_never_passes_still_fails_at_the_deadline(tmp_path: Path) -> None:
+    api = Starting([1])
+    with pytest.raises(StepFailed) as failed:
+        WaitReady("web").run(context(tmp_path, api, ["CMD", "false"]))
+    assert "not healthy within 2s" in str(failed.value) and len(api.commands) >= 3
+
+
+@pytest.mark.parametrize("status", ["created", "restarting"])
+def test_no_probe_passes_a_container_that_is_not_running(tmp_path: Path, status: str) -> None:
+    api = Starting([0], status=status)
+    with pytest.raises(StepFailed):
+        WaitReady("web").run(context(tmp_path, api, ["CMD", "true"]))
+    assert api.commands == []
+
+
+def test_without_own_probes_only_the_engine_decides(tmp_path: Path) -> None:
+    api = Starting([0])
+    with pytest.raises(StepFailed, match="not healthy within"):
+        WaitReady("web").run(context(tmp_path, api, ["CMD", "true"], own_probes=False))
+    assert api.commands == []
