@@ -124,7 +124,7 @@ def _telling_line(output: str, returncode: int) -> str:
 
 def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path) -> Path:
     """A build context for `service`: its Dockerfile folder (`dockerfile_dir`), images/common/,
-    and (for Python services) the wheels, hard-linked when possible."""
+    (for Python services) the wheels, hard-linked when possible, and (for the proxy) the shop's static files."""
     images = source / "images"
     ctx = dest / service
     if ctx.exists():
@@ -144,7 +144,18 @@ def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path
             sub = "kit" if whl.name.startswith("kitctl-") else "deps"
             _link_or_copy(whl, ctx / "wheels" / sub / whl.name)
         _write_locks(source, ctx / "wheels" / "deps")
+    if service == "proxy":
+        _versioned_static(source / "storefront" / "static", ctx / "static")
     return ctx
+
+
+def _versioned_static(static: Path, dest: Path) -> None:
+    """The storefront's static files under their versioned names (kitcore.assets), which the proxy serves itself."""
+    from kitcore.assets import versioned
+
+    dest.mkdir()
+    for plain, hashed in versioned(static).items():
+        shutil.copyfile(static / plain, dest / hashed)
 
 
 def _write_locks(source: Path, deps: Path) -> None:
