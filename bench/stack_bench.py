@@ -113,21 +113,30 @@ class Load:
             t.join()
 
 
-def one_round(tmp: Path, clients: int) -> dict[str, object]:
-    project = f"stk{uuid.uuid4().hex[:6]}"
+def site_args(tmp: Path, project: str, port: int) -> list[str]:
+    """`kitctl up` flags for a fresh site of the kit's images (a licence with no registry: the local images)."""
     token, jwks = issue_test_licence(tmp / "hq", project, None)
     (tmp / "licence.jwt").write_text(token)
     (tmp / "hq-keys.json").write_text(json.dumps(jwks))
     (tmp / "logo.png").write_bytes(LOGO_PNG)
-    site_dir, port = tmp / project, free_port()
-    args = ["--licence", f"@{tmp / 'licence.jwt'}", "--hq-keys", str(tmp / "hq-keys.json"), "--name", "Bench 商店",
-            "--domain", "localhost", "--logo", str(tmp / "logo.png"), "--site-dir", str(site_dir),
+    return ["--licence", f"@{tmp / 'licence.jwt'}", "--hq-keys", str(tmp / "hq-keys.json"), "--name", "Bench 商店",
+            "--domain", "localhost", "--logo", str(tmp / "logo.png"), "--site-dir", str(tmp / project),
             "--http-port", str(port), "--https-port", str(free_port()), "--metrics-port", str(free_port()),
             "--tls", "off"]
+
+
+def down(site_dir: Path) -> None:
+    subprocess.run([sys.executable, "-m", "kitctl", "down", "--site-dir", str(site_dir), "--volumes", "--yes"],
+                   cwd=ROOT, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def one_round(tmp: Path, clients: int) -> dict[str, object]:
+    project, port = f"stk{uuid.uuid4().hex[:6]}", free_port()
+    site_dir = tmp / project
     result: dict[str, object] = {}
     try:
         started = time.monotonic()
-        result["up"], out = kitctl("up", *args)
+        result["up"], out = kitctl("up", *site_args(tmp, project, port))
         result["up_engine"] = engine_healthy(f"kit-{project}", started)
         result["up_services"] = service_times(out)
         time.sleep(2)
@@ -140,8 +149,7 @@ def one_round(tmp: Path, clients: int) -> dict[str, object]:
             time.sleep(1)
         result["sent"], result["failed"], result["why"] = load.sent, load.failed, sorted(set(load.failures))
     finally:
-        subprocess.run([sys.executable, "-m", "kitctl", "down", "--site-dir", str(site_dir), "--volumes", "--yes"],
-                       cwd=ROOT, capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        down(site_dir)
     return result
 
 
