@@ -14,7 +14,10 @@ import pytest
 
 from kitctl.deploy.compose import parse_project
 from kitctl.deploy.steps import StepContext, StepFailed, WaitReady
-from tests.deploy.test_runner import ClosedStream, Quiet
+from kitctl.deploy.actions import plan_services
+from kitctl.deploy.container_hashes import config_hash, mounts_hash
+from kitctl.deploy.runner import run_plan
+from tests.deploy.test_runner import ClosedStream, FakeAPI, Quiet, project_at
 
 
 class Starting:
@@ -102,3 +105,60 @@ def test_without_own_probes_only_the_engine_decides(tmp_path: Path) -> None:
     with pytest.raises(StepFailed, match="not healthy within"):
         WaitReady("web").run(context(tmp_path, api, ["CMD", "true"], own_probes=False))
     assert api.commands == []
+
+
+class EngineStillStarting(FakeAPI):
+    """The runner's fake engine, whose own probe never reported yet: only kitctl's probe can pass a service,
+    and each container's passes on its third run."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.runs: dict[str, int] = {}
+        self.closed = 0
+
+    def inspect_container(self, cid):
+        found = super().inspect_container(cid)
+        if "_proxy_" in found["Name"]:  # no healthcheck: no Health at all
+            del found["State"]["Health"]
+        else:
+            found["State"]["Health"] = {"Status": "starting"}
+        return found
+
+    def events(self, until, **_):
+        api = self
+
+        class Open(ClosedStream):
+            def __iter__(self):
+                while time.time() < until and not getattr(self, "done", False):
+                    time.sleep(0.01)
+                return iter(())
+
+            def close(self) -> None:
+                self.done = True
+                api.closed += 1
+
+        return Open()
+
+    def exec_create(self, cid, cmd, **_):
+        return {"Id": cid}
+
+    def exec_start(self, exec_id, detach=False):
+        self.runs[exec_id] = self.runs.get(exec_id, 0) + 1
+
+    def exec_inspect(self, exec_id):
+        passed = self.runs[exec_id] >= 3
+        if passed and self.runs[exec_id] == 3:
+            self.calls.append(("probe passed", self.containers[exec_id]["name"]))
+        return {"Running": False, "ExitCode": 0 if passed else 1}
+
+
+def test_each_service_starts_only_after_its_dependency_passed_its_probe(tmp_path: Path) -> None:
+    api = EngineStillStarting()
+    project = project_at(tmp_path, "1")
+    hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 10.0 for n in project.services})
+    run_plan(ctx, [], plan_services(project, hashes, {}, {}))
+    order = [c for c in api.calls if c[0] in ("start", "probe passed")]
+    assert order == [("start", "site_db_1"), ("probe passed", "site_db_1"),
+                     ("start", "site_web_1"), ("probe passed", "site_web_1"), ("start", "site_proxy_1")]
+    assert api.closed == 3  # every gate closed its event stream (the proxy, without a healthcheck, ready when running)
