@@ -261,6 +261,7 @@ class WaitReady(Step):
         probe = own_probe(ctx.project.services[self.service].healthcheck) \
             if self.until == "healthy" and ctx.own_probes else None
         tick = GAP_SECONDS if probe else None
+        next_probe = 0.0  # each probe's exec is itself an event of the container: the gap is kept here
         with closing(state_changes(ctx.api, container, limit, tick)) as changes:  # the stream ends here, not at GC
             for _ in changes:
                 state = ctx.api.inspect_container(container)["State"]
@@ -269,8 +270,10 @@ class WaitReady(Step):
                     return
                 if verdict is not None:
                     raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
-                if probe and state.get("Status") == "running" and probe.passes(ctx.api, container):
-                    return  # its own healthcheck passed: what the engine reports at its next interval
+                if probe and state.get("Status") == "running" and time.monotonic() >= next_probe:
+                    if probe.passes(ctx.api, container):
+                        return  # its own healthcheck passed: what the engine reports at its next interval
+                    next_probe = time.monotonic() + GAP_SECONDS
         raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))
 
     def _verdict(self, state: dict[str, Any]) -> str | None:

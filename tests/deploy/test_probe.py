@@ -162,3 +162,28 @@ def test_each_service_starts_only_after_its_dependency_passed_its_probe(tmp_path
     assert order == [("start", "site_db_1"), ("probe passed", "site_db_1"),
                      ("start", "site_web_1"), ("probe passed", "site_web_1"), ("start", "site_proxy_1")]
     assert api.closed == 3  # every gate closed its event stream (the proxy, without a healthcheck, ready when running)
+
+
+class Chatty(Starting):
+    """Every probe's exec is an event of the container: the stream never falls quiet."""
+
+    def events(self, until, **_):
+        api = self
+
+        class Busy(ClosedStream):
+            def __iter__(self):
+                while not api.stream_closed and time.time() < until:
+                    time.sleep(0.005)
+                    yield {"status": "exec_die"}
+
+            def close(self) -> None:
+                api.stream_closed = True
+
+        return Busy()
+
+
+def test_events_of_the_probes_own_execs_do_not_make_it_run_back_to_back(tmp_path: Path) -> None:
+    api = Chatty([1])
+    with pytest.raises(StepFailed):
+        WaitReady("web").run(context(tmp_path, api, ["CMD", "false"]))
+    assert 3 <= len(api.commands) <= 8  # 1.5 s at one probe per 0.25 s gap, not one per event
