@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable
 
 from kitcore import __version__
 from kitcore.sitedir import CACHE, LOCK, SiteDir, chosen_site_dir
@@ -129,13 +129,15 @@ def stamped_site(args: list[str]) -> SiteDir | None:
 
 
 def outside_inputs(args: list[str]) -> str | None:
-    """Digest of what the render reads from outside the site dir."""
+    """Digest of what the render reads from outside the site dir (the site dir is `site_tree`'s)."""
     env = sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX))
     h = hashlib.sha256()
     same_render = args[:1] + args[2:] if args[1:2] == ["--json"] else args  # --json changes only the printing
     _feed(h, ["v1", __version__, sys.executable, sys.version, os.getcwd(), same_render, env])
     _feed(h, code_stats())
-    _feed(h, named_files([*_arg_values(same_render), *(v for _, v in env)], [Path.cwd()]))
+    site = stamped_site(args)  # the site dir itself is in the digest entry by entry (`site_tree`)
+    skip = {site.root.absolute()} if site is not None else set()
+    _feed(h, named_files([*_arg_values(same_render), *(v for _, v in env)], [Path.cwd()], skip))
     return h.hexdigest()
 
 
@@ -198,7 +200,7 @@ def site_strings(site: SiteDir) -> list[str]:
     return found
 
 
-def named_files(strings: Iterable[str], bases: list[Path]) -> list[Any]:
+def named_files(strings: Iterable[str], bases: list[Path], skip: Collection[Path] = ()) -> list[Any]:
     """Stat of every path a string may name (after an optional `@`), from each base; missing ones too."""
     out = []
     for s in strings:
@@ -206,7 +208,8 @@ def named_files(strings: Iterable[str], bases: list[Path]) -> list[Any]:
             continue
         s = s[1:] if s.startswith("@") else s
         for base in bases:
-            out.append(_stat(base / s))
+            path = base / s
+            out.append(None if path in skip else _stat(path))
     return out
 
 

@@ -52,10 +52,9 @@ def site_flags(flags: dict[str, Any], make_licence: Callable[..., Path], hq_keys
 
 @pytest.fixture
 def kitctl(site_flags: dict[str, Any]) -> Kitctl:
-    """A site rendered and stamped (the first render writes, the second stamps the settled directory)."""
+    """A site rendered (and stamped by that render)."""
     k = Kitctl()
-    for _ in range(2):
-        assert k(["render", *argv(site_flags)]) == 0
+    assert k(["render", *argv(site_flags)]) == 0
     k.full = 0
     return k
 
@@ -69,6 +68,12 @@ def test_unchanged_render_is_answered_from_the_stamp_as_the_full_render_answers(
         assert capsys.readouterr().out == full_out
     assert kitctl.full == 0
     assert json.loads(full_out)["changed"] is False
+
+
+def test_the_render_after_a_change_is_answered(kitctl, site_flags, capsys):
+    assert kitctl(["render", *argv(site_flags, primary_color="#FF0000")]) == 0 and kitctl.full == 1
+    assert kitctl(["render", *argv(site_flags, primary_color="#FF0000")]) == 0 and kitctl.full == 1
+    assert capsys.readouterr().out.splitlines()[-2].startswith("unchanged ")
 
 
 def test_days_left_are_counted_at_the_time_of_asking(kitctl, site_flags, capsys, monkeypatch):
