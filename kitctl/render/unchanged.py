@@ -40,9 +40,11 @@ _last: dict[str, Any] | None = None  # what the render just done in this process
 
 def render(args: list[str], full: Callable[[list[str]], int]) -> int:
     """`kitctl render ARGS`: the stamp's answer when nothing changed, else `full(args)` and a new stamp."""
+    global _last
     code = answer(args)
     if code is not None:
         return code
+    _last = None  # only this render's summary may be stamped
     before = outside_inputs(args)
     code = full(args)
     if code == 0 and before is not None:
