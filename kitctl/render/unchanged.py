@@ -67,8 +67,8 @@ def answer(args: list[str]) -> int | None:
         return None
     try:
         stamp = json.loads((site.cache / STAMP).read_text(encoding="utf-8"))
-        if not isinstance(stamp, dict) or time.time() >= stamp["exp"]:
-            return None
+        if not isinstance(stamp, dict) or not stamp["at"] <= time.time() < stamp["exp"]:
+            return None  # expired, or the clock went back past the render (a licence not valid yet is refused)
         key = stamp_key(args, site)
         if key is None or key != stamp["key"]:
             return None
@@ -95,7 +95,7 @@ def remember(args: list[str], before: str) -> None:
         if key is None:
             return
         tmp = site.cache / (STAMP + ".tmp")
-        tmp.write_text(json.dumps({"key": key, **noted}), encoding="utf-8")
+        tmp.write_text(json.dumps({"key": key, "at": time.time(), **noted}), encoding="utf-8")
         tmp.replace(site.cache / STAMP)
     except OSError:
         pass  # a stamp that cannot be written costs only speed

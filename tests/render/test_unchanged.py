@@ -166,6 +166,13 @@ def test_an_expired_licence_is_refused_not_answered(kitctl, site_flags, monkeypa
     assert kitctl.full == 1 and "expired" in capsys.readouterr().err
 
 
+def test_a_clock_set_back_before_the_render_renders_for_real(kitctl, site_flags, monkeypatch):
+    earlier = time.time() - 3600
+    monkeypatch.setattr(time, "time", lambda: earlier)
+    kitctl(["render", *argv(site_flags)])
+    assert kitctl.full == 1
+
+
 def test_a_licence_in_grace_is_never_stamped(kitctl, site_flags, monkeypatch, capsys):
     in_grace = time.time() + 366 * 86400
     monkeypatch.setattr(time, "time", lambda: in_grace)
