@@ -80,19 +80,9 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
     )
 
 
-def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], digests: list[str],
-               claim: tuple[Any, dict[str, Any]] | None = None) -> list[dict[str, Any]] | None:
-    """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path).
-
-    `claim` (the Idempotency-Key's insert and its parameters) is run first in
-    the same transaction: a new key and its orders' decision commit together,
-    one transaction instead of two. A key already stored raises IntegrityError
-    before anything else ran (and rolls back): the caller then claims it the
-    usual way (replay, 409, 422). When this returns None the claim stands.
-    """
+def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
+    """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path)."""
     with hq.connection() as conn:
-        if claim is not None:
-            conn.execute(*claim)
         sql = _sql(conn.dialect.name == "postgresql")
         known = dict(conn.execute(sql.known, {"site": ctx.site_id, "ids": [o.order_id for o in orders]}).all())
         if known:

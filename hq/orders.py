@@ -68,21 +68,14 @@ def _claim_statement():  # type: ignore[no-untyped-def]
     return insert(IdempotencyKey)
 
 
-def _claim(hq: "HQ", site_id: str, key: str, request_hash: str) -> tuple[Any, dict[str, Any]]:
-    """The insert that claims a new key (in flight), with its parameters."""
-    now = utcnow()
-    return _claim_statement(), {"site_id": site_id, "key": key, "request_sha256": request_hash, "state": "in_flight",
-                                "created_at": now,
-                                "expires_at": now + timedelta(days=hq.settings.idempotency_retention_days)}
-
-
 def claim_key(hq: "HQ", site_id: str, key: str, request_hash: str) -> list[str] | None:
     """Claim `key` for this request; the stored hq order ids if it is a finished replay."""
     now = utcnow()
     expires = now + timedelta(days=hq.settings.idempotency_retention_days)
     try:
         with hq.connection() as conn:
-            conn.execute(*_claim(hq, site_id, key, request_hash))
+            conn.execute(_claim_statement(), {"site_id": site_id, "key": key, "request_sha256": request_hash,
+                                              "state": "in_flight", "created_at": now, "expires_at": expires})
         return None
     except IntegrityError:
         pass
@@ -129,45 +122,23 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
         if order.total_cents is not None and order.total_cents > order.unit_price_cents * order.quantity:
             raise ApiError(422, "total_above_list_price",
                            f"orders.{i}.total_cents: more than unit_price_cents × quantity")
-    request_hash, digests = batch_hash(batch), [order_hash(o) for o in batch.orders]
-    try:  # the common case, a new key and new orders: claim and decide in one transaction
-        results = batches.decide_new(hq, ctx, key, batch.orders, digests, _claim(hq, ctx.site_id, key, request_hash))
-    except IntegrityError:  # the key is known (replay, in flight, other body), or an order was inserted meanwhile
-        return _submit_claimed(hq, ctx, key, batch, request_hash, digests)
-    if results is not None:
-        return results, False
-    return _decide_each(hq, ctx, key, batch), False  # some orders are known: the key stands claimed
-
-
-def _submit_claimed(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch, request_hash: str,
-                    digests: list[str]) -> tuple[list[dict[str, Any]], bool]:
-    """Claim the key in a transaction of its own (replay, 409 or 422 when it is known), then decide."""
-    replay_ids = claim_key(hq, ctx.site_id, key, request_hash)
+    replay_ids = claim_key(hq, ctx.site_id, key, batch_hash(batch))
     if replay_ids is not None:
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
     try:
-        try:  # new orders only: one transaction for the whole batch
-            results = batches.decide_new(hq, ctx, key, batch.orders, digests)
+        try:  # the common case, new orders only: one transaction for the whole batch
+            results = batches.decide_new(hq, ctx, key, batch.orders, [order_hash(o) for o in batch.orders])
         except IntegrityError:  # another request inserted one of these orders meanwhile
             results = None
-    except BaseException:
-        release_key(hq, ctx.site_id, key)
-        raise
-    if results is not None:
-        return results, False
-    return _decide_each(hq, ctx, key, batch), False
-
-
-def _decide_each(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> list[dict[str, Any]]:
-    """The per-order path, under a claimed key: each order in its own transaction, then the key is done."""
-    try:
+        if results is not None:
+            return results, False
         _refuse_changed_orders(hq, ctx.site_id, batch)
         results = [decide_one(hq, ctx, order) for order in batch.orders]
     except BaseException:
         release_key(hq, ctx.site_id, key)
         raise
     finish_key(hq, ctx.site_id, key, [r["hq_order_id"] for r in results])
-    return results
+    return results, False
 
 
 def _refuse_changed_orders(hq: "HQ", site_id: str, batch: OrderBatch) -> None:

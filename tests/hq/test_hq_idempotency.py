@@ -184,34 +184,3 @@ def test_a_decided_order_is_stored_whole_and_stamped_with_hqs_clock(hq, clock, m
     stamps = [row.site_created_at, row.received_at, row.decided_at]
     assert [t.replace(tzinfo=timezone.utc) for t in stamps] == [datetime(2025, 6, 15, 7, 0, 0, tzinfo=timezone.utc),
                                                                at, at]
-
-
-def test_a_new_key_is_claimed_in_the_transaction_that_decides_its_orders(hq, clock):
-    """One commit for a new request: the key's claim, the decision and the key marked done go together."""
-    from sqlalchemy import event
-
-    commits: list[object] = []
-
-    def counted(conn: object) -> None:
-        commits.append(conn)
-
-    event.listen(hq.engine, "commit", counted)
-    try:
-        first, replayed = orders.submit(hq, CTX, "k", body("o1"))
-    finally:
-        event.remove(hq.engine, "commit", counted)
-    assert not replayed and len(commits) == 1
-    key = stored_key(hq, "k")
-    assert (key.state, key.hq_order_ids) == ("done", [first[0]["hq_order_id"]])
-    again, replayed = orders.submit(hq, CTX, "k", body("o1"))
-    assert replayed and again[0]["hq_order_id"] == first[0]["hq_order_id"]
-
-
-def test_a_key_in_flight_elsewhere_still_answers_409_and_decides_nothing(hq, clock):
-    assert orders.claim_key(hq, "site-a", "k", orders.batch_hash(body("o1"))) is None  # another request holds it
-    with pytest.raises(ApiError) as busy:
-        orders.submit(hq, CTX, "k", body("o1"))
-    assert busy.value.status == 409
-    with hq.session() as s:
-        assert s.scalar(select(Order).where(Order.order_id == "o1")) is None
-    assert stored_key(hq, "k").state == "in_flight"
