@@ -59,6 +59,7 @@ class StepContext:
     make_dirs: Callable[[str], None] = lambda path: os.makedirs(path, mode=0o700, exist_ok=True)  # on the engine's host
     keep_failed: bool = False  # `up --keep`: a failed first deploy stops what it made instead of removing it
     own_probes: bool = True  # run each healthcheck at once (kitctl.deploy.probe); off over ssh://: a session per call
+    probed: set[str] = field(default_factory=set)  # containers whose healthcheck kitctl's own run passed
 
     def name_of(self, service: str) -> str:
         return L.container_name(self.project.name, service)
@@ -272,6 +273,7 @@ class WaitReady(Step):
                     raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
                 if probe and state.get("Status") == "running" and time.monotonic() >= next_probe:
                     if probe.passes(ctx.api, container):
+                        ctx.probed.add(container)
                         return  # its own healthcheck passed: what the engine reports at its next interval
                     next_probe = time.monotonic() + GAP_SECONDS
         raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))

@@ -17,7 +17,7 @@ from kitctl.deploy.steps import StepContext, StepFailed, WaitReady
 from kitctl.deploy.actions import plan_services
 from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.runner import run_plan
-from tests.deploy.test_runner import ClosedStream, FakeAPI, Quiet, project_at
+from tests.deploy.test_runner import ClosedStream, FakeAPI, Quiet, deployed, project_at
 
 
 class Starting:
@@ -111,8 +111,8 @@ class EngineStillStarting(FakeAPI):
     """The runner's fake engine, whose own probe never reported yet: only kitctl's probe can pass a service,
     and each container's passes on its third run."""
 
-    def __init__(self) -> None:
-        super().__init__(set())
+    def __init__(self, unhealthy_images: frozenset[str] = frozenset()) -> None:
+        super().__init__(set(unhealthy_images))
         self.runs: dict[str, int] = {}
         self.closed = 0
 
@@ -120,7 +120,7 @@ class EngineStillStarting(FakeAPI):
         found = super().inspect_container(cid)
         if "_proxy_" in found["Name"]:  # no healthcheck: no Health at all
             del found["State"]["Health"]
-        else:
+        elif found["State"]["Health"]["Status"] != "unhealthy":
             found["State"]["Health"] = {"Status": "starting"}
         return found
 
@@ -187,3 +187,17 @@ def test_events_of_the_probes_own_execs_do_not_make_it_run_back_to_back(tmp_path
     with pytest.raises(StepFailed):
         WaitReady("web").run(context(tmp_path, api, ["CMD", "false"]))
     assert 3 <= len(api.commands) <= 8  # 1.5 s at one probe per 0.25 s gap, not one per event
+
+
+def test_a_rollback_reports_a_restored_container_healthy_once_its_probe_passed(tmp_path: Path) -> None:
+    """The engine still says `starting` of the previous database started again; its healthcheck passed."""
+    api = EngineStillStarting(frozenset({"kitctl/web:2"}))
+    current = deployed(api, project_at(tmp_path, "1"))
+    project = project_at(tmp_path, "2")
+    hashes = {n: (config_hash(project, n), mounts_hash(project, n)) for n in project.services}
+    ctx = StepContext(api, project, hashes, Quiet(), timeouts={n: 10.0 for n in project.services})
+    with pytest.raises(StepFailed) as failed:
+        run_plan(ctx, [], plan_services(project, hashes, current, {}))
+    after = {a.service: (a.state, a.ok) for a in failed.value.after}
+    assert after["db"] == ("previous container running (healthy)", True)
+    assert api.inspect_container("old-db")["State"]["Health"]["Status"] == "starting"  # as the engine says
