@@ -6,7 +6,8 @@ reported healthy only after ten, and every service gated on it waited as long.
 The same command, run the same way (an exec in the container, as its user,
 with the healthcheck's timeout), passing once is what the engine itself takes
 for healthy; a failing probe only means "not yet": failing a service stays the
-engine's verdict (retries, start period), so no gate is weakened.
+engine's verdict (retries, start period), so no gate is weakened. kitctl stops
+once the engine ran its first probe (its cadence from then on).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
     from kitctl.deploy.compose import Healthcheck
 
-GAP_SECONDS = 0.25  # between the end of one probe and the start of the next
+GAP_SECONDS = 0.25  # between the end of the first probe and the start of the next
+BACKOFF = 1.5  # each further gap this much longer: a slow service's log is not filled with probes
 POLL_SECONDS = 0.05  # how often a running probe's exit is looked at
 
 

@@ -68,7 +68,8 @@ def _wait_restored(ctx: "StepContext", service: str) -> None:
     from kitctl.engine import first_line
 
     try:
-        WaitReady(service).run(ctx)
+        # the engine's own verdict, not kitctl's probe: after a failed deploy `status` must already agree
+        WaitReady(service, own_probe=False).run(ctx)
         ctx.reporter.done(service, "previous container back, healthy", 0.0)
     except Exception as exc:
         ctx.reporter.warn(f"the previous {service} container is not healthy: {first_line(exc)}")
@@ -101,10 +102,7 @@ def _state(ctx: "StepContext", container: str) -> dict[str, Any] | None:
         found = ctx.api.inspect_container(container)
     except NotFound:
         return None
-    state = {**found.get("State", {}), "Name": found.get("Name", "")}
-    if container in ctx.probed and (state.get("Health") or {}).get("Status") == "starting":
-        state["Health"] = {**state["Health"], "Status": "healthy"}  # its healthcheck passed; the engine's next probe agrees
-    return state
+    return {**found.get("State", {}), "Name": found.get("Name", "")}
 
 
 def _name(state: dict[str, Any], expected: str) -> bool:

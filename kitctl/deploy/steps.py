@@ -59,7 +59,6 @@ class StepContext:
     make_dirs: Callable[[str], None] = lambda path: os.makedirs(path, mode=0o700, exist_ok=True)  # on the engine's host
     keep_failed: bool = False  # `up --keep`: a failed first deploy stops what it made instead of removing it
     own_probes: bool = True  # run each healthcheck at once (kitctl.deploy.probe); off over ssh://: a session per call
-    probed: set[str] = field(default_factory=set)  # containers whose healthcheck kitctl's own run passed
 
     def name_of(self, service: str) -> str:
         return L.container_name(self.project.name, service)
@@ -248,6 +247,7 @@ class WaitReady(Step):
 
     service: str
     until: str = "healthy"  # healthy | completed
+    own_probe: bool = True  # False: only the engine's verdict (a rollback's restored container, for `status` after it)
 
     def describe(self) -> str:
         return "wait until it exits successfully" if self.until == "completed" else "wait until healthy"
@@ -255,14 +255,14 @@ class WaitReady(Step):
     def run(self, ctx: StepContext) -> None:
         from contextlib import closing
 
-        from kitctl.deploy.probe import GAP_SECONDS, own_probe
+        from kitctl.deploy.probe import BACKOFF, GAP_SECONDS, own_probe
 
         container = ctx.containers[self.service]
         limit = ctx.timeouts.get(self.service, 120.0)
         probe = own_probe(ctx.project.services[self.service].healthcheck) \
-            if self.until == "healthy" and ctx.own_probes else None
+            if self.until == "healthy" and ctx.own_probes and self.own_probe else None
         tick = GAP_SECONDS if probe else None
-        next_probe = 0.0  # each probe's exec is itself an event of the container: the gap is kept here
+        next_probe, gap = 0.0, GAP_SECONDS  # each probe's exec is itself an event of the container: the gap is kept here
         with closing(state_changes(ctx.api, container, limit, tick)) as changes:  # the stream ends here, not at GC
             for _ in changes:
                 state = ctx.api.inspect_container(container)["State"]
@@ -271,11 +271,13 @@ class WaitReady(Step):
                     return
                 if verdict is not None:
                     raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
-                if probe and state.get("Status") == "running" and time.monotonic() >= next_probe:
+                # only until the engine's first probe: from then on its own cadence, and the service's log (whose
+                # last lines a failure shows) is not filled with kitctl's probes
+                engine_probed = bool((state.get("Health") or {}).get("Log"))
+                if probe and not engine_probed and state.get("Status") == "running" and time.monotonic() >= next_probe:
                     if probe.passes(ctx.api, container):
-                        ctx.probed.add(container)
                         return  # its own healthcheck passed: what the engine reports at its next interval
-                    next_probe = time.monotonic() + GAP_SECONDS
+                    next_probe, gap = time.monotonic() + gap, gap * BACKOFF
         raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))
 
     def _verdict(self, state: dict[str, Any]) -> str | None:

@@ -152,7 +152,9 @@ def test_first_up_pulls_with_the_licence_and_serves_the_branded_page(site: Site,
 
 def test_docker_compose_v1_sees_the_stack(site: Site) -> None:
     require(shutil.which("docker-compose") is not None, "Debian's docker-compose is not installed")
-    done = subprocess.run(["docker-compose", "ps"], cwd=site.dir, capture_output=True, text=True, timeout=120)
+    # wide: a `health: starting` state (kitctl's gate ran the healthcheck before the engine did) wraps names at 80
+    done = subprocess.run(["docker-compose", "ps"], cwd=site.dir, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250"})
     assert done.returncode == 0, done.stderr
     for service in ("db", "web", "proxy"):
         assert f"{site.project}_{service}_1" in done.stdout
