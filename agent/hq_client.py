@@ -73,6 +73,7 @@ class CatalogEntry(Struct, gc=False):
     min_qty: int = 1
     max_qty: int = 10
     stock: int | None = None
+    stock_state: Annotated[str, Meta(max_length=16)] | None = None
     status: Annotated[str, Meta(max_length=16)] = "active"
 
 

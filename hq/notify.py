@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hq.notify")
 TIMEOUT_SECONDS = 10.0
 LABELS = {"silent": "site silent", "db_unhealthy": "database unhealthy", "sync_stale": "catalog sync stale",
-          "outbox_backlog": "outbox backlog"}
+          "outbox_backlog": "outbox backlog", "low_stock": "low stock", "sold_out": "sold out"}
 
 
 def subject(alert: dict[str, Any]) -> str:

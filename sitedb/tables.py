@@ -51,6 +51,7 @@ catalog_items = Table(
     Column("min_qty", Integer, nullable=False, default=1),
     Column("max_qty", Integer, nullable=False, default=10),
     Column("stock", Integer, nullable=True),
+    Column("stock_state", String(16), nullable=True),  # in_stock | low | sold_out (HQ's threshold); NULL: top-up
     Column("status", String(16), nullable=False, default="active"),  # active | inactive
     Column("hq_version", BigInteger, nullable=False),
     Column("content_hash", String(64), nullable=False),  # of HQ's fields: unchanged items cost no write

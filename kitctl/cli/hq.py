@@ -42,6 +42,8 @@ app.add_typer(payments_app, name="payments")
 features_app = typer.Typer(help="Licence features: the tiers' own and third parties' (registered to be grantable).",
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
+stock_app = typer.Typer(help="Low-stock thresholds of card-key SKUs (docs/partners.md).", no_args_is_help=True)
+app.add_typer(stock_app, name="stock")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -448,6 +450,50 @@ def catalog_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = 
     _table("Catalog", ["sku", "name", "category", "price", "kind", "stock", "status", "version"],
            [[i["sku"], i["name"], i["category"], f"{i['price_cents'] / 100:.2f}", i["stock_kind"], i["stock"],
              i["status"], i["version"]] for i in items])
+
+
+@stock_app.command("list")
+def stock_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Card-key SKUs with their stock, threshold (own or default) and state."""
+    from hq import stock
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        levels = stock.listing(hq)
+    if as_json:
+        print_json(levels)
+        return
+    _table(f"Stock (default threshold {levels['default']})", ["sku", "stock", "threshold", "own", "state"],
+           [[r["sku"], r["stock"], r["threshold"], r["own_threshold"], r["state"]] for r in levels["skus"]])
+
+
+@stock_app.command("default")
+def stock_default(threshold: int = typer.Argument(..., help="Warn below this many keys; 0: never."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Set the low-stock threshold of SKUs without their own."""
+    from hq import stock
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        stock.set_default(hq, _operator_name(), threshold)
+    out().print(f"default low-stock threshold: {threshold}")
+
+
+@stock_app.command("threshold")
+def stock_threshold(sku: str, threshold: Optional[int] = typer.Argument(None, help="Warn below this many keys; "
+                                                                             "0: never; leave out with --default."),
+                    use_default: bool = typer.Option(False, "--default", help="Go back to the default threshold."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Set one SKU's own low-stock threshold."""
+    from hq import stock
+    from kitctl.console import out
+    from kitcore.errors import InvalidInput
+
+    if (threshold is None) == (not use_default):
+        raise InvalidInput("give a threshold or --default (not both)")
+    with local_hq(hq_dir, database_url) as hq:
+        stock.set_threshold(hq, _operator_name(), sku, threshold)
+    out().print(f"{sku}: low-stock threshold {'default' if threshold is None else threshold}")
 
 
 # -- reviews -------------------------------------------------------------------

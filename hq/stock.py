@@ -1,0 +1,190 @@
+"""Stock warnings: low-stock thresholds per card-key SKU, the state the shops show, alerts once.
+
+A SKU's state follows from its available card keys and its threshold (its own, else the
+default in `hq_meta.low_stock_default`; 0 turns warnings off): `sold_out` at 0 keys,
+`low` below the threshold, else `in_stock`. The catalog feed computes it with the stock
+count (hq.catalog), so the two never disagree. Each watch round (with the fleet alerts)
+stores the state it sees; a change bumps the SKU's catalog version, so syncing shops get
+the new state without waiting for an import, and operators are told once per change
+(webhook/mail, hq.notify). Back in stock, the buyers who asked are mailed (hq.restock).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from hq import audit, catalog
+from hq.clock import iso, utcnow
+from hq.errors import ApiError
+from hq.models import CardKey, CatalogItem, Meta, StockLevel
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hq.service import HQ
+
+log = logging.getLogger("hq.stock")
+DEFAULT_KEY = "low_stock_default"
+MAX_THRESHOLD = 1_000_000
+STATES = ("in_stock", "low", "sold_out")
+SEVERITY = {"low": "warning", "sold_out": "critical"}
+KIND = {"low": "low_stock", "sold_out": "sold_out"}  # as hq.notify labels them
+
+
+def state_of(stock: int, threshold: int) -> str:
+    """The state a shop shows for `stock` available keys under `threshold`."""
+    if stock <= 0:
+        return "sold_out"
+    return "low" if stock < threshold else "in_stock"
+
+
+def _check(threshold: int) -> int:
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= MAX_THRESHOLD:
+        raise ApiError(422, "invalid_request", f"threshold must be a whole number from 0 to {MAX_THRESHOLD}")
+    return threshold
+
+
+def default_threshold(session: "Session") -> int:
+    meta = session.get(Meta, DEFAULT_KEY)
+    return int(meta.value) if meta is not None else 0
+
+
+def set_default(hq: "HQ", operator: str, threshold: int) -> dict[str, Any]:
+    """The threshold of every card-key SKU without its own."""
+    _check(threshold)
+    with hq.session() as session:
+        meta = session.get(Meta, DEFAULT_KEY)
+        if meta is None:
+            session.add(Meta(key=DEFAULT_KEY, value=str(threshold)))
+        else:
+            meta.value = str(threshold)
+        audit.record(session, operator, "stock.default", None, threshold=threshold)
+    return listing(hq)
+
+
+def set_threshold(hq: "HQ", operator: str, sku: str, threshold: int | None) -> dict[str, Any]:
+    """A SKU's own threshold; None goes back to the default."""
+    if threshold is not None:
+        _check(threshold)
+    with hq.session() as session:
+        item = session.get(CatalogItem, catalog.validate_sku(sku))
+        if item is None or item.deleted:
+            raise ApiError(404, "not_found", f"sku {sku!r} is not in the catalog")
+        if item.stock_kind != "card_key":
+            raise ApiError(409, "not_card_key", f"sku {sku!r} is a direct top-up, it has no stock to warn about")
+        level = session.get(StockLevel, sku)
+        if level is None:
+            session.add(StockLevel(sku=sku, threshold=threshold))
+        else:
+            level.threshold = threshold
+        audit.record(session, operator, "stock.threshold", None, sku=sku, threshold=threshold)
+    return listing(hq)
+
+
+def levels(session: "Session") -> list[dict[str, Any]]:
+    """Every live card-key SKU: stock, threshold (own or default) and state."""
+    default = default_threshold(session)
+    skus = list(session.scalars(select(CatalogItem.sku).where(
+        CatalogItem.stock_kind == "card_key", CatalogItem.deleted.is_(False)).order_by(CatalogItem.sku)))
+    counts = dict(session.execute(select(CardKey.sku, func.count()).where(
+        CardKey.status == "available").group_by(CardKey.sku)).all())
+    own = {lv.sku: lv for lv in session.scalars(select(StockLevel))}
+    out = []
+    for sku in skus:
+        level = own.get(sku)
+        threshold = level.threshold if level is not None and level.threshold is not None else default
+        stock = int(counts.get(sku, 0))
+        out.append({"sku": sku, "stock": stock, "threshold": threshold,
+                    "own_threshold": level.threshold if level is not None else None,
+                    "state": state_of(stock, threshold)})
+    return out
+
+
+def listing(hq: "HQ") -> dict[str, Any]:
+    with hq.session() as session:
+        return {"default": default_threshold(session), "skus": levels(session)}
+
+
+def evaluate(hq: "HQ") -> list[tuple[str, str | None, str]]:
+    """Store each SKU's state; for each change bump its catalog version. Returns (sku, was, now) changes."""
+    changes: list[tuple[str, str | None, str]] = []
+    now = utcnow()
+    with hq.session() as session:
+        stored = {lv.sku: lv for lv in session.scalars(select(StockLevel))}
+        for row in levels(session):
+            sku, state = row["sku"], row["state"]
+            level = stored.get(sku)
+            if level is None or level.state is None:
+                # first sight: a SKU already short is news, one in stock is not
+                if level is None:
+                    level = StockLevel(sku=sku)
+                    session.add(level)
+                level.state, level.notified_state, level.changed_at = state, "in_stock", now
+                session.flush()
+                was = None
+            elif level.state == state:
+                continue
+            else:
+                was = level.state
+                claimed = session.execute(update(StockLevel).where(StockLevel.sku == sku, StockLevel.state == was)
+                                          .values(state=state, changed_at=now)).rowcount
+                if not claimed:  # another worker saw it first
+                    continue
+            if was is not None or state != "in_stock":
+                catalog.bump(session, sku)
+            changes.append((sku, was, state))
+    return changes
+
+
+def claim_notices(hq: "HQ") -> list[dict[str, Any]]:
+    """Stock changes operators were not told about yet, claimed by this worker (each goes out once)."""
+    out = []
+    with hq.session() as session:
+        waiting = list(session.scalars(select(StockLevel).where(
+            StockLevel.state.is_not(None), StockLevel.notified_state.is_not(None),
+            StockLevel.state != StockLevel.notified_state)))
+        by_sku = {r["sku"]: r for r in levels(session)}
+        for level in waiting:
+            claimed = session.execute(update(StockLevel).where(
+                StockLevel.sku == level.sku, StockLevel.notified_state == level.notified_state)
+                .values(notified_state=level.state)).rowcount
+            if claimed and level.sku in by_sku:
+                out.append(notice(by_sku[level.sku], level.notified_state, level.changed_at))
+    return out
+
+
+def notice(row: dict[str, Any], was: str | None, at: Any) -> dict[str, Any]:
+    """A stock change as hq.notify sends an alert."""
+    state = row["state"]
+    firing = state != "in_stock"
+    summary = (f"{row['sku']}: sold out (0 card keys)" if state == "sold_out" else
+               f"{row['sku']}: {row['stock']} card keys left, below the threshold of {row['threshold']}"
+               if state == "low" else f"{row['sku']}: back in stock ({row['stock']} card keys)")
+    return {"id": f"stock:{row['sku']}", "site": f"sku {row['sku']}", "kind": KIND.get(state) or KIND.get(was or "", "low_stock"),
+            "state": "firing" if firing else "resolved", "severity": SEVERITY.get(state, "warning"),
+            "summary": summary, "opened_at": iso(at), "last_seen_at": iso(at),
+            "resolved_at": None if firing else iso(at), "was": was}
+
+
+def release(hq: "HQ", sku: str, was: str | None) -> None:
+    """Sending failed: put the last told state back so the next round tries again."""
+    with hq.session() as session:
+        session.execute(update(StockLevel).where(StockLevel.sku == sku).values(notified_state=was))
+
+
+def watch(hq: "HQ") -> int:
+    """One round: states, operator notices, back-in-stock mail to buyers; returns notices sent."""
+    from hq import notify, restock
+
+    evaluate(hq)
+    sent = 0
+    for alert in claim_notices(hq):
+        if notify.send(hq.settings, alert):
+            sent += 1
+        else:
+            release(hq, alert["id"].split(":", 1)[1], alert["was"])
+    restock.send_due(hq)
+    return sent
