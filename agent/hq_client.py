@@ -318,6 +318,11 @@ class HQClient:
         resp = self._request("balance", "GET", "/v1/settlement/balance")
         return self._parse("balance", resp, BalanceInfo)
 
+    def restock(self, sku: str, email: str) -> None:
+        """Pass on a buyer's back-in-stock request (HQ mails once; asking twice changes nothing there)."""
+        self._request("restock", "POST", "/v1/restock", ok=(202,), content=_json({"sku": sku, "email": email}),
+                      headers=JSON_BODY)
+
     def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
         """Send the redacted bundle HQ asked for (a `support_bundle` command)."""
         self._request("support_bundle", "POST", f"/v1/support-bundles/{quote(request_id, safe='')}",

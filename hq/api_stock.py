@@ -17,6 +17,7 @@ from hq.errors import responses
 from hq.fields import SKU_PATTERN, integer
 from hq.schemas import Strict
 from hq.service import HQ
+from kitcore import mailaddr
 
 admin_router = APIRouter(prefix="/v1/admin/stock", tags=["admin"])
 router = APIRouter(prefix="/v1/restock", tags=["stock"])
@@ -35,7 +36,7 @@ class DefaultThreshold(Strict):
 
 class RestockIn(Strict):
     sku: str = Field(pattern=SKU_PATTERN)
-    email: str = Field(max_length=254, pattern=restock.EMAIL_PATTERN)
+    email: str = Field(max_length=mailaddr.MAX_LENGTH, pattern=mailaddr.PATTERN)
 
 
 @admin_router.get("", summary="Card-key SKUs: stock, low-stock threshold and state", responses=responses(401))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -20,20 +19,19 @@ from sqlalchemy.exc import IntegrityError
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.models import CardKey, CatalogItem, RestockRequest
+from kitcore import mailaddr
 
 if TYPE_CHECKING:
     from hq.service import HQ
 
 log = logging.getLogger("hq.restock")
-EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$"  # pydantic's too: `$`, fullmatch
-_EMAIL = re.compile(EMAIL_PATTERN)
 PURPOSE_EMAIL, PURPOSE_LINK = "restock-email", "restock-unsubscribe"
 BATCH = 200  # requests mailed per round
 
 
 def subscribe(hq: "HQ", sku: str, email: str) -> dict[str, Any]:
     """Record one request; asking again for the same SKU and address changes nothing."""
-    if not isinstance(email, str) or len(email) > 254 or not _EMAIL.fullmatch(email):
+    if not mailaddr.valid(email):
         raise ApiError(422, "invalid_request", "email: not an e-mail address")
     with hq.session() as session:
         item = session.get(CatalogItem, sku)

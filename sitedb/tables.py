@@ -59,6 +59,16 @@ catalog_items = Table(
     _when("updated_at", touched=True),
 )
 
+# A buyer's "tell me when it is back" for a sold-out SKU, until the agent has passed it to HQ
+# (which mails once); the address is sealed with the site key (sitedb.buyer), bound to the row id.
+restock_requests = Table(
+    "restock_requests", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("email_sealed", Text, nullable=False),
+    _when("created_at", stamped=True, index=True),
+)
+
 # A markup the site owner sets; the most specific enabled rule wins (sku > category > all).
 # Its fields, their meaning and their allowed values are `sitedb.pricing.Rule`'s; these are their columns.
 price_rules = Table(
