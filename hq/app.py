@@ -21,7 +21,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_payments, api_settlement, api_site, api_stock, fleet, fleet_settlement
+    from hq import api_admin, api_grades, api_payments, api_settlement, api_site, api_stock, fleet, fleet_grades
+    from hq import fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
@@ -80,6 +81,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_payments.router)
     app.include_router(api_stock.admin_router)
     app.include_router(api_stock.router)
+    app.include_router(api_grades.router)
+    app.include_router(fleet_grades.router)
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())

@@ -1,4 +1,5 @@
-"""Stock warnings: per-SKU low-stock thresholds and state (hq.stock), buyers' back-in-stock requests.
+"""Stock warnings: per-SKU low-stock thresholds and state (hq.stock), buyers' back-in-stock requests;
+the grading configuration (hq.grading).
 
 Revision ID: 0019
 Revises: 0014
@@ -42,7 +43,18 @@ def upgrade() -> None:
                               sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
 
 
+    op.create_table(
+        'grading_settings',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('config', sa.JSON(), nullable=False),
+        sa.Column('updated_by', sa.String(length=64), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table('grading_settings')
     with op.batch_alter_table('restock_requests', schema=None) as batch_op:
         batch_op.drop_index('uq_restock_open')
         batch_op.drop_index(batch_op.f('ix_restock_requests_sku'))
