@@ -37,7 +37,9 @@ def get_config(op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> Grading
 
 
 @router.put("/config", response_model=GradingConfig, summary="Replace the grading thresholds and weights",
-            responses=responses(401, 413, 422))
+            responses=responses(401, 413, 422, notes={422: "`grading_rule`: a scale whose worst and best are the "
+                                                             "wrong way round (the grade would not be monotonic), "
+                                                             "grades not A > B > C > D = 0, or no weight above 0"}))
 def put_config(body: GradingConfig = Body(...), op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> GradingConfig:
     return grades.set_config(hq, op, body.model_dump())
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 GOOD = ("gmv_cents", "growth", "orders", "repurchase_rate", "uptime", "sync_health")
 BAD = ("rejection_rate", "review_rate", "refund_rate")
@@ -57,15 +58,16 @@ class GradingConfig(BaseModel):
     @model_validator(mode="after")
     def _whole(self) -> "GradingConfig":
         if set(self.scales) != set(METRICS):
-            raise ValueError(f"scales must name exactly: {', '.join(METRICS)}")
+            raise PydanticCustomError("grading_rule", f"scales must name exactly: {', '.join(METRICS)}")
         for name, s in self.scales.items():
             if s.worst == s.best or (name in GOOD) != (s.worst < s.best):
-                raise ValueError(f"scales.{name}: worst must be {'below' if name in GOOD else 'above'} best")
+                side = "below" if name in GOOD else "above"
+                raise PydanticCustomError("grading_rule", f"scales.{name}: worst must be {side} best")
         if list(self.grades) != ["A", "B", "C", "D"] or self.grades["D"] != 0 \
                 or not self.grades["A"] > self.grades["B"] > self.grades["C"] > 0:
-            raise ValueError("grades: A > B > C > D = 0, in that order")
+            raise PydanticCustomError("grading_rule", "grades: A > B > C > D = 0, in that order")
         if sum(s.weight for s in self.scales.values()) <= 0:
-            raise ValueError("scales: at least one weight above 0")
+            raise PydanticCustomError("grading_rule", "scales: at least one weight above 0")
         return self
 
 
