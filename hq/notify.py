@@ -1,4 +1,5 @@
-"""Telling operators about fleet alerts: a JSON webhook and mail through an SMTP relay.
+"""Telling operators about fleet alerts: a JSON webhook and mail through an SMTP relay (`mail`, also HQ's
+other outgoing mail, e.g. hq.restock).
 
 Both are optional (`KIT_HQ_ALERT_WEBHOOK_URL`, `KIT_HQ_ALERT_EMAIL_TO` with
 `KIT_HQ_SMTP_HOST`); each send is bounded by a 10 s timeout. `send` says whether every
@@ -49,21 +50,28 @@ def _webhook(url: str, alert: dict[str, Any]) -> bool:
 
 
 def _mail(settings: "HQSettings", alert: dict[str, Any]) -> bool:
+    return mail(settings, settings.alert_email_to or "", subject(alert),
+                f"{subject(alert)}\n\n{alert['summary']}\n\nsite: {alert['site']}\nkind: {alert['kind']}\n"
+                f"severity: {alert['severity']}\nopened: {alert['opened_at']}\n"
+                f"resolved: {alert['resolved_at'] or '-'}\n\nThe fleet page lists open alerts and their history.\n")
+
+
+def mail(settings: "HQSettings", to: str, title: str, body: str, headers: dict[str, str] | None = None) -> bool:
+    """One plain-text mail through HQ's SMTP relay; False (logged) when it did not take it."""
     import smtplib
     from email.message import EmailMessage
 
     message = EmailMessage()
-    message["Subject"] = subject(alert)
+    message["Subject"] = title
     message["From"] = settings.alert_email_from
-    message["To"] = settings.alert_email_to or ""
-    message.set_content(
-        f"{subject(alert)}\n\n{alert['summary']}\n\nsite: {alert['site']}\nkind: {alert['kind']}\n"
-        f"severity: {alert['severity']}\nopened: {alert['opened_at']}\nresolved: {alert['resolved_at'] or '-'}\n\n"
-        "The fleet page lists open alerts and their history.\n")
+    message["To"] = to
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
     try:
         with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=TIMEOUT_SECONDS) as smtp:
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
-        log.warning("alert mail failed: %s", type(exc).__name__)
+        log.warning("mail failed: %s", type(exc).__name__)
         return False
     return True

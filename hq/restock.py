@@ -97,26 +97,11 @@ def send_due(hq: "HQ") -> int:
 
 
 def _mail(hq: "HQ", row: RestockRequest) -> bool:
-    import smtplib
-    from email.message import EmailMessage
+    from hq.notify import mail
 
-    from hq.notify import TIMEOUT_SECONDS
-
-    s = hq.settings
-    link = f"{s.public_url.rstrip('/')}/v1/restock/unsubscribe?r={row.id}&s={link_secret(hq, row.id)}"
-    message = EmailMessage()
-    message["Subject"] = f"{row.sku} is back in stock / 已到货"
-    message["From"] = s.alert_email_from
-    message["To"] = hq.vault.decrypt(row.email_enc, context=f"restock:{row.id}")
-    message["List-Unsubscribe"] = f"<{link}>"
-    message.set_content(
-        f"{row.sku} is back in stock. You asked to be told once; this is the only message.\n"
-        f"您关注的商品 {row.sku} 已到货。本邮件只发送一次。\n\n"
-        f"Stop / 退订: {link}\n")
-    try:
-        with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=TIMEOUT_SECONDS) as smtp:
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("back-in-stock mail failed: %s", type(exc).__name__)
-        return False
-    return True
+    link = f"{hq.settings.public_url.rstrip('/')}/v1/restock/unsubscribe?r={row.id}&s={link_secret(hq, row.id)}"
+    return mail(hq.settings, hq.vault.decrypt(row.email_enc, context=f"restock:{row.id}"),
+                f"{row.sku} is back in stock / 已到货",
+                f"{row.sku} is back in stock. You asked to be told once; this is the only message.\n"
+                f"您关注的商品 {row.sku} 已到货。本邮件只发送一次。\n\n"
+                f"Stop / 退订: {link}\n", {"List-Unsubscribe": f"<{link}>"})

@@ -108,9 +108,9 @@ def listing(hq: "HQ") -> dict[str, Any]:
         return {"default": default_threshold(session), "skus": levels(session)}
 
 
-def evaluate(hq: "HQ") -> list[tuple[str, str | None, str]]:
+def evaluate(hq: "HQ") -> list[tuple[str, str, str]]:
     """Store each SKU's state; for each change bump its catalog version. Returns (sku, was, now) changes."""
-    changes: list[tuple[str, str | None, str]] = []
+    changes: list[tuple[str, str, str]] = []
     now = utcnow()
     with hq.session() as session:
         stored = {lv.sku: lv for lv in session.scalars(select(StockLevel))}
@@ -118,23 +118,20 @@ def evaluate(hq: "HQ") -> list[tuple[str, str | None, str]]:
             sku, state = row["sku"], row["state"]
             level = stored.get(sku)
             if level is None or level.state is None:
-                # first sight: a SKU already short is news, one in stock is not
+                # first sight (a new SKU, or HQ just upgraded): the baseline, not news; changes from here are
                 if level is None:
                     level = StockLevel(sku=sku)
                     session.add(level)
-                level.state, level.notified_state, level.changed_at = state, "in_stock", now
-                session.flush()
-                was = None
-            elif level.state == state:
+                level.state, level.notified_state, level.changed_at = state, state, now
                 continue
-            else:
-                was = level.state
-                claimed = session.execute(update(StockLevel).where(StockLevel.sku == sku, StockLevel.state == was)
-                                          .values(state=state, changed_at=now)).rowcount
-                if not claimed:  # another worker saw it first
-                    continue
-            if was is not None or state != "in_stock":
-                catalog.bump(session, sku)
+            was = level.state
+            if was == state:
+                continue
+            claimed = session.execute(update(StockLevel).where(StockLevel.sku == sku, StockLevel.state == was)
+                                      .values(state=state, changed_at=now)).rowcount
+            if not claimed:  # another worker saw it first
+                continue
+            catalog.bump(session, sku)
             changes.append((sku, was, state))
     return changes
 
@@ -148,11 +145,11 @@ def claim_notices(hq: "HQ") -> list[dict[str, Any]]:
             StockLevel.state != StockLevel.notified_state)))
         by_sku = {r["sku"]: r for r in levels(session)}
         for level in waiting:
-            claimed = session.execute(update(StockLevel).where(
-                StockLevel.sku == level.sku, StockLevel.notified_state == level.notified_state)
-                .values(notified_state=level.state)).rowcount
-            if claimed and level.sku in by_sku:
-                out.append(notice(by_sku[level.sku], level.notified_state, level.changed_at))
+            sku, told, now, at = level.sku, level.notified_state, level.state, level.changed_at  # before the update
+            claimed = session.execute(update(StockLevel).where(StockLevel.sku == sku, StockLevel.notified_state == told)
+                                      .values(notified_state=now)).rowcount
+            if claimed and sku in by_sku:
+                out.append(notice(by_sku[sku], told, at))
     return out
 
 
