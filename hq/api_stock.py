@@ -68,8 +68,8 @@ _PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>
          "<body><main>{}</main></body></html>")
 
 
-@router.get("/unsubscribe", response_class=HTMLResponse, summary="The unsubscribe link's page (asks to confirm)",
-            responses=responses(422))
+# The mail's link: a page for a browser, not part of the API's schema (like the fleet pages).
+@router.get("/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe_page(r: int = Query(..., ge=1, le=2**31 - 1), s: str = Query(..., pattern=SECRET_PATTERN)) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(
         f"<form method=\"post\" action=\"/v1/restock/unsubscribe\"><input type=\"hidden\" name=\"r\" value=\"{r}\">"
@@ -77,8 +77,7 @@ def unsubscribe_page(r: int = Query(..., ge=1, le=2**31 - 1), s: str = Query(...
         "<p>Stop the back-in-stock mail? / 退订到货通知？</p><button type=\"submit\">Unsubscribe / 退订</button></form>"))
 
 
-@router.post("/unsubscribe", response_class=HTMLResponse, summary="Stop one back-in-stock request",
-             responses=responses(404, 413, 422))
+@router.post("/unsubscribe", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe(r: int = Form(..., ge=1, le=2**31 - 1), s: str = Form(..., pattern=SECRET_PATTERN),
                 hq: HQ = Depends(get_hq)) -> HTMLResponse:
     if not restock.unsubscribe(hq, r, s):

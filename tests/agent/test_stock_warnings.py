@@ -99,6 +99,9 @@ def test_low_stock_then_sold_out_then_back_with_one_mail(hq, started, engine, si
     assert "3 card keys left, below the threshold of 5" in low["summary"]
     assert hq.box.subjects() == [f"[kitctl HQ] FIRING sku {sku}: low stock"]
     assert _round(hq, started) == 0 and len(hq.hook.received) == 1  # still low: told once
+    with httpx.Client(base_url=hq.url, timeout=30, follow_redirects=False) as fleet:
+        assert fleet.post("/fleet/login", data={"token": hq.operator_token}).status_code == 303
+        assert f'<tr data-sku="{sku}" data-stock="low">' in fleet.get("/fleet").text  # the fleet page lists it
 
     _sell(started, engine, sku, 3)  # 0 left
     assert _round(hq, started) == 1
