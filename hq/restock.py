@@ -64,15 +64,15 @@ def unsubscribe(hq: "HQ", request_id: int, secret: str) -> bool:
     return True
 
 
-def _due(hq: "HQ") -> list[RestockRequest]:
-    with hq.session() as session:
-        in_stock = select(CardKey.sku).where(CardKey.status == "available").group_by(CardKey.sku) \
-            .having(func.count() > 0)
-        rows = list(session.scalars(select(RestockRequest).where(
-            RestockRequest.notified_at.is_(None), RestockRequest.unsubscribed_at.is_(None),
-            RestockRequest.sku.in_(in_stock)).order_by(RestockRequest.id).limit(BATCH)))
-        session.expunge_all()
-        return rows
+def _due(hq: "HQ") -> list[Any]:
+    """(id, sku, email_enc) of open requests whose SKU has keys again (read-only: no write lock per round)."""
+    r = RestockRequest
+    open_ = (r.notified_at.is_(None), r.unsubscribed_at.is_(None))
+    with hq.read() as conn:
+        if not conn.scalar(select(func.count()).select_from(r).where(*open_)):
+            return []
+        in_stock = select(CardKey.sku).where(CardKey.status == "available", CardKey.sku == r.sku).exists()
+        return list(conn.execute(select(r.id, r.sku, r.email_enc).where(*open_, in_stock).order_by(r.id).limit(BATCH)))
 
 
 def send_due(hq: "HQ") -> int:
@@ -96,7 +96,7 @@ def send_due(hq: "HQ") -> int:
     return sent
 
 
-def _mail(hq: "HQ", row: RestockRequest) -> bool:
+def _mail(hq: "HQ", row: Any) -> bool:
     from hq.notify import mail
 
     link = f"{hq.settings.public_url.rstrip('/')}/v1/restock/unsubscribe?r={row.id}&s={link_secret(hq, row.id)}"

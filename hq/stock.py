@@ -22,6 +22,7 @@ from hq.errors import ApiError
 from hq.models import CardKey, CatalogItem, Meta, StockLevel
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from hq.service import HQ
@@ -47,9 +48,9 @@ def _check(threshold: int) -> int:
     return threshold
 
 
-def default_threshold(session: "Session") -> int:
-    meta = session.get(Meta, DEFAULT_KEY)
-    return int(meta.value) if meta is not None else 0
+def default_threshold(conn: "Session | Connection") -> int:
+    value = conn.scalar(select(Meta.value).where(Meta.key == DEFAULT_KEY))
+    return int(value) if value is not None else 0
 
 
 def set_default(hq: "HQ", operator: str, threshold: int) -> dict[str, Any]:
@@ -84,14 +85,14 @@ def set_threshold(hq: "HQ", operator: str, sku: str, threshold: int | None) -> d
     return listing(hq)
 
 
-def levels(session: "Session") -> list[dict[str, Any]]:
-    """Every live card-key SKU: stock, threshold (own or default) and state."""
-    default = default_threshold(session)
-    skus = list(session.scalars(select(CatalogItem.sku).where(
+def levels(conn: "Session | Connection") -> list[dict[str, Any]]:
+    """Every live card-key SKU: stock, threshold (own or default), state, and the state last stored."""
+    default = default_threshold(conn)
+    skus = list(conn.scalars(select(CatalogItem.sku).where(
         CatalogItem.stock_kind == "card_key", CatalogItem.deleted.is_(False)).order_by(CatalogItem.sku)))
-    counts = dict(session.execute(select(CardKey.sku, func.count()).where(
+    counts = dict(conn.execute(select(CardKey.sku, func.count()).where(
         CardKey.status == "available").group_by(CardKey.sku)).all())
-    own = {lv.sku: lv for lv in session.scalars(select(StockLevel))}
+    own = {r.sku: r for r in conn.execute(select(StockLevel.sku, StockLevel.threshold, StockLevel.state))}
     out = []
     for sku in skus:
         level = own.get(sku)
@@ -99,22 +100,29 @@ def levels(session: "Session") -> list[dict[str, Any]]:
         stock = int(counts.get(sku, 0))
         out.append({"sku": sku, "stock": stock, "threshold": threshold,
                     "own_threshold": level.threshold if level is not None else None,
-                    "state": state_of(stock, threshold)})
+                    "state": state_of(stock, threshold), "stored": level.state if level is not None else None})
     return out
 
 
 def listing(hq: "HQ") -> dict[str, Any]:
-    with hq.session() as session:
-        return {"default": default_threshold(session), "skus": levels(session)}
+    with hq.read() as conn:
+        rows = levels(conn)
+        return {"default": default_threshold(conn), "skus": [{k: v for k, v in r.items() if k != "stored"}
+                                                             for r in rows]}
 
 
 def evaluate(hq: "HQ") -> list[tuple[str, str, str]]:
     """Store each SKU's state; for each change bump its catalog version. Returns (sku, was, now) changes."""
     changes: list[tuple[str, str, str]] = []
+    with hq.read() as conn:  # the common round changes nothing: no write transaction (SQLite's is exclusive)
+        moved = [r for r in levels(conn) if r["state"] != r["stored"]]
+    if not moved:
+        return changes
     now = utcnow()
     with hq.session() as session:
-        stored = {lv.sku: lv for lv in session.scalars(select(StockLevel))}
-        for row in levels(session):
+        stored = {lv.sku: lv for lv in session.scalars(select(StockLevel).where(
+            StockLevel.sku.in_([r["sku"] for r in moved])))}
+        for row in moved:
             sku, state = row["sku"], row["state"]
             level = stored.get(sku)
             if level is None or level.state is None:
@@ -138,7 +146,10 @@ def evaluate(hq: "HQ") -> list[tuple[str, str, str]]:
 
 def claim_notices(hq: "HQ") -> list[dict[str, Any]]:
     """Stock changes operators were not told about yet, claimed by this worker (each goes out once)."""
-    out = []
+    out: list[dict[str, Any]] = []
+    with hq.read() as conn:
+        if not conn.scalar(select(func.count()).select_from(StockLevel).where(StockLevel.state != StockLevel.notified_state)):
+            return out
     with hq.session() as session:
         waiting = list(session.scalars(select(StockLevel).where(
             StockLevel.state.is_not(None), StockLevel.notified_state.is_not(None),
