@@ -114,6 +114,9 @@ def test_a_d_before_the_line_is_a_warning(graded) -> None:  # type: ignore[no-un
         [warned] = s.scalars(select(AuditEvent).where(AuditEvent.action == "grading.warn")).all()
         assert warned.site_id == "poor" and warned.detail["period"] == "2026-09"
         assert s.get(Site, "poor").status == "active"  # a warning, no sanction
+    with httpx.Client(base_url=graded.url, timeout=30, follow_redirects=False) as client:
+        assert client.post("/fleet/login", data={"token": graded.operator_token}).status_code == 303
+        assert "grading.warn" in client.get("/fleet/sites/poor").text  # on the site's record
 
 
 def test_bad_input_is_one_line_and_changes_nothing(graded) -> None:  # type: ignore[no-untyped-def]
