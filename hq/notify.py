@@ -9,7 +9,7 @@ configured channel took the message, so the caller retries the rest next round.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from hq.settings import HQSettings
@@ -32,6 +32,17 @@ def send(settings: "HQSettings", alert: dict[str, Any]) -> bool:
     if settings.alert_email_to and settings.smtp_host:
         ok = _mail(settings, alert) and ok
     return ok
+
+
+def deliver(settings: "HQSettings", alerts: list[dict[str, Any]], release: Callable[[dict[str, Any]], None]) -> int:
+    """Send each claimed alert; one a channel did not take is released for the next round. Returns how many went."""
+    sent = 0
+    for alert in alerts:
+        if send(settings, alert):
+            sent += 1
+        else:
+            release(alert)
+    return sent
 
 
 def _webhook(url: str, alert: dict[str, Any]) -> bool:

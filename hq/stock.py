@@ -188,11 +188,7 @@ def watch(hq: "HQ") -> int:
     from hq import notify, restock
 
     evaluate(hq)
-    sent = 0
-    for alert in claim_notices(hq):
-        if notify.send(hq.settings, alert):
-            sent += 1
-        else:
-            release(hq, alert["id"].split(":", 1)[1], alert["was"])
+    sent = notify.deliver(hq.settings, claim_notices(hq),
+                          lambda alert: release(hq, alert["id"].split(":", 1)[1], alert["was"]))
     restock.send_due(hq)
     return sent
