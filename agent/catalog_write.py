@@ -26,13 +26,13 @@ from sitedb.tables import catalog_items as items_t
 
 # The order of a row tuple; the checks below keep it in step with the table.
 COLUMNS = ("sku", "name", "category", "face_value_cents", "hq_price_cents", "price_cents", "price_rule_id",
-           "currency", "stock_kind", "account_pattern", "min_qty", "max_qty", "stock", "status", "hq_version",
-           "content_hash", "sync_mark", "updated_at")
+           "currency", "stock_kind", "account_pattern", "min_qty", "max_qty", "stock", "stock_state", "status",
+           "hq_version", "content_hash", "sync_mark", "updated_at")
 SKU, PRICE, RULE, HASH = (COLUMNS.index(c) for c in ("sku", "price_cents", "price_rule_id", "content_hash"))
 PG_TYPES = {"sku": "text", "name": "text", "category": "text", "face_value_cents": "bigint",
             "hq_price_cents": "bigint", "price_cents": "bigint", "price_rule_id": "integer", "currency": "text",
             "stock_kind": "text", "account_pattern": "text", "min_qty": "integer", "max_qty": "integer",
-            "stock": "integer", "status": "text", "hq_version": "bigint", "content_hash": "text",
+            "stock": "integer", "stock_state": "text", "status": "text", "hq_version": "bigint", "content_hash": "text",
             "sync_mark": "bigint", "updated_at": "timestamptz"}
 if set(COLUMNS) != {c.name for c in items_t.columns} or set(PG_TYPES) != set(COLUMNS):
     raise RuntimeError("catalog_items columns changed; update agent.catalog_write.COLUMNS and PG_TYPES")

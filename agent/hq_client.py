@@ -73,6 +73,7 @@ class CatalogEntry(Struct, gc=False):
     min_qty: int = 1
     max_qty: int = 10
     stock: int | None = None
+    stock_state: Annotated[str, Meta(max_length=16)] | None = None
     status: Annotated[str, Meta(max_length=16)] = "active"
 
 
@@ -316,6 +317,11 @@ class HQClient:
     def balance(self) -> BalanceInfo:
         resp = self._request("balance", "GET", "/v1/settlement/balance")
         return self._parse("balance", resp, BalanceInfo)
+
+    def restock(self, sku: str, email: str) -> None:
+        """Pass on a buyer's back-in-stock request (HQ mails once; asking twice changes nothing there)."""
+        self._request("restock", "POST", "/v1/restock", ok=(202,), content=_json({"sku": sku, "email": email}),
+                      headers=JSON_BODY)
 
     def upload_support_bundle(self, request_id: str, archive: bytes) -> None:
         """Send the redacted bundle HQ asked for (a `support_bundle` command)."""

@@ -18,14 +18,15 @@ from kitcore.licence.commands import COMMAND_TYPES
 
 LICENCE_STATES = ("active", "grace", "suspended", "revoked", "expired")
 ENDPOINTS = ("catalog", "orders", "order_status", "orders_status", "heartbeat", "support_bundle", "statements",
-             "statement_answer", "ledger_entries", "payout_request", "payouts", "balance")
+             "statement_answer", "ledger_entries", "payout_request", "payouts", "balance",
+             "restock")
 HQ_LINK_STATES = ("ok", "unreachable", "refused")
 DECISIONS = ("approve", "review", "reject")
 COMMAND_REJECTIONS = ("signature", "wrong_site", "expired", "replayed", "malformed")
 COMMAND_OUTCOMES = ("applied", "refused", "failed")
 HQ_HELD_STATES = ("suspended", "revoked")  # HQ refusing a request for these is a state, not an error
 # Where the agent touches the database: the four loops, the stats round and its SELECT 1 check.
-DB_OPERATIONS = ("sync", "orders", "order_status", "heartbeat", "stats", "check")
+DB_OPERATIONS = ("sync", "orders", "order_status", "restock", "heartbeat", "stats", "check")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

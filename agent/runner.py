@@ -264,8 +264,15 @@ class Agent:
             if time.monotonic() - last_review >= self.settings.forward_idle:
                 last_review = time.monotonic()
                 self._unit("order_status", self.forwarder.poll_reviews_once)
+                self._unit("restock", self._forward_restock)
             if not outcome.more:
                 self._forward_pause(self.settings.forward_idle)
+
+    def _forward_restock(self) -> int:
+        """Buyers' back-in-stock requests to HQ (agent.restock), with the order client."""
+        from agent import restock
+
+        return restock.forward_once(self.engine, self.forwarder.client, self.site_key)
 
     def _forward_pause(self, seconds: float) -> None:
         """Wait between forwarding units; a stop or a resume from HQ ends the wait early."""

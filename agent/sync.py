@@ -35,7 +35,7 @@ from sitedb.tables import price_rules
 
 log = logging.getLogger("agent.sync")
 HQ_FIELDS = ("name", "category", "face_value_cents", "price_cents", "currency", "stock_kind",
-             "account_pattern", "min_qty", "max_qty", "stock", "status")
+             "account_pattern", "min_qty", "max_qty", "stock", "stock_state", "status")
 MAX_PAGES_PER_RUN = 10_000  # 10M SKUs at the largest page: a bound, not a limit anyone meets
 
 
@@ -427,8 +427,8 @@ def plan_page(entries: list[CatalogEntry], index: RuleIndex, mark: int) -> tuple
             continue
         price, rule_id = price_of(e.sku, e.category, e.price_cents)
         rows[e.sku] = (e.sku, e.name, e.category, e.face_value_cents, e.price_cents, price, rule_id, e.currency,
-                       e.stock_kind, e.account_pattern, e.min_qty, e.max_qty, e.stock, e.status, e.version,
-                       sha256(repr(hq_values(e)).encode()).hexdigest(), mark, now)
+                       e.stock_kind, e.account_pattern, e.min_qty, e.max_qty, e.stock, e.stock_state, e.status,
+                       e.version, sha256(repr(hq_values(e)).encode()).hexdigest(), mark, now)
     if skipped:
         log.warning("catalog page had incomplete items; skipped", extra={"count": skipped})
     return list(rows.values()), tombstones

@@ -21,7 +21,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_payments, api_settlement, api_site, fleet, fleet_settlement
+    from hq import api_admin, api_grades, api_payments, api_settlement, api_site, api_stock, fleet, fleet_grades
+    from hq import fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
@@ -36,6 +37,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping(service))
         watcher = asyncio.create_task(_watch_fleet(service))
+        stock_watcher = asyncio.create_task(_watch_stock(service))
         payments = asyncio.create_task(_sweep_payments(service))
         reconciling = asyncio.create_task(_reconcile_payments(service))
         sanctions = asyncio.create_task(_lift_sanctions(service))
@@ -48,6 +50,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         finally:
             task.cancel()
             watcher.cancel()
+            stock_watcher.cancel()
             payments.cancel()
             reconciling.cancel()
             sanctions.cancel()
@@ -76,6 +79,10 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(fleet.router)
     app.include_router(fleet_settlement.router)
     app.include_router(api_payments.router)
+    app.include_router(api_stock.admin_router)
+    app.include_router(api_stock.router)
+    app.include_router(api_grades.router)
+    app.include_router(fleet_grades.router)
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
@@ -305,3 +312,10 @@ async def _watch_fleet(hq: "HQ") -> None:
     from hq import fleet_alerts
 
     await _every(lambda: hq.settings.alert_check_seconds, fleet_alerts.watch, hq, "fleet alert round")
+
+
+async def _watch_stock(hq: "HQ") -> None:
+    """Stock warnings (hq.stock): states, operator notices and back-in-stock mail, with the fleet alerts' period."""
+    from hq import stock
+
+    await _every(lambda: hq.settings.alert_check_seconds, stock.watch, hq, "stock round")

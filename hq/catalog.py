@@ -28,7 +28,7 @@ from hq import audit
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.fields import SKU_PATTERN, AccountPattern, integer, text
-from hq.models import CardKey, CatalogChange, CatalogItem, Meta
+from hq.models import CardKey, CatalogChange, CatalogItem, Meta, StockLevel
 from kitcore.licence.tiers import CATEGORIES
 
 if TYPE_CHECKING:
@@ -93,8 +93,8 @@ def upsert_many(hq: "HQ", operator: str, items: list[tuple[str, ItemSpec]]) -> l
             audit.record(session, operator, "catalog.upsert", None, sku=sku, **values)
             rows.append(item)
         session.flush()
-        stock = stock_of(session, rows)
-        return [item_json(i, stock.get(i.sku)) for i in rows]
+        stock, limits = stock_of(session, rows), thresholds_of(session)
+        return [item_json(i, stock.get(i.sku), limits) for i in rows]
 
 
 def remove(hq: "HQ", operator: str, sku: str) -> dict[str, Any]:
@@ -126,7 +126,23 @@ def stock_of(session: Session, items: list[CatalogItem]) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in skus}
 
 
-def item_json(item: CatalogItem, stock: int | None) -> dict[str, Any]:
+def thresholds_of(session: Session) -> tuple[int, dict[str, int]]:
+    """(default low-stock threshold, the SKUs' own ones): see hq.stock."""
+    default = session.get(Meta, "low_stock_default")
+    own = session.execute(select(StockLevel.sku, StockLevel.threshold).where(StockLevel.threshold.is_not(None)))
+    return (int(default.value) if default is not None else 0), dict(own.all())
+
+
+def stock_state(stock: int | None, sku: str, limits: tuple[int, dict[str, int]]) -> str | None:
+    """What the shop shows: `sold_out`, `low` (below the threshold) or `in_stock`; None for direct top-ups."""
+    if stock is None:
+        return None
+    if stock <= 0:
+        return "sold_out"
+    return "low" if stock < limits[1].get(sku, limits[0]) else "in_stock"
+
+
+def item_json(item: CatalogItem, stock: int | None, limits: tuple[int, dict[str, int]] = (0, {})) -> dict[str, Any]:
     if item.deleted:
         return tombstone(item)
     return {
@@ -135,6 +151,7 @@ def item_json(item: CatalogItem, stock: int | None) -> dict[str, Any]:
         "currency": item.currency, "stock_kind": item.stock_kind, "account_pattern": item.account_pattern,
         "min_qty": item.min_qty, "max_qty": item.max_qty,
         "stock": stock if item.stock_kind == "card_key" else None,
+        "stock_state": stock_state(stock if item.stock_kind == "card_key" else None, item.sku, limits),
         "status": item.status, "version": int(item.version), "deleted": False,
     }
 
@@ -186,8 +203,8 @@ def cursor_expired(since: int, watermark: int, pruned: int) -> bool:
 
 
 @lru_cache(maxsize=2)
-def _feed_sql(postgres: bool) -> tuple[Any, Any, Any]:
-    """(meta read, page read, stock counts), built once.
+def _feed_sql(postgres: bool) -> tuple[Any, Any, Any, Any]:
+    """(meta read, page read, stock counts, own low-stock thresholds), built once.
 
     Stock is counted for the page's card-key SKUs in one grouped statement whose
     SKU list the planner sees. A count correlated to each page row was planned
@@ -205,8 +222,11 @@ def _feed_sql(postgres: bool) -> tuple[Any, Any, Any]:
     else:
         of_skus = CardKey.sku.in_(bindparam("skus", expanding=True))
     stock = select(CardKey.sku, func.count()).where(of_skus, CardKey.status == "available").group_by(CardKey.sku)
-    meta = select(Meta.key, Meta.value).where(Meta.key.in_(("epoch", "catalog_pruned_through")))
-    return meta, page, stock
+    meta = select(Meta.key, Meta.value).where(Meta.key.in_(("epoch", "catalog_pruned_through", "low_stock_default")))
+    own = StockLevel.sku == func.any(func.string_to_array(bindparam("skus"), ",")) if postgres else \
+        StockLevel.sku.in_(bindparam("skus", expanding=True))
+    limits = select(StockLevel.sku, StockLevel.threshold).where(own, StockLevel.threshold.is_not(None))
+    return meta, page, stock, limits
 
 
 def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
@@ -218,7 +238,7 @@ def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dic
     objects: a page is up to 1000 items and read-only.
     """
     postgres = hq.engine.dialect.name == "postgresql"
-    meta_sql, page_sql, stock_sql = _feed_sql(postgres)
+    meta_sql, page_sql, stock_sql, limits_sql = _feed_sql(postgres)
     allowed = set(categories)
     with hq.read() as conn:
         meta = dict(conn.execute(meta_sql).all())
@@ -233,22 +253,26 @@ def feed(hq: "HQ", categories: list[str], cursor: str | None, limit: int) -> dic
         rows = [tuple(r) for r in rows[:limit]]
         # (sku, version, deleted, category, ..., stock_kind at 8): SKUs never hold a comma (SKU_PATTERN)
         counted = [r[0] for r in rows if r[8] == "card_key" and not r[2] and r[3] in allowed]
-        stock = dict(conn.execute(stock_sql, {"skus": ",".join(counted) if postgres else counted}).all()) \
-            if counted else {}
-    items = [_page_item(r, allowed, stock) for r in rows]
+        skus = {"skus": ",".join(counted) if postgres else counted}
+        stock = dict(conn.execute(stock_sql, skus).all()) if counted else {}
+        own = dict(conn.execute(limits_sql, skus).all()) if counted else {}
+    limits = (int(meta.get("low_stock_default") or 0), own)
+    items = [_page_item(r, allowed, stock, limits) for r in rows]
     head = int(rows[-1][1]) if rows else since
     return {"items": items, "next_cursor": encode_cursor(epoch, head, pruned), "has_more": has_more}
 
 
-def _page_item(row: tuple[Any, ...], allowed: set[str], stock: dict[str, int]) -> dict[str, Any]:
+def _page_item(row: tuple[Any, ...], allowed: set[str], stock: dict[str, int],
+               limits: tuple[int, dict[str, int]]) -> dict[str, Any]:
     """What `item_json` gives for a feed row (tuple-unpacked: a page is up to 1000 of them)."""
     (sku, version, deleted, category, name, face, price, currency, kind, pattern, min_qty, max_qty, status) = row
     if deleted or category not in allowed:
         return {"sku": sku, "version": int(version), "deleted": True}
+    count = int(stock.get(sku, 0)) if kind == "card_key" else None
     return {
         "sku": sku, "name": name, "category": category, "face_value_cents": int(face), "price_cents": int(price),
         "currency": currency, "stock_kind": kind, "account_pattern": pattern, "min_qty": min_qty,
-        "max_qty": max_qty, "stock": int(stock.get(sku, 0)) if kind == "card_key" else None, "status": status,
+        "max_qty": max_qty, "stock": count, "stock_state": stock_state(count, sku, limits), "status": status,
         "version": int(version), "deleted": False,
     }
 
@@ -265,8 +289,8 @@ def list_items(hq: "HQ", include_deleted: bool = False) -> list[dict[str, Any]]:
         if not include_deleted:
             query = query.where(CatalogItem.deleted.is_(False))
         items = list(session.scalars(query))
-        stock = stock_of(session, items)
-        return [item_json(i, stock.get(i.sku)) for i in items]
+        stock, limits = stock_of(session, items), thresholds_of(session)
+        return [item_json(i, stock.get(i.sku), limits) for i in items]
 
 
 def prune(hq: "HQ") -> int:

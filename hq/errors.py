@@ -56,7 +56,7 @@ class ApiError(Exception):
 
 
 # Cross-field rules JSON Schema cannot state: pydantic errors of these types keep their type as the error code.
-RULE_CODES = frozenset({"qty_range", "invalid_account_pattern"})
+RULE_CODES = frozenset({"qty_range", "invalid_account_pattern", "grading_rule"})
 
 
 def error_code(errors: Any) -> str:

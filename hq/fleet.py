@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hq import (fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_query, fleet_settlement, i18n, licences,
-                reviews, session as sessions, sites, support)
+                reviews, session as sessions, sites, stock, support)
 from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
@@ -122,6 +122,7 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         "tiers": list(fleet_query.TIERS), "states": fleet_query.STATES, "versions": fleet_query.versions(hq),
         "alert_kinds": ("any", *fleet_alerts.KINDS), "rings": RINGS, "sizes": fleet_query.PAGE_SIZES,
         "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
+        "stock_short": [s for s in stock.listing(hq)["skus"] if s["state"] != "in_stock"],
         **fleet_settlement.context(hq),
     }
     return _render(request, "fleet.html", context)

@@ -128,13 +128,7 @@ def watch(hq: "HQ") -> int:
     from hq import notify
 
     evaluate(hq)
-    sent = 0
-    for alert in claim_notifications(hq):
-        if notify.send(hq.settings, alert):
-            sent += 1
-        else:
-            release(hq, alert)
-    return sent
+    return notify.deliver(hq.settings, claim_notifications(hq), lambda alert: release(hq, alert))
 
 
 def alert_json(a: FleetAlert) -> dict[str, Any]:

@@ -471,3 +471,49 @@ class PaymentReconciliation(Base):
     hq_paid_cents: Mapped[int] = mapped_column(BigInteger)
     differences: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class StockLevel(Base):
+    """A card-key SKU's low-stock threshold and the stock state HQ last saw (hq.stock).
+
+    `threshold` NULL: the default (`hq_meta` key `low_stock_default`). `notified_state` is the
+    state operators were last told about, claimed by a conditional update, so each change is
+    sent once with several HQ workers.
+    """
+
+    __tablename__ = "stock_levels"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    threshold: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str | None] = mapped_column(String(16), nullable=True)  # in_stock|low|sold_out
+    notified_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RestockRequest(Base):
+    """A buyer asked to be told when a sold-out SKU is back: the address encrypted (hq.vault), sent once.
+
+    `email_index` is a keyed hash of the normalised address (one open request per SKU and address,
+    no plain address stored); the unsubscribe link's secret is a keyed hash of the id.
+    """
+
+    __tablename__ = "restock_requests"
+    __table_args__ = (Index("uq_restock_open", "sku", "email_index", unique=True,
+                            sqlite_where=text("notified_at IS NULL AND unsubscribed_at IS NULL"),
+                            postgresql_where=text("notified_at IS NULL AND unsubscribed_at IS NULL")),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64), index=True)
+    email_enc: Mapped[str] = mapped_column(Text)
+    email_index: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GradingSettings(Base):
+    """The grading configuration operators set (hq.grading.GradingConfig as JSON); one row, id 1."""
+
+    __tablename__ = "grading_settings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

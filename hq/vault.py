@@ -8,6 +8,8 @@ nonce + ciphertext + tag, so a changed byte fails to decrypt.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class Vault:
         if len(key) != KEY_BYTES:
             raise ValueError("vault key must be 32 bytes")
         self._aead = AESGCM(key)
+        self._index_key = hmac.new(key, b"kitctl-hq-index-v1", hashlib.sha256).digest()
 
     @classmethod
     def open(cls, hq_dir: Path) -> "Vault":
@@ -37,6 +40,11 @@ class Vault:
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), context.encode("utf-8"))
         return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def index(self, value: str, purpose: str) -> str:
+        """A keyed (salted) hash of a normalised value: equal values match, the value is not recoverable."""
+        normal = value.strip().casefold().encode("utf-8")
+        return hmac.new(self._index_key, purpose.encode("ascii") + b"|" + normal, hashlib.sha256).hexdigest()
 
     def decrypt(self, token: str, context: str = "") -> str:
         raw = base64.b64decode(token)

@@ -41,6 +41,7 @@ class CatalogItem(Base):
     min_qty: Mapped[int]
     max_qty: Mapped[int]
     stock: Mapped[int | None]
+    stock_state: Mapped[str | None]
     status: Mapped[str]
     hq_version: Mapped[int]
     content_hash: Mapped[str]

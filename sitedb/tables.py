@@ -51,11 +51,22 @@ catalog_items = Table(
     Column("min_qty", Integer, nullable=False, default=1),
     Column("max_qty", Integer, nullable=False, default=10),
     Column("stock", Integer, nullable=True),
+    Column("stock_state", String(16), nullable=True),  # in_stock | low | sold_out (HQ's threshold); NULL: top-up
     Column("status", String(16), nullable=False, default="active"),  # active | inactive
     Column("hq_version", BigInteger, nullable=False),
     Column("content_hash", String(64), nullable=False),  # of HQ's fields: unchanged items cost no write
     Column("sync_mark", BigInteger, nullable=False, default=0),  # full-resync generation (mark and sweep)
     _when("updated_at", touched=True),
+)
+
+# A buyer's "tell me when it is back" for a sold-out SKU, until the agent has passed it to HQ
+# (which mails once); the address is sealed with the site key (sitedb.buyer), bound to the row id.
+restock_requests = Table(
+    "restock_requests", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("email_sealed", Text, nullable=False),
+    _when("created_at", stamped=True, index=True),
 )
 
 # A markup the site owner sets; the most specific enabled rule wins (sku > category > all).

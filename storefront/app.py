@@ -80,7 +80,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
 
 
 def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
-    from storefront import branding, shop
+    from storefront import branding, restock, shop
     from storefront.admin import routes as admin
     from storefront.admin.auth import LoginRequired
 
@@ -88,6 +88,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="storefront")
     app.state.shop = build_shop(settings)
     app.include_router(shop.router)
+    app.include_router(restock.router)
     app.include_router(admin.public)
     app.include_router(admin.router)
     app.include_router(branding.router)

@@ -84,6 +84,8 @@ def validate_form(raw: dict[str, str], item: ItemView, plugin_fields: list[dict[
     quantity = _int_field(raw.get("quantity", ""), t("err.quantity_number"), errors, "quantity")
     if "quantity" not in errors and not item.min_qty <= quantity <= item.max_qty:
         errors["quantity"] = t("err.quantity_range", min=item.min_qty, max=item.max_qty)
+    elif "quantity" not in errors and not item.in_stock:
+        errors["quantity"] = t("err.sold_out")
     elif "quantity" not in errors and item.stock is not None and quantity > item.stock:
         errors["quantity"] = t("err.stock", stock=item.stock)
     account = raw.get("account", "").strip() or None
@@ -162,6 +164,8 @@ def place_order(
             item = session.get(CatalogItem, sku)
             if item is None or item.status != "active":
                 raise CheckoutRefused({"form": t("err.unavailable")}, status=409)
+            if item.stock_state == "sold_out" or item.stock == 0:
+                raise CheckoutRefused({"quantity": t("err.sold_out")}, status=409)
             if item.stock is not None and form.quantity > item.stock:
                 raise CheckoutRefused({"quantity": t("err.stock", stock=item.stock)}, status=409)
             unit = max(item.price_cents, item.hq_price_cents)

@@ -73,10 +73,15 @@ class ItemView:
     max_qty: int
     stock: int | None
     price_rule_id: int | None
+    stock_state: str | None = None  # HQ's: in_stock | low | sold_out (its low-stock threshold)
 
     @property
     def in_stock(self) -> bool:
-        return self.stock is None or self.stock > 0
+        return self.stock_state != "sold_out" and (self.stock is None or self.stock > 0)
+
+    @property
+    def low_stock(self) -> bool:
+        return self.in_stock and self.stock_state == "low"
 
     @property
     def selling_price_cents(self) -> int:
@@ -89,7 +94,7 @@ def item_view(row: CatalogItem) -> ItemView:
         sku=row.sku, name=row.name, category=row.category, price_cents=row.price_cents,
         hq_price_cents=row.hq_price_cents, face_value_cents=row.face_value_cents, currency=row.currency,
         stock_kind=row.stock_kind, account_pattern=row.account_pattern, min_qty=row.min_qty,
-        max_qty=row.max_qty, stock=row.stock, price_rule_id=row.price_rule_id,
+        max_qty=row.max_qty, stock=row.stock, price_rule_id=row.price_rule_id, stock_state=row.stock_state,
     )
 
 

@@ -42,6 +42,10 @@ app.add_typer(payments_app, name="payments")
 features_app = typer.Typer(help="Licence features: the tiers' own and third parties' (registered to be grantable).",
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
+grades_app = typer.Typer(help="Sites' grades and ranking per month, and acting on a suggestion (docs/partners.md).")
+app.add_typer(grades_app, name="grades")
+stock_app = typer.Typer(help="Low-stock thresholds of card-key SKUs (docs/partners.md).", no_args_is_help=True)
+app.add_typer(stock_app, name="stock")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -448,6 +452,111 @@ def catalog_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = 
     _table("Catalog", ["sku", "name", "category", "price", "kind", "stock", "status", "version"],
            [[i["sku"], i["name"], i["category"], f"{i['price_cents'] / 100:.2f}", i["stock_kind"], i["stock"],
              i["status"], i["version"]] for i in items])
+
+
+@stock_app.command("list")
+def stock_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Card-key SKUs with their stock, threshold (own or default) and state."""
+    from hq import stock
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        levels = stock.listing(hq)
+    if as_json:
+        print_json(levels)
+        return
+    _table(f"Stock (default threshold {levels['default']})", ["sku", "stock", "threshold", "own", "state"],
+           [[r["sku"], r["stock"], r["threshold"], r["own_threshold"], r["state"]] for r in levels["skus"]])
+
+
+@stock_app.command("default")
+def stock_default(threshold: int = typer.Argument(..., help="Warn below this many keys; 0: never."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Set the low-stock threshold of SKUs without their own."""
+    from hq import stock
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        stock.set_default(hq, _operator_name(), threshold)
+    out().print(f"default low-stock threshold: {threshold}")
+
+
+@stock_app.command("threshold")
+def stock_threshold(sku: str, threshold: Optional[int] = typer.Argument(None, help="Warn below this many keys; "
+                                                                             "0: never; leave out with --default."),
+                    use_default: bool = typer.Option(False, "--default", help="Go back to the default threshold."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Set one SKU's own low-stock threshold."""
+    from hq import stock
+    from kitctl.console import out
+    from kitcore.errors import InvalidInput
+
+    if (threshold is None) == (not use_default):
+        raise InvalidInput("give a threshold or --default (not both)")
+    with local_hq(hq_dir, database_url) as hq:
+        stock.set_threshold(hq, _operator_name(), sku, threshold)
+    out().print(f"{sku}: low-stock threshold {'default' if threshold is None else threshold}")
+
+
+PERIOD = typer.Option(None, "--period", help="A month, YYYY-MM (default: this one).")
+
+
+@grades_app.callback(invoke_without_command=True)
+def grades_list(ctx: typer.Context, period: Optional[str] = PERIOD, as_csv: bool = typer.Option(False, "--csv"),
+                hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """The sites ranked by grade for a month, with trend and suggestion."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hq import grades
+    from kitctl.console import out, print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = grades.ranking(hq, period)
+    if as_csv:
+        out().file.write(grades.to_csv(rows))
+        return
+    if as_json:
+        print_json(rows)
+        return
+    _table(f"Grades {rows[0]['period'] if rows else period or ''}", ["#", "site", "tier", "grade", "score", "trend",
+                                                                      "suggestion"],
+           [[r["rank"], r["site"], r["tier"], r["grade"], f"{r['score']:.1f}", " > ".join(r["trend"]),
+             r["suggestion"]["action"] if r["suggestion"] else ""] for r in rows])
+
+
+@grades_app.command("act")
+def grades_act(site: str, period: Optional[str] = PERIOD, hq_dir: Optional[Path] = HQ_DIR,
+               database_url: Optional[str] = DATABASE_URL) -> None:
+    """Carry out the site's suggestion (upgrade, warn, timed suspension), as it stands now."""
+    from hq import grades
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        done = grades.act(hq, _operator_name(), site, period)
+    out().print(f"{site}: {done['done']['action']} done (grade {done['grade']} for {done['period']})")
+
+
+@grades_app.command("config")
+def grades_config(file: Optional[Path] = typer.Argument(None, help="A JSON file to replace the configuration with."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Print the grading configuration, or replace it from a JSON file."""
+    import json
+
+    from hq import grades
+    from kitctl.console import print_json
+    from kitcore.errors import InvalidInput
+
+    with local_hq(hq_dir, database_url) as hq:
+        if file is None:
+            print_json(grades.config(hq).model_dump())
+            return
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{file}: not a readable JSON file ({type(exc).__name__})") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{file}: the configuration is a JSON object")
+        print_json(grades.set_config(hq, _operator_name(), data).model_dump())
 
 
 # -- reviews -------------------------------------------------------------------

@@ -327,7 +327,7 @@ def test_catalog_stock_counts_use_the_card_key_index_when_keys_are_concentrated(
         hq.seed_card_keys("game-0", 3000)
         with psycopg.connect(pg.plain(url), autocommit=True) as conn:
             conn.execute("ANALYZE card_keys")
-            _, _, stock_sql = catalog._feed_sql(True)
+            _, _, stock_sql, _ = catalog._feed_sql(True)
             compiled = stock_sql.compile(dialect=hq.service.engine.dialect)
             plan = conn.execute("EXPLAIN (FORMAT JSON) " + str(compiled),
                                 {**compiled.params, "skus": ",".join(f"game-{i}" for i in range(1, 101))}).fetchone()[0]

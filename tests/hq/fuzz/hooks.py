@@ -26,6 +26,8 @@ DOMAIN_REFUSALS: dict[tuple[str, str], frozenset[str]] = {
     # a well-formed feature HQ has not registered (the registry is HQ's state, not the schema's)
     ("POST", "/v1/admin/licences"): frozenset({"invalid_licence_request"}),
     ("POST", "/v1/admin/licences/{site}/upgrade"): frozenset({"invalid_licence_request"}),
+    # a grading configuration that is not monotonic or whose grade thresholds are out of order
+    ("PUT", "/v1/admin/grades/config"): frozenset({"grading_rule"}),
 }
 
 
