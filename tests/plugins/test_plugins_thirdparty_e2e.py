@@ -1,25 +1,42 @@
-"""A third party's plugin wheel reaches the containers (issue 28, case 7), on the real Docker engine.
+"""A third party's plugin from scaffold to the shop (issue 28, case 7 and "what it must show"), on the real engine.
 
 The wheel is built in the test from `kitctl plugins new`'s scaffold, outside the repository; `kitctl
 images build --plugin-wheel` installs it into the storefront and agent images (under a version tag of this
 module's own, removed afterwards, so the shared kitctl/<service>:<kit version> tags stay the plain kit's),
-where the plugin host discovers its entry point; the offline bundle records it.
+where the plugin host discovers its entry point; the offline bundle records it. Then HQ (in its container)
+registers the plugin's feature and licences a site with it, `kitctl up --image-tag` deploys those images
+(the run's registry storage plus this module's two images), and a browser sees the plugin's line on the
+product page in both locales; a delivered order is credited in the plugin's own table; when HQ takes the
+feature away, the line goes and the shop stays.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from tests.conftest import require
 from tests.plugins.e2e_stack import engine  # noqa: F401 - module fixture used below
 from tests.plugins.scaffolded import scaffolded_wheel
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.cli import kitctl
+from tests.support.postgres import free_port
+from tests.support.waiting import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
+
+SKU, PRICE_YUAN = "game-steam-100", 93  # HQ's price of the demo catalog's ¥100 Steam card; no markup rule
+FEATURES = ["storefront", "standard-theme"]  # the basic tier's
+CREDITS = ("import os; from pathlib import Path; from sqlalchemy import text; from sitedb.engine import make_engine; "
+           "e = make_engine(Path(os.environ['KIT_DATABASE_URL_FILE']).read_text().strip()); "
+           "import json; print(json.dumps([list(r) for r in e.connect().execute(text("
+           "'SELECT order_id, points FROM plugin_loyalty_points_credits ORDER BY order_id'))]))")
 
 DISCOVER = ("import json; from plugins.discovery import discover; from plugins.host import PluginHost; "
             "host = PluginHost.load(['loyalty-points'], where='agent'); "
@@ -66,3 +83,136 @@ def test_the_offline_bundle_carries_and_records_the_plugin(built, engine, tmp_pa
     (entry,) = verify_bundle(bundle)
     assert [p["name"] for w in entry.plugins for p in w["plugins"]] == ["loyalty-points"]
     assert entry.plugins[0]["sha256"] == __import__("hashlib").sha256(built["wheel"].read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ the deployed shop
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, built, engine) -> Iterator[Any]:  # noqa: F811
+    """HQ registers the feature and issues the licence with it; the site runs this module's images."""
+    from demo.services import services
+
+    require(CHROMIUM.exists(), "Debian chromium is not installed")
+    try:
+        services("start", "all")
+    except Exception as exc:  # noqa: BLE001
+        require(False, f"services did not start: {exc}")
+    demo = _demo(tmp_path_factory.mktemp("thirdparty-site"))
+    extra_tags = [f"kitctl/{s}:{built['version']}" for s in ("db", "proxy")]
+    try:
+        _licence_with_registered_feature(demo)
+        _start_hq_and_registry(demo, engine, built["version"])
+        from demo.stack import up_args
+
+        kitctl(*up_args(demo), "--image-tag", built["version"])
+        yield demo
+    finally:
+        from demo.stack import demo_down
+
+        demo_down(demo)
+        pulled = [t for i in engine.images.list() for t in i.tags if t.startswith(f"{demo.registry}/")]
+        for tag in extra_tags + pulled:
+            try:
+                engine.images.remove(tag, noprune=True)
+            except Exception:  # noqa: BLE001 - never tagged
+                pass
+
+
+def _demo(root: Path) -> Any:
+    from demo.stack import Demo
+
+    suffix = uuid.uuid4().hex[:6]
+    return Demo(root=root, site_id=f"plg-{suffix}", network=f"kitctl-e2e-{suffix}", hq_container=f"kitctl-e2e-hq-{suffix}",
+                hq_port=free_port(), http_port=free_port(), https_port=free_port(), metrics_port=free_port(),
+                heartbeat_seconds=2, registry=f"127.0.0.1:{free_port()}")
+
+
+def _licence_with_registered_feature(demo: Any) -> None:
+    from demo.stack import open_hq
+    from hq import features, licences
+    from kitcore.licence.keys import write_private
+
+    demo.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    hq = open_hq(demo)
+    try:
+        features.register(hq, "e2e", "loyalty-points", "Points per yuan", "Acme")
+        issued = licences.issue(hq, "e2e", demo.site_id, "basic", ["game", "phone"], 30,
+                                features=[*FEATURES, "loyalty-points"])
+        write_private(demo.licence_path, str(issued["token"]).encode())
+    finally:
+        hq.close()
+
+
+def _start_hq_and_registry(demo: Any, client: Any, version: str) -> None:
+    """The demo's steps with the run's registry storage, plus this module's images pushed under `version`."""
+    from demo.registry import registry_dir
+    from demo.services import registry_admin
+    from demo.stack import point_registry_at_hq, prepare_hq_state, start_hq_container
+    from kitcore import __version__
+    from kitctl.images.registry import checked_credentials, push_images
+    from tests.support.demo_stack import registry_storage
+
+    shutil.copytree(registry_storage(), registry_dir(demo.root) / "data", copy_function=os.link)
+    prepare_hq_state(demo)  # keys, operator, catalog, card keys (the licence is already there)
+    point_registry_at_hq(demo)
+    for service in ("db", "proxy"):  # the plain kit's, under the tag the site runs
+        client.images.get(f"kitctl/{service}:{__version__}").tag(f"kitctl/{service}", version)
+    pushed = push_images(client, ["storefront", "agent", "db", "proxy"], version,
+                         checked_credentials(demo.registry, *registry_admin()))
+    for ref in pushed:
+        client.images.remove(ref, noprune=True)
+    start_hq_container(client, demo)
+
+
+@pytest.fixture(scope="module")
+def buyer(site) -> Iterator[Any]:
+    with chromium() as browser:
+        context = browser.new_context(ignore_https_errors=True, base_url=site.site_url)
+        yield context.new_page()
+        context.close()
+
+
+def _line(page: Any, lang: str) -> list[str]:
+    from tests.e2e.test_loop import visit
+
+    visit(page, f"/p/{SKU}?lang={lang}")
+    page.wait_for_selector(".price-big")
+    return page.locator(".plugin-lines li[data-plugin=loyalty-points]").all_inner_texts()
+
+
+def test_the_plugins_line_shows_on_the_product_page_in_chinese_and_english(site, buyer) -> None:
+    import httpx
+
+    eventually(lambda: httpx.get(f"{site.site_url}/p/{SKU}", verify=False).status_code == 200, 120,
+               what="catalog synced")
+    assert _line(buyer, "zh-CN") == [f"购买可得 {PRICE_YUAN} 积分"]
+    assert buyer.locator(".price-big").inner_text() == f"¥{PRICE_YUAN}.00"
+    assert _line(buyer, "en") == [f"Earn {PRICE_YUAN} points with this purchase"]
+
+
+def test_a_delivered_order_is_credited_in_the_plugins_own_table(site, buyer, engine) -> None:  # noqa: F811
+    from tests.e2e.test_loop import checkout, order_status
+
+    order_id = checkout(buyer, SKU, "points-buyer@example.cn")
+    eventually(lambda: order_status(buyer, order_id) == "delivered", 90, what="order delivered")
+    agent = engine.containers.get(f"kit-{site.site_id}_agent_1")
+
+    def credited() -> list:
+        code, output = agent.exec_run(["/opt/kit/bin/python", "-c", CREDITS])
+        assert code == 0, output.decode()[-500:]
+        return json.loads(output.decode().strip().splitlines()[-1])
+
+    eventually(lambda: credited() == [[order_id, PRICE_YUAN]], 30, what="points credited")
+
+
+def test_when_the_licence_loses_the_feature_the_line_goes_and_the_shop_stays(site, buyer, monkeypatch) -> None:
+    from demo.stack import HQ_UID, _chown_tree
+
+    monkeypatch.setenv("KIT_HQ_PUBLIC_URL", site.hq_internal_url)  # the operator's tool, configured as HQ is
+    monkeypatch.setenv("KIT_HQ_REGISTRY_URL", site.registry)
+    try:
+        kitctl("hq", "licence", "upgrade", site.site_id, "--features", ",".join(FEATURES), "--hq-dir", str(site.hq_dir))
+    finally:
+        _chown_tree(site.hq_dir, HQ_UID)  # HQ's container runs as its own user
+    eventually(lambda: _line(buyer, "en") == [], 60, what="plugin line gone")
+    assert buyer.locator(".plugin-lines").count() == 0 and buyer.locator("#place-order").count() == 1
+    assert _line(buyer, "zh-CN") == []
