@@ -14,7 +14,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.staticfiles import StaticFiles
 
 from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
@@ -31,6 +30,7 @@ from storefront.ratelimit import Limits
 from storefront.settings import StorefrontSettings
 from storefront.siteconfig import load_site_config
 from storefront.state import PageCache, ReadCache
+from storefront.static_assets import VersionedStatic
 from storefront.web import HTTPProblem, render
 
 if TYPE_CHECKING:
@@ -43,11 +43,12 @@ CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (50
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
 
-def make_templates() -> Environment:
+def make_templates(static: VersionedStatic) -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["static_url"] = static.url
     env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
     env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
     for name in ("base.html", "maintenance.html", "error.html"):  # compiled now: an outage's first page is not slower
@@ -65,6 +66,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     sessions = session_factory(engine)
     site_key = settings.site_key()
     metrics = StorefrontMetrics()
+    static = VersionedStatic(HERE / "static")
     limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
     # plugins create their tables where the schema is made: here only when this storefront migrates it
     plugins = PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir, engine if settings.migrate_on_start else None)
@@ -72,7 +74,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
         settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
         cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=plugins,
-        site_key=site_key, templates=make_templates(), buyers=BuyerBox(site_key) if site_key else None,
+        site_key=site_key, templates=make_templates(static), static=static, buyers=BuyerBox(site_key) if site_key else None,
         metrics=metrics,
     )
 
@@ -89,7 +91,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.include_router(admin.public)
     app.include_router(admin.router)
     app.include_router(branding.router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/static", app.state.shop.static, name="static")
     app.add_middleware(request_metrics, metrics=app.state.shop.metrics)
 
     @app.get("/healthz", name="healthz")

@@ -40,6 +40,7 @@ class Shop:
     templates: Any  # jinja2.Environment
     metrics: StorefrontMetrics
     buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
+    static: Any = None  # storefront.static_assets.VersionedStatic: /static/, and the URLs pages link
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)

@@ -68,7 +68,8 @@ def _wait_restored(ctx: "StepContext", service: str) -> None:
     from kitctl.engine import first_line
 
     try:
-        WaitReady(service).run(ctx)
+        # the engine's own verdict, not kitctl's probe: after a failed deploy `status` must already agree
+        WaitReady(service, own_probe=False).run(ctx)
         ctx.reporter.done(service, "previous container back, healthy", 0.0)
     except Exception as exc:
         ctx.reporter.warn(f"the previous {service} container is not healthy: {first_line(exc)}")

@@ -58,6 +58,7 @@ class StepContext:
     early_prepare: bool = True
     make_dirs: Callable[[str], None] = lambda path: os.makedirs(path, mode=0o700, exist_ok=True)  # on the engine's host
     keep_failed: bool = False  # `up --keep`: a failed first deploy stops what it made instead of removing it
+    own_probes: bool = True  # run each healthcheck at once (kitctl.deploy.probe); off over ssh://: a session per call
 
     def name_of(self, service: str) -> str:
         return L.container_name(self.project.name, service)
@@ -246,6 +247,7 @@ class WaitReady(Step):
 
     service: str
     until: str = "healthy"  # healthy | completed
+    own_probe: bool = True  # False: only the engine's verdict (a rollback's restored container, for `status` after it)
 
     def describe(self) -> str:
         return "wait until it exits successfully" if self.until == "completed" else "wait until healthy"
@@ -253,15 +255,29 @@ class WaitReady(Step):
     def run(self, ctx: StepContext) -> None:
         from contextlib import closing
 
+        from kitctl.deploy.probe import BACKOFF, GAP_SECONDS, own_probe
+
         container = ctx.containers[self.service]
         limit = ctx.timeouts.get(self.service, 120.0)
-        with closing(state_changes(ctx.api, container, limit)) as changes:  # the stream ends here, not at GC
+        probe = own_probe(ctx.project.services[self.service].healthcheck) \
+            if self.until == "healthy" and ctx.own_probes and self.own_probe else None
+        tick = GAP_SECONDS if probe else None
+        next_probe, gap = 0.0, GAP_SECONDS  # each probe's exec is itself an event of the container: the gap is kept here
+        with closing(state_changes(ctx.api, container, limit, tick)) as changes:  # the stream ends here, not at GC
             for _ in changes:
-                verdict = self._verdict(ctx.api.inspect_container(container)["State"])
+                state = ctx.api.inspect_container(container)["State"]
+                verdict = self._verdict(state)
                 if verdict == "ok":
                     return
                 if verdict is not None:
                     raise StepFailed(self.service, verdict, last_logs(ctx.api, container))
+                # only until the engine's first probe: from then on its own cadence, and the service's log (whose
+                # last lines a failure shows) is not filled with kitctl's probes
+                engine_probed = bool((state.get("Health") or {}).get("Log"))
+                if probe and not engine_probed and state.get("Status") == "running" and time.monotonic() >= next_probe:
+                    if probe.passes(ctx.api, container):
+                        return  # its own healthcheck passed: what the engine reports at its next interval
+                    next_probe, gap = time.monotonic() + gap, gap * BACKOFF
         raise StepFailed(self.service, f"not healthy within {limit:.0f}s", last_logs(ctx.api, container))
 
     def _verdict(self, state: dict[str, Any]) -> str | None:
@@ -304,8 +320,9 @@ class RemoveOld(Step):
             pass
 
 
-def state_changes(api: "APIClient", container: str, limit: float) -> Iterator[None]:
-    """Yield at once, then whenever the engine reports an event of the container, for `limit` seconds.
+def state_changes(api: "APIClient", container: str, limit: float, tick: float | None = None) -> Iterator[None]:
+    """Yield at once, then whenever the engine reports an event of the container (and, with `tick`, at
+    least every `tick` seconds, for kitctl's own probe), for `limit` seconds.
 
     Services start one after another, each gated on its health; a poll would
     add half a poll interval to every service, while the engine's event stream
@@ -317,12 +334,41 @@ def state_changes(api: "APIClient", container: str, limit: float) -> Iterator[No
                         decode=True)
     try:
         yield None
-        for _event in stream:
+        for _event in (stream if tick is None else _ticking(stream, tick)):
             yield None
             if time.monotonic() > deadline:
                 return
     finally:
         close_stream(stream)
+
+
+def _ticking(stream: Any, tick: float) -> Iterator[None]:
+    """The stream's events, with a `None` between them whenever `tick` seconds pass without one.
+
+    A thread reads the stream (a blocking read); closing the stream ends it.
+    """
+    import queue
+    import threading
+
+    events: "queue.SimpleQueue[bool]" = queue.SimpleQueue()
+
+    def pump() -> None:
+        try:
+            for _event in stream:
+                events.put(True)
+        except Exception:  # the stream closed under the reader: the generator's owner ended the wait
+            pass
+        finally:
+            events.put(False)
+
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        try:
+            if not events.get(timeout=tick):
+                return  # the engine ended the stream (its deadline)
+        except queue.Empty:
+            pass
+        yield None
 
 
 def close_stream(stream: Any) -> None:

@@ -105,7 +105,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
         result.warnings += domain_warnings()
         return result
     ctx = StepContext(client.api, project, hashes, reporter, host_path, _timeouts(project, options.timeout),
-                      early_prepare=not remote, keep_failed=options.keep)
+                      early_prepare=not remote, keep_failed=options.keep, own_probes=not remote)
     if remote:
         from kitctl.deploy.remote import make_dirs_on
 

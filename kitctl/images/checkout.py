@@ -125,8 +125,9 @@ def _telling_line(output: str, returncode: int) -> str:
 def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path,
                      plugin_wheels: list[Path] | None = None) -> Path:
     """A build context for `service`: its Dockerfile folder (`dockerfile_dir`), images/common/,
-    and (for Python services) the wheels, hard-linked when possible. Third-party plugin wheels go to
-    wheels/plugins/ (an empty folder when there are none, so every Python stage builds the same way)."""
+    (for Python services) the wheels, hard-linked when possible, and (for the proxy) the shop's static files.
+    Third-party plugin wheels go to wheels/plugins/ (an empty folder when there are none, so every Python
+    stage builds the same way)."""
     images = source / "images"
     ctx = dest / service
     if ctx.exists():
@@ -148,7 +149,18 @@ def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path
         for whl in plugin_wheels or []:
             _link_or_copy(whl, ctx / "wheels" / "plugins" / whl.name)
         _write_locks(source, ctx / "wheels" / "deps")
+    if service == "proxy":
+        _versioned_static(source / "storefront" / "static", ctx / "static")
     return ctx
+
+
+def _versioned_static(static: Path, dest: Path) -> None:
+    """The storefront's static files under their versioned names (kitcore.assets), which the proxy serves itself."""
+    from kitcore.assets import versioned
+
+    dest.mkdir()
+    for plain, hashed in versioned(static).items():
+        shutil.copyfile(static / plain, dest / hashed)
 
 
 def _write_locks(source: Path, deps: Path) -> None:

@@ -205,6 +205,15 @@ class StillStarting:
     def inspect_container(self, cid):
         return {"State": {"Status": "running", "Health": {"Status": "starting"}}}
 
+    def exec_create(self, cid, cmd, **_):
+        return {"Id": "probe"}
+
+    def exec_start(self, exec_id, detach=False):
+        return b""
+
+    def exec_inspect(self, exec_id):
+        return {"Running": False, "ExitCode": 1}  # kitctl's own run of the probe fails too
+
     def logs(self, cid, **_):
         return b"still booting\n"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,7 +152,9 @@ def test_first_up_pulls_with_the_licence_and_serves_the_branded_page(site: Site,
 
 def test_docker_compose_v1_sees_the_stack(site: Site) -> None:
     require(shutil.which("docker-compose") is not None, "Debian's docker-compose is not installed")
-    done = subprocess.run(["docker-compose", "ps"], cwd=site.dir, capture_output=True, text=True, timeout=120)
+    # wide: a `health: starting` state (kitctl's gate ran the healthcheck before the engine did) wraps names at 80
+    done = subprocess.run(["docker-compose", "ps"], cwd=site.dir, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250"})
     assert done.returncode == 0, done.stderr
     for service in ("db", "web", "proxy"):
         assert f"{site.project}_{service}_1" in done.stdout
@@ -352,11 +355,24 @@ def test_rendered_site_from_one_command(tmp_path: Path, engine: Any, registry_gr
         status, body = get(f"http://127.0.0.1:{http_port}/")  # and on the address `up` prints
         assert status == 200 and "<title>星辰游戏</title>" in body.decode()
         assert get(f"http://127.0.0.1:{http_port}/branding/logo.png", host="localhost") == (200, LOGO_PNG)
+        # the stylesheet pages link, by its versioned name, from the proxy image itself: cached for good
+        css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', body.decode())
+        assert css, body.decode()[:400]
+        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{http_port}{css.group(1)}"),
+                                    timeout=10) as answer:
+            assert answer.status == 200 and answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert answer.read() == (ROOT / "storefront" / "static" / "app.css").read_bytes()
         again = kitctl("up", *args)
         assert "nothing to do" in again.stdout and "first admin" not in again.stdout
-        data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
+        # kitctl's gate ran each healthcheck itself; the engine's own probe agrees within one interval (5 s)
+        deadline = time.monotonic() + 8
+        while True:
+            data = json.loads(kitctl("status", "--json", "--site-dir", str(site_dir)).stdout)
+            if all(s["health"] == "healthy" for s in data["services"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert {s["service"] for s in data["services"]} == {"db", "storefront", "agent", "proxy"}
-        assert all(s["health"] == "healthy" for s in data["services"])
+        assert all(s["health"] == "healthy" for s in data["services"]), data["services"]
         licence = data["licence"]  # as the agent recorded it in site_state, with its link to HQ
         assert (licence["status"], licence["reason"]) == ("active", "")
         assert licence["hq"] is None or licence["hq"]["state"] in ("ok", "unreachable", "refused")

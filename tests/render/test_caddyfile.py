@@ -32,11 +32,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _local_copy(site: Path, tmp: Path) -> tuple[Path, dict[str, int]]:
+def _local_copy(site: Path, tmp: Path, srv: Path | None = None) -> tuple[Path, dict[str, int]]:
     """The rendered Caddyfile with container paths and ports mapped to free local ones (nothing else changed)."""
     ports = {"http": _free_port(), "https": _free_port(), "health": _free_port()}
     text = (site / "Caddyfile").read_text()
     text = text.replace("/srv/branding", str(site / "branding"))
+    text = text.replace("root /srv\n", f"root {srv or tmp / 'no-srv'}\n").replace("root * /srv\n", f"root * {srv or tmp / 'no-srv'}\n")
     text = text.replace("http://:8081", f"http://:{ports['health']}")
     text = text.replace("\tadmin off\n", f"\tadmin off\n\thttp_port {ports['http']}\n\thttps_port {ports['https']}\n", 1)
     path = tmp / "Caddyfile.local"
@@ -189,3 +190,29 @@ def test_the_redirect_names_no_port_on_443_and_none_without_tls(flags):
     assert "redir https://{host}{uri} 308" in (Path(flags["site_dir"]) / "Caddyfile").read_text()
     render_site({**flags, "domain": "localhost", "tls": "off"})
     assert "redir" not in (Path(flags["site_dir"]) / "Caddyfile").read_text()
+
+
+@pytest.mark.slow
+def test_caddy_serves_the_versioned_static_files_of_its_image_immutable(flags, tmp_path):
+    """/srv/static as the proxy image holds it (kitctl.images.checkout); other /static/ names go to the shop."""
+    from kitctl.images.checkout import _versioned_static
+    from kitcore.assets import IMMUTABLE
+    from tests.storefront.support import versioned_url
+
+    binary = _caddy()
+    render_site({**flags, "domain": "localhost", "tls": "off"})
+    site = Path(flags["site_dir"])
+    (tmp_path / "srv").mkdir()
+    _versioned_static(Path(__file__).resolve().parents[2] / "storefront" / "static", tmp_path / "srv" / "static")
+    config, ports = _local_copy(site, tmp_path, srv=tmp_path / "srv")
+    proc = _run_caddy(binary, config, tmp_path, ports["health"])
+    try:
+        url = f"http://127.0.0.1:{ports['http']}{versioned_url('app.css')}"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": "localhost"}), timeout=5) as answer:
+            assert answer.status == 200 and answer.headers["Cache-Control"] == IMMUTABLE
+            assert answer.read() == (tmp_path / "srv" / versioned_url("app.css").lstrip("/")).read_bytes()
+        # no storefront runs here: an unversioned name is not the proxy's to answer
+        assert _get(f"http://127.0.0.1:{ports['http']}/static/app.css", host="localhost")[0] >= 500
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

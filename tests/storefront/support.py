@@ -189,3 +189,11 @@ def running_storefront(url: str, env_extra: dict[str, str], log_path: Path) -> I
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def versioned_url(name: str) -> str:
+    """The URL pages link for a static file: its name with its content's hash (kitcore.assets)."""
+    from kitcore.assets import hashed_name
+
+    path = Path(__file__).resolve().parents[2] / "storefront" / "static" / name
+    return "/static/" + hashed_name(name, path.read_bytes())

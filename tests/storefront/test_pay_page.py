@@ -10,7 +10,7 @@ import pytest
 
 from storefront.orders import payment_view
 from tests.storefront.http import checkout, login
-from tests.storefront.support import record_decision
+from tests.storefront.support import record_decision, versioned_url
 
 PAY_URL = "https://pay.example.test/submit.php?pid=1001&out_trade_no=kabc&money=95.00&sign=x&sign_type=MD5"
 
@@ -36,7 +36,7 @@ def test_an_order_awaiting_payment_shows_the_pay_page_and_follows_its_status(mod
     page = buyer.get(f"/order/{order_id}").text
     assert 'id="pay-qr"><svg' in page and 'class="qr"' in page  # drawn locally, inline
     assert 'id="pay-link" href="https://pay.example.test/submit.php?pid=1001&amp;out_trade_no=kabc' in page
-    assert "¥95.00" in page and 'id="pay-countdown" data-seconds="' in page and "/static/order.js" in page
+    assert "¥95.00" in page and 'id="pay-countdown" data-seconds="' in page and versioned_url("order.js") in page
     assert 'data-status-url="/order/' + order_id + '/status"' in page and 'id="order-return"' in page
     assert "待支付" in page
     assert buyer.get(f"/order/{order_id}/status").json() == {"status": "pending_payment"}
