@@ -34,6 +34,9 @@ def build(
     base_image: str = typer.Option("kitctl/base:bookworm", "--base-image", help="Base of every image (e.g. python:3.11-slim elsewhere)."),
     source: Optional[Path] = typer.Option(None, "--source", help="Source checkout to build from (default: this kitctl's).", file_okay=False),
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
+    plugin_wheel: Optional[list[Path]] = typer.Option(
+        None, "--plugin-wheel", help="A third-party plugin wheel, or a folder of them, to install into the storefront "
+                                     "and agent images (repeatable)."),
     docker_host: Optional[str] = DOCKER_HOST,
     json_out: bool = JSON,
 ) -> None:
@@ -44,19 +47,22 @@ def build(
     from kitctl.engine import connect
     from kitctl.images.checkout import checked_source_dir
 
+    from kitctl.images.plugin_wheels import checked_wheels
+
     services = select_services(service)
     root = checked_source_dir(source)
+    wheels = checked_wheels(list(plugin_wheel or []), root)  # before Docker: a bad wheel changes nothing
     client = connect(docker_host, timeout=300)
     with line_progress() as on_line:
-        built = build_images(client, root, version, services, base_image, on_line, no_cache)
+        built = build_images(client, root, version, services, base_image, on_line, no_cache, wheels)
     if json_out:
         print_json([b.as_dict() for b in built])
         return
     from rich.table import Table
 
-    table = Table("service", "image", "size", "build time")
+    table = Table("service", "image", "size", "build time", "plugins")
     for b in built:
-        table.add_row(b.service, b.tag, _mb(b.size_bytes), f"{b.seconds:.1f} s")
+        table.add_row(b.service, b.tag, _mb(b.size_bytes), f"{b.seconds:.1f} s", ", ".join(b.plugins) or "-")
     out().print(table)
 
 
@@ -125,6 +131,9 @@ def bundle_save(
     else:
         total = sum(e.size for e in entries)
         out().print(f"wrote {output} ({len(entries)} images, {_mb(total)})")
+        plugins = sorted({p["name"] for e in entries for w in e.plugins for p in w.get("plugins", [])})
+        if plugins:
+            out().print(f"third-party plugins in the images: {', '.join(plugins)}")
 
 
 @bundle_app.command("load")

@@ -115,6 +115,19 @@ def admin(
     _print_rows(rows, as_json, f"{name} {action}", rows)
 
 
+@app.command("new")
+def new(
+    name: str = typer.Argument(..., help="The plugin's name (lowercase letters, digits, '-'); also its licence feature."),
+    directory: Path = typer.Option(Path("."), "--dir", help="Where to create the package folder kitctl-NAME.", file_okay=False),
+) -> None:
+    """Scaffold a plugin package: entry point, a product-page line, an event handler with its own table, a setting, tests."""
+    from kitctl.console import out
+    from kitctl.plugin_scaffold import new_plugin
+
+    target = new_plugin(name, directory)
+    out().print(f"created {target} (test it: python -m pytest {target / 'tests'})", markup=False, highlight=False)
+
+
 def _deployed(site_dir: Path) -> bool:
     from kitcore.sitedir import SiteDir
 

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,8 @@ from kitctl.images import DEFAULT_BASE_IMAGE, PYTHON_SERVICES, build_target, ima
 
 if TYPE_CHECKING:
     import docker
+
+    from kitctl.images.plugin_wheels import PluginWheel
 
 OnLine = Callable[[str, str], None]
 """Progress callback: (image or step name, one line of what is happening)."""
@@ -34,6 +36,7 @@ class BuiltImage:
     image_id: str
     seconds: float
     size_bytes: int
+    plugins: list[str] = field(default_factory=list)  # third-party plugins installed in it
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -123,9 +126,15 @@ def build_images(
     base_image: str = DEFAULT_BASE_IMAGE,
     on_line: OnLine = _quiet,
     no_cache: bool = False,
+    plugin_wheels: list["PluginWheel"] | None = None,
 ) -> list[BuiltImage]:
-    """Build `kitctl/<service>:<version>` for each service from a source checkout."""
+    """Build `kitctl/<service>:<version>` for each service from a source checkout.
+
+    `plugin_wheels` (checked by kitctl.images.plugin_wheels) are installed into the storefront and agent
+    images, whose plugin hosts then discover their entry points; the images' `com.kitctl.plugins` label
+    records them."""
     from kitctl.images.checkout import assemble_context, build_wheels
+    from kitctl.images.plugin_wheels import PLUGIN_SERVICES, label_value
 
     ensure_base_image(client, base_image, source, on_line)
     buildargs = {"BASE_IMAGE": base_image, "KIT_VERSION": version}
@@ -139,11 +148,14 @@ def build_images(
             build_wheels(source, wheels)
         for service in services:
             tag = image_tag(service, version)
-            context = assemble_context(source, service, wheels, work / "contexts")
+            extra = list(plugin_wheels or []) if service in PLUGIN_SERVICES else []
+            context = assemble_context(source, service, wheels, work / "contexts", [w.path for w in extra])
+            args = {**buildargs, "KIT_PLUGINS": label_value(extra)} if service in PLUGIN_SERVICES else buildargs
             started = time.monotonic()
-            image_id = build_image(client, context, tag, buildargs, service, on_line, no_cache, build_target(service))
+            image_id = build_image(client, context, tag, args, service, on_line, no_cache, build_target(service))
             size = int(client.api.inspect_image(image_id).get("Size", 0))
-            built.append(BuiltImage(service, tag, image_id, time.monotonic() - started, size))
+            names = sorted(p["name"] for w in extra for p in w.plugins)
+            built.append(BuiltImage(service, tag, image_id, time.monotonic() - started, size, names))
     return built
 
 

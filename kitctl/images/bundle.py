@@ -3,7 +3,8 @@
 Layout (an uncompressed tar):
     images/<service>.tar   `docker save` of kitctl/<service>:<version>
     manifest.json          format, version, and per image: service, tag, file,
-                           size, sha256
+                           size, sha256, plugins (the third-party plugin wheels
+                           the image carries: its `com.kitctl.plugins` label)
 `load_bundle` checks the member list, sizes and SHA-256 of every image before
 loading any, so a corrupt or tampered archive changes nothing on the engine.
 The checksums catch damage, not a forger who rewrites the manifest too; the
@@ -19,7 +20,7 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -43,6 +44,7 @@ class BundleEntry:
     file: str
     size: int
     sha256: str
+    plugins: list = field(default_factory=list)  # kitctl.images.plugin_wheels records; absent in older bundles
 
 
 def save_bundle(
@@ -102,7 +104,19 @@ def _add_saved_image(client: "docker.DockerClient", archive: tarfile.TarFile, se
         info.size = size
         info.mode = 0o644
         archive.addfile(info, spool)
-    return BundleEntry(service, tag, name, size, digest.hexdigest())
+    return BundleEntry(service, tag, name, size, digest.hexdigest(), _plugins_of(client, tag))
+
+
+def _plugins_of(client: "docker.DockerClient", tag: str) -> list:
+    """The plugin wheels an image records in its `com.kitctl.plugins` label (none for images without it)."""
+    from kitctl.images.plugin_wheels import PLUGINS_LABEL
+
+    labels = (client.api.inspect_image(tag).get("Config") or {}).get("Labels") or {}
+    try:
+        records = json.loads(labels.get(PLUGINS_LABEL) or "[]")
+    except ValueError:
+        return []
+    return records if isinstance(records, list) else []
 
 
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -122,9 +122,12 @@ def _telling_line(output: str, returncode: int) -> str:
     return lines[-1] if lines else f"pip exited with {returncode}"
 
 
-def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path) -> Path:
+def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path,
+                     plugin_wheels: list[Path] | None = None) -> Path:
     """A build context for `service`: its Dockerfile folder (`dockerfile_dir`), images/common/,
-    (for Python services) the wheels, hard-linked when possible, and (for the proxy) the shop's static files."""
+    (for Python services) the wheels, hard-linked when possible, and (for the proxy) the shop's static files.
+    Third-party plugin wheels go to wheels/plugins/ (an empty folder when there are none, so every Python
+    stage builds the same way)."""
     images = source / "images"
     ctx = dest / service
     if ctx.exists():
@@ -138,11 +141,13 @@ def assemble_context(source: Path, service: str, wheels: Path | None, dest: Path
         if wheels is None:
             raise ValueError(f"{service} needs wheels")
         # deps/ and kit/ apart: a change to the kit alone rebuilds only the last, small layer
-        for sub in ("deps", "kit"):
+        for sub in ("deps", "kit", "plugins"):
             (ctx / "wheels" / sub).mkdir(parents=True)
         for whl in wheels.glob("*.whl"):
             sub = "kit" if whl.name.startswith("kitctl-") else "deps"
             _link_or_copy(whl, ctx / "wheels" / sub / whl.name)
+        for whl in plugin_wheels or []:
+            _link_or_copy(whl, ctx / "wheels" / "plugins" / whl.name)
         _write_locks(source, ctx / "wheels" / "deps")
     if service == "proxy":
         _versioned_static(source / "storefront" / "static", ctx / "static")

@@ -137,3 +137,12 @@ def test_cli_bundle_save_and_refusal(bundle_image, tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: bundle kit.bundle refused") and "\n" not in err
     assert run(["bundle", "save", "-o", str(tmp_path / "no" / "dir.bundle"), "--service", "proxy"]) == 2
+
+
+def test_the_manifest_carries_the_plugin_wheels_of_an_image_and_an_older_manifest_still_verifies(tmp_path) -> None:
+    data = b"image bytes"
+    record = [{"file": "kitctl_points-0.1.0-py3-none-any.whl", "plugins": [{"name": "points"}]}]
+    with_plugins = _write_bundle(tmp_path / "new.tar", {"images/db.tar": data}, _manifest(data, plugins=record))
+    assert [e.plugins for e in verify_bundle(with_plugins)] == [record]
+    older = _write_bundle(tmp_path / "old.tar", {"images/db.tar": data}, _manifest(data))
+    assert [e.plugins for e in verify_bundle(older)] == [[]]

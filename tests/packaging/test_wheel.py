@@ -33,6 +33,7 @@ def test_wheel_carries_every_package_and_the_templates(wheel):
     for package in source_packages:
         assert f"{package}/__init__.py" in names, f"package {package} is missing from the wheel"
     assert any(n.startswith("sitedb/migrations/versions/") for n in names)
+    assert "plugins/testing.py" in names  # the plugin authors' test kit (issue 28, case 8)
     monitoring = sorted(p.relative_to(REPO / "monitoring").as_posix() for p in (REPO / "monitoring").rglob("*") if p.is_file())
     assert sorted(n.removeprefix("kitctl/_monitoring/") for n in names if n.startswith("kitctl/_monitoring/")) == monitoring
     assert "prometheus/kitctl-rules.yml" in monitoring and "grafana/kitctl-site.json" in monitoring
