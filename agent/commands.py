@@ -24,6 +24,7 @@ from agent.logs import LogOnce
 from agent.metrics import AgentMetrics
 from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitcore.errors import LicenceError
+from kitcore.images import IMAGE_TAG
 from kitcore.licence.commands import CommandEnvelope, CommandRefused, verify_command
 from kitcore.licence.keys import PinnedKeys
 from sitedb.suspension import valid_until
@@ -212,6 +213,8 @@ class CommandProcessor:
                 return "refused: support bundle request id is not a UUID"
             effects.support_bundle = request_id
             return f"support bundle {request_id} requested"
+        if env.type == "upgrade":
+            return upgrade_outcome(env.payload)
         return self._new_licence(conn, state, env, effects)
 
     def _new_licence(self, conn: Connection, state: Row[Any], env: CommandEnvelope, effects: Effects) -> str:
@@ -253,6 +256,15 @@ def retry_held_orders(conn: Connection) -> int:
     result = conn.execute(update(orders).where(orders.c.status == "pending", orders.c.next_attempt_at > now)
                           .values(next_attempt_at=now))
     return result.rowcount or 0
+
+
+def upgrade_outcome(payload: dict[str, Any]) -> str:
+    """An upgrade is the host's to run (the agent has no Docker socket): the stored, signed command is what the
+    host service (`kitctl service run`) reads, verifies again and acts on; here only its version is checked."""
+    version = payload.get("version")
+    if not isinstance(version, str) or not IMAGE_TAG.match(version):
+        return "refused: upgrade version is not an image tag"
+    return f"upgrade to {version} handed to the host service"
 
 
 def _safe_payload(envelope: CommandEnvelope) -> dict[str, Any]:

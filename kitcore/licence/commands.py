@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from kitcore.licence.keys import HQKeyStore, PinnedKeys
 
 COMMAND_TYP = "kitctl-command+jwt"
-CommandType = Literal["revoke", "suspend", "resume", "licence", "sync_now", "support_bundle"]
+CommandType = Literal["revoke", "suspend", "resume", "licence", "sync_now", "support_bundle", "upgrade"]
 COMMAND_TYPES: tuple[str, ...] = get_args(CommandType)
 
 

@@ -386,3 +386,15 @@ def test_each_refusal_is_logged_in_its_own_words_at_the_time_given(rig, tmp_path
     assert rig.proc.process([signed(rig.store, 1)]) == 0
     assert [r.getMessage() for r in caplog.records if r.name == "agent.commands"] == [
         str(verifier.value), "command rejected: seq 1 expired", "command rejected: seq 1 was already applied"]
+
+
+def test_an_upgrade_is_stored_for_the_host_service_and_a_bad_version_is_refused(rig):
+    rig.send("upgrade", version="0.2.0", rollout="r1")
+    assert (rig.effects[-1], rig.outcome()) == (Effects(), "upgrade to 0.2.0 handed to the host service")
+    with rig.engine.connect() as conn:  # the signed copy the host service reads and verifies again
+        stored = conn.execute(select(hq_commands.c.token, hq_commands.c.type).where(hq_commands.c.seq == 1)).one()
+    assert stored.type == "upgrade" and stored.token.count(".") == 2
+    for bad in ("0.2 0", "-rc", "", None, 2, "a" * 129, "0.2.0\n"):
+        rig.send("upgrade", version=bad)
+        assert rig.outcome() == "refused: upgrade version is not an image tag", bad
+    assert rig.metrics.command_outcomes.labels("upgrade", "refused")._value.get() == 7
