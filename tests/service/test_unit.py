@@ -63,5 +63,5 @@ def test_no_site_no_unit(tmp_path: Path, capsys) -> None:
 def test_verify_says_what_systemd_refuses(tmp_path: Path) -> None:
     require(shutil.which("systemd-analyze") is not None, "systemd-analyze is not installed")
     unit = tmp_path / "kitctl-kit-x.service"
-    unit.write_text(render(UnitSpec("kit-x", tmp_path, ["python3", "-m", "kitctl"])))  # not an absolute path
-    assert "absolute path" in verify(unit)
+    unit.write_text(render(UnitSpec("kit-x", tmp_path, ["/nonexistent/python3", "-m", "kitctl"])))  # no such program
+    assert "/nonexistent/python3" in verify(unit)
