@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from kitcore.errors import KitError
 from kitcore.images import KIT_IMAGE
-from kitctl.service import state
+from kitctl.service import handled as state
 from kitctl.service.pickup import CommandNotTrusted, UpgradeCommand, newest_upgrade, site_keys, verified_upgrade
 
 if TYPE_CHECKING:

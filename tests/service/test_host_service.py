@@ -18,7 +18,8 @@ from kitcore.licence.keys import HQKeyStore
 from kitcore.licence.token import issue_licence
 from kitcore.sitedir import SiteDir
 from kitctl.deploy.steps import StepFailed
-from kitctl.service import host, state
+from kitctl.service import handled as state
+from kitctl.service import host
 from kitctl.service.host import HostService, ServiceOptions
 
 SITE = "xingchen"
