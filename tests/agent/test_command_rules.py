@@ -398,3 +398,34 @@ def test_an_upgrade_is_stored_for_the_host_service_and_a_bad_version_is_refused(
         rig.send("upgrade", version=bad)
         assert rig.outcome() == "refused: upgrade version is not an image tag", bad
     assert rig.metrics.command_outcomes.labels("upgrade", "refused")._value.get() == 7
+
+
+def test_a_review_decision_makes_that_orders_poll_due_now_and_only_a_waiting_one(rig):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from sitedb.tables import orders
+    from tests.agent.helpers import write_orders
+
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    waiting, done = write_orders(rig.engine, 2, "card-1")
+    with rig.engine.begin() as conn:
+        conn.execute(update(orders).values(next_attempt_at=later))
+        conn.execute(update(orders).where(orders.c.id == waiting).values(status="review"))
+        conn.execute(update(orders).where(orders.c.id == done).values(status="delivered"))
+
+    def due(order_id: str) -> bool:
+        with rig.engine.connect() as conn:
+            at = conn.execute(select(orders.c.next_attempt_at).where(orders.c.id == order_id)).scalar_one()
+        return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)) < later
+
+    rig.send("review_decided", order=done)
+    assert (rig.effects[-1], rig.outcome(), due(done)) == (Effects(), f"review of {done} decided (not waiting here)",
+                                                           False)
+    rig.send("review_decided", order=waiting)
+    assert (rig.effects[-1], rig.outcome(), due(waiting)) == (Effects(poll_reviews=True),
+                                                              f"review of {waiting} decided", True)
+    for bad in ("", "a b", "x" * 65, None, 7, waiting + "\n"):
+        rig.send("review_decided", order=bad)
+        assert rig.outcome() == "refused: review decision names no order id", bad

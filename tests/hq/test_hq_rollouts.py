@@ -165,3 +165,4 @@ def test_the_cli_starts_shows_and_halts_and_refuses_bad_input(tmp_path, capsys) 
     assert run(["hq", "rollout", "halt", started["id"], "--reason", "line1\nline2", "--hq-dir", str(hq_dir)]) == 2
     assert run(["hq", "rollout", "halt", started["id"], "--reason", "stop", "--hq-dir", str(hq_dir)]) == 0
     assert "halted: stop" in capsys.readouterr().out
+
