@@ -166,3 +166,25 @@ def test_the_cli_starts_shows_and_halts_and_refuses_bad_input(tmp_path, capsys) 
     assert run(["hq", "rollout", "halt", started["id"], "--reason", "stop", "--hq-dir", str(hq_dir)]) == 0
     assert "halted: stop" in capsys.readouterr().out
 
+
+
+def test_the_fleet_page_shows_the_rollout_and_each_sites_state_in_both_languages(hq_server: RunningHQ) -> None:
+    client = httpx.Client(base_url=hq_server.url, timeout=30, follow_redirects=False)
+    assert client.get("/fleet/rollouts").status_code == 303  # operators only
+    assert client.post("/fleet/login", data={"token": hq_server.operator_token}).status_code == 303
+    assert 'id="no-rollout"' in client.get("/fleet/rollouts").text
+    for site, ring in (("page-a", 0), ("page-b", 1)):
+        hq_server.issue_licence(site)
+        with hq_server.service.session() as s:
+            s.get(Site, site).ring = ring  # type: ignore[union-attr]
+    started = rollouts.start(hq_server.service, "op", "3.0.0", [0, 1], 0)
+    [cmd] = upgrades(hq_server.service)["page-a"]
+    rollouts.report(hq_server.service, "page-a", cmd["id"], "2.9.0", "rolled_back", "storefront: <not healthy>")
+    page = client.get("/fleet/rollouts")
+    assert page.status_code == 200 and f'data-id="{started["id"]}" data-state="halted"' in page.text
+    assert '<tr data-site="page-a" data-state="failed">' in page.text and "&lt;not healthy&gt;" in page.text
+    assert '<tr data-site="page-b" data-state="waiting">' in page.text and 'id="nav-rollouts"' in page.text
+    zh = client.get("/fleet/rollouts?lang=zh-CN").text
+    assert "已停止" in zh and "失败" in zh and "等待" in zh
+    assert client.get("/fleet/rollouts?x=1").status_code == 400  # like every fleet page
+    client.close()
