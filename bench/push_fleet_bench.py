@@ -46,26 +46,34 @@ WAIT = 25  # the agent's default hold (agent.settings.push_wait)
 # -- the load generator (a process of its own) ---------------------------------------------
 
 async def _agent(site: str, token: str, host: str, port: int, opened: list[int]) -> None:
-    """One agent's channel: a long-poll, re-opened at once; each command received is printed with the time."""
-    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-    opened[0] += 1
-    after = 0
+    """One agent's channel: a long-poll, re-opened at once; each command received is printed with the time.
+    A dropped connection is reported (`D`) and opened again a second later, as the agent does."""
+    after, first = 0, True
     head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
     while True:
-        writer.write(f"GET /v1/commands/wait?after={after}&wait={WAIT} HTTP/1.1\r\n{head}".encode())
-        header = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
-        body = await reader.readexactly(length)
-        got = time.time()
-        if not header.startswith(b"HTTP/1.1 200"):
-            print(f"E {site} {header.split(b' ')[1].decode()}", flush=True)
+        try:
+            reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+            if first:
+                opened[0] += 1
+                first = False
+            while True:
+                writer.write(f"GET /v1/commands/wait?after={after}&wait={WAIT} HTTP/1.1\r\n{head}".encode())
+                header = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                body = await reader.readexactly(length)
+                got = time.time()
+                if not header.startswith(b"HTTP/1.1 200"):
+                    print(f"E {site} {header.split(b' ')[1].decode()}", flush=True)
+                    await asyncio.sleep(1)
+                    continue
+                for command in json.loads(body)["commands"]:
+                    claims = json.loads(base64.urlsafe_b64decode(command.split(".")[1] + "=="))
+                    after = max(after, claims["seq"])
+                    print(f"R {site} {claims['seq']} {got:.6f}", flush=True)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            print(f"D {site} {type(exc).__name__}", flush=True)
             await asyncio.sleep(1)
-            continue
-        for command in json.loads(body)["commands"]:
-            claims = json.loads(base64.urlsafe_b64decode(command.split(".")[1] + "=="))
-            after = max(after, claims["seq"])
-            print(f"R {site} {claims['seq']} {got:.6f}", flush=True)
 
 
 async def _clients(path: Path, base: str) -> None:
@@ -126,6 +134,7 @@ class Receipts:
     def __init__(self, proc: "subprocess.Popen[str]") -> None:
         self.connected = 0
         self.errors = 0
+        self.drops: dict[str, int] = {}  # kind of error → connections dropped and opened again
         self.at: dict[tuple[str, int], float] = {}
         self.lock = threading.Lock()
         threading.Thread(target=self._read, args=(proc,), daemon=True).start()
@@ -141,6 +150,8 @@ class Receipts:
                     self.at[(rest[0], int(rest[1]))] = float(rest[2])
                 elif kind == "E":
                     self.errors += 1
+                elif kind == "D":
+                    self.drops[rest[1]] = self.drops.get(rest[1], 0) + 1
 
     def wait(self, keys: list[tuple[str, int]], deadline: float) -> dict[tuple[str, int], float]:
         while time.monotonic() < deadline:
@@ -214,7 +225,8 @@ def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> 
     if receipts.connected < agents:
         raise SystemExit(f"only {receipts.connected} agents connected")
     settled = quiet(pid, min(end, time.monotonic() + 120))
-    print(f"  {agents:,} agents connected in {time.monotonic() - ramp:.1f} s; HQ quiet {settled:.1f} s later")
+    print(f"  {agents:,} agents connected in {time.monotonic() - ramp:.1f} s; HQ quiet {settled:.1f} s later; "
+          f"connections dropped so far: {receipts.drops or 0}")
     rss, cpu0 = hq_usage(pid)
     window = 2 * WAIT
     time.sleep(min(window, max(0.0, end - time.monotonic() - 60)))
@@ -243,18 +255,19 @@ def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> 
     t0 = time.time()
     seqs = queue_sync(service, everyone)
     queued = time.time() - t0
-    got = receipts.wait(list(seqs.items()), min(end, time.monotonic() + 120))
+    got = receipts.wait(list(seqs.items()), min(end, time.monotonic() + 300))
     times = [(at - t0) * 1000 for at in got.values()]
     print(f"  all {agents:,} sites ({len(got):,} delivered; queuing took {queued * 1000:.0f} ms): "
           f"p50 {q(times, 0.5):.0f} ms  p99 {q(times, 0.99):.0f} ms  last {max(times, default=float('nan')):.0f} ms")
-    print(f"  generator errors (non-200 answers): {receipts.errors}; load average {os.getloadavg()[0]:.1f}")
+    print(f"  non-200 answers: {receipts.errors}; connections dropped and reopened: {receipts.drops or 0}; "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", type=int, default=10_000)
     ap.add_argument("--single", type=int, default=30, help="one-site rounds (at most 200)")
-    ap.add_argument("--budget", type=float, default=420, help="seconds the whole run may take (at most 900)")
+    ap.add_argument("--budget", type=float, default=600, help="seconds the whole run may take (at most 900)")
     ap.add_argument("--clients", type=Path, help=argparse.SUPPRESS)  # the load generator's own process
     ap.add_argument("--base", help=argparse.SUPPRESS)
     args = ap.parse_args()
