@@ -83,6 +83,26 @@ def halt(hq: "HQ", operator: str, rollout_id: str, reason: str) -> dict[str, Any
     return status(hq, rollout_id)
 
 
+def resume(hq: "HQ", operator: str, rollout_id: str) -> dict[str, Any]:
+    """Go on with a halted rollout from the ring it stopped at; that ring's failed sites are sent the
+    version again (the operator fixed the cause, or wants a retry). Not while another rollout runs."""
+    now = utcnow()
+    with hq.session() as session:
+        rollout = _locked(session, rollout_id)
+        if rollout.state != "halted":
+            raise ApiError(409, "rollout_not_halted", f"rollout {rollout_id} is {rollout.state}")
+        if session.scalar(select(Rollout.id).where(Rollout.state == "running").limit(1)) is not None:
+            raise ApiError(409, "rollout_running", "another rollout is running: halt it first")
+        ring = rollout.rings[rollout.ring_index]
+        for member in session.scalars(select(RolloutSite).where(RolloutSite.rollout_id == rollout.id,
+                                                                RolloutSite.ring == ring, RolloutSite.state == "failed")):
+            member.state, member.command_id, member.detail, member.reported_at = "waiting", None, None, None
+        rollout.state, rollout.reason, rollout.updated_at = "running", None, now
+        audit.record(session, operator, "rollout.resume", None, rollout=rollout.id, ring=ring)
+        _advance(session, rollout, now)
+    return status(hq, rollout_id)
+
+
 def report(hq: "HQ", site_id: str, command_id: str, version: str, outcome: str, detail: str,
            now: datetime | None = None) -> dict[str, Any]:
     """A host's outcome for the upgrade command `command_id` of `site_id`; the rollout moves on or halts."""

@@ -1001,6 +1001,16 @@ def rollout_halt(rollout_id: str, reason: str = typer.Option(..., "--reason", he
         _print_rollout(rollouts.halt(hq, _operator_name(), str(_uuid_arg(rollout_id)), reason), as_json)
 
 
+@rollout_app.command("resume")
+def rollout_resume(rollout_id: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Go on with a halted rollout from its ring; that ring's failed sites are sent the version again."""
+    from hq import rollouts
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.resume(hq, _operator_name(), str(_uuid_arg(rollout_id))), as_json)
+
+
 def _uuid_arg(value: Optional[str]) -> Optional[str]:
     import re
 

@@ -188,3 +188,30 @@ def test_the_fleet_page_shows_the_rollout_and_each_sites_state_in_both_languages
     assert "已停止" in zh and "失败" in zh and "等待" in zh
     assert client.get("/fleet/rollouts?x=1").status_code == 400  # like every fleet page
     client.close()
+
+
+def test_a_halted_rollout_resumes_from_its_ring_and_retries_the_failed_sites_there(hq: HQ) -> None:
+    first = rollouts.start(hq, "op", "5.0.0", [0, 1], 0)
+    [canary] = upgrades(hq)["site-a"]
+    rollouts.report(hq, "site-a", canary["id"], "4.0.0", "rolled_back", "db: not healthy")
+    with pytest.raises(ApiError) as not_halted:
+        rollouts.resume(hq, "op", str(uuid_of_nothing()))
+    assert not_halted.value.status == 404
+    resumed = rollouts.resume(hq, "op", first["id"])
+    assert (resumed["state"], resumed["current_ring"], resumed["reason"]) == ("running", 0, None)
+    retry = upgrades(hq)["site-a"][-1]
+    assert retry["id"] != canary["id"] and set(upgrades(hq)) == {"site-a"}  # asked again, ring 1 still not
+    with pytest.raises(ApiError) as running:
+        rollouts.resume(hq, "op", first["id"])
+    assert running.value.status == 409
+    with pytest.raises(ApiError) as stale:  # the first command's late report: HQ no longer waits for it
+        rollouts.report(hq, "site-a", canary["id"], "5.0.0", "upgraded", "")
+    assert stale.value.status == 404 and set(upgrades(hq)) == {"site-a"}
+    rollouts.report(hq, "site-a", retry["id"], "5.0.0", "upgraded", "")
+    assert set(upgrades(hq)) == {"site-a", "site-b"}  # soak 0: ring 1 at once
+
+
+def uuid_of_nothing() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
