@@ -22,8 +22,10 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 from agent.licence import HeldLicence, evaluate, store_licence, time_reason
 from agent.logs import LogOnce
 from agent.metrics import AgentMetrics
+from agent.outbox import WAITING
 from agent.state import audit, lock_state, state_value, update_state, utcnow
 from kitcore.errors import LicenceError
+from kitcore.images import IMAGE_TAG
 from kitcore.licence.commands import CommandEnvelope, CommandRefused, verify_command
 from kitcore.licence.keys import PinnedKeys
 from sitedb.suspension import valid_until
@@ -32,6 +34,7 @@ from sitedb.tables import hq_commands, orders
 log = logging.getLogger("agent.commands")
 CLOCK_SKEW_SECONDS = 60
 REASON_MAX = 300
+ORDER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}\Z")  # hq.fields.ORDER_ID_PATTERN
 REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
@@ -44,6 +47,7 @@ class Effects:
     full_resync: bool = False
     retry_orders: bool = False  # HQ may take orders again: held ones are due now
     support_bundle: str | None = None  # HQ asks for a support bundle: upload it under this request id
+    poll_reviews: bool = False  # an operator decided an order under review: ask HQ for it now
 
 
 class Rejected(Exception):
@@ -212,6 +216,10 @@ class CommandProcessor:
                 return "refused: support bundle request id is not a UUID"
             effects.support_bundle = request_id
             return f"support bundle {request_id} requested"
+        if env.type == "upgrade":
+            return upgrade_outcome(env.payload)
+        if env.type == "review_decided":
+            return review_decided(conn, env.payload, effects)
         return self._new_licence(conn, state, env, effects)
 
     def _new_licence(self, conn: Connection, state: Row[Any], env: CommandEnvelope, effects: Effects) -> str:
@@ -253,6 +261,27 @@ def retry_held_orders(conn: Connection) -> int:
     result = conn.execute(update(orders).where(orders.c.status == "pending", orders.c.next_attempt_at > now)
                           .values(next_attempt_at=now))
     return result.rowcount or 0
+
+
+def review_decided(conn: Connection, payload: dict[str, Any], effects: Effects) -> str:
+    """HQ decided an order under review: its poll is due now (in the command's transaction) and the forwarding
+    loop asks at once, so the buyer sees the decision in about a second rather than at the next poll."""
+    order_id = payload.get("order")
+    if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
+        return "refused: review decision names no order id"
+    due = conn.execute(update(orders).where(orders.c.id == order_id, orders.c.status.in_(WAITING))
+                       .values(next_attempt_at=utcnow())).rowcount or 0
+    effects.poll_reviews = due > 0
+    return f"review of {order_id} decided" + ("" if due else " (not waiting here)")
+
+
+def upgrade_outcome(payload: dict[str, Any]) -> str:
+    """An upgrade is the host's to run (the agent has no Docker socket): the stored, signed command is what the
+    host service (`kitctl service run`) reads, verifies again and acts on; here only its version is checked."""
+    version = payload.get("version")
+    if not isinstance(version, str) or not IMAGE_TAG.match(version):
+        return "refused: upgrade version is not an image tag"
+    return f"upgrade to {version} handed to the host service"
 
 
 def _safe_payload(envelope: CommandEnvelope) -> dict[str, Any]:

@@ -61,6 +61,7 @@ class Agent:
         self.stop = threading.Event()
         self.sync_wakeup = threading.Event()
         self.forward_wakeup = threading.Event()  # stop, or HQ may take held orders again (resume)
+        self.review_due = threading.Event()  # HQ decided an order under review: poll now, not at the next round
         self.beat_wakeup = threading.Event()  # stop, HQ answers again after an outage, or a pushed command to ack
         self.push_wakeup = threading.Event()  # stop, or HQ answers again: reopen the push channel now
         self.hq_back = threading.Event()  # HQ answered after an outage: orders held back are due at once
@@ -261,7 +262,8 @@ class Agent:
                 self._forward_pause(self._retry_wait(failures))
                 continue
             failures = 0
-            if time.monotonic() - last_review >= self.settings.forward_idle:
+            if self.review_due.is_set() or time.monotonic() - last_review >= self.settings.forward_idle:
+                self.review_due.clear()
                 last_review = time.monotonic()
                 self._unit("order_status", self.forwarder.poll_reviews_once)
                 self._unit("restock", self._forward_restock)
@@ -379,7 +381,9 @@ class Agent:
             self.sync.start_full_resync()
         if effects.sync_now or effects.full_resync:
             self.sync_wakeup.set()
-        if effects.retry_orders:
+        if effects.poll_reviews:
+            self.review_due.set()
+        if effects.retry_orders or effects.poll_reviews:
             self.forward_wakeup.set()
         if effects.support_bundle:
             threading.Thread(target=self.send_support_bundle, args=(effects.support_bundle,),

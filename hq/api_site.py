@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hq import catalog, heartbeat_api, orders, push_api, support
+from hq import catalog, heartbeat_api, orders, push_api, rollouts, support
 from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError, responses
 from hq.fields import ORDER_ID_PATTERN
 from hq.order_checks import SiteContext
-from hq.schemas import CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderIds, OrderResult, OrderResults
+from hq.schemas import (CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderIds, OrderResult, OrderResults,
+                        UpgradeReport)
 from hq.service import HQ
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a support bundle request id
@@ -101,6 +102,17 @@ async def wait_for_commands(
     """Answers at once when a command above `after` is pending, else the moment one is queued, else after
     `wait` seconds with none. Same answer as the heartbeat's; revoked, suspended and expired sites too."""
     return await push_api.wait(request, after, wait)
+
+
+@router.post("/upgrade-report", summary="The host's outcome of an `upgrade` command (rollouts by rings)",
+             description="Sent by the host service (`kitctl service run`) after it ran the health-gated upgrade an "
+                         "`upgrade` command asked for: `upgraded` (running `version` now) or `rolled_back` (the "
+                         "upgrade failed and the site runs its previous version). A failure halts the rollout "
+                         "before the next ring. A repeated report changes nothing.",
+             responses=responses(401, 403, 404, 422, 429, notes={404: "no upgrade command of this site has that id"}))
+def post_upgrade_report(body: UpgradeReport, caller: SiteCaller = Depends(site_active),
+                        hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return rollouts.report(hq, caller.site_id, body.command_id, body.version, body.outcome, body.detail)
 
 
 BUNDLE_BODY = {"required": True, "content": {"application/octet-stream": {

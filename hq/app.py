@@ -41,6 +41,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         payments = asyncio.create_task(_sweep_payments(service))
         reconciling = asyncio.create_task(_reconcile_payments(service))
         sanctions = asyncio.create_task(_lift_sanctions(service))
+        rollouts = asyncio.create_task(_advance_rollouts(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
@@ -54,6 +55,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             payments.cancel()
             reconciling.cancel()
             sanctions.cancel()
+            rollouts.cancel()
             push.cancel()
             app.state.push.close()
             service.on_commands.remove(app.state.push.wake_threadsafe)
@@ -261,6 +263,13 @@ async def _lift_sanctions(hq: "HQ") -> None:
     from hq import sanctions
 
     await _every(lambda: hq.settings.sanction_check_seconds, sanctions.lift_due, hq, "lifting timed suspensions")
+
+
+async def _advance_rollouts(hq: "HQ") -> None:
+    """Rollouts by rings (hq.rollouts): start the next ring once the last one soaked, every `rollout_check_seconds`."""
+    from hq import rollouts
+
+    await _every(lambda: hq.settings.rollout_check_seconds, rollouts.advance_all, hq, "advancing rollouts")
 
 
 async def _every(seconds: "Callable[[], float]", work: "Callable[[HQ], object]", hq: "HQ", what: str) -> None:

@@ -150,6 +150,25 @@ def site_page(request: Request, site: str, hq: HQ = Depends(get_hq)) -> Response
                                           "d": fleet_detail.detail(hq, site)})
 
 
+@router.get("/fleet/rollouts", response_class=HTMLResponse)
+def rollout_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
+    """The newest rollout: its state, the ring under way, and each site's upgrade (hq.rollouts)."""
+    from hq import rollouts
+
+    sess = _session(request)
+    if sess is None:
+        return RedirectResponse("/fleet/login", status_code=303)
+    extra = [k for k in request.query_params if k != "lang"]
+    if extra:
+        raise fleet_query.InvalidQuery(f"{extra[0][:40]}: not a parameter of the rollout page")
+    i18n.check_lang(request)
+    try:
+        shown = rollouts.status(hq)
+    except ApiError:  # none yet
+        shown = None
+    return _render(request, "rollout.html", {"operator": sess.operator, "csrf": sess.csrf, "r": shown})
+
+
 @router.post("/fleet/bulk")
 def bulk_action(request: Request, csrf: str = Form(..., max_length=100), action: str = Form(..., max_length=16),
                 sites: list[str] = Form(default_factory=list), reason: str = Form("", max_length=500),

@@ -271,6 +271,36 @@ class Command(Base):
 
 
 
+class Rollout(Base):
+    """A kit version rolled out ring by ring (hq.rollouts): the ring it is at, and why it stopped if it did."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[str] = mapped_column(String(128))
+    rings: Mapped[list[int]] = mapped_column(JSON)  # in the order they go, canary first
+    soak_seconds: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # running | halted | done
+    ring_index: Mapped[int] = mapped_column(Integer, default=0)  # position in `rings` of the ring under way
+    ring_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RolloutSite(Base):
+    """One site of a rollout: its ring, the upgrade command it was sent, and what its host reported."""
+
+    __tablename__ = "rollout_sites"
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    ring: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # waiting | sent | upgraded | failed
+    command_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class LedgerAccount(Base):
     """A ledger account: one per site (`site:<id>`, what HQ owes it) and HQ's own (`hq:…`)."""
 

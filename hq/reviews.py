@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from hq import audit
+from hq import audit, commands
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
-from hq.models import CatalogItem, Order
+from hq.models import CatalogItem, Order, Site
 from hq.orders import approve
 from hq.payments import flow as payments
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from hq.service import HQ
 
 log = logging.getLogger("hq.reviews")
@@ -62,10 +64,19 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
         row.reasons = [*row.reasons, f"operator:{decision}"]
         audit.record(s, operator, f"review.{decision}", row.site_id, hq_order_id=hq_order_id, note=note,
                      outcome=row.status)
+        tell_site(s, row)
         result = review_json(row)
     if "refund_due" in result["reasons"]:
         result = _refund_after_review(hq, operator, result)
     return result
+
+
+def tell_site(session: "Session", row: Order) -> None:
+    """A signed `review_decided` command for the order's site: over the push channel its agent asks for the
+    decision at once, instead of at its next review poll (issue 19)."""
+    site = session.scalar(select(Site).where(Site.id == row.site_id).with_for_update())
+    if site is not None and site.status != "revoked":
+        commands.enqueue(session, site, "review_decided", {"order": row.order_id})
 
 
 def _refund_after_review(hq: "HQ", operator: str, result: dict[str, Any]) -> dict[str, Any]:

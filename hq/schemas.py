@@ -46,6 +46,19 @@ class OrderBatch(Strict):
     orders: list[OrderIn] = Field(min_length=1, max_length=200)
 
 
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"  # kitcore.images.IMAGE_TAG
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class UpgradeReport(Strict):
+    """What a site's host service did with an `upgrade` command (hq.rollouts)."""
+
+    command_id: Annotated[str, Field(pattern=UUID_PATTERN)]
+    version: Annotated[str, Field(pattern=IMAGE_TAG_PATTERN)]  # the version the site runs now
+    outcome: Literal["upgraded", "rolled_back"]
+    detail: text(300) = ""  # type: ignore[valid-type]
+
+
 class OrderIds(Strict):
     order_ids: Annotated[list[Annotated[str, Field(pattern=ORDER_ID_PATTERN)]],
                          Field(min_length=1, max_length=200, json_schema_extra={"uniqueItems": True}),

@@ -26,6 +26,7 @@ class HQSettings(BaseSettings):
     push_wait_max_seconds: int = Field(default=50, ge=0, le=55)
     # timed sanctions (hq.sanctions): how often HQ lifts suspensions whose time ran out
     sanction_check_seconds: float = Field(default=15.0, gt=0)
+    rollout_check_seconds: float = Field(default=15.0, gt=0)  # a ring's soak time ends this late at most
     command_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
     idempotency_retention_days: int = Field(default=7, ge=7, le=365)
     in_flight_timeout_seconds: int = Field(default=120, ge=5, le=3600)

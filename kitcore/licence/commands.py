@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from kitcore.licence.keys import HQKeyStore, PinnedKeys
 
 COMMAND_TYP = "kitctl-command+jwt"
-CommandType = Literal["revoke", "suspend", "resume", "licence", "sync_now", "support_bundle"]
+CommandType = Literal["revoke", "suspend", "resume", "licence", "sync_now", "support_bundle", "upgrade",
+                      "review_decided"]
 COMMAND_TYPES: tuple[str, ...] = get_args(CommandType)
 
 

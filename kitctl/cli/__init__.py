@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **{name: ("deploy", "register") for name in ("up", "down", "status", "logs", "upgrade", "backup", "backup-key",
                                                  "restore", "doctor", "support-bundle")},
     "plugins": ("plugins", "app"), "admin": ("staff", "app"), "export": ("export", "register"),
+    "service": ("service", "app"),
     **{name: ("images", "register") for name in ("images", "bundle")},
 }
 

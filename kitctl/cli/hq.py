@@ -46,6 +46,9 @@ grades_app = typer.Typer(help="Sites' grades and ranking per month, and acting o
 app.add_typer(grades_app, name="grades")
 stock_app = typer.Typer(help="Low-stock thresholds of card-key SKUs (docs/partners.md).", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
+rollout_app = typer.Typer(help="Rollouts of a kit version by rings, canary first (docs/deploy.md).",
+                          no_args_is_help=True)
+app.add_typer(rollout_app, name="rollout")
 
 DATABASE_URL = typer.Option(None, "--database-url", envvar="KIT_HQ_DATABASE_URL",
                             help="HQ database (default: SQLite in the HQ directory).")
@@ -1041,3 +1044,87 @@ def hq_export(site: str = typer.Option(..., "--site", help="The site whose recor
         print_json({"site": site, "archive": str(target), "files": files})
     else:
         out().print(f"[green]exported[/] {site}: {len(files)} files into {target} (checked by its SHA256SUMS)")
+
+
+# -- rollouts ------------------------------------------------------------------
+
+def _rings(text: str) -> list[int]:
+    """`0,1,2` → [0, 1, 2]; a one-line error for anything else."""
+    from kitcore.errors import InvalidInput
+
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not p.isascii() or not p.isdigit() or len(p) > 2 for p in parts):
+        raise InvalidInput(f"--rings {text[:40]!r}: ring numbers separated by commas, e.g. 0,1")
+    return [int(p) for p in parts]
+
+
+def _print_rollout(record: dict[str, Any], as_json: bool) -> None:
+    from kitctl.console import out, print_json
+
+    if as_json:
+        print_json(record)
+        return
+    ring = f", at ring {record['current_ring']}" if record["current_ring"] is not None else ""
+    reason = f": {record['reason']}" if record["reason"] else ""
+    out().print(f"rollout {record['id']} of {record['version']} to rings {','.join(map(str, record['rings']))}: "
+                f"{record['state']}{ring}{reason}")
+    _table("Sites", ["site", "ring", "state", "detail"],
+           [[s["site"], s["ring"], s["state"], s["detail"]] for s in record["sites"]])
+
+
+@rollout_app.command("start")
+def rollout_start(version: str = typer.Argument(..., help="Kit version (image tag) to move the sites to."),
+                  rings: str = typer.Option("0,1", "--rings", help="Rings in the order they go, canary first."),
+                  soak: int = typer.Option(600, "--soak", help="Seconds a ring runs the version before the next "
+                                           "ring starts (0-604800)."),
+                  hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                  as_json: bool = JSON) -> None:
+    """Send the sites of the first ring a signed upgrade; the next ring follows once it upgraded and soaked."""
+    from hq import rollouts
+
+    ring_list = _rings(rings)
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.start(hq, _operator_name(), version, ring_list, soak), as_json)
+
+
+@rollout_app.command("status")
+def rollout_status(rollout_id: Optional[str] = typer.Argument(None, help="A rollout's id (default: the newest)."),
+                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """A rollout's state and each site's: waiting, sent, upgraded or failed."""
+    from hq import rollouts
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.status(hq, _uuid_arg(rollout_id)), as_json)
+
+
+@rollout_app.command("halt")
+def rollout_halt(rollout_id: str, reason: str = typer.Option(..., "--reason", help="Why it stops (kept in the audit log)."),
+                 hq_dir: Optional[Path] = HQ_DIR,
+                 database_url: Optional[str] = DATABASE_URL, as_json: bool = JSON) -> None:
+    """Stop a running rollout where it is: no further ring gets the version."""
+    from hq import rollouts
+
+    _require_reason(reason)
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.halt(hq, _operator_name(), str(_uuid_arg(rollout_id)), reason), as_json)
+
+
+@rollout_app.command("resume")
+def rollout_resume(rollout_id: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                   as_json: bool = JSON) -> None:
+    """Go on with a halted rollout from its ring; that ring's failed sites are sent the version again."""
+    from hq import rollouts
+
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.resume(hq, _operator_name(), str(_uuid_arg(rollout_id))), as_json)
+
+
+def _uuid_arg(value: Optional[str]) -> Optional[str]:
+    import re
+
+    from kitcore.errors import InvalidInput
+
+    if value is not None and not re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", value):
+        raise InvalidInput(f"{value[:40]!r} is not a rollout id")
+    return value

@@ -386,3 +386,46 @@ def test_each_refusal_is_logged_in_its_own_words_at_the_time_given(rig, tmp_path
     assert rig.proc.process([signed(rig.store, 1)]) == 0
     assert [r.getMessage() for r in caplog.records if r.name == "agent.commands"] == [
         str(verifier.value), "command rejected: seq 1 expired", "command rejected: seq 1 was already applied"]
+
+
+def test_an_upgrade_is_stored_for_the_host_service_and_a_bad_version_is_refused(rig):
+    rig.send("upgrade", version="0.2.0", rollout="r1")
+    assert (rig.effects[-1], rig.outcome()) == (Effects(), "upgrade to 0.2.0 handed to the host service")
+    with rig.engine.connect() as conn:  # the signed copy the host service reads and verifies again
+        stored = conn.execute(select(hq_commands.c.token, hq_commands.c.type).where(hq_commands.c.seq == 1)).one()
+    assert stored.type == "upgrade" and stored.token.count(".") == 2
+    for bad in ("0.2 0", "-rc", "", None, 2, "a" * 129, "0.2.0\n"):
+        rig.send("upgrade", version=bad)
+        assert rig.outcome() == "refused: upgrade version is not an image tag", bad
+    assert rig.metrics.command_outcomes.labels("upgrade", "refused")._value.get() == 7
+
+
+def test_a_review_decision_makes_that_orders_poll_due_now_and_only_a_waiting_one(rig):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from sitedb.tables import orders
+    from tests.agent.helpers import write_orders
+
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    waiting, done = write_orders(rig.engine, 2, "card-1")
+    with rig.engine.begin() as conn:
+        conn.execute(update(orders).values(next_attempt_at=later))
+        conn.execute(update(orders).where(orders.c.id == waiting).values(status="review"))
+        conn.execute(update(orders).where(orders.c.id == done).values(status="delivered"))
+
+    def due(order_id: str) -> bool:
+        with rig.engine.connect() as conn:
+            at = conn.execute(select(orders.c.next_attempt_at).where(orders.c.id == order_id)).scalar_one()
+        return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)) < later
+
+    rig.send("review_decided", order=done)
+    assert (rig.effects[-1], rig.outcome(), due(done)) == (Effects(), f"review of {done} decided (not waiting here)",
+                                                           False)
+    rig.send("review_decided", order=waiting)
+    assert (rig.effects[-1], rig.outcome(), due(waiting)) == (Effects(poll_reviews=True),
+                                                              f"review of {waiting} decided", True)
+    for bad in ("", "a b", "x" * 65, None, 7, waiting + "\n"):
+        rig.send("review_decided", order=bad)
+        assert rig.outcome() == "refused: review decision names no order id", bad

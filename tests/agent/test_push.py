@@ -244,3 +244,30 @@ def test_forged_and_replayed_commands_over_the_channel_are_refused(hq, started, 
     assert channel.once().applied == 0 and status(started) == "suspended"
     assert m.commands_rejected.labels("replayed")._value.get() == 1
     assert peer.asked == [0, 0, 1, 1]  # each long-poll says what the site has applied
+
+
+def test_a_review_decision_reaches_the_order_by_push_not_at_the_next_review_poll(slow_beat_hq: RunningHQ,
+                                                                                tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from hq import reviews
+    from sitedb.tables import orders
+    from tests.agent.helpers import OPEN_RULES, write_orders
+
+    hq = slow_beat_hq
+    hq.set_rules({**OPEN_RULES, "limits": {**OPEN_RULES["limits"], "review_amount_cents": 50_000}})
+    hq.seed_item("topup-review", category="game", price_cents=60_000, stock_kind="direct_topup")
+    site = make_site_dir(tmp_path, hq, sqlite_url(tmp_path), site_id="push-review")
+    # the agent would ask about the order again only a minute on (and heartbeats come every minute)
+    with running_agent(site.settings(metrics_port=0, review_poll=60)) as agent:
+        [oid] = write_orders(agent.engine, 1, "topup-review", unit_price_cents=60_000)
+
+        def order() -> Any:
+            with agent.engine.connect() as conn:
+                return conn.execute(select(orders.c.status, orders.c.hq_order_id).where(orders.c.id == oid)).one()
+
+        wait_until(lambda: order().status == "review", 20, 0.05, what="the order under review")
+        wait_until(lambda: agent.push.in_flight, 15, 0.02, what="the push channel open")
+        reviews.resolve(hq.service, "op", order().hq_order_id, "approve")
+        wait_until(lambda: order().status == "delivered", 10, 0.02, what="the decision at the site")
+        assert agent.metrics.command_outcomes.labels("review_decided", "applied")._value.get() == 1

@@ -21,7 +21,8 @@ def test_a_signed_command_verifies_with_the_pinned_keys(store, pinned) -> None: 
     assert (envelope.iat, envelope.exp, envelope.payload) == (1_000, 1_600, {"reason": "unpaid"})
     assert jws.verify(_signed(store), pinned, "kitctl-command+jwt")["exp"] == 1_600  # the wire contract
     assert COMMAND_TYP == "kitctl-command+jwt"
-    assert COMMAND_TYPES == ("revoke", "suspend", "resume", "licence", "sync_now", "support_bundle")
+    assert COMMAND_TYPES == ("revoke", "suspend", "resume", "licence", "sync_now", "support_bundle", "upgrade",
+                             "review_decided")
 
 
 def test_a_licence_or_a_bad_signature_is_refused_as_signature(store, pinned, issue) -> None:  # type: ignore[no-untyped-def]

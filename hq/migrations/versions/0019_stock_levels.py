@@ -2,14 +2,14 @@
 the grading configuration (hq.grading).
 
 Revision ID: 0019
-Revises: 0014
+Revises: 0016
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0014'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,212 @@
+"""Rollouts by rings: HQ moves the fleet to a kit version one ring at a time, and stops at the first failure.
+
+A rollout names a version (an image tag), the rings in the order they go (the
+canary first: `sites.ring`, set on the fleet page) and a soak time. HQ sends
+each site of the ring under way a signed `upgrade` command over the push
+channel; the agent stores it and the host service (`kitctl service run`) runs
+the same health-gated upgrade as `kitctl upgrade`, then reports the outcome
+(`POST /v1/upgrade-report`). When every site of the ring reported the upgrade
+and the soak time passed, the next ring gets its commands; a site whose
+upgrade failed (its host rolled it back) halts the rollout there, before the
+next ring. `advance` is idempotent and runs after every report and every
+`rollout_check_seconds` in the app.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sqlalchemy import select
+
+from hq import audit, commands
+from hq.clock import aware, iso, utcnow
+from hq.errors import ApiError
+from hq.fleet_query import MAX_RING
+from hq.models import Rollout, RolloutSite, Site
+from kitcore.images import IMAGE_TAG
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hq.service import HQ
+
+MAX_SOAK_SECONDS = 7 * 86400
+OUTCOMES = ("upgraded", "rolled_back")
+DETAIL_MAX = 300
+
+
+def check_plan(version: str, rings: Sequence[int], soak_seconds: int) -> None:
+    """ApiError 422 naming the first thing wrong with a rollout's version, rings or soak time."""
+    if not IMAGE_TAG.match(version):
+        raise ApiError(422, "invalid_request", f"version {version[:40]!r} is not an image tag")
+    if not rings or len(set(rings)) != len(rings) or any(not 0 <= r <= MAX_RING for r in rings):
+        raise ApiError(422, "invalid_request", f"rings: distinct rings from 0 to {MAX_RING}, at least one")
+    if not 0 <= soak_seconds <= MAX_SOAK_SECONDS:
+        raise ApiError(422, "invalid_request", f"soak: from 0 to {MAX_SOAK_SECONDS} seconds")
+
+
+def start(hq: "HQ", operator: str, version: str, rings: Sequence[int], soak_seconds: int = 0) -> dict[str, Any]:
+    """Start a rollout of `version` to the sites in `rings` (revoked ones left out); the first ring's commands
+    are queued at once. One rollout runs at a time: two would fight over the same sites' versions."""
+    check_plan(version, rings, soak_seconds)
+    now = utcnow()
+    with hq.session() as session:
+        if session.scalar(select(Rollout.id).where(Rollout.state == "running").limit(1)) is not None:
+            raise ApiError(409, "rollout_running", "a rollout is running: halt it first")
+        members = list(session.execute(select(Site.id, Site.ring).where(
+            Site.ring.in_(list(rings)), Site.status != "revoked")).all())
+        if not members:
+            raise ApiError(422, "invalid_request", f"no site in rings {', '.join(map(str, rings))}")
+        rollout = Rollout(id=str(uuid.uuid4()), version=version, rings=list(rings), soak_seconds=soak_seconds,
+                          state="running", ring_index=0, created_by=operator, created_at=now, updated_at=now)
+        session.add(rollout)
+        session.flush()
+        session.add_all([RolloutSite(rollout_id=rollout.id, site_id=site_id, ring=ring, state="waiting")
+                         for site_id, ring in members])
+        session.flush()
+        audit.record(session, operator, "rollout.start", None, rollout=rollout.id, version=version,
+                     rings=list(rings), soak_seconds=soak_seconds, sites=len(members))
+        _advance(session, rollout, now)
+        rollout_id = rollout.id
+    return status(hq, rollout_id)
+
+
+def halt(hq: "HQ", operator: str, rollout_id: str, reason: str) -> dict[str, Any]:
+    """Stop a running rollout where it is: no further ring gets its commands."""
+    with hq.session() as session:
+        rollout = _locked(session, rollout_id)
+        if rollout.state != "running":
+            raise ApiError(409, "rollout_not_running", f"rollout {rollout_id} is {rollout.state}")
+        _stop(session, rollout, "halted", reason, utcnow(), operator)
+    return status(hq, rollout_id)
+
+
+def resume(hq: "HQ", operator: str, rollout_id: str) -> dict[str, Any]:
+    """Go on with a halted rollout from the ring it stopped at; that ring's failed sites are sent the
+    version again (the operator fixed the cause, or wants a retry). Not while another rollout runs."""
+    now = utcnow()
+    with hq.session() as session:
+        rollout = _locked(session, rollout_id)
+        if rollout.state != "halted":
+            raise ApiError(409, "rollout_not_halted", f"rollout {rollout_id} is {rollout.state}")
+        if session.scalar(select(Rollout.id).where(Rollout.state == "running").limit(1)) is not None:
+            raise ApiError(409, "rollout_running", "another rollout is running: halt it first")
+        ring = rollout.rings[rollout.ring_index]
+        for member in session.scalars(select(RolloutSite).where(RolloutSite.rollout_id == rollout.id,
+                                                                RolloutSite.ring == ring, RolloutSite.state == "failed")):
+            member.state, member.command_id, member.detail, member.reported_at = "waiting", None, None, None
+        rollout.state, rollout.reason, rollout.updated_at = "running", None, now
+        audit.record(session, operator, "rollout.resume", None, rollout=rollout.id, ring=ring)
+        _advance(session, rollout, now)
+    return status(hq, rollout_id)
+
+
+def report(hq: "HQ", site_id: str, command_id: str, version: str, outcome: str, detail: str,
+           now: datetime | None = None) -> dict[str, Any]:
+    """A host's outcome for the upgrade command `command_id` of `site_id`; the rollout moves on or halts."""
+    if outcome not in OUTCOMES:
+        raise ApiError(422, "invalid_request", f"outcome: one of {', '.join(OUTCOMES)}")
+    now = now or utcnow()
+    with hq.session() as session:
+        member = session.scalar(select(RolloutSite).where(RolloutSite.site_id == site_id,
+                                                          RolloutSite.command_id == command_id))
+        if member is None:
+            raise ApiError(404, "not_found", "no upgrade command of this site has that id")
+        rollout = _locked(session, member.rollout_id)
+        member = session.get(RolloutSite, (rollout.id, site_id), populate_existing=True)
+        assert member is not None
+        if member.state == "sent":  # a repeated report (the host retries until it is heard) changes nothing
+            upgraded = outcome == "upgraded" and version == rollout.version
+            member.state = "upgraded" if upgraded else "failed"
+            member.detail = (detail or ("" if upgraded else f"reported {outcome} at {version}"))[:DETAIL_MAX] or None
+            member.reported_at = now
+            audit.record(session, "hq", "rollout.report", site_id, rollout=rollout.id, outcome=outcome,
+                         version=version)
+        if rollout.state == "running":
+            _advance(session, rollout, now)
+        return {"rollout": rollout.id, "site": site_id, "state": member.state, "rollout_state": rollout.state}
+
+
+def advance_all(hq: "HQ", now: datetime | None = None) -> list[str]:
+    """Move every running rollout on as far as it may go now (the soak time may have passed)."""
+    moment = now or utcnow()
+    with hq.read() as conn:
+        running = list(conn.execute(select(Rollout.id).where(Rollout.state == "running")).scalars())
+    for rollout_id in running:
+        with hq.session() as session:
+            rollout = _locked(session, rollout_id)
+            if rollout.state == "running":
+                _advance(session, rollout, moment)
+    return running
+
+
+def status(hq: "HQ", rollout_id: str | None = None) -> dict[str, Any]:
+    """One rollout (the newest without an id): its state, and each ring's sites with their state."""
+    with hq.session() as session:
+        query = select(Rollout).order_by(Rollout.created_at.desc()).limit(1) if rollout_id is None \
+            else select(Rollout).where(Rollout.id == rollout_id)
+        rollout = session.scalar(query)
+        if rollout is None:
+            raise ApiError(404, "not_found", "no such rollout" if rollout_id else "no rollout yet")
+        members = session.scalars(select(RolloutSite).where(RolloutSite.rollout_id == rollout.id)
+                                  .order_by(RolloutSite.ring, RolloutSite.site_id)).all()
+        current = rollout.rings[rollout.ring_index] if rollout.state == "running" else None
+        return {"id": rollout.id, "version": rollout.version, "state": rollout.state, "reason": rollout.reason,
+                "rings": rollout.rings, "current_ring": current, "soak_seconds": rollout.soak_seconds,
+                "created_by": rollout.created_by, "created_at": iso(rollout.created_at),
+                "sites": [{"site": m.site_id, "ring": m.ring, "state": m.state, "detail": m.detail,
+                           "reported_at": iso(m.reported_at) if m.reported_at else None} for m in members]}
+
+
+def _locked(session: "Session", rollout_id: str) -> Rollout:
+    rollout = session.scalar(select(Rollout).where(Rollout.id == rollout_id).with_for_update())
+    if rollout is None:
+        raise ApiError(404, "not_found", "no such rollout")
+    return rollout
+
+
+def _advance(session: "Session", rollout: Rollout, now: datetime) -> None:
+    """Send the ring under way its commands, halt on a failure, or go on to the next ring once it soaked."""
+    while rollout.state == "running":
+        ring = rollout.rings[rollout.ring_index]
+        members = session.scalars(select(RolloutSite).where(RolloutSite.rollout_id == rollout.id,
+                                                            RolloutSite.ring == ring)).all()
+        failed = [m for m in members if m.state == "failed"]
+        if failed:
+            first = failed[0]
+            _stop(session, rollout, "halted", f"ring {ring}: {first.site_id} failed: {first.detail or 'no detail'}",
+                  now)
+            return
+        for member in members:
+            if member.state == "waiting":
+                _send(session, rollout, member)
+        if any(m.state != "upgraded" for m in members):
+            return
+        if rollout.ring_done_at is None:
+            rollout.ring_done_at = now
+        if aware(rollout.ring_done_at) + timedelta(seconds=rollout.soak_seconds) > now:
+            return
+        if rollout.ring_index + 1 >= len(rollout.rings):
+            _stop(session, rollout, "done", None, now)
+            return
+        rollout.ring_index += 1
+        rollout.ring_done_at = None
+        rollout.updated_at = now
+
+
+def _send(session: "Session", rollout: Rollout, member: RolloutSite) -> None:
+    """The site's signed `upgrade` command, queued (the push channel wakes its agent at commit)."""
+    site = session.scalar(select(Site).where(Site.id == member.site_id).with_for_update())
+    if site is None or site.status == "revoked":
+        member.state, member.detail = "failed", "site revoked before its ring"
+        return
+    cmd = commands.enqueue(session, site, "upgrade", {"version": rollout.version, "rollout": rollout.id})
+    member.state, member.command_id = "sent", cmd.id
+
+
+def _stop(session: "Session", rollout: Rollout, state: str, reason: str | None, now: datetime,
+          operator: str = "hq") -> None:
+    rollout.state, rollout.reason, rollout.updated_at = state, reason[:500] if reason else None, now
+    audit.record(session, operator, f"rollout.{state}", None, rollout=rollout.id, reason=reason)
