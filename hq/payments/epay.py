@@ -52,6 +52,8 @@ class EpayGateway:
         if missing:
             raise ValueError(f"epay credentials lack {', '.join(missing)}")
         self.api_url = str(config["api_url"]).rstrip("/") + "/"
+        # where payers open submit.php when the cashier is not where HQ calls the API (default: the same place)
+        self.submit_url = str(config.get("submit_url") or self.api_url).rstrip("/") + "/"
         self.pid, self._key = str(config["pid"]), str(config["key"])
         self.pay_type = str(config.get("type") or "")  # alipay|wxpay|qqpay; empty lets the cashier ask
         self.currency = str(config.get("currency") or "CNY")
@@ -64,7 +66,7 @@ class EpayGateway:
                   "name": request.subject, "money": yuan(request.amount_cents)}
         params = {k: v for k, v in params.items() if v != ""}
         params.update(sign=sign(params, self._key), sign_type="MD5")
-        url = f"{self.api_url}submit.php?{urlencode(params)}"
+        url = f"{self.submit_url}submit.php?{urlencode(params)}"
         return PayLink(pay_url=url, qr_content=url)
 
     def verify(self, params: Mapping[str, str]) -> Notice:
