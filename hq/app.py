@@ -21,7 +21,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_payments, api_settlement, api_site, fleet, fleet_settlement
+    from hq import api_admin, api_payments, api_settlement, api_site, fleet, fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
@@ -75,6 +75,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_settlement.admin_router)
     app.include_router(fleet.router)
     app.include_router(fleet_settlement.router)
+    app.include_router(fleet_payments.router)
     app.include_router(api_payments.router)
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
