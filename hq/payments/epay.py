@@ -123,13 +123,25 @@ class EpayGateway:
                 return list(found.values())
         raise GatewayError(f"epay orders: more than {MAX_PAGES * PAGE} trades to read back")
 
+    def record(self, out_trade_no: str) -> Record | None:
+        """`act=order` as a book entry (with `refundmoney` when the provider lists it); None: no such order."""
+        data = self._api("order", {"out_trade_no": out_trade_no}, method="GET")
+        code = _code(data)
+        if code == NO_SUCH_ORDER:
+            return None
+        if code != 1 or str(data.get("out_trade_no")) != out_trade_no:
+            raise GatewayError(f"epay order: {str(data.get('msg') or code)[:100]}")
+        return self._record(data)
+
     def _record(self, row: dict[str, Any]) -> Record:
         if str(row.get("pid", self.pid)) != self.pid:
             raise GatewayError("epay listed another merchant's trade")
+        refunded = row.get("refundmoney")  # newer epay versions list it; older ones say nothing of refunds
         try:
             return Record(out_trade_no=str(row.get("out_trade_no") or ""), trade_no=str(row.get("trade_no") or "")[:64],
                           amount_cents=cents(str(row.get("money"))), paid=str(row.get("status")) == "1",
-                          created_at=self._time(row.get("addtime")), paid_at=self._time(row.get("endtime")))
+                          created_at=self._time(row.get("addtime")), paid_at=self._time(row.get("endtime")),
+                          refunded_cents=None if refunded in (None, "") else cents(str(refunded)))
         except Forged as exc:
             raise GatewayError(f"epay orders: {exc}") from None
 
