@@ -9,6 +9,8 @@ import time
 from datetime import timedelta
 from typing import Any, Iterator
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -19,6 +21,7 @@ from hq.testing import RunningHQ, running_hq
 from tests.hq.helpers import order, post_orders
 
 SITE = "xingchen"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
@@ -110,3 +113,31 @@ def test_the_reconciliation_and_its_differences_show_on_the_fleet_page_and_the_s
     site = client.get(f"/fleet/sites/{SITE}").text
     assert re.search(r'<tr data-kind="paid_at_hq_only"><td>[0-9-]+</td><td>epay</td><td>paid_at_hq_only</td><td>F3</td>',
                      _table(site, "site-differences"))
+
+
+@pytest.mark.browser
+def test_the_operator_refunds_in_the_browser_and_the_page_shows_it(paying):
+    from tests.conftest import require
+    from tests.support.browser import CHROMIUM, chromium
+
+    require(CHROMIUM.exists(), "Debian chromium is not installed")
+    hq, token, box = paying
+    paid = _paid(hq, token, box, "FB1")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{hq.url}/fleet/login")
+        page.fill("#token", hq.operator_token)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#payments")
+        page.fill("#refund-order", paid["hq_order_id"])
+        page.fill("#refund-reason", "缺货退款")
+        page.click("#refund-form button[type=submit]")
+        page.wait_for_selector(f'#refunds tr[data-refund="{paid["hq_order_id"]}"]')
+        assert f"order {paid['hq_order_id']} refunded" in page.inner_text(".flash")
+        assert "缺货退款" in page.inner_text("#refunds")
+        assert page.inner_text('#gateways td[data-state="refunded"]') == "1"
+        page.goto(f"{hq.url}/fleet/sites/{SITE}?lang=zh-CN")
+        assert "缺货退款" in page.inner_text("#site-refunds") and page.inner_text("#payments") == "支付"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hq-fleet-site-payments.png"), full_page=True)
+    assert box.trades[paid["trade_no"]].refunded == "95.00"
