@@ -18,7 +18,10 @@ def main() -> int:
     args = parser.parse_args()
     demo = Demo(root=args.root.resolve(), payments=True)
     try:
-        demo_up(demo, before_site=[enable_payments]) if args.action == "up" else demo_down(demo)
+        if args.action == "up":
+            demo_up(demo, before_site=[enable_payments] if demo.payments else [])
+        else:
+            demo_down(demo)
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
