@@ -68,7 +68,9 @@ class PaidStack:
 @contextmanager
 def paid_stack(tmp_path: Path, orders: int, **agent: Any) -> Iterator[PaidStack]:
     """The stack with `orders` + 20 card keys for SKU and every buyer rule open (one address, many orders)."""
-    with serving(EpaySandbox(notify_delay=0.2)) as box, \
+    # 8 tries over about a minute: 200 notifications at once on a loaded machine can keep HQ past the sandbox's 5 s
+    # timeout more than 5 times running (then the order waits for HQ's query after expiry, 15 min away)
+    with serving(EpaySandbox(notify_delay=0.2, notify_attempts=8)) as box, \
             running_hq(tmp_path, site_rate_per_second=10_000, site_rate_burst=10_000) as hq:
         hq.set_rules(OPEN_RULES)
         hq.seed_item(SKU, category="game", name="点卡 10 元", price_cents=900)
