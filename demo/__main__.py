@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from demo.payments import enable_payments
 from demo.stack import Demo, demo_down, demo_up
 from kitcore.errors import KitError
 
@@ -15,9 +16,12 @@ def main() -> int:
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--root", type=Path, default=Path(".demo"), help="where the demo keeps its state")
     args = parser.parse_args()
-    demo = Demo(root=args.root.resolve())
+    demo = Demo(root=args.root.resolve(), payments=True)
     try:
-        demo_up(demo) if args.action == "up" else demo_down(demo)
+        if args.action == "up":
+            demo_up(demo, before_site=[enable_payments] if demo.payments else [])
+        else:
+            demo_down(demo)
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -22,6 +22,8 @@ from kitcore.licence.keys import write_private
 from kitcore.sitedir import SiteDir
 
 if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
     import docker
 
     from hq.service import HQ
@@ -52,6 +54,8 @@ class Demo:
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
     hq_env: tuple[tuple[str, str], ...] = ()  # more KIT_HQ_* settings for HQ's container (e.g. its alert webhook)
+    payments: bool = False  # buyers pay through the epay sandbox (demo.payments); `make demo` turns it on
+    pay_port: int = 8610  # the sandbox cashier payers open
 
     @property
     def instance(self) -> str:
@@ -90,6 +94,10 @@ class Demo:
     def hq_internal_url(self) -> str:
         """How the agent container reaches HQ: by name on the shared network."""
         return f"http://{self.hq_container}:8600"
+
+    @property
+    def pay_container(self) -> str:
+        return f"{self.hq_container}-pay"
 
     @property
     def site_url(self) -> str:
@@ -201,6 +209,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
             "KIT_HQ_PUBLIC_URL": demo.hq_internal_url,
             "KIT_HQ_REGISTRY_URL": demo.registry,
             "KIT_HQ_HEARTBEAT_INTERVAL_SECONDS": str(demo.heartbeat_seconds),
+            "KIT_HQ_PAYER_URL": demo.hq_url,  # the gateway sends payers back here: their browser's way to HQ
             **dict(demo.hq_env),
         },
         labels={DEMO_LABEL: demo.instance},
@@ -260,12 +269,16 @@ def summary(demo: Demo) -> None:
     out().print(f"  site admin   {demo.site_url}/admin  (login printed above by kitctl up, once)")
     out().print(f"  HQ fleet     {demo.hq_url}/fleet  (operator token in {demo.operator_token_path})")
     out().print(f"  metrics      http://127.0.0.1:{demo.metrics_port}/metrics")
+    if demo.payments:
+        out().print(f"  payments     epay sandbox cashier http://127.0.0.1:{demo.pay_port}/  (no money moves)")
     out().print(f"  licence      kitctl licence inspect @{demo.licence_path} --hq-keys {demo.jwks_path}")
 
 
-def demo_up(demo: Demo, ship_images: bool = True) -> None:
+def demo_up(demo: Demo, ship_images: bool = True,
+            before_site: "Sequence[Callable[[docker.DockerClient, Demo], None]]" = ()) -> None:
     """ship_images=False: the caller has built this tree's images and put them in the demo registry's
-    storage itself (the tests build and push once a run and give each of their demos a copy)."""
+    storage itself (the tests build and push once a run and give each of their demos a copy).
+    before_site: steps run once HQ is up, before `kitctl up` (`make demo`: demo.payments.enable_payments)."""
     from kitctl.engine import connect
 
     client = connect(None)
@@ -276,6 +289,8 @@ def demo_up(demo: Demo, ship_images: bool = True) -> None:
     if ship_images:
         build_and_push_images(client, demo)
     start_hq_container(client, demo)
+    for step in before_site:
+        step(client, demo)
     launch_site(demo)
     summary(demo)
 

@@ -22,7 +22,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from fastapi import FastAPI
 
     from hq import api_admin, api_grades, api_payments, api_settlement, api_site, api_stock, fleet, fleet_grades
-    from hq import fleet_settlement
+    from hq import fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
@@ -80,6 +80,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_settlement.admin_router)
     app.include_router(fleet.router)
     app.include_router(fleet_settlement.router)
+    app.include_router(fleet_payments.router)
     app.include_router(api_payments.router)
     app.include_router(api_stock.admin_router)
     app.include_router(api_stock.router)

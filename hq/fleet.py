@@ -9,8 +9,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hq import (fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_query, fleet_settlement, i18n, licences,
-                reviews, session as sessions, sites, stock, support)
+from hq import (fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_payments, fleet_query, fleet_settlement, i18n,
+                licences, reviews, session as sessions, sites, stock, support)
 from hq.badges import badges
 from hq.auth import get_hq
 from hq.errors import ApiError
@@ -124,6 +124,7 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
         "stock_short": [s for s in stock.listing(hq)["skus"] if s["state"] != "in_stock"],
         **fleet_settlement.context(hq),
+        **fleet_payments.context(hq),
     }
     return _render(request, "fleet.html", context)
 
@@ -147,7 +148,9 @@ def site_page(request: Request, site: str, hq: HQ = Depends(get_hq)) -> Response
         raise fleet_query.InvalidQuery(f"{extra[0][:40]}: not a parameter of the site page")
     i18n.check_lang(request)
     return _render(request, "site.html", {"operator": sess.operator, "csrf": sess.csrf,
-                                          "d": fleet_detail.detail(hq, site)})
+                                          "d": fleet_detail.detail(hq, site),
+                                          "pay": fleet_payments.site_payments(hq, site),
+                                          "payment_states": PAYMENT_STATES})
 
 
 @router.get("/fleet/rollouts", response_class=HTMLResponse)

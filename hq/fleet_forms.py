@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Callable
 from urllib.parse import quote
 
 from fastapi import Request
@@ -12,6 +13,7 @@ from hq import session as sessions
 from hq.auth import get_hq
 from hq.errors import ApiError
 from hq.session import COOKIE, OperatorSession
+from kitcore.errors import InvalidInput
 
 
 def session_of(request: Request) -> OperatorSession | None:
@@ -33,3 +35,13 @@ def check_csrf(request: Request, token: str) -> OperatorSession:
     if not hmac.compare_digest(sess.csrf, token):
         raise ApiError(403, "csrf", "form expired or forged (CSRF token mismatch); reload the page")
     return sess
+
+
+def acted(request: Request, csrf: str, action: Callable[[str], str], anchor: str) -> RedirectResponse:
+    """Run a form's action as the session's operator; back to the list with its message, or its refusal as one line."""
+    operator = check_csrf(request, csrf).operator
+    try:
+        return back(msg=action(operator), anchor=anchor)
+    except (ApiError, InvalidInput) as exc:
+        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
+        return back(error=detail.splitlines()[0][:200], anchor=anchor)

@@ -17,8 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from hq import sites
 from hq.auth import get_hq
-from hq.errors import ApiError
-from hq.fleet_forms import back, check_csrf, session_of
+from hq.fleet_forms import acted, session_of
 from hq.ledger import payouts, statements
 from hq.service import HQ
 from kitcore.errors import InvalidInput
@@ -59,12 +58,7 @@ def fen_of_yuan(text: str) -> int:
 
 def _run(request: Request, csrf: str, action: Callable[[str], str]) -> RedirectResponse:
     """The action as the session's operator; its message, or the refusal as one line."""
-    operator = check_csrf(request, csrf).operator
-    try:
-        return back(msg=action(operator), anchor=ANCHOR)
-    except (ApiError, InvalidInput) as exc:
-        detail = exc.detail if isinstance(exc, ApiError) else str(exc)
-        return back(error=detail.splitlines()[0][:200], anchor=ANCHOR)
+    return acted(request, csrf, action, ANCHOR)
 
 
 @router.post("/fleet/settlement/issue")

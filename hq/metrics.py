@@ -47,7 +47,8 @@ HEARTBEAT_OUTCOMES = ("recorded", "refused")
 PAYMENT_OUTCOMES = ("applied", "duplicate", "held", "waiting", "unpaid", "forged", "queried")
 GATEWAYS = ("epay", "alipay", "wechat")
 # What the daily reconciliation flags (hq.payments.reconcile).
-RECONCILE_KINDS = ("paid_at_gateway_only", "amount_mismatch", "paid_at_hq_only")
+RECONCILE_KINDS = ("paid_at_gateway_only", "amount_mismatch", "paid_at_hq_only", "refund_at_gateway_only",
+                   "refund_at_hq_only")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 

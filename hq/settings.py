@@ -20,6 +20,9 @@ class HQSettings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     migrate: bool = True  # run migrations at start (workers after the first skip it)
     public_url: str = Field(default="http://127.0.0.1:8600", pattern=r"^https?://[^\s]+$")
+    # Where payers' browsers reach HQ (the page a gateway sends them back to), when not at public_url: the demo,
+    # whose HQ the gateway and the sites reach by container name and a browser by a loopback port.
+    payer_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     registry_url: str | None = "127.0.0.1:5000"
     heartbeat_interval_seconds: int = Field(default=30, ge=1, le=3600)
     # the push channel (GET /v1/commands/wait): the longest HQ holds a long-poll open (0: answer at once)

@@ -102,6 +102,7 @@ class Record:
     paid: bool
     created_at: datetime | None  # aware, UTC
     paid_at: datetime | None
+    refunded_cents: int | None = None  # what the gateway gave back; None: its books do not say
 
 
 @runtime_checkable
@@ -111,6 +112,9 @@ class Listing(Protocol):
     def records(self, start: datetime, end: datetime) -> list[Record]:
         """Every payment the gateway opened or saw paid in [start, end) (aware datetimes); raises GatewayError
         when it cannot give them all."""
+
+    def record(self, out_trade_no: str) -> Record | None:
+        """One trade as the gateway's books hold it (its refunds included when they say), None when it has none."""
 
 
 @runtime_checkable

@@ -73,13 +73,14 @@ def open_payments(hq: "HQ", conn: "Connection", gateway: Gateway, payables: list
     if not payables:
         return {}
     base = hq.settings.public_url.rstrip("/")
+    back = (hq.settings.payer_url or base).rstrip("/")
     expires = now + timedelta(seconds=hq.settings.payment_expiry_seconds)
     rows = []
     for p in payables:
         trade = out_trade_no(p.site_id, p.order_id)
         link = gateway.create(PaymentRequest(
             out_trade_no=trade, amount_cents=p.amount_cents, currency=p.currency, subject=f"{p.sku} x{p.quantity}",
-            notify_url=f"{base}/v1/payments/{gateway.name}/notify", return_url=f"{base}/v1/payments/return"))
+            notify_url=f"{base}/v1/payments/{gateway.name}/notify", return_url=f"{back}/v1/payments/return"))
         rows.append({"order_pk": p.order_pk, "out_trade_no": trade, "gateway": gateway.name,
                      "amount_cents": p.amount_cents, "currency": p.currency, "status": "pending",
                      "pay_url": link.pay_url, "qr_content": link.qr_content, "created_at": now, "expires_at": expires})

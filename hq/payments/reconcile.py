@@ -8,7 +8,11 @@ compares them with the payments HQ saw paid:
 - `paid_at_gateway_only`: the gateway says paid, HQ has no payment or an unpaid
   (pending, expired) one — a lost notification the sweep did not find;
 - `amount_mismatch`: both say paid, with different amounts (a held payment is one);
-- `paid_at_hq_only`: HQ says paid, the gateway has no such trade or says unpaid.
+- `paid_at_hq_only`: HQ says paid, the gateway has no such trade or says unpaid;
+- `refund_at_hq_only`: HQ recorded a refund that day, the gateway's books show less
+  (or more) given back, or no such trade (unchecked when its books do not say);
+- `refund_at_gateway_only`: the day's listing shows money given back for a trade HQ
+  holds unrefunded.
 
 A trade paid near midnight may sit on another day on the other side: each side's
 trade is looked up on the other side whatever its day (a payment HQ holds that the
@@ -109,7 +113,11 @@ def compare(hq: "HQ", gateway: "Gateway", name: str, records: list[Record], star
         ours = {p.out_trade_no: p for p in conn.execute(
             _payments().where(Payment.gateway == name, Payment.status.in_(PAID), Payment.paid_at >= start,
                               Payment.paid_at < end))}
-        known = {p.out_trade_no: p for chunk in _chunks(sorted(set(theirs) - set(ours)))
+        refunded = {p.out_trade_no: p for p in conn.execute(
+            _payments().where(Payment.gateway == name, Payment.status == "refunded", Payment.refunded_at >= start,
+                              Payment.refunded_at < end))}
+        given_back = {t for t, r in listed.items() if r.refunded_cents}
+        known = {p.out_trade_no: p for chunk in _chunks(sorted((set(theirs) | given_back) - set(ours)))
                  for p in conn.execute(_payments().where(Payment.out_trade_no.in_(chunk)))}
     known.update(ours)
     found: dict[tuple[str, str], dict[str, Any]] = {}
@@ -127,9 +135,28 @@ def compare(hq: "HQ", gateway: "Gateway", name: str, records: list[Record], star
                   "the gateway has no such trade" if rec is None else "the gateway says unpaid")
         elif rec.amount_cents != int(pay.amount_cents):
             _flag(found, "amount_mismatch", trade, pay, rec.amount_cents, f"HQ's payment is {pay.status}")
+    _compare_refunds(found, gateway, listed, refunded, {t: known.get(t) for t in given_back})
     return {"gateway_paid": len(theirs), "gateway_paid_cents": sum(r.amount_cents for r in theirs.values()),
             "hq_paid": len(ours), "hq_paid_cents": sum(int(p.amount_cents) for p in ours.values()),
             "differences": sorted(found.values(), key=lambda d: (d["kind"], d["out_trade_no"]))}
+
+
+def _compare_refunds(found: dict[tuple[str, str], dict[str, Any]], gateway: "Gateway", listed: dict[str, Record],
+                     refunded: dict[str, Any], given_back: dict[str, Any]) -> None:
+    """Refunds HQ recorded in the window against the gateway's books, and refunds the listing shows against HQ's.
+
+    A gateway whose books do not say what was refunded (`refunded_cents` None) leaves HQ's refund unchecked."""
+    for trade, pay in refunded.items():
+        rec = listed.get(trade) or _asked(gateway, trade)
+        if rec is None:
+            _flag(found, "refund_at_hq_only", trade, pay, None, "the gateway has no such trade")
+        elif rec.refunded_cents is not None and rec.refunded_cents != int(pay.amount_cents):
+            _flag(found, "refund_at_hq_only", trade, pay, rec.refunded_cents,
+                  f"the gateway gave back {rec.refunded_cents} fen of {int(pay.amount_cents)}")
+    for trade, pay in given_back.items():
+        if pay is None or pay.status not in ("refunded", "refunding"):
+            _flag(found, "refund_at_gateway_only", trade, pay, listed[trade].refunded_cents,
+                  "no payment at HQ" if pay is None else f"HQ's payment is {pay.status}")
 
 
 def _payments() -> Any:
@@ -139,6 +166,8 @@ def _payments() -> Any:
 
 def _asked(gateway: "Gateway", trade: str) -> Record | None:
     """A trade HQ holds paid that the day's listing lacks (paid on another day there?): the gateway's answer."""
+    if isinstance(gateway, Listing):
+        return gateway.record(trade)
     try:
         notice = gateway.query(trade)
     except Forged as exc:

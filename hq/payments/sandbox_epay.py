@@ -164,7 +164,7 @@ class EpaySandbox(Notifying):
         """A trade as the API shows it."""
         return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "type": trade.pay_type,
                 "pid": trade.pid, "addtime": local_time(trade.addtime), "endtime": local_time(trade.endtime),
-                "name": trade.name, "money": trade.money, "status": trade.status}
+                "name": trade.name, "money": trade.money, "status": trade.status, "refundmoney": trade.refunded}
 
     def orders(self, pid: str, limit: str, page: str) -> dict[str, Any]:
         """`act=orders`: the merchant's trades, newest first; `limit` (at most 50) a page, `page` from 1."""

@@ -33,7 +33,9 @@ FIRST_ORDER: dict[str, Any] = {}  # the first buyer's order, checked again after
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[Any]:
     require(CHROMIUM.exists(), "Debian chromium is not installed")
-    with own_demo(tmp_path_factory.mktemp("loop"), "loop", heartbeat_seconds=2) as d:
+    # unpaid orders expire after 20 s, looked for every second (step 8b; payments are off until then)
+    expiry = (("KIT_HQ_PAYMENT_EXPIRY_SECONDS", "20"), ("KIT_HQ_PAYMENT_CHECK_SECONDS", "1"))
+    with own_demo(tmp_path_factory.mktemp("loop"), "loop", heartbeat_seconds=2, hq_env=expiry) as d:
         yield d
 
 
@@ -261,6 +263,93 @@ def test_orders_survive_hq_downtime_and_are_decided_exactly_once(demo, buyer):
                every=3, what="orders decided after HQ came back")
     decided = [o for o in hq_orders(demo) if o["order_id"] in placed]
     assert sorted(o["order_id"] for o in decided) == sorted(placed)  # exactly once each at HQ
+
+
+# -- 8b. buyers pay through the epay sandbox in its container (issue 16) ------------------------------
+@pytest.fixture
+def paying(demo) -> Iterator[None]:
+    """HQ's epay gateway pointed at the sandbox container, as `make demo` runs it; the test mode again after."""
+    import docker
+
+    from demo.payments import disable_payments, enable_payments
+
+    enable_payments(docker.from_env(), demo)
+    try:
+        yield
+    finally:
+        disable_payments(demo)
+
+
+def hq_rows(demo, sql: str, *args: Any) -> list[dict[str, Any]]:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{demo.hq_dir / 'hq.sqlite3'}?mode=ro", uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(sql, args)]
+    finally:
+        db.close()
+
+
+def hq_order(demo, order_id: str) -> dict[str, Any]:
+    return next(o for o in hq_orders(demo) if o["order_id"] == order_id)
+
+
+def pay_link(page) -> str:
+    """The pay step the order page shows by itself once HQ accepted the order (no reload by the test)."""
+    page.locator("#pay-qr svg").wait_for(state="visible", timeout=30_000)
+    return page.locator("#pay-link").get_attribute("href")
+
+
+def test_unpaid_order_expires_and_its_key_is_sold_to_the_next_buyer_who_pays_at_the_sandbox(demo, buyer, paying):
+    first = checkout(buyer, "phone-cu-100", "slow-payer@example.cn")
+    pay_link(buyer)
+    held = hq_rows(demo, "SELECT id, status FROM card_keys WHERE order_pk = ?", hq_order(demo, first)["id"])
+    assert [k["status"] for k in held] == ["reserved"]  # reserved for the order, not sold before payment
+    buyer.locator("#order-status.status-expired").wait_for(timeout=60_000)  # the page follows by itself
+    assert hq_rows(demo, "SELECT status, order_pk FROM card_keys WHERE id = ?", held[0]["id"]) == [
+        {"status": "available", "order_pk": None}]
+
+    second = checkout(buyer, "phone-cu-100", "quick-payer@example.cn", "quick-pw-1")
+    link = pay_link(buyer)
+    shown = buyer.locator("#pay-amount").inner_text()
+    cashier = buyer.context.new_page()
+    cashier.goto(link)
+    assert cashier.locator("#amount").inner_text() == shown  # the shop's total, charged through HQ's gateway
+    cashier.click("#pay")
+    cashier.wait_for_load_state()
+    assert "Your payment was submitted" in cashier.inner_text("body")  # HQ's return page, at the payer's URL
+    cashier.close()
+    buyer.locator("#card-keys .secret").first.wait_for(timeout=60_000)  # delivered without a manual refresh
+    assert buyer.locator("#order-status").get_attribute("class").split()[-1] == "status-delivered"
+    buyer.screenshot(path=str(ARTIFACTS / "loop-paid-order.png"), full_page=True)
+    sold = hq_rows(demo, "SELECT status, order_pk FROM card_keys WHERE id = ?", held[0]["id"])
+    assert sold == [{"status": "sold", "order_pk": hq_order(demo, second)["id"]}]  # the expired order's key
+    assert order_status(buyer, first) == "expired"
+
+
+def test_hq_down_while_the_sandbox_notifies_the_retry_lands_once(demo, buyer, paying):
+    import docker
+
+    order_id = checkout(buyer, "game-steam-50", "paid-while-hq-away@example.cn")
+    with httpx.Client(timeout=15) as sandbox:
+        cashier = sandbox.get(pay_link(buyer))
+        trade_no = re.search(r"action='/pay/([0-9A-Za-z]+)'", cashier.text).group(1)
+        hq = docker.from_env().containers.get(demo.hq_container)
+        hq.stop(timeout=5)
+        try:
+            paid = sandbox.post(httpx.URL(str(cashier.url)).join(f"/pay/{trade_no}"))
+            assert paid.status_code == 303  # paid at the gateway; its notification finds no HQ
+            time.sleep(3)
+        finally:
+            hq.start()
+    eventually(lambda: order_status(buyer, order_id) == "delivered", 120, every=2, what="paid order delivered")
+    pk = hq_order(demo, order_id)["id"]
+    trade = hq_rows(demo, "SELECT out_trade_no, status FROM payments WHERE order_pk = ?", pk)
+    assert [t["status"] for t in trade] == ["paid"]
+    notices = hq_rows(demo, "SELECT outcome FROM payment_notices WHERE out_trade_no = ?", trade[0]["out_trade_no"])
+    assert notices == [{"outcome": "applied"}]  # the retry after HQ came back, once
+    assert [k["status"] for k in hq_rows(demo, "SELECT status FROM card_keys WHERE order_pk = ?", pk)] == ["sold"]
 
 
 # -- 6. metrics --------------------------------------------------------------------

@@ -111,6 +111,20 @@ def test_an_approved_order_waits_for_payment_and_is_delivered_once_paid(paying):
     assert _ledger_entries(hq, result["hq_order_id"]) == 1
 
 
+def test_the_gateway_sends_the_payer_back_to_the_payer_url_and_notifies_the_public_url(tmp_path, db_url, sandbox):
+    """KIT_HQ_PAYER_URL: where a browser reaches HQ when the gateway reaches it elsewhere (the demo's containers)."""
+    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600,
+                    payer_url="http://127.0.0.1:18600") as hq:
+        hq.seed_item("card-p", price_cents=9000)
+        hq.seed_card_keys("card-p", 1)
+        pid, key = sandbox.add_merchant()
+        config.configure(hq.service, "tester", "epay", {"api_url": sandbox.url, "pid": pid, "key": key})
+        result = _order(hq, hq.issue_licence(SITE, categories=["game"]), "PU1")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(result["payment"]["pay_url"]).query).items()}
+    assert query["return_url"] == "http://127.0.0.1:18600/v1/payments/return"
+    assert query["notify_url"] == f"{hq.url}/v1/payments/epay/notify"
+
+
 def test_a_replayed_notification_changes_nothing(paying):
     hq, token, box = paying
     result = _order(hq, token, "P2")

@@ -103,3 +103,14 @@ def test_amounts_round_trip_in_fen():
 def test_missing_credentials_are_named():
     with pytest.raises(ValueError, match="pid, key"):
         EpayGateway({"api_url": "http://x/"})
+
+
+def test_the_pay_link_goes_to_submit_url_while_the_api_stays_at_api_url(sandbox):
+    """A cashier elsewhere than the API (the demo's sandbox: by name for HQ, on a loopback port for payers)."""
+    gw = EpayGateway({"api_url": "http://pay-sandbox:8610", "submit_url": "http://127.0.0.1:18610", "pid": "1001",
+                      "key": "K" * 32})
+    link = gw.create(PaymentRequest("kabc", 9500, "CNY", "game-100 x1", "http://hq/n", "http://hq/r"))
+    assert link.pay_url.startswith("http://127.0.0.1:18610/submit.php?") and link.qr_content == link.pay_url
+    assert gw.api_url == "http://pay-sandbox:8610/"
+    assert _gateway("1001", "K" * 32).create(PaymentRequest("kabc", 9500, "CNY", "x", "http://hq/n", "http://hq/r")) \
+        .pay_url.startswith("http://sandbox.invalid/submit.php?")  # without submit_url: where the API is

@@ -91,7 +91,8 @@ def test_every_difference_between_the_gateways_books_and_hqs_is_flagged(paying):
     assert (mismatch["gateway_cents"], mismatch["hq_cents"]) == (950, 9500)
     assert {d["detail"] for d in result["differences"] if d["kind"] == "paid_at_hq_only"} == {
         "the gateway has no such trade", "the gateway says unpaid"}
-    assert result["by_kind"] == {"paid_at_gateway_only": 1, "amount_mismatch": 1, "paid_at_hq_only": 2}
+    assert result["by_kind"] == {"paid_at_gateway_only": 1, "amount_mismatch": 1, "paid_at_hq_only": 2,
+                                 "refund_at_gateway_only": 0, "refund_at_hq_only": 0}
     assert (result["gateway_paid"], result["hq_paid"]) == (3, 5)  # C1 C2 C3 there; C1 C3 C4 C5 C6 here
 
     families = {f.name: f for f in FleetCollector(hq.service, ttl=0).collect()}
@@ -105,6 +106,46 @@ def test_every_difference_between_the_gateways_books_and_hqs_is_flagged(paying):
     assert {d["kind"] for d in again["differences"]} == {"amount_mismatch", "paid_at_hq_only"}
     with hq.service.read() as conn:
         assert conn.execute(select(func.count()).select_from(PaymentReconciliation)).scalar() == 1
+
+
+def test_refunds_are_reconciled_against_the_gateways_books(paying, monkeypatch):
+    from hq.payments import refunds
+
+    hq, token, box = paying
+    hq.set_rules(OPEN_RULES)
+    hq.seed_card_keys("card-p", 4)
+    trades = {}
+    for order_id in ("R1", "R2", "R3", "R4"):
+        trades[order_id] = _opened(box, _ordered(hq, token, order_id))
+        box.pay(trades[order_id].trade_no)
+        _wait_status(hq, token, order_id, "delivered")
+    hq_ids = {o: _status_id(hq, token, o) for o in trades}
+    refunds.refund(hq.service, "op", hq_ids["R1"], "buyer asked")  # refunded on both sides: no difference
+    refunds.refund(hq.service, "op", hq_ids["R2"], "buyer asked")
+    trades["R2"].refunded = "0.00"  # HQ recorded a refund the gateway's books do not show
+    box.refund(trades["R3"], "95.00")  # money given back at the gateway, HQ holds the order delivered
+    later = utcnow() + timedelta(days=1, hours=2)
+    [result] = reconcile.run(hq.service, utcnow().date(), "op", now=later)
+    assert {(d["kind"], d["order_id"], d["detail"]) for d in result["differences"]} == {
+        ("refund_at_hq_only", "R2", "the gateway gave back 0 fen of 9500"),
+        ("refund_at_gateway_only", "R3", "HQ's payment is paid")}
+    assert result["by_kind"]["refund_at_hq_only"] == 1 and result["by_kind"]["refund_at_gateway_only"] == 1
+    families = {f.name: f for f in FleetCollector(hq.service, ttl=0).collect()}
+    exported = {tuple(s.labels.values()): s.value for s in families["kithq_payment_reconciliation_differences"].samples}
+    assert exported[("epay", "refund_at_hq_only")] == 1 and exported[("epay", "refund_at_gateway_only")] == 1
+
+    # a provider whose books say nothing of refunds (older epay): HQ's refunds stay unchecked, nothing flagged
+    plain = EpaySandbox.record
+    monkeypatch.setattr(EpaySandbox, "record", staticmethod(lambda t: {
+        k: v for k, v in plain(t).items() if k != "refundmoney"}))
+    [quiet] = reconcile.run(hq.service, utcnow().date(), "op", now=later)
+    assert quiet["status"] == "matched" and quiet["differences"] == []
+
+
+def _status_id(hq, token: str, order_id: str) -> str:  # type: ignore[no-untyped-def]
+    from tests.hq.test_hq_payments import _status
+
+    return _status(hq, token, order_id)["hq_order_id"]
 
 
 def test_a_day_not_over_or_an_unconfigured_gateway_is_refused_and_nothing_is_stored(paying):

@@ -57,7 +57,7 @@ def test_agent_and_hq_series_do_not_grow_with_orders_or_buyers(tmp_path: Path) -
     from agent.outbox import Forwarder
     from agent.stats import Observer
     from hq import api_admin, api_payments, api_settlement, api_site, api_stock, push_api
-    from hq import fleet as fleet_pages, fleet_settlement
+    from hq import fleet as fleet_pages, fleet_payments, fleet_settlement
     from hq.metrics import RULES, FleetCollector, render
     from tests.agent.helpers import SITE_KEY, migrated_engine, sqlite_url
 
@@ -95,8 +95,8 @@ def test_agent_and_hq_series_do_not_grow_with_orders_or_buyers(tmp_path: Path) -
     assert hq_10k - hq_1k <= 4, (hq_1k, hq_10k)  # velocity rules begin to fire for repeat buyers: a rule label each
     assert _label_values(text, "rule") <= set(RULES) | {"other"}  # rule names, never a buyer or a SKU
     routers = (api_site.router, api_admin.router, api_settlement.site_router, api_settlement.admin_router,
-               fleet_pages.router, fleet_settlement.router, api_payments.router, api_stock.admin_router,
-               api_stock.router)
+               fleet_pages.router, fleet_settlement.router, fleet_payments.router, api_payments.router,
+               api_stock.admin_router, api_stock.router)
     templates = {r.path for router in routers for r in router.routes} | {push_api.PATH}
     assert "/v1/orders" in _label_values(text, "route")
     assert _label_values(text, "route") <= templates | {"/v1/heartbeat", "/metrics", "/healthz", "/openapi.json", "/docs", "unmatched"}  # templates only

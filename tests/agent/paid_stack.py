@@ -1,0 +1,91 @@
+"""Storefront and agent (real processes, one site database), HQ served with epay enabled, the epay sandbox as the
+gateway, and buyers who check out and pay: what the concurrent paid-checkout test and bench/paid_checkouts_bench.py
+share. No containers."""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from hq.payments import config
+from hq.payments.sandbox_epay import EpaySandbox, serving
+from hq.testing import RunningHQ, running_hq
+from tests.agent.helpers import OPEN_RULES, AgentProcess, make_site_dir, sqlite_url, wait_until
+from tests.storefront.http import checkout
+from tests.storefront.support import running_storefront, write_site_files
+
+SKU = "G-PAY-N"
+PAY_LINK = re.compile(r'id="pay-link" href="([^"]+)"')
+SECRET = re.compile(r'class="mono secret">([^<]+)<')
+
+
+class Buyer:
+    """One buyer: their own cookies (the order page is theirs), one order, its pay link, its card key."""
+
+    def __init__(self, base: str, n: int) -> None:
+        self.client = httpx.Client(base_url=base, timeout=60)
+        self.n = n
+        self.path = ""
+        self.paid_at = 0.0  # monotonic, when the sandbox took the payment
+
+    def order(self) -> None:
+        placed = checkout(self.client, SKU, contact=f"buyer-{self.n}@example.cn", password="pay-pw-123",
+                          password2="pay-pw-123")
+        assert placed.status_code == 303, placed.text[:300]
+        self.path = placed.headers["location"].split("?")[0]
+
+    def status(self) -> str:
+        return str(self.client.get(f"{self.path}/status").json()["status"])
+
+    def pay(self) -> str:
+        """Open the pay link at the sandbox and pay; the sandbox's trade number."""
+        link = PAY_LINK.search(self.client.get(self.path).text).group(1).replace("&amp;", "&")
+        cashier = httpx.get(link, timeout=60)
+        trade_no = re.search(r"/pay/(S[0-9a-f]+)", cashier.text).group(1)
+        paid = httpx.post(link.split("submit.php")[0] + f"pay/{trade_no}", timeout=60)
+        self.paid_at = time.monotonic()
+        assert paid.status_code == 303, paid.text[:300]
+        return trade_no
+
+    def secrets(self) -> list[str]:
+        return SECRET.findall(self.client.get(self.path).text)
+
+
+@dataclass
+class PaidStack:
+    hq: RunningHQ
+    box: EpaySandbox
+    base: str
+    keys: list[dict[str, str]]
+
+
+@contextmanager
+def paid_stack(tmp_path: Path, orders: int, **agent: Any) -> Iterator[PaidStack]:
+    """The stack with `orders` + 20 card keys for SKU and every buyer rule open (one address, many orders)."""
+    # 8 tries over about a minute: 200 notifications at once on a loaded machine can keep HQ past the sandbox's 5 s
+    # timeout more than 5 times running (then the order waits for HQ's query after expiry, 15 min away)
+    with serving(EpaySandbox(notify_delay=0.2, notify_attempts=8)) as box, \
+            running_hq(tmp_path, site_rate_per_second=10_000, site_rate_burst=10_000) as hq:
+        hq.set_rules(OPEN_RULES)
+        hq.seed_item(SKU, category="game", name="点卡 10 元", price_cents=900)
+        keys = hq.seed_card_keys(SKU, orders + 20)  # more keys than orders: a key sold twice would not run short
+        pid, merchant_key = box.add_merchant()
+        config.configure(hq.service, "tester", "epay", {"api_url": box.url, "pid": pid, "key": merchant_key})
+        db = sqlite_url(tmp_path)
+        site = make_site_dir(tmp_path, hq, db, site_id="xingchen", categories=["game"])
+        process = AgentProcess(site, tmp_path / "agent.log", stack_probes="", **agent).start()
+        try:
+            env = {**write_site_files(tmp_path / "shop"), "KIT_SITE_KEY_FILE": str(site.site_key_file),
+                   "KIT_STATE_CACHE_SECONDS": "0", "KIT_CHECKOUTS_PER_MINUTE": "100000"}
+            with running_storefront(db, env, tmp_path / "storefront.log") as base:
+                probe = httpx.Client(base_url=base, timeout=30)
+                wait_until(lambda: probe.get(f"/p/{SKU}").status_code == 200, 30, what="the catalog synced")
+                yield PaidStack(hq, box, base, keys)
+        finally:
+            process.terminate()
