@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +17,10 @@ from starlette.staticfiles import StaticFiles
 
 from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
+from kitcore.site import DEFAULT_TIME_ZONE
 from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
+from storefront import clock
 from storefront.context import Shop, make_signers
 from storefront.forwarded import ForwardedFromProxy, TrustedPeers
 from storefront.head import HeadAsGet
@@ -43,13 +44,14 @@ CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (50
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
 
-def make_templates() -> Environment:
+def make_templates(time_zone: str = DEFAULT_TIME_ZONE) -> Environment:
+    """The shop's and admin's templates; every time they show is in the site's zone."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
-    env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
+    env.filters["dt"] = lambda d: clock.local(d, time_zone)
+    env.filters["unix_dt"] = lambda ts: clock.local_unix(ts, time_zone)
     for name in ("base.html", "maintenance.html", "error.html"):  # compiled now: an outage's first page is not slower
         env.get_template(name)
     return env
@@ -68,11 +70,12 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
     # plugins create their tables where the schema is made: here only when this storefront migrates it
     plugins = PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir, engine if settings.migrate_on_start else None)
+    site = load_site_config(settings.site_config)
     return Shop(
-        settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
+        settings=settings, site=site, engine=engine, sessions=sessions,
         cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=plugins,
-        site_key=site_key, templates=make_templates(), buyers=BuyerBox(site_key) if site_key else None,
+        site_key=site_key, templates=make_templates(site.time_zone), buyers=BuyerBox(site_key) if site_key else None,
         metrics=metrics,
     )
 

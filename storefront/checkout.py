@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import CatalogItem, Order, SiteState
+from storefront.plugin_text import plugin_text
 from storefront.signing import Signer
 from storefront.state import ItemView
 
@@ -172,7 +173,7 @@ def place_order(
                 "buyer_region": None, "now": datetime.now(timezone.utc),
             }) or {}
             if adjust.get("errors"):
-                raise CheckoutRefused({"x_" + k: str(v) for k, v in adjust["errors"].items()})
+                raise CheckoutRefused({"x_" + k: plugin_text(t, v) for k, v in adjust["errors"].items()})
             discount = max(0, int(adjust.get("discount_cents", 0) or 0))
             total = max(unit * form.quantity - discount, floor)
             extras = {"plugins": adjust.get("extras", {}) or {},

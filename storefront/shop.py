@@ -16,6 +16,7 @@ from storefront.orders import (ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password
                                order_view)
 from storefront.passwords import hash_password
 from storefront.payment import payment_method
+from storefront.plugin_text import localised_fields
 from storefront.state import ItemView, read_categories, read_item, read_items
 from storefront.web import HTTPProblem, buyer_address, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
 
@@ -61,7 +62,8 @@ def _product_page(request: Request, item: ItemView, values: dict[str, str] | Non
     host = shop.plugin_host()
     return render(request, "product.html", {
         "item": item, "values": values or {"quantity": str(item.min_qty)}, "errors": errors or {},
-        "plugin_fields": host.checkout_fields(), "plugin_lines": _product_lines(request, host, item),
+        "plugin_fields": localised_fields(translator(locale_of(request)), host.checkout_fields()),
+        "plugin_lines": _product_lines(request, host, item),
         "nonce": nonce or co.new_nonce(shop.signers.nonce, item.sku),
         "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
     }, status=status, private=True)
@@ -73,7 +75,7 @@ async def product(request: Request, sku: str) -> Response:
     item = await _aitem_or_404(request, sku)
     await shop.alicence()
     host = shop.plugin_host()
-    fields = host.checkout_fields()
+    fields = localised_fields(translator(locale_of(request)), host.checkout_fields())
     key = (item, repr(fields), shop.settings.payment_mode)
     return render_form_page(request, key, "product.html", lambda: {
         "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
@@ -122,7 +124,7 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
         raise HTTPProblem(429, "err.too_many")
     host = shop.plugin_host()
     try:
-        form = co.validate_form(raw, item, host.checkout_fields(), t)
+        form = co.validate_form(raw, item, localised_fields(t, host.checkout_fields()), t)
         placed = co.place_order(shop.sessions, order_id=order_id, sku=item.sku, form=form,
                                 password_hash=hash_password(form.password), buyer_ip=buyer_address(request),
                                 buyers=shop.buyers,

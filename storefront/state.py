@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.models import CatalogItem, SiteState
 from sitedb.suspension import suspension_end
+from storefront.i18n import categories_named
 
 T = TypeVar("T")
 
@@ -115,12 +116,15 @@ def read_categories(session: Session) -> list[tuple[str, int]]:
 
 
 def read_items(session: Session, category: str | None = None, query: str | None = None, limit: int = 200) -> list[ItemView]:
+    """Items on sale; a query matches the product's name or SKU, or its category's code or name in either language."""
     stmt = select(CatalogItem).where(CatalogItem.status == "active")
     if category:
         stmt = stmt.where(CatalogItem.category == category)
     if query:
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(CatalogItem.name.ilike(pattern, escape="\\"), CatalogItem.sku.ilike(pattern, escape="\\")))
+        stmt = stmt.where(or_(CatalogItem.name.ilike(pattern, escape="\\"), CatalogItem.sku.ilike(pattern, escape="\\"),
+                              CatalogItem.category.ilike(pattern, escape="\\"),
+                              CatalogItem.category.in_(categories_named(query))))
     stmt = stmt.order_by(CatalogItem.category, CatalogItem.price_cents, CatalogItem.sku).limit(limit)
     return [item_view(r) for r in session.scalars(stmt)]
 

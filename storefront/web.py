@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from storefront.context import Shop
-from storefront.i18n import LOCALES, category_label, translator
+from storefront.i18n import LOCALES, category_label, known_label, reason_text, translator
 from storefront.money import format_money
 
 CSRF_COOKIE = "kit_csrf"
@@ -122,6 +122,7 @@ def _render_body(request: Request, template: str, context: dict[str, Any] | None
     ctx = {
         "request": request, "q": None, "site": shop.site, "t": t, "locale": locale, "money": format_money,
         "category_label": lambda c: category_label(t, c), "csrf": LazyCsrf(request),
+        "label": lambda prefix, value: known_label(t, prefix, value), "reason_text": lambda r: reason_text(t, r),
         "licence": shop.last_licence() if offline else shop.licence_for_notice(),
         "logo_url": f"/branding/{shop.site.logo}" if shop.site.logo else None,
     }

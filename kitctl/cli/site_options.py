@@ -35,6 +35,7 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("accent_colour", Optional[str], "--accent-color", "Accent colour #RRGGBB.", rich_help_panel="Branding"),
     _opt("locale", Optional[str], "--locale", "zh-CN (default) or en.", rich_help_panel="Branding"),
     _opt("currency", Optional[str], "--currency", "ISO 4217 code (default CNY).", rich_help_panel="Branding"),
+    _opt("time_zone", Optional[str], "--time-zone", "IANA time zone the pages show times in (default Asia/Shanghai).", rich_help_panel="Branding"),
     _opt("contact", Optional[str], "--contact", "Contact shown to buyers.", rich_help_panel="Branding"),
     _opt("bind_address", Optional[str], "--bind-address", "Host address ports are published on (default 127.0.0.1).", rich_help_panel="Host"),
     _opt("http_port", Optional[int], "--http-port", "Host HTTP port (default 80).", rich_help_panel="Host"),

@@ -118,6 +118,7 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         "domain_ascii": site.domain.ascii,
         "locale": i.locale,
         "currency": i.currency,
+        "time_zone": i.time_zone,
         "colours": {"primary": i.primary_colour, "accent": i.accent_colour},
         "contact": i.contact,
         "logo": logo_file,  # file name under /branding/ (the storefront builds its URL)

@@ -18,7 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from kitcore.site import DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, Colour, Currency, Locale
+from kitcore.site import (DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, DEFAULT_TIME_ZONE, Colour,
+                          Currency, Locale, TimeZone)
 from kitctl.site.domain import Domain, parse_domain
 from kitctl.site.sitetoml import SiteTomlSource
 from kitctl.site.text import check_plain_path_text, check_text
@@ -56,6 +57,7 @@ class SiteInputs(BaseSettings):
     accent_colour: Colour = DEFAULT_ACCENT
     locale: Locale = DEFAULT_LOCALE
     currency: Currency = DEFAULT_CURRENCY
+    time_zone: TimeZone = DEFAULT_TIME_ZONE
     contact: str = ""
     bind_address: str = "127.0.0.1"
     metrics_bind_address: str = "127.0.0.1"  # the agent's /metrics; exposing it is a choice of its own

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy import func, select
@@ -13,12 +14,14 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from sitedb.tables import STATEMENT_TOTALS
-from storefront import payouts, settlement
-from storefront.admin import reports
+from storefront import clock, payouts, settlement
+from storefront.admin import audit, reports
+from storefront.admin.health_view import health_rows
 from storefront.admin.coupon_form import FormRefused, add_arguments
 from storefront.admin import rules as rules_mod
 from storefront import staff_sessions as sessions
-from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, start_session
+from storefront.admin.auth import (ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, least_role, may,
+                                   require_role, start_session)
 from storefront.admin_users import (ROLES, AdminUserError, change_password, create_user, delete_user, disable_user,
                                     enable_user, reset_password)
 from storefront.i18n import translator
@@ -36,7 +39,8 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
         ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
         ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_settlement", "admin.settlement"),
         ("admin_payouts", "admin.payouts"), ("admin_licence", "admin.licence"),
-        ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"))
+        ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"),
+        ("admin_audit", "admin.audit"))
         if may(staff, name) and (name != "admin_coupons" or COUPONS in shop_of(request).licence().features)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
     return render(request, template, {**base, **(ctx or {})}, status=status, private=True)
@@ -92,16 +96,18 @@ async def logout(request: Request) -> Response:
 
 @router.get("", name="admin_dashboard")
 def dashboard(request: Request) -> Response:
+    """Today is the site's day (its time zone); revenue only for a role the revenue report is open to."""
     shop = shop_of(request)
-    midnight = datetime.combine(datetime.now(timezone.utc).date(), time.min, timezone.utc)
+    midnight = clock.local_midnight(shop.site.time_zone)
     with shop.sessions() as s:
         stats = {
             "pending": s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0,
             "today": s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= midnight)) or 0,
-            "revenue_today": s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
-                                      .where(Order.created_at >= midnight, Order.status == "delivered")) or 0,
             "on_sale": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
         }
+        if may(request.state.staff, "admin_revenue"):
+            stats["revenue_today"] = s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
+                                              .where(Order.created_at >= midnight, Order.status == "delivered")) or 0
     return _page(request, "admin/dashboard.html", {"stats": stats})
 
 
@@ -177,9 +183,19 @@ def _rules_delete(request: Request, rule_id: int) -> Response:
 
 @router.get("/catalog", name="admin_catalog")
 def catalog(request: Request) -> Response:
+    """Every synced item with its stock as HQ's catalog sync last carried it; low stock flagged and counted."""
     with shop_of(request).sessions() as s:
         items = list(s.scalars(select(CatalogItem).order_by(CatalogItem.category, CatalogItem.sku).limit(1000)))
-    return _page(request, "admin/catalog.html", {"items": items})
+    low = [i for i in items if i.status == "active" and low_stock(i.stock)]
+    return _page(request, "admin/catalog.html", {"items": items, "low": len(low), "low_limit": LOW_STOCK,
+                                                  "low_stock": low_stock})
+
+
+LOW_STOCK = 10  # card keys left at or under this count as low (direct top-ups have no stock: never low)
+
+
+def low_stock(stock: int | None) -> bool:
+    return stock is not None and stock <= LOW_STOCK
 
 
 # ---- orders ----------------------------------------------------------------
@@ -187,7 +203,7 @@ def catalog(request: Request) -> Response:
 @router.get("/orders", name="admin_orders")
 def orders(request: Request) -> Response:
     t = translator(locale_of(request))
-    flt = reports.parse_filter(dict(request.query_params), t("err.date"))
+    flt = reports.parse_filter(dict(request.query_params), t("err.date"), shop_of(request).site.time_zone)
     rows, total = ([], 0)
     if not flt.errors:
         with shop_of(request).sessions() as s:
@@ -200,7 +216,7 @@ def orders(request: Request) -> Response:
 @router.get("/orders.csv", name="admin_orders_csv")
 def orders_csv(request: Request) -> Response:
     t = translator(locale_of(request))
-    flt = reports.parse_filter(dict(request.query_params), t("err.date"))
+    flt = reports.parse_filter(dict(request.query_params), t("err.date"), shop_of(request).site.time_zone)
     if flt.errors:
         raise HTTPProblem(422, "err.date")
     shop = shop_of(request)
@@ -214,13 +230,48 @@ def orders_csv(request: Request) -> Response:
         "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"', "Cache-Control": "no-store"})
 
 
+# ---- the operation log ------------------------------------------------------
+
+@router.get("/audit", name="admin_audit")
+def audit_page(request: Request) -> Response:
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    flt = audit.parse_filter(dict(request.query_params), shop.site.time_zone)
+    rows, total = [], 0
+    with shop.sessions() as s:
+        if not flt.errors:
+            rows, total = audit.entries(s, flt)
+        actors, actions = audit.choices(s)
+    return _page(request, "admin/audit.html", {
+        "entries": rows, "total": total, "flt": flt, "errors": {k: t(v) for k, v in flt.errors.items()}, "actors": actors, "actions": actions, "shown": audit.SHOWN,
+        "action_label": lambda a: audit.action_label(t, a), "actor_label": lambda a: audit.actor_label(t, a),
+        "detail_text": lambda d: audit.detail_text(t, d), "csv_query": urlencode(flt.query()),
+    }, status=422 if flt.errors else 200)
+
+
+@router.get("/audit.csv", name="admin_audit_csv")
+def audit_csv(request: Request) -> Response:
+    shop = shop_of(request)
+    flt = audit.parse_filter(dict(request.query_params), shop.site.time_zone)
+    if flt.errors:
+        raise HTTPProblem(422, next(iter(flt.errors.values())))
+
+    def stream():  # the session lives as long as the download
+        with shop.sessions() as s:
+            yield from audit.export_csv(s, flt)
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(stream(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"', "Cache-Control": "no-store"})
+
+
 # ---- revenue, licence, health ----------------------------------------------
 
 @router.get("/revenue", name="admin_revenue")
 def revenue(request: Request, by: str = "day") -> Response:
     by = by if by in ("day", "week") else "day"
     with shop_of(request).sessions() as s:
-        report = reports.revenue(s, by, days=31 if by == "day" else 12 * 7)
+        report = reports.revenue(s, by, days=31 if by == "day" else 12 * 7, zone=shop_of(request).site.time_zone)
     return _page(request, "admin/revenue.html", {"report": report, "by": by})
 
 
@@ -337,7 +388,9 @@ def health(request: Request) -> Response:
     with shop_of(request).sessions() as s:
         pending = s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0
         oldest = s.scalar(select(func.min(Order.created_at)).where(Order.status == "pending"))
-    return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest})
+    shop = shop_of(request)
+    rows = health_rows(shop.licence().health, translator(locale_of(request)), shop.site.time_zone)
+    return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest, "agent_rows": rows})
 
 
 # ---- coupons (a licence feature: the coupons plugin's own actions) ----------
@@ -429,7 +482,7 @@ def _users_page(request: Request, created: tuple[str, str] | None = None, errors
                 reset: tuple[str, str] | None = None) -> Response:
     with shop_of(request).sessions() as s:
         users = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
-    return _page(request, "admin/users.html", {"users": users, "roles": ROLES, "created": created,
+    return _page(request, "admin/users.html", {"users": users, "roles": ROLES, "least_role": least_role(), "created": created,
                                                 "errors": errors or {}, "form": form or {}, "message": message,
                                                 "reset": reset},
                  status=status)

@@ -50,6 +50,8 @@ EXPECTED: dict[str, set[str]] = {
     "admin_users_enable": {A},
     "admin_users_delete": {A},
     "admin_users_reset": {A},
+    "admin_audit": {A},  # the operation log: the administrator's oversight
+    "admin_audit_csv": {A},
     "admin_password": {A, O, F},  # everyone changes their own password
     "admin_password_submit": {A, O, F},
 }
