@@ -122,6 +122,7 @@ site_state = Table(
     Column("tier", String(32), nullable=True),
     Column("features", JSON, nullable=False, default=list),
     Column("categories", JSON, nullable=False, default=list),
+    Column("regions", JSON, nullable=False, default=list, server_default="[]"),  # the licence's; [] = no limit
     Column("revenue_share_bps", Integer, nullable=False, default=0),
     Column("licence_expires_at", BigInteger, nullable=True),
     # active | grace | suspended | revoked | expired

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import CatalogItem, Order, SiteState
+from storefront import regions
 from storefront.plugin_text import plugin_text
 from storefront.signing import Signer
 from storefront.state import ItemView
@@ -145,7 +146,7 @@ class PlacedOrder:
 
 def place_order(
     sessions: sessionmaker[Session], *, order_id: str, sku: str, form: CheckoutForm, password_hash: str,
-    buyer_ip: str | None, buyers: BuyerBox, plugins: Any, payment: Any, t: Translate,
+    buyer_ip: str | None, buyers: BuyerBox, plugins: Any, payment: Any, t: Translate, buyer_region: str | None = None,
 ) -> PlacedOrder:
     """Write the order in ONE transaction, re-checking licence, item and price inside it.
 
@@ -160,6 +161,8 @@ def place_order(
             state = session.get(SiteState, 1)
             if state is None or not state.takes_orders:
                 raise CheckoutRefused({"form": t("notice.closed")}, status=503)
+            if buyer_region is not None and not regions.allowed(buyer_region, list(state.regions or [])):
+                raise CheckoutRefused({"form": t("err.region_outside", region=buyer_region)}, status=403)
             item = session.get(CatalogItem, sku)
             if item is None or item.status != "active":
                 raise CheckoutRefused({"form": t("err.unavailable")}, status=409)
@@ -170,7 +173,7 @@ def place_order(
             adjust = plugins.adjust_checkout(session, {
                 "sku": item.sku, "category": item.category, "quantity": form.quantity, "unit_price_cents": unit,
                 "hq_price_cents": item.hq_price_cents, "currency": item.currency, "fields": dict(form.fields),
-                "buyer_region": None, "now": datetime.now(timezone.utc),
+                "buyer_region": buyer_region, "now": datetime.now(timezone.utc),
             }) or {}
             if adjust.get("errors"):
                 raise CheckoutRefused({"x_" + k: plugin_text(t, v) for k, v in adjust["errors"].items()})
@@ -184,6 +187,7 @@ def place_order(
                 hq_price_cents=item.hq_price_cents, currency=item.currency,
                 buyer_sealed=buyers.seal(order_id, Buyer(form.contact, form.account, buyer_ip)),
                 buyer_contact_index=buyers.contact_index(form.contact), password_hash=password_hash, extras=extras,
+                buyer_region=buyer_region,
                 status="pending", reasons=[],
             ))
             session.flush()  # a concurrent duplicate fails here, inside the transaction

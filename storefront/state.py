@@ -41,6 +41,7 @@ class LicenceView:
     tier: str | None = None
     features: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
     revenue_share_bps: int = 0
     expires_at: int | None = None
     last_sync_at: datetime | None = None
@@ -100,7 +101,7 @@ def read_licence(session: Session) -> LicenceView:
         return LicenceView(known=False, status="unknown", reason=None)
     return LicenceView(
         known=True, status=row.licence_status, reason=row.status_reason, tier=row.tier,
-        features=list(row.features or []), categories=list(row.categories or []),
+        features=list(row.features or []), categories=list(row.categories or []), regions=list(row.regions or []),
         revenue_share_bps=row.revenue_share_bps, expires_at=row.licence_expires_at,
         last_sync_at=row.last_sync_at, last_heartbeat_at=row.last_heartbeat_at, health=dict(row.health or {}),
         suspended_until=suspension_end(session.connection()) if row.licence_status == "suspended" else None,
