@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
 from kitcore.site import DEFAULT_TIME_ZONE
+from kitcore.theme import Theme, load_theme
 from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
 from storefront import clock
@@ -44,12 +45,22 @@ CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (50
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
 
-def make_templates(time_zone: str = DEFAULT_TIME_ZONE) -> Environment:
-    """The shop's and admin's templates; every time they show is in the site's zone."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+def make_templates(time_zone: str = DEFAULT_TIME_ZONE, theme: Theme | None = None) -> Environment:
+    """The shop's and admin's templates; every time they show is in the site's zone.
 
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    With a custom theme: a sandboxed environment (no attribute starting with _, no
+    changing the page's data) that looks in the theme before the kit's templates.
+    """
+    from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    from storefront.theme_sandbox import ThemeSandbox
+
+    kit = FileSystemLoader(HERE / "templates")
+    options: dict[str, Any] = {"autoescape": select_autoescape(["html"], default=True), "undefined": StrictUndefined,
+                               "trim_blocks": True, "lstrip_blocks": True}
+    if theme is not None:
+        env: Environment = ThemeSandbox(loader=ChoiceLoader([DictLoader(theme.templates), kit]), **options)
+    else:
+        env = Environment(loader=kit, **options)
     env.filters["dt"] = lambda d: clock.local(d, time_zone)
     env.filters["unix_dt"] = lambda ts: clock.local_unix(ts, time_zone)
     for name in ("base.html", "maintenance.html", "error.html"):  # compiled now: an outage's first page is not slower
@@ -71,12 +82,13 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     # plugins create their tables where the schema is made: here only when this storefront migrates it
     plugins = PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir, engine if settings.migrate_on_start else None)
     site = load_site_config(settings.site_config)
+    theme = load_theme(settings.theme_dir) if settings.theme_dir is not None else None
     return Shop(
         settings=settings, site=site, engine=engine, sessions=sessions,
         cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=plugins,
         site_key=site_key, templates=make_templates(site.time_zone), buyers=BuyerBox(site_key) if site_key else None,
-        metrics=metrics,
+        metrics=metrics, themed=make_templates(site.time_zone, theme) if theme is not None else None,
     )
 
 

@@ -40,6 +40,7 @@ class Shop:
     templates: Any  # jinja2.Environment
     metrics: StorefrontMetrics
     buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
+    themed: Any = None  # the sandboxed environment with the site's custom theme first (None: no theme)
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)

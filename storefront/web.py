@@ -127,7 +127,16 @@ def _render_body(request: Request, template: str, context: dict[str, Any] | None
         "logo_url": f"/branding/{shop.site.logo}" if shop.site.logo else None,
     }
     ctx.update(context or {})
-    return shop.templates.get_template(template).render(ctx)
+    return templates_for(shop, template, ctx["licence"]).get_template(template).render(ctx)
+
+
+def templates_for(shop: Shop, template: str, licence: Any) -> Any:
+    """The custom theme's sandboxed environment for a shop page while the licence grants it; else the kit's."""
+    from kitcore.theme import FEATURE, TEMPLATES
+
+    if shop.themed is not None and template in TEMPLATES and FEATURE in (getattr(licence, "features", None) or ()):
+        return shop.themed
+    return shop.templates
 
 
 def render_public(request: Request, key: tuple[Any, ...], template: str, context_factory: Any) -> HTMLResponse:

@@ -28,6 +28,7 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("name", Optional[str], "--name", "Site name buyers see (any Unicode).", rich_help_panel="Site"),
     _opt("domain", Optional[str], "--domain", "Domain (IDNA, e.g. 商店.example.cn), or localhost.", rich_help_panel="Site"),
     _opt("logo", Optional[str], "--logo", "Logo file: PNG, JPEG or SVG (checked by content).", rich_help_panel="Site"),
+    _opt("theme", Optional[str], "--theme", "Custom shop theme directory: templates/*.html and theme.css (licence feature custom-theme).", rich_help_panel="Branding"),
     _opt("site_dir", Optional[str], "--site-dir", "Site directory (default ./site).", rich_help_panel="Site"),
     _opt("reset", Optional[List[str]], "--reset", "Take this input back to its default instead of the value the "
          "site directory recorded (repeatable, e.g. --reset http-port).", rich_help_panel="Site"),

@@ -53,6 +53,7 @@ class SiteInputs(BaseSettings):
     name: str | None = None
     domain: str | None = None
     logo: Path | None = None
+    theme: Path | None = None  # a custom shop theme directory (licence feature custom-theme); checked in resolve
     primary_colour: Colour = DEFAULT_PRIMARY
     accent_colour: Colour = DEFAULT_ACCENT
     locale: Locale = DEFAULT_LOCALE
@@ -107,7 +108,7 @@ class SiteInputs(BaseSettings):
     def _licence(cls, v: str | None) -> str | None:
         return None if v is None else check_plain_path_text(v, "licence")
 
-    @field_validator("site_dir", "hq_keys", "logo", "data_dir")
+    @field_validator("site_dir", "hq_keys", "logo", "data_dir", "theme")
     @classmethod
     def _path(cls, v: Path | None) -> Path | None:
         return None if v is None else Path(check_plain_path_text(str(v), "path"))
