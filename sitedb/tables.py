@@ -184,6 +184,18 @@ audit_log = Table(
     Column("detail", JSON, nullable=False, default=dict),
 )
 
+# Reseller API keys (licence feature api-access): the secret's SHA-256 only; a rotated key keeps its id.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False, default=list),
+    _when("created_at", stamped=True),
+    _when("revoked_at", nullable=True),
+    _when("last_used_at", nullable=True),
+)
+
 # HQ's statements of this site, as the agent last read them, and the finance role's answer to each.
 # HQ's fields are HQ's (the agent overwrites them); the answer is the site's until HQ has it:
 # answer_state pending (the agent's outbox) → sent, or refused (HQ said no, answer_error says why).

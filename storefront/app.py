@@ -93,7 +93,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
 
 
 def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
-    from storefront import branding, shop
+    from storefront import api, branding, shop
     from storefront.admin import routes as admin
     from storefront.admin.auth import LoginRequired
 
@@ -103,6 +103,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.include_router(shop.router)
     app.include_router(admin.public)
     app.include_router(admin.router)
+    app.include_router(api.router)
     app.include_router(branding.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(request_metrics, metrics=app.state.shop.metrics)
@@ -117,6 +118,8 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
             return JSONResponse(error_body("database_unreachable", "the site database does not answer",
                                            status="error", database="unreachable"), status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "started_at": int(STARTED_AT)})
+
+    app.add_exception_handler(api.ApiError, api.api_error_response)  # type: ignore[arg-type]
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:

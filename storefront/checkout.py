@@ -147,6 +147,7 @@ class PlacedOrder:
 def place_order(
     sessions: sessionmaker[Session], *, order_id: str, sku: str, form: CheckoutForm, password_hash: str,
     buyer_ip: str | None, buyers: BuyerBox, plugins: Any, payment: Any, t: Translate, buyer_region: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> PlacedOrder:
     """Write the order in ONE transaction, re-checking licence, item and price inside it.
 
@@ -181,6 +182,8 @@ def place_order(
             total = max(unit * form.quantity - discount, floor)
             extras = {"plugins": adjust.get("extras", {}) or {},
                       "payment": payment.start(order_id, total, item.currency)}
+            if origin:
+                extras["api"] = origin  # the reseller API key that placed it (only that key reads it back)
             session.add(Order(
                 id=order_id, sku=item.sku, item_name=item.name, category=item.category, quantity=form.quantity,
                 unit_price_cents=unit, discount_cents=unit * form.quantity - total, total_cents=total,

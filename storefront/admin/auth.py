@@ -48,6 +48,10 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_users_reset": frozenset({"admin"}),
     "admin_audit": frozenset({"admin"}),  # the operation log: who changed what, the administrator's oversight
     "admin_audit_csv": frozenset({"admin"}),
+    "admin_api_keys": frozenset({"admin"}),  # reseller API keys: who may sell through the site, the administrator's
+    "admin_api_keys_create": frozenset({"admin"}),
+    "admin_api_keys_rotate": frozenset({"admin"}),
+    "admin_api_keys_revoke": frozenset({"admin"}),
     "admin_password": ALL,
     "admin_password_submit": ALL,
 }

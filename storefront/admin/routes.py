@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from sitedb.tables import STATEMENT_TOTALS
-from storefront import clock, payouts, settlement
+from storefront import api_keys, clock, payouts, settlement
 from storefront.admin import audit, reports
 from storefront.admin.health_view import health_rows
 from storefront.admin.coupon_form import FormRefused, add_arguments
@@ -40,10 +40,16 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
         ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_settlement", "admin.settlement"),
         ("admin_payouts", "admin.payouts"), ("admin_licence", "admin.licence"),
         ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"),
-        ("admin_audit", "admin.audit"))
-        if may(staff, name) and (name != "admin_coupons" or COUPONS in shop_of(request).licence().features)]
+        ("admin_audit", "admin.audit"), ("admin_api_keys", "admin.api_keys"))
+        if may(staff, name) and _licensed_page(request, name)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
     return render(request, template, {**base, **(ctx or {})}, status=status, private=True)
+
+
+def _licensed_page(request: Request, name: str) -> bool:
+    """Pages of a licence feature (coupons, the reseller API) are in the menu only while the licence grants it."""
+    feature = {"admin_coupons": COUPONS, "admin_api_keys": API_ACCESS}.get(name)
+    return feature is None or feature in shop_of(request).licence().features
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -473,6 +479,77 @@ async def coupons_disable(request: Request, code: str) -> Response:
 @router.post("/coupons/{code}/enable", name="admin_coupons_enable")
 async def coupons_enable(request: Request, code: str) -> Response:
     return await _coupon_switch(request, code, True)
+
+
+# ---- reseller API keys (a licence feature: api-access) -------------------------
+
+def _api_keys_page(request: Request, *, token: tuple[str, str] | None = None, errors: dict | None = None,
+                   form: dict | None = None, message: str | None = None, status: int = 200) -> Response:
+    shop = shop_of(request)
+    with shop.engine.connect() as conn:
+        keys = api_keys.listing(conn)
+    licensed = API_ACCESS in shop.licence().features
+    return _page(request, "admin/api_keys.html", {"keys": keys, "scopes": api_keys.SCOPES, "token": token,
+                                                   "errors": errors or {}, "form": form or {}, "message": message,
+                                                   "licensed": licensed}, status=status)
+
+
+@router.get("/api-keys", name="admin_api_keys")
+def api_keys_page(request: Request) -> Response:
+    return _api_keys_page(request)
+
+
+@router.post("/api-keys", name="admin_api_keys_create")
+async def api_keys_create(request: Request) -> Response:
+    form = await _form(request)
+    scopes = [str(v) for v in (await request.form()).getlist("scope")]
+    return await run_in_threadpool(_api_key_created, request, form.get("name", "")[:80], scopes)
+
+
+def _api_key_created(request: Request, name: str, scopes: list[str]) -> Response:
+    t = translator(locale_of(request))
+    shop = shop_of(request)
+    if API_ACCESS not in shop.licence().features:
+        return _api_keys_page(request, status=409)
+    try:
+        with shop.engine.begin() as conn:
+            key_id, token = api_keys.create(conn, name, scopes, "admin:" + request.state.staff.username)
+    except api_keys.KeyRefused as refused:
+        field = "name" if str(refused).startswith("name") else "scope"
+        return _api_keys_page(request, errors={field: t(f"api.err_{field}")}, form={"name": name, "scopes": scopes},
+                              status=422)
+    return _api_keys_page(request, token=(key_id, token))
+
+
+async def _api_key_change(request: Request, key_id: str, action: str) -> Response:
+    await _form(request)
+    return await run_in_threadpool(_api_key_changed, request, key_id[:16], action)
+
+
+def _api_key_changed(request: Request, key_id: str, action: str) -> Response:
+    t = translator(locale_of(request))
+    actor = "admin:" + request.state.staff.username
+    try:
+        with shop_of(request).engine.begin() as conn:
+            token = api_keys.rotate(conn, key_id, actor) if action == "rotate" else api_keys.revoke(conn, key_id, actor)
+    except LookupError:
+        raise HTTPProblem(404, "err.not_found") from None
+    if token:
+        return _api_keys_page(request, token=(key_id, token))
+    return _api_keys_page(request, message=t("api.revoked", kid=key_id))
+
+
+@router.post("/api-keys/{key_id}/rotate", name="admin_api_keys_rotate")
+async def api_keys_rotate(request: Request, key_id: str) -> Response:
+    return await _api_key_change(request, key_id, "rotate")
+
+
+@router.post("/api-keys/{key_id}/revoke", name="admin_api_keys_revoke")
+async def api_keys_revoke(request: Request, key_id: str) -> Response:
+    return await _api_key_change(request, key_id, "revoke")
+
+
+API_ACCESS = "api-access"
 
 
 # ---- staff accounts --------------------------------------------------------

@@ -33,7 +33,7 @@ def _pages(order_path: str) -> dict[str, str]:
             "/admin/revenue": "/admin/revenue", "/admin/licence": "/admin/licence", "/admin/health": "/admin/health",
             "/admin/users": "/admin/users", "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
             "/admin/settlement/{statement_id}": "/admin/settlement/1", "/admin/payouts": "/admin/payouts",
-            "/admin/audit": "/admin/audit"}
+            "/admin/audit": "/admin/audit", "/admin/api-keys": "/admin/api-keys"}
 
 
 def _decided(url: str, order_id: str) -> None:
