@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from kitcore.export_archive import guard_formula
 from sitedb.models import AuditEntry
 from storefront.admin.health_view import plain_text
+from storefront.admin.reports import parse_dates
 from storefront.clock import as_utc, day_bounds
 from storefront.i18n import known_label
 
@@ -50,13 +51,7 @@ def parse_filter(params: dict[str, str], zone: str) -> AuditFilter:
         if raw and not NAME.match(raw):
             flt.errors[name] = "err.audit_name"
         setattr(flt, name, raw or None)
-    for name in ("start", "end"):
-        raw = params.get(name, "").strip()
-        if raw:
-            try:
-                setattr(flt, name, date.fromisoformat(raw))
-            except ValueError:
-                flt.errors[name] = "err.date"
+    parse_dates(params, flt, "err.date")
     if flt.start and flt.end and flt.start > flt.end:
         flt.errors["end"] = "err.date_order"
     return flt

@@ -47,6 +47,14 @@ def parse_filter(params: dict[str, str], date_error: str, zone: str = "UTC") -> 
     flt = OrderFilter(zone=zone)
     status = params.get("status", "")
     flt.status = status if status in STATUSES else None
+    parse_dates(params, flt, date_error)
+    q = params.get("q", "").strip()[:64]
+    flt.q = q or None
+    return flt
+
+
+def parse_dates(params: dict[str, str], flt: Any, date_error: str) -> None:
+    """`start` and `end` (YYYY-MM-DD) onto `flt`; a bad one is reported on its field as `date_error`."""
     for name in ("start", "end"):
         raw = params.get(name, "").strip()
         if raw:
@@ -54,9 +62,6 @@ def parse_filter(params: dict[str, str], date_error: str, zone: str = "UTC") -> 
                 setattr(flt, name, date.fromisoformat(raw))
             except ValueError:
                 flt.errors[name] = date_error
-    q = params.get("q", "").strip()[:64]
-    flt.q = q or None
-    return flt
 
 
 def _filtered(flt: OrderFilter, buyers: BuyerBox | None):  # type: ignore[no-untyped-def]

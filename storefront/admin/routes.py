@@ -226,14 +226,18 @@ def orders_csv(request: Request) -> Response:
     if flt.errors:
         raise HTTPProblem(422, "err.date")
     shop = shop_of(request)
+    return _csv_download(shop, lambda s: reports.export_csv(s, flt, shop.buyers), "orders")
 
-    def stream():  # the session lives as long as the download
+
+def _csv_download(shop: Any, rows: Any, prefix: str) -> StreamingResponse:
+    """A CSV download streamed from `rows(session)`; the session lives as long as the download."""
+    def stream():  # type: ignore[no-untyped-def]
         with shop.sessions() as s:
-            yield from reports.export_csv(s, flt, shop.buyers)
+            yield from rows(s)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(stream(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"', "Cache-Control": "no-store"})
+        "Content-Disposition": f'attachment; filename="{prefix}-{stamp}.csv"', "Cache-Control": "no-store"})
 
 
 # ---- the operation log ------------------------------------------------------
@@ -261,14 +265,7 @@ def audit_csv(request: Request) -> Response:
     flt = audit.parse_filter(dict(request.query_params), shop.site.time_zone)
     if flt.errors:
         raise HTTPProblem(422, next(iter(flt.errors.values())))
-
-    def stream():  # the session lives as long as the download
-        with shop.sessions() as s:
-            yield from audit.export_csv(s, flt)
-
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(stream(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"', "Cache-Control": "no-store"})
+    return _csv_download(shop, lambda s: audit.export_csv(s, flt), "audit")
 
 
 # ---- revenue, licence, health ----------------------------------------------
