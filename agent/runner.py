@@ -70,6 +70,7 @@ class Agent:
         self.threads: list[threading.Thread] = []
         self.heartbeat_interval = settings.heartbeat_interval
         self.sync_interval = settings.sync_interval
+        self.settlement_interval = settings.settlement_interval
 
     # -- start -------------------------------------------------------------------
     def start(self) -> None:
@@ -281,11 +282,18 @@ class Agent:
                 wait = min(self._retry_wait(failures), self.heartbeat_interval)
             else:
                 failures = 0
-                self.heartbeat_interval = max(float(reply.interval_seconds), self.settings.min_interval)
-                self.sync_interval = self.heartbeat_interval  # HQ sets the pace; a no-op sync is one 304
+                self.follow_hq_pace(float(reply.interval_seconds))
                 wait = jittered(self.heartbeat_interval)
             self.beat_wakeup.wait(wait)
             self.beat_wakeup.clear()
+
+    def follow_hq_pace(self, interval_seconds: float) -> None:
+        """HQ sets the pace: beat and sync at its interval (a no-op sync is one 304), and settle at least as
+        often (a statement HQ issues reaches the finance role within a beat, not after a slower settlement
+        cycle). Never faster than `min_interval`, whatever HQ says."""
+        self.heartbeat_interval = max(interval_seconds, self.settings.min_interval)
+        self.sync_interval = self.heartbeat_interval
+        self.settlement_interval = min(self.settings.settlement_interval, self.heartbeat_interval)
 
     def _push_loop(self) -> None:
         """Keep the push channel open; when it fails, wait a bounded back-off (heartbeats carry commands
@@ -318,7 +326,7 @@ class Agent:
         while not self.stop.is_set():
             ok = self._unit("settlement", self.settlement.run)
             failures = 0 if ok else failures + 1
-            wait = self.settings.settlement_interval if ok else self._retry_wait(failures)
+            wait = self.settlement_interval if ok else self._retry_wait(failures)
             self.stop.wait(jittered(max(wait, self.settings.min_interval)))
 
     def _stats_loop(self) -> None:

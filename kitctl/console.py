@@ -7,11 +7,23 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from rich.console import Console
 
 
 # Width given to tables when stdout is not a terminal: wide enough that no image name or port list is cut.
 PIPED_WIDTH = 4096
+
+
+def styled(text: str, sgr: str, stream: "TextIO") -> str:
+    """ANSI colour on a terminal, plain text otherwise (NO_COLOR honoured), as rich would: for the fast paths
+    that answer before rich is imported (kitctl.entry)."""
+    import os
+
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or not stream.isatty():
+        return text
+    return f"\x1b[{sgr}m{text}\x1b[0m"
 
 
 @lru_cache(maxsize=None)

@@ -4,7 +4,9 @@ Typer (with pydantic for its parameter coercion) takes about a third of a
 second to import, docker-py as much again. `kitctl --version` is answered
 without either; a plain `kitctl up` (a rendered site, at most --site-dir and
 --docker-host) without typer, and without docker-py too when nothing is to be
-done. Everything else, and every doubt, goes to the full CLI.
+done; a `kitctl render` whose inputs are all as the last render left them
+without typer, pydantic or the licence crypto (`kitctl.render.unchanged`).
+Everything else, and every doubt, goes to the full CLI.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 from typing import TYPE_CHECKING
+
+from kitctl.console import styled
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,6 +34,10 @@ def main() -> None:
     code = plain_up(args[1:]) if args[:1] == ["up"] else None
     if code is not None:
         sys.exit(code)
+    if args[:1] == ["render"]:
+        from kitctl.render.unchanged import render
+
+        sys.exit(render(args, _full_cli))
     from kitctl import helpcache
 
     if not helpcache.is_help(args):
@@ -45,6 +53,12 @@ def main() -> None:
     with helpcache.recording(args) as code_box:
         code_box[0] = run(args)
     sys.exit(code_box[0])
+
+
+def _full_cli(args: list[str]) -> int:
+    from kitctl.cli import run
+
+    return run(args)
 
 
 def plain_up(args: list[str]) -> int | None:
@@ -86,10 +100,10 @@ def print_if_unchanged(site_dir: "Path", target: str | None, remote_dir: str | N
     if found is None:
         return False
     for warning in found.warnings:
-        print(_styled(f"warning: {warning}", "33", sys.stderr), file=sys.stderr)
-    print(_styled(found.message, "32", sys.stdout))
+        print(styled(f"warning: {warning}", "33", sys.stderr), file=sys.stderr)
+    print(styled(found.message, "32", sys.stdout))
     if found.url:
-        print(f"site: {_styled(found.url, '1', sys.stdout)}")
+        print(f"site: {styled(found.url, '1', sys.stdout)}")
     return True
 
 
@@ -108,10 +122,3 @@ def parse_fast_up_options(args: list[str]) -> dict[str, str] | None:
             return None
         options[key] = value
     return options
-
-
-def _styled(text: str, sgr: str, stream) -> str:
-    """ANSI colour on a terminal, plain text otherwise (NO_COLOR honoured), as rich would."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or not stream.isatty():
-        return text
-    return f"\x1b[{sgr}m{text}\x1b[0m"

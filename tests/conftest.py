@@ -12,7 +12,7 @@ from hypothesis import settings
 from tests.support.postgres import create_database, pg_bindir, postgres_cluster
 
 IN_CI = os.environ.get("CI") == "true"
-pytest_plugins = ["tests.support.watched_demo"]  # the session's shared demo with monitoring
+pytest_plugins = ["tests.support.watched_demo", "tests.support.worker_times"]  # shared demo; busy time per worker
 
 # CI replays the same examples every run, so a red build is reproducible;
 # developers get fresh random examples.

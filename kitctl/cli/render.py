@@ -15,8 +15,10 @@ def render(site_params: dict[str, Any], as_json: bool = JSON) -> None:
     """Render the site directory (compose stack, proxy config, branding, secrets, lock)."""
     from kitctl.console import out, print_json
     from kitctl.render import render_site
+    from kitctl.render.unchanged import rendered
 
     result = render_site(site_params)
+    rendered(result)
     if as_json:
         print_json(result.summary())
         return

@@ -407,3 +407,16 @@ def test_plugins_create_their_tables_in_the_site_database_when_the_agent_loads_t
     assert not inspect(engine).has_table("plugin_coupons")
     events.reload(["coupons", "notify"])  # the licence gained coupons
     assert inspect(engine).has_table("plugin_coupons")
+
+
+@pytest.mark.parametrize(("hq_says", "beat", "settle"), [(5, 5, 5), (2, 5, 5), (20, 20, 20), (120, 120, 30)])
+def test_hq_sets_the_pace_and_settlement_keeps_up_with_it(hq_says: float, beat: float, settle: float) -> None:
+    """The agent beats and syncs at HQ's interval, never below its floor, and settles at least as often."""
+    from agent.runner import Agent
+    from agent.settings import AgentSettings
+
+    agent = Agent(AgentSettings(_env_file=None, licence_file="l", hq_keys_file="k", site_key_file="s",
+                                database_url="sqlite://", min_interval=5, settlement_interval=30))
+    assert agent.settlement_interval == 30  # before HQ has answered: the configured cycle
+    agent.follow_hq_pace(hq_says)
+    assert (agent.heartbeat_interval, agent.sync_interval, agent.settlement_interval) == (beat, beat, settle)
