@@ -82,6 +82,7 @@ def store_licence(conn: Connection, held: HeldLicence, status: str, reason: str 
         tier=claims.tier,
         features=list(claims.features),
         categories=list(claims.categories),
+        regions=list(claims.regions),
         revenue_share_bps=claims.revenue_share_bps,
         licence_expires_at=claims.exp,
         licence_status=status,

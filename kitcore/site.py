@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}\Z")
 CURRENCY = re.compile(r"^[A-Z]{3}\Z")
 LOGO_NAME = re.compile(r"^logo\.(png|jpg|jpeg|svg|webp|gif)\Z")
+TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]{0,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}\Z")
 LOCALES = ("zh-CN", "en")
 Locale = Literal["zh-CN", "en"]
 
@@ -29,6 +30,7 @@ DEFAULT_BACKGROUND = "#F6F7F9"
 DEFAULT_TEXT = "#1F2329"
 DEFAULT_LOCALE: Locale = "zh-CN"
 DEFAULT_CURRENCY = "CNY"
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 
 def check_colour(value: str) -> str:
@@ -50,10 +52,24 @@ def check_logo_name(value: str | None) -> str | None:
     return value
 
 
+def check_time_zone(value: str) -> str:
+    """An IANA zone name the system's zone database knows (times on every page are shown in it)."""
+    from zoneinfo import ZoneInfo
+
+    if not TIME_ZONE.match(value):
+        raise ValueError(f"time zone {value!r} is not an IANA name like Asia/Shanghai")
+    try:
+        ZoneInfo(value)
+    except (KeyError, ValueError, OSError):
+        raise ValueError(f"time zone {value!r} is not in the zone database (e.g. Asia/Shanghai, UTC)") from None
+    return value
+
+
 # The field types both models use, so each value is checked one way.
 Colour = Annotated[str, AfterValidator(check_colour)]
 Currency = Annotated[str, AfterValidator(check_currency)]
 LogoName = Annotated[str | None, AfterValidator(check_logo_name)]
+TimeZone = Annotated[str, AfterValidator(check_time_zone)]
 
 
 class Colours(BaseModel):
@@ -78,6 +94,7 @@ class SiteConfig(BaseModel):
     colours: Colours = Colours()
     contact: str = ""
     logo: LogoName = None  # file name under /branding/, e.g. logo.png
+    time_zone: TimeZone = DEFAULT_TIME_ZONE  # every time a page shows is in this zone
 
 
 def parse_site_json(data: Any) -> SiteConfig:

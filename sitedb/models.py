@@ -112,6 +112,7 @@ class SiteState(Base):
     tier: Mapped[str | None]
     features: Mapped[list[str]]
     categories: Mapped[list[str]]
+    regions: Mapped[list[str]]
     revenue_share_bps: Mapped[int]
     licence_expires_at: Mapped[int | None]
     licence_status: Mapped[str]

@@ -133,6 +133,7 @@ site_state = Table(
     Column("tier", String(32), nullable=True),
     Column("features", JSON, nullable=False, default=list),
     Column("categories", JSON, nullable=False, default=list),
+    Column("regions", JSON, nullable=False, default=list, server_default="[]"),  # the licence's; [] = no limit
     Column("revenue_share_bps", Integer, nullable=False, default=0),
     Column("licence_expires_at", BigInteger, nullable=True),
     # active | grace | suspended | revoked | expired
@@ -192,6 +193,18 @@ audit_log = Table(
     Column("actor", String(64), nullable=False),  # agent | hq | admin:<name>
     Column("action", String(64), nullable=False),
     Column("detail", JSON, nullable=False, default=dict),
+)
+
+# Reseller API keys (licence feature api-access): the secret's SHA-256 only; a rotated key keeps its id.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False, default=list),
+    _when("created_at", stamped=True),
+    _when("revoked_at", nullable=True),
+    _when("last_used_at", nullable=True),
 )
 
 # HQ's statements of this site, as the agent last read them, and the finance role's answer to each.

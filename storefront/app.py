@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
+from kitcore.site import DEFAULT_TIME_ZONE
+from kitcore.theme import Theme, load_theme
 from sitedb.buyer import BuyerBox
 from sitedb.engine import make_engine, session_factory
+from storefront import clock
 from storefront.context import Shop, make_signers
 from storefront.forwarded import ForwardedFromProxy, TrustedPeers
 from storefront.head import HeadAsGet
@@ -43,14 +45,26 @@ CONNECT_SECONDS = 0.7  # a page that cannot reach the database still answers (50
 STATEMENT_SECONDS = 10.0  # no page's query takes near this; a stuck one ends instead of holding a thread
 
 
-def make_templates(static: VersionedStatic) -> Environment:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+def make_templates(static: VersionedStatic, time_zone: str = DEFAULT_TIME_ZONE, theme: Theme | None = None) -> Environment:
+    """The shop's and admin's templates; every time they show is in the site's zone, every static file
+    they link is its versioned name.
 
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"], default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    With a custom theme: a sandboxed environment (no attribute starting with _, no
+    changing the page's data) that looks in the theme before the kit's templates.
+    """
+    from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    from storefront.theme_sandbox import ThemeSandbox
+
+    kit = FileSystemLoader(HERE / "templates")
+    options: dict[str, Any] = {"autoescape": select_autoescape(["html"], default=True), "undefined": StrictUndefined,
+                               "trim_blocks": True, "lstrip_blocks": True}
+    if theme is not None:
+        env: Environment = ThemeSandbox(loader=ChoiceLoader([DictLoader(theme.templates), kit]), **options)
+    else:
+        env = Environment(loader=kit, **options)
     env.globals["static_url"] = static.url
-    env.filters["dt"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + " UTC" if d else ""
-    env.filters["unix_dt"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M") + " UTC" if ts else ""
+    env.filters["dt"] = lambda d: clock.local(d, time_zone)
+    env.filters["unix_dt"] = lambda ts: clock.local_unix(ts, time_zone)
     for name in ("base.html", "maintenance.html", "error.html"):  # compiled now: an outage's first page is not slower
         env.get_template(name)
     return env
@@ -70,17 +84,20 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     limits = Limits(settings.checkouts_per_minute, throttled=lambda name: metrics.throttled.labels(name).inc())
     # plugins create their tables where the schema is made: here only when this storefront migrates it
     plugins = PluginHostCache(settings.plugin_choice(), settings.plugin_config_dir, engine if settings.migrate_on_start else None)
+    site = load_site_config(settings.site_config)
+    theme = load_theme(settings.theme_dir) if settings.theme_dir is not None else None
     return Shop(
-        settings=settings, site=load_site_config(settings.site_config), engine=engine, sessions=sessions,
+        settings=settings, site=site, engine=engine, sessions=sessions,
         cache=ReadCache(sessions, settings.state_cache_seconds), pages=PageCache(settings.state_cache_seconds), limits=limits,
         signers=make_signers(settings.secret_key()), plugins=plugins,
-        site_key=site_key, templates=make_templates(static), static=static, buyers=BuyerBox(site_key) if site_key else None,
-        metrics=metrics,
+        site_key=site_key, templates=make_templates(static, site.time_zone), static=static,
+        buyers=BuyerBox(site_key) if site_key else None, metrics=metrics,
+        themed=make_templates(static, site.time_zone, theme) if theme is not None else None,
     )
 
 
 def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
-    from storefront import branding, restock, shop
+    from storefront import api, branding, restock, shop
     from storefront.admin import routes as admin
     from storefront.admin.auth import LoginRequired
 
@@ -91,6 +108,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.include_router(restock.router)
     app.include_router(admin.public)
     app.include_router(admin.router)
+    app.include_router(api.router)
     app.include_router(branding.router)
     app.mount("/static", app.state.shop.static, name="static")
     app.add_middleware(request_metrics, metrics=app.state.shop.metrics)
@@ -105,6 +123,8 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
             return JSONResponse(error_body("database_unreachable", "the site database does not answer",
                                            status="error", database="unreachable"), status_code=503)
         return JSONResponse({"status": "ok", "database": "ok", "started_at": int(STARTED_AT)})
+
+    app.add_exception_handler(api.ApiError, api.api_error_response)  # type: ignore[arg-type]
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> Response:

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import CatalogItem, Order, SiteState
+from storefront import regions
+from storefront.plugin_text import plugin_text
 from storefront.signing import Signer
 from storefront.state import ItemView
 
@@ -146,7 +148,8 @@ class PlacedOrder:
 
 def place_order(
     sessions: sessionmaker[Session], *, order_id: str, sku: str, form: CheckoutForm, password_hash: str,
-    buyer_ip: str | None, buyers: BuyerBox, plugins: Any, payment: Any, t: Translate,
+    buyer_ip: str | None, buyers: BuyerBox, plugins: Any, payment: Any, t: Translate, buyer_region: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> PlacedOrder:
     """Write the order in ONE transaction, re-checking licence, item and price inside it.
 
@@ -161,6 +164,8 @@ def place_order(
             state = session.get(SiteState, 1)
             if state is None or not state.takes_orders:
                 raise CheckoutRefused({"form": t("notice.closed")}, status=503)
+            if buyer_region is not None and not regions.allowed(buyer_region, list(state.regions or [])):
+                raise CheckoutRefused({"form": t("err.region_outside", region=buyer_region)}, status=403)
             item = session.get(CatalogItem, sku)
             if item is None or item.status != "active":
                 raise CheckoutRefused({"form": t("err.unavailable")}, status=409)
@@ -173,20 +178,23 @@ def place_order(
             adjust = plugins.adjust_checkout(session, {
                 "sku": item.sku, "category": item.category, "quantity": form.quantity, "unit_price_cents": unit,
                 "hq_price_cents": item.hq_price_cents, "currency": item.currency, "fields": dict(form.fields),
-                "buyer_region": None, "now": datetime.now(timezone.utc),
+                "buyer_region": buyer_region, "now": datetime.now(timezone.utc),
             }) or {}
             if adjust.get("errors"):
-                raise CheckoutRefused({"x_" + k: str(v) for k, v in adjust["errors"].items()})
+                raise CheckoutRefused({"x_" + k: plugin_text(t, v) for k, v in adjust["errors"].items()})
             discount = max(0, int(adjust.get("discount_cents", 0) or 0))
             total = max(unit * form.quantity - discount, floor)
             extras = {"plugins": adjust.get("extras", {}) or {},
                       "payment": payment.start(order_id, total, item.currency)}
+            if origin:
+                extras["api"] = origin  # the reseller API key that placed it (only that key reads it back)
             session.add(Order(
                 id=order_id, sku=item.sku, item_name=item.name, category=item.category, quantity=form.quantity,
                 unit_price_cents=unit, discount_cents=unit * form.quantity - total, total_cents=total,
                 hq_price_cents=item.hq_price_cents, currency=item.currency,
                 buyer_sealed=buyers.seal(order_id, Buyer(form.contact, form.account, buyer_ip)),
                 buyer_contact_index=buyers.contact_index(form.contact), password_hash=password_hash, extras=extras,
+                buyer_region=buyer_region,
                 status="pending", reasons=[],
             ))
             session.flush()  # a concurrent duplicate fails here, inside the transaction

@@ -11,7 +11,7 @@ LOCALES = ("zh-CN", "en")
 MESSAGES: dict[str, dict[str, str]] = {
     "zh-CN": {
         "lang.name": "中文", "nav.home": "首页", "nav.orders": "查询订单", "nav.search": "搜索",
-        "nav.all": "全部商品", "search.placeholder": "搜索商品名称", "search.results": "“{q}”的搜索结果",
+        "nav.all": "全部商品", "nav.categories": "商品分类", "search.placeholder": "搜索商品名称", "search.results": "“{q}”的搜索结果",
         "search.none": "没有找到相关商品", "home.title": "热门商品", "home.empty": "商品正在同步中，请稍后再来。",
         "cat.game": "游戏点卡", "cat.phone": "话费充值", "cat.membership": "会员充值", "cat.other": "其他",
         "item.face_value": "面值", "item.buy": "立即购买", "item.out_of_stock": "缺货", "item.low_stock": "库存紧张",
@@ -179,10 +179,64 @@ MESSAGES: dict[str, dict[str, str]] = {
         "coupons.enabled": "优惠码 {code} 已启用。", "coupons.not_licensed": "本站授权不含优惠码功能，无法管理优惠码：{reason}",
         "coupons.err_kind": "请选择优惠方式。", "coupons.err_percent": "百分比须为 1–100 的整数。",
         "coupons.err_amount": "金额须大于 0，最多两位小数。", "coupons.err_max_uses": "使用次数须为正整数。",
+        "cat.gift": "礼品卡", "cat.software": "软件激活", "cat.video": "视频会员",
+        "tier.basic": "基础版", "tier.pro": "专业版", "tier.flagship": "旗舰版",
+        "feature.storefront": "商城", "feature.standard-theme": "标准主题", "feature.custom-theme": "自定义主题",
+        "feature.coupons": "优惠码", "feature.notify": "通知", "feature.regional-pricing": "地区定价",
+        "feature.api-access": "分销 API", "feature.custom-plugins": "自定义插件",
+        "health.key.db": "数据库", "health.key.outbox_pending": "代理待转发订单", "health.key.outbox_review": "人工审核中的订单",
+        "health.key.outbox_alert": "积压告警", "health.key.catalog_items": "已同步商品数", "health.key.hq_link": "与总部的连接",
+        "health.key.hq_link_since": "连接状态开始于", "health.key.hq_reachable": "总部可达",
+        "health.key.hq_unreachable_since": "总部不可达开始于", "health.key.hq_licence_view": "总部所见的授权状态",
+        "health.word.ok": "正常", "health.word.unreachable": "无法连接", "health.word.refused": "被拒绝",
+        "health.times": "时间均按本站时区显示：",
+        "users.created_at": "创建时间", "users.role_hint": "默认是权限最少的角色；需要更多权限时再选择。",
+        "catalog.sku": "商品编码", "catalog.stock": "库存", "catalog.unlimited": "不限", "catalog.low": "库存不足", "catalog.out": "缺货",
+        "catalog.rule": "价格规则", "catalog.low_count": "{n} 个在售商品库存不足（不超过 {limit} 件）。",
+        "catalog.status.active": "在售", "catalog.status.inactive": "已下架",
+        "admin.audit": "操作日志", "audit.at": "时间", "audit.actor": "操作人", "audit.action": "操作", "audit.detail": "详情",
+        "audit.all_actions": "全部操作", "audit.all_actors": "全部操作人", "audit.none": "没有符合条件的记录。",
+        "audit.count": "共 {n} 条", "audit.shown": "显示最近 {n} 条，更多请导出 CSV。", "audit.export": "导出 CSV",
+        "audit.actor.agent": "代理程序", "audit.actor.hq": "总部", "audit.actor.kitctl": "部署工具",
+        "audit.action.admin_user_created": "创建账号", "audit.action.admin_user_enabled": "启用账号",
+        "audit.action.admin_user_disabled": "停用账号", "audit.action.admin_user_deleted": "删除账号",
+        "audit.action.admin_user_password_reset": "重置密码", "audit.action.admin_user_password_changed": "修改自己的密码",
+        "audit.action.price_rule_saved": "保存价格规则", "audit.action.price_rule_deleted": "删除价格规则",
+        "audit.action.payout_requested": "申请提现", "audit.action.payout_request_sent": "提现申请已发送至总部",
+        "audit.action.statement_answer_sent": "对账答复已发送至总部", "audit.action.statement_confirmed": "确认对账单",
+        "audit.action.statement_disputed": "对账单提出异议", "audit.action.statement_answer_refused": "总部未接受对账答复",
+        "audit.action.payout_request_refused": "总部未接受提现申请",
+        "err.audit_name": "只能是字母、数字和 : . _ -，最多 64 个字符。", "err.date_order": "结束日期不能早于开始日期。",
+        "audit.action.order_decided": "总部审核订单", "audit.action.catalog_full_resync": "商品全量同步",
+        "audit.action.catalog_swept": "清理已下架商品", "audit.action.licence_loaded": "载入授权",
+        "audit.action.command": "执行总部指令：{type}",
+        "command.suspend": "暂停授权", "command.resume": "恢复授权", "command.revoke": "撤销授权",
+        "command.sync_now": "立即同步", "command.support_bundle": "生成支持包",
+        "admin.api_keys": "分销 API", "api.intro": "下游店铺用 API 密钥读取商品（按本站售价）、下单、查询订单和提取卡密；每次调用都记入操作日志，每个密钥每分钟最多 60 次。接口说明：",
+        "api.not_licensed": "本站授权不含分销 API 功能（专业版及以上），不能创建密钥。",
+        "api.token_once": "密钥 {kid} 的完整内容只显示这一次，请立即交给下游店铺：", "api.key": "密钥编号", "api.name": "名称",
+        "api.scopes": "权限", "api.last_used": "最近使用", "api.revoked_state": "已吊销", "api.rotate": "更换密钥",
+        "api.revoke": "吊销", "api.none": "还没有 API 密钥。", "api.new": "新建 API 密钥", "api.create": "创建密钥",
+        "api.revoked": "密钥 {kid} 已吊销，立即失效。", "api.err_name": "名称须为 1–64 个字母、数字、空格、点、横线或下划线。",
+        "api.err_scope": "请至少选择一项权限。", "api.scope.catalog:read": "读取商品", "api.scope.orders:write": "下单",
+        "api.scope.orders:read": "查询订单和卡密",
+        "audit.action.api_key_created": "创建 API 密钥", "audit.action.api_key_rotated": "更换 API 密钥",
+        "audit.action.api_key_revoked": "吊销 API 密钥", "audit.action.api_call": "API 调用",
+        "checkout.region": "所在地区", "checkout.region_hint": "无法从网络地址判断您所在的地区，请确认。",
+        "err.region_confirm": "请确认您所在的地区。", "err.region_outside": "本店不向您所在的地区（{region}）销售。",
+        "region.CN": "中国大陆", "region.HK": "中国香港", "region.MO": "中国澳门", "region.TW": "中国台湾",
+        "region.SG": "新加坡", "region.MY": "马来西亚", "region.US": "美国", "region.JP": "日本", "region.KR": "韩国",
+        "region.other": "其他地区",
+        "reason.declined": "未通过总部风控审核", "reason.review": "总部风控人工审核中", "reason.not_paid": "未在规定时间内支付",
+        "reason.refunded": "款项已退回",
+        "plugin.field.coupon": "优惠码",
+        "coupon.invalid": "优惠码 {code} 无效。", "coupon.not_yet": "优惠码 {code} 尚未生效。",
+        "coupon.expired": "优惠码 {code} 已过期。", "coupon.used_up": "优惠码 {code} 已用完。",
+        "coupon.category": "优惠码 {code} 不适用于这个分类。", "coupon.minimum": "优惠码 {code} 要求订单金额至少 {amount} 元。",
     },
     "en": {
         "lang.name": "English", "nav.home": "Home", "nav.orders": "Find my order", "nav.search": "Search",
-        "nav.all": "All products", "search.placeholder": "Search products", "search.results": "Results for “{q}”",
+        "nav.all": "All products", "nav.categories": "Categories", "search.placeholder": "Search products", "search.results": "Results for “{q}”",
         "search.none": "No matching products", "home.title": "Popular products", "home.empty": "The catalog is syncing, please come back shortly.",
         "cat.game": "Game cards", "cat.phone": "Phone top-up", "cat.membership": "Memberships", "cat.other": "Other",
         "item.face_value": "Face value", "item.buy": "Buy now", "item.out_of_stock": "Out of stock", "item.low_stock": "Low stock",
@@ -354,6 +408,62 @@ MESSAGES: dict[str, dict[str, str]] = {
         "coupons.enabled": "Coupon {code} enabled.", "coupons.not_licensed": "This site's licence does not include coupons, so they cannot be managed: {reason}",
         "coupons.err_kind": "Choose a kind of discount.", "coupons.err_percent": "The percent must be a whole number from 1 to 100.",
         "coupons.err_amount": "The amount must be above 0, with at most two decimals.", "coupons.err_max_uses": "The maximum uses must be a positive whole number.",
+        "cat.gift": "Gift cards", "cat.software": "Software keys", "cat.video": "Video memberships",
+        "tier.basic": "Basic", "tier.pro": "Pro", "tier.flagship": "Flagship",
+        "feature.storefront": "Shop", "feature.standard-theme": "Standard theme", "feature.custom-theme": "Custom theme",
+        "feature.coupons": "Coupons", "feature.notify": "Notifications", "feature.regional-pricing": "Regional pricing",
+        "feature.api-access": "Reseller API", "feature.custom-plugins": "Custom plugins",
+        "health.key.db": "Database", "health.key.outbox_pending": "Orders the agent has yet to forward",
+        "health.key.outbox_review": "Orders in manual review", "health.key.outbox_alert": "Backlog alert",
+        "health.key.catalog_items": "Products synced", "health.key.hq_link": "Link to HQ",
+        "health.key.hq_link_since": "Link state since", "health.key.hq_reachable": "HQ reachable",
+        "health.key.hq_unreachable_since": "HQ unreachable since", "health.key.hq_licence_view": "Licence as HQ sees it",
+        "health.word.ok": "OK", "health.word.unreachable": "unreachable", "health.word.refused": "refused",
+        "health.times": "Times are shown in the site's time zone:",
+        "users.created_at": "Created", "users.role_hint": "The default is the role with the fewest rights; choose another only when needed.",
+        "catalog.sku": "SKU", "catalog.stock": "Stock", "catalog.unlimited": "unlimited", "catalog.low": "low stock", "catalog.out": "out of stock",
+        "catalog.rule": "Price rule", "catalog.low_count": "{n} products on sale are low on stock ({limit} or fewer).",
+        "catalog.status.active": "on sale", "catalog.status.inactive": "withdrawn",
+        "admin.audit": "Audit log", "audit.at": "Time", "audit.actor": "By", "audit.action": "Action", "audit.detail": "Detail",
+        "audit.all_actions": "All actions", "audit.all_actors": "Everyone", "audit.none": "No matching entries.",
+        "audit.count": "{n} entries", "audit.shown": "The latest {n} are shown; export CSV for more.", "audit.export": "Export CSV",
+        "audit.actor.agent": "the agent", "audit.actor.hq": "HQ", "audit.actor.kitctl": "kitctl (deployment)",
+        "audit.action.admin_user_created": "account created", "audit.action.admin_user_enabled": "account enabled",
+        "audit.action.admin_user_disabled": "account disabled", "audit.action.admin_user_deleted": "account deleted",
+        "audit.action.admin_user_password_reset": "password reset", "audit.action.admin_user_password_changed": "own password changed",
+        "audit.action.price_rule_saved": "price rule saved", "audit.action.price_rule_deleted": "price rule deleted",
+        "audit.action.payout_requested": "payout requested", "audit.action.payout_request_sent": "payout request sent to HQ",
+        "audit.action.statement_answer_sent": "statement answer sent to HQ", "audit.action.statement_confirmed": "statement confirmed",
+        "audit.action.statement_disputed": "statement disputed", "audit.action.statement_answer_refused": "statement answer refused by HQ",
+        "audit.action.payout_request_refused": "payout request refused by HQ",
+        "err.audit_name": "Letters, digits and : . _ - only, at most 64 characters.", "err.date_order": "The end date cannot be before the start date.",
+        "audit.action.order_decided": "order decided by HQ", "audit.action.catalog_full_resync": "full catalog sync",
+        "audit.action.catalog_swept": "withdrawn products removed", "audit.action.licence_loaded": "licence loaded",
+        "audit.action.command": "HQ command applied: {type}",
+        "command.suspend": "suspend the licence", "command.resume": "resume the licence", "command.revoke": "revoke the licence",
+        "command.sync_now": "sync now", "command.support_bundle": "support bundle",
+        "admin.api_keys": "Reseller API", "api.intro": "Downstream shops use API keys to read the catalog (at this site's prices), place orders and read them with their card keys; every call is audited, at most 60 calls a minute per key. Reference:",
+        "api.not_licensed": "This site's licence does not include the reseller API (pro and above): no keys can be made.",
+        "api.token_once": "The whole of key {kid} is shown only this once; hand it to the downstream shop now:", "api.key": "Key",
+        "api.name": "Name", "api.scopes": "Scopes", "api.last_used": "Last used", "api.revoked_state": "revoked",
+        "api.rotate": "Rotate", "api.revoke": "Revoke", "api.none": "No API keys yet.", "api.new": "New API key",
+        "api.create": "Create key", "api.revoked": "Key {kid} is revoked: it stops working now.",
+        "api.err_name": "Names are 1–64 letters, digits, spaces, dots, dashes or underscores.",
+        "api.err_scope": "Choose at least one scope.", "api.scope.catalog:read": "read the catalog",
+        "api.scope.orders:write": "place orders", "api.scope.orders:read": "read orders and card keys",
+        "audit.action.api_key_created": "API key created", "audit.action.api_key_rotated": "API key rotated",
+        "audit.action.api_key_revoked": "API key revoked", "audit.action.api_call": "API call",
+        "checkout.region": "Your region", "checkout.region_hint": "Your network address does not tell your region: please confirm it.",
+        "err.region_confirm": "Please confirm your region.", "err.region_outside": "This shop does not sell to your region ({region}).",
+        "region.CN": "Mainland China", "region.HK": "Hong Kong", "region.MO": "Macao", "region.TW": "Taiwan",
+        "region.SG": "Singapore", "region.MY": "Malaysia", "region.US": "United States", "region.JP": "Japan",
+        "region.KR": "South Korea", "region.other": "Elsewhere",
+        "reason.declined": "declined by HQ risk control", "reason.review": "under review by HQ risk control",
+        "reason.not_paid": "not paid in time", "reason.refunded": "payment refunded",
+        "plugin.field.coupon": "Coupon code",
+        "coupon.invalid": "Coupon {code} is not valid.", "coupon.not_yet": "Coupon {code} is not valid yet.",
+        "coupon.expired": "Coupon {code} has expired.", "coupon.used_up": "Coupon {code} is used up.",
+        "coupon.category": "Coupon {code} does not apply to this category.", "coupon.minimum": "Coupon {code} needs an order of at least {amount}.",
     },
 }
 
@@ -364,5 +474,27 @@ def translator(locale: str) -> Callable[..., str]:
 
 
 def category_label(t: Callable[..., str], category: str) -> str:
-    label = t("cat." + category)
-    return category if label == "cat." + category else label
+    return known_label(t, "cat.", category)
+
+
+# The agent's public reasons (English, as HQ's decision left them) and the words for each.
+REASONS = {"declined by HQ risk control": "reason.declined", "under review by HQ risk control": "reason.review",
+           "not paid in time": "reason.not_paid", "payment refunded": "reason.refunded"}
+
+
+def reason_text(t: Callable[..., str], reason: str) -> str:
+    """An order's public reason in the page's language; a reason HQ wrote itself is shown as written."""
+    return t(REASONS[reason]) if reason in REASONS else reason
+
+
+def categories_named(query: str) -> list[str]:
+    """Category codes whose name, in any locale, contains `query` (a buyer searching 话费 or "gift" finds the category)."""
+    wanted = query.casefold()
+    return sorted({key.removeprefix("cat.") for messages in MESSAGES.values() for key, text in messages.items()
+                   if key.startswith("cat.") and wanted in text.casefold()})
+
+
+def known_label(t: Callable[..., str], prefix: str, value: str) -> str:
+    """The words for a code (a tier, a feature, a status) in the page's language; a code the kit has no words for stays itself."""
+    text = t(prefix + value)
+    return value if text == prefix + value else text

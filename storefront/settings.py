@@ -22,6 +22,7 @@ class StorefrontSettings(BaseSettings):
     site_key_file: Path | None = None  # opens sealed card keys
     bind: str = "0.0.0.0:8000"
     branding_dir: Path | None = None  # served at /branding/ when no proxy does it
+    theme_dir: Path | None = None  # a flagship site's own shop templates (`kitctl render --theme`), used while licensed
     plugin_config_dir: Path | None = None
     plugins: str | None = None  # KIT_PLUGINS as render writes it: comma-separated; unset or empty = every licensed plugin
     payment_mode: str = "hq_approval"

@@ -11,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from storefront import checkout as co
+from storefront import regions
 from storefront.i18n import translator
 from storefront.orders import (ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password, normalise_order_id, order_status_of,
                                order_view)
 from storefront.passwords import hash_password
 from storefront.payment import payment_method
+from storefront.plugin_text import localised_fields
 from storefront.state import ItemView, read_categories, read_item, read_items
 from storefront.web import HTTPProblem, buyer_address, check_csrf, client_ip, locale_of, render, render_form_page, render_public, set_cookie, shop_of
 
@@ -61,9 +63,11 @@ def _product_page(request: Request, item: ItemView, values: dict[str, str] | Non
     host = shop.plugin_host()
     return render(request, "product.html", {
         "item": item, "values": values or {"quantity": str(item.min_qty)}, "errors": errors or {},
-        "plugin_fields": host.checkout_fields(), "plugin_lines": _product_lines(request, host, item),
+        "plugin_fields": localised_fields(translator(locale_of(request)), host.checkout_fields()),
+        "plugin_lines": _product_lines(request, host, item),
         "nonce": nonce or co.new_nonce(shop.signers.nonce, item.sku),
         "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
+        "ask_region": _ask_region(request) or "region" in (errors or {}),
     }, status=status, private=True)
 
 
@@ -73,13 +77,20 @@ async def product(request: Request, sku: str) -> Response:
     item = await _aitem_or_404(request, sku)
     await shop.alicence()
     host = shop.plugin_host()
-    fields = host.checkout_fields()
-    key = (item, repr(fields), shop.settings.payment_mode)
+    fields = localised_fields(translator(locale_of(request)), host.checkout_fields())
+    ask_region = _ask_region(request)
+    key = (item, repr(fields), shop.settings.payment_mode, ask_region)
     return render_form_page(request, key, "product.html", lambda: {
         "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
         "plugin_lines": _product_lines(request, host, item),
         "payment": payment_method(shop.settings.payment_mode), "needs_account": co.needs_account(item),
+        "ask_region": ask_region,
     }, nonce=co.new_nonce(shop.signers.nonce, item.sku))
+
+
+def _ask_region(request: Request) -> bool:
+    """The form asks the buyer's region only when the licence limits regions and the address tells none."""
+    return bool(shop_of(request).licence().regions) and regions.detect(buyer_address(request)) is None
 
 
 def _product_lines(request: Request, host: Any, item: ItemView) -> list[tuple[str, str]]:
@@ -121,12 +132,13 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
         outcome("throttled").inc()
         raise HTTPProblem(429, "err.too_many")
     host = shop.plugin_host()
+    address = buyer_address(request)
     try:
-        form = co.validate_form(raw, item, host.checkout_fields(), t)
+        form = co.validate_form(raw, item, localised_fields(t, host.checkout_fields()), t)
+        region = _region(address, raw.get("region", ""), shop.licence().regions, t)
         placed = co.place_order(shop.sessions, order_id=order_id, sku=item.sku, form=form,
-                                password_hash=hash_password(form.password), buyer_ip=buyer_address(request),
-                                buyers=shop.buyers,
-                                plugins=host, payment=payment, t=t)
+                                password_hash=hash_password(form.password), buyer_ip=address,
+                                buyers=shop.buyers, plugins=host, payment=payment, t=t, buyer_region=region)
     except co.CheckoutRefused as refused:
         outcome("invalid").inc()
         return _product_page(request, item, values, refused.errors, status=refused.status, nonce=nonce)
@@ -142,6 +154,14 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
     response = RedirectResponse(f"/order/{placed.order_id}?placed=1", status_code=303)
     _grant_access(request, response, placed.order_id)
     return response
+
+
+def _region(address: str | None, confirmed: str, licensed: list[str], t: Any) -> str | None:
+    """The region the order carries; the form asks the buyer to confirm one when the address gives none."""
+    try:
+        return regions.buyer_region(address, confirmed[:12], licensed).region
+    except regions.RegionNeeded:
+        raise co.CheckoutRefused({"region": t("err.region_confirm")}, status=422) from None
 
 
 def _granted(request: Request) -> list[str]:

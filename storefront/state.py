@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sitedb.models import CatalogItem, SiteState
 from sitedb.suspension import suspension_end
+from storefront.i18n import categories_named
 
 T = TypeVar("T")
 
@@ -40,6 +41,7 @@ class LicenceView:
     tier: str | None = None
     features: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
     revenue_share_bps: int = 0
     expires_at: int | None = None
     last_sync_at: datetime | None = None
@@ -104,7 +106,7 @@ def read_licence(session: Session) -> LicenceView:
         return LicenceView(known=False, status="unknown", reason=None)
     return LicenceView(
         known=True, status=row.licence_status, reason=row.status_reason, tier=row.tier,
-        features=list(row.features or []), categories=list(row.categories or []),
+        features=list(row.features or []), categories=list(row.categories or []), regions=list(row.regions or []),
         revenue_share_bps=row.revenue_share_bps, expires_at=row.licence_expires_at,
         last_sync_at=row.last_sync_at, last_heartbeat_at=row.last_heartbeat_at, health=dict(row.health or {}),
         suspended_until=suspension_end(session.connection()) if row.licence_status == "suspended" else None,
@@ -120,12 +122,15 @@ def read_categories(session: Session) -> list[tuple[str, int]]:
 
 
 def read_items(session: Session, category: str | None = None, query: str | None = None, limit: int = 200) -> list[ItemView]:
+    """Items on sale; a query matches the product's name or SKU, or its category's code or name in either language."""
     stmt = select(CatalogItem).where(CatalogItem.status == "active")
     if category:
         stmt = stmt.where(CatalogItem.category == category)
     if query:
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(CatalogItem.name.ilike(pattern, escape="\\"), CatalogItem.sku.ilike(pattern, escape="\\")))
+        stmt = stmt.where(or_(CatalogItem.name.ilike(pattern, escape="\\"), CatalogItem.sku.ilike(pattern, escape="\\"),
+                              CatalogItem.category.ilike(pattern, escape="\\"),
+                              CatalogItem.category.in_(categories_named(query))))
     stmt = stmt.order_by(CatalogItem.category, CatalogItem.price_cents, CatalogItem.sku).limit(limit)
     return [item_view(r) for r in session.scalars(stmt)]
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from storefront.context import Shop
-from storefront.i18n import LOCALES, category_label, translator
+from storefront.i18n import LOCALES, category_label, known_label, reason_text, translator
 from storefront.money import format_money
 
 CSRF_COOKIE = "kit_csrf"
@@ -122,11 +122,21 @@ def _render_body(request: Request, template: str, context: dict[str, Any] | None
     ctx = {
         "request": request, "q": None, "site": shop.site, "t": t, "locale": locale, "money": format_money,
         "category_label": lambda c: category_label(t, c), "csrf": LazyCsrf(request),
+        "label": lambda prefix, value: known_label(t, prefix, value), "reason_text": lambda r: reason_text(t, r),
         "licence": shop.last_licence() if offline else shop.licence_for_notice(),
         "logo_url": f"/branding/{shop.site.logo}" if shop.site.logo else None,
     }
     ctx.update(context or {})
-    return shop.templates.get_template(template).render(ctx)
+    return templates_for(shop, template, ctx["licence"]).get_template(template).render(ctx)
+
+
+def templates_for(shop: Shop, template: str, licence: Any) -> Any:
+    """The custom theme's sandboxed environment for a shop page while the licence grants it; else the kit's."""
+    from kitcore.theme import FEATURE, TEMPLATES
+
+    if shop.themed is not None and template in TEMPLATES and FEATURE in (getattr(licence, "features", None) or ()):
+        return shop.themed
+    return shop.templates
 
 
 def render_public(request: Request, key: tuple[Any, ...], template: str, context_factory: Any) -> HTMLResponse:

@@ -28,6 +28,7 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("name", Optional[str], "--name", "Site name buyers see (any Unicode).", rich_help_panel="Site"),
     _opt("domain", Optional[str], "--domain", "Domain (IDNA, e.g. 商店.example.cn), or localhost.", rich_help_panel="Site"),
     _opt("logo", Optional[str], "--logo", "Logo file: PNG, JPEG or SVG (checked by content).", rich_help_panel="Site"),
+    _opt("theme", Optional[str], "--theme", "Custom shop theme directory: templates/*.html and theme.css (licence feature custom-theme).", rich_help_panel="Branding"),
     _opt("site_dir", Optional[str], "--site-dir", "Site directory (default ./site).", rich_help_panel="Site"),
     _opt("reset", Optional[List[str]], "--reset", "Take this input back to its default instead of the value the "
          "site directory recorded (repeatable, e.g. --reset http-port).", rich_help_panel="Site"),
@@ -35,6 +36,7 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("accent_colour", Optional[str], "--accent-color", "Accent colour #RRGGBB.", rich_help_panel="Branding"),
     _opt("locale", Optional[str], "--locale", "zh-CN (default) or en.", rich_help_panel="Branding"),
     _opt("currency", Optional[str], "--currency", "ISO 4217 code (default CNY).", rich_help_panel="Branding"),
+    _opt("time_zone", Optional[str], "--time-zone", "IANA time zone the pages show times in (default Asia/Shanghai).", rich_help_panel="Branding"),
     _opt("contact", Optional[str], "--contact", "Contact shown to buyers.", rich_help_panel="Branding"),
     _opt("bind_address", Optional[str], "--bind-address", "Host address ports are published on (default 127.0.0.1).", rich_help_panel="Host"),
     _opt("http_port", Optional[int], "--http-port", "Host HTTP port (default 80).", rich_help_panel="Host"),

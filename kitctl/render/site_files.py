@@ -78,7 +78,8 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
         primary_contrast=contrast(i.primary_colour),
         accent_contrast=contrast(i.accent_colour),
         site_name=i.name,
-    ).encode("utf-8")
+    ).encode("utf-8") + _theme_css(site)
+    files.update(_theme_files(site))
     files[f"{BRANDING}/offline.html"] = render_template(
         "offline.html.j2", locale=i.locale, site_name=i.name, contact=i.contact, logo_file=logo_file, text=TEXTS[i.locale]
     ).encode("utf-8")
@@ -94,6 +95,27 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
     files[COMPOSE_ENV] = f"COMPOSE_PROJECT_NAME={project_name(site.site_id)}\n".encode()
     if i.monitoring:
         files.update(monitoring.files(site.site_id, _metrics_token(site)))
+    return files
+
+
+THEME_DIR = "theme"  # the checked custom theme in the site dir, mounted read-only into the storefront
+THEME_TARGET = "/srv/theme"
+
+
+def _theme_css(site: ResolvedSite) -> bytes:
+    """The custom theme's CSS after the colours' (it may use and override them); checked in kitcore.theme."""
+    if site.theme is None or not site.theme.css:
+        return b""
+    return ("\n/* the site's custom theme */\n" + site.theme.css).encode("utf-8")
+
+
+def _theme_files(site: ResolvedSite) -> dict[str, bytes]:
+    """The checked theme, as a theme directory again (the next render reads it back from here)."""
+    if site.theme is None:
+        return {}
+    files = {f"{THEME_DIR}/templates/{name}": text.encode("utf-8") for name, text in site.theme.templates.items()}
+    if site.theme.css:
+        files[f"{THEME_DIR}/theme.css"] = site.theme.css.encode("utf-8")
     return files
 
 
@@ -118,6 +140,7 @@ def site_config(site: ResolvedSite, logo_file: str | None) -> dict[str, Any]:
         "domain_ascii": site.domain.ascii,
         "locale": i.locale,
         "currency": i.currency,
+        "time_zone": i.time_zone,
         "colours": {"primary": i.primary_colour, "accent": i.accent_colour},
         "contact": i.contact,
         "logo": logo_file,  # file name under /branding/ (the storefront builds its URL)
@@ -180,6 +203,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "agent_environment": stack.agent_environment(i.hq_url, site.plugins, added.env.get("agent"),
                                                      metrics_token=_metrics_token(site)),
         "plugins_csv": ",".join(site.plugins),
+        "theme_dir": THEME_TARGET if site.theme is not None else None,
         "plugin_config_dir": plugin_config.CONTAINER_DIR,
         "plugin_choice_target": plugin_config.choice_target(),
         "storefront_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["storefront"], plugin_secrets),
@@ -193,7 +217,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "volumes": stack.volumes(data_dir, [*added.volumes, *(monitoring.VOLUMES if i.monitoring else ())]),
         "inputs_hashes": {
             "proxy": files_hash(files, [CADDYFILE, *branding]),
-            "storefront": files_hash(files, [SITE_JSON]),
+            "storefront": files_hash(files, [SITE_JSON, *(n for n in files if n.startswith(f"{THEME_DIR}/"))]),
             "agent": files_hash(files, [AGENT_JSON, HQ_KEYS]),
             "db": files_hash(files, []),
         },
@@ -211,11 +235,12 @@ def contrast(colour: str) -> str:
 
 def _inputs_hash(site: ResolvedSite) -> str:
     """A hash of what the licensee chose (paths replaced by what they point at)."""
-    view = site.inputs.model_dump(mode="json", exclude={"licence", "site_dir", "logo", "hq_keys"})
+    view = site.inputs.model_dump(mode="json", exclude={"licence", "site_dir", "logo", "hq_keys", "theme"})
     view["data_dir"] = None if site.inputs.data_dir is None else str(Path(site.inputs.data_dir).absolute())
     view["licence_jti"] = site.licence.claims.jti
     view["logo_sha256"] = sha256_hex(site.logo.data) if site.logo else None
     view["hq_keys_sha256"] = sha256_hex(canonical_json(site.jwks))
+    view["theme_sha256"] = sha256_hex(canonical_json({k: v.decode("utf-8") for k, v in _theme_files(site).items()})) if site.theme else None
     view["categories"] = list(site.categories)
     return sha256_hex(canonical_json(view))
 
@@ -226,7 +251,7 @@ def recorded_inputs(site: ResolvedSite) -> dict[str, Any]:
     No licence (it is in secrets/), and no paths into the site dir: the logo and
     the pinned keys are re-read from branding/ and hq-keys.json.
     """
-    view = site.inputs.model_dump(mode="json", exclude={"licence", "site_dir", "logo", "hq_keys"})
+    view = site.inputs.model_dump(mode="json", exclude={"licence", "site_dir", "logo", "hq_keys", "theme"})
     view["data_dir"] = None if site.inputs.data_dir is None else str(Path(site.inputs.data_dir).absolute())
     return view
 

@@ -18,7 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from kitcore.site import DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, Colour, Currency, Locale
+from kitcore.site import (DEFAULT_ACCENT, DEFAULT_CURRENCY, DEFAULT_LOCALE, DEFAULT_PRIMARY, DEFAULT_TIME_ZONE, Colour,
+                          Currency, Locale, TimeZone)
 from kitctl.site.domain import Domain, parse_domain
 from kitctl.site.sitetoml import SiteTomlSource
 from kitctl.site.text import check_plain_path_text, check_text
@@ -52,10 +53,12 @@ class SiteInputs(BaseSettings):
     name: str | None = None
     domain: str | None = None
     logo: Path | None = None
+    theme: Path | None = None  # a custom shop theme directory (licence feature custom-theme); checked in resolve
     primary_colour: Colour = DEFAULT_PRIMARY
     accent_colour: Colour = DEFAULT_ACCENT
     locale: Locale = DEFAULT_LOCALE
     currency: Currency = DEFAULT_CURRENCY
+    time_zone: TimeZone = DEFAULT_TIME_ZONE
     contact: str = ""
     bind_address: str = "127.0.0.1"
     metrics_bind_address: str = "127.0.0.1"  # the agent's /metrics; exposing it is a choice of its own
@@ -105,7 +108,7 @@ class SiteInputs(BaseSettings):
     def _licence(cls, v: str | None) -> str | None:
         return None if v is None else check_plain_path_text(v, "licence")
 
-    @field_validator("site_dir", "hq_keys", "logo", "data_dir")
+    @field_validator("site_dir", "hq_keys", "logo", "data_dir", "theme")
     @classmethod
     def _path(cls, v: Path | None) -> Path | None:
         return None if v is None else Path(check_plain_path_text(str(v), "path"))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Inputs kept as files in the site directory rather than in kitctl.lock.
-FILE_INPUTS = ("licence", "hq_keys", "logo")
+FILE_INPUTS = ("licence", "hq_keys", "logo", "theme")
 NOT_RESETTABLE = ("site_dir", "licence", "hq_keys")
 
 
@@ -72,4 +72,6 @@ def _file_inputs(site: SiteDir) -> dict[str, Any]:
         logo = None
     if isinstance(logo, str) and logo and (site.branding / logo).is_file():
         values["logo"] = str((site.branding / logo).absolute())
+    if (site.root / "theme").is_dir():  # the checked copy the last render left (kitctl.render.site_files.THEME_DIR)
+        values["theme"] = str((site.root / "theme").absolute())
     return values

@@ -15,6 +15,8 @@ from typing import Any
 
 from kitcore import __version__
 from kitcore.errors import InvalidInput
+from kitcore.theme import FEATURE as THEME_FEATURE
+from kitcore.theme import Theme, load_theme
 from kitctl.site.domain import Domain
 from kitctl.site.inputs import SiteInputs
 from kitctl.site.logo import Logo, load_logo
@@ -34,6 +36,7 @@ class ResolvedSite:
     categories: tuple[str, ...]
     plugins: tuple[str, ...]
     image_tag: str = ""  # the kit images' tag: --image-tag, else the one the site runs, else the kit version
+    theme: Theme | None = None  # the custom theme, checked (only on a licence granting custom-theme)
 
     @property
     def site_id(self) -> str:
@@ -54,7 +57,18 @@ def resolve_site(inputs: SiteInputs, now: float | None = None) -> ResolvedSite:
         categories=check_categories(inputs.categories, licence.claims),
         plugins=check_plugins(inputs.plugins, licence.claims),
         image_tag=inputs.image_tag or running_image_tag(inputs.site_dir) or __version__,
+        theme=check_theme(inputs.theme, licence.claims),
     )
+
+
+def check_theme(directory: Path | None, claims: Any) -> Theme | None:
+    """The custom theme, checked; refused in one line when the licence does not grant custom-theme."""
+    if directory is None:
+        return None
+    if THEME_FEATURE not in claims.features:
+        raise InvalidInput(f"--theme: the licence (tier {claims.tier}) does not grant {THEME_FEATURE}; "
+                           "this tier keeps colours and logo (--primary-color, --accent-color, --logo)")
+    return load_theme(directory)
 
 
 def running_image_tag(site_dir: Path | None) -> str | None:

@@ -46,6 +46,12 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_users_enable": frozenset({"admin"}),
     "admin_users_delete": frozenset({"admin"}),
     "admin_users_reset": frozenset({"admin"}),
+    "admin_audit": frozenset({"admin"}),  # the operation log: who changed what, the administrator's oversight
+    "admin_audit_csv": frozenset({"admin"}),
+    "admin_api_keys": frozenset({"admin"}),  # reseller API keys: who may sell through the site, the administrator's
+    "admin_api_keys_create": frozenset({"admin"}),
+    "admin_api_keys_rotate": frozenset({"admin"}),
+    "admin_api_keys_revoke": frozenset({"admin"}),
     "admin_password": ALL,
     "admin_password_submit": ALL,
 }
@@ -83,6 +89,13 @@ def require_role(request: Request) -> Staff:
         raise HTTPProblem(403, "err.forbidden")
     request.state.staff = staff
     return staff
+
+
+def least_role() -> str:
+    """The role that may open the fewest routes: what a new account gets unless the admin chooses more."""
+    from storefront.admin_users import ROLES
+
+    return min(ROLES, key=lambda role: (sum(role in roles for roles in ROUTE_ROLES.values()), role))
 
 
 def may(staff: Staff, route_name: str) -> bool:

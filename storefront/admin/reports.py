@@ -9,15 +9,17 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import logging
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from kitcore.export_archive import guard_formula
+from storefront.clock import day_bounds
 from sitedb.buyer import Buyer, BuyerBox
 from sitedb.models import Order
 from sitedb.tables import settlement_entries
@@ -36,14 +38,23 @@ class OrderFilter:
     start: date | None = None
     end: date | None = None
     q: str | None = None
+    zone: str = "UTC"  # the site's time zone: a date is the site's day
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def parse_filter(params: dict[str, str], date_error: str) -> OrderFilter:
+def parse_filter(params: dict[str, str], date_error: str, zone: str = "UTC") -> OrderFilter:
     """Validate the filter form; bad values are reported, not silently dropped."""
-    flt = OrderFilter()
+    flt = OrderFilter(zone=zone)
     status = params.get("status", "")
     flt.status = status if status in STATUSES else None
+    parse_dates(params, flt, date_error)
+    q = params.get("q", "").strip()[:64]
+    flt.q = q or None
+    return flt
+
+
+def parse_dates(params: dict[str, str], flt: Any, date_error: str) -> None:
+    """`start` and `end` (YYYY-MM-DD) onto `flt`; a bad one is reported on its field as `date_error`."""
     for name in ("start", "end"):
         raw = params.get(name, "").strip()
         if raw:
@@ -51,9 +62,6 @@ def parse_filter(params: dict[str, str], date_error: str) -> OrderFilter:
                 setattr(flt, name, date.fromisoformat(raw))
             except ValueError:
                 flt.errors[name] = date_error
-    q = params.get("q", "").strip()[:64]
-    flt.q = q or None
-    return flt
 
 
 def _filtered(flt: OrderFilter, buyers: BuyerBox | None):  # type: ignore[no-untyped-def]
@@ -61,9 +69,9 @@ def _filtered(flt: OrderFilter, buyers: BuyerBox | None):  # type: ignore[no-unt
     if flt.status:
         stmt = stmt.where(Order.status == flt.status)
     if flt.start:
-        stmt = stmt.where(Order.created_at >= datetime.combine(flt.start, time.min, timezone.utc))
+        stmt = stmt.where(Order.created_at >= day_bounds(flt.start, flt.zone))
     if flt.end:
-        stmt = stmt.where(Order.created_at < datetime.combine(flt.end + timedelta(days=1), time.min, timezone.utc))
+        stmt = stmt.where(Order.created_at < day_bounds(flt.end + timedelta(days=1), flt.zone))
     if flt.q:
         like = "%" + flt.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         found = [Order.id.ilike(like, escape="\\"), Order.item_name.ilike(like, escape="\\"),
@@ -149,16 +157,16 @@ class Revenue:
     awaiting_cents: int
 
 
-def _period(moment: datetime, by: str) -> str:
-    day = moment.astimezone(timezone.utc).date()
+def _period(moment: datetime, by: str, zone: str = "UTC") -> str:
+    day = moment.astimezone(ZoneInfo(zone)).date()
     if by == "week":
         year, week, _ = day.isocalendar()
         return f"{year}-W{week:02d}"
     return day.isoformat()
 
 
-def revenue(session: Session, by: str, days: int, now: datetime | None = None) -> Revenue:
-    """Sales and refunds per UTC day or ISO week from HQ's ledger entries (the agent's copy): HQ's own numbers.
+def revenue(session: Session, by: str, days: int, now: datetime | None = None, zone: str = "UTC") -> Revenue:
+    """Sales and refunds per day or ISO week of the site's zone from HQ's ledger entries (the agent's copy): HQ's own numbers.
 
     Net = gross + HQ cost + HQ share (both negative), line for line the statement's; a sale at HQ's
     own price nets minus the share, and the page says so rather than showing an unexplained loss.
@@ -173,7 +181,7 @@ def revenue(session: Session, by: str, days: int, now: datetime | None = None) -
     rows: dict[str, RevenueRow] = {}
     grand = RevenueRow("total")
     for line in session.execute(sales):
-        key = _period(as_utc(line.posted_at), by)
+        key = _period(as_utc(line.posted_at), by, zone)
         for row in (rows.setdefault(key, RevenueRow(key)), grand):
             row.add(line.kind, line.gross_fen, line.hq_cost_fen, line.hq_share_fen, line.net_fen)
     lines = list(session.execute(sales.order_by(e.id.desc()).limit(LINES_SHOWN)))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy import func, select
@@ -13,12 +14,14 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from sitedb.tables import STATEMENT_TOTALS
-from storefront import payouts, settlement
-from storefront.admin import reports
+from storefront import api_keys, clock, payouts, settlement
+from storefront.admin import audit, reports
+from storefront.admin.health_view import health_rows
 from storefront.admin.coupon_form import FormRefused, add_arguments
 from storefront.admin import rules as rules_mod
 from storefront import staff_sessions as sessions
-from storefront.admin.auth import ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, may, require_role, start_session
+from storefront.admin.auth import (ROUTE_ROLES, SESSION_COOKIE, SESSION_MAX_AGE, Staff, current_staff, least_role, may,
+                                   require_role, start_session)
 from storefront.admin_users import (ROLES, AdminUserError, change_password, create_user, delete_user, disable_user,
                                     enable_user, reset_password)
 from storefront.i18n import translator
@@ -36,10 +39,17 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
         ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
         ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_settlement", "admin.settlement"),
         ("admin_payouts", "admin.payouts"), ("admin_licence", "admin.licence"),
-        ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"))
-        if may(staff, name) and (name != "admin_coupons" or COUPONS in shop_of(request).licence().features)]
+        ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"),
+        ("admin_audit", "admin.audit"), ("admin_api_keys", "admin.api_keys"))
+        if may(staff, name) and _licensed_page(request, name)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
     return render(request, template, {**base, **(ctx or {})}, status=status, private=True)
+
+
+def _licensed_page(request: Request, name: str) -> bool:
+    """Pages of a licence feature (coupons, the reseller API) are in the menu only while the licence grants it."""
+    feature = {"admin_coupons": COUPONS, "admin_api_keys": API_ACCESS}.get(name)
+    return feature is None or feature in shop_of(request).licence().features
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -92,16 +102,18 @@ async def logout(request: Request) -> Response:
 
 @router.get("", name="admin_dashboard")
 def dashboard(request: Request) -> Response:
+    """Today is the site's day (its time zone); revenue only for a role the revenue report is open to."""
     shop = shop_of(request)
-    midnight = datetime.combine(datetime.now(timezone.utc).date(), time.min, timezone.utc)
+    midnight = clock.local_midnight(shop.site.time_zone)
     with shop.sessions() as s:
         stats = {
             "pending": s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0,
             "today": s.scalar(select(func.count()).select_from(Order).where(Order.created_at >= midnight)) or 0,
-            "revenue_today": s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
-                                      .where(Order.created_at >= midnight, Order.status == "delivered")) or 0,
             "on_sale": s.scalar(select(func.count()).select_from(CatalogItem).where(CatalogItem.status == "active")) or 0,
         }
+        if may(request.state.staff, "admin_revenue"):
+            stats["revenue_today"] = s.scalar(select(func.coalesce(func.sum(Order.total_cents), 0))
+                                              .where(Order.created_at >= midnight, Order.status == "delivered")) or 0
     return _page(request, "admin/dashboard.html", {"stats": stats})
 
 
@@ -177,9 +189,19 @@ def _rules_delete(request: Request, rule_id: int) -> Response:
 
 @router.get("/catalog", name="admin_catalog")
 def catalog(request: Request) -> Response:
+    """Every synced item with its stock as HQ's catalog sync last carried it; low stock flagged and counted."""
     with shop_of(request).sessions() as s:
         items = list(s.scalars(select(CatalogItem).order_by(CatalogItem.category, CatalogItem.sku).limit(1000)))
-    return _page(request, "admin/catalog.html", {"items": items})
+    low = [i for i in items if i.status == "active" and low_stock(i.stock)]
+    return _page(request, "admin/catalog.html", {"items": items, "low": len(low), "low_limit": LOW_STOCK,
+                                                  "low_stock": low_stock})
+
+
+LOW_STOCK = 10  # card keys left at or under this count as low (direct top-ups have no stock: never low)
+
+
+def low_stock(stock: int | None) -> bool:
+    return stock is not None and stock <= LOW_STOCK
 
 
 # ---- orders ----------------------------------------------------------------
@@ -187,7 +209,7 @@ def catalog(request: Request) -> Response:
 @router.get("/orders", name="admin_orders")
 def orders(request: Request) -> Response:
     t = translator(locale_of(request))
-    flt = reports.parse_filter(dict(request.query_params), t("err.date"))
+    flt = reports.parse_filter(dict(request.query_params), t("err.date"), shop_of(request).site.time_zone)
     rows, total = ([], 0)
     if not flt.errors:
         with shop_of(request).sessions() as s:
@@ -200,18 +222,50 @@ def orders(request: Request) -> Response:
 @router.get("/orders.csv", name="admin_orders_csv")
 def orders_csv(request: Request) -> Response:
     t = translator(locale_of(request))
-    flt = reports.parse_filter(dict(request.query_params), t("err.date"))
+    flt = reports.parse_filter(dict(request.query_params), t("err.date"), shop_of(request).site.time_zone)
     if flt.errors:
         raise HTTPProblem(422, "err.date")
     shop = shop_of(request)
+    return _csv_download(shop, lambda s: reports.export_csv(s, flt, shop.buyers), "orders")
 
-    def stream():  # the session lives as long as the download
+
+def _csv_download(shop: Any, rows: Any, prefix: str) -> StreamingResponse:
+    """A CSV download streamed from `rows(session)`; the session lives as long as the download."""
+    def stream():  # type: ignore[no-untyped-def]
         with shop.sessions() as s:
-            yield from reports.export_csv(s, flt, shop.buyers)
+            yield from rows(s)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(stream(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="orders-{stamp}.csv"', "Cache-Control": "no-store"})
+        "Content-Disposition": f'attachment; filename="{prefix}-{stamp}.csv"', "Cache-Control": "no-store"})
+
+
+# ---- the operation log ------------------------------------------------------
+
+@router.get("/audit", name="admin_audit")
+def audit_page(request: Request) -> Response:
+    shop = shop_of(request)
+    t = translator(locale_of(request))
+    flt = audit.parse_filter(dict(request.query_params), shop.site.time_zone)
+    rows, total = [], 0
+    with shop.sessions() as s:
+        if not flt.errors:
+            rows, total = audit.entries(s, flt)
+        actors, actions = audit.choices(s)
+    return _page(request, "admin/audit.html", {
+        "entries": rows, "total": total, "flt": flt, "errors": {k: t(v) for k, v in flt.errors.items()}, "actors": actors, "actions": actions, "shown": audit.SHOWN,
+        "action_label": lambda a: audit.action_label(t, a), "actor_label": lambda a: audit.actor_label(t, a),
+        "detail_text": lambda d: audit.detail_text(t, d), "csv_query": urlencode(flt.query()),
+    }, status=422 if flt.errors else 200)
+
+
+@router.get("/audit.csv", name="admin_audit_csv")
+def audit_csv(request: Request) -> Response:
+    shop = shop_of(request)
+    flt = audit.parse_filter(dict(request.query_params), shop.site.time_zone)
+    if flt.errors:
+        raise HTTPProblem(422, next(iter(flt.errors.values())))
+    return _csv_download(shop, lambda s: audit.export_csv(s, flt), "audit")
 
 
 # ---- revenue, licence, health ----------------------------------------------
@@ -220,7 +274,7 @@ def orders_csv(request: Request) -> Response:
 def revenue(request: Request, by: str = "day") -> Response:
     by = by if by in ("day", "week") else "day"
     with shop_of(request).sessions() as s:
-        report = reports.revenue(s, by, days=31 if by == "day" else 12 * 7)
+        report = reports.revenue(s, by, days=31 if by == "day" else 12 * 7, zone=shop_of(request).site.time_zone)
     return _page(request, "admin/revenue.html", {"report": report, "by": by})
 
 
@@ -337,7 +391,9 @@ def health(request: Request) -> Response:
     with shop_of(request).sessions() as s:
         pending = s.scalar(select(func.count()).select_from(Order).where(Order.status == "pending")) or 0
         oldest = s.scalar(select(func.min(Order.created_at)).where(Order.status == "pending"))
-    return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest})
+    shop = shop_of(request)
+    rows = health_rows(shop.licence().health, translator(locale_of(request)), shop.site.time_zone)
+    return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest, "agent_rows": rows})
 
 
 # ---- coupons (a licence feature: the coupons plugin's own actions) ----------
@@ -422,6 +478,77 @@ async def coupons_enable(request: Request, code: str) -> Response:
     return await _coupon_switch(request, code, True)
 
 
+# ---- reseller API keys (a licence feature: api-access) -------------------------
+
+def _api_keys_page(request: Request, *, token: tuple[str, str] | None = None, errors: dict | None = None,
+                   form: dict | None = None, message: str | None = None, status: int = 200) -> Response:
+    shop = shop_of(request)
+    with shop.engine.connect() as conn:
+        keys = api_keys.listing(conn)
+    licensed = API_ACCESS in shop.licence().features
+    return _page(request, "admin/api_keys.html", {"keys": keys, "scopes": api_keys.SCOPES, "token": token,
+                                                   "errors": errors or {}, "form": form or {}, "message": message,
+                                                   "licensed": licensed}, status=status)
+
+
+@router.get("/api-keys", name="admin_api_keys")
+def api_keys_page(request: Request) -> Response:
+    return _api_keys_page(request)
+
+
+@router.post("/api-keys", name="admin_api_keys_create")
+async def api_keys_create(request: Request) -> Response:
+    form = await _form(request)
+    scopes = [str(v) for v in (await request.form()).getlist("scope")]
+    return await run_in_threadpool(_api_key_created, request, form.get("name", "")[:80], scopes)
+
+
+def _api_key_created(request: Request, name: str, scopes: list[str]) -> Response:
+    t = translator(locale_of(request))
+    shop = shop_of(request)
+    if API_ACCESS not in shop.licence().features:
+        return _api_keys_page(request, status=409)
+    try:
+        with shop.engine.begin() as conn:
+            key_id, token = api_keys.create(conn, name, scopes, "admin:" + request.state.staff.username)
+    except api_keys.KeyRefused as refused:
+        field = "name" if str(refused).startswith("name") else "scope"
+        return _api_keys_page(request, errors={field: t(f"api.err_{field}")}, form={"name": name, "scopes": scopes},
+                              status=422)
+    return _api_keys_page(request, token=(key_id, token))
+
+
+async def _api_key_change(request: Request, key_id: str, action: str) -> Response:
+    await _form(request)
+    return await run_in_threadpool(_api_key_changed, request, key_id[:16], action)
+
+
+def _api_key_changed(request: Request, key_id: str, action: str) -> Response:
+    t = translator(locale_of(request))
+    actor = "admin:" + request.state.staff.username
+    try:
+        with shop_of(request).engine.begin() as conn:
+            token = api_keys.rotate(conn, key_id, actor) if action == "rotate" else api_keys.revoke(conn, key_id, actor)
+    except LookupError:
+        raise HTTPProblem(404, "err.not_found") from None
+    if token:
+        return _api_keys_page(request, token=(key_id, token))
+    return _api_keys_page(request, message=t("api.revoked", kid=key_id))
+
+
+@router.post("/api-keys/{key_id}/rotate", name="admin_api_keys_rotate")
+async def api_keys_rotate(request: Request, key_id: str) -> Response:
+    return await _api_key_change(request, key_id, "rotate")
+
+
+@router.post("/api-keys/{key_id}/revoke", name="admin_api_keys_revoke")
+async def api_keys_revoke(request: Request, key_id: str) -> Response:
+    return await _api_key_change(request, key_id, "revoke")
+
+
+API_ACCESS = "api-access"
+
+
 # ---- staff accounts --------------------------------------------------------
 
 def _users_page(request: Request, created: tuple[str, str] | None = None, errors: dict | None = None,
@@ -429,7 +556,7 @@ def _users_page(request: Request, created: tuple[str, str] | None = None, errors
                 reset: tuple[str, str] | None = None) -> Response:
     with shop_of(request).sessions() as s:
         users = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
-    return _page(request, "admin/users.html", {"users": users, "roles": ROLES, "created": created,
+    return _page(request, "admin/users.html", {"users": users, "roles": ROLES, "least_role": least_role(), "created": created,
                                                 "errors": errors or {}, "form": form or {}, "message": message,
                                                 "reset": reset},
                  status=status)

@@ -134,7 +134,7 @@ def buyer_forms(base: str, count: int) -> tuple[list[dict[str, str]], httpx.Cook
             page = client.get(f"/p/{SKU}").text
             forms.append({"csrf": CSRF.search(page).group(1), "nonce": NONCE.search(page).group(1),  # type: ignore[union-attr]
                           "quantity": "1", "contact": f"buyer{i}-{uuid.uuid4().hex[:6]}@example.cn",
-                          "password": "order-pw-1", "password2": "order-pw-1"})
+                          "password": "order-pw-1", "password2": "order-pw-1", "region": "CN"})
         return forms, client.cookies
 
 

@@ -73,6 +73,8 @@ def test_bad_site_toml_is_refused_in_one_line(tmp_path, toml, message):
         ("accent_colour", "#12345", "#RRGGBB"),
         ("locale", "fr", "--locale"),
         ("currency", "cny", "ISO 4217"),
+        ("time_zone", "Mars/Olympus", "zone database"),
+        ("time_zone", "Asia/Shanghai; rm -rf /", "IANA name"),
         ("bind_address", "0.0.0.0; rm -rf /", "not an IP"),
         ("http_port", 70000, "--http-port"),
         ("tls", "maybe", "--tls"),

@@ -60,3 +60,15 @@ def test_a_colour_render_refuses_the_storefront_refuses_too(flags, tmp_path, col
 def test_render_and_the_storefront_start_from_the_same_colours():
     fields, defaults = SiteInputs.model_fields, SiteConfig().colours
     assert (fields["primary_colour"].default, fields["accent_colour"].default) == (defaults.primary, defaults.accent)
+
+
+def test_the_time_zone_is_a_render_input_written_to_site_json_and_recorded(flags):
+    """Default Asia/Shanghai; a chosen zone reaches the storefront and the next render keeps it."""
+    result = render_site(flags)
+    site_json = SiteDir(result.site_dir).site_json
+    assert load_site_config(site_json).time_zone == "Asia/Shanghai"
+    render_site({**flags, "time_zone": "Europe/Berlin"})
+    assert json.loads(site_json.read_text())["time_zone"] == "Europe/Berlin"
+    assert load_site_config(site_json).time_zone == "Europe/Berlin"
+    render_site({"site_dir": flags["site_dir"]})  # nothing given again: the recorded inputs
+    assert load_site_config(site_json).time_zone == "Europe/Berlin"

@@ -28,6 +28,7 @@ def checkout(client: httpx.Client, sku: str, **fields: str) -> httpx.Response:
     """Open the product page (CSRF cookie + form nonce), then submit the checkout form."""
     page = client.get(f"/p/{sku}").text
     data = {"csrf": form_token(page), "nonce": form_token(page, NONCE), "quantity": "1", "contact": "13800138000",
-            "password": "secret-pw", "password2": "secret-pw"}
+            "password": "secret-pw", "password2": "secret-pw",
+            "region": "CN"}  # as a browser submits the form where the address tells no region (ignored where it does)
     data.update(fields)
     return client.post(f"/p/{sku}/checkout", data=data)

@@ -35,7 +35,8 @@ def _pages(base: str) -> dict[str, str]:
             "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
             "/admin/settlement/{statement_id}": "/admin/settlement/1",  # none issued: 404 to both
             "/admin/settlement/{statement_id}/pdf": "/admin/settlement/1/pdf",  # none issued: 404 to both
-            "/admin/payouts": "/admin/payouts"}
+            "/admin/payouts": "/admin/payouts", "/admin/audit": "/admin/audit", "/admin/audit.csv": "/admin/audit.csv",
+            "/admin/api-keys": "/admin/api-keys"}
 
 
 def _same_answer(client: httpx.Client, path: str) -> None:
