@@ -22,7 +22,7 @@ from tests.storefront.support import running_storefront, write_site_files
 
 SKU = "G-PAY-N"
 PAY_LINK = re.compile(r'id="pay-link" href="([^"]+)"')
-SECRET = re.compile(r'class="mono secret">([^<]+)<')
+SECRET = re.compile(r'class="mono secret"[^>]*>([^<]+)<')
 
 
 class Buyer:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.plugins.e2e_stack import SERVICES, Site, engine, images  # noqa: F401 - module fixtures used below
 from tests.support.postgres import free_port
+from tests.support.waiting import eventually
 from kitcore.sitedir import SiteDir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,8 +53,11 @@ def test_basic_tier_deploys_no_plugin_service_and_status_is_clean(site: Site, en
     site.kitctl("up", "--licence", f"@{site.dir.parent / 'basic.jwt'}", "--hq-keys", str(site.jwks),
                 "--name", "插件站", "--domain", "localhost", "--tls", "off", "--http-port", str(site.port),
                 "--metrics-port", str(free_port()))
+    # `up` returns once kitctl's own run of each healthcheck passed; the engine's status (what `status` shows)
+    # agrees at its next probe, within the rendered 5 s interval
+    eventually(lambda: {r["service"]: r["health"] for r in site.status()["services"]} == {s: "healthy" for s in SERVICES},
+               8, 0.5, what="the engine's own status healthy")
     status = site.status()
-    assert {r["service"]: r["health"] for r in status["services"]} == {s: "healthy" for s in SERVICES}
     assert status["redeploy_needed"] is False and status["reason"] is None
     assert status["plugin_services"] == {"wanted": {}, "rendered": {}, "deployed": {}}
     assert "redeploy needed" not in site.kitctl("status").stdout
@@ -75,8 +79,11 @@ def test_up_renders_again_and_starts_the_plugin_container_healthy(site: Site, en
     assert "referral-sync" not in SiteDir(site.dir).compose.read_text()  # a dry run changes nothing
     done = site.kitctl("up")
     assert "rendered again for the flagship licence: plugin services referral-sync change" in done.stdout
-    container = engine.containers.get(f"{site.project}_referral-sync_1")
-    assert container.status == "running" and container.attrs["State"]["Health"]["Status"] == "healthy"
+    name = f"{site.project}_referral-sync_1"
+    eventually(lambda: engine.containers.get(name).attrs["State"]["Health"]["Status"] == "healthy", 8, 0.5,
+               what="the engine's own verdict on the plugin container")  # `up` gated on kitctl's probe of it
+    container = engine.containers.get(name)
+    assert container.status == "running"
     labels = container.labels
     assert labels["com.kitctl.plugin"] == "referral" and labels["com.docker.compose.project"] == site.project
     assert labels["com.docker.compose.service"] == "referral-sync" and len(labels["com.docker.compose.config-hash"]) == 64

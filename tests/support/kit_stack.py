@@ -28,7 +28,7 @@ SITE_SERVICES = ("db", "storefront", "agent", "proxy")
 SKU = "game-steam-50"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
-SECRET = re.compile(r'class="mono secret">([^<]+)<')
+SECRET = re.compile(r'class="mono secret"[^>]*>([^<]+)<')
 
 
 @dataclass
