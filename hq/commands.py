@@ -24,8 +24,17 @@ if TYPE_CHECKING:
     from hq.service import HQ
 
 
+def lock_site(session: Session, site_id: str) -> Site | None:
+    """The site row, held until commit so its command sequence (and status) change one writer at a time.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: nothing here changes the site's key, and a plain FOR UPDATE would
+    wait for every open transaction that inserted an order, card key or ledger entry of the site (their
+    foreign keys hold KEY SHARE on the row), and deadlocked with them on PostgreSQL."""
+    return session.scalar(select(Site).where(Site.id == site_id).with_for_update(key_share=True))
+
+
 def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -> Command:
-    """Queue a command with the site's next sequence number (caller holds the site row)."""
+    """Queue a command with the site's next sequence number (caller holds the site row: `lock_site`)."""
     if type_ not in COMMAND_TYPES:
         raise ValueError(f"unknown command type {type_!r}")
     site.command_seq = (site.command_seq or 0) + 1

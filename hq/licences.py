@@ -29,10 +29,7 @@ if TYPE_CHECKING:
 
 
 def _get_site(session: Session, site_id: str, lock: bool = False) -> Site:
-    query = select(Site).where(Site.id == site_id)
-    if lock:
-        query = query.with_for_update()
-    site = session.scalar(query)
+    site = commands.lock_site(session, site_id) if lock else session.scalar(select(Site).where(Site.id == site_id))
     if site is None:
         raise ApiError(404, "not_found", f"site {site_id!r} has no licence")
     return site

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from hq import audit, commands
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
-from hq.models import CatalogItem, Order, Site
+from hq.models import CatalogItem, Order
 from hq.orders import approve
 from hq.payments import flow as payments
 
@@ -73,12 +73,8 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
 
 def tell_site(session: "Session", row: Order) -> None:
     """A signed `review_decided` command for the order's site: over the push channel its agent asks for the
-    decision at once, instead of at its next review poll (issue 19).
-
-    The site row is held FOR NO KEY UPDATE (the sequence number is not a key): a plain FOR UPDATE would wait
-    for every open transaction that inserted an order, key or ledger entry of the site (their foreign keys
-    hold KEY SHARE on it), and deadlocked with them on PostgreSQL."""
-    site = session.scalar(select(Site).where(Site.id == row.site_id).with_for_update(key_share=True))
+    decision at once, instead of at its next review poll (issue 19)."""
+    site = commands.lock_site(session, row.site_id)
     if site is not None and site.status != "revoked":
         commands.enqueue(session, site, "review_decided", {"order": row.order_id})
 

@@ -198,7 +198,7 @@ def _advance(session: "Session", rollout: Rollout, now: datetime) -> None:
 
 def _send(session: "Session", rollout: Rollout, member: RolloutSite) -> None:
     """The site's signed `upgrade` command, queued (the push channel wakes its agent at commit)."""
-    site = session.scalar(select(Site).where(Site.id == member.site_id).with_for_update(key_share=True))
+    site = commands.lock_site(session, member.site_id)
     if site is None or site.status == "revoked":
         member.state, member.detail = "failed", "site revoked before its ring"
         return

@@ -40,7 +40,7 @@ def is_over(until: datetime | None, now: datetime) -> bool:
 def suspend_for(hq: "HQ", operator: str, site_id: str, reason: str, days: int | None,
                 now: datetime | None = None) -> dict[str, Any]:
     """Suspend until resumed (`days` None) or for `days` days."""
-    from hq import licences
+    from hq import commands, licences
 
     until = suspension_end(days, now) if days is not None else None
     return licences.suspend(hq, operator, site_id, reason, until=until)
@@ -48,7 +48,7 @@ def suspend_for(hq: "HQ", operator: str, site_id: str, reason: str, days: int | 
 
 def lift_due(hq: "HQ", now: datetime | None = None) -> list[str]:
     """Resume every suspended site whose time ran out by `now`; the sites lifted."""
-    from hq import licences
+    from hq import commands, licences
     from hq.models import Site
 
     moment = now or utcnow()
@@ -58,7 +58,7 @@ def lift_due(hq: "HQ", now: datetime | None = None) -> list[str]:
     lifted = []
     for site_id in due:
         with hq.session() as session:
-            site = session.scalar(select(Site).where(Site.id == site_id).with_for_update())
+            site = commands.lock_site(session, site_id)
             # re-checked under the lock: an operator may have resumed, revoked or re-suspended it meanwhile
             if site is None or site.status != "suspended" or not is_over(site.suspended_until, moment):
                 continue

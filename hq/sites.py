@@ -105,7 +105,7 @@ def answer(hq: "HQ", status: str, reason: str | None, expires_at: datetime | Non
 
 def sync_now(hq: "HQ", operator: str, site_id: str) -> dict[str, Any]:
     with hq.session() as s:
-        site = s.scalar(select(Site).where(Site.id == site_id).with_for_update())
+        site = commands.lock_site(s, site_id)
         if site is None:
             raise ApiError(404, "not_found", f"site {site_id!r} does not exist")
         cmd = commands.enqueue(s, site, "sync_now", {})

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from hq import audit, commands
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
-from hq.models import Site, SupportBundle
+from hq.models import SupportBundle
 
 if TYPE_CHECKING:
     from hq.service import HQ
@@ -31,7 +31,7 @@ def bundle_dir(hq: "HQ") -> Path:
 def request(hq: "HQ", operator: str, site_id: str) -> dict[str, Any]:
     """Queue the signed command; the bundle arrives with the site's next heartbeat and upload."""
     with hq.session() as s:
-        site = s.scalar(select(Site).where(Site.id == site_id).with_for_update())
+        site = commands.lock_site(s, site_id)
         if site is None:
             raise ApiError(404, "not_found", f"site {site_id!r} does not exist")
         request_id = str(uuid.uuid4())

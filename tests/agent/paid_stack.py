@@ -19,10 +19,10 @@ from hq.testing import RunningHQ, running_hq
 from tests.agent.helpers import OPEN_RULES, AgentProcess, make_site_dir, sqlite_url, wait_until
 from tests.storefront.http import checkout
 from tests.storefront.support import running_storefront, write_site_files
+from tests.support.kit_stack import SECRET  # the card-key cells of the order page, read in one place
 
 SKU = "G-PAY-N"
 PAY_LINK = re.compile(r'id="pay-link" href="([^"]+)"')
-SECRET = re.compile(r'class="mono secret"[^>]*>([^<]+)<')
 
 
 class Buyer:
