@@ -78,7 +78,8 @@ MODULES: dict[str, Module] = {
     "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
     "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
     "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
-                                             "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger"), pg=True),
+                                             "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger",
+                                             "hq/test_hq_payments"), pg=True),  # a gateway: decide_new's payable branch
     "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
                                                      "hq/test_hq_csv_input", "hq/test_hq_batch"), pg=True),
     # the escapers' own tests; test_injection_properties renders whole sites per example (minutes per mutant)
@@ -187,6 +188,30 @@ def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> bool:
 
 
 NO_TESTS = "could not find any test case for any mutant"
+
+GENERATE = """
+from mutmut.__main__ import create_mutants
+from mutmut.mutation.trampoline import set_mutant_under_test
+from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+import os
+os.makedirs("mutants", exist_ok=True)
+set_mutant_under_test("mutant_generation")
+copy_src_dir()
+copy_also_copy_files()
+setup_source_paths()
+create_mutants(1)
+"""
+
+
+def generate_mutants(work: Path) -> None:
+    """mutmut's mutants tree and record, without its test run: what `--retest-with --unchecked` needs.
+
+    `mutmut run` first runs every selected test to map tests to functions, which for the HQ modules costs longer
+    than the named tests take over many mutants. mutmut keeps the verdicts of every function whose code is unchanged.
+    """
+    done = subprocess.run([sys.executable, "-c", GENERATE], cwd=work, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"mutant generation failed in {work}:\n" + done.stderr[-2000:])
 
 
 def tests_digest(module: Module) -> str:
@@ -306,10 +331,14 @@ PRELOAD = ("pytest", "hypothesis", "sqlalchemy.orm", "pydantic", "fastapi", "sta
            "msgspec", "orjson", "tinycss2", "typer", "docker", "paramiko")
 
 
-def pytest_in_fork(cwd: Path, args: list[str]) -> int:
+TIMEOUT = 36  # mutmut's exit code for a timeout (counted killed: the mutant hangs the tests)
+
+
+def pytest_in_fork(cwd: Path, args: list[str], timeout: float | None = None) -> int:
     """pytest in a child forked from this process, whose third-party imports are already done (seconds per mutant).
 
     The child forgets every module of the project, so the checkout copy in `cwd` (with the mutant) is what it imports.
+    A child still running after `timeout` seconds is killed (with its process group) and TIMEOUT returned.
     """
     import importlib
 
@@ -322,6 +351,7 @@ def pytest_in_fork(cwd: Path, args: list[str]) -> int:
     if pid == 0:  # the child
         code = 3
         try:
+            os.setpgid(0, 0)  # its own group: a timeout ends whatever it started too
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
@@ -335,7 +365,22 @@ def pytest_in_fork(cwd: Path, args: list[str]) -> int:
             code = int(pytest.main(args))
         finally:
             os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    import signal
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            done, status = os.waitpid(pid, 0 if deadline is None else os.WNOHANG)
+            if done:
+                pid = 0
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:  # type: ignore[operator]
+                return TIMEOUT
+            time.sleep(0.2)
+    finally:  # timed out, or this run was stopped: the child's group goes too
+        if pid:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, str]]]:
@@ -367,7 +412,8 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
 
 # -- survivors again, against named tests -------------------------------------------------------------
 
-def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False) -> None:
+def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False, sqlite_only: bool = False,
+                limit: int | None = None) -> None:
     """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
 
     On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
@@ -381,34 +427,48 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
         raise SystemExit(f"{unknown[0]} is not one of {key}'s tests: {', '.join(module.tests)}")
     from mutmut.stats import status_by_exit_code  # the `mutation` extra: not installed for the suite
 
-    mutants = prepare(key, module) / "mutants"
+    work = prepare(key, module)
+    mutants = work / "mutants"
     meta_path = mutants / (module.path + ".meta")
+    if unchecked:  # the current source's mutants (a changed function's verdicts are forgotten), no mutmut run needed
+        generate_mutants(work)
     if not meta_path.exists() or not (mutants / module.path).exists():
-        raise SystemExit(f"{key}: no mutmut record to retest (run the module first)")
+        raise SystemExit(f"{key}: no mutmut record to retest (run the module first, or use --unchecked)")
     shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     equivalents = load_equivalents()
-    survivors = [n for n, code in json.loads(meta_path.read_text())["exit_code_by_key"].items()
-                 if (code is None and unchecked or code is not None and status_by_exit_code[code] in SURVIVED)
-                 and n not in equivalents]
-    if unchecked:  # in a fixed random order: a run stopped early has tested a fair sample of the module
-        import random
+    recorded = json.loads(meta_path.read_text())["exit_code_by_key"]
+    names = sorted(recorded)
+    if unchecked:  # all the module's mutants in a fixed random order (the same every run), so a run stopped early,
+        import random  # or --limit N, has tested a fair sample: the first of this order not tested before
 
-        random.Random(27).shuffle(survivors)
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests]
-    with postgres(module.pg):
+        random.Random(27).shuffle(names)
+    survivors = [n for n in names if n not in equivalents and (
+        recorded[n] is None and unchecked or recorded[n] is not None and status_by_exit_code[recorded[n]] in SURVIVED)]
+    if limit is not None:
+        survivors = survivors[:limit]
+    markers = MARKERS + (" and not postgres" if sqlite_only else "")
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests]
+    with postgres(module.pg and not sqlite_only):
+        clean = 0.0
         for sentinel, must_pass in (("", True), ("fail", False)):  # passes unmutated; reaches the module at all
             os.environ["MUTANT_UNDER_TEST"] = sentinel
+            started = time.monotonic()
             if (pytest_in_fork(mutants, args) == 0) != must_pass:
                 raise SystemExit(f"{key}: the named tests {'fail without a mutant' if must_pass else 'never reach the module'}")
+            clean = clean or time.monotonic() - started
+        timeout = max(60.0, 10 * clean)  # as mutmut's timeout_multiplier: a hung mutant counts as killed
+        print(f"   {len(survivors)} to test; the named tests take {clean:.0f} s unmutated (timeout {timeout:.0f} s)",
+              flush=True)
         for name in survivors:
             started = time.monotonic()
             os.environ["MUTANT_UNDER_TEST"] = name
-            code = pytest_in_fork(mutants, args)
+            code = pytest_in_fork(mutants, args, timeout)
             meta = json.loads(meta_path.read_text())
             if code > 0 or meta["exit_code_by_key"][name] is None:
-                meta["exit_code_by_key"][name] = 1 if code > 0 else 0  # mutmut's "killed", "survived"
+                meta["exit_code_by_key"][name] = code if code in (1, TIMEOUT) else 1 if code > 0 else 0
                 meta_path.write_text(json.dumps(meta))
-            print(f"    {name}: {'killed' if code > 0 else 'survived'} ({time.monotonic() - started:.0f} s)", flush=True)
+            verdict = "timeout (killed)" if code == TIMEOUT else "killed" if code > 0 else "survived"
+            print(f"    {name}: {verdict} ({time.monotonic() - started:.0f} s)", flush=True)
         del os.environ["MUTANT_UNDER_TEST"]
 
 
@@ -495,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
                         "of the module's tests (comma-separated pytest ids), then report")
     parser.add_argument("--unchecked", action="store_true", help="with --retest-with: also the mutants mutmut has "
                         "not tested yet (one the named tests miss counts as a survivor)")
+    parser.add_argument("--sqlite-only", action="store_true", help="with --retest-with: leave out the PostgreSQL "
+                        "variants of the named tests (faster; a mutant only they would kill counts as a survivor)")
+    parser.add_argument("--limit", type=int, metavar="N", help="with --retest-with: test at most N mutants (with "
+                        "--unchecked the first N of the fixed random order: a seeded sample)")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -505,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.retest_with:
         for key in args.modules:
-            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked)
+            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked, args.sqlite_only, args.limit)
         args.report = True
     args.report = args.report or args.tables_only
     tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest, args.tables_only)
