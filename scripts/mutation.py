@@ -383,13 +383,15 @@ def pytest_in_fork(cwd: Path, args: list[str], timeout: float | None = None) -> 
             os.waitpid(pid, 0)
 
 
-def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, str]]]:
-    """Each table mutant against the module's tests, in a scratch copy of the checkout; (killed, survivors)."""
+def run_table_mutants(key: str, module: Module, only: list[str] | None = None,
+                      markers: str = MARKERS) -> tuple[int, list[tuple[str, str]]]:
+    """Each table mutant against the module's tests (or `only` these of them), in a scratch copy of the checkout;
+    (killed, survivors)."""
     source = (ROOT / module.path).read_text()
     mutants = table_mutants(module.path, source)
     if not mutants:
         return 0, []
-    tests = [t for t in module.tests if (ROOT / t).exists()]
+    tests = only or [t for t in module.tests if (ROOT / t).exists()]
     killed, survivors = 0, []
     with tempfile.TemporaryDirectory(prefix=f"kit-mut-{key}-") as tmp:
         scratch = Path(tmp)
@@ -400,7 +402,7 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
         target = scratch / module.path
         for mutant in mutants:
             target.write_text(source[:mutant.start] + mutant.replacement + source[mutant.end:])
-            code = pytest_in_fork(scratch, ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests])
+            code = pytest_in_fork(scratch, ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests])
             if code == 0:
                 survivors.append((mutant.name, f"- {mutant.original}\n+ {mutant.replacement}"))
             else:
@@ -481,7 +483,7 @@ def load_equivalents() -> dict[str, str]:
 
 
 def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False, retest: bool = False,
-               tables_only: bool = False) -> Tally:
+               tables_only: bool = False, tables_with: list[str] | None = None, sqlite_only: bool = False) -> Tally:
     equivalents = load_equivalents()
     tally = Tally(key)
     work = prepare(key, module, report)
@@ -490,7 +492,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
     if not (ROOT / module.path).exists():
         print("   (not in this checkout)")
         return tally
-    with postgres(module.pg):
+    with postgres(module.pg and not (sqlite_only and report)):
         seen, digest = work / "tests.sha256", tests_digest(module)
         changed = seen.exists() and seen.read_text() != digest
         reached = (work / "no-tests").exists() is False
@@ -522,7 +524,8 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
             else:
                 tally.survivors.append((f"{name} [{status}]", diffs.get(name, "")))
         if tables and (not report or tables_only):
-            killed, survivors = run_table_mutants(key, module)
+            killed, survivors = run_table_mutants(key, module, tables_with,
+                                                  MARKERS + (" and not postgres" if sqlite_only else ""))
             tally.killed += killed
             for name, diff in survivors:
                 if name in equivalents:
@@ -557,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                         "not tested yet (one the named tests miss counts as a survivor)")
     parser.add_argument("--sqlite-only", action="store_true", help="with --retest-with: leave out the PostgreSQL "
                         "variants of the named tests (faster; a mutant only they would kill counts as a survivor)")
+    parser.add_argument("--tables-with", metavar="TESTS", help="run the table mutants against only these of the "
+                        "module's tests (comma-separated pytest ids; a mutant they miss counts as a survivor)")
     parser.add_argument("--limit", type=int, metavar="N", help="with --retest-with: test at most N mutants (with "
                         "--unchecked the first N of the fixed random order: a seeded sample)")
     args = parser.parse_args(argv)
@@ -572,8 +577,13 @@ def main(argv: list[str] | None = None) -> int:
             retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked, args.sqlite_only, args.limit)
         args.report = True
     args.report = args.report or args.tables_only
-    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest, args.tables_only)
-               for k in args.modules or MODULES]
+    tables_with = args.tables_with.split(",") if args.tables_with else None
+    for key in args.modules if tables_with else ():
+        unknown = [t for t in tables_with if t.split("::")[0] not in MODULES[key].tests]
+        if unknown:
+            parser.error(f"{unknown[0]} is not one of {key}'s tests")
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest, args.tables_only,
+                          tables_with, args.sqlite_only) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:
         print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")

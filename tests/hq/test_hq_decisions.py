@@ -298,6 +298,22 @@ def test_the_status_of_an_order_is_per_site(hq):
         assert str(unknown.value.detail) == f"order {order_id!r} is unknown to HQ"
 
 
+def test_statuses_answer_the_sites_known_orders_in_the_order_asked_as_each_stands(hq):
+    """The agent's batch poll: an order delivered shows its keys, one under review none; unknown ids and another
+    site's orders are left out; none of it is a replay."""
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [small("o-b")]}))
+    first, _ = submit(hq, "k1", [small("o-1", quantity=2), big("o-2")])
+    got = orders.statuses(hq, "site-a", ["o-2", "o-404", "o-b", "o-1"])
+    assert [(r["order_id"], r["decision"], r["status"], r["replayed"]) for r in got] == [
+        ("o-2", "review", "review", False), ("o-1", "approve", "delivered", False)]
+    assert got[0]["delivery"] is None and got[0]["hq_order_id"] == first[1]["hq_order_id"]
+    assert got[1]["delivery"] == first[0]["delivery"] and len(got[1]["delivery"]["card_keys"]) == 2
+    assert got[0]["reasons"] == [f"amount_over:{REVIEW_FROM}"] and got[1]["reasons"] == []
+    assert orders.statuses(hq, "site-a", []) == [] and sold(hq) == 3
+
+
 def test_when_another_request_inserted_one_of_the_orders_meanwhile(hq, monkeypatch):
     """The batch insert met the unique constraint: each order is then settled alone, per site."""
     from sqlalchemy.exc import IntegrityError

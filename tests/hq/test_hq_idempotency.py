@@ -167,6 +167,9 @@ def test_keys_are_per_site(hq, clock):
     orders.submit(hq, CTX, "k", body("o1"))
     other, replayed = orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "k", body("o9"))
     assert not replayed and other[0]["order_id"] == "o9"
+    for ctx, order_id in ((orders.SiteContext("site-b", ("game",), ("CN",)), "o9"), (CTX, "o1")):
+        again, replayed = orders.submit(hq, ctx, "k", body(order_id))  # each site's key replays its own answer
+        assert replayed and [r["order_id"] for r in again] == [order_id]
 
 
 def test_a_refused_request_frees_its_key(hq, clock):
