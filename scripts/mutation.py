@@ -35,7 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Collection, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
@@ -414,6 +414,22 @@ def run_table_mutants(key: str, module: Module, only: list[str] | None = None,
 
 # -- survivors again, against named tests -------------------------------------------------------------
 
+def to_retest(recorded: dict[str, int | None], equivalents: Collection[str], unchecked: bool,
+              survived: Callable[[int], bool]) -> list[str]:
+    """The recorded survivors (and with `unchecked` the mutants not tested yet), listed equivalents left out.
+
+    With `unchecked`, in one fixed random order of all the module's mutants, the same on every run: a run stopped
+    early, or --limit N, has tested a seeded sample, and the next run continues that sample where it stopped.
+    """
+    names = sorted(recorded)
+    if unchecked:
+        import random
+
+        random.Random(27).shuffle(names)
+    return [n for n in names if n not in equivalents and (
+        recorded[n] is None and unchecked or recorded[n] is not None and survived(recorded[n]))]
+
+
 def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False, sqlite_only: bool = False,
                 limit: int | None = None) -> None:
     """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
@@ -438,16 +454,8 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
         raise SystemExit(f"{key}: no mutmut record to retest (run the module first, or use --unchecked)")
     shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     equivalents = load_equivalents()
-    recorded = json.loads(meta_path.read_text())["exit_code_by_key"]
-    names = sorted(recorded)
-    if unchecked:  # all the module's mutants in a fixed random order (the same every run), so a run stopped early,
-        import random  # or --limit N, has tested a fair sample: the first of this order not tested before
-
-        random.Random(27).shuffle(names)
-    survivors = [n for n in names if n not in equivalents and (
-        recorded[n] is None and unchecked or recorded[n] is not None and status_by_exit_code[recorded[n]] in SURVIVED)]
-    if limit is not None:
-        survivors = survivors[:limit]
+    survivors = to_retest(json.loads(meta_path.read_text())["exit_code_by_key"], equivalents, unchecked,
+                          lambda code: status_by_exit_code[code] in SURVIVED)[:limit]
     markers = MARKERS + (" and not postgres" if sqlite_only else "")
     args = ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests]
     with postgres(module.pg and not sqlite_only):
@@ -492,7 +500,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
     if not (ROOT / module.path).exists():
         print("   (not in this checkout)")
         return tally
-    with postgres(module.pg and not (sqlite_only and report)):
+    with postgres(module.pg and (not report or tables_only and not sqlite_only)):  # a report runs no tests
         seen, digest = work / "tests.sha256", tests_digest(module)
         changed = seen.exists() and seen.read_text() != digest
         reached = (work / "no-tests").exists() is False
