@@ -255,19 +255,25 @@ def test_an_order_hq_did_not_answer_is_tried_again_later(engine):
     assert utc(e2.next_attempt_at) > datetime.now(timezone.utc) + timedelta(seconds=9)
 
 
-def test_a_conflicting_order_is_isolated_and_held_back_the_longest(engine):
+def test_a_conflicting_order_is_isolated_and_held_back_the_longest(engine, caplog):
+    import logging
+
     for i, oid in enumerate(("F1", "F2", "F3")):
         add_order(engine, oid, created=T0 + timedelta(seconds=i))
     hq = ScriptedHQ()
     hq.answers = {o: rejected(o) for o in ("F1", "F2", "F3")}
     hq.conflicting = {"F2"}
     before = datetime.now(timezone.utc)
-    outcome = forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    with caplog.at_level(logging.ERROR, logger="agent.outbox"):
+        outcome = forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    errors = [(r.getMessage(), r.order_id, r.detail) for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [("HQ refuses an order as conflicting with an earlier one; kept pending", "F2",
+                       "order was already sent with a different body")]  # the site's operator learns which, and why
     assert outcome.decided == 2
     assert [ids for ids, _ in hq.sent] == [["F1", "F2", "F3"], ["F1"], ["F2"], ["F3"]]
     assert [key for _, key in hq.sent[1:]] == [idempotency_key("xingchen", [o]) for o in ("F1", "F2", "F3")]
     f2 = row(engine, "F2")
-    assert (f2.status, f2.attempts) == ("pending", 1) and f2.last_error.startswith("conflict: ")
+    assert (f2.status, f2.attempts, f2.last_error) == ("pending", 1, "conflict: order was already sent with a different body")
     assert before + timedelta(seconds=600) <= utc(f2.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=600)
     assert (row(engine, "F1").status, row(engine, "F3").status) == ("rejected", "rejected")
 
