@@ -306,6 +306,55 @@ def test_reviews_are_polled_when_due_and_resolved_from_review_only(engine):
     assert now + timedelta(seconds=59) <= utc(r2.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=120)
 
 
+def test_each_answer_is_counted_under_its_own_metric(engine):
+    """Forwarded orders by HQ's decision; resolved reviews and resolved payments each by the order's new status."""
+    now = datetime.now(timezone.utc)
+    add_order(engine, "M1")
+    add_order(engine, "M2", status="review", due=now - timedelta(seconds=1))
+    add_order(engine, "M3", status="pending_payment", due=now - timedelta(seconds=1))
+    hq = ScriptedHQ()
+    hq.answers = {"M1": rejected("M1"), "M2": delivered("M2", "K-2"), "M3": rejected("M3")}
+    fwd = forwarder(engine, hq)
+    fwd.forward_once()
+    assert fwd.poll_reviews_once() == 2
+    counted = {(name, labels): getattr(fwd.metrics, name).labels(labels)._value.get()
+               for name in ("orders_forwarded", "reviews_resolved", "payments_resolved")
+               for labels in ("reject", "rejected", "delivered")}
+    assert {k: v for k, v in counted.items() if v} == {
+        ("orders_forwarded", "reject"): 1, ("reviews_resolved", "delivered"): 1, ("payments_resolved", "rejected"): 1}
+
+
+def test_an_order_awaiting_payment_stores_where_the_buyer_pays(engine):
+    """The buyer's order page shows the pay link, QR, amount and expiry HQ sent, as sent."""
+    from agent.hq_client import Payment
+
+    add_order(engine, "PP1")
+    pay = Payment(pay_url="https://pay.example/submit.php?t=1", qr="weixin://1", amount_cents=1000, currency="CNY",
+                  expires_at="2025-06-15T08:15:00Z", gateway="epay")
+    hq = ScriptedHQ()
+    hq.answers = {"PP1": OrderResult(order_id="PP1", decision="approve", status="pending_payment", hq_order_id="hq-PP1",
+                                     payment=pay)}
+    forwarder(engine, hq).forward_once()
+    stored = row(engine, "PP1")
+    assert (stored.status, stored.decided_at, stored.delivery_sealed) == ("pending_payment", None, None)
+    assert stored.payment == {"pay_url": "https://pay.example/submit.php?t=1", "qr": "weixin://1", "amount_cents": 1000,
+                              "currency": "CNY", "expires_at": "2025-06-15T08:15:00Z", "gateway": "epay",
+                              "status": "pending"}
+
+
+def test_the_body_hq_gets_for_an_order_is_written_out_whole(engine):
+    """HQ hashes this body to know a resent order (so it must not change) and judges the buyer by it."""
+    from agent.outbox import order_payload
+
+    add_order(engine, "B1", created=datetime(2025, 6, 15, 8, 0, 0, 123456, tzinfo=timezone.utc))
+    fwd = forwarder(engine, ScriptedHQ())
+    (due,) = fwd.due_orders(10)
+    assert order_payload(due, fwd.buyers) == {
+        "order_id": "B1", "sku": "G-1", "quantity": 1, "unit_price_cents": 1000, "total_cents": 1000, "currency": "CNY",
+        "buyer": {"account": "p1", "contact": "c@example.cn", "ip": "198.51.100.7", "region": "CN"},
+        "created_at": "2025-06-15T08:00:00.123456Z"}
+
+
 def test_a_review_answer_kept_when_a_later_poll_fails(engine):
     now = datetime.now(timezone.utc)
     add_order(engine, "S1", status="review", due=now - timedelta(seconds=2))
