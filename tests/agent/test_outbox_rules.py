@@ -355,6 +355,22 @@ def test_the_body_hq_gets_for_an_order_is_written_out_whole(engine):
         "created_at": "2025-06-15T08:00:00.123456Z"}
 
 
+@pytest.mark.parametrize("status, decision, public", [
+    ("expired", "approve", "not paid in time"), ("refunded", "approve", "payment refunded"),
+    ("rejected", "reject", "declined by HQ risk control"), ("delivered", "approve", None)])
+def test_a_final_answer_to_an_order_awaiting_payment_ends_its_polling(engine, status, decision, public):
+    """expired, refunded, rejected and delivered are final: the order is decided now and not asked about again."""
+    now = datetime.now(timezone.utc)
+    add_order(engine, "E1", status="pending_payment", due=now - timedelta(seconds=1), attempts=3)
+    hq = ScriptedHQ()
+    hq.answers = {"E1": OrderResult(order_id="E1", decision=decision, status=status, hq_order_id="hq-E1")}
+    assert forwarder(engine, hq).poll_reviews_once() == 1
+    e1 = row(engine, "E1")
+    assert (e1.status, e1.public_reason) == (status, public)
+    assert now <= utc(e1.decided_at) <= datetime.now(timezone.utc)
+    assert forwarder(engine, hq).poll_reviews_once() == 0 and hq.polled == ["E1"]
+
+
 def test_a_review_answer_kept_when_a_later_poll_fails(engine):
     now = datetime.now(timezone.utc)
     add_order(engine, "S1", status="review", due=now - timedelta(seconds=2))
