@@ -371,6 +371,15 @@ def test_a_final_answer_to_an_order_awaiting_payment_ends_its_polling(engine, st
     assert forwarder(engine, hq).poll_reviews_once() == 0 and hq.polled == ["E1"]
 
 
+def test_a_forwarder_sends_at_most_200_orders_a_request_unless_told_otherwise(engine):
+    """HQ takes 1..200 orders a request (hq.schemas.OrderBatch): the default batch is its maximum."""
+    for i in range(201):
+        add_order(engine, f"N{i:03}", created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    forwarder(engine, hq).forward_once()
+    assert [len(ids) for ids, _ in hq.sent] == [200] and hq.sent[0][0][-1] == "N199"
+
+
 def test_a_review_answer_kept_when_a_later_poll_fails(engine):
     now = datetime.now(timezone.utc)
     add_order(engine, "S1", status="review", due=now - timedelta(seconds=2))
