@@ -448,8 +448,8 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
     work = prepare(key, module)
     mutants = work / "mutants"
     meta_path = mutants / (module.path + ".meta")
-    if unchecked:  # the current source's mutants (a changed function's verdicts are forgotten), no mutmut run needed
-        generate_mutants(work)
+    if unchecked or meta_path.exists() and not (mutants / module.path).exists():  # also after prepare() dropped a
+        generate_mutants(work)  # stale mutated file: mutmut keeps the verdicts of the functions whose code is unchanged
     if not meta_path.exists() or not (mutants / module.path).exists():
         raise SystemExit(f"{key}: no mutmut record to retest (run the module first, or use --unchecked)")
     shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
