@@ -78,6 +78,8 @@ class Load:
         self.port, self.clients, self.pause = port, clients, pause
         self.sent = self.failed = 0
         self.failures: list[str] = []
+        self.when: list[str] = []  # each failure: seconds since the load began, and why
+        self.began = time.monotonic()
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
@@ -100,6 +102,7 @@ class Load:
                 if not ok:
                     self.failed += 1
                     self.failures.append(why)
+                    self.when.append(f"{time.monotonic() - self.began:.2f}s {why}")
             time.sleep(self.pause)
 
     def __enter__(self) -> "Load":
@@ -148,6 +151,7 @@ def one_round(tmp: Path, clients: int) -> dict[str, object]:
             result["colour_services"] = service_times(out)
             time.sleep(1)
         result["sent"], result["failed"], result["why"] = load.sent, load.failed, sorted(set(load.failures))
+        result["when"] = load.when
     finally:
         down(site_dir)
     return result
@@ -173,6 +177,8 @@ def main() -> None:
         print(f"  round {i}: up {r['up']:.2f}s (engine {r['up_engine']:.2f}s) {r['up_services']}; colour "
               f"{r['colour']:.2f}s (engine {r['colour_engine']:.2f}s) {r['colour_services']}; during the colour "
               f"change {r['sent']} requests, {r['failed']} failed {r['why']}")
+        if r["when"]:
+            print(f"  round {i}: failures (seconds since the load began; the change began at 1 s): {r['when']}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_render_writes_the_site_directory(flags):
     site = Path(flags["site_dir"])
     assert result.changed
     for name in ("compose.yaml", "Caddyfile", "site.json", "hq-keys.json", "kitctl.lock",
-                 "branding/logo.png", "branding/theme.css", "branding/offline.html"):
+                 "branding/logo.png", "theme.css", "branding/offline.html"):
         assert (site / name).is_file(), name
     compose = load_compose(site)
     assert set(compose["services"]) == {"proxy", "storefront", "agent", "db"}
@@ -172,7 +172,7 @@ def test_a_logo_change_removes_the_old_logo(flags, tmp_path):
     svg.write_bytes(SVG_OK)
     render_site({**flags, "logo": str(svg)})
     branding = Path(flags["site_dir"]) / "branding"
-    assert sorted(p.name for p in branding.iterdir()) == ["logo.svg", "offline.html", "theme.css"]
+    assert sorted(p.name for p in branding.iterdir()) == ["logo.svg", "offline.html"]
 
 
 def test_invalid_input_leaves_the_previous_directory_intact(flags, tmp_path):
