@@ -128,6 +128,7 @@ def test_caddy_serves_health_branding_and_the_offline_page(flags, tmp_path):
         status, body = _get(f"http://127.0.0.1:{ports['http']}/", host="localhost")
         assert status >= 500
         assert "&lt;b&gt;&#34;游戏&#34;&lt;/b&gt;" in body.decode()
+        assert "/branding/theme.css" not in body.decode()  # the storefront's, and it is the one not answering
     finally:
         proc.terminate()
         proc.wait(timeout=10)
