@@ -52,7 +52,7 @@ def as_inputs(inputs: SiteInputs | Mapping[str, Any]) -> SiteInputs:
 
 def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) -> RenderResult:
     """Validate, verify the licence, render, and write the site dir atomically."""
-    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
+    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now, carried=carried_plugins)
     site_dir = Path(site.inputs.site_dir)
     if site_dir.exists() and not site_dir.is_dir():
         raise InvalidInput(f"site dir {site_dir} exists and is not a directory")
@@ -70,7 +70,7 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
 
     from kitctl.render.yamlload import load_yaml
 
-    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
+    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now, carried=carried_plugins)
     site_dir = Path(site.inputs.site_dir)
     rendered = build_site(site, site_fragments(site), secret_names(site_dir))
     current = read_site_files(site_dir)
@@ -97,6 +97,14 @@ def _lock_inputs(lock: bytes | None) -> dict[str, Any] | None:
         return None
     inputs = inputs.get("inputs") if isinstance(inputs, dict) else None
     return inputs if isinstance(inputs, dict) else None
+
+
+def carried_plugins(inputs: SiteInputs, claims: Any, image_tag: str) -> Any:
+    """The third-party plugins the storefront and agent images this site will run carry (from their label)."""
+    from kitctl.render.image_plugins import carried_by_images
+    from kitctl.render.stack import image_prefix
+
+    return carried_by_images(inputs.site_dir, inputs.docker_host, image_prefix(inputs.registry, claims), image_tag)
 
 
 def site_fragments(site: ResolvedSite) -> dict[str, dict[str, Any]]:
