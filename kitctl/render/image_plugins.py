@@ -32,7 +32,7 @@ class CarriedPlugin:
     name: str
     version: str
     feature: str
-    api_version: str
+    api_version: int
     wheel: str  # the wheel's file name
     distribution: str
     wheel_version: str
@@ -65,7 +65,7 @@ def from_label(value: str | None) -> tuple[CarriedPlugin, ...] | None:
         wheels = json.loads(value) if value else None
         if not isinstance(wheels, list):
             return None
-        return tuple(sorted((CarriedPlugin(str(p["name"]), str(p["version"]), str(p["feature"]), str(p["api_version"]),
+        return tuple(sorted((CarriedPlugin(str(p["name"]), str(p["version"]), str(p["feature"]), int(p["api_version"]),
                                            str(w["file"]), str(w["distribution"]), str(w["version"]), str(w["sha256"]))
                              for w in wheels for p in w["plugins"]), key=lambda p: p.name))
     except (ValueError, KeyError, TypeError):
@@ -81,7 +81,8 @@ def from_lock(site_dir: Path, tag: str) -> tuple[CarriedPlugin, ...] | None:
         if not isinstance(recorded, dict) or recorded.get("tag") != tag:
             return None
         fields = CarriedPlugin.__dataclass_fields__
-        return tuple(CarriedPlugin(**{k: str(p[k]) for k in fields}) for p in recorded["plugins"])
+        return tuple(CarriedPlugin(**{k: int(p[k]) if k == "api_version" else str(p[k]) for k in fields})
+                     for p in recorded["plugins"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -46,10 +46,13 @@ class ResolvedSite:
         return self.licence.claims.sub
 
 
-def resolve_site(inputs: SiteInputs, now: float | None = None, carried: CarriedReader | None = None) -> ResolvedSite:
+def resolve_site(inputs: SiteInputs, now: float | None = None, carried: CarriedReader | None = None,
+                 drop_unlicensed: bool = False) -> ResolvedSite:
     """Verify the licence and everything that depends on it; InvalidInput otherwise.
 
-    `carried` reads the plugins the site's images carry (render passes it): --plugin may name those too."""
+    `carried` reads the plugins the site's images carry (render passes it): --plugin may name those too.
+    `drop_unlicensed`: plugins asked for that the licence does not allow are left out, not refused (a
+    render again after HQ took a feature away)."""
     _require(inputs)
     jwks = _read_jwks(inputs.hq_keys)
     licence = _verify(inputs.licence or "", jwks, now)
@@ -62,7 +65,8 @@ def resolve_site(inputs: SiteInputs, now: float | None = None, carried: CarriedR
         logo=load_logo(inputs.logo) if inputs.logo is not None else None,
         domain=inputs.parsed_domain,
         categories=check_categories(inputs.categories, licence.claims),
-        plugins=check_plugins(inputs.plugins, licence.claims, carried=images.plugins if images else ()),
+        plugins=check_plugins(inputs.plugins, licence.claims, carried=images.plugins if images else (),
+                              drop_unlicensed=drop_unlicensed),
         image_tag=image_tag,
         theme=check_theme(inputs.theme, licence.claims),
         carried=images,
@@ -129,7 +133,7 @@ def _verify(arg: str, jwks: dict[str, Any], now: float | None):
 
 
 def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = None,
-                  carried: Sequence[Any] = ()) -> tuple[str, ...]:
+                  carried: Sequence[Any] = (), drop_unlicensed: bool = False) -> tuple[str, ...]:
     """Plugins to enable, by plugin name (third-party ones included); each needs the licence feature its
     manifest names. `carried`: plugins built into the site's images (name, version, feature), which the
     host's kitctl need not have installed; their record wins over an installed plugin of the same name.
@@ -143,6 +147,7 @@ def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = No
     # enabled=() keeps every plugin from starting: only the manifests are read
     host = PluginHost.load(claims.features, (), None, "kitctl", tier=claims.tier, sources=sources)
     in_images = {p.name: p for p in carried}
+    allowed = []
     for name in wanted:
         info = in_images.get(name) or host.installed.get(name)
         if info is None:
@@ -151,9 +156,11 @@ def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = No
                                f"(installed: {', '.join(sorted(host.installed)) or 'none'}; "
                                f"in the site's images: {', '.join(sorted(in_images)) or 'none'})")
         refusal = licence_refusal(Manifest(name=name, version=info.version, feature=info.feature), set(claims.features), claims.tier)
-        if refusal:
+        if refusal and not drop_unlicensed:
             raise InvalidInput(f"plugin {name!r} is not allowed: {refusal}")
-    return tuple(sorted(set(wanted)))
+        if not refusal:
+            allowed.append(name)
+    return tuple(sorted(set(allowed)))
 
 
 def check_categories(wanted: list[str] | None, claims: Any) -> tuple[str, ...]:

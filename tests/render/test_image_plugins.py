@@ -24,7 +24,7 @@ from tests.render.test_cli import argv
 TAG = "0.1.0-plg"
 SHA = "ab" * 32
 WHEEL = PluginWheel(Path("kitctl_loyalty_points-0.2.0-py3-none-any.whl"), "kitctl_loyalty_points", "0.2.0", SHA,
-                    ({"name": "loyalty-points", "version": "0.2.0", "feature": "loyalty-points", "api_version": "2"},))
+                    ({"name": "loyalty-points", "version": "0.2.0", "feature": "loyalty-points", "api_version": 2},))
 PRO = ["storefront", "standard-theme", "notify", "coupons"]
 
 
@@ -69,7 +69,7 @@ def test_the_lock_records_each_wheel_the_images_carry_and_that_it_is_enabled(mon
     asked = images(monkeypatch, label_value([WHEEL]))
     render_site(loyal)
     assert lock_images(loyal) == {"tag": TAG, "plugins": [{
-        "name": "loyalty-points", "version": "0.2.0", "feature": "loyalty-points", "api_version": "2",
+        "name": "loyalty-points", "version": "0.2.0", "feature": "loyalty-points", "api_version": 2,
         "wheel": WHEEL.path.name, "distribution": "kitctl_loyalty_points", "wheel_version": "0.2.0", "sha256": SHA,
         "enabled": True, "refused": None}]}
     assert f"kitctl/storefront:{TAG}" in asked[0] and f"kitctl/agent:{TAG}" in asked[0]
@@ -130,3 +130,23 @@ def test_images_without_plugins_record_none(monkeypatch, flags) -> None:
     images(monkeypatch, "[]")
     render_site({**flags, "image_tag": TAG})
     assert lock_images(flags) == {"tag": TAG, "plugins": []}
+
+
+def test_rendering_again_keeps_a_licensed_plugin_whose_feature_is_not_its_name(monkeypatch, flags, make_licence) -> None:
+    """`kitctl up` after a licence change renders again from the lock; it kept the plugins whose *name* the
+    licence listed as a feature, which dropped a licensed third-party plugin under a feature of its own."""
+    from kitctl.render.api import rerender_site
+
+    points = PluginWheel(WHEEL.path, WHEEL.distribution, WHEEL.version, SHA,
+                         ({"name": "loyalty-points", "version": "0.2.0", "feature": "acme-loyalty", "api_version": 2},))
+    images(monkeypatch, label_value([points]))
+    granted = make_licence("pro", features=[*PRO, "acme-loyalty"])
+    render_site({**flags, "image_tag": TAG, "licence": f"@{granted}", "plugins": ["loyalty-points", "coupons"]})
+    site = Path(flags["site_dir"])
+    renewed = make_licence("pro", features=[*PRO, "acme-loyalty"], days=200).read_text()
+    result = rerender_site(site, renewed)
+    assert result.site.plugins == ("coupons", "loyalty-points")
+    taken = make_licence("pro", features=PRO, days=100).read_text()
+    assert rerender_site(site, taken).site.plugins == ("coupons",)  # HQ took the feature: dropped, not refused
+    (record,) = lock_images(flags)["plugins"]
+    assert record["enabled"] is False and "needs feature 'acme-loyalty'" in record["refused"]
