@@ -58,3 +58,17 @@ def test_render_selects_a_plugin_only_the_images_carry_and_records_its_wheel(fla
     (record,) = json.loads(SiteDir(Path(flags["site_dir"])).lock_file.read_text())["images"]["plugins"]
     assert (record["name"], record["version"], record["sha256"], record["enabled"]) == \
            ("loyalty-points", "0.3.0", WHEEL.sha256, True)
+
+
+def test_render_plugin_for_a_carried_plugin_the_licence_lacks_exits_2_naming_the_feature(flags: dict[str, Any], tag: str,
+                                                                                          capsys) -> None:
+    from kitctl.cli import run
+    from tests.render.test_cli import argv
+
+    assert run(["render", *argv(flags, image_tag=tag, plugins=["loyalty-points"])]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "plugin 'loyalty-points' is not allowed: loyalty-points needs feature 'loyalty-points'" in lines[0]
+    assert not Path(flags["site_dir"]).exists()
+    render_site({**flags, "image_tag": tag})  # without --plugin: rendered, the plugin recorded as not enabled
+    (record,) = json.loads(SiteDir(Path(flags["site_dir"])).lock_file.read_text())["images"]["plugins"]
+    assert record["enabled"] is False and "needs feature 'loyalty-points'" in record["refused"]
