@@ -90,6 +90,16 @@ def from_lock(site_dir: Path, tag: str) -> tuple[CarriedPlugin, ...] | None:
 def image_labels(docker_host: str, refs: Iterable[str]) -> dict[str, str] | None:
     """{ref: its plugins label ("[]" when it records none)} of the refs the local engine holds; None when the
     engine is not a reachable unix socket (render then uses the lock)."""
+    found = inspected(docker_host, refs)
+    if found is None:
+        return None
+    return {ref: ((answer.get("Config") or {}).get("Labels") or {}).get(PLUGINS_LABEL, "[]")
+            for ref, answer in found.items()}
+
+
+def inspected(docker_host: str, refs: Iterable[str]) -> dict[str, dict[str, Any]] | None:
+    """{ref: the engine's description of the image} of the refs the local engine holds; None when the
+    engine is not a unix socket that answers."""
     import http.client
 
     from kitcore.unixhttp import UnixHTTPClient
@@ -97,19 +107,40 @@ def image_labels(docker_host: str, refs: Iterable[str]) -> dict[str, str] | None
 
     if not docker_host.startswith("unix://"):
         return None
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, Any]] = {}
     try:
         with UnixHTTPClient(docker_host[len("unix://"):], 5.0) as engine:
             for ref in refs:
                 status, body = engine.request("GET", f"/v{API_VERSION}/images/{quote(ref, safe='/:@')}/json")
                 if status == 200:
-                    labels = (json.loads(body).get("Config") or {}).get("Labels") or {}
-                    found[ref] = labels.get(PLUGINS_LABEL, "[]")
+                    answer = json.loads(body)
+                    found[ref] = answer if isinstance(answer, dict) else {}
                 elif status != 404:
                     return None
-    except (OSError, http.client.HTTPException, ValueError, AttributeError):
+    except (OSError, http.client.HTTPException, ValueError):
         return None
     return found
+
+
+def read_refs(site_dir: Path) -> tuple[str, list[str]] | None:
+    """(docker host, the storefront and agent image refs) the site's last render read labels from; None when
+    it recorded none. For `kitctl render`'s no-op check: a rebuild under the same tag must render again."""
+    import re
+
+    from kitcore.sitedir import SiteDir
+
+    site = SiteDir(site_dir)
+    try:
+        lock = json.loads(site.lock_file.read_text(encoding="utf-8"))
+        tag, host = lock[LOCK_KEY]["tag"], lock["inputs"]["docker_host"]
+        compose = site.compose.read_text(encoding="utf-8")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(tag, str) or not isinstance(host, str):
+        return None
+    used = re.findall(r"^\s*image:\s*[\"']?([^\"'\s]+)", compose, re.MULTILINE)
+    refs = {f"kitctl/{svc}:{tag}" for svc in CARRIERS} | {r for r in used for svc in CARRIERS if f"kitctl/{svc}:" in r}
+    return host, sorted(refs)
 
 
 def carried_by_images(site_dir: Path | None, docker_host: str, prefix: str, tag: str) -> Carried:
