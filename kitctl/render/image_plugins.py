@@ -19,8 +19,8 @@ from typing import Any, Iterable
 from urllib.parse import quote
 
 from kitcore.images import IMAGE_TAG
+from kitctl.images.plugin_wheels import PLUGINS_LABEL
 
-PLUGINS_LABEL = "com.kitctl.plugins"  # kitctl.images.plugin_wheels.PLUGINS_LABEL (images does not load here)
 CARRIERS = ("storefront", "agent")  # the images whose plugin hosts load the wheels
 LOCK_KEY = "images"  # kitctl.lock: {"tag", "plugins": [record, ...]}
 
@@ -45,14 +45,10 @@ class CarriedPlugin:
 
 @dataclass(frozen=True)
 class Carried:
-    """The plugins the site's images carry, and where render learnt them ("engine", "lock" or "none")."""
+    """The plugins the site's images of `tag` carry (from their label, or the lock of the same tag)."""
 
     tag: str
-    source: str
     plugins: tuple[CarriedPlugin, ...] = ()
-
-    def named(self, name: str) -> CarriedPlugin | None:
-        return next((p for p in self.plugins if p.name == name), None)
 
     def record(self, refusals: dict[str, str | None]) -> dict[str, Any]:
         """kitctl.lock's entry (not where it was read: the same images give the same lock either way)."""
@@ -149,16 +145,16 @@ def carried_by_images(site_dir: Path | None, docker_host: str, prefix: str, tag:
     The registry's reference is read first, then the same image as `kitctl images build` tagged it locally;
     both images must carry a plugin for it to count (a page slot runs in one, its events in the other)."""
     if not IMAGE_TAG.match(tag):
-        return Carried(tag, "none")
+        return Carried(tag)
     refs = {svc: [f"{prefix}kitctl/{svc}:{tag}", f"kitctl/{svc}:{tag}"] for svc in CARRIERS}
     labels = image_labels(docker_host, [r for rs in refs.values() for r in rs])
     if labels is not None:
         per_image = [next((from_label(labels[r]) for r in refs[svc] if r in labels), None) for svc in CARRIERS]
         if all(p is not None for p in per_image):
             names = set.intersection(*({p.name for p in plugins or ()} for plugins in per_image))
-            return Carried(tag, "engine", tuple(p for p in per_image[0] or () if p.name in names))
+            return Carried(tag, tuple(p for p in per_image[0] or () if p.name in names))
     recorded = from_lock(site_dir, tag) if site_dir is not None else None
-    return Carried(tag, "lock", recorded) if recorded is not None else Carried(tag, "none")
+    return Carried(tag, recorded or ())
 
 
 def refusals(carried: Carried, claims: Any, disabled: Iterable[str], selected: Iterable[str]) -> dict[str, str | None]:
