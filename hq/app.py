@@ -236,7 +236,8 @@ def _open_push(app: "FastAPI", hq: "HQ") -> "asyncio.Task[None]":
     hq.on_commands.append(hub.wake_threadsafe)
     _close_on_signals(hub)
     if is_postgres(hq.engine):
-        return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False)))
+        return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False),
+                                                  lambda: push.wake_advanced(hub, hq)))
     return asyncio.create_task(push.poll_sqlite(hub, hq))
 
 

@@ -17,6 +17,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from hq.push import PushHub
 
 CHANNEL = "kitctl_commands"
@@ -27,8 +29,12 @@ RETRY_CAP_SECONDS = 10.0
 log = logging.getLogger("hq.push")
 
 
-async def listen(hub: "PushHub", url: str, ping_seconds: float = PING_SECONDS) -> None:
-    """Run for ever (cancel to stop): keep a LISTEN connection and wake the hub on each notification."""
+async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]",
+                 ping_seconds: float = PING_SECONDS) -> None:
+    """Run for ever (cancel to stop): keep a LISTEN connection and wake the hub on each notification.
+
+    A notification names its sites (space-separated); one that names none (`EVERY_SITE`, a command
+    queued for more sites than fit) runs `check`: one read of the waiting sites' sequences."""
     import asyncpg
 
     from hq.db import CONNECT_SECONDS
@@ -42,7 +48,7 @@ async def listen(hub: "PushHub", url: str, ping_seconds: float = PING_SECONDS) -
                                          server_settings={"application_name": APPLICATION_NAME})
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, site_id: hub.wake(site_id))
+            await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, sites: _woken(hub, sites, check))
             if failures:
                 log.info("push: listening again")
             failures = 0
@@ -63,3 +69,12 @@ async def listen(hub: "PushHub", url: str, ping_seconds: float = PING_SECONDS) -
             if conn is not None:
                 conn.terminate()
         await asyncio.sleep(min(RETRY_CAP_SECONDS, 0.2 * 2 ** min(failures, 6)))
+
+
+def _woken(hub: "PushHub", sites: str, check: "Callable[[], Awaitable[None]]") -> None:
+    from hq.commands import EVERY_SITE
+
+    if sites == EVERY_SITE:
+        asyncio.ensure_future(check())
+    else:
+        hub.wake_each(sites.split(" "))
