@@ -188,22 +188,11 @@ def queue_all(service) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 
 def postgres_cpu(url: str) -> float:
-    """CPU seconds so far of the PostgreSQL server HQ uses (every process of its cluster)."""
-    import psutil
+    """CPU seconds so far of the PostgreSQL cluster HQ uses (its postmaster and every backend)."""
+    from hq_bench import server_cpu_seconds
+    from hq_wrk import postgres_pids
 
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    total = 0.0
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            if proc.info["name"] == "postgres" and any(f"port={port}" in a or a == port for a in proc.info["cmdline"]):
-                root = proc
-                for p in [root, *root.children(recursive=True)]:
-                    times = p.cpu_times()
-                    total += times.user + times.system
-                break
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
+    return sum(server_cpu_seconds(pid) for pid in postgres_pids(url))
 
 
 def hq_usage(pid: int) -> tuple[float, float]:

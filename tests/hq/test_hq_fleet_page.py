@@ -314,3 +314,15 @@ def test_the_list_queries_walk_indexes_not_the_table(hq_server):
                     plan = "\n".join(r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
                     assert not re.search(r"SCAN sites(?! USING)", plan), (params, plan)
                     assert statement is count or sqlite_step in plan, (params, plan)
+
+
+def test_the_page_names_only_its_own_pages_sites_not_the_whole_fleet(fleet, operator):
+    """At 10,000 sites a form listing every site (the settlement's site choice did) was most of the page's time
+    and size: the page holds the sites of its page and no other (the settlement form takes a typed site id)."""
+    page = operator.get("/fleet", params={"size": "25"}).text
+    shown = set(listed(page))
+    assert len(shown) == 25
+    alerted = {f"site-{i:05d}" for i in range(50, SEEDED, 100)}  # their open alerts are listed above the sites
+    others = {f"site-{i:05d}" for i in range(SEEDED)} - shown - alerted
+    assert not [site for site in others if site in page]
+    assert 'name="site" id="settle-site" required' in page
