@@ -88,7 +88,6 @@ def _sqlite_uuid() -> "ColumnElement[str]":
 
 
 NOTIFY_SITES_MAX = 7000  # bytes of site ids in one NOTIFY (PostgreSQL's payload limit is 8000)
-EVERY_SITE = "*"  # a NOTIFY naming no site: each listener checks its waiters' sequences (hq.push)
 
 
 def announce(session: Session, site_ids: list[str]) -> None:
@@ -98,7 +97,7 @@ def announce(session: Session, site_ids: list[str]) -> None:
     commit, and never if it rolls back: it names the sites (space-separated) when they fit,
     else it is `EVERY_SITE`. `HQ.session` wakes this process's own waiters.
     """
-    from hq.push_pg import CHANNEL
+    from hq.push_pg import CHANNEL, EVERY_SITE
     from hq.service import QUEUED_SITES
 
     if not site_ids:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from hq.push import PushHub
 
 CHANNEL = "kitctl_commands"
+EVERY_SITE = "*"  # a notification naming no site (too many to list): each worker checks its waiters' sequences
 APPLICATION_NAME = "kitctl-hq-push"  # how the listening sessions show in pg_stat_activity
 PING_SECONDS = 15.0  # a listening connection that died silently is noticed within this
 RETRY_CAP_SECONDS = 10.0
@@ -72,8 +73,6 @@ async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]
 
 
 def _woken(hub: "PushHub", sites: str, check: "Callable[[], Awaitable[None]]") -> None:
-    from hq.commands import EVERY_SITE
-
     if sites == EVERY_SITE:
         asyncio.ensure_future(check())
     else:

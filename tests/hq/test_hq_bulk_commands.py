@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import event, select
 
-from hq import commands, licences, sites
+from hq import commands, licences, push_pg, sites
 from hq.models import Command, Site
 from hq.service import HQ
 from hq.settings import HQSettings
@@ -210,7 +210,7 @@ def test_a_bulk_from_another_process_naming_too_many_sites_still_wakes_the_parke
     assert (envelope.site, envelope.seq, envelope.id) == ("push-bulk", 1, got["push-bulk"].id)
     if hq_server.service.engine.dialect.name == "postgresql":
         [sent] = [p for sql, p in zip(seen, params) if "pg_notify" in sql]  # one NOTIFY for all of them
-        assert commands.EVERY_SITE in str(sent) and "push-bulk" not in str(sent)
+        assert push_pg.EVERY_SITE in str(sent) and "push-bulk" not in str(sent)
 
 
 def test_a_notify_naming_several_sites_wakes_each_of_them(hq_server: RunningHQ, other_process: HQ) -> None:
