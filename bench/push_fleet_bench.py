@@ -18,8 +18,9 @@ each answer), so HQ's figures are measured apart from it. Printed:
   command for every site, then each agent's delivery time from before that transaction;
   p50/p99/max and when the last one arrived.
 
-Agents connect in paced steps (`--pace` a second), each step's first long-polls answered before
-the next step opens, so the listen backlog never overflows.
+Agents connect in paced steps (`--pace` a second): each agent's first ask holds nothing, and no
+step opens while more than two steps' agents wait for that first answer, so the ramp follows what
+HQ serves and the listen backlog never overflows.
 
 Bounded: every phase has a deadline and the whole run stops itself after `--budget` seconds.
 """
@@ -51,22 +52,24 @@ WAIT = 25  # the agent's default hold (agent.settings.push_wait)
 
 async def _agent(site: str, token: str, host: str, port: int, opened: list[int]) -> None:
     """One agent's channel: a long-poll, re-opened at once; each command received is printed with the time.
-    A dropped connection is reported (`D`) and opened again a second later, as the agent does."""
+    Its very first ask holds nothing (`wait=0`): its answer says HQ accepted and served the connection, which
+    paces the ramp. A dropped connection is reported (`D`) and opened again a second later, as the agent does."""
     after, first = 0, True
     head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
     while True:
         try:
             reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-            if first:
-                opened[0] += 1
-                first = False
             while True:
-                writer.write(f"GET /v1/commands/wait?after={after}&wait={WAIT} HTTP/1.1\r\n{head}".encode())
+                hold = 0 if first else WAIT
+                writer.write(f"GET /v1/commands/wait?after={after}&wait={hold} HTTP/1.1\r\n{head}".encode())
                 header = await reader.readuntil(b"\r\n\r\n")
                 length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
                               if line.lower().startswith(b"content-length:"))
                 body = await reader.readexactly(length)
                 got = time.time()
+                if first:
+                    opened[0] += 1
+                    first = False
                 if not header.startswith(b"HTTP/1.1 200"):
                     print(f"E {site} {header.split(b' ')[1].decode()}", flush=True)
                     await asyncio.sleep(1)
@@ -86,11 +89,11 @@ async def _clients(path: Path, base: str, pace: int) -> None:
     opened = [0]
     tasks = []
     step = max(1, pace // 10)
-    for i in range(0, len(pairs), step):  # `pace` connections a second, in tenths, never ahead of HQ accepting them
+    for i in range(0, len(pairs), step):  # `pace` agents a second, in tenths, never 2 tenths ahead of HQ serving them
         tasks += [asyncio.create_task(_agent(s, t, host, int(port), opened)) for s, t in pairs[i:i + step]]
         await asyncio.sleep(0.1)
         while opened[0] < min(len(pairs), i + step) - 2 * step:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
     while opened[0] < len(pairs):
         await asyncio.sleep(0.1)
     print(f"C {opened[0]}", flush=True)
