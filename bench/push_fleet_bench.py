@@ -247,7 +247,7 @@ def run(url: str, agents: int, single: int, budget: float, pace: int, stack: Exi
         time.sleep(0.2)
     if receipts.connected < agents:
         raise SystemExit(f"only {receipts.connected} agents connected")
-    settled = quiet(pid, min(end, time.monotonic() + 120))
+    settled = quiet(pid, min(end, time.monotonic() + 60))
     print(f"  {agents:,} agents connected in {time.monotonic() - ramp:.1f} s; HQ quiet {settled:.1f} s later; "
           f"connections dropped so far: {receipts.drops or 0}")
     rss, cpu0 = hq_usage(pid)
