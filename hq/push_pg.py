@@ -72,8 +72,13 @@ async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]
         await asyncio.sleep(min(RETRY_CAP_SECONDS, 0.2 * 2 ** min(failures, 6)))
 
 
+_CHECKS: set["asyncio.Future[None]"] = set()  # checks under way (the loop keeps only weak references)
+
+
 def _woken(hub: "PushHub", sites: str, check: "Callable[[], Awaitable[None]]") -> None:
     if sites == EVERY_SITE:
-        asyncio.ensure_future(check())
+        task = asyncio.ensure_future(check())
+        _CHECKS.add(task)
+        task.add_done_callback(_CHECKS.discard)
     else:
         hub.wake_each(sites.split(" "))

@@ -41,16 +41,15 @@ class PendingReads:
     def __init__(self, hq: "HQ") -> None:
         self._hq = hq
         self._queue: list[tuple[Ask, "asyncio.Future[dict[str, Any]]"]] = []
-        self._reading = False
+        self._reading: "asyncio.Task[None] | None" = None  # the read under way (a reference keeps it alive)
         self.batches = 0  # reads made (tests, benchmarks)
 
     async def answer(self, site_id: str, jti: str, after: int) -> dict[str, Any]:
         """The site's answer as `pending_answer` gives it, read together with the other polls asking now."""
         future: "asyncio.Future[dict[str, Any]]" = asyncio.get_running_loop().create_future()
         self._queue.append((Ask(site_id, jti, after), future))
-        if not self._reading:
-            self._reading = True
-            asyncio.ensure_future(self._drain())
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -76,7 +75,7 @@ class PendingReads:
                     else:
                         future.set_result(answer)
         finally:
-            self._reading = False
+            self._reading = None
 
 
 def answer_many(hq: "HQ", asks: list[Ask]) -> list["dict[str, Any] | ApiError"]:
