@@ -63,8 +63,7 @@ def build_site(site: ResolvedSite, fragments: dict[str, dict[str, Any]] | None =
 
 def _image_prefix(site: ResolvedSite) -> str:
     """`registry/` in front of every kit image (the core's and the plugins'), or nothing."""
-    registry = site.inputs.registry or stack.registry_from_licence(site.licence.claims)
-    return f"{registry}/" if registry else ""
+    return stack.image_prefix(site.inputs.registry, site.licence.claims)
 
 
 def _config_files(site: ResolvedSite) -> dict[str, bytes]:
@@ -268,6 +267,7 @@ def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], i
         {
             "inputs": recorded_inputs(site),
             "plugins": added.record(),
+            **_carried_record(site),
             "kit_version": __version__,
             "site_id": site.site_id,
             "licence": {"jti": claims.jti, "tier": claims.tier, "exp": claims.exp},
@@ -277,6 +277,19 @@ def _lock(site: ResolvedSite, files: dict[str, bytes], hashes: dict[str, str], i
             "services": hashes,
         }
     )
+
+
+def _carried_record(site: ResolvedSite) -> dict[str, Any]:
+    """kitctl.lock's record of the third-party plugin wheels in the site's images, each with whether this
+    render enables it (the licence grants its feature, the site has not switched it off); none when render
+    was not asked to look (build_site called on its own)."""
+    from kitctl.render.image_plugins import LOCK_KEY, refusals
+    from plugins.site_config import read_choice
+
+    if site.carried is None:
+        return {}
+    disabled = read_choice(Path(site.inputs.site_dir)).disabled
+    return {LOCK_KEY: site.carried.record(refusals(site.carried, site.licence.claims, disabled, site.plugins))}
 
 
 def _json_file(value: Any) -> bytes:
