@@ -380,6 +380,25 @@ def test_a_forwarder_sends_at_most_200_orders_a_request_unless_told_otherwise(en
     assert [len(ids) for ids, _ in hq.sent] == [200] and hq.sent[0][0][-1] == "N199"
 
 
+def test_an_order_held_back_once_is_treated_like_any_other_once_its_buyer_data_opens(engine):
+    """Holding an order back lasts for its batch: repaired and sent again, an order HQ leaves unanswered is
+    postponed as unanswered, like any other."""
+    add_order(engine, "H1")
+    with engine.begin() as conn:  # sealed under another site key
+        other = BuyerBox(os.urandom(32)).seal("H1", Buyer("c@example.cn", "p1", "198.51.100.7"))
+        conn.execute(orders.update().where(orders.c.id == "H1").values(buyer_sealed=other))
+    hq = ScriptedHQ()
+    fwd = forwarder(engine, hq)
+    fwd.forward_once()
+    assert hq.sent == [] and row(engine, "H1").attempts == 1
+    with engine.begin() as conn:  # repaired, and due again
+        conn.execute(orders.update().where(orders.c.id == "H1").values(
+            buyer_sealed=BuyerBox(KEY).seal("H1", Buyer("c@example.cn", "p1", "198.51.100.7")), next_attempt_at=T0))
+    assert fwd.forward_once().missing == 1 and [ids for ids, _ in hq.sent] == [["H1"]]
+    h1 = row(engine, "H1")
+    assert (h1.status, h1.attempts, h1.last_error) == ("pending", 2, "HQ gave no result for this order")
+
+
 def test_a_review_answer_kept_when_a_later_poll_fails(engine):
     now = datetime.now(timezone.utc)
     add_order(engine, "S1", status="review", due=now - timedelta(seconds=2))
