@@ -32,6 +32,22 @@ def register(app: typer.Typer) -> None:
     for command in (up, down, status, logs, upgrade, backup, backup_key, restore, doctor):
         app.command()(command)
     app.command("support-bundle")(support_bundle)
+    app.command("kube-manifests")(kube_manifests)
+
+
+def kube_manifests(
+    output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="Where to write the manifests (mode 0600)."),
+    site_dir: Path = SITE_DIR,
+) -> int:
+    """Write the rendered site as Kubernetes manifests (on paper: validated, not applied here; docs/scale-out.md)."""
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.kubernetes import manifests, write
+    from kitctl.deploy.rendered_site import require_site_dir
+
+    objects = manifests(load_project(require_site_dir(site_dir)))
+    write(objects, output)
+    _out().print(f"wrote {len(objects)} objects to {output}")
+    return 0
 
 
 @with_site_options
@@ -44,6 +60,8 @@ def up(
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
     keep: bool = typer.Option(False, "--keep", help="If a first deploy fails, keep its containers (stopped), networks "
                               "and volumes to inspect; `kitctl down --volumes` removes them."),
+    orchestrator: str = typer.Option("engine", "--orchestrator", help="engine (containers on one Docker engine) or "
+                                     "swarm (Swarm services on a manager; see docs/scale-out.md)."),
 ) -> int:
     """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
@@ -56,7 +74,7 @@ def up(
     options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None,
-                        keep=keep)
+                        keep=keep, orchestrator=orchestrator)
     return deploy_and_report(options, "up")
 
 

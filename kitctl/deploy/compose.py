@@ -30,6 +30,7 @@ RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)\Z")
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 MAX_COMPOSE_BYTES = 1024 * 1024
+MAX_REPLICAS = 32
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Service:
     depends_on: tuple[Dependency, ...] = ()
     healthcheck: Healthcheck | None = None
     restart: str = "no"
+    replicas: int = 1  # `deploy.replicas`: tasks on a Swarm (kitctl.deploy.swarm); one container on a single engine
     cpus: float | None = None
     memory: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
@@ -306,6 +308,7 @@ def _service(name: str, body: Any, working_dir: Path, volumes: dict, networks: d
         depends_on=_depends(body.get("depends_on"), f"{where}.depends_on"),
         healthcheck=_healthcheck(body.get("healthcheck"), f"{where}.healthcheck"),
         restart=restart,
+        replicas=limits.get("replicas", 1),
         cpus=limits.get("cpus"),
         memory=limits.get("memory"),
         labels=tuple(sorted(_key_values(body.get("labels"), f"{where}.labels", "=").items())),
@@ -492,13 +495,19 @@ def _healthcheck(raw: Any, where: str) -> Healthcheck | None:
 def _limits(raw: Any, where: str) -> dict[str, Any]:
     if raw is None:
         return {}
-    _require(isinstance(raw, dict) and set(raw) <= {"resources"}, f"{where}: only `resources.limits` is supported")
+    _require(isinstance(raw, dict) and set(raw) <= {"resources", "replicas"},
+             f"{where}: only `replicas` and `resources.limits` are supported")
+    found: dict[str, Any] = {}
+    if "replicas" in raw:
+        replicas = raw["replicas"]
+        _require(isinstance(replicas, int) and not isinstance(replicas, bool) and 1 <= replicas <= MAX_REPLICAS,
+                 f"{where}.replicas must be a whole number from 1 to {MAX_REPLICAS}")
+        found["replicas"] = replicas
     resources = raw.get("resources") or {}
     _require(isinstance(resources, dict) and set(resources) <= {"limits"}, f"{where}.resources: only `limits` is supported")
     limits = resources.get("limits") or {}
     _require(isinstance(limits, dict), f"{where}.resources.limits must be a mapping")
     _no_unknown(limits, {"cpus", "memory"}, f"{where}.resources.limits")
-    found: dict[str, Any] = {}
     if "cpus" in limits:
         try:
             found["cpus"] = float(limits["cpus"])

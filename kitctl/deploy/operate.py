@@ -129,6 +129,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.copy_reader import remove_reader
     from kitctl.deploy.identity import adopt, check_ours, find_legacy
+    from kitctl.deploy.swarm.down import swarm_down
 
     check_ours(client.api, project)
     legacy = find_legacy(client.api, project)
@@ -145,6 +146,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
             client.api.remove_container(cid, force=True, v=volumes)  # --volumes: its anonymous volumes too
             done.append(f"removed container of {name}")
     remove_reader(client.api, project.name)  # over ssh://, what `up` reads the site's copy with
+    done += swarm_down(client.api, project)  # a site deployed with --orchestrator swarm
     for net in client.api.networks(filters={"label": f"{L.PROJECT}={project.name}"}):
         client.api.remove_network(net["Id"])
         done.append(f"removed network {net['Name']}")

@@ -1,0 +1,134 @@
+"""What a rendered project becomes on a Swarm (kitctl.deploy.swarm): plain values, no engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kitctl.deploy.compose import parse_project
+from kitctl.deploy.swarm.converge import verdict
+from kitctl.deploy.swarm.params import service_kwargs
+from kitctl.deploy.swarm.spec import MAX_CONFIG_BYTES, SPEC_HASH, stack_defs
+from kitcore.errors import InvalidInput
+
+SITE = "s-1234"
+
+
+def project(tmp_path: Path, colour: str = "#112233", replicas: int = 2):
+    (tmp_path / "secrets").mkdir(exist_ok=True)
+    (tmp_path / "secrets" / "db_password").write_text("pw")
+    (tmp_path / "branding").mkdir(exist_ok=True)
+    (tmp_path / "branding" / "theme.css").write_text(f":root {{ --primary: {colour} }}")
+    (tmp_path / "branding" / "logo.png").write_bytes(b"png")
+    (tmp_path / "site.json").write_text('{"colour": "%s"}' % colour)
+    labels = {"com.kitctl.site": SITE}
+    return parse_project({
+        "services": {
+            "db": {"image": "kitctl/db:1", "secrets": ["db_password"], "volumes": ["db-data:/var/lib/postgresql/data"],
+                   "labels": labels},
+            "storefront": {"image": "kitctl/storefront:1", "depends_on": {"db": {"condition": "service_healthy"}},
+                           "volumes": ["./site.json:/etc/kit/site.json:ro"], "labels": labels,
+                           "deploy": {"replicas": replicas}},
+            "proxy": {"image": "kitctl/proxy:1", "ports": ["127.0.0.1:8080:80"], "labels": labels,
+                      "volumes": ["./branding:/srv/branding:ro"],
+                      "healthcheck": {"test": ["CMD", "true"], "interval": "5s", "timeout": "5s", "retries": 5}},
+        },
+        "volumes": {"db-data": {}},
+        "secrets": {"db_password": {"file": "./secrets/db_password"}},
+    }, tmp_path, tmp_path / "compose.yaml")
+
+
+IDS = {"kitctl/db:1": "sha256:db", "kitctl/storefront:1": "sha256:sf", "kitctl/proxy:1": "sha256:px"}
+
+
+def test_files_become_configs_and_secrets_with_the_service_users_owner(tmp_path: Path) -> None:
+    defs = stack_defs(project(tmp_path), {"db": (999, 999, 0o400)}, IDS)
+    proxy, db = defs.services["proxy"], defs.services["db"]
+    assert sorted(c.target for c in proxy.configs) == ["/srv/branding/logo.png", "/srv/branding/theme.css"]
+    assert [(s.target, s.uid, s.gid, s.mode) for s in db.secrets] == [("db_password", 999, 999, 0o400)]
+    assert defs.files[db.secrets[0].name].data == b"pw" and defs.files[db.secrets[0].name].kind == "secret"
+    assert defs.network == f"kit-{SITE}_default" and proxy.networks == (defs.network,)
+
+
+def test_replicas_pinning_ports_and_update_order(tmp_path: Path) -> None:
+    defs = stack_defs(project(tmp_path, replicas=3), {}, IDS)
+    db, storefront, proxy = (defs.services[n] for n in ("db", "storefront", "proxy"))
+    assert storefront.replicas == 3 and proxy.replicas == 1
+    assert db.constraints == (f"node.labels.com.kitctl.db.{SITE}==true",) and not storefront.constraints
+    assert (storefront.order, db.order, proxy.order) == ("start-first", "stop-first", "stop-first")
+    assert proxy.ports == ((8080, 80, "tcp"),)
+    assert storefront.image == "sha256:sf" and dict(storefront.labels)["io.kitctl.image"] == "kitctl/storefront:1"
+
+
+def test_a_colour_change_changes_only_the_services_that_read_it(tmp_path: Path) -> None:
+    before = stack_defs(project(tmp_path), {}, IDS)
+    after = stack_defs(project(tmp_path, colour="#00aa55"), {}, IDS)
+    changed = {n for n in before.services if before.services[n].spec_hash() != after.services[n].spec_hash()}
+    assert changed == {"storefront", "proxy"}
+    assert stack_defs(project(tmp_path, colour="#00aa55"), {}, IDS).services["proxy"].spec_hash() == \
+        after.services["proxy"].spec_hash()  # the same inputs, the same spec: a second `up` is a no-op
+
+
+def test_a_file_too_large_for_a_swarm_config_is_one_line(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    (tmp_path / "branding" / "huge.png").write_bytes(b"x" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(InvalidInput, match="larger than a Swarm config may be"):
+        stack_defs(p, {}, IDS)
+
+
+def test_engine_arguments_are_dnsrr_host_ports_and_a_monitored_rolling_update(tmp_path: Path) -> None:
+    defs = stack_defs(project(tmp_path), {}, IDS)
+    ids = {name: f"id-{name}" for name in defs.files}
+    kwargs = service_kwargs(defs.services["proxy"], ids)
+    assert kwargs["endpoint_spec"]["Mode"] == "dnsrr"
+    assert kwargs["endpoint_spec"]["Ports"] == [{"PublishedPort": 8080, "TargetPort": 80, "Protocol": "tcp",
+                                                 "PublishMode": "host"}]
+    update = kwargs["update_config"]
+    assert update["FailureAction"] == "rollback" and update["Order"] == "stop-first" and update["Monitor"] > 0
+    assert kwargs["labels"][SPEC_HASH] == defs.services["proxy"].spec_hash()
+    networks = kwargs["task_template"]["Networks"]
+    assert [(n["Target"], n["Aliases"]) for n in networks] == [(defs.network, ["proxy"])]
+    storefront = service_kwargs(defs.services["storefront"], ids)
+    assert storefront["mode"].replicas == 2 and storefront["update_config"]["Order"] == "start-first"
+
+
+def task(state: str, desired: str = "running", image: str = "a", err: str = "") -> dict:
+    return {"DesiredState": desired, "Status": {"State": state, "Err": err},
+            "Spec": {"ContainerSpec": {"Image": image}}}
+
+
+def service(replicas: int = 2, update: str | None = None, image: str = "a") -> dict:
+    found = {"Spec": {"Mode": {"Replicated": {"Replicas": replicas}}, "TaskTemplate": {"ContainerSpec": {"Image": image}}},
+             "Version": {"Index": 7}}
+    if update:
+        found["UpdateStatus"] = {"State": update, "Message": f"update {update}"}
+    return found
+
+
+@pytest.mark.parametrize("svc, tasks, state", [
+    (service(), [task("running"), task("running")], "converged"),
+    (service(), [task("running"), task("starting")], "waiting"),  # not yet healthy
+    (service(), [task("running"), task("running"), task("shutdown", "shutdown")], "converged"),
+    (service(image="b"), [task("running"), task("running")], "waiting"),  # old tasks still run the old spec
+    (service(update="updating"), [task("running"), task("running")], "waiting"),
+    (service(update="rollback_completed"), [task("running"), task("running")], "rolled_back"),
+    (service(update="paused"), [task("running")], "rolled_back"),
+    (service(), [task("running"), task("failed", err="exit 3")], "waiting"),
+])
+def test_converged_only_with_every_replica_running_the_current_spec(svc, tasks, state) -> None:
+    assert verdict(svc, tasks).state == state
+
+
+def test_a_waiting_verdict_names_the_last_task_error() -> None:
+    found = verdict(service(), [task("running"), task("rejected", "shutdown", err="no suitable node")])
+    assert found.detail == "1/2 tasks running (last error: no suitable node)"
+
+
+def test_the_status_of_an_earlier_update_says_nothing_about_this_one() -> None:
+    """After last time's rollback, a new update is waited for, not taken for rolled back at once."""
+    earlier = {"State": "rollback_completed", "Message": "rolled back"}
+    svc = service(image="new") | {"UpdateStatus": earlier}
+    assert verdict(svc, [task("running", image="old"), task("running", image="old")], earlier).state == "waiting"
+    assert verdict(svc, [task("running", image="new"), task("running", image="new")], earlier).state == "converged"
+    assert verdict(svc, [task("running", image="old")], None).state == "rolled_back"
