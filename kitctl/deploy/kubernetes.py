@@ -14,11 +14,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kitctl.deploy.swarm.spec import stack_defs
+from kitctl.deploy.swarm.definitions import stack_defs
 
 if TYPE_CHECKING:
     from kitctl.deploy.compose import Project
-    from kitctl.deploy.swarm.spec import ServiceDef, StackDefs
+    from kitctl.deploy.swarm.definitions import ServiceDef, StackDefs
 
 DB_STORAGE = "10Gi"
 VOLUME_STORAGE = "1Gi"

@@ -125,8 +125,8 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
 
 
 def _swarm(options: UpOptions, project: Project, site_dir: Path, reporter: "Reporter") -> UpResult:
-    """The same site as Swarm services (kitctl.deploy.swarm.up); the licence and images checked as for one engine."""
-    from kitctl.deploy.swarm.up import swarm_up
+    """The same site as Swarm services (kitctl.deploy.swarm.rollout); the licence and images checked as for one engine."""
+    from kitctl.deploy.swarm.rollout import swarm_up
     from kitctl.deploy.swarm.tasks import running_container
     from kitctl.engine import connect
 

@@ -9,7 +9,7 @@ import pytest
 from kitctl.deploy.compose import parse_project
 from kitctl.deploy.swarm.converge import verdict
 from kitctl.deploy.swarm.params import service_kwargs
-from kitctl.deploy.swarm.spec import MAX_CONFIG_BYTES, SPEC_HASH, stack_defs
+from kitctl.deploy.swarm.definitions import MAX_CONFIG_BYTES, SPEC_HASH, stack_defs
 from kitcore.errors import InvalidInput
 
 SITE = "s-1234"
@@ -132,3 +132,49 @@ def test_the_status_of_an_earlier_update_says_nothing_about_this_one() -> None:
     assert verdict(svc, [task("running", image="old"), task("running", image="old")], earlier).state == "waiting"
     assert verdict(svc, [task("running", image="new"), task("running", image="new")], earlier).state == "converged"
     assert verdict(svc, [task("running", image="old")], None).state == "rolled_back"
+
+
+class FakeApi:
+    """The few Engine API answers swarm_up reads before it changes anything."""
+
+    def __init__(self, swarm: dict, services: list[dict]) -> None:
+        self.swarm, self.existing, self.calls = swarm, services, []
+
+    def info(self) -> dict:
+        return {"Swarm": self.swarm}
+
+    def inspect_image(self, ref: str) -> dict:
+        return {"Id": IDS[ref], "Config": {"User": "10001:10001"}}
+
+    def services(self, filters: dict) -> list[dict]:
+        return self.existing
+
+    def __getattr__(self, name: str):  # anything else would change the engine
+        self.calls.append(name)
+        raise AssertionError(f"{name} called")
+
+
+MANAGER = {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": "n1"}
+
+
+def test_swarm_up_refuses_an_engine_that_is_no_manager(tmp_path: Path) -> None:
+    from kitctl.deploy.swarm.rollout import swarm_up
+
+    with pytest.raises(InvalidInput, match="needs a Swarm manager"):
+        swarm_up(FakeApi({"LocalNodeState": "inactive"}, []), project(tmp_path), 10)
+
+
+def test_a_second_swarm_up_with_the_same_spec_changes_nothing(tmp_path: Path) -> None:
+    from kitctl.deploy.swarm.rollout import swarm_up
+    from kitctl.deploy.swarm.params import service_kwargs
+
+    p = project(tmp_path)
+    defs = stack_defs(p, {"db": (10001, 10001, 0o400)}, IDS)
+    running = [{"ID": d.name, "Spec": {"Name": d.name, "Labels": service_kwargs(d, {n: n for n in defs.files})["labels"]}}
+               for d in defs.services.values()]
+    api = FakeApi(MANAGER, running)
+    result = swarm_up(api, p, 10)
+    assert result.nothing_to_do and sorted(result.kept) == ["db", "proxy", "storefront"] and api.calls == []
+    running[1]["Spec"]["Labels"][SPEC_HASH] = "older"
+    with pytest.raises(AssertionError, match="called"):  # one service differs: it goes on to change the engine
+        swarm_up(FakeApi(MANAGER, running), p, 10)

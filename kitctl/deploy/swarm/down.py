@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kitctl.deploy.order import stop_order
-from kitctl.deploy.swarm.spec import ROLE_LABEL, STACK_LABEL
+from kitctl.deploy.swarm.definitions import ROLE_LABEL, STACK_LABEL
 
 if TYPE_CHECKING:
     from docker import APIClient

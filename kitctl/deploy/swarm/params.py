@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from kitctl.deploy.swarm.spec import MONITOR_SECONDS, SPEC_HASH, ServiceDef
+from kitctl.deploy.swarm.definitions import MONITOR_SECONDS, SPEC_HASH, ServiceDef
 
 if TYPE_CHECKING:
     pass

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from kitctl.deploy.order import start_order
 from kitctl.deploy.swarm.converge import wait_converged
-from kitctl.deploy.swarm.spec import ROLE_LABEL, SPEC_HASH, StackDefs, db_node_label, stack_defs
+from kitctl.deploy.swarm.definitions import ROLE_LABEL, SPEC_HASH, StackDefs, db_node_label, stack_defs
 from kitcore.errors import InvalidInput, KitError
 
 if TYPE_CHECKING:
