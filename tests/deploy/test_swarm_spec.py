@@ -178,3 +178,11 @@ def test_a_second_swarm_up_with_the_same_spec_changes_nothing(tmp_path: Path) ->
     running[1]["Spec"]["Labels"][SPEC_HASH] = "older"
     with pytest.raises(AssertionError, match="called"):  # one service differs: it goes on to change the engine
         swarm_up(FakeApi(MANAGER, running), p, 10)
+
+
+def test_the_database_volume_carries_the_site_identity(tmp_path: Path) -> None:
+    """`down` refuses a volume under the site's names that carries no site id: the engine creates it with ours."""
+    defs = stack_defs(project(tmp_path), {}, IDS)
+    mount = service_kwargs(defs.services["db"], {n: n for n in defs.files})["task_template"]["ContainerSpec"]["Mounts"][0]
+    assert mount["Source"] == f"kit-{SITE}_db-data"
+    assert mount["VolumeOptions"]["Labels"]["com.kitctl.site"] == SITE

@@ -167,7 +167,7 @@ def test_a_broken_image_is_rolled_back_with_the_old_tasks_serving(site: Stack, e
     client = engine.client()
     good = client.images.get(f"kitctl/storefront:{__version__}")
     before = {t["ID"] for t in running_tasks(services(engine, site)["storefront"])}
-    dockerfile = f'FROM {good.id}\nCMD ["/opt/kit/bin/python", "-c", "import sys; sys.exit(3)"]\n'.encode()
+    dockerfile = f'FROM kitctl/storefront:{__version__}\nCMD ["/opt/kit/bin/python", "-c", "import sys; sys.exit(3)"]\n'.encode()
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         info = tarfile.TarInfo("Dockerfile")
@@ -187,3 +187,12 @@ def test_a_broken_image_is_rolled_back_with_the_old_tasks_serving(site: Stack, e
     finally:
         good.tag("kitctl/storefront", __version__)
         client.images.remove(broken.id, force=True)
+
+
+def test_down_removes_the_services_configs_secrets_network_and_volumes(site: Stack, engine) -> None:
+    done = site.kitctl("down", "--volumes", "--yes", "--docker-host", engine.socket)
+    assert "removed swarm service" in done.stdout, done.stdout
+    api, ours = engine.client().api, {"label": f"com.kitctl.site={site.site_id}"}
+    assert not api.services(filters=ours) and not api.configs(filters=ours) and not api.secrets(filters=ours)
+    assert not api.networks(filters=ours)
+    assert not [v for v in api.volumes()["Volumes"] or [] if site.site_id in v["Name"]]

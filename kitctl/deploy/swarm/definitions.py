@@ -52,6 +52,7 @@ class VolumeRef:
     target: str
     read_only: bool = False
     driver_opts: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # set when the engine creates it: whose volume it is (`down` checks)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,10 @@ def _service(project: Project, svc: Service, network: str, owner: tuple[int, int
     for mount in svc.mounts:
         if mount.kind == "volume":
             volume = project.volumes[mount.source]
-            volumes.append(VolumeRef(volume.name, mount.target, mount.read_only, volume.driver_opts))
+            labels = stack_labels(project) | {"com.docker.compose.project": project.name,
+                                              "com.docker.compose.volume": mount.source}
+            volumes.append(VolumeRef(volume.name, mount.target, mount.read_only, volume.driver_opts,
+                                     tuple(sorted(labels.items()))))
         elif mount.kind == "secret":
             data = _read(Path(mount.source), svc.name)
             item = FileDef(_file_name(project, "s", mount.target, data), data, "secret")

@@ -8,12 +8,9 @@ node, on every address of the node (Swarm has no host address to bind to).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from kitctl.deploy.swarm.definitions import MONITOR_SECONDS, SPEC_HASH, ServiceDef
-
-if TYPE_CHECKING:
-    pass
 
 NANO = 1_000_000_000
 
@@ -73,7 +70,8 @@ def _volume(ref) -> Any:
     from docker import types
 
     driver = types.DriverConfig("local", dict(ref.driver_opts)) if ref.driver_opts else None
-    return types.Mount(ref.target, ref.source, type="volume", read_only=ref.read_only, driver_config=driver)
+    return types.Mount(ref.target, ref.source, type="volume", read_only=ref.read_only, driver_config=driver,
+                       labels=dict(ref.labels) or None)
 
 
 def _healthcheck(defn: ServiceDef) -> Any:
