@@ -141,12 +141,7 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
     import yaml
 
     config_file = SiteDir(path).compose if path.is_dir() else path
-    try:
-        raw = config_file.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {config_file}: {exc.strerror}") from None
-    if len(raw) > MAX_COMPOSE_BYTES:
-        raise InvalidInput(f"{config_file} is larger than {MAX_COMPOSE_BYTES} bytes")
+    raw = read_bounded(config_file, MAX_COMPOSE_BYTES)
     try:
         data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10× faster
     except yaml.YAMLError as exc:
@@ -155,6 +150,17 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
         raise InvalidInput(f"{config_file} is not valid YAML{where}") from None
     project = parse_project(data, config_file.resolve().parent, config_file.resolve(), project_name)
     return with_adopted_volumes(project)
+
+
+def read_bounded(path: Path, limit: int, where: str = "", what: str = "") -> bytes:
+    """A file's bytes, or one line when it cannot be read or is larger than `limit`."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{where}cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput(f"{where}{path} is larger than {what}{limit} bytes")
+    return data
 
 
 def with_adopted_volumes(project: Project) -> Project:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from kitctl.deploy.compose import SITE_LABEL, Project, Service
+from kitctl.deploy.compose import SITE_LABEL, Project, Service, read_bounded
 from kitcore.errors import InvalidInput
 
 MAX_CONFIG_BYTES = 500 * 1024  # Swarm's own limit for a config or a secret
@@ -176,13 +176,7 @@ def _bound_files(source: Path, target: str, service: str) -> list[tuple[str, byt
 
 
 def _read(path: Path, service: str) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"services.{service}: cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InvalidInput(f"services.{service}: {path} is larger than a Swarm config may be ({MAX_CONFIG_BYTES} bytes)")
-    return data
+    return read_bounded(path, MAX_CONFIG_BYTES, f"services.{service}: ", "a Swarm config may be: ")
 
 
 def _file_name(project: Project, kind: str, target: str, data: bytes) -> str:
