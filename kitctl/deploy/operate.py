@@ -48,6 +48,12 @@ def status(client: "docker.DockerClient", project: Project) -> list[ServiceStatu
         if c["Names"][0].endswith("_kitctl_old") and service in found:
             continue
         found[service] = c
+    if not found:
+        from kitctl.deploy.swarm.tasks import swarm_status
+
+        swarm = swarm_status(client.api, project)
+        if swarm:
+            return [ServiceStatus(**row) for row in swarm]
     rows = []
     order = start_order({n: s.dependency_names() for n, s in project.services.items()})
     for name in order + sorted(set(found) - set(order)):
@@ -182,6 +188,10 @@ def _container(client: "docker.DockerClient", project: Project, service: str, re
     flt = L.project_filter(project.name)
     flt["label"].append(f"{L.SERVICE}={service}")
     found = [c for c in client.api.containers(all=True, filters=flt) if not c["Names"][0].endswith("_kitctl_old")]
+    if not found:  # a Swarm site: one running task of the service on this node
+        from kitctl.deploy.swarm.tasks import task_container_filter
+
+        found = client.api.containers(filters=task_container_filter(project, service))
     if not found:
         if required:
             raise InvalidInput(f"service {service!r} has no container: run `kitctl up` first")

@@ -186,3 +186,34 @@ def test_the_database_volume_carries_the_site_identity(tmp_path: Path) -> None:
     mount = service_kwargs(defs.services["db"], {n: n for n in defs.files})["task_template"]["ContainerSpec"]["Mounts"][0]
     assert mount["Source"] == f"kit-{SITE}_db-data"
     assert mount["VolumeOptions"]["Labels"]["com.kitctl.site"] == SITE
+
+
+class StatusApi:
+    def __init__(self, services: list[dict], tasks: dict[str, list[dict]]) -> None:
+        self.services_, self.tasks_ = services, tasks
+
+    def info(self) -> dict:
+        return {"Swarm": MANAGER}
+
+    def services(self, filters: dict) -> list[dict]:
+        return self.services_
+
+    def tasks(self, filters: dict) -> list[dict]:
+        return self.tasks_[filters["service"]]
+
+
+def test_status_of_a_swarm_site_counts_tasks_and_says_when_an_update_was_rolled_back(tmp_path: Path) -> None:
+    from kitctl.deploy.swarm.tasks import swarm_status
+
+    storefront = service(replicas=2) | {"ID": "sf", "Endpoint": {}}
+    storefront["Spec"] |= {"Name": f"kit-{SITE}_storefront",
+                           "Labels": {"com.kitctl.service": "storefront", "io.kitctl.image": "kitctl/storefront:1"}}
+    proxy = service(replicas=1, update="rollback_completed") | {"ID": "px", "Endpoint": {"Ports": [
+        {"PublishedPort": 8080, "TargetPort": 80, "Protocol": "tcp"}]}}
+    proxy["Spec"] |= {"Name": f"kit-{SITE}_proxy", "Labels": {"com.kitctl.service": "proxy"}}
+    rows = swarm_status(StatusApi([storefront, proxy], {"sf": [task("running"), task("starting")],
+                                                        "px": [task("running")]}), project(tmp_path))
+    by = {r["service"]: r for r in rows}
+    assert by["storefront"]["container"] == f"kit-{SITE}_storefront (1/2 tasks)" and by["storefront"]["health"] == "1/2 tasks running"
+    assert by["storefront"]["image"] == "kitctl/storefront:1"
+    assert by["proxy"]["health"] == "rolled back" and by["proxy"]["ports"] == ["*:8080->80/tcp"]

@@ -89,6 +89,12 @@ def test_a_second_up_changes_nothing(site: Stack, engine) -> None:
     done = up(site, engine)
     assert "nothing to do" in done.stdout, done.stdout
     assert {n: s.attrs["Version"]["Index"] for n, s in services(engine, site).items()} == before
+    shown = json.loads(site.kitctl("status", "--json", "--docker-host", engine.socket).stdout)
+    rows = {r["service"]: r for r in shown["services"]}
+    assert rows["storefront"]["container"].endswith("(2/2 tasks)") and rows["storefront"]["health"] == "healthy"
+    assert shown["licence"] is not None  # read with psql inside the db task's container
+    logs = site.kitctl("logs", "storefront", "--tail", "50", "--docker-host", engine.socket)
+    assert logs.stdout.strip()
 
 
 class Load:
