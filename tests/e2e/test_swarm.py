@@ -67,6 +67,13 @@ def shop(engine: swarm_engine.SwarmEngine, s: Stack) -> str:
     return f"http://{engine.addr}:{s.http_port}"
 
 
+HOST = {"Host": "localhost"}  # the site's name: the proxy answers other names with an empty page
+
+
+def get(engine: swarm_engine.SwarmEngine, s: Stack, path: str) -> httpx.Response:
+    return httpx.get(f"{shop(engine, s)}{path}", headers=HOST, timeout=10)
+
+
 def test_two_storefront_tasks_come_up_healthy_and_the_shop_answers(site: Stack, engine) -> None:
     done = up(site, engine, "--licence", f"@{site.root / 'licence.jwt'}", "--hq-keys", str(site.root / "hq-keys.json"),
               "--name", "蜂群站点", "--domain", "localhost", "--tls", "off", "--http-port", str(site.http_port),
@@ -79,7 +86,7 @@ def test_two_storefront_tasks_come_up_healthy_and_the_shop_answers(site: Stack, 
     for service in found.values():  # the same site identity as the single-engine stack, and the stack's name
         labels = service.attrs["Spec"]["Labels"]
         assert labels["com.kitctl.site"] == site.site_id and labels["com.docker.stack.namespace"] == f"kit-{site.site_id}"
-    page = httpx.get(f"{shop(engine, site)}/", timeout=10)
+    page = get(engine, site, "/")
     assert page.status_code == 200 and "蜂群站点" in page.text
     assert json.loads((site.site_dir / "kitctl.lock").read_text())["inputs"]["replicas"] == 2  # recorded like the others
 
@@ -130,7 +137,7 @@ class Load:
         return self
 
     def _through_proxy(self) -> None:
-        with httpx.Client(timeout=5) as client:
+        with httpx.Client(timeout=5, headers=HOST) as client:
             while not self._stop.is_set():
                 try:
                     ok = client.get(f"{shop(self.engine, self.site)}/healthz").status_code == 200
@@ -157,7 +164,7 @@ def test_a_colour_change_rolls_the_storefront_over_with_no_failed_request(site: 
     assert "up done" in done.stdout and "storefront" in done.stdout, done.stdout
     after = services(engine, site)["storefront"]
     assert len(running_tasks(after)) == 2 and not before & {t["ID"] for t in running_tasks(after)}
-    assert "#00aa55" in httpx.get(f"{shop(engine, site)}/branding/theme.css", timeout=5).text
+    assert "#00aa55" in get(engine, site, "/branding/theme.css").text.lower()
     print(f"\nswarm rollout (colour): {rollout:.1f}s; storefront over the overlay {load.counts}; "
           f"through the proxy's host port {load.proxy}")
     assert load.counts["ok"] > 100 and load.counts["failed"] == 0, load.counts
