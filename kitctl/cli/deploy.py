@@ -67,6 +67,12 @@ def up(
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
 
+    from kitctl.deploy.up import ORCHESTRATORS
+
+    if orchestrator not in ORCHESTRATORS:  # before anything is rendered or read
+        from kitcore.errors import InvalidInput
+
+        raise InvalidInput(f"--orchestrator must be one of: {', '.join(ORCHESTRATORS)}")
     site_dir = _render_if_asked(site_params, dry_run)
     host = site_params.get("docker_host") or _env_host()
     if SiteDir(site_dir).is_rendered:

@@ -68,3 +68,15 @@ def test_the_schema_check_can_fail(flags) -> None:
     deployment["spec"]["replicas"] = "three"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+def test_the_command_writes_the_file_and_refuses_a_directory_that_is_not_rendered(flags, tmp_path) -> None:
+    from tests.support.cli import kitctl
+
+    site = rendered(flags, replicas=2)
+    done = kitctl("kube-manifests", "-o", str(tmp_path / "kit.yaml"), "--site-dir", str(site))
+    assert "wrote" in done.stdout and (tmp_path / "kit.yaml").stat().st_mode & 0o777 == 0o600
+    refused = kitctl("kube-manifests", "-o", str(tmp_path / "x.yaml"), "--site-dir", str(tmp_path / "none"), check=False)
+    assert refused.returncode == 2 and "has no compose.yaml" in refused.stderr and not (tmp_path / "x.yaml").exists()
+    swarm_refused = kitctl("up", "--orchestrator", "kubernetes", "--site-dir", str(site), check=False)
+    assert swarm_refused.returncode == 2 and "--orchestrator must be one of: engine, swarm" in swarm_refused.stderr
