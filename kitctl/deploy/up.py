@@ -85,6 +85,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
 
         ssh_master.start(options.host or "")  # beside the deploy, for the next command (refuses a bad setting)
     check_ours(client.api, project)
+    _not_on_swarm(client.api, project)
     legacy = find_legacy(client.api, project)
     _preflight(client, project, options.host, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
@@ -148,6 +149,15 @@ def _swarm(options: UpOptions, project: Project, site_dir: Path, reporter: "Repo
             admin = create_first_admin(client.api, container, site_dir, options.admin_name)
             result.admin_output = (admin.output or None) if admin.ok else None
     return result
+
+
+def _not_on_swarm(api, project: Project) -> None:
+    """Containers beside the site's Swarm tasks would be a second database on the same volume name."""
+    from kitctl.deploy.swarm.tasks import swarm_status
+
+    if swarm_status(api, project):
+        raise InvalidInput(f"{project.name} runs as Swarm services on this engine: pass --orchestrator swarm "
+                           "(or `kitctl down` first)")
 
 
 def with_images(project: Project, overrides: dict[str, str]) -> Project:

@@ -96,6 +96,9 @@ def test_a_second_up_changes_nothing(site: Stack, engine) -> None:
     done = up(site, engine)
     assert "nothing to do" in done.stdout, done.stdout
     assert {n: s.attrs["Version"]["Index"] for n, s in services(engine, site).items()} == before
+    plain = site.kitctl("up", "--docker-host", engine.socket, check=False)  # as if for one engine
+    assert plain.returncode == 2 and "runs as Swarm services" in plain.stderr, (plain.stdout, plain.stderr)
+    assert not engine.client().api.containers(all=True, filters={"label": f"com.docker.compose.project=kit-{site.site_id}"})
     shown = json.loads(site.kitctl("status", "--json", "--docker-host", engine.socket).stdout)
     rows = {r["service"]: r for r in shown["services"]}
     assert rows["storefront"]["container"].endswith("(2/2 tasks)") and rows["storefront"]["health"] == "healthy"
