@@ -204,6 +204,22 @@ def test_a_broken_image_is_rolled_back_with_the_old_tasks_serving(site: Stack, e
         client.images.remove(broken.id, force=True)
 
 
+def test_a_killed_task_is_replaced_and_the_shop_keeps_answering(site: Stack, engine) -> None:
+    from tests.support.waiting import eventually
+
+    victim = running_tasks(services(engine, site)["storefront"])[0]
+    with Load(engine, site) as load:
+        started = time.monotonic()
+        engine.client().containers.get(victim["Status"]["ContainerStatus"]["ContainerID"]).kill()
+        eventually(lambda: len(now := running_tasks(services(engine, site)["storefront"])) == 2
+                   and victim["ID"] not in {t["ID"] for t in now}, 120, 0.5, what="a new storefront task")
+        replaced = time.monotonic() - started
+        time.sleep(3)
+    print(f"\nkilled task replaced in {replaced:.1f}s; storefront over the overlay {load.counts}; "
+          f"through the proxy {load.proxy}")
+    assert load.counts["failed"] == 0 and load.counts["ok"] > 50, load.counts
+    assert get(engine, site, "/").status_code == 200
+
 def test_down_removes_the_services_configs_secrets_network_and_volumes(site: Stack, engine) -> None:
     done = site.kitctl("down", "--volumes", "--yes", "--docker-host", engine.socket)
     assert "removed swarm service" in done.stdout, done.stdout
