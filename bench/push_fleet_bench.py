@@ -11,11 +11,16 @@ each answer), so HQ's figures are measured apart from it. Printed:
 
 - HQ's memory (RSS of its process) with every agent parked, and its CPU over an idle window
   of two holds (every agent re-polls twice: that is what idle costs);
-- one site: a `sync_now` command queued for one site from another process (PostgreSQL NOTIFY
-  wakes HQ), timed from before the queuing transaction to the generator reading the answer;
-  `--single` rounds, a different site each, p50/p99/max;
-- all sites: one transaction queuing a command for every site, then each agent's delivery
-  time from before that transaction; p50/p99/max and when the last one arrived.
+- one site: a `sync_now` command queued for one site from another process (`hq.sites.sync_now`;
+  PostgreSQL NOTIFY wakes HQ), timed from before the queuing transaction to the generator reading
+  the answer; `--single` rounds, a different site each, p50/p99/max;
+- all sites: one bulk enqueue (`hq.commands.enqueue_many`: one INSERT … SELECT, one NOTIFY) of a
+  command for every site, then each agent's delivery time from before that transaction;
+  p50/p99/max and when the last one arrived.
+
+Agents connect in paced steps (`--pace` a second): each agent's first ask holds nothing, and no
+step opens while more than two steps' agents wait for that first answer, so the ramp follows what
+HQ serves and the listen backlog never overflows.
 
 Bounded: every phase has a deadline and the whole run stops itself after `--budget` seconds.
 """
@@ -47,22 +52,24 @@ WAIT = 25  # the agent's default hold (agent.settings.push_wait)
 
 async def _agent(site: str, token: str, host: str, port: int, opened: list[int]) -> None:
     """One agent's channel: a long-poll, re-opened at once; each command received is printed with the time.
-    A dropped connection is reported (`D`) and opened again a second later, as the agent does."""
+    Its very first ask holds nothing (`wait=0`): its answer says HQ accepted and served the connection, which
+    paces the ramp. A dropped connection is reported (`D`) and opened again a second later, as the agent does."""
     after, first = 0, True
     head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n\r\n"
     while True:
         try:
             reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-            if first:
-                opened[0] += 1
-                first = False
             while True:
-                writer.write(f"GET /v1/commands/wait?after={after}&wait={WAIT} HTTP/1.1\r\n{head}".encode())
+                hold = 0 if first else WAIT
+                writer.write(f"GET /v1/commands/wait?after={after}&wait={hold} HTTP/1.1\r\n{head}".encode())
                 header = await reader.readuntil(b"\r\n\r\n")
                 length = next(int(line.split(b":")[1]) for line in header.split(b"\r\n")
                               if line.lower().startswith(b"content-length:"))
                 body = await reader.readexactly(length)
                 got = time.time()
+                if first:
+                    opened[0] += 1
+                    first = False
                 if not header.startswith(b"HTTP/1.1 200"):
                     print(f"E {site} {header.split(b' ')[1].decode()}", flush=True)
                     await asyncio.sleep(1)
@@ -76,14 +83,17 @@ async def _agent(site: str, token: str, host: str, port: int, opened: list[int])
             await asyncio.sleep(1)
 
 
-async def _clients(path: Path, base: str) -> None:
+async def _clients(path: Path, base: str, pace: int) -> None:
     host, port = base.removeprefix("http://").split(":")
     pairs = [line.split("\t") for line in path.read_text().splitlines()]
     opened = [0]
     tasks = []
-    for i in range(0, len(pairs), 250):  # ramp in steps: the listen backlog is 2048
-        tasks += [asyncio.create_task(_agent(s, t, host, int(port), opened)) for s, t in pairs[i:i + 250]]
-        await asyncio.sleep(0.25)
+    step = max(1, pace // 10)
+    for i in range(0, len(pairs), step):  # `pace` agents a second, in tenths, never 2 tenths ahead of HQ serving them
+        tasks += [asyncio.create_task(_agent(s, t, host, int(port), opened)) for s, t in pairs[i:i + step]]
+        await asyncio.sleep(0.1)
+        while opened[0] < min(len(pairs), i + step) - 2 * step:
+            await asyncio.sleep(0.02)
     while opened[0] < len(pairs):
         await asyncio.sleep(0.1)
     print(f"C {opened[0]}", flush=True)
@@ -163,18 +173,29 @@ class Receipts:
             return {k: self.at[k] for k in keys if k in self.at}
 
 
-def queue_sync(service, sites: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    """A `sync_now` command for each site in one transaction; site → its seq."""
-    from sqlalchemy import select
+def queue_one(service, site: str) -> int:  # type: ignore[no-untyped-def]
+    """A `sync_now` for one site, as the fleet page's button queues it; its seq."""
+    from hq import sites
 
+    return int(sites.sync_now(service, "bench", site)["seq"])
+
+
+def queue_all(service) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """A `sync_now` for every site in one bulk enqueue (one INSERT … SELECT, one NOTIFY); site → its seq."""
     from hq import commands
     from hq.models import Site
 
-    seqs = {}
     with service.session() as s:
-        for site in s.scalars(select(Site).where(Site.id.in_(sites)).with_for_update()):
-            seqs[site.id] = commands.enqueue(s, site, "sync_now", {}).seq
-    return seqs
+        queued = commands.enqueue_many(s, Site.status != "revoked", "sync_now", {})
+    return {site: q.seq for site, q in queued.items()}
+
+
+def postgres_cpu(url: str) -> float:
+    """CPU seconds so far of the PostgreSQL cluster HQ uses (its postmaster and every backend)."""
+    from hq_bench import server_cpu_seconds
+    from hq_wrk import postgres_pids
+
+    return sum(server_cpu_seconds(pid) for pid in postgres_pids(url))
 
 
 def hq_usage(pid: int) -> tuple[float, float]:
@@ -202,7 +223,7 @@ def q(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> None:
+def run(url: str, agents: int, single: int, budget: float, pace: int, stack: ExitStack) -> None:
     from hq.service import HQ
     from hq.settings import HQSettings
     from hq_wrk import start_server
@@ -215,7 +236,9 @@ def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> 
     print(f"  seeded {agents:,} sites and signed their licences in {time.perf_counter() - started:.1f} s")
     base, pid = start_server(hq_dir, url, 1, stack)
     rss0, _ = hq_usage(pid)
-    gen = subprocess.Popen([sys.executable, __file__, "--clients", str(tokens), "--base", base], cwd=ROOT,
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores before the agents")
+    gen = subprocess.Popen([sys.executable, __file__, "--clients", str(tokens), "--base", base, "--pace", str(pace)],
+                           cwd=ROOT,
                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     stack.callback(gen.kill)
     receipts = Receipts(gen)
@@ -224,18 +247,20 @@ def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> 
         time.sleep(0.2)
     if receipts.connected < agents:
         raise SystemExit(f"only {receipts.connected} agents connected")
-    settled = quiet(pid, min(end, time.monotonic() + 120))
+    settled = quiet(pid, min(end, time.monotonic() + 60))
     print(f"  {agents:,} agents connected in {time.monotonic() - ramp:.1f} s; HQ quiet {settled:.1f} s later; "
           f"connections dropped so far: {receipts.drops or 0}")
     rss, cpu0 = hq_usage(pid)
+    pg0 = postgres_cpu(url)
     window = 2 * WAIT
     time.sleep(min(window, max(0.0, end - time.monotonic() - 60)))
     rss_after, cpu1 = hq_usage(pid)
     idle = (cpu1 - cpu0) / window
+    pg_idle = (postgres_cpu(url) - pg0) / window
     print(f"  HQ memory: {rss0:.0f} MiB before the agents, {rss:.0f} MiB with {agents:,} parked "
           f"({(rss - rss0) * 1024 / agents:.1f} KiB each), {rss_after:.0f} MiB {window} s on")
     print(f"  HQ CPU at idle: {idle * 100:.1f} % of one core over {window} s (each agent re-polled "
-          f"every {WAIT} s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"every {WAIT} s); PostgreSQL {pg_idle * 100:.1f} %; load average {os.getloadavg()[0]:.1f}")
 
     service = HQ.open(HQSettings(dir=hq_dir, database_url=url, registry_url=None, migrate=False))
     stack.callback(service.close)
@@ -243,7 +268,7 @@ def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> 
     for i in range(single):
         site = f"push-{(i * 7919) % agents:05d}"
         t0 = time.time()
-        seq = queue_sync(service, [site])[site]
+        seq = queue_one(service, site)
         got = receipts.wait([(site, seq)], min(end, time.monotonic() + 30))
         if got:
             one.append((got[(site, seq)] - t0) * 1000)
@@ -251,9 +276,8 @@ def run(url: str, agents: int, single: int, budget: float, stack: ExitStack) -> 
     print(f"  one site ({len(one)} of {single} delivered): p50 {q(one, 0.5):.0f} ms  p99 {q(one, 0.99):.0f} ms  "
           f"max {max(one, default=float('nan')):.0f} ms")
 
-    everyone = [f"push-{i:05d}" for i in range(agents)]
     t0 = time.time()
-    seqs = queue_sync(service, everyone)
+    seqs = queue_all(service)
     queued = time.time() - t0
     got = receipts.wait(list(seqs.items()), min(end, time.monotonic() + 300))
     times = [(at - t0) * 1000 for at in got.values()]
@@ -268,11 +292,12 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=10_000)
     ap.add_argument("--single", type=int, default=30, help="one-site rounds (at most 200)")
     ap.add_argument("--budget", type=float, default=600, help="seconds the whole run may take (at most 900)")
+    ap.add_argument("--pace", type=int, default=1000, help="agents connecting a second (at most 5000)")
     ap.add_argument("--clients", type=Path, help=argparse.SUPPRESS)  # the load generator's own process
     ap.add_argument("--base", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.clients:
-        asyncio.run(_clients(args.clients, args.base))
+        asyncio.run(_clients(args.clients, args.base, args.pace))
         return
     agents = max(10, min(args.agents, 10_000))
     with ExitStack() as stack:
@@ -281,7 +306,7 @@ def main() -> None:
 
         url = stack.enter_context(fresh_database(plain(stack.enter_context(postgres_cluster()))))
         print(f"push channel, {agents:,} agents, one HQ process (one worker) on PostgreSQL")
-        run(url, agents, max(1, min(args.single, 200)), min(args.budget, 900), stack)
+        run(url, agents, max(1, min(args.single, 200)), min(args.budget, 900), max(10, min(args.pace, 5000)), stack)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def serve(settings: "HQSettings | None" = None) -> int:
     conf = settings or HQSettings()
     host, port = conf.host_port
     if conf.workers == 1:
-        return serve_asgi(create_app(conf), host, port, log_level="info", access_log=False)
+        return serve_asgi(create_app(conf), host, port, log_level="info", access_log=False,
+                          timeout_keep_alive=conf.keep_alive_seconds, backlog=conf.listen_backlog)
     HQ.open(conf).close()  # migrate once, before the workers start
     from hq.metrics import metrics_token
 
@@ -35,7 +36,8 @@ def serve(settings: "HQSettings | None" = None) -> int:
         os.environ[f"KIT_HQ_{name.upper()}"] = str(value)
     os.environ["KIT_HQ_MIGRATE"] = "false"
     uvicorn.run("hq.app:create_app", factory=True, host=host, port=port, workers=conf.workers,
-                log_level="info", access_log=False, timeout_graceful_shutdown=7)
+                log_level="info", access_log=False, timeout_graceful_shutdown=7,
+                timeout_keep_alive=conf.keep_alive_seconds, backlog=conf.listen_backlog)
     return 0
 
 

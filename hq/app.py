@@ -72,6 +72,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
     app.state.push = None  # the push channel's hub (hq.push), made by the lifespan
+    app.state.push_reads = None  # its batched reads (hq.push_reads), ditto
     app.state.limiter = RateLimiter(settings.site_rate_per_second, settings.site_rate_burst)
     _install_errors(app)
     app.include_router(api_site.router)
@@ -229,14 +230,17 @@ def _open_push(app: "FastAPI", hq: "HQ") -> "asyncio.Task[None]":
     """
     from hq import push, push_pg
     from hq.db import is_postgres
+    from hq.push_reads import PendingReads
 
     hub = push.PushHub()
     hub.attach(asyncio.get_running_loop())
     app.state.push = hub
+    app.state.push_reads = PendingReads(hq)
     hq.on_commands.append(hub.wake_threadsafe)
     _close_on_signals(hub)
     if is_postgres(hq.engine):
-        return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False)))
+        return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False),
+                                                  lambda: push.wake_advanced(hub, hq)))
     return asyncio.create_task(push.poll_sqlite(hub, hq))
 
 

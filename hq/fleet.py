@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path as PathParam, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hq import (fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_payments, fleet_query, fleet_settlement, i18n,
@@ -20,6 +20,7 @@ from hq.service import HQ
 from hq.session import COOKIE
 
 PAYMENT_STATES = ("pending", "paid", "held", "expired", "refunded")
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -161,7 +162,7 @@ def rollout_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     sess = _session(request)
     if sess is None:
         return RedirectResponse("/fleet/login", status_code=303)
-    extra = [k for k in request.query_params if k != "lang"]
+    extra = [k for k in request.query_params if k not in ("lang", "msg", "error")]
     if extra:
         raise fleet_query.InvalidQuery(f"{extra[0][:40]}: not a parameter of the rollout page")
     i18n.check_lang(request)
@@ -169,7 +170,30 @@ def rollout_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         shown = rollouts.status(hq)
     except ApiError:  # none yet
         shown = None
-    return _render(request, "rollout.html", {"operator": sess.operator, "csrf": sess.csrf, "r": shown})
+    return _render(request, "rollout.html", {"operator": sess.operator, "csrf": sess.csrf, "r": shown,
+                                             "msg": request.query_params.get("msg", "")[:300],
+                                             "error": request.query_params.get("error", "")[:300]})
+
+
+@router.post("/fleet/rollouts/{rollout_id}/{action}")
+def rollout_action(request: Request, rollout_id: str = PathParam(..., pattern=UUID_PATTERN),
+                   action: str = PathParam(..., pattern="^(halt|resume)$"), csrf: str = Form(..., max_length=100),
+                   reason: str = Form("", max_length=500), hq: HQ = Depends(get_hq)) -> Response:
+    """Halt a running rollout (with a reason) or resume a halted one, as `kitctl hq rollout halt|resume`."""
+    from hq import rollouts
+
+    operator = _check_csrf(request, csrf).operator
+    try:
+        if action == "halt":
+            if not reason.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
+                raise ApiError(400, "invalid_request", "reason: one line of 1-500 characters")
+            done = rollouts.halt(hq, operator, rollout_id, reason.strip())
+        else:
+            done = rollouts.resume(hq, operator, rollout_id)
+    except ApiError as exc:
+        return RedirectResponse(f"/fleet/rollouts?error={quote(exc.detail.splitlines()[0][:200])}", status_code=303)
+    message = f"rollout of {done['version']}: {done['state']}"
+    return RedirectResponse(f"/fleet/rollouts?msg={quote(message)}", status_code=303)
 
 
 @router.post("/fleet/bulk")

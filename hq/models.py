@@ -64,6 +64,16 @@ class Site(Base):
     ring: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+# The fleet page's descending sorts put sites without a value last (`DESC NULLS LAST`, hq.fleet_query); on
+# PostgreSQL a backward scan of an ascending index gives `DESC NULLS FIRST`, so without these each such sort
+# sorted every site (25-60 ms at 10,000). SQLite's DESC already puts NULLs last: its ascending ones serve.
+DESC_SORTS = {"ix_sites_status_desc": Site.status, "ix_sites_version_desc": Site.version,
+              "ix_sites_ring_desc": Site.ring, "ix_sites_heartbeat_desc": Site.last_heartbeat_at}
+POSTGRES_ONLY_INDEXES = frozenset(DESC_SORTS)
+for _name, _column in DESC_SORTS.items():
+    Index(_name, _column.desc().nulls_last(), Site.id.desc()).ddl_if(dialect="postgresql")
+
+
 class SiteVersion(Base):
     """Each kit version a site reported, from the heartbeat that first carried it (a trigger, migration 0014)."""
 

@@ -84,8 +84,11 @@ class PushHub:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
+        loop.call_soon_threadsafe(self.wake_each, list(site_ids))  # one hand-off, however many sites
+
+    def wake_each(self, site_ids: list[str]) -> None:
         for site_id in site_ids:
-            loop.call_soon_threadsafe(self.wake, site_id)
+            self.wake(site_id)
 
     def close(self) -> None:
         """HQ is stopping: every long-poll answers now, so shutdown does not wait out their holds."""
@@ -116,21 +119,27 @@ async def poll_sqlite(hub: PushHub, hq: "HQ", every: float = SQLITE_POLL_SECONDS
     commands queued by another process (`kitctl hq`, another worker). Commands queued in this
     process wake their waiters at once, without waiting for this.
     """
-    from starlette.concurrency import run_in_threadpool
-
     while True:
         await asyncio.sleep(every)
-        waiting = hub.waiting_sites()
-        if not waiting:
-            continue
-        try:
-            seqs = await run_in_threadpool(command_seqs, hq, list(waiting))
-        except Exception:  # keep polling; the waiters' own timeouts still answer them
-            log.exception("push: reading command sequences failed")
-            continue
-        for site_id, seq in seqs.items():
-            if seq > waiting.get(site_id, seq):
-                hub.wake(site_id)
+        await wake_advanced(hub, hq)
+
+
+async def wake_advanced(hub: PushHub, hq: "HQ") -> None:
+    """Wake the waiters whose site's command sequence passed what they have seen: one read for all of them
+    (the SQLite poller's round, and a NOTIFY that names no site: a command queued for too many to list)."""
+    from starlette.concurrency import run_in_threadpool
+
+    waiting = hub.waiting_sites()
+    if not waiting:
+        return
+    try:
+        seqs = await run_in_threadpool(command_seqs, hq, list(waiting))
+    except Exception:  # the waiters' own timeouts still answer them
+        log.exception("push: reading command sequences failed")
+        return
+    for site_id, seq in seqs.items():
+        if seq > waiting.get(site_id, seq):
+            hub.wake(site_id)
 
 
 def command_seqs(hq: "HQ", site_ids: list[str]) -> dict[str, int]:
@@ -138,6 +147,9 @@ def command_seqs(hq: "HQ", site_ids: list[str]) -> dict[str, int]:
 
     from hq.models import Site
 
+    seqs: dict[str, int] = {}
     with hq.read() as conn:
-        return {row.id: row.command_seq for row in
-                conn.execute(select(Site.id, Site.command_seq).where(Site.id.in_(site_ids)))}
+        for start in range(0, len(site_ids), 5000):  # bounded IN lists (SQLite's variable limit)
+            rows = conn.execute(select(Site.id, Site.command_seq).where(Site.id.in_(site_ids[start:start + 5000])))
+            seqs.update((row.id, row.command_seq) for row in rows)
+    return seqs

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from hq.push import PushHub, Waiter
+    from hq.push_reads import PendingReads
     from hq.service import HQ
 
 PATH = "/v1/commands/wait"
@@ -40,12 +41,13 @@ async def wait(request: "Request", after: int, seconds: int) -> Response:
     deadline = loop.time() + hold
     if hub is None:  # mounted without the lifespan: answer at once, like a heartbeat
         return _reply(await run_in_threadpool(sites.pending_answer, hq, caller.site_id, caller.jti, after))
+    reads: "PendingReads" = request.app.state.push_reads
     with hub.waiting(caller.site_id, after) as waiter:
         gone = asyncio.ensure_future(_disconnected(request, waiter))
         try:
             while True:
                 waiter.event.clear()
-                reply = await run_in_threadpool(sites.pending_answer, hq, caller.site_id, caller.jti, after)
+                reply = await reads.answer(caller.site_id, caller.jti, after)  # read with the other polls asking now
                 left = deadline - loop.time()
                 if reply["commands"] or left <= 0 or hub.closing or gone.done():
                     return _reply(reply)

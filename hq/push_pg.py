@@ -17,9 +17,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from hq.push import PushHub
 
 CHANNEL = "kitctl_commands"
+EVERY_SITE = "*"  # a notification naming no site (too many to list): each worker checks its waiters' sequences
 APPLICATION_NAME = "kitctl-hq-push"  # how the listening sessions show in pg_stat_activity
 PING_SECONDS = 15.0  # a listening connection that died silently is noticed within this
 RETRY_CAP_SECONDS = 10.0
@@ -27,8 +30,12 @@ RETRY_CAP_SECONDS = 10.0
 log = logging.getLogger("hq.push")
 
 
-async def listen(hub: "PushHub", url: str, ping_seconds: float = PING_SECONDS) -> None:
-    """Run for ever (cancel to stop): keep a LISTEN connection and wake the hub on each notification."""
+async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]",
+                 ping_seconds: float = PING_SECONDS) -> None:
+    """Run for ever (cancel to stop): keep a LISTEN connection and wake the hub on each notification.
+
+    A notification names its sites (space-separated); one that names none (`EVERY_SITE`, a command
+    queued for more sites than fit) runs `check`: one read of the waiting sites' sequences."""
     import asyncpg
 
     from hq.db import CONNECT_SECONDS
@@ -42,7 +49,7 @@ async def listen(hub: "PushHub", url: str, ping_seconds: float = PING_SECONDS) -
                                          server_settings={"application_name": APPLICATION_NAME})
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, site_id: hub.wake(site_id))
+            await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, sites: _woken(hub, sites, check))
             if failures:
                 log.info("push: listening again")
             failures = 0
@@ -63,3 +70,15 @@ async def listen(hub: "PushHub", url: str, ping_seconds: float = PING_SECONDS) -
             if conn is not None:
                 conn.terminate()
         await asyncio.sleep(min(RETRY_CAP_SECONDS, 0.2 * 2 ** min(failures, 6)))
+
+
+_CHECKS: set["asyncio.Future[None]"] = set()  # checks under way (the loop keeps only weak references)
+
+
+def _woken(hub: "PushHub", sites: str, check: "Callable[[], Awaitable[None]]") -> None:
+    if sites == EVERY_SITE:
+        task = asyncio.ensure_future(check())
+        _CHECKS.add(task)
+        task.add_done_callback(_CHECKS.discard)
+    else:
+        hub.wake_each(sites.split(" "))

@@ -179,9 +179,7 @@ def _advance(session: "Session", rollout: Rollout, now: datetime) -> None:
             _stop(session, rollout, "halted", f"ring {ring}: {first.site_id} failed: {first.detail or 'no detail'}",
                   now)
             return
-        for member in members:
-            if member.state == "waiting":
-                _send(session, rollout, member)
+        _send(session, rollout, [m for m in members if m.state == "waiting"])
         if any(m.state != "upgraded" for m in members):
             return
         if rollout.ring_done_at is None:
@@ -196,14 +194,22 @@ def _advance(session: "Session", rollout: Rollout, now: datetime) -> None:
         rollout.updated_at = now
 
 
-def _send(session: "Session", rollout: Rollout, member: RolloutSite) -> None:
-    """The site's signed `upgrade` command, queued (the push channel wakes its agent at commit)."""
-    site = commands.lock_site(session, member.site_id)
-    if site is None or site.status == "revoked":
-        member.state, member.detail = "failed", "site revoked before its ring"
+def _send(session: "Session", rollout: Rollout, waiting: "list[RolloutSite]") -> None:
+    """The waiting sites' signed `upgrade` commands, queued in one bulk enqueue (one INSERT … SELECT, one NOTIFY:
+    the push channel wakes their agents at commit); a site revoked meanwhile fails instead."""
+    if not waiting:
         return
-    cmd = commands.enqueue(session, site, "upgrade", {"version": rollout.version, "rollout": rollout.id})
-    member.state, member.command_id = "sent", cmd.id
+    session.flush()
+    ring = select(RolloutSite.site_id).where(RolloutSite.rollout_id == rollout.id, RolloutSite.ring == waiting[0].ring,
+                                             RolloutSite.state == "waiting")
+    queued = commands.enqueue_many(session, Site.id.in_(ring) & (Site.status != "revoked"), "upgrade",
+                                   {"version": rollout.version, "rollout": rollout.id})
+    for member in waiting:
+        sent = queued.get(member.site_id)
+        if sent is None:
+            member.state, member.detail = "failed", "site revoked before its ring"
+        else:
+            member.state, member.command_id = "sent", sent.id
 
 
 def _stop(session: "Session", rollout: Rollout, state: str, reason: str | None, now: datetime,

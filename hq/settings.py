@@ -27,6 +27,10 @@ class HQSettings(BaseSettings):
     heartbeat_interval_seconds: int = Field(default=30, ge=1, le=3600)
     # the push channel (GET /v1/commands/wait): the longest HQ holds a long-poll open (0: answer at once)
     push_wait_max_seconds: int = Field(default=50, ge=0, le=55)
+    # An agent asks again the moment its long-poll answers, on the same connection: a busy worker may take
+    # longer than uvicorn's 5 s default to read that next request, and must not drop the connection meanwhile.
+    keep_alive_seconds: int = Field(default=60, ge=1, le=600)
+    listen_backlog: int = Field(default=4096, ge=16, le=65535)  # connections waiting to be accepted (agents reconnecting)
     # timed sanctions (hq.sanctions): how often HQ lifts suspensions whose time ran out
     sanction_check_seconds: float = Field(default=15.0, gt=0)
     rollout_check_seconds: float = Field(default=15.0, gt=0)  # a ring's soak time ends this late at most

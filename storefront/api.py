@@ -202,7 +202,7 @@ def _create_order(request: Request, body: OrderRequest, idempotency: str) -> Any
     except co.CheckoutRefused as refused:
         _audit(request, key, refused.status, order_id=order_id)
         raise ApiError(refused.status if refused.status != 400 else 422,
-                       "; ".join(f"{k}: {v}" for k, v in refused.errors.items())) from None
+                       "; ".join(v if k == "form" else f"{k}: {v}" for k, v in refused.errors.items())) from None
     except co.DuplicateOrder:
         with shop.sessions() as s:
             return _again(request, key, s.get(Order, order_id), fingerprint)

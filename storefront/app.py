@@ -93,6 +93,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
         site_key=site_key, templates=make_templates(static, site.time_zone), static=static,
         buyers=BuyerBox(site_key) if site_key else None, metrics=metrics,
         themed=make_templates(static, site.time_zone, theme) if theme is not None else None,
+        theme_css=theme.css if theme is not None else "",
     )
 
 

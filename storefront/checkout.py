@@ -137,6 +137,16 @@ def _matches(pattern: str | None, account: str) -> bool:
         return False
 
 
+def _check_region(buyer_region: str | None, licensed: list[str], t: Translate) -> None:
+    """Against the licence as the transaction reads it (the page's cached copy may be older): a limited site
+    takes no order without a region, and none from outside its regions."""
+    if buyer_region is None and licensed:
+        raise CheckoutRefused({"region": t("err.region_confirm")}, status=422)
+    if buyer_region is not None and not regions.allowed(buyer_region, licensed):
+        shown = t("region.other") if buyer_region == regions.OTHER else buyer_region
+        raise CheckoutRefused({"form": t("err.region_outside", region=shown)}, status=403)
+
+
 @dataclass
 class PlacedOrder:
     order_id: str
@@ -164,8 +174,7 @@ def place_order(
             state = session.get(SiteState, 1)
             if state is None or not state.takes_orders:
                 raise CheckoutRefused({"form": t("notice.closed")}, status=503)
-            if buyer_region is not None and not regions.allowed(buyer_region, list(state.regions or [])):
-                raise CheckoutRefused({"form": t("err.region_outside", region=buyer_region)}, status=403)
+            _check_region(buyer_region, list(state.regions or []), t)
             item = session.get(CatalogItem, sku)
             if item is None or item.status != "active":
                 raise CheckoutRefused({"form": t("err.unavailable")}, status=409)

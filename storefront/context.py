@@ -42,6 +42,7 @@ class Shop:
     buyers: BuyerBox | None = None  # seals and opens buyer contact, account and IP (needs the site key)
     static: Any = None  # storefront.static_assets.VersionedStatic: /static/, and the URLs pages link
     themed: Any = None  # the sandboxed environment with the site's custom theme first (None: no theme)
+    theme_css: str = ""  # the custom theme's CSS (checked), for /branding/theme.css when no proxy serves it
 
     def licence(self) -> LicenceView:
         return self.cache.get("licence", read_licence)

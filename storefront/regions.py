@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 REGION = re.compile(r"^[A-Z]{2}(?:-[A-Z0-9]{1,8})?\Z")  # ISO 3166-1 alpha-2, optionally a subdivision (CN-GD)
+OTHER = "ZZ"  # the form's "elsewhere" (a user-assigned ISO code: no country has it)
 
 
 def detect(address: str | None) -> str | None:

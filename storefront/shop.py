@@ -79,7 +79,8 @@ async def product(request: Request, sku: str) -> Response:
     host = shop.plugin_host()
     fields = localised_fields(translator(locale_of(request)), host.checkout_fields())
     ask_region = _ask_region(request)
-    key = (item, repr(fields), shop.settings.payment_mode, ask_region)
+    # the loaded plugin set is part of the key: a plugin the licence drops takes its line off at once
+    key = (item, repr(fields), shop.settings.payment_mode, ask_region, tuple(host.loaded))
     return render_form_page(request, key, "product.html", lambda: {
         "item": item, "values": {"quantity": str(item.min_qty)}, "errors": {}, "plugin_fields": fields,
         "plugin_lines": _product_lines(request, host, item),

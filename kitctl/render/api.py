@@ -50,9 +50,12 @@ def as_inputs(inputs: SiteInputs | Mapping[str, Any]) -> SiteInputs:
     return load_site_inputs(inputs)
 
 
-def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) -> RenderResult:
-    """Validate, verify the licence, render, and write the site dir atomically."""
-    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
+def render_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None,
+                drop_unlicensed: bool = False) -> RenderResult:
+    """Validate, verify the licence, render, and write the site dir atomically (`drop_unlicensed`: see
+    kitctl.site.resolve.resolve_site)."""
+    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now, carried=carried_plugins,
+                        drop_unlicensed=drop_unlicensed)
     site_dir = Path(site.inputs.site_dir)
     if site_dir.exists() and not site_dir.is_dir():
         raise InvalidInput(f"site dir {site_dir} exists and is not a directory")
@@ -70,7 +73,7 @@ def plan_site(inputs: SiteInputs | Mapping[str, Any], now: float | None = None) 
 
     from kitctl.render.yamlload import load_yaml
 
-    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now)
+    site = resolve_site(newest_licence(as_inputs(inputs), now), now=now, carried=carried_plugins)
     site_dir = Path(site.inputs.site_dir)
     rendered = build_site(site, site_fragments(site), secret_names(site_dir))
     current = read_site_files(site_dir)
@@ -97,6 +100,14 @@ def _lock_inputs(lock: bytes | None) -> dict[str, Any] | None:
         return None
     inputs = inputs.get("inputs") if isinstance(inputs, dict) else None
     return inputs if isinstance(inputs, dict) else None
+
+
+def carried_plugins(inputs: SiteInputs, claims: Any, image_tag: str) -> Any:
+    """The third-party plugins the storefront and agent images this site will run carry (from their label)."""
+    from kitctl.render.image_plugins import carried_by_images
+    from kitctl.render.stack import image_prefix
+
+    return carried_by_images(inputs.site_dir, inputs.docker_host, image_prefix(inputs.registry, claims), image_tag)
 
 
 def site_fragments(site: ResolvedSite) -> dict[str, dict[str, Any]]:
@@ -138,13 +149,11 @@ def newest_licence(inputs: SiteInputs, now: float | None = None) -> SiteInputs:
 def rerender_site(site_dir: Path, licence_token: str | None = None, now: float | None = None) -> RenderResult:
     """Render again from the inputs kitctl.lock recorded, with `licence_token` when given (newer, from HQ).
 
-    Plugins the site asked for by name that the licence no longer grants are
-    dropped (a downgrade disables them) instead of refusing the render.
+    Plugins the site asked for by name that the licence no longer allows (their
+    manifest's feature, which need not be the plugin's name) are dropped (a
+    downgrade disables them) instead of refusing the render.
     """
     import json
-
-    from kitcore.licence.keys import load_jwks
-    from kitcore.licence.token import verify_licence
 
     site_dir = Path(site_dir).absolute()
     site = SiteDir(site_dir)
@@ -159,12 +168,10 @@ def rerender_site(site_dir: Path, licence_token: str | None = None, now: float |
         raise InvalidInput(f"{site_dir} was rendered by an older kitctl: run `kitctl up` once with the site's inputs "
                            "(--licence, --name, --domain … or site.toml)")
     hq_keys = site.hq_keys
-    features = set(verify_licence(token, load_jwks(hq_keys), now=now).claims.features)
-    flags = {**recorded, "site_dir": str(site_dir), "licence": token, "hq_keys": str(hq_keys),
-             "plugins": [p for p in recorded.get("plugins") or [] if p in features]}
+    flags = {**recorded, "site_dir": str(site_dir), "licence": token, "hq_keys": str(hq_keys)}
     logo = site_json.get("logo") if isinstance(site_json, dict) else None
     flags["logo"] = str(site.branding / logo) if isinstance(logo, str) and logo else None
-    return render_site(flags, now=now)
+    return render_site(flags, now=now, drop_unlicensed=True)
 
 
 def deliver_plugin_secrets(site_dir: Path, now: float | None = None) -> bool:

@@ -48,6 +48,13 @@ def image_refs(registry: str | None, tag: str, extra: tuple[str, ...] = ()) -> d
     return {name: f"{prefix}kitctl/{name}:{tag}" for name in (*SERVICES, *extra)}
 
 
+def image_prefix(registry: str | None, claims: Any) -> str:
+    """`registry/` in front of every kit image (the core's and the plugins'), or nothing: --registry, else
+    the licence's."""
+    chosen = registry or registry_from_licence(claims)
+    return f"{chosen}/" if chosen else ""
+
+
 def registry_from_licence(claims: Any) -> str | None:
     """The registry host[:port][/path] a licence grants, without scheme; None if none."""
     from kitctl.site.inputs import REGISTRY

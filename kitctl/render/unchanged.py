@@ -152,7 +152,21 @@ def stamp_key(args: list[str], site: SiteDir) -> str | None:
     h = hashlib.sha256(outside.encode())
     _feed(h, tree)
     _feed(h, named_files(site_strings(site), [Path.cwd(), site.root]))
+    _feed(h, plugin_images(site))
     return h.hexdigest()
+
+
+def plugin_images(site: SiteDir) -> list[Any]:
+    """The ids of the storefront and agent images whose plugin label the last render read: rebuilt under
+    the same tag (`kitctl images build --plugin-wheel`), the full render runs and records their plugins."""
+    from kitctl.render.image_plugins import inspected, read_refs
+
+    found = read_refs(site.root)
+    if found is None:
+        return []
+    host, refs = found
+    images = inspected(host, refs)
+    return [None] if images is None else sorted((ref, answer.get("Id")) for ref, answer in images.items())
 
 
 def code_roots() -> list[Path]:

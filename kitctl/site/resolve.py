@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from kitcore import __version__
 from kitcore.errors import InvalidInput
@@ -22,6 +22,8 @@ from kitctl.site.inputs import SiteInputs
 from kitctl.site.logo import Logo, load_logo
 
 HQ_KEYS_ENV_HINT = "pass --hq-keys FILE or set KITCTL_HQ_KEYS"
+# (inputs, verified claims, image tag) -> what the site's images carry (kitctl.render.image_plugins.Carried)
+CarriedReader = Callable[[SiteInputs, Any, str], Any]
 
 
 @dataclass(frozen=True)
@@ -37,17 +39,25 @@ class ResolvedSite:
     plugins: tuple[str, ...]
     image_tag: str = ""  # the kit images' tag: --image-tag, else the one the site runs, else the kit version
     theme: Theme | None = None  # the custom theme, checked (only on a licence granting custom-theme)
+    carried: Any = None  # kitctl.render.image_plugins.Carried: third-party plugins built into the images
 
     @property
     def site_id(self) -> str:
         return self.licence.claims.sub
 
 
-def resolve_site(inputs: SiteInputs, now: float | None = None) -> ResolvedSite:
-    """Verify the licence and everything that depends on it; InvalidInput otherwise."""
+def resolve_site(inputs: SiteInputs, now: float | None = None, carried: CarriedReader | None = None,
+                 drop_unlicensed: bool = False) -> ResolvedSite:
+    """Verify the licence and everything that depends on it; InvalidInput otherwise.
+
+    `carried` reads the plugins the site's images carry (render passes it): --plugin may name those too.
+    `drop_unlicensed`: plugins asked for that the licence does not allow are left out, not refused (a
+    render again after HQ took a feature away)."""
     _require(inputs)
     jwks = _read_jwks(inputs.hq_keys)
     licence = _verify(inputs.licence or "", jwks, now)
+    image_tag = inputs.image_tag or running_image_tag(inputs.site_dir) or __version__
+    images = carried(inputs, licence.claims, image_tag) if carried is not None else None
     return ResolvedSite(
         inputs=inputs,
         licence=licence,
@@ -55,9 +65,11 @@ def resolve_site(inputs: SiteInputs, now: float | None = None) -> ResolvedSite:
         logo=load_logo(inputs.logo) if inputs.logo is not None else None,
         domain=inputs.parsed_domain,
         categories=check_categories(inputs.categories, licence.claims),
-        plugins=check_plugins(inputs.plugins, licence.claims),
-        image_tag=inputs.image_tag or running_image_tag(inputs.site_dir) or __version__,
+        plugins=check_plugins(inputs.plugins, licence.claims, carried=images.plugins if images else (),
+                              drop_unlicensed=drop_unlicensed),
+        image_tag=image_tag,
         theme=check_theme(inputs.theme, licence.claims),
+        carried=images,
     )
 
 
@@ -120,10 +132,13 @@ def _verify(arg: str, jwks: dict[str, Any], now: float | None):
     return verify_licence(read_token_arg(arg), load_jwks(jwks), now=now)
 
 
-def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = None) -> tuple[str, ...]:
+def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = None,
+                  carried: Sequence[Any] = (), drop_unlicensed: bool = False) -> tuple[str, ...]:
     """Plugins to enable, by plugin name (third-party ones included); each needs the licence feature its
-    manifest names. A name no installed plugin carries is refused: the storefront would take it as the whole
-    enabled set and switch every real plugin off."""
+    manifest names. `carried`: plugins built into the site's images (name, version, feature), which the
+    host's kitctl need not have installed; their record wins over an installed plugin of the same name.
+    A name neither carries is refused: the storefront would take it as the whole enabled set and switch
+    every real plugin off."""
     if not wanted:
         return ()
     from plugins.contract import Manifest
@@ -131,16 +146,21 @@ def check_plugins(wanted: list[str], claims: Any, sources: list[Any] | None = No
 
     # enabled=() keeps every plugin from starting: only the manifests are read
     host = PluginHost.load(claims.features, (), None, "kitctl", tier=claims.tier, sources=sources)
+    in_images = {p.name: p for p in carried}
+    allowed = []
     for name in wanted:
-        info = host.installed.get(name)
+        info = in_images.get(name) or host.installed.get(name)
         if info is None:
-            installed = ", ".join(sorted(host.installed)) or "none"
             why = host.refused.get(name)
-            raise InvalidInput(why or f"unknown plugin {name!r}: no installed plugin has that name (installed: {installed})")
+            raise InvalidInput(why or f"unknown plugin {name!r}: no installed plugin has that name "
+                               f"(installed: {', '.join(sorted(host.installed)) or 'none'}; "
+                               f"in the site's images: {', '.join(sorted(in_images)) or 'none'})")
         refusal = licence_refusal(Manifest(name=name, version=info.version, feature=info.feature), set(claims.features), claims.tier)
-        if refusal:
+        if refusal and not drop_unlicensed:
             raise InvalidInput(f"plugin {name!r} is not allowed: {refusal}")
-    return tuple(sorted(set(wanted)))
+        if not refusal:
+            allowed.append(name)
+    return tuple(sorted(set(allowed)))
 
 
 def check_categories(wanted: list[str] | None, claims: Any) -> tuple[str, ...]:

@@ -17,7 +17,8 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     A module may change the stack (stop a service, upgrade, restore it elsewhere) but hands it on serving
     (`serving_again`), and removes what it made itself (tags, other sites). Users: test_deploy_paths,
-    test_failfast.
+    test_failfast, test_regions_api_stack (licence upgraded to pro and back, the proxy on networks of its own
+    for a while), test_rollout_stack.
     """
     s = new_stack(tmp_path_factory.mktemp("shared"), "sh", engine_with_kit_images())
     (s.root / "logo.png").write_bytes(LOGO_PNG)

@@ -85,3 +85,18 @@ def test_the_api_registers_lists_and_refuses_like_the_cli(sqlite_hq):
     refused = admin("POST", "/licences", json={"site": "other", "tier": "pro", "categories": ["game"],
                                                "features": ["points"]})
     assert refused.status_code == 422 and "unknown feature 'points'" in refused.json()["detail"]
+
+
+def test_upgrade_validates_features_against_the_registry_like_issue(hq_dir, capsys):
+    """`licence upgrade --features` took any word as a feature; it goes through the same registry check."""
+    assert _issue(hq_dir, "storefront") == 0
+    capsys.readouterr()
+    upgrade = ("licence", "upgrade", "loyal", "--features")
+    assert kit(hq_dir, *upgrade, "storefront,loyalty") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "unknown feature 'loyalty'" in err and len(err.strip().splitlines()) == 1
+    assert kit(hq_dir, "features", "register", "loyalty", "--description", "Points per yuan", "--vendor", "Acme") == 0
+    capsys.readouterr()
+    assert kit(hq_dir, *upgrade, "storefront,loyalty", "--json") == 0
+    (upgraded,) = json.loads(capsys.readouterr().out)
+    assert upgraded["features"] == ["storefront", "loyalty"]

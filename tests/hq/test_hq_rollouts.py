@@ -215,3 +215,42 @@ def uuid_of_nothing() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def test_the_rollout_page_halts_and_resumes_the_rollout_behind_the_csrf_token(hq_server: RunningHQ) -> None:
+    client = httpx.Client(base_url=hq_server.url, timeout=30, follow_redirects=False)
+    assert client.post("/fleet/login", data={"token": hq_server.operator_token}).status_code == 303
+    for site, ring in (("act-a", 0), ("act-b", 1)):
+        hq_server.issue_licence(site)
+        with hq_server.service.session() as s:
+            s.get(Site, site).ring = ring  # type: ignore[union-attr]
+    started = rollouts.start(hq_server.service, "op", "4.0.0", [0, 1], 0)
+    page = client.get("/fleet/rollouts").text
+    csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    assert f'action="/fleet/rollouts/{started["id"]}/halt"' in page and 'id="rollout-resume"' not in page
+
+    halt = f"/fleet/rollouts/{started['id']}/halt"
+    assert client.post(halt, data={"csrf": "forged", "reason": "x"}).status_code == 403
+    assert httpx.post(f"{hq_server.url}{halt}", data={"csrf": csrf, "reason": "x"}).status_code == 401
+    refused = client.post(halt, data={"csrf": csrf, "reason": "two\nlines"})
+    assert refused.status_code == 303 and "error=reason" in refused.headers["location"]
+    assert rollouts.status(hq_server.service)["state"] == "running"  # nothing changed
+
+    done = client.post(halt, data={"csrf": csrf, "reason": "canary looks slow"})
+    assert done.status_code == 303
+    after = client.get(done.headers["location"]).text
+    assert 'data-state="halted"' in after and "canary looks slow" in after and "4.0.0: halted" in after
+    assert f'action="/fleet/rollouts/{started["id"]}/resume"' in after
+    again = client.post(halt, data={"csrf": csrf, "reason": "again"})  # not running: the refusal, in one line
+    assert "is%20halted" in again.headers["location"]
+    with hq_server.service.read() as conn:
+        events = conn.execute(select(AuditEvent.operator, AuditEvent.action)
+                              .where(AuditEvent.action.in_(["rollout.halted", "rollout.resume"]))).all()
+    assert [e.action for e in events] == ["rollout.halted"] and events[0].operator != "hq"  # the page's operator
+
+    resumed = client.post(f"/fleet/rollouts/{started['id']}/resume", data={"csrf": csrf})
+    assert "4.0.0%3A%20running" in resumed.headers["location"]
+    assert rollouts.status(hq_server.service)["state"] == "running"
+    assert client.post("/fleet/rollouts/not-a-uuid/halt", data={"csrf": csrf, "reason": "x"}).status_code == 422
+    assert client.post(f"/fleet/rollouts/{started['id']}/rollback", data={"csrf": csrf}).status_code in (404, 422)
+    client.close()

@@ -51,3 +51,31 @@ def test_serve_refuses_bad_settings(tmp_path, capsys):
 
     assert run(["hq", "serve", "--hq-dir", str(tmp_path), "--hq-url", "not a url"]) == 2
     assert capsys.readouterr().err.startswith("error: HQ settings")
+
+
+def test_a_kept_alive_connection_outlives_uvicorns_five_second_default(tmp_path):
+    """An agent asks again on the same connection as soon as its long-poll answers; a busy worker that reads the
+    next request late must not have closed it (KIT_HQ_KEEP_ALIVE_SECONDS, 60 by default)."""
+    import socket
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIT_HQ_DIR": str(tmp_path / "hq"),
+           "KIT_HQ_BIND": f"127.0.0.1:{port}", "KIT_HQ_REGISTRY_URL": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "hq"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_process(f"http://127.0.0.1:{port}/healthz", proc)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+            for _ in range(2):
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hq\r\n\r\n")
+                assert reader.readline().startswith(b"HTTP/1.1 200")  # an empty read: the connection was closed
+                headers = iter(reader.readline, b"\r\n")
+                length = next(int(h.split(b":")[1]) for h in headers if h.lower().startswith(b"content-length"))
+                for _rest in headers:
+                    pass
+                assert reader.read(length) == b'{"status":"ok"}'
+                time.sleep(6.5)  # past uvicorn's default keep-alive of 5 s
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -4,10 +4,12 @@ The wheel is built in the test from `kitctl plugins new`'s scaffold, outside the
 images build --plugin-wheel` installs it into the storefront and agent images (under a version tag of this
 module's own, removed afterwards, so the shared kitctl/<service>:<kit version> tags stay the plain kit's),
 where the plugin host discovers its entry point; the offline bundle records it. Then HQ (in its container)
-registers the plugin's feature and licences a site with it, `kitctl up --image-tag` deploys those images
-(the run's registry storage plus this module's two images), and a browser sees the plugin's line on the
-product page in both locales; a delivered order is credited in the plugin's own table; when HQ takes the
-feature away, the line goes and the shop stays.
+registers the plugin's feature and licences a site with it, `kitctl up --image-tag … --plugin loyalty-points`
+deploys those images (the run's registry storage plus this module's two images), selecting the plugin by
+name from the images' label though this host's kitctl lacks it, and kitctl.lock records its wheel; a
+browser sees the plugin's line on the product page in both locales; a delivered order is credited in the
+plugin's own table; when HQ takes the feature away, the line goes as soon as the site's licence says so
+and the shop stays.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ CREDITS = ("import os; from pathlib import Path; from sqlalchemy import text; fr
            "import json; print(json.dumps([list(r) for r in e.connect().execute(text("
            "'SELECT order_id, points FROM plugin_loyalty_points_credits ORDER BY order_id'))]))")
 
+FEATURES_NOW = ("import os, json; from pathlib import Path; from sqlalchemy import select; "
+                "from sitedb.engine import make_engine; from sitedb.tables import site_state; "
+                "e = make_engine(Path(os.environ['KIT_DATABASE_URL_FILE']).read_text().strip()); "
+                "print(json.dumps(e.connect().execute(select(site_state.c.features)).scalar_one()))")
 DISCOVER = ("import json; from plugins.discovery import discover; from plugins.host import PluginHost; "
             "host = PluginHost.load(['loyalty-points'], where='agent'); "
             "print(json.dumps({'found': [s.origin for s in discover() if s.name == 'loyalty-points'], "
@@ -103,7 +109,8 @@ def site(tmp_path_factory, built, engine) -> Iterator[Any]:  # noqa: F811
         _start_hq_and_registry(demo, engine, built["version"])
         from demo.stack import up_args
 
-        kitctl(*up_args(demo), "--image-tag", built["version"])
+        # selected by name though only the images carry it (this host's kitctl has no loyalty-points)
+        kitctl(*up_args(demo), "--image-tag", built["version"], "--plugin", "loyalty-points")
         yield demo
     finally:
         from demo.stack import demo_down
@@ -186,6 +193,21 @@ def _line(buyer: Any, lang: str) -> tuple[list[str], str, int]:
         page.close()
 
 
+def test_up_selects_the_plugin_the_images_carry_and_the_lock_records_its_wheel(site, built) -> None:
+    import hashlib
+
+    from kitcore.sitedir import SiteDir
+    from plugins.discovery import discover
+
+    assert "loyalty-points" not in {s.name for s in discover()}  # only the images have it
+    lock = json.loads(SiteDir(site.site_dir).lock_file.read_text())
+    (record,) = lock["images"]["plugins"]
+    assert lock["images"]["tag"] == built["version"] and lock["inputs"]["plugins"] == ["loyalty-points"]
+    assert (record["name"], record["version"], record["wheel"], record["enabled"]) == \
+           ("loyalty-points", "0.1.0", built["wheel"].name, True)
+    assert record["sha256"] == hashlib.sha256(built["wheel"].read_bytes()).hexdigest()
+
+
 def test_the_plugins_line_shows_on_the_product_page_in_chinese_and_english(site, buyer) -> None:
     import httpx
 
@@ -210,7 +232,16 @@ def test_a_delivered_order_is_credited_in_the_plugins_own_table(site, buyer, eng
     eventually(lambda: credited() == [[order_id, PRICE_YUAN]], 30, what="points credited")
 
 
-def test_when_the_licence_loses_the_feature_the_line_goes_and_the_shop_stays(site, buyer, monkeypatch) -> None:
+def _site_features(site: Any, engine: Any) -> list[str]:  # noqa: F811
+    """The licence features the agent recorded in the site database (what the storefront reads)."""
+    agent = engine.containers.get(f"kit-{site.site_id}_agent_1")
+    code, output = agent.exec_run(["/opt/kit/bin/python", "-c", FEATURES_NOW])
+    assert code == 0, output.decode()[-500:]
+    return json.loads(output.decode().strip().splitlines()[-1])
+
+
+def test_when_the_licence_loses_the_feature_the_line_goes_and_the_shop_stays(site, buyer, engine,  # noqa: F811
+                                                                             monkeypatch) -> None:
     from demo.stack import HQ_UID, _chown_tree
 
     monkeypatch.setenv("KIT_HQ_PUBLIC_URL", site.hq_internal_url)  # the operator's tool, configured as HQ is
@@ -219,6 +250,9 @@ def test_when_the_licence_loses_the_feature_the_line_goes_and_the_shop_stays(sit
         kitctl("hq", "licence", "upgrade", site.site_id, "--features", ",".join(FEATURES), "--hq-dir", str(site.hq_dir))
     finally:
         _chown_tree(site.hq_dir, HQ_UID)  # HQ's container runs as its own user
-    eventually(lambda: _line(buyer, "en")[0] == [], 60, what="plugin line gone")
+    eventually(lambda: "loyalty-points" not in _site_features(site, engine), 60, what="the site's licence lost the feature")
+    # at once: the page cache is keyed by the loaded plugins, so only the licence's one-second read cache is
+    # left (a page visit itself takes a second or two on a busy machine)
+    eventually(lambda: _line(buyer, "en")[0] == [], 5, every=0.25, what="plugin line gone")
     assert _line(buyer, "en") == ([], f"¥{PRICE_YUAN}.00", 1)  # the shop still sells it, without the line
     assert _line(buyer, "zh-CN") == ([], f"¥{PRICE_YUAN}.00", 1)

@@ -198,3 +198,24 @@ def test_the_answer_imports_no_framework(kitctl, site_flags):
                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
     assert "unchanged" in proc.stdout and "heavy []" in proc.stdout
+
+
+def test_images_rebuilt_under_the_same_tag_with_a_plugin_render_again(site_flags, monkeypatch):
+    """`kitctl images build --plugin-wheel` keeps the tag: the stamp answered "unchanged" and kitctl.lock
+    never recorded the plugin the new images carry."""
+    from kitctl.images.plugin_wheels import label_value
+    from kitctl.render import image_plugins
+    from kitcore.sitedir import SiteDir
+    from tests.render.test_image_plugins import WHEEL
+
+    engine = {"id": "sha256:plain", "label": "[]"}
+    monkeypatch.setattr(image_plugins, "inspected", lambda host, refs: {
+        r: {"Id": engine["id"], "Config": {"Labels": {image_plugins.PLUGINS_LABEL: engine["label"]}}}
+        for r in refs if r.startswith("kitctl/")})
+    k = Kitctl()
+    assert k(["render", *argv(site_flags)]) == 0
+    assert k(["render", *argv(site_flags)]) == 0 and k.full == 1  # answered from the stamp
+    engine.update(id="sha256:with-plugin", label=label_value([WHEEL]))
+    assert k(["render", *argv(site_flags)]) == 0 and k.full == 2
+    lock = json.loads(SiteDir(Path(site_flags["site_dir"])).lock_file.read_text())
+    assert [p["name"] for p in lock["images"]["plugins"]] == ["loyalty-points"]

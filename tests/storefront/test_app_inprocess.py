@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.storefront.support import seed, write_site_files
 pytestmark = pytest.mark.filterwarnings("ignore:.*httpx.*")
 
 
-def _app(tmp_path: Path, url: str, **overrides: str):  # type: ignore[no-untyped-def]
+def _app(tmp_path: Path, url: str, **overrides: object):  # type: ignore[no-untyped-def]
     from starlette.testclient import TestClient
 
     from storefront.app import create_app
@@ -26,7 +27,7 @@ def _app(tmp_path: Path, url: str, **overrides: str):  # type: ignore[no-untyped
     env = write_site_files(tmp_path / "site")
     settings = StorefrontSettings(database_url=url, site_config=env["KIT_SITE_CONFIG"], secret_key_file=env["KIT_SECRET_KEY_FILE"],
                                   site_key_file=env["KIT_SITE_KEY_FILE"], branding_dir=env["KIT_BRANDING_DIR"],
-                                  state_cache_seconds=0, **overrides)
+                                  **{"state_cache_seconds": 0, **overrides})
     app = create_app(settings)
     return TestClient(app, base_url="http://testserver", follow_redirects=False), app.app.state.shop
 
@@ -148,7 +149,7 @@ def test_price_rule_form_errors_write_nothing_and_edit_loads_the_rule(tmp_path):
     assert r.status_code == 422 and "日期格式应为 YYYY-MM-DD" in r.text
 
 
-def _points_host():  # type: ignore[no-untyped-def]
+def _points_host(features: tuple[str, ...] = ("coupons",)):  # type: ignore[no-untyped-def]
     """A real plugin host with a third-party style plugin: points per yuan on the product page, points earned
     (from what its own checkout hook stored) on the order page, in the buyer's language."""
     from plugins.contract import Manifest, Plugin
@@ -169,7 +170,7 @@ def _points_host():  # type: ignore[no-untyped-def]
             points = ctx["extras"].get("points", 0)
             return [f"本单获得 {points} 积分" if zh else f"This order earned {points} points"]
 
-    return PluginHost.load(["coupons"], sources=[source(Points)])
+    return PluginHost.load(list(features), sources=[source(Points)])
 
 
 def test_plugin_page_lines_show_the_products_and_the_orders_context_escaped_in_each_locale(tmp_path):
@@ -186,3 +187,25 @@ def test_plugin_page_lines_show_the_products_and_the_orders_context_escaped_in_e
     assert placed.status_code == 303
     order = client.get(placed.headers["location"].split("?")[0]).text
     assert '<li data-plugin="points">This order earned 104 points</li>' in order  # the lang cookie is English now
+
+
+def test_a_plugin_the_licence_drops_leaves_the_cached_product_page_at_once(tmp_path):
+    """The product page's cache key holds the loaded plugin set. It held the licence's status only, so a
+    page cached while the plugin was loaded kept its line for the page cache's TTL after the licence (read
+    under its own TTL) had dropped the plugin's feature."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    client, shop = _app(tmp_path, url, state_cache_seconds=600)
+    shop.plugins.get = lambda features: _points_host(tuple(features))
+    line = '<li data-plugin="points">Earn 104 points</li>'
+    assert line in client.get("/p/G-QQ-100?lang=en").text
+    engine = make_engine(url)
+    with engine.begin() as conn:  # what the agent writes when HQ's licence loses the feature
+        features = conn.exec_driver_sql("SELECT features FROM site_state").scalar_one()
+        kept = [f for f in (features if isinstance(features, list) else json.loads(features)) if f != "coupons"]
+        conn.exec_driver_sql("UPDATE site_state SET features = ?", (json.dumps(kept),))
+    engine.dispose()
+    shop.cache.clear()  # the licence's read cache turned over; the page cache has not
+    assert shop.plugin_host().loaded == []
+    page = client.get("/p/G-QQ-100?lang=en").text
+    assert "Earn 104 points" not in page and 'class="price-big"' in page

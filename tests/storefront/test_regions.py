@@ -52,9 +52,9 @@ def _app_from(tmp_path: Path, url: str, address: str, **overrides: str):  # type
     from storefront.settings import StorefrontSettings
 
     env = write_site_files(tmp_path / f"site-{address.replace(':', '_')}")
-    settings = StorefrontSettings(database_url=url, site_config=env["KIT_SITE_CONFIG"], secret_key_file=env["KIT_SECRET_KEY_FILE"],
-                                  site_key_file=env["KIT_SITE_KEY_FILE"], branding_dir=env["KIT_BRANDING_DIR"],
-                                  state_cache_seconds=0, **overrides)
+    settings = StorefrontSettings(**{"database_url": url, "site_config": env["KIT_SITE_CONFIG"],
+                                     "secret_key_file": env["KIT_SECRET_KEY_FILE"], "site_key_file": env["KIT_SITE_KEY_FILE"],
+                                     "branding_dir": env["KIT_BRANDING_DIR"], "state_cache_seconds": 0, **overrides})
     return TestClient(create_app(settings), base_url="http://testserver", follow_redirects=False, client=(address, 40000))
 
 
@@ -106,6 +106,32 @@ def test_an_unknown_address_asks_the_buyer_to_confirm_the_region(tmp_path, cn_si
     assert elsewhere.status_code == 403 and _orders(cn_site) == []
     assert _submit(client, region="CN").status_code == 303
     assert [region for _, region, _ in _orders(cn_site)] == ["CN"]
+
+
+def test_the_refusal_speaks_the_buyers_language_and_names_elsewhere_in_words(tmp_path, cn_site):
+    client = _app_from(tmp_path, cn_site, US)
+    client.cookies.set("kit_lang", "en")
+    refused = _submit(client)
+    assert refused.status_code == 403 and "This shop does not sell to your region (US)." in refused.text
+    unknown = _app_from(tmp_path, cn_site, PRIVATE)
+    other = _submit(unknown, region="ZZ")
+    assert other.status_code == 403 and "本店不向您所在的地区（其他地区）销售" in other.text
+    unknown.cookies.set("kit_lang", "en")
+    assert "This shop does not sell to your region (Elsewhere)." in _submit(unknown, region="ZZ").text
+    assert _orders(cn_site) == []
+
+
+def test_a_region_limit_newer_than_the_pages_copy_still_needs_the_buyers_region(tmp_path):
+    """The page read the licence before the agent stored its regions: the order's own transaction reads them."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    client = _app_from(tmp_path, url, PRIVATE, state_cache_seconds=3600)
+    assert 'id="f-region"' not in client.get("/p/G-QQ-100").text  # no limit yet: nothing asked
+    update_site_state(url, regions=["CN"])
+    missing = _submit(client)
+    assert missing.status_code == 422 and 'id="e-region"' in missing.text and _orders(url) == []
+    assert _submit(client, region="CN").status_code == 303
+    assert [region for _, region, _ in _orders(url)] == ["CN"]
 
 
 def test_without_a_region_limit_nothing_is_asked_and_the_known_region_is_still_sent(tmp_path):

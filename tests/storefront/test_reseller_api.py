@@ -149,3 +149,19 @@ def test_the_api_is_documented_by_its_openapi(api):
     assert {"/api/v1/catalog", "/api/v1/orders", "/api/v1/orders/{order_id}"} <= set(doc["paths"])
     post = doc["paths"]["/api/v1/orders"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"]) and {"201", "200", "409", "429"} <= set(post["responses"])
+
+
+def test_a_site_limited_to_regions_needs_the_buyers_region_and_refuses_others(api):
+    """A reseller has no buyer's address to look up: it names the region, inside the licence's or refused."""
+    url, client, _ = api
+    update_site_state(url, regions=["CN"])
+    token = _key(client)
+    missing = client.post("/api/v1/orders", json=ORDER, headers={**_bearer(token), "Idempotency-Key": "region-0001"})
+    assert missing.status_code == 422 and missing.json() == {"error": "buyer_region is needed: this site's licence limits regions"}
+    outside = client.post("/api/v1/orders", json={**ORDER, "buyer_region": "US"},
+                          headers={**_bearer(token), "Idempotency-Key": "region-0002"})
+    assert outside.status_code == 403 and outside.json() == {"error": "This shop does not sell to your region (US)."}
+    assert _count(url, Order) == 0
+    inside = client.post("/api/v1/orders", json={**ORDER, "buyer_region": "CN-GD"},
+                         headers={**_bearer(token), "Idempotency-Key": "region-0003"})
+    assert inside.status_code == 201 and _count(url, Order, Order.buyer_region == "CN-GD") == 1

@@ -53,6 +53,22 @@ def test_without_the_feature_the_theme_is_not_used(themed):
     assert 'class="my-shelf"' not in page and "热门商品" in page
 
 
+def test_without_the_proxy_the_themes_css_follows_the_colours_while_licensed(tmp_path):
+    """The dev server (no proxy, no rendered theme.css in the branding directory) serves the theme's CSS too."""
+    theme = tmp_path / "theme"
+    theme.mkdir()
+    (theme / "theme.css").write_text(".my-shelf { border: 2px solid var(--kit-accent); }\n")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    update_site_state(url, tier="flagship", features=["storefront", "custom-theme"])
+    client, _ = _app(tmp_path / "site", url, theme_dir=str(theme))
+    css = client.get("/branding/theme.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.text.index("--kit-primary:") < css.text.index(".my-shelf { border: 2px solid var(--kit-accent); }")
+    update_site_state(url, tier="pro", features=["storefront", "coupons"])
+    assert ".my-shelf" not in client.get("/branding/theme.css").text and "--kit-primary:" in css.text
+
+
 def test_what_escapes_the_check_is_still_escaped_and_reaches_no_internals(tmp_path):
     """The sandbox on its own (a theme built past render's check): output escaped, the request and `_` out of reach."""
     from storefront.app import HERE, make_templates
