@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from hq import i18n
+from hq.application_stages import EXPECTED_DAYS, number_of
 from hq.models import Application
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ def _both(locale: str, key: str, **values: object) -> str:
 
 
 def stage_changed(hq: "HQ", app_id: int, install: str | None = None) -> bool:
-    from hq.applications import EXPECTED_DAYS, number_of
-
     if not hq.settings.smtp_host:
         return False
     found = _recipient(hq, app_id)
@@ -70,8 +69,6 @@ def stage_changed(hq: "HQ", app_id: int, install: str | None = None) -> bool:
 
 
 def remind(hq: "HQ", app_id: int, kind: str, expires_on: date) -> bool:
-    from hq.applications import number_of
-
     found = _recipient(hq, app_id)
     if found is None:
         return False

@@ -22,7 +22,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hq import application_files as files
+from hq import application_mail
 from hq import audit
+from hq.application_stages import EXPECTED_DAYS, NEXT, NUMBER_PATTERN, REJECTED, STAGES, number_of
 from hq.clock import aware, iso, utcnow
 from hq.errors import ApiError
 from hq.models import Application, ApplicationEvent, ApplicationMaterial, CatalogItem
@@ -31,12 +33,7 @@ from kitcore.licence.tiers import TIERS
 if TYPE_CHECKING:
     from hq.service import HQ
 
-STAGES = ("submitted", "initial_review", "manual_review", "contract_signed", "base_fee_paid", "licence_issued")
-REJECTED = "rejected"
-# an operator's decision moves an application from the key to the value (or rejects it)
-NEXT = {"manual_review": "contract_signed", "contract_signed": "base_fee_paid", "base_fee_paid": "licence_issued"}
 DECISIONS = (*NEXT.values(), REJECTED)
-NUMBER_PATTERN = r"^A-[0-9]{6,9}$"
 SECRET_PATTERN = r"^[A-Za-z0-9_-]{20,64}$"
 IDENTITY = "identity"
 LICENCE_DAYS = 365
@@ -56,10 +53,6 @@ class ApplicationIn:
     domain: str | None = None
     locale: str = "en"
     uploads: list[files.Upload] = field(default_factory=list)
-
-
-def number_of(app_id: int) -> str:
-    return f"A-{app_id:06d}"
 
 
 def id_of(number: str) -> int:
@@ -258,7 +251,6 @@ def decide(hq: "HQ", operator: str, number: str, to: str, why: str, site: str | 
 def _issue(hq: "HQ", operator: str, app_id: int, snap: dict[str, Any], days: int) -> dict[str, Any]:
     """The licence for a claimed application; a refusal hands the stage back to base_fee_paid."""
     from hq import licences
-    from hq.application_mail import install_command
 
     try:
         issued = licences.issue(hq, operator, snap["site"], snap["tier"], snap["categories"], days,
@@ -276,7 +268,7 @@ def _issue(hq: "HQ", operator: str, app_id: int, snap: dict[str, Any], days: int
         assert row is not None
         audit.record(session, operator, "application.licence", snap["site"], number=number_of(app_id), jti=issued["jti"])
     return {"site": snap["site"], "jti": issued["jti"],
-            "install_command": install_command(hq, issued["token"], snap["name"], snap["domain"])}
+            "install_command": application_mail.install_command(hq, issued["token"], snap["name"], snap["domain"])}
 
 
 def _locked(session: Session, app_id: int) -> Application | None:
@@ -309,9 +301,6 @@ def _own(session: Session, number: str, secret: str, lock: bool = False) -> Appl
     if not hmac.compare_digest(stored, _hash(secret)) or row is None:
         raise ApiError(404, "not_found", "no application with this number and secret")
     return row
-
-
-EXPECTED_DAYS = {"manual_review": 3, "contract_signed": 5, "base_fee_paid": 2, "licence_issued": 0}
 
 
 def progress(hq: "HQ", number: str, secret: str) -> dict[str, Any]:
@@ -405,8 +394,6 @@ def remind_expiring(hq: "HQ", now: datetime | None = None) -> int:
     A material is claimed (`reminded_at`) before its mail and released if the mail did not go.
     Without an SMTP relay nothing is claimed. Returns how many reminders went out.
     """
-    from hq.application_mail import remind
-
     if not hq.settings.smtp_host:
         return 0
     moment = aware(now) if now else utcnow()
@@ -423,7 +410,7 @@ def remind_expiring(hq: "HQ", now: datetime | None = None) -> int:
             if not session.execute(update(m).where(m.id == material_id, m.reminded_at.is_(None))
                                    .values(reminded_at=moment)).rowcount:
                 continue
-        if remind(hq, app_id, kind, expires_on):
+        if application_mail.remind(hq, app_id, kind, expires_on):
             sent += 1
         else:
             with hq.session() as session:
@@ -432,6 +419,4 @@ def remind_expiring(hq: "HQ", now: datetime | None = None) -> int:
 
 
 def _tell(hq: "HQ", number: str, install: str | None = None) -> None:
-    from hq.application_mail import stage_changed
-
-    stage_changed(hq, id_of(number), install)
+    application_mail.stage_changed(hq, id_of(number), install)
