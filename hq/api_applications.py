@@ -14,17 +14,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import Response
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from hq import application_files as files
 from hq import applications
 from hq.auth import get_hq, operator
 from hq.errors import ApiError, responses
-from hq.fields import SITE_ID_PATTERN, Domain, Licensee, Region, integer, text, unique
-from hq.schemas import Strict
+from hq.fields import SITE_ID_PATTERN, Domain, Licensee, integer, text
+from hq.schemas import Categories, Regions, Strict, TierName
 from hq.service import HQ
 from kitcore import mailaddr
-from kitcore.licence.tiers import CATEGORIES
 from kitcore.licence.token import MAX_DAYS
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
@@ -32,8 +31,7 @@ admin_router = APIRouter(prefix="/v1/admin/applications", tags=["admin"])
 NumberPath = Path(..., pattern=applications.NUMBER_PATTERN, description="the application number, e.g. A-000001")
 MAX_B64 = (files.MAX_FILE_BYTES + 2) // 3 * 4 + 4096  # a bit over the limit, so the limit's own message is given
 MAX_BODY_BYTES = 24 * 1024 * 1024  # hq.app's body limit for the submit and resubmit paths (and the apply page)
-Category = Literal[CATEGORIES]  # type: ignore[valid-type]
-Tier = Literal["basic", "pro", "flagship"]
+Stage = Literal[(*applications.STAGES, applications.REJECTED)]  # type: ignore[valid-type]
 
 
 class MaterialIn(Strict):
@@ -47,17 +45,12 @@ class ApplicationBody(Strict):
     applicant: Literal["company", "person"]
     name: Licensee
     email: str = Field(max_length=mailaddr.MAX_LENGTH, pattern=mailaddr.PATTERN)
-    categories: list[Category] = Field(min_length=1, max_length=len(CATEGORIES))  # type: ignore[valid-type]
-    regions: list[Region] = Field(min_length=1, max_length=20)
-    tier: Tier
+    categories: Categories
+    regions: Regions = Field(min_length=1, max_length=20)
+    tier: TierName
     domain: Domain | None = None
     locale: Literal["en", "zh-CN"] = "en"
     materials: list[MaterialIn] = Field(default_factory=list, max_length=files.MAX_FILES)
-
-    @field_validator("categories", "regions")
-    @classmethod
-    def _once(cls, value: list[str]) -> list[str]:
-        return unique(value)
 
     def to_input(self) -> applications.ApplicationIn:
         return applications.ApplicationIn(applicant=self.applicant, name=self.name, email=self.email,
@@ -116,13 +109,13 @@ def post_resubmit(body: ResubmitBody, number: str = NumberPath, hq: HQ = Depends
 
 
 @admin_router.get("", summary="Applications, those waiting for a decision first", responses=responses(401, 422))
-def get_applications(stage: str | None = Query(None, pattern=r"^[a-z_]{1,20}$"), op: str = Depends(operator),
+def get_applications(stage: Stage | None = Query(None), op: str = Depends(operator),
                      hq: HQ = Depends(get_hq)) -> list[dict[str, Any]]:
     return applications.listing(hq, stage)
 
 
 @admin_router.get("/{number}", summary="One application: contact, materials, every stage change",
-                  responses=responses(401, 404))
+                  responses=responses(401, 404, 422))
 def get_application(number: str = NumberPath, op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return applications.show(hq, number)
 
@@ -136,7 +129,8 @@ def post_decision(body: Decision, number: str = NumberPath, op: str = Depends(op
 
 
 @admin_router.get("/{number}/materials/{material_id}", summary="Download a material (an attachment, never inline)",
-                  responses={**responses(401, 404), 200: {"content": {"application/octet-stream": {}}}})
+                  responses={**responses(401, 404, 422), 200: {"description": "the file as uploaded", "content": {
+                      t: {"schema": {"type": "string", "format": "binary"}} for t in files.TYPES}}})
 def get_material(number: str = NumberPath, material_id: int = Path(..., ge=1, le=2**31 - 1),
                  op: str = Depends(operator), hq: HQ = Depends(get_hq)) -> Response:
     return download(*applications.material(hq, number, material_id))
