@@ -20,9 +20,10 @@ from tests.monitoring.receivers import Mailbox, smtp_server
 
 
 @pytest.fixture
-def mailed(tmp_path):
+def mailed(tmp_path, db_url):
+    """A served HQ (SQLite, and PostgreSQL) mailing through a real SMTP server; it sells games and gifts."""
     with smtp_server() as (box, port):
-        with running_hq(tmp_path, smtp_host="127.0.0.1", smtp_port=port, application_blocked="@spam.example,bad@x.cn",
+        with running_hq(tmp_path, database_url=db_url, smtp_host="127.0.0.1", smtp_port=port, application_blocked="@spam.example,bad@x.cn",
                         registry_url=None) as hq:
             hq.seed_item("game-100", category="game")
             hq.seed_item("gift-50", category="gift")
