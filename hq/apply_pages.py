@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 def _render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
     from hq.fleet import _render as render
 
-    return render(request, template, {"public": True, **context}, status)
+    return render(request, template, context, status)
 
 
 def _form_context(hq: HQ) -> dict[str, Any]:
