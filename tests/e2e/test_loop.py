@@ -379,7 +379,7 @@ def sandbox_trade(demo, out_trade_no: str) -> dict[str, Any]:
 
 def test_a_payment_risk_control_rejects_is_refunded_through_the_gateway_and_the_buyer_sees_it(
         demo, buyer, operator, paying):
-    order_id = checkout(buyer, "game-genshin-648", "held-payer@example.cn")
+    order_id = checkout(buyer, "game-steam-100", "held-payer@example.cn")
     pay_at_cashier(buyer, pay_link(buyer), "#pay-wrong-amount")  # the gateway notifies ¥0.01 more than charged
     buyer.locator("#order-status.status-review").wait_for(timeout=60_000)  # held for review, page follows
     held = hq_order(demo, order_id)
@@ -403,7 +403,7 @@ def test_a_payment_risk_control_rejects_is_refunded_through_the_gateway_and_the_
 
 
 def test_a_lost_notification_is_found_by_hqs_query_and_the_key_delivered_once(demo, buyer, paying):
-    order_id = checkout(buyer, "member-video-month", "lost-notice@example.cn")
+    order_id = checkout(buyer, "phone-cmcc-50", "lost-notice@example.cn")
     pay_at_cashier(buyer, pay_link(buyer), "#pay-lose-notification")  # paid; the gateway never tells HQ
     buyer.locator("#card-keys .secret").first.wait_for(timeout=90_000)  # HQ asked once the payment was overdue
     assert buyer.locator("#card-keys .secret").count() == 1
