@@ -51,7 +51,7 @@ def start_sandbox(client: "docker.DockerClient", demo: Demo) -> None:
         existing = client.containers.get(demo.pay_container)
         if existing.status == "running" and existing.image.id == client.images.get(image).id:
             return
-        existing.remove(force=True)
+        existing.remove(force=True, v=True)  # with the anonymous volume the HQ image declares
     except docker.errors.NotFound:
         pass
     folder = merchant_file(demo).parent
@@ -60,6 +60,7 @@ def start_sandbox(client: "docker.DockerClient", demo: Demo) -> None:
         name=demo.pay_container, detach=True, network=demo.network,
         ports={f"{SANDBOX_PORT}/tcp": ("127.0.0.1", demo.pay_port)},
         volumes={str(folder.resolve()): {"bind": "/run/pay-sandbox", "mode": "ro"}},
+        tmpfs={"/var/lib/kit/hq": ""},  # the sandbox keeps no state: no anonymous volume for the HQ image's VOLUME
         labels={DEMO_LABEL: demo.instance}, restart_policy={"Name": "unless-stopped"})
     wait_http(f"http://127.0.0.1:{demo.pay_port}/api.php", 60)  # answers 200 "KEY校验失败" without a key
 

@@ -193,7 +193,7 @@ def start_hq_container(client: "docker.DockerClient", demo: Demo) -> None:
         if existing.status == "running" and existing.image.id == client.images.get(image).id:
             say(f"HQ already running ({demo.hq_url})")
             return
-        existing.remove(force=True)
+        existing.remove(force=True, v=True)  # with its anonymous volumes
     except docker.errors.NotFound:
         pass
     say(f"starting HQ ({image}) on {demo.hq_url}")
@@ -312,7 +312,7 @@ def demo_down(demo: Demo) -> None:
     mine = {"label": f"{DEMO_LABEL}={demo.instance}"}  # this demo's, never another run's
     for container in client.containers.list(all=True, filters=mine):
         say(f"removing {container.name}")
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volumes (the HQ image declares one)
     for network in client.networks.list(filters=mine):
         network.remove()
     say("registry: stopping the demo's own registry")

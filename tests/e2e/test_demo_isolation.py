@@ -42,6 +42,14 @@ def owned(engine: Any, demo: Demo) -> dict[str, str]:
     return {c.name: c.id for c in found}
 
 
+def anonymous_volumes(engine: Any, demo: Demo) -> set[str]:
+    """The unnamed volumes a demo's containers mount (created for an image's VOLUME; nothing else removes them)."""
+    found = engine.containers.list(all=True, filters={"label": f"{DEMO_LABEL}={demo.instance}"})
+    return {m["Name"] for c in found for m in c.attrs["Mounts"]
+            if m["Type"] == "volume" and not (c.attrs["Config"].get("Labels") or {}).get("com.kitctl.site")
+            and len(m["Name"]) == 64}
+
+
 def services_of(engine: Any, demo: Demo) -> set[str]:
     found = engine.containers.list(all=True, filters={"label": f"com.kitctl.site={demo.site_id}"})
     return {c.labels.get("com.kitctl.service", "") for c in found}
@@ -56,11 +64,14 @@ def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(watched, tmp_p
     assert volumes
     shared = shared_registry_pid()
     run = a_demo(tmp_path_factory.mktemp("run"))
+    anonymous: set[str] = set()
     try:
         demo_up_with_run_images(run)
+        anonymous = anonymous_volumes(engine, run)
     finally:
         demo_down(run)
     assert owned(engine, run) == {}
+    assert {v.name for v in engine.volumes.list()} & anonymous == set()  # down leaves no anonymous volume behind
     assert owned(engine, running) == before
     assert all(c.status == "running" for c in engine.containers.list(filters={"label": f"com.kitctl.site={running.site_id}"}))
     assert {v.name for v in engine.volumes.list(filters={"label": f"com.kitctl.site={running.site_id}"})} == volumes
