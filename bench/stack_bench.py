@@ -12,7 +12,6 @@ Run: python bench/stack_bench.py [--rounds N] [--clients 4]   (needs the engine 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -21,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.deploy.stack import LOGO_PNG, issue_test_licence  # noqa: E402
+from tests.support.steady_load import SteadyLoad  # noqa: E402
 
 
 def free_port() -> int:
@@ -71,48 +70,6 @@ def service_times(output: str) -> dict[str, float]:
     return found
 
 
-class Load:
-    """`clients` threads, each a keep-alive connection sending GET / with a pause: steady and bounded."""
-
-    def __init__(self, port: int, clients: int, pause: float = 0.02) -> None:
-        self.port, self.clients, self.pause = port, clients, pause
-        self.sent = self.failed = 0
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
-
-    def client(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        while not self.stop.is_set():
-            ok, why = True, ""
-            try:
-                conn.request("GET", "/", headers={"Host": "localhost"})
-                response = conn.getresponse()
-                response.read()
-                ok, why = response.status == 200, f"status {response.status}"
-            except (OSError, http.client.HTTPException) as exc:
-                ok, why = False, type(exc).__name__
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            with self.lock:
-                self.sent += 1
-                if not ok:
-                    self.failed += 1
-                    self.failures.append(why)
-            time.sleep(self.pause)
-
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join()
-
-
 def site_args(tmp: Path, project: str, port: int) -> list[str]:
     """`kitctl up` flags for a fresh site of the kit's images (a licence with no registry: the local images)."""
     token, jwks = issue_test_licence(tmp / "hq", project, None)
@@ -140,14 +97,16 @@ def one_round(tmp: Path, clients: int) -> dict[str, object]:
         result["up_engine"] = engine_healthy(f"kit-{project}", started)
         result["up_services"] = service_times(out)
         time.sleep(2)
-        with Load(port, clients) as load:
+        with SteadyLoad(port, clients) as load:
             time.sleep(1)
             started = time.monotonic()
             result["colour"], out = kitctl("up", "--site-dir", str(site_dir), "--primary-color", "#ff3366")
             result["colour_engine"] = engine_healthy(f"kit-{project}", started)
             result["colour_services"] = service_times(out)
+            result["colour_output"] = out
             time.sleep(1)
         result["sent"], result["failed"], result["why"] = load.sent, load.failed, sorted(set(load.failures))
+        result["when"] = load.when
     finally:
         down(site_dir)
     return result
@@ -157,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--show-output", action="store_true", help="print kitctl's output of the colour change")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     rounds = []
@@ -173,6 +133,10 @@ def main() -> None:
         print(f"  round {i}: up {r['up']:.2f}s (engine {r['up_engine']:.2f}s) {r['up_services']}; colour "
               f"{r['colour']:.2f}s (engine {r['colour_engine']:.2f}s) {r['colour_services']}; during the colour "
               f"change {r['sent']} requests, {r['failed']} failed {r['why']}")
+        if args.show_output:
+            print(r["colour_output"])
+        if r["when"]:
+            print(f"  round {i}: failures (seconds since the load began; the change began at 1 s): {r['when']}")
 
 
 if __name__ == "__main__":

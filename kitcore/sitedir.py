@@ -29,6 +29,7 @@ AGENT_JSON = "agent.json"
 HQ_KEYS = "hq-keys.json"
 LOCK = "kitctl.lock"  # what the render recorded (inputs, hashes); not the writer's lock
 BRANDING = "branding"
+THEME_CSS = "theme.css"  # the site's stylesheet: the storefront serves it, so a colour change leaves the proxy running
 SECRETS = "secrets"
 MONITORING = "monitoring"  # prometheus.yml, the kit's rules, alertmanager.yml (`kitctl up --with-monitoring`)
 SITE_TOML = "site.toml"  # the licensee's inputs
@@ -49,7 +50,8 @@ ADOPTED = "adopted.json"  # volumes a site kept from its old, folder-named proje
 PROJECT_PREFIX = "kit-"
 
 # Top-level names the renderer owns; everything else there is the licensee's.
-OWNED = frozenset({COMPOSE, COMPOSE_ENV, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, SECRETS, MONITORING})
+OWNED = frozenset({COMPOSE, COMPOSE_ENV, CADDYFILE, SITE_JSON, AGENT_JSON, HQ_KEYS, LOCK, BRANDING, THEME_CSS, SECRETS,
+                   MONITORING})
 
 
 def project_name(site_id: str) -> str:
@@ -97,6 +99,10 @@ class SiteDir:
     @property
     def branding(self) -> Path:
         return self.root / BRANDING
+
+    @property
+    def theme_css(self) -> Path:
+        return self.root / THEME_CSS
 
     @property
     def secrets(self) -> Path:

@@ -305,6 +305,10 @@ class WaitReady(Step):
 
 @dataclass
 class RemoveOld(Step):
+    """Take the previous container away once the new one serves: stopped first (SIGTERM, so a web server
+    finishes the requests it holds and closes its connections; the proxy's next try reaches the new one),
+    then removed. A forced remove alone is SIGKILL: every request in flight on the old one would fail."""
+
     service: str
     old: Running
 
@@ -315,6 +319,7 @@ class RemoveOld(Step):
         from docker.errors import NotFound
 
         try:
+            ctx.api.stop(self.old.id, timeout=STOP_SECONDS)
             ctx.api.remove_container(self.old.id, force=True)
         except NotFound:
             pass

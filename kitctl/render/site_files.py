@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from kitcore import __version__
-from kitcore.sitedir import AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, HQ_KEYS, LOCK, SECRETS, SITE_JSON, COMPOSE_ENV, project_name
+from kitcore.sitedir import (
+    AGENT_JSON, BRANDING, CADDYFILE, COMPOSE, COMPOSE_ENV, HQ_KEYS, LOCK, SECRETS, SITE_JSON, THEME_CSS, project_name,
+)
 from kitctl.render import monitoring, plugin_config, plugin_stack, stack
 from kitctl.render.compose_templates import render_template
 from kitctl.render.content_hashes import canonical_json, compose_hash, files_hash, sha256_hex
@@ -71,7 +73,8 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
     logo_file = site.logo.filename if site.logo else None
     if site.logo:
         files[f"{BRANDING}/{logo_file}"] = site.logo.data
-    files[f"{BRANDING}/theme.css"] = render_template(
+    # not under branding/ (the proxy's mount): the storefront serves it, replaced start-first on a colour change
+    files[THEME_CSS] = render_template(
         "theme.css.j2",
         primary=i.primary_colour,
         accent=i.accent_colour,
@@ -100,6 +103,7 @@ def _config_files(site: ResolvedSite) -> dict[str, bytes]:
 
 THEME_DIR = "theme"  # the checked custom theme in the site dir, mounted read-only into the storefront
 THEME_TARGET = "/srv/theme"
+BRANDING_TARGET = "/srv/branding"  # the storefront's /branding/ directory: theme.css (the proxy serves the rest)
 
 
 def _theme_css(site: ResolvedSite) -> bytes:
@@ -204,6 +208,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
                                                      metrics_token=_metrics_token(site)),
         "plugins_csv": ",".join(site.plugins),
         "theme_dir": THEME_TARGET if site.theme is not None else None,
+        "branding_dir": BRANDING_TARGET,
         "plugin_config_dir": plugin_config.CONTAINER_DIR,
         "plugin_choice_target": plugin_config.choice_target(),
         "storefront_secrets": plugin_config.service_secrets(stack.CORE_SECRETS["storefront"], plugin_secrets),
@@ -217,7 +222,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "volumes": stack.volumes(data_dir, [*added.volumes, *(monitoring.VOLUMES if i.monitoring else ())]),
         "inputs_hashes": {
             "proxy": files_hash(files, [CADDYFILE, *branding]),
-            "storefront": files_hash(files, [SITE_JSON, *(n for n in files if n.startswith(f"{THEME_DIR}/"))]),
+            "storefront": files_hash(files, [SITE_JSON, THEME_CSS, *(n for n in files if n.startswith(f"{THEME_DIR}/"))]),
             "agent": files_hash(files, [AGENT_JSON, HQ_KEYS]),
             "db": files_hash(files, []),
         },

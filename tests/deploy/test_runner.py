@@ -155,6 +155,16 @@ def test_healthy_update_replaces_every_container_and_removes_the_old(tmp_path: P
     assert first_remove > last_start
 
 
+def test_a_replaced_container_is_stopped_before_it_is_removed(tmp_path: Path) -> None:
+    """A start-first service's old container drains (SIGTERM) before it goes: a forced remove is SIGKILL and
+    fails every request it still holds."""
+    api = FakeAPI(unhealthy_images=set())
+    current = deployed(api, project_at(tmp_path, "1"))
+    run(api, project_at(tmp_path, "2"), current)
+    web_old = [c for c in api.calls if c[1:] == ("site_web_1_kitctl_old",) and c[0] in ("stop", "remove")]
+    assert web_old == [("stop", "site_web_1_kitctl_old"), ("remove", "site_web_1_kitctl_old")]
+
+
 def test_unhealthy_service_rolls_back_the_whole_stack(tmp_path: Path) -> None:
     api = FakeAPI(unhealthy_images={"kitctl/web:2"})
     current = deployed(api, project_at(tmp_path, "1"))

@@ -7,10 +7,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -34,8 +38,9 @@ def _free_port() -> int:
 
 def _local_copy(site: Path, tmp: Path, srv: Path | None = None) -> tuple[Path, dict[str, int]]:
     """The rendered Caddyfile with container paths and ports mapped to free local ones (nothing else changed)."""
-    ports = {"http": _free_port(), "https": _free_port(), "health": _free_port()}
+    ports = {"http": _free_port(), "https": _free_port(), "health": _free_port(), "storefront": _free_port()}
     text = (site / "Caddyfile").read_text()
+    text = text.replace("storefront:8000", f"127.0.0.1:{ports['storefront']}")
     text = text.replace("/srv/branding", str(site / "branding"))
     text = text.replace("root /srv\n", f"root {srv or tmp / 'no-srv'}\n").replace("root * /srv\n", f"root * {srv or tmp / 'no-srv'}\n")
     text = text.replace("http://:8081", f"http://:{ports['health']}")
@@ -70,6 +75,30 @@ def _run_caddy(binary: str, config: Path, tmp: Path, health_port: int) -> subpro
     pytest.fail("caddy did not become healthy: " + (tmp / "caddy.log").read_text()[-800:])
 
 
+@contextmanager
+def _storefront(port: int, theme: bytes) -> Iterator[None]:
+    """A stand-in storefront on the port the proxy forwards to: theme.css, and a page for every other path."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = theme if self.path == "/branding/theme.css" else b"shop page"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_caddy_adapts_every_tls_mode(flags, tmp_path):
     binary = _caddy()
     for domain, tls in (("商店.example.cn", "auto"), ("localhost", "auto"), ("shop.example.cn", "off")):
@@ -88,14 +117,41 @@ def test_caddy_serves_health_branding_and_the_offline_page(flags, tmp_path):
     config, ports = _local_copy(site, tmp_path)
     proc = _run_caddy(binary, config, tmp_path, ports["health"])
     try:
-        status, body = _get(f"http://127.0.0.1:{ports['http']}/branding/theme.css", host="localhost")
-        assert status == 200 and body == (site / "branding/theme.css").read_bytes()
+        with _storefront(ports["storefront"], (site / "theme.css").read_bytes()):
+            # the colours come from the storefront (a colour change replaces it, not the proxy)
+            status, body = _get(f"http://127.0.0.1:{ports['http']}/branding/theme.css", host="localhost")
+            assert status == 200 and body == (site / "theme.css").read_bytes()
+        assert not (site / "branding/theme.css").exists()
         status, body = _get(f"http://127.0.0.1:{ports['http']}/branding/logo.png", host="localhost")
         assert status == 200 and body == (site / "branding/logo.png").read_bytes()
         # No storefront is running: the proxy answers with the branded offline page, name escaped.
         status, body = _get(f"http://127.0.0.1:{ports['http']}/", host="localhost")
         assert status >= 500
         assert "&lt;b&gt;&#34;游戏&#34;&lt;/b&gt;" in body.decode()
+        assert "/branding/theme.css" not in body.decode()  # the storefront's, and it is the one not answering
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_a_request_waits_for_a_storefront_that_comes_up_shortly(flags, tmp_path):
+    """While the storefront is replaced its address may refuse for a moment: the proxy tries again, the buyer
+    gets the page, not the offline page."""
+    binary = _caddy()
+    render_site({**flags, "domain": "localhost", "tls": "off"})
+    site = Path(flags["site_dir"])
+    config, ports = _local_copy(site, tmp_path)
+    proc = _run_caddy(binary, config, tmp_path, ports["health"])
+    try:
+        answer: list[tuple[int, bytes]] = []
+        asking = threading.Thread(target=lambda: answer.append(_get(f"http://127.0.0.1:{ports['http']}/",
+                                                                    host="localhost")))
+        asking.start()
+        time.sleep(1.0)  # the request is in the proxy, the storefront's port refuses
+        with _storefront(ports["storefront"], b""):
+            asking.join(timeout=10)
+        assert answer == [(200, b"shop page")]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -109,8 +165,8 @@ def test_caddy_serves_tls_internal_for_a_local_domain(flags, tmp_path):
     proc = _run_caddy(binary, config, tmp_path, ports["health"])
     try:
         status, body = _until_tls_answers(
-            lambda: _get(f"https://localhost:{ports['https']}/branding/theme.css", context=_internal_ca_tls()))
-        assert status == 200 and b"--kit-primary" in body
+            lambda: _get(f"https://localhost:{ports['https']}/branding/logo.png", context=_internal_ca_tls()))
+        assert status == 200 and body == (Path(flags["site_dir"]) / "branding/logo.png").read_bytes()
         assert _peer_certificate(ports["https"], "localhost")  # Caddy issued one for localhost from its internal CA
     finally:
         proc.terminate()

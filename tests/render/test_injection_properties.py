@@ -156,7 +156,7 @@ class Checker:
         assert len(caddy) == len(base_caddy)
         differing = [a for a, b in zip(caddy, base_caddy) if a != b]  # the site's and the redirect's address lines
         assert len(differing) <= 2 and all(line.endswith(" {") and "\t" not in line for line in differing)
-        rules, base_rules = (parse_rules(r.files["branding/theme.css"].decode()) for r in (rendered, self.baseline))
+        rules, base_rules = (parse_rules(r.files["theme.css"].decode()) for r in (rendered, self.baseline))
         assert [(sel, [d for d, _ in decls]) for sel, decls in rules] == [
             (sel, [d for d, _ in decls]) for sel, decls in base_rules]  # same rules, same declarations
         assert [decls for _, decls in rules][1:] == [decls for _, decls in base_rules][1:]
@@ -171,7 +171,7 @@ class Checker:
         config = json.loads(rendered.files["site.json"])
         services = doc["services"]
         html = html_of(rendered)
-        root = dict(parse_rules(rendered.files["branding/theme.css"].decode())[0][1])
+        root = dict(parse_rules(rendered.files["theme.css"].decode())[0][1])
         name = config["name"]
         assert services["proxy"]["labels"]["com.kitctl.site-name"] == name
         assert html.text["h1"] == name and html.text["title"] == name

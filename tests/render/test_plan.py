@@ -32,11 +32,11 @@ def test_plan_shows_the_exact_diff_after_a_colour_change_and_writes_nothing(flag
     before = snapshot(site)
     plan = plan_site({**flags, "primary_colour": "#000000"})
     assert snapshot(site) == before
-    theme = next(f for f in plan.files if f.path == "branding/theme.css")
+    theme = next(f for f in plan.files if f.path == "theme.css")
     assert theme.change == "modified"
     assert theme.diff == (
-        "--- a/branding/theme.css\n"
-        "+++ b/branding/theme.css\n"
+        "--- a/theme.css\n"
+        "+++ b/theme.css\n"
         "@@ -1,6 +1,6 @@\n"
         " /* Rendered by kitctl: the site theme. Change the colours and re-render. */\n"
         " :root {\n"
@@ -51,13 +51,14 @@ def test_plan_shows_the_exact_diff_after_a_colour_change_and_writes_nothing(flag
         '-    "primary": "#1F6FEB"',
         '+    "primary": "#000000"',
     ]
-    assert {f.path for f in plan.files} == {"branding/theme.css", "site.json", "compose.yaml", "kitctl.lock"}
-    # Only what mounts branding or site.json is recreated: not the db, not the agent (agent.json).
-    assert plan.services == {"agent": "unchanged", "db": "unchanged", "proxy": "recreate", "storefront": "recreate"}
+    assert {f.path for f in plan.files} == {"theme.css", "site.json", "compose.yaml", "kitctl.lock"}
+    # Only the storefront (site.json, theme.css) is recreated: not the proxy (its files did not change, so the
+    # buyers' connections and the host ports stay with it), not the db, not the agent (agent.json).
+    assert plan.services == {"agent": "unchanged", "db": "unchanged", "proxy": "unchanged", "storefront": "recreate"}
 
     # The plan is exactly what the render then does.
     render_site({**flags, "primary_colour": "#000000"})
-    assert "--kit-primary: #000000;" in (site / "branding/theme.css").read_text()
+    assert "--kit-primary: #000000;" in (site / "theme.css").read_text()
     assert not plan_site({**flags, "primary_colour": "#000000"}).changed
 
 

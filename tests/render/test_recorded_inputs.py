@@ -48,7 +48,7 @@ def test_one_flag_changes_that_input_and_nothing_else(rendered):
 def test_plan_with_one_flag_leads_with_a_summary(rendered):
     plan = plan_site({"site_dir": str(rendered.root), "primary_colour": "#00AA00"})
     assert set(plan.inputs) == {"primary_colour"} and plan.inputs["primary_colour"][1].lower() == "#00aa00"
-    assert "db" in plan.acting("unchanged") and "proxy" in plan.acting("recreate")
+    assert "db" in plan.acting("unchanged") and "storefront" in plan.acting("recreate")
     lock = [f for f in plan.files if f.path == rendered.lock_file.name]
     assert lock and lock[0].diff == ""  # named, never shown: it holds hashes
 

@@ -35,7 +35,7 @@ def test_render_writes_the_site_directory(flags):
     site = Path(flags["site_dir"])
     assert result.changed
     for name in ("compose.yaml", "Caddyfile", "site.json", "hq-keys.json", "kitctl.lock",
-                 "branding/logo.png", "branding/theme.css", "branding/offline.html"):
+                 "branding/logo.png", "theme.css", "branding/offline.html"):
         assert (site / name).is_file(), name
     compose = load_compose(site)
     assert set(compose["services"]) == {"proxy", "storefront", "agent", "db"}
@@ -172,7 +172,7 @@ def test_a_logo_change_removes_the_old_logo(flags, tmp_path):
     svg.write_bytes(SVG_OK)
     render_site({**flags, "logo": str(svg)})
     branding = Path(flags["site_dir"]) / "branding"
-    assert sorted(p.name for p in branding.iterdir()) == ["logo.svg", "offline.html", "theme.css"]
+    assert sorted(p.name for p in branding.iterdir()) == ["logo.svg", "offline.html"]
 
 
 def test_invalid_input_leaves_the_previous_directory_intact(flags, tmp_path):
@@ -295,3 +295,18 @@ def test_the_project_is_named_after_the_site_id_not_the_folder(flags, tmp_path):
     site = SiteDir(Path(flags["site_dir"]))
     assert load_project(site.root).name == "kit-xingchen"
     assert site.compose_env.read_text() == "COMPOSE_PROJECT_NAME=kit-xingchen\n"
+
+
+def test_the_colours_are_the_storefronts_not_the_proxys(flags):
+    """theme.css is bound into the storefront (which the proxy forwards /branding/theme.css to), and nothing the
+    proxy mounts holds it: a colour change must not replace the proxy, which holds the host ports."""
+    render_site(flags)
+    site = SiteDir(Path(flags["site_dir"]))
+    services = yaml.safe_load((site.root / "compose.yaml").read_text())["services"]
+    storefront = services["storefront"]
+    assert {"type": "bind", "source": "./theme.css", "target": "/srv/branding/theme.css", "read_only": True} \
+        in storefront["volumes"]
+    assert storefront["environment"]["KIT_BRANDING_DIR"] == "/srv/branding"
+    proxy_sources = [site.root / v["source"] for v in services["proxy"]["volumes"] if v["type"] == "bind"]
+    assert all(not p.is_dir() or not (p / "theme.css").exists() for p in proxy_sources)
+    assert site.theme_css not in proxy_sources and b"--kit-primary" in site.theme_css.read_bytes()

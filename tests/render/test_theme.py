@@ -34,7 +34,7 @@ def test_a_flagship_site_renders_its_theme_into_the_site_and_the_storefront_moun
     result = render_site({**flagship, "theme": str(theme)})
     site = SiteDir(result.site_dir)
     assert (site.root / "theme" / "templates" / "home.html").read_text() == HOME
-    assert ".my-shelf{display:grid}" in (site.branding / "theme.css").read_text()  # after the colours
+    assert ".my-shelf{display:grid}" in site.theme_css.read_text()  # after the colours
     compose = (site.root / "compose.yaml").read_text()
     assert 'KIT_THEME_DIR: "/srv/theme"' in compose and "source: ./theme" in compose
     render_site({"site_dir": flagship["site_dir"]})  # the next render keeps it (recorded as the site's copy)
