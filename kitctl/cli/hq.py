@@ -724,14 +724,14 @@ def payments_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] =
 @payments_app.command("test")
 def payments_test(gateway: str = typer.Argument(..., help="A configured gateway, e.g. epay."),
                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
-    """Reach a gateway with its stored credentials; nothing changes there (exit 1 if it fails)."""
+    """Reach a gateway with its stored credentials; nothing changes there (exit 1 if it fails; audited)."""
     from hq.payments import config
     from hq.payments.contract import GatewayError
     from kitctl.console import out
 
     with local_hq(hq_dir, database_url) as hq:
         try:
-            line = config.test(hq, gateway)
+            line = config.test(hq, _operator_name(), gateway)
         except GatewayError as exc:
             out().print(f"[red]{gateway}: failed[/]: {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from None
