@@ -107,7 +107,11 @@ def checkout(page, sku: str, contact: str, password: str = "order-pw-1", extra: 
     if page.locator("#order-id").count() == 0 and "ERR_NETWORK_CHANGED" in page.content():
         # Chromium lost the answer (a container started and the host's interfaces changed), not
         # the shop: the same form again, same nonce, is the same order if the first one landed.
-        visit(page, page.request.post(f"/p/{sku}/checkout", form=form).url)
+        again = page.request.post(f"/p/{sku}/checkout", form=form)
+        if "/order/" not in again.url:  # say what the shop answered to the form sent again, not a GET of its URL
+            raise AssertionError(f"checkout of {sku} sent again after ERR_NETWORK_CHANGED: "
+                                 f"{again.status} at {again.url}: {again.text()[:600]}")
+        visit(page, again.url)
     if page.locator("#order-id").count() == 0:  # say what the shop said instead
         raise AssertionError(f"checkout of {sku} refused: {page.inner_text('body')[:600]}")
     return page.locator("#order-id").inner_text().strip()
