@@ -21,8 +21,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_grades, api_payments, api_settlement, api_site, api_stock, fleet, fleet_grades
-    from hq import fleet_payments, fleet_settlement
+    from hq import api_admin, api_applications, api_grades, api_payments, api_settlement, api_site, api_stock
+    from hq import apply_pages, fleet, fleet_applications, fleet_grades, fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
@@ -42,6 +42,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         reconciling = asyncio.create_task(_reconcile_payments(service))
         sanctions = asyncio.create_task(_lift_sanctions(service))
         rollouts = asyncio.create_task(_advance_rollouts(service))
+        reminders = asyncio.create_task(_remind_applicants(service))
         pool = await _open_beat_pool(service)
         if pool is not None:
             app.state.beat_batcher = _beat_batcher(pool)
@@ -56,6 +57,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
             reconciling.cancel()
             sanctions.cancel()
             rollouts.cancel()
+            reminders.cancel()
             push.cancel()
             app.state.push.close()
             service.on_commands.remove(app.state.push.wake_threadsafe)
@@ -87,6 +89,10 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_stock.router)
     app.include_router(api_grades.router)
     app.include_router(fleet_grades.router)
+    app.include_router(api_applications.router)
+    app.include_router(api_applications.admin_router)
+    app.include_router(apply_pages.router)
+    app.include_router(fleet_applications.router)
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
@@ -134,9 +140,11 @@ def _body_limits() -> dict[str, int]:
     The CSV endpoint authenticates the operator before it reads the body, so
     its larger limit is never spent on a caller who is nobody.
     """
-    from hq import api_admin, heartbeat_api
+    from hq import api_admin, api_applications, heartbeat_api
 
-    return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES}
+    uploads = api_applications.MAX_BODY_BYTES  # applicants' materials (hq.application_files checks each file)
+    return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES,
+            "/v1/applications": uploads, "/apply": uploads}
 
 
 def _install_errors(app: "FastAPI") -> None:
@@ -275,6 +283,14 @@ async def _advance_rollouts(hq: "HQ") -> None:
     from hq import rollouts
 
     await _every(lambda: hq.settings.rollout_check_seconds, rollouts.advance_all, hq, "advancing rollouts")
+
+
+async def _remind_applicants(hq: "HQ") -> None:
+    """Applicants' materials about to expire (hq.applications.remind_expiring), every `application_check_seconds`."""
+    from hq import applications
+
+    await _every(lambda: hq.settings.application_check_seconds, applications.remind_expiring, hq,
+                 "application reminders")
 
 
 async def _every(seconds: "Callable[[], float]", work: "Callable[[HQ], object]", hq: "HQ", what: str) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Path as PathParam, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hq import (fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_payments, fleet_query, fleet_settlement, i18n,
+from hq import (applications, fleet_alerts, fleet_bulk, fleet_detail, fleet_forms, fleet_payments, fleet_query, fleet_settlement, i18n,
                 licences, reviews, session as sessions, sites, stock, support)
 from hq.badges import badges
 from hq.auth import get_hq
@@ -124,6 +124,7 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         "alert_kinds": ("any", *fleet_alerts.KINDS), "rings": RINGS, "sizes": fleet_query.PAGE_SIZES,
         "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
         "stock_short": [s for s in stock.listing(hq)["skus"] if s["state"] != "in_stock"],
+        "applications": applications.queue(hq),
         **fleet_settlement.context(hq),
         **fleet_payments.context(hq),
     }

@@ -1,6 +1,7 @@
-"""The fleet page's payments: reconciliation results and refunds for HQ, each site's payments on its page, and the
+"""The fleet page's payments: reconciliation results and refunds for HQ, each site's payments on its page, the
 operator's refund (the same hq.payments.refunds.refund as `kitctl hq payments refund`, as the logged-in operator,
-behind the session's CSRF token; a refusal comes back as the page's one line).
+behind the session's CSRF token; a refusal comes back as the page's one line) and a gateway's connection test
+(hq.payments.config.test, as `kitctl hq payments test`: its one line shown, audited).
 
 The gateways themselves (configured, enabled, payments by state) are hq.payments.config.listing on the fleet page.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
@@ -17,9 +18,11 @@ from hq.auth import get_hq
 from hq.clock import iso
 from hq.fleet_forms import acted
 from hq.models import AuditEvent, Order, Payment, PaymentReconciliation
-from hq.payments import refunds
+from hq.payments import config, refunds
+from hq.payments.contract import GatewayError
 from hq.payments.reconcile import reconciliation_json
 from hq.service import HQ
+from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -77,5 +80,19 @@ def refund(request: Request, csrf: str = Form(..., max_length=100), hq_order_id:
     def act(operator: str) -> str:
         done = refunds.refund(hq, operator, hq_order_id.strip(), reason.strip())
         return f"order {done['hq_order_id']} refunded: {done['amount_cents'] / 100:,.2f} {done['currency']}"
+
+    return acted(request, csrf, act, ANCHOR)
+
+
+@router.post("/fleet/payments/{gateway}/test")
+def test_gateway(request: Request, gateway: str = Path(..., max_length=40), csrf: str = Form(..., max_length=100),
+                 hq: HQ = Depends(get_hq)) -> Response:
+    """Reach a configured gateway with its stored credentials (nothing changes there); the outcome as the page's
+    one line: ok with what answered, or failed with why."""
+    def act(operator: str) -> str:
+        try:
+            return f"{gateway}: ok — {config.test(hq, operator, gateway)}"
+        except GatewayError as exc:
+            raise InvalidInput(f"{gateway}: failed: {exc}") from None
 
     return acted(request, csrf, act, ANCHOR)

@@ -12,11 +12,11 @@ HEADERS = page_headers(CSP)
 
 
 def is_page(path: str) -> bool:
-    return path == "/" or path == "/fleet" or path.startswith("/fleet/")
+    return path in ("/", "/fleet", "/apply") or path.startswith(("/fleet/", "/apply/"))
 
 
 class FleetHeaders(AddHeaders):
-    """Adds the CSP and frame protection to every response under /fleet (and the / redirect)."""
+    """Adds the CSP and frame protection to every response under /fleet and /apply (and the / redirect)."""
 
     def __init__(self, app: Any) -> None:
         super().__init__(app, HEADERS, applies=is_page)

@@ -557,3 +557,65 @@ class GradingSettings(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Application(Base):
+    """A prospective partner's application (hq.applications): what they ask for and the stage it is at.
+
+    The contact is kept encrypted (hq.vault, bound to the id) with a keyed hash for the duplicate and
+    blocked-contact checks; the applicant's secret only as its SHA-256.
+    """
+
+    __tablename__ = "applications"
+    __table_args__ = (Index("ix_applications_stage", "stage", "id"), Index("ix_applications_contact", "contact_index"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    applicant_kind: Mapped[str] = mapped_column(String(8))  # company|person
+    name: Mapped[str] = mapped_column(String(100))
+    contact_enc: Mapped[str] = mapped_column(Text)
+    contact_index: Mapped[str] = mapped_column(String(64))
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    regions: Mapped[list[str]] = mapped_column(JSON)
+    tier: Mapped[str] = mapped_column(String(16))
+    domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    locale: Mapped[str] = mapped_column(String(8), default="en")
+    # submitted|initial_review|manual_review|contract_signed|base_fee_paid|licence_issued|rejected
+    stage: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)  # why it was rejected (empty otherwise)
+    site_id: Mapped[str | None] = mapped_column(String(63), nullable=True)  # once the licence is issued
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApplicationMaterial(Base):
+    """An uploaded document: stored under HQ's directory by a random name, never served inline or run.
+
+    `replaced_at` set: a newer upload of the same kind (a resubmission) took its place.
+    """
+
+    __tablename__ = "application_materials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # identity | a category name
+    filename: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_as: Mapped[str] = mapped_column(String(64))
+    expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApplicationEvent(Base):
+    """One change of an application's stage: from, to, who (an operator, `hq` or `applicant`), when and why."""
+
+    __tablename__ = "application_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(Integer, ForeignKey("applications.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    from_stage: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_stage: Mapped[str] = mapped_column(String(20))
+    why: Mapped[str] = mapped_column(String(1000))

@@ -61,6 +61,11 @@ class HQSettings(BaseSettings):
     alert_email_from: str = "kitctl-hq@localhost"
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
+    # Applications (hq.applications): contacts that cannot apply (addresses or @domains, comma-separated);
+    # how long before a material expires its applicant is reminded; how often HQ looks.
+    application_blocked: str | None = None
+    application_remind_days: int = Field(default=30, ge=1, le=365)
+    application_check_seconds: float = Field(default=3600.0, gt=0)
 
     # Payments (hq.payments): how long a buyer has to pay, how often HQ expires unpaid orders / asks the gateway.
     payment_expiry_seconds: int = Field(default=900, ge=10, le=86400)

@@ -196,7 +196,8 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     hq_dir = Path(tmp_path) / "hq"
     if database_url is None:
         _copy_migrated_sqlite(hq_dir)
-    public = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    # where licences say HQ is: this server, unless the test names another (e.g. HQ's container, started later)
+    public = settings.pop("public_url", None) or f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)
     token = operators.add(service, operator)
@@ -206,7 +207,7 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
     try:
         with served_in_thread(app, host, port, "HQ test server", lifespan="on"):
             try:
-                yield RunningHQ(url=public, hq_dir=hq_dir, keys_path=keys_path, operator_token=token,
+                yield RunningHQ(url=f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}", hq_dir=hq_dir, keys_path=keys_path, operator_token=token,
                                 service=service, app=app)
             finally:
                 if app.state.push is not None:  # long-polls answer now rather than hold the stop (hq.push)

@@ -67,6 +67,7 @@ def _pem(text: str, kind: str) -> bytes:
 
 class AlipayGateway:
     name = "alipay"
+    creates_remotely = True  # precreate is a call to Alipay: asked before the order batch's transaction
 
     def __init__(self, config: Mapping[str, str], client: httpx.Client | None = None) -> None:
         missing = [k for k in CONFIG_KEYS if not str(config.get(k) or "").strip()]

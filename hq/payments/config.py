@@ -100,15 +100,27 @@ def listing(hq: "HQ") -> list[dict[str, Any]]:
             for n, e, u, b in rows]
 
 
-def test(hq: "HQ", name: str) -> str:
-    """Reach a configured gateway with its stored credentials (`Probe`); one line, or GatewayError saying why."""
+def test(hq: "HQ", operator: str, name: str) -> str:
+    """Reach a configured gateway with its stored credentials (`Probe`); one line, or GatewayError saying why.
+    Either outcome is audited (`payments.test`, with that line: it never holds the credentials)."""
     with hq.read() as conn:
         gateway = named(hq, conn, name)
     if gateway is None:
         raise InvalidInput(f"payment gateway {name!r} is not configured")
-    if not isinstance(gateway, Probe):
-        raise GatewayError(f"{name} has no connection test")
-    return gateway.probe()
+    try:
+        if not isinstance(gateway, Probe):
+            raise GatewayError(f"{name} has no connection test")
+        line = gateway.probe()
+    except GatewayError as exc:
+        _audit_test(hq, operator, name, False, str(exc))
+        raise
+    _audit_test(hq, operator, name, True, line)
+    return line
+
+
+def _audit_test(hq: "HQ", operator: str, name: str, ok: bool, line: str) -> None:
+    with hq.session() as s:
+        audit.record(s, operator, "payments.test", None, gateway=name, ok=ok, result=line.splitlines()[0][:200])
 
 
 def disable(hq: "HQ", operator: str, name: str) -> None:

@@ -73,6 +73,10 @@ class Refund:
 
 
 class Gateway(Protocol):
+    """A payment gateway. One whose `create` asks the gateway over the network (Alipay's precreate, WeChat Pay's
+    Native order) says so with a class attribute `creates_remotely = True`: HQ then asks for an order batch's links
+    before the batch's transaction opens (hq.batch), so a slow gateway holds no lock."""
+
     name: str
     currency: str  # the only currency this merchant account takes
 

@@ -29,7 +29,7 @@ from hq.ledger import events as ledger
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, Order, Payment, PaymentNotice
 from hq.payments import gateways
-from hq.payments.contract import Forged, Gateway, GatewayError, Notice, PaymentRequest
+from hq.payments.contract import Forged, Gateway, GatewayError, Notice, PayLink, PaymentRequest
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -67,20 +67,34 @@ def payment_json(row: Any) -> dict[str, Any]:
             "currency": row.currency, "expires_at": iso(row.expires_at), "status": row.status}
 
 
-def open_payments(hq: "HQ", conn: "Connection", gateway: Gateway, payables: list[Payable],
-                  now: datetime) -> dict[int, dict[str, Any]]:
-    """Open a payment for every payable order in the caller's transaction; payment JSON by order pk."""
-    if not payables:
-        return {}
+def payment_request(hq: "HQ", gateway: Gateway, p: Payable) -> PaymentRequest:
+    """What HQ asks the gateway for an order: the same every time for the same order (a link made before the
+    order's transaction is the link it would have made inside)."""
     base = hq.settings.public_url.rstrip("/")
     back = (hq.settings.payer_url or base).rstrip("/")
+    return PaymentRequest(
+        out_trade_no=out_trade_no(p.site_id, p.order_id), amount_cents=p.amount_cents, currency=p.currency,
+        subject=f"{p.sku} x{p.quantity}", notify_url=f"{base}/v1/payments/{gateway.name}/notify",
+        return_url=f"{back}/v1/payments/return")
+
+
+def create_links(hq: "HQ", gateway: Gateway, payables: list[Payable]) -> dict[str, PayLink]:
+    """Pay links by out_trade_no, asked of the gateway while no transaction is open (GatewayError as it raises)."""
+    return {r.out_trade_no: gateway.create(r) for r in (payment_request(hq, gateway, p) for p in payables)}
+
+
+def open_payments(hq: "HQ", conn: "Connection", gateway: Gateway, payables: list[Payable],
+                  now: datetime, links: Mapping[str, PayLink] | None = None) -> dict[int, dict[str, Any]]:
+    """Open a payment for every payable order in the caller's transaction; payment JSON by order pk. A link in
+    `links` (made by create_links before the transaction) is used as it is; any other is asked for here."""
+    if not payables:
+        return {}
     expires = now + timedelta(seconds=hq.settings.payment_expiry_seconds)
     rows = []
     for p in payables:
-        trade = out_trade_no(p.site_id, p.order_id)
-        link = gateway.create(PaymentRequest(
-            out_trade_no=trade, amount_cents=p.amount_cents, currency=p.currency, subject=f"{p.sku} x{p.quantity}",
-            notify_url=f"{base}/v1/payments/{gateway.name}/notify", return_url=f"{back}/v1/payments/return"))
+        request = payment_request(hq, gateway, p)
+        trade = request.out_trade_no
+        link = (links or {}).get(trade) or gateway.create(request)
         rows.append({"order_pk": p.order_pk, "out_trade_no": trade, "gateway": gateway.name,
                      "amount_cents": p.amount_cents, "currency": p.currency, "status": "pending",
                      "pay_url": link.pay_url, "qr_content": link.qr_content, "created_at": now, "expires_at": expires})

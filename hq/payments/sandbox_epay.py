@@ -12,6 +12,10 @@ mistake of the other.
 
 What it is not: a payment processor. No money moves, and the knobs
 (`drop_notifications`, `notify_attempts`) exist to play lost notifications.
+The cashier page also offers a payer the gateway's faults, one trade at a time
+(a test on the stack in containers has no other way to reach them): paid but
+the notification lost (`lose_notification`), or paid and notified ¥0.01 more
+than the order's amount (`wrong_amount`).
 """
 
 from __future__ import annotations
@@ -55,10 +59,12 @@ class Trade:
     status: int = 0  # 0 unpaid, 1 paid
     refunded: str = "0.00"
     notified: int = 0  # notifications the merchant acknowledged
+    notice_money: str | None = None  # the amount notified, when a fault changes it
     addtime: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     endtime: datetime | None = None  # when it was paid
 
 
+FAULTS = ("lose_notification", "wrong_amount")  # the cashier page's fault buttons (see the module docstring)
 LOCAL = timezone(timedelta(hours=8))  # epay gateways keep their books in China's time
 ORDERS_PAGE_MAX = 50
 
@@ -103,22 +109,32 @@ class EpaySandbox(Notifying):
         return HTMLResponse(
             f"<!doctype html><meta charset=utf-8><title>沙箱收银台</title><h1>沙箱收银台 · sandbox cashier</h1>"
             f"<p id=amount>¥{html.escape(trade.money)}</p><p>{html.escape(trade.name)}</p>"
-            f"<form method=post action='/pay/{trade.trade_no}'><button id=pay>确认支付 · Pay</button></form>")
+            f"<form method=post action='/pay/{trade.trade_no}'><button id=pay>确认支付 · Pay</button>"
+            f"<p>沙箱故障 · sandbox faults: <button id=pay-lose-notification name=fault value=lose_notification>"
+            f"支付，丢失通知 · pay, lose the notification</button> <button id=pay-wrong-amount name=fault "
+            f"value=wrong_amount>支付，通知金额 +¥0.01 · pay, notify ¥0.01 more</button></form>")
 
     async def pay_page(self, request: Request) -> Response:
-        trade = self.pay(request.path_params["trade_no"])
+        fault = (await request.form()).get("fault") or None
+        if fault is not None and fault not in FAULTS:
+            return PlainTextResponse(f"unknown fault {str(fault)[:40]!r}", status_code=400)
+        trade = self.pay(request.path_params["trade_no"], fault)
         if trade is None:
             return PlainTextResponse("no such trade", status_code=404)
         return RedirectResponse(trade.return_url, status_code=303)
 
-    def pay(self, trade_no: str) -> Trade | None:
-        """The payer paid: mark the trade and notify the merchant (in the background, with retries)."""
+    def pay(self, trade_no: str, fault: str | None = None) -> Trade | None:
+        """The payer paid: mark the trade and notify the merchant (in the background, with retries),
+        unless `fault` (one of FAULTS) loses the notification or changes its amount."""
         trade = self.trades.get(trade_no)
         if trade is None:
             return None
         if trade.status == 0:
             trade.status, trade.endtime = 1, datetime.now(timezone.utc)
-            self.notify_later(self.notify, trade)
+            if fault == "wrong_amount":
+                trade.notice_money = f"{Decimal(trade.money) + Decimal('0.01'):.2f}"
+            if fault != "lose_notification":
+                self.notify_later(self.notify, trade)
         return trade
 
     def notification(self, trade: Trade, **override: str) -> dict[str, str]:
@@ -130,7 +146,7 @@ class EpaySandbox(Notifying):
 
     def notify(self, trade: Trade) -> bool:
         """Call the merchant's notify_url until it answers `success` (bounded)."""
-        query = urlencode(self.notification(trade))
+        query = urlencode(self.notification(trade, **({"money": trade.notice_money} if trade.notice_money else {})))
 
         def send() -> bool:
             resp = httpx.get(f"{trade.notify_url}?{query}", timeout=5)

@@ -73,6 +73,7 @@ def merchant_key(pem: str) -> str:
 
 class WechatGateway:
     name = "wechat"
+    creates_remotely = True  # the Native order is a call to WeChat Pay: asked before the order batch's transaction
 
     def __init__(self, config: Mapping[str, str]) -> None:
         from wechatpayv3 import WeChatPay, WeChatPayType

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "licence": ("licence", "app"), "hq": ("hq", "app"),
     **{name: ("render", "register") for name in ("render", "plan")},
     **{name: ("deploy", "register") for name in ("up", "down", "status", "logs", "upgrade", "backup", "backup-key",
-                                                 "restore", "doctor", "support-bundle")},
+                                                 "restore", "doctor", "support-bundle", "kube-manifests")},
     "plugins": ("plugins", "app"), "admin": ("staff", "app"), "export": ("export", "register"),
     "service": ("service", "app"),
     **{name: ("images", "register") for name in ("images", "bundle")},

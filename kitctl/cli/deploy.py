@@ -32,6 +32,22 @@ def register(app: typer.Typer) -> None:
     for command in (up, down, status, logs, upgrade, backup, backup_key, restore, doctor):
         app.command()(command)
     app.command("support-bundle")(support_bundle)
+    app.command("kube-manifests")(kube_manifests)
+
+
+def kube_manifests(
+    output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="Where to write the manifests (mode 0600)."),
+    site_dir: Path = SITE_DIR,
+) -> int:
+    """Write the rendered site as Kubernetes manifests (on paper: validated, not applied here; docs/scale-out.md)."""
+    from kitctl.deploy.compose import load_project
+    from kitctl.deploy.kubernetes import manifests, write
+    from kitctl.deploy.rendered_site import require_site_dir
+
+    objects = manifests(load_project(require_site_dir(site_dir)))
+    write(objects, output)
+    _out().print(f"wrote {len(objects)} objects to {output}")
+    return 0
 
 
 @with_site_options
@@ -44,11 +60,19 @@ def up(
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
     keep: bool = typer.Option(False, "--keep", help="If a first deploy fails, keep its containers (stopped), networks "
                               "and volumes to inspect; `kitctl down --volumes` removes them."),
+    orchestrator: str = typer.Option("engine", "--orchestrator", help="engine (containers on one Docker engine) or "
+                                     "swarm (Swarm services on a manager; see docs/scale-out.md)."),
 ) -> int:
     """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
 
+    from kitctl.deploy.up import ORCHESTRATORS
+
+    if orchestrator not in ORCHESTRATORS:  # before anything is rendered or read
+        from kitcore.errors import InvalidInput
+
+        raise InvalidInput(f"--orchestrator must be one of: {', '.join(ORCHESTRATORS)}")
     site_dir = _render_if_asked(site_params, dry_run)
     host = site_params.get("docker_host") or _env_host()
     if SiteDir(site_dir).is_rendered:
@@ -56,7 +80,7 @@ def up(
     options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None,
-                        keep=keep)
+                        keep=keep, orchestrator=orchestrator)
     return deploy_and_report(options, "up")
 
 

@@ -44,6 +44,9 @@ features_app = typer.Typer(help="Licence features: the tiers' own and third part
 app.add_typer(features_app, name="features")
 grades_app = typer.Typer(help="Sites' grades and ranking per month, and acting on a suggestion (docs/partners.md).")
 app.add_typer(grades_app, name="grades")
+applications_app = typer.Typer(help="Partner applications: the queue, one application, decisions (docs/partners.md).",
+                                no_args_is_help=True)
+app.add_typer(applications_app, name="applications")
 stock_app = typer.Typer(help="Low-stock thresholds of card-key SKUs (docs/partners.md).", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
 rollout_app = typer.Typer(help="Rollouts of a kit version by rings, canary first (docs/deploy.md).",
@@ -501,6 +504,69 @@ def stock_threshold(sku: str, threshold: Optional[int] = typer.Argument(None, he
     out().print(f"{sku}: low-stock threshold {'default' if threshold is None else threshold}")
 
 
+@applications_app.command("list")
+def applications_list(stage: Optional[str] = typer.Option(None, "--stage", help="Only this stage."),
+                      hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                      as_json: bool = JSON) -> None:
+    """Applications, those waiting for a decision first."""
+    from hq import applications
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = applications.listing(hq, stage)
+    if as_json:
+        print_json(rows)
+        return
+    _table("Applications", ["number", "name", "tier", "categories", "stage", "next", "updated"],
+           [[r["number"], r["name"], r["tier"], ",".join(r["categories"]), r["stage"], r["next"], r["updated_at"]]
+            for r in rows])
+
+
+@applications_app.command("show")
+def applications_show(number: str, hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                      as_json: bool = JSON) -> None:
+    """One application: contact, materials, every stage change with who, when and why."""
+    from hq import applications
+    from kitctl.console import out, print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        app_ = applications.show(hq, number)
+    if as_json:
+        print_json(app_)
+        return
+    out().print(f"{app_['number']} {app_['name']} ({app_['applicant']}, {app_['email']}): {app_['stage']}"
+                + (f", next {app_['next']}" if app_["next"] else ""))
+    out().print(f"tier {app_['tier']}; categories {', '.join(app_['categories'])}; regions {', '.join(app_['regions'])}")
+    if app_["reasons"]:
+        out().print("reasons: " + "; ".join(app_["reasons"]))
+    _table("Materials", ["id", "kind", "file", "type", "bytes", "expires"],
+           [[m["id"], m["kind"], m["filename"], m["content_type"], m["size"], m["expires_on"]] for m in app_["materials"]])
+    _table("Stage changes", ["at", "by", "from", "to", "why"],
+           [[e["at"], e["by"], e["from"], e["to"], e["why"]] for e in app_["history"]])
+
+
+@applications_app.command("decide")
+def applications_decide(number: str, to: str = typer.Argument(..., help="contract_signed, base_fee_paid, "
+                                                                         "licence_issued or rejected."),
+                        why: str = typer.Option(..., "--why", help="Why (a rejection's reason is mailed)."),
+                        site: Optional[str] = typer.Option(None, "--site", help="licence_issued: the site id."),
+                        days: int = typer.Option(365, "--days", help="licence_issued: the term in days."),
+                        hq_url: str = HQ_URL, registry_url: Optional[str] = REGISTRY_URL,
+                        hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                        as_json: bool = JSON) -> None:
+    """Move an application to its next stage, or reject it; licence_issued issues the licence and mails it."""
+    from hq import applications
+    from kitctl.console import out, print_json
+
+    with local_hq(hq_dir, database_url, hq_url, registry_url) as hq:
+        done = applications.decide(hq, _operator_name(), number, to.replace("-", "_"), why, site, days)
+    if as_json:
+        print_json({k: v for k, v in done.items() if k != "install_command"})
+        return
+    out().print(f"{number}: {done['stage']}" + (f"; licence {done['jti']} issued for site {done['site']}, "
+                                                 "install command mailed to the applicant" if done.get("jti") else ""))
+
+
 PERIOD = typer.Option(None, "--period", help="A month, YYYY-MM (default: this one).")
 
 
@@ -658,14 +724,14 @@ def payments_list(hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] =
 @payments_app.command("test")
 def payments_test(gateway: str = typer.Argument(..., help="A configured gateway, e.g. epay."),
                   hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
-    """Reach a gateway with its stored credentials; nothing changes there (exit 1 if it fails)."""
+    """Reach a gateway with its stored credentials; nothing changes there (exit 1 if it fails; audited)."""
     from hq.payments import config
     from hq.payments.contract import GatewayError
     from kitctl.console import out
 
     with local_hq(hq_dir, database_url) as hq:
         try:
-            line = config.test(hq, gateway)
+            line = config.test(hq, _operator_name(), gateway)
         except GatewayError as exc:
             out().print(f"[red]{gateway}: failed[/]: {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from None

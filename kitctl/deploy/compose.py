@@ -30,6 +30,7 @@ RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)\Z")
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 MAX_COMPOSE_BYTES = 1024 * 1024
+MAX_REPLICAS = 32
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Service:
     depends_on: tuple[Dependency, ...] = ()
     healthcheck: Healthcheck | None = None
     restart: str = "no"
+    replicas: int = 1  # `deploy.replicas`: tasks on a Swarm (kitctl.deploy.swarm); one container on a single engine
     cpus: float | None = None
     memory: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
@@ -139,12 +141,7 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
     import yaml
 
     config_file = SiteDir(path).compose if path.is_dir() else path
-    try:
-        raw = config_file.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {config_file}: {exc.strerror}") from None
-    if len(raw) > MAX_COMPOSE_BYTES:
-        raise InvalidInput(f"{config_file} is larger than {MAX_COMPOSE_BYTES} bytes")
+    raw = read_bounded(config_file, MAX_COMPOSE_BYTES)
     try:
         data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10× faster
     except yaml.YAMLError as exc:
@@ -153,6 +150,17 @@ def load_project(path: Path, project_name: str | None = None) -> Project:
         raise InvalidInput(f"{config_file} is not valid YAML{where}") from None
     project = parse_project(data, config_file.resolve().parent, config_file.resolve(), project_name)
     return with_adopted_volumes(project)
+
+
+def read_bounded(path: Path, limit: int, where: str = "", what: str = "") -> bytes:
+    """A file's bytes, or one line when it cannot be read or is larger than `limit`."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{where}cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput(f"{where}{path} is larger than {what}{limit} bytes")
+    return data
 
 
 def with_adopted_volumes(project: Project) -> Project:
@@ -306,6 +314,7 @@ def _service(name: str, body: Any, working_dir: Path, volumes: dict, networks: d
         depends_on=_depends(body.get("depends_on"), f"{where}.depends_on"),
         healthcheck=_healthcheck(body.get("healthcheck"), f"{where}.healthcheck"),
         restart=restart,
+        replicas=limits.get("replicas", 1),
         cpus=limits.get("cpus"),
         memory=limits.get("memory"),
         labels=tuple(sorted(_key_values(body.get("labels"), f"{where}.labels", "=").items())),
@@ -492,13 +501,19 @@ def _healthcheck(raw: Any, where: str) -> Healthcheck | None:
 def _limits(raw: Any, where: str) -> dict[str, Any]:
     if raw is None:
         return {}
-    _require(isinstance(raw, dict) and set(raw) <= {"resources"}, f"{where}: only `resources.limits` is supported")
+    _require(isinstance(raw, dict) and set(raw) <= {"resources", "replicas"},
+             f"{where}: only `replicas` and `resources.limits` are supported")
+    found: dict[str, Any] = {}
+    if "replicas" in raw:
+        replicas = raw["replicas"]
+        _require(isinstance(replicas, int) and not isinstance(replicas, bool) and 1 <= replicas <= MAX_REPLICAS,
+                 f"{where}.replicas must be a whole number from 1 to {MAX_REPLICAS}")
+        found["replicas"] = replicas
     resources = raw.get("resources") or {}
     _require(isinstance(resources, dict) and set(resources) <= {"limits"}, f"{where}.resources: only `limits` is supported")
     limits = resources.get("limits") or {}
     _require(isinstance(limits, dict), f"{where}.resources.limits must be a mapping")
     _no_unknown(limits, {"cpus", "memory"}, f"{where}.resources.limits")
-    found: dict[str, Any] = {}
     if "cpus" in limits:
         try:
             found["cpus"] = float(limits["cpus"])

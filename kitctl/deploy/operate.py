@@ -48,6 +48,12 @@ def status(client: "docker.DockerClient", project: Project) -> list[ServiceStatu
         if c["Names"][0].endswith("_kitctl_old") and service in found:
             continue
         found[service] = c
+    if not found:
+        from kitctl.deploy.swarm.tasks import swarm_status
+
+        swarm = swarm_status(client.api, project)
+        if swarm:
+            return [ServiceStatus(**row) for row in swarm]
     rows = []
     order = start_order({n: s.dependency_names() for n, s in project.services.items()})
     for name in order + sorted(set(found) - set(order)):
@@ -129,6 +135,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
     from kitctl.deploy.compose import load_project
     from kitctl.deploy.copy_reader import remove_reader
     from kitctl.deploy.identity import adopt, check_ours, find_legacy
+    from kitctl.deploy.swarm.down import swarm_down
 
     check_ours(client.api, project)
     legacy = find_legacy(client.api, project)
@@ -145,6 +152,7 @@ def down(client: "docker.DockerClient", project: Project, volumes: bool) -> list
             client.api.remove_container(cid, force=True, v=volumes)  # --volumes: its anonymous volumes too
             done.append(f"removed container of {name}")
     remove_reader(client.api, project.name)  # over ssh://, what `up` reads the site's copy with
+    done += swarm_down(client.api, project)  # a site deployed with --orchestrator swarm
     for net in client.api.networks(filters={"label": f"{L.PROJECT}={project.name}"}):
         client.api.remove_network(net["Id"])
         done.append(f"removed network {net['Name']}")
@@ -180,6 +188,10 @@ def _container(client: "docker.DockerClient", project: Project, service: str, re
     flt = L.project_filter(project.name)
     flt["label"].append(f"{L.SERVICE}={service}")
     found = [c for c in client.api.containers(all=True, filters=flt) if not c["Names"][0].endswith("_kitctl_old")]
+    if not found:  # a Swarm site: one running task of the service on this node
+        from kitctl.deploy.swarm.tasks import task_container_filter
+
+        found = client.api.containers(filters=task_container_filter(project, service))
     if not found:
         if required:
             raise InvalidInput(f"service {service!r} has no container: run `kitctl up` first")

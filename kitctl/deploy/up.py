@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kitctl.deploy.report import Reporter
 
 DEFAULT_TIMEOUT = 180.0
+ORCHESTRATORS = ("engine", "swarm")
 NO_HEALTHCHECK_TIMEOUT = 60.0
 
 
@@ -46,6 +47,7 @@ class UpOptions:
     remote_dir: str | None = None
     admin_name: str = "admin"
     keep: bool = False  # a failed first deploy keeps what it made, stopped, for the person to inspect
+    orchestrator: str = "engine"  # "engine" (containers on one engine) or "swarm" (kitctl.deploy.swarm)
 
 
 @dataclass
@@ -69,8 +71,12 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
 
     if options.timeout <= 0:
         raise InvalidInput("--timeout must be positive")
+    if options.orchestrator not in ORCHESTRATORS:
+        raise InvalidInput(f"--orchestrator must be one of: {', '.join(ORCHESTRATORS)}")
     site_dir = require_site_dir(options.site_dir)
     project = with_images(load_project(site_dir), options.image_overrides)
+    if options.orchestrator == "swarm":
+        return _swarm(options, project, site_dir, reporter)
     domain_warnings = doctor.start_domain_check(site_domain(site_dir))
     client = connect(options.host)
     remote = is_remote(options.host)
@@ -79,6 +85,7 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
 
         ssh_master.start(options.host or "")  # beside the deploy, for the next command (refuses a bad setting)
     check_ours(client.api, project)
+    _not_on_swarm(client.api, project)
     legacy = find_legacy(client.api, project)
     _preflight(client, project, options.host, lambda: licence_summary(site_dir, options.licence, options.hq_keys))
     host_path = _host_paths(options, project) if remote else (lambda p: p)
@@ -116,6 +123,41 @@ def up(options: UpOptions, reporter: "Reporter") -> UpResult:
     result.admin_output = _first_admin(client, ctx, site_dir, result.outcome, options, reporter)
     result.warnings += domain_warnings()
     return result
+
+
+def _swarm(options: UpOptions, project: Project, site_dir: Path, reporter: "Reporter") -> UpResult:
+    """The same site as Swarm services (kitctl.deploy.swarm.rollout); the licence and images checked as for one engine."""
+    from kitctl.deploy.swarm.rollout import swarm_up
+    from kitctl.deploy.swarm.tasks import running_container
+    from kitctl.engine import connect
+
+    if options.dry_run or options.services or options.keep or options.bundle is not None:
+        raise InvalidInput("--orchestrator swarm deploys the whole site: --dry-run, --service, --keep and --bundle "
+                           "are for a single engine")
+    client = connect(options.host)
+    verified_licence(site_dir, options.licence, options.hq_keys)
+    _images(client, project, options, lambda: verified_licence(site_dir, options.licence, options.hq_keys), reporter)
+    done = swarm_up(client.api, project, options.timeout, reporter.note)
+    actions = [ServiceAction(n, "recreate" if n in done.changed else "keep", "swarm service") for n in project.services]
+    result = UpResult(project.name, actions, Outcome(done.changed, [], done.seconds), url=site_url(project, site_dir),
+                      admin_name=options.admin_name, warnings=done.warnings)
+    if "storefront" in done.changed:
+        from kitctl.deploy.admin import create_first_admin, needs_first_admin
+
+        container = running_container(client.api, f"{project.name}_storefront")
+        if container and needs_first_admin(site_dir, done.changed):
+            admin = create_first_admin(client.api, container, site_dir, options.admin_name)
+            result.admin_output = (admin.output or None) if admin.ok else None
+    return result
+
+
+def _not_on_swarm(api, project: Project) -> None:
+    """Containers beside the site's Swarm tasks would be a second database on the same volume name."""
+    from kitctl.deploy.swarm.tasks import swarm_status
+
+    if swarm_status(api, project):
+        raise InvalidInput(f"{project.name} runs as Swarm services on this engine: pass --orchestrator swarm "
+                           "(or `kitctl down` first)")
 
 
 def with_images(project: Project, overrides: dict[str, str]) -> Project:

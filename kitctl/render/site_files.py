@@ -217,6 +217,7 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "secrets_dir": SECRETS,
         "probes": stack.probes(),
         "limits": stack.LIMITS,
+        "replicas": {"storefront": i.replicas, "proxy": i.proxy_replicas},
         "networks": stack.networks(i.hq_network),
         "volumes": stack.volumes(data_dir, [*added.volumes, *(monitoring.VOLUMES if i.monitoring else ())]),
         "inputs_hashes": {

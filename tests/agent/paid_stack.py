@@ -20,16 +20,22 @@ from tests.agent.helpers import OPEN_RULES, AgentProcess, make_site_dir, sqlite_
 from tests.storefront.http import checkout
 from tests.storefront.support import running_storefront, write_site_files
 from tests.support.kit_stack import SECRET  # the card-key cells of the order page, read in one place
+from tests.support.resend import client
 
 SKU = "G-PAY-N"
 PAY_LINK = re.compile(r'id="pay-link" href="([^"]+)"')
 
 
 class Buyer:
-    """One buyer: their own cookies (the order page is theirs), one order, its pay link, its card key."""
+    """One buyer: their own cookies (the order page is theirs), one order, its pay link, its card key.
+
+    Like a browser, a buyer sends a GET again when the server dropped it unanswered (a keep-alive connection
+    the storefront closed as it was reused: polling 200 buyers, each one's connection idles for seconds);
+    tests.support.resend bounds that and names the server that dropped it."""
 
     def __init__(self, base: str, n: int) -> None:
-        self.client = httpx.Client(base_url=base, timeout=60)
+        self.client = client("storefront", base, timeout=60)
+        self.cashier = client("epay sandbox", timeout=60)
         self.n = n
         self.path = ""
         self.paid_at = 0.0  # monotonic, when the sandbox took the payment
@@ -46,15 +52,19 @@ class Buyer:
     def pay(self) -> str:
         """Open the pay link at the sandbox and pay; the sandbox's trade number."""
         link = PAY_LINK.search(self.client.get(self.path).text).group(1).replace("&amp;", "&")
-        cashier = httpx.get(link, timeout=60)
+        cashier = self.cashier.get(link)
         trade_no = re.search(r"/pay/(S[0-9a-f]+)", cashier.text).group(1)
-        paid = httpx.post(link.split("submit.php")[0] + f"pay/{trade_no}", timeout=60)
+        paid = self.cashier.post(link.split("submit.php")[0] + f"pay/{trade_no}")
         self.paid_at = time.monotonic()
         assert paid.status_code == 303, paid.text[:300]
         return trade_no
 
     def secrets(self) -> list[str]:
         return SECRET.findall(self.client.get(self.path).text)
+
+    def resent(self) -> int:
+        """GETs a server dropped unanswered that this buyer sent again (a figure for the report)."""
+        return sum(c._transport.resent for c in (self.client, self.cashier))  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -43,6 +43,7 @@ def test_200_concurrent_paid_checkouts_are_each_delivered_once_and_no_key_is_sol
             entries = conn.execute(select(func.count()).select_from(LedgerEntry)
                                    .where(LedgerEntry.kind == "order")).scalar()
         notified = {stack.box.trades[t].notified for t in trades}
+    print(f"GETs dropped unanswered and sent again: {sum(b.resent() for b in buyers)}")  # noqa: T201 (a figure)
     assert len(sold) == ORDERS and {n for _, n in sold} == {1} and entries == ORDERS
     assert [len(s) for s in shown] == [1] * ORDERS and len({s[0] for s in shown}) == ORDERS  # each buyer's own key
     assert {s[0] for s in shown} <= {k["secret"] for k in stack.keys}

@@ -47,6 +47,9 @@ class FakeEngine:
         self.volumes_: dict[str, dict[str, Any]] = {}
         self.changes: list[tuple[str, str]] = []
 
+    def info(self) -> dict[str, Any]:
+        return {"Swarm": {"LocalNodeState": "inactive"}}  # a single engine: `down` has no Swarm services to remove
+
     # -- setup ---------------------------------------------------------------------------------------
     def run(self, name: str, project: str, service: str, site: str | None, volume: str | None = None) -> None:
         labels = {L.PROJECT: project, L.SERVICE: service, L.ONEOFF: "False"} | ({L.SITE: site} if site else {})

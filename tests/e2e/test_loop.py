@@ -107,7 +107,11 @@ def checkout(page, sku: str, contact: str, password: str = "order-pw-1", extra: 
     if page.locator("#order-id").count() == 0 and "ERR_NETWORK_CHANGED" in page.content():
         # Chromium lost the answer (a container started and the host's interfaces changed), not
         # the shop: the same form again, same nonce, is the same order if the first one landed.
-        visit(page, page.request.post(f"/p/{sku}/checkout", form=form).url)
+        again = page.request.post(f"/p/{sku}/checkout", form=form)
+        if "/order/" not in again.url:  # say what the shop answered to the form sent again, not a GET of its URL
+            raise AssertionError(f"checkout of {sku} sent again after ERR_NETWORK_CHANGED: "
+                                 f"{again.status} at {again.url}: {again.text()[:600]}")
+        visit(page, again.url)
     if page.locator("#order-id").count() == 0:  # say what the shop said instead
         raise AssertionError(f"checkout of {sku} refused: {page.inner_text('body')[:600]}")
     return page.locator("#order-id").inner_text().strip()
@@ -350,6 +354,76 @@ def test_hq_down_while_the_sandbox_notifies_the_retry_lands_once(demo, buyer, pa
     notices = hq_rows(demo, "SELECT outcome FROM payment_notices WHERE out_trade_no = ?", trade[0]["out_trade_no"])
     assert notices == [{"outcome": "applied"}]  # the retry after HQ came back, once
     assert [k["status"] for k in hq_rows(demo, "SELECT status FROM card_keys WHERE order_pk = ?", pk)] == ["sold"]
+
+
+def pay_at_cashier(page, link: str, button: str) -> None:
+    """The payer opens the pay link in a tab of their own and presses `button` on the sandbox's cashier page."""
+    cashier = page.context.new_page()
+    try:
+        cashier.goto(link)
+        cashier.click(button)
+        cashier.wait_for_load_state()
+        assert "Your payment was submitted" in cashier.inner_text("body")  # HQ's return page
+    finally:
+        cashier.close()
+
+
+def sandbox_trade(demo, out_trade_no: str) -> dict[str, Any]:
+    """The sandbox's own books for a trade, asked the way HQ asks (epay's act=order, the demo merchant's key)."""
+    import json
+
+    from demo.payments import merchant_file
+
+    merchant = json.loads(merchant_file(demo).read_text())
+    got = httpx.get(f"http://127.0.0.1:{demo.pay_port}/api.php", timeout=15, params={
+        "act": "order", "pid": merchant["pid"], "key": merchant["key"], "out_trade_no": out_trade_no}).json()
+    assert got["code"] == 1, got
+    return got
+
+
+def test_a_payment_risk_control_rejects_is_refunded_through_the_gateway_and_the_buyer_sees_it(
+        demo, buyer, operator, paying):
+    order_id = checkout(buyer, "game-steam-100", "held-payer@example.cn")
+    pay_at_cashier(buyer, pay_link(buyer), "#pay-wrong-amount")  # the gateway notifies ¥0.01 more than charged
+    buyer.locator("#order-status.status-review").wait_for(timeout=60_000)  # held for review, page follows
+    held = hq_order(demo, order_id)
+    assert held["status"] == "review" and "payment_mismatch" in held["reasons"]
+    key = hq_rows(demo, "SELECT id, status FROM card_keys WHERE order_pk = ?", held["id"])
+    assert [k["status"] for k in key] == ["reserved"]  # no key leaves HQ for a payment it does not trust
+    visit(operator, "/fleet")
+    operator.click(f"#reviews form[action='/fleet/reviews/{held['hq_order_id']}/reject'] button")
+    assert "refunded" in operator.inner_text(".flash.ok")
+    buyer.locator("#order-status.status-refunded").wait_for(timeout=60_000)  # the page follows by itself
+    assert buyer.locator("#card-keys .secret").count() == 0
+    trade = hq_rows(demo, "SELECT out_trade_no, status, amount_cents FROM payments WHERE order_pk = ?", held["id"])
+    assert [t["status"] for t in trade] == ["refunded"] and hq_order(demo, order_id)["status"] == "refunded"
+    books = sandbox_trade(demo, trade[0]["out_trade_no"])  # given back at the gateway, in full
+    assert books["status"] == 1 and books["refundmoney"] == books["money"] == f"{trade[0]['amount_cents'] / 100:.2f}"
+    audit = hq_rows(demo, "SELECT operator, detail FROM audit_log WHERE action = 'payments.refund'")
+    assert [(a["operator"], held["hq_order_id"] in a["detail"]) for a in audit][-1:] == [("demo", True)]
+    assert hq_rows(demo, "SELECT status, order_pk FROM card_keys WHERE id = ?", key[0]["id"]) == [
+        {"status": "available", "order_pk": None}]  # back on sale
+    assert hq_rows(demo, "SELECT kind FROM ledger_entries WHERE source = ?", held["hq_order_id"]) == []
+
+
+def test_a_lost_notification_is_found_by_hqs_query_and_the_key_delivered_once(demo, buyer, paying):
+    order_id = checkout(buyer, "phone-cmcc-50", "lost-notice@example.cn")
+    pay_at_cashier(buyer, pay_link(buyer), "#pay-lose-notification")  # paid; the gateway never tells HQ
+    buyer.locator("#card-keys .secret").first.wait_for(timeout=90_000)  # HQ asked once the payment was overdue
+    assert buyer.locator("#card-keys .secret").count() == 1
+    pk = hq_order(demo, order_id)["id"]
+    trade = hq_rows(demo, "SELECT out_trade_no, status, paid_at, expires_at FROM payments WHERE order_pk = ?", pk)
+    assert [t["status"] for t in trade] == ["paid"]
+    # found by the overdue query (expiry 20 s after approval), not by a notification (it would come at once)
+    assert trade[0]["paid_at"] >= trade[0]["expires_at"], trade
+    notices = hq_rows(demo, "SELECT outcome FROM payment_notices WHERE out_trade_no = ?", trade[0]["out_trade_no"])
+    assert notices == [{"outcome": "applied"}]  # the query's answer, applied once
+    assert sandbox_trade(demo, trade[0]["out_trade_no"])["status"] == 1
+    assert [k["status"] for k in hq_rows(demo, "SELECT status FROM card_keys WHERE order_pk = ?", pk)] == ["sold"]
+    time.sleep(3)  # the sweep runs every second: a second look must not deliver again
+    assert hq_rows(demo, "SELECT COUNT(*) AS n FROM payment_notices WHERE out_trade_no = ?",
+                   trade[0]["out_trade_no"]) == [{"n": 1}]
+    assert order_status(buyer, order_id) == "delivered" and buyer.locator("#card-keys .secret").count() == 1
 
 
 # -- 6. metrics --------------------------------------------------------------------

@@ -115,6 +115,42 @@ def test_the_reconciliation_and_its_differences_show_on_the_fleet_page_and_the_s
                      _table(site, "site-differences"))
 
 
+def _tested(client: httpx.Client, gateway: str, csrf: str) -> str:
+    done = client.post(f"/fleet/payments/{gateway}/test", data={"csrf": csrf})
+    assert done.status_code == 303 and done.headers["location"].endswith("#payments"), done.text
+    return client.get(done.headers["location"]).text
+
+
+def _tests_audited(hq: RunningHQ) -> list[tuple[str, dict[str, Any]]]:
+    from sqlalchemy import select
+
+    from hq.models import AuditEvent
+
+    with hq.service.read() as conn:
+        return [(op, d) for op, d in conn.execute(select(AuditEvent.operator, AuditEvent.detail)
+                                                  .where(AuditEvent.action == "payments.test").order_by(AuditEvent.id))]
+
+
+def test_the_operator_tests_a_gateways_connection_from_the_fleet_page_and_it_is_audited(paying):
+    hq, _, box = paying
+    client, csrf = _login(hq)
+    assert 'action="/fleet/payments/epay/test"' in _table(client.get("/fleet").text, "gateways")
+    pid, key = next(iter(box.merchants.items()))
+    page = _tested(client, "epay", csrf)
+    assert f"epay: ok — epay at {box.url.split('/')[2]} answered; merchant {pid}&#39;s key accepted" in page
+    assert box.trades == {}  # nothing opened at the gateway
+    config.configure(hq.service, "tester", "epay", {"api_url": box.url, "pid": pid, "key": "not-the-key"})
+    failed = _tested(client, "epay", csrf)
+    assert "epay: failed: epay order: KEY" in failed and "not-the-key" not in failed and key not in failed
+    assert "is not configured" in _tested(client, "alipay", csrf)  # one line, nothing audited
+    forged = client.post("/fleet/payments/epay/test", data={"csrf": "x"})
+    assert forged.status_code == 403
+    audited = _tests_audited(hq)
+    assert [(d["gateway"], d["ok"]) for _, d in audited] == [("epay", True), ("epay", False)]
+    assert {op for op, _ in audited} == {"tester"} and "KEY" in audited[1][1]["result"]
+    assert not any(secret in str(audited) for secret in (key, "not-the-key"))
+
+
 @pytest.mark.browser
 def test_the_operator_refunds_in_the_browser_and_the_page_shows_it(paying):
     from tests.conftest import require
@@ -129,6 +165,9 @@ def test_the_operator_refunds_in_the_browser_and_the_page_shows_it(paying):
         page.fill("#token", hq.operator_token)
         page.click("button[type=submit]")
         page.wait_for_selector("#payments")
+        page.click('#gateways tr[data-gateway="epay"] form.gateway-test button')
+        page.wait_for_selector("#payments")
+        assert page.inner_text(".flash").startswith("epay: ok — epay at ")
         page.fill("#refund-order", paid["hq_order_id"])
         page.fill("#refund-reason", "缺货退款")
         page.click("#refund-form button[type=submit]")

@@ -226,6 +226,36 @@ def test_a_lost_notification_is_found_by_querying_the_gateway(paying):
     assert _status(hq, token, "L1")["status"] == "delivered" and _ledger_entries(hq, result["hq_order_id"]) == 1
 
 
+def _pay_at_cashier(box: EpaySandbox, trade_no: str, fault: str | None) -> httpx.Response:
+    """The payer presses one of the cashier page's buttons (a fault button names its fault)."""
+    return http.post(f"{box.url}pay/{trade_no}", data={"fault": fault} if fault else None)
+
+
+def test_the_cashiers_fault_buttons_lose_the_notification_or_notify_another_amount(paying):
+    hq, token, box = paying
+    lost, short = _order(hq, token, "F1"), _order(hq, token, "F2")
+    cashier = http.get(lost["payment"]["pay_url"]).text
+    assert "id=pay-lose-notification" in cashier and "id=pay-wrong-amount" in cashier
+    lost_trade, short_trade = _open_at_sandbox(box, lost), _open_at_sandbox(box, short)
+    assert _pay_at_cashier(box, short_trade, "wrong_amount").status_code == 303
+    held = _wait_status(hq, token, "F2", "review")  # notified ¥95.01 for a ¥95.00 order
+    assert "payment_mismatch" in held["reasons"] and box.trades[short_trade].notified == 1
+    assert _pay_at_cashier(box, lost_trade, "lose_notification").status_code == 303
+    time.sleep(0.5)
+    assert box.trades[lost_trade].status == 1 and box.trades[lost_trade].notified == 0
+    assert _status(hq, token, "F1")["status"] == "pending_payment"  # paid, but HQ never heard
+    swept = flow.sweep(hq.service, utcnow() + timedelta(seconds=hq.service.settings.payment_expiry_seconds + 1))
+    assert swept == {"found_paid": 1, "expired": 0}
+
+
+def test_an_unknown_fault_is_refused_and_the_trade_stays_unpaid(paying):
+    hq, token, box = paying
+    trade_no = _open_at_sandbox(box, _order(hq, token, "F3"))
+    refused = _pay_at_cashier(box, trade_no, "explode")
+    assert refused.status_code == 400 and "unknown fault" in refused.text
+    assert box.trades[trade_no].status == 0 and _status(hq, token, "F3")["status"] == "pending_payment"
+
+
 def test_a_notification_before_its_order_waits_and_is_applied_when_the_order_arrives(paying):
     hq, token, box = paying
     pid, key = next(iter(box.merchants.items()))

@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from hq.metrics import metrics
-from hq.payments import config, refunds
+from hq.payments import config, flow, refunds
 from hq.payments.alipay import AlipayGateway
 from hq.payments.contract import Forged, GatewayError, PaymentRequest
 from hq.payments.sandbox_alipay import AlipaySandbox, Trade, serving
@@ -185,6 +185,49 @@ def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_h
         assert held["status"] == "review" and held["delivery"] is None  # signed, but not the order's amount
         refunded = refunds.refund(hq.service, "tester", done["hq_order_id"], "buyer asked")  # through Alipay
         assert refunded["amount_cents"] == 9500 and trade.refunded == "95.00"
+
+
+def test_a_batchs_links_are_asked_of_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
+                                                                                       monkeypatch):
+    import threading
+
+    from sqlalchemy import update
+
+    from hq.models import CardKey
+
+    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
+        hq.seed_item("card-a", price_cents=9000)
+        hq.seed_card_keys("card-a", 2)
+        config.configure(hq.service, "tester", "alipay", served.add_app())
+        token = hq.issue_licence("site-ali", categories=["game"])
+        asked: list[tuple[str, bool]] = []
+        writers: list[threading.Thread] = []
+        real = AlipayGateway.create
+
+        def create(self, request):  # type: ignore[no-untyped-def]
+            def write() -> None:  # another writer, on the rows the batch reserves (its transaction holds them)
+                with hq.service.connection() as conn:
+                    conn.execute(update(CardKey).where(CardKey.sku == "card-a").values(serial=CardKey.serial))
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            writer.join(3)
+            writers.append(writer)
+            asked.append((request.out_trade_no, writer.is_alive()))  # alive: kept waiting while Alipay answers
+            return real(self, request)
+
+        monkeypatch.setattr(AlipayGateway, "create", create)
+        resp = post_orders(hq, token, "k-B", [order("B1", sku="card-a", unit_price_cents=9500),
+                                              order("B2", sku="no-such-sku", unit_price_cents=9500)])
+        for writer in writers:
+            writer.join(10)
+        paid, refused = resp.json()["results"]
+        assert paid["status"] == "pending_payment" and refused["status"] == "rejected"
+        assert asked == [(flow.out_trade_no("site-ali", "B1"), False)]  # once, for the approved order, unlocked
+        trade = served.by_out_trade_no(next(iter(served.apps)), asked[0][0])
+        assert paid["payment"]["qr"] == served.url + "qr/" + trade.trade_no  # the link made before is the one stored
+        httpx.post(f"{served.url}pay/{trade.trade_no}")
+        assert len(wait_order_status(hq, token, "B1", "delivered")["delivery"]["card_keys"]) == 1
 
 
 def test_an_unreachable_gateway_answers_503_stores_nothing_and_the_same_batch_lands_later(tmp_path):

@@ -53,6 +53,12 @@ def test_the_connection_test_passes_with_the_right_key_and_fails_with_a_wrong_on
     capsys.readouterr()
     assert kit(hq_dir, "test", "epay") == 1
     assert "ConnectError" in capsys.readouterr().out
+    import sqlite3
+
+    with sqlite3.connect(hq_dir / "hq.sqlite3") as db:  # each test audited with its outcome, never the key
+        audited = [json.loads(d) for (d,) in db.execute("SELECT detail FROM audit_log WHERE action = 'payments.test'")]
+    assert [(d["gateway"], d["ok"]) for d in audited] == [("epay", True), ("epay", False), ("epay", False)]
+    assert "ConnectError" in audited[2]["result"] and not any(k in str(audited) for k in (key, "not-the-key"))
 
 
 @pytest.mark.parametrize("name", ["epay", "nope"])

@@ -28,6 +28,13 @@ DOMAIN_REFUSALS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/admin/licences/{site}/upgrade"): frozenset({"invalid_licence_request"}),
     # a grading configuration that is not monotonic or whose grade thresholds are out of order
     ("PUT", "/v1/admin/grades/config"): frozenset({"grading_rule"}),
+    # an application's materials are checked by content (magic bytes, size), its categories against the catalog,
+    # their number against the tier; a resubmission is for a rejected application only
+    ("POST", "/v1/applications"): frozenset({"material_type", "material_kind", "category_not_sold",
+                                             "too_many_categories"}),
+    ("POST", "/v1/applications/{number}/resubmit"): frozenset({"material_type", "material_kind"}),
+    # an operator's decision names its reason (`why`, not blank) and, for a licence, a site id HQ has not issued
+    ("POST", "/v1/admin/applications/{number}/decide"): frozenset({"invalid_request", "invalid_licence_request"}),
 }
 
 

@@ -1,0 +1,1 @@
+"""The site on Docker Swarm (`kitctl up --orchestrator swarm`): services, configs, secrets, rolling updates."""
