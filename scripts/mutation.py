@@ -35,7 +35,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Collection, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
@@ -78,7 +78,8 @@ MODULES: dict[str, Module] = {
     "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
     "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
     "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
-                                             "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger"), pg=True),
+                                             "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger",
+                                             "hq/test_hq_payments"), pg=True),  # a gateway: decide_new's payable branch
     "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
                                                      "hq/test_hq_csv_input", "hq/test_hq_batch"), pg=True),
     # the escapers' own tests; test_injection_properties renders whole sites per example (minutes per mutant)
@@ -187,6 +188,30 @@ def run_mutmut(work: Path, jobs: int, names: list[str] | None = None) -> bool:
 
 
 NO_TESTS = "could not find any test case for any mutant"
+
+GENERATE = """
+from mutmut.__main__ import create_mutants
+from mutmut.mutation.trampoline import set_mutant_under_test
+from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+import os
+os.makedirs("mutants", exist_ok=True)
+set_mutant_under_test("mutant_generation")
+copy_src_dir()
+copy_also_copy_files()
+setup_source_paths()
+create_mutants(1)
+"""
+
+
+def generate_mutants(work: Path) -> None:
+    """mutmut's mutants tree and record, without its test run: what `--retest-with --unchecked` needs.
+
+    `mutmut run` first runs every selected test to map tests to functions, which for the HQ modules costs longer
+    than the named tests take over many mutants. mutmut keeps the verdicts of every function whose code is unchanged.
+    """
+    done = subprocess.run([sys.executable, "-c", GENERATE], cwd=work, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"mutant generation failed in {work}:\n" + done.stderr[-2000:])
 
 
 def tests_digest(module: Module) -> str:
@@ -306,10 +331,14 @@ PRELOAD = ("pytest", "hypothesis", "sqlalchemy.orm", "pydantic", "fastapi", "sta
            "msgspec", "orjson", "tinycss2", "typer", "docker", "paramiko")
 
 
-def pytest_in_fork(cwd: Path, args: list[str]) -> int:
+TIMEOUT = 36  # mutmut's exit code for a timeout (counted killed: the mutant hangs the tests)
+
+
+def pytest_in_fork(cwd: Path, args: list[str], timeout: float | None = None) -> int:
     """pytest in a child forked from this process, whose third-party imports are already done (seconds per mutant).
 
     The child forgets every module of the project, so the checkout copy in `cwd` (with the mutant) is what it imports.
+    A child still running after `timeout` seconds is killed (with its process group) and TIMEOUT returned.
     """
     import importlib
 
@@ -322,6 +351,7 @@ def pytest_in_fork(cwd: Path, args: list[str]) -> int:
     if pid == 0:  # the child
         code = 3
         try:
+            os.setpgid(0, 0)  # its own group: a timeout ends whatever it started too
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
@@ -335,16 +365,33 @@ def pytest_in_fork(cwd: Path, args: list[str]) -> int:
             code = int(pytest.main(args))
         finally:
             os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    import signal
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            done, status = os.waitpid(pid, 0 if deadline is None else os.WNOHANG)
+            if done:
+                pid = 0
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:  # type: ignore[operator]
+                return TIMEOUT
+            time.sleep(0.2)
+    finally:  # timed out, or this run was stopped: the child's group goes too
+        if pid:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
-def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, str]]]:
-    """Each table mutant against the module's tests, in a scratch copy of the checkout; (killed, survivors)."""
+def run_table_mutants(key: str, module: Module, only: list[str] | None = None,
+                      markers: str = MARKERS) -> tuple[int, list[tuple[str, str]]]:
+    """Each table mutant against the module's tests (or `only` these of them), in a scratch copy of the checkout;
+    (killed, survivors)."""
     source = (ROOT / module.path).read_text()
     mutants = table_mutants(module.path, source)
     if not mutants:
         return 0, []
-    tests = [t for t in module.tests if (ROOT / t).exists()]
+    tests = only or [t for t in module.tests if (ROOT / t).exists()]
     killed, survivors = 0, []
     with tempfile.TemporaryDirectory(prefix=f"kit-mut-{key}-") as tmp:
         scratch = Path(tmp)
@@ -355,7 +402,7 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
         target = scratch / module.path
         for mutant in mutants:
             target.write_text(source[:mutant.start] + mutant.replacement + source[mutant.end:])
-            code = pytest_in_fork(scratch, ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests])
+            code = pytest_in_fork(scratch, ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests])
             if code == 0:
                 survivors.append((mutant.name, f"- {mutant.original}\n+ {mutant.replacement}"))
             else:
@@ -367,7 +414,24 @@ def run_table_mutants(key: str, module: Module) -> tuple[int, list[tuple[str, st
 
 # -- survivors again, against named tests -------------------------------------------------------------
 
-def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False) -> None:
+def to_retest(recorded: dict[str, int | None], equivalents: Collection[str], unchecked: bool,
+              survived: Callable[[int], bool]) -> list[str]:
+    """The recorded survivors (and with `unchecked` the mutants not tested yet), listed equivalents left out.
+
+    With `unchecked`, in one fixed random order of all the module's mutants, the same on every run: a run stopped
+    early, or --limit N, has tested a seeded sample, and the next run continues that sample where it stopped.
+    """
+    names = sorted(recorded)
+    if unchecked:
+        import random
+
+        random.Random(27).shuffle(names)
+    return [n for n in names if n not in equivalents and (
+        recorded[n] is None and unchecked or recorded[n] is not None and survived(recorded[n]))]
+
+
+def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False, sqlite_only: bool = False,
+                limit: int | None = None) -> None:
     """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
 
     On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
@@ -381,34 +445,40 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
         raise SystemExit(f"{unknown[0]} is not one of {key}'s tests: {', '.join(module.tests)}")
     from mutmut.stats import status_by_exit_code  # the `mutation` extra: not installed for the suite
 
-    mutants = prepare(key, module) / "mutants"
+    work = prepare(key, module)
+    mutants = work / "mutants"
     meta_path = mutants / (module.path + ".meta")
+    if unchecked or meta_path.exists() and not (mutants / module.path).exists():  # also after prepare() dropped a
+        generate_mutants(work)  # stale mutated file: mutmut keeps the verdicts of the functions whose code is unchanged
     if not meta_path.exists() or not (mutants / module.path).exists():
-        raise SystemExit(f"{key}: no mutmut record to retest (run the module first)")
+        raise SystemExit(f"{key}: no mutmut record to retest (run the module first, or use --unchecked)")
     shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     equivalents = load_equivalents()
-    survivors = [n for n, code in json.loads(meta_path.read_text())["exit_code_by_key"].items()
-                 if (code is None and unchecked or code is not None and status_by_exit_code[code] in SURVIVED)
-                 and n not in equivalents]
-    if unchecked:  # in a fixed random order: a run stopped early has tested a fair sample of the module
-        import random
-
-        random.Random(27).shuffle(survivors)
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", MARKERS, "-W", "ignore", *tests]
-    with postgres(module.pg):
+    survivors = to_retest(json.loads(meta_path.read_text())["exit_code_by_key"], equivalents, unchecked,
+                          lambda code: status_by_exit_code[code] in SURVIVED)[:limit]
+    markers = MARKERS + (" and not postgres" if sqlite_only else "")
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests]
+    with postgres(module.pg and not sqlite_only):
+        clean = 0.0
         for sentinel, must_pass in (("", True), ("fail", False)):  # passes unmutated; reaches the module at all
             os.environ["MUTANT_UNDER_TEST"] = sentinel
+            started = time.monotonic()
             if (pytest_in_fork(mutants, args) == 0) != must_pass:
                 raise SystemExit(f"{key}: the named tests {'fail without a mutant' if must_pass else 'never reach the module'}")
+            clean = clean or time.monotonic() - started
+        timeout = max(60.0, 10 * clean)  # as mutmut's timeout_multiplier: a hung mutant counts as killed
+        print(f"   {len(survivors)} to test; the named tests take {clean:.0f} s unmutated (timeout {timeout:.0f} s)",
+              flush=True)
         for name in survivors:
             started = time.monotonic()
             os.environ["MUTANT_UNDER_TEST"] = name
-            code = pytest_in_fork(mutants, args)
+            code = pytest_in_fork(mutants, args, timeout)
             meta = json.loads(meta_path.read_text())
             if code > 0 or meta["exit_code_by_key"][name] is None:
-                meta["exit_code_by_key"][name] = 1 if code > 0 else 0  # mutmut's "killed", "survived"
+                meta["exit_code_by_key"][name] = code if code in (1, TIMEOUT) else 1 if code > 0 else 0
                 meta_path.write_text(json.dumps(meta))
-            print(f"    {name}: {'killed' if code > 0 else 'survived'} ({time.monotonic() - started:.0f} s)", flush=True)
+            verdict = "timeout (killed)" if code == TIMEOUT else "killed" if code > 0 else "survived"
+            print(f"    {name}: {verdict} ({time.monotonic() - started:.0f} s)", flush=True)
         del os.environ["MUTANT_UNDER_TEST"]
 
 
@@ -421,7 +491,7 @@ def load_equivalents() -> dict[str, str]:
 
 
 def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool = False, retest: bool = False,
-               tables_only: bool = False) -> Tally:
+               tables_only: bool = False, tables_with: list[str] | None = None, sqlite_only: bool = False) -> Tally:
     equivalents = load_equivalents()
     tally = Tally(key)
     work = prepare(key, module, report)
@@ -430,7 +500,7 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
     if not (ROOT / module.path).exists():
         print("   (not in this checkout)")
         return tally
-    with postgres(module.pg):
+    with postgres(module.pg and (not report or tables_only and not sqlite_only)):  # a report runs no tests
         seen, digest = work / "tests.sha256", tests_digest(module)
         changed = seen.exists() and seen.read_text() != digest
         reached = (work / "no-tests").exists() is False
@@ -462,7 +532,8 @@ def run_module(key: str, module: Module, jobs: int, tables: bool, report: bool =
             else:
                 tally.survivors.append((f"{name} [{status}]", diffs.get(name, "")))
         if tables and (not report or tables_only):
-            killed, survivors = run_table_mutants(key, module)
+            killed, survivors = run_table_mutants(key, module, tables_with,
+                                                  MARKERS + (" and not postgres" if sqlite_only else ""))
             tally.killed += killed
             for name, diff in survivors:
                 if name in equivalents:
@@ -495,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
                         "of the module's tests (comma-separated pytest ids), then report")
     parser.add_argument("--unchecked", action="store_true", help="with --retest-with: also the mutants mutmut has "
                         "not tested yet (one the named tests miss counts as a survivor)")
+    parser.add_argument("--sqlite-only", action="store_true", help="with --retest-with: leave out the PostgreSQL "
+                        "variants of the named tests (faster; a mutant only they would kill counts as a survivor)")
+    parser.add_argument("--tables-with", metavar="TESTS", help="run the table mutants against only these of the "
+                        "module's tests (comma-separated pytest ids; a mutant they miss counts as a survivor)")
+    parser.add_argument("--limit", type=int, metavar="N", help="with --retest-with: test at most N mutants (with "
+                        "--unchecked the first N of the fixed random order: a seeded sample)")
     args = parser.parse_args(argv)
     unknown = [k for k in args.modules if k not in MODULES]
     if unknown:
@@ -505,11 +582,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.retest_with:
         for key in args.modules:
-            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked)
+            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked, args.sqlite_only, args.limit)
         args.report = True
     args.report = args.report or args.tables_only
-    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest, args.tables_only)
-               for k in args.modules or MODULES]
+    tables_with = args.tables_with.split(",") if args.tables_with else None
+    for key in args.modules if tables_with else ():
+        unknown = [t for t in tables_with if t.split("::")[0] not in MODULES[key].tests]
+        if unknown:
+            parser.error(f"{unknown[0]} is not one of {key}'s tests")
+    tallies = [run_module(k, MODULES[k], args.jobs, not args.no_tables, args.report, args.retest, args.tables_only,
+                          tables_with, args.sqlite_only) for k in args.modules or MODULES]
     print("\nmodule                    mutants  killed  survived  equivalent  score")
     for t in tallies:
         print(f"{t.key:24} {t.total:8} {t.killed:7} {len(t.survivors):9} {len(t.equivalent):11}  {t.score:5.1f}%")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,38 @@ def test_a_retest_takes_only_the_modules_own_tests():
         runner.retest_with("hq.orders", runner.MODULES["hq.orders"], ["tests/hq/test_hq_idempotency.py",
                                                                         "tests/agent/test_outbox_rules.py::test_x"])
     assert str(refused.value).startswith("tests/agent/test_outbox_rules.py::test_x is not one of hq.orders's tests")
+
+
+def test_untested_mutants_are_sampled_in_one_fixed_order_that_a_later_run_continues():
+    """--unchecked --limit N tests a seeded sample: the same N on every run, and a run after some were tested
+    takes the next ones of the same order (survivors again too; listed equivalents never)."""
+    runner = _runner()
+    names = [f"m.x_f__mutmut_{i}" for i in range(1, 41)]
+    fresh = dict.fromkeys(names)
+    first = runner.to_retest(fresh, set(), True, lambda code: code == 0)
+    assert sorted(first) == sorted(names) and first != sorted(names)  # all of them, shuffled
+    assert runner.to_retest(dict(fresh), set(), True, lambda code: code == 0) == first  # seeded: the same order
+    tested = {**fresh, first[0]: 1, first[1]: 0, first[2]: 1}  # killed, survived, killed
+    again = runner.to_retest(tested, {first[3]}, True, lambda code: code == 0)
+    assert again == [first[1], *first[4:]]
+    assert runner.to_retest(tested, set(), False, lambda code: code == 0) == [first[1]]  # survivors only
+
+
+def test_a_hung_test_run_is_stopped_at_its_timeout(tmp_path):
+    (tmp_path / "test_hang.py").write_text("import time\n\ndef test_hang():\n    time.sleep(60)\n")
+    runner = _runner()
+    started = time.monotonic()
+    assert runner.pytest_in_fork(tmp_path, ["-q", "-p", "no:cacheprovider", "test_hang.py"], timeout=2) == runner.TIMEOUT
+    assert time.monotonic() - started < 30
+
+
+def test_table_mutants_run_only_against_the_modules_own_tests():
+    import signal
+
+    handler = signal.getsignal(signal.SIGTERM)  # main() sets its own
+    try:
+        with pytest.raises(SystemExit) as refused:
+            _runner().main(["hq.risk", "--tables-only", "--tables-with", "tests/agent/test_outbox_rules.py"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert refused.value.code == 2

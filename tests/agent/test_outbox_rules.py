@@ -255,19 +255,25 @@ def test_an_order_hq_did_not_answer_is_tried_again_later(engine):
     assert utc(e2.next_attempt_at) > datetime.now(timezone.utc) + timedelta(seconds=9)
 
 
-def test_a_conflicting_order_is_isolated_and_held_back_the_longest(engine):
+def test_a_conflicting_order_is_isolated_and_held_back_the_longest(engine, caplog):
+    import logging
+
     for i, oid in enumerate(("F1", "F2", "F3")):
         add_order(engine, oid, created=T0 + timedelta(seconds=i))
     hq = ScriptedHQ()
     hq.answers = {o: rejected(o) for o in ("F1", "F2", "F3")}
     hq.conflicting = {"F2"}
     before = datetime.now(timezone.utc)
-    outcome = forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    with caplog.at_level(logging.ERROR, logger="agent.outbox"):
+        outcome = forwarder(engine, hq, backoff_cap=600.0).forward_once()
+    errors = [(r.getMessage(), r.order_id, r.detail) for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [("HQ refuses an order as conflicting with an earlier one; kept pending", "F2",
+                       "order was already sent with a different body")]  # the site's operator learns which, and why
     assert outcome.decided == 2
     assert [ids for ids, _ in hq.sent] == [["F1", "F2", "F3"], ["F1"], ["F2"], ["F3"]]
     assert [key for _, key in hq.sent[1:]] == [idempotency_key("xingchen", [o]) for o in ("F1", "F2", "F3")]
     f2 = row(engine, "F2")
-    assert (f2.status, f2.attempts) == ("pending", 1) and f2.last_error.startswith("conflict: ")
+    assert (f2.status, f2.attempts, f2.last_error) == ("pending", 1, "conflict: order was already sent with a different body")
     assert before + timedelta(seconds=600) <= utc(f2.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=600)
     assert (row(engine, "F1").status, row(engine, "F3").status) == ("rejected", "rejected")
 
@@ -298,6 +304,99 @@ def test_reviews_are_polled_when_due_and_resolved_from_review_only(engine):
     assert (r2.status, r2.attempts) == ("review", 3)
     # attempt 2 of the review poll: between half and all of min(max(30, 300), 30 s × 2²) = 120 s
     assert now + timedelta(seconds=59) <= utc(r2.next_attempt_at) <= datetime.now(timezone.utc) + timedelta(seconds=120)
+
+
+def test_each_answer_is_counted_under_its_own_metric(engine):
+    """Forwarded orders by HQ's decision; resolved reviews and resolved payments each by the order's new status."""
+    now = datetime.now(timezone.utc)
+    add_order(engine, "M1")
+    add_order(engine, "M2", status="review", due=now - timedelta(seconds=1))
+    add_order(engine, "M3", status="pending_payment", due=now - timedelta(seconds=1))
+    hq = ScriptedHQ()
+    hq.answers = {"M1": rejected("M1"), "M2": delivered("M2", "K-2"), "M3": rejected("M3")}
+    fwd = forwarder(engine, hq)
+    fwd.forward_once()
+    assert fwd.poll_reviews_once() == 2
+    counted = {(name, labels): getattr(fwd.metrics, name).labels(labels)._value.get()
+               for name in ("orders_forwarded", "reviews_resolved", "payments_resolved")
+               for labels in ("reject", "rejected", "delivered")}
+    assert {k: v for k, v in counted.items() if v} == {
+        ("orders_forwarded", "reject"): 1, ("reviews_resolved", "delivered"): 1, ("payments_resolved", "rejected"): 1}
+
+
+def test_an_order_awaiting_payment_stores_where_the_buyer_pays(engine):
+    """The buyer's order page shows the pay link, QR, amount and expiry HQ sent, as sent."""
+    from agent.hq_client import Payment
+
+    add_order(engine, "PP1")
+    pay = Payment(pay_url="https://pay.example/submit.php?t=1", qr="weixin://1", amount_cents=1000, currency="CNY",
+                  expires_at="2025-06-15T08:15:00Z", gateway="epay")
+    hq = ScriptedHQ()
+    hq.answers = {"PP1": OrderResult(order_id="PP1", decision="approve", status="pending_payment", hq_order_id="hq-PP1",
+                                     payment=pay)}
+    forwarder(engine, hq).forward_once()
+    stored = row(engine, "PP1")
+    assert (stored.status, stored.decided_at, stored.delivery_sealed) == ("pending_payment", None, None)
+    assert stored.payment == {"pay_url": "https://pay.example/submit.php?t=1", "qr": "weixin://1", "amount_cents": 1000,
+                              "currency": "CNY", "expires_at": "2025-06-15T08:15:00Z", "gateway": "epay",
+                              "status": "pending"}
+
+
+def test_the_body_hq_gets_for_an_order_is_written_out_whole(engine):
+    """HQ hashes this body to know a resent order (so it must not change) and judges the buyer by it."""
+    from agent.outbox import order_payload
+
+    add_order(engine, "B1", created=datetime(2025, 6, 15, 8, 0, 0, 123456, tzinfo=timezone.utc))
+    fwd = forwarder(engine, ScriptedHQ())
+    (due,) = fwd.due_orders(10)
+    assert order_payload(due, fwd.buyers) == {
+        "order_id": "B1", "sku": "G-1", "quantity": 1, "unit_price_cents": 1000, "total_cents": 1000, "currency": "CNY",
+        "buyer": {"account": "p1", "contact": "c@example.cn", "ip": "198.51.100.7", "region": "CN"},
+        "created_at": "2025-06-15T08:00:00.123456Z"}
+
+
+@pytest.mark.parametrize("status, decision, public", [
+    ("expired", "approve", "not paid in time"), ("refunded", "approve", "payment refunded"),
+    ("rejected", "reject", "declined by HQ risk control"), ("delivered", "approve", None)])
+def test_a_final_answer_to_an_order_awaiting_payment_ends_its_polling(engine, status, decision, public):
+    """expired, refunded, rejected and delivered are final: the order is decided now and not asked about again."""
+    now = datetime.now(timezone.utc)
+    add_order(engine, "E1", status="pending_payment", due=now - timedelta(seconds=1), attempts=3)
+    hq = ScriptedHQ()
+    hq.answers = {"E1": OrderResult(order_id="E1", decision=decision, status=status, hq_order_id="hq-E1")}
+    assert forwarder(engine, hq).poll_reviews_once() == 1
+    e1 = row(engine, "E1")
+    assert (e1.status, e1.public_reason) == (status, public)
+    assert now <= utc(e1.decided_at) <= datetime.now(timezone.utc)
+    assert forwarder(engine, hq).poll_reviews_once() == 0 and hq.polled == ["E1"]
+
+
+def test_a_forwarder_sends_at_most_200_orders_a_request_unless_told_otherwise(engine):
+    """HQ takes 1..200 orders a request (hq.schemas.OrderBatch): the default batch is its maximum."""
+    for i in range(201):
+        add_order(engine, f"N{i:03}", created=T0 + timedelta(seconds=i))
+    hq = ScriptedHQ()
+    forwarder(engine, hq).forward_once()
+    assert [len(ids) for ids, _ in hq.sent] == [200] and hq.sent[0][0][-1] == "N199"
+
+
+def test_an_order_held_back_once_is_treated_like_any_other_once_its_buyer_data_opens(engine):
+    """Holding an order back lasts for its batch: repaired and sent again, an order HQ leaves unanswered is
+    postponed as unanswered, like any other."""
+    add_order(engine, "H1")
+    with engine.begin() as conn:  # sealed under another site key
+        other = BuyerBox(os.urandom(32)).seal("H1", Buyer("c@example.cn", "p1", "198.51.100.7"))
+        conn.execute(orders.update().where(orders.c.id == "H1").values(buyer_sealed=other))
+    hq = ScriptedHQ()
+    fwd = forwarder(engine, hq)
+    fwd.forward_once()
+    assert hq.sent == [] and row(engine, "H1").attempts == 1
+    with engine.begin() as conn:  # repaired, and due again
+        conn.execute(orders.update().where(orders.c.id == "H1").values(
+            buyer_sealed=BuyerBox(KEY).seal("H1", Buyer("c@example.cn", "p1", "198.51.100.7")), next_attempt_at=T0))
+    assert fwd.forward_once().missing == 1 and [ids for ids, _ in hq.sent] == [["H1"]]
+    h1 = row(engine, "H1")
+    assert (h1.status, h1.attempts, h1.last_error) == ("pending", 2, "HQ gave no result for this order")
 
 
 def test_a_review_answer_kept_when_a_later_poll_fails(engine):

@@ -298,6 +298,22 @@ def test_the_status_of_an_order_is_per_site(hq):
         assert str(unknown.value.detail) == f"order {order_id!r} is unknown to HQ"
 
 
+def test_statuses_answer_the_sites_known_orders_in_the_order_asked_as_each_stands(hq):
+    """The agent's batch poll: an order delivered shows its keys, one under review none; unknown ids and another
+    site's orders are left out; none of it is a replay."""
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+    orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "b1",
+                  OrderBatch.model_validate({"orders": [small("o-b")]}))
+    first, _ = submit(hq, "k1", [small("o-1", quantity=2), big("o-2")])
+    got = orders.statuses(hq, "site-a", ["o-2", "o-404", "o-b", "o-1"])
+    assert [(r["order_id"], r["decision"], r["status"], r["replayed"]) for r in got] == [
+        ("o-2", "review", "review", False), ("o-1", "approve", "delivered", False)]
+    assert got[0]["delivery"] is None and got[0]["hq_order_id"] == first[1]["hq_order_id"]
+    assert got[1]["delivery"] == first[0]["delivery"] and len(got[1]["delivery"]["card_keys"]) == 2
+    assert got[0]["reasons"] == [f"amount_over:{REVIEW_FROM}"] and got[1]["reasons"] == []
+    assert orders.statuses(hq, "site-a", []) == [] and sold(hq) == 3
+
+
 def test_when_another_request_inserted_one_of_the_orders_meanwhile(hq, monkeypatch):
     """The batch insert met the unique constraint: each order is then settled alone, per site."""
     from sqlalchemy.exc import IntegrityError
@@ -389,6 +405,34 @@ def test_risk_signals_reach_the_engine_on_both_paths(hq, monkeypatch, path):
         ("reject", ["blocked_account"]), ("reject", ["blocked_contact"]), ("reject", ["blocked_ip"]),
         ("reject", ["blocked_region", "region_outside_licence:KP"]), ("review", ["region_outside_licence:JP"]),
         ("review", ["site_daily_orders:5"])]
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_each_velocity_signal_counts_the_earlier_orders_of_the_same_batch_on_both_paths(hq, monkeypatch, path):
+    """Account, contact and IP each have their own count: at most 2 earlier orders in 10 minutes per value, so the
+    third order of one value goes to review, whichever signal it shares; orders of other values are not counted."""
+    if path == "per-order":
+        from hq import batch as batches
+
+        monkeypatch.setattr(batches, "decide_new", lambda *args, **kwargs: None)
+    hq.rules.save(parse_rules({**RULES, "velocity": [
+        {"key": key, "window_seconds": 600, "max_orders": 2, "action": "review"} for key in ("account", "contact", "ip")]}))
+
+    def buyer(order_id: str, account: str, contact: str, ip: str) -> dict[str, Any]:
+        return order(order_id, sku="card-1", unit_price_cents=100, account=account, contact=contact, ip=ip)
+
+    results, _ = submit(hq, "k1", [
+        buyer("a1", "acc-a", "c1@x.cn", "198.51.100.1"), buyer("a2", "acc-a", "c2@x.cn", "198.51.100.2"),
+        buyer("a3", "acc-a", "c3@x.cn", "198.51.100.3"),  # acc-a's third
+        buyer("c4", "acc-b", "c1@x.cn", "198.51.100.4"),
+        buyer("c5", "acc-c", "c1@x.cn", "198.51.100.5"),  # c1's third
+        buyer("i6", "acc-d", "c6@x.cn", "198.51.100.1"),
+        buyer("i7", "acc-e", "c7@x.cn", "198.51.100.1"),  # .1's third
+    ])
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("a1", "approve", []), ("a2", "approve", []), ("a3", "review", ["velocity_account:2/600s"]),
+        ("c4", "approve", []), ("c5", "review", ["velocity_contact:2/600s"]),
+        ("i6", "approve", []), ("i7", "review", ["velocity_ip:2/600s"])]
 
 
 def test_each_decided_order_is_counted_once_under_its_decision_and_its_rules(hq):

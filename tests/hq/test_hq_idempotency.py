@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from hq import licences, orders
 from hq.errors import ApiError
@@ -101,11 +103,73 @@ def test_a_request_in_flight_holds_its_key_for_two_minutes(hq, clock):
         orders.claim_key(hq, "site-a", "k", "hash-1")
 
 
+def test_a_key_released_between_its_insert_and_its_read_is_claimed_afresh(hq, clock, monkeypatch):
+    """The insert met another request's row (a unique violation), and that request was refused and released the key
+    before this one read it: this request then holds the key itself, in flight, with its own body and HQ's times."""
+
+    @contextmanager
+    def taken() -> Iterator[None]:  # the claim's INSERT, as it fails when another request holds the key
+        raise IntegrityError("INSERT INTO idempotency_keys", {}, Exception("UNIQUE constraint failed"))
+        yield
+
+    monkeypatch.setattr(hq, "connection", taken)
+    clock.now = T0 + timedelta(seconds=30)
+    assert orders.claim_key(hq, "site-a", "k", "hash-1") is None
+    row = stored_key(hq, "k")
+    assert (row.site_id, row.key, row.request_sha256, row.state, row.hq_order_ids) == (
+        "site-a", "k", "hash-1", "in_flight", None)
+    assert [t.replace(tzinfo=timezone.utc) for t in (row.created_at, row.expires_at)] == [
+        datetime(2025, 6, 15, 8, 0, 30, tzinfo=timezone.utc), datetime(2025, 6, 22, 8, 0, 30, tzinfo=timezone.utc)]
+    with pytest.raises(ApiError) as busy:  # and it holds the key: the next request with it waits
+        orders.claim_key(hq, "site-a", "k", "hash-1")
+    assert busy.value.status == 409
+
+
+def test_the_refusals_of_a_key_say_why(hq, clock):
+    """The texts a site's operator reads in the agent's log, written out."""
+    assert orders.claim_key(hq, "site-a", "k", "hash-1") is None
+    with pytest.raises(ApiError) as busy:
+        orders.claim_key(hq, "site-a", "k", "hash-1")
+    assert (busy.value.code, busy.value.detail) == (
+        "idempotency_in_flight", "a request with this Idempotency-Key is still being processed")
+    with pytest.raises(ApiError) as other:
+        orders.claim_key(hq, "site-a", "k", "hash-2")
+    assert (other.value.code, other.value.detail) == (
+        "idempotency_conflict", "this Idempotency-Key was used with a different body")
+
+
+def with_total(order_id: str, quantity: int, total: int | None) -> dict[str, Any]:
+    return {**order(order_id, sku="g", quantity=quantity), "total_cents": total, "created_at": "2025-06-15T07:00:00Z"}
+
+
+def test_a_batch_naming_an_order_twice_or_charging_above_list_price_is_refused_before_its_key_is_claimed(hq, clock):
+    """unit_price_cents is 9900 (tests.hq.helpers.order): two at list price are 19,800; one cent more is refused,
+    naming the order's place in the batch; the list price itself or less is charged as sent."""
+    refusals = [
+        ([with_total("o1", 1, None), with_total("o2", 1, None), with_total("o1", 1, None)],
+         (422, "duplicate_order_id", "orders: the batch lists the same order_id twice")),
+        ([with_total("o1", 1, None), with_total("o2", 2, 19_801)],
+         (422, "total_above_list_price", "orders.1.total_cents: more than unit_price_cents × quantity")),
+    ]
+    for items, expected in refusals:
+        with pytest.raises(ApiError) as refused:
+            orders.submit(hq, CTX, "k", OrderBatch.model_validate({"orders": items}))
+        assert (refused.value.status, refused.value.code, refused.value.detail) == expected
+        assert stored_key(hq, "k") is None and stored_order(hq, "o1") is None
+    results, _ = orders.submit(hq, CTX, "k", OrderBatch.model_validate(
+        {"orders": [with_total("o1", 2, 19_800), with_total("o2", 2, 19_799)]}))
+    assert [r["status"] for r in results] == ["delivered", "delivered"]
+    assert [stored_order(hq, i).total_cents for i in ("o1", "o2")] == [19_800, 19_799]
+
+
 def test_keys_are_per_site(hq, clock):
     licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
     orders.submit(hq, CTX, "k", body("o1"))
     other, replayed = orders.submit(hq, orders.SiteContext("site-b", ("game",), ("CN",)), "k", body("o9"))
     assert not replayed and other[0]["order_id"] == "o9"
+    for ctx, order_id in ((orders.SiteContext("site-b", ("game",), ("CN",)), "o9"), (CTX, "o1")):
+        again, replayed = orders.submit(hq, ctx, "k", body(order_id))  # each site's key replays its own answer
+        assert replayed and [r["order_id"] for r in again] == [order_id]
 
 
 def test_a_refused_request_frees_its_key(hq, clock):

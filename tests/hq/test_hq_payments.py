@@ -9,6 +9,7 @@ before its order waits for it.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 
 from hq.clock import utcnow
 from hq.metrics import metrics
-from hq.models import CardKey, LedgerEntry
+from hq.models import CardKey, LedgerEntry, Order, Payment
 from hq.payments import config, flow
 from hq.payments.contract import PaymentRequest
 from hq.payments.epay import EpayGateway
@@ -109,6 +110,27 @@ def test_an_approved_order_waits_for_payment_and_is_delivered_once_paid(paying):
     assert len(done["delivery"]["card_keys"]) == 1 and done["payment"] is None
     assert _keys(hq, "sold") == 1 and _keys(hq, "reserved") == 0
     assert _ledger_entries(hq, result["hq_order_id"]) == 1
+
+
+def test_with_a_gateway_a_batch_of_new_orders_opens_its_payments_on_the_batch_path(paying, monkeypatch):
+    """One transaction for the batch, as without a gateway: each payment row belongs to its order, and nothing falls
+    back to deciding the orders one at a time (which would hide a batch path that cannot open them)."""
+    from hq import orders as hq_orders
+
+    def one_at_a_time(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the batch of new orders fell back to the per-order path")
+
+    monkeypatch.setattr(hq_orders, "decide_one", one_at_a_time)
+    hq, token, _ = paying
+    resp = post_orders(hq, token, "k-B", [order(i, sku="card-p", unit_price_cents=9500) for i in ("B1", "B2")])
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [(r["order_id"], r["status"], r["payment"]["amount_cents"]) for r in results] == [
+        ("B1", "pending_payment", 9500), ("B2", "pending_payment", 9500)]
+    with hq.service.read() as conn:
+        linked = dict(conn.execute(select(Order.order_id, Payment.out_trade_no).join(Payment, Payment.order_pk == Order.id)).all())
+    # the merchant order number: the same for the same (site, order) on every HQ worker, and only for it
+    assert linked == {i: "k" + hashlib.sha256(f"{SITE}/{i}".encode()).hexdigest()[:31] for i in ("B1", "B2")}
 
 
 def test_the_gateway_sends_the_payer_back_to_the_payer_url_and_notifies_the_public_url(tmp_path, db_url, sandbox):

@@ -17,6 +17,7 @@ import pytest
 from hq.models import Order
 from hq.risk import Candidate, Counts, Rules, VelocityRule, judge, parse_rules, site_today, velocity_counts
 from hq.service import HQ
+from kitcore.errors import InvalidInput
 from tests.hq.helpers import open_hq
 
 NOW = datetime(2025, 6, 15, 15, 0, 0, tzinfo=timezone.utc)
@@ -229,3 +230,36 @@ def test_block_lists_are_bounded_and_without_repeats():
     assert (schema["maxItems"], schema["uniqueItems"]) == (1000, True)
     r = rules(block={"ips": ["203.0.113.9/24"]})  # host bits set: still the whole network
     assert decide(r, candidate(ip="203.0.113.1")) == ("reject", ["blocked_ip"])
+
+
+@pytest.mark.parametrize("field, accepted, refused", [
+    # amounts in cents may be 0 (review everything) up to 10**15; a site's daily amount is at least 1 cent
+    ({"limits": "review_amount_cents"}, (0, 10**15), (-1, 10**15 + 1)),
+    ({"site_daily": "max_amount_cents"}, (1, 10**15), (0, 10**15 + 1)),
+    ({"new_site": "max_amount_cents_per_order"}, (1, 10**15), (0,)),
+    # quantities 1..10,000 units (what an order can carry); order counts 1..10,000,000
+    ({"limits": "review_quantity"}, (1, 10_000), (0, 10_001)),
+    ({"limits": "reject_quantity"}, (1, 10_000), (0, 10_001)),
+    ({"site_daily": "max_orders"}, (1, 10_000_000), (0, 10_000_001)),
+    ({"new_site": "max_orders_per_day"}, (1, 10_000_000), (0, 10_000_001)),
+])
+def test_each_limit_takes_exactly_its_documented_range(field, accepted, refused):
+    (section, name), = field.items()
+    for value in accepted:
+        assert getattr(getattr(parse_rules({section: {name: value}}), section), name) == value
+    for value in refused:
+        with pytest.raises(InvalidInput, match=rf"^risk rules: {section}\.{name}: "):
+            parse_rules({section: {name: value}})
+
+
+def test_velocity_rules_number_at_most_fifty_and_act_by_review_or_reject():
+    rule = {"key": "ip", "window_seconds": 60, "max_orders": 1_000}
+    assert len(parse_rules({"velocity": [rule] * 50}).velocity) == 50
+    with pytest.raises(InvalidInput, match=r"^risk rules: velocity: "):
+        parse_rules({"velocity": [rule] * 51})
+    for action in ("review", "reject"):
+        assert parse_rules({"velocity": [{**rule, "action": action}]}).velocity[0].action == action
+        assert parse_rules({"site_daily": {"action": action}}).site_daily.action == action
+    for where in ({"velocity": [{**rule, "action": "approve"}]}, {"site_daily": {"action": "approve"}}):
+        with pytest.raises(InvalidInput):
+            parse_rules(where)
