@@ -101,7 +101,7 @@ def checkout(page, sku: str, contact: str, password: str = "order-pw-1", extra: 
               **{f"x_{k}": v for k, v in (extra or {}).items()}}
     for name, value in fields.items():
         page.fill(f"#f-{name}", value)
-    form = {**fields, **{n: page.locator(f"input[name={n}]").get_attribute("value") for n in ("csrf", "nonce")}}
+    form = page.locator("#place-order").evaluate("b => Object.fromEntries(new FormData(b.form))")  # all it sends
     page.click("#place-order")
     page.wait_for_load_state()
     if page.locator("#order-id").count() == 0 and "ERR_NETWORK_CHANGED" in page.content():
@@ -110,11 +110,16 @@ def checkout(page, sku: str, contact: str, password: str = "order-pw-1", extra: 
         again = page.request.post(f"/p/{sku}/checkout", form=form)
         if "/order/" not in again.url:  # say what the shop answered to the form sent again, not a GET of its URL
             raise AssertionError(f"checkout of {sku} sent again after ERR_NETWORK_CHANGED: "
-                                 f"{again.status} at {again.url}: {again.text()[:600]}")
+                                 f"{again.status} at {again.url}: {refusals(again.text())}")
         visit(page, again.url)
     if page.locator("#order-id").count() == 0:  # say what the shop said instead
         raise AssertionError(f"checkout of {sku} refused: {page.inner_text('body')[:600]}")
     return page.locator("#order-id").inner_text().strip()
+
+
+def refusals(html: str) -> list[str]:
+    """The form's alert and field errors on a product page the shop answered with."""
+    return re.findall(r'<p class="(?:alert|error)"[^>]*>([^<]*)<', html)
 
 
 def order_status(page, order_id: str) -> str:
