@@ -112,15 +112,15 @@ class Load:
 
     SCRIPT = (
         "import json, os, time, urllib.request\n"
-        "ok = failed = 0; errors = []\n"
+        "ok = failed = 0; errors = []; failed_at = []\n"
         "end = time.monotonic() + float(os.environ['SECONDS'])\n"
         "while time.monotonic() < end and not os.path.exists('/tmp/stop'):\n"
         "    try:\n"
         "        urllib.request.urlopen('http://storefront:8000/healthz', timeout=5).read(); ok += 1\n"
         "    except Exception as exc:\n"
-        "        failed += 1; errors.append(repr(exc)[:120])\n"
+        "        failed += 1; errors.append(repr(exc)[:120]); failed_at.append(time.time())\n"
         "    time.sleep(0.05)\n"
-        "print(json.dumps({'ok': ok, 'failed': failed, 'errors': errors[:5]}))\n")
+        "print(json.dumps({'ok': ok, 'failed': failed, 'errors': errors[:5], 'failed_at': failed_at[:5]}))\n")
 
     def __init__(self, engine: swarm_engine.SwarmEngine, s: Stack) -> None:
         self.engine, self.site = engine, s
@@ -209,7 +209,7 @@ def test_a_killed_task_is_replaced_and_the_shop_keeps_answering(site: Stack, eng
 
     victim = running_tasks(services(engine, site)["storefront"])[0]
     with Load(engine, site) as load:
-        started = time.monotonic()
+        started, killed_at = time.monotonic(), time.time()
         engine.client().containers.get(victim["Status"]["ContainerStatus"]["ContainerID"]).kill()
         eventually(lambda: len(now := running_tasks(services(engine, site)["storefront"])) == 2
                    and victim["ID"] not in {t["ID"] for t in now}, 120, 0.5, what="a new storefront task")
@@ -217,7 +217,10 @@ def test_a_killed_task_is_replaced_and_the_shop_keeps_answering(site: Stack, eng
         time.sleep(3)
     print(f"\nkilled task replaced in {replaced:.1f}s; storefront over the overlay {load.counts}; "
           f"through the proxy {load.proxy}")
-    assert load.counts["failed"] == 0 and load.counts["ok"] > 50, load.counts
+    # The one request the killed task was answering dies with it (one client, one request at a time); every
+    # request after that is answered: by the other task at once, then by both.
+    assert load.counts["failed"] <= 1 and load.counts["ok"] > 50, load.counts
+    assert all(killed_at - 0.5 <= t <= killed_at + 1.5 for t in load.counts["failed_at"]), (killed_at, load.counts)
     assert get(engine, site, "/").status_code == 200
 
 def test_down_removes_the_services_configs_secrets_network_and_volumes(site: Stack, engine) -> None:
