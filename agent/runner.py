@@ -14,6 +14,7 @@ import random
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +52,15 @@ BIG_SYNC_PAGES = 5  # after a sync of this many pages, freed memory is handed ba
 def jittered(seconds: float) -> float:
     """±10 % so a fleet of agents does not beat in step."""
     return seconds * random.uniform(0.9, 1.1)
+
+
+
+@dataclass(frozen=True)
+class LocalWork:
+    """A unit's result that asked HQ nothing (held-back orders made due): it proves no HQ problem over."""
+
+    rows: int
+    contacted_hq: bool = False
 
 
 class Agent:
@@ -255,7 +265,7 @@ class Agent:
         while not self.stop.is_set():
             if self.hq_back.is_set():
                 self.hq_back.clear()
-                self._unit("orders", self.forwarder.due_after_outage)
+                self._unit("orders", lambda: LocalWork(self.forwarder.due_after_outage()))
             outcome = self._unit("orders", lambda: self.forwarder.forward_burst(keep_going=self._running))
             if outcome is None:
                 failures += 1
