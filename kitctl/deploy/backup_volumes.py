@@ -79,5 +79,5 @@ def seed_volumes(client: "docker.DockerClient", project: Project, volumes: dict[
             data = (unpacked / record["file"]).read_bytes()
             client.api.put_archive(helper, posixpath.dirname(target.rstrip("/")) or "/", data)
         finally:
-            client.api.remove_container(helper, force=True)
+            client.api.remove_container(helper, force=True, v=True)  # with the anonymous volume its image may declare
         reporter.note(f"volume {resource.name} restored ({len(data)} bytes)")

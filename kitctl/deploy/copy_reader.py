@@ -54,7 +54,7 @@ def ensure_reader(api: "APIClient", project: "Project", destination: str) -> Non
         if c["Names"][0].lstrip("/") == name and c.get("Image") == image and not kept:
             kept = True
         else:
-            api.remove_container(c["Id"], force=True)
+            api.remove_container(c["Id"], force=True, v=True)  # with the anonymous volumes its image declares
     if kept:
         return
     labels = {L.PROJECT: project.name, L.SERVICE: READER, L.ONEOFF: "True", ROLE: READER,
@@ -69,7 +69,7 @@ def remove_reader(api: "APIClient", project_name: str) -> bool:
     """`kitctl down`: the project's readers, found by their labels, removed; True when there was one."""
     found = _readers(api, project_name)
     for c in found:
-        api.remove_container(c["Id"], force=True)
+        api.remove_container(c["Id"], force=True, v=True)  # with the anonymous volumes its image declares
     return bool(found)
 
 

@@ -60,8 +60,8 @@ class SeedingAPI:
     def start(self, container: str) -> None:
         raise AssertionError("the unpacking container is never started")
 
-    def remove_container(self, container: str, force: bool = False) -> None:
-        self.calls.append(("remove_container", container))
+    def remove_container(self, container: str, force: bool = False, v: bool = False) -> None:
+        self.calls.append(("remove_container", container, v))
 
 
 class Notes:
@@ -95,5 +95,5 @@ def test_restore_fills_the_stacks_volume_before_anything_starts(tmp_path: Path) 
     assert json.dumps(created[0][2]).count(project.name) >= 1  # the stack's labels: `down --volumes` finds it
     assert api.calls[1:] == [("create_container", "kitctl/db:0.1.0", volume),
                              ("put_archive", "helper", "/", len(buffer.getvalue())),
-                             ("remove_container", "helper")]
+                             ("remove_container", "helper", True)]  # v: the db image's VOLUME goes with it
     assert any("'gone'" in line and line.startswith("warning:") for line in notes.lines)

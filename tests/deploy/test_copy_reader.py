@@ -117,7 +117,8 @@ class ReaderApi:
         assert "io.kitctl.role=site-copy-reader" in filters["label"]
         return self.readers
 
-    def remove_container(self, cid: str, force: bool = False) -> None:
+    def remove_container(self, cid: str, force: bool = False, v: bool = False) -> None:
+        assert v, "a reader is removed with the anonymous volumes its image declares"
         self.removed.append(cid)
 
     def create_host_config(self, mounts: list) -> dict:
