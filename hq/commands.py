@@ -34,10 +34,15 @@ def lock_site(session: Session, site_id: str) -> Site | None:
     return session.scalar(select(Site).where(Site.id == site_id).with_for_update(key_share=True))
 
 
-def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -> Command:
-    """Queue a command with the site's next sequence number (caller holds the site row: `lock_site`)."""
+def known_type(type_: str) -> None:
+    """Refuse a command type the agent does not know before anything is queued."""
     if type_ not in COMMAND_TYPES:
         raise ValueError(f"unknown command type {type_!r}")
+
+
+def enqueue(session: Session, site: Site, type_: str, payload: dict[str, Any]) -> Command:
+    """Queue a command with the site's next sequence number (caller holds the site row: `lock_site`)."""
+    known_type(type_)
     site.command_seq = (site.command_seq or 0) + 1
     cmd = Command(id=str(uuid.uuid4()), site_id=site.id, seq=site.command_seq, type=type_, payload=payload,
                   created_at=utcnow())
@@ -52,8 +57,7 @@ def enqueue_many(session: Session, which: "ColumnElement[bool]", type_: str,
     whatever their number: the sites locked in id order, their sequences bumped and the commands
     inserted by one INSERT … SELECT, and one NOTIFY. Each command is the site's own (its id, its
     next seq), signed for that site on delivery like any other (`sign`). Returns site → (id, seq)."""
-    if type_ not in COMMAND_TYPES:
-        raise ValueError(f"unknown command type {type_!r}")
+    known_type(type_)
     columns = [Command.id, Command.site_id, Command.seq, Command.type, Command.payload, Command.created_at]
     constants = (literal(type_, String()), literal(payload, JSON()), literal(utcnow(), DateTime(timezone=True)))
     if session.get_bind().dialect.name == "postgresql":
