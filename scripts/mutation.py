@@ -61,7 +61,8 @@ def _tests(*names: str) -> tuple[str, ...]:
 LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test_tiers", "licence/test_jws_policy",
            "licence/test_keys", "licence/test_tokens", "licence/test_commands")
 # in-process HQ only: the HTTP suites (test_hq_site_api, test_hq_admin_api) cost minutes per surviving mutant
-HQ_ORDERS = ("hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
+HQ_ORDERS = ("hq/test_hq_order_rules",  # the rules of hq.orders and hq.batch called directly: seconds for the file
+             "hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
              "hq/test_hq_risk", "hq/test_hq_ledger",  # the ledger: a delivered order posts its entries (both paths)
              "hq/test_hq_payments")  # with a gateway, an approval is payable (approve()'s payment branch)
 AGENT = ("agent/test_outbox_rules", "agent/test_units", "agent/test_forwarding")
@@ -77,7 +78,7 @@ MODULES: dict[str, Module] = {
     "licence.commands": Module("kitcore/licence/commands.py", _tests("licence/test_commands", "licence/test_tokens")),
     "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
     "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
-    "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
+    "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_order_rules", "hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
                                              "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger",
                                              "hq/test_hq_payments"), pg=True),  # a gateway: decide_new's payable branch
     "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
@@ -412,6 +413,192 @@ def run_table_mutants(key: str, module: Module, only: list[str] | None = None,
     return killed, survivors
 
 
+# -- one collection, a child per mutant ----------------------------------------------------------------
+
+def function_of(mutant: str) -> str:
+    """`agent.outbox.xǁForwarderǁ_postpone__mutmut_5` -> `xǁForwarderǁ_postpone` (the name mutmut's copy of the
+    original carries, with `__mutmut_orig` after it)."""
+    return mutant.rpartition(".")[2].rpartition("__mutmut_")[0]
+
+
+class MutantLoop:
+    """A pytest plugin that collects the named tests once, then tests each mutant in a child forked from the
+    collected session, running only the collected tests that reach the mutated function.
+
+    `--retest-with` starts a pytest session per mutant: on this machine its imports and collection cost more than
+    a fast test file takes. Here one traced run of every collected test first finds which tests call which
+    function of the module (mutmut's own map, made the same way: the mutants' trampolines call the original's
+    copy, `x_<name>__mutmut_orig`); a mutant of a function no test reaches is a survivor without a run.
+    A child stops at its first failing test (killed); one still running after `timeout` is killed (as mutmut's
+    timeout: counted killed). Each verdict goes to mutmut's record as it comes.
+    """
+
+    def __init__(self, names: list[str], mutated_file: Path, meta_path: Path, timeout: float | None = None) -> None:
+        self.names = names
+        self.mutated_file = str(mutated_file)
+        self.meta_path = meta_path
+        self.timeout = timeout
+        self.verdicts: dict[str, int] = {}
+        self.took: list[float] = []  # each collected test's time in the traced run
+
+    def pytest_runtestloop(self, session):  # type: ignore[no-untyped-def]
+        items = list(session.items)
+        started = time.monotonic()
+        reach = self._reach(items)
+        clean = time.monotonic() - started
+        if reach is None:
+            raise SystemExit("the named tests fail without a mutant")
+        timeout = self.timeout or max(30.0, 3 * clean)
+        print(f"\n   {len(self.names)} to test; the named tests take {clean:.0f} s unmutated and traced, "
+              f"{len(reach)} functions reached (timeout {timeout:.0f} s)", flush=True)
+        for name in self.names:
+            begun = time.monotonic()
+            # the quickest first: most mutants die at their first test (a test's module fixtures come with it)
+            chosen = [items[i] for i in sorted(reach.get(function_of(name), ()), key=lambda i: (self.took[i], i))]
+            code = self._child(name, chosen, timeout) if chosen else 0
+            meta = json.loads(self.meta_path.read_text())
+            if code > 0 or meta["exit_code_by_key"][name] is None:
+                meta["exit_code_by_key"][name] = code if code in (1, TIMEOUT) else 1 if code > 0 else 0
+                self.meta_path.write_text(json.dumps(meta))
+            self.verdicts[name] = code
+            verdict = ("timeout (killed)" if code == TIMEOUT else "killed" if code > 0
+                       else "survived" if chosen else "survived [no test reaches it]")
+            print(f"    {name}: {verdict} ({time.monotonic() - begun:.1f} s, {len(chosen)} tests)", flush=True)
+        return True
+
+    @staticmethod
+    def _run(items: list, mutant: str) -> int:  # type: ignore[type-arg]
+        """In a child: the items one after another, as pytest would; 1 at the first failure."""
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        session = items[0].session if items else None
+        for i, item in enumerate(items):
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+            if session is not None and session.testsfailed:
+                return 1
+        return 0
+
+    def _reach(self, items: list) -> dict[str, set[int]] | None:  # type: ignore[type-arg]
+        """function -> indexes of the items that call it (None if a test fails unmutated)."""
+        import threading
+
+        out = tempfile.NamedTemporaryFile(prefix="kit-mut-reach-", suffix=".json", delete=False)
+        out.close()
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                hits: dict[str, set[int]] = {}
+                current = [0]
+                target = self.mutated_file
+
+                def profile(frame, event, arg):  # type: ignore[no-untyped-def]
+                    if event == "call" and frame.f_code.co_filename == target:
+                        name = frame.f_code.co_name
+                        if name.endswith("__mutmut_orig"):
+                            hits.setdefault(name[:-len("__mutmut_orig")], set()).add(current[0])
+
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                sys.setprofile(profile)
+                threading.setprofile(profile)
+                os.environ["MUTANT_UNDER_TEST"] = ""
+                session = items[0].session if items else None
+                failed = False
+                took = []
+                for i, item in enumerate(items):
+                    current[0] = i
+                    begun = time.monotonic()
+                    item.ihook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
+                    took.append(time.monotonic() - begun)
+                    failed = failed or bool(session and session.testsfailed)
+                sys.setprofile(None)
+                Path(out.name).write_text(json.dumps({"failed": failed, "hits": {k: sorted(v) for k, v in hits.items()},
+                                                      "took": took}))
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+        try:
+            data = json.loads(Path(out.name).read_text() or "{}")
+        finally:
+            os.unlink(out.name)
+        if not data or data["failed"]:
+            return None
+        self.took = data["took"]
+        return {k: set(v) for k, v in data["hits"].items()}
+
+    def _child(self, mutant: str, items: list, timeout: float) -> int:  # type: ignore[type-arg]
+        import signal
+
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                os.setpgid(0, 0)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                code = self._run(items, mutant)
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    pid = 0
+                    return os.waitstatus_to_exitcode(status)
+                if time.monotonic() > deadline:
+                    return TIMEOUT
+                time.sleep(0.02)
+        finally:
+            if pid:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+
+def fork_loop(cwd: Path, args: list[str], plugin: MutantLoop) -> int:
+    """pytest with `plugin` in a child forked from this process (imports from `cwd`, the mutants tree)."""
+    from pluggy import HookimplMarker
+
+    if not hasattr(MutantLoop.pytest_runtestloop, "pytest_impl"):  # before pytest's own loop
+        MutantLoop.pytest_runtestloop = HookimplMarker("pytest")(tryfirst=True)(MutantLoop.pytest_runtestloop)
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    templates = tempfile.mkdtemp(prefix="kit-mut-hq-")  # tests/hq/helpers.py: SQLite HQs copied, not migrated each
+    os.environ["KITCTL_TEST_TEMPLATES"] = templates
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            for name in [m for m in sys.modules if m.split(".")[0] in (*PACKAGES, "tests")]:
+                del sys.modules[name]
+            os.chdir(cwd)
+            sys.path.insert(0, str(cwd))
+            sys.dont_write_bytecode = True
+            import pytest
+
+            code = int(pytest.main(args, plugins=[plugin]))
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        if pid:  # this run was stopped: the loop goes too (a mutant's child still running ends with its tests)
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        del os.environ["KITCTL_TEST_TEMPLATES"]
+        shutil.rmtree(templates, ignore_errors=True)
+    return os.waitstatus_to_exitcode(status)
+
+
 # -- survivors again, against named tests -------------------------------------------------------------
 
 def to_retest(recorded: dict[str, int | None], equivalents: Collection[str], unchecked: bool,
@@ -431,7 +618,7 @@ def to_retest(recorded: dict[str, int | None], equivalents: Collection[str], unc
 
 
 def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False, sqlite_only: bool = False,
-                limit: int | None = None) -> None:
+                limit: int | None = None, fork: bool = False) -> None:
     """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
 
     On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
@@ -458,6 +645,13 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
                           lambda code: status_by_exit_code[code] in SURVIVED)[:limit]
     markers = MARKERS + (" and not postgres" if sqlite_only else "")
     args = ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests]
+    if fork:  # one collection, a child per mutant running only the tests that reach its function
+        with postgres(module.pg and not sqlite_only):
+            code = fork_loop(mutants, ["-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests],
+                             MutantLoop(survivors, mutants / module.path, meta_path))
+        if code not in (0, 5):
+            raise SystemExit(f"{key}: the mutant loop ended with exit code {code}")
+        return
     with postgres(module.pg and not sqlite_only):
         clean = 0.0
         for sentinel, must_pass in (("", True), ("fail", False)):  # passes unmutated; reaches the module at all
@@ -570,6 +764,9 @@ def main(argv: list[str] | None = None) -> int:
                         "variants of the named tests (faster; a mutant only they would kill counts as a survivor)")
     parser.add_argument("--tables-with", metavar="TESTS", help="run the table mutants against only these of the "
                         "module's tests (comma-separated pytest ids; a mutant they miss counts as a survivor)")
+    parser.add_argument("--fork", action="store_true", help="with --retest-with: collect the named tests once and "
+                        "test each mutant in a child forked from that session, running only the tests that reach its "
+                        "function (found by one traced run): no pytest start-up per mutant")
     parser.add_argument("--limit", type=int, metavar="N", help="with --retest-with: test at most N mutants (with "
                         "--unchecked the first N of the fixed random order: a seeded sample)")
     args = parser.parse_args(argv)
@@ -582,7 +779,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.retest_with:
         for key in args.modules:
-            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked, args.sqlite_only, args.limit)
+            retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked, args.sqlite_only, args.limit,
+                        args.fork)
         args.report = True
     args.report = args.report or args.tables_only
     tables_with = args.tables_with.split(",") if args.tables_with else None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -78,7 +82,38 @@ def wait_for_process(url: str, proc: "subprocess.Popen[bytes]") -> None:
 
 def open_hq(directory: Any, database_url: str | None = None, *, card_keys: int | None = None,
             direct_topup: str | None = None, rules: Any = None) -> Any:
-    """An in-process HQ with site-a licensed for games and one SKU: `card-1` with keys S0000.., or a direct top-up."""
+    """An in-process HQ with site-a licensed for games and one SKU: `card-1` with keys S0000.., or a direct top-up.
+
+    With KITCTL_TEST_TEMPLATES set (the mutation runner sets it: thousands of short runs), an SQLite HQ is
+    copied from one prepared there once for the same arguments (`copied_hq`)."""
+    if database_url is None and os.environ.get("KITCTL_TEST_TEMPLATES"):
+        return copied_hq(directory, Path(os.environ["KITCTL_TEST_TEMPLATES"]), card_keys=card_keys,
+                         direct_topup=direct_topup, rules=rules)
+    return _prepared_hq(directory, database_url, card_keys=card_keys, direct_topup=direct_topup, rules=rules)
+
+
+def copied_hq(directory: Any, templates: Path, *, card_keys: int | None = None, direct_topup: str | None = None,
+              rules: Any = None) -> Any:
+    """`open_hq` on SQLite, copied from a prepared HQ under `templates` (made there on first use): migrating and
+    preparing one costs seconds, a copy milliseconds. The copies share the template's keys."""
+    from hq.service import HQ
+    from hq.settings import HQSettings
+
+    template = templates / f"hq-{card_keys}-{direct_topup}"
+    if not template.exists():
+        scratch = Path(tempfile.mkdtemp(prefix=template.name + "-", dir=templates))
+        _prepared_hq(scratch / "hq", None, card_keys=card_keys, direct_topup=direct_topup).close()
+        os.replace(scratch / "hq", template)
+        scratch.rmdir()
+    shutil.copytree(template, directory)
+    service = HQ.open(HQSettings(dir=Path(directory), database_url=None, registry_url=None), migrate=False)
+    if rules is not None:
+        service.rules.save(rules)
+    return service
+
+
+def _prepared_hq(directory: Any, database_url: str | None = None, *, card_keys: int | None = None,
+                 direct_topup: str | None = None, rules: Any = None) -> Any:
     from hq import catalog, inventory, licences
     from hq.service import HQ
     from hq.settings import HQSettings

@@ -1,0 +1,532 @@
+"""hq.orders and hq.batch rule by rule, called directly on an in-process SQLite HQ (no server, no sleeps).
+
+Each test's HQ is a copy of one prepared once per module (migrated, site-a licensed for games, `card-1` with the
+four keys S0000..S0003 whose secrets are x0..x3), so the whole file runs in seconds: the mutation runner runs it
+once per mutant. HQ's clock is set by the test; every expected value is written out, not derived from the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from hq import batch as batches
+from hq import inventory, licences, orders
+from hq.errors import ApiError
+from hq.models import CardKey, IdempotencyKey, LedgerEntry, Order
+from hq.risk import parse_rules
+from hq.schemas import OrderBatch, OrderIn
+from hq.service import HQ
+from tests.hq.helpers import copied_hq
+
+T0 = datetime(2025, 6, 15, 8, 0, 0, tzinfo=timezone.utc)
+CREATED = "2025-03-01T08:00:00Z"
+CTX = orders.SiteContext("site-a", ("game",), ("CN",))
+RULES = {  # amounts only: 500.00 yuan or more is reviewed, 5,000.00 or more rejected
+    "limits": {"review_amount_cents": 50_000, "reject_amount_cents": 500_000,
+               "review_quantity": 1000, "reject_quantity": 2000},
+    "velocity": [], "site_daily": {"max_orders": 10**6, "max_amount_cents": 10**12},
+    "new_site": {"days": 0}, "foreign_region_action": None,
+}
+# the canonical JSON of `item("o1", quantity=2)`: keys sorted, no spaces, the total left out (it is the list price)
+O1_JSON = ('{"buyer":{"account":"p1","contact":"b@example.cn","ip":"198.51.100.7","region":"CN"},'
+           '"created_at":"2025-03-01T08:00:00Z","currency":"CNY","order_id":"o1","quantity":2,"sku":"card-1",'
+           '"unit_price_cents":100}')
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Where the prepared HQs are kept: the mutation runner's directory (shared by its runs), else the module's."""
+    shared = os.environ.get("KITCTL_TEST_TEMPLATES")
+    return Path(shared) if shared else tmp_path_factory.mktemp("hq-templates")
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(orders, "utcnow", c)
+    monkeypatch.setattr(batches, "utcnow", c)
+    monkeypatch.setattr(inventory, "utcnow", c)  # the per-order path's allocation stamps the keys it sells
+    return c
+
+
+@pytest.fixture
+def hq(tmp_path, templates, clock) -> Iterator[HQ]:  # type: ignore[no-untyped-def]
+    service = copied_hq(tmp_path / "hq", templates, card_keys=4, rules=parse_rules(RULES))
+    yield service
+    service.close()
+
+
+def item(order_id: str, quantity: int = 1, price: int = 100, total: int | None = None, sku: str = "card-1",
+         account: str | None = "p1") -> dict[str, Any]:
+    out = {"order_id": order_id, "sku": sku, "quantity": quantity, "unit_price_cents": price, "currency": "CNY",
+           "buyer": {"account": account, "contact": "b@example.cn", "ip": "198.51.100.7", "region": "CN"},
+           "created_at": CREATED}
+    if total is not None:
+        out["total_cents"] = total
+    return out
+
+
+def batch(*items: dict[str, Any]) -> OrderBatch:
+    return OrderBatch.model_validate({"orders": list(items)})
+
+
+def site_b(hq: HQ) -> None:
+    licences.issue(hq, "t", "site-b", "pro", ["game"], 365)
+
+
+def submit(hq: HQ, key: str, *items: dict[str, Any], site: str = "site-a") -> tuple[list[dict[str, Any]], bool]:
+    return orders.submit(hq, orders.SiteContext(site, ("game",), ("CN",)), key, batch(*items))
+
+
+def per_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send every batch down the per-order path (as when another request inserted one of its orders meanwhile)."""
+    def raced(*args: Any, **kwargs: Any) -> None:
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: orders.site_id, orders.order_id"))
+
+    monkeypatch.setattr(batches, "decide_new", raced)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def key_row(hq: HQ, key: str, site: str = "site-a") -> tuple[Any, ...] | None:
+    with hq.session() as s:
+        row = s.get(IdempotencyKey, (site, key))
+        return None if row is None else (row.request_sha256, row.state, utc(row.created_at), utc(row.expires_at),
+                                         row.hq_order_ids)
+
+
+def refusal(call: Any) -> tuple[int, str, str, dict[str, str]]:
+    with pytest.raises(ApiError) as refused:
+        call()
+    return refused.value.status, refused.value.code, refused.value.detail, refused.value.headers
+
+
+def keys(hq: HQ) -> list[tuple[str, str, str | None, Any]]:
+    """Every card key: (serial, status, the order it went to, when it was sold)."""
+    with hq.session() as s:
+        pks = {o.id: o.order_id for o in s.scalars(select(Order))}
+        return [(k.serial, k.status, pks.get(k.order_pk), utc(k.sold_at))
+                for k in s.scalars(select(CardKey).order_by(CardKey.serial))]
+
+
+def summary(results: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(r["order_id"], r["decision"], r["status"], r["reasons"], r["delivery"], r["replayed"], r["payment"])
+            for r in results]
+
+
+# -- digests -----------------------------------------------------------------------------------------------
+
+def test_a_body_is_known_by_the_sha256_of_its_sorted_compact_json_with_other_values_as_text():
+    assert orders.body_hash({"b": 1, "a": [1, "x"]}) == hashlib.sha256(b'{"a":[1,"x"],"b":1}').hexdigest()
+    assert orders.body_hash({"t": datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}) == hashlib.sha256(
+        b'{"t":"2025-01-02 03:04:05+00:00"}').hexdigest()
+
+
+def test_an_orders_digest_leaves_out_a_total_equal_to_the_list_price_and_keeps_a_discount():
+    listed = OrderIn.model_validate(item("o1", quantity=2, total=200))
+    assert orders.order_body(listed) == {
+        "order_id": "o1", "sku": "card-1", "quantity": 2, "unit_price_cents": 100, "currency": "CNY",
+        "buyer": {"account": "p1", "contact": "b@example.cn", "ip": "198.51.100.7", "region": "CN"},
+        "created_at": "2025-03-01T08:00:00Z"}
+    assert orders.order_body(OrderIn.model_validate(item("o1", quantity=2))) == orders.order_body(listed)
+    assert orders.order_body(OrderIn.model_validate(item("o1", quantity=2, total=150)))["total_cents"] == 150
+    assert orders.order_hash(listed) == hashlib.sha256(O1_JSON.encode()).hexdigest()
+    assert orders.batch_hash(batch(item("o1", quantity=2, total=200))) == hashlib.sha256(
+        ('{"orders":[' + O1_JSON + "]}").encode()).hexdigest()
+
+
+# -- the Idempotency-Key -----------------------------------------------------------------------------------
+
+def test_a_new_key_is_claimed_in_flight_and_kept_seven_days(hq, clock):
+    assert orders.claim_key(hq, "site-a", "k", "h1") is None
+    assert key_row(hq, "k") == ("h1", "in_flight", T0, datetime(2025, 6, 22, 8, 0, tzinfo=timezone.utc), None)
+
+
+def test_a_key_in_flight_refuses_another_request_for_120_seconds_then_the_next_takes_it_over(hq, clock):
+    orders.claim_key(hq, "site-a", "k", "h1")
+    busy = (409, "idempotency_in_flight", "a request with this Idempotency-Key is still being processed",
+            {"Retry-After": "1"})
+    clock.now = T0 + timedelta(seconds=119, microseconds=999_999)
+    assert refusal(lambda: orders.claim_key(hq, "site-a", "k", "h1")) == busy
+    clock.now = T0 + timedelta(seconds=120)
+    assert orders.claim_key(hq, "site-a", "k", "h1") is None
+    assert key_row(hq, "k")[1:3] == ("in_flight", T0 + timedelta(seconds=120))  # the new attempt's two minutes
+    clock.now = T0 + timedelta(seconds=239)
+    assert refusal(lambda: orders.claim_key(hq, "site-a", "k", "h1")) == busy
+
+
+def test_a_key_with_another_body_is_refused_and_a_finished_key_gives_its_order_ids(hq, clock):
+    conflict = (422, "idempotency_conflict", "this Idempotency-Key was used with a different body", {})
+    orders.claim_key(hq, "site-a", "k", "h1")
+    assert refusal(lambda: orders.claim_key(hq, "site-a", "k", "h2")) == conflict
+    orders.finish_key(hq, "site-a", "k", ["hq_1", "hq_2"])
+    assert key_row(hq, "k") == ("h1", "done", T0, datetime(2025, 6, 22, 8, 0, tzinfo=timezone.utc), ["hq_1", "hq_2"])
+    clock.now = T0 + timedelta(days=1)
+    assert orders.claim_key(hq, "site-a", "k", "h1") == ["hq_1", "hq_2"]
+    assert refusal(lambda: orders.claim_key(hq, "site-a", "k", "h2")) == conflict
+    orders.claim_key(hq, "site-a", "empty", "h1")
+    orders.finish_key(hq, "site-a", "empty", [])
+    assert orders.claim_key(hq, "site-a", "empty", "h1") == []
+
+
+def test_keys_belong_to_their_site(hq, clock):
+    orders.claim_key(hq, "site-a", "k", "h1")
+    assert orders.claim_key(hq, "site-b", "k", "h2") is None
+    orders.finish_key(hq, "site-b", "k", ["hq_b"])
+    assert key_row(hq, "k", "site-a")[1] == "in_flight" and key_row(hq, "k", "site-b")[1:] [0] == "done"
+    orders.finish_key(hq, "site-a", "unknown", ["hq_x"])
+    assert key_row(hq, "unknown") is None
+
+
+def test_release_forgets_only_that_sites_key_and_only_while_in_flight(hq, clock):
+    for site in ("site-a", "site-b"):
+        orders.claim_key(hq, site, "k", "h1")
+    orders.claim_key(hq, "site-a", "done", "h1")
+    orders.finish_key(hq, "site-a", "done", ["hq_1"])
+    orders.release_key(hq, "site-a", "k")
+    orders.release_key(hq, "site-a", "done")
+    assert key_row(hq, "k", "site-a") is None
+    assert key_row(hq, "k", "site-b") is not None and key_row(hq, "done", "site-a")[1] == "done"
+
+
+def test_purge_forgets_keys_only_once_their_seven_days_have_passed(hq, clock):
+    orders.claim_key(hq, "site-a", "old", "h1")
+    clock.now = T0 + timedelta(days=1)
+    orders.claim_key(hq, "site-a", "new", "h1")
+    clock.now = T0 + timedelta(days=7)
+    assert orders.purge_keys(hq) == 0
+    clock.now = T0 + timedelta(days=7, seconds=1)
+    assert orders.purge_keys(hq) == 1
+    assert key_row(hq, "old") is None and key_row(hq, "new") is not None
+
+
+# -- submission --------------------------------------------------------------------------------------------
+
+def test_a_batch_naming_an_order_twice_or_charging_above_list_price_is_refused_and_claims_no_key(hq):
+    assert refusal(lambda: submit(hq, "k", item("o1"), item("o2"), item("o1"))) == (
+        422, "duplicate_order_id", "orders: the batch lists the same order_id twice", {})
+    assert refusal(lambda: submit(hq, "k", item("o1"), item("o2", quantity=2, total=201))) == (
+        422, "total_above_list_price", "orders.1.total_cents: more than unit_price_cents × quantity", {})
+    assert key_row(hq, "k") is None
+    results, _ = submit(hq, "k", item("o1", total=100), item("o2", quantity=2, total=150), item("o3"))
+    assert [r["status"] for r in results] == ["delivered", "delivered", "delivered"]
+
+
+def test_new_orders_are_decided_delivered_and_their_key_finished_with_their_ids(hq, clock):
+    results, replayed = submit(hq, "k", item("o1", quantity=2), item("o2", price=50_000), item("o3", price=500_000),
+                               item("o4"))
+    assert replayed is False
+    assert summary(results) == [
+        ("o1", "approve", "delivered", [], {"card_keys": [{"serial": "S0000", "secret": "x0"},
+                                                          {"serial": "S0001", "secret": "x1"}]}, False, None),
+        ("o2", "review", "review", ["amount_over:50000"], None, False, None),
+        ("o3", "reject", "rejected", ["amount_over:500000"], None, False, None),
+        ("o4", "approve", "delivered", [], {"card_keys": [{"serial": "S0002", "secret": "x2"}]}, False, None)]
+    ids = [r["hq_order_id"] for r in results]
+    assert all(i.startswith("hq_") and len(i) == 35 for i in ids) and len(set(ids)) == 4
+    assert key_row(hq, "k")[1:] == ("done", T0, datetime(2025, 6, 22, 8, 0, tzinfo=timezone.utc), ids)
+    assert keys(hq) == [("S0000", "sold", "o1", T0), ("S0001", "sold", "o1", T0), ("S0002", "sold", "o4", T0),
+                        ("S0003", "available", None, None)]
+
+
+def test_the_same_request_again_replays_every_answer_and_takes_nothing(hq):
+    first, _ = submit(hq, "k", item("o1"), item("o2", price=50_000))
+    again, replayed = submit(hq, "k", item("o1"), item("o2", price=50_000))
+    assert replayed is True
+    assert [{**r, "replayed": False} for r in again] == first and all(r["replayed"] for r in again)
+    assert [k[1] for k in keys(hq)] == ["sold", "available", "available", "available"]
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_an_order_is_stored_whole_with_hqs_clock_and_price_on_both_paths(hq, clock, monkeypatch, path):
+    if path == "per-order":
+        per_order(monkeypatch)
+    (result,), _ = submit(hq, "k", {**item("o1", quantity=2, total=150, account="acc-9")})
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.order_id == "o1"))
+        stored = {c: getattr(row, c) for c in (
+            "hq_order_id", "site_id", "order_id", "sku", "quantity", "unit_price_cents", "total_cents",
+            "hq_price_cents", "currency", "buyer_account", "buyer_contact", "buyer_ip", "buyer_region", "decision",
+            "status", "reasons", "decided_by")}
+        times = [utc(row.site_created_at), utc(row.received_at), utc(row.decided_at)]
+        digest = row.request_sha256
+    assert stored == {
+        "hq_order_id": result["hq_order_id"], "site_id": "site-a", "order_id": "o1", "sku": "card-1", "quantity": 2,
+        "unit_price_cents": 100, "total_cents": 150, "hq_price_cents": 90, "currency": "CNY",
+        "buyer_account": "acc-9", "buyer_contact": "b@example.cn", "buyer_ip": "198.51.100.7", "buyer_region": "CN",
+        "decision": "approve", "status": "delivered", "reasons": [], "decided_by": "risk-engine"}
+    assert times == [datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc), T0, T0]
+    assert digest == orders.order_hash(OrderIn.model_validate(item("o1", quantity=2, total=150, account="acc-9")))
+    assert keys(hq)[:2] == [("S0000", "sold", "o1", T0), ("S0001", "sold", "o1", T0)]
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_orders_hq_cannot_fulfil_are_rejected_with_the_reason_on_both_paths(hq, monkeypatch, path):
+    if path == "per-order":
+        per_order(monkeypatch)
+    results, _ = submit(hq, "k", item("o1", quantity=3), item("o2", quantity=2), item("o3", sku="nope"),
+                        item("o4", quantity=11), item("o5"))
+    assert summary(results) == [
+        ("o1", "approve", "delivered", [], {"card_keys": [{"serial": "S0000", "secret": "x0"},
+                                                          {"serial": "S0001", "secret": "x1"},
+                                                          {"serial": "S0002", "secret": "x2"}]}, False, None),
+        ("o2", "reject", "rejected", ["out_of_stock"], None, False, None),
+        ("o3", "reject", "rejected", ["unknown_sku"], None, False, None),
+        ("o4", "reject", "rejected", ["quantity_out_of_range:1-10"], None, False, None),
+        ("o5", "approve", "delivered", [], {"card_keys": [{"serial": "S0003", "secret": "x3"}]}, False, None)]
+    with hq.session() as s:
+        assert s.scalar(select(Order.hq_price_cents).where(Order.order_id == "o3")) is None
+        assert [(o.order_id, o.decision, o.status, o.reasons) for o in s.scalars(select(Order).order_by(Order.id))
+                if o.order_id in ("o2", "o3")] == [("o2", "reject", "rejected", ["out_of_stock"]),
+                                                  ("o3", "reject", "rejected", ["unknown_sku"])]
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_only_a_delivered_order_posts_to_the_ledger_on_both_paths(hq, monkeypatch, path):
+    if path == "per-order":
+        per_order(monkeypatch)
+    submit(hq, "k", item("o1", price=50_000), item("o2", price=500_000), item("o3", quantity=5))
+    with hq.session() as s:
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+    submit(hq, "k2", item("o4", quantity=2))
+    with hq.session() as s:
+        entries = [(e.site_id, e.kind, utc(e.posted_at)) for e in s.scalars(select(LedgerEntry))]
+    assert [e[:2] for e in entries] == [("site-a", "order")]
+    if path == "batch":  # posted at the time the batch was decided
+        assert entries[0][2] == T0
+
+
+def test_a_batch_with_a_known_order_replays_it_and_decides_the_rest_one_by_one(hq, clock):
+    (first,), _ = submit(hq, "k1", item("o1"))
+    results, replayed = submit(hq, "k2", item("o1"), item("o2", price=50_000), item("o3"))
+    assert replayed is False
+    assert first["hq_order_id"] == results[0]["hq_order_id"]
+    assert summary(results) == [
+        ("o1", "approve", "delivered", [], {"card_keys": [{"serial": "S0000", "secret": "x0"}]}, True, None),
+        ("o2", "review", "review", ["amount_over:50000"], None, False, None),
+        ("o3", "approve", "delivered", [], {"card_keys": [{"serial": "S0001", "secret": "x1"}]}, False, None)]
+    assert key_row(hq, "k2")[1:] == ("done", T0, datetime(2025, 6, 22, 8, 0, tzinfo=timezone.utc),
+                                     [r["hq_order_id"] for r in results])
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_known_order_with_another_body_refuses_the_batch_stores_nothing_and_frees_the_key(hq, monkeypatch, path):
+    submit(hq, "k1", item("o1"))
+    site_b(hq)
+    submit(hq, "k1", item("p1"), site="site-b")  # another site's order of the same id is no conflict
+    if path == "per-order":
+        per_order(monkeypatch)
+    assert refusal(lambda: submit(hq, "k2", item("o2"), item("o1", price=101), item("o3"))) == (
+        422, "idempotency_conflict", "order 'o1' was already sent with a different body", {})
+    assert key_row(hq, "k2") is None
+    with hq.session() as s:
+        assert sorted(s.scalars(select(Order.order_id).where(Order.site_id == "site-a"))) == ["o1"]
+    results, _ = submit(hq, "k3", item("p1", price=200), item("o1"))
+    assert [(r["order_id"], r["replayed"]) for r in results] == [("p1", False), ("o1", True)]
+
+
+def test_per_order_a_known_order_is_answered_as_stored_and_a_failed_insert_of_an_unknown_one_is_raised(hq, monkeypatch):
+    (first,), _ = submit(hq, "k1", item("o1"))
+    calls = []
+
+    def lost_race(hq_: Any, s: Any, ctx: Any, order: Any, digest: str) -> Any:
+        calls.append(order.order_id)
+        raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(orders, "_new_order", lost_race)
+    result = orders.decide_one(hq, CTX, OrderIn.model_validate(item("o1")))
+    assert calls == [] and result == {**first, "replayed": True}
+    with pytest.raises(IntegrityError):
+        orders.decide_one(hq, CTX, OrderIn.model_validate(item("o9")))
+    assert calls == ["o9"]
+
+
+def test_a_refused_request_frees_its_key_and_another_request_may_use_it(hq, monkeypatch):
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(batches, "decide_new", broken)
+    with pytest.raises(RuntimeError):
+        submit(hq, "k", item("o1"))
+    assert key_row(hq, "k") is None
+    monkeypatch.undo()
+    results, replayed = submit(hq, "k", item("o9"))
+    assert [r["order_id"] for r in results] == ["o9"] and replayed is False
+
+
+# -- reading orders back -----------------------------------------------------------------------------------
+
+def test_an_order_is_read_back_per_site_and_an_unknown_one_is_a_404(hq):
+    (first, second), _ = submit(hq, "k", item("o1"), item("o2", price=50_000))
+    site_b(hq)
+    submit(hq, "k", item("o3"), site="site-b")
+    assert orders.get_order(hq, "site-a", "o1") == {**first, "replayed": False}
+    assert orders.get_order(hq, "site-a", "o2") == second
+    assert refusal(lambda: orders.get_order(hq, "site-a", "o3")) == (
+        404, "not_found", "order 'o3' is unknown to HQ", {})
+    assert refusal(lambda: orders.get_order(hq, "site-b", "o1"))[0] == 404
+
+
+def test_statuses_answer_the_sites_known_orders_in_the_order_asked(hq):
+    (first, second), _ = submit(hq, "k", item("o1"), item("o2", price=50_000))
+    site_b(hq)
+    submit(hq, "k", item("o3"), site="site-b")
+    assert orders.statuses(hq, "site-a", ["o2", "zz", "o3", "o1"]) == [second, first]
+    assert orders.statuses(hq, "site-a", []) == []
+
+
+def test_results_for_keeps_the_order_of_the_ids_given_and_leaves_out_another_sites(hq):
+    (first, second), _ = submit(hq, "k", item("o1"), item("o2", price=50_000))
+    site_b(hq)
+    (other,), _ = submit(hq, "k", item("o3"), site="site-b")
+    ids = [second["hq_order_id"], other["hq_order_id"], first["hq_order_id"]]
+    assert orders.results_for(hq, "site-a", ids, replayed=True) == [
+        {**second, "replayed": True}, {**first, "replayed": True}]
+
+
+# -- the batch path's own counting ---------------------------------------------------------------------------
+
+def test_the_batch_path_counts_its_earlier_orders_toward_the_sites_daily_limits(hq):
+    hq.rules.save(parse_rules({**RULES, "site_daily": {"max_orders": 2, "max_amount_cents": 250, "action": "review"}}))
+    results, _ = submit(hq, "k", item("o1"), item("o2", price=151), item("o3"))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("o1", "approve", []), ("o2", "review", ["site_daily_amount:250"]),
+        ("o3", "review", ["site_daily_orders:2", "site_daily_amount:250"])]
+
+
+def test_the_batch_path_holds_a_new_sites_large_orders_for_review_by_the_sites_age(hq, clock):
+    licences.issue(hq, "t", "site-n", "pro", ["game"], 365)  # created at the real now: a new site
+    hq.rules.save(parse_rules({**RULES, "new_site": {"days": 7, "max_orders_per_day": 1,
+                                                     "max_amount_cents_per_order": 100}}))
+    clock.now = datetime.now(timezone.utc)
+    results, _ = submit(hq, "k", item("o1"), item("o2", price=101), item("o3"), site="site-n")
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("o1", "approve", []), ("o2", "review", ["new_site_daily_orders:1", "new_site_amount:100"]),
+        ("o3", "review", ["new_site_daily_orders:1"])]
+
+
+def test_the_batch_path_counts_each_velocity_signal_over_the_batch_and_the_stored_orders(hq):
+    hq.rules.save(parse_rules({**RULES, "velocity": [
+        {"key": "account", "window_seconds": 600, "max_orders": 2, "action": "review"},
+        {"key": "account", "window_seconds": 600, "max_orders": 3, "action": "reject"}]}))
+    submit(hq, "k1", item("o1", account="acc-a"))
+    results, _ = submit(hq, "k2", item("o2", account="acc-a"), item("o3", account="acc-b"),
+                        item("o4", account="acc-a"), item("o5", account=None), item("o6", account="acc-a"))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("o2", "approve", []), ("o3", "approve", []), ("o4", "review", ["velocity_account:2/600s"]),
+        ("o5", "approve", []), ("o6", "reject", ["velocity_account:2/600s", "velocity_account:3/600s"])]
+
+
+def test_a_direct_top_up_is_delivered_without_keys(hq, templates, tmp_path):
+    topup = copied_hq(tmp_path / "topup", templates, direct_topup="g", rules=parse_rules(RULES))
+    try:
+        results, _ = orders.submit(topup, CTX, "k", batch(item("o1", sku="g", quantity=3)))
+        assert summary(results) == [("o1", "approve", "delivered", [], {"card_keys": []}, False, None)]
+        assert orders.get_order(topup, "site-a", "o1")["delivery"] == {"card_keys": []}
+    finally:
+        topup.close()
+
+
+# -- with a payment gateway: an approval is payable, its keys reserved ---------------------------------------
+
+def with_gateway(hq: HQ) -> None:
+    """epay makes its pay links locally (a signed URL): nothing is asked over the network."""
+    from hq.payments import config
+
+    config.configure(hq, "tester", "epay", {"api_url": "http://127.0.0.1:9/", "pid": "1001", "key": "k" * 32})
+
+
+def payment(result: dict[str, Any]) -> tuple[Any, ...] | None:
+    p = result["payment"]
+    return None if p is None else (p["gateway"], p["amount_cents"], p["currency"], p["status"],
+                                   p["pay_url"].startswith("http://127.0.0.1:9/submit.php?pid=1001&"))
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_with_a_gateway_an_approved_order_awaits_payment_with_its_keys_reserved_on_both_paths(hq, monkeypatch, path):
+    with_gateway(hq)
+    if path == "per-order":
+        per_order(monkeypatch)
+    results, _ = submit(hq, "k", item("o1", quantity=2, total=150), item("o2", price=50_000), item("o3", quantity=3),
+                        item("o4", sku="nope"), item("o5"))
+    assert [(r["order_id"], r["decision"], r["status"], r["reasons"], r["delivery"], payment(r)) for r in results] == [
+        ("o1", "approve", "pending_payment", [], None, ("epay", 150, "CNY", "pending", True)),
+        ("o2", "review", "review", ["amount_over:50000"], None, None),
+        ("o3", "reject", "rejected", ["out_of_stock"], None, None),
+        ("o4", "reject", "rejected", ["unknown_sku"], None, None),
+        ("o5", "approve", "pending_payment", [], None, ("epay", 100, "CNY", "pending", True))]
+    assert [k[:3] for k in keys(hq)] == [("S0000", "reserved", "o1"), ("S0001", "reserved", "o1"),
+                                        ("S0002", "reserved", "o5"), ("S0003", "available", None)]
+    with hq.session() as s:
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 0  # nothing is paid yet
+    assert orders.get_order(hq, "site-a", "o1") == results[0]
+    again, replayed = submit(hq, "k", item("o1", quantity=2, total=150), item("o2", price=50_000),
+                             item("o3", quantity=3), item("o4", sku="nope"), item("o5"))
+    assert replayed and [{**r, "replayed": False} for r in again] == results
+
+
+def test_with_a_gateway_a_direct_top_up_awaits_payment_without_keys(hq, templates, tmp_path):
+    topup = copied_hq(tmp_path / "topup", templates, direct_topup="g", rules=parse_rules(RULES))
+    try:
+        with_gateway(topup)
+        (result,), _ = orders.submit(topup, CTX, "k", batch(item("o1", sku="g", quantity=3)))
+        assert (result["status"], result["delivery"], payment(result)) == (
+            "pending_payment", None, ("epay", 300, "CNY", "pending", True))
+        decided = orders.decide_one(topup, CTX, OrderIn.model_validate(item("o2", sku="g", quantity=2)))
+        assert (decided["status"], payment(decided)) == ("pending_payment", ("epay", 200, "CNY", "pending", True))
+    finally:
+        topup.close()
+
+
+# -- two requests with the same new key at once (PostgreSQL: real concurrent writers) ----------------------------
+
+@pytest.mark.postgres
+def test_two_requests_with_the_same_new_key_at_once_one_claims_it_and_the_other_is_told_to_wait(
+        tmp_path, hq_pg_server, hq_pg_template, clock):
+    """The claim is one INSERT: the first commits, the second meets its row and gets 409 (never an error, never a
+    second claim). Twenty keys, each claimed by two threads released together."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from hq.settings import HQSettings
+    from tests.hq import pg
+
+    with pg.fresh_database(hq_pg_server, template=hq_pg_template) as url:
+        service = HQ.open(HQSettings(dir=tmp_path / "hq", database_url=url, registry_url=None))
+        try:
+            gate = Barrier(2)
+
+            def claim(key: str) -> str:
+                gate.wait()
+                try:
+                    return "claimed" if orders.claim_key(service, "site-a", key, "h1") is None else "replayed"
+                except ApiError as exc:
+                    return str(exc.status)
+                except Exception as exc:  # noqa: BLE001 - what a request would see as a 500
+                    return type(exc).__name__
+
+            with ThreadPoolExecutor(2) as pool:
+                outcomes = [sorted(pool.map(claim, [f"k{i}", f"k{i}"])) for i in range(20)]
+            assert outcomes == [["409", "claimed"]] * 20
+            with service.session() as s:
+                assert s.scalar(select(func.count()).select_from(IdempotencyKey)) == 20
+        finally:
+            service.close()
