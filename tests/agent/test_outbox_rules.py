@@ -672,3 +672,34 @@ def test_an_order_whose_buyer_data_does_not_open_is_not_sent_and_waits_the_longe
     assert utc(k2.next_attempt_at) == NOW + timedelta(seconds=600)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and "does not open" in r.getMessage()]
     assert len(errors) == 1 and errors[0].orders == 1
+
+
+def test_the_body_gives_the_orders_time_in_utc_whatever_the_hosts_zone(engine, monkeypatch):
+    """A site's host may run on China Standard Time: the body still says 08:00 UTC, with its Z."""
+    import time
+
+    from agent.outbox import order_payload
+
+    add_order(engine, "Z1", created=datetime(2025, 6, 15, 8, 0, 0, 123456, tzinfo=timezone.utc))
+    fwd = forwarder(engine, ScriptedHQ())
+    (due,) = fwd.due_orders(10)
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        assert order_payload(due, fwd.buyers)["created_at"] == "2025-06-15T08:00:00.123456Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_the_poll_asks_first_about_the_order_due_the_longest_whatever_its_status(engine):
+    """One poll asks about at most `limit` orders: those waiting the longest, reviews and payments alike (the
+    statuses are not taken one after the other)."""
+    now = datetime.now(timezone.utc)
+    add_order(engine, "PAY", status="pending_payment", due=now - timedelta(minutes=1))
+    add_order(engine, "REV", status="review", due=now - timedelta(minutes=10))
+    hq = ScriptedHQ()
+    hq.answers = {"PAY": OrderResult(order_id="PAY", decision="approve", status="pending_payment", hq_order_id="hq-P"),
+                  "REV": in_review("REV")}
+    forwarder(engine, hq).poll_reviews_once(limit=1)
+    assert hq.polled == ["REV"]

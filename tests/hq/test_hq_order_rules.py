@@ -73,9 +73,10 @@ def hq(tmp_path, templates, clock) -> Iterator[HQ]:  # type: ignore[no-untyped-d
 
 
 def item(order_id: str, quantity: int = 1, price: int = 100, total: int | None = None, sku: str = "card-1",
-         account: str | None = "p1") -> dict[str, Any]:
+         account: str | None = "p1", contact: str = "b@example.cn", ip: str | None = "198.51.100.7",
+         region: str | None = "CN") -> dict[str, Any]:
     out = {"order_id": order_id, "sku": sku, "quantity": quantity, "unit_price_cents": price, "currency": "CNY",
-           "buyer": {"account": account, "contact": "b@example.cn", "ip": "198.51.100.7", "region": "CN"},
+           "buyer": {"account": account, "contact": contact, "ip": ip, "region": region},
            "created_at": CREATED}
     if total is not None:
         out["total_cents"] = total
@@ -433,6 +434,36 @@ def test_the_batch_path_counts_each_velocity_signal_over_the_batch_and_the_store
     assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
         ("o2", "approve", []), ("o3", "approve", []), ("o4", "review", ["velocity_account:2/600s"]),
         ("o5", "approve", []), ("o6", "reject", ["velocity_account:2/600s", "velocity_account:3/600s"])]
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_every_buyer_signal_reaches_the_risk_engine_on_both_paths(hq, monkeypatch, path):
+    hq.rules.save(parse_rules({**RULES, "limits": {**RULES["limits"], "review_quantity": 5, "reject_quantity": 8},
+                               "block": {"accounts": ["bad-acc"], "contacts": ["bad@x.cn"], "ips": ["203.0.113.0/24"],
+                                         "regions": ["KP"]},
+                               "foreign_region_action": "review"}))
+    if path == "per-order":
+        per_order(monkeypatch)
+    results, _ = submit(hq, "k", item("b1", account="bad-acc"), item("b2", contact="bad@x.cn"),
+                        item("b3", ip="203.0.113.9"), item("b4", region="KP"), item("b5", region="JP"),
+                        item("b6", quantity=5, price=1), item("b7", account=None, ip=None, region=None))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("b1", "reject", ["blocked_account"]), ("b2", "reject", ["blocked_contact"]), ("b3", "reject", ["blocked_ip"]),
+        ("b4", "reject", ["blocked_region", "region_outside_licence:KP"]), ("b5", "review", ["region_outside_licence:JP"]),
+        ("b6", "review", ["quantity_over:5"]), ("b7", "approve", [])]
+
+
+def test_the_batch_path_counts_contact_and_ip_apart_from_the_account(hq):
+    hq.rules.save(parse_rules({**RULES, "velocity": [
+        {"key": "contact", "window_seconds": 600, "max_orders": 2, "action": "review"},
+        {"key": "ip", "window_seconds": 600, "max_orders": 2, "action": "reject"}]}))
+    results, _ = submit(hq, "k", item("c1", contact="c@x.cn", ip="198.51.100.1"),
+                        item("c2", contact="c@x.cn", ip="198.51.100.2"), item("c3", contact="c@x.cn", ip="198.51.100.3"),
+                        item("i4", contact="d@x.cn", ip="198.51.100.1"), item("i5", contact="e@x.cn", ip="198.51.100.1"),
+                        item("n6", contact="f@x.cn", ip=None))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("c1", "approve", []), ("c2", "approve", []), ("c3", "review", ["velocity_contact:2/600s"]),
+        ("i4", "approve", []), ("i5", "reject", ["velocity_ip:2/600s"]), ("n6", "approve", [])]
 
 
 def test_a_direct_top_up_is_delivered_without_keys(hq, templates, tmp_path):
