@@ -73,3 +73,66 @@ def test_table_mutants_run_only_against_the_modules_own_tests():
     finally:
         signal.signal(signal.SIGTERM, handler)
     assert refused.value.code == 2
+
+
+FAKE_MUTANTS = '''import os
+
+
+def x_add__mutmut_orig(a, b):
+    return a + b
+
+
+def x_add__mutmut_1(a, b):
+    return a - b
+
+
+def x_add__mutmut_2(a, b):
+    return b + a
+
+
+def x_add__mutmut_3(a, b):
+    while True:
+        pass
+
+
+def x_other__mutmut_orig():
+    return 1
+
+
+def x_other__mutmut_1():
+    return 2
+
+
+def _pick(name, orig):
+    wanted = os.environ.get("MUTANT_UNDER_TEST", "").rpartition(".")[2]
+    return globals()[wanted] if wanted.startswith(name + "__mutmut_") else orig
+
+
+def add(a, b):
+    return _pick("x_add", x_add__mutmut_orig)(a, b)
+
+
+def other():
+    return _pick("x_other", x_other__mutmut_orig)()
+'''
+
+
+def test_the_fork_loop_runs_only_the_tests_that_reach_a_mutant_and_records_each_verdict(tmp_path):
+    """--fork: one collection, one traced run to learn which test calls which function, then a child per mutant:
+    a failing test kills it, a hang is stopped at the timeout (killed), a mutant no test reaches survives unrun."""
+    import json
+
+    (tmp_path / "fakemod.py").write_text(FAKE_MUTANTS)
+    (tmp_path / "test_fake.py").write_text("import fakemod\n\ndef test_add():\n    assert fakemod.add(2, 3) == 5\n\n"
+                                          "def test_nothing():\n    assert True\n")
+    names = ["fakemod.x_add__mutmut_1", "fakemod.x_add__mutmut_2", "fakemod.x_add__mutmut_3",
+             "fakemod.x_other__mutmut_1"]
+    meta = tmp_path / "fakemod.py.meta"
+    meta.write_text(json.dumps({"exit_code_by_key": dict.fromkeys(names)}))
+    runner = _runner()
+    loop = runner.MutantLoop(names, tmp_path / "fakemod.py", meta, timeout=3)
+    assert runner.fork_loop(tmp_path, ["-q", "-p", "no:cacheprovider", "test_fake.py"], loop) == 0
+    assert json.loads(meta.read_text())["exit_code_by_key"] == {
+        "fakemod.x_add__mutmut_1": 1, "fakemod.x_add__mutmut_2": 0, "fakemod.x_add__mutmut_3": runner.TIMEOUT,
+        "fakemod.x_other__mutmut_1": 0}
+    assert runner.function_of("agent.outbox.xǁForwarderǁ_postpone__mutmut_5") == "xǁForwarderǁ_postpone"
