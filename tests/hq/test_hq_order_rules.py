@@ -355,6 +355,8 @@ def test_per_order_a_known_order_is_answered_as_stored_and_a_failed_insert_of_an
     monkeypatch.setattr(orders, "_new_order", lost_race)
     result = orders.decide_one(hq, CTX, OrderIn.model_validate(item("o1")))
     assert calls == [] and result == {**first, "replayed": True}
+    assert refusal(lambda: orders.decide_one(hq, CTX, OrderIn.model_validate(item("o1", price=99)))) == (
+        422, "idempotency_conflict", "order 'o1' was already sent with a different body", {})
     with pytest.raises(IntegrityError):
         orders.decide_one(hq, CTX, OrderIn.model_validate(item("o9")))
     assert calls == ["o9"]
