@@ -448,11 +448,12 @@ def test_every_buyer_signal_reaches_the_risk_engine_on_both_paths(hq, monkeypatc
         per_order(monkeypatch)
     results, _ = submit(hq, "k", item("b1", account="bad-acc"), item("b2", contact="bad@x.cn"),
                         item("b3", ip="203.0.113.9"), item("b4", region="KP"), item("b5", region="JP"),
-                        item("b6", quantity=5, price=1), item("b7", account=None, ip=None, region=None))
+                        item("b6", quantity=5, price=1), item("b7", account=None, ip=None, region=None),
+                        item("b8", quantity=2, price=25_000))  # 2 × 250.00 yuan: the review amount
     assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
         ("b1", "reject", ["blocked_account"]), ("b2", "reject", ["blocked_contact"]), ("b3", "reject", ["blocked_ip"]),
         ("b4", "reject", ["blocked_region", "region_outside_licence:KP"]), ("b5", "review", ["region_outside_licence:JP"]),
-        ("b6", "review", ["quantity_over:5"]), ("b7", "approve", [])]
+        ("b6", "review", ["quantity_over:5"]), ("b7", "approve", []), ("b8", "review", ["amount_over:50000"])]
 
 
 def test_the_batch_path_counts_contact_and_ip_apart_from_the_account(hq):
@@ -563,3 +564,52 @@ def test_two_requests_with_the_same_new_key_at_once_one_claims_it_and_the_other_
                 assert s.scalar(select(func.count()).select_from(IdempotencyKey)) == 20
         finally:
             service.close()
+
+
+class RemoteGateway:
+    """A gateway whose pay links are a call over the network (as Alipay's precreate): records each request and
+    whether HQ held its database writer at that moment (a slow gateway must hold no lock)."""
+
+    name = "alipay"
+    currency = "CNY"
+    creates_remotely = True
+
+    def __init__(self, hq: HQ) -> None:
+        self.hq = hq
+        self.asked: list[tuple[str, int, str, bool]] = []
+
+    def create(self, request: Any) -> Any:
+        import threading
+
+        from hq.payments.contract import PayLink
+
+        free: list[bool] = []
+
+        def try_writer() -> None:
+            got = self.hq._sqlite_writer.acquire(blocking=False)
+            if got:
+                self.hq._sqlite_writer.release()
+            free.append(got)
+
+        probe = threading.Thread(target=try_writer)
+        probe.start()
+        probe.join()
+        self.asked.append((request.out_trade_no, request.amount_cents, request.subject, not free[0]))
+        return PayLink(pay_url=f"https://pay.example/{request.out_trade_no}", qr_content=f"qr:{request.out_trade_no}")
+
+
+def test_a_remote_gateways_links_are_asked_before_the_batchs_transaction_for_the_approved_orders_only(hq, monkeypatch):
+    from hq.payments import gateways
+
+    remote = RemoteGateway(hq)
+    monkeypatch.setattr(gateways, "active", lambda hq_, conn: remote)
+    results, _ = submit(hq, "k", item("o1", quantity=2, total=150), item("o2", price=50_000), item("o3"))
+    assert [(r["order_id"], r["status"], r["payment"] and r["payment"]["pay_url"]) for r in results] == [
+        ("o1", "pending_payment", f"https://pay.example/{remote.asked[0][0]}"), ("o2", "review", None),
+        ("o3", "pending_payment", f"https://pay.example/{remote.asked[1][0]}")]
+    assert [a[1:] for a in remote.asked] == [(150, "card-1 x2", False), (100, "card-1 x1", False)]  # once each, unlocked
+    remote.asked.clear()
+    results, _ = submit(hq, "k2", item("o3"), item("o4"))  # a known order: the per-order path asks in its transaction
+    assert [(r["order_id"], r["status"], r["replayed"]) for r in results] == [
+        ("o3", "pending_payment", True), ("o4", "pending_payment", False)]
+    assert [a[1:] for a in remote.asked] == [(100, "card-1 x1", True)]
