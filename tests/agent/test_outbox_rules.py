@@ -703,3 +703,79 @@ def test_the_poll_asks_first_about_the_order_due_the_longest_whatever_its_status
                   "REV": in_review("REV")}
     forwarder(engine, hq).poll_reviews_once(limit=1)
     assert hq.polled == ["REV"]
+
+
+def test_by_default_a_failed_order_waits_1_5_s_times_two_to_the_attempt_and_a_payment_is_asked_about_after_2_s(
+        engine, frozen, monkeypatch):
+    """The defaults written out: backoff base 1.5 s (attempt 1: up to 3 s), payment poll 2 s, review poll 30 s."""
+    from agent import outbox
+
+    monkeypatch.setattr(outbox.random, "random", lambda: 1.0)  # the jitter at its top: the whole delay
+    add_order(engine, "F1", due=NOW - timedelta(seconds=1))
+    add_order(engine, "PP", due=NOW - timedelta(seconds=1))
+    add_order(engine, "RV", due=NOW - timedelta(seconds=1))
+    hq = ScriptedHQ()
+    hq.fail = HQError("orders", "unavailable", "503", status=503)
+    fwd = Forwarder(engine, hq, AgentMetrics(), "xingchen", KEY)  # type: ignore[arg-type]
+    with pytest.raises(HQError):
+        fwd.forward_once()
+    assert utc(row(engine, "F1").next_attempt_at) == NOW + timedelta(seconds=3)
+    hq.fail = None
+    hq.answers = {"PP": OrderResult(order_id="PP", decision="approve", status="pending_payment", hq_order_id="hq-PP"),
+                  "RV": in_review("RV"), "F1": in_review("F1")}
+    with engine.begin() as conn:
+        conn.execute(orders.update().values(next_attempt_at=NOW - timedelta(seconds=1)))
+    fwd.forward_once()
+    assert [utc(row(engine, i).next_attempt_at) for i in ("PP", "RV")] == [
+        NOW + timedelta(seconds=2), NOW + timedelta(seconds=30)]
+
+
+def test_a_final_answer_keeps_the_rows_next_attempt_time(engine):
+    due = datetime(2025, 6, 15, 7, 0, 0, tzinfo=timezone.utc)
+    add_order(engine, "D1", due=due)
+    hq = ScriptedHQ()
+    hq.answers = {"D1": delivered("D1", "s1")}
+    forwarder(engine, hq).forward_once()
+    assert (row(engine, "D1").status, utc(row(engine, "D1").next_attempt_at)) == ("delivered", due)
+
+
+def test_orders_made_at_the_same_moment_are_sent_in_id_order(engine):
+    add_order(engine, "B", created=T0)
+    add_order(engine, "A", created=T0)
+    fwd = forwarder(engine, ScriptedHQ())
+    assert [o.id for o in fwd.due_orders(1)] == ["A"]
+
+
+def test_only_the_events_a_plugin_wants_are_built_and_emitted(engine):
+    add_order(engine, "W1")
+    hq = ScriptedHQ()
+    hq.answers = {"W1": rejected("W1")}
+    asked: list[str] = []
+    events: list[str] = []
+
+    def wants(event: str) -> bool:
+        asked.append(event)
+        return event == "order_decided"
+
+    forwarder(engine, hq, emit=lambda event, payload: events.append(payload["order_id"]), wants=wants).forward_once()
+    assert (asked, events) == (["order_decided"], ["W1"])
+
+
+def test_an_hq_with_the_batch_status_endpoint_is_asked_once_about_every_due_order(engine):
+    now = datetime.now(timezone.utc)
+    for i in ("S1", "S2"):
+        add_order(engine, i, status="review", due=now - timedelta(seconds=5))
+
+    class BatchHQ(ScriptedHQ):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[list[str]] = []
+
+        def orders_status(self, order_ids: list[str]) -> list[OrderResult]:
+            self.asked.append(list(order_ids))
+            return [rejected(i) for i in order_ids]
+
+    hq = BatchHQ()
+    assert forwarder(engine, hq).poll_reviews_once() == 2
+    assert (sorted(hq.asked[0]), len(hq.asked), hq.polled) == (["S1", "S2"], 1, [])
+    assert row(engine, "S1").status == "rejected"
