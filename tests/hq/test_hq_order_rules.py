@@ -197,15 +197,23 @@ def test_keys_belong_to_their_site(hq, clock):
     assert key_row(hq, "unknown") is None
 
 
+def test_a_key_is_told_apart_from_the_sites_other_keys(hq, clock):
+    orders.claim_key(hq, "site-a", "k0", "h0")
+    orders.claim_key(hq, "site-a", "k1", "h1")
+    assert refusal(lambda: orders.claim_key(hq, "site-a", "k1", "h1"))[:2] == (409, "idempotency_in_flight")
+
+
 def test_release_forgets_only_that_sites_key_and_only_while_in_flight(hq, clock):
     for site in ("site-a", "site-b"):
         orders.claim_key(hq, site, "k", "h1")
+    orders.claim_key(hq, "site-a", "other", "h1")
     orders.claim_key(hq, "site-a", "done", "h1")
     orders.finish_key(hq, "site-a", "done", ["hq_1"])
     orders.release_key(hq, "site-a", "k")
     orders.release_key(hq, "site-a", "done")
     assert key_row(hq, "k", "site-a") is None
     assert key_row(hq, "k", "site-b") is not None and key_row(hq, "done", "site-a")[1] == "done"
+    assert key_row(hq, "other", "site-a")[1] == "in_flight"
 
 
 def test_purge_forgets_keys_only_once_their_seven_days_have_passed(hq, clock):
@@ -275,6 +283,7 @@ def test_an_order_is_stored_whole_with_hqs_clock_and_price_on_both_paths(hq, clo
         "buyer_account": "acc-9", "buyer_contact": "b@example.cn", "buyer_ip": "198.51.100.7", "buyer_region": "CN",
         "decision": "approve", "status": "delivered", "reasons": [], "decided_by": "risk-engine"}
     assert times == [datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc), T0, T0]
+    assert result["hq_order_id"].startswith("hq_") and len(result["hq_order_id"]) == 35
     assert digest == orders.order_hash(OrderIn.model_validate(item("o1", quantity=2, total=150, account="acc-9")))
     assert keys(hq)[:2] == [("S0000", "sold", "o1", T0), ("S0001", "sold", "o1", T0)]
 
@@ -613,3 +622,15 @@ def test_a_remote_gateways_links_are_asked_before_the_batchs_transaction_for_the
     assert [(r["order_id"], r["status"], r["replayed"]) for r in results] == [
         ("o3", "pending_payment", True), ("o4", "pending_payment", False)]
     assert [a[1:] for a in remote.asked] == [(100, "card-1 x1", True)]
+
+
+def test_fulfilling_an_order_whose_catalog_item_is_gone_delivers_it_and_posts_it_without_a_category(hq):
+    """fulfil() takes the item as found (None when there is none): no keys to allocate, the order still paid."""
+    submit(hq, "k", item("o1", price=50_000))  # held for review: not fulfilled yet
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.order_id == "o1"))
+        orders.fulfil(s, row, None)
+    with hq.session() as s:
+        assert s.scalar(select(Order.status).where(Order.order_id == "o1")) == "delivered"
+        assert [e.kind for e in s.scalars(select(LedgerEntry))] == ["order"]
+    assert [k[1] for k in keys(hq)] == ["available"] * 4
