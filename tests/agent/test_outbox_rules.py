@@ -779,3 +779,17 @@ def test_an_hq_with_the_batch_status_endpoint_is_asked_once_about_every_due_orde
     assert forwarder(engine, hq).poll_reviews_once() == 2
     assert (sorted(hq.asked[0]), len(hq.asked), hq.polled) == (["S1", "S2"], 1, [])
     assert row(engine, "S1").status == "rejected"
+
+
+def test_the_oldest_order_goes_first_whatever_its_id(engine):
+    add_order(engine, "A", created=T0 + timedelta(seconds=1))
+    add_order(engine, "B", created=T0)
+    assert [o.id for o in forwarder(engine, ScriptedHQ()).due_orders(1)] == ["B"]
+
+
+def test_an_answer_that_is_not_final_starts_the_orders_attempts_again(engine):
+    add_order(engine, "R1", attempts=3)
+    hq = ScriptedHQ()
+    hq.answers = {"R1": in_review("R1")}
+    forwarder(engine, hq).forward_once()
+    assert (row(engine, "R1").status, row(engine, "R1").attempts) == ("review", 0)
