@@ -672,6 +672,7 @@ def test_an_order_whose_buyer_data_does_not_open_is_not_sent_and_waits_the_longe
     assert utc(k2.next_attempt_at) == NOW + timedelta(seconds=600)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and "does not open" in r.getMessage()]
     assert len(errors) == 1 and errors[0].orders == 1
+    assert errors[0].getMessage() == "orders whose buyer data does not open with the site key are kept pending"
 
 
 def test_the_body_gives_the_orders_time_in_utc_whatever_the_hosts_zone(engine, monkeypatch):
@@ -720,6 +721,9 @@ def test_by_default_a_failed_order_waits_1_5_s_times_two_to_the_attempt_and_a_pa
     with pytest.raises(HQError):
         fwd.forward_once()
     assert utc(row(engine, "F1").next_attempt_at) == NOW + timedelta(seconds=3)
+    with engine.begin() as conn:  # an order held back the longest waits the default cap, 300 s
+        fwd._postpone([row(engine, "F1")], None, "held", max_backoff=True)
+    assert utc(row(engine, "F1").next_attempt_at) == NOW + timedelta(seconds=300)
     hq.fail = None
     hq.answers = {"PP": OrderResult(order_id="PP", decision="approve", status="pending_payment", hq_order_id="hq-PP"),
                   "RV": in_review("RV"), "F1": in_review("F1")}

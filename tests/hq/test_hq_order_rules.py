@@ -634,3 +634,17 @@ def test_fulfilling_an_order_whose_catalog_item_is_gone_delivers_it_and_posts_it
         assert s.scalar(select(Order.status).where(Order.order_id == "o1")) == "delivered"
         assert [e.kind for e in s.scalars(select(LedgerEntry))] == ["order"]
     assert [k[1] for k in keys(hq)] == ["available"] * 4
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_delivered_order_is_posted_under_its_category_on_both_paths(hq, monkeypatch, path):
+    """A category's own share rate (8 % for games here, from HQ's day T0) applies to the order's posting."""
+    from hq.ledger import accounts, rates
+
+    monkeypatch.setattr(rates, "utcnow", lambda: T0 - timedelta(days=1))  # the rate was set the day before
+    rates.set_rate(hq, "op", "share_bps", 800, T0.date(), category="game")
+    if path == "per-order":
+        per_order(monkeypatch)
+    submit(hq, "k", item("o1", price=10_000))
+    with hq.read() as conn:
+        assert accounts.site_balance(conn, "site-a") == 10_000 - 90 - 800
