@@ -797,3 +797,49 @@ def test_an_answer_that_is_not_final_starts_the_orders_attempts_again(engine):
     hq.answers = {"R1": in_review("R1")}
     forwarder(engine, hq).forward_once()
     assert (row(engine, "R1").status, row(engine, "R1").attempts) == ("review", 0)
+
+
+def test_a_final_answer_keeps_the_rows_attempts(engine):
+    add_order(engine, "D2", attempts=3)
+    hq = ScriptedHQ()
+    hq.answers = {"D2": rejected("D2")}
+    forwarder(engine, hq).forward_once()
+    assert (row(engine, "D2").status, row(engine, "D2").attempts) == ("rejected", 3)
+
+
+def test_a_refused_batch_of_two_is_split_to_find_the_conflicting_order(engine):
+    add_order(engine, "T1")
+    add_order(engine, "T2", created=T0 + timedelta(seconds=1))
+    hq = ScriptedHQ()
+    hq.conflicting = {"T2"}
+    hq.answers = {"T1": rejected("T1")}
+    forwarder(engine, hq).forward_once()
+    assert [ids for ids, _ in hq.sent] == [["T1", "T2"], ["T1"], ["T2"]]
+    assert row(engine, "T1").status == "rejected"
+
+
+def test_an_hq_answering_405_to_the_batch_status_is_asked_order_by_order(engine):
+    add_order(engine, "V5", status="review", due=datetime.now(timezone.utc) - timedelta(seconds=5))
+
+    class OldHQ(ScriptedHQ):
+        def orders_status(self, order_ids: list[str]) -> list[OrderResult]:
+            raise HQError("order-status", "client", "405 Method Not Allowed", status=405)
+
+    hq = OldHQ()
+    hq.answers = {"V5": rejected("V5")}
+    assert forwarder(engine, hq).poll_reviews_once() == 1 and hq.polled == ["V5"]
+
+
+def test_the_oldest_pending_age_leaves_out_older_orders_in_other_statuses(engine):
+    now = datetime.now(timezone.utc)
+    add_order(engine, "P1", created=now - timedelta(seconds=60))
+    add_order(engine, "V1", status="review", created=now - timedelta(days=3))
+    _, _, age = oldest_pending_age(engine)
+    assert 60 <= age < 3600
+
+
+def test_a_batchs_idempotency_key_is_the_site_and_the_digest_of_its_lines():
+    import hashlib
+
+    digest = hashlib.sha256(b"xingchen\nA1\nB2").hexdigest()
+    assert idempotency_key("xingchen", ["A1", "B2"]) == f"xingchen-{digest[:40]}"

@@ -622,6 +622,9 @@ def test_a_remote_gateways_links_are_asked_before_the_batchs_transaction_for_the
     assert [(r["order_id"], r["status"], r["replayed"]) for r in results] == [
         ("o3", "pending_payment", True), ("o4", "pending_payment", False)]
     assert [a[1:] for a in remote.asked] == [(100, "card-1 x1", True)]
+    from hq.payments.flow import out_trade_no  # the merchant order number: per (site, order)
+
+    assert remote.asked[0][0] == out_trade_no("site-a", "o4")
 
 
 def test_fulfilling_an_order_whose_catalog_item_is_gone_delivers_it_and_posts_it_without_a_category(hq):
