@@ -651,3 +651,12 @@ def test_a_delivered_order_is_posted_under_its_category_on_both_paths(hq, monkey
     submit(hq, "k", item("o1", price=10_000))
     with hq.read() as conn:
         assert accounts.site_balance(conn, "site-a") == 10_000 - 90 - 800
+
+
+def test_on_the_batch_path_a_buyers_first_order_counts_nothing_before_it(hq):
+    """With at most one order an hour per account, the account's first order passes and its second is held."""
+    hq.rules.save(parse_rules({**RULES, "velocity": [
+        {"key": "account", "window_seconds": 3600, "max_orders": 1, "action": "review"}]}))
+    results, _ = submit(hq, "k", item("f1", account="acc-f"), item("f2", account="acc-f"))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("f1", "approve", []), ("f2", "review", ["velocity_account:1/3600s"])]
