@@ -843,3 +843,12 @@ def test_a_batchs_idempotency_key_is_the_site_and_the_digest_of_its_lines():
 
     digest = hashlib.sha256(b"xingchen\nA1\nB2").hexdigest()
     assert idempotency_key("xingchen", ["A1", "B2"]) == f"xingchen-{digest[:40]}"
+
+
+def test_at_most_twenty_of_hqs_reasons_are_kept(engine):
+    add_order(engine, "M1")
+    hq = ScriptedHQ()
+    hq.answers = {"M1": OrderResult(order_id="M1", decision="reject", status="rejected", hq_order_id="hq-M1",
+                                    reasons=[f"r{i}" for i in range(21)])}
+    forwarder(engine, hq).forward_once()
+    assert row(engine, "M1").reasons == [f"r{i}" for i in range(20)]
