@@ -416,8 +416,11 @@ def test_results_for_keeps_the_order_of_the_ids_given_and_leaves_out_another_sit
 
 # -- the batch path's own counting ---------------------------------------------------------------------------
 
-def test_the_batch_path_counts_its_earlier_orders_toward_the_sites_daily_limits(hq):
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_both_paths_count_the_earlier_orders_toward_the_sites_daily_limits(hq, monkeypatch, path):
     hq.rules.save(parse_rules({**RULES, "site_daily": {"max_orders": 2, "max_amount_cents": 250, "action": "review"}}))
+    if path == "per-order":
+        per_order(monkeypatch)
     results, _ = submit(hq, "k", item("o1"), item("o2", price=151), item("o3"))
     assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
         ("o1", "approve", []), ("o2", "review", ["site_daily_amount:250"]),
