@@ -7,6 +7,7 @@ from typing import Iterator
 import pytest
 
 from tests.deploy.stack import LOGO_PNG
+from tests.support import swarm_engine
 from tests.support.kit_stack import Stack, engine_with_kit_images, launch_stack, new_stack, remove_stack
 
 
@@ -27,3 +28,21 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
     finally:
         remove_stack(s)
+
+
+@pytest.fixture(scope="session")
+def swarm_manager() -> Iterator[swarm_engine.SwarmEngine]:
+    """One private Swarm engine (tests/support/swarm_engine.py) with the kit's images, for test_swarm and
+    test_swarm_ops in turn: its start and the image copy cost half a minute or more. Started with a bridge of
+    its own in its namespace, so test_swarm_ops can join a worker engine to it."""
+    from kitcore import __version__
+    from tests.conftest import require
+
+    why = swarm_engine.available()
+    require(why is None, why or "")
+    engine_with_kit_images()
+    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in swarm_engine.KIT_SERVICES], cluster=True)
+    try:
+        yield started
+    finally:
+        swarm_engine.stop(started)

@@ -16,29 +16,18 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.conftest import require
 from tests.support import swarm_engine
 from tests.support.kit_stack import Stack, new_stack, prepare_hq
 
 pytestmark = pytest.mark.e2e
 
-SITE_SERVICES = ("db", "storefront", "agent", "proxy")
+SITE_SERVICES = swarm_engine.KIT_SERVICES
 LOAD_SECONDS_MAX = 240  # the load stops when the rollout is done, or at this bound
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[swarm_engine.SwarmEngine]:
-    from kitcore import __version__
-    from tests.support.kit_stack import engine_with_kit_images
-
-    why = swarm_engine.available()
-    require(why is None, why or "")
-    engine_with_kit_images()
-    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in SITE_SERVICES])
-    try:
-        yield started
-    finally:
-        swarm_engine.stop(started)
+def engine(swarm_manager: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
+    return swarm_manager  # shared with test_swarm_ops (tests/e2e/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,103 @@
+"""backup/restore/upgrade on a Swarm site (kitctl.deploy.swarm.ops): which orchestrator, which node; a fake
+Engine API stands in for the manager (the real one is tests/e2e/test_swarm_ops.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from docker.errors import NotFound
+
+from kitctl.deploy.swarm import ops
+from kitcore.errors import InvalidInput
+from tests.deploy.test_swarm_spec import SITE, project
+
+HERE, THERE = "node-here", "node-there"
+
+
+class FakeManager:
+    """A Swarm manager's API: its nodes, the site's services and tasks, volumes; records node updates."""
+
+    def __init__(self, manager: bool = True, services: list[dict] | None = None, tasks: list[dict] | None = None,
+                 labels: dict[str, dict[str, str]] | None = None, volumes: set[str] = frozenset()) -> None:
+        self.manager, self._services, self._tasks, self.volumes = manager, services or [], tasks or [], volumes
+        self.labels = labels if labels is not None else {HERE: {}, THERE: {}}
+        self.updates: list[tuple[str, dict]] = []
+
+    def info(self) -> dict:
+        state = "active" if self.manager else "inactive"
+        return {"Swarm": {"LocalNodeState": state, "ControlAvailable": self.manager, "NodeID": HERE}}
+
+    def services(self, filters: dict) -> list[dict]:
+        return self._services
+
+    def tasks(self, filters: dict) -> list[dict]:
+        return [t for t in self._tasks if t["service"] == filters["service"]]
+
+    def nodes(self) -> list[dict]:
+        return [self.inspect_node(n) for n in self.labels]
+
+    def inspect_node(self, node: str) -> dict:
+        return {"ID": node, "Spec": {"Role": "worker", "Labels": dict(self.labels[node])}, "Version": {"Index": 7},
+                "Description": {"Hostname": f"host-of-{node}"}}
+
+    def update_node(self, node: str, version: int, spec: dict) -> None:
+        self.updates.append((node, spec["Labels"]))
+        self.labels[node] = spec["Labels"]
+
+    def inspect_volume(self, name: str) -> dict:
+        if name not in self.volumes:
+            raise NotFound(name)
+        return {"Name": name}
+
+
+def task(service: str, node: str, state: str = "running") -> dict:
+    return {"service": service, "NodeID": node, "DesiredState": "running", "Status": {"State": state}}
+
+
+def test_a_site_is_on_swarm_only_with_its_services_on_a_manager(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    assert ops.orchestrator_of(FakeManager(services=[{"ID": "s"}]), p) == "swarm"
+    assert ops.orchestrator_of(FakeManager(services=[]), p) == "engine"
+    assert ops.orchestrator_of(FakeManager(manager=False, services=[{"ID": "s"}]), p) == "engine"
+
+
+def test_a_backup_needs_the_database_task_on_the_node_kitctl_talks_to(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    name = f"{p.name}_db"
+    ops.require_backup_tasks_here(FakeManager(tasks=[task(name, HERE)]), p, "db")
+    with pytest.raises(InvalidInput, match="runs on Swarm node host-of-node-there.*--docker-host"):
+        ops.require_backup_tasks_here(FakeManager(tasks=[task(name, THERE)]), p, "db")
+    with pytest.raises(InvalidInput, match="no running Swarm task"):
+        ops.require_backup_tasks_here(FakeManager(tasks=[task(name, HERE, "starting")]), p, "db")
+
+
+def test_a_swarm_restore_needs_a_manager_without_the_sites_services_or_volumes(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    ops.check_fresh_swarm(FakeManager(), p)
+    with pytest.raises(InvalidInput, match="restore it on a Swarm manager"):
+        ops.check_fresh_swarm(FakeManager(manager=False), p)
+    with pytest.raises(InvalidInput, match="already runs Swarm services"):
+        ops.check_fresh_swarm(FakeManager(services=[{"ID": "s"}]), p)
+    with pytest.raises(InvalidInput, match="already exists"):
+        ops.check_fresh_swarm(FakeManager(volumes={p.volumes["db-data"].name}), p)
+
+
+def test_a_restore_pins_the_database_here_and_refuses_when_another_node_holds_it(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    key = f"com.kitctl.db.{SITE}"
+    here = FakeManager()
+    ops.pin_db_here(here, p)
+    assert here.updates == [(HERE, {key: "true"})]
+    ops.pin_db_here(here, p)  # already labelled: nothing changes
+    assert len(here.updates) == 1
+    there = FakeManager(labels={HERE: {}, THERE: {key: "true"}})
+    with pytest.raises(InvalidInput, match=f"host-of-node-there carries {key}"):
+        ops.pin_db_here(there, p)
+    assert there.updates == []
+
+
+def test_only_keeps_the_named_services(tmp_path: Path) -> None:
+    p = project(tmp_path)
+    assert list(ops.only(p, ["db"]).services) == ["db"]
+    assert set(p.services) == {"db", "storefront", "proxy"}
