@@ -101,3 +101,47 @@ def test_only_keeps_the_named_services(tmp_path: Path) -> None:
     p = project(tmp_path)
     assert list(ops.only(p, ["db"]).services) == ["db"]
     assert set(p.services) == {"db", "storefront", "proxy"}
+
+
+class SwarmBackupAPI:
+    """FakeEngineAPI (pg_dump and the proxy's volume) on a Swarm manager whose site tasks run on `node`."""
+
+    def __init__(self, node: str) -> None:
+        from tests.security.backup_support import FakeEngineAPI
+
+        self.engine, self.node = FakeEngineAPI(b"PGDMP dump"), node
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+    def info(self) -> dict:
+        return FakeManager().info()
+
+    def services(self, filters: dict) -> list[dict]:
+        return [{"ID": "svc"}]
+
+    def tasks(self, filters: dict) -> list[dict]:
+        return [task(filters["service"], self.node)]
+
+    def inspect_node(self, node: str) -> dict:
+        return FakeManager().inspect_node(node)
+
+
+def test_a_backup_of_a_swarm_site_records_it_and_refuses_a_task_on_another_node(tmp_path: Path) -> None:
+    from kitctl.deploy.backup import backup
+    from kitctl.deploy.backup_archive import read_archive
+    from kitctl.deploy.compose import load_project
+    from tests.security.backup_support import FakeClient, make_site
+
+    site, _key = make_site(tmp_path)
+    p = load_project(site)
+    client = FakeClient(b"PGDMP dump")
+    backup(client, p, tmp_path / "engine.tgz", recipients=None)  # type: ignore[arg-type]
+    assert read_archive(tmp_path / "engine.tgz", tmp_path / "e")["orchestrator"] == "engine"
+    client.api = SwarmBackupAPI(HERE)
+    backup(client, p, tmp_path / "swarm.tgz", recipients=None)  # type: ignore[arg-type]
+    assert read_archive(tmp_path / "swarm.tgz", tmp_path / "s")["orchestrator"] == "swarm"
+    client.api = SwarmBackupAPI(THERE)
+    with pytest.raises(InvalidInput, match="runs on Swarm node host-of-node-there"):
+        backup(client, p, tmp_path / "elsewhere.tgz", recipients=None)  # type: ignore[arg-type]
+    assert not (tmp_path / "elsewhere.tgz").exists()
