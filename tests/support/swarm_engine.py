@@ -88,7 +88,8 @@ def start(images: list[str], base: Path | None = None, cluster: bool = False) ->
 
 def add_worker(manager: SwarmEngine, images: list[str]) -> SwarmEngine:
     """A second engine in a namespace of its own, linked only to the manager's bridge (one veth pair,
-    one address of the cluster's /24), joined to the swarm as a worker, with `images` copied in."""
+    one address of the cluster's /24), joined to the swarm as a worker, with `images` copied in from the
+    manager (the very images its services run)."""
     manager.workers += 1
     ident = "ksw" + uuid.uuid4().hex[:7]
     root = Path(manager.root.parent) / ident
@@ -111,7 +112,7 @@ def add_worker(manager: SwarmEngine, images: list[str]) -> SwarmEngine:
         worker.client().swarm.join([f"{manager.node_addr}:2377"], token, listen_addr=f"{addr}:2377",
                                    advertise_addr=addr)
         if images:
-            _copy_images(worker, images)
+            _copy_images(worker, images, source=manager)
     except BaseException:
         stop(worker)
         raise
@@ -194,9 +195,10 @@ def _wait_ping(engine: SwarmEngine, proc: subprocess.Popen) -> None:
     raise RuntimeError("the private dockerd did not answer within 60s")
 
 
-def _copy_images(engine: SwarmEngine, images: list[str]) -> None:
-    """`docker save | docker load`: one archive, shared layers once."""
-    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+def _copy_images(engine: SwarmEngine, images: list[str], source: SwarmEngine | None = None) -> None:
+    """`docker save | docker load` from the shared engine (or `source`): one archive, shared layers once."""
+    save = subprocess.Popen(["docker", *(["-H", source.socket] if source else []), "save", *images],
+                            stdout=subprocess.PIPE)
     loaded = subprocess.run(["docker", "-H", engine.socket, "load", "-q"], stdin=save.stdout, capture_output=True,
                             timeout=600)
     save.wait(timeout=60)
