@@ -208,19 +208,22 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any, identity
             site_dir.chmod(0o700)
         project = load_project(site_dir)
         reporter.note(f"restoring {project.name} from a backup of {time.strftime('%Y-%m-%d %H:%M', time.gmtime(manifest['created']))} UTC")
-        if swarm:
-            from kitctl.deploy.swarm.restore import restore_services
+        from kitctl.deploy.swarm import restore as on_swarm
 
-            restore_services(client, project, manifest, unpacked, options, reporter)
-            return manifest
-        up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
+        if swarm:  # the database's service alone, on this node
+            on_swarm.start_database(client, project, db["service"], options, reporter)
+        else:
+            up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
         load_dump(client, project, unpacked / db["file"], db["service"], db["database"])
         reporter.note(f"database {db['database']} restored ({db['bytes']} bytes)")
         from kitctl.deploy.backup_volumes import seed_volumes
 
         seed_volumes(client, project, manifest.get("volumes", {}), unpacked,
                      project.services[db["service"]].image, reporter)
-        up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
+        if swarm:
+            on_swarm.start_site(project, options, reporter)
+        else:
+            up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
