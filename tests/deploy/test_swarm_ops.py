@@ -145,3 +145,22 @@ def test_a_backup_of_a_swarm_site_records_it_and_refuses_a_task_on_another_node(
     with pytest.raises(InvalidInput, match="runs on Swarm node host-of-node-there"):
         backup(client, p, tmp_path / "elsewhere.tgz", recipients=None)  # type: ignore[arg-type]
     assert not (tmp_path / "elsewhere.tgz").exists()
+
+
+def test_a_storefront_task_on_another_node_is_no_container_to_exec_in() -> None:
+    from kitctl.deploy.swarm.tasks import running_container
+
+    class Tasks(FakeManager):
+        def tasks(self, filters: dict) -> list[dict]:
+            found = [{**task("shop_storefront", THERE), "Status": {"State": "running", "ContainerStatus": {
+                "ContainerID": "there"}}}, {**task("shop_storefront", HERE), "Status": {"State": "running",
+                                                                                       "ContainerStatus": {"ContainerID": "here"}}}]
+            return [t for t in found if filters.get("node") in (None, t["NodeID"])]
+
+    assert running_container(Tasks(), "shop_storefront") == "here"
+
+    class OnlyThere(Tasks):
+        def tasks(self, filters: dict) -> list[dict]:
+            return [t for t in super().tasks({}) if t["NodeID"] == THERE]
+
+    assert running_container(OnlyThere(), "shop_storefront") is None  # the engine would answer 404 to an exec

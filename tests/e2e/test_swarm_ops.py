@@ -39,6 +39,11 @@ def engine(swarm_manager: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
 
 @pytest.fixture(scope="module")
 def site(swarm_site: Stack, engine: swarm_engine.SwarmEngine) -> Iterator[Stack]:
+    if not (swarm_site.site_dir / "compose.yaml").exists():  # this module alone: deploy as test_swarm's first test
+        s = swarm_site
+        up(s, engine, "--licence", f"@{s.root / 'licence.jwt'}", "--hq-keys", str(s.root / "hq-keys.json"),
+           "--name", "蜂群站点", "--domain", "localhost", "--tls", "off", "--http-port", str(s.http_port),
+           "--metrics-port", str(s.metrics_port), "--replicas", "2")
     yield swarm_site
     client = engine.client()
     for service in swarm_engine.KIT_SERVICES:  # the upgrade's tags (the images stay: the site runs them by id)
