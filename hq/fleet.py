@@ -115,12 +115,12 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         site["badges"] = badges(site["health"], mine, hq.settings.outbox_backlog_alert, i18n.t(locale))
     context: dict[str, Any] = {
         "operator": sess.operator, "csrf": sess.csrf, "listing": listing, "fq": query,
-        "summary": fleet_query.summary(hq), "reviews": reviews.queue(hq),
+        "summary": listing.summary, "reviews": reviews.queue(hq),
         "alerts": _shown_alerts(firing, on_page),
         "alert_count": len(firing), "alert_history": resolved, "bundles": support.listing(hq),
         "gateways": payment_config.listing(hq), "payment_states": PAYMENT_STATES,
         "msg": request.query_params.get("msg", "")[:300], "error": request.query_params.get("error", "")[:300],
-        "tiers": list(fleet_query.TIERS), "states": fleet_query.STATES, "versions": fleet_query.versions(hq),
+        "tiers": list(fleet_query.TIERS), "states": fleet_query.STATES, "versions": listing.versions,
         "alert_kinds": ("any", *fleet_alerts.KINDS), "rings": RINGS, "sizes": fleet_query.PAGE_SIZES,
         "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
         "stock_short": [s for s in stock.listing(hq)["skus"] if s["state"] != "in_stock"],

@@ -291,6 +291,10 @@ QUERIES = [  # (the list's parameters, the index SQLite's plan must name for the
     ({"alert": "silent"}, "uq_fleet_alerts_open"),
     ({"sort": "heartbeat", "order": "desc"}, "SCAN sites USING COVERING INDEX ix_sites_heartbeat"),
     ({"sort": "version", "page": "30"}, "SCAN sites USING COVERING INDEX ix_sites_version"),
+    ({"sort": "expires", "page": "30"}, "SCAN sites USING COVERING INDEX ix_sites_expires"),
+    ({"sort": "expires", "order": "desc"}, "SCAN sites USING COVERING INDEX ix_sites_expires"),
+    ({"state": "expired", "sort": "expires"}, "ix_sites_status (status=?)"),
+    ({"state": "active"}, "ix_sites_status (status=?)"),
     ({}, "SCAN sites USING COVERING INDEX ix_sites_id_prefix"),
 ]
 
@@ -314,6 +318,8 @@ def test_the_list_queries_walk_indexes_not_the_table(hq_server):
                     plan = "\n".join(r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
                     assert not re.search(r"SCAN sites(?! USING)", plan), (params, plan)
                     assert statement is count or sqlite_step in plan, (params, plan)
+                if statement is count and "tier" not in params:  # the list's ids and count read `sites` alone:
+                    assert "licences" not in plan, (params, plan)  # the expiry is its copy (migration 0037)
 
 
 def test_the_page_names_only_its_own_pages_sites_not_the_whole_fleet(fleet, operator):
@@ -329,7 +335,7 @@ def test_the_page_names_only_its_own_pages_sites_not_the_whole_fleet(fleet, oper
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("sort", ["heartbeat", "version", "ring", "state"])
+@pytest.mark.parametrize("sort", ["heartbeat", "version", "ring", "state", "expires"])
 def test_a_descending_sort_walks_its_descending_index_on_postgresql(tmp_path, hq_pg_server, sort):
     """`DESC NULLS LAST` is not a backward scan of an ascending index on PostgreSQL: without its own index
     (migration 0030) the page's ids came from sorting every site."""
