@@ -101,6 +101,11 @@ def logout(request: Request, csrf: str = Form(..., max_length=100)) -> Response:
 @router.get("/fleet", response_class=HTMLResponse)
 def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     """The fleet: one page of sites (search, filters, sort, paging on the server; hq.fleet_query)."""
+    with hq.one_read():  # every section's reads on one connection, in one transaction
+        return _fleet_page(request, hq)
+
+
+def _fleet_page(request: Request, hq: HQ) -> Response:
     sess = _session(request)
     if sess is None:
         return RedirectResponse("/fleet/login", status_code=303)

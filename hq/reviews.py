@@ -23,11 +23,11 @@ log = logging.getLogger("hq.reviews")
 
 
 def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with hq.session() as s:
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
         query = select(Order).where(Order.status == "review").order_by(Order.id).limit(limit)
         if site_id:
             query = query.where(Order.site_id == site_id)
-        return [review_json(o) for o in s.scalars(query)]
+        return [review_json(o) for o in conn.execute(query)]
 
 
 def review_json(o: Order) -> dict[str, Any]:
