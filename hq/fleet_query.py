@@ -196,7 +196,9 @@ def statements(query: FleetQuery, dialect: str, now: datetime) -> tuple[Any, Any
     count = select(func.count()).select_from(Site).where(*conditions)
     if needs_licence:
         ids, count = ids.outerjoin(*joined), count.outerjoin(*joined)
-    rows = select(*COLUMNS).outerjoin(*joined).where(Site.id.in_(ids.scalar_subquery())).order_by(*_order(query))
+    today = (SiteDay, and_(SiteDay.site_id == Site.id, SiteDay.day == now.date()))  # its primary key: one probe a row
+    rows = select(*COLUMNS, SiteDay.orders.label("orders_today")).outerjoin(*joined).outerjoin(*today)\
+        .where(Site.id.in_(ids.scalar_subquery())).order_by(*_order(query))
     return rows, count
 
 
@@ -220,13 +222,11 @@ def fetch(hq: "HQ", query: FleetQuery) -> FleetPage:
         total = conn.execute(count_sql).scalar_one() if filtered else cards["sites"]
         rows = conn.execute(rows_sql).all()
         ids = [row.id for row in rows]
-        today = dict(conn.execute(select(SiteDay.site_id, SiteDay.orders)
-                                  .where(SiteDay.site_id.in_(ids), SiteDay.day == now.date())).all()) if ids else {}
         reviews = dict(conn.execute(select(Order.site_id, func.count())
                                     .where(Order.status == "review", Order.site_id.in_(ids))
                                     .group_by(Order.site_id)).all()) if ids else {}
         choices = _versions(conn)
-    out = [_row(row, now, online, int(today.get(row.id, 0)), int(reviews.get(row.id, 0))) for row in rows]
+    out = [_row(row, now, online, int(row.orders_today or 0), int(reviews.get(row.id, 0))) for row in rows]
     return FleetPage(query, out, int(total), cards, choices)
 
 
