@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from hq import audit, commands
+from hq.amounts import charge_cents
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
 from hq.models import CatalogItem, Order
@@ -15,6 +16,7 @@ from hq.orders import approve
 from hq.payments import flow as payments
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
     from sqlalchemy.orm import Session
 
     from hq.service import HQ
@@ -30,10 +32,11 @@ def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[s
         return [review_json(o) for o in conn.execute(query)]
 
 
-def review_json(o: Order) -> dict[str, Any]:
+def review_json(o: "Order | Row[Any]") -> dict[str, Any]:
     return {
         "hq_order_id": o.hq_order_id, "site": o.site_id, "order_id": o.order_id, "sku": o.sku,
-        "quantity": o.quantity, "amount_cents": o.charge_cents, "currency": o.currency,
+        "quantity": o.quantity, "amount_cents": charge_cents(o.unit_price_cents, o.quantity, o.total_cents),
+        "currency": o.currency,
         "buyer": {"account": o.buyer_account, "contact": o.buyer_contact, "ip": o.buyer_ip, "region": o.buyer_region},
         "reasons": list(o.reasons), "received_at": iso(o.received_at), "status": o.status, "decision": o.decision,
     }
