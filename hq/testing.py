@@ -130,7 +130,8 @@ def seed_fleet(service: HQ, count: int, prefix: str = "site") -> None:
     Site i: `<prefix>-<i:05>`, licensee `Licensee <i % 500>`, domain `shop<i>.example<i % 50>.cn`;
     suspended when i % 10 == 3, revoked when i % 10 == 7, expired when i % 20 == 19 (if active);
     tier and version cycle through SEED_TIERS / SEED_VERSIONS; ring i % 4, none when i % 5 == 0;
-    every 100th site (i % 100 == 50) is a day silent, with its firing `silent` alert.
+    every 100th site (i % 100 == 50) is a day silent, with its firing `silent` alert. Each site carries its
+    licence's expiry (`licence_expires_at`) itself, so the licence rows' trigger (migration 0037) rewrites none.
     """
     from datetime import timedelta
 
