@@ -109,6 +109,27 @@ class AlipaySandbox(Notifying):
     def by_out_trade_no(self, app_id: str, out_trade_no: str) -> Trade | None:
         return next((t for t in self.trades.values() if t.app_id == app_id and t.out_trade_no == out_trade_no), None)
 
+    def state(self) -> dict[str, Any]:
+        """What a sandbox in another process needs to be this one (Alipay's key, the apps): secret, keep it 0600."""
+        return {"gateway": "alipay", "key": pem_private(self._key), "apps": [
+            {"app_id": a.app_id, "seller_id": a.seller_id, "public_key": a.public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
+            for a in self.apps.values()]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **knobs: Any) -> "AlipaySandbox":
+        """The sandbox `state()` described (ValueError/KeyError if it is not one)."""
+        key = serialization.load_pem_private_key(state["key"].encode(), None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("the sandbox key is not RSA")
+        box = cls(_key=key, **knobs)
+        for a in state["apps"]:
+            public = serialization.load_pem_public_key(a["public_key"].encode())
+            if not isinstance(public, rsa.RSAPublicKey):
+                raise ValueError("an app key is not RSA")
+            box.apps[a["app_id"]] = App(a["app_id"], public, a["seller_id"])
+        return box
+
     # -- gateway.do -------------------------------------------------------------------
     async def gateway(self, request: Request) -> Response:
         fields = dict(request.query_params)
