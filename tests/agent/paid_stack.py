@@ -33,15 +33,16 @@ class Buyer:
     the storefront closed as it was reused: polling 200 buyers, each one's connection idles for seconds);
     tests.support.resend bounds that and names the server that dropped it."""
 
-    def __init__(self, base: str, n: int) -> None:
-        self.client = client("storefront", base, timeout=60)
+    def __init__(self, base: str, n: int, sku: str = SKU, verify: bool = True) -> None:
+        self.client = client("storefront", base, verify=verify, timeout=60)
         self.cashier = client("epay sandbox", timeout=60)
         self.n = n
+        self.sku = sku
         self.path = ""
         self.paid_at = 0.0  # monotonic, when the sandbox took the payment
 
     def order(self) -> None:
-        placed = checkout(self.client, SKU, contact=f"buyer-{self.n}@example.cn", password="pay-pw-123",
+        placed = checkout(self.client, self.sku, contact=f"buyer-{self.n}@example.cn", password="pay-pw-123",
                           password2="pay-pw-123")
         assert placed.status_code == 303, placed.text[:300]
         self.path = placed.headers["location"].split("?")[0]
@@ -49,15 +50,22 @@ class Buyer:
     def status(self) -> str:
         return str(self.client.get(f"{self.path}/status").json()["status"])
 
-    def pay(self) -> str:
-        """Open the pay link at the sandbox and pay; the sandbox's trade number."""
+    def pay(self, fault: str | None = None) -> str:
+        """Open the pay link at the sandbox and pay (pressing the cashier's `fault` button, if given); the
+        sandbox's trade number."""
         link = PAY_LINK.search(self.client.get(self.path).text).group(1).replace("&amp;", "&")
         cashier = self.cashier.get(link)
         trade_no = re.search(r"/pay/(S[0-9a-f]+)", cashier.text).group(1)
-        paid = self.cashier.post(link.split("submit.php")[0] + f"pay/{trade_no}")
+        paid = self.cashier.post(link.split("submit.php")[0] + f"pay/{trade_no}", data={"fault": fault} if fault else None)
         self.paid_at = time.monotonic()
         assert paid.status_code == 303, paid.text[:300]
         return trade_no
+
+    def order_and_pay(self, payable_within: float) -> str:
+        """Check out, wait (bounded) for the pay step, pay: a buyer who pays as soon as the shop asks; the trade."""
+        self.order()
+        wait_until(lambda: self.status() == "pending_payment", payable_within, 0.5, what=f"order {self.path} payable")
+        return self.pay()
 
     def secrets(self) -> list[str]:
         return SECRET.findall(self.client.get(self.path).text)
