@@ -1,6 +1,7 @@
 """Storefront and agent (real processes, one site database), HQ served with epay enabled, the epay sandbox as the
-gateway, and buyers who check out and pay: what the concurrent paid-checkout test and bench/paid_checkouts_bench.py
-share. No containers."""
+gateway (no containers: bench/paid_checkouts_bench.py), and the buyers who check out and pay, which the loop e2e's
+200 paid checkouts through the containers (tests/e2e/test_loop.py) and bench/paid_checkouts_containers_bench.py
+send too."""
 
 from __future__ import annotations
 
