@@ -37,19 +37,13 @@ def main() -> None:
     ap.add_argument("--payment-poll", default="2.0", help="the agent's KIT_PAYMENT_POLL (its default: 2 s)")
     args = ap.parse_args()
 
-    from tests.agent.paid_stack import Buyer, paid_stack
+    from tests.agent.paid_stack import Buyer, paid_stack, place_until_payable
 
     with tempfile.TemporaryDirectory(prefix="paid-bench-") as tmp, \
             paid_stack(Path(tmp), args.orders, payment_poll=args.payment_poll) as stack, \
             ThreadPoolExecutor(args.threads) as pool, ThreadPoolExecutor(args.threads) as watch:
         buyers = [Buyer(stack.base, n) for n in range(args.orders)]
-        began = time.monotonic()
-        list(pool.map(Buyer.order, buyers))
-        placed = time.monotonic()
-        while set(pool.map(Buyer.status, buyers)) != {"pending_payment"}:
-            if time.monotonic() - placed > 300:
-                raise SystemExit("orders did not become payable in 300 s")
-        payable = time.monotonic()
+        began, placed, payable = place_until_payable(pool, buyers)
         seen: dict[int, float] = {}
         paying = [pool.submit(b.pay) for b in buyers]  # the buyers pay on one pool, their pages are watched on another
         while len(seen) < len(buyers):

@@ -92,7 +92,7 @@ def main() -> None:
     import httpx
 
     from demo.payments import enable_payments
-    from tests.agent.paid_stack import Buyer
+    from tests.agent.paid_stack import Buyer, place_until_payable
     from tests.support.demo_stack import own_demo
 
     with tempfile.TemporaryDirectory(prefix="paid-containers-") as tmp, \
@@ -108,12 +108,7 @@ def main() -> None:
         buyers = [Buyer(demo.site_url, n, sku=SKU, verify=False) for n in range(args.orders)]
         with ThreadPoolExecutor(args.threads) as pool, ThreadPoolExecutor(args.threads) as watch, \
                 httpx.Client(base_url=demo.hq_url, timeout=30, limits=httpx.Limits(max_connections=64)) as hq:
-            began = time.monotonic()
-            list(pool.map(Buyer.order, buyers))
-            placed = time.monotonic()
-            while set(pool.map(Buyer.status, buyers)) != {"pending_payment"}:
-                if time.monotonic() - placed > 300:
-                    raise SystemExit("orders did not become payable in 300 s")
+            began, placed, _ = place_until_payable(pool, buyers)
             trades = list(pool.map(lambda b: b.pay("lose_notification"), buyers))
             signed = notices(demo, buyers, trades)
             sent: dict[int, float] = {}

@@ -119,15 +119,9 @@ class AlipaySandbox(Notifying):
     @classmethod
     def from_state(cls, state: dict[str, Any], **knobs: Any) -> "AlipaySandbox":
         """The sandbox `state()` described (ValueError/KeyError if it is not one)."""
-        key = serialization.load_pem_private_key(state["key"].encode(), None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("the sandbox key is not RSA")
-        box = cls(_key=key, **knobs)
+        box = cls(_key=common.rsa_private(state["key"], "the sandbox key"), **knobs)
         for a in state["apps"]:
-            public = serialization.load_pem_public_key(a["public_key"].encode())
-            if not isinstance(public, rsa.RSAPublicKey):
-                raise ValueError("an app key is not RSA")
-            box.apps[a["app_id"]] = App(a["app_id"], public, a["seller_id"])
+            box.apps[a["app_id"]] = App(a["app_id"], common.rsa_public(a["public_key"], "an app key"), a["seller_id"])
         return box
 
     # -- gateway.do -------------------------------------------------------------------

@@ -128,17 +128,12 @@ class WechatSandbox(Notifying):
     @classmethod
     def from_state(cls, state: dict[str, Any], **knobs: Any) -> "WechatSandbox":
         """The sandbox `state()` described (ValueError/KeyError if it is not one)."""
-        key = serialization.load_pem_private_key(state["platform_key"].encode(), None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise ValueError("the platform key is not RSA")
-        box = cls(_platform=key, **knobs)
+        box = cls(_platform=common.rsa_private(state["platform_key"], "the platform key"), **knobs)
         box.platform_cert = x509.load_pem_x509_certificate(state["platform_cert"].encode())  # the one HQ was given
         box.platform_serial = format(box.platform_cert.serial_number, "X")
         for m in state["merchants"]:
-            public = serialization.load_pem_public_key(m["public_key"].encode())
-            if not isinstance(public, rsa.RSAPublicKey):
-                raise ValueError("a merchant key is not RSA")
-            box.merchants[m["mchid"]] = Merchant(m["mchid"], m["appid"], m["serial"], public, m["apiv3_key"])
+            box.merchants[m["mchid"]] = Merchant(m["mchid"], m["appid"], m["serial"],
+                                                 common.rsa_public(m["public_key"], "a merchant key"), m["apiv3_key"])
         return box
 
     def by_out_trade_no(self, mchid: str, out_trade_no: str) -> Trade | None:

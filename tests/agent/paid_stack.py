@@ -76,6 +76,18 @@ class Buyer:
         return sum(c._transport.resent for c in (self.client, self.cashier))  # type: ignore[attr-defined]
 
 
+def place_until_payable(pool: Any, buyers: list[Buyer], within: float = 300) -> tuple[float, float, float]:
+    """Every buyer checks out on `pool`, then their pages are read until each shows its pay step (SystemExit past
+    `within` s): monotonic times (began, last checkout placed, all payable), for the benchmarks."""
+    began = time.monotonic()
+    list(pool.map(Buyer.order, buyers))
+    placed = time.monotonic()
+    while set(pool.map(Buyer.status, buyers)) != {"pending_payment"}:
+        if time.monotonic() - placed > within:
+            raise SystemExit(f"orders did not become payable in {within:.0f} s")
+    return began, placed, time.monotonic()
+
+
 @dataclass
 class PaidStack:
     hq: RunningHQ

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from contextlib import contextmanager
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -215,6 +216,16 @@ def _asked_while_a_writer_tries(hq: Any, monkeypatch: pytest.MonkeyPatch) -> lis
     return asked
 
 
+@contextmanager
+def _hq_on_alipay(tmp_path: Any, db_url: str, served: AlipaySandbox, keys: int) -> Iterator[tuple[Any, str]]:
+    """HQ with Alipay (the sandbox) enabled, `keys` keys of card-a on sale, and a site's licence token."""
+    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
+        hq.seed_item("card-a", price_cents=9000)
+        hq.seed_card_keys("card-a", keys)
+        config.configure(hq.service, "tester", "alipay", served.add_app())
+        yield hq, hq.issue_licence("site-ali", categories=["game"])
+
+
 def _paid_and_delivered(hq: Any, served: AlipaySandbox, token: str, order_id: str, trade_no: str) -> None:
     trade = served.by_out_trade_no(next(iter(served.apps)), trade_no)
     httpx.post(f"{served.url}pay/{trade.trade_no}")
@@ -223,11 +234,7 @@ def _paid_and_delivered(hq: Any, served: AlipaySandbox, token: str, order_id: st
 
 def test_a_batchs_links_are_asked_of_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
                                                                                        monkeypatch):
-    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
-        hq.seed_item("card-a", price_cents=9000)
-        hq.seed_card_keys("card-a", 2)
-        config.configure(hq.service, "tester", "alipay", served.add_app())
-        token = hq.issue_licence("site-ali", categories=["game"])
+    with _hq_on_alipay(tmp_path, db_url, served, keys=2) as (hq, token):
         asked = _asked_while_a_writer_tries(hq, monkeypatch)
         resp = post_orders(hq, token, "k-B", [order("B1", sku="card-a", unit_price_cents=9500),
                                               order("B2", sku="no-such-sku", unit_price_cents=9500)])
@@ -241,11 +248,7 @@ def test_a_batchs_links_are_asked_of_alipay_before_its_transaction_so_no_writer_
 
 def test_the_per_order_path_asks_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
                                                                                    monkeypatch):
-    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
-        hq.seed_item("card-a", price_cents=9000)
-        hq.seed_card_keys("card-a", 2)
-        config.configure(hq.service, "tester", "alipay", served.add_app())
-        token = hq.issue_licence("site-ali", categories=["game"])
+    with _hq_on_alipay(tmp_path, db_url, served, keys=2) as (hq, token):
         known = order("C1", sku="card-a", unit_price_cents=9500)
         assert post_orders(hq, token, "k-C1", [known]).json()["results"][0]["status"] == "pending_payment"
         asked = _asked_while_a_writer_tries(hq, monkeypatch)
@@ -263,12 +266,8 @@ def test_a_review_approval_asks_alipay_before_its_transaction_so_no_writer_waits
     from hq import reviews
     from tests.agent.helpers import OPEN_RULES
 
-    with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
-        hq.seed_item("card-a", price_cents=9000)
-        hq.seed_card_keys("card-a", 1)
-        config.configure(hq.service, "tester", "alipay", served.add_app())
+    with _hq_on_alipay(tmp_path, db_url, served, keys=1) as (hq, token):
         hq.set_rules({**OPEN_RULES, "limits": {**OPEN_RULES["limits"], "review_amount_cents": 10_000}})
-        token = hq.issue_licence("site-ali", categories=["game"])
         asked = _asked_while_a_writer_tries(hq, monkeypatch)
         held = post_orders(hq, token, "k-D1", [order("D1", sku="card-a", unit_price_cents=10_000)]).json()["results"][0]
         assert held["status"] == "review" and asked == []  # nothing to pay yet
