@@ -100,10 +100,11 @@ def main() -> None:
         enable_payments(docker.from_env(), demo)
         stock(demo, args.orders + 20)
         shop = httpx.Client(base_url=demo.site_url, verify=False, timeout=15)
-        deadline = time.monotonic() + 120
-        while shop.get(f"/p/{SKU}").status_code != 200:
+        deadline = time.monotonic() + 300
+        while (page := shop.get(f"/p/{SKU}")).status_code != 200:
             if time.monotonic() > deadline:
-                raise SystemExit("the SKU did not reach the shop in 120 s")
+                raise SystemExit(f"the SKU did not reach the shop in 300 s: /p/{SKU} answers {page.status_code}, "
+                                 f"the home page {'lists' if SKU in shop.get('/').text else 'does not list'} it")
             time.sleep(1)
         buyers = [Buyer(demo.site_url, n, sku=SKU, verify=False) for n in range(args.orders)]
         with ThreadPoolExecutor(args.threads) as pool, ThreadPoolExecutor(args.threads) as watch, \
