@@ -178,17 +178,20 @@ def rollout_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
 
 @router.post("/fleet/rollouts/{rollout_id}/{action}")
 def rollout_action(request: Request, rollout_id: str = PathParam(..., pattern=UUID_PATTERN),
-                   action: str = PathParam(..., pattern="^(halt|resume)$"), csrf: str = Form(..., max_length=100),
+                   action: str = PathParam(..., pattern="^(halt|resume|rollback)$"),
+                   csrf: str = Form(..., max_length=100),
                    reason: str = Form("", max_length=500), hq: HQ = Depends(get_hq)) -> Response:
-    """Halt a running rollout (with a reason) or resume a halted one, as `kitctl hq rollout halt|resume`."""
+    """Halt a running rollout (with a reason), resume a halted one, or roll one back (with a reason: each site
+    that rolled forward is sent its previous version), as `kitctl hq rollout halt|resume|rollback`."""
     from hq import rollouts
 
     operator = _check_csrf(request, csrf).operator
     try:
-        if action == "halt":
+        if action in ("halt", "rollback"):
             if not reason.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
                 raise ApiError(400, "invalid_request", "reason: one line of 1-500 characters")
-            done = rollouts.halt(hq, operator, rollout_id, reason.strip())
+            act = rollouts.halt if action == "halt" else rollouts.rollback
+            done = act(hq, operator, rollout_id, reason.strip())
         else:
             done = rollouts.resume(hq, operator, rollout_id)
     except ApiError as exc:
