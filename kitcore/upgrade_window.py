@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kitcore.errors import InvalidInput
@@ -36,7 +36,7 @@ class Window:
 
     def is_open(self, now: datetime) -> bool:
         """Whether the aware moment `now` falls inside the window, on the licensee's wall clock."""
-        local = now.astimezone(self._tz()).time().replace(tzinfo=None)
+        local = _wall(now, self._tz()).time().replace(tzinfo=None)
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end  # across midnight
@@ -45,13 +45,20 @@ class Window:
         """The first moment at or after `now` when the window is open (an aware datetime in its zone)."""
         if self.is_open(now):
             return now
-        local = now.astimezone(self._tz())
-        day = local.date()
+        moment = now.astimezone(timezone.utc)
+        day = _wall(now, self._tz()).date()
         for offset in (0, 1, 2):  # a DST gap can swallow one day's opening
             candidate = datetime.combine(day + timedelta(days=offset), self.start, tzinfo=self._tz())
-            if candidate > local and self.is_open(candidate):
-                return candidate
+            at = candidate.astimezone(timezone.utc)  # a wall time in a DST gap lands outside the window here
+            if at > moment and self.is_open(at):
+                return at.astimezone(self._tz())
         raise AssertionError("a daily window opens within two days")  # pragma: no cover
+
+
+def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The licensee's wall clock at `moment`, through UTC (astimezone to the same tzinfo would keep a wall
+    time that does not exist, in a DST gap)."""
+    return moment.astimezone(timezone.utc).astimezone(tz)
 
 
 def parse_window(hours: str, zone: str = "UTC") -> Window:
