@@ -15,15 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('sites') as batch:
-        batch.add_column(sa.Column('upgrade_window', sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column('auto_upgrade', sa.Boolean(), nullable=False, server_default=sa.true()))
+    # plain ALTER TABLE … ADD COLUMN: a batch on SQLite would copy `sites` and drop its site_versions trigger
+    op.add_column('sites', sa.Column('upgrade_window', sa.String(length=64), nullable=True))
+    op.add_column('sites', sa.Column('auto_upgrade', sa.Boolean(), nullable=False, server_default=sa.true()))
     op.create_index('ix_sites_auto_upgrade', 'sites', ['auto_upgrade'], unique=False)
-    with op.batch_alter_table('rollout_sites') as batch:
-        batch.add_column(sa.Column('previous_version', sa.String(length=128), nullable=True))
-        batch.add_column(sa.Column('rollback_state', sa.String(length=16), nullable=True))
-        batch.add_column(sa.Column('rollback_command_id', sa.String(length=36), nullable=True))
-        batch.add_column(sa.Column('rollback_detail', sa.String(length=300), nullable=True))
+    op.add_column('rollout_sites', sa.Column('previous_version', sa.String(length=128), nullable=True))
+    op.add_column('rollout_sites', sa.Column('rollback_state', sa.String(length=16), nullable=True))
+    op.add_column('rollout_sites', sa.Column('rollback_command_id', sa.String(length=36), nullable=True))
+    op.add_column('rollout_sites', sa.Column('rollback_detail', sa.String(length=300), nullable=True))
     op.create_index('ix_rollout_sites_rollback_command_id', 'rollout_sites', ['rollback_command_id'], unique=False)
 
 
@@ -33,6 +32,5 @@ def downgrade() -> None:
         for column in ('rollback_detail', 'rollback_command_id', 'rollback_state', 'previous_version'):
             batch.drop_column(column)
     op.drop_index('ix_sites_auto_upgrade', table_name='sites')
-    with op.batch_alter_table('sites') as batch:
-        batch.drop_column('auto_upgrade')
-        batch.drop_column('upgrade_window')
+    op.drop_column('sites', 'auto_upgrade')  # SQLite 3.35+ drops a column in place (the trigger stays)
+    op.drop_column('sites', 'upgrade_window')
