@@ -112,9 +112,18 @@ async def wait_for_commands(
                          "upgrades off. A failure halts the rollout before the next ring; an opted-out site is "
                          "skipped. `window` and `auto_upgrade` are the host's settings (a report may carry only "
                          "them). A repeated report changes nothing.",
-             responses=responses(401, 403, 404, 422, 429, notes={404: "no upgrade command of this site has that id"}))
+             responses=responses(401, 403, 404, 422, 429, notes={
+                 404: "no upgrade command of this site has that id",
+                 422: "`incomplete_report`: `command_id`, `version` and `outcome` come together, and a report without "
+                      "them carries `auto_upgrade`"}))
 def post_upgrade_report(body: UpgradeReport, caller: SiteCaller = Depends(site_active),
                         hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    given = [body.command_id is not None, body.version is not None, body.outcome is not None]
+    if any(given) and not all(given):
+        raise ApiError(422, "incomplete_report", "command_id, version and outcome come together")
+    if not any(given) and body.auto_upgrade is None:
+        raise ApiError(422, "incomplete_report", "a report names a command (command_id, version, outcome) "
+                                                 "or the host's auto_upgrade")
     if body.auto_upgrade is not None:
         rollouts.host_settings(hq, caller.site_id, body.window, body.auto_upgrade)
     if body.command_id is None or body.version is None or body.outcome is None:
