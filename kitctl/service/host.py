@@ -155,11 +155,7 @@ class HostService:
         heard = handled.announced if handled is not None else None
         if said == (heard or DEFAULT_SETTINGS):
             return handled
-        try:
-            url, token = self._hq(project)
-            self.send(url, token, dict(self.options.settings()))
-        except KitError as exc:
-            log.warning("settings not reported yet: %s", exc)
+        if not self._tell(project, dict(self.options.settings()), "settings"):
             return handled
         handled = handled or state.Handled()
         handled.announced = said
@@ -175,11 +171,7 @@ class HostService:
                 "detail": f"waiting for window {window} (opens {opens})", **self.options.settings()}
         log.info("upgrade command %s to %s waits for the window %s", handled.pending_seq, handled.pending_version,
                  window)
-        try:
-            url, token = self._hq(project)
-            self.send(url, token, body)
-        except KitError as exc:
-            log.warning("'waiting for window' of command %s not reported yet: %s", handled.pending_seq, exc)
+        if not self._tell(project, body, f"'waiting for window' of command {handled.pending_seq}"):
             return
         handled.pending_reported = True
         state.save(self.options.site_dir, handled)
@@ -219,16 +211,22 @@ class HostService:
                 "detail": handled.detail, **self.options.settings()}
         if handled.previous:
             body["previous"] = handled.previous
-        try:
-            url, token = self._hq(project)
-            self.send(url, token, body)
-        except KitError as exc:
-            log.warning("outcome of upgrade command %s not reported yet: %s", handled.seq, exc)
+        if not self._tell(project, body, f"outcome of upgrade command {handled.seq}"):
             return
         handled.reported = True
         handled.announced = settings_text(self.options.settings())
         state.save(self.options.site_dir, handled)
         log.info("reported upgrade command %s: %s at %s", handled.seq, handled.outcome, handled.version)
+
+    def _tell(self, project: "Project", body: dict[str, Any], what: str) -> bool:
+        """POST a report to HQ; False (logged, to be sent again next round) when HQ cannot be reached."""
+        try:
+            url, token = self._hq(project)
+            self.send(url, token, body)
+        except KitError as exc:
+            log.warning("%s not reported yet: %s", what, exc)
+            return False
+        return True
 
     def _hq(self, project: "Project") -> tuple[str, str]:
         """HQ's URL and the newest licence token of the site (the one HQ sent the agent, if newer)."""
