@@ -180,8 +180,11 @@ def test_the_cli_and_the_page_roll_back_behind_a_reason_and_the_csrf_token(hq_se
     client = httpx.Client(base_url=hq_server.url, timeout=30, follow_redirects=False)
     assert client.post("/fleet/login", data={"token": hq_server.operator_token}).status_code == 303
     hq_server.issue_licence("rb-a")
+    hq_server.issue_licence("rb-b")
     with hq_server.service.session() as s:
         s.get(Site, "rb-a").ring = 0  # type: ignore[union-attr]
+        s.get(Site, "rb-b").ring = 0  # type: ignore[union-attr]
+    rollouts.host_settings(hq_server.service, "rb-b", "01:00-03:00 Europe/Berlin", False)
     started = rollouts.start(hq_server.service, "op", "4.0.0", [0], 0)
     [cmd] = commands_of(hq_server.service, "rb-a")
     rollouts.report(hq_server.service, "rb-a", cmd["id"], "4.0.0", "upgraded", "", previous="3.0.0")
@@ -189,6 +192,9 @@ def test_the_cli_and_the_page_roll_back_behind_a_reason_and_the_csrf_token(hq_se
     csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     action = f"/fleet/rollouts/{started['id']}/rollback"
     assert f'action="{action}"' in page
+    opted = page.split('id="rollout-opted-out"', 1)[1].split("</p>", 1)[0]
+    assert "(1)" in opted and "rb-b" in opted and "rb-a" not in opted
+    assert '<tr data-site="rb-b" data-state="opted_out"' in page and "01:00-03:00 Europe/Berlin" in page
     assert client.post(action, data={"csrf": "forged", "reason": "x"}).status_code == 403
     refused = client.post(action, data={"csrf": csrf, "reason": ""})
     assert refused.status_code == 303 and "error=reason" in refused.headers["location"]
