@@ -205,6 +205,10 @@ def rollback(hq: "HQ", operator: str, rollout_id: str, reason: str) -> dict[str,
         _stop(session, rollout, "rolled_back", reason or "rolled back", now, operator)
         members = session.scalars(select(RolloutSite).where(RolloutSite.rollout_id == rollout.id,
                                                             RolloutSite.state.in_(("upgraded", *AWAITING)))).all()
+        for member in members:
+            if member.state == "upgraded" and member.previous_version is None:
+                member.rollback_state = "failed"
+                member.rollback_detail = "its host did not say which version it ran before"
         _send_back(session, rollout, [m for m in members if m.previous_version is not None])
     return status(hq, rollout_id)
 

@@ -105,6 +105,15 @@ def test_a_rollback_of_a_halted_rollout_leaves_the_failed_canary_alone(hq: HQ) -
     assert len(commands_of(hq, "site-b")) == 1 and commands_of(hq, "site-c") == []
 
 
+def test_a_site_whose_host_never_said_its_previous_version_is_named_not_guessed(hq: HQ) -> None:
+    started = rollouts.start(hq, "op", "2.0.0", [0], soak_seconds=0)
+    [a] = commands_of(hq, "site-a")
+    rollouts.report(hq, "site-a", a["id"], "2.0.0", "upgraded", "")  # an older host: no `previous`
+    back = by_site(rollouts.rollback(hq, "op", started["id"], "revert"))["site-a"]
+    assert (back["rollback"], back["rollback_detail"]) == ("failed", "its host did not say which version it ran before")
+    assert len(commands_of(hq, "site-a")) == 1  # nothing sent
+
+
 def test_opted_out_sites_are_skipped_and_listed_not_counted_as_failures(hq: HQ) -> None:
     rollouts.host_settings(hq, "site-b", "02:00-05:00 Asia/Shanghai", False)
     started = rollouts.start(hq, "op", "2.0.0", [0, 1], soak_seconds=0)
