@@ -168,8 +168,11 @@ def test_a_version_goes_ring_by_ring_and_a_broken_one_halts_at_the_canary(sites,
         # its host service; this also hands the shared canary back at A (its teardown upgrade is skipped)
         rolling = time.monotonic()
         hq_cli(canary, "rollout", "rollback", done["id"], "--reason", "back to A")
-        back = eventually(lambda: all(m["rollback"] in ("done", "failed") for m in (r := json.loads(hq_cli(
-            canary, "rollout", "status", done["id"], "--json")))["sites"]) and r, 240, 2, what=f"rollback of {B}")
+        def rolled_back() -> dict[str, Any] | None:
+            record = json.loads(hq_cli(canary, "rollout", "status", done["id"], "--json"))
+            return record if all(m["rollback"] in ("done", "failed") for m in record["sites"]) else None
+
+        back = eventually(rolled_back, 240, 2, what=f"rollback of {B}")
         assert back["state"] == "rolled_back"
         assert {m["site"]: (m["rollback"], m["previous"]) for m in back["sites"]} == \
             {canary.site_id: ("done", canary.tag), wave.site_id: ("done", canary.tag)}, \
