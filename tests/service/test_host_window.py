@@ -171,3 +171,15 @@ def test_a_held_command_is_answered_opted_out_when_the_licensee_opts_out_meanwhi
     clock.now = utc("2031-05-01T18:30:00")  # inside, but the licensee reinstalled with --no-auto-upgrade
     windowed(rig, clock, window=parse_window("02:00-05:00", "Asia/Shanghai"), auto_upgrade=False).once()
     assert rig.upgrades == [] and rig.reports[-1]["outcome"] == "opted_out"
+
+
+def test_service_run_takes_the_window_and_the_opt_out_from_its_command_line(rig: Rig, monkeypatch) -> None:
+    from kitctl.cli import run
+    from kitctl.service import host
+
+    monkeypatch.setattr("kitctl.engine.connect", lambda _host=None: object())
+    monkeypatch.setattr(host, "post_report", rig._send)
+    assert run(["service", "run", "--site-dir", str(rig.site_dir), "--once", "--window", "23:00-02:00",
+                "--timezone", "Europe/Paris", "--no-auto-upgrade"]) == 0
+    assert rig.reports == [{"window": "23:00-02:00 Europe/Paris", "auto_upgrade": False}]
+    assert run(["service", "run", "--site-dir", str(rig.site_dir), "--once", "--window", "25:00-02:00"]) == 2
