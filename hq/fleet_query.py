@@ -34,6 +34,7 @@ STATES = ("active", "suspended", "revoked", "expired")
 TIERS = ("basic", "pro", "flagship")
 SORTS = ("site", "heartbeat", "version", "expires", "ring", "state")
 PAGE_SIZES = (25, 50, 100, 200)
+UPGRADES = ("auto", "opted_out")
 MAX_PAGE = 10_000
 MAX_SEARCH = 100
 MAX_RING = 99
@@ -54,6 +55,7 @@ class FleetQuery:
     version: str = ""
     alert: str = ""  # "" | "any" | an alert kind
     ring: str = ""  # "" | "none" | 0..99
+    upgrades: str = ""  # "" | "auto" | "opted_out": what the site's host service told HQ
     sort: str = "site"
     order: str = "asc"
     page: int = 1
@@ -84,6 +86,7 @@ def parse(params: Sequence[tuple[str, str]]) -> FleetQuery:
         q=_search(values.get("q", "")), state=_choice("state", values.get("state", ""), STATES),
         tier=_choice("tier", values.get("tier", ""), TIERS), version=_version(values.get("version", "")),
         alert=_choice("alert", values.get("alert", ""), ("any", *KINDS)), ring=_ring(values.get("ring", "")),
+        upgrades=_choice("upgrades", values.get("upgrades", ""), UPGRADES),
         sort=_choice("sort", values.get("sort", "site"), SORTS) or "site",
         order=_choice("order", values.get("order", "asc"), ("asc", "desc")) or "asc",
         page=_integer("page", values.get("page", "1"), 1, MAX_PAGE),
@@ -154,6 +157,8 @@ def _conditions(query: FleetQuery, dialect: str, now: datetime) -> list[Any]:
         out.append(Site.ring.is_(None))
     elif query.ring:
         out.append(Site.ring == int(query.ring))
+    if query.upgrades:
+        out.append(Site.auto_upgrade.is_(query.upgrades == "auto"))
     if query.alert:  # the sites of the open alerts (a few), not a probe per site
         firing = [FleetAlert.state == "firing"] + ([FleetAlert.kind == query.alert] if query.alert != "any" else [])
         out.append(Site.id.in_(select(FleetAlert.site_id).where(*firing)))
@@ -202,8 +207,17 @@ def statements(query: FleetQuery, dialect: str, now: datetime) -> tuple[Any, Any
     return rows, count
 
 
+def matching(query: FleetQuery, dialect: str, now: datetime) -> Any:
+    """Every site matching the list's search and filters (no sort, no page): the ids "all matching" acts on."""
+    ids = select(Site.id).where(*_conditions(query, dialect, now))
+    if query.state in ("active", "expired") or query.tier:
+        ids = ids.outerjoin(Licence, Licence.jti == Site.current_jti)
+    return ids
+
+
 COLUMNS = (Site.id, Site.licensee, Site.domain, Site.ring, Site.status, Site.status_reason, Site.last_heartbeat_at,
-           Site.version, Site.health, Licence.tier, Licence.categories, Licence.expires_at)
+           Site.version, Site.health, Licence.tier, Licence.categories, Licence.expires_at, Site.auto_upgrade,
+           Site.upgrade_window)
 
 
 def fetch(hq: "HQ", query: FleetQuery) -> FleetPage:
@@ -238,6 +252,7 @@ def _row(row: Any, now: datetime, online: timedelta, orders_today: int, reviews:
         "expires_at": iso(row.expires_at), "last_heartbeat_at": iso(row.last_heartbeat_at),
         "online": bool(row.last_heartbeat_at and now - aware(row.last_heartbeat_at) < online),
         "version": row.version, "health": row.health or {}, "orders_today": orders_today, "reviews": reviews,
+        "auto_upgrade": row.auto_upgrade, "window": row.upgrade_window,
     }
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0037'
-down_revision = '0030'
+down_revision = '0035'
 branch_labels = None
 depends_on = None
 
