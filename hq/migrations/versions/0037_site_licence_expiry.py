@@ -8,7 +8,7 @@ whichever of the two an ORM flush writes first, the site ends with its licence's
 that gives the value with the site (hq.testing.seed_fleet) costs no second write of each site.
 
 Revision ID: 0037
-Revises: 0030
+Revises: 0035
 """
 from alembic import op
 import sqlalchemy as sa
