@@ -88,6 +88,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_stock.admin_router)
     app.include_router(api_stock.router)
     app.include_router(api_grades.router)
+    app.include_router(api_grades.site_router)
     app.include_router(fleet_grades.router)
     app.include_router(api_applications.router)
     app.include_router(api_applications.admin_router)

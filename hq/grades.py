@@ -22,7 +22,7 @@ from sqlalchemy import select
 from hq import audit
 from hq.clock import utcnow
 from hq.errors import ApiError
-from hq.grading import GradingConfig, grade_of, score, to_raise
+from hq.grading import GradingConfig, grade_of, next_line, score, to_raise
 from hq.models import AuditEvent, GradingSettings, Licence, Site
 from hq.site_metrics import metrics, month_bounds, previous_month
 from kitcore.licence.tiers import TIERS
@@ -109,6 +109,22 @@ def ranking(hq: "HQ", period: str | None = None) -> list[dict[str, Any]]:
     for i, row in enumerate(rows, start=1):
         row["rank"] = i
     return rows
+
+
+def own_grade(hq: "HQ", site: str, period: str | None = None) -> dict[str, Any]:
+    """One site's grade as its own admin shows it: the grade, score and trend, each metric beside its
+    configured scale, the grade lines, and what would raise it (hq.grading.next_line). Only that site is read."""
+    period = check_period(period or current_period())
+    cfg = config(hq)
+    now = _graded(hq, [site], period, cfg)[site]
+    trend, p = [now["grade"]], period
+    for _ in range(TREND):
+        p = previous_month(p)
+        trend.insert(0, _graded(hq, [site], p, cfg)[site]["grade"])
+    return {"site": site, "period": period, "grade": now["grade"], "score": now["score"], "trend": trend,
+            "metrics": now["metrics"], "scales": {n: s.model_dump() for n, s in cfg.scales.items()},
+            "grades": dict(cfg.grades), "next": next_line(now["metrics"], cfg),
+            "computed_at": utcnow().isoformat()}
 
 
 def _acted(hq: "HQ", period: str) -> set[str]:

@@ -13,6 +13,7 @@ GMV) counts as neutral: 0.5. docs/partners.md has the defaults and the reasoning
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -91,3 +92,60 @@ def to_raise(metrics: dict[str, Any], config: GradingConfig, top: int = 3) -> li
     """The metrics whose improvement would add most to the score (what would raise the grade)."""
     gains = sorted(((1 - sub_score(metrics.get(n), s)) * s.weight, n) for n, s in config.scales.items())
     return [n for gain, n in reversed(gains) if gain > 0][:top]
+
+
+def next_line(metrics: dict[str, Any], config: GradingConfig) -> dict[str, Any]:
+    """What would raise the grade, concretely: the next grade, the points its line is away, and per metric
+    that can still move either the value that alone reaches the line (`alone`) or the most it could add.
+
+    Undefined metrics (None) are left out: a site cannot move a rate it has no orders for. Each metric is
+    taken alone, the others unchanged (raising GMV also raises growth, so the real gain is never less).
+    Each target is checked with `score` itself, so it reaches the line as the grade is computed.
+    """
+    points = score(metrics, config)
+    letters = list(config.grades)
+    current = grade_of(points, config)
+    if current == letters[0]:
+        return {"grade": current, "next_grade": None, "points_needed": 0.0, "steps": []}
+    upper = letters[letters.index(current) - 1]
+    line = config.grades[upper]
+    steps = []
+    for name, s in config.scales.items():
+        value = metrics.get(name)
+        if value is None or s.weight == 0 or sub_score(value, s) >= 1:
+            continue
+        best = score({**metrics, name: s.best}, config)
+        if best <= points:
+            continue
+        alone = best >= line
+        target = _reaching(metrics, name, s, line, config) if alone else s.best
+        steps.append({"metric": name, "value": value, "target": target, "alone": alone,
+                      "points": round(min(best, line) - points, 2),
+                      "share": round(abs(target - value) / abs(s.best - s.worst), 4)})
+    steps.sort(key=lambda st: (not st["alone"], st["share"] if st["alone"] else -st["points"], st["metric"]))
+    return {"grade": current, "next_grade": upper, "points_needed": round(line - points, 2), "steps": steps}
+
+
+def _reaching(metrics: dict[str, Any], name: str, scale: Scale, line: float, config: GradingConfig) -> float:
+    """The value of `name` nearest its current one at which the score (as graded, rounded) reaches `line`:
+    bisected between the current value (short of it) and `best` (reaching it), then rounded towards better
+    to the metric's unit — the score is monotonic in the metric, so the rounded value reaches it too."""
+    short, reach = float(metrics[name]), float(scale.best)
+    for _ in range(64):
+        middle = (short + reach) / 2
+        if score({**metrics, name: middle}, config) >= line:
+            reach = middle
+        else:
+            short = middle
+    return _towards_better(name, reach)
+
+
+def _unit(name: str) -> float:
+    return 1.0 if name in ("gmv_cents", "orders") else 1e-6  # whole cents and orders; rates to six places
+
+
+def _towards_better(name: str, value: float) -> float:
+    """`value` rounded to the metric's unit, up where more is better, down where less is."""
+    steps = value / _unit(name)
+    whole = math.ceil(steps - 1e-9) if name in GOOD else math.floor(steps + 1e-9)
+    return whole if _unit(name) == 1.0 else round(whole * _unit(name), 6)
