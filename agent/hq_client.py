@@ -178,6 +178,19 @@ class BalanceInfo(Struct):
     payout_fee_fen: Annotated[int, Meta(ge=0)]
 
 
+class GradeInfo(Struct):
+    """The site's own grade; `next` and the scales are kept whole for the admin page (docs/partners.md)."""
+
+    period: str
+    grade: str
+    score: float
+    trend: list[str]
+    metrics: dict[str, Any]
+    scales: dict[str, dict[str, float]]
+    grades: dict[str, float]
+    next: dict[str, Any]
+
+
 class LicenceStatus(Struct):
     status: str
     reason: str | None = None
@@ -317,6 +330,11 @@ class HQClient:
     def balance(self) -> BalanceInfo:
         resp = self._request("balance", "GET", "/v1/settlement/balance")
         return self._parse("balance", resp, BalanceInfo)
+
+    def own_grade(self) -> "GradeInfo":
+        """HQ's grade of this site this month (GET /v1/grade: only its own), for the admin's grade page."""
+        resp = self._request("grade", "GET", "/v1/grade")
+        return self._parse("grade", resp, GradeInfo)
 
     def restock(self, sku: str, email: str) -> None:
         """Pass on a buyer's back-in-stock request (HQ mails once; asking twice changes nothing there)."""

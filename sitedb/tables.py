@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
                         Table, Text)
 
 
@@ -262,4 +262,17 @@ payout_requests = Table(
     Column("transfer_ref", String(128), nullable=True),
     Column("reason", Text, nullable=True),
     _when("decided_at", nullable=True),
+)
+
+# HQ's grade of this site (one row, id 1), copied by the agent (agent.grade) so the admin's grade page
+# reads it without calling HQ: the period, grade and score, and HQ's whole answer (trend, each metric
+# beside its scale, the grade lines, what would raise it) as `detail`.
+site_grade = Table(
+    "site_grade", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("period", String(7), nullable=False),
+    Column("grade", String(1), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("detail", JSON, nullable=False),
+    _when("fetched_at"),
 )
