@@ -21,7 +21,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_applications, api_grades, api_payments, api_settlement, api_site, api_stock
+    from hq import api_admin, api_applications, api_complaints, api_grades, api_payments, api_settlement, api_site, api_stock
     from hq import apply_pages, fleet, fleet_applications, fleet_grades, fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
@@ -89,6 +89,8 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_stock.router)
     app.include_router(api_grades.router)
     app.include_router(api_grades.site_router)
+    app.include_router(api_complaints.router)
+    app.include_router(api_complaints.admin_router)
     app.include_router(fleet_grades.router)
     app.include_router(api_applications.router)
     app.include_router(api_applications.admin_router)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 PERIOD_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"  # pydantic's too: `$` is the very end; fullmatch here
 TREND = 3
 CSV_COLUMNS = ("rank", "site", "tier", "status", "grade", "score", "gmv_cents", "growth", "orders", "buyers",
-               "repurchase_rate", "rejection_rate", "review_rate", "refund_rate", "uptime", "sync_health", "trend",
+               "repurchase_rate", "rejection_rate", "review_rate", "refund_rate", "uptime", "sync_health", "complaints", "trend",
                "suggestion")
 
 
@@ -184,7 +184,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         writer.writerow([r["rank"], r["site"], r["tier"], r["status"], r["grade"], f"{r['score']:.2f}",
                          m["gmv_cents"], _num(m["growth"]), m["orders"], m["buyers"], _num(m["repurchase_rate"]),
                          _num(m["rejection_rate"]), _num(m["review_rate"]), _num(m["refund_rate"]),
-                         _num(m["uptime"]), _num(m["sync_health"]), ">".join(r["trend"]),
+                         _num(m["uptime"]), _num(m["sync_health"]), m["complaints"], ">".join(r["trend"]),
                          r["suggestion"]["action"] if r["suggestion"] else ""])
     return out.getvalue()
 

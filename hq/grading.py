@@ -3,7 +3,7 @@
 Each metric becomes a sub-score in [0, 1] by a straight line between two configured points
 (`worst` → 0, `best` → 1, clamped): for metrics where more is better (GMV, growth, orders,
 repurchase, uptime, sync health) `worst` < `best`; for the rates where less is better
-(rejection, review, refund) `worst` > `best`. The score is the weighted mean × 100 and the grade
+(rejection, review, refund, complaints) `worst` > `best`. The score is the weighted mean × 100 and the grade
 the first letter whose minimum score it reaches. Every sub-score is non-decreasing in a
 good metric and non-increasing in a bad one, and the weights are non-negative, so the grade
 never gets worse when one metric gets better (tests/hq/test_hq_grading_properties.py).
@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 GOOD = ("gmv_cents", "growth", "orders", "repurchase_rate", "uptime", "sync_health")
-BAD = ("rejection_rate", "review_rate", "refund_rate")
+BAD = ("rejection_rate", "review_rate", "refund_rate", "complaints")
 METRICS = GOOD + BAD
+WHOLE = ("gmv_cents", "orders", "complaints")  # counts: a target is a whole number
 NEUTRAL = 0.5
 
 
@@ -43,6 +44,7 @@ def _scales() -> dict[str, Scale]:
         "rejection_rate": Scale(worst=0.2, best=0.01, weight=1),
         "review_rate": Scale(worst=0.2, best=0.02, weight=1),
         "refund_rate": Scale(worst=0.1, best=0.005, weight=2),
+        "complaints": Scale(worst=10, best=0, weight=1),  # complaints HQ received in the period
     }
 
 
@@ -55,6 +57,15 @@ class GradingConfig(BaseModel):
     upgrade_after: int = Field(default=2, ge=1, le=12, description="periods graded A in a row before an upgrade")
     suspend_after: int = Field(default=2, ge=1, le=12, description="periods graded D in a row before a suspension")
     suspend_days: int = Field(default=7, ge=1, le=365)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complaints_default(cls, data: Any) -> Any:
+        """A configuration stored before complaints were graded gets their default scale (and only then)."""
+        if isinstance(data, dict) and isinstance(data.get("scales"), dict) and "complaints" not in data["scales"] \
+                and set(data["scales"]) == set(METRICS) - {"complaints"}:
+            return {**data, "scales": {**data["scales"], "complaints": _scales()["complaints"].model_dump()}}
+        return data
 
     @model_validator(mode="after")
     def _whole(self) -> "GradingConfig":
@@ -141,7 +152,7 @@ def _reaching(metrics: dict[str, Any], name: str, scale: Scale, line: float, con
 
 
 def _unit(name: str) -> float:
-    return 1.0 if name in ("gmv_cents", "orders") else 1e-6  # whole cents and orders; rates to six places
+    return 1.0 if name in WHOLE else 1e-6  # whole cents, orders and complaints; rates to six places
 
 
 def _towards_better(name: str, value: float) -> float:

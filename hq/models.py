@@ -549,6 +549,28 @@ class RestockRequest(Base):
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class Complaint(Base):
+    """A buyer's complaint about an order, filed on the shop's order page (with the order's secret) and
+    passed on by the agent (hq.complaints). No buyer contact: the order id and the buyer's words only.
+    `(site_id, complaint_id)` is the site's own id, so a resend is the same row; one complaint per order."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (UniqueConstraint("site_id", "complaint_id", name="uq_complaints_site_id"),
+                      UniqueConstraint("site_id", "order_id", name="uq_complaints_site_order"),
+                      Index("ix_complaints_received", "received_at", "site_id"), Index("ix_complaints_status", "status", "id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    complaint_id: Mapped[str] = mapped_column(String(36))
+    order_id: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class GradingSettings(Base):
     """The grading configuration operators set (hq.grading.GradingConfig as JSON); one row, id 1."""
 

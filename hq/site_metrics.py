@@ -8,7 +8,8 @@
 - Rejection, review, refund rates: rejected / orders, orders a person decided or still
   waiting for review / orders, refunded / (delivered + refunded). None with no orders.
 - Uptime and sync health: 1 − the share of the period with a `silent` (no heartbeat),
-  resp. `sync_stale` fleet alert open (hq.fleet_alerts). HQ records no complaints: not graded.
+  resp. `sync_stale` fleet alert open (hq.fleet_alerts).
+- Complaints: how many buyers' complaints HQ received about the site in the period (hq.complaints).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from sqlalchemy import and_, case, func, or_, select
 
+from hq import complaints
 from hq.clock import aware
 from hq.models import FleetAlert, Order
 
@@ -102,6 +104,7 @@ def metrics(hq: "HQ", sites: list[str], start: datetime, end: datetime) -> dict[
     now, before = order_figures(hq, start, end, only), order_figures(hq, start - (end - start), start, only)
     repeat = repurchase_by_site(hq, start, end, only=only)
     silent, stale = downtime(hq, "silent", start, end, only), downtime(hq, "sync_stale", start, end, only)
+    complained = complaints.counts(hq, start, end, only)
     seconds = max((end - start).total_seconds(), 1.0)
     out = {}
     for site in sites:
@@ -115,7 +118,7 @@ def metrics(hq: "HQ", sites: list[str], start: datetime, end: datetime) -> dict[
             "refund_rate": _rate(f["refunded"], f["delivered"] + f["refunded"]),
             "uptime": 1 - min(silent.get(site, 0.0), seconds) / seconds,
             "sync_health": 1 - min(stale.get(site, 0.0), seconds) / seconds,
-            "complaints": None,
+            "complaints": complained.get(site, 0),
         }
     return out
 

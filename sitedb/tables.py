@@ -276,3 +276,17 @@ site_grade = Table(
     Column("detail", JSON, nullable=False),
     _when("fetched_at"),
 )
+
+# A buyer's complaint about an order, filed on the order page with the order's secret (storefront.complaints):
+# one per order. It waits here (send_state pending, the agent's outbox) until HQ has it (sent), or HQ refused it
+# for good (refused, send_error says why). No contact: the order id and the buyer's words only.
+complaints = Table(
+    "complaints", metadata,
+    Column("id", String(36), primary_key=True),  # the site's id, HQ's complaint_id: a resend is the same complaint
+    Column("order_id", String(32), ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    _when("filed_at", stamped=True, index=True),
+    *_outbox("send", nullable=False),
+    Column("hq_id", BigInteger, nullable=True),
+    Column("hq_status", String(16), nullable=True),  # open | resolved, as HQ answered
+)
