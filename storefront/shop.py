@@ -256,7 +256,8 @@ def order_page_with(request: Request, normal: str, extra: dict[str, Any], status
         "order_id": view.id, "sku": view.sku, "category": view.category, "status": view.status,
         "quantity": view.quantity, "total_cents": view.total_cents, "currency": view.currency,
         "locale": locale_of(request), "extras": view.plugin_extras})
-    context = {"order": view, "placed": False, "plugin_lines": lines, "complaint": complaint,
+    context = {"order": view, "placed": False, "complained": False, "complaint_error": None, "complaint_text": "",
+               "plugin_lines": lines, "complaint": complaint,
                "complaint_max": COMPLAINT_MAX, **extra}
     return render(request, "order.html", context, status=status, private=True)
 
