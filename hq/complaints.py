@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from hq import audit
+from hq import audit, grade_cache
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.models import Complaint
@@ -50,6 +50,7 @@ def record(hq: "HQ", site_id: str, complaint_id: str, order_id: str, text: str, 
                             filed_at=filed_at, received_at=utcnow(), status="open")
             session.add(row)
             session.flush()
+            grade_cache.invalidate(session, site_id, row.received_at)  # the grade counts it at once
             audit.record(session, "site:" + site_id, "complaint.received", site_id, complaint=row.id, order=order_id)
             return _out(row)
     except IntegrityError:  # a concurrent resend won the race: answer what it stored

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from hq import audit
+from hq import audit, grade_cache
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.grading import GradingConfig, grade_of, next_line, score, to_raise
 from hq.models import AuditEvent, GradingSettings, Licence, Site
-from hq.site_metrics import metrics, month_bounds, previous_month
+from hq.site_metrics import month_bounds, previous_month
 from kitcore.licence.tiers import TIERS
 
 if TYPE_CHECKING:
@@ -80,9 +80,8 @@ def _sites(hq: "HQ", end: datetime) -> dict[str, dict[str, Any]]:
 
 
 def _graded(hq: "HQ", sites: list[str], period: str, cfg: GradingConfig) -> dict[str, dict[str, Any]]:
-    start, end = month_bounds(period)
     out = {}
-    for site, m in metrics(hq, sites, start, end).items():
+    for site, m in grade_cache.site_metrics(hq, sites, period).items():
         points = score(m, cfg)
         out[site] = {"metrics": m, "score": points, "grade": grade_of(points, cfg), "raise": to_raise(m, cfg)}
     return out

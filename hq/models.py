@@ -571,6 +571,19 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class GradeCache(Base):
+    """A site's metrics for a month as last computed (hq.grade_cache): reused until stale or invalidated.
+    The score and grade are not kept: they follow from these with the configuration of the moment."""
+
+    __tablename__ = "grade_cache"
+    __table_args__ = (UniqueConstraint("period", "site_id", name="uq_grade_cache_period_site"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(7))
+    site_id: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class GradingSettings(Base):
     """The grading configuration operators set (hq.grading.GradingConfig as JSON); one row, id 1."""
 
