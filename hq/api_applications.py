@@ -30,7 +30,6 @@ router = APIRouter(prefix="/v1/applications", tags=["applications"])
 admin_router = APIRouter(prefix="/v1/admin/applications", tags=["admin"])
 NumberPath = Path(..., pattern=applications.NUMBER_PATTERN, description="the application number, e.g. A-000001")
 MAX_B64 = (files.MAX_FILE_BYTES + 2) // 3 * 4 + 4096  # a bit over the limit, so the limit's own message is given
-MAX_BODY_BYTES = 24 * 1024 * 1024  # hq.app's body limit for the submit and resubmit paths (and the apply page)
 Stage = Literal[(*applications.STAGES, applications.REJECTED)]  # type: ignore[valid-type]
 
 
