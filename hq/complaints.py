@@ -5,7 +5,7 @@ outbox and the agent passes it on (`POST /v1/complaints`) until HQ has it. The s
 resend the same complaint (nothing new is stored); a second complaint about the same order is refused
 (409 `duplicate_complaint`). HQ keeps the order id and the buyer's words — never a contact. Operators list
 and resolve them (`/v1/admin/complaints`, `kitctl hq complaints`), audited. The count per site and month
-(by when HQ received it: HQ's clock, like the orders) is the `complaints` metric of hq.grading.
+(by when HQ received it: HQ's clock, like the orders) is the `complaints` metric (hq.site_metrics).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hq import audit, grade_cache
@@ -84,16 +84,6 @@ def resolve(hq: "HQ", operator: str, complaint_id: int, resolution: str) -> dict
         row.status, row.resolution, row.resolved_by, row.resolved_at = "resolved", resolution, operator, utcnow()
         audit.record(session, operator, "complaint.resolved", row.site_id, complaint=row.id, order=row.order_id)
         return _out(row)
-
-
-def counts(hq: "HQ", start: datetime, end: datetime, only: list[str] | None = None) -> dict[str, int]:
-    """Per site, complaints HQ received in [start, end) (the grading metric)."""
-    query = (select(Complaint.site_id, func.count()).where(Complaint.received_at >= start, Complaint.received_at < end)
-             .group_by(Complaint.site_id))
-    if only is not None:
-        query = query.where(Complaint.site_id.in_(only))
-    with hq.read() as conn:
-        return {site: int(n) for site, n in conn.execute(query)}
 
 
 def _out(row: Complaint) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def build_shop(settings: StorefrontSettings) -> Shop:
 
 
 def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
-    from storefront import api, branding, complaints, restock, shop
+    from storefront import api, branding, restock, shop
     from storefront.admin import routes as admin
     from storefront.admin.auth import LoginRequired
 
@@ -107,7 +107,6 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     app.state.shop = build_shop(settings)
     app.include_router(shop.router)
     app.include_router(restock.router)
-    app.include_router(complaints.router)
     app.include_router(admin.public)
     app.include_router(admin.router)
     app.include_router(api.router)

@@ -1,4 +1,4 @@
-"""A buyer's complaint about an order, filed on its order page with the order's secret.
+"""A buyer's complaint about an order, filed on its order page with the order's secret (the route: storefront.shop).
 
 The secret is checked like an order lookup (the same per-client and per-order throttles), so only
 whoever holds it can complain; one complaint per order. The text (1..MAX_TEXT characters) waits in
@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
 
 from sitedb.tables import complaints
-from storefront.i18n import translator
-from storefront.orders import check_password, normalise_order_id
-from storefront.web import check_csrf, client_ip, locale_of, shop_of
+from storefront.orders import check_password
+from storefront.web import client_ip, shop_of
 
-router = APIRouter()
 MAX_TEXT = 2000  # characters: HQ takes the same (hq.complaints.MAX_TEXT)
 
 
@@ -32,27 +27,6 @@ class Refused(Exception):
     def __init__(self, key: str, status: int) -> None:
         super().__init__(key)
         self.key, self.status = key, status
-
-
-@router.post("/order/{order_id}/complaint", name="complaint")
-async def complain(request: Request, order_id: str) -> Response:
-    form = dict((await request.form()).items())
-    check_csrf(request, form)
-    return await run_in_threadpool(_complain, request, order_id, str(form.get("text", "")),
-                                   str(form.get("password", "")))
-
-
-def _complain(request: Request, raw_id: str, text: str, password: str) -> Response:
-    from storefront.shop import order_page_with
-
-    normal = normalise_order_id(raw_id)
-    try:
-        file_complaint(request, normal, text, password)
-    except Refused as refused:
-        t = translator(locale_of(request))
-        return order_page_with(request, normal or "", {"complaint_error": t(refused.key), "complaint_text": text[:MAX_TEXT]},
-                               status=refused.status)
-    return RedirectResponse(f"/order/{normal}?complained=1", status_code=303)
 
 
 def file_complaint(request: Request, order_id: str | None, text: str, password: str) -> str:

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from sitedb.tables import complaints
 from storefront import checkout as co
+from storefront import complaints as complaints_mod
 from storefront.complaints import MAX_TEXT as COMPLAINT_MAX
 from storefront import regions
 from storefront.i18n import translator
@@ -262,3 +263,21 @@ def order_page_with(request: Request, normal: str, extra: dict[str, Any], status
     return render(request, "order.html", context, status=status, private=True)
 
 
+@router.post("/order/{order_id}/complaint", name="complaint")
+async def complain(request: Request, order_id: str) -> Response:
+    form = dict((await request.form()).items())
+    check_csrf(request, form)
+    return await run_in_threadpool(_complain, request, order_id, str(form.get("text", "")),
+                                   str(form.get("password", "")))
+
+
+def _complain(request: Request, raw_id: str, text: str, password: str) -> Response:
+    normal = normalise_order_id(raw_id)
+    try:
+        complaints_mod.file_complaint(request, normal, text, password)
+    except complaints_mod.Refused as refused:
+        t = translator(locale_of(request))
+        return order_page_with(request, normal or "", {"complaint_error": t(refused.key),
+                                                       "complaint_text": text[:COMPLAINT_MAX]},
+                               status=refused.status)
+    return RedirectResponse(f"/order/{normal}?complained=1", status_code=303)
