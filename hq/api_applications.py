@@ -101,6 +101,17 @@ def get_progress(number: str = NumberPath,
     return applications.progress(hq, number, secret)
 
 
+@router.post("/{number}/pay", summary="Pay the base fee through HQ's gateway once the contract is signed",
+             responses=responses(404, 409, 429, notes={409: "`wrong_stage`: the contract is not signed yet (or the fee "
+                                                            "is settled); `no_gateway`: HQ takes no payments online"}))
+def post_pay(number: str = NumberPath, secret: str = Header(..., alias="X-Application-Secret",
+                                                            pattern=applications.SECRET_PATTERN),
+             hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    from hq import application_fee
+
+    return application_fee.pay(hq, number, secret)
+
+
 @router.post("/{number}/resubmit", summary="Resubmit a rejected application with fixed materials",
              responses=responses(404, 409, 413, 422, notes={**REFUSALS, 409: "`not_rejected`: not rejected"}))
 def post_resubmit(body: ResubmitBody, number: str = NumberPath, hq: HQ = Depends(get_hq)) -> dict[str, Any]:

@@ -571,6 +571,25 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ApplicationPayment(Base):
+    """An applicant's base fee through HQ's gateway (hq.application_fee): one payment per application; the
+    gateway's verified notification moves the application to `base_fee_paid`."""
+
+    __tablename__ = "application_payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    out_trade_no: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # pending | paid | held (the amount did not fit)
+    pay_url: Mapped[str] = mapped_column(Text)
+    qr_content: Mapped[str | None] = mapped_column(Text, nullable=True)
+    trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class GradeCache(Base):
     """A site's metrics for a month as last computed (hq.grade_cache): reused until stale or invalidated.
     The score and grade are not kept: they follow from these with the configuration of the moment."""
