@@ -119,6 +119,24 @@ async def status_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     return _render(request, "apply_status.html", {"number": number, "secret": secret, "progress": progress})
 
 
+@router.post("/apply/pay")
+async def pay_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
+    """The applicant pays the base fee: off to the gateway's cashier (hq.application_fee), or the refusal."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import RedirectResponse
+
+    from hq import application_fee
+
+    form = await request.form(max_files=0, max_fields=10)
+    number, secret = str(form.get("n") or "").strip()[:12], str(form.get("s") or "").strip()[:100]
+    try:
+        payment = await run_in_threadpool(application_fee.pay, hq, number, secret)
+    except ApiError as exc:
+        return _render(request, "apply_status.html", {"number": number, "progress": None, "error": _line(exc)},
+                       status=exc.status)
+    return RedirectResponse(payment["pay_url"], status_code=303)
+
+
 @router.post("/apply/resubmit")
 async def resubmit_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     from starlette.concurrency import run_in_threadpool

@@ -66,6 +66,12 @@ def test_the_gateways_notification_moves_the_application_to_base_fee_paid(signed
     assert _pay(hq, number, secret).json()["error"] == "wrong_stage"  # before the contract: nothing to pay
     assert _decide(hq, number, "contract_signed").status_code == 200
     assert _pay(hq, number, "x" * 32).status_code == 404  # a forged secret
+    for lang, words in (("en", "Pay the base fee online"), ("zh-CN", "在线支付基础服务费")):
+        page = httpx.post(f"{hq.url}/apply/status", params={"lang": lang}, data={"n": number, "s": secret})
+        assert 'id="pay"' in page.text and words in page.text
+    cashier = httpx.post(f"{hq.url}/apply/pay", data={"n": number, "s": secret})
+    assert cashier.status_code == 303 and cashier.headers["location"].startswith(sandbox.url)
+    assert httpx.post(f"{hq.url}/apply/pay", data={"n": number, "s": "y" * 32}).status_code == 404
     opened = _pay(hq, number, secret)
     assert opened.status_code == 200, opened.text
     link = opened.json()
@@ -84,6 +90,8 @@ def test_the_gateways_notification_moves_the_application_to_base_fee_paid(signed
     _wait_stage(hq, number, secret, "base_fee_paid")
     replay = httpx.get(f"{hq.url}/v1/payments/epay/notify", params=sandbox.notification(trade))
     assert replay.status_code == 200 and _stage(hq, number, secret) == "base_fee_paid"  # a replay: nothing more
+    page = httpx.post(f"{hq.url}/apply/status", params={"lang": "en"}, data={"n": number, "s": secret}).text
+    assert "Payment gateway" in page and 'id="pay"' not in page
     with hq.service.session() as s:
         paid = s.scalar(select(ApplicationPayment))
         assert (paid.status, paid.trade_no) == ("paid", trade.trade_no)
