@@ -6,6 +6,7 @@ SQLite and PostgreSQL for the site database."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +18,16 @@ import pytest
 from agent.hq_client import HQClient, HQError
 from agent.settlement import SettlementOutcome, SettlementSync
 from hq import complaints as hq_complaints, grades
+from hq.clock import utcnow
 from hq.models import AuditEvent, Complaint
 from sitedb.tables import complaints
 from hq.testing import free_port
+from tests.agent.helpers import shop_client
 from tests.storefront.http import NONCE, form_token
-from tests.storefront.support import write_site_files
 
 
 def _shop(tmp_path: Path, site: Any) -> Any:
-    from starlette.testclient import TestClient
-
-    from storefront.app import create_app
-    from storefront.settings import StorefrontSettings
-
-    env = write_site_files(tmp_path / "shop")
-    app = create_app(StorefrontSettings(database_url=site.db_url, site_config=env["KIT_SITE_CONFIG"],
-                                        secret_key_file=env["KIT_SECRET_KEY_FILE"], site_key_file=str(site.site_key_file),
-                                        branding_dir=env["KIT_BRANDING_DIR"], state_cache_seconds=0))
-    return TestClient(app, base_url="http://testserver", follow_redirects=False)
+    return shop_client(tmp_path / "shop", site)
 
 
 def _order(shop: Any, sku: str) -> str:
@@ -120,3 +113,12 @@ def test_a_complaint_goes_from_the_order_page_to_hqs_grade(hq, started, engine, 
                                                                         AuditEvent.action.like("complaint.%")))]
     assert actions == ["complaint.received", "complaint.resolved"]
     assert hq_complaints.listing(hq.service, "open", site.site_id) == []
+
+    second = _order(shop, sku)  # HQ already holds a complaint about it (say, the site's database was restored)
+    hq_complaints.record(hq.service, site.site_id, str(uuid.uuid4()), second, "filed before", utcnow())
+    assert _complain(shop, second, "the key was used").status_code == 303
+    assert started.settlement.run().complaints_refused == 1  # HQ's no is final: marked, never resent
+    with engine.connect() as conn:
+        refused = conn.execute(select(complaints).where(complaints.c.order_id == second)).one()
+    assert refused.send_state == "refused" and "already has a complaint" in refused.send_error
+    assert 'data-complaint="refused"' in shop.get(f"/order/{second}").text

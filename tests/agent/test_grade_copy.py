@@ -17,24 +17,14 @@ from agent.hq_client import HQError
 from hq import grades
 from sitedb.tables import site_grade
 from storefront.admin_users import create_admin
-from tests.agent.helpers import write_orders
+from tests.agent.helpers import shop_client, write_orders
 from tests.storefront.http import form_token
-from tests.storefront.support import write_site_files
 
 
 def _admin(tmp_path: Path, site: Any, role: str) -> Any:
     """The storefront on the agent's database with a signed-in staff member of `role`."""
-    from starlette.testclient import TestClient
-
-    from storefront.app import create_app
-    from storefront.settings import StorefrontSettings
-
     password = create_admin(site.db_url, f"staff-{role}", role=role, migrate=False)
-    env = write_site_files(tmp_path / f"shop-{role}")
-    app = create_app(StorefrontSettings(database_url=site.db_url, site_config=env["KIT_SITE_CONFIG"],
-                                        secret_key_file=env["KIT_SECRET_KEY_FILE"], site_key_file=str(site.site_key_file),
-                                        branding_dir=env["KIT_BRANDING_DIR"], state_cache_seconds=0))
-    client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    client = shop_client(tmp_path / f"shop-{role}", site)
     token = form_token(client.get("/admin/login").text)
     assert client.post("/admin/login", data={"csrf": token, "username": f"staff-{role}",
                                              "password": password}).status_code == 303
