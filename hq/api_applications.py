@@ -107,7 +107,7 @@ def get_progress(number: str = NumberPath,
 def post_pay(number: str = NumberPath, secret: str = Header(..., alias="X-Application-Secret",
                                                             pattern=applications.SECRET_PATTERN),
              hq: HQ = Depends(get_hq)) -> dict[str, Any]:
-    from hq import application_fee
+    from hq.payments import application_fee
 
     return application_fee.pay(hq, number, secret)
 

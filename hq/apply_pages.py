@@ -130,11 +130,11 @@ def _refused(request: Request, number: str, exc: ApiError) -> Response:
 
 @router.post("/apply/pay")
 async def pay_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
-    """The applicant pays the base fee: off to the gateway's cashier (hq.application_fee), or the refusal."""
+    """The applicant pays the base fee: off to the gateway's cashier (hq.payments.application_fee), or the refusal."""
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import RedirectResponse
 
-    from hq import application_fee
+    from hq.payments import application_fee
 
     number, secret = await _number_and_secret(request)
     try:

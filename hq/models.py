@@ -572,7 +572,7 @@ class Complaint(Base):
 
 
 class ApplicationPayment(Base):
-    """An applicant's base fee through HQ's gateway (hq.application_fee): one payment per application; the
+    """An applicant's base fee through HQ's gateway (hq.payments.application_fee): one payment per application; the
     gateway's verified notification moves the application to `base_fee_paid`."""
 
     __tablename__ = "application_payments"

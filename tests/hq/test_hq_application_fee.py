@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from hq import application_fee
+from hq.payments import application_fee
 from hq.models import ApplicationPayment, AuditEvent
 from hq.payments import config, flow
 from hq.payments.sandbox_epay import EpaySandbox, serving

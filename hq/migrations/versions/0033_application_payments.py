@@ -1,4 +1,4 @@
-"""Applicants' base fees through HQ's payment gateway (hq.application_fee).
+"""Applicants' base fees through HQ's payment gateway (hq.payments.application_fee).
 
 Revision ID: 0033
 Revises: 0032
