@@ -102,7 +102,7 @@ def get_progress(number: str = NumberPath,
 
 
 @router.post("/{number}/pay", summary="Pay the base fee through HQ's gateway once the contract is signed",
-             responses=responses(404, 409, 429, notes={409: "`wrong_stage`: the contract is not signed yet (or the fee "
+             responses=responses(404, 409, 422, 429, notes={409: "`wrong_stage`: the contract is not signed yet (or the fee "
                                                             "is settled); `no_gateway`: HQ takes no payments online"}))
 def post_pay(number: str = NumberPath, secret: str = Header(..., alias="X-Application-Secret",
                                                             pattern=applications.SECRET_PATTERN),

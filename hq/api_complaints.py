@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -11,7 +10,7 @@ from pydantic import Field
 from hq import complaints
 from hq.auth import SiteCaller, get_hq, operator, site_active
 from hq.errors import responses
-from hq.fields import ORDER_ID_PATTERN, SITE_ID_PATTERN
+from hq.fields import ORDER_ID_PATTERN, SITE_ID_PATTERN, Timestamp
 from hq.schemas import Strict
 from hq.service import HQ
 
@@ -24,7 +23,7 @@ class ComplaintIn(Strict):
     complaint_id: str = Field(pattern=UUID_PATTERN, description="the site's id: a resend is the same complaint")
     order_id: str = Field(pattern=ORDER_ID_PATTERN)
     text: str = Field(min_length=1, max_length=complaints.MAX_TEXT, pattern=r"\S")
-    filed_at: datetime
+    filed_at: Timestamp
 
 
 class Resolution(Strict):
