@@ -349,9 +349,9 @@ def listing(hq: "HQ", stage: str | None = None, limit: int = 200) -> list[dict[s
 
 def queue(hq: "HQ", limit: int = 50) -> list[dict[str, Any]]:
     """The applications waiting for an operator's decision, oldest first (the fleet page's queue)."""
-    with hq.session() as session:
-        rows = session.scalars(select(Application).where(Application.stage.in_(list(NEXT)))
-                               .order_by(Application.updated_at, Application.id).limit(limit))
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
+        rows = conn.execute(select(Application).where(Application.stage.in_(list(NEXT)))
+                            .order_by(Application.updated_at, Application.id).limit(limit))
         return [_summary(r) for r in rows]
 
 

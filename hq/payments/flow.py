@@ -84,6 +84,34 @@ def create_links(hq: "HQ", gateway: Gateway, payables: list[Payable]) -> dict[st
     return {r.out_trade_no: gateway.create(r) for r in (payment_request(hq, gateway, p) for p in payables)}
 
 
+@dataclass(frozen=True)
+class Beforehand:
+    """Pay links asked of a gateway before a transaction opened, and the gateway that made them: the transaction
+    uses them only if the gateway it finds active is that same one (else it asks inside, as before)."""
+    gateway: Gateway | None = None
+    links: Mapping[str, PayLink] | None = None
+
+    def links_for(self, gateway: Gateway) -> Mapping[str, PayLink] | None:
+        return self.links if gateway is self.gateway else None
+
+
+NOTHING_BEFOREHAND = Beforehand()
+
+
+def remote_gateway(hq: "HQ", conn: "Connection") -> Gateway | None:
+    """The active gateway if it makes links over the network (`creates_remotely`: Alipay, WeChat Pay), else None:
+    only those are worth asking before a transaction opens."""
+    gateway = gateways.active(hq, conn)
+    return gateway if gateway is not None and getattr(gateway, "creates_remotely", False) else None
+
+
+def ask_beforehand(hq: "HQ", gateway: Gateway | None, payables: list[Payable]) -> Beforehand:
+    """Links for `payables` asked now, while the caller holds no transaction (GatewayError as it raises)."""
+    if gateway is None or not payables:
+        return NOTHING_BEFOREHAND
+    return Beforehand(gateway, create_links(hq, gateway, payables))
+
+
 def open_payments(hq: "HQ", conn: "Connection", gateway: Gateway, payables: list[Payable],
                   now: datetime, links: Mapping[str, PayLink] | None = None) -> dict[int, dict[str, Any]]:
     """Open a payment for every payable order in the caller's transaction; payment JSON by order pk. A link in

@@ -1167,8 +1167,15 @@ def _print_rollout(record: dict[str, Any], as_json: bool) -> None:
     reason = f": {record['reason']}" if record["reason"] else ""
     out().print(f"rollout {record['id']} of {record['version']} to rings {','.join(map(str, record['rings']))}: "
                 f"{record['state']}{ring}{reason}")
-    _table("Sites", ["site", "ring", "state", "detail"],
-           [[s["site"], s["ring"], s["state"], s["detail"]] for s in record["sites"]])
+    for label, key in (("opted out (skipped)", "opted_out"), ("waiting for window", "waiting_for_window")):
+        if record[key]:
+            out().print(f"{label}: {len(record[key])}: {', '.join(record[key][:20])}"
+                        f"{' …' if len(record[key]) > 20 else ''}")
+    _table("Sites", ["site", "ring", "state", "detail", "window", "rollback"],
+           [[s["site"], s["ring"], "waiting for window" if s["state"] == "scheduled" else s["state"], s["detail"],
+             s["window"] or "any time",
+             f"{s['rollback']} → {s['previous']}" + (f": {s['rollback_detail']}" if s["rollback_detail"] else "")
+             if s["rollback"] else ""] for s in record["sites"]])
 
 
 @rollout_app.command("start")
@@ -1217,6 +1224,19 @@ def rollout_resume(rollout_id: str, hq_dir: Optional[Path] = HQ_DIR, database_ur
 
     with local_hq(hq_dir, database_url) as hq:
         _print_rollout(rollouts.resume(hq, _operator_name(), str(_uuid_arg(rollout_id))), as_json)
+
+
+@rollout_app.command("rollback")
+def rollout_rollback(rollout_id: str,
+                     reason: str = typer.Option(..., "--reason", help="Why it goes back (kept in the audit log)."),
+                     hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                     as_json: bool = JSON) -> None:
+    """Halt the rollout and send each site that rolled forward in it back to the version it ran before."""
+    from hq import rollouts
+
+    _require_reason(reason)
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.rollback(hq, _operator_name(), str(_uuid_arg(rollout_id)), reason), as_json)
 
 
 def _uuid_arg(value: Optional[str]) -> Optional[str]:

@@ -1,13 +1,13 @@
 """Buyers' complaints about orders, passed on by the sites' agents (hq.complaints); counted in grading.
 
 Revision ID: 0031
-Revises: 0030
+Revises: 0037 (rechained after main's 0035 and 0037)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0031'
-down_revision = '0030'
+down_revision = '0037'
 branch_labels = None
 depends_on = None
 
