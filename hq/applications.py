@@ -316,7 +316,8 @@ def progress(hq: "HQ", number: str, secret: str) -> dict[str, Any]:
             "missing": missing(session, row), "waiting_for": waiting_for(row.stage),
             "expected_days": EXPECTED_DAYS.get(row.stage), "site": row.site_id,
             "history": [{"at": iso(e.at), "stage": e.to_stage, "why": e.why,
-                         "by": e.actor if e.actor in ("hq", "applicant") else "operator"} for e in events],
+                         "by": e.actor if e.actor in ("hq", "applicant") else
+                         "gateway" if e.actor.startswith("gateway:") else "operator"} for e in events],
             "materials": [_material(m) for m in materials],
         }
 

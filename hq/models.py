@@ -564,6 +564,60 @@ class RestockRequest(Base):
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class Complaint(Base):
+    """A buyer's complaint about an order, filed on the shop's order page (with the order's secret) and
+    passed on by the agent (hq.complaints). No buyer contact: the order id and the buyer's words only.
+    `(site_id, complaint_id)` is the site's own id, so a resend is the same row; one complaint per order."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (UniqueConstraint("site_id", "complaint_id", name="uq_complaints_site_id"),
+                      UniqueConstraint("site_id", "order_id", name="uq_complaints_site_order"),
+                      Index("ix_complaints_received", "received_at", "site_id"), Index("ix_complaints_status", "status", "id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    complaint_id: Mapped[str] = mapped_column(String(36))
+    order_id: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApplicationPayment(Base):
+    """An applicant's base fee through HQ's gateway (hq.payments.application_fee): one payment per application; the
+    gateway's verified notification moves the application to `base_fee_paid`."""
+
+    __tablename__ = "application_payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    out_trade_no: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # pending | paid | held (the amount did not fit)
+    pay_url: Mapped[str] = mapped_column(Text)
+    qr_content: Mapped[str | None] = mapped_column(Text, nullable=True)
+    trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GradeCache(Base):
+    """A site's metrics for a month as last computed (hq.grade_cache): reused until stale or invalidated.
+    The score and grade are not kept: they follow from these with the configuration of the moment."""
+
+    __tablename__ = "grade_cache"
+    __table_args__ = (UniqueConstraint("period", "site_id", name="uq_grade_cache_period_site"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(7))
+    site_id: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class GradingSettings(Base):
     """The grading configuration operators set (hq.grading.GradingConfig as JSON); one row, id 1."""
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from hq import audit, commands
+from hq import audit, commands, grade_cache
 from hq.amounts import charge_cents
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
@@ -68,6 +68,7 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
         row.reasons = [*row.reasons, f"operator:{decision}"]
         audit.record(s, operator, f"review.{decision}", row.site_id, hq_order_id=hq_order_id, note=note,
                      outcome=row.status)
+        grade_cache.invalidate(s, row.site_id, row.received_at)  # its month's rates change now
         tell_site(s, row)
         result = review_json(row)
     if "refund_due" in result["reasons"]:

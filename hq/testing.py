@@ -200,6 +200,7 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
         _copy_migrated_sqlite(hq_dir)
     # where licences say HQ is: this server, unless the test names another (e.g. HQ's container, started later)
     public = settings.pop("public_url", None) or f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    settings.setdefault("apply_burst", 10_000)  # tests apply many times from one address; the limit's test sets it
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)
     token = operators.add(service, operator)

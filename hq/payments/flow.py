@@ -28,7 +28,7 @@ from hq.clock import aware, iso, utcnow
 from hq.ledger import events as ledger
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, Order, Payment, PaymentNotice
-from hq.payments import gateways
+from hq.payments import application_fee, gateways
 from hq.payments.contract import Forged, Gateway, GatewayError, Notice, PayLink, PaymentRequest
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hq.payments")
 EXPIRE_BATCH = 200
+FEE_PREFIX = "f"  # applicants' base fees (hq.payments.application_fee.PREFIX); orders' trades start with `k`
 GIVE_UP_QUERY = timedelta(hours=1)  # past expiry by this much, an unreachable gateway no longer keeps the keys
 
 
@@ -157,7 +158,10 @@ def notify(hq: "HQ", gateway_name: str, params: Mapping[str, str]) -> str:
     except Forged:
         counted.payment_notice(gateway.name, "forged")
         raise
-    outcome = apply(hq, gateway.name, notice) if notice.paid else "unpaid"
+    if notice.paid and notice.out_trade_no.startswith(FEE_PREFIX):  # an applicant's base fee
+        outcome = application_fee.settle(hq, gateway.name, notice)
+    else:
+        outcome = apply(hq, gateway.name, notice) if notice.paid else "unpaid"
     counted.payment_notice(gateway.name, outcome)
     return outcome
 

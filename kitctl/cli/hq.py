@@ -47,6 +47,9 @@ app.add_typer(grades_app, name="grades")
 applications_app = typer.Typer(help="Partner applications: the queue, one application, decisions (docs/partners.md).",
                                 no_args_is_help=True)
 app.add_typer(applications_app, name="applications")
+complaints_app = typer.Typer(help="Buyers' complaints the sites passed on: list and resolve (docs/partners.md).",
+                              no_args_is_help=True)
+app.add_typer(complaints_app, name="complaints")
 stock_app = typer.Typer(help="Low-stock thresholds of card-key SKUs (docs/partners.md).", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
 rollout_app = typer.Typer(help="Rollouts of a kit version by rings, canary first (docs/deploy.md).",
@@ -502,6 +505,36 @@ def stock_threshold(sku: str, threshold: Optional[int] = typer.Argument(None, he
     with local_hq(hq_dir, database_url) as hq:
         stock.set_threshold(hq, _operator_name(), sku, threshold)
     out().print(f"{sku}: low-stock threshold {'default' if threshold is None else threshold}")
+
+
+@complaints_app.command("list")
+def complaints_list(status: Optional[str] = typer.Option(None, "--status", help="open or resolved."),
+                    site: Optional[str] = typer.Option(None, "--site", help="Only this site."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Complaints, newest first (the order id and the buyer's words; no contact is kept)."""
+    from hq import complaints
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = complaints.listing(hq, status, site)
+    if as_json:
+        print_json(rows)
+        return
+    _table("Complaints", ["id", "site", "order", "received", "status", "text"],
+           [[r["id"], r["site"], r["order_id"], r["received_at"], r["status"], r["text"][:60]] for r in rows])
+
+
+@complaints_app.command("resolve")
+def complaints_resolve(complaint_id: int, resolution: str = typer.Option(..., "--resolution", help="What was done."),
+                       hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Close an open complaint with what was done (audited complaint.resolved)."""
+    from hq import complaints
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        done = complaints.resolve(hq, _operator_name(), complaint_id, resolution)
+    out().print(f"complaint {done['id']} ({done['site']}, order {done['order_id']}): resolved")
 
 
 @applications_app.command("list")
