@@ -357,7 +357,7 @@ def test_per_order_a_known_order_is_answered_as_stored_and_a_failed_insert_of_an
     (first,), _ = submit(hq, "k1", item("o1"))
     calls = []
 
-    def lost_race(hq_: Any, s: Any, ctx: Any, order: Any, digest: str) -> Any:
+    def lost_race(hq_: Any, s: Any, ctx: Any, order: Any, *rest: Any) -> Any:
         calls.append(order.order_id)
         raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
 
@@ -621,10 +621,10 @@ def test_a_remote_gateways_links_are_asked_before_the_batchs_transaction_for_the
         ("o3", "pending_payment", f"https://pay.example/{remote.asked[1][0]}")]
     assert [a[1:] for a in remote.asked] == [(150, "card-1 x2", False), (100, "card-1 x1", False)]  # once each, unlocked
     remote.asked.clear()
-    results, _ = submit(hq, "k2", item("o3"), item("o4"))  # a known order: the per-order path asks in its transaction
+    results, _ = submit(hq, "k2", item("o3"), item("o4"))  # a known order: the per-order path, which asks first too
     assert [(r["order_id"], r["status"], r["replayed"]) for r in results] == [
         ("o3", "pending_payment", True), ("o4", "pending_payment", False)]
-    assert [a[1:] for a in remote.asked] == [(100, "card-1 x1", True)]
+    assert [a[1:] for a in remote.asked] == [(100, "card-1 x1", False)]
     from hq.payments.flow import out_trade_no  # the merchant order number: per (site, order)
 
     assert remote.asked[0][0] == out_trade_no("site-a", "o4")
