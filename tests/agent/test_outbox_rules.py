@@ -791,20 +791,13 @@ def test_the_oldest_order_goes_first_whatever_its_id(engine):
     assert [o.id for o in forwarder(engine, ScriptedHQ()).due_orders(1)] == ["B"]
 
 
-def test_an_answer_that_is_not_final_starts_the_orders_attempts_again(engine):
+@pytest.mark.parametrize("answer, attempts", [(in_review, 0), (rejected, 3)])
+def test_an_answer_that_is_not_final_starts_the_attempts_again_and_a_final_one_keeps_them(engine, answer, attempts):
     add_order(engine, "R1", attempts=3)
     hq = ScriptedHQ()
-    hq.answers = {"R1": in_review("R1")}
+    hq.answers = {"R1": answer("R1")}
     forwarder(engine, hq).forward_once()
-    assert (row(engine, "R1").status, row(engine, "R1").attempts) == ("review", 0)
-
-
-def test_a_final_answer_keeps_the_rows_attempts(engine):
-    add_order(engine, "D2", attempts=3)
-    hq = ScriptedHQ()
-    hq.answers = {"D2": rejected("D2")}
-    forwarder(engine, hq).forward_once()
-    assert (row(engine, "D2").status, row(engine, "D2").attempts) == ("rejected", 3)
+    assert (row(engine, "R1").status, row(engine, "R1").attempts) == (answer("R1").status, attempts)
 
 
 def test_a_refused_batch_of_two_is_split_to_find_the_conflicting_order(engine):
