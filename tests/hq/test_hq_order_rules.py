@@ -427,6 +427,27 @@ def test_both_paths_count_the_earlier_orders_toward_the_sites_daily_limits(hq, m
         ("o3", "review", ["site_daily_orders:2", "site_daily_amount:250"])]
 
 
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_batch_counts_the_sites_orders_stored_earlier_that_day_toward_its_daily_limits(hq, clock, monkeypatch,
+                                                                                       path):
+    """Earlier requests' orders count: the site's own, received since HQ's midnight (UTC); not the day before's,
+    not another site's."""
+    hq.rules.save(parse_rules({**RULES, "site_daily": {"max_orders": 2, "max_amount_cents": 250, "action": "review"}}))
+    site_b(hq)
+    clock.now = datetime(2025, 6, 14, 23, 59, 59, tzinfo=timezone.utc)
+    submit(hq, "k0", item("y1"))  # the day before: not counted
+    clock.now = datetime(2025, 6, 15, 0, 0, 0, tzinfo=timezone.utc)
+    submit(hq, "k1", item("o1"))  # at midnight: counted
+    submit(hq, "k1", item("b1"), site="site-b")  # another site's: not counted
+    clock.now = T0
+    if path == "per-order":
+        per_order(monkeypatch)
+    results, _ = submit(hq, "k2", item("o2", price=151), item("o3"))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("o2", "review", ["site_daily_amount:250"]),
+        ("o3", "review", ["site_daily_orders:2", "site_daily_amount:250"])]
+
+
 def test_the_batch_path_holds_a_new_sites_large_orders_for_review_by_the_sites_age(hq, clock):
     licences.issue(hq, "t", "site-n", "pro", ["game"], 365)  # created at the real now: a new site
     hq.rules.save(parse_rules({**RULES, "new_site": {"days": 7, "max_orders_per_day": 1,
