@@ -660,17 +660,20 @@ class LocalGateway(RemoteGateway):
     creates_remotely = False
 
 
-def test_a_local_gateways_links_are_asked_inside_the_batchs_transaction_for_each_approved_order(hq, monkeypatch):
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_local_gateways_links_are_asked_inside_the_transaction_for_each_approved_order(hq, monkeypatch, path):
     from hq.payments import gateways
     from hq.payments.flow import out_trade_no
 
     local = LocalGateway(hq)
     monkeypatch.setattr(gateways, "active", lambda hq_, conn: local)
+    if path == "per-order":
+        per_order(monkeypatch)
     results, _ = submit(hq, "k", item("o1", quantity=2, total=150), item("o2", price=50_000), item("o3"))
     assert [(r["order_id"], r["status"], r["payment"] and r["payment"]["pay_url"]) for r in results] == [
         ("o1", "pending_payment", f"https://pay.example/{out_trade_no('site-a', 'o1')}"), ("o2", "review", None),
         ("o3", "pending_payment", f"https://pay.example/{out_trade_no('site-a', 'o3')}")]
-    assert local.asked == [(out_trade_no("site-a", "o1"), 150, "card-1 x2", True),  # under the batch's writer
+    assert local.asked == [(out_trade_no("site-a", "o1"), 150, "card-1 x2", True),  # under the transaction's writer
                            (out_trade_no("site-a", "o3"), 100, "card-1 x1", True)]
     assert local.currencies == ["CNY", "CNY"]
 
