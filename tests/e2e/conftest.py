@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from tests.deploy.stack import LOGO_PNG
 from tests.support.kit_stack import Stack, engine_with_kit_images, launch_stack, new_stack, remove_stack
+
+if TYPE_CHECKING:
+    from tests.support import swarm_engine
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,24 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
     finally:
         remove_stack(s)
+
+
+SWARM_IMAGES = ("db", "storefront", "agent", "proxy", "hq")
+
+
+@pytest.fixture(scope="session")
+def swarm_engine_session() -> Iterator["swarm_engine.SwarmEngine"]:
+    """One private Swarm engine (tests/support/swarm_engine.py) with the kit's images, for every Swarm module
+    of the session (test_swarm, test_swarm_hq): starting one and copying the images in costs half a minute."""
+    from kitcore import __version__
+    from tests.conftest import require
+    from tests.support import swarm_engine
+
+    why = swarm_engine.available()
+    require(why is None, why or "")
+    engine_with_kit_images()
+    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in SWARM_IMAGES])
+    try:
+        yield started
+    finally:
+        swarm_engine.stop(started)

@@ -16,7 +16,6 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from tests.conftest import require
 from tests.support import swarm_engine
 from tests.support.kit_stack import Stack, new_stack, prepare_hq
 
@@ -27,18 +26,8 @@ LOAD_SECONDS_MAX = 240  # the load stops when the rollout is done, or at this bo
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[swarm_engine.SwarmEngine]:
-    from kitcore import __version__
-    from tests.support.kit_stack import engine_with_kit_images
-
-    why = swarm_engine.available()
-    require(why is None, why or "")
-    engine_with_kit_images()
-    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in SITE_SERVICES])
-    try:
-        yield started
-    finally:
-        swarm_engine.stop(started)
+def engine(swarm_engine_session: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
+    return swarm_engine_session  # shared with test_swarm_hq (tests/e2e/conftest.py)
 
 
 @pytest.fixture(scope="module")
