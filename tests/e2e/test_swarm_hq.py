@@ -107,8 +107,10 @@ def stack(engine: swarm_engine.SwarmEngine, tmp_path_factory: pytest.TempPathFac
 def test_hq_runs_two_instances_migrated_once_by_a_job(stack: tuple[Stack, Hq]) -> None:
     s, hq = stack
     started = time.monotonic()
-    done = deploy(s, hq)
+    done = deploy(s, hq, check=False)
     took = time.monotonic() - started
+    logs = hq.engine.docker("service", "logs", "--tail", "20", hq.name, check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr, logs.stdout[-2000:], logs.stderr[-2000:])
     assert "migrating the database (one task)" in done.stdout and "2 instances healthy" in done.stdout, done.stdout
     print(f"\nhq deploy (migration job + 2 instances healthy): {took:.1f}s")
     assert len(hq.running()) == 2

@@ -23,7 +23,8 @@ from kitcore.errors import InvalidInput
 HQ_LABEL = "com.kitctl.hq"  # on every object of one HQ deployment: its name
 HQ_PORT = 8600
 STATE_TARGET = "hq-state"  # /run/secrets/hq-state in the task (hq.swarm_task.DEFAULT_BUNDLE)
-TASK_DIR = "/var/lib/kit/hq"  # the image's state volume: a tmpfs here, so no anonymous volume is made
+VOLUME_DIR = "/var/lib/kit/hq"  # the image's state volume: an (unused) tmpfs here, so no anonymous volume is made
+TASK_DIR = "/tmp/hq"  # each task's own copy of the state, on the /tmp tmpfs (sticky, writable by the task's user)
 # What every instance needs alike, relative to the HQ directory; the SQLite file, support bundles and
 # application materials are not carried (materials uploaded to one instance stay on it: docs/scale-out.md).
 CARRIED = ("keys", "vault.key", "risk-rules.json", "metrics-token", "registry/htpasswd")
@@ -94,14 +95,14 @@ def hq_stack(options: HqSwarmOptions, image_id: str) -> HqStack:
     state = state_bundle(options)
     state_name = f"{options.name}_state_{hashlib.sha256(state).hexdigest()[:16]}"
     labels = {STACK_LABEL: options.name, HQ_LABEL: options.name}
-    env = (("KIT_HQ_DIR", f"{TASK_DIR}/state"), ("KIT_HQ_BIND", f"0.0.0.0:{HQ_PORT}"),
+    env = (("KIT_HQ_DIR", TASK_DIR), ("KIT_HQ_BIND", f"0.0.0.0:{HQ_PORT}"),
            ("KIT_HQ_PUBLIC_URL", options.public_url or f"http://{options.name}:{HQ_PORT}"), ("KIT_HQ_MIGRATE", "false"),
            *((f"KIT_HQ_{k.upper()}", v) for k, v in options.settings))
     secret = (FileRef(state_name, STATE_TARGET, 10001, 10001, 0o400),)
     probe = ("CMD", "python", "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{HQ_PORT}/healthz', "
              "timeout=3)")
     common = dict(image=image_id, entrypoint=None, environment=env, configs=(), secrets=secret, volumes=(),
-                  tmpfs=(TASK_DIR, "/tmp"), networks=(options.network,), constraints=(), user="10001:10001",
+                  tmpfs=(VOLUME_DIR, "/tmp"), networks=(options.network,), constraints=(), user="10001:10001",
                   read_only=True, cap_drop=("ALL",))
     service = ServiceDef(
         name=options.name, service=options.name, replicas=options.replicas,
