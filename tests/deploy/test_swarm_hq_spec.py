@@ -50,6 +50,24 @@ def test_the_instances_never_migrate_and_show_no_secret(options: HqSwarmOptions)
     assert stack.service.order == "start-first" and stack.service.healthcheck is not None
 
 
+def test_an_instance_restarts_on_failure_only_and_site_services_keep_their_hash(options: HqSwarmOptions) -> None:
+    """A stopped instance (exit 0) stays down for its operator; a crash is restarted. The site's services keep
+    Swarm's "any" and, the default being left out of the hash, the spec hash they were deployed with."""
+    import dataclasses
+
+    from kitctl.deploy.swarm.params import service_kwargs
+
+    service = hq_stack(options, "sha256:img").service
+    ids = {f.name: f.name for f in service.secrets}
+    assert service_kwargs(service, ids)["task_template"]["RestartPolicy"]["Condition"] == "on-failure"
+    anywise = dataclasses.replace(service, restart="any")
+    assert service_kwargs(anywise, ids)["task_template"]["RestartPolicy"]["Condition"] == "any"
+    assert service.spec_hash() != anywise.spec_hash()
+    fields = {k: v for k, v in dataclasses.asdict(anywise).items() if k != "restart"}
+    assert anywise.spec_hash() == __import__("hashlib").sha256(
+        json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
 def test_a_bundle_path_leaving_the_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         unpack({"database_url": URL, "files": {"../outside": ""}}, tmp_path / "task")

@@ -5,6 +5,9 @@ signing keys, the vault key, the risk rules, the metrics token) and the database
 secret, a JSON bundle whose name carries a hash of its content (secrets are immutable: a change is a new
 secret and a rolling update). Each task unpacks it into a tmpfs of its own (`hq.swarm_task`). The schema
 is migrated once, by a one-shot job, before the instances start or roll over; the instances never migrate.
+An instance restarts on failure only: one an operator stopped (`docker stop`, exit 0 after SIGTERM) stays
+down, serving through the others, until `docker service update --force <name>` (or the next deploy) brings
+it back; a crash (a non-zero exit) or a failed health check is still replaced.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ def hq_stack(options: HqSwarmOptions, image_id: str) -> HqStack:
         name=options.name, service=options.name, replicas=options.replicas,
         command=("python", "-m", "hq.swarm_task", "serve"), healthcheck=(probe, 2.0, 3.0, 5, 60.0),
         labels=tuple(sorted((labels | {"com.kitctl.service": "hq", "io.kitctl.image": options.image}).items())),
-        ports=((options.publish, HQ_PORT, "tcp"),) if options.publish else (), order="start-first", **common)
+        ports=((options.publish, HQ_PORT, "tcp"),) if options.publish else (), order="start-first",
+        restart="on-failure", **common)
     migrate = ServiceDef(
         name=f"{options.name}_migrate", service=f"{options.name}-migrate", replicas=1,
         command=("python", "-m", "hq.swarm_task", "migrate"), healthcheck=None,
