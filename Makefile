@@ -14,7 +14,7 @@ services: setup
 
 # Two workers: the Docker-engine tests run in order on one (tests/conftest.py), the rest spread beside them.
 test: services
-	$(PY) -m pytest -n 2 --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 3 --durations=25 $(PYTEST_ARGS)
 
 demo: services
 	bash scripts/demo.sh up

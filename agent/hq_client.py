@@ -8,6 +8,7 @@ metrics count failures by (endpoint, kind) without ever seeing a body.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -178,6 +179,24 @@ class BalanceInfo(Struct):
     payout_fee_fen: Annotated[int, Meta(ge=0)]
 
 
+class ComplaintInfo(Struct):
+    id: int
+    status: Annotated[str, Meta(max_length=16)]
+
+
+class GradeInfo(Struct):
+    """The site's own grade; `next` and the scales are kept whole for the admin page (docs/partners.md)."""
+
+    period: str
+    grade: str
+    score: float
+    trend: list[str]
+    metrics: dict[str, Any]
+    scales: dict[str, dict[str, float]]
+    grades: dict[str, float]
+    next: dict[str, Any]
+
+
 class LicenceStatus(Struct):
     status: str
     reason: str | None = None
@@ -317,6 +336,17 @@ class HQClient:
     def balance(self) -> BalanceInfo:
         resp = self._request("balance", "GET", "/v1/settlement/balance")
         return self._parse("balance", resp, BalanceInfo)
+
+    def complaint(self, complaint_id: str, order_id: str, text: str, filed_at: datetime) -> "ComplaintInfo":
+        """Pass on a buyer's complaint; the same id again answers the first (never a second complaint)."""
+        body = {"complaint_id": complaint_id, "order_id": order_id, "text": text, "filed_at": filed_at.isoformat()}
+        resp = self._request("complaint", "POST", "/v1/complaints", content=_json(body), headers=JSON_BODY)
+        return self._parse("complaint", resp, ComplaintInfo)
+
+    def own_grade(self) -> "GradeInfo":
+        """HQ's grade of this site this month (GET /v1/grade: only its own), for the admin's grade page."""
+        resp = self._request("grade", "GET", "/v1/grade")
+        return self._parse("grade", resp, GradeInfo)
 
     def restock(self, sku: str, email: str) -> None:
         """Pass on a buyer's back-in-stock request (HQ mails once; asking twice changes nothing there)."""

@@ -344,9 +344,16 @@ class Agent:
         failures = 0
         while not self.stop.is_set():
             ok = self._unit("settlement", self.settlement.run)
+            self._unit("grade", self._pull_grade)  # its own unit: a grade HQ cannot give never holds settlement
             failures = 0 if ok else failures + 1
             wait = self.settlement_interval if ok else self._retry_wait(failures)
             self.stop.wait(jittered(max(wait, self.settings.min_interval)))
+
+    def _pull_grade(self) -> object:
+        """HQ's grade of this site into the site database (agent.grade), at most every quarter hour."""
+        from agent import grade
+
+        return grade.pull_once(self.engine, self.settlement.client)
 
     def _stats_loop(self) -> None:
         while not self.stop.is_set():

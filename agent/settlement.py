@@ -26,8 +26,8 @@ from agent.decisions import refunded_after_delivery
 from agent.hq_client import EntryPage, HQClient, HQError, LedgerEntry, PayoutInfo, StatementInfo, plain
 from agent.metrics import AgentMetrics
 from agent.outbox import backoff_seconds
-from agent.state import STATE_ID, utcnow
-from sitedb.tables import ENTRY_AMOUNTS, audit_log, payout_requests, settlement_entries, settlement_statements, site_state
+from agent.state import STATE_ID, as_utc, utcnow
+from sitedb.tables import ENTRY_AMOUNTS, audit_log, complaints, payout_requests, settlement_entries, settlement_statements, site_state
 
 log = logging.getLogger("agent.settlement")
 ANSWER_BATCH = 50
@@ -53,6 +53,7 @@ class Queue:
 
 ANSWERS = Queue(settlement_statements, "answer", "statement_answer", "statement", "answers_refused")
 PAYOUTS = Queue(payout_requests, "send", "payout_request", "request", "payouts_refused")
+COMPLAINTS = Queue(complaints, "send", "complaint", "complaint", "complaints_refused")
 T = TypeVar("T")
 
 
@@ -62,6 +63,8 @@ class SettlementOutcome:
     answers_refused: int = 0
     payouts_sent: int = 0
     payouts_refused: int = 0
+    complaints_sent: int = 0
+    complaints_refused: int = 0
     statements: int = 0
     entries: int = 0
     contacted_hq: bool = True
@@ -82,6 +85,7 @@ class SettlementSync:
         outcome = SettlementOutcome()
         self.send_answers(outcome)
         self.send_payouts(outcome)
+        self.send_complaints(outcome)
         outcome.statements = self.pull_statements()
         outcome.entries = self.pull_entries()
         self.pull_payouts()
@@ -110,6 +114,20 @@ class SettlementSync:
                     conn.execute(insert(audit_log).values(actor="agent", action="payout_request_sent", at=utcnow(),
                                                           detail={"request": held.request_id, "payout": held.id}))
                 outcome.payouts_sent += 1
+
+    def send_complaints(self, outcome: SettlementOutcome) -> None:
+        """Buyers' complaints to HQ under the site's own id (a resend is the same complaint); HQ's id comes back."""
+        t = complaints.c
+        for row in self._due(COMPLAINTS, (t.id, t.order_id, t.text, t.filed_at, t.send_attempts), t.filed_at):
+            held = self._deliver(COMPLAINTS, row.id, row.send_attempts, outcome,
+                                 lambda: self.client.complaint(row.id, row.order_id, row.text, as_utc(row.filed_at)))
+            if held is not None:
+                with self.engine.begin() as conn:
+                    conn.execute(update(complaints).where(t.id == row.id).values(
+                        send_state="sent", send_error=None, send_next_at=None, hq_id=held.id, hq_status=held.status))
+                    conn.execute(insert(audit_log).values(actor="agent", action="complaint_sent", at=utcnow(),
+                                                          detail={"complaint": row.id, "hq_id": held.id}))
+                outcome.complaints_sent += 1
 
     def _due(self, queue: Queue, columns: tuple[Any, ...], since: Any) -> list[Row[Any]]:
         now = utcnow()

@@ -7,12 +7,15 @@
 Loads `--orders` delivered orders spread over four months and `--sites` sites (contacts drawn
 from a pool, so some buyers repeat), `--skus` card-key SKUs sharing `--keys` available keys,
 then times `hq.stock.evaluate` (every SKU's count and state; what each worker does every
-`KIT_HQ_ALERT_CHECK_SECONDS`) and `hq.grades.ranking` for the last month (four months of metrics).
+`KIT_HQ_ALERT_CHECK_SECONDS`) and `hq.grades.ranking` for the last month (four months of metrics):
+cold (every site's metrics computed, as before the cache, and kept) and warm (from `grade_cache`),
+then one site's own grade warm and cold.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -68,7 +71,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
+    from sqlalchemy import delete
+
     from hq import grades, stock
+    from hq.models import GradeCache
     from hq.service import HQ
     from hq.settings import HQSettings
 
@@ -82,9 +88,20 @@ def main() -> None:
             t0 = time.perf_counter()
             stock.evaluate(hq)
             print(f"stock round ({label}): {1000 * (time.perf_counter() - t0):.0f} ms")
+        for label in ("cold: computed and kept", "warm: from the cache"):
+            t0 = time.perf_counter()
+            rows = grades.ranking(hq, "2026-10")
+            print(f"ranking 2026-10 (4 months of metrics, {len(rows)} sites), {label}: "
+                  f"{1000 * (time.perf_counter() - t0):.0f} ms")
         t0 = time.perf_counter()
-        rows = grades.ranking(hq, "2026-10")
-        print(f"ranking 2026-10 (4 months of metrics, {len(rows)} sites): {1000 * (time.perf_counter() - t0):.0f} ms")
+        grades.own_grade(hq, "site-00007", "2026-10")
+        print(f"one site's own grade (GET /v1/grade), warm: {1000 * (time.perf_counter() - t0):.0f} ms")
+        with hq.engine.begin() as conn:
+            conn.execute(delete(GradeCache))
+        t0 = time.perf_counter()
+        grades.own_grade(hq, "site-00007", "2026-10")
+        print(f"one site's own grade, cold (that site's rows only): {1000 * (time.perf_counter() - t0):.0f} ms")
+        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         hq.close()
 
 

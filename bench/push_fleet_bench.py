@@ -3,7 +3,7 @@
     python bench/push_fleet_bench.py                    # 10,000 agents, PostgreSQL (throwaway cluster)
     python bench/push_fleet_bench.py --agents 2000 --single 10
 
-HQ runs as a real server process (`python -m hq`, one worker, PostgreSQL) with N licensed
+HQ runs as a real server process (`python -m hq`, `--workers`, one by default; PostgreSQL) with N licensed
 sites seeded in one INSERT per table. A load generator in its own process (this script with
 `--clients`, plain asyncio sockets, one keep-alive connection per agent) holds one long-poll per
 site as the agent does (`GET /v1/commands/wait?after=…&wait=25`, asking again at once after
@@ -199,12 +199,12 @@ def postgres_cpu(url: str) -> float:
 
 
 def hq_usage(pid: int) -> tuple[float, float]:
-    """(RSS in MiB, CPU seconds so far) of the HQ process."""
+    """(RSS in MiB, CPU seconds so far) of the HQ process and its worker processes (`--workers`)."""
     import psutil
 
-    proc = psutil.Process(pid)
-    times = proc.cpu_times()
-    return proc.memory_info().rss / 2**20, times.user + times.system
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    times = [p.cpu_times() for p in procs]
+    return sum(p.memory_info().rss for p in procs) / 2**20, sum(t.user + t.system for t in times)
 
 
 def quiet(pid: int, deadline: float) -> float:
@@ -223,7 +223,7 @@ def q(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
 
 
-def run(url: str, agents: int, single: int, budget: float, pace: int, stack: ExitStack) -> None:
+def run(url: str, agents: int, single: int, budget: float, pace: int, stack: ExitStack, workers: int = 1) -> None:
     from hq.service import HQ
     from hq.settings import HQSettings
     from hq_wrk import start_server
@@ -234,7 +234,7 @@ def run(url: str, agents: int, single: int, budget: float, pace: int, stack: Exi
     started = time.perf_counter()
     tokens = seed(hq_dir, url, agents)
     print(f"  seeded {agents:,} sites and signed their licences in {time.perf_counter() - started:.1f} s")
-    base, pid = start_server(hq_dir, url, 1, stack)
+    base, pid = start_server(hq_dir, url, workers, stack)
     rss0, _ = hq_usage(pid)
     print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores before the agents")
     gen = subprocess.Popen([sys.executable, __file__, "--clients", str(tokens), "--base", base, "--pace", str(pace)],
@@ -293,6 +293,7 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=30, help="one-site rounds (at most 200)")
     ap.add_argument("--budget", type=float, default=600, help="seconds the whole run may take (at most 900)")
     ap.add_argument("--pace", type=int, default=1000, help="agents connecting a second (at most 5000)")
+    ap.add_argument("--workers", type=int, default=1, help="HQ worker processes (at most 4; NOTIFY wakes each)")
     ap.add_argument("--clients", type=Path, help=argparse.SUPPRESS)  # the load generator's own process
     ap.add_argument("--base", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -305,8 +306,10 @@ def main() -> None:
         from tests.support.postgres import postgres_cluster
 
         url = stack.enter_context(fresh_database(plain(stack.enter_context(postgres_cluster()))))
-        print(f"push channel, {agents:,} agents, one HQ process (one worker) on PostgreSQL")
-        run(url, agents, max(1, min(args.single, 200)), min(args.budget, 900), max(10, min(args.pace, 5000)), stack)
+        workers = max(1, min(args.workers, 4))
+        print(f"push channel, {agents:,} agents, one HQ ({workers} worker{'s' if workers > 1 else ''}) on PostgreSQL")
+        run(url, agents, max(1, min(args.single, 200)), min(args.budget, 900), max(10, min(args.pace, 5000)), stack,
+            workers)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class Demo:
     hq_env: tuple[tuple[str, str], ...] = ()  # more KIT_HQ_* settings for HQ's container (e.g. its alert webhook)
     payments: bool = False  # buyers pay through the epay sandbox (demo.payments); `make demo` turns it on
     pay_port: int = 8610  # the sandbox cashier payers open
+    checkouts_per_minute: int | None = None  # `kitctl up --checkouts-per-minute`: a load from one address (tests)
 
     @property
     def instance(self) -> str:
@@ -248,7 +249,8 @@ def up_args(demo: Demo) -> list[str]:
         "--hq-network", demo.network,
         "--contact", "support@localhost",
     ] + (["--with-monitoring", "--prometheus-port", str(demo.prometheus_port),
-          "--alertmanager-port", str(demo.alertmanager_port)] if demo.monitoring else [])
+          "--alertmanager-port", str(demo.alertmanager_port)] if demo.monitoring else []) + (
+        ["--checkouts-per-minute", str(demo.checkouts_per_minute)] if demo.checkouts_per_minute else [])
 
 
 def launch_site(demo: Demo) -> None:

@@ -30,7 +30,6 @@ router = APIRouter(prefix="/v1/applications", tags=["applications"])
 admin_router = APIRouter(prefix="/v1/admin/applications", tags=["admin"])
 NumberPath = Path(..., pattern=applications.NUMBER_PATTERN, description="the application number, e.g. A-000001")
 MAX_B64 = (files.MAX_FILE_BYTES + 2) // 3 * 4 + 4096  # a bit over the limit, so the limit's own message is given
-MAX_BODY_BYTES = 24 * 1024 * 1024  # hq.app's body limit for the submit and resubmit paths (and the apply page)
 Stage = Literal[(*applications.STAGES, applications.REJECTED)]  # type: ignore[valid-type]
 
 
@@ -100,6 +99,17 @@ def get_progress(number: str = NumberPath,
                  secret: str = Header(..., alias="X-Application-Secret", pattern=applications.SECRET_PATTERN),
                  hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return applications.progress(hq, number, secret)
+
+
+@router.post("/{number}/pay", summary="Pay the base fee through HQ's gateway once the contract is signed",
+             responses=responses(404, 409, 422, 429, notes={409: "`wrong_stage`: the contract is not signed yet (or the fee "
+                                                            "is settled); `no_gateway`: HQ takes no payments online"}))
+def post_pay(number: str = NumberPath, secret: str = Header(..., alias="X-Application-Secret",
+                                                            pattern=applications.SECRET_PATTERN),
+             hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    from hq.payments import application_fee
+
+    return application_fee.pay(hq, number, secret)
 
 
 @router.post("/{number}/resubmit", summary="Resubmit a rejected application with fixed materials",

@@ -1,4 +1,5 @@
-"""Grades and ranking over the admin API: the ranking (JSON or CSV), the configuration, a suggestion's action."""
+"""Grades and ranking over the admin API (the ranking as JSON or CSV, the configuration, a suggestion's action),
+and a site's own grade for its agent (licence token; a site sees only its own)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import Response
 
 from hq import grades
-from hq.auth import get_hq, operator
+from hq.auth import SiteCaller, get_hq, operator, site_active
 from hq.errors import responses
 from hq.grading import GradingConfig
 from hq.schemas import SITE_ID
 from hq.service import HQ
 
 router = APIRouter(prefix="/v1/admin/grades", tags=["admin"])
+site_router = APIRouter(prefix="/v1/grade", tags=["grades"])
 Period = Query(None, pattern=grades.PERIOD_PATTERN, description="a month, YYYY-MM (default: this one)")
 
 
@@ -49,3 +51,10 @@ def put_config(body: GradingConfig = Body(...), op: str = Depends(operator), hq:
 def post_act(site: str = Path(..., pattern=SITE_ID), period: str | None = Period, op: str = Depends(operator),
              hq: HQ = Depends(get_hq)) -> dict[str, Any]:
     return grades.act(hq, op, site, period)
+
+
+@site_router.get("", summary="The calling site's own grade this month: score, trend, each metric against its scale, "
+                             "and what would raise it", responses=responses(401, 403, 422, 429))
+def get_own_grade(period: str | None = Period, caller: SiteCaller = Depends(site_active),
+                  hq: HQ = Depends(get_hq)) -> dict[str, Any]:
+    return grades.own_grade(hq, caller.site_id, period)

@@ -107,12 +107,29 @@ async def wait_for_commands(
 @router.post("/upgrade-report", summary="The host's outcome of an `upgrade` command (rollouts by rings)",
              description="Sent by the host service (`kitctl service run`) after it ran the health-gated upgrade an "
                          "`upgrade` command asked for: `upgraded` (running `version` now) or `rolled_back` (the "
-                         "upgrade failed and the site runs its previous version). A failure halts the rollout "
-                         "before the next ring. A repeated report changes nothing.",
-             responses=responses(401, 403, 404, 422, 429, notes={404: "no upgrade command of this site has that id"}))
+                         "upgrade failed and the site runs its previous version); `waiting` when the command came "
+                         "outside the site's maintenance window, `opted_out` when the licensee turned automatic "
+                         "upgrades off. A failure halts the rollout before the next ring; an opted-out site is "
+                         "skipped. `window` and `auto_upgrade` are the host's settings (a report may carry only "
+                         "them). A repeated report changes nothing.",
+             responses=responses(401, 403, 404, 422, 429, notes={
+                 404: "no upgrade command of this site has that id",
+                 422: "`incomplete_report`: `command_id`, `version` and `outcome` come together, and a report without "
+                      "them carries `auto_upgrade`"}))
 def post_upgrade_report(body: UpgradeReport, caller: SiteCaller = Depends(site_active),
                         hq: HQ = Depends(get_hq)) -> dict[str, Any]:
-    return rollouts.report(hq, caller.site_id, body.command_id, body.version, body.outcome, body.detail)
+    given = [body.command_id is not None, body.version is not None, body.outcome is not None]
+    if any(given) and not all(given):
+        raise ApiError(422, "incomplete_report", "command_id, version and outcome come together")
+    if not any(given) and body.auto_upgrade is None:
+        raise ApiError(422, "incomplete_report", "a report names a command (command_id, version, outcome) "
+                                                 "or the host's auto_upgrade")
+    if body.auto_upgrade is not None:
+        rollouts.host_settings(hq, caller.site_id, body.window, body.auto_upgrade)
+    if body.command_id is None or body.version is None or body.outcome is None:
+        return {"site": caller.site_id, "window": body.window, "auto_upgrade": body.auto_upgrade}
+    return rollouts.report(hq, caller.site_id, body.command_id, body.version, body.outcome, body.detail,
+                           previous=body.previous)
 
 
 BUNDLE_BODY = {"required": True, "content": {"application/octet-stream": {

@@ -21,11 +21,12 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     """Build the app; opens (and migrates) the HQ in `settings.dir` unless `hq` is given."""
     from fastapi import FastAPI
 
-    from hq import api_admin, api_applications, api_grades, api_payments, api_settlement, api_site, api_stock
+    from hq import api_admin, api_applications, api_complaints, api_grades, api_payments, api_settlement, api_site, api_stock
     from hq import apply_pages, fleet, fleet_applications, fleet_grades, fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
     from hq.heartbeat_api import HeartbeatFastPath
     from hq.metrics import request_metrics
+    from hq.apply_limits import ApplyRateLimit
     from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
@@ -88,6 +89,9 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_stock.admin_router)
     app.include_router(api_stock.router)
     app.include_router(api_grades.router)
+    app.include_router(api_grades.site_router)
+    app.include_router(api_complaints.router)
+    app.include_router(api_complaints.admin_router)
     app.include_router(fleet_grades.router)
     app.include_router(api_applications.router)
     app.include_router(api_applications.admin_router)
@@ -96,6 +100,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.add_middleware(HeartbeatFastPath)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
+    app.add_middleware(ApplyRateLimit, burst=settings.apply_burst, per_hour=settings.apply_per_hour)
     app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
     _install_metrics(app, service)
 
@@ -140,11 +145,11 @@ def _body_limits() -> dict[str, int]:
     The CSV endpoint authenticates the operator before it reads the body, so
     its larger limit is never spent on a caller who is nobody.
     """
-    from hq import api_admin, api_applications, heartbeat_api
+    from hq import api_admin, apply_limits, heartbeat_api
 
-    uploads = api_applications.MAX_BODY_BYTES  # applicants' materials (hq.application_files checks each file)
+    # applicants' materials: sized to the documented limits (hq.apply_limits; hq.application_files checks each file)
     return {heartbeat_api.PATH: heartbeat_api.MAX_BODY_BYTES, "/v1/admin/catalog/card-keys": api_admin.MAX_CSV_BYTES,
-            "/v1/applications": uploads, "/apply": uploads}
+            "/v1/applications": apply_limits.API_BODY_BYTES, "/apply": apply_limits.PAGE_BODY_BYTES}
 
 
 def _install_errors(app: "FastAPI") -> None:

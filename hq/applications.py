@@ -316,7 +316,8 @@ def progress(hq: "HQ", number: str, secret: str) -> dict[str, Any]:
             "missing": missing(session, row), "waiting_for": waiting_for(row.stage),
             "expected_days": EXPECTED_DAYS.get(row.stage), "site": row.site_id,
             "history": [{"at": iso(e.at), "stage": e.to_stage, "why": e.why,
-                         "by": e.actor if e.actor in ("hq", "applicant") else "operator"} for e in events],
+                         "by": e.actor if e.actor in ("hq", "applicant") else
+                         "gateway" if e.actor.startswith("gateway:") else "operator"} for e in events],
             "materials": [_material(m) for m in materials],
         }
 
@@ -348,9 +349,9 @@ def listing(hq: "HQ", stage: str | None = None, limit: int = 200) -> list[dict[s
 
 def queue(hq: "HQ", limit: int = 50) -> list[dict[str, Any]]:
     """The applications waiting for an operator's decision, oldest first (the fleet page's queue)."""
-    with hq.session() as session:
-        rows = session.scalars(select(Application).where(Application.stage.in_(list(NEXT)))
-                               .order_by(Application.updated_at, Application.id).limit(limit))
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
+        rows = conn.execute(select(Application).where(Application.stage.in_(list(NEXT)))
+                            .order_by(Application.updated_at, Application.id).limit(limit))
         return [_summary(r) for r in rows]
 
 

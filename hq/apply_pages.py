@@ -109,14 +109,39 @@ def status_lookup(request: Request) -> Response:
 async def status_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    form = await request.form(max_files=0, max_fields=10)
-    number, secret = str(form.get("n") or "").strip()[:12], str(form.get("s") or "").strip()[:100]
+    number, secret = await _number_and_secret(request)
     try:
         progress = await run_in_threadpool(applications.progress, hq, number, secret)
     except ApiError as exc:
-        return _render(request, "apply_status.html", {"number": number, "progress": None, "error": _line(exc)},
-                       status=exc.status)
+        return _refused(request, number, exc)
     return _render(request, "apply_status.html", {"number": number, "secret": secret, "progress": progress})
+
+
+async def _number_and_secret(request: Request) -> tuple[str, str]:
+    """The application number and secret a progress form POSTs (never in a URL)."""
+    form = await request.form(max_files=0, max_fields=10)
+    return str(form.get("n") or "").strip()[:12], str(form.get("s") or "").strip()[:100]
+
+
+def _refused(request: Request, number: str, exc: ApiError) -> Response:
+    return _render(request, "apply_status.html", {"number": number, "progress": None, "error": _line(exc)},
+                   status=exc.status)
+
+
+@router.post("/apply/pay")
+async def pay_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
+    """The applicant pays the base fee: off to the gateway's cashier (hq.payments.application_fee), or the refusal."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import RedirectResponse
+
+    from hq.payments import application_fee
+
+    number, secret = await _number_and_secret(request)
+    try:
+        payment = await run_in_threadpool(application_fee.pay, hq, number, secret)
+    except ApiError as exc:
+        return _refused(request, number, exc)
+    return RedirectResponse(payment["pay_url"], status_code=303)
 
 
 @router.post("/apply/resubmit")

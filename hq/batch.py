@@ -43,7 +43,6 @@ from hq.payments import gateways
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from hq.payments.contract import Gateway, PayLink
     from hq.schemas import OrderIn
     from hq.service import HQ
 
@@ -87,7 +86,7 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
 
 def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
     """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path)."""
-    early, links = links_beforehand(hq, ctx, orders)
+    early = links_beforehand(hq, ctx, orders)
     with hq.connection() as conn:
         sql = _sql(conn.dialect.name == "postgresql")
         known = dict(conn.execute(sql.known, {"site": ctx.site_id, "ids": [o.order_id for o in orders]}).all())
@@ -110,7 +109,7 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
         paying = {} if gateway is None else payments.open_payments(hq, conn, gateway, [
             payments.Payable(ids[i], r["site_id"], r["order_id"], r["sku"], r["quantity"],
                              charge_cents(r["unit_price_cents"], r["quantity"], r["total_cents"]), r["currency"])
-            for i, r in enumerate(rows) if r["status"] == "pending_payment"], now, links if early is gateway else None)
+            for i, r in enumerate(rows) if r["status"] == "pending_payment"], now, early.links_for(gateway))
         conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
     if any(p["status"] != "pending" for p in paying.values()):
         return None  # a waiting notification settled one of them: the per-order path reads them back as stored
@@ -120,26 +119,27 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
     return [_result(hq, row, keys_for.get(i), paying.get(ids[i])) for i, row in enumerate(rows)]
 
 
-def links_beforehand(hq: "HQ", ctx: SiteContext, orders: list["OrderIn"]) -> tuple["Gateway | None", dict[str, "PayLink"]]:
+def links_beforehand(hq: "HQ", ctx: SiteContext, orders: list["OrderIn"]) -> payments.Beforehand:
     """Pay links for the orders the risk engine approves now, asked of a gateway that makes them over the network
     (`creates_remotely`: Alipay, WeChat Pay) before the batch's transaction opens, so a slow gateway holds no lock
     and no writer waits for it; an unreachable one fails the batch before anything is stored, as before. The
     decision inside the transaction is the one that counts: an order approved there without a link here (the
     counts moved meanwhile) gets one there; one given a link here but not approved there leaves an unpaid
-    trade at the gateway that no buyer is shown (the same out_trade_no, so an approval later asks for the same)."""
+    trade at the gateway that no buyer is shown (the same out_trade_no, so an approval later asks for the same).
+    The per-order path asks the same for its one order."""
     with hq.read() as conn:
-        gateway = gateways.active(hq, conn)
-        if gateway is None or not getattr(gateway, "creates_remotely", False):
-            return None, {}
+        gateway = payments.remote_gateway(hq, conn)
+        if gateway is None:
+            return payments.NOTHING_BEFOREHAND
         sql = _sql(conn.dialect.name == "postgresql")
         if conn.execute(sql.known, {"site": ctx.site_id, "ids": [o.order_id for o in orders]}).first() is not None:
-            return None, {}  # the per-order path decides this batch
+            return payments.NOTHING_BEFOREHAND  # known orders are read back, not approved again
         items = {r.sku: r for r in conn.execute(sql.items, {"skus": sorted({o.sku for o in orders})})}
         decisions = _judge_all(hq, conn, ctx, orders, items, utcnow())
     payables = [payments.Payable(0, ctx.site_id, o.order_id, o.sku, o.quantity,
                                  charge_cents(o.unit_price_cents, o.quantity, o.total_cents), o.currency)
                 for o, d in zip(orders, decisions) if d.decision == "approve"]
-    return gateway, payments.create_links(hq, gateway, payables)
+    return payments.ask_beforehand(hq, gateway, payables)
 
 
 def _judge_all(hq: "HQ", conn: "Connection", ctx: SiteContext, orders: list["OrderIn"],

@@ -29,7 +29,7 @@ ALERTS_SHOWN = 10  # open alerts listed above the sites (besides those of the pa
 RINGS = tuple(range(0, 4))  # the rings the page offers (0 = canary); any 0-99 is accepted in a link
 COLUMNS = (("site", "col.site"), ("", "col.licensee"), ("state", "col.licence"), ("", "col.tier"),
            ("expires", "col.expires"), ("heartbeat", "col.heartbeat"), ("version", "col.version"), ("ring", "col.ring"),
-           ("", "col.health"), ("", "col.orders_today"), ("", "col.reviews"))
+           ("", "col.upgrades"), ("", "col.health"), ("", "col.orders_today"), ("", "col.reviews"))
 
 
 def _templates():  # type: ignore[no-untyped-def]
@@ -101,6 +101,11 @@ def logout(request: Request, csrf: str = Form(..., max_length=100)) -> Response:
 @router.get("/fleet", response_class=HTMLResponse)
 def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
     """The fleet: one page of sites (search, filters, sort, paging on the server; hq.fleet_query)."""
+    with hq.one_read():  # every section's reads on one connection, in one transaction
+        return _fleet_page(request, hq)
+
+
+def _fleet_page(request: Request, hq: HQ) -> Response:
     sess = _session(request)
     if sess is None:
         return RedirectResponse("/fleet/login", status_code=303)
@@ -115,13 +120,14 @@ def fleet_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
         site["badges"] = badges(site["health"], mine, hq.settings.outbox_backlog_alert, i18n.t(locale))
     context: dict[str, Any] = {
         "operator": sess.operator, "csrf": sess.csrf, "listing": listing, "fq": query,
-        "summary": fleet_query.summary(hq), "reviews": reviews.queue(hq),
+        "summary": listing.summary, "reviews": reviews.queue(hq),
         "alerts": _shown_alerts(firing, on_page),
         "alert_count": len(firing), "alert_history": resolved, "bundles": support.listing(hq),
         "gateways": payment_config.listing(hq), "payment_states": PAYMENT_STATES,
         "msg": request.query_params.get("msg", "")[:300], "error": request.query_params.get("error", "")[:300],
-        "tiers": list(fleet_query.TIERS), "states": fleet_query.STATES, "versions": fleet_query.versions(hq),
+        "tiers": list(fleet_query.TIERS), "states": fleet_query.STATES, "versions": listing.versions,
         "alert_kinds": ("any", *fleet_alerts.KINDS), "rings": RINGS, "sizes": fleet_query.PAGE_SIZES,
+        "upgrade_choices": fleet_query.UPGRADES,
         "bulk_actions": fleet_bulk.ACTIONS, "columns": COLUMNS,
         "stock_short": [s for s in stock.listing(hq)["skus"] if s["state"] != "in_stock"],
         "applications": applications.queue(hq),
@@ -178,17 +184,20 @@ def rollout_page(request: Request, hq: HQ = Depends(get_hq)) -> Response:
 
 @router.post("/fleet/rollouts/{rollout_id}/{action}")
 def rollout_action(request: Request, rollout_id: str = PathParam(..., pattern=UUID_PATTERN),
-                   action: str = PathParam(..., pattern="^(halt|resume)$"), csrf: str = Form(..., max_length=100),
+                   action: str = PathParam(..., pattern="^(halt|resume|rollback)$"),
+                   csrf: str = Form(..., max_length=100),
                    reason: str = Form("", max_length=500), hq: HQ = Depends(get_hq)) -> Response:
-    """Halt a running rollout (with a reason) or resume a halted one, as `kitctl hq rollout halt|resume`."""
+    """Halt a running rollout (with a reason), resume a halted one, or roll one back (with a reason: each site
+    that rolled forward is sent its previous version), as `kitctl hq rollout halt|resume|rollback`."""
     from hq import rollouts
 
     operator = _check_csrf(request, csrf).operator
     try:
-        if action == "halt":
+        if action in ("halt", "rollback"):
             if not reason.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
                 raise ApiError(400, "invalid_request", "reason: one line of 1-500 characters")
-            done = rollouts.halt(hq, operator, rollout_id, reason.strip())
+            act = rollouts.halt if action == "halt" else rollouts.rollback
+            done = act(hq, operator, rollout_id, reason.strip())
         else:
             done = rollouts.resume(hq, operator, rollout_id)
     except ApiError as exc:
@@ -201,18 +210,32 @@ def rollout_action(request: Request, rollout_id: str = PathParam(..., pattern=UU
 def bulk_action(request: Request, csrf: str = Form(..., max_length=100), action: str = Form(..., max_length=16),
                 sites: list[str] = Form(default_factory=list), reason: str = Form("", max_length=500),
                 ring: str = Form("none", max_length=8), confirm: str = Form("", max_length=8),
-                back: str = Form("?", max_length=2000), hq: HQ = Depends(get_hq)) -> Response:
-    """The selection's action: first a page that names the count, then (confirmed) each site in turn."""
+                back: str = Form("?", max_length=2000), scope: str = Form("selected", max_length=16),
+                count: str = Form("", max_length=8), hq: HQ = Depends(get_hq)) -> Response:
+    """The selection's action (or, with scope=matching, every site the list's filter matches): first a page
+    that names the count, then (confirmed) the action."""
     sess = _check_csrf(request, csrf)
-    back_query = fleet_query.parse(_pairs(back)).link()
-    bulk = fleet_bulk.parse(action, sites, reason, ring)
+    if scope not in ("selected", "matching"):
+        raise fleet_query.InvalidQuery(f"scope: {scope[:20]!r} is not one of selected, matching")
+    filtered = fleet_query.parse(_pairs(back))
+    back_query = filtered.link()
+    matching = scope == "matching"
+    bulk = fleet_bulk.parse(action, sites, reason, ring, matching=matching)
     t = i18n.t(i18n.locale_of(request, hq.settings.locale))
-    if confirm != "yes":
+    n = fleet_bulk.count_matching(hq, filtered) if matching else len(bulk.sites)
+    if confirm != "yes" or (matching and count != str(n)):  # the filter matches another count now: ask again
         what = t("bulk." + bulk.action) if bulk.action != "ring" else t("bulk.ring_to", ring=_ring_name(t, bulk.ring))
+        question = t("bulk.question_matching" if matching else "bulk.question", action=what, n=n)
         return _render(request, "bulk_confirm.html", {
             "operator": sess.operator, "csrf": sess.csrf, "bulk": bulk, "back": back_query,
-            "question": t("bulk.question", action=what, n=len(bulk.sites)),
-            "button": t("bulk.confirm", action=what, n=len(bulk.sites))})
+            "matching": matching, "count": n, "question": question,
+            "button": t("bulk.confirm", action=what, n=n)})
+    if matching:
+        outcome = fleet_bulk.apply_matching(hq, sess.operator, bulk, filtered)
+        summary = t("bulk.done", action=t("bulk." + bulk.action), done=len(outcome.done), n=n)
+        if outcome.skipped:
+            return _back(msg=summary, error=t("bulk.skipped", n=outcome.skipped), query=back_query)
+        return _back(msg=summary, query=back_query)
     outcome = fleet_bulk.apply(hq, sess.operator, bulk)
     summary = t("bulk.done", action=t("bulk." + bulk.action), done=len(outcome.done), n=len(bulk.sites))
     if outcome.failed:

@@ -23,6 +23,8 @@ from hq.clock import aware, iso, utcnow
 from hq.models import FleetAlert, Site
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
     from hq.service import HQ
 
 log = logging.getLogger("hq.fleet_alerts")
@@ -131,19 +133,24 @@ def watch(hq: "HQ") -> int:
     return notify.deliver(hq.settings, claim_notifications(hq), lambda alert: release(hq, alert))
 
 
-def alert_json(a: FleetAlert) -> dict[str, Any]:
+def alert_json(a: "FleetAlert | Row[Any]") -> dict[str, Any]:
     return {"id": a.id, "site": a.site_id, "kind": a.kind, "state": a.state, "severity": a.severity,
             "summary": a.summary, "opened_at": iso(a.opened_at), "last_seen_at": iso(a.last_seen_at),
             "resolved_at": iso(a.resolved_at)}
 
 
+SHOWN = (FleetAlert.id, FleetAlert.site_id, FleetAlert.kind, FleetAlert.state, FleetAlert.severity,
+         FleetAlert.summary, FleetAlert.opened_at, FleetAlert.last_seen_at, FleetAlert.resolved_at)
+
+
 def listing(hq: "HQ", history: int = 50) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(open alerts, the most recent resolved ones) for the fleet page."""
-    with hq.session() as session:
-        firing = [alert_json(a) for a in session.scalars(
-            select(FleetAlert).where(FleetAlert.state == "firing").order_by(FleetAlert.opened_at))]
-        resolved = [alert_json(a) for a in session.scalars(
-            select(FleetAlert).where(FleetAlert.state == "resolved").order_by(FleetAlert.resolved_at.desc())
+    """(open alerts, the most recent resolved ones) for the fleet page: plain rows on a read connection
+    (no ORM objects, no write transaction), as every page load runs it."""
+    with hq.read() as conn:
+        firing = [alert_json(a) for a in conn.execute(
+            select(*SHOWN).where(FleetAlert.state == "firing").order_by(FleetAlert.opened_at))]
+        resolved = [alert_json(a) for a in conn.execute(
+            select(*SHOWN).where(FleetAlert.state == "resolved").order_by(FleetAlert.resolved_at.desc())
             .limit(history))]
     return firing, resolved
 

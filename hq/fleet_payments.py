@@ -25,7 +25,7 @@ from hq.service import HQ
 from kitcore.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Connection
 
 router = APIRouter(include_in_schema=False)
 ANCHOR = "payments"
@@ -37,11 +37,11 @@ SITE_RUNS = 60  # the reconciliations a site page looks through for differences 
 
 def context(hq: HQ) -> dict[str, Any]:
     """The section's data for the fleet page: the latest reconciliations and refunds, newest first."""
-    with hq.session() as s:
-        runs = [_run_shown(reconciliation_json(r)) for r in s.scalars(
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
+        runs = [_run_shown(reconciliation_json(r)) for r in conn.execute(
             select(PaymentReconciliation).order_by(PaymentReconciliation.day.desc(), PaymentReconciliation.gateway)
             .limit(RUNS_SHOWN))]
-        return {"pay_reconciliations": runs, "pay_refunds": _refunds(s, None)}
+        return {"pay_reconciliations": runs, "pay_refunds": _refunds(conn, None)}
 
 
 def _run_shown(run: dict[str, Any]) -> dict[str, Any]:
@@ -49,12 +49,12 @@ def _run_shown(run: dict[str, Any]) -> dict[str, Any]:
             "more": max(0, len(run["differences"]) - DIFFERENCES_SHOWN)}
 
 
-def _refunds(s: "Session", site_id: str | None) -> list[dict[str, Any]]:
+def _refunds(conn: "Connection", site_id: str | None) -> list[dict[str, Any]]:
     """Refunds through a gateway as the audit recorded them (who, when, why, how much)."""
     query = select(AuditEvent).where(AuditEvent.action == "payments.refund")
     if site_id is not None:
         query = query.where(AuditEvent.site_id == site_id)
-    rows = s.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(REFUNDS_SHOWN))
+    rows = conn.execute(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(REFUNDS_SHOWN))
     return [{"at": iso(e.at), "operator": e.operator, "site": e.site_id, "hq_order_id": e.detail.get("hq_order_id"),
              "amount_cents": int(e.detail.get("amount_cents") or 0), "gateway": e.detail.get("gateway"),
              "reason": str(e.detail.get("reason") or "")} for e in rows]
@@ -62,15 +62,15 @@ def _refunds(s: "Session", site_id: str | None) -> list[dict[str, Any]]:
 
 def site_payments(hq: HQ, site_id: str) -> dict[str, Any]:
     """One site's payments: count and amount by state, its refunds, and reconciliation differences naming it."""
-    with hq.session() as s:
-        by_state = {status: {"count": int(n), "cents": int(cents or 0)} for status, n, cents in s.execute(
+    with hq.read() as conn:
+        by_state = {status: {"count": int(n), "cents": int(cents or 0)} for status, n, cents in conn.execute(
             select(Payment.status, func.count(), func.sum(Payment.amount_cents))
             .join(Order, Order.id == Payment.order_pk).where(Order.site_id == site_id).group_by(Payment.status))}
         differences = [{**d, "day": run.day.isoformat(), "gateway": run.gateway}
-                       for run in s.scalars(select(PaymentReconciliation)
+                       for run in conn.execute(select(PaymentReconciliation)
                                             .order_by(PaymentReconciliation.day.desc()).limit(SITE_RUNS))
                        for d in run.differences if d.get("site") == site_id]
-        return {"by_state": by_state, "refunds": _refunds(s, site_id), "differences": differences[:REFUNDS_SHOWN]}
+        return {"by_state": by_state, "refunds": _refunds(conn, site_id), "differences": differences[:REFUNDS_SHOWN]}
 
 
 @router.post("/fleet/payments/refund")

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from hq import audit
+from hq import audit, grade_cache
 from hq.clock import utcnow
 from hq.errors import ApiError
-from hq.grading import GradingConfig, grade_of, score, to_raise
+from hq.grading import GradingConfig, grade_of, next_line, score, to_raise
 from hq.models import AuditEvent, GradingSettings, Licence, Site
-from hq.site_metrics import metrics, month_bounds, previous_month
+from hq.site_metrics import month_bounds, previous_month
 from kitcore.licence.tiers import TIERS
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 PERIOD_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"  # pydantic's too: `$` is the very end; fullmatch here
 TREND = 3
 CSV_COLUMNS = ("rank", "site", "tier", "status", "grade", "score", "gmv_cents", "growth", "orders", "buyers",
-               "repurchase_rate", "rejection_rate", "review_rate", "refund_rate", "uptime", "sync_health", "trend",
+               "repurchase_rate", "rejection_rate", "review_rate", "refund_rate", "uptime", "sync_health", "complaints", "trend",
                "suggestion")
 
 
@@ -80,9 +80,8 @@ def _sites(hq: "HQ", end: datetime) -> dict[str, dict[str, Any]]:
 
 
 def _graded(hq: "HQ", sites: list[str], period: str, cfg: GradingConfig) -> dict[str, dict[str, Any]]:
-    start, end = month_bounds(period)
     out = {}
-    for site, m in metrics(hq, sites, start, end).items():
+    for site, m in grade_cache.site_metrics(hq, sites, period).items():
         points = score(m, cfg)
         out[site] = {"metrics": m, "score": points, "grade": grade_of(points, cfg), "raise": to_raise(m, cfg)}
     return out
@@ -109,6 +108,22 @@ def ranking(hq: "HQ", period: str | None = None) -> list[dict[str, Any]]:
     for i, row in enumerate(rows, start=1):
         row["rank"] = i
     return rows
+
+
+def own_grade(hq: "HQ", site: str, period: str | None = None) -> dict[str, Any]:
+    """One site's grade as its own admin shows it: the grade, score and trend, each metric beside its
+    configured scale, the grade lines, and what would raise it (hq.grading.next_line). Only that site is read."""
+    period = check_period(period or current_period())
+    cfg = config(hq)
+    now = _graded(hq, [site], period, cfg)[site]
+    trend, p = [now["grade"]], period
+    for _ in range(TREND):
+        p = previous_month(p)
+        trend.insert(0, _graded(hq, [site], p, cfg)[site]["grade"])
+    return {"site": site, "period": period, "grade": now["grade"], "score": now["score"], "trend": trend,
+            "metrics": now["metrics"], "scales": {n: s.model_dump() for n, s in cfg.scales.items()},
+            "grades": dict(cfg.grades), "next": next_line(now["metrics"], cfg),
+            "computed_at": utcnow().isoformat()}
 
 
 def _acted(hq: "HQ", period: str) -> set[str]:
@@ -168,7 +183,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         writer.writerow([r["rank"], r["site"], r["tier"], r["status"], r["grade"], f"{r['score']:.2f}",
                          m["gmv_cents"], _num(m["growth"]), m["orders"], m["buyers"], _num(m["repurchase_rate"]),
                          _num(m["rejection_rate"]), _num(m["review_rate"]), _num(m["refund_rate"]),
-                         _num(m["uptime"]), _num(m["sync_health"]), ">".join(r["trend"]),
+                         _num(m["uptime"]), _num(m["sync_health"]), m["complaints"], ">".join(r["trend"]),
                          r["suggestion"]["action"] if r["suggestion"] else ""])
     return out.getvalue()
 

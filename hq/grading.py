@@ -3,7 +3,7 @@
 Each metric becomes a sub-score in [0, 1] by a straight line between two configured points
 (`worst` → 0, `best` → 1, clamped): for metrics where more is better (GMV, growth, orders,
 repurchase, uptime, sync health) `worst` < `best`; for the rates where less is better
-(rejection, review, refund) `worst` > `best`. The score is the weighted mean × 100 and the grade
+(rejection, review, refund, complaints) `worst` > `best`. The score is the weighted mean × 100 and the grade
 the first letter whose minimum score it reaches. Every sub-score is non-decreasing in a
 good metric and non-increasing in a bad one, and the weights are non-negative, so the grade
 never gets worse when one metric gets better (tests/hq/test_hq_grading_properties.py).
@@ -13,14 +13,16 @@ GMV) counts as neutral: 0.5. docs/partners.md has the defaults and the reasoning
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 GOOD = ("gmv_cents", "growth", "orders", "repurchase_rate", "uptime", "sync_health")
-BAD = ("rejection_rate", "review_rate", "refund_rate")
+BAD = ("rejection_rate", "review_rate", "refund_rate", "complaints")
 METRICS = GOOD + BAD
+WHOLE = ("gmv_cents", "orders", "complaints")  # counts: a target is a whole number
 NEUTRAL = 0.5
 
 
@@ -42,6 +44,7 @@ def _scales() -> dict[str, Scale]:
         "rejection_rate": Scale(worst=0.2, best=0.01, weight=1),
         "review_rate": Scale(worst=0.2, best=0.02, weight=1),
         "refund_rate": Scale(worst=0.1, best=0.005, weight=2),
+        "complaints": Scale(worst=10, best=0, weight=1),  # complaints HQ received in the period
     }
 
 
@@ -54,6 +57,15 @@ class GradingConfig(BaseModel):
     upgrade_after: int = Field(default=2, ge=1, le=12, description="periods graded A in a row before an upgrade")
     suspend_after: int = Field(default=2, ge=1, le=12, description="periods graded D in a row before a suspension")
     suspend_days: int = Field(default=7, ge=1, le=365)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complaints_default(cls, data: Any) -> Any:
+        """A configuration stored before complaints were graded gets their default scale (and only then)."""
+        if isinstance(data, dict) and isinstance(data.get("scales"), dict) and "complaints" not in data["scales"] \
+                and set(data["scales"]) == set(METRICS) - {"complaints"}:
+            return {**data, "scales": {**data["scales"], "complaints": _scales()["complaints"].model_dump()}}
+        return data
 
     @model_validator(mode="after")
     def _whole(self) -> "GradingConfig":
@@ -91,3 +103,60 @@ def to_raise(metrics: dict[str, Any], config: GradingConfig, top: int = 3) -> li
     """The metrics whose improvement would add most to the score (what would raise the grade)."""
     gains = sorted(((1 - sub_score(metrics.get(n), s)) * s.weight, n) for n, s in config.scales.items())
     return [n for gain, n in reversed(gains) if gain > 0][:top]
+
+
+def next_line(metrics: dict[str, Any], config: GradingConfig) -> dict[str, Any]:
+    """What would raise the grade, concretely: the next grade, the points its line is away, and per metric
+    that can still move either the value that alone reaches the line (`alone`) or the most it could add.
+
+    Undefined metrics (None) are left out: a site cannot move a rate it has no orders for. Each metric is
+    taken alone, the others unchanged (raising GMV also raises growth, so the real gain is never less).
+    Each target is checked with `score` itself, so it reaches the line as the grade is computed.
+    """
+    points = score(metrics, config)
+    letters = list(config.grades)
+    current = grade_of(points, config)
+    if current == letters[0]:
+        return {"grade": current, "next_grade": None, "points_needed": 0.0, "steps": []}
+    upper = letters[letters.index(current) - 1]
+    line = config.grades[upper]
+    steps = []
+    for name, s in config.scales.items():
+        value = metrics.get(name)
+        if value is None or s.weight == 0 or sub_score(value, s) >= 1:
+            continue
+        best = score({**metrics, name: s.best}, config)
+        if best <= points:
+            continue
+        alone = best >= line
+        target = _reaching(metrics, name, s, line, config) if alone else s.best
+        steps.append({"metric": name, "value": value, "target": target, "alone": alone,
+                      "points": round(min(best, line) - points, 2),
+                      "share": round(abs(target - value) / abs(s.best - s.worst), 4)})
+    steps.sort(key=lambda st: (not st["alone"], st["share"] if st["alone"] else -st["points"], st["metric"]))
+    return {"grade": current, "next_grade": upper, "points_needed": round(line - points, 2), "steps": steps}
+
+
+def _reaching(metrics: dict[str, Any], name: str, scale: Scale, line: float, config: GradingConfig) -> float:
+    """The value of `name` nearest its current one at which the score (as graded, rounded) reaches `line`:
+    bisected between the current value (short of it) and `best` (reaching it), then rounded towards better
+    to the metric's unit — the score is monotonic in the metric, so the rounded value reaches it too."""
+    short, reach = float(metrics[name]), float(scale.best)
+    for _ in range(64):
+        middle = (short + reach) / 2
+        if score({**metrics, name: middle}, config) >= line:
+            reach = middle
+        else:
+            short = middle
+    return _towards_better(name, reach)
+
+
+def _unit(name: str) -> float:
+    return 1.0 if name in WHOLE else 1e-6  # whole cents, orders and complaints; rates to six places
+
+
+def _towards_better(name: str, value: float) -> float:
+    """`value` rounded to the metric's unit, up where more is better, down where less is."""
+    steps = value / _unit(name)
+    whole = math.ceil(steps - 1e-9) if name in GOOD else math.floor(steps + 1e-9)
+    return whole if _unit(name) == 1.0 else round(whole * _unit(name), 6)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint, text)
+                        UniqueConstraint, text, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hq.amounts import charge_cents
@@ -36,6 +36,7 @@ class Site(Base):
         Index("ix_sites_version", "version", "id"),
         Index("ix_sites_ring", "ring", "id"),
         Index("ix_sites_heartbeat", "last_heartbeat_at", "id"),
+        Index("ix_sites_expires", "licence_expires_at", "id"),
         Index("ix_sites_id_prefix", "id", postgresql_ops={"id": "varchar_pattern_ops"}),
         Index("ix_sites_domain", "domain", postgresql_ops={"domain": "varchar_pattern_ops"}),
         Index("ix_sites_licensee", "licensee", postgresql_ops={"licensee": "varchar_pattern_ops"}),
@@ -62,13 +63,21 @@ class Site(Base):
     domain: Mapped[str | None] = mapped_column(String(253), nullable=True)
     # the rollout ring an operator put it in (0 = canary); None: in no ring yet
     ring: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the current licence's expiry, kept by triggers (migration 0037; never written here): the page's expiry
+    # sort and active/expired filters walk an index of `sites` alone instead of joining every licence
+    licence_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # what the site's host service last told HQ (hq.rollouts.host_settings): its maintenance window
+    # ("02:00-05:00 Asia/Shanghai"; None: any time) and whether the licensee lets HQ's rollouts upgrade it
+    upgrade_window: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auto_upgrade: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
 
 
 # The fleet page's descending sorts put sites without a value last (`DESC NULLS LAST`, hq.fleet_query); on
 # PostgreSQL a backward scan of an ascending index gives `DESC NULLS FIRST`, so without these each such sort
 # sorted every site (25-60 ms at 10,000). SQLite's DESC already puts NULLs last: its ascending ones serve.
 DESC_SORTS = {"ix_sites_status_desc": Site.status, "ix_sites_version_desc": Site.version,
-              "ix_sites_ring_desc": Site.ring, "ix_sites_heartbeat_desc": Site.last_heartbeat_at}
+              "ix_sites_ring_desc": Site.ring, "ix_sites_heartbeat_desc": Site.last_heartbeat_at,
+              "ix_sites_expires_desc": Site.licence_expires_at}
 POSTGRES_ONLY_INDEXES = frozenset(DESC_SORTS)
 for _name, _column in DESC_SORTS.items():
     Index(_name, _column.desc().nulls_last(), Site.id.desc()).ddl_if(dialect="postgresql")
@@ -289,7 +298,7 @@ class Rollout(Base):
     version: Mapped[str] = mapped_column(String(128))
     rings: Mapped[list[int]] = mapped_column(JSON)  # in the order they go, canary first
     soak_seconds: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), index=True)  # running | halted | done
+    state: Mapped[str] = mapped_column(String(16), index=True)  # running | halted | done | rolled_back
     ring_index: Mapped[int] = mapped_column(Integer, default=0)  # position in `rings` of the ring under way
     ring_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -305,10 +314,16 @@ class RolloutSite(Base):
     rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     ring: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))  # waiting | sent | upgraded | failed
+    # waiting | sent | scheduled (its host waits for its maintenance window) | upgraded | failed | opted_out
+    state: Mapped[str] = mapped_column(String(16))
     command_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    previous_version: Mapped[str | None] = mapped_column(String(128), nullable=True)  # what it ran before (host's word)
+    # rolling the rollout back (hq.rollouts.rollback): None | sent | scheduled | done | failed | opted_out
+    rollback_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    rollback_command_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    rollback_detail: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class LedgerAccount(Base):
@@ -547,6 +562,60 @@ class RestockRequest(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Complaint(Base):
+    """A buyer's complaint about an order, filed on the shop's order page (with the order's secret) and
+    passed on by the agent (hq.complaints). No buyer contact: the order id and the buyer's words only.
+    `(site_id, complaint_id)` is the site's own id, so a resend is the same row; one complaint per order."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (UniqueConstraint("site_id", "complaint_id", name="uq_complaints_site_id"),
+                      UniqueConstraint("site_id", "order_id", name="uq_complaints_site_order"),
+                      Index("ix_complaints_received", "received_at", "site_id"), Index("ix_complaints_status", "status", "id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    complaint_id: Mapped[str] = mapped_column(String(36))
+    order_id: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApplicationPayment(Base):
+    """An applicant's base fee through HQ's gateway (hq.payments.application_fee): one payment per application; the
+    gateway's verified notification moves the application to `base_fee_paid`."""
+
+    __tablename__ = "application_payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    out_trade_no: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # pending | paid | held (the amount did not fit)
+    pay_url: Mapped[str] = mapped_column(Text)
+    qr_content: Mapped[str | None] = mapped_column(Text, nullable=True)
+    trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GradeCache(Base):
+    """A site's metrics for a month as last computed (hq.grade_cache): reused until stale or invalidated.
+    The score and grade are not kept: they follow from these with the configuration of the moment."""
+
+    __tablename__ = "grade_cache"
+    __table_args__ = (UniqueConstraint("period", "site_id", name="uq_grade_cache_period_site"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(7))
+    site_id: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class GradingSettings(Base):

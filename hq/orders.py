@@ -151,14 +151,16 @@ def _refuse_changed_orders(hq: "HQ", site_id: str, batch: OrderBatch) -> None:
 
 
 def decide_one(hq: "HQ", ctx: SiteContext, order: OrderIn) -> dict[str, Any]:
-    """Decide and (on approve) fulfil one order in its own transaction."""
+    """Decide and (on approve) fulfil one order in its own transaction (a pay link from a gateway that makes it
+    over the network is asked before that transaction opens, as for a batch)."""
     digest = order_hash(order)
+    early = batches.links_beforehand(hq, ctx, [order])
     try:
         with hq.session() as s:
             existing = s.scalar(select(Order).where(Order.site_id == ctx.site_id, Order.order_id == order.order_id))
             if existing is not None:
                 return _existing(hq, s, existing, digest)
-            row = _new_order(hq, s, ctx, order, digest)
+            row = _new_order(hq, s, ctx, order, digest, early)
             result = result_json(hq, s, row, replayed=False)
         metrics().decided(result["decision"], result["reasons"])  # counted once committed
         return result
@@ -176,7 +178,8 @@ def _existing(hq: "HQ", s: Session, row: Order, digest: str) -> dict[str, Any]:
     return result_json(hq, s, row, replayed=True)
 
 
-def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: str) -> Order:
+def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: str,
+               early: payments.Beforehand = payments.NOTHING_BEFOREHAND) -> Order:
     now = utcnow()
     item = s.get(CatalogItem, order.sku)
     amount = order.unit_price_cents * order.quantity
@@ -200,12 +203,14 @@ def _new_order(hq: "HQ", s: Session, ctx: SiteContext, order: OrderIn, digest: s
     s.add(row)
     s.flush()
     if decision.decision == "approve":
-        approve(hq, s, row, item)
+        approve(hq, s, row, item, early)
     return row
 
 
-def approve(hq: "HQ", s: Session, row: Order, item: CatalogItem | None) -> None:
-    """An approved order: payable (keys reserved) when a gateway is enabled, else fulfilled at once (test mode)."""
+def approve(hq: "HQ", s: Session, row: Order, item: CatalogItem | None,
+            early: payments.Beforehand = payments.NOTHING_BEFOREHAND) -> None:
+    """An approved order: payable (keys reserved) when a gateway is enabled, else fulfilled at once (test mode).
+    Its pay link comes from `early` when it was asked before the transaction (else the gateway is asked here)."""
     gateway = gateways.active(hq, s.connection())
     if gateway is None:
         fulfil(s, row, item)
@@ -217,7 +222,8 @@ def approve(hq: "HQ", s: Session, row: Order, item: CatalogItem | None) -> None:
     row.decision, row.status = "approve", "pending_payment"
     s.flush()
     payments.open_payments(hq, s.connection(), gateway, [payments.Payable(
-        row.id, row.site_id, row.order_id, row.sku, row.quantity, row.charge_cents, row.currency)], utcnow())
+        row.id, row.site_id, row.order_id, row.sku, row.quantity, row.charge_cents, row.currency)], utcnow(),
+        early.links_for(gateway))
     s.refresh(row)  # a notification that was waiting for this order may have settled it already
 
 

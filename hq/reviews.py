@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from hq import audit, commands
+from hq import audit, commands, grade_cache
+from hq.amounts import charge_cents
 from hq.clock import iso, utcnow
 from hq.errors import ApiError
 from hq.models import CatalogItem, Order
@@ -15,6 +16,7 @@ from hq.orders import approve
 from hq.payments import flow as payments
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
     from sqlalchemy.orm import Session
 
     from hq.service import HQ
@@ -23,24 +25,26 @@ log = logging.getLogger("hq.reviews")
 
 
 def queue(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with hq.session() as s:
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
         query = select(Order).where(Order.status == "review").order_by(Order.id).limit(limit)
         if site_id:
             query = query.where(Order.site_id == site_id)
-        return [review_json(o) for o in s.scalars(query)]
+        return [review_json(o) for o in conn.execute(query)]
 
 
-def review_json(o: Order) -> dict[str, Any]:
+def review_json(o: "Order | Row[Any]") -> dict[str, Any]:
     return {
         "hq_order_id": o.hq_order_id, "site": o.site_id, "order_id": o.order_id, "sku": o.sku,
-        "quantity": o.quantity, "amount_cents": o.charge_cents, "currency": o.currency,
+        "quantity": o.quantity, "amount_cents": charge_cents(o.unit_price_cents, o.quantity, o.total_cents),
+        "currency": o.currency,
         "buyer": {"account": o.buyer_account, "contact": o.buyer_contact, "ip": o.buyer_ip, "region": o.buyer_region},
         "reasons": list(o.reasons), "received_at": iso(o.received_at), "status": o.status, "decision": o.decision,
     }
 
 
 def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str | None = None) -> dict[str, Any]:
-    """Approve (allocating keys now) or reject an order under review."""
+    """Approve (reserving keys now) or reject an order under review."""
+    early = link_beforehand(hq, hq_order_id) if decision == "approve" else payments.NOTHING_BEFOREHAND
     with hq.session() as s:
         row = s.scalar(select(Order).where(Order.hq_order_id == hq_order_id).with_for_update())
         if row is None:
@@ -58,17 +62,32 @@ def resolve(hq: "HQ", operator: str, hq_order_id: str, decision: str, note: str 
                 row.decision, row.status = "reject", "rejected"
                 row.reasons = [*row.reasons, "refund_due"] + (["out_of_stock"] if decision == "approve" else [])
         elif decision == "approve":
-            approve(hq, s, row, s.get(CatalogItem, row.sku))
+            approve(hq, s, row, s.get(CatalogItem, row.sku), early)
         else:
             row.decision, row.status = "reject", "rejected"
         row.reasons = [*row.reasons, f"operator:{decision}"]
         audit.record(s, operator, f"review.{decision}", row.site_id, hq_order_id=hq_order_id, note=note,
                      outcome=row.status)
+        grade_cache.invalidate(s, row.site_id, row.received_at)  # its month's rates change now
         tell_site(s, row)
         result = review_json(row)
     if "refund_due" in result["reasons"]:
         result = _refund_after_review(hq, operator, result)
     return result
+
+
+def link_beforehand(hq: "HQ", hq_order_id: str) -> payments.Beforehand:
+    """The pay link an approval will need, asked of a gateway that makes it over the network (Alipay, WeChat Pay)
+    before the approval's transaction locks the order, so no writer waits on the gateway. Only an unpaid order
+    under review needs one; the transaction decides again (and asks itself if this one does not fit)."""
+    with hq.read() as conn:
+        gateway = payments.remote_gateway(hq, conn)
+        row = None if gateway is None else conn.execute(select(Order).where(Order.hq_order_id == hq_order_id)).first()
+        if row is None or row.status != "review" or payments.held_payment(conn, row.id) is not None:
+            return payments.NOTHING_BEFOREHAND
+    return payments.ask_beforehand(hq, gateway, [payments.Payable(
+        row.id, row.site_id, row.order_id, row.sku, row.quantity,
+        charge_cents(row.unit_price_cents, row.quantity, row.total_cents), row.currency)])
 
 
 def tell_site(session: "Session", row: Order) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hq.features import Feature
 from hq.amounts import charge_cents
 from hq.fields import (ORDER_ID_PATTERN, SITE_ID_PATTERN, Account, Contact, Domain, Licensee, Region, SiteId, Sku,
                        Timestamp, integer, text, unique)
 from kitcore.licence.tiers import CATEGORIES, TIERS
+from kitcore.upgrade_window import WINDOW_PATTERN
 
 
 class Strict(BaseModel):
@@ -51,12 +52,20 @@ UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class UpgradeReport(Strict):
-    """What a site's host service did with an `upgrade` command (hq.rollouts)."""
+    """What a site's host service did with an `upgrade` command (hq.rollouts), and its settings.
 
-    command_id: Annotated[str, Field(pattern=UUID_PATTERN)]
-    version: Annotated[str, Field(pattern=IMAGE_TAG_PATTERN)]  # the version the site runs now
-    outcome: Literal["upgraded", "rolled_back"]
+    `command_id`, `version` and `outcome` come together, or not at all (a report of the settings only:
+    the host service sends one when its window or opt-out changes); checked by the endpoint
+    (422 `incomplete_report`), a rule across fields the schema does not state."""
+
+    command_id: Annotated[str, Field(pattern=UUID_PATTERN)] | None = None
+    version: Annotated[str, Field(pattern=IMAGE_TAG_PATTERN)] | None = None  # the version the site runs now
+    outcome: Literal["upgraded", "rolled_back", "waiting", "opted_out"] | None = None
+    previous: Annotated[str, Field(pattern=IMAGE_TAG_PATTERN)] | None = None  # what it ran before the command
     detail: text(300) = ""  # type: ignore[valid-type]
+    window: Annotated[str, Field(pattern=WINDOW_PATTERN, max_length=64)] | None = None  # None: any time
+    auto_upgrade: StrictBool | None = None  # False: the licensee opted out of automatic upgrades
+
 
 
 class OrderIds(Strict):

@@ -66,6 +66,13 @@ class HQSettings(BaseSettings):
     application_blocked: str | None = None
     application_remind_days: int = Field(default=30, ge=1, le=365)
     application_check_seconds: float = Field(default=3600.0, gt=0)
+    # The public application endpoints (hq.apply_limits): submissions per address, at once and refilled per hour.
+    apply_burst: int = Field(default=5, ge=1, le=10_000)
+    apply_per_hour: float = Field(default=20.0, gt=0, le=1_000_000)
+    # Grades (hq.grade_cache): how long a site's computed metrics for a month are reused — this month and the
+    # one before (still moving), and older months (a late refund or complaint still reaches them).
+    grade_cache_seconds: float = Field(default=300.0, ge=0)
+    grade_cache_closed_seconds: float = Field(default=3600.0, ge=0)
 
     # Payments (hq.payments): how long a buyer has to pay, how often HQ expires unpaid orders / asks the gateway.
     payment_expiry_seconds: int = Field(default=900, ge=10, le=86400)

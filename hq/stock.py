@@ -85,9 +85,10 @@ def set_threshold(hq: "HQ", operator: str, sku: str, threshold: int | None) -> d
     return listing(hq)
 
 
-def levels(conn: "Session | Connection") -> list[dict[str, Any]]:
-    """Every live card-key SKU: stock, threshold (own or default), state, and the state last stored."""
-    default = default_threshold(conn)
+def levels(conn: "Session | Connection", default: int | None = None) -> list[dict[str, Any]]:
+    """Every live card-key SKU: stock, threshold (own or `default`, read if not given), state, and the state
+    last stored."""
+    default = default_threshold(conn) if default is None else default
     skus = list(conn.scalars(select(CatalogItem.sku).where(
         CatalogItem.stock_kind == "card_key", CatalogItem.deleted.is_(False)).order_by(CatalogItem.sku)))
     counts = dict(conn.execute(select(CardKey.sku, func.count()).where(
@@ -106,9 +107,9 @@ def levels(conn: "Session | Connection") -> list[dict[str, Any]]:
 
 def listing(hq: "HQ") -> dict[str, Any]:
     with hq.read() as conn:
-        rows = levels(conn)
-        return {"default": default_threshold(conn), "skus": [{k: v for k, v in r.items() if k != "stored"}
-                                                             for r in rows]}
+        default = default_threshold(conn)
+        rows = levels(conn, default)
+        return {"default": default, "skus": [{k: v for k, v in r.items() if k != "stored"} for r in rows]}
 
 
 def evaluate(hq: "HQ") -> list[tuple[str, str, str]]:

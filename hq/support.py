@@ -62,10 +62,10 @@ def receive(hq: "HQ", site_id: str, request_id: str, body: bytes) -> dict[str, A
 
 
 def listing(hq: "HQ", limit: int = 50) -> list[dict[str, Any]]:
-    with hq.session() as s:
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
         return [{"id": b.id, "site": b.site_id, "requested_by": b.requested_by, "requested_at": iso(b.requested_at),
                  "received_at": iso(b.received_at), "size_bytes": b.size_bytes}
-                for b in s.scalars(select(SupportBundle).order_by(SupportBundle.requested_at.desc()).limit(limit))]
+                for b in conn.execute(select(SupportBundle).order_by(SupportBundle.requested_at.desc()).limit(limit))]
 
 
 def archive(hq: "HQ", request_id: str) -> tuple[Path, str]:

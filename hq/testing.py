@@ -130,7 +130,8 @@ def seed_fleet(service: HQ, count: int, prefix: str = "site") -> None:
     Site i: `<prefix>-<i:05>`, licensee `Licensee <i % 500>`, domain `shop<i>.example<i % 50>.cn`;
     suspended when i % 10 == 3, revoked when i % 10 == 7, expired when i % 20 == 19 (if active);
     tier and version cycle through SEED_TIERS / SEED_VERSIONS; ring i % 4, none when i % 5 == 0;
-    every 100th site (i % 100 == 50) is a day silent, with its firing `silent` alert.
+    every 100th site (i % 100 == 50) is a day silent, with its firing `silent` alert. Each site carries its
+    licence's expiry (`licence_expires_at`) itself, so the licence rows' trigger (migration 0037) rewrites none.
     """
     from datetime import timedelta
 
@@ -143,16 +144,17 @@ def seed_fleet(service: HQ, count: int, prefix: str = "site") -> None:
     sites, lics, alerts = [], [], []
     for i in range(count):
         site, jti = f"{prefix}-{i:05d}", f"seed-{prefix}-{i:05d}"
+        expires = now + timedelta(days=-1 if i % 20 == 19 else 335)
         status = "suspended" if i % 10 == 3 else "revoked" if i % 10 == 7 else "active"
         sites.append({"id": site, "created_at": now, "status": status, "current_jti": jti,
                       "status_reason": None if status == "active" else f"seeded {status}", "command_seq": 0,
                       "applied_seq": 0, "last_heartbeat_at": now - timedelta(seconds=86400 if i % 100 == 50 else i % 30),
                       "version": SEED_VERSIONS[i % 3], "health": {"db": "ok"}, "settlement_cadence": "monthly",
                       "licensee": f"Licensee {i % 500}", "domain": f"shop{i}.example{i % 50}.cn",
-                      "ring": None if i % 5 == 0 else i % 4})
+                      "ring": None if i % 5 == 0 else i % 4, "licence_expires_at": expires})
         lics.append({"jti": jti, "site_id": site, "tier": SEED_TIERS[i % 3], "features": [], "categories": ["game"],
                      "regions": ["CN"], "revenue_share_bps": 0, "issued_at": now - timedelta(days=30),
-                     "expires_at": now + timedelta(days=-1 if i % 20 == 19 else 335), "issued_by": "seed",
+                     "expires_at": expires, "issued_by": "seed",
                      "token_sha256": "0" * 64})
         if i % 100 == 50:
             alerts.append({"site_id": site, "kind": "silent", "state": "firing", "severity": "critical",
@@ -198,6 +200,7 @@ def running_hq(tmp_path: Path, database_url: str | None = None, host: str = "127
         _copy_migrated_sqlite(hq_dir)
     # where licences say HQ is: this server, unless the test names another (e.g. HQ's container, started later)
     public = settings.pop("public_url", None) or f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+    settings.setdefault("apply_burst", 10_000)  # tests apply many times from one address; the limit's test sets it
     conf = HQSettings(dir=hq_dir, database_url=database_url, bind=f"{host}:{port}", public_url=public, **settings)
     service = HQ.open(conf)
     token = operators.add(service, operator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
                         Table, Text)
 
 
@@ -262,4 +262,31 @@ payout_requests = Table(
     Column("transfer_ref", String(128), nullable=True),
     Column("reason", Text, nullable=True),
     _when("decided_at", nullable=True),
+)
+
+# HQ's grade of this site (one row, id 1), copied by the agent (agent.grade) so the admin's grade page
+# reads it without calling HQ: the period, grade and score, and HQ's whole answer (trend, each metric
+# beside its scale, the grade lines, what would raise it) as `detail`.
+site_grade = Table(
+    "site_grade", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("period", String(7), nullable=False),
+    Column("grade", String(1), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("detail", JSON, nullable=False),
+    _when("fetched_at"),
+)
+
+# A buyer's complaint about an order, filed on the order page with the order's secret (storefront.complaints):
+# one per order. It waits here (send_state pending, the agent's outbox) until HQ has it (sent), or HQ refused it
+# for good (refused, send_error says why). No contact: the order id and the buyer's words only.
+complaints = Table(
+    "complaints", metadata,
+    Column("id", String(36), primary_key=True),  # the site's id, HQ's complaint_id: a resend is the same complaint
+    Column("order_id", String(32), ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    _when("filed_at", stamped=True, index=True),
+    *_outbox("send", nullable=False),
+    Column("hq_id", BigInteger, nullable=True),
+    Column("hq_status", String(16), nullable=True),  # open | resolved, as HQ answered
 )

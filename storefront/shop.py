@@ -6,11 +6,15 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from sitedb.tables import complaints
 from storefront import checkout as co
+from storefront import complaints as complaints_mod
+from storefront.complaints import MAX_TEXT as COMPLAINT_MAX
 from storefront import regions
 from storefront.i18n import translator
 from storefront.orders import (ACCESS_MAX_AGE, ACCESS_MAX_ORDERS, check_password, normalise_order_id, order_status_of,
@@ -232,19 +236,48 @@ def order_status(request: Request, order_id: str) -> Response:
 
 
 @router.get("/order/{order_id}", name="order")
-def order_page(request: Request, order_id: str, placed: str | None = None) -> Response:
+def order_page(request: Request, order_id: str, placed: str | None = None, complained: str | None = None) -> Response:
+    extra = {"placed": placed == "1", "complained": complained == "1"}
+    return order_page_with(request, normalise_order_id(order_id) or "", extra)
+
+
+def order_page_with(request: Request, normal: str, extra: dict[str, Any], status: int = 200) -> Response:
+    """The order's page (with `extra` for its forms), or the lookup page while this browser has not proved
+    the order's secret — carrying a complaint's refusal, if any, there too."""
     shop = shop_of(request)
-    normal = normalise_order_id(order_id)
-    if normal is None or normal not in _granted(request):
-        return _lookup_page(request, (normal or "")[:32])
+    if not normal or normal not in _granted(request):
+        return _lookup_page(request, normal[:32], extra.get("complaint_error"), status=status)
     with shop.sessions() as session:
         view = order_view(session, normal, shop.site_key, shop.buyers)
+        complaint = session.execute(select(complaints.c.filed_at, complaints.c.send_state, complaints.c.hq_status)
+                                    .where(complaints.c.order_id == normal)).first()
     if view is None:
         return _lookup_page(request, normal)
     lines = shop.plugin_host().page_lines("order", {
         "order_id": view.id, "sku": view.sku, "category": view.category, "status": view.status,
         "quantity": view.quantity, "total_cents": view.total_cents, "currency": view.currency,
         "locale": locale_of(request), "extras": view.plugin_extras})
-    return render(request, "order.html", {"order": view, "placed": placed == "1", "plugin_lines": lines}, private=True)
+    context = {"order": view, "placed": False, "complained": False, "complaint_error": None, "complaint_text": "",
+               "plugin_lines": lines, "complaint": complaint,
+               "complaint_max": COMPLAINT_MAX, **extra}
+    return render(request, "order.html", context, status=status, private=True)
 
 
+@router.post("/order/{order_id}/complaint", name="complaint")
+async def complain(request: Request, order_id: str) -> Response:
+    form = dict((await request.form()).items())
+    check_csrf(request, form)
+    return await run_in_threadpool(_complain, request, order_id, str(form.get("text", "")),
+                                   str(form.get("password", "")))
+
+
+def _complain(request: Request, raw_id: str, text: str, password: str) -> Response:
+    normal = normalise_order_id(raw_id)
+    try:
+        complaints_mod.file_complaint(request, normal, text, password)
+    except complaints_mod.Refused as refused:
+        t = translator(locale_of(request))
+        return order_page_with(request, normal or "", {"complaint_error": t(refused.key),
+                                                       "complaint_text": text[:COMPLAINT_MAX]},
+                               status=refused.status)
+    return RedirectResponse(f"/order/{normal}?complained=1", status_code=303)

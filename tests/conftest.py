@@ -39,12 +39,30 @@ def is_engine_test(nodeid: str) -> bool:
     return path.startswith(ENGINE_DIRS) or path.endswith("_e2e.py")
 
 
+# The Swarm modules run on a private engine of their own (tests/support/swarm_engine.py) and share only the
+# images, built once under a lock (tests.infra.fixtures.kit_images): they need not wait for the shared
+# engine's tests, and run beside them on a worker of their own.
+SWARM_MODULES = ("tests/e2e/test_swarm",)
+
+
+def is_swarm_test(nodeid: str) -> bool:
+    return nodeid.split("::", 1)[0].startswith(SWARM_MODULES)
+
+
+def scheduling_unit(nodeid: str) -> str | None:
+    """The unit the scheduler hands out whole: "swarm", "engine", or None for "the test's own module"."""
+    if is_swarm_test(nodeid):
+        return "swarm"
+    return "engine" if is_engine_test(nodeid) else None
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under pytest-xdist (`make test` runs `-n 2`), every engine test runs on one worker, one at a time
+    """Under pytest-xdist (`make test` runs `-n 3`), every engine test runs on one worker, one at a time
     and in file order: they build and tag the same kit images and share module- and session-scoped
-    stacks. The other tests spread over the workers beside them, a module at a time (its module-scoped
-    fixtures are set up once, on one worker).
+    stacks. The Swarm modules, on their private engine, go together to a second worker. The other tests
+    spread over the workers beside them, a module at a time (its module-scoped fixtures are set up once,
+    on one worker).
 
     The controller sees node ids only (no markers), so the engine tests are told by where they live.
     xdist's own `loadgroup` would read an `xdist_group` marker, but it marks node ids in a way
@@ -54,7 +72,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class EngineTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "engine" if is_engine_test(nodeid) else super()._split_scope(nodeid)  # else its module
+            return scheduling_unit(nodeid) or super()._split_scope(nodeid)  # else its module
 
     # Hand the units out in collection order (engine, then the slow modules: see below), not largest first:
     # a module of many quick unit tests is no reason to start before one slow browser test.
@@ -75,6 +93,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rest = [item for item in items if id(item) not in chosen]
     slow_modules = {item.nodeid.split("::", 1)[0] for item in rest
                     if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
+    engine.sort(key=lambda item: is_swarm_test(item.nodeid))  # the shared engine's first, then the Swarm unit
     items[:] = engine + sorted(rest, key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
 
 

@@ -130,13 +130,13 @@ def _waiting(s: "Session", payout_id: int) -> Payout:
 
 def list_payouts(hq: "HQ", site_id: str | None = None, status: str | None = None,
                  limit: int = 200) -> list[dict[str, Any]]:
-    with hq.session() as s:
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
         query = select(Payout).order_by(Payout.id.desc()).limit(limit)
         if site_id:
             query = query.where(Payout.site_id == site_id)
         if status:
             query = query.where(Payout.status == status)
-        return [payout_json(r) for r in s.scalars(query)]
+        return [payout_json(r) for r in conn.execute(query)]
 
 
 def payout_json(row: Payout) -> dict[str, Any]:

@@ -275,11 +275,11 @@ def get(hq: "HQ", statement_id: int, site_id: str | None = None) -> dict[str, An
 
 
 def list_statements(hq: "HQ", site_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with hq.session() as s:
+    with hq.read() as conn:  # plain rows: the fleet page reads this on every load
         query = select(Statement).order_by(Statement.period_start.desc(), Statement.id.desc()).limit(limit)
         if site_id:
             query = query.where(Statement.site_id == site_id)
-        return [statement_json(r) for r in s.scalars(query)]
+        return [statement_json(r) for r in conn.execute(query)]
 
 
 def export(hq: "HQ", statement_id: int, out: IO[bytes], site_id: str | None = None) -> dict[str, Any]:

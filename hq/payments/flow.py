@@ -28,7 +28,7 @@ from hq.clock import aware, iso, utcnow
 from hq.ledger import events as ledger
 from hq.metrics import metrics
 from hq.models import CardKey, CatalogItem, Order, Payment, PaymentNotice
-from hq.payments import gateways
+from hq.payments import application_fee, gateways
 from hq.payments.contract import Forged, Gateway, GatewayError, Notice, PayLink, PaymentRequest
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hq.payments")
 EXPIRE_BATCH = 200
+FEE_PREFIX = "f"  # applicants' base fees (hq.payments.application_fee.PREFIX); orders' trades start with `k`
 GIVE_UP_QUERY = timedelta(hours=1)  # past expiry by this much, an unreachable gateway no longer keeps the keys
 
 
@@ -81,6 +82,34 @@ def payment_request(hq: "HQ", gateway: Gateway, p: Payable) -> PaymentRequest:
 def create_links(hq: "HQ", gateway: Gateway, payables: list[Payable]) -> dict[str, PayLink]:
     """Pay links by out_trade_no, asked of the gateway while no transaction is open (GatewayError as it raises)."""
     return {r.out_trade_no: gateway.create(r) for r in (payment_request(hq, gateway, p) for p in payables)}
+
+
+@dataclass(frozen=True)
+class Beforehand:
+    """Pay links asked of a gateway before a transaction opened, and the gateway that made them: the transaction
+    uses them only if the gateway it finds active is that same one (else it asks inside, as before)."""
+    gateway: Gateway | None = None
+    links: Mapping[str, PayLink] | None = None
+
+    def links_for(self, gateway: Gateway) -> Mapping[str, PayLink] | None:
+        return self.links if gateway is self.gateway else None
+
+
+NOTHING_BEFOREHAND = Beforehand()
+
+
+def remote_gateway(hq: "HQ", conn: "Connection") -> Gateway | None:
+    """The active gateway if it makes links over the network (`creates_remotely`: Alipay, WeChat Pay), else None:
+    only those are worth asking before a transaction opens."""
+    gateway = gateways.active(hq, conn)
+    return gateway if gateway is not None and getattr(gateway, "creates_remotely", False) else None
+
+
+def ask_beforehand(hq: "HQ", gateway: Gateway | None, payables: list[Payable]) -> Beforehand:
+    """Links for `payables` asked now, while the caller holds no transaction (GatewayError as it raises)."""
+    if gateway is None or not payables:
+        return NOTHING_BEFOREHAND
+    return Beforehand(gateway, create_links(hq, gateway, payables))
 
 
 def open_payments(hq: "HQ", conn: "Connection", gateway: Gateway, payables: list[Payable],
@@ -129,7 +158,10 @@ def notify(hq: "HQ", gateway_name: str, params: Mapping[str, str]) -> str:
     except Forged:
         counted.payment_notice(gateway.name, "forged")
         raise
-    outcome = apply(hq, gateway.name, notice) if notice.paid else "unpaid"
+    if notice.paid and notice.out_trade_no.startswith(FEE_PREFIX):  # an applicant's base fee
+        outcome = application_fee.settle(hq, gateway.name, notice)
+    else:
+        outcome = apply(hq, gateway.name, notice) if notice.paid else "unpaid"
     counted.payment_notice(gateway.name, outcome)
     return outcome
 

@@ -109,6 +109,21 @@ class AlipaySandbox(Notifying):
     def by_out_trade_no(self, app_id: str, out_trade_no: str) -> Trade | None:
         return next((t for t in self.trades.values() if t.app_id == app_id and t.out_trade_no == out_trade_no), None)
 
+    def state(self) -> dict[str, Any]:
+        """What a sandbox in another process needs to be this one (Alipay's key, the apps): secret, keep it 0600."""
+        return {"gateway": "alipay", "key": pem_private(self._key), "apps": [
+            {"app_id": a.app_id, "seller_id": a.seller_id, "public_key": a.public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
+            for a in self.apps.values()]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **knobs: Any) -> "AlipaySandbox":
+        """The sandbox `state()` described (ValueError/KeyError if it is not one)."""
+        box = cls(_key=common.rsa_private(state["key"], "the sandbox key"), **knobs)
+        for a in state["apps"]:
+            box.apps[a["app_id"]] = App(a["app_id"], common.rsa_public(a["public_key"], "an app key"), a["seller_id"])
+        return box
+
     # -- gateway.do -------------------------------------------------------------------
     async def gateway(self, request: Request) -> Response:
         fields = dict(request.query_params)

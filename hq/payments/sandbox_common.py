@@ -9,6 +9,23 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+def rsa_private(pem: str, what: str) -> rsa.RSAPrivateKey:
+    """An RSA private key from a sandbox's state (ValueError naming `what`, never the key, if it is not one)."""
+    key = serialization.load_pem_private_key(pem.encode(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{what} is not RSA")
+    return key
+
+
+def rsa_public(pem: str, what: str) -> rsa.RSAPublicKey:
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError(f"{what} is not RSA")
+    return key
 
 
 @dataclass

@@ -24,6 +24,7 @@ import hashlib
 import html
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -59,6 +60,7 @@ class Trade:
     status: int = 0  # 0 unpaid, 1 paid
     refunded: str = "0.00"
     notified: int = 0  # notifications the merchant acknowledged
+    notified_at: float = 0.0  # monotonic: when the acknowledged notification was sent (benchmarks measure from it)
     notice_money: str | None = None  # the amount notified, when a fault changes it
     addtime: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     endtime: datetime | None = None  # when it was paid
@@ -149,8 +151,11 @@ class EpaySandbox(Notifying):
         query = urlencode(self.notification(trade, **({"money": trade.notice_money} if trade.notice_money else {})))
 
         def send() -> bool:
+            started = time.monotonic()
             resp = httpx.get(f"{trade.notify_url}?{query}", timeout=5)
-            return resp.status_code == 200 and resp.text.strip() == "success"
+            acknowledged = resp.status_code == 200 and resp.text.strip() == "success"
+            trade.notified_at = started if acknowledged else trade.notified_at
+            return acknowledged
 
         acknowledged = self.retried(send)
         trade.notified += acknowledged

@@ -113,6 +113,29 @@ class WechatSandbox(Notifying):
                 "public_key": self.platform_cert.public_bytes(serialization.Encoding.PEM).decode(),
                 "gateway_url": self.url.rstrip("/")}
 
+    def state(self) -> dict[str, Any]:
+        """What a sandbox in another process needs to be this one (the platform key and certificate, the merchants):
+        secret, keep it 0600."""
+        pem = serialization.Encoding.PEM
+        return {"gateway": "wechat", "platform_cert": self.platform_cert.public_bytes(pem).decode(),
+                "platform_key": self._platform.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()).decode(),
+                "merchants": [{"mchid": m.mchid, "appid": m.appid, "serial": m.serial, "apiv3_key": m.apiv3_key,
+                               "public_key": m.public.public_bytes(
+                                   pem, serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
+                              for m in self.merchants.values()]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **knobs: Any) -> "WechatSandbox":
+        """The sandbox `state()` described (ValueError/KeyError if it is not one)."""
+        box = cls(_platform=common.rsa_private(state["platform_key"], "the platform key"), **knobs)
+        box.platform_cert = x509.load_pem_x509_certificate(state["platform_cert"].encode())  # the one HQ was given
+        box.platform_serial = format(box.platform_cert.serial_number, "X")
+        for m in state["merchants"]:
+            box.merchants[m["mchid"]] = Merchant(m["mchid"], m["appid"], m["serial"],
+                                                 common.rsa_public(m["public_key"], "a merchant key"), m["apiv3_key"])
+        return box
+
     def by_out_trade_no(self, mchid: str, out_trade_no: str) -> Trade | None:
         return next((t for t in self.trades.values() if t.mchid == mchid and t.out_trade_no == out_trade_no), None)
 

@@ -81,6 +81,8 @@ class HQKeyStore:
     def __init__(self, hq_dir: Path | str) -> None:
         self.dir = Path(hq_dir) / "keys"
         self.index_path = self.dir / "index.json"
+        # (the index file's inode, mtime and size; the current kid; its key) as last read by `signing_key`
+        self._signing: tuple[tuple[int, int, int], str, Ed25519PrivateKey] | None = None
 
     # -- index -------------------------------------------------------------
     def exists(self) -> bool:
@@ -146,10 +148,23 @@ class HQKeyStore:
 
     # -- use ---------------------------------------------------------------
     def signing_key(self) -> tuple[str, Ed25519PrivateKey]:
+        """The current key, read and parsed once per version of the index: HQ signs every command it
+        hands out (10,000 at once for a fleet-wide one), and reading the index and parsing the PEM each
+        time was most of a signature's cost. A rotation replaces the index file, so it is seen at once."""
+        try:
+            st = self.index_path.stat()
+        except FileNotFoundError:
+            self._read_index()  # the KitError that names the fix
+            raise
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._signing
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
         kid = self.current_kid()
         pem = (self.dir / f"{kid}.pem").read_bytes()
         key = serialization.load_pem_private_key(pem, password=None)
         assert isinstance(key, Ed25519PrivateKey)
+        self._signing = (stamp, kid, key)
         return kid, key
 
     def public_key(self, kid: str) -> Ed25519PublicKey:

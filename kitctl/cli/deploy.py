@@ -130,8 +130,12 @@ def upgrade(
     if not images:
         _out().print(f"nothing to do: the kit's services already run {to}")
         return 0
+    from kitctl.deploy.swarm.ops import orchestrator_of
+    from kitctl.engine import connect
+
     options = UpOptions(site_dir=site_dir, host=host, licence=licence, hq_keys=hq_keys, timeout=timeout,
-                        remote_dir=remote_dir, image_overrides=images)
+                        remote_dir=remote_dir, image_overrides=images,
+                        orchestrator=orchestrator_of(connect(host).api, project))  # a Swarm site: a rolling update
     code = deploy_and_report(options, "upgrade")
     if code == 0:
         record_images(project.config_file, project, images)

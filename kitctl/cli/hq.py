@@ -47,6 +47,9 @@ app.add_typer(grades_app, name="grades")
 applications_app = typer.Typer(help="Partner applications: the queue, one application, decisions (docs/partners.md).",
                                 no_args_is_help=True)
 app.add_typer(applications_app, name="applications")
+complaints_app = typer.Typer(help="Buyers' complaints the sites passed on: list and resolve (docs/partners.md).",
+                              no_args_is_help=True)
+app.add_typer(complaints_app, name="complaints")
 stock_app = typer.Typer(help="Low-stock thresholds of card-key SKUs (docs/partners.md).", no_args_is_help=True)
 app.add_typer(stock_app, name="stock")
 rollout_app = typer.Typer(help="Rollouts of a kit version by rings, canary first (docs/deploy.md).",
@@ -502,6 +505,36 @@ def stock_threshold(sku: str, threshold: Optional[int] = typer.Argument(None, he
     with local_hq(hq_dir, database_url) as hq:
         stock.set_threshold(hq, _operator_name(), sku, threshold)
     out().print(f"{sku}: low-stock threshold {'default' if threshold is None else threshold}")
+
+
+@complaints_app.command("list")
+def complaints_list(status: Optional[str] = typer.Option(None, "--status", help="open or resolved."),
+                    site: Optional[str] = typer.Option(None, "--site", help="Only this site."),
+                    hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                    as_json: bool = JSON) -> None:
+    """Complaints, newest first (the order id and the buyer's words; no contact is kept)."""
+    from hq import complaints
+    from kitctl.console import print_json
+
+    with local_hq(hq_dir, database_url) as hq:
+        rows = complaints.listing(hq, status, site)
+    if as_json:
+        print_json(rows)
+        return
+    _table("Complaints", ["id", "site", "order", "received", "status", "text"],
+           [[r["id"], r["site"], r["order_id"], r["received_at"], r["status"], r["text"][:60]] for r in rows])
+
+
+@complaints_app.command("resolve")
+def complaints_resolve(complaint_id: int, resolution: str = typer.Option(..., "--resolution", help="What was done."),
+                       hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL) -> None:
+    """Close an open complaint with what was done (audited complaint.resolved)."""
+    from hq import complaints
+    from kitctl.console import out
+
+    with local_hq(hq_dir, database_url) as hq:
+        done = complaints.resolve(hq, _operator_name(), complaint_id, resolution)
+    out().print(f"complaint {done['id']} ({done['site']}, order {done['order_id']}): resolved")
 
 
 @applications_app.command("list")
@@ -1134,8 +1167,15 @@ def _print_rollout(record: dict[str, Any], as_json: bool) -> None:
     reason = f": {record['reason']}" if record["reason"] else ""
     out().print(f"rollout {record['id']} of {record['version']} to rings {','.join(map(str, record['rings']))}: "
                 f"{record['state']}{ring}{reason}")
-    _table("Sites", ["site", "ring", "state", "detail"],
-           [[s["site"], s["ring"], s["state"], s["detail"]] for s in record["sites"]])
+    for label, key in (("opted out (skipped)", "opted_out"), ("waiting for window", "waiting_for_window")):
+        if record[key]:
+            out().print(f"{label}: {len(record[key])}: {', '.join(record[key][:20])}"
+                        f"{' …' if len(record[key]) > 20 else ''}")
+    _table("Sites", ["site", "ring", "state", "detail", "window", "rollback"],
+           [[s["site"], s["ring"], "waiting for window" if s["state"] == "scheduled" else s["state"], s["detail"],
+             s["window"] or "any time",
+             f"{s['rollback']} → {s['previous']}" + (f": {s['rollback_detail']}" if s["rollback_detail"] else "")
+             if s["rollback"] else ""] for s in record["sites"]])
 
 
 @rollout_app.command("start")
@@ -1184,6 +1224,19 @@ def rollout_resume(rollout_id: str, hq_dir: Optional[Path] = HQ_DIR, database_ur
 
     with local_hq(hq_dir, database_url) as hq:
         _print_rollout(rollouts.resume(hq, _operator_name(), str(_uuid_arg(rollout_id))), as_json)
+
+
+@rollout_app.command("rollback")
+def rollout_rollback(rollout_id: str,
+                     reason: str = typer.Option(..., "--reason", help="Why it goes back (kept in the audit log)."),
+                     hq_dir: Optional[Path] = HQ_DIR, database_url: Optional[str] = DATABASE_URL,
+                     as_json: bool = JSON) -> None:
+    """Halt the rollout and send each site that rolled forward in it back to the version it ran before."""
+    from hq import rollouts
+
+    _require_reason(reason)
+    with local_hq(hq_dir, database_url) as hq:
+        _print_rollout(rollouts.rollback(hq, _operator_name(), str(_uuid_arg(rollout_id)), reason), as_json)
 
 
 def _uuid_arg(value: Optional[str]) -> Optional[str]:

@@ -36,15 +36,21 @@ def backup(client: "docker.DockerClient", project: Project, out: Path, *, recipi
 
     if out.exists():
         raise InvalidInput(f"{out} already exists; choose a new file name")
+    from kitctl.deploy.backup_volumes import save_volumes
+    from kitctl.deploy.swarm.ops import SWARM, orchestrator_of, require_backup_tasks_here
+
+    orchestrator = orchestrator_of(client.api, project)
+    if orchestrator == SWARM:
+        require_backup_tasks_here(client.api, project, db_service)
     container = _container(client, project, db_service, required=True)
     database = dict(project.services[db_service].environment).get("POSTGRES_DB", "kit")
-    from kitctl.deploy.backup_volumes import save_volumes
 
     with tempfile.TemporaryDirectory(prefix="kitctl-backup-") as tmp:
         dump = Path(tmp) / "site.dump"
         _pg_dump(client, container, database, dump)
         volumes, volume_files = save_volumes(client, project, db_service, Path(tmp))
         manifest, members = site_manifest(project, db_service, database, dump, volumes)
+        manifest["orchestrator"] = orchestrator  # restore brings it back the same way
         write_archive(out, manifest, {**members, **volume_files}, recipients)
     return manifest
 
@@ -188,7 +194,13 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any, identity
                 _dir_name(site_dir) != manifest["project"]:
             raise InvalidInput(f"name the site directory {manifest['project']!r}: the project name comes from it")
         client = connect(options.host)
-        check_fresh(client, project)
+        swarm = manifest.get("orchestrator") == "swarm"
+        if swarm:
+            from kitctl.deploy.swarm.ops import check_fresh_swarm
+
+            check_fresh_swarm(client.api, project)
+        else:
+            check_fresh(client, project)
         if site_dir.exists():
             site_dir.rmdir()
         shutil.move(str(project_dir), str(site_dir))
@@ -196,14 +208,22 @@ def restore(archive: Path, site_dir: Path, options: Any, reporter: Any, identity
             site_dir.chmod(0o700)
         project = load_project(site_dir)
         reporter.note(f"restoring {project.name} from a backup of {time.strftime('%Y-%m-%d %H:%M', time.gmtime(manifest['created']))} UTC")
-        up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
+        from kitctl.deploy.swarm import restore as on_swarm
+
+        if swarm:  # the database's service alone, on this node
+            on_swarm.start_database(client, project, db["service"], options, reporter)
+        else:
+            up(dataclasses.replace(options, site_dir=site_dir, services=[db["service"]]), reporter)
         load_dump(client, project, unpacked / db["file"], db["service"], db["database"])
         reporter.note(f"database {db['database']} restored ({db['bytes']} bytes)")
         from kitctl.deploy.backup_volumes import seed_volumes
 
         seed_volumes(client, project, manifest.get("volumes", {}), unpacked,
                      project.services[db["service"]].image, reporter)
-        up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
+        if swarm:
+            on_swarm.start_site(project, options, reporter)
+        else:
+            up(dataclasses.replace(options, site_dir=site_dir, services=None), reporter)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest

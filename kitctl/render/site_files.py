@@ -21,6 +21,7 @@ from kitctl.render.content_hashes import canonical_json, compose_hash, files_has
 from kitctl.render.escape import RenderError, compose_value
 from kitctl.render.structure import SECRET_NAMES, check_structure
 from kitctl.render.yamlload import load_yaml
+from kitctl.site.inputs import DEFAULT_CHECKOUTS_PER_MINUTE as DEFAULT_CHECKOUTS
 from kitctl.site.resolve import ResolvedSite
 
 TEXTS = {
@@ -218,6 +219,8 @@ def _compose_context(site: ResolvedSite, files: dict[str, bytes], added: plugin_
         "probes": stack.probes(),
         "limits": stack.LIMITS,
         "replicas": {"storefront": i.replicas, "proxy": i.proxy_replicas},
+        # only when not the storefront's own default, so an existing site's storefront hash stays the same
+        "checkouts_per_minute": i.checkouts_per_minute if i.checkouts_per_minute != DEFAULT_CHECKOUTS else None,
         "networks": stack.networks(i.hq_network),
         "volumes": stack.volumes(data_dir, [*added.volumes, *(monitoring.VOLUMES if i.monitoring else ())]),
         "inputs_hashes": {

@@ -25,6 +25,18 @@ class Handled:
     outcome: str = ""  # upgraded | rolled_back
     detail: str = ""
     reported: bool = True
+    previous: str = ""  # the version the site ran before it (HQ's rollback goes back to it)
+    # a command received outside the maintenance window, held here (its token may expire meanwhile) until
+    # the window opens: it survives a restart of the service
+    pending_seq: int = 0
+    pending_id: str = ""
+    pending_version: str = ""
+    pending_reported: bool = True  # HQ heard "waiting for window" for it
+    announced: str | None = None  # the settings HQ last heard (`settings_text`); None: never sent any
+
+    @property
+    def pending(self) -> bool:
+        return self.pending_seq > self.seq
 
 
 def state_path(site_dir: Path) -> Path:

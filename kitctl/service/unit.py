@@ -30,6 +30,8 @@ class UnitSpec:
     host: str | None = None
     hq_url: str | None = None
     interval: float = 5.0
+    window: str | None = None  # "HH:MM-HH:MM Zone/Name" (kitcore.upgrade_window); None: any time
+    auto_upgrade: bool = True
 
     @property
     def name(self) -> str:
@@ -41,6 +43,11 @@ class UnitSpec:
             args += ["--docker-host", self.host]
         if self.hq_url:
             args += ["--hq-url", self.hq_url]
+        if self.window:
+            hours, _, zone = self.window.partition(" ")
+            args += ["--window", hours, "--timezone", zone]
+        if not self.auto_upgrade:
+            args += ["--no-auto-upgrade"]
         return args
 
 

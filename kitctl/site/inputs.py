@@ -35,6 +35,7 @@ SSH_HOST = re.compile(r"^ssh://[a-z_][a-z0-9_-]{0,31}@[A-Za-z0-9.-]{1,253}(?::[0
 UNIX_HOST = re.compile(r"^unix:///[A-Za-z0-9_./-]{1,255}\Z")
 HQ_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?\Z")
 
+DEFAULT_CHECKOUTS_PER_MINUTE = 120  # the storefront's own default (storefront.settings), so unset means unchanged
 MAX_NAME = 80
 MAX_CONTACT = 200
 
@@ -68,6 +69,7 @@ class SiteInputs(BaseSettings):
     replicas: int = Field(default=1, ge=1, le=32)  # storefront tasks on a Swarm (`up --orchestrator swarm`)
     orchestrator: Literal["engine", "swarm"] = "engine"  # what `up` deploys to (kitctl.deploy.orchestrator)
     proxy_replicas: int = Field(default=1, ge=1, le=32)  # proxy tasks on a Swarm: at most one per node (host ports)
+    checkouts_per_minute: int = Field(default=DEFAULT_CHECKOUTS_PER_MINUTE, ge=1, le=100_000)  # per buyer address (storefront's limiter)
     monitoring: bool = False  # Prometheus and Alertmanager beside the site (`--with-monitoring`)
     prometheus_port: int = Field(default=9090, ge=1, le=65535)  # on 127.0.0.1 only
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)  # on 127.0.0.1 only

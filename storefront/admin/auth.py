@@ -36,6 +36,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "admin_payouts_request": frozenset({"admin", "finance"}),
     "admin_licence": frozenset({"admin", "finance"}),
     "admin_health": frozenset({"admin", "operator"}),
+    "admin_grade": ALL,  # HQ's grade of the shop: every role moves some of its metrics (sales, refunds, uptime)
     "admin_coupons": frozenset({"admin", "operator"}),  # marketing: the operator's work, never finance's
     "admin_coupons_create": frozenset({"admin", "operator"}),
     "admin_coupons_disable": frozenset({"admin", "operator"}),

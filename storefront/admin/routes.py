@@ -16,6 +16,7 @@ from sitedb.models import AdminUser, CatalogItem, Order, PriceRule
 from sitedb.tables import STATEMENT_TOTALS
 from storefront import api_keys, clock, payouts, settlement
 from storefront.admin import audit, reports
+from storefront.admin import grade_view
 from storefront.admin.health_view import health_rows
 from storefront.admin.coupon_form import FormRefused, add_arguments
 from storefront.admin import rules as rules_mod
@@ -39,7 +40,7 @@ def _page(request: Request, template: str, ctx: dict | None = None, status: int 
         ("admin_dashboard", "admin.dashboard"), ("admin_rules", "admin.rules"), ("admin_catalog", "admin.catalog"),
         ("admin_orders", "admin.orders"), ("admin_revenue", "admin.revenue"), ("admin_settlement", "admin.settlement"),
         ("admin_payouts", "admin.payouts"), ("admin_licence", "admin.licence"),
-        ("admin_health", "admin.health"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"),
+        ("admin_health", "admin.health"), ("admin_grade", "admin.grade"), ("admin_coupons", "admin.coupons"), ("admin_users", "admin.users"),
         ("admin_audit", "admin.audit"), ("admin_api_keys", "admin.api_keys"))
         if may(staff, name) and _licensed_page(request, name)]
     base = {"staff": staff, "menu": menu, "may": lambda n: may(staff, n), "active": request.scope["route"].name}
@@ -394,6 +395,14 @@ def health(request: Request) -> Response:
     shop = shop_of(request)
     rows = health_rows(shop.licence().health, translator(locale_of(request)), shop.site.time_zone)
     return _page(request, "admin/health.html", {"pending": pending, "oldest": oldest, "agent_rows": rows})
+
+
+@router.get("/grade", name="admin_grade")
+def grade(request: Request) -> Response:
+    """HQ's grade of the shop as the agent copied it (the storefront never calls HQ)."""
+    with shop_of(request).engine.connect() as conn:
+        view = grade_view.load(conn, translator(locale_of(request)))
+    return _page(request, "admin/grade.html", {"grade": view})
 
 
 # ---- coupons (a licence feature: the coupons plugin's own actions) ----------

@@ -241,3 +241,18 @@ def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> 
             if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
                 return sample.value
     return None
+
+
+def shop_client(directory: Path, site: Any) -> Any:
+    """The storefront (in-process TestClient) on the agent's database, sealing with the same site key."""
+    from starlette.testclient import TestClient
+
+    from storefront.app import create_app
+    from storefront.settings import StorefrontSettings
+    from tests.storefront.support import write_site_files
+
+    env = write_site_files(directory)
+    app = create_app(StorefrontSettings(database_url=site.db_url, site_config=env["KIT_SITE_CONFIG"],
+                                        secret_key_file=env["KIT_SECRET_KEY_FILE"], site_key_file=str(site.site_key_file),
+                                        branding_dir=env["KIT_BRANDING_DIR"], state_cache_seconds=0))
+    return TestClient(app, base_url="http://testserver", follow_redirects=False)

@@ -1,6 +1,7 @@
 """Storefront and agent (real processes, one site database), HQ served with epay enabled, the epay sandbox as the
-gateway, and buyers who check out and pay: what the concurrent paid-checkout test and bench/paid_checkouts_bench.py
-share. No containers."""
+gateway (no containers: bench/paid_checkouts_bench.py), and the buyers who check out and pay, which the loop e2e's
+200 paid checkouts through the containers (tests/e2e/test_loop.py) and bench/paid_checkouts_containers_bench.py
+send too."""
 
 from __future__ import annotations
 
@@ -33,15 +34,16 @@ class Buyer:
     the storefront closed as it was reused: polling 200 buyers, each one's connection idles for seconds);
     tests.support.resend bounds that and names the server that dropped it."""
 
-    def __init__(self, base: str, n: int) -> None:
-        self.client = client("storefront", base, timeout=60)
+    def __init__(self, base: str, n: int, sku: str = SKU, verify: bool = True) -> None:
+        self.client = client("storefront", base, verify=verify, timeout=60)
         self.cashier = client("epay sandbox", timeout=60)
         self.n = n
+        self.sku = sku
         self.path = ""
         self.paid_at = 0.0  # monotonic, when the sandbox took the payment
 
     def order(self) -> None:
-        placed = checkout(self.client, SKU, contact=f"buyer-{self.n}@example.cn", password="pay-pw-123",
+        placed = checkout(self.client, self.sku, contact=f"buyer-{self.n}@example.cn", password="pay-pw-123",
                           password2="pay-pw-123")
         assert placed.status_code == 303, placed.text[:300]
         self.path = placed.headers["location"].split("?")[0]
@@ -49,15 +51,22 @@ class Buyer:
     def status(self) -> str:
         return str(self.client.get(f"{self.path}/status").json()["status"])
 
-    def pay(self) -> str:
-        """Open the pay link at the sandbox and pay; the sandbox's trade number."""
+    def pay(self, fault: str | None = None) -> str:
+        """Open the pay link at the sandbox and pay (pressing the cashier's `fault` button, if given); the
+        sandbox's trade number."""
         link = PAY_LINK.search(self.client.get(self.path).text).group(1).replace("&amp;", "&")
         cashier = self.cashier.get(link)
         trade_no = re.search(r"/pay/(S[0-9a-f]+)", cashier.text).group(1)
-        paid = self.cashier.post(link.split("submit.php")[0] + f"pay/{trade_no}")
+        paid = self.cashier.post(link.split("submit.php")[0] + f"pay/{trade_no}", data={"fault": fault} if fault else None)
         self.paid_at = time.monotonic()
         assert paid.status_code == 303, paid.text[:300]
         return trade_no
+
+    def order_and_pay(self, payable_within: float) -> str:
+        """Check out, wait (bounded) for the pay step, pay: a buyer who pays as soon as the shop asks; the trade."""
+        self.order()
+        wait_until(lambda: self.status() == "pending_payment", payable_within, 0.5, what=f"order {self.path} payable")
+        return self.pay()
 
     def secrets(self) -> list[str]:
         return SECRET.findall(self.client.get(self.path).text)
@@ -65,6 +74,18 @@ class Buyer:
     def resent(self) -> int:
         """GETs a server dropped unanswered that this buyer sent again (a figure for the report)."""
         return sum(c._transport.resent for c in (self.client, self.cashier))  # type: ignore[attr-defined]
+
+
+def place_until_payable(pool: Any, buyers: list[Buyer], within: float = 300) -> tuple[float, float, float]:
+    """Every buyer checks out on `pool`, then their pages are read until each shows its pay step (SystemExit past
+    `within` s): monotonic times (began, last checkout placed, all payable), for the benchmarks."""
+    began = time.monotonic()
+    list(pool.map(Buyer.order, buyers))
+    placed = time.monotonic()
+    while set(pool.map(Buyer.status, buyers)) != {"pending_payment"}:
+        if time.monotonic() - placed > within:
+            raise SystemExit(f"orders did not become payable in {within:.0f} s")
+    return began, placed, time.monotonic()
 
 
 @dataclass

@@ -19,10 +19,9 @@ from hq.models import RestockRequest
 from agent.restock import forward_once as restock_forward
 from sitedb.models import Order
 from sitedb.tables import restock_requests
-from tests.agent.helpers import OPEN_RULES, write_orders
+from tests.agent.helpers import OPEN_RULES, shop_client, write_orders
 from tests.monitoring.receivers import smtp_server, webhook
 from tests.storefront.http import NONCE, form_token
-from tests.storefront.support import write_site_files
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*httpx.*")
 
@@ -42,16 +41,7 @@ def hq(tmp_path: Path) -> Iterator[Any]:
 
 def _shop(tmp_path: Path, site: Any) -> Any:
     """The storefront on the agent's database, sealing with the same site key."""
-    from starlette.testclient import TestClient
-
-    from storefront.app import create_app
-    from storefront.settings import StorefrontSettings
-
-    env = write_site_files(tmp_path / "shop")
-    app = create_app(StorefrontSettings(database_url=site.db_url, site_config=env["KIT_SITE_CONFIG"],
-                                        secret_key_file=env["KIT_SECRET_KEY_FILE"], site_key_file=str(site.site_key_file),
-                                        branding_dir=env["KIT_BRANDING_DIR"], state_cache_seconds=0))
-    return TestClient(app, base_url="http://testserver", follow_redirects=False)
+    return shop_client(tmp_path / "shop", site)
 
 
 def _checkout(shop: Any, sku: str) -> httpx.Response:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests.deploy.stack import LOGO_PNG
-from tests.support.kit_stack import Stack, engine_with_kit_images, launch_stack, new_stack, remove_stack
-
-if TYPE_CHECKING:
-    from tests.support import swarm_engine
+from tests.support import swarm_engine
+from tests.support.kit_stack import Stack, engine_with_kit_images, launch_stack, new_stack, prepare_hq, remove_stack
 
 
 @pytest.fixture(scope="session")
@@ -32,22 +30,37 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         remove_stack(s)
 
 
-SWARM_IMAGES = ("db", "storefront", "agent", "proxy", "hq")
-
-
 @pytest.fixture(scope="session")
-def swarm_engine_session() -> Iterator["swarm_engine.SwarmEngine"]:
-    """One private Swarm engine (tests/support/swarm_engine.py) with the kit's images, for every Swarm module
-    of the session (test_swarm, test_swarm_hq): starting one and copying the images in costs half a minute."""
+def swarm_manager() -> Iterator[swarm_engine.SwarmEngine]:
+    """One private Swarm engine (tests/support/swarm_engine.py) with the kit's images (and HQ's), for
+    test_swarm, test_swarm_hq and test_swarm_ops in turn: its start and the image copy cost half a minute or
+    more. Started with a bridge of its own in its namespace, so test_swarm_ops can join a worker engine to it."""
     from kitcore import __version__
     from tests.conftest import require
-    from tests.support import swarm_engine
 
     why = swarm_engine.available()
     require(why is None, why or "")
     engine_with_kit_images()
-    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in SWARM_IMAGES])
+    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in (*swarm_engine.KIT_SERVICES, "hq")], cluster=True)
     try:
         yield started
     finally:
         swarm_engine.stop(started)
+
+
+@pytest.fixture(scope="session")
+def swarm_site(swarm_manager: swarm_engine.SwarmEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One site on that engine (not yet deployed: test_swarm's first test runs `up --orchestrator swarm`), for
+    test_swarm, then test_swarm_ops, which takes it through backup, down, restore, upgrade and a second node.
+    Removed at the end with the database label it put on the manager."""
+    s = new_stack(tmp_path_factory.mktemp("swarm"), "sw", swarm_manager.client())
+    (s.root / "licence.jwt").write_text(prepare_hq(s))
+    yield s
+    if (s.site_dir / "compose.yaml").exists():
+        s.kitctl("down", "--volumes", "--yes", "--docker-host", swarm_manager.socket, check=False)
+    api = swarm_manager.client().api
+    for node in api.nodes():
+        labels = node["Spec"].get("Labels") or {}
+        if any(s.site_id in key for key in labels):
+            spec = {**node["Spec"], "Labels": {k: v for k, v in labels.items() if s.site_id not in k}}
+            api.update_node(node["ID"], node["Version"]["Index"], spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,7 +36,9 @@ def demo(tmp_path_factory) -> Iterator[Any]:
     require(CHROMIUM.exists(), "Debian chromium is not installed")
     # unpaid orders expire after 20 s, looked for every second (step 8b; payments are off until then)
     expiry = (("KIT_HQ_PAYMENT_EXPIRY_SECONDS", "20"), ("KIT_HQ_PAYMENT_CHECK_SECONDS", "1"))
-    with own_demo(tmp_path_factory.mktemp("loop"), "loop", heartbeat_seconds=2, hq_env=expiry) as d:
+    # 200 buyers from one address in step 8c: the site is rendered to take that many checkouts a minute
+    with own_demo(tmp_path_factory.mktemp("loop"), "loop", heartbeat_seconds=2, hq_env=expiry,
+                  checkouts_per_minute=1000) as d:
         yield d
 
 
@@ -429,6 +432,124 @@ def test_a_lost_notification_is_found_by_hqs_query_and_the_key_delivered_once(de
     assert hq_rows(demo, "SELECT COUNT(*) AS n FROM payment_notices WHERE out_trade_no = ?",
                    trade[0]["out_trade_no"]) == [{"n": 1}]
     assert order_status(buyer, order_id) == "delivered" and buyer.locator("#card-keys .secret").count() == 1
+
+
+# -- 8c. 200 buyers check out and pay at once, through the containers (issue 16) ------------------------
+LOAD_SKU = "game-load-10"
+LOAD_ORDERS = 200
+
+
+@pytest.fixture
+def open_rules(demo) -> Iterator[None]:
+    """Risk rules open to one address placing many orders, as HQ's operator would set them; the demo's after."""
+    from demo.stack import HQ_UID, _chown_tree, open_hq
+    from hq.risk import parse_rules
+    from tests.agent.helpers import OPEN_RULES
+
+    hq = open_hq(demo)
+    try:
+        rules = hq.rules.get()
+        hq.rules.save(parse_rules(OPEN_RULES))
+    finally:
+        hq.close()
+    _chown_tree(demo.hq_dir, HQ_UID)
+    try:
+        yield
+    finally:
+        hq = open_hq(demo)
+        try:
+            hq.rules.save(rules)
+        finally:
+            hq.close()
+        _chown_tree(demo.hq_dir, HQ_UID)
+
+
+@pytest.fixture
+def load_stock(demo, open_rules) -> list[str]:
+    """A SKU with 220 card keys at HQ (a key sold twice would not run short); their secrets."""
+    from demo.stack import HQ_UID, _chown_tree, open_hq
+    from hq import catalog, inventory
+
+    secrets = [f"LOAD-{n:04d}-{uuid.uuid4().hex[:8]}" for n in range(LOAD_ORDERS + 20)]
+    hq = open_hq(demo)
+    try:
+        catalog.upsert(hq, "test", LOAD_SKU, catalog.ItemSpec(name="点卡 10 元", category="game", face_value_cents=1000,
+                                                             price_cents=900, stock_kind="card_key"))
+        inventory.import_csv(hq, "test", "sku,serial,secret\n" + "".join(
+            f"{LOAD_SKU},L{n:04d},{secret}\n" for n, secret in enumerate(secrets)))
+    finally:
+        hq.close()
+    _chown_tree(demo.hq_dir, HQ_UID)
+    return secrets
+
+
+def test_200_concurrent_paid_checkouts_through_the_containers_are_each_delivered_once(demo, shop, paying,
+                                                                                       load_stock):
+    """Through the proxy, storefront, agent, HQ's container and the sandbox's: every order delivered once with a
+    key no other got, one ledger entry and one applied notification each. The shop takes this many checkouts from
+    one address because the site was rendered with `--checkouts-per-minute` (the fixture `demo`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.agent.paid_stack import Buyer
+
+    eventually(lambda: shop.get(f"/p/{LOAD_SKU}").status_code == 200, 60, every=1, what="the new SKU in the shop")
+    buyers = [Buyer(demo.site_url, n, sku=LOAD_SKU, verify=False) for n in range(LOAD_ORDERS)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:  # each pays as soon as the shop asks: unpaid orders expire after 20 s here
+        trades = list(pool.map(lambda b: b.order_and_pay(15), buyers))
+        eventually(lambda: set(pool.map(lambda b: b.status(), buyers)) == {"delivered"}, 180, every=1,
+                   what="every paid order delivered")
+        shown = list(pool.map(lambda b: b.secrets(), buyers))
+    print(f"200 paid checkouts through the containers: {time.monotonic() - started:.1f} s, "  # noqa: T201 (a figure)
+          f"GETs dropped unanswered and sent again: {sum(b.resent() for b in buyers)}")
+    assert len(set(trades)) == LOAD_ORDERS
+    assert [len(s) for s in shown] == [1] * LOAD_ORDERS and len({s[0] for s in shown}) == LOAD_ORDERS
+    assert {s[0] for s in shown} <= set(load_stock)  # each buyer's own key, from HQ's stock
+    orders = hq_rows(demo, "SELECT id, hq_order_id, status FROM orders WHERE sku = ?", LOAD_SKU)
+    assert len(orders) == LOAD_ORDERS and {o["status"] for o in orders} == {"delivered"}
+    sold = hq_rows(demo, "SELECT order_pk, COUNT(*) AS n FROM card_keys WHERE sku = ? AND status = 'sold' "
+                         "GROUP BY order_pk", LOAD_SKU)
+    assert {s["order_pk"] for s in sold} == {o["id"] for o in orders} and {s["n"] for s in sold} == {1}
+    entries = hq_rows(demo, "SELECT source FROM ledger_entries WHERE kind = 'order' AND source IN "
+                            f"({','.join('?' * LOAD_ORDERS)})", *(o["hq_order_id"] for o in orders))
+    assert sorted(e["source"] for e in entries) == sorted(o["hq_order_id"] for o in orders)  # one entry each
+    notices = hq_rows(demo, "SELECT n.out_trade_no, n.outcome FROM payment_notices n JOIN payments p "
+                            "ON p.out_trade_no = n.out_trade_no JOIN orders o ON o.id = p.order_pk WHERE o.sku = ?",
+                      LOAD_SKU)
+    applied = [n["out_trade_no"] for n in notices if n["outcome"] == "applied"]
+    assert len(applied) == len(set(applied)) == LOAD_ORDERS  # each payment applied once (a replay: duplicate)
+
+
+# -- 8d. Alipay and WeChat Pay, each through its sandbox in a container (issue 16) --------------------------
+@pytest.mark.parametrize("gateway", ["alipay", "wechat"])
+def test_an_order_paid_through_the_alipay_or_wechat_pay_sandbox_in_its_container_is_delivered(
+        demo, buyer, open_rules, gateway):
+    """HQ's enabled gateway switched to `gateway`, its sandbox in a container beside HQ's (demo.remote_gateways):
+    the shop shows the QR code HQ got from the sandbox, the payer pays there, the sandbox's signed notification
+    passes HQ's verification (RSA2 for Alipay; the platform signature and AES-GCM for WeChat Pay) and the key
+    shows on the buyer's page by itself."""
+    import docker
+
+    from demo.remote_gateways import pay_inside, start_remote_sandbox, stop_remote_sandbox
+
+    client = docker.from_env()
+    start_remote_sandbox(client, demo, gateway)
+    try:
+        order_id = checkout(buyer, "game-steam-50", f"{gateway}-payer@example.cn")
+        pay_link(buyer)
+        pk = hq_order(demo, order_id)["id"]
+        trade = hq_rows(demo, "SELECT gateway, out_trade_no, qr_content FROM payments WHERE order_pk = ?", pk)
+        assert [t["gateway"] for t in trade] == [gateway]
+        qr = trade[0]["qr_content"]  # the sandbox's page behind the QR code
+        assert pay_inside(client, demo, gateway, qr.replace("/qr/", "/pay/")) in (200, 303)
+        buyer.locator("#card-keys .secret").first.wait_for(timeout=60_000)  # delivered without a manual refresh
+        assert buyer.locator("#card-keys .secret").count() == 1
+        notices = hq_rows(demo, "SELECT gateway, outcome FROM payment_notices WHERE out_trade_no = ?",
+                          trade[0]["out_trade_no"])
+        assert notices == [{"gateway": gateway, "outcome": "applied"}]  # the sandbox's notification, verified
+        assert [k["status"] for k in hq_rows(demo, "SELECT status FROM card_keys WHERE order_pk = ?", pk)] == ["sold"]
+    finally:
+        stop_remote_sandbox(client, demo, gateway)
 
 
 # -- 6. metrics --------------------------------------------------------------------

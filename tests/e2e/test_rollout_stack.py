@@ -162,7 +162,29 @@ def test_a_version_goes_ring_by_ring_and_a_broken_one_halts_at_the_canary(sites,
         assert card_keys(canary.base, order, "order-pw-1") == keys
         assert len(upgrade_commands(wave)) == 1 and C not in " ".join(upgrade_commands(wave))
         assert running_tags(wave) == {B}
-        print(f"rollout e2e: {time.monotonic() - started:.0f} s in all")
+        print(f"rollout e2e up to the halt: {time.monotonic() - started:.0f} s")
+
+        # HQ rolls B back: each site goes back to the version it reported running before B (A), through
+        # its host service; this also hands the shared canary back at A (its teardown upgrade is skipped)
+        rolling = time.monotonic()
+        hq_cli(canary, "rollout", "rollback", done["id"], "--reason", "back to A")
+        def rolled_back() -> dict[str, Any] | None:
+            record = json.loads(hq_cli(canary, "rollout", "status", done["id"], "--json"))
+            return record if all(m["rollback"] in ("done", "failed") for m in record["sites"]) else None
+
+        back = eventually(rolled_back, 240, 2, what=f"rollback of {B}")
+        assert back["state"] == "rolled_back"
+        assert {m["site"]: (m["rollback"], m["previous"]) for m in back["sites"]} == \
+            {canary.site_id: ("done", canary.tag), wave.site_id: ("done", canary.tag)}, \
+            (back, {k: v.read_text()[-2000:] for k, v in logs.items()})
+        for s in (canary, wave):
+            assert running_tags(s) == {canary.tag}
+            eventually(lambda: httpx.get(f"{s.base}/p/{SKU}", timeout=5).status_code == 200, 60, 0.5,
+                       what="selling after the rollback")
+            order, keys = orders[s.site_id]
+            assert card_keys(s.base, order, "order-pw-1") == keys
+        print(f"rollback of {B} on both sites: {time.monotonic() - rolling:.0f} s; "
+              f"rollout e2e: {time.monotonic() - started:.0f} s in all")
     finally:
         for proc in services:
             proc.terminate()

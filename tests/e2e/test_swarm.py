@@ -3,7 +3,9 @@
 
 In file order: 2 storefront tasks come up healthy and the shop answers through the proxy; a second `up`
 changes nothing; a colour change rolls the storefront over with zero failed requests under a steady,
-bounded load; a broken storefront image is rolled back by Swarm with the old tasks serving throughout.
+bounded load; a broken storefront image is rolled back by Swarm with the old tasks serving throughout; a
+killed task is replaced. The engine and the site are session fixtures (tests/e2e/conftest.py): test_swarm_ops
+goes on with them, and its first test takes the site down (and checks nothing of it is left) before restoring it.
 """
 
 from __future__ import annotations
@@ -11,32 +13,28 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import swarm_engine
-from tests.support.kit_stack import Stack, new_stack, prepare_hq
+from tests.support.kit_stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-SITE_SERVICES = ("db", "storefront", "agent", "proxy")
+SITE_SERVICES = swarm_engine.KIT_SERVICES
 LOAD_SECONDS_MAX = 240  # the load stops when the rollout is done, or at this bound
 
 
 @pytest.fixture(scope="module")
-def engine(swarm_engine_session: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
-    return swarm_engine_session  # shared with test_swarm_hq (tests/e2e/conftest.py)
+def engine(swarm_manager: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
+    return swarm_manager  # shared with test_swarm_ops (tests/e2e/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def site(engine: swarm_engine.SwarmEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = new_stack(tmp_path_factory.mktemp("swarm"), "sw", engine.client())
-    (s.root / "licence.jwt").write_text(prepare_hq(s))
-    yield s
-    if (s.site_dir / "compose.yaml").exists():
-        s.kitctl("down", "--volumes", "--yes", "--docker-host", engine.socket, check=False)
+def site(swarm_site: Stack) -> Stack:
+    return swarm_site  # test_swarm_ops goes on with it (backup, down, restore, upgrade, a second node)
 
 
 def up(s: Stack, engine: swarm_engine.SwarmEngine, *args: str, check: bool = True):
@@ -213,11 +211,3 @@ def test_a_killed_task_is_replaced_and_the_shop_keeps_answering(site: Stack, eng
     assert load.counts["failed"] <= 1 and load.counts["ok"] > 50, load.counts
     assert all(killed_at - 0.5 <= t <= killed_at + 1.5 for t in load.counts["failed_at"]), (killed_at, load.counts)
     assert get(engine, site, "/").status_code == 200
-
-def test_down_removes_the_services_configs_secrets_network_and_volumes(site: Stack, engine) -> None:
-    done = site.kitctl("down", "--volumes", "--yes", "--docker-host", engine.socket)
-    assert "removed swarm service" in done.stdout, done.stdout
-    api, ours = engine.client().api, {"label": f"com.kitctl.site={site.site_id}"}
-    assert not api.services(filters=ours) and not api.configs(filters=ours) and not api.secrets(filters=ours)
-    assert not api.networks(filters=ours)
-    assert not [v for v in api.volumes()["Volumes"] or [] if site.site_id in v["Name"]]

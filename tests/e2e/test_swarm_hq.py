@@ -1,5 +1,5 @@
 """HQ as a Swarm service with 2 instances on PostgreSQL (`kitctl hq deploy --orchestrator swarm`), and a Swarm
-site pointed at it, on the session's private Swarm engine (tests/e2e/conftest.py, shared with test_swarm).
+site pointed at it, on the session's private Swarm engine (tests/e2e/conftest.py, shared with test_swarm and test_swarm_ops).
 
 In file order: HQ is deployed (the schema migrated once, by a one-shot job; a second deploy does nothing);
 the site comes up on HQ and sells; a steady stream of orders crosses the site's colour change and a killed
@@ -66,8 +66,8 @@ def deploy(s: Stack, hq: Hq, *more: str, check: bool = True):
 
 
 @pytest.fixture(scope="module")
-def engine(swarm_engine_session: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
-    return swarm_engine_session
+def engine(swarm_manager: swarm_engine.SwarmEngine) -> swarm_engine.SwarmEngine:
+    return swarm_manager
 
 
 @pytest.fixture(scope="module")

@@ -291,6 +291,10 @@ QUERIES = [  # (the list's parameters, the index SQLite's plan must name for the
     ({"alert": "silent"}, "uq_fleet_alerts_open"),
     ({"sort": "heartbeat", "order": "desc"}, "SCAN sites USING COVERING INDEX ix_sites_heartbeat"),
     ({"sort": "version", "page": "30"}, "SCAN sites USING COVERING INDEX ix_sites_version"),
+    ({"sort": "expires", "page": "30"}, "SCAN sites USING COVERING INDEX ix_sites_expires"),
+    ({"sort": "expires", "order": "desc"}, "SCAN sites USING COVERING INDEX ix_sites_expires"),
+    ({"state": "expired", "sort": "expires"}, "ix_sites_status (status=?)"),
+    ({"state": "active"}, "ix_sites_status (status=?)"),
     ({}, "SCAN sites USING COVERING INDEX ix_sites_id_prefix"),
 ]
 
@@ -314,6 +318,8 @@ def test_the_list_queries_walk_indexes_not_the_table(hq_server):
                     plan = "\n".join(r[-1] for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
                     assert not re.search(r"SCAN sites(?! USING)", plan), (params, plan)
                     assert statement is count or sqlite_step in plan, (params, plan)
+                if statement is count and "tier" not in params:  # the list's ids and count read `sites` alone:
+                    assert "licences" not in plan, (params, plan)  # the expiry is its copy (migration 0037)
 
 
 def test_the_page_names_only_its_own_pages_sites_not_the_whole_fleet(fleet, operator):
@@ -329,7 +335,7 @@ def test_the_page_names_only_its_own_pages_sites_not_the_whole_fleet(fleet, oper
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("sort", ["heartbeat", "version", "ring", "state"])
+@pytest.mark.parametrize("sort", ["heartbeat", "version", "ring", "state", "expires"])
 def test_a_descending_sort_walks_its_descending_index_on_postgresql(tmp_path, hq_pg_server, sort):
     """`DESC NULLS LAST` is not a backward scan of an ascending index on PostgreSQL: without its own index
     (migration 0030) the page's ids came from sorting every site."""
@@ -345,3 +351,41 @@ def test_a_descending_sort_walks_its_descending_index_on_postgresql(tmp_path, hq
             sql = str(rows.compile(conn, compile_kwargs={"literal_binds": True}))
             plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + sql)))
     assert f"ix_sites_{ {'state': 'status'}.get(sort, sort)}_desc" in plan, plan
+
+
+def test_the_page_reads_on_one_connection_with_a_bounded_number_of_statements(fleet, operator):
+    """Under load each round trip to PostgreSQL waits for a core: the page once checked out a connection per
+    section (12) and ran 25 statements. Now one connection (HQ.one_read) and at most 20 for the first page."""
+    import threading
+
+    from sqlalchemy import event
+    from starlette.requests import Request
+
+    from hq import fleet as fleet_routes
+    from hq.session import COOKIE
+
+    engine, me = fleet.service.engine, threading.get_ident()
+    checkouts: list[int] = []
+    statements: list[str] = []
+
+    def on_checkout(*_args: object) -> None:
+        if threading.get_ident() == me:
+            checkouts.append(1)
+
+    def on_execute(conn, cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if threading.get_ident() == me and statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            statements.append(statement)
+
+    cookie = operator.cookies[COOKIE]
+    request = Request({"type": "http", "method": "GET", "path": "/fleet", "query_string": b"", "app": fleet.app,
+                       "headers": [(b"cookie", f"{COOKIE}={cookie}".encode())]})
+    event.listen(engine.pool, "checkout", on_checkout)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        response = fleet_routes.fleet_page(request, fleet.service)
+    finally:
+        event.remove(engine.pool, "checkout", on_checkout)
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert response.status_code == 200 and b"site-00000" in response.body
+    assert len(checkouts) == 1, len(checkouts)
+    assert len(statements) <= 20, "\n".join(statements)

@@ -110,6 +110,23 @@ def test_bulk_revoke_of_a_selection_confirms_its_count_then_sends_each_site_a_co
     page.screenshot(path=str(ARTIFACTS / "hq-fleet-site.png"), full_page=True)
 
 
+def test_sync_all_matching_the_filter_names_the_count_past_one_page(big_hq, page):
+    page.goto(f"{big_hq.url}/fleet?ring=1&tier=pro")
+    n = matched(page)
+    expected = {f"site-{i:05d}" for i in range(FLEET) if i % 5 != 0 and i % 4 == 1 and i % 3 == 1}  # SEED_TIERS[1]
+    assert n == len(expected) and n > 200  # more than a page can tick
+    page.select_option("#bulk select[name=action]", "sync")
+    page.check("#bulk input[name=scope]")
+    page.click("#bulk button[type=submit]")
+    assert page.inner_text("#confirm-question") == f"sync now: all {n} sites matching the filter?"
+    assert "ring=1" in page.inner_text("#confirm-filter")
+    page.click("#confirm button[type=submit]")
+    assert f"sync now: {n} of {n} sites done" in page.inner_text(".flash.ok")
+    with big_hq.service.read() as conn:
+        synced = {s for (s,) in conn.execute(select(Command.site_id).where(Command.type == "sync_now"))}
+    assert synced == expected
+
+
 def test_the_page_in_chinese(big_hq, page):
     page.goto(f"{big_hq.url}/fleet")
     page.click("header .langs a[hreflang=zh-CN]")

@@ -40,8 +40,8 @@ def _orders(hq: RunningHQ, site: str, period: str, n: int, *, cents: int = 100_0
 @pytest.fixture
 def graded(hq_server: RunningHQ) -> RunningHQ:
     """star: big, repeat buyers, every month → A, A; steady: middling → B/C; poor: rejections and silence → D, D."""
-    for site, tier in (("star", "basic"), ("steady", "pro"), ("poor", "pro")):
-        hq_server.issue_licence(site, tier=tier)
+    hq_server.site_tokens = {site: hq_server.issue_licence(site, tier=tier)  # type: ignore[attr-defined]
+                             for site, tier in (("star", "basic"), ("steady", "pro"), ("poor", "pro"))}
     with hq_server.service.session() as s:
         for site in ("star", "steady", "poor"):
             s.get(Site, site).created_at = _at("2026-01")
@@ -159,3 +159,26 @@ def test_the_fleet_grades_page_ranks_exports_and_acts(graded) -> None:  # type: 
 
 def rows_grade(hq: RunningHQ, site: str) -> str:
     return next(r["grade"] for r in grades.ranking(hq.service, "2026-10") if r["site"] == site)
+
+
+def test_a_site_reads_its_own_grade_and_only_its_own(graded) -> None:  # type: ignore[no-untyped-def]
+    tokens = graded.site_tokens
+    ranked = {r["site"]: r for r in _ranking(graded, "2026-10")}
+    for site in ("star", "steady", "poor"):
+        answer = httpx.get(f"{graded.url}/v1/grade", params={"period": "2026-10"}, headers=auth(tokens[site]))
+        assert answer.status_code == 200, answer.text
+        own = answer.json()
+        assert own["site"] == site and own["grade"] == ranked[site]["grade"] and own["score"] == ranked[site]["score"]
+        assert own["trend"] == ranked[site]["trend"] and own["metrics"] == ranked[site]["metrics"]
+        assert own["grades"] == {"A": 80.0, "B": 60.0, "C": 40.0, "D": 0.0} and set(own["scales"]) >= {"uptime"}
+    poor = httpx.get(f"{graded.url}/v1/grade", params={"period": "2026-10"}, headers=auth(tokens["poor"])).json()
+    assert poor["next"]["next_grade"] == "C" and poor["next"]["points_needed"] > 0
+    assert "star" not in httpx.get(f"{graded.url}/v1/grade", params={"period": "2026-10"},
+                                   headers=auth(tokens["poor"])).text  # no other site's name or figures
+    for headers in ({}, auth("nope"), auth(tokens["star"][:-4] + "AAAA"), graded.admin_headers()):
+        refused = httpx.get(f"{graded.url}/v1/grade", headers=headers)
+        assert refused.status_code == 401 and "\n" not in refused.json()["detail"]
+    assert httpx.get(f"{graded.url}/v1/grade", params={"period": "2026-13"},
+                     headers=auth(tokens["star"])).status_code == 422
+    graded.revoke("steady")
+    assert httpx.get(f"{graded.url}/v1/grade", headers=auth(tokens["steady"])).status_code == 403

@@ -23,7 +23,8 @@ rates = st.one_of(st.none(), st.floats(0, 1))
 metric_values = st.fixed_dictionaries({
     "gmv_cents": st.integers(0, 10**9), "growth": st.one_of(st.none(), st.floats(-1, 10)),
     "orders": st.integers(0, 10**6), "repurchase_rate": rates, "uptime": st.floats(0, 1),
-    "sync_health": st.floats(0, 1), "rejection_rate": rates, "review_rate": rates, "refund_rate": rates})
+    "sync_health": st.floats(0, 1), "rejection_rate": rates, "review_rate": rates, "refund_rate": rates,
+    "complaints": st.integers(0, 1000)})
 scales = st.builds(lambda worst, span, weight: (worst, span, weight), st.floats(-5, 5), st.floats(0.01, 10),
                    st.floats(0, 10))
 
@@ -41,7 +42,7 @@ def _config(draw_scales: list[tuple[float, float, float]], cuts: list[float]) ->
 
 @settings(max_examples=500, deadline=None)
 @given(metric_values, st.sampled_from(grading.METRICS), st.floats(-5, 5), st.floats(-5, 5),
-       st.lists(scales, min_size=9, max_size=9), st.lists(st.floats(1, 90), min_size=3, max_size=3))
+       st.lists(scales, min_size=10, max_size=10), st.lists(st.floats(1, 90), min_size=3, max_size=3))
 def test_the_grade_never_gets_worse_when_one_metric_gets_better(metrics, name, a, b, drawn, cuts) -> None:  # type: ignore[no-untyped-def]
     config = _config(drawn, cuts)
     low, high = sorted((a, b))
@@ -50,6 +51,49 @@ def test_the_grade_never_gets_worse_when_one_metric_gets_better(metrics, name, a
     s1, s2 = score(worse, config), score(better, config)
     assert s2 >= s1
     assert RANK[grade_of(s2, config)] >= RANK[grade_of(s1, config)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(metric_values, st.lists(scales, min_size=10, max_size=10), st.lists(st.floats(1, 90), min_size=3, max_size=3))
+def test_what_would_raise_it_reaches_the_next_grades_line(metrics, drawn, cuts) -> None:  # type: ignore[no-untyped-def]
+    """Each step marked `alone` reaches the next grade's line by that metric alone; the others cannot."""
+    config = _config(drawn, cuts)
+    plan = grading.next_line(metrics, config)
+    points = score(metrics, config)
+    assert plan["grade"] == grade_of(points, config)
+    if plan["next_grade"] is None:
+        assert plan["grade"] == "A" and plan["steps"] == []
+        return
+    line = config.grades[plan["next_grade"]]
+    assert RANK[plan["next_grade"]] == RANK[plan["grade"]] + 1 and plan["points_needed"] == round(line - points, 2)
+    for step in plan["steps"]:
+        moved = score({**metrics, step["metric"]: step["target"]}, config)
+        if step["alone"]:
+            assert moved >= line and RANK[grade_of(moved, config)] > RANK[plan["grade"]], (step, metrics, config)
+        else:
+            assert points < moved < line, step  # its best helps, not enough on its own
+    movable = {n for n, s in config.scales.items() if metrics.get(n) is not None
+               and score({**metrics, n: s.best}, config) > points}
+    assert {st_["metric"] for st_ in plan["steps"]} == movable  # every metric that could help is named
+
+
+def test_what_would_raise_it_with_the_default_scales() -> None:
+    """A C site (46.18 points, B's line at 60): GMV alone can reach it, at the least whole cent that does;
+    the other metrics, each at its best, add what they can and fall short."""
+    metrics = {"gmv_cents": 1_000_000, "growth": -0.1, "orders": 120, "repurchase_rate": 0.05, "uptime": 0.97,
+               "sync_health": 0.99, "rejection_rate": 0.08, "review_rate": 0.1, "refund_rate": 0.04, "complaints": 3}
+    config = GradingConfig()
+    plan = grading.next_line(metrics, config)
+    assert (plan["grade"], plan["next_grade"], plan["points_needed"]) == ("C", "B", 13.82)
+    first, *rest = plan["steps"]
+    assert first["metric"] == "gmv_cents" and first["alone"] and first["points"] == 13.82
+    gmv = first["target"]  # 3 of 15 weight: 13.82 points are 69.1 % of the ¥50,000 scale above ¥10,000
+    assert 4_400_000 < gmv < 4_500_000 and score({**metrics, "gmv_cents": gmv - 1}, config) < 60 <= score(
+        {**metrics, "gmv_cents": gmv}, config)
+    assert [s["metric"] for s in rest][:2] == ["repurchase_rate", "orders"]  # most points first
+    assert all(not s["alone"] and s["target"] == config.scales[s["metric"]].best for s in rest)
+    assert rest[0]["points"] == round(100 * 2 * (1 - 0.05 / 0.3) / 15, 2)  # repurchase: weight 2 of 15
+    assert {"metric": "complaints", "value": 3, "target": 0, "alone": False, "points": 2.0, "share": 0.3} in rest
 
 
 @settings(max_examples=200, deadline=None)
@@ -62,7 +106,7 @@ def test_with_the_default_configuration_too(metrics) -> None:  # type: ignore[no
     worst = {n: s.worst for n, s in config.scales.items()}
     assert grade_of(score(best, config), config) == "A" and grade_of(score(worst, config), config) == "D"
     for name in BAD:  # a worse bad metric never helps
-        worse = {**metrics, name: 1.0}
+        worse = {**metrics, name: (metrics[name] or 0.0) + 1.0}  # a rate or a count of complaints, one more
         assert score(worse, config) <= score({**metrics, name: metrics[name] or 0.0}, config)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from contextlib import contextmanager
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -187,47 +188,93 @@ def test_an_order_paid_at_the_sandbox_is_delivered_forged_refused_wrong_amount_h
         assert refunded["amount_cents"] == 9500 and trade.refunded == "95.00"
 
 
-def test_a_batchs_links_are_asked_of_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
-                                                                                       monkeypatch):
+def _asked_while_a_writer_tries(hq: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Every precreate HQ asks of Alipay from now on, with whether another writer, started at that moment on the
+    rows an approval reserves, was still kept waiting 3 s later (True: the gateway was asked inside a transaction
+    that holds them)."""
     import threading
 
     from sqlalchemy import update
 
     from hq.models import CardKey
 
+    asked: list[tuple[str, bool]] = []
+    real = AlipayGateway.create
+
+    def create(self, request):  # type: ignore[no-untyped-def]
+        def write() -> None:
+            with hq.service.connection() as conn:
+                conn.execute(update(CardKey).where(CardKey.sku == "card-a").values(serial=CardKey.serial))
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(3)
+        asked.append((request.out_trade_no, writer.is_alive()))  # alive: kept waiting while Alipay answers
+        return real(self, request)
+
+    monkeypatch.setattr(AlipayGateway, "create", create)
+    return asked
+
+
+@contextmanager
+def _hq_on_alipay(tmp_path: Any, db_url: str, served: AlipaySandbox, keys: int) -> Iterator[tuple[Any, str]]:
+    """HQ with Alipay (the sandbox) enabled, `keys` keys of card-a on sale, and a site's licence token."""
     with running_hq(tmp_path, database_url=db_url, payment_check_seconds=3600) as hq:
         hq.seed_item("card-a", price_cents=9000)
-        hq.seed_card_keys("card-a", 2)
+        hq.seed_card_keys("card-a", keys)
         config.configure(hq.service, "tester", "alipay", served.add_app())
-        token = hq.issue_licence("site-ali", categories=["game"])
-        asked: list[tuple[str, bool]] = []
-        writers: list[threading.Thread] = []
-        real = AlipayGateway.create
+        yield hq, hq.issue_licence("site-ali", categories=["game"])
 
-        def create(self, request):  # type: ignore[no-untyped-def]
-            def write() -> None:  # another writer, on the rows the batch reserves (its transaction holds them)
-                with hq.service.connection() as conn:
-                    conn.execute(update(CardKey).where(CardKey.sku == "card-a").values(serial=CardKey.serial))
 
-            writer = threading.Thread(target=write, daemon=True)
-            writer.start()
-            writer.join(3)
-            writers.append(writer)
-            asked.append((request.out_trade_no, writer.is_alive()))  # alive: kept waiting while Alipay answers
-            return real(self, request)
+def _paid_and_delivered(hq: Any, served: AlipaySandbox, token: str, order_id: str, trade_no: str) -> None:
+    trade = served.by_out_trade_no(next(iter(served.apps)), trade_no)
+    httpx.post(f"{served.url}pay/{trade.trade_no}")
+    assert len(wait_order_status(hq, token, order_id, "delivered")["delivery"]["card_keys"]) == 1
 
-        monkeypatch.setattr(AlipayGateway, "create", create)
+
+def test_a_batchs_links_are_asked_of_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
+                                                                                       monkeypatch):
+    with _hq_on_alipay(tmp_path, db_url, served, keys=2) as (hq, token):
+        asked = _asked_while_a_writer_tries(hq, monkeypatch)
         resp = post_orders(hq, token, "k-B", [order("B1", sku="card-a", unit_price_cents=9500),
                                               order("B2", sku="no-such-sku", unit_price_cents=9500)])
-        for writer in writers:
-            writer.join(10)
         paid, refused = resp.json()["results"]
         assert paid["status"] == "pending_payment" and refused["status"] == "rejected"
         assert asked == [(flow.out_trade_no("site-ali", "B1"), False)]  # once, for the approved order, unlocked
         trade = served.by_out_trade_no(next(iter(served.apps)), asked[0][0])
         assert paid["payment"]["qr"] == served.url + "qr/" + trade.trade_no  # the link made before is the one stored
-        httpx.post(f"{served.url}pay/{trade.trade_no}")
-        assert len(wait_order_status(hq, token, "B1", "delivered")["delivery"]["card_keys"]) == 1
+        _paid_and_delivered(hq, served, token, "B1", asked[0][0])
+
+
+def test_the_per_order_path_asks_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
+                                                                                   monkeypatch):
+    with _hq_on_alipay(tmp_path, db_url, served, keys=2) as (hq, token):
+        known = order("C1", sku="card-a", unit_price_cents=9500)
+        assert post_orders(hq, token, "k-C1", [known]).json()["results"][0]["status"] == "pending_payment"
+        asked = _asked_while_a_writer_tries(hq, monkeypatch)
+        resp = post_orders(hq, token, "k-C2", [known, order("C2", sku="card-a", unit_price_cents=9500)])
+        replayed, fresh = resp.json()["results"]  # a known order in the batch: the per-order path decides C2
+        assert replayed["replayed"] and fresh["status"] == "pending_payment"
+        assert asked == [(flow.out_trade_no("site-ali", "C2"), False)]  # once, for the new order, unlocked
+        trade = served.by_out_trade_no(next(iter(served.apps)), asked[0][0])
+        assert fresh["payment"]["qr"] == served.url + "qr/" + trade.trade_no
+        _paid_and_delivered(hq, served, token, "C2", asked[0][0])
+
+
+def test_a_review_approval_asks_alipay_before_its_transaction_so_no_writer_waits(tmp_path, db_url, served,
+                                                                                  monkeypatch):
+    from hq import reviews
+    from tests.agent.helpers import OPEN_RULES
+
+    with _hq_on_alipay(tmp_path, db_url, served, keys=1) as (hq, token):
+        hq.set_rules({**OPEN_RULES, "limits": {**OPEN_RULES["limits"], "review_amount_cents": 10_000}})
+        asked = _asked_while_a_writer_tries(hq, monkeypatch)
+        held = post_orders(hq, token, "k-D1", [order("D1", sku="card-a", unit_price_cents=10_000)]).json()["results"][0]
+        assert held["status"] == "review" and asked == []  # nothing to pay yet
+        resolved = reviews.resolve(hq.service, "op", held["hq_order_id"], "approve")
+        assert (resolved["decision"], resolved["status"]) == ("approve", "pending_payment")
+        assert asked == [(flow.out_trade_no("site-ali", "D1"), False)]  # once, before the order was locked
+        _paid_and_delivered(hq, served, token, "D1", asked[0][0])
 
 
 def test_an_unreachable_gateway_answers_503_stores_nothing_and_the_same_batch_lands_later(tmp_path):

@@ -56,3 +56,65 @@ def test_the_demo_hands_both_ends_one_merchant_made_once_and_kept_private(tmp_pa
     box = sandbox_from_file(merchant_file(demo), notify_attempts=1)
     assert box.merchants == {made["pid"]: made["key"]}
     EpayGateway(made)  # a configuration HQ takes
+
+
+def _restored_and_served(kind, tmp_path):  # type: ignore[no-untyped-def]
+    """Credentials HQ would hold from a sandbox, and that sandbox made again from its state file by
+    sandbox_from_state and served on the same address (as the container runs it)."""
+    from contextlib import ExitStack
+
+    from hq.payments.sandbox_serve import sandbox_from_state
+
+    with serving(kind(), f"{kind.__name__} made here") as made:
+        creds = made.add_app() if hasattr(made, "add_app") else made.add_merchant()
+        port = int(made.url.rsplit(":", 1)[1].strip("/"))
+        path = tmp_path / "state.json"
+        path.write_text(json.dumps(made.state()))
+    box = sandbox_from_state(path, made.url, notify_attempts=1)
+    stack = ExitStack()
+    stack.enter_context(serving(box, kind.__name__, port=port))
+    return creds, box, stack
+
+
+def test_an_alipay_sandbox_from_its_state_file_takes_hqs_calls_and_its_notifications_verify_at_hq(tmp_path):
+    from hq.payments.alipay import AlipayGateway
+    from hq.payments.sandbox_alipay import AlipaySandbox
+
+    creds, box, stack = _restored_and_served(AlipaySandbox, tmp_path)
+    with stack:
+        box.drop_notifications = True
+        gw = AlipayGateway(creds)
+        link = gw.create(PaymentRequest("kstate", 9500, "CNY", "game x1", "http://hq/n", "http://hq/r"))
+        trade = box.by_out_trade_no(creds["app_id"], "kstate")  # the app HQ signs as is known to it
+        assert link.qr_content == f"{box.url}qr/{trade.trade_no}"
+        box.pay(trade.trade_no)
+        notice = gw.verify(box.notification(trade))  # signed with the key HQ was given the public half of
+        assert (notice.out_trade_no, notice.amount_cents, notice.paid) == ("kstate", 9500, True)
+
+
+def test_a_wechat_sandbox_from_its_state_file_takes_hqs_calls_and_its_notifications_verify_at_hq(tmp_path):
+    from hq.payments.contract import Notification
+    from hq.payments.sandbox_wechat import WechatSandbox
+    from hq.payments.wechat import WechatGateway
+
+    creds, box, stack = _restored_and_served(WechatSandbox, tmp_path)
+    with stack:
+        box.drop_notifications = True
+        gw = WechatGateway(creds)
+        link = gw.create(PaymentRequest("kstate", 9500, "CNY", "game x1", "http://hq/n", "http://hq/r"))
+        trade = box.by_out_trade_no(creds["mchid"], "kstate")
+        assert link.qr_content == f"{box.url}pay/{trade.transaction_id}"
+        box.pay(trade.transaction_id)
+        headers, body = box.notification(trade)
+        notice = gw.verify(Notification({}, headers, body))  # the platform certificate HQ holds, the APIv3 key
+        assert (notice.out_trade_no, notice.amount_cents, notice.paid) == ("kstate", 9500, True)
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"gateway": "epay"}', '{"gateway": "alipay"}',
+                                     '{"gateway": "wechat", "platform_key": "x"}'])
+def test_a_bad_state_file_is_one_line_exit_2(tmp_path, capsys, content):
+    path = tmp_path / "state.json"
+    path.write_text(content)
+    assert main(["--state", str(path), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: state file state.json") and err.count("\n") == 1

@@ -161,7 +161,8 @@ def test_the_cli_starts_shows_and_halts_and_refuses_bad_input(tmp_path, capsys) 
     assert run(["hq", "rollout", "start", "0.2.0", "--rings", "0", "--soak", "0", "--json",
                 "--hq-dir", str(hq_dir)]) == 0
     started = json.loads(capsys.readouterr().out)
-    assert started["sites"] == [{"site": "xingchen", "ring": 0, "state": "sent", "detail": None, "reported_at": None}]
+    assert started["sites"] == [{"site": "xingchen", "ring": 0, "state": "sent", "detail": None, "reported_at": None,
+                                 "window": None, "previous": None, "rollback": None, "rollback_detail": None}]
     assert run(["hq", "rollout", "halt", started["id"], "--reason", "line1\nline2", "--hq-dir", str(hq_dir)]) == 2
     assert run(["hq", "rollout", "halt", started["id"], "--reason", "stop", "--hq-dir", str(hq_dir)]) == 0
     assert "halted: stop" in capsys.readouterr().out
@@ -182,8 +183,8 @@ def test_the_fleet_page_shows_the_rollout_and_each_sites_state_in_both_languages
     rollouts.report(hq_server.service, "page-a", cmd["id"], "2.9.0", "rolled_back", "storefront: <not healthy>")
     page = client.get("/fleet/rollouts")
     assert page.status_code == 200 and f'data-id="{started["id"]}" data-state="halted"' in page.text
-    assert '<tr data-site="page-a" data-state="failed">' in page.text and "&lt;not healthy&gt;" in page.text
-    assert '<tr data-site="page-b" data-state="waiting">' in page.text and 'id="nav-rollouts"' in page.text
+    assert '<tr data-site="page-a" data-state="failed"' in page.text and "&lt;not healthy&gt;" in page.text
+    assert '<tr data-site="page-b" data-state="waiting"' in page.text and 'id="nav-rollouts"' in page.text
     zh = client.get("/fleet/rollouts?lang=zh-CN").text
     assert "已停止" in zh and "失败" in zh and "等待" in zh
     assert client.get("/fleet/rollouts?x=1").status_code == 400  # like every fleet page
@@ -252,5 +253,5 @@ def test_the_rollout_page_halts_and_resumes_the_rollout_behind_the_csrf_token(hq
     assert "4.0.0%3A%20running" in resumed.headers["location"]
     assert rollouts.status(hq_server.service)["state"] == "running"
     assert client.post("/fleet/rollouts/not-a-uuid/halt", data={"csrf": csrf, "reason": "x"}).status_code == 422
-    assert client.post(f"/fleet/rollouts/{started['id']}/rollback", data={"csrf": csrf}).status_code in (404, 422)
+    assert client.post(f"/fleet/rollouts/{started['id']}/promote", data={"csrf": csrf}).status_code in (404, 422)
     client.close()

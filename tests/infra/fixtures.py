@@ -13,10 +13,11 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -129,8 +130,21 @@ def kit_images(version: str | None = None) -> list:
     version = version or __version__
     if version not in _BUILT:
         client = docker_client()
-        _BUILT[version] = build_images(client, REPO, version, list(SERVICES))
+        with _one_build_at_a_time():  # another xdist worker building too waits, then finds every layer cached
+            _BUILT[version] = build_images(client, REPO, version, list(SERVICES))
     return _BUILT[version]
+
+
+@contextmanager
+def _one_build_at_a_time() -> Iterator[None]:
+    """Two concurrent builds of one tree would each make their own layers and re-point the shared tags."""
+    import fcntl
+
+    lock = state_dir() / "image-build.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 # ------------------------------------------------------------ pytest fixtures

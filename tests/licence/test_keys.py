@@ -126,3 +126,25 @@ def test_jwks_files(tmp_path):
     with pytest.raises(InvalidInput) as refused:
         load_jwks(tmp_path / "bad.json")
     assert str(refused.value) == f"HQ keys file {tmp_path / 'bad.json'} is not JSON"
+
+
+def test_the_signing_key_is_parsed_once_per_index_and_a_rotation_is_seen_at_once(tmp_path, monkeypatch):
+    """HQ signs every command it hands out (10,000 for a fleet-wide one): the key is read and parsed once, not
+    per signature; a rotation (in this process or by `kitctl hq keys rotate` in another) replaces the index."""
+    from cryptography.hazmat.primitives import serialization
+
+    store = HQKeyStore(tmp_path)
+    first = store.init()
+    parsed: list[bytes] = []
+    real = serialization.load_pem_private_key
+
+    def counting(data: bytes, password: None) -> object:
+        parsed.append(data)
+        return real(data, password=password)
+
+    monkeypatch.setattr(keys_module.serialization, "load_pem_private_key", counting)
+    kids = {store.signing_key()[0] for _ in range(50)}
+    assert kids == {first.kid} and len(parsed) == 1
+    second = HQKeyStore(tmp_path).rotate()  # another process's store: only the file changes
+    assert store.signing_key()[0] == second.kid and len(parsed) == 2
+    assert store.signing_key()[0] == second.kid and len(parsed) == 2

@@ -56,7 +56,7 @@ def test_agent_and_hq_series_do_not_grow_with_orders_or_buyers(tmp_path: Path) -
     from agent.metrics import AgentMetrics
     from agent.outbox import Forwarder
     from agent.stats import Observer
-    from hq import api_admin, api_applications, api_payments, api_settlement, api_site, api_stock, push_api
+    from hq import api_admin, api_applications, api_complaints, api_grades, api_payments, api_settlement, api_site, api_stock, push_api
     from hq import apply_pages, fleet as fleet_pages, fleet_applications, fleet_payments, fleet_settlement
     from hq.metrics import RULES, FleetCollector, render
     from tests.agent.helpers import SITE_KEY, migrated_engine, sqlite_url
@@ -97,7 +97,8 @@ def test_agent_and_hq_series_do_not_grow_with_orders_or_buyers(tmp_path: Path) -
     routers = (api_site.router, api_admin.router, api_settlement.site_router, api_settlement.admin_router,
                fleet_pages.router, fleet_settlement.router, fleet_payments.router, api_payments.router,
                api_stock.admin_router, api_stock.router, api_applications.router, api_applications.admin_router,
-               apply_pages.router, fleet_applications.router)
+               apply_pages.router, fleet_applications.router, api_grades.router, api_grades.site_router,
+               api_complaints.router, api_complaints.admin_router)
     templates = {r.path for router in routers for r in router.routes} | {push_api.PATH}
     assert "/v1/orders" in _label_values(text, "route")
     assert _label_values(text, "route") <= templates | {"/v1/heartbeat", "/metrics", "/healthz", "/openapi.json", "/docs", "unmatched"}  # templates only

@@ -68,6 +68,8 @@ def test_render_json_summary_has_no_secret(flags, capsys):
         ({"logo": "/nonexistent.png"}, "cannot read logo"),
         ({"hq_keys": "/nonexistent.json"}, "does not exist"),
         ({"locale": "de"}, "invalid --locale"),
+        ({"checkouts_per_minute": "0"}, "invalid --checkouts-per-minute"),
+        ({"checkouts_per_minute": "100001"}, "invalid --checkouts-per-minute"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(flags, capsys, over, words):

@@ -44,6 +44,9 @@ class FakeEngineAPI:
     def containers(self, all: bool = False, filters: Any = None) -> list[dict[str, Any]]:
         return [{"Id": "db-container", "Names": ["/shop_db_1"]}]
 
+    def info(self) -> dict[str, Any]:  # one engine, no Swarm: the backup of containers
+        return {"Swarm": {"LocalNodeState": "inactive"}}
+
     def exec_create(self, container: str, cmd: list[str], **_: Any) -> dict[str, str]:
         self.commands.append(cmd)
         return {"Id": "exec-1"}

@@ -94,7 +94,7 @@ def test_an_upgrade_runs_once_pins_the_version_and_is_reported(rig: Rig) -> None
                              "storefront": "127.0.0.1:5000/kitctl/storefront:0.2.0"}]  # redis is not the kit's
     assert "kitctl/agent:0.2.0" in rig.images() and "redis:7" in rig.images()  # compose.yaml pins it
     assert rig.reports == [{"command_id": handled.command_id, "version": "0.2.0", "outcome": "upgraded",
-                            "detail": ""}]
+                            "detail": "", "previous": "0.1.0", "window": None, "auto_upgrade": True}]
     assert (state.state_path(rig.site_dir).stat().st_mode & 0o777) == 0o600
     rig.stored = token  # the same command again (a replay, or the next round): nothing more happens
     rig.service.once()

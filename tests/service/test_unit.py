@@ -33,6 +33,17 @@ def test_the_unit_systemd_analyze_accepts_runs_this_kitctl_for_the_site(tmp_path
     assert verify(unit) == ""
 
 
+def test_the_window_and_the_opt_out_go_into_the_unit_the_licensee_installs(tmp_path: Path, monkeypatch) -> None:
+    rig = Rig(tmp_path, monkeypatch)
+    units = tmp_path / "units"
+    units.mkdir()
+    assert run(["service", "install", "--site-dir", str(rig.site_dir), "--unit-dir", str(units),
+                "--window", "23:30-01:15", "--timezone", "Asia/Shanghai", "--no-auto-upgrade"]) == 0
+    exec_start = next(line for line in (units / "kitctl-kit-xingchen.service").read_text().splitlines()
+                      if line.startswith("ExecStart="))
+    assert exec_start.endswith('"--window" "23:30-01:15" "--timezone" "Asia/Shanghai" "--no-auto-upgrade"')
+
+
 def test_systemd_specials_in_a_path_are_escaped(tmp_path: Path) -> None:
     spec = UnitSpec("kit-x", tmp_path / "100%$HOME", ["/usr/bin/python3", "-m", "kitctl"])
     assert '100%%$$HOME"' in render(spec)
@@ -41,6 +52,10 @@ def test_systemd_specials_in_a_path_are_escaped(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, said", [
     (["--hq-url", "ftp://hq"], "--hq-url"), (["--hq-url", "http://hq/ x"], "--hq-url"),
     (["--interval", "0"], "--interval"), (["--unit-dir", "/nonexistent-dir-kitctl"], "not a directory"),
+    (["--window", "2-5"], "HH:MM-HH:MM"), (["--window", "24:00-05:00"], "HH:MM-HH:MM"),
+    (["--window", "02:00-02:00"], "the same"), (["--window", "02:00-05:00", "--timezone", "Mars/Olympus"],
+                                                 "not known"),
+    (["--window", "02:00-05:00", "--timezone", "../etc"], "not a time zone"), (["--timezone", "UTC+8"], "--window"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, monkeypatch, capsys, args, said) -> None:
     rig = Rig(tmp_path, monkeypatch)

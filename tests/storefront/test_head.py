@@ -31,7 +31,7 @@ def _pages(base: str) -> dict[str, str]:
             "/admin/password": "/admin/password", "/admin": "/admin", "/admin/rules": "/admin/rules",
             "/admin/catalog": "/admin/catalog", "/admin/orders": "/admin/orders",
             "/admin/orders.csv": "/admin/orders.csv", "/admin/revenue": "/admin/revenue",
-            "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/users": "/admin/users",
+            "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/grade": "/admin/grade", "/admin/users": "/admin/users",
             "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
             "/admin/settlement/{statement_id}": "/admin/settlement/1",  # none issued: 404 to both
             "/admin/settlement/{statement_id}/pdf": "/admin/settlement/1/pdf",  # none issued: 404 to both

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from sitedb.engine import make_engine
-from sitedb.tables import audit_log, orders
+from sitedb.tables import audit_log, orders, site_grade
 from storefront.admin_users import create_admin
 from tests.storefront.http import form_token
 from tests.storefront.support import seed, update_site_state
@@ -30,7 +30,7 @@ def _pages(order_path: str) -> dict[str, str]:
     return {"/": "/", "/?q=话费": "/?q=话费", "/p/{sku}": "/p/G-QQ-100", "/order": "/order", "/order/{order_id}": order_path,
             "/admin/login": "/admin/login", "/admin/password": "/admin/password", "/admin": "/admin",
             "/admin/rules": "/admin/rules", "/admin/catalog": "/admin/catalog", "/admin/orders": "/admin/orders",
-            "/admin/revenue": "/admin/revenue", "/admin/licence": "/admin/licence", "/admin/health": "/admin/health",
+            "/admin/revenue": "/admin/revenue", "/admin/licence": "/admin/licence", "/admin/health": "/admin/health", "/admin/grade": "/admin/grade",
             "/admin/users": "/admin/users", "/admin/coupons": "/admin/coupons", "/admin/settlement": "/admin/settlement",
             "/admin/settlement/{statement_id}": "/admin/settlement/1", "/admin/payouts": "/admin/payouts",
             "/admin/audit": "/admin/audit", "/admin/api-keys": "/admin/api-keys"}
@@ -47,7 +47,21 @@ def _decided(url: str, order_id: str) -> None:
                                               detail={"order_id": order_id, "status": "rejected", "decision": "reject"}))
         conn.execute(insert(audit_log).values(actor="agent", action="command_suspend", at=datetime.now(timezone.utc),
                                               detail={"seq": 3, "outcome": "applied"}))
+        conn.execute(insert(site_grade).values(id=1, period="2026-10", grade="C", score=46.18, detail=_grade(),
+                                               fetched_at=datetime.now(timezone.utc)))  # as the agent copies HQ's
     engine.dispose()
+
+
+def _grade() -> dict:
+    """HQ's answer for a C site (hq.grades.own_grade's shape), with what would raise it."""
+    from hq.grading import GradingConfig, next_line
+
+    metrics = {"gmv_cents": 1_000_000, "growth": -0.1, "orders": 120, "repurchase_rate": 0.05, "uptime": 0.97,
+               "sync_health": 0.99, "rejection_rate": 0.08, "review_rate": None, "refund_rate": 0.04, "complaints": 3}
+    config = GradingConfig()
+    return {"period": "2026-10", "grade": "C", "score": 46.18, "trend": ["B", "C", "C", "C"], "metrics": metrics,
+            "scales": {n: sc.model_dump() for n, sc in config.scales.items()}, "grades": dict(config.grades),
+            "next": next_line(metrics, config)}
 
 
 def _signed_in(client, username: str, password: str) -> None:  # type: ignore[no-untyped-def]

@@ -64,7 +64,7 @@ def demo_up_with_run_images(demo: Demo) -> None:
 
 @contextmanager
 def own_demo(root: Path, prefix: str, heartbeat_seconds: int,
-             hq_env: tuple[tuple[str, str], ...] = ()) -> Iterator[Any]:
+             hq_env: tuple[tuple[str, str], ...] = (), checkouts_per_minute: int | None = None) -> Iterator[Any]:
     """`demo_up` with this run's names and ports (its own registry: never the demo's or the shared one);
     `demo_down` afterwards, also after a failed launch, so nothing of the run is left behind."""
     from demo.stack import Demo, demo_down, services
@@ -77,7 +77,8 @@ def own_demo(root: Path, prefix: str, heartbeat_seconds: int,
     d = Demo(root=root, site_id=f"{prefix}-{suffix}", network=f"kitctl-e2e-{suffix}",
              hq_container=f"kitctl-e2e-hq-{suffix}", hq_port=free_port(), http_port=free_port(),
              https_port=free_port(), metrics_port=free_port(), heartbeat_seconds=heartbeat_seconds,
-             registry=f"127.0.0.1:{free_port()}", pay_port=free_port(), hq_env=hq_env)
+             registry=f"127.0.0.1:{free_port()}", pay_port=free_port(), hq_env=hq_env,
+             checkouts_per_minute=checkouts_per_minute)
     try:
         demo_up_with_run_images(d)
         yield d

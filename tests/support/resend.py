@@ -26,12 +26,12 @@ class ServerDropped(httpx.TransportError):
 class ResendingTransport(httpx.BaseTransport):
     """httpx's own transport, sending an idempotent request again after a dropped connection (bounded)."""
 
-    def __init__(self, server: str, attempts: int = ATTEMPTS, pause: float = 0.1) -> None:
+    def __init__(self, server: str, attempts: int = ATTEMPTS, pause: float = 0.1, verify: bool = True) -> None:
         self.server = server
         self.attempts = attempts
         self.pause = pause
         self.resent = 0  # how many times a request went again (a figure for the test's report)
-        self._inner = httpx.HTTPTransport()
+        self._inner = httpx.HTTPTransport(verify=verify)  # verify=False: a local site's self-signed certificate
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         tries = self.attempts if request.method in IDEMPOTENT else 1
@@ -54,7 +54,7 @@ class ResendingTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-def client(server: str, base_url: str = "", **options: Any) -> httpx.Client:
+def client(server: str, base_url: str = "", verify: bool = True, **options: Any) -> httpx.Client:
     """An httpx client whose dropped idempotent requests go again (see the module docstring); `server` names the
     server in the error when they never get an answer."""
-    return httpx.Client(base_url=base_url, transport=ResendingTransport(server), **options)
+    return httpx.Client(base_url=base_url, transport=ResendingTransport(server, verify=verify), **options)

@@ -14,10 +14,13 @@ if TYPE_CHECKING:
 
 
 def running_containers(api: "APIClient", service: str) -> list[str]:
-    """Container ids of the service's running tasks (those placed on any node; exec works on this one's)."""
-    tasks = api.tasks(filters={"service": service, "desired-state": "running"})
+    """Container ids of the service's running tasks on the node the API speaks to: a task on another node
+    has a container id too, but this engine cannot exec in it (404)."""
+    here = (api.info().get("Swarm") or {}).get("NodeID")
+    tasks = api.tasks(filters={"service": service, "desired-state": "running", "node": here})
     return [t["Status"]["ContainerStatus"]["ContainerID"] for t in tasks
-            if t.get("Status", {}).get("State") == "running" and t["Status"].get("ContainerStatus", {}).get("ContainerID")]
+            if t.get("NodeID") == here and t.get("Status", {}).get("State") == "running"
+            and t["Status"].get("ContainerStatus", {}).get("ContainerID")]
 
 
 def running_container(api: "APIClient", service: str) -> str | None:

@@ -35,6 +35,8 @@ DOMAIN_REFUSALS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/applications/{number}/resubmit"): frozenset({"material_type", "material_kind"}),
     # an operator's decision names its reason (`why`, not blank) and, for a licence, a site id HQ has not issued
     ("POST", "/v1/admin/applications/{number}/decide"): frozenset({"invalid_request", "invalid_licence_request"}),
+    # a host's report: command_id, version and outcome together, or none of them and auto_upgrade
+    ("POST", "/v1/upgrade-report"): frozenset({"incomplete_report"}),
 }
 
 
