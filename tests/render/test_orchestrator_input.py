@@ -100,3 +100,17 @@ def test_up_without_the_flag_deploys_to_the_recorded_orchestrator(flags, monkeyp
     monkeypatch.setattr(outcome, "deploy_and_report", lambda options, verb: seen.append(options.orchestrator) or 0)
     assert run(["up", "--site-dir", str(site)]) == 0
     assert seen == ["swarm"]
+
+
+def test_the_fast_plain_up_deploys_to_the_recorded_orchestrator_too(flags, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kitctl up` with no input skips the full CLI (kitctl.entry.plain_up): it must read the record as well."""
+    import kitctl.deploy.outcome as outcome
+    import kitctl.entry as entry
+
+    site = render_site({**flags, "orchestrator": "swarm"}).site_dir
+    seen: list[str] = []
+    monkeypatch.setattr(entry, "print_if_unchanged", lambda *a: False)
+    monkeypatch.setattr(outcome, "refresh_plugin_services", lambda *a: None)
+    monkeypatch.setattr(outcome, "deploy_and_report", lambda options, verb: seen.append(options.orchestrator) or 0)
+    assert entry.plain_up(["--site-dir", str(site)]) == 0
+    assert seen == ["swarm"]
