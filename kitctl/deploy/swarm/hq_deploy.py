@@ -67,13 +67,14 @@ def hq_deploy(api: "APIClient", options: HqSwarmOptions, timeout: float = 180.0,
 
 def hq_remove(api: "APIClient", name: str) -> list[str]:
     """Remove the HQ deployment `name`: its services, then its secrets (the network too when kitctl made it)."""
-    from kitctl.deploy.swarm.down import _wait_gone
+    from kitctl.deploy.swarm.down import wait_gone
 
     done = []
-    for svc in api.services(filters={"label": f"{STACK_LABEL}={name}"}):
+    services = api.services(filters={"label": f"{STACK_LABEL}={name}"})
+    for svc in services:
         api.remove_service(svc["ID"])
         done.append(f"removed swarm service {svc['Spec']['Name']}")
-    _wait_gone(api, f"{STACK_LABEL}={name}")
+    wait_gone(api, [svc["ID"] for svc in services])
     for item in api.secrets(filters={"label": [f"{STACK_LABEL}={name}", f"{ROLE_LABEL}=secret"]}):
         api.remove_secret(item["ID"])
         done.append(f"removed swarm secret {item['Spec']['Name']}")
