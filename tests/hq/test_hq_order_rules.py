@@ -427,6 +427,27 @@ def test_both_paths_count_the_earlier_orders_toward_the_sites_daily_limits(hq, m
         ("o3", "review", ["site_daily_orders:2", "site_daily_amount:250"])]
 
 
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_batch_counts_the_sites_orders_stored_earlier_that_day_toward_its_daily_limits(hq, clock, monkeypatch,
+                                                                                       path):
+    """Earlier requests' orders count: the site's own, received since HQ's midnight (UTC); not the day before's,
+    not another site's."""
+    hq.rules.save(parse_rules({**RULES, "site_daily": {"max_orders": 2, "max_amount_cents": 250, "action": "review"}}))
+    site_b(hq)
+    clock.now = datetime(2025, 6, 14, 23, 59, 59, tzinfo=timezone.utc)
+    submit(hq, "k0", item("y1"))  # the day before: not counted
+    clock.now = datetime(2025, 6, 15, 0, 0, 0, tzinfo=timezone.utc)
+    submit(hq, "k1", item("o1"))  # at midnight: counted
+    submit(hq, "k1", item("b1"), site="site-b")  # another site's: not counted
+    clock.now = T0
+    if path == "per-order":
+        per_order(monkeypatch)
+    results, _ = submit(hq, "k2", item("o2", price=151), item("o3"))
+    assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
+        ("o2", "review", ["site_daily_amount:250"]),
+        ("o3", "review", ["site_daily_orders:2", "site_daily_amount:250"])]
+
+
 def test_the_batch_path_holds_a_new_sites_large_orders_for_review_by_the_sites_age(hq, clock):
     licences.issue(hq, "t", "site-n", "pro", ["game"], 365)  # created at the real now: a new site
     hq.rules.save(parse_rules({**RULES, "new_site": {"days": 7, "max_orders_per_day": 1,
@@ -589,6 +610,7 @@ class RemoteGateway:
     def __init__(self, hq: HQ) -> None:
         self.hq = hq
         self.asked: list[tuple[str, int, str, bool]] = []
+        self.currencies: list[str] = []
 
     def create(self, request: Any) -> Any:
         import threading
@@ -607,6 +629,7 @@ class RemoteGateway:
         probe.start()
         probe.join()
         self.asked.append((request.out_trade_no, request.amount_cents, request.subject, not free[0]))
+        self.currencies.append(request.currency)
         return PayLink(pay_url=f"https://pay.example/{request.out_trade_no}", qr_content=f"qr:{request.out_trade_no}")
 
 
@@ -620,6 +643,7 @@ def test_a_remote_gateways_links_are_asked_before_the_batchs_transaction_for_the
         ("o1", "pending_payment", f"https://pay.example/{remote.asked[0][0]}"), ("o2", "review", None),
         ("o3", "pending_payment", f"https://pay.example/{remote.asked[1][0]}")]
     assert [a[1:] for a in remote.asked] == [(150, "card-1 x2", False), (100, "card-1 x1", False)]  # once each, unlocked
+    assert remote.currencies == ["CNY", "CNY"]
     remote.asked.clear()
     results, _ = submit(hq, "k2", item("o3"), item("o4"))  # a known order: the per-order path, which asks first too
     assert [(r["order_id"], r["status"], r["replayed"]) for r in results] == [
@@ -628,6 +652,30 @@ def test_a_remote_gateways_links_are_asked_before_the_batchs_transaction_for_the
     from hq.payments.flow import out_trade_no  # the merchant order number: per (site, order)
 
     assert remote.asked[0][0] == out_trade_no("site-a", "o4")
+
+
+class LocalGateway(RemoteGateway):
+    """A gateway that makes its links without a network call (as the sandbox): asked inside the transaction."""
+
+    creates_remotely = False
+
+
+@pytest.mark.parametrize("path", ["batch", "per-order"])
+def test_a_local_gateways_links_are_asked_inside_the_transaction_for_each_approved_order(hq, monkeypatch, path):
+    from hq.payments import gateways
+    from hq.payments.flow import out_trade_no
+
+    local = LocalGateway(hq)
+    monkeypatch.setattr(gateways, "active", lambda hq_, conn: local)
+    if path == "per-order":
+        per_order(monkeypatch)
+    results, _ = submit(hq, "k", item("o1", quantity=2, total=150), item("o2", price=50_000), item("o3"))
+    assert [(r["order_id"], r["status"], r["payment"] and r["payment"]["pay_url"]) for r in results] == [
+        ("o1", "pending_payment", f"https://pay.example/{out_trade_no('site-a', 'o1')}"), ("o2", "review", None),
+        ("o3", "pending_payment", f"https://pay.example/{out_trade_no('site-a', 'o3')}")]
+    assert local.asked == [(out_trade_no("site-a", "o1"), 150, "card-1 x2", True),  # under the transaction's writer
+                           (out_trade_no("site-a", "o3"), 100, "card-1 x1", True)]
+    assert local.currencies == ["CNY", "CNY"]
 
 
 def test_fulfilling_an_order_whose_catalog_item_is_gone_delivers_it_and_posts_it_without_a_category(hq):
