@@ -77,13 +77,16 @@ def plain_up(args: list[str]) -> int | None:
     if print_if_unchanged(site_dir, target, remote_dir):
         return 0
     from kitctl.console import print_error
+    from kitctl.deploy import orchestrator
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
     from kitcore.errors import KitError
 
     try:
         refresh_plugin_services(site_dir, target, None)
-        return deploy_and_report(UpOptions(site_dir=site_dir, host=target, remote_dir=remote_dir), "up")
+        deployed_to = orchestrator.recorded(site_dir) or orchestrator.DEFAULT  # as the full CLI: the recorded one
+        return deploy_and_report(UpOptions(site_dir=site_dir, host=target, remote_dir=remote_dir,
+                                           orchestrator=deployed_to), "up")
     except KitError as exc:
         print_error(str(exc))
         return exc.exit_code

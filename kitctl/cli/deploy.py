@@ -60,27 +60,22 @@ def up(
     service: Optional[list[str]] = typer.Option(None, "--service", help="Only this service (and what it needs)."),
     keep: bool = typer.Option(False, "--keep", help="If a first deploy fails, keep its containers (stopped), networks "
                               "and volumes to inspect; `kitctl down --volumes` removes them."),
-    orchestrator: str = typer.Option("engine", "--orchestrator", help="engine (containers on one Docker engine) or "
-                                     "swarm (Swarm services on a manager; see docs/scale-out.md)."),
 ) -> int:
     """Render (when site inputs are given) and start or update the stack: health-gated, rolled back on failure."""
+    from kitctl.deploy import orchestrator
     from kitctl.deploy.outcome import deploy_and_report, refresh_plugin_services
     from kitctl.deploy.up import UpOptions
 
-    from kitctl.deploy.up import ORCHESTRATORS
-
-    if orchestrator not in ORCHESTRATORS:  # before anything is rendered or read
-        from kitcore.errors import InvalidInput
-
-        raise InvalidInput(f"--orchestrator must be one of: {', '.join(ORCHESTRATORS)}")
-    site_dir = _render_if_asked(site_params, dry_run)
     host = site_params.get("docker_host") or _env_host()
+    wanted = orchestrator.checked(site_params.get("orchestrator"))  # before anything is rendered or read
+    orchestrator.check_switch(wanted, SiteDir.chosen(site_params.get("site_dir")).root, host)
+    site_dir = _render_if_asked(site_params, dry_run)
     if SiteDir(site_dir).is_rendered:
         refresh_plugin_services(site_dir, host, _path(site_params.get("hq_keys")), dry_run)
     options = UpOptions(site_dir=site_dir, host=host,
                         licence=site_params.get("licence"), hq_keys=_path(site_params.get("hq_keys")), bundle=bundle,
                         timeout=timeout, remote_dir=remote_dir, dry_run=dry_run, services=service or None,
-                        keep=keep, orchestrator=orchestrator)
+                        keep=keep, orchestrator=wanted or orchestrator.recorded(site_dir) or orchestrator.DEFAULT)
     return deploy_and_report(options, "up")
 
 

@@ -1247,3 +1247,77 @@ def _uuid_arg(value: Optional[str]) -> Optional[str]:
     if value is not None and not re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", value):
         raise InvalidInput(f"{value[:40]!r} is not a rollout id")
     return value
+
+
+# -- HQ on an orchestrator (docs/scale-out.md) ----------------------------------
+
+def _settings_pairs(values: Optional[list[str]]) -> tuple[tuple[str, str], ...]:
+    """`--setting heartbeat_interval_seconds=5` → ((name, value),); names checked against HQ's settings."""
+    from hq.settings import HQSettings
+    from kitcore.errors import InvalidInput
+
+    pairs = []
+    for raw in values or []:
+        name, sep, value = raw.partition("=")
+        name = name.strip().lower().replace("-", "_")
+        if not sep or name not in HQSettings.model_fields or name in ("dir", "database_url", "bind", "migrate"):
+            raise InvalidInput(f"--setting {raw!r}: NAME=VALUE with NAME one of HQ's settings (not dir, database_url, "
+                               "bind or migrate, which the deployment sets)")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
+@app.command("deploy")
+def deploy(
+    orchestrator: str = typer.Option(..., "--orchestrator", help="swarm: HQ's instances as one Swarm service."),
+    database_url: str = typer.Option(..., "--database-url", envvar="KIT_HQ_DATABASE_URL",
+                                     help="The PostgreSQL database the instances share (their only shared state)."),
+    replicas: int = typer.Option(2, "--replicas", help="HQ instances (1-32)."),
+    hq_dir: Optional[Path] = HQ_DIR,
+    name: str = typer.Option("kitctl-hq", "--name", help="Service name: the name sites reach HQ by on the network."),
+    network: str = typer.Option("kitctl-hq", "--network", help="Attachable overlay network (sites: --hq-network)."),
+    hq_url: Optional[str] = typer.Option(None, "--hq-url", help="Public URL written into licences "
+                                         "(default http://NAME:8600)."),
+    publish: Optional[int] = typer.Option(None, "--publish", min=1, max=65535,
+                                          help="Publish this host-mode port (one instance per node)."),
+    image: Optional[str] = typer.Option(None, "--image", help="HQ image (default kitctl/hq:<kit version>)."),
+    setting: Optional[list[str]] = typer.Option(None, "--setting", help="Further HQ setting NAME=VALUE (repeatable)."),
+    docker_host: Optional[str] = typer.Option(None, "--docker-host", envvar="KITCTL_DOCKER_HOST",
+                                              help="A Swarm manager: unix:///… or ssh://user@host[:port]."),
+    timeout: float = typer.Option(180.0, "--timeout", help="Longest wait, in seconds, for the instances to turn healthy."),
+) -> None:
+    """Run HQ as N instances on an orchestrator: migrated once, rolled over start-first, health-gated."""
+    from kitcore import __version__
+    from kitcore.errors import InvalidInput
+    from kitctl.deploy.swarm.hq_deploy import hq_deploy
+    from kitctl.deploy.swarm.hq_stack import HqSwarmOptions
+    from kitctl.engine import connect
+
+    if orchestrator != "swarm":
+        raise InvalidInput("--orchestrator must be swarm (on one engine run `kitctl hq serve` or the kitctl/hq image)")
+    options = HqSwarmOptions(hq_dir=hq_dir_or_default(hq_dir), database_url=database_url,
+                             image=image or f"kitctl/hq:{__version__}", replicas=replicas, name=name, network=network,
+                             public_url=hq_url, publish=publish, settings=_settings_pairs(setting)).checked()
+    done = hq_deploy(connect(docker_host).api, options, timeout, lambda line: typer.echo(line))
+    if not done.changed:
+        typer.echo(f"nothing to do: {name} runs this spec")
+    else:
+        typer.echo(f"hq deploy done: {name}, {replicas} instances healthy in {done.seconds:.1f}s "
+                   f"(network {network}; sites join it with --hq-network {network})")
+
+
+@app.command("undeploy")
+def undeploy(
+    orchestrator: str = typer.Option(..., "--orchestrator", help="swarm"),
+    name: str = typer.Option("kitctl-hq", "--name", help="The deployment's service name."),
+    docker_host: Optional[str] = typer.Option(None, "--docker-host", envvar="KITCTL_DOCKER_HOST"),
+) -> None:
+    """Remove an HQ deployment's services, secrets and the network it made (the database is left alone)."""
+    from kitcore.errors import InvalidInput
+    from kitctl.deploy.swarm.hq_deploy import hq_remove
+    from kitctl.engine import connect
+
+    if orchestrator != "swarm":
+        raise InvalidInput("--orchestrator must be swarm")
+    for line in hq_remove(connect(docker_host).api, name) or [f"nothing to remove: no HQ deployment {name}"]:
+        typer.echo(line)

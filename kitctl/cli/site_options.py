@@ -44,6 +44,7 @@ SITE_OPTIONS: list[inspect.Parameter] = [
     _opt("metrics_port", Optional[int], "--metrics-port", "Host port of the agent's /metrics (default 9464).", rich_help_panel="Host"),
     _opt("metrics_bind_address", Optional[str], "--metrics-bind-address", "Host address /metrics is published on (default 127.0.0.1, whatever --bind-address says); beyond loopback it asks for the agent token.", rich_help_panel="Host"),
     _opt("replicas", Optional[int], "--replicas", "Storefront tasks on a Swarm (up --orchestrator swarm; default 1).", rich_help_panel="Host"),
+    _opt("orchestrator", Optional[str], "--orchestrator", "engine (containers on one Docker engine, default) or swarm (Swarm services on a manager; docs/scale-out.md); recorded: a later up keeps it.", rich_help_panel="Host"),
     _opt("proxy_replicas", Optional[int], "--proxy-replicas", "Proxy tasks on a Swarm, at most one per node (default 1).", rich_help_panel="Host"),
     _opt("checkouts_per_minute", Optional[int], "--checkouts-per-minute", "Checkouts the shop takes per buyer address a minute, 1-100000 (default 120; carrier NAT puts many buyers behind one address).", rich_help_panel="Host"),
     _opt("monitoring", Optional[bool], "--with-monitoring/--without-monitoring", "Run Prometheus and Alertmanager beside the site, with the kit's alert rules loaded.", rich_help_panel="Monitoring"),

@@ -17,6 +17,7 @@ from kitctl.deploy.actions import ServiceAction, orphans, plan_services
 from kitctl.deploy.compose import Project, load_project
 from kitctl.deploy.container_hashes import config_hash, mounts_hash
 from kitctl.deploy.identity import adopt, check_ours, find_legacy
+from kitctl.deploy.orchestrator import ORCHESTRATORS
 from kitctl.deploy.runner import Outcome, run_plan
 from kitctl.deploy.rendered_site import licence_summary, require_site_dir, site_domain, site_url, verified_licence
 from kitctl.deploy.state import by_service, project_containers
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from kitctl.deploy.report import Reporter
 
 DEFAULT_TIMEOUT = 180.0
-ORCHESTRATORS = ("engine", "swarm")
 NO_HEALTHCHECK_TIMEOUT = 60.0
 
 

@@ -67,6 +67,7 @@ class SiteInputs(BaseSettings):
     https_port: int = Field(default=443, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=1, le=65535)
     replicas: int = Field(default=1, ge=1, le=32)  # storefront tasks on a Swarm (`up --orchestrator swarm`)
+    orchestrator: Literal["engine", "swarm"] = "engine"  # what `up` deploys to (kitctl.deploy.orchestrator)
     proxy_replicas: int = Field(default=1, ge=1, le=32)  # proxy tasks on a Swarm: at most one per node (host ports)
     checkouts_per_minute: int = Field(default=DEFAULT_CHECKOUTS_PER_MINUTE, ge=1, le=100_000)  # per buyer address (storefront's limiter)
     monitoring: bool = False  # Prometheus and Alertmanager beside the site (`--with-monitoring`)

@@ -32,16 +32,16 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def swarm_manager() -> Iterator[swarm_engine.SwarmEngine]:
-    """One private Swarm engine (tests/support/swarm_engine.py) with the kit's images, for test_swarm and
-    test_swarm_ops in turn: its start and the image copy cost half a minute or more. Started with a bridge of
-    its own in its namespace, so test_swarm_ops can join a worker engine to it."""
+    """One private Swarm engine (tests/support/swarm_engine.py) with the kit's images (and HQ's), for
+    test_swarm, test_swarm_hq and test_swarm_ops in turn: its start and the image copy cost half a minute or
+    more. Started with a bridge of its own in its namespace, so test_swarm_ops can join a worker engine to it."""
     from kitcore import __version__
     from tests.conftest import require
 
     why = swarm_engine.available()
     require(why is None, why or "")
     engine_with_kit_images()
-    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in swarm_engine.KIT_SERVICES], cluster=True)
+    started = swarm_engine.start([f"kitctl/{s}:{__version__}" for s in (*swarm_engine.KIT_SERVICES, "hq")], cluster=True)
     try:
         yield started
     finally:

@@ -83,8 +83,10 @@ def test_a_second_up_changes_nothing(site: Stack, engine) -> None:
     done = up(site, engine)
     assert "nothing to do" in done.stdout, done.stdout
     assert {n: s.attrs["Version"]["Index"] for n, s in services(engine, site).items()} == before
-    plain = site.kitctl("up", "--docker-host", engine.socket, check=False)  # as if for one engine
-    assert plain.returncode == 2 and "runs as Swarm services" in plain.stderr, (plain.stdout, plain.stderr)
+    plain = site.kitctl("up", "--docker-host", engine.socket)  # the recorded orchestrator is kept
+    assert "nothing to do" in plain.stdout, plain.stdout
+    switch = site.kitctl("up", "--orchestrator", "engine", "--docker-host", engine.socket, check=False)
+    assert switch.returncode == 2 and "switching to engine is refused" in switch.stderr, (switch.stdout, switch.stderr)
     assert not engine.client().api.containers(all=True, filters={"label": f"com.docker.compose.project=kit-{site.site_id}"})
     shown = json.loads(site.kitctl("status", "--json", "--docker-host", engine.socket).stdout)
     rows = {r["service"]: r for r in shown["services"]}

@@ -188,9 +188,10 @@ def remove_tags(s: Stack, *tags: str) -> None:
                 pass
 
 
-def place_order(base: str, password: str = "order-pw-1") -> tuple[str, httpx.Cookies]:
+def place_order(base: str, password: str = "order-pw-1",
+                headers: dict[str, str] | None = None) -> tuple[str, httpx.Cookies]:
     """One checkout as a buyer does it: the order's id and the cookies that may see it."""
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as client:
         page = client.get(f"/p/{SKU}").text
         form = {"csrf": CSRF.search(page).group(1), "nonce": NONCE.search(page).group(1),  # type: ignore[union-attr]
                 "quantity": "1", "contact": f"buyer-{uuid.uuid4().hex[:6]}@example.cn",
@@ -202,9 +203,9 @@ def place_order(base: str, password: str = "order-pw-1") -> tuple[str, httpx.Coo
         return match.group(1), client.cookies
 
 
-def card_keys(base: str, order_id: str, password: str) -> list[str]:
+def card_keys(base: str, order_id: str, password: str, headers: dict[str, str] | None = None) -> list[str]:
     """The card keys a buyer reads on a device that has never seen the order: by its id and password."""
-    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as client:
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True, headers=headers) as client:
         page = client.get("/order").text
         shown = client.post("/order", data={"csrf": CSRF.search(page).group(1),  # type: ignore[union-attr]
                                             "order_id": order_id, "password": password})

@@ -82,9 +82,13 @@ class ServiceDef:
     cpus: float | None = None
     memory: int | None = None
     dependencies: tuple[str, ...] = ()
+    restart: str = "any"  # Swarm's restart condition: "any" | "on-failure" (a clean exit stays down)
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:24]
+        spec = asdict(self)
+        if spec["restart"] == "any":
+            del spec["restart"]  # the default is left out: services deployed before it existed keep their hash
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def swarm_down(api: "APIClient", project: "Project") -> list[str]:
     for name in [n for n in order if n in services] + sorted(set(services) - set(order)):
         api.remove_service(services[name]["ID"])
         done.append(f"removed swarm service {services[name]['Spec']['Name']}")
-    _wait_gone(api, stack)
+    wait_gone(api, [s["ID"] for s in services.values()])
     for kind, listing, remove in (("config", api.configs, api.remove_config), ("secret", api.secrets, api.remove_secret)):
         for item in listing(filters={"label": [stack, f"{ROLE_LABEL}={kind}"]}):
             remove(item["ID"])
@@ -50,8 +50,10 @@ def swarm_down(api: "APIClient", project: "Project") -> list[str]:
     return done
 
 
-def _wait_gone(api: "APIClient", stack: str) -> None:
-    """Until no container of the stack is left on this node (a network in use cannot be removed)."""
+def wait_gone(api: "APIClient", service_ids: list[str]) -> None:
+    """Until no container of these removed services is left on this node (a network or volume in use cannot
+    be removed). Only theirs: a container that merely carries the stack's label is no reason to wait."""
     end = time.monotonic() + GONE_SECONDS
-    while api.containers(all=True, filters={"label": stack}) and time.monotonic() < end:
+    while any(api.containers(all=True, filters={"label": f"com.docker.swarm.service.id={sid}"}) for sid in service_ids) \
+            and time.monotonic() < end:
         time.sleep(0.5)

@@ -40,7 +40,7 @@ def service_kwargs(defn: ServiceDef, ids: Mapping[str, str]) -> dict[str, Any]:
     resources = types.Resources(cpu_limit=int(defn.cpus * NANO) if defn.cpus else None, mem_limit=defn.memory)
     template = types.TaskTemplate(
         container_spec=container, resources=resources,
-        restart_policy=types.RestartPolicy(condition="any", delay=2 * NANO),
+        restart_policy=types.RestartPolicy(condition=defn.restart, delay=2 * NANO),
         placement=types.Placement(constraints=list(defn.constraints)) if defn.constraints else None,
         networks=[types.NetworkAttachmentConfig(n, aliases=[defn.service]) for n in defn.networks],
     )
