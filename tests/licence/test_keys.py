@@ -39,7 +39,9 @@ def test_thumbprint_and_jwk_follow_the_rfcs():
                                          "use": "sig"}
 
 
-@pytest.mark.parametrize("raw, text", [(b"", ""), (b"f", "Zg"), (b"fo", "Zm8"), (b"foo", "Zm9v"), (b"\xfb\xff", "-_8")])
+@pytest.mark.parametrize("raw, text", [(b"", ""), (b"f", "Zg"), (b"fo", "Zm8"), (b"foo", "Zm9v"), (b"\xfb\xff", "-_8"),
+                                       (b"foobarb", "Zm9vYmFyYg"),  # ten characters: two "=" put back to decode
+                                       (b"\x00\x00\x17", "AAAX")])  # ends in "X": only "=" is stripped
 def test_base64url_without_padding(raw, text):
     assert b64url(raw) == text and b64url_decode(text) == raw
 
@@ -73,6 +75,15 @@ def test_the_key_store_on_disk(tmp_path):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", store.keys()[0].retired or "")
     assert not list(keys_dir.glob("*.tmp"))
     assert set(store.pinned().by_kid) == {second.kid}
+
+
+def test_init_takes_an_empty_keys_directory_that_is_already_there(tmp_path):
+    """A keys directory without an index (an earlier init stopped before writing it, or made by the operator with
+    its mode) is no key store yet: init makes the first key in it."""
+    (tmp_path / "hq" / "keys").mkdir(parents=True, mode=0o700)
+    store = HQKeyStore(tmp_path / "hq")
+    first = store.init()
+    assert store.current_kid() == first.kid and store.signing_key()[0] == first.kid
 
 
 def test_a_private_key_file_is_0600_from_its_first_byte(tmp_path, monkeypatch):
