@@ -13,7 +13,7 @@ import re
 import httpx
 import pytest
 
-from storefront.admin.auth import ROUTE_ROLES, Staff, may
+from storefront.admin.auth import ROUTE_ROLES, Staff, least_role, may
 from storefront.admin.routes import router
 from storefront.admin_users import ROLES, create_admin
 from tests.storefront.http import form_token, login
@@ -69,6 +69,12 @@ def test_every_admin_route_is_in_the_access_table():
 
 def test_the_access_table_is_the_expected_matrix():
     assert {name: set(roles) for name, roles in ROUTE_ROLES.items()} == EXPECTED
+
+
+def test_a_new_account_gets_the_role_that_opens_the_fewest_pages():
+    """Counted in EXPECTED: the operator opens 15 pages, finance 16, the admin all 37; least privilege by default."""
+    assert {role: sum(role in roles for roles in EXPECTED.values()) for role in ROLES} == {A: 37, O: 15, F: 16}
+    assert least_role() == O
 
 
 @pytest.mark.parametrize("role", [A, O, F])
