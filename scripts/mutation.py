@@ -93,8 +93,9 @@ MODULES: dict[str, Module] = {
                                                          "agent/test_commands"), pg=True),
     # the operator's review resolution: the fourth path an order takes to its card keys
     # (test_hq_payments: the held-payment branch of resolve() and the refund after it)
-    "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_payments"),
-                         pg=True),
+    "hq.reviews": Module("hq/reviews.py", _tests("hq/test_hq_order_rules", "hq/test_hq_review_push",
+                                                 "hq/test_hq_decisions", "hq/test_hq_allocation",
+                                                 "hq/test_hq_payments"), pg=True),
 }
 
 # mutmut's exit-code classes (mutmut.stats.status_by_exit_code), folded into what a score needs

@@ -1,4 +1,5 @@
-"""hq.orders and hq.batch rule by rule, called directly on an in-process SQLite HQ (no server, no sleeps).
+"""hq.orders and hq.batch rule by rule, and hq.reviews (an operator's decision on a held order), called directly
+on an in-process SQLite HQ (no server, no sleeps).
 
 Each test's HQ is a copy of one prepared once per module (migrated, site-a licensed for games, `card-1` with the
 four keys S0000..S0003 whose secrets are x0..x3), so the whole file runs in seconds: the mutation runner runs it
@@ -711,3 +712,99 @@ def test_on_the_batch_path_a_buyers_first_order_counts_nothing_before_it(hq):
     results, _ = submit(hq, "k", item("f1", account="acc-f"), item("f2", account="acc-f"))
     assert [(r["order_id"], r["decision"], r["reasons"]) for r in results] == [
         ("f1", "approve", []), ("f2", "review", ["velocity_account:1/3600s"])]
+
+
+# -- review approvals (hq.reviews): what an operator's decision does -------------------------------------------
+
+def review_order(order_id: str) -> dict[str, Any]:
+    """Two keys at a discount: 550.00 yuan charged (list price 600.00), at or above the review amount (500.00)."""
+    return item(order_id, quantity=2, price=30_000, total=55_000)
+
+
+def test_an_order_under_review_is_listed_whole_and_a_rejection_answers_it_whole(hq, clock, monkeypatch):
+    from hq import reviews
+
+    monkeypatch.setattr(reviews, "utcnow", clock)
+    (result,), _ = submit(hq, "k", review_order("r1"))
+    entry = {"hq_order_id": result["hq_order_id"], "site": "site-a", "order_id": "r1", "sku": "card-1",
+             "quantity": 2, "amount_cents": 55_000, "currency": "CNY",
+             "buyer": {"account": "p1", "contact": "b@example.cn", "ip": "198.51.100.7", "region": "CN"},
+             "reasons": ["amount_over:50000"], "received_at": "2025-06-15T08:00:00Z", "status": "review",
+             "decision": "review"}
+    assert reviews.queue(hq) == [entry]
+    clock.now = T0 + timedelta(minutes=5)
+    assert reviews.resolve(hq, "op-li", result["hq_order_id"], "reject", note="called the buyer") == {
+        **entry, "reasons": ["amount_over:50000", "operator:reject"], "status": "rejected", "decision": "reject"}
+    assert reviews.queue(hq) == []
+    with hq.session() as s:
+        row = s.scalar(select(Order).where(Order.order_id == "r1"))
+        assert (row.decided_by, utc(row.decided_at)) == ("op-li", T0 + timedelta(minutes=5))
+    assert [k[1] for k in keys(hq)] == ["available"] * 4
+
+
+def test_a_review_approval_asks_a_remote_gateway_for_its_link_before_its_transaction(hq, monkeypatch):
+    """Alipay and WeChat Pay make a pay link over the network: asked once, with no database lock held, for the
+    approved order's own merchant number, charge (the site's discounted total), subject and currency."""
+    from hq import reviews
+    from hq.payments import gateways
+    from hq.payments.flow import out_trade_no
+
+    remote = RemoteGateway(hq)
+    monkeypatch.setattr(gateways, "active", lambda hq_, conn: remote if hq_ is hq and conn is not None else None)
+    results, _ = submit(hq, "k", review_order("r1"), review_order("r2"), item("r3", price=50_000))
+    assert [r["status"] for r in results] == ["review"] * 3 and remote.asked == []  # nothing to pay yet
+    resolved = reviews.resolve(hq, "op", results[1]["hq_order_id"], "approve")
+    assert (resolved["order_id"], resolved["decision"], resolved["status"]) == ("r2", "approve", "pending_payment")
+    assert remote.asked == [(out_trade_no("site-a", "r2"), 55_000, "card-1 x2", False)]
+    assert remote.currencies == ["CNY"]
+    assert orders.get_order(hq, "site-a", "r2")["payment"]["pay_url"] == f"https://pay.example/{remote.asked[0][0]}"
+    reviews.resolve(hq, "op", results[2]["hq_order_id"], "approve")  # no total sent: the list price is charged
+    assert remote.asked[1:] == [(out_trade_no("site-a", "r3"), 50_000, "card-1 x1", False)]
+    assert [k[:3] for k in keys(hq)] == [("S0000", "reserved", "r2"), ("S0001", "reserved", "r2"),
+                                        ("S0002", "reserved", "r3"), ("S0003", "available", None)]
+
+
+def test_a_rejection_a_decided_or_unknown_order_and_a_held_payment_ask_the_remote_gateway_nothing(hq, clock,
+                                                                                                   monkeypatch):
+    """Only an unpaid order under review that the operator approves needs a pay link; a held payment (the buyer
+    paid, but it did not fit) is delivered with the money already paid."""
+    from hq import reviews
+    from hq.models import Payment
+    from hq.payments import gateways
+    from hq.payments.flow import out_trade_no
+
+    remote = RemoteGateway(hq)
+    monkeypatch.setattr(gateways, "active", lambda hq_, conn: remote)
+    results, _ = submit(hq, "k", review_order("r1"), review_order("r2"))
+    r1, r2 = (r["hq_order_id"] for r in results)
+    assert reviews.resolve(hq, "op", r1, "reject")["status"] == "rejected"
+    assert refusal(lambda: reviews.resolve(hq, "op", r1, "approve")) == (
+        409, "not_in_review", f"order {r1!r} is rejected, not under review", {})
+    assert refusal(lambda: reviews.resolve(hq, "op", "hq_nope", "approve")) == (
+        404, "not_found", "order 'hq_nope' does not exist", {})
+    with hq.session() as s:
+        pk = s.scalar(select(Order.id).where(Order.order_id == "r2"))
+        s.add(Payment(order_pk=pk, out_trade_no=out_trade_no("site-a", "r2"), gateway="alipay", amount_cents=54_000,
+                      currency="CNY", status="held", pay_url="https://pay.example/held", qr_content="qr:held",
+                      created_at=T0, expires_at=T0 + timedelta(hours=1), paid_at=T0, trade_no="T-r2"))
+    monkeypatch.setattr(reviews, "utcnow", clock)
+    clock.now = T0 + timedelta(minutes=10)
+    assert reviews.resolve(hq, "op", r2, "approve")["status"] == "delivered"
+    assert remote.asked == []
+    assert keys(hq)[:2] == [("S0000", "sold", "r2", clock.now), ("S0001", "sold", "r2", clock.now)]  # sold then
+
+
+def test_a_review_decision_drops_its_sites_cached_metrics_of_its_month_and_the_next(hq):
+    """The order's month's rates change now, and the next month's growth compares with them (hq.grade_cache)."""
+    from hq import reviews
+    from hq.models import GradeCache
+
+    (result,), _ = submit(hq, "k", review_order("r1"))  # received T0, in June 2025
+    cached = [("site-a", "2025-05"), ("site-a", "2025-06"), ("site-a", "2025-07"), ("site-a", "2025-08"),
+              ("site-b", "2025-06")]
+    with hq.session() as s:
+        s.add_all([GradeCache(site_id=site, period=period, metrics={}, computed_at=T0) for site, period in cached])
+    reviews.resolve(hq, "op", result["hq_order_id"], "reject")
+    with hq.session() as s:
+        assert sorted((g.site_id, g.period) for g in s.scalars(select(GradeCache))) == [
+            ("site-a", "2025-05"), ("site-a", "2025-08"), ("site-b", "2025-06")]
