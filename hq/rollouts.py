@@ -215,12 +215,10 @@ def rollback(hq: "HQ", operator: str, rollout_id: str, reason: str) -> dict[str,
 
 def _send_back(session: "Session", rollout: Rollout, members: "list[RolloutSite]") -> None:
     """Each member's command back to its previous version: one bulk enqueue per version they go back to."""
-    session.flush()
     for version in sorted({m.previous_version for m in members if m.previous_version}):
         group = [m for m in members if m.previous_version == version]
-        queued = commands.enqueue_many(
-            session, Site.id.in_([m.site_id for m in group]) & (Site.status != "revoked"), "upgrade",
-            {"version": version, "rollout": rollout.id, "rollback": True})
+        queued = _queue_upgrades(session, [m.site_id for m in group],
+                                 {"version": version, "rollout": rollout.id, "rollback": True})
         for member in group:
             sent = queued.get(member.site_id)
             if sent is None:
@@ -315,15 +313,20 @@ def _send(session: "Session", rollout: Rollout, waiting: "list[RolloutSite]") ->
     waiting = [m for m in waiting if m.state == "waiting"]
     if not waiting:
         return
-    session.flush()
-    queued = commands.enqueue_many(session, Site.id.in_(ring) & (Site.status != "revoked"), "upgrade",
-                                   {"version": rollout.version, "rollout": rollout.id})
+    queued = _queue_upgrades(session, ring, {"version": rollout.version, "rollout": rollout.id})
     for member in waiting:
         sent = queued.get(member.site_id)
         if sent is None:
             member.state, member.detail = "failed", "site revoked before its ring"
         else:
             member.state, member.command_id = "sent", sent.id
+
+
+def _queue_upgrades(session: "Session", site_ids: "list[str]", payload: dict) -> dict:
+    """One bulk `upgrade` command to those of the sites not revoked (a revoked site takes no command), for the
+    ring going forward and for a rollback alike: site id -> the queued command."""
+    session.flush()
+    return commands.enqueue_many(session, Site.id.in_(site_ids) & (Site.status != "revoked"), "upgrade", payload)
 
 
 def _stop(session: "Session", rollout: Rollout, state: str, reason: str | None, now: datetime,
