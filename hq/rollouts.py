@@ -35,6 +35,7 @@ from hq.models import Rollout, RolloutSite, Site
 from kitcore.images import IMAGE_TAG
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
     from sqlalchemy.orm import Session
 
     from hq.service import HQ
@@ -322,7 +323,7 @@ def _send(session: "Session", rollout: Rollout, waiting: "list[RolloutSite]") ->
             member.state, member.command_id = "sent", sent.id
 
 
-def _queue_upgrades(session: "Session", site_ids: "list[str]", payload: dict) -> dict:
+def _queue_upgrades(session: "Session", site_ids: "Sequence[str] | Select[Any]", payload: dict) -> dict:
     """One bulk `upgrade` command to those of the sites not revoked (a revoked site takes no command), for the
     ring going forward and for a rollback alike: site id -> the queued command."""
     session.flush()
