@@ -12,7 +12,8 @@ setup:
 services: setup
 	bash scripts/services.sh start all
 
-# Two workers: the Docker-engine tests run in order on one (tests/conftest.py), the rest spread beside them.
+# Three workers: the shared-engine tests run in order on one, the Swarm tests (a private engine) on another
+# (tests/conftest.py), the rest spread beside them.
 test: services
 	$(PY) -m pytest -n 3 --durations=25 $(PYTEST_ARGS)
 

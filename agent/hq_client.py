@@ -19,7 +19,7 @@ from msgspec import Meta, Struct
 
 from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
-from agent.transport import HttpClient, Response, TransportError
+from agent.transport import HttpClient, NotConnected, Response, TransportError
 from sitedb.tables import ENTRY_AMOUNTS, STATEMENT_TOTALS
 
 ErrorKind = Literal["timeout", "connect", "server", "malformed", "auth", "conflict", "client", "cursor_expired",
@@ -252,11 +252,16 @@ class HQClient:
     """Site endpoints of HQ API v1, authenticated with the licence token."""
 
     def __init__(self, base_url: str, token: str, metrics: AgentMetrics | None = None,
-                 timeout: float = 10.0, connect_timeout: float = 1.0, link: HQLink | None = None) -> None:
+                 timeout: float = 10.0, connect_timeout: float = 1.0, link: HQLink | None = None,
+                 link_hears_only_unopened: bool = False) -> None:
+        """`link_hears_only_unopened`: tell `link` only of requests that could not open a connection at all
+        (for a client whose held requests a proxy may cut: a cut is no sign of HQ being away, a refused
+        connection is)."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.metrics = metrics
         self.link = link
+        self.link_hears_only_unopened = link_hears_only_unopened
         self.http = HttpClient(self.base_url, timeout=timeout, connect_timeout=connect_timeout,
                                headers={"User-Agent": "kitctl-agent"}, max_body=MAX_BODY_BYTES)
 
@@ -366,7 +371,7 @@ class HQClient:
         try:
             resp = self.http.request(method, path, headers=headers, **kwargs)
         except TransportError as exc:
-            self._report(exc.kind, started)
+            self._report(exc.kind, started, opened=not isinstance(exc, NotConnected))
             raise self._fail(endpoint, exc.kind, str(exc)) from None  # type: ignore[arg-type]
         finally:
             if self.metrics is not None:
@@ -379,8 +384,9 @@ class HQClient:
         self._report(None if held else failure[0], started)
         raise self._fail(endpoint, *failure)
 
-    def _report(self, kind: str | None, started: float) -> None:
-        if self.link is not None:
+    def _report(self, kind: str | None, started: float, opened: bool = True) -> None:
+        """Tell the link how a request ended (`opened`: a connection to HQ was made)."""
+        if self.link is not None and not (self.link_hears_only_unopened and opened):
             self.link.report(kind, time.perf_counter() - started)
 
     def _parse(self, endpoint: str, resp: Response, answer: type[T]) -> T:

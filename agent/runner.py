@@ -125,10 +125,11 @@ class Agent:
                                        headers={"User-Agent": "kitctl-agent"}, max_body=4096)
         sync_client, order_client, beat_client, settle_client = self.clients
         # the long-poll's own client: its requests last up to push_wait, plus the usual deadline for the answer.
-        # It does not judge the HQ link: a proxy that cuts held requests must not make HQ look away to the
-        # other loops (the link's prober would flap); those loops judge it, and wake the channel when HQ is back.
+        # It judges the HQ link only by connections it cannot open: a proxy that cuts held requests must not
+        # make HQ look away to the other loops (the link's prober would flap), but HQ stopping answers every
+        # long-poll and refuses the next one, which tells the agent at once rather than at its next order.
         self.push_client = HQClient(hq_url, held.token, self.metrics, timeout=s.push_wait + s.http_timeout,
-                                    connect_timeout=s.connect_timeout)
+                                    connect_timeout=s.connect_timeout, link=self.link, link_hears_only_unopened=True)
         self.sync = CatalogSync(self.engine, sync_client, self.metrics, emit=self.plugins.emit,
                                 page_limit=s.sync_page_limit, stop=self.stop, wants=self.plugins.wants)
         self.forwarder = Forwarder(self.engine, order_client, self.metrics, self.site_id, self.site_key,

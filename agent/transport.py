@@ -34,6 +34,15 @@ class Timeout(TransportError):
     kind = "timeout"
 
 
+class NotConnected(TransportError):
+    """No connection could be opened at all (nothing listens, the name does not resolve, no route):
+    unlike a connection that broke mid-request, no proxy cutting held requests looks like this."""
+
+
+class ConnectTimeout(Timeout, NotConnected):
+    kind = "timeout"
+
+
 class TooLarge(TransportError):
     kind = "malformed"
 
@@ -120,9 +129,9 @@ class HttpClient:
         try:
             sock = net.connect(self.host, self.port, min(self.connect_timeout, net.remaining(deadline)))
         except TimeoutError as exc:
-            raise Timeout(str(exc) or type(exc).__name__) from None
+            raise ConnectTimeout(str(exc) or type(exc).__name__) from None
         except OSError as exc:
-            raise TransportError(type(exc).__name__) from None
+            raise NotConnected(type(exc).__name__) from None
         conn: http.client.HTTPConnection
         if self.https:
             conn = http.client.HTTPSConnection(self.host, self.port, context=tls_context())

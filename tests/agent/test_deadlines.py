@@ -11,7 +11,7 @@ import pytest
 from agent.hq_client import HQClient, HQError
 from agent.hqlink import HQLink
 from agent.metrics import AgentMetrics
-from agent.transport import HttpClient, Timeout, TransportError
+from agent.transport import HttpClient, NotConnected, Timeout, TransportError
 from kitcore import net
 
 
@@ -185,3 +185,68 @@ def test_the_prober_finds_hq_back_and_wakes_the_loops(slow_dns: list[str]) -> No
         finally:
             stop.set()
             thread.join(3)
+
+
+class CutsRequests:
+    """A server that takes each connection and closes it unanswered (a proxy cutting held requests)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._cut, daemon=True)
+        self.thread.start()
+
+    def _cut(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _refused_url() -> str:
+    from hq.testing import free_port
+
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+def test_a_connection_that_cannot_be_opened_is_told_apart_from_one_that_broke() -> None:
+    with pytest.raises(NotConnected):
+        HttpClient(_refused_url(), timeout=2.0).request("GET", "/healthz")
+    server = CutsRequests()
+    try:
+        with pytest.raises(TransportError) as broke:
+            HttpClient(server.url, timeout=2.0).request("GET", "/healthz")
+        assert not isinstance(broke.value, NotConnected) and broke.value.kind == "connect"
+    finally:
+        server.close()
+
+
+def test_a_client_hearing_only_unopened_connections_reports_a_refused_one_and_nothing_else() -> None:
+    """The push channel's client: HQ gone (refused) makes the link unreachable; a cut long-poll or an
+    answer does not move it either way."""
+    link = HQLink(AgentMetrics())
+    server = CutsRequests()
+    try:
+        cut = HQClient(server.url, "token", timeout=2, connect_timeout=0.5, link=link, link_hears_only_unopened=True)
+        with pytest.raises(HQError):
+            cut.wait_commands(0, 1)
+        assert link.state == "ok"
+    finally:
+        server.close()
+    with SlowDrip(every=0.01, body_bytes=2) as answering:
+        link.report("server", 0.01)  # another loop found HQ refusing
+        HQClient(answering.url, "token", timeout=2, link=link, link_hears_only_unopened=True)._request(
+            "probe", "GET", "/healthz")
+        assert link.state == "refused"  # the held client's answers do not judge the link
+    gone = HQClient(_refused_url(), "token", timeout=2, connect_timeout=0.5, link=link, link_hears_only_unopened=True)
+    with pytest.raises(HQError) as failed:
+        gone.wait_commands(0, 1)
+    assert failed.value.kind == "connect" and link.state == "unreachable"

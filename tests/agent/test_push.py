@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -157,6 +158,38 @@ def test_hq_killed_and_restarted_the_agent_reconnects_nothing_lost_or_applied_tw
                     assert m.command_outcomes.labels("suspend", "applied")._value.get() == 2
                     assert m.command_outcomes.labels("resume", "applied")._value.get() == 1
                     assert read_state(agent.engine).applied_seq == 3
+    finally:
+        service.close()
+
+
+def test_hq_stopping_is_noticed_by_the_push_channel_before_any_other_request(tmp_path: Path) -> None:
+    """HQ stopped (SIGTERM) answers every long-poll and refuses the next connection: the agent's link turns
+    unreachable within about a second (PUSH_MIN_GAP), with no order to forward and no heartbeat due."""
+    from hq.service import HQ
+    from hq.settings import HQSettings
+
+    port = free_port()
+    hq_dir = tmp_path / "hq"
+    service = HQ.open(HQSettings(dir=hq_dir, registry_url=None, public_url=f"http://127.0.0.1:{port}"))
+    try:
+        handle = RunningHQ(url=f"http://127.0.0.1:{port}", hq_dir=hq_dir, keys_path=hq_dir / "unused",
+                           operator_token="", service=service)
+        site = make_site_dir(tmp_path, handle, sqlite_url(tmp_path), site_id="push-4")
+        with _hq_process(hq_dir, port, tmp_path / "hq.log") as hq_proc:
+            with running_agent(site.settings(metrics_port=0, push_retry_cap=2, settlement_interval=600)) as agent:
+                wait_until(lambda: agent.push.in_flight and agent.beats.finished >= 1, 15, 0.02,
+                           what="a long-poll open")
+                time.sleep(2)  # the start-up sync and settlement are done; their next runs are 60 s away
+                beats = len(agent.beats.started_with)
+                hq_proc.terminate()
+                stopping = time.monotonic()
+                wait_until(lambda: agent.link.unreachable, 10, 0.02, what="the link unreachable")
+                noticed = time.monotonic() - stopping
+                hq_proc.wait(15)
+                print(f"\nHQ stop noticed after {noticed:.2f} s")
+                assert noticed < 3.0, noticed  # the next heartbeat is 60 s away
+                assert len(agent.beats.started_with) == beats
+                assert agent.metrics.hq_link.labels("unreachable")._value.get() == 1
     finally:
         service.close()
 
