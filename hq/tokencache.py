@@ -4,13 +4,17 @@ Verifying a token (Ed25519 plus claim validation) costs more than the rest of
 a heartbeat. What a verification proves never changes for the same token and
 the same pinned keys, except through time (nbf and exp), so an entry stores
 those times and is used only while they still pass; it is dropped after
-`ttl` seconds or when HQ's keys change. Revocation and suspension are not
+`ttl` seconds (an hour: a fleet's agents re-ask every 25 s, and an entry that lapsed
+while they all were connected made every one of them verify again at the same moment)
+or when HQ's keys change; when full, the oldest tenth goes, so a fleet larger than the
+cache never re-verifies all at once. Revocation and suspension are not
 cached here: every request still reads the licence's status from the
 database (hq.auth), so a revoked licence is refused at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ class Verified:
 
 
 class TokenCache:
-    def __init__(self, ttl: float = 60.0, max_entries: int = 20_000) -> None:
+    def __init__(self, ttl: float = 3600.0, max_entries: int = 50_000) -> None:
         self.ttl, self.max_entries = ttl, max_entries
         self._entries: dict[tuple[bool, str], Verified] = {}
         self._keys: object | None = None
@@ -55,8 +59,13 @@ class TokenCache:
                 self._entries.clear()
                 self._keys = keys
             if len(self._entries) >= self.max_entries:
-                self._entries.clear()  # bounded memory; sites re-verify once
+                self._drop_oldest(max(1, self.max_entries // 10))
             self._entries[(allow_expired, token)] = entry
+
+    def _drop_oldest(self, count: int) -> None:
+        """Bounded memory: the entries put longest ago go (a dict keeps insertion order)."""
+        for key in list(itertools.islice(self._entries, count)):
+            del self._entries[key]
 
     def clear(self) -> None:
         with self._lock:

@@ -33,8 +33,20 @@ def test_new_keys_forget_everything():
     assert cache.get(old, "tok", False, now=1001) is None
 
 
-def test_bounded_size():
-    cache, keys = TokenCache(max_entries=3), object()
-    for i in range(10):
+def test_bounded_size_drops_the_oldest_not_everything():
+    cache, keys = TokenCache(max_entries=10), object()
+    for i in range(25):
         cache.put(keys, f"t{i}", False, entry(1000))
-    assert len(cache._entries) <= 3
+    assert len(cache._entries) <= 10
+    assert cache.get(keys, "t24", False, now=1001) is not None and cache.get(keys, "t23", False, now=1001) is not None
+    assert cache.get(keys, "t0", False, now=1001) is None and cache.get(keys, "t14", False, now=1001) is None
+    cache.put(keys, "t25", False, entry(1000))  # full again: one tenth (the oldest) goes, the rest stay
+    assert len(cache._entries) == 10 and cache.get(keys, "t24", False, now=1001) is not None
+
+
+def test_an_entry_lasts_an_hour_by_default():
+    cache, keys = TokenCache(), object()
+    cache.put(keys, "tok", True, entry(1000))
+    assert cache.get(keys, "tok", True, now=1000 + 3599) is not None
+    assert cache.get(keys, "tok", True, now=1000 + 3601) is None
+    assert cache.max_entries >= 2 * 10_000  # a 10,000-site fleet's two kinds of check fit
