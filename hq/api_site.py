@@ -95,8 +95,8 @@ async def post_heartbeat(request: Request) -> Response:
             responses=responses(401, 422, 429))
 async def wait_for_commands(
     request: Request,
-    after: int = Query(default=0, ge=0, le=2**63 - 1, description="the last command sequence the site applied"),
-    wait: int = Query(default=25, ge=0, le=push_api.MAX_WAIT_SECONDS,
+    after: int = Query(default=0, ge=0, le=push_api.MAX_SEQ, description="the last command sequence the site applied"),
+    wait: int = Query(default=push_api.DEFAULT_WAIT_SECONDS, ge=0, le=push_api.MAX_WAIT_SECONDS,
                       description="seconds to hold the request when nothing is pending (HQ may hold it less)"),
 ) -> Response:
     """Answers at once when a command above `after` is pending, else the moment one is queued, else after

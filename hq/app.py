@@ -24,9 +24,10 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from hq import api_admin, api_applications, api_complaints, api_grades, api_payments, api_settlement, api_site, api_stock
     from hq import apply_pages, fleet, fleet_applications, fleet_grades, fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
-    from hq.heartbeat_api import HeartbeatFastPath
+    from hq.fast_paths import SiteFastPaths
     from hq.metrics import request_metrics
     from hq.apply_limits import ApplyRateLimit
+    from kitcore.serving import NO_TELEMETRY
     from kitcore.bodylimit import BodyLimit
     from hq.ratelimit import RateLimiter
     from hq.service import HQ
@@ -71,6 +72,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
         title="kitctl HQ API", version="1", lifespan=lifespan, docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
         description="Licence authority, catalog, risk engine, fulfilment and fleet control for kitctl sub-sites.",
+        telemetry=NO_TELEMETRY,
     )
     app.state.hq = service
     app.state.beat_batcher = None  # heartbeats use it on PostgreSQL once the lifespan made it
@@ -97,11 +99,11 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_applications.admin_router)
     app.include_router(apply_pages.router)
     app.include_router(fleet_applications.router)
-    app.add_middleware(HeartbeatFastPath)
+    app.add_middleware(SiteFastPaths)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
     app.add_middleware(ApplyRateLimit, burst=settings.apply_burst, per_hour=settings.apply_per_hour)
-    app.add_middleware(request_metrics)  # added last: outermost, so the heartbeat fast path is counted
+    app.add_middleware(request_metrics)  # added last: outermost, so the fast paths are counted
     _install_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)

@@ -3,7 +3,7 @@
 Every site beats every interval, so this path is kept lean: it runs on the
 event loop (no worker thread), parses the body with `HeartbeatIn` in one
 pass, answers with orjson, and on PostgreSQL records the beat together with
-the others in flight (`hq.heartbeat_batch`, `hq.heartbeat_pg`). `HeartbeatFastPath` serves it straight from
+the others in flight (`hq.heartbeat_batch`, `hq.heartbeat_pg`). `hq.fast_paths` serves it straight from
 the ASGI entry, ahead of FastAPI's routing and dependency machinery; the
 FastAPI route (`hq.api_site`) documents it in the OpenAPI schema and serves
 it when the app is mounted without the fast path. Both call `handle`.
@@ -12,7 +12,6 @@ it when the app is mounted without the fast path. Both call `handle`.
 from __future__ import annotations
 
 import json
-import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,16 +21,12 @@ from starlette.responses import Response
 
 from hq import sites
 from hq.auth import site_token
-from hq.errors import ApiError, error_response, first_error
+from hq.errors import ApiError, first_error
 from hq.heartbeat_pg import BeatIn
 from hq.schemas import HeartbeatIn
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
-
     from hq.service import HQ
-
-log = logging.getLogger("hq")
 
 PATH = "/v1/heartbeat"
 MAX_BODY_BYTES = 64 * 1024  # two 16 KiB maps and a version fit, with room for whitespace
@@ -81,23 +76,3 @@ def _json_text(name: str, value: dict[str, Any]) -> str:
     if len(text) > sites.MAX_JSON_BYTES:
         raise ApiError(413, "too_large", f"{name} is larger than {sites.MAX_JSON_BYTES} bytes")
     return text.decode()
-
-
-class HeartbeatFastPath:
-    """ASGI middleware: `POST /v1/heartbeat` goes to `handle` directly; everything else passes on."""
-
-    def __init__(self, app: "ASGIApp") -> None:
-        self.app = app
-
-    async def __call__(self, scope: "Scope", receive: "Receive", send: "Send") -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        try:
-            response = await handle(Request(scope, receive))
-        except ApiError as exc:
-            response = error_response(exc.status, exc.code, exc.detail, exc.headers)
-        except Exception:
-            log.exception("unhandled error")
-            response = error_response(500, "internal", "internal error; see HQ's log")
-        await response(scope, receive, send)

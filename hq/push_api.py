@@ -14,11 +14,13 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from hq import sites
 from hq.auth import site_token
+from hq.errors import ApiError, first_error
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -29,6 +31,24 @@ if TYPE_CHECKING:
 
 PATH = "/v1/commands/wait"
 MAX_WAIT_SECONDS = 55  # under the 60 s idle timeout most proxies apply
+DEFAULT_WAIT_SECONDS = 25
+MAX_SEQ = 2**63 - 1
+
+
+class WaitQuery(BaseModel):
+    """The query `GET /v1/commands/wait` takes (the FastAPI route in hq.api_site declares the same)."""
+
+    after: int = Field(default=0, ge=0, le=MAX_SEQ)
+    wait: int = Field(default=DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS)
+
+
+async def handle(request: "Request") -> Response:
+    """The fast path's entry (hq.fast_paths): the query checked as the route checks it (422 first), then `wait`."""
+    try:
+        query = WaitQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", first_error(exc.errors())) from None
+    return await wait(request, query.after, query.wait)
 
 
 async def wait(request: "Request", after: int, seconds: int) -> Response:
