@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -89,6 +90,25 @@ def _ping_when_idle(engine: "Engine") -> None:
 
 def is_postgres(engine: "Engine") -> bool:
     return engine.dialect.name == "postgresql"
+
+
+IN_LIST_MAX = 5000  # ids in one SQLite IN list (its variable limit is 32,766)
+
+
+def among(conn: "Connection", column: "ColumnElement[str]", ids: list[str]) -> "list[ColumnElement[bool]]":
+    """Conditions that together select the rows whose `column` is one of `ids`, one a statement.
+
+    On PostgreSQL one condition, `column = ANY(:ids)` with the ids as one array parameter:
+    an IN list of thousands of placeholders costs the driver more to convert than the
+    query costs to run (the push channel reads for every site a fleet-wide command wakes).
+    On SQLite, IN lists of at most `IN_LIST_MAX` ids.
+    """
+    from sqlalchemy import String, any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    if conn.dialect.name == "postgresql":
+        return [column == any_(bindparam("among_ids", ids, type_=ARRAY(String)))]
+    return [column.in_(ids[i:i + IN_LIST_MAX]) for i in range(0, len(ids), IN_LIST_MAX)]
 
 
 def upgrade(url: str) -> None:

@@ -35,12 +35,27 @@ class Waiter:
     event: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait(self, seconds: float) -> bool:
-        """True when woken, False when `seconds` passed first."""
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout=max(seconds, 0.0))
+        """True when woken, False when `seconds` passed first.
+
+        A timer that ends the wait rather than `asyncio.wait_for`, which wraps the wait in a task of its
+        own: every long-poll parks here, and a fleet-wide command wakes them all at once."""
+        if self.event.is_set():
             return True
-        except asyncio.TimeoutError:
-            return False
+        timed_out = False
+
+        def time_up() -> None:
+            nonlocal timed_out
+            timed_out = not self.event.is_set()
+            self.event.set()
+
+        timer = asyncio.get_running_loop().call_later(max(seconds, 0.0), time_up)
+        try:
+            await self.event.wait()
+        finally:
+            timer.cancel()
+        if timed_out:
+            self.event.clear()
+        return not timed_out
 
 
 class PushHub:
@@ -147,9 +162,10 @@ def command_seqs(hq: "HQ", site_ids: list[str]) -> dict[str, int]:
 
     from hq.models import Site
 
+    from hq.db import among
+
     seqs: dict[str, int] = {}
     with hq.read() as conn:
-        for start in range(0, len(site_ids), 5000):  # bounded IN lists (SQLite's variable limit)
-            rows = conn.execute(select(Site.id, Site.command_seq).where(Site.id.in_(site_ids[start:start + 5000])))
-            seqs.update((row.id, row.command_seq) for row in rows)
+        for these in among(conn, Site.id, site_ids):
+            seqs.update((row.id, row.command_seq) for row in conn.execute(select(Site.id, Site.command_seq).where(these)))
     return seqs

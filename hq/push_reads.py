@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select
 
+from hq.db import among
 from hq.errors import ApiError
 from hq.models import Command, Licence, Site
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("hq.push")
 
 BATCH_MAX = 2000  # polls answered by one read; more wait for the next
-CHUNK = 5000  # ids in one IN list (SQLite's variable limit is 32,766)
 PENDING_MAX = 50  # commands in one answer, as `hq.commands.pending`
 
 
@@ -86,13 +86,13 @@ def answer_many(hq: "HQ", asks: list[Ask]) -> list["dict[str, Any] | ApiError"]:
     with hq.read() as conn:
         sites: dict[str, Any] = {}
         known: set[tuple[str, str]] = set()
-        for ids in _chunks(site_ids):
+        for these in among(conn, Site.id, site_ids):
             sites.update((row.id, row) for row in conn.execute(
                 select(Site.id, Site.status, Site.status_reason, Site.command_seq, Site.applied_seq, Licence.expires_at)
-                .outerjoin(Licence, Licence.jti == Site.current_jti).where(Site.id.in_(ids))))
-        for jtis in _chunks(sorted({a.jti for a in asks})):
+                .outerjoin(Licence, Licence.jti == Site.current_jti).where(these)))
+        for these in among(conn, Licence.jti, sorted({a.jti for a in asks})):
             known.update((row.jti, row.site_id) for row in conn.execute(
-                select(Licence.jti, Licence.site_id).where(Licence.jti.in_(jtis))))
+                select(Licence.jti, Licence.site_id).where(these)))
         applied = {i: _applied(sites[a.site_id], a.after) for i, a in enumerate(asks) if a.site_id in sites}
         due = _pending(conn, {asks[i].site_id for i, seq in applied.items() if sites[asks[i].site_id].command_seq > seq})
     out: list["dict[str, Any] | ApiError"] = []
@@ -114,15 +114,11 @@ def _applied(site: Any, after: int) -> int:
 def _pending(conn: Any, site_ids: set[str]) -> dict[str, list[Any]]:
     """The unacknowledged commands of these sites (above their acknowledged seq), oldest first, by site."""
     found: dict[str, list[Any]] = {}
-    for ids in _chunks(sorted(site_ids)):
+    for these in among(conn, Command.site_id, sorted(site_ids)):
         rows = conn.execute(select(Command.id, Command.seq, Command.type, Command.site_id, Command.payload)
                             .join(Site, Site.id == Command.site_id)
-                            .where(Command.site_id.in_(ids), Command.seq > Site.applied_seq)
+                            .where(these, Command.seq > Site.applied_seq)
                             .order_by(Command.site_id, Command.seq))
         for row in rows:
             found.setdefault(row.site_id, []).append(row)
     return found
-
-
-def _chunks(values: list[str]) -> list[list[str]]:
-    return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]

@@ -262,3 +262,21 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_waiter_times_out_false_and_is_woken_true_without_a_task_of_its_own() -> None:
+    async def scenario() -> tuple[bool, bool, bool, bool, list[int]]:
+        hub = PushHub()
+        loop = asyncio.get_running_loop()
+        hub.attach(loop)
+        tasks: list[int] = []
+        with hub.waiting("s", 0) as waiter:
+            loop.call_later(0.01, lambda: tasks.append(len(asyncio.all_tasks())))  # counted while it waits
+            timed_out = await waiter.wait(0.05)
+            left_set = waiter.event.is_set()  # a time-out leaves nothing behind for the next wait
+            loop.call_later(0.05, hub.wake, "s")
+            woken = await waiter.wait(HOLD)
+            again = await waiter.wait(HOLD)  # still set: the caller clears it before it reads
+            return timed_out, left_set, woken, again, tasks
+
+    assert asyncio.run(scenario()) == (False, False, True, True, [1])  # the scenario's own task, no other

@@ -125,3 +125,17 @@ def test_a_fleet_wide_command_wakes_every_parked_poll_with_its_own_command(hq_se
         assert (envelope.site, envelope.id, envelope.seq) == (site, got[site].id, got[site].seq)
     with hq_server.service.read() as conn:
         assert conn.execute(select(Site.id).where(Site.id.in_(list(tokens)), Site.command_seq == 0)).first() is None
+
+
+def test_among_selects_exactly_the_ids_in_one_statement_on_postgresql_and_bounded_lists_on_sqlite(
+        hq: HQ, monkeypatch) -> None:
+    from hq import db
+
+    monkeypatch.setattr(db, "IN_LIST_MAX", 7)  # SQLite: 40 sites need six lists
+    wanted = [f"rd-{i:05d}" for i in range(0, 40, 3)] + ["nobody", "rd-00001'; --"]
+    with hq.read() as conn:
+        conditions = db.among(conn, Site.id, wanted)
+        found = [row.id for c in conditions for row in conn.execute(select(Site.id).where(c))]
+        postgres = conn.dialect.name == "postgresql"
+    assert sorted(found) == [f"rd-{i:05d}" for i in range(0, 40, 3)]
+    assert len(conditions) == (1 if postgres else 3)  # 16 ids: one array parameter, or lists of at most 7
