@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 STOP_SECONDS = 7.0  # requests in flight get this long; compose's stop timeout is 10 s
+# FastAPI's built-in OpenTelemetry, off: kitctl exports Prometheus metrics, and the check whether a
+# provider is configured (environment look-ups on every request) was a measurable share of HQ's CPU
+NO_TELEMETRY: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
 
 
 def serve_asgi(app: Any, host: str, port: int, stop_timeout: float = STOP_SECONDS, **options: Any) -> int:

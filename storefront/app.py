@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from kitcore.bodylimit import BodyLimit
 from kitcore.errorbody import error_body
+from kitcore.serving import NO_TELEMETRY
 from kitcore.site import DEFAULT_TIME_ZONE
 from kitcore.theme import Theme, load_theme
 from sitedb.buyer import BuyerBox
@@ -103,7 +104,7 @@ def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     from storefront.admin.auth import LoginRequired
 
     settings = settings or StorefrontSettings()
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="storefront")
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="storefront", telemetry=NO_TELEMETRY)
     app.state.shop = build_shop(settings)
     app.include_router(shop.router)
     app.include_router(restock.router)
