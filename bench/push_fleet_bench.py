@@ -276,13 +276,23 @@ def run(url: str, agents: int, single: int, budget: float, pace: int, stack: Exi
     print(f"  one site ({len(one)} of {single} delivered): p50 {q(one, 0.5):.0f} ms  p99 {q(one, 0.99):.0f} ms  "
           f"max {max(one, default=float('nan')):.0f} ms")
 
+    import psutil
+
+    generator = psutil.Process(gen.pid)
+    cpu_before, pg_before, gen_before = hq_usage(pid)[1], postgres_cpu(url), sum(generator.cpu_times()[:2])
     t0 = time.time()
     seqs = queue_all(service)
     queued = time.time() - t0
     got = receipts.wait(list(seqs.items()), min(end, time.monotonic() + 300))
+    fan_out_cpu, fan_out_pg = hq_usage(pid)[1] - cpu_before, postgres_cpu(url) - pg_before
+    fan_out_gen = sum(generator.cpu_times()[:2]) - gen_before
     times = [(at - t0) * 1000 for at in got.values()]
     print(f"  all {agents:,} sites ({len(got):,} delivered; queuing took {queued * 1000:.0f} ms): "
-          f"p50 {q(times, 0.5):.0f} ms  p99 {q(times, 0.99):.0f} ms  last {max(times, default=float('nan')):.0f} ms")
+          f"first {min(times, default=float('nan')):.0f} ms  p50 {q(times, 0.5):.0f} ms  p99 {q(times, 0.99):.0f} ms  "
+          f"last {max(times, default=float('nan')):.0f} ms")
+    print(f"  CPU of that fan-out: HQ {fan_out_cpu:.2f} s ({fan_out_cpu * 1e6 / max(len(got), 1):.0f} µs a delivery, "
+          f"the re-ask included), PostgreSQL {fan_out_pg:.2f} s (the queuing included), the simulated agents "
+          f"{fan_out_gen:.2f} s")
     print(f"  non-200 answers: {receipts.errors}; connections dropped and reopened: {receipts.drops or 0}; "
           f"load average {os.getloadavg()[0]:.1f}")
 
