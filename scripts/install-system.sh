@@ -20,6 +20,7 @@ PACKAGES=(
   chromium           # browser tests (headless)
   chromium-driver
   docker-compose     # v1, the peer the benchmarks compare with
+  wrk                # HQ's load benchmarks (bench/hq_wrk.py, hq_single_bench.py)
   caddy              # render tests serve the rendered Caddyfile with the real proxy
   fonts-noto-cjk     # Chinese text in browser screenshots
   prometheus         # promtool checks the agent's /metrics
