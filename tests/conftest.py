@@ -39,20 +39,22 @@ def is_engine_test(nodeid: str) -> bool:
     return path.startswith(ENGINE_DIRS) or path.endswith("_e2e.py")
 
 
-# The Swarm modules run on a private engine of their own (tests/support/swarm_engine.py) and share only the
-# images, built once under a lock (tests.infra.fixtures.kit_images): they need not wait for the shared
-# engine's tests, and run beside them on a worker of their own.
-SWARM_MODULES = ("tests/e2e/test_swarm",)
+# Engine modules that need not wait for the shared engine's ordered tests, and run beside them on a
+# worker of their own: the Swarm modules (a private engine, tests/support/swarm_engine.py) and two modules
+# with stacks of their own under their own tags on the shared engine. They share only the images, built
+# once under a lock (tests.infra.fixtures.kit_images). The two own-stack modules balance the workers: the
+# shared engine's tests are the suite's longest worker (docs/benchmarks.md, "The demo and the whole loop").
+BESIDE_MODULES = ("tests/e2e/test_swarm", "tests/e2e/test_application_up.py", "tests/e2e/test_settlement_stack.py")
 
 
-def is_swarm_test(nodeid: str) -> bool:
-    return nodeid.split("::", 1)[0].startswith(SWARM_MODULES)
+def runs_beside(nodeid: str) -> bool:
+    return nodeid.split("::", 1)[0].startswith(BESIDE_MODULES)
 
 
 def scheduling_unit(nodeid: str) -> str | None:
-    """The unit the scheduler hands out whole: "swarm", "engine", or None for "the test's own module"."""
-    if is_swarm_test(nodeid):
-        return "swarm"
+    """The unit the scheduler hands out whole: "beside", "engine", or None for "the test's own module"."""
+    if runs_beside(nodeid):
+        return "beside"
     return "engine" if is_engine_test(nodeid) else None
 
 
@@ -60,7 +62,8 @@ def scheduling_unit(nodeid: str) -> str | None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist (`make test` runs `-n 3`), every engine test runs on one worker, one at a time
     and in file order: they build and tag the same kit images and share module- and session-scoped
-    stacks. The Swarm modules, on their private engine, go together to a second worker. The other tests
+    stacks. The modules that run beside them (the Swarm modules on their private engine, and two with
+    stacks of their own: `BESIDE_MODULES`) go together to a second worker. The other tests
     spread over the workers beside them, a module at a time (its module-scoped fixtures are set up once,
     on one worker).
 
@@ -93,7 +96,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rest = [item for item in items if id(item) not in chosen]
     slow_modules = {item.nodeid.split("::", 1)[0] for item in rest
                     if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
-    engine.sort(key=lambda item: is_swarm_test(item.nodeid))  # the shared engine's first, then the Swarm unit
+    engine.sort(key=lambda item: runs_beside(item.nodeid))  # the shared engine's ordered tests first, then the other unit
     items[:] = engine + sorted(rest, key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules)
 
 

@@ -73,13 +73,15 @@ def test_the_scheduler_keeps_the_engine_on_one_worker_and_the_collection_order()
     assert other.sent == [3, 4, 5, 6, 7, 8]
 
 
-def test_the_swarm_modules_go_to_a_worker_of_their_own_beside_the_shared_engine() -> None:
+def test_the_swarm_and_own_stack_modules_go_to_a_worker_of_their_own_beside_the_shared_engine() -> None:
     items = [Item("tests/e2e/test_swarm_ops.py::restore", "e2e"), Item("tests/e2e/test_up.py::up", "e2e"),
+             Item("tests/e2e/test_settlement_stack.py::paid", "e2e"),
              Item("tests/e2e/test_swarm.py::replicas", "e2e"), Item("tests/hq/test_b.py::fast")]
     pytest_collection_modifyitems(items)  # type: ignore[arg-type]
     collection = [i.nodeid for i in items]
     assert collection == ["tests/e2e/test_up.py::up", "tests/e2e/test_swarm_ops.py::restore",
-                          "tests/e2e/test_swarm.py::replicas", "tests/hq/test_b.py::fast"]
+                          "tests/e2e/test_settlement_stack.py::paid", "tests/e2e/test_swarm.py::replicas",
+                          "tests/hq/test_b.py::fast"]
     config = SimpleNamespace(option=SimpleNamespace(loadscopereorder=True), getvalue=lambda name: ["3*popen"])
     log = SimpleNamespace(loadscopesched=lambda *args: None)
     scheduler = pytest_xdist_make_scheduler(config, log)  # type: ignore[arg-type]
@@ -88,4 +90,4 @@ def test_the_swarm_modules_go_to_a_worker_of_their_own_beside_the_shared_engine(
         scheduler.add_node(worker)
         scheduler.add_node_collection(worker, collection)
     scheduler.schedule()
-    assert (engine.sent, swarm.sent, other.sent) == ([0], [1, 2], [3])
+    assert (engine.sent, swarm.sent, other.sent) == ([0], [1, 2, 3], [4])
