@@ -132,16 +132,7 @@ def test_when_the_channel_is_cut_heartbeats_carry_commands_and_the_channel_comes
 
 def test_hq_killed_and_restarted_the_agent_reconnects_nothing_lost_or_applied_twice(tmp_path: Path) -> None:
     """HQ is this test's own process: killed (SIGKILL), a command queued while it is down, started again."""
-    from hq.service import HQ
-    from hq.settings import HQSettings
-
-    port = free_port()
-    hq_dir = tmp_path / "hq"
-    service = HQ.open(HQSettings(dir=hq_dir, registry_url=None, public_url=f"http://127.0.0.1:{port}"))
-    try:
-        handle = RunningHQ(url=f"http://127.0.0.1:{port}", hq_dir=hq_dir, keys_path=hq_dir / "unused",
-                           operator_token="", service=service)
-        site = make_site_dir(tmp_path, handle, sqlite_url(tmp_path), site_id="push-3")
+    with own_hq(tmp_path, "push-3") as (service, site, port, hq_dir):
         with _hq_process(hq_dir, port, tmp_path / "hq-1.log") as first:
             with running_agent(site.settings(metrics_port=0, push_retry_cap=2)) as agent:
                 applied_by_push(agent, service, lambda: licences.suspend(service, "op", "push-3", "one"),
@@ -158,23 +149,12 @@ def test_hq_killed_and_restarted_the_agent_reconnects_nothing_lost_or_applied_tw
                     assert m.command_outcomes.labels("suspend", "applied")._value.get() == 2
                     assert m.command_outcomes.labels("resume", "applied")._value.get() == 1
                     assert read_state(agent.engine).applied_seq == 3
-    finally:
-        service.close()
 
 
 def test_hq_stopping_is_noticed_by_the_push_channel_before_any_other_request(tmp_path: Path) -> None:
     """HQ stopped (SIGTERM) answers every long-poll and refuses the next connection: the agent's link turns
     unreachable within about a second (PUSH_MIN_GAP), with no order to forward and no heartbeat due."""
-    from hq.service import HQ
-    from hq.settings import HQSettings
-
-    port = free_port()
-    hq_dir = tmp_path / "hq"
-    service = HQ.open(HQSettings(dir=hq_dir, registry_url=None, public_url=f"http://127.0.0.1:{port}"))
-    try:
-        handle = RunningHQ(url=f"http://127.0.0.1:{port}", hq_dir=hq_dir, keys_path=hq_dir / "unused",
-                           operator_token="", service=service)
-        site = make_site_dir(tmp_path, handle, sqlite_url(tmp_path), site_id="push-4")
+    with own_hq(tmp_path, "push-4") as (_service, site, port, hq_dir):
         with _hq_process(hq_dir, port, tmp_path / "hq.log") as hq_proc:
             with running_agent(site.settings(metrics_port=0, push_retry_cap=2, settlement_interval=600)) as agent:
                 wait_until(lambda: agent.push.in_flight and agent.beats.finished >= 1, 15, 0.02,
@@ -190,6 +170,22 @@ def test_hq_stopping_is_noticed_by_the_push_channel_before_any_other_request(tmp
                 assert noticed < 3.0, noticed  # the next heartbeat is 60 s away
                 assert len(agent.beats.started_with) == beats
                 assert agent.metrics.hq_link.labels("unreachable")._value.get() == 1
+
+
+@contextmanager
+def own_hq(tmp_path: Path, site_id: str) -> Iterator[tuple[Any, Any, int, Path]]:
+    """HQ's state for a server this test runs as its own process (`_hq_process`), and a site of it:
+    (the service, the site's directory, the port, HQ's directory)."""
+    from hq.service import HQ
+    from hq.settings import HQSettings
+
+    port = free_port()
+    hq_dir = tmp_path / "hq"
+    service = HQ.open(HQSettings(dir=hq_dir, registry_url=None, public_url=f"http://127.0.0.1:{port}"))
+    try:
+        handle = RunningHQ(url=f"http://127.0.0.1:{port}", hq_dir=hq_dir, keys_path=hq_dir / "unused",
+                           operator_token="", service=service)
+        yield service, make_site_dir(tmp_path, handle, sqlite_url(tmp_path), site_id=site_id), port, hq_dir
     finally:
         service.close()
 
