@@ -40,7 +40,7 @@ class NotConnected(TransportError):
 
 
 class ConnectTimeout(Timeout, NotConnected):
-    kind = "timeout"
+    """Opening the connection took longer than the connect deadline (kind "timeout", never opened)."""
 
 
 class TooLarge(TransportError):
