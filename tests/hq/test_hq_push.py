@@ -120,6 +120,23 @@ def test_refusals_are_one_line_and_a_bad_wait_is_422(hq_server: RunningHQ) -> No
         assert r.status_code == 422 and r.json()["error"] == "invalid_request", (params, r.text)
 
 
+def test_an_agent_hanging_up_ends_its_hold_at_once(hq_server: RunningHQ) -> None:
+    """The poll of an agent that went away leaves the hub when it hangs up, not when its hold runs out."""
+    import socket
+    from urllib.parse import urlsplit
+
+    token = hq_server.issue_licence("push-gone")
+    url = urlsplit(hq_server.url)
+    hub = hq_server.app.state.push
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(f"GET /v1/commands/wait?wait={HOLD} HTTP/1.1\r\nHost: hq\r\n"
+                     f"Authorization: Bearer {token}\r\n\r\n".encode())
+        wait_until(lambda: hub.waiting_count == 1, 10, 0.01, what="the poll parked")
+    hung_up = time.monotonic()
+    wait_until(lambda: hub.waiting_count == 0, 5, 0.01, what="the hold ended with the connection")
+    assert time.monotonic() - hung_up < HOLD / 6
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_the_listener_reconnects_and_misses_nothing_queued_while_it_was_away(hq_server: RunningHQ,
