@@ -42,7 +42,38 @@ def agent_metrics(demo: Any) -> dict[str, float]:
                 out["heartbeats"] = s.value
             if s.name == "kitagent_push_connected":
                 out["push"] = s.value
+            if s.name == "kitagent_command_outcomes_total" and s.value:
+                out[f"{s.labels['type']}:{s.labels['outcome']}"] = s.value
     return out
+
+
+def test_hq_restarted_the_channel_reconnects_and_each_command_is_applied_once(demo) -> None:  # type: ignore[no-untyped-def]
+    """HQ's container stopped (SIGTERM) and started again: the agent reconnects its push channel, the next
+    command still comes by push (no heartbeat carries it), and nothing is applied twice."""
+    from tests.infra.fixtures import docker_client
+
+    token = demo.operator_token_path.read_text().strip()
+    admin = httpx.Client(base_url=f"{demo.hq_url}/v1/admin", headers={"Authorization": f"Bearer {token}"}, timeout=15)
+    eventually(lambda: agent_metrics(demo).get("push") == 1, 60, 0.5, what="the push channel answering")
+    assert admin.post(f"/licences/{demo.site_id}/suspend", json={"reason": "before the restart"}).status_code == 200
+    eventually(lambda: agent_metrics(demo).get("state:suspended") == 1, 30, 0.05, what="suspended before")
+    hq = docker_client().containers.get(demo.hq_container)
+    hq.stop(timeout=10)
+    eventually(lambda: agent_metrics(demo).get("push") == 0, 30, 0.1, what="the channel down with HQ")
+    hq.start()
+    eventually(lambda: agent_metrics(demo).get("push") == 1, 60, 0.1, what="the channel reconnected")
+    time.sleep(2)  # the heartbeat the reconnection woke is done
+    beats = agent_metrics(demo)["heartbeats"]
+    started = time.monotonic()
+    assert admin.post(f"/licences/{demo.site_id}/resume", json=None).status_code == 200
+    eventually(lambda: agent_metrics(demo).get("state:active") == 1, 30, 0.05, what="resumed after the restart")
+    took = time.monotonic() - started
+    time.sleep(2)
+    after = agent_metrics(demo)
+    print(f"resume after HQ's restart: applied at the site {took * 1000:.0f} ms after HQ queued it")
+    assert after["heartbeats"] - beats == 1  # the acknowledgement only: the push channel carried it
+    assert after.get("suspend:applied") == 1 and after.get("resume:applied") == 1  # none applied twice
+    assert took < 2.0, took
 
 
 def test_suspend_resume_revoke_reach_the_shop_by_push(demo) -> None:  # type: ignore[no-untyped-def]
