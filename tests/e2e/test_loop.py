@@ -359,9 +359,15 @@ def test_hq_down_while_the_sandbox_notifies_the_retry_lands_once(demo, buyer, pa
     pk = hq_order(demo, order_id)["id"]
     trade = hq_rows(demo, "SELECT out_trade_no, status FROM payments WHERE order_pk = ?", pk)
     assert [t["status"] for t in trade] == ["paid"]
-    notices = hq_rows(demo, "SELECT outcome FROM payment_notices WHERE out_trade_no = ?", trade[0]["out_trade_no"])
-    assert notices == [{"outcome": "applied"}]  # the retry after HQ came back, once
+    notices = [n["outcome"] for n in hq_rows(demo, "SELECT outcome FROM payment_notices WHERE out_trade_no = ? "
+                                                   "ORDER BY id", trade[0]["out_trade_no"])]
+    # the retry after HQ came back is applied, once; a gateway that timed out waiting for that answer sends it
+    # again (as real gateways do), and HQ records that as a duplicate that changes nothing
+    assert notices[:1] == ["applied"] and set(notices[1:]) <= {"duplicate"}, notices
     assert [k["status"] for k in hq_rows(demo, "SELECT status FROM card_keys WHERE order_pk = ?", pk)] == ["sold"]
+    hq_id = hq_order(demo, order_id)["hq_order_id"]
+    assert hq_rows(demo, "SELECT COUNT(*) AS n FROM ledger_entries WHERE kind = 'order' AND source = ?",
+                   hq_id) == [{"n": 1}]  # paid once in the books
 
 
 def pay_at_cashier(page, link: str, button: str) -> None:
