@@ -146,6 +146,9 @@ def test_hq_killed_and_restarted_the_agent_reconnects_nothing_lost_or_applied_tw
                     applied_by_push(agent, service, lambda: licences.suspend(service, "op", "push-3", "two"),
                                     "suspended")
                     m = agent.metrics
+                    # the licence state is stored before the outcome is counted: wait for the count, then exact
+                    wait_until(lambda: m.command_outcomes.labels("suspend", "applied")._value.get() >= 2, 10, 0.02,
+                               what="the second suspension counted")
                     assert m.command_outcomes.labels("suspend", "applied")._value.get() == 2
                     assert m.command_outcomes.labels("resume", "applied")._value.get() == 1
                     assert read_state(agent.engine).applied_seq == 3
