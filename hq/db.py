@@ -107,7 +107,7 @@ def among(conn: "Connection", column: "ColumnElement[str]", ids: list[str]) -> "
     from sqlalchemy.dialects.postgresql import ARRAY
 
     if conn.dialect.name == "postgresql":
-        return [column == any_(bindparam("among_ids", ids, type_=ARRAY(String)))]
+        return [column == any_(bindparam(None, ids, type_=ARRAY(String)))]  # anonymous: two in one statement never collide
     return [column.in_(ids[i:i + IN_LIST_MAX]) for i in range(0, len(ids), IN_LIST_MAX)]
 
 
