@@ -149,7 +149,7 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
         return _product_page(request, item, values, refused.errors, status=refused.status, nonce=nonce)
     except co.DuplicateOrder as dup:
         outcome("duplicate").inc()
-        return RedirectResponse(f"/order/{dup.order_id}", status_code=303)
+        return _same_form_again(request, dup.order_id, raw.get("password", ""))
     outcome("placed").inc()
     host.emit("order_created", {
         "order_id": placed.order_id, "sku": item.sku, "category": item.category, "quantity": form.quantity,
@@ -158,6 +158,23 @@ def _checkout(request: Request, sku: str, raw: dict[str, str]) -> Response:
     })
     response = RedirectResponse(f"/order/{placed.order_id}?placed=1", status_code=303)
     _grant_access(request, response, placed.order_id)
+    return response
+
+
+def _same_form_again(request: Request, order_id: str, password: str) -> Response:
+    """The order a form already placed: the browser lost the first answer (and the access it granted)
+    and sends the form again. Its password is the order's, the proof the lookup form asks for, so the
+    buyer lands on the order itself; any other password leaves the order to the lookup form."""
+    shop, client = shop_of(request), client_ip(request)
+    response = RedirectResponse(f"/order/{order_id}", status_code=303)
+    if not password or len(password) > 128 or not shop.limits.lookup.allowed(client, order_id):
+        return response  # the lookup form's limits hold here too: no second way to guess a password
+    with shop.sessions() as session:
+        opened = check_password(session, order_id, password)
+    if opened:
+        _grant_access(request, response, order_id)
+    else:
+        shop.limits.lookup.failed(client, order_id)
     return response
 
 

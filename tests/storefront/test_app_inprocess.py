@@ -209,3 +209,29 @@ def test_a_plugin_the_licence_drops_leaves_the_cached_product_page_at_once(tmp_p
     assert shop.plugin_host().loaded == []
     page = client.get("/p/G-QQ-100?lang=en").text
     assert "Earn 104 points" not in page and 'class="price-big"' in page
+
+
+def test_the_same_form_sent_again_opens_its_order_only_with_the_orders_password(tmp_path):
+    """A browser that lost the checkout's answer (and the access cookie it carried) sends the form again."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    client, _ = _app(tmp_path, url)
+    page = client.get("/p/G-QQ-100").text
+    form = {"csrf": form_token(page), "nonce": form_token(page, NONCE), "quantity": "1", "contact": "13800138000",
+            "password": "secret-pw", "password2": "secret-pw"}
+    placed = client.post("/p/G-QQ-100/checkout", data=form)
+    order_page = placed.headers["location"].split("?")[0]
+    assert placed.status_code == 303 and "placed=1" in placed.headers["location"]
+
+    def lost_answer() -> None:
+        client.cookies.delete("kit_orders")
+        assert 'id="order-id"' not in client.get(order_page).text  # the lookup form, not the order
+
+    lost_answer()
+    other = client.post("/p/G-QQ-100/checkout", data={**form, "password": "guess-pw-1", "password2": "guess-pw-1"})
+    assert other.status_code == 303 and other.headers["location"] == order_page  # the same order, no second one
+    assert "kit_orders" not in other.cookies and 'id="order-id"' not in client.get(order_page).text
+    again = client.post("/p/G-QQ-100/checkout", data=form)
+    assert again.status_code == 303 and again.headers["location"] == order_page and "kit_orders" in again.cookies
+    assert 'id="order-id"' in client.get(order_page).text
+    assert _count(url) == 1
