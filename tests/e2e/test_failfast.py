@@ -66,8 +66,8 @@ class Answer:
 class Trickle:
     """Page views every 0.2 s and a checkout every 0.5 s, each on its own thread, until stopped."""
 
-    def __init__(self, base: str, forms: list[dict[str, str]], cookies: httpx.Cookies) -> None:
-        self.base, self.forms, self.cookies = base, forms, cookies
+    def __init__(self, base: str, forms: list[dict[str, str]], cookies: httpx.Cookies, timeout: float = 5) -> None:
+        self.base, self.forms, self.cookies, self.timeout = base, forms, cookies, timeout
         self.answers: list[Answer] = []
         self.retry: list[dict[str, str]] = []  # checkouts answered 503: the buyer sends them again
         self.stop = threading.Event()
@@ -102,14 +102,14 @@ class Trickle:
     def _browse(self) -> None:
         paths = [("page", "/"), ("page", f"/p/{SKU}"), ("static", "/static/app.css"), ("page", "/?c=game"),
                  ("static", "/branding/theme.css")]
-        with httpx.Client(base_url=self.base, timeout=5) as client:
+        with httpx.Client(base_url=self.base, timeout=self.timeout) as client:
             i = 0
             while not self.stop.wait(0.2):
                 self._get(client, *paths[i % len(paths)])
                 i += 1
 
     def _checkout(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=5, cookies=self.cookies) as client:
+        with httpx.Client(base_url=self.base, timeout=self.timeout, cookies=self.cookies) as client:
             while not self.stop.wait(0.5) and self.forms:
                 form = self.forms.pop()
                 started = time.monotonic()
@@ -243,7 +243,10 @@ def test_hq_down_45s_agent_detects_within_a_second_and_resumes_within_one(stack:
     watch.thread.start()
     status_during: dict[str, Any] = {}
     try:
-        with Trickle(stack.base, forms, cookies) as trickle:
+        # The shop must not notice HQ at all: every answer is a success. How long an answer may take
+        # is asserted below from the whole outage (a loaded machine stalls one request now and then;
+        # a shop waiting on HQ would be slow throughout), so the client waits long enough to hear it.
+        with Trickle(stack.base, forms, cookies, timeout=20) as trickle:
             time.sleep(3)
             assert watch.seen and watch.seen[-1][1] == "ok"
             stop_began = time.monotonic()  # HQ stops listening at once, then finishes its requests and exits
@@ -289,6 +292,9 @@ def test_hq_down_45s_agent_detects_within_a_second_and_resumes_within_one(stack:
         "outage_seconds": round(back[0] - stopped, 1), "orders_placed": len(placed),
         "all_orders_decided_after_hq_answers_seconds": round(all_decided - back[0], 2),
         "link_changes_unreachable": stack.metric("kitagent_hq_link_changes_total", {"state": "unreachable"}),
+        "slowest_three": [{"kind": a.kind, "status": a.status, "took": round(a.took, 3),
+                           "began_after_stop_began": round(a.started - stop_began, 2)}
+                          for a in sorted(trickle.answers, key=lambda a: a.took)[-3:]],
     }
     print("\nHQ outage:", json.dumps(FIGURES["hq_outage"]))
     assert detection is not None and detection <= 1.0, detection  # the failing request itself took at most 1 s
@@ -296,7 +302,12 @@ def test_hq_down_45s_agent_detects_within_a_second_and_resumes_within_one(stack:
     # orders (every 0.5 s, the outbox polled every second) would find it too
     assert resumed - back[0] <= 1.1  # within a second of HQ answering (+ the 0.1 s scrape)
     assert status_during["licence"]["hq"]["state"] == "unreachable", status_during
-    assert not [a for a in trickle.answers if a.status is None or (a.status >= 500)]  # the shop never noticed
+    noticed = [a for a in trickle.answers if a.status is None or (a.status >= 500)]
+    assert not noticed, [{"kind": a.kind, "status": a.status, "took": round(a.took, 3),
+                          "began_after_stop_began": round(a.started - stop_began, 2),
+                          "began_after_hq_answered": round(a.started - back[0], 2)} for a in noticed]  # the shop never noticed
+    during = sorted(a.took for a in trickle.answers if a.kind == "checkout" and stopped <= a.started < back[0])
+    assert during and during[len(during) // 2] <= 1.0, during  # a checkout never waits on HQ: as quick as ever
     rows = stack.psql("SELECT count(*), count(DISTINCT id) FROM orders WHERE status = 'delivered'")
     total, distinct = (int(x) for x in rows[0].split("|"))
     assert total == distinct and set(placed) <= set(stack.psql("SELECT id FROM orders WHERE status = 'delivered'"))
