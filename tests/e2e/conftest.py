@@ -64,3 +64,30 @@ def swarm_site(swarm_manager: swarm_engine.SwarmEngine, tmp_path_factory: pytest
         if any(s.site_id in key for key in labels):
             spec = {**node["Spec"], "Labels": {k: v for k, v in labels.items() if s.site_id not in k}}
             api.update_node(node["ID"], node["Version"]["Index"], spec)
+
+
+LOG_LINES = 25  # per container, at the end of a failed test's report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed end-to-end test's report ends with the last lines each container of its site logged: the
+    storefront's "database unreachable … because" or the agent's HQ errors say what the test saw only the
+    outside of (CI keeps nothing else)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call":
+        for site_id in {getattr(v, "site_id", None) for v in getattr(item, "funcargs", {}).values()} - {None}:
+            report.sections.append((f"containers of site {site_id}", _site_logs(str(site_id))))
+
+
+def _site_logs(site_id: str) -> str:
+    import docker
+
+    try:
+        client = docker.from_env()
+        containers = client.containers.list(all=True, filters={"label": f"com.kitctl.site={site_id}"})
+        return "\n".join(f"--- {c.name} ({c.status})\n" + c.logs(tail=LOG_LINES).decode(errors="replace")
+                         for c in sorted(containers, key=lambda c: c.name)) or "(no containers)"
+    except Exception as exc:  # noqa: BLE001 - the report says why the logs are missing, the failure stands
+        return f"(logs not read: {exc})"
