@@ -59,7 +59,7 @@ def post_orders(
     hq: HQ = Depends(get_hq),
 ) -> Response:
     ctx = SiteContext(caller.site_id, caller.categories, caller.regions)
-    results, replayed = orders.submit(hq, ctx, idempotency_key, batch)
+    results, replayed = hq.order_groups.submit(ctx, idempotency_key, batch)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse({"results": results}, headers=headers)
 

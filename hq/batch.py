@@ -84,8 +84,12 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
     )
 
 
-def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
-    """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path)."""
+def decide_new(hq: "HQ", ctx: SiteContext, keys: list[tuple[str, int]], orders: list["OrderIn"],
+               digests: list[str]) -> list[dict[str, Any]] | None:
+    """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path).
+
+    `keys` are the claimed Idempotency-Keys of the requests the batch is made of, each with how many of the
+    orders (in turn) are its own: each is finished with its own orders' ids (hq.order_groups joins requests)."""
     early = links_beforehand(hq, ctx, orders)
     with hq.connection() as conn:
         sql = _sql(conn.dialect.name == "postgresql")
@@ -110,13 +114,24 @@ def decide_new(hq: "HQ", ctx: SiteContext, key: str, orders: list["OrderIn"], di
             payments.Payable(ids[i], r["site_id"], r["order_id"], r["sku"], r["quantity"],
                              charge_cents(r["unit_price_cents"], r["quantity"], r["total_cents"]), r["currency"])
             for i, r in enumerate(rows) if r["status"] == "pending_payment"], now, early.links_for(gateway))
-        conn.execute(sql.finish_key, {"site": ctx.site_id, "idem": key, "hq_ids": [r["hq_order_id"] for r in rows]})
+        conn.execute(sql.finish_key, _finished_keys(ctx.site_id, keys, [r["hq_order_id"] for r in rows]))
     if any(p["status"] != "pending" for p in paying.values()):
         return None  # a waiting notification settled one of them: the per-order path reads them back as stored
     counted = metrics()
     for row in rows:  # counted once committed
         counted.decided(row["decision"], row["reasons"])
     return [_result(hq, row, keys_for.get(i), paying.get(ids[i])) for i, row in enumerate(rows)]
+
+
+def _finished_keys(site_id: str, keys: list[tuple[str, int]], hq_ids: list[str]) -> list[dict[str, Any]]:
+    """Each key's row update: the ids of its own orders, which follow one another in the batch."""
+    params, start = [], 0
+    for key, count in keys:
+        params.append({"site": site_id, "idem": key, "hq_ids": hq_ids[start:start + count]})
+        start += count
+    if start != len(hq_ids):
+        raise ValueError(f"the keys name {start} orders, the batch has {len(hq_ids)}")
+    return params
 
 
 def links_beforehand(hq: "HQ", ctx: SiteContext, orders: list["OrderIn"]) -> payments.Beforehand:

@@ -71,6 +71,9 @@ class HQMetrics:
         self.rules = Counter("kithq_risk_rule_hits_total",
                              "Reasons given for decisions, by rule (one order can hit several)",
                              ["rule", "decision"], registry=r)
+        self.order_groups = Histogram("kithq_order_group_requests",
+                                      "Order requests of one site decided together in one transaction (hq.order_groups)",
+                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200), registry=r)
         self.heartbeats = Counter("kithq_heartbeats_total", "Heartbeats received, by outcome", ["outcome"],
                                   registry=r)
         self.payment_notices = Counter("kithq_payment_notifications_total",

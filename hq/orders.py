@@ -115,6 +115,24 @@ def release_key(hq: "HQ", site_id: str, key: str) -> None:
 
 def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[list[dict[str, Any]], bool]:
     """Decide every order in the batch; returns (results, whole request was a replay)."""
+    refuse_invalid(batch)
+    replay_ids = claim_key(hq, ctx.site_id, key, batch_hash(batch))
+    if replay_ids is not None:
+        return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
+    try:
+        try:  # the common case, new orders only: one transaction for the whole batch
+            results = batches.decide_new(hq, ctx, [(key, len(batch.orders))], batch.orders,
+                                         [order_hash(o) for o in batch.orders])
+        except IntegrityError:  # another request inserted one of these orders meanwhile
+            results = None
+        return (results if results is not None else decide_each(hq, ctx, key, batch)), False
+    except BaseException:
+        release_key(hq, ctx.site_id, key)
+        raise
+
+
+def refuse_invalid(batch: OrderBatch) -> None:
+    """422 for a batch no decision may take: an order_id twice, a total above the list price."""
     ids = [o.order_id for o in batch.orders]
     if len(set(ids)) != len(ids):
         raise ApiError(422, "duplicate_order_id", "orders: the batch lists the same order_id twice")
@@ -122,23 +140,15 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
         if order.total_cents is not None and order.total_cents > order.unit_price_cents * order.quantity:
             raise ApiError(422, "total_above_list_price",
                            f"orders.{i}.total_cents: more than unit_price_cents × quantity")
-    replay_ids = claim_key(hq, ctx.site_id, key, batch_hash(batch))
-    if replay_ids is not None:
-        return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
-    try:
-        try:  # the common case, new orders only: one transaction for the whole batch
-            results = batches.decide_new(hq, ctx, key, batch.orders, [order_hash(o) for o in batch.orders])
-        except IntegrityError:  # another request inserted one of these orders meanwhile
-            results = None
-        if results is not None:
-            return results, False
-        _refuse_changed_orders(hq, ctx.site_id, batch)
-        results = [decide_one(hq, ctx, order) for order in batch.orders]
-    except BaseException:
-        release_key(hq, ctx.site_id, key)
-        raise
+
+
+def decide_each(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> list[dict[str, Any]]:
+    """The per-order path for a request whose key the caller claimed (it releases the key if this raises):
+    known orders read back, new ones decided one at a time, then the key finished with their ids."""
+    _refuse_changed_orders(hq, ctx.site_id, batch)
+    results = [decide_one(hq, ctx, order) for order in batch.orders]
     finish_key(hq, ctx.site_id, key, [r["hq_order_id"] for r in results])
-    return results, False
+    return results
 
 
 def _refuse_changed_orders(hq: "HQ", site_id: str, batch: OrderBatch) -> None:

@@ -1,0 +1,250 @@
+"""Order requests of one site that arrive together are decided together (hq.order_groups), and answered
+exactly as one request after another would be.
+
+A group forms while a request is being decided. The tests hold the first request inside its decision,
+queue the others behind it one by one (so their order is known), then let it go: the rest are decided
+as one group. On SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from hq import batch as batches
+from hq import inventory
+from hq import orders
+from hq.errors import ApiError
+from hq.models import IdempotencyKey, Order
+from hq.order_checks import SiteContext
+from hq.schemas import OrderBatch
+from hq.service import HQ
+from tests.hq.helpers import order
+from tests.hq.test_hq_batch import _orders, _summary, hq  # noqa: F401 - `hq`: the fixture, both databases
+
+CTX = SiteContext("site-a", ("game",), ("CN",))
+
+
+def _batch(*items: dict[str, Any]) -> OrderBatch:
+    return OrderBatch.model_validate({"orders": list(items)})
+
+
+class HeldLead:
+    """Sends requests on threads of their own; the first is held inside its decision until `release`."""
+
+    def __init__(self, hq: HQ, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.groups = hq.order_groups
+        self.entered, self.go = threading.Event(), threading.Event()
+        self.answers: dict[str, Any] = {}
+        self.group_keys: list[list[str]] = []
+        lone = orders.submit
+
+        def held(*args: Any) -> Any:
+            if not self.entered.is_set():
+                self.entered.set()
+                assert self.go.wait(30)
+            return lone(*args)
+
+        decide_new = batches.decide_new
+
+        def counted(hq_: HQ, ctx: SiteContext, keys: list[tuple[str, int]], *rest: Any) -> Any:
+            self.group_keys.append([k for k, _ in keys])
+            return decide_new(hq_, ctx, keys, *rest)
+
+        monkeypatch.setattr(orders, "submit", held)
+        monkeypatch.setattr(batches, "decide_new", counted)
+        self.threads: list[threading.Thread] = []
+
+    def send(self, key: str, batch: OrderBatch, ctx: SiteContext = CTX) -> None:
+        name = f"{key}#{len(self.threads)}"  # the key and the turn it was sent in
+
+        def run() -> None:
+            try:
+                self.answers[name] = self.groups.submit(ctx, key, batch)
+            except BaseException as exc:  # noqa: BLE001 - the answer under test
+                self.answers[name] = exc
+
+        waiting = self._waiting(ctx)
+        thread = threading.Thread(target=run, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        if len(self.threads) == 1:
+            assert self.entered.wait(10)
+        else:
+            _until(lambda: self._waiting(ctx) == waiting + 1)
+
+    def _waiting(self, ctx: SiteContext) -> int:
+        with self.groups._lock:
+            return len(self.groups._waiting.get(ctx, ()))
+
+    def release(self) -> dict[str, Any]:
+        self.go.set()
+        for t in self.threads:
+            t.join(30)
+            assert not t.is_alive()
+        return self.answers
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = threading.Event()
+    for _ in range(1000):
+        if check():
+            return
+        deadline.wait(0.01)
+    raise AssertionError("not queued")
+
+
+def _buyer(order_id: str, **fields: Any) -> dict[str, Any]:
+    """An order from a buyer of its own (the velocity rules count by buyer)."""
+    n = sum(map(ord, order_id)) % 250
+    return order(order_id, account=f"acc-{order_id}", contact=f"{order_id}@example.cn", ip=f"198.51.100.{n}", **fields)
+
+
+def _elsewhere(item: dict[str, Any]) -> dict[str, Any]:
+    buyer = item["buyer"]
+    return {**item, "order_id": "b-" + item["order_id"],
+            "buyer": {**buyer, "account": "b-" + buyer["account"], "contact": "b-" + buyer["contact"],
+                      "ip": buyer["ip"].replace("198.51.100.", "203.0.113.")}}
+
+
+def test_a_group_decides_as_one_request_after_another_would(hq, monkeypatch):  # noqa: F811
+    items = _orders()  # velocity, site-daily, quantity, unknown-SKU and out-of-stock cases interleaved
+    held = HeldLead(hq, monkeypatch)
+    for i, item in enumerate(items):
+        held.send(f"k{i}", _batch(item))
+    answers = held.release()
+    grouped = [answers[f"k{i}#{i}"] for i in range(len(items))]
+    assert held.group_keys == [["k0"], [f"k{i}" for i in range(1, len(items))]]  # the first alone, the rest together
+    # the same orders one request after another, at site-b: its own buyers (velocity counts by buyer across
+    # sites) and as many card keys as site-a found
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,B{i:03d},secret-b{i}\n" for i in range(2)))
+    one_by_one = [orders.submit(hq, SiteContext("site-b", ("game",), ("CN",)), f"k{i}", _batch(_elsewhere(item)))
+                  for i, item in enumerate(items)]
+    assert all(replayed is False for _, replayed in grouped)
+    assert [_summary(r) for r, _ in grouped] == [
+        [(o[0].removeprefix("b-"), *o[1:]) for o in _summary(r)] for r, _ in one_by_one]
+    with hq.session() as s:  # each key finished with its own order, each order stored once
+        keys = dict(s.execute(select(IdempotencyKey.key, IdempotencyKey.hq_order_ids)
+                              .where(IdempotencyKey.site_id == "site-a")).all())
+        assert keys == {f"k{i}": [r[0]["hq_order_id"]] for i, (r, _) in enumerate(grouped)}
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.site_id == "site-a")) == len(items)
+    again, replayed = hq.order_groups.submit(CTX, "k3", _batch(items[3]))  # a replay reads the group's answer
+    assert replayed and again == [{**grouped[3][0][0], "replayed": True}]
+
+
+def test_the_unusual_requests_of_a_group_are_answered_as_on_their_own(hq, monkeypatch):  # noqa: F811
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,U{i:03d},secret-u{i}\n" for i in range(5)))
+    d1, t1 = _buyer("d1", sku="card-1"), _buyer("t1", sku="card-1")
+    first, _ = orders.submit(hq, CTX, "done", _batch(d1))
+    held = HeldLead(hq, monkeypatch)
+    held.send("lead", _batch(_buyer("n0", sku="card-1")))
+    held.send("done", _batch(d1))  # a replay of a finished key
+    held.send("new-1", _batch(_buyer("n1", sku="card-1", quantity=2)))
+    held.send("twice", _batch(t1))
+    held.send("twice", _batch(t1))  # the same key again while the first is in flight
+    held.send("changed", _batch({**d1, "quantity": 2}))  # a known order with another body
+    held.send("new-2", _batch(_buyer("n2", sku="no-such-sku")))
+    answers = held.release()
+    assert answers["done#1"] == ([{**first[0], "replayed": True}], True)
+    assert isinstance(answers["twice#4"], ApiError) and answers["twice#4"].status == 409
+    assert isinstance(answers["changed#5"], ApiError) and answers["changed#5"].code == "idempotency_conflict"
+    decided = {k: r[0][0] for k, r in answers.items() if isinstance(r, tuple) and not r[1]}
+    assert {k: (r["order_id"], r["decision"]) for k, r in decided.items()} == {
+        "lead#0": ("n0", "approve"), "new-1#2": ("n1", "approve"), "twice#3": ("t1", "approve"),
+        "new-2#6": ("n2", "reject")}
+    # the group stepped back (one order known with another body): each was decided on its own, after
+    # one attempt together that the refusal rolled back
+    assert held.group_keys == [["lead"], ["new-1", "twice", "changed", "new-2"]]
+    with hq.session() as s:
+        states = dict(s.execute(select(IdempotencyKey.key, IdempotencyKey.state)).all())
+        assert states == {"done": "done", "lead": "done", "new-1": "done", "twice": "done", "new-2": "done"}
+        assert sorted(s.scalars(select(Order.order_id))) == ["d1", "n0", "n1", "n2", "t1"]
+
+
+def test_a_failing_group_fails_each_request_and_keeps_none_of_their_keys(hq, monkeypatch):  # noqa: F811
+    held = HeldLead(hq, monkeypatch)
+    real = batches.decide_new
+
+    def down(hq_: HQ, ctx: SiteContext, keys: list[tuple[str, int]], *rest: Any) -> Any:
+        if len(keys) > 1:
+            raise ConnectionError("database went away")
+        return real(hq_, ctx, keys, *rest)
+
+    monkeypatch.setattr(batches, "decide_new", down)
+    held.send("lead", _batch(order("x0", sku="card-1")))
+    for i in (1, 2, 3):
+        held.send(f"k{i}", _batch(order(f"x{i}", sku="card-1")))
+    answers = held.release()
+    assert answers["lead#0"][0][0]["decision"] == "approve"
+    assert all(isinstance(answers[f"k{i}#{i}"], ConnectionError) for i in (1, 2, 3))
+    with hq.session() as s:
+        assert list(s.scalars(select(IdempotencyKey.key))) == ["lead"]  # the failed ones may be sent again
+    monkeypatch.setattr(batches, "decide_new", real)
+    results = [hq.order_groups.submit(CTX, f"k{i}", _batch(order(f"x{i}", sku="card-1")))[0][0] for i in (1, 2, 3)]
+    assert [r["order_id"] for r in results] == ["x1", "x2", "x3"]
+
+
+def test_groups_are_per_licence_scope_and_never_larger_than_a_batch(hq, monkeypatch):  # noqa: F811
+    held = HeldLead(hq, monkeypatch)
+    held.send("lead", _batch(order("s0", sku="card-1")))
+    other = SiteContext("site-b", ("game",), ("CN",))
+    held.send("b1", _batch(order("b1", sku="card-1")), ctx=other)  # another site: decided at once, alone
+    _until(lambda: "b1#1" in held.answers)
+    big = [order(f"m{i}", sku="no-such-sku") for i in range(210)]
+    held.send("m1", _batch(*big[:150]))
+    held.send("m2", _batch(*big[150:]))  # 60 more: 210 orders would be more than one batch
+    held.send("m3", _batch(order("m-last", sku="no-such-sku")))
+    answers = held.release()
+    assert answers["b1#1"][0][0]["order_id"] == "b1"
+    assert held.group_keys == [["b1"], ["lead"], ["m1"], ["m2", "m3"]]
+    assert [len(answers[k][0]) for k in ("m1#2", "m2#3", "m3#4")] == [150, 60, 1]
+
+
+def test_one_order_a_request_at_once_over_http_each_stored_once_and_decided_in_groups(tmp_path, db_url):
+    """48 buyers' single orders at once through the real server: every answer 200, every order once, every
+    key sold once, and the requests were decided in fewer transactions than there were requests."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hq.testing import running_hq
+    from tests.agent.helpers import OPEN_RULES
+    from tests.hq.helpers import post_orders
+    from tests.monitoring.helpers import sample
+
+    with running_hq(tmp_path, database_url=db_url, site_rate_per_second=1000, site_rate_burst=1000) as server:
+        server.seed_item("card-h", price_cents=9000)
+        server.seed_card_keys("card-h", 48)
+        server.set_rules(OPEN_RULES)
+        token = server.issue_licence("site-h", categories=["game"])
+        scrape = lambda: httpx.get(f"{server.url}/metrics", headers=server.metrics_headers(), timeout=10).text  # noqa: E731
+        before = scrape()
+        with ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(lambda i: post_orders(server, token, f"h{i}", [_buyer(f"h{i}", sku="card-h")]),
+                                    range(48)))
+        after = scrape()
+        assert [a.status_code for a in answers] == [200] * 48, [a.text[:200] for a in answers if a.status_code != 200]
+        results = [a.json()["results"][0] for a in answers]
+        assert [r["order_id"] for r in results] == [f"h{i}" for i in range(48)]
+        serials = [r["delivery"]["card_keys"][0]["serial"] for r in results]
+        assert len(set(serials)) == 48  # each buyer their own key
+        delta = {part: (sample(after, f"kithq_order_group_requests_{part}") or 0)
+                 - (sample(before, f"kithq_order_group_requests_{part}") or 0) for part in ("sum", "count")}
+        assert delta["sum"] == 48 and delta["count"] < 48, delta
+
+
+def test_with_groups_off_each_request_is_decided_on_its_own(hq, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(hq.settings, "order_groups", False)
+    held = HeldLead(hq, monkeypatch)
+    held.send("lead", _batch(_buyer("g0", sku="card-1")))
+    threads = [threading.Thread(target=lambda i=i: held.answers.__setitem__(
+        f"k{i}", hq.order_groups.submit(CTX, f"k{i}", _batch(_buyer(f"g{i}", sku="no-such-sku"))))) for i in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert [held.answers[f"k{i}"][0][0]["order_id"] for i in (1, 2, 3)] == ["g1", "g2", "g3"]  # not behind the lead
+    held.release()
+    assert sorted(map(sorted, held.group_keys)) == [["k1"], ["k2"], ["k3"], ["lead"]]
