@@ -12,6 +12,14 @@ decision and the load; then the slope: how rate and p99 change per tenfold
 growth of the table (flat is 1.00×). `--explain` also prints, per size, each
 statement one order runs with its EXPLAIN (ANALYZE) time and the rows it
 read from `orders`.
+
+The peer, in the same run: a second HQ on the same database with
+`KIT_HQ_ORDER_GROUPS=false` (each request decided on its own), a phase of
+each at every size, alternating; printed with the ratio and the mean number
+of requests HQ decided together (`kithq_order_group_requests`). `--sites 1`
+sends every order from one site, as a reseller's API client does; the
+default spreads them over 100 sites, where a site rarely has two requests
+in flight at once.
 """
 
 from __future__ import annotations
@@ -56,6 +64,21 @@ def slope(first: float, last: float, decades: float) -> float:
     return (last / first) ** (1 / decades) if first > 0 and last > 0 and decades > 0 else float("nan")
 
 
+def group_sums(base: str, hq_dir: Path) -> tuple[float, float]:
+    """(requests, groups) HQ has decided through hq.order_groups so far, from its /metrics."""
+    import httpx
+
+    from tests.monitoring.helpers import sample
+
+    text = httpx.get(f"{base}/metrics", timeout=10,
+                     headers={"Authorization": f"Bearer {(hq_dir / 'metrics-token').read_text().strip()}"}).text
+    return (sample(text, "kithq_order_group_requests_sum") or 0.0, sample(text, "kithq_order_group_requests_count") or 0.0)
+
+
+def _cpu(r: dict[str, float]) -> float:
+    return r["cpu_ms_per_unit"] + (r["db_ms_per_unit"] if not math.isnan(r["db_ms_per_unit"]) else 0.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -63,6 +86,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--seconds", type=int, default=8, help="per size (at most 10)")
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--sites", type=int, default=SITES, help=f"the orders come from this many sites (1..{SITES})")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -76,12 +100,14 @@ def main() -> None:
         hq_dir = Path(tempfile.mkdtemp(prefix="hq-single-"))
         stack.callback(shutil.rmtree, hq_dir, True)
         tokens = seed(hq_dir, url, SITES, items=2000, keys=50_000)
-        (hq_dir / "tokens.txt").write_text("\n".join(tokens) + "\n")
-        base, pid = start_server(hq_dir, url, args.workers, stack)
+        (hq_dir / "tokens.txt").write_text("\n".join(tokens[:max(1, min(args.sites, SITES))]) + "\n")
+        servers = {"grouped": start_server(hq_dir, url, args.workers, stack),
+                   "alone": start_server(hq_dir, url, args.workers, stack, {"KIT_HQ_ORDER_GROUPS": "false"})}
         env = {**os.environ, "HQ_BENCH_TOKENS": str(hq_dir / "tokens.txt")}
         db_pids = postgres_pids(url)
         print(f"HQ single-order decisions (PostgreSQL, {args.workers} workers, {args.connections} connections, "
-              f"{min(args.seconds, 10)} s a size, {os.cpu_count()} CPUs shared with wrk and PostgreSQL)", flush=True)
+              f"{min(args.seconds, 10)} s a size and server, orders from {min(args.sites, SITES)} site(s), "
+              f"{os.cpu_count()} CPUs shared with wrk and PostgreSQL)", flush=True)
         rows, results = 0, []
         for size in sizes:
             started = time.monotonic()
@@ -90,15 +116,26 @@ def main() -> None:
             rows = size
             if args.explain:
                 explain(hq_dir, url, size)
-            r = wrk_phase(base, "orders", env, min(args.seconds, 10), args.connections, 1, pid, 1, None, db_pids)
-            if r["db_cpu_s"] < 0:  # a PostgreSQL process that ended mid-phase (autovacuum) took its CPU time along
-                r["db_ms_per_unit"] = float("nan")
-            rows += int(r["requests"])
-            results.append((size, r))
-            print(f"    {r['per_second']:6.0f}/s  non-2xx {int(r['status_errors'])}  p50 {r['p50_us'] / 1000:6.1f} ms  "
-                  f"p99 {r['p99_us'] / 1000:6.1f} ms  HQ CPU {r['cpu_ms_per_unit']:5.2f} ms each  "
-                  f"PostgreSQL CPU {r['db_ms_per_unit']:5.2f} ms each  load {r['load_before']:.1f}->{r['load_after']:.1f}",
-                  flush=True)
+            phase = {}
+            for name, (base, pid) in servers.items():
+                groups_before = group_sums(base, hq_dir)
+                r = wrk_phase(base, "orders", env, min(args.seconds, 10), args.connections, 1, pid, 1, None, db_pids)
+                if r["db_cpu_s"] < 0:  # a PostgreSQL process that ended mid-phase (autovacuum) took its CPU time along
+                    r["db_ms_per_unit"] = float("nan")
+                requests, groups = (a - b for a, b in zip(group_sums(base, hq_dir), groups_before))
+                r["together"] = requests / groups if groups else float("nan")
+                rows += int(r["requests"])
+                phase[name] = r
+                print(f"    {name:>7}: {r['per_second']:6.0f}/s  non-2xx {int(r['status_errors'])}  "
+                      f"p50 {r['p50_us'] / 1000:6.1f} ms  p99 {r['p99_us'] / 1000:6.1f} ms  "
+                      f"HQ CPU {r['cpu_ms_per_unit']:5.2f} ms each  PostgreSQL CPU {r['db_ms_per_unit']:5.2f} ms each  "
+                      f"requests a group {r['together']:4.1f}  load {r['load_before']:.1f}->{r['load_after']:.1f}",
+                      flush=True)
+            grouped, alone = phase["grouped"], phase["alone"]
+            print(f"    grouped / alone: rate {grouped['per_second'] / alone['per_second']:.2f}×, "
+                  f"p99 {grouped['p99_us'] / alone['p99_us']:.2f}×, "
+                  f"HQ+PostgreSQL CPU {_cpu(grouped) / _cpu(alone):.2f}×", flush=True)
+            results.append((size, grouped))
         (first_size, first), (last_size, last) = results[0], results[-1]
         decades = math.log10(last_size / first_size)
         print(f"  slope per tenfold table: rate {slope(first['per_second'], last['per_second'], decades):.2f}×, "

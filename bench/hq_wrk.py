@@ -106,11 +106,12 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait(timeout=10)
 
 
-def start_server(hq_dir: Path, url: str | None, workers: int, stack: ExitStack) -> tuple[str, int]:
+def start_server(hq_dir: Path, url: str | None, workers: int, stack: ExitStack,
+                 settings: dict[str, str] | None = None) -> tuple[str, int]:
     port = free_port()
     env = {**os.environ, "KIT_HQ_DIR": str(hq_dir), "KIT_HQ_BIND": f"127.0.0.1:{port}",
            "KIT_HQ_WORKERS": str(workers), "KIT_HQ_SITE_RATE_PER_SECOND": "100000",
-           "KIT_HQ_SITE_RATE_BURST": "100000", "PYTHONPATH": str(ROOT)}
+           "KIT_HQ_SITE_RATE_BURST": "100000", "PYTHONPATH": str(ROOT), **(settings or {})}
     if url:
         env["KIT_HQ_DATABASE_URL"] = url
     server = subprocess.Popen([sys.executable, "-m", "hq"], env=env, cwd=ROOT,
