@@ -71,8 +71,14 @@ def test_hq_faults_change_nothing_are_counted_and_logged_once(hq, proxy, proxied
     assert len(warnings) == 3, [r.getMessage() for r in warnings]  # one per loop, not one per failure
     # HQ works again: every order decided exactly once
     proxy.set("pass")
-    make_due(agent.engine)
-    assert agent._unit("orders", agent.forwarder.forward_once).decided == 3
+    decided = 0
+    for _ in range(5):  # on a loaded machine one attempt may outlast the agent's 0.5 s: the next is a replay
+        make_due(agent.engine)
+        forwarded = agent._unit("orders", agent.forwarder.forward_once)
+        decided += forwarded.decided if forwarded is not None else 0
+        if order_counts(agent.engine) == {"delivered": 3}:
+            break
+    assert decided == 3
     assert agent._unit("sync", agent.sync.run).complete
     assert order_counts(agent.engine) == {"delivered": 3}
     assert hq_order_counts(hq, proxied_site.site_id) == (3, 3)

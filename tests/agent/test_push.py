@@ -70,6 +70,12 @@ def status(agent: Any) -> str:
     return read_state(agent.engine).licence_status  # type: ignore[no-any-return]
 
 
+def _applied(agent: Any) -> float:
+    """Commands of every type the agent counted as applied."""
+    return sum(sample.value for metric in agent.metrics.command_outcomes.collect() for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels["outcome"] == "applied")
+
+
 def applied_by_push(agent: Any, hq_service: Any, queue: Any, expect: str, timeout: float = 20) -> None:
     """Queue a command with `queue()`, wait for `expect` at the site; no heartbeat may have carried it."""
     # no heartbeat in flight (the start-up one, the ack of the last command: HQ has the ack), and a long-poll
@@ -80,9 +86,11 @@ def applied_by_push(agent: Any, hq_service: Any, queue: Any, expect: str, timeou
                 and _site_applied_seq(hq_service, agent.site_id) == read_state(agent.engine).applied_seq)
 
     wait_until(settled, 15, 0.02, what="the push channel, no heartbeat in flight")
-    before = len(agent.beats.started_with)
+    before, counted = len(agent.beats.started_with), _applied(agent)
     queue()
     wait_until(lambda: status(agent) == expect, timeout, 0.02, what=f"licence {expect}")
+    # the licence state is stored, then the outcome counted: a caller reading the counts reads them after
+    wait_until(lambda: _applied(agent) > counted, 10, 0.02, what=f"the command that made it {expect} counted")
     carriers = [s for s in agent.beats.started_with[before:] if s != expect]
     assert not carriers, "a heartbeat carried the command, not the push channel"
 
@@ -146,9 +154,6 @@ def test_hq_killed_and_restarted_the_agent_reconnects_nothing_lost_or_applied_tw
                     applied_by_push(agent, service, lambda: licences.suspend(service, "op", "push-3", "two"),
                                     "suspended")
                     m = agent.metrics
-                    # the licence state is stored before the outcome is counted: wait for the count, then exact
-                    wait_until(lambda: m.command_outcomes.labels("suspend", "applied")._value.get() >= 2, 10, 0.02,
-                               what="the second suspension counted")
                     assert m.command_outcomes.labels("suspend", "applied")._value.get() == 2
                     assert m.command_outcomes.labels("resume", "applied")._value.get() == 1
                     assert read_state(agent.engine).applied_seq == 3
