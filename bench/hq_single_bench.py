@@ -16,10 +16,9 @@ read from `orders`.
 The peer, in the same run: a second HQ on the same database with
 `KIT_HQ_ORDER_GROUPS=false` (each request decided on its own), a phase of
 each at every size, alternating; printed with the ratio and the mean number
-of requests HQ decided together (`kithq_order_group_requests`). `--sites 1`
-sends every order from one site, as a reseller's API client does; the
-default spreads them over 100 sites, where a site rarely has two requests
-in flight at once.
+of requests HQ decided together (`kithq_order_group_requests`). The orders
+come from 100 sites, one after another; `--sites 1` sends them all from
+one, as a reseller's API client does.
 """
 
 from __future__ import annotations

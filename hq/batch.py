@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
@@ -84,28 +85,38 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
     )
 
 
-def decide_new(hq: "HQ", ctx: SiteContext, keys: list[tuple[str, int]], orders: list["OrderIn"],
-               digests: list[str]) -> list[dict[str, Any]] | None:
+@dataclass(frozen=True)
+class Part:
+    """One request's share of a batch: who sent it (the site, from its licence), the Idempotency-Key it
+    claimed, and how many of the batch's orders, one after another, are its own."""
+
+    ctx: SiteContext
+    key: str
+    count: int
+
+
+def decide_new(hq: "HQ", parts: list[Part], orders: list["OrderIn"], digests: list[str]) -> list[dict[str, Any]] | None:
     """Results for a batch none of whose orders HQ knows yet; None if some are known (use the per-order path).
 
-    `keys` are the claimed Idempotency-Keys of the requests the batch is made of, each with how many of the
-    orders (in turn) are its own: each is finished with its own orders' ids (hq.order_groups joins requests)."""
-    early = links_beforehand(hq, ctx, orders)
+    The batch is one request's orders or several requests' (hq.order_groups), of one site or several:
+    `parts` say whose each order is; each key is finished with its own orders' ids."""
+    ctxs = _contexts(parts, orders)
+    early = links_beforehand(hq, ctxs, orders)
     with hq.connection() as conn:
         sql = _sql(conn.dialect.name == "postgresql")
-        known = dict(conn.execute(sql.known, {"site": ctx.site_id, "ids": [o.order_id for o in orders]}).all())
+        known = _known(conn, sql, ctxs, orders)
         if known:
-            for order, digest in zip(orders, digests):
-                if order.order_id in known and known[order.order_id] != digest:
+            for ctx, order, digest in zip(ctxs, orders, digests):
+                if known.get((ctx.site_id, order.order_id), digest) != digest:
                     raise ApiError(422, "idempotency_conflict",
                                    f"order {order.order_id!r} was already sent with a different body")
             return None
         now = utcnow()
         gateway = gateways.active(hq, conn)  # None: test mode, approval delivers at once
         items = {r.sku: r for r in conn.execute(sql.items, {"skus": sorted({o.sku for o in orders})})}
-        decisions = _judge_all(hq, conn, ctx, orders, items, now)
+        decisions = _judge_all(hq, conn, ctxs, orders, items, now)
         stock = _lock_keys(conn, orders, decisions, items)
-        rows, keys_for = _rows(ctx, orders, digests, decisions, items, stock, now,
+        rows, keys_for = _rows(ctxs, orders, digests, decisions, items, stock, now,
                                "pending_payment" if gateway else "delivered")
         ids = _insert_orders(conn, rows)
         _mark_sold(conn, keys_for, ids, now, reserve=gateway is not None)
@@ -114,7 +125,7 @@ def decide_new(hq: "HQ", ctx: SiteContext, keys: list[tuple[str, int]], orders: 
             payments.Payable(ids[i], r["site_id"], r["order_id"], r["sku"], r["quantity"],
                              charge_cents(r["unit_price_cents"], r["quantity"], r["total_cents"]), r["currency"])
             for i, r in enumerate(rows) if r["status"] == "pending_payment"], now, early.links_for(gateway))
-        conn.execute(sql.finish_key, _finished_keys(ctx.site_id, keys, [r["hq_order_id"] for r in rows]))
+        conn.execute(sql.finish_key, _finished_keys(parts, [r["hq_order_id"] for r in rows]))
     if any(p["status"] != "pending" for p in paying.values()):
         return None  # a waiting notification settled one of them: the per-order path reads them back as stored
     counted = metrics()
@@ -123,20 +134,36 @@ def decide_new(hq: "HQ", ctx: SiteContext, keys: list[tuple[str, int]], orders: 
     return [_result(hq, row, keys_for.get(i), paying.get(ids[i])) for i, row in enumerate(rows)]
 
 
-def _finished_keys(site_id: str, keys: list[tuple[str, int]], hq_ids: list[str]) -> list[dict[str, Any]]:
+def _contexts(parts: list[Part], orders: list["OrderIn"]) -> list[SiteContext]:
+    """Each order's site context, by the parts the batch is made of."""
+    ctxs = [part.ctx for part in parts for _ in range(part.count)]
+    if len(ctxs) != len(orders):
+        raise ValueError(f"the parts name {len(ctxs)} orders, the batch has {len(orders)}")
+    return ctxs
+
+
+def _known(conn: "Connection", sql: SimpleNamespace, ctxs: list[SiteContext],
+           orders: list["OrderIn"]) -> dict[tuple[str, str], str]:
+    """(site, order_id) → stored digest of the batch's orders HQ already has: one look-up per site."""
+    ids: dict[str, list[str]] = defaultdict(list)
+    for ctx, order in zip(ctxs, orders):
+        ids[ctx.site_id].append(order.order_id)
+    return {(site, order_id): digest for site in sorted(ids)
+            for order_id, digest in conn.execute(sql.known, {"site": site, "ids": ids[site]})}
+
+
+def _finished_keys(parts: list[Part], hq_ids: list[str]) -> list[dict[str, Any]]:
     """Each key's row update: the ids of its own orders, which follow one another in the batch."""
     params, start = [], 0
-    for key, count in keys:
-        params.append({"site": site_id, "idem": key, "hq_ids": hq_ids[start:start + count]})
-        start += count
-    if start != len(hq_ids):
-        raise ValueError(f"the keys name {start} orders, the batch has {len(hq_ids)}")
+    for part in parts:
+        params.append({"site": part.ctx.site_id, "idem": part.key, "hq_ids": hq_ids[start:start + part.count]})
+        start += part.count
     return params
 
 
-def links_beforehand(hq: "HQ", ctx: SiteContext, orders: list["OrderIn"]) -> payments.Beforehand:
-    """Pay links for the orders the risk engine approves now, asked of a gateway that makes them over the network
-    (`creates_remotely`: Alipay, WeChat Pay) before the batch's transaction opens, so a slow gateway holds no lock
+def links_beforehand(hq: "HQ", ctxs: list[SiteContext], orders: list["OrderIn"]) -> payments.Beforehand:
+    """Pay links for the orders the risk engine approves now (`ctxs`: each order's site), asked of a gateway that
+    makes them over the network (`creates_remotely`: Alipay, WeChat Pay) before the batch's transaction opens, so a slow gateway holds no lock
     and no writer waits for it; an unreachable one fails the batch before anything is stored, as before. The
     decision inside the transaction is the one that counts: an order approved there without a link here (the
     counts moved meanwhile) gets one there; one given a link here but not approved there leaves an unpaid
@@ -147,29 +174,31 @@ def links_beforehand(hq: "HQ", ctx: SiteContext, orders: list["OrderIn"]) -> pay
         if gateway is None:
             return payments.NOTHING_BEFOREHAND
         sql = _sql(conn.dialect.name == "postgresql")
-        if conn.execute(sql.known, {"site": ctx.site_id, "ids": [o.order_id for o in orders]}).first() is not None:
+        if _known(conn, sql, ctxs, orders):
             return payments.NOTHING_BEFOREHAND  # known orders are read back, not approved again
         items = {r.sku: r for r in conn.execute(sql.items, {"skus": sorted({o.sku for o in orders})})}
-        decisions = _judge_all(hq, conn, ctx, orders, items, utcnow())
+        decisions = _judge_all(hq, conn, ctxs, orders, items, utcnow())
     payables = [payments.Payable(0, ctx.site_id, o.order_id, o.sku, o.quantity,
                                  charge_cents(o.unit_price_cents, o.quantity, o.total_cents), o.currency)
-                for o, d in zip(orders, decisions) if d.decision == "approve"]
+                for ctx, o, d in zip(ctxs, orders, decisions) if d.decision == "approve"]
     return payments.ask_beforehand(hq, gateway, payables)
 
 
-def _judge_all(hq: "HQ", conn: "Connection", ctx: SiteContext, orders: list["OrderIn"],
+def _judge_all(hq: "HQ", conn: "Connection", ctxs: list[SiteContext], orders: list["OrderIn"],
                items: dict[str, Any], now: datetime) -> list[risk.Decision]:
-    """Each order's decision, counting the batch's earlier orders as the database would."""
+    """Each order's decision (`ctxs`: each order's site), counting the batch's earlier orders as the database would."""
     rules = hq.rules.get()
     by_signal = {k: [r for r in rules.velocity if r.key == k] for k in SIGNALS}
     values = {k: sorted({v for v in (_signal(o, k) for o in orders) if v}) for k in SIGNALS}
     velocity = {k: risk.velocity_counts(conn, by_signal[k], k, values[k], now) if by_signal[k] and values[k] else {}
                 for k in SIGNALS}
-    site_orders, site_amount = risk.site_today(conn, ctx.site_id, now)
-    created = conn.execute(_sql().site_created, {"site": ctx.site_id}).scalar()
+    sites = sorted({ctx.site_id for ctx in ctxs})
+    day = {site: risk.site_today(conn, site, now) for site in sites}
+    created = {site: conn.execute(_sql().site_created, {"site": site}).scalar() for site in sites}
     out = []
-    for order in orders:
+    for ctx, order in zip(ctxs, orders):
         amount = order.unit_price_cents * order.quantity
+        site_orders, site_amount = day[ctx.site_id]
         problem = catalog_problem(items.get(order.sku), ctx, order)
         if problem:
             out.append(risk.Decision("reject", [problem]))
@@ -177,13 +206,13 @@ def _judge_all(hq: "HQ", conn: "Connection", ctx: SiteContext, orders: list["Ord
             counts = risk.Counts(
                 velocity={k: velocity[k].get(v, [0] * len(by_signal[k]))
                           for k in SIGNALS if by_signal[k] and (v := _signal(order, k))},
-                site_orders_today=site_orders, site_amount_today=site_amount, site_created_at=created)
+                site_orders_today=site_orders, site_amount_today=site_amount, site_created_at=created[ctx.site_id])
             candidate = risk.Candidate(
                 site_id=ctx.site_id, quantity=order.quantity, amount_cents=amount, account=order.buyer.account,
                 contact=order.buyer.contact, ip=order.buyer.ip, region=order.buyer.region,
                 licence_regions=ctx.regions)
             out.append(risk.judge(rules, candidate, counts, now))
-        site_orders, site_amount = site_orders + 1, site_amount + amount
+        day[ctx.site_id] = (site_orders + 1, site_amount + amount)
         for k in SIGNALS:  # this order now counts in every window of its signals
             v = _signal(order, k)
             if by_signal[k] and v:
@@ -206,14 +235,14 @@ def _lock_keys(conn: "Connection", orders: list["OrderIn"], decisions: list[risk
     return {sku: list(conn.execute(_sql().keys, {"sku": sku, "n": n})) for sku, n in wanted.items()}
 
 
-def _rows(ctx: SiteContext, orders: list["OrderIn"], digests: list[str], decisions: list[risk.Decision],
+def _rows(ctxs: list[SiteContext], orders: list["OrderIn"], digests: list[str], decisions: list[risk.Decision],
           items: dict[str, Any], stock: dict[str, list[Any]], now: datetime,
           approved: str = "delivered") -> tuple[list[dict[str, Any]], dict[int, list[Any]]]:
     """Order rows to insert (final decision and status) and, by batch position, the keys each one gets.
 
     `approved` is the status an approved order takes: `delivered`, or `pending_payment` with a gateway."""
     rows, keys_for = [], {}
-    for i, (order, digest, decision) in enumerate(zip(orders, digests, decisions)):
+    for i, (ctx, order, digest, decision) in enumerate(zip(ctxs, orders, digests, decisions)):
         item = items.get(order.sku)
         status = {"approve": approved, "review": "review", "reject": "rejected"}[decision.decision]
         verdict, reasons = decision.decision, list(decision.reasons)

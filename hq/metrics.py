@@ -72,7 +72,7 @@ class HQMetrics:
                              "Reasons given for decisions, by rule (one order can hit several)",
                              ["rule", "decision"], registry=r)
         self.order_groups = Histogram("kithq_order_group_requests",
-                                      "Order requests of one site decided together in one transaction (hq.order_groups)",
+                                      "Order requests decided together in one transaction (hq.order_groups)",
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200), registry=r)
         self.heartbeats = Counter("kithq_heartbeats_total", "Heartbeats received, by outcome", ["outcome"],
                                   registry=r)

@@ -1,13 +1,13 @@
-"""Order requests of one site that arrive together are decided together (group commit).
+"""Order requests that arrive together are decided together (group commit).
 
 A `POST /v1/orders` costs two transactions (claim its Idempotency-Key, decide) and about ten
-statements however few orders it carries, and a batch of 200 costs about as many: a site that
-sends its orders one by one (the reseller API, the payment path) pays per order what a batch
-pays once. So requests of the same site (same licence scope) that arrive while one of them is
-being decided wait for it and are then decided as one batch by one of them: one claim of all
-their keys, one `hq.batch.decide_new` transaction, each key finished with its own orders.
-Nothing waits on a timer: a request alone is decided at once; a group forms only of requests
-that would have queued for the database anyway.
+statements however few orders it carries, and a batch of 200 costs about as many: sites that
+send their orders one or a few at a time pay per order what a batch pays once. So requests
+that arrive while another is being decided wait for it and are then decided as one batch by
+one of them, whichever sites they come from: one claim of all their keys, one
+`hq.batch.decide_new` transaction (each order under its own site's licence, limits and
+counts), each key finished with its own orders. Nothing waits on a timer: a request alone is
+decided at once; a group forms only of requests that would have queued for the database anyway.
 
 A group never changes an answer. The batch decides its orders in arrival order, each counting
 the earlier ones, as one request after another would be decided. Whatever is unusual steps
@@ -61,12 +61,12 @@ class _Request:
 
 
 class OrderGroups:
-    """The requests waiting per licence scope, and whether one of them is deciding (one per scope)."""
+    """The requests waiting in this process, the first of them deciding (one group at a time)."""
 
     def __init__(self, hq: "HQ") -> None:
         self._hq = hq
         self._lock = threading.Lock()
-        self._waiting: dict[SiteContext, deque[_Request]] = {}
+        self._waiting: deque[_Request] = deque()
 
     def submit(self, ctx: SiteContext, key: str, batch: OrderBatch) -> Results:
         """What `hq.orders.submit` answers for this request, decided with whatever arrived with it."""
@@ -75,38 +75,38 @@ class OrderGroups:
         orders.refuse_invalid(batch)  # a body no decision may take joins no group
         request = _Request(ctx, key, batch)
         with self._lock:
-            queue = self._waiting.setdefault(ctx, deque())
-            queue.append(request)
-            request.leads = len(queue) == 1  # nobody deciding: this one does
+            self._waiting.append(request)
+            request.leads = len(self._waiting) == 1  # nobody deciding: this one does
         if not request.leads:
             request.answered.wait()
         if request.leads:
-            self._lead(ctx)
+            self._lead()
         if request.error is not None:
             raise request.error
         assert request.results is not None
         return request.results, request.replayed
 
-    def _lead(self, ctx: SiteContext) -> None:
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def _lead(self) -> None:
         """Decide one group (this request and those queued behind it), then hand on the lead or end it."""
         with self._lock:
-            group = _take(self._waiting[ctx])
+            group = _take(self._waiting)
         metrics().order_groups.observe(len(group))
         try:
-            decide_group(self._hq, ctx, group)
+            decide_group(self._hq, group)
         except BaseException as exc:  # noqa: BLE001 - e.g. the claim found no database: each request fails alike
             for request in group:
                 if request.results is None and request.error is None:
                     request.error = exc
         finally:
             with self._lock:
-                queue = self._waiting[ctx]
                 for request in group:
-                    queue.remove(request)
-                following = queue[0] if queue else None
-                if following is None:
-                    del self._waiting[ctx]
-                else:
+                    self._waiting.remove(request)
+                following = self._waiting[0] if self._waiting else None
+                if following is not None:
                     following.leads = True
             for request in group:
                 request.answered.set()
@@ -125,62 +125,63 @@ def _take(queue: deque[_Request]) -> list[_Request]:
     return group
 
 
-def decide_group(hq: "HQ", ctx: SiteContext, group: list[_Request]) -> None:
+def decide_group(hq: "HQ", group: list[_Request]) -> None:
     """Answer every request of the group: together where nothing is unusual, else each on its own."""
     if len(group) == 1:
-        group[0].answer(lambda: orders.submit(hq, ctx, group[0].key, group[0].batch))
+        alone = group[0]
+        alone.answer(lambda: orders.submit(hq, alone.ctx, alone.key, alone.batch))
         return
-    claimed = claim_new_keys(hq, ctx.site_id, group)
+    claimed = claim_new_keys(hq, group)
     together = [r for r in group if r in claimed]
     for request in group:
         if request not in claimed:  # a replay, a key in flight or used with another body, a key named twice
-            request.answer(lambda r=request: orders.submit(hq, ctx, r.key, r.batch))
+            request.answer(lambda r=request: orders.submit(hq, r.ctx, r.key, r.batch))
     if not together:
         return
     all_orders = [o for r in together for o in r.batch.orders]
     try:
-        results = batches.decide_new(hq, ctx, [(r.key, len(r.batch.orders)) for r in together], all_orders,
-                                     [orders.order_hash(o) for o in all_orders])
+        results = batches.decide_new(hq, [batches.Part(r.ctx, r.key, len(r.batch.orders)) for r in together],
+                                     all_orders, [orders.order_hash(o) for o in all_orders])
     except (IntegrityError, ApiError):  # rolled back: a race, or one request's order known with another body
         results = None
     except BaseException as exc:  # the database or a gateway failed: every request of it fails alike
         for request in together:
-            orders.release_key(hq, ctx.site_id, request.key)
+            orders.release_key(hq, request.ctx.site_id, request.key)
             request.error = exc
         return
     if results is None:  # some orders were known: each request reads its own back
         for request in together:
-            request.answer(lambda r=request: (_decide_each(hq, ctx, r), False))
+            request.answer(lambda r=request: (_decide_each(hq, r), False))
         return
     start = 0
     for request in together:
         request.results, start = results[start:start + len(request.batch.orders)], start + len(request.batch.orders)
 
 
-def _decide_each(hq: "HQ", ctx: SiteContext, request: _Request) -> list[dict[str, Any]]:
+def _decide_each(hq: "HQ", request: _Request) -> list[dict[str, Any]]:
     try:
-        return orders.decide_each(hq, ctx, request.key, request.batch)
+        return orders.decide_each(hq, request.ctx, request.key, request.batch)
     except BaseException:
-        orders.release_key(hq, ctx.site_id, request.key)
+        orders.release_key(hq, request.ctx.site_id, request.key)
         raise
 
 
-def claim_new_keys(hq: "HQ", site_id: str, group: list[_Request]) -> set[_Request]:
+def claim_new_keys(hq: "HQ", group: list[_Request]) -> set[_Request]:
     """Claim, in one statement, the keys of the group that HQ has never seen; the requests that got theirs.
 
-    A key that exists already (or a second request naming the same key) is left for the per-request
-    path, which replays it, refuses it or answers 409 as before."""
-    first: dict[str, _Request] = {}
+    A key that exists already (or a second request naming the same site's key) is left for the
+    per-request path, which replays it, refuses it or answers 409 as before."""
+    first: dict[tuple[str, str], _Request] = {}
     for request in group:
-        first.setdefault(request.key, request)
+        first.setdefault((request.ctx.site_id, request.key), request)
     now = utcnow()
     expires = now + timedelta(days=hq.settings.idempotency_retention_days)
-    rows = [{"site_id": site_id, "key": key, "request_sha256": orders.batch_hash(r.batch), "state": "in_flight",
-             "created_at": now, "expires_at": expires} for key, r in first.items()]
+    rows = [{"site_id": site, "key": key, "request_sha256": orders.batch_hash(r.batch), "state": "in_flight",
+             "created_at": now, "expires_at": expires} for (site, key), r in first.items()]
     with hq.connection() as conn:
-        insert = _insert_if_new(conn.dialect.name)
-        got = set(conn.execute(insert.values(rows).on_conflict_do_nothing().returning(IdempotencyKey.key)).scalars())
-    return {first[key] for key in got}
+        insert = _insert_if_new(conn.dialect.name).values(rows).on_conflict_do_nothing()
+        got = conn.execute(insert.returning(IdempotencyKey.site_id, IdempotencyKey.key)).all()
+    return {first[(site, key)] for site, key in got}
 
 
 def _insert_if_new(dialect: str) -> Any:

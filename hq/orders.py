@@ -121,7 +121,7 @@ def submit(hq: "HQ", ctx: SiteContext, key: str, batch: OrderBatch) -> tuple[lis
         return results_for(hq, ctx.site_id, replay_ids, replayed=True), True
     try:
         try:  # the common case, new orders only: one transaction for the whole batch
-            results = batches.decide_new(hq, ctx, [(key, len(batch.orders))], batch.orders,
+            results = batches.decide_new(hq, [batches.Part(ctx, key, len(batch.orders))], batch.orders,
                                          [order_hash(o) for o in batch.orders])
         except IntegrityError:  # another request inserted one of these orders meanwhile
             results = None
@@ -164,7 +164,7 @@ def decide_one(hq: "HQ", ctx: SiteContext, order: OrderIn) -> dict[str, Any]:
     """Decide and (on approve) fulfil one order in its own transaction (a pay link from a gateway that makes it
     over the network is asked before that transaction opens, as for a batch)."""
     digest = order_hash(order)
-    early = batches.links_beforehand(hq, ctx, [order])
+    early = batches.links_beforehand(hq, [ctx], [order])
     try:
         with hq.session() as s:
             existing = s.scalar(select(Order).where(Order.site_id == ctx.site_id, Order.order_id == order.order_id))

@@ -37,7 +37,7 @@ class HQSettings(BaseSettings):
     command_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
     idempotency_retention_days: int = Field(default=7, ge=7, le=365)
     in_flight_timeout_seconds: int = Field(default=120, ge=5, le=3600)
-    order_groups: bool = True  # a site's concurrent order requests decided together (hq.order_groups)
+    order_groups: bool = True  # concurrent order requests decided together (hq.order_groups)
     tombstone_retention_days: int = Field(default=30, ge=1, le=3650)
     site_rate_per_second: float = Field(default=50.0, gt=0)
     site_rate_burst: int = Field(default=200, ge=1)

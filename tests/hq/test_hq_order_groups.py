@@ -1,5 +1,5 @@
-"""Order requests of one site that arrive together are decided together (hq.order_groups), and answered
-exactly as one request after another would be.
+"""Order requests that arrive together, from one site or several, are decided together (hq.order_groups),
+and answered exactly as one request after another would be.
 
 A group forms while a request is being decided. The tests hold the first request inside its decision,
 queue the others behind it one by one (so their order is known), then let it go: the rest are decided
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hq import batch as batches
-from hq import inventory
+from hq import inventory, licences
 from hq import orders
 from hq.errors import ApiError
 from hq.models import IdempotencyKey, Order
@@ -51,9 +51,9 @@ class HeldLead:
 
         decide_new = batches.decide_new
 
-        def counted(hq_: HQ, ctx: SiteContext, keys: list[tuple[str, int]], *rest: Any) -> Any:
-            self.group_keys.append([k for k, _ in keys])
-            return decide_new(hq_, ctx, keys, *rest)
+        def counted(hq_: HQ, parts: list[batches.Part], *rest: Any) -> Any:
+            self.group_keys.append([p.key for p in parts])
+            return decide_new(hq_, parts, *rest)
 
         monkeypatch.setattr(orders, "submit", held)
         monkeypatch.setattr(batches, "decide_new", counted)
@@ -68,18 +68,14 @@ class HeldLead:
             except BaseException as exc:  # noqa: BLE001 - the answer under test
                 self.answers[name] = exc
 
-        waiting = self._waiting(ctx)
+        waiting = self.groups.waiting()
         thread = threading.Thread(target=run, daemon=True)
         self.threads.append(thread)
         thread.start()
         if len(self.threads) == 1:
             assert self.entered.wait(10)
         else:
-            _until(lambda: self._waiting(ctx) == waiting + 1)
-
-    def _waiting(self, ctx: SiteContext) -> int:
-        with self.groups._lock:
-            return len(self.groups._waiting.get(ctx, ()))
+            _until(lambda: self.groups.waiting() == waiting + 1)
 
     def release(self) -> dict[str, Any]:
         self.go.set()
@@ -104,36 +100,48 @@ def _buyer(order_id: str, **fields: Any) -> dict[str, Any]:
     return order(order_id, account=f"acc-{order_id}", contact=f"{order_id}@example.cn", ip=f"198.51.100.{n}", **fields)
 
 
-def _elsewhere(item: dict[str, Any]) -> dict[str, Any]:
+def _moved(item: dict[str, Any], site: str, net: str) -> dict[str, Any]:
+    """The order as `site`'s, from buyers of that site's own (the velocity rules count a buyer across sites)."""
     buyer = item["buyer"]
-    return {**item, "order_id": "b-" + item["order_id"],
-            "buyer": {**buyer, "account": "b-" + buyer["account"], "contact": "b-" + buyer["contact"],
-                      "ip": buyer["ip"].replace("198.51.100.", "203.0.113.")}}
+    return {**item, "order_id": f"{site}-{item['order_id']}",
+            "buyer": {**buyer, "account": f"{site}-{buyer['account']}", "contact": f"{site}-{buyer['contact']}",
+                      "ip": buyer["ip"].replace("198.51.100.", net)}}
 
 
-def test_a_group_decides_as_one_request_after_another_would(hq, monkeypatch):  # noqa: F811
+def test_a_group_of_two_sites_decides_as_one_request_after_another_would(hq, monkeypatch):  # noqa: F811
+    """Two sites' requests interleaved in one group: each site's day counts its own orders only (the daily
+    limit is 9, each sends 12), the card keys run out across both, as one request after another."""
     items = _orders()  # velocity, site-daily, quantity, unknown-SKU and out-of-stock cases interleaved
+    for site in ("site-c", "site-d", "site-e"):
+        licences.issue(hq, "t", site, "pro", ["game"], 365)
     held = HeldLead(hq, monkeypatch)
-    for i, item in enumerate(items):
-        held.send(f"k{i}", _batch(item))
+    held.send("lead", _batch(_buyer("lead", sku="no-such-sku")), ctx=SiteContext("site-e", ("game",), ("CN",)))
+    sent = [(site, i, _moved(item, site, net)) for i, item in enumerate(items)
+            for site, net in (("site-a", "198.51.100."), ("site-b", "192.0.2."))]
+    for site, i, item in sent:
+        held.send(f"k{i}", _batch(item), ctx=SiteContext(site, ("game",), ("CN",)))
     answers = held.release()
-    grouped = [answers[f"k{i}#{i}"] for i in range(len(items))]
-    assert held.group_keys == [["k0"], [f"k{i}" for i in range(1, len(items))]]  # the first alone, the rest together
-    # the same orders one request after another, at site-b: its own buyers (velocity counts by buyer across
-    # sites) and as many card keys as site-a found
-    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,B{i:03d},secret-b{i}\n" for i in range(2)))
-    one_by_one = [orders.submit(hq, SiteContext("site-b", ("game",), ("CN",)), f"k{i}", _batch(_elsewhere(item)))
-                  for i, item in enumerate(items)]
+    grouped = [answers[f"k{i}#{n + 1}"] for n, (_, i, _) in enumerate(sent)]
+    assert held.group_keys == [["lead"], [f"k{i}" for _, i, _ in sent]]  # the first alone, the rest together
     assert all(replayed is False for _, replayed in grouped)
-    assert [_summary(r) for r, _ in grouped] == [
-        [(o[0].removeprefix("b-"), *o[1:]) for o in _summary(r)] for r, _ in one_by_one]
-    with hq.session() as s:  # each key finished with its own order, each order stored once
-        keys = dict(s.execute(select(IdempotencyKey.key, IdempotencyKey.hq_order_ids)
-                              .where(IdempotencyKey.site_id == "site-a")).all())
-        assert keys == {f"k{i}": [r[0]["hq_order_id"]] for i, (r, _) in enumerate(grouped)}
-        assert s.scalar(select(func.count()).select_from(Order).where(Order.site_id == "site-a")) == len(items)
-    again, replayed = hq.order_groups.submit(CTX, "k3", _batch(items[3]))  # a replay reads the group's answer
-    assert replayed and again == [{**grouped[3][0][0], "replayed": True}]
+    # the same requests one after another, at two other sites, with as many card keys as the group found
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,B{i:03d},secret-b{i}\n" for i in range(2)))
+    twin = {"site-a": ("site-c", "203.0.113."), "site-b": ("site-d", "198.18.0.")}
+    one_by_one = [orders.submit(hq, SiteContext(twin[site][0], ("game",), ("CN",)), f"k{i}",
+                                _batch(_moved(items[i], *twin[site])))[0] for site, i, _ in sent]
+    untagged = [[(o[0].split("-", 2)[2], *o[1:]) for o in _summary(r)] for r in one_by_one]
+    assert [_summary(r) for r, _ in grouped] == [[(f"{site}-{o[0]}", *o[1:]) for o in u]
+                                                 for (site, _, _), u in zip(sent, untagged)]
+    assert any("site_daily" in reason for r, _ in grouped for reason in r[0]["reasons"])  # the limit was reached
+    with hq.session() as s:  # each key finished with its own order, each order stored once, at its site
+        keys = {(site, key): ids for site, key, ids in s.execute(
+            select(IdempotencyKey.site_id, IdempotencyKey.key, IdempotencyKey.hq_order_ids)
+            .where(IdempotencyKey.site_id.in_(["site-a", "site-b"]))).all()}
+        assert keys == {(site, f"k{i}"): [r[0]["hq_order_id"]] for (site, i, _), (r, _) in zip(sent, grouped)}
+        assert dict(s.execute(select(Order.site_id, func.count()).where(Order.site_id.in_(["site-a", "site-b"]))
+                              .group_by(Order.site_id)).all()) == {"site-a": len(items), "site-b": len(items)}
+    again, replayed = hq.order_groups.submit(SiteContext("site-b", ("game",), ("CN",)), "k3", _batch(sent[7][2]))
+    assert replayed and again == [{**grouped[7][0][0], "replayed": True}]  # a replay reads the group's answer
 
 
 def test_the_unusual_requests_of_a_group_are_answered_as_on_their_own(hq, monkeypatch):  # noqa: F811
@@ -169,10 +177,10 @@ def test_a_failing_group_fails_each_request_and_keeps_none_of_their_keys(hq, mon
     held = HeldLead(hq, monkeypatch)
     real = batches.decide_new
 
-    def down(hq_: HQ, ctx: SiteContext, keys: list[tuple[str, int]], *rest: Any) -> Any:
-        if len(keys) > 1:
+    def down(hq_: HQ, parts: list[batches.Part], *rest: Any) -> Any:
+        if len(parts) > 1:
             raise ConnectionError("database went away")
-        return real(hq_, ctx, keys, *rest)
+        return real(hq_, parts, *rest)
 
     monkeypatch.setattr(batches, "decide_new", down)
     held.send("lead", _batch(order("x0", sku="card-1")))
@@ -188,20 +196,21 @@ def test_a_failing_group_fails_each_request_and_keeps_none_of_their_keys(hq, mon
     assert [r["order_id"] for r in results] == ["x1", "x2", "x3"]
 
 
-def test_groups_are_per_licence_scope_and_never_larger_than_a_batch(hq, monkeypatch):  # noqa: F811
+def test_groups_take_every_site_and_are_never_larger_than_a_batch(hq, monkeypatch):  # noqa: F811
     held = HeldLead(hq, monkeypatch)
-    held.send("lead", _batch(order("s0", sku="card-1")))
-    other = SiteContext("site-b", ("game",), ("CN",))
-    held.send("b1", _batch(order("b1", sku="card-1")), ctx=other)  # another site: decided at once, alone
-    _until(lambda: "b1#1" in held.answers)
-    big = [order(f"m{i}", sku="no-such-sku") for i in range(210)]
+    held.send("lead", _batch(_buyer("s0", sku="card-1")))
+    big = [_buyer(f"m{i}", sku="no-such-sku") for i in range(210)]
     held.send("m1", _batch(*big[:150]))
-    held.send("m2", _batch(*big[150:]))  # 60 more: 210 orders would be more than one batch
-    held.send("m3", _batch(order("m-last", sku="no-such-sku")))
+    held.send("m2", _batch(*big[150:]), ctx=SiteContext("site-b", ("game",), ("CN",)))  # 60 more: 210 > one batch
+    held.send("m3", _batch(_buyer("m-last", sku="no-such-sku")))
     answers = held.release()
-    assert answers["b1#1"][0][0]["order_id"] == "b1"
-    assert held.group_keys == [["b1"], ["lead"], ["m1"], ["m2", "m3"]]
-    assert [len(answers[k][0]) for k in ("m1#2", "m2#3", "m3#4")] == [150, 60, 1]
+    assert held.group_keys == [["lead"], ["m1"], ["m2", "m3"]]
+    assert [len(answers[k][0]) for k in ("m1#1", "m2#2", "m3#3")] == [150, 60, 1]
+    with hq.session() as s:
+        assert dict(s.execute(select(Order.order_id, Order.site_id).where(Order.order_id.in_(["m160", "m-last"]))).all()) \
+            == {"m160": "site-b", "m-last": "site-a"}
+        assert set(s.execute(select(IdempotencyKey.site_id, IdempotencyKey.key))) == {
+            ("site-a", "lead"), ("site-a", "m1"), ("site-b", "m2"), ("site-a", "m3")}
 
 
 def test_one_order_a_request_at_once_over_http_each_stored_once_and_decided_in_groups(tmp_path, db_url):
@@ -248,3 +257,17 @@ def test_with_groups_off_each_request_is_decided_on_its_own(hq, monkeypatch):  #
     assert [held.answers[f"k{i}"][0][0]["order_id"] for i in (1, 2, 3)] == ["g1", "g2", "g3"]  # not behind the lead
     held.release()
     assert sorted(map(sorted, held.group_keys)) == [["k1"], ["k2"], ["k3"], ["lead"]]
+
+
+def test_each_order_of_a_group_is_judged_under_its_own_sites_licence(hq, monkeypatch):  # noqa: F811
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,L{i:03d},secret-l{i}\n" for i in range(4)))
+    held = HeldLead(hq, monkeypatch)
+    held.send("lead", _batch(_buyer("l0", sku="no-such-sku")))
+    held.send("game", _batch(_buyer("l1", sku="card-1")))
+    held.send("phones", _batch(_buyer("l2", sku="card-1")), ctx=SiteContext("site-b", ("phone",), ("CN",)))
+    held.send("games", _batch(_buyer("l3", sku="card-1")), ctx=SiteContext("site-b", ("game",), ("CN",)))
+    answers = held.release()
+    assert held.group_keys[1] == ["game", "phones", "games"]
+    judged = {k.split("#")[0]: (r[0][0]["decision"], r[0][0]["reasons"]) for k, r in answers.items()}
+    assert judged["game"] == ("approve", []) and judged["games"] == ("approve", [])
+    assert judged["phones"] == ("reject", ["category_not_licensed"])  # site-b's licence here: phones only
