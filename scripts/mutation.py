@@ -62,6 +62,7 @@ LICENCE = ("licence/test_time_rules", "licence/test_claim_limits", "licence/test
            "licence/test_keys", "licence/test_tokens", "licence/test_commands")
 # in-process HQ only: the HTTP suites (test_hq_site_api, test_hq_admin_api) cost minutes per surviving mutant
 HQ_ORDERS = ("hq/test_hq_order_rules",  # the rules of hq.orders and hq.batch called directly: seconds for the file
+             "hq/test_hq_order_groups",  # several requests and sites in one batch (hq.order_groups)
              "hq/test_hq_decisions", "hq/test_hq_idempotency", "hq/test_hq_allocation", "hq/test_hq_batch",
              "hq/test_hq_risk", "hq/test_hq_ledger",  # the ledger: a delivered order posts its entries (both paths)
              "hq/test_hq_payments")  # with a gateway, an approval is payable (approve()'s payment branch)
@@ -78,7 +79,8 @@ MODULES: dict[str, Module] = {
     "licence.commands": Module("kitcore/licence/commands.py", _tests("licence/test_commands", "licence/test_tokens")),
     "hq.risk": Module("hq/risk.py", _tests("hq/test_hq_risk_rules", "hq/test_hq_risk", "hq/test_hq_batch")),
     "hq.orders": Module("hq/orders.py", _tests(*HQ_ORDERS), pg=True),
-    "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_order_rules", "hq/test_hq_decisions", "hq/test_hq_allocation", "hq/test_hq_batch",
+    "hq.batch": Module("hq/batch.py", _tests("hq/test_hq_order_rules", "hq/test_hq_order_groups", "hq/test_hq_decisions",
+                                             "hq/test_hq_allocation", "hq/test_hq_batch",
                                              "hq/test_hq_idempotency", "hq/test_hq_risk", "hq/test_hq_ledger",
                                              "hq/test_hq_payments"), pg=True),  # a gateway: decide_new's payable branch
     "hq.inventory": Module("hq/inventory.py", _tests("hq/test_hq_allocation", "hq/test_hq_decisions",
@@ -422,6 +424,12 @@ def function_of(mutant: str) -> str:
     return mutant.rpartition(".")[2].rpartition("__mutmut_")[0]
 
 
+def plain_name(mutant: str) -> str:
+    """`hq.batch.x_decide_new__mutmut_5` -> `decide_new`; a method's mutant -> the method's name."""
+    mangled = function_of(mutant)
+    return mangled.rpartition("ǁ")[2] if "ǁ" in mangled else mangled.removeprefix("x_")
+
+
 class MutantLoop:
     """A pytest plugin that collects the named tests once, then tests each mutant in a child forked from the
     collected session, running only the collected tests that reach the mutated function.
@@ -619,7 +627,7 @@ def to_retest(recorded: dict[str, int | None], equivalents: Collection[str], unc
 
 
 def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = False, sqlite_only: bool = False,
-                limit: int | None = None, fork: bool = False) -> None:
+                limit: int | None = None, fork: bool = False, functions: Collection[str] = ()) -> None:
     """Test the recorded survivors again against only `tests` (some of the module's own), in mutmut's mutants tree.
 
     On a loaded machine mutmut's own retest runs every test that reaches a function; this runs the named tests
@@ -642,8 +650,9 @@ def retest_with(key: str, module: Module, tests: list[str], unchecked: bool = Fa
         raise SystemExit(f"{key}: no mutmut record to retest (run the module first, or use --unchecked)")
     shutil.copytree(ROOT / "tests", mutants / "tests", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     equivalents = load_equivalents()
-    survivors = to_retest(json.loads(meta_path.read_text())["exit_code_by_key"], equivalents, unchecked,
-                          lambda code: status_by_exit_code[code] in SURVIVED)[:limit]
+    survivors = [name for name in to_retest(json.loads(meta_path.read_text())["exit_code_by_key"], equivalents,
+                                            unchecked, lambda code: status_by_exit_code[code] in SURVIVED)
+                 if not functions or plain_name(name) in functions][:limit]
     markers = MARKERS + (" and not postgres" if sqlite_only else "")
     args = ["-x", "-q", "-p", "no:cacheprovider", "-m", markers, "-W", "ignore", *tests]
     if fork:  # one collection, a child per mutant running only the tests that reach its function
@@ -768,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fork", action="store_true", help="with --retest-with: collect the named tests once and "
                         "test each mutant in a child forked from that session, running only the tests that reach its "
                         "function (found by one traced run): no pytest start-up per mutant")
+    parser.add_argument("--functions", metavar="NAMES", help="with --retest-with: only the mutants of these functions "
+                        "(comma-separated, e.g. the ones a change touched)")
     parser.add_argument("--limit", type=int, metavar="N", help="with --retest-with: test at most N mutants (with "
                         "--unchecked the first N of the fixed random order: a seeded sample)")
     args = parser.parse_args(argv)
@@ -781,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.retest_with:
         for key in args.modules:
             retest_with(key, MODULES[key], args.retest_with.split(","), args.unchecked, args.sqlite_only, args.limit,
-                        args.fork)
+                        args.fork, set(args.functions.split(",")) if args.functions else set())
         args.report = True
     args.report = args.report or args.tables_only
     tables_with = args.tables_with.split(",") if args.tables_with else None

@@ -136,3 +136,11 @@ def test_the_fork_loop_runs_only_the_tests_that_reach_a_mutant_and_records_each_
         "fakemod.x_add__mutmut_1": 1, "fakemod.x_add__mutmut_2": 0, "fakemod.x_add__mutmut_3": runner.TIMEOUT,
         "fakemod.x_other__mutmut_1": 0}
     assert runner.function_of("agent.outbox.xǁForwarderǁ_postpone__mutmut_5") == "xǁForwarderǁ_postpone"
+
+
+def test_a_retest_can_keep_to_the_functions_a_change_touched() -> None:
+    runner = _runner()
+    assert runner.plain_name("hq.batch.x_decide_new__mutmut_12") == "decide_new"
+    assert runner.plain_name("hq.batch.x__known__mutmut_3") == "_known"
+    assert runner.plain_name("agent.outbox.xǁForwarderǁ_postpone__mutmut_5") == "_postpone"
+    assert runner.plain_name("hq.batch.x_x_ray__mutmut_1") == "x_ray"  # only mutmut's own prefix goes
