@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from hq import catalog, heartbeat_api, orders, push_api, rollouts, support
+from hq import catalog, heartbeat_api, order_groups, orders, push_api, rollouts, support
 from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError, responses
@@ -59,7 +59,7 @@ def post_orders(
     hq: HQ = Depends(get_hq),
 ) -> Response:
     ctx = SiteContext(caller.site_id, caller.categories, caller.regions)
-    results, replayed = hq.order_groups.submit(ctx, idempotency_key, batch)
+    results, replayed = order_groups.of(hq).submit(ctx, idempotency_key, batch)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse({"results": results}, headers=headers)
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from hq.service import HQ
 
 MAX_ORDERS = 200  # a group is at most one batch's worth (OrderBatch's limit)
+_MADE = threading.Lock()
 Results = tuple[list[dict[str, Any]], bool]
 
 
@@ -112,6 +113,17 @@ class OrderGroups:
                 request.answered.set()
             if following is not None:
                 following.answered.set()
+
+
+def of(hq: "HQ") -> OrderGroups:
+    """The one queue of this HQ (made on first use; kept on the HQ object, which this module may know and
+    hq.service need not)."""
+    with _MADE:
+        groups = getattr(hq, "_order_groups", None)
+        if groups is None:
+            groups = OrderGroups(hq)
+            setattr(hq, "_order_groups", groups)
+        return groups
 
 
 def _take(queue: deque[_Request]) -> list[_Request]:

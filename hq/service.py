@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from hq.order_groups import OrderGroups
     from hq.registry import Htpasswd
     from hq.risk import RuleSource
     from hq.tokencache import TokenCache
@@ -50,12 +49,6 @@ class HQ:
     token_cache: "TokenCache" = field(default_factory=lambda: _token_cache(), repr=False)
     # called with the sites that got a command, after the transaction that queued them commits (hq.push)
     on_commands: list[Callable[[set[str]], None]] = field(default_factory=list, repr=False)
-    order_groups: "OrderGroups" = field(init=False, repr=False)  # requests of a site decided together
-
-    def __post_init__(self) -> None:
-        from hq.order_groups import OrderGroups
-
-        self.order_groups = OrderGroups(self)
 
     @classmethod
     def open(cls, settings: HQSettings, migrate: bool = True) -> "HQ":

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from hq import batch as batches
 from hq import inventory, licences
-from hq import orders
+from hq import order_groups, orders
 from hq.errors import ApiError
 from hq.models import IdempotencyKey, Order
 from hq.order_checks import SiteContext
@@ -37,7 +37,7 @@ class HeldLead:
     """Sends requests on threads of their own; the first is held inside its decision until `release`."""
 
     def __init__(self, hq: HQ, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.groups = hq.order_groups
+        self.groups = order_groups.of(hq)
         self.entered, self.go = threading.Event(), threading.Event()
         self.answers: dict[str, Any] = {}
         self.group_keys: list[list[str]] = []
@@ -140,7 +140,7 @@ def test_a_group_of_two_sites_decides_as_one_request_after_another_would(hq, mon
         assert keys == {(site, f"k{i}"): [r[0]["hq_order_id"]] for (site, i, _), (r, _) in zip(sent, grouped)}
         assert dict(s.execute(select(Order.site_id, func.count()).where(Order.site_id.in_(["site-a", "site-b"]))
                               .group_by(Order.site_id)).all()) == {"site-a": len(items), "site-b": len(items)}
-    again, replayed = hq.order_groups.submit(SiteContext("site-b", ("game",), ("CN",)), "k3", _batch(sent[7][2]))
+    again, replayed = order_groups.of(hq).submit(SiteContext("site-b", ("game",), ("CN",)), "k3", _batch(sent[7][2]))
     assert replayed and again == [{**grouped[7][0][0], "replayed": True}]  # a replay reads the group's answer
 
 
@@ -192,7 +192,7 @@ def test_a_failing_group_fails_each_request_and_keeps_none_of_their_keys(hq, mon
     with hq.session() as s:
         assert list(s.scalars(select(IdempotencyKey.key))) == ["lead"]  # the failed ones may be sent again
     monkeypatch.setattr(batches, "decide_new", real)
-    results = [hq.order_groups.submit(CTX, f"k{i}", _batch(order(f"x{i}", sku="card-1")))[0][0] for i in (1, 2, 3)]
+    results = [order_groups.of(hq).submit(CTX, f"k{i}", _batch(order(f"x{i}", sku="card-1")))[0][0] for i in (1, 2, 3)]
     assert [r["order_id"] for r in results] == ["x1", "x2", "x3"]
 
 
@@ -249,7 +249,7 @@ def test_with_groups_off_each_request_is_decided_on_its_own(hq, monkeypatch):  #
     held = HeldLead(hq, monkeypatch)
     held.send("lead", _batch(_buyer("g0", sku="card-1")))
     threads = [threading.Thread(target=lambda i=i: held.answers.__setitem__(
-        f"k{i}", hq.order_groups.submit(CTX, f"k{i}", _batch(_buyer(f"g{i}", sku="no-such-sku"))))) for i in (1, 2, 3)]
+        f"k{i}", order_groups.of(hq).submit(CTX, f"k{i}", _batch(_buyer(f"g{i}", sku="no-such-sku"))))) for i in (1, 2, 3)]
     for t in threads:
         t.start()
     for t in threads:
