@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -187,9 +186,7 @@ def claim_new_keys(hq: "HQ", group: list[_Request]) -> set[_Request]:
     for request in group:
         first.setdefault((request.ctx.site_id, request.key), request)
     now = utcnow()
-    expires = now + timedelta(days=hq.settings.idempotency_retention_days)
-    rows = [{"site_id": site, "key": key, "request_sha256": orders.batch_hash(r.batch), "state": "in_flight",
-             "created_at": now, "expires_at": expires} for (site, key), r in first.items()]
+    rows = [orders.claim_row(hq, site, key, orders.batch_hash(r.batch), now) for (site, key), r in first.items()]
     with hq.connection() as conn:
         insert = _insert_if_new(conn.dialect.name).values(rows).on_conflict_do_nothing()
         got = conn.execute(insert.returning(IdempotencyKey.site_id, IdempotencyKey.key)).all()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -68,14 +68,18 @@ def _claim_statement():  # type: ignore[no-untyped-def]
     return insert(IdempotencyKey)
 
 
+def claim_row(hq: "HQ", site_id: str, key: str, request_hash: str, now: datetime) -> dict[str, Any]:
+    """The row that claims `key` for a request now being decided (kept the configured retention)."""
+    return {"site_id": site_id, "key": key, "request_sha256": request_hash, "state": "in_flight",
+            "created_at": now, "expires_at": now + timedelta(days=hq.settings.idempotency_retention_days)}
+
+
 def claim_key(hq: "HQ", site_id: str, key: str, request_hash: str) -> list[str] | None:
     """Claim `key` for this request; the stored hq order ids if it is a finished replay."""
     now = utcnow()
-    expires = now + timedelta(days=hq.settings.idempotency_retention_days)
     try:
         with hq.connection() as conn:
-            conn.execute(_claim_statement(), {"site_id": site_id, "key": key, "request_sha256": request_hash,
-                                              "state": "in_flight", "created_at": now, "expires_at": expires})
+            conn.execute(_claim_statement(), claim_row(hq, site_id, key, request_hash, now))
         return None
     except IntegrityError:
         pass
@@ -83,8 +87,7 @@ def claim_key(hq: "HQ", site_id: str, key: str, request_hash: str) -> list[str] 
         row = s.scalar(select(IdempotencyKey).where(IdempotencyKey.site_id == site_id, IdempotencyKey.key == key)
                        .with_for_update())
         if row is None:  # released in the meantime: try once more from the top
-            s.add(IdempotencyKey(site_id=site_id, key=key, request_sha256=request_hash, state="in_flight",
-                                 created_at=now, expires_at=expires))
+            s.add(IdempotencyKey(**claim_row(hq, site_id, key, request_hash, now)))
             return None
         if row.request_sha256 != request_hash:
             raise ApiError(422, "idempotency_conflict", "this Idempotency-Key was used with a different body")

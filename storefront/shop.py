@@ -167,15 +167,22 @@ def _same_form_again(request: Request, order_id: str, password: str) -> Response
     buyer lands on the order itself; any other password leaves the order to the lookup form."""
     shop, client = shop_of(request), client_ip(request)
     response = RedirectResponse(f"/order/{order_id}", status_code=303)
-    if not password or len(password) > 128 or not shop.limits.lookup.allowed(client, order_id):
-        return response  # the lookup form's limits hold here too: no second way to guess a password
+    # the lookup form's limits hold here too: no second way to guess a password
+    if password and len(password) <= 128 and shop.limits.lookup.allowed(client, order_id) \
+            and _password_opens(shop, client, order_id, password):
+        _grant_access(request, response, order_id)
+    return response
+
+
+def _password_opens(shop: Any, client: str, order_id: str, password: str) -> bool:
+    """Whether `password` is the order's, counted against the per-order lookup limit either way."""
     with shop.sessions() as session:
         opened = check_password(session, order_id, password)
     if opened:
-        _grant_access(request, response, order_id)
+        shop.limits.lookup.succeeded(client, order_id)
     else:
         shop.limits.lookup.failed(client, order_id)
-    return response
+    return opened
 
 
 def _region(address: str | None, confirmed: str, licensed: list[str], t: Any) -> str | None:
@@ -225,13 +232,9 @@ def _lookup(request: Request, raw_id: str, password: str) -> Response:
     if order_id is None or not password or len(password) > 128:
         counted("failed").inc()
         return _lookup_page(request, raw_id[:32], t("lookup.failed"), status=403)
-    with shop.sessions() as session:
-        ok = check_password(session, order_id, password)
-    if not ok:
+    if not _password_opens(shop, client, order_id, password):
         counted("failed").inc()
-        shop.limits.lookup.failed(client, order_id)
         return _lookup_page(request, order_id, t("lookup.failed"), status=403)
-    shop.limits.lookup.succeeded(client, order_id)
     counted("ok").inc()
     response = RedirectResponse(f"/order/{order_id}", status_code=303)
     _grant_access(request, response, order_id)
