@@ -9,6 +9,11 @@ from sqlalchemy import Engine, create_engine, event
 from kitcore.dbconnect import bound_connects, pg_connect_args
 from kitcore.net import CONNECT_DEADLINE
 
+# PostgreSQL connections an engine keeps, and never more: a burst of requests reuses them instead of
+# opening and closing overflow connections, each a name lookup, a TCP connect and a backend start that
+# take seconds on a loaded host (and a page "under maintenance" when they exceed the connect deadline).
+# The storefront runs at most this many request threads (storefront.app), so none waits for a connection.
+POOL_SIZE = 12
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,14 +22,15 @@ def make_engine(url: str, connect_timeout: float = CONNECT_DEADLINE, statement_t
     """An engine; on SQLite: WAL, synchronous=FULL (a checkout survives power loss), busy wait.
 
     On PostgreSQL a new connection is made within `connect_timeout` seconds or fails
-    (name resolution included), a pooled connection is checked before use and a dead one
+    (name resolution included), at most POOL_SIZE are opened and then kept (none is closed
+    after a burst to be opened again), a pooled connection is checked before use and a dead one
     is never handed out again, and `statement_timeout` (if given) bounds every statement.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=3,
+    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=3,
                            pool_recycle=1800, connect_args=pg_connect_args(connect_timeout, statement_timeout))
     bound_connects(engine, connect_timeout)
     return engine

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -20,7 +21,7 @@ from kitcore.serving import NO_TELEMETRY
 from kitcore.site import DEFAULT_TIME_ZONE
 from kitcore.theme import Theme, load_theme
 from sitedb.buyer import BuyerBox
-from sitedb.engine import make_engine, session_factory
+from sitedb.engine import POOL_SIZE, make_engine, session_factory
 from storefront import clock
 from storefront.context import Shop, make_signers
 from storefront.forwarded import ForwardedFromProxy, TrustedPeers
@@ -98,13 +99,25 @@ def build_shop(settings: StorefrontSettings) -> Shop:
     )
 
 
+@asynccontextmanager
+async def request_threads_within_pool(_app: FastAPI) -> AsyncIterator[None]:
+    """Request handlers run on at most as many threads as the database pool holds connections (Starlette's
+    default is 40): a burst then waits for a thread, in order, rather than for a pooled connection, which
+    gives up after a few seconds and shows the buyer a maintenance page although the database is fine."""
+    from anyio import to_thread
+
+    to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+    yield
+
+
 def create_app(settings: StorefrontSettings | None = None) -> FastAPI:
     from storefront import api, branding, restock, shop
     from storefront.admin import routes as admin
     from storefront.admin.auth import LoginRequired
 
     settings = settings or StorefrontSettings()
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="storefront", telemetry=NO_TELEMETRY)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="storefront", telemetry=NO_TELEMETRY,
+                  lifespan=request_threads_within_pool)
     app.state.shop = build_shop(settings)
     app.include_router(shop.router)
     app.include_router(restock.router)

@@ -203,3 +203,36 @@ def test_the_storefront_and_the_agent_migrating_at_once_both_succeed(pg_url):
     failures = [p.stderr.read().decode()[-300:] for p in procs if p.wait(120) != 0]  # type: ignore[union-attr]
     assert not failures, failures[0]
     assert TABLES <= _tables(pg_url)
+
+
+@pytest.mark.postgres
+def test_a_burst_reuses_the_pooled_postgresql_connections_instead_of_opening_new_ones(pg_url):
+    """Two bursts of three times as many concurrent users as the pool holds: at most POOL_SIZE connections are
+    ever opened, all in the first burst (a connection opened per request beyond the pool is a name lookup, a
+    TCP connect and a backend start each, which on a loaded host exceed the storefront's connect deadline)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import event, text
+
+    from sitedb.engine import POOL_SIZE
+
+    engine = make_engine(pg_url)
+    opened: list[int] = []
+    event.listen(engine, "connect", lambda *_: opened.append(threading.get_ident()))
+
+    def use(_n: int) -> int:
+        with engine.connect() as conn:
+            time.sleep(0.05)
+            return int(conn.execute(text("SELECT 1")).scalar_one())
+
+    try:
+        with ThreadPoolExecutor(3 * POOL_SIZE) as pool:
+            assert sum(pool.map(use, range(6 * POOL_SIZE))) == 6 * POOL_SIZE
+            first = len(opened)
+            assert sum(pool.map(use, range(6 * POOL_SIZE))) == 6 * POOL_SIZE
+        assert first <= POOL_SIZE and len(opened) == first, (first, len(opened))
+        assert engine.pool.checkedin() == first  # all kept open for the next burst
+    finally:
+        engine.dispose()

@@ -235,3 +235,18 @@ def test_the_same_form_sent_again_opens_its_order_only_with_the_orders_password(
     assert again.status_code == 303 and again.headers["location"] == order_page and "kit_orders" in again.cookies
     assert 'id="order-id"' in client.get(order_page).text
     assert _count(url) == 1
+
+
+def test_the_served_shop_runs_no_more_request_threads_than_its_pool_holds_connections(tmp_path):
+    """Starlette's default is 40 threads; with more threads than connections a burst waits on the pool, which
+    gives up after a few seconds with a maintenance page while the database is fine."""
+    from anyio import to_thread
+
+    from sitedb.engine import POOL_SIZE
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    seed(url)
+    client, _ = _app(tmp_path, url)
+    with client:  # runs the app's lifespan, as uvicorn does
+        assert client.get("/healthz").status_code == 200
+        assert client.portal.call(lambda: to_thread.current_default_thread_limiter().total_tokens) == POOL_SIZE
