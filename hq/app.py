@@ -225,7 +225,8 @@ async def _open_beat_pool(hq: "HQ") -> Any:
 
     if not is_postgres(hq.engine):
         return None
-    return await heartbeat_pg.open_pool(hq.engine.url.render_as_string(hide_password=False))
+    return await heartbeat_pg.open_pool(hq.engine.url.render_as_string(hide_password=False),
+                                        hq.settings.db_connect_seconds)
 
 
 def _beat_batcher(pool: Any) -> Any:
@@ -255,7 +256,7 @@ def _open_push(app: "FastAPI", hq: "HQ") -> "asyncio.Task[None]":
     _close_on_signals(hub)
     if is_postgres(hq.engine):
         return asyncio.create_task(push_pg.listen(hub, hq.engine.url.render_as_string(hide_password=False),
-                                                  lambda: push.wake_advanced(hub, hq)))
+                                                  lambda: push.wake_advanced(hub, hq), hq.settings.db_connect_seconds))
     return asyncio.create_task(push.poll_sqlite(hub, hq))
 
 

@@ -24,7 +24,10 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> "Engine":
+CONNECT_SECONDS = 1.0  # the default of HQSettings.db_connect_seconds, for engines made without settings
+
+
+def make_engine(url: str, connect_seconds: float = CONNECT_SECONDS) -> "Engine":
     from sqlalchemy import create_engine, event
 
     url = normalise_url(url)
@@ -50,13 +53,11 @@ def make_engine(url: str) -> "Engine":
     from kitcore.dbconnect import bound_connects, pg_connect_args
 
     engine = create_engine(url, pool_size=20, max_overflow=20, pool_timeout=5, pool_recycle=1800,
-                           connect_args=pg_connect_args(CONNECT_SECONDS))
-    bound_connects(engine, CONNECT_SECONDS)  # a database that went away fails a request in ~1 s, not ~10 s
+                           connect_args=pg_connect_args(connect_seconds))
+    bound_connects(engine, connect_seconds)  # a database that went away fails a request in ~1 s, not ~10 s
     _ping_when_idle(engine)
     return engine
 
-
-CONNECT_SECONDS = 1.0  # also the asyncpg heartbeat pool's (hq.heartbeat_pg)
 
 
 IDLE_PING_SECONDS = 5.0

@@ -108,7 +108,7 @@ POOL_SIZE = 4
 ATTEMPTS = POOL_SIZE + 1  # every pooled connection may have been dropped at once
 
 
-async def open_pool(url: str, size: int = POOL_SIZE) -> "Pool":
+async def open_pool(url: str, connect_seconds: float, size: int = POOL_SIZE) -> "Pool":
     """This worker's pool (connections are made lazily up to `size`).
 
     A connection goes back to the pool without asyncpg's reset query (a round trip per
@@ -116,10 +116,8 @@ async def open_pool(url: str, size: int = POOL_SIZE) -> "Pool":
     """
     import asyncpg
 
-    from hq.db import CONNECT_SECONDS
-
     return await asyncpg.create_pool(dsn(url), min_size=0, max_size=size, max_inactive_connection_lifetime=0,
-                                     reset=_nothing_to_reset, timeout=CONNECT_SECONDS, command_timeout=10)
+                                     reset=_nothing_to_reset, timeout=connect_seconds, command_timeout=10)
 
 
 async def _nothing_to_reset(_conn: Any) -> None:

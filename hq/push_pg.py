@@ -30,7 +30,7 @@ RETRY_CAP_SECONDS = 10.0
 log = logging.getLogger("hq.push")
 
 
-async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]",
+async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]", connect_seconds: float,
                  ping_seconds: float = PING_SECONDS) -> None:
     """Run for ever (cancel to stop): keep a LISTEN connection and wake the hub on each notification.
 
@@ -38,14 +38,13 @@ async def listen(hub: "PushHub", url: str, check: "Callable[[], Awaitable[None]]
     queued for more sites than fit) runs `check`: one read of the waiting sites' sequences."""
     import asyncpg
 
-    from hq.db import CONNECT_SECONDS
     from hq.heartbeat_pg import dsn
 
     failures = 0
     while True:
         conn: Any = None
         try:
-            conn = await asyncpg.connect(dsn(url), timeout=CONNECT_SECONDS, command_timeout=5,
+            conn = await asyncpg.connect(dsn(url), timeout=connect_seconds, command_timeout=5,
                                          server_settings={"application_name": APPLICATION_NAME})
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn: lost.set())

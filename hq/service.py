@@ -66,7 +66,7 @@ class HQ:
         url = settings.effective_database_url
         if migrate:
             db.upgrade(url)
-        engine = db.make_engine(url)
+        engine = db.make_engine(url, settings.db_connect_seconds)
         sqlite_file = settings.dir / "hq.sqlite3"
         if sqlite_file.exists():
             os.chmod(sqlite_file, 0o600)

@@ -149,7 +149,8 @@ def test_batched_beats_from_two_workers_each_get_their_answer(tmp_path, hq_pg_se
             licences.suspend(service, "test", "site-07", "audit")
 
             async def run() -> tuple[list[int], list[BeatBatcher]]:
-                pools = [await heartbeat_pg.open_pool(url), await heartbeat_pg.open_pool(url)]
+                pools = [await heartbeat_pg.open_pool(url, service.settings.db_connect_seconds),
+                         await heartbeat_pg.open_pool(url, service.settings.db_connect_seconds)]
                 batchers = [BeatBatcher(partial(heartbeat_pg.record_many, p)) for p in pools]
                 try:
                     def one(batcher: BeatBatcher, name: str, seq: int):  # type: ignore[no-untyped-def]
