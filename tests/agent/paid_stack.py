@@ -25,6 +25,13 @@ from tests.support.resend import client
 
 SKU = "G-PAY-N"
 PAY_LINK = re.compile(r'id="pay-link" href="([^"]+)"')
+SEEN = (re.compile(r"<title>([^<]*)</title>"), re.compile(r'id="order-status">\s*([^<]*?)\s*<'))
+
+
+def page_title(html: str) -> str:
+    """A page's title (and an order's status), to name in a failure what the buyer saw instead."""
+    seen = [found.group(1).strip() for pattern in SEEN if (found := pattern.search(html))]
+    return " / ".join(seen) or html[:120]
 
 
 class Buyer:
@@ -54,7 +61,10 @@ class Buyer:
     def pay(self, fault: str | None = None) -> str:
         """Open the pay link at the sandbox and pay (pressing the cashier's `fault` button, if given); the
         sandbox's trade number."""
-        link = PAY_LINK.search(self.client.get(self.path).text).group(1).replace("&amp;", "&")
+        page = self.client.get(self.path)
+        found = PAY_LINK.search(page.text)
+        assert found, f"no pay link on {self.path}: {page.status_code} {page_title(page.text)!r}"
+        link = found.group(1).replace("&amp;", "&")
         cashier = self.cashier.get(link)
         trade_no = re.search(r"/pay/(S[0-9a-f]+)", cashier.text).group(1)
         paid = self.cashier.post(link.split("submit.php")[0] + f"pay/{trade_no}", data={"fault": fault} if fault else None)

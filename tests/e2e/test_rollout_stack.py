@@ -113,11 +113,14 @@ def release(s: Stack, tag: str, unhealthy_storefront: bool = False) -> None:
 
 
 def host_service(s: Stack, log: Path) -> "subprocess.Popen[bytes]":
-    """`kitctl service run` for the site, as its unit would start it (HQ reached at its published port)."""
+    """`kitctl service run` for the site, as its unit would start it (HQ reached at its published port).
+
+    Each upgrade's health gate waits 60 s: a loaded CI host took over 30 s to bring a healthy version back
+    (a false "failed"); C's storefront, which never turns healthy, is failed by the engine at ~55 s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITCTL_")}
     return subprocess.Popen(
         [sys.executable, "-m", "kitctl", "service", "run", "--site-dir", str(s.site_dir), "--interval", "1",
-         "--timeout", "30", "--hq-url", s.hq_url], cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+         "--timeout", "60", "--hq-url", s.hq_url], cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         env={**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
 
 
