@@ -13,6 +13,7 @@ def main() -> int:
     from agent.runner import Agent
     from agent.settings import load_settings
     from kitcore.errors import KitError
+    from kitcore.serving import freeze_startup_heap
 
     setup_logging()
     try:
@@ -24,6 +25,7 @@ def main() -> int:
     except KitError as exc:  # bad configuration or licence: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    freeze_startup_heap()
     agent.run()
     return 0
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from fastapi import FastAPI
+
     from hq.settings import HQSettings
 
 
@@ -35,10 +37,20 @@ def serve(settings: "HQSettings | None" = None) -> int:
     for name, value in conf.model_dump(exclude_none=True).items():
         os.environ[f"KIT_HQ_{name.upper()}"] = str(value)
     os.environ["KIT_HQ_MIGRATE"] = "false"
-    uvicorn.run("hq.app:create_app", factory=True, host=host, port=port, workers=conf.workers,
+    uvicorn.run("hq.__main__:worker_app", factory=True, host=host, port=port, workers=conf.workers,
                 log_level="info", access_log=False, timeout_graceful_shutdown=7,
                 timeout_keep_alive=conf.keep_alive_seconds, backlog=conf.listen_backlog)
     return 0
+
+
+def worker_app() -> "FastAPI":
+    """Each worker process's app, from `KIT_HQ_*`, its start-up heap frozen as `serve_asgi` does for one."""
+    from hq.app import create_app
+    from kitcore.serving import freeze_startup_heap
+
+    app = create_app()
+    freeze_startup_heap()
+    return app
 
 
 def _multiprocess_metrics(directory: "Path") -> None:

@@ -183,8 +183,8 @@ class AgentProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=log)
         log.close()
-        if wait_ready:
-            wait_until(self.ready, 30, what="agent /readyz")
+        if wait_ready:  # a start (its migration in a child process included) took over 30 s on a loaded host
+            wait_until(self.ready, 90, what="agent /readyz")
         return self
 
     @property
