@@ -13,10 +13,12 @@ growth of the table (flat is 1.00×). `--explain` also prints, per size, each
 statement one order runs with its EXPLAIN (ANALYZE) time and the rows it
 read from `orders`.
 
-The peer, in the same run: a second HQ on the same database with
-`KIT_HQ_ORDER_GROUPS=false` (each request decided on its own), a phase of
-each at every size, alternating; printed with the ratio and the mean number
-of requests HQ decided together (`kithq_order_group_requests`). The orders
+The peers, in the same run, on the same database: an HQ with
+`KIT_HQ_ORDER_GROUPS=false` ("alone": each request decided on its own) and
+one with `KIT_HQ_FAST_PATHS=false` ("routed": every order request through
+FastAPI's route), a phase of each at every size, in turn; printed with the
+ratios and the mean number of requests HQ decided together
+(`kithq_order_group_requests`). The orders
 come from 100 sites, one after another; `--sites 1` sends them all from
 one, as a reseller's API client does.
 """
@@ -101,7 +103,8 @@ def main() -> None:
         tokens = seed(hq_dir, url, SITES, items=2000, keys=50_000)
         (hq_dir / "tokens.txt").write_text("\n".join(tokens[:max(1, min(args.sites, SITES))]) + "\n")
         servers = {"grouped": start_server(hq_dir, url, args.workers, stack),
-                   "alone": start_server(hq_dir, url, args.workers, stack, {"KIT_HQ_ORDER_GROUPS": "false"})}
+                   "alone": start_server(hq_dir, url, args.workers, stack, {"KIT_HQ_ORDER_GROUPS": "false"}),
+                   "routed": start_server(hq_dir, url, args.workers, stack, {"KIT_HQ_FAST_PATHS": "false"})}
         env = {**os.environ, "HQ_BENCH_TOKENS": str(hq_dir / "tokens.txt")}
         db_pids = postgres_pids(url)
         print(f"HQ single-order decisions (PostgreSQL, {args.workers} workers, {args.connections} connections, "
@@ -130,10 +133,11 @@ def main() -> None:
                       f"HQ CPU {r['cpu_ms_per_unit']:5.2f} ms each  PostgreSQL CPU {r['db_ms_per_unit']:5.2f} ms each  "
                       f"requests a group {r['together']:4.1f}  load {r['load_before']:.1f}->{r['load_after']:.1f}",
                       flush=True)
-            grouped, alone = phase["grouped"], phase["alone"]
-            print(f"    grouped / alone: rate {grouped['per_second'] / alone['per_second']:.2f}×, "
-                  f"p99 {grouped['p99_us'] / alone['p99_us']:.2f}×, "
-                  f"HQ+PostgreSQL CPU {_cpu(grouped) / _cpu(alone):.2f}×", flush=True)
+            grouped = phase["grouped"]
+            for peer in ("alone", "routed"):
+                print(f"    grouped / {peer}: rate {grouped['per_second'] / phase[peer]['per_second']:.2f}×, "
+                      f"p99 {grouped['p99_us'] / phase[peer]['p99_us']:.2f}×, "
+                      f"HQ+PostgreSQL CPU {_cpu(grouped) / _cpu(phase[peer]):.2f}×", flush=True)
             results.append((size, grouped))
         (first_size, first), (last_size, last) = results[0], results[-1]
         decades = math.log10(last_size / first_size)

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from hq import catalog, heartbeat_api, order_groups, orders, push_api, rollouts, support
+from hq import catalog, heartbeat_api, orders, orders_api, push_api, rollouts, support
 from hq.auth import SiteCaller, site_active, site_ordering
 from hq.auth import get_hq_dependency as get_hq
 from hq.errors import ApiError, responses
 from hq.fields import ORDER_ID_PATTERN
-from hq.order_checks import SiteContext
 from hq.schemas import (CatalogPage, HeartbeatIn, HeartbeatOut, OrderBatch, OrderIds, OrderResult, OrderResults,
                         UpgradeReport)
 from hq.service import HQ
@@ -58,10 +56,8 @@ def post_orders(
     caller: SiteCaller = Depends(site_ordering),
     hq: HQ = Depends(get_hq),
 ) -> Response:
-    ctx = SiteContext(caller.site_id, caller.categories, caller.regions)
-    results, replayed = order_groups.of(hq).submit(ctx, idempotency_key, batch)
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return JSONResponse({"results": results}, headers=headers)
+    """Served by `hq.orders_api.handle` ahead of routing when well-formed; here for the rest, and documented."""
+    return orders_api.submitted(hq, caller, idempotency_key, batch)
 
 
 @router.post("/order-status", response_model=OrderResults,

@@ -24,7 +24,7 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     from hq import api_admin, api_applications, api_complaints, api_grades, api_payments, api_settlement, api_site, api_stock
     from hq import apply_pages, fleet, fleet_applications, fleet_grades, fleet_payments, fleet_settlement
     from hq.headers import FleetHeaders
-    from hq.fast_paths import SiteFastPaths
+    from hq.fast_paths import HANDLERS as FAST_PATHS, SiteFastPaths
     from hq.metrics import request_metrics
     from hq.apply_limits import ApplyRateLimit
     from kitcore.serving import NO_TELEMETRY
@@ -99,11 +99,14 @@ def create_app(settings: HQSettings | None = None, hq: "HQ | None" = None) -> "F
     app.include_router(api_applications.admin_router)
     app.include_router(apply_pages.router)
     app.include_router(fleet_applications.router)
-    app.add_middleware(SiteFastPaths)
+    if settings.fast_paths:
+        app.add_middleware(SiteFastPaths)
     app.add_middleware(FleetHeaders)
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, per_path=_body_limits())
     app.add_middleware(ApplyRateLimit, burst=settings.apply_burst, per_hour=settings.apply_per_hour)
-    app.add_middleware(request_metrics)  # added last: outermost, so the fast paths are counted
+    # added last: outermost, so the fast paths are counted, under their own paths
+    app.add_middleware(request_metrics,
+                       served_before_routing=tuple(path for _, path in FAST_PATHS) if settings.fast_paths else ())
     _install_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)
@@ -161,27 +164,16 @@ def _install_errors(app: "FastAPI") -> None:
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
-    from hq.errors import ApiError, error_code, error_response, first_error
-    from hq.payments.contract import GatewayError
+    from hq.errors import ApiError, Unavailable, error_code, error_response, first_error, known_error_response
     from kitcore.errors import InvalidInput
 
     body = error_response
 
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return body(exc.status, exc.code, exc.detail, exc.headers)
-
-    @app.exception_handler(GatewayError)
-    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
-        """A gateway HQ could not open a payment at (Alipay and WeChat Pay are asked while the order batch's
-        transaction is open): the batch rolled back, nothing is stored, the agent sends it again."""
-        log.warning("payment gateway unavailable: %s", exc)
-        return body(503, "payment_gateway_unavailable", str(exc), {"Retry-After": "5"})
-
+    @app.exception_handler(Unavailable)
     @app.exception_handler(InvalidInput)
-    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        """422 `invalid_request`, unless the refusal names its own status and code (e.g. 404 for an unknown SKU)."""
-        return body(getattr(exc, "status", 422), getattr(exc, "code", "invalid_request"), str(exc))
+    async def _known(_: Request, exc: Exception) -> JSONResponse:
+        return known_error_response(exc) or body(500, "internal", "internal error; see HQ's log")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

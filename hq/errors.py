@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -10,6 +11,8 @@ from kitcore.errorbody import CODE, error_body
 
 if TYPE_CHECKING:
     from starlette.responses import JSONResponse
+
+log = logging.getLogger("hq")
 
 
 class ErrorBody(BaseModel):
@@ -82,3 +85,26 @@ def error_response(status: int, code: str, detail: str, headers: dict[str, str] 
     from starlette.responses import JSONResponse
 
     return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
+
+
+class Unavailable(Exception):
+    """A service HQ relies on for the request could not be used now: 503 with `code`, the caller tries again."""
+
+    what = "a service"
+    code = "unavailable"
+    retry_after_seconds = 5
+
+
+def known_error_response(exc: Exception) -> "JSONResponse | None":
+    """The answer to an error a request handler may raise on purpose (None for any other): the app's exception
+    handlers and the fast paths (hq.fast_paths) answer each the same way."""
+    from kitcore.errors import InvalidInput
+
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+    if isinstance(exc, Unavailable):
+        log.warning("%s unavailable: %s", exc.what, exc)
+        return error_response(503, exc.code, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
+    if isinstance(exc, InvalidInput):  # 422 unless the refusal names its own status and code (404: an unknown SKU)
+        return error_response(getattr(exc, "status", 422), getattr(exc, "code", "invalid_request"), str(exc))
+    return None

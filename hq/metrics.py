@@ -229,11 +229,6 @@ class _Forward:
 
 
 # -- requests ----------------------------------------------------------------------
-def route_of(scope: dict[str, Any]) -> str:
-    """The route template; the heartbeat fast path and /metrics are served before routing."""
-    return asgi_metrics.route_of(scope, known_paths=("/v1/heartbeat", "/metrics"))
-
-
 def _record(route: str, method: str, status: str, seconds: float) -> None:
     m = metrics()
     m.requests.labels(route, method, status).inc()
@@ -242,6 +237,8 @@ def _record(route: str, method: str, status: str, seconds: float) -> None:
         m.heartbeats.labels("recorded" if status == "200" else "refused").inc()
 
 
-def request_metrics(app: "ASGIApp") -> asgi_metrics.RequestMetrics:
-    """The middleware counting every request (outermost, so the heartbeat fast path is counted too)."""
-    return asgi_metrics.RequestMetrics(app, _record, route_of)
+def request_metrics(app: "ASGIApp", served_before_routing: tuple[str, ...] = ()) -> asgi_metrics.RequestMetrics:
+    """The middleware counting every request (outermost, so the fast paths are counted too), by route template;
+    the paths in `served_before_routing` (hq.fast_paths) and /metrics are their own templates."""
+    known = ("/metrics", *served_before_routing)
+    return asgi_metrics.RequestMetrics(app, _record, lambda scope: asgi_metrics.route_of(scope, known_paths=known))

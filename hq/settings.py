@@ -38,6 +38,9 @@ class HQSettings(BaseSettings):
     idempotency_retention_days: int = Field(default=7, ge=7, le=365)
     in_flight_timeout_seconds: int = Field(default=120, ge=5, le=3600)
     order_groups: bool = True  # concurrent order requests decided together (hq.order_groups)
+    # false: every request through FastAPI's routes, none ahead of them (hq.fast_paths); for comparing
+    # (bench/hq_single_bench.py) and for ruling the fast paths out when something looks wrong
+    fast_paths: bool = True
     # A new PostgreSQL connection (name, TCP, backend start) is made within this or fails: an unreachable
     # database fails requests quickly. Raise it for a database far away or a host that is often loaded.
     db_connect_seconds: float = Field(default=1.0, ge=0.2, le=60)

@@ -12,8 +12,17 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Protocol, runtime_checkable
 
-class GatewayError(Exception):
-    """The gateway could not be reached or answered with an error (one line, no secrets)."""
+from hq.errors import Unavailable
+
+
+class GatewayError(Unavailable):
+    """The gateway could not be reached or answered with an error (one line, no secrets).
+
+    Raised while an order batch's transaction is open (Alipay and WeChat Pay are asked
+    then), it answers the batch 503: nothing is stored, the agent sends it again."""
+
+    what = "payment gateway"
+    code = "payment_gateway_unavailable"
 
 
 class Forged(Exception):
