@@ -62,6 +62,7 @@ def test_decisions_rules_heartbeats_and_requests_are_counted(hq: RunningHQ) -> N
     beat = {"version": "0.1.0", "applied_seq": 0, "health": {}, "counters": {}}
     assert httpx.post(f"{hq.url}/v1/heartbeat", headers=auth, json=beat).status_code == 200
     assert httpx.post(f"{hq.url}/v1/heartbeat", headers={"Authorization": "Bearer nope"}, json=beat).status_code == 401
+    assert httpx.get(f"{hq.url}/v1/commands/wait", params={"wait": 0}, headers=auth).status_code == 200
     after = _scrape(hq)
     assert _delta(before, after, "kithq_risk_decisions_total", {"decision": "approve"}) == 1
     assert _delta(before, after, "kithq_risk_decisions_total", {"decision": "review"}) == 1
@@ -71,6 +72,13 @@ def test_decisions_rules_heartbeats_and_requests_are_counted(hq: RunningHQ) -> N
     assert _delta(before, after, "kithq_heartbeats_total", {"outcome": "refused"}) == 1
     assert _delta(before, after, "kithq_http_requests_total",
                   {"route": "/v1/orders", "method": "POST", "status": "200"}) == 1
+    # the requests served ahead of routing (hq.fast_paths) under their own paths, not "unmatched"
+    assert _delta(before, after, "kithq_http_requests_total",
+                  {"route": "/v1/commands/wait", "method": "GET", "status": "200"}) == 1
+    assert _delta(before, after, "kithq_http_requests_total",
+                  {"route": "/v1/heartbeat", "method": "POST", "status": "401"}) == 1
+    assert _delta(before, after, "kithq_http_requests_total", {"route": "unmatched", "method": "GET",
+                                                                "status": "200"}) == 0
     assert token not in after and "b1@example.cn" not in after and "o1" not in after.split()
     promtool_check_metrics(after)
 
