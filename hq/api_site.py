@@ -51,8 +51,8 @@ def get_catalog(
                       "`total_above_list_price`: an order's total_cents is above unit_price_cents × quantity"}))
 def post_orders(
     batch: OrderBatch,
-    idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=200,
-                                  pattern=r"^[\x21-\x7e]+$"),
+    idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=orders_api.KEY_MAX_LENGTH,
+                                  pattern=f"^{orders_api.KEY_CHARACTERS}+$"),
     caller: SiteCaller = Depends(site_ordering),
     hq: HQ = Depends(get_hq),
 ) -> Response:

@@ -24,10 +24,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-CONNECT_SECONDS = 1.0  # the default of HQSettings.db_connect_seconds, for engines made without settings
-
-
-def make_engine(url: str, connect_seconds: float = CONNECT_SECONDS) -> "Engine":
+def make_engine(url: str, connect_seconds: float) -> "Engine":
     from sqlalchemy import create_engine, event
 
     url = normalise_url(url)

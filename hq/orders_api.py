@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from hq.service import HQ
 
 PATH = "/v1/orders"
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")  # the route's header rule (hq.api_site.post_orders), whole
+KEY_CHARACTERS, KEY_MAX_LENGTH = r"[\x21-\x7e]", 200  # Idempotency-Key: printable ASCII, no space (the route's too)
+IDEMPOTENCY_KEY = re.compile(f"{KEY_CHARACTERS}{{1,{KEY_MAX_LENGTH}}}")
 
 
 def submitted(hq: "HQ", caller: SiteCaller, idempotency_key: str, batch: OrderBatch) -> Response:
