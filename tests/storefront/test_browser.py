@@ -41,6 +41,7 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
 
     page.fill("input[name=q]", "Q币")
     page.click(".search button")
+    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
     assert page.locator(".card").count() == 1
     page.click(".card a")
     assert page.locator("h1").inner_text() == "腾讯Q币 100元"
@@ -79,6 +80,7 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     assert "ABCD-EFGH-1234" not in stranger.content()
     stranger.fill("#f-password", "buyer@example.cn")  # the contact is not the password
     stranger.click("#lookup-submit")
+    stranger.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
     assert "订单号或订单密码不正确" in stranger.content()
     assert "ABCD-EFGH-1234" not in stranger.content()
     stranger.fill("#f-password", "my-order-pw")
@@ -177,6 +179,7 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     page.fill("#f-username", "owner")
     page.fill("#f-password", "wrong-password")
     page.click("#login-submit")
+    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
     assert "用户名或密码不正确" in page.content()
     page.fill("#f-username", "owner")
     page.fill("#f-password", password)
@@ -193,6 +196,7 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
         "合计", "3", "0", "¥177.66", "-¥164.50", money(share), money(gross + cost + share)]
     assert page.locator("#revenue-lines tbody tr").count() == 3 and "按总部价出售时" in page.content()
     page.click("text=订单")
+    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
     assert page.locator(".table tbody tr").count() == 4
     page.screenshot(path=str(artifacts_dir / "storefront-admin-orders.png"), full_page=True)
 
@@ -211,6 +215,7 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     shopper.goto(site.base + "/p/M-IQY-VIP")
     assert "¥21.38" in shopper.content()  # the preview changed nothing
     page.click("#save-rule")
+    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
     assert "2 个商品已重新定价" in page.content()
     page.goto(site.base + "/p/M-IQY-VIP")
     assert "¥23.99" in page.content()
@@ -270,6 +275,7 @@ def test_finance_confirms_a_statement_and_the_operator_never_sees_it(sqlite_site
     page = signed_in("finance")
     page.click("nav.side >> text=对账单")
     page.click("#statements >> text=2026-10-01")
+    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
     assert page.locator("#statement-lines tbody tr").count() == 2
     assert "已全部同步" in page.locator("#statement-reconciled").inner_text()
     assert page.locator('[data-total="closing"] td').inner_text() == "¥4.36"
