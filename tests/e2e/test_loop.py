@@ -73,14 +73,19 @@ def operator(browser, demo):
     context.close()
 
 
+def dropped_by_chromium(exc: Exception) -> bool:
+    """Chromium gave up on the request, not the server: Docker changed the host's interfaces mid-flight
+    (a container or network started or stopped), reported as NETWORK_CHANGED or ABORTED."""
+    return any(code in str(exc) for code in ("ERR_NETWORK_CHANGED", "ERR_ABORTED"))
+
+
 def visit(page, path: str) -> Any:
-    """GET a page, again if Chromium dropped it because Docker changed the host's interfaces (a container
-    stopped or started: Chromium reports the navigation in flight as NETWORK_CHANGED or ABORTED)."""
+    """GET a page, again if Chromium dropped it (`dropped_by_chromium`)."""
     for attempt in range(5):
         try:
             return page.goto(path)
         except Exception as exc:  # noqa: BLE001
-            if not any(code in str(exc) for code in ("ERR_NETWORK_CHANGED", "ERR_ABORTED")) or attempt == 4:
+            if not dropped_by_chromium(exc) or attempt == 4:
                 raise
             time.sleep(1)
 
@@ -88,14 +93,14 @@ def visit(page, path: str) -> Any:
 def look_up(page, order_id: str, password: str) -> list[str]:
     """Send the order-lookup form on the order page and return the card keys the answer shows. Waits for
     the answer to load (a click returns once the navigation commits, before the page is parsed), and
-    sends the form again if Chromium dropped the POST because Docker changed the host's interfaces."""
+    sends the form again if Chromium dropped the POST (a lookup changes nothing: a resend is safe)."""
     for attempt in range(5):
         page.fill("#f-password", password)
         try:
             with page.expect_navigation(wait_until="load"):
                 page.click("#lookup-submit")
         except Exception as exc:  # noqa: BLE001
-            if not any(code in str(exc) for code in ("ERR_NETWORK_CHANGED", "ERR_ABORTED")) or attempt == 4:
+            if not dropped_by_chromium(exc) or attempt == 4:
                 raise
             visit(page, f"/order/{order_id}")
             continue
