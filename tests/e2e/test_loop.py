@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import require
 from tests.support.cli import kitctl
 from tests.support.demo_stack import own_demo
-from tests.support.browser import CHROMIUM, chromium
+from tests.support.browser import CHROMIUM, chromium, follow
 from tests.support.waiting import eventually
 from tests.security.backup_support import what_a_thief_reads
 
@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 FIRST_ORDER: dict[str, Any] = {}  # the first buyer's order, checked again after a restore
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -73,39 +74,34 @@ def operator(browser, demo):
     context.close()
 
 
-def dropped_by_chromium(exc: Exception) -> bool:
-    """Chromium gave up on the request, not the server: Docker changed the host's interfaces mid-flight
-    (a container or network started or stopped), reported as NETWORK_CHANGED or ABORTED."""
-    return any(code in str(exc) for code in ("ERR_NETWORK_CHANGED", "ERR_ABORTED"))
+def again_if_dropped(action: Callable[[], T], between: Callable[[], object]) -> T:
+    """`action()`, tried again (after `between()`, up to five tries) while Chromium, not the shop, drops the
+    request: Docker changed the host's interfaces mid-flight (a container or network started or stopped),
+    reported as NETWORK_CHANGED or ABORTED."""
+    for _ in range(4):
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001
+            if not any(code in str(exc) for code in ("ERR_NETWORK_CHANGED", "ERR_ABORTED")):
+                raise
+        between()
+    return action()
 
 
 def visit(page, path: str) -> Any:
-    """GET a page, again if Chromium dropped it (`dropped_by_chromium`)."""
-    for attempt in range(5):
-        try:
-            return page.goto(path)
-        except Exception as exc:  # noqa: BLE001
-            if not dropped_by_chromium(exc) or attempt == 4:
-                raise
-            time.sleep(1)
+    """GET a page, again if Chromium dropped it."""
+    return again_if_dropped(lambda: page.goto(path), between=lambda: time.sleep(1))
 
 
 def look_up(page, order_id: str, password: str) -> list[str]:
-    """Send the order-lookup form on the order page and return the card keys the answer shows. Waits for
-    the answer to load (a click returns once the navigation commits, before the page is parsed), and
-    sends the form again if Chromium dropped the POST (a lookup changes nothing: a resend is safe)."""
-    for attempt in range(5):
+    """Send the order-lookup form on the order page and return the card keys the answer shows, once it has
+    loaded; sent again if Chromium dropped it (a lookup changes nothing: a resend is safe)."""
+    def send() -> list[str]:
         page.fill("#f-password", password)
-        try:
-            with page.expect_navigation(wait_until="load"):
-                page.click("#lookup-submit")
-        except Exception as exc:  # noqa: BLE001
-            if not dropped_by_chromium(exc) or attempt == 4:
-                raise
-            visit(page, f"/order/{order_id}")
-            continue
+        follow(page, "#lookup-submit")
         return page.locator("#card-keys .secret").all_inner_texts()
-    raise AssertionError("unreachable")
+
+    return again_if_dropped(send, between=lambda: visit(page, f"/order/{order_id}"))
 
 
 def open_product(page, sku: str) -> None:

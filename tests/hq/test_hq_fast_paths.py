@@ -86,10 +86,11 @@ def _orders_request(tag: str, orders: list[dict[str, Any]] | None = None, key: s
 def _answer(response: Any, tag: str) -> tuple[int, Any, str | None]:
     """Status, body (this request's order ids made common), replay header."""
     text = response.text.replace(f"FP{tag}", "FP*")
-    return response.status_code, untimed_results(text), response.headers.get("idempotent-replayed")
+    return response.status_code, without_own_values(text), response.headers.get("idempotent-replayed")
 
 
-def untimed_results(text: str) -> Any:
+def without_own_values(text: str) -> Any:
+    """The answer's body without what each order gets of its own: HQ's number for it and its card keys."""
     import json
 
     body = json.loads(text)

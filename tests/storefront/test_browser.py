@@ -10,6 +10,7 @@ import pytest
 
 from storefront.admin_users import create_admin
 from tests.storefront.http import checkout
+from tests.support.browser import follow
 from storefront.money import format_money as money
 from tests.storefront.support import add_statement, book_entries, record_decision, set_licence
 
@@ -40,8 +41,7 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     page.screenshot(path=str(artifacts_dir / f"storefront-home-{db}.png"), full_page=True)
 
     page.fill("input[name=q]", "Q币")
-    page.click(".search button")
-    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
+    follow(page, ".search button")
     assert page.locator(".card").count() == 1
     page.click(".card a")
     assert page.locator("h1").inner_text() == "腾讯Q币 100元"
@@ -79,8 +79,7 @@ def test_buyer_browses_checks_out_and_sees_card_key_only_with_password(site, chr
     stranger.goto(f"{site.base}/order/{order_id}")
     assert "ABCD-EFGH-1234" not in stranger.content()
     stranger.fill("#f-password", "buyer@example.cn")  # the contact is not the password
-    stranger.click("#lookup-submit")
-    stranger.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
+    follow(stranger, "#lookup-submit")
     assert "订单号或订单密码不正确" in stranger.content()
     assert "ABCD-EFGH-1234" not in stranger.content()
     stranger.fill("#f-password", "my-order-pw")
@@ -178,8 +177,7 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     assert page.url.endswith("/admin/login")
     page.fill("#f-username", "owner")
     page.fill("#f-password", "wrong-password")
-    page.click("#login-submit")
-    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
+    follow(page, "#login-submit")
     assert "用户名或密码不正确" in page.content()
     page.fill("#f-username", "owner")
     page.fill("#f-password", password)
@@ -195,8 +193,7 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     assert page.locator("#revenue tfoot").inner_text().split() == [
         "合计", "3", "0", "¥177.66", "-¥164.50", money(share), money(gross + cost + share)]
     assert page.locator("#revenue-lines tbody tr").count() == 3 and "按总部价出售时" in page.content()
-    page.click("text=订单")
-    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
+    follow(page, "text=订单")
     assert page.locator(".table tbody tr").count() == 4
     page.screenshot(path=str(artifacts_dir / "storefront-admin-orders.png"), full_page=True)
 
@@ -214,8 +211,7 @@ def test_admin_previews_and_saves_a_price_rule(sqlite_site, chromium, artifacts_
     shopper = page.context.new_page()
     shopper.goto(site.base + "/p/M-IQY-VIP")
     assert "¥21.38" in shopper.content()  # the preview changed nothing
-    page.click("#save-rule")
-    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
+    follow(page, "#save-rule")
     assert "2 个商品已重新定价" in page.content()
     page.goto(site.base + "/p/M-IQY-VIP")
     assert "¥23.99" in page.content()
@@ -274,8 +270,7 @@ def test_finance_confirms_a_statement_and_the_operator_never_sees_it(sqlite_site
 
     page = signed_in("finance")
     page.click("nav.side >> text=对账单")
-    page.click("#statements >> text=2026-10-01")
-    page.wait_for_load_state()  # a click returns when the answer commits, not when it is parsed
+    follow(page, "#statements >> text=2026-10-01")
     assert page.locator("#statement-lines tbody tr").count() == 2
     assert "已全部同步" in page.locator("#statement-reconciled").inner_text()
     assert page.locator('[data-total="closing"] td').inner_text() == "¥4.36"

@@ -24,3 +24,10 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def follow(page: Any, selector: str) -> None:
+    """Click what navigates (a link, a form's button) and wait until the new page has loaded: a click alone
+    returns once the navigation commits, before the page is parsed, and reading it then may find nothing."""
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
