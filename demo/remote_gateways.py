@@ -22,6 +22,7 @@ from demo.stack import DEMO_LABEL, HQ_UID, Demo, _chown_tree, open_hq
 from kitcore import __version__
 from kitcore.errors import KitError
 from kitcore.licence.keys import write_private
+from kitctl.deploy.engine_exec import run_in
 
 if TYPE_CHECKING:
     import docker
@@ -85,10 +86,10 @@ def _wait_inside(container: Any, url: str, timeout: float) -> None:
 
 def pay_inside(client: "docker.DockerClient", demo: Demo, gateway: str, pay_url: str) -> int:
     """The payer presses "pay" at `pay_url` (the sandbox's page behind the QR code); the sandbox's HTTP status."""
-    got = client.containers.get(container_name(demo, gateway)).exec_run(["python", "-c", PAY, pay_url])
+    got = run_in(client.containers.get(container_name(demo, gateway)), ["python", "-c", PAY, pay_url])
     if got.exit_code != 0:
         raise KitError(f"paying at the {gateway} sandbox failed: {got.output.decode(errors='replace')[-300:]}")
-    return int(got.output.decode().split()[-1])
+    return int(got.stdout.decode().split()[-1])
 
 
 def stop_remote_sandbox(client: "docker.DockerClient", demo: Demo, gateway: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kitctl.deploy import engine_exec
 from kitcore.errors import InvalidInput
 from kitcore.sitedir import SiteDir
 
@@ -59,13 +60,11 @@ def create_first_admin(api: "APIClient", container: str, site_dir: Path, name: s
 
 def run_in_storefront(api: "APIClient", container: str, command: list[str]) -> AdminResult:
     """Exec `command` in the storefront container: its stdout, or its last error line."""
-    exec_id = api.exec_create(container, command, stdout=True, stderr=True)["Id"]
-    stdout, stderr = api.exec_start(exec_id, demux=True)
-    code = api.exec_inspect(exec_id).get("ExitCode")
-    if code != 0:
-        problem = (stderr or b"").decode("utf-8", "replace").strip() or f"exit code {code}"
+    result = engine_exec.run(api, container, command)
+    if result.exit_code != 0:
+        problem = result.stderr.decode("utf-8", "replace").strip() or f"exit code {result.exit_code}"
         return AdminResult(False, problem.splitlines()[-1])
-    return AdminResult(True, (stdout or b"").decode("utf-8", "replace").strip())
+    return AdminResult(True, result.stdout.decode("utf-8", "replace").strip())
 
 
 STAFF = ["python", "-m", "storefront", "staff"]

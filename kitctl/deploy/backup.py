@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from kitcore import __version__
+from kitctl.deploy import engine_exec
 from kitctl.deploy.backup_archive import (
     DUMP, FORMAT, SITE, dir_entry_for, entry_for, plain_archive, read_archive, sha256, write_archive,
 )
@@ -80,14 +81,14 @@ def site_manifest(project: Project, db_service: str, database: str, dump: Path,
 def _pg_dump(client: "docker.DockerClient", container: str, database: str, dest: Path) -> None:
     """Custom-format dump over the container's local socket (no password leaves it)."""
     api = client.api
-    exec_id = api.exec_create(container, ["pg_dump", "-U", "postgres", "-Fc", "-d", database], stdout=True, stderr=True)["Id"]
+    exec_id = engine_exec.create(api, container, ["pg_dump", "-U", "postgres", "-Fc", "-d", database])
     errors = b""
     with dest.open("wb") as f:
-        for out, err in api.exec_start(exec_id, stream=True, demux=True):
-            if out:
-                f.write(out)
-            if err:
-                errors += err
+        for stream, data in engine_exec.start(api, exec_id):
+            if stream == engine_exec.STDOUT:
+                f.write(data)
+            else:
+                errors += data
     code = api.exec_inspect(exec_id).get("ExitCode")
     if code != 0:
         line = (errors.decode("utf-8", "replace").strip().splitlines() or [f"exit code {code}"])[-1]

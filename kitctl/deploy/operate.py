@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 
+from kitctl.deploy import engine_exec
 from kitctl.deploy import labels as L
 from kitctl.deploy.compose import Project
 from kitctl.deploy.order import stop_order
@@ -200,9 +201,8 @@ def _container(client: "docker.DockerClient", project: Project, service: str, re
 
 
 def _exec(client: "docker.DockerClient", container: str, command: list[str], user: str | None = None) -> tuple[int, str]:
-    exec_id = client.api.exec_create(container, command, stdout=True, stderr=True, user=user or "")["Id"]
-    output = client.api.exec_start(exec_id).decode("utf-8", "replace")
-    return client.api.exec_inspect(exec_id).get("ExitCode", 1), output
+    result = engine_exec.run(client.api, container, command, user or "")
+    return result.exit_code, result.output.decode("utf-8", "replace")
 
 
 def human_uptime(seconds: int | None) -> str:

@@ -18,6 +18,7 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from kitctl.deploy import engine_exec
 from kitctl.deploy.backup_archive import sha256
 from kitcore.errors import InvalidInput, KitError
 from kitcore.export_archive import SUMS
@@ -55,7 +56,7 @@ def _discard(target: Path, created: bool) -> None:
 class _Stdout:
     """The exec's stdout as a file tarfile can read; stderr kept aside for the error message."""
 
-    def __init__(self, frames: Iterator[tuple[bytes | None, bytes | None]]) -> None:
+    def __init__(self, frames: Iterator[tuple[int, bytes]]) -> None:
         self.frames = frames
         self.buffer = b""
         self.stderr = b""
@@ -63,11 +64,13 @@ class _Stdout:
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self.buffer) < size:
             try:
-                out, err = next(self.frames)
+                stream, data = next(self.frames)
             except StopIteration:
                 break
-            self.buffer += out or b""
-            self.stderr = (self.stderr + (err or b""))[-4096:]
+            if stream == engine_exec.STDOUT:
+                self.buffer += data
+            else:
+                self.stderr = (self.stderr + data)[-4096:]
         if size < 0:
             size = len(self.buffer)
         data, self.buffer = self.buffer[:size], self.buffer[size:]
@@ -127,8 +130,8 @@ def export(client: "docker.DockerClient", project: "Project", target: Path) -> d
     target = target.expanduser()
     created = prepare(target)
     api = client.api
-    exec_id = api.exec_create(container, COMMAND, stdout=True, stderr=True)["Id"]
-    stdout = _Stdout(api.exec_start(exec_id, stream=True, demux=True))
+    exec_id = engine_exec.create(api, container, COMMAND)
+    stdout = _Stdout(engine_exec.start(api, exec_id))
     try:
         try:
             names = unpack(stdout, target)

@@ -17,7 +17,6 @@ import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
 
@@ -27,6 +26,7 @@ from sitedb.buyer import Buyer, BuyerBox
 from sitedb.engine import make_engine, session_factory
 from sitedb.models import Order
 from sitedb.sealing import load_site_key
+from tests.support.exec_fake import STDERR, STDOUT, FakeExecAPI
 from tests.storefront.support import ROOT, add_statement, book_entries, seed, write_site_files
 
 OCT = datetime(2026, 10, 14, 9, tzinfo=timezone.utc)
@@ -62,31 +62,21 @@ def _site(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-class StorefrontExec:
-    """docker.APIClient's exec calls, answered by the storefront's export run as a local process."""
+class StorefrontExec(FakeExecAPI):
+    """The storefront's export run as a local process answers the exec."""
 
     def __init__(self, env: dict[str, str], tamper: bool = False) -> None:
+        super().__init__()
         self.env = env
         self.tamper = tamper
-        self.commands: list[list[str]] = []
-        self.code = 0
 
-    def exec_create(self, container: str, command: list[str], **_: object) -> dict[str, str]:
-        self.commands.append(command)
-        return {"Id": "e1"}
-
-    def exec_start(self, exec_id: str, stream: bool = False, demux: bool = False) -> Iterator[tuple[bytes | None, bytes | None]]:
-        assert stream and demux
-        proc = subprocess.run([sys.executable, *self.commands[-1][1:]], capture_output=True, cwd=ROOT, timeout=120,
+    def answer(self, command: list[str]) -> list[tuple[int, bytes]]:
+        proc = subprocess.run([sys.executable, *command[1:]], capture_output=True, cwd=ROOT, timeout=120,
                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **self.env})
-        self.code = proc.returncode
+        self.exit_code = proc.returncode
         data = _tampered(proc.stdout) if self.tamper else proc.stdout
-        for i in range(0, len(data), 7_000):  # frames of an odd size: tar blocks straddle them
-            yield data[i:i + 7_000], None
-        yield None, proc.stderr
-
-    def exec_inspect(self, exec_id: str) -> dict[str, int]:
-        return {"ExitCode": self.code}
+        frames = [(STDOUT, data[i:i + 7_000]) for i in range(0, len(data), 7_000)]  # tar blocks straddle them
+        return [*frames[:1], (STDERR, proc.stderr), *frames[1:]]  # stderr between them, as the engine may send it
 
 
 def _tampered(data: bytes) -> bytes:

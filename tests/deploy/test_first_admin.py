@@ -6,24 +6,18 @@ from pathlib import Path
 
 from kitcore.sitedir import SiteDir
 from kitctl.deploy.admin import IF_NO_ADMIN, create_first_admin, needs_first_admin
+from tests.support.exec_fake import STDERR, STDOUT, FakeExecAPI
 
 
-class FakeExec:
-    """docker.APIClient's exec calls; the storefront answers with `stdout`."""
+class FakeExec(FakeExecAPI):
+    """The storefront's exec answers with `stdout`."""
 
     def __init__(self, stdout: bytes) -> None:
+        super().__init__()
         self.stdout = stdout
-        self.commands: list[list[str]] = []
 
-    def exec_create(self, container: str, command: list[str], **_: object) -> dict[str, str]:
-        self.commands.append(command)
-        return {"Id": "e1"}
-
-    def exec_start(self, exec_id: str, demux: bool = False) -> tuple[bytes, bytes]:
-        return self.stdout, b""
-
-    def exec_inspect(self, exec_id: str) -> dict[str, int]:
-        return {"ExitCode": 0}
+    def answer(self, command: list[str]) -> list[tuple[int, bytes]]:
+        return [(STDOUT, self.stdout)]
 
 
 def marked(tmp_path: Path) -> Path:
@@ -66,11 +60,10 @@ def test_plugin_admin_on_a_deployed_site_runs_in_the_storefront(monkeypatch) -> 
                              json.dumps({"code": "spring", "percent": "10"})]]
 
     class Refusing(FakeExec):
-        def exec_start(self, exec_id: str, demux: bool = False) -> tuple[bytes, bytes]:
-            return b"", b"error: coupons needs feature 'coupons' (tier pro or higher); this licence is basic\n"
+        exit_code = 2
 
-        def exec_inspect(self, exec_id: str) -> dict[str, int]:
-            return {"ExitCode": 2}
+        def answer(self, command: list[str]) -> list[tuple[int, bytes]]:
+            return [(STDERR, b"error: coupons needs feature 'coupons' (tier pro or higher); this licence is basic\n")]
 
     with pytest.raises(InvalidInput, match=r"^coupons needs feature 'coupons' \(tier pro or higher\)"):
         admin.plugin_action(SimpleNamespace(api=Refusing(b"")), "kit-s1", "coupons", "add", {"code": "X1Y"})

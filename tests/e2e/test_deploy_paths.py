@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.deploy.stack import LOGO_PNG, issue_test_licence
 from tests.support.kit_stack import (
     SITE_SERVICES, SKU, Stack, card_keys, place_order, remove_tags, serving_again,
@@ -151,9 +152,9 @@ PROXY_VOLUME = "cd /data && find . -printf '%p %m %u:%g\\n' | sort && find . -ty
 
 def proxy_volume(stack: Stack) -> set[str]:
     """Path, mode, owner and content hash of what Caddy keeps for good: certificates, its CA, its identity."""
-    code, out = stack.container("proxy").exec_run(["sh", "-c", PROXY_VOLUME])
-    assert code == 0, out.decode()[-300:]
-    return {line for line in out.decode().splitlines()
+    done = run_in(stack.container("proxy"), ["sh", "-c", PROXY_VOLUME])
+    assert done.exit_code == 0, done.output.decode()[-300:]
+    return {line for line in done.stdout.decode().splitlines()
             if any(part in line for part in ("/certificates", "/pki", "instance.uuid"))}
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from kitcore.sitedir import SiteDir
+from kitctl.deploy.engine_exec import run_in
 from tests.deploy.stack import SiteSpec, issue_test_licence, write_site
 from tests.e2e.test_up import WEB_REPO, engine, free_port, get, images, registry_grant  # noqa: F401 (fixtures)
 from tests.support.cli import kitctl
@@ -43,7 +44,7 @@ class TwinSite:
 
 def db_value(engine: Any, container: str) -> bytes:
     db = engine.containers.get(container)
-    return db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip()
+    return run_in(db, ["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip()
 
 
 def keep(engine: Any, container: str, value: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support.kit_stack import CSRF, SKU, Stack, serving_again
 from tests.support.waiting import eventually
 
@@ -123,9 +124,9 @@ def buy_from(s: Stack, networks: dict[str, tuple[str, str]], country: str, addre
 
 
 def in_hq(s: Stack, code: str, *args: str) -> Any:
-    exit_code, out = s.container("hq").exec_run(["python", "-c", code, *args], demux=True)
-    assert exit_code == 0, (out[1] or b"").decode()[-800:]
-    return json.loads(out[0].decode().strip().splitlines()[-1])
+    done = run_in(s.container("hq"), ["python", "-c", code, *args])
+    assert done.exit_code == 0, done.stderr.decode()[-800:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
 def site_orders(s: Stack) -> int:

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support.kit_stack import (
     ROOT, SERVICES, SITE_SERVICES, SKU, Stack, card_keys, new_stack, place_order, remove_tags, serving_again,
 )
@@ -49,10 +50,10 @@ hq.close()
 
 def hq_cli(s: Stack, *args: str) -> str:
     """`kitctl hq …` in HQ's container, as its own user (the database is HQ's)."""
-    code, out = s.container("hq").exec_run(["python", "-m", "kitctl", "hq", *args, "--hq-dir", HQ_DIR],
-                                           environment={"COLUMNS": "200"})
-    assert code == 0, out.decode()[-1500:]
-    return out.decode()
+    done = run_in(s.container("hq"), ["python", "-m", "kitctl", "hq", *args, "--hq-dir", HQ_DIR],
+                  environment={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output.decode()[-1500:]
+    return done.output.decode()
 
 
 def rollout(s: Stack) -> dict[str, Any]:

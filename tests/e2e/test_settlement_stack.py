@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from storefront.money import format_money
+from kitctl.deploy.engine_exec import run_in
 from tests.conftest import require
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.kit_stack import CSRF, Stack, engine_with_kit_images, launch_stack, new_stack, place_order, remove_stack
@@ -107,9 +108,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def _in_hq(stack: Stack, code: str, *args: str) -> dict:  # type: ignore[type-arg]
-    exit_code, out = stack.container("hq").exec_run(["python", "-c", code, *args], demux=True)
-    assert exit_code == 0, (out[1] or b"").decode()[-600:]
-    return json.loads(out[0].decode().strip().splitlines()[-1])
+    done = run_in(stack.container("hq"), ["python", "-c", code, *args])
+    assert done.exit_code == 0, done.stderr.decode()[-600:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
 def _staff(stack: Stack, name: str, role: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support import swarm_engine
 from tests.support.kit_stack import SKU, Stack, card_keys, new_stack, place_order
 from tests.support.waiting import eventually
@@ -47,9 +48,9 @@ class Hq:
 
     def sql(self, query: str) -> list[str]:
         db = self.engine.client().containers.get(f"{self.name}-db")
-        code, out = db.exec_run(["psql", "-X", "-qtA", "-U", "kit", "-d", "kit", "-c", query], user="postgres")
-        assert code == 0, out.decode()[-400:]
-        return [line for line in out.decode().splitlines() if line.strip()]
+        done = run_in(db, ["psql", "-X", "-qtA", "-U", "kit", "-d", "kit", "-c", query], user="postgres")
+        assert done.exit_code == 0, done.output.decode()[-400:]
+        return [line for line in done.stdout.decode().splitlines() if line.strip()]
 
     def service(self) -> Any:
         return self.engine.client().services.get(self.name)

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.e2e.test_swarm import HOST, Load, running_tasks, services, up
 from tests.support import swarm_engine
 from tests.support.kit_stack import Stack, new_stack, prepare_hq
@@ -63,9 +64,9 @@ def psql(engine: swarm_engine.SwarmEngine, s: Stack, query: str) -> list[str]:
     found = engine.client().containers.list(filters={"label": [f"com.kitctl.site={s.site_id}",
                                                                "com.kitctl.service=db"], "status": "running"})
     assert len(found) == 1, found
-    code, out = found[0].exec_run(["psql", "-X", "-qtA", "-U", "postgres", "-d", "kit", "-c", query])
-    assert code == 0, out.decode()[-400:]
-    return [line for line in out.decode().splitlines() if line.strip()]
+    done = run_in(found[0], ["psql", "-X", "-qtA", "-U", "postgres", "-d", "kit", "-c", query])
+    assert done.exit_code == 0, done.output.decode()[-400:]
+    return [line for line in done.stdout.decode().splitlines() if line.strip()]
 
 
 def marker(engine: swarm_engine.SwarmEngine, s: Stack) -> list[str]:

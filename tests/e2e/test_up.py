@@ -29,6 +29,7 @@ from kitctl.deploy.compose import load_project
 from demo.services import state_dir
 from hq.testing import free_port
 
+from kitctl.deploy.engine_exec import run_in
 from tests.conftest import require
 from tests.support.cli import kitctl
 from tests.support.steady_load import SteadyLoad
@@ -246,7 +247,7 @@ def test_down_then_up_keeps_the_data(site: Site, engine: Any) -> None:
     assert container_ids(engine, site.project) == {}
     site.up()
     db = engine.containers.get(f"{site.project}_db_1")
-    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
+    assert run_in(db, ["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
     assert get(site.url)[0] == 200
 
 
@@ -264,7 +265,7 @@ def test_backup_then_restore_on_a_fresh_host(site: Site, engine: Any, tmp_path: 
     fresh = moved / site.project
     kitctl("restore", str(archive), "--site-dir", str(fresh), "--identity", str(identity))
     db = engine.containers.get(f"{site.project}_db_1")
-    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
+    assert run_in(db, ["psql", "-U", "postgres", "-d", "kit", "-tAc", "SELECT v FROM keep"]).output.strip() == b"still here"
     assert site.name.encode() in get(site.url)[1]
     assert (fresh / "secrets" / "db_password").stat().st_mode & 0o777 == 0o600
     assert (fresh / "secrets").stat().st_mode & 0o777 == 0o700

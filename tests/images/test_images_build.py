@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kitcore import __version__
+from kitctl.deploy.engine_exec import run_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -165,6 +166,6 @@ def test_proxy_serves_the_mounted_caddyfile(built_images, docker_engine, tmp_pat
             except requests.ConnectionError:
                 time.sleep(0.3)
         assert body == "proxied /hello"
-        assert container.exec_run(["id", "-un"]).output.decode().strip() == "caddy"
+        assert run_in(container, ["id", "-un"]).output.decode().strip() == "caddy"
     finally:
         container.remove(force=True, v=True)  # with its anonymous volumes (images that declare VOLUME)

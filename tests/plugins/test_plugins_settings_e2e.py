@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from kitcore.sitedir import SiteDir
+from kitctl.deploy.engine_exec import run_in
 from tests.plugins.e2e_stack import SERVICES, Site, engine, images  # noqa: F401 - module fixtures used below
 from tests.support.postgres import free_port
 
@@ -85,9 +86,9 @@ def container_ids(engine: Any, site: Site) -> dict[str, str]:
 def inspect(engine: Any, site: Site, service: str) -> dict[str, Any]:
     container = engine.containers.get(f"{site.project}_{service}_1")
     argv = ["/opt/kit/bin/python", "-c", INSPECT, service, "storefront,coupons,notify"]
-    code, output = container.exec_run(argv)  # as the image's user, like the service itself
-    assert code == 0, output.decode()[-800:]
-    return json.loads(output.decode().strip().splitlines()[-1])
+    done = run_in(container, argv)  # as the image's user, like the service itself
+    assert done.exit_code == 0, done.output.decode()[-800:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
 def no_secret_anywhere(engine: Any, site: Site, *outputs: str) -> None:

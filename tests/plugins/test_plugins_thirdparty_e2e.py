@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.conftest import require
 from tests.plugins.e2e_stack import engine  # noqa: F401 - module fixture used below
 from tests.plugins.scaffolded import scaffolded_wheel
@@ -225,9 +226,9 @@ def test_a_delivered_order_is_credited_in_the_plugins_own_table(site, buyer, eng
     agent = engine.containers.get(f"kit-{site.site_id}_agent_1")
 
     def credited() -> list:
-        code, output = agent.exec_run(["/opt/kit/bin/python", "-c", CREDITS])
-        assert code == 0, output.decode()[-500:]
-        return json.loads(output.decode().strip().splitlines()[-1])
+        done = run_in(agent, ["/opt/kit/bin/python", "-c", CREDITS])
+        assert done.exit_code == 0, done.output.decode()[-500:]
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
     eventually(lambda: credited() == [[order_id, PRICE_YUAN]], 30, what="points credited")
 
@@ -235,9 +236,9 @@ def test_a_delivered_order_is_credited_in_the_plugins_own_table(site, buyer, eng
 def _site_features(site: Any, engine: Any) -> list[str]:  # noqa: F811
     """The licence features the agent recorded in the site database (what the storefront reads)."""
     agent = engine.containers.get(f"kit-{site.site_id}_agent_1")
-    code, output = agent.exec_run(["/opt/kit/bin/python", "-c", FEATURES_NOW])
-    assert code == 0, output.decode()[-500:]
-    return json.loads(output.decode().strip().splitlines()[-1])
+    done = run_in(agent, ["/opt/kit/bin/python", "-c", FEATURES_NOW])
+    assert done.exit_code == 0, done.output.decode()[-500:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
 def test_when_the_licence_loses_the_feature_the_line_goes_and_the_shop_stays(site, buyer, engine,  # noqa: F811

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from sitedb.sealing import open_sealed, seal
 from tests.deploy.stack import SiteSpec, write_site
+from tests.support.exec_fake import STDOUT, FakeExecAPI
 
 CARD_KEY = "CARD-7Q2X-91KD-ZZ0P"
 CONTACT = "buyer-secret@example.cn"
@@ -34,12 +35,12 @@ def dump_with_sealed_card_key(key: bytes) -> bytes:
     return b"PGDMP\x01\x0e\x00 orders delivery_sealed " + sealed.encode("ascii") + b"\n"
 
 
-class FakeEngineAPI:
+class FakeEngineAPI(FakeExecAPI):
     """The few Engine API calls `kitctl backup` makes: find the db container, exec pg_dump in it."""
 
     def __init__(self, dump: bytes) -> None:
+        super().__init__()
         self.dump = dump
-        self.commands: list[list[str]] = []
 
     def containers(self, all: bool = False, filters: Any = None) -> list[dict[str, Any]]:
         return [{"Id": "db-container", "Names": ["/shop_db_1"]}]
@@ -47,15 +48,8 @@ class FakeEngineAPI:
     def info(self) -> dict[str, Any]:  # one engine, no Swarm: the backup of containers
         return {"Swarm": {"LocalNodeState": "inactive"}}
 
-    def exec_create(self, container: str, cmd: list[str], **_: Any) -> dict[str, str]:
-        self.commands.append(cmd)
-        return {"Id": "exec-1"}
-
-    def exec_start(self, exec_id: str, stream: bool = False, demux: bool = False) -> Iterator[tuple[bytes, None]]:
-        return iter([(self.dump[:10], None), (self.dump[10:], None)])
-
-    def exec_inspect(self, exec_id: str) -> dict[str, int]:
-        return {"ExitCode": 0}
+    def answer(self, command: list[str]) -> list[tuple[int, bytes]]:
+        return [(STDOUT, self.dump[:10]), (STDOUT, self.dump[10:])]
 
     def get_archive(self, container: str, path: str) -> tuple[Iterator[bytes], dict[str, Any]]:
         """A volume as the engine streams it: a tar rooted at the mount's last name."""

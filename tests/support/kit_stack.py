@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,9 +73,9 @@ class Stack:
         return done
 
     def psql(self, query: str) -> list[str]:
-        code, out = self.container("db").exec_run(["psql", "-X", "-qtA", "-U", "postgres", "-d", "kit", "-c", query])
-        assert code == 0, out.decode()[-400:]
-        return [line for line in out.decode().splitlines() if line.strip()]
+        done = run_in(self.container("db"), ["psql", "-X", "-qtA", "-U", "postgres", "-d", "kit", "-c", query])
+        assert done.exit_code == 0, done.output.decode()[-400:]
+        return [line for line in done.stdout.decode().splitlines() if line.strip()]
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         from prometheus_client.parser import text_string_to_metric_families
