@@ -297,6 +297,20 @@ def demo_up(demo: Demo, ship_images: bool = True,
     summary(demo)
 
 
+def _untag_registry_images(client: "docker.DockerClient", registry: str) -> None:
+    """The names pushed to or pulled from the demo's registry; the images stay under their own (kitctl/…)."""
+    import docker
+
+    prefix = f"{registry}/"
+    for image in client.images.list():
+        for ref in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if ref.startswith(prefix):
+                try:
+                    client.api.remove_image(ref, noprune=True)
+                except docker.errors.NotFound:
+                    pass  # a digest goes with the last tag of its repository
+
+
 def demo_down(demo: Demo) -> None:
     """Remove the site (volumes included), HQ's container and network, and the demo's files."""
     import shutil
@@ -319,5 +333,6 @@ def demo_down(demo: Demo) -> None:
         network.remove()
     say("registry: stopping the demo's own registry")
     stop_registry(demo.root)
+    _untag_registry_images(client, demo.registry)
     if demo.root.exists():
         shutil.rmtree(demo.root)

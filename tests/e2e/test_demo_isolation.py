@@ -55,6 +55,12 @@ def services_of(engine: Any, demo: Demo) -> set[str]:
     return {c.labels.get("com.kitctl.service", "") for c in found}
 
 
+def registry_refs(engine, registry: str) -> set[str]:
+    """The image names and digests that point into `registry`."""
+    return {ref for image in engine.images.list() for ref in [*image.tags, *(image.attrs.get("RepoDigests") or [])]
+            if ref.startswith(f"{registry}/")}
+
+
 def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(watched, tmp_path_factory) -> None:
     running, engine, _hook = watched  # the demo a person left running: the session's shared one
     before = owned(engine, running)
@@ -72,6 +78,8 @@ def test_a_runs_demo_comes_and_goes_and_the_running_demo_survives(watched, tmp_p
         demo_down(run)
     assert owned(engine, run) == {}
     assert {v.name for v in engine.volumes.list()} & anonymous == set()  # down leaves no anonymous volume behind
+    assert registry_refs(engine, run.registry) == set()  # nor a name of its images pushed to or pulled from its registry
+    assert registry_refs(engine, running.registry)
     assert owned(engine, running) == before
     assert all(c.status == "running" for c in engine.containers.list(filters={"label": f"com.kitctl.site={running.site_id}"}))
     assert {v.name for v in engine.volumes.list(filters={"label": f"com.kitctl.site={running.site_id}"})} == volumes

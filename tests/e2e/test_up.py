@@ -92,8 +92,11 @@ def registry_grant(engine: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def images(engine: Any, registry_grant: dict[str, str]) -> dict[str, str]:
-    """db and proxy from images/ (built once), the stand-in web app at 1.0 and a broken version, pushed."""
+def images(engine: Any, registry_grant: dict[str, str]) -> Iterator[dict[str, str]]:
+    """db and proxy from images/ (built once), the stand-in web app at 1.0 and a broken version, pushed;
+    afterwards the names this made (the sites' pulls of the web app included) are removed."""
+    import docker
+
     from kitctl.images.build import build_images, image_exists
 
     missing = [s for s in ("db", "proxy") if not image_exists(engine, f"kitctl/{s}:{KIT_VERSION}")]
@@ -107,7 +110,12 @@ def images(engine: Any, registry_grant: dict[str, str]) -> dict[str, str]:
         engine.images.remove(ref, force=True)  # `kitctl up` must pull it with the licence's grant
     for service in ("db", "proxy"):  # the broken release ships every kit image at the new tag
         engine.images.get(f"kitctl/{service}:{KIT_VERSION}").tag(f"kitctl/{service}", BROKEN)
-    return {"web": f"{WEB_REPO}:1.0"}
+    yield {"web": f"{WEB_REPO}:1.0"}
+    for ref in (f"{WEB_REPO}:1.0", f"{WEB_REPO}:{BROKEN}", f"kitctl/db:{BROKEN}", f"kitctl/proxy:{BROKEN}"):
+        try:
+            engine.api.remove_image(ref)
+        except docker.errors.NotFound:
+            pass
 
 
 class Site:
