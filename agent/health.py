@@ -79,6 +79,7 @@ class HealthServer:
         server = await asyncio.start_server(self._connection, sock=self.sock, limit=MAX_HEAD_BYTES)
         async with server:
             await self._stopped.wait()
+        await _cancel_the_rest()  # connections still open: closed now, while the loop can still close them
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.open_connections >= self.max_connections:
@@ -157,3 +158,11 @@ async def _write(writer: asyncio.StreamWriter, status: int, body: bytes, ctype: 
     writer.write(head.encode("latin-1") + body)
     writer.close()  # flushes what is buffered, then closes
     await writer.wait_closed()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task of this loop and wait for their cleanup."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

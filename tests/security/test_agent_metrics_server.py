@@ -80,3 +80,29 @@ def test_an_oversized_head_is_refused(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nX-Filler: " + b"a" * 20_000 + b"\r\n\r\n")
         assert s.recv(64).startswith(b"HTTP/1.1 431 ")
+
+
+def test_stopping_with_a_half_sent_request_open_closes_it_and_leaves_nothing_pending(threads_before) -> None:
+    """Stopping used to close the loop under the connection's handler: when that handler was collected later
+    it tried to close its connection on the closed loop ("Event loop is closed", reported in another test)."""
+    import gc
+    import sys
+
+    srv = HealthServer("127.0.0.1", 0, AgentMetrics(), lambda: (True, "ok"), head_timeout=30)
+    srv.start()
+    client = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    client.sendall(b"GET /healthz HTTP/1.1\r\n")
+    time.sleep(0.3)  # the server is waiting for the rest of the head
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        started = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - started < 2
+        assert client.recv(1) == b""  # closed by the server, not left open
+        del srv
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+        client.close()
+    assert unraisable == []
