@@ -78,7 +78,7 @@ def start_remote_sandbox(client: "docker.DockerClient", demo: Demo, gateway: str
 def _wait_inside(container: Any, url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if container.exec_run(["python", "-c", PROBE, url]).exit_code == 0:
+        if run_in(container, ["python", "-c", PROBE, url]).exit_code == 0:
             return
         time.sleep(0.5)
     raise KitError(f"the sandbox in {container.name} did not answer within {timeout:.0f} s")

@@ -166,9 +166,9 @@ def test_backup_down_volumes_restore_serves_branding_card_keys_and_the_proxy_vol
     assert len(keys) == 1 and len(keys[0]) == 19
     # what the proxy keeps in its volume (its local CA, certificates): a CA key planted where Caddy keeps one
     # (not under certificates/, whose invalid files Caddy's storage cleaner deletes at start)
-    code, out = stack.container("proxy").exec_run(["sh", "-c", "mkdir -p /data/caddy/pki/authorities/e2e && "
-                                                   "umask 077 && echo key > /data/caddy/pki/authorities/e2e/root.key"])
-    assert code == 0, out.decode()
+    done = run_in(stack.container("proxy"), ["sh", "-c", "mkdir -p /data/caddy/pki/authorities/e2e && "
+                                             "umask 077 && echo key > /data/caddy/pki/authorities/e2e/root.key"])
+    assert done.exit_code == 0, done.output.decode()
     volume_before = proxy_volume(stack)
     assert any("e2e/root.key 600 caddy:caddy" in line for line in volume_before)
     archive, identity = stack.root / "site.age", stack.root / "identity.txt"

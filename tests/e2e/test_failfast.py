@@ -29,6 +29,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support.kit_stack import CSRF, NONCE, SKU, Stack, serving_again
 from tests.support.waiting import eventually
 
@@ -160,10 +161,10 @@ def test_site_database_down_15s_shop_answers_503_within_a_second_and_recovers_wi
 
         def ready() -> bool:  # the moment the database takes connections again (start of the first good probe)
             probe = time.monotonic()
-            code, _ = db.exec_run(["pg_isready", "-q", "-h", "127.0.0.1", "-U", "kit"])
-            if code == 0:
-                ready_at.append(probe)
-            return code == 0
+            if run_in(db, ["pg_isready", "-q", "-h", "127.0.0.1", "-U", "kit"]).exit_code != 0:
+                return False
+            ready_at.append(probe)
+            return True
 
         eventually(ready, 60, every=0.05, what="database ready again")
         time.sleep(6)

@@ -50,7 +50,7 @@ def db_value(engine: Any, container: str) -> bytes:
 def keep(engine: Any, container: str, value: str) -> None:
     db = engine.containers.get(container)
     sql = f"CREATE TABLE keep (v text); INSERT INTO keep VALUES ('{value}')"
-    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
+    assert run_in(db, ["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
 
 
 def project_containers(engine: Any, project: str) -> set[str]:

@@ -168,9 +168,9 @@ def test_a_buyer_whose_address_tells_no_region_must_confirm_one(stack: Stack) ->
 def pro(stack: Stack) -> Iterator[Stack]:
     """The site upgraded to pro at HQ (api-access) and back to basic after, each as the agent applies it."""
     def tier(name: str) -> None:
-        code, out = stack.container("hq").exec_run(["python", "-m", "kitctl", "hq", "licence", "upgrade", stack.site_id,
-                                                    "--tier", name, "--hq-dir", HQ_DIR])
-        assert code == 0, out.decode()[-800:]
+        done = run_in(stack.container("hq"), ["python", "-m", "kitctl", "hq", "licence", "upgrade", stack.site_id,
+                                              "--tier", name, "--hq-dir", HQ_DIR])
+        assert done.exit_code == 0, done.output.decode()[-800:]
         eventually(lambda: stack.psql("SELECT tier FROM site_state") == [name], 90, 0.5, what=f"the site at {name}")
 
     tier("pro")

@@ -79,9 +79,8 @@ def sites(shared_stack: Stack) -> Iterator[tuple[Stack, Stack]]:
         token = hq_cli(canary, "licence", "issue", "--site", wave.site_id, "--categories", "game,phone",
                        "--registry-url", "", "--hq-url", f"http://{canary.hq_name}:8600").strip().splitlines()[-1]
         (wave.root / f"{wave.site_id}.jwt").write_text(token)
-        code, out = canary.container("hq").exec_run(
-            ["python", "-c", SET_RINGS, json.dumps({canary.site_id: 0, wave.site_id: 1})])
-        assert code == 0, out.decode()[-800:]
+        done = run_in(canary.container("hq"), ["python", "-c", SET_RINGS, json.dumps({canary.site_id: 0, wave.site_id: 1})])
+        assert done.exit_code == 0, done.output.decode()[-800:]
         wave.kitctl("up", "--licence", f"@{wave.root / f'{wave.site_id}.jwt'}", "--hq-keys",
                     str(canary.root / "hq-keys.json"), "--name", "第二站点", "--domain", "localhost", "--tls", "off",
                     "--http-port", str(wave.http_port), "--metrics-port", str(wave.metrics_port),

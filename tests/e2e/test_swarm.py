@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support import swarm_engine
 from tests.support.kit_stack import Stack
 
@@ -141,7 +142,7 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self.thread.join()
-        self.container.exec_run(["touch", "/tmp/stop"])
+        run_in(self.container, ["touch", "/tmp/stop"])
         self.container.wait(timeout=60)
         self.counts = json.loads(self.container.logs(stdout=True, stderr=False).decode().strip().splitlines()[-1])
         self.container.remove(force=True)

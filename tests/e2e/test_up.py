@@ -236,7 +236,7 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
     sql = ("CREATE TABLE site_state (id int PRIMARY KEY, licence_status text, status_reason text, health json);"
            "CREATE TABLE hq_commands (seq int, type text, payload json, applied_at timestamptz);"
            "INSERT INTO site_state VALUES (1, 'suspended', 'overdue fee', '{}');")
-    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
+    assert run_in(db, ["psql", "-U", "postgres", "-d", "kit", "-c", sql]).exit_code == 0
     assert json.loads(kitctl("status", "--json", *site.args()).stdout)["licence"] == {
         "status": "suspended", "reason": "overdue fee", "hq": None, "suspended_until": None}
     assert "SUSPENDED (overdue fee)" in kitctl("status", *site.args()).stdout
@@ -248,8 +248,8 @@ def test_status_reports_services_and_the_licence_state_in_the_site_db(site: Site
 
 def test_down_then_up_keeps_the_data(site: Site, engine: Any) -> None:
     db = engine.containers.get(f"{site.project}_db_1")
-    assert db.exec_run(["psql", "-U", "postgres", "-d", "kit", "-c",
-                        "CREATE TABLE keep (v text); INSERT INTO keep VALUES ('still here')"]).exit_code == 0
+    assert run_in(db, ["psql", "-U", "postgres", "-d", "kit", "-c",
+                       "CREATE TABLE keep (v text); INSERT INTO keep VALUES ('still here')"]).exit_code == 0
     done = kitctl("down", *site.args())
     assert "data volumes kept" in done.stdout
     assert container_ids(engine, site.project) == {}

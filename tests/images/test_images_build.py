@@ -83,7 +83,7 @@ def test_probe_reports_health(built_images, docker_engine) -> None:
     try:
         deadline = time.monotonic() + 30
         while True:
-            result = container.exec_run(["kit-probe", "http://127.0.0.1:8000/"])
+            result = run_in(container, ["kit-probe", "http://127.0.0.1:8000/"])
             if result.exit_code == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
@@ -132,7 +132,7 @@ def test_db_image_initialises_with_the_secret_password(built_images, docker_engi
 def _wait_ready(container, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if container.exec_run(["pg_isready", "-h", "127.0.0.1", "-U", "kit", "-d", "kit"]).exit_code == 0:
+        if run_in(container, ["pg_isready", "-h", "127.0.0.1", "-U", "kit", "-d", "kit"]).exit_code == 0:
             return
         container.reload()
         assert container.status in ("created", "running"), container.logs().decode()

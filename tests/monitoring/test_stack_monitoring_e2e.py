@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.support.watched_demo import CHECK, HEARTBEAT, MISSED, WINDOW
 from tests.support.waiting import eventually
 
@@ -143,9 +144,8 @@ def test_a_support_bundle_of_the_running_stack_keeps_no_secret(watched, tmp_path
     token = f"Bearer planted{uuid.uuid4().hex}"
     detail = json.dumps({"contact": planted, "note": f"retry with {token}"})
     # an audit row carrying a buyer contact and a bearer token, written as the site's own database user
-    done = _service(client, demo, "db").exec_run(
-        ["psql", "-v", "ON_ERROR_STOP=1", "-U", "kit", "-d", "kit", "-c",
-         f"INSERT INTO audit_log (at, actor, action, detail) VALUES (now(), 'admin:e2e', 'e2e-planted', '{detail}')"])
+    insert = f"INSERT INTO audit_log (at, actor, action, detail) VALUES (now(), 'admin:e2e', 'e2e-planted', '{detail}')"
+    done = run_in(_service(client, demo, "db"), ["psql", "-v", "ON_ERROR_STOP=1", "-U", "kit", "-d", "kit", "-c", insert])
     assert done.exit_code == 0, done.output
     out = tmp_path / "bundle.tar.gz"
     kitctl("support-bundle", "--site-dir", str(demo.site_dir), "--out", str(out))

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from kitctl.deploy.engine_exec import run_in
 from tests.conftest import require
 from tests.support.postgres import free_port
 
@@ -96,8 +97,8 @@ class Site:
         agent = engine.containers.get(f"{self.project}_agent_1")
         deadline = time.monotonic() + 60
         while True:  # the agent writes its state row once it has started
-            code, output = agent.exec_run(["/opt/kit/bin/python", "-c", STORE_AS_AGENT, token])
-            if code == 0:
+            done = run_in(agent, ["/opt/kit/bin/python", "-c", STORE_AS_AGENT, token])
+            if done.exit_code == 0:
                 return
-            assert code == 3 and time.monotonic() < deadline, output.decode()[-500:]
+            assert done.exit_code == 3 and time.monotonic() < deadline, done.output.decode()[-500:]
             time.sleep(1)
