@@ -139,9 +139,11 @@ def stop(engine: SwarmEngine) -> None:
     end = time.monotonic() + 60
     while _alive(engine.pid) and time.monotonic() < end:
         time.sleep(0.3)
-    if _alive(engine.pid):
-        os.killpg(engine.pid, signal.SIGKILL)
+    try:
+        os.killpg(engine.pid, signal.SIGKILL)  # whatever of its group is left (its containerd)
         time.sleep(1)
+    except ProcessLookupError:
+        pass
     for mount in reversed(_mounts_under(engine.root)):
         subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
     subprocess.run(["ip", "netns", "del", engine.ident], check=False, capture_output=True)
@@ -207,11 +209,17 @@ def _copy_images(engine: SwarmEngine, images: list[str], source: SwarmEngine | N
 
 
 def _alive(pid: int) -> bool:
+    """Whether the engine's process still runs. It is a child of this process: one that has exited stays a
+    zombie, which `kill(pid, 0)` still finds, until it is reaped here (that took every stop to its 60 s limit)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        exited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not a child of ours, or reaped already
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return exited == 0
 
 
 def _mounts_under(root: Path) -> list[str]:
