@@ -70,12 +70,28 @@ def stop_registry(root: Path) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
         for _ in range(50):
-            os.kill(pid, 0)
+            if not running(pid):
+                break
             time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     (registry_dir(root) / "registry.pid").unlink(missing_ok=True)
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs. A child of this process that has exited stays a zombie, which
+    `kill(pid, 0)` still finds, until it is reaped: it is reaped here."""
+    try:
+        exited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not a child of ours, or reaped already
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return exited == 0
 
 
 def _pid(root: Path) -> int | None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from demo.registry import running  # an exited dockerd of ours is a zombie until reaped
+
 KIT_SERVICES = ("db", "storefront", "agent", "proxy")  # the images a site needs
 BASE_NET = ipaddress.ip_network("10.231.0.0/16")  # one /30 of it per engine, checked unused on the host first
 NODES_NET = ipaddress.ip_network("10.232.0.0/16")  # one /24 per cluster: the manager's bridge, its workers' links
@@ -137,7 +139,7 @@ def stop(engine: SwarmEngine) -> None:
     except ProcessLookupError:
         pass
     end = time.monotonic() + 60
-    while _alive(engine.pid) and time.monotonic() < end:
+    while running(engine.pid) and time.monotonic() < end:
         time.sleep(0.3)
     try:
         os.killpg(engine.pid, signal.SIGKILL)  # whatever of its group is left (its containerd)
@@ -206,20 +208,6 @@ def _copy_images(engine: SwarmEngine, images: list[str], source: SwarmEngine | N
     save.wait(timeout=60)
     if save.returncode or loaded.returncode:
         raise RuntimeError(f"copying images failed: {loaded.stderr.decode()[-400:]}")
-
-
-def _alive(pid: int) -> bool:
-    """Whether the engine's process still runs. It is a child of this process: one that has exited stays a
-    zombie, which `kill(pid, 0)` still finds, until it is reaped here (that took every stop to its 60 s limit)."""
-    try:
-        exited, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not a child of ours, or reaped already
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return exited == 0
 
 
 def _mounts_under(root: Path) -> list[str]:
