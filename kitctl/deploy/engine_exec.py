@@ -36,13 +36,14 @@ def run(api: "APIClient", container: str, command: list[str], user: str = "",
         environment: dict[str, str] | None = None) -> ExecResult:
     """Run `command` in the running `container` to its end; its exit code and all its output."""
     exec_id = create(api, container, command, user, environment)
-    parts: dict[int, list[bytes]] = {STDOUT: [], STDERR: []}
-    both = []
-    for stream, data in start(api, exec_id):
-        parts.setdefault(stream, []).append(data)
-        both.append(data)
+    written = list(start(api, exec_id))
     code = api.exec_inspect(exec_id).get("ExitCode")
-    return ExecResult(1 if code is None else code, b"".join(parts[STDOUT]), b"".join(parts[STDERR]), b"".join(both))
+    return ExecResult(1 if code is None else code, _joined(written, STDOUT), _joined(written, STDERR),
+                      b"".join(data for _, data in written))
+
+
+def _joined(written: list[tuple[int, bytes]], stream: int) -> bytes:
+    return b"".join(data for s, data in written if s == stream)
 
 
 def run_in(container: "Container", command: list[str], user: str = "",
