@@ -5,6 +5,9 @@ beats) and, with `--against REV`, the same commands from another revision of
 the kit (checked out into a temporary git worktree), the two trees
 alternating so load drift hits both alike. Wall time and CPU (user+sys of
 the child) are printed; CPU barely moves when other work shares the machine.
+The children may write bytecode (PYTHONDONTWRITEBYTECODE is dropped), as
+an install does: without it every import compiles its source, about 40 ms
+more a run.
 
 Usage: python bench/startup_bench.py [--runs N] [--against REV]
 """
@@ -32,6 +35,7 @@ def once(argv: list[str], tree: Path, cold: bool = False) -> tuple[float, float]
     """(wall ms, CPU ms) of one process; fails loudly. `cold`: with an empty cache directory."""
     cache = tempfile.mkdtemp(prefix="kitctl-cold-", dir=WARM_CACHE) if cold else WARM_CACHE
     env = {**os.environ, "PYTHONPATH": str(tree), "XDG_CACHE_HOME": cache}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed kit has its bytecode: the first run writes it
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, env=env, cwd=tree)

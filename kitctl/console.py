@@ -19,11 +19,14 @@ PIPED_WIDTH = 4096
 def styled(text: str, sgr: str, stream: "TextIO") -> str:
     """ANSI colour on a terminal, plain text otherwise (NO_COLOR honoured), as rich would: for the fast paths
     that answer before rich is imported (kitctl.entry)."""
+    return f"\x1b[{sgr}m{text}\x1b[0m" if colour_on(stream) else text
+
+
+def colour_on(stream: "TextIO") -> bool:
+    """Whether what goes to `stream` is coloured: a terminal, unless NO_COLOR is set or TERM is dumb."""
     import os
 
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or not stream.isatty():
-        return text
-    return f"\x1b[{sgr}m{text}\x1b[0m"
+    return not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb" and stream.isatty()
 
 
 @lru_cache(maxsize=None)

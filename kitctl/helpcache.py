@@ -1,15 +1,16 @@
 """`kitctl … --help` answered with the text the full CLI printed for the same request, before typer loads.
 
-Typer and the rich help it draws cost about 0.2 s of CPU to import, more than
-the whole budget for a help screen. Help depends only on the kit's code and
-on how the output is shown, so the first `--help` of a kind is drawn by the
-real CLI and what it printed is kept; later ones print it back. The key holds
-the arguments, the terminal (which streams are terminals, their size), the
-environment that changes how rich draws (colour, width) or what defaults
-show (KITCTL_*), the Python and kit versions, and the size and modification
-time of every module of kitctl, kitcore, typer and rich: any edit or upgrade
-draws afresh. Nothing secret is in help, and values of the environment go
-into the key only through a hash.
+Building a command through typer costs about 0.1 s of CPU (typer's import and
+its reading of every option's signature), more than the rest of a help
+screen. Help depends only on the kit's code and on how the output is shown,
+so the first `--help` of a kind is drawn by the real CLI
+(`kitctl.cli.help_panels`) and what it printed is kept; later ones print it
+back. The key holds the arguments, the terminal (which streams are
+terminals, their size), the environment that changes how help is drawn
+(colour, width) or what defaults show (KITCTL_*), the Python and kit
+versions, and the size and modification time of every module of kitctl,
+kitcore and typer: any edit or upgrade draws afresh. Nothing secret is in
+help, and values of the environment go into the key only through a hash.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-DISPLAY_ENV = ("COLUMNS", "LINES", "TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS",
-               "TERMINAL_WIDTH", "_TYPER_FORCE_DISABLE_TERMINAL", "TYPER_USE_RICH", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
-               "JUPYTER_COLUMNS", "JUPYTER_LINES", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONIOENCODING")
-PACKAGES = ("kitctl", "kitcore", "typer", "rich")
+DISPLAY_ENV = ("COLUMNS", "LINES", "TERM", "NO_COLOR", "TERMINAL_WIDTH", "LANG", "LC_ALL", "LC_CTYPE",
+               "PYTHONIOENCODING")
+PACKAGES = ("kitctl", "kitcore", "typer")
 
 
 def is_help(args: list[str]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import sys
 
 import typer
@@ -63,6 +64,7 @@ def build(argv: list[str]) -> tuple[typer.Typer, list[str], str]:
     else:  # the overview (or an unknown name, which click reports against the full list)
         for module in dict.fromkeys(COMMANDS.values()):
             _attach(app, next(n for n, m in COMMANDS.items() if m == module), full=False)
+        app.registered_commands = [_listed_only(c) for c in app.registered_commands]
     app.callback()(_root)
     return app, argv, "kitctl"
 
@@ -83,21 +85,40 @@ def _attach(app: typer.Typer, name: str, full: bool) -> None:
     app.add_typer(group, name=name)
 
 
+def _listed_only(info: typer.models.CommandInfo) -> typer.models.CommandInfo:
+    """The command as the overview lists it, name and summary: none of its options is built (the overview runs
+    no command, and building `up`'s 40 options alone costs more than drawing the whole list)."""
+    listed = copy.copy(info)
+    listed.name, listed.help = _name(info), info.help or inspect.getdoc(info.callback)
+    listed.callback = _listed
+    return listed
+
+
+def _listed() -> None:
+    """Never run: stands for a command in the overview."""
+
+
 def _name(info: typer.models.CommandInfo) -> str:
     return info.name or info.callback.__name__.replace("_", "-")
 
 
 def run(argv: list[str]) -> int:
     """Run kitctl with `argv`; return the exit code (tests call this directly)."""
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
+    from kitctl.cli import help_panels
     from kitctl.console import print_error
     from kitcore.errors import KitError
 
     try:
         app, args, prog_name = build(argv)
-        result = app(args=args, prog_name=prog_name, standalone_mode=False)
+        command = typer.main.get_command(app)
+        help_panels.install(command)
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
         return result if isinstance(result, int) else 0
+    except NoArgsIsHelpError as exc:  # `kitctl`, `kitctl hq`: the help, and the usage error's exit code
+        sys.stderr.write(exc.format_message() + "\n")
+        return exc.exit_code
     except KitError as exc:
         print_error(str(exc))
         return exc.exit_code
