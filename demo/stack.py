@@ -172,7 +172,7 @@ def build_and_push_images(client: "docker.DockerClient", demo: Demo) -> None:
     from kitctl.console import line_progress
 
     say("building images (cached layers are reused; the first run takes a few minutes)")
-    with line_progress() as on_line:
+    with line_progress(side_by_side=True) as on_line:
         build_images(client, REPO, __version__, services_, on_line=on_line)
     say(f"pushing images to {demo.registry}")
     creds = checked_credentials(demo.registry, *registry_admin())

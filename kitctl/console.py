@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -72,21 +73,32 @@ def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+DONE = "✔ "
+"""A progress line that starts with this ends its step."""
+
+
 @contextmanager
-def line_progress() -> Iterator[Callable[[str, str], None]]:
-    """A rich progress display (stderr): one spinner line per image/step."""
+def line_progress(side_by_side: bool = False) -> Iterator[Callable[[str, str], None]]:
+    """A rich progress display (stderr): one spinner line per image/step.
+
+    A step ends with a line starting with `DONE`, or when the display closes; steps that run one
+    after another (`side_by_side` false) also end when the next one starts."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[name]:<10}"), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=err(), transient=False) as progress:
         tasks: dict[str, int] = {}
+        lock = threading.Lock()
 
         def on_line(name: str, line: str) -> None:
-            if name not in tasks:
-                for other in tasks.values():
-                    progress.update(other, completed=1, total=1)
-                tasks[name] = progress.add_task("", name=name, total=None)
-            progress.update(tasks[name], description=line[:100].replace("[", r"\["))
+            with lock:  # steps side by side report from their own threads
+                if name not in tasks:
+                    for other in tasks.values() if not side_by_side else ():
+                        progress.update(other, completed=1, total=1)
+                    tasks[name] = progress.add_task("", name=name, total=None)
+                progress.update(tasks[name], description=line[:100].replace("[", r"\["))
+                if line.startswith(DONE):
+                    progress.update(tasks[name], completed=1, total=1)
 
         yield on_line
         for task in tasks.values():

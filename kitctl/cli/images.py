@@ -34,6 +34,8 @@ def build(
     base_image: str = typer.Option("kitctl/base:bookworm", "--base-image", help="Base of every image (e.g. python:3.11-slim elsewhere)."),
     source: Optional[Path] = typer.Option(None, "--source", help="Source checkout to build from (default: this kitctl's).", file_okay=False),
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
+    jobs: int = typer.Option(2, "--jobs", min=1, max=8,
+                             help="Images built at once (those of one Dockerfile one after another)."),
     plugin_wheel: Optional[list[Path]] = typer.Option(
         None, "--plugin-wheel", help="A third-party plugin wheel, or a folder of them, to install into the storefront "
                                      "and agent images (repeatable)."),
@@ -53,8 +55,8 @@ def build(
     root = checked_source_dir(source)
     wheels = checked_wheels(list(plugin_wheel or []), root)  # before Docker: a bad wheel changes nothing
     client = connect(docker_host, timeout=300)
-    with line_progress() as on_line:
-        built = build_images(client, root, version, services, base_image, on_line, no_cache, wheels)
+    with line_progress(side_by_side=True) as on_line:
+        built = build_images(client, root, version, services, base_image, on_line, no_cache, wheels, jobs)
     if json_out:
         print_json([b.as_dict() for b in built])
         return
