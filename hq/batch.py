@@ -35,7 +35,7 @@ from hq.ledger import events as ledger
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.metrics import metrics
-from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
+from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site, SiteDay
 from hq.amounts import charge_cents
 from hq.order_checks import SiteContext, catalog_problem
 from hq.payments import flow as payments
@@ -50,27 +50,34 @@ if TYPE_CHECKING:
 SIGNALS = ("account", "contact", "ip")
 
 
-@lru_cache(maxsize=2)
-def _sql(postgres: bool = False) -> SimpleNamespace:
-    """The statements, built once: constructing SQLAlchemy statements per request costs more than running them.
-
-    On PostgreSQL a list of ids travels as one array (`= ANY(...)`), so the SQL
-    text is the same for every batch size and the driver parses it once.
-    """
+def one_of(column: Any, name: str, postgres: bool) -> Any:
+    """`column` is one of the list bound as `name`: on PostgreSQL one array (`= ANY(...)`), so the SQL text is
+    the same for every batch size and the driver prepares it once; elsewhere an expanding IN."""
     if postgres:
         from sqlalchemy import String, func
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        known_ids = Order.order_id == func.any(bindparam("ids", type_=ARRAY(String)))
-    else:
-        known_ids = Order.order_id.in_(bindparam("ids", expanding=True))
+        return column == func.any(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@lru_cache(maxsize=2)
+def _sql(postgres: bool = False) -> SimpleNamespace:
+    """The statements, built once: constructing SQLAlchemy statements per request costs more than running them.
+
+    Each reads what the batch needs of all its sites at once (one statement, not one a site): a group of
+    single-order requests (hq.order_groups) is as many sites as orders.
+    """
     return SimpleNamespace(
-        known=select(Order.order_id, Order.request_sha256).where(Order.site_id == bindparam("site"), known_ids),
+        known=select(Order.site_id, Order.order_id, Order.request_sha256)
+        .where(one_of(Order.site_id, "sites", postgres), one_of(Order.order_id, "ids", postgres)),
+        sites_today=select(SiteDay.site_id, SiteDay.orders, SiteDay.amount_cents)
+        .where(one_of(SiteDay.site_id, "sites", postgres), SiteDay.day == bindparam("day")),
+        sites_created=select(Site.id, Site.created_at).where(one_of(Site.id, "sites", postgres)),
         items=select(
             CatalogItem.sku, CatalogItem.category, CatalogItem.status, CatalogItem.deleted, CatalogItem.min_qty,
             CatalogItem.max_qty, CatalogItem.stock_kind, CatalogItem.account_pattern, CatalogItem.price_cents,
         ).where(CatalogItem.sku.in_(bindparam("skus", expanding=True))),
-        site_created=select(Site.created_at).where(Site.id == bindparam("site")),
         keys=select(CardKey.id, CardKey.sku, CardKey.serial, CardKey.secret_enc)
         .where(CardKey.sku == bindparam("sku"), CardKey.status == "available").order_by(CardKey.id)
         .limit(bindparam("n")).with_for_update(skip_locked=True),
@@ -144,12 +151,11 @@ def _contexts(parts: list[Part], orders: list["OrderIn"]) -> list[SiteContext]:
 
 def _known(conn: "Connection", sql: SimpleNamespace, ctxs: list[SiteContext],
            orders: list["OrderIn"]) -> dict[tuple[str, str], str]:
-    """(site, order_id) → stored digest of the batch's orders HQ already has: one look-up per site."""
-    ids: dict[str, list[str]] = defaultdict(list)
-    for ctx, order in zip(ctxs, orders):
-        ids[ctx.site_id].append(order.order_id)
-    return {(site, order_id): digest for site in sorted(ids)
-            for order_id, digest in conn.execute(sql.known, {"site": site, "ids": ids[site]})}
+    """(site, order_id) → stored digest of the batch's orders HQ already has: one look-up for every site."""
+    asked = {(ctx.site_id, order.order_id) for ctx, order in zip(ctxs, orders)}
+    rows = conn.execute(sql.known, {"sites": sorted({site for site, _ in asked}),
+                                    "ids": sorted({order_id for _, order_id in asked})})
+    return {(site, order_id): digest for site, order_id, digest in rows if (site, order_id) in asked}
 
 
 def _finished_keys(parts: list[Part], hq_ids: list[str]) -> list[dict[str, Any]]:
@@ -192,9 +198,11 @@ def _judge_all(hq: "HQ", conn: "Connection", ctxs: list[SiteContext], orders: li
     values = {k: sorted({v for v in (_signal(o, k) for o in orders) if v}) for k in SIGNALS}
     velocity = {k: risk.velocity_counts(conn, by_signal[k], k, values[k], now) if by_signal[k] and values[k] else {}
                 for k in SIGNALS}
-    sites = sorted({ctx.site_id for ctx in ctxs})
-    day = {site: risk.site_today(conn, site, now) for site in sites}
-    created = {site: conn.execute(_sql().site_created, {"site": site}).scalar() for site in sites}
+    sql, sites = _sql(conn.dialect.name == "postgresql"), sorted({ctx.site_id for ctx in ctxs})
+    today = {site: (int(n), int(amount)) for site, n, amount in
+             conn.execute(sql.sites_today, {"sites": sites, "day": risk.utc_day(now)})}
+    day = {site: today.get(site, (0, 0)) for site in sites}
+    created = dict(conn.execute(sql.sites_created, {"sites": sites}).all())
     out = []
     for ctx, order in zip(ctxs, orders):
         amount = order.unit_price_cents * order.quantity
@@ -206,7 +214,7 @@ def _judge_all(hq: "HQ", conn: "Connection", ctxs: list[SiteContext], orders: li
             counts = risk.Counts(
                 velocity={k: velocity[k].get(v, [0] * len(by_signal[k]))
                           for k in SIGNALS if by_signal[k] and (v := _signal(order, k))},
-                site_orders_today=site_orders, site_amount_today=site_amount, site_created_at=created[ctx.site_id])
+                site_orders_today=site_orders, site_amount_today=site_amount, site_created_at=created.get(ctx.site_id))
             candidate = risk.Candidate(
                 site_id=ctx.site_id, quantity=order.quantity, amount_cents=amount, account=order.buyer.account,
                 contact=order.buyer.contact, ip=order.buyer.ip, region=order.buyer.region,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -188,14 +189,16 @@ def claim_new_keys(hq: "HQ", group: list[_Request]) -> set[_Request]:
     now = utcnow()
     rows = [orders.claim_row(hq, site, key, orders.batch_hash(r.batch), now) for (site, key), r in first.items()]
     with hq.connection() as conn:
-        insert = _insert_if_new(conn.dialect.name).values(rows).on_conflict_do_nothing()
-        got = conn.execute(insert.returning(IdempotencyKey.site_id, IdempotencyKey.key)).all()
+        got = conn.execute(_claim_if_new(conn.dialect.name), rows).all()
     return {first[(site, key)] for site, key in got}
 
 
-def _insert_if_new(dialect: str) -> Any:
+@lru_cache(maxsize=2)
+def _claim_if_new(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the keys it claimed, built once: SQLAlchemy sends the rows of one
+    call as one multi-row statement (its "insertmanyvalues"), compiled once instead of once a group."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(IdempotencyKey)
+    return insert(IdempotencyKey).on_conflict_do_nothing().returning(IdempotencyKey.site_id, IdempotencyKey.key)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -287,9 +287,14 @@ def _site_today_statement():  # type: ignore[no-untyped-def]
                                                               SiteDay.day == bindparam("day"))
 
 
+def utc_day(now: datetime) -> date:
+    """The day `site_days` counts `now` in: HQ's days run midnight to midnight UTC."""
+    return aware(now).astimezone(timezone.utc).date()
+
+
 def site_today(conn: "Session | Connection", site_id: str, now: datetime) -> tuple[int, int]:
     """The site's orders and amount since HQ's midnight (UTC): one row of `site_days`, whatever the table's size."""
-    row = conn.execute(_site_today_statement(), {"site": site_id, "day": aware(now).astimezone(timezone.utc).date()}).one_or_none()
+    row = conn.execute(_site_today_statement(), {"site": site_id, "day": utc_day(now)}).one_or_none()
     return (int(row[0]), int(row[1])) if row is not None else (0, 0)
 
 

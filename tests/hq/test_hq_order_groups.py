@@ -271,3 +271,24 @@ def test_each_order_of_a_group_is_judged_under_its_own_sites_licence(hq, monkeyp
     judged = {k.split("#")[0]: (r[0][0]["decision"], r[0][0]["reasons"]) for k, r in answers.items()}
     assert judged["game"] == ("approve", []) and judged["games"] == ("approve", [])
     assert judged["phones"] == ("reject", ["category_not_licensed"])  # site-b's licence here: phones only
+
+
+def test_an_order_id_another_site_already_used_is_new_for_this_one_in_a_group(hq, monkeypatch):  # noqa: F811
+    """HQ looks up the group's known orders for all its sites in one statement: a match on the order id alone
+    (the same id at another site, with another body) must not make this site's order look known."""
+    inventory.import_csv(hq, "t", "sku,serial,secret\n" + "".join(f"card-1,X{i:03d},secret-x{i}\n" for i in range(3)))
+    site_b = SiteContext("site-b", ("game",), ("CN",))
+    first, _ = orders.submit(hq, site_b, "b-first", _batch(_buyer("shared", sku="card-1")))
+    held = HeldLead(hq, monkeypatch)
+    stepped_back: list[str] = []
+    each = orders.decide_each
+    monkeypatch.setattr(orders, "decide_each", lambda hq_, ctx, key, batch: (stepped_back.append(key),
+                                                                            each(hq_, ctx, key, batch))[1])
+    held.send("lead", _batch(_buyer("x0", sku="no-such-sku")))
+    held.send("a-shared", _batch(_buyer("shared", sku="card-1", quantity=2)))  # site-a; same id, another body
+    held.send("b-other", _batch(_buyer("other", sku="no-such-sku")), ctx=site_b)
+    answers = held.release()
+    assert held.group_keys[1] == ["a-shared", "b-other"] and stepped_back == []  # together, neither stepping back
+    (mine,), replayed = answers["a-shared#1"]
+    assert replayed is False and mine["decision"] == "approve" and len(mine["delivery"]["card_keys"]) == 2
+    assert mine["hq_order_id"] != first[0]["hq_order_id"]
