@@ -164,20 +164,27 @@ def point_registry_at_hq(demo: Demo) -> None:
 
 
 def build_and_push_images(client: "docker.DockerClient", demo: Demo) -> None:
-    from kitctl.images import select_services
+    from kitctl.console import line_progress
     from kitctl.images.build import build_images
     from kitctl.images.registry import checked_credentials, push_images
 
-    services_ = select_services(None)
-    from kitctl.console import line_progress
-
+    built, pushed = demo_images(demo)
     say("building images (cached layers are reused; the first run takes a few minutes)")
     with line_progress(side_by_side=True) as on_line:
-        build_images(client, REPO, __version__, services_, on_line=on_line)
+        build_images(client, REPO, __version__, built, on_line=on_line)
     say(f"pushing images to {demo.registry}")
     creds = checked_credentials(demo.registry, *registry_admin())
     with line_progress() as on_line:
-        push_images(client, services_, __version__, creds, on_line)
+        push_images(client, pushed, __version__, creds, on_line)
+
+
+def demo_images(demo: Demo) -> tuple[list[str], list[str]]:
+    """(built, pushed): the site's images, Prometheus' and Alertmanager's only when the site runs them, and HQ's,
+    whose container runs from the local image, so it is built and not pushed (the site pulls the others)."""
+    from kitctl.images import MONITORING_SERVICES, SITE_SERVICES, select_services
+
+    pushed = select_services([*SITE_SERVICES, *(MONITORING_SERVICES if demo.monitoring else ())])
+    return select_services([*pushed, "hq"]), pushed
 
 
 # -- HQ container -------------------------------------------------------------
