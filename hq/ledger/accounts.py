@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from hq.clock import utcnow
 from hq.models import LedgerAccount, LedgerLine
@@ -31,10 +31,13 @@ def site_account(site_id: str) -> str:
     return f"site:{site_id}"
 
 
+_KNOWN = select(LedgerAccount.code).where(LedgerAccount.code.in_(bindparam("codes", expanding=True)))  # built once
+
+
 def ensure(conn: "Connection", codes: Iterable[str]) -> None:
     """Create the accounts that do not exist yet (in the caller's transaction)."""
     wanted = set(codes)
-    known = set(conn.scalars(select(LedgerAccount.code).where(LedgerAccount.code.in_(sorted(wanted)))))
+    known = set(conn.scalars(_KNOWN, {"codes": sorted(wanted)}))
     missing = sorted(wanted - known)
     if missing:
         now = utcnow()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from hq import audit
 from hq.clock import iso, utcnow
@@ -60,9 +60,12 @@ class Terms:
     share_bps: int
 
 
+_TERMS = (select(Site.id, Licence.tier, Licence.revenue_share_bps).join(Licence, Licence.jti == Site.current_jti)
+          .where(Site.id.in_(bindparam("sites", expanding=True))))  # built once: every paid order batch reads it
+
+
 def licence_terms(conn: "Connection", site_ids: Iterable[str]) -> dict[str, Terms]:
-    rows = conn.execute(select(Site.id, Licence.tier, Licence.revenue_share_bps)
-                        .join(Licence, Licence.jti == Site.current_jti).where(Site.id.in_(sorted(set(site_ids)))))
+    rows = conn.execute(_TERMS, {"sites": sorted(set(site_ids))})
     return {site: Terms(tier, int(bps)) for site, tier, bps in rows}
 
 

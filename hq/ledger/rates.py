@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from hq import audit
 from hq.clock import iso, utcnow
@@ -55,14 +55,16 @@ class Rates:
         return self.rows.get(("payout_fee", None, None), DEFAULTS["payout_fee"])
 
 
+_IN_FORCE = (select(SettlementRate.kind, SettlementRate.tier, SettlementRate.category, SettlementRate.value)
+             .where(SettlementRate.effective_from <= bindparam("day"))
+             .order_by(SettlementRate.effective_from, SettlementRate.id))  # built once: every paid order batch
+
+
 def in_force(conn: "Connection", at: datetime) -> Rates:
     """The rates on the day of `at` (UTC): the latest row per key effective on or before it."""
     day = at.date()
     rows: dict[tuple[str, str | None, str | None], int] = {}
-    query = (select(SettlementRate.kind, SettlementRate.tier, SettlementRate.category, SettlementRate.value)
-             .where(SettlementRate.effective_from <= day)
-             .order_by(SettlementRate.effective_from, SettlementRate.id))
-    for kind, tier, category, value in conn.execute(query):
+    for kind, tier, category, value in conn.execute(_IN_FORCE, {"day": day}):
         rows[(kind, tier, category)] = int(value)
     return Rates(day, rows)
 

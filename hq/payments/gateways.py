@@ -34,10 +34,14 @@ def context(name: str) -> str:
     return f"gateway:{name}"
 
 
+# built once: every order batch reads it (twice when a gateway may be asked before the transaction)
+_ENABLED = (select(PaymentGateway.name, PaymentGateway.config_enc, PaymentGateway.updated_at)
+            .where(PaymentGateway.enabled.is_(True)).limit(1))
+
+
 def active(hq: "HQ", conn: "Connection") -> Gateway | None:
     """The enabled gateway, or None (then HQ runs the test mode: approval settles the order)."""
-    row = conn.execute(select(PaymentGateway.name, PaymentGateway.config_enc, PaymentGateway.updated_at)
-                       .where(PaymentGateway.enabled.is_(True)).limit(1)).first()
+    row = conn.execute(_ENABLED).first()
     return None if row is None else _open(hq.vault, *row)
 
 
