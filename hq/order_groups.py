@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy.exc import IntegrityError

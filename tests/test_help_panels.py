@@ -114,3 +114,18 @@ def test_a_first_help_imports_neither_rich_nor_pydantic(tmp_path, args):
     done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0 and "Usage: kitctl" in done.stdout
     assert done.stderr.strip().splitlines()[-1] == "['typer']"  # drawn by the full CLI, from an empty cache
+
+
+def test_an_argument_and_an_option_of_one_panel_name_are_both_shown_arguments_first():
+    app = typer.Typer()
+
+    @app.command()
+    def shop(name: str = typer.Argument(..., help="The shop's name.", rich_help_panel="Site"),
+             domain: str = typer.Option("localhost", help="Its domain.", rich_help_panel="Site")) -> None:
+        """Open a shop."""
+
+    command = typer.main.get_command(app)
+    ctx = command.make_context("kitctl shop", ["x"], resilient_parsing=True)
+    text = page(command, ctx, 80, colour=False)
+    assert re.findall(r"^╭─ (.+?) ─", text, flags=re.M) == ["Site", "Options", "Site"]
+    assert text.index("The shop's name.") < text.index("Its domain.") and "[default: localhost]" in text

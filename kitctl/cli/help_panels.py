@@ -68,10 +68,10 @@ def page(command: "Command", ctx: "Context", columns: int, colour: bool) -> str:
     lines = ["", *(f" {line}" for line in _wrap(usage_words, columns - 2, paint)), ""]
     lines += _description(command, columns, paint)
     params, subcommands = _param_panels(command, ctx), _command_panels(command, ctx)
-    key_cells = max((_cells(name) for rows in params.values() for name, _, _ in rows if _cells(name) <= NAMES_CELLS),
+    key_cells = max((_cells(name) for _, rows in params for name, _, _ in rows if _cells(name) <= NAMES_CELLS),
                     default=0)
-    type_cells = max((_cells(kind) for rows in params.values() for _, kind, _ in rows), default=0)
-    for title, rows in params.items():
+    type_cells = max((_cells(kind) for _, rows in params for _, kind, _ in rows), default=0)
+    for title, rows in params:
         lines += _panel(title, [_param_row(row, key_cells, type_cells, columns, paint) for row in rows], columns, paint)
     name_cells = max((_cells(name) for rows in subcommands.values() for name, _ in rows), default=0)
     for title, named in subcommands.items():
@@ -100,8 +100,9 @@ def _description(command: "Command", columns: int, paint: "_Painter") -> list[st
 ParamRow = tuple[str, str, Words]  # names, type, help words
 
 
-def _param_panels(command: "Command", ctx: "Context") -> dict[str, list[ParamRow]]:
-    """Rows per panel: arguments first, then options, each under its `rich_help_panel` (default panel first)."""
+def _param_panels(command: "Command", ctx: "Context") -> list[tuple[str, list[ParamRow]]]:
+    """Rows per panel: the arguments' panels, then the options', each under its `rich_help_panel` (the default
+    panel first), as typer orders them."""
     arguments: dict[str, list[ParamRow]] = {ARGUMENTS: []}
     options: dict[str, list[ParamRow]] = {OPTIONS: []}
     for param in command.get_params(ctx):
@@ -111,7 +112,7 @@ def _param_panels(command: "Command", ctx: "Context") -> dict[str, list[ParamRow
         is_argument = param.param_type_name == "argument"
         panel = getattr(param, "rich_help_panel", None) or (ARGUMENTS if is_argument else OPTIONS)
         (arguments if is_argument else options).setdefault(panel, []).append(_row(param, ctx, *record))
-    return {title: rows for title, rows in (arguments | options).items() if rows}
+    return [(title, rows) for panels in (arguments, options) for title, rows in panels.items() if rows]
 
 
 def _row(param: "Parameter", ctx: "Context", names: str, text: str) -> ParamRow:
