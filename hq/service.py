@@ -110,12 +110,18 @@ class HQ:
 
     @contextmanager
     def read(self) -> Iterator["Connection"]:
-        """A read-only Core connection; on SQLite it takes no write lock. Inside `one_read`, that one."""
+        """A read-only Core connection; on SQLite it takes no write lock. Inside `one_read`, that one.
+
+        On PostgreSQL it runs in autocommit: under READ COMMITTED each statement reads its own snapshot inside
+        a transaction as well, so a BEGIN and a ROLLBACK would only add two round trips to every read; and
+        psycopg forgets a connection's prepared statements at each ROLLBACK, which the pooled connections of
+        the order path would otherwise pay for after every read."""
         shared = _SHARED_READ.get()
         if shared is not None and shared.engine is self.engine:
             yield shared
             return
-        with self.engine.connect().execution_options(hq_read_only=True) as conn:
+        options = {"isolation_level": "AUTOCOMMIT"} if self.engine.dialect.name == "postgresql" else {}
+        with self.engine.connect().execution_options(hq_read_only=True, **options) as conn:
             yield conn
 
     @contextmanager
