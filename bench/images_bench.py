@@ -34,7 +34,7 @@ BENCH_BASE = "kitctl/base:bench"
 
 
 def main() -> int:
-    from kitctl.images import DEFAULT_BASE_IMAGE, SERVICES, image_tag
+    from kitctl.images import DEFAULT_BASE_IMAGE, SERVICES
     from kitctl.images.build import build_images, ensure_base_image
     from kitctl.engine import connect
 
@@ -68,11 +68,7 @@ def main() -> int:
             for c, w in zip(cold, warm)
         }
     finally:
-        for service in SERVICES:
-            try:
-                client.api.remove_image(image_tag(service, BENCH_VERSION))
-            except Exception:
-                pass
+        remove_bench_images(client)
 
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -86,12 +82,23 @@ def main() -> int:
     return 0
 
 
+def remove_bench_images(client) -> None:
+    """The throwaway tags this bench built (the real tags are never touched)."""
+    from kitctl.images import SERVICES, image_tag
+
+    for service in SERVICES:
+        try:
+            client.api.remove_image(image_tag(service, BENCH_VERSION))
+        except Exception:
+            pass
+
+
 def first_builds(client) -> int:
     """Each round on a fresh copy of the base image, one image at a time, then two at a time."""
     import io
     import os
 
-    from kitctl.images import DEFAULT_BASE_IMAGE, SERVICES, image_tag
+    from kitctl.images import DEFAULT_BASE_IMAGE, SERVICES
     from kitctl.images.build import build_images, ensure_base_image
 
     import subprocess
@@ -113,11 +120,7 @@ def first_builds(client) -> int:
             built = build_images(client, REPO, BENCH_VERSION, list(SERVICES), base_image=base, jobs=jobs)
             seconds[jobs] = time.monotonic() - started
         finally:
-            for service in SERVICES:
-                try:
-                    client.api.remove_image(image_tag(service, BENCH_VERSION))
-                except Exception:
-                    pass
+            remove_bench_images(client)
             client.api.remove_image(base)
             shutil.rmtree(os.environ["XDG_CACHE_HOME"], ignore_errors=True)
         each = ", ".join(f"{b.service} {b.seconds:.1f}" for b in built)
