@@ -35,7 +35,8 @@ from hq.ledger import events as ledger
 from hq.clock import utcnow
 from hq.errors import ApiError
 from hq.metrics import metrics
-from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site, SiteDay
+from hq.db import one_of
+from hq.models import CardKey, CatalogItem, IdempotencyKey, Order, Site
 from hq.amounts import charge_cents
 from hq.order_checks import SiteContext, catalog_problem
 from hq.payments import flow as payments
@@ -50,17 +51,6 @@ if TYPE_CHECKING:
 SIGNALS = ("account", "contact", "ip")
 
 
-def one_of(column: Any, name: str, postgres: bool) -> Any:
-    """`column` is one of the list bound as `name`: on PostgreSQL one array (`= ANY(...)`), so the SQL text is
-    the same for every batch size and the driver prepares it once; elsewhere an expanding IN."""
-    if postgres:
-        from sqlalchemy import String, func
-        from sqlalchemy.dialects.postgresql import ARRAY
-
-        return column == func.any(bindparam(name, type_=ARRAY(String)))
-    return column.in_(bindparam(name, expanding=True))
-
-
 @lru_cache(maxsize=2)
 def _sql(postgres: bool = False) -> SimpleNamespace:
     """The statements, built once: constructing SQLAlchemy statements per request costs more than running them.
@@ -71,8 +61,6 @@ def _sql(postgres: bool = False) -> SimpleNamespace:
     return SimpleNamespace(
         known=select(Order.site_id, Order.order_id, Order.request_sha256)
         .where(one_of(Order.site_id, "sites", postgres), one_of(Order.order_id, "ids", postgres)),
-        sites_today=select(SiteDay.site_id, SiteDay.orders, SiteDay.amount_cents)
-        .where(one_of(SiteDay.site_id, "sites", postgres), SiteDay.day == bindparam("day")),
         sites_created=select(Site.id, Site.created_at).where(one_of(Site.id, "sites", postgres)),
         items=select(
             CatalogItem.sku, CatalogItem.category, CatalogItem.status, CatalogItem.deleted, CatalogItem.min_qty,
@@ -198,11 +186,9 @@ def _judge_all(hq: "HQ", conn: "Connection", ctxs: list[SiteContext], orders: li
     values = {k: sorted({v for v in (_signal(o, k) for o in orders) if v}) for k in SIGNALS}
     velocity = {k: risk.velocity_counts(conn, by_signal[k], k, values[k], now) if by_signal[k] and values[k] else {}
                 for k in SIGNALS}
-    sql, sites = _sql(conn.dialect.name == "postgresql"), sorted({ctx.site_id for ctx in ctxs})
-    today = {site: (int(n), int(amount)) for site, n, amount in
-             conn.execute(sql.sites_today, {"sites": sites, "day": risk.utc_day(now)})}
-    day = {site: today.get(site, (0, 0)) for site in sites}
-    created = dict(conn.execute(sql.sites_created, {"sites": sites}).all())
+    sites = sorted({ctx.site_id for ctx in ctxs})
+    day = risk.sites_today(conn, sites, now)
+    created = dict(conn.execute(_sql(conn.dialect.name == "postgresql").sites_created, {"sites": sites}).all())
     out = []
     for ctx, order in zip(ctxs, orders):
         amount = order.unit_price_cents * order.quantity

@@ -17,6 +17,18 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def one_of(column: "ColumnElement", name: str, postgres: bool) -> "ColumnElement":
+    """`column` is one of the list bound as `name`: on PostgreSQL one array (`= ANY(...)`), so the SQL text is
+    the same for every list length and the driver prepares it once; elsewhere an expanding IN."""
+    from sqlalchemy import String, bindparam, func
+
+    if postgres:
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == func.any(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for plain `postgresql://` URLs."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

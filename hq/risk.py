@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from hq.clock import aware
+from hq.db import one_of
 from hq.fields import MAX_CENTS, Account, Contact, IpNetwork, Region, integer, unique
 from hq.models import Order, Site, SiteDay
 from kitcore.errors import InvalidInput
@@ -256,16 +257,9 @@ def _velocity_statement(key: str, windows: int, postgres: bool):  # type: ignore
     stays the same for any batch size and the driver parses it once.
     """
     column = _VELOCITY_COLUMN[key]
-    if postgres:
-        from sqlalchemy import String
-        from sqlalchemy.dialects.postgresql import ARRAY
-
-        match = column == func.any(bindparam("values", type_=ARRAY(String)))
-    else:
-        match = column.in_(bindparam("values", expanding=True))
     return (select(column, *[func.coalesce(func.sum(case((Order.received_at >= bindparam(f"since_{i}"), 1),
                                                          else_=0)), 0) for i in range(windows)])
-            .where(match, Order.received_at >= bindparam("earliest"))
+            .where(one_of(column, "values", postgres), Order.received_at >= bindparam("earliest"))
             .group_by(column))
 
 
@@ -274,17 +268,20 @@ def velocity_counts(conn: "Session | Connection", rules: list[VelocityRule], key
     """For each value of one signal, how many orders fall in each rule's window (one grouped query)."""
     sinces = [now - timedelta(seconds=r.window_seconds) for r in rules]
     params = {f"since_{i}": since for i, since in enumerate(sinces)}
-    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
-    postgres = dialect.name == "postgresql"
-    rows = conn.execute(_velocity_statement(key, len(rules), postgres),
+    rows = conn.execute(_velocity_statement(key, len(rules), _postgres(conn)),
                         {**params, "values": values, "earliest": min(sinces)}).all()
     return {row[0]: [int(n or 0) for n in row[1:]] for row in rows}
 
 
-@lru_cache(maxsize=1)
-def _site_today_statement():  # type: ignore[no-untyped-def]
-    return select(SiteDay.orders, SiteDay.amount_cents).where(SiteDay.site_id == bindparam("site"),
-                                                              SiteDay.day == bindparam("day"))
+def _postgres(conn: "Session | Connection") -> bool:
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    return dialect.name == "postgresql"
+
+
+@lru_cache(maxsize=2)
+def _sites_today_statement(postgres: bool):  # type: ignore[no-untyped-def]
+    return (select(SiteDay.site_id, SiteDay.orders, SiteDay.amount_cents)
+            .where(one_of(SiteDay.site_id, "sites", postgres), SiteDay.day == bindparam("day")))
 
 
 def utc_day(now: datetime) -> date:
@@ -292,10 +289,17 @@ def utc_day(now: datetime) -> date:
     return aware(now).astimezone(timezone.utc).date()
 
 
+def sites_today(conn: "Session | Connection", sites: list[str], now: datetime) -> dict[str, tuple[int, int]]:
+    """Each site's orders and amount since HQ's midnight (UTC): a row of `site_days` a site, whatever the table's
+    size, all the sites in one statement."""
+    rows = conn.execute(_sites_today_statement(_postgres(conn)), {"sites": sites, "day": utc_day(now)})
+    found = {site: (int(n), int(amount)) for site, n, amount in rows}
+    return {site: found.get(site, (0, 0)) for site in sites}
+
+
 def site_today(conn: "Session | Connection", site_id: str, now: datetime) -> tuple[int, int]:
-    """The site's orders and amount since HQ's midnight (UTC): one row of `site_days`, whatever the table's size."""
-    row = conn.execute(_site_today_statement(), {"site": site_id, "day": utc_day(now)}).one_or_none()
-    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
+    """The site's orders and amount since HQ's midnight (UTC)."""
+    return sites_today(conn, [site_id], now)[site_id]
 
 
 def _velocity(rules: list[VelocityRule], counts: Counts) -> list[tuple[str, str]]:
